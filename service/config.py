@@ -1,0 +1,218 @@
+"""Configuration from a TOML file (see config.example.toml), with local defaults.
+
+With no file, everything runs under ./var: SQLite, a Maildir inbox, an SMTP sink
+on 127.0.0.1:8025. Relative paths are taken from the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from workflow.errors import PcseError
+
+
+class ConfigError(PcseError, ValueError):
+    """A configuration the service cannot run with; the message says what to fix."""
+
+
+@dataclass
+class DatabaseConfig:
+    url: str = "sqlite:///var/pcse.sqlite3"
+
+
+@dataclass
+class MailboxConfig:
+    name: str = "enquiries"
+    address: str = "pcse.portalenquiries@nhs.net"
+    maildir: str | None = None
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_ssl: bool = True
+    starttls: bool = False
+    username: str | None = None
+    auth: str = "password"  # or "oauth2"
+    password: str | None = None
+    password_env: str | None = None
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    failed_folder: str = "Failed"
+    batch_size: int = 100
+    # OAuth2 (XOAUTH2): either Microsoft 365 client credentials via msal, or a command.
+    oauth2_provider: str = "msal"  # or "command"
+    oauth2_tenant_env: str = "PCSE_OAUTH2_TENANT"
+    oauth2_client_id_env: str = "PCSE_OAUTH2_CLIENT_ID"
+    oauth2_client_secret_env: str = "PCSE_OAUTH2_CLIENT_SECRET"
+    oauth2_scope: str = "https://outlook.office365.com/.default"
+    oauth2_token_command: str | None = None
+
+    @property
+    def is_imap(self) -> bool:
+        return self.imap_host is not None
+
+    def secret(self) -> str | None:
+        """The password, from the file or the environment variable it names."""
+        if self.password is not None:
+            return self.password
+        if self.password_env:
+            return os.environ.get(self.password_env)
+        return None
+
+
+@dataclass
+class SmtpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8025
+    from_address: str = "pcse.portalenquiries@nhs.net"
+    from_name: str = "PCSE Online user management"
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    auth: str = "none"  # "none", "password" or "oauth2" (shares the first mailbox's provider)
+    password: str | None = None
+    password_env: str | None = None
+    timeout_seconds: float = 30.0
+    batch_size: int = 200
+
+    def secret(self) -> str | None:
+        if self.password is not None:
+            return self.password
+        if self.password_env:
+            return os.environ.get(self.password_env)
+        return None
+
+
+@dataclass
+class SecurityConfig:
+    trusted_authserv_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WorkflowConfig:
+    reminder_after_days: float = 3
+    expire_after_days: float = 10
+
+
+@dataclass
+class ScheduleConfig:
+    poll_seconds: float = 30
+    idle: bool = True
+    outbox_seconds: float = 10
+    housekeeping_seconds: float = 300
+
+
+@dataclass
+class LimitsConfig:
+    attachment_max_bytes: int = 20 * 1024 * 1024
+    pdf_timeout_seconds: float = 15
+    pdf_memory_mb: int = 512
+    pdf_max_pages: int = 20
+
+
+@dataclass
+class NotificationsConfig:
+    templates_dir: str | None = None
+    max_replies_per_hour: int = 5
+
+
+@dataclass
+class StorageConfig:
+    raw_dir: str = "var/raw"
+
+
+@dataclass
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key_env: str = "PCSE_WEB_SECRET"
+    # Secure cookies are always set when served over TLS; force them behind a TLS proxy.
+    secure_cookies: bool = False
+
+
+@dataclass
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    mailboxes: list[MailboxConfig] = field(default_factory=list)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    source: str = "built-in local defaults"
+
+    @property
+    def our_addresses(self) -> set[str]:
+        """Every address the service sends from or reads; never answered automatically."""
+        found = {self.smtp.from_address.lower()}
+        found.update(m.address.lower() for m in self.mailboxes)
+        return found
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"Unknown key(s) in [{where}]: {', '.join(sorted(unknown))}.")
+    return cls(**data)
+
+
+def local_defaults() -> Config:
+    return Config(mailboxes=[MailboxConfig(maildir="var/maildir")])
+
+
+def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
+    sections = {
+        "database": DatabaseConfig,
+        "smtp": SmtpConfig,
+        "security": SecurityConfig,
+        "workflow": WorkflowConfig,
+        "schedule": ScheduleConfig,
+        "limits": LimitsConfig,
+        "notifications": NotificationsConfig,
+        "storage": StorageConfig,
+        "web": WebConfig,
+    }
+    unknown = set(data) - set(sections) - {"mailboxes"}
+    if unknown:
+        raise ConfigError(f"Unknown section(s): {', '.join(sorted(unknown))}.")
+    built = {name: _build(cls, data.get(name, {}), name) for name, cls in sections.items()}
+    mailboxes = [_build(MailboxConfig, m, "mailboxes") for m in data.get("mailboxes", [])]
+    config = Config(**built, mailboxes=mailboxes, source=source)
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    names = [m.name for m in config.mailboxes]
+    if len(names) != len(set(names)):
+        raise ConfigError("Each [[mailboxes]] entry needs a different name.")
+    for box in config.mailboxes:
+        if bool(box.maildir) == bool(box.imap_host):
+            raise ConfigError(
+                f"Mailbox {box.name!r} needs exactly one of maildir or imap_host."
+            )
+        if box.auth not in ("password", "oauth2"):
+            raise ConfigError(f"Mailbox {box.name!r}: auth must be \"password\" or \"oauth2\".")
+    if config.smtp.auth not in ("none", "password", "oauth2"):
+        raise ConfigError('[smtp] auth must be "none", "password" or "oauth2".')
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the file at `path`, or $PCSE_CONFIG, or fall back to the local defaults."""
+    chosen = path or os.environ.get("PCSE_CONFIG")
+    if not chosen:
+        return local_defaults()
+    file = Path(chosen)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"The configuration file {file} does not exist.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"The configuration file {file} is not valid TOML: {exc}.") from exc
+    return from_mapping(data, source=str(file))

@@ -1,0 +1,5 @@
+"""Shared fixtures. Each kind of real server the tests use has a module in tests/fixtures."""
+
+pytest_plugins = [
+    "tests.fixtures.databases",
+]

@@ -1,0 +1,1 @@
+"""The case store, the user directory and its rules, approvals and the AEL."""

@@ -1,0 +1,332 @@
+"""The schema: directory, cases, approvals, the inbound ledger, the outbox, accounts.
+
+All tables live here so that the migration and every package see one schema.
+Timestamps are UTC. Rows that record history are never updated in place.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from workflow.db import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+Timestamp = DateTime(timezone=True)
+
+# --------------------------------------------------------------------------- directory
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(20))  # catalogue.ORG_TYPES
+    icb_code: Mapped[str | None] = mapped_column(String(8), index=True)
+    # active, closed, dormant, proposed (from ODS); hand-loaded organisations are active.
+    status: Mapped[str] = mapped_column(String(12), default="active")
+    prescribing_setting: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    deactivated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class RoleAssignment(Base):
+    """A role held by a person in an organisation. Ended, never deleted (R8)."""
+
+    __tablename__ = "role_assignments"
+    __table_args__ = (Index("ix_roles_org_service_open", "organisation_id", "service", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    service: Mapped[str] = mapped_column(String(20))  # catalogue.Service
+    role: Mapped[str] = mapped_column(String(80))
+    granted_by: Mapped[str] = mapped_column(String(254))
+    granted_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    grant_reason: Mapped[str] = mapped_column(Text)
+    ended_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    ended_by: Mapped[str | None] = mapped_column(String(254))
+    end_reason: Mapped[str | None] = mapped_column(Text)
+
+    person: Mapped[Person] = relationship()
+    organisation: Mapped[Organisation] = relationship()
+
+
+class Signer(Base):
+    """A practice signer (GP Partner, Caldicott Guardian, Company Director)."""
+
+    __tablename__ = "signers"
+    __table_args__ = (UniqueConstraint("organisation_id", "email", "capacity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    capacity: Mapped[str] = mapped_column(String(30))  # catalogue.SIGNER_CAPACITIES key
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    organisation: Mapped[Organisation] = relationship()
+
+
+class AelContact(Base):
+    """An entry on NHS England's Authorised Email List."""
+
+    __tablename__ = "ael_contacts"
+    __table_args__ = (UniqueConstraint("icb_code", "email", "ael_role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    icb_code: Mapped[str] = mapped_column(String(8), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    ael_role: Mapped[str] = mapped_column(String(60))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class DirectoryEvent(Base):
+    """Append-only record of every change to the directory: who, when, what, why (R8)."""
+
+    __tablename__ = "directory_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(40))
+    organisation_code: Mapped[str | None] = mapped_column(String(16), index=True)
+    person_email: Mapped[str | None] = mapped_column(String(254), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------- cases
+
+
+class RefCounter(Base):
+    """The last case number issued in a year; case refs are PCSE-YYYY-NNNNNN."""
+
+    __tablename__ = "ref_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_state_updated", "state", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(20), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))  # states.CaseKind
+    state: Mapped[str] = mapped_column(String(20))  # states.CaseState
+    organisation_code: Mapped[str | None] = mapped_column(String(16), index=True)
+    requester: Mapped[str] = mapped_column(String(254), index=True)
+    requester_name: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    reason: Mapped[str | None] = mapped_column(Text)
+    # The inbound message that opened the case.
+    source_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    # When the case last entered a waiting state; reminders and expiry count from here.
+    waiting_since: Mapped[datetime | None] = mapped_column(Timestamp)
+    reminded_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class CaseEvent(Base):
+    """The case's history: every move, check and decision, append-only."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(254))
+    # "transition", "check", "decision", "note", "message", "approval", "applied" ...
+    event: Mapped[str] = mapped_column(String(30))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+class ApprovalRequest(Base):
+    """A single-use token bound to one case and one approver."""
+
+    __tablename__ = "approval_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    approver_email: Mapped[str] = mapped_column(String(254))
+    approver_name: Mapped[str] = mapped_column(String(200))
+    # "signer" or "ael": where the address came from (never from the form).
+    approver_source: Mapped[str] = mapped_column(String(10))
+    capacity: Mapped[str | None] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    reminded_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # open, approved, rejected, cancelled, expired
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    answer_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+
+
+# --------------------------------------------------------------------------- inbound ledger
+
+
+class InboundMessage(Base):
+    """One message taken from a mailbox. The raw bytes are kept in the raw store by sha256."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "uidvalidity", "uid"),
+        Index("ix_inbound_status", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(100))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # Short header facts for the queue; never the body.
+    from_address: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    # pending, processed, ignored, duplicate, failed, dismissed
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    # new_request, case_reply, approval_answer, automatic, bounce, duplicate, unrelated
+    classification: Mapped[str | None] = mapped_column(String(20))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    # The case this message opened or advanced (no foreign key: cases point back here).
+    case_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # Set once the message has left the inbox folder.
+    moved_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    processed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RawBlob(Base):
+    """Raw message bytes when the raw store is the database rather than a folder."""
+
+    __tablename__ = "raw_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MailboxState(Base):
+    """What the poller knows of each mailbox: last poll, last error, UIDVALIDITY."""
+
+    __tablename__ = "mailbox_state"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_poll_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_ok_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_fetched: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+class OutboxMessage(Base):
+    """An email to send, written in the same transaction as the change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(40))  # the template name
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[str | None] = mapped_column(Text)
+    to_address: Mapped[str] = mapped_column(String(254), index=True)
+    to_name: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    # Names of shipped files to attach (e.g. blank forms).
+    attachments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    auto_submitted: Mapped[str] = mapped_column(String(20), default="auto-replied")
+    # pending, sending, sent, failed, held, dismissed
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class Caseworker(Base):
+    __tablename__ = "caseworkers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_supervisor: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class JobRun(Base):
+    """A periodic job's run for one period; the unique key makes it run once across workers."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(60), primary_key=True)
+    period: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    worker: Mapped[str] = mapped_column(String(100))
