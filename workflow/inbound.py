@@ -1,0 +1,56 @@
+"""The hand-off from intake to the workflow: what a read email looks like, how it was classified.
+
+Intake produces these (it reads the bytes and classifies); the workflow consumes them.
+Defined here so that the workflow never imports intake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class MessageKind(StrEnum):
+    NEW_REQUEST = "new_request"
+    CASE_REPLY = "case_reply"  # a reply on a known case (ref in subject, or threading headers)
+    APPROVAL_ANSWER = "approval_answer"  # carries an approval token
+    AUTOMATIC = "automatic"  # out-of-office, auto-reply, mailing list: recorded, never answered
+    BOUNCE = "bounce"  # delivery failure report: recorded, never answered
+    DUPLICATE = "duplicate"  # same Message-ID or sha256 already seen
+    UNRELATED = "unrelated"  # e.g. our own mail looping back
+
+
+class Attachment(Protocol):
+    filename: str  # already made safe
+    content_type: str
+    data: bytes
+
+
+class IncomingMail(Protocol):
+    """A parsed email, read safely (malformed headers and unknown charsets tolerated)."""
+
+    message_id: str | None
+    subject: str
+    # Every address in From, in order, as (display name, lower-cased address).
+    from_addresses: list[tuple[str, str]]
+    to_addresses: list[str]
+    date: datetime | None
+    in_reply_to: str | None
+    references: list[str]
+    # Raw values of every Authentication-Results header, topmost first.
+    authentication_results: list[str]
+    text: str  # the plain-text body, or text derived from the HTML body
+    html: str | None
+    attachments: list[Attachment]
+
+
+@dataclass(frozen=True)
+class Classification:
+    kind: MessageKind
+    reason: str
+    case_id: int | None = None
+    # The approval token found in the message (subject, plus-address or body marker).
+    token: str | None = None
+    details: dict[str, str] = field(default_factory=dict)
