@@ -9,6 +9,7 @@ from sqlalchemy import inspect
 
 from service.config import Config
 from workflow.db import Database
+from workflow.env import WorkflowEnv
 from workflow.errors import PcseError
 
 
@@ -36,3 +37,16 @@ class AppContext:
                 )
             self._checked = True
         return database
+
+
+def workflow_env(config: Config) -> WorkflowEnv:
+    """The workflow's view of the configuration."""
+    return WorkflowEnv(
+        reminder_after_days=config.workflow.reminder_after_days,
+        expire_after_days=config.workflow.expire_after_days,
+        trusted_authserv_ids=tuple(config.security.trusted_authserv_ids),
+        from_address=config.smtp.from_address.lower(),
+        our_addresses=frozenset(config.our_addresses),
+        templates_dir=config.notifications.templates_dir,
+        max_replies_per_hour=config.notifications.max_replies_per_hour,
+    )
