@@ -1,0 +1,1 @@
+"""The demo's sample directory: organisations, role holders, practice signers and the AEL."""
