@@ -1,0 +1,576 @@
+"""The user directory: organisations, people, their roles, signers and the AEL.
+
+Every operation here checks PCSE's rules (workflow.rules) before it writes, so a refusal
+changes nothing, and every change writes one DirectoryEvent row: who, when, what, why (R8).
+Roles are ended, never deleted. Operations lock the organisation row, so that two
+workers granting at once cannot both take the last admin place (PostgreSQL; SQLite
+serialises writers anyway).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from forms.normalise import clean_ods
+from workflow.catalogue import (
+    AEL_GP_PAYMENTS_GENERAL,
+    CATALOGUE,
+    Service,
+    admin_role,
+    service_of,
+)
+from workflow.models import (
+    AelContact,
+    DirectoryEvent,
+    Organisation,
+    Person,
+    RoleAssignment,
+    Signer,
+    utcnow,
+)
+from workflow.rules import (
+    Holding,
+    RuleViolation,
+    check_assigner,
+    check_capacity,
+    last_admin_warning,
+    main_contact_role,
+    org_label,
+    require_active,
+    require_email,
+    require_held,
+    require_not_held,
+    require_open,
+    require_role,
+)
+
+__all__ = [
+    "Change",
+    "RuleViolation",
+    "admins",
+    "ael_contacts_for",
+    "amend_person",
+    "check_grant",
+    "deactivate_person",
+    "find_ael_contact",
+    "find_signer",
+    "get_org",
+    "get_person",
+    "grant_role",
+    "main_contact",
+    "org_view",
+    "reactivate_person",
+    "record_event",
+    "revoke_role",
+    "roles_of",
+    "set_main_contact",
+    "signers_for",
+]
+
+
+@dataclass
+class Change:
+    """What an operation did: the assignments it created or ended, and warnings (R7)."""
+
+    assignments: list[RoleAssignment] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # set_main_contact: the previous Main Contact, who is to be told (R2).
+    replaced: Person | None = None
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def get_org(session: Session, code: str) -> Organisation | None:
+    return session.scalars(select(Organisation).where(Organisation.code == clean_ods(code))).first()
+
+
+def get_person(session: Session, email: str) -> Person | None:
+    cleaned = (email or "").strip().strip("<>").strip().lower()
+    return session.scalars(select(Person).where(Person.email == cleaned)).first()
+
+
+def _open_assignments(session: Session, org: Organisation, role: str) -> list[RoleAssignment]:
+    return list(
+        session.scalars(
+            select(RoleAssignment)
+            .join(Person, RoleAssignment.person_id == Person.id)
+            .where(
+                RoleAssignment.organisation_id == org.id,
+                RoleAssignment.role == role,
+                RoleAssignment.ended_at.is_(None),
+                Person.active.is_(True),
+            )
+            .order_by(RoleAssignment.granted_at, RoleAssignment.id)
+        )
+    )
+
+
+def _holders(session: Session, org: Organisation, role: str) -> list[Person]:
+    return [a.person for a in _open_assignments(session, org, role)]
+
+
+def admins(session: Session, org_code: str, service: Service) -> list[Person]:
+    """Active holders of the service's admin role at the organisation, longest-serving first."""
+    org = get_org(session, org_code)
+    if org is None:
+        return []
+    return _holders(session, org, admin_role(Service(service)))
+
+
+def main_contact(session: Session, org_code: str) -> Person | None:
+    found = admins(session, org_code, Service.MAIN_CONTACT)
+    return found[0] if found else None
+
+
+def roles_of(session: Session, email: str) -> list[RoleAssignment]:
+    """The roles a person holds now, in every organisation."""
+    person = get_person(session, email)
+    if person is None:
+        return []
+    return list(
+        session.scalars(
+            select(RoleAssignment)
+            .where(RoleAssignment.person_id == person.id, RoleAssignment.ended_at.is_(None))
+            .order_by(RoleAssignment.id)
+        )
+    )
+
+
+def signers_for(session: Session, org_code: str) -> list[Signer]:
+    """The organisation's active practice signers, in order of preference (domain.md)."""
+    org = get_org(session, org_code)
+    if org is None:
+        return []
+    rows = session.scalars(
+        select(Signer).where(Signer.organisation_id == org.id, Signer.active.is_(True))
+    ).all()
+    preference = ["gp_partner", "caldicott_guardian", "company_director"]
+    return sorted(rows, key=lambda s: (_rank(preference, s.capacity), s.name.casefold(), s.id))
+
+
+def _rank(order: list[str], value: str) -> int:
+    return order.index(value) if value in order else len(order)
+
+
+def ael_contacts_for(
+    session: Session, icb_code: str, ael_role: str = AEL_GP_PAYMENTS_GENERAL
+) -> list[AelContact]:
+    return list(
+        session.scalars(
+            select(AelContact)
+            .where(
+                AelContact.icb_code == clean_ods(icb_code),
+                AelContact.ael_role == ael_role,
+                AelContact.active.is_(True),
+            )
+            .order_by(AelContact.name, AelContact.id)
+        )
+    )
+
+
+def find_signer(session: Session, org_code: str, email: str) -> Signer | None:
+    """The active signer of this organisation with this address (R6), if any."""
+    cleaned = (email or "").strip().lower()
+    for signer in signers_for(session, org_code):
+        if signer.email == cleaned:
+            return signer
+    return None
+
+
+def find_ael_contact(
+    session: Session, icb_code: str, email: str, ael_role: str = AEL_GP_PAYMENTS_GENERAL
+) -> AelContact | None:
+    """The active AEL contact of this ICB and AEL role with this address (R6), if any."""
+    cleaned = (email or "").strip().lower()
+    for contact in ael_contacts_for(session, icb_code, ael_role):
+        if contact.email == cleaned:
+            return contact
+    return None
+
+
+def _role_order(role: str) -> tuple[int, int, str]:
+    """Catalogue order: by service, the admin role first, then its roles as listed."""
+    service = service_of(role)
+    services = list(CATALOGUE)
+    info = CATALOGUE[service]
+    position = 0 if role == info.admin_role else 1 + info.assignable_roles.index(role)
+    return (services.index(service), position, role)
+
+
+def org_view(session: Session, code: str) -> dict[str, Any]:
+    """The `pcse directory show --json` document (design.md).
+
+    `users` lists everyone who holds or has held a role at the organisation, so that a
+    deactivated person still shows (active false, no roles); `roles` are the roles held now.
+    """
+    org = _require_org(session, code)
+    assignments = session.scalars(
+        select(RoleAssignment)
+        .where(RoleAssignment.organisation_id == org.id)
+        .order_by(RoleAssignment.id)
+    ).all()
+    people: dict[int, Person] = {}
+    current: dict[int, list[str]] = {}
+    for a in assignments:
+        people[a.person_id] = a.person
+        roles = current.setdefault(a.person_id, [])
+        if a.ended_at is None and a.role not in roles:
+            roles.append(a.role)
+    users = [
+        {
+            "name": p.name,
+            "email": p.email,
+            "active": p.active,
+            "roles": sorted(current[p.id], key=_role_order),
+        }
+        for p in sorted(people.values(), key=lambda p: (p.name.casefold(), p.email))
+    ]
+    return {
+        "code": org.code,
+        "name": org.name,
+        "type": org.type,
+        "icb_code": org.icb_code,
+        "users": users,
+    }
+
+
+# --------------------------------------------------------------------------- events
+
+
+def record_event(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    reason: str,
+    organisation_code: str | None = None,
+    person_email: str | None = None,
+    detail: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> DirectoryEvent:
+    """Append one row to the directory's history (R8)."""
+    event = DirectoryEvent(
+        at=now or utcnow(),
+        actor=actor,
+        action=action,
+        organisation_code=organisation_code,
+        person_email=person_email,
+        detail=detail or {},
+        reason=reason,
+    )
+    session.add(event)
+    return event
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _require_org(session: Session, code: str, *, lock: bool = False) -> Organisation:
+    query = select(Organisation).where(Organisation.code == clean_ods(code))
+    if lock:
+        query = query.with_for_update()
+    org = session.scalars(query).first()
+    if org is None:
+        raise RuleViolation(
+            "unknown_organisation", f"There is no organisation {clean_ods(code) or code!r} "
+            "in the directory."
+        )
+    return org
+
+
+def _require_person(session: Session, email: str) -> Person:
+    person = get_person(session, email)
+    if person is None:
+        raise RuleViolation(
+            "unknown_person", f"There is no person with the email address {email} in the directory."
+        )
+    return person
+
+
+def _holdings(session: Session, person: Person) -> list[Holding]:
+    rows = session.execute(
+        select(Organisation.code, RoleAssignment.role)
+        .join(Organisation, RoleAssignment.organisation_id == Organisation.id)
+        .where(RoleAssignment.person_id == person.id, RoleAssignment.ended_at.is_(None))
+    ).all()
+    return [Holding(code, role) for code, role in rows]
+
+
+def _open_assignment(
+    session: Session, org: Organisation, person: Person, role: str
+) -> RoleAssignment | None:
+    return session.scalars(
+        select(RoleAssignment).where(
+            RoleAssignment.organisation_id == org.id,
+            RoleAssignment.person_id == person.id,
+            RoleAssignment.role == role,
+            RoleAssignment.ended_at.is_(None),
+        )
+    ).first()
+
+
+def _check_grant(
+    session: Session,
+    *,
+    org_code: str,
+    email: str,
+    role: str,
+    by_admin: str | None,
+    lock: bool,
+) -> tuple[Organisation, str, str, Person | None]:
+    """Every rule a grant must pass; returns (org, canonical role, email, existing person)."""
+    canonical = require_role(role)
+    org = _require_org(session, org_code, lock=lock)
+    label = org_label(org.type, org.code)
+    require_open(label, org.status)
+    address = require_email(email)
+    person = get_person(session, address)
+    if person is not None:
+        require_active(address, person.active)
+        held = _open_assignment(session, org, person, canonical) is not None
+        require_not_held(address, canonical, label, held)
+    if by_admin is not None:
+        assigner_email = require_email(by_admin)
+        assigner = _require_person(session, assigner_email)
+        require_active(assigner_email, assigner.active, assigning=True)
+        check_assigner(
+            assigner=assigner_email, role=canonical, org_code=org.code, label=label,
+            holdings=_holdings(session, assigner),
+        )
+    holders = [p.email for p in _holders(session, org, canonical)]
+    check_capacity(role=canonical, label=label, holders=holders)
+    return org, canonical, address, person
+
+
+def check_grant(
+    session: Session, *, org_code: str, email: str, role: str, by_admin: str | None = None
+) -> None:
+    """Raise RuleViolation if granting `role` would break a rule; writes nothing."""
+    _check_grant(session, org_code=org_code, email=email, role=role, by_admin=by_admin,
+                 lock=False)
+
+
+# --------------------------------------------------------------------------- changes
+
+
+def _person_for(
+    session: Session, person: Person | None, email: str, name: str, actor: str, reason: str,
+    now: datetime,
+) -> Person:
+    """The existing person, or a new one recorded as added."""
+    if person is not None:
+        return person
+    tidy = " ".join((name or "").split()) or email
+    person = Person(email=email, name=tidy, active=True, created_at=now)
+    session.add(person)
+    session.flush()
+    record_event(session, actor=actor, action="person_added", reason=reason,
+                 person_email=email, detail={"name": tidy}, now=now)
+    return person
+
+
+def _assign(
+    session: Session, org: Organisation, person: Person, role: str, actor: str, reason: str,
+    now: datetime,
+) -> RoleAssignment:
+    assignment = RoleAssignment(
+        person=person, organisation=org, service=str(service_of(role)), role=role,
+        granted_by=actor, granted_at=now, grant_reason=reason,
+    )
+    session.add(assignment)
+    record_event(session, actor=actor, action="role_granted", reason=reason,
+                 organisation_code=org.code, person_email=person.email,
+                 detail={"role": role, "service": assignment.service}, now=now)
+    return assignment
+
+
+def _end(
+    session: Session, assignment: RoleAssignment, actor: str, reason: str, now: datetime,
+    action: str = "role_ended",
+) -> None:
+    assignment.ended_at = now
+    assignment.ended_by = actor
+    assignment.end_reason = reason
+    record_event(session, actor=actor, action=action, reason=reason,
+                 organisation_code=assignment.organisation.code,
+                 person_email=assignment.person.email,
+                 detail={"role": assignment.role, "service": assignment.service}, now=now)
+
+
+def grant_role(
+    session: Session,
+    *,
+    org_code: str,
+    email: str,
+    name: str,
+    role: str,
+    actor: str,
+    reason: str,
+    by_admin: str | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Give `email` the role at the organisation, creating the person if new.
+
+    `by_admin` is the address of the admin assigning (R3, R4 apply); None means PCSE.
+    Granting the Main Contact while one exists is refused: use set_main_contact.
+    """
+    now = now or utcnow()
+    org, canonical, address, person = _check_grant(
+        session, org_code=org_code, email=email, role=role, by_admin=by_admin, lock=True
+    )
+    person = _person_for(session, person, address, name, actor, reason, now)
+    assignment = _assign(session, org, person, canonical, actor, reason, now)
+    session.flush()
+    return Change(assignments=[assignment])
+
+
+def _warn_if_last(session: Session, assignment: RoleAssignment) -> list[str]:
+    org = assignment.organisation
+    remaining = len(_open_assignments(session, org, assignment.role))
+    warning = last_admin_warning(role=assignment.role, label=org_label(org.type, org.code),
+                                 remaining=remaining)
+    return [warning] if warning else []
+
+
+def revoke_role(
+    session: Session,
+    *,
+    org_code: str,
+    email: str,
+    role: str,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Change:
+    """End the person's role at the organisation; warn when the last admin goes (R7)."""
+    now = now or utcnow()
+    canonical = require_role(role)
+    org = _require_org(session, org_code, lock=True)
+    address = require_email(email)
+    person = get_person(session, address)
+    assignment = _open_assignment(session, org, person, canonical) if person else None
+    require_held(address, canonical, org_label(org.type, org.code), assignment is not None)
+    _end(session, assignment, actor, reason, now)
+    session.flush()
+    return Change(assignments=[assignment], warnings=_warn_if_last(session, assignment))
+
+
+def set_main_contact(
+    session: Session,
+    *,
+    org_code: str,
+    email: str,
+    name: str,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Change:
+    """Make `email` the organisation's one Main Contact, ending the old one's role (R2).
+
+    Change.replaced is the previous Main Contact, who is to be told.
+    """
+    now = now or utcnow()
+    role = main_contact_role()
+    org = _require_org(session, org_code, lock=True)
+    label = org_label(org.type, org.code)
+    require_open(label, org.status)
+    address = require_email(email)
+    person = get_person(session, address)
+    if person is not None:
+        require_active(address, person.active)
+    current = _open_assignments(session, org, role)
+    if person is not None and any(a.person_id == person.id for a in current):
+        require_not_held(address, role, label, True)
+    change = Change()
+    for old in current:
+        _end(session, old, actor, f"Replaced as Main Contact by {address}: {reason}", now)
+        change.assignments.append(old)
+        change.replaced = old.person
+    person = _person_for(session, person, address, name, actor, reason, now)
+    session.flush()
+    change.assignments.insert(0, _assign(session, org, person, role, actor, reason, now))
+    session.flush()
+    return change
+
+
+def deactivate_person(
+    session: Session, *, email: str, actor: str, reason: str, now: datetime | None = None
+) -> Change:
+    """Remove the person's access: end every role, keep the history (R8); warn per R7."""
+    now = now or utcnow()
+    address = require_email(email)
+    person = _require_person(session, address)
+    require_active(address, person.active)
+    change = Change()
+    open_roles = roles_of(session, address)
+    for org_id in sorted({a.organisation_id for a in open_roles}):
+        session.scalars(select(Organisation).where(Organisation.id == org_id).with_for_update())
+    for assignment in open_roles:
+        _end(session, assignment, actor, f"Account deactivated: {reason}", now)
+        change.assignments.append(assignment)
+    person.active = False
+    person.deactivated_at = now
+    record_event(session, actor=actor, action="person_deactivated", reason=reason,
+                 person_email=address,
+                 detail={"roles_ended": [[a.organisation.code, a.role] for a in open_roles]},
+                 now=now)
+    session.flush()
+    for assignment in open_roles:
+        change.warnings.extend(_warn_if_last(session, assignment))
+    return change
+
+
+def reactivate_person(
+    session: Session, *, email: str, actor: str, reason: str, now: datetime | None = None
+) -> Person:
+    """Allow a deactivated person to be granted roles again (their old roles stay ended)."""
+    now = now or utcnow()
+    address = require_email(email)
+    person = _require_person(session, address)
+    if person.active:
+        raise RuleViolation("already_held", f"{address} is already active.")
+    person.active = True
+    person.deactivated_at = None
+    record_event(session, actor=actor, action="person_reactivated", reason=reason,
+                 person_email=address, now=now)
+    session.flush()
+    return person
+
+
+def amend_person(
+    session: Session,
+    *,
+    email: str,
+    actor: str,
+    reason: str,
+    name: str | None = None,
+    new_email: str | None = None,
+    now: datetime | None = None,
+) -> Person:
+    """Change a person's name or email address, recording before and after (R8)."""
+    address = require_email(email)
+    person = _require_person(session, address)
+    before = {"name": person.name, "email": person.email}
+    if new_email is not None:
+        replacement = require_email(new_email)
+        if replacement != person.email and get_person(session, replacement) is not None:
+            raise RuleViolation(
+                "email_taken",
+                f"{replacement} already belongs to another person in the directory.",
+            )
+        person.email = replacement
+    if name is not None and " ".join(name.split()):
+        person.name = " ".join(name.split())
+    after = {"name": person.name, "email": person.email}
+    if after != before:
+        record_event(session, actor=actor, action="person_amended", reason=reason,
+                     person_email=person.email, detail={"before": before, "after": after},
+                     now=now)
+    session.flush()
+    return person
