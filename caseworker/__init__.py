@@ -1,0 +1,1 @@
+"""The caseworkers' web pages: the queue, cases, the directory, failures, accounts."""

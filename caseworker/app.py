@@ -1,0 +1,78 @@
+"""The caseworker web application (Starlette), built from the service's configuration."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from caseworker.auth import RequireSignInMiddleware
+from caseworker.pages import queue, signin
+from caseworker.rendering import make_templates, render
+from caseworker.security import SecurityHeadersMiddleware
+from caseworker.sessions import SignedSessionMiddleware
+from caseworker.webcontext import WebSettings
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger(__name__)
+
+ERROR_TITLES = {
+    400: "The request could not be read",
+    401: "Sign in to continue",
+    403: "You cannot do this",
+    404: "Page not found",
+    405: "You cannot do this",
+}
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    title = ERROR_TITLES.get(exc.status_code, "Something went wrong")
+    message = exc.detail if exc.detail and exc.status_code != 404 else (
+        "If you typed the web address, check it is correct.")
+    return render(request, "error.html", {"title": title, "message": message},
+                  status_code=exc.status_code)
+
+
+SERVER_ERROR_PAGE = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    "<title>Sorry, there is a problem with the service – PCSE user management</title>"
+    '<link rel="stylesheet" href="/assets/nhsuk-frontend.min.css"></head><body>'
+    '<main class="nhsuk-width-container nhsuk-main-wrapper" id="maincontent">'
+    '<h1 class="nhsuk-heading-l">Sorry, there is a problem with the service</h1>'
+    "<p>Try again later. If the problem goes on, tell the service's operator.</p>"
+    '<p><a href="/">Go to the queue</a></p></main></body></html>'
+)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    # Runs outside the session middleware, so the page is plain and needs no session.
+    log.exception("page %s failed", request.url.path, exc_info=exc)
+    return HTMLResponse(SERVER_ERROR_PAGE, status_code=500)
+
+
+def create_app(web: WebSettings) -> Starlette:
+    routes = [
+        *signin.routes,
+        *queue.routes,
+        Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),
+        Mount("/static", StaticFiles(directory=STATIC / "app"), name="static"),
+    ]
+    middleware = [
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(SignedSessionMiddleware, secret_key=web.secret_key,
+                   force_secure=web.secure_cookies),
+        Middleware(RequireSignInMiddleware),
+    ]
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={HTTPException: http_error, 500: server_error})
+    app.state.web = web
+    app.state.templates = make_templates()
+    return app

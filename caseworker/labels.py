@@ -1,0 +1,61 @@
+"""Words for states and kinds as caseworkers read them."""
+
+from __future__ import annotations
+
+from workflow.states import CaseKind, CaseState
+
+STATE_LABELS: dict[str, str] = {
+    CaseState.RECEIVED: "Received",
+    CaseState.NEEDS_INFO: "Needs information",
+    CaseState.AWAITING_APPROVAL: "Awaiting approval",
+    CaseState.TRIAGE: "Triage",
+    CaseState.APPROVED: "Approved",
+    CaseState.COMPLETED: "Completed",
+    CaseState.ANSWERED: "Answered",
+    CaseState.REJECTED: "Rejected",
+    CaseState.EXPIRED: "Expired",
+    CaseState.WITHDRAWN: "Withdrawn",
+}
+
+# NHS.UK tag colours; each has text contrast of at least 4.5:1 on its background.
+STATE_COLOURS: dict[str, str] = {
+    CaseState.RECEIVED: "blue",
+    CaseState.NEEDS_INFO: "yellow",
+    CaseState.AWAITING_APPROVAL: "purple",
+    CaseState.TRIAGE: "red",
+    CaseState.APPROVED: "aqua-green",
+    CaseState.COMPLETED: "green",
+    CaseState.ANSWERED: "green",
+    CaseState.REJECTED: "orange",
+    CaseState.EXPIRED: "grey",
+    CaseState.WITHDRAWN: "grey",
+}
+
+KIND_LABELS: dict[str, str] = {
+    CaseKind.GPP_ADMIN_FORM: "GPP user admin certification form",
+    CaseKind.USER_ADMIN_FORM: "User Administrator Request Form",
+    CaseKind.PCN_ADMIN_FORM: "PCN user admin request",
+    CaseKind.PL_ADMIN: "PL Organisation Administrator request",
+    CaseKind.OPH_ADMIN: "Ophthalmic User Management request",
+    CaseKind.MAIN_CONTACT: "Main Contact set-up or change",
+    CaseKind.PERFORMER_REGISTRATION: "Performer registration",
+    CaseKind.MARKET_ENTRY: "Market entry",
+    CaseKind.OTHER: "Other enquiry",
+}
+
+ACTION_LABELS: dict[str, str] = {
+    "approve": "Approve",
+    "reject": "Reject",
+    "request_info": "Request information",
+    "send_approval_request": "Send an approval request",
+    "reopen": "Reopen",
+    "withdraw": "Withdraw",
+}
+
+
+def state_label(state: str | None) -> str:
+    return STATE_LABELS.get(state or "", state or "")
+
+
+def kind_label(kind: str | None) -> str:
+    return KIND_LABELS.get(kind or "", kind or "")

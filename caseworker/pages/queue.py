@@ -1,0 +1,73 @@
+"""The queue page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from caseworker.labels import KIND_LABELS, STATE_LABELS
+from caseworker.queue import ALL_STATES, NEEDS_PERSON, QueueFilters, queue_page
+from caseworker.rendering import render
+from caseworker.webcontext import in_transaction, settings
+
+
+def _page_number(raw: str | None) -> int:
+    try:
+        return max(1, min(int(raw or 1), 100000))
+    except ValueError:
+        return 1
+
+
+def _page_href(filters: QueueFilters, page: int) -> str:
+    query = filters.as_query() | ({"page": str(page)} if page > 1 else {})
+    return "/?" + urlencode(query) if query else "/"
+
+
+def pagination(filters: QueueFilters, page: int, pages: int) -> dict | None:
+    if pages <= 1:
+        return None
+    shown = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
+    items: list[dict] = []
+    for number in shown:
+        if items and number - items[-1].get("number", number) > 1:
+            items.append({"ellipsis": True})
+        items.append({"number": number, "href": _page_href(filters, number),
+                      "current": number == page})
+    return {
+        "items": items,
+        "previous": {"href": _page_href(filters, page - 1)} if page > 1 else None,
+        "next": {"href": _page_href(filters, page + 1)} if page < pages else None,
+    }
+
+
+async def queue(request: Request) -> Response:
+    filters = QueueFilters.from_query(request.query_params)
+    web = settings(request)
+    result = await in_transaction(
+        request, queue_page, filters, page=_page_number(request.query_params.get("page")),
+        page_size=web.page_size, now=web.env.clock.now())
+    state_options = [{"value": "", "text": "Needs a person"},
+                     {"value": ALL_STATES, "text": "All states"}]
+    state_options += [{"value": k, "text": v} for k, v in STATE_LABELS.items()]
+    for option in state_options:
+        option["selected"] = option["value"] == (
+            "" if filters.state == NEEDS_PERSON else filters.state)
+    kind_options = [{"value": "", "text": "All kinds"}]
+    kind_options += [{"value": k, "text": v, "selected": k == filters.kind}
+                     for k, v in KIND_LABELS.items()]
+    return render(request, "queue.html", {
+        "title": "Queue",
+        "result": result,
+        "filters": filters,
+        "filtered": bool(filters.as_query()),
+        "needs_person": filters.state == NEEDS_PERSON,
+        "state_options": state_options,
+        "kind_options": kind_options,
+        "pagination": pagination(filters, result.page, result.pages),
+    })
+
+
+routes = [Route("/", queue, methods=["GET"])]

@@ -1,0 +1,67 @@
+"""Jinja2 with the NHS.UK frontend macros; autoescaping on for every template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChainableUndefined, ChoiceLoader, Environment, FileSystemLoader, PackageLoader
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
+
+from caseworker.labels import STATE_COLOURS, kind_label, state_label
+from caseworker.security import CSRF_FIELD, csrf_token
+from caseworker.timeutil import when
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=ChoiceLoader([
+            FileSystemLoader(TEMPLATES_DIR),
+            PackageLoader("nhsuk_frontend_jinja"),
+        ]),
+        # Every template, whatever its extension: nothing a sender wrote is ever markup.
+        autoescape=True,
+        # The NHS.UK macros read optional nested parameters (params.a.b) freely.
+        undefined=ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = when
+    env.filters["state_label"] = state_label
+    env.filters["kind_label"] = kind_label
+    env.globals["STATE_COLOURS"] = STATE_COLOURS
+    env.globals["CSRF_FIELD"] = CSRF_FIELD
+    return env
+
+
+def make_templates() -> Jinja2Templates:
+    return Jinja2Templates(env=make_environment())
+
+
+def flash(request: Request, text: str, *, kind: str = "success") -> None:
+    """A message for the next page shown to this caseworker (after a redirect)."""
+    request.session["flash"] = {"text": text, "kind": kind}
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    templates: Jinja2Templates = request.app.state.templates
+    page = {
+        "user": getattr(request.state, "user", None),
+        "csrf_token": csrf_token(request),
+        "flash": request.session.pop("flash", None),
+        "cspNonce": getattr(request.state, "csp_nonce", None),
+        "assetPath": "/assets",
+        "current_path": request.url.path,
+        **(context or {}),
+    }
+    return templates.TemplateResponse(request, template, page, status_code=status_code)
