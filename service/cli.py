@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from service import cmd_cases, cmd_db
+from service import cmd_cases, cmd_db, cmd_web
 from workflow.errors import PcseError
 
 
@@ -26,7 +26,7 @@ def cli(config_path: str | None, verbose: bool) -> None:
     )
 
 
-for module in (cmd_db, cmd_cases):
+for module in (cmd_db, cmd_cases, cmd_web):
     module.register(cli)
 
 

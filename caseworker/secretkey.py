@@ -1,0 +1,42 @@
+"""The key that signs session cookies: from the environment, or kept under ./var locally."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from service.config import Config, ConfigError
+
+LOCAL_KEY_FILE = Path("var") / "web-secret.key"
+MIN_KEY_LENGTH = 32
+
+
+def signing_key(config: Config, local_file: Path = LOCAL_KEY_FILE) -> str:
+    """The value of the variable named by [web] secret_key_env; when it is unset, a key
+    generated once and kept (mode 0600) in `local_file`, for local use."""
+    name = config.web.secret_key_env
+    value = os.environ.get(name, "")
+    if value:
+        if len(value) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"The session signing key in ${name} must be at least {MIN_KEY_LENGTH} "
+                "characters long."
+            )
+        return value
+    return _local_key(local_file)
+
+
+def _local_key(path: Path) -> str:
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process made it first; use theirs.
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return key

@@ -1,0 +1,28 @@
+"""Building the web application from the service's configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from caseworker.app import create_app
+from caseworker.secretkey import signing_key
+from caseworker.webcontext import WebSettings
+from service.config import Config
+from service.context import workflow_env
+from workflow.db import Database
+
+
+def web_settings(config: Config, database: Database) -> WebSettings:
+    return WebSettings(
+        database=database,
+        env=workflow_env(config),
+        raw_dir=Path(config.storage.raw_dir),
+        secret_key=signing_key(config),
+        secure_cookies=config.web.secure_cookies,
+    )
+
+
+def app_from_config(config: Config, database: Database) -> Starlette:
+    return create_app(web_settings(config, database))

@@ -1,0 +1,83 @@
+"""`pcse serve` (the caseworker web pages) and `pcse caseworker add|list`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from caseworker.accounts import add_caseworker, list_caseworkers
+from caseworker.setup import app_from_config
+from service.clitools import emit_json, table, with_app
+from service.context import AppContext
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve)
+    cli.add_command(caseworker)
+
+
+@click.command()
+@click.option("--host", help="Address to listen on (default: [web] host).")
+@click.option("--port", type=int, help="Port to listen on (default: [web] port).")
+@click.option("--certfile", type=click.Path(exists=True, dir_okay=False),
+              help="TLS certificate (PEM); with --keyfile, serve HTTPS and mark cookies Secure.")
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False),
+              help="TLS private key (PEM).")
+@with_app()
+def serve(app: AppContext, host: str | None, port: int | None, certfile: str | None,
+          keyfile: str | None) -> None:
+    """Serve the caseworker web pages."""
+    import uvicorn
+
+    if bool(certfile) != bool(keyfile):
+        raise click.UsageError("Give both --certfile and --keyfile, or neither.")
+    web = app_from_config(app.config, app.db())
+    uvicorn.run(web, host=host or app.config.web.host, port=port or app.config.web.port,
+                ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="info",
+                server_header=False)
+
+
+@click.group()
+def caseworker() -> None:
+    """Caseworker accounts for the web pages."""
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@caseworker.command("add")
+@click.argument("email")
+@click.option("--name", required=True, help="The caseworker's name.")
+@click.option("--supervisor", is_flag=True,
+              help="Can also reopen expired cases and manage accounts.")
+@with_app()
+def caseworker_add(app: AppContext, email: str, name: str, supervisor: bool) -> None:
+    """Add an account; the password is read from a prompt, or from stdin when piped."""
+    password = _read_password()
+    with app.db().transaction() as session:
+        account = add_caseworker(session, email=email, name=name, password=password,
+                                 supervisor=supervisor)
+        summary = f"Added {'supervisor' if supervisor else 'caseworker'} {account.email}."
+    click.echo(summary)
+
+
+@caseworker.command("list")
+@with_app(json_flag=True)
+def caseworker_list(app: AppContext, json_output: bool) -> None:
+    """Every account, active ones first."""
+    with app.db().transaction() as session:
+        accounts = [
+            {"email": a.email, "name": a.name, "supervisor": a.is_supervisor,
+             "active": a.active}
+            for a in list_caseworkers(session)
+        ]
+    if json_output:
+        emit_json(accounts)
+        return
+    rows = [[a["email"], a["name"], "supervisor" if a["supervisor"] else "caseworker",
+             "active" if a["active"] else "deactivated"] for a in accounts]
+    click.echo(table(rows, ["email", "name", "role", "status"]) if rows else "No accounts.")
