@@ -1,0 +1,175 @@
+"""Reading an approver's answer from replies in the styles of the clients people use."""
+
+from __future__ import annotations
+
+import pytest
+
+from workflow.replies import Verdict, html_to_text, own_text, read_answer
+
+REQUEST = (
+    "Dear Dr Patel,\n\nPlease approve Jane Smith as GPP Practice User Administrator for "
+    "A81001.\nReply APPROVE to approve, or REJECT followed by your reason.\n"
+    "Reference APV-0123456789abcdef0123\n"
+)
+
+
+def quoted(prefix: str = "> ") -> str:
+    return "\n".join(prefix + line for line in REQUEST.splitlines())
+
+
+OUTLOOK = (
+    "{answer}\n\nKind regards,\nDr A Patel\nGP Partner\n\n"
+    "________________________________\n"
+    "From: PCSE Online user management <pcse.portalenquiries@nhs.net>\n"
+    "Sent: 03 March 2026 10:00\nTo: PATEL, Anil (THE SURGERY) <a.patel@nhs.net>\n"
+    "Subject: [PCSE-2026-000001] Approval needed APV-0123456789abcdef0123\n\n" + REQUEST
+)
+OUTLOOK_OLD = "{answer}\n\n-----Original Message-----\nFrom: PCSE\nSent: Tuesday\n\n" + REQUEST
+GMAIL = (
+    "{answer}\n\nOn Tue, 3 Mar 2026 at 10:00, PCSE Online user management <\n"
+    "pcse.portalenquiries@nhs.net> wrote:\n\n" + quoted()
+)
+APPLE = (
+    "{answer}\n\nSent from my iPhone\n\n"
+    "> On 3 Mar 2026, at 10:00, PCSE Online user management "
+    "<pcse.portalenquiries@nhs.net> wrote:\n>\n" + quoted()
+)
+ANDROID_OUTLOOK = (
+    "{answer}\n\nGet Outlook for Android\n"
+    "________________________________\nFrom: PCSE Online user management "
+    "<pcse.portalenquiries@nhs.net>\nSent: Tuesday, March 3, 2026 10:00:00 AM\n"
+    "To: a.patel@nhs.net <a.patel@nhs.net>\nSubject: Approval needed\n\n" + REQUEST
+)
+TOP_QUOTE_ONLY = "{answer}\n" + quoted()
+STYLES = {
+    "outlook": OUTLOOK,
+    "outlook_old": OUTLOOK_OLD,
+    "gmail": GMAIL,
+    "apple": APPLE,
+    "android_outlook": ANDROID_OUTLOOK,
+    "plain_quote": TOP_QUOTE_ONLY,
+}
+
+APPROVALS = ["APPROVE", "Approved", "approved.", "YES I approve", "Yes, I approve this request.",
+             "I approve", "Yes", "Approved - thanks"]
+REJECTIONS = {
+    "REJECT she left the practice in March": "she left the practice in March",
+    "Rejected. The nominee is a locum.": "The nominee is a locum.",
+    "REJECT - not employed here": "not employed here",
+    "Reject: wrong practice": "wrong practice",
+    "No, she is not a partner here": "she is not a partner here",
+    "I do not approve this; he has left": "I do not approve this; he has left",
+    "Declined because the practice is merging": "the practice is merging",
+}
+UNCLEAR = ["Who is this person?", "Please call me on 0113 000 0000", "Approve? Reject? Not sure",
+           "I will approve once she has been vetted but for now reject", "Thanks"]
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+@pytest.mark.parametrize("answer", APPROVALS)
+def test_approvals_in_every_client_style(style: str, answer: str) -> None:
+    result = read_answer(STYLES[style].format(answer=answer))
+    assert result.verdict is Verdict.APPROVE, (style, answer, result)
+    assert "REJECT" not in result.own_text
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+@pytest.mark.parametrize("answer", sorted(REJECTIONS))
+def test_rejections_carry_their_reason(style: str, answer: str) -> None:
+    result = read_answer(STYLES[style].format(answer=answer))
+    assert result.verdict is Verdict.REJECT, (style, answer, result)
+    assert result.reason == REJECTIONS[answer]
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+@pytest.mark.parametrize("answer", UNCLEAR)
+def test_unclear_answers(style: str, answer: str) -> None:
+    assert read_answer(STYLES[style].format(answer=answer)).verdict is Verdict.UNCLEAR
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_the_approve_word_only_in_the_quote_approves_nothing(style: str) -> None:
+    body = STYLES[style].format(answer="").replace("Reply APPROVE to approve, or REJECT "
+                                                   "followed by your reason.", "APPROVE")
+    result = read_answer(body)
+    assert result.verdict is Verdict.UNCLEAR
+    assert "APPROVE" not in result.own_text.upper()
+
+
+def test_a_reply_that_is_nothing_but_a_quote() -> None:
+    result = read_answer("On Tue, 3 Mar 2026, PCSE <pcse@nhs.net> wrote:\n> APPROVE\n> yes\n")
+    assert result.verdict is Verdict.UNCLEAR
+    assert result.own_text == ""
+
+
+def test_negated_approval_is_a_rejection() -> None:
+    result = read_answer("Not approved, she has left.\n")
+    assert result.verdict is Verdict.REJECT
+    assert result.reason == "Not approved, she has left."
+
+
+def test_rejection_without_a_reason() -> None:
+    result = read_answer("REJECT\n\n" + quoted())
+    assert result.verdict is Verdict.REJECT
+    assert result.reason is None
+
+
+# --------------------------------------------------------------------------- HTML bodies
+
+GMAIL_HTML = (
+    '<div dir="ltr">{answer}</div><br><div class="gmail_quote"><div dir="ltr" '
+    'class="gmail_attr">On Tue, 3 Mar 2026 at 10:00, PCSE &lt;pcse@nhs.net&gt; wrote:<br></div>'
+    '<blockquote class="gmail_quote" style="margin:0px">Reply APPROVE to approve, or REJECT '
+    "followed by your reason.</blockquote></div>"
+)
+OUTLOOK_HTML = (
+    "<html><head><style>p {{margin:0}}</style></head><body>"
+    '<div style="font-family:Calibri">{answer}</div><div><p>Kind regards<br>Dr Patel</p></div>'
+    '<hr style="display:inline-block;width:98%"><div id="divRplyFwdMsg" dir="ltr">'
+    "<b>From:</b> PCSE<br><b>Sent:</b> 03 March 2026</div><div>Reply APPROVE to approve</div>"
+    "</body></html>"
+)
+APPLE_HTML = (
+    "<html><body><div>{answer}<br><br><div>Sent from my iPad</div></div>"
+    '<div><br><blockquote type="cite"><div>On 3 Mar 2026, at 10:00, PCSE wrote:</div>'
+    "<div>APPROVE</div></blockquote></div></body></html>"
+)
+OUTLOOK_WEB_HTML = (
+    '<div class="elementToProof">{answer}</div><div id="appendonsend"></div>'
+    '<div dir="ltr"><b>From:</b> PCSE</div><div>REJECT or APPROVE</div>'
+)
+
+
+@pytest.mark.parametrize("template", [GMAIL_HTML, OUTLOOK_HTML, APPLE_HTML, OUTLOOK_WEB_HTML])
+def test_html_only_replies(template: str) -> None:
+    approve = read_answer("", template.format(answer="Approved"))
+    assert approve.verdict is Verdict.APPROVE
+    reject = read_answer("", template.format(answer="REJECT &mdash; she has left<p>the practice"))
+    assert reject.verdict is Verdict.REJECT
+    assert reject.reason == "she has left the practice"
+    nothing = read_answer("", template.format(answer=""))
+    assert nothing.verdict is Verdict.UNCLEAR
+
+
+def test_html_to_text_drops_quotes_and_styles() -> None:
+    text = html_to_text(GMAIL_HTML.format(answer="Yes <b>approved</b>"))
+    assert text == "Yes approved"
+    assert "margin" not in html_to_text(OUTLOOK_HTML.format(answer="x"))
+
+
+def test_unclosed_tags_do_not_leak_quoted_text() -> None:
+    html = "<p>Approved<blockquote><p>REJECT quoted</blockquote><p>Dr Patel"
+    assert [line for line in html_to_text(html).split("\n") if line] == ["Approved", "Dr Patel"]
+
+
+def test_plain_and_html_parts_that_disagree_are_unclear() -> None:
+    result = read_answer("Approved\n", "<div>REJECT no</div>")
+    assert result.verdict is Verdict.UNCLEAR
+
+
+def test_html_used_when_the_plain_part_is_empty() -> None:
+    assert read_answer("", "<div>APPROVE</div>").verdict is Verdict.APPROVE
+
+
+def test_own_text_keeps_only_the_new_lines() -> None:
+    assert own_text(OUTLOOK.format(answer="Approved, thank you")) == "Approved, thank you"
