@@ -14,7 +14,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from caseworker.auth import RequireSignInMiddleware
-from caseworker.pages import queue, signin
+from caseworker.pages import accounts, queue, signin
 from caseworker.rendering import make_templates, render
 from caseworker.security import SecurityHeadersMiddleware
 from caseworker.sessions import SignedSessionMiddleware
@@ -62,6 +62,7 @@ def create_app(web: WebSettings) -> Starlette:
     routes = [
         *signin.routes,
         *queue.routes,
+        *accounts.routes,
         Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),
         Mount("/static", StaticFiles(directory=STATIC / "app"), name="static"),
     ]

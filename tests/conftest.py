@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.databases",
+    "tests.fixtures.browser",
 ]

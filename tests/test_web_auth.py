@@ -1,0 +1,156 @@
+"""Sign-in, sessions, CSRF, lock-out and supervisor-only pages, through the ASGI test client."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from caseworker.accounts import MAX_FAILED_SIGN_INS, find_caseworker
+from tests.fixtures.browser import CASEWORKER, SUPERVISOR, WebClient
+
+
+def test_signed_out_requests_go_to_sign_in(web: WebClient) -> None:
+    response = web.get("/cases/PCSE-2026-000001?x=1", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/sign-in?next=%2Fcases%2FPCSE-2026-000001%3Fx%3D1"
+    assert web.get("/", follow_redirects=False).headers["location"] == "/sign-in"
+
+
+def test_sign_in_then_the_queue_then_sign_out(web: WebClient) -> None:
+    response = web.sign_in()
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    page = web.get("/")
+    assert page.status_code == 200
+    assert "Casey Worker" in page.text
+    signed_out = web.post_form("/sign-out", {}, follow=False)
+    assert signed_out.headers["location"] == "/sign-in"
+    assert web.get("/", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_returns_to_the_page_asked_for_but_never_elsewhere(web: WebClient) -> None:
+    token = web.get("/sign-in").text.split('name="csrf_token" value="')[1].split('"')[0]
+    data = {"email": CASEWORKER, "password": "correct horse battery staple",
+            "csrf_token": token}
+    response = web.client.post("/sign-in?next=//evil.example/", data=data,
+                               follow_redirects=False)
+    assert response.headers["location"] == "/"
+    web.post_form("/sign-out", {})
+    token = web.get("/sign-in").text.split('name="csrf_token" value="')[1].split('"')[0]
+    response = web.client.post("/sign-in?next=/directory", data={**data, "csrf_token": token},
+                               follow_redirects=False)
+    assert response.headers["location"] == "/directory"
+
+
+def test_wrong_password_is_refused_with_an_error_summary(web: WebClient) -> None:
+    response = web.sign_in(password="not the password")
+    assert response.status_code == 401
+    assert "There is a problem" in response.text
+    assert 'href="#email"' in response.text
+    assert "The email address or password is not right." in response.text
+    unknown = web.sign_in(email="nobody@nhs.net")
+    assert unknown.status_code == 401
+    assert "The email address or password is not right." in unknown.text
+
+
+def test_empty_fields_are_named(web: WebClient) -> None:
+    response = web.sign_in(email="", password="")
+    assert response.status_code == 400
+    assert "Enter your email address" in response.text
+    assert "Enter your password" in response.text
+
+
+def test_lock_out_after_five_failures_for_fifteen_minutes(web: WebClient) -> None:
+    for _ in range(MAX_FAILED_SIGN_INS):
+        assert web.sign_in(password="wrong password!").status_code == 401
+    locked = web.sign_in()
+    assert locked.status_code == 401
+    assert "locked" in locked.text
+    clock = web.settings.env.clock
+    clock.advance(minutes=14)
+    assert web.sign_in().status_code == 401
+    clock.advance(minutes=2)
+    assert web.sign_in().status_code == 303
+    with web.settings.database.transaction() as session:
+        account = find_caseworker(session, CASEWORKER)
+        assert account.failed_logins == 0
+
+
+def test_failures_below_the_limit_are_forgotten_after_a_success(web: WebClient) -> None:
+    for _ in range(MAX_FAILED_SIGN_INS - 1):
+        web.sign_in(password="wrong password!")
+    assert web.sign_in().status_code == 303
+    web.post_form("/sign-out", {})
+    for _ in range(MAX_FAILED_SIGN_INS - 1):
+        web.sign_in(password="wrong password!")
+    assert web.sign_in().status_code == 303
+
+
+def test_post_without_csrf_token_is_refused(web: WebClient) -> None:
+    web.sign_in()
+    response = web.client.post("/sign-out", data={}, follow_redirects=False)
+    assert response.status_code == 403
+    assert "not sent from a page of this site" in response.text
+    wrong = web.client.post("/sign-out", data={"csrf_token": "guess"}, follow_redirects=False)
+    assert wrong.status_code == 403
+    assert web.get("/").status_code == 200  # still signed in
+
+
+def test_post_from_another_origin_is_refused(web: WebClient) -> None:
+    web.sign_in()
+    token = web.get("/").text.split('name="csrf_token" value="')[1].split('"')[0]
+    response = web.client.post("/sign-out", data={"csrf_token": token},
+                               headers={"Origin": "http://evil.example"},
+                               follow_redirects=False)
+    assert response.status_code == 403
+
+
+def test_every_post_route_checks_the_csrf_token(web: WebClient) -> None:
+    posts = [r for r in web.client.app.routes
+             if isinstance(r, Route) and "POST" in (r.methods or ())]
+    assert posts
+    for route in posts:
+        assert getattr(route.endpoint, "csrf_protected", False), route.path
+
+
+def test_caseworker_cannot_reach_supervisor_pages(web: WebClient) -> None:
+    web.sign_in(CASEWORKER)
+    assert web.get("/accounts").status_code == 403
+    assert "Only a supervisor can do this." in web.get("/accounts").text
+    response = web.post_form("/accounts/add", {"email": "new@nhs.net", "name": "New Person",
+                                               "password": "a long enough password"})
+    assert response.status_code == 403
+    web.post_form("/sign-out", {})
+    web.sign_in(SUPERVISOR)
+    assert web.get("/accounts").status_code == 200
+
+
+def test_a_deactivated_account_loses_its_session(web: WebClient) -> None:
+    web.sign_in(CASEWORKER)
+    with web.settings.database.transaction() as session:
+        find_caseworker(session, CASEWORKER).active = False
+    assert web.get("/", follow_redirects=False).status_code == 303
+
+
+def test_security_headers_on_pages(web: WebClient) -> None:
+    response = web.get("/sign-in")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self' 'nonce-" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_cookie_is_secure_over_tls(web: WebClient) -> None:
+    from starlette.testclient import TestClient
+
+    with TestClient(web.client.app, base_url="https://testserver") as tls:
+        response = tls.get("/sign-in")
+    assert "; Secure" in response.headers["set-cookie"]
+
+
+def test_a_tampered_session_cookie_is_ignored(web: WebClient) -> None:
+    web.sign_in()
+    web.client.cookies.set("pcse_session", "tampered.value.here")
+    assert web.get("/", follow_redirects=False).status_code == 303
