@@ -277,9 +277,9 @@ def _require_org(session: Session, code: str, *, lock: bool = False) -> Organisa
         query = query.with_for_update()
     org = session.scalars(query).first()
     if org is None:
+        shown = clean_ods(code) or repr(code)
         raise RuleViolation(
-            "unknown_organisation", f"There is no organisation {clean_ods(code) or code!r} "
-            "in the directory."
+            "unknown_organisation", f"There is no organisation {shown} in the directory."
         )
     return org
 
