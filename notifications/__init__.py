@@ -1,0 +1,1 @@
+"""Replies from templates: the outbox written with each case change, and SMTP delivery."""

@@ -1,0 +1,110 @@
+"""Header safety and threading: every value that reaches a header passes through here.
+
+Names, addresses and Message-IDs come from senders and forms. They are stripped of
+CR/LF and other control characters (no header injection), display names are encoded
+by the email package (email.headerregistry.Address), and Message-IDs are kept only
+when they look like one.
+"""
+
+from __future__ import annotations
+
+import re
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.utils import make_msgid
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]")
+_MSGID = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
+_BARE_MSGID = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
+# Most Message-IDs kept in References; RFC 5322 suggests trimming long chains.
+MAX_REFERENCES = 20
+
+
+def one_line(value: str | None, max_length: int = 200) -> str:
+    """A single line of text with no control characters, whitespace collapsed, cut to length."""
+    if not value:
+        return ""
+    cleaned = " ".join(_CONTROLS.sub(" ", value).split())
+    if len(cleaned) > max_length:
+        cleaned = cleaned[: max_length - 1].rstrip() + "…"
+    return cleaned
+
+
+def clean_address(value: str | None) -> str | None:
+    """The address in lower case, or None when it is not one plain, valid address."""
+    if not value or _CONTROLS.search(value):
+        return None
+    candidate = value.strip().lower()
+    if candidate.count("@") != 1 or any(c.isspace() for c in candidate):
+        return None
+    local, domain = candidate.split("@")
+    if not local or not domain or "." not in domain.strip(".") or len(candidate) > 254:
+        return None
+    try:
+        parsed = Address(addr_spec=candidate)
+    except (HeaderParseError, ValueError, IndexError):
+        return None
+    return parsed.addr_spec.lower() if parsed.addr_spec == candidate else None
+
+
+def mailbox(name: str | None, address: str) -> Address:
+    """A header address; the display name is cleaned here and encoded by the email package."""
+    return Address(display_name=one_line(name), addr_spec=address)
+
+
+def domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].lower()
+
+
+def new_message_id(from_address: str) -> str:
+    """A fresh Message-ID in our own domain, fixed when the outbox row is written."""
+    return make_msgid(domain=domain_of(from_address))
+
+
+def message_ids(value: str | None) -> list[str]:
+    """The well-formed Message-IDs in a header value, in order, each with its angle brackets."""
+    if not value:
+        return []
+    value = _CONTROLS.sub(" ", value)
+    found = [f"<{m}>" for m in _MSGID.findall(value)]
+    if not found and _BARE_MSGID.match(value.strip()):
+        found = [f"<{value.strip()}>"]
+    return found
+
+
+def references_chain(ancestors: list[str], parent: str) -> str:
+    """RFC 5322 References: the ancestry then the parent, without repeats, trimmed.
+
+    When trimming, the first (the thread's root) is kept with the most recent ones.
+    """
+    chain: list[str] = []
+    for msgid in [*ancestors, parent]:
+        if msgid not in chain:
+            chain.append(msgid)
+        else:
+            chain.remove(msgid)
+            chain.append(msgid)
+    if len(chain) > MAX_REFERENCES:
+        chain = [chain[0], *chain[-(MAX_REFERENCES - 1):]]
+    return " ".join(chain)
+
+
+def with_case_ref(subject: str, ref: str | None) -> str:
+    """The subject, starting with "[<ref>]" unless it already carries it."""
+    subject = one_line(subject, 300)
+    if not ref:
+        return subject
+    tag = f"[{ref}]"
+    if tag in subject:
+        return subject
+    return one_line(f"{tag} {subject}", 300)
+
+
+def is_own_address(address: str, ours: frozenset[str] | set[str]) -> bool:
+    """True for our addresses, plus-tagged variants included (pcse.x+apv-…@nhs.net)."""
+    address = address.lower()
+    if address in ours:
+        return True
+    local, _, domain = address.partition("@")
+    return f"{local.split('+', 1)[0]}@{domain}" in ours

@@ -1,0 +1,104 @@
+"""Sample data for every purpose: used to check templates (shipped or overridden) and by the bench.
+
+The values come from the catalogue, so a renamed role shows up here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflow.catalogue import CATALOGUE, Service
+
+_GPP = CATALOGUE[Service.GPP]
+_MAIN = CATALOGUE[Service.MAIN_CONTACT]
+
+SAMPLE_CASE: dict[str, Any] = {
+    "ref": "PCSE-2026-000123",
+    "kind": "gpp_admin_form",
+    "kind_title": f"{_GPP.admin_role} Certification form",
+    "organisation_code": "A81001",
+    "organisation_name": "The Riverside Surgery",
+    "requester": "practice.manager@riverside.nhs.net",
+    "requester_name": "Pat Jones",
+}
+
+_APPROVAL: dict[str, Any] = {
+    "approver_name": "Dr Sam Patel",
+    "nominees": [
+        {"name": "Alex Smith", "email": "alex.smith@riverside.nhs.net",
+         "roles": [_GPP.admin_role]},
+        {"name": "Jo Brown", "email": "jo.brown@riverside.nhs.net",
+         "roles": [_GPP.admin_role, CATALOGUE[Service.PL].admin_role]},
+    ],
+    "main_contact": {"name": "Jo Brown", "email": "jo.brown@riverside.nhs.net"},
+    "requested_by": "Pat Jones (practice.manager@riverside.nhs.net)",
+    "token": "APV-0123456789abcdef0123",
+    "expires_on": "6 March 2026",
+}
+
+SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
+    "acknowledgement": {
+        "summary": [
+            "Organisation: The Riverside Surgery (A81001)",
+            f"Nominee: Alex Smith (alex.smith@riverside.nhs.net), {_GPP.admin_role}",
+            "Signed by Dr Sam Patel, GP Partner, on 2 March 2026",
+        ],
+    },
+    "needs_info": {
+        "findings": [
+            "Part B of the form is not signed.",
+            "The email address of the nominee in Part A is not a valid address.",
+        ],
+        "form_name": "User Administrator Request Form",
+    },
+    "approval_request": dict(_APPROVAL),
+    "approval_reminder": dict(_APPROVAL),
+    "requester_reminder": {"findings": ["Part B of the form is not signed."]},
+    "outcome_completed": {
+        "changes": [
+            f"Alex Smith (alex.smith@riverside.nhs.net) is now a {_GPP.admin_role}.",
+            f"Jo Brown (jo.brown@riverside.nhs.net) is now the {_MAIN.admin_role}.",
+        ],
+    },
+    "outcome_rejected": {"reason": "The approver answered that the nominee has left the practice."},
+    "outcome_expired": {},
+    "outcome_triage": {
+        "reason": f"The practice already has four {_GPP.admin_role}s, the most allowed.",
+    },
+    "welcome_admin": {
+        "role": _GPP.admin_role,
+        "service_title": _GPP.title,
+        "organisation_name": "The Riverside Surgery",
+        "assignable_roles": list(_GPP.assignable_roles),
+    },
+    "welcome_main_contact": {
+        "organisation_name": "The Riverside Surgery",
+        "assignable_roles": list(_MAIN.assignable_roles),
+    },
+    "main_contact_replaced": {
+        "organisation_name": "The Riverside Surgery",
+        "new_contact_name": "Jo Brown",
+    },
+    "redirect_performer_registration": {},
+    "redirect_market_entry": {"market_entry_address": "pcse.marketentry@nhs.net"},
+    "redirect_existing_admins": {"service_title": _GPP.title},
+    "admin_limit_reached": {"service_title": _GPP.title, "limit": _GPP.max_admins},
+    "attachment_unreadable": {
+        "filename": "certification.pdf",
+        "problem": "the file is protected by a password.",
+    },
+}
+
+
+def sample_template_context(purpose: str, *, with_case: bool = True) -> dict[str, Any]:
+    """Everything a template sees, as enqueue would build it, for a sample message."""
+    from notifications.rendering import site_context
+    from workflow.env import WorkflowEnv
+
+    return {
+        **SAMPLE_CONTEXTS[purpose],
+        "case": dict(SAMPLE_CASE) if with_case else None,
+        "recipient_name": "Alex Smith",
+        "recipient_address": "alex.smith@riverside.nhs.net",
+        "pcse": site_context(WorkflowEnv()),
+    }
