@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -61,8 +62,19 @@ def tidy_name(raw: str) -> str:
     """Collapse spaces; title-case names typed all in upper or lower case."""
     name = " ".join((raw or "").split()).strip(" ,;")
     if name and (name.isupper() or name.islower()):
-        name = " ".join(_title_word(w) for w in name.split(" "))
-    return name
+        return " ".join(_title_word(w) for w in name.split(" "))
+    # A name typed partly in capitals ("jane SMITH"): fix the words typed all one case,
+    # keep the mixed ones (McDonald, DeVito) as written.
+    return " ".join(
+        _title_word(w) if len(w) > 1 and (w.isupper() or w.islower())
+        and w not in NAME_PARTICLES else w
+        for w in name.split(" ")
+    )
+
+
+# Lower-case words that belong inside surnames (de la Cruz, van der Berg).
+NAME_PARTICLES = frozenset({"de", "la", "le", "du", "da", "di", "van", "der", "den", "von",
+                            "bin", "binti", "al", "el", "dos", "das"})
 
 
 def _title_word(word: str) -> str:
@@ -73,3 +85,100 @@ def _title_word(word: str) -> str:
     if out.startswith("Mc") and len(out) > 2:
         out = "Mc" + out[2].upper() + out[3:]
     return out
+
+
+# --------------------------------------------------------------------------- text
+
+def tidy_text(raw: str | None) -> str:
+    """Collapse runs of spaces and line breaks; strip stray punctuation at the ends."""
+    return " ".join((raw or "").split()).strip(" ,;")
+
+
+def email_candidate(raw: str | None) -> str:
+    """What someone typed as an address, with the spaces PDFs and people put inside removed."""
+    text = "".join((raw or "").split())
+    return text.strip("<>()[]'\",;:.").replace("mailto:", "")
+
+
+# --------------------------------------------------------------------------- dates
+
+MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"),
+            ("may",), ("june", "jun"), ("july", "jul"), ("august", "aug"),
+            ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
+            ("december", "dec"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+_MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
+_WEEKDAY = r"(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)[a-z]*,?\s+"
+_DATE_FORMS = (
+    # 2026-11-20, 2026/11/20
+    (re.compile(r"^(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})$"), "ymd"),
+    # 20/11/2026, 20-11-26, 20.11.26 (day first, as written in England)
+    (re.compile(r"^(?P<d>\d{1,2})\s*[-/.]\s*(?P<m>\d{1,2})\s*[-/.]\s*(?P<y>\d{2}|\d{4})$"),
+     "dmy"),
+    # 20 Nov 2026, 20th November 2026, Friday 20 November 2026, 20-Nov-26
+    (re.compile(rf"^(?:{_WEEKDAY})?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?[\s\-/.]*(?:of\s+)?"
+                rf"(?P<mon>{_MONTH})\.?,?[\s\-/.]*(?P<y>\d{{4}}|\d{{2}})$", re.I), "dmony"),
+    # November 20, 2026
+    (re.compile(rf"^(?:{_WEEKDAY})?(?P<mon>{_MONTH})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?"
+                rf"\s+(?P<y>\d{{4}})$", re.I), "mondy"),
+)
+
+
+def parse_date(raw: str | None) -> date | None:
+    """The date in the ways people write one (day first), or None when it is not a date."""
+    text = " ".join((raw or "").split()).strip(" ,.")
+    for pattern, _ in _DATE_FORMS:
+        match = pattern.match(text)
+        if not match:
+            continue
+        parts = match.groupdict()
+        month = MONTHS[parts["mon"].lower()] if parts.get("mon") else int(parts["m"])
+        year = int(parts["y"])
+        if year < 100:
+            year += 2000
+        try:
+            return date(year, month, int(parts["d"]))
+        except ValueError:
+            return None
+    return None
+
+
+# --------------------------------------------------------------------------- signers
+
+# The capacities a signer may sign in (workflow.catalogue.SIGNER_CAPACITIES plus the ICB),
+# recognised from the words people write in the capacity box.
+CAPACITY_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("caldicott_guardian", re.compile(r"caldicot", re.I)),
+    ("company_director", re.compile(r"\bdirector\b", re.I)),
+    ("gp_partner", re.compile(r"\bpartner\b", re.I)),
+    ("icb", re.compile(r"\bicb\b|integrated\s+care\s+board|authori[sz]ed\s+email\s+list|\bael\b",
+                       re.I)),
+)
+
+
+def normalise_capacity(raw: str | None) -> str | None:
+    """gp_partner, caldicott_guardian, company_director or icb; None for anything else."""
+    text = tidy_text(raw).replace("_", " ")
+    for capacity, pattern in CAPACITY_WORDS:
+        if pattern.search(text):
+            return capacity
+    return None
+
+
+# --------------------------------------------------------------------------- checkboxes
+
+TICKED_WORDS = frozenset({"x", "yes", "y", "on", "true", "1", "✓", "✔", "☑", "☒", "ticked"})
+
+
+def is_ticked(raw: str | bool | None) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    return tidy_text(raw).casefold() in TICKED_WORDS

@@ -1,0 +1,206 @@
+"""Run the PDF extractor in a child process with time, memory and page limits.
+
+A few pre-started workers (forms/pdf_worker.py) are kept and reused, so a form costs one
+round trip rather than a new interpreter. A worker that runs out of time is killed; one
+that fails in any way is replaced, so a hostile file can cost at most one worker and the
+time limit, never the caller.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forms.pdf_worker import HEADER, MAX_HEADER
+from workflow.errors import PcseError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_SECONDS = 60.0
+# A worker is replaced after this many documents, to bound slow leaks in the parser.
+JOBS_PER_WORKER = 500
+
+
+@dataclass(frozen=True)
+class PdfLimits:
+    """How much a single PDF may cost: wall time, address space of the worker, pages."""
+
+    timeout_seconds: float = 15.0
+    memory_mb: int = 512
+    max_pages: int = 20
+
+    @classmethod
+    def from_config(cls, limits: Any) -> PdfLimits:
+        """From the service's [limits] section (service.config.LimitsConfig)."""
+        return cls(
+            timeout_seconds=float(limits.pdf_timeout_seconds),
+            memory_mb=int(limits.pdf_memory_mb),
+            max_pages=int(limits.pdf_max_pages),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    code: str  # finding code: pdf_timeout, pdf_unreadable, pdf_too_large
+    detail: str
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class PdfReaderUnavailable(PcseError, RuntimeError):
+    """The sandboxed reader itself cannot run (not a property of any file)."""
+
+
+class Worker:
+    """One child process reading PDFs one at a time."""
+
+    def __init__(self, memory_mb: int) -> None:
+        self.memory_mb = memory_mb
+        self.jobs = 0
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "forms.pdf_worker", str(memory_mb)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=str(PROJECT_ROOT),
+        )
+        ready = self._receive(time.monotonic() + START_TIMEOUT_SECONDS)
+        if not ready.get("ready"):
+            self.kill()
+            raise WorkerDied("the PDF worker did not start")
+
+    def run(self, data: bytes, limits: PdfLimits, marks: list[str]) -> dict[str, Any]:
+        """Send one PDF and wait for the answer; raises TimeoutError or WorkerDied."""
+        self.jobs += 1
+        header = json.dumps(
+            {"size": len(data), "max_pages": limits.max_pages, "marks": marks}
+        ).encode()
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(HEADER.pack(len(header)) + header)
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerDied("the PDF worker stopped") from exc
+        return self._receive(time.monotonic() + limits.timeout_seconds)
+
+    def _receive(self, deadline: float) -> dict[str, Any]:
+        head = self._read(HEADER.size, deadline)
+        (length,) = HEADER.unpack(head)
+        if length > MAX_HEADER * 64:
+            raise WorkerDied("the PDF worker answered nonsense")
+        return json.loads(self._read(length, deadline))
+
+    def _read(self, size: int, deadline: float) -> bytes:
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        chunks: list[bytes] = []
+        while size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                raise TimeoutError
+            chunk = os.read(fd, min(size, 1 << 20))
+            if not chunk:
+                raise WorkerDied(f"the PDF worker stopped ({self._exit_status()})")
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+
+    def _exit_status(self) -> str:
+        code = self.process.wait(timeout=5)
+        return f"signal {-code}" if code < 0 else f"exit status {code}"
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+class WorkerPool:
+    """Idle workers kept for reuse; each call borrows one, so threads may read in parallel."""
+
+    def __init__(self) -> None:
+        self._idle: list[Worker] = []
+        self._lock = threading.Lock()
+        self.peak_worker_rss_kb = 0
+
+    def _borrow(self, memory_mb: int) -> Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive and worker.memory_mb == memory_mb:
+                    return worker
+                worker.kill()
+        return Worker(memory_mb)
+
+    def _give_back(self, worker: Worker) -> None:
+        if worker.jobs >= JOBS_PER_WORKER or not worker.alive:
+            worker.kill()
+            return
+        with self._lock:
+            self._idle.append(worker)
+
+    def run(self, data: bytes, limits: PdfLimits, marks: list[str]
+            ) -> dict[str, Any] | WorkerFailure:
+        try:
+            worker = self._borrow(limits.memory_mb)
+        except (TimeoutError, WorkerDied) as exc:
+            raise PdfReaderUnavailable(
+                "The PDF reader could not start; check the [limits] pdf_memory_mb setting."
+            ) from exc
+        try:
+            result = worker.run(data, limits, marks)
+        except TimeoutError:
+            worker.kill()
+            return WorkerFailure("pdf_timeout", f"no answer within {limits.timeout_seconds:g} s")
+        except WorkerDied as exc:
+            worker.kill()
+            return WorkerFailure("pdf_unreadable", str(exc))
+        except BaseException:
+            worker.kill()
+            raise
+        self.peak_worker_rss_kb = max(self.peak_worker_rss_kb, int(result.get("maxrss_kb", 0)))
+        if result.get("ok"):
+            self._give_back(worker)
+        else:
+            # After a failure (memory exhausted, deep recursion) start afresh.
+            worker.kill()
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.kill()
+
+
+POOL = WorkerPool()
+atexit.register(POOL.close)
