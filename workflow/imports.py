@@ -33,8 +33,8 @@ USER_HEADER = ("org_code", "name", "email", "role")
 SIGNER_HEADER = ("org_code", "name", "email", "capacity")
 AEL_HEADER = ("icb_code", "name", "email", "ael_role")
 
-# Types whose organisations belong to an ICB (domain.md).
-NEEDS_ICB = ("gp_practice", "pcn")
+# Types whose organisations belong to an ICB (domain.md), as a sentence names them.
+NEEDS_ICB = {"gp_practice": "GP practice", "pcn": "PCN"}
 
 
 class ImportFileError(PcseError):
@@ -175,7 +175,7 @@ def _org_fields(row: dict[str, str]) -> dict[str, Any]:
     if org_type == "icb" and not icb:
         icb = code
     if not icb and org_type in NEEDS_ICB:
-        raise RowProblem(f"the ICB code is missing (every {org_type.replace('_', ' ')} "
+        raise RowProblem(f"the ICB code is missing (every {NEEDS_ICB[org_type]} "
                          "belongs to an ICB)")
     if icb and not is_valid_ods(icb, "icb"):
         raise RowProblem(f"{icb!r} is not a valid {ORG_TYPE_WORDS['icb']}")
