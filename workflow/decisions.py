@@ -244,12 +244,12 @@ def structural_findings(kind: str, fields: Mapping[str, Any]) -> list[Finding]:
                              "The name and email address of the person who should hold the "
                              "role are missing.", "nominees"))
     for index, nominee in enumerate(nominees):
-        found += _person_findings(nominee, f"nominees[{index}]", "the nominee")
+        found += _person_findings(nominee, f"nominees.{index}", "the nominee")
         if kind == CaseKind.USER_ADMIN_FORM and not _nominee_services(kind, nominee):
             who = tidy_name(nominee.get("name") or "") or "the nominee"
             found.append(Finding("missing_field",
                                  f"The form does not say which service {who} should administer.",
-                                 f"nominees[{index}].services"))
+                                 f"nominees.{index}.services"))
     if kind in BLANK_FORMS and kind != CaseKind.PCN_ADMIN_FORM and not fields.get("signer"):
         found.append(Finding("not_signed", "Part B, the authorisation, is not completed.",
                              "signer"))

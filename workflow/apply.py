@@ -1,0 +1,149 @@
+"""Apply an approved case's role changes through the directory, in the move to `completed`.
+
+The directory's operations check the rules again (R1 to R4, R7, R8) as they write. The
+changes are made inside a savepoint: if any is refused, none stays, the case goes to
+`triage` with the reason, and the requester is told plainly. Otherwise the case is
+completed and everyone concerned is told, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workflow import directory
+from workflow.cases import move, record
+from workflow.catalogue import CATALOGUE, Service
+from workflow.decisions import Check, PlannedChange, planned_changes
+from workflow.env import WorkflowEnv
+from workflow.errors import PcseError
+from workflow.models import ApprovalRequest, Case, Person
+from workflow.persist import GENERATED, notify, record_checks, source_message
+from workflow.rules import RuleViolation
+from workflow.states import CaseState
+
+
+class NotApproved(PcseError):
+    def __init__(self, case: Case) -> None:
+        super().__init__(f"Case {case.ref} is {case.state}, not approved; nothing was applied.")
+
+
+@dataclass
+class Applied:
+    change: PlannedChange
+    warnings: list[str]
+    replaced: Person | None = None
+
+
+def apply_case(session: Session, env: WorkflowEnv, case: Case, *, actor: str) -> Case:
+    """Apply the approved case's changes and complete it, or send it to triage with the reason."""
+    if case.state != CaseState.APPROVED:
+        raise NotApproved(case)
+    now = env.clock.now()
+    changes = planned_changes(case.kind, case.fields or {})
+    checks = _recheck_approvers(session, case)
+    record_checks(session, case, checks, actor=actor, now=now)
+    refused = next((c for c in checks if not c.passed), None)
+    if refused is not None:
+        return _to_triage(session, env, case, refused.detail, actor=actor)
+    if not changes:
+        return _to_triage(session, env, case, "The case asks for no role change.", actor=actor)
+    try:
+        with session.begin_nested():
+            applied = [_apply_one(session, env, case, change, actor=actor) for change in changes]
+    except RuleViolation as exc:
+        record(session, case, "check", f"Applying the changes was refused: {exc}",
+               actor=actor, at=now, data={"check": "rules_at_apply", "passed": False,
+                                          "rule": exc.code})
+        return _to_triage(session, env, case, str(exc), actor=actor)
+    for done in applied:
+        record(session, case, "applied", _sentence(case, done.change), actor=actor, at=now,
+               data={**done.change.as_dict(), "warnings": done.warnings,
+                     "replaced": done.replaced.email if done.replaced else None})
+    move(session, case, CaseState.COMPLETED, actor=actor, now=now,
+         reason=f"{len(applied)} change(s) applied.")
+    _tell_everyone(session, env, case, applied)
+    return case
+
+
+def _apply_one(
+    session: Session, env: WorkflowEnv, case: Case, change: PlannedChange, *, actor: str
+) -> Applied:
+    """One change through the directory; its reason is the case reference."""
+    now = env.clock.now()
+    org_code = case.organisation_code or ""
+    if change.service is Service.MAIN_CONTACT:
+        result = directory.set_main_contact(session, org_code=org_code, email=change.email,
+                                            name=change.name, actor=actor, reason=case.ref,
+                                            now=now)
+        return Applied(change, list(result.warnings), result.replaced)
+    result = directory.grant_role(session, org_code=org_code, email=change.email,
+                                  name=change.name, role=change.role, actor=actor,
+                                  reason=case.ref, now=now)
+    return Applied(change, list(result.warnings))
+
+
+def _recheck_approvers(session: Session, case: Case) -> list[Check]:
+    """R6 again: whoever approved by email must still be recorded for this organisation."""
+    approved = session.scalars(
+        select(ApprovalRequest).where(ApprovalRequest.case_id == case.id,
+                                      ApprovalRequest.status == "approved")
+    ).all()
+    checks: list[Check] = []
+    org = directory.get_org(session, case.organisation_code or "")
+    for approval in approved:
+        if approval.approver_source == "signer":
+            still = directory.find_signer(session, case.organisation_code or "",
+                                          approval.approver_email) is not None
+            where = f"a signer of {case.organisation_code}"
+        else:
+            icb = (org.icb_code if org and org.type != "icb" else case.organisation_code) or ""
+            still = directory.find_ael_contact(session, icb, approval.approver_email) is not None
+            where = f"an AEL contact of ICB {icb or '(unknown)'}"
+        checks.append(Check("approver_still_recorded", still,
+                            f"{approval.approver_email} is {'still' if still else 'no longer'} "
+                            f"recorded as {where} (R6)."))
+    return checks
+
+
+def _to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, *,
+               actor: str) -> Case:
+    sentence = f"The approved changes could not be applied: {reason}"
+    move(session, case, CaseState.TRIAGE, actor=actor, reason=sentence, now=env.clock.now())
+    notify(session, env, case, "outcome_triage", to=case.requester, name=case.requester_name,
+           context={"reason": reason}, reply_to=source_message(session, case))
+    return case
+
+
+def _sentence(case: Case, change: PlannedChange) -> str:
+    role = "the Main Contact" if change.service is Service.MAIN_CONTACT else change.role
+    return f"{change.name} ({change.email}) is now {role} for {case.organisation_code}."
+
+
+def _tell_everyone(session: Session, env: WorkflowEnv, case: Case, applied: list[Applied]) -> None:
+    """The requester, each nominee, and a replaced main contact."""
+    org = directory.get_org(session, case.organisation_code or "")
+    org_name = org.name if org else (case.organisation_code or "")
+    notify(session, env, case, "outcome_completed", to=case.requester, name=case.requester_name,
+           context={"changes": [_sentence(case, a.change) for a in applied]},
+           reply_to=source_message(session, case))
+    for done in applied:
+        info = CATALOGUE[done.change.service]
+        if done.change.service is Service.MAIN_CONTACT:
+            notify(session, env, case, "welcome_main_contact", to=done.change.email,
+                   name=done.change.name, auto_submitted=GENERATED,
+                   context={"organisation_name": org_name,
+                            "assignable_roles": list(info.assignable_roles)})
+            if done.replaced is not None and done.replaced.email != done.change.email:
+                notify(session, env, case, "main_contact_replaced", to=done.replaced.email,
+                       name=done.replaced.name, auto_submitted=GENERATED,
+                       context={"organisation_name": org_name,
+                                "new_contact_name": done.change.name})
+            continue
+        notify(session, env, case, "welcome_admin", to=done.change.email, name=done.change.name,
+               auto_submitted=GENERATED,
+               context={"role": info.admin_role, "service_title": info.title,
+                        "organisation_name": org_name,
+                        "assignable_roles": list(info.assignable_roles)})

@@ -1,0 +1,196 @@
+"""Carry a decision out: the case's move, its history, its emails and its approval tokens.
+
+This is the one place a `workflow.decisions.Decision` touches the database. It runs inside
+the caller's transaction, so the move, the history rows and the outbox rows commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from notifications.outbox import enqueue
+from workflow import approvals
+from workflow.cases import move, record
+from workflow.catalogue import SIGNER_CAPACITIES, Service
+from workflow.decisions import (
+    BLANK_FORMS,
+    KIND_TITLES,
+    Action,
+    Approver,
+    Check,
+    Decision,
+    planned_changes,
+)
+from workflow.env import WorkflowEnv
+from workflow.models import ApprovalRequest, Case, InboundMessage, OutboxMessage
+
+SYSTEM = "system"
+# Messages that answer nobody's email are marked auto-generated rather than auto-replied.
+GENERATED = "auto-generated"
+
+
+def notify(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case | None,
+    purpose: str,
+    *,
+    to: str,
+    name: str | None,
+    context: dict[str, Any] | None = None,
+    reply_to: InboundMessage | None = None,
+    attachments: Sequence[str] = (),
+    auto_submitted: str = "auto-replied",
+) -> OutboxMessage:
+    """Queue one email, and note it in the case's history."""
+    message = enqueue(session, env, purpose=purpose, to_address=to, to_name=name,
+                      context=dict(context or {}), case=case, reply_to=reply_to,
+                      attachments=list(attachments), auto_submitted=auto_submitted)
+    if case is not None:
+        record(session, case, "email_queued", f"{purpose} queued for {to}.",
+               data={"purpose": purpose, "to": to, "outbox_id": message.id,
+                     "status": message.status},
+               at=env.clock.now())
+    return message
+
+
+def source_message(session: Session, case: Case) -> InboundMessage | None:
+    """The message that opened the case: later replies to the requester thread under it."""
+    if case.source_message_id is None:
+        return None
+    return session.get(InboundMessage, case.source_message_id)
+
+
+def record_checks(
+    session: Session, case: Case, checks: Iterable[Check], *, actor: str, now: datetime,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """One history row per check, with its outcome."""
+    for check in checks:
+        record(session, case, "check", check.detail, actor=actor, at=now,
+               data={**check.as_dict(), **(data or {})})
+
+
+# --------------------------------------------------------------------------- contexts
+
+
+def requested_by(case: Case) -> str:
+    return f"{case.requester_name} <{case.requester}>" if case.requester_name else case.requester
+
+
+def change_context(case: Case) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+    """The nominees (with their roles) and the main contact a case asks for."""
+    nominees: dict[str, dict[str, Any]] = {}
+    contact: dict[str, str] | None = None
+    for change in planned_changes(case.kind, case.fields or {}):
+        if change.service is Service.MAIN_CONTACT:
+            contact = {"name": change.name, "email": change.email}
+            continue
+        entry = nominees.setdefault(change.email,
+                                    {"name": change.name, "email": change.email, "roles": []})
+        entry["roles"].append(change.role)
+    return list(nominees.values()), contact
+
+
+def approval_context(case: Case, approval: ApprovalRequest) -> dict[str, Any]:
+    nominees, contact = change_context(case)
+    return {
+        "approver_name": approval.approver_name,
+        "nominees": nominees,
+        "main_contact": contact,
+        "requested_by": requested_by(case),
+        "token": approvals.shown(approval.token),
+        "expires_on": approvals.as_utc(approval.expires_at).date().isoformat(),
+    }
+
+
+def summary_lines(case: Case) -> list[str]:
+    """What was read from the request, in a few lines for the acknowledgement."""
+    fields = case.fields or {}
+    lines: list[str] = []
+    if fields.get("organisation_code"):
+        name = fields.get("organisation_name")
+        lines.append(f"Organisation: {fields['organisation_code']}"
+                     + (f" ({name})" if name else ""))
+    nominees, contact = change_context(case)
+    for nominee in nominees:
+        lines.append(f"{', '.join(nominee['roles'])}: {nominee['name']} ({nominee['email']})")
+    if contact:
+        lines.append(f"Main Contact: {contact['name']} ({contact['email']})")
+    signer = fields.get("signer")
+    if isinstance(signer, dict) and signer.get("name"):
+        capacity = SIGNER_CAPACITIES.get(signer.get("capacity") or "", signer.get("capacity"))
+        lines.append(f"Signed by: {signer['name']}" + (f", {capacity}" if capacity else ""))
+    return lines
+
+
+# --------------------------------------------------------------------------- approvers
+
+
+def ask_approver(
+    session: Session, env: WorkflowEnv, case: Case, approver: Approver, *, actor: str,
+) -> ApprovalRequest:
+    """Open a token for this approver and queue the approval request to their recorded address."""
+    now = env.clock.now()
+    approval = approvals.open_request(session, env, case, approver, now=now)
+    record(session, case, "approval_requested",
+           f"Approval requested from {approver.describe()} with "
+           f"{approvals.shown(approval.token)}, open until "
+           f"{approvals.as_utc(approval.expires_at).isoformat(timespec='minutes')}.",
+           actor=actor, at=now,
+           data={"approver": approver.as_dict(), "token": approvals.shown(approval.token),
+                 "approval_id": approval.id})
+    notify(session, env, case, "approval_request", to=approver.email, name=approver.name,
+           context=approval_context(case, approval), auto_submitted=GENERATED)
+    return approval
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def persist_decision(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    decision: Decision,
+    *,
+    actor: str = SYSTEM,
+    reply_to: InboundMessage | None = None,
+) -> Case:
+    """Record the decision and its checks, move the case, queue its emails, open its tokens."""
+    now = env.clock.now()
+    record_checks(session, case, decision.checks, actor=actor, now=now)
+    record(session, case, "decision", decision.reason, actor=actor, at=now, data={
+        "action": str(decision.action),
+        "approvers": [a.as_dict() for a in decision.approvers],
+        "changes": [c.as_dict() for c in decision.changes],
+        "findings": list(decision.findings),
+        "reply": decision.reply,
+    })
+    move(session, case, decision.target_state, actor=actor, reason=decision.reason, now=now)
+    requester = {"to": case.requester, "name": case.requester_name, "reply_to": reply_to}
+    if decision.action is Action.NEEDS_INFO:
+        form = BLANK_FORMS.get(case.kind)
+        context = {"findings": list(decision.findings),
+                   "form_name": KIND_TITLES.get(case.kind) if form else None}
+        notify(session, env, case, "needs_info", context=context,
+               attachments=[form] if form else [], **requester)
+    elif decision.action is Action.ASK_APPROVERS:
+        for approver in decision.approvers:
+            ask_approver(session, env, case, approver, actor=actor)
+    elif decision.action is Action.APPROVE:
+        # Imported here: applying needs the directory, deciding does not.
+        from workflow.apply import apply_case
+
+        record(session, case, "approval", decision.reason, actor=actor, at=now,
+               data={"approvers": [a.as_dict() for a in decision.approvers],
+                     "by": "sender"})
+        apply_case(session, env, case, actor=actor)
+    elif decision.reply is not None:
+        notify(session, env, case, decision.reply, context=dict(decision.reply_context),
+               **requester)
+    return case
