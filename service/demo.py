@@ -1,0 +1,332 @@
+"""`pcse demo`: the whole pipeline on the local defaults, with no server to install.
+
+SQLite under ./var, a Maildir inbox at ./var/maildir, and an SMTP sink started in this
+process that files every message sent into the Maildir ./var/sent. The demo loads a
+small directory, delivers sample mail, runs the pipeline, answers the approval requests
+as the approvers would, runs the pipeline again, and prints every case with its emails.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import re
+import shutil
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from intake.pipeline import run_round
+from intake.process import Handler
+from notifications.sender import send_pending
+from notifications.sink import SmtpSink
+from service.config import Config, local_defaults
+from service.context import workflow_env
+from service.demo_mail import INBOX, Story, approver_reply, stories
+from workflow.db import Database
+from workflow.errors import PcseError
+from workflow.handler import handle_message
+from workflow.imports import import_ael, import_organisations, import_signers, import_users
+from workflow.models import Case, InboundMessage, OutboxMessage
+from workflow.schema import upgrade
+
+VAR = Path("var")
+# Everything the demo writes under ./var; nothing else is ever removed.
+DEMO_OWNED = ("pcse.sqlite3", "pcse.sqlite3-wal", "pcse.sqlite3-shm", "maildir", "sent", "raw")
+TOKEN = re.compile(r"\bAPV-([0-9a-f]{20})\b", re.I)
+REF = re.compile(r"\[(PCSE-\d{4}-\d{6})\]")
+MAX_ROUNDS = 6
+
+Say = Callable[[str], None]
+
+
+class DemoError(PcseError):
+    pass
+
+
+@dataclass
+class CaseLine:
+    ref: str
+    story: str
+    kind: str
+    organisation: str | None
+    state: str
+    sent: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class DemoReport:
+    cases: list[CaseLine]
+    ignored: list[str]
+    sent_total: int
+    sent_dir: Path
+    seconds: float
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def demo_config(smtp_port: int) -> Config:
+    """The local defaults, with the sink's port; the demo never reads a configuration file."""
+    config = local_defaults()
+    config.smtp = replace(config.smtp, host="127.0.0.1", port=smtp_port)
+    config.source = "built-in local defaults (pcse demo)"
+    return config
+
+
+def clear_var(say: Say) -> None:
+    """Remove what an earlier demo left under ./var, and only that."""
+    root = VAR.resolve()
+    found = [VAR / name for name in DEMO_OWNED if (VAR / name).exists()]
+    if not found:
+        return
+    say(f"Clearing the demo's data under {VAR}/ "
+        f"({', '.join(p.name for p in found)}) to start fresh.")
+    for path in found:
+        resolved = path.resolve()
+        if resolved.parent != root:
+            raise DemoError(f"{path} points outside {VAR}/; remove it yourself and run again.")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def maildir_path(config: Config) -> Path:
+    box = config.mailboxes[0]
+    if not box.maildir:
+        raise DemoError("The demo needs the local Maildir inbox of the built-in defaults.")
+    return Path(box.maildir)
+
+
+def deliver(inbox: Path, messages: list[bytes]) -> None:
+    """Put messages in the Maildir inbox as a mail server would (new/, one file each)."""
+    box = mailbox.Maildir(inbox, create=True)
+    try:
+        for data in messages:
+            box.add(mailbox.MaildirMessage(data))
+    finally:
+        box.close()
+
+
+def read_sent(sent_dir: Path) -> list[bytes]:
+    if not sent_dir.exists():
+        return []
+    box = mailbox.Maildir(sent_dir, create=False)
+    try:
+        return [box.get_bytes(key) for key in sorted(box.keys())]
+    finally:
+        box.close()
+
+
+def approval_requests(sent: list[bytes]) -> Iterator[tuple[str, str, bytes]]:
+    """(token, case ref, raw message) of every approval request in the sink."""
+    for data in sent:
+        msg = message_from_bytes(data, policy=policy.default)
+        subject = str(msg.get("Subject", ""))
+        token, ref = TOKEN.search(subject), REF.search(subject)
+        if token and ref and not subject.lower().startswith(("re:", "reminder")):
+            yield token.group(1).lower(), ref.group(1), data
+
+
+def play_approvers(db: Database, sent_dir: Path, inbox: Path, answered: set[str],
+                   say: Say) -> int:
+    """Answer each new approval request as the approver of that story would."""
+    by_sender = {s.sender: s for s in stories()}
+    replies: list[bytes] = []
+    for token, ref, data in approval_requests(read_sent(sent_dir)):
+        if token in answered:
+            continue
+        answered.add(token)
+        with db.transaction() as session:
+            case = session.scalars(select(Case).where(Case.ref == ref)).one()
+            story = by_sender.get(case.requester)
+        if story is None or story.answer is None:
+            continue
+        to = message_from_bytes(data, policy=policy.default)["To"].addresses[0]
+        word = "APPROVE" if story.answer.decision == "approve" else "REJECT"
+        say(f"  {to.display_name or to.addr_spec} answers {ref} with {word} "
+            f"({story.answer.style} style)")
+        replies.append(approver_reply(data, story.answer))
+    deliver(inbox, replies)
+    return len(replies)
+
+
+def case_lines(db: Database) -> list[CaseLine]:
+    """Every case, oldest first, with the emails sent about it counted by purpose."""
+    titles = {s.sender: s.title for s in stories()}
+    with db.transaction() as session:
+        cases = session.scalars(select(Case).order_by(Case.id)).all()
+        lines = []
+        for case in cases:
+            sent = Counter(session.scalars(
+                select(OutboxMessage.purpose)
+                .where(OutboxMessage.case_id == case.id, OutboxMessage.status == "sent")
+            ).all())
+            lines.append(CaseLine(case.ref, titles.get(case.requester, case.requester),
+                                  case.kind, case.organisation_code, case.state, sent))
+    return lines
+
+
+def ignored_messages(db: Database) -> list[str]:
+    """Messages recorded but opening no case (automatic replies and the like)."""
+    with db.transaction() as session:
+        rows = session.execute(
+            select(InboundMessage.from_address, InboundMessage.classification,
+                   InboundMessage.status, InboundMessage.error)
+            .where(InboundMessage.case_id.is_(None))
+            .order_by(InboundMessage.id)
+        ).all()
+    return [f"{sender}: {kind}, {status}" + (f" ({_short(error, 80)})" if error else "")
+            for sender, kind, status, error in rows]
+
+
+@contextmanager
+def timed() -> Iterator[Callable[[], float]]:
+    start = time.monotonic()
+    yield lambda: time.monotonic() - start
+
+
+def sample_messages(inbox_address: str = INBOX) -> list[tuple[Story, bytes]]:
+    return [(story, story.build(story, inbox_address).as_bytes()) for story in stories()]
+
+
+def prepare_database(config: Config) -> Database:
+    db = Database(config.database.url)
+    upgrade(db.engine)
+    return db
+
+
+# --------------------------------------------------------------------------- the pieces
+
+
+DATA = Path(__file__).with_name("demo_data")
+DIRECTORY_FILES = (
+    (import_organisations, "organisations.csv"),
+    (import_users, "users.csv"),
+    (import_signers, "signers.csv"),
+    (import_ael, "ael.csv"),
+)
+
+
+def load_directory(db: Database, say: Say) -> None:
+    """The sample directory, through the same imports as `pcse directory import-*`."""
+    say(f"Directory: loading the sample directory from {DATA}/")
+    for importer, name in DIRECTORY_FILES:
+        with db.transaction() as session:
+            report = importer(session, DATA / name, actor="pcse demo")
+        if report.errors:
+            raise DemoError(f"The sample {name} did not load: {report.errors[0]}.")
+        say(f"  {report.what}: {report.added} added")
+
+
+@contextmanager
+def smtp_sink(config: Config, sent_dir: Path) -> Iterator[SmtpSink]:
+    """The local SMTP server the outbox sends to; it files each message into `sent_dir`."""
+    with SmtpSink(config.smtp.host, config.smtp.port, maildir=sent_dir) as sink:
+        yield sink
+
+
+def pipeline_round(config: Config, db: Database, handler: Handler, say: Say) -> bool:
+    """Poll the inbox, process what is pending, send the outbox; True if anything happened."""
+    seen = _last_inbound_id(db)
+    intake = run_round(db, config, handler)
+    for line in processed_lines(db, seen):
+        say(line)
+    for error in intake.errors:
+        say(f"  inbox error: {error}")
+    before = _sent_ids(db)
+    sending = send_pending(db, config)
+    purposes = _sent_purposes(db, before)
+    if sending.sent:
+        listed = ", ".join(f"{name} x{n}" if n > 1 else name
+                           for name, n in sorted(purposes.items()))
+        say(f"  sent {sending.sent} email(s) to the sink: {listed}")
+    if sending.failed or sending.error:
+        say(f"  outbox: {sending.failed} failed {sending.error or ''}".rstrip())
+    return bool(intake.fetched or intake.processing.total or sending.sent)
+
+
+def _last_inbound_id(db: Database) -> int:
+    with db.transaction() as session:
+        return session.scalar(select(func.max(InboundMessage.id))) or 0
+
+
+def processed_lines(db: Database, after_id: int) -> list[str]:
+    """One line per message handled in this round: sender, case and outcome."""
+    with db.transaction() as session:
+        rows = session.execute(
+            select(InboundMessage, Case.ref)
+            .outerjoin(Case, Case.id == InboundMessage.case_id)
+            .where(InboundMessage.id > after_id)
+            .order_by(InboundMessage.id)
+        ).all()
+        lines = []
+        for inbound, ref in rows:
+            what = inbound.outcome or inbound.error or inbound.status
+            lines.append(f"  {inbound.from_address or '?':<40} {ref or '(no case)':<17} "
+                         f"{inbound.classification or '-'}: {_short(what)}")
+    return lines
+
+
+def _short(text: str, width: int = 110) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _sent_ids(db: Database) -> set[int]:
+    with db.transaction() as session:
+        return set(session.scalars(select(OutboxMessage.id)
+                                   .where(OutboxMessage.status == "sent")).all())
+
+
+def _sent_purposes(db: Database, before: set[int]) -> Counter[str]:
+    with db.transaction() as session:
+        rows = session.execute(select(OutboxMessage.id, OutboxMessage.purpose)
+                               .where(OutboxMessage.status == "sent")).all()
+    return Counter(purpose for row_id, purpose in rows if row_id not in before)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_demo(say: Say) -> DemoReport:
+    """Run the whole pipeline on sample mail; `say` prints each step of progress."""
+    with timed() as elapsed:
+        clear_var(say)
+        config = demo_config(free_port())
+        inbox, sent_dir = maildir_path(config), VAR / "sent"
+        db = prepare_database(config)
+        try:
+            say(f"Database: {config.database.url} (created)")
+            load_directory(db, say)
+            handler = handle_message(workflow_env(config))
+            with smtp_sink(config, sent_dir):
+                say(f"SMTP sink: 127.0.0.1:{config.smtp.port}, filing into {sent_dir}/")
+                messages = sample_messages(config.mailboxes[0].address)
+                deliver(inbox, [data for _, data in messages])
+                say(f"\nDelivered {len(messages)} sample emails to {inbox}/:")
+                for story, _ in messages:
+                    say(f"  {story.title:<42} from {story.sender}")
+                answered: set[str] = set()
+                for number in range(1, MAX_ROUNDS + 1):
+                    say(f"\nRound {number}: read the inbox, process, send the outbox")
+                    busy = pipeline_round(config, db, handler, say)
+                    replies = play_approvers(db, sent_dir, inbox, answered, say)
+                    if replies:
+                        say(f"  {replies} approver(s) replied; their answers are in the inbox")
+                    if not busy and not replies:
+                        break
+            return DemoReport(case_lines(db), ignored_messages(db), len(read_sent(sent_dir)),
+                              sent_dir, elapsed())
+        finally:
+            db.dispose()
