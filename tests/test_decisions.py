@@ -133,7 +133,7 @@ def test_user_admin_form_without_a_service_needs_info() -> None:
                    nominees=[{"name": "Jane Smith", "email": "jane@nhs.net", "services": []}])
     decision = decide(request, practice())
     assert decision.action is Action.NEEDS_INFO
-    assert any("which service" in f for f in decision.findings)
+    assert any("which service" in f for f in decision.finding_messages)
 
 
 @pytest.mark.parametrize("kind", SIGNED_FORMS)
@@ -155,23 +155,23 @@ def test_reader_findings_are_listed_for_the_requester() -> None:
                                     "signer.date"))
     decision = decide(request, practice())
     assert decision.action is Action.NEEDS_INFO
-    assert decision.findings == ("The declaration is not ticked.",
-                                 "The date 31/02/2026 is not a date.")
-    assert decision.reply_context["findings"] == list(decision.findings)
+    assert decision.finding_messages == ["The declaration is not ticked.",
+                                         "The date 31/02/2026 is not a date."]
+    assert decision.reply_context["findings"] == decision.finding_messages
 
 
 def test_missing_nominee_email_is_found_even_if_the_reader_missed_it() -> None:
     request = email_request(CaseKind.PL_ADMIN, nominees=[{"name": "Jane Smith", "email": None}])
     decision = decide(request, practice())
     assert decision.action is Action.NEEDS_INFO
-    assert decision.findings == ("The email address of the nominee is missing.",)
+    assert decision.finding_messages == ["The email address of the nominee is missing."]
 
 
 def test_a_reader_finding_is_not_repeated_by_the_structural_check() -> None:
     request = email_request(CaseKind.PL_ADMIN, organisation_code=None)
     request.findings.append(Finding("missing_field", "Please give your practice code.",
                                     "organisation_code"))
-    assert decide(request, practice()).findings == ("Please give your practice code.",)
+    assert decide(request, practice()).finding_messages == ["Please give your practice code."]
 
 
 def test_structural_findings_of_a_complete_request_are_empty() -> None:

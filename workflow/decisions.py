@@ -171,7 +171,7 @@ class Decision:
     action: Action
     reason: str  # one sentence: why the case goes where it goes
     checks: tuple[Check, ...] = ()
-    findings: tuple[str, ...] = ()  # what the requester must supply (NEEDS_INFO)
+    findings: tuple[Finding, ...] = ()  # what the requester must supply (NEEDS_INFO)
     approvers: tuple[Approver, ...] = ()  # who is asked (ASK_APPROVERS)
     reply: str | None = None  # the template of the reply to the requester, if any
     reply_context: Mapping[str, Any] = field(default_factory=dict)
@@ -180,6 +180,10 @@ class Decision:
     @property
     def target_state(self) -> CaseState:
         return TARGET_STATE[self.action]
+
+    @property
+    def finding_messages(self) -> list[str]:
+        return [f.message for f in self.findings]
 
 
 # --------------------------------------------------------------------------- the request
@@ -359,7 +363,7 @@ def _common(steps: _Steps, changes: list[PlannedChange]) -> Decision | None:
         return steps.decision(
             Action.NEEDS_INFO,
             "Information is missing or wrong; the requester was asked for it.",
-            findings=tuple(f.message for f in findings),
+            findings=tuple(findings),
             reply="needs_info",
             reply_context={"findings": [f.message for f in findings],
                            "form_name": BLANK_FORMS.get(kind)},

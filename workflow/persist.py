@@ -168,14 +168,16 @@ def persist_decision(
         "action": str(decision.action),
         "approvers": [a.as_dict() for a in decision.approvers],
         "changes": [c.as_dict() for c in decision.changes],
-        "findings": list(decision.findings),
+        "findings": decision.finding_messages,
         "reply": decision.reply,
     })
     move(session, case, decision.target_state, actor=actor, reason=decision.reason, now=now)
     requester = {"to": case.requester, "name": case.requester_name, "reply_to": reply_to}
     if decision.action is Action.NEEDS_INFO:
         form = BLANK_FORMS.get(case.kind)
-        context = {"findings": list(decision.findings),
+        # The case keeps every finding (with its field), for merging the reply and reminding.
+        case.findings = [f.as_dict() for f in decision.findings]
+        context = {"findings": decision.finding_messages,
                    "form_name": KIND_TITLES.get(case.kind) if form else None}
         notify(session, env, case, "needs_info", context=context,
                attachments=[form] if form else [], **requester)
