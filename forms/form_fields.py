@@ -121,10 +121,11 @@ def _check_section(section: SectionDef, part: PartDef, raw: dict[str, Any],
 
 
 def _part_missing(definition: FormDefinition, part: PartDef) -> Finding:
-    headings = [s.heading for s in definition.sections if s.part == part.id]
+    heading = next(s.heading for s in definition.sections if s.part == part.id)
+    subject = heading.split("–", 1)[-1].strip()
     return Finding(
         "part_missing",
-        f"{part.title} of the form is missing ({headings[0]}). Please send the whole form, "
+        f"{part.title} of the form ({subject}) is missing. Please send the whole form, "
         "with every part completed.",
         None,
     )

@@ -75,8 +75,23 @@ def answer(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     except RecursionError:
         return {"ok": False, "code": "pdf_unreadable", "detail": "objects nested too deeply"}
     except Exception as exc:  # any failure inside pdfminer is a property of the file
-        return {"ok": False, "code": "pdf_unreadable",
-                "detail": f"{type(exc).__name__}: {exc}"[:300]}
+        code = "pdf_too_large" if _out_of_memory(exc) else "pdf_unreadable"
+        return {"ok": False, "code": code, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """pdfplumber wraps what pdfminer raised; zlib reports exhaustion as an error string."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, MemoryError) or "allocate" in str(current).lower():
+            return True
+        pending.extend([current.__cause__, current.__context__, *current.args])
+    return False
 
 
 def main() -> None:

@@ -1,0 +1,268 @@
+"""PDF forms: the corpus reads to its expected fields and findings; hostile files are contained."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pdfplumber
+import pytest
+from reportlab.lib.pdfencrypt import StandardEncryption
+from reportlab.pdfgen.canvas import Canvas
+
+import forms
+from forms import PdfLimits, blank_form_path, read_pdf
+from forms.definitions import definitions
+from forms.sandbox import POOL
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "corpus" / "forms"
+SAMPLES = sorted(CORPUS.glob("*.pdf"))
+CONTRACT_KEYS = ("organisation_code", "organisation_name", "nominees", "main_contact", "signer")
+
+
+def _expected(pdf: Path) -> dict[str, Any]:
+    return json.loads(pdf.with_name(pdf.stem + ".expected.json").read_text(encoding="utf-8"))
+
+
+def test_corpus_is_there() -> None:
+    assert len(SAMPLES) >= 30
+    assert all(p.with_name(p.stem + ".expected.json").is_file() for p in SAMPLES)
+
+
+@pytest.mark.parametrize("pdf", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_corpus_sample_reads_as_expected(pdf: Path) -> None:
+    expected = _expected(pdf)
+    parsed = read_pdf(pdf.read_bytes())
+    assert parsed.kind == expected["kind"]
+    assert parsed.source == expected["source"]
+    assert parsed.form_version == expected["form_version"]
+    for key in CONTRACT_KEYS:
+        assert key in parsed.fields
+    for key, value in expected["fields"].items():
+        assert parsed.fields[key] == value, key
+    got = sorted((f.code, f.field or "") for f in parsed.findings)
+    want = sorted((f["code"], f["field"] or "") for f in expected["findings"])
+    assert got == want
+    for finding in parsed.findings:
+        assert finding.message.endswith(".") and len(finding.message) > 20
+
+
+def test_unsigned_sentence_names_the_missing_value() -> None:
+    parsed = read_pdf((CORPUS / "gpp-signer-email-missing.pdf").read_bytes())
+    messages = [f.message for f in parsed.findings]
+    assert "Part B is not signed: the signer's email address is missing." in messages
+
+
+def test_missing_part_is_one_finding_not_one_per_field() -> None:
+    parsed = read_pdf((CORPUS / "uar-signature-page-missing.pdf").read_bytes())
+    assert [f.code for f in parsed.findings] == ["part_missing"]
+    assert "Part G" in parsed.findings[0].message
+
+
+# --------------------------------------------------------------------------- blank forms
+
+
+@pytest.mark.parametrize("definition", definitions(), ids=lambda d: d.version)
+def test_blank_form_carries_its_fields_and_version_mark(definition) -> None:
+    path = blank_form_path(definition.blank)
+    with pdfplumber.open(path) as pdf:
+        assert definition.version in pdf.metadata["Keywords"]
+        assert len(pdf.pages) == definition.pages
+        for page in pdf.pages:
+            assert definition.version in page.extract_text()
+        names = {a["title"] for page in pdf.pages for a in page.annots}
+    assert names == {f.name for f in definition.fields}
+
+
+@pytest.mark.parametrize("definition", definitions(), ids=lambda d: d.version)
+def test_committed_blank_form_matches_its_definition(definition) -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_blank_forms import render
+
+    assert render(definition) == blank_form_path(definition.blank).read_bytes(), (
+        "run scripts/make_blank_forms.py"
+    )
+
+
+def test_blank_form_read_back_lists_every_missing_field() -> None:
+    parsed = read_pdf(blank_form_path("gpp-user-admin-certification.pdf").read_bytes())
+    assert parsed.kind == "gpp_admin_form"
+    codes = {(f.code, f.field) for f in parsed.findings}
+    assert ("missing_field", "organisation_code") in codes
+    assert ("not_signed", "signer") in codes
+
+
+def test_blank_form_path_finds_shipped_forms_and_refuses_others() -> None:
+    assert blank_form_path("pcn-user-admin-request").name == "pcn-user-admin-request.pdf"
+    assert forms.blank_form_names() == sorted(d.blank for d in definitions())
+    with pytest.raises(forms.blanks.UnknownBlankForm):
+        blank_form_path("../../pyproject.toml")
+    with pytest.raises(forms.blanks.UnknownBlankForm):
+        blank_form_path("no-such-form.pdf")
+
+
+# --------------------------------------------------------------------------- hostile files
+
+
+def _raw_pdf(*objects: bytes) -> bytes:
+    """A PDF assembled from object bodies (numbered from 1) with a correct xref table."""
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+              % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def _page_with_content(content: bytes, filters: bytes = b"") -> bytes:
+    return _raw_pdf(
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+        b"<< /Length %d %s >>\nstream\n" % (len(content), filters) + content + b"\nendstream",
+    )
+
+
+def inflating_to(megabytes: int) -> bytes:
+    """A zlib stream of about megabytes/1000 MB that inflates to `megabytes` MB of zeros.
+
+    One fully flushed block is repeated, so it is quick to make however large it inflates.
+    """
+    zeros = b"\0" * (1 << 20)
+    packer = zlib.compressobj(9)
+    first = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    end = packer.flush(zlib.Z_FINISH)[:-4]
+    checksum = 1
+    for _ in range(megabytes):
+        checksum = zlib.adler32(zeros, checksum)
+    return first + block * (megabytes - 1) + end + struct.pack(">I", checksum)
+
+
+def bomb(megabytes: int = 800) -> bytes:
+    """A page whose content stream of about a megabyte inflates far beyond the memory limit."""
+    return _page_with_content(inflating_to(megabytes), b"/Filter /FlateDecode")
+
+
+def endless() -> bytes:
+    """The page tree is a reference to a reference to itself: resolving it never ends."""
+    return _raw_pdf(b"<< /Type /Catalog /Pages 2 0 R >>", b"3 0 R", b"2 0 R")
+
+
+def recursive() -> bytes:
+    """A form XObject that draws itself."""
+    return _raw_pdf(
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /XObject << /X1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length 7 >>\nstream\n/X1 Do\n\nendstream",
+        b"<< /Type /XObject /Subtype /Form /BBox [0 0 10 10] "
+        b"/Resources << /XObject << /X1 5 0 R >> >> /Length 7 >>\nstream\n/X1 Do\n\nendstream",
+    )
+
+
+def pages(count: int) -> bytes:
+    out = io.BytesIO()
+    canvas = Canvas(out)
+    for number in range(count):
+        canvas.drawString(50, 800, f"Page {number + 1}")
+        canvas.showPage()
+    canvas.save()
+    return out.getvalue()
+
+
+def encrypted() -> bytes:
+    out = io.BytesIO()
+    canvas = Canvas(out, encrypt=StandardEncryption("letmein", ownerPassword="owner"))
+    canvas.drawString(50, 800, "GPP Practice User Administrator Certification Form")
+    canvas.showPage()
+    canvas.save()
+    return out.getvalue()
+
+
+def truncated() -> bytes:
+    data = (CORPUS / "uar-acroform.pdf").read_bytes()
+    return data[: len(data) * 2 // 3]
+
+
+HOSTILE = {
+    "empty": (lambda: b"", {"empty_attachment"}),
+    "whitespace-only": (lambda: b"\r\n  \n", {"empty_attachment"}),
+    "not-a-pdf": (lambda: b"PK\x03\x04\x14\x00 a zip file, not a PDF", {"not_a_pdf"}),
+    "word-document": (lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, {"not_a_pdf"}),
+    "truncated": (truncated, {"pdf_unreadable"}),
+    "encrypted": (encrypted, {"pdf_encrypted"}),
+    "thousand-pages": (lambda: pages(1000), {"pdf_too_large"}),
+    "bomb": (bomb, {"pdf_too_large"}),
+    "endless": (endless, {"pdf_timeout"}),
+    # pdfminer stops the self-drawing XObject; what matters is that it ends as a finding.
+    "recursive": (recursive, {"unknown_form", "pdf_unreadable", "pdf_timeout"}),
+    "garbage-after-header": (lambda: b"%PDF-1.4\n" + bytes(range(256)) * 40, {"pdf_unreadable"}),
+}
+LIMITS = PdfLimits(timeout_seconds=3, memory_mb=384, max_pages=20)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_file_becomes_its_own_finding(name: str) -> None:
+    make, codes = HOSTILE[name]
+    data = make()
+    started = time.monotonic()
+    parsed = read_pdf(data, LIMITS)
+    assert time.monotonic() - started < LIMITS.timeout_seconds + 5
+    assert parsed.kind is None
+    assert len(parsed.findings) == 1
+    assert parsed.findings[0].code in codes
+    assert parsed.findings[0].message.endswith(".")
+    # The caller, and the reader, are still fine: a good form reads next.
+    good = read_pdf((CORPUS / "gpp-acroform.pdf").read_bytes(), LIMITS)
+    assert good.kind == "gpp_admin_form" and not good.findings
+
+
+def test_thousand_pages_are_refused_with_the_count() -> None:
+    parsed = read_pdf(pages(1000), LIMITS)
+    assert "1000 pages" in parsed.findings[0].message
+
+
+def test_page_limit_is_configurable() -> None:
+    data = pages(5)
+    assert read_pdf(data, PdfLimits(max_pages=4)).findings[0].code == "pdf_too_large"
+    assert read_pdf(data, PdfLimits(max_pages=5)).findings[0].code == "unknown_form"
+
+
+def test_memory_limit_stops_the_worker_not_the_caller() -> None:
+    # A smaller inflated stream than the bomb, under a tighter memory limit.
+    parsed = read_pdf(bomb(megabytes=300), PdfLimits(timeout_seconds=10, memory_mb=200))
+    assert parsed.findings[0].code == "pdf_too_large"
+
+
+def test_limits_from_service_config() -> None:
+    from service.config import LimitsConfig
+
+    limits = PdfLimits.from_config(
+        LimitsConfig(pdf_timeout_seconds=7, pdf_memory_mb=256, pdf_max_pages=9)
+    )
+    assert limits == PdfLimits(timeout_seconds=7.0, memory_mb=256, max_pages=9)
+
+
+def test_worker_is_reused_between_forms() -> None:
+    data = (CORPUS / "pcn-acroform.pdf").read_bytes()
+    read_pdf(data)
+    before = {w.process.pid for w in POOL._idle}
+    read_pdf(data)
+    after = {w.process.pid for w in POOL._idle}
+    assert before and before == after
