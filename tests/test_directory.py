@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from workflow.catalogue import Service
 from workflow.directory import (
@@ -464,3 +464,40 @@ def test_signers_and_ael_lookups(db) -> None:
         assert signers_for(session, "A89999") == []
         assert admins(session, "A89999", Service.GPP) == []
         assert main_contact(session, "A89999") is None
+
+
+@pytest.mark.postgres
+def test_concurrent_grants_never_exceed_the_limit(pg_url) -> None:
+    """Six workers race for the last admin place on PostgreSQL: one wins, five are refused."""
+    import threading
+
+    from workflow.db import Database
+
+    database = Database(pg_url)
+    with database.transaction() as session:
+        for table in ("directory_events", "role_assignments", "people", "organisations"):
+            session.execute(text(f"DELETE FROM {table}"))
+        _orgs(session)
+        for n in range(3):
+            grant(session, f"admin{n}@nhs.net", GPP_ADMIN)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        try:
+            with database.transaction() as session:
+                grant(session, f"racer{n}@nhs.net", GPP_ADMIN)
+            outcomes.append("granted")
+        except RuleViolation as refused:
+            outcomes.append(refused.code)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with database.transaction() as session:
+        assert len(admins(session, "A81001", Service.GPP)) == 4
+    database.dispose()
+    assert sorted(outcomes) == ["admin_limit"] * 5 + ["granted"]
