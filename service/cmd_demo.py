@@ -47,7 +47,7 @@ def summary(report: DemoReport) -> str:
         table(rows, ["case", "sample", "org", "state", "emails sent"]),
     ]
     if report.ignored:
-        parts += ["", "Recorded and not answered (no case opened):"]
+        parts += ["", "Messages that opened no case:"]
         parts += [f"  {line}" for line in report.ignored]
     first = report.cases[0].ref if report.cases else "REF"
     parts += [
