@@ -14,7 +14,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from caseworker.auth import RequireSignInMiddleware
-from caseworker.pages import accounts, queue, signin
+from caseworker.pages import accounts, cases, directory, failures, queue, signin
 from caseworker.rendering import make_templates, render
 from caseworker.security import SecurityHeadersMiddleware
 from caseworker.sessions import SignedSessionMiddleware
@@ -63,6 +63,9 @@ def create_app(web: WebSettings) -> Starlette:
         *signin.routes,
         *queue.routes,
         *accounts.routes,
+        *cases.routes,
+        *failures.routes,
+        *directory.routes,
         Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),
         Mount("/static", StaticFiles(directory=STATIC / "app"), name="static"),
     ]

@@ -59,3 +59,20 @@ def state_label(state: str | None) -> str:
 
 def kind_label(kind: str | None) -> str:
     return KIND_LABELS.get(kind or "", kind or "")
+
+# What each action's text box asks for, and where its words go.
+ACTION_PROMPTS: dict[str, str] = {
+    "approve": "Why is it approved?",
+    "reject": "Reason for rejecting",
+    "request_info": "Message to the requester",
+    "reopen": "Why reopen it?",
+    "withdraw": "Why withdraw it?",
+}
+
+ACTION_HINTS: dict[str, str] = {
+    "approve": "Recorded in the case history. The role changes are then applied.",
+    "reject": "Sent to the requester and recorded in the case history.",
+    "request_info": "Say exactly what is missing. Sent to the requester, who can reply.",
+    "reopen": "Recorded in the case history. The case goes back to triage.",
+    "withdraw": "Recorded in the case history. Nothing is sent.",
+}

@@ -140,7 +140,7 @@ def _case_row(case: Case, now: datetime) -> QueueRow:
 
 
 def _message_row(message: InboundMessage, now: datetime) -> QueueRow:
-    return QueueRow("message", f"Message {message.id}", f"/failures/messages/{message.id}",
+    return QueueRow("message", f"Message {message.id}", f"/messages/{message.id}",
                     "Failed message", None, None, message.from_address,
                     as_utc(message.received_at), age(message.received_at, now),
                     message.error or "Processing failed.")
@@ -150,7 +150,7 @@ def _outbox_row(row: OutboxMessage, now: datetime) -> QueueRow:
     reason = row.last_error or (
         "Held: too many automatic replies to this address." if row.status == "held"
         else "Sending failed.")
-    return QueueRow("outbox", f"Email {row.id}", f"/failures/outbox/{row.id}",
+    return QueueRow("outbox", f"Email {row.id}", f"/outbox/{row.id}",
                     "Held email" if row.status == "held" else "Failed email", None, None,
                     row.to_address, as_utc(row.created_at), age(row.created_at, now), reason)
 

@@ -10,7 +10,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from caseworker.labels import STATE_COLOURS, kind_label, state_label
+from caseworker.labels import (
+    ACTION_HINTS,
+    ACTION_PROMPTS,
+    STATE_COLOURS,
+    kind_label,
+    state_label,
+)
 from caseworker.security import CSRF_FIELD, csrf_token
 from caseworker.timeutil import when
 
@@ -35,6 +41,8 @@ def make_environment() -> Environment:
     env.filters["kind_label"] = kind_label
     env.globals["STATE_COLOURS"] = STATE_COLOURS
     env.globals["CSRF_FIELD"] = CSRF_FIELD
+    env.globals["ACTION_PROMPTS"] = ACTION_PROMPTS
+    env.globals["ACTION_HINTS"] = ACTION_HINTS
     return env
 
 

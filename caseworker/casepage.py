@@ -1,0 +1,187 @@
+"""What the case page shows, read in one transaction: the case, what was read and found,
+the original email, the directory's view of the organisation, history and emails."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from caseworker.labels import ACTION_LABELS
+from caseworker.mailview import MailView, message_view
+from caseworker.timeutil import as_utc
+from workflow import directory
+from workflow.cases import get_case
+from workflow.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
+from workflow.models import Case, InboundMessage, OutboxMessage
+
+FIELD_LABELS = {
+    "organisation_code": "Organisation code",
+    "organisation_name": "Organisation name",
+    "nominees": "Nominees",
+    "main_contact": "Main contact",
+    "signer": "Signed by",
+}
+SERVICE_NAMES = {"gpp": "GP Payments and Pensions", "pl": "Performers Lists",
+                 "oph": "Ophthalmic Payments", "pcn": "PCN payments",
+                 "main_contact": "Supplies and Medical Records"}
+
+
+def describe(value: Any) -> list[str]:
+    """A field's value as lines of plain text."""
+    if value is None or value == "" or value == []:
+        return ["Not given"]
+    if isinstance(value, bool):
+        return ["Yes" if value else "No"]
+    if isinstance(value, list):
+        return [line for item in value for line in describe(item)]
+    if isinstance(value, dict):
+        return [_describe_person(value)] if "email" in value or "name" in value else [
+            f"{str(k).replace('_', ' ')}: {', '.join(describe(v))}" for k, v in value.items()]
+    return [str(value)]
+
+
+def _describe_person(value: dict[str, Any]) -> str:
+    parts = [str(value.get("name") or "(no name)")]
+    if value.get("email"):
+        parts.append(str(value["email"]))
+    if value.get("services"):
+        parts.append("for " + ", ".join(SERVICE_NAMES.get(s, str(s)) for s in value["services"]))
+    if value.get("capacity"):
+        parts.append(SIGNER_CAPACITIES.get(value["capacity"], str(value["capacity"])))
+    if value.get("date"):
+        parts.append(f"dated {value['date']}")
+    if "declaration" in value:
+        parts.append("declaration ticked" if value["declaration"] else "declaration NOT ticked")
+    return " – ".join(parts)
+
+
+def _field_of(finding: dict[str, Any], keys: list[str]) -> str | None:
+    name = str(finding.get("field") or "")
+    for key in keys:
+        if name == key or name.startswith((f"{key}.", f"{key}[", f"{key}_")):
+            return key
+    return None
+
+
+def fields_with_findings(fields: dict[str, Any], findings: list[dict[str, Any]]) -> dict:
+    """Each field read, beside the findings about it; the rest of the findings apart."""
+    keys = list(FIELD_LABELS) + [k for k in fields if k not in FIELD_LABELS]
+    about: dict[str, list[str]] = {}
+    general: list[str] = []
+    for finding in findings:
+        message = str(finding.get("message") or finding.get("code") or finding)
+        key = _field_of(finding, keys)
+        if key is None:
+            general.append(message)
+        else:
+            about.setdefault(key, []).append(message)
+    rows = [
+        {"key": key, "label": FIELD_LABELS.get(key, key.replace("_", " ").capitalize()),
+         "lines": describe(fields.get(key)), "findings": about.get(key, [])}
+        for key in keys if key in fields or key in about
+    ]
+    return {"rows": rows, "general": general}
+
+
+def directory_view(session: Session, code: str | None) -> dict[str, Any] | None:
+    org = directory.get_org(session, code) if code else None
+    if org is None:
+        return None
+    services = []
+    for service in (Service.GPP, Service.PL, Service.OPH, Service.PCN):
+        info = CATALOGUE[service]
+        holders = directory.admins(session, org.code, service)
+        services.append({"title": info.title, "role": info.admin_role, "limit": info.max_admins,
+                         "people": [{"name": p.name, "email": p.email} for p in holders]})
+    main = directory.main_contact(session, org.code)
+    signers = [{"name": s.name, "email": s.email,
+                "capacity": SIGNER_CAPACITIES.get(s.capacity, s.capacity)}
+               for s in directory.signers_for(session, org.code)]
+    ael = [{"name": a.name, "email": a.email, "role": a.ael_role}
+           for a in (directory.ael_contacts_for(session, org.icb_code) if org.icb_code else [])]
+    return {"code": org.code, "name": org.name, "type": org.type, "icb_code": org.icb_code,
+            "status": org.status, "services": services,
+            "main_contact": {"name": main.name, "email": main.email} if main else None,
+            "signers": signers, "ael": ael}
+
+
+def approver_choices(view: dict[str, Any] | None) -> list[dict[str, str]]:
+    """Recorded approvers of the organisation: its signers, then its ICB's AEL contacts."""
+    if view is None:
+        return []
+    choices = [{"value": s["email"], "text": f"{s['name']} ({s['capacity']}) – {s['email']}"}
+               for s in view["signers"]]
+    choices += [{"value": a["email"],
+                 "text": f"{a['name']} (AEL contact, ICB {view['icb_code']}) – {a['email']}"}
+                for a in view["ael"]]
+    return choices
+
+
+@dataclass(frozen=True)
+class EmailRow:
+    direction: str  # "in" or "out"
+    at: Any
+    who: str
+    subject: str
+    status: str
+    href: str
+    label: str
+
+
+def emails(session: Session, case: Case) -> list[EmailRow]:
+    received = session.scalars(select(InboundMessage).where(InboundMessage.case_id == case.id))
+    sent = session.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id))
+    rows = [EmailRow("in", as_utc(m.received_at), m.from_address or "(unknown sender)",
+                     m.subject or "(no subject)", m.status, f"/messages/{m.id}", "Received")
+            for m in received]
+    rows += [EmailRow("out", as_utc(m.created_at), m.to_address, m.subject, m.status,
+                      f"/outbox/{m.id}", "Sent" if m.status == "sent" else "To send")
+             for m in sent]
+    return sorted(rows, key=lambda r: r.at)
+
+
+def original_email(session: Session, raw_dir: Path, case: Case) -> tuple[int | None, MailView]:
+    if case.source_message_id is None:
+        return None, MailView(missing="This case was not opened from an email.")
+    message = session.get(InboundMessage, case.source_message_id)
+    if message is None:
+        return None, MailView(missing="The message that opened this case is not in the ledger.")
+    return message.id, message_view(session, raw_dir, message)
+
+
+def allowed_actions(case: Case, *, supervisor: bool) -> list[dict[str, str]]:
+    from workflow import actions
+
+    names = [n for n in actions.allowed_actions(case) if supervisor or n != "reopen"]
+    return [{"name": n, "label": ACTION_LABELS.get(n, n)} for n in names]
+
+
+def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) -> dict[str, Any]:
+    case = get_case(session, ref)
+    source_id, mail = original_email(session, raw_dir, case)
+    org = directory_view(session, case.organisation_code)
+    return {
+        "case": {
+            "ref": case.ref, "kind": case.kind, "state": case.state,
+            "organisation_code": case.organisation_code, "requester": case.requester,
+            "requester_name": case.requester_name, "subject": case.subject,
+            "reason": case.reason, "created_at": as_utc(case.created_at),
+            "updated_at": as_utc(case.updated_at),
+        },
+        "read": fields_with_findings(case.fields or {}, case.findings or []),
+        "source_id": source_id,
+        "mail": asdict(mail),
+        "org": org,
+        "approvers": approver_choices(org),
+        "events": [
+            {"at": as_utc(e.at), "actor": e.actor, "event": e.event, "from_state": e.from_state,
+             "to_state": e.to_state, "detail": e.detail}
+            for e in case.events
+        ],
+        "emails": emails(session, case),
+        "actions": allowed_actions(case, supervisor=supervisor),
+    }

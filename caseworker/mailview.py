@@ -1,0 +1,112 @@
+"""An email as a caseworker sees it: headers and text, the HTML kept inert, attachments listed.
+
+Messages are read from the raw store with intake's own safe parser, so the page shows what
+intake read. Nothing here produces markup: the templates escape every value, and the HTML
+version is only ever shown as escaped source or inside a sandboxed iframe (no scripts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from sqlalchemy.orm import Session
+
+from intake.mailparse import ParsedMail, parse_mail
+from intake.rawstore import RawMissing, RawStore
+from workflow.models import InboundMessage, RawBlob
+
+SHOWN_HEADERS = ("From", "To", "Cc", "Reply-To", "Date", "Subject", "Message-ID",
+                 "In-Reply-To", "Authentication-Results")
+MAX_SHOWN_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class AttachmentView:
+    index: int
+    filename: str
+    content_type: str
+    size: str
+
+
+@dataclass
+class MailView:
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    text: str = ""
+    html: str | None = None
+    attachments: list[AttachmentView] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    # Set when the raw bytes could not be found; nothing else is then known.
+    missing: str | None = None
+
+
+def raw_bytes(session: Session, raw_dir: Path, message: InboundMessage) -> bytes | None:
+    """The message's raw bytes: from the raw store folder, else from the database table."""
+    try:
+        return RawStore(raw_dir).get(message.sha256)
+    except (RawMissing, ValueError):
+        blob = session.get(RawBlob, message.sha256)
+        return bytes(blob.data) if blob is not None else None
+
+
+def _size(count: int) -> str:
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):.1f} MB"
+    if count >= 1024:
+        return f"{count / 1024:.0f} KB"
+    return f"{count} bytes"
+
+
+def _cut(value: str) -> tuple[str, bool]:
+    return (value[:MAX_SHOWN_CHARS], True) if len(value) > MAX_SHOWN_CHARS else (value, False)
+
+
+def view_of(mail: ParsedMail) -> MailView:
+    view = MailView(problems=list(mail.problems))
+    for name in SHOWN_HEADERS:
+        for value in mail.headers.get(name.lower(), []):
+            view.headers.append((name, value))
+    view.text, cut = _cut(mail.text)
+    if cut:
+        view.problems.append(f"Only the first {MAX_SHOWN_CHARS:,} characters are shown.")
+    if mail.html is not None:
+        view.html, _ = _cut(mail.html)
+    view.attachments = [
+        AttachmentView(number, a.filename, a.content_type, _size(len(a.data)))
+        for number, a in enumerate(mail.attachments, start=1)
+    ]
+    return view
+
+
+def message_view(session: Session, raw_dir: Path, message: InboundMessage) -> MailView:
+    raw = raw_bytes(session, raw_dir, message)
+    if raw is None:
+        return MailView(missing="The original message is not in the raw store, so it cannot "
+                                "be shown.")
+    return view_of(parse_mail(raw))
+
+
+@dataclass(frozen=True)
+class Download:
+    filename: str
+    data: bytes
+
+
+def attachment(session: Session, raw_dir: Path, message: InboundMessage,
+               number: int) -> Download | None:
+    """Attachment `number` (from 1, as listed by view_of), or None."""
+    raw = raw_bytes(session, raw_dir, message)
+    if raw is None:
+        return None
+    found = parse_mail(raw).attachments
+    if not 1 <= number <= len(found):
+        return None
+    return Download(found[number - 1].filename, found[number - 1].data)
+
+
+def content_disposition(filename: str) -> str:
+    """Always a download, never shown in the browser; an ASCII name plus the UTF-8 one."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_"
+                       for c in filename) or "attachment"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

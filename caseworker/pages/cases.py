@@ -1,0 +1,122 @@
+"""The case page and the caseworker actions on it, each through workflow.actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from caseworker.auth import SUPERVISORS_ONLY, current_user
+from caseworker.casepage import case_page
+from caseworker.labels import ACTION_LABELS, state_label
+from caseworker.pages.forms import Problems, refusal, text
+from caseworker.rendering import flash, render
+from caseworker.security import form_post
+from caseworker.webcontext import in_transaction, settings
+from workflow.cases import CaseNotFound
+from workflow.env import WorkflowEnv
+from workflow.errors import PcseError
+
+
+@dataclass(frozen=True)
+class ActionForm:
+    field: str  # the posted field the action needs
+    missing: str  # the error when it is empty
+
+
+ACTION_FORMS: dict[str, ActionForm] = {
+    "approve": ActionForm("reason", "Enter why the case is approved"),
+    "reject": ActionForm("reason", "Enter the reason for rejecting the request"),
+    "request_info": ActionForm("message", "Enter the message to send to the requester"),
+    "send_approval_request": ActionForm("approver_email", "Choose the approver to ask"),
+    "reopen": ActionForm("reason", "Enter why the case is reopened"),
+    "withdraw": ActionForm("reason", "Enter why the case is withdrawn"),
+}
+
+
+def _field_id(action: str, form: ActionForm) -> str:
+    return form.field if action == "send_approval_request" else f"{action}-{form.field}"
+
+
+async def _show(request: Request, ref: str, *, problems: Problems | None = None,
+                errors: list | None = None, values: dict[str, str] | None = None,
+                status_code: int = 200) -> Response:
+    user = current_user(request)
+    try:
+        page = await in_transaction(request, case_page, ref, settings(request).raw_dir,
+                                    supervisor=user.is_supervisor)
+    except CaseNotFound as missing:
+        raise HTTPException(status_code=404, detail=str(missing)) from None
+    problems = problems or Problems()
+    values = values or {}
+    page["approver_items"] = [
+        {**choice, "checked": choice["value"] == values.get("approver_email")}
+        for choice in page["approvers"]
+    ]
+    return render(request, "case.html", {
+        "title": f"Case {page['case']['ref']}",
+        **page,
+        "values": values,
+        "errors": errors or problems.summary(),
+        "field_errors": problems.fields,
+    }, status_code=status_code)
+
+
+async def case_view(request: Request) -> Response:
+    return await _show(request, request.path_params["ref"])
+
+
+def _act(session: Session, env: WorkflowEnv, name: str, ref: str, by: str,
+         value: str) -> dict[str, Any]:
+    from workflow import actions
+
+    if name == "send_approval_request":
+        asked = actions.send_approval_request(session, env, ref, by=by, approver_email=value)
+        return {"text": f"An approval request was sent to {asked.approver_email}."}
+    if name == "request_info":
+        case = actions.request_info(session, env, ref, by=by, message=value)
+    else:
+        case = getattr(actions, name)(session, env, ref, by=by, reason=value)
+    return {"text": f"{ACTION_LABELS[name]}: done. The case is now "
+                    f"{state_label(case.state).lower()}."}
+
+
+@form_post
+async def case_action(request: Request) -> Response:
+    ref = request.path_params["ref"]
+    name = request.path_params["action"]
+    form = ACTION_FORMS.get(name)
+    if form is None:
+        raise HTTPException(status_code=404, detail="There is no such action.")
+    user = current_user(request)
+    if name == "reopen" and not user.is_supervisor:
+        raise HTTPException(status_code=403, detail=SUPERVISORS_ONLY)
+    field_id = _field_id(name, form)
+    value = text(request, form.field, limit=254 if name == "send_approval_request" else 5000)
+    values = {field_id: value}
+    if not value:
+        problems = Problems()
+        problems.add(field_id, form.missing)
+        return await _show(request, ref, problems=problems, values=values, status_code=400)
+    try:
+        outcome = await in_transaction(request, _act, settings(request).env, name, ref,
+                                       user.email, value)
+    except CaseNotFound as missing:
+        raise HTTPException(status_code=404, detail=str(missing)) from None
+    except PcseError as refused:
+        # The transaction rolled back: nothing changed. Say why, in the workflow's words.
+        return await _show(request, ref, errors=refusal(f"{ACTION_LABELS[name]}: {refused}"),
+                           values=values, status_code=409)
+    flash(request, outcome["text"])
+    return RedirectResponse(f"/cases/{ref}", status_code=303)
+
+
+routes = [
+    Route("/cases/{ref}", case_view, methods=["GET"]),
+    Route("/cases/{ref}/actions/{action}", case_action, methods=["POST"]),
+]

@@ -1,0 +1,217 @@
+"""Inbound messages and outbox emails: see why one failed or was held, retry it, or dismiss it
+with a reason (through intake.ledger and notifications.outbox)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from caseworker.auth import current_user
+from caseworker.mailview import attachment, content_disposition, message_view
+from caseworker.pages.forms import Problems, refusal, text
+from caseworker.rendering import flash, render
+from caseworker.security import form_post
+from caseworker.timeutil import as_utc
+from caseworker.webcontext import in_transaction, settings
+from intake import ledger
+from notifications import outbox
+from workflow.errors import PcseError
+from workflow.models import Case, InboundMessage, OutboxMessage
+
+MESSAGE_RETRYABLE = ("failed", "dismissed")
+MESSAGE_DISMISSABLE = ("failed", "pending")
+OUTBOX_RETRYABLE = ("failed", "held")
+OUTBOX_DISMISSABLE = ("pending", "failed", "held")
+
+
+def _case_ref(session: Session, case_id: int | None) -> str | None:
+    case = session.get(Case, case_id) if case_id else None
+    return case.ref if case else None
+
+
+def _message_page(session: Session, message_id: int, raw_dir) -> dict[str, Any] | None:
+    row = session.get(InboundMessage, message_id)
+    if row is None:
+        return None
+    return {
+        "message": {
+            "id": row.id, "mailbox": row.mailbox, "received_at": as_utc(row.received_at),
+            "from_address": row.from_address, "subject": row.subject, "status": row.status,
+            "classification": row.classification, "outcome": row.outcome, "error": row.error,
+            "attempts": row.attempts, "case_ref": _case_ref(session, row.case_id),
+        },
+        "mail": asdict(message_view(session, raw_dir, row)),
+        "can_retry": row.status in MESSAGE_RETRYABLE,
+        "can_dismiss": row.status in MESSAGE_DISMISSABLE,
+    }
+
+
+async def _show_message(request: Request, *, problems: Problems | None = None,
+                        errors: list | None = None, values: dict | None = None,
+                        status_code: int = 200) -> Response:
+    message_id = request.path_params["message_id"]
+    page = await in_transaction(request, _message_page, message_id, settings(request).raw_dir)
+    if page is None:
+        raise HTTPException(status_code=404, detail=f"There is no inbound message {message_id}.")
+    problems = problems or Problems()
+    return render(request, "message.html", {
+        "title": f"Message {message_id}", **page, "values": values or {},
+        "errors": errors or problems.summary(), "field_errors": problems.fields,
+    }, status_code=status_code)
+
+
+async def message_page(request: Request) -> Response:
+    return await _show_message(request)
+
+
+def _attachment(session: Session, message_id: int, number: int, raw_dir):
+    row = session.get(InboundMessage, message_id)
+    return attachment(session, raw_dir, row, number) if row is not None else None
+
+
+async def message_attachment(request: Request) -> Response:
+    found = await in_transaction(request, _attachment, request.path_params["message_id"],
+                                 request.path_params["number"], settings(request).raw_dir)
+    if found is None:
+        raise HTTPException(status_code=404, detail="There is no such attachment.")
+    # Always downloaded, never rendered by the browser, whatever the sender called it.
+    return Response(found.data, media_type="application/octet-stream", headers={
+        "Content-Disposition": content_disposition(found.filename),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    })
+
+
+def _retry_message(session: Session, message_id: int, by: str) -> None:
+    ledger.retry(session, message_id, by=by)
+
+
+def _dismiss_message(session: Session, message_id: int, by: str, reason: str) -> None:
+    ledger.dismiss(session, message_id, by=by, reason=reason)
+
+
+@form_post
+async def message_retry(request: Request) -> Response:
+    message_id = request.path_params["message_id"]
+    try:
+        await in_transaction(request, _retry_message, message_id, current_user(request).email)
+    except PcseError as refused:
+        return await _show_message(request, errors=refusal(str(refused), "retry"),
+                                   status_code=409)
+    flash(request, f"Message {message_id} will be processed again.")
+    return RedirectResponse(f"/messages/{message_id}", status_code=303)
+
+
+@form_post
+async def message_dismiss(request: Request) -> Response:
+    message_id = request.path_params["message_id"]
+    reason = text(request, "reason", limit=1000)
+    if not reason:
+        problems = Problems()
+        problems.add("reason", "Enter why the message is dismissed")
+        return await _show_message(request, problems=problems, status_code=400)
+    try:
+        await in_transaction(request, _dismiss_message, message_id, current_user(request).email,
+                             reason)
+    except PcseError as refused:
+        return await _show_message(request, errors=refusal(str(refused), "dismiss"),
+                                   values={"reason": reason}, status_code=409)
+    flash(request, f"Message {message_id} was dismissed.")
+    return RedirectResponse(f"/messages/{message_id}", status_code=303)
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+def _outbox_page(session: Session, outbox_id: int) -> dict[str, Any] | None:
+    row = session.get(OutboxMessage, outbox_id)
+    if row is None:
+        return None
+    return {
+        "email": {
+            "id": row.id, "purpose": row.purpose, "to_address": row.to_address,
+            "to_name": row.to_name, "subject": row.subject, "status": row.status,
+            "attempts": row.attempts, "last_error": row.last_error,
+            "created_at": as_utc(row.created_at), "sent_at": as_utc(row.sent_at),
+            "next_attempt_at": as_utc(row.next_attempt_at), "message_id": row.message_id,
+            "body_text": row.body_text, "body_html": row.body_html,
+            "attachments": list(row.attachments or []),
+            "case_ref": _case_ref(session, row.case_id),
+        },
+        "can_retry": row.status in OUTBOX_RETRYABLE,
+        "can_dismiss": row.status in OUTBOX_DISMISSABLE,
+    }
+
+
+async def _show_outbox(request: Request, *, problems: Problems | None = None,
+                       errors: list | None = None, values: dict | None = None,
+                       status_code: int = 200) -> Response:
+    outbox_id = request.path_params["outbox_id"]
+    page = await in_transaction(request, _outbox_page, outbox_id)
+    if page is None:
+        raise HTTPException(status_code=404, detail=f"There is no email {outbox_id}.")
+    problems = problems or Problems()
+    return render(request, "outbox.html", {
+        "title": f"Email {outbox_id}", **page, "values": values or {},
+        "errors": errors or problems.summary(), "field_errors": problems.fields,
+    }, status_code=status_code)
+
+
+async def outbox_page(request: Request) -> Response:
+    return await _show_outbox(request)
+
+
+def _retry_outbox(session: Session, outbox_id: int, by: str) -> None:
+    outbox.retry(session, outbox_id, by=by)
+
+
+def _dismiss_outbox(session: Session, outbox_id: int, by: str, reason: str) -> None:
+    outbox.dismiss(session, outbox_id, by=by, reason=reason)
+
+
+@form_post
+async def outbox_retry(request: Request) -> Response:
+    outbox_id = request.path_params["outbox_id"]
+    try:
+        await in_transaction(request, _retry_outbox, outbox_id, current_user(request).email)
+    except PcseError as refused:
+        return await _show_outbox(request, errors=refusal(str(refused), "retry"),
+                                  status_code=409)
+    flash(request, f"Email {outbox_id} will be sent again.")
+    return RedirectResponse(f"/outbox/{outbox_id}", status_code=303)
+
+
+@form_post
+async def outbox_dismiss(request: Request) -> Response:
+    outbox_id = request.path_params["outbox_id"]
+    reason = text(request, "reason", limit=500)
+    if not reason:
+        problems = Problems()
+        problems.add("reason", "Enter why the email will not be sent")
+        return await _show_outbox(request, problems=problems, status_code=400)
+    try:
+        await in_transaction(request, _dismiss_outbox, outbox_id, current_user(request).email,
+                             reason)
+    except PcseError as refused:
+        return await _show_outbox(request, errors=refusal(str(refused), "dismiss"),
+                                  values={"reason": reason}, status_code=409)
+    flash(request, f"Email {outbox_id} was dismissed and will not be sent.")
+    return RedirectResponse(f"/outbox/{outbox_id}", status_code=303)
+
+
+routes = [
+    Route("/messages/{message_id:int}", message_page, methods=["GET"]),
+    Route("/messages/{message_id:int}/attachments/{number:int}", message_attachment,
+          methods=["GET"]),
+    Route("/messages/{message_id:int}/retry", message_retry, methods=["POST"]),
+    Route("/messages/{message_id:int}/dismiss", message_dismiss, methods=["POST"]),
+    Route("/outbox/{outbox_id:int}", outbox_page, methods=["GET"]),
+    Route("/outbox/{outbox_id:int}/retry", outbox_retry, methods=["POST"]),
+    Route("/outbox/{outbox_id:int}/dismiss", outbox_dismiss, methods=["POST"]),
+]
