@@ -52,7 +52,7 @@ def apply_case(session: Session, env: WorkflowEnv, case: Case, *, actor: str) ->
         return _to_triage(session, env, case, "The case asks for no role change.", actor=actor)
     try:
         with session.begin_nested():
-            applied = [_apply_one(session, env, case, change, actor=actor) for change in changes]
+            applied = _apply_all(session, env, case, changes, actor=actor)
     except RuleViolation as exc:
         record(session, case, "check", f"Applying the changes was refused: {exc}",
                actor=actor, at=now, data={"check": "rules_at_apply", "passed": False,
@@ -66,6 +66,27 @@ def apply_case(session: Session, env: WorkflowEnv, case: Case, *, actor: str) ->
          reason=f"{len(applied)} change(s) applied.")
     _tell_everyone(session, env, case, applied)
     return case
+
+
+def rule_conflict(session: Session, env: WorkflowEnv, case: Case, *, actor: str) -> str | None:
+    """The rule that applying the case's changes now would break, or None. Writes nothing:
+    the changes are made inside a savepoint that is always rolled back."""
+    changes = planned_changes(case.kind, case.fields or {})
+    if not changes:
+        return "The case asks for no role change."
+    nested = session.begin_nested()
+    try:
+        _apply_all(session, env, case, changes, actor=actor)
+    except RuleViolation as exc:
+        return str(exc)
+    finally:
+        nested.rollback()
+    return None
+
+
+def _apply_all(session: Session, env: WorkflowEnv, case: Case, changes: list[PlannedChange],
+               *, actor: str) -> list[Applied]:
+    return [_apply_one(session, env, case, change, actor=actor) for change in changes]
 
 
 def _apply_one(

@@ -25,6 +25,9 @@ from workflow.states import CaseKind, CaseState
 
 MARKET_ENTRY_ADDRESS = "pcse.marketentry@nhs.net"
 
+# The finding a caseworker's question leaves on a case until the requester answers it.
+CASEWORKER_REQUEST = "caseworker_request"
+
 # The blank form to send back with a request for information, by kind.
 BLANK_FORMS: dict[str, str] = {
     CaseKind.GPP_ADMIN_FORM: "gpp-user-admin-certification.pdf",

@@ -24,7 +24,7 @@ from workflow import approvals
 from workflow.apply import apply_case
 from workflow.approvals import SenderCheck, Verification, check_sender, verify_answer
 from workflow.cases import create_case, move, record
-from workflow.decisions import decide
+from workflow.decisions import CASEWORKER_REQUEST, decide
 from workflow.env import WorkflowEnv
 from workflow.facts import gather_facts
 from workflow.inbound import Attachment, Classification, IncomingMail, MessageKind
@@ -235,6 +235,7 @@ def _merge_reply(session: Session, env: WorkflowEnv, case: Case, inbound: Inboun
     """Fold what the requester sent into the case, then read the case again."""
     now = env.clock.now()
     address, _ = sender_of(mail)
+    asked_by_caseworker = any(f.code == CASEWORKER_REQUEST for f in _findings(case))
     recognised, unreadable = read_forms(mail)
     if recognised:
         filename, request = recognised[0]
@@ -242,7 +243,7 @@ def _merge_reply(session: Session, env: WorkflowEnv, case: Case, inbound: Inboun
             record(session, case, "note", f"The reply carries a {request.kind} form; the case "
                    f"was a {case.kind} and is now read as the new form.", at=now)
             case.kind = str(request.kind)
-        fields, findings = request.fields, list(request.findings)
+        _replace_read(case, request.fields, list(request.findings))
         what = f"a new form, {filename}"
     elif unreadable:
         for name, problem in unreadable:
@@ -250,21 +251,34 @@ def _merge_reply(session: Session, env: WorkflowEnv, case: Case, inbound: Inboun
                    name=case.requester_name, context={"filename": name, "problem": problem},
                    reply_to=inbound)
         return f"{case.ref}: the attachment in the reply could not be read; requester told."
+    elif asked_by_caseworker:
+        request, what = None, "a message"
     else:
         request = forms.read_email_request(mail.subject or "", said, address)
         fields, findings = merge_fields(case.kind, case.fields or {}, _findings(case),
                                         request, said, exclude={address, *env.our_addresses})
+        _replace_read(case, fields, findings)
         what = "the reply's text"
+    if asked_by_caseworker:
+        # A caseworker's question is answered in words only a person can judge.
+        case.findings = [f for f in case.findings or [] if f.get("code") != CASEWORKER_REQUEST]
+        move(session, case, CaseState.TRIAGE, actor=address, now=now,
+             reason=f"The requester answered the caseworker's question with {what}.")
+        return f"{case.ref}: the requester answered; back to a caseworker."
+    move(session, case, CaseState.RECEIVED, actor=address, now=now,
+         reason=f"The requester replied with {what}; the case is read again.")
+    merged = ParsedRequest(kind=case.kind, fields=case.fields, findings=_findings(case),
+                           source=request.source if request else "email_body")
+    return _decide_and_persist(session, env, case, merged, None, inbound, acknowledge=False)
+
+
+def _replace_read(case: Case, fields: dict[str, Any], findings: list[Finding]) -> None:
+    """The case's fields and findings after a reply, and its organisation code with them."""
     case.fields = fields
     case.findings = [f.as_dict() for f in findings]
     code = clean_ods(fields.get("organisation_code") or "") or None
     if code and code != case.organisation_code:
         case.organisation_code = code
-    move(session, case, CaseState.RECEIVED, actor=address, now=now,
-         reason=f"The requester replied with {what}; the case is read again.")
-    merged = ParsedRequest(kind=case.kind, fields=fields, findings=findings,
-                           source=request.source)
-    return _decide_and_persist(session, env, case, merged, None, inbound, acknowledge=False)
 
 
 def _findings(case: Case) -> list[Finding]:

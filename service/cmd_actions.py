@@ -1,0 +1,106 @@
+"""Caseworker actions on the command line: `pcse case approve|reject|request-info|reopen|
+withdraw|ask-approver REF --by NAME …`, the same operations the web pages call."""
+
+from __future__ import annotations
+
+import click
+
+from service.clitools import emit_json, with_app
+from service.cmd_cases import case
+from service.context import AppContext, workflow_env
+from workflow import actions
+from workflow.cases import case_summary, get_case
+from workflow.models import Case
+
+BY = click.option("--by", required=True, help="Who is acting (a caseworker's name or address).")
+REASON = click.option("--reason", required=True, help="Why, for the case history.")
+
+
+def register(cli: click.Group) -> None:
+    """The commands join the `case` group, which service.cmd_cases registers."""
+    for command in (approve, reject, request_info, reopen, withdraw, ask_approver):
+        case.add_command(command)
+
+
+def _report(row: Case, json_output: bool) -> None:
+    summary = case_summary(row) | {"allowed_actions": actions.allowed_actions(row)}
+    if json_output:
+        emit_json(summary)
+        return
+    click.echo(f"{row.ref} is now {row.state}" + (f": {row.reason}" if row.reason else "."))
+
+
+@click.command("approve")
+@click.argument("ref")
+@BY
+@REASON
+@with_app(json_flag=True)
+def approve(app: AppContext, ref: str, by: str, reason: str, json_output: bool) -> None:
+    """Approve a case in triage or awaiting approval, and apply its changes."""
+    with app.db().transaction() as session:
+        row = actions.approve(session, workflow_env(app.config), ref, by=by, reason=reason)
+        _report(row, json_output)
+
+
+@click.command("reject")
+@click.argument("ref")
+@BY
+@REASON
+@with_app(json_flag=True)
+def reject(app: AppContext, ref: str, by: str, reason: str, json_output: bool) -> None:
+    """Reject a case; the requester is sent the reason."""
+    with app.db().transaction() as session:
+        row = actions.reject(session, workflow_env(app.config), ref, by=by, reason=reason)
+        _report(row, json_output)
+
+
+@click.command("request-info")
+@click.argument("ref")
+@BY
+@click.option("--message", required=True, help="What the requester must send.")
+@with_app(json_flag=True)
+def request_info(app: AppContext, ref: str, by: str, message: str, json_output: bool) -> None:
+    """Ask the requester for missing information."""
+    with app.db().transaction() as session:
+        row = actions.request_info(session, workflow_env(app.config), ref, by=by,
+                                   message=message)
+        _report(row, json_output)
+
+
+@click.command("reopen")
+@click.argument("ref")
+@BY
+@REASON
+@with_app(json_flag=True)
+def reopen(app: AppContext, ref: str, by: str, reason: str, json_output: bool) -> None:
+    """Reopen an expired case into triage (supervisors)."""
+    with app.db().transaction() as session:
+        row = actions.reopen(session, workflow_env(app.config), ref, by=by, reason=reason)
+        _report(row, json_output)
+
+
+@click.command("withdraw")
+@click.argument("ref")
+@BY
+@REASON
+@with_app(json_flag=True)
+def withdraw(app: AppContext, ref: str, by: str, reason: str, json_output: bool) -> None:
+    """Close a duplicate, spam or withdrawn request without a reply."""
+    with app.db().transaction() as session:
+        row = actions.withdraw(session, workflow_env(app.config), ref, by=by, reason=reason)
+        _report(row, json_output)
+
+
+@click.command("ask-approver")
+@click.argument("ref")
+@BY
+@click.option("--approver", "approver_email", required=True,
+              help="The address of a recorded signer or AEL contact of the organisation.")
+@with_app(json_flag=True)
+def ask_approver(app: AppContext, ref: str, by: str, approver_email: str,
+                 json_output: bool) -> None:
+    """Send an approval request to a recorded signer or AEL contact."""
+    with app.db().transaction() as session:
+        actions.send_approval_request(session, workflow_env(app.config), ref, by=by,
+                                      approver_email=approver_email)
+        _report(get_case(session, ref), json_output)

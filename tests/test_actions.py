@@ -1,0 +1,227 @@
+"""Caseworker actions, through the functions and through `pcse case …`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.test_workflow_helpers import (
+    MANAGER,
+    NOMINEE,
+    NOW,
+    PARTNER,
+    answer,
+    case_of,
+    deliver,
+    email_request,
+    events,
+    gpp_form,
+    grant_admins,
+    holders,
+    mail_from,
+    make_env,
+    open_request,
+    outbox,
+    seed,
+    token_for,
+)
+from workflow import actions
+from workflow.cases import get_case
+from workflow.clock import FixedClock
+from workflow.db import Database
+from workflow.env import WorkflowEnv
+from workflow.inbound import MessageKind
+from workflow.models import Caseworker
+from workflow.reminders import run_due
+
+UNRECORDED = {"name": "Eve Mallory", "email": "eve@nhs.net", "capacity": "gp_partner",
+              "date": None, "declaration": True}
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    with database.transaction() as session:
+        seed(session)
+    return database
+
+
+@pytest.fixture
+def env() -> WorkflowEnv:
+    return make_env()
+
+
+def triage_case(db: Database, env: WorkflowEnv) -> str:
+    ref = open_request(db, env, gpp_form(signer=UNRECORDED))
+    assert case_of(db, ref).state == "triage"
+    return ref
+
+
+def test_caseworker_approves_a_triage_case(db: Database, env: WorkflowEnv) -> None:
+    ref = triage_case(db, env)
+    with db.transaction() as session:
+        assert actions.allowed_actions(get_case(session, ref)) == [
+            "approve", "reject", "request_info", "send_approval_request", "withdraw"]
+        actions.approve(session, env, ref, by="casey@pcse", reason="Signer confirmed by phone")
+    assert case_of(db, ref).state == "completed"
+    assert holders(db, "A81001", "gpp") == [NOMINEE[1]]
+    action = events(db, ref, "caseworker_action")[0]
+    assert action["actor"] == "casey@pcse"
+    assert action["data"]["reason"] == "Signer confirmed by phone"
+
+
+def test_approval_that_breaks_a_rule_is_refused_and_changes_nothing(
+    db: Database, env: WorkflowEnv,
+) -> None:
+    ref = triage_case(db, env)
+    with db.transaction() as session:
+        grant_admins(session, "A81001", "GPP Practice User Administrator", 4)
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match=r"four|4"):
+        actions.approve(session, env, ref, by="casey", reason="ok")
+    assert case_of(db, ref).state == "triage"
+    assert NOMINEE[1] not in holders(db, "A81001", "gpp")
+
+
+def test_reject_tells_the_requester(db: Database, env: WorkflowEnv) -> None:
+    ref = triage_case(db, env)
+    with db.transaction() as session:
+        actions.reject(session, env, ref, by="casey", reason="The signer is not a partner.")
+    assert case_of(db, ref).state == "rejected"
+    (told,) = outbox(db, "outcome_rejected")
+    assert "not a partner" in told.body_text and told.to_address == MANAGER[1]
+
+
+def test_reject_cancels_open_tokens(db: Database, env: WorkflowEnv) -> None:
+    ref = open_request(db, env, gpp_form())
+    with db.transaction() as session:
+        actions.reject(session, env, ref, by="casey", reason="Duplicate of another case.")
+    assert "refused" in answer(db, env, ref, PARTNER, "APPROVE").lower()
+    assert holders(db, "A81001", "gpp") == []
+
+
+def test_request_info_then_the_reply_comes_back_to_a_caseworker(
+    db: Database, env: WorkflowEnv,
+) -> None:
+    ref = triage_case(db, env)
+    with db.transaction() as session:
+        actions.request_info(session, env, ref, by="casey",
+                             message="Please ask a GP partner to sign Part B.")
+    assert case_of(db, ref).state == "needs_info"
+    (asked,) = outbox(db, "needs_info")
+    assert "GP partner to sign" in asked.body_text
+    reply = mail_from(MANAGER, subject=f"RE: [{ref}] More information needed",
+                      text="Dr Patel will sign it today.\n\n> Please ask a GP partner\n")
+    deliver(db, env, reply, MessageKind.CASE_REPLY, case_ref=ref)
+    case = case_of(db, ref)
+    assert case.state == "triage"
+    assert "answered the caseworker" in case.reason
+
+
+def test_ask_approver_only_a_recorded_one(db: Database, env: WorkflowEnv) -> None:
+    ref = triage_case(db, env)
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="recorded"):
+        actions.send_approval_request(session, env, ref, by="casey",
+                                      approver_email="eve@nhs.net")
+    with db.transaction() as session:
+        approval = actions.send_approval_request(session, env, ref, by="casey",
+                                                 approver_email="A.Patel@nhs.net")
+        assert approval.approver_email == PARTNER[1]
+    assert case_of(db, ref).state == "awaiting_approval"
+    answer(db, env, ref, PARTNER, "Approved")
+    assert case_of(db, ref).state == "completed"
+
+
+def test_reopen_needs_a_supervisor(db: Database) -> None:
+    clock = FixedClock(NOW)
+    env = make_env(clock)
+    ref = open_request(db, env, email_request("pl_admin"))
+    clock.advance(days=11)
+    run_due(db, env)
+    with db.transaction() as session:
+        session.add_all([
+            Caseworker(email="casey@pcse", name="Casey", password_hash="x"),
+            Caseworker(email="sue@pcse", name="Sue Super", password_hash="x",
+                       is_supervisor=True),
+        ])
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="supervisor"):
+        actions.reopen(session, env, ref, by="casey@pcse", reason="late answer")
+    with db.transaction() as session:
+        actions.reopen(session, env, ref, by="Sue Super", reason="The partner answered late.")
+    assert case_of(db, ref).state == "triage"
+
+
+def test_withdraw_and_actions_not_allowed(db: Database, env: WorkflowEnv) -> None:
+    ref = triage_case(db, env)
+    with db.transaction() as session:
+        actions.withdraw(session, env, ref, by="casey", reason="Sent twice.")
+    assert case_of(db, ref).state == "withdrawn"
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="withdrawn"):
+        actions.approve(session, env, ref, by="casey", reason="x")
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="reason"):
+        actions.reject(session, env, ref, by="casey", reason="  ")
+    with db.transaction() as session:
+        assert actions.allowed_actions(get_case(session, ref)) == []
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def _config(tmp_path: Path, db: Database) -> Path:
+    path = tmp_path / "pcse.toml"
+    path.write_text(f'[database]\nurl = "{db.url}"\n\n[security]\n'
+                    f'trusted_authserv_ids = ["mx.nhs.net"]\n')
+    return path
+
+
+def pcse(config: Path, *args: str) -> tuple[int, str, str]:
+    from service.cli import cli
+
+    result = CliRunner().invoke(cli, ["--config", str(config), *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        # The entry point turns PcseError into one line on stderr; show it the same way.
+        return 1, result.stdout, str(result.exception)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_actions_and_case_show_history(db: Database, env: WorkflowEnv,
+                                           tmp_path: Path) -> None:
+    config = _config(tmp_path, db)
+    ref = triage_case(db, env)
+    code, out, err = pcse(config, "case", "ask-approver", ref, "--by", "casey",
+                          "--approver", "eve@nhs.net")
+    assert code == 1 and "not a recorded signer" in err
+    code, out, _ = pcse(config, "case", "approve", ref, "--by", "casey", "--reason",
+                        "Confirmed by phone", "--json")
+    assert code == 0, out
+    assert json.loads(out)["state"] == "completed"
+    code, out, _ = pcse(config, "case", "show", ref, "--json")
+    document = json.loads(out)
+    kinds = [h["event"] for h in document["history"]]
+    assert {"created", "check", "decision", "caseworker_action", "applied"} <= set(kinds)
+    signer_check = next(h for h in document["history"]
+                        if h["data"].get("check") == "signer_recorded")
+    assert "Eve Mallory" in signer_check["detail"]
+    assert signer_check["data"]["passed"] is False
+
+
+def test_cli_history_shows_every_check_of_an_answer(db: Database, env: WorkflowEnv,
+                                                    tmp_path: Path) -> None:
+    config = _config(tmp_path, db)
+    ref = open_request(db, env, gpp_form())
+    answer(db, env, ref, ("Mallory", "mallory@nhs.net"), "APPROVE",
+           token=token_for(db, ref, PARTNER[1]))
+    answer(db, env, ref, PARTNER, "REJECT she has left")
+    code, out, _ = pcse(config, "case", "show", ref, "--json")
+    assert code == 0
+    history = json.loads(out)["history"]
+    checks = [h for h in history if h["event"] == "check"]
+    names = {h["data"]["check"] for h in checks}
+    assert {"token_known", "token_open", "token_unexpired", "single_from", "dmarc",
+            "sender_is_approver", "signer_recorded"} <= names
+    refused = [h for h in history if h["event"] == "approval_refused"]
+    assert refused and "mallory@nhs.net" in refused[0]["detail"]
+    said = [h["data"]["said"] for h in history if h["event"] == "message" and "said" in h["data"]]
+    assert "REJECT she has left" in said
+    assert json.loads(out)["state"] == "rejected"

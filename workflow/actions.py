@@ -1,0 +1,183 @@
+"""Caseworker actions: the same operations for the command line and the web pages.
+
+Each runs in the caller's transaction, checks that the case's state allows it, writes a
+history row naming the caseworker and their reason, and refuses with a PcseError sentence
+when it is not allowed (nothing is changed then).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from workflow import approvals, directory
+from workflow.apply import apply_case, rule_conflict
+from workflow.cases import get_case, move, record
+from workflow.decisions import BLANK_FORMS, CASEWORKER_REQUEST, KIND_TITLES, Approver
+from workflow.env import WorkflowEnv
+from workflow.errors import PcseError
+from workflow.models import ApprovalRequest, Case, Caseworker
+from workflow.persist import ask_approver, notify, source_message
+from workflow.states import CaseState
+
+S = CaseState
+
+# The states in which each action may be taken (within the one table of moves).
+ALLOWED: dict[str, frozenset[CaseState]] = {
+    "approve": frozenset({S.TRIAGE, S.AWAITING_APPROVAL}),
+    "reject": frozenset({S.RECEIVED, S.TRIAGE, S.AWAITING_APPROVAL}),
+    "request_info": frozenset({S.RECEIVED, S.TRIAGE}),
+    "send_approval_request": frozenset({S.TRIAGE, S.AWAITING_APPROVAL}),
+    "reopen": frozenset({S.EXPIRED}),
+    "withdraw": frozenset({S.NEEDS_INFO, S.TRIAGE}),
+}
+
+
+class ActionRefused(PcseError):
+    """A caseworker action the case's state, the rules or the directory do not allow."""
+
+
+def allowed_actions(case: Case) -> list[str]:
+    state = CaseState(case.state)
+    return [name for name, states in ALLOWED.items() if state in states]
+
+
+def _require(case: Case, action: str, *, by: str, why: str, what: str = "a reason") -> None:
+    if not by.strip():
+        raise ActionRefused("Say who is acting (--by).")
+    if not why.strip():
+        raise ActionRefused(f"Give {what} for the case history.")
+    if CaseState(case.state) not in ALLOWED[action]:
+        states = " or ".join(sorted(str(s) for s in ALLOWED[action]))
+        raise ActionRefused(f"Case {case.ref} is {case.state}; {action.replace('_', ' ')} is "
+                            f"allowed only when it is {states}.")
+
+
+def _note(session: Session, env: WorkflowEnv, case: Case, action: str, by: str, why: str
+          ) -> None:
+    record(session, case, "caseworker_action", f"{by}: {action.replace('_', ' ')}: {why}",
+           actor=by, at=env.clock.now(), data={"action": action, "by": by, "reason": why})
+
+
+def _cancel_tokens(session: Session, env: WorkflowEnv, case: Case, by: str) -> None:
+    closed = approvals.close_all_open(session, case, "cancelled", now=env.clock.now())
+    if closed:
+        record(session, case, "approval", f"Open approval requests cancelled: "
+               f"{', '.join(closed)}.", actor=by, at=env.clock.now(), data={"cancelled": closed})
+
+
+def approve(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
+    """Approve on PCSE's authority and apply the changes (the rules still apply)."""
+    case = get_case(session, ref)
+    _require(case, "approve", by=by, why=reason)
+    conflict = rule_conflict(session, env, case, actor=by)
+    if conflict:
+        raise ActionRefused(f"Case {case.ref} cannot be approved: {conflict}")
+    _note(session, env, case, "approve", by, reason)
+    _cancel_tokens(session, env, case, by)
+    move(session, case, S.APPROVED, actor=by, now=env.clock.now(),
+         reason=f"Approved by caseworker {by}: {reason}")
+    return apply_case(session, env, case, actor=by)
+
+
+def reject(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
+    """Refuse the request; the requester is told the reason."""
+    case = get_case(session, ref)
+    _require(case, "reject", by=by, why=reason)
+    _note(session, env, case, "reject", by, reason)
+    _cancel_tokens(session, env, case, by)
+    move(session, case, S.REJECTED, actor=by, now=env.clock.now(),
+         reason=f"Rejected by caseworker {by}: {reason}")
+    notify(session, env, case, "outcome_rejected", to=case.requester, name=case.requester_name,
+           context={"reason": reason}, reply_to=source_message(session, case))
+    return case
+
+
+def request_info(session: Session, env: WorkflowEnv, ref: str, *, by: str, message: str
+                 ) -> Case:
+    """Ask the requester for something; their reply comes back to a caseworker."""
+    case = get_case(session, ref)
+    _require(case, "request_info", by=by, why=message, what="the message to the requester")
+    _note(session, env, case, "request_info", by, message)
+    case.findings = [*(case.findings or []),
+                     {"code": CASEWORKER_REQUEST, "message": message, "field": None}]
+    move(session, case, S.NEEDS_INFO, actor=by, now=env.clock.now(),
+         reason=f"{by} asked the requester: {message}")
+    form = BLANK_FORMS.get(case.kind)
+    notify(session, env, case, "needs_info", to=case.requester, name=case.requester_name,
+           context={"findings": [message], "form_name": KIND_TITLES.get(case.kind) if form
+                    else None},
+           attachments=[form] if form else [], reply_to=source_message(session, case))
+    return case
+
+
+def recorded_approver(session: Session, case: Case, email: str) -> Approver:
+    """The approver with this address, if recorded for the case's organisation (R6)."""
+    code = case.organisation_code or ""
+    org = directory.get_org(session, code) if code else None
+    if org is None:
+        raise ActionRefused(f"Case {case.ref} has no organisation in the directory, so no "
+                            "approver can be asked.")
+    signer = directory.find_signer(session, org.code, email)
+    if signer is not None:
+        return Approver(signer.name, signer.email.lower(), "signer", signer.capacity)
+    icb = org.code if org.type == "icb" else org.icb_code
+    contact = directory.find_ael_contact(session, icb, email) if icb else None
+    if contact is not None:
+        return Approver(contact.name, contact.email.lower(), "ael", contact.ael_role)
+    raise ActionRefused(f"{email} is not a recorded signer of {org.code} nor an AEL contact of "
+                        f"ICB {icb or '(none)'}; approval requests go only to recorded "
+                        "approvers.")
+
+
+def send_approval_request(session: Session, env: WorkflowEnv, ref: str, *, by: str,
+                          approver_email: str) -> ApprovalRequest:
+    """Ask a recorded signer or AEL contact to approve (a fresh token; any older open token
+    of the same approver on this case is cancelled)."""
+    case = get_case(session, ref)
+    _require(case, "send_approval_request", by=by, why=approver_email,
+             what="the approver's address")
+    approver = recorded_approver(session, case, approver_email)
+    now = env.clock.now()
+    for old in approvals.open_requests(session, case):
+        if old.approver_email == approver.email:
+            approvals.close(session, old, "cancelled", now=now)
+    _note(session, env, case, "send_approval_request", by, f"asked {approver.describe()}")
+    if case.state != S.AWAITING_APPROVAL:
+        move(session, case, S.AWAITING_APPROVAL, actor=by, now=now,
+             reason=f"{by} asked {approver.name} <{approver.email}> to approve.")
+    return ask_approver(session, env, case, approver, actor=by)
+
+
+def is_supervisor(session: Session, by: str) -> bool:
+    """Is `by` (an address or a name) an active supervisor? With no caseworker accounts at
+    all (local use of the command line), anyone is."""
+    if not session.scalar(select(func.count()).select_from(Caseworker)):
+        return True
+    key = by.strip().casefold()
+    found = session.scalars(select(Caseworker).where(
+        (func.lower(Caseworker.email) == key) | (func.lower(Caseworker.name) == key))).all()
+    return any(c.active and c.is_supervisor for c in found)
+
+
+def reopen(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
+    """Bring an expired case back to triage (supervisors only)."""
+    case = get_case(session, ref)
+    _require(case, "reopen", by=by, why=reason)
+    if not is_supervisor(session, by):
+        raise ActionRefused(f"Only a supervisor may reopen an expired case; {by} is not one.")
+    _note(session, env, case, "reopen", by, reason)
+    move(session, case, S.TRIAGE, actor=by, now=env.clock.now(),
+         reason=f"Reopened by {by}: {reason}")
+    return case
+
+
+def withdraw(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
+    """Close a duplicate, spam or withdrawn request without a reply."""
+    case = get_case(session, ref)
+    _require(case, "withdraw", by=by, why=reason)
+    _note(session, env, case, "withdraw", by, reason)
+    _cancel_tokens(session, env, case, by)
+    move(session, case, S.WITHDRAWN, actor=by, now=env.clock.now(),
+         reason=f"Withdrawn by {by}: {reason}")
+    return case
