@@ -8,9 +8,11 @@ happens in the parent (forms/pdf_reader.py).
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from typing import Any
 
 import pdfplumber
+from pdfminer.layout import LTChar, LTContainer, LTCurve, LTImage, LTLine, LTRect
 from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
 from pdfminer.pdftypes import PDFObjRef, resolve1
 from pdfminer.psparser import PSLiteral
@@ -21,6 +23,7 @@ MAX_FIELDS = 2000
 MAX_DEPTH = 12
 MAX_WORDS_PER_PAGE = 5000
 MAX_VALUE_CHARS = 500
+WORD_TOLERANCE = 3.0  # pdfplumber's default x and y tolerance
 
 
 class ExtractError(Exception):
@@ -117,13 +120,14 @@ def _page_count(pdf: pdfplumber.PDF) -> int:
     return count if isinstance(count, int) else 0
 
 
-def _words(page: pdfplumber.page.Page) -> list[list[Any]]:
-    words = page.extract_words(extra_attrs=["fontname"])[:MAX_WORDS_PER_PAGE]
-    return [
-        [w["text"], round(w["x0"], 1), round(w["x1"], 1), round(w["top"], 1),
-         round(w["bottom"], 1), w["fontname"]]
-        for w in words
-    ]
+@dataclass
+class PageContent:
+    """What one page draws: its characters as words, small shapes, and how many images."""
+
+    words: list[list[Any]] = field(default_factory=list)
+    marks: list[list[float]] = field(default_factory=list)
+    chars: int = 0
+    images: int = 0
 
 
 def _is_white(color: Any) -> bool:
@@ -134,22 +138,89 @@ def _is_white(color: Any) -> bool:
     return bool(numbers) and all(v >= 0.95 for v in numbers)
 
 
-def _marks(page: pdfplumber.page.Page) -> list[list[float]]:
-    """Small drawn shapes that may be the tick in a checkbox: filled curves, diagonal lines.
+def _is_mark(shape: LTCurve) -> bool:
+    """A small drawn shape that may be the tick in a checkbox: a filled curve or a diagonal
+    line (flattened forms often draw their ticks as paths rather than text)."""
+    width, height = shape.x1 - shape.x0, shape.y1 - shape.y0
+    if width > 30 or height > 30 or isinstance(shape, LTRect):
+        return False
+    if isinstance(shape, LTLine):
+        return width > 2 and height > 2
+    return bool(shape.fill) and not _is_white(shape.non_stroking_color)
 
-    A flattened form often draws its ticks as paths rather than text.
+
+def _walk(objects: Any, height: float, content: PageContent, chars: list[LTChar],
+          depth: int = 0) -> None:
+    for obj in objects:
+        if isinstance(obj, LTChar):
+            chars.append(obj)
+        elif isinstance(obj, LTImage):
+            content.images += 1
+        elif isinstance(obj, LTCurve):
+            if _is_mark(obj) and len(content.marks) < MAX_WORDS_PER_PAGE:
+                content.marks.append([round(obj.x0, 1), round(obj.x1, 1),
+                                      round(height - obj.y1, 1), round(height - obj.y0, 1)])
+        elif isinstance(obj, LTContainer) and depth < MAX_DEPTH:
+            _walk(obj, height, content, chars, depth + 1)
+
+
+def _lines(chars: list[LTChar]) -> list[list[LTChar]]:
+    """Characters grouped into lines (tops within the tolerance), each left to right."""
+    lines: list[list[LTChar]] = []
+    for char in sorted(chars, key=lambda c: (-c.y1, c.x0)):
+        if lines and abs(lines[-1][0].y1 - char.y1) <= WORD_TOLERANCE:
+            lines[-1].append(char)
+        else:
+            lines.append([char])
+    return [sorted(line, key=lambda c: c.x0) for line in lines]
+
+
+def _word(chars: list[LTChar], height: float) -> list[Any]:
+    return [
+        "".join(c.get_text() for c in chars),
+        round(min(c.x0 for c in chars), 1),
+        round(max(c.x1 for c in chars), 1),
+        round(height - max(c.y1 for c in chars), 1),
+        round(height - min(c.y0 for c in chars), 1),
+        chars[0].fontname,
+    ]
+
+
+def _words(chars: list[LTChar], height: float) -> list[list[Any]]:
+    """Characters joined into words as pdfplumber's extract_words does: split at spaces, at
+    gaps wider than the tolerance, and where the font changes."""
+    words: list[list[Any]] = []
+    for line in _lines(chars):
+        current: list[LTChar] = []
+        for char in line:
+            text = char.get_text()
+            if current and (
+                text.isspace()
+                or char.x0 - current[-1].x1 > WORD_TOLERANCE
+                or char.fontname != current[-1].fontname
+            ):
+                words.append(_word(current, height))
+                current = []
+            if not text.isspace():
+                current.append(char)
+        if current:
+            words.append(_word(current, height))
+    return words[:MAX_WORDS_PER_PAGE]
+
+
+def page_content(page: pdfplumber.page.Page) -> PageContent:
+    """The page's words with their positions, from pdfplumber's layout of the page.
+
+    Walking page.layout directly, rather than calling page.extract_words(), skips building
+    a dictionary of every attribute of every character, which is most of the cost.
     """
-    found = []
-    for shape in [*page.curves, *page.lines][:MAX_WORDS_PER_PAGE]:
-        width, height = shape["x1"] - shape["x0"], shape["bottom"] - shape["top"]
-        if width > 30 or height > 30:
-            continue
-        filled = shape.get("fill") and not _is_white(shape.get("non_stroking_color"))
-        diagonal = shape["object_type"] == "line" and width > 2 and height > 2
-        if filled or diagonal:
-            found.append([round(shape["x0"], 1), round(shape["x1"], 1),
-                          round(shape["top"], 1), round(shape["bottom"], 1)])
-    return found
+    content = PageContent()
+    chars: list[LTChar] = []
+    height = float(page.mediabox[3])
+    _walk(page.layout, height, content, chars)
+    content.chars = len(chars)
+    content.words = _words(chars[: MAX_WORDS_PER_PAGE * 8], height)
+    return content
 
 
 def _info(pdf: pdfplumber.PDF) -> dict[str, str]:
@@ -198,10 +269,11 @@ def extract(data: bytes, *, max_pages: int, marks: list[str]) -> dict[str, Any]:
             "images": None,
         }
         if not (has_values and marked):
-            result["words"] = [_words(page) for page in pages]
-            result["marks"] = [_marks(page) for page in pages]
-            result["chars"] = sum(len(page.chars) for page in pages)
-            result["images"] = sum(len(page.images) for page in pages)
+            contents = [page_content(page) for page in pages]
+            result["words"] = [c.words for c in contents]
+            result["marks"] = [c.marks for c in contents]
+            result["chars"] = sum(c.chars for c in contents)
+            result["images"] = sum(c.images for c in contents)
         return result
 
 
