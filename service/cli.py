@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from service import cmd_actions, cmd_cases, cmd_db, cmd_directory, cmd_web
+from service import cmd_actions, cmd_cases, cmd_db, cmd_demo, cmd_directory, cmd_outbox, cmd_web
 from workflow.errors import PcseError
 
 
@@ -26,7 +26,7 @@ def cli(config_path: str | None, verbose: bool) -> None:
     )
 
 
-for module in (cmd_db, cmd_cases, cmd_actions, cmd_web, cmd_directory):
+for module in (cmd_db, cmd_cases, cmd_actions, cmd_web, cmd_directory, cmd_outbox, cmd_demo):
     module.register(cli)
 
 

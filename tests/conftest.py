@@ -2,5 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.databases",
+    "tests.fixtures.dovecot",
+    "tests.fixtures.smtp_sink",
     "tests.fixtures.browser",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,12 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from psycopg import sql as pgsql
+from sqlalchemy import JSON, Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from forms.normalise import ORG_TYPE_WORDS, clean_ods, is_valid_ods, normalise_email
 from workflow.catalogue import AEL_ROLES, ORG_TYPES, SIGNER_CAPACITIES, normalise_ael_role
 from workflow.catalogue import normalise_capacity as catalogue_capacity
+from workflow.db import is_postgres
 from workflow.directory import get_org, grant_role, record_event
 from workflow.errors import PcseError
 from workflow.models import AelContact, DirectoryEvent, Organisation, Signer, utcnow
@@ -470,15 +473,38 @@ def import_ods(
         events.append(_ods_event(actor, "organisation_updated", code, {"changed": changed},
                                  reason, now))
     report.added, report.updated = len(inserts), len(updates)
-    if inserts:
-        session.execute(insert(Organisation), inserts)
+    _bulk_insert(session, Organisation, inserts)
     _bulk_update(session, updates)
-    if events:
-        session.execute(insert(DirectoryEvent), events)
+    _bulk_insert(session, DirectoryEvent, events)
     record_event(session, actor=actor, action="ods_import", reason=reason,
                  detail=report.as_dict() | {"failed": report.failed}, now=now)
     session.flush()
     return report
+
+
+def _bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows of one shape: COPY on PostgreSQL, executemany on SQLite."""
+    if not rows:
+        return
+    table = model.__table__
+    if is_postgres(session):
+        _copy_rows(session, table, rows)
+    else:
+        session.execute(insert(table), rows)
+
+
+def _copy_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """COPY … FROM STDIN on the session's own connection, so it shares the transaction."""
+    columns = list(rows[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
+        pgsql.Identifier(table.name), pgsql.SQL(", ").join(map(pgsql.Identifier, columns)))
+    session.flush()
+    driver = session.connection().connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([json.dumps(row[c]) if c in json_columns else row[c]
+                            for c in columns])
 
 
 def _bulk_update(session: Session, updates: list[dict[str, Any]]) -> None:

@@ -1,0 +1,250 @@
+"""Send what the outbox holds: claim due rows, deliver them over one SMTP connection, record.
+
+A row is marked sent only after the server accepted it. Temporary failures (4xx
+answers, refused or lost connections) are retried with exponential backoff; permanent
+ones (5xx) are marked failed with the server's answer for a caseworker to see.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from notifications import claims
+from notifications import smtp as transport
+from notifications.mime import Outgoing, UnsendableMessage, build_message
+from notifications.outbox import as_utc
+from service.config import Config
+from workflow.clock import Clock, SystemClock
+from workflow.db import Database
+
+log = logging.getLogger(__name__)
+
+# Backoff after the n-th failure: 1, 2, 4 … minutes, at most an hour between tries;
+# after MAX_ATTEMPTS (about a day) the row is failed for a caseworker.
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=1)
+MAX_ATTEMPTS = 30
+# How long a claim protects rows from other senders. A sender stops starting new
+# messages well before its lease ends, so no row is sent under an expired claim.
+LEASE = timedelta(minutes=10)
+# Accepted messages are recorded as sent in small groups: one commit per message would
+# cost more than the SMTP exchange. Should the process die, at most this many (or this
+# many seconds' worth) could be sent again once their lease runs out.
+MARK_EVERY = 50
+MARK_WITHIN_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: int
+    failed: int
+    pending: int
+    # Why sending stopped early (server down, sign-in refused), for the operator.
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    action: str  # "retry", "failed" or "disconnected" (retry, and stop using the connection)
+    answer: str
+
+
+def backoff(failures: int) -> timedelta:
+    """The wait after the `failures`-th failed attempt."""
+    return min(BACKOFF_BASE * (2 ** max(failures - 1, 0)), BACKOFF_CAP)
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+
+
+def judge(exc: Exception) -> _Verdict:
+    """What an SMTP exception means for the row being sent."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, answer = next(iter(exc.recipients.values()))
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        code, answer = exc.smtp_code, exc.smtp_error
+    elif isinstance(exc, smtplib.SMTPNotSupportedError):
+        return _Verdict("failed", f"The server cannot take this message: {exc}")
+    else:  # SMTPServerDisconnected, timeouts, refused connections, TLS errors
+        return _Verdict("disconnected", f"Connection to the mail server failed: {exc}")
+    text = f"{code} {_text(answer)}".strip()
+    if code == 421:
+        return _Verdict("disconnected", text)
+    if 500 <= code < 600:
+        return _Verdict("failed", text)
+    return _Verdict("retry", text)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class _Run:
+    """One call of send_pending: its counters, its claims, its connection."""
+
+    def __init__(self, db: Database, config: Config, token_provider, clock: Clock) -> None:
+        self.db = db
+        self.config = config
+        self.token_provider = token_provider
+        self.clock = clock
+        self.worker = worker_id()
+        self.sent = 0
+        self.failed = 0
+        self.error: str | None = None
+        self.conn: smtplib.SMTP | None = None
+        self.accepted: list[int] = []
+        self.accepted_since = 0.0
+
+    def now(self) -> datetime:
+        return as_utc(self.clock.now())
+
+    def deadline(self) -> float:
+        """Monotonic time after which no new message of this claim may be started."""
+        margin = 4 * self.config.smtp.timeout_seconds + 30
+        return time.monotonic() + LEASE.total_seconds() - margin
+
+    def retry_later(self, row: Outgoing, answer: str) -> None:
+        failures = row.attempts + 1
+        if failures >= MAX_ATTEMPTS:
+            self.fail(row, f"Gave up after {failures} attempts. Last answer: {answer}")
+            return
+        when = self.now() + backoff(failures)
+        claims.mark_retry(self.db, row.id, worker=self.worker, error=answer,
+                          next_attempt_at=when)
+        log.info("outbox %s: will retry at %s: %s", row.id, when.isoformat(), answer)
+
+    def accept(self, row: Outgoing) -> None:
+        """The server took the message: record it soon, in a group."""
+        if not self.accepted:
+            self.accepted_since = time.monotonic()
+        self.accepted.append(row.id)
+        if (len(self.accepted) >= MARK_EVERY
+                or time.monotonic() - self.accepted_since >= MARK_WITHIN_SECONDS):
+            self.record_accepted()
+
+    def record_accepted(self) -> None:
+        if not self.accepted:
+            return
+        ids, self.accepted = self.accepted, []
+        marked = claims.mark_sent(self.db, ids, worker=self.worker, now=self.now())
+        self.sent += marked
+        if marked != len(ids):
+            log.error("%s sent message(s) had lost their claim to another sender",
+                      len(ids) - marked)
+
+    def fail(self, row: Outgoing, answer: str) -> None:
+        if claims.mark_failed(self.db, row.id, worker=self.worker, error=answer):
+            self.failed += 1
+        log.warning("outbox %s to %s failed: %s", row.id, row.to_address, answer)
+
+    def ensure_connection(self, batch: list[Outgoing]) -> bool:
+        if self.conn is not None:
+            return True
+        try:
+            self.conn = transport.connect(self.config.smtp, self.token_provider)
+            return True
+        except (OSError, smtplib.SMTPException) as exc:
+            verdict = judge(exc)
+            self.error = f"Could not connect to the mail server {self.config.smtp.host}:" \
+                         f"{self.config.smtp.port}: {verdict.answer}"
+            log.error("%s", self.error)
+            for row in batch:
+                self.retry_later(row, self.error)
+            return False
+
+    def drop_connection(self) -> None:
+        if self.conn is not None:
+            transport.close(self.conn)
+            self.conn = None
+
+    def deliver(self, batch: list[Outgoing]) -> bool:
+        """Send a claimed batch; False when the connection failed and the run should stop."""
+        deadline = self.deadline()
+        if not self.ensure_connection(batch):
+            return False
+        for index, row in enumerate(batch):
+            if time.monotonic() > deadline:
+                self.record_accepted()
+                claims.release(self.db, [r.id for r in batch[index:]], worker=self.worker)
+                return True
+            try:
+                keep_going = self.deliver_one(row)
+            except BaseException:
+                # Record what was accepted, and give back what was not tried yet.
+                self.record_accepted()
+                claims.release(self.db, [r.id for r in batch[index + 1:]], worker=self.worker)
+                raise
+            if not keep_going:
+                self.record_accepted()
+                claims.release(self.db, [r.id for r in batch[index + 1:]], worker=self.worker)
+                return False
+        self.record_accepted()
+        return True
+
+    def deliver_one(self, row: Outgoing) -> bool:
+        """Send one row and record the outcome; False when the connection is gone."""
+        assert self.conn is not None
+        smtp = self.config.smtp
+        try:
+            msg = build_message(row, from_address=smtp.from_address,
+                                from_name=smtp.from_name, now=self.now())
+        except UnsendableMessage as exc:
+            self.fail(row, str(exc))
+            return True
+        try:
+            transport.send(self.conn, msg, smtp.from_address, row.to_address)
+        except (OSError, smtplib.SMTPException) as exc:
+            verdict = judge(exc)
+            if verdict.action == "failed":
+                self.fail(row, verdict.answer)
+                return True
+            self.retry_later(row, verdict.answer)
+            if verdict.action == "disconnected":
+                self.error = verdict.answer
+                self.drop_connection()
+                return False
+            return True
+        self.accept(row)
+        return True
+
+
+def send_pending(
+    db: Database,
+    config: Config,
+    token_provider: transport.TokenProvider | None = None,
+    *,
+    clock: Clock | None = None,
+    limit: int | None = None,
+) -> SendReport:
+    """Send every due row (at most `limit`), batch by batch over one connection."""
+    transport.check_settings(config.smtp, token_provider)
+    run = _Run(db, config, token_provider, clock or SystemClock())
+    batch_size = max(1, config.smtp.batch_size)
+    remaining = limit
+    try:
+        while remaining is None or remaining > 0:
+            size = batch_size if remaining is None else min(batch_size, remaining)
+            batch = claims.claim_due(db, worker=run.worker, now=run.now(), limit=size,
+                                     lease=LEASE)
+            if not batch:
+                break
+            if remaining is not None:
+                remaining -= len(batch)
+            if not run.deliver(batch) or len(batch) < size:
+                break
+    finally:
+        run.drop_connection()
+    report = SendReport(sent=run.sent, failed=run.failed, pending=claims.count_waiting(db),
+                        error=run.error)
+    if report.sent or report.failed or report.error:
+        log.info("outbox: %s sent, %s failed, %s waiting", report.sent, report.failed,
+                 report.pending)
+    return report

@@ -1,0 +1,117 @@
+"""`pcse outbox send|list|retry|dismiss`: the outgoing mail, for operators and caseworkers."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from sqlalchemy import select
+
+from notifications.outbox import STATUSES, dismiss, retry
+from notifications.sender import send_pending
+from notifications.smtp import TokenProvider
+from service.clitools import emit_json, table, with_app
+from service.config import Config
+from service.context import AppContext
+from workflow.models import Case, OutboxMessage
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(outbox)
+
+
+def smtp_token_provider(config: Config) -> TokenProvider | None:
+    """The intake's OAuth2 token provider when [smtp] signs in with XOAUTH2."""
+    if config.smtp.auth != "oauth2":
+        return None
+    from intake.oauth2 import smtp_token_provider as provider_for
+
+    return provider_for(config)
+
+
+@click.group()
+def outbox() -> None:
+    """Outgoing email: send what is due, list it, send again or dismiss."""
+
+
+@outbox.command("send")
+@with_app(json_flag=True)
+def outbox_send(app: AppContext, json_output: bool) -> None:
+    """Send every email that is due now, over one SMTP connection."""
+    report = send_pending(app.db(), app.config, token_provider=smtp_token_provider(app.config))
+    if json_output:
+        emit_json({"sent": report.sent, "failed": report.failed, "pending": report.pending})
+    else:
+        click.echo(f"sent {report.sent}, failed {report.failed}, still to send {report.pending}")
+    if report.error:
+        click.echo(report.error, err=True)
+        sys.exit(1)
+
+
+def _row(message: OutboxMessage, ref: str | None) -> dict:
+    return {
+        "id": message.id,
+        "case": ref,
+        "purpose": message.purpose,
+        "to": message.to_address,
+        "subject": message.subject,
+        "status": message.status,
+        "attempts": message.attempts,
+        "next_attempt_at": message.next_attempt_at,
+        "last_error": message.last_error,
+        "created_at": message.created_at,
+        "sent_at": message.sent_at,
+        "message_id": message.message_id,
+    }
+
+
+@outbox.command("list")
+@click.option("--status", type=click.Choice(STATUSES), help="Only emails in this status.")
+@click.option("--limit", type=int, default=200, show_default=True, help="At most this many.")
+@with_app(json_flag=True)
+def outbox_list(app: AppContext, status: str | None, limit: int, json_output: bool) -> None:
+    """Outgoing emails, newest first."""
+    with app.db().transaction() as session:
+        query = (
+            select(OutboxMessage, Case.ref)
+            .outerjoin(Case, Case.id == OutboxMessage.case_id)
+            .order_by(OutboxMessage.id.desc())
+            .limit(limit)
+        )
+        if status:
+            query = query.where(OutboxMessage.status == status)
+        rows = [_row(message, ref) for message, ref in session.execute(query)]
+    if json_output:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("No emails.")
+        return
+    click.echo(table(
+        [[r["id"], r["case"] or "-", r["purpose"], r["to"], r["status"], r["attempts"],
+          (r["last_error"] or "")[:70]] for r in rows],
+        ["id", "case", "purpose", "to", "status", "tries", "last error"],
+    ))
+
+
+@outbox.command("retry")
+@click.argument("outbox_id", type=int)
+@click.option("--by", required=True, help="Who decided to send it (your email address).")
+@with_app()
+def outbox_retry(app: AppContext, outbox_id: int, by: str) -> None:
+    """Send a held or failed email again."""
+    with app.db().transaction() as session:
+        row = retry(session, outbox_id, by=by)
+        click.echo(f"Email {row.id} to {row.to_address} will be sent with the next batch.")
+
+
+@outbox.command("dismiss")
+@click.argument("outbox_id", type=int)
+@click.option("--by", required=True, help="Who decided not to send it (your email address).")
+@click.option("--reason", required=True, help="Why it should not be sent.")
+@with_app()
+def outbox_dismiss(app: AppContext, outbox_id: int, by: str, reason: str) -> None:
+    """Decide not to send a pending, held or failed email."""
+    with app.db().transaction() as session:
+        row = dismiss(session, outbox_id, by=by, reason=reason)
+        click.echo(f"Email {row.id} to {row.to_address} will not be sent.")
