@@ -283,23 +283,14 @@ def _person_findings(person: Any, key: str, who: str) -> list[Finding]:
 
 
 def all_findings(request: ParsedRequest) -> list[Finding]:
-    """The reader's findings, then the structural ones the reader did not already report."""
-    reader = list(request.findings)
+    """The reader's findings; when the reader found nothing wrong, the structural checks.
 
-    def covered(extra: Finding) -> bool:
-        for found in reader:
-            if found.field and extra.field and (
-                found.field == extra.field
-                or found.field.startswith(extra.field + ".")
-                or extra.field.startswith(found.field + ".")
-            ):
-                return True
-            if found.code == extra.code and found.field == extra.field:
-                return True
-        return False
-
-    return reader + [f for f in structural_findings(request.kind or "", request.fields)
-                     if not covered(f)]
+    The readers know each form's parts, so their list is the one to send; the structural
+    checks are the backstop for what no reader flagged.
+    """
+    if request.findings:
+        return list(request.findings)
+    return structural_findings(request.kind or "", request.fields)
 
 
 # --------------------------------------------------------------------------- deciding
