@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from caseworker.labels import ACTION_LABELS
 from caseworker.mailview import MailView, message_view
 from caseworker.timeutil import as_utc
-from workflow import directory
+from workflow import actions, directory
 from workflow.cases import get_case
 from workflow.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
 from workflow.models import Case, InboundMessage, OutboxMessage
@@ -154,8 +154,6 @@ def original_email(session: Session, raw_dir: Path, case: Case) -> tuple[int | N
 
 
 def allowed_actions(case: Case, *, supervisor: bool) -> list[dict[str, str]]:
-    from workflow import actions
-
     names = [n for n in actions.allowed_actions(case) if supervisor or n != "reopen"]
     return [{"name": n, "label": ACTION_LABELS.get(n, n)} for n in names]
 

@@ -18,6 +18,7 @@ from caseworker.pages.forms import Problems, refusal, text
 from caseworker.rendering import flash, render
 from caseworker.security import form_post
 from caseworker.webcontext import in_transaction, settings
+from workflow import actions
 from workflow.cases import CaseNotFound
 from workflow.env import WorkflowEnv
 from workflow.errors import PcseError
@@ -73,8 +74,6 @@ async def case_view(request: Request) -> Response:
 
 def _act(session: Session, env: WorkflowEnv, name: str, ref: str, by: str,
          value: str) -> dict[str, Any]:
-    from workflow import actions
-
     if name == "send_approval_request":
         asked = actions.send_approval_request(session, env, ref, by=by, approver_email=value)
         return {"text": f"An approval request was sent to {asked.approver_email}."}
