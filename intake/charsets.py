@@ -1,0 +1,68 @@
+"""Text from bytes whatever the sender claimed: the declared charset, else UTF-8, else cp1252."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+# Names seen in real mail that Python's codec registry does not know, mapped to ones it does.
+ALIASES = {
+    "iso-8859-8-i": "iso-8859-8",
+    "iso-8859-8-e": "iso-8859-8",
+    "iso-8859-6-i": "iso-8859-6",
+    "iso-8859-6-e": "iso-8859-6",
+    "x-mac-roman": "mac_roman",
+    "macintosh": "mac_roman",
+    "unicode-1-1-utf-7": "utf-7",
+    "x-user-defined": "cp1252",
+    "ansi_x3.4-1968": "ascii",
+    "ks_c_5601-1987": "cp949",
+    "gb2312": "gbk",
+    "x-gbk": "gbk",
+    "utf8": "utf-8",
+    "x-unknown": "utf-8",
+    "unknown-8bit": "utf-8",
+    "default": "utf-8",
+}
+
+
+def known_codec(charset: str | None) -> str | None:
+    """The codec name for a declared charset, or None when Python does not know it."""
+    if not charset:
+        return None
+    name = charset.strip().strip("\"'").lower()
+    name = ALIASES.get(name, name)
+    try:
+        return codecs.lookup(name).name
+    except (LookupError, ValueError):
+        return None
+
+
+def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
+    """(text, problem): `problem` says when the declared charset could not be used."""
+    codec = known_codec(charset)
+    problem = None
+    if charset and codec is None:
+        problem = f"unknown charset {charset[:40]!r}"
+    if codec:
+        try:
+            return data.decode(codec), None
+        except UnicodeDecodeError:
+            if codec not in ("ascii", "utf-8"):
+                problem = f"text not valid in its declared charset {charset[:40]!r}"
+    try:
+        return data.decode("utf-8"), problem
+    except UnicodeDecodeError:
+        # cp1252 is what undeclared 8-bit mail from Windows senders almost always is.
+        return data.decode("cp1252", errors="replace"), problem
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def unsurrogate(text: str) -> str:
+    """Undo the surrogate escapes the email package leaves for raw 8-bit header bytes."""
+    if not _SURROGATE.search(text):
+        return text
+    raw = text.encode("utf-8", errors="surrogateescape")
+    return decode_bytes(raw, None)[0]

@@ -1,0 +1,232 @@
+"""What kind of message is this? A pure function of the parsed mail and what the database knows.
+
+Order matters: our own mail looping back, duplicates, bounces and automatic replies are
+settled before anything that would start or advance a case, because an out-of-office
+reply to an approval request carries the request's token and case reference too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy.orm import Session
+
+from intake.mailparse import ParsedMail
+from workflow.inbound import Classification, MessageKind
+from workflow.models import ApprovalRequest, Case, InboundMessage, OutboxMessage
+
+TOKEN = re.compile(r"\bAPV-([0-9a-f]{20})\b", re.I)
+CASE_REF = re.compile(r"\[\s*(PCSE-\d{4}-\d{6})\s*\]", re.I)
+
+# Only with the colon that automatic replies put after the marker, so that a person's
+# "Out of office cover for our practice" is still read as a request.
+AUTO_REPLY_SUBJECT = re.compile(
+    r"^\s*(?:"
+    r"automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|"
+    r"out of (?:the )?office(?: reply| autoreply| auto-reply)?|ooo|autosvar|"
+    r"abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique|"
+    r"respuesta autom[áa]tica|risposta automatica|automatisch antwoord"
+    r")\s*:",
+    re.I,
+)
+BOUNCE_SUBJECT = re.compile(
+    r"^\s*(?:undeliverable|undelivered mail|undeliverable mail|delivery status notification|"
+    r"mail delivery (?:failed|failure|subsystem)|delivery failure|returned mail|failure notice|"
+    r"non[- ]?delivery|message not delivered|delivery has failed|mail system error)",
+    re.I,
+)
+BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
+# Microsoft's markers on automatic replies and rule-generated mail.
+MS_AUTO_HEADERS = ("x-ms-exchange-inbox-rules-loop", "x-ms-exchange-generated-message-source")
+
+
+class Knowledge(Protocol):
+    """What the database knows that classification needs; DatabaseKnowledge reads it."""
+
+    def earlier_copy(self, message_id: str | None, sha256: str, before_id: int) -> int | None: ...
+
+    def case_by_ref(self, ref: str) -> int | None: ...
+
+    def case_for_message_ids(self, message_ids: list[str]) -> int | None: ...
+
+    def case_for_token(self, token: str) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The ledger row's own facts: its id (what "earlier" means) and its bytes' digest."""
+
+    inbound_id: int
+    sha256: str
+
+
+def classify(mail: ParsedMail, facts: Facts, known: Knowledge,
+             our_addresses: frozenset[str] | set[str]) -> Classification:
+    sender = mail.sender
+    if not sender:
+        return Classification(MessageKind.UNRELATED, "The message has no sender address.")
+    if sender in our_addresses:
+        return Classification(MessageKind.UNRELATED, "The message is from our own address.")
+    earlier = known.earlier_copy(mail.message_id, facts.sha256, facts.inbound_id)
+    if earlier is not None:
+        return Classification(MessageKind.DUPLICATE,
+                              f"Already received as inbound message {earlier}.",
+                              details={"original_inbound_id": str(earlier)})
+    bounce = bounce_reason(mail)
+    if bounce:
+        case_id = known.case_for_message_ids(mail.enclosed_message_ids)
+        return Classification(MessageKind.BOUNCE, bounce, case_id=case_id)
+    automatic = automatic_reason(mail)
+    if automatic:
+        return Classification(MessageKind.AUTOMATIC, automatic, case_id=_case_hint(mail, known))
+    token = find_token(mail)
+    if token:
+        return Classification(MessageKind.APPROVAL_ANSWER, "The message carries an approval token.",
+                              case_id=known.case_for_token(token), token=token)
+    return _case_or_new(mail, known)
+
+
+def _case_or_new(mail: ParsedMail, known: Knowledge) -> Classification:
+    refs = [m.upper() for m in CASE_REF.findall(mail.subject)]
+    for ref in refs:
+        case_id = known.case_by_ref(ref)
+        if case_id is not None:
+            return Classification(MessageKind.CASE_REPLY, f"The subject names case {ref}.",
+                                  case_id=case_id, details={"ref": ref})
+    threading = [m for m in [mail.in_reply_to, *mail.references] if m]
+    case_id = known.case_for_message_ids(threading)
+    if case_id is not None:
+        return Classification(MessageKind.CASE_REPLY,
+                              "The message replies to one we sent or received on a case.",
+                              case_id=case_id)
+    if refs:
+        return Classification(MessageKind.NEW_REQUEST,
+                              f"The subject names {refs[0]}, which is not a known case.",
+                              details={"unknown_ref": refs[0]})
+    return Classification(MessageKind.NEW_REQUEST, "A new message, not a reply on a case.")
+
+
+def _case_hint(mail: ParsedMail, known: Knowledge) -> int | None:
+    """The case an automatic reply answers, if its subject or threading headers tell."""
+    for ref in CASE_REF.findall(mail.subject):
+        case_id = known.case_by_ref(ref.upper())
+        if case_id is not None:
+            return case_id
+    return known.case_for_message_ids([m for m in [mail.in_reply_to, *mail.references] if m])
+
+
+def find_token(mail: ParsedMail) -> str | None:
+    """The approval token, from the subject, a plus-address in To, or the text."""
+    places = [mail.subject, *(a.split("@")[0] for a in mail.to_addresses), mail.text]
+    for place in places:
+        match = TOKEN.search(place or "")
+        if match:
+            return match.group(1).lower()
+    return None
+
+
+def _return_path_null(mail: ParsedMail) -> bool:
+    return any(v.strip() in ("<>", "") for v in mail.headers.get("return-path", []))
+
+
+def bounce_reason(mail: ParsedMail) -> str | None:
+    if mail.report_type == "delivery-status" or mail.delivery_status:
+        return "A delivery status report (the message could not be delivered)."
+    if mail.header("x-failed-recipients"):
+        return "A delivery failure (X-Failed-Recipients)."
+    if mail.header("x-ms-exchange-message-is-ndr") is not None:
+        return "An Exchange non-delivery report."
+    local = (mail.sender or "").split("@")[0]
+    from_daemon = local in BOUNCE_SENDERS
+    if BOUNCE_SUBJECT.match(mail.subject) and (from_daemon or _return_path_null(mail)):
+        return "A delivery failure notice."
+    return None
+
+
+def automatic_reason(mail: ParsedMail) -> str | None:
+    auto_submitted = (mail.header("auto-submitted") or "").strip().lower()
+    if auto_submitted and not auto_submitted.startswith("no"):
+        return f"Auto-Submitted: {auto_submitted[:40]} (RFC 3834)."
+    if mail.report_type:
+        return f"An automatic report ({mail.report_type})."
+    precedence = (mail.header("precedence") or "").strip().lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return f"Precedence: {precedence}."
+    if mail.header("list-id") or mail.header("list-unsubscribe"):
+        return "Mail from a mailing list."
+    for name in ("x-autoreply", "x-autorespond", "x-autogenerated", "x-auto-reply"):
+        if mail.header(name) is not None:
+            return f"An automatic reply ({name})."
+    for name in MS_AUTO_HEADERS:
+        if mail.header(name) is not None:
+            return "A Microsoft automatic reply or mailbox rule."
+    if _return_path_null(mail):
+        return "Sent with an empty return path (automatic mail)."
+    local = (mail.sender or "").split("@")[0]
+    if local in BOUNCE_SENDERS:
+        return "From a mail system's daemon address."
+    if AUTO_REPLY_SUBJECT.match(mail.subject):
+        return "The subject says it is an automatic reply."
+    return None
+
+
+# --------------------------------------------------------------------------- the database
+
+
+def _bracket_variants(message_ids: list[str]) -> list[str]:
+    """Message-IDs with and without angle brackets (stored forms vary)."""
+    found: list[str] = []
+    for value in message_ids:
+        bare = value.strip().strip("<>")
+        if bare:
+            found.extend((f"<{bare}>", bare))
+    return found
+
+
+_T = InboundMessage.__table__
+# Built once; these run for every message.
+_EARLIER = select(func.min(_T.c.id)).where(
+    _T.c.id < bindparam("before"),
+    or_(_T.c.sha256 == bindparam("sha"), _T.c.message_id == bindparam("mid")),
+)
+
+
+class DatabaseKnowledge:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def earlier_copy(self, message_id: str | None, sha256: str, before_id: int) -> int | None:
+        # One statement; SQLite and PostgreSQL both answer the OR from the two indexes.
+        return self.session.connection().execute(
+            _EARLIER, {"before": before_id, "sha": sha256, "mid": message_id}
+        ).scalar()
+
+    def case_by_ref(self, ref: str) -> int | None:
+        return self.session.scalar(select(Case.id).where(Case.ref == ref))
+
+    def case_for_message_ids(self, message_ids: list[str]) -> int | None:
+        variants = _bracket_variants(message_ids)
+        if not variants:
+            return None
+        sent = self.session.scalar(
+            select(OutboxMessage.case_id)
+            .where(OutboxMessage.message_id.in_(variants), OutboxMessage.case_id.is_not(None))
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
+        if sent is not None:
+            return sent
+        return self.session.scalar(
+            select(InboundMessage.case_id)
+            .where(InboundMessage.message_id.in_(variants), InboundMessage.case_id.is_not(None))
+            .order_by(InboundMessage.id.desc())
+            .limit(1)
+        )
+
+    def case_for_token(self, token: str) -> int | None:
+        return self.session.scalar(
+            select(ApprovalRequest.case_id).where(ApprovalRequest.token == token)
+        )

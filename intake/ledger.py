@@ -1,0 +1,339 @@
+"""The inbound ledger: one row per message taken from a mailbox, and what became of it.
+
+Statuses: pending (stored, not yet processed), processed (handed to the workflow), ignored
+(automatic replies, bounces, unrelated), duplicate, failed (parked for a caseworker, with
+the error), dismissed (a caseworker closed it). Rows are claimed before processing, so two
+workers never handle the same message.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import email.utils
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from intake.mailparse import decode_header_text, message_id_of
+from workflow.errors import PcseError
+from workflow.models import InboundMessage, utcnow
+
+PENDING = "pending"
+PROCESSED = "processed"
+IGNORED = "ignored"
+DUPLICATE = "duplicate"
+FAILED = "failed"
+DISMISSED = "dismissed"
+
+# Rows for messages whose bytes could not be fetched carry the digest of no bytes.
+UNREAD_SHA256 = hashlib.sha256(b"").hexdigest()
+# Long enough for a claimed batch to be worked; a crashed worker's rows wait this long.
+CLAIM_LEASE = timedelta(minutes=5)
+_IN_CHUNK = 500
+
+
+class LedgerError(PcseError):
+    pass
+
+
+@dataclass(frozen=True)
+class HeaderFacts:
+    message_id: str | None
+    from_address: str | None
+    subject: str | None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A ledger row to insert for one fetched UID."""
+
+    uid: int
+    sha256: str
+    size: int
+    facts: HeaderFacts
+    received_at: datetime
+    error: str | None = None  # set when the message could not be read
+
+    @property
+    def unreadable(self) -> bool:
+        return self.error is not None
+
+
+@dataclass(frozen=True)
+class KnownUid:
+    inbound_id: int
+    unreadable: bool
+    moved: bool
+
+
+def header_facts(raw: bytes) -> HeaderFacts:
+    """Message-ID, first From address and Subject, read from the header block only."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    head = raw if end < 0 else raw[: end + 2]
+    try:
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+        message_id = message_id_of(msg.get("Message-ID"))
+        senders = email.utils.getaddresses([decode_header_text(str(v))
+                                            for v in msg.get_all("From", [])])
+        sender = next((a.lower() for _, a in senders if "@" in a), None)
+        subject = decode_header_text(str(msg.get("Subject", "")))
+    except Exception:  # facts are a convenience; processing reads properly
+        return HeaderFacts(None, None, None)
+    return HeaderFacts(
+        message_id[:998] if message_id else None,
+        sender[:254] if sender else None,
+        subject[:300] if subject else None,
+    )
+
+
+def _insert(session: Session):
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start: start + _IN_CHUNK]
+
+
+def insert_new(session: Session, mailbox: str, uidvalidity: int,
+               messages: Sequence[NewMessage]) -> None:
+    """Insert rows; a UID another worker recorded first is left as it is."""
+    if not messages:
+        return
+    rows = [
+        {
+            "mailbox": mailbox,
+            "uidvalidity": uidvalidity,
+            "uid": m.uid,
+            "message_id": m.facts.message_id,
+            "sha256": m.sha256,
+            "size": m.size,
+            "received_at": m.received_at,
+            "from_address": m.facts.from_address,
+            "subject": m.facts.subject,
+            "status": FAILED if m.unreadable else PENDING,
+            "error": m.error,
+            "attempts": 0,
+        }
+        for m in messages
+    ]
+    stmt = _insert(session)(InboundMessage).on_conflict_do_nothing(
+        index_elements=["mailbox", "uidvalidity", "uid"]
+    )
+    session.execute(stmt, rows)
+
+
+def known_uids(session: Session, mailbox: str, uidvalidity: int,
+               uids: Sequence[int]) -> dict[int, KnownUid]:
+    found: dict[int, KnownUid] = {}
+    for chunk in _chunks(list(uids)):
+        rows = session.execute(
+            select(InboundMessage.uid, InboundMessage.id, InboundMessage.sha256,
+                   InboundMessage.moved_at)
+            .where(InboundMessage.mailbox == mailbox, InboundMessage.uidvalidity == uidvalidity,
+                   InboundMessage.uid.in_(chunk))
+        )
+        for uid, inbound_id, digest, moved_at in rows:
+            found[uid] = KnownUid(inbound_id, digest == UNREAD_SHA256, moved_at is not None)
+    return found
+
+
+def has_unmoved_elsewhere(session: Session, mailbox: str, uidvalidity: int) -> bool:
+    """Are there rows from another UIDVALIDITY whose message never left the inbox?"""
+    return session.scalar(
+        select(InboundMessage.id)
+        .where(InboundMessage.mailbox == mailbox, InboundMessage.uidvalidity != uidvalidity,
+               InboundMessage.moved_at.is_(None))
+        .limit(1)
+    ) is not None
+
+
+def rekey_unmoved(session: Session, mailbox: str, uidvalidity: int,
+                  by_sha: dict[str, list[int]]) -> set[int]:
+    """After a UIDVALIDITY change, give unmoved rows of the old numbering their new UIDs.
+
+    `by_sha` maps the digest of each newly fetched message to its new UIDs. A row from the
+    old numbering with the same digest that never left the inbox is that same message:
+    it keeps its row (and its processing) instead of being recorded a second time.
+    Returns the new UIDs taken over this way.
+    """
+    taken: set[int] = set()
+    if not by_sha:
+        return taken
+    rows = session.execute(
+        select(InboundMessage.id, InboundMessage.sha256)
+        .where(InboundMessage.mailbox == mailbox, InboundMessage.uidvalidity != uidvalidity,
+               InboundMessage.moved_at.is_(None), InboundMessage.sha256.in_(list(by_sha)))
+        .order_by(InboundMessage.id)
+    ).all()
+    for inbound_id, digest in rows:
+        free = [uid for uid in by_sha[digest] if uid not in taken]
+        if not free:
+            continue
+        session.execute(
+            update(InboundMessage).where(InboundMessage.id == inbound_id)
+            .values(uidvalidity=uidvalidity, uid=free[0])
+        )
+        taken.add(free[0])
+    return taken
+
+
+def mark_moved(session: Session, mailbox: str, uidvalidity: int, uids: Sequence[int],
+               now: datetime | None = None) -> None:
+    now = now or utcnow()
+    for chunk in _chunks(list(uids)):
+        session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.mailbox == mailbox, InboundMessage.uidvalidity == uidvalidity,
+                   InboundMessage.uid.in_(chunk), InboundMessage.moved_at.is_(None))
+            .values(moved_at=now)
+        )
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def _claimable(now: datetime):
+    return and_(InboundMessage.status == PENDING,
+                or_(InboundMessage.claimed_until.is_(None), InboundMessage.claimed_until < now))
+
+
+def claim_pending(session: Session, worker: str, limit: int,
+                  now: datetime | None = None) -> list[int]:
+    """Claim up to `limit` pending rows for `worker`, oldest first; safe with other workers.
+
+    PostgreSQL skips rows another transaction holds (FOR UPDATE SKIP LOCKED); on SQLite the
+    guarded UPDATE only takes rows still unclaimed when it runs.
+    """
+    now = now or utcnow()
+    query = (select(InboundMessage.id).where(_claimable(now))
+             .order_by(InboundMessage.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    candidates = list(session.scalars(query))
+    if not candidates:
+        return []
+    session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id.in_(candidates), _claimable(now))
+        .values(claimed_by=worker, claimed_until=now + CLAIM_LEASE,
+                attempts=InboundMessage.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(
+        select(InboundMessage.id)
+        .where(InboundMessage.id.in_(candidates), InboundMessage.claimed_by == worker,
+               InboundMessage.status == PENDING)
+        .order_by(InboundMessage.id)
+    ))
+
+
+def release(session: Session, worker: str, ids: Sequence[int]) -> None:
+    """Give back claims not worked (the service is stopping)."""
+    for chunk in _chunks(list(ids)):
+        session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id.in_(chunk), InboundMessage.claimed_by == worker,
+                   InboundMessage.status == PENDING)
+            .values(claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+_T = InboundMessage.__table__
+# Built once: this runs for every message, and Core statements skip the ORM's overhead.
+_FINISH = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"), _T.c.claimed_by == bindparam("b_worker"),
+           _T.c.status == PENDING)
+    .values(status=bindparam("b_status"), classification=bindparam("b_classification"),
+            outcome=bindparam("b_outcome"), error=bindparam("b_error"),
+            processed_at=bindparam("b_now"), claimed_by=None, claimed_until=None)
+)
+
+
+def finish(session: Session, inbound_id: int, worker: str, *, status: str,
+           classification: str | None, outcome: str | None, error: str | None = None,
+           now: datetime | None = None) -> bool:
+    """Record the result for a row this worker holds; False when the claim was lost."""
+    session.flush()
+    result = session.connection().execute(_FINISH, {
+        "b_id": inbound_id, "b_worker": worker, "b_status": status,
+        "b_classification": classification, "b_outcome": outcome, "b_error": error,
+        "b_now": now or utcnow(),
+    })
+    return result.rowcount == 1
+
+
+# --------------------------------------------------------------------------- caseworkers
+
+
+def _get(session: Session, inbound_id: int) -> InboundMessage:
+    row = session.get(InboundMessage, inbound_id)
+    if row is None:
+        raise LedgerError(f"There is no inbound message {inbound_id}.")
+    return row
+
+
+def retry(session: Session, inbound_id: int, *, by: str) -> InboundMessage:
+    """Put a failed or dismissed message back in the queue to be processed again."""
+    row = _get(session, inbound_id)
+    if row.status not in (FAILED, DISMISSED):
+        raise LedgerError(
+            f"Inbound message {inbound_id} is {row.status}; only failed or dismissed "
+            "messages can be retried."
+        )
+    note = f"Retried by {by} after: {row.error or row.outcome or row.status}"
+    result = session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == inbound_id, InboundMessage.status == row.status)
+        .values(status=PENDING, error=None, outcome=note[:2000], claimed_by=None,
+                claimed_until=None, processed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise LedgerError(f"Inbound message {inbound_id} changed meanwhile; look again.")
+    session.refresh(row)
+    return row
+
+
+def dismiss(session: Session, inbound_id: int, *, by: str, reason: str) -> InboundMessage:
+    """Close a failed or waiting message without processing it, saying why."""
+    if not reason.strip():
+        raise LedgerError("Say why the message is dismissed.")
+    row = _get(session, inbound_id)
+    now = utcnow()
+    if row.status not in (FAILED, PENDING):
+        raise LedgerError(
+            f"Inbound message {inbound_id} is {row.status}; only failed or pending "
+            "messages can be dismissed."
+        )
+    result = session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == inbound_id, InboundMessage.status == row.status,
+               or_(InboundMessage.claimed_until.is_(None), InboundMessage.claimed_until < now))
+        .values(status=DISMISSED, outcome=f"Dismissed by {by}: {reason.strip()}"[:2000],
+                processed_at=now, claimed_by=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise LedgerError(
+            f"Inbound message {inbound_id} is being processed right now; try again shortly."
+        )
+    session.refresh(row)
+    return row
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(InboundMessage.status, func.count()).group_by(InboundMessage.status)
+    )
+    return {status: count for status, count in rows}

@@ -1,0 +1,435 @@
+"""Safe reading of an email: whatever the sender wrote, a ParsedMail comes out.
+
+The MIME structure is read with the email package's lenient compat32 parser (raw header
+strings, cheap to walk); address headers are parsed by email.policy.default's header
+classes. Every header and part is read behind a fallback, because malformed headers,
+unknown charsets and broken MIME are normal in a public inbox. The result satisfies
+workflow.inbound.IncomingMail.
+"""
+
+from __future__ import annotations
+
+import email
+import email.header
+import email.utils
+import mimetypes
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import Message
+
+from intake.charsets import decode_bytes, unsurrogate
+from intake.htmltext import html_to_text
+from intake.tnef import is_tnef, unpack_tnef
+
+DEFAULT_ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
+MAX_DEPTH = 12
+MAX_PARTS = 300
+MAX_TEXT_CHARS = 2_000_000
+MAX_REFERENCES = 100
+
+_MSGID = re.compile(r"<[^<>\s]{1,990}>")
+
+
+@dataclass
+class MailAttachment:
+    filename: str  # made safe: no directories, no control characters, bounded length
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class SkippedAttachment:
+    """An attachment that was not read, and why (shown to caseworkers)."""
+
+    filename: str
+    content_type: str
+    size: int
+    problem: str
+
+
+@dataclass
+class ParsedMail:
+    message_id: str | None = None
+    subject: str = ""
+    from_addresses: list[tuple[str, str]] = field(default_factory=list)
+    to_addresses: list[str] = field(default_factory=list)
+    date: datetime | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    authentication_results: list[str] = field(default_factory=list)
+    text: str = ""
+    html: str | None = None
+    attachments: list[MailAttachment] = field(default_factory=list)
+    # Beyond IncomingMail: what classification and caseworkers need.
+    headers: dict[str, list[str]] = field(default_factory=dict)  # lower-case name -> values
+    content_type: str = "text/plain"
+    report_type: str | None = None  # multipart/report; report-type=...
+    delivery_status: bool = False  # a message/delivery-status part is present
+    # Message-IDs of messages carried inside this one (a bounce's returned message).
+    enclosed_message_ids: list[str] = field(default_factory=list)
+    skipped_attachments: list[SkippedAttachment] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+    @property
+    def sender(self) -> str | None:
+        """The first From address, lower-cased."""
+        return self.from_addresses[0][1] if self.from_addresses else None
+
+
+# --------------------------------------------------------------------------- headers
+
+
+_PLAIN_HEADER = re.compile(r"[\x20-\x7e\t]*")
+_FOLD = re.compile(r"\r?\n[ \t]*")
+
+
+def decode_header_text(raw: str) -> str:
+    """A header value as text: RFC 2047 words decoded, 8-bit bytes guessed, folding removed."""
+    if _PLAIN_HEADER.fullmatch(raw) and "=?" not in raw:
+        return raw.strip()
+    value = _FOLD.sub(" ", unsurrogate(raw))
+    if "=?" in value:
+        try:
+            pieces = email.header.decode_header(value)
+            value = "".join(
+                decode_bytes(chunk, charset)[0] if isinstance(chunk, bytes) else chunk
+                for chunk, charset in pieces
+            )
+        except (ValueError, LookupError, AssertionError, email.errors.HeaderParseError):
+            pass
+    return value.strip()
+
+
+def _raw_headers(msg: Message) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, value in msg.raw_items():
+        found.setdefault(str(name).strip().lower(), []).append(str(value))
+    return found
+
+
+def message_id_of(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    value = unsurrogate(raw).strip()
+    match = _MSGID.search(value)
+    if match:
+        return match.group(0)
+    token = value.split()[0] if value.split() else ""
+    return f"<{token[:990]}>" if token else None
+
+
+# One plain address, with or without a plain display name: by far the commonest form.
+_SIMPLE_ADDRESS = re.compile(
+    r'\s*(?:"?(?P<name>[\w .\'-]*?)"?\s*<(?P<a1>[^<>\s@",;]+@[^<>\s@",;]+)>'
+    r'|(?P<a2>[^<>\s@",;]+@[^<>\s@",;]+))\s*'
+)
+
+
+def _addresses(raw_values: list[str], name: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for raw in raw_values:
+        simple = _SIMPLE_ADDRESS.fullmatch(raw)
+        if simple:
+            found.append(((simple.group("name") or "").strip(),
+                          simple.group("a1") or simple.group("a2")))
+            continue
+        try:
+            unfolded = re.sub(r"\r?\n(?=[ \t])", "", unsurrogate(raw))
+            header = policy.default.header_factory(name, unfolded)
+            found.extend((str(a.display_name or ""), str(a.addr_spec or ""))
+                         for a in header.addresses)
+        except Exception:  # the policy parser raises many kinds on bad input
+            found.extend(email.utils.getaddresses([decode_header_text(raw)]))
+    if not any("@" in addr for _, addr in found) and raw_values:
+        found = email.utils.getaddresses([decode_header_text(v) for v in raw_values])
+    cleaned = []
+    for display, addr in found:
+        addr = unsurrogate(addr).strip().strip("<>").lower()
+        if "@" in addr and " " not in addr and len(addr) <= 254:
+            cleaned.append((decode_header_text(display)[:200], addr))
+    return cleaned
+
+
+def _date(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        value = email.utils.parsedate_to_datetime(unsurrogate(raw).strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _read_headers(mail: ParsedMail, msg: Message) -> None:
+    raw = _raw_headers(msg)
+    mail.headers = {name: [decode_header_text(v) for v in values] for name, values in raw.items()}
+    first = {name: values[0] for name, values in raw.items()}
+    mail.message_id = message_id_of(first.get("message-id"))
+    mail.subject = mail.headers.get("subject", [""])[0][:998]
+    mail.from_addresses = _addresses(raw.get("from", []), "from")
+    mail.to_addresses = [addr for name in ("to", "cc")
+                         for _, addr in _addresses(raw.get(name, []), name)]
+    mail.date = _date(first.get("date"))
+    mail.in_reply_to = message_id_of(first.get("in-reply-to"))
+    references = " ".join(unsurrogate(v) for v in raw.get("references", []))
+    mail.references = _MSGID.findall(references)[:MAX_REFERENCES]
+    mail.authentication_results = mail.headers.get("authentication-results", [])
+
+
+# --------------------------------------------------------------------------- names
+
+
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)}
+    | {f"LPT{i}" for i in range(1, 10)}
+)
+
+
+def safe_filename(name: str | None, content_type: str, index: int) -> str:
+    """A name safe to show and to save: no path, no control characters, at most 120 chars."""
+    value = unicodedata.normalize("NFC", name or "")
+    value = value.replace("\\", "/").rsplit("/", 1)[-1]
+    value = _UNSAFE_NAME.sub("_", value).strip(" .")
+    if value and value.split(".")[0].upper() in _WINDOWS_RESERVED:
+        value = "_" + value
+    if not value:
+        extension = mimetypes.guess_extension(content_type) or ".bin"
+        value = f"attachment-{index}{extension}"
+    if len(value) > 120:
+        stem, extension = os.path.splitext(value)
+        extension = extension[:16]
+        value = stem[: 120 - len(extension)] + extension
+    return value
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, number = name, 1
+    while candidate.lower() in used:
+        number += 1
+        stem, extension = os.path.splitext(name)
+        candidate = f"{stem}-{number}{extension}"
+    used.add(candidate.lower())
+    return candidate
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:  # broken RFC 2231 parameters
+        name = None
+    if name is None:
+        try:
+            name = part.get_param("name")
+            if isinstance(name, tuple):
+                name = email.utils.collapse_rfc2231_value(name)
+        except Exception:
+            name = None
+    return decode_header_text(str(name)) if name else None
+
+
+# --------------------------------------------------------------------------- parts
+
+
+def _content_type(part: Message) -> str:
+    try:
+        return part.get_content_type()
+    except Exception:
+        return "application/octet-stream"
+
+
+def _disposition(part: Message) -> str | None:
+    try:
+        return part.get_content_disposition()
+    except Exception:
+        return None
+
+
+def _estimated_size(part: Message) -> int:
+    """Decoded size from the encoded payload, without decoding it."""
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return 0
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding == "base64":
+        return len(payload) * 3 // 4
+    return len(payload)
+
+
+def _payload_bytes(part: Message) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        data = None
+    if isinstance(data, bytes):
+        return data
+    payload = part.get_payload()
+    return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+
+
+def _part_text(part: Message, mail: ParsedMail) -> str:
+    try:
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    text, problem = decode_bytes(_payload_bytes(part), charset)
+    if problem:
+        mail.problems.append(f"{problem}; read as UTF-8 or Windows-1252")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _leaves(part: Message, depth: int = 0):
+    """Every non-multipart part, depth first; messages inside messages are leaves."""
+    if depth > MAX_DEPTH:
+        return
+    if _content_type(part).startswith("multipart/") and isinstance(part.get_payload(), list):
+        for sub in part.get_payload():
+            if isinstance(sub, Message):
+                yield from _leaves(sub, depth + 1)
+    else:
+        yield part
+
+
+class _Reader:
+    def __init__(self, mail: ParsedMail, limit: int) -> None:
+        self.mail = mail
+        self.limit = limit
+        self.texts: list[str] = []
+        self.htmls: list[str] = []
+        self.used_names: set[str] = set()
+        self.parts = 0
+
+    def read(self, msg: Message, depth: int = 0, enclosed: bool = False) -> None:
+        for part in _leaves(msg, depth):
+            self.parts += 1
+            if self.parts > MAX_PARTS:
+                self.mail.problems.append(f"more than {MAX_PARTS} parts; the rest were not read")
+                return
+            try:
+                self.read_part(part, depth, enclosed)
+            except Exception as exc:  # one bad part never loses the message
+                self.mail.problems.append(f"a {_content_type(part)} part could not be read "
+                                          f"({type(exc).__name__})")
+
+    def read_part(self, part: Message, depth: int, enclosed: bool) -> None:
+        ctype = _content_type(part)
+        if ctype in ("message/delivery-status", "message/global-delivery-status"):
+            self.mail.delivery_status = True
+            return
+        if ctype in ("text/rfc822-headers", "message/rfc822-headers"):
+            inner = email.message_from_bytes(_payload_bytes(part), policy=policy.compat32)
+            self._enclosed_id(inner.get("Message-ID"))
+            return
+        if ctype in ("message/rfc822", "message/global"):
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if isinstance(inner, Message):
+                self._enclosed_id(inner.get("Message-ID"))
+                # A forwarded message's own files (a form forwarded as an attachment) count.
+                if depth < MAX_DEPTH:
+                    self.read(inner, depth + 1, enclosed=True)
+            return
+        filename = _filename(part)
+        disposition = _disposition(part)
+        is_body = (ctype in ("text/plain", "text/html") and disposition != "attachment"
+                   and not filename)
+        if is_body:
+            if enclosed:
+                return
+            target = self.texts if ctype == "text/plain" else self.htmls
+            target.append(_part_text(part, self.mail))
+            return
+        self.attachment(part, ctype, filename)
+
+    def _enclosed_id(self, raw: object) -> None:
+        found = message_id_of(str(raw)) if raw else None
+        if found and found not in self.mail.enclosed_message_ids:
+            self.mail.enclosed_message_ids.append(found)
+
+    def attachment(self, part: Message, ctype: str, filename: str | None) -> None:
+        index = len(self.mail.attachments) + len(self.mail.skipped_attachments) + 1
+        name = safe_filename(filename, ctype, index)
+        estimate = _estimated_size(part)
+        if estimate > self.limit * 1.01 + 4096:
+            self.skip(name, ctype, estimate)
+            return
+        data = _payload_bytes(part)
+        if len(data) > self.limit:
+            self.skip(name, ctype, len(data))
+            return
+        if is_tnef(ctype, filename):
+            self.tnef(name, ctype, data)
+            return
+        self.keep(name, ctype, data)
+
+    def keep(self, name: str, ctype: str, data: bytes) -> None:
+        self.mail.attachments.append(MailAttachment(_unique(name, self.used_names), ctype, data))
+
+    def skip(self, name: str, ctype: str, size: int) -> None:
+        problem = (f"{name} is {size / 1048576:.1f} MB, over the limit of "
+                   f"{self.limit / 1048576:.0f} MB, and was not read")
+        self.mail.skipped_attachments.append(SkippedAttachment(name, ctype, size, problem))
+        self.mail.problems.append(problem)
+
+    def tnef(self, name: str, ctype: str, data: bytes) -> None:
+        try:
+            content = unpack_tnef(data)
+        except ValueError as exc:
+            self.mail.problems.append(f"{name}: {exc}; kept as it is")
+            self.keep(name, ctype, data)
+            return
+        for inner_name, inner_data in content.files:
+            inner_type = mimetypes.guess_type(inner_name)[0] or "application/octet-stream"
+            safe = safe_filename(inner_name, inner_type, len(self.mail.attachments) + 1)
+            if len(inner_data) > self.limit:
+                self.skip(safe, inner_type, len(inner_data))
+            else:
+                self.keep(safe, inner_type, inner_data)
+        if content.text.strip():
+            self.texts.append(content.text)
+        if content.html:
+            self.htmls.append(content.html)
+
+
+def _structure(mail: ParsedMail, msg: Message) -> None:
+    mail.content_type = _content_type(msg)
+    if mail.content_type == "multipart/report":
+        try:
+            report_type = msg.get_param("report-type")
+        except Exception:
+            report_type = None
+        mail.report_type = str(report_type).lower() if report_type else "unknown"
+
+
+def parse_mail(raw: bytes, *,
+               attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES) -> ParsedMail:
+    """Read `raw` into a ParsedMail; never raises for anything a sender can put in a message."""
+    mail = ParsedMail()
+    msg = email.message_from_bytes(raw, policy=policy.compat32)
+    if msg.defects:
+        mail.problems.extend(f"defect: {type(d).__name__}" for d in msg.defects[:5])
+    try:
+        _read_headers(mail, msg)
+    except Exception as exc:
+        mail.problems.append(f"headers could not be read fully ({type(exc).__name__})")
+    _structure(mail, msg)
+    reader = _Reader(mail, attachment_max_bytes)
+    reader.read(msg)
+    texts = [t for t in reader.texts if t.strip()]
+    mail.html = "\n".join(reader.htmls) if reader.htmls else None
+    if texts:
+        mail.text = "\n\n".join(texts)
+    elif mail.html:
+        mail.text = html_to_text(mail.html)
+    if len(mail.text) > MAX_TEXT_CHARS:
+        mail.problems.append(f"the text was cut at {MAX_TEXT_CHARS} characters")
+        mail.text = mail.text[:MAX_TEXT_CHARS]
+    return mail

@@ -1,0 +1,110 @@
+"""One round of intake from the configuration: poll every mailbox, then process what is pending."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from intake.poller import DEFAULT_MESSAGE_MAX_BYTES, Backoff, Hook, Poller, PollReport
+from intake.process import Handler, Processor, ProcessReport, ProcessSettings
+from intake.rawstore import RawStore
+from intake.source import MailboxSource, SourceError, open_source
+from workflow.db import Database
+
+if TYPE_CHECKING:
+    from service.config import Config, MailboxConfig
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[["MailboxConfig"], MailboxSource]
+
+
+@dataclass
+class IntakeReport:
+    polls: list[PollReport] = field(default_factory=list)
+    processing: ProcessReport = field(default_factory=ProcessReport)
+
+    @property
+    def fetched(self) -> int:
+        return sum(p.fetched for p in self.polls)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{p.mailbox}: {p.error}" for p in self.polls if p.error]
+
+    def as_json(self) -> dict[str, Any]:
+        """The `pcse poll --once --json` document."""
+        return {
+            "fetched": self.fetched,
+            "processed": self.processing.processed,
+            "duplicates": self.processing.duplicates,
+            "ignored": self.processing.ignored,
+            "failed": self.processing.failed + sum(p.unreadable for p in self.polls),
+            "errors": self.errors,
+        }
+
+
+def raw_store(config: Config) -> RawStore:
+    return RawStore(config.storage.raw_dir)
+
+
+def message_max_bytes(config: Config) -> int:
+    """The largest message fetched: room for a capped attachment, base64-encoded, and more."""
+    return max(DEFAULT_MESSAGE_MAX_BYTES, 4 * config.limits.attachment_max_bytes)
+
+
+def process_settings(config: Config) -> ProcessSettings:
+    return ProcessSettings(our_addresses=frozenset(config.our_addresses),
+                           attachment_max_bytes=config.limits.attachment_max_bytes)
+
+
+def make_poller(db: Database, config: Config, box: MailboxConfig, *,
+                stop: threading.Event | None = None, hook: Hook | None = None,
+                source_factory: SourceFactory = open_source,
+                backoff: Backoff | None = None) -> Poller:
+    return Poller(db, raw_store(config), source_factory(box),
+                  processed_folder=box.processed_folder, failed_folder=box.failed_folder,
+                  batch_size=box.batch_size, message_max_bytes=message_max_bytes(config),
+                  backoff=backoff, stop=stop, hook=hook)
+
+
+def poll_mailbox(db: Database, config: Config, box: MailboxConfig, *,
+                 stop: threading.Event | None = None, **kwargs: Any) -> PollReport:
+    try:
+        poller = make_poller(db, config, box, stop=stop, **kwargs)
+    except SourceError as exc:
+        # A setting that stops the mailbox being opened at all (no password, no token).
+        log.error("mailbox %s: %s", box.name, exc)
+        return PollReport(box.name, error=str(exc))
+    return poller.poll()
+
+
+def poll_all(db: Database, config: Config, *, stop: threading.Event | None = None,
+             **kwargs: Any) -> list[PollReport]:
+    reports = []
+    for box in config.mailboxes:
+        if stop is not None and stop.is_set():
+            break
+        reports.append(poll_mailbox(db, config, box, stop=stop, **kwargs))
+    return reports
+
+
+def process_pending(db: Database, config: Config, handler: Handler, *,
+                    stop: threading.Event | None = None, worker: str | None = None,
+                    limit: int | None = None) -> ProcessReport:
+    processor = Processor(db, raw_store(config), handler, process_settings(config),
+                          worker=worker, stop=stop)
+    return processor.run(limit=limit)
+
+
+def run_round(db: Database, config: Config, handler: Handler, *,
+              stop: threading.Event | None = None, worker: str | None = None,
+              **kwargs: Any) -> IntakeReport:
+    """Poll every mailbox, then process everything pending (also rows left by earlier rounds)."""
+    report = IntakeReport(polls=poll_all(db, config, stop=stop, **kwargs))
+    if stop is None or not stop.is_set():
+        report.processing = process_pending(db, config, handler, stop=stop, worker=worker)
+    return report

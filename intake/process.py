@@ -1,0 +1,211 @@
+"""Processing stored messages: one transaction per message, classify, hand over, record.
+
+New requests, case replies and approval answers go to the injected Handler (the
+workflow). Automatic replies, bounces, duplicates and unrelated mail are recorded and
+never answered. An exception rolls that one message back; a fresh transaction then marks
+its row failed with the error, parked for a caseworker, and the next message goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake import ledger
+from intake.classify import DatabaseKnowledge, Facts, classify
+from intake.mailparse import DEFAULT_ATTACHMENT_MAX_BYTES, ParsedMail, parse_mail
+from intake.rawstore import RawStore
+from workflow.cases import record
+from workflow.db import Database
+from workflow.errors import PcseError
+from workflow.inbound import Classification, IncomingMail, MessageKind
+from workflow.models import Case, InboundMessage
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Session, InboundMessage, IncomingMail, Classification], str]
+
+HANDLED = frozenset({MessageKind.NEW_REQUEST, MessageKind.CASE_REPLY,
+                     MessageKind.APPROVAL_ANSWER})
+NOTED_ON_CASE = frozenset({MessageKind.BOUNCE, MessageKind.AUTOMATIC})
+
+
+class UnreadableMessage(PcseError):
+    pass
+
+
+class LostClaim(RuntimeError):
+    """Another worker took the message (our claim's lease ran out); ours is rolled back."""
+
+
+def worker_id() -> str:
+    """Unique per process: host, pid and a random suffix."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class ProcessReport:
+    processed: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    failed: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str, kind: str | None) -> None:
+        if status == ledger.PROCESSED:
+            self.processed += 1
+        elif status == ledger.DUPLICATE:
+            self.duplicates += 1
+        elif status == ledger.IGNORED:
+            self.ignored += 1
+        elif status == ledger.FAILED:
+            self.failed += 1
+        if kind:
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return self.processed + self.duplicates + self.ignored + self.failed
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    our_addresses: frozenset[str]
+    attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES
+    claim_batch: int = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    classification: Classification
+    outcome: str
+    case_ref: str | None
+
+
+class Processor:
+    def __init__(self, db: Database, store: RawStore, handler: Handler,
+                 settings: ProcessSettings, *, worker: str | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.db = db
+        self.store = store
+        self.handler = handler
+        self.settings = settings
+        self.worker = worker or worker_id()
+        self.stop = stop or threading.Event()
+
+    def run(self, limit: int | None = None) -> ProcessReport:
+        """Process pending messages until none are left (or `limit`, or a stop request)."""
+        report = ProcessReport()
+        while limit is None or report.total < limit:
+            want = self.settings.claim_batch
+            if limit is not None:
+                want = min(want, limit - report.total)
+            with self.db.transaction() as session:
+                claimed = ledger.claim_pending(session, self.worker, want)
+            if not claimed:
+                break
+            for index, inbound_id in enumerate(claimed):
+                if self.stop.is_set():
+                    with self.db.transaction() as session:
+                        ledger.release(session, self.worker, claimed[index:])
+                    return report
+                status, kind = self.process_one(inbound_id)
+                report.count(status, kind)
+        return report
+
+    def process_one(self, inbound_id: int) -> tuple[str, str | None]:
+        """(status, classification) for one claimed row."""
+        seen: dict[str, Classification] = {}
+        try:
+            with self.db.transaction() as session:
+                row = session.get(InboundMessage, inbound_id)
+                if row is None or row.status != ledger.PENDING or row.claimed_by != self.worker:
+                    return "skipped", None
+                result = self._handle(session, row, seen)
+                if not ledger.finish(session, inbound_id, self.worker, status=result.status,
+                                     classification=str(result.classification.kind),
+                                     outcome=result.outcome[:4000]):
+                    raise LostClaim(f"inbound message {inbound_id} was taken by another worker")
+                mailbox, uid = row.mailbox, row.uid
+        except LostClaim as exc:
+            log.warning("%s; left to that worker", exc)
+            return "skipped", None
+        except Exception as exc:  # parked for a caseworker, never lost
+            return self._fail(inbound_id, exc, seen.get("classification"))
+        log.info("inbound %d [%s uid %d] %s -> %s%s: %s", inbound_id, mailbox, uid,
+                 result.classification.kind, result.status,
+                 f" {result.case_ref}" if result.case_ref else "", result.outcome[:160])
+        return result.status, str(result.classification.kind)
+
+    def read(self, row: InboundMessage) -> ParsedMail:
+        if row.sha256 == ledger.UNREAD_SHA256:
+            raise UnreadableMessage(
+                "This message could not be fetched from the mailbox, so there is nothing to "
+                "process; open it in the mailbox's failed folder."
+            )
+        return parse_mail(self.store.get(row.sha256),
+                          attachment_max_bytes=self.settings.attachment_max_bytes)
+
+    def _handle(self, session: Session, row: InboundMessage,
+                seen: dict[str, Classification]) -> Outcome:
+        mail = self.read(row)
+        found = classify(mail, Facts(row.id, row.sha256), DatabaseKnowledge(session),
+                         self.settings.our_addresses)
+        seen["classification"] = found
+        if found.kind in HANDLED:
+            outcome = self.handler(session, row, mail, found)
+            status = ledger.PROCESSED
+        else:
+            outcome = found.reason
+            status = ledger.DUPLICATE if found.kind == MessageKind.DUPLICATE else ledger.IGNORED
+            self._link(session, row, found)
+        case_ref = None
+        if row.case_id is not None:
+            # Usually already in the session (the handler just opened or moved it).
+            case = session.get(Case, row.case_id)
+            case_ref = case.ref if case is not None else None
+        return Outcome(status, found, outcome or found.reason, case_ref)
+
+    def _link(self, session: Session, row: InboundMessage, found: Classification) -> None:
+        """Show a bounce or automatic reply on its case, and a duplicate beside its original."""
+        if found.kind == MessageKind.DUPLICATE:
+            original = found.details.get("original_inbound_id")
+            if original:
+                row.case_id = session.scalar(
+                    select(InboundMessage.case_id).where(InboundMessage.id == int(original))
+                )
+            return
+        if found.kind not in NOTED_ON_CASE or found.case_id is None:
+            return
+        case = session.get(Case, found.case_id)
+        if case is None:
+            return
+        row.case_id = case.id
+        what = ("A delivery failure report came back for an email sent on this case."
+                if found.kind == MessageKind.BOUNCE
+                else "An automatic reply (such as an out-of-office) came in on this case.")
+        record(session, case, "message", what, actor="intake",
+               data={"inbound_id": row.id, "classification": str(found.kind)})
+
+    def _fail(self, inbound_id: int, exc: BaseException,
+              found: Classification | None) -> tuple[str, str | None]:
+        error = str(exc) if isinstance(exc, PcseError) else f"{type(exc).__name__}: {exc}"
+        kind = str(found.kind) if found else None
+        try:
+            with self.db.transaction() as session:
+                ledger.finish(session, inbound_id, self.worker, status=ledger.FAILED,
+                              classification=kind, outcome=None, error=error[:4000])
+        except Exception:  # the claim runs out and the row is tried again
+            log.exception("inbound %d: could not record its failure", inbound_id)
+        log.error("inbound %d %s -> failed: %s", inbound_id, kind or "unclassified",
+                  error[:300], exc_info=not isinstance(exc, PcseError))
+        return ledger.FAILED, kind

@@ -1,0 +1,53 @@
+"""Outlook's winmail.dat (TNEF): the files and the body it wraps, read with tnefparse."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from intake.charsets import decode_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TnefContent:
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # (name as sent, data)
+    text: str = ""
+    html: str | None = None
+
+
+def is_tnef(content_type: str, filename: str | None) -> bool:
+    return content_type in ("application/ms-tnef", "application/vnd.ms-tnef") or (
+        (filename or "").strip().lower() == "winmail.dat"
+    )
+
+
+def _as_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return decode_bytes(value.rstrip(b"\x00"), None)[0]
+    return str(value).rstrip("\x00")
+
+
+def unpack_tnef(data: bytes) -> TnefContent:
+    """Raises ValueError when `data` is not TNEF or is damaged."""
+    from tnefparse import TNEF
+
+    try:
+        parsed = TNEF(data, do_checksum=False)
+    except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, AssertionError) as exc:
+        raise ValueError(f"not a readable winmail.dat ({type(exc).__name__})") from exc
+    content = TnefContent()
+    for attachment in parsed.attachments:
+        try:
+            name = _as_text(attachment.long_filename()) or _as_text(attachment.name)
+        except (UnicodeDecodeError, AttributeError, TypeError):
+            name = ""
+        if attachment.data:
+            content.files.append((name, bytes(attachment.data)))
+    content.text = _as_text(parsed.body).replace("\r\n", "\n")
+    html = _as_text(parsed.htmlbody)
+    content.html = html or None
+    return content
