@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
+from tests.fixtures.databases import _empty_postgres
 from workflow.catalogue import Service
+from workflow.db import Database
 from workflow.directory import (
     RuleViolation,
     admins,
@@ -469,14 +472,9 @@ def test_signers_and_ael_lookups(db) -> None:
 @pytest.mark.postgres
 def test_concurrent_grants_never_exceed_the_limit(pg_url) -> None:
     """Six workers race for the last admin place on PostgreSQL: one wins, five are refused."""
-    import threading
-
-    from workflow.db import Database
-
+    _empty_postgres(pg_url)
     database = Database(pg_url)
     with database.transaction() as session:
-        for table in ("directory_events", "role_assignments", "people", "organisations"):
-            session.execute(text(f"DELETE FROM {table}"))
         _orgs(session)
         for n in range(3):
             grant(session, f"admin{n}@nhs.net", GPP_ADMIN)

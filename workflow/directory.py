@@ -509,8 +509,10 @@ def deactivate_person(
     require_active(address, person.active)
     change = Change()
     open_roles = roles_of(session, address)
-    for org_id in sorted({a.organisation_id for a in open_roles}):
-        session.scalars(select(Organisation).where(Organisation.id == org_id).with_for_update())
+    # Lock the organisations concerned (in a fixed order) so R7's count is not raced.
+    org_ids = sorted({a.organisation_id for a in open_roles})
+    session.scalars(select(Organisation).where(Organisation.id.in_(org_ids))
+                    .order_by(Organisation.id).with_for_update()).all()
     for assignment in open_roles:
         _end(session, assignment, actor, f"Account deactivated: {reason}", now)
         change.assignments.append(assignment)
