@@ -45,6 +45,7 @@ def test_case_page_shows_what_a_caseworker_needs(web: WebClient) -> None:
     for action in ("approve", "reject", "request_info", "send_approval_request", "withdraw"):
         assert f"/cases/{ref}/actions/{action}" in page
     assert f"/cases/{ref}/actions/reopen" not in page
+    assert ">None</textarea>" not in page
 
 
 def test_approve_applies_the_changes_to_the_directory(web: WebClient) -> None:
