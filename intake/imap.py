@@ -155,10 +155,12 @@ class ImapSource:
 
     # ------------------------------------------------------------------ the interface
 
-    def select(self) -> int:
-        info = self._call(f"opening {self.folder}", lambda: self._client.select_folder(self.folder))
-        for folder in self.extra_folders:
-            self._ensure_folder(folder)
+    def select(self, readonly: bool = False) -> int:
+        info = self._call(f"opening {self.folder}",
+                          lambda: self._client.select_folder(self.folder, readonly=readonly))
+        if not readonly:
+            for folder in self.extra_folders:
+                self._ensure_folder(folder)
         return int(info[b"UIDVALIDITY"])
 
     def _ensure_folder(self, folder: str) -> None:

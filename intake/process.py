@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -124,12 +125,13 @@ class Processor:
 
     def process_one(self, inbound_id: int) -> tuple[str, str | None]:
         """(status, classification) for one claimed row."""
-        seen: dict[str, Classification] = {}
+        seen: dict[str, Any] = {}
         try:
             with self.db.transaction() as session:
                 row = session.get(InboundMessage, inbound_id)
                 if row is None or row.status != ledger.PENDING or row.claimed_by != self.worker:
                     return "skipped", None
+                seen["where"] = f"{row.mailbox} uid {row.uid}"
                 result = self._handle(session, row, seen)
                 if not ledger.finish(session, inbound_id, self.worker, status=result.status,
                                      classification=str(result.classification.kind),
@@ -140,7 +142,7 @@ class Processor:
             log.warning("%s; left to that worker", exc)
             return "skipped", None
         except Exception as exc:  # parked for a caseworker, never lost
-            return self._fail(inbound_id, exc, seen.get("classification"))
+            return self._fail(inbound_id, exc, seen)
         log.info("inbound %d [%s uid %d] %s -> %s%s: %s", inbound_id, mailbox, uid,
                  result.classification.kind, result.status,
                  f" {result.case_ref}" if result.case_ref else "", result.outcome[:160])
@@ -155,8 +157,7 @@ class Processor:
         return parse_mail(self.store.get(row.sha256),
                           attachment_max_bytes=self.settings.attachment_max_bytes)
 
-    def _handle(self, session: Session, row: InboundMessage,
-                seen: dict[str, Classification]) -> Outcome:
+    def _handle(self, session: Session, row: InboundMessage, seen: dict[str, Any]) -> Outcome:
         mail = self.read(row)
         found = classify(mail, Facts(row.id, row.sha256), DatabaseKnowledge(session),
                          self.settings.our_addresses)
@@ -197,8 +198,9 @@ class Processor:
                data={"inbound_id": row.id, "classification": str(found.kind)})
 
     def _fail(self, inbound_id: int, exc: BaseException,
-              found: Classification | None) -> tuple[str, str | None]:
+              seen: dict[str, Any]) -> tuple[str, str | None]:
         error = str(exc) if isinstance(exc, PcseError) else f"{type(exc).__name__}: {exc}"
+        found: Classification | None = seen.get("classification")
         kind = str(found.kind) if found else None
         try:
             with self.db.transaction() as session:
@@ -206,6 +208,6 @@ class Processor:
                               classification=kind, outcome=None, error=error[:4000])
         except Exception:  # the claim runs out and the row is tried again
             log.exception("inbound %d: could not record its failure", inbound_id)
-        log.error("inbound %d %s -> failed: %s", inbound_id, kind or "unclassified",
-                  error[:300], exc_info=not isinstance(exc, PcseError))
+        log.error("inbound %d [%s] %s -> failed: %s", inbound_id, seen.get("where", "?"),
+                  kind or "unclassified", error[:300], exc_info=not isinstance(exc, PcseError))
         return ledger.FAILED, kind

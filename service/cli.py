@@ -7,7 +7,16 @@ import sys
 
 import click
 
-from service import cmd_actions, cmd_cases, cmd_db, cmd_demo, cmd_directory, cmd_outbox, cmd_web
+from service import (
+    cmd_actions,
+    cmd_cases,
+    cmd_db,
+    cmd_demo,
+    cmd_directory,
+    cmd_outbox,
+    cmd_poll,
+    cmd_web,
+)
 from workflow.errors import PcseError
 
 
@@ -26,7 +35,8 @@ def cli(config_path: str | None, verbose: bool) -> None:
     )
 
 
-for module in (cmd_db, cmd_cases, cmd_actions, cmd_web, cmd_directory, cmd_outbox, cmd_demo):
+for module in (cmd_db, cmd_cases, cmd_actions, cmd_web, cmd_directory, cmd_outbox, cmd_demo,
+               cmd_poll):
     module.register(cli)
 
 

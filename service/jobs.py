@@ -1,0 +1,108 @@
+"""The periodic jobs of `pcse run`: intake (poll and process), the outbox, reminders and expiry.
+
+Each job is safe to run in several workers at once: intake rows and outbox rows are claimed
+in the database, and reminders and expiry claim their cases with guarded updates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from intake.pipeline import run_round
+from intake.process import Handler
+from service.config import Config
+from service.context import workflow_env
+from workflow.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    seconds: float
+    run: Callable[[], object]
+
+
+def build_handler(config: Config) -> Handler:
+    """The workflow's handler for new requests, case replies and approval answers."""
+    from workflow.handler import handle_message
+
+    return handle_message(workflow_env(config))
+
+
+class IntakeJob:
+    """Poll every mailbox, then process what is pending.
+
+    `request()` asks for a round now (IDLE saw new mail); a request that arrives while a
+    round is running makes it run once more, so no arrival waits for the next interval.
+    """
+
+    name = "intake"
+
+    def __init__(self, db: Database, config: Config, handler: Handler,
+                 stop: threading.Event, worker: str | None = None) -> None:
+        self.db = db
+        self.config = config
+        self.handler = handler
+        self.stop = stop
+        self.worker = worker
+        self._again = threading.Event()
+        self.rounds = 0
+
+    def request(self) -> None:
+        self._again.set()
+
+    def __call__(self) -> None:
+        while not self.stop.is_set():
+            self._again.clear()
+            report = run_round(self.db, self.config, self.handler, stop=self.stop,
+                               worker=self.worker)
+            self.rounds += 1
+            counts = report.as_json()
+            if report.fetched or report.processing.total:
+                log.info("intake: fetched %(fetched)d, processed %(processed)d, duplicates "
+                         "%(duplicates)d, ignored %(ignored)d, failed %(failed)d", counts)
+            if not self._again.is_set():
+                return
+
+
+def outbox_job(db: Database, config: Config) -> Job:
+    from notifications.sender import send_pending
+
+    provider = None
+    if config.smtp.auth == "oauth2":
+        from intake.oauth2 import smtp_token_provider
+
+        provider = smtp_token_provider(config)
+
+    def run() -> None:
+        report = send_pending(db, config, token_provider=provider)
+        if report.sent or report.failed:
+            log.info("outbox: sent %d, failed %d, pending %d", report.sent, report.failed,
+                     report.pending)
+        if report.error:
+            log.warning("outbox: %s", report.error)
+
+    return Job("outbox", config.schedule.outbox_seconds, run)
+
+
+def reminders_job(db: Database, config: Config) -> Job:
+    from workflow.reminders import run_due
+
+    env = workflow_env(config)
+
+    def run() -> None:
+        done = run_due(db, env)
+        if any(done.values()):
+            log.info("reminders: %s", ", ".join(f"{k} {v}" for k, v in sorted(done.items())))
+
+    return Job("reminders", config.schedule.housekeeping_seconds, run)
+
+
+def periodic_jobs(db: Database, config: Config) -> list[Job]:
+    """The jobs other than intake, each on its own interval."""
+    return [outbox_job(db, config), reminders_job(db, config)]
