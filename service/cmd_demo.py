@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import click
 
 from service.clitools import table
-from service.demo import DemoReport, run_demo
+
+if TYPE_CHECKING:
+    from service.demo import DemoReport
 
 
 def register(cli: click.Group) -> None:
@@ -30,6 +33,10 @@ def demo() -> None:
     if not root.params.get("verbose"):
         # The demo prints its own progress; the service's log lines would repeat it.
         logging.getLogger().setLevel(logging.WARNING)
+    # Imported here: the demo pulls in the SMTP sink and the PDF tools, which other
+    # commands do not need at start-up.
+    from service.demo import run_demo
+
     report = run_demo(click.echo)
     click.echo(summary(report))
 

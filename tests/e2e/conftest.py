@@ -1,0 +1,151 @@
+"""The running system for the end-to-end tests, set up the way an operator would.
+
+PostgreSQL, Dovecot over IMAPS, an SMTP server that wants STARTTLS and a login, a
+configuration file with secrets in the environment, the directory loaded with the real
+`pcse` import commands, and `pcse run` as a child process. Everything is shared by the
+tests of a module (one service, one mailbox), so the module's tests run on one worker.
+"""
+
+from __future__ import annotations
+
+import secrets
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from notifications.sink import SmtpSink
+from service.demo import DATA
+from tests.e2e.process import Service, pcse
+from tests.fixtures.databases import _empty_postgres
+from tests.fixtures.dovecot import DovecotServer, ImapAccount
+from workflow.db import Database
+
+INBOX_ADDRESS = "pcse.portalenquiries@nhs.net"
+# The receiving mail server's authserv-id, trusted in the configuration: the tests stamp
+# each delivered message with its verdict, as that server would.
+AUTHSERV_ID = "mx.e2e.nhs.test"
+
+CONFIG = """\
+[database]
+url = "{db_url}"
+
+[[mailboxes]]
+name = "enquiries"
+address = "{address}"
+imap_host = "127.0.0.1"
+imap_port = {imap_port}
+imap_ssl = true
+username = "{username}"
+auth = "password"
+password_env = "PCSE_E2E_IMAP_PASSWORD"
+folder = "INBOX"
+processed_folder = "Processed"
+failed_folder = "Failed"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+starttls = true
+auth = "password"
+username = "pcse-e2e"
+password_env = "PCSE_E2E_SMTP_PASSWORD"
+from_address = "{address}"
+timeout_seconds = 10
+
+[security]
+trusted_authserv_ids = ["{authserv_id}"]
+
+[schedule]
+poll_seconds = 2
+idle = true
+outbox_seconds = 0.5
+
+[storage]
+raw_dir = "{raw_dir}"
+
+[notifications]
+max_replies_per_hour = 20
+"""
+
+
+@dataclass
+class Stack:
+    root: Path
+    config: Path
+    account: ImapAccount
+    sink: SmtpSink
+    db: Database
+    service: Service
+
+    def deliver(self, messages: list[bytes]) -> None:
+        """What the receiving mail server does: stamp its verdict, then file in the inbox."""
+        self.account.append([stamp(m) for m in messages])
+
+    def pcse(self, *args: str) -> str:
+        return pcse(*args, config=self.config, cwd=self.root).stdout
+
+
+def stamp(message: bytes) -> bytes:
+    """Prepend the receiving server's Authentication-Results (DMARC passed for From)."""
+    from email import message_from_bytes, policy
+
+    sender = message_from_bytes(message, policy=policy.default)["From"].addresses[0]
+    domain = sender.domain.lower()
+    header = (f"Authentication-Results: {AUTHSERV_ID}; spf=pass smtp.mailfrom={domain}; "
+              f"dkim=pass header.d={domain}; dmarc=pass header.from={domain}\r\n")
+    return header.encode() + message
+
+
+def sink_tls(server: DovecotServer) -> ssl.SSLContext:
+    """STARTTLS for the SMTP sink with the test certificate (it names 127.0.0.1)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server.cert_path, server.root / "key.pem")
+    return context
+
+
+@pytest.fixture(scope="module")
+def stack(dovecot_server: DovecotServer, pg_url: str,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if dovecot_server.process is None:
+        dovecot_server.start()
+    _empty_postgres(pg_url)
+    root = tmp_path_factory.mktemp("e2e")
+    account = dovecot_server.add_user()
+    smtp_password = secrets.token_urlsafe(12)
+    sink = SmtpSink(users={"pcse-e2e": smtp_password}, tls_context=sink_tls(dovecot_server))
+    sink.start()
+    config = root / "config.toml"
+    config.write_text(CONFIG.format(
+        db_url=pg_url, address=INBOX_ADDRESS, imap_port=dovecot_server.ssl_port,
+        username=account.username, smtp_port=sink.port, authserv_id=AUTHSERV_ID,
+        raw_dir=root / "raw",
+    ))
+    secrets_env = {
+        "PCSE_E2E_IMAP_PASSWORD": account.password,
+        "PCSE_E2E_SMTP_PASSWORD": smtp_password,
+        # Trust the test certificate, as an operator would install a private CA.
+        "SSL_CERT_FILE": str(dovecot_server.cert_path),
+    }
+    pcse("db", "upgrade", config=config, cwd=root)
+    for command, name in (("directory import-orgs", "organisations.csv"),
+                          ("directory import-users", "users.csv"),
+                          ("approvers import", "signers.csv"),
+                          ("ael import", "ael.csv")):
+        pcse(*command.split(), str(DATA / name), config=config, cwd=root)
+    service = Service(config, root, secrets_env)
+    db = Database(pg_url)
+    try:
+        yield Stack(root, config, account, sink, db, service)
+    finally:
+        service.stop()
+        sink.stop()
+        db.dispose()
+
+
+def count_rows(db: Database, statement: sa.Select) -> int:
+    with db.transaction() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(statement.subquery())) or 0

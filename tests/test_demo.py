@@ -1,0 +1,131 @@
+"""`pcse demo` in a fresh folder: its final table, what it filed in var/sent, what it kept."""
+
+from __future__ import annotations
+
+import mailbox
+import re
+import subprocess
+import sys
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from service.demo import DEMO_OWNED, clear_var
+from service.demo_mail import stories
+
+PCSE = str(Path(sys.executable).with_name("pcse"))
+
+# What each sample should come to, as PCSE's rules and the approvers' answers say.
+EXPECTED = {
+    "gpp_form": ("A81001", "completed"),
+    "user_admin_form": ("A81005", "completed"),
+    "flattened": ("A81003", "rejected"),
+    "pcn_form": ("U12345", "completed"),
+    "pl_email": ("A81001", "completed"),
+    "oph_email": ("TP7011", "answered"),
+    "main_contact": ("A81002", "completed"),
+    "fifth_admin": ("A81004", "rejected"),
+    "performer": ("-", "answered"),
+}
+ROW = re.compile(r"^(PCSE-\d{4}-\d{6})\s{2,}(.+?)\s{2,}(\S+)\s{2,}(\S+)\s{2,}(\d+)(?::\s(.*))?$")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One demo run in a folder where an earlier run left data and someone left a file."""
+    cwd = tmp_path_factory.mktemp("demo")
+    (cwd / "var" / "sent" / "new").mkdir(parents=True)
+    (cwd / "var" / "sent" / "new" / "stale.eml").write_bytes(b"Subject: from an earlier run\n\n")
+    (cwd / "var" / "pcse.sqlite3").write_bytes(b"not a database")
+    (cwd / "var" / "notes.txt").write_text("mine")
+    result = subprocess.run([PCSE, "demo"], cwd=cwd, capture_output=True, text=True,
+                            timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return cwd, result.stdout
+
+
+def table_rows(output: str) -> dict[str, tuple[str, str, str, int, str]]:
+    """The final table, by sample title: (ref, org, state, emails, purposes)."""
+    rows = {}
+    for line in output.splitlines():
+        match = ROW.match(line.rstrip())
+        if match:
+            ref, title, org, state, count, purposes = match.groups()
+            rows[title] = (ref, org, state, int(count), purposes or "")
+    return rows
+
+
+@pytest.mark.slow
+def test_demo_prints_every_case_with_its_state(demo_run: tuple[Path, str]) -> None:
+    _, output = demo_run
+    rows = table_rows(output)
+    titles = {s.key: s.title for s in stories()}
+    for key, (org, state) in EXPECTED.items():
+        assert titles[key] in rows, f"{titles[key]} missing from:\n{output}"
+        _, got_org, got_state, count, _ = rows[titles[key]]
+        assert (got_org, got_state) == (org, state), key
+        assert count >= 1
+    assert "approval_request" in rows[titles["gpp_form"]][4]
+    assert "welcome_admin" in rows[titles["gpp_form"]][4]
+    assert "admin_limit_reached" in rows[titles["fifth_admin"]][4]
+    # The out-of-office opened no case and is listed as recorded only.
+    assert titles["out_of_office"] not in rows
+    assert "peter.nolan@nhs.net: automatic, ignored" in output
+
+
+@pytest.mark.slow
+def test_demo_files_every_email_in_var_sent(demo_run: tuple[Path, str]) -> None:
+    cwd, output = demo_run
+    box = mailbox.Maildir(cwd / "var" / "sent", create=False)
+    sent = [message_from_bytes(box.get_bytes(k), policy=policy.default) for k in box.iterkeys()]
+    rows = table_rows(output)
+    assert len(sent) == sum(row[3] for row in rows.values())
+    assert f"{len(sent)} emails are in var/sent/" in output
+    refs = {row[0] for row in rows.values()}
+    for message in sent:
+        assert any(f"[{ref}]" in str(message["Subject"]) for ref in refs), message["Subject"]
+        assert "peter.nolan@nhs.net" not in str(message["To"])
+    approvals = [m for m in sent if "APV-" in str(m["Subject"])]
+    assert approvals, "approval requests went to the approvers"
+
+
+@pytest.mark.slow
+def test_demo_starts_fresh_and_keeps_what_is_not_its_own(demo_run: tuple[Path, str]) -> None:
+    cwd, output = demo_run
+    assert "Clearing the demo's data under var/" in output
+    assert not (cwd / "var" / "sent" / "new" / "stale.eml").exists()
+    assert (cwd / "var" / "notes.txt").read_text() == "mine"
+    assert "Round 2" in output and "answers" in output
+
+
+def test_clear_var_removes_only_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    var = tmp_path / "var"
+    for name in DEMO_OWNED:
+        path = var / name
+        if "." in name:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("x")
+        else:
+            (path / "new").mkdir(parents=True)
+    (var / "config.toml").write_text("keep")
+    outside = tmp_path / "elsewhere"
+    (outside / "new").mkdir(parents=True)
+    said: list[str] = []
+    clear_var(said.append)
+    assert sorted(p.name for p in var.iterdir()) == ["config.toml"]
+    assert outside.exists()
+    assert said and "Clearing" in said[0]
+
+
+def test_clear_var_refuses_a_link_out_of_var(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    outside = tmp_path / "precious"
+    (outside / "new").mkdir(parents=True)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "sent").symlink_to(outside)
+    with pytest.raises(Exception, match="outside"):
+        clear_var(lambda _: None)
+    assert (outside / "new").exists()
