@@ -52,6 +52,7 @@ class _Fault:
 @dataclass
 class _State:
     received: list[Received] = field(default_factory=list)
+    accepted: int = 0
     faults: list[_Fault] = field(default_factory=list)
     refuse_until: float = 0.0
     refused: int = 0
@@ -60,7 +61,9 @@ class _State:
 class SinkHandler:
     """The aiosmtpd handler: runs in the server's thread; the lock guards shared state."""
 
-    def __init__(self, maildir: Path | None = None, tokens: set[str] | None = None) -> None:
+    def __init__(self, maildir: Path | None = None, tokens: set[str] | None = None,
+                 keep: bool = True) -> None:
+        self.keep = keep
         self.state = _State()
         self.lock = threading.Condition()
         self.maildir = mailbox.Maildir(maildir, create=True) if maildir else None
@@ -110,7 +113,9 @@ class SinkHandler:
         if self.maildir is not None:
             self.maildir.add(data)
         with self.lock:
-            self.state.received.append(item)
+            self.state.accepted += 1
+            if self.keep:
+                self.state.received.append(item)
             self.lock.notify_all()
         return "250 2.0.0 Message accepted"
 
@@ -143,7 +148,7 @@ class SmtpSink:
 
     `users` ({login: password}) or `tokens` (XOAUTH2 bearer tokens) make sign-in
     compulsory; `tls_context` offers STARTTLS (and sign-in then needs TLS unless
-    `auth_require_tls` is False).
+    `auth_require_tls` is False). With `keep=False` messages are only counted.
     """
 
     def __init__(
@@ -156,10 +161,11 @@ class SmtpSink:
         tokens: set[str] | None = None,
         tls_context: ssl.SSLContext | None = None,
         auth_require_tls: bool = True,
+        keep: bool = True,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
-        self.handler = SinkHandler(Path(maildir) if maildir else None, tokens)
+        self.handler = SinkHandler(Path(maildir) if maildir else None, tokens, keep)
         self.users = users or {}
         kwargs: dict[str, Any] = {
             "hostname": host,
@@ -214,6 +220,12 @@ class SmtpSink:
             return list(self.handler.state.received)
 
     @property
+    def accepted(self) -> int:
+        """How many messages were accepted (kept in memory or not)."""
+        with self.handler.lock:
+            return self.handler.state.accepted
+
+    @property
     def refused(self) -> int:
         """How many commands were answered with an injected failure."""
         with self.handler.lock:
@@ -262,15 +274,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--maildir", default="var/sent", help="folder to file messages in")
+    parser.add_argument("--discard", action="store_true",
+                        help="only count messages (no Maildir, nothing kept): for benchmarks")
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with SmtpSink(args.host, args.port, maildir=args.maildir) as sink:
-        print(f"SMTP sink listening on {sink.host}:{sink.port}, filing into {args.maildir}",
-              flush=True)
+    maildir = None if args.discard else args.maildir
+    with SmtpSink(args.host, args.port, maildir=maildir, keep=False) as sink:
+        where = f"filing into {maildir}" if maildir else "counting only"
+        print(f"SMTP sink listening on {sink.host}:{sink.port}, {where}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        print(f"{len(sink.messages)} message(s) received", flush=True)
+        print(f"{sink.accepted} message(s) received", flush=True)
 
 
 if __name__ == "__main__":

@@ -85,12 +85,13 @@ def test_every_template_is_delivered_with_its_headers(
                              to_name="Pat Jones", context=SAMPLE_CONTEXTS[purpose], case=case)
             for purpose in PURPOSES
         }
-        expected = {purpose: (row.message_id, row.subject) for purpose, row in queued.items()}
+        expected = {purpose: (row.message_id, row.subject, row.body_text, row.body_html)
+                    for purpose, row in queued.items()}
     report = send_pending(database, smtp_config, clock=clock)
     assert report == SendReport(sent=len(PURPOSES), failed=0, pending=0)
     received = {r.message()["Message-ID"]: r for r in smtp_sink.messages}
     assert len(received) == len(PURPOSES)
-    for purpose, (message_id, subject) in expected.items():
+    for purpose, (message_id, subject, text, html) in expected.items():
         item = received[message_id]
         msg = item.message()
         assert item.rcpt_tos == (REQUESTER,)
@@ -105,6 +106,9 @@ def test_every_template_is_delivered_with_its_headers(
         assert msg.get_content_type() == "multipart/alternative"
         body = parts(msg)
         assert ref in body["text/plain"] and ref in body["text/html"]
+        # What arrives decodes to exactly what was rendered.
+        assert body["text/plain"].replace("\r\n", "\n") == text
+        assert body["text/html"] == html
     states = rows(database)
     assert {r.status for r in states.values()} == {"sent"}
     assert all(r.sent_at is not None and r.attempts == 1 for r in states.values())

@@ -1,0 +1,125 @@
+"""Queue N replies in the outbox and send them to a local aiosmtpd sink; print the rates.
+
+    .venv/bin/python bench/outbox.py [-n 5000] [--db URL] [--sink-process]
+
+By default the database is a fresh SQLite file in a temporary folder and the sink runs in
+a child process (as a real mail server would be another process). Pass a PostgreSQL URL
+with --db to measure there; the bench creates its own database next to it and drops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from notifications.outbox import enqueue
+from notifications.samples import SAMPLE_CONTEXTS
+from notifications.sender import send_pending
+from notifications.sink import SmtpSink, free_port
+from service.config import Config, SmtpConfig
+from workflow.cases import create_case
+from workflow.db import Database, make_engine
+from workflow.env import WorkflowEnv
+from workflow.models import Organisation
+from workflow.schema import upgrade
+
+
+@contextmanager
+def database(url: str | None) -> Iterator[Database]:
+    """A fresh, migrated database: a temporary SQLite file, or a new PostgreSQL database."""
+    if url is None:
+        with tempfile.TemporaryDirectory() as folder:
+            db = Database(f"sqlite:///{folder}/bench.sqlite3")
+            upgrade(db.engine)
+            yield db
+            db.dispose()
+        return
+    name = f"pcse_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    db = Database(url.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        upgrade(db.engine)
+        yield db
+    finally:
+        db.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def sink(in_process: bool) -> Iterator[int]:
+    """A sink on a free port, in this process or a child; yields the port."""
+    if in_process:
+        with SmtpSink(keep=False) as running:
+            yield running.port
+        return
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "notifications.sink", "--port", str(port), "--discard"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # "listening on …": the sink is up
+        yield port
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def queue(db: Database, env: WorkflowEnv, n: int) -> float:
+    """Queue n acknowledgements (to distinct addresses, so no cap applies); seconds taken."""
+    started = time.perf_counter()
+    with db.transaction() as session:
+        session.add(Organisation(code="A81001", name="The Riverside Surgery", type="gp_practice",
+                                 icb_code="QHM"))
+        for i in range(n):
+            case = create_case(session, kind="gpp_admin_form", requester=f"r{i}@example.org",
+                               requester_name=f"Requester {i}", organisation_code="A81001")
+            enqueue(session, env, purpose="acknowledgement", to_address=f"r{i}@example.org",
+                    to_name=f"Requester {i}", context=SAMPLE_CONTEXTS["acknowledgement"],
+                    case=case)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=5000, help="messages to queue and send")
+    parser.add_argument("--db", help="PostgreSQL admin URL (default: a temporary SQLite file)")
+    parser.add_argument("--in-process-sink", action="store_true",
+                        help="run the sink in this process instead of a child process")
+    args = parser.parse_args()
+    env = WorkflowEnv()
+    with database(args.db) as db, sink(args.in_process_sink) as port:
+        queued = queue(db, env, args.n)
+        config = Config(smtp=replace(SmtpConfig(), host="127.0.0.1", port=port))
+        started = time.perf_counter()
+        report = send_pending(db, config)
+        took = time.perf_counter() - started
+    where = "PostgreSQL" if args.db else "SQLite"
+    print(f"database: {where}; sink: {'in process' if args.in_process_sink else 'child process'}")
+    print(f"queued {args.n} in {queued:.2f} s: {args.n / queued:.0f} messages/s "
+          "(render three templates, one case each, one transaction)")
+    print(f"sent {report.sent} (failed {report.failed}, left {report.pending}) in {took:.2f} s: "
+          f"{report.sent / took:.0f} messages/s")
+    if report.sent != args.n:
+        sys.exit(f"expected {args.n} sent, got {report.sent}")
+
+
+if __name__ == "__main__":
+    main()
