@@ -147,8 +147,9 @@ class SmtpSink:
     """An aiosmtpd Controller on 127.0.0.1 with the capturing handler.
 
     `users` ({login: password}) or `tokens` (XOAUTH2 bearer tokens) make sign-in
-    compulsory; `tls_context` offers STARTTLS (and sign-in then needs TLS unless
-    `auth_require_tls` is False). With `keep=False` messages are only counted.
+    compulsory; `tls_context` offers STARTTLS, `ssl_context` makes the whole connection
+    TLS (sign-in needs one or the other unless `auth_require_tls` is False). With
+    `keep=False` messages are only counted.
     """
 
     def __init__(
@@ -160,6 +161,7 @@ class SmtpSink:
         users: dict[str, str] | None = None,
         tokens: set[str] | None = None,
         tls_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         auth_require_tls: bool = True,
         keep: bool = True,
     ) -> None:
@@ -175,6 +177,8 @@ class SmtpSink:
         }
         if tls_context is not None:
             kwargs["tls_context"] = tls_context
+        if ssl_context is not None:
+            kwargs["ssl_context"] = ssl_context
         if users or tokens:
             kwargs.update(auth_required=True, auth_require_tls=auth_require_tls,
                           authenticator=self._authenticate)
