@@ -80,6 +80,11 @@ class Stack:
     sink: SmtpSink
     db: Database
     service: Service
+    env: dict[str, str]
+
+    def another_worker(self, name: str) -> Service:
+        """A second `pcse run` on the same configuration, as on a second machine."""
+        return Service(self.config, self.root, self.env, name=name)
 
     def deliver(self, messages: list[bytes]) -> None:
         """What the receiving mail server does: stamp its verdict, then file in the inbox."""
@@ -139,7 +144,7 @@ def stack(dovecot_server: DovecotServer, pg_url: str,
     service = Service(config, root, secrets_env)
     db = Database(pg_url)
     try:
-        yield Stack(root, config, account, sink, db, service)
+        yield Stack(root, config, account, sink, db, service, secrets_env)
     finally:
         service.stop()
         sink.stop()

@@ -38,8 +38,9 @@ def _env() -> dict[str, str]:
 class Service:
     """`pcse run` as a child process; its log goes to a file the tests can read."""
 
-    def __init__(self, config: Path, cwd: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.log_path = cwd / "pcse-run.log"
+    def __init__(self, config: Path, cwd: Path, extra_env: dict[str, str] | None = None,
+                 name: str = "pcse-run") -> None:
+        self.log_path = cwd / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [PCSE, "--config", str(config), "run"], cwd=cwd, stdout=self._log,
