@@ -9,6 +9,7 @@ as the approvers would, runs the pipeline again, and prints every case with its 
 from __future__ import annotations
 
 import mailbox
+import os
 import re
 import shutil
 import socket
@@ -42,6 +43,7 @@ DEMO_OWNED = ("pcse.sqlite3", "pcse.sqlite3-wal", "pcse.sqlite3-shm", "maildir",
 TOKEN = re.compile(r"\bAPV-([0-9a-f]{20})\b", re.I)
 REF = re.compile(r"\[(PCSE-\d{4}-\d{6})\]")
 MAX_ROUNDS = 6
+MARK = VAR / ".pcse-demo"
 
 Say = Callable[[str], None]
 
@@ -84,21 +86,39 @@ def demo_config(smtp_port: int) -> Config:
 
 
 def clear_var(say: Say) -> None:
-    """Remove what an earlier demo left under ./var, and only that."""
+    """Remove what an earlier demo left under ./var, and only that.
+
+    The demo marks ./var as its own when it starts; data there without that mark (a
+    database of real work on the local defaults, say) is never removed: the demo stops
+    and says what to move away.
+    """
     root = VAR.resolve()
-    found = [VAR / name for name in DEMO_OWNED if (VAR / name).exists()]
+    found = [VAR / name for name in DEMO_OWNED if os.path.lexists(VAR / name)]
     if not found:
         return
+    if not MARK.exists():
+        raise DemoError(
+            f"{VAR}/ holds data that pcse demo did not make "
+            f"({', '.join(p.name for p in found)}); the demo starts from nothing, so move "
+            f"that away first (for example: mv {VAR} {VAR}.saved) and run it again.")
     say(f"Clearing the demo's data under {VAR}/ "
         f"({', '.join(p.name for p in found)}) to start fresh.")
     for path in found:
-        resolved = path.resolve()
-        if resolved.parent != root:
+        if path.resolve().parent != root:
             raise DemoError(f"{path} points outside {VAR}/; remove it yourself and run again.")
+    for path in found:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink()
+    MARK.unlink()
+
+
+def mark_var() -> None:
+    """Mark ./var as the demo's, so that the next run may clear what this one makes."""
+    VAR.mkdir(exist_ok=True)
+    MARK.write_text("This folder's pcse data was made by `pcse demo`; the next run clears it:\n"
+                    + "".join(f"  {name}\n" for name in DEMO_OWNED), encoding="utf-8")
 
 
 def maildir_path(config: Config) -> Path:
@@ -303,6 +323,7 @@ def run_demo(say: Say) -> DemoReport:
     """Run the whole pipeline on sample mail; `say` prints each step of progress."""
     with timed() as elapsed:
         clear_var(say)
+        mark_var()
         config = demo_config(free_port())
         inbox, sent_dir = maildir_path(config), VAR / "sent"
         db = prepare_database(config)

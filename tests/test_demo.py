@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.demo import DEMO_OWNED, clear_var
+from service.demo import DEMO_OWNED, DemoError, clear_var
 from service.demo_mail import stories
 
 PCSE = str(Path(sys.executable).with_name("pcse"))
@@ -38,6 +38,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     (cwd / "var" / "sent" / "new").mkdir(parents=True)
     (cwd / "var" / "sent" / "new" / "stale.eml").write_bytes(b"Subject: from an earlier run\n\n")
     (cwd / "var" / "pcse.sqlite3").write_bytes(b"not a database")
+    (cwd / "var" / ".pcse-demo").write_text("made by an earlier demo")
     (cwd / "var" / "notes.txt").write_text("mine")
     result = subprocess.run([PCSE, "demo"], cwd=cwd, capture_output=True, text=True,
                             timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
@@ -110,6 +111,7 @@ def test_clear_var_removes_only_demo_data(tmp_path: Path, monkeypatch: pytest.Mo
         else:
             (path / "new").mkdir(parents=True)
     (var / "config.toml").write_text("keep")
+    (var / ".pcse-demo").write_text("made by the demo")
     outside = tmp_path / "elsewhere"
     (outside / "new").mkdir(parents=True)
     said: list[str] = []
@@ -119,13 +121,25 @@ def test_clear_var_removes_only_demo_data(tmp_path: Path, monkeypatch: pytest.Mo
     assert said and "Clearing" in said[0]
 
 
+def test_clear_var_keeps_data_the_demo_did_not_make(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database of real work on the local defaults is never removed by the demo."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "pcse.sqlite3").write_bytes(b"real work")
+    with pytest.raises(DemoError, match="did not make"):
+        clear_var(lambda _: None)
+    assert (tmp_path / "var" / "pcse.sqlite3").read_bytes() == b"real work"
+
+
 def test_clear_var_refuses_a_link_out_of_var(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     outside = tmp_path / "precious"
     (outside / "new").mkdir(parents=True)
     (tmp_path / "var").mkdir()
+    (tmp_path / "var" / ".pcse-demo").write_text("made by the demo")
     (tmp_path / "var" / "sent").symlink_to(outside)
-    with pytest.raises(Exception, match="outside"):
+    with pytest.raises(DemoError, match="outside"):
         clear_var(lambda _: None)
     assert (outside / "new").exists()
