@@ -133,6 +133,9 @@ _SIMPLE_ADDRESS = re.compile(
 )
 
 
+_ANY_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+
+
 def _addresses(raw_values: list[str], name: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for raw in raw_values:
@@ -155,6 +158,11 @@ def _addresses(raw_values: list[str], name: str) -> list[tuple[str, str]]:
         addr = unsurrogate(addr).strip().strip("<>").lower()
         if "@" in addr and " " not in addr and len(addr) <= 254:
             cleaned.append((decode_header_text(display)[:200], addr))
+    if not cleaned:
+        # Last resort for headers too broken to parse: anything shaped like an address.
+        for raw in raw_values:
+            cleaned.extend(("", m.lower()) for m in _ANY_ADDRESS.findall(decode_header_text(raw))
+                           if len(m) <= 254)
     return cleaned
 
 
@@ -306,8 +314,11 @@ class _Reader:
         self.htmls: list[str] = []
         self.used_names: set[str] = set()
         self.parts = 0
+        self.root: Message | None = None
 
     def read(self, msg: Message, depth: int = 0, enclosed: bool = False) -> None:
+        if depth == 0:
+            self.root = msg
         for part in _leaves(msg, depth):
             self.parts += 1
             if self.parts > MAX_PARTS:
@@ -339,8 +350,10 @@ class _Reader:
             return
         filename = _filename(part)
         disposition = _disposition(part)
+        # A text part is the body unless it is marked as an attachment or carries a file
+        # name; a message that is a single text part is always its own body.
         is_body = (ctype in ("text/plain", "text/html") and disposition != "attachment"
-                   and not filename)
+                   and (not filename or disposition == "inline" or part is self.root))
         if is_body:
             if enclosed:
                 return

@@ -50,4 +50,6 @@ def unpack_tnef(data: bytes) -> TnefContent:
     content.text = _as_text(parsed.body).replace("\r\n", "\n")
     html = _as_text(parsed.htmlbody)
     content.html = html or None
+    if not (content.files or content.text.strip() or content.html):
+        raise ValueError("a winmail.dat with no files or text in it")
     return content

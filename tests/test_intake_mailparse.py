@@ -1,0 +1,157 @@
+"""Safe reading of email: whatever arrives, a ParsedMail comes out, with attachments made safe."""
+
+from __future__ import annotations
+
+import struct
+from email.message import EmailMessage
+
+import pytest
+
+from intake.charsets import decode_bytes
+from intake.htmltext import html_to_text
+from intake.ledger import header_facts
+from intake.mailparse import parse_mail, safe_filename
+from intake.tnef import unpack_tnef
+
+
+def with_attachments(*files: tuple[str, str, bytes], body: str = "See attached.") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Practice <pm@a81001.nhs.uk>"
+    msg["To"] = "pcse.portalenquiries@nhs.net"
+    msg["Subject"] = "Forms"
+    msg["Message-ID"] = "<forms@a81001.nhs.uk>"
+    msg.set_content(body)
+    for name, ctype, data in files:
+        maintype, subtype = ctype.split("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return msg.as_bytes()
+
+
+def tnef(body: str, files: list[tuple[str, bytes]]) -> bytes:
+    """A minimal winmail.dat as Outlook writes one: version, codepage, body, attachments."""
+
+    def attribute(level: int, name: int, kind: int, data: bytes) -> bytes:
+        return (struct.pack("<BHHI", level, name, kind, len(data)) + data
+                + struct.pack("<H", sum(data) & 0xFFFF))
+
+    out = struct.pack("<IH", 0x223E9F78, 1)
+    out += attribute(1, 0x9006, 0x0008, struct.pack("<I", 0x00010000))
+    out += attribute(1, 0x9007, 0x0006, struct.pack("<II", 1252, 0))
+    out += attribute(1, 0x800C, 0x0002, body.encode("cp1252"))
+    for name, data in files:
+        out += attribute(2, 0x9002, 0x0006, b"\x01\x00" + b"\xff" * 12)
+        out += attribute(2, 0x8010, 0x0001, name.encode("cp1252") + b"\x00")
+        out += attribute(2, 0x800F, 0x0006, data)
+    return out
+
+
+def test_a_25_mb_attachment_is_skipped_with_the_reason_and_the_rest_is_read() -> None:
+    big = b"%PDF-1.4\n" + b"0" * (25 * 1024 * 1024)
+    raw = with_attachments(("huge scan.pdf", "application/pdf", big),
+                           ("form.pdf", "application/pdf", b"%PDF-1.4 small"))
+    assert len(raw) > 25 * 1024 * 1024
+
+    mail = parse_mail(raw, attachment_max_bytes=20 * 1024 * 1024)
+
+    assert [a.filename for a in mail.attachments] == ["form.pdf"]
+    assert [s.filename for s in mail.skipped_attachments] == ["huge scan.pdf"]
+    skipped = mail.skipped_attachments[0]
+    assert skipped.size > 20 * 1024 * 1024
+    assert "over the limit of 20 MB" in skipped.problem
+    assert mail.text.strip() == "See attached."
+
+
+def test_the_attachment_limit_is_the_configured_one() -> None:
+    raw = with_attachments(("a.pdf", "application/pdf", b"x" * 5000))
+    assert parse_mail(raw, attachment_max_bytes=10_000).attachments
+    assert not parse_mail(raw, attachment_max_bytes=1000).attachments
+
+
+def test_winmail_dat_is_unpacked() -> None:
+    dat = tnef("Please find the form attached.", [("Admin form.pdf", b"%PDF-1.4 form"),
+                                                   ("notes.txt", b"hello")])
+    raw = with_attachments(("winmail.dat", "application/ms-tnef", dat), body="")
+
+    mail = parse_mail(raw)
+
+    assert [(a.filename, a.data) for a in mail.attachments] == [
+        ("Admin form.pdf", b"%PDF-1.4 form"), ("notes.txt", b"hello")]
+    assert mail.attachments[0].content_type == "application/pdf"
+    assert "Please find the form attached." in mail.text
+
+
+def test_a_damaged_winmail_dat_is_kept_as_it_is() -> None:
+    raw = with_attachments(("winmail.dat", "application/ms-tnef", b"not tnef at all"))
+    mail = parse_mail(raw)
+    assert [a.filename for a in mail.attachments] == ["winmail.dat"]
+    assert any("winmail.dat" in p for p in mail.problems)
+    with pytest.raises(ValueError):
+        unpack_tnef(b"\x78\x9f\x3e\x22\x01\x00\x01")
+
+
+@pytest.mark.parametrize(("given", "safe"), [
+    ("../../etc/passwd", "passwd"),
+    ("C:\\Users\\pm\\Desktop\\form.pdf", "form.pdf"),
+    ("  .hidden.pdf ", "hidden.pdf"),
+    ("con.pdf", "_con.pdf"),
+    ('bad<>:"|?*name.pdf', "bad_______name.pdf"),
+    ("tab\there\x00.pdf", "tab_here_.pdf"),
+    ("", "attachment-3.pdf"),
+    (None, "attachment-3.pdf"),
+    ("a" * 300 + ".pdf", "a" * 116 + ".pdf"),
+])
+def test_safe_filenames(given: str | None, safe: str) -> None:
+    assert safe_filename(given, "application/pdf", 3) == safe
+
+
+def test_same_names_are_made_unique() -> None:
+    raw = with_attachments(("form.pdf", "application/pdf", b"1"),
+                           ("form.pdf", "application/pdf", b"2"))
+    assert [a.filename for a in parse_mail(raw).attachments] == ["form.pdf", "form-2.pdf"]
+
+
+def test_html_only_mail_gives_plain_text() -> None:
+    text = html_to_text("<html><head><title>t</title><style>x{}</style></head><body>"
+                        "<p>Dear&nbsp;PCSE,</p><div>line one<br>line two</div>"
+                        "<table><tr><td>ODS</td><td>A81001</td></tr></table>"
+                        "<script>evil()</script></body></html>")
+    assert text.splitlines() == ["Dear PCSE,", "", "line one", "line two", "", "ODS A81001"]
+
+
+def test_charsets_fall_back_in_order() -> None:
+    assert decode_bytes("café".encode("iso-8859-1"), "iso-8859-1") == ("café", None)
+    assert decode_bytes("café".encode(), "x-unknown-thing")[0] == "café"
+    assert "unknown charset" in decode_bytes(b"x", "x-unknown-thing")[1]
+    assert decode_bytes("café".encode("cp1252"), None) == ("café", None)
+    assert decode_bytes("café".encode("cp1252"), "us-ascii")[0] == "café"
+    assert decode_bytes(b"ok", "iso-8859-8-i") == ("ok", None)
+
+
+def test_garbage_never_raises() -> None:
+    for raw in (b"", b"\x00\xff\xfe", b"Subject: x\r\n", b"\r\n\r\n\r\n",
+                b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n--b--",
+                b"Content-Type: multipart/mixed\r\n\r\nno boundary at all",
+                b"From: =?utf-8?q?=FF=FE?= <a@b.c>\r\nSubject: =?bogus?x?y?=\r\n\r\nhi",
+                b"Content-Type: message/rfc822\r\n\r\nnot a message"):
+        mail = parse_mail(raw)
+        assert isinstance(mail.text, str)
+
+
+def test_deep_nesting_is_bounded() -> None:
+    raw = b"Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n"
+    for depth in range(1, 40):
+        raw += (f"--b{depth - 1}\r\n"
+                f"Content-Type: multipart/mixed; boundary=\"b{depth}\"\r\n\r\n").encode()
+    raw += b"--b39\r\nContent-Type: text/plain\r\n\r\ndeep\r\n"
+    mail = parse_mail(raw)
+    assert "deep" not in mail.text
+
+
+def test_header_facts_for_the_ledger() -> None:
+    raw = (b"From: =?utf-8?q?Ren=C3=A9e?= <Renee@Example.NHS.uk>\r\n"
+           b"Subject: =?utf-8?q?Caf=C3=A9?=\r\nMessage-ID: <abc@x>\r\n\r\nbody")
+    facts = header_facts(raw)
+    assert facts.message_id == "<abc@x>"
+    assert facts.from_address == "renee@example.nhs.uk"
+    assert facts.subject == "Café"
+    assert header_facts(b"\xff\xfe garbage").message_id is None
