@@ -9,6 +9,7 @@ names something the caller did not pass fails loudly instead of sending a gap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,23 @@ def words(number: int) -> str:
     return _WORDS[number] if 0 <= number < len(_WORDS) else str(number)
 
 
+# Not strftime("%B"): that follows the process locale.
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+
+
+def long_date(value: object) -> str:
+    """An ISO date (or date/datetime) as people write it: "6 March 2026"; else unchanged."""
+    if isinstance(value, datetime | date):
+        day = value
+    else:
+        try:
+            day = date.fromisoformat(str(value)[:10])
+        except ValueError:
+            return str(value)
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
 def _days(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
@@ -119,6 +137,7 @@ def environments(templates_dir: str | None) -> tuple[Environment, Environment]:
     for env in (text, html):
         env.globals.update(_globals())
         env.filters["words"] = words
+        env.filters["long_date"] = long_date
     return text, html
 
 

@@ -245,6 +245,6 @@ def send_pending(
     report = SendReport(sent=run.sent, failed=run.failed, pending=claims.count_waiting(db),
                         error=run.error)
     if report.sent or report.failed or report.error:
-        log.info("outbox: %s sent, %s failed, %s waiting", report.sent, report.failed,
+        log.debug("outbox: %s sent, %s failed, %s waiting", report.sent, report.failed,
                  report.pending)
     return report

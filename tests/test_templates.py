@@ -176,3 +176,9 @@ def test_fifth_admin_reply_states_the_limit_in_words() -> None:
     rendered = render("admin_limit_reached", sample_template_context("admin_limit_reached"))
     assert "at most four for GP Payments and Pensions" in rendered.text
     assert "yours already has four" in rendered.text
+
+
+def test_an_iso_expiry_date_is_written_out() -> None:
+    context = sample_template_context("approval_request") | {"expires_on": "2026-12-06"}
+    rendered = render("approval_request", context)
+    assert "Please answer by 6 December 2026." in rendered.text
