@@ -20,7 +20,7 @@ from email.utils import format_datetime
 from functools import lru_cache
 
 from notifications.blank_forms import blank_form_path
-from notifications.headers import mailbox, message_ids, one_line
+from notifications.headers import clean_address, mailbox, message_ids, one_line
 
 # Fixed boundaries are safe here: "=_" can occur in neither quoted-printable nor base64
 # text, and every part is encoded with one of the two.
@@ -73,10 +73,9 @@ def build_message(
     msg = EmailMessage(policy=POLICY)
     msg["MIME-Version"] = _fixed("MIME-Version", "1.0")
     msg["From"] = _fixed("From", str(mailbox(from_name, from_address)))
-    try:
-        msg["To"] = mailbox(row.to_name, row.to_address)
-    except (ValueError, IndexError) as exc:
-        raise UnsendableMessage(f"The address {row.to_address!r} cannot be used: {exc}") from exc
+    if clean_address(row.to_address) != row.to_address:
+        raise UnsendableMessage(f"Not sent: {row.to_address!r} is not a valid email address.")
+    msg["To"] = mailbox(row.to_name, row.to_address)
     msg["Subject"] = one_line(row.subject, 300)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = row.message_id

@@ -222,11 +222,12 @@ def case_thread(session: Session, case: Case, *, before: InboundMessage) -> list
 def retry(session: Session, outbox_id: int, *, by: str) -> OutboxMessage:
     """Send a held or failed email again, now (a caseworker's decision overrides the cap)."""
     row = _get(session, outbox_id)
-    now = utcnow()
     done = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == outbox_id, OutboxMessage.status.in_(RETRYABLE))
-        .values(status="pending", attempts=0, next_attempt_at=now, last_error=None,
+        # Due at once, and ahead of newer mail: it has waited longest.
+        .values(status="pending", attempts=0, next_attempt_at=OutboxMessage.created_at,
+                last_error=None,
                 claimed_by=None, claimed_until=None)
         .execution_options(synchronize_session=False)
     ).rowcount

@@ -199,9 +199,13 @@ class _Run:
         except UnsendableMessage as exc:
             self.fail(row, str(exc))
             return True
+        except Exception as exc:  # the same row would fail the same way every time
+            log.exception("outbox %s could not be built", row.id)
+            self.fail(row, f"Not sent: the message could not be built ({exc}).")
+            return True
         try:
             transport.send(self.conn, msg, smtp.from_address, row.to_address)
-        except (OSError, smtplib.SMTPException) as exc:
+        except Exception as exc:  # smtplib, socket, TLS or anything else: judged below
             verdict = judge(exc)
             if verdict.action == "failed":
                 self.fail(row, verdict.answer)

@@ -357,3 +357,23 @@ def test_two_senders_racing_never_send_a_row_twice(
     assert {r.status for r in rows(check).values()} == {"sent"}
     assert sorted(rows(check)) == sorted(ids)
     check.dispose()
+
+
+def test_a_bad_address_released_by_a_caseworker_fails_again_without_stopping_the_rest(
+    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    smtp_config: Config,
+) -> None:
+    from notifications.outbox import retry
+
+    with database.transaction() as session:
+        bad = enqueue(session, env, purpose="outcome_expired", case=new_case(session),
+                      to_address="pat@riverside.nhs.net\r\nBcc: victim@example.org",
+                      to_name=None, context={})
+    assert bad.status == "failed"
+    with database.transaction() as session:
+        retry(session, bad.id, by="cw@pcse.nhs.uk")
+    queue(database, env, 2)
+    report = send_pending(database, smtp_config, clock=clock)
+    assert (report.sent, report.failed, report.pending) == (2, 1, 0)
+    assert "not a valid email address" in rows(database)[bad.id].last_error
+    assert all("victim" not in "".join(r.rcpt_tos) for r in smtp_sink.messages)
