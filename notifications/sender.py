@@ -151,10 +151,14 @@ class _Run:
         try:
             self.conn = transport.connect(self.config.smtp, self.token_provider)
             return True
-        except (OSError, smtplib.SMTPException) as exc:
-            verdict = judge(exc)
-            self.error = f"Could not connect to the mail server {self.config.smtp.host}:" \
-                         f"{self.config.smtp.port}: {verdict.answer}"
+        except Exception as exc:  # refused, TLS, sign-in or token: all mean "not now"
+            if isinstance(exc, smtplib.SMTPResponseException):
+                detail = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            else:
+                detail = str(exc) or type(exc).__name__
+            smtp = self.config.smtp
+            self.error = (f"Could not connect to or sign in at the mail server "
+                          f"{smtp.host}:{smtp.port}: {detail}")
             log.error("%s", self.error)
             for row in batch:
                 self.retry_later(row, self.error)

@@ -121,7 +121,7 @@ def test_send_with_the_server_down_reports_it_and_fails(
     done = pcse(config, "outbox", "send", "--json")
     assert done.returncode == 1
     assert json.loads(done.stdout) == {"sent": 0, "failed": 0, "pending": 2}
-    assert "Could not connect to the mail server" in done.stderr
+    assert "Could not connect to or sign in at the mail server" in done.stderr
     assert "Traceback" not in done.stderr
 
 

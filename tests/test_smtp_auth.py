@@ -200,3 +200,16 @@ def test_settings_that_can_never_work_are_refused_before_claiming(
     with pytest.raises(SmtpSetupError, match=problem):
         send_pending(queued, smtp(smtp_sink, **settings))
     assert statuses(queued) == [("pending", 0, None)]
+
+
+def test_a_token_provider_that_fails_keeps_the_rows_for_later(
+    queued: Database, token_sink: SmtpSink
+) -> None:
+    def provider() -> str:
+        raise RuntimeError("the token service did not answer")
+
+    config = smtp(token_sink, starttls=True, auth="oauth2")
+    report = send_pending(queued, config, token_provider=provider)
+    assert report.sent == 0 and "the token service did not answer" in report.error
+    [(status, attempts, error)] = statuses(queued)
+    assert (status, attempts) == ("pending", 1) and "token service" in error

@@ -177,10 +177,10 @@ def test_server_down_then_up_loses_nothing_and_doubles_nothing(
     smtp_sink.stop()
     report = send_pending(database, smtp_config, clock=clock)
     assert (report.sent, report.failed, report.pending) == (0, 0, 5)
-    assert "Could not connect" in report.error
+    assert "Could not connect to or sign in" in report.error
     for row in rows(database).values():
         assert row.status == "pending" and row.attempts == 1
-        assert "Could not connect" in row.last_error
+        assert "Could not connect to or sign in" in row.last_error
         assert row.next_attempt_at.replace(tzinfo=UTC) == START + backoff(1)
     smtp_sink.start()
     # Not due yet: the backoff holds them back.
