@@ -135,16 +135,17 @@ def start_case(session: Session, env: WorkflowEnv, request: ParsedRequest, *,
                inbound: InboundMessage, mail: IncomingMail, source_name: str | None = None,
                notes: list[str] | None = None) -> str:
     """Open the case for a request that was read, acknowledge it, decide and persist."""
-    case = open_case(session, env, request, inbound=inbound, mail=mail, source_name=source_name)
+    sender = check_sender(mail, env)
+    case = open_case(session, env, request, inbound=inbound, mail=mail, source_name=source_name,
+                     sender=sender)
     for note in notes or []:
         record(session, case, "note", note, at=env.clock.now())
-    return _decide_and_persist(session, env, case, request, check_sender(mail, env), inbound,
-                               acknowledge=True)
+    return _decide_and_persist(session, env, case, request, sender, inbound, acknowledge=True)
 
 
 def open_case(session: Session, env: WorkflowEnv, request: ParsedRequest, *,
-              inbound: InboundMessage, mail: IncomingMail, source_name: str | None = None
-              ) -> Case:
+              inbound: InboundMessage, mail: IncomingMail, source_name: str | None = None,
+              sender: SenderCheck | None = None) -> Case:
     """A case for a request read from `mail`: the sender is the requester; what was read
     and the sender checks go to the history."""
     now = env.clock.now()
@@ -158,7 +159,7 @@ def open_case(session: Session, env: WorkflowEnv, request: ParsedRequest, *,
     )
     inbound.case_id = case.id
     _note_message(session, env, case, inbound, mail, "Request received")
-    sender = check_sender(mail, env)
+    sender = sender or check_sender(mail, env)
     record_checks(session, case, sender.checks, actor=SYSTEM, now=now,
                   data={"authentication_results": sender.authentication})
     record(session, case, "read",
