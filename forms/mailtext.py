@@ -1,0 +1,261 @@
+"""Find the words a person actually wrote in an email body.
+
+People's mail carries much besides the request: a greeting, a sign-off and signature (with
+other addresses), an NHSmail disclaimer, and the earlier mail they replied to or forwarded.
+`split_message` separates these so the request is read only from the writer's own text,
+and the signature is kept apart (it names the sender and often the organisation).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+# --------------------------------------------------------------------------- HTML
+
+
+class _TextMaker(HTMLParser):
+    """Text from an HTML body: block elements become line breaks, table cells tabs,
+    blockquotes quoted with "> ", links keep their mailto address."""
+
+    BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6",
+                        "table", "ul", "ol", "hr", "blockquote", "pre", "address", "section"})
+    SKIP = frozenset({"style", "script", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+        self.quote_depth = 0
+        self.link: str | None = None
+        self.link_text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag in ("td", "th"):
+            self.parts.append("\t")
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+            if tag == "hr":
+                self.parts.append("________________________________\n")
+        if tag == "blockquote":
+            self.quote_depth += 1
+        if tag == "a":
+            href = dict(attrs).get("href") or ""
+            self.link = href[7:] if href.lower().startswith("mailto:") else None
+            self.link_text = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag == "blockquote":
+            self.quote_depth = max(0, self.quote_depth - 1)
+            self.parts.append("\n")
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+        if tag == "a" and self.link:
+            address = self.link.split("?")[0]
+            if address and address not in "".join(self.link_text):
+                self.parts.append(f" <{address}>")
+            self.link = None
+
+    def handle_data(self, data: str) -> None:
+        if self.skipping:
+            return
+        text = re.sub(r"\s+", " ", data)
+        if self.link is not None:
+            self.link_text.append(text)
+        if self.quote_depth:
+            text = text.replace("\n", "\n" + "> " * self.quote_depth)
+            if not self.parts or self.parts[-1].endswith("\n"):
+                text = "> " * self.quote_depth + text.lstrip()
+        self.parts.append(text)
+
+
+def html_to_text(markup: str) -> str:
+    """Readable plain text from an HTML-only email body."""
+    maker = _TextMaker()
+    maker.feed(markup or "")
+    maker.close()
+    text = html.unescape("".join(maker.parts))
+    lines = [re.sub(r"[ \u00a0]+", " ", line).strip(" ") for line in text.split("\n")]
+    lines = [re.sub(r"\s*\t\s*", "\t", line).strip("\t") for line in lines]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+# --------------------------------------------------------------------------- quoted mail
+
+_REPLY_HEADER = re.compile(r"^\s*On\b[^\n]{0,300}?(?:\n[^\n]{0,200}?){0,2}\bwrote:\s*$",
+                           re.M | re.I)
+_ORIGINAL = re.compile(r"^\s*-{2,}\s*(?:Original|Forwarded)\s+Message\s*-{2,}\s*$", re.M | re.I)
+_FORWARD = re.compile(r"^\s*(?:Begin forwarded message:|-{3,}\s*Forwarded message\s*-{3,})\s*$",
+                      re.M | re.I)
+_HEADER_LINE = re.compile(r"^\s*\*?(From|Sent|Date|To|Cc|Subject)\*?\s*:", re.I)
+_OUTLOOK_RULE = re.compile(r"^\s*_{10,}\s*$")
+
+
+def _outlook_header_at(lines: list[str], index: int) -> bool:
+    """A "From: … Sent: … To: … Subject:" block of a reply or forward starts at `index`."""
+    if not re.match(r"^\s*\*?From\*?\s*:", lines[index], re.I):
+        return False
+    seen = {m.group(1).lower() for line in lines[index:index + 7]
+            if (m := _HEADER_LINE.match(line))}
+    return bool(seen & {"sent", "date"}) and bool(seen & {"to", "subject"})
+
+
+def quote_start(text: str) -> int | None:
+    """Where the quoted earlier mail begins in `text`, or None when nothing is quoted."""
+    starts = [m.start() for m in (_REPLY_HEADER.search(text), _ORIGINAL.search(text),
+                                  _FORWARD.search(text)) if m]
+    offset = 0
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if _OUTLOOK_RULE.match(line) and any(
+            _outlook_header_at(lines, j) for j in range(index + 1, min(index + 3, len(lines)))
+        ):
+            starts.append(offset)
+            break
+        if _outlook_header_at(lines, index):
+            starts.append(offset)
+            break
+        offset += len(line) + 1
+    return min(starts) if starts else None
+
+
+def drop_header_block(text: str) -> str:
+    """Forwarded mail without its From/Sent/To/Subject lines and separators."""
+    kept = []
+    for line in text.split("\n"):
+        if _HEADER_LINE.match(line) or _OUTLOOK_RULE.match(line) or _ORIGINAL.match(line) \
+                or _FORWARD.match(line):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def unquote(text: str) -> str:
+    """Lines quoted with ">" removed."""
+    return "\n".join(line for line in text.split("\n") if not line.lstrip().startswith(">"))
+
+
+# --------------------------------------------------------------------------- disclaimers
+
+_DISCLAIMER = re.compile(
+    r"intended recipient|may contain confidential|privileged|this e-?mail (?:and|message)|"
+    r"this message (?:and|may|is)|nhsmail|nhs\.net is|scanned for viruses|virus|"
+    r"disclaimer|legally|unauthori[sz]ed use|please consider the environment|"
+    r"if you have received this|do not disclose|views expressed|secure email|"
+    r"caution: this email originated",
+    re.I,
+)
+_RULE_LINE = re.compile(r"^\s*([*=~#_-])\1{4,}\s*$")
+
+
+def drop_disclaimers(text: str) -> str:
+    """Paragraphs that are disclaimers, and the rules of asterisks around them, removed."""
+    kept = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines = [line for line in paragraph.split("\n") if not _RULE_LINE.match(line)]
+        body = " ".join(lines)
+        hits = len(_DISCLAIMER.findall(body))
+        if hits >= 2 or (hits == 1 and len(body) > 60 and len(body.split()) > 12):
+            continue
+        kept.append("\n".join(lines))
+    return "\n\n".join(kept)
+
+
+# --------------------------------------------------------------------------- signatures
+
+SIGN_OFFS = (
+    r"kind(?:est)? regards|best regards|warm(?:est)? regards|many regards|regards|"
+    r"many thanks|thanks(?: again| very much| so much| in advance)?|thank you(?: very much|"
+    r" in advance| so much)?|with thanks|best wishes|all the best|best|cheers|"
+    r"yours sincerely|yours faithfully|sincerely|rgds|kr|ta|speak soon|take care"
+)
+_SIGN_OFF = re.compile(
+    rf"^\s*(?i:{SIGN_OFFS})\s*[,.!]*\s*(?P<name>[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){{0,3}})?"
+    r"\s*[,.!]*\s*$"
+)
+_DEVICE_LINE = re.compile(r"^\s*(sent from my \w+|get outlook for \w+)", re.I)
+_DASHES = re.compile(r"^\s*--\s*$")
+SIGNATURE_MAX_LINES = 18
+
+
+def _sign_off_line(lines: list[str]) -> int | None:
+    """The line that starts the sign-off: the first sign-off line (or "--", or "Sent from
+    my phone") after which only a signature-sized block follows."""
+    for index, line in enumerate(lines):
+        if not (_DASHES.match(line) or _DEVICE_LINE.match(line) or _SIGN_OFF.match(line)):
+            continue
+        if len([x for x in lines[index + 1:] if x.strip()]) <= SIGNATURE_MAX_LINES:
+            return index
+    return None
+
+
+_PHONE = re.compile(r"\b(?:tel|telephone|phone|mobile|mob|fax|direct\s+line)\b|"
+                    r"(?:\+44\s?|\b0)\d{2,4}[\s-]?\d{3}[\s-]?\d{3,4}\b", re.I)
+_JOB = re.compile(r"\b(?:manager|administrator|partner|director|receptionist|secretary|"
+                  r"coordinator|co-ordinator|officer|lead|pharmacist|optometrist|"
+                  r"superintendent|gp|practitioner)\b", re.I)
+_ADDRESS_ONLY = re.compile(r"^\s*(?:e-?mail\s*:?\s*)?[\w.+'-]+@[\w.-]+\s*$", re.I)
+
+
+def _signature_block(paragraph: str) -> bool:
+    """A closing paragraph of short lines with a phone number, a job title or a bare
+    address: a signature written without a sign-off."""
+    lines = [line for line in paragraph.split("\n") if line.strip()]
+    if len(lines) < 2 or any(len(line.split()) > 8 for line in lines):
+        return False
+    return any(_PHONE.search(line) or _JOB.search(line) or _ADDRESS_ONLY.match(line)
+               for line in lines[1:])
+
+
+def _own_and_signature(text: str) -> tuple[str, str, str | None]:
+    """One stretch of the writer's text split into what they wrote and their signature."""
+    text = drop_disclaimers(unquote(text))
+    lines = text.rstrip().split("\n")
+    index = _sign_off_line(lines)
+    if index is not None:
+        match = _SIGN_OFF.match(lines[index])
+        name = match.group("name") if match else None
+        return "\n".join(lines[:index]).strip(), "\n".join(lines[index:]).strip(), name
+    paragraphs = re.split(r"\n\s*\n", text.strip())
+    if len(paragraphs) > 1 and _signature_block(paragraphs[-1]):
+        return "\n\n".join(paragraphs[:-1]).strip(), paragraphs[-1].strip(), None
+    return text.strip(), "", None
+
+
+@dataclass(frozen=True)
+class MessageParts:
+    own: str  # what the writer wrote, greeting included, sign-off and signature excluded
+    signature: str  # the sign-off and everything after it
+    quoted: str  # earlier mail replied to
+    sign_off_name: str | None  # a name written on the sign-off line ("Thanks, Jane")
+
+
+def split_message(text: str, *, forwarded: bool = False) -> MessageParts:
+    """The writer's own text, their signature and the quoted earlier mail.
+
+    With `forwarded`, the forwarded mail counts as the writer's own text (people forward a
+    colleague's request with "please see below"); its header lines are dropped and its own
+    sign-off and signature are set aside like the forwarder's.
+    """
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    start = quote_start(text)
+    own, quoted = (text, "") if start is None else (text[:start], text[start:])
+    stretches = [own]
+    if forwarded and quoted:
+        inner = drop_header_block(quoted)
+        start = quote_start(inner)
+        stretches.append(inner if start is None else inner[:start])
+        quoted = "" if start is None else inner[start:]
+    pieces = [_own_and_signature(stretch) for stretch in stretches]
+    return MessageParts(
+        own="\n\n".join(p[0] for p in pieces if p[0]),
+        signature="\n\n".join(p[1] for p in pieces if p[1]),
+        quoted=quoted.strip(),
+        sign_off_name=pieces[0][2],
+    )

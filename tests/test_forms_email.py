@@ -1,0 +1,196 @@
+"""Email-body requests: the corpus reads to its expected kind, fields and findings."""
+
+from __future__ import annotations
+
+import json
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forms.email_request import read_email_request
+from forms.label_lines import label_lines
+from forms.mailtext import html_to_text, split_message
+from workflow.states import CaseKind
+
+CORPUS = Path(__file__).resolve().parent / "corpus" / "requests"
+SAMPLES = sorted(CORPUS.glob("*.eml"))
+
+
+def read_eml(path: Path) -> tuple[str, str, str, bool]:
+    """Subject, body text (made from the HTML when there is no plain part), sender."""
+    message = message_from_bytes(path.read_bytes(), policy=policy.default)
+    body = message.get_body(preferencelist=("plain", "html"))
+    assert body is not None
+    text = body.get_content()
+    is_html = body.get_content_type() == "text/html"
+    if is_html:
+        text = html_to_text(text)
+    return str(message["Subject"]), text, str(message["From"]), is_html
+
+
+def _expected(path: Path) -> dict[str, Any]:
+    return json.loads(path.with_name(path.stem + ".expected.json").read_text(encoding="utf-8"))
+
+
+def test_corpus_is_varied() -> None:
+    assert len(SAMPLES) >= 30
+    kinds = {_expected(p)["kind"] for p in SAMPLES}
+    assert {"pl_admin", "oph_admin", "main_contact", "performer_registration",
+            "market_entry", "other"} <= kinds
+    assert sum(read_eml(p)[3] for p in SAMPLES) >= 3  # HTML-only bodies
+    replies = [p for p in SAMPLES if read_eml(p)[0].lower().startswith(("re:", "fwd:"))]
+    assert len(replies) >= 4
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_request_reads_as_expected(path: Path) -> None:
+    subject, text, sender, _ = read_eml(path)
+    expected = _expected(path)
+    parsed = read_email_request(subject, text, sender)
+    assert parsed.kind == expected["kind"]
+    assert parsed.source == "email_body"
+    for key in ("organisation_code", "organisation_name", "nominees", "main_contact", "signer"):
+        assert key in parsed.fields
+    for key, value in expected["fields"].items():
+        assert parsed.fields[key] == value, key
+    got = sorted((f.code, f.field or "") for f in parsed.findings)
+    want = sorted((f["code"], f["field"] or "") for f in expected["findings"])
+    assert got == want
+    for finding in parsed.findings:
+        assert finding.message.endswith(".") and len(finding.message) > 20
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_nominee_is_never_the_quoted_or_signature_address_alone(path: Path) -> None:
+    subject, text, sender, _ = read_eml(path)
+    parts = split_message(text, forwarded=subject.lower().startswith("fwd:"))
+    parsed = read_email_request(subject, text, sender)
+    people = [*parsed.fields["nominees"], parsed.fields["main_contact"] or {}]
+    for person in people:
+        address = person.get("email")
+        if address and address not in parts.own.lower():
+            # Only a sender asking for the role themselves is named outside their own text.
+            assert address == parsed.fields["sender"]["email"]
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_html_to_text_keeps_lines_cells_and_mailto_addresses() -> None:
+    text = html_to_text(
+        "<p>Hello&nbsp;there,</p><table><tr><td>Name</td><td>Grace Liu</td></tr></table>"
+        '<div>Mail <a href="mailto:grace.liu@x.co.uk">Grace</a></div>'
+        "<blockquote>earlier mail</blockquote><style>p{}</style>"
+    )
+    assert "Hello there," in text.split("\n")
+    assert "Name\tGrace Liu" in text.split("\n")
+    assert "Mail Grace <grace.liu@x.co.uk>" in text
+    assert "> earlier mail" in text
+    assert "p{}" not in text
+
+
+@pytest.mark.parametrize("quote", [
+    "On Tue, 24 Nov 2026 at 11:02, Sarah Quinn <sarah.quinn@nhs.net> wrote:\n> old",
+    "-----Original Message-----\nFrom: Sarah\nSent: today\nTo: me\nSubject: x\n\nold",
+    "________________________________\nFrom: Sarah <s@nhs.net>\nSent: 20 November 2026\n"
+    "To: me\nSubject: x\n\nold",
+    "From: Sarah <s@nhs.net>\nDate: 20 November 2026\nSubject: x\nTo: me\n\nold",
+])
+def test_quoted_mail_is_set_apart(quote: str) -> None:
+    parts = split_message(f"New text here.\n\nThanks\nJo\n\n{quote}")
+    assert parts.own == "New text here."
+    assert "old" in parts.quoted and "old" not in parts.own
+    assert parts.signature.startswith("Thanks")
+
+
+def test_disclaimer_and_signature_are_not_own_text() -> None:
+    parts = split_message(
+        "Please set up Ann Lee.\n\nKind regards,\nBob\nTel: 0113 496 0000\n\n"
+        "This message may contain confidential information. If you are not the intended "
+        "recipient please inform the sender and delete it."
+    )
+    assert parts.own == "Please set up Ann Lee."
+    assert "confidential" not in parts.own + parts.signature
+
+
+def test_label_lines_know_their_topics() -> None:
+    lines = label_lines(
+        "Practice code: A81001\nPractice name - Elm Surgery\nName 1: Ruth Kelly\n"
+        "E-mail address:\truth@x.co.uk\nRole: Practice Manager\nPostcode: LS1 4AP\n"
+        "Our main contact has left: can you help"
+    )
+    assert [(line.topic, line.value) for line in lines] == [
+        ("organisation_code", "A81001"),
+        ("organisation_name", "Elm Surgery"),
+        ("name", "Ruth Kelly"),
+        ("email", "ruth@x.co.uk"),
+        ("ignore", "Practice Manager"),
+        ("ignore", "LS1 4AP"),
+    ]
+
+
+def test_sender_asking_for_themselves_gives_their_stated_address() -> None:
+    parsed = read_email_request(
+        "Main contact",
+        "Hello, can you add me as the main contact for our practice B81002 please, "
+        "my email is mary.j@nhs.net\n\nMary Jones",
+        "Mary Jones <mary.jones@nhs.net>",
+    )
+    assert parsed.kind == CaseKind.MAIN_CONTACT
+    assert parsed.fields["main_contact"] == {"name": "Mary Jones", "email": "mary.j@nhs.net"}
+
+
+def test_reply_and_copy_addresses_are_not_nominees() -> None:
+    parsed = read_email_request(
+        "PL admin",
+        "Please set up Jane Doe (jane.doe@nhs.net) as PL Organisation Administrator for "
+        "A81001. Please reply to our shared inbox admin.team@nhs.net.\n\nThanks\nBob",
+        "Bob Smith <bob.smith@nhs.net>",
+    )
+    assert [n["email"] for n in parsed.fields["nominees"]] == ["jane.doe@nhs.net"]
+
+
+def test_invalid_address_is_a_finding() -> None:
+    parsed = read_email_request(
+        "PL Organisation Administrator",
+        "Practice code: A81001\nName: Jane Smith\nEmail: jane.smith@nhs\n",
+        "x@nhs.net",
+    )
+    assert parsed.fields["nominees"] == [{"name": "Jane Smith", "email": None,
+                                          "services": ["pl"]}]
+    assert [(f.code, f.field) for f in parsed.findings] == [("invalid_email", "nominees.0.email")]
+    assert "jane.smith@nhs" in parsed.findings[0].message
+
+
+@settings(max_examples=150, deadline=None)
+@given(subject=st.text(max_size=80), text=st.text(max_size=600), sender=st.text(max_size=60))
+def test_any_text_reads_without_error(subject: str, text: str, sender: str) -> None:
+    parsed = read_email_request(subject, text, sender)
+    assert parsed.kind in {k.value for k in CaseKind}
+    assert isinstance(parsed.fields["nominees"], list)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("<>/ab pdivtr=\"'&;#x\n")), max_size=300))
+def test_any_html_converts_without_error(markup: str) -> None:
+    assert isinstance(html_to_text(markup), str)
+
+
+@pytest.mark.parametrize("text", [
+    "A" * 50_000,
+    "Aa-" * 10_000,
+    "Aa " * 10_000,
+    "a@" * 10_000,
+    "On " + "x" * 20_000 + "\n\n",
+    "Dr Aaaa Bbbb Cccc Dddd " * 3_000,
+], ids=["capitals", "hyphens", "words", "ats", "on-wrote", "names"])
+def test_long_hostile_bodies_read_quickly(text: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    read_email_request("x" * 2_000, text, "a@b.example")
+    assert time.perf_counter() - started < 2.0
