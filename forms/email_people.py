@@ -26,6 +26,9 @@ _TOKEN = (
 NAME = rf"(?:{_TITLE}[ \t]+)?{_TOKEN}(?:[ \t]+{_TOKEN}){{1,3}}"
 _NAME = re.compile(NAME)
 MAX_NAME_WORDS = 6
+# How far either side of an address a name is looked for, and how many addresses are read.
+CONTEXT_CHARS = 200
+MAX_ADDRESSES = 40
 _COURTESY = re.compile(r"^(?:Mr|Mrs|Ms|Miss|Mx)\.?\s+")
 _LEFT_NAME = re.compile(rf"(?P<name>{NAME})[ \t]*[,:\-–]?[ \t]*[(<\[]?[ \t]*$")
 _RIGHT_NAME = re.compile(rf"^[ \t]*[)>\]]?[ \t]*[(,\-–][ \t]*(?P<name>{NAME})")
@@ -134,15 +137,19 @@ def _paragraph_of(text: str, position: int) -> tuple[str, int]:
 def _name_near(text: str, match: re.Match[str], excluded_names: set[str]) -> str | None:
     """The name that goes with the address at `match`: written beside it on its line, else
     the name in its paragraph that the address spells, else the nearest before it."""
-    line_start = text.rfind("\n", 0, match.start()) + 1
+    line_start = max(text.rfind("\n", 0, match.start()) + 1, match.start() - CONTEXT_CHARS)
     line_end = text.find("\n", match.end())
+    line_end = min(len(text) if line_end < 0 else line_end, match.end() + CONTEXT_CHARS)
     before = text[line_start:match.start()]
-    after = text[match.end(): len(text) if line_end < 0 else line_end]
+    after = text[match.end():line_end]
     for found in (_LEFT_NAME.search(before), _RIGHT_NAME.match(after)):
         name = clean_person_name(found.group("name")) if found else None
         if name and name.lower() not in excluded_names:
             return name
     paragraph, offset = _paragraph_of(text, match.start())
+    if len(paragraph) > CONTEXT_CHARS * 10:  # a wall of text: look only near the address
+        low = max(0, match.start() - offset - CONTEXT_CHARS * 5)
+        paragraph, offset = paragraph[low: low + CONTEXT_CHARS * 10], offset + low
     candidates = []
     for found in _NAME.finditer(paragraph):
         name = clean_person_name(found.group(0))
@@ -203,12 +210,14 @@ def from_text(text: str, *, skip: set[str], excluded_names: set[str],
 
     The sender's own name is not taken for someone else's address (it is for their own).
     """
-    people = []
-    for match in EMAIL.finditer(text):
+    people: list[Person] = []
+    for count, match in enumerate(EMAIL.finditer(text)):
+        if count >= MAX_ADDRESSES:
+            break
         written = match.group(0).rstrip(".")
         if written.lower() in skip or normalise_email(written) in skip:
             continue
-        line_start = text.rfind("\n", 0, match.start()) + 1
+        line_start = max(text.rfind("\n", 0, match.start()) + 1, match.start() - CONTEXT_CHARS)
         if _NOT_NOMINEE_CONTEXT.search(text[line_start:match.start()]):
             continue
         own_address = sender_email is not None and normalise_email(written) == sender_email
