@@ -10,6 +10,7 @@ with --db to measure there; the bench creates its own database next to it and dr
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -108,15 +109,18 @@ def main() -> None:
     with database(args.db) as db, sink(args.in_process_sink) as port:
         queued = queue(db, env, args.n)
         config = Config(smtp=replace(SmtpConfig(), host="127.0.0.1", port=port))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = send_pending(db, config)
-        took = time.perf_counter() - started
+        took, cpu = time.perf_counter() - started, time.process_time() - cpu
     where = "PostgreSQL" if args.db else "SQLite"
     print(f"database: {where}; sink: {'in process' if args.in_process_sink else 'child process'}")
     print(f"queued {args.n} in {queued:.2f} s: {args.n / queued:.0f} messages/s "
           "(render three templates, one case each, one transaction)")
     print(f"sent {report.sent} (failed {report.failed}, left {report.pending}) in {took:.2f} s: "
           f"{report.sent / took:.0f} messages/s")
+    print(f"sender CPU: {cpu:.2f} s, {cpu / max(report.sent, 1) * 1000:.2f} ms per message "
+          f"(at most {report.sent / cpu:.0f} messages/s from one core)")
+    print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if report.sent != args.n:
         sys.exit(f"expected {args.n} sent, got {report.sent}")
 

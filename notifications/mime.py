@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, Policy
 from email.utils import format_datetime
 from functools import lru_cache
 
@@ -61,10 +61,31 @@ class _HeaderClasses(HeaderRegistry):
 POLICY = SMTP.clone(header_factory=_HeaderClasses())
 
 
+class _FoldedOnce(BaseHeader):
+    """A header that keeps its folded form: reused headers are folded once, not per message."""
+
+    def fold(self, *, policy: Policy) -> str:
+        # The generator clones its policy for every part, so key on what folding depends on.
+        key = (policy.max_line_length, policy.linesep, getattr(policy, "utf8", False))
+        kept = self.__dict__.get("_folded")
+        if kept is None or kept[0] != key:
+            kept = (key, super().fold(policy=policy))
+            self.__dict__["_folded"] = kept
+        return kept[1]
+
+
+_FIXED_HEADERS = _HeaderClasses(base_class=_FoldedOnce)
+
+
 @lru_cache(maxsize=64)
 def _fixed(name: str, value: str) -> BaseHeader:
     """A parsed header whose value is ours and never changes, made once and reused."""
-    return POLICY.header_factory(name, value)
+    return _FIXED_HEADERS(name, value)
+
+
+@lru_cache(maxsize=8)
+def _from_header(name: str | None, address: str) -> BaseHeader:
+    return _fixed("From", str(mailbox(name, address)))
 
 
 def build_message(
@@ -72,7 +93,7 @@ def build_message(
 ) -> EmailMessage:
     msg = EmailMessage(policy=POLICY)
     msg["MIME-Version"] = _fixed("MIME-Version", "1.0")
-    msg["From"] = _fixed("From", str(mailbox(from_name, from_address)))
+    msg["From"] = _from_header(from_name, from_address)
     if clean_address(row.to_address) != row.to_address:
         raise UnsendableMessage(f"Not sent: {row.to_address!r} is not a valid email address.")
     msg["To"] = mailbox(row.to_name, row.to_address)
