@@ -16,7 +16,7 @@ from caseworker.timeutil import as_utc
 from workflow import actions, directory
 from workflow.cases import get_case
 from workflow.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
-from workflow.models import Case, InboundMessage, OutboxMessage
+from workflow.models import ApprovalRequest, Case, InboundMessage, OutboxMessage
 
 FIELD_LABELS = {
     "organisation_code": "Organisation code",
@@ -153,6 +153,17 @@ def original_email(session: Session, raw_dir: Path, case: Case) -> tuple[int | N
     return message.id, message_view(session, raw_dir, message)
 
 
+def approval_requests(session: Session, case: Case) -> list[dict[str, Any]]:
+    """Who was asked to approve, and what became of it."""
+    rows = session.scalars(select(ApprovalRequest).where(ApprovalRequest.case_id == case.id)
+                           .order_by(ApprovalRequest.created_at, ApprovalRequest.id))
+    return [{"name": r.approver_name, "email": r.approver_email,
+             "source": "practice signer" if r.approver_source == "signer" else "AEL contact",
+             "capacity": SIGNER_CAPACITIES.get(r.capacity or "", r.capacity or ""),
+             "created_at": as_utc(r.created_at), "expires_at": as_utc(r.expires_at),
+             "status": r.status, "used_at": as_utc(r.used_at)} for r in rows]
+
+
 def allowed_actions(case: Case, *, supervisor: bool) -> list[dict[str, str]]:
     names = [n for n in actions.allowed_actions(case) if supervisor or n != "reopen"]
     return [{"name": n, "label": ACTION_LABELS.get(n, n)} for n in names]
@@ -181,5 +192,6 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
             for e in case.events
         ],
         "emails": emails(session, case),
+        "approval_requests": approval_requests(session, case),
         "actions": allowed_actions(case, supervisor=supervisor),
     }

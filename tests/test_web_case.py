@@ -109,6 +109,8 @@ def test_send_an_approval_request_to_a_recorded_approver_only(web: WebClient) ->
     with web.settings.database.transaction() as session:
         request = session.query(ApprovalRequest).one()
         assert request.approver_email == "alex.morgan@nhs.net" and request.status == "open"
+    approvals = done.text.split('id="approvals"')[1].split("</table>")[0]
+    assert "Alex Morgan (AEL contact, GP Payments – General)" in approvals
 
 
 def test_refusals_and_missing_reasons_are_shown_in_words(web: WebClient) -> None:

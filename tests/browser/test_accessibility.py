@@ -41,7 +41,7 @@ def axe_page(chromium):
     # The pages' own CSP would block the injected checker; the pages are unchanged otherwise.
     context = chromium.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(10000)
+    page.set_default_timeout(20000)
     yield page
     context.close()
 
