@@ -1,0 +1,145 @@
+"""Normalising what people write, and form definitions as data."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+
+import pytest
+
+from forms.definitions import DefinitionError, definitions, parse_definition
+from forms.normalise import (
+    clean_ods,
+    email_candidate,
+    guess_org_type,
+    is_ticked,
+    is_valid_ods,
+    normalise_capacity,
+    normalise_email,
+    parse_date,
+    tidy_name,
+)
+from workflow.catalogue import SIGNER_CAPACITIES
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ("20/11/2026", date(2026, 11, 20)),
+    ("20 Nov 2026", date(2026, 11, 20)),
+    ("2026-11-20", date(2026, 11, 20)),
+    ("20.11.26", date(2026, 11, 20)),
+    ("20-11-2026", date(2026, 11, 20)),
+    ("20th November 2026", date(2026, 11, 20)),
+    ("Friday 20 November 2026", date(2026, 11, 20)),
+    ("November 20, 2026", date(2026, 11, 20)),
+    ("1/2/26", date(2026, 2, 1)),  # day first, as written in England
+    (" 3 Dec 26 ", date(2026, 12, 3)),
+])
+def test_dates_in_the_forms_people_write(written: str, expected: date) -> None:
+    assert parse_date(written) == expected
+
+
+@pytest.mark.parametrize("written", ["31/02/2026", "tomorrow", "", "20/13/2026", "2026", None])
+def test_not_dates(written: str | None) -> None:
+    assert parse_date(written) is None
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ("GP Partner", "gp_partner"),
+    ("gp partner", "gp_partner"),
+    ("Senior Partner", "gp_partner"),
+    ("Caldicott Guardian", "caldicott_guardian"),
+    ("caldicot guardian", "caldicott_guardian"),
+    ("Company Director", "company_director"),
+    ("ICB", "icb"),
+    ("NHS Integrated Care Board", "icb"),
+    ("Practice Manager", None),
+    ("", None),
+])
+def test_signer_capacities(written: str, expected: str | None) -> None:
+    assert normalise_capacity(written) == expected
+    if expected and expected != "icb":
+        assert expected in SIGNER_CAPACITIES
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ("jane SMITH", "Jane Smith"),
+    ("JANE O'BRIEN", "Jane O'Brien"),
+    ("  Dr  A   Patel ", "Dr A Patel"),
+    ("angus MCDONALD", "Angus McDonald"),
+    ("Sarah de la Cruz", "Sarah de la Cruz"),
+    ("mary-jane smith-jones", "Mary-Jane Smith-Jones"),
+])
+def test_names_tidied(written: str, expected: str) -> None:
+    assert tidy_name(written) == expected
+
+
+def test_codes_cleaned_and_checked_by_organisation_kind() -> None:
+    assert clean_ods(" a81 001 ") == "A81001"
+    assert is_valid_ods("A81001", "gp_practice") and not is_valid_ods("A8100", "gp_practice")
+    assert is_valid_ods("U12345", "pcn") and not is_valid_ods("A81001", "pcn")
+    assert is_valid_ods("QHM", "icb") and is_valid_ods("FW844", "pharmacy")
+    assert guess_org_type("U12345") == "pcn" and guess_org_type("A8100") is None
+
+
+def test_email_addresses_with_stray_spaces_and_case() -> None:
+    assert normalise_email(email_candidate(" Chloe.Evans @NHS.net ")) == "chloe.evans@nhs.net"
+    assert normalise_email(email_candidate("<mailto:jo@nhs.net>")) == "jo@nhs.net"
+    assert normalise_email("jane.smith@nhs") is None
+    assert normalise_email("not an address") is None
+
+
+def test_checkbox_values() -> None:
+    assert is_ticked(True) and is_ticked("X") and is_ticked("yes") and is_ticked("✓")
+    assert not is_ticked(False) and not is_ticked("") and not is_ticked(None)
+
+
+# --------------------------------------------------------------------------- definitions
+
+NEW_VERSION = """
+version = "PCSE-UMF-GPP v2"
+kind = "gpp_admin_form"
+blank = "gpp-v2.pdf"
+title = "GPP certification v2"
+services = ["gpp"]
+[parts.A]
+required = true
+[[sections]]
+id = "A"
+part = "A"
+page = 1
+heading = "Part A – Practice"
+  [[sections.fields]]
+  key = "organisation_code"
+  label = "Practice code"
+  name = "code"
+  type = "ods_code"
+  org_kinds = ["gp_practice"]
+  required = true
+"""
+
+
+def test_a_new_version_is_data_only() -> None:
+    definition = parse_definition(tomllib.loads(NEW_VERSION), "v2")
+    assert definition.version == "PCSE-UMF-GPP v2"
+    assert definition.field("organisation_code").name == "code"
+    assert definition.fields[0].part == "A" and definition.pages == 1
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (('type = "ods_code"', 'type = "colour"'), "unknown type"),
+    (('org_kinds = ["gp_practice"]', ""), "needs org_kinds"),
+    (('part = "A"', 'part = "Z"'), "unknown part"),
+    (('key = "organisation_code"', ""), "lacks 'key'"),
+])
+def test_broken_definitions_are_refused(change: tuple[str, str], message: str) -> None:
+    with pytest.raises(DefinitionError, match=message):
+        parse_definition(tomllib.loads(NEW_VERSION.replace(*change)), "v2")
+
+
+def test_shipped_definitions_cover_the_three_forms() -> None:
+    kinds = {d.kind for d in definitions()}
+    assert kinds == {"gpp_admin_form", "user_admin_form", "pcn_admin_form"}
+    for definition in definitions():
+        keys = {f.key for f in definition.fields}
+        assert {"organisation_code", "organisation_name", "signer.name"} <= keys
+        assert any(p.signer for p in definition.parts)
