@@ -103,8 +103,39 @@ def process_pending(db: Database, config: Config, handler: Handler, *,
 def run_round(db: Database, config: Config, handler: Handler, *,
               stop: threading.Event | None = None, worker: str | None = None,
               **kwargs: Any) -> IntakeReport:
-    """Poll every mailbox, then process everything pending (also rows left by earlier rounds)."""
-    report = IntakeReport(polls=poll_all(db, config, stop=stop, **kwargs))
-    if stop is None or not stop.is_set():
-        report.processing = process_pending(db, config, handler, stop=stop, worker=worker)
+    """Poll every mailbox and process everything pending (rows left by earlier rounds too).
+
+    Processing runs in a second thread while the mailboxes are polled, taking each batch as
+    soon as its ledger rows are committed; the poller spends most of its time waiting on
+    the network and the disk, so the two overlap well.
+    """
+    stop = stop or threading.Event()
+    report = IntakeReport()
+    polled = threading.Event()
+    processor = Processor(db, raw_store(config), handler, process_settings(config),
+                          worker=worker, stop=stop)
+    failure: list[BaseException] = []
+
+    def process_while_polling() -> None:
+        try:
+            while not stop.is_set():
+                last_call = polled.is_set()
+                part = processor.run()
+                report.processing.add(part)
+                if last_call and part.total == 0:
+                    return
+                if part.total == 0:
+                    polled.wait(0.05)
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=process_while_polling, name="intake-process", daemon=True)
+    thread.start()
+    try:
+        report.polls = poll_all(db, config, stop=stop, **kwargs)
+    finally:
+        polled.set()
+        thread.join()
+    if failure:
+        raise failure[0]
     return report

@@ -72,6 +72,14 @@ class ProcessReport:
         if kind:
             self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
+    def add(self, other: ProcessReport) -> None:
+        self.processed += other.processed
+        self.duplicates += other.duplicates
+        self.ignored += other.ignored
+        self.failed += other.failed
+        for kind, count in other.by_kind.items():
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + count
+
     @property
     def total(self) -> int:
         return self.processed + self.duplicates + self.ignored + self.failed
