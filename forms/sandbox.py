@@ -145,11 +145,13 @@ class Worker:
 
 
 class WorkerPool:
-    """Idle workers kept for reuse; each call borrows one, so threads may read in parallel."""
+    """Idle workers kept for reuse; each call borrows one, so threads may read in parallel,
+    up to `size` at once (further callers wait their turn)."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int | None = None) -> None:
         self._idle: list[Worker] = []
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size or max(2, os.cpu_count() or 2))
         self.peak_worker_rss_kb = 0
 
     def _borrow(self, memory_mb: int) -> Worker:
@@ -170,6 +172,11 @@ class WorkerPool:
 
     def run(self, data: bytes, limits: PdfLimits, marks: list[str]
             ) -> dict[str, Any] | WorkerFailure:
+        with self._slots:
+            return self._run(data, limits, marks)
+
+    def _run(self, data: bytes, limits: PdfLimits, marks: list[str]
+             ) -> dict[str, Any] | WorkerFailure:
         try:
             worker = self._borrow(limits.memory_mb)
         except (TimeoutError, WorkerDied) as exc:

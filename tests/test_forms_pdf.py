@@ -266,3 +266,13 @@ def test_worker_is_reused_between_forms() -> None:
     read_pdf(data)
     after = {w.process.pid for w in POOL._idle}
     assert before and before == after
+
+
+def test_threads_read_in_parallel_through_the_pool() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["gpp-acroform", "uar-flattened", "pcn-printed", "uar-acroform"] * 3
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        kinds = list(pool.map(lambda n: read_pdf((CORPUS / f"{n}.pdf").read_bytes()).kind,
+                              names))
+    assert kinds == [_expected(CORPUS / f"{n}.pdf")["kind"] for n in names]
