@@ -14,6 +14,7 @@ import os
 import resource
 import struct
 import sys
+import time
 from typing import IO, Any
 
 HEADER = struct.Struct(">I")
@@ -110,8 +111,10 @@ def main() -> None:
         if received is None:
             return
         request, data = received
+        started = time.process_time()
         result = answer(request, data)
         del data
+        result["cpu_seconds"] = round(time.process_time() - started, 6)
         result["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         send(out, result)
 

@@ -153,6 +153,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(size or max(2, os.cpu_count() or 2))
         self.peak_worker_rss_kb = 0
+        self.worker_cpu_seconds = 0.0  # CPU the workers spent on documents, for benchmarks
 
     def _borrow(self, memory_mb: int) -> Worker:
         with self._lock:
@@ -195,6 +196,7 @@ class WorkerPool:
             worker.kill()
             raise
         self.peak_worker_rss_kb = max(self.peak_worker_rss_kb, int(result.get("maxrss_kb", 0)))
+        self.worker_cpu_seconds += float(result.get("cpu_seconds", 0.0))
         if result.get("ok"):
             self._give_back(worker)
         else:
