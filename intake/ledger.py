@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from intake.mailparse import decode_header_text, message_id_of
+from workflow import workers
 from workflow.errors import PcseError
 from workflow.models import InboundMessage, utcnow
 
@@ -246,6 +247,32 @@ def release(session: Session, worker: str, ids: Sequence[int]) -> None:
             .values(claimed_by=None, claimed_until=None)
             .execution_options(synchronize_session=False)
         )
+
+
+def release_abandoned(session: Session, now: datetime | None = None) -> dict[str, int]:
+    """Give back pending rows still claimed by workers on this host that have died.
+
+    Without this, rows a killed worker had claimed wait out CLAIM_LEASE. Returns the
+    number of rows released per dead worker.
+    """
+    now = now or utcnow()
+    holders = session.scalars(
+        select(InboundMessage.claimed_by).distinct()
+        .where(InboundMessage.status == PENDING, InboundMessage.claimed_by.is_not(None),
+               InboundMessage.claimed_until >= now)
+    ).all()
+    released: dict[str, int] = {}
+    for holder in holders:
+        if not workers.gone(holder):
+            continue
+        result = session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.status == PENDING, InboundMessage.claimed_by == holder)
+            .values(claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        released[holder] = result.rowcount
+    return released
 
 
 _T = InboundMessage.__table__

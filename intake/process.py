@@ -9,10 +9,7 @@ its row failed with the error, parked for a caseworker, and the next message goe
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +26,7 @@ from workflow.db import Database
 from workflow.errors import PcseError
 from workflow.inbound import Classification, IncomingMail, MessageKind
 from workflow.models import Case, InboundMessage
+from workflow.workers import worker_id
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +43,6 @@ class UnreadableMessage(PcseError):
 
 class LostClaim(RuntimeError):
     """Another worker took the message (our claim's lease ran out); ours is rolled back."""
-
-
-def worker_id() -> str:
-    """Unique per process: host, pid and a random suffix."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -114,6 +107,7 @@ class Processor:
     def run(self, limit: int | None = None) -> ProcessReport:
         """Process pending messages until none are left (or `limit`, or a stop request)."""
         report = ProcessReport()
+        self.release_abandoned()
         while limit is None or report.total < limit:
             want = self.settings.claim_batch
             if limit is not None:
@@ -130,6 +124,14 @@ class Processor:
                 status, kind = self.process_one(inbound_id)
                 report.count(status, kind)
         return report
+
+    def release_abandoned(self) -> None:
+        """Take back at once what a worker killed on this host had claimed."""
+        with self.db.transaction() as session:
+            released = ledger.release_abandoned(session)
+        for holder, count in released.items():
+            log.warning("released %d message(s) claimed by worker %s, which is no longer "
+                        "running", count, holder)
 
     def process_one(self, inbound_id: int) -> tuple[str, str | None]:
         """(status, classification) for one claimed row."""

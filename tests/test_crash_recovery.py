@@ -1,0 +1,151 @@
+"""Crash recovery: a worker killed outright loses nothing and leaves nothing done twice.
+
+The first tests kill a real process that holds claims (inbound messages, outbox rows) and
+check that the next worker takes them back at once instead of waiting out the lease. The
+last one is a short run of bench/crash.py: `pcse run` on PostgreSQL, killed with SIGKILL
+at random moments while it drains a mixed backlog from Dovecot, then audited.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from intake.pipeline import poll_all, process_pending
+from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
+from tests.fixtures.dovecot import opening_handler, plain_request
+from workflow.db import Database
+from workflow.models import InboundMessage
+from workflow.workers import worker_id
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def maildir_config(db: Database, tmp_path: Path) -> Config:
+    box = MailboxConfig(name="enquiries", maildir=str(tmp_path / "inbox"))
+    return Config(database=DatabaseConfig(db.url), mailboxes=[box],
+                  storage=StorageConfig(raw_dir=str(tmp_path / "raw")))
+
+
+def deliver(config: Config, messages: list[bytes]) -> None:
+    box = mailbox.Maildir(config.mailboxes[0].maildir, create=True)
+    for data in messages:
+        box.add(mailbox.MaildirMessage(data))
+    box.close()
+
+
+def claims(db: Database) -> list[tuple[str, str | None]]:
+    with db.transaction() as session:
+        return list(session.execute(select(InboundMessage.status, InboundMessage.claimed_by)
+                                    .order_by(InboundMessage.id)).all())
+
+
+CLAIM_AND_HANG = textwrap.dedent("""
+    import sys, time
+    from intake import ledger
+    from workflow.db import Database
+    from workflow.workers import worker_id
+    db = Database(sys.argv[1])
+    with db.transaction() as session:
+        claimed = ledger.claim_pending(session, worker_id(), 100)
+    print(len(claimed), flush=True)
+    time.sleep(600)
+""")
+
+
+def claimed_by_a_killed_process(db: Database) -> int:
+    """A real worker process claims every pending row, then dies by SIGKILL."""
+    child = subprocess.Popen([sys.executable, "-c", CLAIM_AND_HANG, db.url], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        claimed = int(child.stdout.readline())
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        child.stdout.close()
+    return claimed
+
+
+def test_messages_claimed_by_a_killed_worker_are_taken_back_at_once(
+        database: Database, tmp_path: Path) -> None:
+    config = maildir_config(database, tmp_path)
+    deliver(config, [plain_request(n) for n in range(6)])
+    poll_all(database, config)
+    assert claimed_by_a_killed_process(database) == 6
+    assert all(status == "pending" and holder for status, holder in claims(database))
+
+    report = process_pending(database, config, opening_handler)
+
+    assert report.processed == 6
+    assert all(status == "processed" and holder is None for status, holder in claims(database))
+
+
+def test_claims_of_a_live_worker_are_left_alone(database: Database, tmp_path: Path) -> None:
+    from intake import ledger
+
+    config = maildir_config(database, tmp_path)
+    deliver(config, [plain_request(n) for n in range(3)])
+    poll_all(database, config)
+    alive = worker_id()  # this very process: alive
+    with database.transaction() as session:
+        assert len(ledger.claim_pending(session, alive, 10)) == 3
+
+    report = process_pending(database, config, opening_handler)
+
+    assert report.total == 0
+    assert claims(database) == [("pending", alive)] * 3
+
+
+def test_a_claim_from_another_host_waits_for_its_lease(database: Database,
+                                                      tmp_path: Path) -> None:
+    from intake import ledger
+
+    config = maildir_config(database, tmp_path)
+    deliver(config, [plain_request(1)])
+    poll_all(database, config)
+    elsewhere = "some-other-host:1:abcdef12"
+    with database.transaction() as session:
+        ledger.claim_pending(session, elsewhere, 10)
+
+    assert process_pending(database, config, opening_handler).total == 0
+    assert claims(database) == [("pending", elsewhere)]
+
+
+# --------------------------------------------------------------------------- pcse run, killed
+
+
+@pytest.mark.dovecot
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_pcse_run_killed_at_random_loses_nothing_and_does_nothing_twice(
+        pg_url: str, tmp_path: Path) -> None:
+    from bench.crash import kill_repeatedly
+    from bench.mailmix import build
+    from bench.stack import stack
+    from tests.fixtures.databases import _empty_postgres
+
+    _empty_postgres(pg_url)
+    with stack(tmp_path, pg_url, organisations_count=40) as s:
+        backlog = build(160, seed=3)
+        s.deliver(backlog)
+        kills = kill_repeatedly(s, 6, random.Random(3), 3.0, 6.0, say=lambda _: None)
+        last = s.service("pcse-run-final")
+        last.start()
+        s.wait_done(120, run=last)
+        assert last.stop() == 0
+        result = s.audit()
+
+    assert kills >= 4, "most kills should land while there is work in hand"
+    assert (result.lost, result.duplicated_cases, result.duplicated_emails) == (0, 0, 0)
+    assert result.ok, result.details()
+    assert result.ledger_rows == 160
+    assert result.cases > 0 and result.emails > 0
