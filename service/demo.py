@@ -43,6 +43,7 @@ DEMO_OWNED = ("pcse.sqlite3", "pcse.sqlite3-wal", "pcse.sqlite3-shm", "maildir",
 TOKEN = re.compile(r"\bAPV-([0-9a-f]{20})\b", re.I)
 REF = re.compile(r"\[(PCSE-\d{4}-\d{6})\]")
 MAX_ROUNDS = 6
+OUTCOME_PREFIX = re.compile(r"PCSE-\d{4}-\d{6}(?: \((\w+)\))?: ")
 MARK = VAR / ".pcse-demo"
 
 Say = Callable[[str], None]
@@ -240,7 +241,7 @@ DIRECTORY_FILES = (
 
 def load_directory(db: Database, say: Say) -> None:
     """The sample directory, through the same imports as `pcse directory import-*`."""
-    say(f"Directory: loading the sample directory from {DATA}/")
+    say("Directory: loading the sample directory (service/demo_data/*.csv)")
     for importer, name in DIRECTORY_FILES:
         with db.transaction() as session:
             report = importer(session, DATA / name, actor="pcse demo")
@@ -271,8 +272,11 @@ def pipeline_round(config: Config, db: Database, handler: Handler, say: Say) -> 
         listed = ", ".join(f"{name} x{n}" if n > 1 else name
                            for name, n in sorted(purposes.items()))
         say(f"  sent {sending.sent} email(s) to the sink: {listed}")
-    if sending.failed or sending.error:
-        say(f"  outbox: {sending.failed} failed {sending.error or ''}".rstrip())
+    if sending.error:
+        # The sink runs in this process: not reaching it is a fault, not something to wait out.
+        raise DemoError(f"The outbox could not send to the demo's SMTP sink: {sending.error}")
+    if sending.failed:
+        say(f"  outbox: {sending.failed} email(s) refused by the sink (see pcse outbox list)")
     return bool(intake.fetched or intake.processing.total or sending.sent)
 
 
@@ -293,8 +297,12 @@ def processed_lines(db: Database, after_id: int) -> list[str]:
         lines = []
         for inbound, ref in rows:
             what = inbound.outcome or inbound.error or inbound.status
+            # The outcome starts with the case reference the line already shows.
+            found = OUTCOME_PREFIX.match(what)
+            label = (found.group(1) if found and found.group(1) else inbound.classification)
+            what = what[found.end():] if found else what
             lines.append(f"  {inbound.from_address or '?':<40} {ref or '(no case)':<17} "
-                         f"{inbound.classification or '-'}: {_short(what)}")
+                         f"{label or '-'}: {_short(what, 100)}")
     return lines
 
 
@@ -346,6 +354,7 @@ def run_demo(say: Say) -> DemoReport:
                     if replies:
                         say(f"  {replies} approver(s) replied; their answers are in the inbox")
                     if not busy and not replies:
+                        say("  nothing new: every case has come to rest")
                         break
             return DemoReport(case_lines(db), ignored_messages(db), len(read_sent(sent_dir)),
                               sent_dir, elapsed())
