@@ -20,8 +20,8 @@ _TITLE = r"(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Professor)\.?"
 # One word of a name (Jane, McDonald, O'Brien, Smith-Jones, A.), starting at a word boundary
 # and with bounded parts so that long runs of letters cannot make the search slow.
 _TOKEN = (
-    r"(?<![\w'’-])[A-Z][a-z]{0,30}(?:[A-Z][a-z]{1,30})?(?:[-'’][A-Z][a-z]{1,30}){0,3}"
-    r"\.?(?![\w'’-])"
+    r"(?<![\w'’-])(?:[A-Z]\.|[A-Z][a-z]{0,30}(?:[A-Z][a-z]{1,30})?(?:[-'’][A-Z][a-z]{1,30}){0,3})"
+    r"(?![\w'’-])"
 )
 NAME = rf"(?:{_TITLE}[ \t]+)?{_TOKEN}(?:[ \t]+{_TOKEN}){{1,3}}"
 _NAME = re.compile(NAME)
@@ -80,16 +80,25 @@ class Person:
     source: str = "text"  # label, text, sender, name_only
 
 
+def _is_name_word(word: str) -> bool:
+    return word.lower().strip(".,'’") not in _NOT_NAME_WORDS
+
+
 def clean_person_name(raw: str) -> str | None:
-    """A tidy name without courtesy titles, or None when the words are not a person's name."""
-    words = raw.split()
-    while words and words[0].lower().rstrip(".") in _LEADING_COMMON:
+    """A tidy name without courtesy titles, or None when the words are not a person's name.
+
+    Words that cannot be part of a name are trimmed from either end ("Peter Lang. His");
+    one inside the run means it is not a name ("Harbour View Medical Practice").
+    """
+    words = raw.strip(" .,;:").split()
+    while words and (words[0].lower().rstrip(".") in _LEADING_COMMON
+                     or not _is_name_word(words[0])):
         words = words[1:]
-    if not words:
+    while words and not _is_name_word(words[-1]):
+        words = words[:-1]
+    if not words or not all(_is_name_word(w) for w in words):
         return None
-    if any(w.lower().strip(".,'’") in _NOT_NAME_WORDS for w in words):
-        return None
-    name = _COURTESY.sub("", tidy_name(" ".join(words)))
+    name = _COURTESY.sub("", tidy_name(" ".join(words).strip(" .,")))
     name = re.sub(r"^(Dr|Prof)\.\s", r"\1 ", name)
     bare = [w for w in name.split() if not re.fullmatch(_TITLE, w)]
     if len(bare) < 2 and not (bare and name != bare[0]):
@@ -227,6 +236,15 @@ def from_text(text: str, *, skip: set[str], excluded_names: set[str],
             person.name = name_from_address(person.email)
         people.append(person)
     return people
+
+
+def name_for_address(text: str, address: str, excluded_names: set[str]) -> str | None:
+    """The name written near an address in the text ("Her email: …" under a sentence that
+    names her), else the name the address spells."""
+    for match in EMAIL.finditer(text):
+        if normalise_email(match.group(0).rstrip(".")) == address:
+            return _name_near(text, match, excluded_names) or name_from_address(address)
+    return name_from_address(address)
 
 
 def asks_for_self(text: str) -> bool:

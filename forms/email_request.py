@@ -21,6 +21,7 @@ from forms.email_people import (
     dedupe,
     from_labels,
     from_text,
+    name_for_address,
     name_from_address,
     named_without_address,
     own_address_given,
@@ -66,9 +67,12 @@ def _nominees(parts: MessageParts, sender_name: str | None, sender_email: str | 
     own = parts.own
     labels = label_lines(own)
     people = from_labels(labels)
+    excluded = {sender_name.lower()} if sender_name else set()
+    for person in people:
+        if person.name is None and person.email:
+            person.name = name_for_address(own, person.email, excluded)
     skip = {p.email for p in people if p.email} | {p.written_email for p in people
                                                     if p.written_email}
-    excluded = {sender_name.lower()} if sender_name else set()
     text_people = from_text(own, skip={s.lower() for s in skip if s}, excluded_names=excluded,
                             sender_email=sender_email)
     text_people = [p for p in text_people if not (p.email and PCSE_ADDRESS.match(p.email))]

@@ -194,3 +194,34 @@ def test_long_hostile_bodies_read_quickly(text: str) -> None:
     started = time.perf_counter()
     read_email_request("x" * 2_000, text, "a@b.example")
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(("subject", "text", "kind", "person"), [
+    ("Main contact change",
+     "Dear team,\n\nOur practice manager, Sarah Brown, is leaving. Going forward please could "
+     "our new main contact be Peter Lang. His nhs.net address is peter.lang@nhs.net.\n\n"
+     "Practice code A81055\n\nBest regards\nDr Ahmed\nGP Partner",
+     "main_contact", {"name": "Peter Lang", "email": "peter.lang@nhs.net"}),
+    ("PL admin",
+     "Hello,\nPlease can Jane Smith be given PL Organisation Administrator access for Oakwood "
+     "Surgery.\nHer email: jsmith22@nhs.net\nODS code: A81011\nThanks",
+     "pl_admin", {"name": "Jane Smith", "email": "jsmith22@nhs.net"}),
+    ("Request",
+     "Hi, we would like to nominate our receptionist, Joanne Baxter "
+     "(joanne.baxter1@nhs.net), for the Ophthalmic Payments user admin role. Contractor "
+     "number 40123.\nThanks",
+     "oph_admin", {"name": "Joanne Baxter", "email": "joanne.baxter1@nhs.net"}),
+    ("User management",
+     "Please give Tom O'Brien and Sarah McDonald user management (organisation). "
+     "tom.obrien@spec.co.uk / sarah.mcdonald@spec.co.uk. Contractor no. 12345. Ta",
+     "oph_admin", {"name": "Tom O'Brien", "email": "tom.obrien@spec.co.uk"}),
+])
+def test_people_in_their_own_words(subject: str, text: str, kind: str,
+                                   person: dict[str, str]) -> None:
+    parsed = read_email_request(subject, text, "Someone Else <someone.else@nhs.net>")
+    assert parsed.kind == kind
+    found = parsed.fields["main_contact"] if kind == "main_contact" else (
+        {"name": parsed.fields["nominees"][0]["name"],
+         "email": parsed.fields["nominees"][0]["email"]})
+    assert found == person
+    assert not [f for f in parsed.findings if f.field != "organisation_code"]
