@@ -35,7 +35,8 @@ ERROR_TITLES = {
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     title = ERROR_TITLES.get(exc.status_code, "Something went wrong")
-    message = exc.detail if exc.detail and exc.status_code != 404 else (
+    # Starlette's own 404 says only "Not Found"; ours name what is missing.
+    message = exc.detail if exc.detail and exc.detail != "Not Found" else (
         "If you typed the web address, check it is correct.")
     return render(request, "error.html", {"title": title, "message": message},
                   status_code=exc.status_code)

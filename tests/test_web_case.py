@@ -128,7 +128,9 @@ def test_refusals_and_missing_reasons_are_shown_in_words(web: WebClient) -> None
     assert escape(f"Case {ref} is withdrawn; approve is allowed only when it is") in late.text
     assert web.post_form(f"/cases/{ref}/actions/explode", {"reason": "x"},
                          from_page=f"/cases/{ref}").status_code == 404
-    assert web.get("/cases/PCSE-1999-000001").status_code == 404
+    missing = web.get("/cases/PCSE-1999-000001")
+    assert missing.status_code == 404 and "There is no case PCSE-1999-000001." in missing.text
+    assert "check it is correct" in web.get("/no/such/page").text
 
 
 def test_only_a_supervisor_reopens_an_expired_case(web: WebClient) -> None:
