@@ -52,6 +52,7 @@ def test_request_reads_as_expected(path: Path) -> None:
     expected = _expected(path)
     parsed = read_email_request(subject, text, sender)
     assert parsed.kind == expected["kind"]
+    json.dumps(parsed.fields)  # stored as JSON on the case
     assert parsed.source == "email_body"
     for key in ("organisation_code", "organisation_name", "nominees", "main_contact", "signer"):
         assert key in parsed.fields

@@ -39,6 +39,7 @@ def test_corpus_is_there() -> None:
 def test_corpus_sample_reads_as_expected(pdf: Path) -> None:
     expected = _expected(pdf)
     parsed = read_pdf(pdf.read_bytes())
+    json.dumps(parsed.fields)  # stored as JSON on the case
     assert parsed.kind == expected["kind"]
     assert parsed.source == expected["source"]
     assert parsed.form_version == expected["form_version"]
