@@ -56,7 +56,9 @@ def summary(report: DemoReport) -> str:
     if report.ignored:
         parts += ["", "Messages that opened no case:"]
         parts += [f"  {line}" for line in report.ignored]
-    first = report.cases[0].ref if report.cases else "REF"
+    # The richest story to look at: a form, its approval by email, the role set up.
+    shown = next((c.ref for c in report.cases if c.key == "gpp_form"),
+                 report.cases[0].ref if report.cases else "REF")
     parts += [
         "",
         f"{report.sent_total} emails are in {report.sent_dir}/ (a Maildir: one file per email, "
@@ -66,7 +68,7 @@ def summary(report: DemoReport) -> str:
         *_aligned([
             (f"ls {report.sent_dir}/new/", "every email sent, as the SMTP server received it"),
             ("pcse queue", "every case, newest first"),
-            (f"pcse case show {first}", "what was read, decided and sent, and why"),
+            (f"pcse case show {shown}", "what was read, decided and sent, and why"),
             ("pcse directory show A81005", "the roles the demo set up"),
             ("pcse caseworker add EMAIL --name NAME", "an account for the caseworker pages,"),
             ("pcse serve", "then the pages at http://127.0.0.1:8000/"),

@@ -57,6 +57,7 @@ class DemoError(PcseError):
 class CaseLine:
     ref: str
     story: str
+    key: str | None
     kind: str
     organisation: str | None
     state: str
@@ -184,7 +185,7 @@ def play_approvers(db: Database, sent_dir: Path, inbox: Path, answered: set[str]
 
 def case_lines(db: Database) -> list[CaseLine]:
     """Every case, oldest first, with the emails sent about it counted by purpose."""
-    titles = {s.sender: s.title for s in stories()}
+    by_sender = {s.sender: s for s in stories()}
     with db.transaction() as session:
         cases = session.scalars(select(Case).order_by(Case.id)).all()
         lines = []
@@ -193,8 +194,10 @@ def case_lines(db: Database) -> list[CaseLine]:
                 select(OutboxMessage.purpose)
                 .where(OutboxMessage.case_id == case.id, OutboxMessage.status == "sent")
             ).all())
-            lines.append(CaseLine(case.ref, titles.get(case.requester, case.requester),
-                                  case.kind, case.organisation_code, case.state, sent))
+            story = by_sender.get(case.requester)
+            lines.append(CaseLine(case.ref, story.title if story else case.requester,
+                                  story.key if story else None, case.kind,
+                                  case.organisation_code, case.state, sent))
     return lines
 
 
