@@ -7,7 +7,9 @@ Appends N plain requests to a fresh Dovecot account, measures the raw IMAP fetch
 backlog with `pcse poll --once --json` in a child process, and prints emails per second
 and the child's peak RSS. It does the same for a smaller backlog, so the two peaks show
 whether memory grows with the backlog. Ledger timestamps split the drain into its
-fetch-and-store phase and its processing phase.
+fetch-and-store phase and its processing phase. Both backlogs are drained a second time
+by intake alone (the same round, with a handler that only opens a case), which shows
+intake's own cost apart from the workflow's.
 """
 
 from __future__ import annotations
@@ -90,7 +92,20 @@ def phases(db: Database) -> tuple[float, float]:
     return seconds(first_in, last_in), seconds(first_done, last_done)
 
 
-def drain(server: DovecotServer, count: int, work: Path) -> dict[str, float]:
+def drain_intake_only(config_path: str) -> None:
+    """Child process: the same round as `pcse poll --once`, with a handler that only opens a
+    case, so that intake's own cost shows apart from the workflow's."""
+    from intake.pipeline import run_round
+    from service.config import load
+    from tests.fixtures.dovecot import opening_handler
+
+    config = load(config_path)
+    db = Database(config.database.url)
+    print(json.dumps(run_round(db, config, opening_handler).as_json()))
+
+
+def drain(server: DovecotServer, count: int, work: Path, *,
+          intake_only: bool = False) -> dict[str, float]:
     account = server.add_user()
     for start in range(0, count, 500):
         account.append([plain_request(i) for i in range(start, min(count, start + 500))])
@@ -101,8 +116,9 @@ def drain(server: DovecotServer, count: int, work: Path) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if k != "PCSE_CONFIG"}
     env["BENCH_IMAP_PASSWORD"] = account.password
     started = time.perf_counter()
-    child = subprocess.Popen([PCSE, "--config", str(config), "poll", "--once", "--json"],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    command = ([sys.executable, __file__, "--drain-intake-only", str(config)] if intake_only
+               else [PCSE, "--config", str(config), "poll", "--once", "--json"])
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     output = child.stdout.read() if child.stdout else b""
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -116,6 +132,7 @@ def drain(server: DovecotServer, count: int, work: Path) -> dict[str, float]:
         "seconds": elapsed,
         "emails_per_second": count / elapsed,
         "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_ms_per_email": (usage.ru_utime + usage.ru_stime) * 1000 / count,
         "raw_fetch_per_second": fetch_rate,
         "fetch_store_per_second": count / fetch_phase if fetch_phase else float("nan"),
         "process_per_second": count / process_phase if process_phase else float("nan"),
@@ -127,13 +144,13 @@ def drain(server: DovecotServer, count: int, work: Path) -> dict[str, float]:
 
 
 def report(figures: dict[str, float]) -> None:
-    print(f"backlog {figures['messages']:>6}: drained in {figures['seconds']:.1f} s = "
+    print(f"  backlog {figures['messages']:>6}: drained in {figures['seconds']:.1f} s = "
           f"{figures['emails_per_second']:.0f} emails/s; peak RSS "
-          f"{figures['peak_rss_mb']:.0f} MB")
-    print(f"    raw IMAP fetch {figures['raw_fetch_per_second']:.0f} msg/s; fetch+store phase "
+          f"{figures['peak_rss_mb']:.0f} MB; CPU {figures['cpu_ms_per_email']:.2f} ms/email")
+    print(f"      raw IMAP fetch {figures['raw_fetch_per_second']:.0f} msg/s; fetch+store phase "
           f"{figures['fetch_store_per_second']:.0f} msg/s; processing phase "
           f"{figures['process_per_second']:.0f} msg/s")
-    print(f"    fetched {figures['fetched']}, processed {figures['processed']}, failed "
+    print(f"      fetched {figures['fetched']}, processed {figures['processed']}, failed "
           f"{figures['failed']}, left in INBOX {figures['left_in_inbox']}")
 
 
@@ -142,7 +159,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--small", type=int, default=1000,
                         help="a smaller backlog drained first, to compare peak memory")
+    parser.add_argument("--drain-intake-only", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.drain_intake_only:
+        drain_intake_only(args.drain_intake_only)
+        return
     root = Path(tempfile.mkdtemp(prefix="pcse-dovecot-"))
     root.chmod(0o755)
     introspection = TokenIntrospection()
@@ -152,14 +173,18 @@ def main() -> None:
     try:
         print(f"pcse intake benchmark: Dovecot on 127.0.0.1:{server.port}, SQLite, "
               f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-        for count in (args.small, args.messages):
-            if count <= 0:
-                continue
-            work = Path(tempfile.mkdtemp(prefix="pcse-bench-"))
-            try:
-                report(drain(server, count, work))
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+        for title, intake_only in (("pcse poll --once (the workflow handles each message):",
+                                    False),
+                                   ("intake alone (a handler that only opens a case):", True)):
+            print(title)
+            for count in (args.small, args.messages):
+                if count <= 0:
+                    continue
+                work = Path(tempfile.mkdtemp(prefix="pcse-bench-"))
+                try:
+                    report(drain(server, count, work, intake_only=intake_only))
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
     finally:
         server.stop()
         introspection.close()

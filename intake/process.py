@@ -181,9 +181,7 @@ class Processor:
             self._link(session, row, found)
         case_ref = None
         if row.case_id is not None:
-            # Usually already in the session (the handler just opened or moved it).
-            case = session.get(Case, row.case_id)
-            case_ref = case.ref if case is not None else None
+            case_ref = session.scalar(select(Case.ref).where(Case.id == row.case_id))
         return Outcome(status, found, outcome or found.reason, case_ref)
 
     def _link(self, session: Session, row: InboundMessage, found: Classification) -> None:

@@ -328,6 +328,49 @@ def test_tls_with_a_trusted_certificate(dovecot, imap_account: ImapAccount,
     assert report.error is None and report.fetched == 1
 
 
+def test_starttls_on_the_plain_port(dovecot, imap_account: ImapAccount,
+                                    sqlite_database: Database, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(dovecot.cert_path))
+    imap_account.append([plain_request(1)])
+    box = imap_account.mailbox_config(starttls=True)
+    config = config_for(sqlite_database, tmp_path, box)
+    report = make_poller(sqlite_database, config, box).poll()
+    assert report.error is None and report.fetched == 1
+
+
+@pytest.mark.slow
+def test_a_25_mb_message_through_imap(imap_account: ImapAccount, sqlite_database: Database,
+                                      tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = "Practice <pm@a81001.nhs.uk>"
+    msg["To"] = "pcse.portalenquiries@nhs.net"
+    msg["Subject"] = "Scanned forms"
+    msg["Message-ID"] = "<scans@a81001.nhs.uk>"
+    msg.set_content("The scans are attached.")
+    msg.add_attachment(b"%PDF-1.4\n" + bytes(25 * 1024 * 1024), maintype="application",
+                       subtype="pdf", filename="scans.pdf")
+    imap_account.append([msg.as_bytes(), plain_request(2)])
+    config = config_for(sqlite_database, tmp_path, imap_account.mailbox_config())
+    seen = []
+
+    def handler(session, row, mail, classification) -> str:
+        seen.append((mail.subject, [a.filename for a in mail.attachments],
+                     [s.problem for s in mail.skipped_attachments]))
+        return opening_handler(session, row, mail, classification)
+
+    report = run_round(sqlite_database, config, handler)
+
+    assert (report.fetched, report.processing.processed) == (2, 2)
+    big = next(s for s in seen if s[0] == "Scanned forms")
+    assert big[1] == [] and "over the limit of 20 MB" in big[2][0]
+    stored = next(r for r in rows(sqlite_database) if r.subject == "Scanned forms")
+    assert stored.size > 25 * 1024 * 1024
+    assert len(RawStore(config.storage.raw_dir).get(stored.sha256)) == stored.size
+
+
 def test_wrong_password_is_a_clear_error_and_not_retried(
         imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path) -> None:
     box = imap_account.mailbox_config(password="wrong")
