@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -106,12 +107,16 @@ def main() -> None:
                         help="run the sink in this process instead of a child process")
     args = parser.parse_args()
     env = WorkflowEnv()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with database(args.db) as db, sink(args.in_process_sink) as port:
         queued = queue(db, env, args.n)
         config = Config(smtp=replace(SmtpConfig(), host="127.0.0.1", port=port))
         started, cpu = time.perf_counter(), time.process_time()
         report = send_pending(db, config)
         took, cpu = time.perf_counter() - started, time.process_time() - cpu
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sink_cpu = (children.ru_utime + children.ru_stime
+                - children_before.ru_utime - children_before.ru_stime)
     where = "PostgreSQL" if args.db else "SQLite"
     print(f"database: {where}; sink: {'in process' if args.in_process_sink else 'child process'}")
     print(f"queued {args.n} in {queued:.2f} s: {args.n / queued:.0f} messages/s "
@@ -120,6 +125,9 @@ def main() -> None:
           f"{report.sent / took:.0f} messages/s")
     print(f"sender CPU: {cpu:.2f} s, {cpu / max(report.sent, 1) * 1000:.2f} ms per message "
           f"(at most {report.sent / cpu:.0f} messages/s from one core)")
+    if not args.in_process_sink:
+        print(f"sink CPU (aiosmtpd, child process): {sink_cpu:.2f} s, "
+              f"{sink_cpu / max(report.sent, 1) * 1000:.2f} ms per message")
     print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if report.sent != args.n:
         sys.exit(f"expected {args.n} sent, got {report.sent}")

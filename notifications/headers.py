@@ -33,8 +33,8 @@ def one_line(value: str | None, max_length: int = 200) -> str:
 
 def clean_address(value: str | None) -> str | None:
     """The address in lower case, or None when it is not one plain, valid address."""
-    if not value or _CONTROLS.search(value):
-        return None
+    if not value or _CONTROLS.search(value) or not value.isascii():
+        return None  # headers and SMTP here carry ASCII addresses only (no SMTPUTF8)
     candidate = value.strip().lower()
     if candidate.count("@") != 1 or any(c.isspace() for c in candidate):
         return None

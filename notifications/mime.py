@@ -165,3 +165,8 @@ def _attachment(name: str) -> EmailMessage:
                      disposition="attachment", filename=path.name)
     del part["MIME-Version"]
     return part
+
+
+def as_wire(msg: EmailMessage) -> bytes:
+    """The message as it goes over SMTP: CRLF line endings, 7-bit (every part is encoded)."""
+    return msg.as_bytes(policy=POLICY)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from notifications import claims
 from notifications import smtp as transport
-from notifications.mime import Outgoing, UnsendableMessage, build_message
+from notifications.mime import Outgoing, UnsendableMessage, as_wire, build_message
 from notifications.outbox import as_utc
 from service.config import Config
 from workflow.clock import Clock, SystemClock
@@ -170,57 +170,92 @@ class _Run:
             self.conn = None
 
     def deliver(self, batch: list[Outgoing]) -> bool:
-        """Send a claimed batch; False when the connection failed and the run should stop."""
+        """Send a claimed batch; False when the connection failed and the run should stop.
+
+        Each message is built while the server is still working on the previous one, whose
+        answer is read only then: the two sides work at the same time, one step apart.
+        """
         deadline = self.deadline()
         if not self.ensure_connection(batch):
             return False
+        waiting: Outgoing | None = None  # handed over; the server's answer not read yet
         for index, row in enumerate(batch):
-            if time.monotonic() > deadline:
-                self.record_accepted()
-                claims.release(self.db, [r.id for r in batch[index:]], worker=self.worker)
-                return True
             try:
-                keep_going = self.deliver_one(row)
+                if time.monotonic() > deadline:
+                    return self.stop(waiting, batch[index:], keep_going=True)
+                data = self.build(row)
+                if waiting is not None:
+                    settled, waiting = self.settle(waiting), None
+                    if not settled:
+                        return self.stop(None, batch[index:], keep_going=False)
+                if data is None:
+                    continue
+                handed = self.hand_over(row, data)
+                if handed == "gone":
+                    return self.stop(None, batch[index + 1:], keep_going=False)
+                if handed == "waiting":
+                    waiting = row
             except BaseException:
                 # Record what was accepted, and give back what was not tried yet.
-                self.record_accepted()
-                claims.release(self.db, [r.id for r in batch[index + 1:]], worker=self.worker)
+                self.stop(None, batch[index + 1:], keep_going=False)
                 raise
-            if not keep_going:
-                self.record_accepted()
-                claims.release(self.db, [r.id for r in batch[index + 1:]], worker=self.worker)
-                return False
-        self.record_accepted()
-        return True
+        if waiting is not None and not self.settle(waiting):
+            return self.stop(None, [], keep_going=False)
+        return self.stop(None, [], keep_going=True)
 
-    def deliver_one(self, row: Outgoing) -> bool:
-        """Send one row and record the outcome; False when the connection is gone."""
-        assert self.conn is not None
+    def stop(self, waiting: Outgoing | None, untried: list[Outgoing], *, keep_going: bool
+             ) -> bool:
+        """End a batch: read the last answer, record what was accepted, give back the rest."""
+        if waiting is not None and not self.settle(waiting):
+            keep_going = False
+        self.record_accepted()
+        claims.release(self.db, [r.id for r in untried], worker=self.worker)
+        return keep_going
+
+    def build(self, row: Outgoing) -> bytes | None:
+        """The message as sent, or None when it cannot be built (the row is then failed)."""
         smtp = self.config.smtp
         try:
             msg = build_message(row, from_address=smtp.from_address,
                                 from_name=smtp.from_name, now=self.now())
+            return as_wire(msg)
         except UnsendableMessage as exc:
             self.fail(row, str(exc))
-            return True
         except Exception as exc:  # the same row would fail the same way every time
             log.exception("outbox %s could not be built", row.id)
             self.fail(row, f"Not sent: the message could not be built ({exc}).")
-            return True
+        return None
+
+    def hand_over(self, row: Outgoing, data: bytes) -> str:
+        """Start one message: "waiting" for the server's answer, "refused" (recorded), or
+        "gone" when the connection is lost."""
+        assert self.conn is not None
         try:
-            transport.send(self.conn, msg, smtp.from_address, row.to_address)
-        except Exception as exc:  # smtplib, socket, TLS or anything else: judged below
-            verdict = judge(exc)
-            if verdict.action == "failed":
-                self.fail(row, verdict.answer)
-                return True
-            self.retry_later(row, verdict.answer)
-            if verdict.action == "disconnected":
-                self.error = verdict.answer
-                self.drop_connection()
-                return False
-            return True
+            transport.hand_over(self.conn, data, self.config.smtp.from_address, row.to_address)
+            return "waiting"
+        except Exception as exc:  # smtplib, socket, TLS or anything else: judged here
+            return "refused" if self.refused(row, exc) else "gone"
+
+    def settle(self, row: Outgoing) -> bool:
+        """Read the server's answer to a message handed over; False when the connection is gone."""
+        assert self.conn is not None
+        try:
+            transport.verdict(self.conn)
+        except Exception as exc:
+            return self.refused(row, exc)
         self.accept(row)
+        return True
+
+    def refused(self, row: Outgoing, exc: Exception) -> bool:
+        verdict = judge(exc)
+        if verdict.action == "failed":
+            self.fail(row, verdict.answer)
+            return True
+        self.retry_later(row, verdict.answer)
+        if verdict.action == "disconnected":
+            self.error = verdict.answer
+            self.drop_connection()
+            return False
         return True
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import smtplib
 import socket
 import ssl
 from collections.abc import Callable
-from email.message import EmailMessage
 
 from service.config import SmtpConfig
 from workflow.errors import PcseError
 
 TokenProvider = Callable[[], str]
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
 class SmtpSetupError(PcseError):
@@ -73,12 +75,49 @@ def connect(config: SmtpConfig, token_provider: TokenProvider | None) -> smtplib
     return conn
 
 
-def send(conn: smtplib.SMTP, msg: EmailMessage, from_address: str, to_address: str) -> None:
-    """Hand one message to the server; returns only when the server accepted it."""
-    refused = conn.send_message(msg, from_addr=from_address, to_addrs=[to_address])
-    if refused:  # one recipient: smtplib raises when it is refused, but be sure
-        code, answer = refused[to_address]
+def _refused(conn: smtplib.SMTP, code: int) -> None:
+    """After a refusal: a 421 means the server is closing; otherwise reset for the next one."""
+    if code == 421:
+        conn.close()
+        return
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        conn.rset()
+
+
+def hand_over(conn: smtplib.SMTP, data: bytes, from_address: str, to_address: str) -> None:
+    """MAIL, RCPT and DATA, then the message itself; the server's verdict on the message is
+    left unread for `verdict`, so the caller can do its own work while the server does its.
+
+    `data` is the whole message, 7-bit with CRLF line endings (see mime.as_wire); the
+    addresses are ASCII (headers.clean_address accepts no other).
+    """
+    code, answer = conn.mail(from_address)
+    if code != 250:
+        _refused(conn, code)
+        raise smtplib.SMTPSenderRefused(code, answer, from_address)
+    code, answer = conn.rcpt(to_address)
+    if code not in (250, 251):
+        _refused(conn, code)
         raise smtplib.SMTPRecipientsRefused({to_address: (code, answer)})
+    conn.putcmd("data")
+    code, answer = conn.getreply()
+    if code != 354:
+        _refused(conn, code)
+        raise smtplib.SMTPDataError(code, answer)
+    # Dot-stuffing (RFC 5321 4.5.2), then the end-of-data line.
+    stuffed = _LEADING_DOT.sub(b"..", data)
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    conn.send(stuffed + b".\r\n")
+
+
+def verdict(conn: smtplib.SMTP) -> None:
+    """Read the server's answer to the message handed over; raises unless it was accepted."""
+    code, answer = conn.getreply()
+    if code != 250:
+        if code == 421:
+            conn.close()
+        raise smtplib.SMTPDataError(code, answer)
 
 
 def close(conn: smtplib.SMTP) -> None:

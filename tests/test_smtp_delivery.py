@@ -194,12 +194,16 @@ def test_server_down_then_up_loses_nothing_and_doubles_nothing(
     assert sorted(rows(database)) == sorted(ids)
 
 
+@pytest.mark.parametrize("where", ["mail", "end of data"])
 def test_refused_mid_batch_retries_that_row_and_gives_back_the_rest(
     database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
-    smtp_config: Config,
+    smtp_config: Config, where: str,
 ) -> None:
     queue(database, env, 4)
-    smtp_sink.refuse_for(60)
+    if where == "mail":
+        smtp_sink.refuse_for(60)
+    else:  # the server gives up after taking the whole message
+        smtp_sink.fail_next(1, 421, "4.3.2 Shutting down", stage="data")
     report = send_pending(database, smtp_config, clock=clock)
     assert report.sent == 0 and report.pending == 4 and "421" in report.error
     attempts = sorted(r.attempts for r in rows(database).values())
@@ -377,3 +381,34 @@ def test_a_bad_address_released_by_a_caseworker_fails_again_without_stopping_the
     assert (report.sent, report.failed, report.pending) == (2, 1, 0)
     assert "not a valid email address" in rows(database)[bad.id].last_error
     assert all("victim" not in "".join(r.rcpt_tos) for r in smtp_sink.messages)
+
+
+def test_lines_that_look_like_smtp_commands_stay_in_the_body(
+    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    smtp_config: Config,
+) -> None:
+    reason = "First line\n.\nRCPT TO:<victim@example.org>\n..two dots\n.one dot"
+    with database.transaction() as session:
+        row = enqueue(session, env, purpose="outcome_rejected", to_address=REQUESTER,
+                      to_name=None, context={"reason": reason}, case=new_case(session))
+        text = row.body_text
+    queue(database, env, 1)  # a second message on the same connection, after it
+    assert send_pending(database, smtp_config, clock=clock).sent == 2
+    first, second = smtp_sink.wait_for(2)
+    assert first.rcpt_tos == (REQUESTER,)
+    assert parts(first.message())["text/plain"].replace("\r\n", "\n") == text
+    assert "\n.\nRCPT TO:<victim@example.org>\n..two dots\n.one dot\n" in text
+    assert second.rcpt_tos == ("person0@example.org",)
+
+
+def test_an_address_beyond_ascii_is_failed_with_the_reason_not_sent(
+    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    smtp_config: Config,
+) -> None:
+    with database.transaction() as session:
+        row = enqueue(session, env, purpose="outcome_expired", to_address="zoë@example.org",
+                      to_name="Zoë", context={}, case=new_case(session))
+        assert row.status == "failed"
+        assert "not a valid email address" in row.last_error
+    assert send_pending(database, smtp_config, clock=clock) == SendReport(0, 0, 0)
+    assert smtp_sink.messages == []
