@@ -29,7 +29,7 @@ from notifications.sender import send_pending
 from notifications.sink import SmtpSink
 from service.config import Config, local_defaults
 from service.context import workflow_env
-from service.demo_mail import INBOX, Story, approver_reply, stories
+from service.demo_mail import INBOX, Story, approver_reply, stamp, stories
 from workflow.db import Database
 from workflow.errors import PcseError
 from workflow.handler import handle_message
@@ -43,6 +43,8 @@ DEMO_OWNED = ("pcse.sqlite3", "pcse.sqlite3-wal", "pcse.sqlite3-shm", "maildir",
 TOKEN = re.compile(r"\bAPV-([0-9a-f]{20})\b", re.I)
 REF = re.compile(r"\[(PCSE-\d{4}-\d{6})\]")
 MAX_ROUNDS = 6
+# The receiving mail server the demo plays, named in Authentication-Results.
+AUTHSERV_ID = "mx.demo.pcse.local"
 OUTCOME_PREFIX = re.compile(r"PCSE-\d{4}-\d{6}(?: \((\w+)\))?: ")
 MARK = VAR / ".pcse-demo"
 
@@ -80,9 +82,14 @@ def free_port() -> int:
 
 
 def demo_config(smtp_port: int) -> Config:
-    """The local defaults, with the sink's port; the demo never reads a configuration file."""
+    """The local defaults, with the sink's port; the demo never reads a configuration file.
+
+    The demo plays the receiving mail server too, so it trusts its own authserv-id: every
+    approver's answer is then checked for DMARC as in production.
+    """
     config = local_defaults()
     config.smtp = replace(config.smtp, host="127.0.0.1", port=smtp_port)
+    config.security = replace(config.security, trusted_authserv_ids=[AUTHSERV_ID])
     config.source = "built-in local defaults (pcse demo)"
     return config
 
@@ -131,11 +138,12 @@ def maildir_path(config: Config) -> Path:
 
 
 def deliver(inbox: Path, messages: list[bytes]) -> None:
-    """Put messages in the Maildir inbox as a mail server would (new/, one file each)."""
+    """Put messages in the Maildir inbox as a mail server would: its verdict stamped on
+    top, then one file each in new/."""
     box = mailbox.Maildir(inbox, create=True)
     try:
         for data in messages:
-            box.add(mailbox.MaildirMessage(data))
+            box.add(mailbox.MaildirMessage(stamp(data, AUTHSERV_ID)))
     finally:
         box.close()
 

@@ -192,6 +192,19 @@ def unreadable_pdf(story: Story, to: str) -> EmailMessage:
     return _attach_pdf(msg, broken + bytes(range(256)) * 8, "GPP certification form.pdf")
 
 
+# --------------------------------------------------------------------------- delivery
+
+
+def stamp(message: bytes, authserv_id: str) -> bytes:
+    """What the receiving mail server adds on delivery: its Authentication-Results verdict
+    (SPF, DKIM and DMARC passed for the From domain), at the top of the header."""
+    sender = message_from_bytes(message, policy=policy.default)["From"].addresses[0]
+    domain = sender.domain.lower()
+    header = (f"Authentication-Results: {authserv_id}; spf=pass smtp.mailfrom={domain}; "
+              f"dkim=pass header.d={domain}; dmarc=pass header.from={domain}\r\n")
+    return header.encode() + message
+
+
 # --------------------------------------------------------------------------- approvers' replies
 
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from notifications.sink import SmtpSink
 from service.demo import DATA
+from service.demo_mail import stamp
 from tests.e2e.process import Service, pcse
 from tests.fixtures.databases import _empty_postgres
 from tests.fixtures.dovecot import DovecotServer, ImapAccount
@@ -88,21 +89,10 @@ class Stack:
 
     def deliver(self, messages: list[bytes]) -> None:
         """What the receiving mail server does: stamp its verdict, then file in the inbox."""
-        self.account.append([stamp(m) for m in messages])
+        self.account.append([stamp(m, AUTHSERV_ID) for m in messages])
 
     def pcse(self, *args: str) -> str:
         return pcse(*args, config=self.config, cwd=self.root).stdout
-
-
-def stamp(message: bytes) -> bytes:
-    """Prepend the receiving server's Authentication-Results (DMARC passed for From)."""
-    from email import message_from_bytes, policy
-
-    sender = message_from_bytes(message, policy=policy.default)["From"].addresses[0]
-    domain = sender.domain.lower()
-    header = (f"Authentication-Results: {AUTHSERV_ID}; spf=pass smtp.mailfrom={domain}; "
-              f"dkim=pass header.d={domain}; dmarc=pass header.from={domain}\r\n")
-    return header.encode() + message
 
 
 def sink_tls(server: DovecotServer) -> ssl.SSLContext:
