@@ -279,3 +279,19 @@ def test_threads_read_in_parallel_through_the_pool() -> None:
         kinds = list(pool.map(lambda n: read_pdf((CORPUS / f"{n}.pdf").read_bytes()).kind,
                               names))
     assert kinds == [_expected(CORPUS / f"{n}.pdf")["kind"] for n in names]
+
+
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-256"])
+def test_restricted_but_openable_pdf_is_read_and_password_protected_is_not(algorithm) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    def encrypted_copy(user_password: str) -> bytes:
+        writer = PdfWriter(clone_from=PdfReader(CORPUS / "gpp-acroform.pdf"))
+        writer.encrypt(user_password=user_password, owner_password="owner", algorithm=algorithm)
+        out = io.BytesIO()
+        writer.write(out)
+        return out.getvalue()
+
+    # "Restrict editing" (an owner password only) still opens without a password.
+    assert read_pdf(encrypted_copy("")).fields["organisation_code"] == "A81001"
+    assert [f.code for f in read_pdf(encrypted_copy("secret")).findings] == ["pdf_encrypted"]
