@@ -240,6 +240,7 @@ def test_tokens_are_fresh_and_match_the_contract() -> None:
     (["Authentication-Results: mx.nhs.net;\r\n dmarc=pass\r\n header.from=nhs.net"],
      "nhs.net", True),
     ([], "nhs.net", False),
+    (["; dmarc=pass header.from=nhs.net", "", "   "], "nhs.net", False),
 ])
 def test_dmarc_verdicts(headers: list[str], domain: str, expected: bool) -> None:
     passed, said = dmarc_passes(headers, ("mx.nhs.net",), domain)

@@ -153,7 +153,8 @@ def dmarc_passes(
     ignored: list[str] = []
     for raw in headers:
         value = _unfold(raw)
-        claimed = value.split(";", 1)[0].split()[0].casefold() if value.strip() else ""
+        words = value.split(";", 1)[0].split()
+        claimed = words[0].casefold() if words else ""
         try:
             parsed = authres.AuthenticationResultsHeader.parse_value(value)
         except authres.AuthResError as exc:
