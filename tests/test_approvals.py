@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.test_workflow_helpers import (
     GUARDIAN,
@@ -246,3 +248,11 @@ def test_dmarc_verdicts(headers: list[str], domain: str, expected: bool) -> None
     passed, said = dmarc_passes(headers, ("mx.nhs.net",), domain)
     assert passed is expected, said
     assert said
+
+
+@given(st.lists(st.text(max_size=80) | st.text(max_size=60).map(lambda t: "mx.nhs.net; " + t),
+                max_size=4), st.text(max_size=20))
+def test_any_authentication_results_text_gives_a_verdict(headers: list[str],
+                                                        domain: str) -> None:
+    passed, said = dmarc_passes(headers, ("mx.nhs.net",), domain)
+    assert isinstance(passed, bool) and said

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from workflow.replies import Verdict, html_to_text, own_text, read_answer
 
@@ -173,3 +175,11 @@ def test_html_used_when_the_plain_part_is_empty() -> None:
 
 def test_own_text_keeps_only_the_new_lines() -> None:
     assert own_text(OUTLOOK.format(answer="Approved, thank you")) == "Approved, thank you"
+
+
+@given(st.text(max_size=400), st.none() | st.text(max_size=400))
+def test_any_body_gives_a_verdict(text: str, html: str | None) -> None:
+    result = read_answer(text, html)
+    assert result.verdict in set(Verdict)
+    if result.verdict is Verdict.APPROVE:
+        assert result.own_text

@@ -21,6 +21,8 @@ from mailparser_reply import EmailReplyParser
 MAX_REASON = 1000
 # Only the opening of a reply carries the verdict; signatures and disclaimers follow.
 MAX_OWN_TEXT = 4000
+# The reply parser reads no further than this into a body (the answer is at the top).
+MAX_INPUT = 200_000
 
 
 class Verdict(StrEnum):
@@ -83,7 +85,7 @@ def read_answer(text: str, html: str | None = None) -> Answer:
 
 def own_text(text: str) -> str:
     """What the sender wrote above the quoted original, without signature or disclaimer."""
-    message = EmailReplyParser(languages=["en"]).read(text.replace("\r\n", "\n"))
+    message = EmailReplyParser(languages=["en"]).read(text[:MAX_INPUT].replace("\r\n", "\n"))
     if not message.replies:
         return ""
     first = message.replies[0]
@@ -194,7 +196,7 @@ class _TextExtractor(HTMLParser):
 def html_to_text(html: str) -> str:
     """The visible text of an HTML body, without its quoted original."""
     parser = _TextExtractor()
-    parser.feed(html)
+    parser.feed(html[:MAX_INPUT * 5])
     parser.close()
     text = "".join(parser.parts).replace("\xa0", " ")
     lines = [" ".join(line.split()) for line in text.splitlines()]
