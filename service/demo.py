@@ -12,11 +12,9 @@ import mailbox
 import os
 import re
 import shutil
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -73,12 +71,6 @@ class DemoReport:
     sent_total: int
     sent_dir: Path
     seconds: float
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def demo_config(smtp_port: int) -> Config:
@@ -222,12 +214,6 @@ def ignored_messages(db: Database) -> list[str]:
             for sender, kind, status, error in rows]
 
 
-@contextmanager
-def timed() -> Iterator[Callable[[], float]]:
-    start = time.monotonic()
-    yield lambda: time.monotonic() - start
-
-
 def sample_messages(inbox_address: str = INBOX) -> list[tuple[Story, bytes]]:
     return [(story, story.build(story, inbox_address).as_bytes()) for story in stories()]
 
@@ -259,13 +245,6 @@ def load_directory(db: Database, say: Say) -> None:
         if report.errors:
             raise DemoError(f"The sample {name} did not load: {report.errors[0]}.")
         say(f"  {report.what}: {report.added} added")
-
-
-@contextmanager
-def smtp_sink(config: Config, sent_dir: Path) -> Iterator[SmtpSink]:
-    """The local SMTP server the outbox sends to; it files each message into `sent_dir`."""
-    with SmtpSink(config.smtp.host, config.smtp.port, maildir=sent_dir) as sink:
-        yield sink
 
 
 def pipeline_round(config: Config, db: Database, handler: Handler, say: Say) -> bool:
@@ -340,34 +319,41 @@ def _sent_purposes(db: Database, before: set[int]) -> Counter[str]:
 
 def run_demo(say: Say) -> DemoReport:
     """Run the whole pipeline on sample mail; `say` prints each step of progress."""
-    with timed() as elapsed:
-        clear_var(say)
-        mark_var()
-        config = demo_config(free_port())
-        inbox, sent_dir = maildir_path(config), VAR / "sent"
+    started = time.monotonic()
+    clear_var(say)
+    mark_var()
+    sent_dir = VAR / "sent"
+    # The sink picks a free port, and the configuration is built around it.
+    with SmtpSink("127.0.0.1", 0, maildir=sent_dir) as sink:
+        config = demo_config(sink.port)
+        inbox = maildir_path(config)
         db = prepare_database(config)
         try:
             say(f"Database: {config.database.url} (created)")
             load_directory(db, say)
-            handler = handle_message(workflow_env(config))
-            with smtp_sink(config, sent_dir):
-                say(f"SMTP sink: 127.0.0.1:{config.smtp.port}, filing into {sent_dir}/")
-                messages = sample_messages(config.mailboxes[0].address)
-                deliver(inbox, [data for _, data in messages])
-                say(f"\nDelivered {len(messages)} sample emails to {inbox}/:")
-                for story, _ in messages:
-                    say(f"  {story.title:<42} from {story.sender}")
-                answered: set[str] = set()
-                for number in range(1, MAX_ROUNDS + 1):
-                    say(f"\nRound {number}: read the inbox, process, send the outbox")
-                    busy = pipeline_round(config, db, handler, say)
-                    replies = play_approvers(db, sent_dir, inbox, answered, say)
-                    if replies:
-                        say(f"  {replies} approver(s) replied; their answers are in the inbox")
-                    if not busy and not replies:
-                        say("  nothing new: every case has come to rest")
-                        break
+            say(f"SMTP sink: 127.0.0.1:{sink.port}, filing into {sent_dir}/")
+            play_rounds(config, db, inbox, sent_dir, say)
             return DemoReport(case_lines(db), ignored_messages(db), len(read_sent(sent_dir)),
-                              sent_dir, elapsed())
+                              sent_dir, time.monotonic() - started)
         finally:
             db.dispose()
+
+
+def play_rounds(config: Config, db: Database, inbox: Path, sent_dir: Path, say: Say) -> None:
+    """Deliver the sample mail, then run rounds until nothing more happens."""
+    handler = handle_message(workflow_env(config))
+    messages = sample_messages(config.mailboxes[0].address)
+    deliver(inbox, [data for _, data in messages])
+    say(f"\nDelivered {len(messages)} sample emails to {inbox}/:")
+    for story, _ in messages:
+        say(f"  {story.title:<42} from {story.sender}")
+    answered: set[str] = set()
+    for number in range(1, MAX_ROUNDS + 1):
+        say(f"\nRound {number}: read the inbox, process, send the outbox")
+        busy = pipeline_round(config, db, handler, say)
+        replies = play_approvers(db, sent_dir, inbox, answered, say)
+        if replies:
+            say(f"  {replies} approver(s) replied; their answers are in the inbox")
+        if not busy and not replies:
+            say("  nothing new: every case has come to rest")
+            return
