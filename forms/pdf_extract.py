@@ -8,13 +8,14 @@ happens in the parent (forms/pdf_reader.py).
 from __future__ import annotations
 
 import io
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import pdfplumber
 from pdfminer.layout import LTChar, LTContainer, LTCurve, LTImage, LTLine, LTRect
 from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
-from pdfminer.pdftypes import PDFObjRef, resolve1
+from pdfminer.pdftypes import LITERALS_FLATE_DECODE, PDFObjRef, PDFStream, resolve1
 from pdfminer.psparser import PSLiteral
 from pdfminer.utils import decode_text
 from pdfplumber.utils.exceptions import PdfminerException
@@ -24,6 +25,9 @@ MAX_DEPTH = 12
 MAX_WORDS_PER_PAGE = 5000
 MAX_VALUE_CHARS = 500
 WORD_TOLERANCE = 3.0  # pdfplumber's default x and y tolerance
+# No stream of a form inflates to more than this; a scanned A4 page in colour is about 26 MB.
+MAX_INFLATED = 64 * 1024 * 1024
+MAX_XOBJECTS = 200
 
 
 class ExtractError(Exception):
@@ -208,6 +212,49 @@ def _words(chars: list[LTChar], height: float) -> list[list[Any]]:
     return words[:MAX_WORDS_PER_PAGE]
 
 
+def _page_streams(page: pdfplumber.page.Page) -> list[PDFStream]:
+    streams = [s for s in (resolve1(c) for c in page.page_obj.contents or [])
+               if isinstance(s, PDFStream)]
+    resources = resolve1(page.page_obj.resources) or {}
+    xobjects = resolve1(resources.get("XObject")) if isinstance(resources, dict) else None
+    if isinstance(xobjects, dict):
+        for ref in list(xobjects.values())[:MAX_XOBJECTS]:
+            stream = resolve1(ref)
+            if isinstance(stream, PDFStream):
+                streams.append(stream)
+    return streams
+
+
+def _inflated_size(data: bytes) -> int:
+    """How large a zlib stream inflates, counted a megabyte at a time (never held whole),
+    stopping once past the limit; 0 for a damaged stream (pdfminer copes or fails alone)."""
+    inflater = zlib.decompressobj()
+    step = 1024 * 1024
+    try:
+        total = len(inflater.decompress(data, step))
+        while inflater.unconsumed_tail and total <= MAX_INFLATED:
+            total += len(inflater.decompress(inflater.unconsumed_tail, step))
+    except zlib.error:
+        return 0
+    return total
+
+
+def check_inflation(page: pdfplumber.page.Page) -> None:
+    """Refuse a page whose compressed streams inflate beyond any form's (a decompression
+    bomb) before the parser tries: pdfminer would inflate it whole, and its fallback for
+    damaged streams works a byte at a time."""
+    for stream in _page_streams(page):
+        data = stream.rawdata
+        filters = stream.get_filters() if data is not None else []
+        if not filters or filters[0][0] not in LITERALS_FLATE_DECODE:
+            continue
+        if stream.decipher and stream.objid is not None and stream.genno is not None:
+            data = stream.decipher(stream.objid, stream.genno, data, stream.attrs)
+        if _inflated_size(data) > MAX_INFLATED:
+            raise ExtractError("pdf_too_large", f"a stream inflates to more than "
+                               f"{MAX_INFLATED // (1024 * 1024)} MB")
+
+
 def page_content(page: pdfplumber.page.Page) -> PageContent:
     """The page's words with their positions, from pdfplumber's layout of the page.
 
@@ -269,6 +316,8 @@ def extract(data: bytes, *, max_pages: int, marks: list[str]) -> dict[str, Any]:
             "images": None,
         }
         if not (has_values and marked):
+            for page in pages:
+                check_inflation(page)
             contents = [page_content(page) for page in pages]
             result["words"] = [c.words for c in contents]
             result["marks"] = [c.marks for c in contents]

@@ -76,8 +76,11 @@ def answer(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     except RecursionError:
         return {"ok": False, "code": "pdf_unreadable", "detail": "objects nested too deeply"}
     except Exception as exc:  # any failure inside pdfminer is a property of the file
-        code = "pdf_too_large" if _out_of_memory(exc) else "pdf_unreadable"
-        return {"ok": False, "code": code, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+        detail = f"{type(exc).__name__}: {exc}"[:300]
+        if _out_of_memory(exc):
+            return {"ok": False, "code": "pdf_too_large",
+                    "detail": f"memory limit reached ({detail})"}
+        return {"ok": False, "code": "pdf_unreadable", "detail": detail}
 
 
 def _out_of_memory(exc: BaseException) -> bool:

@@ -248,9 +248,10 @@ def test_page_limit_is_configurable() -> None:
 
 
 def test_memory_limit_stops_the_worker_not_the_caller() -> None:
-    # A smaller inflated stream than the bomb, under a tighter memory limit.
-    parsed = read_pdf(bomb(megabytes=300), PdfLimits(timeout_seconds=10, memory_mb=200))
+    # A stream small enough to pass the inflation check, under a tight memory limit.
+    parsed = read_pdf(bomb(megabytes=60), PdfLimits(timeout_seconds=20, memory_mb=100))
     assert parsed.findings[0].code == "pdf_too_large"
+    assert "memory" in parsed.fields["problem_detail"].lower()
 
 
 def test_limits_from_service_config() -> None:
