@@ -186,31 +186,26 @@ def _person(name: str | None, written: str | None, source: str) -> Person:
 
 
 def from_labels(labels: list[LabelLine]) -> list[Person]:
-    """People given in labelled lines: a name line starts a person, an email line completes
-    the current one (or starts another)."""
-    people: list[dict[str, str | None]] = []
+    """People given in labelled lines: a name joins the current person unless they already
+    have one, and so does an address, so "Name 1 / Email 1 / Name 2 / Email 2" and "Email /
+    Name" both pair up."""
+    people: list[Person] = []
     for line in labels:
         if line.topic not in ("name", "email"):
             continue
         name, address = _split_value(line.value)
         if line.topic == "email" or (name and len(name.split()) > MAX_NAME_WORDS):
             name = None
-        current = people[-1] if people else None
-        if name and (current is None or current["name"] or current["email"]):
-            current = {"name": None, "email": None}
-            people.append(current)
         if name:
-            current["name"] = name  # type: ignore[index]
+            if not people or people[-1].name:
+                people.append(Person(None, None, None, "label"))
+            people[-1].name = clean_person_name(name) or tidy_name(name)
         if address:
-            if current is None or current["email"]:
-                current = {"name": None, "email": None}
-                people.append(current)
-            current["email"] = address
-    return [
-        _person(clean_person_name(p["name"]) or tidy_name(p["name"]) if p["name"] else None,
-                p["email"], "label")
-        for p in people
-    ]
+            if not people or people[-1].email or people[-1].written_email:
+                people.append(Person(None, None, None, "label"))
+            found = _person(people[-1].name, address, "label")
+            people[-1].email, people[-1].written_email = found.email, found.written_email
+    return people
 
 
 def from_text(text: str, *, skip: set[str], excluded_names: set[str],

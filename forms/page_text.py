@@ -173,11 +173,11 @@ class PageForm:
 def page_form(extracted: dict[str, Any]) -> PageForm:
     words = build_words(extracted.get("words") or [])
     marks = [
-        (number, *(float(v) for v in mark))
+        (number, float(mark[0]), float(mark[1]), float(mark[2]), float(mark[3]))
         for number, page in enumerate(extracted.get("marks") or [])
         for mark in page
     ]
-    return PageForm(build_lines(words), words, marks)  # type: ignore[arg-type]
+    return PageForm(build_lines(words), words, marks)
 
 
 def read_fields(definition: FormDefinition, form: PageForm) -> tuple[dict[str, Any], set[str]]:

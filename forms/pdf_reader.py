@@ -47,13 +47,13 @@ PROBLEMS = {
 }
 
 
-def _failed(code: str, message: str, source: str = "pdf", detail: str | None = None,
-            kind: str | None = None) -> ParsedRequest:
+def _failed(code: str, message: str, source: str = "pdf", detail: str | None = None
+            ) -> ParsedRequest:
     fields: dict[str, Any] = {"nominees": [], "main_contact": None, "signer": None,
                               "organisation_code": None, "organisation_name": None}
     if detail:
         fields["problem_detail"] = detail
-    return ParsedRequest(kind=kind, fields=fields, findings=[Finding(code, message)],
+    return ParsedRequest(kind=None, fields=fields, findings=[Finding(code, message)],
                          source=source)
 
 
@@ -145,11 +145,10 @@ def interpret(extracted: dict[str, Any]) -> ParsedRequest:
         return build_request(definition, values, parts, "acroform")
     form = page_form(extracted)
     if not form.words:
-        source = "scan" if extracted.get("images") else "pdf"
-        if source == "scan":
-            return _failed("scanned_form", PROBLEMS["scanned_form"], source=source,
-                           kind=definition.kind)
-        return build_request(definition, {}, set(), "acroform")
+        # Known by its stored mark or field names, yet nothing to read on the pages.
+        if extracted.get("images"):
+            return _failed("scanned_form", PROBLEMS["scanned_form"], source="scan")
+        return _failed("unknown_form", PROBLEMS["blank_pdf"])
     values, parts = read_fields(definition, form)
     if not _by_marks(full_text(form.words)) and not parts:
         return _failed("unknown_form", PROBLEMS["unknown_form"])
