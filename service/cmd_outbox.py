@@ -1,4 +1,5 @@
-"""`pcse outbox send|list|retry|dismiss`: the outgoing mail, for operators and caseworkers."""
+"""`pcse outbox send|list|retry|dismiss|check-templates`: outgoing mail, for operators and
+caseworkers."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ import click
 from sqlalchemy import select
 
 from notifications.outbox import STATUSES, dismiss, retry
+from notifications.purposes import PURPOSES
+from notifications.rendering import check_templates
+from notifications.samples import sample_template_context
 from notifications.sender import send_pending
 from notifications.smtp import TokenProvider
 from service.clitools import emit_json, table, with_app
 from service.config import Config
 from service.context import AppContext
+from workflow.errors import PcseError
 from workflow.models import Case, OutboxMessage
+
+
+class OutboxTemplatesBroken(PcseError):
+    pass
 
 
 def register(cli: click.Group) -> None:
@@ -115,3 +124,20 @@ def outbox_dismiss(app: AppContext, outbox_id: int, by: str, reason: str) -> Non
     with app.db().transaction() as session:
         row = dismiss(session, outbox_id, by=by, reason=reason)
         click.echo(f"Email {row.id} to {row.to_address} will not be sent.")
+
+
+@outbox.command("check-templates")
+@click.option("--dir", "folder", type=click.Path(file_okay=False),
+              help="Folder to check (default: [notifications] templates_dir).")
+@with_app()
+def outbox_check_templates(app: AppContext, folder: str | None) -> None:
+    """Render every template, with any overrides, from sample data; report what fails."""
+    chosen = folder or app.config.notifications.templates_dir
+    samples = {purpose: sample_template_context(purpose) for purpose in PURPOSES}
+    problems = check_templates(chosen, samples)
+    for problem in problems:
+        click.echo(problem, err=True)
+    where = f"{chosen} over the shipped templates" if chosen else "the shipped templates"
+    if problems:
+        raise OutboxTemplatesBroken(f"{len(problems)} template(s) in {where} do not render.")
+    click.echo(f"All {len(PURPOSES)} purposes render from {where}.")

@@ -146,3 +146,17 @@ def test_installed_command_signs_in_with_the_intakes_oauth2_provider(
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["sent"] == 1
         assert sink.wait_for(1)[0].login == "pcse.portalenquiries@nhs.net"
+
+
+def test_check_templates_reports_an_override_that_does_not_render(
+    config: Path, tmp_path: Path, pcse
+) -> None:
+    good = pcse(config, "outbox", "check-templates")
+    assert good.returncode == 0 and "All 17 purposes render" in good.stdout
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "outcome_expired.txt").write_text("Hello {{ nobody_passed_this }}\n")
+    bad = pcse(config, "outbox", "check-templates", "--dir", str(folder))
+    assert bad.returncode == 1
+    assert "outcome_expired: UndefinedError" in bad.stderr
+    assert "1 template(s) in" in bad.stderr and "Traceback" not in bad.stderr
