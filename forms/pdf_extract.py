@@ -45,8 +45,11 @@ def _text(value: Any) -> str | bool | None:
     if isinstance(value, bytes):
         return decode_text(value)[:MAX_VALUE_CHARS]
     if isinstance(value, PSLiteral):
+        # A checkbox's state (/Yes, /Off) or a radio button's chosen export name.
         name = value.name.decode("latin-1") if isinstance(value.name, bytes) else value.name
-        return name not in ("Off", "No", "")
+        if name in ("Off", "No", ""):
+            return False
+        return True if name in ("Yes", "On", "1", "True") else name[:MAX_VALUE_CHARS]
     if isinstance(value, list):  # multi-select choice fields
         parts = [p for p in (_text(v) for v in value[:20]) if isinstance(p, str)]
         return ", ".join(parts)
@@ -96,7 +99,8 @@ def acroform_values(pdf: pdfplumber.PDF) -> dict[str, str | bool | None]:
 
 
 def page_widgets(page: pdfplumber.page.Page) -> list[dict[str, Any]]:
-    """The form widgets on one page: name, value and position (the page.annots view)."""
+    """The form widgets on one page with their names and values: what pdfplumber's
+    page.annots lists, read without resolving every object each annotation points to."""
     found = []
     for annot in (resolve1(page.page_obj.annots) or [])[:MAX_FIELDS]:
         annot = resolve1(annot)

@@ -106,6 +106,13 @@ def identify(extracted: dict[str, Any]) -> FormDefinition | None:
     return best if best_share >= FIELD_NAME_MATCH else None
 
 
+def _as_checkbox(value: Any) -> bool:
+    """A checkbox whose "on" state has its own name (/Checked, /Ja) is ticked too."""
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str) and value.strip().casefold() not in ("", "off", "no")
+
+
 def _acroform_reading(definition: FormDefinition, extracted: dict[str, Any]
                       ) -> tuple[dict[str, Any], set[str]] | None:
     """Values by field key and the parts present, or None when no field holds a value."""
@@ -119,7 +126,8 @@ def _acroform_reading(definition: FormDefinition, extracted: dict[str, Any]
             on_pages.add(widget["name"])
             if by_name.get(widget["name"]) in (None, ""):
                 by_name[widget["name"]] = widget["value"]
-    values = {f.key: by_name.get(f.name) for f in definition.fields}
+    values = {f.key: _as_checkbox(by_name.get(f.name)) if f.type == "checkbox"
+              else by_name.get(f.name) for f in definition.fields}
     if not any(v not in (None, "", False) for v in values.values()):
         return None
     present = on_pages or set(by_name)

@@ -296,3 +296,16 @@ def test_restricted_but_openable_pdf_is_read_and_password_protected_is_not(algor
     # "Restrict editing" (an owner password only) still opens without a password.
     assert read_pdf(encrypted_copy("")).fields["organisation_code"] == "A81001"
     assert [f.code for f in read_pdf(encrypted_copy("secret")).findings] == ["pdf_encrypted"]
+
+
+@pytest.mark.parametrize(("state", "ticked"), [("/Checked", True), ("/Off", False)])
+def test_checkbox_with_its_own_on_state(state: str, ticked: bool) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(CORPUS / "gpp-acroform.pdf"))
+    writer.update_page_form_field_values(None, {"declaration": state}, auto_regenerate=False)
+    out = io.BytesIO()
+    writer.write(out)
+    parsed = read_pdf(out.getvalue())
+    assert parsed.fields["signer"]["declaration"] is ticked
+    assert ("declaration_unticked" in [f.code for f in parsed.findings]) is not ticked
