@@ -1,4 +1,4 @@
-"""Where the blank forms attached to replies are found."""
+"""The blank forms attached to replies, found by the forms package."""
 
 from __future__ import annotations
 
@@ -13,14 +13,10 @@ class BlankFormMissing(LookupError):
 
 def blank_form_path(name: str) -> Path:
     """The shipped blank form `name` (e.g. "user-admin-request-form.pdf")."""
-    finder = getattr(forms, "blank_form_path", None)
-    if finder is not None:
-        try:
-            path = Path(finder(name))
-        except Exception as exc:  # the forms package says why; we only need "not found"
-            raise BlankFormMissing(f"The blank form {name} is not shipped: {exc}") from exc
-    else:
-        path = Path(forms.__file__).parent / "blank" / Path(name).name
+    try:
+        path = Path(forms.blank_form_path(name))
+    except LookupError as exc:
+        raise BlankFormMissing(str(exc)) from exc
     if not path.is_file():
-        raise BlankFormMissing(f"The blank form {name} is not shipped.")
+        raise BlankFormMissing(f"The blank form {name} is missing from {path.parent}.")
     return path
