@@ -118,9 +118,11 @@ def run_round(db: Database, config: Config, handler: Handler, *,
 
     def process_while_polling() -> None:
         try:
+            first = True
             while not stop.is_set():
                 last_call = polled.is_set()
-                part = processor.run()
+                part = processor.run(release=first)
+                first = False
                 report.processing.add(part)
                 if last_call and part.total == 0:
                     return

@@ -104,10 +104,14 @@ class Processor:
         self.worker = worker or worker_id()
         self.stop = stop or threading.Event()
 
-    def run(self, limit: int | None = None) -> ProcessReport:
-        """Process pending messages until none are left (or `limit`, or a stop request)."""
+    def run(self, limit: int | None = None, *, release: bool = True) -> ProcessReport:
+        """Process pending messages until none are left (or `limit`, or a stop request).
+
+        `release` first takes back what dead workers on this host had claimed.
+        """
         report = ProcessReport()
-        self.release_abandoned()
+        if release:
+            self.release_abandoned()
         while limit is None or report.total < limit:
             want = self.settings.claim_batch
             if limit is not None:
