@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from notifications.mime import Outgoing
+from workflow import workers
 from workflow.db import Database
 from workflow.models import OutboxMessage
 
@@ -78,11 +79,31 @@ def claim_due(
     return sorted(claimed, key=lambda r: r.id)
 
 
+# A row this worker holds: claimed (`sending`), or handed over to the server with the
+# server's answer still to be read (`sent`, still carrying the claim).
+_HELD = ("sending", "sent")
+
+
 def _mine(row_id: int, worker: str) -> ColumnElement[bool]:
     return and_(
         OutboxMessage.id == row_id,
-        OutboxMessage.status == "sending",
+        OutboxMessage.status.in_(_HELD),
         OutboxMessage.claimed_by == worker,
+    )
+
+
+def _confirm(row_ids: list[int], worker: str, now: datetime):
+    return (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id.in_(row_ids),
+            OutboxMessage.status.in_(_HELD),
+            OutboxMessage.claimed_by == worker,
+        )
+        .values(status="sent", sent_at=func.coalesce(OutboxMessage.sent_at, now),
+                attempts=OutboxMessage.attempts + 1, last_error=None, claimed_by=None,
+                claimed_until=None)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -91,17 +112,48 @@ def mark_sent(db: Database, row_ids: list[int], *, worker: str, now: datetime) -
     if not row_ids:
         return 0
     with db.transaction() as session:
-        return session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id.in_(row_ids),
-                OutboxMessage.status == "sending",
-                OutboxMessage.claimed_by == worker,
-            )
-            .values(status="sent", sent_at=now, attempts=OutboxMessage.attempts + 1,
-                    last_error=None, claimed_by=None, claimed_until=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        return session.execute(_confirm(row_ids, worker, now)).rowcount
+
+
+def mark_handed_over(conn: Connection, row_id: int, *, worker: str, now: datetime,
+                     confirm: list[int]) -> tuple[bool, int]:
+    """Record, just before the server is given the end of the message, that it is sent.
+
+    From this commit on no sender will send the row again, even if this process dies
+    before reading the server's answer; a refusal read afterwards turns the row back
+    (mark_retry, mark_failed). The same transaction confirms `confirm`, rows whose
+    acceptance was read since. Returns (whether the row was still ours, rows confirmed).
+
+    This runs once per message, so it takes a connection the sender keeps (no pool
+    checkout and ping each time), runs Core statements built once, and on PostgreSQL
+    does not wait for the disk at commit: what it guards against is this process dying,
+    which a commit the server has acknowledged survives.
+    """
+    with conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(_ASYNC_COMMIT)
+        confirmed = conn.execute(_CONFIRM, {"b_ids": confirm, "b_worker": worker,
+                                            "b_now": now}).rowcount if confirm else 0
+        ours = conn.execute(_HAND_OVER, {"b_id": row_id, "b_worker": worker, "b_now": now}
+                            ).rowcount == 1
+    return ours, confirmed
+
+
+_T = OutboxMessage.__table__
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
+_CONFIRM = (
+    update(_T)
+    .where(_T.c.id.in_(bindparam("b_ids", expanding=True)), _T.c.status.in_(_HELD),
+           _T.c.claimed_by == bindparam("b_worker"))
+    .values(status="sent", sent_at=func.coalesce(_T.c.sent_at, bindparam("b_now")),
+            attempts=_T.c.attempts + 1, last_error=None, claimed_by=None, claimed_until=None)
+)
+_HAND_OVER = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"), _T.c.status == "sending",
+           _T.c.claimed_by == bindparam("b_worker"))
+    .values(status="sent", sent_at=bindparam("b_now"))
+)
 
 
 def mark_failed(db: Database, row_id: int, *, worker: str, error: str) -> bool:
@@ -111,7 +163,7 @@ def mark_failed(db: Database, row_id: int, *, worker: str, error: str) -> bool:
             update(OutboxMessage)
             .where(_mine(row_id, worker))
             .values(status="failed", attempts=OutboxMessage.attempts + 1, last_error=error,
-                    claimed_by=None, claimed_until=None)
+                    sent_at=None, claimed_by=None, claimed_until=None)
             .execution_options(synchronize_session=False)
         ).rowcount == 1
 
@@ -125,7 +177,8 @@ def mark_retry(
             update(OutboxMessage)
             .where(_mine(row_id, worker))
             .values(status="pending", attempts=OutboxMessage.attempts + 1, last_error=error,
-                    next_attempt_at=next_attempt_at, claimed_by=None, claimed_until=None)
+                    next_attempt_at=next_attempt_at, sent_at=None, claimed_by=None,
+                    claimed_until=None)
             .execution_options(synchronize_session=False)
         ).rowcount == 1
 
@@ -145,6 +198,31 @@ def release(db: Database, row_ids: list[int], *, worker: str) -> None:
             .values(status="pending", claimed_by=None, claimed_until=None)
             .execution_options(synchronize_session=False)
         )
+
+
+def release_abandoned(db: Database, now: datetime) -> dict[str, int]:
+    """Give back rows still claimed by senders on this host that have died.
+
+    Without this they wait out the lease. Rows handed to the SMTP server are already
+    `sent` (mark_handed_over), so what is released was never given to the server;
+    returns the number released per dead sender.
+    """
+    released: dict[str, int] = {}
+    with db.transaction() as session:
+        holders = session.scalars(
+            select(OutboxMessage.claimed_by).distinct()
+            .where(OutboxMessage.status == "sending", OutboxMessage.claimed_until >= now)
+        ).all()
+        for holder in holders:
+            if not workers.gone(holder):
+                continue
+            released[holder] = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.status == "sending", OutboxMessage.claimed_by == holder)
+                .values(status="pending", claimed_by=None, claimed_until=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+    return released
 
 
 def count_waiting(db: Database) -> int:

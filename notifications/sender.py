@@ -1,20 +1,21 @@
 """Send what the outbox holds: claim due rows, deliver them over one SMTP connection, record.
 
-A row is marked sent only after the server accepted it. Temporary failures (4xx
-answers, refused or lost connections) are retried with exponential backoff; permanent
-ones (5xx) are marked failed with the server's answer for a caseworker to see.
+A row is recorded as sent in the moment before the server is given the end of the
+message, so a sender killed at any point never sends it again; should the server then
+refuse it, the row is turned back. Temporary failures (4xx answers, refused or lost
+connections) are retried with exponential backoff; permanent ones (5xx) are marked
+failed with the server's answer for a caseworker to see.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import smtplib
-import socket
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
 
 from notifications import claims
 from notifications import smtp as transport
@@ -23,6 +24,7 @@ from notifications.outbox import as_utc
 from service.config import Config
 from workflow.clock import Clock, SystemClock
 from workflow.db import Database
+from workflow.workers import worker_id
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,6 @@ MAX_ATTEMPTS = 30
 # How long a claim protects rows from other senders. A sender stops starting new
 # messages well before its lease ends, so no row is sent under an expired claim.
 LEASE = timedelta(minutes=10)
-# Accepted messages are recorded as sent in small groups: one commit per message would
-# cost more than the SMTP exchange. Should the process die, at most this many (or this
-# many seconds' worth) could be sent again once their lease runs out.
-MARK_EVERY = 50
-MARK_WITHIN_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -83,8 +80,8 @@ def judge(exc: Exception) -> _Verdict:
     return _Verdict("retry", text)
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+class LostClaim(Exception):
+    """The row was taken over by another sender (this one outlived its lease)."""
 
 
 class _Run:
@@ -100,8 +97,10 @@ class _Run:
         self.failed = 0
         self.error: str | None = None
         self.conn: smtplib.SMTP | None = None
+        # Handed over and accepted, their claims not yet cleared: that is done in the
+        # next hand-over's transaction, so each message costs one commit.
         self.accepted: list[int] = []
-        self.accepted_since = 0.0
+        self.marks: Connection | None = None  # kept for the run: one commit per message
 
     def now(self) -> datetime:
         return as_utc(self.clock.now())
@@ -122,13 +121,22 @@ class _Run:
         log.info("outbox %s: will retry at %s: %s", row.id, when.isoformat(), answer)
 
     def accept(self, row: Outgoing) -> None:
-        """The server took the message: record it soon, in a group."""
-        if not self.accepted:
-            self.accepted_since = time.monotonic()
+        """The server took the message (already recorded as sent): confirm it soon."""
         self.accepted.append(row.id)
-        if (len(self.accepted) >= MARK_EVERY
-                or time.monotonic() - self.accepted_since >= MARK_WITHIN_SECONDS):
-            self.record_accepted()
+
+    def handing(self, row: Outgoing) -> None:
+        """Record `row` as sent before its end-of-data line goes out; raises if not ours."""
+        ids, self.accepted = self.accepted, []
+        if self.marks is None:
+            self.marks = self.db.engine.connect()
+        ours, confirmed = claims.mark_handed_over(self.marks, row.id, worker=self.worker,
+                                                  now=self.now(), confirm=ids)
+        self.sent += confirmed
+        if confirmed != len(ids):
+            log.error("%s sent message(s) had lost their claim to another sender",
+                      len(ids) - confirmed)
+        if not ours:
+            raise LostClaim(f"outbox {row.id} was taken by another sender; not sent")
 
     def record_accepted(self) -> None:
         if not self.accepted:
@@ -168,6 +176,12 @@ class _Run:
         if self.conn is not None:
             transport.close(self.conn)
             self.conn = None
+
+    def close(self) -> None:
+        self.drop_connection()
+        if self.marks is not None:
+            self.marks.close()
+            self.marks = None
 
     def deliver(self, batch: list[Outgoing]) -> bool:
         """Send a claimed batch; False when the connection failed and the run should stop.
@@ -231,8 +245,13 @@ class _Run:
         "gone" when the connection is lost."""
         assert self.conn is not None
         try:
-            transport.hand_over(self.conn, data, self.config.smtp.from_address, row.to_address)
+            transport.hand_over(self.conn, data, self.config.smtp.from_address, row.to_address,
+                                before_end=lambda: self.handing(row))
             return "waiting"
+        except LostClaim as exc:  # the connection was closed with the message unfinished
+            log.error("%s", exc)
+            self.conn = None
+            return "gone"
         except Exception as exc:  # smtplib, socket, TLS or anything else: judged here
             return "refused" if self.refused(row, exc) else "gone"
 
@@ -270,6 +289,9 @@ def send_pending(
     """Send every due row (at most `limit`), batch by batch over one connection."""
     transport.check_settings(config.smtp, token_provider)
     run = _Run(db, config, token_provider, clock or SystemClock())
+    for holder, count in claims.release_abandoned(db, run.now()).items():
+        log.warning("released %d outbox row(s) claimed by sender %s, which is no longer "
+                    "running; none of them had been handed to the mail server", count, holder)
     batch_size = max(1, config.smtp.batch_size)
     remaining = limit
     try:
@@ -284,7 +306,7 @@ def send_pending(
             if not run.deliver(batch) or len(batch) < size:
                 break
     finally:
-        run.drop_connection()
+        run.close()
     report = SendReport(sent=run.sent, failed=run.failed, pending=claims.count_waiting(db),
                         error=run.error)
     if report.sent or report.failed or report.error:

@@ -72,6 +72,10 @@ def connect(config: SmtpConfig, token_provider: TokenProvider | None) -> smtplib
     except BaseException:
         close(conn)
         raise
+    # The end-of-data line goes in a write of its own (see hand_over): without this,
+    # Nagle's algorithm would hold it back until the server acknowledged the message.
+    with contextlib.suppress(OSError, AttributeError):
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return conn
 
 
@@ -84,7 +88,8 @@ def _refused(conn: smtplib.SMTP, code: int) -> None:
         conn.rset()
 
 
-def hand_over(conn: smtplib.SMTP, data: bytes, from_address: str, to_address: str) -> None:
+def hand_over(conn: smtplib.SMTP, data: bytes, from_address: str, to_address: str, *,
+              before_end: Callable[[], None] | None = None) -> None:
     """MAIL, RCPT and DATA, then the message itself; the server's verdict on the message is
     left unread for `verdict`, so the caller can do its own work while the server does its.
 
@@ -108,7 +113,18 @@ def hand_over(conn: smtplib.SMTP, data: bytes, from_address: str, to_address: st
     stuffed = _LEADING_DOT.sub(b"..", data)
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
-    conn.send(stuffed + b".\r\n")
+    if before_end is None:
+        conn.send(stuffed + b".\r\n")
+        return
+    conn.send(stuffed)
+    try:
+        before_end()
+    except BaseException:
+        # Without the end-of-data line the server drops the message: close, do not QUIT
+        # (a QUIT now would be read as more of the message).
+        conn.close()
+        raise
+    conn.send(b".\r\n")
 
 
 def verdict(conn: smtplib.SMTP) -> None:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,69 @@ def test_a_claim_from_another_host_waits_for_its_lease(database: Database,
 
     assert process_pending(database, config, opening_handler).total == 0
     assert claims(database) == [("pending", elsewhere)]
+
+
+# --------------------------------------------------------------------------- the outbox
+
+
+SEND_THEN_DIE = textwrap.dedent("""
+    import sys
+    from notifications.sender import send_pending
+    from service.config import Config, SmtpConfig
+    from workflow.db import Database
+    config = Config(smtp=SmtpConfig(host="127.0.0.1", port=int(sys.argv[2]), timeout_seconds=5,
+                                    batch_size=25))
+    send_pending(Database(sys.argv[1]), config)
+""")
+
+
+def queue_replies(database: Database, count: int) -> None:
+    from notifications.outbox import enqueue
+    from notifications.samples import SAMPLE_CONTEXTS
+    from workflow.env import WorkflowEnv
+
+    from workflow.cases import create_case
+
+    env = WorkflowEnv(max_replies_per_hour=10_000)
+    with database.transaction() as session:
+        case = create_case(session, kind="other", requester="pat@example.org")
+        for n in range(count):
+            enqueue(session, env, purpose="acknowledgement", to_address=f"p{n}@example.org",
+                    to_name=f"Person {n}", context=SAMPLE_CONTEXTS["acknowledgement"],
+                    case=case)
+
+
+def test_a_sender_killed_mid_batch_sends_no_email_twice(database: Database,
+                                                       smtp_sink) -> None:
+    from collections import Counter
+
+    from notifications.sender import LEASE, send_pending
+    from service.config import Config, SmtpConfig
+    from workflow.clock import FixedClock
+
+    queue_replies(database, 40)
+    child = subprocess.Popen([sys.executable, "-c", SEND_THEN_DIE, database.url,
+                              str(smtp_sink.port)], cwd=ROOT)
+    try:
+        assert len(smtp_sink.wait_for(3, timeout=30)) >= 3
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    config = Config(smtp=SmtpConfig(host=smtp_sink.host, port=smtp_sink.port,
+                                    timeout_seconds=5))
+
+    # At once (no lease to wait out), the dead sender's claims come back and go out.
+    report = send_pending(database, config)
+    assert report.pending == 0
+    # Long after its lease would have run out, nothing is left to send again.
+    later = FixedClock(datetime.now(UTC) + LEASE + timedelta(minutes=1))
+    assert send_pending(database, config, clock=later).sent == 0
+
+    received = Counter(m.message()["Message-ID"] for m in smtp_sink.messages)
+    assert set(received.values()) == {1}, "an email reached the server twice"
+    # At most the message handed over in the instant of the kill is recorded as sent
+    # without having reached the server.
+    assert len(received) >= 39
 
 
 # --------------------------------------------------------------------------- pcse run, killed
