@@ -31,21 +31,28 @@ def one_line(value: str | None, max_length: int = 200) -> str:
     return cleaned
 
 
+def plain_address_shape(value: str) -> bool:
+    """The cheap checks: one @, no spaces or controls, ASCII, a dotted domain, short enough."""
+    if not value or _CONTROLS.search(value) or not value.isascii():
+        return False  # headers and SMTP here carry ASCII addresses only (no SMTPUTF8)
+    if value.count("@") != 1 or any(c.isspace() for c in value) or len(value) > 254:
+        return False
+    local, domain = value.split("@")
+    return bool(local) and "." in domain.strip(".")
+
+
 def clean_address(value: str | None) -> str | None:
     """The address in lower case, or None when it is not one plain, valid address."""
-    if not value or _CONTROLS.search(value) or not value.isascii():
-        return None  # headers and SMTP here carry ASCII addresses only (no SMTPUTF8)
-    candidate = value.strip().lower()
-    if candidate.count("@") != 1 or any(c.isspace() for c in candidate):
+    if not value or _CONTROLS.search(value):
         return None
-    local, domain = candidate.split("@")
-    if not local or not domain or "." not in domain.strip(".") or len(candidate) > 254:
+    candidate = value.strip().lower()
+    if not plain_address_shape(candidate):
         return None
     try:
         parsed = Address(addr_spec=candidate)
     except (HeaderParseError, ValueError, IndexError):
         return None
-    return parsed.addr_spec.lower() if parsed.addr_spec == candidate else None
+    return candidate if parsed.addr_spec == candidate else None
 
 
 def mailbox(name: str | None, address: str) -> Address:

@@ -13,14 +13,15 @@ import binascii
 import mimetypes
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import BaseHeader, HeaderRegistry
+from email.errors import MessageError
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP, Policy
 from email.utils import format_datetime
 from functools import lru_cache
 
 from notifications.blank_forms import blank_form_path
-from notifications.headers import clean_address, mailbox, message_ids, one_line
+from notifications.headers import mailbox, message_ids, one_line, plain_address_shape
 
 # Fixed boundaries are safe here: "=_" can occur in neither quoted-printable nor base64
 # text, and every part is encoded with one of the two.
@@ -83,6 +84,20 @@ def _fixed(name: str, value: str) -> BaseHeader:
     return _FIXED_HEADERS(name, value)
 
 
+def _recipient(name: str | None, address: str) -> Address:
+    """The To address, checked again: a caseworker may have released a row that failed."""
+    problem = f"Not sent: {address!r} is not a valid email address."
+    if not plain_address_shape(address):
+        raise UnsendableMessage(problem)
+    try:
+        recipient = mailbox(name, address)
+    except (ValueError, IndexError, MessageError) as exc:
+        raise UnsendableMessage(problem) from exc
+    if recipient.addr_spec != address:
+        raise UnsendableMessage(problem)
+    return recipient
+
+
 @lru_cache(maxsize=8)
 def _from_header(name: str | None, address: str) -> BaseHeader:
     return _fixed("From", str(mailbox(name, address)))
@@ -94,11 +109,10 @@ def build_message(
     msg = EmailMessage(policy=POLICY)
     msg["MIME-Version"] = _fixed("MIME-Version", "1.0")
     msg["From"] = _from_header(from_name, from_address)
-    if clean_address(row.to_address) != row.to_address:
-        raise UnsendableMessage(f"Not sent: {row.to_address!r} is not a valid email address.")
-    msg["To"] = mailbox(row.to_name, row.to_address)
+    msg["To"] = _recipient(row.to_name, row.to_address)
     msg["Subject"] = one_line(row.subject, 300)
-    msg["Date"] = format_datetime(now)
+    # Within one second every message has the same Date: parse that header once.
+    msg["Date"] = _fixed("Date", format_datetime(now.replace(microsecond=0)))
     msg["Message-ID"] = row.message_id
     # Only well-formed Message-IDs: these were taken from mail we received.
     parent = message_ids(row.in_reply_to)
