@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 import click
@@ -14,7 +15,7 @@ from service.clitools import emit_json, table, with_app
 from service.config import Config
 from service.context import AppContext
 from service.jobs import build_handler
-from service.runner import Service
+from service.runner import Service, stop_on_signals
 from workflow.models import Case, InboundMessage, MailboxState, OutboxMessage
 
 
@@ -107,6 +108,10 @@ def status(app: AppContext, json_output: bool) -> None:
 @with_app()
 def run(app: AppContext) -> None:
     """The service: poll (or IMAP IDLE), process, send the outbox, remind and expire."""
-    db = app.db()
-    service = Service(db, app.config, build_handler(app.config))
-    sys.exit(service.run())
+    stop = threading.Event()
+    # Catch SIGTERM from the start: a stop asked for while the service is still loading
+    # ends it cleanly too.
+    with stop_on_signals(stop):
+        service = Service(app.db(), app.config, build_handler(app.config), stop=stop)
+        status = service.run(signals=False)
+    sys.exit(status)

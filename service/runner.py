@@ -7,10 +7,11 @@ process exits 0. Nothing is lost by stopping at any point: see intake.poller.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,21 +114,34 @@ class Service:
         self.scheduler.shutdown(wait=True)
         log.info("pcse run: stopped")
 
-    def run(self) -> int:
-        """Run until SIGTERM or SIGINT (or the stop event); returns the exit status."""
+    def run(self, *, signals: bool = True) -> int:
+        """Run until SIGTERM or SIGINT (or the stop event); returns the exit status.
+
+        `signals=False` when the caller already set the stop event up with stop_on_signals.
+        """
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-        previous = {sig: signal.signal(sig, self._on_signal)
-                    for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
+        with stop_on_signals(self.stop) if signals else contextlib.nullcontext():
+            if self.stop.is_set():
+                log.info("pcse run: stopped before it started")
+                return 0
             self.start()
             self.stop.wait()
             log.info("pcse run: stopping after the work in hand")
             self.shutdown()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         return 0
 
-    def _on_signal(self, signum: int, _frame: object) -> None:
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop` instead of ending the process, while inside."""
+
+    def on_signal(signum: int, _frame: object) -> None:
         log.info("pcse run: received %s", signal.Signals(signum).name)
-        self.stop.set()
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
