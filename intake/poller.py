@@ -107,6 +107,12 @@ class Poller:
                 except SourceError as exc:
                     report.error = str(exc)
                     break
+                except Exception as exc:
+                    # The disk or the database, say: nothing has left the inbox unrecorded,
+                    # so the next poll carries on from here.
+                    log.exception("mailbox %s: poll failed", self.name)
+                    report.error = f"The poll failed: {type(exc).__name__}: {exc}"
+                    break
         finally:
             self.source.close()
         if report.error:

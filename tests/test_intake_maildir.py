@@ -13,7 +13,7 @@ from intake.pipeline import make_poller, run_round
 from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
 from tests.fixtures.dovecot import opening_handler, plain_request
 from workflow.db import Database
-from workflow.models import InboundMessage
+from workflow.models import InboundMessage, MailboxState
 
 
 def setup(db: Database, tmp_path: Path, folder: str = "INBOX") -> tuple[Config, Path]:
@@ -80,9 +80,9 @@ def test_a_crash_before_the_move_is_healed(sqlite_database: Database, tmp_path: 
 
     def crash(step: str) -> None:
         if step == "committed":
-            raise RuntimeError("killed")
+            raise SystemExit("killed")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(SystemExit):
         make_poller(sqlite_database, config, box, hook=crash).poll()
     assert len(files(root)) == 3
 
@@ -106,3 +106,23 @@ def test_a_sub_folder_as_the_inbox(sqlite_database: Database, tmp_path: Path) ->
     assert report.fetched == 1
     assert len(files(root)) == 1  # the top-level inbox is not this mailbox's folder
     assert len(files(root / ".Processed")) == 1
+
+
+def test_a_raw_store_that_cannot_be_written_moves_nothing(sqlite_database: Database,
+                                                           tmp_path: Path) -> None:
+    config, root = setup(sqlite_database, tmp_path)
+    mailbox.Maildir(root, create=True).add(mailbox.MaildirMessage(plain_request(1)))
+    raw_dir = Path(config.storage.raw_dir)
+    raw_dir.write_text("a file where the raw store's folder should be")
+
+    report = make_poller(sqlite_database, config, config.mailboxes[0]).poll()
+
+    assert report.error and "The poll failed" in report.error
+    assert len(files(root)) == 1  # still in the inbox
+    with sqlite_database.transaction() as session:
+        assert session.scalars(select(InboundMessage)).all() == []
+        state = session.get(MailboxState, "local")
+        assert state.last_error == report.error
+    raw_dir.unlink()
+    again = make_poller(sqlite_database, config, config.mailboxes[0]).poll()
+    assert again.error is None and again.fetched == 1 and files(root) == []

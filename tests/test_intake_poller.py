@@ -29,8 +29,8 @@ pytestmark = pytest.mark.dovecot
 FAST = Backoff(base=0.2, cap=1.0, retries=6)
 
 
-class Crash(Exception):
-    """Stands for the process dying at a given step."""
+class Crash(BaseException):
+    """Stands for the process dying at a given step (not an error the poller could catch)."""
 
 
 def config_for(db: Database, tmp_path: Path, *boxes: MailboxConfig) -> Config:
