@@ -398,3 +398,33 @@ def test_several_mailboxes_each_with_their_own_folders(
     assert second.count("Done") == 4 and second.count("Broken") == 0
     by_box = {r.mailbox for r in rows(sqlite_database)}
     assert by_box == {boxes[0].name, boxes[1].name}
+
+
+def test_two_workers_polling_one_mailbox_record_each_message_once(
+        imap_account: ImapAccount, database: Database, tmp_path: Path) -> None:
+    import threading
+
+    imap_account.append([plain_request(i) for i in range(200)])
+    box = imap_account.mailbox_config(batch_size=20)
+    config = config_for(database, tmp_path, box)
+    reports = []
+    start = threading.Barrier(2)
+
+    def work() -> None:
+        start.wait()
+        reports.append(make_poller(database, config, box, backoff=FAST).poll())
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    found = rows(database)
+    assert len(found) == 200
+    assert len({r.sha256 for r in found}) == 200
+    assert all(r.moved_at is not None for r in found)
+    assert imap_account.count("INBOX") == 0
+    assert imap_account.count("Processed") == 200
+    leftovers = make_poller(database, config, box).poll()
+    assert leftovers.error is None and leftovers.fetched == 0
