@@ -1,0 +1,67 @@
+"""Hostile mail through the whole pipeline: poll → ledger → process → handler.
+
+The malformed corpus (tests/corpus/malformed: real-world breakage from CPython's email
+tests and from common mail clients), a few hundred messages mutated by Hypothesis, the
+forms tests' hostile PDFs and a 30 MB attachment go through a separate worker process, as
+`pcse poll --once` would run them. The worker must finish normally, every message must end
+with a final status and a reason, none may fail with a crash of our own code, and the
+worker's memory must stay bounded. bench/hostile.py runs the same with thousands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.hostile import prove
+from bench.mutations import MALFORMED, generate, seeds, with_message_id
+from intake.ledger import header_facts
+from intake.mailparse import parse_mail
+
+# The hostile PDFs that end quickly (the others are in bench/hostile.py).
+QUICK_PDFS = ["empty", "not-a-pdf", "word-document", "truncated", "encrypted",
+              "garbage-after-header", "recursive"]
+
+
+def test_the_malformed_corpus_is_there() -> None:
+    names = {p.name for p in MALFORMED.glob("*.eml")}
+    assert len(names) >= 40
+    assert {"empty.eml", "nested-rfc822-40-deep.eml", "outlook-winmail-dat.eml"} <= names
+
+
+@pytest.mark.parametrize("path", sorted(MALFORMED.glob("*.eml")), ids=lambda p: p.stem)
+def test_each_malformed_message_parses_without_raising(path: Path) -> None:
+    raw = path.read_bytes()
+    mail = parse_mail(raw)
+    facts = header_facts(raw)
+    assert isinstance(mail.text, str) and isinstance(mail.attachments, list)
+    assert facts.subject is None or len(facts.subject) <= 300
+
+
+def test_mutations_are_reproducible_and_varied() -> None:
+    first, again = generate(40, 5), generate(40, 5)
+    assert first == again
+    assert len(set(first)) > 30
+    assert all(m.startswith(b"Message-ID: <hostile-") for m in first)
+
+
+def test_a_new_message_id_replaces_the_old_one() -> None:
+    raw = with_message_id(seeds()[0], 7)
+    assert raw.count(b"Message-ID:") == 1
+    assert parse_mail(raw).message_id == "<hostile-7@proof.invalid>"
+
+
+@pytest.mark.slow
+def test_hostile_mail_at_volume_ends_with_an_outcome_for_every_message(
+        tmp_path: Path) -> None:
+    verdict, report = prove(200, 11, 1, None, tmp_path, pdf_names=QUICK_PDFS,
+                            say=lambda _: None)
+
+    assert verdict.rows == verdict.messages
+    assert not verdict.not_final
+    assert not verdict.without_reason
+    assert verdict.unexpected == []
+    assert verdict.by_status["processed"] > 0 and verdict.by_status["ignored"] > 0
+    # The 30 MB attachment is skipped, not read: the worker stays well under a gigabyte.
+    assert report["peak_rss_mb"] < 900
