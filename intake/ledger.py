@@ -275,6 +275,11 @@ def release_abandoned(session: Session, now: datetime | None = None) -> dict[str
     return released
 
 
+def _storable(text: str | None) -> str | None:
+    """Text any database accepts: PostgreSQL refuses NUL characters."""
+    return text.replace("\x00", "") if text else text
+
+
 _T = InboundMessage.__table__
 # Built once: this runs for every message, and Core statements skip the ORM's overhead.
 _FINISH = (
@@ -294,7 +299,8 @@ def finish(session: Session, inbound_id: int, worker: str, *, status: str,
     session.flush()
     result = session.connection().execute(_FINISH, {
         "b_id": inbound_id, "b_worker": worker, "b_status": status,
-        "b_classification": classification, "b_outcome": outcome, "b_error": error,
+        "b_classification": classification, "b_outcome": _storable(outcome),
+        "b_error": _storable(error),
         "b_now": now or utcnow(),
     })
     return result.rowcount == 1

@@ -91,11 +91,16 @@ _PLAIN_HEADER = re.compile(r"[\x20-\x7e\t]*")
 _FOLD = re.compile(r"\r?\n[ \t]*")
 
 
+# Control characters (NUL above all, which PostgreSQL refuses in text) have no place in
+# a header value.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def decode_header_text(raw: str) -> str:
     """A header value as text: RFC 2047 words decoded, 8-bit bytes guessed, folding removed."""
     if _PLAIN_HEADER.fullmatch(raw) and "=?" not in raw:
         return raw.strip()
-    value = _FOLD.sub(" ", unsurrogate(raw))
+    value = _CONTROL.sub(" ", _FOLD.sub(" ", unsurrogate(raw)))
     if "=?" in value:
         try:
             pieces = email.header.decode_header(value)
@@ -105,7 +110,7 @@ def decode_header_text(raw: str) -> str:
             )
         except (ValueError, LookupError, AssertionError, email.errors.HeaderParseError):
             pass
-    return value.strip()
+    return _CONTROL.sub(" ", value).strip()
 
 
 def _raw_headers(msg: Message) -> dict[str, list[str]]:
@@ -118,7 +123,7 @@ def _raw_headers(msg: Message) -> dict[str, list[str]]:
 def message_id_of(raw: str | None) -> str | None:
     if not raw:
         return None
-    value = unsurrogate(raw).strip()
+    value = _CONTROL.sub("", unsurrogate(raw)).strip()
     match = _MSGID.search(value)
     if match:
         return match.group(0)
@@ -156,7 +161,7 @@ def _addresses(raw_values: list[str], name: str) -> list[tuple[str, str]]:
     cleaned = []
     for display, addr in found:
         addr = unsurrogate(addr).strip().strip("<>").lower()
-        if "@" in addr and " " not in addr and len(addr) <= 254:
+        if "@" in addr and " " not in addr and len(addr) <= 254 and not _CONTROL.search(addr):
             cleaned.append((decode_header_text(display)[:200], addr))
     if not cleaned:
         # Last resort for headers too broken to parse: anything shaped like an address.
@@ -442,6 +447,8 @@ def parse_mail(raw: bytes, *,
         mail.text = "\n\n".join(texts)
     elif mail.html:
         mail.text = html_to_text(mail.html)
+    mail.text = mail.text.replace("\x00", "")
+    mail.html = mail.html.replace("\x00", "") if mail.html else mail.html
     if len(mail.text) > MAX_TEXT_CHARS:
         mail.problems.append(f"the text was cut at {MAX_TEXT_CHARS} characters")
         mail.text = mail.text[:MAX_TEXT_CHARS]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -254,10 +253,3 @@ class Poller:
         except Exception:  # the poll's own result still stands
             log.exception("mailbox %s: could not record the poll's state", self.name)
 
-
-def sleep_or_stop(stop: threading.Event | None, seconds: float) -> bool:
-    """Wait; True when asked to stop meanwhile."""
-    if stop is None:
-        time.sleep(seconds)
-        return False
-    return stop.wait(seconds)

@@ -240,3 +240,19 @@ def test_answers_reach_the_handler_with_their_classification(name: str, database
                 "case-reply-by-ref": MessageKind.NEW_REQUEST}[name]
     # With no case PCSE-2026-000001 in this database, a reply naming it is a new request.
     assert [kind for _, kind in handler.calls] == [expected]
+
+
+def test_nul_characters_never_reach_the_database(database: Database, tmp_path: Path) -> None:
+    config = maildir_config(database, tmp_path)
+    deliver(config, (CORPUS / "nul-bytes.eml").read_bytes())
+
+    def echoing(session, inbound, mail, classification) -> str:
+        opening_handler(session, inbound, mail, classification)
+        return f"Read: {mail.text}"  # an outcome quoting what the sender wrote
+
+    report = run_round(database, config, echoing)
+
+    assert report.processing.processed == 1
+    [row] = rows(database)
+    assert "\x00" not in (row.subject or "") + (row.message_id or "") + row.outcome
+    assert row.subject == "Request  with a NUL"
