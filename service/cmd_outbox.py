@@ -70,6 +70,9 @@ def _row(message: OutboxMessage, ref: str | None) -> dict:
         "last_error": message.last_error,
         "created_at": message.created_at,
         "sent_at": message.sent_at,
+        # Handed to the server, its answer never read (the sender stopped in between):
+        # it may not have been delivered.
+        "unconfirmed": message.status == "sent" and message.claimed_by is not None,
         "message_id": message.message_id,
     }
 
@@ -97,7 +100,8 @@ def outbox_list(app: AppContext, status: str | None, limit: int, json_output: bo
         click.echo("No emails.")
         return
     click.echo(table(
-        [[r["id"], r["case"] or "-", r["purpose"], r["to"], r["status"], r["attempts"],
+        [[r["id"], r["case"] or "-", r["purpose"], r["to"],
+          f"{r['status']} (unconfirmed)" if r["unconfirmed"] else r["status"], r["attempts"],
           (r["last_error"] or "")[:70]] for r in rows],
         ["id", "case", "purpose", "to", "status", "tries", "last error"],
     ))

@@ -160,3 +160,21 @@ def test_check_templates_reports_an_override_that_does_not_render(
     assert bad.returncode == 1
     assert "outcome_expired: UndefinedError" in bad.stderr
     assert "1 template(s) in" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_list_marks_a_message_whose_acceptance_was_never_read(
+    config: Path, database: Database, pcse
+) -> None:
+    from sqlalchemy import update
+
+    from workflow.models import OutboxMessage
+
+    first, second = queue(database, "gp@example.org", 2)
+    with database.transaction() as session:  # as a sender killed after the hand-over leaves it
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == first)
+                        .values(status="sent", claimed_by="host:1:dead"))
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == second)
+                        .values(status="sent"))
+    rows = {r["id"]: r for r in json.loads(pcse(config, "outbox", "list", "--json").stdout)}
+    assert rows[first]["unconfirmed"] is True and rows[second]["unconfirmed"] is False
+    assert "sent (unconfirmed)" in pcse(config, "outbox", "list").stdout
