@@ -9,15 +9,14 @@ and polling goes on meanwhile, so nothing depends on IDLE working.
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
 
-from imapclient.exceptions import IMAPClientError
-
-from intake.imap import CONNECTION_ERRORS, ImapSource
+from intake.imap import ImapSource
 from intake.poller import Backoff
-from intake.source import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +27,12 @@ NEW_MAIL = (b"EXISTS", b"RECENT")
 
 class IdleUnsupported(Exception):
     pass
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
 
 
 class IdleWatcher(threading.Thread):
@@ -43,6 +48,7 @@ class IdleWatcher(threading.Thread):
         self.renew_seconds = renew_seconds
         self.backoff = backoff or Backoff(base=2.0, cap=300.0)
         self.renewals = 0
+        self.sessions = 0  # IDLE connections opened so far
         self.connected = threading.Event()
 
     def run(self) -> None:
@@ -54,11 +60,11 @@ class IdleWatcher(threading.Thread):
             except IdleUnsupported:
                 log.info("mailbox %s does not offer IDLE; polling only", self.mailbox)
                 return
-            except (SourceError, IMAPClientError, *CONNECTION_ERRORS) as exc:
+            except Exception as exc:  # whatever went wrong, polling goes on; IDLE retries
                 self.connected.clear()
                 failures += 1
                 delay = self.backoff.delay(failures)
-                log.warning("mailbox %s: IDLE interrupted (%s); again in %.0f s",
+                log.warning("mailbox %s: IDLE interrupted (%s); again in %.1f s",
                             self.mailbox, exc, delay)
                 self.stop_event.wait(delay)
 
@@ -72,12 +78,22 @@ class IdleWatcher(threading.Thread):
             client = source.client
             assert client is not None
             client.idle()
+            self.sessions += 1
             self.connected.set()
             # Anything that arrived while (re)connecting.
             self.on_mail()
             started = time.monotonic()
             while not self.stop_event.is_set():
-                responses = client.idle_check(timeout=CHECK_SECONDS)
+                if not _readable(client.socket(), CHECK_SECONDS):
+                    responses = []
+                else:
+                    responses = client.idle_check(timeout=0)
+                    if not responses or any(r and r[0] == b"BYE" for r in responses):
+                        # Readable with nothing to read is how a dropped connection looks
+                        # (imapclient keeps the EOF to itself): a NOOP tells for sure.
+                        client.idle_done()
+                        client.noop()
+                        client.idle()
                 if any(len(r) > 1 and r[1] in NEW_MAIL for r in responses):
                     self.on_mail()
                 if time.monotonic() - started >= self.renew_seconds:
