@@ -8,11 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from intake.poller import DEFAULT_MESSAGE_MAX_BYTES, Backoff, Hook, Poller, PollReport
+from intake.poller import (
+    DEFAULT_MESSAGE_MAX_BYTES,
+    Backoff,
+    Hook,
+    Poller,
+    PollReport,
+    record_poll,
+)
 from intake.process import Handler, Processor, ProcessReport, ProcessSettings
 from intake.rawstore import RawStore
-from intake.source import MailboxSource, SourceError, open_source
+from intake.source import MailboxSource, open_source
 from workflow.db import Database
+from workflow.errors import PcseError
+from workflow.models import utcnow
 
 if TYPE_CHECKING:
     from service.config import Config, MailboxConfig
@@ -73,12 +82,15 @@ def make_poller(db: Database, config: Config, box: MailboxConfig, *,
 
 def poll_mailbox(db: Database, config: Config, box: MailboxConfig, *,
                  stop: threading.Event | None = None, **kwargs: Any) -> PollReport:
+    started = utcnow()
     try:
         poller = make_poller(db, config, box, stop=stop, **kwargs)
-    except SourceError as exc:
+    except PcseError as exc:
         # A setting that stops the mailbox being opened at all (no password, no token).
         log.error("mailbox %s: %s", box.name, exc)
-        return PollReport(box.name, error=str(exc))
+        report = PollReport(box.name, error=str(exc))
+        record_poll(db, report, started)
+        return report
     return poller.poll()
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from intake import ledger
 from intake.ledger import HeaderFacts, NewMessage, header_facts
@@ -220,16 +221,10 @@ class Poller:
 
     # ------------------------------------------------------------------ mailbox_state
 
-    def _ensure_state(self, session) -> None:
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-            else sqlite.insert
-        session.execute(insert(MailboxState).values(name=self.name, last_fetched=0)
-                        .on_conflict_do_nothing(index_elements=["name"]))
-
     def _note_uidvalidity(self, uidvalidity: int) -> bool:
         """Store the folder's UIDVALIDITY; True when it differs from the one seen before."""
         with self.db.transaction() as session:
-            self._ensure_state(session)
+            _ensure_state(session, self.name)
             state = session.get(MailboxState, self.name, with_for_update=True)
             assert state is not None
             changed = state.uidvalidity is not None and state.uidvalidity != uidvalidity
@@ -240,16 +235,28 @@ class Poller:
             return changed
 
     def _record_state(self, report: PollReport, started: datetime) -> None:
-        values: dict[str, object] = {"last_poll_at": started}
-        if report.error:
-            values["last_error"] = report.error[:2000]
-        else:
-            values.update(last_ok_at=self.clock(), last_error=None, last_fetched=report.fetched)
-        try:
-            with self.db.transaction() as session:
-                self._ensure_state(session)
-                session.execute(update(MailboxState).where(MailboxState.name == self.name)
-                                .values(**values))
-        except Exception:  # the poll's own result still stands
-            log.exception("mailbox %s: could not record the poll's state", self.name)
+        record_poll(self.db, report, started, self.clock())
 
+
+def _ensure_state(session: Session, name: str) -> None:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    session.execute(insert(MailboxState).values(name=name, last_fetched=0)
+                    .on_conflict_do_nothing(index_elements=["name"]))
+
+
+def record_poll(db: Database, report: PollReport, started: datetime,
+                now: datetime | None = None) -> None:
+    """Write the poll's outcome to mailbox_state (what `pcse status` shows)."""
+    values: dict[str, object] = {"last_poll_at": started}
+    if report.error:
+        values["last_error"] = report.error[:2000]
+    else:
+        values.update(last_ok_at=now or utcnow(), last_error=None, last_fetched=report.fetched)
+    try:
+        with db.transaction() as session:
+            _ensure_state(session, report.mailbox)
+            session.execute(update(MailboxState).where(MailboxState.name == report.mailbox)
+                            .values(**values))
+    except Exception:  # the poll's own result still stands
+        log.exception("mailbox %s: could not record the poll's state", report.mailbox)

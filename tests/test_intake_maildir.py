@@ -126,3 +126,20 @@ def test_a_raw_store_that_cannot_be_written_moves_nothing(sqlite_database: Datab
     raw_dir.unlink()
     again = make_poller(sqlite_database, config, config.mailboxes[0]).poll()
     assert again.error is None and again.fetched == 1 and files(root) == []
+
+
+def test_a_mailbox_that_cannot_be_opened_does_not_stop_the_others(
+        sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PCSE_OAUTH2_TENANT", raising=False)
+    config, root = setup(sqlite_database, tmp_path)
+    config.mailboxes.insert(0, MailboxConfig(
+        name="m365", imap_host="outlook.office365.com", username="pcse@nhs.net",
+        auth="oauth2", oauth2_provider="msal"))
+    mailbox.Maildir(root, create=True).add(mailbox.MaildirMessage(plain_request(1)))
+
+    report = run_round(sqlite_database, config, opening_handler)
+
+    assert "PCSE_OAUTH2_TENANT" in report.polls[0].error
+    assert report.polls[1].fetched == 1 and report.processing.processed == 1
+    with sqlite_database.transaction() as session:
+        assert "PCSE_OAUTH2_TENANT" in session.get(MailboxState, "m365").last_error
