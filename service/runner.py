@@ -20,10 +20,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from intake.idle import IdleWatcher
 from intake.imap import ImapSource, credentials_for
 from intake.process import Handler, worker_id
-from intake.source import SourceError
 from service.config import Config, MailboxConfig
 from service.jobs import IntakeJob, Job, periodic_jobs
 from workflow.db import Database
+from workflow.errors import PcseError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Service:
                 continue
             try:
                 credentials = credentials_for(box)
-            except SourceError as exc:
+            except PcseError as exc:  # no password or token: polling reports it too
                 log.error("mailbox %s: %s", box.name, exc)
                 continue
 
