@@ -141,13 +141,24 @@ _SIMPLE_ADDRESS = re.compile(
 _ANY_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 
 
+# The policy's address parser costs seconds on tens of kilobytes and minutes (and
+# gigabytes) on megabytes; real address headers are far shorter. Longer values are cut,
+# and read with the plain parser.
+MAX_ADDRESS_CHARS = 64_000
+POLICY_PARSER_CHARS = 4_000
+
+
 def _addresses(raw_values: list[str], name: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
+    raw_values = [raw[:MAX_ADDRESS_CHARS] for raw in raw_values]
     for raw in raw_values:
         simple = _SIMPLE_ADDRESS.fullmatch(raw)
         if simple:
             found.append(((simple.group("name") or "").strip(),
                           simple.group("a1") or simple.group("a2")))
+            continue
+        if len(raw) > POLICY_PARSER_CHARS:
+            found.extend(email.utils.getaddresses([decode_header_text(raw)]))
             continue
         try:
             unfolded = re.sub(r"\r?\n(?=[ \t])", "", unsurrogate(raw))

@@ -7,6 +7,7 @@ rather than one fsync per file.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import hashlib
@@ -19,6 +20,10 @@ from pathlib import Path
 from workflow.errors import PcseError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class RawStoreError(PcseError, OSError):
+    """The raw store cannot take new mail (disk full, not writable)."""
 
 
 class RawMissing(PcseError, LookupError):
@@ -69,9 +74,26 @@ class RawStore:
         return self.put_many([data])[0]
 
     def put_many(self, blobs: Iterable[bytes]) -> list[str]:
-        """Store each blob (if not already stored); all are on disk when this returns."""
-        digests: list[str] = []
+        """Store each blob (if not already stored); all are on disk when this returns.
+
+        Raises RawStoreError (the disk is full, say) having removed whatever it had
+        written, so a failed attempt leaves no partly written files taking up room.
+        """
         pending: list[tuple[Path, Path, int]] = []
+        try:
+            return self._put_many(blobs, pending)
+        except OSError as exc:
+            for temp, _, _ in pending:
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+            raise RawStoreError(
+                f"The raw store at {self.root} cannot take new mail "
+                f"({exc.strerror or exc}); new mail stays in the mailbox until it can."
+            ) from exc
+
+    def _put_many(self, blobs: Iterable[bytes], pending: list[tuple[Path, Path, int]]
+                  ) -> list[str]:
+        digests: list[str] = []
         seen: set[str] = set()
         for data in blobs:
             digest = sha256_of(data)
@@ -85,6 +107,7 @@ class RawStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             temp = final.with_name(f".{digest}.{uuid.uuid4().hex[:8]}.tmp")
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            pending.append((temp, final, len(data)))
             try:
                 view = memoryview(data)
                 while view:
@@ -93,7 +116,6 @@ class RawStore:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            pending.append((temp, final, len(data)))
         if not pending:
             return digests
         self._sync([temp for temp, _, _ in pending])

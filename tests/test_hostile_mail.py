@@ -10,6 +10,9 @@ worker's memory must stay bounded. bench/hostile.py runs the same with thousands
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from bench.mutations import MALFORMED, generate, seeds, with_message_id
 from intake.ledger import header_facts
 from intake.mailparse import parse_mail
 
+ROOT = Path(__file__).resolve().parents[1]
 # The hostile PDFs that end quickly (the others are in bench/hostile.py).
 QUICK_PDFS = ["empty", "not-a-pdf", "word-document", "truncated", "encrypted",
               "garbage-after-header", "recursive"]
@@ -50,6 +54,24 @@ def test_a_new_message_id_replaces_the_old_one() -> None:
     raw = with_message_id(seeds()[0], 7)
     assert raw.count(b"Message-ID:") == 1
     assert parse_mail(raw).message_id == "<hostile-7@proof.invalid>"
+
+
+PARSE_HUGE_HEADER = textwrap.dedent("""
+    import sys
+    from intake.mailparse import parse_mail
+    raw = (sys.argv[1].encode() + b": " + b"word " * 400_000
+           + b"\\r\\nSubject: who am I\\r\\n\\r\\nNo sender here.\\r\\n")
+    print(parse_mail(raw).subject)
+""")
+
+
+@pytest.mark.parametrize("header", ["From", "To", "Cc"])
+def test_a_megabyte_address_header_is_read_in_moments(header: str) -> None:
+    # In a child process, so that a parser gone quadratic fails the test instead of
+    # holding it for an hour.
+    done = subprocess.run([sys.executable, "-c", PARSE_HUGE_HEADER, header], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "who am I", done.stderr
 
 
 @pytest.mark.slow
