@@ -75,9 +75,20 @@ def status_document(session: Session, config: Config) -> dict[str, Any]:
         "outbox_pending": outbox.get("pending", 0) + outbox.get("sending", 0),
         "outbox_held": outbox.get("held", 0),
         "outbox_failed": outbox.get("failed", 0),
+        "outbox_last_error": _outbox_waiting_because(session),
         "outbox": outbox,
         "cases": _counts(session, Case.state),
     }
+
+
+def _outbox_waiting_because(session: Session) -> str | None:
+    """Why email is waiting: the answer of the latest failed try of a row still to send
+    (the mail server refusing, say), or None."""
+    return session.scalar(
+        select(OutboxMessage.last_error)
+        .where(OutboxMessage.status == "pending", OutboxMessage.last_error.is_not(None))
+        .order_by(OutboxMessage.next_attempt_at.desc()).limit(1)
+    )
 
 
 def _when(value: Any) -> str:
@@ -100,6 +111,8 @@ def status(app: AppContext, json_output: bool) -> None:
                f"{document['messages_failed']} failed (for a caseworker)")
     click.echo(f"outbox: {document['outbox_pending']} to send, {document['outbox_held']} held, "
                f"{document['outbox_failed']} failed")
+    if document["outbox_last_error"]:
+        click.echo(f"outbox waiting because: {document['outbox_last_error'][:200]}")
     cases = ", ".join(f"{state} {n}" for state, n in sorted(document["cases"].items()))
     click.echo(f"cases: {cases or 'none'}")
 
