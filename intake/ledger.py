@@ -237,6 +237,14 @@ def claim_pending(session: Session, worker: str, limit: int,
     ))
 
 
+def claimed_by(session: Session, worker: str) -> list[int]:
+    """Pending rows `worker` holds a claim on."""
+    return list(session.scalars(
+        select(InboundMessage.id)
+        .where(InboundMessage.claimed_by == worker, InboundMessage.status == PENDING)
+    ))
+
+
 def release(session: Session, worker: str, ids: Sequence[int]) -> None:
     """Give back claims not worked (the service is stopping)."""
     for chunk in _chunks(list(ids)):

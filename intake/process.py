@@ -107,27 +107,48 @@ class Processor:
     def run(self, limit: int | None = None, *, release: bool = True) -> ProcessReport:
         """Process pending messages until none are left (or `limit`, or a stop request).
 
-        `release` first takes back what dead workers on this host had claimed.
+        `release` first takes back what dead workers on this host had claimed. Claims this
+        worker still holds from an earlier run (the database went away before their result
+        could be written) are taken up again; claims not worked are given back on the way
+        out, so that an outage never leaves messages waiting out their lease.
         """
         report = ProcessReport()
         if release:
             self.release_abandoned()
-        while limit is None or report.total < limit:
-            want = self.settings.claim_batch
-            if limit is not None:
-                want = min(want, limit - report.total)
+        self._release_own()
+        held: list[int] = []
+        try:
+            while limit is None or report.total < limit:
+                want = self.settings.claim_batch
+                if limit is not None:
+                    want = min(want, limit - report.total)
+                with self.db.transaction() as session:
+                    claimed = ledger.claim_pending(session, self.worker, want)
+                if not claimed:
+                    break
+                held = list(claimed)
+                for inbound_id in claimed:
+                    if self.stop.is_set():
+                        return report
+                    status, kind = self.process_one(inbound_id)
+                    held.remove(inbound_id)
+                    report.count(status, kind)
+            return report
+        finally:
+            if held:
+                self._give_back(held)
+
+    def _release_own(self) -> None:
+        with self.db.transaction() as session:
+            ledger.release(session, self.worker, ledger.claimed_by(session, self.worker))
+
+    def _give_back(self, ids: list[int]) -> None:
+        try:
             with self.db.transaction() as session:
-                claimed = ledger.claim_pending(session, self.worker, want)
-            if not claimed:
-                break
-            for index, inbound_id in enumerate(claimed):
-                if self.stop.is_set():
-                    with self.db.transaction() as session:
-                        ledger.release(session, self.worker, claimed[index:])
-                    return report
-                status, kind = self.process_one(inbound_id)
-                report.count(status, kind)
-        return report
+                ledger.release(session, self.worker, ids)
+        except Exception:  # the next run of this worker takes them up again
+            log.warning("could not give back %d claimed message(s) now", len(ids),
+                        exc_info=True)
 
     def release_abandoned(self) -> None:
         """Take back at once what a worker killed on this host had claimed."""
