@@ -1,0 +1,152 @@
+"""Two `pcse run` workers on one PostgreSQL database and one mailbox, against one.
+
+    .venv/bin/python bench/workers.py [-n 1000] [--seed 9] [--pg ADMIN_URL]
+
+Drains the same mixed backlog twice, each time on a fresh database and mailbox: first
+with one worker, then with two started together. After the two-worker drain the audit
+checks that no message was handled twice (one ledger row and one "handled" log line per
+message, across both logs), that no email reached the SMTP server twice, and, with
+reminders and expiry due within seconds and both schedulers running them every second,
+that each reminder and each expiry happened once. Prints the throughput of each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import select  # noqa: E402
+
+from bench.audit import Audit  # noqa: E402
+from bench.mailmix import build  # noqa: E402
+from bench.pgcluster import scratch_database  # noqa: E402
+from bench.service_proc import PcseRun  # noqa: E402
+from bench.stack import Stack, stack  # noqa: E402
+from workflow.models import CaseEvent  # noqa: E402
+
+PG_ADMIN = os.environ.get("PCSE_TEST_PG_URL",
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+HANDLED = re.compile(r"intake\.process: inbound (\d+) \[")
+# Reminders after ~4 s, expiry after ~9 s: both happen while the workers run.
+FAST_CLOCK = {"reminder_after_days": 4 / 86400, "expire_after_days": 9 / 86400,
+              "housekeeping_seconds": 1}
+
+
+@dataclass
+class WorkersReport:
+    workers: int
+    messages: int
+    seconds: float
+    audit: Audit
+    handled_twice: int = 0
+    reminders_twice: int = 0
+    expiries_twice: int = 0
+    reminders: int = 0
+    expiries: int = 0
+    share: tuple[int, ...] = ()
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (self.audit.ok and not self.handled_twice and not self.reminders_twice
+                and not self.expiries_twice)
+
+
+def handled_ids(runs: list[PcseRun]) -> list[Counter[str]]:
+    """Per worker, how many times each inbound message was logged as handled."""
+    return [Counter(m.group(1) for m in HANDLED.finditer(run.log())) for run in runs]
+
+
+def scheduler_doubles(s: Stack) -> tuple[int, int, int, int]:
+    """(reminders, reminders sent twice, expiries, expiries done twice) from case history."""
+    with s.db.transaction() as session:
+        reminders = Counter(
+            (case_id, (data or {}).get("to"), (data or {}).get("token"))
+            for case_id, data in session.execute(
+                select(CaseEvent.case_id, CaseEvent.data).where(CaseEvent.event == "reminder")))
+        expiries = Counter(session.scalars(
+            select(CaseEvent.case_id).where(CaseEvent.to_state == "expired")))
+    return (sum(reminders.values()), sum(n - 1 for n in reminders.values()),
+            sum(expiries.values()), sum(n - 1 for n in expiries.values()))
+
+
+def drain(s: Stack, workers: int, count: int, seed: int, timeout: float = 1800,
+          settle: float = 0.0, kill_second_after: float | None = None) -> WorkersReport:
+    """Deliver the backlog, start `workers` services together, wait until all is done.
+
+    With `kill_second_after`, the second worker is killed (SIGKILL) that many seconds in
+    and started again: the claims it held come back and nothing is done twice.
+    """
+    s.deliver(build(count, seed=seed))
+    runs = [s.service(f"pcse-run-{n + 1}") for n in range(workers)]
+    started = time.monotonic()
+    for run in runs:
+        run.start()
+    if kill_second_after is not None and workers > 1:
+        time.sleep(kill_second_after)
+        runs[1].kill()
+        runs[1].start()
+    s.wait_done(timeout, run=runs[0])
+    seconds = time.monotonic() - started
+    if settle:  # let the schedulers remind and expire what is due
+        time.sleep(settle)
+        s.wait_done(timeout, run=runs[0])
+    for run in runs:
+        if run.stop() != 0:
+            raise RuntimeError(f"{run.log_path.name} did not stop cleanly")
+    per_worker = handled_ids(runs)
+    together = sum(per_worker, Counter())
+    reminders, reminders_twice, expiries, expiries_twice = scheduler_doubles(s)
+    return WorkersReport(
+        workers, count, seconds, s.audit(),
+        handled_twice=sum(n - 1 for n in together.values() if n > 1),
+        reminders=reminders, reminders_twice=reminders_twice,
+        expiries=expiries, expiries_twice=expiries_twice,
+        share=tuple(sum(c.values()) for c in per_worker))
+
+
+def one_run(folder: Path, pg_admin: str, workers: int, count: int, seed: int,
+            **settings: object) -> WorkersReport:
+    folder.mkdir(parents=True, exist_ok=True)
+    with scratch_database(pg_admin) as url, stack(folder, url, **settings) as s:
+        return drain(s, workers, count, seed, settle=12.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=1000, help="messages in the backlog")
+    parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--pg", default=PG_ADMIN)
+    args = parser.parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="pcse-workers-"))
+    one = one_run(folder / "one", args.pg, 1, args.n, args.seed, **FAST_CLOCK)
+    two = one_run(folder / "two", args.pg, 2, args.n, args.seed, **FAST_CLOCK)
+    for report in (one, two):
+        print(f"{report.workers} worker(s): {report.messages} messages in "
+              f"{report.seconds:.0f} s = {report.rate:.1f} messages/s; "
+              f"{report.audit.line()}; handled per worker {list(report.share)}")
+    print(f"two workers: handled_twice={two.handled_twice} reminders={two.reminders} "
+          f"reminders_twice={two.reminders_twice} expiries={two.expiries} "
+          f"expiries_twice={two.expiries_twice}")
+    print(f"speed-up with two workers: {two.rate / one.rate:.2f}x" if one.rate else "")
+    if not (one.ok and two.ok):
+        print(one.audit.details())
+        print(two.audit.details())
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Two workers on one PostgreSQL database and one mailbox never do anything twice.
+
+The scheduler's jobs first: reminders and expiry run from two schedulers at the same
+moment remind and expire each case once (workflow/reminders.py claims each with a
+guarded UPDATE). Then two `pcse run` processes drain a mixed backlog from one Dovecot
+mailbox, with reminders and expiry due within seconds and both schedulers running them
+every second, and one of the two killed and restarted on the way: each message handled
+once, each email sent once, each reminder and expiry done once. bench/workers.py runs
+the same at a larger size and prints the throughput of one and of two workers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bench.stack import stack
+from bench.workers import FAST_CLOCK, drain
+from tests.fixtures.databases import _empty_postgres
+from workflow.cases import create_case, move
+from workflow.clock import FixedClock
+from workflow.db import Database
+from workflow.env import WorkflowEnv
+from workflow.models import ApprovalRequest, CaseEvent, OutboxMessage, utcnow
+from workflow.reminders import run_due
+from workflow.states import CaseState
+
+CASES = 40
+
+
+def waiting_cases(db: Database, now) -> None:
+    """Half the cases wait on an approver, half on the requester, all long enough ago."""
+    long_ago = now - timedelta(days=5)
+    with db.transaction() as session:
+        for n in range(CASES):
+            case = create_case(session, kind="other", requester=f"r{n}@example.org",
+                               requester_name=f"R {n}", now=long_ago)
+            if n % 2:
+                move(session, case, CaseState.NEEDS_INFO, actor="test", reason="missing",
+                     now=long_ago)
+                continue
+            move(session, case, CaseState.AWAITING_APPROVAL, actor="test", reason="asked",
+                 now=long_ago)
+            session.add(ApprovalRequest(case_id=case.id, token=f"{n:020x}",
+                                        approver_email=f"a{n}@example.org",
+                                        approver_name=f"A {n}", approver_source="signer",
+                                        created_at=long_ago,
+                                        expires_at=long_ago + timedelta(days=10)))
+
+
+def twice_at_once(db_url: str, env: WorkflowEnv) -> list[dict[str, int]]:
+    """run_due in two threads with engines of their own, started at the same instant."""
+    start = threading.Barrier(2)
+    results: list[dict[str, int]] = []
+    errors: list[BaseException] = []
+
+    def scheduler() -> None:
+        db = Database(db_url)
+        try:
+            start.wait()
+            results.append(run_due(db, env))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=scheduler) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.postgres
+def test_two_schedulers_remind_once(pg_url: str) -> None:
+    _empty_postgres(pg_url)
+    now = utcnow()
+    db = Database(pg_url)
+    waiting_cases(db, now)
+    env = WorkflowEnv(clock=FixedClock(now), max_replies_per_hour=10_000)
+
+    results = twice_at_once(pg_url, env)
+
+    assert sum(r["reminders"] for r in results) == CASES
+    with db.transaction() as session:
+        reminded = Counter(session.scalars(
+            select(CaseEvent.case_id).where(CaseEvent.event == "reminder")))
+        purposes = Counter(session.scalars(select(OutboxMessage.purpose)))
+    assert len(reminded) == CASES and set(reminded.values()) == {1}
+    assert purposes == {"approval_reminder": CASES // 2, "requester_reminder": CASES // 2}
+    db.dispose()
+
+
+@pytest.mark.postgres
+def test_two_schedulers_expire_once(pg_url: str) -> None:
+    _empty_postgres(pg_url)
+    now = utcnow()
+    db = Database(pg_url)
+    waiting_cases(db, now)
+    later = FixedClock(now + timedelta(days=20))
+    env = WorkflowEnv(clock=later, max_replies_per_hour=10_000)
+
+    results = twice_at_once(pg_url, env)
+
+    assert sum(r["expired"] for r in results) == CASES
+    with db.transaction() as session:
+        expired = Counter(session.scalars(
+            select(CaseEvent.case_id).where(CaseEvent.to_state == "expired")))
+        told = session.scalars(select(OutboxMessage.purpose)
+                               .where(OutboxMessage.purpose == "outcome_expired")).all()
+    assert len(expired) == CASES and set(expired.values()) == {1}
+    assert len(told) == CASES
+    db.dispose()
+
+
+@pytest.mark.dovecot
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_pcse_run_workers_share_one_mailbox(pg_url: str, tmp_path: Path) -> None:
+    _empty_postgres(pg_url)
+    with stack(tmp_path, pg_url, organisations_count=30, **FAST_CLOCK) as s:
+        report = drain(s, 2, 120, seed=4, timeout=300, settle=12, kill_second_after=4)
+
+    assert (report.audit.lost, report.audit.duplicated_cases,
+            report.audit.duplicated_emails) == (0, 0, 0)
+    assert report.audit.ok, report.audit.details()
+    assert report.handled_twice == 0
+    assert all(n > 0 for n in report.share), f"both workers should take a share: {report.share}"
+    assert report.reminders > 0 and report.reminders_twice == 0
+    assert report.expiries > 0 and report.expiries_twice == 0
