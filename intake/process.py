@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from intake import ledger
@@ -39,6 +40,22 @@ NOTED_ON_CASE = frozenset({MessageKind.BOUNCE, MessageKind.AUTOMATIC})
 
 class UnreadableMessage(PcseError):
     pass
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database went away mid-message: the message stays pending, the round stops."""
+
+
+# After this many tries cut short by the database, a message is parked as failed after
+# all, in case the fault is in the message.
+DATABASE_TRIES = 5
+
+
+def database_gone(exc: BaseException) -> bool:
+    """Is this the database being unreachable (a restart, the network, a lock)?"""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class LostClaim(RuntimeError):
@@ -134,6 +151,12 @@ class Processor:
                     held.remove(inbound_id)
                     report.count(status, kind)
             return report
+        except DatabaseUnavailable as exc:
+            # Nothing is parked for a caseworker because of it; what is claimed stays
+            # pending, given back below or taken up again by the next run.
+            log.error("intake: the database is unavailable, so processing stops until the "
+                      "next round: %s", str(exc).splitlines()[0][:300])
+            return report
         finally:
             if held:
                 self._give_back(held)
@@ -167,6 +190,7 @@ class Processor:
                 if row is None or row.status != ledger.PENDING or row.claimed_by != self.worker:
                     return "skipped", None
                 seen["where"] = f"{row.mailbox} uid {row.uid}"
+                seen["attempts"] = row.attempts
                 result = self._handle(session, row, seen)
                 if not ledger.finish(session, inbound_id, self.worker, status=result.status,
                                      classification=str(result.classification.kind),
@@ -177,6 +201,8 @@ class Processor:
             log.warning("%s; left to that worker", exc)
             return "skipped", None
         except Exception as exc:  # parked for a caseworker, never lost
+            if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
+                raise DatabaseUnavailable(str(exc)) from exc
             return self._fail(inbound_id, exc, seen)
         log.info("inbound %d [%s uid %d] %s -> %s%s: %s", inbound_id, mailbox, uid,
                  result.classification.kind, result.status,

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bench import faults
 from bench.pgcluster import ClusterUnavailable, running_cluster
@@ -54,6 +55,56 @@ def test_a_store_that_cannot_write_leaves_no_partial_files(tmp_path: Path) -> No
     assert "cannot take new mail (File too large)" in done.stdout, done.stderr
     files = [p for p in (tmp_path / "raw").rglob("*") if p.is_file()]
     assert len(files) == 1 and not files[0].name.startswith(".")
+
+
+# --------------------------------------------------------------------------- the database
+
+
+def dies_with_its_connection(calls: list[int]):
+    """A handler whose database connection is cut under it, once, as in a restart."""
+    from sqlalchemy import text
+
+    from tests.fixtures.dovecot import opening_handler
+
+    def handler(session, inbound, mail, classification) -> str:
+        calls.append(inbound.id)
+        if len(calls) == 1:
+            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return opening_handler(session, inbound, mail, classification)
+
+    return handler
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_mid_message_parks_nothing(pg_url: str, tmp_path: Path) -> None:
+    import mailbox
+
+    from intake.pipeline import poll_all, process_pending
+    from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
+    from tests.fixtures.dovecot import plain_request
+    from workflow.db import Database
+    from workflow.models import InboundMessage
+
+    _empty_postgres(pg_url)
+    db = Database(pg_url)
+    box = MailboxConfig(name="enquiries", maildir=str(tmp_path / "inbox"))
+    config = Config(database=DatabaseConfig(pg_url), mailboxes=[box],
+                    storage=StorageConfig(raw_dir=str(tmp_path / "raw")))
+    inbox = mailbox.Maildir(box.maildir, create=True)
+    for n in range(3):
+        inbox.add(plain_request(n))
+    poll_all(db, config)
+    calls: list[int] = []
+
+    first = process_pending(db, config, dies_with_its_connection(calls))
+    second = process_pending(db, config, dies_with_its_connection(calls))
+
+    with db.transaction() as session:
+        statuses = session.scalars(select(InboundMessage.status)).all()
+    db.dispose()
+    assert first.failed == 0, "a lost connection is not the message's fault"
+    assert first.processed + second.processed == 3
+    assert statuses == ["processed"] * 3
 
 
 # --------------------------------------------------------------------------- the service
