@@ -11,6 +11,7 @@ expired (its sender died) is due again.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
@@ -200,12 +201,15 @@ def release(db: Database, row_ids: list[int], *, worker: str) -> None:
         )
 
 
-def release_abandoned(db: Database, now: datetime) -> dict[str, int]:
-    """Give back rows still claimed by senders on this host that have died.
+def release_abandoned(db: Database, now: datetime,
+                      running: Collection[str] = ()) -> dict[str, int]:
+    """Give back rows still claimed by senders on this host that have died, and by
+    earlier senders of this process that are no longer `running` (they failed mid-batch,
+    the database gone, before they could give their rows back).
 
     Without this they wait out the lease. Rows handed to the SMTP server are already
     `sent` (mark_handed_over), so what is released was never given to the server;
-    returns the number released per dead sender.
+    returns the number released per sender.
     """
     released: dict[str, int] = {}
     with db.transaction() as session:
@@ -214,7 +218,7 @@ def release_abandoned(db: Database, now: datetime) -> dict[str, int]:
             .where(OutboxMessage.status == "sending", OutboxMessage.claimed_until >= now)
         ).all()
         for holder in holders:
-            if not workers.gone(holder):
+            if not (workers.gone(holder) or workers.left_by_this_process(holder, running)):
                 continue
             released[holder] = session.execute(
                 update(OutboxMessage)

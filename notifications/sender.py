@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from notifications import claims
 from notifications import smtp as transport
@@ -252,6 +254,12 @@ class _Run:
             log.error("%s", exc)
             self.conn = None
             return "gone"
+        except SQLAlchemyError:
+            # The database failed, not the mail server: the message was left unfinished
+            # (the connection is closed) and its row stays claimed; the next run takes it
+            # back at once and sends it, with no backoff and no failed try counted.
+            self.conn = None
+            raise
         except Exception as exc:  # smtplib, socket, TLS or anything else: judged here
             return "refused" if self.refused(row, exc) else "gone"
 
@@ -289,7 +297,25 @@ def send_pending(
     """Send every due row (at most `limit`), batch by batch over one connection."""
     transport.check_settings(config.smtp, token_provider)
     run = _Run(db, config, token_provider, clock or SystemClock())
-    for holder, count in claims.release_abandoned(db, run.now()).items():
+    with _RUNNING_LOCK:
+        _RUNNING.add(run.worker)
+    try:
+        return _send(run, db, config, limit)
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(run.worker)
+
+
+# The senders at work in this process. A claim left by an earlier sender of this process
+# that is not among them was left when that run failed: it is taken back at once.
+_RUNNING: set[str] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def _send(run: _Run, db: Database, config: Config, limit: int | None) -> SendReport:
+    with _RUNNING_LOCK:
+        running = frozenset(_RUNNING)
+    for holder, count in claims.release_abandoned(db, run.now(), running).items():
         log.warning("released %d outbox row(s) claimed by sender %s, which is no longer "
                     "running; none of them had been handed to the mail server", count, holder)
     batch_size = max(1, config.smtp.batch_size)

@@ -12,10 +12,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bench import faults
 from bench.pgcluster import ClusterUnavailable, running_cluster
@@ -105,6 +107,55 @@ def test_a_connection_lost_mid_message_parks_nothing(pg_url: str, tmp_path: Path
     assert first.failed == 0, "a lost connection is not the message's fault"
     assert first.processed + second.processed == 3
     assert statuses == ["processed"] * 3
+
+
+def cut_connections_when(sink, received: int, db_url: str) -> threading.Thread:
+    """In the background: once the sink has `received` messages, terminate every other
+    connection to the database, as a restart of the server would."""
+    from sqlalchemy import text
+
+    from workflow.db import make_engine
+
+    def cut() -> None:
+        sink.wait_for(received, timeout=60)
+        engine = make_engine(db_url)
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        engine.dispose()
+
+    thread = threading.Thread(target=cut)
+    thread.start()
+    return thread
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_mid_batch_holds_no_email_back(pg_url: str, smtp_sink) -> None:
+    from collections import Counter
+
+    from notifications.sender import send_pending
+    from service.config import Config, SmtpConfig
+    from tests.test_crash_recovery import queue_replies
+    from workflow.db import Database
+
+    _empty_postgres(pg_url)
+    db = Database(pg_url)
+    queue_replies(db, 150)
+    config = Config(smtp=SmtpConfig(host=smtp_sink.host, port=smtp_sink.port,
+                                    timeout_seconds=5, batch_size=50))
+    cutter = cut_connections_when(smtp_sink, 5, pg_url)
+    try:
+        with pytest.raises(OperationalError):
+            send_pending(db, config)
+    finally:
+        cutter.join(60)
+
+    report = send_pending(db, config)  # at once, not after the claims' lease
+
+    db.dispose()
+    assert report.pending == 0 and report.error is None
+    received = Counter(m.message()["Message-ID"] for m in smtp_sink.messages)
+    assert len(received) == 150 and set(received.values()) == {1}
 
 
 # --------------------------------------------------------------------------- the service

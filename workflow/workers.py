@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Collection
 
 _HOST_CHARS = 60
 
@@ -48,3 +49,13 @@ def gone(worker: str | None) -> bool:
     if pid == os.getpid():
         return False
     return not _process_exists(pid)
+
+
+def left_by_this_process(worker: str | None, running: Collection[str]) -> bool:
+    """True when `worker` is an identity this very process used for work that has ended
+    (`running` lists the ones still at work): claims it left when that work failed, for
+    example because the database went away, are this process's own to take back."""
+    if not worker or worker in running:
+        return False
+    parts = worker.rsplit(":", 2)
+    return len(parts) == 3 and parts[0] == this_host() and parts[1] == str(os.getpid())
