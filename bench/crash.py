@@ -54,10 +54,10 @@ class CrashReport:
         return f"{self.audit.line()} kills={self.kills}"
 
 
-def wait_started(run: PcseRun, starts: int, timeout: float = 60) -> None:
-    """Until the service has logged its start line for the `starts`-th time."""
+def wait_started(run: PcseRun, before: int, timeout: float = 60) -> None:
+    """Until the service logs a start line more than the `before` its log held."""
     deadline = time.monotonic() + timeout
-    while run.log().count(STARTED) < starts:
+    while run.log().count(STARTED) <= before:
         if time.monotonic() > deadline or not run.alive:
             raise RuntimeError(f"pcse run did not start; see {run.log_path}")
         time.sleep(0.05)
@@ -69,9 +69,10 @@ def kill_repeatedly(s: Stack, kills: int, rng: random.Random, low: float, high: 
     run = s.service()
     busy = 0
     for number in range(1, kills + 1):
+        before = run.log().count(STARTED)
         run.start()
         if rng.random() < 0.8:  # most kills once it is working; some while it starts
-            wait_started(run, number)
+            wait_started(run, before)
         time.sleep(rng.uniform(low, high))
         left = s.remaining()
         run.kill()

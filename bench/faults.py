@@ -247,13 +247,17 @@ FAULTS = ("dovecot", "smtp", "postgres", "disk")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("faults", nargs="*", default=list(FAULTS), choices=FAULTS)
+    parser.add_argument("faults", nargs="*", metavar="FAULT",
+                        help=f"some of {', '.join(FAULTS)} (default: all)")
     parser.add_argument("-n", type=int, default=300, help="messages in each backlog")
     parser.add_argument("--outage", type=float, default=60, help="seconds each fault lasts")
     parser.add_argument("--keep", action="store_true", help="keep the logs")
     args = parser.parse_args(argv)
+    unknown = set(args.faults) - set(FAULTS)
+    if unknown:
+        parser.error(f"unknown fault(s): {', '.join(sorted(unknown))}")
     failed = False
-    for name in args.faults:
+    for name in args.faults or FAULTS:
         folder = Path(tempfile.mkdtemp(prefix=f"pcse-fault-{name}-"))
         try:
             report = run_fault(name, folder, args.n, args.outage)
