@@ -5,7 +5,8 @@
 - no inbound message opened more than one case, and every case says which message
   opened it;
 - no email reached the SMTP server twice (counted by Message-ID), and every outbox row
-  marked sent did reach it;
+  marked sent did reach it, or is flagged as handed over unconfirmed (its sender died
+  between giving the server the message and reading the answer) for a person to see;
 - every case is in a state of the table, and its history is a chain of allowed moves
   that ends in that state.
 """
@@ -19,6 +20,7 @@ from email.policy import compat32
 
 from sqlalchemy import func, select
 
+from notifications.claims import UNCONFIRMED
 from workflow.db import Database
 from workflow.models import Case, CaseEvent, InboundMessage, OutboxMessage
 from workflow.states import TRANSITIONS, CaseState
@@ -41,6 +43,9 @@ class Audit:
     emails: int = 0  # distinct Message-IDs the SMTP server received
     duplicated_emails: int = 0
     sent_not_received: int = 0  # outbox rows marked sent that never reached the server
+    # Handed over as the sender died, the answer unheard: flagged for a person to see.
+    unconfirmed: int = 0
+    silently_lost_emails: int = 0  # sent but never received, and not flagged
     outbox: Counter[str] = field(default_factory=Counter)
     invalid_states: list[str] = field(default_factory=list)
     by_status: Counter[str] = field(default_factory=Counter)
@@ -49,7 +54,8 @@ class Audit:
     def ok(self) -> bool:
         return not (self.lost or self.duplicated_rows or self.not_final or self.without_outcome
                     or self.duplicated_cases or self.cases_without_source
-                    or self.duplicated_emails or self.sent_not_received or self.invalid_states)
+                    or self.duplicated_emails or self.silently_lost_emails
+                    or self.invalid_states)
 
     def line(self) -> str:
         return (f"lost={self.lost} duplicated_cases={self.duplicated_cases} "
@@ -64,6 +70,7 @@ class Audit:
                 f"cases={self.cases} cases_without_source={self.cases_without_source} "
                 f"invalid_states={len(self.invalid_states)}\n"
                 f"emails_received={self.emails} sent_not_received={self.sent_not_received} "
+                f"unconfirmed={self.unconfirmed} silently_lost={self.silently_lost_emails} "
                 f"outbox [{outbox}]")
 
 
@@ -79,14 +86,17 @@ def audit(db: Database, sent_to_inbox: list[str], received: list[bytes]) -> Audi
     with db.transaction() as session:
         _ledger(session, result, sent_to_inbox)
         _cases(session, result)
-        sent_ids = set(session.scalars(select(OutboxMessage.message_id)
-                                       .where(OutboxMessage.status == "sent")))
+        sent = session.execute(select(OutboxMessage.message_id, OutboxMessage.last_error)
+                               .where(OutboxMessage.status == "sent")).all()
         result.outbox = Counter(dict(session.execute(
             select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()))
     on_server = Counter(message_ids(received))
     result.emails = len(on_server)
     result.duplicated_emails = sum(n - 1 for n in on_server.values())
-    result.sent_not_received = len(sent_ids - set(on_server))
+    missing = [last_error for message_id, last_error in sent if message_id not in on_server]
+    result.sent_not_received = len(missing)
+    result.unconfirmed = sum(1 for _, last_error in sent if last_error == UNCONFIRMED)
+    result.silently_lost_emails = sum(1 for last_error in missing if last_error != UNCONFIRMED)
     return result
 
 

@@ -12,6 +12,7 @@ expired (its sender died) is due again.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
@@ -201,32 +202,60 @@ def release(db: Database, row_ids: list[int], *, worker: str) -> None:
         )
 
 
-def release_abandoned(db: Database, now: datetime,
-                      running: Collection[str] = ()) -> dict[str, int]:
-    """Give back rows still claimed by senders on this host that have died, and by
-    earlier senders of this process that are no longer `running` (they failed mid-batch,
-    the database gone, before they could give their rows back).
+# Left on a row handed to the server by a sender that died before reading the answer.
+UNCONFIRMED = ("Handed to the mail server just as the service stopped, before the server's "
+               "answer was read: most likely delivered, and not sent again so that nobody "
+               "gets it twice. If the recipient says it never came, send it again.")
 
-    Without this they wait out the lease. Rows handed to the SMTP server are already
-    `sent` (mark_handed_over), so what is released was never given to the server;
-    returns the number released per sender.
+
+@dataclass(frozen=True)
+class Abandoned:
+    released: int  # never handed to the server: due again at once
+    unconfirmed: int  # handed over, the server's answer never read: left as sent, flagged
+
+
+def release_abandoned(db: Database, now: datetime,
+                      running: Collection[str] = ()) -> dict[str, Abandoned]:
+    """Take back the rows of senders on this host that have died, and of earlier senders
+    of this process that are no longer `running` (they failed mid-batch, the database
+    gone, before they could give their rows back).
+
+    Without this they wait out the lease. Rows still `sending` were never handed to the
+    SMTP server (mark_handed_over), so they are due again at once. Rows handed over whose
+    answer was never read stay `sent`, with UNCONFIRMED as their last error so that a
+    person can see them. Returns what was done per sender.
     """
-    released: dict[str, int] = {}
+    found: dict[str, Abandoned] = {}
     with db.transaction() as session:
         holders = session.scalars(
             select(OutboxMessage.claimed_by).distinct()
-            .where(OutboxMessage.status == "sending", OutboxMessage.claimed_until >= now)
+            .where(OutboxMessage.status.in_(_HELD), OutboxMessage.claimed_by.is_not(None))
         ).all()
         for holder in holders:
             if not (workers.gone(holder) or workers.left_by_this_process(holder, running)):
                 continue
-            released[holder] = session.execute(
+            released = session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.status == "sending", OutboxMessage.claimed_by == holder)
                 .values(status="pending", claimed_by=None, claimed_until=None)
                 .execution_options(synchronize_session=False)
             ).rowcount
-    return released
+            unconfirmed = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.status == "sent", OutboxMessage.claimed_by == holder)
+                .values(claimed_by=None, claimed_until=None, last_error=UNCONFIRMED)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            found[holder] = Abandoned(released, unconfirmed)
+    return found
+
+
+def count_unconfirmed(session) -> int:
+    """Rows recorded as sent whose acceptance by the server was never heard."""
+    return session.scalar(
+        select(func.count()).select_from(OutboxMessage)
+        .where(OutboxMessage.status == "sent", OutboxMessage.last_error == UNCONFIRMED)
+    ) or 0
 
 
 def count_waiting(db: Database) -> int:

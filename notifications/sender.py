@@ -315,9 +315,11 @@ _RUNNING_LOCK = threading.Lock()
 def _send(run: _Run, db: Database, config: Config, limit: int | None) -> SendReport:
     with _RUNNING_LOCK:
         running = frozenset(_RUNNING)
-    for holder, count in claims.release_abandoned(db, run.now(), running).items():
-        log.warning("released %d outbox row(s) claimed by sender %s, which is no longer "
-                    "running; none of them had been handed to the mail server", count, holder)
+    for holder, found in claims.release_abandoned(db, run.now(), running).items():
+        log.warning("sender %s is no longer running: %d outbox row(s) it had claimed are "
+                    "due again (never handed to the mail server); %d it had handed over "
+                    "without hearing the answer are left as sent and marked unconfirmed",
+                    holder, found.released, found.unconfirmed)
     batch_size = max(1, config.smtp.batch_size)
     remaining = limit
     try:

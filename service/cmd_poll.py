@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from intake.pipeline import run_round
+from notifications.claims import count_unconfirmed
 from service.clitools import emit_json, table, with_app
 from service.config import Config
 from service.context import AppContext
@@ -76,6 +77,7 @@ def status_document(session: Session, config: Config) -> dict[str, Any]:
         "outbox_held": outbox.get("held", 0),
         "outbox_failed": outbox.get("failed", 0),
         "outbox_last_error": _outbox_waiting_because(session),
+        "outbox_unconfirmed": count_unconfirmed(session),
         "outbox": outbox,
         "cases": _counts(session, Case.state),
     }
@@ -113,6 +115,9 @@ def status(app: AppContext, json_output: bool) -> None:
                f"{document['outbox_failed']} failed")
     if document["outbox_last_error"]:
         click.echo(f"outbox waiting because: {document['outbox_last_error'][:200]}")
+    if document["outbox_unconfirmed"]:
+        click.echo(f"outbox: {document['outbox_unconfirmed']} handed to the mail server as "
+                   "the service stopped, delivery unconfirmed (see `pcse outbox list`)")
     cases = ", ".join(f"{state} {n}" for state, n in sorted(document["cases"].items()))
     click.echo(f"cases: {cases or 'none'}")
 
