@@ -189,7 +189,9 @@ def postgres_restart(s: Stack, cluster: PgCluster, count: int, outage: float,
                    f"work to go on after the {mode} restart")
     during = status(s)
     return finish(s, run, "postgres", started, timeout, status_during=during,
-                  log_lines=matching_lines(run, "OperationalError", "database", "connection"))
+                  log_lines=matching_lines(run, "the database is unavailable",
+                                           "The poll failed: OperationalError",
+                                           "job outbox failed"))
 
 
 @contextlib.contextmanager
