@@ -7,6 +7,7 @@ from functools import cached_property
 
 from sqlalchemy import inspect
 
+from forms.sandbox import PdfLimits
 from service.config import Config
 from workflow.db import Database
 from workflow.env import WorkflowEnv
@@ -49,4 +50,5 @@ def workflow_env(config: Config) -> WorkflowEnv:
         our_addresses=frozenset(config.our_addresses),
         templates_dir=config.notifications.templates_dir,
         max_replies_per_hour=config.notifications.max_replies_per_hour,
+        pdf_limits=PdfLimits.from_config(config.limits),
     )

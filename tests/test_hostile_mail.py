@@ -16,9 +16,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from bench.hostile import prove
-from bench.mutations import MALFORMED, generate, seeds, with_message_id
+from bench.hostile import fill_maildir, prove
+from bench.mutations import MALFORMED, generate, pdf_message, seeds, with_message_id
 from intake.ledger import header_facts
 from intake.mailparse import parse_mail
 
@@ -72,6 +73,30 @@ def test_a_megabyte_address_header_is_read_in_moments(header: str) -> None:
     done = subprocess.run([sys.executable, "-c", PARSE_HUGE_HEADER, header], cwd=ROOT,
                           capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "who am I", done.stderr
+
+
+def test_the_configured_pdf_limits_are_the_ones_applied(sqlite_database, tmp_path: Path
+                                                       ) -> None:
+    """A five-page PDF is refused under `[limits] pdf_max_pages = 4` (the default is 20)."""
+    from intake.pipeline import run_round
+    from service.config import Config, DatabaseConfig, LimitsConfig, MailboxConfig, StorageConfig
+    from service.context import workflow_env
+    from tests.test_forms_pdf import pages
+    from workflow.handler import handle_message
+    from workflow.models import Case
+
+    box = MailboxConfig(name="enquiries", maildir=str(tmp_path / "inbox"))
+    config = Config(database=DatabaseConfig(sqlite_database.url), mailboxes=[box],
+                    storage=StorageConfig(raw_dir=str(tmp_path / "raw")),
+                    limits=LimitsConfig(pdf_max_pages=4))
+    fill_maildir(tmp_path / "inbox", [pdf_message("five pages", pages(5))])
+
+    run_round(sqlite_database, config, handle_message(workflow_env(config)))
+
+    with sqlite_database.transaction() as session:
+        [case] = session.scalars(select(Case)).all()
+        said = " ".join(f.get("message", "") for f in case.findings)
+    assert "The PDF has 5 pages, more than the 4 a form can have" in said
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from forms.sandbox import PdfLimits
 from workflow.clock import Clock, SystemClock
 
 
@@ -19,3 +20,5 @@ class WorkflowEnv:
     our_addresses: frozenset[str] = frozenset({"pcse.portalenquiries@nhs.net"})
     templates_dir: str | None = None
     max_replies_per_hour: int = 5
+    # What reading one PDF attachment may cost ([limits] pdf_*); None: the reader's defaults.
+    pdf_limits: PdfLimits | None = None

@@ -72,8 +72,8 @@ def first_problem(request: ParsedRequest) -> str:
     return request.findings[0].message if request.findings else "It is not a form we know."
 
 
-def read_forms(mail: IncomingMail) -> tuple[list[tuple[str, ParsedRequest]],
-                                             list[tuple[str, str]]]:
+def read_forms(mail: IncomingMail, limits: forms.PdfLimits | None = None
+               ) -> tuple[list[tuple[str, ParsedRequest]], list[tuple[str, str]]]:
     """Each PDF attachment read: (filename, request) for recognised forms, and
     (filename, problem) for the rest."""
     recognised: list[tuple[str, ParsedRequest]] = []
@@ -81,7 +81,7 @@ def read_forms(mail: IncomingMail) -> tuple[list[tuple[str, ParsedRequest]],
     for attachment in mail.attachments:
         if not is_pdf(attachment):
             continue
-        request = forms.read_pdf(attachment.data)
+        request = forms.read_pdf(attachment.data, limits)
         if request.kind:
             recognised.append((attachment.filename, request))
         else:
@@ -115,7 +115,7 @@ def _note_message(session: Session, env: WorkflowEnv, case: Case, inbound: Inbou
 def new_request(session: Session, env: WorkflowEnv, inbound: InboundMessage,
                 mail: IncomingMail, classification: Classification) -> str:
     requester, _ = sender_of(mail)
-    recognised, unreadable = read_forms(mail)
+    recognised, unreadable = read_forms(mail, env.pdf_limits)
     if recognised:
         source_name, request = recognised[0]
     else:
@@ -237,7 +237,7 @@ def _merge_reply(session: Session, env: WorkflowEnv, case: Case, inbound: Inboun
     now = env.clock.now()
     address, _ = sender_of(mail)
     asked_by_caseworker = any(f.code == CASEWORKER_REQUEST for f in _findings(case))
-    recognised, unreadable = read_forms(mail)
+    recognised, unreadable = read_forms(mail, env.pdf_limits)
     if recognised:
         filename, request = recognised[0]
         if request.kind != case.kind:
