@@ -3,7 +3,8 @@ and the disk each fail for a while, then come back.
 
     .venv/bin/python bench/faults.py [dovecot|smtp|postgres|disk ...] [-n 300] [--outage 60]
 
-- dovecot: the IMAP server is stopped mid-drain (every connection drops) and started again;
+- dovecot: the IMAP server is stopped mid-drain (every connection drops) and started again,
+  and the rest of the mail arrives;
 - smtp: the SMTP server answers every transaction with 421 for `--outage` seconds;
 - postgres: a private PostgreSQL cluster under the service is restarted mid-drain, once
   cleanly and once as after a crash (`pg_ctl -m immediate`);
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.audit import Audit  # noqa: E402
-from bench.mailmix import build  # noqa: E402
+from bench.mailmix import Backlog, build  # noqa: E402
 from bench.pgcluster import PgCluster, running_cluster, scratch_database  # noqa: E402
 from bench.service_proc import PcseRun, pcse  # noqa: E402
 from bench.stack import Stack, stack  # noqa: E402
@@ -137,17 +138,29 @@ def start_draining(s: Stack, count: int, seed: int, at_least: int) -> tuple[Pcse
 
 def dovecot_restart(s: Stack, count: int, outage: float, seed: int = 5,
                     timeout: float = 900) -> FaultReport:
-    run, started = start_draining(s, count, seed, at_least=5)
+    """Half the backlog is in the inbox at the start; the server is stopped as soon as the
+    first messages are recorded (usually just after that first poll, fetching five at a
+    time), every connection dropping; the other half arrives once it is back."""
+    backlog = build(count, seed=seed)
+    half = count // 2
+    s.write_config(batch_size=5)
+    s.deliver(Backlog(backlog.messages[:half], message_ids=backlog.message_ids[:half]))
+    run = s.service()
+    started = time.monotonic()
+    run.start()
+    wait_until(lambda: s.remaining()["unrecorded"] < half, 120, "the first poll")
     s.dovecot.stop()
+    stopped = time.monotonic()
     try:
         wait_until(lambda: bool(status(s)["mailboxes"][0]["last_error"]), outage + 120,
                    "pcse status to show the mailbox error")
         during = status(s)
-        time.sleep(max(0.0, outage - (time.monotonic() - started)))
+        time.sleep(max(0.0, outage - (time.monotonic() - stopped)))
         if not run.alive:
             raise RuntimeError("pcse run died while the IMAP server was down")
     finally:
         s.dovecot.start()
+    s.deliver(Backlog(backlog.messages[half:], message_ids=backlog.message_ids[half:]))
     return finish(s, run, "dovecot", started, timeout, status_during=during,
                   log_lines=matching_lines(run, "retrying in", "Could not reach",
                                            "Lost mailbox"))

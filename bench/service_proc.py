@@ -36,6 +36,7 @@ class Settings:
     smtp_timeout: float = 10
     max_replies_per_hour: int = 1000
     pdf_timeout_seconds: float = 15
+    batch_size: int = 100  # messages fetched per IMAP round trip
     reminder_after_days: float = 3
     expire_after_days: float = 10
 
@@ -53,6 +54,7 @@ imap_port = {s.imap_port}
 imap_ssl = false
 username = "{s.imap_user}"
 password = "{s.imap_password}"
+batch_size = {s.batch_size}
 
 [smtp]
 host = "127.0.0.1"
