@@ -63,6 +63,13 @@ def wait_started(run: PcseRun, before: int, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+def start_and_wait(run: PcseRun) -> None:
+    """Start and wait for the start line (a SIGTERM before it would find no handler)."""
+    before = run.log().count(STARTED)
+    run.start()
+    wait_started(run, before)
+
+
 def kill_repeatedly(s: Stack, kills: int, rng: random.Random, low: float, high: float,
                     say=print) -> int:
     """Start, wait a random while, SIGKILL; `kills` times. Returns kills that hit work."""
@@ -94,7 +101,7 @@ def prove(s: Stack, count: int, kills: int, *, seed: int = 9, low: float = 0.2,
     started = time.monotonic()
     busy = kill_repeatedly(s, kills, rng, low, high, say=say)
     last = s.service("pcse-run-final")
-    last.start()
+    start_and_wait(last)
     s.wait_done(drain_timeout, run=last)
     seconds = time.monotonic() - started
     status = last.stop()

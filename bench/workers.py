@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 from bench.audit import Audit  # noqa: E402
+from bench.crash import start_and_wait  # noqa: E402
 from bench.mailmix import build  # noqa: E402
 from bench.pgcluster import scratch_database  # noqa: E402
 from bench.service_proc import PcseRun  # noqa: E402
@@ -116,7 +117,7 @@ def drain(s: Stack, workers: int, count: int, seed: int, timeout: float = 1800,
     if kill_second_after is not None and workers > 1:
         time.sleep(kill_second_after)
         runs[1].kill()
-        runs[1].start()
+        start_and_wait(runs[1])
     s.wait_done(timeout, run=runs[0])
     seconds = time.monotonic() - started
     if settle:  # let the schedulers remind and expire what is due

@@ -227,7 +227,7 @@ def dead_pid() -> int:
 @pytest.mark.slow
 def test_pcse_run_killed_at_random_loses_nothing_and_does_nothing_twice(
         pg_url: str, tmp_path: Path) -> None:
-    from bench.crash import kill_repeatedly
+    from bench.crash import kill_repeatedly, start_and_wait
     from bench.mailmix import build
     from bench.stack import stack
     from tests.fixtures.databases import _empty_postgres
@@ -238,7 +238,7 @@ def test_pcse_run_killed_at_random_loses_nothing_and_does_nothing_twice(
         s.deliver(backlog)
         kills = kill_repeatedly(s, 8, random.Random(3), 0.3, 2.5, say=lambda _: None)
         last = s.service("pcse-run-final")
-        last.start()
+        start_and_wait(last)
         s.wait_done(120, run=last)
         assert last.stop() == 0
         result = s.audit()
