@@ -219,7 +219,7 @@ class ImapSource:
         if not wanted:
             return
         if self.use_move and self.has_capability("MOVE"):
-            self._call(f"moving to {folder}", lambda: self._client.move(wanted, folder))
+            self._move_present(wanted, folder)
             return
         # COPY, flag, and expunge exactly these UIDs, leaving anything else flagged alone.
         self._call(f"copying to {folder}", lambda: self._client.copy(wanted, folder))
@@ -229,6 +229,29 @@ class ImapSource:
         else:
             log.warning("mailbox %s offers neither MOVE nor UIDPLUS; copied messages stay "
                         "flagged \\Deleted in %s", self.name, self.folder)
+
+
+    def _move_present(self, wanted: list[int], folder: str, tries: int = 3) -> None:
+        """MOVE; when another worker moved some of them first (the server answers NO
+        [EXPUNGEISSUED]), move those still here. Each was recorded before any move, so one
+        moved by someone else is no loss."""
+        for _ in range(tries):
+            try:
+                self._call(f"moving to {folder}",
+                           lambda w=wanted: self._client.move(w, folder))
+                return
+            except SourceUnavailable:
+                raise
+            except SourceError as exc:
+                if "EXPUNGEISSUED" not in str(exc).upper():
+                    raise
+            uid_set = ",".join(str(uid) for uid in wanted)
+            present = set(self._call("searching",
+                                     lambda u=uid_set: self._client.search(["UID", u])))
+            wanted = [uid for uid in wanted if uid in present]
+            if not wanted:
+                return
+        raise SourceError(f"{self._where()} kept refusing to move messages to {folder}.")
 
 
 def _fetched(uid: int, data: dict[bytes, Any]) -> Fetched:

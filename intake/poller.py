@@ -215,8 +215,13 @@ class Poller:
     def _move(self, uids: list[int], folder: str, uidvalidity: int) -> None:
         if not uids:
             return
-        self.source.move(uids, folder)
         with self.db.transaction() as session:
+            # One mover per mailbox at a time: two workers moving the same UIDs at once
+            # leave two copies in the target folder (the server copies, then expunges).
+            # The second finds them gone and moves only what is left (see ImapSource.move).
+            session.execute(update(MailboxState).where(MailboxState.name == self.name)
+                            .values(uidvalidity=MailboxState.uidvalidity))
+            self.source.move(uids, folder)
             ledger.mark_moved(session, self.name, uidvalidity, uids, self.clock())
 
     # ------------------------------------------------------------------ mailbox_state

@@ -135,3 +135,38 @@ def test_two_pcse_run_workers_share_one_mailbox(pg_url: str, tmp_path: Path) -> 
     assert all(n > 0 for n in report.share), f"both workers should take a share: {report.share}"
     assert report.reminders > 0 and report.reminders_twice == 0
     assert report.expiries > 0 and report.expiries_twice == 0
+
+
+@pytest.mark.dovecot
+@pytest.mark.parametrize("step", ["stored", "committed"])
+def test_two_pollers_on_one_folder_record_and_move_each_message_once(
+        imap_account, database: Database, tmp_path: Path, step: str) -> None:
+    """The second poller runs whole while the first is paused after `step`: the ledger's
+    unique (mailbox, UIDVALIDITY, UID) and the moves make the double fetch harmless."""
+    from intake.pipeline import make_poller
+    from service.config import Config, DatabaseConfig, StorageConfig
+    from tests.fixtures.dovecot import plain_request
+    from workflow.models import InboundMessage
+
+    box = imap_account.mailbox_config(batch_size=10)
+    config = Config(database=DatabaseConfig(database.url), mailboxes=[box],
+                    storage=StorageConfig(raw_dir=str(tmp_path / "raw")))
+    imap_account.append([plain_request(n) for n in range(25)])
+    second_ran: list[int] = []
+
+    def pause(name: str) -> None:
+        if name == step and not second_ran:
+            second_ran.append(make_poller(database, config, box).poll().fetched)
+
+    first = make_poller(database, config, box, hook=pause).poll()
+
+    assert first.error is None
+    # Paused after its commit, the first poller's batch is known to the second, which
+    # only moves it; paused before, the second records all 25 first.
+    assert second_ran == [15 if step == "committed" else 25]
+    with database.transaction() as session:
+        rows = session.execute(select(InboundMessage.uid, InboundMessage.moved_at)).all()
+    assert len(rows) == 25 and len({uid for uid, _ in rows}) == 25
+    assert all(moved for _, moved in rows)
+    assert imap_account.count("INBOX") == 0
+    assert imap_account.count("Processed") == 25
