@@ -49,13 +49,16 @@ class Audit:
     outbox: Counter[str] = field(default_factory=Counter)
     invalid_states: list[str] = field(default_factory=list)
     by_status: Counter[str] = field(default_factory=Counter)
+    # Messages in the mailbox's Processed and Failed folders beyond one per message sent
+    # (two workers moving the same message can leave two copies); None when not counted.
+    extra_copies: int | None = None
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.duplicated_rows or self.not_final or self.without_outcome
                     or self.duplicated_cases or self.cases_without_source
                     or self.duplicated_emails or self.silently_lost_emails
-                    or self.invalid_states)
+                    or self.invalid_states or self.extra_copies)
 
     def line(self) -> str:
         return (f"lost={self.lost} duplicated_cases={self.duplicated_cases} "
@@ -68,7 +71,8 @@ class Audit:
                 f"duplicated_rows={self.duplicated_rows} not_final={self.not_final} "
                 f"without_outcome={self.without_outcome} [{statuses}]\n"
                 f"cases={self.cases} cases_without_source={self.cases_without_source} "
-                f"invalid_states={len(self.invalid_states)}\n"
+                f"invalid_states={len(self.invalid_states)} "
+                f"extra_copies_in_mailbox={self.extra_copies}\n"
                 f"emails_received={self.emails} sent_not_received={self.sent_not_received} "
                 f"unconfirmed={self.unconfirmed} silently_lost={self.silently_lost_emails} "
                 f"outbox [{outbox}]")

@@ -87,7 +87,10 @@ class Stack:
         return time.monotonic() - started
 
     def audit(self) -> Audit:
-        return audit(self.db, self.delivered, [m.data for m in self.sink.messages])
+        result = audit(self.db, self.delivered, [m.data for m in self.sink.messages])
+        moved = self.account.count("Processed") + self.account.count("Failed")
+        result.extra_copies = moved - len(self.delivered) + self.account.count("INBOX")
+        return result
 
     def close(self) -> None:
         for run in self.runs:
