@@ -183,6 +183,8 @@ def test_dovecot_stopped_mid_drain_and_started_again(fresh_pg: str, tmp_path: Pa
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_smtp_server_refusing_for_a_while(fresh_pg: str, tmp_path: Path) -> None:
+    """Four seconds of 421s. The rows they sent into backoff (a minute at least, tested in
+    test_smtp_delivery.py) are then made due at once; bench/faults.py waits them out."""
     with stack(tmp_path, fresh_pg, organisations_count=30) as s:
         report = faults.smtp_refusing(s, 40, outage=4, timeout=240, skip_backoff=True)
     require_ok(report)
