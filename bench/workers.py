@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--pg", default=PG_ADMIN)
     args = parser.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="pcse-workers-"))
-    one = one_run(folder / "one", args.pg, 1, args.n, args.seed, **FAST_CLOCK)
-    two = one_run(folder / "two", args.pg, 2, args.n, args.seed, **FAST_CLOCK)
+    with tempfile.TemporaryDirectory(prefix="pcse-workers-") as tmp:
+        one = one_run(Path(tmp) / "one", args.pg, 1, args.n, args.seed, **FAST_CLOCK)
+        two = one_run(Path(tmp) / "two", args.pg, 2, args.n, args.seed, **FAST_CLOCK)
     for report in (one, two):
         print(f"{report.workers} worker(s): {report.messages} messages in "
               f"{report.seconds:.0f} s = {report.rate:.1f} messages/s; "
