@@ -215,10 +215,10 @@ class Abandoned:
 
 
 def release_abandoned(db: Database, now: datetime,
-                      running: Collection[str] = ()) -> dict[str, Abandoned]:
+                      ended: Collection[str] = ()) -> dict[str, Abandoned]:
     """Take back the rows of senders on this host that have died, and of earlier senders
-    of this process that are no longer `running` (they failed mid-batch, the database
-    gone, before they could give their rows back).
+    of this process that `ended` on an error (they failed mid-batch, the database gone,
+    before they could give their rows back).
 
     Without this they wait out the lease. Rows still `sending` were never handed to the
     SMTP server (mark_handed_over), so they are due again at once. Rows handed over whose
@@ -232,7 +232,7 @@ def release_abandoned(db: Database, now: datetime,
             .where(OutboxMessage.status.in_(_HELD), OutboxMessage.claimed_by.is_not(None))
         ).all()
         for holder in holders:
-            if not (workers.gone(holder) or workers.left_by_this_process(holder, running)):
+            if not (workers.gone(holder) or workers.left_by_this_process(holder, ended)):
                 continue
             released = session.execute(
                 update(OutboxMessage)

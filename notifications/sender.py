@@ -297,29 +297,35 @@ def send_pending(
     """Send every due row (at most `limit`), batch by batch over one connection."""
     transport.check_settings(config.smtp, token_provider)
     run = _Run(db, config, token_provider, clock or SystemClock())
-    with _RUNNING_LOCK:
-        _RUNNING.add(run.worker)
     try:
         return _send(run, db, config, limit)
-    finally:
-        with _RUNNING_LOCK:
-            _RUNNING.discard(run.worker)
+    except BaseException:
+        with _ENDED_LOCK:
+            _ENDED.add(run.worker)
+        raise
 
 
-# The senders at work in this process. A claim left by an earlier sender of this process
-# that is not among them was left when that run failed: it is taken back at once.
-_RUNNING: set[str] = set()
-_RUNNING_LOCK = threading.Lock()
+# Senders of this process that stopped on an error and may have left claims behind; the
+# next sender takes those back at once. A sender at work is never listed here, so two
+# senders of one process never take each other's rows.
+_ENDED: set[str] = set()
+_ENDED_LOCK = threading.Lock()
 
 
-def _send(run: _Run, db: Database, config: Config, limit: int | None) -> SendReport:
-    with _RUNNING_LOCK:
-        running = frozenset(_RUNNING)
-    for holder, found in claims.release_abandoned(db, run.now(), running).items():
+def _take_back_abandoned(run: _Run, db: Database) -> None:
+    with _ENDED_LOCK:
+        ended = frozenset(_ENDED)
+    for holder, found in claims.release_abandoned(db, run.now(), ended).items():
         log.warning("sender %s is no longer running: %d outbox row(s) it had claimed are "
                     "due again (never handed to the mail server); %d it had handed over "
                     "without hearing the answer are left as sent and marked unconfirmed",
                     holder, found.released, found.unconfirmed)
+    with _ENDED_LOCK:
+        _ENDED.difference_update(ended)
+
+
+def _send(run: _Run, db: Database, config: Config, limit: int | None) -> SendReport:
+    _take_back_abandoned(run, db)
     batch_size = max(1, config.smtp.batch_size)
     remaining = limit
     try:

@@ -51,11 +51,12 @@ def gone(worker: str | None) -> bool:
     return not _process_exists(pid)
 
 
-def left_by_this_process(worker: str | None, running: Collection[str]) -> bool:
-    """True when `worker` is an identity this very process used for work that has ended
-    (`running` lists the ones still at work): claims it left when that work failed, for
-    example because the database went away, are this process's own to take back."""
-    if not worker or worker in running:
+def left_by_this_process(worker: str | None, ended: Collection[str]) -> bool:
+    """True when `worker` is an identity this very process used for work that stopped on
+    an error (`ended` lists those): claims it left, for example because the database went
+    away, are this process's own to take back. Identities still at work are never in
+    `ended`, so a sender that starts meanwhile keeps its claims."""
+    if not worker or worker not in ended:
         return False
     parts = worker.rsplit(":", 2)
     return len(parts) == 3 and parts[0] == this_host() and parts[1] == str(os.getpid())
