@@ -70,17 +70,43 @@ def start_and_wait(run: PcseRun) -> None:
     wait_started(run, before)
 
 
+def handled(s: Stack, left: dict[str, int]) -> int:
+    """Messages recorded and processed, from what `s.remaining()` returned."""
+    return len(s.delivered) - left["unrecorded"] - left["pending"]
+
+
+def wait_for_progress(s: Stack, run: PcseRun, amount: int, timeout: float) -> None:
+    """Until `amount` more messages are handled, all work is done, or `timeout` passes."""
+    start = handled(s, s.remaining())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.alive:
+        left = s.remaining()
+        if handled(s, left) - start >= amount or not any(left.values()):
+            return
+        time.sleep(0.05)
+
+
 def kill_repeatedly(s: Stack, kills: int, rng: random.Random, low: float, high: float,
-                    say=print) -> int:
-    """Start, wait a random while, SIGKILL; `kills` times. Returns kills that hit work."""
+                    say=print, share: int | None = None) -> int:
+    """Start, wait a random while, SIGKILL; `kills` times. Returns kills that hit work.
+
+    With `share`, each run first handles a random 1..`share` messages and is then killed
+    within `low` seconds, so that the kills land in the work however fast the machine is;
+    without it, each run is killed after `low`..`high` seconds.
+    """
     run = s.service()
     busy = 0
     for number in range(1, kills + 1):
         before = run.log().count(STARTED)
         run.start()
-        if rng.random() < 0.8:  # most kills once it is working; some while it starts
+        if share is not None:
             wait_started(run, before)
-        time.sleep(rng.uniform(low, high))
+            wait_for_progress(s, run, rng.randint(1, share), timeout=high)
+            time.sleep(rng.uniform(0, low))
+        else:
+            if rng.random() < 0.8:  # most kills once it is working; some while it starts
+                wait_started(run, before)
+            time.sleep(rng.uniform(low, high))
         left = s.remaining()
         run.kill()
         working = any(left.values())

@@ -108,6 +108,7 @@ class Outcome:
     classification: Classification
     outcome: str
     case_ref: str | None
+    case_state: str | None = None
 
 
 class Processor:
@@ -204,9 +205,11 @@ class Processor:
             if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
                 raise DatabaseUnavailable(str(exc)) from exc
             return self._fail(inbound_id, exc, seen)
-        log.info("inbound %d [%s uid %d] %s -> %s%s: %s", inbound_id, mailbox, uid,
+        # The outcome's words can name people; the log keeps to what an operator needs,
+        # and the ledger row holds the rest.
+        log.info("inbound %d [%s uid %d] %s -> %s%s", inbound_id, mailbox, uid,
                  result.classification.kind, result.status,
-                 f" {result.case_ref}" if result.case_ref else "", result.outcome[:160])
+                 f" {result.case_ref} ({result.case_state})" if result.case_ref else "")
         return result.status, str(result.classification.kind)
 
     def read(self, row: InboundMessage) -> ParsedMail:
@@ -230,10 +233,11 @@ class Processor:
             outcome = found.reason
             status = ledger.DUPLICATE if found.kind == MessageKind.DUPLICATE else ledger.IGNORED
             self._link(session, row, found)
-        case_ref = None
+        case_ref = case_state = None
         if row.case_id is not None:
-            case_ref = session.scalar(select(Case.ref).where(Case.id == row.case_id))
-        return Outcome(status, found, outcome or found.reason, case_ref)
+            case_ref, case_state = session.execute(
+                select(Case.ref, Case.state).where(Case.id == row.case_id)).one()
+        return Outcome(status, found, outcome or found.reason, case_ref, case_state)
 
     def _link(self, session: Session, row: InboundMessage, found: Classification) -> None:
         """Show a bounce or automatic reply on its case, and a duplicate beside its original."""

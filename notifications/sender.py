@@ -153,7 +153,7 @@ class _Run:
     def fail(self, row: Outgoing, answer: str) -> None:
         if claims.mark_failed(self.db, row.id, worker=self.worker, error=answer):
             self.failed += 1
-        log.warning("outbox %s to %s failed: %s", row.id, row.to_address, answer)
+        log.warning("outbox %s failed: %s", row.id, answer)
 
     def ensure_connection(self, batch: list[Outgoing]) -> bool:
         if self.conn is not None:

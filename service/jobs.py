@@ -50,15 +50,30 @@ class IntakeJob:
         self.handler = handler
         self.stop = stop
         self.worker = worker
-        self._again = threading.Event()
+        self._lock = threading.Lock()  # between request() and the end of a round
+        self._again = False
+        self._running = False
         self.rounds = 0
 
-    def request(self) -> None:
-        self._again.set()
+    def request(self) -> bool:
+        """Ask for a round; True when one is running and will run once more for it."""
+        with self._lock:
+            self._again = True
+            return self._running
 
     def __call__(self) -> None:
+        with self._lock:
+            self._running = True
+        try:
+            self._rounds()
+        finally:
+            with self._lock:
+                self._running = False
+
+    def _rounds(self) -> None:
         while not self.stop.is_set():
-            self._again.clear()
+            with self._lock:
+                self._again = False
             report = run_round(self.db, self.config, self.handler, stop=self.stop,
                                worker=self.worker)
             self.rounds += 1
@@ -66,8 +81,10 @@ class IntakeJob:
             if report.fetched or report.processing.total:
                 log.info("intake: fetched %(fetched)d, processed %(processed)d, duplicates "
                          "%(duplicates)d, ignored %(ignored)d, failed %(failed)d", counts)
-            if not self._again.is_set():
-                return
+            with self._lock:
+                if not self._again:
+                    self._running = False
+                    return
 
 
 def outbox_job(db: Database, config: Config) -> Job:

@@ -58,9 +58,9 @@ class Service:
         self.started = threading.Event()
 
     def wake_intake(self) -> None:
-        """New mail: run intake now (or once more right after the round in progress)."""
-        self.intake.request()
-        if self.stop.is_set():
+        """New mail: run intake now, or once more right after the round in progress (the
+        scheduler is then left alone: it would only refuse a second instance)."""
+        if self.intake.request() or self.stop.is_set():
             return
         try:
             self.scheduler.modify_job("intake", next_run_time=datetime.now(UTC))

@@ -230,13 +230,14 @@ def test_pcse_run_killed_at_random_loses_nothing_and_does_nothing_twice(
     from bench.crash import kill_repeatedly, start_and_wait
     from bench.mailmix import build
     from bench.stack import stack
-    from tests.fixtures.databases import _empty_postgres
+    from tests.fixtures.databases import empty_postgres
 
-    _empty_postgres(pg_url)
+    empty_postgres(pg_url)
     with stack(tmp_path, pg_url, organisations_count=40) as s:
         backlog = build(160, seed=3)
         s.deliver(backlog)
-        kills = kill_repeatedly(s, 8, random.Random(3), 0.3, 2.5, say=lambda _: None)
+        kills = kill_repeatedly(s, 8, random.Random(3), 0.3, 30, say=lambda _: None,
+                                share=12)
         last = s.service("pcse-run-final")
         start_and_wait(last)
         s.wait_done(120, run=last)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from tests.fixtures.databases import _empty_postgres
+from tests.fixtures.databases import empty_postgres
 from workflow.catalogue import Service
 from workflow.db import Database
 from workflow.directory import (
@@ -472,7 +472,7 @@ def test_signers_and_ael_lookups(db) -> None:
 @pytest.mark.postgres
 def test_concurrent_grants_never_exceed_the_limit(pg_url) -> None:
     """Six workers race for the last admin place on PostgreSQL: one wins, five are refused."""
-    _empty_postgres(pg_url)
+    empty_postgres(pg_url)
     database = Database(pg_url)
     with database.transaction() as session:
         _orgs(session)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from bench import faults
 from bench.pgcluster import ClusterUnavailable, running_cluster
 from bench.stack import stack
-from tests.fixtures.databases import _empty_postgres
+from tests.fixtures.databases import empty_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def test_a_connection_lost_mid_message_parks_nothing(pg_url: str, tmp_path: Path
     from workflow.db import Database
     from workflow.models import InboundMessage
 
-    _empty_postgres(pg_url)
+    empty_postgres(pg_url)
     db = Database(pg_url)
     box = MailboxConfig(name="enquiries", maildir=str(tmp_path / "inbox"))
     config = Config(database=DatabaseConfig(pg_url), mailboxes=[box],
@@ -138,7 +138,7 @@ def test_a_connection_lost_mid_batch_holds_no_email_back(pg_url: str, smtp_sink)
     from tests.test_crash_recovery import queue_replies
     from workflow.db import Database
 
-    _empty_postgres(pg_url)
+    empty_postgres(pg_url)
     db = Database(pg_url)
     queue_replies(db, 150)
     config = Config(smtp=SmtpConfig(host=smtp_sink.host, port=smtp_sink.port,
@@ -163,7 +163,7 @@ def test_a_connection_lost_mid_batch_holds_no_email_back(pg_url: str, smtp_sink)
 
 @pytest.fixture
 def fresh_pg(pg_url: str) -> str:
-    _empty_postgres(pg_url)
+    empty_postgres(pg_url)
     return pg_url
 
 

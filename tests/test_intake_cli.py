@@ -150,6 +150,12 @@ def test_run_picks_up_new_mail_by_idle_and_stops_on_sigterm(
             took = wait_until(lambda: [r for r in inbound(sqlite_database)
                                        if r.status != "pending"], 10)
             assert took < 5
+            # Mail arriving while a round runs is taken by that round's next turn, without
+            # asking the scheduler for a second instance of the job.
+            for n in range(2, 8):
+                imap_account.append([plain_request(n)])
+            wait_until(lambda: len([r for r in inbound(sqlite_database)
+                                    if r.status != "pending"]) == 7, 10)
             service.send_signal(signal.SIGTERM)
             assert service.wait(20) == 0
         finally:
@@ -159,8 +165,11 @@ def test_run_picks_up_new_mail_by_idle_and_stops_on_sigterm(
     text = log_path.read_text()
     assert "stopped" in text
     assert "inbound 1 [enquiries uid 1] new_request ->" in text
+    handled = [line for line in text.splitlines() if " inbound " in line]
+    assert handled and not [line for line in handled if "@" in line], "no address in the log"
     assert imap_account.password not in text
     assert "Please set up Jane Doe" not in text
+    assert "maximum number of running instances" not in text
 
 
 def test_idle_is_renewed_and_still_sees_new_mail(imap_account: ImapAccount,

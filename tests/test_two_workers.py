@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from bench.stack import stack
 from bench.workers import FAST_CLOCK, drain
-from tests.fixtures.databases import _empty_postgres
+from tests.fixtures.databases import empty_postgres
 from workflow.cases import create_case, move
 from workflow.clock import FixedClock
 from workflow.db import Database
@@ -80,7 +80,7 @@ def twice_at_once(db_url: str, env: WorkflowEnv) -> list[dict[str, int]]:
 
 @pytest.mark.postgres
 def test_two_schedulers_remind_once(pg_url: str) -> None:
-    _empty_postgres(pg_url)
+    empty_postgres(pg_url)
     now = utcnow()
     db = Database(pg_url)
     waiting_cases(db, now)
@@ -100,7 +100,7 @@ def test_two_schedulers_remind_once(pg_url: str) -> None:
 
 @pytest.mark.postgres
 def test_two_schedulers_expire_once(pg_url: str) -> None:
-    _empty_postgres(pg_url)
+    empty_postgres(pg_url)
     now = utcnow()
     db = Database(pg_url)
     waiting_cases(db, now)
@@ -124,7 +124,7 @@ def test_two_schedulers_expire_once(pg_url: str) -> None:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_pcse_run_workers_share_one_mailbox(pg_url: str, tmp_path: Path) -> None:
-    _empty_postgres(pg_url)
+    empty_postgres(pg_url)
     with stack(tmp_path, pg_url, organisations_count=30, **FAST_CLOCK) as s:
         report = drain(s, 2, 120, seed=4, timeout=300, settle=12, kill_second_after=4)
 

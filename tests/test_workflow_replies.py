@@ -114,6 +114,22 @@ def test_missing_address_supplied_in_a_reply(db: Database, env: WorkflowEnv) -> 
     assert "Sorry - it is jane.smith@nhs.net" in said
 
 
+def test_a_reply_from_someone_else_goes_to_a_caseworker_unread(db: Database,
+                                                                 env: WorkflowEnv) -> None:
+    request = email_request("pl_admin", nominees=[{"name": "Jane Smith", "email": None,
+                                                   "services": ["pl"]}])
+    ref = open_request(db, env, request)
+    mail = mail_from(("Someone Else", "someone.else@nhs.net"),
+                     subject=f"RE: [{ref}] More information needed",
+                     text="Use someone.else@nhs.net for Jane.")
+    deliver(db, env, mail, MessageKind.CASE_REPLY, case_ref=ref)
+    case = case_of(db, ref)
+    assert case.state == "triage"
+    assert "someone.else@nhs.net" in case.reason and MANAGER[1] in case.reason
+    assert case.fields["nominees"][0]["email"] is None
+    assert outbox(db, "approval_request") == []
+
+
 def test_a_reply_that_still_lacks_it_asks_again(db: Database, env: WorkflowEnv) -> None:
     request = email_request("pl_admin", nominees=[{"name": "Jane Smith", "email": None,
                                                    "services": ["pl"]}])

@@ -217,6 +217,13 @@ def case_reply(session: Session, env: WorkflowEnv, inbound: InboundMessage,
     address, _ = sender_of(mail)
     state = CaseState(case.state)
     if state is CaseState.NEEDS_INFO:
+        if address.casefold() != (case.requester or "").casefold():
+            # Only the requester completes their request; anyone else's words are read
+            # by a person before they change who is set up.
+            move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=env.clock.now(),
+                 reason=f"{address} answered the request for information, but the request "
+                        f"came from {case.requester}; a caseworker must check the reply.")
+            return f"{case.ref}: reply from someone other than the requester; sent to triage."
         return _merge_reply(session, env, case, inbound, mail, said)
     asked = {a.approver_email for a in approvals.open_requests(session, case)}
     if state is CaseState.AWAITING_APPROVAL and address in asked:

@@ -21,7 +21,7 @@ from notifications.sink import SmtpSink
 from service.demo import DATA
 from service.demo_mail import stamp
 from tests.e2e.process import Service, pcse
-from tests.fixtures.databases import _empty_postgres
+from tests.fixtures.databases import empty_postgres
 from tests.fixtures.dovecot import DovecotServer, ImapAccount
 from workflow.db import Database
 
@@ -107,7 +107,7 @@ def stack(dovecot_server: DovecotServer, pg_url: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if dovecot_server.process is None:
         dovecot_server.start()
-    _empty_postgres(pg_url)
+    empty_postgres(pg_url)
     root = tmp_path_factory.mktemp("e2e")
     account = dovecot_server.add_user()
     smtp_password = secrets.token_urlsafe(12)
