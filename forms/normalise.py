@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -46,6 +47,7 @@ def guess_org_type(code: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)  # one message checks the same few addresses several times
 def normalise_email(raw: str) -> str | None:
     """The address lower-cased, or None when it is not a valid address (no DNS look-up)."""
     candidate = (raw or "").strip().strip("<>").strip()
