@@ -40,6 +40,13 @@ def practice(**changes: Any) -> Facts:
     return replace(base, **changes)
 
 
+def organisation_for(kind: CaseKind, **changes: Any) -> Facts:
+    """A GP practice, or an optical contractor for an ophthalmic request."""
+    if kind is CaseKind.OPH_ADMIN:
+        changes = {"org_type": "optical", **changes}
+    return practice(**changes)
+
+
 def pcn(**changes: Any) -> Facts:
     return practice(organisation_code="U12345", org_type="pcn", org_name="North PCN",
                     signers=(), **changes)
@@ -117,15 +124,24 @@ def test_signer_of_another_practice_is_not_an_approver_here() -> None:
 
 def test_user_admin_form_with_several_services_and_a_main_contact() -> None:
     nominees = [{"name": "Jane Smith", "email": "jane.smith@nhs.net", "services": ["gpp", "pl"]},
-                {"name": "Raj Kumar", "email": "raj@nhs.net", "services": ["oph"]}]
+                {"name": "Raj Kumar", "email": "raj@nhs.net", "services": ["pl"]}]
     request = form(CaseKind.USER_ADMIN_FORM, nominees=nominees,
                    main_contact={"name": "Sam Lee", "email": "sam.lee@nhs.net"})
     decision = decide(request, practice())
     assert decision.action is Action.ASK_APPROVERS
     assert [(c.service, c.email) for c in decision.changes] == [
         (Service.GPP, "jane.smith@nhs.net"), (Service.PL, "jane.smith@nhs.net"),
-        (Service.OPH, "raj@nhs.net"), (Service.MAIN_CONTACT, "sam.lee@nhs.net"),
+        (Service.PL, "raj@nhs.net"), (Service.MAIN_CONTACT, "sam.lee@nhs.net"),
     ]
+
+
+def test_a_service_the_organisation_does_not_use_goes_to_triage() -> None:
+    nominees = [{"name": "Raj Kumar", "email": "raj@nhs.net", "services": ["pl", "oph"]}]
+    decision = decide(form(CaseKind.USER_ADMIN_FORM, nominees=nominees), practice())
+    assert decision.action is Action.TRIAGE
+    assert decision.reason.startswith("A81001 (The Surgery) does not use Ophthalmic Payments")
+    check = next(c for c in decision.checks if c.name == "service_fits_organisation")
+    assert not check.passed
 
 
 def test_user_admin_form_without_a_service_needs_info() -> None:
@@ -279,7 +295,7 @@ def test_pcn_form_for_a_practice_code_goes_to_triage() -> None:
 
 @pytest.mark.parametrize("kind,service", [(CaseKind.PL_ADMIN, "pl"), (CaseKind.OPH_ADMIN, "oph")])
 def test_existing_admin_means_ask_them(kind: CaseKind, service: str) -> None:
-    decision = decide(email_request(kind), practice(admin_counts={service: 1}))
+    decision = decide(email_request(kind), organisation_for(kind, admin_counts={service: 1}))
     assert decision.action is Action.REDIRECT
     assert decision.reply == "redirect_existing_admins"
     assert decision.target_state is CaseState.ANSWERED
@@ -289,7 +305,7 @@ def test_existing_admin_means_ask_them(kind: CaseKind, service: str) -> None:
 @pytest.mark.parametrize("kind", [CaseKind.PL_ADMIN, CaseKind.OPH_ADMIN, CaseKind.MAIN_CONTACT])
 def test_no_admin_asks_the_recorded_signers(kind: CaseKind) -> None:
     request = email_request(kind, main_contact={"name": "Sam Lee", "email": "sam.lee@nhs.net"})
-    decision = decide(request, practice())
+    decision = decide(request, organisation_for(kind))
     assert decision.action is Action.ASK_APPROVERS
     assert decision.approvers == (PARTNER, GUARDIAN)
 
@@ -297,7 +313,7 @@ def test_no_admin_asks_the_recorded_signers(kind: CaseKind) -> None:
 @pytest.mark.parametrize("kind", [CaseKind.PL_ADMIN, CaseKind.OPH_ADMIN, CaseKind.MAIN_CONTACT])
 def test_no_signer_recorded_goes_to_triage(kind: CaseKind) -> None:
     request = email_request(kind, main_contact={"name": "Sam Lee", "email": "sam.lee@nhs.net"})
-    decision = decide(request, practice(signers=()))
+    decision = decide(request, organisation_for(kind, signers=()))
     assert decision.action is Action.TRIAGE
     assert "No approver" in decision.reason
 

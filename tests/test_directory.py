@@ -221,6 +221,24 @@ def test_admin_refused_in_another_organisation(db) -> None:
             "A81001; an admin assigns roles only within its own organisation.")
 
 
+def test_a_role_exists_only_where_its_service_is_used(db) -> None:
+    with db.transaction() as session:
+        session.add(Organisation(code="QHM", name="The ICB", type="icb", icb_code=None))
+        session.flush()
+        with pytest.raises(RuleViolation) as refused:
+            grant(session, "optom@nhs.net", "User Management (Organisation)")
+        assert refused.value.code == "wrong_organisation_type"
+        assert str(refused.value) == (
+            "Practice A81001 cannot have the role User Management (Organisation): Ophthalmic "
+            "Payments is for optical contractors only.")
+        with pytest.raises(RuleViolation, match="GP practices only"):
+            grant(session, "gpp@nhs.net", GPP_ADMIN, org="U12345")
+        with pytest.raises(RuleViolation, match="GP practices, PCNs, pharmacies and optical"):
+            set_main_contact(session, org_code="QHM", email="mc@nhs.net", name="M C",
+                             actor="test", reason="test")
+        grant(session, "pcn@nhs.net", "PCN User Admin", org="U12345")
+
+
 def test_assigner_without_any_role_refused(db) -> None:
     with db.transaction() as session:
         grant(session, "staff@nhs.net", "Claims Admin")

@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import func, select
 
-from workflow.catalogue import ADMIN_CAPPED_SERVICES, CATALOGUE, Service, admin_role
+from workflow.catalogue import (
+    ADMIN_CAPPED_SERVICES,
+    CATALOGUE,
+    Service,
+    admin_role,
+    service_of,
+)
 from workflow.db import Database
 from workflow.directory import (
     RuleViolation,
@@ -31,7 +37,8 @@ from workflow.directory import (
 )
 from workflow.models import Organisation, Person, RoleAssignment
 
-ORGS = ("A81001", "A81002")
+ORGS = ("A81001", "A81002", "OC1234")  # two GP practices and an optical contractor
+ORG_TYPES = {"A81001": "gp_practice", "A81002": "gp_practice", "OC1234": "optical"}
 PEOPLE = tuple(f"p{n}@nhs.net" for n in range(6))
 MAIN_CONTACT = admin_role(Service.MAIN_CONTACT)
 ROLES = (*(admin_role(s) for s in ADMIN_CAPPED_SERVICES), MAIN_CONTACT, "Claims Admin")
@@ -49,7 +56,7 @@ class DirectoryMachine(RuleBasedStateMachine):
         shutil.copyfile(self.template, path)
         self.db = Database(f"sqlite:///{path}")
         with self.db.transaction() as session:
-            session.add_all([Organisation(code=c, name=c, type="gp_practice", icb_code="QHM")
+            session.add_all([Organisation(code=c, name=c, type=ORG_TYPES[c], icb_code="QHM")
                              for c in ORGS])
         # The model: who holds what, and who is deactivated.
         self.held: set[tuple[str, str, str]] = set()
@@ -63,6 +70,8 @@ class DirectoryMachine(RuleBasedStateMachine):
         return {e for o, r, e in self.held if (o, r) == (org, role)}
 
     def _expected_grant_error(self, org: str, email: str, role: str) -> str | None:
+        if ORG_TYPES[org] not in CATALOGUE[service_of(role)].org_types:
+            return "wrong_organisation_type"
         if email in self.inactive:
             return "inactive_person"
         if (org, role, email) in self.held:

@@ -166,7 +166,7 @@ def test_pl_request_with_an_existing_admin_is_answered(db: Database, env: Workfl
 
 
 def test_oph_request_with_no_signer_goes_to_triage(db: Database, env: WorkflowEnv) -> None:
-    ref = open_request(db, env, email_request("oph_admin", organisation_code="C83003"))
+    ref = open_request(db, env, email_request("oph_admin", organisation_code="OC4567"))
     case = case_of(db, ref)
     assert case.state == "triage"
     assert "No approver" in case.reason

@@ -85,7 +85,8 @@ def make_env(clock: FixedClock | None = None, *, trusted: tuple[str, ...] = (TRU
 
 
 def seed(session: Session) -> None:
-    """Two practices and a PCN in ICB QHM, signers for A81001, two AEL contacts."""
+    """Three practices, a PCN and an optical contractor in ICB QHM, signers for A81001, two
+    AEL contacts."""
     session.add_all([
         Organisation(code="A81001", name="The Surgery", type="gp_practice", icb_code="QHM"),
         Organisation(code="B82002", name="Hill Practice", type="gp_practice", icb_code="QHM"),
@@ -93,6 +94,8 @@ def seed(session: Session) -> None:
                      icb_code="QHM"),
         Organisation(code="U12345", name="North PCN", type="pcn", icb_code="QHM"),
         Organisation(code="QHM", name="The ICB", type="icb", icb_code=None),
+        Organisation(code="OC4567", name="Clear Sight Opticians", type="optical",
+                     icb_code="QHM"),
     ])
     session.flush()
     surgery = directory.get_org(session, "A81001")

@@ -26,6 +26,8 @@ class ServiceInfo:
     # None means no limit (PCN user admins).
     max_admins: int | None
     assignable_roles: tuple[str, ...]
+    # The kinds of organisation that use the service: its roles exist only there.
+    org_types: tuple[str, ...] = ()
 
 
 CATALOGUE: dict[Service, ServiceInfo] = {
@@ -45,6 +47,7 @@ CATALOGUE: dict[Service, ServiceInfo] = {
             "Special Leavers",
             "Accountant",
         ),
+        org_types=("gp_practice",),
     ),
     Service.PL: ServiceInfo(
         Service.PL,
@@ -52,6 +55,7 @@ CATALOGUE: dict[Service, ServiceInfo] = {
         "PL Organisation Administrator",
         4,
         ("PL Practice Manager",),
+        org_types=("gp_practice", "optical"),
     ),
     Service.OPH: ServiceInfo(
         Service.OPH,
@@ -66,6 +70,7 @@ CATALOGUE: dict[Service, ServiceInfo] = {
             "OPH Head Office",
             "Contract Signatory",
         ),
+        org_types=("optical",),
     ),
     Service.MAIN_CONTACT: ServiceInfo(
         Service.MAIN_CONTACT,
@@ -73,6 +78,7 @@ CATALOGUE: dict[Service, ServiceInfo] = {
         "Main Contact",
         1,
         ("Practice Order Entry Clerk", "Practice Records Movement Admin"),
+        org_types=("gp_practice", "pcn", "pharmacy", "optical"),
     ),
     Service.PCN: ServiceInfo(
         Service.PCN,
@@ -80,6 +86,7 @@ CATALOGUE: dict[Service, ServiceInfo] = {
         "PCN User Admin",
         None,
         ("PCN Nominated Payee View",),
+        org_types=("pcn",),
     ),
 }
 

@@ -19,6 +19,7 @@ from workflow.catalogue import (
     CATALOGUE,
     SIGNER_CAPACITIES,
     Service,
+    ServiceInfo,
     admin_role,
 )
 from workflow.states import CaseKind, CaseState
@@ -377,7 +378,23 @@ def _common(steps: _Steps, changes: list[PlannedChange]) -> Decision | None:
                               "granted there without a caseworker's review.")
     if not changes:
         return steps.decision(Action.TRIAGE, "The request names no role change to make.")
+    misfit = _misfit(changes, facts.org_type)
+    if not steps.check("service_fits_organisation", misfit is None,
+                       f"{code} is of type {facts.org_type}"
+                       + (f"; {misfit.title} is not used there." if misfit else ".")):
+        return steps.decision(Action.TRIAGE, f"{code} ({facts.org_name}) does not use "
+                              f"{misfit.title}; a caseworker must check the organisation "
+                              "code and the role asked for.", changes=tuple(changes))
     return _limits(steps, changes)
+
+
+def _misfit(changes: list[PlannedChange], org_type: str | None) -> ServiceInfo | None:
+    """The first service asked for that this kind of organisation does not use."""
+    for change in changes:
+        info = CATALOGUE[change.service]
+        if info.org_types and org_type not in info.org_types:
+            return info
+    return None
 
 
 def _limits(steps: _Steps, changes: list[PlannedChange]) -> Decision | None:

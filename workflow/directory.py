@@ -47,6 +47,7 @@ from workflow.rules import (
     require_not_held,
     require_open,
     require_role,
+    require_service_fits,
 )
 
 __all__ = [
@@ -329,6 +330,7 @@ def _check_grant(
     org = _require_org(session, org_code, lock=lock)
     label = org_label(org.type, org.code)
     require_open(label, org.status)
+    require_service_fits(canonical, org.type, label)
     address = require_email(email)
     person = get_person(session, address)
     if person is not None:
@@ -480,6 +482,7 @@ def set_main_contact(
     org = _require_org(session, org_code, lock=True)
     label = org_label(org.type, org.code)
     require_open(label, org.status)
+    require_service_fits(role, org.type, label)
     address = require_email(email)
     person = get_person(session, address)
     if person is not None:

@@ -21,6 +21,7 @@ CODES = frozenset({
     "main_contact_assigns_main_contact",
     "wrong_service",
     "wrong_organisation",
+    "wrong_organisation_type",
     "unknown_role",
     "unknown_organisation",
     "closed_organisation",
@@ -104,6 +105,29 @@ def require_active(email: str, active: bool, *, assigning: bool = False) -> None
     raise RuleViolation(
         "inactive_person",
         f"{email} has been deactivated; reactivate the account before granting roles.",
+    )
+
+
+# How messages name the kinds of organisation a service is for.
+ORG_TYPE_PLURALS = {
+    "gp_practice": "GP practices",
+    "pcn": "PCNs",
+    "icb": "ICBs",
+    "pharmacy": "pharmacies",
+    "optical": "optical contractors",
+}
+
+
+def require_service_fits(role: str, org_type: str | None, label: str) -> None:
+    """A role exists only at the kinds of organisation its service is for."""
+    info = CATALOGUE[service_of(role)]
+    if not info.org_types or org_type in info.org_types:
+        return
+    names = [ORG_TYPE_PLURALS.get(t, t) for t in info.org_types]
+    kinds = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    raise RuleViolation(
+        "wrong_organisation_type",
+        f"{label} cannot have the role {role}: {info.title} is for {kinds} only.",
     )
 
 
