@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from caseworker.labels import kind_label
 from caseworker.timeutil import age, as_utc
 from forms.normalise import clean_ods
+from notifications.claims import UNCONFIRMED
 from workflow.models import Case, InboundMessage, OutboxMessage
 from workflow.states import CaseKind, CaseState
 
@@ -118,7 +119,9 @@ def _message_query(filters: QueueFilters) -> Select:
 
 
 def _outbox_query(filters: QueueFilters) -> Select:
-    query = select(OutboxMessage).where(OutboxMessage.status.in_(OUTBOX_NEEDS_PERSON))
+    query = select(OutboxMessage).where(or_(
+        OutboxMessage.status.in_(OUTBOX_NEEDS_PERSON),
+        and_(OutboxMessage.status == "sent", OutboxMessage.last_error == UNCONFIRMED)))
     if filters.organisation:
         query = query.where(OutboxMessage.case_id.in_(
             select(Case.id).where(Case.organisation_code == filters.organisation)))
@@ -146,12 +149,15 @@ def _message_row(message: InboundMessage, now: datetime) -> QueueRow:
                     message.error or "Processing failed.")
 
 
+OUTBOX_LABELS = {"held": "Held email", "sent": "Unconfirmed email"}
+
+
 def _outbox_row(row: OutboxMessage, now: datetime) -> QueueRow:
     reason = row.last_error or (
         "Held: too many automatic replies to this address." if row.status == "held"
         else "Sending failed.")
     return QueueRow("outbox", f"Email {row.id}", f"/outbox/{row.id}",
-                    "Held email" if row.status == "held" else "Failed email", None, None,
+                    OUTBOX_LABELS.get(row.status, "Failed email"), None, None,
                     row.to_address, as_utc(row.created_at), age(row.created_at, now), reason)
 
 

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from notifications.case_context import case_context
+from notifications.claims import UNCONFIRMED
 from notifications.headers import (
     clean_address,
     is_own_address,
@@ -42,9 +43,24 @@ log = logging.getLogger(__name__)
 
 AUTO_SUBMITTED_VALUES = ("auto-replied", "auto-generated", "no")
 STATUSES = ("pending", "sending", "sent", "failed", "held", "dismissed")
-# Rows a caseworker may send again, and rows a caseworker may drop.
+# Rows a caseworker may send again, and rows a caseworker may drop. A sent row whose
+# delivery is unconfirmed (see notifications.claims.UNCONFIRMED) may be sent again too.
 RETRYABLE = ("failed", "held")
 DISMISSABLE = ("pending", "failed", "held")
+
+
+def unconfirmed(status: str, last_error: str | None) -> bool:
+    """Handed to the mail server as the sender died, its answer never read."""
+    return status == "sent" and last_error == UNCONFIRMED
+
+
+def retryable(status: str, last_error: str | None) -> bool:
+    return status in RETRYABLE or unconfirmed(status, last_error)
+
+
+def _retryable_clause():
+    return or_(OutboxMessage.status.in_(RETRYABLE),
+               and_(OutboxMessage.status == "sent", OutboxMessage.last_error == UNCONFIRMED))
 
 
 class OutboxNotFound(PcseError, LookupError):
@@ -220,11 +236,12 @@ def case_thread(session: Session, case: Case, *, before: InboundMessage) -> list
 
 
 def retry(session: Session, outbox_id: int, *, by: str) -> OutboxMessage:
-    """Send a held or failed email again, now (a caseworker's decision overrides the cap)."""
+    """Send a held, failed or unconfirmed email again, now (a caseworker's decision
+    overrides the cap)."""
     row = _get(session, outbox_id)
     done = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status.in_(RETRYABLE))
+        .where(OutboxMessage.id == outbox_id, _retryable_clause())
         # Due at once, and ahead of newer mail: it has waited longest.
         .values(status="pending", attempts=0, next_attempt_at=OutboxMessage.created_at,
                 last_error=None,
@@ -234,7 +251,8 @@ def retry(session: Session, outbox_id: int, *, by: str) -> OutboxMessage:
     session.refresh(row)
     if done != 1:
         raise OutboxActionRefused(
-            f"Email {outbox_id} is {row.status}; only held or failed emails can be sent again."
+            f"Email {outbox_id} is {row.status}; only held, failed or unconfirmed emails can "
+            "be sent again."
         )
     _note(session, row, f"Email '{row.purpose}' to {row.to_address} released for sending.", by)
     return row
@@ -260,6 +278,30 @@ def dismiss(session: Session, outbox_id: int, *, by: str, reason: str) -> Outbox
             "can be dismissed."
         )
     _note(session, row, f"Email '{row.purpose}' to {row.to_address} dismissed: {reason}", by)
+    return row
+
+
+def accept_as_sent(session: Session, outbox_id: int, *, by: str, reason: str) -> OutboxMessage:
+    """Leave an unconfirmed email as sent (the recipient has it, or it no longer matters)."""
+    reason = one_line(reason, 500)
+    if not reason:
+        raise OutboxActionRefused("Please say why the email can be left as sent.")
+    row = _get(session, outbox_id)
+    done = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == "sent",
+               OutboxMessage.last_error == UNCONFIRMED)
+        .values(last_error=f"Delivery unconfirmed; left as sent by {one_line(by, 254)}: "
+                           f"{reason}")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(row)
+    if done != 1:
+        raise OutboxActionRefused(
+            f"Email {outbox_id} is {row.status}; only an email whose delivery is unconfirmed "
+            "can be left as sent."
+        )
+    _note(session, row, f"Email '{row.purpose}' to {row.to_address} left as sent: {reason}", by)
     return row
 
 

@@ -8,7 +8,7 @@ import sys
 import click
 from sqlalchemy import select
 
-from notifications.outbox import STATUSES, dismiss, retry
+from notifications.outbox import STATUSES, accept_as_sent, dismiss, retry
 from notifications.purposes import PURPOSES
 from notifications.rendering import check_templates
 from notifications.samples import sample_template_context
@@ -112,7 +112,7 @@ def outbox_list(app: AppContext, status: str | None, limit: int, json_output: bo
 @click.option("--by", required=True, help="Who decided to send it (your email address).")
 @with_app()
 def outbox_retry(app: AppContext, outbox_id: int, by: str) -> None:
-    """Send a held or failed email again."""
+    """Send a held, failed or unconfirmed email again."""
     with app.db().transaction() as session:
         row = retry(session, outbox_id, by=by)
         click.echo(f"Email {row.id} to {row.to_address} will be sent with the next batch.")
@@ -128,6 +128,18 @@ def outbox_dismiss(app: AppContext, outbox_id: int, by: str, reason: str) -> Non
     with app.db().transaction() as session:
         row = dismiss(session, outbox_id, by=by, reason=reason)
         click.echo(f"Email {row.id} to {row.to_address} will not be sent.")
+
+
+@outbox.command("accept")
+@click.argument("outbox_id", type=int)
+@click.option("--by", required=True, help="Who decided (your email address).")
+@click.option("--reason", required=True, help="Why it can be left as sent.")
+@with_app()
+def outbox_accept(app: AppContext, outbox_id: int, by: str, reason: str) -> None:
+    """Leave an email whose delivery is unconfirmed as sent."""
+    with app.db().transaction() as session:
+        row = accept_as_sent(session, outbox_id, by=by, reason=reason)
+        click.echo(f"Email {row.id} to {row.to_address} is left as sent.")
 
 
 @outbox.command("check-templates")

@@ -105,12 +105,34 @@ def test_dismiss_and_mistakes_are_one_sentence(config: Path, database: Database,
     assert row["status"] == "dismissed"
     assert row["last_error"] == "Dismissed by cw@pcse.nhs.uk: Answered by phone."
     for args, sentence in [
-        (("retry", str(row_id), "--by", "cw@pcse.nhs.uk"), "only held or failed"),
+        (("retry", str(row_id), "--by", "cw@pcse.nhs.uk"), "only held, failed or unconfirmed"),
+        (("accept", str(row_id), "--by", "cw@pcse.nhs.uk", "--reason", "x"),
+         "only an email whose delivery is unconfirmed"),
         (("retry", "424242", "--by", "cw@pcse.nhs.uk"), "There is no outgoing email"),
     ]:
         refused = pcse(config, "outbox", *args)
         assert refused.returncode == 1
         assert sentence in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_an_unconfirmed_email_can_be_left_as_sent(config: Path, database: Database,
+                                                  pcse) -> None:
+    from sqlalchemy import update
+
+    from notifications.claims import UNCONFIRMED
+    from workflow.models import OutboxMessage
+
+    [row_id] = queue(database, "gp@example.org", 1)
+    with database.transaction() as session:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id)
+                        .values(status="sent", last_error=UNCONFIRMED))
+    done = pcse(config, "outbox", "accept", str(row_id), "--by", "cw@pcse.nhs.uk",
+                "--reason", "The practice has it.")
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(pcse(config, "outbox", "list", "--json").stdout)
+    assert row["status"] == "sent"
+    assert row["last_error"] == ("Delivery unconfirmed; left as sent by cw@pcse.nhs.uk: "
+                                 "The practice has it.")
 
 
 def test_send_with_the_server_down_reports_it_and_fails(

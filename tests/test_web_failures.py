@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from markupsafe import escape
 
+from notifications.claims import UNCONFIRMED
 from tests.fixtures.browser import WebClient, email_bytes, store_message
 from workflow.models import InboundMessage, OutboxMessage
 
@@ -21,7 +24,8 @@ def _failed_message(web: WebClient, **kwargs) -> int:
 
 def _outbox(web: WebClient, status: str, error: str | None = None) -> int:
     with web.settings.database.transaction() as session:
-        row = OutboxMessage(purpose="outcome_rejected", message_id=f"<{status}@pcse.test>",
+        row = OutboxMessage(purpose="outcome_rejected",
+                            message_id=f"<{status}-{uuid.uuid4().hex}@pcse.test>",
                             to_address="requester@nhs.net", subject="[PCSE-2026-000001] Result",
                             body_text="Your request was rejected.", status=status,
                             last_error=error)
@@ -112,7 +116,36 @@ def test_retry_a_held_email_and_dismiss_a_failed_one(web: WebClient) -> None:
         assert dismissed.status == "dismissed" and "Address gone" in dismissed.last_error
     refused = web.post_form(f"/outbox/{failed}/retry", {}, from_page=f"/outbox/{failed}")
     assert refused.status_code == 409
-    assert "only held or failed emails can be sent again" in refused.text
+    assert "only held, failed or unconfirmed emails can be sent again" in refused.text
+
+
+def test_an_unconfirmed_email_is_queued_for_a_person_who_sends_it_again_or_leaves_it(
+        web: WebClient) -> None:
+    again = _outbox(web, "sent", UNCONFIRMED)
+    left = _outbox(web, "sent", UNCONFIRMED)
+    delivered = _outbox(web, "sent")
+    web.sign_in()
+    queue = web.get("/").text
+    assert queue.count("Unconfirmed email") == 2
+    assert f"/outbox/{delivered}" not in queue
+    page = web.get(f"/outbox/{again}").text
+    assert "Delivery unconfirmed" in page and "Leave as sent" in page
+    assert "Leave as sent" not in web.get(f"/outbox/{delivered}").text
+    web.post_form(f"/outbox/{again}/retry", {}, from_page=f"/outbox/{again}")
+    empty = web.post_form(f"/outbox/{left}/accept", {"accept_reason": ""},
+                          from_page=f"/outbox/{left}")
+    assert empty.status_code == 400 and "Enter why the email can be left as sent" in empty.text
+    done = web.post_form(f"/outbox/{left}/accept", {"accept_reason": "She has it"},
+                         from_page=f"/outbox/{left}", follow=True)
+    assert f"Email {left} is left as sent." in done.text
+    with web.settings.database.transaction() as session:
+        assert session.get(OutboxMessage, again).status == "pending"
+        kept = session.get(OutboxMessage, left)
+        assert kept.status == "sent" and "She has it" in kept.last_error
+    assert "Unconfirmed email" not in web.get("/").text
+    refused = web.post_form(f"/outbox/{delivered}/accept", {"accept_reason": "x"},
+                            from_page=f"/outbox/{delivered}")
+    assert refused.status_code == 409
 
 
 def test_missing_rows_are_404(web: WebClient) -> None:

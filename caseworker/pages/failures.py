@@ -26,8 +26,6 @@ from workflow.models import Case, InboundMessage, OutboxMessage
 
 MESSAGE_RETRYABLE = ("failed", "dismissed")
 MESSAGE_DISMISSABLE = ("failed", "pending")
-OUTBOX_RETRYABLE = ("failed", "held")
-OUTBOX_DISMISSABLE = ("pending", "failed", "held")
 
 
 def _case_ref(session: Session, case_id: int | None) -> str | None:
@@ -144,8 +142,9 @@ def _outbox_page(session: Session, outbox_id: int) -> dict[str, Any] | None:
             "attachments": list(row.attachments or []),
             "case_ref": _case_ref(session, row.case_id),
         },
-        "can_retry": row.status in OUTBOX_RETRYABLE,
-        "can_dismiss": row.status in OUTBOX_DISMISSABLE,
+        "can_retry": outbox.retryable(row.status, row.last_error),
+        "can_dismiss": row.status in outbox.DISMISSABLE,
+        "unconfirmed": outbox.unconfirmed(row.status, row.last_error),
     }
 
 
@@ -205,6 +204,28 @@ async def outbox_dismiss(request: Request) -> Response:
     return RedirectResponse(f"/outbox/{outbox_id}", status_code=303)
 
 
+def _accept_outbox(session: Session, outbox_id: int, by: str, reason: str) -> None:
+    outbox.accept_as_sent(session, outbox_id, by=by, reason=reason)
+
+
+@form_post
+async def outbox_accept(request: Request) -> Response:
+    outbox_id = request.path_params["outbox_id"]
+    reason = text(request, "accept_reason", limit=500)
+    if not reason:
+        problems = Problems()
+        problems.add("accept_reason", "Enter why the email can be left as sent")
+        return await _show_outbox(request, problems=problems, status_code=400)
+    try:
+        await in_transaction(request, _accept_outbox, outbox_id, current_user(request).email,
+                             reason)
+    except PcseError as refused:
+        return await _show_outbox(request, errors=refusal(str(refused), "accept"),
+                                  values={"accept_reason": reason}, status_code=409)
+    flash(request, f"Email {outbox_id} is left as sent.")
+    return RedirectResponse(f"/outbox/{outbox_id}", status_code=303)
+
+
 routes = [
     Route("/messages/{message_id:int}", message_page, methods=["GET"]),
     Route("/messages/{message_id:int}/attachments/{number:int}", message_attachment,
@@ -214,4 +235,5 @@ routes = [
     Route("/outbox/{outbox_id:int}", outbox_page, methods=["GET"]),
     Route("/outbox/{outbox_id:int}/retry", outbox_retry, methods=["POST"]),
     Route("/outbox/{outbox_id:int}/dismiss", outbox_dismiss, methods=["POST"]),
+    Route("/outbox/{outbox_id:int}/accept", outbox_accept, methods=["POST"]),
 ]
