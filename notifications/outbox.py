@@ -238,70 +238,61 @@ def case_thread(session: Session, case: Case, *, before: InboundMessage) -> list
 def retry(session: Session, outbox_id: int, *, by: str) -> OutboxMessage:
     """Send a held, failed or unconfirmed email again, now (a caseworker's decision
     overrides the cap)."""
-    row = _get(session, outbox_id)
-    done = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, _retryable_clause())
+    row = _change(
+        session, outbox_id, _retryable_clause(),
         # Due at once, and ahead of newer mail: it has waited longest.
-        .values(status="pending", attempts=0, next_attempt_at=OutboxMessage.created_at,
-                last_error=None,
-                claimed_by=None, claimed_until=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    session.refresh(row)
-    if done != 1:
-        raise OutboxActionRefused(
-            f"Email {outbox_id} is {row.status}; only held, failed or unconfirmed emails can "
-            "be sent again."
-        )
+        {"status": "pending", "attempts": 0, "next_attempt_at": OutboxMessage.created_at,
+         "last_error": None, "claimed_by": None, "claimed_until": None},
+        refused="only held, failed or unconfirmed emails can be sent again.")
     _note(session, row, f"Email '{row.purpose}' to {row.to_address} released for sending.", by)
     return row
 
 
 def dismiss(session: Session, outbox_id: int, *, by: str, reason: str) -> OutboxMessage:
     """Decide not to send an email that is pending, held or failed; the reason is kept."""
-    reason = one_line(reason, 500)
-    if not reason:
-        raise OutboxActionRefused("Please give a reason for not sending the email.")
-    row = _get(session, outbox_id)
-    done = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status.in_(DISMISSABLE))
-        .values(status="dismissed", last_error=f"Dismissed by {one_line(by, 254)}: {reason}",
-                claimed_by=None, claimed_until=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    session.refresh(row)
-    if done != 1:
-        raise OutboxActionRefused(
-            f"Email {outbox_id} is {row.status}; only pending, held or failed emails "
-            "can be dismissed."
-        )
+    reason = _reason(reason, "Please give a reason for not sending the email.")
+    row = _change(
+        session, outbox_id, OutboxMessage.status.in_(DISMISSABLE),
+        {"status": "dismissed", "last_error": f"Dismissed by {one_line(by, 254)}: {reason}",
+         "claimed_by": None, "claimed_until": None},
+        refused="only pending, held or failed emails can be dismissed.")
     _note(session, row, f"Email '{row.purpose}' to {row.to_address} dismissed: {reason}", by)
     return row
 
 
 def accept_as_sent(session: Session, outbox_id: int, *, by: str, reason: str) -> OutboxMessage:
     """Leave an unconfirmed email as sent (the recipient has it, or it no longer matters)."""
+    reason = _reason(reason, "Please say why the email can be left as sent.")
+    row = _change(
+        session, outbox_id,
+        and_(OutboxMessage.status == "sent", OutboxMessage.last_error == UNCONFIRMED),
+        {"last_error": f"Delivery unconfirmed; left as sent by {one_line(by, 254)}: {reason}"},
+        refused="only an email whose delivery is unconfirmed can be left as sent.")
+    _note(session, row, f"Email '{row.purpose}' to {row.to_address} left as sent: {reason}", by)
+    return row
+
+
+def _reason(reason: str, missing: str) -> str:
     reason = one_line(reason, 500)
     if not reason:
-        raise OutboxActionRefused("Please say why the email can be left as sent.")
+        raise OutboxActionRefused(missing)
+    return reason
+
+
+def _change(session: Session, outbox_id: int, allowed: Any, values: dict[str, Any], *,
+            refused: str) -> OutboxMessage:
+    """A caseworker's change of one row, made only where `allowed` holds at that moment
+    (a sender may be taking the row); refused with the row's status otherwise."""
     row = _get(session, outbox_id)
     done = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == "sent",
-               OutboxMessage.last_error == UNCONFIRMED)
-        .values(last_error=f"Delivery unconfirmed; left as sent by {one_line(by, 254)}: "
-                           f"{reason}")
+        .where(OutboxMessage.id == outbox_id, allowed)
+        .values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount
     session.refresh(row)
     if done != 1:
-        raise OutboxActionRefused(
-            f"Email {outbox_id} is {row.status}; only an email whose delivery is unconfirmed "
-            "can be left as sent."
-        )
-    _note(session, row, f"Email '{row.purpose}' to {row.to_address} left as sent: {reason}", by)
+        raise OutboxActionRefused(f"Email {outbox_id} is {row.status}; {refused}")
     return row
 
 

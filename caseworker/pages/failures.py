@@ -3,6 +3,7 @@ with a reason (through intake.ledger and notifications.outbox)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -109,19 +110,29 @@ async def message_retry(request: Request) -> Response:
 @form_post
 async def message_dismiss(request: Request) -> Response:
     message_id = request.path_params["message_id"]
-    reason = text(request, "reason", limit=1000)
+    return await _act_with_reason(
+        request, _show_message, _dismiss_message, message_id, field="reason", limit=1000,
+        missing="Enter why the message is dismissed", anchor="dismiss",
+        done=f"Message {message_id} was dismissed.", url=f"/messages/{message_id}")
+
+
+async def _act_with_reason(request: Request, show: Callable[..., Awaitable[Response]],
+                           action: Callable[..., None], target: int, *, field: str,
+                           limit: int, missing: str, anchor: str, done: str,
+                           url: str) -> Response:
+    """An action that needs a reason: asked again when empty, its refusal shown in words."""
+    reason = text(request, field, limit=limit)
     if not reason:
         problems = Problems()
-        problems.add("reason", "Enter why the message is dismissed")
-        return await _show_message(request, problems=problems, status_code=400)
+        problems.add(field, missing)
+        return await show(request, problems=problems, status_code=400)
     try:
-        await in_transaction(request, _dismiss_message, message_id, current_user(request).email,
-                             reason)
+        await in_transaction(request, action, target, current_user(request).email, reason)
     except PcseError as refused:
-        return await _show_message(request, errors=refusal(str(refused), "dismiss"),
-                                   values={"reason": reason}, status_code=409)
-    flash(request, f"Message {message_id} was dismissed.")
-    return RedirectResponse(f"/messages/{message_id}", status_code=303)
+        return await show(request, errors=refusal(str(refused), anchor),
+                          values={field: reason}, status_code=409)
+    flash(request, done)
+    return RedirectResponse(url, status_code=303)
 
 
 # --------------------------------------------------------------------------- outbox
@@ -189,20 +200,11 @@ async def outbox_retry(request: Request) -> Response:
 @form_post
 async def outbox_dismiss(request: Request) -> Response:
     outbox_id = request.path_params["outbox_id"]
-    reason = text(request, "reason", limit=500)
-    if not reason:
-        problems = Problems()
-        problems.add("reason", "Enter why the email will not be sent")
-        return await _show_outbox(request, problems=problems, status_code=400)
-    try:
-        await in_transaction(request, _dismiss_outbox, outbox_id, current_user(request).email,
-                             reason)
-    except PcseError as refused:
-        return await _show_outbox(request, errors=refusal(str(refused), "dismiss"),
-                                  values={"reason": reason}, status_code=409)
-    flash(request, f"Email {outbox_id} was dismissed and will not be sent.")
-    return RedirectResponse(f"/outbox/{outbox_id}", status_code=303)
-
+    return await _act_with_reason(
+        request, _show_outbox, _dismiss_outbox, outbox_id, field="reason", limit=500,
+        missing="Enter why the email will not be sent", anchor="dismiss",
+        done=f"Email {outbox_id} was dismissed and will not be sent.",
+        url=f"/outbox/{outbox_id}")
 
 def _accept_outbox(session: Session, outbox_id: int, by: str, reason: str) -> None:
     outbox.accept_as_sent(session, outbox_id, by=by, reason=reason)
@@ -211,20 +213,10 @@ def _accept_outbox(session: Session, outbox_id: int, by: str, reason: str) -> No
 @form_post
 async def outbox_accept(request: Request) -> Response:
     outbox_id = request.path_params["outbox_id"]
-    reason = text(request, "accept_reason", limit=500)
-    if not reason:
-        problems = Problems()
-        problems.add("accept_reason", "Enter why the email can be left as sent")
-        return await _show_outbox(request, problems=problems, status_code=400)
-    try:
-        await in_transaction(request, _accept_outbox, outbox_id, current_user(request).email,
-                             reason)
-    except PcseError as refused:
-        return await _show_outbox(request, errors=refusal(str(refused), "accept"),
-                                  values={"accept_reason": reason}, status_code=409)
-    flash(request, f"Email {outbox_id} is left as sent.")
-    return RedirectResponse(f"/outbox/{outbox_id}", status_code=303)
-
+    return await _act_with_reason(
+        request, _show_outbox, _accept_outbox, outbox_id, field="accept_reason", limit=500,
+        missing="Enter why the email can be left as sent", anchor="accept",
+        done=f"Email {outbox_id} is left as sent.", url=f"/outbox/{outbox_id}")
 
 routes = [
     Route("/messages/{message_id:int}", message_page, methods=["GET"]),
