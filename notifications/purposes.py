@@ -20,7 +20,8 @@ PURPOSES: dict[str, tuple[str, ...]] = {
     "outcome_rejected": ("reason",),
     "outcome_expired": (),
     "outcome_triage": ("reason",),
-    "welcome_admin": ("role", "service_title", "organisation_name", "assignable_roles"),
+    # roles: one {"role", "service_title", "assignable_roles"} per admin role given at once.
+    "welcome_admin": ("organisation_name", "roles"),
     "welcome_main_contact": ("organisation_name", "assignable_roles"),
     "main_contact_replaced": ("organisation_name", "new_contact_name"),
     "redirect_performer_registration": (),

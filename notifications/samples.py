@@ -66,10 +66,9 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "reason": f"The practice already has four {_GPP.admin_role}s, the most allowed.",
     },
     "welcome_admin": {
-        "role": _GPP.admin_role,
-        "service_title": _GPP.title,
         "organisation_name": "The Riverside Surgery",
-        "assignable_roles": list(_GPP.assignable_roles),
+        "roles": [{"role": _GPP.admin_role, "service_title": _GPP.title,
+                   "assignable_roles": list(_GPP.assignable_roles)}],
     },
     "welcome_main_contact": {
         "organisation_name": "The Riverside Surgery",

@@ -143,11 +143,7 @@ def test_welcome_says_what_the_role_allows_how_to_sign_in_and_to_hand_it_on(
     service: Service,
 ) -> None:
     info = CATALOGUE[service]
-    context = sample_template_context("welcome_admin") | {
-        "role": info.admin_role,
-        "service_title": info.title,
-        "assignable_roles": list(info.assignable_roles),
-    }
+    context = sample_template_context("welcome_admin") | {"roles": [welcome_role(info)]}
     rendered = render("welcome_admin", context)
     assert info.admin_role in rendered.subject
     for role in info.assignable_roles:
@@ -160,6 +156,29 @@ def test_welcome_says_what_the_role_allows_how_to_sign_in_and_to_hand_it_on(
         assert "up to four for your organisation" in rendered.text
     else:
         assert "up to" not in rendered.text
+
+
+def welcome_role(info) -> dict:
+    return {"role": info.admin_role, "service_title": info.title,
+            "assignable_roles": list(info.assignable_roles)}
+
+
+def test_one_welcome_names_every_admin_role_given_at_once() -> None:
+    gpp, pl = CATALOGUE[Service.GPP], CATALOGUE[Service.PL]
+    context = sample_template_context("welcome_admin") | {
+        "roles": [welcome_role(gpp), welcome_role(pl)]}
+    rendered = render("welcome_admin", context)
+    assert rendered.subject == (f"You are now {gpp.admin_role} and {pl.admin_role} for The "
+                                "Riverside Surgery")
+    assert "You have been given two roles for The Riverside Surgery" in rendered.text
+    for info in (gpp, pl):
+        assert f"- {info.admin_role}, for {info.title}\n" in rendered.text
+        assert f"What the {info.admin_role} role lets you do" in rendered.text
+        assert f"<li><strong>{info.admin_role}</strong>, for {info.title}</li>" in rendered.html
+        for role in info.assignable_roles:
+            assert f"- {role}\n" in rendered.text
+    assert "please give each of these roles to a colleague first" in rendered.text
+    assert rendered.text.count("How to sign in") == 1
 
 
 def test_welcome_main_contact_explains_the_role_cannot_be_handed_on_in_pcse_online() -> None:

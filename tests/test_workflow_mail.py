@@ -209,8 +209,11 @@ def test_user_admin_form_sets_admins_and_replaces_the_main_contact(
             "chloe.evans@nhs.net"]
         assert directory.main_contact(session, "B82005").email == "mike.dunn@nhs.net"
     assert [m.to_address for m in sent(db, "main_contact_replaced")] == ["old.contact@nhs.net"]
-    assert sorted(m.to_address for m in sent(db, "welcome_admin")) == [
-        "aisha.rahman2@nhs.net", "chloe.evans@nhs.net", "chloe.evans@nhs.net"]
+    welcomes = {m.to_address: m for m in sent(db, "welcome_admin")}
+    assert sorted(welcomes) == ["aisha.rahman2@nhs.net", "chloe.evans@nhs.net"]
+    # One welcome for the nominee given two services, naming both roles.
+    assert "GPP Practice User Administrator and PL Organisation Administrator" in (
+        welcomes["chloe.evans@nhs.net"].subject)
 
 
 def test_pcn_form_from_the_ael_contact_needs_no_further_approval(

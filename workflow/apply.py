@@ -9,6 +9,7 @@ completed and everyone concerned is told, in the same transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -150,6 +151,8 @@ def _tell_everyone(session: Session, env: WorkflowEnv, case: Case, applied: list
     notify(session, env, case, "outcome_completed", to=case.requester, name=case.requester_name,
            context={"changes": [_sentence(case, a.change) for a in applied]},
            reply_to=source_message(session, case))
+    # One welcome per new admin, naming every role given at once.
+    welcomed: dict[str, tuple[str | None, list[dict[str, Any]]]] = {}
     for done in applied:
         info = CATALOGUE[done.change.service]
         if done.change.service is Service.MAIN_CONTACT:
@@ -163,8 +166,10 @@ def _tell_everyone(session: Session, env: WorkflowEnv, case: Case, applied: list
                        context={"organisation_name": org_name,
                                 "new_contact_name": done.change.name})
             continue
-        notify(session, env, case, "welcome_admin", to=done.change.email, name=done.change.name,
+        _, roles = welcomed.setdefault(done.change.email, (done.change.name, []))
+        roles.append({"role": info.admin_role, "service_title": info.title,
+                      "assignable_roles": list(info.assignable_roles)})
+    for email, (name, roles) in welcomed.items():
+        notify(session, env, case, "welcome_admin", to=email, name=name,
                auto_submitted=GENERATED,
-               context={"role": info.admin_role, "service_title": info.title,
-                        "organisation_name": org_name,
-                        "assignable_roles": list(info.assignable_roles)})
+               context={"organisation_name": org_name, "roles": roles})
