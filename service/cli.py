@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import click
 
-from service import (
-    cmd_actions,
-    cmd_cases,
-    cmd_db,
-    cmd_demo,
-    cmd_directory,
-    cmd_outbox,
-    cmd_poll,
-    cmd_web,
-)
 from workflow.errors import PcseError
 
+# Each top-level command and the modules that build it. A module is imported only when one
+# of its commands runs, so `pcse status` does not pay for the web pages or the demo.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "ael": ("cmd_directory",),
+    "approvers": ("cmd_directory",),
+    "case": ("cmd_cases", "cmd_actions"),
+    "caseworker": ("cmd_web",),
+    "db": ("cmd_db",),
+    "demo": ("cmd_demo",),
+    "directory": ("cmd_directory",),
+    "outbox": ("cmd_outbox",),
+    "poll": ("cmd_poll",),
+    "queue": ("cmd_cases",),
+    "run": ("cmd_poll",),
+    "serve": ("cmd_web",),
+    "status": ("cmd_poll",),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose commands are loaded from their modules on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            loaded = click.Group()
+            for module in COMMANDS[cmd_name]:
+                importlib.import_module(f"service.{module}").register(loaded)
+            self.add_command(loaded.commands[cmd_name])
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), envvar="PCSE_CONFIG",
     help="Configuration file (default: $PCSE_CONFIG, else the local defaults under ./var).",
@@ -33,11 +57,6 @@ def cli(config_path: str | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-
-
-for module in (cmd_db, cmd_cases, cmd_actions, cmd_web, cmd_directory, cmd_outbox, cmd_demo,
-               cmd_poll):
-    module.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
