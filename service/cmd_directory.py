@@ -200,13 +200,22 @@ def approvers() -> None:
     """Practice signers: GP Partners, Caldicott Guardians, Company Directors."""
 
 
+_replace_option = click.option(
+    "--replace", is_flag=True,
+    help="The file is the whole list for each organisation or ICB it names: entries of "
+         "those missing from it are removed (made inactive), so they can no longer approve. "
+         "Nothing is removed if any row fails.")
+
+
 @approvers.command("import")
 @click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False))
 @_by_option
+@_replace_option
 @with_app(json_flag=True)
-def approvers_import_cmd(app: AppContext, csv_path: str, actor: str, json_output: bool) -> None:
+def approvers_import_cmd(app: AppContext, csv_path: str, actor: str, replace: bool,
+                         json_output: bool) -> None:
     """Add or update practice signers (header org_code,name,email,capacity)."""
-    _run_import(app, import_signers, csv_path, actor, json_output)
+    _run_import(app, import_signers, csv_path, actor, json_output, replace=replace)
 
 
 @click.group()
@@ -217,7 +226,9 @@ def ael() -> None:
 @ael.command("import")
 @click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False))
 @_by_option
+@_replace_option
 @with_app(json_flag=True)
-def ael_import_cmd(app: AppContext, csv_path: str, actor: str, json_output: bool) -> None:
+def ael_import_cmd(app: AppContext, csv_path: str, actor: str, replace: bool,
+                   json_output: bool) -> None:
     """Add or update AEL contacts (header icb_code,name,email,ael_role)."""
-    _run_import(app, import_ael, csv_path, actor, json_output)
+    _run_import(app, import_ael, csv_path, actor, json_output, replace=replace)

@@ -73,6 +73,25 @@ def test_reply_from_another_address(db: Database, env: WorkflowEnv) -> None:
     assert refusals(db, ref)
 
 
+def test_an_approver_removed_since_being_asked_approves_nothing(db: Database,
+                                                                env: WorkflowEnv) -> None:
+    from sqlalchemy import update
+
+    from workflow.models import Signer
+
+    ref = open_request(db, env, gpp_form())
+    token = token_for(db, ref, PARTNER[1])
+    with db.transaction() as session:  # as an import with --replace would
+        session.execute(update(Signer).where(Signer.email == PARTNER[1]).values(active=False))
+    outcome = answer(db, env, ref, PARTNER, "APPROVE", token=token)
+    assert "refused" in outcome.lower()
+    assert_nothing_approved(db, ref)
+    case = case_of(db, ref)
+    assert case.state == "triage"
+    assert "removed from the recorded approvers" in case.reason
+    assert any("is no longer a recorded signer of A81001" in r for r in refusals(db, ref))
+
+
 def test_right_address_without_dmarc_pass(db: Database, env: WorkflowEnv) -> None:
     ref = open_request(db, env, gpp_form())
     failing = ["mx.nhs.net; spf=softfail smtp.mailfrom=nhs.net; dmarc=fail (p=reject) "

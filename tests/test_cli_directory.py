@@ -73,6 +73,25 @@ def test_newcomer_walkthrough(config: Path) -> None:
     assert "Fiona Grant" not in text
 
 
+def test_ael_import_with_replace_removes_who_the_list_dropped(config: Path,
+                                                            tmp_path: Path) -> None:
+    assert pcse(config, "directory", "import-orgs", "examples/organisations.csv").returncode == 0
+    assert pcse(config, "ael", "import", "examples/ael.csv").returncode == 0
+    assert "David Brown" in pcse(config, "directory", "show", "A81001").stdout
+    lines = (EXAMPLES / "ael.csv").read_text(encoding="utf-8").splitlines()
+    dropped = tmp_path / "ael-next-month.csv"
+    dropped.write_text("\n".join(line for line in lines if "David Brown" not in line) + "\n",
+                       encoding="utf-8")
+    done = pcse(config, "ael", "import", str(dropped), "--replace", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["unchanged"], report["removed"]) == (2, 1)
+    text = pcse(config, "ael", "import", str(dropped), "--replace").stdout
+    assert text.strip().endswith("0 failed.")
+    shown = pcse(config, "directory", "show", "A81001").stdout
+    assert "Claire Watson" in shown and "David Brown" not in shown
+
+
 def test_bad_rows_reported_good_rows_loaded(config: Path, db_url: str) -> None:
     db = Database(db_url)
     with db.transaction() as session:

@@ -195,6 +195,53 @@ def test_ael_hyphen_and_en_dash(database, tmp_path) -> None:
         assert roles == {"GP Payments – General": 2, "Retirements": 1}
 
 
+AEL_FULL = ("icb_code,name,email,ael_role\n"
+            "QHM,Claire Watson,claire.watson@nhs.net,GP Payments – General\n"
+            "QHM,David Brown,david.brown@nhs.net,GP Payments – General\n"
+            "QXX,Olu Ade,olu.ade@nhs.net,GP Payments – General\n")
+
+
+def test_ael_replace_removes_only_the_named_icbs_missing_contacts(database, tmp_path) -> None:
+    with database.transaction() as session:
+        import_ael(session, write(tmp_path, "ael.csv", AEL_FULL), actor="tester")
+    newer = "".join(AEL_FULL.splitlines(keepends=True)[:2])  # the header and Claire
+    with database.transaction() as session:
+        kept = import_ael(session, write(tmp_path, "add.csv", newer), actor="tester")
+    assert kept.removed == 0  # without --replace the file only adds and updates
+    with database.transaction() as session:
+        report = import_ael(session, write(tmp_path, "ael2.csv", newer), actor="tester",
+                            replace=True)
+    assert (report.unchanged, report.removed) == (1, 1)
+    assert "1 removed" in report.summary()
+    with database.transaction() as session:
+        assert find_ael_contact(session, "QHM", "david.brown@nhs.net") is None
+        assert find_ael_contact(session, "QHM", "claire.watson@nhs.net") is not None
+        assert find_ael_contact(session, "QXX", "olu.ade@nhs.net") is not None  # not named
+        event = session.scalars(select(DirectoryEvent).where(
+            DirectoryEvent.action == "ael_contact_removed")).one()
+        assert event.person_email == "david.brown@nhs.net" and "no longer lists" in event.reason
+
+
+def test_replace_removes_nothing_when_a_row_failed(loaded, tmp_path) -> None:
+    with loaded.transaction() as session:
+        import_signers(session, write(tmp_path, "s.csv", SIGNERS), actor="tester")
+    one_left = ("org_code,name,email,capacity\n"
+                "A81001,Dr Helen Morris,helen.morris@nhs.net,GP Partner\n"
+                "A81001,Typo,not-an-address,Caldicott Guardian\n")
+    with loaded.transaction() as session:
+        report = import_signers(session, write(tmp_path, "s2.csv", one_left), actor="tester",
+                                replace=True)
+    assert report.removed == 0 and report.failed == 1
+    assert "Nothing was removed, because 1 row(s) failed" in report.summary()
+    good = one_left.splitlines()[:2]
+    with loaded.transaction() as session:
+        report = import_signers(session, write(tmp_path, "s3.csv", "\n".join(good) + "\n"),
+                                actor="tester", replace=True)
+    assert report.removed == 2
+    with loaded.transaction() as session:
+        assert [s.email for s in signers_for(session, "A81001")] == ["helen.morris@nhs.net"]
+
+
 def test_header_problems_refuse_the_file(database, tmp_path) -> None:
     cases = {
         "empty.csv": ("", "is empty; its first line must be code,name,type,icb_code"),

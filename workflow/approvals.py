@@ -21,6 +21,8 @@ import authres
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from workflow import directory
+from workflow.catalogue import AEL_GP_PAYMENTS_GENERAL
 from workflow.decisions import Approver, Check
 from workflow.env import WorkflowEnv
 from workflow.inbound import IncomingMail
@@ -283,4 +285,23 @@ def verify_answer(
         "sender_is_approver", sender.address == approval.approver_email.lower(),
         f"Sent from {', '.join(from_addresses) or '(no address)'}; the approver asked is "
         f"{approval.approver_email}."))
+    checks.append(still_recorded(session, case, approval))
     return found
+
+
+def still_recorded(session: Session, case: Case, approval: ApprovalRequest) -> Check:
+    """Is the approver asked still a recorded signer, or still on the AEL? A token outlives
+    an import that removed its approver; the answer must not."""
+    email = approval.approver_email
+    org = directory.get_org(session, case.organisation_code or "")
+    if approval.approver_source == "signer":
+        where = f"a recorded signer of {case.organisation_code}"
+        found = org is not None and directory.find_signer(session, org.code, email) is not None
+    else:
+        icb = (org.icb_code if org is not None else None) or "(unknown)"
+        role = approval.capacity or AEL_GP_PAYMENTS_GENERAL
+        where = f"on the Authorised Email List for ICB {icb} ({role})"
+        found = org is not None and directory.find_ael_contact(session, icb, email,
+                                                               role) is not None
+    return Check("approver_still_recorded", found,
+                 f"{email} is {'still' if found else 'no longer'} {where}.")

@@ -483,7 +483,12 @@ def _refused(session: Session, env: WorkflowEnv, verification: Verification,
                                "case_waiting"}
     if (case is not None and claims_approver and token_live
             and case.state == CaseState.AWAITING_APPROVAL):
-        move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=now,
-             reason="An answer claiming to come from the approver failed the sender checks; "
-                    "a caseworker must confirm it with them.")
+        if failed == {"approver_still_recorded"}:
+            reason = (f"{approval.approver_email} answered, but has been removed from the "
+                      "recorded approvers since being asked; a caseworker must find another "
+                      "approver.")
+        else:
+            reason = ("An answer claiming to come from the approver failed the sender "
+                      "checks; a caseworker must confirm it with them.")
+        move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=now, reason=reason)
     return f"Approval answer refused: {refusal}"

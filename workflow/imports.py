@@ -67,7 +67,10 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    # Entries not in a file imported as the whole list (--replace), now inactive.
+    removed: int = 0
     errors: list[RowError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -81,9 +84,12 @@ class ImportReport:
         parts = [f"{self.added} added", f"{self.updated} updated", f"{self.unchanged} unchanged"]
         if self.skipped:
             parts.append(f"{self.skipped} skipped")
+        if self.removed:
+            parts.append(f"{self.removed} removed")
         parts.append(f"{self.failed} failed")
         what = self.what[:1].upper() + self.what[1:]
-        return f"{what} from {self.source}: {self.rows} rows, {', '.join(parts)}."
+        return " ".join([f"{what} from {self.source}: {self.rows} rows, {', '.join(parts)}.",
+                         *self.notes])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -94,7 +100,9 @@ class ImportReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "skipped": self.skipped,
+            "removed": self.removed,
             "failed": [{"row": e.row, "message": e.message} for e in self.errors],
+            "notes": self.notes,
         }
 
 
@@ -275,12 +283,18 @@ def _capacity(row: dict[str, str]) -> str:
 
 
 def import_signers(
-    session: Session, path: str | Path, *, actor: str, now: datetime | None = None
+    session: Session, path: str | Path, *, actor: str, now: datetime | None = None,
+    replace: bool = False,
 ) -> ImportReport:
-    """Header org_code,name,email,capacity: the practice signers who may authorise (R6)."""
+    """Header org_code,name,email,capacity: the practice signers who may authorise (R6).
+
+    With `replace`, the file is the whole list for each organisation it names: their
+    signers missing from it are made inactive, so they can no longer approve.
+    """
     now = now or utcnow()
     report = ImportReport("practice signers", str(path))
     reason = f"Imported from {Path(path).name}"
+    listed: dict[int, set[tuple[str, str]]] = {}
     for number, row in read_rows(path, SIGNER_HEADER):
         try:
             code = clean_ods(_required(row, "org_code", "organisation code"))
@@ -291,6 +305,7 @@ def import_signers(
         except RowProblem as problem:
             report.errors.append(RowError(number, str(problem)))
             continue
+        listed.setdefault(org.id, set()).add((email, capacity))
         signer = session.scalars(select(Signer).where(
             Signer.organisation_id == org.id, Signer.email == email,
             Signer.capacity == capacity)).first()
@@ -311,7 +326,37 @@ def import_signers(
         else:
             report.unchanged += 1
         session.flush()
+    if replace and _may_remove(report):
+        for org_id, keys in listed.items():
+            current = session.scalars(select(Signer).where(
+                Signer.organisation_id == org_id, Signer.active.is_(True))).all()
+            for signer in current:
+                if (signer.email, signer.capacity) not in keys:
+                    _remove(session, signer, actor=actor, action="signer_removed",
+                            reason=reason, org_code=signer.organisation.code, report=report,
+                            detail={"name": signer.name, "email": signer.email,
+                                    "capacity": signer.capacity}, now=now)
     return report
+
+
+def _may_remove(report: ImportReport) -> bool:
+    """Removing is safe only when every row was read: a failed row may name someone who
+    should stay."""
+    if report.errors:
+        report.notes.append(f"Nothing was removed, because {report.failed} row(s) failed; "
+                            "correct them and import again.")
+        return False
+    return True
+
+
+def _remove(session: Session, entry: Signer | AelContact, *, actor: str, action: str,
+            reason: str, org_code: str, report: ImportReport, detail: dict[str, Any],
+            now: datetime) -> None:
+    entry.active = False
+    record_event(session, actor=actor, action=action,
+                 reason=f"{reason}, which no longer lists them", organisation_code=org_code,
+                 person_email=entry.email, detail=detail, now=now)
+    report.removed += 1
 
 
 def _ael_role(row: dict[str, str]) -> str:
@@ -324,12 +369,18 @@ def _ael_role(row: dict[str, str]) -> str:
 
 
 def import_ael(
-    session: Session, path: str | Path, *, actor: str, now: datetime | None = None
+    session: Session, path: str | Path, *, actor: str, now: datetime | None = None,
+    replace: bool = False,
 ) -> ImportReport:
-    """Header icb_code,name,email,ael_role: NHS England's Authorised Email List."""
+    """Header icb_code,name,email,ael_role: NHS England's Authorised Email List.
+
+    With `replace`, the file is the whole list for each ICB it names: that ICB's contacts
+    missing from it are made inactive, so they can no longer approve.
+    """
     now = now or utcnow()
     report = ImportReport("AEL contacts", str(path))
     reason = f"Imported from {Path(path).name}"
+    listed: dict[str, set[tuple[str, str]]] = {}
     for number, row in read_rows(path, AEL_HEADER):
         try:
             icb = clean_ods(_required(row, "icb_code", "ICB code"))
@@ -339,6 +390,7 @@ def import_ael(
         except RowProblem as problem:
             report.errors.append(RowError(number, str(problem)))
             continue
+        listed.setdefault(icb, set()).add((email, role))
         contact = session.scalars(select(AelContact).where(
             AelContact.icb_code == icb, AelContact.email == email,
             AelContact.ael_role == role)).first()
@@ -359,6 +411,17 @@ def import_ael(
         else:
             report.unchanged += 1
         session.flush()
+    if replace and _may_remove(report):
+        for icb, keys in listed.items():
+            current = session.scalars(select(AelContact).where(
+                AelContact.icb_code == icb, AelContact.active.is_(True))).all()
+            for contact in current:
+                if (contact.email, contact.ael_role) not in keys:
+                    _remove(session, contact, actor=actor, action="ael_contact_removed",
+                            reason=reason, org_code=icb, report=report,
+                            detail={"icb_code": icb, "name": contact.name,
+                                    "email": contact.email, "ael_role": contact.ael_role},
+                            now=now)
     return report
 
 
