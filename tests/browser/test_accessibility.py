@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from notifications.claims import UNCONFIRMED
 from tests.fixtures.browser import (
     PASSWORD,
     PRACTICE,
@@ -57,10 +58,15 @@ def _seed(server: LiveServer) -> dict[str, str]:
         row = OutboxMessage(purpose="acknowledgement", message_id="<a11y@pcse.test>",
                             to_address="someone@nhs.net", subject="[PCSE] Received",
                             body_text="Thank you.", status="failed", last_error="550 no")
-        session.add(row)
+        unconfirmed = OutboxMessage(purpose="acknowledgement", message_id="<a11y-2@pcse.test>",
+                                    to_address="someone@nhs.net", subject="[PCSE] Received",
+                                    body_text="Thank you.", status="sent",
+                                    last_error=UNCONFIRMED)
+        session.add_all([row, unconfirmed])
         session.flush()
-        outbox_id = row.id
-    return {"ref": ref, "message": str(message), "outbox": str(outbox_id)}
+        outbox_id, unconfirmed_id = row.id, unconfirmed.id
+    return {"ref": ref, "message": str(message), "outbox": str(outbox_id),
+            "unconfirmed": str(unconfirmed_id)}
 
 
 def _sign_in(page, server: LiveServer, email: str) -> None:
@@ -90,6 +96,7 @@ def test_the_main_pages_have_no_serious_accessibility_violations(live_server: Li
         "person": "/directory/people/gill.admin@nhs.net",
         "failed message": f"/messages/{seeded['message']}",
         "failed email": f"/outbox/{seeded['outbox']}",
+        "unconfirmed email": f"/outbox/{seeded['unconfirmed']}",
         "accounts": "/accounts",
         "not found": "/cases/PCSE-1999-000001",
     }
