@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -282,6 +282,57 @@ def _capacity(row: dict[str, str]) -> str:
     return capacity
 
 
+@dataclass
+class _ApproverImport:
+    """What the signer and AEL imports share: add or update one entry per row, and with
+    --replace remove the entries the file no longer lists; every change an event."""
+
+    session: Session
+    report: ImportReport
+    actor: str
+    reason: str
+    now: datetime
+    event: str  # the directory events' prefix: "signer" or "ael_contact"
+
+    def upsert(self, existing: Signer | AelContact | None,
+               make: Callable[[dict[str, Any]], Signer | AelContact], *, name: str, code: str,
+               email: str, detail: dict[str, Any]) -> None:
+        values = {"name": name, "active": True}
+        if existing is None:
+            self.session.add(make(values))
+            self._record("added", code, email, detail)
+            self.report.added += 1
+        elif changed := _diff(existing, values):
+            for key, (_, new) in changed.items():
+                setattr(existing, key, new)
+            self._record("updated", code, email, detail | {"changed": changed})
+            self.report.updated += 1
+        else:
+            self.report.unchanged += 1
+        self.session.flush()
+
+    def may_remove(self) -> bool:
+        """Removing is safe only when every row was read: a failed row may name someone
+        who should stay."""
+        if self.report.errors:
+            self.report.notes.append(f"Nothing was removed, because {self.report.failed} "
+                                     "row(s) failed; correct them and import again.")
+            return False
+        return True
+
+    def remove(self, entry: Signer | AelContact, code: str, detail: dict[str, Any]) -> None:
+        entry.active = False
+        self._record("removed", code, entry.email, detail,
+                     reason=f"{self.reason}, which no longer lists them")
+        self.report.removed += 1
+
+    def _record(self, what: str, code: str, email: str, detail: dict[str, Any], *,
+                reason: str | None = None) -> None:
+        record_event(self.session, actor=self.actor, action=f"{self.event}_{what}",
+                     reason=reason or self.reason, organisation_code=code, person_email=email,
+                     detail=detail, now=self.now)
+
+
 def import_signers(
     session: Session, path: str | Path, *, actor: str, now: datetime | None = None,
     replace: bool = False,
@@ -291,10 +342,10 @@ def import_signers(
     With `replace`, the file is the whole list for each organisation it names: their
     signers missing from it are made inactive, so they can no longer approve.
     """
-    now = now or utcnow()
     report = ImportReport("practice signers", str(path))
-    reason = f"Imported from {Path(path).name}"
-    listed: dict[int, set[tuple[str, str]]] = {}
+    work = _ApproverImport(session, report, actor, f"Imported from {Path(path).name}",
+                           now or utcnow(), "signer")
+    listed: dict[Organisation, set[tuple[str, str]]] = {}
     for number, row in read_rows(path, SIGNER_HEADER):
         try:
             code = clean_ods(_required(row, "org_code", "organisation code"))
@@ -305,58 +356,22 @@ def import_signers(
         except RowProblem as problem:
             report.errors.append(RowError(number, str(problem)))
             continue
-        listed.setdefault(org.id, set()).add((email, capacity))
+        listed.setdefault(org, set()).add((email, capacity))
         signer = session.scalars(select(Signer).where(
             Signer.organisation_id == org.id, Signer.email == email,
             Signer.capacity == capacity)).first()
-        values = {"name": name, "active": True}
-        detail = {"name": name, "email": email, "capacity": capacity}
-        if signer is None:
-            session.add(Signer(organisation=org, email=email, capacity=capacity, **values))
-            record_event(session, actor=actor, action="signer_added", reason=reason,
-                         organisation_code=code, person_email=email, detail=detail, now=now)
-            report.added += 1
-        elif changed := _diff(signer, values):
-            for key, (_, new) in changed.items():
-                setattr(signer, key, new)
-            record_event(session, actor=actor, action="signer_updated", reason=reason,
-                         organisation_code=code, person_email=email,
-                         detail=detail | {"changed": changed}, now=now)
-            report.updated += 1
-        else:
-            report.unchanged += 1
-        session.flush()
-    if replace and _may_remove(report):
-        for org_id, keys in listed.items():
-            current = session.scalars(select(Signer).where(
-                Signer.organisation_id == org_id, Signer.active.is_(True))).all()
-            for signer in current:
+        work.upsert(signer, lambda values, org=org, email=email, capacity=capacity: Signer(
+                        organisation=org, email=email, capacity=capacity, **values),
+                    name=name, code=code, email=email,
+                    detail={"name": name, "email": email, "capacity": capacity})
+    if replace and work.may_remove():
+        for org, keys in listed.items():
+            for signer in session.scalars(select(Signer).where(
+                    Signer.organisation_id == org.id, Signer.active.is_(True))).all():
                 if (signer.email, signer.capacity) not in keys:
-                    _remove(session, signer, actor=actor, action="signer_removed",
-                            reason=reason, org_code=signer.organisation.code, report=report,
-                            detail={"name": signer.name, "email": signer.email,
-                                    "capacity": signer.capacity}, now=now)
+                    work.remove(signer, org.code, {"name": signer.name, "email": signer.email,
+                                                   "capacity": signer.capacity})
     return report
-
-
-def _may_remove(report: ImportReport) -> bool:
-    """Removing is safe only when every row was read: a failed row may name someone who
-    should stay."""
-    if report.errors:
-        report.notes.append(f"Nothing was removed, because {report.failed} row(s) failed; "
-                            "correct them and import again.")
-        return False
-    return True
-
-
-def _remove(session: Session, entry: Signer | AelContact, *, actor: str, action: str,
-            reason: str, org_code: str, report: ImportReport, detail: dict[str, Any],
-            now: datetime) -> None:
-    entry.active = False
-    record_event(session, actor=actor, action=action,
-                 reason=f"{reason}, which no longer lists them", organisation_code=org_code,
-                 person_email=entry.email, detail=detail, now=now)
-    report.removed += 1
 
 
 def _ael_role(row: dict[str, str]) -> str:
@@ -377,9 +392,9 @@ def import_ael(
     With `replace`, the file is the whole list for each ICB it names: that ICB's contacts
     missing from it are made inactive, so they can no longer approve.
     """
-    now = now or utcnow()
     report = ImportReport("AEL contacts", str(path))
-    reason = f"Imported from {Path(path).name}"
+    work = _ApproverImport(session, report, actor, f"Imported from {Path(path).name}",
+                           now or utcnow(), "ael_contact")
     listed: dict[str, set[tuple[str, str]]] = {}
     for number, row in read_rows(path, AEL_HEADER):
         try:
@@ -394,34 +409,18 @@ def import_ael(
         contact = session.scalars(select(AelContact).where(
             AelContact.icb_code == icb, AelContact.email == email,
             AelContact.ael_role == role)).first()
-        values = {"name": name, "active": True}
-        detail = {"icb_code": icb, "name": name, "email": email, "ael_role": role}
-        if contact is None:
-            session.add(AelContact(icb_code=icb, email=email, ael_role=role, **values))
-            record_event(session, actor=actor, action="ael_contact_added", reason=reason,
-                         organisation_code=icb, person_email=email, detail=detail, now=now)
-            report.added += 1
-        elif changed := _diff(contact, values):
-            for key, (_, new) in changed.items():
-                setattr(contact, key, new)
-            record_event(session, actor=actor, action="ael_contact_updated", reason=reason,
-                         organisation_code=icb, person_email=email,
-                         detail=detail | {"changed": changed}, now=now)
-            report.updated += 1
-        else:
-            report.unchanged += 1
-        session.flush()
-    if replace and _may_remove(report):
+        work.upsert(contact, lambda values, icb=icb, email=email, role=role: AelContact(
+                        icb_code=icb, email=email, ael_role=role, **values),
+                    name=name, code=icb, email=email,
+                    detail={"icb_code": icb, "name": name, "email": email, "ael_role": role})
+    if replace and work.may_remove():
         for icb, keys in listed.items():
-            current = session.scalars(select(AelContact).where(
-                AelContact.icb_code == icb, AelContact.active.is_(True))).all()
-            for contact in current:
+            for contact in session.scalars(select(AelContact).where(
+                    AelContact.icb_code == icb, AelContact.active.is_(True))).all():
                 if (contact.email, contact.ael_role) not in keys:
-                    _remove(session, contact, actor=actor, action="ael_contact_removed",
-                            reason=reason, org_code=icb, report=report,
-                            detail={"icb_code": icb, "name": contact.name,
-                                    "email": contact.email, "ael_role": contact.ael_role},
-                            now=now)
+                    work.remove(contact, icb, {"icb_code": icb, "name": contact.name,
+                                               "email": contact.email,
+                                               "ael_role": contact.ael_role})
     return report
 
 
