@@ -98,13 +98,10 @@ def _dismiss_message(session: Session, message_id: int, by: str, reason: str) ->
 @form_post
 async def message_retry(request: Request) -> Response:
     message_id = request.path_params["message_id"]
-    try:
-        await in_transaction(request, _retry_message, message_id, current_user(request).email)
-    except PcseError as refused:
-        return await _show_message(request, errors=refusal(str(refused), "retry"),
-                                   status_code=409)
-    flash(request, f"Message {message_id} will be processed again.")
-    return RedirectResponse(f"/messages/{message_id}", status_code=303)
+    return await _act(request, _show_message, _retry_message, message_id,
+                      current_user(request).email, anchor="retry",
+                      done=f"Message {message_id} will be processed again.",
+                      url=f"/messages/{message_id}")
 
 
 @form_post
@@ -126,11 +123,20 @@ async def _act_with_reason(request: Request, show: Callable[..., Awaitable[Respo
         problems = Problems()
         problems.add(field, missing)
         return await show(request, problems=problems, status_code=400)
+    return await _act(request, show, action, target, current_user(request).email, reason,
+                      anchor=anchor, done=done, url=url, values={field: reason})
+
+
+async def _act(request: Request, show: Callable[..., Awaitable[Response]],
+               action: Callable[..., None], *args: Any, anchor: str, done: str, url: str,
+               values: dict[str, str] | None = None) -> Response:
+    """Run a caseworker's action in one transaction: on success say so and go to `url`;
+    a refusal is shown on the page, beside the form it came from (`anchor`)."""
     try:
-        await in_transaction(request, action, target, current_user(request).email, reason)
+        await in_transaction(request, action, *args)
     except PcseError as refused:
-        return await show(request, errors=refusal(str(refused), anchor),
-                          values={field: reason}, status_code=409)
+        return await show(request, errors=refusal(str(refused), anchor), values=values,
+                          status_code=409)
     flash(request, done)
     return RedirectResponse(url, status_code=303)
 
@@ -188,13 +194,9 @@ def _dismiss_outbox(session: Session, outbox_id: int, by: str, reason: str) -> N
 @form_post
 async def outbox_retry(request: Request) -> Response:
     outbox_id = request.path_params["outbox_id"]
-    try:
-        await in_transaction(request, _retry_outbox, outbox_id, current_user(request).email)
-    except PcseError as refused:
-        return await _show_outbox(request, errors=refusal(str(refused), "retry"),
-                                  status_code=409)
-    flash(request, f"Email {outbox_id} will be sent again.")
-    return RedirectResponse(f"/outbox/{outbox_id}", status_code=303)
+    return await _act(request, _show_outbox, _retry_outbox, outbox_id,
+                      current_user(request).email, anchor="retry",
+                      done=f"Email {outbox_id} will be sent again.", url=f"/outbox/{outbox_id}")
 
 
 @form_post
