@@ -3,6 +3,8 @@ withdraw|ask-approver REF --by NAME …`, the same operations the web pages call
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from service.clitools import emit_json, with_app
@@ -30,28 +32,32 @@ def _report(row: Case, json_output: bool) -> None:
     click.echo(f"{row.ref} is now {row.state}" + (f": {row.reason}" if row.reason else "."))
 
 
-@click.command("approve")
-@click.argument("ref")
-@BY
-@REASON
-@with_app(json_flag=True)
-def approve(app: AppContext, ref: str, by: str, reason: str, json_output: bool) -> None:
-    """Approve a case in triage or awaiting approval, and apply its changes."""
-    with app.db().transaction() as session:
-        row = actions.approve(session, workflow_env(app.config), ref, by=by, reason=reason)
-        _report(row, json_output)
+def _reason_command(name: str, operation: Callable[..., Case], help_text: str
+                    ) -> click.Command:
+    """`pcse case NAME REF --by WHO --reason WHY`: one workflow action with its reason."""
+
+    @click.command(name, help=help_text)
+    @click.argument("ref")
+    @BY
+    @REASON
+    @with_app(json_flag=True)
+    def command(app: AppContext, ref: str, by: str, reason: str, json_output: bool) -> None:
+        with app.db().transaction() as session:
+            row = operation(session, workflow_env(app.config), ref, by=by, reason=reason)
+            _report(row, json_output)
+
+    return command
 
 
-@click.command("reject")
-@click.argument("ref")
-@BY
-@REASON
-@with_app(json_flag=True)
-def reject(app: AppContext, ref: str, by: str, reason: str, json_output: bool) -> None:
-    """Reject a case; the requester is sent the reason."""
-    with app.db().transaction() as session:
-        row = actions.reject(session, workflow_env(app.config), ref, by=by, reason=reason)
-        _report(row, json_output)
+approve = _reason_command(
+    "approve", actions.approve,
+    "Approve a case in triage or awaiting approval, and apply its changes.")
+reject = _reason_command("reject", actions.reject,
+                         "Reject a case; the requester is sent the reason.")
+reopen = _reason_command("reopen", actions.reopen,
+                         "Reopen an expired case into triage (supervisors).")
+withdraw = _reason_command("withdraw", actions.withdraw,
+                           "Close a duplicate, spam or withdrawn request without a reply.")
 
 
 @click.command("request-info")
@@ -64,30 +70,6 @@ def request_info(app: AppContext, ref: str, by: str, message: str, json_output: 
     with app.db().transaction() as session:
         row = actions.request_info(session, workflow_env(app.config), ref, by=by,
                                    message=message)
-        _report(row, json_output)
-
-
-@click.command("reopen")
-@click.argument("ref")
-@BY
-@REASON
-@with_app(json_flag=True)
-def reopen(app: AppContext, ref: str, by: str, reason: str, json_output: bool) -> None:
-    """Reopen an expired case into triage (supervisors)."""
-    with app.db().transaction() as session:
-        row = actions.reopen(session, workflow_env(app.config), ref, by=by, reason=reason)
-        _report(row, json_output)
-
-
-@click.command("withdraw")
-@click.argument("ref")
-@BY
-@REASON
-@with_app(json_flag=True)
-def withdraw(app: AppContext, ref: str, by: str, reason: str, json_output: bool) -> None:
-    """Close a duplicate, spam or withdrawn request without a reply."""
-    with app.db().transaction() as session:
-        row = actions.withdraw(session, workflow_env(app.config), ref, by=by, reason=reason)
         _report(row, json_output)
 
 
