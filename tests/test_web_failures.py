@@ -97,6 +97,20 @@ def test_dismiss_a_failed_message_with_a_reason(web: WebClient) -> None:
     assert f"/messages/{message_id}" not in web.get("/").text  # no longer needs a person
 
 
+def test_the_original_message_downloads_as_it_arrived(web: WebClient) -> None:
+    raw = email_bytes(subject="Form attached", text="Please see the form.")
+    message_id = store_message(web.settings.database, web.settings.raw_dir, raw,
+                               status="failed", error="RuntimeError: stopped")
+    web.sign_in()
+    assert f'href="/messages/{message_id}/original"' in web.get(f"/messages/{message_id}").text
+    original = web.get(f"/messages/{message_id}/original")
+    assert original.status_code == 200
+    assert original.content == raw
+    assert original.headers["content-type"] == "application/octet-stream"
+    assert f'filename="message-{message_id}.eml"' in original.headers["content-disposition"]
+    assert web.get("/messages/999/original").status_code == 404
+
+
 def test_retry_a_held_email_and_dismiss_a_failed_one(web: WebClient) -> None:
     held = _outbox(web, "held")
     failed = _outbox(web, "failed", "550 mailbox unavailable")

@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from caseworker.auth import current_user
-from caseworker.mailview import attachment, content_disposition, message_view
+from caseworker.mailview import attachment, content_disposition, message_view, raw_bytes
 from caseworker.pages.forms import Problems, refusal, text
 from caseworker.rendering import flash, render
 from caseworker.security import form_post
@@ -79,12 +79,29 @@ async def message_attachment(request: Request) -> Response:
                                  request.path_params["number"], settings(request).raw_dir)
     if found is None:
         raise HTTPException(status_code=404, detail="There is no such attachment.")
-    # Always downloaded, never rendered by the browser, whatever the sender called it.
-    return Response(found.data, media_type="application/octet-stream", headers={
-        "Content-Disposition": content_disposition(found.filename),
+    return _download(found.data, found.filename)
+
+
+def _download(data: bytes, filename: str) -> Response:
+    """Always downloaded, never rendered by the browser, whatever the sender called it."""
+    return Response(data, media_type="application/octet-stream", headers={
+        "Content-Disposition": content_disposition(filename),
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
     })
+
+
+def _original(session: Session, message_id: int, raw_dir) -> bytes | None:
+    row = session.get(InboundMessage, message_id)
+    return raw_bytes(session, raw_dir, row) if row is not None else None
+
+
+async def message_original(request: Request) -> Response:
+    message_id = request.path_params["message_id"]
+    data = await in_transaction(request, _original, message_id, settings(request).raw_dir)
+    if data is None:
+        raise HTTPException(status_code=404, detail="The original message is not stored.")
+    return _download(data, f"message-{message_id}.eml")  # for a mail program
 
 
 def _retry_message(session: Session, message_id: int, by: str) -> None:
@@ -224,6 +241,7 @@ routes = [
     Route("/messages/{message_id:int}", message_page, methods=["GET"]),
     Route("/messages/{message_id:int}/attachments/{number:int}", message_attachment,
           methods=["GET"]),
+    Route("/messages/{message_id:int}/original", message_original, methods=["GET"]),
     Route("/messages/{message_id:int}/retry", message_retry, methods=["POST"]),
     Route("/messages/{message_id:int}/dismiss", message_dismiss, methods=["POST"]),
     Route("/outbox/{outbox_id:int}", outbox_page, methods=["GET"]),
