@@ -31,8 +31,8 @@ lint: $(STAMP)
 ## Regenerate the (unreleased) initial migration after changing workflow/models.py.
 schema: $(STAMP)
 	$(BIN)/python scripts/regen_schema.py
-	$(BIN)/ruff check -q --fix workflow/migrations/versions
 	$(BIN)/ruff format -q workflow/migrations/versions
+	$(BIN)/ruff check -q --fix --unsafe-fixes workflow/migrations/versions
 
 clean:
 	rm -rf var .pytest_cache

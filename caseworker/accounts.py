@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from caseworker.timeutil import as_utc, when
@@ -101,6 +101,12 @@ def authenticate(
     if _hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hash_password(password)
     return account
+
+
+def end_sessions(session: Session, account_id: int) -> None:
+    """Sign the account out everywhere: every session cookie issued so far stops working."""
+    session.execute(update(Caseworker).where(Caseworker.id == account_id)
+                    .values(session_epoch=Caseworker.session_epoch + 1))
 
 
 def _verify(password_hash: str, password: str) -> bool:

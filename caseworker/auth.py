@@ -29,9 +29,13 @@ class SignedIn:
     is_supervisor: bool
 
 
-def load_signed_in(session: Session, account_id: int) -> SignedIn | None:
+def load_signed_in(session: Session, account_id: int, epoch: int) -> SignedIn | None:
+    """The signed-in caseworker, or None when the account is gone, deactivated, or signed
+    out since the session's cookie was issued (`epoch`)."""
     account = session.get(Caseworker, account_id)
     if account is None or not account.active:
+        return None
+    if epoch != account.session_epoch:
         return None
     return SignedIn(account.id, account.email, account.name, account.is_supervisor)
 
@@ -67,18 +71,18 @@ class RequireSignInMiddleware:
 
     async def _user(self, scope: Scope) -> SignedIn | None:
         session_data = scope.get("session", {})
-        account_id = session_data.get("uid")
-        if not isinstance(account_id, int):
+        account_id, epoch = session_data.get("uid"), session_data.get("epoch")
+        if not isinstance(account_id, int) or not isinstance(epoch, int):
             return None
         database = scope["app"].state.web.database
 
         def load() -> SignedIn | None:
             with database.transaction() as session:
-                return load_signed_in(session, account_id)
+                return load_signed_in(session, account_id, epoch)
 
         user = await run_in_threadpool(load)
         if user is None:
-            # A deactivated account loses its session at once.
+            # A deactivated or signed-out account loses its session at once.
             session_data.clear()
         return user
 

@@ -133,6 +133,22 @@ def test_a_deactivated_account_loses_its_session(web: WebClient) -> None:
     assert web.get("/", follow_redirects=False).status_code == 303
 
 
+def test_a_copied_session_cookie_stops_working_when_its_owner_signs_out(
+        web: WebClient) -> None:
+    from starlette.testclient import TestClient
+
+    web.sign_in(CASEWORKER)
+    copied = web.client.cookies.get("pcse_session")
+    assert copied
+    with TestClient(web.client.app, base_url="http://testserver") as other:
+        other.cookies.set("pcse_session", copied)  # someone holding a copy of the cookie
+        assert other.get("/", follow_redirects=False).status_code == 200
+        web.post_form("/sign-out", {}, follow=False)
+        assert other.get("/", follow_redirects=False).status_code == 303
+    web.sign_in(CASEWORKER)  # signing in again works, with a new cookie
+    assert web.get("/", follow_redirects=False).status_code == 200
+
+
 def test_security_headers_on_pages(web: WebClient) -> None:
     response = web.get("/sign-in")
     policy = response.headers["content-security-policy"]

@@ -319,6 +319,9 @@ class Caseworker(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # Carried in the session cookie; raised at sign-out, so that a copy of a cookie
+    # stops working when its owner signs out.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class JobRun(Base):

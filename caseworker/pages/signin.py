@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from caseworker.accounts import SignInRefused, authenticate
+from caseworker.accounts import SignInRefused, authenticate, end_sessions
 from caseworker.auth import safe_next
 from caseworker.pages.forms import Problems, text
 from caseworker.rendering import flash, render
@@ -15,10 +15,13 @@ from caseworker.security import csrf_token, form_post
 from caseworker.webcontext import in_transaction, settings
 
 
-def _attempt(session: Session, email: str, password: str, now) -> tuple[int | None, str | None]:
-    # Returns the refusal rather than raising it, so the failure count is committed.
+def _attempt(session: Session, email: str, password: str,
+             now) -> tuple[tuple[int, int] | None, str | None]:
+    """(account id, session epoch), or the refusal. Returned rather than raised, so that
+    the failure count is committed."""
     try:
-        return authenticate(session, email, password, now=now).id, None
+        account = authenticate(session, email, password, now=now)
+        return (account.id, account.session_epoch), None
     except SignInRefused as refused:
         return None, str(refused)
 
@@ -54,19 +57,22 @@ async def sign_in(request: Request) -> Response:
     if problems:
         return _form(request, email=email, problems=problems, status_code=400)
     now = settings(request).env.clock.now()
-    account_id, refusal = await in_transaction(request, _attempt, email, password, now)
-    if account_id is None:
+    signed_in, refusal = await in_transaction(request, _attempt, email, password, now)
+    if signed_in is None:
         problems.add("email", refusal or "The email address or password is not right.")
         return _form(request, email=email, problems=problems, status_code=401)
     # A fresh session (and CSRF token) on every sign-in.
     request.session.clear()
-    request.session["uid"] = account_id
+    request.session["uid"], request.session["epoch"] = signed_in
     csrf_token(request)
     return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
 
 
 @form_post
 async def sign_out(request: Request) -> Response:
+    user = request.state.user
+    if user is not None:
+        await in_transaction(request, end_sessions, user.id)
     request.session.clear()
     flash(request, "You have signed out.")
     return RedirectResponse("/sign-in", status_code=303)
