@@ -179,7 +179,7 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
             "organisation_code": case.organisation_code, "requester": case.requester,
             "requester_name": case.requester_name, "subject": case.subject,
             "reason": case.reason, "created_at": as_utc(case.created_at),
-            "updated_at": as_utc(case.updated_at),
+            "updated_at": as_utc(case.updated_at), "assigned_to": case.assigned_to,
         },
         "read": fields_with_findings(case.fields or {}, case.findings or []),
         "source_id": source_id,

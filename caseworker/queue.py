@@ -23,6 +23,8 @@ from workflow.states import CaseKind, CaseState
 
 NEEDS_PERSON = "needs_person"
 ALL_STATES = "all"
+# Who a case is with: the signed-in caseworker, or nobody.
+ASSIGNED_TO_ME, ASSIGNED_TO_NOBODY = "me", "nobody"
 OUTBOX_NEEDS_PERSON = ("failed", "held")
 
 
@@ -32,9 +34,11 @@ class QueueFilters:
     kind: str = ""
     organisation: str = ""
     search: str = ""
+    assigned: str = ""  # "", ASSIGNED_TO_ME or ASSIGNED_TO_NOBODY
+    me: str = ""  # the signed-in caseworker's address, for ASSIGNED_TO_ME
 
     @classmethod
-    def from_query(cls, params: Any) -> QueueFilters:
+    def from_query(cls, params: Any, *, me: str = "") -> QueueFilters:
         state = params.get("state") or NEEDS_PERSON
         if state not in {NEEDS_PERSON, ALL_STATES, *CaseState}:
             state = NEEDS_PERSON
@@ -43,11 +47,16 @@ class QueueFilters:
             kind = ""
         organisation = clean_ods(params.get("organisation") or "")[:16]
         search = " ".join((params.get("q") or "").split())[:254]
-        return cls(state=state, kind=kind, organisation=organisation, search=search)
+        assigned = params.get("assigned") or ""
+        if assigned not in (ASSIGNED_TO_ME, ASSIGNED_TO_NOBODY):
+            assigned = ""
+        return cls(state=state, kind=kind, organisation=organisation, search=search,
+                   assigned=assigned, me=me)
 
     def as_query(self) -> dict[str, str]:
         values = {"state": self.state if self.state != NEEDS_PERSON else "", "kind": self.kind,
-                  "organisation": self.organisation, "q": self.search}
+                  "organisation": self.organisation, "q": self.search,
+                  "assigned": self.assigned}
         return {k: v for k, v in values.items() if v}
 
 
@@ -63,6 +72,7 @@ class QueueRow:
     since: datetime | None
     age: str
     reason: str
+    assigned_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,10 @@ def _case_query(filters: QueueFilters) -> Select:
         query = query.where(Case.kind == filters.kind)
     if filters.organisation:
         query = query.where(Case.organisation_code == filters.organisation)
+    if filters.assigned == ASSIGNED_TO_ME:
+        query = query.where(Case.assigned_to == filters.me.lower())
+    elif filters.assigned == ASSIGNED_TO_NOBODY:
+        query = query.where(Case.assigned_to.is_(None))
     if filters.search:
         text = filters.search.lower()
         query = query.where(or_(
@@ -102,8 +116,8 @@ def _case_query(filters: QueueFilters) -> Select:
 
 
 def _failures_apply(filters: QueueFilters) -> bool:
-    # Failed messages and outbox rows have no state or kind of their own.
-    return filters.state == NEEDS_PERSON and not filters.kind
+    # Failed messages and outbox rows have no state, kind or assignee of their own.
+    return filters.state == NEEDS_PERSON and not filters.kind and not filters.assigned
 
 
 def _message_query(filters: QueueFilters) -> Select:
@@ -139,7 +153,7 @@ def _case_row(case: Case, now: datetime) -> QueueRow:
     # Age counts from when the request arrived: how long the requester has waited.
     return QueueRow("case", case.ref, f"/cases/{case.ref}", kind_label(case.kind), case.state,
                     case.organisation_code, case.requester, as_utc(case.created_at),
-                    age(case.created_at, now), case.reason or "")
+                    age(case.created_at, now), case.reason or "", case.assigned_to)
 
 
 def _message_row(message: InboundMessage, now: datetime) -> QueueRow:

@@ -20,7 +20,7 @@ REASON = click.option("--reason", required=True, help="Why, for the case history
 
 def register(cli: click.Group) -> None:
     """The commands join the `case` group, which service.cmd_cases registers."""
-    for command in (approve, reject, request_info, reopen, withdraw, ask_approver):
+    for command in (approve, reject, request_info, reopen, withdraw, ask_approver, assign):
         case.add_command(command)
 
 
@@ -86,3 +86,23 @@ def ask_approver(app: AppContext, ref: str, by: str, approver_email: str,
         actions.send_approval_request(session, workflow_env(app.config), ref, by=by,
                                       approver_email=approver_email)
         _report(get_case(session, ref), json_output)
+
+
+@click.command("assign")
+@click.argument("ref")
+@BY
+@click.option("--to", "to", help="The caseworker to work on it (an email address).")
+@click.option("--release", is_flag=True, help="Nobody works on it any more.")
+@with_app(json_flag=True)
+def assign(app: AppContext, ref: str, by: str, to: str | None, release: bool,
+           json_output: bool) -> None:
+    """Assign a case to a caseworker (--to), or release it (--release)."""
+    if bool(to) == release:
+        raise click.UsageError("Give either --to EMAIL or --release.")
+    with app.db().transaction() as session:
+        row = actions.assign(session, workflow_env(app.config), ref, to=to, by=by)
+        if json_output:
+            _report(row, json_output)
+        else:
+            click.echo(f"{row.ref} is now with {row.assigned_to}." if row.assigned_to
+                       else f"{row.ref} is now with nobody.")

@@ -165,6 +165,25 @@ def test_withdraw_and_actions_not_allowed(db: Database, env: WorkflowEnv) -> Non
         assert actions.allowed_actions(get_case(session, ref)) == []
 
 
+def test_assign_take_over_and_release_are_recorded(db: Database, env: WorkflowEnv) -> None:
+    ref = triage_case(db, env)
+    with db.transaction() as session:
+        actions.assign(session, env, ref, to="Casey@PCSE.nhs.uk", by="casey@pcse.nhs.uk")
+        actions.assign(session, env, ref, to="casey@pcse.nhs.uk", by="casey@pcse.nhs.uk")
+        actions.assign(session, env, ref, to="sam@pcse.nhs.uk", by="sam@pcse.nhs.uk")
+        assert get_case(session, ref).assigned_to == "sam@pcse.nhs.uk"
+        actions.assign(session, env, ref, to=None, by="sam@pcse.nhs.uk")
+        assert get_case(session, ref).assigned_to is None
+    # The repeated assignment changed nothing, so it is recorded once.
+    assert [e["detail"] for e in events(db, ref, "assigned")] == [
+        "casey@pcse.nhs.uk assigned the case to casey@pcse.nhs.uk.",
+        "sam@pcse.nhs.uk assigned the case to sam@pcse.nhs.uk (it was with casey@pcse.nhs.uk).",
+        "sam@pcse.nhs.uk released the case (it was with sam@pcse.nhs.uk).",
+    ]
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="who"):
+        actions.assign(session, env, ref, to="x@nhs.net", by=" ")
+
+
 # --------------------------------------------------------------------------- the command line
 
 
@@ -204,6 +223,19 @@ def test_cli_actions_and_case_show_history(db: Database, env: WorkflowEnv,
                         if h["data"].get("check") == "signer_recorded")
     assert "Eve Mallory" in signer_check["detail"]
     assert signer_check["data"]["passed"] is False
+
+
+def test_cli_assign_and_release(db: Database, env: WorkflowEnv, tmp_path: Path) -> None:
+    config = _config(tmp_path, db)
+    ref = triage_case(db, env)
+    code, out, _ = pcse(config, "case", "assign", ref, "--by", "casey", "--to", "sam@nhs.net")
+    assert code == 0 and out.strip() == f"{ref} is now with sam@nhs.net."
+    code, out, _ = pcse(config, "case", "assign", ref, "--by", "casey", "--release")
+    assert code == 0 and out.strip() == f"{ref} is now with nobody."
+    code, _, err = pcse(config, "case", "assign", ref, "--by", "casey")
+    assert code == 2 and "Give either --to EMAIL or --release." in err
+    with db.transaction() as session:
+        assert get_case(session, ref).assigned_to is None
 
 
 def test_cli_history_shows_every_check_of_an_answer(db: Database, env: WorkflowEnv,

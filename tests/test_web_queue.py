@@ -8,7 +8,7 @@ from datetime import timedelta
 from markupsafe import escape
 
 from tests.fixtures.browser import WebClient, email_bytes, store_message
-from workflow.cases import create_case, move
+from workflow.cases import create_case, get_case, move
 from workflow.models import OutboxMessage
 
 
@@ -89,3 +89,25 @@ def test_paging(web: WebClient) -> None:
 def test_the_queue_when_nothing_needs_a_person(web: WebClient) -> None:
     web.sign_in()
     assert "Nothing needs a person at the moment." in web.get("/").text
+
+
+def test_take_a_case_then_filter_the_queue_by_who_has_it(web: WebClient) -> None:
+    mine = _case(web, age_days=2)
+    theirs = _case(web, age_days=1)
+    nobodys = _case(web)
+    with web.settings.database.transaction() as session:
+        get_case(session, theirs).assigned_to = "sam.jones@pcse.nhs.uk"
+    web.sign_in()
+    page = web.get(f"/cases/{mine}").text
+    assert "Assign to me" in page and "Release" not in page
+    taken = web.post_form(f"/cases/{mine}/assign", {"to": "me"}, from_page=f"/cases/{mine}",
+                          follow=True)
+    assert "The case is now with you." in taken.text and "Release" in taken.text
+    assert _refs(web.get("/?assigned=me").text) == [mine]
+    assert _refs(web.get("/?assigned=nobody").text) == [nobodys]
+    queue = web.get("/").text
+    assert "sam.jones@pcse.nhs.uk" in queue and ">You<" in queue
+    assert "Take it over" in web.get(f"/cases/{theirs}").text
+    web.post_form(f"/cases/{mine}/assign", {"to": ""}, from_page=f"/cases/{mine}")
+    assert _refs(web.get("/?assigned=me").text) == []
+    assert sorted(_refs(web.get("/?assigned=nobody").text)) == sorted([mine, nobodys])

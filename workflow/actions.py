@@ -181,3 +181,24 @@ def withdraw(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: s
     move(session, case, S.WITHDRAWN, actor=by, now=env.clock.now(),
          reason=f"Withdrawn by {by}: {reason}")
     return case
+
+
+def assign(session: Session, env: WorkflowEnv, ref: str, *, to: str | None, by: str) -> Case:
+    """Take a case, hand it to a colleague, or release it (`to` None): the queue shows who
+    is working on what. Allowed in any state; recorded in the history."""
+    if not by.strip():
+        raise ActionRefused("Say who is acting (--by).")
+    case = get_case(session, ref)
+    before, after = case.assigned_to, (to or "").strip().lower() or None
+    if after == before:
+        return case
+    case.assigned_to = after
+    if after is None:
+        detail = f"{by} released the case (it was with {before})."
+    elif before is None:
+        detail = f"{by} assigned the case to {after}."
+    else:
+        detail = f"{by} assigned the case to {after} (it was with {before})."
+    record(session, case, "assigned", detail, actor=by, at=env.clock.now(),
+           data={"from": before, "to": after})
+    return case

@@ -162,6 +162,8 @@ class Case(Base):
     reminded_at: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # The caseworker working on the case (an address), so that two do not work one case.
+    assigned_to: Mapped[str | None] = mapped_column(String(254), index=True)
 
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"

@@ -115,7 +115,27 @@ async def case_action(request: Request) -> Response:
     return RedirectResponse(f"/cases/{ref}", status_code=303)
 
 
+def _assign(session: Session, env: WorkflowEnv, ref: str, to: str | None, by: str) -> None:
+    actions.assign(session, env, ref, to=to, by=by)
+
+
+@form_post
+async def case_assign(request: Request) -> Response:
+    """Take the case ("to" = "me") or release it (anything else)."""
+    ref = request.path_params["ref"]
+    user = current_user(request)
+    to = user.email if text(request, "to", limit=10) == "me" else None
+    try:
+        await in_transaction(request, _assign, settings(request).env, ref, to, user.email)
+    except CaseNotFound as missing:
+        raise HTTPException(status_code=404, detail=str(missing)) from None
+    flash(request, "The case is now with you." if to else "The case is released: it is "
+                   "with nobody now.")
+    return RedirectResponse(f"/cases/{ref}", status_code=303)
+
+
 routes = [
     Route("/cases/{ref}", case_view, methods=["GET"]),
     Route("/cases/{ref}/actions/{action}", case_action, methods=["POST"]),
+    Route("/cases/{ref}/assign", case_assign, methods=["POST"]),
 ]

@@ -8,8 +8,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from caseworker.auth import current_user
 from caseworker.labels import KIND_LABELS, STATE_LABELS
-from caseworker.queue import ALL_STATES, NEEDS_PERSON, QueueFilters, queue_page
+from caseworker.queue import (
+    ALL_STATES,
+    ASSIGNED_TO_ME,
+    ASSIGNED_TO_NOBODY,
+    NEEDS_PERSON,
+    QueueFilters,
+    queue_page,
+)
 from caseworker.rendering import render
 from caseworker.webcontext import in_transaction, settings
 
@@ -44,7 +52,8 @@ def pagination(filters: QueueFilters, page: int, pages: int) -> dict | None:
 
 
 async def queue(request: Request) -> Response:
-    filters = QueueFilters.from_query(request.query_params)
+    user = current_user(request)
+    filters = QueueFilters.from_query(request.query_params, me=user.email)
     web = settings(request)
     result = await in_transaction(
         request, queue_page, filters, page=_page_number(request.query_params.get("page")),
@@ -58,6 +67,9 @@ async def queue(request: Request) -> Response:
     kind_options = [{"value": "", "text": "All kinds"}]
     kind_options += [{"value": k, "text": v, "selected": k == filters.kind}
                      for k, v in KIND_LABELS.items()]
+    assigned_options = [{"value": value, "text": label, "selected": value == filters.assigned}
+                        for value, label in (("", "Anyone or nobody"), (ASSIGNED_TO_ME, "Me"),
+                                             (ASSIGNED_TO_NOBODY, "Nobody"))]
     return render(request, "queue.html", {
         "title": "Queue",
         "result": result,
@@ -66,6 +78,7 @@ async def queue(request: Request) -> Response:
         "needs_person": filters.state == NEEDS_PERSON,
         "state_options": state_options,
         "kind_options": kind_options,
+        "assigned_options": assigned_options,
         "pagination": pagination(filters, result.page, result.pages),
     })
 

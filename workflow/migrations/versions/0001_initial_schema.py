@@ -175,6 +175,7 @@ def upgrade() -> None:
         sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("assigned_to", sa.String(length=254), nullable=True),
         sa.ForeignKeyConstraint(
             ["source_message_id"],
             ["inbound_messages.id"],
@@ -183,6 +184,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("ref"),
     )
     with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_cases_assigned_to"), ["assigned_to"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_cases_organisation_code"), ["organisation_code"], unique=False
         )
@@ -355,6 +357,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_cases_state_updated")
         batch_op.drop_index(batch_op.f("ix_cases_requester"))
         batch_op.drop_index(batch_op.f("ix_cases_organisation_code"))
+        batch_op.drop_index(batch_op.f("ix_cases_assigned_to"))
 
     op.drop_table("cases")
     op.drop_table("ref_counters")
