@@ -166,10 +166,12 @@ def test_screenshots_of_the_queue_and_a_case(live_server: LiveServer, page,
     ref = _triage(live_server, html="<p>Please add <b>Nia Patel</b> as a GPP admin.</p>",
                   attachments=[("User Administrator Request Form.pdf", "application/pdf",
                                 b"%PDF-1.4 sample")], now=now - timedelta(days=3, hours=2))
-    triage_case(database, raw_dir, subject="Main Contact change for A81001",
-                kind="main_contact", requester="office@riverside.nhs.uk",
-                reason="The named approver is not recorded for this practice.",
-                now=now - timedelta(days=1, hours=4))
+    taken = triage_case(database, raw_dir, subject="Main Contact change for A81001",
+                        kind="main_contact", requester="office@riverside.nhs.uk",
+                        reason="The named approver is not recorded for this practice.",
+                        now=now - timedelta(days=1, hours=4))
+    with database.transaction() as session:
+        get_case(session, taken).assigned_to = "sam.jones@pcse.nhs.uk"
     triage_case(database, raw_dir, subject="PL admin request", kind="pl_admin",
                 organisation="B82002", requester="reception@hillview.nhs.uk",
                 reason="B82002 is not in the directory.", now=now - timedelta(hours=5))
