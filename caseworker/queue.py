@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from caseworker.labels import kind_label
 from caseworker.timeutil import age, as_utc
 from forms.normalise import clean_ods
-from notifications.claims import UNCONFIRMED
+from notifications.claims import unconfirmed_clause
 from workflow.models import Case, InboundMessage, OutboxMessage
 from workflow.states import CaseKind, CaseState
 
@@ -133,9 +133,8 @@ def _message_query(filters: QueueFilters) -> Select:
 
 
 def _outbox_query(filters: QueueFilters) -> Select:
-    query = select(OutboxMessage).where(or_(
-        OutboxMessage.status.in_(OUTBOX_NEEDS_PERSON),
-        and_(OutboxMessage.status == "sent", OutboxMessage.last_error == UNCONFIRMED)))
+    query = select(OutboxMessage).where(or_(OutboxMessage.status.in_(OUTBOX_NEEDS_PERSON),
+                                            unconfirmed_clause()))
     if filters.organisation:
         query = query.where(OutboxMessage.case_id.in_(
             select(Case.id).where(Case.organisation_code == filters.organisation)))

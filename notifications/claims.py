@@ -250,11 +250,21 @@ def release_abandoned(db: Database, now: datetime,
     return found
 
 
+def is_unconfirmed(status: str, last_error: str | None) -> bool:
+    """Handed to the mail server by a sender that died before reading the answer (and
+    flagged so by release_abandoned)."""
+    return status == "sent" and last_error == UNCONFIRMED
+
+
+def unconfirmed_clause() -> ColumnElement[bool]:
+    """is_unconfirmed as a WHERE clause."""
+    return and_(OutboxMessage.status == "sent", OutboxMessage.last_error == UNCONFIRMED)
+
+
 def count_unconfirmed(session) -> int:
     """Rows recorded as sent whose acceptance by the server was never heard."""
     return session.scalar(
-        select(func.count()).select_from(OutboxMessage)
-        .where(OutboxMessage.status == "sent", OutboxMessage.last_error == UNCONFIRMED)
+        select(func.count()).select_from(OutboxMessage).where(unconfirmed_clause())
     ) or 0
 
 

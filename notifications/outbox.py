@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifications.case_context import case_context
-from notifications.claims import UNCONFIRMED
+from notifications.claims import is_unconfirmed, unconfirmed_clause
 from notifications.headers import (
     clean_address,
     is_own_address,
@@ -44,23 +45,17 @@ log = logging.getLogger(__name__)
 AUTO_SUBMITTED_VALUES = ("auto-replied", "auto-generated", "no")
 STATUSES = ("pending", "sending", "sent", "failed", "held", "dismissed")
 # Rows a caseworker may send again, and rows a caseworker may drop. A sent row whose
-# delivery is unconfirmed (see notifications.claims.UNCONFIRMED) may be sent again too.
+# delivery is unconfirmed (notifications.claims.is_unconfirmed) may be sent again too.
 RETRYABLE = ("failed", "held")
 DISMISSABLE = ("pending", "failed", "held")
 
 
-def unconfirmed(status: str, last_error: str | None) -> bool:
-    """Handed to the mail server as the sender died, its answer never read."""
-    return status == "sent" and last_error == UNCONFIRMED
-
-
 def retryable(status: str, last_error: str | None) -> bool:
-    return status in RETRYABLE or unconfirmed(status, last_error)
+    return status in RETRYABLE or is_unconfirmed(status, last_error)
 
 
-def _retryable_clause():
-    return or_(OutboxMessage.status.in_(RETRYABLE),
-               and_(OutboxMessage.status == "sent", OutboxMessage.last_error == UNCONFIRMED))
+def _retryable_clause() -> ColumnElement[bool]:
+    return or_(OutboxMessage.status.in_(RETRYABLE), unconfirmed_clause())
 
 
 class OutboxNotFound(PcseError, LookupError):
@@ -264,8 +259,7 @@ def accept_as_sent(session: Session, outbox_id: int, *, by: str, reason: str) ->
     """Leave an unconfirmed email as sent (the recipient has it, or it no longer matters)."""
     reason = _reason(reason, "Please say why the email can be left as sent.")
     row = _change(
-        session, outbox_id,
-        and_(OutboxMessage.status == "sent", OutboxMessage.last_error == UNCONFIRMED),
+        session, outbox_id, unconfirmed_clause(),
         {"last_error": f"Delivery unconfirmed; left as sent by {one_line(by, 254)}: {reason}"},
         refused="only an email whose delivery is unconfirmed can be left as sent.")
     _note(session, row, f"Email '{row.purpose}' to {row.to_address} left as sent: {reason}", by)

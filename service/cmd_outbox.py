@@ -8,6 +8,7 @@ import sys
 import click
 from sqlalchemy import select
 
+from notifications.claims import is_unconfirmed
 from notifications.outbox import STATUSES, accept_as_sent, dismiss, retry
 from notifications.purposes import PURPOSES
 from notifications.rendering import check_templates
@@ -72,7 +73,10 @@ def _row(message: OutboxMessage, ref: str | None) -> dict:
         "sent_at": message.sent_at,
         # Handed to the server, its answer never read (the sender stopped in between):
         # it may not have been delivered.
-        "unconfirmed": message.status == "sent" and message.claimed_by is not None,
+        # The server's answer not read: the sender is still at it or died (claim held), or
+        # a later sender found it so and flagged it.
+        "unconfirmed": (message.status == "sent" and message.claimed_by is not None)
+                       or is_unconfirmed(message.status, message.last_error),
         "message_id": message.message_id,
     }
 

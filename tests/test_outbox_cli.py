@@ -189,14 +189,19 @@ def test_list_marks_a_message_whose_acceptance_was_never_read(
 ) -> None:
     from sqlalchemy import update
 
+    from notifications.claims import UNCONFIRMED
     from workflow.models import OutboxMessage
 
-    first, second = queue(database, "gp@example.org", 2)
+    first, second, third = queue(database, "gp@example.org", 3)
     with database.transaction() as session:  # as a sender killed after the hand-over leaves it
         session.execute(update(OutboxMessage).where(OutboxMessage.id == first)
                         .values(status="sent", claimed_by="host:1:dead"))
         session.execute(update(OutboxMessage).where(OutboxMessage.id == second)
                         .values(status="sent"))
+        # and as it is once a later sender has taken the dead one's claims back
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == third)
+                        .values(status="sent", last_error=UNCONFIRMED))
     rows = {r["id"]: r for r in json.loads(pcse(config, "outbox", "list", "--json").stdout)}
     assert rows[first]["unconfirmed"] is True and rows[second]["unconfirmed"] is False
+    assert rows[third]["unconfirmed"] is True
     assert "sent (unconfirmed)" in pcse(config, "outbox", "list").stdout

@@ -22,6 +22,7 @@ from caseworker.timeutil import as_utc
 from caseworker.webcontext import in_transaction, settings
 from intake import ledger
 from notifications import outbox
+from notifications.claims import is_unconfirmed
 from workflow.errors import PcseError
 from workflow.models import Case, InboundMessage, OutboxMessage
 
@@ -178,7 +179,7 @@ def _outbox_page(session: Session, outbox_id: int) -> dict[str, Any] | None:
         },
         "can_retry": outbox.retryable(row.status, row.last_error),
         "can_dismiss": row.status in outbox.DISMISSABLE,
-        "unconfirmed": outbox.unconfirmed(row.status, row.last_error),
+        "unconfirmed": is_unconfirmed(row.status, row.last_error),
     }
 
 
