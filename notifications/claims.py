@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from notifications.mime import Outgoing
@@ -127,13 +127,10 @@ def mark_handed_over(conn: Connection, row_id: int, *, worker: str, now: datetim
     acceptance was read since. Returns (whether the row was still ours, rows confirmed).
 
     This runs once per message, so it takes a connection the sender keeps (no pool
-    checkout and ping each time), runs Core statements built once, and on PostgreSQL
-    does not wait for the disk at commit: what it guards against is this process dying,
-    which a commit the server has acknowledged survives.
+    checkout and ping each time) and runs Core statements built once. Its commit waits for
+    the disk like any other: a record lost in a database crash would send the email again.
     """
     with conn.begin():
-        if conn.dialect.name == "postgresql":
-            conn.execute(_ASYNC_COMMIT)
         confirmed = conn.execute(_CONFIRM, {"b_ids": confirm, "b_worker": worker,
                                             "b_now": now}).rowcount if confirm else 0
         ours = conn.execute(_HAND_OVER, {"b_id": row_id, "b_worker": worker, "b_now": now}
@@ -142,7 +139,6 @@ def mark_handed_over(conn: Connection, row_id: int, *, worker: str, now: datetim
 
 
 _T = OutboxMessage.__table__
-_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 _CONFIRM = (
     update(_T)
     .where(_T.c.id.in_(bindparam("b_ids", expanding=True)), _T.c.status.in_(_HELD),
