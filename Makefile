@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint schema bench clean
+.PHONY: demo test setup lint migration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## Regenerate the (unreleased) initial migration after changing workflow/models.py.
-schema: $(STAMP)
-	$(BIN)/python scripts/regen_schema.py
+## Write the next migration after changing the models: make migration MSG="what changed"
+migration: $(STAMP)
+	$(BIN)/python scripts/new_migration.py "$(MSG)"
 	$(BIN)/ruff format -q workflow/migrations/versions
-	$(BIN)/ruff check -q --fix --unsafe-fixes workflow/migrations/versions
+	$(BIN)/ruff check -q --fix workflow/migrations/versions
 
 clean:
 	rm -rf var .pytest_cache

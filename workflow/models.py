@@ -209,6 +209,9 @@ class ApprovalRequest(Base):
     status: Mapped[str] = mapped_column(String(12), default="open")
     used_at: Mapped[datetime | None] = mapped_column(Timestamp)
     answer_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    # sha256 of the changes the request asked about (workflow.digest); an answer applies
+    # only while the case's planned changes still have this digest.
+    digest: Mapped[str | None] = mapped_column(String(64))
 
 
 # --------------------------------------------------------------------------- inbound ledger
@@ -233,7 +236,12 @@ class InboundMessage(Base):
     received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # Short header facts for the queue; never the body.
     from_address: Mapped[str | None] = mapped_column(String(254))
+    from_name: Mapped[str | None] = mapped_column(String(200))
     subject: Mapped[str | None] = mapped_column(String(300))
+    # Who vouched for the sender (core.senderauth): authenticated, not_authenticated,
+    # unverified (From did not parse to one mailbox) or not_checked; and what it found.
+    sender_status: Mapped[str | None] = mapped_column(String(20))
+    sender_detail: Mapped[str | None] = mapped_column(Text)
     # pending, processed, ignored, duplicate, failed, dismissed
     status: Mapped[str] = mapped_column(String(12), default="pending")
     # new_request, case_reply, approval_answer, automatic, bounce, duplicate, unrelated
