@@ -1,18 +1,23 @@
-"""Caseworker accounts: Argon2 password hashes, sign-in with a lock-out, supervisors' changes."""
+"""Caseworker accounts: Argon2 password hashes, sign-in with a lock-out, new passwords,
+supervisors' changes."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from caseworker.timeutil import as_utc, when
 from forms.normalise import normalise_email, tidy_name
 from workflow.errors import PcseError
 from workflow.models import Caseworker, utcnow
+
+log = logging.getLogger(__name__)
 
 MAX_FAILED_SIGN_INS = 5
 LOCK_OUT_FOR = timedelta(minutes=15)
@@ -77,30 +82,126 @@ def add_caseworker(
     return account
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A password check, counted as a failure before the password is looked at."""
+
+    account_id: int | None  # None: no active account has the address
+    password_hash: str
+    failures: int  # counting this attempt
+    locked_until: datetime | None  # while set, the password is not checked at all
+
+
+def begin_attempt(session: Session, now: datetime, *, email: str | None = None,
+                  account_id: int | None = None) -> Attempt:
+    """Count the attempt before the password is checked, in one UPDATE … RETURNING, so that
+    however many run in parallel, each gets its own count and no more than
+    MAX_FAILED_SIGN_INS passwords are checked before the account locks. Commit it before
+    hashing: the hash then holds no lock on the row or the database."""
+    if email is not None:
+        target = Caseworker.email == (email or "").strip().lower()
+    else:
+        target = Caseworker.id == account_id
+    # A lock-out that has run its course gives a fresh allowance.
+    session.execute(update(Caseworker).where(target, Caseworker.locked_until <= now)
+                    .values(failed_logins=0, locked_until=None))
+    row = session.execute(
+        update(Caseworker).where(target, Caseworker.active.is_(True))
+        .values(failed_logins=Caseworker.failed_logins + 1)
+        .returning(Caseworker.id, Caseworker.failed_logins, Caseworker.locked_until,
+                   Caseworker.password_hash)
+    ).first()
+    if row is None:
+        # Checked against anyway, so an unknown address costs what a known one does.
+        return Attempt(None, _DUMMY_HASH, 0, None)
+    locked_until = as_utc(row.locked_until)
+    if locked_until is None and row.failed_logins > MAX_FAILED_SIGN_INS:
+        locked_until = _lock(session, row.id, now)
+    return Attempt(row.id, row.password_hash, row.failed_logins, locked_until)
+
+
+def finish_attempt(session: Session, attempt: Attempt, password_ok: bool,
+                   now: datetime) -> tuple[int, bool] | None:
+    """After the check: (session epoch, must change password) for a success, else None,
+    locking the account when this was the last failure allowed."""
+    if attempt.account_id is None:
+        return None
+    if not password_ok:
+        if attempt.failures >= MAX_FAILED_SIGN_INS:
+            _lock(session, attempt.account_id, now)
+            log.warning("caseworker account %d locked after %d failed password checks",
+                        attempt.account_id, attempt.failures)
+        return None
+    # Guarded by the hash that was checked: a password changed meanwhile does not count.
+    row = session.execute(
+        update(Caseworker)
+        .where(Caseworker.id == attempt.account_id, Caseworker.active.is_(True),
+               Caseworker.password_hash == attempt.password_hash)
+        .values(failed_logins=0, locked_until=None)
+        .returning(Caseworker.session_epoch, Caseworker.must_change_password)
+    ).first()
+    return (row.session_epoch, row.must_change_password) if row else None
+
+
+def locked_out(locked_until: datetime) -> SignInRefused:
+    return SignInRefused("This account is locked after too many failed sign-ins. "
+                         f"Try again after {when(locked_until)}.", locked=True)
+
+
 def authenticate(
     session: Session, email: str, password: str, *, now: datetime | None = None
 ) -> Caseworker:
-    """The caseworker whose password this is; counts failures and locks the account after 5."""
+    """The caseworker whose password this is, in one transaction (command-line and checks;
+    the sign-in page runs the same steps with the hash outside any transaction)."""
     now = now or utcnow()
-    account = find_caseworker(session, email)
-    if account is None or not account.active:
-        _verify(_DUMMY_HASH, password)
+    attempt = begin_attempt(session, now, email=email)
+    if attempt.locked_until is not None:
+        raise locked_out(attempt.locked_until)
+    ok = verify_password(attempt.password_hash, password)
+    if finish_attempt(session, attempt, ok, now) is None:
         raise SignInRefused(WRONG_DETAILS)
-    locked_until = as_utc(account.locked_until)
-    if locked_until is not None and locked_until > now:
-        raise SignInRefused(
-            "This account is locked after too many failed sign-ins. "
-            f"Try again after {when(locked_until)}.",
-            locked=True,
-        )
-    if not _verify(account.password_hash, password):
-        _count_failure(account, now)
-        raise SignInRefused(WRONG_DETAILS)
-    account.failed_logins = 0
-    account.locked_until = None
-    if _hasher.check_needs_rehash(account.password_hash):
-        account.password_hash = hash_password(password)
+    account = session.get(Caseworker, attempt.account_id)
+    session.refresh(account)
     return account
+
+
+def set_password(session: Session, account_id: int, password_hash: str, *,
+                 must_change: bool = False, expected_hash: str | None = None) -> int | None:
+    """Give the account a new password hash: every session of it ends and the lock-out is
+    cleared. Returns the new session epoch; None when there is no such account, or its
+    hash is no longer `expected_hash` (changed meanwhile)."""
+    statement = update(Caseworker).where(Caseworker.id == account_id)
+    if expected_hash is not None:
+        statement = statement.where(Caseworker.password_hash == expected_hash)
+    return session.execute(
+        statement.values(password_hash=password_hash, must_change_password=must_change,
+                         session_epoch=Caseworker.session_epoch + 1, failed_logins=0,
+                         locked_until=None)
+        .returning(Caseworker.session_epoch)
+    ).scalar_one_or_none()
+
+
+def reset_password(session: Session, account_id: int, password_hash: str, *,
+                   by: int) -> str:
+    """A supervisor's reset: the account must choose a new password at its next sign-in.
+    Returns the account's address."""
+    account = session.get(Caseworker, account_id)
+    if account is None:
+        raise AccountError("There is no such account.")
+    if account.id == by:
+        raise AccountError("Change your own password on the Change your password page.")
+    if not account.active:
+        raise AccountError(f"The account for {account.email} is deactivated.")
+    set_password(session, account_id, password_hash, must_change=True)
+    log.info("caseworker account %d: password reset by account %d", account_id, by)
+    return account.email
+
+
+def store_rehash(session: Session, account_id: int, old_hash: str, new_hash: str) -> None:
+    """The same password hashed with current parameters; sessions stay as they are."""
+    session.execute(update(Caseworker)
+                    .where(Caseworker.id == account_id, Caseworker.password_hash == old_hash)
+                    .values(password_hash=new_hash))
 
 
 def end_sessions(session: Session, account_id: int) -> None:
@@ -109,18 +210,25 @@ def end_sessions(session: Session, account_id: int) -> None:
                     .values(session_epoch=Caseworker.session_epoch + 1))
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def verify_password(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
 
-def _count_failure(account: Caseworker, now: datetime) -> None:
-    account.failed_logins = (account.failed_logins or 0) + 1
-    if account.failed_logins >= MAX_FAILED_SIGN_INS:
-        account.locked_until = now + LOCK_OUT_FOR
-        account.failed_logins = 0
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def _lock(session: Session, account_id: int, now: datetime) -> datetime:
+    """Lock the account from now, unless a lock-out is already running; its end."""
+    locked_until = session.execute(
+        update(Caseworker).where(Caseworker.id == account_id)
+        .values(locked_until=func.coalesce(Caseworker.locked_until, now + LOCK_OUT_FOR))
+        .returning(Caseworker.locked_until)
+    ).scalar_one()
+    return as_utc(locked_until)
 
 
 def list_caseworkers(session: Session) -> list[Caseworker]:
@@ -137,4 +245,15 @@ def deactivate_caseworker(session: Session, account_id: int, *, by: Caseworker) 
     if not account.active:
         raise AccountError(f"The account for {account.email} is already deactivated.")
     account.active = False
+    return account
+
+
+def activate_caseworker(session: Session, email: str) -> Caseworker:
+    """Reactivate a deactivated account (operators, from the command line)."""
+    account = find_caseworker(session, email)
+    if account is None:
+        raise AccountError(f"There is no account for {email.strip().lower()}.")
+    if account.active:
+        raise AccountError(f"The account for {account.email} is already active.")
+    account.active = True
     return account

@@ -14,10 +14,11 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from caseworker.auth import RequireSignInMiddleware
-from caseworker.pages import accounts, cases, directory, failures, queue, signin
+from caseworker.pages import accounts, cases, directory, failures, password, queue, signin
 from caseworker.rendering import make_templates, render
 from caseworker.security import SecurityHeadersMiddleware
 from caseworker.sessions import SignedSessionMiddleware
+from caseworker.throttle import HashGate, SlidingWindowLimiter
 from caseworker.webcontext import WebSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -29,6 +30,8 @@ ERROR_TITLES = {
     403: "You cannot do this",
     404: "Page not found",
     405: "You cannot do this",
+    429: "Too many attempts",
+    503: "The service is busy",
 }
 
 
@@ -38,8 +41,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
     # Starlette's own 404 says only "Not Found"; ours name what is missing.
     message = exc.detail if exc.detail and exc.detail != "Not Found" else (
         "If you typed the web address, check it is correct.")
-    return render(request, "error.html", {"title": title, "message": message},
-                  status_code=exc.status_code)
+    response = render(request, "error.html", {"title": title, "message": message},
+                      status_code=exc.status_code)
+    for name, value in (exc.headers or {}).items():  # Retry-After on 429 and 503
+        response.headers[name] = value
+    return response
 
 
 SERVER_ERROR_PAGE = (
@@ -62,6 +68,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def create_app(web: WebSettings) -> Starlette:
     routes = [
         *signin.routes,
+        *password.routes,
         *queue.routes,
         *accounts.routes,
         *cases.routes,
@@ -80,4 +87,8 @@ def create_app(web: WebSettings) -> Starlette:
                     exception_handlers={HTTPException: http_error, 500: server_error})
     app.state.web = web
     app.state.templates = make_templates()
+    app.state.password_checks = SlidingWindowLimiter(
+        per_client=web.password_checks_per_client, overall=web.password_checks_overall,
+        window=web.password_check_window_seconds)
+    app.state.hash_gate = HashGate(web.concurrent_hashes, web.hash_wait_seconds)
     return app

@@ -18,7 +18,11 @@ from workflow.models import Caseworker
 
 PUBLIC_PATHS = frozenset({"/sign-in"})
 PUBLIC_PREFIXES = ("/assets/", "/static/")
+CHANGE_PASSWORD = "/account/password"
+# All an account whose password was reset may reach until it chooses a new one.
+WHILE_MUST_CHANGE = frozenset({CHANGE_PASSWORD, "/sign-out"})
 SUPERVISORS_ONLY = "Only a supervisor can do this."
+SESSION_ENDED = "Your session has ended: a session lasts at most {hours}. Sign in again."
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,23 @@ class SignedIn:
     email: str
     name: str
     is_supervisor: bool
+    must_change_password: bool = False
+
+
+def start_session(request: Request, account_id: int, epoch: int) -> None:
+    """A fresh session (and CSRF token) for the account, issued now."""
+    from caseworker.security import csrf_token
+
+    now = request.app.state.web.env.clock.now()
+    request.session.clear()
+    request.session.update(uid=account_id, epoch=epoch, iat=int(now.timestamp()))
+    csrf_token(request)
+
+
+def session_expired(session_data: dict, now_seconds: float, absolute_hours: float) -> bool:
+    """True once the session is older than its absolute lifetime, however active it was."""
+    issued = session_data.get("iat")
+    return not isinstance(issued, int) or now_seconds - issued >= absolute_hours * 3600
 
 
 def load_signed_in(session: Session, account_id: int, epoch: int) -> SignedIn | None:
@@ -37,7 +58,8 @@ def load_signed_in(session: Session, account_id: int, epoch: int) -> SignedIn | 
         return None
     if epoch != account.session_epoch:
         return None
-    return SignedIn(account.id, account.email, account.name, account.is_supervisor)
+    return SignedIn(account.id, account.email, account.name, account.is_supervisor,
+                    account.must_change_password)
 
 
 def is_public(path: str) -> bool:
@@ -67,6 +89,10 @@ class RequireSignInMiddleware:
             target = "/sign-in" if wanted == "/" else f"/sign-in?next={quote(wanted, safe='')}"
             await RedirectResponse(target, status_code=303)(scope, receive, send)
             return
+        if (user is not None and user.must_change_password
+                and scope["path"] not in WHILE_MUST_CHANGE and not is_public(scope["path"])):
+            await RedirectResponse(CHANGE_PASSWORD, status_code=303)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
     async def _user(self, scope: Scope) -> SignedIn | None:
@@ -74,7 +100,15 @@ class RequireSignInMiddleware:
         account_id, epoch = session_data.get("uid"), session_data.get("epoch")
         if not isinstance(account_id, int) or not isinstance(epoch, int):
             return None
-        database = scope["app"].state.web.database
+        web = scope["app"].state.web
+        if session_expired(session_data, web.env.clock.now().timestamp(),
+                           web.session_absolute_hours):
+            session_data.clear()
+            hours = f"{web.session_absolute_hours:g} hours"
+            session_data["flash"] = {"text": SESSION_ENDED.format(hours=hours),
+                                     "kind": "warning"}
+            return None
+        database = web.database
 
         def load() -> SignedIn | None:
             with database.transaction() as session:

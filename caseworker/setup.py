@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from caseworker.app import create_app
 from caseworker.secretkey import signing_key
 from caseworker.webcontext import WebSettings
-from service.config import Config
+from service.config import Config, ConfigError
 from service.context import workflow_env
 from workflow.db import Database
 
@@ -21,7 +21,15 @@ def web_settings(config: Config, database: Database) -> WebSettings:
         raw_dir=Path(config.storage.raw_dir),
         secret_key=signing_key(config),
         secure_cookies=config.web.secure_cookies,
+        session_absolute_hours=_absolute_hours(config),
     )
+
+
+def _absolute_hours(config: Config) -> float:
+    hours = config.web.session_absolute_hours
+    if not hours > 0:
+        raise ConfigError("[web] session_absolute_hours must be more than 0.")
+    return float(hours)
 
 
 def app_from_config(config: Config, database: Database) -> Starlette:

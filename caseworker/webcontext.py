@@ -24,6 +24,15 @@ class WebSettings:
     secret_key: str
     secure_cookies: bool = False
     page_size: int = 25
+    # However active, a caseworker signs in again after this long.
+    session_absolute_hours: float = 12
+    # Password checks (sign-in, change password): per client address and overall, within
+    # a sliding window; and how many Argon2 hashes may run at once.
+    password_checks_per_client: int = 10
+    password_checks_overall: int = 100
+    password_check_window_seconds: float = 60
+    concurrent_hashes: int = 2
+    hash_wait_seconds: float = 2.0
 
 
 def settings(request: Request) -> WebSettings:

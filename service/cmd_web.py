@@ -1,4 +1,4 @@
-"""`pcse serve` (the caseworker web pages) and `pcse caseworker add|list`."""
+"""`pcse serve` (the caseworker web pages) and `pcse caseworker add|list|set-password|activate`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import sys
 
 import click
 
-from caseworker.accounts import add_caseworker, list_caseworkers
+from caseworker.accounts import (
+    AccountError,
+    activate_caseworker,
+    add_caseworker,
+    check_new_password,
+    find_caseworker,
+    hash_password,
+    list_caseworkers,
+    set_password,
+)
 from caseworker.setup import app_from_config
 from service.clitools import emit_json, table, with_app
 from service.context import AppContext
@@ -62,6 +71,38 @@ def caseworker_add(app: AppContext, email: str, name: str, supervisor: bool) -> 
         account = add_caseworker(session, email=email, name=name, password=password,
                                  supervisor=supervisor)
         summary = f"Added {'supervisor' if supervisor else 'caseworker'} {account.email}."
+    click.echo(summary)
+
+
+@caseworker.command("set-password")
+@click.argument("email")
+@click.option("--temporary", is_flag=True,
+              help="The account must choose a new password at its next sign-in.")
+@with_app()
+def caseworker_set_password(app: AppContext, email: str, temporary: bool) -> None:
+    """Set an account's password, read from a prompt, or from stdin when piped; ends its
+    sessions and clears a lock-out."""
+    password = _read_password()
+    check_new_password(password)
+    password_hash = hash_password(password)
+    with app.db().transaction() as session:
+        account = find_caseworker(session, email)
+        if account is None:
+            raise AccountError(f"There is no account for {email.strip().lower()}.")
+        set_password(session, account.id, password_hash, must_change=temporary)
+        summary = f"Set the password for {account.email}; its sessions have ended."
+        if not account.active:
+            summary += f" The account is deactivated: pcse caseworker activate {account.email}"
+    click.echo(summary)
+
+
+@caseworker.command("activate")
+@click.argument("email")
+@with_app()
+def caseworker_activate(app: AppContext, email: str) -> None:
+    """Reactivate a deactivated account."""
+    with app.db().transaction() as session:
+        summary = f"Reactivated {activate_caseworker(session, email).email}."
     click.echo(summary)
 
 

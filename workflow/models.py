@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -332,6 +333,9 @@ class Caseworker(Base):
     # Carried in the session cookie; raised at sign-out, so that a copy of a cookie
     # stops working when its owner signs out.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when a supervisor resets the password: every page asks for a new one first.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
 
 
 class JobRun(Base):

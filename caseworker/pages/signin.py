@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from caseworker.accounts import SignInRefused, authenticate, end_sessions
-from caseworker.auth import safe_next
+from caseworker.accounts import (
+    WRONG_DETAILS,
+    end_sessions,
+    finish_attempt,
+    locked_out,
+    needs_rehash,
+    store_rehash,
+)
+from caseworker.auth import CHANGE_PASSWORD, safe_next, start_session
 from caseworker.pages.forms import Problems, text
+from caseworker.passwordcheck import check_password, limit_password_checks, new_password_hash
 from caseworker.rendering import flash, render
-from caseworker.security import csrf_token, form_post
+from caseworker.security import form_post
 from caseworker.webcontext import in_transaction, settings
-
-
-def _attempt(session: Session, email: str, password: str,
-             now) -> tuple[tuple[int, int] | None, str | None]:
-    """(account id, session epoch), or the refusal. Returned rather than raised, so that
-    the failure count is committed."""
-    try:
-        account = authenticate(session, email, password, now=now)
-        return (account.id, account.session_epoch), None
-    except SignInRefused as refused:
-        return None, str(refused)
 
 
 def _form(request: Request, *, email: str = "", problems: Problems | None = None,
@@ -44,6 +41,7 @@ async def sign_in_page(request: Request) -> Response:
     return _form(request)
 
 
+@limit_password_checks
 @form_post
 async def sign_in(request: Request) -> Response:
     email = text(request, "email", limit=254)
@@ -57,15 +55,32 @@ async def sign_in(request: Request) -> Response:
     if problems:
         return _form(request, email=email, problems=problems, status_code=400)
     now = settings(request).env.clock.now()
-    signed_in, refusal = await in_transaction(request, _attempt, email, password, now)
-    if signed_in is None:
-        problems.add("email", refusal or "The email address or password is not right.")
+    attempt, ok = await check_password(request, password, now, email=email)
+    if attempt.locked_until is not None:
+        problems.add("email", str(locked_out(attempt.locked_until)))
         return _form(request, email=email, problems=problems, status_code=401)
-    # A fresh session (and CSRF token) on every sign-in.
-    request.session.clear()
-    request.session["uid"], request.session["epoch"] = signed_in
-    csrf_token(request)
+    signed_in = await in_transaction(request, finish_attempt, attempt, ok, now)
+    if signed_in is None:
+        problems.add("email", WRONG_DETAILS)
+        return _form(request, email=email, problems=problems, status_code=401)
+    assert attempt.account_id is not None
+    epoch, must_change = signed_in
+    await _upgrade_hash(request, attempt.account_id, attempt.password_hash, password)
+    start_session(request, attempt.account_id, epoch)
+    if must_change:
+        return RedirectResponse(CHANGE_PASSWORD, status_code=303)
     return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+
+
+async def _upgrade_hash(request: Request, account_id: int, old_hash: str, password: str) -> None:
+    """Rehash with the current Argon2 parameters when they have changed; best effort."""
+    if not needs_rehash(old_hash):
+        return
+    try:
+        new_hash = await new_password_hash(request, password)
+    except HTTPException:  # busy: the old hash still works; next time, then
+        return
+    await in_transaction(request, store_rehash, account_id, old_hash, new_hash)
 
 
 @form_post

@@ -1,0 +1,77 @@
+"""Checking and hashing passwords from the pages: limited per client address and overall,
+counted against the account before the check, and never more than a few hashes at once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from functools import wraps
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from caseworker.accounts import Attempt, begin_attempt, hash_password, verify_password
+from caseworker.throttle import HashBusy, client_address
+from caseworker.webcontext import in_transaction, settings
+
+TOO_MANY = ("There have been too many attempts to sign in or change a password. "
+            "Wait {wait} and try again.")
+BUSY = "The service is busy checking other passwords. Wait a few seconds and try again."
+BUSY_RETRY_AFTER = "5"
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def limit_password_checks(endpoint: Endpoint) -> Endpoint:
+    """Refuse with 429 and Retry-After when the client, or everyone together, has made too
+    many attempts; before the form is read or any hash is computed."""
+
+    @wraps(endpoint)
+    async def limited(request: Request) -> Response:
+        now = settings(request).env.clock.now().timestamp()
+        refusal = request.app.state.password_checks.attempt(client_address(request.scope), now)
+        if refusal is not None:
+            raise HTTPException(status_code=429,
+                                detail=TOO_MANY.format(wait=_in_words(refusal.retry_after)),
+                                headers={"Retry-After": str(refusal.retry_after)})
+        return await endpoint(request)
+
+    return limited
+
+
+async def check_password(request: Request, password: str, now: datetime, *,
+                         email: str | None = None, account_id: int | None = None) -> tuple[
+                             Attempt, bool]:
+    """Count the attempt, then check the password unless the account is locked."""
+    try:
+        async with request.app.state.hash_gate.slot():
+            attempt = await in_transaction(request, begin_attempt, now, email=email,
+                                           account_id=account_id)
+            if attempt.locked_until is not None:
+                return attempt, False
+            return attempt, await run_in_threadpool(verify_password, attempt.password_hash,
+                                                    password)
+    except HashBusy:
+        raise _busy() from None
+
+
+async def new_password_hash(request: Request, password: str) -> str:
+    try:
+        async with request.app.state.hash_gate.slot():
+            return await run_in_threadpool(hash_password, password)
+    except HashBusy:
+        raise _busy() from None
+
+
+def _busy() -> HTTPException:
+    return HTTPException(status_code=503, detail=BUSY,
+                         headers={"Retry-After": BUSY_RETRY_AFTER})
+
+
+def _in_words(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'' if seconds == 1 else 's'}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"

@@ -1,0 +1,103 @@
+"""Limits on password checks: attempts per client address and overall in a sliding window,
+and how many Argon2 hashes run at once (each takes 64 MiB and tens of milliseconds of a core).
+
+Both run in the event loop before any hash is computed, so a flood of sign-in attempts is
+refused cheaply and never queues up in the thread pool the pages share.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+from starlette.types import Scope
+
+
+class HashBusy(Exception):
+    """Every Argon2 slot stayed taken for longer than a request should wait."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Over a limit: try again after this many seconds."""
+
+    retry_after: int
+
+
+class SlidingWindowLimiter:
+    """At most `per_client` attempts from one client address, and `overall` attempts in all,
+    within any `window` seconds. Times come from the caller (the app's clock)."""
+
+    def __init__(self, *, per_client: int, overall: int, window: float) -> None:
+        self.per_client = per_client
+        self.overall = overall
+        self.window = window
+        self._clients: dict[str, deque[float]] = {}
+        self._all: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def attempt(self, client: str, now: float) -> Refusal | None:
+        """Record an attempt, or say how long to wait when it is over a limit.
+        A refused attempt is not recorded, so a flood does not extend its own wait."""
+        with self._lock:
+            self._forget_before(now - self.window)
+            mine = self._clients.get(client, deque())
+            for times, limit in ((mine, self.per_client), (self._all, self.overall)):
+                if len(times) >= limit:
+                    return Refusal(max(1, math.ceil(times[0] + self.window - now)))
+            mine.append(now)
+            self._all.append(now)
+            self._clients[client] = mine
+            return None
+
+    def _forget_before(self, cutoff: float) -> None:
+        _drop_older(self._all, cutoff)
+        # Only admitted attempts are kept, so there are never more than `overall` clients.
+        for client in list(self._clients):
+            times = self._clients[client]
+            _drop_older(times, cutoff)
+            if not times:
+                del self._clients[client]
+
+
+def _drop_older(times: deque[float], cutoff: float) -> None:
+    while times and times[0] <= cutoff:
+        times.popleft()
+
+
+class HashGate:
+    """At most `limit` password hashes at once. A request waits up to `wait` seconds for a
+    slot in the event loop (holding no thread), then gives up with HashBusy."""
+
+    def __init__(self, limit: int = 2, wait: float = 2.0, poll: float = 0.02) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        self.wait = wait
+        self.poll = poll
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        # A threading semaphore polled from async code works whichever event loop (or
+        # test client thread) the request runs on.
+        deadline = time.monotonic() + self.wait
+        while not self._slots.acquire(blocking=False):
+            if time.monotonic() >= deadline:
+                raise HashBusy()
+            await anyio.sleep(self.poll)
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+def client_address(scope: Scope) -> str:
+    """The address the connection came from. Behind a reverse proxy, uvicorn has already
+    put the X-Forwarded-For address here when the proxy is one it trusts
+    (FORWARDED_ALLOW_IPS, 127.0.0.1 by default); the app trusts no header itself."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
