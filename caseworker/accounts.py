@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from caseworker.timeutil import as_utc, when
 from forms.normalise import normalise_email, tidy_name
+from workflow.db import Database
 from workflow.errors import PcseError
 from workflow.models import Caseworker, utcnow
 
@@ -148,20 +149,23 @@ def locked_out(locked_until: datetime) -> SignInRefused:
                          f"Try again after {when(locked_until)}.", locked=True)
 
 
-def authenticate(
-    session: Session, email: str, password: str, *, now: datetime | None = None
-) -> Caseworker:
-    """The caseworker whose password this is, in one transaction (command-line and checks;
-    the sign-in page runs the same steps with the hash outside any transaction)."""
+def authenticate(database: Database, email: str, password: str, *,
+                 now: datetime | None = None) -> Caseworker:
+    """The caseworker whose password this is (command line and tests), by the sign-in page's
+    steps: the attempt is counted and committed first, then the hash runs outside any
+    transaction. Raises SignInRefused."""
     now = now or utcnow()
-    attempt = begin_attempt(session, now, email=email)
+    with database.transaction() as session:
+        attempt = begin_attempt(session, now, email=email)
     if attempt.locked_until is not None:
         raise locked_out(attempt.locked_until)
     ok = verify_password(attempt.password_hash, password)
-    if finish_attempt(session, attempt, ok, now) is None:
+    with database.transaction() as session:
+        if finish_attempt(session, attempt, ok, now) is None:
+            ok = False
+        account = session.get(Caseworker, attempt.account_id) if ok else None
+    if account is None:
         raise SignInRefused(WRONG_DETAILS)
-    account = session.get(Caseworker, attempt.account_id)
-    session.refresh(account)
     return account
 
 
