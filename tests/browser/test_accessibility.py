@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from caseworker.accounts import find_caseworker
 from notifications.claims import UNCONFIRMED
 from tests.fixtures.browser import (
+    CASEWORKER,
     PASSWORD,
     PRACTICE,
     SUPERVISOR,
@@ -108,6 +110,23 @@ def test_the_main_pages_have_no_serious_accessibility_violations(live_server: Li
     page.get_by_role("button", name="Reject").click()  # no reason: the error summary
     assert "There is a problem" in page.locator(".nhsuk-error-summary").inner_text()
     found["case with errors"] = axe_problems(page)
+    assert {name: problems for name, problems in found.items() if problems} == {}
+
+
+def test_the_password_pages_have_no_serious_accessibility_violations(
+        live_server: LiveServer, axe_page) -> None:
+    with live_server.settings.database.transaction() as session:
+        caseworker = find_caseworker(session, CASEWORKER).id
+    page = axe_page
+    found: dict[str, list[str]] = {}
+    _sign_in(page, live_server, SUPERVISOR)
+    page.goto(f"{live_server.url}/accounts/{caseworker}/password")
+    found["reset password"] = axe_problems(page)
+    page.goto(live_server.url + "/account/password")
+    found["change password"] = axe_problems(page)
+    page.get_by_role("button", name="Change password").click()  # empty: the error summary
+    assert "There is a problem" in page.locator(".nhsuk-error-summary").inner_text()
+    found["change password with errors"] = axe_problems(page)
     assert {name: problems for name, problems in found.items() if problems} == {}
 
 
