@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflow.replies import Verdict, html_to_text, own_text, read_answer
+from workflow.replies import (
+    Verdict,
+    html_to_text,
+    own_text,
+    read_answer,
+    read_one_click,
+    subject_verdict,
+)
 
 REQUEST = (
     "Dear Dr Patel,\n\nPlease approve Jane Smith as GPP Practice User Administrator for "
@@ -53,18 +60,19 @@ STYLES = {
 }
 
 APPROVALS = ["APPROVE", "Approved", "approved.", "YES I approve", "Yes, I approve this request.",
-             "I approve", "Yes", "Approved - thanks"]
+             "I approve", "Approved - thanks"]
 REJECTIONS = {
     "REJECT she left the practice in March": "she left the practice in March",
     "Rejected. The nominee is a locum.": "The nominee is a locum.",
     "REJECT - not employed here": "not employed here",
     "Reject: wrong practice": "wrong practice",
     "No, she is not a partner here": "she is not a partner here",
-    "I do not approve this; he has left": "I do not approve this; he has left",
+    "I do not approve this; he has left": "he has left",
     "Declined because the practice is merging": "the practice is merging",
 }
+# A bare "Yes" answers nothing that can be checked: it is read as unclear.
 UNCLEAR = ["Who is this person?", "Please call me on 0113 000 0000", "Approve? Reject? Not sure",
-           "I will approve once she has been vetted but for now reject", "Thanks"]
+           "I will approve once she has been vetted but for now reject", "Thanks", "Yes"]
 
 
 @pytest.mark.parametrize("style", sorted(STYLES))
@@ -104,10 +112,10 @@ def test_a_reply_that_is_nothing_but_a_quote() -> None:
     assert result.own_text == ""
 
 
-def test_negated_approval_is_a_rejection() -> None:
+def test_negated_approval_is_unclear() -> None:
     result = read_answer("Not approved, she has left.\n")
-    assert result.verdict is Verdict.REJECT
-    assert result.reason == "Not approved, she has left."
+    assert result.verdict is Verdict.UNCLEAR
+    assert result.reason is None
 
 
 def test_rejection_without_a_reason() -> None:
@@ -183,3 +191,117 @@ def test_any_body_gives_a_verdict(text: str, html: str | None) -> None:
     assert result.verdict in set(Verdict)
     if result.verdict is Verdict.APPROVE:
         assert result.own_text
+
+
+def test_text_made_from_the_html_is_not_read() -> None:
+    # Intake flattened this HTML-only reply, quote and all: the flattening opens with the
+    # quoted APPROVE, which only the HTML reading knows to be quoted.
+    html = ('<div dir="ltr"><br></div><div class="gmail_quote"><blockquote>APPROVE'
+            "</blockquote></div>")
+    assert read_answer("APPROVE\n", html).verdict is Verdict.APPROVE
+    result = read_answer("APPROVE\n", html, text_from_html=True)
+    assert result.verdict is Verdict.UNCLEAR
+    assert result.own_text == ""
+    assert read_answer("Approved\n", "<div>Approved</div>",
+                       text_from_html=True).verdict is Verdict.APPROVE
+    assert read_answer("Approved\n", None, text_from_html=True).verdict is Verdict.UNCLEAR
+
+
+def test_an_unreadable_plain_part_is_not_outvoted_by_the_html() -> None:
+    result = read_answer("Approve? Not sure yet\n", "<div>Approved</div>")
+    assert result.verdict is Verdict.UNCLEAR
+    assert result.own_text == "Approve? Not sure yet"
+
+
+def test_a_long_own_text_is_unclear_even_when_it_opens_with_approve() -> None:
+    padding = "Approved" + " " * 10_000 + "but only once she has started"
+    assert read_answer(padding).verdict is Verdict.UNCLEAR
+    assert read_answer("Approved\n" + "She is our new manager.\n" * 300).verdict \
+        is Verdict.UNCLEAR
+
+
+# --------------------------------------------------------------------------- one click
+
+TOKEN = "APV-0123456789abcdef0123"
+
+
+@pytest.mark.parametrize(("subject", "verdict"), [
+    (f"APPROVE [PCSE-2026-000123] {TOKEN}", Verdict.APPROVE),
+    (f"  reject [PCSE-2026-000123] {TOKEN}  ", Verdict.REJECT),
+    (f"Approve\t[PCSE-2026-000123]   {TOKEN.upper()}", Verdict.APPROVE),
+])
+def test_one_click_subjects(subject: str, verdict: Verdict) -> None:
+    assert subject_verdict(subject) is verdict
+
+
+@pytest.mark.parametrize("subject", [
+    f"RE: APPROVE [PCSE-2026-000123] {TOKEN}",
+    f"Re: REJECT [PCSE-2026-000123] {TOKEN}",
+    f"FW: APPROVE [PCSE-2026-000123] {TOKEN}",
+    f"APPROVE [PCSE-2026-000123] {TOKEN} once she starts",
+    f"APPROVE [PCSE-2026-000123] {TOKEN}" + " " * 300 + "not yet",
+    f"APPROVED [PCSE-2026-000123] {TOKEN}",
+    f"NOT APPROVE [PCSE-2026-000123] {TOKEN}",
+    f"APPROVE PCSE-2026-000123 {TOKEN}",
+    "APPROVE [PCSE-2026-000123]",
+    "APPROVE [PCSE-2026-000123] APV-0123",
+    f"[PCSE-2026-000123] Approval needed {TOKEN}",
+    f"APPROVE REJECT [PCSE-2026-000123] {TOKEN}",
+    "",
+])
+def test_other_subjects_are_not_one_click_answers(subject: str) -> None:
+    assert subject_verdict(subject) is None
+    assert read_one_click(subject, "", None) is None
+
+
+APPROVE_SUBJECT = f"APPROVE [PCSE-2026-000123] {TOKEN}"
+REJECT_SUBJECT = f"REJECT [PCSE-2026-000123] {TOKEN}"
+SIGNATURE = ("Kind regards\n\nDr Sam Patel\nGP Partner\nTel: 0113 496 0000\n\n"
+             "This message may contain confidential information. If you are not the intended "
+             "recipient please inform the sender and do not disclose it.\n")
+
+
+@pytest.mark.parametrize("body", ["", "\n\n", SIGNATURE, "Sent from my iPhone",
+                                  "APPROVE\n\n" + SIGNATURE])
+def test_one_click_approval(body: str) -> None:
+    answer = read_one_click(APPROVE_SUBJECT, body, None)
+    assert answer is not None and answer.verdict is Verdict.APPROVE, answer
+
+
+@pytest.mark.parametrize("body", ["Only once she has done her IG training",
+                                  "Is this Jane from reception?",
+                                  "REJECT she has left", "Sorry, wrong button. Do not approve."])
+def test_one_click_approval_contradicted_by_its_body(body: str) -> None:
+    answer = read_one_click(APPROVE_SUBJECT, body + "\n\n" + SIGNATURE, None)
+    assert answer is not None and answer.verdict is Verdict.UNCLEAR, answer
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ("", None),
+    ("Reason for rejecting (optional):\n\n", None),
+    ("Reason for rejecting: ", None),
+    ("Reason for rejecting (optional): she is a locum", "she is a locum"),
+    ("Reason for rejecting (optional):\n\nShe left in January.\n\n" + SIGNATURE,
+     "She left in January."),
+    ("REJECT - I can't approve her, she left in January", "I can't approve her, she left in "
+                                                           "January"),
+    (SIGNATURE, None),
+])
+def test_one_click_rejection_and_its_reason(body: str, reason: str | None) -> None:
+    answer = read_one_click(REJECT_SUBJECT, body, None)
+    assert answer is not None and answer.verdict is Verdict.REJECT, answer
+    assert answer.reason == reason
+
+
+@pytest.mark.parametrize("body", ["Approve", "Sorry, I meant to approve", "Yes, go ahead"])
+def test_one_click_rejection_contradicted_by_its_body(body: str) -> None:
+    answer = read_one_click(REJECT_SUBJECT, f"Reason for rejecting (optional):\n{body}", None)
+    assert answer is not None and answer.verdict is Verdict.UNCLEAR, answer
+
+
+def test_one_click_reads_the_html_when_the_text_was_made_from_it() -> None:
+    html = "<div>Reason for rejecting (optional): she left</div><div>Dr Patel</div>"
+    answer = read_one_click(REJECT_SUBJECT, "made from the html", html, text_from_html=True)
+    assert answer is not None and answer.reason == "she left"
+    approve = read_one_click(APPROVE_SUBJECT, "", "<div>but not yet</div>")
+    assert approve is not None and approve.verdict is Verdict.UNCLEAR

@@ -1,11 +1,24 @@
 """Read an approver's answer from the reply's own text, above the quoted original.
 
 The quoted original is cut off with mail-parser-reply (which knows the "On … wrote:",
-Outlook "From:/Sent:" and "-----Original Message-----" headers and the usual signatures),
-then any line quoted with ">" ends the own text. HTML bodies are converted to text with
-their quoted parts (<blockquote>, Gmail's gmail_quote, Outlook's divRplyFwdMsg) left out.
-A few keyword rules then read the verdict; anything that is not plainly one answer is
-"unclear", which sends the case to a person.
+Outlook "From:/Sent:" and "-----Original Message-----" headers), then any line quoted with
+">" ends the own text. HTML bodies are converted to text with their quoted parts
+(<blockquote>, Gmail's gmail_quote, Outlook's divRplyFwdMsg) left out.
+
+The grammar fails closed. A reply approves only when its first non-empty line is an
+approval standing alone ("APPROVE", "Approved - thanks", "Yes, I approve") and nothing in
+its own text (a recognised disclaimer aside) negates, conditions or questions it. It
+rejects only when the first line opens with a refusal ("REJECT", "Rejected", "No,",
+"Declined", "I reject", "I do not approve") and no word of approval follows; the reason is
+what the approver wrote after the verdict, without sign-off, signature or disclaimer.
+Everything else is unclear, which sends the case to a person.
+
+One-click answers come from the mailto links of an approval request: their subject is
+"APPROVE|REJECT [PCSE-…] APV-…" and nothing else, and their body must not contradict it.
+
+Every pattern here is linear on hostile input; the reply parser is not (long lines that
+open with "On ", long runs of spaces or blank lines), so its input is bounded and
+normalised first.
 """
 
 from __future__ import annotations
@@ -19,10 +32,15 @@ from mailparser_reply import EmailReplyParser
 
 # Enough of a reason for a caseworker and the requester; the rest stays in the raw message.
 MAX_REASON = 1000
-# Only the opening of a reply carries the verdict; signatures and disclaimers follow.
+# Only the opening of a reply carries the verdict; an own text longer than this is unclear.
 MAX_OWN_TEXT = 4000
-# The reply parser reads no further than this into a body (the answer is at the top).
+# The most of a body read at all (the answer is at the top).
 MAX_INPUT = 200_000
+# The reply parser sees no more than this: the quote header, if any, comes within it.
+_PARSER_INPUT = 2 * MAX_OWN_TEXT
+# Lines longer than this are wrapped before the reply parser sees them (its "On … wrote:"
+# pattern is quadratic in the length of a line).
+_PARSER_LINE = 200
 
 
 class Verdict(StrEnum):
@@ -43,65 +61,242 @@ class Answer:
                 "own_text": self.own_text[:MAX_REASON], "explanation": self.explanation}
 
 
-# "not approved", "I do not approve", "can't approve": a refusal, never an approval.
-_NEGATED_APPROVAL = re.compile(
-    r"\b(?:not|never|don'?t|do\s+not|doesn'?t|does\s+not|cannot|can'?t|can\s+not|won'?t|"
-    r"will\s+not|unable\s+to|refuse\s+to|decline\s+to)\s+(?:be\s+|been\s+)?approv\w*",
-    re.IGNORECASE,
+# --------------------------------------------------------------------------- vocabulary
+
+# Words, lower-cased; an apostrophe joins "don't" into one word.
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+# The same, keeping case (names in a sign-off are capitalised).
+_CASED_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
+# What a verdict line may hold besides words: punctuation, never a "?" or a symbol.
+_STANDALONE_LINE = re.compile(r"[\w\s.,!:;'\"()*\-–—]*")
+
+_APPROVE_VERBS = frozenset({"approve", "approved"})
+_OBJECTS = (("this", "request"), ("the", "request"), ("this", "application"),
+            ("this", "one"), ("this",), ("it",))
+_COURTESIES = (("thank", "you", "very", "much"), ("thanks", "very", "much"),
+               ("many", "thanks"), ("thank", "you"), ("kind", "regards"),
+               ("best", "wishes"), ("thanks",), ("thankyou",), ("thx",), ("cheers",),
+               ("ta",), ("regards",))
+_REJECT_OPENINGS = (("i", "do", "not", "approve"), ("i", "don't", "approve"),
+                    ("i", "dont", "approve"), ("i", "reject"), ("i", "decline"),
+                    ("rejected",), ("reject",), ("declined",), ("decline",), ("no",))
+_TITLES = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof"})
+_NAME_WORDS = 4
+
+# Any of these in an approval's own text makes it unclear: a negation, a condition, a wait,
+# a refusal, a doubt, or the news that the nominee has gone.
+_NEGATIONS = frozenset({
+    "not", "no", "nope", "nah", "never", "nor", "neither", "none", "nothing", "cannot",
+    "unable", "dont", "cant", "wont", "wouldnt", "shouldnt", "couldnt", "didnt", "doesnt",
+    "isnt", "arent", "wasnt", "werent", "hasnt", "havent", "hadnt", "mustnt", "neednt",
+    "aint", "shant",
+})
+_CONDITIONS = frozenset({
+    "but", "however", "although", "though", "unless", "until", "till", "til", "once", "if",
+    "provided", "providing", "subject", "pending", "except", "excluding", "without",
+    "assuming", "conditional", "conditionally", "condition", "conditions", "provisional",
+    "provisionally", "temporary", "temporarily", "only", "after", "when", "whenever",
+    "before", "instead", "otherwise",
+})
+_WAITS = frozenset({
+    "wait", "waiting", "hold", "yet", "later", "postpone", "postponed", "defer", "deferred",
+    "delay", "pause", "paused", "stop", "cancel", "cancelled", "canceled", "withdraw",
+    "withdrawn", "ignore", "disregard", "rather", "actually", "kidding", "joking", "jk",
+    "mistake", "mistaken", "wrong", "error", "oops",
+})
+_REFUSALS = frozenset({
+    "reject", "rejected", "rejecting", "rejection", "decline", "declined", "declining",
+    "refuse", "refused", "deny", "denied", "object", "objection", "objections",
+})
+_DOUBTS = frozenset({
+    "unsure", "doubt", "doubts", "query", "queries", "concern", "concerns", "concerned",
+    "clarify", "clarification", "check", "checking", "who", "why", "whether", "maybe",
+    "perhaps", "possibly", "probably", "might", "hmm", "erm", "um", "unclear", "confused",
+})
+_GONE = frozenset({
+    "left", "leaving", "leaver", "resigned", "resigning", "retired", "retiring",
+    "suspended", "dismissed",
+})
+_HESITATIONS = _NEGATIONS | _CONDITIONS | _WAITS | _REFUSALS | _DOUBTS | _GONE
+_HESITANT_PAIRS = frozenset({("as", "long"), ("so", "long"), ("in", "principle")})
+
+# Words of approval: after a refusal they make the answer unclear unless negated.
+_APPROVAL_WORDS = frozenset({
+    "approve", "approved", "approves", "approving", "approval", "yes", "yeah", "yep", "yup",
+    "ok", "okay", "fine", "happy", "agree", "agreed", "proceed", "authorise", "authorised",
+    "authorize", "authorized", "accept", "accepted", "grant", "granted", "support",
+    "supported",
+})
+_NO_IDIOMS = frozenset({
+    "objection", "objections", "problem", "problems", "probs", "issue", "issues", "worries",
+    "concern", "concerns",
+})
+_NEGATION_REACH = 3  # words before an approval word that can negate it
+
+# Disclaimers open with one of these and, on the same line, say what they are.
+_DISCLAIMER_OPENERS = (
+    "this message", "this e-mail", "this email", "this communication", "the information",
+    "the contents of this", "confidential", "disclaimer", "important notice", "privileged",
+    "nhsmail is", "caution: this", "warning: this", "please consider the environment",
 )
-_APPROVE = re.compile(r"\b(?:approve|approved|approving)\b", re.IGNORECASE)
-_REJECT = re.compile(
-    r"\b(?:reject|rejected|rejecting|decline|declined|refuse|refused|deny|denied)\b",
-    re.IGNORECASE,
-)
-# A bare "Yes" or "No" opening the reply.
-_YES_OPENING = re.compile(r"^\s*yes\b", re.IGNORECASE)
-_NO_OPENING = re.compile(r"^\s*no\b(?!\s+(?:problem|worries|objection))", re.IGNORECASE)
-# The verdict word (and punctuation) opening a rejection, stripped to leave the reason.
-_REJECT_LEAD = re.compile(
-    r"^\s*(?:i\s+)?(?:no|reject(?:ed)?|declined?|refused?|denied|deny)\b[\s.,:;!\-–—]*"
-    r"(?:(?:because|as|since|reason)\b[\s:,\-–—]*)?",
-    re.IGNORECASE,
+_DISCLAIMER_WORDS = ("confidential", "intended recipient", "privileged", "disclaimer",
+                     "virus", "nhsmail", "environment", "legally")
+_DEVICE_LINES = ("sent from my", "sent from outlook", "sent from mail", "sent from yahoo",
+                 "sent from samsung", "sent via", "get outlook for")
+_CONTACT_OPENERS = ("tel", "t:", "t.", "m:", "m.", "mob", "phone", "direct", "fax", "email:",
+                    "e-mail", "e:", "web:", "www.", "http", "ext")
+# A telephone number: ten to fourteen digits, single separators between them.
+_PHONE = re.compile(r"\+?\d(?:[ ().-]?\d){9,13}")
+_CONTACT_WORDS = 4  # words beside a telephone number on a line of contact details
+_EMAIL_ONLY = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+_RULE = re.compile(r"[-_=*~—–]{2,}")
+_OUTLOOK_RULE = re.compile(r"_{20,}")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_LEAD_PUNCTUATION = " \t.,:;!-–—"
+_TRAIL_PUNCTUATION = " \t,:;-–—"
+# Words that only introduce the reason ("because she left"); "as" and "since" are not
+# among them ("as far as I know", "since March").
+_CONNECTIVES = (("the", "reason", "is"), ("reason", "being"), ("reason",), ("because",),
+                ("due", "to"))
+
+# Lines our mailto links pre-fill in the body; they are not the approver's words.
+ONE_CLICK_PROMPTS = ("reason for rejecting",)
+_ONE_CLICK_SUBJECT = re.compile(
+    r"\s*(approve|reject)\s+\[PCSE-\d{4}-\d{6}\]\s+APV-[0-9a-f]{20}\s*", re.IGNORECASE
 )
 
+_TRANSLATE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00a0": " ",
+                            "\u200b": "", "\u200c": "", "\u200d": "", "\ufeff": "",
+                            "\uff1f": "?", "\u201c": '"', "\u201d": '"', "\t": " "})
 
-def read_answer(text: str, html: str | None = None) -> Answer:
-    """The approver's verdict, read from the plain text and (when present) the HTML body.
 
-    When both bodies are given and each gives a clear but different verdict, the answer
-    is unclear: the two parts of one message must not disagree.
-    """
-    from_text = _answer_from_text(text or "")
-    if not html:
-        return from_text
-    from_html = _answer_from_text(html_to_text(html))
-    if from_text.verdict is Verdict.UNCLEAR:
-        return from_html if from_html.verdict is not Verdict.UNCLEAR or not text else from_text
-    if from_html.verdict not in (Verdict.UNCLEAR, from_text.verdict):
-        return Answer(Verdict.UNCLEAR, None, from_text.own_text,
-                      "The plain-text and HTML parts of the reply say different things.")
-    return from_text
+@dataclass(frozen=True)
+class _Token:
+    word: str  # lower-cased
+    cased: str
+    start: int
+    end: int
+
+
+def _normalise(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").translate(_TRANSLATE)
+
+
+def _tokens(text: str) -> list[_Token]:
+    return [_Token(m.group().lower(), m.group(), m.start(), m.end())
+            for m in _CASED_WORD.finditer(text)]
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _starts_with(words: list[str], phrase: tuple[str, ...], at: int = 0) -> bool:
+    return tuple(words[at:at + len(phrase)]) == phrase
+
+
+# --------------------------------------------------------------------------- own text
+
+
+def _parser_input(text: str) -> str:
+    """The body as the reply parser may safely see it: bounded, each line stripped and its
+    spaces collapsed, at most one blank line in a row, long lines wrapped at a space."""
+    lines: list[str] = []
+    for raw in _normalise(text[:_PARSER_INPUT]).split("\n"):
+        line = " ".join(raw.split())
+        if not line and lines and not lines[-1]:
+            continue
+        lines.extend(_wrap(line))
+    return "\n".join(lines)
+
+
+def _wrap(line: str) -> list[str]:
+    pieces: list[str] = []
+    while len(line) > _PARSER_LINE:
+        cut = line.rfind(" ", 0, _PARSER_LINE)
+        cut = cut if cut > 0 else _PARSER_LINE
+        pieces.append(line[:cut])
+        line = line[cut:].lstrip()
+    pieces.append(line)
+    return pieces
+
+
+def _split_own(text: str, *, with_signature: bool) -> tuple[str, bool]:
+    """The sender's own text above the quoted original, and whether it was read whole (it
+    was not when it runs on past what the reply parser was shown)."""
+    bounded = text[:MAX_INPUT]
+    message = EmailReplyParser(languages=["en"]).read(_parser_input(bounded))
+    if not message.replies or message.replies[0].headers:
+        # Nothing, or the message opens with a quoted header: nothing of the sender's own.
+        return "", True
+    first = message.replies[0]
+    own, quote_found = _until_quote(first.full_body if with_signature else first.body)
+    return own, quote_found or len(message.replies) > 1 or len(bounded) <= _PARSER_INPUT
+
+
+def _until_quote(body: str) -> tuple[str, bool]:
+    lines: list[str] = []
+    for line in body.splitlines():
+        if line.lstrip().startswith(">") or _OUTLOOK_RULE.fullmatch(line.strip()):
+            return "\n".join(lines).strip(), True
+        lines.append(line.rstrip())
+    return "\n".join(lines).strip(), False
 
 
 def own_text(text: str) -> str:
     """What the sender wrote above the quoted original, without signature or disclaimer."""
-    message = EmailReplyParser(languages=["en"]).read(text[:MAX_INPUT].replace("\r\n", "\n"))
-    if not message.replies:
-        return ""
-    first = message.replies[0]
-    if first.headers:
-        # The message opens with a quoted header: nothing of the sender's own precedes it.
-        return ""
-    lines: list[str] = []
-    for line in first.body.splitlines():
-        if line.lstrip().startswith(">"):
-            break
-        lines.append(line.rstrip())
-    return "\n".join(lines).strip()[:MAX_OWN_TEXT]
+    return _split_own(text, with_signature=False)[0][:MAX_OWN_TEXT]
+
+
+def _above_quote(text: str) -> str | None:
+    """Everything the sender wrote above the quoted original, signature and disclaimer
+    included (the verdict is read from this, so nothing a sign-off hides is missed); None
+    when it is too long to have been read whole."""
+    own, whole = _split_own(text, with_signature=True)
+    return own if whole else None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_answer(text: str, html: str | None = None, *, text_from_html: bool = False) -> Answer:
+    """The approver's verdict, read from the plain text and (when present) the HTML body.
+
+    With `text_from_html` the plain text was made from the HTML body, quote and all, so only
+    the HTML is read (its quoted parts are known by their markup). When a real plain-text
+    part and an HTML part both hold text of their own, they must not disagree: two clear,
+    different verdicts, or a plain text that cannot be read beside an HTML part that can,
+    are unclear.
+    """
+    if text_from_html:
+        if not html:
+            return Answer(Verdict.UNCLEAR, None, "",
+                          "The reply's text was made from an HTML part that is missing.")
+        return _answer_from_text(html_to_text(html))
+    from_text = _answer_from_text(text or "")
+    if not html:
+        return from_text
+    return _reconcile(from_text, _answer_from_text(html_to_text(html)))
+
+
+def _reconcile(from_text: Answer, from_html: Answer) -> Answer:
+    if not from_text.own_text:
+        return from_html
+    if not from_html.own_text or from_html.verdict in (from_text.verdict, Verdict.UNCLEAR):
+        # HTML conversion loses structure; an HTML part that cannot be read does not
+        # outvote a plain-text part that can.
+        return from_text
+    if from_text.verdict is Verdict.UNCLEAR:
+        return from_text
+    return Answer(Verdict.UNCLEAR, None, from_text.own_text,
+                  "The plain-text and HTML parts of the reply say different things.")
 
 
 def _answer_from_text(text: str) -> Answer:
-    own = own_text(text)
+    own = _above_quote(text)
+    if own is None:
+        return Answer(Verdict.UNCLEAR, None, "",
+                      "The reply's own text is too long to be read as a one-word answer.")
     if not own:
         return Answer(Verdict.UNCLEAR, None, "",
                       "The reply has no text of its own above the quoted message.")
@@ -109,29 +304,342 @@ def _answer_from_text(text: str) -> Answer:
 
 
 def classify(own: str) -> Answer:
-    """Apply the keyword rules to the reply's own text."""
-    without_negations = _NEGATED_APPROVAL.sub(" ", own)
-    rejects = bool(_NEGATED_APPROVAL.search(own) or _REJECT.search(own)
-                   or _NO_OPENING.match(own))
-    approves = bool(_APPROVE.search(without_negations) or _YES_OPENING.match(own))
-    if approves and rejects:
+    """Read the verdict from the reply's own text (everything above the quote)."""
+    own = _normalise(own).strip()
+    if not own:
+        return Answer(Verdict.UNCLEAR, None, "", "The reply has no text of its own.")
+    if len(own) > MAX_OWN_TEXT:
+        return Answer(Verdict.UNCLEAR, None, own[:MAX_OWN_TEXT],
+                      "The reply's own text is too long to be read as a one-word answer.")
+    lines = _without_disclaimer(own.split("\n"))
+    first, later = lines[0].strip(), lines[1:]
+    tokens = _tokens(first)
+    approved = _approval_opening([t.word for t in tokens])
+    if approved is not None:
+        return _read_approval(own, first, tokens, approved, "\n".join(lines))
+    lead = _rejection_opening(first, tokens)
+    if lead is not None:
+        return _read_rejection(own, first[lead:], later)
+    return Answer(Verdict.UNCLEAR, None, own, _why_no_opening(tokens))
+
+
+def _without_disclaimer(lines: list[str]) -> list[str]:
+    """The own text from its first non-empty line, up to a disclaimer (which runs to the
+    end: mail systems append them)."""
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    for index, line in enumerate(lines[1:], start=1):
+        if _is_disclaimer_opening(line):
+            return lines[:index]
+    return lines
+
+
+def _is_disclaimer_opening(line: str) -> bool:
+    low = line.strip(" *").lower()
+    return low.startswith(_DISCLAIMER_OPENERS) and any(w in low for w in _DISCLAIMER_WORDS)
+
+
+# --------------------------------------------------------------------------- approval
+
+
+def _approval_opening(words: list[str]) -> int | None:
+    """How many words the approval phrase opening the line takes, or None."""
+    at = 1 if _starts_with(words, ("yes",)) else 0
+    if _starts_with(words, ("i",), at):
+        at += 2 if _starts_with(words, ("hereby",), at + 1) else 1
+    if at >= len(words) or words[at] not in _APPROVE_VERBS:
+        return None
+    at += 1
+    for phrase in _OBJECTS:
+        if _starts_with(words, phrase, at):
+            return at + len(phrase)
+    return at
+
+
+def _courtesy_only(tokens: list[_Token]) -> bool:
+    """Nothing, or a courtesy ("thanks", "many thanks") and perhaps a name after it."""
+    if not tokens:
+        return True
+    words = [t.word for t in tokens]
+    for phrase in _COURTESIES:
+        if _starts_with(words, phrase):
+            return _is_name(tokens[len(phrase):])
+    return False
+
+
+def _is_name(tokens: list[_Token]) -> bool:
+    return len(tokens) <= _NAME_WORDS and all(
+        t.word in _TITLES or t.cased[0].isupper() for t in tokens)
+
+
+def _read_approval(own: str, first: str, tokens: list[_Token], taken: int,
+                   readable: str) -> Answer:
+    if not _STANDALONE_LINE.fullmatch(first) or not _courtesy_only(tokens[taken:]):
         return Answer(Verdict.UNCLEAR, None, own,
-                      "The reply contains words of both approval and refusal.")
-    if approves:
-        return Answer(Verdict.APPROVE, None, own, "The reply approves the request.")
-    if rejects:
-        reason = _rejection_reason(own)
-        return Answer(Verdict.REJECT, reason, own,
-                      "The reply rejects the request." if reason
-                      else "The reply rejects the request without a reason.")
-    return Answer(Verdict.UNCLEAR, None, own,
-                  "The reply neither approves nor rejects in words the system can read.")
+                      "The first line says more than an approval, so it may be conditional.")
+    doubt = hesitation(readable)
+    if doubt is not None:
+        return Answer(Verdict.UNCLEAR, None, own,
+                      f'The reply approves but also says "{doubt}", so the approval may be '
+                      "negated, conditional or a question.")
+    return Answer(Verdict.APPROVE, None, own, "The reply approves the request.")
 
 
-def _rejection_reason(own: str) -> str | None:
-    reason = _REJECT_LEAD.sub("", own, count=1).strip()
-    reason = " ".join(reason.split())
-    return reason[:MAX_REASON] or None
+def hesitation(text: str) -> str | None:
+    """The first word (or "?") in `text` that negates, conditions or questions an approval."""
+    if "?" in text:
+        return "?"
+    words = _words(text)
+    for index, word in enumerate(words):
+        if word in _HESITATIONS or word.endswith("n't"):
+            return word
+        if index and (words[index - 1], word) in _HESITANT_PAIRS:
+            return f"{words[index - 1]} {word}"
+    return None
+
+
+# --------------------------------------------------------------------------- rejection
+
+
+def _rejection_opening(first: str, tokens: list[_Token]) -> int | None:
+    """Where the reason starts on the first line when it opens with a refusal, or None.
+
+    A bare "No" counts only when punctuation or the end of the line follows it, so that
+    "No problem", "No objection" and "No one told me" are not refusals."""
+    words = [t.word for t in tokens]
+    for phrase in _REJECT_OPENINGS:
+        if not _starts_with(words, phrase):
+            continue
+        taken = len(phrase)
+        if phrase == ("no",):
+            after = first[tokens[0].end:].lstrip()
+            if after and after[0] not in ".,!:;-–—":
+                return None
+        else:
+            taken += next((len(p) for p in _OBJECTS if _starts_with(words, p, taken)), 0)
+        return tokens[taken - 1].end
+    return None
+
+
+def _read_rejection(own: str, rest: str, later: list[str]) -> Answer:
+    approval = _unnegated_approval(_words("\n".join([rest, *later])))
+    if approval is not None:
+        return Answer(Verdict.UNCLEAR, None, own,
+                      f'The reply opens with a refusal but also says "{approval}".')
+    reason = _reason([rest, *later], keep_first=True)
+    return Answer(Verdict.REJECT, reason, own,
+                  "The reply rejects the request." if reason
+                  else "The reply rejects the request without a reason.")
+
+
+def _unnegated_approval(words: list[str]) -> str | None:
+    """A word of approval not negated by one of the few words before it."""
+    for index, word in enumerate(words):
+        nxt = words[index + 1] if index + 1 < len(words) else ""
+        if word == "no" and nxt in _NO_IDIOMS:
+            return f"no {nxt}"
+        if (word == "go" and nxt == "ahead") or word in _APPROVAL_WORDS:
+            before = words[max(0, index - _NEGATION_REACH):index]
+            if not any(w in _NEGATIONS or w.endswith("n't") for w in before):
+                return "go ahead" if word == "go" else word
+    return None
+
+
+def _why_no_opening(tokens: list[_Token]) -> str:
+    words = [t.word for t in tokens]
+    if words and words[0] in ("yes", "yeah", "yep", "ok", "okay", "fine", "sure"):
+        return (f'"{tokens[0].cased}" on its own is not read as an approval: '
+                "the answer must say APPROVE.")
+    if any(w in _APPROVE_VERBS for w in words):
+        return ("The reply mentions approval but does not open with APPROVE standing alone, "
+                "so it may be negated, conditional or a question.")
+    return "The reply does not open with APPROVE or REJECT on its first line."
+
+
+# --------------------------------------------------------------------------- the reason
+
+
+def _reason(lines: list[str], *, keep_first: bool) -> str | None:
+    """The approver's own sentences: sign-off, name lines, contact details, telephone
+    numbers and courtesies left out, so that the reason can be sent to the requester."""
+    kept = _before_signature(lines, keep_first=keep_first)
+    joined = " ".join(" ".join(kept).split())
+    text = joined.lstrip(_LEAD_PUNCTUATION)
+    if not any(mark in joined[:len(joined) - len(text)] for mark in ".!"):
+        text = _without_connective(text)
+    text = " ".join(s for s in _SENTENCE_END.split(text) if not _PHONE.search(s))
+    text = _without_trailing_courtesy(text).strip(_TRAIL_PUNCTUATION)
+    return text[:MAX_REASON] or None
+
+
+def _before_signature(lines: list[str], *, keep_first: bool) -> list[str]:
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        if index == 0 and keep_first:
+            kept.append(line)
+            continue
+        after_blank = index > 0 and not lines[index - 1].strip()
+        if _starts_signature(line, after_blank, lines[index + 1:]):
+            break
+        kept.append(line)
+    return kept
+
+
+def _starts_signature(line: str, after_blank: bool, following: list[str]) -> bool:
+    stripped = line.strip()
+    if not stripped:
+        return False
+    if _is_sign_off(stripped) or _is_signature_line(stripped):
+        return True
+    return _looks_like_name(stripped) and (
+        after_blank or all(_is_signature_line(x.strip()) or _looks_like_name(x.strip())
+                           or not x.strip() for x in following))
+
+
+def _is_sign_off(line: str) -> bool:
+    return (bool(_STANDALONE_LINE.fullmatch(line)) and bool(_tokens(line))
+            and _courtesy_only(_tokens(line)))
+
+
+def _is_signature_line(line: str) -> bool:
+    """A device line, a rule, contact details, or a telephone number with a word or two
+    ("Mobile 07700 900123"); a sentence with a number in it is not a signature."""
+    low = line.lower()
+    return (low.startswith(_DEVICE_LINES) or low.startswith(_CONTACT_OPENERS)
+            or bool(_RULE.fullmatch(line)) or bool(_EMAIL_ONLY.fullmatch(line))
+            or _is_phone_line(line))
+
+
+def _is_phone_line(line: str) -> bool:
+    return (_PHONE.search(line) is not None
+            and len(_words(_PHONE.sub(" ", line))) <= _CONTACT_WORDS)
+
+
+def _looks_like_name(line: str) -> bool:
+    """A name or job title line: a few capitalised words and nothing that ends a sentence."""
+    tokens = _tokens(line)
+    if not tokens or len(tokens) > 6 or line.endswith(("!", ":", ";")):
+        return False
+    if line.endswith(".") and len(tokens[-1].cased) > 1:
+        return False
+    return all(t.word in _TITLES or t.cased[0].isupper() for t in tokens)
+
+
+def _without_connective(text: str) -> str:
+    """ "because she left" -> "she left" (called only straight after the verdict)."""
+    tokens = _tokens(text[:40])
+    words = [t.word for t in tokens]
+    for phrase in _CONNECTIVES:
+        if _starts_with(words, phrase) and len(tokens) > len(phrase):
+            return text[tokens[len(phrase) - 1].end:].lstrip(_LEAD_PUNCTUATION)
+    return text
+
+
+def _without_trailing_courtesy(text: str) -> str:
+    """ "She has left. Thanks, Anil" -> "She has left." """
+    tokens = _tokens(text)
+    longest = max(len(phrase) for phrase in _COURTESIES) + _NAME_WORDS
+    for start in range(max(1, len(tokens) - longest), len(tokens)):
+        if not _courtesy_only(tokens[start:]):
+            continue
+        gap = text[tokens[start - 1].end:tokens[start].start]
+        if any(mark in gap for mark in ".,;!-–—"):
+            return text[:tokens[start].start].rstrip(" ,;-–—")
+    return text
+
+
+# --------------------------------------------------------------------------- one click
+
+
+def subject_verdict(subject: str) -> Verdict | None:
+    """The verdict of a subject pre-filled by a mailto link, "APPROVE [PCSE-…] APV-…" or
+    "REJECT [PCSE-…] APV-…", with nothing else; None for anything else, a reply's "RE:"
+    included (that is a reply to our email, read by `read_answer`)."""
+    match = _ONE_CLICK_SUBJECT.fullmatch(subject or "")
+    if match is None:
+        return None
+    return Verdict.APPROVE if match.group(1).lower() == "approve" else Verdict.REJECT
+
+
+def read_one_click(subject: str, text: str | None, html: str | None,
+                   text_from_html: bool = False) -> Answer | None:
+    """A one-click answer: the subject's verdict, unless the body contradicts it. None when
+    the subject is not a one-click verdict (then the caller reads the reply instead)."""
+    verdict = subject_verdict(subject)
+    if verdict is None:
+        return None
+    bodies = _one_click_bodies(text, html, text_from_html)
+    own = bodies[0] if bodies and bodies[0] is not _TOO_LONG else ""
+    for body in bodies:
+        contradiction = _one_click_contradiction(verdict, body)
+        if contradiction is not None:
+            return Answer(Verdict.UNCLEAR, None, own, contradiction)
+    if verdict is Verdict.APPROVE:
+        return Answer(Verdict.APPROVE, None, own, "The one-click answer approves the request.")
+    reason = _one_click_reason(own)
+    return Answer(Verdict.REJECT, reason, own,
+                  "The one-click answer rejects the request." if reason
+                  else "The one-click answer rejects the request without a reason.")
+
+
+# Stands for a body too long to have been read whole.
+_TOO_LONG = "\u2026" * (MAX_OWN_TEXT + 1)
+
+
+def _one_click_bodies(text: str | None, html: str | None, text_from_html: bool) -> list[str]:
+    """The own text of each real body part, the pre-filled prompt lines removed."""
+    sources: list[str] = []
+    if text and not text_from_html:
+        sources.append(text)
+    if html:
+        sources.append(html_to_text(html))
+    bodies = [_above_quote(source) for source in sources]
+    return [_TOO_LONG if body is None else _without_prompts(body) for body in bodies if body != ""]
+
+
+def _without_prompts(own: str) -> str:
+    lines = []
+    for line in _normalise(own).split("\n"):
+        if line.strip().lower().startswith(ONE_CLICK_PROMPTS):
+            line = line.split(":", 1)[1] if ":" in line else ""
+        lines.append(line)
+    return "\n".join(lines).strip()
+
+
+def _one_click_contradiction(verdict: Verdict, body: str) -> str | None:
+    if body is _TOO_LONG or len(body) > MAX_OWN_TEXT:
+        return "The one-click answer's text is too long to check."
+    readable = "\n".join(_without_disclaimer(body.split("\n")))
+    if verdict is Verdict.APPROVE:
+        doubt = hesitation(readable)
+        if doubt is not None:
+            return (f'The subject approves but the text says "{doubt}", so the approval may '
+                    "be negated, conditional or a question.")
+        return None
+    if classify(body).verdict is Verdict.APPROVE:
+        return "The subject rejects but the text approves."
+    approval = _unnegated_approval(_words(_after_rejection_word(readable)))
+    if approval is not None:
+        return f'The subject rejects but the text says "{approval}".'
+    return None
+
+
+def _after_rejection_word(body: str) -> str:
+    lines = body.split("\n")
+    first = lines[0].strip()
+    lead = _rejection_opening(first, _tokens(first))
+    return body if lead is None else "\n".join([first[lead:], *lines[1:]])
+
+
+def _one_click_reason(own: str) -> str | None:
+    lines = _without_disclaimer(own.split("\n")) if own else []
+    if not lines:
+        return None
+    first = lines[0].strip()
+    lead = _rejection_opening(first, _tokens(first))
+    if lead is not None:
+        return _reason([first[lead:], *lines[1:]], keep_first=True)
+    return _reason(lines, keep_first=False)
 
 
 # --------------------------------------------------------------------------- HTML to text
