@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from caseworker.security import csrf_token
 from workflow.models import Caseworker
 
 PUBLIC_PATHS = frozenset({"/sign-in"})
@@ -36,8 +37,6 @@ class SignedIn:
 
 def start_session(request: Request, account_id: int, epoch: int) -> None:
     """A fresh session (and CSRF token) for the account, issued now."""
-    from caseworker.security import csrf_token
-
     now = request.app.state.web.env.clock.now()
     request.session.clear()
     request.session.update(uid=account_id, epoch=epoch, iat=int(now.timestamp()))
