@@ -29,6 +29,7 @@ PURPOSES: dict[str, tuple[str, ...]] = {
     "redirect_existing_admins": ("service_title",),
     "admin_limit_reached": ("service_title", "limit"),
     "attachment_unreadable": ("filename", "problem"),
+    "answer_unclear": ("approver_name",),
 }
 
 # Messages that only make sense about a case: enqueue refuses them without one.
@@ -43,6 +44,7 @@ CASE_REQUIRED: frozenset[str] = frozenset(
         "outcome_rejected",
         "outcome_expired",
         "outcome_triage",
+        "answer_unclear",
     }
 )
 

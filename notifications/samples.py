@@ -86,6 +86,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "filename": "certification.pdf",
         "problem": "the file is protected by a password.",
     },
+    "answer_unclear": {"approver_name": "Dr Sam Patel"},
 }
 
 
