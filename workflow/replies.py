@@ -145,8 +145,9 @@ _DEVICE_LINES = ("sent from my", "sent from outlook", "sent from mail", "sent fr
                  "sent from samsung", "sent via", "get outlook for")
 _CONTACT_OPENERS = ("tel", "t:", "t.", "m:", "m.", "mob", "phone", "direct", "fax", "email:",
                     "e-mail", "e:", "web:", "www.", "http", "ext")
-# A telephone number: ten to fourteen digits, single separators between them.
-_PHONE = re.compile(r"\+?\d(?:[ ().-]?\d){9,13}")
+# A UK telephone number: 0 (or +44, perhaps with "(0)") and nine to eleven more digits,
+# a separator or two between them.
+_PHONE = re.compile(r"(?:\+44 ?(?:\(0\) ?)?|\(?0)\d(?:[ ().-]{0,2}\d){8,10}")
 _CONTACT_WORDS = 4  # words beside a telephone number on a line of contact details
 _EMAIL_ONLY = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _RULE = re.compile(r"[-_=*~—–]{2,}")
@@ -376,7 +377,8 @@ def _read_approval(own: str, first: str, tokens: list[_Token], taken: int,
                    readable: str) -> Answer:
     if not _STANDALONE_LINE.fullmatch(first) or not _courtesy_only(tokens[taken:]):
         return Answer(Verdict.UNCLEAR, None, own,
-                      "The first line says more than an approval, so it may be conditional.")
+                      "The first line says more than an approval, so it may be conditional, "
+                      "negated or a question.")
     doubt = hesitation(readable)
     if doubt is not None:
         return Answer(Verdict.UNCLEAR, None, own,
@@ -415,7 +417,8 @@ def _rejection_opening(first: str, tokens: list[_Token]) -> int | None:
             after = first[tokens[0].end:].lstrip()
             if after and after[0] not in ".,!:;-–—":
                 return None
-        else:
+        elif taken < len(tokens) and not first[tokens[taken - 1].end:tokens[taken].start].strip():
+            # "I reject this request - …", but not "I do not approve - this person is …"
             taken += next((len(p) for p in _OBJECTS if _starts_with(words, p, taken)), 0)
         return tokens[taken - 1].end
     return None
@@ -448,7 +451,7 @@ def _unnegated_approval(words: list[str]) -> str | None:
 def _why_no_opening(tokens: list[_Token]) -> str:
     words = [t.word for t in tokens]
     if words and words[0] in ("yes", "yeah", "yep", "ok", "okay", "fine", "sure"):
-        return (f'"{tokens[0].cased}" on its own is not read as an approval: '
+        return (f'"{tokens[0].cased}" is not read as an approval: '
                 "the answer must say APPROVE.")
     if any(w in _APPROVE_VERBS for w in words):
         return ("The reply mentions approval but does not open with APPROVE standing alone, "
