@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from caseworker.labels import ACTION_LABELS
 from caseworker.mailview import MailView, message_view
 from caseworker.timeutil import as_utc
+from core.patterns import mask_tokens
 from workflow import actions, directory
 from workflow.cases import get_case
 from workflow.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
@@ -125,20 +126,25 @@ def approver_choices(view: dict[str, Any] | None) -> list[dict[str, str]]:
 class EmailRow:
     direction: str  # "in" or "out"
     at: Any
-    who: str
+    who: str  # the address (strictly read, for inbound mail)
     subject: str
     status: str
     href: str
     label: str
+    name: str | None = None  # the display name, shown apart from the address
+    sender_status: str | None = None  # inbound: what vouched for the sender
+    sender_detail: str | None = None
 
 
 def emails(session: Session, case: Case) -> list[EmailRow]:
     received = session.scalars(select(InboundMessage).where(InboundMessage.case_id == case.id))
     sent = session.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id))
-    rows = [EmailRow("in", as_utc(m.received_at), m.from_address or "(unknown sender)",
-                     m.subject or "(no subject)", m.status, f"/messages/{m.id}", "Received")
+    rows = [EmailRow("in", as_utc(m.received_at), m.from_address or "(no single address)",
+                     m.subject or "(no subject)", m.status, f"/messages/{m.id}", "Received",
+                     m.from_name, m.sender_status, m.sender_detail)
             for m in received]
-    rows += [EmailRow("out", as_utc(m.created_at), m.to_address, m.subject, m.status,
+    rows += [EmailRow("out", as_utc(m.created_at), m.to_address, mask_tokens(m.subject),
+                      m.status,
                       f"/outbox/{m.id}", "Sent" if m.status == "sent" else "To send")
              for m in sent]
     return sorted(rows, key=lambda r: r.at)

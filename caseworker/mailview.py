@@ -13,11 +13,14 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
+from core.patterns import mask_tokens
 from intake.mailparse import ParsedMail, parse_mail
 from intake.rawstore import RawMissing, RawStore
 from workflow.models import InboundMessage, RawBlob
 
-SHOWN_HEADERS = ("From", "To", "Cc", "Reply-To", "Date", "Subject", "Message-ID",
+# From is shown as read strictly (address and display name apart), never as decoded text,
+# where a display name could pass for an address.
+SHOWN_HEADERS = ("To", "Cc", "Reply-To", "Date", "Subject", "Message-ID",
                  "In-Reply-To", "Authentication-Results")
 MAX_SHOWN_CHARS = 200_000
 
@@ -64,14 +67,21 @@ def _cut(value: str) -> tuple[str, bool]:
 
 def view_of(mail: ParsedMail) -> MailView:
     view = MailView(problems=list(mail.problems))
+    sender = mail.sender_identity
+    view.headers.append(("From address", sender.address or "(no single address)"))
+    if sender.display_name:
+        view.headers.append(("From display name", sender.display_name))
+    if sender.problem:
+        view.headers.append(("From problem", sender.problem))
     for name in SHOWN_HEADERS:
         for value in mail.headers.get(name.lower(), []):
-            view.headers.append((name, value))
-    view.text, cut = _cut(mail.text)
+            view.headers.append((name, mask_tokens(value)))
+    # An approval code is a key: a page shows only its first characters.
+    view.text, cut = _cut(mask_tokens(mail.text))
     if cut:
         view.problems.append(f"Only the first {MAX_SHOWN_CHARS:,} characters are shown.")
     if mail.html is not None:
-        view.html, _ = _cut(mail.html)
+        view.html, _ = _cut(mask_tokens(mail.html))
     view.attachments = [
         AttachmentView(number, a.filename, a.content_type, _size(len(a.data)))
         for number, a in enumerate(mail.attachments, start=1)

@@ -19,6 +19,7 @@ from caseworker.labels import (
 )
 from caseworker.security import CSRF_FIELD, csrf_token
 from caseworker.timeutil import when
+from core.senderauth import Profile
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -55,6 +56,11 @@ def flash(request: Request, text: str, *, kind: str = "success") -> None:
     request.session["flash"] = {"text": text, "kind": kind}
 
 
+def _senders_unchecked(request: Request) -> bool:
+    web = getattr(request.app.state, "web", None)
+    return web is not None and web.env.sender_policy.profile == Profile.NONE
+
+
 def render(
     request: Request,
     template: str,
@@ -70,6 +76,8 @@ def render(
         "cspNonce": getattr(request.state, "csp_nonce", None),
         "assetPath": "/assets",
         "current_path": request.url.path,
+        # Said on every page: with profile "none", anyone can write any From address.
+        "senders_unchecked": _senders_unchecked(request),
         **(context or {}),
     }
     return templates.TemplateResponse(request, template, page, status_code=status_code)

@@ -14,12 +14,13 @@ from typing import Protocol
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.patterns import CASE_REF_RE, TOKEN_RE
 from intake.mailparse import ParsedMail
 from workflow.inbound import Classification, MessageKind
 from workflow.models import ApprovalRequest, Case, InboundMessage, OutboxMessage
 
-TOKEN = re.compile(r"\bAPV-([0-9a-f]{20})\b", re.I)
-CASE_REF = re.compile(r"\[\s*(PCSE-\d{4}-\d{6})\s*\]", re.I)
+TOKEN = TOKEN_RE
+CASE_REF = CASE_REF_RE
 
 # Only with the colon that automatic replies put after the marker, so that a person's
 # "Out of office cover for our practice" is still read as a request.
@@ -65,10 +66,9 @@ class Facts:
 
 def classify(mail: ParsedMail, facts: Facts, known: Knowledge,
              our_addresses: frozenset[str] | set[str]) -> Classification:
-    sender = mail.sender
-    if not sender:
-        return Classification(MessageKind.UNRELATED, "The message has no sender address.")
-    if sender in our_addresses:
+    # A From that names no single mailbox still goes on: the workflow sends an unverified
+    # sender to a person. Only our own mail looping back is set aside here.
+    if any(address in our_addresses for _, address in mail.from_addresses):
         return Classification(MessageKind.UNRELATED, "The message is from our own address.")
     earlier = known.earlier_copy(mail.message_id, facts.sha256, facts.inbound_id)
     if earlier is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import email.utils
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,9 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.addresses import parse_from
+from core.patterns import mask_tokens
+from intake.charsets import unsurrogate
 from intake.mailparse import decode_header_text, message_id_of
 from workflow import workers
 from workflow.errors import PcseError
@@ -46,8 +48,10 @@ class LedgerError(PcseError):
 @dataclass(frozen=True)
 class HeaderFacts:
     message_id: str | None
-    from_address: str | None
+    from_address: str | None  # the strict reading's one address (core.addresses)
     subject: str | None
+    from_name: str | None = None
+    sender_status: str | None = None  # "unverified" when From is not one clean mailbox
 
 
 @dataclass(frozen=True)
@@ -82,16 +86,16 @@ def header_facts(raw: bytes) -> HeaderFacts:
     try:
         msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
         message_id = message_id_of(msg.get("Message-ID"))
-        senders = email.utils.getaddresses([decode_header_text(str(v))
-                                            for v in msg.get_all("From", [])])
-        sender = next((a.lower() for _, a in senders if "@" in a), None)
-        subject = decode_header_text(str(msg.get("Subject", "")))
+        sender = parse_from([unsurrogate(str(v)) for v in msg.get_all("From", [])])
+        subject = mask_tokens(decode_header_text(str(msg.get("Subject", ""))))
     except Exception:  # facts are a convenience; processing reads properly
         return HeaderFacts(None, None, None)
     return HeaderFacts(
         message_id[:998] if message_id else None,
-        sender[:254] if sender else None,
+        sender.address,
         subject[:300] if subject else None,
+        sender.display_name or None,
+        None if sender.parsed_cleanly else "unverified",
     )
 
 
@@ -119,6 +123,8 @@ def insert_new(session: Session, mailbox: str, uidvalidity: int,
             "size": m.size,
             "received_at": m.received_at,
             "from_address": m.facts.from_address,
+            "from_name": m.facts.from_name,
+            "sender_status": m.facts.sender_status,
             "subject": m.facts.subject,
             "status": FAILED if m.unreadable else PENDING,
             "error": m.error,

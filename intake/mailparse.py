@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import Message
 
+from core.addresses import SenderIdentity, parse_from, recipient_addresses, unverified
+from core.senderauth import AUTH_AS
 from intake.charsets import decode_bytes, unsurrogate
 from intake.htmltext import html_to_text
 from intake.tnef import is_tnef, unpack_tnef
@@ -61,7 +63,13 @@ class ParsedMail:
     in_reply_to: str | None = None
     references: list[str] = field(default_factory=list)
     authentication_results: list[str] = field(default_factory=list)
+    auth_as: list[str] = field(default_factory=list)  # X-MS-Exchange-Organization-AuthAs
+    sender_identity: SenderIdentity = field(
+        default_factory=lambda: unverified("The message has no From header."))
     text: str = ""
+    # True when there was no text part and `text` was made from the HTML body (with any
+    # quoted original still in it): an approver's answer is then read from the HTML.
+    text_from_html: bool = False
     html: str | None = None
     attachments: list[MailAttachment] = field(default_factory=list)
     # Beyond IncomingMail: what classification and caseworkers need.
@@ -80,8 +88,8 @@ class ParsedMail:
 
     @property
     def sender(self) -> str | None:
-        """The first From address, lower-cased."""
-        return self.from_addresses[0][1] if self.from_addresses else None
+        """The From address when From holds exactly one mailbox, lower-cased."""
+        return self.sender_identity.address
 
 
 # --------------------------------------------------------------------------- headers
@@ -131,57 +139,6 @@ def message_id_of(raw: str | None) -> str | None:
     return f"<{token[:990]}>" if token else None
 
 
-# One plain address, with or without a plain display name: by far the commonest form.
-_SIMPLE_ADDRESS = re.compile(
-    r'\s*(?:"?(?P<name>[\w .\'-]*?)"?\s*<(?P<a1>[^<>\s@",;]+@[^<>\s@",;]+)>'
-    r'|(?P<a2>[^<>\s@",;]+@[^<>\s@",;]+))\s*'
-)
-
-
-_ANY_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
-
-
-# The policy's address parser costs seconds on tens of kilobytes and minutes (and
-# gigabytes) on megabytes; real address headers are far shorter. Longer values are cut,
-# and read with the plain parser.
-MAX_ADDRESS_CHARS = 64_000
-POLICY_PARSER_CHARS = 4_000
-
-
-def _addresses(raw_values: list[str], name: str) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    raw_values = [raw[:MAX_ADDRESS_CHARS] for raw in raw_values]
-    for raw in raw_values:
-        simple = _SIMPLE_ADDRESS.fullmatch(raw)
-        if simple:
-            found.append(((simple.group("name") or "").strip(),
-                          simple.group("a1") or simple.group("a2")))
-            continue
-        if len(raw) > POLICY_PARSER_CHARS:
-            found.extend(email.utils.getaddresses([decode_header_text(raw)]))
-            continue
-        try:
-            unfolded = re.sub(r"\r?\n(?=[ \t])", "", unsurrogate(raw))
-            header = policy.default.header_factory(name, unfolded)
-            found.extend((str(a.display_name or ""), str(a.addr_spec or ""))
-                         for a in header.addresses)
-        except Exception:  # the policy parser raises many kinds on bad input
-            found.extend(email.utils.getaddresses([decode_header_text(raw)]))
-    if not any("@" in addr for _, addr in found) and raw_values:
-        found = email.utils.getaddresses([decode_header_text(v) for v in raw_values])
-    cleaned = []
-    for display, addr in found:
-        addr = unsurrogate(addr).strip().strip("<>").lower()
-        if "@" in addr and " " not in addr and len(addr) <= 254 and not _CONTROL.search(addr):
-            cleaned.append((decode_header_text(display)[:200], addr))
-    if not cleaned:
-        # Last resort for headers too broken to parse: anything shaped like an address.
-        for raw in raw_values:
-            cleaned.extend(("", m.lower()) for m in _ANY_ADDRESS.findall(decode_header_text(raw))
-                           if len(m) <= 254)
-    return cleaned
-
-
 def _date(raw: str | None) -> datetime | None:
     if not raw:
         return None
@@ -198,14 +155,24 @@ def _read_headers(mail: ParsedMail, msg: Message) -> None:
     first = {name: values[0] for name, values in raw.items()}
     mail.message_id = message_id_of(first.get("message-id"))
     mail.subject = mail.headers.get("subject", [""])[0][:998]
-    mail.from_addresses = _addresses(raw.get("from", []), "from")
-    mail.to_addresses = [addr for name in ("to", "cc")
-                         for _, addr in _addresses(raw.get(name, []), name)]
+    # Addresses are split from the raw headers; encoded words only ever decode inside a
+    # display name, afterwards (core.addresses).
+    mail.sender_identity = parse_from([unsurrogate(v) for v in raw.get("from", [])])
+    mail.from_addresses = [(m.display_name, m.address) for m in mail.sender_identity.mailboxes]
+    mail.to_addresses, cut = recipient_addresses(
+        unsurrogate(v) for v in [*raw.get("to", []), *raw.get("cc", [])])
+    mail.problems.extend(cut)
     mail.date = _date(first.get("date"))
     mail.in_reply_to = message_id_of(first.get("in-reply-to"))
     references = " ".join(unsurrogate(v) for v in raw.get("references", []))
     mail.references = _MSGID.findall(references)[:MAX_REFERENCES]
-    mail.authentication_results = mail.headers.get("authentication-results", [])
+    # The receiving server's verdicts, raw and topmost first (core.senderauth reads them).
+    mail.authentication_results = [_unfold(v) for v in raw.get("authentication-results", [])]
+    mail.auth_as = [_unfold(v) for v in raw.get(AUTH_AS.lower(), [])]
+
+
+def _unfold(raw: str) -> str:
+    return " ".join(unsurrogate(raw).split())
 
 
 # --------------------------------------------------------------------------- names
@@ -458,6 +425,7 @@ def parse_mail(raw: bytes, *,
         mail.text = "\n\n".join(texts)
     elif mail.html:
         mail.text = html_to_text(mail.html)
+        mail.text_from_html = True
     mail.text = mail.text.replace("\x00", "")
     mail.html = mail.html.replace("\x00", "") if mail.html else mail.html
     if len(mail.text) > MAX_TEXT_CHARS:

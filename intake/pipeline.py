@@ -67,6 +67,7 @@ def message_max_bytes(config: Config) -> int:
 
 def process_settings(config: Config) -> ProcessSettings:
     return ProcessSettings(our_addresses=frozenset(config.our_addresses),
+                           sender_policy=config.security.policy(),
                            attachment_max_bytes=config.limits.attachment_max_bytes)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from core.senderauth import SenderPolicy, authenticate
 from intake import ledger
 from intake.classify import DatabaseKnowledge, Facts, classify
 from intake.mailparse import DEFAULT_ATTACHMENT_MAX_BYTES, ParsedMail, parse_mail
@@ -98,6 +99,7 @@ class ProcessReport:
 @dataclass(frozen=True)
 class ProcessSettings:
     our_addresses: frozenset[str]
+    sender_policy: SenderPolicy = field(default_factory=SenderPolicy)
     attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES
     claim_batch: int = 20
 
@@ -223,6 +225,7 @@ class Processor:
 
     def _handle(self, session: Session, row: InboundMessage, seen: dict[str, Any]) -> Outcome:
         mail = self.read(row)
+        self._record_sender(row, mail)
         found = classify(mail, Facts(row.id, row.sha256), DatabaseKnowledge(session),
                          self.settings.our_addresses)
         seen["classification"] = found
@@ -238,6 +241,18 @@ class Processor:
             case_ref, case_state = session.execute(
                 select(Case.ref, Case.state).where(Case.id == row.case_id)).one()
         return Outcome(status, found, outcome or found.reason, case_ref, case_state)
+
+    def _record_sender(self, row: InboundMessage, mail: ParsedMail) -> None:
+        """The strict From reading and the trust model's verdict, on the ledger row that
+        caseworkers see beside the message (the workflow reaches the same verdict)."""
+        identity = mail.sender_identity
+        verdict = authenticate(self.settings.sender_policy, identity,
+                               mail.authentication_results, mail.auth_as)
+        row.from_address = identity.address
+        row.from_name = identity.display_name[:200] or None
+        row.sender_status = str(verdict.status)
+        vouched = f" Vouched for by {verdict.vouched_by}." if verdict.vouched_by else ""
+        row.sender_detail = (verdict.detail + vouched)[:1000]
 
     def _link(self, session: Session, row: InboundMessage, found: Classification) -> None:
         """Show a bounce or automatic reply on its case, and a duplicate beside its original."""

@@ -11,10 +11,14 @@ PURPOSES: dict[str, tuple[str, ...]] = {
     "needs_info": ("findings", "form_name"),
     "approval_request": (
         "approver_name", "nominees", "main_contact", "requested_by", "token", "expires_on",
+        "approve_link", "reject_link",
     ),
     "approval_reminder": (
         "approver_name", "nominees", "main_contact", "requested_by", "token", "expires_on",
+        "approve_link", "reject_link",
     ),
+    # An earlier approval request no longer counts: what it asked about has changed.
+    "approval_void": ("approver_name", "reason"),
     "requester_reminder": ("findings",),
     "outcome_completed": ("changes",),
     "outcome_rejected": ("reason",),
@@ -39,6 +43,7 @@ CASE_REQUIRED: frozenset[str] = frozenset(
         "needs_info",
         "approval_request",
         "approval_reminder",
+        "approval_void",
         "requester_reminder",
         "outcome_completed",
         "outcome_rejected",

@@ -34,6 +34,10 @@ _APPROVAL: dict[str, Any] = {
     "requested_by": "Pat Jones (practice.manager@riverside.nhs.net)",
     "token": "APV-0123456789abcdef0123",
     "expires_on": "6 March 2026",
+    "approve_link": "mailto:pcse.portalenquiries@nhs.net?subject=APPROVE%20%5BPCSE-2026-000123"
+                    "%5D%20APV-0123456789abcdef0123",
+    "reject_link": "mailto:pcse.portalenquiries@nhs.net?subject=REJECT%20%5BPCSE-2026-000123"
+                   "%5D%20APV-0123456789abcdef0123&body=Reason%20for%20rejecting%3A%20",
 }
 
 SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
@@ -53,6 +57,10 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     },
     "approval_request": dict(_APPROVAL),
     "approval_reminder": dict(_APPROVAL),
+    "approval_void": {
+        "approver_name": "Dr Sam Patel",
+        "reason": "The practice sent a corrected form naming a different nominee.",
+    },
     "requester_reminder": {"findings": ["Part B of the form is not signed."]},
     "outcome_completed": {
         "changes": [

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "poll": ("cmd_poll",),
     "queue": ("cmd_cases",),
     "run": ("cmd_poll",),
+    "security": ("cmd_security",),
     "serve": ("cmd_web",),
     "status": ("cmd_poll",),
 }

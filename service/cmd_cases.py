@@ -51,6 +51,8 @@ def case_messages(session, case_row: Case) -> list[dict]:
     sent = session.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case_row.id)).all()
     messages = [
         {"direction": "in", "at": m.received_at.isoformat(), "from": m.from_address,
+         "from_name": m.from_name, "sender_status": m.sender_status,
+         "sender_detail": m.sender_detail,
          "subject": m.subject, "message_id": m.message_id, "classification": m.classification,
          "status": m.status}
         for m in received
@@ -101,5 +103,7 @@ def case_show(app: AppContext, ref: str, json_output: bool) -> None:
         click.echo("\nmessages:")
         for m in document["messages"]:
             who = m.get("from") if m["direction"] == "in" else m.get("to")
-            click.echo(f"  {m['at'][:19]} {m['direction']:3} {who}  {m['subject']}  "
+            sender = f" (sender: {m['sender_status'] or 'not yet checked'})" \
+                if m["direction"] == "in" else ""
+            click.echo(f"  {m['at'][:19]} {m['direction']:3} {who}{sender}  {m['subject']}  "
                        f"[{m['status']}]")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from intake.pipeline import run_round
 from notifications.claims import count_unconfirmed
 from service.clitools import emit_json, table, with_app
-from service.config import Config
+from service.config import Config, require_sender_authentication
 from service.context import AppContext
 from service.jobs import build_handler
 from service.runner import Service, stop_on_signals
@@ -34,6 +34,7 @@ def poll(app: AppContext, once: bool, json_output: bool) -> None:
     if not once:
         raise click.UsageError("Use `pcse poll --once` for one round, or `pcse run` for the "
                                "service that polls on a schedule.")
+    require_sender_authentication(app.config)
     report = run_round(app.db(), app.config, build_handler(app.config))
     document = report.as_json()
     if json_output:
@@ -80,6 +81,8 @@ def status_document(session: Session, config: Config) -> dict[str, Any]:
         "outbox_unconfirmed": count_unconfirmed(session),
         "outbox": outbox,
         "cases": _counts(session, Case.state),
+        "sender_authentication": config.security.sender_authentication,
+        "senders_checked": not config.security.senders_unchecked,
     }
 
 
@@ -108,6 +111,9 @@ def status(app: AppContext, json_output: bool) -> None:
         return
     rows = [[m["name"], _when(m["last_poll_at"]), _when(m["last_ok_at"]),
              (m["last_error"] or "")[:70]] for m in document["mailboxes"]]
+    if not document["senders_checked"]:
+        click.echo("WARNING: senders are NOT authenticated ([security] sender_authentication "
+                   '= "none"): anyone can write any From address.')
     click.echo(table(rows, ["mailbox", "last poll", "last good poll", "last error"]))
     click.echo(f"\nmessages: {document['messages_pending']} waiting, "
                f"{document['messages_failed']} failed (for a caseworker)")
@@ -126,6 +132,7 @@ def status(app: AppContext, json_output: bool) -> None:
 @with_app()
 def run(app: AppContext) -> None:
     """The service: poll (or IMAP IDLE), process, send the outbox, remind and expire."""
+    require_sender_authentication(app.config)
     stop = threading.Event()
     # Catch SIGTERM from the start: a stop asked for while the service is still loading
     # ends it cleanly too.

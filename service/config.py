@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.senderauth import Profile, SenderPolicy
 from workflow.errors import PcseError
 
 
@@ -87,7 +88,21 @@ class SmtpConfig:
 
 @dataclass
 class SecurityConfig:
+    # Who vouches for a sender (core.senderauth): "microsoft365" (NHSmail), "authserv-id"
+    # (with trusted_authserv_ids) or "none" (only with allow_unauthenticated_senders).
+    sender_authentication: str = "microsoft365"
     trusted_authserv_ids: list[str] = field(default_factory=list)
+    # microsoft365: the tenant's own domains, for which AuthAs: Internal vouches.
+    internal_domains: list[str] = field(default_factory=lambda: ["nhs.net"])
+    allow_unauthenticated_senders: bool = False
+
+    def policy(self) -> SenderPolicy:
+        return SenderPolicy(Profile(self.sender_authentication),
+                            tuple(self.trusted_authserv_ids), tuple(self.internal_domains))
+
+    @property
+    def senders_unchecked(self) -> bool:
+        return self.sender_authentication == Profile.NONE
 
 
 @dataclass
@@ -165,7 +180,10 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 
 
 def local_defaults() -> Config:
-    return Config(mailboxes=[MailboxConfig(maildir="var/maildir")])
+    """A local Maildir and SMTP sink. Nothing vouches for senders here, so `pcse run` and
+    `pcse poll` refuse these defaults; `pcse demo` stamps its own mail (service.demo)."""
+    return Config(mailboxes=[MailboxConfig(maildir="var/maildir")],
+                  security=SecurityConfig(sender_authentication="none"))
 
 
 def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
@@ -203,6 +221,30 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"Mailbox {box.name!r}: auth must be \"password\" or \"oauth2\".")
     if config.smtp.auth not in ("none", "password", "oauth2"):
         raise ConfigError('[smtp] auth must be "none", "password" or "oauth2".')
+    _validate_security(config.security)
+
+
+def _validate_security(security: SecurityConfig) -> None:
+    profiles = ", ".join(f'"{p}"' for p in Profile)
+    if security.sender_authentication not in set(Profile):
+        raise ConfigError(f"[security] sender_authentication must be one of {profiles}.")
+    if (security.sender_authentication == Profile.AUTHSERV_ID
+            and not [t for t in security.trusted_authserv_ids if t.strip()]):
+        raise ConfigError('[security] sender_authentication = "authserv-id" needs the '
+                          "receiving server's authserv-id in trusted_authserv_ids.")
+    if security.sender_authentication == Profile.MICROSOFT365 and not security.internal_domains:
+        raise ConfigError('[security] sender_authentication = "microsoft365" needs the '
+                          'tenant\'s domains in internal_domains (for NHSmail, ["nhs.net"]).')
+
+
+def require_sender_authentication(config: Config) -> None:
+    """Refuse to read real mail with nobody vouching for senders, unless the configuration
+    says so in as many words (demos and tests)."""
+    if config.security.senders_unchecked and not config.security.allow_unauthenticated_senders:
+        raise ConfigError(
+            f"Senders are not authenticated ({config.source}): set [security] "
+            'sender_authentication to "microsoft365" or "authserv-id", or, for a demo or '
+            "test set-up only, allow_unauthenticated_senders = true.")
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

@@ -45,7 +45,7 @@ def workflow_env(config: Config) -> WorkflowEnv:
     return WorkflowEnv(
         reminder_after_days=config.workflow.reminder_after_days,
         expire_after_days=config.workflow.expire_after_days,
-        trusted_authserv_ids=tuple(config.security.trusted_authserv_ids),
+        sender_policy=config.security.policy(),
         from_address=config.smtp.from_address.lower(),
         our_addresses=frozenset(config.our_addresses),
         templates_dir=config.notifications.templates_dir,

@@ -81,7 +81,8 @@ def demo_config(smtp_port: int) -> Config:
     """
     config = local_defaults()
     config.smtp = replace(config.smtp, host="127.0.0.1", port=smtp_port)
-    config.security = replace(config.security, trusted_authserv_ids=[AUTHSERV_ID])
+    config.security = replace(config.security, sender_authentication="authserv-id",
+                              trusted_authserv_ids=[AUTHSERV_ID])
     config.source = "built-in local defaults (pcse demo)"
     return config
 

@@ -190,6 +190,7 @@ def test_assign_take_over_and_release_are_recorded(db: Database, env: WorkflowEn
 def _config(tmp_path: Path, db: Database) -> Path:
     path = tmp_path / "pcse.toml"
     path.write_text(f'[database]\nurl = "{db.url}"\n\n[security]\n'
+                    'sender_authentication = "authserv-id"\n'
                     f'trusted_authserv_ids = ["mx.nhs.net"]\n')
     return path
 

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.addresses import Mailbox, SenderIdentity
+from core.senderauth import Profile, SenderPolicy
 from forms.model import ParsedRequest
 from workflow import directory
 from workflow.clock import FixedClock
@@ -62,6 +64,15 @@ class Mail:
     references: list[str] = field(default_factory=list)
     authentication_results: list[str] = field(default_factory=list)
     attachments: list[Any] = field(default_factory=list)
+    auth_as: list[str] = field(default_factory=list)
+    text_from_html: bool = False
+    # Set by a test that forges a From header intake's strict parser would refuse.
+    sender_problem: str | None = None
+
+    @property
+    def sender_identity(self) -> SenderIdentity:
+        return SenderIdentity.of([Mailbox(n, a.lower()) for n, a in self.from_addresses],
+                                 self.sender_problem)
 
 
 def passed_dmarc(address: str, authserv: str = TRUSTED) -> str:
@@ -80,7 +91,9 @@ def mail_from(person: tuple[str, str], *, subject: str = "", text: str = "",
 
 def make_env(clock: FixedClock | None = None, *, trusted: tuple[str, ...] = (TRUSTED,)
              ) -> WorkflowEnv:
-    return WorkflowEnv(clock=clock or FixedClock(NOW), trusted_authserv_ids=trusted,
+    policy = (SenderPolicy(Profile.AUTHSERV_ID, trusted_authserv_ids=trusted) if trusted
+              else SenderPolicy(Profile.NONE))
+    return WorkflowEnv(clock=clock or FixedClock(NOW), sender_policy=policy,
                        from_address=OUR, our_addresses=frozenset({OUR}))
 
 

@@ -69,7 +69,8 @@ def config(db: Database, tmp_path: Path) -> Config:
         "mailboxes": [{"name": "enquiries", "address": OUR,
                        "maildir": str(tmp_path / "maildir")}],
         "storage": {"raw_dir": str(tmp_path / "raw")},
-        "security": {"trusted_authserv_ids": [TRUSTED]},
+        "security": {"sender_authentication": "authserv-id",
+                     "trusted_authserv_ids": [TRUSTED]},
     })
 
 

@@ -11,13 +11,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workflow import approvals, directory
-from workflow.apply import apply_case, rule_conflict
+from workflow.apply import approve_and_apply, rule_conflict
 from workflow.cases import get_case, move, record
 from workflow.decisions import BLANK_FORMS, CASEWORKER_REQUEST, KIND_TITLES, Approver
 from workflow.env import WorkflowEnv
 from workflow.errors import PcseError
 from workflow.models import ApprovalRequest, Case, Caseworker
-from workflow.persist import ask_approver, notify, source_message
+from workflow.persist import ask_approver, notify, source_message, void_open_requests
 from workflow.states import CaseState
 
 S = CaseState
@@ -74,10 +74,8 @@ def approve(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: st
     if conflict:
         raise ActionRefused(f"Case {case.ref} cannot be approved: {conflict}")
     _note(session, env, case, "approve", by, reason)
-    _cancel_tokens(session, env, case, by)
-    move(session, case, S.APPROVED, actor=by, now=env.clock.now(),
-         reason=f"Approved by caseworker {by}: {reason}")
-    return apply_case(session, env, case, actor=by)
+    return approve_and_apply(session, env, case, by=by, basis=f"Approved by caseworker {by}: "
+                             f"{reason}", data={"by": "caseworker", "reason": reason})
 
 
 def reject(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
@@ -99,6 +97,9 @@ def request_info(session: Session, env: WorkflowEnv, ref: str, *, by: str, messa
     case = get_case(session, ref)
     _require(case, "request_info", by=by, why=message, what="the message to the requester")
     _note(session, env, case, "request_info", by, message)
+    # What the requester sends back may change the request: no earlier approval stands.
+    void_open_requests(session, env, case, actor=by,
+                       reason="A caseworker asked the requester for more information.")
     case.findings = [*(case.findings or []),
                      {"code": CASEWORKER_REQUEST, "message": message, "field": None}]
     move(session, case, S.NEEDS_INFO, actor=by, now=env.clock.now(),
@@ -138,6 +139,9 @@ def send_approval_request(session: Session, env: WorkflowEnv, ref: str, *, by: s
     _require(case, "send_approval_request", by=by, why=approver_email,
              what="the approver's address")
     approver = recorded_approver(session, case, approver_email)
+    conflict = approvals.independent(case, approver.email)
+    if not conflict.passed:
+        raise ActionRefused(f"{conflict.detail} Ask another recorded approver.")
     now = env.clock.now()
     for old in approvals.open_requests(session, case):
         if old.approver_email == approver.email:

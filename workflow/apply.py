@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflow import directory
+from workflow import approvals, directory
 from workflow.cases import move, record
 from workflow.catalogue import CATALOGUE, Service
 from workflow.decisions import Check, PlannedChange, planned_changes
@@ -36,6 +36,21 @@ class Applied:
     change: PlannedChange
     warnings: list[str]
     replaced: Person | None = None
+
+
+def approve_and_apply(session: Session, env: WorkflowEnv, case: Case, *, by: str,
+                      basis: str, data: dict[str, Any] | None = None) -> Case:
+    """The one route to `approved`: an approver's answer, a caseworker's approval and an
+    automatic approval all come here once their own checks have passed. Records who
+    approved and on what basis, closes any other open approval request, moves the case to
+    approved and applies it (the rules are checked again as the changes are written)."""
+    now = env.clock.now()
+    cancelled = approvals.close_all_open(session, case, "cancelled", now=now)
+    record(session, case, "approval", basis
+           + (f" Other approval requests cancelled: {', '.join(cancelled)}." if cancelled
+              else ""), actor=by, at=now, data={**(data or {}), "cancelled": cancelled})
+    move(session, case, CaseState.APPROVED, actor=by, now=now, reason=basis)
+    return apply_case(session, env, case, actor=by)
 
 
 def apply_case(session: Session, env: WorkflowEnv, case: Case, *, actor: str) -> Case:

@@ -1,36 +1,34 @@
 """Approval tokens and the checks an approver's answer must pass (design: "Approvals by email").
 
-A token is 20 lower-case hex characters, shown to people as APV-<hex>, bound to one case
-and one approver whose address came from the directory or the AEL. An answer counts only
-when the token is open and unexpired and belongs to the case the message is about, the
-From header holds exactly one address, that address is the approver's, and (where
-trusted authserv-ids are configured) the topmost Authentication-Results header from a
-trusted authserv-id shows dmarc=pass for the From domain. Tokens are closed with a
-guarded UPDATE, so a token is used once even if two workers read the same answer.
+A token is 20 lower-case hex characters, shown to people as APV-<hex>, bound to one case,
+one approver whose address came from the directory or the AEL, and a digest of the
+changes it asks about. An answer counts only when the token is open and unexpired and
+belongs to the case the message is about, the case's planned changes still have the
+token's digest, the From header parsed strictly to exactly one mailbox, the configured
+trust model vouches for the sender (core.senderauth), that address is the approver's, the
+approver is still recorded, and is neither the requester nor a nominee. Tokens are closed
+with a guarded UPDATE, so a token is used once even if two workers read the same answer.
+In the history and on pages a token is shown masked: a token is a key, not a label.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import authres
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.patterns import CASE_REF_RE, TOKEN_RE, mask_tokens
+from core.senderauth import SenderVerdict, authenticate
 from workflow import directory
 from workflow.catalogue import AEL_GP_PAYMENTS_GENERAL
-from workflow.decisions import Approver, Check
+from workflow.decisions import Approver, Check, changes_digest, planned_changes
 from workflow.env import WorkflowEnv
 from workflow.inbound import IncomingMail
 from workflow.models import ApprovalRequest, Case
 from workflow.states import CaseState
-
-TOKEN_RE = re.compile(r"\bAPV-([0-9a-f]{20})\b", re.IGNORECASE)
-CASE_REF_RE = re.compile(r"\[(PCSE-\d{4}-\d{6})\]", re.IGNORECASE)
 
 # Case states in which an approver's answer may still decide the case.
 ANSWERABLE_STATES = frozenset({CaseState.AWAITING_APPROVAL, CaseState.TRIAGE})
@@ -41,8 +39,13 @@ def new_token() -> str:
 
 
 def shown(token: str) -> str:
-    """The token as people see it in subjects and bodies."""
+    """The token as the approver sees it in the subject and body of their email."""
     return f"APV-{token}"
+
+
+def masked(token: str) -> str:
+    """The token as the history and pages show it: enough to tell tokens apart."""
+    return mask_tokens(shown(token))
 
 
 def find_token(text: str) -> str | None:
@@ -72,10 +75,16 @@ def open_request(
         created_at=now,
         expires_at=now + timedelta(days=env.expire_after_days),
         status="open",
+        digest=case_digest(case),
     )
     session.add(row)
     session.flush()
     return row
+
+
+def case_digest(case: Case) -> str:
+    """The digest of what applying the case would do now (decisions.changes_digest)."""
+    return changes_digest(case.kind, case.organisation_code, case.fields or {})
 
 
 def open_requests(session: Session, case: Case) -> list[ApprovalRequest]:
@@ -107,7 +116,7 @@ def close(
 def close_all_open(session: Session, case: Case, status: str, *, now: datetime) -> list[str]:
     """Close every open token of the case (the case was decided another way); their tokens."""
     closed = [a for a in open_requests(session, case) if close(session, a, status, now=now)]
-    return [shown(a.token) for a in closed]
+    return [masked(a.token) for a in closed]
 
 
 # --------------------------------------------------------------------------- sender checks
@@ -115,93 +124,41 @@ def close_all_open(session: Session, case: Case, status: str, *, now: datetime) 
 
 @dataclass(frozen=True)
 class SenderCheck:
-    """Who sent a message, and whether the sender checks passed."""
+    """Who sent a message, and what the receiving mail server vouched for."""
 
     address: str | None  # the one From address; None when From did not hold exactly one
-    passed: bool
+    verdict: SenderVerdict
     checks: tuple[Check, ...]
-    authentication: str  # what the Authentication-Results said, for the history
+
+    @property
+    def passed(self) -> bool:
+        """May the sender answer for themself (a reply on their case, a token answer)?"""
+        return self.verdict.trusted
+
+    @property
+    def authenticated(self) -> bool:
+        """Did the receiving server vouch? Nothing is granted on identity alone otherwise."""
+        return self.verdict.authenticated
+
+    @property
+    def authentication(self) -> str:
+        """What vouched and what was found, for the history."""
+        vouched = f" ({self.verdict.vouched_by})" if self.verdict.vouched_by else ""
+        return f"{self.verdict.status}{vouched}: {self.verdict.detail}"
 
 
 def check_sender(mail: IncomingMail, env: WorkflowEnv) -> SenderCheck:
-    """Exactly one From address and, where trusted authserv-ids are set, dmarc=pass."""
-    addresses = [address.lower() for _, address in mail.from_addresses if address]
-    checks: list[Check] = []
-    single = len(addresses) == 1
-    checks.append(Check("single_from", single,
-                        f"The From header holds {len(addresses)} address(es)"
-                        + (f": {', '.join(addresses)}." if addresses else ".")))
-    address = addresses[0] if single else None
-    if not env.trusted_authserv_ids:
-        checks.append(Check("dmarc", True, "No trusted authserv-id is configured; DMARC is not "
-                            "checked."))
-        return SenderCheck(address, single, tuple(checks), "not checked")
-    domain = address.rsplit("@", 1)[-1] if address else ""
-    passed, said = dmarc_passes(mail.authentication_results, env.trusted_authserv_ids, domain)
-    checks.append(Check("dmarc", passed, said))
-    return SenderCheck(address, single and passed, tuple(checks), said)
-
-
-def dmarc_passes(
-    headers: Sequence[str], trusted: Sequence[str], from_domain: str
-) -> tuple[bool, str]:
-    """Does the topmost Authentication-Results from a trusted authserv-id say dmarc=pass
-    for `from_domain`? Returns the verdict and a sentence saying what was found.
-
-    Headers from other authserv-ids are ignored (anyone can write one). A header that
-    claims a trusted id but cannot be parsed fails the check rather than being skipped.
-    """
-    trusted_ids = {t.strip().casefold() for t in trusted if t.strip()}
-    ignored: list[str] = []
-    for raw in headers:
-        value = _unfold(raw)
-        words = value.split(";", 1)[0].split()
-        claimed = words[0].casefold() if words else ""
-        try:
-            parsed = authres.AuthenticationResultsHeader.parse_value(value)
-        except authres.AuthResError as exc:
-            if claimed in trusted_ids:
-                return False, (f"The Authentication-Results header from {claimed} could not be "
-                               f"read ({exc}).")
-            ignored.append(claimed or "(unreadable)")
-            continue
-        serv_id = (parsed.authserv_id or "").casefold()
-        if serv_id not in trusted_ids:
-            ignored.append(serv_id)
-            continue
-        return _dmarc_verdict(parsed, serv_id, from_domain, ignored)
-    note = f" (ignored headers from untrusted {', '.join(ignored)})" if ignored else ""
-    return False, f"No Authentication-Results header from a trusted authserv-id{note}."
-
-
-def _dmarc_verdict(
-    parsed: authres.AuthenticationResultsHeader, serv_id: str, from_domain: str,
-    ignored: list[str],
-) -> tuple[bool, str]:
-    note = f"; ignored headers from untrusted {', '.join(ignored)}" if ignored else ""
-    dmarcs = [r for r in parsed.results if (r.method or "").casefold() == "dmarc"]
-    if not dmarcs:
-        return False, f"{serv_id} reported no DMARC result{note}."
-    for result in dmarcs:
-        header_from = next((p.value for p in result.properties
-                            if (p.type, p.name) == ("header", "from")), None)
-        verdict = (result.result or "").casefold()
-        if verdict == "pass" and (header_from or "").casefold() == from_domain.casefold():
-            return True, f"{serv_id}: dmarc=pass header.from={header_from}{note}."
-    said = ", ".join(
-        f"dmarc={r.result} header.from="
-        + str(next((p.value for p in r.properties if (p.type, p.name) == ("header", "from")),
-                   "?"))
-        for r in dmarcs
-    )
-    return False, f"{serv_id}: {said}; the From domain is {from_domain or '(none)'}{note}."
-
-
-def _unfold(raw: str) -> str:
-    value = re.sub(r"\r?\n[ \t]+", " ", raw or "").strip()
-    if value.lower().startswith("authentication-results:"):
-        value = value.split(":", 1)[1].strip()
-    return value
+    """The strict From reading and the configured trust model's verdict, as checks."""
+    identity = mail.sender_identity
+    verdict = authenticate(env.sender_policy, identity, mail.authentication_results,
+                           mail.auth_as)
+    checks = [Check("sender_parsed", identity.parsed_cleanly,
+                    f"From is one clean mailbox, {identity.address}." if identity.parsed_cleanly
+                    else identity.problem or "From names no sender.")]
+    if identity.parsed_cleanly:
+        checks.append(Check("sender_authenticated", verdict.trusted,
+                            f"{env.sender_policy.profile}: {verdict.detail}"))
+    return SenderCheck(identity.address, verdict, tuple(checks))
 
 
 # --------------------------------------------------------------------------- answers
@@ -257,36 +214,56 @@ def verify_answer(
     now = env.clock.now()
     approval = session.scalars(
         select(ApprovalRequest).where(ApprovalRequest.token == token)
-    ).first()
+    ).first() if token else None
     if approval is None:
         return Verification(token, None, about, [Check(
-            "token_known", False, f"{shown(token)} is not a token the system issued.")])
+            "token_known", False, "The message carries no approval code the system issued."
+            if not token else f"{masked(token)} is not a code the system issued.")])
     case = session.get(Case, approval.case_id)
     found = Verification(token, approval, case)
     checks = found.checks
     checks.append(Check("token_known", True,
-                        f"{shown(token)} was issued on {case.ref} to {approval.approver_email}."))
+                        f"{masked(token)} was issued on {case.ref} to {approval.approver_email}."))
     if about is not None:
         checks.append(Check("token_case", about.id == case.id,
-                            f"The message is about {about.ref}; the token belongs to {case.ref}."))
+                            f"The message is about {about.ref}; the code belongs to {case.ref}."))
     checks.append(Check("token_open", approval.status == "open",
-                        f"The token is {approval.status}."
+                        f"The code is {approval.status}."
                         + (" It can be used once only." if approval.status != "open" else "")))
     expires = as_utc(approval.expires_at)
     checks.append(Check("token_unexpired", now < expires,
-                        f"The token expires at {expires.isoformat(timespec='minutes')}."))
+                        f"The code expires at {expires.isoformat(timespec='minutes')}."))
     checks.append(Check("case_waiting", CaseState(case.state) in ANSWERABLE_STATES,
                         f"{case.ref} is {case.state}."))
+    checks.append(Check("changes_unchanged", approval.digest == case_digest(case),
+                        "The changes are still those the approver was asked about."
+                        if approval.digest == case_digest(case) else
+                        "The case has changed since the approver was asked; this answer is "
+                        "about something that will no longer be applied."))
     sender = check_sender(mail, env)
     found.authentication = sender.authentication
     checks.extend(sender.checks)
-    from_addresses = [a.lower() for _, a in mail.from_addresses]
     checks.append(Check(
         "sender_is_approver", sender.address == approval.approver_email.lower(),
-        f"Sent from {', '.join(from_addresses) or '(no address)'}; the approver asked is "
+        f"Sent from {sender.address or '(no single address)'}; the approver asked is "
         f"{approval.approver_email}."))
     checks.append(still_recorded(session, case, approval))
+    checks.append(independent(case, approval.approver_email))
     return found
+
+
+def independent(case: Case, approver_email: str) -> Check:
+    """Separation of duties: nobody approves a request they made or a role they would get."""
+    email = approver_email.lower()
+    nominees = {c.email for c in planned_changes(case.kind, case.fields or {})}
+    if email == (case.requester or "").lower():
+        return Check("approver_independent", False,
+                     f"{email} made the request and cannot also approve it.")
+    if email in nominees:
+        return Check("approver_independent", False,
+                     f"{email} is named for a role in the request and cannot approve it.")
+    return Check("approver_independent", True, f"{email} is neither the requester nor a "
+                 "nominee.")
 
 
 def still_recorded(session: Session, case: Case, approval: ApprovalRequest) -> Check:

@@ -7,6 +7,8 @@ Every decision lists the checks it made, so the case history can say why.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -105,8 +107,10 @@ class Facts:
     ael_contacts: tuple[Approver, ...] = ()  # "GP Payments – General" contacts of the ICB
     # The message's sender when the From header held exactly one address.
     sender: str | None = None
-    # True when the message passed the sender checks (one From; DMARC where required).
+    # True when the receiving mail server vouched for the sender (core.senderauth).
     sender_verified: bool = False
+    # Who asked (the case's requester): never asked to approve their own request.
+    requester: str | None = None
 
     def admins(self, service: Service) -> int:
         return int(self.admin_counts.get(str(service), 0))
@@ -216,6 +220,17 @@ def planned_changes(kind: str, fields: Mapping[str, Any]) -> list[PlannedChange]
     if kind == CaseKind.USER_ADMIN_FORM and contact:
         add(Service.MAIN_CONTACT, contact.get("email"), contact.get("name"))
     return changes
+
+
+def changes_digest(kind: str, organisation_code: str | None, fields: Mapping[str, Any]) -> str:
+    """A fingerprint of what applying the case would do: its kind, organisation, and each
+    role with its nominee. An approval answers for this fingerprint only; any change to
+    it (a correction, a new form, a change of kind) voids the answer."""
+    changes = sorted((str(c.service), c.role, c.email, c.name)
+                     for c in planned_changes(kind, fields))
+    canonical = json.dumps({"kind": kind, "organisation": organisation_code or "",
+                            "changes": changes}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _first(items: Any) -> Any:
@@ -457,10 +472,41 @@ def _decide_signed_form(request: ParsedRequest, facts: Facts) -> Decision:
         steps.check("signer_address", False,
                     f"The form gives {stated_email}; the request goes to the recorded address "
                     "instead.")
+    independent = _independent(steps, matched, changes)
+    if independent is None:
+        # The signer is a nominee or the requester: another recorded approver is asked.
+        others = _independent(steps, [*facts.signers, *facts.ael_contacts], changes,
+                              quiet=True)
+        if not others:
+            return steps.decision(
+                Action.TRIAGE, "The form's signer would be approving their own nomination or "
+                "request, and no other recorded approver can be asked; a caseworker must "
+                "decide.", changes=tuple(changes))
+        return steps.decision(
+            Action.ASK_APPROVERS, "The form's signer cannot approve their own nomination; "
+            "approval was requested from " + _names(others) + " instead.",
+            approvers=tuple(others), changes=tuple(changes))
     return steps.decision(
         Action.ASK_APPROVERS,
-        "Approval was requested from " + _names(matched) + ", at the recorded address.",
-        approvers=tuple(matched), changes=tuple(changes))
+        "Approval was requested from " + _names(independent) + ", at the recorded address.",
+        approvers=tuple(independent), changes=tuple(changes))
+
+
+def _independent(steps: _Steps, approvers: list[Approver] | tuple[Approver, ...],
+                 changes: list[PlannedChange], *, quiet: bool = False) -> list[Approver] | None:
+    """The approvers who are neither the requester nor a nominee; None when there are none.
+    Nobody approves their own request or their own role."""
+    conflicted = {c.email for c in changes} | {(steps.facts.requester or "").lower()}
+    kept = [a for a in approvers if a.email not in conflicted]
+    for approver in approvers:
+        if approver.email in conflicted:
+            steps.check("approver_independent", False,
+                        f"{approver.describe()} is the requester or a nominee and cannot "
+                        "approve this request.")
+    if kept and not quiet:
+        steps.check("approver_independent", True,
+                    f"{_names(kept)}: neither the requester nor a nominee.")
+    return kept or None
 
 
 def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
@@ -482,7 +528,19 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
                               "approve the request (R9).", changes=tuple(changes))
     steps.check("ael_contacts", True, f"{len(facts.ael_contacts)} AEL contact(s) of ICB "
                 f"{facts.icb_code}: {_names(facts.ael_contacts)}.")
+    nominees = {c.email for c in changes}
     sender = next((a for a in facts.ael_contacts if a.email == facts.sender), None)
+    if sender and sender.email in nominees:
+        others = _independent(steps, facts.ael_contacts, changes)
+        if not others:
+            return steps.decision(
+                Action.TRIAGE, f"{sender.name}, an AEL contact, asks for a PCN role for "
+                "themself, and no other AEL contact of the ICB can approve it; a caseworker "
+                "must decide.", changes=tuple(changes))
+        return steps.decision(
+            Action.ASK_APPROVERS, f"{sender.name} cannot approve a role for themself; approval "
+            f"was requested from the other AEL contacts of ICB {facts.icb_code}.",
+            approvers=tuple(others), changes=tuple(changes))
     if sender and facts.sender_verified:
         steps.check("sent_by_ael_contact", True,
                     f"The form was sent by {sender.describe()} and passed the sender checks; "
@@ -497,10 +555,15 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
     else:
         steps.check("sent_by_ael_contact", False,
                     "The form was not sent by an AEL contact of the ICB.")
+    asked = _independent(steps, facts.ael_contacts, changes)
+    if not asked:
+        return steps.decision(Action.TRIAGE, "Every AEL contact of the PCN's ICB is the "
+                              "requester or a nominee; a caseworker must decide.",
+                              changes=tuple(changes))
     return steps.decision(
         Action.ASK_APPROVERS,
         f"Approval was requested from the AEL contacts of ICB {facts.icb_code}; the first "
-        "valid answer decides.", approvers=facts.ael_contacts, changes=tuple(changes))
+        "valid answer decides.", approvers=tuple(asked), changes=tuple(changes))
 
 
 def _decide_by_email(request: ParsedRequest, facts: Facts) -> Decision:
@@ -532,10 +595,15 @@ def _decide_by_email(request: ParsedRequest, facts: Facts) -> Decision:
         return steps.decision(Action.TRIAGE, f"No approver is recorded for "
                               f"{facts.organisation_code} (R9).", changes=tuple(changes))
     steps.check("signers", True, f"Recorded signers: {_names(facts.signers)}.")
+    asked = _independent(steps, facts.signers, changes)
+    if not asked:
+        return steps.decision(Action.TRIAGE, f"Every recorded signer of "
+                              f"{facts.organisation_code} is the requester or a nominee; a "
+                              "caseworker must decide (R9).", changes=tuple(changes))
     return steps.decision(
         Action.ASK_APPROVERS,
         f"Approval was requested from the recorded signers of {facts.organisation_code}; the "
-        "first valid answer decides.", approvers=facts.signers, changes=tuple(changes))
+        "first valid answer decides.", approvers=tuple(asked), changes=tuple(changes))
 
 
 RULES: dict[str, Callable[[ParsedRequest, Facts], Decision]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.senderauth import SenderPolicy
 from forms.sandbox import PdfLimits
 from workflow.clock import Clock, SystemClock
 
@@ -13,8 +14,9 @@ class WorkflowEnv:
     clock: Clock = field(default_factory=SystemClock)
     reminder_after_days: float = 3
     expire_after_days: float = 10
-    # Authentication-Results authserv-ids whose dmarc=pass verdict we trust; empty: no check.
-    trusted_authserv_ids: tuple[str, ...] = ()
+    # Who vouches for a sender (core.senderauth). The default, profile "none", takes From
+    # at its word: the service refuses to run with it unless the config allows it.
+    sender_policy: SenderPolicy = field(default_factory=SenderPolicy)
     from_address: str = "pcse.portalenquiries@nhs.net"
     # Addresses that are ours: never answered automatically (loop protection).
     our_addresses: frozenset[str] = frozenset({"pcse.portalenquiries@nhs.net"})

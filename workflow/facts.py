@@ -23,19 +23,23 @@ def gather_facts(
     *,
     sender: str | None = None,
     sender_verified: bool = False,
+    requester: str | None = None,
 ) -> Facts:
     """A plain snapshot of the organisation the request names, its ICB and approvers.
 
     `sender` is the one From address of the message that brought the request (None when
     the From header did not hold exactly one), `sender_verified` whether it passed the
-    sender checks (workflow.approvals.check_sender).
+    sender checks (workflow.approvals.check_sender), `requester` who asked (never their
+    own approver).
     """
     code = clean_ods(fields.get("organisation_code") or "") or None
     if code is None:
-        return Facts(organisation_code=None, sender=sender, sender_verified=sender_verified)
+        return Facts(organisation_code=None, sender=sender, sender_verified=sender_verified,
+                     requester=requester)
     org = directory.get_org(session, code)
     if org is None:
-        return Facts(organisation_code=code, sender=sender, sender_verified=sender_verified)
+        return Facts(organisation_code=code, sender=sender, sender_verified=sender_verified,
+                     requester=requester)
     counts = {str(s): len(directory.admins(session, code, s)) for s in COUNTED_SERVICES}
     contact = directory.main_contact(session, code)
     icb = org.icb_code if org.type != "icb" else org.code
@@ -61,6 +65,7 @@ def gather_facts(
         ael_contacts=ael,
         sender=sender,
         sender_verified=sender_verified,
+        requester=requester,
     )
 
 

@@ -18,19 +18,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import forms
+from core.patterns import mask_tokens
+from core.senderauth import Status
 from forms.model import Finding, ParsedRequest
 from forms.normalise import clean_ods, normalise_email
 from workflow import approvals
-from workflow.apply import apply_case
+from workflow.apply import approve_and_apply
 from workflow.approvals import SenderCheck, Verification, check_sender, verify_answer
 from workflow.cases import create_case, move, record
 from workflow.decisions import CASEWORKER_REQUEST, decide
 from workflow.env import WorkflowEnv
 from workflow.facts import gather_facts
 from workflow.inbound import Attachment, Classification, IncomingMail, MessageKind
-from workflow.models import Case, InboundMessage, OutboxMessage
-from workflow.persist import notify, persist_decision, record_checks, source_message, summary_lines
-from workflow.replies import Answer, Verdict, own_text, read_answer
+from workflow.models import ApprovalRequest, Case, InboundMessage, OutboxMessage
+from workflow.persist import (
+    notify,
+    persist_decision,
+    record_checks,
+    source_message,
+    summary_lines,
+    void_open_requests,
+)
+from workflow.replies import Answer, Verdict, own_text, read_answer, read_one_click
 from workflow.states import FINAL_STATES, CaseKind, CaseState
 
 Handler = Callable[[Session, InboundMessage, IncomingMail, Classification], str]
@@ -89,23 +98,32 @@ def read_forms(mail: IncomingMail, limits: forms.PdfLimits | None = None
     return recognised, unreadable
 
 
+# The requester of a case whose From header named no single mailbox: never deliverable.
+NO_SENDER = "unknown@invalid"
+
+
 def sender_of(mail: IncomingMail) -> tuple[str, str | None]:
-    """The first From address and its display name (the case's requester)."""
-    for name, address in mail.from_addresses:
-        if address:
-            return address.lower(), (name or None)
-    return "unknown@invalid", None
+    """The strict From reading's one address and display name (the case's requester)."""
+    identity = mail.sender_identity
+    if identity.address is None:
+        return NO_SENDER, None
+    return identity.address, (identity.display_name or None)
 
 
 def _note_message(session: Session, env: WorkflowEnv, case: Case, inbound: InboundMessage,
-                  mail: IncomingMail, what: str, *, said: str | None = None) -> None:
-    """A history row for a message received on the case: who, what subject, what it said."""
+                  mail: IncomingMail, what: str, *, sender: SenderCheck,
+                  said: str | None = None) -> None:
+    """A history row for a message received on the case: who (and whether anyone vouched
+    for them), what subject, what it said."""
     address, _ = sender_of(mail)
+    subject = mask_tokens(mail.subject or "")
     data: dict[str, Any] = {"inbound_id": inbound.id, "from": address,
-                            "subject": (mail.subject or "")[:300]}
+                            "subject": subject[:300],
+                            "sender_status": str(sender.verdict.status)}
     if said is not None:
-        data["said"] = said[:QUOTE_LIMIT]
-    record(session, case, "message", f"{what} from {address}: {(mail.subject or '')[:120]}",
+        data["said"] = mask_tokens(said)[:QUOTE_LIMIT]
+    who = address if sender.passed else f"{address} (sender not verified)"
+    record(session, case, "message", f"{what} from {who}: {subject[:120]}",
            actor=address, data=data, at=env.clock.now())
 
 
@@ -124,7 +142,10 @@ def new_request(session: Session, env: WorkflowEnv, inbound: InboundMessage,
     notes = [f"Another form, {filename}, came in the same email and was not read; a "
              "caseworker may look at it." for filename, _ in recognised[1:]]
     if request.kind in (None, CaseKind.OTHER) and unreadable:
-        case = open_case(session, env, request, inbound=inbound, mail=mail)
+        sender = check_sender(mail, env)
+        case = open_case(session, env, request, inbound=inbound, mail=mail, sender=sender)
+        if sender.verdict.status is Status.UNVERIFIED:
+            return _unverified_request(session, env, case, inbound, sender)
         return _unreadable(session, env, case, inbound, unreadable)
     notes += [f"Attachment {filename} was not read: {problem}" for filename, problem in unreadable]
     return start_case(session, env, request, inbound=inbound, mail=mail,
@@ -140,7 +161,23 @@ def start_case(session: Session, env: WorkflowEnv, request: ParsedRequest, *,
                      sender=sender)
     for note in notes or []:
         record(session, case, "note", note, at=env.clock.now())
+    if sender.verdict.status is Status.UNVERIFIED:
+        return _unverified_request(session, env, case, inbound, sender)
     return _decide_and_persist(session, env, case, request, sender, inbound, acknowledge=True)
+
+
+def _unverified_request(session: Session, env: WorkflowEnv, case: Case,
+                        inbound: InboundMessage, sender: SenderCheck) -> str:
+    """From did not read as one clean mailbox: nobody can say who asked, so a person
+    decides. The acknowledgement goes only to the one address the strict reading found."""
+    if sender.address is not None:
+        notify(session, env, case, "acknowledgement", to=sender.address,
+               name=case.requester_name, context={"summary": summary_lines(case)},
+               reply_to=inbound)
+    move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=env.clock.now(),
+         reason=f"Unverified sender: {sender.verdict.detail} A caseworker must check who "
+                "sent the request.")
+    return f"{case.ref}: unverified sender; sent to triage."
 
 
 def open_case(session: Session, env: WorkflowEnv, request: ParsedRequest, *,
@@ -158,10 +195,10 @@ def open_case(session: Session, env: WorkflowEnv, request: ParsedRequest, *,
         findings=request.findings_as_dicts(), source_message_id=inbound.id, now=now,
     )
     inbound.case_id = case.id
-    _note_message(session, env, case, inbound, mail, "Request received")
     sender = sender or check_sender(mail, env)
+    _note_message(session, env, case, inbound, mail, "Request received", sender=sender)
     record_checks(session, case, sender.checks, actor=SYSTEM, now=now,
-                  data={"authentication_results": sender.authentication})
+                  data={"sender_authentication": sender.authentication})
     record(session, case, "read",
            f"Read {source_name or 'the email body'} as {request.kind or 'nothing recognisable'}"
            f" ({request.source}); {len(request.findings)} finding(s).",
@@ -191,7 +228,8 @@ def _decide_and_persist(session: Session, env: WorkflowEnv, case: Case,
                         inbound: InboundMessage, *, acknowledge: bool) -> str:
     facts = gather_facts(session, case.kind, case.fields or {},
                          sender=sender.address if sender else None,
-                         sender_verified=bool(sender and sender.passed))
+                         sender_verified=bool(sender and sender.authenticated),
+                         requester=case.requester)
     decision = decide(ParsedRequest(kind=case.kind, fields=case.fields or {},
                                     findings=list(request.findings), source=request.source),
                       facts)
@@ -213,29 +251,42 @@ def case_reply(session: Session, env: WorkflowEnv, inbound: InboundMessage,
         return "A reply on a case that does not exist; recorded on the ledger only."
     inbound.case_id = case.id
     said = own_text(mail.text or "")
-    _note_message(session, env, case, inbound, mail, "Reply received", said=said)
-    address, _ = sender_of(mail)
+    sender = check_sender(mail, env)
+    _note_message(session, env, case, inbound, mail, "Reply received", sender=sender,
+                  said=said)
+    address = sender.address
     state = CaseState(case.state)
     if state is CaseState.NEEDS_INFO:
-        if address.casefold() != (case.requester or "").casefold():
+        if not sender.passed:
+            return _to_triage(session, env, case, "A reply from an unverified sender came in; "
+                              f"{sender.verdict.detail} A caseworker must check who wrote it "
+                              "before it changes the request.", "unverified reply")
+        if address != (case.requester or "").casefold():
             # Only the requester completes their request; anyone else's words are read
             # by a person before they change who is set up.
-            move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=env.clock.now(),
-                 reason=f"{address} answered the request for information, but the request "
-                        f"came from {case.requester}; a caseworker must check the reply.")
-            return f"{case.ref}: reply from someone other than the requester; sent to triage."
+            return _to_triage(session, env, case, f"{address} answered the request for "
+                              f"information, but the request came from {case.requester}; a "
+                              "caseworker must check the reply.", "reply from someone else")
         return _merge_reply(session, env, case, inbound, mail, said)
     asked = {a.approver_email for a in approvals.open_requests(session, case)}
     if state is CaseState.AWAITING_APPROVAL and address in asked:
-        move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=env.clock.now(),
-             reason=f"The approver {address} replied without the approval code; a caseworker "
-                    "must read the reply.")
-        return f"{case.ref}: approver replied without the code; sent to triage."
+        if not sender.passed:
+            # Never name an approver on the strength of a From header nobody vouched for.
+            return _to_triage(session, env, case, "A reply from an unverified sender came "
+                              "in while the case awaits approval; a caseworker must check who "
+                              "wrote it.", "unverified reply")
+        return _to_triage(session, env, case, f"The approver {address} replied without the "
+                          "approval code; a caseworker must read the reply.",
+                          "approver replied without the code")
     if state is CaseState.EXPIRED:
-        move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=env.clock.now(),
-             reason=f"{address} replied after the case expired; a caseworker must read it.")
-        return f"{case.ref}: reply after expiry; sent to triage."
+        return _to_triage(session, env, case, "A reply came in after the case expired; a "
+                          "caseworker must read it.", "reply after expiry")
     return f"{case.ref}: reply recorded on the case ({case.state})."
+
+
+def _to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, what: str) -> str:
+    move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=env.clock.now(), reason=reason)
+    return f"{case.ref}: {what}; sent to triage."
 
 
 def _merge_reply(session: Session, env: WorkflowEnv, case: Case, inbound: InboundMessage,
@@ -267,6 +318,9 @@ def _merge_reply(session: Session, env: WorkflowEnv, case: Case, inbound: Inboun
                                         request, said, exclude={address, *env.our_addresses})
         _replace_read(case, fields, findings)
         what = "the reply's text"
+    void_open_requests(session, env, case, actor=address,
+                       reason="The requester sent more information, so the request is read "
+                              "again.")
     if asked_by_caseworker:
         # A caseworker's question is answered in words only a person can judge.
         case.findings = [f for f in case.findings or [] if f.get("code") != CASEWORKER_REQUEST]
@@ -277,7 +331,8 @@ def _merge_reply(session: Session, env: WorkflowEnv, case: Case, inbound: Inboun
          reason=f"The requester replied with {what}; the case is read again.")
     merged = ParsedRequest(kind=case.kind, fields=case.fields, findings=_findings(case),
                            source=request.source if request else "email_body")
-    return _decide_and_persist(session, env, case, merged, None, inbound, acknowledge=False)
+    return _decide_and_persist(session, env, case, merged, check_sender(mail, env), inbound,
+                               acknowledge=False)
 
 
 def _replace_read(case: Case, fields: dict[str, Any], findings: list[Finding]) -> None:
@@ -400,12 +455,13 @@ def answered_case(session: Session, mail: IncomingMail) -> Case | None:
 
 def approval_answer(session: Session, env: WorkflowEnv, inbound: InboundMessage,
                     mail: IncomingMail, classification: Classification) -> str:
-    now = env.clock.now()
     token = classification.token or approvals.find_token(
         f"{mail.subject}\n{' '.join(mail.to_addresses)}\n{mail.text}") or ""
     about = answered_case(session, mail)
     verification = verify_answer(session, env, mail, token, about=about)
-    answer = read_answer(mail.text or "", mail.html)
+    answer = (read_one_click(mail.subject or "", mail.text or "", mail.html,
+                             text_from_html=mail.text_from_html)
+              or read_answer(mail.text or "", mail.html, text_from_html=mail.text_from_html))
     cases = [c for c in (verification.case, about) if c is not None]
     cases = list({c.id: c for c in cases}.values())
     if not cases:
@@ -415,80 +471,107 @@ def approval_answer(session: Session, env: WorkflowEnv, inbound: InboundMessage,
         _record_answer(session, env, case, inbound, mail, verification, answer)
     if not verification.accepted:
         return _refused(session, env, verification, mail, cases)
-    case = verification.case
-    approval = verification.approval
+    case, approval = verification.case, verification.approval
     assert case is not None and approval is not None
     if answer.verdict is Verdict.UNCLEAR:
-        if case.state != CaseState.TRIAGE:
-            move(session, case, CaseState.TRIAGE, actor=approval.approver_email, now=now,
-                 reason=f"The approver's reply could not be read as approve or reject: "
-                        f"{answer.explanation}")
-        return f"{case.ref}: approver's answer unclear; sent to triage."
+        return _unclear(session, env, case, approval, answer)
+    return decide_answer(session, env, case, approval, answer, inbound)
+
+
+def decide_answer(session: Session, env: WorkflowEnv, case: Case, approval: ApprovalRequest,
+                  answer: Answer, inbound: InboundMessage) -> str:
+    """A verified, clear answer decides the case: the token is used once, then the one
+    route to approved (or the rejection) follows."""
+    now = env.clock.now()
     status = "approved" if answer.verdict is Verdict.APPROVE else "rejected"
     if not approvals.close(session, approval, status, now=now, answer_message_id=inbound.id):
-        record(session, case, "approval_refused", f"{approvals.shown(approval.token)} was "
+        record(session, case, "approval_refused", f"{approvals.masked(approval.token)} was "
                "used by another answer at the same moment; this one is ignored.", at=now)
-        return f"{case.ref}: token already used."
-    cancelled = approvals.close_all_open(session, case, "cancelled", now=now)
-    record(session, case, "approval",
-           f"{approval.approver_name} <{approval.approver_email}> {status} the request "
-           f"({approvals.shown(approval.token)})."
-           + (f" Other requests cancelled: {', '.join(cancelled)}." if cancelled else ""),
-           actor=approval.approver_email, at=now,
-           data={"token": approvals.shown(approval.token), "verdict": status,
-                 "reason": answer.reason, "cancelled": cancelled})
+        return f"{case.ref}: code already used."
+    who = f"{approval.approver_name} <{approval.approver_email}>"
+    data = {"token": approvals.masked(approval.token), "verdict": status,
+            "reason": answer.reason, "approver": approval.approver_email}
     if answer.verdict is Verdict.APPROVE:
-        move(session, case, CaseState.APPROVED, actor=approval.approver_email, now=now,
-             reason=f"Approved by {approval.approver_name} ({approval.approver_source}).")
-        apply_case(session, env, case, actor=approval.approver_email)
-        return f"{case.ref}: approved by {approval.approver_email}; now {case.state}."
+        approve_and_apply(session, env, case, by=approval.approver_email, data=data,
+                          basis=f"Approved by {who} ({approval.approver_source}, "
+                                f"{approvals.masked(approval.token)}).")
+        return f"{case.ref}: approved by the approver asked; now {case.state}."
+    cancelled = approvals.close_all_open(session, case, "cancelled", now=now)
     reason = answer.reason or "The approver declined the request without giving a reason."
+    record(session, case, "approval", f"{who} rejected the request "
+           f"({approvals.masked(approval.token)}).", actor=approval.approver_email, at=now,
+           data={**data, "cancelled": cancelled})
     move(session, case, CaseState.REJECTED, actor=approval.approver_email, now=now,
          reason=f"Rejected by {approval.approver_name}: {reason}")
     notify(session, env, case, "outcome_rejected", to=case.requester, name=case.requester_name,
            context={"reason": reason}, reply_to=source_message(session, case))
-    return f"{case.ref}: rejected by {approval.approver_email}."
+    return f"{case.ref}: rejected by the approver asked."
+
+
+def _unclear(session: Session, env: WorkflowEnv, case: Case, approval: ApprovalRequest,
+             answer: Answer) -> str:
+    """A verified approver said something that is not plainly yes or no: a person reads it,
+    and the approver is told so (their token stays open until a person decides)."""
+    if case.state != CaseState.TRIAGE:
+        move(session, case, CaseState.TRIAGE, actor=approval.approver_email,
+             now=env.clock.now(), reason="The approver's answer could not be read as approve "
+             f"or reject: {answer.explanation} A caseworker must read it.")
+    notify(session, env, case, "answer_unclear", to=approval.approver_email,
+           name=approval.approver_name, context={"approver_name": approval.approver_name})
+    return f"{case.ref}: approver's answer unclear; sent to triage."
 
 
 def _record_answer(session: Session, env: WorkflowEnv, case: Case, inbound: InboundMessage,
                    mail: IncomingMail, verification: Verification, answer: Answer) -> None:
     """Who answered, with which token, what every check found, and what the reply said."""
     now = env.clock.now()
+    sender = check_sender(mail, env)
     _note_message(session, env, case, inbound, mail, "Approval answer received",
-                  said=answer.own_text)
+                  sender=sender, said=answer.own_text)
     approval = verification.approval
     record_checks(session, case, verification.checks, actor=SYSTEM, now=now, data={
-        "token": approvals.shown(verification.token),
+        "token": approvals.masked(verification.token) if verification.token else None,
         "asked": approval.approver_email if approval else None,
-        "authentication_results": verification.authentication,
+        "sender_authentication": verification.authentication,
     })
     record(session, case, "answer_read", answer.explanation, at=now, data=answer.as_dict())
 
 
+# Checks about the token itself: when any fails, the answer is simply stale or wrong.
+_TOKEN_CHECKS = frozenset({"token_known", "token_case", "token_open", "token_unexpired",
+                           "case_waiting"})
+
+
 def _refused(session: Session, env: WorkflowEnv, verification: Verification,
              mail: IncomingMail, cases: list[Case]) -> str:
-    """A refused answer approves nothing. When it claims to come from the asked approver
-    but failed the sender checks, a person confirms with the approver."""
+    """A refused answer approves nothing. When a live token came back but another check
+    failed (the sender, the changes, the approver's standing), a person looks, and the
+    reason names no approver whose identity was not vouched for."""
     now = env.clock.now()
     refusal = verification.refusal()
+    failed = {c.name for c in verification.failures}
     for case in cases:
         record(session, case, "approval_refused", f"The answer was refused: {refusal}",
-               at=now, data={"token": approvals.shown(verification.token),
-                             "failed": [c.name for c in verification.failures]})
+               at=now, data={"token": approvals.masked(verification.token)
+                             if verification.token else None, "failed": sorted(failed)})
     approval, case = verification.approval, verification.case
-    failed = {c.name for c in verification.failures}
-    claims_approver = approval is not None and approval.approver_email in {
-        a.lower() for _, a in mail.from_addresses}
-    token_live = not failed & {"token_known", "token_case", "token_open", "token_unexpired",
-                               "case_waiting"}
-    if (case is not None and claims_approver and token_live
-            and case.state == CaseState.AWAITING_APPROVAL):
-        if failed == {"approver_still_recorded"}:
-            reason = (f"{approval.approver_email} answered, but has been removed from the "
-                      "recorded approvers since being asked; a caseworker must find another "
-                      "approver.")
-        else:
-            reason = ("An answer claiming to come from the approver failed the sender "
-                      "checks; a caseworker must confirm it with them.")
-        move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=now, reason=reason)
+    if (case is None or approval is None or failed & _TOKEN_CHECKS
+            or case.state != CaseState.AWAITING_APPROVAL):
+        return f"Approval answer refused: {refusal}"
+    move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=now, reason=_refusal_reason(
+        failed, approval))
     return f"Approval answer refused: {refusal}"
+
+
+def _refusal_reason(failed: set[str], approval: ApprovalRequest) -> str:
+    if failed & {"sender_parsed", "sender_authenticated", "sender_is_approver"}:
+        return ("An answer carrying a live approval code came from a sender who could not be "
+                "verified as the approver asked; a caseworker must confirm it with them.")
+    if "changes_unchanged" in failed:
+        return ("An approval answer came in for changes that are no longer those of the case; "
+                "a caseworker must ask again.")
+    if "approver_independent" in failed:
+        return (f"{approval.approver_email} answered, but is the requester or a nominee, and "
+                "cannot approve their own request; a caseworker must find another approver.")
+    return (f"{approval.approver_email} answered, but has been removed from the recorded "
+            "approvers since being asked; a caseworker must find another approver.")

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from core.addresses import SenderIdentity
+
 
 class MessageKind(StrEnum):
     NEW_REQUEST = "new_request"
@@ -33,15 +35,20 @@ class IncomingMail(Protocol):
 
     message_id: str | None
     subject: str
-    # Every address in From, in order, as (display name, lower-cased address).
+    # Every mailbox in From, in order, as (display name, lower-cased address), read
+    # strictly (core.addresses); `sender_identity` says whether From was one clean mailbox.
     from_addresses: list[tuple[str, str]]
+    sender_identity: SenderIdentity
     to_addresses: list[str]
     date: datetime | None
     in_reply_to: str | None
     references: list[str]
-    # Raw values of every Authentication-Results header, topmost first.
+    # Raw values of every Authentication-Results header, topmost first, and of every
+    # X-MS-Exchange-Organization-AuthAs header (core.senderauth reads both).
     authentication_results: list[str]
+    auth_as: list[str]
     text: str  # the plain-text body, or text derived from the HTML body
+    text_from_html: bool  # True when `text` was made from the HTML body
     html: str | None
     attachments: list[Attachment]
 

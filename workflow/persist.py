@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
@@ -96,9 +97,25 @@ def change_context(case: Case) -> tuple[list[dict[str, Any]], dict[str, str] | N
     return list(nominees.values()), contact
 
 
-def approval_context(case: Case, approval: ApprovalRequest) -> dict[str, Any]:
+# The body a Reject button opens with; workflow.replies strips this prompt from the reason.
+REJECT_PROMPT = "Reason for rejecting: "
+
+
+def answer_links(inbox: str, case: Case, token: str) -> dict[str, str]:
+    """mailto: links that open an answer with its subject filled in (one click on a phone).
+    The subject carries the verdict, the case reference and the token; the answer passes
+    the same sender checks as a reply."""
+    def link(verdict: str, body: str = "") -> str:
+        query = f"subject={quote(f'{verdict} [{case.ref}] {token}')}"
+        return f"mailto:{inbox}?{query}" + (f"&body={quote(body)}" if body else "")
+
+    return {"approve_link": link("APPROVE"), "reject_link": link("REJECT", REJECT_PROMPT)}
+
+
+def approval_context(case: Case, approval: ApprovalRequest, inbox: str) -> dict[str, Any]:
     nominees, contact = change_context(case)
     return {
+        **answer_links(inbox, case, approvals.shown(approval.token)),
         "approver_name": approval.approver_name,
         "nominees": nominees,
         "main_contact": contact,
@@ -139,14 +156,35 @@ def ask_approver(
     approval = approvals.open_request(session, env, case, approver, now=now)
     record(session, case, "approval_requested",
            f"Approval requested from {approver.describe()} with "
-           f"{approvals.shown(approval.token)}, open until "
+           f"{approvals.masked(approval.token)}, open until "
            f"{approvals.as_utc(approval.expires_at).isoformat(timespec='minutes')}.",
            actor=actor, at=now,
-           data={"approver": approver.as_dict(), "token": approvals.shown(approval.token),
+           data={"approver": approver.as_dict(), "token": approvals.masked(approval.token),
                  "approval_id": approval.id})
     notify(session, env, case, "approval_request", to=approver.email, name=approver.name,
-           context=approval_context(case, approval), auto_submitted=GENERATED)
+           context=approval_context(case, approval, env.from_address),
+           auto_submitted=GENERATED)
     return approval
+
+
+def void_open_requests(session: Session, env: WorkflowEnv, case: Case, *, reason: str,
+                       actor: str) -> list[str]:
+    """Close every open approval request of the case because what it asked about changed
+    (or a caseworker took the request back), and tell each approver the email no longer
+    counts. A fresh request, with a fresh code, follows when the case asks again."""
+    now = env.clock.now()
+    voided = [a for a in approvals.open_requests(session, case)
+              if approvals.close(session, a, "void", now=now)]
+    if not voided:
+        return []
+    tokens = [approvals.masked(a.token) for a in voided]
+    record(session, case, "approval", f"Open approval requests withdrawn ({', '.join(tokens)})"
+           f": {reason}", actor=actor, at=now, data={"void": tokens, "reason": reason})
+    for approval in voided:
+        notify(session, env, case, "approval_void", to=approval.approver_email,
+               name=approval.approver_name, auto_submitted=GENERATED,
+               context={"approver_name": approval.approver_name, "reason": reason})
+    return tokens
 
 
 # --------------------------------------------------------------------------- decisions
@@ -171,6 +209,13 @@ def persist_decision(
         "findings": decision.finding_messages,
         "reply": decision.reply,
     })
+    if decision.action is Action.APPROVE:
+        # Imported here: applying needs the directory, deciding does not.
+        from workflow.apply import approve_and_apply
+
+        return approve_and_apply(session, env, case, by=actor, basis=decision.reason,
+                                 data={"approvers": [a.as_dict() for a in decision.approvers],
+                                       "by": "sender"})
     move(session, case, decision.target_state, actor=actor, reason=decision.reason, now=now)
     requester = {"to": case.requester, "name": case.requester_name, "reply_to": reply_to}
     if decision.action is Action.NEEDS_INFO:
@@ -184,14 +229,6 @@ def persist_decision(
     elif decision.action is Action.ASK_APPROVERS:
         for approver in decision.approvers:
             ask_approver(session, env, case, approver, actor=actor)
-    elif decision.action is Action.APPROVE:
-        # Imported here: applying needs the directory, deciding does not.
-        from workflow.apply import apply_case
-
-        record(session, case, "approval", decision.reason, actor=actor, at=now,
-               data={"approvers": [a.as_dict() for a in decision.approvers],
-                     "by": "sender"})
-        apply_case(session, env, case, actor=actor)
     elif decision.reply is not None:
         notify(session, env, case, decision.reply, context=dict(decision.reply_context),
                **requester)

@@ -103,10 +103,11 @@ def _remind_approver(db: Database, env: WorkflowEnv, approval_id: int) -> int:
             return 0
         record(session, case, "reminder",
                f"Reminder sent to {approval.approver_email} "
-               f"({approvals.shown(approval.token)}).", actor=ACTOR, at=now,
-               data={"to": approval.approver_email, "token": approvals.shown(approval.token)})
+               f"({approvals.masked(approval.token)}).", actor=ACTOR, at=now,
+               data={"to": approval.approver_email, "token": approvals.masked(approval.token)})
         notify(session, env, case, "approval_reminder", to=approval.approver_email,
-               name=approval.approver_name, context=approval_context(case, approval),
+               name=approval.approver_name,
+               context=approval_context(case, approval, env.from_address),
                auto_submitted=GENERATED)
         return 1
 

@@ -20,6 +20,7 @@ from caseworker.rendering import flash, render
 from caseworker.security import form_post
 from caseworker.timeutil import as_utc
 from caseworker.webcontext import in_transaction, settings
+from core.patterns import mask_tokens
 from intake import ledger
 from notifications import outbox
 from notifications.claims import is_unconfirmed
@@ -169,11 +170,13 @@ def _outbox_page(session: Session, outbox_id: int) -> dict[str, Any] | None:
     return {
         "email": {
             "id": row.id, "purpose": row.purpose, "to_address": row.to_address,
-            "to_name": row.to_name, "subject": row.subject, "status": row.status,
+            "to_name": row.to_name, "subject": mask_tokens(row.subject), "status": row.status,
             "attempts": row.attempts, "last_error": row.last_error,
             "created_at": as_utc(row.created_at), "sent_at": as_utc(row.sent_at),
             "next_attempt_at": as_utc(row.next_attempt_at), "message_id": row.message_id,
-            "body_text": row.body_text, "body_html": row.body_html,
+            # An approval code is the approver's key: shown here only by its first characters.
+            "body_text": mask_tokens(row.body_text),
+            "body_html": mask_tokens(row.body_html) if row.body_html else None,
             "attachments": list(row.attachments or []),
             "case_ref": _case_ref(session, row.case_id),
         },

@@ -58,6 +58,7 @@ from_address = "{address}"
 timeout_seconds = 10
 
 [security]
+sender_authentication = "authserv-id"
 trusted_authserv_ids = ["{authserv_id}"]
 
 [schedule]

@@ -1,0 +1,1 @@
+"""The kernel every package stands on: facts about mail that are the same everywhere."""

@@ -1,0 +1,356 @@
+"""Approvals that cannot be faked or misread, tried as an attacker and a careless reader would.
+
+Each test is one way a role could be granted that nobody approved: a sender nobody vouched
+for, a display name posing as an address, a token answering for changes it never saw, a
+forged reply on a case, an approver approving their own nomination. Every one must end
+with nothing granted and, where someone has to look, the case with a person.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from core.senderauth import Profile, SenderPolicy
+from tests.test_workflow_helpers import (
+    GUARDIAN,
+    ICB_CONTACT,
+    ICB_CONTACT_2,
+    MANAGER,
+    NOMINEE,
+    PARTNER,
+    answer,
+    case_of,
+    deliver,
+    email_request,
+    events,
+    gpp_form,
+    holders,
+    mail_from,
+    make_env,
+    open_request,
+    outbox,
+    seed,
+    token_for,
+)
+from workflow import actions
+from workflow.approvals import case_digest
+from workflow.db import Database
+from workflow.env import WorkflowEnv
+from workflow.inbound import MessageKind
+from workflow.models import ApprovalRequest, Case, CaseEvent
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    with database.transaction() as session:
+        seed(session)
+    return database
+
+
+@pytest.fixture
+def env() -> WorkflowEnv:
+    return make_env()
+
+
+def ms365_env() -> WorkflowEnv:
+    env = make_env()
+    env.sender_policy = SenderPolicy(Profile.MICROSOFT365, internal_domains=("nhs.net",))
+    return env
+
+
+def failed_checks(db: Database, ref: str) -> set[str]:
+    return {e["data"]["check"] for e in events(db, ref, "check") if not e["data"]["passed"]}
+
+
+def granted(db: Database, org: str, service: str) -> list[str]:
+    return holders(db, org, service)
+
+
+def pcn_form(**fields: Any):
+    from forms.model import ParsedRequest
+
+    values = {"organisation_code": "U12345", "organisation_name": "North PCN",
+              "nominees": [{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
+              "main_contact": None, "signer": None}
+    values.update(fields)
+    return ParsedRequest(kind="pcn_admin_form", fields=values, source="acroform")
+
+
+# --------------------------------------------------------------------------- who sent it
+
+
+def test_a_pcn_form_from_an_unauthenticated_ael_address_takes_the_token_route(
+        db: Database) -> None:
+    """No sender authentication vouches for the forged From: nothing is granted at once."""
+    env = ms365_env()  # the real platform's profile; the forged mail has no AuthAs
+    ref = open_request(db, env, pcn_form(), sender=ICB_CONTACT, authentication_results=[])
+    case = case_of(db, ref)
+    assert case.state == "awaiting_approval"
+    assert granted(db, "U12345", "pcn") == []
+    # The (claimed) requester never approves their own request: the other contact is asked.
+    assert {m.to_address for m in outbox(db, "approval_request")} == {ICB_CONTACT_2[1]}
+
+
+def test_a_pcn_form_from_an_authenticated_ael_contact_completes(db: Database) -> None:
+    env = ms365_env()
+    ref = open_request(db, env, pcn_form(), sender=ICB_CONTACT, authentication_results=[],
+                       auth_as=["Internal"])
+    assert case_of(db, ref).state == "completed"
+    assert granted(db, "U12345", "pcn") == [NOMINEE[1]]
+
+
+def test_an_answer_from_a_display_name_posing_as_the_approver_is_refused(
+        db: Database, env: WorkflowEnv) -> None:
+    ref = open_request(db, env, gpp_form())
+    token = token_for(db, ref, PARTNER[1])
+    # What intake hands over for `=?utf-8?q?a.patel=40nhs.net=0A?= <mallory@nhs.net>`.
+    outcome = answer(db, env, ref, (PARTNER[1], "mallory@nhs.net"), "APPROVE", token=token,
+                     sender_problem="The From display name holds an email address.")
+    assert "refused" in outcome.lower()
+    assert granted(db, "A81001", "gpp") == []
+    assert {"sender_parsed", "sender_is_approver"} <= failed_checks(db, ref)
+
+
+def test_an_answer_whose_from_did_not_parse_reaches_a_person_without_naming_the_approver(
+        db: Database, env: WorkflowEnv) -> None:
+    ref = open_request(db, env, gpp_form())
+    token = token_for(db, ref, PARTNER[1])
+    answer(db, env, ref, PARTNER, "APPROVE", token=token,
+           sender_problem="The From header is malformed (InvalidHeaderDefect).")
+    case = case_of(db, ref)
+    assert granted(db, "A81001", "gpp") == []
+    assert case.state == "triage"
+    assert PARTNER[1] not in (case.reason or "")
+    assert "could not be verified" in case.reason
+
+
+def test_an_unverified_new_request_goes_to_a_person_and_acknowledges_only_the_real_address(
+        db: Database, env: WorkflowEnv) -> None:
+    mail = mail_from(("approver@nhs.net", "mallory@nhs.net"), subject="PL admin please",
+                     text="Please make Nina Nominee (nina.nominee@nhs.net) PL Organisation "
+                          "Administrator for A81001.",
+                     sender_problem="The From display name holds an email address.")
+    outcome = deliver(db, env, mail, MessageKind.NEW_REQUEST)
+    assert "unverified sender" in outcome
+    with db.transaction() as session:
+        case = session.scalars(select(Case)).one()
+        assert case.state == "triage"
+        assert "Unverified sender" in case.reason
+    acks = outbox(db, "acknowledgement")
+    assert [m.to_address for m in acks] == ["mallory@nhs.net"]
+    assert outbox(db, "approval_request") == []
+
+
+# --------------------------------------------------------------------------- replies on a case
+
+
+def test_a_forged_requester_reply_is_not_merged(db: Database) -> None:
+    env = ms365_env()
+    request = email_request("pl_admin", nominees=[{"name": NOMINEE[0], "email": None}])
+    ref = open_request(db, env, request, auth_as=["Internal"])
+    assert case_of(db, ref).state == "needs_info"
+    forged = mail_from(MANAGER, subject=f"RE: [{ref}] more information",
+                       text="Her address is mallory@nhs.net", authentication_results=[])
+    deliver(db, env, forged, MessageKind.CASE_REPLY, case_ref=ref)
+    case = case_of(db, ref)
+    assert case.state == "triage"
+    assert "unverified sender" in case.reason
+    assert "mallory@nhs.net" not in str(case.fields)
+    assert outbox(db, "approval_request") == []
+
+
+def test_an_authenticated_requester_reply_is_merged(db: Database) -> None:
+    env = ms365_env()
+    request = email_request("pl_admin", nominees=[{"name": NOMINEE[0], "email": None}])
+    ref = open_request(db, env, request, auth_as=["Internal"])
+    reply = mail_from(MANAGER, subject=f"RE: [{ref}] more information",
+                      text=f"Her address is {NOMINEE[1]}", authentication_results=[],
+                      auth_as=["Internal"])
+    deliver(db, env, reply, MessageKind.CASE_REPLY, case_ref=ref)
+    case = case_of(db, ref)
+    assert case.fields["nominees"][0]["email"] == NOMINEE[1]
+    assert case.state == "awaiting_approval"
+
+
+def test_a_forged_approver_reply_without_the_code_names_nobody(db: Database) -> None:
+    env = ms365_env()
+    ref = open_request(db, env, gpp_form(), auth_as=["Internal"])
+    forged = mail_from(PARTNER, subject=f"RE: [{ref}] Approval needed",
+                       text="Yes go ahead, I approve", authentication_results=[])
+    deliver(db, env, forged, MessageKind.CASE_REPLY, case_ref=ref)
+    case = case_of(db, ref)
+    assert case.state == "triage"
+    assert PARTNER[1] not in case.reason
+    assert "unverified sender" in case.reason
+    assert granted(db, "A81001", "gpp") == []
+
+
+# ---------------------------------------------------------------- tokens bound to changes
+
+
+def test_a_token_does_not_outlive_a_new_form(db: Database, env: WorkflowEnv) -> None:
+    """The attack: a caseworker asks for information, a new form names someone else, and
+    the approver's APPROVE to the original email granted the new nominee."""
+    ref = open_request(db, env, gpp_form())
+    old_token = token_for(db, ref, PARTNER[1])
+    answer(db, env, ref, PARTNER, "Is this the right person?", token=old_token)
+    assert case_of(db, ref).state == "triage"  # the token is still open here
+    with db.transaction() as session:
+        actions.request_info(session, env, ref, by="cw@pcse.test", message="Please confirm")
+    voids = outbox(db, "approval_void")
+    assert {m.to_address for m in voids} == {PARTNER[1]}
+    other = ("Oscar Other", "oscar.other@nhs.net")
+    reply = mail_from(MANAGER, subject=f"RE: [{ref}] more information",
+                      text="New form attached")
+    from tests.test_workflow_helpers import inbound_row
+    from workflow.handler import _merge_reply
+
+    with db.transaction() as session:
+        case = session.scalars(select(Case).where(Case.ref == ref)).one()
+        row = inbound_row(session, reply)
+        case.fields = {**case.fields,
+                       "nominees": [{"name": other[0], "email": other[1], "services": ["gpp"]}]}
+        _merge_reply(session, env, case, row, reply, "New form attached")
+    assert case_of(db, ref).state == "triage"  # the answer to a caseworker goes back to one
+    outcome = answer(db, env, ref, PARTNER, "APPROVE", token=old_token)
+    assert "refused" in outcome.lower()
+    assert granted(db, "A81001", "gpp") == []
+    assert "token_open" in failed_checks(db, ref)
+
+
+def test_a_token_is_void_once_the_changes_differ_from_what_was_asked(
+        db: Database, env: WorkflowEnv) -> None:
+    """The digest is the backstop: changes made behind an open token are never approved."""
+    ref = open_request(db, env, gpp_form())
+    token = token_for(db, ref, PARTNER[1])
+    with db.transaction() as session:
+        case = session.scalars(select(Case).where(Case.ref == ref)).one()
+        case.fields = {**case.fields, "nominees": [
+            {"name": "Mallory", "email": "mallory@nhs.net", "services": ["gpp"]}]}
+    outcome = answer(db, env, ref, PARTNER, "APPROVE", token=token)
+    assert "refused" in outcome.lower()
+    assert granted(db, "A81001", "gpp") == []
+    assert "changes_unchanged" in failed_checks(db, ref)
+    assert case_of(db, ref).state == "triage"
+
+
+def test_tokens_are_masked_in_the_history(db: Database, env: WorkflowEnv) -> None:
+    ref = open_request(db, env, gpp_form())
+    token = token_for(db, ref, PARTNER[1])
+    answer(db, env, ref, PARTNER, "APPROVE", token=token)
+    with db.transaction() as session:
+        rows = session.scalars(select(CaseEvent)).all()
+        text = " ".join(f"{r.detail} {r.data}" for r in rows)
+    assert token not in text
+    assert f"APV-{token[:6]}" in text
+
+
+# --------------------------------------------------------------------------- one-click answers
+
+
+def test_a_one_click_approve_from_the_approver_approves(db: Database, env: WorkflowEnv) -> None:
+    ref = open_request(db, env, gpp_form())
+    token = token_for(db, ref, PARTNER[1])
+    request = outbox(db, "approval_request", to=PARTNER[1])[0]
+    assert f"APPROVE%20%5B{ref}%5D%20APV-{token}" in request.body_text
+    mail = mail_from(PARTNER, subject=f"APPROVE [{ref}] APV-{token}", text="")
+    deliver(db, env, mail, MessageKind.APPROVAL_ANSWER, token=token)
+    assert case_of(db, ref).state == "completed"
+    assert granted(db, "A81001", "gpp") == [NOMINEE[1]]
+
+
+def test_a_one_click_reject_carries_its_reason(db: Database, env: WorkflowEnv) -> None:
+    ref = open_request(db, env, gpp_form())
+    token = token_for(db, ref, PARTNER[1])
+    mail = mail_from(PARTNER, subject=f"REJECT [{ref}] APV-{token}",
+                     text="Reason for rejecting: she left in May")
+    deliver(db, env, mail, MessageKind.APPROVAL_ANSWER, token=token)
+    case = case_of(db, ref)
+    assert case.state == "rejected"
+    assert "she left in May" in case.reason
+    assert granted(db, "A81001", "gpp") == []
+
+
+def test_a_one_click_approve_from_someone_else_is_refused(db: Database,
+                                                         env: WorkflowEnv) -> None:
+    ref = open_request(db, env, gpp_form())
+    token = token_for(db, ref, PARTNER[1])
+    mail = mail_from(("Mallory", "mallory@nhs.net"), subject=f"APPROVE [{ref}] APV-{token}")
+    deliver(db, env, mail, MessageKind.APPROVAL_ANSWER, token=token)
+    assert granted(db, "A81001", "gpp") == []
+    assert "sender_is_approver" in failed_checks(db, ref)
+
+
+# --------------------------------------------------------------------------- refusals in words
+
+
+@pytest.mark.parametrize("words", [
+    "I wouldn't approve this, she has not started yet",
+    "I am not able to approve this",
+    "Yes\n\nActually please don't set her up, she left last week",
+    "Approve? I don't know who this is",
+])
+def test_refusals_in_ordinary_words_grant_nothing(db: Database, env: WorkflowEnv,
+                                                  words: str) -> None:
+    ref = open_request(db, env, gpp_form())
+    answer(db, env, ref, PARTNER, words)
+    assert granted(db, "A81001", "gpp") == []
+    assert case_of(db, ref).state in ("triage", "rejected")
+
+
+def test_an_unclear_answer_tells_the_approver_a_person_will_read_it(
+        db: Database, env: WorkflowEnv) -> None:
+    ref = open_request(db, env, gpp_form())
+    answer(db, env, ref, PARTNER, "Happy to approve if the partners agree")
+    assert case_of(db, ref).state == "triage"
+    assert [m.to_address for m in outbox(db, "answer_unclear")] == [PARTNER[1]]
+
+
+# --------------------------------------------------------------------------- separation of duties
+
+
+def test_a_signer_nominating_themself_is_not_asked_another_signer_is(
+        db: Database, env: WorkflowEnv) -> None:
+    form = gpp_form(nominees=[{"name": PARTNER[0], "email": PARTNER[1], "services": ["gpp"]}])
+    ref = open_request(db, env, form)
+    asked = {m.to_address for m in outbox(db, "approval_request")}
+    assert PARTNER[1] not in asked
+    assert GUARDIAN[1] in asked
+    assert case_of(db, ref).state == "awaiting_approval"
+
+
+def test_self_approval_with_a_stale_token_is_refused(db: Database, env: WorkflowEnv) -> None:
+    """Defence in depth: even with a token in hand, a nominee cannot approve themself."""
+    ref = open_request(db, env, gpp_form())
+    token = token_for(db, ref, PARTNER[1])
+    with db.transaction() as session:
+        case = session.scalars(select(Case).where(Case.ref == ref)).one()
+        case.fields = {**case.fields, "nominees": [
+            {"name": PARTNER[0], "email": PARTNER[1], "services": ["gpp"]}]}
+        session.execute(update(ApprovalRequest).values(digest=case_digest(case)))
+    answer(db, env, ref, PARTNER, "APPROVE", token=token)
+    assert granted(db, "A81001", "gpp") == []
+    assert "approver_independent" in failed_checks(db, ref)
+
+
+def test_an_ael_contact_asking_a_pcn_role_for_themself_needs_another_contact(
+        db: Database) -> None:
+    env = ms365_env()
+    form = pcn_form(nominees=[{"name": ICB_CONTACT[0], "email": ICB_CONTACT[1],
+                               "services": ["pcn"]}])
+    ref = open_request(db, env, form, sender=ICB_CONTACT, auth_as=["Internal"])
+    assert case_of(db, ref).state == "awaiting_approval"
+    assert granted(db, "U12345", "pcn") == []
+    assert {m.to_address for m in outbox(db, "approval_request")} == {ICB_CONTACT_2[1]}
+
+
+def test_a_caseworker_cannot_ask_the_nominee_to_approve(db: Database, env: WorkflowEnv) -> None:
+    form = gpp_form(nominees=[{"name": PARTNER[0], "email": PARTNER[1], "services": ["gpp"]}])
+    ref = open_request(db, env, form)
+    with db.transaction() as session, pytest.raises(actions.ActionRefused,
+                                                    match="cannot approve"):
+        actions.send_approval_request(session, env, ref, by="cw@pcse.test",
+                                      approver_email=PARTNER[1])
