@@ -43,7 +43,9 @@ def _message_page(session: Session, message_id: int, raw_dir) -> dict[str, Any] 
     return {
         "message": {
             "id": row.id, "mailbox": row.mailbox, "received_at": as_utc(row.received_at),
-            "from_address": row.from_address, "subject": row.subject, "status": row.status,
+            "from_address": row.from_address, "from_name": row.from_name,
+            "sender_status": row.sender_status, "sender_detail": row.sender_detail,
+            "subject": mask_tokens(row.subject or ""), "status": row.status,
             "classification": row.classification, "outcome": row.outcome, "error": row.error,
             "attempts": row.attempts, "case_ref": _case_ref(session, row.case_id),
         },

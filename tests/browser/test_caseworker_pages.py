@@ -193,3 +193,42 @@ def test_screenshots_of_the_queue_and_a_case(live_server: LiveServer, page,
     page.screenshot(path=str(folder / "case.png"), full_page=True)
     for name in ("queue.png", "case.png"):
         assert (folder / name).stat().st_size > 10_000
+
+
+def test_each_inbound_message_shows_its_sender_verdict_beside_it(
+    live_server: LiveServer, page
+) -> None:
+    """The address and display name apart, and what vouched for the sender, on the case
+    page and on the message page."""
+    ref = _triage(live_server)
+    with live_server.settings.database.transaction() as session:
+        case_id = get_case(session, ref).id
+    forged = email_bytes(subject=f"RE: [{ref}] Approval needed", text="APPROVE",
+                         sender="mallory@nhs.net")
+    message_id = store_message(live_server.settings.database, live_server.settings.raw_dir,
+                               forged, case_id=case_id, sender_status="unverified",
+                               sender_detail="The From display name holds an email address.")
+    browser_sign_in(page, live_server)
+    page.goto(f"{live_server.url}/cases/{ref}")
+    rows = page.locator("#emails ~ table tbody tr")
+    verdicts = [rows.nth(i).locator("[data-sender-status]").get_attribute("data-sender-status")
+                for i in range(rows.count())]
+    assert sorted(verdicts) == ["authenticated", "unverified"]
+    table = page.locator("#emails ~ table").inner_text()
+    assert "Sender verified" in table
+    assert "From unclear: sender NOT verified" in table
+    assert "The From display name holds an email address." in table
+    page.goto(f"{live_server.url}/messages/{message_id}")
+    summary = page.locator("dl").first.inner_text()
+    assert "mallory@nhs.net" in summary
+    assert "From unclear: sender NOT verified" in summary
+    assert "Senders are not checked" not in page.content()
+
+
+def test_every_page_says_when_senders_are_not_checked(live_server: LiveServer, page) -> None:
+    from core.senderauth import SenderPolicy
+
+    live_server.settings.env.sender_policy = SenderPolicy()  # profile "none"
+    browser_sign_in(page, live_server)
+    callout = page.locator(".nhsuk-warning-callout")
+    assert "Senders are not checked" in callout.inner_text()
