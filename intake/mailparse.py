@@ -5,12 +5,19 @@ strings, cheap to walk); address headers are parsed by email.policy.default's he
 classes. Every header and part is read behind a fallback, because malformed headers,
 unknown charsets and broken MIME are normal in a public inbox. The result satisfies
 workflow.inbound.IncomingMail.
+
+The cost of reading grows with the size of the message and no faster: MIME structure
+nested deeper than MAX_MIME_NESTING is refused before the email package sees it (each open
+multipart costs it a check on every later line, and a level of recursion), the parameters
+of MIME headers are cut to MAX_MIME_HEADER_CHARS (the email package splits them in
+quadratic time), and encoded words are decoded a bounded piece at a time.
 """
 
 from __future__ import annotations
 
 import email
 import email.header
+import email.parser
 import email.utils
 import mimetypes
 import os
@@ -18,8 +25,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy
 from email.message import Message
+from email.policy import Compat32
 
 from core.addresses import SenderIdentity, parse_from, recipient_addresses, unverified
 from core.senderauth import AUTH_AS
@@ -32,6 +39,15 @@ MAX_DEPTH = 12
 MAX_PARTS = 300
 MAX_TEXT_CHARS = 2_000_000
 MAX_REFERENCES = 100
+# Real mail nests a few multiparts deep; a forwarded chain perhaps forty.
+MAX_MIME_NESTING = 100
+# Longer Content-Type, Content-Disposition and Content-Transfer-Encoding values are cut
+# (at a parameter's end) before the email package splits their parameters.
+MAX_MIME_HEADER_CHARS = 8_000
+# Encoded words are decoded in pieces of at most this many characters, cut at a space
+# (an encoded word has at most 75), or after one longer word of at most LONG_WORD_CHARS.
+DECODE_PIECE_CHARS = 256
+LONG_WORD_CHARS = 2_000
 
 _MSGID = re.compile(r"<[^<>\s]{1,990}>")
 
@@ -81,6 +97,9 @@ class ParsedMail:
     enclosed_message_ids: list[str] = field(default_factory=list)
     skipped_attachments: list[SkippedAttachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Set when only the headers could be read (the structure is too deep or too large to
+    # hold): why, in words for a caseworker.
+    unreadable: str | None = None
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())
@@ -110,15 +129,47 @@ def decode_header_text(raw: str) -> str:
         return raw.strip()
     value = _CONTROL.sub(" ", _FOLD.sub(" ", unsurrogate(raw)))
     if "=?" in value:
-        try:
-            pieces = email.header.decode_header(value)
-            value = "".join(
-                decode_bytes(chunk, charset)[0] if isinstance(chunk, bytes) else chunk
-                for chunk, charset in pieces
-            )
-        except (ValueError, LookupError, AssertionError, email.errors.HeaderParseError):
-            pass
+        value = "".join(_decode_words(piece) for piece in _pieces(value, DECODE_PIECE_CHARS))
     return _CONTROL.sub(" ", value).strip()
+
+
+def _pieces(value: str, size: int) -> list[str]:
+    """`value` in pieces for the email package's decoder, whose time is quadratic in what it
+    is given."""
+    pieces = []
+    start = 0
+    while len(value) - start > size:
+        end = _piece_end(value, start, size)
+        pieces.append(value[start:end])
+        start = end
+    pieces.append(value[start:])
+    return pieces
+
+
+def _piece_end(value: str, start: int, size: int) -> int:
+    """After the last space within `size`; else after one encoded word longer than that
+    (malformed, but some mailers send them); else at `size`, where no word can be split
+    that could be decoded in reasonable time."""
+    space = value.rfind(" ", start + 1, start + size)
+    if space > start:
+        return space + 1
+    close = value.find("?=", start, start + LONG_WORD_CHARS)
+    if close > start and value.count("=?", start, close) <= 1:
+        return close + 2
+    return start + size
+
+
+def _decode_words(value: str) -> str:
+    if "=?" not in value:
+        return value
+    try:
+        pieces = email.header.decode_header(value)
+        return "".join(
+            decode_bytes(chunk, charset)[0] if isinstance(chunk, bytes) else chunk
+            for chunk, charset in pieces
+        )
+    except (ValueError, LookupError, AssertionError, email.errors.HeaderParseError):
+        return value
 
 
 def _raw_headers(msg: Message) -> dict[str, list[str]]:
@@ -319,7 +370,7 @@ class _Reader:
             self.mail.delivery_status = True
             return
         if ctype in ("text/rfc822-headers", "message/rfc822-headers"):
-            inner = email.message_from_bytes(_payload_bytes(part), policy=policy.compat32)
+            inner = email.message_from_bytes(_payload_bytes(part), policy=_POLICY)
             self._enclosed_id(inner.get("Message-ID"))
             return
         if ctype in ("message/rfc822", "message/global"):
@@ -405,11 +456,126 @@ def _structure(mail: ParsedMail, msg: Message) -> None:
         mail.report_type = str(report_type).lower() if report_type else "unknown"
 
 
+# --------------------------------------------------------------------------- structure
+
+
+class _BoundedCompat32(Compat32):
+    """compat32, with MIME headers cut short enough for the email package's parameter
+    splitting (quadratic in their length) to stay quick."""
+
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        name, value = super().header_source_parse(sourcelines)
+        if len(value) > MAX_MIME_HEADER_CHARS and name.strip().lower() in _MIME_HEADERS:
+            cut = value.rfind(";", 0, MAX_MIME_HEADER_CHARS)
+            value = value[:cut if cut > 0 else MAX_MIME_HEADER_CHARS]
+        return name, value
+
+
+_MIME_HEADERS = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
+_POLICY = _BoundedCompat32()
+
+_MULTIPART = re.compile(rb"multipart/", re.I)
+# A Content-Type header opening a multipart, or a line that may be a boundary delimiter.
+_MIME_MARK = re.compile(rb"^(?:(?P<open>content-type:[ \t]*multipart/)|--)", re.I | re.M)
+_HEADER_END = re.compile(rb"\n(?![ \t])")
+_BOUNDARY_PARAM = re.compile(
+    rb'boundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I)
+
+
+def mime_nesting(raw: bytes) -> int:
+    """How deep multiparts nest in `raw`, read without parsing it: the number of multiparts
+    declared when that is within MAX_MIME_NESTING (it cannot be less), else the depth
+    their boundaries open and close to."""
+    declared = len(_MULTIPART.findall(raw))
+    if declared <= MAX_MIME_NESTING:
+        return declared
+    return _boundary_depth(raw)
+
+
+def _boundary_depth(raw: bytes) -> int:
+    """The most multiparts open at once: each declared boundary is open until its closing
+    delimiter, or a delimiter of a multipart around it (as the email package reads it)."""
+    stack: list[bytes] = []
+    counts: dict[bytes, int] = {}
+    deepest = 0
+    for mark in _MIME_MARK.finditer(raw):
+        start = mark.end()
+        if mark.group("open"):
+            end = _HEADER_END.search(raw, start, start + MAX_MIME_HEADER_CHARS)
+            header = raw[start:end.start() if end else start + MAX_MIME_HEADER_CHARS]
+            found = _BOUNDARY_PARAM.search(header)
+            if found:
+                name = found.group(1) or found.group(2)
+                stack.append(name)
+                counts[name] = counts.get(name, 0) + 1
+                deepest = max(deepest, len(stack))
+            continue
+        line_end = raw.find(b"\n", start, start + 210)
+        line = raw[start:line_end if line_end >= 0 else start + 210].rstrip()
+        if counts.get(line):
+            _close_to(stack, counts, line, inclusive=False)
+        elif line.endswith(b"--") and counts.get(line[:-2]):
+            _close_to(stack, counts, line[:-2], inclusive=True)
+    return deepest
+
+
+def _close_to(stack: list[bytes], counts: dict[bytes, int], name: bytes, *,
+              inclusive: bool) -> None:
+    """Close the multiparts inside the innermost one named `name` (and it too)."""
+    while stack:
+        top = stack[-1]
+        if top == name and not inclusive:
+            return
+        stack.pop()
+        counts[top] -= 1
+        if top == name:
+            return
+
+
+def _header_block(raw: bytes) -> bytes:
+    ends = [end for end in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if end >= 0]
+    return raw[:min(ends) + 2] if ends else raw
+
+
+def _headers_only(raw: bytes, why: str) -> ParsedMail:
+    """What can be read of a message whose body cannot be: its headers, and why."""
+    mail = ParsedMail(unreadable=why)
+    mail.problems.append(f"only the headers were read: {why}")
+    try:
+        msg = email.parser.BytesHeaderParser(policy=_POLICY).parsebytes(_header_block(raw))
+        _read_headers(mail, msg)
+        mail.content_type = _content_type(msg)
+    except Exception as exc:  # even the headers are beyond reading: say so, and go on
+        mail.problems.append(f"the headers could not be read either ({type(exc).__name__})")
+    return mail
+
+
 def parse_mail(raw: bytes, *,
                attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES) -> ParsedMail:
-    """Read `raw` into a ParsedMail; never raises for anything a sender can put in a message."""
+    """Read `raw` into a ParsedMail; never raises, whatever the bytes.
+
+    A message the email package cannot hold (structure nested too deep, recursion or
+    memory exhausted, or a failure of its own) comes back with its headers only and
+    `unreadable` saying why.
+    """
+    depth = mime_nesting(raw)
+    if depth > MAX_MIME_NESTING:
+        return _headers_only(raw, f"its MIME structure is nested {depth} levels deep, more "
+                                  f"than the {MAX_MIME_NESTING} this service reads")
+    try:
+        return _parse(raw, attachment_max_bytes)
+    except RecursionError:
+        return _headers_only(raw, "its MIME structure is nested too deep to read")
+    except MemoryError:
+        return _headers_only(raw, "it is too large to read in the memory available")
+    except Exception as exc:  # a failure inside the email package; the message is kept
+        return _headers_only(raw, f"the email package could not read it "
+                                  f"({type(exc).__name__})")
+
+
+def _parse(raw: bytes, attachment_max_bytes: int) -> ParsedMail:
     mail = ParsedMail()
-    msg = email.message_from_bytes(raw, policy=policy.compat32)
+    msg = email.message_from_bytes(raw, policy=_POLICY)
     if msg.defects:
         mail.problems.extend(f"defect: {type(d).__name__}" for d in msg.defects[:5])
     try:
