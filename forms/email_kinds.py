@@ -17,7 +17,7 @@ PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
         re.compile(r"performers?\s+lists?\s+(?:organi[sz]ation\s+|org\s+)?admin", re.I),
     ),
     CaseKind.OPH_ADMIN: (
-        re.compile(r"user\s+management\s*\(?\s*organi[sz]ation", re.I),
+        re.compile(r"user\s+management\s*+\(?\s*+organi[sz]ation", re.I),
         re.compile(r"\bopto(?:metry)?\s+user\s+management", re.I),
         re.compile(r"ophthalmic\b[^.\n]{0,40}\b(?:admin|user\s+management)", re.I),
         re.compile(r"\bOPH\b[^.\n]{0,20}\badmin", re.I),

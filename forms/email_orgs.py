@@ -13,8 +13,8 @@ _CODE_TOKEN = re.compile(r"(?<![\w@./-])([A-Za-z]{1,3} ?\d[A-Za-z0-9]{1,6})(?![\
 # A value introduced as a code: "practice code is d82044", "contractor no. 12345".
 _INTRODUCED = re.compile(
     r"\b(?:ods(?:\s+code)?|(?:practice|organi[sz]ation|org|pcn|pharmacy|branch|site)\s+"
-    r"(?:code|number|no\.?)|contractor\s+(?:number|no\.?|code)|code)\s*(?:is|was|:|=|-|–)?"
-    r"\s*\(?\s*(?P<v>[A-Za-z0-9]{1,3} ?[A-Za-z0-9]{2,7})(?![\w@-])",
+    r"(?:code|number|no\.?)|contractor\s+(?:number|no\.?|code)|code)\s*+(?:is|was|:|=|-|–)?"
+    r"\s*+\(?\s*+(?P<v>[A-Za-z0-9]{1,3} ?[A-Za-z0-9]{2,7})(?![\w@-])",
     re.I,
 )
 _BARE_PHARMACY = re.compile(r"^F(?=[A-Z0-9]*\d)[A-Z0-9]{4}$")
@@ -113,7 +113,7 @@ def find_name(labels: list[LabelLine], texts: list[str]) -> str | None:
     such as Surgery, Medical Centre, Opticians or Pharmacy, in each text in turn."""
     for line in labels:
         if line.topic == "organisation_name":
-            value = re.split(r"\s+\(|,", line.value)[0].strip(" .;")
+            value = re.split(r"(?<!\s)\s+\(|,", line.value)[0].strip(" .;")
             if value:
                 return value
     for text in texts:

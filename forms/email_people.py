@@ -30,8 +30,9 @@ MAX_NAME_WORDS = 6
 CONTEXT_CHARS = 200
 MAX_ADDRESSES = 40
 _COURTESY = re.compile(r"^(?:Mr|Mrs|Ms|Miss|Mx)\.?\s+")
-_LEFT_NAME = re.compile(rf"(?P<name>{NAME})[ \t]*[,:\-–]?[ \t]*[(<\[]?[ \t]*$")
-_RIGHT_NAME = re.compile(rf"^[ \t]*[)>\]]?[ \t]*[(,\-–][ \t]*(?P<name>{NAME})")
+# Possessive runs: the spaces either side of the punctuation cannot be shared out again.
+_LEFT_NAME = re.compile(rf"(?P<name>{NAME})[ \t]*+[,:\-–]?+[ \t]*+[(<\[]?+[ \t]*+$")
+_RIGHT_NAME = re.compile(rf"^[ \t]*+[)>\]]?+[ \t]*+[(,\-–][ \t]*+(?P<name>{NAME})")
 _NAME_ONLY = re.compile(
     rf"\b(?:set[ \t]+up|add|make|give|appoint|nominate|assign|set)[ \t]+"
     rf"(?:(?:my|our)[ \t]+(?:colleague|practice[ \t]+manager|manager)[ \t]+)?"
@@ -193,6 +194,8 @@ def from_labels(labels: list[LabelLine]) -> list[Person]:
     for line in labels:
         if line.topic not in ("name", "email"):
             continue
+        if len(people) > MAX_ADDRESSES:  # a list, not a request: the rest are not read
+            break
         name, address = _split_value(line.value)
         if line.topic == "email" or (name and len(name.split()) > MAX_NAME_WORDS):
             name = None

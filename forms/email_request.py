@@ -41,8 +41,8 @@ FORWARDED_SUBJECT = re.compile(r"^\s*(?:(?:re|aw)\s*:\s*)*(?:fw|fwd)\s*:", re.I)
 PCSE_ADDRESS = re.compile(r"^pcse[.\w-]*@nhs\.net$|^(?:no-?reply|do-?not-?reply)@", re.I)
 SERVICE_OF_KIND = {CaseKind.PL_ADMIN: Service.PL, CaseKind.OPH_ADMIN: Service.OPH}
 REQUEST_WORDS = re.compile(r"[A-Za-z]{2,}")
-GREETING = re.compile(r"^\s*(?:hi|hello|dear|good\s+(?:morning|afternoon|evening))\b[^\n]*$",
-                      re.I | re.M)
+GREETING = re.compile(
+    r"^[ \t]*(?:hi|hello|dear|good[ \t]+(?:morning|afternoon|evening))\b[^\n]*$", re.I | re.M)
 TRIVIAL = re.compile(r"^(?:please\s+)?(?:see|find)\s+(?:the\s+)?attached\b|^attached\b", re.I)
 
 

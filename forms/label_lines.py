@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The value runs to the end of the line (its trailing spaces are stripped after): a lazy
+# value followed by \s*$ would try every space of a padded line against every later one.
 _LINE = re.compile(
     r"^\s*(?:[-*•·>]\s*)?(?P<label>[A-Za-z][A-Za-z0-9 ()'’/&.#-]{0,40}?)\s*"
-    r"(?::|\t|\s[-–|]\s)\s*(?P<value>\S.*?)\s*$"
+    r"(?::|\t|\s[-–|]\s)\s*+(?P<value>\S.*)"
 )
 
 # Topics, tried in order; the first whose pattern matches the label wins.

@@ -82,17 +82,23 @@ def html_to_text(markup: str) -> str:
     maker.close()
     text = html.unescape("".join(maker.parts))
     lines = [re.sub(r"[ \u00a0]+", " ", line).strip(" ") for line in text.split("\n")]
-    lines = [re.sub(r"\s*\t\s*", "\t", line).strip("\t") for line in lines]
+    # A match starts only where a run of white space does: linear in the line.
+    lines = [re.sub(r"(?<!\s)\s*\t\s*", "\t", line).strip("\t") for line in lines]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 # --------------------------------------------------------------------------- quoted mail
 
-_REPLY_HEADER = re.compile(r"^\s*On\b[^\n]{0,300}?(?:\n[^\n]{0,200}?){0,2}\bwrote:\s*$",
-                           re.M | re.I)
-_ORIGINAL = re.compile(r"^\s*-{2,}\s*(?:Original|Forwarded)\s+Message\s*-{2,}\s*$", re.M | re.I)
-_FORWARD = re.compile(r"^\s*(?:Begin forwarded message:|-{3,}\s*Forwarded message\s*-{3,})\s*$",
-                      re.M | re.I)
+# Searched through whole bodies line by line (re.M): each starts with [ \t]* rather than
+# \s*, which would run on over the following lines from every line start (quadratic in a
+# run of blank lines).
+_REPLY_HEADER = re.compile(
+    r"^[ \t]*On\b[^\n]{0,300}?(?:\n[^\n]{0,200}?){0,2}\bwrote:[ \t]*$", re.M | re.I)
+_ORIGINAL = re.compile(
+    r"^[ \t]*-{2,}[ \t]*(?:Original|Forwarded)[ \t]+Message[ \t]*-{2,}[ \t]*$", re.M | re.I)
+_FORWARD = re.compile(
+    r"^[ \t]*(?:Begin forwarded message:|-{3,}[ \t]*Forwarded message[ \t]*-{3,})[ \t]*$",
+    re.M | re.I)
 _HEADER_LINE = re.compile(r"^\s*\*?(From|Sent|Date|To|Cc|Subject)\*?\s*:", re.I)
 _OUTLOOK_RULE = re.compile(r"^\s*_{10,}\s*$")
 
@@ -175,9 +181,12 @@ SIGN_OFFS = (
     r" in advance| so much)?|with thanks|best wishes|all the best|best|cheers|"
     r"yours sincerely|yours faithfully|sincerely|rgds|kr|ta|speak soon|take care"
 )
+# Possessive runs: with plain ones, the spaces and commas around the name could be shared
+# out in ways whose number grows with the cube of their length ("Regards" and 400 spaces
+# took 20 s to refuse).
 _SIGN_OFF = re.compile(
-    rf"^\s*(?i:{SIGN_OFFS})\s*[,.!]*\s*(?P<name>[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){{0,3}})?"
-    r"\s*[,.!]*\s*$"
+    rf"^\s*+(?i:{SIGN_OFFS})[\s,.!]*+"
+    r"(?P<name>[A-Z][\w'’.-]*+(?:\s++[A-Z][\w'’.-]*+){0,3})?[\s,.!]*+$"
 )
 _DEVICE_LINE = re.compile(r"^\s*(sent from my \w+|get outlook for \w+)", re.I)
 _DASHES = re.compile(r"^\s*--\s*$")
@@ -187,10 +196,13 @@ SIGNATURE_MAX_LINES = 18
 def _sign_off_line(lines: list[str]) -> int | None:
     """The line that starts the sign-off: the first sign-off line (or "--", or "Sent from
     my phone") after which only a signature-sized block follows."""
+    remaining = sum(1 for line in lines if line.strip())  # non-blank lines after `index`
     for index, line in enumerate(lines):
+        if line.strip():
+            remaining -= 1
         if not (_DASHES.match(line) or _DEVICE_LINE.match(line) or _SIGN_OFF.match(line)):
             continue
-        if len([x for x in lines[index + 1:] if x.strip()]) <= SIGNATURE_MAX_LINES:
+        if remaining <= SIGNATURE_MAX_LINES:
             return index
     return None
 
