@@ -117,8 +117,12 @@ def _mailboxes(raw: str) -> tuple[list[Mailbox], str | None]:
     fast = _FAST_FROM.fullmatch(value)
     if fast:
         return _fast_mailbox(fast)
+    control = None
     if _CONTROL.search(value):
-        return [], "The From header holds a control character or a bare line break."
+        # Read on without them to find the one address (for the acknowledgement), but the
+        # sender stays unverified.
+        control = "The From header holds a control character or a bare line break."
+        value = _CONTROL.sub(" ", value)
     try:
         header = policy.default.header_factory("from", value)
         parsed = [(str(a.display_name or ""), str(a.addr_spec or "")) for a in header.addresses]
@@ -126,8 +130,8 @@ def _mailboxes(raw: str) -> tuple[list[Mailbox], str | None]:
     except Exception as exc:  # the policy parser raises many kinds on hostile input
         return [], f"The From header could not be parsed ({type(exc).__name__})."
     mailboxes: list[Mailbox] = []
-    problem = (f"The From header is malformed ({type(defects[0]).__name__})."
-               if defects else None)
+    problem = control or (f"The From header is malformed ({type(defects[0]).__name__})."
+                          if defects else None)
     for display, addr_spec in parsed:
         address = clean_address(addr_spec)
         if address is None:

@@ -66,8 +66,10 @@ class Facts:
 
 def classify(mail: ParsedMail, facts: Facts, known: Knowledge,
              our_addresses: frozenset[str] | set[str]) -> Classification:
-    # A From that names no single mailbox still goes on: the workflow sends an unverified
-    # sender to a person. Only our own mail looping back is set aside here.
+    # A From that does not read as one clean mailbox still goes on: the workflow sends an
+    # unverified sender to a person. Mail with no From at all has nobody to answer.
+    if not mail.headers.get("from"):
+        return Classification(MessageKind.UNRELATED, "The message has no From header.")
     if any(address in our_addresses for _, address in mail.from_addresses):
         return Classification(MessageKind.UNRELATED, "The message is from our own address.")
     earlier = known.earlier_copy(mail.message_id, facts.sha256, facts.inbound_id)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.senderauth import SenderPolicy, authenticate
 from intake import ledger
+from intake.budget import WATCHDOG, MessageTooSlow
 from intake.classify import DatabaseKnowledge, Facts, classify
 from intake.mailparse import DEFAULT_ATTACHMENT_MAX_BYTES, ParsedMail, parse_mail
 from intake.rawstore import RawStore
@@ -41,6 +42,10 @@ NOTED_ON_CASE = frozenset({MessageKind.BOUNCE, MessageKind.AUTOMATIC})
 
 class UnreadableMessage(PcseError):
     pass
+
+
+class TooSlow(PcseError):
+    """A message whose processing spent its time budget ([limits] message_seconds)."""
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -102,6 +107,8 @@ class ProcessSettings:
     sender_policy: SenderPolicy = field(default_factory=SenderPolicy)
     attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES
     claim_batch: int = 20
+    # CPU seconds one message may take to read, classify and hand over (None: no limit).
+    message_seconds: float | None = 30.0
 
 
 @dataclass(frozen=True)
@@ -194,7 +201,10 @@ class Processor:
                     return "skipped", None
                 seen["where"] = f"{row.mailbox} uid {row.uid}"
                 seen["attempts"] = row.attempts
-                result = self._handle(session, row, seen)
+                with WATCHDOG.limit(self.settings.message_seconds):
+                    result = self._handle(session, row, seen)
+                for key, value in seen["sender"].items():
+                    setattr(row, key, value)
                 if not ledger.finish(session, inbound_id, self.worker, status=result.status,
                                      classification=str(result.classification.kind),
                                      outcome=result.outcome[:4000]):
@@ -203,6 +213,11 @@ class Processor:
         except LostClaim as exc:
             log.warning("%s; left to that worker", exc)
             return "skipped", None
+        except MessageTooSlow:  # rolled back; the next message gets a budget of its own
+            return self._fail(inbound_id, TooSlow(
+                f"Processing this message took more than the {self.settings.message_seconds:g} "
+                "s allowed ([limits] message_seconds), so it was stopped; nothing it would "
+                "have done was kept. Open the original to see what it holds."), seen)
         except Exception as exc:  # parked for a caseworker, never lost
             if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
                 raise DatabaseUnavailable(str(exc)) from exc
@@ -220,12 +235,17 @@ class Processor:
                 "This message could not be fetched from the mailbox, so there is nothing to "
                 "process; open it in the mailbox's failed folder."
             )
-        return parse_mail(self.store.get(row.sha256),
+        mail = parse_mail(self.store.get(row.sha256),
                           attachment_max_bytes=self.settings.attachment_max_bytes)
+        if mail.unreadable:
+            raise UnreadableMessage(
+                f"This message could not be read: {mail.unreadable}. Only its headers are "
+                "shown; open the original to see the rest.")
+        return mail
 
     def _handle(self, session: Session, row: InboundMessage, seen: dict[str, Any]) -> Outcome:
         mail = self.read(row)
-        self._record_sender(row, mail)
+        seen["sender"] = self._sender_facts(mail)
         found = classify(mail, Facts(row.id, row.sha256), DatabaseKnowledge(session),
                          self.settings.our_addresses)
         seen["classification"] = found
@@ -242,17 +262,18 @@ class Processor:
                 select(Case.ref, Case.state).where(Case.id == row.case_id)).one()
         return Outcome(status, found, outcome or found.reason, case_ref, case_state)
 
-    def _record_sender(self, row: InboundMessage, mail: ParsedMail) -> None:
-        """The strict From reading and the trust model's verdict, on the ledger row that
-        caseworkers see beside the message (the workflow reaches the same verdict)."""
+    def _sender_facts(self, mail: ParsedMail) -> dict[str, str | None]:
+        """The strict From reading and the trust model's verdict, for the ledger row that
+        caseworkers see beside the message (the workflow reaches the same verdict). Written
+        with the row's result, so the row is not locked while the handler works."""
         identity = mail.sender_identity
         verdict = authenticate(self.settings.sender_policy, identity,
                                mail.authentication_results, mail.auth_as)
-        row.from_address = identity.address
-        row.from_name = identity.display_name[:200] or None
-        row.sender_status = str(verdict.status)
         vouched = f" Vouched for by {verdict.vouched_by}." if verdict.vouched_by else ""
-        row.sender_detail = (verdict.detail + vouched)[:1000]
+        return {"from_address": identity.address,
+                "from_name": identity.display_name[:200] or None,
+                "sender_status": str(verdict.status),
+                "sender_detail": (verdict.detail + vouched)[:1000]}
 
     def _link(self, session: Session, row: InboundMessage, found: Classification) -> None:
         """Show a bounce or automatic reply on its case, and a duplicate beside its original."""

@@ -251,8 +251,9 @@ def test_cli_history_shows_every_check_of_an_answer(db: Database, env: WorkflowE
     history = json.loads(out)["history"]
     checks = [h for h in history if h["event"] == "check"]
     names = {h["data"]["check"] for h in checks}
-    assert {"token_known", "token_open", "token_unexpired", "single_from", "dmarc",
-            "sender_is_approver", "signer_recorded"} <= names
+    assert {"token_known", "token_open", "token_unexpired", "changes_unchanged",
+            "sender_parsed", "sender_authenticated", "sender_is_approver",
+            "approver_independent", "signer_recorded"} <= names
     refused = [h for h in history if h["event"] == "approval_refused"]
     assert refused and "mallory@nhs.net" in refused[0]["detail"]
     said = [h["data"]["said"] for h in history if h["event"] == "message" and "said" in h["data"]]

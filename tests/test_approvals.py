@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.addresses import parse_from
+from core.senderauth import Profile, SenderPolicy, authenticate
 from tests.test_workflow_helpers import (
     GUARDIAN,
     MANAGER,
@@ -29,7 +31,7 @@ from tests.test_workflow_helpers import (
     seed,
     token_for,
 )
-from workflow.approvals import TOKEN_RE, dmarc_passes, find_token, new_token, shown
+from workflow.approvals import TOKEN_RE, find_token, new_token, shown
 from workflow.clock import FixedClock
 from workflow.db import Database
 from workflow.env import WorkflowEnv
@@ -98,19 +100,20 @@ def test_right_address_without_dmarc_pass(db: Database, env: WorkflowEnv) -> Non
                "header.from=nhs.net"]
     answer(db, env, ref, PARTNER, "APPROVE", authentication_results=failing)
     assert_nothing_approved(db, ref)
-    assert "dmarc" in failed_checks(db, ref)
+    assert "sender_authenticated" in failed_checks(db, ref)
     # It claims to be the approver, so a person confirms it with them.
     assert case_of(db, ref).state == "triage"
-    dmarc = [e for e in events(db, ref, "check") if e["data"]["check"] == "dmarc"][-1]
-    assert "dmarc=fail" in dmarc["detail"]
-    assert dmarc["data"]["authentication_results"] == dmarc["detail"]
+    check = [e for e in events(db, ref, "check")
+             if e["data"]["check"] == "sender_authenticated"][-1]
+    assert "dmarc=fail" in check["detail"]
+    assert "dmarc=fail" in check["data"]["sender_authentication"]
 
 
 def test_right_address_with_no_authentication_results(db: Database, env: WorkflowEnv) -> None:
     ref = open_request(db, env, gpp_form())
     answer(db, env, ref, PARTNER, "APPROVE", authentication_results=[])
     assert_nothing_approved(db, ref)
-    assert "dmarc" in failed_checks(db, ref)
+    assert "sender_authenticated" in failed_checks(db, ref)
 
 
 def test_forged_authentication_results_from_an_untrusted_authserv_id(
@@ -121,9 +124,10 @@ def test_forged_authentication_results_from_an_untrusted_authserv_id(
               "mx.nhs.net; dmarc=fail header.from=nhs.net"]
     answer(db, env, ref, PARTNER, "APPROVE", authentication_results=forged)
     assert_nothing_approved(db, ref)
-    dmarc = [e for e in events(db, ref, "check") if e["data"]["check"] == "dmarc"][-1]
-    assert dmarc["data"]["passed"] is False
-    assert "mx.attacker.example" in dmarc["detail"]
+    check = [e for e in events(db, ref, "check")
+             if e["data"]["check"] == "sender_authenticated"][-1]
+    assert check["data"]["passed"] is False
+    assert "below one that is not trusted" in check["detail"]
 
 
 def test_forged_header_alone_is_not_enough(db: Database, env: WorkflowEnv) -> None:
@@ -176,7 +180,7 @@ def test_two_from_addresses(db: Database, env: WorkflowEnv) -> None:
                 authentication_results=[passed_dmarc(PARTNER[1])])
     deliver(db, env, mail, MessageKind.APPROVAL_ANSWER, token=token)
     assert_nothing_approved(db, ref)
-    assert {"single_from", "sender_is_approver"} <= failed_checks(db, ref)
+    assert {"sender_parsed", "sender_is_approver"} <= failed_checks(db, ref)
 
 
 def test_approve_word_only_in_the_quoted_text(db: Database, env: WorkflowEnv) -> None:
@@ -214,7 +218,7 @@ def test_the_other_approvers_answer_after_the_first_decided(db: Database,
     assert holders(db, "A81001", "pl") == []
 
 
-def test_without_trusted_ids_dmarc_is_not_required(db: Database) -> None:
+def test_profile_none_takes_from_at_its_word(db: Database) -> None:
     env = make_env(trusted=())
     ref = open_request(db, env, gpp_form())
     answer(db, env, ref, PARTNER, "APPROVE", authentication_results=[])
@@ -245,6 +249,14 @@ def test_tokens_are_fresh_and_match_the_contract() -> None:
         assert find_token(f"re: {shown(token).upper()}") == token
 
 
+def dmarc_passes(headers: list[str], trusted: tuple[str, ...], domain: str
+                 ) -> tuple[bool, str]:
+    """The authserv-id profile's verdict on a sender of `domain` with these headers."""
+    verdict = authenticate(SenderPolicy(Profile.AUTHSERV_ID, trusted), parse_from([f"x@{domain}"]),
+                           headers, [])
+    return verdict.authenticated, verdict.detail
+
+
 @pytest.mark.parametrize("headers,domain,expected", [
     (["mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", True),
     (["MX.NHS.NET 1; dmarc=pass header.from=NHS.net"], "nhs.net", True),
@@ -254,8 +266,10 @@ def test_tokens_are_fresh_and_match_the_contract() -> None:
     # The topmost trusted header wins over a lower one.
     (["mx.nhs.net; dmarc=fail header.from=nhs.net",
       "mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", False),
+    # A trusted id below a header that is not trusted was written before the message
+    # reached the trusted server, so by anyone.
     (["evil.example; dmarc=pass header.from=nhs.net",
-      "mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", True),
+      "mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", False),
     # A header claiming a trusted id that cannot be read fails, never falls through.
     (["mx.nhs.net; ;;; ==", "mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", False),
     (["Authentication-Results: mx.nhs.net;\r\n dmarc=pass\r\n header.from=nhs.net"],

@@ -63,6 +63,11 @@ def check(sample: Path, session, case: Case, uid: int) -> None:
     assert found.token == expected.get("token")
     if "sender" in expected:
         assert mail.sender == expected["sender"]
+    # Every sample says whether its From reads strictly as one clean mailbox.
+    assert mail.sender_identity.parsed_cleanly == expected.get("sender_verified", True) or (
+        expected["kind"] == "unrelated" and not mail.from_addresses), sample.name
+    if "sender_problem" in expected:
+        assert expected["sender_problem"] in (mail.sender_identity.problem or "")
     if "display_name" in expected:
         assert mail.from_addresses[0][0] == expected["display_name"]
     if "message_id" in expected:

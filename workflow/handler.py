@@ -558,6 +558,11 @@ def _refused(session: Session, env: WorkflowEnv, verification: Verification,
     if (case is None or approval is None or failed & _TOKEN_CHECKS
             or case.state != CaseState.AWAITING_APPROVAL):
         return f"Approval answer refused: {refusal}"
+    sender = mail.sender_identity
+    if ("sender_is_approver" in failed and sender.parsed_cleanly
+            and sender.address != approval.approver_email):
+        # Someone else answered with the code (a forwarded email): the approver may still.
+        return f"Approval answer refused: {refusal}"
     move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=now, reason=_refusal_reason(
         failed, approval))
     return f"Approval answer refused: {refusal}"
