@@ -31,8 +31,8 @@ lint: $(STAMP)
 ## Write the next migration after changing the models: make migration MSG="what changed"
 migration: $(STAMP)
 	$(BIN)/python scripts/new_migration.py "$(MSG)"
-	$(BIN)/ruff format -q workflow/migrations/versions
-	$(BIN)/ruff check -q --fix workflow/migrations/versions
+	$(BIN)/ruff format -q service/migrations/versions
+	$(BIN)/ruff check -q --fix service/migrations/versions
 
 clean:
 	rm -rf var .pytest_cache

@@ -20,10 +20,12 @@ from email.policy import compat32
 
 from sqlalchemy import func, select
 
+from core.db import Database
+from core.states import TRANSITIONS, CaseState
+from intake.models import InboundMessage
 from notifications.claims import UNCONFIRMED
-from workflow.db import Database
-from workflow.models import Case, CaseEvent, InboundMessage, OutboxMessage
-from workflow.states import TRANSITIONS, CaseState
+from notifications.models import OutboxMessage
+from workflow.models import Case, CaseEvent
 
 FINAL = frozenset({"processed", "ignored", "duplicate", "failed", "dismissed"})
 

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-from workflow.db import Database  # noqa: E402
-from workflow.models import InboundMessage  # noqa: E402
+from core.db import Database  # noqa: E402
+from intake.models import InboundMessage  # noqa: E402
 
 FINAL = {"processed", "ignored", "duplicate", "failed", "dismissed"}
 # How a Python exception is stored on a failed row: "KeyError: 'x'". A failure the
@@ -166,7 +166,7 @@ def judge(db: Database, messages: int) -> Verdict:
 
 def prove(count: int, seed: int, big: int, db_url: str | None, folder: Path,
           pdf_names: list[str] | None = None, say=print) -> tuple[Verdict, dict]:
-    from workflow.schema import upgrade
+    from service.schema import upgrade
 
     messages = corpus(count, seed, big, pdf_names)
     fill_maildir(folder / "maildir", messages)

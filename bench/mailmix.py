@@ -19,8 +19,8 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
+from core.db import Database
 from service.demo_mail import filled_form
-from workflow.db import Database
 from workflow.imports import import_ael, import_organisations, import_signers, import_users
 
 INBOX = "pcse.portalenquiries@nhs.net"

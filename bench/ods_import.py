@@ -24,9 +24,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workflow.db import Database, make_engine
+from core.db import Database, make_engine
+from service.schema import upgrade
 from workflow.imports import import_ods
-from workflow.schema import upgrade
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

@@ -26,16 +26,16 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from notifications.outbox import enqueue
+from core.db import Database, make_engine
 from notifications.samples import SAMPLE_CONTEXTS
 from notifications.sender import send_pending
 from notifications.sink import SmtpSink, free_port
 from service.config import Config, SmtpConfig
+from service.schema import upgrade
 from workflow.cases import create_case
-from workflow.db import Database, make_engine
 from workflow.env import WorkflowEnv
+from workflow.mail import enqueue
 from workflow.models import Organisation
-from workflow.schema import upgrade
 
 
 @contextmanager

@@ -19,11 +19,12 @@ from sqlalchemy import func, select
 from bench.audit import Audit, audit
 from bench.mailmix import Backlog, load_directory, organisations
 from bench.service_proc import PcseRun, Settings, write_config
+from core.db import Database
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from notifications.sink import SmtpSink
+from service.schema import upgrade
 from tests.fixtures.dovecot import DovecotServer, ImapAccount, discard_dovecot, start_dovecot
-from workflow.db import Database
-from workflow.models import InboundMessage, OutboxMessage
-from workflow.schema import upgrade
 
 
 @dataclass

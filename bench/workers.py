@@ -33,8 +33,8 @@ from bench.mailmix import build  # noqa: E402
 from bench.pgcluster import scratch_database  # noqa: E402
 from bench.service_proc import PcseRun  # noqa: E402
 from bench.stack import Stack, stack  # noqa: E402
+from core.states import WAITING_STATES  # noqa: E402
 from workflow.models import CaseEvent  # noqa: E402
-from workflow.states import WAITING_STATES  # noqa: E402
 
 PG_ADMIN = os.environ.get("PCSE_TEST_PG_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

@@ -12,11 +12,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from caseworker.timeutil import as_utc, when
+from caseworker.models import Caseworker
+from caseworker.timeutil import when
+from core.db import Database
+from core.errors import PcseError
+from core.timeutil import as_utc, utcnow
 from forms.normalise import normalise_email, tidy_name
-from workflow.db import Database
-from workflow.errors import PcseError
-from workflow.models import Caseworker, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -261,3 +262,14 @@ def activate_caseworker(session: Session, email: str) -> Caseworker:
         raise AccountError(f"The account for {account.email} is already active.")
     account.active = True
     return account
+
+
+def is_supervisor(session: Session, by: str) -> bool:
+    """Is `by` (an address or a name) an active supervisor? With no caseworker accounts at
+    all (local use of the command line), anyone is."""
+    if not session.scalar(select(func.count()).select_from(Caseworker)):
+        return True
+    key = by.strip().casefold()
+    found = session.scalars(select(Caseworker).where(
+        (func.lower(Caseworker.email) == key) | (func.lower(Caseworker.name) == key))).all()
+    return any(c.active and c.is_supervisor for c in found)

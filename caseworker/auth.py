@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from caseworker.models import Caseworker
 from caseworker.security import csrf_token
-from workflow.models import Caseworker
 
 PUBLIC_PATHS = frozenset({"/sign-in"})
 PUBLIC_PREFIXES = ("/assets/", "/static/")

@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 
 from caseworker.labels import ACTION_LABELS
 from caseworker.mailview import MailView, message_view
-from caseworker.timeutil import as_utc
+from core.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
 from core.patterns import mask_tokens
+from core.timeutil import as_utc
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from workflow import actions, directory
 from workflow.cases import get_case
-from workflow.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
-from workflow.models import ApprovalRequest, Case, InboundMessage, OutboxMessage
+from workflow.models import ApprovalRequest, Case
 
 FIELD_LABELS = {
     "organisation_code": "Organisation code",

@@ -8,10 +8,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from caseworker.casepage import directory_view
-from caseworker.timeutil import as_utc
+from core.catalogue import CATALOGUE, Service, service_of
+from core.timeutil import as_utc
 from forms.normalise import clean_ods
 from workflow import directory
-from workflow.catalogue import CATALOGUE, Service, service_of
 from workflow.models import DirectoryEvent, Organisation, Person, RoleAssignment
 
 MAX_RESULTS = 50

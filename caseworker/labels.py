@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflow.states import CaseKind, CaseState
+from core.states import CaseKind, CaseState
 
 STATE_LABELS: dict[str, str] = {
     CaseState.RECEIVED: "Received",

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from core.patterns import mask_tokens
 from intake.mailparse import ParsedMail, parse_mail
+from intake.models import InboundMessage, RawBlob
 from intake.rawstore import RawMissing, RawStore
-from workflow.models import InboundMessage, RawBlob
 
 # From is shown as read strictly (address and display name apart), never as decoded text,
 # where a display name could pass for an address.

@@ -15,11 +15,14 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from caseworker.labels import kind_label
-from caseworker.timeutil import age, as_utc
+from caseworker.timeutil import age
+from core.states import CaseKind, CaseState
+from core.timeutil import as_utc
 from forms.normalise import clean_ods
+from intake.models import InboundMessage
 from notifications.claims import unconfirmed_clause
-from workflow.models import Case, InboundMessage, OutboxMessage
-from workflow.states import CaseKind, CaseState
+from notifications.models import OutboxMessage
+from workflow.models import Case
 
 NEEDS_PERSON = "needs_person"
 ALL_STATES = "all"

@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Protocol
 
-from service.config import Config, ConfigError
+from caseworker.settings import WebConfig
+from core.errors import ConfigError
+
+
+class _HasWeb(Protocol):
+    @property
+    def web(self) -> WebConfig: ...
 
 LOCAL_KEY_FILE = Path("var") / "web-secret.key"
 MIN_KEY_LENGTH = 32
 
 
-def signing_key(config: Config, local_file: Path = LOCAL_KEY_FILE) -> str:
+def signing_key(config: _HasWeb, local_file: Path = LOCAL_KEY_FILE) -> str:
     """The value of the variable named by [web] secret_key_env; when it is unset, a key
     generated once and kept (mode 0600) in `local_file`, for local use."""
     name = config.web.secret_key_env

@@ -1,14 +1,10 @@
-"""Times as the pages show them. SQLite hands back naive datetimes; they are UTC."""
+"""Times as the pages show them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-
-def as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from core.timeutil import as_utc
 
 
 def age(since: datetime | None, now: datetime) -> str:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from workflow.db import Database
+from core.db import Database
 from workflow.env import WorkflowEnv
 
 T = TypeVar("T")

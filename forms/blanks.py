@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workflow.errors import PcseError
+from core.errors import PcseError
 
 BLANK_DIR = Path(__file__).with_name("blank")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from workflow.states import CaseKind
+from core.states import CaseKind
 
-# Ways people name each request. Role names follow workflow.catalogue; these patterns
+# Ways people name each request. Role names follow core.catalogue; these patterns
 # recognise how people write them ("PL admin", "Opto User Management", …).
 PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
     CaseKind.MAIN_CONTACT: (re.compile(r"\bmain\s+contact", re.I),),

@@ -12,6 +12,8 @@ import re
 from email.utils import parseaddr
 from typing import Any
 
+from core.catalogue import Service, admin_role
+from core.states import CaseKind
 from forms.email_kinds import KindReading, classify
 from forms.email_orgs import CodeFound, find_code, find_name
 from forms.email_people import (
@@ -30,8 +32,6 @@ from forms.label_lines import label_lines
 from forms.mailtext import MessageParts, split_message
 from forms.model import Finding, ParsedRequest
 from forms.normalise import ODS_PATTERNS, ORG_TYPE_WORDS, normalise_email
-from workflow.catalogue import Service, admin_role
-from workflow.states import CaseKind
 
 # A request is written in the first lines of a message; longer bodies are read this far.
 MAX_TEXT = 30_000

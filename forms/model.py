@@ -27,7 +27,7 @@ class Finding:
 class ParsedRequest:
     """A request read from a form or an email body.
 
-    `kind` is one of workflow.states.CaseKind's values, or None when the reader could
+    `kind` is one of core.states.CaseKind's values, or None when the reader could
     not tell. `fields` holds normalised values keyed by the form definition's keys;
     `source` says where they came from ("acroform", "page_text", "email_body", "scan").
     """

@@ -155,7 +155,7 @@ def parse_date(raw: str | None) -> date | None:
 
 # --------------------------------------------------------------------------- signers
 
-# The capacities a signer may sign in (workflow.catalogue.SIGNER_CAPACITIES plus the ICB),
+# The capacities a signer may sign in (core.catalogue.SIGNER_CAPACITIES plus the ICB),
 # recognised from the words people write in the capacity box.
 CAPACITY_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("caldicott_guardian", re.compile(r"caldicot", re.I)),

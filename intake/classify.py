@@ -14,10 +14,10 @@ from typing import Protocol
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.inbound import Classification, MessageKind
 from core.patterns import CASE_REF_RE, TOKEN_RE
 from intake.mailparse import ParsedMail
-from workflow.inbound import Classification, MessageKind
-from workflow.models import ApprovalRequest, Case, InboundMessage, OutboxMessage
+from intake.models import InboundMessage
 
 TOKEN = TOKEN_RE
 CASE_REF = CASE_REF_RE
@@ -178,7 +178,7 @@ def automatic_reason(mail: ParsedMail) -> str | None:
 # --------------------------------------------------------------------------- the database
 
 
-def _bracket_variants(message_ids: list[str]) -> list[str]:
+def bracket_variants(message_ids: list[str]) -> list[str]:
     """Message-IDs with and without angle brackets (stored forms vary)."""
     found: list[str] = []
     for value in message_ids:
@@ -196,7 +196,11 @@ _EARLIER = select(func.min(_T.c.id)).where(
 )
 
 
-class DatabaseKnowledge:
+class LedgerKnowledge:
+    """What the ledger alone knows: earlier copies, and the cases of earlier inbound
+    messages. The cases, the outbox and approval tokens are known above intake
+    (workflow.intake_link.DatabaseKnowledge extends this)."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -207,20 +211,15 @@ class DatabaseKnowledge:
         ).scalar()
 
     def case_by_ref(self, ref: str) -> int | None:
-        return self.session.scalar(select(Case.id).where(Case.ref == ref))
+        return None
 
     def case_for_message_ids(self, message_ids: list[str]) -> int | None:
-        variants = _bracket_variants(message_ids)
+        variants = bracket_variants(message_ids)
         if not variants:
             return None
-        sent = self.session.scalar(
-            select(OutboxMessage.case_id)
-            .where(OutboxMessage.message_id.in_(variants), OutboxMessage.case_id.is_not(None))
-            .order_by(OutboxMessage.id.desc())
-            .limit(1)
-        )
-        if sent is not None:
-            return sent
+        return self.inbound_case(variants)
+
+    def inbound_case(self, variants: list[str]) -> int | None:
         return self.session.scalar(
             select(InboundMessage.case_id)
             .where(InboundMessage.message_id.in_(variants), InboundMessage.case_id.is_not(None))
@@ -229,6 +228,4 @@ class DatabaseKnowledge:
         )
 
     def case_for_token(self, token: str) -> int | None:
-        return self.session.scalar(
-            select(ApprovalRequest.case_id).where(ApprovalRequest.token == token)
-        )
+        return None

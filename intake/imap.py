@@ -16,7 +16,7 @@ from intake.oauth2 import CachedTokenProvider, OAuth2Error, token_provider
 from intake.source import Fetched, SourceError, SourceUnavailable
 
 if TYPE_CHECKING:
-    from service.config import MailboxConfig
+    from intake.settings import MailboxConfig
 
 log = logging.getLogger(__name__)
 

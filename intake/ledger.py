@@ -19,13 +19,14 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core import workers
 from core.addresses import parse_from
+from core.errors import PcseError
 from core.patterns import mask_tokens
+from core.timeutil import utcnow
 from intake.charsets import unsurrogate
 from intake.mailparse import decode_header_text, message_id_of
-from workflow import workers
-from workflow.errors import PcseError
-from workflow.models import InboundMessage, utcnow
+from intake.models import InboundMessage
 
 PENDING = "pending"
 PROCESSED = "processed"
@@ -33,6 +34,10 @@ IGNORED = "ignored"
 DUPLICATE = "duplicate"
 FAILED = "failed"
 DISMISSED = "dismissed"
+STATUSES = (PENDING, PROCESSED, IGNORED, DUPLICATE, FAILED, DISMISSED)
+# Rows a caseworker may put back in the queue, and rows a caseworker may close.
+RETRYABLE = (FAILED, DISMISSED)
+DISMISSABLE = (FAILED, PENDING)
 
 # Rows for messages whose bytes could not be fetched carry the digest of no bytes.
 UNREAD_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -333,7 +338,7 @@ def _get(session: Session, inbound_id: int) -> InboundMessage:
 def retry(session: Session, inbound_id: int, *, by: str) -> InboundMessage:
     """Put a failed or dismissed message back in the queue to be processed again."""
     row = _get(session, inbound_id)
-    if row.status not in (FAILED, DISMISSED):
+    if row.status not in RETRYABLE:
         raise LedgerError(
             f"Inbound message {inbound_id} is {row.status}; only failed or dismissed "
             "messages can be retried."
@@ -358,7 +363,7 @@ def dismiss(session: Session, inbound_id: int, *, by: str, reason: str) -> Inbou
         raise LedgerError("Say why the message is dismissed.")
     row = _get(session, inbound_id)
     now = utcnow()
-    if row.status not in (FAILED, PENDING):
+    if row.status not in DISMISSABLE:
         raise LedgerError(
             f"Inbound message {inbound_id} is {row.status}; only failed or pending "
             "messages can be dismissed."

@@ -4,7 +4,7 @@ The MIME structure is read with the email package's lenient compat32 parser (raw
 strings, cheap to walk); address headers are parsed by email.policy.default's header
 classes. Every header and part is read behind a fallback, because malformed headers,
 unknown charsets and broken MIME are normal in a public inbox. The result satisfies
-workflow.inbound.IncomingMail.
+core.inbound.IncomingMail.
 
 The cost of reading grows with the size of the message and no faster: MIME structure
 nested deeper than MAX_MIME_NESTING is refused before the email package sees it (each open

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workflow.errors import PcseError
+from core.errors import PcseError
 
 if TYPE_CHECKING:
-    from service.config import Config, MailboxConfig
+    from intake.settings import IntakeConfig as Config
+    from intake.settings import MailboxConfig
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core.db import Database
+from core.errors import PcseError
+from core.timeutil import utcnow
+from intake.imap import ImapSource, credentials_for
+from intake.maildir import MaildirSource
 from intake.poller import (
     DEFAULT_MESSAGE_MAX_BYTES,
     Backoff,
@@ -16,15 +21,13 @@ from intake.poller import (
     PollReport,
     record_poll,
 )
-from intake.process import Handler, Processor, ProcessReport, ProcessSettings
+from intake.process import CaseLink, Handler, Processor, ProcessReport, ProcessSettings
 from intake.rawstore import RawStore
-from intake.source import MailboxSource, open_source
-from workflow.db import Database
-from workflow.errors import PcseError
-from workflow.models import utcnow
+from intake.source import MailboxSource
 
 if TYPE_CHECKING:
-    from service.config import Config, MailboxConfig
+    from intake.settings import IntakeConfig as Config
+    from intake.settings import MailboxConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,13 @@ class IntakeReport:
             "failed": self.processing.failed + sum(p.unreadable for p in self.polls),
             "errors": self.errors,
         }
+
+
+def open_source(box: MailboxConfig) -> MailboxSource:
+    """A (not yet connected) source for one [[mailboxes]] entry."""
+    if box.maildir:
+        return MaildirSource(box.name, box.maildir, folder=box.folder)
+    return ImapSource.from_config(box, credentials_for(box))
 
 
 def raw_store(config: Config) -> RawStore:
@@ -107,15 +117,15 @@ def poll_all(db: Database, config: Config, *, stop: threading.Event | None = Non
 
 def process_pending(db: Database, config: Config, handler: Handler, *,
                     stop: threading.Event | None = None, worker: str | None = None,
-                    limit: int | None = None) -> ProcessReport:
+                    limit: int | None = None, cases: CaseLink | None = None) -> ProcessReport:
     processor = Processor(db, raw_store(config), handler, process_settings(config),
-                          worker=worker, stop=stop)
+                          worker=worker, stop=stop, cases=cases)
     return processor.run(limit=limit)
 
 
 def run_round(db: Database, config: Config, handler: Handler, *,
               stop: threading.Event | None = None, worker: str | None = None,
-              **kwargs: Any) -> IntakeReport:
+              cases: CaseLink | None = None, **kwargs: Any) -> IntakeReport:
     """Poll every mailbox and process everything pending (rows left by earlier rounds too).
 
     Processing runs in a second thread while the mailboxes are polled, taking each batch as
@@ -126,7 +136,7 @@ def run_round(db: Database, config: Config, handler: Handler, *,
     report = IntakeReport()
     polled = threading.Event()
     processor = Processor(db, raw_store(config), handler, process_settings(config),
-                          worker=worker, stop=stop)
+                          worker=worker, stop=stop, cases=cases)
     failure: list[BaseException] = []
 
     def process_while_polling() -> None:

@@ -22,12 +22,13 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.db import Database
+from core.timeutil import utcnow
 from intake import ledger
 from intake.ledger import HeaderFacts, NewMessage, header_facts
+from intake.models import MailboxState
 from intake.rawstore import RawStore
 from intake.source import MailboxSource, SourceError, SourceUnavailable
-from workflow.db import Database
-from workflow.models import MailboxState, utcnow
 
 log = logging.getLogger(__name__)
 

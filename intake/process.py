@@ -12,24 +12,23 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from core.db import Database
+from core.errors import PcseError
+from core.inbound import Classification, IncomingMail, MessageKind
 from core.senderauth import SenderPolicy, authenticate
+from core.workers import worker_id
 from intake import ledger
 from intake.budget import WATCHDOG, MessageTooSlow
-from intake.classify import DatabaseKnowledge, Facts, classify
+from intake.classify import Facts, Knowledge, LedgerKnowledge, classify
 from intake.mailparse import DEFAULT_ATTACHMENT_MAX_BYTES, ParsedMail, parse_mail
+from intake.models import InboundMessage
 from intake.rawstore import RawStore
-from workflow.cases import record
-from workflow.db import Database
-from workflow.errors import PcseError
-from workflow.inbound import Classification, IncomingMail, MessageKind
-from workflow.models import Case, InboundMessage
-from workflow.workers import worker_id
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +119,42 @@ class Outcome:
     case_state: str | None = None
 
 
+class CaseLink(Protocol):
+    """What intake asks of the cases above it; workflow.intake_link.WorkflowLink answers.
+    Intake itself writes no case history."""
+
+    def knowledge(self, session: Session) -> Knowledge:
+        """What classification may ask of the database."""
+        ...
+
+    def note(self, session: Session, row: InboundMessage, found: Classification) -> None:
+        """A bounce or an automatic reply on a known case: show it there."""
+        ...
+
+    def describe(self, session: Session, case_id: int) -> tuple[str, str] | None:
+        """The case's reference and state, for the log."""
+        ...
+
+
+class LedgerOnly:
+    """A CaseLink that knows the ledger only (for intake on its own, and its tests)."""
+
+    def knowledge(self, session: Session) -> Knowledge:
+        return LedgerKnowledge(session)
+
+    def note(self, session: Session, row: InboundMessage, found: Classification) -> None:
+        row.case_id = found.case_id
+
+    def describe(self, session: Session, case_id: int) -> tuple[str, str] | None:
+        return None
+
+
 class Processor:
     def __init__(self, db: Database, store: RawStore, handler: Handler,
                  settings: ProcessSettings, *, worker: str | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, cases: CaseLink | None = None) -> None:
         self.db = db
+        self.cases: CaseLink = cases or LedgerOnly()
         self.store = store
         self.handler = handler
         self.settings = settings
@@ -246,7 +276,7 @@ class Processor:
     def _handle(self, session: Session, row: InboundMessage, seen: dict[str, Any]) -> Outcome:
         mail = self.read(row)
         seen["sender"] = self._sender_facts(mail)
-        found = classify(mail, Facts(row.id, row.sha256), DatabaseKnowledge(session),
+        found = classify(mail, Facts(row.id, row.sha256), self.cases.knowledge(session),
                          self.settings.our_addresses)
         seen["classification"] = found
         if found.kind in HANDLED:
@@ -258,8 +288,7 @@ class Processor:
             self._link(session, row, found)
         case_ref = case_state = None
         if row.case_id is not None:
-            case_ref, case_state = session.execute(
-                select(Case.ref, Case.state).where(Case.id == row.case_id)).one()
+            case_ref, case_state = self.cases.describe(session, row.case_id) or (None, None)
         return Outcome(status, found, outcome or found.reason, case_ref, case_state)
 
     def _sender_facts(self, mail: ParsedMail) -> dict[str, str | None]:
@@ -286,15 +315,7 @@ class Processor:
             return
         if found.kind not in NOTED_ON_CASE or found.case_id is None:
             return
-        case = session.get(Case, found.case_id)
-        if case is None:
-            return
-        row.case_id = case.id
-        what = ("A delivery failure report came back for an email sent on this case."
-                if found.kind == MessageKind.BOUNCE
-                else "An automatic reply (such as an out-of-office) came in on this case.")
-        record(session, case, "message", what, actor="intake",
-               data={"inbound_id": row.id, "classification": str(found.kind)})
+        self.cases.note(session, row, found)
 
     def _fail(self, inbound_id: int, exc: BaseException,
               seen: dict[str, Any]) -> tuple[str, str | None]:

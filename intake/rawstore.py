@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from workflow.errors import PcseError
+from core.errors import PcseError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

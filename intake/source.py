@@ -1,4 +1,4 @@
-"""The one small interface every mailbox offers the poller, and how one is opened from config.
+"""The one small interface every mailbox offers the poller (intake.pipeline opens one).
 
 A source lists the UIDs in its inbox folder, fetches messages without marking them read,
 and moves them to another folder. IMAP and Maildir implement it.
@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from workflow.errors import PcseError
-
-if TYPE_CHECKING:
-    from service.config import MailboxConfig
+from core.errors import PcseError
 
 
 class SourceError(PcseError):
@@ -49,14 +46,3 @@ class MailboxSource(Protocol):
     def move(self, uids: Sequence[int], folder: str) -> None: ...
 
     def close(self) -> None: ...
-
-
-def open_source(box: MailboxConfig) -> MailboxSource:
-    """A (not yet connected) source for one [[mailboxes]] entry."""
-    if box.maildir:
-        from intake.maildir import MaildirSource
-
-        return MaildirSource(box.name, box.maildir, folder=box.folder)
-    from intake.imap import ImapSource, credentials_for
-
-    return ImapSource.from_config(box, credentials_for(box))

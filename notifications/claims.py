@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from core import workers
+from core.db import Database
 from notifications.mime import Outgoing
-from workflow import workers
-from workflow.db import Database
-from workflow.models import OutboxMessage
+from notifications.models import OutboxMessage
 
 _COLUMNS = (
     OutboxMessage.id,

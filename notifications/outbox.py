@@ -14,31 +14,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from notifications.case_context import case_context
+from core.clock import Clock
+from core.db import is_postgres
+from core.errors import PcseError
+from core.timeutil import as_utc
 from notifications.claims import is_unconfirmed, unconfirmed_clause
 from notifications.headers import (
     clean_address,
     is_own_address,
-    message_ids,
     new_message_id,
     one_line,
-    references_chain,
     with_case_ref,
 )
+from notifications.models import OutboxMessage
 from notifications.purposes import check_context
 from notifications.rendering import render, site_context
-from workflow.cases import record
-from workflow.db import is_postgres
-from workflow.env import WorkflowEnv
-from workflow.errors import PcseError
-from workflow.models import Case, InboundMessage, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +46,47 @@ STATUSES = ("pending", "sending", "sent", "failed", "held", "dismissed")
 # delivery is unconfirmed (notifications.claims.is_unconfirmed) may be sent again too.
 RETRYABLE = ("failed", "held")
 DISMISSABLE = ("pending", "failed", "held")
+
+
+class MailSettings(Protocol):
+    """What the outbox needs of its surroundings (workflow.env.WorkflowEnv provides it)."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def from_address(self) -> str: ...
+    @property
+    def our_addresses(self) -> frozenset[str]: ...
+    @property
+    def templates_dir(self) -> str | None: ...
+    @property
+    def max_replies_per_hour(self) -> int: ...
+    @property
+    def reminder_after_days(self) -> float: ...
+    @property
+    def expire_after_days(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class CaseMail:
+    """What the outbox is told about the case an email belongs to: its id and reference
+    (for the row and the subject), the message that opened it (for threading), and the
+    `case` variable the templates receive (built by the workflow, workflow.mail)."""
+
+    id: int
+    ref: str
+    source_message_id: int | None
+    context: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Handled:
+    """A caseworker's action on one row, and the sentence for its case's history (the
+    workflow writes it: notifications never writes case history)."""
+
+    row: OutboxMessage
+    note: str
+    by: str
 
 
 def retryable(status: str, last_error: str | None) -> bool:
@@ -67,25 +106,24 @@ class OutboxActionRefused(PcseError):
     """A caseworker action that the row's status does not allow."""
 
 
-def as_utc(moment: datetime) -> datetime:
-    """Aware UTC: SQLite keeps only the clock time, so every stored time must be UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def enqueue(
     session: Session,
-    env: WorkflowEnv,
+    env: MailSettings,
     *,
     purpose: str,
     to_address: str,
     to_name: str | None,
     context: dict[str, Any],
-    case: Case | None = None,
-    reply_to: InboundMessage | None = None,
+    case: CaseMail | None = None,
+    in_reply_to: str | None = None,
+    references: str | None = None,
     attachments: Sequence[str] = (),
     auto_submitted: str = "auto-replied",
 ) -> OutboxMessage:
-    """Render `purpose` for one recipient and add it to the outbox in `session` (no commit)."""
+    """Render `purpose` for one recipient and add it to the outbox in `session` (no commit).
+
+    Returns the row it wrote; a row that will not be sent as it is (not `pending`) says
+    why in `last_error`, and the caller notes that in the case's history."""
     check_context(purpose, context, case is not None)
     if auto_submitted not in AUTO_SUBMITTED_VALUES:
         raise ValueError(f"auto_submitted must be one of {AUTO_SUBMITTED_VALUES}")
@@ -97,14 +135,13 @@ def enqueue(
         purpose,
         {
             **context,
-            "case": case_context(session, case),
+            "case": case.context if case is not None else None,
             "recipient_name": name,
             "recipient_address": address or one_line(to_address, 254),
             "pcse": site_context(env),
         },
         env.templates_dir,
     )
-    in_reply_to, references = thread_headers(session, reply_to, case)
     row = OutboxMessage(
         case_id=case.id if case is not None else None,
         purpose=purpose,
@@ -128,9 +165,6 @@ def enqueue(
     session.flush()
     if row.status != "pending":
         log.warning("outbox %s (%s) %s: %s", row.id, purpose, row.status, row.last_error)
-        if case is not None:
-            record(session, case, "message", f"Email '{purpose}' not sent: {row.last_error}",
-                   data={"outbox_id": row.id, "status": row.status}, at=now)
     return row
 
 
@@ -143,7 +177,7 @@ def _check_attachment_names(names: Sequence[str]) -> None:
 
 def _gate(
     session: Session,
-    env: WorkflowEnv,
+    env: MailSettings,
     address: str | None,
     raw_address: str,
     auto_submitted: str,
@@ -185,52 +219,7 @@ def automatic_replies_last_hour(session: Session, address: str, now: datetime) -
     ) or 0
 
 
-def thread_headers(
-    session: Session, reply_to: InboundMessage | None, case: Case | None
-) -> tuple[str | None, str | None]:
-    """In-Reply-To and References for a reply to `reply_to`.
-
-    References are the answered message's own References when the ledger has them, or
-    else the case's earlier messages (ours and theirs) in order, then its Message-ID.
-    """
-    if reply_to is None:
-        return None, None
-    parent_ids = message_ids(reply_to.message_id)
-    if not parent_ids:
-        return None, None
-    parent = parent_ids[0]
-    ancestors = message_ids(getattr(reply_to, "references", None))
-    if not ancestors and case is not None:
-        ancestors = case_thread(session, case, before=reply_to)
-    return parent, references_chain(ancestors, parent)
-
-
-def case_thread(session: Session, case: Case, *, before: InboundMessage) -> list[str]:
-    """Message-IDs of the case's messages up to `before`, oldest first."""
-    cutoff = before.received_at or utcnow()
-    received = session.execute(
-        select(InboundMessage.received_at, InboundMessage.id, InboundMessage.message_id).where(
-            (InboundMessage.case_id == case.id) | (InboundMessage.id == case.source_message_id),
-            InboundMessage.id != before.id,
-            InboundMessage.received_at <= cutoff,
-        )
-    ).all()
-    sent = session.execute(
-        select(OutboxMessage.created_at, OutboxMessage.id, OutboxMessage.message_id).where(
-            OutboxMessage.case_id == case.id,
-            OutboxMessage.created_at <= cutoff,
-            OutboxMessage.status.in_(("pending", "sending", "sent")),
-        )
-    ).all()
-    # At the same moment, what we received comes before what we wrote in answer.
-    ordered = sorted(
-        [(as_utc(at), 0, row_id, msgid) for at, row_id, msgid in received]
-        + [(as_utc(at), 1, row_id, msgid) for at, row_id, msgid in sent]
-    )
-    return [found for *_, msgid in ordered for found in message_ids(msgid)[:1]]
-
-
-def retry(session: Session, outbox_id: int, *, by: str) -> OutboxMessage:
+def retry(session: Session, outbox_id: int, *, by: str) -> Handled:
     """Send a held, failed or unconfirmed email again, now (a caseworker's decision
     overrides the cap)."""
     row = _change(
@@ -239,11 +228,12 @@ def retry(session: Session, outbox_id: int, *, by: str) -> OutboxMessage:
         {"status": "pending", "attempts": 0, "next_attempt_at": OutboxMessage.created_at,
          "last_error": None, "claimed_by": None, "claimed_until": None},
         refused="only held, failed or unconfirmed emails can be sent again.")
-    _note(session, row, f"Email '{row.purpose}' to {row.to_address} released for sending.", by)
-    return row
+    log.info("outbox %s: %s by %s", row.id, row.status, by)
+    return Handled(row, f"Email '{row.purpose}' to {row.to_address} released for sending.",
+                   one_line(by, 254))
 
 
-def dismiss(session: Session, outbox_id: int, *, by: str, reason: str) -> OutboxMessage:
+def dismiss(session: Session, outbox_id: int, *, by: str, reason: str) -> Handled:
     """Decide not to send an email that is pending, held or failed; the reason is kept."""
     reason = _reason(reason, "Please give a reason for not sending the email.")
     row = _change(
@@ -251,19 +241,21 @@ def dismiss(session: Session, outbox_id: int, *, by: str, reason: str) -> Outbox
         {"status": "dismissed", "last_error": f"Dismissed by {one_line(by, 254)}: {reason}",
          "claimed_by": None, "claimed_until": None},
         refused="only pending, held or failed emails can be dismissed.")
-    _note(session, row, f"Email '{row.purpose}' to {row.to_address} dismissed: {reason}", by)
-    return row
+    log.info("outbox %s: %s by %s", row.id, row.status, by)
+    return Handled(row, f"Email '{row.purpose}' to {row.to_address} dismissed: {reason}",
+                   one_line(by, 254))
 
 
-def accept_as_sent(session: Session, outbox_id: int, *, by: str, reason: str) -> OutboxMessage:
+def accept_as_sent(session: Session, outbox_id: int, *, by: str, reason: str) -> Handled:
     """Leave an unconfirmed email as sent (the recipient has it, or it no longer matters)."""
     reason = _reason(reason, "Please say why the email can be left as sent.")
     row = _change(
         session, outbox_id, unconfirmed_clause(),
         {"last_error": f"Delivery unconfirmed; left as sent by {one_line(by, 254)}: {reason}"},
         refused="only an email whose delivery is unconfirmed can be left as sent.")
-    _note(session, row, f"Email '{row.purpose}' to {row.to_address} left as sent: {reason}", by)
-    return row
+    log.info("outbox %s: %s by %s", row.id, row.status, by)
+    return Handled(row, f"Email '{row.purpose}' to {row.to_address} left as sent: {reason}",
+                   one_line(by, 254))
 
 
 def _reason(reason: str, missing: str) -> str:
@@ -295,13 +287,3 @@ def _get(session: Session, outbox_id: int) -> OutboxMessage:
     if row is None:
         raise OutboxNotFound(outbox_id)
     return row
-
-
-def _note(session: Session, row: OutboxMessage, detail: str, by: str) -> None:
-    """Write a caseworker's action on an email into its case's history."""
-    log.info("outbox %s: %s by %s", row.id, row.status, by)
-    if row.case_id is not None:
-        case = session.get(Case, row.case_id)
-        if case is not None:
-            record(session, case, "message", detail, actor=one_line(by, 254),
-                   data={"outbox_id": row.id, "status": row.status})

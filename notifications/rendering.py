@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
+from core.catalogue import CATALOGUE, Service
+from core.errors import PcseError
 from notifications.headers import one_line
 from notifications.purposes import PURPOSES, TEMPLATE_SUFFIXES
-from workflow.catalogue import CATALOGUE, Service
-from workflow.env import WorkflowEnv
-from workflow.errors import PcseError
 
 SHIPPED_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -88,7 +87,27 @@ def _days(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def site_context(env: WorkflowEnv) -> dict[str, Any]:
+class SiteSettings(Protocol):
+    """What every template is told of the service (workflow.env.WorkflowEnv has it)."""
+
+    @property
+    def from_address(self) -> str: ...
+    @property
+    def reminder_after_days(self) -> float: ...
+    @property
+    def expire_after_days(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Site:
+    """The built-in defaults, for samples and template checks."""
+
+    from_address: str = "pcse.portalenquiries@nhs.net"
+    reminder_after_days: float = 3
+    expire_after_days: float = 10
+
+
+def site_context(env: SiteSettings) -> dict[str, Any]:
     """The `pcse` variable: the service's own details, the same in every message."""
     return {
         "inbox_address": env.from_address,

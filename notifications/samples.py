@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow.catalogue import CATALOGUE, Service
+from core.catalogue import CATALOGUE, Service
 
 _GPP = CATALOGUE[Service.GPP]
 _MAIN = CATALOGUE[Service.MAIN_CONTACT]
@@ -100,13 +100,12 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
 
 def sample_template_context(purpose: str, *, with_case: bool = True) -> dict[str, Any]:
     """Everything a template sees, as enqueue would build it, for a sample message."""
-    from notifications.rendering import site_context
-    from workflow.env import WorkflowEnv
+    from notifications.rendering import Site, site_context
 
     return {
         **SAMPLE_CONTEXTS[purpose],
         "case": dict(SAMPLE_CASE) if with_case else None,
         "recipient_name": "Alex Smith",
         "recipient_address": "alex.smith@riverside.nhs.net",
-        "pcse": site_context(WorkflowEnv()),
+        "pcse": site_context(Site()),
     }

@@ -19,14 +19,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.clock import Clock, SystemClock
+from core.db import Database
+from core.timeutil import as_utc
+from core.workers import worker_id
 from notifications import claims
 from notifications import smtp as transport
 from notifications.mime import Outgoing, UnsendableMessage, as_wire, build_message
-from notifications.outbox import as_utc
-from service.config import Config
-from workflow.clock import Clock, SystemClock
-from workflow.db import Database
-from workflow.workers import worker_id
+from notifications.settings import SenderConfig as Config
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from service.config import SmtpConfig
-from workflow.errors import PcseError
+from core.errors import PcseError
+from notifications.settings import SmtpConfig
 
 TokenProvider = Callable[[], str]
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)

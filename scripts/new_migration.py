@@ -12,11 +12,10 @@ from __future__ import annotations
 import re
 import sys
 import tempfile
-from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from workflow.schema import MIGRATIONS, revision, upgrade
+from service.schema import MIGRATIONS, revision, upgrade
 
 VERSIONS = MIGRATIONS / "versions"
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from workflow.errors import PcseError
+from core.errors import PcseError
 
 # Each top-level command and the modules that build it. A module is imported only when one
 # of its commands runs, so `pcse status` does not pay for the web pages or the demo.

@@ -5,11 +5,13 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
+from core.states import CaseState
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from service.clitools import emit_json, table, with_app
 from service.context import AppContext
 from workflow.cases import case_summary, get_case, history
-from workflow.models import Case, InboundMessage, OutboxMessage
-from workflow.states import CaseState
+from workflow.models import Case
 
 
 def register(cli: click.Group) -> None:

@@ -6,7 +6,7 @@ import click
 
 from service.clitools import with_app
 from service.context import AppContext
-from workflow.schema import upgrade
+from service.schema import upgrade
 
 
 def register(cli: click.Group) -> None:

@@ -10,15 +10,15 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from service.clitools import emit_json, with_app
-from service.context import AppContext
-from workflow.catalogue import (
+from core.catalogue import (
     ADMIN_CAPPED_SERVICES,
     AEL_GP_PAYMENTS_GENERAL,
     CATALOGUE,
     SIGNER_CAPACITIES,
     service_of,
 )
+from service.clitools import emit_json, with_app
+from service.context import AppContext
 from workflow.directory import ael_contacts_for, get_org, main_contact, org_view, signers_for
 from workflow.imports import (
     ImportReport,

@@ -8,8 +8,10 @@ import sys
 import click
 from sqlalchemy import select
 
+from core.errors import PcseError
 from notifications.claims import is_unconfirmed
-from notifications.outbox import STATUSES, accept_as_sent, dismiss, retry
+from notifications.models import OutboxMessage
+from notifications.outbox import STATUSES
 from notifications.purposes import PURPOSES
 from notifications.rendering import check_templates
 from notifications.samples import sample_template_context
@@ -18,8 +20,8 @@ from notifications.smtp import TokenProvider
 from service.clitools import emit_json, table, with_app
 from service.config import Config
 from service.context import AppContext
-from workflow.errors import PcseError
-from workflow.models import Case, OutboxMessage
+from workflow.mail import accept_as_sent, dismiss, retry
+from workflow.models import Case
 
 
 class OutboxTemplatesBroken(PcseError):

@@ -10,14 +10,17 @@ import click
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from intake.models import InboundMessage, MailboxState
 from intake.pipeline import run_round
 from notifications.claims import count_unconfirmed
+from notifications.models import OutboxMessage
 from service.clitools import emit_json, table, with_app
 from service.config import Config, require_sender_authentication
 from service.context import AppContext
 from service.jobs import build_handler
 from service.runner import Service, stop_on_signals
-from workflow.models import Case, InboundMessage, MailboxState, OutboxMessage
+from workflow.intake_link import WorkflowLink
+from workflow.models import Case
 
 
 def register(cli: click.Group) -> None:
@@ -35,7 +38,7 @@ def poll(app: AppContext, once: bool, json_output: bool) -> None:
         raise click.UsageError("Use `pcse poll --once` for one round, or `pcse run` for the "
                                "service that polls on a schedule.")
     require_sender_authentication(app.config)
-    report = run_round(app.db(), app.config, build_handler(app.config))
+    report = run_round(app.db(), app.config, build_handler(app.config), cases=WorkflowLink())
     document = report.as_json()
     if json_output:
         emit_json(document)

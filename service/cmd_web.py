@@ -16,9 +16,9 @@ from caseworker.accounts import (
     list_caseworkers,
     set_password,
 )
-from caseworker.setup import app_from_config
 from service.clitools import emit_json, table, with_app
 from service.context import AppContext
+from service.web import app_from_config
 
 
 def register(cli: click.Group) -> None:

@@ -12,103 +12,21 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from core.senderauth import Profile, SenderPolicy
-from workflow.errors import PcseError
+from caseworker.settings import WebConfig
+from core.errors import ConfigError
+from core.senderauth import Profile
+from core.settings import DatabaseConfig, SecurityConfig
+from forms.settings import LimitsConfig
+from intake.settings import MailboxConfig, StorageConfig
+from notifications.settings import NotificationsConfig, SmtpConfig
+from workflow.settings import WorkflowConfig
 
-
-class ConfigError(PcseError, ValueError):
-    """A configuration the service cannot run with; the message says what to fix."""
-
-
-@dataclass
-class DatabaseConfig:
-    url: str = "sqlite:///var/pcse.sqlite3"
-
-
-@dataclass
-class MailboxConfig:
-    name: str = "enquiries"
-    address: str = "pcse.portalenquiries@nhs.net"
-    maildir: str | None = None
-    imap_host: str | None = None
-    imap_port: int = 993
-    imap_ssl: bool = True
-    starttls: bool = False
-    username: str | None = None
-    auth: str = "password"  # or "oauth2"
-    password: str | None = None
-    password_env: str | None = None
-    folder: str = "INBOX"
-    processed_folder: str = "Processed"
-    failed_folder: str = "Failed"
-    batch_size: int = 100
-    # OAuth2 (XOAUTH2): either Microsoft 365 client credentials via msal, or a command.
-    oauth2_provider: str = "msal"  # or "command"
-    oauth2_tenant_env: str = "PCSE_OAUTH2_TENANT"
-    oauth2_client_id_env: str = "PCSE_OAUTH2_CLIENT_ID"
-    oauth2_client_secret_env: str = "PCSE_OAUTH2_CLIENT_SECRET"
-    oauth2_scope: str = "https://outlook.office365.com/.default"
-    oauth2_token_command: str | None = None
-
-    @property
-    def is_imap(self) -> bool:
-        return self.imap_host is not None
-
-    def secret(self) -> str | None:
-        """The password, from the file or the environment variable it names."""
-        if self.password is not None:
-            return self.password
-        if self.password_env:
-            return os.environ.get(self.password_env)
-        return None
-
-
-@dataclass
-class SmtpConfig:
-    host: str = "127.0.0.1"
-    port: int = 8025
-    from_address: str = "pcse.portalenquiries@nhs.net"
-    from_name: str = "PCSE Online user management"
-    starttls: bool = False
-    ssl: bool = False
-    username: str | None = None
-    auth: str = "none"  # "none", "password" or "oauth2" (shares the first mailbox's provider)
-    password: str | None = None
-    password_env: str | None = None
-    timeout_seconds: float = 30.0
-    batch_size: int = 200
-
-    def secret(self) -> str | None:
-        if self.password is not None:
-            return self.password
-        if self.password_env:
-            return os.environ.get(self.password_env)
-        return None
-
-
-@dataclass
-class SecurityConfig:
-    # Who vouches for a sender (core.senderauth): "microsoft365" (NHSmail), "authserv-id"
-    # (with trusted_authserv_ids) or "none" (only with allow_unauthenticated_senders).
-    sender_authentication: str = "microsoft365"
-    trusted_authserv_ids: list[str] = field(default_factory=list)
-    # microsoft365: the tenant's own domains, for which AuthAs: Internal vouches.
-    internal_domains: list[str] = field(default_factory=lambda: ["nhs.net"])
-    allow_unauthenticated_senders: bool = False
-
-    def policy(self) -> SenderPolicy:
-        return SenderPolicy(Profile(self.sender_authentication),
-                            tuple(self.trusted_authserv_ids), tuple(self.internal_domains))
-
-    @property
-    def senders_unchecked(self) -> bool:
-        return self.sender_authentication == Profile.NONE
-
-
-@dataclass
-class WorkflowConfig:
-    reminder_after_days: float = 3
-    expire_after_days: float = 10
+__all__ = [
+    "Config", "ConfigError", "DatabaseConfig", "LimitsConfig", "MailboxConfig",
+    "NotificationsConfig", "ScheduleConfig", "SecurityConfig", "SmtpConfig", "StorageConfig",
+    "WebConfig", "WorkflowConfig", "from_mapping", "load", "local_defaults",
+    "require_sender_authentication",
+]
 
 
 @dataclass
@@ -117,36 +35,6 @@ class ScheduleConfig:
     idle: bool = True
     outbox_seconds: float = 10
     housekeeping_seconds: float = 300
-
-
-@dataclass
-class LimitsConfig:
-    attachment_max_bytes: int = 20 * 1024 * 1024
-    pdf_timeout_seconds: float = 15
-    pdf_memory_mb: int = 512
-    pdf_max_pages: int = 20
-
-
-@dataclass
-class NotificationsConfig:
-    templates_dir: str | None = None
-    max_replies_per_hour: int = 5
-
-
-@dataclass
-class StorageConfig:
-    raw_dir: str = "var/raw"
-
-
-@dataclass
-class WebConfig:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    secret_key_env: str = "PCSE_WEB_SECRET"
-    # Secure cookies are always set when served over TLS; force them behind a TLS proxy.
-    secure_cookies: bool = False
-    # However active, a caseworker signs in again after this long (idle sessions end sooner).
-    session_absolute_hours: float = 12
 
 
 @dataclass

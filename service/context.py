@@ -7,11 +7,11 @@ from functools import cached_property
 
 from sqlalchemy import inspect
 
+from core.db import Database
+from core.errors import PcseError
 from forms.sandbox import PdfLimits
 from service.config import Config
-from workflow.db import Database
 from workflow.env import WorkflowEnv
-from workflow.errors import PcseError
 
 
 class DatabaseNotReady(PcseError):

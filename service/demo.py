@@ -21,19 +21,22 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from core.db import Database
+from core.errors import PcseError
+from intake.models import InboundMessage
 from intake.pipeline import run_round
 from intake.process import Handler
+from notifications.models import OutboxMessage
 from notifications.sender import send_pending
 from notifications.sink import SmtpSink
 from service.config import Config, local_defaults
 from service.context import workflow_env
 from service.demo_mail import INBOX, Story, approver_reply, stamp, stories
-from workflow.db import Database
-from workflow.errors import PcseError
+from service.schema import upgrade
 from workflow.handler import handle_message
 from workflow.imports import import_ael, import_organisations, import_signers, import_users
-from workflow.models import Case, InboundMessage, OutboxMessage
-from workflow.schema import upgrade
+from workflow.intake_link import WorkflowLink
+from workflow.models import Case
 
 VAR = Path("var")
 # Everything the demo writes under ./var; nothing else is ever removed.
@@ -251,7 +254,7 @@ def load_directory(db: Database, say: Say) -> None:
 def pipeline_round(config: Config, db: Database, handler: Handler, say: Say) -> bool:
     """Poll the inbox, process what is pending, send the outbox; True if anything happened."""
     seen = _last_inbound_id(db)
-    intake = run_round(db, config, handler)
+    intake = run_round(db, config, handler, cases=WorkflowLink())
     for line in processed_lines(db, seen):
         say(line)
     for error in intake.errors:

@@ -11,11 +11,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.db import Database
 from intake.pipeline import run_round
 from intake.process import Handler
 from service.config import Config
 from service.context import workflow_env
-from workflow.db import Database
+from workflow.intake_link import WorkflowLink
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class IntakeJob:
             with self._lock:
                 self._again = False
             report = run_round(self.db, self.config, self.handler, stop=self.stop,
+                               cases=WorkflowLink(),
                                worker=self.worker)
             self.rounds += 1
             counts = report.as_json()

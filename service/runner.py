@@ -17,13 +17,13 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from core.db import Database
+from core.errors import PcseError
 from intake.idle import IdleWatcher
 from intake.imap import ImapSource, credentials_for
 from intake.process import Handler, worker_id
 from service.config import Config, MailboxConfig
 from service.jobs import IntakeJob, Job, periodic_jobs
-from workflow.db import Database
-from workflow.errors import PcseError
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from caseworker.models import Caseworker
+from core.clock import FixedClock
+from core.db import Database
+from core.inbound import MessageKind
 from tests.test_workflow_helpers import (
     MANAGER,
     NOMINEE,
@@ -30,11 +34,7 @@ from tests.test_workflow_helpers import (
 )
 from workflow import actions
 from workflow.cases import get_case
-from workflow.clock import FixedClock
-from workflow.db import Database
 from workflow.env import WorkflowEnv
-from workflow.inbound import MessageKind
-from workflow.models import Caseworker
 from workflow.reminders import run_due
 
 UNRECORDED = {"name": "Eve Mallory", "email": "eve@nhs.net", "capacity": "gp_partner",

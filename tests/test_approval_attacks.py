@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from core.db import Database
+from core.inbound import MessageKind
 from core.senderauth import Profile, SenderPolicy
 from tests.test_workflow_helpers import (
     GUARDIAN,
@@ -37,9 +39,7 @@ from tests.test_workflow_helpers import (
 )
 from workflow import actions
 from workflow.approvals import case_digest
-from workflow.db import Database
 from workflow.env import WorkflowEnv
-from workflow.inbound import MessageKind
 from workflow.models import ApprovalRequest, Case, CaseEvent
 
 

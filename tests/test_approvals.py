@@ -9,6 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.addresses import parse_from
+from core.clock import FixedClock
+from core.db import Database
+from core.inbound import MessageKind
 from core.senderauth import Profile, SenderPolicy, authenticate
 from tests.test_workflow_helpers import (
     GUARDIAN,
@@ -32,10 +35,7 @@ from tests.test_workflow_helpers import (
     token_for,
 )
 from workflow.approvals import TOKEN_RE, find_token, new_token, shown
-from workflow.clock import FixedClock
-from workflow.db import Database
 from workflow.env import WorkflowEnv
-from workflow.inbound import MessageKind
 
 
 @pytest.fixture

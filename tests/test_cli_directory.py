@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from workflow.db import Database
+from core.db import Database
 from workflow.directory import get_org
 from workflow.imports import import_organisations, import_users
 from workflow.models import DirectoryEvent

@@ -21,13 +21,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.db import Database
+from core.workers import this_host, worker_id
+from intake.models import InboundMessage
 from intake.pipeline import poll_all, process_pending
 from notifications.claims import UNCONFIRMED
+from notifications.models import OutboxMessage
 from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
 from tests.fixtures.dovecot import opening_handler, plain_request
-from workflow.db import Database
-from workflow.models import InboundMessage, OutboxMessage
-from workflow.workers import this_host, worker_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,8 +55,8 @@ def claims(db: Database) -> list[tuple[str, str | None]]:
 CLAIM_AND_HANG = textwrap.dedent("""
     import sys, time
     from intake import ledger
-    from workflow.db import Database
-    from workflow.workers import worker_id
+    from core.db import Database
+    from core.workers import worker_id
     db = Database(sys.argv[1])
     with db.transaction() as session:
         claimed = ledger.claim_pending(session, worker_id(), 100)
@@ -129,7 +130,7 @@ SEND_THEN_DIE = textwrap.dedent("""
     import sys
     from notifications.sender import send_pending
     from service.config import Config, SmtpConfig
-    from workflow.db import Database
+    from core.db import Database
     config = Config(smtp=SmtpConfig(host="127.0.0.1", port=int(sys.argv[2]), timeout_seconds=5,
                                     batch_size=25))
     send_pending(Database(sys.argv[1]), config)
@@ -137,10 +138,10 @@ SEND_THEN_DIE = textwrap.dedent("""
 
 
 def queue_replies(database: Database, count: int) -> None:
-    from notifications.outbox import enqueue
     from notifications.samples import SAMPLE_CONTEXTS
     from workflow.cases import create_case
     from workflow.env import WorkflowEnv
+    from workflow.mail import enqueue
 
     env = WorkflowEnv(max_replies_per_hour=10_000)
     with database.transaction() as session:
@@ -155,9 +156,9 @@ def test_a_sender_killed_mid_batch_sends_no_email_twice(database: Database,
                                                        smtp_sink) -> None:
     from collections import Counter
 
+    from core.clock import FixedClock
     from notifications.sender import LEASE, send_pending
     from service.config import Config, SmtpConfig
-    from workflow.clock import FixedClock
 
     queue_replies(database, 40)
     child = subprocess.Popen([sys.executable, "-c", SEND_THEN_DIE, database.url,

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.catalogue import AEL_GP_PAYMENTS_GENERAL, Service
+from core.states import TRANSITIONS, CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
-from workflow.catalogue import AEL_GP_PAYMENTS_GENERAL, Service
 from workflow.decisions import (
     Action,
     Approver,
@@ -22,7 +23,6 @@ from workflow.decisions import (
     planned_changes,
     structural_findings,
 )
-from workflow.states import TRANSITIONS, CaseKind, CaseState
 
 PARTNER = Approver("Anil Patel", "a.patel@nhs.net", "signer", "gp_partner")
 GUARDIAN = Approver("Beth Jones", "beth.jones@nhs.net", "signer", "caldicott_guardian")

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from core.catalogue import Service
+from core.db import Database
 from tests.fixtures.databases import empty_postgres
-from workflow.catalogue import Service
-from workflow.db import Database
 from workflow.directory import (
     RuleViolation,
     admins,

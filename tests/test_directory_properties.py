@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import func, select
 
-from workflow.catalogue import (
+from core.catalogue import (
     ADMIN_CAPPED_SERVICES,
     CATALOGUE,
     Service,
     admin_role,
     service_of,
 )
-from workflow.db import Database
+from core.db import Database
 from workflow.directory import (
     RuleViolation,
     deactivate_person,

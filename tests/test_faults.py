@@ -81,11 +81,11 @@ def dies_with_its_connection(calls: list[int]):
 def test_a_connection_lost_mid_message_parks_nothing(pg_url: str, tmp_path: Path) -> None:
     import mailbox
 
+    from core.db import Database
+    from intake.models import InboundMessage
     from intake.pipeline import poll_all, process_pending
     from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
     from tests.fixtures.dovecot import plain_request
-    from workflow.db import Database
-    from workflow.models import InboundMessage
 
     empty_postgres(pg_url)
     db = Database(pg_url)
@@ -114,7 +114,7 @@ def cut_connections_when(sink, received: int, db_url: str) -> threading.Thread:
     connection to the database, as a restart of the server would."""
     from sqlalchemy import text
 
-    from workflow.db import make_engine
+    from core.db import make_engine
 
     def cut() -> None:
         sink.wait_for(received, timeout=60)
@@ -133,10 +133,10 @@ def cut_connections_when(sink, received: int, db_url: str) -> threading.Thread:
 def test_a_connection_lost_mid_batch_holds_no_email_back(pg_url: str, smtp_sink) -> None:
     from collections import Counter
 
+    from core.db import Database
     from notifications.sender import send_pending
     from service.config import Config, SmtpConfig
     from tests.test_crash_recovery import queue_replies
-    from workflow.db import Database
 
     empty_postgres(pg_url)
     db = Database(pg_url)

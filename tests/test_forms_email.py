@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.states import CaseKind
 from forms.email_request import read_email_request
 from forms.label_lines import label_lines
 from forms.mailtext import html_to_text, split_message
-from workflow.states import CaseKind
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "requests"
 SAMPLES = sorted(CORPUS.glob("*.eml"))

@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from core.catalogue import SIGNER_CAPACITIES
 from forms.definitions import DefinitionError, definitions, parse_definition
 from forms.normalise import (
     clean_ods,
@@ -19,7 +20,6 @@ from forms.normalise import (
     parse_date,
     tidy_name,
 )
-from workflow.catalogue import SIGNER_CAPACITIES
 
 
 @pytest.mark.parametrize(("written", "expected"), [

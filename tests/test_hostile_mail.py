@@ -22,6 +22,7 @@ from bench.hostile import fill_maildir, prove
 from bench.mutations import MALFORMED, generate, pdf_message, seeds, with_message_id
 from intake.ledger import header_facts
 from intake.mailparse import parse_mail
+from workflow.intake_link import WorkflowLink
 
 ROOT = Path(__file__).resolve().parents[1]
 # The hostile PDFs that end quickly (the others are in bench/hostile.py).
@@ -91,7 +92,8 @@ def test_the_configured_pdf_limits_are_the_ones_applied(sqlite_database, tmp_pat
                     limits=LimitsConfig(pdf_max_pages=4))
     fill_maildir(tmp_path / "inbox", [pdf_message("five pages", pages(5))])
 
-    run_round(sqlite_database, config, handle_message(workflow_env(config)))
+    run_round(sqlite_database, config, handle_message(workflow_env(config)),
+              cases=WorkflowLink())
 
     with sqlite_database.transaction() as session:
         [case] = session.scalars(select(Case)).all()

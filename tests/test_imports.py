@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from workflow.catalogue import Service
+from core.catalogue import Service
 from workflow.directory import admins, find_ael_contact, get_org, main_contact, signers_for
 from workflow.imports import (
     ImportFileError,

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.db import Database
+from intake.models import InboundMessage
 from service.config import Config, DatabaseConfig, ScheduleConfig, StorageConfig
 from service.runner import Service
 from tests.fixtures.dovecot import ImapAccount, opening_handler, plain_request
-from workflow.db import Database
-from workflow.models import InboundMessage
 
 pytestmark = pytest.mark.dovecot
 

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from intake.classify import DatabaseKnowledge, Facts, classify
+from core.db import Database
+from intake.classify import Facts, classify
 from intake.mailparse import parse_mail
+from intake.models import InboundMessage
 from intake.rawstore import sha256_of
+from notifications.models import OutboxMessage
 from workflow.cases import create_case
-from workflow.db import Database
-from workflow.models import ApprovalRequest, Case, InboundMessage, OutboxMessage
+from workflow.intake_link import DatabaseKnowledge
+from workflow.models import ApprovalRequest, Case
 
 CORPUS = Path(__file__).parent / "corpus" / "mail"
 SAMPLES = sorted(CORPUS.glob("*.eml"))

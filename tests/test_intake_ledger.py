@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from core.db import Database
+from core.timeutil import utcnow
 from intake import ledger
 from intake.ledger import HeaderFacts, LedgerError, NewMessage
-from workflow.db import Database
-from workflow.models import InboundMessage, utcnow
+from intake.models import InboundMessage
 
 
 def new(uid: int, digest: str | None = None, error: str | None = None) -> NewMessage:

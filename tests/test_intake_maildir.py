@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.db import Database
 from intake.maildir import MaildirSource, uid_for
+from intake.models import InboundMessage, MailboxState
 from intake.pipeline import make_poller, run_round
 from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
 from tests.fixtures.dovecot import opening_handler, plain_request
-from workflow.db import Database
-from workflow.models import InboundMessage, MailboxState
 
 
 def setup(db: Database, tmp_path: Path, folder: str = "INBOX") -> tuple[Config, Path]:

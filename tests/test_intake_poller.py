@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from core.db import Database
 from intake import ledger
 from intake.imap import ImapSource, credentials_for
+from intake.models import InboundMessage, MailboxState
 from intake.pipeline import make_poller, process_pending, run_round
 from intake.poller import Backoff
 from intake.rawstore import RawStore
 from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
 from tests.fixtures.dovecot import ImapAccount, opening_handler, plain_request
-from workflow.db import Database
-from workflow.models import Case, InboundMessage, MailboxState
+from workflow.models import Case
 
 pytestmark = pytest.mark.dovecot
 
@@ -116,7 +117,7 @@ def test_killed_mid_poll_loses_nothing_and_stores_nothing_twice(
     config = config_for(sqlite_database, tmp_path, box)
     script = textwrap.dedent(f"""
         from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
-        from workflow.db import Database
+        from core.db import Database
         from intake.pipeline import poll_all
         box = MailboxConfig(**{vars(box)!r})
         config = Config(database=DatabaseConfig({sqlite_database.url!r}), mailboxes=[box],

@@ -14,16 +14,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
+from core.db import Database
+from core.inbound import MessageKind
+from core.timeutil import utcnow
 from intake import ledger
+from intake.models import InboundMessage
 from intake.pipeline import poll_all, process_pending, process_settings, run_round
 from intake.process import Processor
 from intake.rawstore import RawStore
+from notifications.models import OutboxMessage
 from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
 from tests.fixtures.dovecot import opening_handler, plain_request
 from workflow.cases import create_case
-from workflow.db import Database
-from workflow.inbound import MessageKind
-from workflow.models import Case, CaseEvent, InboundMessage, OutboxMessage, utcnow
+from workflow.intake_link import WorkflowLink
+from workflow.models import Case, CaseEvent
 
 CORPUS = Path(__file__).parent / "corpus" / "mail"
 
@@ -125,7 +129,7 @@ def test_a_bounce_is_shown_on_its_case(database: Database, tmp_path: Path) -> No
                                   subject="s", body_text="b"))
     deliver(config, (CORPUS / "gmail-dsn.eml").read_bytes())
 
-    run_round(database, config, Recorder())
+    run_round(database, config, Recorder(), cases=WorkflowLink())
 
     [row] = rows(database)
     assert (row.classification, row.status, row.case_id) == ("bounce", "ignored", case.id)

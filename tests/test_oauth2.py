@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.db import Database
 from intake.imap import ImapSource, credentials_for
 from intake.oauth2 import (
     CachedTokenProvider,
@@ -25,7 +26,6 @@ from intake.pipeline import make_poller
 from intake.source import SourceError
 from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
 from tests.fixtures.dovecot import DovecotServer, plain_request
-from workflow.db import Database
 
 
 class Clock:

@@ -9,23 +9,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notifications.outbox import OutboxActionRefused, OutboxNotFound, dismiss, enqueue, retry
+from core.catalogue import Service, admin_role
+from core.clock import FixedClock
+from core.db import Database
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
+from notifications.outbox import OutboxActionRefused, OutboxNotFound
 from notifications.purposes import MissingContext, UnknownPurpose
 from notifications.samples import SAMPLE_CONTEXTS
 from workflow.cases import create_case
-from workflow.catalogue import Service, admin_role
-from workflow.clock import FixedClock
-from workflow.db import Database
 from workflow.env import WorkflowEnv
-from workflow.models import (
-    Case,
-    CaseEvent,
-    InboundMessage,
-    Organisation,
-    OutboxMessage,
-    Person,
-    RoleAssignment,
-)
+from workflow.mail import dismiss, enqueue, retry
+from workflow.models import Case, CaseEvent, Organisation, Person, RoleAssignment
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 REQUESTER = "pat.jones@riverside.nhs.net"

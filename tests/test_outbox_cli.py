@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from notifications.outbox import enqueue
+from core.db import Database
 from notifications.purposes import PURPOSES
 from notifications.sink import SmtpSink
 from service.cli import main
-from workflow.db import Database
 from workflow.env import WorkflowEnv
+from workflow.mail import enqueue
 
 PCSE = Path(sys.executable).parent / "pcse"
 ROOT = Path(__file__).parent.parent
@@ -121,7 +121,7 @@ def test_an_unconfirmed_email_can_be_left_as_sent(config: Path, database: Databa
     from sqlalchemy import update
 
     from notifications.claims import UNCONFIRMED
-    from workflow.models import OutboxMessage
+    from notifications.models import OutboxMessage
 
     [row_id] = queue(database, "gp@example.org", 1)
     with database.transaction() as session:
@@ -191,7 +191,7 @@ def test_list_marks_a_message_whose_acceptance_was_never_read(
     from sqlalchemy import update
 
     from notifications.claims import UNCONFIRMED
-    from workflow.models import OutboxMessage
+    from notifications.models import OutboxMessage
 
     first, second, third = queue(database, "gp@example.org", 3)
     with database.transaction() as session:  # as a sender killed after the hand-over leaves it

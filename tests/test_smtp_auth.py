@@ -16,15 +16,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from notifications.outbox import enqueue
+from core.db import Database
+from notifications.models import OutboxMessage
 from notifications.samples import SAMPLE_CONTEXTS
 from notifications.sender import send_pending
 from notifications.sink import SmtpSink
 from notifications.smtp import SmtpSetupError
 from service.config import Config, SmtpConfig
-from workflow.db import Database
 from workflow.env import WorkflowEnv
-from workflow.models import OutboxMessage
+from workflow.mail import enqueue
 
 
 @pytest.fixture(scope="module")

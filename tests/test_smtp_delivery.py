@@ -11,17 +11,19 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifications.outbox import enqueue
+from core.clock import FixedClock
+from core.db import Database
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from notifications.purposes import PURPOSES
 from notifications.samples import SAMPLE_CONTEXTS
 from notifications.sender import SendReport, backoff, send_pending
 from notifications.sink import SmtpSink
 from service.config import Config
 from workflow.cases import create_case
-from workflow.clock import FixedClock
-from workflow.db import Database
 from workflow.env import WorkflowEnv
-from workflow.models import Case, InboundMessage, Organisation, OutboxMessage
+from workflow.mail import enqueue
+from workflow.models import Case, Organisation
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 REQUESTER = "pat.jones@riverside.nhs.net"
@@ -367,7 +369,7 @@ def test_a_bad_address_released_by_a_caseworker_fails_again_without_stopping_the
     database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
-    from notifications.outbox import retry
+    from workflow.mail import retry
 
     with database.transaction() as session:
         bad = enqueue(session, env, purpose="outcome_expired", case=new_case(session),

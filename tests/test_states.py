@@ -7,15 +7,15 @@ import threading
 
 import pytest
 
-from workflow.cases import StaleCase, create_case, format_ref, get_case, move
-from workflow.models import Case
-from workflow.states import (
+from core.states import (
     FINAL_STATES,
     TRANSITIONS,
     CaseKind,
     CaseState,
     IllegalTransition,
 )
+from workflow.cases import StaleCase, create_case, format_ref, get_case, move
+from workflow.models import Case
 
 ALL_PAIRS = list(itertools.permutations(CaseState, 2))
 ALLOWED = [(a, b) for a, b in ALL_PAIRS if b in TRANSITIONS[a]]
@@ -111,7 +111,7 @@ def test_stale_case_is_refused(database) -> None:
 @pytest.mark.postgres
 def test_concurrent_moves_one_wins_on_postgres(pg_url) -> None:
     """Real concurrency: many threads race to move one case; exactly one succeeds."""
-    from workflow.db import Database
+    from core.db import Database
 
     db = Database(pg_url)
     with db.transaction() as session:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from jinja2 import UndefinedError
 
+from core.catalogue import CATALOGUE, Service
 from notifications.purposes import CASE_REQUIRED, PURPOSES, TEMPLATE_SUFFIXES
 from notifications.rendering import (
     SHIPPED_TEMPLATES,
@@ -16,7 +17,6 @@ from notifications.rendering import (
     render,
 )
 from notifications.samples import SAMPLE_CONTEXTS, sample_template_context
-from workflow.catalogue import CATALOGUE, Service
 
 
 def test_purposes_on_disk_are_exactly_the_contract_purposes() -> None:

@@ -21,14 +21,16 @@ from sqlalchemy import select
 
 from bench.stack import stack
 from bench.workers import FAST_CLOCK, drain
+from core.clock import FixedClock
+from core.db import Database
+from core.states import CaseState
+from core.timeutil import utcnow
+from notifications.models import OutboxMessage
 from tests.fixtures.databases import empty_postgres
 from workflow.cases import create_case, move
-from workflow.clock import FixedClock
-from workflow.db import Database
 from workflow.env import WorkflowEnv
-from workflow.models import ApprovalRequest, CaseEvent, OutboxMessage, utcnow
+from workflow.models import ApprovalRequest, CaseEvent
 from workflow.reminders import run_due
-from workflow.states import CaseState
 
 CASES = 40
 
@@ -143,10 +145,10 @@ def test_two_pollers_on_one_folder_record_and_move_each_message_once(
         imap_account, database: Database, tmp_path: Path, step: str) -> None:
     """The second poller runs whole while the first is paused after `step`: the ledger's
     unique (mailbox, UIDVALIDITY, UID) and the moves make the double fetch harmless."""
+    from intake.models import InboundMessage
     from intake.pipeline import make_poller
     from service.config import Config, DatabaseConfig, StorageConfig
     from tests.fixtures.dovecot import plain_request
-    from workflow.models import InboundMessage
 
     box = imap_account.mailbox_config(batch_size=10)
     config = Config(database=DatabaseConfig(database.url), mailboxes=[box],

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from markupsafe import escape
 
+from core.catalogue import Service
+from notifications.models import OutboxMessage
 from tests.fixtures.browser import PRACTICE, SUPERVISOR, WebClient, seed_directory, triage_case
 from workflow import directory
 from workflow.cases import get_case, move
-from workflow.catalogue import Service
-from workflow.models import ApprovalRequest, OutboxMessage
+from workflow.models import ApprovalRequest
 
 
 def _triage(web: WebClient, **kwargs) -> str:

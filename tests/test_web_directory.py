@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from markupsafe import escape
 
+from core.catalogue import Service
 from tests.fixtures.browser import PRACTICE, WebClient, seed_directory
 from workflow import directory
-from workflow.catalogue import Service
 
 ORG_PAGE = f"/directory/organisations/{PRACTICE}"
 

@@ -6,9 +6,10 @@ import uuid
 
 from markupsafe import escape
 
+from intake.models import InboundMessage
 from notifications.claims import UNCONFIRMED
+from notifications.models import OutboxMessage
 from tests.fixtures.browser import WebClient, email_bytes, store_message
-from workflow.models import InboundMessage, OutboxMessage
 
 HOSTILE_SUBJECT = "Hello <script>alert('subject')</script>"
 HOSTILE_HTML = ('<p>Hi</p><script>alert("body")</script>'

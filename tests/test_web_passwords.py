@@ -20,8 +20,9 @@ from caseworker.accounts import (
     find_caseworker,
 )
 from caseworker.app import create_app
-from caseworker.setup import web_settings
+from core.db import Database
 from service.config import ConfigError, from_mapping
+from service.web import web_settings
 from tests.fixtures.browser import (
     CASEWORKER,
     PASSWORD,
@@ -32,7 +33,6 @@ from tests.fixtures.browser import (
     csrf_from,
     make_web_settings,
 )
-from workflow.db import Database
 
 NEW_PASSWORD = "a brand new passphrase"
 WRONG = "not the password at all"

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from markupsafe import escape
 
+from notifications.models import OutboxMessage
 from tests.fixtures.browser import WebClient, email_bytes, store_message
 from workflow.cases import create_case, get_case, move
-from workflow.models import OutboxMessage
 
 
 def _case(web: WebClient, *, state: str | None = "triage", kind: str = "pl_admin",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.db import Database
 from tests.test_workflow_helpers import (
     GUARDIAN,
     ICB_CONTACT,
@@ -23,7 +24,6 @@ from tests.test_workflow_helpers import (
     outbox,
     seed,
 )
-from workflow.db import Database
 from workflow.env import WorkflowEnv
 
 

@@ -1,6 +1,6 @@
 """Shared pieces of the workflow tests: a small directory, mails built in the test, delivery.
 
-`Mail` implements workflow.inbound.IncomingMail; `deliver` stores a ledger row for it and
+`Mail` implements core.inbound.IncomingMail; `deliver` stores a ledger row for it and
 calls the workflow's handler exactly as intake does, inside one transaction.
 """
 
@@ -17,22 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.addresses import Mailbox, SenderIdentity
+from core.clock import FixedClock
+from core.db import Database
+from core.inbound import Classification, MessageKind
 from core.senderauth import Profile, SenderPolicy
 from forms.model import ParsedRequest
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from workflow import directory
-from workflow.clock import FixedClock
-from workflow.db import Database
 from workflow.env import WorkflowEnv
 from workflow.handler import handle_message, start_case
-from workflow.inbound import Classification, MessageKind
-from workflow.models import (
-    AelContact,
-    Case,
-    InboundMessage,
-    Organisation,
-    OutboxMessage,
-    Signer,
-)
+from workflow.models import AelContact, Case, Organisation, Signer
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 OUR = "pcse.portalenquiries@nhs.net"

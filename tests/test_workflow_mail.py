@@ -11,21 +11,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.db import Database
+from intake.models import InboundMessage
 from intake.pipeline import run_round
+from notifications.models import OutboxMessage
 from service.config import Config, from_mapping
 from tests.test_workflow_helpers import NOW, OUR, TRUSTED, make_env
 from workflow import directory
-from workflow.db import Database
 from workflow.env import WorkflowEnv
 from workflow.handler import handle_message
-from workflow.models import (
-    AelContact,
-    Case,
-    InboundMessage,
-    Organisation,
-    OutboxMessage,
-    Signer,
-)
+from workflow.intake_link import WorkflowLink
+from workflow.models import AelContact, Case, Organisation, Signer
 
 CORPUS = Path(__file__).parent / "corpus" / "forms"
 MANAGER = ("Mo Manager", "manager@riverside.nhs.net")
@@ -110,7 +106,7 @@ def arrive(db: Database, config: Config, env: WorkflowEnv, *messages: bytes) -> 
             box.add(mailbox.MaildirMessage(data))
     finally:
         box.close()
-    report = run_round(db, config, handle_message(env))
+    report = run_round(db, config, handle_message(env), cases=WorkflowLink())
     assert report.processing.failed == 0, failures(db)
 
 

@@ -6,6 +6,8 @@ import threading
 
 import pytest
 
+from core.clock import FixedClock
+from core.db import Database
 from tests.test_workflow_helpers import (
     GUARDIAN,
     MANAGER,
@@ -22,8 +24,6 @@ from tests.test_workflow_helpers import (
     outbox,
     seed,
 )
-from workflow.clock import FixedClock
-from workflow.db import Database
 from workflow.reminders import run_due
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.db import Database
+from core.inbound import MessageKind
 from forms.model import Finding, ParsedRequest
 from tests.test_workflow_helpers import (
     MANAGER,
@@ -19,10 +21,8 @@ from tests.test_workflow_helpers import (
     outbox,
     seed,
 )
-from workflow.db import Database
 from workflow.env import WorkflowEnv
 from workflow.handler import merge_fields
-from workflow.inbound import MessageKind
 
 MISSING_EMAIL = Finding("missing_field", "The email address of the nominee is missing.",
                         "nominees.0.email")

@@ -18,6 +18,14 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
+from core.catalogue import ADMIN_CAPPED_SERVICES, CATALOGUE, Service
+from core.clock import FixedClock
+from core.db import Base, Database
+from core.inbound import MessageKind
+from core.states import FINAL_STATES, TRANSITIONS, CaseState
+from core.timeutil import as_utc
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from tests.test_workflow_helpers import (
     GUARDIAN,
     ICB_CONTACT,
@@ -34,23 +42,9 @@ from tests.test_workflow_helpers import (
     seed,
 )
 from workflow import actions, directory
-from workflow.approvals import as_utc
-from workflow.catalogue import ADMIN_CAPPED_SERVICES, CATALOGUE, Service
-from workflow.clock import FixedClock
-from workflow.db import Base, Database
-from workflow.inbound import MessageKind
-from workflow.models import (
-    ApprovalRequest,
-    Case,
-    CaseEvent,
-    InboundMessage,
-    Organisation,
-    OutboxMessage,
-    RoleAssignment,
-)
+from workflow.models import ApprovalRequest, Case, CaseEvent, Organisation, RoleAssignment
 from workflow.reminders import run_due
 from workflow.rules import RuleViolation
-from workflow.states import FINAL_STATES, TRANSITIONS, CaseState
 
 STRANGER = ("Mallory", "mallory@evil.example")
 PEOPLE = [PARTNER, GUARDIAN, ICB_CONTACT, ICB_CONTACT_2, ("Hal Hill", "hal.hill@nhs.net"),

@@ -7,18 +7,17 @@ when it is not allowed (nothing is changed then).
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.errors import PcseError
+from core.states import CaseState
 from workflow import approvals, directory
 from workflow.apply import approve_and_apply, rule_conflict
 from workflow.cases import get_case, move, record
 from workflow.decisions import BLANK_FORMS, CASEWORKER_REQUEST, KIND_TITLES, Approver
 from workflow.env import WorkflowEnv
-from workflow.errors import PcseError
-from workflow.models import ApprovalRequest, Case, Caseworker
+from workflow.models import ApprovalRequest, Case
 from workflow.persist import ask_approver, notify, source_message, void_open_requests
-from workflow.states import CaseState
 
 S = CaseState
 
@@ -153,22 +152,11 @@ def send_approval_request(session: Session, env: WorkflowEnv, ref: str, *, by: s
     return ask_approver(session, env, case, approver, actor=by)
 
 
-def is_supervisor(session: Session, by: str) -> bool:
-    """Is `by` (an address or a name) an active supervisor? With no caseworker accounts at
-    all (local use of the command line), anyone is."""
-    if not session.scalar(select(func.count()).select_from(Caseworker)):
-        return True
-    key = by.strip().casefold()
-    found = session.scalars(select(Caseworker).where(
-        (func.lower(Caseworker.email) == key) | (func.lower(Caseworker.name) == key))).all()
-    return any(c.active and c.is_supervisor for c in found)
-
-
 def reopen(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
     """Bring an expired case back to triage (supervisors only)."""
     case = get_case(session, ref)
     _require(case, "reopen", by=by, why=reason)
-    if not is_supervisor(session, by):
+    if not env.is_supervisor(session, by):
         raise ActionRefused(f"Only a supervisor may reopen an expired case; {by} is not one.")
     _note(session, env, case, "reopen", by, reason)
     move(session, case, S.TRIAGE, actor=by, now=env.clock.now(),

@@ -14,16 +14,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.catalogue import CATALOGUE, Service
+from core.errors import PcseError
+from core.states import CaseState
 from workflow import approvals, directory
 from workflow.cases import move, record
-from workflow.catalogue import CATALOGUE, Service
 from workflow.decisions import Check, PlannedChange, planned_changes
 from workflow.env import WorkflowEnv
-from workflow.errors import PcseError
 from workflow.models import ApprovalRequest, Case, Person
 from workflow.persist import GENERATED, notify, record_checks, source_message
 from workflow.rules import RuleViolation
-from workflow.states import CaseState
 
 
 class NotApproved(PcseError):

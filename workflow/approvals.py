@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.catalogue import AEL_GP_PAYMENTS_GENERAL
+from core.inbound import IncomingMail
 from core.patterns import CASE_REF_RE, TOKEN_RE, mask_tokens
 from core.senderauth import SenderVerdict, authenticate
+from core.states import CaseState
+from core.timeutil import as_utc
 from workflow import directory
-from workflow.catalogue import AEL_GP_PAYMENTS_GENERAL
 from workflow.decisions import Approver, Check, changes_digest, planned_changes
 from workflow.env import WorkflowEnv
-from workflow.inbound import IncomingMail
 from workflow.models import ApprovalRequest, Case
-from workflow.states import CaseState
 
 # Case states in which an approver's answer may still decide the case.
 ANSWERABLE_STATES = frozenset({CaseState.AWAITING_APPROVAL, CaseState.TRIAGE})
@@ -51,11 +52,6 @@ def masked(token: str) -> str:
 def find_token(text: str) -> str | None:
     match = TOKEN_RE.search(text or "")
     return match.group(1).lower() if match else None
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- tokens

@@ -10,9 +10,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from workflow.errors import PcseError
-from workflow.models import Case, CaseEvent, RefCounter, utcnow
-from workflow.states import WAITING_STATES, CaseKind, CaseState, check_move
+from core.errors import PcseError
+from core.states import WAITING_STATES, CaseKind, CaseState, check_move
+from core.timeutil import utcnow
+from workflow.models import Case, CaseEvent, RefCounter
 
 
 class CaseNotFound(PcseError, LookupError):

@@ -1,7 +1,7 @@
 """Routing as pure functions: a parsed request and a snapshot of the directory in, a decision out.
 
 Nothing here reads or writes the database. `workflow.facts.gather_facts` builds the
-snapshot from a session; `workflow.persist.persist_decision` carries a decision out.
+snapshot from a session; `workflow.outcomes.persist_decision` carries a decision out.
 Every decision lists the checks it made, so the case history can say why.
 """
 
@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from forms.model import Finding, ParsedRequest
-from forms.normalise import normalise_email, tidy_name
-from workflow.catalogue import (
+from core.catalogue import (
     AEL_GP_PAYMENTS_GENERAL,
     CATALOGUE,
     SIGNER_CAPACITIES,
@@ -24,7 +22,9 @@ from workflow.catalogue import (
     ServiceInfo,
     admin_role,
 )
-from workflow.states import CaseKind, CaseState
+from core.states import CaseKind, CaseState
+from forms.model import Finding, ParsedRequest
+from forms.normalise import normalise_email, tidy_name
 
 MARKET_ENTRY_ADDRESS = "pcse.marketentry@nhs.net"
 

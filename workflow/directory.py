@@ -16,23 +16,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from forms.normalise import clean_ods
-from workflow.catalogue import (
+from core.catalogue import (
     AEL_GP_PAYMENTS_GENERAL,
     CATALOGUE,
     Service,
     admin_role,
     service_of,
 )
-from workflow.models import (
-    AelContact,
-    DirectoryEvent,
-    Organisation,
-    Person,
-    RoleAssignment,
-    Signer,
-    utcnow,
-)
+from core.timeutil import utcnow
+from forms.normalise import clean_ods
+from workflow.models import AelContact, DirectoryEvent, Organisation, Person, RoleAssignment, Signer
 from workflow.rules import (
     Holding,
     RuleViolation,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm import Session
+
+from core.clock import Clock, SystemClock
 from core.senderauth import SenderPolicy
 from forms.sandbox import PdfLimits
-from workflow.clock import Clock, SystemClock
 
 
 @dataclass
@@ -24,3 +27,7 @@ class WorkflowEnv:
     max_replies_per_hour: int = 5
     # What reading one PDF attachment may cost ([limits] pdf_*); None: the reader's defaults.
     pdf_limits: PdfLimits | None = None
+    # Is this person (an address or a name) an active supervisor? Supervisors alone reopen
+    # expired cases. The accounts are the caseworker package's (caseworker.accounts
+    # .is_supervisor, wired by service.context); with nothing wired, nobody is.
+    is_supervisor: Callable[[Session, str], bool] = field(default=lambda _session, _by: False)

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.catalogue import AEL_GP_PAYMENTS_GENERAL, Service
 from forms.normalise import clean_ods
 from workflow import directory
-from workflow.catalogue import AEL_GP_PAYMENTS_GENERAL, Service
 from workflow.decisions import Approver, Contact, Facts, planned_changes
 
 # The services whose admins are counted for a decision.

@@ -18,10 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import forms
+from core.inbound import Attachment, Classification, IncomingMail, MessageKind
 from core.patterns import mask_tokens
 from core.senderauth import Status
+from core.states import FINAL_STATES, CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
 from forms.normalise import clean_ods, normalise_email
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from workflow import approvals
 from workflow.apply import approve_and_apply
 from workflow.approvals import SenderCheck, Verification, check_sender, verify_answer
@@ -29,18 +33,16 @@ from workflow.cases import create_case, move, record
 from workflow.decisions import CASEWORKER_REQUEST, decide
 from workflow.env import WorkflowEnv
 from workflow.facts import gather_facts
-from workflow.inbound import Attachment, Classification, IncomingMail, MessageKind
-from workflow.models import ApprovalRequest, Case, InboundMessage, OutboxMessage
+from workflow.models import ApprovalRequest, Case
+from workflow.outcomes import persist_decision
 from workflow.persist import (
     notify,
-    persist_decision,
     record_checks,
     source_message,
     summary_lines,
     void_open_requests,
 )
 from workflow.replies import Answer, Verdict, own_text, read_answer, read_one_click
-from workflow.states import FINAL_STATES, CaseKind, CaseState
 
 Handler = Callable[[Session, InboundMessage, IncomingMail, Classification], str]
 

@@ -22,13 +22,14 @@ from psycopg import sql as pgsql
 from sqlalchemy import JSON, Table, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.catalogue import AEL_ROLES, ORG_TYPES, SIGNER_CAPACITIES, normalise_ael_role
+from core.catalogue import normalise_capacity as catalogue_capacity
+from core.db import is_postgres
+from core.errors import PcseError
+from core.timeutil import utcnow
 from forms.normalise import ORG_TYPE_WORDS, clean_ods, is_valid_ods, normalise_email
-from workflow.catalogue import AEL_ROLES, ORG_TYPES, SIGNER_CAPACITIES, normalise_ael_role
-from workflow.catalogue import normalise_capacity as catalogue_capacity
-from workflow.db import is_postgres
 from workflow.directory import get_org, grant_role, record_event
-from workflow.errors import PcseError
-from workflow.models import AelContact, DirectoryEvent, Organisation, Signer, utcnow
+from workflow.models import AelContact, DirectoryEvent, Organisation, Signer
 from workflow.rules import RuleViolation
 
 ORG_HEADER = ("code", "name", "type", "icb_code")

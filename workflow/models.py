@@ -1,40 +1,30 @@
-"""The schema: directory, cases, approvals, the inbound ledger, the outbox, accounts.
+"""The workflow's tables: the directory (organisations, people, roles, signers, the AEL, its
+events) and the cases (references, cases, their history, approval requests).
 
-All tables live here so that the migration and every package see one schema.
-Timestamps are UTC. Rows that record history are never updated in place.
+Timestamps are UTC. Rows that record history are never updated in place. The tables of
+the other packages live with them (intake.models, notifications.models, caseworker.models,
+service.models); service.schema gathers them for Alembic.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
-    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from workflow.db import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-Timestamp = DateTime(timezone=True)
-
-# --------------------------------------------------------------------------- directory
+from core.db import Base, Timestamp
+from core.timeutil import utcnow
 
 
 class Organisation(Base):
@@ -129,9 +119,6 @@ class DirectoryEvent(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
-# --------------------------------------------------------------------------- cases
-
-
 class RefCounter(Base):
     """The last case number issued in a year; case refs are PCSE-YYYY-NNNNNN."""
 
@@ -213,137 +200,3 @@ class ApprovalRequest(Base):
     # sha256 of the changes the request asked about (workflow.digest); an answer applies
     # only while the case's planned changes still have this digest.
     digest: Mapped[str | None] = mapped_column(String(64))
-
-
-# --------------------------------------------------------------------------- inbound ledger
-
-
-class InboundMessage(Base):
-    """One message taken from a mailbox. The raw bytes are kept in the raw store by sha256."""
-
-    __tablename__ = "inbound_messages"
-    __table_args__ = (
-        UniqueConstraint("mailbox", "uidvalidity", "uid"),
-        Index("ix_inbound_status", "status", "id"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    mailbox: Mapped[str] = mapped_column(String(100))
-    uidvalidity: Mapped[int] = mapped_column(BigInteger)
-    uid: Mapped[int] = mapped_column(BigInteger)
-    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    size: Mapped[int] = mapped_column(Integer)
-    received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    # Short header facts for the queue; never the body.
-    from_address: Mapped[str | None] = mapped_column(String(254))
-    from_name: Mapped[str | None] = mapped_column(String(200))
-    subject: Mapped[str | None] = mapped_column(String(300))
-    # Who vouched for the sender (core.senderauth): authenticated, not_authenticated,
-    # unverified (From did not parse to one mailbox) or not_checked; and what it found.
-    sender_status: Mapped[str | None] = mapped_column(String(20))
-    sender_detail: Mapped[str | None] = mapped_column(Text)
-    # pending, processed, ignored, duplicate, failed, dismissed
-    status: Mapped[str] = mapped_column(String(12), default="pending")
-    # new_request, case_reply, approval_answer, automatic, bounce, duplicate, unrelated
-    classification: Mapped[str | None] = mapped_column(String(20))
-    outcome: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
-    # The case this message opened or advanced (no foreign key: cases point back here).
-    case_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    # Set once the message has left the inbox folder.
-    moved_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    processed_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    claimed_by: Mapped[str | None] = mapped_column(String(100))
-    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class RawBlob(Base):
-    """Raw message bytes when the raw store is the database rather than a folder."""
-
-    __tablename__ = "raw_blobs"
-
-    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class MailboxState(Base):
-    """What the poller knows of each mailbox: last poll, last error, UIDVALIDITY."""
-
-    __tablename__ = "mailbox_state"
-
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
-    last_poll_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    last_ok_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    last_fetched: Mapped[int] = mapped_column(Integer, default=0)
-
-
-# --------------------------------------------------------------------------- outbox
-
-
-class OutboxMessage(Base):
-    """An email to send, written in the same transaction as the change that caused it."""
-
-    __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
-    purpose: Mapped[str] = mapped_column(String(40))  # the template name
-    message_id: Mapped[str] = mapped_column(String(255), unique=True)
-    in_reply_to: Mapped[str | None] = mapped_column(String(998))
-    references: Mapped[str | None] = mapped_column(Text)
-    to_address: Mapped[str] = mapped_column(String(254), index=True)
-    to_name: Mapped[str | None] = mapped_column(String(200))
-    subject: Mapped[str] = mapped_column(String(300))
-    body_text: Mapped[str] = mapped_column(Text)
-    body_html: Mapped[str | None] = mapped_column(Text)
-    # Names of shipped files to attach (e.g. blank forms).
-    attachments: Mapped[list[str]] = mapped_column(JSON, default=list)
-    auto_submitted: Mapped[str] = mapped_column(String(20), default="auto-replied")
-    # pending, sending, sent, failed, held, dismissed
-    status: Mapped[str] = mapped_column(String(12), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    claimed_by: Mapped[str | None] = mapped_column(String(100))
-    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
-
-
-# --------------------------------------------------------------------------- operations
-
-
-class Caseworker(Base):
-    __tablename__ = "caseworkers"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    password_hash: Mapped[str] = mapped_column(String(255))
-    is_supervisor: Mapped[bool] = mapped_column(Boolean, default=False)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
-    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    # Carried in the session cookie; raised at sign-out, so that a copy of a cookie
-    # stops working when its owner signs out.
-    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Set when a supervisor resets the password: every page asks for a new one first.
-    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
-                                                       server_default=false())
-
-
-class JobRun(Base):
-    """A periodic job's run for one period; the unique key makes it run once across workers."""
-
-    __tablename__ = "job_runs"
-
-    job: Mapped[str] = mapped_column(String(60), primary_key=True)
-    period: Mapped[str] = mapped_column(String(40), primary_key=True)
-    started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    worker: Mapped[str] = mapped_column(String(100))

@@ -13,21 +13,20 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
-from notifications.outbox import enqueue
+from core.catalogue import SIGNER_CAPACITIES, Service
+from core.timeutil import as_utc
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from workflow import approvals
-from workflow.cases import move, record
-from workflow.catalogue import SIGNER_CAPACITIES, Service
+from workflow.cases import record
 from workflow.decisions import (
-    BLANK_FORMS,
-    KIND_TITLES,
-    Action,
     Approver,
     Check,
-    Decision,
     planned_changes,
 )
 from workflow.env import WorkflowEnv
-from workflow.models import ApprovalRequest, Case, InboundMessage, OutboxMessage
+from workflow.mail import enqueue
+from workflow.models import ApprovalRequest, Case
 
 SYSTEM = "system"
 # Messages that answer nobody's email are marked auto-generated rather than auto-replied.
@@ -121,7 +120,7 @@ def approval_context(case: Case, approval: ApprovalRequest, inbox: str) -> dict[
         "main_contact": contact,
         "requested_by": requested_by(case),
         "token": approvals.shown(approval.token),
-        "expires_on": approvals.as_utc(approval.expires_at).date().isoformat(),
+        "expires_on": as_utc(approval.expires_at).date().isoformat(),
     }
 
 
@@ -157,7 +156,7 @@ def ask_approver(
     record(session, case, "approval_requested",
            f"Approval requested from {approver.describe()} with "
            f"{approvals.masked(approval.token)}, open until "
-           f"{approvals.as_utc(approval.expires_at).isoformat(timespec='minutes')}.",
+           f"{as_utc(approval.expires_at).isoformat(timespec='minutes')}.",
            actor=actor, at=now,
            data={"approver": approver.as_dict(), "token": approvals.masked(approval.token),
                  "approval_id": approval.id})
@@ -188,48 +187,3 @@ def void_open_requests(session: Session, env: WorkflowEnv, case: Case, *, reason
 
 
 # --------------------------------------------------------------------------- decisions
-
-
-def persist_decision(
-    session: Session,
-    env: WorkflowEnv,
-    case: Case,
-    decision: Decision,
-    *,
-    actor: str = SYSTEM,
-    reply_to: InboundMessage | None = None,
-) -> Case:
-    """Record the decision and its checks, move the case, queue its emails, open its tokens."""
-    now = env.clock.now()
-    record_checks(session, case, decision.checks, actor=actor, now=now)
-    record(session, case, "decision", decision.reason, actor=actor, at=now, data={
-        "action": str(decision.action),
-        "approvers": [a.as_dict() for a in decision.approvers],
-        "changes": [c.as_dict() for c in decision.changes],
-        "findings": decision.finding_messages,
-        "reply": decision.reply,
-    })
-    if decision.action is Action.APPROVE:
-        # Imported here: applying needs the directory, deciding does not.
-        from workflow.apply import approve_and_apply
-
-        return approve_and_apply(session, env, case, by=actor, basis=decision.reason,
-                                 data={"approvers": [a.as_dict() for a in decision.approvers],
-                                       "by": "sender"})
-    move(session, case, decision.target_state, actor=actor, reason=decision.reason, now=now)
-    requester = {"to": case.requester, "name": case.requester_name, "reply_to": reply_to}
-    if decision.action is Action.NEEDS_INFO:
-        form = BLANK_FORMS.get(case.kind)
-        # The case keeps every finding (with its field), for merging the reply and reminding.
-        case.findings = [f.as_dict() for f in decision.findings]
-        context = {"findings": decision.finding_messages,
-                   "form_name": KIND_TITLES.get(case.kind) if form else None}
-        notify(session, env, case, "needs_info", context=context,
-               attachments=[form] if form else [], **requester)
-    elif decision.action is Action.ASK_APPROVERS:
-        for approver in decision.approvers:
-            ask_approver(session, env, case, approver, actor=actor)
-    elif decision.reply is not None:
-        notify(session, env, case, decision.reply, context=dict(decision.reply_context),
-               **requester)
-    return case

@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.db import Database
+from core.states import WAITING_STATES, CaseState, IllegalTransition
 from workflow import approvals
 from workflow.cases import StaleCase, move, record
-from workflow.db import Database
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case
 from workflow.persist import GENERATED, approval_context, notify, source_message
-from workflow.states import WAITING_STATES, CaseState, IllegalTransition
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"

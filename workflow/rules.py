@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from core.catalogue import CATALOGUE, Service, canonical_role, service_of
+from core.errors import PcseError
 from forms.normalise import normalise_email
-from workflow.catalogue import CATALOGUE, Service, canonical_role, service_of
-from workflow.errors import PcseError
 
 # The codes a RuleViolation carries; callers may branch on them.
 CODES = frozenset({

@@ -17,13 +17,14 @@ from caseworker.accounts import (
     reset_password,
 )
 from caseworker.auth import SignedIn, current_user, supervisor_only
+from caseworker.models import Caseworker
 from caseworker.pages.forms import Problems, refusal, text
 from caseworker.passwordcheck import new_password_hash
 from caseworker.rendering import flash, render
 from caseworker.security import form_post
-from caseworker.timeutil import as_utc, when
+from caseworker.timeutil import when
 from caseworker.webcontext import in_transaction, settings
-from workflow.models import Caseworker
+from core.timeutil import as_utc
 
 
 def _accounts(session: Session, now) -> list[dict]:

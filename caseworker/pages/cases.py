@@ -18,10 +18,10 @@ from caseworker.pages.forms import Problems, refusal, text
 from caseworker.rendering import flash, render
 from caseworker.security import form_post
 from caseworker.webcontext import in_transaction, settings
+from core.errors import PcseError
 from workflow import actions
 from workflow.cases import CaseNotFound
 from workflow.env import WorkflowEnv
-from workflow.errors import PcseError
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from caseworker.pages.forms import Problems, refusal, text
 from caseworker.rendering import flash, render
 from caseworker.security import form_post
 from caseworker.webcontext import in_transaction
+from core.errors import PcseError
 from workflow import directory
-from workflow.errors import PcseError
 
 
 def org_href(code: str) -> str:

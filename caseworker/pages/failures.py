@@ -18,17 +18,17 @@ from caseworker.mailview import attachment, content_disposition, message_view, r
 from caseworker.pages.forms import Problems, refusal, text
 from caseworker.rendering import flash, render
 from caseworker.security import form_post
-from caseworker.timeutil import as_utc
 from caseworker.webcontext import in_transaction, settings
+from core.errors import PcseError
 from core.patterns import mask_tokens
+from core.timeutil import as_utc
 from intake import ledger
+from intake.models import InboundMessage
 from notifications import outbox
 from notifications.claims import is_unconfirmed
-from workflow.errors import PcseError
-from workflow.models import Case, InboundMessage, OutboxMessage
-
-MESSAGE_RETRYABLE = ("failed", "dismissed")
-MESSAGE_DISMISSABLE = ("failed", "pending")
+from notifications.models import OutboxMessage
+from workflow import mail
+from workflow.models import Case
 
 
 def _case_ref(session: Session, case_id: int | None) -> str | None:
@@ -50,8 +50,8 @@ def _message_page(session: Session, message_id: int, raw_dir) -> dict[str, Any] 
             "attempts": row.attempts, "case_ref": _case_ref(session, row.case_id),
         },
         "mail": asdict(message_view(session, raw_dir, row)),
-        "can_retry": row.status in MESSAGE_RETRYABLE,
-        "can_dismiss": row.status in MESSAGE_DISMISSABLE,
+        "can_retry": row.status in ledger.RETRYABLE,
+        "can_dismiss": row.status in ledger.DISMISSABLE,
     }
 
 
@@ -207,11 +207,11 @@ async def outbox_page(request: Request) -> Response:
 
 
 def _retry_outbox(session: Session, outbox_id: int, by: str) -> None:
-    outbox.retry(session, outbox_id, by=by)
+    mail.retry(session, outbox_id, by=by)
 
 
 def _dismiss_outbox(session: Session, outbox_id: int, by: str, reason: str) -> None:
-    outbox.dismiss(session, outbox_id, by=by, reason=reason)
+    mail.dismiss(session, outbox_id, by=by, reason=reason)
 
 
 @form_post
@@ -232,7 +232,7 @@ async def outbox_dismiss(request: Request) -> Response:
         url=f"/outbox/{outbox_id}")
 
 def _accept_outbox(session: Session, outbox_id: int, by: str, reason: str) -> None:
-    outbox.accept_as_sent(session, outbox_id, by=by, reason=reason)
+    mail.accept_as_sent(session, outbox_id, by=by, reason=reason)
 
 
 @form_post

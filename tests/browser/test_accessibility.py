@@ -9,6 +9,7 @@ import pytest
 
 from caseworker.accounts import find_caseworker
 from notifications.claims import UNCONFIRMED
+from notifications.models import OutboxMessage
 from tests.fixtures.browser import (
     CASEWORKER,
     PASSWORD,
@@ -20,7 +21,6 @@ from tests.fixtures.browser import (
     store_message,
     triage_case,
 )
-from workflow.models import OutboxMessage
 
 pytestmark = pytest.mark.browser
 

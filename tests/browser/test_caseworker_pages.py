@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from notifications.models import OutboxMessage
 from notifications.sender import send_pending
 from tests.fixtures.browser import (
     CASEWORKER,
@@ -21,7 +22,6 @@ from tests.fixtures.browser import (
     triage_case,
 )
 from workflow.cases import get_case
-from workflow.models import OutboxMessage
 
 pytestmark = pytest.mark.browser
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from core.db import Database
 from notifications.sink import SmtpSink
 from service.demo import DATA
 from service.demo_mail import stamp
 from tests.e2e.process import Service, pcse
 from tests.fixtures.databases import empty_postgres
 from tests.fixtures.dovecot import DovecotServer, ImapAccount
-from workflow.db import Database
 
 INBOX_ADDRESS = "pcse.portalenquiries@nhs.net"
 # The receiving mail server's authserv-id, trusted in the configuration: the tests stamp

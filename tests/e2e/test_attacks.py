@@ -16,11 +16,13 @@ from urllib.parse import unquote
 import pytest
 import sqlalchemy as sa
 
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from service.demo_mail import stories
 from tests.e2e.conftest import AUTHSERV_ID, INBOX_ADDRESS, Stack
 from tests.e2e.process import wait_for
 from workflow.directory import org_view
-from workflow.models import Case, InboundMessage, OutboxMessage
+from workflow.models import Case
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.postgres, pytest.mark.slow,
               pytest.mark.xdist_group("e2e-attacks")]

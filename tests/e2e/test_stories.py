@@ -17,12 +17,14 @@ from email.message import EmailMessage
 import pytest
 import sqlalchemy as sa
 
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from notifications.sink import Received
 from service.demo_mail import approver_reply, stories
 from tests.e2e.conftest import INBOX_ADDRESS, Stack
 from tests.e2e.process import wait_for
 from workflow.directory import org_view
-from workflow.models import Case, CaseEvent, InboundMessage, OutboxMessage
+from workflow.models import Case, CaseEvent
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.postgres, pytest.mark.slow,
               pytest.mark.xdist_group("e2e")]

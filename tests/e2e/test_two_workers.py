@@ -10,10 +10,12 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from intake.models import InboundMessage
+from notifications.models import OutboxMessage
 from service.demo_mail import Story, performer_question
 from tests.e2e.conftest import INBOX_ADDRESS, Stack
 from tests.e2e.process import wait_for
-from workflow.models import Case, InboundMessage, OutboxMessage
+from workflow.models import Case
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.postgres, pytest.mark.slow,
               pytest.mark.xdist_group("e2e")]

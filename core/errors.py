@@ -3,3 +3,7 @@
 
 class PcseError(Exception):
     """An error whose message is a clear sentence for the person who caused it."""
+
+
+class ConfigError(PcseError, ValueError):
+    """A configuration the service cannot run with; the message says what to fix."""

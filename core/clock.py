@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from workflow.models import utcnow
+from core.timeutil import utcnow
 
 
 class Clock(Protocol):

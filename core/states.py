@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from workflow.errors import PcseError
+from core.errors import PcseError
 
 
 class CaseState(StrEnum):

@@ -9,9 +9,9 @@ from starlette.applications import Starlette
 from caseworker.app import create_app
 from caseworker.secretkey import signing_key
 from caseworker.webcontext import WebSettings
+from core.db import Database
 from service.config import Config, ConfigError
 from service.context import workflow_env
-from workflow.db import Database
 
 
 def web_settings(config: Config, database: Database) -> WebSettings:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 
@@ -57,3 +57,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Every stored time is UTC and timezone-aware (core.timeutil.as_utc reads SQLite's naive ones).
+Timestamp = DateTime(timezone=True)

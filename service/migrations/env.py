@@ -1,12 +1,12 @@
-"""Alembic environment: the URL comes from the caller's Config (see workflow.schema)."""
+"""Alembic environment: the URL comes from the caller's Config (see service.schema)."""
 
 from alembic import context
 
-import workflow.models  # noqa: F401  (registers every table on Base.metadata)
-from workflow.db import Base, make_engine
+from core.db import make_engine
+from service.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_migrations_online() -> None:

@@ -1,4 +1,10 @@
-"""Create or migrate the database with Alembic (`pcse db upgrade`)."""
+"""Create or migrate the database with Alembic (`pcse db upgrade`).
+
+One schema, one Alembic history: each package owns its tables (workflow.models,
+intake.models, notifications.models, caseworker.models, service.models); this module,
+in the composition root, gathers them on `core.db.Base.metadata`. The revisions keep
+their ids (0001…), so databases made before the tables were split upgrade as before.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,16 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
+
+# Each import registers its package's tables on Base.metadata.
+import caseworker.models  # noqa: F401
+import intake.models  # noqa: F401
+import notifications.models  # noqa: F401
+import service.models  # noqa: F401
+import workflow.models  # noqa: F401
+from core.db import Base
+
+metadata = Base.metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -1,0 +1,172 @@
+"""The workflow's side of the outbox (notifications.outbox).
+
+The outbox renders and queues an email and returns the row it wrote; it knows a case
+only as a `CaseMail`. Here the workflow says what the templates are told about a case,
+works out the threading headers from the ledger and the outbox, and writes the case's
+history: the emails the outbox would not send, and a caseworker's action on an email.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.catalogue import Service, admin_role
+from core.states import CaseKind
+from core.timeutil import as_utc, utcnow
+from intake.models import InboundMessage
+from notifications import outbox
+from notifications.headers import message_ids, references_chain
+from notifications.models import OutboxMessage
+from workflow.cases import record
+from workflow.models import Case, Organisation
+
+KIND_TITLES: dict[str, str] = {
+    CaseKind.GPP_ADMIN_FORM: f"{admin_role(Service.GPP)} Certification form",
+    CaseKind.USER_ADMIN_FORM: "User Administrator Request Form",
+    CaseKind.PCN_ADMIN_FORM: f"{admin_role(Service.PCN)} request form",
+    CaseKind.PL_ADMIN: f"{admin_role(Service.PL)} request",
+    CaseKind.OPH_ADMIN: f"{admin_role(Service.OPH)} request",
+    CaseKind.MAIN_CONTACT: f"{admin_role(Service.MAIN_CONTACT)} set-up or change",
+    CaseKind.PERFORMER_REGISTRATION: "Performer registration enquiry",
+    CaseKind.MARKET_ENTRY: "Pharmacy Market Administration enquiry",
+    CaseKind.OTHER: "Enquiry",
+}
+
+
+def kind_title(kind: str) -> str:
+    return KIND_TITLES.get(kind, "Enquiry")
+
+
+def organisation_name(session: Session, case: Case) -> str | None:
+    """The directory's name for the case's organisation, else the name read from the request."""
+    if case.organisation_code:
+        name = session.scalar(
+            select(Organisation.name).where(Organisation.code == case.organisation_code)
+        )
+        if name:
+            return name
+    read = (case.fields or {}).get("organisation_name")
+    return read if isinstance(read, str) and read.strip() else None
+
+
+def case_context(session: Session, case: Case | None) -> dict[str, Any] | None:
+    """The `case` variable every template receives."""
+    if case is None:
+        return None
+    return {
+        "ref": case.ref,
+        "kind": case.kind,
+        "kind_title": kind_title(case.kind),
+        "organisation_code": case.organisation_code,
+        "organisation_name": organisation_name(session, case),
+        "requester": case.requester,
+        "requester_name": case.requester_name,
+    }
+
+
+def case_mail(session: Session, case: Case) -> outbox.CaseMail:
+    context = case_context(session, case)
+    assert context is not None
+    return outbox.CaseMail(case.id, case.ref, case.source_message_id, context)
+
+
+def enqueue(
+    session: Session,
+    env: outbox.MailSettings,
+    *,
+    purpose: str,
+    to_address: str,
+    to_name: str | None,
+    context: dict[str, Any],
+    case: Case | None = None,
+    reply_to: InboundMessage | None = None,
+    attachments: Sequence[str] = (),
+    auto_submitted: str = "auto-replied",
+) -> OutboxMessage:
+    """Queue one email (notifications.outbox.enqueue) in `session`, threaded under
+    `reply_to`; an email that will not be sent as it is goes into the case's history."""
+    in_reply_to, references = thread_headers(session, reply_to, case)
+    row = outbox.enqueue(
+        session, env, purpose=purpose, to_address=to_address, to_name=to_name,
+        context=context, case=case_mail(session, case) if case is not None else None,
+        in_reply_to=in_reply_to, references=references, attachments=attachments,
+        auto_submitted=auto_submitted)
+    if row.status != "pending" and case is not None:
+        record(session, case, "message", f"Email '{purpose}' not sent: {row.last_error}",
+               data={"outbox_id": row.id, "status": row.status}, at=row.created_at)
+    return row
+
+
+def thread_headers(
+    session: Session, reply_to: InboundMessage | None, case: Case | None
+) -> tuple[str | None, str | None]:
+    """In-Reply-To and References for a reply to `reply_to`.
+
+    References are the answered message's own References when the ledger has them, or
+    else the case's earlier messages (ours and theirs) in order, then its Message-ID.
+    """
+    if reply_to is None:
+        return None, None
+    parent_ids = message_ids(reply_to.message_id)
+    if not parent_ids:
+        return None, None
+    parent = parent_ids[0]
+    ancestors = message_ids(getattr(reply_to, "references", None))
+    if not ancestors and case is not None:
+        ancestors = case_thread(session, case, before=reply_to)
+    return parent, references_chain(ancestors, parent)
+
+
+def case_thread(session: Session, case: Case, *, before: InboundMessage) -> list[str]:
+    """Message-IDs of the case's messages up to `before`, oldest first."""
+    cutoff = before.received_at or utcnow()
+    received = session.execute(
+        select(InboundMessage.received_at, InboundMessage.id, InboundMessage.message_id).where(
+            (InboundMessage.case_id == case.id) | (InboundMessage.id == case.source_message_id),
+            InboundMessage.id != before.id,
+            InboundMessage.received_at <= cutoff,
+        )
+    ).all()
+    sent = session.execute(
+        select(OutboxMessage.created_at, OutboxMessage.id, OutboxMessage.message_id).where(
+            OutboxMessage.case_id == case.id,
+            OutboxMessage.created_at <= cutoff,
+            OutboxMessage.status.in_(("pending", "sending", "sent")),
+        )
+    ).all()
+    # At the same moment, what we received comes before what we wrote in answer.
+    ordered = sorted(
+        [(as_utc(at), 0, row_id, msgid) for at, row_id, msgid in received]
+        + [(as_utc(at), 1, row_id, msgid) for at, row_id, msgid in sent]
+    )
+    return [found for *_, msgid in ordered for found in message_ids(msgid)[:1]]
+
+
+def retry(session: Session, outbox_id: int, *, by: str) -> OutboxMessage:
+    """A caseworker sends a held, failed or unconfirmed email again (outbox.retry)."""
+    return _noted(session, outbox.retry(session, outbox_id, by=by))
+
+
+def dismiss(session: Session, outbox_id: int, *, by: str, reason: str) -> OutboxMessage:
+    """A caseworker decides not to send an email (outbox.dismiss)."""
+    return _noted(session, outbox.dismiss(session, outbox_id, by=by, reason=reason))
+
+
+def accept_as_sent(session: Session, outbox_id: int, *, by: str, reason: str) -> OutboxMessage:
+    """A caseworker leaves an unconfirmed email as sent (outbox.accept_as_sent)."""
+    return _noted(session, outbox.accept_as_sent(session, outbox_id, by=by, reason=reason))
+
+
+def _noted(session: Session, handled: outbox.Handled) -> OutboxMessage:
+    """Write a caseworker's action on an email into its case's history."""
+    row = handled.row
+    if row.case_id is not None:
+        case = session.get(Case, row.case_id)
+        if case is not None:
+            record(session, case, "message", handled.note, actor=handled.by,
+                   data={"outbox_id": row.id, "status": row.status})
+    return row
