@@ -7,6 +7,7 @@ from functools import cached_property
 
 from sqlalchemy import inspect
 
+from caseworker.accounts import is_supervisor
 from core.db import Database
 from core.errors import PcseError
 from forms.sandbox import PdfLimits
@@ -51,4 +52,5 @@ def workflow_env(config: Config) -> WorkflowEnv:
         templates_dir=config.notifications.templates_dir,
         max_replies_per_hour=config.notifications.max_replies_per_hour,
         pdf_limits=PdfLimits.from_config(config.limits),
+        is_supervisor=is_supervisor,
     )

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from caseworker.accounts import is_supervisor
 from core.addresses import Mailbox, SenderIdentity
 from core.clock import FixedClock
 from core.db import Database
@@ -89,7 +90,8 @@ def make_env(clock: FixedClock | None = None, *, trusted: tuple[str, ...] = (TRU
     policy = (SenderPolicy(Profile.AUTHSERV_ID, trusted_authserv_ids=trusted) if trusted
               else SenderPolicy(Profile.NONE))
     return WorkflowEnv(clock=clock or FixedClock(NOW), sender_policy=policy,
-                       from_address=OUR, our_addresses=frozenset({OUR}))
+                       from_address=OUR, our_addresses=frozenset({OUR}),
+                       is_supervisor=is_supervisor)
 
 
 def seed(session: Session) -> None:
