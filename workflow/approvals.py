@@ -24,7 +24,13 @@ from core.patterns import CASE_REF_RE, TOKEN_RE, mask_tokens
 from core.senderauth import SenderVerdict, authenticate
 from workflow import directory
 from workflow.catalogue import AEL_GP_PAYMENTS_GENERAL
-from workflow.decisions import Approver, Check, changes_digest, planned_changes
+from workflow.decisions import (
+    Approver,
+    Check,
+    changes_digest,
+    planned_changes,
+    requester_conflicts,
+)
 from workflow.env import WorkflowEnv
 from workflow.inbound import IncomingMail
 from workflow.models import ApprovalRequest, Case
@@ -256,7 +262,7 @@ def independent(case: Case, approver_email: str) -> Check:
     """Separation of duties: nobody approves a request they made or a role they would get."""
     email = approver_email.lower()
     nominees = {c.email for c in planned_changes(case.kind, case.fields or {})}
-    if email == (case.requester or "").lower():
+    if requester_conflicts(case.kind) and email == (case.requester or "").lower():
         return Check("approver_independent", False,
                      f"{email} made the request and cannot also approve it.")
     if email in nominees:
