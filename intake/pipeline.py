@@ -68,7 +68,8 @@ def message_max_bytes(config: Config) -> int:
 def process_settings(config: Config) -> ProcessSettings:
     return ProcessSettings(our_addresses=frozenset(config.our_addresses),
                            sender_policy=config.security.policy(),
-                           attachment_max_bytes=config.limits.attachment_max_bytes)
+                           attachment_max_bytes=config.limits.attachment_max_bytes,
+                           message_seconds=config.limits.message_seconds)
 
 
 def make_poller(db: Database, config: Config, box: MailboxConfig, *,
