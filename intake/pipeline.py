@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core.redact import without_addresses
 from intake.poller import (
     DEFAULT_MESSAGE_MAX_BYTES,
     Backoff,
@@ -89,7 +90,7 @@ def poll_mailbox(db: Database, config: Config, box: MailboxConfig, *,
         poller = make_poller(db, config, box, stop=stop, **kwargs)
     except PcseError as exc:
         # A setting that stops the mailbox being opened at all (no password, no token).
-        log.error("mailbox %s: %s", box.name, exc)
+        log.error("mailbox %s: %s", box.name, without_addresses(exc))
         report = PollReport(box.name, error=str(exc))
         record_poll(db, report, started)
         return report

@@ -22,6 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.redact import without_addresses
 from intake import ledger
 from intake.ledger import HeaderFacts, NewMessage, header_facts
 from intake.rawstore import RawStore
@@ -100,7 +101,8 @@ class Poller:
                     if attempt > self.backoff.retries or self.stop.is_set():
                         break
                     delay = self.backoff.delay(attempt)
-                    log.warning("mailbox %s: %s; retrying in %.1f s", self.name, exc, delay)
+                    log.warning("mailbox %s: %s; retrying in %.1f s", self.name,
+                                without_addresses(exc), delay)
                     report.reconnects += 1
                     if self.stop.wait(delay):
                         break
@@ -116,7 +118,7 @@ class Poller:
         finally:
             self.source.close()
         if report.error:
-            log.error("mailbox %s: %s", self.name, report.error)
+            log.error("mailbox %s: %s", self.name, without_addresses(report.error))
         self._record_state(report, started)
         return report
 

@@ -127,11 +127,21 @@ def enqueue(
     session.add(row)
     session.flush()
     if row.status != "pending":
-        log.warning("outbox %s (%s) %s: %s", row.id, purpose, row.status, row.last_error)
+        # Not last_error: it names the address. The row id leads to it.
+        log.warning("outbox %s (%s) %s: %s", row.id, purpose, row.status,
+                    NOT_SENT_BECAUSE.get(row.status, "see the outbox row"))
         if case is not None:
             record(session, case, "message", f"Email '{purpose}' not sent: {row.last_error}",
                    data={"outbox_id": row.id, "status": row.status}, at=now)
     return row
+
+
+# Why a row was not queued, in the log's words (last_error says it with the address).
+NOT_SENT_BECAUSE = {
+    "failed": "the address is not one valid address",
+    "dismissed": "the address is one of ours (loop protection)",
+    "held": "the hourly cap on automatic emails to the address was reached",
+}
 
 
 def _check_attachment_names(names: Sequence[str]) -> None:
@@ -299,7 +309,7 @@ def _get(session: Session, outbox_id: int) -> OutboxMessage:
 
 def _note(session: Session, row: OutboxMessage, detail: str, by: str) -> None:
     """Write a caseworker's action on an email into its case's history."""
-    log.info("outbox %s: %s by %s", row.id, row.status, by)
+    log.info("outbox %s: %s by a caseworker", row.id, row.status)
     if row.case_id is not None:
         case = session.get(Case, row.case_id)
         if case is not None:
