@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -61,7 +62,11 @@ SERVER_ERROR_PAGE = (
 
 async def server_error(request: Request, exc: Exception) -> Response:
     # Runs outside the session middleware, so the page is plain and needs no session.
-    log.exception("page %s failed", request.url.path, exc_info=exc)
+    # The route's name, not the path: paths and queries can hold addresses and names.
+    endpoint = getattr(request.scope.get("endpoint"), "__name__", "unknown page")
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    log.error("page %s (%s) failed: %s at %s", endpoint, request.method, type(exc).__name__,
+              f"{where.filename}:{where.lineno}" if where else "?")
     return HTMLResponse(SERVER_ERROR_PAGE, status_code=500)
 
 

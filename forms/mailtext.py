@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
+from core.markup import tame_markup
+
 # --------------------------------------------------------------------------- HTML
 
 
@@ -78,7 +80,7 @@ class _TextMaker(HTMLParser):
 def html_to_text(markup: str) -> str:
     """Readable plain text from an HTML-only email body."""
     maker = _TextMaker()
-    maker.feed(markup or "")
+    maker.feed(tame_markup(markup or ""))  # linear time, whatever the markup
     maker.close()
     text = html.unescape("".join(maker.parts))
     lines = [re.sub(r"[ \u00a0]+", " ", line).strip(" ") for line in text.split("\n")]

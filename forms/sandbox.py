@@ -62,22 +62,34 @@ class PdfReaderUnavailable(PcseError, RuntimeError):
     """The sandboxed reader itself cannot run (not a property of any file)."""
 
 
+# What the worker may see of the service's environment: what Python and the C library need
+# to run and find their files. Never the IMAP, SMTP, OAuth2, database or web secrets.
+PASSED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "HOME", "TMPDIR", "TZ",
+                      "PYTHONHOME", "VIRTUAL_ENV")
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment a PDF worker starts with."""
+    env = {name: os.environ[name] for name in PASSED_ENVIRONMENT if name in os.environ}
+    # The project first, so that `python -m forms.pdf_worker` imports this checkout.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # the worker may write no files
+    return env
+
+
 class Worker:
     """One child process reading PDFs one at a time."""
 
     def __init__(self, memory_mb: int) -> None:
         self.memory_mb = memory_mb
         self.jobs = 0
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "forms.pdf_worker", str(memory_mb)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=env,
+            env=worker_environment(),
             cwd=str(PROJECT_ROOT),
         )
         ready = self._receive(time.monotonic() + START_TIMEOUT_SECONDS)

@@ -11,3 +11,5 @@ class LimitsConfig:
     pdf_timeout_seconds: float = 15
     pdf_memory_mb: int = 512
     pdf_max_pages: int = 20
+    # CPU seconds one message may take to read, classify and hand over before it is parked.
+    message_seconds: float = 30

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from core.markup import tame_markup
+
 _BLOCK = frozenset({
     "address", "article", "blockquote", "br", "dd", "div", "dl", "dt", "footer", "form",
     "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre", "section",
@@ -56,7 +58,7 @@ class _TextParser(HTMLParser):
 def html_to_text(html: str) -> str:
     parser = _TextParser()
     try:
-        parser.feed(html)
+        parser.feed(tame_markup(html))  # linear time, whatever the markup
         parser.close()
     except (AssertionError, ValueError):
         # html.parser is lenient; anything it still chokes on keeps what was read so far.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.db import Database
 from core.errors import PcseError
+from core.redact import without_addresses
 from core.timeutil import utcnow
 from intake.imap import ImapSource, credentials_for
 from intake.maildir import MaildirSource
@@ -78,7 +79,8 @@ def message_max_bytes(config: Config) -> int:
 def process_settings(config: Config) -> ProcessSettings:
     return ProcessSettings(our_addresses=frozenset(config.our_addresses),
                            sender_policy=config.security.policy(),
-                           attachment_max_bytes=config.limits.attachment_max_bytes)
+                           attachment_max_bytes=config.limits.attachment_max_bytes,
+                           message_seconds=config.limits.message_seconds)
 
 
 def make_poller(db: Database, config: Config, box: MailboxConfig, *,
@@ -98,7 +100,7 @@ def poll_mailbox(db: Database, config: Config, box: MailboxConfig, *,
         poller = make_poller(db, config, box, stop=stop, **kwargs)
     except PcseError as exc:
         # A setting that stops the mailbox being opened at all (no password, no token).
-        log.error("mailbox %s: %s", box.name, exc)
+        log.error("mailbox %s: %s", box.name, without_addresses(exc))
         report = PollReport(box.name, error=str(exc))
         record_poll(db, report, started)
         return report

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.db import Database
+from core.redact import without_addresses
 from core.timeutil import utcnow
 from intake import ledger
 from intake.ledger import HeaderFacts, NewMessage, header_facts
@@ -101,7 +102,8 @@ class Poller:
                     if attempt > self.backoff.retries or self.stop.is_set():
                         break
                     delay = self.backoff.delay(attempt)
-                    log.warning("mailbox %s: %s; retrying in %.1f s", self.name, exc, delay)
+                    log.warning("mailbox %s: %s; retrying in %.1f s", self.name,
+                                without_addresses(exc), delay)
                     report.reconnects += 1
                     if self.stop.wait(delay):
                         break
@@ -117,7 +119,7 @@ class Poller:
         finally:
             self.source.close()
         if report.error:
-            log.error("mailbox %s: %s", self.name, report.error)
+            log.error("mailbox %s: %s", self.name, without_addresses(report.error))
         self._record_state(report, started)
         return report
 

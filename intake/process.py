@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from core.db import Database
 from core.errors import PcseError
 from core.inbound import Classification, IncomingMail, MessageKind
+from core.redact import without_addresses
 from core.senderauth import SenderPolicy, authenticate
 from core.workers import worker_id
 from intake import ledger
@@ -195,7 +196,7 @@ class Processor:
             # Nothing is parked for a caseworker because of it; what is claimed stays
             # pending, given back below or taken up again by the next run.
             log.error("intake: the database is unavailable, so processing stops until the "
-                      "next round: %s", str(exc).splitlines()[0][:300])
+                      "next round: %s", without_addresses(str(exc).splitlines()[0][:300]))
             return report
         finally:
             if held:
@@ -328,6 +329,8 @@ class Processor:
                               classification=kind, outcome=None, error=error[:4000])
         except Exception:  # the claim runs out and the row is tried again
             log.exception("inbound %d: could not record its failure", inbound_id)
+        # The row keeps the whole error; the log's copy names no address.
         log.error("inbound %d [%s] %s -> failed: %s", inbound_id, seen.get("where", "?"),
-                  kind or "unclassified", error[:300], exc_info=not isinstance(exc, PcseError))
+                  kind or "unclassified", without_addresses(error[:300]),
+                  exc_info=not isinstance(exc, PcseError))
         return ledger.FAILED, kind

@@ -57,6 +57,8 @@ class StorageConfig:
 class _Limits(Protocol):
     @property
     def attachment_max_bytes(self) -> int: ...
+    @property
+    def message_seconds(self) -> float: ...
 
 
 class IntakeConfig(Protocol):

@@ -164,8 +164,18 @@ def enqueue(
     session.add(row)
     session.flush()
     if row.status != "pending":
-        log.warning("outbox %s (%s) %s: %s", row.id, purpose, row.status, row.last_error)
+        # Not last_error: it names the address. The row id leads to it.
+        log.warning("outbox %s (%s) %s: %s", row.id, purpose, row.status,
+                    NOT_SENT_BECAUSE.get(row.status, "see the outbox row"))
     return row
+
+
+# Why a row was not queued, in the log's words (last_error says it with the address).
+NOT_SENT_BECAUSE = {
+    "failed": "the address is not one valid address",
+    "dismissed": "the address is one of ours (loop protection)",
+    "held": "the hourly cap on automatic emails to the address was reached",
+}
 
 
 def _check_attachment_names(names: Sequence[str]) -> None:
@@ -228,7 +238,7 @@ def retry(session: Session, outbox_id: int, *, by: str) -> Handled:
         {"status": "pending", "attempts": 0, "next_attempt_at": OutboxMessage.created_at,
          "last_error": None, "claimed_by": None, "claimed_until": None},
         refused="only held, failed or unconfirmed emails can be sent again.")
-    log.info("outbox %s: %s by %s", row.id, row.status, by)
+    log.info("outbox %s: %s by a caseworker", row.id, row.status)
     return Handled(row, f"Email '{row.purpose}' to {row.to_address} released for sending.",
                    one_line(by, 254))
 
@@ -241,7 +251,7 @@ def dismiss(session: Session, outbox_id: int, *, by: str, reason: str) -> Handle
         {"status": "dismissed", "last_error": f"Dismissed by {one_line(by, 254)}: {reason}",
          "claimed_by": None, "claimed_until": None},
         refused="only pending, held or failed emails can be dismissed.")
-    log.info("outbox %s: %s by %s", row.id, row.status, by)
+    log.info("outbox %s: %s by a caseworker", row.id, row.status)
     return Handled(row, f"Email '{row.purpose}' to {row.to_address} dismissed: {reason}",
                    one_line(by, 254))
 
@@ -253,7 +263,7 @@ def accept_as_sent(session: Session, outbox_id: int, *, by: str, reason: str) ->
         session, outbox_id, unconfirmed_clause(),
         {"last_error": f"Delivery unconfirmed; left as sent by {one_line(by, 254)}: {reason}"},
         refused="only an email whose delivery is unconfirmed can be left as sent.")
-    log.info("outbox %s: %s by %s", row.id, row.status, by)
+    log.info("outbox %s: %s by a caseworker", row.id, row.status)
     return Handled(row, f"Email '{row.purpose}' to {row.to_address} left as sent: {reason}",
                    one_line(by, 254))
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.clock import Clock, SystemClock
 from core.db import Database
+from core.redact import without_addresses
 from core.timeutil import as_utc
 from core.workers import worker_id
 from notifications import claims
@@ -120,7 +121,8 @@ class _Run:
         when = self.now() + backoff(failures)
         claims.mark_retry(self.db, row.id, worker=self.worker, error=answer,
                           next_attempt_at=when)
-        log.info("outbox %s: will retry at %s: %s", row.id, when.isoformat(), answer)
+        log.info("outbox %s: will retry at %s: %s", row.id, when.isoformat(),
+                 without_addresses(answer))
 
     def accept(self, row: Outgoing) -> None:
         """The server took the message (already recorded as sent): confirm it soon."""
@@ -153,7 +155,7 @@ class _Run:
     def fail(self, row: Outgoing, answer: str) -> None:
         if claims.mark_failed(self.db, row.id, worker=self.worker, error=answer):
             self.failed += 1
-        log.warning("outbox %s failed: %s", row.id, answer)
+        log.warning("outbox %s failed: %s", row.id, without_addresses(answer))
 
     def ensure_connection(self, batch: list[Outgoing]) -> bool:
         if self.conn is not None:
@@ -169,7 +171,7 @@ class _Run:
             smtp = self.config.smtp
             self.error = (f"Could not connect to or sign in at the mail server "
                           f"{smtp.host}:{smtp.port}: {detail}")
-            log.error("%s", self.error)
+            log.error("%s", without_addresses(self.error))
             for row in batch:
                 self.retry_later(row, self.error)
             return False
@@ -238,7 +240,8 @@ class _Run:
         except UnsendableMessage as exc:
             self.fail(row, str(exc))
         except Exception as exc:  # the same row would fail the same way every time
-            log.exception("outbox %s could not be built", row.id)
+            log.error("outbox %s could not be built: %s", row.id,
+                      without_addresses(f"{type(exc).__name__}: {exc}"))
             self.fail(row, f"Not sent: the message could not be built ({exc}).")
         return None
 

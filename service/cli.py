@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 }
 
 
+QUIET_LIBRARIES = ("imapclient", "sqlalchemy", "mail.log", "aiosmtpd", "msal", "urllib3",
+                   "httpx", "httpcore", "asyncio", "apscheduler", "pdfminer")
+
+
 class LazyGroup(click.Group):
     """A group whose commands are loaded from their modules on first use."""
 
@@ -58,6 +62,10 @@ def cli(config_path: str | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Their debugging lines carry what was exchanged (mail, SQL values, SMTP envelopes),
+    # which names people: -v is for this project's detail only.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -41,10 +41,12 @@ def serve(app: AppContext, host: str | None, port: int | None, certfile: str | N
 
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("Give both --certfile and --keyfile, or neither.")
+    from caseworker.serving import server_config
+
     web = app_from_config(app.config, app.db())
-    uvicorn.run(web, host=host or app.config.web.host, port=port or app.config.web.port,
-                ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="info",
-                server_header=False)
+    uvicorn.Server(server_config(web, host=host or app.config.web.host,
+                                 port=port or app.config.web.port,
+                                 ssl_certfile=certfile, ssl_keyfile=keyfile)).run()
 
 
 @click.group()

@@ -6,6 +6,7 @@ on 127.0.0.1:8025. Relative paths are taken from the current directory.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -109,7 +110,41 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"Mailbox {box.name!r}: auth must be \"password\" or \"oauth2\".")
     if config.smtp.auth not in ("none", "password", "oauth2"):
         raise ConfigError('[smtp] auth must be "none", "password" or "oauth2".')
+    _validate_transport(config)
+    if not config.limits.message_seconds > 0:
+        raise ConfigError("[limits] message_seconds must be a number of seconds above 0.")
     _validate_security(config.security)
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: a connection that never leaves the machine."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def _validate_transport(config: Config) -> None:
+    """No password or token crosses the network in clear: signing in needs TLS, except to
+    a server on this machine (the tests' Dovecot and SMTP sink)."""
+    for box in config.mailboxes:
+        if box.imap_host and not (box.imap_ssl or box.starttls) \
+                and not is_loopback(box.imap_host):
+            raise ConfigError(
+                f"Mailbox {box.name!r} would sign in to {box.imap_host} without TLS: set "
+                "imap_ssl = true (port 993) or starttls = true; plain IMAP is allowed only "
+                "to a loopback imap_host.")
+    smtp = config.smtp
+    if smtp.auth != "none" and not (smtp.ssl or smtp.starttls) and not is_loopback(smtp.host):
+        raise ConfigError(
+            f"[smtp] auth = \"{smtp.auth}\" would sign in to {smtp.host} without TLS: set "
+            "starttls = true (port 587) or ssl = true (port 465); signing in without TLS is "
+            "allowed only to a loopback host.")
 
 
 def _validate_security(security: SecurityConfig) -> None:

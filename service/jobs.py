@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.db import Database
+from core.redact import without_addresses
 from intake.pipeline import run_round
 from intake.process import Handler
 from service.config import Config
@@ -104,7 +105,7 @@ def outbox_job(db: Database, config: Config) -> Job:
             log.info("outbox: sent %d, failed %d, pending %d", report.sent, report.failed,
                      report.pending)
         if report.error:
-            log.warning("outbox: %s", report.error)
+            log.warning("outbox: %s", without_addresses(report.error))
 
     return Job("outbox", config.schedule.outbox_seconds, run)
 

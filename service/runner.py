@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from core.db import Database
 from core.errors import PcseError
+from core.redact import without_addresses
 from intake.idle import IdleWatcher
 from intake.imap import ImapSource, credentials_for
 from intake.process import Handler, worker_id
@@ -77,7 +78,7 @@ class Service:
             try:
                 credentials = credentials_for(box)
             except PcseError as exc:  # no password or token: polling reports it too
-                log.error("mailbox %s: %s", box.name, exc)
+                log.error("mailbox %s: %s", box.name, without_addresses(exc))
                 continue
 
             def factory(box: MailboxConfig = box, credentials=credentials) -> ImapSource:

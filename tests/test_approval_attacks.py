@@ -90,8 +90,10 @@ def test_a_pcn_form_from_an_unauthenticated_ael_address_takes_the_token_route(
     case = case_of(db, ref)
     assert case.state == "awaiting_approval"
     assert granted(db, "U12345", "pcn") == []
-    # The (claimed) requester never approves their own request: the other contact is asked.
-    assert {m.to_address for m in outbox(db, "approval_request")} == {ICB_CONTACT_2[1]}
+    # The AEL contacts confirm at their recorded addresses, the one named in From included:
+    # a PCN submission by an AEL contact is the approval, and the code proves it was them.
+    assert {m.to_address for m in outbox(db, "approval_request")} == {ICB_CONTACT[1],
+                                                                       ICB_CONTACT_2[1]}
 
 
 def test_a_pcn_form_from_an_authenticated_ael_contact_completes(db: Database) -> None:

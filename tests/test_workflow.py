@@ -60,8 +60,8 @@ def test_gpp_form_happy_path(db: Database, env: WorkflowEnv) -> None:
     # The history says who signed, who was asked, which token, what DMARC said, what was read.
     checks = {e["data"].get("check"): e for e in events(db, ref, "check")}
     assert checks["signer_recorded"]["data"]["passed"] is True
-    assert checks["dmarc"]["data"]["passed"] is True
-    assert "mx.nhs.net" in checks["dmarc"]["detail"]
+    assert checks["sender_authenticated"]["data"]["passed"] is True
+    assert "mx.nhs.net" in checks["sender_authenticated"]["detail"]
     assert checks["sender_is_approver"]["data"]["asked"] == PARTNER[1]
     read = events(db, ref, "answer_read")
     assert read[0]["data"]["verdict"] == "approve"

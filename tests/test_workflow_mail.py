@@ -187,7 +187,7 @@ def test_two_from_addresses_in_real_headers(db: Database, config: Config,
     assert case.state != "completed"
     failed = {e.data.get("check") for e in case.events
               if e.event == "check" and not e.data.get("passed")}
-    assert "single_from" in failed
+    assert "sender_parsed" in failed
 
 
 def test_user_admin_form_sets_admins_and_replaces_the_main_contact(

@@ -27,7 +27,13 @@ from core.senderauth import SenderVerdict, authenticate
 from core.states import CaseState
 from core.timeutil import as_utc
 from workflow import directory
-from workflow.decisions import Approver, Check, changes_digest, planned_changes
+from workflow.decisions import (
+    Approver,
+    Check,
+    changes_digest,
+    planned_changes,
+    requester_conflicts,
+)
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case
 
@@ -252,7 +258,7 @@ def independent(case: Case, approver_email: str) -> Check:
     """Separation of duties: nobody approves a request they made or a role they would get."""
     email = approver_email.lower()
     nominees = {c.email for c in planned_changes(case.kind, case.fields or {})}
-    if email == (case.requester or "").lower():
+    if requester_conflicts(case.kind) and email == (case.requester or "").lower():
         return Check("approver_independent", False,
                      f"{email} made the request and cannot also approve it.")
     if email in nominees:

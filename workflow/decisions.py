@@ -443,6 +443,14 @@ def _limits(steps: _Steps, changes: list[PlannedChange]) -> Decision | None:
     return None
 
 
+def requester_conflicts(kind: str) -> bool:
+    """May the requester not approve this kind of request? A PCN request is submitted by
+    an AEL contact of the ICB, and that submission is the approval (R6): when the
+    receiving server did not vouch for it, the contact confirms it at their recorded address
+    with a code. Every other request is approved by someone other than who asked."""
+    return kind != CaseKind.PCN_ADMIN_FORM
+
+
 def _decide_signed_form(request: ParsedRequest, facts: Facts) -> Decision:
     """GPP certification and User Administrator Request Form: the Part B signer must be
     recorded, and is asked at the recorded address (R6)."""
@@ -496,7 +504,9 @@ def _independent(steps: _Steps, approvers: list[Approver] | tuple[Approver, ...]
                  changes: list[PlannedChange], *, quiet: bool = False) -> list[Approver] | None:
     """The approvers who are neither the requester nor a nominee; None when there are none.
     Nobody approves their own request or their own role."""
-    conflicted = {c.email for c in changes} | {(steps.facts.requester or "").lower()}
+    conflicted = {c.email for c in changes}
+    if requester_conflicts(steps.request.kind or ""):
+        conflicted.add((steps.facts.requester or "").lower())
     kept = [a for a in approvers if a.email not in conflicted]
     for approver in approvers:
         if approver.email in conflicted:

@@ -1,0 +1,231 @@
+"""Hostile input for the readers: no message raises, none takes more than linear time, and
+one that runs over its time budget is parked while the next goes on.
+
+Reading is timed in a child process with a deadline, so that a parser gone quadratic
+fails the test instead of holding the suite for hours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mailbox
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bench.hostile_messages import BUILDERS, nested, nested_rfc822, reading_seconds
+from core.db import Database
+from intake.budget import WATCHDOG, MessageTooSlow
+from intake.mailparse import MAX_DEPTH, MAX_MIME_NESTING, mime_nesting, parse_mail
+from intake.models import InboundMessage
+from intake.pipeline import process_settings, run_round
+from intake.process import Processor
+from intake.rawstore import RawStore
+from tests.fixtures.browser import WebClient
+from tests.fixtures.dovecot import opening_handler, plain_request
+from tests.test_intake_process import maildir_config
+from workflow.cases import create_case
+
+# Each message is read well within a second; a quadratic reader takes minutes.
+CHILD_TIMEOUT = 60
+SIZES = (2**18, 2**20)  # bytes of hostile content: 256 KB, then four times as much
+
+
+def deliver(config: Any, *messages: bytes) -> None:
+    """Into the Maildir as bytes (a MaildirMessage would parse them, and fail)."""
+    box = mailbox.Maildir(config.mailboxes[0].maildir, create=True)
+    for data in messages:
+        box.add(data)
+    box.close()
+
+
+def in_child(function: Any, *args: Any, timeout: float = CHILD_TIMEOUT) -> Any:
+    """`function(*args)` in a child process; raises multiprocessing.TimeoutError if it is
+    not done in `timeout` seconds (the child is then killed)."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply_async(function, args).get(timeout=timeout)
+
+
+def _read_kind(name: str, sizes: tuple[int, ...]) -> list[tuple[int, float, float]]:
+    found = []
+    for size in sizes:
+        raw = BUILDERS[name](size)
+        parse, read = reading_seconds(raw)
+        found.append((len(raw), parse, read))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_each_hostile_message_is_read_in_linear_time(name: str) -> None:
+    times = in_child(_read_kind, name, SIZES)
+    assert [size for size, _, _ in times] == sorted(size for size, _, _ in times)
+    assert all(parse >= 0 and read >= 0 for _, parse, read in times)
+
+
+def _summary(raw: bytes) -> dict[str, Any]:
+    mail = parse_mail(raw)
+    return {"unreadable": mail.unreadable, "subject": mail.subject, "text": mail.text,
+            "sender": mail.sender, "problems": mail.problems}
+
+
+@pytest.mark.parametrize("levels", [10, 100, 1000, 5000])
+def test_deep_multiparts_never_raise_and_keep_their_headers(levels: int) -> None:
+    found = in_child(_summary, nested(levels))
+    assert found["subject"] == "hostile"
+    if levels <= MAX_DEPTH:
+        assert "Please set up an admin." in found["text"]
+    if levels <= MAX_MIME_NESTING:
+        assert found["unreadable"] is None
+    else:
+        assert found["unreadable"] == (f"its MIME structure is nested {levels} levels deep, "
+                                       f"more than the {MAX_MIME_NESTING} this service reads")
+        assert found["text"] == ""
+        assert any(p.startswith("only the headers were read") for p in found["problems"])
+
+
+@pytest.mark.parametrize("levels", [10, 100, 1000, 5000])
+def test_deep_forwarded_messages_never_raise(levels: int) -> None:
+    found = in_child(_summary, nested_rfc822(levels))
+    assert found["subject"] == "hostile"
+    assert found["unreadable"] in (None, "its MIME structure is nested too deep to read")
+
+
+def test_nesting_is_measured_by_boundaries_not_by_mentions() -> None:
+    siblings = b"".join(
+        b'--top\r\nContent-Type: multipart/alternative; boundary="s%d"\r\n\r\n'
+        b"--s%d\r\nContent-Type: text/plain\r\n\r\npart\r\n--s%d--\r\n" % (i, i, i)
+        for i in range(150))
+    raw = (b"From: a@example.org\r\nSubject: many\r\n"
+           b'Content-Type: multipart/mixed; boundary="top"\r\n\r\n' + siblings + b"--top--\r\n")
+    assert mime_nesting(raw) == 2
+    assert mime_nesting(nested(150)) == 150
+    assert mime_nesting(nested(150, closed=False)) == 150
+    assert parse_mail(raw).unreadable is None
+
+
+def test_a_deep_message_is_parked_with_the_reason(sqlite_database: Database,
+                                                  tmp_path: Path) -> None:
+    config = maildir_config(sqlite_database, tmp_path)
+    deliver(config, nested(1000), plain_request(2))
+    report = run_round(sqlite_database, config, opening_handler)
+    assert (report.processing.failed, report.processing.processed) == (1, 1)
+    with sqlite_database.transaction() as session:
+        failed = session.scalars(select(InboundMessage).where(
+            InboundMessage.status == "failed")).one()
+        assert failed.error.startswith("This message could not be read: its MIME structure is "
+                                       "nested 1000 levels deep")
+
+
+# --------------------------------------------------------------------------- the budget
+
+
+class Spinner:
+    """A handler that computes for ever on messages whose subject says SPIN (a reader gone
+    slow), and opens a case for the others. It gives up after a minute so that a budget
+    that never fires fails the test rather than hanging it."""
+
+    def __init__(self) -> None:
+        self.gave_up = False
+
+    def __call__(self, session, inbound, mail, classification) -> str:
+        if "SPIN" in mail.subject:
+            give_up = time.monotonic() + 60
+            while time.monotonic() < give_up:
+                # A reader's own fallback for its failures must not swallow the stop.
+                with contextlib.suppress(Exception):
+                    sum(range(10_000))
+            self.gave_up = True
+        return opening_handler(session, inbound, mail, classification)
+
+
+def test_a_message_over_its_budget_is_parked_and_the_next_is_processed(
+        database: Database, tmp_path: Path) -> None:
+    config = maildir_config(database, tmp_path)
+    config.limits.message_seconds = 0.3
+    deliver(config, plain_request(1, subject="SPIN for ever"), plain_request(2))
+    spinner = Spinner()
+
+    report = run_round(database, config, spinner)
+
+    assert not spinner.gave_up
+    assert (report.processing.failed, report.processing.processed) == (1, 1)
+    with database.transaction() as session:
+        rows = {r.subject: r for r in session.scalars(select(InboundMessage))}
+    slow = rows["SPIN for ever"]
+    assert slow.status == "failed" and slow.case_id is None
+    assert slow.error.startswith("Processing this message took more than the 0.3 s allowed "
+                                 "([limits] message_seconds)")
+    assert [r.status for s, r in rows.items() if s != "SPIN for ever"] == ["processed"]
+
+
+def test_the_budget_is_taken_from_the_configuration(sqlite_database: Database,
+                                                    tmp_path: Path) -> None:
+    config = maildir_config(sqlite_database, tmp_path)
+    assert process_settings(config).message_seconds == 30
+    config.limits.message_seconds = 2.5
+    processor = Processor(sqlite_database, RawStore(tmp_path / "raw"), opening_handler,
+                          process_settings(config))
+    assert processor.settings.message_seconds == 2.5
+
+
+def test_the_budget_stops_only_its_own_thread() -> None:
+    stopped: list[str] = []
+
+    def spin(name: str, seconds: float) -> None:
+        try:
+            with WATCHDOG.limit(seconds):
+                give_up = time.monotonic() + 60
+                while time.monotonic() < give_up:
+                    sum(range(1000))
+        except MessageTooSlow:
+            stopped.append(name)
+
+    def patient() -> None:
+        with WATCHDOG.limit(30):
+            time.sleep(0.5)  # waiting spends no CPU time: never stopped
+        stopped.append("patient finished")
+
+    threads = [threading.Thread(target=spin, args=("spinner", 0.2)),
+               threading.Thread(target=patient)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert sorted(stopped) == ["patient finished", "spinner"]
+
+
+# --------------------------------------------------------------------------- the pages
+
+
+def _store_deep(web: WebClient) -> tuple[int, str]:
+    raw = nested(1000)
+    digest = RawStore(web.settings.raw_dir).put(raw)
+    with web.settings.database.transaction() as session:
+        row = InboundMessage(mailbox="enquiries", uidvalidity=1, uid=7, sha256=digest,
+                             size=len(raw), subject="hostile", status="failed",
+                             error="This message could not be read.")
+        session.add(row)
+        session.flush()
+        case = create_case(session, kind="other", requester="manager@example.nhs.uk",
+                           subject="hostile", source_message_id=row.id)
+        row.case_id = case.id
+        return row.id, case.ref
+
+
+def test_pages_show_a_message_nested_too_deep_to_read(web: WebClient) -> None:
+    message_id, ref = _store_deep(web)
+    web.sign_in()
+    case_page = web.get(f"/cases/{ref}")
+    message_page = web.get(f"/messages/{message_id}")
+    original = web.get(f"/messages/{message_id}/original")
+    attachment = web.get(f"/messages/{message_id}/attachments/1")
+    assert (case_page.status_code, message_page.status_code) == (200, 200)
+    for page in (case_page.text, message_page.text):
+        assert "only the headers were read: its MIME structure is nested 1000 levels" in page
+    assert original.status_code == 200 and original.content == nested(1000)
+    assert attachment.status_code == 404

@@ -1,0 +1,121 @@
+"""No personal data or secrets in the logs, and none in the PDF worker's environment.
+
+The whole demo story runs with the project's loggers and uvicorn's at DEBUG, then the
+caseworker pages are served as `pcse serve` serves them and visited at addresses that name
+people; no log line may hold an email address or the name of anyone in the sample data.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from caseworker.serving import server_config
+from forms.sandbox import PASSED_ENVIRONMENT, Worker
+from service.demo_mail import stories
+from tests.fixtures.browser import CASEWORKER, PASSWORD, add_accounts, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+LOGGERS = ("intake", "forms", "workflow", "notifications", "service", "caseworker", "core",
+           "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def sample_names() -> set[str]:
+    names = {story.sender_name for story in stories()}
+    for path in (ROOT / "service" / "demo_data").glob("*.csv"):
+        with path.open(encoding="utf-8") as rows:
+            names.update(row["name"] for row in csv.DictReader(rows)
+                         if "email" in row and row.get("name"))
+    names = {n.removeprefix("Dr ").strip() for n in names}
+    return {n for n in names if " " in n}  # "Priya Shah": whole names, not single words
+
+
+def serve(app, port: int, handler: logging.Handler) -> uvicorn.Server:
+    config = server_config(app, host="127.0.0.1", port=port, log_level="debug")
+    # uvicorn's loggers do not pass their lines up to the root: listen to them directly.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addHandler(handler)
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the web server did not start"
+        time.sleep(0.02)
+    return server
+
+
+def visit_pages(url: str) -> list[int]:
+    """Signed in, the pages whose addresses name people: a person, searches, next=."""
+    with httpx.Client(base_url=url, follow_redirects=False) as client:
+        page = client.get("/sign-in?next=/directory/people/tom.baker%40nhs.net")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        client.post("/sign-in?next=/directory/people/tom.baker%40nhs.net",
+                    data={"email": CASEWORKER, "password": PASSWORD, "csrf_token": token,
+                          "next": "/directory/people/tom.baker@nhs.net"},
+                    headers={"Origin": url})
+        return [client.get(path).status_code for path in (
+            "/directory/people/tom.baker@nhs.net", "/directory?q=Tom+Baker",
+            "/?q=sarah.khan%40nhs.net", "/directory/people/nobody.here@nhs.net")]
+
+
+@pytest.mark.slow
+def test_a_whole_story_logs_no_address_and_no_name(tmp_path: Path, monkeypatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from caseworker.setup import app_from_config
+
+    from core.db import Database
+    from service.demo import demo_config, run_demo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PCSE_WEB_SECRET", "x" * 40)
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+
+    report = run_demo(lambda _: None)
+    db = Database(demo_config(0).database.url)
+    add_accounts(db)
+    server = serve(app_from_config(demo_config(0), db), free_port(), caplog.handler)
+    try:
+        statuses = visit_pages(f"http://127.0.0.1:{server.config.port}")
+    finally:
+        server.should_exit = True
+        db.dispose()
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).removeHandler(caplog.handler)
+
+    assert len(report.cases) == 10 and statuses[0] == 200
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(re.fullmatch(r"GET 200 [\d.]+ ms", line) for line in lines)
+    assert any(line.startswith("inbound ") for line in lines)
+    assert [line for line in lines if ADDRESS.search(line)] == []
+    names = sample_names()
+    assert {"Priya Shah", "Sarah Khan", "Gill Hart"} <= names
+    assert [line for line in lines if any(name in line for name in names)] == []
+
+
+def test_the_pdf_worker_sees_none_of_the_service_secrets(monkeypatch) -> None:
+    secrets = {"PCSE_IMAP_PASSWORD": "imap-secret", "PCSE_SMTP_PASSWORD": "smtp-secret",
+               "PCSE_OAUTH2_CLIENT_SECRET": "oauth-secret", "PCSE_WEB_SECRET": "w" * 40,
+               "PGPASSWORD": "pg-secret"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    worker = Worker(256)
+    try:
+        # The kernel's copy of the running worker's environment: nothing to ask the worker.
+        raw = Path(f"/proc/{worker.process.pid}/environ").read_bytes()
+    finally:
+        worker.kill()
+    seen = dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+    assert set(seen) <= {*PASSED_ENVIRONMENT, "PYTHONPATH", "PYTHONDONTWRITEBYTECODE"}
+    assert not set(secrets) & set(seen)
+    assert not any(value in raw.decode() for value in secrets.values())
+    assert str(ROOT) in seen["PYTHONPATH"].split(":")
