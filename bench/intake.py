@@ -30,15 +30,15 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from core.db import Database  # noqa: E402
-from intake.models import InboundMessage  # noqa: E402
-from service.schema import upgrade  # noqa: E402
-from tests.fixtures.dovecot import (  # noqa: E402
+from bench.dovecot import (  # noqa: E402
     DovecotServer,
     ImapAccount,
     TokenIntrospection,
     plain_request,
 )
+from core.db import Database  # noqa: E402
+from intake.models import InboundMessage  # noqa: E402
+from service.schema import upgrade  # noqa: E402
 
 PCSE = str(Path(sys.executable).with_name("pcse"))
 

@@ -20,7 +20,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
 from core.db import Database
-from service.demo_mail import filled_form
+from demo.mail import filled_form
 from workflow.imports import import_ael, import_organisations, import_signers, import_users
 
 INBOX = "pcse.portalenquiries@nhs.net"

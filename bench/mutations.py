@@ -278,7 +278,7 @@ def pdf_message(name: str, data: bytes) -> bytes:
 
 def hostile_pdf_messages(names: list[str] | None = None) -> list[bytes]:
     """The forms tests' hostile PDFs (bomb, endless, encrypted …), each attached to a request."""
-    from tests.test_forms_pdf import HOSTILE
+    from bench.hostile_pdfs import HOSTILE
 
     chosen = names or sorted(HOSTILE)
     return [pdf_message(name, HOSTILE[name][0]()) for name in chosen]

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bench.audit import Audit, audit
+from bench.dovecot import DovecotServer, ImapAccount, discard_dovecot, start_dovecot
 from bench.mailmix import Backlog, load_directory, organisations
 from bench.service_proc import PcseRun, Settings, write_config
 from core.db import Database
@@ -24,7 +25,6 @@ from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from notifications.sink import SmtpSink
 from service.schema import upgrade
-from tests.fixtures.dovecot import DovecotServer, ImapAccount, discard_dovecot, start_dovecot
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import logging
 import sys
 
@@ -12,22 +13,25 @@ from core.errors import PcseError
 
 # Each top-level command and the modules that build it. A module is imported only when one
 # of its commands runs, so `pcse status` does not pay for the web pages or the demo.
+# Packages above the service add commands through the `pcse.commands` entry point group
+# (pyproject.toml): `pcse demo` comes from the demo package that way.
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "ael": ("cmd_directory",),
-    "approvers": ("cmd_directory",),
-    "case": ("cmd_cases", "cmd_actions"),
-    "caseworker": ("cmd_web",),
-    "db": ("cmd_db",),
-    "demo": ("cmd_demo",),
-    "directory": ("cmd_directory",),
-    "outbox": ("cmd_outbox",),
-    "poll": ("cmd_poll",),
-    "queue": ("cmd_cases",),
-    "run": ("cmd_poll",),
-    "security": ("cmd_security",),
-    "serve": ("cmd_web",),
-    "status": ("cmd_poll",),
+    "ael": ("service.cmd_directory",),
+    "approvers": ("service.cmd_directory",),
+    "case": ("service.cmd_cases", "service.cmd_actions"),
+    "caseworker": ("service.cmd_web",),
+    "db": ("service.cmd_db",),
+    "directory": ("service.cmd_directory",),
+    "outbox": ("service.cmd_outbox",),
+    "poll": ("service.cmd_poll",),
+    "queue": ("service.cmd_cases",),
+    "run": ("service.cmd_poll",),
+    "security": ("service.cmd_security",),
+    "serve": ("service.cmd_web",),
+    "status": ("service.cmd_poll",),
 }
+COMMANDS.update({entry.name: (entry.value,)
+                 for entry in importlib.metadata.entry_points(group="pcse.commands")})
 
 
 QUIET_LIBRARIES = ("imapclient", "sqlalchemy", "mail.log", "aiosmtpd", "msal", "urllib3",
@@ -44,7 +48,7 @@ class LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             loaded = click.Group()
             for module in COMMANDS[cmd_name]:
-                importlib.import_module(f"service.{module}").register(loaded)
+                importlib.import_module(module).register(loaded)
             self.add_command(loaded.commands[cmd_name])
         return self.commands.get(cmd_name)
 

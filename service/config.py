@@ -70,7 +70,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 
 def local_defaults() -> Config:
     """A local Maildir and SMTP sink. Nothing vouches for senders here, so `pcse run` and
-    `pcse poll` refuse these defaults; `pcse demo` stamps its own mail (service.demo)."""
+    `pcse poll` refuse these defaults; `pcse demo` stamps its own mail (demo.run)."""
     return Config(mailboxes=[MailboxConfig(maildir="var/maildir")],
                   security=SecurityConfig(sender_authentication="none"))
 

@@ -36,7 +36,7 @@ def test_case_group_carries_the_caseworker_actions() -> None:
 def test_a_quick_command_does_not_load_the_web_pages() -> None:
     probe = ("import sys; from service.cli import cli; import click; "
              "cli.get_command(click.Context(cli), 'status'); "
-             "print('caseworker.app' in sys.modules, 'service.cmd_demo' in sys.modules)")
+             "print('caseworker.app' in sys.modules, 'demo.cli' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True)
     assert done.stdout.split() == ["False", "False"]

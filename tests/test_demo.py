@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from service.demo import DEMO_OWNED, DemoError, clear_var
-from service.demo_mail import stories
+from demo.mail import stories
+from demo.run import DEMO_OWNED, DemoError, clear_var
 
 PCSE = str(Path(sys.executable).with_name("pcse"))
 

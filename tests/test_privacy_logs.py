@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 
 from caseworker.serving import server_config
+from demo.mail import stories
 from forms.sandbox import PASSED_ENVIRONMENT, Worker
-from service.demo_mail import stories
 from tests.fixtures.browser import CASEWORKER, PASSWORD, add_accounts, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ LOGGERS = ("intake", "forms", "workflow", "notifications", "service", "caseworke
 
 def sample_names() -> set[str]:
     names = {story.sender_name for story in stories()}
-    for path in (ROOT / "service" / "demo_data").glob("*.csv"):
+    for path in (ROOT / "demo" / "data").glob("*.csv"):
         with path.open(encoding="utf-8") as rows:
             names.update(row["name"] for row in csv.DictReader(rows)
                          if "email" in row and row.get("name"))
@@ -73,7 +73,7 @@ def test_a_whole_story_logs_no_address_and_no_name(tmp_path: Path, monkeypatch,
     from caseworker.setup import app_from_config
 
     from core.db import Database
-    from service.demo import demo_config, run_demo
+    from demo.run import demo_config, run_demo
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PCSE_WEB_SECRET", "x" * 40)

@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from core.db import Database
+from demo.mail import stamp
+from demo.run import DATA
 from notifications.sink import SmtpSink
-from service.demo import DATA
-from service.demo_mail import stamp
 from tests.e2e.process import Service, pcse
 from tests.fixtures.databases import empty_postgres
 from tests.fixtures.dovecot import DovecotServer, ImapAccount

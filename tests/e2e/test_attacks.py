@@ -17,9 +17,9 @@ from urllib.parse import unquote
 import pytest
 import sqlalchemy as sa
 
+from demo.mail import stories
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
-from service.demo_mail import stories
 from tests.e2e.conftest import AUTHSERV_ID, INBOX_ADDRESS, Stack
 from tests.e2e.process import wait_for
 from workflow.directory import org_view

@@ -17,10 +17,10 @@ from email.message import EmailMessage
 import pytest
 import sqlalchemy as sa
 
+from demo.mail import approver_reply, stories
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from notifications.sink import Received
-from service.demo_mail import approver_reply, stories
 from tests.e2e.conftest import INBOX_ADDRESS, Stack
 from tests.e2e.process import wait_for
 from workflow.directory import org_view

@@ -10,9 +10,9 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from demo.mail import Story, performer_question
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
-from service.demo_mail import Story, performer_question
 from tests.e2e.conftest import INBOX_ADDRESS, Stack
 from tests.e2e.process import wait_for
 from workflow.models import Case

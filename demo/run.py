@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from core.db import Database
 from core.errors import PcseError
+from demo.mail import INBOX, Story, approver_reply, stamp, stories
 from intake.models import InboundMessage
 from intake.pipeline import run_round
 from intake.process import Handler
@@ -31,7 +32,6 @@ from notifications.sender import send_pending
 from notifications.sink import SmtpSink
 from service.config import Config, local_defaults
 from service.context import workflow_env
-from service.demo_mail import INBOX, Story, approver_reply, stamp, stories
 from service.schema import upgrade
 from workflow.handler import handle_message
 from workflow.imports import import_ael, import_organisations, import_signers, import_users
@@ -231,7 +231,7 @@ def prepare_database(config: Config) -> Database:
 # --------------------------------------------------------------------------- the pieces
 
 
-DATA = Path(__file__).with_name("demo_data")
+DATA = Path(__file__).with_name("data")
 DIRECTORY_FILES = (
     (import_organisations, "organisations.csv"),
     (import_users, "users.csv"),
@@ -242,7 +242,7 @@ DIRECTORY_FILES = (
 
 def load_directory(db: Database, say: Say) -> None:
     """The sample directory, through the same imports as `pcse directory import-*`."""
-    say("Directory: loading the sample directory (service/demo_data/*.csv)")
+    say("Directory: loading the sample directory (demo/data/*.csv)")
     for importer, name in DIRECTORY_FILES:
         with db.transaction() as session:
             report = importer(session, DATA / name, actor="pcse demo")

@@ -12,7 +12,7 @@ import click
 from service.clitools import table
 
 if TYPE_CHECKING:
-    from service.demo import DemoReport
+    from demo.run import DemoReport
 
 
 def register(cli: click.Group) -> None:
@@ -35,7 +35,7 @@ def demo() -> None:
         logging.getLogger().setLevel(logging.WARNING)
     # Imported here: the demo pulls in the SMTP sink and the PDF tools, which other
     # commands do not need at start-up.
-    from service.demo import run_demo
+    from demo.run import run_demo
 
     report = run_demo(click.echo)
     click.echo(summary(report))

@@ -1,0 +1,392 @@
+"""A real Dovecot IMAP server for the tests and the benches, on free loopback ports, with
+its own config.
+
+One server per test process (per xdist worker), started in well under a second. Each test
+gets an account of its own, so tests never see each other's mail. The server accepts
+passwords (a passwd-file) and XOAUTH2/OAUTHBEARER (an oauth2 passdb that asks a token
+introspection endpoint run here, on loopback). Plain IMAP on one port, IMAPS on another
+with a self-signed certificate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from imapclient import IMAPClient
+
+from service.config import MailboxConfig
+
+DOVECOT = "/usr/sbin/dovecot"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- OAuth2 endpoint
+
+
+class TokenIntrospection:
+    """The token-introspection endpoint Dovecot's oauth2 passdb asks about each token."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, str] = {}
+        self.requests = 0
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                token = (form.get("token") or [""])[0]
+                endpoint.requests += 1
+                user = endpoint.tokens.get(token)
+                document = {"active": True, "username": user} if user else {"active": False}
+                body = json.dumps(document).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def issue(self, username: str) -> str:
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = username
+        return token
+
+    def revoke(self, token: str) -> None:
+        self.tokens.pop(token, None)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --------------------------------------------------------------------------- certificate
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+# --------------------------------------------------------------------------- the server
+
+
+CONFIG = """\
+base_dir = {root}/run
+state_dir = {root}/state
+instance_name = pcse-test-{instance}
+listen = 127.0.0.1
+protocols = imap
+log_path = {root}/dovecot.log
+ssl = yes
+ssl_cert = <{root}/cert.pem
+ssl_key = <{root}/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login xoauth2 oauthbearer
+auth_failure_delay = 0
+default_login_user = dovenull
+default_internal_user = dovecot
+first_valid_uid = 1
+mail_location = maildir:{root}/mail/%u
+mail_fsync = never
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+  mechanisms = plain login
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={root}/mail/%u
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {ssl_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+OAUTH2 = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs whose parent is `pid` (Dovecot's login, imap and auth processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The fields after the command name, which is in parentheses and may hold spaces.
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class DovecotServer:
+    root: Path
+    introspection: TokenIntrospection
+    port: int = field(default_factory=free_port)
+    ssl_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    spare: list[ImapAccount] = field(default_factory=list)
+
+    @property
+    def cert_path(self) -> Path:
+        return self.root / "cert.pem"
+
+    def write_config(self) -> None:
+        for sub in ("run", "state", "mail"):
+            (self.root / sub).mkdir(exist_ok=True)
+        shutil.chown(self.root / "mail", "dovecot", "dovecot")
+        _self_signed(self.root)
+        (self.root / "passwd").touch()
+        self.write_accounts(200)
+        (self.root / "oauth2.conf").write_text(OAUTH2.format(url=self.introspection.url))
+        (self.root / "dovecot.conf").write_text(CONFIG.format(
+            root=self.root, port=self.port, ssl_port=self.ssl_port,
+            instance=uuid.uuid4().hex[:8]))
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dovecot exited: {self.process.stderr.read().decode()}"
+                                   f"{self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"dovecot did not start listening{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop the server and every process it started, so client connections drop too."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        children = _children(process.pid)
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        if process.stderr:
+            process.stderr.close()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n" + "\n".join((self.root / "dovecot.log").read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def write_accounts(self, count: int) -> None:
+        """Accounts written before start: Dovecot re-reads a changed passwd-file at most once
+        a second, so accounts added one by one while it runs could be refused for a moment."""
+        with (self.root / "passwd").open("a") as passwd:
+            for _ in range(count):
+                account = ImapAccount(self, f"u{uuid.uuid4().hex[:12]}",
+                                      secrets.token_urlsafe(12))
+                passwd.write(f"{account.username}:{{PLAIN}}{account.password}\n")
+                self.spare.append(account)
+
+    def add_user(self) -> ImapAccount:
+        """A fresh account with an empty mailbox."""
+        if not self.spare:
+            self.write_accounts(50)
+            time.sleep(1.1)
+        return self.spare.pop()
+
+    def maildir_of(self, username: str) -> Path:
+        return self.root / "mail" / username
+
+
+@dataclass
+class ImapAccount:
+    server: DovecotServer
+    username: str
+    password: str
+
+    def client(self) -> IMAPClient:
+        client = IMAPClient("127.0.0.1", port=self.server.port, ssl=False, timeout=30)
+        client.login(self.username, self.password)
+        return client
+
+    def append(self, messages: list[bytes], folder: str = "INBOX") -> None:
+        client = self.client()
+        try:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            for start in range(0, len(messages), 200):
+                client.multiappend(folder, messages[start: start + 200])
+        finally:
+            client.logout()
+
+    def count(self, folder: str) -> int:
+        client = self.client()
+        try:
+            if not client.folder_exists(folder):
+                return 0
+            return int(client.folder_status(folder, [b"MESSAGES"])[b"MESSAGES"])
+        finally:
+            client.logout()
+
+    def bodies(self, folder: str) -> list[bytes]:
+        client = self.client()
+        try:
+            client.select_folder(folder, readonly=True)
+            uids = client.search(["ALL"])
+            data = client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
+            return [data[uid][b"BODY[]"] for uid in sorted(data)]
+        finally:
+            client.logout()
+
+    def mailbox_config(self, **overrides: object) -> MailboxConfig:
+        box = MailboxConfig(
+            name=f"box-{self.username}", address=f"{self.username}@example.nhs.uk",
+            imap_host="127.0.0.1", imap_port=self.server.port, imap_ssl=False,
+            username=self.username, password=self.password,
+        )
+        return replace(box, **overrides)
+
+
+def start_dovecot() -> DovecotServer:
+    """A running server in a fresh temporary folder (for scripts as well as fixtures);
+    end it with `discard_dovecot`."""
+    root = Path(tempfile.mkdtemp(prefix="pcse-dovecot-"))
+    root.chmod(0o755)  # the login and mail processes run as dovenull and dovecot
+    introspection = TokenIntrospection()
+    server = DovecotServer(root, introspection)
+    try:
+        server.write_config()
+        server.start()
+    except BaseException:
+        discard_dovecot(server)
+        raise
+    return server
+
+
+def discard_dovecot(server: DovecotServer) -> None:
+    """Stop the server and its token endpoint, and remove its folder."""
+    server.stop()
+    server.introspection.close()
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+def tls_context(server: DovecotServer) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(server.cert_path))
+
+
+# --------------------------------------------------------------------------- intake helpers
+
+
+def plain_request(number: int, *, sender: str | None = None, subject: str | None = None,
+                  message_id: str | None = None, body: str | None = None) -> bytes:
+    """A small, well-formed request email, as a practice would send one."""
+    sender = sender or f"practice{number}@example.nhs.uk"
+    lines = [
+        f"From: Practice Manager {number} <{sender}>",
+        "To: PCSE Enquiries <pcse.portalenquiries@nhs.net>",
+        f"Subject: {subject or f'PL Organisation Administrator request {number}'}",
+        f"Message-ID: {message_id or f'<req-{number}-{uuid.uuid4().hex[:10]}@example.nhs.uk>'}",
+        "Date: Mon, 02 Feb 2026 09:30:00 +0000",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "",
+        body or (f"Please set up Jane Doe {number} (jane.doe{number}@example.nhs.uk) as PL "
+                 f"Organisation Administrator for practice A8{number % 10000:04d}.\n"
+                 "Thank you,\nPractice Manager"),
+    ]
+    # IMAP servers store CRLF line ends; so does this, so that bytes compare equal.
+    return ("\r\n".join(lines) + "\r\n").replace("\r\n", "\n").replace("\n", "\r\n").encode()
