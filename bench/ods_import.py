@@ -15,7 +15,6 @@ import csv
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.db import Database, make_engine
+from bench.pgcluster import scratch_database
+from core.db import Database
 from service.schema import upgrade
 from workflow.imports import import_ods
 
@@ -42,19 +42,13 @@ def sqlite_database() -> Iterator[Database]:
 
 @contextmanager
 def postgres_database(admin_url: str) -> Iterator[Database]:
-    name = f"pcse_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    db = Database(admin_url.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        upgrade(db.engine)
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(admin_url, prefix="pcse_bench_") as scratch:
+        db = Database(scratch)
+        try:
+            upgrade(db.engine)
+            yield db
+        finally:
+            db.dispose()
 
 
 def renamed_copy(path: str, folder: str) -> str:

@@ -16,17 +16,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.db import Database, make_engine
+from bench.pgcluster import scratch_database
+from core.db import Database
 from notifications.samples import SAMPLE_CONTEXTS
 from notifications.sender import send_pending
 from notifications.sink import SmtpSink, free_port
@@ -48,19 +46,13 @@ def database(url: str | None) -> Iterator[Database]:
             yield db
             db.dispose()
         return
-    name = f"pcse_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    db = Database(url.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        upgrade(db.engine)
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(url, prefix="pcse_bench_") as scratch:
+        db = Database(scratch)
+        try:
+            upgrade(db.engine)
+            yield db
+        finally:
+            db.dispose()
 
 
 @contextmanager

@@ -146,9 +146,10 @@ def running_cluster() -> Iterator[PgCluster]:
 
 
 @contextlib.contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A new database on an existing server (e.g. the machine's), dropped afterwards."""
-    name = f"pcse_proof_{uuid.uuid4().hex[:8]}"
+def scratch_database(admin_url: str, prefix: str = "pcse_proof_") -> Iterator[str]:
+    """A new database on an existing server (e.g. the machine's), dropped afterwards: the
+    one way the tests and the benches make a throw-away PostgreSQL database."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

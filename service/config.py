@@ -11,7 +11,8 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from caseworker.settings import WebConfig
 from core.errors import ConfigError
@@ -60,11 +61,63 @@ class Config:
         return found
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+def _kind(hint: Any) -> str:
+    """A type as the sentence names it."""
+    names = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
+    if get_origin(hint) in (list, tuple):
+        return "a list of " + {str: "texts"}.get(get_args(hint)[0], "values")
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    if get_origin(hint) in (UnionType, Union):
+        return any(_fits(value, arg) for arg in get_args(hint) if arg is not type(None))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if get_origin(hint) is list:
+        (item,) = get_args(hint)
+        return isinstance(value, list) and all(_fits(v, item) for v in value)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _build(cls: type, data: Any, where: str, source: str) -> Any:
+    """One section, each value checked against the type its package declares; a mistake
+    is refused with the key's full name and the file."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table ([{where}]), not {_shown(data)} "
+                          f"(in {source}).")
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:
-        raise ConfigError(f"Unknown key(s) in [{where}]: {', '.join(sorted(unknown))}.")
+        raise ConfigError(f"Unknown key(s) in [{where}]: {', '.join(sorted(unknown))} "
+                          f"(in {source}).")
+    hints = get_type_hints(cls)
+    for key, value in data.items():
+        hint = hints[key]
+        if not _fits(value, hint):
+            union = get_origin(hint) in (UnionType, Union)
+            choices = [a for a in get_args(hint) if a is not type(None)] if union else [hint]
+            wanted = " or ".join(_kind(a) for a in choices)
+            raise ConfigError(f"{where}.{key} must be {wanted}, not {_shown(value)} "
+                              f"(in {source}).")
     return cls(**data)
 
 
@@ -90,8 +143,13 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
     unknown = set(data) - set(sections) - {"mailboxes"}
     if unknown:
         raise ConfigError(f"Unknown section(s): {', '.join(sorted(unknown))}.")
-    built = {name: _build(cls, data.get(name, {}), name) for name, cls in sections.items()}
-    mailboxes = [_build(MailboxConfig, m, "mailboxes") for m in data.get("mailboxes", [])]
+    built = {name: _build(cls, data.get(name, {}), name, source)
+             for name, cls in sections.items()}
+    boxes = data.get("mailboxes", [])
+    if not isinstance(boxes, list):
+        raise ConfigError(f"mailboxes must be a list of [[mailboxes]] tables (in {source}).")
+    mailboxes = [_build(MailboxConfig, m, f"mailboxes[{n}]", source)
+                 for n, m in enumerate(boxes)]
     config = Config(**built, mailboxes=mailboxes, source=source)
     _validate(config)
     return config
@@ -183,3 +241,36 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"The configuration file {file} is not valid TOML: {exc}.") from exc
     return from_mapping(data, source=str(file))
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """A configuration mapping as TOML, the shape `from_mapping` reads: [section] tables of
+    values, and [[mailboxes]]. For tests, benches and set-up scripts that write a file."""
+    lines: list[str] = []
+    for name, value in data.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{name}]", *_toml_pairs(value)]
+        elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            for table in value:
+                lines += ["", f"[[{name}]]", *_toml_pairs(table)]
+        else:
+            raise ValueError(f"{name}: only tables and arrays of tables at the top level")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _toml_pairs(table: dict[str, Any]) -> list[str]:
+    return [f"{key} = {_toml_value(value)}" for key, value in table.items() if value is not None]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | os.PathLike):
+        text = os.fspath(value)
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + "".join(c if c >= " " else f"\\u{ord(c):04x}" for c in escaped) + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ValueError(f"cannot write {value!r} as TOML")

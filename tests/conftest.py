@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.dovecot",
     "tests.fixtures.smtp_sink",
     "tests.fixtures.browser",
+    "tests.fixtures.workflow",
 ]

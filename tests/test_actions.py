@@ -29,7 +29,6 @@ from tests.test_workflow_helpers import (
     make_env,
     open_request,
     outbox,
-    seed,
     token_for,
 )
 from workflow import actions
@@ -39,18 +38,6 @@ from workflow.reminders import run_due
 
 UNRECORDED = {"name": "Eve Mallory", "email": "eve@nhs.net", "capacity": "gp_partner",
               "date": None, "declaration": True}
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    with database.transaction() as session:
-        seed(session)
-    return database
-
-
-@pytest.fixture
-def env() -> WorkflowEnv:
-    return make_env()
 
 
 def triage_case(db: Database, env: WorkflowEnv) -> str:

@@ -34,25 +34,12 @@ from tests.test_workflow_helpers import (
     make_env,
     open_request,
     outbox,
-    seed,
     token_for,
 )
 from workflow import actions
 from workflow.approvals import case_digest
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case, CaseEvent
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    with database.transaction() as session:
-        seed(session)
-    return database
-
-
-@pytest.fixture
-def env() -> WorkflowEnv:
-    return make_env()
 
 
 def ms365_env() -> WorkflowEnv:

@@ -31,23 +31,10 @@ from tests.test_workflow_helpers import (
     open_request,
     outbox,
     passed_dmarc,
-    seed,
     token_for,
 )
 from workflow.approvals import TOKEN_RE, find_token, new_token, shown
 from workflow.env import WorkflowEnv
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    with database.transaction() as session:
-        seed(session)
-    return database
-
-
-@pytest.fixture
-def env() -> WorkflowEnv:
-    return make_env()
 
 
 def refusals(db: Database, ref: str) -> list[str]:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from core.db import Database
 from intake.models import InboundMessage
-from service.config import Config, DatabaseConfig, ScheduleConfig, StorageConfig
+from service.config import Config, DatabaseConfig, ScheduleConfig, StorageConfig, to_toml
 from service.runner import Service
 from tests.fixtures.dovecot import ImapAccount, opening_handler, plain_request
 
@@ -28,32 +28,18 @@ PCSE = str(Path(sys.executable).with_name("pcse"))
 def write_config(path: Path, db: Database, account: ImapAccount, *, poll_seconds: float = 300,
                  idle: bool = True) -> Path:
     box = account.mailbox_config()
-    path.write_text(f"""
-[database]
-url = "{db.url}"
-
-[[mailboxes]]
-name = "enquiries"
-address = "pcse.portalenquiries@nhs.net"
-imap_host = "127.0.0.1"
-imap_port = {box.imap_port}
-imap_ssl = false
-username = "{box.username}"
-password_env = "TEST_IMAP_PASSWORD"
-
-[smtp]
-host = "127.0.0.1"
-port = 9
-
-[schedule]
-poll_seconds = {poll_seconds}
-idle = {"true" if idle else "false"}
-outbox_seconds = 3600
-housekeeping_seconds = 3600
-
-[storage]
-raw_dir = "{path.parent / 'raw'}"
-""")
+    path.write_text(to_toml({
+        "database": {"url": db.url},
+        "mailboxes": [{
+            "name": "enquiries", "address": "pcse.portalenquiries@nhs.net",
+            "imap_host": "127.0.0.1", "imap_port": box.imap_port, "imap_ssl": False,
+            "username": box.username, "password_env": "TEST_IMAP_PASSWORD",
+        }],
+        "smtp": {"host": "127.0.0.1", "port": 9},
+        "schedule": {"poll_seconds": poll_seconds, "idle": idle, "outbox_seconds": 3600,
+                     "housekeeping_seconds": 3600},
+        "storage": {"raw_dir": path.parent / "raw"},
+    }))
     return path
 
 

@@ -19,24 +19,10 @@ from tests.test_workflow_helpers import (
     gpp_form,
     grant_admins,
     holders,
-    make_env,
     open_request,
     outbox,
-    seed,
 )
 from workflow.env import WorkflowEnv
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    with database.transaction() as session:
-        seed(session)
-    return database
-
-
-@pytest.fixture
-def env() -> WorkflowEnv:
-    return make_env()
 
 
 def test_gpp_form_happy_path(db: Database, env: WorkflowEnv) -> None:

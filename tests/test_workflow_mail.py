@@ -16,7 +16,7 @@ from intake.models import InboundMessage
 from intake.pipeline import run_round
 from notifications.models import OutboxMessage
 from service.config import Config, from_mapping
-from tests.test_workflow_helpers import NOW, OUR, TRUSTED, make_env
+from tests.test_workflow_helpers import NOW, OUR, TRUSTED
 from workflow import directory
 from workflow.env import WorkflowEnv
 from workflow.handler import handle_message
@@ -68,11 +68,6 @@ def config(db: Database, tmp_path: Path) -> Config:
         "security": {"sender_authentication": "authserv-id",
                      "trusted_authserv_ids": [TRUSTED]},
     })
-
-
-@pytest.fixture
-def env() -> WorkflowEnv:
-    return make_env()
 
 
 def email(sender: tuple[str, str], subject: str, text: str, *, pdf: str | None = None,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from core.clock import FixedClock
 from core.db import Database
 from tests.test_workflow_helpers import (
@@ -22,16 +20,8 @@ from tests.test_workflow_helpers import (
     make_env,
     open_request,
     outbox,
-    seed,
 )
 from workflow.reminders import run_due
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    with database.transaction() as session:
-        seed(session)
-    return database
 
 
 def test_approver_reminded_then_case_expires(db: Database) -> None:

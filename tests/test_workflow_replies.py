@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from core.db import Database
 from core.inbound import MessageKind
 from forms.model import Finding, ParsedRequest
@@ -16,10 +14,8 @@ from tests.test_workflow_helpers import (
     events,
     gpp_form,
     mail_from,
-    make_env,
     open_request,
     outbox,
-    seed,
 )
 from workflow.env import WorkflowEnv
 from workflow.handler import merge_fields
@@ -79,18 +75,6 @@ def test_a_pdf_forms_signature_cannot_be_given_by_email() -> None:
 
 
 # --------------------------------------------------------------------------- through the handler
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    with database.transaction() as session:
-        seed(session)
-    return database
-
-
-@pytest.fixture
-def env() -> WorkflowEnv:
-    return make_env()
 
 
 def reply(db: Database, env: WorkflowEnv, ref: str, text: str, **kwargs) -> str:

@@ -21,6 +21,7 @@ from core.db import Database
 from demo.mail import stamp
 from demo.run import DATA
 from notifications.sink import SmtpSink
+from service.config import to_toml
 from tests.e2e.process import Service, pcse
 from tests.fixtures.databases import empty_postgres
 from tests.fixtures.dovecot import DovecotServer, ImapAccount
@@ -30,48 +31,27 @@ INBOX_ADDRESS = "pcse.portalenquiries@nhs.net"
 # each delivered message with its verdict, as that server would.
 AUTHSERV_ID = "mx.e2e.nhs.test"
 
-CONFIG = """\
-[database]
-url = "{db_url}"
-
-[[mailboxes]]
-name = "enquiries"
-address = "{address}"
-imap_host = "127.0.0.1"
-imap_port = {imap_port}
-imap_ssl = true
-username = "{username}"
-auth = "password"
-password_env = "PCSE_E2E_IMAP_PASSWORD"
-folder = "INBOX"
-processed_folder = "Processed"
-failed_folder = "Failed"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-starttls = true
-auth = "password"
-username = "pcse-e2e"
-password_env = "PCSE_E2E_SMTP_PASSWORD"
-from_address = "{address}"
-timeout_seconds = 10
-
-[security]
-sender_authentication = "authserv-id"
-trusted_authserv_ids = ["{authserv_id}"]
-
-[schedule]
-poll_seconds = 2
-idle = true
-outbox_seconds = 0.5
-
-[storage]
-raw_dir = "{raw_dir}"
-
-[notifications]
-max_replies_per_hour = 20
-"""
+def e2e_config(*, db_url: str, address: str, imap_port: int, username: str, smtp_port: int,
+               authserv_id: str, raw_dir: Path) -> str:
+    return to_toml({
+        "database": {"url": db_url},
+        "mailboxes": [{
+            "name": "enquiries", "address": address, "imap_host": "127.0.0.1",
+            "imap_port": imap_port, "imap_ssl": True, "username": username,
+            "auth": "password", "password_env": "PCSE_E2E_IMAP_PASSWORD", "folder": "INBOX",
+            "processed_folder": "Processed", "failed_folder": "Failed",
+        }],
+        "smtp": {
+            "host": "127.0.0.1", "port": smtp_port, "starttls": True, "auth": "password",
+            "username": "pcse-e2e", "password_env": "PCSE_E2E_SMTP_PASSWORD",
+            "from_address": address, "timeout_seconds": 10,
+        },
+        "security": {"sender_authentication": "authserv-id",
+                     "trusted_authserv_ids": [authserv_id]},
+        "schedule": {"poll_seconds": 2, "idle": True, "outbox_seconds": 0.5},
+        "storage": {"raw_dir": raw_dir},
+        "notifications": {"max_replies_per_hour": 20},
+    })
 
 
 @dataclass
@@ -115,7 +95,7 @@ def stack(dovecot_server: DovecotServer, pg_url: str,
     sink = SmtpSink(users={"pcse-e2e": smtp_password}, tls_context=sink_tls(dovecot_server))
     sink.start()
     config = root / "config.toml"
-    config.write_text(CONFIG.format(
+    config.write_text(e2e_config(
         db_url=pg_url, address=INBOX_ADDRESS, imap_port=dovecot_server.ssl_port,
         username=account.username, smtp_port=sink.port, authserv_id=AUTHSERV_ID,
         raw_dir=root / "raw",
