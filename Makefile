@@ -22,11 +22,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	./scripts/system-deps.sh
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## Write the next migration after changing the models: make migration MSG="what changed"
 migration: $(STAMP)

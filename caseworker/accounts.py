@@ -233,7 +233,7 @@ def _lock(session: Session, account_id: int, now: datetime) -> datetime:
         .values(locked_until=func.coalesce(Caseworker.locked_until, now + LOCK_OUT_FOR))
         .returning(Caseworker.locked_until)
     ).scalar_one()
-    return as_utc(locked_until)
+    return as_utc(locked_until or now + LOCK_OUT_FOR)
 
 
 def list_caseworkers(session: Session) -> list[Caseworker]:

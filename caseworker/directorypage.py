@@ -69,13 +69,14 @@ def organisation_page(session: Session, code: str) -> dict[str, Any] | None:
     if view is None:
         return None
     org = directory.get_org(session, code)
+    assert org is not None  # the view was made from it
     assignments = session.scalars(
         select(RoleAssignment).where(RoleAssignment.organisation_id == org.id)
         .order_by(RoleAssignment.granted_at, RoleAssignment.id))
     by_service: dict[str, list[dict[str, Any]]] = {}
     for a in assignments:
         by_service.setdefault(a.service, []).append(_assignment(a))
-    services = [{"title": CATALOGUE[s].title, "rows": by_service[s.value]}
+    services: list[dict[str, Any]] = [{"title": CATALOGUE[s].title, "rows": by_service[s.value]}
                 for s in Service if s.value in by_service]
     open_roles = [row for group in services for row in group["rows"] if row["ended_at"] is None]
     return {"org": view, "services": services, "open_roles": open_roles,

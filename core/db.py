@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Engine, Result, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 
@@ -64,3 +65,9 @@ class Database:
 
 # Every stored time is UTC and timezone-aware (core.timeutil.as_utc reads SQLite's naive ones).
 Timestamp = DateTime(timezone=True)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE run through a Session changed (Session.execute is typed
+    as returning a plain Result; for these statements it is a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount

@@ -6,6 +6,7 @@ Defined here so that the workflow never imports intake.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -50,7 +51,10 @@ class IncomingMail(Protocol):
     text: str  # the plain-text body, or text derived from the HTML body
     text_from_html: bool  # True when `text` was made from the HTML body
     html: str | None
-    attachments: list[Attachment]
+    # Read-only and a Sequence: intake's list of its own attachment type must satisfy this,
+    # and a settable list attribute would be invariant.
+    @property
+    def attachments(self) -> Sequence[Attachment]: ...
 
 
 @dataclass(frozen=True)

@@ -332,7 +332,7 @@ def gpp_form(story: Story, to: str) -> EmailMessage:
         story, to, f"GPP Practice User Administrator Certification form - {practice}",
         "Dear PCSE,\n\nPlease find attached our completed GPP Practice User Administrator "
         "Certification form, signed by one of our partners.\n\n"
-        + _signature(story.sender_name, "Practice Manager", practice),
+        + _signature(story.sender_name, "Practice Manager", str(practice)),
     )
     return _attach_pdf(msg, pdf, "GPP practice user admin certification.pdf")
 

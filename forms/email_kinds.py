@@ -78,4 +78,4 @@ def classify(subject: str, own: str, quoted: str) -> KindReading:
     best = ranked[0]
     if scores[best] == 0:
         return KindReading(CaseKind.OTHER, [], gpp)
-    return KindReading(best, requested, gpp)
+    return KindReading(best, [str(k) for k in requested], gpp)

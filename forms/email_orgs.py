@@ -117,8 +117,8 @@ def find_name(labels: list[LabelLine], texts: list[str]) -> str | None:
             if value:
                 return value
     for text in texts:
-        for line in text.split("\n"):
-            for match in _ORG_NAME.finditer(line):
+        for text_line in text.split("\n"):
+            for match in _ORG_NAME.finditer(text_line):
                 name = _clean_org_name(match.group("name"))
                 if name:
                     return name

@@ -39,7 +39,8 @@ MAX_SUBJECT = 500
 FORWARDED_SUBJECT = re.compile(r"^\s*(?:(?:re|aw)\s*:\s*)*(?:fw|fwd)\s*:", re.I)
 # Our own and PCSE's other inboxes are never nominees.
 PCSE_ADDRESS = re.compile(r"^pcse[.\w-]*@nhs\.net$|^(?:no-?reply|do-?not-?reply)@", re.I)
-SERVICE_OF_KIND = {CaseKind.PL_ADMIN: Service.PL, CaseKind.OPH_ADMIN: Service.OPH}
+SERVICE_OF_KIND: dict[str, Service] = {CaseKind.PL_ADMIN: Service.PL,
+                                       CaseKind.OPH_ADMIN: Service.OPH}
 REQUEST_WORDS = re.compile(r"[A-Za-z]{2,}")
 GREETING = re.compile(
     r"^[ \t]*(?:hi|hello|dear|good[ \t]+(?:morning|afternoon|evening))\b[^\n]*$", re.I | re.M)

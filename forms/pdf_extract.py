@@ -250,7 +250,7 @@ def check_inflation(page: pdfplumber.page.Page) -> None:
     for stream in _page_streams(page):
         data = stream.rawdata
         filters = stream.get_filters() if data is not None else []
-        if not filters or filters[0][0] not in LITERALS_FLATE_DECODE:
+        if data is None or not filters or filters[0][0] not in LITERALS_FLATE_DECODE:
             continue
         if stream.decipher and stream.objid is not None and stream.genno is not None:
             data = stream.decipher(stream.objid, stream.genno, data, stream.attrs)

@@ -49,7 +49,7 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
             return data.decode(codec), None
         except UnicodeDecodeError:
             if codec not in ("ascii", "utf-8"):
-                problem = f"text not valid in its declared charset {charset[:40]!r}"
+                problem = f"text not valid in its declared charset {(charset or '')[:40]!r}"
     try:
         return data.decode("utf-8"), problem
     except UnicodeDecodeError:

@@ -186,7 +186,8 @@ class ImapSource:
         for start in range(0, len(uids), SIZE_CHUNK):
             chunk = list(uids[start: start + SIZE_CHUNK])
             response = self._call("reading sizes",
-                                  lambda c=chunk: self._client.fetch(c, ["RFC822.SIZE"]))
+                                  lambda c=chunk: self._client.fetch(  # type: ignore[misc]
+                                      c, ["RFC822.SIZE"]))
             for uid, data in response.items():
                 if b"RFC822.SIZE" in data:
                     found[uid] = int(data[b"RFC822.SIZE"])
@@ -238,7 +239,8 @@ class ImapSource:
         for _ in range(tries):
             try:
                 self._call(f"moving to {folder}",
-                           lambda w=wanted: self._client.move(w, folder))
+                           lambda w=wanted: self._client.move(  # type: ignore[misc]
+                               w, folder))
                 return
             except SourceUnavailable:
                 raise
@@ -247,7 +249,8 @@ class ImapSource:
                     raise
             uid_set = ",".join(str(uid) for uid in wanted)
             present = set(self._call("searching",
-                                     lambda u=uid_set: self._client.search(["UID", u])))
+                                     lambda u=uid_set: self._client.search(  # type: ignore[misc]
+                                         ["UID", u])))
             wanted = [uid for uid in wanted if uid in present]
             if not wanted:
                 return

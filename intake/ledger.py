@@ -14,13 +14,15 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core import workers
 from core.addresses import parse_from
+from core.db import rowcount
 from core.errors import PcseError
 from core.patterns import mask_tokens
 from core.timeutil import utcnow
@@ -281,7 +283,7 @@ def release_abandoned(session: Session, now: datetime | None = None) -> dict[str
                InboundMessage.claimed_until >= now)
     ).all()
     released: dict[str, int] = {}
-    for holder in holders:
+    for holder in filter(None, holders):  # the query asks for claimed rows only
         if not workers.gone(holder):
             continue
         result = session.execute(
@@ -290,7 +292,7 @@ def release_abandoned(session: Session, now: datetime | None = None) -> dict[str
             .values(claimed_by=None, claimed_until=None)
             .execution_options(synchronize_session=False)
         )
-        released[holder] = result.rowcount
+        released[holder] = rowcount(result)
     return released
 
 
@@ -299,7 +301,7 @@ def _storable(text: str | None) -> str | None:
     return text.replace("\x00", "") if text else text
 
 
-_T = InboundMessage.__table__
+_T = cast(Table, InboundMessage.__table__)
 # Built once: this runs for every message, and Core statements skip the ORM's overhead.
 _FINISH = (
     update(_T)
@@ -322,7 +324,7 @@ def finish(session: Session, inbound_id: int, worker: str, *, status: str,
         "b_error": _storable(error),
         "b_now": now or utcnow(),
     })
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 # --------------------------------------------------------------------------- caseworkers
@@ -351,7 +353,7 @@ def retry(session: Session, inbound_id: int, *, by: str) -> InboundMessage:
                 claimed_until=None, processed_at=None)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise LedgerError(f"Inbound message {inbound_id} changed meanwhile; look again.")
     session.refresh(row)
     return row
@@ -376,7 +378,7 @@ def dismiss(session: Session, inbound_id: int, *, by: str, reason: str) -> Inbou
                 processed_at=now, claimed_by=None, claimed_until=None)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise LedgerError(
             f"Inbound message {inbound_id} is being processed right now; try again shortly."
         )

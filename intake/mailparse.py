@@ -270,9 +270,9 @@ def _filename(part: Message) -> str | None:
         name = None
     if name is None:
         try:
-            name = part.get_param("name")
-            if isinstance(name, tuple):
-                name = email.utils.collapse_rfc2231_value(name)
+            param = part.get_param("name")
+            name = (email.utils.collapse_rfc2231_value(param) if isinstance(param, tuple)
+                    else param)
         except Exception:
             name = None
     return decode_header_text(str(name)) if name else None
@@ -375,12 +375,12 @@ class _Reader:
             return
         if ctype in ("message/rfc822", "message/global"):
             payload = part.get_payload()
-            inner = payload[0] if isinstance(payload, list) and payload else None
-            if isinstance(inner, Message):
-                self._enclosed_id(inner.get("Message-ID"))
+            forwarded = payload[0] if isinstance(payload, list) and payload else None
+            if isinstance(forwarded, Message):
+                self._enclosed_id(forwarded.get("Message-ID"))
                 # A forwarded message's own files (a form forwarded as an attachment) count.
                 if depth < MAX_DEPTH:
-                    self.read(inner, depth + 1, enclosed=True)
+                    self.read(forwarded, depth + 1, enclosed=True)
             return
         filename = _filename(part)
         disposition = _disposition(part)

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from core import workers
-from core.db import Database
+from core.db import Database, rowcount
 from notifications.mime import Outgoing
 from notifications.models import OutboxMessage
 
@@ -114,7 +115,7 @@ def mark_sent(db: Database, row_ids: list[int], *, worker: str, now: datetime) -
     if not row_ids:
         return 0
     with db.transaction() as session:
-        return session.execute(_confirm(row_ids, worker, now)).rowcount
+        return rowcount(session.execute(_confirm(row_ids, worker, now)))
 
 
 def mark_handed_over(conn: Connection, row_id: int, *, worker: str, now: datetime,
@@ -138,7 +139,7 @@ def mark_handed_over(conn: Connection, row_id: int, *, worker: str, now: datetim
     return ours, confirmed
 
 
-_T = OutboxMessage.__table__
+_T = cast(Table, OutboxMessage.__table__)
 _CONFIRM = (
     update(_T)
     .where(_T.c.id.in_(bindparam("b_ids", expanding=True)), _T.c.status.in_(_HELD),
@@ -157,13 +158,13 @@ _HAND_OVER = (
 def mark_failed(db: Database, row_id: int, *, worker: str, error: str) -> bool:
     """Record a permanent failure, with the server's answer, for a caseworker to see."""
     with db.transaction() as session:
-        return session.execute(
+        return rowcount(session.execute(
             update(OutboxMessage)
             .where(_mine(row_id, worker))
             .values(status="failed", attempts=OutboxMessage.attempts + 1, last_error=error,
                     sent_at=None, claimed_by=None, claimed_until=None)
             .execution_options(synchronize_session=False)
-        ).rowcount == 1
+        )) == 1
 
 
 def mark_retry(
@@ -171,14 +172,14 @@ def mark_retry(
 ) -> bool:
     """Record a temporary failure; the row is due again at `next_attempt_at`."""
     with db.transaction() as session:
-        return session.execute(
+        return rowcount(session.execute(
             update(OutboxMessage)
             .where(_mine(row_id, worker))
             .values(status="pending", attempts=OutboxMessage.attempts + 1, last_error=error,
                     next_attempt_at=next_attempt_at, sent_at=None, claimed_by=None,
                     claimed_until=None)
             .execution_options(synchronize_session=False)
-        ).rowcount == 1
+        )) == 1
 
 
 def release(db: Database, row_ids: list[int], *, worker: str) -> None:
@@ -227,21 +228,21 @@ def release_abandoned(db: Database, now: datetime,
             select(OutboxMessage.claimed_by).distinct()
             .where(OutboxMessage.status.in_(_HELD), OutboxMessage.claimed_by.is_not(None))
         ).all()
-        for holder in holders:
+        for holder in filter(None, holders):  # the query asks for claimed rows only
             if not (workers.gone(holder) or workers.left_by_this_process(holder, ended)):
                 continue
-            released = session.execute(
+            released = rowcount(session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.status == "sending", OutboxMessage.claimed_by == holder)
                 .values(status="pending", claimed_by=None, claimed_until=None)
                 .execution_options(synchronize_session=False)
-            ).rowcount
-            unconfirmed = session.execute(
+            ))
+            unconfirmed = rowcount(session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.status == "sent", OutboxMessage.claimed_by == holder)
                 .values(claimed_by=None, claimed_until=None, last_error=UNCONFIRMED)
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ))
             found[holder] = Abandoned(released, unconfirmed)
     return found
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.clock import Clock
-from core.db import is_postgres
+from core.db import is_postgres, rowcount
 from core.errors import PcseError
 from core.timeutil import as_utc
 from notifications.claims import is_unconfirmed, unconfirmed_clause
@@ -280,12 +280,12 @@ def _change(session: Session, outbox_id: int, allowed: Any, values: dict[str, An
     """A caseworker's change of one row, made only where `allowed` holds at that moment
     (a sender may be taking the row); refused with the row's status otherwise."""
     row = _get(session, outbox_id)
-    done = session.execute(
+    done = rowcount(session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == outbox_id, allowed)
         .values(**values)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     session.refresh(row)
     if done != 1:
         raise OutboxActionRefused(f"Email {outbox_id} is {row.status}; {refused}")

@@ -151,8 +151,8 @@ def environments(templates_dir: str | None) -> tuple[Environment, Environment]:
         "lstrip_blocks": True,
         "keep_trailing_newline": True,
     }
-    text = Environment(autoescape=False, **common)
-    html = Environment(autoescape=True, **common)
+    text = Environment(autoescape=False, **common)  # type: ignore[arg-type]
+    html = Environment(autoescape=True, **common)  # type: ignore[arg-type]
     for env in (text, html):
         env.globals.update(_globals())
         env.filters["words"] = words

@@ -67,6 +67,7 @@ def _text(answer: bytes | str) -> str:
 
 def judge(exc: Exception) -> _Verdict:
     """What an SMTP exception means for the row being sent."""
+    answer: bytes | str
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         code, answer = next(iter(exc.recipients.values()))
     elif isinstance(exc, smtplib.SMTPResponseException):

@@ -75,6 +75,7 @@ def connect(config: SmtpConfig, token_provider: TokenProvider | None) -> smtplib
     # The end-of-data line goes in a write of its own (see hand_over): without this,
     # Nagle's algorithm would hold it back until the server acknowledged the message.
     with contextlib.suppress(OSError, AttributeError):
+        assert conn.sock is not None  # connected above
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return conn
 

@@ -123,6 +123,7 @@ def show_cmd(app: AppContext, code: str, json_output: bool) -> None:
 def describe(session: Session, view: dict[str, Any]) -> str:
     """The organisation as a person reads it: roles per service, then its approvers."""
     org = get_org(session, view["code"])
+    assert org is not None  # the view was made from it
     lines = [f"{view['code']}  {view['name']}",
              f"type: {view['type']}   ICB: {view['icb_code'] or '-'}   status: {org.status}"]
     contact = main_contact(session, view["code"])

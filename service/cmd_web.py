@@ -121,6 +121,7 @@ def caseworker_list(app: AppContext, json_output: bool) -> None:
     if json_output:
         emit_json(accounts)
         return
-    rows = [[a["email"], a["name"], "supervisor" if a["supervisor"] else "caseworker",
+    rows = [[str(a["email"]), str(a["name"]),
+             "supervisor" if a["supervisor"] else "caseworker",
              "active" if a["active"] else "deactivated"] for a in accounts]
     click.echo(table(rows, ["email", "name", "role", "status"]) if rows else "No accounts.")

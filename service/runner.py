@@ -84,7 +84,7 @@ class Service:
             def factory(box: MailboxConfig = box, credentials=credentials) -> ImapSource:
                 return ImapSource.from_config(box, credentials)
 
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             if self.idle_renew_seconds is not None:
                 kwargs["renew_seconds"] = self.idle_renew_seconds
             watchers.append(IdleWatcher(box.name, factory, self.wake_intake, self.stop,

@@ -70,10 +70,9 @@ def visit_pages(url: str) -> list[int]:
 @pytest.mark.slow
 def test_a_whole_story_logs_no_address_and_no_name(tmp_path: Path, monkeypatch,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    from caseworker.setup import app_from_config
-
     from core.db import Database
     from demo.run import demo_config, run_demo
+    from service.web import app_from_config
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PCSE_WEB_SECRET", "x" * 40)

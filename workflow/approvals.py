@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.catalogue import AEL_GP_PAYMENTS_GENERAL
+from core.db import rowcount
 from core.inbound import IncomingMail
 from core.patterns import CASE_REF_RE, TOKEN_RE, mask_tokens
 from core.senderauth import SenderVerdict, authenticate
@@ -108,7 +109,7 @@ def close(
         .values(status=status, used_at=now, answer_message_id=answer_message_id)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 1:
+    if rowcount(result) == 1:
         approval.status, approval.used_at = status, now
         approval.answer_message_id = answer_message_id
         return True
@@ -221,7 +222,7 @@ def verify_answer(
         return Verification(token, None, about, [Check(
             "token_known", False, "The message carries no approval code the system issued."
             if not token else f"{masked(token)} is not a code the system issued.")])
-    case = session.get(Case, approval.case_id)
+    case = session.get_one(Case, approval.case_id)
     found = Verification(token, approval, case)
     checks = found.checks
     checks.append(Check("token_known", True,

@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from core.db import rowcount
 from core.errors import PcseError
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
 from core.timeutil import utcnow
@@ -153,7 +154,7 @@ def move(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         actual = session.scalar(select(Case.state).where(Case.id == case.id))
         raise StaleCase(case.ref, str(source), actual)
     for key, value in values.items():

@@ -397,6 +397,7 @@ def _common(steps: _Steps, changes: list[PlannedChange]) -> Decision | None:
     if not steps.check("service_fits_organisation", misfit is None,
                        f"{code} is of type {facts.org_type}"
                        + (f"; {misfit.title} is not used there." if misfit else ".")):
+        assert misfit is not None  # the check above failed because there is one
         return steps.decision(Action.TRIAGE, f"{code} ({facts.org_name}) does not use "
                               f"{misfit.title}; a caseworker must check the organisation "
                               "code and the role asked for.", changes=tuple(changes))

@@ -451,6 +451,7 @@ def revoke_role(
     person = get_person(session, address)
     assignment = _open_assignment(session, org, person, canonical) if person else None
     require_held(address, canonical, org_label(org.type, org.code), assignment is not None)
+    assert assignment is not None  # require_held refused otherwise
     _end(session, assignment, actor, reason, now)
     session.flush()
     return Change(assignments=[assignment], warnings=_warn_if_last(session, assignment))

@@ -469,8 +469,8 @@ def approval_answer(session: Session, env: WorkflowEnv, inbound: InboundMessage,
     if not cases:
         return f"Approval answer refused: {verification.refusal()}"
     inbound.case_id = cases[0].id
-    for case in cases:
-        _record_answer(session, env, case, inbound, mail, verification, answer)
+    for each in cases:
+        _record_answer(session, env, each, inbound, mail, verification, answer)
     if not verification.accepted:
         return _refused(session, env, verification, mail, cases)
     case, approval = verification.case, verification.approval
@@ -552,8 +552,8 @@ def _refused(session: Session, env: WorkflowEnv, verification: Verification,
     now = env.clock.now()
     refusal = verification.refusal()
     failed = {c.name for c in verification.failures}
-    for case in cases:
-        record(session, case, "approval_refused", f"The answer was refused: {refusal}",
+    for each in cases:
+        record(session, each, "approval_refused", f"The answer was refused: {refusal}",
                at=now, data={"token": approvals.masked(verification.token)
                              if verification.token else None, "failed": sorted(failed)})
     approval, case = verification.approval, verification.case

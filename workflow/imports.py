@@ -194,7 +194,8 @@ def _org_fields(row: dict[str, str]) -> dict[str, Any]:
     return {"code": code, "name": _name(row), "type": org_type, "icb_code": icb or None}
 
 
-def _diff(org: Organisation, values: dict[str, Any]) -> dict[str, list[Any]]:
+def _diff(org: Organisation | Signer | AelContact,
+          values: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [getattr(org, k), v] for k, v in values.items() if getattr(org, k) != v}
 
 
@@ -361,7 +362,7 @@ def import_signers(
         signer = session.scalars(select(Signer).where(
             Signer.organisation_id == org.id, Signer.email == email,
             Signer.capacity == capacity)).first()
-        work.upsert(signer, lambda values, org=org, email=email, capacity=capacity: Signer(
+        work.upsert(signer, lambda values, org=org, email=email, capacity=capacity: Signer(  # type: ignore[misc]
                         organisation=org, email=email, capacity=capacity, **values),
                     name=name, code=code, email=email,
                     detail={"name": name, "email": email, "capacity": capacity})
@@ -410,7 +411,7 @@ def import_ael(
         contact = session.scalars(select(AelContact).where(
             AelContact.icb_code == icb, AelContact.email == email,
             AelContact.ael_role == role)).first()
-        work.upsert(contact, lambda values, icb=icb, email=email, role=role: AelContact(
+        work.upsert(contact, lambda values, icb=icb, email=email, role=role: AelContact(  # type: ignore[misc]
                         icb_code=icb, email=email, ael_role=role, **values),
                     name=name, code=icb, email=email,
                     detail={"icb_code": icb, "name": name, "email": email, "ael_role": role})
@@ -549,7 +550,7 @@ def _bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> N
     """Insert many rows of one shape: COPY on PostgreSQL, executemany on SQLite."""
     if not rows:
         return
-    table = model.__table__
+    table: Table = model.__table__  # type: ignore[attr-defined]
     if is_postgres(session):
         _copy_rows(session, table, rows)
     else:
@@ -564,6 +565,7 @@ def _copy_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> No
         pgsql.Identifier(table.name), pgsql.SQL(", ").join(map(pgsql.Identifier, columns)))
     session.flush()
     driver = session.connection().connection.driver_connection
+    assert driver is not None
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row([json.dumps(row[c]) if c in json_columns else row[c]

@@ -6,6 +6,8 @@ its approval tokens opened (workflow.persist); an approval is applied (workflow.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from intake.models import InboundMessage
@@ -41,7 +43,8 @@ def persist_decision(
                                  data={"approvers": [a.as_dict() for a in decision.approvers],
                                        "by": "sender"})
     move(session, case, decision.target_state, actor=actor, reason=decision.reason, now=now)
-    requester = {"to": case.requester, "name": case.requester_name, "reply_to": reply_to}
+    requester: dict[str, Any] = {"to": case.requester, "name": case.requester_name,
+                                 "reply_to": reply_to}
     if decision.action is Action.NEEDS_INFO:
         form = BLANK_FORMS.get(case.kind)
         # The case keeps every finding (with its field), for merging the reply and reminding.

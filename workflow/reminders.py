@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core.db import Database
+from core.db import Database, rowcount
 from core.states import WAITING_STATES, CaseState, IllegalTransition
 from workflow import approvals
 from workflow.cases import StaleCase, move, record
@@ -59,7 +59,7 @@ def _ids(db: Database, query) -> list[int]:
 def _expire(db: Database, env: WorkflowEnv, case_id: int) -> int:
     try:
         with db.transaction() as session:
-            case = session.get(Case, case_id)
+            case = session.get_one(Case, case_id)
             if case is None or CaseState(case.state) not in WAITING_STATES:
                 return 0
             expire_case(session, env, case)
@@ -88,7 +88,7 @@ def _claim(session: Session, model, row_id: int, now: datetime, *conditions) -> 
         update(model).where(model.id == row_id, model.reminded_at.is_(None), *conditions)
         .values(reminded_at=now).execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def _remind_approver(db: Database, env: WorkflowEnv, approval_id: int) -> int:
@@ -97,8 +97,8 @@ def _remind_approver(db: Database, env: WorkflowEnv, approval_id: int) -> int:
         if not _claim(session, ApprovalRequest, approval_id, now,
                       ApprovalRequest.status == "open"):
             return 0
-        approval = session.get(ApprovalRequest, approval_id)
-        case = session.get(Case, approval.case_id)
+        approval = session.get_one(ApprovalRequest, approval_id)
+        case = session.get_one(Case, approval.case_id)
         if case.state != CaseState.AWAITING_APPROVAL:
             return 0
         record(session, case, "reminder",
@@ -117,7 +117,7 @@ def _remind_requester(db: Database, env: WorkflowEnv, case_id: int) -> int:
         now = env.clock.now()
         if not _claim(session, Case, case_id, now, Case.state == str(CaseState.NEEDS_INFO)):
             return 0
-        case = session.get(Case, case_id)
+        case = session.get_one(Case, case_id)
         findings = [f.get("message", "") for f in case.findings or [] if f.get("message")]
         if not findings and case.reason:
             findings = [case.reason]

@@ -92,7 +92,7 @@ async def add_account(request: Request) -> Response:
 
 
 def _deactivate(session: Session, account_id: int, by: SignedIn) -> str:
-    me = session.get(Caseworker, by.id)
+    me = session.get_one(Caseworker, by.id)
     return deactivate_caseworker(session, account_id, by=me).email
 
 

@@ -3,6 +3,7 @@ person through workflow.directory, whose refusals are shown in its own words."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session
@@ -51,7 +52,7 @@ async def _show_org(request: Request, *, problems: Problems | None = None,
                                                     "directory.")
     problems = problems or Problems()
     values = values or {}
-    options = [{"value": "", "text": "Choose a role"}]
+    options: list[dict[str, Any]] = [{"value": "", "text": "Choose a role"}]
     for row in page["open_roles"]:
         key = f"{row['email']}|{row['role']}"
         options.append({"value": key, "text": f"{row['name']} ({row['email']}) – {row['role']}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -58,13 +59,13 @@ async def queue(request: Request) -> Response:
     result = await in_transaction(
         request, queue_page, filters, page=_page_number(request.query_params.get("page")),
         page_size=web.page_size, now=web.env.clock.now())
-    state_options = [{"value": "", "text": "Needs a person"},
+    state_options: list[dict[str, Any]] = [{"value": "", "text": "Needs a person"},
                      {"value": ALL_STATES, "text": "All states"}]
     state_options += [{"value": k, "text": v} for k, v in STATE_LABELS.items()]
     for option in state_options:
         option["selected"] = option["value"] == (
             "" if filters.state == NEEDS_PERSON else filters.state)
-    kind_options = [{"value": "", "text": "All kinds"}]
+    kind_options: list[dict[str, Any]] = [{"value": "", "text": "All kinds"}]
     kind_options += [{"value": k, "text": v, "selected": k == filters.kind}
                      for k, v in KIND_LABELS.items()]
     assigned_options = [{"value": value, "text": label, "selected": value == filters.assigned}
