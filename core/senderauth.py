@@ -64,6 +64,9 @@ class SenderVerdict:
     status: Status
     vouched_by: str | None  # the header that vouched, as an operator would look for it
     detail: str  # one sentence: what was found
+    # Sent from a mailbox inside the tenant (AuthAs: Internal), not vouched for by DKIM or
+    # SPF, which a replay of the sender's mail to someone else can also pass.
+    internal: bool = False
 
     @property
     def trusted(self) -> bool:
@@ -82,11 +85,21 @@ def authenticate(
     sender: SenderIdentity,
     authentication_results: Sequence[str],
     auth_as: Sequence[str],
+    on_behalf: Sequence[str] = (),
 ) -> SenderVerdict:
-    """The verdict on a message's sender; header values are raw, topmost first."""
+    """The verdict on a message's sender; header values are raw, topmost first.
+
+    `on_behalf` holds the addresses of any Sender or Resent-From header: a message sent by
+    one mailbox on behalf of another (a delegate answering from a partner's mailbox) is
+    not the From address's own word.
+    """
     if not sender.parsed_cleanly or sender.address is None:
         return SenderVerdict(Status.UNVERIFIED, None,
                              sender.problem or "The From header names no sender.")
+    others = sorted({a for a in on_behalf if a != sender.address})
+    if others:
+        return _failed(f"Sent by {', '.join(others)} on behalf of {sender.address} (a Sender "
+                       "or Resent-From header): only the From address's own mail counts.")
     domain = sender.address.rsplit("@", 1)[1]
     if policy.profile is Profile.AUTHSERV_ID:
         return _by_authserv_id(policy, domain, authentication_results)
@@ -151,7 +164,8 @@ def _by_microsoft365(policy: SenderPolicy, domain: str, headers: Sequence[str],
         internal = {d.lower() for d in policy.internal_domains}
         if domain in internal:
             return SenderVerdict(Status.AUTHENTICATED, f"{AUTH_AS}: Internal",
-                                 f"Sent from inside the tenant by a mailbox of {domain}.")
+                                 f"Sent from inside the tenant by a mailbox of {domain}.",
+                                 internal=True)
         return _failed(f"{AUTH_AS} is Internal, but {domain} is not one of the tenant's "
                        "domains in the configuration.")
     if value != "anonymous":

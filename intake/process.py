@@ -269,7 +269,7 @@ class Processor:
         with the row's result, so the row is not locked while the handler works."""
         identity = mail.sender_identity
         verdict = authenticate(self.settings.sender_policy, identity,
-                               mail.authentication_results, mail.auth_as)
+                               mail.authentication_results, mail.auth_as, mail.on_behalf)
         vouched = f" Vouched for by {verdict.vouched_by}." if verdict.vouched_by else ""
         return {"from_address": identity.address,
                 "from_name": identity.display_name[:200] or None,
