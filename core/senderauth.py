@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from core.addresses import SenderIdentity
 from core.authresults import AuthResults, AuthResultsError, parse
@@ -107,6 +108,22 @@ def authenticate(
         return _by_microsoft365(policy, domain, authentication_results, auth_as)
     return SenderVerdict(Status.NOT_CHECKED, None,
                          "Sender authentication is off in the configuration.")
+
+
+class ReceivedMail(Protocol):
+    """What a verdict is made from: the strict From reading and the receiving server's
+    headers (intake.mailparse.ParsedMail; the workflow's IncomingMail)."""
+
+    sender_identity: SenderIdentity
+    authentication_results: list[str]
+    auth_as: list[str]
+    on_behalf: list[str]
+
+
+def verdict_for(policy: SenderPolicy, mail: ReceivedMail) -> SenderVerdict:
+    """The verdict on a received message's sender under `policy`."""
+    return authenticate(policy, mail.sender_identity, mail.authentication_results,
+                        mail.auth_as, mail.on_behalf)
 
 
 def _failed(detail: str) -> SenderVerdict:

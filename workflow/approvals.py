@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.patterns import CASE_REF_RE, TOKEN_RE, mask_tokens
-from core.senderauth import Profile, SenderPolicy, SenderVerdict, authenticate
+from core.senderauth import Profile, SenderPolicy, SenderVerdict, verdict_for
 from workflow import directory
 from workflow.catalogue import AEL_GP_PAYMENTS_GENERAL
 from workflow.decisions import (
@@ -167,8 +167,7 @@ class SenderCheck:
 def check_sender(mail: IncomingMail, env: WorkflowEnv) -> SenderCheck:
     """The strict From reading and the configured trust model's verdict, as checks."""
     identity = mail.sender_identity
-    verdict = authenticate(env.sender_policy, identity, mail.authentication_results,
-                           mail.auth_as, mail.on_behalf)
+    verdict = verdict_for(env.sender_policy, mail)
     checks = [Check("sender_parsed", identity.parsed_cleanly,
                     f"From is one clean mailbox, {identity.address}." if identity.parsed_cleanly
                     else identity.problem or "From names no sender.")]
