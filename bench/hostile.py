@@ -3,11 +3,14 @@
     .venv/bin/python bench/hostile.py [-n 3000] [--seed 9] [--db URL] [--big 2]
 
 Writes the malformed corpus (tests/corpus/malformed), `-n` messages mutated by Hypothesis,
-the forms tests' hostile PDFs and `--big` messages with 30 MB attachments into a Maildir,
-then drains it in a separate worker process, as `pcse poll --once` would. Checks that the
-worker exits normally, that every message has a ledger row with a final status and a
-reason, and that no row failed with an unexpected error (a crash in our code rather than
-a sentence about the message); prints the counts, the rate and the worker's peak RSS.
+the messages built to make parsers slow (bench/hostile_messages.py, `--hostile-kb` of
+hostile content each, and MIME nested 10 to 5,000 deep), the forms tests' hostile PDFs and
+`--big` messages with 30 MB attachments into a Maildir, then drains it in a separate worker
+process, as `pcse poll --once` would. Checks that the worker exits normally, that every
+message has a ledger row with a final status and a reason, and that no row failed with an
+unexpected error (a crash in our code rather than a sentence about the message); prints the
+counts, the rate, the worker's peak RSS, and the slowest messages to parse (parse_mail) and
+to read (parse_mail, then the reader of requests written in emails).
 """
 
 from __future__ import annotations
@@ -60,7 +63,15 @@ class Verdict:
 
 
 def corpus(count: int, seed: int = 9, big: int = 2,
-           pdf_names: list[str] | None = None) -> list[bytes]:
+           pdf_names: list[str] | None = None, hostile_kb: int = 0) -> list[bytes]:
+    return [raw for _, raw in labelled_corpus(count, seed, big, pdf_names, hostile_kb)]
+
+
+def labelled_corpus(count: int, seed: int = 9, big: int = 2,
+                    pdf_names: list[str] | None = None, hostile_kb: int = 0
+                    ) -> list[tuple[str, bytes]]:
+    """Every message of the run, each with a name saying what it is."""
+    from bench.hostile_messages import hostile_messages, nesting_messages
     from bench.mutations import (
         MALFORMED,
         big_attachment,
@@ -69,15 +80,46 @@ def corpus(count: int, seed: int = 9, big: int = 2,
         with_message_id,
     )
 
-    found = [with_message_id(p.read_bytes(), 900_000 + n) if p.stat().st_size else b""
+    found = [(f"malformed/{p.name}",
+              with_message_id(p.read_bytes(), 900_000 + n) if p.stat().st_size else b"")
              for n, p in enumerate(sorted(MALFORMED.glob("*.eml")))]
-    found += generate(count, seed)
-    found += [with_message_id(m, 800_000 + n)
+    found += [(f"mutated-{n}", raw) for n, raw in enumerate(generate(count, seed))]
+    if hostile_kb:
+        built = {**hostile_messages(hostile_kb * 1024), **nesting_messages()}
+        found += [(f"hostile/{name}", with_message_id(raw, 600_000 + n))
+                  for n, (name, raw) in enumerate(sorted(built.items()))]
+    found += [(f"hostile-pdf-{n}", with_message_id(m, 800_000 + n))
               for n, m in enumerate(hostile_pdf_messages(pdf_names))]
-    found += [with_message_id(big_attachment(30, as_pdf=n % 2 == 0), 700_000 + n)
+    found += [(f"big-attachment-{n}", with_message_id(big_attachment(30, as_pdf=n % 2 == 0),
+                                                      700_000 + n))
               for n in range(big)]
-    found.append(b"")  # a zero-byte message file
+    found.append(("empty", b""))  # a zero-byte message file
     return found
+
+
+def slowest_readings(messages: list[tuple[str, bytes]], top: int = 5, budget: float = 30.0
+                     ) -> tuple[list[tuple[float, str, int]], list[tuple[float, str, int]]]:
+    """The messages slowest to parse, and slowest to read: (seconds, name, size), slowest
+    first. Timed here, one at a time, on the messages the worker drains, each under the
+    service's default time budget (one that spends it is named so)."""
+    from bench.hostile_messages import reading_seconds
+    from intake.budget import WATCHDOG, MessageTooSlow
+
+    parses, reads = [], []
+    for name, raw in messages:
+        started = time.perf_counter()
+        try:
+            with WATCHDOG.limit(budget):
+                parse, read = reading_seconds(raw)
+        except MessageTooSlow:
+            spent = time.perf_counter() - started
+            label = f"{name}, stopped by the {budget:g} s budget"
+            parses.append((spent, label, len(raw)))
+            reads.append((spent, label, len(raw)))
+            continue
+        parses.append((parse, name, len(raw)))
+        reads.append((parse + read, name, len(raw)))
+    return sorted(parses, reverse=True)[:top], sorted(reads, reverse=True)[:top]
 
 
 def fill_maildir(path: Path, messages: list[bytes]) -> None:
@@ -165,10 +207,12 @@ def judge(db: Database, messages: int) -> Verdict:
 
 
 def prove(count: int, seed: int, big: int, db_url: str | None, folder: Path,
-          pdf_names: list[str] | None = None, say=print) -> tuple[Verdict, dict]:
+          pdf_names: list[str] | None = None, say=print, hostile_kb: int = 0,
+          messages: list[bytes] | None = None) -> tuple[Verdict, dict]:
     from service.schema import upgrade
 
-    messages = corpus(count, seed, big, pdf_names)
+    if messages is None:
+        messages = corpus(count, seed, big, pdf_names, hostile_kb)
     fill_maildir(folder / "maildir", messages)
     size = sum(len(m) for m in messages)
     say(f"hostile corpus: {len(messages)} messages, {size / 1048576:.0f} MB")
@@ -189,10 +233,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", type=int, default=3000, help="mutated messages")
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--big", type=int, default=2, help="messages with 30 MB attachments")
+    parser.add_argument("--hostile-kb", type=int, default=1024,
+                        help="KB of hostile content in each message built to be slow to parse")
     parser.add_argument("--db", help="database URL (default: a SQLite file in a temp folder)")
     args = parser.parse_args(argv)
+    labelled = labelled_corpus(args.n, args.seed, args.big, hostile_kb=args.hostile_kb)
+    parses, reads = slowest_readings(labelled)
+    for title, found in (("parse", parses), ("read", reads)):
+        print(f"slowest to {title}: " + "; ".join(
+            f"{seconds:.3f} s {name} ({size / 1048576:.1f} MB)" for seconds, name, size in found))
     with tempfile.TemporaryDirectory(prefix="pcse-hostile-") as tmp:
-        verdict, report = prove(args.n, args.seed, args.big, args.db, Path(tmp))
+        verdict, report = prove(args.n, args.seed, args.big, args.db, Path(tmp),
+                                messages=[raw for _, raw in labelled])
         print(f"rows={verdict.rows} of {verdict.messages} messages; "
               + " ".join(f"{k}={v}" for k, v in sorted(verdict.by_status.items())))
         print(f"without_reason={len(verdict.without_reason)} not_final={len(verdict.not_final)} "

@@ -15,6 +15,7 @@ over disjoint character classes.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email import errors as email_errors
@@ -140,7 +141,49 @@ def _mailboxes(raw: str) -> tuple[list[Mailbox], str | None]:
         name, name_problem = _display_name(display)
         problem = problem or name_problem
         mailboxes.append(Mailbox(name, address))
+    if len(mailboxes) == 1 and problem is None:
+        problem = _plain_form_problem(value, mailboxes[0].address)
     return mailboxes, problem
+
+
+def _plain_form_problem(value: str, address: str) -> str | None:
+    """Why a header the policy parser read as one mailbox is not written plainly: RFC 5322
+    allows comments inside an address, source routes and groups, which read the same to
+    this parser but not necessarily to the mail server that checked the sender."""
+    tokens = _address_tokens(value)
+    if [clean_address(t) for t in tokens] != [address]:
+        return "The From address is not written plainly (a comment, route or quoting in it)."
+    if _bare_colon(value):
+        return "The From header is written as a group."
+    return None
+
+
+def _bare_colon(value: str) -> bool:
+    """A ':' outside quoted strings, comments and <…>: group syntax or a source route."""
+    quoted = escaped = False
+    depth = angle = 0
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\" and (quoted or depth):
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif depth:
+            continue
+        elif char == '"':
+            quoted = True
+        elif char == "<":
+            angle += 1
+        elif char == ">" and angle:
+            angle -= 1
+        elif char == ":" and not angle:
+            return True
+    return False
 
 
 def _fast_mailbox(match: re.Match[str]) -> tuple[list[Mailbox], str | None]:
@@ -151,6 +194,11 @@ def _fast_mailbox(match: re.Match[str]) -> tuple[list[Mailbox], str | None]:
     return [Mailbox(" ".join(name.split())[:MAX_DISPLAY_NAME], address)], None
 
 
+# Characters that draw an address or reorder text in a display name without being one:
+# fullwidth and small at signs and angle brackets.
+_LOOKALIKES = frozenset("\uff20\ufe6b\uff1c\uff1e\ufe64\ufe65")
+
+
 def _display_name(decoded: str) -> tuple[str, str | None]:
     """The display name as shown to people, and why it makes the sender unverified."""
     name = " ".join(decoded.split())[:MAX_DISPLAY_NAME]
@@ -158,6 +206,9 @@ def _display_name(decoded: str) -> tuple[str, str | None]:
         return name, "The From display name holds an email address; only the address counts."
     if _CONTROL.search(decoded) or "\r" in decoded or "\n" in decoded:
         return name, "The From display name holds a control character."
+    if any(c in _LOOKALIKES or unicodedata.category(c) == "Cf" for c in decoded):
+        return name, ("The From display name holds characters that imitate an address or "
+                      "reorder text.")
     return name, None
 
 

@@ -77,7 +77,10 @@ def _result(piece: str) -> Result:
         pair = _KEY_VALUE.fullmatch(word)
         if pair is None:
             raise AuthResultsError(f"{word[:60]!r} in the {method} result is not name=value")
-        properties[pair.group("key").lower()] = pair.group("value").strip('"')
+        key = pair.group("key").lower()
+        if key in properties:  # which one would count is anyone's guess: refuse both
+            raise AuthResultsError(f"{key} appears twice in the {method} result")
+        properties[key] = pair.group("value").strip('"')
     return Result(method, first.group("value").lower(), properties)
 
 

@@ -48,6 +48,7 @@ class IncomingMail(Protocol):
     # X-MS-Exchange-Organization-AuthAs header (core.senderauth reads both).
     authentication_results: list[str]
     auth_as: list[str]
+    on_behalf: list[str]  # addresses of any Sender or Resent-From header
     text: str  # the plain-text body, or text derived from the HTML body
     text_from_html: bool  # True when `text` was made from the HTML body
     html: str | None

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from core.addresses import SenderIdentity
 from core.authresults import AuthResults, AuthResultsError, parse
@@ -64,6 +65,9 @@ class SenderVerdict:
     status: Status
     vouched_by: str | None  # the header that vouched, as an operator would look for it
     detail: str  # one sentence: what was found
+    # Sent from a mailbox inside the tenant (AuthAs: Internal), not vouched for by DKIM or
+    # SPF, which a replay of the sender's mail to someone else can also pass.
+    internal: bool = False
 
     @property
     def trusted(self) -> bool:
@@ -82,11 +86,21 @@ def authenticate(
     sender: SenderIdentity,
     authentication_results: Sequence[str],
     auth_as: Sequence[str],
+    on_behalf: Sequence[str] = (),
 ) -> SenderVerdict:
-    """The verdict on a message's sender; header values are raw, topmost first."""
+    """The verdict on a message's sender; header values are raw, topmost first.
+
+    `on_behalf` holds the addresses of any Sender or Resent-From header: a message sent by
+    one mailbox on behalf of another (a delegate answering from a partner's mailbox) is
+    not the From address's own word.
+    """
     if not sender.parsed_cleanly or sender.address is None:
         return SenderVerdict(Status.UNVERIFIED, None,
                              sender.problem or "The From header names no sender.")
+    others = sorted({a for a in on_behalf if a != sender.address})
+    if others:
+        return _failed(f"Sent by {', '.join(others)} on behalf of {sender.address} (a Sender "
+                       "or Resent-From header): only the From address's own mail counts.")
     domain = sender.address.rsplit("@", 1)[1]
     if policy.profile is Profile.AUTHSERV_ID:
         return _by_authserv_id(policy, domain, authentication_results)
@@ -94,6 +108,22 @@ def authenticate(
         return _by_microsoft365(policy, domain, authentication_results, auth_as)
     return SenderVerdict(Status.NOT_CHECKED, None,
                          "Sender authentication is off in the configuration.")
+
+
+class ReceivedMail(Protocol):
+    """What a verdict is made from: the strict From reading and the receiving server's
+    headers (intake.mailparse.ParsedMail; the workflow's IncomingMail)."""
+
+    sender_identity: SenderIdentity
+    authentication_results: list[str]
+    auth_as: list[str]
+    on_behalf: list[str]
+
+
+def verdict_for(policy: SenderPolicy, mail: ReceivedMail) -> SenderVerdict:
+    """The verdict on a received message's sender under `policy`."""
+    return authenticate(policy, mail.sender_identity, mail.authentication_results,
+                        mail.auth_as, mail.on_behalf)
 
 
 def _failed(detail: str) -> SenderVerdict:
@@ -151,7 +181,8 @@ def _by_microsoft365(policy: SenderPolicy, domain: str, headers: Sequence[str],
         internal = {d.lower() for d in policy.internal_domains}
         if domain in internal:
             return SenderVerdict(Status.AUTHENTICATED, f"{AUTH_AS}: Internal",
-                                 f"Sent from inside the tenant by a mailbox of {domain}.")
+                                 f"Sent from inside the tenant by a mailbox of {domain}.",
+                                 internal=True)
         return _failed(f"{AUTH_AS} is Internal, but {domain} is not one of the tenant's "
                        "domains in the configuration.")
     if value != "anonymous":

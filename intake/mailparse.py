@@ -80,6 +80,7 @@ class ParsedMail:
     references: list[str] = field(default_factory=list)
     authentication_results: list[str] = field(default_factory=list)
     auth_as: list[str] = field(default_factory=list)  # X-MS-Exchange-Organization-AuthAs
+    on_behalf: list[str] = field(default_factory=list)  # Sender and Resent-From addresses
     sender_identity: SenderIdentity = field(
         default_factory=lambda: unverified("The message has no From header."))
     text: str = ""
@@ -213,6 +214,8 @@ def _read_headers(mail: ParsedMail, msg: Message) -> None:
     mail.to_addresses, cut = recipient_addresses(
         unsurrogate(v) for v in [*raw.get("to", []), *raw.get("cc", [])])
     mail.problems.extend(cut)
+    mail.on_behalf, _ = recipient_addresses(
+        unsurrogate(v) for v in [*raw.get("sender", []), *raw.get("resent-from", [])])
     mail.date = _date(first.get("date"))
     mail.in_reply_to = message_id_of(first.get("in-reply-to"))
     references = " ".join(unsurrogate(v) for v in raw.get("references", []))

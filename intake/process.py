@@ -22,7 +22,7 @@ from core.db import Database
 from core.errors import PcseError
 from core.inbound import Classification, IncomingMail, MessageKind
 from core.redact import without_addresses
-from core.senderauth import SenderPolicy, authenticate
+from core.senderauth import SenderPolicy, verdict_for
 from core.workers import worker_id
 from intake import ledger
 from intake.budget import WATCHDOG, MessageTooSlow
@@ -297,8 +297,7 @@ class Processor:
         caseworkers see beside the message (the workflow reaches the same verdict). Written
         with the row's result, so the row is not locked while the handler works."""
         identity = mail.sender_identity
-        verdict = authenticate(self.settings.sender_policy, identity,
-                               mail.authentication_results, mail.auth_as)
+        verdict = verdict_for(self.settings.sender_policy, mail)
         vouched = f" Vouched for by {verdict.vouched_by}." if verdict.vouched_by else ""
         return {"from_address": identity.address,
                 "from_name": identity.display_name[:200] or None,

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from core.senderauth import SenderVerdict, authenticate
+from core.senderauth import SenderVerdict, verdict_for
 from intake.mailparse import ParsedMail, parse_mail
 from service.clitools import emit_json, with_app
 from service.config import ConfigError
@@ -43,8 +43,7 @@ def check_message(app: AppContext, path: str, json_output: bool) -> None:
                           "a single saved email.")
     mail = parse_mail(file.read_bytes())
     policy = app.config.security.policy()
-    verdict = authenticate(policy, mail.sender_identity, mail.authentication_results,
-                           mail.auth_as)
+    verdict = verdict_for(policy, mail)
     document = report(mail, verdict, policy.describe())
     if json_output:
         emit_json(document)

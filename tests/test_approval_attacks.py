@@ -69,18 +69,36 @@ def pcn_form(**fields: Any):
 # --------------------------------------------------------------------------- who sent it
 
 
-def test_a_pcn_form_from_an_unauthenticated_ael_address_takes_the_token_route(
+def test_a_pcn_form_from_an_unauthenticated_ael_address_goes_to_a_person(
         db: Database) -> None:
-    """No sender authentication vouches for the forged From: nothing is granted at once."""
+    """No sender authentication vouches for the forged From: nothing is granted, and no
+    approver is asked in the name of someone who may not have asked."""
     env = ms365_env()  # the real platform's profile; the forged mail has no AuthAs
     ref = open_request(db, env, pcn_form(), sender=ICB_CONTACT, authentication_results=[])
     case = case_of(db, ref)
-    assert case.state == "awaiting_approval"
+    assert case.state == "triage"
+    assert "nobody vouched" in case.reason
     assert granted(db, "U12345", "pcn") == []
-    # The AEL contacts confirm at their recorded addresses, the one named in From included:
-    # a PCN submission by an AEL contact is the approval, and the code proves it was them.
-    assert {m.to_address for m in outbox(db, "approval_request")} == {ICB_CONTACT[1],
-                                                                       ICB_CONTACT_2[1]}
+    assert outbox(db, "approval_request") == []
+    assert [m.to_address for m in outbox(db, "acknowledgement")] == [ICB_CONTACT[1]]
+
+
+def test_a_forged_requester_is_not_put_to_an_approver_in_their_name(db: Database) -> None:
+    """A signer's address forged from outside (Exchange: dmarc=fail) asks for a new Main
+    Contact. The other signer must not be told that the first asked; a person confirms."""
+    env = ms365_env()
+    request = email_request("main_contact", main_contact={"name": "Nina Nominee",
+                                                          "email": "nina@evil.example"})
+    failing = ["spf=fail smtp.mailfrom=nhs.net; dmarc=fail action=quarantine "
+               "header.from=nhs.net;compauth=fail reason=000"]
+    ref = open_request(db, env, request, sender=GUARDIAN, authentication_results=failing,
+                       auth_as=["Anonymous"])
+    case = case_of(db, ref)
+    assert case.state == "triage"
+    assert outbox(db, "approval_request") == []
+    assert "sender_vouched" in failed_checks(db, ref)
+    # The person whose address was used hears of it, and can say they never asked.
+    assert [m.to_address for m in outbox(db, "acknowledgement")] == [GUARDIAN[1]]
 
 
 def test_a_pcn_form_from_an_authenticated_ael_contact_completes(db: Database) -> None:
@@ -89,6 +107,54 @@ def test_a_pcn_form_from_an_authenticated_ael_contact_completes(db: Database) ->
                        auth_as=["Internal"])
     assert case_of(db, ref).state == "completed"
     assert granted(db, "U12345", "pcn") == [NOMINEE[1]]
+
+
+def test_an_ael_contacts_mail_to_someone_else_replayed_into_the_inbox_grants_nothing(
+        db: Database) -> None:
+    """DKIM survives a replay, so Exchange says dmarc=pass for mail the contact sent to
+    someone else; only mail addressed to us from inside the tenant is their submission."""
+    env = ms365_env()
+    passing = ["spf=pass smtp.mailfrom=nhs.net; dkim=pass header.d=nhs.net;dmarc=pass "
+               "action=none header.from=nhs.net;compauth=pass reason=100"]
+    ref = open_request(db, env, pcn_form(), sender=ICB_CONTACT, auth_as=["Anonymous"],
+                       authentication_results=passing, to_addresses=["tariq@pcn.example"])
+    assert case_of(db, ref).state == "awaiting_approval"
+    assert granted(db, "U12345", "pcn") == []
+
+
+def test_an_answer_sent_on_behalf_of_the_approver_is_refused(db: Database) -> None:
+    """A delegate answering from the partner's mailbox (Send on Behalf: a Sender header)."""
+    env = ms365_env()
+    request = email_request("pl_admin", nominees=[{"name": MANAGER[0], "email": MANAGER[1]}])
+    ref = open_request(db, env, request, sender=GUARDIAN, auth_as=["Internal"])
+    token = token_for(db, ref, PARTNER[1])
+    answer(db, env, ref, PARTNER, "APPROVE", token=token, auth_as=["Internal"],
+           on_behalf=[MANAGER[1]])
+    assert granted(db, "A81001", "pl") == []
+    assert "sender_authenticated" in failed_checks(db, ref)
+
+
+def test_the_requester_writing_during_approval_stops_every_answer(db: Database,
+                                                                 env: WorkflowEnv) -> None:
+    ref = open_request(db, env, email_request("pl_admin"))
+    protest = mail_from(MANAGER, subject=f"RE: [{ref}] Your request",
+                        text="I did NOT send this. Please stop.")
+    deliver(db, env, protest, MessageKind.CASE_REPLY, case_ref=ref)
+    assert case_of(db, ref).state == "triage"
+    answer(db, env, ref, PARTNER, "APPROVE")
+    assert granted(db, "A81001", "pl") == []
+    assert "case_waiting" in failed_checks(db, ref)
+
+
+def test_a_case_sent_to_a_person_is_not_decided_by_another_approver(
+        db: Database, env: WorkflowEnv) -> None:
+    """One signer's hesitation parks the case; the other signer's code no longer decides."""
+    ref = open_request(db, env, email_request("pl_admin"))
+    answer(db, env, ref, GUARDIAN, "Not approved - Nina left the practice in May")
+    assert case_of(db, ref).state == "triage"
+    answer(db, env, ref, PARTNER, "APPROVE")
+    assert case_of(db, ref).state == "triage"
+    assert granted(db, "A81001", "pl") == []
 
 
 def test_an_answer_from_a_display_name_posing_as_the_approver_is_refused(

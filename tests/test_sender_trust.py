@@ -74,6 +74,15 @@ def test_ordinary_from_headers_name_one_verified_mailbox(header: str, address: s
     ("Jane <j@[192.0.2.1]>", None),
     ("undisclosed-recipients:;", None),
     ("(" * 600 + "a@nhs.net", None),
+    # Read as the plain address by this parser, but not written plainly: a mail server
+    # that checked the sender may have read them otherwise.
+    ('Anil <"a.patel"@nhs.net>', "a.patel@nhs.net"),
+    ("a.patel(x)@nhs.net", "a.patel@nhs.net"),
+    ("<@evil.example:a.patel@nhs.net>", "a.patel@nhs.net"),
+    ("Approvers: a.patel@nhs.net;", "a.patel@nhs.net"),
+    # Lookalike brackets and at signs, and a right-to-left override, in the display name.
+    ("Anil Patel \uff1ca.patel\uff20nhs.net\uff1e <m@nhs.net>", "m@nhs.net"),
+    ("Anil \u202ePatel <m@nhs.net>", "m@nhs.net"),
 ])
 def test_from_headers_that_do_not_read_cleanly_leave_the_sender_unverified(
         header: str, address: str | None) -> None:
@@ -162,7 +171,8 @@ def test_exchange_online_results_without_an_authserv_id_are_read() -> None:
 
 
 @pytest.mark.parametrize("value", ["mx.nhs.test; dmarc", "mx.nhs.test; dmarc=pass (unclosed",
-                                   "mx.nhs.test a b; dmarc=pass", "x" * 9000])
+                                   "mx.nhs.test a b; dmarc=pass", "x" * 9000,
+                                   "dmarc=pass header.from=evil.example header.from=nhs.net"])
 def test_unreadable_results_raise(value: str) -> None:
     with pytest.raises(AuthResultsError):
         parse(value)

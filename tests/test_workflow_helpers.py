@@ -61,6 +61,7 @@ class Mail:
     authentication_results: list[str] = field(default_factory=list)
     attachments: list[Any] = field(default_factory=list)
     auth_as: list[str] = field(default_factory=list)
+    on_behalf: list[str] = field(default_factory=list)
     text_from_html: bool = False
     # Set by a test that forges a From header intake's strict parser would refuse.
     sender_problem: str | None = None

@@ -24,7 +24,7 @@ from core.catalogue import AEL_GP_PAYMENTS_GENERAL
 from core.db import rowcount
 from core.inbound import IncomingMail
 from core.patterns import CASE_REF_RE, TOKEN_RE, mask_tokens
-from core.senderauth import SenderVerdict, authenticate
+from core.senderauth import Profile, SenderPolicy, SenderVerdict, verdict_for
 from core.states import CaseState
 from core.timeutil import as_utc
 from workflow import directory
@@ -38,8 +38,10 @@ from workflow.decisions import (
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case
 
-# Case states in which an approver's answer may still decide the case.
-ANSWERABLE_STATES = frozenset({CaseState.AWAITING_APPROVAL, CaseState.TRIAGE})
+# Case states in which an approver's answer may still decide the case. Not triage: once a
+# case waits for a person (an unclear or refused answer, a protest), a person decides, and
+# re-asks an approver if they want one.
+ANSWERABLE_STATES = frozenset({CaseState.AWAITING_APPROVAL})
 
 
 def new_token() -> str:
@@ -132,6 +134,7 @@ class SenderCheck:
     address: str | None  # the one From address; None when From did not hold exactly one
     verdict: SenderVerdict
     checks: tuple[Check, ...]
+    addressed_to_us: bool = False  # one of our addresses is in To or Cc
 
     @property
     def passed(self) -> bool:
@@ -143,6 +146,14 @@ class SenderCheck:
         """Did the receiving server vouch? Nothing is granted on identity alone otherwise."""
         return self.verdict.authenticated
 
+    def vouches_for_submission(self, policy: SenderPolicy) -> bool:
+        """Is this message, on its own, a recorded approver's submission to us? The server
+        vouched, it was addressed to us (not someone else's mail replayed into the inbox,
+        which DKIM still passes) and, on Microsoft 365, it came from inside the tenant."""
+        internal_required = policy.profile is Profile.MICROSOFT365
+        return (self.authenticated and self.addressed_to_us
+                and (self.verdict.internal or not internal_required))
+
     @property
     def authentication(self) -> str:
         """What vouched and what was found, for the history."""
@@ -153,15 +164,16 @@ class SenderCheck:
 def check_sender(mail: IncomingMail, env: WorkflowEnv) -> SenderCheck:
     """The strict From reading and the configured trust model's verdict, as checks."""
     identity = mail.sender_identity
-    verdict = authenticate(env.sender_policy, identity, mail.authentication_results,
-                           mail.auth_as)
+    verdict = verdict_for(env.sender_policy, mail)
     checks = [Check("sender_parsed", identity.parsed_cleanly,
                     f"From is one clean mailbox, {identity.address}." if identity.parsed_cleanly
                     else identity.problem or "From names no sender.")]
     if identity.parsed_cleanly:
         checks.append(Check("sender_authenticated", verdict.trusted,
                             f"{env.sender_policy.profile}: {verdict.detail}"))
-    return SenderCheck(identity.address, verdict, tuple(checks))
+    ours = {a.lower() for a in env.our_addresses}
+    addressed = any(a.lower() in ours for a in mail.to_addresses)
+    return SenderCheck(identity.address, verdict, tuple(checks), addressed)
 
 
 # --------------------------------------------------------------------------- answers

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from copy import deepcopy
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -30,7 +31,7 @@ from workflow import approvals
 from workflow.apply import approve_and_apply
 from workflow.approvals import SenderCheck, Verification, check_sender, verify_answer
 from workflow.cases import create_case, move, record
-from workflow.decisions import CASEWORKER_REQUEST, decide
+from workflow.decisions import CASEWORKER_REQUEST, Action, Check, Decision, decide
 from workflow.env import WorkflowEnv
 from workflow.facts import gather_facts
 from workflow.models import ApprovalRequest, Case
@@ -230,17 +231,36 @@ def _decide_and_persist(session: Session, env: WorkflowEnv, case: Case,
                         inbound: InboundMessage, *, acknowledge: bool) -> str:
     facts = gather_facts(session, case.kind, case.fields or {},
                          sender=sender.address if sender else None,
-                         sender_verified=bool(sender and sender.authenticated),
+                         sender_verified=bool(
+                             sender and sender.vouches_for_submission(env.sender_policy)),
                          requester=case.requester)
     decision = decide(ParsedRequest(kind=case.kind, fields=case.fields or {},
                                     findings=list(request.findings), source=request.source),
                       facts)
+    decision = _unvouched(decision, sender)
     if acknowledge and decision.target_state not in FINAL_STATES:
         notify(session, env, case, "acknowledgement", to=case.requester,
                name=case.requester_name, context={"summary": summary_lines(case)},
                reply_to=inbound)
     persist_decision(session, env, case, decision, reply_to=inbound)
     return f"{case.ref} ({case.kind}): {case.state}. {decision.reason}"
+
+
+def _unvouched(decision: Decision, sender: SenderCheck | None) -> Decision:
+    """A request whose sender the receiving server did not vouch for is never put to an
+    approver in that sender's name, nor granted: anyone can write any From, and the person
+    named may be the very approver who would have said no. A person confirms it first.
+    Directions and requests for information go ahead: they grant nothing."""
+    if (sender is None or sender.verdict.status is not Status.NOT_AUTHENTICATED
+            or decision.action not in (Action.ASK_APPROVERS, Action.APPROVE)):
+        return decision
+    check = Check("sender_vouched", False, f"The receiving mail server did not vouch for "
+                  f"{sender.address}: {sender.verdict.detail}")
+    return replace(decision, action=Action.TRIAGE, approvers=(),
+                   checks=(*decision.checks, check),
+                   reason=f"The request would go to approval, but nobody vouched that "
+                          f"{sender.address} sent it; a caseworker must confirm it with the "
+                          "organisation before an approver is asked.")
 
 
 # --------------------------------------------------------------------------- replies on a case
@@ -271,6 +291,12 @@ def case_reply(session: Session, env: WorkflowEnv, inbound: InboundMessage,
                               "caseworker must check the reply.", "reply from someone else")
         return _merge_reply(session, env, case, inbound, mail, said)
     asked = {a.approver_email for a in approvals.open_requests(session, case)}
+    if (state is CaseState.AWAITING_APPROVAL and sender.passed
+            and address == (case.requester or "").casefold()):
+        # "I did not send this", "please stop", a correction: approvers wait for a person.
+        return _to_triage(session, env, case, "The requester wrote while the case awaits "
+                          "approval; a caseworker must read it before any answer counts.",
+                          "requester wrote during approval")
     if state is CaseState.AWAITING_APPROVAL and address in asked:
         if not sender.passed:
             # Never name an approver on the strength of a From header nobody vouched for.

@@ -139,8 +139,11 @@ _DISCLAIMER_OPENERS = (
     "the contents of this", "confidential", "disclaimer", "important notice", "privileged",
     "nhsmail is", "caution: this", "warning: this", "please consider the environment",
 )
-_DISCLAIMER_WORDS = ("confidential", "intended recipient", "privileged", "disclaimer",
-                     "virus", "nhsmail", "environment", "legally")
+# Words an approver's own sentence can hold too ("confidential: do not set her up") are not
+# enough: a disclaimer must say one of these, which only boilerplate says.
+_DISCLAIMER_WORDS = ("intended recipient", "addressee", "virus", "nhsmail is",
+                     "received this in error", "received this email in error",
+                     "please consider the environment", "disclaimer")
 _DEVICE_LINES = ("sent from my", "sent from outlook", "sent from mail", "sent from yahoo",
                  "sent from samsung", "sent via", "get outlook for")
 _CONTACT_OPENERS = ("tel", "t:", "t.", "m:", "m.", "mob", "phone", "direct", "fax", "email:",
@@ -330,7 +333,8 @@ def _without_disclaimer(lines: list[str]) -> list[str]:
     while lines and not lines[0].strip():
         lines = lines[1:]
     for index, line in enumerate(lines[1:], start=1):
-        if _is_disclaimer_opening(line):
+        # Mail systems append a disclaimer as a paragraph of its own.
+        if not lines[index - 1].strip() and _is_disclaimer_opening(line):
             return lines[:index]
     return lines
 

@@ -102,6 +102,19 @@ def test_a_forged_answer_grants_nothing_and_the_one_click_answer_does(stack: Sta
         assert forged_row.from_address != approver
     assert pl_admins(stack, org) == before
 
+    # The case waits for a person now: the code it was sent with no longer decides it.
+    # A caseworker who has spoken to the approver asks again, with a fresh code.
+    stack.pcse("case", "ask-approver", ref, "--by", "casey@pcse.test", "--approver", approver)
+    with stack.db.transaction() as session:
+        again = session.scalars(sa.select(OutboxMessage).where(
+            OutboxMessage.case_id == case.id, OutboxMessage.purpose == "approval_request")
+            .order_by(OutboxMessage.id.desc())).first()
+    assert again.id != request.id
+    stale = subject
+    link = APPROVE_LINK.search(again.body_text).group(1)
+    subject = unquote(link.split("subject=", 1)[1].split("&", 1)[0])
+    assert subject != stale
+
     # The real approver taps Approve: a new email with the pre-filled subject, no body.
     deliver_raw(stack, answer_message(approver, subject, ""), approver.split("@")[1])
     wait_for(lambda: settled(stack, 3), timeout=60, service=stack.service,
