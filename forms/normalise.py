@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
-# NHS ODS code forms by organisation type (domain.md). Optical contractor numbers
+# NHS ODS code forms by organisation type. Optical contractor numbers
 # have no single public format, so any short run of letters and digits is accepted.
 ODS_PATTERNS: dict[str, re.Pattern[str]] = {
     "gp_practice": re.compile(r"^[A-Z][0-9]{5}$"),

@@ -137,7 +137,8 @@ def roles_of(session: Session, email: str) -> list[RoleAssignment]:
 
 
 def signers_for(session: Session, org_code: str) -> list[Signer]:
-    """The organisation's active practice signers, in order of preference (domain.md)."""
+    """The organisation's active practice signers, in order of preference
+    (core.catalogue.SIGNER_CAPACITIES)."""
     org = get_org(session, org_code)
     if org is None:
         return []
@@ -198,7 +199,7 @@ def _role_order(role: str) -> tuple[int, int, str]:
 
 
 def org_view(session: Session, code: str) -> dict[str, Any]:
-    """The `pcse directory show --json` document (design.md).
+    """The `pcse directory show --json` document (README.md, Command reference).
 
     `users` lists everyone who holds or has held a role at the organisation, so that a
     deactivated person still shows (active false, no roles); `roles` are the roles held now.

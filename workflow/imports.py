@@ -37,7 +37,7 @@ USER_HEADER = ("org_code", "name", "email", "role")
 SIGNER_HEADER = ("org_code", "name", "email", "capacity")
 AEL_HEADER = ("icb_code", "name", "email", "ael_role")
 
-# Types whose organisations belong to an ICB (domain.md), as a sentence names them.
+# Types whose organisations belong to an ICB, as a sentence names them.
 NEEDS_ICB = {"gp_practice": "GP practice", "pcn": "PCN"}
 
 

@@ -1,4 +1,4 @@
-"""PCSE's directory rules (R1-R4, R7 of domain.md) as pure checks on facts.
+"""PCSE's directory rules (R1-R4, R7; docs/architecture.md lists the rules) as pure checks on facts.
 
 Each check takes the facts it needs, already read from the directory, and either returns
 or raises RuleViolation with a code and one sentence a person can act on. The directory
