@@ -261,7 +261,7 @@ def test_a_token_does_not_outlive_a_new_form(db: Database, env: WorkflowEnv) -> 
     reply = mail_from(MANAGER, subject=f"RE: [{ref}] more information",
                       text="New form attached")
     from tests.test_workflow_helpers import inbound_row
-    from workflow.handler import _merge_reply
+    from workflow.case_replies import _merge_reply
 
     with db.transaction() as session:
         case = session.scalars(select(Case).where(Case.ref == ref)).one()

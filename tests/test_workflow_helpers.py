@@ -27,8 +27,9 @@ from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from workflow import directory
 from workflow.env import WorkflowEnv
-from workflow.handler import handle_message, start_case
+from workflow.handler import handle_message
 from workflow.models import AelContact, Case, Organisation, Signer
+from workflow.opening import start_case
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 OUR = "pcse.portalenquiries@nhs.net"

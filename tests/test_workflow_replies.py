@@ -18,7 +18,7 @@ from tests.test_workflow_helpers import (
     outbox,
 )
 from workflow.env import WorkflowEnv
-from workflow.handler import merge_fields
+from workflow.merging import merge_fields
 
 MISSING_EMAIL = Finding("missing_field", "The email address of the nominee is missing.",
                         "nominees.0.email")
