@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 }
 
 
-QUIET_LIBRARIES = ("imapclient", "sqlalchemy", "mail.log", "aiosmtpd", "msal", "urllib3",
+QUIET_LIBRARIES = ("imapclient", "mail.log", "aiosmtpd", "msal", "urllib3",
                    "httpx", "httpcore", "asyncio", "apscheduler", "pdfminer")
 
 
@@ -66,6 +66,8 @@ def cli(config_path: str | None, verbose: bool) -> None:
     # which names people: -v is for this project's detail only.
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.INFO)
+    # SQLAlchemy logs every statement at INFO: warnings only, -v or not.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> None:
