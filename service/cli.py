@@ -34,7 +34,7 @@ COMMANDS.update({entry.name: (entry.value,)
                  for entry in importlib.metadata.entry_points(group="pcse.commands")})
 
 
-QUIET_LIBRARIES = ("imapclient", "sqlalchemy", "mail.log", "aiosmtpd", "msal", "urllib3",
+QUIET_LIBRARIES = ("imapclient", "mail.log", "aiosmtpd", "msal", "urllib3",
                    "httpx", "httpcore", "asyncio", "apscheduler", "pdfminer")
 
 
@@ -70,6 +70,8 @@ def cli(config_path: str | None, verbose: bool) -> None:
     # which names people: -v is for this project's detail only.
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.INFO)
+    # SQLAlchemy logs every statement at INFO: warnings only, -v or not.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> None:

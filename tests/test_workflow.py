@@ -21,7 +21,9 @@ from tests.test_workflow_helpers import (
     holders,
     open_request,
     outbox,
+    token_for,
 )
+from workflow import actions
 from workflow.env import WorkflowEnv
 
 
@@ -65,13 +67,23 @@ def test_rejection_with_a_reason(db: Database, env: WorkflowEnv) -> None:
     assert holders(db, "A81001", "gpp") == []
 
 
-def test_unclear_answer_goes_to_triage_and_a_later_clear_one_decides(
+def test_unclear_answer_goes_to_a_person_who_asks_again_and_the_new_answer_decides(
     db: Database, env: WorkflowEnv,
 ) -> None:
     ref = open_request(db, env, gpp_form())
-    answer(db, env, ref, PARTNER, "Can you call me about this?")
+    first = token_for(db, ref, PARTNER[1])
+    answer(db, env, ref, PARTNER, "Can you call me about this?", token=first)
     assert case_of(db, ref).state == "triage"
-    answer(db, env, ref, PARTNER, "Approved")
+    # Once a person is involved, the old code no longer decides the case ...
+    answer(db, env, ref, PARTNER, "Approved", token=first)
+    assert case_of(db, ref).state == "triage"
+    # ... until the caseworker, having called, asks again with a fresh code.
+    with db.transaction() as session:
+        actions.send_approval_request(session, env, ref, by="cw@pcse.test",
+                                      approver_email=PARTNER[1])
+    second = token_for(db, ref, PARTNER[1])
+    assert second != first
+    answer(db, env, ref, PARTNER, "Approved", token=second)
     assert case_of(db, ref).state == "completed"
 
 

@@ -220,14 +220,17 @@ def test_pcn_form_from_the_ael_contact_needs_no_further_approval(
         assert len(directory.admins(session, "U12345", "pcn")) == 2
 
 
-def test_pcn_form_from_the_ael_address_failing_dmarc_asks_instead(
+def test_pcn_form_from_the_ael_address_failing_dmarc_goes_to_a_person(
     db: Database, config: Config, env: WorkflowEnv,
 ) -> None:
     arrive(db, config, env, email(ICB, "PCN user admin request", "Approved by the ICB.",
                                   pdf="pcn-acroform.pdf", dmarc="fail"))
     case = the_case(db, ICB[1])
-    assert case.state == "awaiting_approval"
-    assert [m.to_address for m in sent(db, "approval_request")] == [ICB[1]]
+    assert case.state == "triage"
+    assert "nobody vouched" in case.reason
+    assert sent(db, "approval_request") == []
+    with db.transaction() as session:
+        assert directory.admins(session, "U12345", "pcn") == []
 
 
 def test_scanned_form_then_a_readable_one_in_the_reply(db: Database, config: Config,

@@ -123,12 +123,15 @@ def test_a_reply_that_still_lacks_it_asks_again(db: Database, env: WorkflowEnv) 
     assert len(outbox(db, "needs_info")) == 2
 
 
-def test_a_requester_reply_while_awaiting_approval_is_only_noted(
+def test_a_requester_reply_while_awaiting_approval_goes_to_a_person(
     db: Database, env: WorkflowEnv,
 ) -> None:
+    """It may say "I did not send this": no answer counts until a person has read it."""
     ref = open_request(db, env, gpp_form())
     reply(db, env, ref, "Any news?")
-    assert case_of(db, ref).state == "awaiting_approval"
+    case = case_of(db, ref)
+    assert case.state == "triage"
+    assert "The requester wrote while the case awaits approval" in case.reason
     assert events(db, ref, "message")[-1]["data"]["said"] == "Any news?"
 
 
