@@ -57,27 +57,39 @@ class Audit:
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated_rows or self.not_final or self.without_outcome
-                    or self.duplicated_cases or self.cases_without_source
-                    or self.duplicated_emails or self.silently_lost_emails
-                    or self.invalid_states or self.extra_copies)
+        return not (
+            self.lost
+            or self.duplicated_rows
+            or self.not_final
+            or self.without_outcome
+            or self.duplicated_cases
+            or self.cases_without_source
+            or self.duplicated_emails
+            or self.silently_lost_emails
+            or self.invalid_states
+            or self.extra_copies
+        )
 
     def line(self) -> str:
-        return (f"lost={self.lost} duplicated_cases={self.duplicated_cases} "
-                f"duplicated_emails={self.duplicated_emails}")
+        return (
+            f"lost={self.lost} duplicated_cases={self.duplicated_cases} "
+            f"duplicated_emails={self.duplicated_emails}"
+        )
 
     def details(self) -> str:
         outbox = " ".join(f"{k}={v}" for k, v in sorted(self.outbox.items()))
         statuses = " ".join(f"{k}={v}" for k, v in sorted(self.by_status.items()))
-        return (f"messages={self.messages} ledger_rows={self.ledger_rows} "
-                f"duplicated_rows={self.duplicated_rows} not_final={self.not_final} "
-                f"without_outcome={self.without_outcome} [{statuses}]\n"
-                f"cases={self.cases} cases_without_source={self.cases_without_source} "
-                f"invalid_states={len(self.invalid_states)} "
-                f"extra_copies_in_mailbox={self.extra_copies}\n"
-                f"emails_received={self.emails} sent_not_received={self.sent_not_received} "
-                f"unconfirmed={self.unconfirmed} silently_lost={self.silently_lost_emails} "
-                f"outbox [{outbox}]")
+        return (
+            f"messages={self.messages} ledger_rows={self.ledger_rows} "
+            f"duplicated_rows={self.duplicated_rows} not_final={self.not_final} "
+            f"without_outcome={self.without_outcome} [{statuses}]\n"
+            f"cases={self.cases} cases_without_source={self.cases_without_source} "
+            f"invalid_states={len(self.invalid_states)} "
+            f"extra_copies_in_mailbox={self.extra_copies}\n"
+            f"emails_received={self.emails} sent_not_received={self.sent_not_received} "
+            f"unconfirmed={self.unconfirmed} silently_lost={self.silently_lost_emails} "
+            f"outbox [{outbox}]"
+        )
 
 
 def message_ids(raw_messages: list[bytes]) -> list[str]:
@@ -92,10 +104,18 @@ def audit(db: Database, sent_to_inbox: list[str], received: list[bytes]) -> Audi
     with db.transaction() as session:
         _ledger(session, result, sent_to_inbox)
         _cases(session, result)
-        sent = session.execute(select(OutboxMessage.message_id, OutboxMessage.last_error)
-                               .where(OutboxMessage.status == "sent")).all()
-        result.outbox = Counter(dict(session.execute(
-            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()))
+        sent = session.execute(
+            select(OutboxMessage.message_id, OutboxMessage.last_error).where(
+                OutboxMessage.status == "sent"
+            )
+        ).all()
+        result.outbox = Counter(
+            dict(
+                session.execute(
+                    select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                ).all()
+            )
+        )
     on_server = Counter(message_ids(received))
     result.emails = len(on_server)
     result.duplicated_emails = sum(n - 1 for n in on_server.values())
@@ -107,8 +127,14 @@ def audit(db: Database, sent_to_inbox: list[str], received: list[bytes]) -> Audi
 
 
 def _ledger(session, result: Audit, sent_to_inbox: list[str]) -> None:
-    rows = session.execute(select(InboundMessage.message_id, InboundMessage.status,
-                                  InboundMessage.outcome, InboundMessage.error)).all()
+    rows = session.execute(
+        select(
+            InboundMessage.message_id,
+            InboundMessage.status,
+            InboundMessage.outcome,
+            InboundMessage.error,
+        )
+    ).all()
     result.ledger_rows = len(rows)
     per_id = Counter(r.message_id for r in rows)
     result.lost = sum(1 for mid in sent_to_inbox if per_id[mid] == 0)
@@ -131,8 +157,10 @@ def _cases(session, result: Audit) -> None:
     result.cases_without_source = sum(1 for c in cases if c.source_message_id is None)
     events: dict[int, list[tuple[str | None, str | None, str]]] = {}
     for case_id, from_state, to_state, kind in session.execute(
-            select(CaseEvent.case_id, CaseEvent.from_state, CaseEvent.to_state, CaseEvent.event)
-            .where(CaseEvent.to_state.is_not(None)).order_by(CaseEvent.id)):
+        select(CaseEvent.case_id, CaseEvent.from_state, CaseEvent.to_state, CaseEvent.event)
+        .where(CaseEvent.to_state.is_not(None))
+        .order_by(CaseEvent.id)
+    ):
         events.setdefault(case_id, []).append((from_state, to_state, kind))
     for case in cases:
         problem = _history_problem(case.state, events.get(case.id, []))

@@ -34,8 +34,9 @@ from bench.service_proc import PcseRun  # noqa: E402
 from bench.stack import Stack, stack  # noqa: E402
 
 STARTED = "INFO service.runner: pcse run: "
-PG_ADMIN = os.environ.get("PCSE_TEST_PG_URL",
-                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @dataclass
@@ -86,8 +87,15 @@ def wait_for_progress(s: Stack, run: PcseRun, amount: int, timeout: float) -> No
         time.sleep(0.05)
 
 
-def kill_repeatedly(s: Stack, kills: int, rng: random.Random, low: float, high: float,
-                    say=print, share: int | None = None) -> int:
+def kill_repeatedly(
+    s: Stack,
+    kills: int,
+    rng: random.Random,
+    low: float,
+    high: float,
+    say=print,
+    share: int | None = None,
+) -> int:
     """Start, wait a random while, SIGKILL; `kills` times. Returns kills that hit work.
 
     With `share`, each run first handles a random 1..`share` messages and is then killed
@@ -111,19 +119,32 @@ def kill_repeatedly(s: Stack, kills: int, rng: random.Random, low: float, high: 
         run.kill()
         working = any(left.values())
         busy += working
-        say(f"kill {number:2d} after {time.monotonic() - run.started_at:4.1f} s; "
+        say(
+            f"kill {number:2d} after {time.monotonic() - run.started_at:4.1f} s; "
             f"left: inbox {left['inbox']}, unrecorded {left['unrecorded']}, "
-            f"pending {left['pending']}, outbox {left['outbox']}")
+            f"pending {left['pending']}, outbox {left['outbox']}"
+        )
     return busy
 
 
-def prove(s: Stack, count: int, kills: int, *, seed: int = 9, low: float = 0.2,
-          high: float = 5.0, drain_timeout: float = 1800, say=print) -> CrashReport:
+def prove(
+    s: Stack,
+    count: int,
+    kills: int,
+    *,
+    seed: int = 9,
+    low: float = 0.2,
+    high: float = 5.0,
+    drain_timeout: float = 1800,
+    say=print,
+) -> CrashReport:
     rng = random.Random(seed)
     backlog = build(count, seed=seed)
     s.deliver(backlog)
-    say(f"backlog: {count} messages in the inbox "
-        + ", ".join(f"{k} {v}" for k, v in sorted(backlog.kinds.items())))
+    say(
+        f"backlog: {count} messages in the inbox "
+        + ", ".join(f"{k} {v}" for k, v in sorted(backlog.kinds.items()))
+    )
     started = time.monotonic()
     busy = kill_repeatedly(s, kills, rng, low, high, say=say)
     last = s.service("pcse-run-final")
@@ -143,19 +164,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--min-delay", type=float, default=0.2)
     parser.add_argument("--max-delay", type=float, default=5.0)
-    parser.add_argument("--pg", default=PG_ADMIN,
-                        help="PostgreSQL server to make the scratch database on")
+    parser.add_argument(
+        "--pg", default=PG_ADMIN, help="PostgreSQL server to make the scratch database on"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the folder with the logs")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="pcse-crash-"))
     with scratch_database(args.pg) as url, stack(folder, url) as s:
-        report = prove(s, args.n, args.kills, seed=args.seed, low=args.min_delay,
-                       high=args.max_delay)
+        report = prove(
+            s, args.n, args.kills, seed=args.seed, low=args.min_delay, high=args.max_delay
+        )
     print(report.audit.details())
     print(report.line())
-    print(f"throughput: {report.messages} messages in {report.seconds:.0f} s with "
-          f"{report.kills} kills ({report.kills_while_busy} while busy): "
-          f"{report.rate:.1f} messages/s")
+    print(
+        f"throughput: {report.messages} messages in {report.seconds:.0f} s with "
+        f"{report.kills} kills ({report.kills_while_busy} while busy): "
+        f"{report.rate:.1f} messages/s"
+    )
     if args.keep:
         print(f"logs in {folder}")
     else:

@@ -105,20 +105,30 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     key_path.chmod(0o600)
     return cert_path, key_path
 
@@ -222,20 +232,27 @@ class DovecotServer:
         (self.root / "passwd").touch()
         self.write_accounts(200)
         (self.root / "oauth2.conf").write_text(OAUTH2.format(url=self.introspection.url))
-        (self.root / "dovecot.conf").write_text(CONFIG.format(
-            root=self.root, port=self.port, ssl_port=self.ssl_port,
-            instance=uuid.uuid4().hex[:8]))
+        (self.root / "dovecot.conf").write_text(
+            CONFIG.format(
+                root=self.root,
+                port=self.port,
+                ssl_port=self.ssl_port,
+                instance=uuid.uuid4().hex[:8],
+            )
+        )
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"dovecot exited: {self.process.stderr.read().decode()}"
-                                   f"{self.log_tail()}")
+                raise RuntimeError(
+                    f"dovecot exited: {self.process.stderr.read().decode()}{self.log_tail()}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return
@@ -276,8 +293,7 @@ class DovecotServer:
         a second, so accounts added one by one while it runs could be refused for a moment."""
         with (self.root / "passwd").open("a") as passwd:
             for _ in range(count):
-                account = ImapAccount(self, f"u{uuid.uuid4().hex[:12]}",
-                                      secrets.token_urlsafe(12))
+                account = ImapAccount(self, f"u{uuid.uuid4().hex[:12]}", secrets.token_urlsafe(12))
                 passwd.write(f"{account.username}:{{PLAIN}}{account.password}\n")
                 self.spare.append(account)
 
@@ -309,7 +325,7 @@ class ImapAccount:
             if not client.folder_exists(folder):
                 client.create_folder(folder)
             for start in range(0, len(messages), 200):
-                client.multiappend(folder, messages[start: start + 200])
+                client.multiappend(folder, messages[start : start + 200])
         finally:
             client.logout()
 
@@ -334,9 +350,13 @@ class ImapAccount:
 
     def mailbox_config(self, **overrides: object) -> MailboxConfig:
         box = MailboxConfig(
-            name=f"box-{self.username}", address=f"{self.username}@example.nhs.uk",
-            imap_host="127.0.0.1", imap_port=self.server.port, imap_ssl=False,
-            username=self.username, password=self.password,
+            name=f"box-{self.username}",
+            address=f"{self.username}@example.nhs.uk",
+            imap_host="127.0.0.1",
+            imap_port=self.server.port,
+            imap_ssl=False,
+            username=self.username,
+            password=self.password,
         )
         return replace(box, **overrides)
 
@@ -371,8 +391,14 @@ def tls_context(server: DovecotServer) -> ssl.SSLContext:
 # --------------------------------------------------------------------------- intake helpers
 
 
-def plain_request(number: int, *, sender: str | None = None, subject: str | None = None,
-                  message_id: str | None = None, body: str | None = None) -> bytes:
+def plain_request(
+    number: int,
+    *,
+    sender: str | None = None,
+    subject: str | None = None,
+    message_id: str | None = None,
+    body: str | None = None,
+) -> bytes:
     """A small, well-formed request email, as a practice would send one."""
     sender = sender or f"practice{number}@example.nhs.uk"
     lines = [
@@ -384,9 +410,12 @@ def plain_request(number: int, *, sender: str | None = None, subject: str | None
         "MIME-Version: 1.0",
         "Content-Type: text/plain; charset=utf-8",
         "",
-        body or (f"Please set up Jane Doe {number} (jane.doe{number}@example.nhs.uk) as PL "
-                 f"Organisation Administrator for practice A8{number % 10000:04d}.\n"
-                 "Thank you,\nPractice Manager"),
+        body
+        or (
+            f"Please set up Jane Doe {number} (jane.doe{number}@example.nhs.uk) as PL "
+            f"Organisation Administrator for practice A8{number % 10000:04d}.\n"
+            "Thank you,\nPractice Manager"
+        ),
     ]
     # IMAP servers store CRLF line ends; so does this, so that bytes compare equal.
     return ("\r\n".join(lines) + "\r\n").replace("\r\n", "\n").replace("\n", "\r\n").encode()

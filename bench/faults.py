@@ -44,8 +44,9 @@ from bench.stack import Stack, stack  # noqa: E402
 from core.timeutil import utcnow  # noqa: E402
 from notifications.models import OutboxMessage  # noqa: E402
 
-PG_ADMIN = os.environ.get("PCSE_TEST_PG_URL",
-                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 class FaultUnavailable(RuntimeError):
@@ -67,8 +68,10 @@ class FaultReport:
         return self.audit.ok and not self.leftovers
 
     def line(self) -> str:
-        return (f"{self.fault}: {self.audit.line()} restarts={self.restarts} "
-                f"leftover_files={self.leftovers} drained_in={self.seconds:.0f}s")
+        return (
+            f"{self.fault}: {self.audit.line()} restarts={self.restarts} "
+            f"leftover_files={self.leftovers} drained_in={self.seconds:.0f}s"
+        )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -82,8 +85,7 @@ def status(s: Stack) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def wait_until(probe: Callable[[], bool], timeout: float, what: str,
-               interval: float = 0.3) -> None:
+def wait_until(probe: Callable[[], bool], timeout: float, what: str, interval: float = 0.3) -> None:
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(Exception):  # the database may be the thing that is down
@@ -104,8 +106,9 @@ def matching_lines(run: PcseRun, *needles: str) -> list[str]:
     return [line for line in run.log().splitlines() if any(n in line for n in needles)]
 
 
-def finish(s: Stack, run: PcseRun, fault: str, started: float, timeout: float,
-           **extra: Any) -> FaultReport:
+def finish(
+    s: Stack, run: PcseRun, fault: str, started: float, timeout: float, **extra: Any
+) -> FaultReport:
     """Wait for the work to be done, keeping the service alive; stop it; audit."""
     restarts = 0
     deadline = time.monotonic() + timeout
@@ -137,8 +140,9 @@ def start_draining(s: Stack, count: int, seed: int, at_least: int) -> tuple[Pcse
 # --------------------------------------------------------------------------- the faults
 
 
-def dovecot_restart(s: Stack, count: int, outage: float, seed: int = 5,
-                    timeout: float = 900) -> FaultReport:
+def dovecot_restart(
+    s: Stack, count: int, outage: float, seed: int = 5, timeout: float = 900
+) -> FaultReport:
     """Half the backlog is in the inbox at the start; the server is stopped as soon as the
     first messages are recorded (usually just after that first poll, fetching five at a
     time), every connection dropping; the other half arrives once it is back."""
@@ -153,8 +157,11 @@ def dovecot_restart(s: Stack, count: int, outage: float, seed: int = 5,
     s.dovecot.stop()
     stopped = time.monotonic()
     try:
-        wait_until(lambda: bool(status(s)["mailboxes"][0]["last_error"]), outage + 120,
-                   "pcse status to show the mailbox error")
+        wait_until(
+            lambda: bool(status(s)["mailboxes"][0]["last_error"]),
+            outage + 120,
+            "pcse status to show the mailbox error",
+        )
         during = status(s)
         time.sleep(max(0.0, outage - (time.monotonic() - stopped)))
         if not run.alive:
@@ -162,57 +169,97 @@ def dovecot_restart(s: Stack, count: int, outage: float, seed: int = 5,
     finally:
         s.dovecot.start()
     s.deliver(Backlog(backlog.messages[half:], message_ids=backlog.message_ids[half:]))
-    return finish(s, run, "dovecot", started, timeout, status_during=during,
-                  log_lines=matching_lines(run, "retrying in", "Could not reach",
-                                           "Lost mailbox"))
+    return finish(
+        s,
+        run,
+        "dovecot",
+        started,
+        timeout,
+        status_during=during,
+        log_lines=matching_lines(run, "retrying in", "Could not reach", "Lost mailbox"),
+    )
 
 
-def smtp_refusing(s: Stack, count: int, outage: float, seed: int = 6,
-                  timeout: float = 900, skip_backoff: bool = False) -> FaultReport:
+def smtp_refusing(
+    s: Stack,
+    count: int,
+    outage: float,
+    seed: int = 6,
+    timeout: float = 900,
+    skip_backoff: bool = False,
+) -> FaultReport:
     """With `skip_backoff`, once the server is back the rows its 421s sent into backoff
     (a minute at least) are made due at once, as if that minute had passed."""
     s.sink.refuse_for(outage)
     refusing_until = time.monotonic() + outage
     run, started = start_draining(s, count, seed, at_least=1)
     wait_until(lambda: s.sink.refused > 0, outage + 60, "the SMTP server to refuse")
-    wait_until(lambda: bool(status(s).get("outbox_last_error")), outage + 60,
-               "pcse status to show why the outbox is waiting")
+    wait_until(
+        lambda: bool(status(s).get("outbox_last_error")),
+        outage + 60,
+        "pcse status to show why the outbox is waiting",
+    )
     during = status(s)
     if not run.alive:
         raise RuntimeError("pcse run died while the SMTP server refused")
     if skip_backoff:
         time.sleep(max(0.0, refusing_until - time.monotonic()) + 0.5)
         with s.db.transaction() as session:
-            session.execute(update(OutboxMessage)
-                            .where(OutboxMessage.status == "pending",
-                                   OutboxMessage.last_error.is_not(None))
-                            .values(next_attempt_at=utcnow()))
-    return finish(s, run, "smtp", started, timeout, status_during=during,
-                  log_lines=matching_lines(run, "will retry at", "421"))
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.status == "pending", OutboxMessage.last_error.is_not(None))
+                .values(next_attempt_at=utcnow())
+            )
+    return finish(
+        s,
+        run,
+        "smtp",
+        started,
+        timeout,
+        status_during=during,
+        log_lines=matching_lines(run, "will retry at", "421"),
+    )
 
 
-def postgres_restart(s: Stack, cluster: PgCluster, count: int, outage: float,
-                     seed: int = 7, timeout: float = 900) -> FaultReport:
+def postgres_restart(
+    s: Stack, cluster: PgCluster, count: int, outage: float, seed: int = 7, timeout: float = 900
+) -> FaultReport:
     run, started = start_draining(s, count, seed, at_least=5)
     for mode in ("fast", "immediate"):  # a clean restart, then one as after a crash
         before = progress(s)
         cluster.restart(mode, pause=outage / 2)
         if not run.alive:
             raise RuntimeError(f"pcse run died when PostgreSQL restarted ({mode})")
-        wait_until(lambda before=before: progress(s) > before, 300,
-                   f"work to go on after the {mode} restart")
+        wait_until(
+            lambda before=before: progress(s) > before,
+            300,
+            f"work to go on after the {mode} restart",
+        )
     during = status(s)
-    return finish(s, run, "postgres", started, timeout, status_during=during,
-                  log_lines=matching_lines(run, "the database is unavailable",
-                                           "The poll failed: OperationalError",
-                                           "job outbox failed"))
+    return finish(
+        s,
+        run,
+        "postgres",
+        started,
+        timeout,
+        status_during=during,
+        log_lines=matching_lines(
+            run,
+            "the database is unavailable",
+            "The poll failed: OperationalError",
+            "job outbox failed",
+        ),
+    )
 
 
 @contextlib.contextmanager
 def small_tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0755", "tmpfs",
-                           str(path)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise FaultUnavailable(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -221,19 +268,30 @@ def small_tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def disk_full(s: Stack, count: int, outage: float, seed: int = 8, size_kb: int = 600,
-              timeout: float = 900) -> FaultReport:
+def disk_full(
+    s: Stack, count: int, outage: float, seed: int = 8, size_kb: int = 600, timeout: float = 900
+) -> FaultReport:
     with small_tmpfs(Path(s.settings.raw_dir), size_kb) as raw:
         run, started = start_draining(s, count, seed, at_least=0)
-        wait_until(lambda: "space" in (status(s)["mailboxes"][0]["last_error"] or ""),
-                   120, "pcse status to say the disk is full")
+        wait_until(
+            lambda: "space" in (status(s)["mailboxes"][0]["last_error"] or ""),
+            120,
+            "pcse status to say the disk is full",
+        )
         during = status(s)
         time.sleep(outage)
         if not run.alive:
             raise RuntimeError("pcse run died when the disk filled up")
         subprocess.run(["mount", "-o", "remount,size=256m", str(raw)], check=True)
-        report = finish(s, run, "disk", started, timeout, status_during=during,
-                        log_lines=matching_lines(run, "No space", "full"))
+        report = finish(
+            s,
+            run,
+            "disk",
+            started,
+            timeout,
+            status_during=during,
+            log_lines=matching_lines(run, "No space", "full"),
+        )
         report.leftovers = len(list(raw.rglob(".*.tmp")))
         return report
 
@@ -263,8 +321,9 @@ FAULTS = ("dovecot", "smtp", "postgres", "disk")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("faults", nargs="*", metavar="FAULT",
-                        help=f"some of {', '.join(FAULTS)} (default: all)")
+    parser.add_argument(
+        "faults", nargs="*", metavar="FAULT", help=f"some of {', '.join(FAULTS)} (default: all)"
+    )
     parser.add_argument("-n", type=int, default=300, help="messages in each backlog")
     parser.add_argument("--outage", type=float, default=60, help="seconds each fault lasts")
     parser.add_argument("--keep", action="store_true", help="keep the logs")
@@ -296,8 +355,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _brief(document: dict[str, Any]) -> dict[str, Any]:
-    keys = ("messages_pending", "messages_failed", "outbox_pending", "outbox_last_error",
-            "error")
+    keys = ("messages_pending", "messages_failed", "outbox_pending", "outbox_last_error", "error")
     found = {k: document[k] for k in keys if k in document}
     if document.get("mailboxes"):
         found["last_error"] = document["mailboxes"][0].get("last_error")

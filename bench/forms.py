@@ -26,9 +26,18 @@ sys.path.insert(0, str(ROOT))
 CORPUS = ROOT / "tests" / "corpus" / "forms"
 # Completed forms the three ways they arrive: AcroForm fields, drawn text, printed to PDF.
 MIX = [
-    "gpp-acroform", "gpp-flattened", "gpp-printed", "gpp-acroform-odd-case",
-    "uar-acroform", "uar-flattened", "uar-printed", "uar-acroform-one-admin",
-    "pcn-acroform", "pcn-flattened", "pcn-printed", "pcn-flattened-odd-case",
+    "gpp-acroform",
+    "gpp-flattened",
+    "gpp-printed",
+    "gpp-acroform-odd-case",
+    "uar-acroform",
+    "uar-flattened",
+    "uar-printed",
+    "uar-acroform-one-admin",
+    "pcn-acroform",
+    "pcn-flattened",
+    "pcn-printed",
+    "pcn-flattened-odd-case",
 ]
 
 
@@ -67,10 +76,12 @@ def _report(label: str, runs: list[Run]) -> None:
     forms = sum(r.forms for r in runs)
     wall = max(r.seconds for r in runs)
     cpu_ms = 1000 * sum(r.cpu_seconds for r in runs) / forms
-    print(f"{label}: {forms} forms in {wall:.1f} s = {forms / wall:.1f} forms/s "
-          f"({cpu_ms:.1f} ms CPU per form); peak RSS per process: caller "
-          f"{max(r.caller_rss_kb for r in runs) / 1024:.0f} MB, "
-          f"PDF worker {max(r.worker_rss_kb for r in runs) / 1024:.0f} MB")
+    print(
+        f"{label}: {forms} forms in {wall:.1f} s = {forms / wall:.1f} forms/s "
+        f"({cpu_ms:.1f} ms CPU per form); peak RSS per process: caller "
+        f"{max(r.caller_rss_kb for r in runs) / 1024:.0f} MB, "
+        f"PDF worker {max(r.worker_rss_kb for r in runs) / 1024:.0f} MB"
+    )
 
 
 def main() -> None:
@@ -78,8 +89,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
-    print(f"mix: {len(MIX)} completed forms (AcroForm, flattened, printed to PDF); "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"mix: {len(MIX)} completed forms (AcroForm, flattened, printed to PDF); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     _report("1 process", [run(args.seconds)])
     with ProcessPoolExecutor(max_workers=args.processes) as pool:
         runs = list(pool.map(run, [args.seconds] * args.processes))

@@ -55,21 +55,26 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return (self.rows == self.messages and not self.without_reason
-                and not self.not_final and not self.unexpected)
+        return (
+            self.rows == self.messages
+            and not self.without_reason
+            and not self.not_final
+            and not self.unexpected
+        )
 
 
 # --------------------------------------------------------------------------- the corpus
 
 
-def corpus(count: int, seed: int = 9, big: int = 2,
-           pdf_names: list[str] | None = None, hostile_kb: int = 0) -> list[bytes]:
+def corpus(
+    count: int, seed: int = 9, big: int = 2, pdf_names: list[str] | None = None, hostile_kb: int = 0
+) -> list[bytes]:
     return [raw for _, raw in labelled_corpus(count, seed, big, pdf_names, hostile_kb)]
 
 
-def labelled_corpus(count: int, seed: int = 9, big: int = 2,
-                    pdf_names: list[str] | None = None, hostile_kb: int = 0
-                    ) -> list[tuple[str, bytes]]:
+def labelled_corpus(
+    count: int, seed: int = 9, big: int = 2, pdf_names: list[str] | None = None, hostile_kb: int = 0
+) -> list[tuple[str, bytes]]:
     """Every message of the run, each with a name saying what it is."""
     from bench.hostile_messages import hostile_messages, nesting_messages
     from bench.mutations import (
@@ -80,25 +85,35 @@ def labelled_corpus(count: int, seed: int = 9, big: int = 2,
         with_message_id,
     )
 
-    found = [(f"malformed/{p.name}",
-              with_message_id(p.read_bytes(), 900_000 + n) if p.stat().st_size else b"")
-             for n, p in enumerate(sorted(MALFORMED.glob("*.eml")))]
+    found = [
+        (
+            f"malformed/{p.name}",
+            with_message_id(p.read_bytes(), 900_000 + n) if p.stat().st_size else b"",
+        )
+        for n, p in enumerate(sorted(MALFORMED.glob("*.eml")))
+    ]
     found += [(f"mutated-{n}", raw) for n, raw in enumerate(generate(count, seed))]
     if hostile_kb:
         built = {**hostile_messages(hostile_kb * 1024), **nesting_messages()}
-        found += [(f"hostile/{name}", with_message_id(raw, 600_000 + n))
-                  for n, (name, raw) in enumerate(sorted(built.items()))]
-    found += [(f"hostile-pdf-{n}", with_message_id(m, 800_000 + n))
-              for n, m in enumerate(hostile_pdf_messages(pdf_names))]
-    found += [(f"big-attachment-{n}", with_message_id(big_attachment(30, as_pdf=n % 2 == 0),
-                                                      700_000 + n))
-              for n in range(big)]
+        found += [
+            (f"hostile/{name}", with_message_id(raw, 600_000 + n))
+            for n, (name, raw) in enumerate(sorted(built.items()))
+        ]
+    found += [
+        (f"hostile-pdf-{n}", with_message_id(m, 800_000 + n))
+        for n, m in enumerate(hostile_pdf_messages(pdf_names))
+    ]
+    found += [
+        (f"big-attachment-{n}", with_message_id(big_attachment(30, as_pdf=n % 2 == 0), 700_000 + n))
+        for n in range(big)
+    ]
     found.append(("empty", b""))  # a zero-byte message file
     return found
 
 
-def slowest_readings(messages: list[tuple[str, bytes]], top: int = 5, budget: float = 30.0
-                     ) -> tuple[list[tuple[float, str, int]], list[tuple[float, str, int]]]:
+def slowest_readings(
+    messages: list[tuple[str, bytes]], top: int = 5, budget: float = 30.0
+) -> tuple[list[tuple[float, str, int]], list[tuple[float, str, int]]]:
     """The messages slowest to parse, and slowest to read: (seconds, name, size), slowest
     first. Timed here, one at a time, on the messages the worker drains, each under the
     service's default time budget (one that spends it is named so)."""
@@ -160,12 +175,16 @@ def drain(config_path: str) -> dict[str, Any]:
         report = run_round(db, config, handler).as_json()
         for key in ("fetched", "processed", "duplicates", "ignored", "failed"):
             totals[key] += report[key]
-        if not report["fetched"] and not (report["processed"] + report["ignored"]
-                                          + report["duplicates"] + report["failed"]):
+        if not report["fetched"] and not (
+            report["processed"] + report["ignored"] + report["duplicates"] + report["failed"]
+        ):
             break
-    return {**totals, "seconds": round(time.monotonic() - started, 2),
-            "peak_rss_mb": round(peak_rss_kb() / 1024, 1),
-            "pdf_worker_peak_rss_mb": round(POOL.peak_worker_rss_kb / 1024, 1)}
+    return {
+        **totals,
+        "seconds": round(time.monotonic() - started, 2),
+        "peak_rss_mb": round(peak_rss_kb() / 1024, 1),
+        "pdf_worker_peak_rss_mb": round(POOL.peak_worker_rss_kb / 1024, 1),
+    }
 
 
 def peak_rss_kb() -> int:
@@ -181,8 +200,13 @@ def peak_rss_kb() -> int:
 def run_worker(config_path: Path, log_path: Path, timeout: float = 3600) -> tuple[int, dict]:
     """Drain in a child process; (exit status, its report)."""
     with log_path.open("ab") as log:
-        done = subprocess.run([sys.executable, __file__, "drain", str(config_path)],
-                              stdout=subprocess.PIPE, stderr=log, timeout=timeout, cwd=ROOT)
+        done = subprocess.run(
+            [sys.executable, __file__, "drain", str(config_path)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            timeout=timeout,
+            cwd=ROOT,
+        )
     report = json.loads(done.stdout.decode() or "{}") if done.returncode == 0 else {}
     return done.returncode, report
 
@@ -192,8 +216,14 @@ def run_worker(config_path: Path, log_path: Path, timeout: float = 3600) -> tupl
 
 def judge(db: Database, messages: int) -> Verdict:
     with db.transaction() as session:
-        rows = session.execute(select(InboundMessage.id, InboundMessage.status,
-                                      InboundMessage.outcome, InboundMessage.error)).all()
+        rows = session.execute(
+            select(
+                InboundMessage.id,
+                InboundMessage.status,
+                InboundMessage.outcome,
+                InboundMessage.error,
+            )
+        ).all()
     verdict = Verdict(messages, len(rows), Counter(r.status for r in rows))
     for row in rows:
         if row.status not in FINAL:
@@ -206,9 +236,17 @@ def judge(db: Database, messages: int) -> Verdict:
     return verdict
 
 
-def prove(count: int, seed: int, big: int, db_url: str | None, folder: Path,
-          pdf_names: list[str] | None = None, say=print, hostile_kb: int = 0,
-          messages: list[bytes] | None = None) -> tuple[Verdict, dict]:
+def prove(
+    count: int,
+    seed: int,
+    big: int,
+    db_url: str | None,
+    folder: Path,
+    pdf_names: list[str] | None = None,
+    say=print,
+    hostile_kb: int = 0,
+    messages: list[bytes] | None = None,
+) -> tuple[Verdict, dict]:
     from service.schema import upgrade
 
     if messages is None:
@@ -233,28 +271,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", type=int, default=3000, help="mutated messages")
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--big", type=int, default=2, help="messages with 30 MB attachments")
-    parser.add_argument("--hostile-kb", type=int, default=1024,
-                        help="KB of hostile content in each message built to be slow to parse")
+    parser.add_argument(
+        "--hostile-kb",
+        type=int,
+        default=1024,
+        help="KB of hostile content in each message built to be slow to parse",
+    )
     parser.add_argument("--db", help="database URL (default: a SQLite file in a temp folder)")
     args = parser.parse_args(argv)
     labelled = labelled_corpus(args.n, args.seed, args.big, hostile_kb=args.hostile_kb)
     parses, reads = slowest_readings(labelled)
     for title, found in (("parse", parses), ("read", reads)):
-        print(f"slowest to {title}: " + "; ".join(
-            f"{seconds:.3f} s {name} ({size / 1048576:.1f} MB)" for seconds, name, size in found))
+        print(
+            f"slowest to {title}: "
+            + "; ".join(
+                f"{seconds:.3f} s {name} ({size / 1048576:.1f} MB)" for seconds, name, size in found
+            )
+        )
     with tempfile.TemporaryDirectory(prefix="pcse-hostile-") as tmp:
-        verdict, report = prove(args.n, args.seed, args.big, args.db, Path(tmp),
-                                messages=[raw for _, raw in labelled])
-        print(f"rows={verdict.rows} of {verdict.messages} messages; "
-              + " ".join(f"{k}={v}" for k, v in sorted(verdict.by_status.items())))
-        print(f"without_reason={len(verdict.without_reason)} not_final={len(verdict.not_final)} "
-              f"unexpected_failures={len(verdict.unexpected)}")
+        verdict, report = prove(
+            args.n, args.seed, args.big, args.db, Path(tmp), messages=[raw for _, raw in labelled]
+        )
+        print(
+            f"rows={verdict.rows} of {verdict.messages} messages; "
+            + " ".join(f"{k}={v}" for k, v in sorted(verdict.by_status.items()))
+        )
+        print(
+            f"without_reason={len(verdict.without_reason)} not_final={len(verdict.not_final)} "
+            f"unexpected_failures={len(verdict.unexpected)}"
+        )
         for row_id, error in verdict.unexpected[:10]:
             print(f"  inbound {row_id}: {error}")
         rate = verdict.messages / report["seconds"] if report.get("seconds") else 0
-        print(f"drained in {report.get('seconds')} s ({rate:.0f} messages/s); worker peak RSS "
-              f"{report.get('peak_rss_mb')} MB; PDF reader peak RSS "
-              f"{report.get('pdf_worker_peak_rss_mb')} MB")
+        print(
+            f"drained in {report.get('seconds')} s ({rate:.0f} messages/s); worker peak RSS "
+            f"{report.get('peak_rss_mb')} MB; PDF reader peak RSS "
+            f"{report.get('pdf_worker_peak_rss_mb')} MB"
+        )
         if not verdict.ok:
             raise SystemExit(1)
 

@@ -50,7 +50,7 @@ def raw_fetch_rate(account: ImapAccount) -> float:
         uids = client.search(["ALL"])
         start = time.perf_counter()
         for offset in range(0, len(uids), 100):
-            client.fetch(uids[offset: offset + 100], ["BODY.PEEK[]"])
+            client.fetch(uids[offset : offset + 100], ["BODY.PEEK[]"])
         return len(uids) / (time.perf_counter() - start)
     finally:
         client.logout()
@@ -61,7 +61,7 @@ def write_config(work: Path, account: ImapAccount) -> Path:
     config = work / "pcse.toml"
     config.write_text(f"""
 [database]
-url = "sqlite:///{work / 'pcse.sqlite3'}"
+url = "sqlite:///{work / "pcse.sqlite3"}"
 
 [[mailboxes]]
 name = "enquiries"
@@ -73,7 +73,7 @@ username = "{box.username}"
 password_env = "BENCH_IMAP_PASSWORD"
 
 [storage]
-raw_dir = "{work / 'raw'}"
+raw_dir = "{work / "raw"}"
 """)
     return config
 
@@ -81,10 +81,14 @@ raw_dir = "{work / 'raw'}"
 def phases(db: Database) -> tuple[float, float]:
     """Seconds spent fetching and storing, and processing, from the ledger's timestamps."""
     with db.transaction() as session:
-        first_in, last_in, first_done, last_done = session.execute(select(
-            func.min(InboundMessage.received_at), func.max(InboundMessage.received_at),
-            func.min(InboundMessage.processed_at), func.max(InboundMessage.processed_at),
-        )).one()
+        first_in, last_in, first_done, last_done = session.execute(
+            select(
+                func.min(InboundMessage.received_at),
+                func.max(InboundMessage.received_at),
+                func.min(InboundMessage.processed_at),
+                func.max(InboundMessage.processed_at),
+            )
+        ).one()
 
     def seconds(a: datetime | None, b: datetime | None) -> float:
         return (b - a).total_seconds() if a and b else float("nan")
@@ -109,8 +113,9 @@ def drain_intake_only(config_path: str) -> None:
     print(json.dumps(run_round(db, config, noted).as_json()))
 
 
-def drain(server: DovecotServer, count: int, work: Path, *,
-          intake_only: bool = False) -> dict[str, float]:
+def drain(
+    server: DovecotServer, count: int, work: Path, *, intake_only: bool = False
+) -> dict[str, float]:
     account = server.add_user()
     for start in range(0, count, 500):
         account.append([plain_request(i) for i in range(start, min(count, start + 500))])
@@ -121,8 +126,11 @@ def drain(server: DovecotServer, count: int, work: Path, *,
     env = {k: v for k, v in os.environ.items() if k != "PCSE_CONFIG"}
     env["BENCH_IMAP_PASSWORD"] = account.password
     started = time.perf_counter()
-    command = ([sys.executable, __file__, "--drain-intake-only", str(config)] if intake_only
-               else [PCSE, "--config", str(config), "poll", "--once", "--json"])
+    command = (
+        [sys.executable, __file__, "--drain-intake-only", str(config)]
+        if intake_only
+        else [PCSE, "--config", str(config), "poll", "--once", "--json"]
+    )
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     output = child.stdout.read() if child.stdout else b""
     _, status, usage = os.wait4(child.pid, 0)
@@ -149,21 +157,31 @@ def drain(server: DovecotServer, count: int, work: Path, *,
 
 
 def report(figures: dict[str, float]) -> None:
-    print(f"  backlog {figures['messages']:>6}: drained in {figures['seconds']:.1f} s = "
-          f"{figures['emails_per_second']:.0f} emails/s; peak RSS "
-          f"{figures['peak_rss_mb']:.0f} MB; CPU {figures['cpu_ms_per_email']:.2f} ms/email")
-    print(f"      raw IMAP fetch {figures['raw_fetch_per_second']:.0f} msg/s; fetch+store phase "
-          f"{figures['fetch_store_per_second']:.0f} msg/s; processing phase "
-          f"{figures['process_per_second']:.0f} msg/s")
-    print(f"      fetched {figures['fetched']}, processed {figures['processed']}, failed "
-          f"{figures['failed']}, left in INBOX {figures['left_in_inbox']}")
+    print(
+        f"  backlog {figures['messages']:>6}: drained in {figures['seconds']:.1f} s = "
+        f"{figures['emails_per_second']:.0f} emails/s; peak RSS "
+        f"{figures['peak_rss_mb']:.0f} MB; CPU {figures['cpu_ms_per_email']:.2f} ms/email"
+    )
+    print(
+        f"      raw IMAP fetch {figures['raw_fetch_per_second']:.0f} msg/s; fetch+store phase "
+        f"{figures['fetch_store_per_second']:.0f} msg/s; processing phase "
+        f"{figures['process_per_second']:.0f} msg/s"
+    )
+    print(
+        f"      fetched {figures['fetched']}, processed {figures['processed']}, failed "
+        f"{figures['failed']}, left in INBOX {figures['left_in_inbox']}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--small", type=int, default=1000,
-                        help="a smaller backlog drained first, to compare peak memory")
+    parser.add_argument(
+        "--small",
+        type=int,
+        default=1000,
+        help="a smaller backlog drained first, to compare peak memory",
+    )
     parser.add_argument("--drain-intake-only", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drain_intake_only:
@@ -176,11 +194,14 @@ def main() -> None:
     server.write_config()
     server.start()
     try:
-        print(f"pcse intake benchmark: Dovecot on 127.0.0.1:{server.port}, SQLite, "
-              f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-        for title, intake_only in (("pcse poll --once (the workflow handles each message):",
-                                    False),
-                                   ("intake alone (the handler does nothing):", True)):
+        print(
+            f"pcse intake benchmark: Dovecot on 127.0.0.1:{server.port}, SQLite, "
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+        )
+        for title, intake_only in (
+            ("pcse poll --once (the workflow handles each message):", False),
+            ("intake alone (the handler does nothing):", True),
+        ):
             print(title)
             for count in (args.small, args.messages):
                 if count <= 0:

@@ -37,8 +37,9 @@ _CTE = re.compile(rb"(?im)^content-transfer-encoding:[^\r\n]*")
 # --------------------------------------------------------------------------- good mail to spoil
 
 
-def _good(subject: str, text: str, *, html: str | None = None,
-          pdf: tuple[str, bytes] | None = None) -> bytes:
+def _good(
+    subject: str, text: str, *, html: str | None = None, pdf: tuple[str, bytes] | None = None
+) -> bytes:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = "Practice Manager <manager@example.nhs.uk>"
     msg["To"] = INBOX
@@ -71,17 +72,25 @@ def _forwarded(inner: bytes) -> bytes:
 def seeds() -> list[bytes]:
     """Well-formed messages of every kind the inbox gets, and the malformed corpus."""
     form = (FORMS / "gpp-acroform.pdf").read_bytes()
-    request = _good("PL Organisation Administrator request - A81001",
-                    "Please set up Hannah Lee (hannah.lee@nhs.net) as PL Organisation "
-                    "Administrator for Riverside Medical Centre, practice code A81001.\nThanks")
+    request = _good(
+        "PL Organisation Administrator request - A81001",
+        "Please set up Hannah Lee (hannah.lee@nhs.net) as PL Organisation "
+        "Administrator for Riverside Medical Centre, practice code A81001.\nThanks",
+    )
     found = [
         request,
         _good("GPP form", "Our completed form is attached.", pdf=("GPP form.pdf", form)),
-        _good("RE: [PCSE-2026-000001] Your request", "APPROVE\n\nFine by me.\n\n> quoted",
-              html="<p>APPROVE</p><blockquote>quoted</blockquote>"),
-        _good("Change of main contact - A81002",
-              "Organisation code: A81002\nNew main contact: Lisa Moore\n"
-              "Email address: lisa.moore@nhs.net", html="<p>Change of main contact</p>"),
+        _good(
+            "RE: [PCSE-2026-000001] Your request",
+            "APPROVE\n\nFine by me.\n\n> quoted",
+            html="<p>APPROVE</p><blockquote>quoted</blockquote>",
+        ),
+        _good(
+            "Change of main contact - A81002",
+            "Organisation code: A81002\nNew main contact: Lisa Moore\n"
+            "Email address: lisa.moore@nhs.net",
+            html="<p>Change of main contact</p>",
+        ),
         _forwarded(request),
     ]
     found += [p.read_bytes() for p in sorted(MALFORMED.glob("*.eml")) if p.stat().st_size]
@@ -99,8 +108,19 @@ def with_message_id(raw: bytes, number: int) -> bytes:
 # --------------------------------------------------------------------------- mutations
 
 Draw = Callable[[st.SearchStrategy], object]
-CHARSETS = [b"x-unknown", b"utf-7", b"utf-16", b"utf-32", b"iso-2022-jp", b"", b"utf-8\x00",
-            b"gb18030", b"cp1252", b"latin-1'--", b"\xff\xfe"]
+CHARSETS = [
+    b"x-unknown",
+    b"utf-7",
+    b"utf-16",
+    b"utf-32",
+    b"iso-2022-jp",
+    b"",
+    b"utf-8\x00",
+    b"gb18030",
+    b"cp1252",
+    b"latin-1'--",
+    b"\xff\xfe",
+]
 ENCODINGS = [b"base64", b"quoted-printable", b"8bit", b"binary", b"x-uuencode", b"b\xe4se64"]
 
 
@@ -111,15 +131,18 @@ def break_boundary(draw: Draw, raw: bytes) -> bytes:
     boundary = found.group(1)
     how = draw(st.sampled_from(["rename", "drop_close", "garble", "empty", "nest_same"]))
     if how == "rename":
-        return raw[:found.start(1)] + boundary[::-1] + raw[found.end(1):]
+        return raw[: found.start(1)] + boundary[::-1] + raw[found.end(1) :]
     if how == "drop_close":
         return raw.replace(b"--" + boundary + b"--", b"")
     if how == "garble":
         return raw.replace(b"--" + boundary, b"--" + boundary[:-1] + b"\x00", 1)
     if how == "empty":
-        return raw[:found.start(1)] + raw[found.end(1):]
-    return raw.replace(b"Content-Type: text/plain",
-                       b"Content-Type: multipart/mixed; boundary=\"" + boundary + b"\"", 1)
+        return raw[: found.start(1)] + raw[found.end(1) :]
+    return raw.replace(
+        b"Content-Type: text/plain",
+        b'Content-Type: multipart/mixed; boundary="' + boundary + b'"',
+        1,
+    )
 
 
 def bad_charset(draw: Draw, raw: bytes) -> bytes:
@@ -146,8 +169,15 @@ def encoded_word_junk(draw: Draw, raw: bytes) -> bytes:
     payload = draw(st.binary(max_size=120))
     if kind == b"B" and draw(st.booleans()):
         payload = base64.b64encode(payload)
-    word = b"=?" + charset + b"?" + kind + b"?" + payload.replace(b"\r", b"").replace(
-        b"\n", b"") + b"?="
+    word = (
+        b"=?"
+        + charset
+        + b"?"
+        + kind
+        + b"?"
+        + payload.replace(b"\r", b"").replace(b"\n", b"")
+        + b"?="
+    )
     name = draw(st.sampled_from([b"Subject", b"From", b"To", b"Reply-To", b"In-Reply-To"]))
     return name + b": " + word + b"\r\n" + raw
 
@@ -162,8 +192,9 @@ def huge_header(draw: Draw, raw: bytes) -> bytes:
     if draw(st.booleans()):
         size = draw(st.sampled_from([10_000, 200_000, 2 * MIB]))
         folded = draw(st.booleans())
-        value = (b"word " * (size // 5)) if not folded else b"\r\n\t".join(
-            [b"x" * 70] * (size // 72))
+        value = (
+            (b"word " * (size // 5)) if not folded else b"\r\n\t".join([b"x" * 70] * (size // 72))
+        )
         name = draw(st.sampled_from([b"Subject", b"X-Long", b"References", b"From"]))
         return name + b": " + value + b"\r\n" + raw
     count = draw(st.sampled_from([500, 5000, 20_000]))
@@ -173,27 +204,46 @@ def huge_header(draw: Draw, raw: bytes) -> bytes:
 def nest_rfc822(draw: Draw, raw: bytes) -> bytes:
     depth = draw(st.integers(1, 60))
     for level in range(depth):
-        raw = (b"From: fwd%d@example.nhs.uk\r\nTo: " % level + INBOX.encode()
-               + b"\r\nSubject: Fwd\r\nMIME-Version: 1.0\r\n"
-               b"Content-Type: multipart/mixed; boundary=\"L%d\"\r\n\r\n--L%d\r\n"
-               b"Content-Type: message/rfc822\r\n\r\n" % (level, level)
-               + raw + b"\r\n--L%d--\r\n" % level)
+        raw = (
+            b"From: fwd%d@example.nhs.uk\r\nTo: " % level
+            + INBOX.encode()
+            + b"\r\nSubject: Fwd\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="L%d"\r\n\r\n--L%d\r\n'
+            b"Content-Type: message/rfc822\r\n\r\n"
+            % (level, level)
+            + raw
+            + b"\r\n--L%d--\r\n" % level
+        )
     return raw
 
 
 def zero_byte_attachment(draw: Draw, raw: bytes) -> bytes:
-    ctype = draw(st.sampled_from([b"application/pdf", b"application/octet-stream",
-                                  b"text/plain", b"message/rfc822", b"application/ms-tnef"]))
+    ctype = draw(
+        st.sampled_from(
+            [
+                b"application/pdf",
+                b"application/octet-stream",
+                b"text/plain",
+                b"message/rfc822",
+                b"application/ms-tnef",
+            ]
+        )
+    )
     name = draw(st.sampled_from([b"form.pdf", b"winmail.dat", b"", b"..\\..\\x.pdf"]))
-    return (b"From: a@example.nhs.uk\r\nTo: " + INBOX.encode() + b"\r\nSubject: empty file\r\n"
-            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=Z\r\n\r\n"
-            b"--Z\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--Z\r\nContent-Type: "
-            + ctype + b"; name=\"" + name + b"\"\r\nContent-Transfer-Encoding: base64\r\n"
-            b"Content-Disposition: attachment\r\n\r\n\r\n--Z--\r\n" + raw[:0])
+    return (
+        b"From: a@example.nhs.uk\r\nTo: " + INBOX.encode() + b"\r\nSubject: empty file\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=Z\r\n\r\n"
+        b"--Z\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--Z\r\nContent-Type: "
+        + ctype
+        + b'; name="'
+        + name
+        + b'"\r\nContent-Transfer-Encoding: base64\r\n'
+        b"Content-Disposition: attachment\r\n\r\n\r\n--Z--\r\n" + raw[:0]
+    )
 
 
 def truncate(draw: Draw, raw: bytes) -> bytes:
-    return raw[:draw(st.integers(0, len(raw)))]
+    return raw[: draw(st.integers(0, len(raw)))]
 
 
 def flip_bytes(draw: Draw, raw: bytes) -> bytes:
@@ -219,10 +269,22 @@ def no_header_break(draw: Draw, raw: bytes) -> bytes:
     return raw.replace(b"\r\n\r\n", b"\r\n", 1)
 
 
-MUTATIONS = [break_boundary, bad_charset, bad_transfer_encoding, raw_bytes_in_body,
-             encoded_word_junk, eight_bit_header, huge_header, nest_rfc822,
-             zero_byte_attachment, truncate, flip_bytes, line_ends, drop_header,
-             no_header_break]
+MUTATIONS = [
+    break_boundary,
+    bad_charset,
+    bad_transfer_encoding,
+    raw_bytes_in_body,
+    encoded_word_junk,
+    eight_bit_header,
+    huge_header,
+    nest_rfc822,
+    zero_byte_attachment,
+    truncate,
+    flip_bytes,
+    line_ends,
+    drop_header,
+    no_header_break,
+]
 
 
 @st.composite
@@ -239,8 +301,13 @@ def generate(count: int, seed_value: int = 9) -> list[bytes]:
     found: list[bytes] = []
 
     @seed(seed_value)
-    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(hostile_message(bases))
     def collect(raw: bytes) -> None:
         found.append(raw)
@@ -254,16 +321,20 @@ def generate(count: int, seed_value: int = 9) -> list[bytes]:
 
 def big_attachment(megabytes: int = 30, *, as_pdf: bool = True) -> bytes:
     """A message carrying one attachment of `megabytes` MB (over the 20 MB reading limit)."""
-    data = (b"%PDF-1.4\n" if as_pdf else b"") + b"\x00\x01 large scan " * (
-        megabytes * MIB // 14)
+    data = (b"%PDF-1.4\n" if as_pdf else b"") + b"\x00\x01 large scan " * (megabytes * MIB // 14)
     encoded = base64.encodebytes(data)
     ctype = b"application/pdf" if as_pdf else b"application/octet-stream"
-    return (b"From: Scanner <scanner@example.nhs.uk>\r\nTo: " + INBOX.encode()
-            + b"\r\nSubject: Scanned form\r\nMIME-Version: 1.0\r\n"
-            b"Content-Type: multipart/mixed; boundary=BIG\r\n\r\n--BIG\r\n"
-            b"Content-Type: text/plain\r\n\r\nScan attached.\r\n--BIG\r\nContent-Type: " + ctype
-            + b"; name=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-            + encoded.replace(b"\n", b"\r\n") + b"--BIG--\r\n")
+    return (
+        b"From: Scanner <scanner@example.nhs.uk>\r\nTo: "
+        + INBOX.encode()
+        + b"\r\nSubject: Scanned form\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=BIG\r\n\r\n--BIG\r\n"
+        b"Content-Type: text/plain\r\n\r\nScan attached.\r\n--BIG\r\nContent-Type: "
+        + ctype
+        + b'; name="scan.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        + encoded.replace(b"\n", b"\r\n")
+        + b"--BIG--\r\n"
+    )
 
 
 def pdf_message(name: str, data: bytes) -> bytes:

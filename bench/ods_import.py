@@ -64,24 +64,33 @@ def renamed_copy(path: str, folder: str) -> str:
 
 
 def timed_runs(label: str, db: Database, path: str, renamed: str) -> None:
-    runs = (("first load", path, False), ("re-run", path, False),
-            ("every name changed", renamed, False), ("--include-non-gp", renamed, True))
+    runs = (
+        ("first load", path, False),
+        ("re-run", path, False),
+        ("every name changed", renamed, False),
+        ("--include-non-gp", renamed, True),
+    )
     for run, file, include_non_gp in runs:
         started = time.perf_counter()
         with db.transaction() as session:
             report = import_ods(session, file, actor="bench", include_non_gp=include_non_gp)
         seconds = time.perf_counter() - started
-        print(f"{label:10} {run:18} {report.rows:6d} rows  {seconds:6.2f} s  "
-              f"{report.rows / seconds:9,.0f} rows/s  (added {report.added}, "
-              f"updated {report.updated}, unchanged {report.unchanged}, "
-              f"skipped {report.skipped}, failed {report.failed})")
+        print(
+            f"{label:10} {run:18} {report.rows:6d} rows  {seconds:6.2f} s  "
+            f"{report.rows / seconds:9,.0f} rows/s  (added {report.added}, "
+            f"updated {report.updated}, unchanged {report.unchanged}, "
+            f"skipped {report.skipped}, failed {report.failed})"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", help="NHS ODS epraccur.csv (the whole monthly file)")
-    parser.add_argument("--pg-url", default=DEFAULT_PG,
-                        help="a PostgreSQL server's maintenance database (default: %(default)s)")
+    parser.add_argument(
+        "--pg-url",
+        default=DEFAULT_PG,
+        help="a PostgreSQL server's maintenance database (default: %(default)s)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         renamed = renamed_copy(args.file, folder)

@@ -65,7 +65,9 @@ def sink(in_process: bool) -> Iterator[int]:
     port = free_port()
     child = subprocess.Popen(
         [sys.executable, "-m", "notifications.sink", "--port", str(port), "--discard"],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
     )
     try:
         assert child.stdout is not None
@@ -80,14 +82,28 @@ def queue(db: Database, env: WorkflowEnv, n: int) -> float:
     """Queue n acknowledgements (to distinct addresses, so no cap applies); seconds taken."""
     started = time.perf_counter()
     with db.transaction() as session:
-        session.add(Organisation(code="A81001", name="The Riverside Surgery", type="gp_practice",
-                                 icb_code="QHM"))
+        session.add(
+            Organisation(
+                code="A81001", name="The Riverside Surgery", type="gp_practice", icb_code="QHM"
+            )
+        )
         for i in range(n):
-            case = create_case(session, kind="gpp_admin_form", requester=f"r{i}@example.org",
-                               requester_name=f"Requester {i}", organisation_code="A81001")
-            enqueue(session, env, purpose="acknowledgement", to_address=f"r{i}@example.org",
-                    to_name=f"Requester {i}", context=SAMPLE_CONTEXTS["acknowledgement"],
-                    case=case)
+            case = create_case(
+                session,
+                kind="gpp_admin_form",
+                requester=f"r{i}@example.org",
+                requester_name=f"Requester {i}",
+                organisation_code="A81001",
+            )
+            enqueue(
+                session,
+                env,
+                purpose="acknowledgement",
+                to_address=f"r{i}@example.org",
+                to_name=f"Requester {i}",
+                context=SAMPLE_CONTEXTS["acknowledgement"],
+                case=case,
+            )
     return time.perf_counter() - started
 
 
@@ -95,8 +111,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=5000, help="messages to queue and send")
     parser.add_argument("--db", help="PostgreSQL admin URL (default: a temporary SQLite file)")
-    parser.add_argument("--in-process-sink", action="store_true",
-                        help="run the sink in this process instead of a child process")
+    parser.add_argument(
+        "--in-process-sink",
+        action="store_true",
+        help="run the sink in this process instead of a child process",
+    )
     args = parser.parse_args()
     env = WorkflowEnv()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -107,19 +126,28 @@ def main() -> None:
         report = send_pending(db, config)
         took, cpu = time.perf_counter() - started, time.process_time() - cpu
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    sink_cpu = (children.ru_utime + children.ru_stime
-                - children_before.ru_utime - children_before.ru_stime)
+    sink_cpu = (
+        children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
+    )
     where = "PostgreSQL" if args.db else "SQLite"
     print(f"database: {where}; sink: {'in process' if args.in_process_sink else 'child process'}")
-    print(f"queued {args.n} in {queued:.2f} s: {args.n / queued:.0f} messages/s "
-          "(render three templates, one case each, one transaction)")
-    print(f"sent {report.sent} (failed {report.failed}, left {report.pending}) in {took:.2f} s: "
-          f"{report.sent / took:.0f} messages/s")
-    print(f"sender CPU: {cpu:.2f} s, {cpu / max(report.sent, 1) * 1000:.2f} ms per message "
-          f"(at most {report.sent / cpu:.0f} messages/s from one core)")
+    print(
+        f"queued {args.n} in {queued:.2f} s: {args.n / queued:.0f} messages/s "
+        "(render three templates, one case each, one transaction)"
+    )
+    print(
+        f"sent {report.sent} (failed {report.failed}, left {report.pending}) in {took:.2f} s: "
+        f"{report.sent / took:.0f} messages/s"
+    )
+    print(
+        f"sender CPU: {cpu:.2f} s, {cpu / max(report.sent, 1) * 1000:.2f} ms per message "
+        f"(at most {report.sent / cpu:.0f} messages/s from one core)"
+    )
     if not args.in_process_sink:
-        print(f"sink CPU (aiosmtpd, child process): {sink_cpu:.2f} s, "
-              f"{sink_cpu / max(report.sent, 1) * 1000:.2f} ms per message")
+        print(
+            f"sink CPU (aiosmtpd, child process): {sink_cpu:.2f} s, "
+            f"{sink_cpu / max(report.sent, 1) * 1000:.2f} ms per message"
+        )
     print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if report.sent != args.n:
         sys.exit(f"expected {args.n} sent, got {report.sent}")

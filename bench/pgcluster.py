@@ -26,8 +26,9 @@ import sqlalchemy as sa
 
 def postgres_bin() -> Path | None:
     """The newest /usr/lib/postgresql/*/bin holding initdb and pg_ctl, if any."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parent.parent.name))
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name)
+    )
     return Path(found[-1]).parent if found else None
 
 
@@ -64,16 +65,29 @@ class PgCluster:
         command = [str(self.bin / args[0]), *args[1:]]
         if self.as_root:
             command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              cwd=self.root)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, cwd=self.root
+        )
         if check and done.returncode != 0:
-            raise RuntimeError(f"{args[0]} failed: {done.stderr.strip() or done.stdout.strip()}"
-                               f"{self.log_tail()}")
+            raise RuntimeError(
+                f"{args[0]} failed: {done.stderr.strip() or done.stdout.strip()}{self.log_tail()}"
+            )
         return done.stdout
 
     def init(self) -> PgCluster:
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "-E", "UTF8", "--no-instructions", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+            "--no-sync",
+        )
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
@@ -84,13 +98,11 @@ class PgCluster:
         return self
 
     def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
-                  "start")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: "fast" (clean), or "immediate" (as if it had crashed)."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop",
-                  check=False)
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
 
     def restart(self, mode: str = "fast", pause: float = 0.0) -> None:
         self.stop(mode)
@@ -103,7 +115,9 @@ class PgCluster:
         status = subprocess.run(
             (["runuser", "-u", "postgres", "--"] if self.as_root else [])
             + [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
-            capture_output=True, text=True)
+            capture_output=True,
+            text=True,
+        )
         return status.returncode == 0
 
     def discard(self) -> None:

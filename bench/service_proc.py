@@ -85,8 +85,14 @@ raw_dir = "{s.raw_dir}"
 
 def pcse(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """One `pcse` command to completion."""
-    return subprocess.run([PCSE, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, env=_env())
+    return subprocess.run(
+        [PCSE, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=_env(),
+    )
 
 
 def _env() -> dict[str, str]:
@@ -110,8 +116,13 @@ class PcseRun:
             log.write(f"---- start {self.starts + 1}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                [PCSE, "--config", str(self.config), "run"], stdout=log,
-                stderr=subprocess.STDOUT, cwd=ROOT, env=_env(), start_new_session=True)
+                [PCSE, "--config", str(self.config), "run"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=_env(),
+                start_new_session=True,
+            )
         self.started_at = time.monotonic()
         self.starts += 1
 

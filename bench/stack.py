@@ -61,27 +61,41 @@ class Stack:
     def remaining(self) -> dict[str, int]:
         """What is still to do: messages in the inbox, ledger rows pending, emails to send."""
         with self.db.transaction() as session:
-            pending = session.scalar(select(func.count()).select_from(InboundMessage)
-                                     .where(InboundMessage.status == "pending")) or 0
+            pending = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(InboundMessage)
+                    .where(InboundMessage.status == "pending")
+                )
+                or 0
+            )
             rows = session.scalar(select(func.count()).select_from(InboundMessage)) or 0
-            outbox = session.scalar(select(func.count()).select_from(OutboxMessage)
-                                    .where(OutboxMessage.status.in_(("pending", "sending"))))
+            outbox = session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status.in_(("pending", "sending")))
+            )
         inbox = self.account.count("INBOX")
-        return {"inbox": inbox, "unrecorded": max(0, len(self.delivered) - rows),
-                "pending": pending, "outbox": outbox or 0}
+        return {
+            "inbox": inbox,
+            "unrecorded": max(0, len(self.delivered) - rows),
+            "pending": pending,
+            "outbox": outbox or 0,
+        }
 
     def done(self) -> bool:
         left = self.remaining()
         return not any(left.values())
 
-    def wait_done(self, timeout: float, run: PcseRun | None = None,
-                  interval: float = 0.5) -> float:
+    def wait_done(self, timeout: float, run: PcseRun | None = None, interval: float = 0.5) -> float:
         """Seconds until everything is done; raises when `run` dies or time runs out."""
         started = time.monotonic()
         while not self.done():
             if run is not None and not run.alive:
-                raise RuntimeError(f"pcse run exited ({run.process.returncode}) before the "
-                                   f"work was done; see {run.log_path}")
+                raise RuntimeError(
+                    f"pcse run exited ({run.process.returncode}) before the "
+                    f"work was done; see {run.log_path}"
+                )
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"not done after {timeout:.0f} s: {self.remaining()}")
             time.sleep(interval)
@@ -102,8 +116,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack(folder: Path, db_url: str, *, organisations_count: int = 200,
-          **settings: object) -> Iterator[Stack]:
+def stack(
+    folder: Path, db_url: str, *, organisations_count: int = 200, **settings: object
+) -> Iterator[Stack]:
     """A ready stack on `db_url` (an empty database); everything is stopped afterwards."""
     dovecot = start_dovecot()
     sink = SmtpSink().start()
@@ -113,9 +128,14 @@ def stack(folder: Path, db_url: str, *, organisations_count: int = 200,
         upgrade(db.engine)
         load_directory(db, organisations(organisations_count), folder / "directory")
         account = dovecot.add_user()
-        base = Settings(db_url=db_url, imap_port=dovecot.port, imap_user=account.username,
-                        imap_password=account.password, smtp_port=sink.port,
-                        raw_dir=folder / "raw")
+        base = Settings(
+            db_url=db_url,
+            imap_port=dovecot.port,
+            imap_user=account.username,
+            imap_password=account.password,
+            smtp_port=sink.port,
+            raw_dir=folder / "raw",
+        )
         made = Stack(folder, db_url, dovecot, account, sink, db, replace(base, **settings))
         made.write_config()
         yield made

@@ -36,13 +36,17 @@ from bench.stack import Stack, stack  # noqa: E402
 from core.states import WAITING_STATES  # noqa: E402
 from workflow.models import CaseEvent  # noqa: E402
 
-PG_ADMIN = os.environ.get("PCSE_TEST_PG_URL",
-                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 HANDLED = re.compile(r"intake\.process: inbound (\d+) \[")
 # Reminders after ~4 s, expiry after ~9 s: both happen while the workers run.
 WAITING = {str(state) for state in WAITING_STATES}
-FAST_CLOCK = {"reminder_after_days": 4 / 86400, "expire_after_days": 9 / 86400,
-              "housekeeping_seconds": 1}
+FAST_CLOCK = {
+    "reminder_after_days": 4 / 86400,
+    "expire_after_days": 9 / 86400,
+    "housekeeping_seconds": 1,
+}
 
 
 @dataclass
@@ -64,8 +68,12 @@ class WorkersReport:
 
     @property
     def ok(self) -> bool:
-        return (self.audit.ok and not self.handled_twice and not self.reminders_twice
-                and not self.expiries_twice)
+        return (
+            self.audit.ok
+            and not self.handled_twice
+            and not self.reminders_twice
+            and not self.expiries_twice
+        )
 
 
 def handled_ids(runs: list[PcseRun]) -> list[Counter[str]]:
@@ -84,8 +92,10 @@ def scheduler_doubles(s: Stack) -> tuple[int, int, int, int]:
     expired: set[int] = set()
     with s.db.transaction() as session:
         events = session.execute(
-            select(CaseEvent.case_id, CaseEvent.event, CaseEvent.to_state, CaseEvent.data)
-            .order_by(CaseEvent.id)).all()
+            select(CaseEvent.case_id, CaseEvent.event, CaseEvent.to_state, CaseEvent.data).order_by(
+                CaseEvent.id
+            )
+        ).all()
     for case_id, event, to_state, data in events:
         if event == "reminder":
             reminders += 1
@@ -102,8 +112,15 @@ def scheduler_doubles(s: Stack) -> tuple[int, int, int, int]:
     return reminders, reminders_twice, expiries, expiries_twice
 
 
-def drain(s: Stack, workers: int, count: int, seed: int, timeout: float = 1800,
-          settle: float = 0.0, kill_second_after: float | None = None) -> WorkersReport:
+def drain(
+    s: Stack,
+    workers: int,
+    count: int,
+    seed: int,
+    timeout: float = 1800,
+    settle: float = 0.0,
+    kill_second_after: float | None = None,
+) -> WorkersReport:
     """Deliver the backlog, start `workers` services together, wait until all is done.
 
     With `kill_second_after`, the second worker is killed (SIGKILL) that many seconds in
@@ -130,15 +147,22 @@ def drain(s: Stack, workers: int, count: int, seed: int, timeout: float = 1800,
     together = sum(per_worker, Counter())
     reminders, reminders_twice, expiries, expiries_twice = scheduler_doubles(s)
     return WorkersReport(
-        workers, count, seconds, s.audit(),
+        workers,
+        count,
+        seconds,
+        s.audit(),
         handled_twice=sum(n - 1 for n in together.values() if n > 1),
-        reminders=reminders, reminders_twice=reminders_twice,
-        expiries=expiries, expiries_twice=expiries_twice,
-        share=tuple(sum(c.values()) for c in per_worker))
+        reminders=reminders,
+        reminders_twice=reminders_twice,
+        expiries=expiries,
+        expiries_twice=expiries_twice,
+        share=tuple(sum(c.values()) for c in per_worker),
+    )
 
 
-def one_run(folder: Path, pg_admin: str, workers: int, count: int, seed: int,
-            **settings: object) -> WorkersReport:
+def one_run(
+    folder: Path, pg_admin: str, workers: int, count: int, seed: int, **settings: object
+) -> WorkersReport:
     folder.mkdir(parents=True, exist_ok=True)
     with scratch_database(pg_admin) as url, stack(folder, url, **settings) as s:
         return drain(s, workers, count, seed, settle=12.0)
@@ -154,12 +178,16 @@ def main(argv: list[str] | None = None) -> None:
         one = one_run(Path(tmp) / "one", args.pg, 1, args.n, args.seed, **FAST_CLOCK)
         two = one_run(Path(tmp) / "two", args.pg, 2, args.n, args.seed, **FAST_CLOCK)
     for report in (one, two):
-        print(f"{report.workers} worker(s): {report.messages} messages in "
-              f"{report.seconds:.0f} s = {report.rate:.1f} messages/s; "
-              f"{report.audit.line()}; handled per worker {list(report.share)}")
-    print(f"two workers: handled_twice={two.handled_twice} reminders={two.reminders} "
-          f"reminders_twice={two.reminders_twice} expiries={two.expiries} "
-          f"expiries_twice={two.expiries_twice}")
+        print(
+            f"{report.workers} worker(s): {report.messages} messages in "
+            f"{report.seconds:.0f} s = {report.rate:.1f} messages/s; "
+            f"{report.audit.line()}; handled per worker {list(report.share)}"
+        )
+    print(
+        f"two workers: handled_twice={two.handled_twice} reminders={two.reminders} "
+        f"reminders_twice={two.reminders_twice} expiries={two.expiries} "
+        f"expiries_twice={two.expiries_twice}"
+    )
     print(f"speed-up with two workers: {two.rate / one.rate:.2f}x" if one.rate else "")
     if not (one.ok and two.ok):
         print(one.audit.details())

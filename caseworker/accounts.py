@@ -94,8 +94,9 @@ class Attempt:
     locked_until: datetime | None  # while set, the password is not checked at all
 
 
-def begin_attempt(session: Session, now: datetime, *, email: str | None = None,
-                  account_id: int | None = None) -> Attempt:
+def begin_attempt(
+    session: Session, now: datetime, *, email: str | None = None, account_id: int | None = None
+) -> Attempt:
     """Count the attempt before the password is checked, in one UPDATE … RETURNING, so that
     however many run in parallel, each gets its own count and no more than
     MAX_FAILED_SIGN_INS passwords are checked before the account locks. Commit it before
@@ -105,13 +106,21 @@ def begin_attempt(session: Session, now: datetime, *, email: str | None = None,
     else:
         target = Caseworker.id == account_id
     # A lock-out that has run its course gives a fresh allowance.
-    session.execute(update(Caseworker).where(target, Caseworker.locked_until <= now)
-                    .values(failed_logins=0, locked_until=None))
+    session.execute(
+        update(Caseworker)
+        .where(target, Caseworker.locked_until <= now)
+        .values(failed_logins=0, locked_until=None)
+    )
     row = session.execute(
-        update(Caseworker).where(target, Caseworker.active.is_(True))
+        update(Caseworker)
+        .where(target, Caseworker.active.is_(True))
         .values(failed_logins=Caseworker.failed_logins + 1)
-        .returning(Caseworker.id, Caseworker.failed_logins, Caseworker.locked_until,
-                   Caseworker.password_hash)
+        .returning(
+            Caseworker.id,
+            Caseworker.failed_logins,
+            Caseworker.locked_until,
+            Caseworker.password_hash,
+        )
     ).first()
     if row is None:
         # Checked against anyway, so an unknown address costs what a known one does.
@@ -122,8 +131,9 @@ def begin_attempt(session: Session, now: datetime, *, email: str | None = None,
     return Attempt(row.id, row.password_hash, row.failed_logins, locked_until)
 
 
-def finish_attempt(session: Session, attempt: Attempt, password_ok: bool,
-                   now: datetime) -> tuple[int, bool] | None:
+def finish_attempt(
+    session: Session, attempt: Attempt, password_ok: bool, now: datetime
+) -> tuple[int, bool] | None:
     """After the check: (session epoch, must change password) for a success, else None,
     locking the account when this was the last failure allowed."""
     if attempt.account_id is None:
@@ -131,14 +141,20 @@ def finish_attempt(session: Session, attempt: Attempt, password_ok: bool,
     if not password_ok:
         if attempt.failures >= MAX_FAILED_SIGN_INS:
             _lock(session, attempt.account_id, now)
-            log.warning("caseworker account %d locked after %d failed password checks",
-                        attempt.account_id, attempt.failures)
+            log.warning(
+                "caseworker account %d locked after %d failed password checks",
+                attempt.account_id,
+                attempt.failures,
+            )
         return None
     # Guarded by the hash that was checked: a password changed meanwhile does not count.
     row = session.execute(
         update(Caseworker)
-        .where(Caseworker.id == attempt.account_id, Caseworker.active.is_(True),
-               Caseworker.password_hash == attempt.password_hash)
+        .where(
+            Caseworker.id == attempt.account_id,
+            Caseworker.active.is_(True),
+            Caseworker.password_hash == attempt.password_hash,
+        )
         .values(failed_logins=0, locked_until=None)
         .returning(Caseworker.session_epoch, Caseworker.must_change_password)
     ).first()
@@ -146,12 +162,16 @@ def finish_attempt(session: Session, attempt: Attempt, password_ok: bool,
 
 
 def locked_out(locked_until: datetime) -> SignInRefused:
-    return SignInRefused("This account is locked after too many failed sign-ins. "
-                         f"Try again after {when(locked_until)}.", locked=True)
+    return SignInRefused(
+        "This account is locked after too many failed sign-ins. "
+        f"Try again after {when(locked_until)}.",
+        locked=True,
+    )
 
 
-def authenticate(database: Database, email: str, password: str, *,
-                 now: datetime | None = None) -> Caseworker:
+def authenticate(
+    database: Database, email: str, password: str, *, now: datetime | None = None
+) -> Caseworker:
     """The caseworker whose password this is (command line and tests), by the sign-in page's
     steps: the attempt is counted and committed first, then the hash runs outside any
     transaction. Raises SignInRefused."""
@@ -170,8 +190,14 @@ def authenticate(database: Database, email: str, password: str, *,
     return account
 
 
-def set_password(session: Session, account_id: int, password_hash: str, *,
-                 must_change: bool = False, expected_hash: str | None = None) -> int | None:
+def set_password(
+    session: Session,
+    account_id: int,
+    password_hash: str,
+    *,
+    must_change: bool = False,
+    expected_hash: str | None = None,
+) -> int | None:
     """Give the account a new password hash: every session of it ends and the lock-out is
     cleared. Returns the new session epoch; None when there is no such account, or its
     hash is no longer `expected_hash` (changed meanwhile)."""
@@ -179,15 +205,17 @@ def set_password(session: Session, account_id: int, password_hash: str, *,
     if expected_hash is not None:
         statement = statement.where(Caseworker.password_hash == expected_hash)
     return session.execute(
-        statement.values(password_hash=password_hash, must_change_password=must_change,
-                         session_epoch=Caseworker.session_epoch + 1, failed_logins=0,
-                         locked_until=None)
-        .returning(Caseworker.session_epoch)
+        statement.values(
+            password_hash=password_hash,
+            must_change_password=must_change,
+            session_epoch=Caseworker.session_epoch + 1,
+            failed_logins=0,
+            locked_until=None,
+        ).returning(Caseworker.session_epoch)
     ).scalar_one_or_none()
 
 
-def reset_password(session: Session, account_id: int, password_hash: str, *,
-                   by: int) -> str:
+def reset_password(session: Session, account_id: int, password_hash: str, *, by: int) -> str:
     """A supervisor's reset: the account must choose a new password at its next sign-in.
     Returns the account's address."""
     account = session.get(Caseworker, account_id)
@@ -204,15 +232,20 @@ def reset_password(session: Session, account_id: int, password_hash: str, *,
 
 def store_rehash(session: Session, account_id: int, old_hash: str, new_hash: str) -> None:
     """The same password hashed with current parameters; sessions stay as they are."""
-    session.execute(update(Caseworker)
-                    .where(Caseworker.id == account_id, Caseworker.password_hash == old_hash)
-                    .values(password_hash=new_hash))
+    session.execute(
+        update(Caseworker)
+        .where(Caseworker.id == account_id, Caseworker.password_hash == old_hash)
+        .values(password_hash=new_hash)
+    )
 
 
 def end_sessions(session: Session, account_id: int) -> None:
     """Sign the account out everywhere: every session cookie issued so far stops working."""
-    session.execute(update(Caseworker).where(Caseworker.id == account_id)
-                    .values(session_epoch=Caseworker.session_epoch + 1))
+    session.execute(
+        update(Caseworker)
+        .where(Caseworker.id == account_id)
+        .values(session_epoch=Caseworker.session_epoch + 1)
+    )
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -229,7 +262,8 @@ def needs_rehash(password_hash: str) -> bool:
 def _lock(session: Session, account_id: int, now: datetime) -> datetime:
     """Lock the account from now, unless a lock-out is already running; its end."""
     locked_until = session.execute(
-        update(Caseworker).where(Caseworker.id == account_id)
+        update(Caseworker)
+        .where(Caseworker.id == account_id)
         .values(locked_until=func.coalesce(Caseworker.locked_until, now + LOCK_OUT_FOR))
         .returning(Caseworker.locked_until)
     ).scalar_one()
@@ -237,8 +271,9 @@ def _lock(session: Session, account_id: int, now: datetime) -> datetime:
 
 
 def list_caseworkers(session: Session) -> list[Caseworker]:
-    return list(session.scalars(select(Caseworker).order_by(Caseworker.active.desc(),
-                                                            Caseworker.name)))
+    return list(
+        session.scalars(select(Caseworker).order_by(Caseworker.active.desc(), Caseworker.name))
+    )
 
 
 def deactivate_caseworker(session: Session, account_id: int, *, by: Caseworker) -> Caseworker:
@@ -270,6 +305,9 @@ def is_supervisor(session: Session, by: str) -> bool:
     if not session.scalar(select(func.count()).select_from(Caseworker)):
         return True
     key = by.strip().casefold()
-    found = session.scalars(select(Caseworker).where(
-        (func.lower(Caseworker.email) == key) | (func.lower(Caseworker.name) == key))).all()
+    found = session.scalars(
+        select(Caseworker).where(
+            (func.lower(Caseworker.email) == key) | (func.lower(Caseworker.name) == key)
+        )
+    ).all()
     return any(c.active and c.is_supervisor for c in found)

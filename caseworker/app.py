@@ -40,10 +40,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     title = ERROR_TITLES.get(exc.status_code, "Something went wrong")
     # Starlette's own 404 says only "Not Found"; ours name what is missing.
-    message = exc.detail if exc.detail and exc.detail != "Not Found" else (
-        "If you typed the web address, check it is correct.")
-    response = render(request, "error.html", {"title": title, "message": message},
-                      status_code=exc.status_code)
+    message = (
+        exc.detail
+        if exc.detail and exc.detail != "Not Found"
+        else ("If you typed the web address, check it is correct.")
+    )
+    response = render(
+        request, "error.html", {"title": title, "message": message}, status_code=exc.status_code
+    )
     for name, value in (exc.headers or {}).items():  # Retry-After on 429 and 503
         response.headers[name] = value
     return response
@@ -65,8 +69,13 @@ async def server_error(request: Request, exc: Exception) -> Response:
     # The route's name, not the path: paths and queries can hold addresses and names.
     endpoint = getattr(request.scope.get("endpoint"), "__name__", "unknown page")
     where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    log.error("page %s (%s) failed: %s at %s", endpoint, request.method, type(exc).__name__,
-              f"{where.filename}:{where.lineno}" if where else "?")
+    log.error(
+        "page %s (%s) failed: %s at %s",
+        endpoint,
+        request.method,
+        type(exc).__name__,
+        f"{where.filename}:{where.lineno}" if where else "?",
+    )
     return HTMLResponse(SERVER_ERROR_PAGE, status_code=500)
 
 
@@ -84,16 +93,22 @@ def create_app(web: WebSettings) -> Starlette:
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware),
-        Middleware(SignedSessionMiddleware, secret_key=web.secret_key,
-                   force_secure=web.secure_cookies),
+        Middleware(
+            SignedSessionMiddleware, secret_key=web.secret_key, force_secure=web.secure_cookies
+        ),
         Middleware(RequireSignInMiddleware),
     ]
-    app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={HTTPException: http_error, 500: server_error})
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: http_error, 500: server_error},
+    )
     app.state.web = web
     app.state.templates = make_templates()
     app.state.password_checks = SlidingWindowLimiter(
-        per_client=web.password_checks_per_client, overall=web.password_checks_overall,
-        window=web.password_check_window_seconds)
+        per_client=web.password_checks_per_client,
+        overall=web.password_checks_overall,
+        window=web.password_check_window_seconds,
+    )
     app.state.hash_gate = HashGate(web.concurrent_hashes, web.hash_wait_seconds)
     return app

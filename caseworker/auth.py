@@ -57,8 +57,9 @@ def load_signed_in(session: Session, account_id: int, epoch: int) -> SignedIn | 
         return None
     if epoch != account.session_epoch:
         return None
-    return SignedIn(account.id, account.email, account.name, account.is_supervisor,
-                    account.must_change_password)
+    return SignedIn(
+        account.id, account.email, account.name, account.is_supervisor, account.must_change_password
+    )
 
 
 def is_public(path: str) -> bool:
@@ -88,8 +89,12 @@ class RequireSignInMiddleware:
             target = "/sign-in" if wanted == "/" else f"/sign-in?next={quote(wanted, safe='')}"
             await RedirectResponse(target, status_code=303)(scope, receive, send)
             return
-        if (user is not None and user.must_change_password
-                and scope["path"] not in WHILE_MUST_CHANGE and not is_public(scope["path"])):
+        if (
+            user is not None
+            and user.must_change_password
+            and scope["path"] not in WHILE_MUST_CHANGE
+            and not is_public(scope["path"])
+        ):
             await RedirectResponse(CHANGE_PASSWORD, status_code=303)(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -100,12 +105,12 @@ class RequireSignInMiddleware:
         if not isinstance(account_id, int) or not isinstance(epoch, int):
             return None
         web = scope["app"].state.web
-        if session_expired(session_data, web.env.clock.now().timestamp(),
-                           web.session_absolute_hours):
+        if session_expired(
+            session_data, web.env.clock.now().timestamp(), web.session_absolute_hours
+        ):
             session_data.clear()
             hours = f"{web.session_absolute_hours:g} hours"
-            session_data["flash"] = {"text": SESSION_ENDED.format(hours=hours),
-                                     "kind": "warning"}
+            session_data["flash"] = {"text": SESSION_ENDED.format(hours=hours), "kind": "warning"}
             return None
         database = web.database
 

@@ -28,9 +28,13 @@ FIELD_LABELS = {
     "main_contact": "Main contact",
     "signer": "Signed by",
 }
-SERVICE_NAMES = {"gpp": "GP Payments and Pensions", "pl": "Performers Lists",
-                 "oph": "Ophthalmic Payments", "pcn": "PCN payments",
-                 "main_contact": "Supplies and Medical Records"}
+SERVICE_NAMES = {
+    "gpp": "GP Payments and Pensions",
+    "pl": "Performers Lists",
+    "oph": "Ophthalmic Payments",
+    "pcn": "PCN payments",
+    "main_contact": "Supplies and Medical Records",
+}
 
 
 def describe(value: Any) -> list[str]:
@@ -42,8 +46,11 @@ def describe(value: Any) -> list[str]:
     if isinstance(value, list):
         return [line for item in value for line in describe(item)]
     if isinstance(value, dict):
-        return [_describe_person(value)] if "email" in value or "name" in value else [
-            f"{str(k).replace('_', ' ')}: {', '.join(describe(v))}" for k, v in value.items()]
+        return (
+            [_describe_person(value)]
+            if "email" in value or "name" in value
+            else [f"{str(k).replace('_', ' ')}: {', '.join(describe(v))}" for k, v in value.items()]
+        )
     return [str(value)]
 
 
@@ -83,9 +90,14 @@ def fields_with_findings(fields: dict[str, Any], findings: list[dict[str, Any]])
         else:
             about.setdefault(key, []).append(message)
     rows = [
-        {"key": key, "label": FIELD_LABELS.get(key, key.replace("_", " ").capitalize()),
-         "lines": describe(fields.get(key)), "findings": about.get(key, [])}
-        for key in keys if key in fields or key in about
+        {
+            "key": key,
+            "label": FIELD_LABELS.get(key, key.replace("_", " ").capitalize()),
+            "lines": describe(fields.get(key)),
+            "findings": about.get(key, []),
+        }
+        for key in keys
+        if key in fields or key in about
     ]
     return {"rows": rows, "general": general}
 
@@ -98,29 +110,55 @@ def directory_view(session: Session, code: str | None) -> dict[str, Any] | None:
     for service in (Service.GPP, Service.PL, Service.OPH, Service.PCN):
         info = CATALOGUE[service]
         holders = directory.admins(session, org.code, service)
-        services.append({"title": info.title, "role": info.admin_role, "limit": info.max_admins,
-                         "people": [{"name": p.name, "email": p.email} for p in holders]})
+        services.append(
+            {
+                "title": info.title,
+                "role": info.admin_role,
+                "limit": info.max_admins,
+                "people": [{"name": p.name, "email": p.email} for p in holders],
+            }
+        )
     main = directory.main_contact(session, org.code)
-    signers = [{"name": s.name, "email": s.email,
-                "capacity": SIGNER_CAPACITIES.get(s.capacity, s.capacity)}
-               for s in directory.signers_for(session, org.code)]
-    ael = [{"name": a.name, "email": a.email, "role": a.ael_role}
-           for a in (directory.ael_contacts_for(session, org.icb_code) if org.icb_code else [])]
-    return {"code": org.code, "name": org.name, "type": org.type, "icb_code": org.icb_code,
-            "status": org.status, "services": services,
-            "main_contact": {"name": main.name, "email": main.email} if main else None,
-            "signers": signers, "ael": ael}
+    signers = [
+        {
+            "name": s.name,
+            "email": s.email,
+            "capacity": SIGNER_CAPACITIES.get(s.capacity, s.capacity),
+        }
+        for s in directory.signers_for(session, org.code)
+    ]
+    ael = [
+        {"name": a.name, "email": a.email, "role": a.ael_role}
+        for a in (directory.ael_contacts_for(session, org.icb_code) if org.icb_code else [])
+    ]
+    return {
+        "code": org.code,
+        "name": org.name,
+        "type": org.type,
+        "icb_code": org.icb_code,
+        "status": org.status,
+        "services": services,
+        "main_contact": {"name": main.name, "email": main.email} if main else None,
+        "signers": signers,
+        "ael": ael,
+    }
 
 
 def approver_choices(view: dict[str, Any] | None) -> list[dict[str, str]]:
     """Recorded approvers of the organisation: its signers, then its ICB's AEL contacts."""
     if view is None:
         return []
-    choices = [{"value": s["email"], "text": f"{s['name']} ({s['capacity']}) – {s['email']}"}
-               for s in view["signers"]]
-    choices += [{"value": a["email"],
-                 "text": f"{a['name']} (AEL contact, ICB {view['icb_code']}) – {a['email']}"}
-                for a in view["ael"]]
+    choices = [
+        {"value": s["email"], "text": f"{s['name']} ({s['capacity']}) – {s['email']}"}
+        for s in view["signers"]
+    ]
+    choices += [
+        {
+            "value": a["email"],
+            "text": f"{a['name']} (AEL contact, ICB {view['icb_code']}) – {a['email']}",
+        }
+        for a in view["ael"]
+    ]
     return choices
 
 
@@ -141,14 +179,33 @@ class EmailRow:
 def emails(session: Session, case: Case) -> list[EmailRow]:
     received = session.scalars(select(InboundMessage).where(InboundMessage.case_id == case.id))
     sent = session.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id))
-    rows = [EmailRow("in", as_utc(m.received_at), m.from_address or "(no single address)",
-                     m.subject or "(no subject)", m.status, f"/messages/{m.id}", "Received",
-                     m.from_name, m.sender_status, m.sender_detail)
-            for m in received]
-    rows += [EmailRow("out", as_utc(m.created_at), m.to_address, mask_tokens(m.subject),
-                      m.status,
-                      f"/outbox/{m.id}", "Sent" if m.status == "sent" else "To send")
-             for m in sent]
+    rows = [
+        EmailRow(
+            "in",
+            as_utc(m.received_at),
+            m.from_address or "(no single address)",
+            m.subject or "(no subject)",
+            m.status,
+            f"/messages/{m.id}",
+            "Received",
+            m.from_name,
+            m.sender_status,
+            m.sender_detail,
+        )
+        for m in received
+    ]
+    rows += [
+        EmailRow(
+            "out",
+            as_utc(m.created_at),
+            m.to_address,
+            mask_tokens(m.subject),
+            m.status,
+            f"/outbox/{m.id}",
+            "Sent" if m.status == "sent" else "To send",
+        )
+        for m in sent
+    ]
     return sorted(rows, key=lambda r: r.at)
 
 
@@ -163,13 +220,24 @@ def original_email(session: Session, raw_dir: Path, case: Case) -> tuple[int | N
 
 def approval_requests(session: Session, case: Case) -> list[dict[str, Any]]:
     """Who was asked to approve, and what became of it."""
-    rows = session.scalars(select(ApprovalRequest).where(ApprovalRequest.case_id == case.id)
-                           .order_by(ApprovalRequest.created_at, ApprovalRequest.id))
-    return [{"name": r.approver_name, "email": r.approver_email,
-             "source": "practice signer" if r.approver_source == "signer" else "AEL contact",
-             "capacity": SIGNER_CAPACITIES.get(r.capacity or "", r.capacity or ""),
-             "created_at": as_utc(r.created_at), "expires_at": as_utc(r.expires_at),
-             "status": r.status, "used_at": as_utc(r.used_at)} for r in rows]
+    rows = session.scalars(
+        select(ApprovalRequest)
+        .where(ApprovalRequest.case_id == case.id)
+        .order_by(ApprovalRequest.created_at, ApprovalRequest.id)
+    )
+    return [
+        {
+            "name": r.approver_name,
+            "email": r.approver_email,
+            "source": "practice signer" if r.approver_source == "signer" else "AEL contact",
+            "capacity": SIGNER_CAPACITIES.get(r.capacity or "", r.capacity or ""),
+            "created_at": as_utc(r.created_at),
+            "expires_at": as_utc(r.expires_at),
+            "status": r.status,
+            "used_at": as_utc(r.used_at),
+        }
+        for r in rows
+    ]
 
 
 def allowed_actions(case: Case, *, supervisor: bool) -> list[dict[str, str]]:
@@ -183,11 +251,17 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
     org = directory_view(session, case.organisation_code)
     return {
         "case": {
-            "ref": case.ref, "kind": case.kind, "state": case.state,
-            "organisation_code": case.organisation_code, "requester": case.requester,
-            "requester_name": case.requester_name, "subject": case.subject,
-            "reason": case.reason, "created_at": as_utc(case.created_at),
-            "updated_at": as_utc(case.updated_at), "assigned_to": case.assigned_to,
+            "ref": case.ref,
+            "kind": case.kind,
+            "state": case.state,
+            "organisation_code": case.organisation_code,
+            "requester": case.requester,
+            "requester_name": case.requester_name,
+            "subject": case.subject,
+            "reason": case.reason,
+            "created_at": as_utc(case.created_at),
+            "updated_at": as_utc(case.updated_at),
+            "assigned_to": case.assigned_to,
         },
         "read": fields_with_findings(case.fields or {}, case.findings or []),
         "source_id": source_id,
@@ -195,8 +269,14 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
         "org": org,
         "approvers": approver_choices(org),
         "events": [
-            {"at": as_utc(e.at), "actor": e.actor, "event": e.event, "from_state": e.from_state,
-             "to_state": e.to_state, "detail": e.detail}
+            {
+                "at": as_utc(e.at),
+                "actor": e.actor,
+                "event": e.event,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "detail": e.detail,
+            }
             for e in case.events
         ],
         "emails": emails(session, case),

@@ -60,6 +60,7 @@ def state_label(state: str | None) -> str:
 def kind_label(kind: str | None) -> str:
     return KIND_LABELS.get(kind or "", kind or "")
 
+
 # What each action's text box asks for, and where its words go.
 ACTION_PROMPTS: dict[str, str] = {
     "approve": "Why is it approved?",

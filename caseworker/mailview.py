@@ -20,8 +20,16 @@ from intake.rawstore import RawMissing, RawStore
 
 # From is shown as read strictly (address and display name apart), never as decoded text,
 # where a display name could pass for an address.
-SHOWN_HEADERS = ("To", "Cc", "Reply-To", "Date", "Subject", "Message-ID",
-                 "In-Reply-To", "Authentication-Results")
+SHOWN_HEADERS = (
+    "To",
+    "Cc",
+    "Reply-To",
+    "Date",
+    "Subject",
+    "Message-ID",
+    "In-Reply-To",
+    "Authentication-Results",
+)
 MAX_SHOWN_CHARS = 200_000
 
 
@@ -92,8 +100,9 @@ def view_of(mail: ParsedMail) -> MailView:
 def message_view(session: Session, raw_dir: Path, message: InboundMessage) -> MailView:
     raw = raw_bytes(session, raw_dir, message)
     if raw is None:
-        return MailView(missing="The original message is not in the raw store, so it cannot "
-                                "be shown.")
+        return MailView(
+            missing="The original message is not in the raw store, so it cannot be shown."
+        )
     return view_of(parse_mail(raw))
 
 
@@ -103,8 +112,9 @@ class Download:
     data: bytes
 
 
-def attachment(session: Session, raw_dir: Path, message: InboundMessage,
-               number: int) -> Download | None:
+def attachment(
+    session: Session, raw_dir: Path, message: InboundMessage, number: int
+) -> Download | None:
     """Attachment `number` (from 1, as listed by view_of), or None."""
     raw = raw_bytes(session, raw_dir, message)
     if raw is None:
@@ -117,6 +127,8 @@ def attachment(session: Session, raw_dir: Path, message: InboundMessage,
 
 def content_disposition(filename: str) -> str:
     """Always a download, never shown in the browser; an ASCII name plus the UTF-8 one."""
-    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_"
-                       for c in filename) or "attachment"
+    fallback = (
+        "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename)
+        or "attachment"
+    )
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

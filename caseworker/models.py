@@ -32,5 +32,6 @@ class Caseworker(Base):
     # stops working when its owner signs out.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set when a supervisor resets the password: every page asks for a new one first.
-    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
-                                                       server_default=false())
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )

@@ -16,8 +16,9 @@ from caseworker.accounts import Attempt, begin_attempt, hash_password, verify_pa
 from caseworker.throttle import HashBusy, client_address
 from caseworker.webcontext import in_transaction, settings
 
-TOO_MANY = ("There have been too many attempts to sign in or change a password. "
-            "Wait {wait} and try again.")
+TOO_MANY = (
+    "There have been too many attempts to sign in or change a password. Wait {wait} and try again."
+)
 BUSY = "The service is busy checking other passwords. Wait a few seconds and try again."
 BUSY_RETRY_AFTER = "5"
 
@@ -33,26 +34,35 @@ def limit_password_checks(endpoint: Endpoint) -> Endpoint:
         now = settings(request).env.clock.now().timestamp()
         refusal = request.app.state.password_checks.attempt(client_address(request.scope), now)
         if refusal is not None:
-            raise HTTPException(status_code=429,
-                                detail=TOO_MANY.format(wait=_in_words(refusal.retry_after)),
-                                headers={"Retry-After": str(refusal.retry_after)})
+            raise HTTPException(
+                status_code=429,
+                detail=TOO_MANY.format(wait=_in_words(refusal.retry_after)),
+                headers={"Retry-After": str(refusal.retry_after)},
+            )
         return await endpoint(request)
 
     return limited
 
 
-async def check_password(request: Request, password: str, now: datetime, *,
-                         email: str | None = None, account_id: int | None = None) -> tuple[
-                             Attempt, bool]:
+async def check_password(
+    request: Request,
+    password: str,
+    now: datetime,
+    *,
+    email: str | None = None,
+    account_id: int | None = None,
+) -> tuple[Attempt, bool]:
     """Count the attempt, then check the password unless the account is locked."""
     try:
         async with request.app.state.hash_gate.slot():
-            attempt = await in_transaction(request, begin_attempt, now, email=email,
-                                           account_id=account_id)
+            attempt = await in_transaction(
+                request, begin_attempt, now, email=email, account_id=account_id
+            )
             if attempt.locked_until is not None:
                 return attempt, False
-            return attempt, await run_in_threadpool(verify_password, attempt.password_hash,
-                                                    password)
+            return attempt, await run_in_threadpool(
+                verify_password, attempt.password_hash, password
+            )
     except HashBusy:
         raise _busy() from None
 
@@ -66,8 +76,7 @@ async def new_password_hash(request: Request, password: str) -> str:
 
 
 def _busy() -> HTTPException:
-    return HTTPException(status_code=503, detail=BUSY,
-                         headers={"Retry-After": BUSY_RETRY_AFTER})
+    return HTTPException(status_code=503, detail=BUSY, headers={"Retry-After": BUSY_RETRY_AFTER})
 
 
 def _in_words(seconds: int) -> str:

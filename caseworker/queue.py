@@ -53,13 +53,23 @@ class QueueFilters:
         assigned = params.get("assigned") or ""
         if assigned not in (ASSIGNED_TO_ME, ASSIGNED_TO_NOBODY):
             assigned = ""
-        return cls(state=state, kind=kind, organisation=organisation, search=search,
-                   assigned=assigned, me=me)
+        return cls(
+            state=state,
+            kind=kind,
+            organisation=organisation,
+            search=search,
+            assigned=assigned,
+            me=me,
+        )
 
     def as_query(self) -> dict[str, str]:
-        values = {"state": self.state if self.state != NEEDS_PERSON else "", "kind": self.kind,
-                  "organisation": self.organisation, "q": self.search,
-                  "assigned": self.assigned}
+        values = {
+            "state": self.state if self.state != NEEDS_PERSON else "",
+            "kind": self.kind,
+            "organisation": self.organisation,
+            "q": self.search,
+            "assigned": self.assigned,
+        }
         return {k: v for k, v in values.items() if v}
 
 
@@ -110,11 +120,13 @@ def _case_query(filters: QueueFilters) -> Select:
         query = query.where(Case.assigned_to.is_(None))
     if filters.search:
         text = filters.search.lower()
-        query = query.where(or_(
-            func.lower(Case.ref).contains(text, autoescape=True),
-            func.lower(Case.requester).contains(text, autoescape=True),
-            Case.organisation_code == clean_ods(filters.search),
-        ))
+        query = query.where(
+            or_(
+                func.lower(Case.ref).contains(text, autoescape=True),
+                func.lower(Case.requester).contains(text, autoescape=True),
+                Case.organisation_code == clean_ods(filters.search),
+            )
+        )
     return query
 
 
@@ -126,24 +138,34 @@ def _failures_apply(filters: QueueFilters) -> bool:
 def _message_query(filters: QueueFilters) -> Select:
     query = select(InboundMessage).where(InboundMessage.status == "failed")
     if filters.organisation:
-        query = query.where(InboundMessage.case_id.in_(
-            select(Case.id).where(Case.organisation_code == filters.organisation)))
+        query = query.where(
+            InboundMessage.case_id.in_(
+                select(Case.id).where(Case.organisation_code == filters.organisation)
+            )
+        )
     if filters.search:
         query = query.where(
-            func.lower(InboundMessage.from_address).contains(filters.search.lower(),
-                                                            autoescape=True))
+            func.lower(InboundMessage.from_address).contains(
+                filters.search.lower(), autoescape=True
+            )
+        )
     return query
 
 
 def _outbox_query(filters: QueueFilters) -> Select:
-    query = select(OutboxMessage).where(or_(OutboxMessage.status.in_(OUTBOX_NEEDS_PERSON),
-                                            unconfirmed_clause()))
+    query = select(OutboxMessage).where(
+        or_(OutboxMessage.status.in_(OUTBOX_NEEDS_PERSON), unconfirmed_clause())
+    )
     if filters.organisation:
-        query = query.where(OutboxMessage.case_id.in_(
-            select(Case.id).where(Case.organisation_code == filters.organisation)))
+        query = query.where(
+            OutboxMessage.case_id.in_(
+                select(Case.id).where(Case.organisation_code == filters.organisation)
+            )
+        )
     if filters.search:
         query = query.where(
-            func.lower(OutboxMessage.to_address).contains(filters.search.lower(), autoescape=True))
+            func.lower(OutboxMessage.to_address).contains(filters.search.lower(), autoescape=True)
+        )
     return query
 
 
@@ -153,16 +175,34 @@ def _count(session: Session, query: Select) -> int:
 
 def _case_row(case: Case, now: datetime) -> QueueRow:
     # Age counts from when the request arrived: how long the requester has waited.
-    return QueueRow("case", case.ref, f"/cases/{case.ref}", kind_label(case.kind), case.state,
-                    case.organisation_code, case.requester, as_utc(case.created_at),
-                    age(case.created_at, now), case.reason or "", case.assigned_to)
+    return QueueRow(
+        "case",
+        case.ref,
+        f"/cases/{case.ref}",
+        kind_label(case.kind),
+        case.state,
+        case.organisation_code,
+        case.requester,
+        as_utc(case.created_at),
+        age(case.created_at, now),
+        case.reason or "",
+        case.assigned_to,
+    )
 
 
 def _message_row(message: InboundMessage, now: datetime) -> QueueRow:
-    return QueueRow("message", f"Message {message.id}", f"/messages/{message.id}",
-                    "Failed message", None, None, message.from_address,
-                    as_utc(message.received_at), age(message.received_at, now),
-                    message.error or "Processing failed.")
+    return QueueRow(
+        "message",
+        f"Message {message.id}",
+        f"/messages/{message.id}",
+        "Failed message",
+        None,
+        None,
+        message.from_address,
+        as_utc(message.received_at),
+        age(message.received_at, now),
+        message.error or "Processing failed.",
+    )
 
 
 OUTBOX_LABELS = {"held": "Held email", "sent": "Unconfirmed email"}
@@ -170,11 +210,22 @@ OUTBOX_LABELS = {"held": "Held email", "sent": "Unconfirmed email"}
 
 def _outbox_row(row: OutboxMessage, now: datetime) -> QueueRow:
     reason = row.last_error or (
-        "Held: too many automatic replies to this address." if row.status == "held"
-        else "Sending failed.")
-    return QueueRow("outbox", f"Email {row.id}", f"/outbox/{row.id}",
-                    OUTBOX_LABELS.get(row.status, "Failed email"), None, None,
-                    row.to_address, as_utc(row.created_at), age(row.created_at, now), reason)
+        "Held: too many automatic replies to this address."
+        if row.status == "held"
+        else "Sending failed."
+    )
+    return QueueRow(
+        "outbox",
+        f"Email {row.id}",
+        f"/outbox/{row.id}",
+        OUTBOX_LABELS.get(row.status, "Failed email"),
+        None,
+        None,
+        row.to_address,
+        as_utc(row.created_at),
+        age(row.created_at, now),
+        reason,
+    )
 
 
 def queue_page(
@@ -186,10 +237,12 @@ def queue_page(
         (_case_query(filters), (Case.created_at, Case.id), _case_row),
     ]
     if _failures_apply(filters):
-        sources.append((_message_query(filters),
-                        (InboundMessage.received_at, InboundMessage.id), _message_row))
-        sources.append((_outbox_query(filters),
-                        (OutboxMessage.created_at, OutboxMessage.id), _outbox_row))
+        sources.append(
+            (_message_query(filters), (InboundMessage.received_at, InboundMessage.id), _message_row)
+        )
+        sources.append(
+            (_outbox_query(filters), (OutboxMessage.created_at, OutboxMessage.id), _outbox_row)
+        )
     totals = [_count(session, query) for query, _, _ in sources]
     total = sum(totals)
     pages = max(1, -(-total // page_size))

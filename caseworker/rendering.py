@@ -26,10 +26,12 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 def make_environment() -> Environment:
     env = Environment(
-        loader=ChoiceLoader([
-            FileSystemLoader(TEMPLATES_DIR),
-            PackageLoader("nhsuk_frontend_jinja"),
-        ]),
+        loader=ChoiceLoader(
+            [
+                FileSystemLoader(TEMPLATES_DIR),
+                PackageLoader("nhsuk_frontend_jinja"),
+            ]
+        ),
         # Every template, whatever its extension: nothing a sender wrote is ever markup.
         autoescape=True,
         # The NHS.UK macros read optional nested parameters (params.a.b) freely.

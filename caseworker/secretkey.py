@@ -15,6 +15,7 @@ class _HasWeb(Protocol):
     @property
     def web(self) -> WebConfig: ...
 
+
 LOCAL_KEY_FILE = Path("var") / "web-secret.key"
 MIN_KEY_LENGTH = 32
 

@@ -39,16 +39,34 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            log.info("%s %d %.1f ms", scope.get("method", "?"), status[0],
-                     (time.perf_counter() - started) * 1000)
+            log.info(
+                "%s %d %.1f ms",
+                scope.get("method", "?"),
+                status[0],
+                (time.perf_counter() - started) * 1000,
+            )
 
 
-def server_config(app: ASGIApp, *, host: str, port: int, ssl_certfile: str | None = None,
-                  ssl_keyfile: str | None = None, log_level: str = "info") -> uvicorn.Config:
+def server_config(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    log_level: str = "info",
+) -> uvicorn.Config:
     """uvicorn as `pcse serve` runs it: without its access log, behind AccessLog."""
-    config = uvicorn.Config(AccessLog(app), host=host, port=port, ssl_certfile=ssl_certfile,
-                            ssl_keyfile=ssl_keyfile, log_level=log_level, access_log=False,
-                            server_header=False)
+    config = uvicorn.Config(
+        AccessLog(app),
+        host=host,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+    )
     # uvicorn still writes access lines when any handler listens on its access logger;
     # a disabled logger drops them whatever is attached.
     logging.getLogger("uvicorn.access").disabled = True

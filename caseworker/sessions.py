@@ -51,8 +51,9 @@ class SignedSessionMiddleware:
                 headers = MutableHeaders(scope=message)
                 session = scope["session"]
                 if session:
-                    headers.append("Set-Cookie", self._cookie(self._dump(session), secure,
-                                                              self.max_age))
+                    headers.append(
+                        "Set-Cookie", self._cookie(self._dump(session), secure, self.max_age)
+                    )
                 elif had_cookie:
                     headers.append("Set-Cookie", self._cookie("", secure, 0))
             await send(message)

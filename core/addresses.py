@@ -78,8 +78,13 @@ class SenderIdentity:
     def of(cls, mailboxes: Sequence[Mailbox], problem: str | None = None) -> SenderIdentity:
         """From already-split mailboxes (a message built in code, or a test's)."""
         if len(mailboxes) != 1:
-            return cls(None, "", problem or f"The From header holds {len(mailboxes)} "
-                       "mailboxes; exactly one is needed.", tuple(mailboxes))
+            return cls(
+                None,
+                "",
+                problem
+                or f"The From header holds {len(mailboxes)} mailboxes; exactly one is needed.",
+                tuple(mailboxes),
+            )
         box = mailboxes[0]
         return cls(box.address, box.display_name, problem, tuple(mailboxes))
 
@@ -102,12 +107,15 @@ def parse_from(raw_values: Sequence[str]) -> SenderIdentity:
         return unverified("The message has no From header.")
     if len(raw_values) > 1:
         found = [m for raw in raw_values[:MAX_RECIPIENT_HEADERS] for m in _mailboxes(raw)[0]]
-        return SenderIdentity(None, "", f"The message has {len(raw_values)} From headers.",
-                              tuple(found))
+        return SenderIdentity(
+            None, "", f"The message has {len(raw_values)} From headers.", tuple(found)
+        )
     raw = raw_values[0]
     if len(raw) > MAX_FROM_CHARS:
-        return unverified(f"The From header is {len(raw)} characters long, over the "
-                          f"{MAX_FROM_CHARS} a real one needs.")
+        return unverified(
+            f"The From header is {len(raw)} characters long, over the "
+            f"{MAX_FROM_CHARS} a real one needs."
+        )
     mailboxes, problem = _mailboxes(raw)
     return SenderIdentity.of(mailboxes, problem)
 
@@ -131,8 +139,9 @@ def _mailboxes(raw: str) -> tuple[list[Mailbox], str | None]:
     except Exception as exc:  # the policy parser raises many kinds on hostile input
         return [], f"The From header could not be parsed ({type(exc).__name__})."
     mailboxes: list[Mailbox] = []
-    problem = control or (f"The From header is malformed ({type(defects[0]).__name__})."
-                          if defects else None)
+    problem = control or (
+        f"The From header is malformed ({type(defects[0]).__name__})." if defects else None
+    )
     for display, addr_spec in parsed:
         address = clean_address(addr_spec)
         if address is None:
@@ -207,8 +216,9 @@ def _display_name(decoded: str) -> tuple[str, str | None]:
     if _CONTROL.search(decoded) or "\r" in decoded or "\n" in decoded:
         return name, "The From display name holds a control character."
     if any(c in _LOOKALIKES or unicodedata.category(c) == "Cf" for c in decoded):
-        return name, ("The From display name holds characters that imitate an address or "
-                      "reorder text.")
+        return name, (
+            "The From display name holds characters that imitate an address or reorder text."
+        )
     return name, None
 
 
@@ -228,13 +238,15 @@ def recipient_addresses(raw_values: Iterable[str]) -> tuple[list[str], list[str]
     cut: list[str] = []
     values = list(raw_values)
     if len(values) > MAX_RECIPIENT_HEADERS:
-        cut.append(f"{len(values)} To/Cc headers; only the first {MAX_RECIPIENT_HEADERS} "
-                   "were read.")
+        cut.append(
+            f"{len(values)} To/Cc headers; only the first {MAX_RECIPIENT_HEADERS} were read."
+        )
         values = values[:MAX_RECIPIENT_HEADERS]
     for raw in values:
         if len(raw) > MAX_RECIPIENT_CHARS:
-            cut.append(f"A To/Cc header of {len(raw)} characters was read only to "
-                       f"{MAX_RECIPIENT_CHARS}.")
+            cut.append(
+                f"A To/Cc header of {len(raw)} characters was read only to {MAX_RECIPIENT_CHARS}."
+            )
             raw = raw[:MAX_RECIPIENT_CHARS]
         for token in _address_tokens(raw):
             address = clean_address(token)

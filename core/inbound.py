@@ -52,6 +52,7 @@ class IncomingMail(Protocol):
     text: str  # the plain-text body, or text derived from the HTML body
     text_from_html: bool  # True when `text` was made from the HTML body
     html: str | None
+
     # Read-only and a Sequence: intake's list of its own attachment type must satisfy this,
     # and a settable list attribute would be invariant.
     @property

@@ -41,7 +41,7 @@ def _construct_end(html: str, start: int, closers: _Closers) -> int:
     if close < 0:
         return -1
     if html.startswith("<!", start):
-        body = html[start + 2:close]
+        body = html[start + 2 : close]
         if body.startswith("[") and not body.rstrip().endswith("]"):
             return -1  # a marked section the parser would search on for its "]>"
         return close + 1

@@ -95,19 +95,23 @@ def authenticate(
     not the From address's own word.
     """
     if not sender.parsed_cleanly or sender.address is None:
-        return SenderVerdict(Status.UNVERIFIED, None,
-                             sender.problem or "The From header names no sender.")
+        return SenderVerdict(
+            Status.UNVERIFIED, None, sender.problem or "The From header names no sender."
+        )
     others = sorted({a for a in on_behalf if a != sender.address})
     if others:
-        return _failed(f"Sent by {', '.join(others)} on behalf of {sender.address} (a Sender "
-                       "or Resent-From header): only the From address's own mail counts.")
+        return _failed(
+            f"Sent by {', '.join(others)} on behalf of {sender.address} (a Sender "
+            "or Resent-From header): only the From address's own mail counts."
+        )
     domain = sender.address.rsplit("@", 1)[1]
     if policy.profile is Profile.AUTHSERV_ID:
         return _by_authserv_id(policy, domain, authentication_results)
     if policy.profile is Profile.MICROSOFT365:
         return _by_microsoft365(policy, domain, authentication_results, auth_as)
-    return SenderVerdict(Status.NOT_CHECKED, None,
-                         "Sender authentication is off in the configuration.")
+    return SenderVerdict(
+        Status.NOT_CHECKED, None, "Sender authentication is off in the configuration."
+    )
 
 
 class ReceivedMail(Protocol):
@@ -122,16 +126,16 @@ class ReceivedMail(Protocol):
 
 def verdict_for(policy: SenderPolicy, mail: ReceivedMail) -> SenderVerdict:
     """The verdict on a received message's sender under `policy`."""
-    return authenticate(policy, mail.sender_identity, mail.authentication_results,
-                        mail.auth_as, mail.on_behalf)
+    return authenticate(
+        policy, mail.sender_identity, mail.authentication_results, mail.auth_as, mail.on_behalf
+    )
 
 
 def _failed(detail: str) -> SenderVerdict:
     return SenderVerdict(Status.NOT_AUTHENTICATED, None, detail)
 
 
-def _by_authserv_id(policy: SenderPolicy, domain: str, headers: Sequence[str]
-                    ) -> SenderVerdict:
+def _by_authserv_id(policy: SenderPolicy, domain: str, headers: Sequence[str]) -> SenderVerdict:
     trusted = {t.strip().lower() for t in policy.trusted_authserv_ids if t.strip()}
     top: list[AuthResults] = []
     for index, raw in enumerate(headers):
@@ -140,18 +144,23 @@ def _by_authserv_id(policy: SenderPolicy, domain: str, headers: Sequence[str]
         except AuthResultsError as exc:
             claimed = (raw.split(";", 1)[0].split() or [""])[0].lower()
             if claimed in trusted:
-                return _failed(f"The Authentication-Results header from {claimed} could not "
-                               f"be read ({exc}).")
+                return _failed(
+                    f"The Authentication-Results header from {claimed} could not be read ({exc})."
+                )
             continue
         if parsed.authserv_id in trusted:
             if len(top) < index:
-                return _failed(f"A header claiming the trusted authserv-id "
-                               f"{parsed.authserv_id} stands below one that is not trusted: "
-                               "it was written before the message reached us.")
+                return _failed(
+                    f"A header claiming the trusted authserv-id "
+                    f"{parsed.authserv_id} stands below one that is not trusted: "
+                    "it was written before the message reached us."
+                )
             top.append(parsed)
     if not top:
-        return _failed("No Authentication-Results header from a trusted authserv-id stands "
-                       "at the top of the message.")
+        return _failed(
+            "No Authentication-Results header from a trusted authserv-id stands "
+            "at the top of the message."
+        )
     return _dmarc_agrees(top, domain, ", ".join(sorted({t.authserv_id or "" for t in top})))
 
 
@@ -163,28 +172,41 @@ def _dmarc_agrees(headers: list[AuthResults], domain: str, who: str) -> SenderVe
     for result in dmarcs:
         header_from = (result.prop("header.from") or "").lower()
         if result.result != "pass" or header_from != domain:
-            return _failed(f"{who}: dmarc={result.result} header.from={header_from or '?'}; "
-                           f"the From domain is {domain}.")
+            return _failed(
+                f"{who}: dmarc={result.result} header.from={header_from or '?'}; "
+                f"the From domain is {domain}."
+            )
     if len(headers) > 1 and len(dmarcs) < len(headers):
         return _failed(f"The trusted headers from {who} disagree: not all report DMARC.")
-    return SenderVerdict(Status.AUTHENTICATED, f"Authentication-Results: {who}",
-                         f"{who}: dmarc=pass header.from={domain}.")
+    return SenderVerdict(
+        Status.AUTHENTICATED,
+        f"Authentication-Results: {who}",
+        f"{who}: dmarc=pass header.from={domain}.",
+    )
 
 
-def _by_microsoft365(policy: SenderPolicy, domain: str, headers: Sequence[str],
-                     auth_as: Sequence[str]) -> SenderVerdict:
+def _by_microsoft365(
+    policy: SenderPolicy, domain: str, headers: Sequence[str], auth_as: Sequence[str]
+) -> SenderVerdict:
     if len(auth_as) != 1:
-        return _failed(f"The message carries {len(auth_as)} {AUTH_AS} headers; Exchange "
-                       "Online writes exactly one.")
+        return _failed(
+            f"The message carries {len(auth_as)} {AUTH_AS} headers; Exchange "
+            "Online writes exactly one."
+        )
     value = " ".join(auth_as[0].split()).lower()
     if value == "internal":
         internal = {d.lower() for d in policy.internal_domains}
         if domain in internal:
-            return SenderVerdict(Status.AUTHENTICATED, f"{AUTH_AS}: Internal",
-                                 f"Sent from inside the tenant by a mailbox of {domain}.",
-                                 internal=True)
-        return _failed(f"{AUTH_AS} is Internal, but {domain} is not one of the tenant's "
-                       "domains in the configuration.")
+            return SenderVerdict(
+                Status.AUTHENTICATED,
+                f"{AUTH_AS}: Internal",
+                f"Sent from inside the tenant by a mailbox of {domain}.",
+                internal=True,
+            )
+        return _failed(
+            f"{AUTH_AS} is Internal, but {domain} is not one of the tenant's "
+            "domains in the configuration."
+        )
     if value != "anonymous":
         return _failed(f"{AUTH_AS} is {auth_as[0][:40]!r}, neither Internal nor Anonymous.")
     if not headers:
@@ -194,12 +216,15 @@ def _by_microsoft365(policy: SenderPolicy, domain: str, headers: Sequence[str],
     except AuthResultsError as exc:
         return _failed(f"The topmost Authentication-Results header could not be read ({exc}).")
     if topmost.authserv_id is not None:
-        return _failed(f"The topmost Authentication-Results header names {topmost.authserv_id}"
-                       "; Exchange Online writes its own without an authserv-id.")
+        return _failed(
+            f"The topmost Authentication-Results header names {topmost.authserv_id}"
+            "; Exchange Online writes its own without an authserv-id."
+        )
     verdict = _dmarc_agrees([topmost], domain, "Exchange Online")
     if not verdict.authenticated:
         return verdict
-    return SenderVerdict(Status.AUTHENTICATED,
-                         f"{AUTH_AS}: Anonymous and Authentication-Results (dmarc=pass)",
-                         f"Mail from outside the tenant; Exchange Online: dmarc=pass "
-                         f"header.from={domain}.")
+    return SenderVerdict(
+        Status.AUTHENTICATED,
+        f"{AUTH_AS}: Anonymous and Authentication-Results (dmarc=pass)",
+        f"Mail from outside the tenant; Exchange Online: dmarc=pass header.from={domain}.",
+    )

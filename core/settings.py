@@ -25,8 +25,11 @@ class SecurityConfig:
     allow_unauthenticated_senders: bool = False
 
     def policy(self) -> SenderPolicy:
-        return SenderPolicy(Profile(self.sender_authentication),
-                            tuple(self.trusted_authserv_ids), tuple(self.internal_domains))
+        return SenderPolicy(
+            Profile(self.sender_authentication),
+            tuple(self.trusted_authserv_ids),
+            tuple(self.internal_domains),
+        )
 
     @property
     def senders_unchecked(self) -> bool:

@@ -28,8 +28,10 @@ def demo() -> None:
     """
     root = click.get_current_context().find_root()
     if root.params.get("config_path") or os.environ.get("PCSE_CONFIG"):
-        click.echo("Note: the demo ignores --config and $PCSE_CONFIG; it always runs on the "
-                   "built-in local defaults under ./var.")
+        click.echo(
+            "Note: the demo ignores --config and $PCSE_CONFIG; it always runs on the "
+            "built-in local defaults under ./var."
+        )
     if not root.params.get("verbose"):
         # The demo prints its own progress; the service's log lines would repeat it.
         logging.getLogger().setLevel(logging.WARNING)
@@ -57,22 +59,26 @@ def summary(report: DemoReport) -> str:
         parts += ["", "Messages that opened no case:"]
         parts += [f"  {line}" for line in report.ignored]
     # The richest story to look at: a form, its approval by email, the role set up.
-    shown = next((c.ref for c in report.cases if c.key == "gpp_form"),
-                 report.cases[0].ref if report.cases else "REF")
+    shown = next(
+        (c.ref for c in report.cases if c.key == "gpp_form"),
+        report.cases[0].ref if report.cases else "REF",
+    )
     parts += [
         "",
         f"{report.sent_total} emails are in {report.sent_dir}/ (a Maildir: one file per email, "
         f"in {report.sent_dir}/new/). Done in {report.seconds:.1f} s.",
         "",
         "Where to look next (the pcse command is in .venv/bin):",
-        *_aligned([
-            (f"ls {report.sent_dir}/new/", "every email sent, as the SMTP server received it"),
-            ("pcse queue", "every case, newest first"),
-            (f"pcse case show {shown}", "what was read, decided and sent, and why"),
-            ("pcse directory show A81005", "the roles the demo set up"),
-            ("pcse caseworker add EMAIL --name NAME", "an account for the caseworker pages,"),
-            ("pcse serve", "then the pages at http://127.0.0.1:8000/"),
-        ]),
+        *_aligned(
+            [
+                (f"ls {report.sent_dir}/new/", "every email sent, as the SMTP server received it"),
+                ("pcse queue", "every case, newest first"),
+                (f"pcse case show {shown}", "what was read, decided and sent, and why"),
+                ("pcse directory show A81005", "the roles the demo set up"),
+                ("pcse caseworker add EMAIL --name NAME", "an account for the caseworker pages,"),
+                ("pcse serve", "then the pages at http://127.0.0.1:8000/"),
+            ]
+        ),
     ]
     return "\n".join(parts)
 

@@ -64,7 +64,8 @@ def fill_pdf(blank: bytes, values: dict[str, str | bool], *, flatten: bool = Fal
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(blank)))
     on_states = _checkbox_on_states(writer)
     fields = {
-        name: (on_states.get(name, "/Yes") if value else "/Off") if isinstance(value, bool)
+        name: (on_states.get(name, "/Yes") if value else "/Off")
+        if isinstance(value, bool)
         else value
         for name, value in values.items()
     }
@@ -129,8 +130,12 @@ def pl_request(story: Story, to: str) -> EmailMessage:
         "Name: Hannah Lee\n"
         "Email: hannah.lee@nhs.net\n\n"
         "Many thanks for your help.\n\n"
-        + _signature(story.sender_name, "Operations Manager", "Riverside Medical Centre",
-                     "Tel: 0191 496 0000")
+        + _signature(
+            story.sender_name,
+            "Operations Manager",
+            "Riverside Medical Centre",
+            "Tel: 0191 496 0000",
+        )
     )
     return _message(story, to, "PL Organisation Administrator request - A81001", text)
 
@@ -161,7 +166,9 @@ def main_contact_change(story: Story, to: str) -> EmailMessage:
 
 def out_of_office(story: Story, to: str) -> EmailMessage:
     msg = _message(
-        story, to, "Automatic reply: PCSE Online access",
+        story,
+        to,
+        "Automatic reply: PCSE Online access",
         "Thank you for your email. I am out of the office until Monday 8 December with no "
         "access to email. For anything urgent please call the practice on 0191 496 0100.\n",
     )
@@ -183,7 +190,9 @@ def performer_question(story: Story, to: str) -> EmailMessage:
 
 def unreadable_pdf(story: Story, to: str) -> EmailMessage:
     msg = _message(
-        story, to, "GPP user admin form - Harbour Lane Surgery",
+        story,
+        to,
+        "GPP user admin form - Harbour Lane Surgery",
         "Hi,\n\nPlease find our completed form attached.\n\n"
         + _signature(story.sender_name, "Harbour Lane Surgery"),
     )
@@ -200,8 +209,10 @@ def stamp(message: bytes, authserv_id: str) -> bytes:
     (SPF, DKIM and DMARC passed for the From domain), at the top of the header."""
     sender = message_from_bytes(message, policy=policy.default)["From"].addresses[0]
     domain = sender.domain.lower()
-    header = (f"Authentication-Results: {authserv_id}; spf=pass smtp.mailfrom={domain}; "
-              f"dkim=pass header.d={domain}; dmarc=pass header.from={domain}\r\n")
+    header = (
+        f"Authentication-Results: {authserv_id}; spf=pass smtp.mailfrom={domain}; "
+        f"dkim=pass header.d={domain}; dmarc=pass header.from={domain}\r\n"
+    )
     return header.encode() + message
 
 
@@ -263,8 +274,7 @@ QUOTERS: dict[str, Callable[[EmailMessage, str], str]] = {
 # --------------------------------------------------------------------------- form requests
 
 
-def filled_form(blank_name: str, values: dict[str, str | bool], *,
-                flatten: bool = False) -> bytes:
+def filled_form(blank_name: str, values: dict[str, str | bool], *, flatten: bool = False) -> bytes:
     """A shipped blank form filled in; every value must name one of its fields."""
     definition = next(d for d in definitions() if d.blank == blank_name)
     names = {f.name for f in definition.fields}
@@ -278,58 +288,87 @@ def _today() -> str:
     return datetime.now(UTC).strftime("%d/%m/%Y")
 
 
-def _gpp_values(practice: str, code: str, nominee: tuple[str, str],
-                signer: tuple[str, str, str]) -> dict[str, str | bool]:
+def _gpp_values(
+    practice: str, code: str, nominee: tuple[str, str], signer: tuple[str, str, str]
+) -> dict[str, str | bool]:
     return {
-        "organisation_name": practice, "organisation_code": code,
-        "nominee_name": nominee[0], "nominee_email": nominee[1],
-        "signer_name": signer[0], "signer_capacity": signer[1], "signer_email": signer[2],
-        "signer_date": _today(), "declaration": True,
+        "organisation_name": practice,
+        "organisation_code": code,
+        "nominee_name": nominee[0],
+        "nominee_email": nominee[1],
+        "signer_name": signer[0],
+        "signer_capacity": signer[1],
+        "signer_email": signer[2],
+        "signer_date": _today(),
+        "declaration": True,
     }
 
 
 def form_values(key: str) -> dict[str, str | bool]:
     """What each story's form says, by AcroForm field name."""
     if key == "gpp_form":
-        return _gpp_values("Riverside Medical Centre", "A81001",
-                           ("Emma Clarke", "emma.clarke@nhs.net"),
-                           ("Dr Priya Shah", "GP Partner", "priya.shah@nhs.net"))
+        return _gpp_values(
+            "Riverside Medical Centre",
+            "A81001",
+            ("Emma Clarke", "emma.clarke@nhs.net"),
+            ("Dr Priya Shah", "GP Partner", "priya.shah@nhs.net"),
+        )
     if key == "flattened":
-        return _gpp_values("Moorside Health Centre", "a81003",
-                           ("David Lowe", "david.lowe@nhs.net"),
-                           ("Janet Okoro", "Company Director", "janet.okoro@nhs.net"))
+        return _gpp_values(
+            "Moorside Health Centre",
+            "a81003",
+            ("David Lowe", "david.lowe@nhs.net"),
+            ("Janet Okoro", "Company Director", "janet.okoro@nhs.net"),
+        )
     if key == "fifth_admin":
-        return _gpp_values("Parkway Practice", "A81004",
-                           ("Zoe Adams", "zoe.adams@nhs.net"),
-                           ("Dr Sam Patel", "GP Partner", "sam.patel@nhs.net"))
+        return _gpp_values(
+            "Parkway Practice",
+            "A81004",
+            ("Zoe Adams", "zoe.adams@nhs.net"),
+            ("Dr Sam Patel", "GP Partner", "sam.patel@nhs.net"),
+        )
     if key == "user_admin_form":
         return {
-            "organisation_name": "Beacon Family Practice", "organisation_code": "A81005",
-            "admin1_name": "Chloe Price", "admin1_email": "chloe.price@nhs.net",
-            "admin1_gpp": True, "admin1_pl": True, "admin1_oph": False,
-            "main_contact_name": "Aisha Malik", "main_contact_email": "aisha.malik@nhs.net",
-            "signer_name": "Dr Fiona Walsh", "signer_capacity": "Caldicott Guardian",
-            "signer_email": "fiona.walsh@nhs.net", "signer_date": _today(),
+            "organisation_name": "Beacon Family Practice",
+            "organisation_code": "A81005",
+            "admin1_name": "Chloe Price",
+            "admin1_email": "chloe.price@nhs.net",
+            "admin1_gpp": True,
+            "admin1_pl": True,
+            "admin1_oph": False,
+            "main_contact_name": "Aisha Malik",
+            "main_contact_email": "aisha.malik@nhs.net",
+            "signer_name": "Dr Fiona Walsh",
+            "signer_capacity": "Caldicott Guardian",
+            "signer_email": "fiona.walsh@nhs.net",
+            "signer_date": _today(),
             "declaration": True,
         }
     if key == "pcn_form":
         return {
-            "organisation_name": "Coastal Primary Care Network", "organisation_code": "U12345",
-            "nominee1_name": "Ruth Bennett", "nominee1_email": "ruth.bennett@nhs.net",
-            "nominee2_name": "Imran Ali", "nominee2_email": "imran.ali@nhs.net",
-            "signer_name": "Gill Hart", "icb_code": "QHM", "signer_email": "gill.hart@nhs.net",
-            "signer_date": _today(), "declaration": True,
+            "organisation_name": "Coastal Primary Care Network",
+            "organisation_code": "U12345",
+            "nominee1_name": "Ruth Bennett",
+            "nominee1_email": "ruth.bennett@nhs.net",
+            "nominee2_name": "Imran Ali",
+            "nominee2_email": "imran.ali@nhs.net",
+            "signer_name": "Gill Hart",
+            "icb_code": "QHM",
+            "signer_email": "gill.hart@nhs.net",
+            "signer_date": _today(),
+            "declaration": True,
         }
     raise KeyError(key)
 
 
 def gpp_form(story: Story, to: str) -> EmailMessage:
     values = form_values(story.key)
-    pdf = filled_form("gpp-user-admin-certification.pdf", values,
-                      flatten=story.key == "flattened")
+    pdf = filled_form("gpp-user-admin-certification.pdf", values, flatten=story.key == "flattened")
     practice = values["organisation_name"]
     msg = _message(
-        story, to, f"GPP Practice User Administrator Certification form - {practice}",
+        story,
+        to,
+        f"GPP Practice User Administrator Certification form - {practice}",
         "Dear PCSE,\n\nPlease find attached our completed GPP Practice User Administrator "
         "Certification form, signed by one of our partners.\n\n"
         + _signature(story.sender_name, "Practice Manager", str(practice)),
@@ -341,7 +380,9 @@ def user_admin_form(story: Story, to: str) -> EmailMessage:
     values = form_values(story.key)
     pdf = filled_form("user-admin-request-form.pdf", values)
     msg = _message(
-        story, to, "User Administrator Request Form - Beacon Family Practice A81005",
+        story,
+        to,
+        "User Administrator Request Form - Beacon Family Practice A81005",
         "Hello,\n\nWe have no user administrators set up yet. Our User Administrator Request "
         "Form is attached, signed by our Caldicott Guardian.\n\n"
         + _signature(story.sender_name, "Practice Manager", "Beacon Family Practice"),
@@ -353,11 +394,16 @@ def pcn_form(story: Story, to: str) -> EmailMessage:
     values = form_values(story.key)
     pdf = filled_form("pcn-user-admin-request.pdf", values)
     msg = _message(
-        story, to, "PCN user admin request - Coastal PCN U12345 (ICB approved)",
+        story,
+        to,
+        "PCN user admin request - Coastal PCN U12345 (ICB approved)",
         "Hi,\n\nI approve the attached PCN user admin request from Coastal Primary Care "
         "Network, which has no PCN user admin at present, and submit it on the ICB's behalf.\n\n"
-        + _signature(story.sender_name, "Primary Care Contracts Manager",
-                     "NHS North East and North Cumbria ICB"),
+        + _signature(
+            story.sender_name,
+            "Primary Care Contracts Manager",
+            "NHS North East and North Cumbria ICB",
+        ),
     )
     return _attach_pdf(msg, pdf, "PCN user admin request - U12345.pdf")
 
@@ -366,7 +412,8 @@ def pcn_form(story: Story, to: str) -> EmailMessage:
 
 APPROVE_PLAIN = Answer("approve", "APPROVE\n\nHappy to confirm this.", "gmail")
 APPROVE_OUTLOOK = Answer(
-    "approve", "APPROVE\n\nChloe and Aisha both work here and need this access. Thanks.",
+    "approve",
+    "APPROVE\n\nChloe and Aisha both work here and need this access. Thanks.",
     "outlook",
 )
 REJECT_LEFT = Answer(
@@ -380,26 +427,89 @@ REJECT_LEFT = Answer(
 def stories() -> list[Story]:
     """The demo's sample mail, in the order it arrives."""
     return [
-        Story("gpp_form", "GPP certification form (fields filled)", "Sarah Khan",
-              "sarah.khan@nhs.net", gpp_form, APPROVE_PLAIN),
-        Story("user_admin_form", "User Administrator Request Form", "Mike Dunn",
-              "mike.dunn@nhs.net", user_admin_form, APPROVE_OUTLOOK),
-        Story("flattened", "GPP form printed to PDF (flattened)", "Paul Wright",
-              "paul.wright@nhs.net", gpp_form, REJECT_LEFT),
-        Story("pcn_form", "PCN request sent by an AEL contact", "Gill Hart",
-              "gill.hart@nhs.net", pcn_form, APPROVE_PLAIN),
-        Story("pl_email", "PL Organisation Administrator by email", "Mark Dawson",
-              "mark.dawson@nhs.net", pl_request, APPROVE_PLAIN),
-        Story("oph_email", "Ophthalmic User Management by email", "Daniel Brooks",
-              "daniel.brooks@clearview-opticians.co.uk", oph_request, APPROVE_PLAIN),
-        Story("main_contact", "Main contact change", "Jo Fraser", "jo.fraser@nhs.net",
-              main_contact_change, APPROVE_PLAIN),
-        Story("fifth_admin", "A fifth GPP admin", "Karen Hughes", "karen.hughes@nhs.net",
-              gpp_form, APPROVE_PLAIN),
-        Story("out_of_office", "Out-of-office reply", "Peter Nolan", "peter.nolan@nhs.net",
-              out_of_office),
-        Story("performer", "Performer registration question", "Dr Kwame Mensah",
-              "kwame.mensah@nhs.net", performer_question),
-        Story("unreadable", "Unreadable PDF attachment", "Sue Collins", "sue.collins@nhs.net",
-              unreadable_pdf),
+        Story(
+            "gpp_form",
+            "GPP certification form (fields filled)",
+            "Sarah Khan",
+            "sarah.khan@nhs.net",
+            gpp_form,
+            APPROVE_PLAIN,
+        ),
+        Story(
+            "user_admin_form",
+            "User Administrator Request Form",
+            "Mike Dunn",
+            "mike.dunn@nhs.net",
+            user_admin_form,
+            APPROVE_OUTLOOK,
+        ),
+        Story(
+            "flattened",
+            "GPP form printed to PDF (flattened)",
+            "Paul Wright",
+            "paul.wright@nhs.net",
+            gpp_form,
+            REJECT_LEFT,
+        ),
+        Story(
+            "pcn_form",
+            "PCN request sent by an AEL contact",
+            "Gill Hart",
+            "gill.hart@nhs.net",
+            pcn_form,
+            APPROVE_PLAIN,
+        ),
+        Story(
+            "pl_email",
+            "PL Organisation Administrator by email",
+            "Mark Dawson",
+            "mark.dawson@nhs.net",
+            pl_request,
+            APPROVE_PLAIN,
+        ),
+        Story(
+            "oph_email",
+            "Ophthalmic User Management by email",
+            "Daniel Brooks",
+            "daniel.brooks@clearview-opticians.co.uk",
+            oph_request,
+            APPROVE_PLAIN,
+        ),
+        Story(
+            "main_contact",
+            "Main contact change",
+            "Jo Fraser",
+            "jo.fraser@nhs.net",
+            main_contact_change,
+            APPROVE_PLAIN,
+        ),
+        Story(
+            "fifth_admin",
+            "A fifth GPP admin",
+            "Karen Hughes",
+            "karen.hughes@nhs.net",
+            gpp_form,
+            APPROVE_PLAIN,
+        ),
+        Story(
+            "out_of_office",
+            "Out-of-office reply",
+            "Peter Nolan",
+            "peter.nolan@nhs.net",
+            out_of_office,
+        ),
+        Story(
+            "performer",
+            "Performer registration question",
+            "Dr Kwame Mensah",
+            "kwame.mensah@nhs.net",
+            performer_question,
+        ),
+        Story(
+            "unreadable",
+            "Unreadable PDF attachment",
+            "Sue Collins",
+            "sue.collins@nhs.net",
+            unreadable_pdf,
+        ),
     ]

@@ -84,8 +84,9 @@ def demo_config(smtp_port: int) -> Config:
     """
     config = local_defaults()
     config.smtp = replace(config.smtp, host="127.0.0.1", port=smtp_port)
-    config.security = replace(config.security, sender_authentication="authserv-id",
-                              trusted_authserv_ids=[AUTHSERV_ID])
+    config.security = replace(
+        config.security, sender_authentication="authserv-id", trusted_authserv_ids=[AUTHSERV_ID]
+    )
     config.source = "built-in local defaults (pcse demo)"
     return config
 
@@ -105,9 +106,12 @@ def clear_var(say: Say) -> None:
         raise DemoError(
             f"{VAR}/ holds data that pcse demo did not make "
             f"({', '.join(p.name for p in found)}); the demo starts from nothing, so move "
-            f"that away first (for example: mv {VAR} {VAR}.saved) and run it again.")
-    say(f"Clearing the demo's data under {VAR}/ "
-        f"({', '.join(p.name for p in found)}) to start fresh.")
+            f"that away first (for example: mv {VAR} {VAR}.saved) and run it again."
+        )
+    say(
+        f"Clearing the demo's data under {VAR}/ "
+        f"({', '.join(p.name for p in found)}) to start fresh."
+    )
     for path in found:
         if path.resolve().parent != root:
             raise DemoError(f"{path} points outside {VAR}/; remove it yourself and run again.")
@@ -122,8 +126,11 @@ def clear_var(say: Say) -> None:
 def mark_var() -> None:
     """Mark ./var as the demo's, so that the next run may clear what this one makes."""
     VAR.mkdir(exist_ok=True)
-    MARK.write_text("This folder's pcse data was made by `pcse demo`; the next run clears it:\n"
-                    + "".join(f"  {name}\n" for name in DEMO_OWNED), encoding="utf-8")
+    MARK.write_text(
+        "This folder's pcse data was made by `pcse demo`; the next run clears it:\n"
+        + "".join(f"  {name}\n" for name in DEMO_OWNED),
+        encoding="utf-8",
+    )
 
 
 def maildir_path(config: Config) -> Path:
@@ -164,8 +171,7 @@ def approval_requests(sent: list[bytes]) -> Iterator[tuple[str, str, bytes]]:
             yield token.group(1).lower(), ref.group(1), data
 
 
-def play_approvers(db: Database, sent_dir: Path, inbox: Path, answered: set[str],
-                   say: Say) -> int:
+def play_approvers(db: Database, sent_dir: Path, inbox: Path, answered: set[str], say: Say) -> int:
     """Answer each new approval request as the approver of that story would."""
     by_sender = {s.sender: s for s in stories()}
     replies: list[bytes] = []
@@ -180,8 +186,10 @@ def play_approvers(db: Database, sent_dir: Path, inbox: Path, answered: set[str]
             continue
         to = message_from_bytes(data, policy=policy.default)["To"].addresses[0]
         word = "APPROVE" if story.answer.decision == "approve" else "REJECT"
-        say(f"  {to.display_name or to.addr_spec} answers {ref} with {word} "
-            f"({story.answer.style} style)")
+        say(
+            f"  {to.display_name or to.addr_spec} answers {ref} with {word} "
+            f"({story.answer.style} style)"
+        )
         replies.append(approver_reply(data, story.answer))
     deliver(inbox, replies)
     return len(replies)
@@ -194,14 +202,25 @@ def case_lines(db: Database) -> list[CaseLine]:
         cases = session.scalars(select(Case).order_by(Case.id)).all()
         lines = []
         for case in cases:
-            sent = Counter(session.scalars(
-                select(OutboxMessage.purpose)
-                .where(OutboxMessage.case_id == case.id, OutboxMessage.status == "sent")
-            ).all())
+            sent = Counter(
+                session.scalars(
+                    select(OutboxMessage.purpose).where(
+                        OutboxMessage.case_id == case.id, OutboxMessage.status == "sent"
+                    )
+                ).all()
+            )
             story = by_sender.get(case.requester)
-            lines.append(CaseLine(case.ref, story.title if story else case.requester,
-                                  story.key if story else None, case.kind,
-                                  case.organisation_code, case.state, sent))
+            lines.append(
+                CaseLine(
+                    case.ref,
+                    story.title if story else case.requester,
+                    story.key if story else None,
+                    case.kind,
+                    case.organisation_code,
+                    case.state,
+                    sent,
+                )
+            )
     return lines
 
 
@@ -209,13 +228,19 @@ def ignored_messages(db: Database) -> list[str]:
     """Messages recorded but opening no case (automatic replies and the like)."""
     with db.transaction() as session:
         rows = session.execute(
-            select(InboundMessage.from_address, InboundMessage.classification,
-                   InboundMessage.status, InboundMessage.error)
+            select(
+                InboundMessage.from_address,
+                InboundMessage.classification,
+                InboundMessage.status,
+                InboundMessage.error,
+            )
             .where(InboundMessage.case_id.is_(None))
             .order_by(InboundMessage.id)
         ).all()
-    return [f"{sender}: {kind}, {status}" + (f" ({_short(error, 80)})" if error else "")
-            for sender, kind, status, error in rows]
+    return [
+        f"{sender}: {kind}, {status}" + (f" ({_short(error, 80)})" if error else "")
+        for sender, kind, status, error in rows
+    ]
 
 
 def sample_messages(inbox_address: str = INBOX) -> list[tuple[Story, bytes]]:
@@ -263,8 +288,9 @@ def pipeline_round(config: Config, db: Database, handler: Handler, say: Say) -> 
     sending = send_pending(db, config)
     purposes = _sent_purposes(db, before)
     if sending.sent:
-        listed = ", ".join(f"{name} x{n}" if n > 1 else name
-                           for name, n in sorted(purposes.items()))
+        listed = ", ".join(
+            f"{name} x{n}" if n > 1 else name for name, n in sorted(purposes.items())
+        )
         say(f"  sent {sending.sent} email(s) to the sink: {listed}")
     if sending.error:
         # The sink runs in this process: not reaching it is a fault, not something to wait out.
@@ -293,10 +319,12 @@ def processed_lines(db: Database, after_id: int) -> list[str]:
             what = inbound.outcome or inbound.error or inbound.status
             # The outcome starts with the case reference the line already shows.
             found = OUTCOME_PREFIX.match(what)
-            label = (found.group(1) if found and found.group(1) else inbound.classification)
-            what = what[found.end():] if found else what
-            lines.append(f"  {inbound.from_address or '?':<40} {ref or '(no case)':<17} "
-                         f"{label or '-'}: {_short(what, 100)}")
+            label = found.group(1) if found and found.group(1) else inbound.classification
+            what = what[found.end() :] if found else what
+            lines.append(
+                f"  {inbound.from_address or '?':<40} {ref or '(no case)':<17} "
+                f"{label or '-'}: {_short(what, 100)}"
+            )
     return lines
 
 
@@ -307,14 +335,16 @@ def _short(text: str, width: int = 110) -> str:
 
 def _sent_ids(db: Database) -> set[int]:
     with db.transaction() as session:
-        return set(session.scalars(select(OutboxMessage.id)
-                                   .where(OutboxMessage.status == "sent")).all())
+        return set(
+            session.scalars(select(OutboxMessage.id).where(OutboxMessage.status == "sent")).all()
+        )
 
 
 def _sent_purposes(db: Database, before: set[int]) -> Counter[str]:
     with db.transaction() as session:
-        rows = session.execute(select(OutboxMessage.id, OutboxMessage.purpose)
-                               .where(OutboxMessage.status == "sent")).all()
+        rows = session.execute(
+            select(OutboxMessage.id, OutboxMessage.purpose).where(OutboxMessage.status == "sent")
+        ).all()
     return Counter(purpose for row_id, purpose in rows if row_id not in before)
 
 
@@ -337,8 +367,13 @@ def run_demo(say: Say) -> DemoReport:
             load_directory(db, say)
             say(f"SMTP sink: 127.0.0.1:{sink.port}, filing into {sent_dir}/")
             play_rounds(config, db, inbox, sent_dir, say)
-            return DemoReport(case_lines(db), ignored_messages(db), len(read_sent(sent_dir)),
-                              sent_dir, time.monotonic() - started)
+            return DemoReport(
+                case_lines(db),
+                ignored_messages(db),
+                len(read_sent(sent_dir)),
+                sent_dir,
+                time.monotonic() - started,
+            )
         finally:
             db.dispose()
 

@@ -1,9 +1,9 @@
 """Readers for PDF forms and email-body requests. Pure: bytes in, fields and findings out.
 
-    read_pdf(data, limits=None) -> ParsedRequest        # in a sandboxed child process
-    read_email_request(subject, text, sender) -> ParsedRequest
-    html_to_text(html) -> str                           # for HTML-only bodies
-    blank_form_path(name) -> Path                       # the shipped blank forms
+read_pdf(data, limits=None) -> ParsedRequest        # in a sandboxed child process
+read_email_request(subject, text, sender) -> ParsedRequest
+html_to_text(html) -> str                           # for HTML-only bodies
+blank_form_path(name) -> Path                       # the shipped blank forms
 """
 
 from forms.blanks import blank_form_names, blank_form_path

@@ -124,8 +124,12 @@ def parse_definition(data: dict, where: str = "definition") -> FormDefinition:
     """Build and check one definition from its TOML data."""
     try:
         parts = tuple(
-            PartDef(pid, p.get("title", f"Part {pid}"), bool(p.get("required", True)),
-                    bool(p.get("signer", False)))
+            PartDef(
+                pid,
+                p.get("title", f"Part {pid}"),
+                bool(p.get("required", True)),
+                bool(p.get("signer", False)),
+            )
             for pid, p in data["parts"].items()
         )
         sections = tuple(_section(s, where) for s in data["sections"])

@@ -23,18 +23,22 @@ PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
         re.compile(r"\bOPH\b[^.\n]{0,20}\badmin", re.I),
     ),
     CaseKind.MARKET_ENTRY: (
-        re.compile(r"market\s+entry|pharmacy\s+market|market\s+administration|marketentry",
-                   re.I),
+        re.compile(r"market\s+entry|pharmacy\s+market|market\s+administration|marketentry", re.I),
     ),
     CaseKind.PERFORMER_REGISTRATION: (
-        re.compile(r"\b(?:join|joining|register|registering|registration|apply|applying|"
-                   r"application|get\s+on(?:to)?|be\s+added|added\s+to|included)\b"
-                   r"[^.?!\n]{0,60}\bperformers?\s+list", re.I),
-        re.compile(r"\bperformers?\s+list\b[^.?!\n]{0,40}\b(?:registration|application|"
-                   r"join|joining|register)", re.I),
+        re.compile(
+            r"\b(?:join|joining|register|registering|registration|apply|applying|"
+            r"application|get\s+on(?:to)?|be\s+added|added\s+to|included)\b"
+            r"[^.?!\n]{0,60}\bperformers?\s+list",
+            re.I,
+        ),
+        re.compile(
+            r"\bperformers?\s+list\b[^.?!\n]{0,40}\b(?:registration|application|"
+            r"join|joining|register)",
+            re.I,
+        ),
         re.compile(r"\bNPL\s*\d?\b"),
-        re.compile(r"\bregister(?:ing)?\s+as\s+an?\s+(?:gp|performer|optometrist|dentist)",
-                   re.I),
+        re.compile(r"\bregister(?:ing)?\s+as\s+an?\s+(?:gp|performer|optometrist|dentist)", re.I),
         re.compile(r"\bperformer\s+registration", re.I),
     ),
 }
@@ -46,8 +50,11 @@ GPP_ADMIN = re.compile(
 )
 # Ties go to the admin requests before the questions answered with directions.
 PRIORITY = (
-    CaseKind.MAIN_CONTACT, CaseKind.PL_ADMIN, CaseKind.OPH_ADMIN,
-    CaseKind.MARKET_ENTRY, CaseKind.PERFORMER_REGISTRATION,
+    CaseKind.MAIN_CONTACT,
+    CaseKind.PL_ADMIN,
+    CaseKind.OPH_ADMIN,
+    CaseKind.MARKET_ENTRY,
+    CaseKind.PERFORMER_REGISTRATION,
 )
 ADMIN_KINDS = (CaseKind.MAIN_CONTACT, CaseKind.PL_ADMIN, CaseKind.OPH_ADMIN)
 

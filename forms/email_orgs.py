@@ -31,13 +31,58 @@ _ORG_NAME = re.compile(
     r"(?:[ \t]+(?:Ltd|Limited|LLP|Plc))?)\b"
 )
 # Capitalised words that start sentences or name roles, not organisations.
-_NOT_ORG_START = frozenset({
-    "the", "our", "your", "their", "my", "we", "i", "a", "an", "at", "for", "from", "of",
-    "in", "to", "dear", "hi", "hello", "please", "new", "this", "that", "pl", "gpp", "oph",
-    "nhs", "pcse", "main", "user", "and", "with", "by", "on", "as", "is", "are", "community",
-    "local", "general", "gp", "ophthalmic", "dental", "performers", "pensions", "payments",
-    "supplies", "records", "medical",
-})
+_NOT_ORG_START = frozenset(
+    {
+        "the",
+        "our",
+        "your",
+        "their",
+        "my",
+        "we",
+        "i",
+        "a",
+        "an",
+        "at",
+        "for",
+        "from",
+        "of",
+        "in",
+        "to",
+        "dear",
+        "hi",
+        "hello",
+        "please",
+        "new",
+        "this",
+        "that",
+        "pl",
+        "gpp",
+        "oph",
+        "nhs",
+        "pcse",
+        "main",
+        "user",
+        "and",
+        "with",
+        "by",
+        "on",
+        "as",
+        "is",
+        "are",
+        "community",
+        "local",
+        "general",
+        "gp",
+        "ophthalmic",
+        "dental",
+        "performers",
+        "pensions",
+        "payments",
+        "supplies",
+        "records",
+        "medical",
+    }
+)
 _NOT_ORG_AT_ALL = re.compile(r"\b(Manager|Administrator|Partner|Director|Lead|Team)\b")
 
 
@@ -69,7 +114,7 @@ def _from_text(text: str, allow_optical: bool) -> CodeFound | None:
     practice, PCN or pharmacy code."""
     for match in _INTRODUCED.finditer(text):
         raw = match.group("v")
-        if re.search(r"post\s*$", text[max(0, match.start() - 6):match.start()], re.I):
+        if re.search(r"post\s*$", text[max(0, match.start() - 6) : match.start()], re.I):
             continue  # a postcode
         if any(ch.isdigit() for ch in raw):
             return CodeFound(raw, clean_ods(raw), True)
@@ -86,8 +131,7 @@ def _from_text(text: str, allow_optical: bool) -> CodeFound | None:
     return shaped
 
 
-def find_code(labels: list[LabelLine], texts: list[str], allow_optical: bool
-              ) -> CodeFound | None:
+def find_code(labels: list[LabelLine], texts: list[str], allow_optical: bool) -> CodeFound | None:
     """The organisation code from labelled lines, else from each text in turn."""
     labelled = _from_labels(labels)
     if labelled:

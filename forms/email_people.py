@@ -43,8 +43,9 @@ _NOT_NOMINEE_CONTEXT = re.compile(
     r"my\s+(?:e-?mail|address)|reach\s+(?:me|us))\b[^@]{0,40}$",
     re.I,
 )
-_MY_ADDRESS = re.compile(r"\bmy\s+(?:e-?mail(?:\s+address)?|address)\s+is\s+(?P<address>\S+@\S+)",
-                         re.I)
+_MY_ADDRESS = re.compile(
+    r"\bmy\s+(?:e-?mail(?:\s+address)?|address)\s+is\s+(?P<address>\S+@\S+)", re.I
+)
 _SELF = re.compile(
     r"\b(?:could|can|may)\s+I\s+(?:please\s+)?(?:be|have|become|get)\b|"
     r"\bI\s+(?:would|'d|’d)\s+like\s+to\s+(?:be|become|have|take)\b|"
@@ -92,8 +93,9 @@ def clean_person_name(raw: str) -> str | None:
     one inside the run means it is not a name ("Harbour View Medical Practice").
     """
     words = raw.strip(" .,;:").split()
-    while words and (words[0].lower().rstrip(".") in _LEADING_COMMON
-                     or not _is_name_word(words[0])):
+    while words and (
+        words[0].lower().rstrip(".") in _LEADING_COMMON or not _is_name_word(words[0])
+    ):
         words = words[1:]
     while words and not _is_name_word(words[-1]):
         words = words[:-1]
@@ -132,16 +134,15 @@ def spells(address: str, name: str) -> bool:
     first, last = words[0], words[-1]
     joined = "".join(parts)
     return (
-        (all(p in words for p in parts if len(p) > 1) and any(len(p) > 1 for p in parts))
-        or joined in {first + last, first[0] + last, last + first, "".join(words)}
-    )
+        all(p in words for p in parts if len(p) > 1) and any(len(p) > 1 for p in parts)
+    ) or joined in {first + last, first[0] + last, last + first, "".join(words)}
 
 
 def _paragraph_of(text: str, position: int) -> tuple[str, int]:
     start = text.rfind("\n\n", 0, position)
     start = 0 if start < 0 else start + 2
     end = text.find("\n\n", position)
-    return text[start: len(text) if end < 0 else end], start
+    return text[start : len(text) if end < 0 else end], start
 
 
 def _name_near(text: str, match: re.Match[str], excluded_names: set[str]) -> str | None:
@@ -150,8 +151,8 @@ def _name_near(text: str, match: re.Match[str], excluded_names: set[str]) -> str
     line_start = max(text.rfind("\n", 0, match.start()) + 1, match.start() - CONTEXT_CHARS)
     line_end = text.find("\n", match.end())
     line_end = min(len(text) if line_end < 0 else line_end, match.end() + CONTEXT_CHARS)
-    before = text[line_start:match.start()]
-    after = text[match.end():line_end]
+    before = text[line_start : match.start()]
+    after = text[match.end() : line_end]
     for found in (_LEFT_NAME.search(before), _RIGHT_NAME.match(after)):
         name = clean_person_name(found.group("name")) if found else None
         if name and name.lower() not in excluded_names:
@@ -159,7 +160,7 @@ def _name_near(text: str, match: re.Match[str], excluded_names: set[str]) -> str
     paragraph, offset = _paragraph_of(text, match.start())
     if len(paragraph) > CONTEXT_CHARS * 10:  # a wall of text: look only near the address
         low = max(0, match.start() - offset - CONTEXT_CHARS * 5)
-        paragraph, offset = paragraph[low: low + CONTEXT_CHARS * 10], offset + low
+        paragraph, offset = paragraph[low : low + CONTEXT_CHARS * 10], offset + low
     candidates = []
     for found in _NAME.finditer(paragraph):
         name = clean_person_name(found.group(0))
@@ -211,8 +212,9 @@ def from_labels(labels: list[LabelLine]) -> list[Person]:
     return people
 
 
-def from_text(text: str, *, skip: set[str], excluded_names: set[str],
-              sender_email: str | None = None) -> list[Person]:
+def from_text(
+    text: str, *, skip: set[str], excluded_names: set[str], sender_email: str | None = None
+) -> list[Person]:
     """People whose addresses appear in the running text, each with the name beside it.
 
     The sender's own name is not taken for someone else's address (it is for their own).
@@ -225,7 +227,7 @@ def from_text(text: str, *, skip: set[str], excluded_names: set[str],
         if written.lower() in skip or normalise_email(written) in skip:
             continue
         line_start = max(text.rfind("\n", 0, match.start()) + 1, match.start() - CONTEXT_CHARS)
-        if _NOT_NOMINEE_CONTEXT.search(text[line_start:match.start()]):
+        if _NOT_NOMINEE_CONTEXT.search(text[line_start : match.start()]):
             continue
         own_address = sender_email is not None and normalise_email(written) == sender_email
         name = _name_near(text, match, set() if own_address else excluded_names)
@@ -256,7 +258,7 @@ def own_address_given(text: str) -> str | None:
 
 
 def named_without_address(text: str, excluded_names: set[str]) -> Person | None:
-    """"Please set up Gemma Hart as …" with no address anywhere."""
+    """ "Please set up Gemma Hart as …" with no address anywhere."""
     for match in _NAME_ONLY.finditer(text):
         name = clean_person_name(match.group("name"))
         if name and name.lower() not in excluded_names:

@@ -39,11 +39,14 @@ MAX_SUBJECT = 500
 FORWARDED_SUBJECT = re.compile(r"^\s*(?:(?:re|aw)\s*:\s*)*(?:fw|fwd)\s*:", re.I)
 # Our own and PCSE's other inboxes are never nominees.
 PCSE_ADDRESS = re.compile(r"^pcse[.\w-]*@nhs\.net$|^(?:no-?reply|do-?not-?reply)@", re.I)
-SERVICE_OF_KIND: dict[str, Service] = {CaseKind.PL_ADMIN: Service.PL,
-                                       CaseKind.OPH_ADMIN: Service.OPH}
+SERVICE_OF_KIND: dict[str, Service] = {
+    CaseKind.PL_ADMIN: Service.PL,
+    CaseKind.OPH_ADMIN: Service.OPH,
+}
 REQUEST_WORDS = re.compile(r"[A-Za-z]{2,}")
 GREETING = re.compile(
-    r"^[ \t]*(?:hi|hello|dear|good[ \t]+(?:morning|afternoon|evening))\b[^\n]*$", re.I | re.M)
+    r"^[ \t]*(?:hi|hello|dear|good[ \t]+(?:morning|afternoon|evening))\b[^\n]*$", re.I | re.M
+)
 TRIVIAL = re.compile(r"^(?:please\s+)?(?:see|find)\s+(?:the\s+)?attached\b|^attached\b", re.I)
 
 
@@ -63,8 +66,9 @@ def _sender(sender: str, parts: MessageParts) -> tuple[str | None, str | None]:
     return name, email
 
 
-def _nominees(parts: MessageParts, sender_name: str | None, sender_email: str | None
-              ) -> list[Person]:
+def _nominees(
+    parts: MessageParts, sender_name: str | None, sender_email: str | None
+) -> list[Person]:
     own = parts.own
     labels = label_lines(own)
     people = from_labels(labels)
@@ -72,10 +76,12 @@ def _nominees(parts: MessageParts, sender_name: str | None, sender_email: str | 
     for person in people:
         if person.name is None and person.email:
             person.name = name_for_address(own, person.email, excluded)
-    skip = {p.email for p in people if p.email} | {p.written_email for p in people
-                                                    if p.written_email}
-    text_people = from_text(own, skip={s.lower() for s in skip if s}, excluded_names=excluded,
-                            sender_email=sender_email)
+    skip = {p.email for p in people if p.email} | {
+        p.written_email for p in people if p.written_email
+    }
+    text_people = from_text(
+        own, skip={s.lower() for s in skip if s}, excluded_names=excluded, sender_email=sender_email
+    )
     text_people = [p for p in text_people if not (p.email and PCSE_ADDRESS.match(p.email))]
     people = dedupe(people + text_people)
     if not people and asks_for_self(own):
@@ -107,20 +113,29 @@ def _person_findings(people: list[Person], key: str, what: str) -> list[Finding]
     for index, person in enumerate(people):
         field = f"{key}.{index}" if key == "nominees" else key
         if person.written_email:
-            findings.append(Finding(
-                "invalid_email",
-                f"The email address '{person.written_email}' given for {what} is not valid.",
-                f"{field}.email"))
+            findings.append(
+                Finding(
+                    "invalid_email",
+                    f"The email address '{person.written_email}' given for {what} is not valid.",
+                    f"{field}.email",
+                )
+            )
         elif person.email is None:
             who = person.name or what
-            findings.append(Finding(
-                "missing_field", f"Please send the email address of {who}.", f"{field}.email"))
+            findings.append(
+                Finding(
+                    "missing_field", f"Please send the email address of {who}.", f"{field}.email"
+                )
+            )
         if person.name is None:
             address = person.email or person.written_email
-            findings.append(Finding(
-                "missing_field",
-                f"Please send the full name of the person with the email address {address}.",
-                f"{field}.name"))
+            findings.append(
+                Finding(
+                    "missing_field",
+                    f"Please send the full name of the person with the email address {address}.",
+                    f"{field}.name",
+                )
+            )
     return findings
 
 
@@ -161,12 +176,14 @@ def read_email_request(subject: str, text: str, sender: str) -> ParsedRequest:
     if reading.gpp and kind == CaseKind.OTHER:
         services = [Service.GPP.value]
         fields["requested_services"] = services
-        findings.append(Finding(
-            "form_required",
-            f"A {admin_role(Service.GPP)} is set up from the signed GP Payments and Pensions "
-            "Practice User Administrator Certification form (or the User Administrator Request "
-            "Form), not from an email; please complete and send the form.",
-        ))
+        findings.append(
+            Finding(
+                "form_required",
+                f"A {admin_role(Service.GPP)} is set up from the signed GP Payments and Pensions "
+                "Practice User Administrator Certification form (or the User Administrator Request "
+                "Form), not from an email; please complete and send the form.",
+            )
+        )
     if services:
         fields["nominees"] = [
             {"name": p.name, "email": p.email, "services": list(services)} for p in people
@@ -183,48 +200,61 @@ def read_email_request(subject: str, text: str, sender: str) -> ParsedRequest:
         if finding and code.labelled:
             findings.append(finding)
     if kind == CaseKind.OTHER and not findings and _is_empty_request(parts.own):
-        findings.append(Finding(
-            "no_request_found",
-            "We could not find a request in your email. Please tell us what you need, "
-            "including your organisation code and the name and email address of the person "
-            "concerned.",
-        ))
+        findings.append(
+            Finding(
+                "no_request_found",
+                "We could not find a request in your email. Please tell us what you need, "
+                "including your organisation code and the name and email address of the person "
+                "concerned.",
+            )
+        )
     fields["sender"] = {"name": sender_name, "email": sender_email}
     return ParsedRequest(kind=str(kind), fields=fields, findings=findings, source="email_body")
 
 
-def _admin_findings(kind: str, reading: KindReading, people: list[Person],
-                    code: CodeFound | None) -> list[Finding]:
+def _admin_findings(
+    kind: str, reading: KindReading, people: list[Person], code: CodeFound | None
+) -> list[Finding]:
     findings: list[Finding] = []
     if code is None:
-        where = ("your organisation code or optical contractor number"
-                 if kind == CaseKind.OPH_ADMIN else
-                 "your organisation's ODS code (for a GP practice, a letter then five digits, "
-                 "like A81001)")
-        findings.append(Finding("missing_field", f"Please tell us {where}.",
-                                "organisation_code"))
+        where = (
+            "your organisation code or optical contractor number"
+            if kind == CaseKind.OPH_ADMIN
+            else "your organisation's ODS code (for a GP practice, a letter then five digits, "
+            "like A81001)"
+        )
+        findings.append(Finding("missing_field", f"Please tell us {where}.", "organisation_code"))
     else:
         finding = _code_finding(code, kind)
         if finding:
             findings.append(finding)
     if kind == CaseKind.MAIN_CONTACT:
         if not people:
-            findings.append(Finding(
-                "missing_field",
-                "Please send the full name and email address of the new main contact.",
-                "main_contact"))
+            findings.append(
+                Finding(
+                    "missing_field",
+                    "Please send the full name and email address of the new main contact.",
+                    "main_contact",
+                )
+            )
         else:
             findings += _person_findings(people[:1], "main_contact", "the new main contact")
         if len(reading.requested) > 1 and people:
-            findings += [f for f in _person_findings(people, "nominees", "the nominee")
-                         if not f.field or not f.field.startswith("nominees.0.")]
+            findings += [
+                f
+                for f in _person_findings(people, "nominees", "the nominee")
+                if not f.field or not f.field.startswith("nominees.0.")
+            ]
         return findings
     if not people:
-        findings.append(Finding(
-            "missing_field",
-            f"Please send the full name and email address of the person who should have the "
-            f"{_role_words(reading)} role.",
-            "nominees"))
+        findings.append(
+            Finding(
+                "missing_field",
+                f"Please send the full name and email address of the person who should have the "
+                f"{_role_words(reading)} role.",
+                "nominees",
+            )
+        )
     else:
         findings += _person_findings(people, "nominees", "the nominee")
     return findings

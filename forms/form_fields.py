@@ -62,46 +62,59 @@ def _check_value(f: FieldDef, part: PartDef, raw: Any, out: Checked) -> None:
         email = normalise_email(email_candidate(text))
         out.values[f.key] = email
         if email is None:
-            out.findings.append(Finding(
-                "invalid_email", f"{where}: {f.noun} is not valid ('{text}').", f.key))
+            out.findings.append(
+                Finding("invalid_email", f"{where}: {f.noun} is not valid ('{text}').", f.key)
+            )
     elif f.type == "ods_code":
         code = clean_ods(text)
         out.values[f.key] = code
         if not any(is_valid_ods(code, kind) for kind in f.org_kinds):
-            out.findings.append(Finding(
-                "invalid_ods_code",
-                f"{where}: '{text}' is not a valid {_ods_words(f.org_kinds)}.", f.key))
+            out.findings.append(
+                Finding(
+                    "invalid_ods_code",
+                    f"{where}: '{text}' is not a valid {_ods_words(f.org_kinds)}.",
+                    f.key,
+                )
+            )
     elif f.type == "date":
         parsed = parse_date(text)
         out.values[f.key] = parsed.isoformat() if parsed else None
         if parsed is None:
-            out.findings.append(Finding(
-                "invalid_date",
-                f"{where}: {f.noun} '{text}' is not a date we can read; "
-                "please write it like 20/11/2026.", f.key))
+            out.findings.append(
+                Finding(
+                    "invalid_date",
+                    f"{where}: {f.noun} '{text}' is not a date we can read; "
+                    "please write it like 20/11/2026.",
+                    f.key,
+                )
+            )
     elif f.type == "capacity":
         capacity = normalise_capacity(text)
         out.values[f.key] = capacity
         if capacity is None:
-            out.findings.append(Finding(
-                "invalid_capacity",
-                f"{where}: '{text}' cannot authorise this form; it must be signed by a GP "
-                "Partner, the Caldicott Guardian, a Company Director or the ICB.", f.key))
+            out.findings.append(
+                Finding(
+                    "invalid_capacity",
+                    f"{where}: '{text}' cannot authorise this form; it must be signed by a GP "
+                    "Partner, the Caldicott Guardian, a Company Director or the ICB.",
+                    f.key,
+                )
+            )
     else:
         out.values[f.key] = text
 
 
 def _missing(f: FieldDef, part: PartDef) -> Finding:
     if f.type == "checkbox" and f.key.endswith("declaration"):
-        return Finding("declaration_unticked", f"{part.title}: the declaration box is not ticked.",
-                       f.key)
+        return Finding(
+            "declaration_unticked", f"{part.title}: the declaration box is not ticked.", f.key
+        )
     if part.signer:
         return Finding("not_signed", f"{part.title} is not signed: {f.noun} is missing.", f.key)
     return Finding("missing_field", f"{part.title}: {f.noun} is missing.", f.key)
 
 
-def _check_section(section: SectionDef, part: PartDef, raw: dict[str, Any],
-                   out: Checked) -> bool:
+def _check_section(section: SectionDef, part: PartDef, raw: dict[str, Any], out: Checked) -> bool:
     """Check one section's fields; False when an optional section was left blank."""
     if section.optional and all(_is_blank(raw.get(f.key)) for f in section.fields):
         return False
@@ -115,8 +128,11 @@ def _check_section(section: SectionDef, part: PartDef, raw: dict[str, Any],
             _check_value(f, part, value, out)
     if section.at_least_one and not any(out.values.get(k) for k in section.at_least_one):
         group = section.at_least_one[0].rsplit(".", 1)[0]
-        out.findings.append(Finding(
-            "missing_field", f"{part.title}: please tick {section.at_least_one_noun}.", group))
+        out.findings.append(
+            Finding(
+                "missing_field", f"{part.title}: please tick {section.at_least_one_noun}.", group
+            )
+        )
     return True
 
 
@@ -139,8 +155,7 @@ def _set_path(target: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _assemble(definition: FormDefinition, values: dict[str, Any],
-              signed: bool) -> dict[str, Any]:
+def _assemble(definition: FormDefinition, values: dict[str, Any], signed: bool) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for key, value in values.items():
         _set_path(tree, key, value)
@@ -149,8 +164,9 @@ def _assemble(definition: FormDefinition, values: dict[str, Any],
         entry = tree["nominees"][index]
         ticked = [s for s, on in entry.get("services", {}).items() if on]
         services = list(dict.fromkeys([*definition.services, *ticked]))
-        nominees.append({"name": entry.get("name"), "email": entry.get("email"),
-                         "services": services})
+        nominees.append(
+            {"name": entry.get("name"), "email": entry.get("email"), "services": services}
+        )
     main_contact = tree.get("main_contact")
     signer = None
     if signed:
@@ -168,7 +184,8 @@ def _assemble(definition: FormDefinition, values: dict[str, Any],
         "nominees": nominees,
         "main_contact": (
             {"name": main_contact.get("name"), "email": main_contact.get("email")}
-            if main_contact else None
+            if main_contact
+            else None
         ),
         "signer": signer,
     }
@@ -179,8 +196,9 @@ def _assemble(definition: FormDefinition, values: dict[str, Any],
     return fields
 
 
-def build_request(definition: FormDefinition, raw: dict[str, Any], present_parts: set[str],
-                  source: str) -> ParsedRequest:
+def build_request(
+    definition: FormDefinition, raw: dict[str, Any], present_parts: set[str], source: str
+) -> ParsedRequest:
     """The parsed request for one form, from the raw values of the parts that were found."""
     out = Checked()
     signed = False
@@ -192,16 +210,18 @@ def build_request(definition: FormDefinition, raw: dict[str, Any], present_parts
         sections = [s for s in definition.sections if s.part == part.id]
         part_fields = [f for s in sections for f in s.fields]
         if part.signer and all(_is_blank(raw.get(f.key)) for f in part_fields):
-            out.findings.append(Finding(
-                "not_signed", f"{part.title} is not signed: it has not been filled in.",
-                "signer"))
+            out.findings.append(
+                Finding(
+                    "not_signed",
+                    f"{part.title} is not signed: it has not been filled in.",
+                    "signer",
+                )
+            )
             continue
         used = [_check_section(s, part, raw, out) for s in sections]
         signed = signed or (part.signer and any(used))
     fields = _assemble(definition, out.values, signed)
-    fields["raw"] = {
-        key: value for key, value in raw.items() if value not in (None, "")
-    }
+    fields["raw"] = {key: value for key, value in raw.items() if value not in (None, "")}
     return ParsedRequest(
         kind=definition.kind,
         fields=fields,

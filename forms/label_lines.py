@@ -18,27 +18,49 @@ _LINE = re.compile(
 
 # Topics, tried in order; the first whose pattern matches the label wins.
 _TOPICS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("ignore", re.compile(
-        r"\b(your|my|requester|requested|sender|from|sent|to|cc|subject|date|tel|telephone|"
-        r"phone|mobile|fax|role|job|title|position|postcode|post code|reason|address line|"
-        r"website|web|reference|ref|service|services|access)\b", re.I)),
-    ("organisation_code", re.compile(
-        r"\b(ods|code|contractor\s*(number|no)|practice\s*(number|no)|organi[sz]ation\s*"
-        r"(number|no|id)|account\s*(number|no))\b", re.I)),
-    ("organisation_name", re.compile(
-        r"^(the\s+)?(practice|organi[sz]ation|org|surgery|pharmacy|pcn|company|business|"
-        r"optical\s+practice|opticians?|site|branch)(\s+name)?$", re.I)),
+    (
+        "ignore",
+        re.compile(
+            r"\b(your|my|requester|requested|sender|from|sent|to|cc|subject|date|tel|telephone|"
+            r"phone|mobile|fax|role|job|title|position|postcode|post code|reason|address line|"
+            r"website|web|reference|ref|service|services|access)\b",
+            re.I,
+        ),
+    ),
+    (
+        "organisation_code",
+        re.compile(
+            r"\b(ods|code|contractor\s*(number|no)|practice\s*(number|no)|organi[sz]ation\s*"
+            r"(number|no|id)|account\s*(number|no))\b",
+            re.I,
+        ),
+    ),
+    (
+        "organisation_name",
+        re.compile(
+            r"^(the\s+)?(practice|organi[sz]ation|org|surgery|pharmacy|pcn|company|business|"
+            r"optical\s+practice|opticians?|site|branch)(\s+name)?$",
+            re.I,
+        ),
+    ),
     ("email", re.compile(r"\be-?mail\b", re.I)),
-    ("name", re.compile(
-        r"\b(name|nominee|main\s+contact|colleague|person|user|admin|administrator|staff|"
-        r"member)\b", re.I)),
+    (
+        "name",
+        re.compile(
+            r"\b(name|nominee|main\s+contact|colleague|person|user|admin|administrator|staff|"
+            r"member)\b",
+            re.I,
+        ),
+    ),
 )
 
 _MAX_LABEL_WORDS = 5
 # A "label" holding one of these words is a sentence with a colon in it, not a label.
 _SENTENCE_WORDS = re.compile(
     r"\b(has|have|had|is|are|was|were|will|would|could|can|please|left|need|needs|want|"
-    r"like|we|i|you)\b", re.I)
+    r"like|we|i|you)\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)

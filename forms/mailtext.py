@@ -22,8 +22,29 @@ class _TextMaker(HTMLParser):
     """Text from an HTML body: block elements become line breaks, table cells tabs,
     blockquotes quoted with "> ", links keep their mailto address."""
 
-    BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6",
-                        "table", "ul", "ol", "hr", "blockquote", "pre", "address", "section"})
+    BLOCKS = frozenset(
+        {
+            "p",
+            "div",
+            "br",
+            "tr",
+            "li",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "table",
+            "ul",
+            "ol",
+            "hr",
+            "blockquote",
+            "pre",
+            "address",
+            "section",
+        }
+    )
     SKIP = frozenset({"style", "script", "head", "title"})
 
     def __init__(self) -> None:
@@ -95,12 +116,15 @@ def html_to_text(markup: str) -> str:
 # \s*, which would run on over the following lines from every line start (quadratic in a
 # run of blank lines).
 _REPLY_HEADER = re.compile(
-    r"^[ \t]*On\b[^\n]{0,300}?(?:\n[^\n]{0,200}?){0,2}\bwrote:[ \t]*$", re.M | re.I)
+    r"^[ \t]*On\b[^\n]{0,300}?(?:\n[^\n]{0,200}?){0,2}\bwrote:[ \t]*$", re.M | re.I
+)
 _ORIGINAL = re.compile(
-    r"^[ \t]*-{2,}[ \t]*(?:Original|Forwarded)[ \t]+Message[ \t]*-{2,}[ \t]*$", re.M | re.I)
+    r"^[ \t]*-{2,}[ \t]*(?:Original|Forwarded)[ \t]+Message[ \t]*-{2,}[ \t]*$", re.M | re.I
+)
 _FORWARD = re.compile(
     r"^[ \t]*(?:Begin forwarded message:|-{3,}[ \t]*Forwarded message[ \t]*-{3,})[ \t]*$",
-    re.M | re.I)
+    re.M | re.I,
+)
 _HEADER_LINE = re.compile(r"^\s*\*?(From|Sent|Date|To|Cc|Subject)\*?\s*:", re.I)
 _OUTLOOK_RULE = re.compile(r"^\s*_{10,}\s*$")
 
@@ -109,15 +133,19 @@ def _outlook_header_at(lines: list[str], index: int) -> bool:
     """A "From: … Sent: … To: … Subject:" block of a reply or forward starts at `index`."""
     if not re.match(r"^\s*\*?From\*?\s*:", lines[index], re.I):
         return False
-    seen = {m.group(1).lower() for line in lines[index:index + 7]
-            if (m := _HEADER_LINE.match(line))}
+    seen = {
+        m.group(1).lower() for line in lines[index : index + 7] if (m := _HEADER_LINE.match(line))
+    }
     return bool(seen & {"sent", "date"}) and bool(seen & {"to", "subject"})
 
 
 def quote_start(text: str) -> int | None:
     """Where the quoted earlier mail begins in `text`, or None when nothing is quoted."""
-    starts = [m.start() for m in (_REPLY_HEADER.search(text), _ORIGINAL.search(text),
-                                  _FORWARD.search(text)) if m]
+    starts = [
+        m.start()
+        for m in (_REPLY_HEADER.search(text), _ORIGINAL.search(text), _FORWARD.search(text))
+        if m
+    ]
     offset = 0
     lines = text.split("\n")
     for index, line in enumerate(lines):
@@ -137,8 +165,12 @@ def drop_header_block(text: str) -> str:
     """Forwarded mail without its From/Sent/To/Subject lines and separators."""
     kept = []
     for line in text.split("\n"):
-        if _HEADER_LINE.match(line) or _OUTLOOK_RULE.match(line) or _ORIGINAL.match(line) \
-                or _FORWARD.match(line):
+        if (
+            _HEADER_LINE.match(line)
+            or _OUTLOOK_RULE.match(line)
+            or _ORIGINAL.match(line)
+            or _FORWARD.match(line)
+        ):
             continue
         kept.append(line)
     return "\n".join(kept)
@@ -209,11 +241,17 @@ def _sign_off_line(lines: list[str]) -> int | None:
     return None
 
 
-_PHONE = re.compile(r"\b(?:tel|telephone|phone|mobile|mob|fax|direct\s+line)\b|"
-                    r"(?:\+44\s?|\b0)\d{2,4}[\s-]?\d{3}[\s-]?\d{3,4}\b", re.I)
-_JOB = re.compile(r"\b(?:manager|administrator|partner|director|receptionist|secretary|"
-                  r"coordinator|co-ordinator|officer|lead|pharmacist|optometrist|"
-                  r"superintendent|gp|practitioner)\b", re.I)
+_PHONE = re.compile(
+    r"\b(?:tel|telephone|phone|mobile|mob|fax|direct\s+line)\b|"
+    r"(?:\+44\s?|\b0)\d{2,4}[\s-]?\d{3}[\s-]?\d{3,4}\b",
+    re.I,
+)
+_JOB = re.compile(
+    r"\b(?:manager|administrator|partner|director|receptionist|secretary|"
+    r"coordinator|co-ordinator|officer|lead|pharmacist|optometrist|"
+    r"superintendent|gp|practitioner)\b",
+    re.I,
+)
 _ADDRESS_ONLY = re.compile(r"^\s*(?:e-?mail\s*:?\s*)?[\w.+'-]+@[\w.-]+\s*$", re.I)
 
 
@@ -223,8 +261,9 @@ def _signature_block(paragraph: str) -> bool:
     lines = [line for line in paragraph.split("\n") if line.strip()]
     if len(lines) < 2 or any(len(line.split()) > 8 for line in lines):
         return False
-    return any(_PHONE.search(line) or _JOB.search(line) or _ADDRESS_ONLY.match(line)
-               for line in lines[1:])
+    return any(
+        _PHONE.search(line) or _JOB.search(line) or _ADDRESS_ONLY.match(line) for line in lines[1:]
+    )
 
 
 def _own_and_signature(text: str) -> tuple[str, str, str | None]:

@@ -68,15 +68,34 @@ def tidy_name(raw: str) -> str:
     # A name typed partly in capitals ("jane SMITH"): fix the words typed all one case,
     # keep the mixed ones (McDonald, DeVito) as written.
     return " ".join(
-        _title_word(w) if len(w) > 1 and (w.isupper() or w.islower())
-        and w not in NAME_PARTICLES else w
+        _title_word(w)
+        if len(w) > 1 and (w.isupper() or w.islower()) and w not in NAME_PARTICLES
+        else w
         for w in name.split(" ")
     )
 
 
 # Lower-case words that belong inside surnames (de la Cruz, van der Berg).
-NAME_PARTICLES = frozenset({"de", "la", "le", "du", "da", "di", "van", "der", "den", "von",
-                            "bin", "binti", "al", "el", "dos", "das"})
+NAME_PARTICLES = frozenset(
+    {
+        "de",
+        "la",
+        "le",
+        "du",
+        "da",
+        "di",
+        "van",
+        "der",
+        "den",
+        "von",
+        "bin",
+        "binti",
+        "al",
+        "el",
+        "dos",
+        "das",
+    }
+)
 
 
 def _title_word(word: str) -> str:
@@ -90,6 +109,7 @@ def _title_word(word: str) -> str:
 
 
 # --------------------------------------------------------------------------- text
+
 
 def tidy_text(raw: str | None) -> str:
     """Collapse runs of spaces and line breaks; strip stray punctuation at the ends."""
@@ -108,9 +128,17 @@ MONTHS = {
     name: number
     for number, names in enumerate(
         (
-            ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"),
-            ("may",), ("june", "jun"), ("july", "jul"), ("august", "aug"),
-            ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
             ("december", "dec"),
         ),
         start=1,
@@ -123,14 +151,25 @@ _DATE_FORMS = (
     # 2026-11-20, 2026/11/20
     (re.compile(r"^(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})$"), "ymd"),
     # 20/11/2026, 20-11-26, 20.11.26 (day first, as written in England)
-    (re.compile(r"^(?P<d>\d{1,2})\s*[-/.]\s*(?P<m>\d{1,2})\s*[-/.]\s*(?P<y>\d{2}|\d{4})$"),
-     "dmy"),
+    (re.compile(r"^(?P<d>\d{1,2})\s*[-/.]\s*(?P<m>\d{1,2})\s*[-/.]\s*(?P<y>\d{2}|\d{4})$"), "dmy"),
     # 20 Nov 2026, 20th November 2026, Friday 20 November 2026, 20-Nov-26
-    (re.compile(rf"^(?:{_WEEKDAY})?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?[\s\-/.]*(?:of\s+)?"
-                rf"(?P<mon>{_MONTH})\.?,?[\s\-/.]*(?P<y>\d{{4}}|\d{{2}})$", re.I), "dmony"),
+    (
+        re.compile(
+            rf"^(?:{_WEEKDAY})?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?[\s\-/.]*(?:of\s+)?"
+            rf"(?P<mon>{_MONTH})\.?,?[\s\-/.]*(?P<y>\d{{4}}|\d{{2}})$",
+            re.I,
+        ),
+        "dmony",
+    ),
     # November 20, 2026
-    (re.compile(rf"^(?:{_WEEKDAY})?(?P<mon>{_MONTH})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?"
-                rf"\s+(?P<y>\d{{4}})$", re.I), "mondy"),
+    (
+        re.compile(
+            rf"^(?:{_WEEKDAY})?(?P<mon>{_MONTH})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?"
+            rf"\s+(?P<y>\d{{4}})$",
+            re.I,
+        ),
+        "mondy",
+    ),
 )
 
 
@@ -161,8 +200,10 @@ CAPACITY_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("caldicott_guardian", re.compile(r"caldicot", re.I)),
     ("company_director", re.compile(r"\bdirector\b", re.I)),
     ("gp_partner", re.compile(r"\bpartner\b", re.I)),
-    ("icb", re.compile(r"\bicb\b|integrated\s+care\s+board|authori[sz]ed\s+email\s+list|\bael\b",
-                       re.I)),
+    (
+        "icb",
+        re.compile(r"\bicb\b|integrated\s+care\s+board|authori[sz]ed\s+email\s+list|\bael\b", re.I),
+    ),
 )
 
 

@@ -129,7 +129,7 @@ class PageForm:
 
     def _label(self, field: FieldDef, span: tuple[int, int]) -> list[Word] | None:
         wanted = tokens(field.label)[:LABEL_MATCH_WORDS]
-        for line in self.lines[span[0]:span[1]]:
+        for line in self.lines[span[0] : span[1]]:
             matched = _line_starts_with(line, wanted)
             if matched:
                 return matched
@@ -140,8 +140,10 @@ class PageForm:
         low, high = first.top - ROW_SLACK, last.bottom + ROW_SLACK
         return sorted(
             (
-                w for w in self.words
-                if w.page == last.page and w.x0 >= last.x1 + 1
+                w
+                for w in self.words
+                if w.page == last.page
+                and w.x0 >= last.x1 + 1
                 and low <= (w.top + w.bottom) / 2 <= high
             ),
             key=lambda w: w.x0,
@@ -163,7 +165,8 @@ class PageForm:
         row = self._row_words(label)
         if field.type == "checkbox":
             ticked = [
-                w for w in row
+                w
+                for w in row
                 if DINGBAT_FONTS.search(w.font) or w.text.strip() not in EMPTY_BOX_GLYPHS
             ]
             return bool(ticked) or self._row_has_mark(label)

@@ -58,8 +58,9 @@ def _text(value: Any) -> str | bool | None:
     return None
 
 
-def _walk_fields(refs: Any, prefix: str, depth: int, seen: set[int],
-                 out: dict[str, str | bool | None]) -> None:
+def _walk_fields(
+    refs: Any, prefix: str, depth: int, seen: set[int], out: dict[str, str | bool | None]
+) -> None:
     for ref in resolve1(refs) or []:
         if len(out) >= MAX_FIELDS or depth > MAX_DEPTH:
             return
@@ -157,8 +158,9 @@ def _is_mark(shape: LTCurve) -> bool:
     return bool(shape.fill) and not _is_white(shape.non_stroking_color)
 
 
-def _walk(objects: Any, height: float, content: PageContent, chars: list[LTChar],
-          depth: int = 0) -> None:
+def _walk(
+    objects: Any, height: float, content: PageContent, chars: list[LTChar], depth: int = 0
+) -> None:
     for obj in objects:
         if isinstance(obj, LTChar):
             chars.append(obj)
@@ -166,8 +168,14 @@ def _walk(objects: Any, height: float, content: PageContent, chars: list[LTChar]
             content.images += 1
         elif isinstance(obj, LTCurve):
             if _is_mark(obj) and len(content.marks) < MAX_WORDS_PER_PAGE:
-                content.marks.append([round(obj.x0, 1), round(obj.x1, 1),
-                                      round(height - obj.y1, 1), round(height - obj.y0, 1)])
+                content.marks.append(
+                    [
+                        round(obj.x0, 1),
+                        round(obj.x1, 1),
+                        round(height - obj.y1, 1),
+                        round(height - obj.y0, 1),
+                    ]
+                )
         elif isinstance(obj, LTContainer) and depth < MAX_DEPTH:
             _walk(obj, height, content, chars, depth + 1)
 
@@ -217,8 +225,9 @@ def _words(chars: list[LTChar], height: float) -> list[list[Any]]:
 
 
 def _page_streams(page: pdfplumber.page.Page) -> list[PDFStream]:
-    streams = [s for s in (resolve1(c) for c in page.page_obj.contents or [])
-               if isinstance(s, PDFStream)]
+    streams = [
+        s for s in (resolve1(c) for c in page.page_obj.contents or []) if isinstance(s, PDFStream)
+    ]
     resources = resolve1(page.page_obj.resources) or {}
     xobjects = resolve1(resources.get("XObject")) if isinstance(resources, dict) else None
     if isinstance(xobjects, dict):
@@ -255,8 +264,10 @@ def check_inflation(page: pdfplumber.page.Page) -> None:
         if stream.decipher and stream.objid is not None and stream.genno is not None:
             data = stream.decipher(stream.objid, stream.genno, data, stream.attrs)
         if _inflated_size(data) > MAX_INFLATED:
-            raise ExtractError("pdf_too_large", f"a stream inflates to more than "
-                               f"{MAX_INFLATED // (1024 * 1024)} MB")
+            raise ExtractError(
+                "pdf_too_large",
+                f"a stream inflates to more than {MAX_INFLATED // (1024 * 1024)} MB",
+            )
 
 
 def page_content(page: pdfplumber.page.Page) -> PageContent:
@@ -328,5 +339,3 @@ def extract(data: bytes, *, max_pages: int, marks: list[str]) -> dict[str, Any]:
             result["chars"] = sum(c.chars for c in contents)
             result["images"] = sum(c.images for c in contents)
         return result
-
-

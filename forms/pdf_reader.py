@@ -23,38 +23,43 @@ FIELD_NAME_MATCH = 0.6
 
 PROBLEMS = {
     "empty_attachment": "The attached file is empty, so there is no form to read. "
-                        "Please attach the completed form again.",
+    "Please attach the completed form again.",
     "not_a_pdf": "The attached file is not a PDF, so we cannot read it as a form. "
-                 "Please send the completed form as a PDF.",
+    "Please send the completed form as a PDF.",
     "pdf_encrypted": "The PDF is protected by a password, so we cannot open it. "
-                     "Please send the form again without a password.",
+    "Please send the form again without a password.",
     "pdf_unreadable": "The PDF is damaged, so we cannot read it. Please save the completed "
-                      "form again and send it as a new attachment.",
+    "form again and send it as a new attachment.",
     "pdf_truncated": "The PDF is incomplete (the file seems to have been cut short), so we "
-                     "cannot read it. Please attach the completed form again.",
+    "cannot read it. Please attach the completed form again.",
     "pdf_too_large": "The PDF is too large or too complex for us to read. Please send only "
-                     "the completed form, saved as an ordinary PDF.",
+    "the completed form, saved as an ordinary PDF.",
     "pdf_too_many_pages": "The PDF has {pages} pages, more than the {limit} a form can have. "
-                          "Please send only the completed form.",
+    "Please send only the completed form.",
     "pdf_timeout": "The PDF took too long to read, so we stopped. Please save the completed "
-                   "form as an ordinary PDF and send it again.",
+    "form as an ordinary PDF and send it again.",
     "scanned_form": "The form is a scan (a picture of the pages), so it cannot be read "
-                    "automatically; a member of our team will read it. Next time, please fill "
-                    "in the form on screen and send the PDF itself.",
+    "automatically; a member of our team will read it. Next time, please fill "
+    "in the form on screen and send the PDF itself.",
     "unknown_form": "The PDF is not one of PCSE's user administrator forms, so we could not "
-                    "read a request from it. Please use the current form.",
+    "read a request from it. Please use the current form.",
     "blank_pdf": "The PDF has no text or images on its pages, so there is no form to read.",
 }
 
 
-def _failed(code: str, message: str, source: str = "pdf", detail: str | None = None
-            ) -> ParsedRequest:
-    fields: dict[str, Any] = {"nominees": [], "main_contact": None, "signer": None,
-                              "organisation_code": None, "organisation_name": None}
+def _failed(
+    code: str, message: str, source: str = "pdf", detail: str | None = None
+) -> ParsedRequest:
+    fields: dict[str, Any] = {
+        "nominees": [],
+        "main_contact": None,
+        "signer": None,
+        "organisation_code": None,
+        "organisation_name": None,
+    }
     if detail:
         fields["problem_detail"] = detail
-    return ParsedRequest(kind=None, fields=fields, findings=[Finding(code, message)],
-                         source=source)
+    return ParsedRequest(kind=None, fields=fields, findings=[Finding(code, message)], source=source)
 
 
 def _looks_truncated(data: bytes) -> bool:
@@ -113,8 +118,9 @@ def _as_checkbox(value: Any) -> bool:
     return isinstance(value, str) and value.strip().casefold() not in ("", "off", "no")
 
 
-def _acroform_reading(definition: FormDefinition, extracted: dict[str, Any]
-                      ) -> tuple[dict[str, Any], set[str]] | None:
+def _acroform_reading(
+    definition: FormDefinition, extracted: dict[str, Any]
+) -> tuple[dict[str, Any], set[str]] | None:
     """Values by field key and the parts present, or None when no field holds a value."""
     by_name: dict[str, Any] = {}
     for name, value in (extracted.get("acroform") or {}).items():
@@ -126,8 +132,10 @@ def _acroform_reading(definition: FormDefinition, extracted: dict[str, Any]
             on_pages.add(widget["name"])
             if by_name.get(widget["name"]) in (None, ""):
                 by_name[widget["name"]] = widget["value"]
-    values = {f.key: _as_checkbox(by_name.get(f.name)) if f.type == "checkbox"
-              else by_name.get(f.name) for f in definition.fields}
+    values = {
+        f.key: _as_checkbox(by_name.get(f.name)) if f.type == "checkbox" else by_name.get(f.name)
+        for f in definition.fields
+    }
     if not any(v not in (None, "", False) for v in values.values()):
         return None
     present = on_pages or set(by_name)
@@ -141,8 +149,7 @@ def interpret(extracted: dict[str, Any]) -> ParsedRequest:
     words = extracted.get("words")
     if definition is None:
         word_count = sum(len(page) for page in words or [])
-        if words is not None and (extracted.get("images") or 0) > 0 \
-                and word_count < SCAN_MAX_WORDS:
+        if words is not None and (extracted.get("images") or 0) > 0 and word_count < SCAN_MAX_WORDS:
             return _failed("scanned_form", PROBLEMS["scanned_form"], source="scan")
         if words is not None and word_count == 0:
             return _failed("unknown_form", PROBLEMS["blank_pdf"])
@@ -174,6 +181,5 @@ def read_pdf(data: bytes, limits: PdfLimits | None = None) -> ParsedRequest:
     if isinstance(result, WorkerFailure):
         return _worker_problem(result.code, result.detail, data, limits)
     if not result.get("ok"):
-        return _worker_problem(str(result.get("code")), str(result.get("detail", "")), data,
-                               limits)
+        return _worker_problem(str(result.get("code")), str(result.get("detail", "")), data, limits)
     return interpret(result)

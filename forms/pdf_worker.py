@@ -67,8 +67,7 @@ def answer(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     from forms.pdf_extract import ExtractError, extract
 
     try:
-        return {"ok": True, **extract(data, max_pages=request["max_pages"],
-                                      marks=request["marks"])}
+        return {"ok": True, **extract(data, max_pages=request["max_pages"], marks=request["marks"])}
     except ExtractError as exc:
         return {"ok": False, "code": exc.code, "detail": exc.detail}
     except MemoryError:
@@ -78,8 +77,11 @@ def answer(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     except Exception as exc:  # any failure inside pdfminer is a property of the file
         detail = f"{type(exc).__name__}: {exc}"[:300]
         if _out_of_memory(exc):
-            return {"ok": False, "code": "pdf_too_large",
-                    "detail": f"memory limit reached ({detail})"}
+            return {
+                "ok": False,
+                "code": "pdf_too_large",
+                "detail": f"memory limit reached ({detail})",
+            }
         return {"ok": False, "code": "pdf_unreadable", "detail": detail}
 
 

@@ -64,8 +64,17 @@ class PdfReaderUnavailable(PcseError, RuntimeError):
 
 # What the worker may see of the service's environment: what Python and the C library need
 # to run and find their files. Never the IMAP, SMTP, OAuth2, database or web secrets.
-PASSED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "HOME", "TMPDIR", "TZ",
-                      "PYTHONHOME", "VIRTUAL_ENV")
+PASSED_ENVIRONMENT = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "HOME",
+    "TMPDIR",
+    "TZ",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+)
 
 
 def worker_environment() -> dict[str, str]:
@@ -73,7 +82,8 @@ def worker_environment() -> dict[str, str]:
     env = {name: os.environ[name] for name in PASSED_ENVIRONMENT if name in os.environ}
     # The project first, so that `python -m forms.pdf_worker` imports this checkout.
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # the worker may write no files
     return env
 
@@ -183,13 +193,15 @@ class WorkerPool:
         with self._lock:
             self._idle.append(worker)
 
-    def run(self, data: bytes, limits: PdfLimits, marks: list[str]
-            ) -> dict[str, Any] | WorkerFailure:
+    def run(
+        self, data: bytes, limits: PdfLimits, marks: list[str]
+    ) -> dict[str, Any] | WorkerFailure:
         with self._slots:
             return self._run(data, limits, marks)
 
-    def _run(self, data: bytes, limits: PdfLimits, marks: list[str]
-             ) -> dict[str, Any] | WorkerFailure:
+    def _run(
+        self, data: bytes, limits: PdfLimits, marks: list[str]
+    ) -> dict[str, Any] | WorkerFailure:
         try:
             worker = self._borrow(limits.memory_mb)
         except (TimeoutError, WorkerDied) as exc:

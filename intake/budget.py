@@ -52,7 +52,8 @@ def thread_clock() -> Callable[[], float]:
 def _raise_in(thread: int, exception: type[BaseException] | None) -> None:
     """Schedule `exception` in `thread` (None withdraws one not yet raised)."""
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread), ctypes.py_object(exception) if exception else None)
+        ctypes.c_ulong(thread), ctypes.py_object(exception) if exception else None
+    )
 
 
 class Watchdog:
@@ -91,8 +92,9 @@ class Watchdog:
 
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._watch, name="message-watchdog",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._watch, name="message-watchdog", daemon=True
+            )
             self._thread.start()
 
     def _watch(self) -> None:

@@ -64,8 +64,9 @@ class Facts:
     sha256: str
 
 
-def classify(mail: ParsedMail, facts: Facts, known: Knowledge,
-             our_addresses: frozenset[str] | set[str]) -> Classification:
+def classify(
+    mail: ParsedMail, facts: Facts, known: Knowledge, our_addresses: frozenset[str] | set[str]
+) -> Classification:
     # A From that does not read as one clean mailbox still goes on: the workflow sends an
     # unverified sender to a person. Mail with no From at all has nobody to answer.
     if not mail.headers.get("from"):
@@ -74,9 +75,11 @@ def classify(mail: ParsedMail, facts: Facts, known: Knowledge,
         return Classification(MessageKind.UNRELATED, "The message is from our own address.")
     earlier = known.earlier_copy(mail.message_id, facts.sha256, facts.inbound_id)
     if earlier is not None:
-        return Classification(MessageKind.DUPLICATE,
-                              f"Already received as inbound message {earlier}.",
-                              details={"original_inbound_id": str(earlier)})
+        return Classification(
+            MessageKind.DUPLICATE,
+            f"Already received as inbound message {earlier}.",
+            details={"original_inbound_id": str(earlier)},
+        )
     bounce = bounce_reason(mail)
     if bounce:
         case_id = known.case_for_message_ids(mail.enclosed_message_ids)
@@ -86,8 +89,12 @@ def classify(mail: ParsedMail, facts: Facts, known: Knowledge,
         return Classification(MessageKind.AUTOMATIC, automatic, case_id=_case_hint(mail, known))
     token = find_token(mail)
     if token:
-        return Classification(MessageKind.APPROVAL_ANSWER, "The message carries an approval token.",
-                              case_id=known.case_for_token(token), token=token)
+        return Classification(
+            MessageKind.APPROVAL_ANSWER,
+            "The message carries an approval token.",
+            case_id=known.case_for_token(token),
+            token=token,
+        )
     return _case_or_new(mail, known)
 
 
@@ -96,18 +103,26 @@ def _case_or_new(mail: ParsedMail, known: Knowledge) -> Classification:
     for ref in refs:
         case_id = known.case_by_ref(ref)
         if case_id is not None:
-            return Classification(MessageKind.CASE_REPLY, f"The subject names case {ref}.",
-                                  case_id=case_id, details={"ref": ref})
+            return Classification(
+                MessageKind.CASE_REPLY,
+                f"The subject names case {ref}.",
+                case_id=case_id,
+                details={"ref": ref},
+            )
     threading = [m for m in [mail.in_reply_to, *mail.references] if m]
     case_id = known.case_for_message_ids(threading)
     if case_id is not None:
-        return Classification(MessageKind.CASE_REPLY,
-                              "The message replies to one we sent or received on a case.",
-                              case_id=case_id)
+        return Classification(
+            MessageKind.CASE_REPLY,
+            "The message replies to one we sent or received on a case.",
+            case_id=case_id,
+        )
     if refs:
-        return Classification(MessageKind.NEW_REQUEST,
-                              f"The subject names {refs[0]}, which is not a known case.",
-                              details={"unknown_ref": refs[0]})
+        return Classification(
+            MessageKind.NEW_REQUEST,
+            f"The subject names {refs[0]}, which is not a known case.",
+            details={"unknown_ref": refs[0]},
+        )
     return Classification(MessageKind.NEW_REQUEST, "A new message, not a reply on a case.")
 
 
@@ -206,9 +221,11 @@ class LedgerKnowledge:
 
     def earlier_copy(self, message_id: str | None, sha256: str, before_id: int) -> int | None:
         # One statement; SQLite and PostgreSQL both answer the OR from the two indexes.
-        return self.session.connection().execute(
-            _EARLIER, {"before": before_id, "sha": sha256, "mid": message_id}
-        ).scalar()
+        return (
+            self.session.connection()
+            .execute(_EARLIER, {"before": before_id, "sha": sha256, "mid": message_id})
+            .scalar()
+        )
 
     def case_by_ref(self, ref: str) -> int | None:
         return None

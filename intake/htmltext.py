@@ -7,11 +7,36 @@ from html.parser import HTMLParser
 
 from core.markup import tame_markup
 
-_BLOCK = frozenset({
-    "address", "article", "blockquote", "br", "dd", "div", "dl", "dt", "footer", "form",
-    "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre", "section",
-    "table", "tr", "ul",
-})
+_BLOCK = frozenset(
+    {
+        "address",
+        "article",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tr",
+        "ul",
+    }
+)
 _HIDDEN = frozenset({"script", "style", "head", "title", "template", "noscript"})
 _CELL = frozenset({"td", "th"})
 

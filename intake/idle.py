@@ -36,10 +36,16 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
 
 
 class IdleWatcher(threading.Thread):
-    def __init__(self, name: str, source_factory: Callable[[], ImapSource],
-                 on_mail: Callable[[], None], stop: threading.Event, *,
-                 renew_seconds: float = RENEW_SECONDS,
-                 backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        source_factory: Callable[[], ImapSource],
+        on_mail: Callable[[], None],
+        stop: threading.Event,
+        *,
+        renew_seconds: float = RENEW_SECONDS,
+        backoff: Backoff | None = None,
+    ) -> None:
         super().__init__(name=f"idle-{name}", daemon=True)
         self.mailbox = name
         self.source_factory = source_factory
@@ -64,8 +70,9 @@ class IdleWatcher(threading.Thread):
                 self.connected.clear()
                 failures += 1
                 delay = self.backoff.delay(failures)
-                log.warning("mailbox %s: IDLE interrupted (%s); again in %.1f s",
-                            self.mailbox, exc, delay)
+                log.warning(
+                    "mailbox %s: IDLE interrupted (%s); again in %.1f s", self.mailbox, exc, delay
+                )
                 self.stop_event.wait(delay)
 
     def _watch(self) -> None:

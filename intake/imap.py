@@ -48,10 +48,21 @@ def credentials_for(box: MailboxConfig) -> Credentials:
 class ImapSource:
     """One IMAP folder (the inbox) and the folders messages are moved to."""
 
-    def __init__(self, name: str, host: str, port: int, credentials: Credentials, *,
-                 folder: str = "INBOX", ssl_on: bool = True, starttls: bool = False,
-                 extra_folders: Sequence[str] = (), timeout: float = 60.0,
-                 ssl_context: ssl.SSLContext | None = None, use_move: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        credentials: Credentials,
+        *,
+        folder: str = "INBOX",
+        ssl_on: bool = True,
+        starttls: bool = False,
+        extra_folders: Sequence[str] = (),
+        timeout: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
+        use_move: bool = True,
+    ) -> None:
         self.name = name
         self.host = host
         self.port = port
@@ -67,9 +78,17 @@ class ImapSource:
 
     @classmethod
     def from_config(cls, box: MailboxConfig, credentials: Credentials, **kwargs: Any) -> ImapSource:
-        return cls(box.name, box.imap_host or "", box.imap_port, credentials,
-                   folder=box.folder, ssl_on=box.imap_ssl, starttls=box.starttls,
-                   extra_folders=(box.processed_folder, box.failed_folder), **kwargs)
+        return cls(
+            box.name,
+            box.imap_host or "",
+            box.imap_port,
+            credentials,
+            folder=box.folder,
+            ssl_on=box.imap_ssl,
+            starttls=box.starttls,
+            extra_folders=(box.processed_folder, box.failed_folder),
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ connection
 
@@ -80,14 +99,19 @@ class ImapSource:
         self.close()
         context = self.ssl_context or ssl.create_default_context()
         try:
-            client = IMAPClient(self.host, port=self.port, ssl=self.ssl_on,
-                                ssl_context=context if self.ssl_on else None,
-                                timeout=self.timeout)
+            client = IMAPClient(
+                self.host,
+                port=self.port,
+                ssl=self.ssl_on,
+                ssl_context=context if self.ssl_on else None,
+                timeout=self.timeout,
+            )
             if self.starttls and not self.ssl_on:
                 client.starttls(context)
         except ssl.SSLCertVerificationError as exc:
-            raise SourceError(f"The certificate of {self._where()} is not trusted: "
-                              f"{exc.verify_message}.") from exc
+            raise SourceError(
+                f"The certificate of {self._where()} is not trusted: {exc.verify_message}."
+            ) from exc
         except CONNECTION_ERRORS as exc:
             raise SourceUnavailable(f"Could not reach {self._where()}: {exc}.") from exc
         except IMAPClientError as exc:
@@ -156,8 +180,10 @@ class ImapSource:
     # ------------------------------------------------------------------ the interface
 
     def select(self, readonly: bool = False) -> int:
-        info = self._call(f"opening {self.folder}",
-                          lambda: self._client.select_folder(self.folder, readonly=readonly))
+        info = self._call(
+            f"opening {self.folder}",
+            lambda: self._client.select_folder(self.folder, readonly=readonly),
+        )
         if not readonly:
             for folder in self.extra_folders:
                 self._ensure_folder(folder)
@@ -177,17 +203,21 @@ class ImapSource:
     def uids(self) -> list[int]:
         # Without MOVE or UIDPLUS, moved messages linger flagged as deleted: skip those.
         removable = (self.use_move and self.has_capability("MOVE")) or self.has_capability(
-            "UIDPLUS")
+            "UIDPLUS"
+        )
         criteria = ["ALL"] if removable else ["NOT", "DELETED"]
         return sorted(self._call("searching", lambda: self._client.search(criteria)))
 
     def sizes(self, uids: Sequence[int]) -> dict[int, int]:
         found: dict[int, int] = {}
         for start in range(0, len(uids), SIZE_CHUNK):
-            chunk = list(uids[start: start + SIZE_CHUNK])
-            response = self._call("reading sizes",
-                                  lambda c=chunk: self._client.fetch(  # type: ignore[misc]
-                                      c, ["RFC822.SIZE"]))
+            chunk = list(uids[start : start + SIZE_CHUNK])
+            response = self._call(
+                "reading sizes",
+                lambda c=chunk: self._client.fetch(  # type: ignore[misc]
+                    c, ["RFC822.SIZE"]
+                ),
+            )
             for uid, data in response.items():
                 if b"RFC822.SIZE" in data:
                     found[uid] = int(data[b"RFC822.SIZE"])
@@ -228,9 +258,12 @@ class ImapSource:
         if self.has_capability("UIDPLUS"):
             self._call("expunging", lambda: self._client.uid_expunge(wanted))
         else:
-            log.warning("mailbox %s offers neither MOVE nor UIDPLUS; copied messages stay "
-                        "flagged \\Deleted in %s", self.name, self.folder)
-
+            log.warning(
+                "mailbox %s offers neither MOVE nor UIDPLUS; copied messages stay "
+                "flagged \\Deleted in %s",
+                self.name,
+                self.folder,
+            )
 
     def _move_present(self, wanted: list[int], folder: str, tries: int = 3) -> None:
         """MOVE; when another worker moved some of them first (the server answers NO
@@ -238,9 +271,12 @@ class ImapSource:
         moved by someone else is no loss."""
         for _ in range(tries):
             try:
-                self._call(f"moving to {folder}",
-                           lambda w=wanted: self._client.move(  # type: ignore[misc]
-                               w, folder))
+                self._call(
+                    f"moving to {folder}",
+                    lambda w=wanted: self._client.move(  # type: ignore[misc]
+                        w, folder
+                    ),
+                )
                 return
             except SourceUnavailable:
                 raise
@@ -248,9 +284,14 @@ class ImapSource:
                 if "EXPUNGEISSUED" not in str(exc).upper():
                     raise
             uid_set = ",".join(str(uid) for uid in wanted)
-            present = set(self._call("searching",
-                                     lambda u=uid_set: self._client.search(  # type: ignore[misc]
-                                         ["UID", u])))
+            present = set(
+                self._call(
+                    "searching",
+                    lambda u=uid_set: self._client.search(  # type: ignore[misc]
+                        ["UID", u]
+                    ),
+                )
+            )
             wanted = [uid for uid in wanted if uid in present]
             if not wanted:
                 return

@@ -112,11 +112,12 @@ def _insert(session: Session):
 
 def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
     for start in range(0, len(values), _IN_CHUNK):
-        yield values[start: start + _IN_CHUNK]
+        yield values[start : start + _IN_CHUNK]
 
 
-def insert_new(session: Session, mailbox: str, uidvalidity: int,
-               messages: Sequence[NewMessage]) -> None:
+def insert_new(
+    session: Session, mailbox: str, uidvalidity: int, messages: Sequence[NewMessage]
+) -> None:
     """Insert rows; a UID another worker recorded first is left as it is."""
     if not messages:
         return
@@ -145,15 +146,22 @@ def insert_new(session: Session, mailbox: str, uidvalidity: int,
     session.execute(stmt, rows)
 
 
-def known_uids(session: Session, mailbox: str, uidvalidity: int,
-               uids: Sequence[int]) -> dict[int, KnownUid]:
+def known_uids(
+    session: Session, mailbox: str, uidvalidity: int, uids: Sequence[int]
+) -> dict[int, KnownUid]:
     found: dict[int, KnownUid] = {}
     for chunk in _chunks(list(uids)):
         rows = session.execute(
-            select(InboundMessage.uid, InboundMessage.id, InboundMessage.sha256,
-                   InboundMessage.moved_at)
-            .where(InboundMessage.mailbox == mailbox, InboundMessage.uidvalidity == uidvalidity,
-                   InboundMessage.uid.in_(chunk))
+            select(
+                InboundMessage.uid,
+                InboundMessage.id,
+                InboundMessage.sha256,
+                InboundMessage.moved_at,
+            ).where(
+                InboundMessage.mailbox == mailbox,
+                InboundMessage.uidvalidity == uidvalidity,
+                InboundMessage.uid.in_(chunk),
+            )
         )
         for uid, inbound_id, digest, moved_at in rows:
             found[uid] = KnownUid(inbound_id, digest == UNREAD_SHA256, moved_at is not None)
@@ -162,16 +170,23 @@ def known_uids(session: Session, mailbox: str, uidvalidity: int,
 
 def has_unmoved_elsewhere(session: Session, mailbox: str, uidvalidity: int) -> bool:
     """Are there rows from another UIDVALIDITY whose message never left the inbox?"""
-    return session.scalar(
-        select(InboundMessage.id)
-        .where(InboundMessage.mailbox == mailbox, InboundMessage.uidvalidity != uidvalidity,
-               InboundMessage.moved_at.is_(None))
-        .limit(1)
-    ) is not None
+    return (
+        session.scalar(
+            select(InboundMessage.id)
+            .where(
+                InboundMessage.mailbox == mailbox,
+                InboundMessage.uidvalidity != uidvalidity,
+                InboundMessage.moved_at.is_(None),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
-def rekey_unmoved(session: Session, mailbox: str, uidvalidity: int,
-                  by_sha: dict[str, list[int]]) -> set[int]:
+def rekey_unmoved(
+    session: Session, mailbox: str, uidvalidity: int, by_sha: dict[str, list[int]]
+) -> set[int]:
     """After a UIDVALIDITY change, give unmoved rows of the old numbering their new UIDs.
 
     `by_sha` maps the digest of each newly fetched message to its new UIDs. A row from the
@@ -184,8 +199,12 @@ def rekey_unmoved(session: Session, mailbox: str, uidvalidity: int,
         return taken
     rows = session.execute(
         select(InboundMessage.id, InboundMessage.sha256)
-        .where(InboundMessage.mailbox == mailbox, InboundMessage.uidvalidity != uidvalidity,
-               InboundMessage.moved_at.is_(None), InboundMessage.sha256.in_(list(by_sha)))
+        .where(
+            InboundMessage.mailbox == mailbox,
+            InboundMessage.uidvalidity != uidvalidity,
+            InboundMessage.moved_at.is_(None),
+            InboundMessage.sha256.in_(list(by_sha)),
+        )
         .order_by(InboundMessage.id)
     ).all()
     for inbound_id, digest in rows:
@@ -193,21 +212,31 @@ def rekey_unmoved(session: Session, mailbox: str, uidvalidity: int,
         if not free:
             continue
         session.execute(
-            update(InboundMessage).where(InboundMessage.id == inbound_id)
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id)
             .values(uidvalidity=uidvalidity, uid=free[0])
         )
         taken.add(free[0])
     return taken
 
 
-def mark_moved(session: Session, mailbox: str, uidvalidity: int, uids: Sequence[int],
-               now: datetime | None = None) -> None:
+def mark_moved(
+    session: Session,
+    mailbox: str,
+    uidvalidity: int,
+    uids: Sequence[int],
+    now: datetime | None = None,
+) -> None:
     now = now or utcnow()
     for chunk in _chunks(list(uids)):
         session.execute(
             update(InboundMessage)
-            .where(InboundMessage.mailbox == mailbox, InboundMessage.uidvalidity == uidvalidity,
-                   InboundMessage.uid.in_(chunk), InboundMessage.moved_at.is_(None))
+            .where(
+                InboundMessage.mailbox == mailbox,
+                InboundMessage.uidvalidity == uidvalidity,
+                InboundMessage.uid.in_(chunk),
+                InboundMessage.moved_at.is_(None),
+            )
             .values(moved_at=now)
         )
 
@@ -216,20 +245,24 @@ def mark_moved(session: Session, mailbox: str, uidvalidity: int, uids: Sequence[
 
 
 def _claimable(now: datetime):
-    return and_(InboundMessage.status == PENDING,
-                or_(InboundMessage.claimed_until.is_(None), InboundMessage.claimed_until < now))
+    return and_(
+        InboundMessage.status == PENDING,
+        or_(InboundMessage.claimed_until.is_(None), InboundMessage.claimed_until < now),
+    )
 
 
-def claim_pending(session: Session, worker: str, limit: int,
-                  now: datetime | None = None) -> list[int]:
+def claim_pending(
+    session: Session, worker: str, limit: int, now: datetime | None = None
+) -> list[int]:
     """Claim up to `limit` pending rows for `worker`, oldest first; safe with other workers.
 
     PostgreSQL skips rows another transaction holds (FOR UPDATE SKIP LOCKED); on SQLite the
     guarded UPDATE only takes rows still unclaimed when it runs.
     """
     now = now or utcnow()
-    query = (select(InboundMessage.id).where(_claimable(now))
-             .order_by(InboundMessage.id).limit(limit))
+    query = (
+        select(InboundMessage.id).where(_claimable(now)).order_by(InboundMessage.id).limit(limit)
+    )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     candidates = list(session.scalars(query))
@@ -238,24 +271,33 @@ def claim_pending(session: Session, worker: str, limit: int,
     session.execute(
         update(InboundMessage)
         .where(InboundMessage.id.in_(candidates), _claimable(now))
-        .values(claimed_by=worker, claimed_until=now + CLAIM_LEASE,
-                attempts=InboundMessage.attempts + 1)
+        .values(
+            claimed_by=worker, claimed_until=now + CLAIM_LEASE, attempts=InboundMessage.attempts + 1
+        )
         .execution_options(synchronize_session=False)
     )
-    return list(session.scalars(
-        select(InboundMessage.id)
-        .where(InboundMessage.id.in_(candidates), InboundMessage.claimed_by == worker,
-               InboundMessage.status == PENDING)
-        .order_by(InboundMessage.id)
-    ))
+    return list(
+        session.scalars(
+            select(InboundMessage.id)
+            .where(
+                InboundMessage.id.in_(candidates),
+                InboundMessage.claimed_by == worker,
+                InboundMessage.status == PENDING,
+            )
+            .order_by(InboundMessage.id)
+        )
+    )
 
 
 def claimed_by(session: Session, worker: str) -> list[int]:
     """Pending rows `worker` holds a claim on."""
-    return list(session.scalars(
-        select(InboundMessage.id)
-        .where(InboundMessage.claimed_by == worker, InboundMessage.status == PENDING)
-    ))
+    return list(
+        session.scalars(
+            select(InboundMessage.id).where(
+                InboundMessage.claimed_by == worker, InboundMessage.status == PENDING
+            )
+        )
+    )
 
 
 def release(session: Session, worker: str, ids: Sequence[int]) -> None:
@@ -263,8 +305,11 @@ def release(session: Session, worker: str, ids: Sequence[int]) -> None:
     for chunk in _chunks(list(ids)):
         session.execute(
             update(InboundMessage)
-            .where(InboundMessage.id.in_(chunk), InboundMessage.claimed_by == worker,
-                   InboundMessage.status == PENDING)
+            .where(
+                InboundMessage.id.in_(chunk),
+                InboundMessage.claimed_by == worker,
+                InboundMessage.status == PENDING,
+            )
             .values(claimed_by=None, claimed_until=None)
             .execution_options(synchronize_session=False)
         )
@@ -278,9 +323,13 @@ def release_abandoned(session: Session, now: datetime | None = None) -> dict[str
     """
     now = now or utcnow()
     holders = session.scalars(
-        select(InboundMessage.claimed_by).distinct()
-        .where(InboundMessage.status == PENDING, InboundMessage.claimed_by.is_not(None),
-               InboundMessage.claimed_until >= now)
+        select(InboundMessage.claimed_by)
+        .distinct()
+        .where(
+            InboundMessage.status == PENDING,
+            InboundMessage.claimed_by.is_not(None),
+            InboundMessage.claimed_until >= now,
+        )
     ).all()
     released: dict[str, int] = {}
     for holder in filter(None, holders):  # the query asks for claimed rows only
@@ -305,25 +354,48 @@ _T = cast(Table, InboundMessage.__table__)
 # Built once: this runs for every message, and Core statements skip the ORM's overhead.
 _FINISH = (
     update(_T)
-    .where(_T.c.id == bindparam("b_id"), _T.c.claimed_by == bindparam("b_worker"),
-           _T.c.status == PENDING)
-    .values(status=bindparam("b_status"), classification=bindparam("b_classification"),
-            outcome=bindparam("b_outcome"), error=bindparam("b_error"),
-            processed_at=bindparam("b_now"), claimed_by=None, claimed_until=None)
+    .where(
+        _T.c.id == bindparam("b_id"),
+        _T.c.claimed_by == bindparam("b_worker"),
+        _T.c.status == PENDING,
+    )
+    .values(
+        status=bindparam("b_status"),
+        classification=bindparam("b_classification"),
+        outcome=bindparam("b_outcome"),
+        error=bindparam("b_error"),
+        processed_at=bindparam("b_now"),
+        claimed_by=None,
+        claimed_until=None,
+    )
 )
 
 
-def finish(session: Session, inbound_id: int, worker: str, *, status: str,
-           classification: str | None, outcome: str | None, error: str | None = None,
-           now: datetime | None = None) -> bool:
+def finish(
+    session: Session,
+    inbound_id: int,
+    worker: str,
+    *,
+    status: str,
+    classification: str | None,
+    outcome: str | None,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> bool:
     """Record the result for a row this worker holds; False when the claim was lost."""
     session.flush()
-    result = session.connection().execute(_FINISH, {
-        "b_id": inbound_id, "b_worker": worker, "b_status": status,
-        "b_classification": classification, "b_outcome": _storable(outcome),
-        "b_error": _storable(error),
-        "b_now": now or utcnow(),
-    })
+    result = session.connection().execute(
+        _FINISH,
+        {
+            "b_id": inbound_id,
+            "b_worker": worker,
+            "b_status": status,
+            "b_classification": classification,
+            "b_outcome": _storable(outcome),
+            "b_error": _storable(error),
+            "b_now": now or utcnow(),
+        },
+    )
     return rowcount(result) == 1
 
 
@@ -349,8 +421,14 @@ def retry(session: Session, inbound_id: int, *, by: str) -> InboundMessage:
     result = session.execute(
         update(InboundMessage)
         .where(InboundMessage.id == inbound_id, InboundMessage.status == row.status)
-        .values(status=PENDING, error=None, outcome=note[:2000], claimed_by=None,
-                claimed_until=None, processed_at=None)
+        .values(
+            status=PENDING,
+            error=None,
+            outcome=note[:2000],
+            claimed_by=None,
+            claimed_until=None,
+            processed_at=None,
+        )
         .execution_options(synchronize_session=False)
     )
     if rowcount(result) != 1:
@@ -372,10 +450,18 @@ def dismiss(session: Session, inbound_id: int, *, by: str, reason: str) -> Inbou
         )
     result = session.execute(
         update(InboundMessage)
-        .where(InboundMessage.id == inbound_id, InboundMessage.status == row.status,
-               or_(InboundMessage.claimed_until.is_(None), InboundMessage.claimed_until < now))
-        .values(status=DISMISSED, outcome=f"Dismissed by {by}: {reason.strip()}"[:2000],
-                processed_at=now, claimed_by=None, claimed_until=None)
+        .where(
+            InboundMessage.id == inbound_id,
+            InboundMessage.status == row.status,
+            or_(InboundMessage.claimed_until.is_(None), InboundMessage.claimed_until < now),
+        )
+        .values(
+            status=DISMISSED,
+            outcome=f"Dismissed by {by}: {reason.strip()}"[:2000],
+            processed_at=now,
+            claimed_by=None,
+            claimed_until=None,
+        )
         .execution_options(synchronize_session=False)
     )
     if rowcount(result) != 1:

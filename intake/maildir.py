@@ -19,8 +19,10 @@ UIDVALIDITY = 1
 
 def uid_for(key: str) -> int:
     """A 63-bit number from a Maildir unique name (fits a signed BIGINT)."""
-    return int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()[:8],
-                          "big") >> 1
+    return (
+        int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()[:8], "big")
+        >> 1
+    )
 
 
 def _folder_path(root: Path, folder: str) -> Path:

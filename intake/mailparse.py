@@ -82,7 +82,8 @@ class ParsedMail:
     auth_as: list[str] = field(default_factory=list)  # X-MS-Exchange-Organization-AuthAs
     on_behalf: list[str] = field(default_factory=list)  # Sender and Resent-From addresses
     sender_identity: SenderIdentity = field(
-        default_factory=lambda: unverified("The message has no From header."))
+        default_factory=lambda: unverified("The message has no From header.")
+    )
     text: str = ""
     # True when there was no text part and `text` was made from the HTML body (with any
     # quoted original still in it): an approver's answer is then read from the HTML.
@@ -212,10 +213,12 @@ def _read_headers(mail: ParsedMail, msg: Message) -> None:
     mail.sender_identity = parse_from([unsurrogate(v) for v in raw.get("from", [])])
     mail.from_addresses = [(m.display_name, m.address) for m in mail.sender_identity.mailboxes]
     mail.to_addresses, cut = recipient_addresses(
-        unsurrogate(v) for v in [*raw.get("to", []), *raw.get("cc", [])])
+        unsurrogate(v) for v in [*raw.get("to", []), *raw.get("cc", [])]
+    )
     mail.problems.extend(cut)
     mail.on_behalf, _ = recipient_addresses(
-        unsurrogate(v) for v in [*raw.get("sender", []), *raw.get("resent-from", [])])
+        unsurrogate(v) for v in [*raw.get("sender", []), *raw.get("resent-from", [])]
+    )
     mail.date = _date(first.get("date"))
     mail.in_reply_to = message_id_of(first.get("in-reply-to"))
     references = " ".join(unsurrogate(v) for v in raw.get("references", []))
@@ -234,7 +237,8 @@ def _unfold(raw: str) -> str:
 
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
 _WINDOWS_RESERVED = frozenset(
-    {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)}
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"COM{i}" for i in range(1, 10)}
     | {f"LPT{i}" for i in range(1, 10)}
 )
 
@@ -274,8 +278,7 @@ def _filename(part: Message) -> str | None:
     if name is None:
         try:
             param = part.get_param("name")
-            name = (email.utils.collapse_rfc2231_value(param) if isinstance(param, tuple)
-                    else param)
+            name = email.utils.collapse_rfc2231_value(param) if isinstance(param, tuple) else param
         except Exception:
             name = None
     return decode_header_text(str(name)) if name else None
@@ -364,8 +367,9 @@ class _Reader:
             try:
                 self.read_part(part, depth, enclosed)
             except Exception as exc:  # one bad part never loses the message
-                self.mail.problems.append(f"a {_content_type(part)} part could not be read "
-                                          f"({type(exc).__name__})")
+                self.mail.problems.append(
+                    f"a {_content_type(part)} part could not be read ({type(exc).__name__})"
+                )
 
     def read_part(self, part: Message, depth: int, enclosed: bool) -> None:
         ctype = _content_type(part)
@@ -389,8 +393,11 @@ class _Reader:
         disposition = _disposition(part)
         # A text part is the body unless it is marked as an attachment or carries a file
         # name; a message that is a single text part is always its own body.
-        is_body = (ctype in ("text/plain", "text/html") and disposition != "attachment"
-                   and (not filename or disposition == "inline" or part is self.root))
+        is_body = (
+            ctype in ("text/plain", "text/html")
+            and disposition != "attachment"
+            and (not filename or disposition == "inline" or part is self.root)
+        )
         if is_body:
             if enclosed:
                 return
@@ -424,8 +431,10 @@ class _Reader:
         self.mail.attachments.append(MailAttachment(_unique(name, self.used_names), ctype, data))
 
     def skip(self, name: str, ctype: str, size: int) -> None:
-        problem = (f"{name} is {size / 1048576:.1f} MB, over the limit of "
-                   f"{self.limit / 1048576:.0f} MB, and was not read")
+        problem = (
+            f"{name} is {size / 1048576:.1f} MB, over the limit of "
+            f"{self.limit / 1048576:.0f} MB, and was not read"
+        )
         self.mail.skipped_attachments.append(SkippedAttachment(name, ctype, size, problem))
         self.mail.problems.append(problem)
 
@@ -470,7 +479,7 @@ class _BoundedCompat32(Compat32):
         name, value = super().header_source_parse(sourcelines)
         if len(value) > MAX_MIME_HEADER_CHARS and name.strip().lower() in _MIME_HEADERS:
             cut = value.rfind(";", 0, MAX_MIME_HEADER_CHARS)
-            value = value[:cut if cut > 0 else MAX_MIME_HEADER_CHARS]
+            value = value[: cut if cut > 0 else MAX_MIME_HEADER_CHARS]
         return name, value
 
 
@@ -482,7 +491,8 @@ _MULTIPART = re.compile(rb"multipart/", re.I)
 _MIME_MARK = re.compile(rb"^(?:(?P<open>content-type:[ \t]*multipart/)|--)", re.I | re.M)
 _HEADER_END = re.compile(rb"\n(?![ \t])")
 _BOUNDARY_PARAM = re.compile(
-    rb'boundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I)
+    rb'boundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I
+)
 
 
 def mime_nesting(raw: bytes) -> int:
@@ -505,7 +515,7 @@ def _boundary_depth(raw: bytes) -> int:
         start = mark.end()
         if mark.group("open"):
             end = _HEADER_END.search(raw, start, start + MAX_MIME_HEADER_CHARS)
-            header = raw[start:end.start() if end else start + MAX_MIME_HEADER_CHARS]
+            header = raw[start : end.start() if end else start + MAX_MIME_HEADER_CHARS]
             found = _BOUNDARY_PARAM.search(header)
             if found:
                 name = found.group(1) or found.group(2)
@@ -514,7 +524,7 @@ def _boundary_depth(raw: bytes) -> int:
                 deepest = max(deepest, len(stack))
             continue
         line_end = raw.find(b"\n", start, start + 210)
-        line = raw[start:line_end if line_end >= 0 else start + 210].rstrip()
+        line = raw[start : line_end if line_end >= 0 else start + 210].rstrip()
         if counts.get(line):
             _close_to(stack, counts, line, inclusive=False)
         elif line.endswith(b"--") and counts.get(line[:-2]):
@@ -522,8 +532,9 @@ def _boundary_depth(raw: bytes) -> int:
     return deepest
 
 
-def _close_to(stack: list[bytes], counts: dict[bytes, int], name: bytes, *,
-              inclusive: bool) -> None:
+def _close_to(
+    stack: list[bytes], counts: dict[bytes, int], name: bytes, *, inclusive: bool
+) -> None:
     """Close the multiparts inside the innermost one named `name` (and it too)."""
     while stack:
         top = stack[-1]
@@ -537,7 +548,7 @@ def _close_to(stack: list[bytes], counts: dict[bytes, int], name: bytes, *,
 
 def _header_block(raw: bytes) -> bytes:
     ends = [end for end in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if end >= 0]
-    return raw[:min(ends) + 2] if ends else raw
+    return raw[: min(ends) + 2] if ends else raw
 
 
 def _headers_only(raw: bytes, why: str) -> ParsedMail:
@@ -553,8 +564,9 @@ def _headers_only(raw: bytes, why: str) -> ParsedMail:
     return mail
 
 
-def parse_mail(raw: bytes, *,
-               attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES) -> ParsedMail:
+def parse_mail(
+    raw: bytes, *, attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES
+) -> ParsedMail:
     """Read `raw` into a ParsedMail; never raises, whatever the bytes.
 
     A message the email package cannot hold (structure nested too deep, recursion or
@@ -563,8 +575,11 @@ def parse_mail(raw: bytes, *,
     """
     depth = mime_nesting(raw)
     if depth > MAX_MIME_NESTING:
-        return _headers_only(raw, f"its MIME structure is nested {depth} levels deep, more "
-                                  f"than the {MAX_MIME_NESTING} this service reads")
+        return _headers_only(
+            raw,
+            f"its MIME structure is nested {depth} levels deep, more "
+            f"than the {MAX_MIME_NESTING} this service reads",
+        )
     try:
         return _parse(raw, attachment_max_bytes)
     except RecursionError:
@@ -572,8 +587,7 @@ def parse_mail(raw: bytes, *,
     except MemoryError:
         return _headers_only(raw, "it is too large to read in the memory available")
     except Exception as exc:  # a failure inside the email package; the message is kept
-        return _headers_only(raw, f"the email package could not read it "
-                                  f"({type(exc).__name__})")
+        return _headers_only(raw, f"the email package could not read it ({type(exc).__name__})")
 
 
 def _parse(raw: bytes, attachment_max_bytes: int) -> ParsedMail:

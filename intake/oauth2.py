@@ -49,8 +49,13 @@ class Token:
 class CachedTokenProvider:
     """Calls `fetch` for a token only when there is none or it is about to expire."""
 
-    def __init__(self, fetch: Callable[[], Token], *, clock: Callable[[], float] = time.time,
-                 margin: float = REFRESH_MARGIN_SECONDS) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[], Token],
+        *,
+        clock: Callable[[], float] = time.time,
+        margin: float = REFRESH_MARGIN_SECONDS,
+    ) -> None:
         self._fetch = fetch
         self._clock = clock
         self._margin = margin
@@ -76,8 +81,14 @@ class CachedTokenProvider:
 # --------------------------------------------------------------------------- msal
 
 
-def msal_fetcher(*, tenant: str, client_id: str, client_secret: str, scope: str,
-                 clock: Callable[[], float] = time.time) -> Callable[[], Token]:
+def msal_fetcher(
+    *,
+    tenant: str,
+    client_id: str,
+    client_secret: str,
+    scope: str,
+    clock: Callable[[], float] = time.time,
+) -> Callable[[], Token]:
     """Microsoft 365 client-credentials flow (an app registration with IMAP/SMTP permission)."""
     import msal
 
@@ -131,8 +142,12 @@ def parse_command_output(output: str, now: float) -> Token:
     return Token(value, _jwt_expiry(value) or now + DEFAULT_LIFETIME_SECONDS)
 
 
-def command_fetcher(command: str, *, clock: Callable[[], float] = time.time,
-                    timeout: float = COMMAND_TIMEOUT_SECONDS) -> Callable[[], Token]:
+def command_fetcher(
+    command: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    timeout: float = COMMAND_TIMEOUT_SECONDS,
+) -> Callable[[], Token]:
     """Run `command` (no shell) and read a token from what it prints."""
     argv = shlex.split(command)
     if not argv:
@@ -140,8 +155,9 @@ def command_fetcher(command: str, *, clock: Callable[[], float] = time.time,
 
     def fetch() -> Token:
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                                  check=False)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout, check=False
+            )
         except FileNotFoundError as exc:
             raise OAuth2Error(f"The token command {argv[0]} does not exist.") from exc
         except subprocess.TimeoutExpired as exc:
@@ -177,8 +193,7 @@ def fetcher_for(box: MailboxConfig) -> Callable[[], Token]:
     if box.oauth2_provider == "command":
         if not box.oauth2_token_command:
             raise OAuth2Error(
-                f"Mailbox {box.name!r} has oauth2_provider = \"command\" but no "
-                "oauth2_token_command."
+                f'Mailbox {box.name!r} has oauth2_provider = "command" but no oauth2_token_command.'
             )
         return command_fetcher(box.oauth2_token_command)
     if box.oauth2_provider == "msal":
@@ -189,7 +204,7 @@ def fetcher_for(box: MailboxConfig) -> Callable[[], Token]:
             scope=box.oauth2_scope,
         )
     raise OAuth2Error(
-        f"Mailbox {box.name!r}: oauth2_provider must be \"msal\" or \"command\", "
+        f'Mailbox {box.name!r}: oauth2_provider must be "msal" or "command", '
         f"not {box.oauth2_provider!r}."
     )
 

@@ -77,24 +77,46 @@ def message_max_bytes(config: Config) -> int:
 
 
 def process_settings(config: Config) -> ProcessSettings:
-    return ProcessSettings(our_addresses=frozenset(config.our_addresses),
-                           sender_policy=config.security.policy(),
-                           attachment_max_bytes=config.limits.attachment_max_bytes,
-                           message_seconds=config.limits.message_seconds)
+    return ProcessSettings(
+        our_addresses=frozenset(config.our_addresses),
+        sender_policy=config.security.policy(),
+        attachment_max_bytes=config.limits.attachment_max_bytes,
+        message_seconds=config.limits.message_seconds,
+    )
 
 
-def make_poller(db: Database, config: Config, box: MailboxConfig, *,
-                stop: threading.Event | None = None, hook: Hook | None = None,
-                source_factory: SourceFactory = open_source,
-                backoff: Backoff | None = None) -> Poller:
-    return Poller(db, raw_store(config), source_factory(box),
-                  processed_folder=box.processed_folder, failed_folder=box.failed_folder,
-                  batch_size=box.batch_size, message_max_bytes=message_max_bytes(config),
-                  backoff=backoff, stop=stop, hook=hook)
+def make_poller(
+    db: Database,
+    config: Config,
+    box: MailboxConfig,
+    *,
+    stop: threading.Event | None = None,
+    hook: Hook | None = None,
+    source_factory: SourceFactory = open_source,
+    backoff: Backoff | None = None,
+) -> Poller:
+    return Poller(
+        db,
+        raw_store(config),
+        source_factory(box),
+        processed_folder=box.processed_folder,
+        failed_folder=box.failed_folder,
+        batch_size=box.batch_size,
+        message_max_bytes=message_max_bytes(config),
+        backoff=backoff,
+        stop=stop,
+        hook=hook,
+    )
 
 
-def poll_mailbox(db: Database, config: Config, box: MailboxConfig, *,
-                 stop: threading.Event | None = None, **kwargs: Any) -> PollReport:
+def poll_mailbox(
+    db: Database,
+    config: Config,
+    box: MailboxConfig,
+    *,
+    stop: threading.Event | None = None,
+    **kwargs: Any,
+) -> PollReport:
     started = utcnow()
     try:
         poller = make_poller(db, config, box, stop=stop, **kwargs)
@@ -107,8 +129,9 @@ def poll_mailbox(db: Database, config: Config, box: MailboxConfig, *,
     return poller.poll()
 
 
-def poll_all(db: Database, config: Config, *, stop: threading.Event | None = None,
-             **kwargs: Any) -> list[PollReport]:
+def poll_all(
+    db: Database, config: Config, *, stop: threading.Event | None = None, **kwargs: Any
+) -> list[PollReport]:
     reports = []
     for box in config.mailboxes:
         if stop is not None and stop.is_set():
@@ -117,17 +140,38 @@ def poll_all(db: Database, config: Config, *, stop: threading.Event | None = Non
     return reports
 
 
-def process_pending(db: Database, config: Config, handler: Handler, *,
-                    stop: threading.Event | None = None, worker: str | None = None,
-                    limit: int | None = None, cases: CaseLink | None = None) -> ProcessReport:
-    processor = Processor(db, raw_store(config), handler, process_settings(config),
-                          worker=worker, stop=stop, cases=cases)
+def process_pending(
+    db: Database,
+    config: Config,
+    handler: Handler,
+    *,
+    stop: threading.Event | None = None,
+    worker: str | None = None,
+    limit: int | None = None,
+    cases: CaseLink | None = None,
+) -> ProcessReport:
+    processor = Processor(
+        db,
+        raw_store(config),
+        handler,
+        process_settings(config),
+        worker=worker,
+        stop=stop,
+        cases=cases,
+    )
     return processor.run(limit=limit)
 
 
-def run_round(db: Database, config: Config, handler: Handler, *,
-              stop: threading.Event | None = None, worker: str | None = None,
-              cases: CaseLink | None = None, **kwargs: Any) -> IntakeReport:
+def run_round(
+    db: Database,
+    config: Config,
+    handler: Handler,
+    *,
+    stop: threading.Event | None = None,
+    worker: str | None = None,
+    cases: CaseLink | None = None,
+    **kwargs: Any,
+) -> IntakeReport:
     """Poll every mailbox and process everything pending (rows left by earlier rounds too).
 
     Processing runs in a second thread while the mailboxes are polled, taking each batch as
@@ -137,8 +181,15 @@ def run_round(db: Database, config: Config, handler: Handler, *,
     stop = stop or threading.Event()
     report = IntakeReport()
     polled = threading.Event()
-    processor = Processor(db, raw_store(config), handler, process_settings(config),
-                          worker=worker, stop=stop, cases=cases)
+    processor = Processor(
+        db,
+        raw_store(config),
+        handler,
+        process_settings(config),
+        worker=worker,
+        stop=stop,
+        cases=cases,
+    )
     failure: list[BaseException] = []
 
     def process_while_polling() -> None:

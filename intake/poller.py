@@ -63,12 +63,22 @@ class Backoff:
 
 
 class Poller:
-    def __init__(self, db: Database, store: RawStore, source: MailboxSource, *,
-                 processed_folder: str, failed_folder: str, batch_size: int = 100,
-                 batch_bytes: int = DEFAULT_BATCH_BYTES,
-                 message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES,
-                 backoff: Backoff | None = None, stop: threading.Event | None = None,
-                 hook: Hook | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: RawStore,
+        source: MailboxSource,
+        *,
+        processed_folder: str,
+        failed_folder: str,
+        batch_size: int = 100,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES,
+        backoff: Backoff | None = None,
+        stop: threading.Event | None = None,
+        hook: Hook | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.db = db
         self.store = store
         self.source = source
@@ -102,8 +112,12 @@ class Poller:
                     if attempt > self.backoff.retries or self.stop.is_set():
                         break
                     delay = self.backoff.delay(attempt)
-                    log.warning("mailbox %s: %s; retrying in %.1f s", self.name,
-                                without_addresses(exc), delay)
+                    log.warning(
+                        "mailbox %s: %s; retrying in %.1f s",
+                        self.name,
+                        without_addresses(exc),
+                        delay,
+                    )
                     report.reconnects += 1
                     if self.stop.wait(delay):
                         break
@@ -146,14 +160,16 @@ class Poller:
                 return
             self._take(batch, sizes, uidvalidity, rekey, report)
 
-    def _heal(self, known: dict[int, ledger.KnownUid], uidvalidity: int,
-              report: PollReport) -> None:
+    def _heal(
+        self, known: dict[int, ledger.KnownUid], uidvalidity: int, report: PollReport
+    ) -> None:
         """Recorded messages still in the inbox: an earlier poll stopped before moving them."""
         good = [uid for uid, row in known.items() if not row.unreadable]
         bad = [uid for uid, row in known.items() if row.unreadable]
         if good or bad:
-            log.info("mailbox %s: moving %d message(s) recorded earlier", self.name,
-                     len(good) + len(bad))
+            log.info(
+                "mailbox %s: moving %d message(s) recorded earlier", self.name, len(good) + len(bad)
+            )
         self._move(good, self.processed_folder, uidvalidity)
         self._move(bad, self.failed_folder, uidvalidity)
         report.healed += len(good) + len(bad)
@@ -171,21 +187,35 @@ class Poller:
         if batch:
             yield batch
 
-    def _take(self, batch: list[int], sizes: dict[int, int], uidvalidity: int, rekey: bool,
-              report: PollReport) -> None:
+    def _take(
+        self,
+        batch: list[int],
+        sizes: dict[int, int],
+        uidvalidity: int,
+        rekey: bool,
+        report: PollReport,
+    ) -> None:
         now = self.clock()
         too_big = [uid for uid in batch if sizes.get(uid, 0) > self.message_max_bytes]
         wanted = [uid for uid in batch if uid not in too_big]
         fetched = self.source.fetch(wanted) if wanted else []
         readable = [f for f in fetched if f.data]
-        unreadable = [self._unreadable(uid, sizes.get(uid, 0), now, self._too_big(uid, sizes))
-                      for uid in too_big]
-        unreadable += [self._unreadable(f.uid, 0, now, f"It could not be fetched: "
-                                        f"{f.problem or 'the message is empty'}")
-                       for f in fetched if not f.data]
+        unreadable = [
+            self._unreadable(uid, sizes.get(uid, 0), now, self._too_big(uid, sizes))
+            for uid in too_big
+        ]
+        unreadable += [
+            self._unreadable(
+                f.uid, 0, now, f"It could not be fetched: {f.problem or 'the message is empty'}"
+            )
+            for f in fetched
+            if not f.data
+        ]
         digests = self.store.put_many([f.data for f in readable if f.data])
-        rows = [NewMessage(f.uid, digest, len(f.data or b""), header_facts(f.data or b""), now)
-                for f, digest in zip(readable, digests, strict=True)]
+        rows = [
+            NewMessage(f.uid, digest, len(f.data or b""), header_facts(f.data or b""), now)
+            for f, digest in zip(readable, digests, strict=True)
+        ]
         self._step("stored")
         with self.db.transaction() as session:
             taken: set[int] = set()
@@ -194,8 +224,12 @@ class Poller:
                 for row in rows:
                     by_sha[row.sha256].append(row.uid)
                 taken = ledger.rekey_unmoved(session, self.name, uidvalidity, by_sha)
-            ledger.insert_new(session, self.name, uidvalidity,
-                              [r for r in rows if r.uid not in taken] + unreadable)
+            ledger.insert_new(
+                session,
+                self.name,
+                uidvalidity,
+                [r for r in rows if r.uid not in taken] + unreadable,
+            )
         report.fetched += len(rows) - len(taken)
         report.rekeyed += len(taken)
         report.unreadable += len(unreadable)
@@ -204,16 +238,29 @@ class Poller:
         self._move([r.uid for r in unreadable], self.failed_folder, uidvalidity)
         self._step("moved")
         for row in unreadable:
-            log.warning("mailbox %s uid %d: unreadable, moved to %s: %s", self.name, row.uid,
-                        self.failed_folder, row.error)
+            log.warning(
+                "mailbox %s uid %d: unreadable, moved to %s: %s",
+                self.name,
+                row.uid,
+                self.failed_folder,
+                row.error,
+            )
 
     def _too_big(self, uid: int, sizes: dict[int, int]) -> str:
-        return (f"It is {sizes.get(uid, 0) / 1048576:.1f} MB, over the "
-                f"{self.message_max_bytes / 1048576:.0f} MB this service reads.")
+        return (
+            f"It is {sizes.get(uid, 0) / 1048576:.1f} MB, over the "
+            f"{self.message_max_bytes / 1048576:.0f} MB this service reads."
+        )
 
     def _unreadable(self, uid: int, size: int, now: datetime, why: str) -> NewMessage:
-        return NewMessage(uid, ledger.UNREAD_SHA256, size, HeaderFacts(None, None, None), now,
-                          error=f"{why} The message is in the {self.failed_folder} folder.")
+        return NewMessage(
+            uid,
+            ledger.UNREAD_SHA256,
+            size,
+            HeaderFacts(None, None, None),
+            now,
+            error=f"{why} The message is in the {self.failed_folder} folder.",
+        )
 
     def _move(self, uids: list[int], folder: str, uidvalidity: int) -> None:
         if not uids:
@@ -222,8 +269,11 @@ class Poller:
             # One mover per mailbox at a time: two workers moving the same UIDs at once
             # leave two copies in the target folder (the server copies, then expunges).
             # The second finds them gone and moves only what is left (see ImapSource.move).
-            session.execute(update(MailboxState).where(MailboxState.name == self.name)
-                            .values(uidvalidity=MailboxState.uidvalidity))
+            session.execute(
+                update(MailboxState)
+                .where(MailboxState.name == self.name)
+                .values(uidvalidity=MailboxState.uidvalidity)
+            )
             self.source.move(uids, folder)
             ledger.mark_moved(session, self.name, uidvalidity, uids, self.clock())
 
@@ -237,8 +287,12 @@ class Poller:
             assert state is not None
             changed = state.uidvalidity is not None and state.uidvalidity != uidvalidity
             if changed:
-                log.warning("mailbox %s: UIDVALIDITY changed from %s to %s; rescanning",
-                            self.name, state.uidvalidity, uidvalidity)
+                log.warning(
+                    "mailbox %s: UIDVALIDITY changed from %s to %s; rescanning",
+                    self.name,
+                    state.uidvalidity,
+                    uidvalidity,
+                )
             state.uidvalidity = uidvalidity
             return changed
 
@@ -247,14 +301,17 @@ class Poller:
 
 
 def _ensure_state(session: Session, name: str) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert
-    session.execute(insert(MailboxState).values(name=name, last_fetched=0)
-                    .on_conflict_do_nothing(index_elements=["name"]))
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(
+        insert(MailboxState)
+        .values(name=name, last_fetched=0)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
 
 
-def record_poll(db: Database, report: PollReport, started: datetime,
-                now: datetime | None = None) -> None:
+def record_poll(
+    db: Database, report: PollReport, started: datetime, now: datetime | None = None
+) -> None:
     """Write the poll's outcome to mailbox_state (what `pcse status` shows)."""
     values: dict[str, object] = {"last_poll_at": started}
     if report.error:
@@ -264,7 +321,8 @@ def record_poll(db: Database, report: PollReport, started: datetime,
     try:
         with db.transaction() as session:
             _ensure_state(session, report.mailbox)
-            session.execute(update(MailboxState).where(MailboxState.name == report.mailbox)
-                            .values(**values))
+            session.execute(
+                update(MailboxState).where(MailboxState.name == report.mailbox).values(**values)
+            )
     except Exception:  # the poll's own result still stands
         log.exception("mailbox %s: could not record the poll's state", report.mailbox)

@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, InboundMessage, IncomingMail, Classification], str]
 
-HANDLED = frozenset({MessageKind.NEW_REQUEST, MessageKind.CASE_REPLY,
-                     MessageKind.APPROVAL_ANSWER})
+HANDLED = frozenset({MessageKind.NEW_REQUEST, MessageKind.CASE_REPLY, MessageKind.APPROVAL_ANSWER})
 NOTED_ON_CASE = frozenset({MessageKind.BOUNCE, MessageKind.AUTOMATIC})
 
 
@@ -151,9 +150,17 @@ class LedgerOnly:
 
 
 class Processor:
-    def __init__(self, db: Database, store: RawStore, handler: Handler,
-                 settings: ProcessSettings, *, worker: str | None = None,
-                 stop: threading.Event | None = None, cases: CaseLink | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: RawStore,
+        handler: Handler,
+        settings: ProcessSettings,
+        *,
+        worker: str | None = None,
+        stop: threading.Event | None = None,
+        cases: CaseLink | None = None,
+    ) -> None:
         self.db = db
         self.cases: CaseLink = cases or LedgerOnly()
         self.store = store
@@ -195,8 +202,10 @@ class Processor:
         except DatabaseUnavailable as exc:
             # Nothing is parked for a caseworker because of it; what is claimed stays
             # pending, given back below or taken up again by the next run.
-            log.error("intake: the database is unavailable, so processing stops until the "
-                      "next round: %s", without_addresses(str(exc).splitlines()[0][:300]))
+            log.error(
+                "intake: the database is unavailable, so processing stops until the next round: %s",
+                without_addresses(str(exc).splitlines()[0][:300]),
+            )
             return report
         finally:
             if held:
@@ -211,16 +220,18 @@ class Processor:
             with self.db.transaction() as session:
                 ledger.release(session, self.worker, ids)
         except Exception:  # the next run of this worker takes them up again
-            log.warning("could not give back %d claimed message(s) now", len(ids),
-                        exc_info=True)
+            log.warning("could not give back %d claimed message(s) now", len(ids), exc_info=True)
 
     def release_abandoned(self) -> None:
         """Take back at once what a worker killed on this host had claimed."""
         with self.db.transaction() as session:
             released = ledger.release_abandoned(session)
         for holder, count in released.items():
-            log.warning("released %d message(s) claimed by worker %s, which is no longer "
-                        "running", count, holder)
+            log.warning(
+                "released %d message(s) claimed by worker %s, which is no longer running",
+                count,
+                holder,
+            )
 
     def process_one(self, inbound_id: int) -> tuple[str, str | None]:
         """(status, classification) for one claimed row."""
@@ -236,28 +247,44 @@ class Processor:
                     result = self._handle(session, row, seen)
                 for key, value in seen["sender"].items():
                     setattr(row, key, value)
-                if not ledger.finish(session, inbound_id, self.worker, status=result.status,
-                                     classification=str(result.classification.kind),
-                                     outcome=result.outcome[:4000]):
+                if not ledger.finish(
+                    session,
+                    inbound_id,
+                    self.worker,
+                    status=result.status,
+                    classification=str(result.classification.kind),
+                    outcome=result.outcome[:4000],
+                ):
                     raise LostClaim(f"inbound message {inbound_id} was taken by another worker")
                 mailbox, uid = row.mailbox, row.uid
         except LostClaim as exc:
             log.warning("%s; left to that worker", exc)
             return "skipped", None
         except MessageTooSlow:  # rolled back; the next message gets a budget of its own
-            return self._fail(inbound_id, TooSlow(
-                f"Processing this message took more than the {self.settings.message_seconds:g} "
-                "s allowed ([limits] message_seconds), so it was stopped; nothing it would "
-                "have done was kept. Open the original to see what it holds."), seen)
+            return self._fail(
+                inbound_id,
+                TooSlow(
+                    f"Processing this message took more than the {self.settings.message_seconds:g} "
+                    "s allowed ([limits] message_seconds), so it was stopped; nothing it would "
+                    "have done was kept. Open the original to see what it holds."
+                ),
+                seen,
+            )
         except Exception as exc:  # parked for a caseworker, never lost
             if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
                 raise DatabaseUnavailable(str(exc)) from exc
             return self._fail(inbound_id, exc, seen)
         # The outcome's words can name people; the log keeps to what an operator needs,
         # and the ledger row holds the rest.
-        log.info("inbound %d [%s uid %d] %s -> %s%s", inbound_id, mailbox, uid,
-                 result.classification.kind, result.status,
-                 f" {result.case_ref} ({result.case_state})" if result.case_ref else "")
+        log.info(
+            "inbound %d [%s uid %d] %s -> %s%s",
+            inbound_id,
+            mailbox,
+            uid,
+            result.classification.kind,
+            result.status,
+            f" {result.case_ref} ({result.case_state})" if result.case_ref else "",
+        )
         return result.status, str(result.classification.kind)
 
     def read(self, row: InboundMessage) -> ParsedMail:
@@ -266,19 +293,25 @@ class Processor:
                 "This message could not be fetched from the mailbox, so there is nothing to "
                 "process; open it in the mailbox's failed folder."
             )
-        mail = parse_mail(self.store.get(row.sha256),
-                          attachment_max_bytes=self.settings.attachment_max_bytes)
+        mail = parse_mail(
+            self.store.get(row.sha256), attachment_max_bytes=self.settings.attachment_max_bytes
+        )
         if mail.unreadable:
             raise UnreadableMessage(
                 f"This message could not be read: {mail.unreadable}. Only its headers are "
-                "shown; open the original to see the rest.")
+                "shown; open the original to see the rest."
+            )
         return mail
 
     def _handle(self, session: Session, row: InboundMessage, seen: dict[str, Any]) -> Outcome:
         mail = self.read(row)
         seen["sender"] = self._sender_facts(mail)
-        found = classify(mail, Facts(row.id, row.sha256), self.cases.knowledge(session),
-                         self.settings.our_addresses)
+        found = classify(
+            mail,
+            Facts(row.id, row.sha256),
+            self.cases.knowledge(session),
+            self.settings.our_addresses,
+        )
         seen["classification"] = found
         if found.kind in HANDLED:
             outcome = self.handler(session, row, mail, found)
@@ -299,10 +332,12 @@ class Processor:
         identity = mail.sender_identity
         verdict = verdict_for(self.settings.sender_policy, mail)
         vouched = f" Vouched for by {verdict.vouched_by}." if verdict.vouched_by else ""
-        return {"from_address": identity.address,
-                "from_name": identity.display_name[:200] or None,
-                "sender_status": str(verdict.status),
-                "sender_detail": (verdict.detail + vouched)[:1000]}
+        return {
+            "from_address": identity.address,
+            "from_name": identity.display_name[:200] or None,
+            "sender_status": str(verdict.status),
+            "sender_detail": (verdict.detail + vouched)[:1000],
+        }
 
     def _link(self, session: Session, row: InboundMessage, found: Classification) -> None:
         """Show a bounce or automatic reply on its case, and a duplicate beside its original."""
@@ -317,19 +352,32 @@ class Processor:
             return
         self.cases.note(session, row, found)
 
-    def _fail(self, inbound_id: int, exc: BaseException,
-              seen: dict[str, Any]) -> tuple[str, str | None]:
+    def _fail(
+        self, inbound_id: int, exc: BaseException, seen: dict[str, Any]
+    ) -> tuple[str, str | None]:
         error = str(exc) if isinstance(exc, PcseError) else f"{type(exc).__name__}: {exc}"
         found: Classification | None = seen.get("classification")
         kind = str(found.kind) if found else None
         try:
             with self.db.transaction() as session:
-                ledger.finish(session, inbound_id, self.worker, status=ledger.FAILED,
-                              classification=kind, outcome=None, error=error[:4000])
+                ledger.finish(
+                    session,
+                    inbound_id,
+                    self.worker,
+                    status=ledger.FAILED,
+                    classification=kind,
+                    outcome=None,
+                    error=error[:4000],
+                )
         except Exception:  # the claim runs out and the row is tried again
             log.exception("inbound %d: could not record its failure", inbound_id)
         # The row keeps the whole error; the log's copy names no address.
-        log.error("inbound %d [%s] %s -> failed: %s", inbound_id, seen.get("where", "?"),
-                  kind or "unclassified", without_addresses(error[:300]),
-                  exc_info=not isinstance(exc, PcseError))
+        log.error(
+            "inbound %d [%s] %s -> failed: %s",
+            inbound_id,
+            seen.get("where", "?"),
+            kind or "unclassified",
+            without_addresses(error[:300]),
+            exc_info=not isinstance(exc, PcseError),
+        )
         return ledger.FAILED, kind

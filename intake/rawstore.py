@@ -91,8 +91,7 @@ class RawStore:
                 f"({exc.strerror or exc}); new mail stays in the mailbox until it can."
             ) from exc
 
-    def _put_many(self, blobs: Iterable[bytes], pending: list[tuple[Path, Path, int]]
-                  ) -> list[str]:
+    def _put_many(self, blobs: Iterable[bytes], pending: list[tuple[Path, Path, int]]) -> list[str]:
         digests: list[str] = []
         seen: set[str] = set()
         for data in blobs:
@@ -111,7 +110,7 @@ class RawStore:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 if _syncfs is None:
                     os.fsync(fd)
             finally:

@@ -76,8 +76,7 @@ def claim_due(
             claim = claim.where(OutboxMessage.id.in_(candidates.scalar_subquery()), _due(now))
         rows = session.execute(claim).all()
     claimed = [
-        Outgoing(**{**row._asdict(), "attachments": tuple(row.attachments or ())})
-        for row in rows
+        Outgoing(**{**row._asdict(), "attachments": tuple(row.attachments or ())}) for row in rows
     ]
     return sorted(claimed, key=lambda r: r.id)
 
@@ -103,9 +102,14 @@ def _confirm(row_ids: list[int], worker: str, now: datetime):
             OutboxMessage.status.in_(_HELD),
             OutboxMessage.claimed_by == worker,
         )
-        .values(status="sent", sent_at=func.coalesce(OutboxMessage.sent_at, now),
-                attempts=OutboxMessage.attempts + 1, last_error=None, claimed_by=None,
-                claimed_until=None)
+        .values(
+            status="sent",
+            sent_at=func.coalesce(OutboxMessage.sent_at, now),
+            attempts=OutboxMessage.attempts + 1,
+            last_error=None,
+            claimed_by=None,
+            claimed_until=None,
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -118,8 +122,9 @@ def mark_sent(db: Database, row_ids: list[int], *, worker: str, now: datetime) -
         return rowcount(session.execute(_confirm(row_ids, worker, now)))
 
 
-def mark_handed_over(conn: Connection, row_id: int, *, worker: str, now: datetime,
-                     confirm: list[int]) -> tuple[bool, int]:
+def mark_handed_over(
+    conn: Connection, row_id: int, *, worker: str, now: datetime, confirm: list[int]
+) -> tuple[bool, int]:
     """Record, just before the server is given the end of the message, that it is sent.
 
     From this commit on no sender will send the row again, even if this process dies
@@ -132,25 +137,42 @@ def mark_handed_over(conn: Connection, row_id: int, *, worker: str, now: datetim
     the disk like any other: a record lost in a database crash would send the email again.
     """
     with conn.begin():
-        confirmed = conn.execute(_CONFIRM, {"b_ids": confirm, "b_worker": worker,
-                                            "b_now": now}).rowcount if confirm else 0
-        ours = conn.execute(_HAND_OVER, {"b_id": row_id, "b_worker": worker, "b_now": now}
-                            ).rowcount == 1
+        confirmed = (
+            conn.execute(_CONFIRM, {"b_ids": confirm, "b_worker": worker, "b_now": now}).rowcount
+            if confirm
+            else 0
+        )
+        ours = (
+            conn.execute(_HAND_OVER, {"b_id": row_id, "b_worker": worker, "b_now": now}).rowcount
+            == 1
+        )
     return ours, confirmed
 
 
 _T = cast(Table, OutboxMessage.__table__)
 _CONFIRM = (
     update(_T)
-    .where(_T.c.id.in_(bindparam("b_ids", expanding=True)), _T.c.status.in_(_HELD),
-           _T.c.claimed_by == bindparam("b_worker"))
-    .values(status="sent", sent_at=func.coalesce(_T.c.sent_at, bindparam("b_now")),
-            attempts=_T.c.attempts + 1, last_error=None, claimed_by=None, claimed_until=None)
+    .where(
+        _T.c.id.in_(bindparam("b_ids", expanding=True)),
+        _T.c.status.in_(_HELD),
+        _T.c.claimed_by == bindparam("b_worker"),
+    )
+    .values(
+        status="sent",
+        sent_at=func.coalesce(_T.c.sent_at, bindparam("b_now")),
+        attempts=_T.c.attempts + 1,
+        last_error=None,
+        claimed_by=None,
+        claimed_until=None,
+    )
 )
 _HAND_OVER = (
     update(_T)
-    .where(_T.c.id == bindparam("b_id"), _T.c.status == "sending",
-           _T.c.claimed_by == bindparam("b_worker"))
+    .where(
+        _T.c.id == bindparam("b_id"),
+        _T.c.status == "sending",
+        _T.c.claimed_by == bindparam("b_worker"),
+    )
     .values(status="sent", sent_at=bindparam("b_now"))
 )
 
@@ -158,13 +180,24 @@ _HAND_OVER = (
 def mark_failed(db: Database, row_id: int, *, worker: str, error: str) -> bool:
     """Record a permanent failure, with the server's answer, for a caseworker to see."""
     with db.transaction() as session:
-        return rowcount(session.execute(
-            update(OutboxMessage)
-            .where(_mine(row_id, worker))
-            .values(status="failed", attempts=OutboxMessage.attempts + 1, last_error=error,
-                    sent_at=None, claimed_by=None, claimed_until=None)
-            .execution_options(synchronize_session=False)
-        )) == 1
+        return (
+            rowcount(
+                session.execute(
+                    update(OutboxMessage)
+                    .where(_mine(row_id, worker))
+                    .values(
+                        status="failed",
+                        attempts=OutboxMessage.attempts + 1,
+                        last_error=error,
+                        sent_at=None,
+                        claimed_by=None,
+                        claimed_until=None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            == 1
+        )
 
 
 def mark_retry(
@@ -172,14 +205,25 @@ def mark_retry(
 ) -> bool:
     """Record a temporary failure; the row is due again at `next_attempt_at`."""
     with db.transaction() as session:
-        return rowcount(session.execute(
-            update(OutboxMessage)
-            .where(_mine(row_id, worker))
-            .values(status="pending", attempts=OutboxMessage.attempts + 1, last_error=error,
-                    next_attempt_at=next_attempt_at, sent_at=None, claimed_by=None,
-                    claimed_until=None)
-            .execution_options(synchronize_session=False)
-        )) == 1
+        return (
+            rowcount(
+                session.execute(
+                    update(OutboxMessage)
+                    .where(_mine(row_id, worker))
+                    .values(
+                        status="pending",
+                        attempts=OutboxMessage.attempts + 1,
+                        last_error=error,
+                        next_attempt_at=next_attempt_at,
+                        sent_at=None,
+                        claimed_by=None,
+                        claimed_until=None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            == 1
+        )
 
 
 def release(db: Database, row_ids: list[int], *, worker: str) -> None:
@@ -200,9 +244,11 @@ def release(db: Database, row_ids: list[int], *, worker: str) -> None:
 
 
 # Left on a row handed to the server by a sender that died before reading the answer.
-UNCONFIRMED = ("Handed to the mail server just as the service stopped, before the server's "
-               "answer was read: most likely delivered, and not sent again so that nobody "
-               "gets it twice. If the recipient says it never came, send it again.")
+UNCONFIRMED = (
+    "Handed to the mail server just as the service stopped, before the server's "
+    "answer was read: most likely delivered, and not sent again so that nobody "
+    "gets it twice. If the recipient says it never came, send it again."
+)
 
 
 @dataclass(frozen=True)
@@ -211,8 +257,9 @@ class Abandoned:
     unconfirmed: int  # handed over, the server's answer never read: left as sent, flagged
 
 
-def release_abandoned(db: Database, now: datetime,
-                      ended: Collection[str] = ()) -> dict[str, Abandoned]:
+def release_abandoned(
+    db: Database, now: datetime, ended: Collection[str] = ()
+) -> dict[str, Abandoned]:
     """Take back the rows of senders on this host that have died, and of earlier senders
     of this process that `ended` on an error (they failed mid-batch, the database gone,
     before they could give their rows back).
@@ -225,24 +272,29 @@ def release_abandoned(db: Database, now: datetime,
     found: dict[str, Abandoned] = {}
     with db.transaction() as session:
         holders = session.scalars(
-            select(OutboxMessage.claimed_by).distinct()
+            select(OutboxMessage.claimed_by)
+            .distinct()
             .where(OutboxMessage.status.in_(_HELD), OutboxMessage.claimed_by.is_not(None))
         ).all()
         for holder in filter(None, holders):  # the query asks for claimed rows only
             if not (workers.gone(holder) or workers.left_by_this_process(holder, ended)):
                 continue
-            released = rowcount(session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.status == "sending", OutboxMessage.claimed_by == holder)
-                .values(status="pending", claimed_by=None, claimed_until=None)
-                .execution_options(synchronize_session=False)
-            ))
-            unconfirmed = rowcount(session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.status == "sent", OutboxMessage.claimed_by == holder)
-                .values(claimed_by=None, claimed_until=None, last_error=UNCONFIRMED)
-                .execution_options(synchronize_session=False)
-            ))
+            released = rowcount(
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.status == "sending", OutboxMessage.claimed_by == holder)
+                    .values(status="pending", claimed_by=None, claimed_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            unconfirmed = rowcount(
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.status == "sent", OutboxMessage.claimed_by == holder)
+                    .values(claimed_by=None, claimed_until=None, last_error=UNCONFIRMED)
+                    .execution_options(synchronize_session=False)
+                )
+            )
             found[holder] = Abandoned(released, unconfirmed)
     return found
 
@@ -260,16 +312,20 @@ def unconfirmed_clause() -> ColumnElement[bool]:
 
 def count_unconfirmed(session) -> int:
     """Rows recorded as sent whose acceptance by the server was never heard."""
-    return session.scalar(
-        select(func.count()).select_from(OutboxMessage).where(unconfirmed_clause())
-    ) or 0
+    return (
+        session.scalar(select(func.count()).select_from(OutboxMessage).where(unconfirmed_clause()))
+        or 0
+    )
 
 
 def count_waiting(db: Database) -> int:
     """Rows still to be sent: pending (due or backing off) or being sent."""
     with db.transaction() as session:
-        return session.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(OutboxMessage.status.in_(("pending", "sending")))
-        ) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status.in_(("pending", "sending")))
+            )
+            or 0
+        )

@@ -93,7 +93,7 @@ def references_chain(ancestors: list[str], parent: str) -> str:
             chain.remove(msgid)
             chain.append(msgid)
     if len(chain) > MAX_REFERENCES:
-        chain = [chain[0], *chain[-(MAX_REFERENCES - 1):]]
+        chain = [chain[0], *chain[-(MAX_REFERENCES - 1) :]]
     return " ".join(chain)
 
 

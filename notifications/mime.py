@@ -126,9 +126,7 @@ def build_message(
     if not row.attachments:
         _adopt(msg, body)
         return msg
-    msg["Content-Type"] = _fixed(
-        "Content-Type", f'multipart/mixed; boundary="{MIXED_BOUNDARY}"'
-    )
+    msg["Content-Type"] = _fixed("Content-Type", f'multipart/mixed; boundary="{MIXED_BOUNDARY}"')
     msg.set_payload([body, *(_attachment(name) for name in row.attachments)])
     return msg
 
@@ -138,8 +136,7 @@ def _text_part(text: str, subtype: str) -> EmailMessage:
     part["Content-Type"] = _fixed("Content-Type", f'text/{subtype}; charset="utf-8"')
     data = text.encode("utf-8")
     if subtype == "plain":
-        part["Content-Transfer-Encoding"] = _fixed("Content-Transfer-Encoding",
-                                                   "quoted-printable")
+        part["Content-Transfer-Encoding"] = _fixed("Content-Transfer-Encoding", "quoted-printable")
         part.set_payload(binascii.b2a_qp(data, istext=True).decode("ascii"))
     else:
         # HTML lines are long: base64 keeps them intact.
@@ -175,8 +172,13 @@ def _attachment(name: str) -> EmailMessage:
     kind, _ = mimetypes.guess_type(path.name)
     maintype, subtype = (kind or "application/octet-stream").split("/", 1)
     part = EmailMessage(policy=POLICY)
-    part.set_content(path.read_bytes(), maintype=maintype, subtype=subtype,
-                     disposition="attachment", filename=path.name)
+    part.set_content(
+        path.read_bytes(),
+        maintype=maintype,
+        subtype=subtype,
+        disposition="attachment",
+        filename=path.name,
+    )
     del part["MIME-Version"]
     return part
 

@@ -165,8 +165,13 @@ def enqueue(
     session.flush()
     if row.status != "pending":
         # Not last_error: it names the address. The row id leads to it.
-        log.warning("outbox %s (%s) %s: %s", row.id, purpose, row.status,
-                    NOT_SENT_BECAUSE.get(row.status, "see the outbox row"))
+        log.warning(
+            "outbox %s (%s) %s: %s",
+            row.id,
+            purpose,
+            row.status,
+            NOT_SENT_BECAUSE.get(row.status, "see the outbox row"),
+        )
     return row
 
 
@@ -197,9 +202,7 @@ def _gate(
     if address is None:
         return "failed", f"Not sent: {one_line(raw_address, 100)!r} is not a valid email address."
     if is_own_address(address, env.our_addresses):
-        return "dismissed", (
-            f"Not sent: {address} is one of our own addresses (loop protection)."
-        )
+        return "dismissed", (f"Not sent: {address} is one of our own addresses (loop protection).")
     if auto_submitted != "no":
         already = automatic_replies_last_hour(session, address, now)
         if already >= env.max_replies_per_hour:
@@ -217,55 +220,80 @@ def automatic_replies_last_hour(session: Session, address: str, now: datetime) -
         session.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"outbox:{address}"}
         )
-    return session.scalar(
-        select(func.count())
-        .select_from(OutboxMessage)
-        .where(
-            OutboxMessage.to_address == address,
-            OutboxMessage.created_at > now - timedelta(hours=1),
-            OutboxMessage.auto_submitted != "no",
-            OutboxMessage.status.not_in(("held", "dismissed")),
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                OutboxMessage.to_address == address,
+                OutboxMessage.created_at > now - timedelta(hours=1),
+                OutboxMessage.auto_submitted != "no",
+                OutboxMessage.status.not_in(("held", "dismissed")),
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 def retry(session: Session, outbox_id: int, *, by: str) -> Handled:
     """Send a held, failed or unconfirmed email again, now (a caseworker's decision
     overrides the cap)."""
     row = _change(
-        session, outbox_id, _retryable_clause(),
+        session,
+        outbox_id,
+        _retryable_clause(),
         # Due at once, and ahead of newer mail: it has waited longest.
-        {"status": "pending", "attempts": 0, "next_attempt_at": OutboxMessage.created_at,
-         "last_error": None, "claimed_by": None, "claimed_until": None},
-        refused="only held, failed or unconfirmed emails can be sent again.")
+        {
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": OutboxMessage.created_at,
+            "last_error": None,
+            "claimed_by": None,
+            "claimed_until": None,
+        },
+        refused="only held, failed or unconfirmed emails can be sent again.",
+    )
     log.info("outbox %s: %s by a caseworker", row.id, row.status)
-    return Handled(row, f"Email '{row.purpose}' to {row.to_address} released for sending.",
-                   one_line(by, 254))
+    return Handled(
+        row, f"Email '{row.purpose}' to {row.to_address} released for sending.", one_line(by, 254)
+    )
 
 
 def dismiss(session: Session, outbox_id: int, *, by: str, reason: str) -> Handled:
     """Decide not to send an email that is pending, held or failed; the reason is kept."""
     reason = _reason(reason, "Please give a reason for not sending the email.")
     row = _change(
-        session, outbox_id, OutboxMessage.status.in_(DISMISSABLE),
-        {"status": "dismissed", "last_error": f"Dismissed by {one_line(by, 254)}: {reason}",
-         "claimed_by": None, "claimed_until": None},
-        refused="only pending, held or failed emails can be dismissed.")
+        session,
+        outbox_id,
+        OutboxMessage.status.in_(DISMISSABLE),
+        {
+            "status": "dismissed",
+            "last_error": f"Dismissed by {one_line(by, 254)}: {reason}",
+            "claimed_by": None,
+            "claimed_until": None,
+        },
+        refused="only pending, held or failed emails can be dismissed.",
+    )
     log.info("outbox %s: %s by a caseworker", row.id, row.status)
-    return Handled(row, f"Email '{row.purpose}' to {row.to_address} dismissed: {reason}",
-                   one_line(by, 254))
+    return Handled(
+        row, f"Email '{row.purpose}' to {row.to_address} dismissed: {reason}", one_line(by, 254)
+    )
 
 
 def accept_as_sent(session: Session, outbox_id: int, *, by: str, reason: str) -> Handled:
     """Leave an unconfirmed email as sent (the recipient has it, or it no longer matters)."""
     reason = _reason(reason, "Please say why the email can be left as sent.")
     row = _change(
-        session, outbox_id, unconfirmed_clause(),
+        session,
+        outbox_id,
+        unconfirmed_clause(),
         {"last_error": f"Delivery unconfirmed; left as sent by {one_line(by, 254)}: {reason}"},
-        refused="only an email whose delivery is unconfirmed can be left as sent.")
+        refused="only an email whose delivery is unconfirmed can be left as sent.",
+    )
     log.info("outbox %s: %s by a caseworker", row.id, row.status)
-    return Handled(row, f"Email '{row.purpose}' to {row.to_address} left as sent: {reason}",
-                   one_line(by, 254))
+    return Handled(
+        row, f"Email '{row.purpose}' to {row.to_address} left as sent: {reason}", one_line(by, 254)
+    )
 
 
 def _reason(reason: str, missing: str) -> str:
@@ -275,17 +303,20 @@ def _reason(reason: str, missing: str) -> str:
     return reason
 
 
-def _change(session: Session, outbox_id: int, allowed: Any, values: dict[str, Any], *,
-            refused: str) -> OutboxMessage:
+def _change(
+    session: Session, outbox_id: int, allowed: Any, values: dict[str, Any], *, refused: str
+) -> OutboxMessage:
     """A caseworker's change of one row, made only where `allowed` holds at that moment
     (a sender may be taking the row); refused with the row's status otherwise."""
     row = _get(session, outbox_id)
-    done = rowcount(session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, allowed)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ))
+    done = rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == outbox_id, allowed)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    )
     session.refresh(row)
     if done != 1:
         raise OutboxActionRefused(f"Email {outbox_id} is {row.status}; {refused}")

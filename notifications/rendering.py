@@ -67,8 +67,20 @@ def words(number: int) -> str:
 
 
 # Not strftime("%B"): that follows the process locale.
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def long_date(value: object) -> str:
@@ -115,9 +127,7 @@ def site_context(env: SiteSettings) -> dict[str, Any]:
         "online": PCSE_ONLINE,
         "reminder_after_days": _days(env.reminder_after_days),
         "expire_after_days": _days(env.expire_after_days),
-        "days_left_after_reminder": _days(
-            max(env.expire_after_days - env.reminder_after_days, 1)
-        ),
+        "days_left_after_reminder": _days(max(env.expire_after_days - env.reminder_after_days, 1)),
     }
 
 

@@ -25,19 +25,21 @@ SAMPLE_CASE: dict[str, Any] = {
 _APPROVAL: dict[str, Any] = {
     "approver_name": "Dr Sam Patel",
     "nominees": [
-        {"name": "Alex Smith", "email": "alex.smith@riverside.nhs.net",
-         "roles": [_GPP.admin_role]},
-        {"name": "Jo Brown", "email": "jo.brown@riverside.nhs.net",
-         "roles": [_GPP.admin_role, CATALOGUE[Service.PL].admin_role]},
+        {"name": "Alex Smith", "email": "alex.smith@riverside.nhs.net", "roles": [_GPP.admin_role]},
+        {
+            "name": "Jo Brown",
+            "email": "jo.brown@riverside.nhs.net",
+            "roles": [_GPP.admin_role, CATALOGUE[Service.PL].admin_role],
+        },
     ],
     "main_contact": {"name": "Jo Brown", "email": "jo.brown@riverside.nhs.net"},
     "requested_by": "Pat Jones (practice.manager@riverside.nhs.net)",
     "token": "APV-0123456789abcdef0123",
     "expires_on": "6 March 2026",
     "approve_link": "mailto:pcse.portalenquiries@nhs.net?subject=APPROVE%20%5BPCSE-2026-000123"
-                    "%5D%20APV-0123456789abcdef0123",
+    "%5D%20APV-0123456789abcdef0123",
     "reject_link": "mailto:pcse.portalenquiries@nhs.net?subject=REJECT%20%5BPCSE-2026-000123"
-                   "%5D%20APV-0123456789abcdef0123&body=Reason%20for%20rejecting%3A%20",
+    "%5D%20APV-0123456789abcdef0123&body=Reason%20for%20rejecting%3A%20",
 }
 
 SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
@@ -75,8 +77,13 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     },
     "welcome_admin": {
         "organisation_name": "The Riverside Surgery",
-        "roles": [{"role": _GPP.admin_role, "service_title": _GPP.title,
-                   "assignable_roles": list(_GPP.assignable_roles)}],
+        "roles": [
+            {
+                "role": _GPP.admin_role,
+                "service_title": _GPP.title,
+                "assignable_roles": list(_GPP.assignable_roles),
+            }
+        ],
     },
     "welcome_main_contact": {
         "organisation_name": "The Riverside Surgery",

@@ -120,10 +120,10 @@ class _Run:
             self.fail(row, f"Gave up after {failures} attempts. Last answer: {answer}")
             return
         when = self.now() + backoff(failures)
-        claims.mark_retry(self.db, row.id, worker=self.worker, error=answer,
-                          next_attempt_at=when)
-        log.info("outbox %s: will retry at %s: %s", row.id, when.isoformat(),
-                 without_addresses(answer))
+        claims.mark_retry(self.db, row.id, worker=self.worker, error=answer, next_attempt_at=when)
+        log.info(
+            "outbox %s: will retry at %s: %s", row.id, when.isoformat(), without_addresses(answer)
+        )
 
     def accept(self, row: Outgoing) -> None:
         """The server took the message (already recorded as sent): confirm it soon."""
@@ -134,12 +134,14 @@ class _Run:
         ids, self.accepted = self.accepted, []
         if self.marks is None:
             self.marks = self.db.engine.connect()
-        ours, confirmed = claims.mark_handed_over(self.marks, row.id, worker=self.worker,
-                                                  now=self.now(), confirm=ids)
+        ours, confirmed = claims.mark_handed_over(
+            self.marks, row.id, worker=self.worker, now=self.now(), confirm=ids
+        )
         self.sent += confirmed
         if confirmed != len(ids):
-            log.error("%s sent message(s) had lost their claim to another sender",
-                      len(ids) - confirmed)
+            log.error(
+                "%s sent message(s) had lost their claim to another sender", len(ids) - confirmed
+            )
         if not ours:
             raise LostClaim(f"outbox {row.id} was taken by another sender; not sent")
 
@@ -150,8 +152,9 @@ class _Run:
         marked = claims.mark_sent(self.db, ids, worker=self.worker, now=self.now())
         self.sent += marked
         if marked != len(ids):
-            log.error("%s sent message(s) had lost their claim to another sender",
-                      len(ids) - marked)
+            log.error(
+                "%s sent message(s) had lost their claim to another sender", len(ids) - marked
+            )
 
     def fail(self, row: Outgoing, answer: str) -> None:
         if claims.mark_failed(self.db, row.id, worker=self.worker, error=answer):
@@ -170,8 +173,10 @@ class _Run:
             else:
                 detail = str(exc) or type(exc).__name__
             smtp = self.config.smtp
-            self.error = (f"Could not connect to or sign in at the mail server "
-                          f"{smtp.host}:{smtp.port}: {detail}")
+            self.error = (
+                f"Could not connect to or sign in at the mail server "
+                f"{smtp.host}:{smtp.port}: {detail}"
+            )
             log.error("%s", without_addresses(self.error))
             for row in batch:
                 self.retry_later(row, self.error)
@@ -211,19 +216,18 @@ class _Run:
                     continue
                 handed = self.hand_over(row, data)
                 if handed == "gone":
-                    return self.stop(None, batch[index + 1:], keep_going=False)
+                    return self.stop(None, batch[index + 1 :], keep_going=False)
                 if handed == "waiting":
                     waiting = row
             except BaseException:
                 # Record what was accepted, and give back what was not tried yet.
-                self.stop(None, batch[index + 1:], keep_going=False)
+                self.stop(None, batch[index + 1 :], keep_going=False)
                 raise
         if waiting is not None and not self.settle(waiting):
             return self.stop(None, [], keep_going=False)
         return self.stop(None, [], keep_going=True)
 
-    def stop(self, waiting: Outgoing | None, untried: list[Outgoing], *, keep_going: bool
-             ) -> bool:
+    def stop(self, waiting: Outgoing | None, untried: list[Outgoing], *, keep_going: bool) -> bool:
         """End a batch: read the last answer, record what was accepted, give back the rest."""
         if waiting is not None and not self.settle(waiting):
             keep_going = False
@@ -235,14 +239,18 @@ class _Run:
         """The message as sent, or None when it cannot be built (the row is then failed)."""
         smtp = self.config.smtp
         try:
-            msg = build_message(row, from_address=smtp.from_address,
-                                from_name=smtp.from_name, now=self.now())
+            msg = build_message(
+                row, from_address=smtp.from_address, from_name=smtp.from_name, now=self.now()
+            )
             return as_wire(msg)
         except UnsendableMessage as exc:
             self.fail(row, str(exc))
         except Exception as exc:  # the same row would fail the same way every time
-            log.error("outbox %s could not be built: %s", row.id,
-                      without_addresses(f"{type(exc).__name__}: {exc}"))
+            log.error(
+                "outbox %s could not be built: %s",
+                row.id,
+                without_addresses(f"{type(exc).__name__}: {exc}"),
+            )
             self.fail(row, f"Not sent: the message could not be built ({exc}).")
         return None
 
@@ -251,8 +259,13 @@ class _Run:
         "gone" when the connection is lost."""
         assert self.conn is not None
         try:
-            transport.hand_over(self.conn, data, self.config.smtp.from_address, row.to_address,
-                                before_end=lambda: self.handing(row))
+            transport.hand_over(
+                self.conn,
+                data,
+                self.config.smtp.from_address,
+                row.to_address,
+                before_end=lambda: self.handing(row),
+            )
             return "waiting"
         except LostClaim as exc:  # the connection was closed with the message unfinished
             log.error("%s", exc)
@@ -320,10 +333,14 @@ def _take_back_abandoned(run: _Run, db: Database) -> None:
     with _ENDED_LOCK:
         ended = frozenset(_ENDED)
     for holder, found in claims.release_abandoned(db, run.now(), ended).items():
-        log.warning("sender %s is no longer running: %d outbox row(s) it had claimed are "
-                    "due again (never handed to the mail server); %d it had handed over "
-                    "without hearing the answer are left as sent and marked unconfirmed",
-                    holder, found.released, found.unconfirmed)
+        log.warning(
+            "sender %s is no longer running: %d outbox row(s) it had claimed are "
+            "due again (never handed to the mail server); %d it had handed over "
+            "without hearing the answer are left as sent and marked unconfirmed",
+            holder,
+            found.released,
+            found.unconfirmed,
+        )
     with _ENDED_LOCK:
         _ENDED.difference_update(ended)
 
@@ -335,8 +352,7 @@ def _send(run: _Run, db: Database, config: Config, limit: int | None) -> SendRep
     try:
         while remaining is None or remaining > 0:
             size = batch_size if remaining is None else min(batch_size, remaining)
-            batch = claims.claim_due(db, worker=run.worker, now=run.now(), limit=size,
-                                     lease=LEASE)
+            batch = claims.claim_due(db, worker=run.worker, now=run.now(), limit=size, lease=LEASE)
             if not batch:
                 break
             if remaining is not None:
@@ -345,9 +361,11 @@ def _send(run: _Run, db: Database, config: Config, limit: int | None) -> SendRep
                 break
     finally:
         run.close()
-    report = SendReport(sent=run.sent, failed=run.failed, pending=claims.count_waiting(db),
-                        error=run.error)
+    report = SendReport(
+        sent=run.sent, failed=run.failed, pending=claims.count_waiting(db), error=run.error
+    )
     if report.sent or report.failed or report.error:
-        log.debug("outbox: %s sent, %s failed, %s waiting", report.sent, report.failed,
-                 report.pending)
+        log.debug(
+            "outbox: %s sent, %s failed, %s waiting", report.sent, report.failed, report.pending
+        )
     return report

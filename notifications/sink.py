@@ -61,8 +61,9 @@ class _State:
 class SinkHandler:
     """The aiosmtpd handler: runs in the server's thread; the lock guards shared state."""
 
-    def __init__(self, maildir: Path | None = None, tokens: set[str] | None = None,
-                 keep: bool = True) -> None:
+    def __init__(
+        self, maildir: Path | None = None, tokens: set[str] | None = None, keep: bool = True
+    ) -> None:
         self.keep = keep
         self.state = _State()
         self.lock = threading.Condition()
@@ -81,8 +82,14 @@ class SinkHandler:
                     return f"{fault.code} {fault.text}"
         return None
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, mail_options: list[str]) -> str:
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
         refused = self._fault("mail")
         if refused:
             return refused
@@ -90,8 +97,14 @@ class SinkHandler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         refused = self._fault("rcpt")
         if refused:
             return refused
@@ -133,8 +146,9 @@ class SinkHandler:
         token = parts.get("auth", "").removeprefix("Bearer ")
         if token and token in self.tokens:
             return AuthResult(success=True, auth_data=parts.get("user"))
-        return AuthResult(success=False, handled=False,
-                          message="535 5.7.8 Authentication credentials invalid")
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
+        )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -180,13 +194,17 @@ class SmtpSink:
         if ssl_context is not None:
             kwargs["ssl_context"] = ssl_context
         if users or tokens:
-            kwargs.update(auth_required=True, auth_require_tls=auth_require_tls,
-                          authenticator=self._authenticate)
+            kwargs.update(
+                auth_required=True,
+                auth_require_tls=auth_require_tls,
+                authenticator=self._authenticate,
+            )
         self._kwargs = kwargs
         self._controller: Controller | None = None
 
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
-                      mechanism: str, auth_data: Any) -> AuthResult:
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
             login, password = auth_data.login.decode(), auth_data.password.decode()
             if self.users.get(login) == password:
@@ -252,8 +270,9 @@ class SmtpSink:
 
     # ------------------------------------------------------------ misbehaving on purpose
 
-    def fail_next(self, count: int, code: int = 451, text: str | None = None,
-                  stage: str = "data") -> None:
+    def fail_next(
+        self, count: int, code: int = 451, text: str | None = None, stage: str = "data"
+    ) -> None:
         """Answer the next `count` messages with `code` at RCPT or at the end of DATA."""
         if stage not in ("mail", "rcpt", "data") or not 400 <= code < 600:
             raise ValueError("stage must be mail, rcpt or data and code a 4xx or 5xx")
@@ -278,8 +297,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--maildir", default="var/sent", help="folder to file messages in")
-    parser.add_argument("--discard", action="store_true",
-                        help="only count messages (no Maildir, nothing kept): for benchmarks")
+    parser.add_argument(
+        "--discard",
+        action="store_true",
+        help="only count messages (no Maildir, nothing kept): for benchmarks",
+    )
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -27,9 +27,7 @@ def check_settings(config: SmtpConfig, token_provider: TokenProvider | None) -> 
             '[smtp] auth is "password" but no password is set (password or password_env).'
         )
     if config.auth == "oauth2" and token_provider is None:
-        raise SmtpSetupError(
-            '[smtp] auth is "oauth2" but no OAuth2 token provider is configured.'
-        )
+        raise SmtpSetupError('[smtp] auth is "oauth2" but no OAuth2 token provider is configured.')
     if config.ssl and config.starttls:
         raise SmtpSetupError("[smtp] ssl and starttls cannot both be on; choose one.")
 
@@ -51,8 +49,11 @@ def connect(config: SmtpConfig, token_provider: TokenProvider | None) -> smtplib
     local_name = socket.gethostname() or "localhost"
     if config.ssl:
         conn: smtplib.SMTP = smtplib.SMTP_SSL(
-            config.host, config.port, local_hostname=local_name,
-            timeout=config.timeout_seconds, context=context,
+            config.host,
+            config.port,
+            local_hostname=local_name,
+            timeout=config.timeout_seconds,
+            context=context,
         )
     else:
         conn = smtplib.SMTP(
@@ -67,8 +68,7 @@ def connect(config: SmtpConfig, token_provider: TokenProvider | None) -> smtplib
         if config.auth == "password":
             conn.login(user, config.secret() or "")
         elif config.auth == "oauth2" and token_provider is not None:
-            conn.auth("XOAUTH2", xoauth2_response(user, token_provider()),
-                      initial_response_ok=True)
+            conn.auth("XOAUTH2", xoauth2_response(user, token_provider()), initial_response_ok=True)
     except BaseException:
         close(conn)
         raise
@@ -89,8 +89,14 @@ def _refused(conn: smtplib.SMTP, code: int) -> None:
         conn.rset()
 
 
-def hand_over(conn: smtplib.SMTP, data: bytes, from_address: str, to_address: str, *,
-              before_end: Callable[[], None] | None = None) -> None:
+def hand_over(
+    conn: smtplib.SMTP,
+    data: bytes,
+    from_address: str,
+    to_address: str,
+    *,
+    before_end: Callable[[], None] | None = None,
+) -> None:
     """MAIL, RCPT and DATA, then the message itself; the server's verdict on the message is
     left unread for `verdict`, so the caller can do its own work while the server does its.
 

@@ -46,8 +46,14 @@ class Pen:
     canvas: Canvas
     y: float
 
-    def paragraph(self, text: str, font: str = "Helvetica", size: float = 9,
-                  color: Color = black, gap: float = 4) -> None:
+    def paragraph(
+        self,
+        text: str,
+        font: str = "Helvetica",
+        size: float = 9,
+        color: Color = black,
+        gap: float = 4,
+    ) -> None:
         self.canvas.setFont(font, size)
         self.canvas.setFillColor(color)
         for block in text.split("\n\n"):
@@ -95,9 +101,19 @@ def _field_row(pen: Pen, field: FieldDef, values: Values | None, fillable: bool)
 def _textbox(c: Canvas, field: FieldDef, y: float, value: str, fillable: bool) -> None:
     if fillable:
         c.acroForm.textfield(
-            name=field.name, tooltip=field.label, value=value, x=BOX_X, y=y - 5,
-            width=BOX_W, height=BOX_H, fontName="Helvetica", fontSize=10,
-            borderColor=GREY, fillColor=white, textColor=black, borderWidth=0.8,
+            name=field.name,
+            tooltip=field.label,
+            value=value,
+            x=BOX_X,
+            y=y - 5,
+            width=BOX_W,
+            height=BOX_H,
+            fontName="Helvetica",
+            fontSize=10,
+            borderColor=GREY,
+            fillColor=white,
+            textColor=black,
+            borderWidth=0.8,
             forceBorder=True,
         )
         return
@@ -111,9 +127,18 @@ def _textbox(c: Canvas, field: FieldDef, y: float, value: str, fillable: bool) -
 def _checkbox(c: Canvas, field: FieldDef, y: float, ticked: bool, fillable: bool) -> None:
     if fillable:
         c.acroForm.checkbox(
-            name=field.name, tooltip=field.label, checked=ticked, buttonStyle="check",
-            x=BOX_X, y=y - 3, size=CHECK_SIZE, borderColor=GREY, fillColor=white,
-            textColor=black, borderWidth=0.8, forceBorder=True,
+            name=field.name,
+            tooltip=field.label,
+            checked=ticked,
+            buttonStyle="check",
+            x=BOX_X,
+            y=y - 3,
+            size=CHECK_SIZE,
+            borderColor=GREY,
+            fillColor=white,
+            textColor=black,
+            borderWidth=0.8,
+            forceBorder=True,
         )
         return
     c.setStrokeColor(GREY)
@@ -123,8 +148,13 @@ def _checkbox(c: Canvas, field: FieldDef, y: float, ticked: bool, fillable: bool
         c.drawString(BOX_X + 2.5, y - 0.5, "X")
 
 
-def render(definition: FormDefinition, values: Values | None = None, *, fillable: bool = True,
-           omit_parts: tuple[str, ...] = ()) -> bytes:
+def render(
+    definition: FormDefinition,
+    values: Values | None = None,
+    *,
+    fillable: bool = True,
+    omit_parts: tuple[str, ...] = (),
+) -> bytes:
     """The form as PDF bytes: fillable (AcroForm fields holding `values`) or flattened
     (the values drawn as page text, no fields). Pages whose sections all belong to
     `omit_parts` are left out, as when someone sends only part of a form."""
@@ -136,8 +166,7 @@ def render(definition: FormDefinition, values: Values | None = None, *, fillable
     c.setCreator("PCSE Online user management")
     c.setAuthor("Primary Care Support England")
     for page in range(1, definition.pages + 1):
-        sections = [s for s in definition.sections
-                    if s.page == page and s.part not in omit_parts]
+        sections = [s for s in definition.sections if s.page == page and s.part not in omit_parts]
         if not sections:
             continue
         pen = Pen(c, PAGE_H - 60)

@@ -30,12 +30,23 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "serve": ("service.cmd_web",),
     "status": ("service.cmd_poll",),
 }
-COMMANDS.update({entry.name: (entry.value,)
-                 for entry in importlib.metadata.entry_points(group="pcse.commands")})
+COMMANDS.update(
+    {entry.name: (entry.value,) for entry in importlib.metadata.entry_points(group="pcse.commands")}
+)
 
 
-QUIET_LIBRARIES = ("imapclient", "mail.log", "aiosmtpd", "msal", "urllib3",
-                   "httpx", "httpcore", "asyncio", "apscheduler", "pdfminer")
+QUIET_LIBRARIES = (
+    "imapclient",
+    "mail.log",
+    "aiosmtpd",
+    "msal",
+    "urllib3",
+    "httpx",
+    "httpcore",
+    "asyncio",
+    "apscheduler",
+    "pdfminer",
+)
 
 
 class LazyGroup(click.Group):
@@ -55,7 +66,10 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), envvar="PCSE_CONFIG",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="PCSE_CONFIG",
     help="Configuration file (default: $PCSE_CONFIG, else the local defaults under ./var).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging detail to stderr.")

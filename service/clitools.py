@@ -28,14 +28,18 @@ def with_app(json_flag: bool = False) -> Callable:
 
     def decorate(func: Callable) -> Callable:
         @click.option(
-            "--config", "config_path", type=click.Path(dir_okay=False), envvar="PCSE_CONFIG",
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False),
+            envvar="PCSE_CONFIG",
             help="Configuration file (default: $PCSE_CONFIG, else the local defaults).",
         )
         @functools.wraps(func)
         def wrapper(*args: Any, config_path: str | None = None, **kwargs: Any) -> Any:
             ctx = click.get_current_context()
-            app = AppContext(load(_config_path(ctx, config_path)),
-                             json_output=bool(kwargs.get("json_output")))
+            app = AppContext(
+                load(_config_path(ctx, config_path)), json_output=bool(kwargs.get("json_output"))
+            )
             try:
                 return func(app, *args, **kwargs)
             finally:

@@ -32,8 +32,7 @@ def _report(row: Case, json_output: bool) -> None:
     click.echo(f"{row.ref} is now {row.state}" + (f": {row.reason}" if row.reason else "."))
 
 
-def _reason_command(name: str, operation: Callable[..., Case], help_text: str
-                    ) -> click.Command:
+def _reason_command(name: str, operation: Callable[..., Case], help_text: str) -> click.Command:
     """`pcse case NAME REF --by WHO --reason WHY`: one workflow action with its reason."""
 
     @click.command(name, help=help_text)
@@ -50,14 +49,19 @@ def _reason_command(name: str, operation: Callable[..., Case], help_text: str
 
 
 approve = _reason_command(
-    "approve", actions.approve,
-    "Approve a case in triage or awaiting approval, and apply its changes.")
-reject = _reason_command("reject", actions.reject,
-                         "Reject a case; the requester is sent the reason.")
-reopen = _reason_command("reopen", actions.reopen,
-                         "Reopen an expired case into triage (supervisors).")
-withdraw = _reason_command("withdraw", actions.withdraw,
-                           "Close a duplicate, spam or withdrawn request without a reply.")
+    "approve",
+    actions.approve,
+    "Approve a case in triage or awaiting approval, and apply its changes.",
+)
+reject = _reason_command(
+    "reject", actions.reject, "Reject a case; the requester is sent the reason."
+)
+reopen = _reason_command(
+    "reopen", actions.reopen, "Reopen an expired case into triage (supervisors)."
+)
+withdraw = _reason_command(
+    "withdraw", actions.withdraw, "Close a duplicate, spam or withdrawn request without a reply."
+)
 
 
 @click.command("request-info")
@@ -68,23 +72,28 @@ withdraw = _reason_command("withdraw", actions.withdraw,
 def request_info(app: AppContext, ref: str, by: str, message: str, json_output: bool) -> None:
     """Ask the requester for missing information."""
     with app.db().transaction() as session:
-        row = actions.request_info(session, workflow_env(app.config), ref, by=by,
-                                   message=message)
+        row = actions.request_info(session, workflow_env(app.config), ref, by=by, message=message)
         _report(row, json_output)
 
 
 @click.command("ask-approver")
 @click.argument("ref")
 @BY
-@click.option("--approver", "approver_email", required=True,
-              help="The address of a recorded signer or AEL contact of the organisation.")
+@click.option(
+    "--approver",
+    "approver_email",
+    required=True,
+    help="The address of a recorded signer or AEL contact of the organisation.",
+)
 @with_app(json_flag=True)
-def ask_approver(app: AppContext, ref: str, by: str, approver_email: str,
-                 json_output: bool) -> None:
+def ask_approver(
+    app: AppContext, ref: str, by: str, approver_email: str, json_output: bool
+) -> None:
     """Send an approval request to a recorded signer or AEL contact."""
     with app.db().transaction() as session:
-        actions.send_approval_request(session, workflow_env(app.config), ref, by=by,
-                                      approver_email=approver_email)
+        actions.send_approval_request(
+            session, workflow_env(app.config), ref, by=by, approver_email=approver_email
+        )
         _report(get_case(session, ref), json_output)
 
 
@@ -94,8 +103,9 @@ def ask_approver(app: AppContext, ref: str, by: str, approver_email: str,
 @click.option("--to", "to", help="The caseworker to work on it (an email address).")
 @click.option("--release", is_flag=True, help="Nobody works on it any more.")
 @with_app(json_flag=True)
-def assign(app: AppContext, ref: str, by: str, to: str | None, release: bool,
-           json_output: bool) -> None:
+def assign(
+    app: AppContext, ref: str, by: str, to: str | None, release: bool, json_output: bool
+) -> None:
     """Assign a case to a caseworker (--to), or release it (--release)."""
     if bool(to) == release:
         raise click.UsageError("Give either --to EMAIL or --release.")
@@ -104,5 +114,8 @@ def assign(app: AppContext, ref: str, by: str, to: str | None, release: bool,
         if json_output:
             _report(row, json_output)
         else:
-            click.echo(f"{row.ref} is now with {row.assigned_to}." if row.assigned_to
-                       else f"{row.ref} is now with nobody.")
+            click.echo(
+                f"{row.ref} is now with {row.assigned_to}."
+                if row.assigned_to
+                else f"{row.ref} is now with nobody."
+            )

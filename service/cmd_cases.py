@@ -35,8 +35,18 @@ def queue(app: AppContext, state: str | None, json_output: bool) -> None:
     if not cases:
         click.echo("No cases.")
         return
-    rows = [[c["ref"], c["kind"], c["state"], c["organisation"] or "-", c["requester"],
-             c["updated_at"][:16].replace("T", " "), (c["reason"] or "")[:60]] for c in cases]
+    rows = [
+        [
+            c["ref"],
+            c["kind"],
+            c["state"],
+            c["organisation"] or "-",
+            c["requester"],
+            c["updated_at"][:16].replace("T", " "),
+            (c["reason"] or "")[:60],
+        ]
+        for c in cases
+    ]
     click.echo(table(rows, ["ref", "kind", "state", "org", "requester", "updated", "reason"]))
 
 
@@ -52,16 +62,29 @@ def case_messages(session, case_row: Case) -> list[dict]:
     ).all()
     sent = session.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case_row.id)).all()
     messages = [
-        {"direction": "in", "at": m.received_at.isoformat(), "from": m.from_address,
-         "from_name": m.from_name, "sender_status": m.sender_status,
-         "sender_detail": m.sender_detail,
-         "subject": m.subject, "message_id": m.message_id, "classification": m.classification,
-         "status": m.status}
+        {
+            "direction": "in",
+            "at": m.received_at.isoformat(),
+            "from": m.from_address,
+            "from_name": m.from_name,
+            "sender_status": m.sender_status,
+            "sender_detail": m.sender_detail,
+            "subject": m.subject,
+            "message_id": m.message_id,
+            "classification": m.classification,
+            "status": m.status,
+        }
         for m in received
     ] + [
-        {"direction": "out", "at": m.created_at.isoformat(), "to": m.to_address,
-         "subject": m.subject, "message_id": m.message_id, "purpose": m.purpose,
-         "status": m.status}
+        {
+            "direction": "out",
+            "at": m.created_at.isoformat(),
+            "to": m.to_address,
+            "subject": m.subject,
+            "message_id": m.message_id,
+            "purpose": m.purpose,
+            "status": m.status,
+        }
         for m in sent
     ]
     return sorted(messages, key=lambda m: m["at"])
@@ -84,8 +107,9 @@ def case_show(app: AppContext, ref: str, json_output: bool) -> None:
         emit_json(document)
         return
     click.echo(f"{document['ref']}  {document['kind']}  {document['state']}")
-    click.echo(f"organisation: {document['organisation'] or '-'}   "
-               f"requester: {document['requester']}")
+    click.echo(
+        f"organisation: {document['organisation'] or '-'}   requester: {document['requester']}"
+    )
     if document["reason"]:
         click.echo(f"reason: {document['reason']}")
     if document["fields"]:
@@ -99,13 +123,19 @@ def case_show(app: AppContext, ref: str, json_output: bool) -> None:
     click.echo("\nhistory:")
     for event in document["history"]:
         move = f" {event['from_state'] or ''}->{event['to_state']}" if event["to_state"] else ""
-        click.echo(f"  {event['at'][:19]} {event['actor']}: {event['event']}{move} "
-                   f"{event['detail']}")
+        click.echo(
+            f"  {event['at'][:19]} {event['actor']}: {event['event']}{move} {event['detail']}"
+        )
     if document["messages"]:
         click.echo("\nmessages:")
         for m in document["messages"]:
             who = m.get("from") if m["direction"] == "in" else m.get("to")
-            sender = f" (sender: {m['sender_status'] or 'not yet checked'})" \
-                if m["direction"] == "in" else ""
-            click.echo(f"  {m['at'][:19]} {m['direction']:3} {who}{sender}  {m['subject']}  "
-                       f"[{m['status']}]")
+            sender = (
+                f" (sender: {m['sender_status'] or 'not yet checked'})"
+                if m["direction"] == "in"
+                else ""
+            )
+            click.echo(
+                f"  {m['at'][:19]} {m['direction']:3} {who}{sender}  {m['subject']}  "
+                f"[{m['status']}]"
+            )

@@ -45,14 +45,21 @@ def _default_actor() -> str:
 
 def _by_option(func: Callable) -> Callable:
     return click.option(
-        "--by", "actor", default=_default_actor, show_default="cli:<your login>",
+        "--by",
+        "actor",
+        default=_default_actor,
+        show_default="cli:<your login>",
         help="Who is making the change; recorded in the directory's history.",
     )(func)
 
 
 def _run_import(
-    app: AppContext, importer: Callable[..., ImportReport], path: str, actor: str,
-    json_output: bool, **options: Any,
+    app: AppContext,
+    importer: Callable[..., ImportReport],
+    path: str,
+    actor: str,
+    json_output: bool,
+    **options: Any,
 ) -> None:
     """Run one import in one transaction; bad rows to stderr; exit 1 if any row failed."""
     with app.db().transaction() as session:
@@ -96,12 +103,16 @@ def import_users_cmd(app: AppContext, csv_path: str, actor: str, json_output: bo
 
 @directory.command("import-ods")
 @click.argument("file_path", metavar="FILE", type=click.Path(dir_okay=False))
-@click.option("--include-non-gp", is_flag=True,
-              help="Also load prescribing cost centres that are not GP practices.")
+@click.option(
+    "--include-non-gp",
+    is_flag=True,
+    help="Also load prescribing cost centres that are not GP practices.",
+)
 @_by_option
 @with_app(json_flag=True)
-def import_ods_cmd(app: AppContext, file_path: str, include_non_gp: bool, actor: str,
-                   json_output: bool) -> None:
+def import_ods_cmd(
+    app: AppContext, file_path: str, include_non_gp: bool, actor: str, json_output: bool
+) -> None:
     """Load or refresh GP practices from NHS ODS's epraccur.csv."""
     _run_import(app, import_ods, file_path, actor, json_output, include_non_gp=include_non_gp)
 
@@ -124,8 +135,10 @@ def describe(session: Session, view: dict[str, Any]) -> str:
     """The organisation as a person reads it: roles per service, then its approvers."""
     org = get_org(session, view["code"])
     assert org is not None  # the view was made from it
-    lines = [f"{view['code']}  {view['name']}",
-             f"type: {view['type']}   ICB: {view['icb_code'] or '-'}   status: {org.status}"]
+    lines = [
+        f"{view['code']}  {view['name']}",
+        f"type: {view['type']}   ICB: {view['icb_code'] or '-'}   status: {org.status}",
+    ]
     contact = main_contact(session, view["code"])
     lines.append(f"Main Contact: {_who(contact.name, contact.email) if contact else 'none'}")
     lines.append("")
@@ -143,8 +156,9 @@ def _who(name: str, email: str) -> str:
 def _roles_by_service(users: list[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     for service, info in CATALOGUE.items():
-        holders = [(role, user) for user in users for role in user["roles"]
-                   if service_of(role) is service]
+        holders = [
+            (role, user) for user in users for role in user["roles"] if service_of(role) is service
+        ]
         if not holders:
             continue
         admins = sum(1 for role, _ in holders if role == info.admin_role)
@@ -178,8 +192,10 @@ def _signers(session: Session, code: str) -> list[str]:
         return ["Signers: none recorded", ""]
     lines = ["Signers:"]
     for signer in signers:
-        lines.append(f"  {SIGNER_CAPACITIES.get(signer.capacity, signer.capacity)}: "
-                     f"{_who(signer.name, signer.email)}")
+        lines.append(
+            f"  {SIGNER_CAPACITIES.get(signer.capacity, signer.capacity)}: "
+            f"{_who(signer.name, signer.email)}"
+        )
     return [*lines, ""]
 
 
@@ -202,10 +218,12 @@ def approvers() -> None:
 
 
 _replace_option = click.option(
-    "--replace", is_flag=True,
+    "--replace",
+    is_flag=True,
     help="The file is the whole list for each organisation or ICB it names: entries of "
-         "those missing from it are removed (made inactive), so they can no longer approve. "
-         "Nothing is removed if any row fails.")
+    "those missing from it are removed (made inactive), so they can no longer approve. "
+    "Nothing is removed if any row fails.",
+)
 
 
 @approvers.command("import")
@@ -213,8 +231,9 @@ _replace_option = click.option(
 @_by_option
 @_replace_option
 @with_app(json_flag=True)
-def approvers_import_cmd(app: AppContext, csv_path: str, actor: str, replace: bool,
-                         json_output: bool) -> None:
+def approvers_import_cmd(
+    app: AppContext, csv_path: str, actor: str, replace: bool, json_output: bool
+) -> None:
     """Add or update practice signers (header org_code,name,email,capacity)."""
     _run_import(app, import_signers, csv_path, actor, json_output, replace=replace)
 
@@ -229,7 +248,8 @@ def ael() -> None:
 @_by_option
 @_replace_option
 @with_app(json_flag=True)
-def ael_import_cmd(app: AppContext, csv_path: str, actor: str, replace: bool,
-                   json_output: bool) -> None:
+def ael_import_cmd(
+    app: AppContext, csv_path: str, actor: str, replace: bool, json_output: bool
+) -> None:
     """Add or update AEL contacts (header icb_code,name,email,ael_role)."""
     _run_import(app, import_ael, csv_path, actor, json_output, replace=replace)

@@ -78,7 +78,7 @@ def _row(message: OutboxMessage, ref: str | None) -> dict:
         # The server's answer not read: the sender is still at it or died (claim held), or
         # a later sender found it so and flagged it.
         "unconfirmed": (message.status == "sent" and message.claimed_by is not None)
-                       or is_unconfirmed(message.status, message.last_error),
+        or is_unconfirmed(message.status, message.last_error),
         "message_id": message.message_id,
     }
 
@@ -105,12 +105,23 @@ def outbox_list(app: AppContext, status: str | None, limit: int, json_output: bo
     if not rows:
         click.echo("No emails.")
         return
-    click.echo(table(
-        [[r["id"], r["case"] or "-", r["purpose"], r["to"],
-          f"{r['status']} (unconfirmed)" if r["unconfirmed"] else r["status"], r["attempts"],
-          (r["last_error"] or "")[:70]] for r in rows],
-        ["id", "case", "purpose", "to", "status", "tries", "last error"],
-    ))
+    click.echo(
+        table(
+            [
+                [
+                    r["id"],
+                    r["case"] or "-",
+                    r["purpose"],
+                    r["to"],
+                    f"{r['status']} (unconfirmed)" if r["unconfirmed"] else r["status"],
+                    r["attempts"],
+                    (r["last_error"] or "")[:70],
+                ]
+                for r in rows
+            ],
+            ["id", "case", "purpose", "to", "status", "tries", "last error"],
+        )
+    )
 
 
 @outbox.command("retry")
@@ -149,8 +160,12 @@ def outbox_accept(app: AppContext, outbox_id: int, by: str, reason: str) -> None
 
 
 @outbox.command("check-templates")
-@click.option("--dir", "folder", type=click.Path(file_okay=False),
-              help="Folder to check (default: [notifications] templates_dir).")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False),
+    help="Folder to check (default: [notifications] templates_dir).",
+)
 @with_app()
 def outbox_check_templates(app: AppContext, folder: str | None) -> None:
     """Render every template, with any overrides, from sample data; report what fails."""

@@ -35,16 +35,20 @@ def register(cli: click.Group) -> None:
 def poll(app: AppContext, once: bool, json_output: bool) -> None:
     """Poll every mailbox once, then process every message waiting."""
     if not once:
-        raise click.UsageError("Use `pcse poll --once` for one round, or `pcse run` for the "
-                               "service that polls on a schedule.")
+        raise click.UsageError(
+            "Use `pcse poll --once` for one round, or `pcse run` for the "
+            "service that polls on a schedule."
+        )
     require_sender_authentication(app.config)
     report = run_round(app.db(), app.config, build_handler(app.config), cases=WorkflowLink())
     document = report.as_json()
     if json_output:
         emit_json(document)
     else:
-        click.echo("fetched {fetched}, processed {processed}, duplicates {duplicates}, "
-                   "ignored {ignored}, failed {failed}".format(**document))
+        click.echo(
+            "fetched {fetched}, processed {processed}, duplicates {duplicates}, "
+            "ignored {ignored}, failed {failed}".format(**document)
+        )
     for error in report.errors:
         click.echo(error, err=True)
     if report.errors:
@@ -52,8 +56,9 @@ def poll(app: AppContext, once: bool, json_output: bool) -> None:
 
 
 def _counts(session: Session, column: Any) -> dict[str, int]:
-    return {key: count for key, count in session.execute(
-        select(column, func.count()).group_by(column))}
+    return {
+        key: count for key, count in session.execute(select(column, func.count()).group_by(column))
+    }
 
 
 def status_document(session: Session, config: Config) -> dict[str, Any]:
@@ -62,14 +67,16 @@ def status_document(session: Session, config: Config) -> dict[str, Any]:
     mailboxes = []
     for box in config.mailboxes:
         state = states.get(box.name)
-        mailboxes.append({
-            "name": box.name,
-            "address": box.address,
-            "last_poll_at": state.last_poll_at if state else None,
-            "last_ok_at": state.last_ok_at if state else None,
-            "last_error": state.last_error if state else None,
-            "last_fetched": state.last_fetched if state else 0,
-        })
+        mailboxes.append(
+            {
+                "name": box.name,
+                "address": box.address,
+                "last_poll_at": state.last_poll_at if state else None,
+                "last_ok_at": state.last_ok_at if state else None,
+                "last_error": state.last_error if state else None,
+                "last_fetched": state.last_fetched if state else 0,
+            }
+        )
     messages = _counts(session, InboundMessage.status)
     outbox = _counts(session, OutboxMessage.status)
     return {
@@ -95,7 +102,8 @@ def _outbox_waiting_because(session: Session) -> str | None:
     return session.scalar(
         select(OutboxMessage.last_error)
         .where(OutboxMessage.status == "pending", OutboxMessage.last_error.is_not(None))
-        .order_by(OutboxMessage.next_attempt_at.desc()).limit(1)
+        .order_by(OutboxMessage.next_attempt_at.desc())
+        .limit(1)
     )
 
 
@@ -112,21 +120,31 @@ def status(app: AppContext, json_output: bool) -> None:
     if json_output:
         emit_json(document)
         return
-    rows = [[m["name"], _when(m["last_poll_at"]), _when(m["last_ok_at"]),
-             (m["last_error"] or "")[:70]] for m in document["mailboxes"]]
+    rows = [
+        [m["name"], _when(m["last_poll_at"]), _when(m["last_ok_at"]), (m["last_error"] or "")[:70]]
+        for m in document["mailboxes"]
+    ]
     if not document["senders_checked"]:
-        click.echo("WARNING: senders are NOT authenticated ([security] sender_authentication "
-                   '= "none"): anyone can write any From address.')
+        click.echo(
+            "WARNING: senders are NOT authenticated ([security] sender_authentication "
+            '= "none"): anyone can write any From address.'
+        )
     click.echo(table(rows, ["mailbox", "last poll", "last good poll", "last error"]))
-    click.echo(f"\nmessages: {document['messages_pending']} waiting, "
-               f"{document['messages_failed']} failed (for a caseworker)")
-    click.echo(f"outbox: {document['outbox_pending']} to send, {document['outbox_held']} held, "
-               f"{document['outbox_failed']} failed")
+    click.echo(
+        f"\nmessages: {document['messages_pending']} waiting, "
+        f"{document['messages_failed']} failed (for a caseworker)"
+    )
+    click.echo(
+        f"outbox: {document['outbox_pending']} to send, {document['outbox_held']} held, "
+        f"{document['outbox_failed']} failed"
+    )
     if document["outbox_last_error"]:
         click.echo(f"outbox waiting because: {document['outbox_last_error'][:200]}")
     if document["outbox_unconfirmed"]:
-        click.echo(f"outbox: {document['outbox_unconfirmed']} handed to the mail server as "
-                   "the service stopped, delivery unconfirmed (see `pcse outbox list`)")
+        click.echo(
+            f"outbox: {document['outbox_unconfirmed']} handed to the mail server as "
+            "the service stopped, delivery unconfirmed (see `pcse outbox list`)"
+        )
     cases = ", ".join(f"{state} {n}" for state, n in sorted(document["cases"].items()))
     click.echo(f"cases: {cases or 'none'}")
 

@@ -39,8 +39,9 @@ def check_message(app: AppContext, path: str, json_output: bool) -> None:
     """Which header vouched for the sender of a saved message, and the verdict."""
     file = Path(path)
     if file.stat().st_size > MAX_FILE_BYTES:
-        raise ConfigError(f"{file} is larger than {MAX_FILE_BYTES // 1048576} MB; it is not "
-                          "a single saved email.")
+        raise ConfigError(
+            f"{file} is larger than {MAX_FILE_BYTES // 1048576} MB; it is not a single saved email."
+        )
     mail = parse_mail(file.read_bytes())
     policy = app.config.security.policy()
     verdict = verdict_for(policy, mail)
@@ -69,13 +70,17 @@ def report(mail: ParsedMail, verdict: SenderVerdict, profile: str) -> dict[str, 
 
 
 def _print(document: dict[str, Any]) -> None:
-    click.echo(f"From:        {document['from_address'] or '(no single address)'}"
-               + (f"  (display name: {document['from_name']})" if document["from_name"] else ""))
+    click.echo(
+        f"From:        {document['from_address'] or '(no single address)'}"
+        + (f"  (display name: {document['from_name']})" if document["from_name"] else "")
+    )
     if document["from_problem"]:
         click.echo(f"From problem: {document['from_problem']}")
     click.echo(f"Profile:     {document['profile']}")
     click.echo(f"Verdict:     {document['status']}")
     click.echo(f"Vouched by:  {document['vouched_by'] or 'nothing'}")
     click.echo(f"Detail:      {document['detail']}")
-    click.echo(f"Headers:     {len(document['authentication_results'])} Authentication-Results, "
-               f"{len(document['auth_as'])} X-MS-Exchange-Organization-AuthAs")
+    click.echo(
+        f"Headers:     {len(document['authentication_results'])} Authentication-Results, "
+        f"{len(document['auth_as'])} X-MS-Exchange-Organization-AuthAs"
+    )

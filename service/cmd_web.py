@@ -29,13 +29,18 @@ def register(cli: click.Group) -> None:
 @click.command()
 @click.option("--host", help="Address to listen on (default: [web] host).")
 @click.option("--port", type=int, help="Port to listen on (default: [web] port).")
-@click.option("--certfile", type=click.Path(exists=True, dir_okay=False),
-              help="TLS certificate (PEM); with --keyfile, serve HTTPS and mark cookies Secure.")
-@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False),
-              help="TLS private key (PEM).")
+@click.option(
+    "--certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TLS certificate (PEM); with --keyfile, serve HTTPS and mark cookies Secure.",
+)
+@click.option(
+    "--keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM)."
+)
 @with_app()
-def serve(app: AppContext, host: str | None, port: int | None, certfile: str | None,
-          keyfile: str | None) -> None:
+def serve(
+    app: AppContext, host: str | None, port: int | None, certfile: str | None, keyfile: str | None
+) -> None:
     """Serve the caseworker web pages."""
     import uvicorn
 
@@ -44,9 +49,15 @@ def serve(app: AppContext, host: str | None, port: int | None, certfile: str | N
     from caseworker.serving import server_config
 
     web = app_from_config(app.config, app.db())
-    uvicorn.Server(server_config(web, host=host or app.config.web.host,
-                                 port=port or app.config.web.port,
-                                 ssl_certfile=certfile, ssl_keyfile=keyfile)).run()
+    uvicorn.Server(
+        server_config(
+            web,
+            host=host or app.config.web.host,
+            port=port or app.config.web.port,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
+    ).run()
 
 
 @click.group()
@@ -63,23 +74,26 @@ def _read_password() -> str:
 @caseworker.command("add")
 @click.argument("email")
 @click.option("--name", required=True, help="The caseworker's name.")
-@click.option("--supervisor", is_flag=True,
-              help="Can also reopen expired cases and manage accounts.")
+@click.option(
+    "--supervisor", is_flag=True, help="Can also reopen expired cases and manage accounts."
+)
 @with_app()
 def caseworker_add(app: AppContext, email: str, name: str, supervisor: bool) -> None:
     """Add an account; the password is read from a prompt, or from stdin when piped."""
     password = _read_password()
     with app.db().transaction() as session:
-        account = add_caseworker(session, email=email, name=name, password=password,
-                                 supervisor=supervisor)
+        account = add_caseworker(
+            session, email=email, name=name, password=password, supervisor=supervisor
+        )
         summary = f"Added {'supervisor' if supervisor else 'caseworker'} {account.email}."
     click.echo(summary)
 
 
 @caseworker.command("set-password")
 @click.argument("email")
-@click.option("--temporary", is_flag=True,
-              help="The account must choose a new password at its next sign-in.")
+@click.option(
+    "--temporary", is_flag=True, help="The account must choose a new password at its next sign-in."
+)
 @with_app()
 def caseworker_set_password(app: AppContext, email: str, temporary: bool) -> None:
     """Set an account's password, read from a prompt, or from stdin when piped; ends its
@@ -114,14 +128,19 @@ def caseworker_list(app: AppContext, json_output: bool) -> None:
     """Every account, active ones first."""
     with app.db().transaction() as session:
         accounts = [
-            {"email": a.email, "name": a.name, "supervisor": a.is_supervisor,
-             "active": a.active}
+            {"email": a.email, "name": a.name, "supervisor": a.is_supervisor, "active": a.active}
             for a in list_caseworkers(session)
         ]
     if json_output:
         emit_json(accounts)
         return
-    rows = [[str(a["email"]), str(a["name"]),
-             "supervisor" if a["supervisor"] else "caseworker",
-             "active" if a["active"] else "deactivated"] for a in accounts]
+    rows = [
+        [
+            str(a["email"]),
+            str(a["name"]),
+            "supervisor" if a["supervisor"] else "caseworker",
+            "active" if a["active"] else "deactivated",
+        ]
+        for a in accounts
+    ]
     click.echo(table(rows, ["email", "name", "role", "status"]) if rows else "No accounts.")

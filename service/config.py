@@ -24,9 +24,21 @@ from notifications.settings import NotificationsConfig, SmtpConfig
 from workflow.settings import WorkflowConfig
 
 __all__ = [
-    "Config", "ConfigError", "DatabaseConfig", "LimitsConfig", "MailboxConfig",
-    "NotificationsConfig", "ScheduleConfig", "SecurityConfig", "SmtpConfig", "StorageConfig",
-    "WebConfig", "WorkflowConfig", "from_mapping", "load", "local_defaults",
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "LimitsConfig",
+    "MailboxConfig",
+    "NotificationsConfig",
+    "ScheduleConfig",
+    "SecurityConfig",
+    "SmtpConfig",
+    "StorageConfig",
+    "WebConfig",
+    "WorkflowConfig",
+    "from_mapping",
+    "load",
+    "local_defaults",
     "require_sender_authentication",
 ]
 
@@ -102,13 +114,13 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
     """One section, each value checked against the type its package declares; a mistake
     is refused with the key's full name and the file."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a table ([{where}]), not {_shown(data)} "
-                          f"(in {source}).")
+        raise ConfigError(f"{where} must be a table ([{where}]), not {_shown(data)} (in {source}).")
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:
-        raise ConfigError(f"Unknown key(s) in [{where}]: {', '.join(sorted(unknown))} "
-                          f"(in {source}).")
+        raise ConfigError(
+            f"Unknown key(s) in [{where}]: {', '.join(sorted(unknown))} (in {source})."
+        )
     hints = get_type_hints(cls)
     for key, value in data.items():
         hint = hints[key]
@@ -116,16 +128,17 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
             union = get_origin(hint) in (UnionType, Union)
             choices = [a for a in get_args(hint) if a is not type(None)] if union else [hint]
             wanted = " or ".join(_kind(a) for a in choices)
-            raise ConfigError(f"{where}.{key} must be {wanted}, not {_shown(value)} "
-                              f"(in {source}).")
+            raise ConfigError(f"{where}.{key} must be {wanted}, not {_shown(value)} (in {source}).")
     return cls(**data)
 
 
 def local_defaults() -> Config:
     """A local Maildir and SMTP sink. Nothing vouches for senders here, so `pcse run` and
     `pcse poll` refuse these defaults; `pcse demo` stamps its own mail (demo.run)."""
-    return Config(mailboxes=[MailboxConfig(maildir="var/maildir")],
-                  security=SecurityConfig(sender_authentication="none"))
+    return Config(
+        mailboxes=[MailboxConfig(maildir="var/maildir")],
+        security=SecurityConfig(sender_authentication="none"),
+    )
 
 
 def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
@@ -143,13 +156,11 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
     unknown = set(data) - set(sections) - {"mailboxes"}
     if unknown:
         raise ConfigError(f"Unknown section(s): {', '.join(sorted(unknown))}.")
-    built = {name: _build(cls, data.get(name, {}), name, source)
-             for name, cls in sections.items()}
+    built = {name: _build(cls, data.get(name, {}), name, source) for name, cls in sections.items()}
     boxes = data.get("mailboxes", [])
     if not isinstance(boxes, list):
         raise ConfigError(f"mailboxes must be a list of [[mailboxes]] tables (in {source}).")
-    mailboxes = [_build(MailboxConfig, m, f"mailboxes[{n}]", source)
-                 for n, m in enumerate(boxes)]
+    mailboxes = [_build(MailboxConfig, m, f"mailboxes[{n}]", source) for n, m in enumerate(boxes)]
     config = Config(**built, mailboxes=mailboxes, source=source)
     _validate(config)
     return config
@@ -161,11 +172,9 @@ def _validate(config: Config) -> None:
         raise ConfigError("Each [[mailboxes]] entry needs a different name.")
     for box in config.mailboxes:
         if bool(box.maildir) == bool(box.imap_host):
-            raise ConfigError(
-                f"Mailbox {box.name!r} needs exactly one of maildir or imap_host."
-            )
+            raise ConfigError(f"Mailbox {box.name!r} needs exactly one of maildir or imap_host.")
         if box.auth not in ("password", "oauth2"):
-            raise ConfigError(f"Mailbox {box.name!r}: auth must be \"password\" or \"oauth2\".")
+            raise ConfigError(f'Mailbox {box.name!r}: auth must be "password" or "oauth2".')
     if config.smtp.auth not in ("none", "password", "oauth2"):
         raise ConfigError('[smtp] auth must be "none", "password" or "oauth2".')
     _validate_transport(config)
@@ -191,31 +200,37 @@ def _validate_transport(config: Config) -> None:
     """No password or token crosses the network in clear: signing in needs TLS, except to
     a server on this machine (the tests' Dovecot and SMTP sink)."""
     for box in config.mailboxes:
-        if box.imap_host and not (box.imap_ssl or box.starttls) \
-                and not is_loopback(box.imap_host):
+        if box.imap_host and not (box.imap_ssl or box.starttls) and not is_loopback(box.imap_host):
             raise ConfigError(
                 f"Mailbox {box.name!r} would sign in to {box.imap_host} without TLS: set "
                 "imap_ssl = true (port 993) or starttls = true; plain IMAP is allowed only "
-                "to a loopback imap_host.")
+                "to a loopback imap_host."
+            )
     smtp = config.smtp
     if smtp.auth != "none" and not (smtp.ssl or smtp.starttls) and not is_loopback(smtp.host):
         raise ConfigError(
-            f"[smtp] auth = \"{smtp.auth}\" would sign in to {smtp.host} without TLS: set "
+            f'[smtp] auth = "{smtp.auth}" would sign in to {smtp.host} without TLS: set '
             "starttls = true (port 587) or ssl = true (port 465); signing in without TLS is "
-            "allowed only to a loopback host.")
+            "allowed only to a loopback host."
+        )
 
 
 def _validate_security(security: SecurityConfig) -> None:
     profiles = ", ".join(f'"{p}"' for p in Profile)
     if security.sender_authentication not in set(Profile):
         raise ConfigError(f"[security] sender_authentication must be one of {profiles}.")
-    if (security.sender_authentication == Profile.AUTHSERV_ID
-            and not [t for t in security.trusted_authserv_ids if t.strip()]):
-        raise ConfigError('[security] sender_authentication = "authserv-id" needs the '
-                          "receiving server's authserv-id in trusted_authserv_ids.")
+    if security.sender_authentication == Profile.AUTHSERV_ID and not [
+        t for t in security.trusted_authserv_ids if t.strip()
+    ]:
+        raise ConfigError(
+            '[security] sender_authentication = "authserv-id" needs the '
+            "receiving server's authserv-id in trusted_authserv_ids."
+        )
     if security.sender_authentication == Profile.MICROSOFT365 and not security.internal_domains:
-        raise ConfigError('[security] sender_authentication = "microsoft365" needs the '
-                          'tenant\'s domains in internal_domains (for NHSmail, ["nhs.net"]).')
+        raise ConfigError(
+            '[security] sender_authentication = "microsoft365" needs the '
+            'tenant\'s domains in internal_domains (for NHSmail, ["nhs.net"]).'
+        )
 
 
 def require_sender_authentication(config: Config) -> None:
@@ -225,7 +240,8 @@ def require_sender_authentication(config: Config) -> None:
         raise ConfigError(
             f"Senders are not authenticated ({config.source}): set [security] "
             'sender_authentication to "microsoft365" or "authserv-id", or, for a demo or '
-            "test set-up only, allow_unauthenticated_senders = true.")
+            "test set-up only, allow_unauthenticated_senders = true."
+        )
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

@@ -45,8 +45,14 @@ class IntakeJob:
 
     name = "intake"
 
-    def __init__(self, db: Database, config: Config, handler: Handler,
-                 stop: threading.Event, worker: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        handler: Handler,
+        stop: threading.Event,
+        worker: str | None = None,
+    ) -> None:
         self.db = db
         self.config = config
         self.handler = handler
@@ -76,14 +82,22 @@ class IntakeJob:
         while not self.stop.is_set():
             with self._lock:
                 self._again = False
-            report = run_round(self.db, self.config, self.handler, stop=self.stop,
-                               cases=WorkflowLink(),
-                               worker=self.worker)
+            report = run_round(
+                self.db,
+                self.config,
+                self.handler,
+                stop=self.stop,
+                cases=WorkflowLink(),
+                worker=self.worker,
+            )
             self.rounds += 1
             counts = report.as_json()
             if report.fetched or report.processing.total:
-                log.info("intake: fetched %(fetched)d, processed %(processed)d, duplicates "
-                         "%(duplicates)d, ignored %(ignored)d, failed %(failed)d", counts)
+                log.info(
+                    "intake: fetched %(fetched)d, processed %(processed)d, duplicates "
+                    "%(duplicates)d, ignored %(ignored)d, failed %(failed)d",
+                    counts,
+                )
             with self._lock:
                 if not self._again:
                     self._running = False
@@ -102,8 +116,9 @@ def outbox_job(db: Database, config: Config) -> Job:
     def run() -> None:
         report = send_pending(db, config, token_provider=provider)
         if report.sent or report.failed:
-            log.info("outbox: sent %d, failed %d, pending %d", report.sent, report.failed,
-                     report.pending)
+            log.info(
+                "outbox: sent %d, failed %d, pending %d", report.sent, report.failed, report.pending
+            )
         if report.error:
             log.warning("outbox: %s", without_addresses(report.error))
 

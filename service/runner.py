@@ -42,9 +42,16 @@ def _guarded(name: str, func: Callable[[], Any]) -> Callable[[], None]:
 
 
 class Service:
-    def __init__(self, db: Database, config: Config, handler: Handler, *,
-                 jobs: list[Job] | None = None, stop: threading.Event | None = None,
-                 idle_renew_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        handler: Handler,
+        *,
+        jobs: list[Job] | None = None,
+        stop: threading.Event | None = None,
+        idle_renew_seconds: float | None = None,
+    ) -> None:
         self.db = db
         self.config = config
         self.stop = stop or threading.Event()
@@ -52,9 +59,14 @@ class Service:
         self.intake = IntakeJob(db, config, handler, self.stop, worker=self.worker)
         self.jobs = periodic_jobs(db, config) if jobs is None else jobs
         self.idle_renew_seconds = idle_renew_seconds
-        self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": None,
-        })
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": None,
+            },
+        )
         self.watchers: list[IdleWatcher] = []
         self.started = threading.Event()
 
@@ -87,25 +99,38 @@ class Service:
             kwargs: dict[str, Any] = {}
             if self.idle_renew_seconds is not None:
                 kwargs["renew_seconds"] = self.idle_renew_seconds
-            watchers.append(IdleWatcher(box.name, factory, self.wake_intake, self.stop,
-                                        **kwargs))
+            watchers.append(IdleWatcher(box.name, factory, self.wake_intake, self.stop, **kwargs))
         return watchers
 
     def start(self) -> None:
         now = datetime.now(UTC)
-        self.scheduler.add_job(_guarded("intake", self.intake), "interval", id="intake",
-                               seconds=self.config.schedule.poll_seconds, next_run_time=now)
+        self.scheduler.add_job(
+            _guarded("intake", self.intake),
+            "interval",
+            id="intake",
+            seconds=self.config.schedule.poll_seconds,
+            next_run_time=now,
+        )
         for job in self.jobs:
-            self.scheduler.add_job(_guarded(job.name, job.run), "interval", id=job.name,
-                                   seconds=job.seconds, next_run_time=now)
+            self.scheduler.add_job(
+                _guarded(job.name, job.run),
+                "interval",
+                id=job.name,
+                seconds=job.seconds,
+                next_run_time=now,
+            )
         self.scheduler.start()
         self.watchers = self._idle_watchers()
         for watcher in self.watchers:
             watcher.start()
         self.started.set()
-        log.info("pcse run: %d mailbox(es), polling every %.0f s%s; worker %s",
-                 len(self.config.mailboxes), self.config.schedule.poll_seconds,
-                 f", IDLE on {len(self.watchers)}" if self.watchers else "", self.worker)
+        log.info(
+            "pcse run: %d mailbox(es), polling every %.0f s%s; worker %s",
+            len(self.config.mailboxes),
+            self.config.schedule.poll_seconds,
+            f", IDLE on {len(self.watchers)}" if self.watchers else "",
+            self.worker,
+        )
 
     def shutdown(self) -> None:
         self.stop.set()

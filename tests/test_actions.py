@@ -36,8 +36,13 @@ from workflow.cases import get_case
 from workflow.env import WorkflowEnv
 from workflow.reminders import run_due
 
-UNRECORDED = {"name": "Eve Mallory", "email": "eve@nhs.net", "capacity": "gp_partner",
-              "date": None, "declaration": True}
+UNRECORDED = {
+    "name": "Eve Mallory",
+    "email": "eve@nhs.net",
+    "capacity": "gp_partner",
+    "date": None,
+    "declaration": True,
+}
 
 
 def triage_case(db: Database, env: WorkflowEnv) -> str:
@@ -50,7 +55,12 @@ def test_caseworker_approves_a_triage_case(db: Database, env: WorkflowEnv) -> No
     ref = triage_case(db, env)
     with db.transaction() as session:
         assert actions.allowed_actions(get_case(session, ref)) == [
-            "approve", "reject", "request_info", "send_approval_request", "withdraw"]
+            "approve",
+            "reject",
+            "request_info",
+            "send_approval_request",
+            "withdraw",
+        ]
         actions.approve(session, env, ref, by="casey@pcse", reason="Signer confirmed by phone")
     assert case_of(db, ref).state == "completed"
     assert holders(db, "A81001", "gpp") == [NOMINEE[1]]
@@ -60,7 +70,8 @@ def test_caseworker_approves_a_triage_case(db: Database, env: WorkflowEnv) -> No
 
 
 def test_approval_that_breaks_a_rule_is_refused_and_changes_nothing(
-    db: Database, env: WorkflowEnv,
+    db: Database,
+    env: WorkflowEnv,
 ) -> None:
     ref = triage_case(db, env)
     with db.transaction() as session:
@@ -89,17 +100,22 @@ def test_reject_cancels_open_tokens(db: Database, env: WorkflowEnv) -> None:
 
 
 def test_request_info_then_the_reply_comes_back_to_a_caseworker(
-    db: Database, env: WorkflowEnv,
+    db: Database,
+    env: WorkflowEnv,
 ) -> None:
     ref = triage_case(db, env)
     with db.transaction() as session:
-        actions.request_info(session, env, ref, by="casey",
-                             message="Please ask a GP partner to sign Part B.")
+        actions.request_info(
+            session, env, ref, by="casey", message="Please ask a GP partner to sign Part B."
+        )
     assert case_of(db, ref).state == "needs_info"
     (asked,) = outbox(db, "needs_info")
     assert "GP partner to sign" in asked.body_text
-    reply = mail_from(MANAGER, subject=f"RE: [{ref}] More information needed",
-                      text="Dr Patel will sign it today.\n\n> Please ask a GP partner\n")
+    reply = mail_from(
+        MANAGER,
+        subject=f"RE: [{ref}] More information needed",
+        text="Dr Patel will sign it today.\n\n> Please ask a GP partner\n",
+    )
     deliver(db, env, reply, MessageKind.CASE_REPLY, case_ref=ref)
     case = case_of(db, ref)
     assert case.state == "triage"
@@ -109,11 +125,11 @@ def test_request_info_then_the_reply_comes_back_to_a_caseworker(
 def test_ask_approver_only_a_recorded_one(db: Database, env: WorkflowEnv) -> None:
     ref = triage_case(db, env)
     with db.transaction() as session, pytest.raises(actions.ActionRefused, match="recorded"):
-        actions.send_approval_request(session, env, ref, by="casey",
-                                      approver_email="eve@nhs.net")
+        actions.send_approval_request(session, env, ref, by="casey", approver_email="eve@nhs.net")
     with db.transaction() as session:
-        approval = actions.send_approval_request(session, env, ref, by="casey",
-                                                 approver_email="A.Patel@nhs.net")
+        approval = actions.send_approval_request(
+            session, env, ref, by="casey", approver_email="A.Patel@nhs.net"
+        )
         assert approval.approver_email == PARTNER[1]
     assert case_of(db, ref).state == "awaiting_approval"
     answer(db, env, ref, PARTNER, "Approved")
@@ -127,11 +143,14 @@ def test_reopen_needs_a_supervisor(db: Database) -> None:
     clock.advance(days=11)
     run_due(db, env)
     with db.transaction() as session:
-        session.add_all([
-            Caseworker(email="casey@pcse", name="Casey", password_hash="x"),
-            Caseworker(email="sue@pcse", name="Sue Super", password_hash="x",
-                       is_supervisor=True),
-        ])
+        session.add_all(
+            [
+                Caseworker(email="casey@pcse", name="Casey", password_hash="x"),
+                Caseworker(
+                    email="sue@pcse", name="Sue Super", password_hash="x", is_supervisor=True
+                ),
+            ]
+        )
     with db.transaction() as session, pytest.raises(actions.ActionRefused, match="supervisor"):
         actions.reopen(session, env, ref, by="casey@pcse", reason="late answer")
     with db.transaction() as session:
@@ -176,9 +195,11 @@ def test_assign_take_over_and_release_are_recorded(db: Database, env: WorkflowEn
 
 def _config(tmp_path: Path, db: Database) -> Path:
     path = tmp_path / "pcse.toml"
-    path.write_text(f'[database]\nurl = "{db.url}"\n\n[security]\n'
-                    'sender_authentication = "authserv-id"\n'
-                    f'trusted_authserv_ids = ["mx.nhs.net"]\n')
+    path.write_text(
+        f'[database]\nurl = "{db.url}"\n\n[security]\n'
+        'sender_authentication = "authserv-id"\n'
+        f'trusted_authserv_ids = ["mx.nhs.net"]\n'
+    )
     return path
 
 
@@ -192,23 +213,25 @@ def pcse(config: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_cli_actions_and_case_show_history(db: Database, env: WorkflowEnv,
-                                           tmp_path: Path) -> None:
+def test_cli_actions_and_case_show_history(db: Database, env: WorkflowEnv, tmp_path: Path) -> None:
     config = _config(tmp_path, db)
     ref = triage_case(db, env)
-    code, out, err = pcse(config, "case", "ask-approver", ref, "--by", "casey",
-                          "--approver", "eve@nhs.net")
+    code, out, err = pcse(
+        config, "case", "ask-approver", ref, "--by", "casey", "--approver", "eve@nhs.net"
+    )
     assert code == 1 and "not a recorded signer" in err
-    code, out, _ = pcse(config, "case", "approve", ref, "--by", "casey", "--reason",
-                        "Confirmed by phone", "--json")
+    code, out, _ = pcse(
+        config, "case", "approve", ref, "--by", "casey", "--reason", "Confirmed by phone", "--json"
+    )
     assert code == 0, out
     assert json.loads(out)["state"] == "completed"
     code, out, _ = pcse(config, "case", "show", ref, "--json")
     document = json.loads(out)
     kinds = [h["event"] for h in document["history"]]
     assert {"created", "check", "decision", "caseworker_action", "applied"} <= set(kinds)
-    signer_check = next(h for h in document["history"]
-                        if h["data"].get("check") == "signer_recorded")
+    signer_check = next(
+        h for h in document["history"] if h["data"].get("check") == "signer_recorded"
+    )
     assert "Eve Mallory" in signer_check["detail"]
     assert signer_check["data"]["passed"] is False
 
@@ -226,21 +249,36 @@ def test_cli_assign_and_release(db: Database, env: WorkflowEnv, tmp_path: Path) 
         assert get_case(session, ref).assigned_to is None
 
 
-def test_cli_history_shows_every_check_of_an_answer(db: Database, env: WorkflowEnv,
-                                                    tmp_path: Path) -> None:
+def test_cli_history_shows_every_check_of_an_answer(
+    db: Database, env: WorkflowEnv, tmp_path: Path
+) -> None:
     config = _config(tmp_path, db)
     ref = open_request(db, env, gpp_form())
-    answer(db, env, ref, ("Mallory", "mallory@nhs.net"), "APPROVE",
-           token=token_for(db, ref, PARTNER[1]))
+    answer(
+        db,
+        env,
+        ref,
+        ("Mallory", "mallory@nhs.net"),
+        "APPROVE",
+        token=token_for(db, ref, PARTNER[1]),
+    )
     answer(db, env, ref, PARTNER, "REJECT she has left")
     code, out, _ = pcse(config, "case", "show", ref, "--json")
     assert code == 0
     history = json.loads(out)["history"]
     checks = [h for h in history if h["event"] == "check"]
     names = {h["data"]["check"] for h in checks}
-    assert {"token_known", "token_open", "token_unexpired", "changes_unchanged",
-            "sender_parsed", "sender_authenticated", "sender_is_approver",
-            "approver_independent", "signer_recorded"} <= names
+    assert {
+        "token_known",
+        "token_open",
+        "token_unexpired",
+        "changes_unchanged",
+        "sender_parsed",
+        "sender_authenticated",
+        "sender_is_approver",
+        "approver_independent",
+        "signer_recorded",
+    } <= names
     refused = [h for h in history if h["event"] == "approval_refused"]
     assert refused and "mallory@nhs.net" in refused[0]["detail"]
     said = [h["data"]["said"] for h in history if h["event"] == "message" and "said" in h["data"]]

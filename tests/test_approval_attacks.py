@@ -59,9 +59,13 @@ def granted(db: Database, org: str, service: str) -> list[str]:
 def pcn_form(**fields: Any):
     from forms.model import ParsedRequest
 
-    values = {"organisation_code": "U12345", "organisation_name": "North PCN",
-              "nominees": [{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
-              "main_contact": None, "signer": None}
+    values = {
+        "organisation_code": "U12345",
+        "organisation_name": "North PCN",
+        "nominees": [{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
+        "main_contact": None,
+        "signer": None,
+    }
     values.update(fields)
     return ParsedRequest(kind="pcn_admin_form", fields=values, source="acroform")
 
@@ -69,8 +73,7 @@ def pcn_form(**fields: Any):
 # --------------------------------------------------------------------------- who sent it
 
 
-def test_a_pcn_form_from_an_unauthenticated_ael_address_goes_to_a_person(
-        db: Database) -> None:
+def test_a_pcn_form_from_an_unauthenticated_ael_address_goes_to_a_person(db: Database) -> None:
     """No sender authentication vouches for the forged From: nothing is granted, and no
     approver is asked in the name of someone who may not have asked."""
     env = ms365_env()  # the real platform's profile; the forged mail has no AuthAs
@@ -87,12 +90,16 @@ def test_a_forged_requester_is_not_put_to_an_approver_in_their_name(db: Database
     """A signer's address forged from outside (Exchange: dmarc=fail) asks for a new Main
     Contact. The other signer must not be told that the first asked; a person confirms."""
     env = ms365_env()
-    request = email_request("main_contact", main_contact={"name": "Nina Nominee",
-                                                          "email": "nina@evil.example"})
-    failing = ["spf=fail smtp.mailfrom=nhs.net; dmarc=fail action=quarantine "
-               "header.from=nhs.net;compauth=fail reason=000"]
-    ref = open_request(db, env, request, sender=GUARDIAN, authentication_results=failing,
-                       auth_as=["Anonymous"])
+    request = email_request(
+        "main_contact", main_contact={"name": "Nina Nominee", "email": "nina@evil.example"}
+    )
+    failing = [
+        "spf=fail smtp.mailfrom=nhs.net; dmarc=fail action=quarantine "
+        "header.from=nhs.net;compauth=fail reason=000"
+    ]
+    ref = open_request(
+        db, env, request, sender=GUARDIAN, authentication_results=failing, auth_as=["Anonymous"]
+    )
     case = case_of(db, ref)
     assert case.state == "triage"
     assert outbox(db, "approval_request") == []
@@ -103,21 +110,32 @@ def test_a_forged_requester_is_not_put_to_an_approver_in_their_name(db: Database
 
 def test_a_pcn_form_from_an_authenticated_ael_contact_completes(db: Database) -> None:
     env = ms365_env()
-    ref = open_request(db, env, pcn_form(), sender=ICB_CONTACT, authentication_results=[],
-                       auth_as=["Internal"])
+    ref = open_request(
+        db, env, pcn_form(), sender=ICB_CONTACT, authentication_results=[], auth_as=["Internal"]
+    )
     assert case_of(db, ref).state == "completed"
     assert granted(db, "U12345", "pcn") == [NOMINEE[1]]
 
 
 def test_an_ael_contacts_mail_to_someone_else_replayed_into_the_inbox_grants_nothing(
-        db: Database) -> None:
+    db: Database,
+) -> None:
     """DKIM survives a replay, so Exchange says dmarc=pass for mail the contact sent to
     someone else; only mail addressed to us from inside the tenant is their submission."""
     env = ms365_env()
-    passing = ["spf=pass smtp.mailfrom=nhs.net; dkim=pass header.d=nhs.net;dmarc=pass "
-               "action=none header.from=nhs.net;compauth=pass reason=100"]
-    ref = open_request(db, env, pcn_form(), sender=ICB_CONTACT, auth_as=["Anonymous"],
-                       authentication_results=passing, to_addresses=["tariq@pcn.example"])
+    passing = [
+        "spf=pass smtp.mailfrom=nhs.net; dkim=pass header.d=nhs.net;dmarc=pass "
+        "action=none header.from=nhs.net;compauth=pass reason=100"
+    ]
+    ref = open_request(
+        db,
+        env,
+        pcn_form(),
+        sender=ICB_CONTACT,
+        auth_as=["Anonymous"],
+        authentication_results=passing,
+        to_addresses=["tariq@pcn.example"],
+    )
     assert case_of(db, ref).state == "awaiting_approval"
     assert granted(db, "U12345", "pcn") == []
 
@@ -128,17 +146,20 @@ def test_an_answer_sent_on_behalf_of_the_approver_is_refused(db: Database) -> No
     request = email_request("pl_admin", nominees=[{"name": MANAGER[0], "email": MANAGER[1]}])
     ref = open_request(db, env, request, sender=GUARDIAN, auth_as=["Internal"])
     token = token_for(db, ref, PARTNER[1])
-    answer(db, env, ref, PARTNER, "APPROVE", token=token, auth_as=["Internal"],
-           on_behalf=[MANAGER[1]])
+    answer(
+        db, env, ref, PARTNER, "APPROVE", token=token, auth_as=["Internal"], on_behalf=[MANAGER[1]]
+    )
     assert granted(db, "A81001", "pl") == []
     assert "sender_authenticated" in failed_checks(db, ref)
 
 
-def test_the_requester_writing_during_approval_stops_every_answer(db: Database,
-                                                                 env: WorkflowEnv) -> None:
+def test_the_requester_writing_during_approval_stops_every_answer(
+    db: Database, env: WorkflowEnv
+) -> None:
     ref = open_request(db, env, email_request("pl_admin"))
-    protest = mail_from(MANAGER, subject=f"RE: [{ref}] Your request",
-                        text="I did NOT send this. Please stop.")
+    protest = mail_from(
+        MANAGER, subject=f"RE: [{ref}] Your request", text="I did NOT send this. Please stop."
+    )
     deliver(db, env, protest, MessageKind.CASE_REPLY, case_ref=ref)
     assert case_of(db, ref).state == "triage"
     answer(db, env, ref, PARTNER, "APPROVE")
@@ -147,7 +168,8 @@ def test_the_requester_writing_during_approval_stops_every_answer(db: Database,
 
 
 def test_a_case_sent_to_a_person_is_not_decided_by_another_approver(
-        db: Database, env: WorkflowEnv) -> None:
+    db: Database, env: WorkflowEnv
+) -> None:
     """One signer's hesitation parks the case; the other signer's code no longer decides."""
     ref = open_request(db, env, email_request("pl_admin"))
     answer(db, env, ref, GUARDIAN, "Not approved - Nina left the practice in May")
@@ -158,23 +180,39 @@ def test_a_case_sent_to_a_person_is_not_decided_by_another_approver(
 
 
 def test_an_answer_from_a_display_name_posing_as_the_approver_is_refused(
-        db: Database, env: WorkflowEnv) -> None:
+    db: Database, env: WorkflowEnv
+) -> None:
     ref = open_request(db, env, gpp_form())
     token = token_for(db, ref, PARTNER[1])
     # What intake hands over for `=?utf-8?q?a.patel=40nhs.net=0A?= <mallory@nhs.net>`.
-    outcome = answer(db, env, ref, (PARTNER[1], "mallory@nhs.net"), "APPROVE", token=token,
-                     sender_problem="The From display name holds an email address.")
+    outcome = answer(
+        db,
+        env,
+        ref,
+        (PARTNER[1], "mallory@nhs.net"),
+        "APPROVE",
+        token=token,
+        sender_problem="The From display name holds an email address.",
+    )
     assert "refused" in outcome.lower()
     assert granted(db, "A81001", "gpp") == []
     assert {"sender_parsed", "sender_is_approver"} <= failed_checks(db, ref)
 
 
 def test_an_answer_whose_from_did_not_parse_reaches_a_person_without_naming_the_approver(
-        db: Database, env: WorkflowEnv) -> None:
+    db: Database, env: WorkflowEnv
+) -> None:
     ref = open_request(db, env, gpp_form())
     token = token_for(db, ref, PARTNER[1])
-    answer(db, env, ref, PARTNER, "APPROVE", token=token,
-           sender_problem="The From header is malformed (InvalidHeaderDefect).")
+    answer(
+        db,
+        env,
+        ref,
+        PARTNER,
+        "APPROVE",
+        token=token,
+        sender_problem="The From header is malformed (InvalidHeaderDefect).",
+    )
     case = case_of(db, ref)
     assert granted(db, "A81001", "gpp") == []
     assert case.state == "triage"
@@ -183,11 +221,15 @@ def test_an_answer_whose_from_did_not_parse_reaches_a_person_without_naming_the_
 
 
 def test_an_unverified_new_request_goes_to_a_person_and_acknowledges_only_the_real_address(
-        db: Database, env: WorkflowEnv) -> None:
-    mail = mail_from(("approver@nhs.net", "mallory@nhs.net"), subject="PL admin please",
-                     text="Please make Nina Nominee (nina.nominee@nhs.net) PL Organisation "
-                          "Administrator for A81001.",
-                     sender_problem="The From display name holds an email address.")
+    db: Database, env: WorkflowEnv
+) -> None:
+    mail = mail_from(
+        ("approver@nhs.net", "mallory@nhs.net"),
+        subject="PL admin please",
+        text="Please make Nina Nominee (nina.nominee@nhs.net) PL Organisation "
+        "Administrator for A81001.",
+        sender_problem="The From display name holds an email address.",
+    )
     outcome = deliver(db, env, mail, MessageKind.NEW_REQUEST)
     assert "unverified sender" in outcome
     with db.transaction() as session:
@@ -207,8 +249,12 @@ def test_a_forged_requester_reply_is_not_merged(db: Database) -> None:
     request = email_request("pl_admin", nominees=[{"name": NOMINEE[0], "email": None}])
     ref = open_request(db, env, request, auth_as=["Internal"])
     assert case_of(db, ref).state == "needs_info"
-    forged = mail_from(MANAGER, subject=f"RE: [{ref}] more information",
-                       text="Her address is mallory@nhs.net", authentication_results=[])
+    forged = mail_from(
+        MANAGER,
+        subject=f"RE: [{ref}] more information",
+        text="Her address is mallory@nhs.net",
+        authentication_results=[],
+    )
     deliver(db, env, forged, MessageKind.CASE_REPLY, case_ref=ref)
     case = case_of(db, ref)
     assert case.state == "triage"
@@ -221,9 +267,13 @@ def test_an_authenticated_requester_reply_is_merged(db: Database) -> None:
     env = ms365_env()
     request = email_request("pl_admin", nominees=[{"name": NOMINEE[0], "email": None}])
     ref = open_request(db, env, request, auth_as=["Internal"])
-    reply = mail_from(MANAGER, subject=f"RE: [{ref}] more information",
-                      text=f"Her address is {NOMINEE[1]}", authentication_results=[],
-                      auth_as=["Internal"])
+    reply = mail_from(
+        MANAGER,
+        subject=f"RE: [{ref}] more information",
+        text=f"Her address is {NOMINEE[1]}",
+        authentication_results=[],
+        auth_as=["Internal"],
+    )
     deliver(db, env, reply, MessageKind.CASE_REPLY, case_ref=ref)
     case = case_of(db, ref)
     assert case.fields["nominees"][0]["email"] == NOMINEE[1]
@@ -233,8 +283,12 @@ def test_an_authenticated_requester_reply_is_merged(db: Database) -> None:
 def test_a_forged_approver_reply_without_the_code_names_nobody(db: Database) -> None:
     env = ms365_env()
     ref = open_request(db, env, gpp_form(), auth_as=["Internal"])
-    forged = mail_from(PARTNER, subject=f"RE: [{ref}] Approval needed",
-                       text="Yes go ahead, I approve", authentication_results=[])
+    forged = mail_from(
+        PARTNER,
+        subject=f"RE: [{ref}] Approval needed",
+        text="Yes go ahead, I approve",
+        authentication_results=[],
+    )
     deliver(db, env, forged, MessageKind.CASE_REPLY, case_ref=ref)
     case = case_of(db, ref)
     assert case.state == "triage"
@@ -258,16 +312,17 @@ def test_a_token_does_not_outlive_a_new_form(db: Database, env: WorkflowEnv) -> 
     voids = outbox(db, "approval_void")
     assert {m.to_address for m in voids} == {PARTNER[1]}
     other = ("Oscar Other", "oscar.other@nhs.net")
-    reply = mail_from(MANAGER, subject=f"RE: [{ref}] more information",
-                      text="New form attached")
+    reply = mail_from(MANAGER, subject=f"RE: [{ref}] more information", text="New form attached")
     from tests.test_workflow_helpers import inbound_row
     from workflow.case_replies import _merge_reply
 
     with db.transaction() as session:
         case = session.scalars(select(Case).where(Case.ref == ref)).one()
         row = inbound_row(session, reply)
-        case.fields = {**case.fields,
-                       "nominees": [{"name": other[0], "email": other[1], "services": ["gpp"]}]}
+        case.fields = {
+            **case.fields,
+            "nominees": [{"name": other[0], "email": other[1], "services": ["gpp"]}],
+        }
         _merge_reply(session, env, case, row, reply, "New form attached")
     assert case_of(db, ref).state == "triage"  # the answer to a caseworker goes back to one
     outcome = answer(db, env, ref, PARTNER, "APPROVE", token=old_token)
@@ -277,14 +332,17 @@ def test_a_token_does_not_outlive_a_new_form(db: Database, env: WorkflowEnv) -> 
 
 
 def test_a_token_is_void_once_the_changes_differ_from_what_was_asked(
-        db: Database, env: WorkflowEnv) -> None:
+    db: Database, env: WorkflowEnv
+) -> None:
     """The digest is the backstop: changes made behind an open token are never approved."""
     ref = open_request(db, env, gpp_form())
     token = token_for(db, ref, PARTNER[1])
     with db.transaction() as session:
         case = session.scalars(select(Case).where(Case.ref == ref)).one()
-        case.fields = {**case.fields, "nominees": [
-            {"name": "Mallory", "email": "mallory@nhs.net", "services": ["gpp"]}]}
+        case.fields = {
+            **case.fields,
+            "nominees": [{"name": "Mallory", "email": "mallory@nhs.net", "services": ["gpp"]}],
+        }
     outcome = answer(db, env, ref, PARTNER, "APPROVE", token=token)
     assert "refused" in outcome.lower()
     assert granted(db, "A81001", "gpp") == []
@@ -320,8 +378,9 @@ def test_a_one_click_approve_from_the_approver_approves(db: Database, env: Workf
 def test_a_one_click_reject_carries_its_reason(db: Database, env: WorkflowEnv) -> None:
     ref = open_request(db, env, gpp_form())
     token = token_for(db, ref, PARTNER[1])
-    mail = mail_from(PARTNER, subject=f"REJECT [{ref}] APV-{token}",
-                     text="Reason for rejecting: she left in May")
+    mail = mail_from(
+        PARTNER, subject=f"REJECT [{ref}] APV-{token}", text="Reason for rejecting: she left in May"
+    )
     deliver(db, env, mail, MessageKind.APPROVAL_ANSWER, token=token)
     case = case_of(db, ref)
     assert case.state == "rejected"
@@ -329,8 +388,7 @@ def test_a_one_click_reject_carries_its_reason(db: Database, env: WorkflowEnv) -
     assert granted(db, "A81001", "gpp") == []
 
 
-def test_a_one_click_approve_from_someone_else_is_refused(db: Database,
-                                                         env: WorkflowEnv) -> None:
+def test_a_one_click_approve_from_someone_else_is_refused(db: Database, env: WorkflowEnv) -> None:
     ref = open_request(db, env, gpp_form())
     token = token_for(db, ref, PARTNER[1])
     mail = mail_from(("Mallory", "mallory@nhs.net"), subject=f"APPROVE [{ref}] APV-{token}")
@@ -342,14 +400,18 @@ def test_a_one_click_approve_from_someone_else_is_refused(db: Database,
 # --------------------------------------------------------------------------- refusals in words
 
 
-@pytest.mark.parametrize("words", [
-    "I wouldn't approve this, she has not started yet",
-    "I am not able to approve this",
-    "Yes\n\nActually please don't set her up, she left last week",
-    "Approve? I don't know who this is",
-])
-def test_refusals_in_ordinary_words_grant_nothing(db: Database, env: WorkflowEnv,
-                                                  words: str) -> None:
+@pytest.mark.parametrize(
+    "words",
+    [
+        "I wouldn't approve this, she has not started yet",
+        "I am not able to approve this",
+        "Yes\n\nActually please don't set her up, she left last week",
+        "Approve? I don't know who this is",
+    ],
+)
+def test_refusals_in_ordinary_words_grant_nothing(
+    db: Database, env: WorkflowEnv, words: str
+) -> None:
     ref = open_request(db, env, gpp_form())
     answer(db, env, ref, PARTNER, words)
     assert granted(db, "A81001", "gpp") == []
@@ -357,7 +419,8 @@ def test_refusals_in_ordinary_words_grant_nothing(db: Database, env: WorkflowEnv
 
 
 def test_an_unclear_answer_tells_the_approver_a_person_will_read_it(
-        db: Database, env: WorkflowEnv) -> None:
+    db: Database, env: WorkflowEnv
+) -> None:
     ref = open_request(db, env, gpp_form())
     answer(db, env, ref, PARTNER, "Happy to approve if the partners agree")
     assert case_of(db, ref).state == "triage"
@@ -368,7 +431,8 @@ def test_an_unclear_answer_tells_the_approver_a_person_will_read_it(
 
 
 def test_a_signer_nominating_themself_is_not_asked_another_signer_is(
-        db: Database, env: WorkflowEnv) -> None:
+    db: Database, env: WorkflowEnv
+) -> None:
     form = gpp_form(nominees=[{"name": PARTNER[0], "email": PARTNER[1], "services": ["gpp"]}])
     ref = open_request(db, env, form)
     asked = {m.to_address for m in outbox(db, "approval_request")}
@@ -383,19 +447,21 @@ def test_self_approval_with_a_stale_token_is_refused(db: Database, env: Workflow
     token = token_for(db, ref, PARTNER[1])
     with db.transaction() as session:
         case = session.scalars(select(Case).where(Case.ref == ref)).one()
-        case.fields = {**case.fields, "nominees": [
-            {"name": PARTNER[0], "email": PARTNER[1], "services": ["gpp"]}]}
+        case.fields = {
+            **case.fields,
+            "nominees": [{"name": PARTNER[0], "email": PARTNER[1], "services": ["gpp"]}],
+        }
         session.execute(update(ApprovalRequest).values(digest=case_digest(case)))
     answer(db, env, ref, PARTNER, "APPROVE", token=token)
     assert granted(db, "A81001", "gpp") == []
     assert "approver_independent" in failed_checks(db, ref)
 
 
-def test_an_ael_contact_asking_a_pcn_role_for_themself_needs_another_contact(
-        db: Database) -> None:
+def test_an_ael_contact_asking_a_pcn_role_for_themself_needs_another_contact(db: Database) -> None:
     env = ms365_env()
-    form = pcn_form(nominees=[{"name": ICB_CONTACT[0], "email": ICB_CONTACT[1],
-                               "services": ["pcn"]}])
+    form = pcn_form(
+        nominees=[{"name": ICB_CONTACT[0], "email": ICB_CONTACT[1], "services": ["pcn"]}]
+    )
     ref = open_request(db, env, form, sender=ICB_CONTACT, auth_as=["Internal"])
     assert case_of(db, ref).state == "awaiting_approval"
     assert granted(db, "U12345", "pcn") == []
@@ -405,7 +471,7 @@ def test_an_ael_contact_asking_a_pcn_role_for_themself_needs_another_contact(
 def test_a_caseworker_cannot_ask_the_nominee_to_approve(db: Database, env: WorkflowEnv) -> None:
     form = gpp_form(nominees=[{"name": PARTNER[0], "email": PARTNER[1], "services": ["gpp"]}])
     ref = open_request(db, env, form)
-    with db.transaction() as session, pytest.raises(actions.ActionRefused,
-                                                    match="cannot approve"):
-        actions.send_approval_request(session, env, ref, by="cw@pcse.test",
-                                      approver_email=PARTNER[1])
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="cannot approve"):
+        actions.send_approval_request(
+            session, env, ref, by="cw@pcse.test", approver_email=PARTNER[1]
+        )

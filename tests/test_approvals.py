@@ -62,8 +62,9 @@ def test_reply_from_another_address(db: Database, env: WorkflowEnv) -> None:
     assert refusals(db, ref)
 
 
-def test_an_approver_removed_since_being_asked_approves_nothing(db: Database,
-                                                                env: WorkflowEnv) -> None:
+def test_an_approver_removed_since_being_asked_approves_nothing(
+    db: Database, env: WorkflowEnv
+) -> None:
     from sqlalchemy import update
 
     from workflow.models import Signer
@@ -83,15 +84,17 @@ def test_an_approver_removed_since_being_asked_approves_nothing(db: Database,
 
 def test_right_address_without_dmarc_pass(db: Database, env: WorkflowEnv) -> None:
     ref = open_request(db, env, gpp_form())
-    failing = ["mx.nhs.net; spf=softfail smtp.mailfrom=nhs.net; dmarc=fail (p=reject) "
-               "header.from=nhs.net"]
+    failing = [
+        "mx.nhs.net; spf=softfail smtp.mailfrom=nhs.net; dmarc=fail (p=reject) header.from=nhs.net"
+    ]
     answer(db, env, ref, PARTNER, "APPROVE", authentication_results=failing)
     assert_nothing_approved(db, ref)
     assert "sender_authenticated" in failed_checks(db, ref)
     # It claims to be the approver, so a person confirms it with them.
     assert case_of(db, ref).state == "triage"
-    check = [e for e in events(db, ref, "check")
-             if e["data"]["check"] == "sender_authenticated"][-1]
+    check = [e for e in events(db, ref, "check") if e["data"]["check"] == "sender_authenticated"][
+        -1
+    ]
     assert "dmarc=fail" in check["detail"]
     assert "dmarc=fail" in check["data"]["sender_authentication"]
 
@@ -104,15 +107,19 @@ def test_right_address_with_no_authentication_results(db: Database, env: Workflo
 
 
 def test_forged_authentication_results_from_an_untrusted_authserv_id(
-    db: Database, env: WorkflowEnv,
+    db: Database,
+    env: WorkflowEnv,
 ) -> None:
     ref = open_request(db, env, gpp_form())
-    forged = [passed_dmarc(PARTNER[1], authserv="mx.attacker.example"),
-              "mx.nhs.net; dmarc=fail header.from=nhs.net"]
+    forged = [
+        passed_dmarc(PARTNER[1], authserv="mx.attacker.example"),
+        "mx.nhs.net; dmarc=fail header.from=nhs.net",
+    ]
     answer(db, env, ref, PARTNER, "APPROVE", authentication_results=forged)
     assert_nothing_approved(db, ref)
-    check = [e for e in events(db, ref, "check")
-             if e["data"]["check"] == "sender_authenticated"][-1]
+    check = [e for e in events(db, ref, "check") if e["data"]["check"] == "sender_authenticated"][
+        -1
+    ]
     assert check["data"]["passed"] is False
     assert "below one that is not trusted" in check["detail"]
 
@@ -138,12 +145,20 @@ def test_token_reused(db: Database, env: WorkflowEnv) -> None:
 
 def test_token_of_another_case(db: Database, env: WorkflowEnv) -> None:
     first = open_request(db, env, gpp_form())
-    second = open_request(db, env, gpp_form(nominees=[{"name": "Other Person",
-                                                       "email": "other@nhs.net"}]))
+    second = open_request(
+        db, env, gpp_form(nominees=[{"name": "Other Person", "email": "other@nhs.net"}])
+    )
     token_of_second = token_for(db, second, PARTNER[1])
     # The reply is about the first case but carries the second case's token.
-    answer(db, env, first, PARTNER, "APPROVE", token=token_of_second,
-           subject=f"RE: [{first}] Approval needed APV-{token_of_second}")
+    answer(
+        db,
+        env,
+        first,
+        PARTNER,
+        "APPROVE",
+        token=token_of_second,
+        subject=f"RE: [{first}] Approval needed APV-{token_of_second}",
+    )
     for ref in (first, second):
         assert case_of(db, ref).state != "completed"
         assert refusals(db, ref), ref
@@ -162,9 +177,12 @@ def test_unknown_token(db: Database, env: WorkflowEnv) -> None:
 def test_two_from_addresses(db: Database, env: WorkflowEnv) -> None:
     ref = open_request(db, env, gpp_form())
     token = token_for(db, ref, PARTNER[1])
-    mail = Mail(from_addresses=[PARTNER, ("Mallory", "mallory@nhs.net")],
-                subject=f"RE: [{ref}] Approval needed APV-{token}", text="APPROVE\n",
-                authentication_results=[passed_dmarc(PARTNER[1])])
+    mail = Mail(
+        from_addresses=[PARTNER, ("Mallory", "mallory@nhs.net")],
+        subject=f"RE: [{ref}] Approval needed APV-{token}",
+        text="APPROVE\n",
+        authentication_results=[passed_dmarc(PARTNER[1])],
+    )
     deliver(db, env, mail, MessageKind.APPROVAL_ANSWER, token=token)
     assert_nothing_approved(db, ref)
     assert {"sender_parsed", "sender_is_approver"} <= failed_checks(db, ref)
@@ -173,9 +191,12 @@ def test_two_from_addresses(db: Database, env: WorkflowEnv) -> None:
 def test_approve_word_only_in_the_quoted_text(db: Database, env: WorkflowEnv) -> None:
     ref = open_request(db, env, gpp_form())
     token = token_for(db, ref, PARTNER[1])
-    mail = mail_from(PARTNER, subject=f"RE: [{ref}] Approval needed APV-{token}",
-                     text="\n\nOn Mon, 2 Mar 2026, PCSE <pcse.portalenquiries@nhs.net> wrote:\n"
-                          "> APPROVE\n> Yes I approve\n")
+    mail = mail_from(
+        PARTNER,
+        subject=f"RE: [{ref}] Approval needed APV-{token}",
+        text="\n\nOn Mon, 2 Mar 2026, PCSE <pcse.portalenquiries@nhs.net> wrote:\n"
+        "> APPROVE\n> Yes I approve\n",
+    )
     deliver(db, env, mail, MessageKind.APPROVAL_ANSWER, token=token)
     assert_nothing_approved(db, ref)
     assert case_of(db, ref).state == "triage"
@@ -195,8 +216,7 @@ def test_expired_token(db: Database) -> None:
     assert_nothing_approved(db, ref)
 
 
-def test_the_other_approvers_answer_after_the_first_decided(db: Database,
-                                                            env: WorkflowEnv) -> None:
+def test_the_other_approvers_answer_after_the_first_decided(db: Database, env: WorkflowEnv) -> None:
     ref = open_request(db, env, email_request("pl_admin"))
     answer(db, env, ref, GUARDIAN, "REJECT she is a locum")
     assert case_of(db, ref).state == "rejected"
@@ -214,10 +234,16 @@ def test_profile_none_takes_from_at_its_word(db: Database) -> None:
 
 
 def test_approval_request_never_goes_to_the_address_on_the_form(
-    db: Database, env: WorkflowEnv,
+    db: Database,
+    env: WorkflowEnv,
 ) -> None:
-    signer = {"name": "Anil Patel", "email": "anil@attacker.example", "capacity": "gp_partner",
-              "date": None, "declaration": True}
+    signer = {
+        "name": "Anil Patel",
+        "email": "anil@attacker.example",
+        "capacity": "gp_partner",
+        "date": None,
+        "declaration": True,
+    }
     open_request(db, env, gpp_form(signer=signer))
     assert [m.to_address for m in outbox(db, "approval_request")] == [PARTNER[1]]
     assert outbox(db, to="anil@attacker.example") == []
@@ -236,43 +262,64 @@ def test_tokens_are_fresh_and_match_the_contract() -> None:
         assert find_token(f"re: {shown(token).upper()}") == token
 
 
-def dmarc_passes(headers: list[str], trusted: tuple[str, ...], domain: str
-                 ) -> tuple[bool, str]:
+def dmarc_passes(headers: list[str], trusted: tuple[str, ...], domain: str) -> tuple[bool, str]:
     """The authserv-id profile's verdict on a sender of `domain` with these headers."""
-    verdict = authenticate(SenderPolicy(Profile.AUTHSERV_ID, trusted), parse_from([f"x@{domain}"]),
-                           headers, [])
+    verdict = authenticate(
+        SenderPolicy(Profile.AUTHSERV_ID, trusted), parse_from([f"x@{domain}"]), headers, []
+    )
     return verdict.authenticated, verdict.detail
 
 
-@pytest.mark.parametrize("headers,domain,expected", [
-    (["mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", True),
-    (["MX.NHS.NET 1; dmarc=pass header.from=NHS.net"], "nhs.net", True),
-    (["mx.nhs.net; dmarc=pass header.from=other.org"], "nhs.net", False),
-    (["mx.nhs.net; dmarc=none header.from=nhs.net"], "nhs.net", False),
-    (["mx.nhs.net; spf=pass smtp.mailfrom=nhs.net"], "nhs.net", False),
-    # The topmost trusted header wins over a lower one.
-    (["mx.nhs.net; dmarc=fail header.from=nhs.net",
-      "mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", False),
-    # A trusted id below a header that is not trusted was written before the message
-    # reached the trusted server, so by anyone.
-    (["evil.example; dmarc=pass header.from=nhs.net",
-      "mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", False),
-    # A header claiming a trusted id that cannot be read fails, never falls through.
-    (["mx.nhs.net; ;;; ==", "mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", False),
-    (["Authentication-Results: mx.nhs.net;\r\n dmarc=pass\r\n header.from=nhs.net"],
-     "nhs.net", True),
-    ([], "nhs.net", False),
-    (["; dmarc=pass header.from=nhs.net", "", "   "], "nhs.net", False),
-])
+@pytest.mark.parametrize(
+    "headers,domain,expected",
+    [
+        (["mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", True),
+        (["MX.NHS.NET 1; dmarc=pass header.from=NHS.net"], "nhs.net", True),
+        (["mx.nhs.net; dmarc=pass header.from=other.org"], "nhs.net", False),
+        (["mx.nhs.net; dmarc=none header.from=nhs.net"], "nhs.net", False),
+        (["mx.nhs.net; spf=pass smtp.mailfrom=nhs.net"], "nhs.net", False),
+        # The topmost trusted header wins over a lower one.
+        (
+            [
+                "mx.nhs.net; dmarc=fail header.from=nhs.net",
+                "mx.nhs.net; dmarc=pass header.from=nhs.net",
+            ],
+            "nhs.net",
+            False,
+        ),
+        # A trusted id below a header that is not trusted was written before the message
+        # reached the trusted server, so by anyone.
+        (
+            [
+                "evil.example; dmarc=pass header.from=nhs.net",
+                "mx.nhs.net; dmarc=pass header.from=nhs.net",
+            ],
+            "nhs.net",
+            False,
+        ),
+        # A header claiming a trusted id that cannot be read fails, never falls through.
+        (["mx.nhs.net; ;;; ==", "mx.nhs.net; dmarc=pass header.from=nhs.net"], "nhs.net", False),
+        (
+            ["Authentication-Results: mx.nhs.net;\r\n dmarc=pass\r\n header.from=nhs.net"],
+            "nhs.net",
+            True,
+        ),
+        ([], "nhs.net", False),
+        (["; dmarc=pass header.from=nhs.net", "", "   "], "nhs.net", False),
+    ],
+)
 def test_dmarc_verdicts(headers: list[str], domain: str, expected: bool) -> None:
     passed, said = dmarc_passes(headers, ("mx.nhs.net",), domain)
     assert passed is expected, said
     assert said
 
 
-@given(st.lists(st.text(max_size=80) | st.text(max_size=60).map(lambda t: "mx.nhs.net; " + t),
-                max_size=4), st.text(max_size=20))
-def test_any_authentication_results_text_gives_a_verdict(headers: list[str],
-                                                        domain: str) -> None:
+@given(
+    st.lists(
+        st.text(max_size=80) | st.text(max_size=60).map(lambda t: "mx.nhs.net; " + t), max_size=4
+    ),
+    st.text(max_size=20),
+)
+def test_any_authentication_results_text_gives_a_verdict(headers: list[str], domain: str) -> None:
     passed, said = dmarc_passes(headers, ("mx.nhs.net",), domain)
     assert isinstance(passed, bool) and said

@@ -101,8 +101,10 @@ def test_every_import_points_down() -> None:
             if LAYERS[there] < LAYERS[here] or (here, there) in ALLOWED_SIDEWAYS:
                 continue
             rel = path.relative_to(ROOT)
-            wrong.append(f"{rel}:{line} imports {target} ({here} is on layer "
-                         f"{LAYERS[here]}, {there} on layer {LAYERS[there]})")
+            wrong.append(
+                f"{rel}:{line} imports {target} ({here} is on layer "
+                f"{LAYERS[here]}, {there} on layer {LAYERS[there]})"
+            )
     assert not wrong, "Imports that do not point down:\n" + "\n".join(wrong)
 
 
@@ -116,7 +118,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return [*path[path.index(nxt):], nxt]
+                return [*path[path.index(nxt) :], nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         path.pop()

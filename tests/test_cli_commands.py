@@ -21,22 +21,31 @@ def test_every_listed_command_loads_under_its_own_name() -> None:
 def test_help_lists_every_command() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines()
-              if line.strip()}
+    listed = {
+        line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()
+    }
     assert listed == set(COMMANDS)
 
 
 def test_case_group_carries_the_caseworker_actions() -> None:
     case = cli.get_command(click.Context(cli), "case")
     assert isinstance(case, click.Group)
-    assert {"show", "approve", "reject", "request-info", "reopen", "withdraw",
-            "ask-approver"} <= set(case.commands)
+    assert {
+        "show",
+        "approve",
+        "reject",
+        "request-info",
+        "reopen",
+        "withdraw",
+        "ask-approver",
+    } <= set(case.commands)
 
 
 def test_a_quick_command_does_not_load_the_web_pages() -> None:
-    probe = ("import sys; from service.cli import cli; import click; "
-             "cli.get_command(click.Context(cli), 'status'); "
-             "print('caseworker.app' in sys.modules, 'demo.cli' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)
+    probe = (
+        "import sys; from service.cli import cli; import click; "
+        "cli.get_command(click.Context(cli), 'status'); "
+        "print('caseworker.app' in sys.modules, 'demo.cli' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]

@@ -32,7 +32,11 @@ def config(db_url: str, tmp_path: Path) -> Path:
 def pcse(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(PCSE), "--config", str(config), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
     )
 
 
@@ -55,12 +59,24 @@ def test_newcomer_walkthrough(config: Path) -> None:
         "type": "gp_practice",
         "icb_code": "QHM",
         "users": [
-            {"name": "Amina Okafor", "email": "amina.okafor@nhs.net", "active": True,
-             "roles": ["Main Contact", "Practice Order Entry Clerk"]},
-            {"name": "Sarah Patel", "email": "sarah.patel@nhs.net", "active": True,
-             "roles": ["GPP Practice User Administrator", "PL Organisation Administrator"]},
-            {"name": "Tom Hughes", "email": "tom.hughes@nhs.net", "active": True,
-             "roles": ["GPP Practice User Administrator", "Claims Admin"]},
+            {
+                "name": "Amina Okafor",
+                "email": "amina.okafor@nhs.net",
+                "active": True,
+                "roles": ["Main Contact", "Practice Order Entry Clerk"],
+            },
+            {
+                "name": "Sarah Patel",
+                "email": "sarah.patel@nhs.net",
+                "active": True,
+                "roles": ["GPP Practice User Administrator", "PL Organisation Administrator"],
+            },
+            {
+                "name": "Tom Hughes",
+                "email": "tom.hughes@nhs.net",
+                "active": True,
+                "roles": ["GPP Practice User Administrator", "Claims Admin"],
+            },
         ],
     }
     text = pcse(config, "directory", "show", "A81001").stdout
@@ -73,15 +89,15 @@ def test_newcomer_walkthrough(config: Path) -> None:
     assert "Fiona Grant" not in text
 
 
-def test_ael_import_with_replace_removes_who_the_list_dropped(config: Path,
-                                                            tmp_path: Path) -> None:
+def test_ael_import_with_replace_removes_who_the_list_dropped(config: Path, tmp_path: Path) -> None:
     assert pcse(config, "directory", "import-orgs", "examples/organisations.csv").returncode == 0
     assert pcse(config, "ael", "import", "examples/ael.csv").returncode == 0
     assert "David Brown" in pcse(config, "directory", "show", "A81001").stdout
     lines = (EXAMPLES / "ael.csv").read_text(encoding="utf-8").splitlines()
     dropped = tmp_path / "ael-next-month.csv"
-    dropped.write_text("\n".join(line for line in lines if "David Brown" not in line) + "\n",
-                       encoding="utf-8")
+    dropped.write_text(
+        "\n".join(line for line in lines if "David Brown" not in line) + "\n", encoding="utf-8"
+    )
     done = pcse(config, "ael", "import", str(dropped), "--replace", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -97,21 +113,34 @@ def test_bad_rows_reported_good_rows_loaded(config: Path, db_url: str) -> None:
     with db.transaction() as session:
         import_organisations(session, EXAMPLES / "organisations.csv", actor="setup")
         import_users(session, EXAMPLES / "users.csv", actor="setup")
-    done = pcse(config, "directory", "import-users", "examples/users-with-mistakes.csv",
-                "--by", "operator@nhs.net")
+    done = pcse(
+        config,
+        "directory",
+        "import-users",
+        "examples/users-with-mistakes.csv",
+        "--by",
+        "operator@nhs.net",
+    )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == [
-        f"users-with-mistakes.csv row {n}" for n in (4, 5, 6, 7, 8)]
-    assert lines[0].endswith("already has 4 GPP Practice User Administrators, the most "
-                             "allowed; end one of their roles first.")
+        f"users-with-mistakes.csv row {n}" for n in (4, 5, 6, 7, 8)
+    ]
+    assert lines[0].endswith(
+        "already has 4 GPP Practice User Administrators, the most "
+        "allowed; end one of their roles first."
+    )
     assert "Traceback" not in done.stderr
     assert done.stdout.strip() == (
         "Users from examples/users-with-mistakes.csv: 8 rows, 3 added, 0 updated, "
-        "0 unchanged, 5 failed.")
+        "0 unchanged, 5 failed."
+    )
     with db.transaction() as session:
-        actors = Counter(session.scalars(select(DirectoryEvent.actor).where(
-            DirectoryEvent.action == "role_granted")))
+        actors = Counter(
+            session.scalars(
+                select(DirectoryEvent.actor).where(DirectoryEvent.action == "role_granted")
+            )
+        )
     db.dispose()
     assert actors == {"setup": 9, "operator@nhs.net": 3}
 
@@ -123,8 +152,7 @@ def test_import_ods(config: Path, db_url: str) -> None:
     assert (report["added"], report["skipped"], report["failed"]) == (177, 22, [])
     again = pcse(config, "directory", "import-ods", str(SLICE), "--include-non-gp")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip().endswith(
-        "199 rows, 22 added, 0 updated, 177 unchanged, 0 failed.")
+    assert again.stdout.strip().endswith("199 rows, 22 added, 0 updated, 177 unchanged, 0 failed.")
     db = Database(db_url)
     with db.transaction() as session:
         closed = get_org(session, "A81003")
@@ -140,11 +168,16 @@ def _fails_with_one_sentence(done: subprocess.CompletedProcess[str], sentence: s
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_user_mistakes_are_one_sentence(config: Path, tmp_path: Path) -> None:
-    _fails_with_one_sentence(pcse(config, "directory", "show", "A89999"),
-                             "There is no organisation A89999 in the directory.")
+    _fails_with_one_sentence(
+        pcse(config, "directory", "show", "A89999"),
+        "There is no organisation A89999 in the directory.",
+    )
     _fails_with_one_sentence(
         pcse(config, "directory", "import-orgs", "examples/users.csv"),
         "The file examples/users.csv has no column code, type, icb_code; its first line "
-        "must be code,name,type,icb_code.")
-    _fails_with_one_sentence(pcse(config, "ael", "import", str(tmp_path / "none.csv")),
-                             f"The file {tmp_path / 'none.csv'} does not exist.")
+        "must be code,name,type,icb_code.",
+    )
+    _fails_with_one_sentence(
+        pcse(config, "ael", "import", str(tmp_path / "none.csv")),
+        f"The file {tmp_path / 'none.csv'} does not exist.",
+    )

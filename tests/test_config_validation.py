@@ -13,8 +13,10 @@ from service.config import ConfigError, from_mapping, load, to_toml
 
 def test_a_port_written_as_text_is_refused_naming_the_key_and_the_file(tmp_path: Path) -> None:
     path = tmp_path / "pcse.toml"
-    path.write_text('[[mailboxes]]\nname = "enquiries"\nimap_host = "127.0.0.1"\n'
-                    'imap_port = "993"\n', encoding="utf-8")
+    path.write_text(
+        '[[mailboxes]]\nname = "enquiries"\nimap_host = "127.0.0.1"\nimap_port = "993"\n',
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError) as refused:
         load(path)
     message = str(refused.value)
@@ -22,17 +24,24 @@ def test_a_port_written_as_text_is_refused_naming_the_key_and_the_file(tmp_path:
     assert "whole number" in message and "'993'" in message
 
 
-@pytest.mark.parametrize(("data", "said"), [
-    ({"smtp": {"port": 25.5}}, "smtp.port must be a whole number"),
-    ({"schedule": {"idle": "yes"}}, "schedule.idle must be true or false"),
-    ({"security": {"trusted_authserv_ids": "mx.example"}},
-     "security.trusted_authserv_ids must be a list of texts"),
-    ({"notifications": {"templates_dir": 3}}, "notifications.templates_dir must be text"),
-    ({"web": 3}, r"web must be a table"),
-    ({"mailboxes": {"name": "x"}}, "mailboxes must be a list"),
-    ({"mailboxes": [{"name": "a", "maildir": "m"}, {"name": "b", "nope": 1}]},
-     r"Unknown key\(s\) in \[mailboxes\[1\]\]: nope"),
-])
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        ({"smtp": {"port": 25.5}}, "smtp.port must be a whole number"),
+        ({"schedule": {"idle": "yes"}}, "schedule.idle must be true or false"),
+        (
+            {"security": {"trusted_authserv_ids": "mx.example"}},
+            "security.trusted_authserv_ids must be a list of texts",
+        ),
+        ({"notifications": {"templates_dir": 3}}, "notifications.templates_dir must be text"),
+        ({"web": 3}, r"web must be a table"),
+        ({"mailboxes": {"name": "x"}}, "mailboxes must be a list"),
+        (
+            {"mailboxes": [{"name": "a", "maildir": "m"}, {"name": "b", "nope": 1}]},
+            r"Unknown key\(s\) in \[mailboxes\[1\]\]: nope",
+        ),
+    ],
+)
 def test_wrong_types_are_refused(data: dict, said: str) -> None:
     with pytest.raises(ConfigError, match=said) as refused:
         from_mapping(data, "the-file.toml")
@@ -46,17 +55,30 @@ def test_whole_numbers_serve_where_numbers_are_asked_for() -> None:
 
 def test_secrets_still_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_SECRET_IMAP", "from-the-environment")
-    config = from_mapping({"mailboxes": [{"name": "a", "imap_host": "127.0.0.1",
-                                          "imap_ssl": False,
-                                          "password_env": "TEST_SECRET_IMAP"}]})
+    config = from_mapping(
+        {
+            "mailboxes": [
+                {
+                    "name": "a",
+                    "imap_host": "127.0.0.1",
+                    "imap_ssl": False,
+                    "password_env": "TEST_SECRET_IMAP",
+                }
+            ]
+        }
+    )
     assert config.mailboxes[0].secret() == "from-the-environment"
 
 
 def test_to_toml_writes_what_load_reads() -> None:
-    data = {"database": {"url": "sqlite:///x"},
-            "mailboxes": [{"name": "a", "maildir": 'm "quoted"', "batch_size": 5}],
-            "security": {"sender_authentication": "authserv-id",
-                         "trusted_authserv_ids": ["mx.example"]},
-            "schedule": {"poll_seconds": 0.5, "idle": False}}
+    data = {
+        "database": {"url": "sqlite:///x"},
+        "mailboxes": [{"name": "a", "maildir": 'm "quoted"', "batch_size": 5}],
+        "security": {
+            "sender_authentication": "authserv-id",
+            "trusted_authserv_ids": ["mx.example"],
+        },
+        "schedule": {"poll_seconds": 0.5, "idle": False},
+    }
     assert tomllib.loads(to_toml(data)) == data
     assert from_mapping(tomllib.loads(to_toml(data))).mailboxes[0].batch_size == 5

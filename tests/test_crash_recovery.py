@@ -35,8 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def maildir_config(db: Database, tmp_path: Path) -> Config:
     box = MailboxConfig(name="enquiries", maildir=str(tmp_path / "inbox"))
-    return Config(database=DatabaseConfig(db.url), mailboxes=[box],
-                  storage=StorageConfig(raw_dir=str(tmp_path / "raw")))
+    return Config(
+        database=DatabaseConfig(db.url),
+        mailboxes=[box],
+        storage=StorageConfig(raw_dir=str(tmp_path / "raw")),
+    )
 
 
 def deliver(config: Config, messages: list[bytes]) -> None:
@@ -48,8 +51,11 @@ def deliver(config: Config, messages: list[bytes]) -> None:
 
 def claims(db: Database) -> list[tuple[str, str | None]]:
     with db.transaction() as session:
-        return list(session.execute(select(InboundMessage.status, InboundMessage.claimed_by)
-                                    .order_by(InboundMessage.id)).all())
+        return list(
+            session.execute(
+                select(InboundMessage.status, InboundMessage.claimed_by).order_by(InboundMessage.id)
+            ).all()
+        )
 
 
 CLAIM_AND_HANG = textwrap.dedent("""
@@ -67,8 +73,9 @@ CLAIM_AND_HANG = textwrap.dedent("""
 
 def claimed_by_a_killed_process(db: Database) -> int:
     """A real worker process claims every pending row, then dies by SIGKILL."""
-    child = subprocess.Popen([sys.executable, "-c", CLAIM_AND_HANG, db.url], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CLAIM_AND_HANG, db.url], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         claimed = int(child.stdout.readline())
     finally:
@@ -79,7 +86,8 @@ def claimed_by_a_killed_process(db: Database) -> int:
 
 
 def test_messages_claimed_by_a_killed_worker_are_taken_back_at_once(
-        database: Database, tmp_path: Path) -> None:
+    database: Database, tmp_path: Path
+) -> None:
     config = maildir_config(database, tmp_path)
     deliver(config, [plain_request(n) for n in range(6)])
     poll_all(database, config)
@@ -108,8 +116,7 @@ def test_claims_of_a_live_worker_are_left_alone(database: Database, tmp_path: Pa
     assert claims(database) == [("pending", alive)] * 3
 
 
-def test_a_claim_from_another_host_waits_for_its_lease(database: Database,
-                                                      tmp_path: Path) -> None:
+def test_a_claim_from_another_host_waits_for_its_lease(database: Database, tmp_path: Path) -> None:
     from intake import ledger
 
     config = maildir_config(database, tmp_path)
@@ -147,13 +154,18 @@ def queue_replies(database: Database, count: int) -> None:
     with database.transaction() as session:
         case = create_case(session, kind="other", requester="pat@example.org")
         for n in range(count):
-            enqueue(session, env, purpose="acknowledgement", to_address=f"p{n}@example.org",
-                    to_name=f"Person {n}", context=SAMPLE_CONTEXTS["acknowledgement"],
-                    case=case)
+            enqueue(
+                session,
+                env,
+                purpose="acknowledgement",
+                to_address=f"p{n}@example.org",
+                to_name=f"Person {n}",
+                context=SAMPLE_CONTEXTS["acknowledgement"],
+                case=case,
+            )
 
 
-def test_a_sender_killed_mid_batch_sends_no_email_twice(database: Database,
-                                                       smtp_sink) -> None:
+def test_a_sender_killed_mid_batch_sends_no_email_twice(database: Database, smtp_sink) -> None:
     from collections import Counter
 
     from core.clock import FixedClock
@@ -161,15 +173,15 @@ def test_a_sender_killed_mid_batch_sends_no_email_twice(database: Database,
     from service.config import Config, SmtpConfig
 
     queue_replies(database, 40)
-    child = subprocess.Popen([sys.executable, "-c", SEND_THEN_DIE, database.url,
-                              str(smtp_sink.port)], cwd=ROOT)
+    child = subprocess.Popen(
+        [sys.executable, "-c", SEND_THEN_DIE, database.url, str(smtp_sink.port)], cwd=ROOT
+    )
     try:
         assert len(smtp_sink.wait_for(3, timeout=30)) >= 3
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
-    config = Config(smtp=SmtpConfig(host=smtp_sink.host, port=smtp_sink.port,
-                                    timeout_seconds=5))
+    config = Config(smtp=SmtpConfig(host=smtp_sink.host, port=smtp_sink.port, timeout_seconds=5))
 
     # At once (no lease to wait out), the dead sender's claims come back and go out.
     report = send_pending(database, config)
@@ -183,15 +195,19 @@ def test_a_sender_killed_mid_batch_sends_no_email_twice(database: Database,
     # At most the one handed over in the instant of the kill is recorded as sent without
     # having reached the server, and that one is flagged for a person to see.
     with database.transaction() as session:
-        sent = session.execute(select(OutboxMessage.message_id, OutboxMessage.last_error)
-                               .where(OutboxMessage.status == "sent")).all()
+        sent = session.execute(
+            select(OutboxMessage.message_id, OutboxMessage.last_error).where(
+                OutboxMessage.status == "sent"
+            )
+        ).all()
     assert len(sent) == 40
     missing = [error for message_id, error in sent if message_id not in received]
     assert len(missing) <= 1 and all(error == UNCONFIRMED for error in missing)
 
 
 def test_an_email_handed_over_by_a_killed_sender_is_flagged_not_resent(
-        database: Database, smtp_sink) -> None:
+    database: Database, smtp_sink
+) -> None:
     from notifications.sender import send_pending
     from service.cmd_poll import status_document
     from service.config import Config, SmtpConfig
@@ -201,8 +217,7 @@ def test_an_email_handed_over_by_a_killed_sender_is_flagged_not_resent(
     with database.transaction() as session:
         first = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).first()
         first.status, first.claimed_by = "sent", dead  # handed over, answer never read
-    config = Config(smtp=SmtpConfig(host=smtp_sink.host, port=smtp_sink.port,
-                                    timeout_seconds=5))
+    config = Config(smtp=SmtpConfig(host=smtp_sink.host, port=smtp_sink.port, timeout_seconds=5))
 
     assert send_pending(database, config).sent == 2
 
@@ -227,7 +242,8 @@ def dead_pid() -> int:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_pcse_run_killed_at_random_loses_nothing_and_does_nothing_twice(
-        pg_url: str, tmp_path: Path) -> None:
+    pg_url: str, tmp_path: Path
+) -> None:
     from bench.crash import kill_repeatedly, start_and_wait
     from bench.mailmix import build
     from bench.stack import stack
@@ -237,8 +253,7 @@ def test_pcse_run_killed_at_random_loses_nothing_and_does_nothing_twice(
     with stack(tmp_path, pg_url, organisations_count=40) as s:
         backlog = build(160, seed=3)
         s.deliver(backlog)
-        kills = kill_repeatedly(s, 8, random.Random(3), 0.3, 30, say=lambda _: None,
-                                share=12)
+        kills = kill_repeatedly(s, 8, random.Random(3), 0.3, 30, say=lambda _: None, share=12)
         last = s.service("pcse-run-final")
         start_and_wait(last)
         s.wait_done(120, run=last)

@@ -33,9 +33,14 @@ NOMINEE = {"name": "Jane Smith", "email": "jane.smith@nhs.net", "services": ["gp
 
 def practice(**changes: Any) -> Facts:
     base = Facts(
-        organisation_code="A81001", org_exists=True, org_name="The Surgery",
-        org_type="gp_practice", icb_code="QHM", admin_counts={},
-        signers=(PARTNER, GUARDIAN), ael_contacts=(AEL_1, AEL_2),
+        organisation_code="A81001",
+        org_exists=True,
+        org_name="The Surgery",
+        org_type="gp_practice",
+        icb_code="QHM",
+        admin_counts={},
+        signers=(PARTNER, GUARDIAN),
+        ael_contacts=(AEL_1, AEL_2),
     )
     return replace(base, **changes)
 
@@ -48,24 +53,36 @@ def organisation_for(kind: CaseKind, **changes: Any) -> Facts:
 
 
 def pcn(**changes: Any) -> Facts:
-    return practice(organisation_code="U12345", org_type="pcn", org_name="North PCN",
-                    signers=(), **changes)
+    return practice(
+        organisation_code="U12345", org_type="pcn", org_name="North PCN", signers=(), **changes
+    )
 
 
 def form(kind: CaseKind, **fields: Any) -> ParsedRequest:
     base: dict[str, Any] = {
-        "organisation_code": "A81001", "organisation_name": "The Surgery",
-        "nominees": [dict(NOMINEE)], "main_contact": None,
-        "signer": {"name": "Dr Anil Patel", "email": "a.patel@nhs.net",
-                   "capacity": "gp_partner", "date": "2026-03-01", "declaration": True},
+        "organisation_code": "A81001",
+        "organisation_name": "The Surgery",
+        "nominees": [dict(NOMINEE)],
+        "main_contact": None,
+        "signer": {
+            "name": "Dr Anil Patel",
+            "email": "a.patel@nhs.net",
+            "capacity": "gp_partner",
+            "date": "2026-03-01",
+            "declaration": True,
+        },
     }
     base.update(fields)
     return ParsedRequest(kind=str(kind), fields=base, source="acroform")
 
 
 def email_request(kind: CaseKind, **fields: Any) -> ParsedRequest:
-    base: dict[str, Any] = {"organisation_code": "A81001", "nominees": [dict(NOMINEE)],
-                            "main_contact": None, "signer": None}
+    base: dict[str, Any] = {
+        "organisation_code": "A81001",
+        "nominees": [dict(NOMINEE)],
+        "main_contact": None,
+        "signer": None,
+    }
     base.update(fields)
     return ParsedRequest(kind=str(kind), fields=base)
 
@@ -89,8 +106,13 @@ def test_recorded_signer_is_asked_at_the_recorded_address(kind: CaseKind) -> Non
 @pytest.mark.parametrize("kind", SIGNED_FORMS)
 def test_form_address_is_never_used_for_the_approval(kind: CaseKind) -> None:
     # The form names the partner but gives an address the attacker controls.
-    signer = {"name": "Dr Anil Patel", "email": "anil.patel@evil.example",
-              "capacity": "gp_partner", "date": None, "declaration": True}
+    signer = {
+        "name": "Dr Anil Patel",
+        "email": "anil.patel@evil.example",
+        "capacity": "gp_partner",
+        "date": None,
+        "declaration": True,
+    }
     decision = decide(form(kind, signer=signer), practice())
     assert decision.action is Action.ASK_APPROVERS
     assert [a.email for a in decision.approvers] == ["a.patel@nhs.net"]
@@ -99,8 +121,13 @@ def test_form_address_is_never_used_for_the_approval(kind: CaseKind) -> None:
 
 @pytest.mark.parametrize("kind", SIGNED_FORMS)
 def test_ael_contact_of_the_icb_may_sign(kind: CaseKind) -> None:
-    signer = {"name": "Chris Green", "email": "CHRIS.GREEN@nhs.net", "capacity": "icb",
-              "date": None, "declaration": True}
+    signer = {
+        "name": "Chris Green",
+        "email": "CHRIS.GREEN@nhs.net",
+        "capacity": "icb",
+        "date": None,
+        "declaration": True,
+    }
     decision = decide(form(kind, signer=signer), practice())
     assert decision.action is Action.ASK_APPROVERS
     assert decision.approvers == (AEL_1,)
@@ -108,8 +135,13 @@ def test_ael_contact_of_the_icb_may_sign(kind: CaseKind) -> None:
 
 @pytest.mark.parametrize("kind", SIGNED_FORMS)
 def test_unrecorded_signer_goes_to_triage_with_that_reason(kind: CaseKind) -> None:
-    signer = {"name": "Eve Mallory", "email": "eve@nhs.net", "capacity": "gp_partner",
-              "date": None, "declaration": True}
+    signer = {
+        "name": "Eve Mallory",
+        "email": "eve@nhs.net",
+        "capacity": "gp_partner",
+        "date": None,
+        "declaration": True,
+    }
     decision = decide(form(kind, signer=signer), practice())
     assert decision.action is Action.TRIAGE
     assert "Eve Mallory" in decision.reason and "not recorded" in decision.reason
@@ -123,15 +155,22 @@ def test_signer_of_another_practice_is_not_an_approver_here() -> None:
 
 
 def test_user_admin_form_with_several_services_and_a_main_contact() -> None:
-    nominees = [{"name": "Jane Smith", "email": "jane.smith@nhs.net", "services": ["gpp", "pl"]},
-                {"name": "Raj Kumar", "email": "raj@nhs.net", "services": ["pl"]}]
-    request = form(CaseKind.USER_ADMIN_FORM, nominees=nominees,
-                   main_contact={"name": "Sam Lee", "email": "sam.lee@nhs.net"})
+    nominees = [
+        {"name": "Jane Smith", "email": "jane.smith@nhs.net", "services": ["gpp", "pl"]},
+        {"name": "Raj Kumar", "email": "raj@nhs.net", "services": ["pl"]},
+    ]
+    request = form(
+        CaseKind.USER_ADMIN_FORM,
+        nominees=nominees,
+        main_contact={"name": "Sam Lee", "email": "sam.lee@nhs.net"},
+    )
     decision = decide(request, practice())
     assert decision.action is Action.ASK_APPROVERS
     assert [(c.service, c.email) for c in decision.changes] == [
-        (Service.GPP, "jane.smith@nhs.net"), (Service.PL, "jane.smith@nhs.net"),
-        (Service.PL, "raj@nhs.net"), (Service.MAIN_CONTACT, "sam.lee@nhs.net"),
+        (Service.GPP, "jane.smith@nhs.net"),
+        (Service.PL, "jane.smith@nhs.net"),
+        (Service.PL, "raj@nhs.net"),
+        (Service.MAIN_CONTACT, "sam.lee@nhs.net"),
     ]
 
 
@@ -145,8 +184,10 @@ def test_a_service_the_organisation_does_not_use_goes_to_triage() -> None:
 
 
 def test_user_admin_form_without_a_service_needs_info() -> None:
-    request = form(CaseKind.USER_ADMIN_FORM,
-                   nominees=[{"name": "Jane Smith", "email": "jane@nhs.net", "services": []}])
+    request = form(
+        CaseKind.USER_ADMIN_FORM,
+        nominees=[{"name": "Jane Smith", "email": "jane@nhs.net", "services": []}],
+    )
     decision = decide(request, practice())
     assert decision.action is Action.NEEDS_INFO
     assert any("which service" in f for f in decision.finding_messages)
@@ -165,14 +206,18 @@ def test_unsigned_form_needs_info(kind: CaseKind) -> None:
 
 def test_reader_findings_are_listed_for_the_requester() -> None:
     request = form(CaseKind.GPP_ADMIN_FORM)
-    request.findings.append(Finding("declaration_unticked", "The declaration is not ticked.",
-                                    "signer.declaration"))
-    request.findings.append(Finding("invalid_date", "The date 31/02/2026 is not a date.",
-                                    "signer.date"))
+    request.findings.append(
+        Finding("declaration_unticked", "The declaration is not ticked.", "signer.declaration")
+    )
+    request.findings.append(
+        Finding("invalid_date", "The date 31/02/2026 is not a date.", "signer.date")
+    )
     decision = decide(request, practice())
     assert decision.action is Action.NEEDS_INFO
-    assert decision.finding_messages == ["The declaration is not ticked.",
-                                         "The date 31/02/2026 is not a date."]
+    assert decision.finding_messages == [
+        "The declaration is not ticked.",
+        "The date 31/02/2026 is not a date.",
+    ]
     assert decision.reply_context["findings"] == decision.finding_messages
 
 
@@ -185,8 +230,9 @@ def test_missing_nominee_email_is_found_even_if_the_reader_missed_it() -> None:
 
 def test_a_reader_finding_is_not_repeated_by_the_structural_check() -> None:
     request = email_request(CaseKind.PL_ADMIN, organisation_code=None)
-    request.findings.append(Finding("missing_field", "Please give your practice code.",
-                                    "organisation_code"))
+    request.findings.append(
+        Finding("missing_field", "Please give your practice code.", "organisation_code")
+    )
     assert decide(request, practice()).finding_messages == ["Please give your practice code."]
 
 
@@ -199,8 +245,10 @@ def test_structural_findings_of_a_complete_request_are_empty() -> None:
 
 @pytest.mark.parametrize("kind", [*SIGNED_FORMS, CaseKind.PL_ADMIN, CaseKind.MAIN_CONTACT])
 def test_unknown_organisation_goes_to_triage(kind: CaseKind) -> None:
-    decision = decide(form(kind, main_contact={"name": "Sam Lee", "email": "sam@nhs.net"}),
-                      Facts(organisation_code="A81001"))
+    decision = decide(
+        form(kind, main_contact={"name": "Sam Lee", "email": "sam@nhs.net"}),
+        Facts(organisation_code="A81001"),
+    )
     assert decision.action is Action.TRIAGE
     assert "not in the directory" in decision.reason
 
@@ -214,8 +262,10 @@ def test_closed_organisation_goes_to_triage() -> None:
 # --------------------------------------------------------------------------- R1 at decision time
 
 
-@pytest.mark.parametrize("kind,service", [(CaseKind.GPP_ADMIN_FORM, Service.GPP),
-                                          (CaseKind.USER_ADMIN_FORM, Service.GPP)])
+@pytest.mark.parametrize(
+    "kind,service",
+    [(CaseKind.GPP_ADMIN_FORM, Service.GPP), (CaseKind.USER_ADMIN_FORM, Service.GPP)],
+)
 def test_fifth_admin_is_refused(kind: CaseKind, service: Service) -> None:
     decision = decide(form(kind), practice(admin_counts={str(service): 4}))
     assert decision.action is Action.REFUSE
@@ -226,8 +276,9 @@ def test_fifth_admin_is_refused(kind: CaseKind, service: Service) -> None:
 
 def test_two_nominees_that_would_make_five_are_refused() -> None:
     nominees = [{"name": "A B", "email": "a@nhs.net"}, {"name": "C D", "email": "c@nhs.net"}]
-    decision = decide(form(CaseKind.GPP_ADMIN_FORM, nominees=nominees),
-                      practice(admin_counts={"gpp": 3}))
+    decision = decide(
+        form(CaseKind.GPP_ADMIN_FORM, nominees=nominees), practice(admin_counts={"gpp": 3})
+    )
     assert decision.action is Action.REFUSE
 
 
@@ -243,8 +294,9 @@ def test_pcn_admins_have_no_limit() -> None:
 
 
 def test_a_role_already_held_is_not_asked_again() -> None:
-    facts = practice(nominee_holdings=frozenset({("jane.smith@nhs.net", "gpp")}),
-                     admin_counts={"gpp": 4})
+    facts = practice(
+        nominee_holdings=frozenset({("jane.smith@nhs.net", "gpp")}), admin_counts={"gpp": 4}
+    )
     decision = decide(form(CaseKind.GPP_ADMIN_FORM), facts)
     assert decision.action is Action.TRIAGE
     assert "already held" in decision.reason
@@ -254,9 +306,12 @@ def test_a_role_already_held_is_not_asked_again() -> None:
 
 
 def pcn_request() -> ParsedRequest:
-    return form(CaseKind.PCN_ADMIN_FORM, organisation_code="U12345", signer=None,
-                nominees=[{"name": "Jane Smith", "email": "jane.smith@nhs.net",
-                           "services": ["pcn"]}])
+    return form(
+        CaseKind.PCN_ADMIN_FORM,
+        organisation_code="U12345",
+        signer=None,
+        nominees=[{"name": "Jane Smith", "email": "jane.smith@nhs.net", "services": ["pcn"]}],
+    )
 
 
 def test_pcn_form_from_a_verified_ael_contact_is_the_approval() -> None:
@@ -320,10 +375,14 @@ def test_no_signer_recorded_goes_to_triage(kind: CaseKind) -> None:
 
 def test_main_contact_change_is_approved_by_signers_not_the_old_contact() -> None:
     # R3: the current main contact cannot hand the role on.
-    facts = practice(admin_counts={"main_contact": 1},
-                     main_contact=Contact("Old Contact", "old@nhs.net"))
-    request = email_request(CaseKind.MAIN_CONTACT, nominees=[],
-                            main_contact={"name": "Sam Lee", "email": "sam.lee@nhs.net"})
+    facts = practice(
+        admin_counts={"main_contact": 1}, main_contact=Contact("Old Contact", "old@nhs.net")
+    )
+    request = email_request(
+        CaseKind.MAIN_CONTACT,
+        nominees=[],
+        main_contact={"name": "Sam Lee", "email": "sam.lee@nhs.net"},
+    )
     decision = decide(request, facts)
     assert decision.action is Action.ASK_APPROVERS
     assert decision.changes == (PlannedChange(Service.MAIN_CONTACT, "sam.lee@nhs.net", "Sam Lee"),)
@@ -357,17 +416,30 @@ def test_signer_matched_by_name_when_the_form_has_no_address() -> None:
 
 
 def test_planned_changes_skip_invalid_addresses_and_duplicates() -> None:
-    fields = {"nominees": [{"name": "a", "email": "not-an-address"},
-                           {"name": "Jane", "email": "JANE@nhs.net"},
-                           {"name": "Jane again", "email": "jane@nhs.net"}]}
-    assert planned_changes("pl_admin", fields) == [PlannedChange(Service.PL, "jane@nhs.net",
-                                                                 "Jane")]
+    fields = {
+        "nominees": [
+            {"name": "a", "email": "not-an-address"},
+            {"name": "Jane", "email": "JANE@nhs.net"},
+            {"name": "Jane again", "email": "jane@nhs.net"},
+        ]
+    }
+    assert planned_changes("pl_admin", fields) == [
+        PlannedChange(Service.PL, "jane@nhs.net", "Jane")
+    ]
 
 
 # --------------------------------------------------------------------------- properties
 
-emails = st.sampled_from(["a.patel@nhs.net", "beth.jones@nhs.net", "chris.green@nhs.net",
-                          "dana.white@nhs.net", "eve@evil.example", None])
+emails = st.sampled_from(
+    [
+        "a.patel@nhs.net",
+        "beth.jones@nhs.net",
+        "chris.green@nhs.net",
+        "dana.white@nhs.net",
+        "eve@evil.example",
+        None,
+    ]
+)
 kinds = st.sampled_from([*list(CaseKind), None])
 
 
@@ -376,23 +448,40 @@ kinds = st.sampled_from([*list(CaseKind), None])
     signer_email=emails,
     sender=emails,
     verified=st.booleans(),
-    counts=st.dictionaries(st.sampled_from(["gpp", "pl", "oph", "pcn", "main_contact"]),
-                           st.integers(0, 5)),
+    counts=st.dictionaries(
+        st.sampled_from(["gpp", "pl", "oph", "pcn", "main_contact"]), st.integers(0, 5)
+    ),
     exists=st.booleans(),
     with_signers=st.booleans(),
 )
 def test_every_decision_is_reachable_and_approvers_are_recorded_ones(
-    kind: str | None, signer_email: str | None, sender: str | None, verified: bool,
-    counts: dict[str, int], exists: bool, with_signers: bool,
+    kind: str | None,
+    signer_email: str | None,
+    sender: str | None,
+    verified: bool,
+    counts: dict[str, int],
+    exists: bool,
+    with_signers: bool,
 ) -> None:
-    facts = practice(org_exists=exists, admin_counts=counts, sender=sender,
-                     sender_verified=verified,
-                     signers=(PARTNER, GUARDIAN) if with_signers else ())
+    facts = practice(
+        org_exists=exists,
+        admin_counts=counts,
+        sender=sender,
+        sender_verified=verified,
+        signers=(PARTNER, GUARDIAN) if with_signers else (),
+    )
     if kind == CaseKind.PCN_ADMIN_FORM:
         facts = replace(facts, org_type="pcn")
-    request = form(kind or CaseKind.OTHER, signer={"name": "Someone", "email": signer_email,
-                                                   "capacity": "gp_partner", "date": None,
-                                                   "declaration": True})
+    request = form(
+        kind or CaseKind.OTHER,
+        signer={
+            "name": "Someone",
+            "email": signer_email,
+            "capacity": "gp_partner",
+            "date": None,
+            "declaration": True,
+        },
+    )
     request.kind = kind
     decision = decide(request, facts)
     # The move is one the state table allows from `received`.
@@ -401,8 +490,11 @@ def test_every_decision_is_reachable_and_approvers_are_recorded_ones(
     recorded = {*facts.signers, *facts.ael_contacts}
     assert set(decision.approvers) <= recorded
     if decision.action is Action.APPROVE:
-        assert kind == CaseKind.PCN_ADMIN_FORM and verified and sender in {
-            a.email for a in facts.ael_contacts}
+        assert (
+            kind == CaseKind.PCN_ADMIN_FORM
+            and verified
+            and sender in {a.email for a in facts.ael_contacts}
+        )
     if decision.action in (Action.ASK_APPROVERS, Action.APPROVE):
         assert decision.approvers and decision.changes
         assert exists

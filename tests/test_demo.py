@@ -40,8 +40,14 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     (cwd / "var" / "pcse.sqlite3").write_bytes(b"not a database")
     (cwd / "var" / ".pcse-demo").write_text("made by an earlier demo")
     (cwd / "var" / "notes.txt").write_text("mine")
-    result = subprocess.run([PCSE, "demo"], cwd=cwd, capture_output=True, text=True,
-                            timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+    result = subprocess.run(
+        [PCSE, "demo"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return cwd, result.stdout
 
@@ -121,8 +127,9 @@ def test_clear_var_removes_only_demo_data(tmp_path: Path, monkeypatch: pytest.Mo
     assert said and "Clearing" in said[0]
 
 
-def test_clear_var_keeps_data_the_demo_did_not_make(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clear_var_keeps_data_the_demo_did_not_make(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A database of real work on the local defaults is never removed by the demo."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "var").mkdir()
@@ -132,8 +139,9 @@ def test_clear_var_keeps_data_the_demo_did_not_make(tmp_path: Path,
     assert (tmp_path / "var" / "pcse.sqlite3").read_bytes() == b"real work"
 
 
-def test_clear_var_refuses_a_link_out_of_var(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clear_var_refuses_a_link_out_of_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     outside = tmp_path / "precious"
     (outside / "new").mkdir(parents=True)

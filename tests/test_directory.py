@@ -36,15 +36,24 @@ PL_ADMIN = "PL Organisation Administrator"
 
 
 def _orgs(session) -> None:
-    session.add_all([
-        Organisation(code="A81001", name="The Densham Surgery", type="gp_practice",
-                     icb_code="QHM"),
-        Organisation(code="A81002", name="Queens Park Medical Centre", type="gp_practice",
-                     icb_code="QHM"),
-        Organisation(code="A81003", name="Victoria Medical Practice", type="gp_practice",
-                     icb_code="QHM", status="closed"),
-        Organisation(code="U12345", name="Stockton PCN", type="pcn", icb_code="QHM"),
-    ])
+    session.add_all(
+        [
+            Organisation(
+                code="A81001", name="The Densham Surgery", type="gp_practice", icb_code="QHM"
+            ),
+            Organisation(
+                code="A81002", name="Queens Park Medical Centre", type="gp_practice", icb_code="QHM"
+            ),
+            Organisation(
+                code="A81003",
+                name="Victoria Medical Practice",
+                type="gp_practice",
+                icb_code="QHM",
+                status="closed",
+            ),
+            Organisation(code="U12345", name="Stockton PCN", type="pcn", icb_code="QHM"),
+        ]
+    )
     session.flush()
 
 
@@ -56,8 +65,16 @@ def db(database):
 
 
 def grant(session, email: str, role: str, org: str = "A81001", **kwargs):
-    return grant_role(session, org_code=org, email=email, name=email.split("@")[0].title(),
-                      role=role, actor="pcse", reason="test", **kwargs)
+    return grant_role(
+        session,
+        org_code=org,
+        email=email,
+        name=email.split("@")[0].title(),
+        role=role,
+        actor="pcse",
+        reason="test",
+        **kwargs,
+    )
 
 
 def events(session, action: str) -> list[DirectoryEvent]:
@@ -102,11 +119,21 @@ def test_ending_an_admin_role_frees_a_place(db) -> None:
     with db.transaction() as session:
         for n in range(4):
             grant(session, f"admin{n}@nhs.net", GPP_ADMIN)
-        revoke_role(session, org_code="A81001", email="admin0@nhs.net", role=GPP_ADMIN,
-                    actor="pcse", reason="left the practice")
+        revoke_role(
+            session,
+            org_code="A81001",
+            email="admin0@nhs.net",
+            role=GPP_ADMIN,
+            actor="pcse",
+            reason="left the practice",
+        )
         grant(session, "admin4@nhs.net", GPP_ADMIN)
         assert {p.email for p in admins(session, "A81001", Service.GPP)} == {
-            "admin1@nhs.net", "admin2@nhs.net", "admin3@nhs.net", "admin4@nhs.net"}
+            "admin1@nhs.net",
+            "admin2@nhs.net",
+            "admin3@nhs.net",
+            "admin4@nhs.net",
+        }
 
 
 def test_pcn_user_admins_have_no_limit(db) -> None:
@@ -133,19 +160,33 @@ def test_second_main_contact_refused_by_grant(db) -> None:
 def test_set_main_contact_replaces_and_ends_the_old_one(db) -> None:
     when = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
     with db.transaction() as session:
-        set_main_contact(session, org_code="A81001", email="first@nhs.net", name="First",
-                         actor="pcse", reason="set up")
+        set_main_contact(
+            session,
+            org_code="A81001",
+            email="first@nhs.net",
+            name="First",
+            actor="pcse",
+            reason="set up",
+        )
     with db.transaction() as session:
-        change = set_main_contact(session, org_code="a81001 ", email="Second@NHS.net",
-                                  name="Second", actor="caseworker@nhs.net",
-                                  reason="PCSE-2026-000001", now=when)
+        change = set_main_contact(
+            session,
+            org_code="a81001 ",
+            email="Second@NHS.net",
+            name="Second",
+            actor="caseworker@nhs.net",
+            reason="PCSE-2026-000001",
+            now=when,
+        )
         assert change.replaced is not None and change.replaced.email == "first@nhs.net"
-        assert [a.person.email for a in change.assignments] == ["second@nhs.net",
-                                                                "first@nhs.net"]
+        assert [a.person.email for a in change.assignments] == ["second@nhs.net", "first@nhs.net"]
     with db.transaction() as session:
         assert main_contact(session, "A81001").email == "second@nhs.net"
-        old = session.scalars(select(RoleAssignment).where(
-            RoleAssignment.role == "Main Contact", RoleAssignment.ended_at.is_not(None))).one()
+        old = session.scalars(
+            select(RoleAssignment).where(
+                RoleAssignment.role == "Main Contact", RoleAssignment.ended_at.is_not(None)
+            )
+        ).one()
         assert old.person.email == "first@nhs.net"
         assert old.ended_by == "caseworker@nhs.net"
         assert old.ended_at.replace(tzinfo=UTC) == when
@@ -153,16 +194,30 @@ def test_set_main_contact_replaces_and_ends_the_old_one(db) -> None:
         # The old holder is still a user of the organisation, with no role now.
         view = org_view(session, "A81001")
         assert {u["email"]: u["roles"] for u in view["users"]} == {
-            "first@nhs.net": [], "second@nhs.net": ["Main Contact"]}
+            "first@nhs.net": [],
+            "second@nhs.net": ["Main Contact"],
+        }
 
 
 def test_set_main_contact_twice_for_the_same_person_refused(db) -> None:
     with db.transaction() as session:
-        set_main_contact(session, org_code="A81001", email="first@nhs.net", name="First",
-                         actor="pcse", reason="set up")
+        set_main_contact(
+            session,
+            org_code="A81001",
+            email="first@nhs.net",
+            name="First",
+            actor="pcse",
+            reason="set up",
+        )
         with pytest.raises(RuleViolation) as refused:
-            set_main_contact(session, org_code="A81001", email="first@nhs.net", name="First",
-                             actor="pcse", reason="again")
+            set_main_contact(
+                session,
+                org_code="A81001",
+                email="first@nhs.net",
+                name="First",
+                actor="pcse",
+                reason="again",
+            )
         assert refused.value.code == "already_held"
 
 
@@ -184,7 +239,8 @@ def test_main_contact_assigns_its_own_roles(db) -> None:
         grant(session, "clerk@nhs.net", "Practice Order Entry Clerk", by_admin="MC@nhs.net")
         view = org_view(session, "A81001")
         assert {u["email"]: u["roles"] for u in view["users"]}["clerk@nhs.net"] == [
-            "Practice Order Entry Clerk"]
+            "Practice Order Entry Clerk"
+        ]
 
 
 # --------------------------------------------------------------------------- R4
@@ -218,7 +274,8 @@ def test_admin_refused_in_another_organisation(db) -> None:
         assert refused.value.code == "wrong_organisation"
         assert str(refused.value) == (
             "gpp@nhs.net is a GPP Practice User Administrator of A81002, not of Practice "
-            "A81001; an admin assigns roles only within its own organisation.")
+            "A81001; an admin assigns roles only within its own organisation."
+        )
 
 
 def test_a_role_exists_only_where_its_service_is_used(db) -> None:
@@ -230,12 +287,14 @@ def test_a_role_exists_only_where_its_service_is_used(db) -> None:
         assert refused.value.code == "wrong_organisation_type"
         assert str(refused.value) == (
             "Practice A81001 cannot have the role User Management (Organisation): Ophthalmic "
-            "Payments is for optical contractors only.")
+            "Payments is for optical contractors only."
+        )
         with pytest.raises(RuleViolation, match="GP practices only"):
             grant(session, "gpp@nhs.net", GPP_ADMIN, org="U12345")
         with pytest.raises(RuleViolation, match="GP practices, PCNs, pharmacies and optical"):
-            set_main_contact(session, org_code="QHM", email="mc@nhs.net", name="M C",
-                             actor="test", reason="test")
+            set_main_contact(
+                session, org_code="QHM", email="mc@nhs.net", name="M C", actor="test", reason="test"
+            )
         grant(session, "pcn@nhs.net", "PCN User Admin", org="U12345")
 
 
@@ -298,12 +357,24 @@ def test_revoking_a_role_not_held_refused(db) -> None:
     with db.transaction() as session:
         grant(session, "x@nhs.net", "Claims Admin")
         with pytest.raises(RuleViolation) as refused:
-            revoke_role(session, org_code="A81001", email="x@nhs.net", role="Statements",
-                        actor="pcse", reason="test")
+            revoke_role(
+                session,
+                org_code="A81001",
+                email="x@nhs.net",
+                role="Statements",
+                actor="pcse",
+                reason="test",
+            )
         assert refused.value.code == "not_held"
         with pytest.raises(RuleViolation) as nobody:
-            revoke_role(session, org_code="A81001", email="y@nhs.net", role="Statements",
-                        actor="pcse", reason="test")
+            revoke_role(
+                session,
+                org_code="A81001",
+                email="y@nhs.net",
+                role="Statements",
+                actor="pcse",
+                reason="test",
+            )
         assert nobody.value.code == "not_held"
 
 
@@ -313,23 +384,36 @@ def test_revoking_a_role_not_held_refused(db) -> None:
 def test_regranting_an_ended_role_keeps_both_rows(db) -> None:
     with db.transaction() as session:
         grant(session, "x@nhs.net", "Claims Admin")
-        revoke_role(session, org_code="A81001", email="x@nhs.net", role="Claims Admin",
-                    actor="pcse", reason="left")
+        revoke_role(
+            session,
+            org_code="A81001",
+            email="x@nhs.net",
+            role="Claims Admin",
+            actor="pcse",
+            reason="left",
+        )
         grant(session, "x@nhs.net", "Claims Admin")
     with db.transaction() as session:
         rows = session.scalars(select(RoleAssignment).order_by(RoleAssignment.id)).all()
         assert [r.ended_at is None for r in rows] == [False, True]
-        assert [e.action for e in session.scalars(
-            select(DirectoryEvent).order_by(DirectoryEvent.id))] == [
-            "person_added", "role_granted", "role_ended", "role_granted"]
+        assert [
+            e.action for e in session.scalars(select(DirectoryEvent).order_by(DirectoryEvent.id))
+        ] == ["person_added", "role_granted", "role_ended", "role_granted"]
 
 
 def test_every_change_records_who_when_what_why(db) -> None:
     when = datetime(2026, 2, 3, 10, 0, tzinfo=UTC)
     with db.transaction() as session:
-        grant_role(session, org_code="A81001", email="x@nhs.net", name="Jo X",
-                   role="Claims Admin", actor="caseworker@nhs.net", reason="PCSE-2026-000007",
-                   now=when)
+        grant_role(
+            session,
+            org_code="A81001",
+            email="x@nhs.net",
+            name="Jo X",
+            role="Claims Admin",
+            actor="caseworker@nhs.net",
+            reason="PCSE-2026-000007",
+            now=when,
+        )
     with db.transaction() as session:
         (event,) = events(session, "role_granted")
         assert event.actor == "caseworker@nhs.net"
@@ -339,30 +423,51 @@ def test_every_change_records_who_when_what_why(db) -> None:
         assert event.reason == "PCSE-2026-000007"
         assignment = session.scalars(select(RoleAssignment)).one()
         assert (assignment.granted_by, assignment.grant_reason) == (
-            "caseworker@nhs.net", "PCSE-2026-000007")
+            "caseworker@nhs.net",
+            "PCSE-2026-000007",
+        )
 
 
 def test_revoking_the_last_admin_warns(db) -> None:
     with db.transaction() as session:
         grant(session, "a@nhs.net", GPP_ADMIN)
         grant(session, "b@nhs.net", GPP_ADMIN)
-        first = revoke_role(session, org_code="A81001", email="a@nhs.net", role=GPP_ADMIN,
-                            actor="pcse", reason="left")
+        first = revoke_role(
+            session,
+            org_code="A81001",
+            email="a@nhs.net",
+            role=GPP_ADMIN,
+            actor="pcse",
+            reason="left",
+        )
         assert first.warnings == []
-        last = revoke_role(session, org_code="A81001", email="b@nhs.net", role=GPP_ADMIN,
-                           actor="pcse", reason="left")
+        last = revoke_role(
+            session,
+            org_code="A81001",
+            email="b@nhs.net",
+            role=GPP_ADMIN,
+            actor="pcse",
+            reason="left",
+        )
         assert last.warnings == [
             "Practice A81001 now has no GPP Practice User Administrator, so it has lost user "
             "management for GP Payments and Pensions; next time hand the role on before "
-            "removing the last one."]
+            "removing the last one."
+        ]
         assert admins(session, "A81001", Service.GPP) == []
 
 
 def test_revoking_an_ordinary_role_never_warns(db) -> None:
     with db.transaction() as session:
         grant(session, "a@nhs.net", "Claims Admin")
-        change = revoke_role(session, org_code="A81001", email="a@nhs.net",
-                             role="Claims Admin", actor="pcse", reason="left")
+        change = revoke_role(
+            session,
+            org_code="A81001",
+            email="a@nhs.net",
+            role="Claims Admin",
+            actor="pcse",
+            reason="left",
+        )
         assert change.warnings == []
 
 
@@ -381,16 +486,21 @@ def test_deactivation_ends_every_role_keeps_history_and_warns(db) -> None:
     with db.transaction() as session:
         person = get_person(session, "a@nhs.net")
         assert person is not None and not person.active and person.deactivated_at
-        rows = session.scalars(select(RoleAssignment).where(
-            RoleAssignment.person_id == person.id)).all()
+        rows = session.scalars(
+            select(RoleAssignment).where(RoleAssignment.person_id == person.id)
+        ).all()
         assert len(rows) == 3 and all(r.ended_at is not None for r in rows)
         assert all(r.end_reason == "Account deactivated: retired" for r in rows)
         (event,) = events(session, "person_deactivated")
         assert event.reason == "retired"
         assert sorted(map(tuple, event.detail["roles_ended"])) == [
-            ("A81001", "Claims Admin"), ("A81001", GPP_ADMIN), ("A81002", PL_ADMIN)]
-        assert {u["email"]: (u["active"], u["roles"]) for u in org_view(
-            session, "A81001")["users"]} == {"a@nhs.net": (False, [])}
+            ("A81001", "Claims Admin"),
+            ("A81001", GPP_ADMIN),
+            ("A81002", PL_ADMIN),
+        ]
+        assert {
+            u["email"]: (u["active"], u["roles"]) for u in org_view(session, "A81001")["users"]
+        } == {"a@nhs.net": (False, [])}
 
 
 def test_deactivated_person_cannot_be_granted_or_assign_until_reactivated(db) -> None:
@@ -408,8 +518,7 @@ def test_deactivated_person_cannot_be_granted_or_assign_until_reactivated(db) ->
         assert twice.value.code == "inactive_person"
         reactivate_person(session, email="a@nhs.net", actor="pcse", reason="back")
         grant(session, "a@nhs.net", "Claims Admin")
-        assert [e.action for e in events(session, "person_reactivated")] == [
-            "person_reactivated"]
+        assert [e.action for e in events(session, "person_reactivated")] == ["person_reactivated"]
 
 
 def test_amend_person_records_before_and_after(db) -> None:
@@ -417,15 +526,24 @@ def test_amend_person_records_before_and_after(db) -> None:
         grant(session, "old@nhs.net", "Claims Admin")
         grant(session, "taken@nhs.net", "Statements")
         with pytest.raises(RuleViolation) as taken:
-            amend_person(session, email="old@nhs.net", actor="pcse", reason="typo",
-                         new_email="taken@nhs.net")
+            amend_person(
+                session, email="old@nhs.net", actor="pcse", reason="typo", new_email="taken@nhs.net"
+            )
         assert taken.value.code == "email_taken"
-        person = amend_person(session, email="old@nhs.net", actor="pcse", reason="married",
-                              name="Jo  Smith", new_email="New@nhs.net")
+        person = amend_person(
+            session,
+            email="old@nhs.net",
+            actor="pcse",
+            reason="married",
+            name="Jo  Smith",
+            new_email="New@nhs.net",
+        )
         assert (person.name, person.email) == ("Jo Smith", "new@nhs.net")
         (event,) = events(session, "person_amended")
-        assert event.detail == {"before": {"name": "Old", "email": "old@nhs.net"},
-                                "after": {"name": "Jo Smith", "email": "new@nhs.net"}}
+        assert event.detail == {
+            "before": {"name": "Old", "email": "old@nhs.net"},
+            "after": {"name": "Jo Smith", "email": "new@nhs.net"},
+        }
         assert get_person(session, "old@nhs.net") is None
         with pytest.raises(RuleViolation) as missing:
             amend_person(session, email="old@nhs.net", actor="pcse", reason="x", name="Y")
@@ -447,8 +565,12 @@ def test_org_view_is_the_design_document(db) -> None:
             "icb_code": "QHM",
             "users": [
                 {"name": "A", "email": "a@nhs.net", "active": True, "roles": ["Main Contact"]},
-                {"name": "B", "email": "b@nhs.net", "active": True,
-                 "roles": [GPP_ADMIN, "Claims Admin"]},
+                {
+                    "name": "B",
+                    "email": "b@nhs.net",
+                    "active": True,
+                    "roles": [GPP_ADMIN, "Claims Admin"],
+                },
             ],
         }
         with pytest.raises(RuleViolation) as missing:
@@ -460,21 +582,39 @@ def test_signers_and_ael_lookups(db) -> None:
     with db.transaction() as session:
         org = get_org(session, "a81001")
         other = get_org(session, "A81002")
-        session.add_all([
-            Signer(organisation=org, name="Dr Zed", email="zed@nhs.net",
-                   capacity="company_director"),
-            Signer(organisation=org, name="Dr Gee", email="gee@nhs.net", capacity="gp_partner"),
-            Signer(organisation=org, name="Old", email="old@nhs.net", capacity="gp_partner",
-                   active=False),
-            Signer(organisation=other, name="Elsewhere", email="else@nhs.net",
-                   capacity="gp_partner"),
-            AelContact(icb_code="QHM", name="Ann", email="ann@nhs.net",
-                       ael_role="GP Payments – General"),
-            AelContact(icb_code="QHM", name="Ret", email="ret@nhs.net", ael_role="Retirements"),
-        ])
+        session.add_all(
+            [
+                Signer(
+                    organisation=org,
+                    name="Dr Zed",
+                    email="zed@nhs.net",
+                    capacity="company_director",
+                ),
+                Signer(organisation=org, name="Dr Gee", email="gee@nhs.net", capacity="gp_partner"),
+                Signer(
+                    organisation=org,
+                    name="Old",
+                    email="old@nhs.net",
+                    capacity="gp_partner",
+                    active=False,
+                ),
+                Signer(
+                    organisation=other,
+                    name="Elsewhere",
+                    email="else@nhs.net",
+                    capacity="gp_partner",
+                ),
+                AelContact(
+                    icb_code="QHM",
+                    name="Ann",
+                    email="ann@nhs.net",
+                    ael_role="GP Payments – General",
+                ),
+                AelContact(icb_code="QHM", name="Ret", email="ret@nhs.net", ael_role="Retirements"),
+            ]
+        )
     with db.transaction() as session:
-        assert [s.email for s in signers_for(session, "A81001")] == ["gee@nhs.net",
-                                                                    "zed@nhs.net"]
+        assert [s.email for s in signers_for(session, "A81001")] == ["gee@nhs.net", "zed@nhs.net"]
         assert find_signer(session, "A81001", "Gee@NHS.net").name == "Dr Gee"
         assert find_signer(session, "A81001", "old@nhs.net") is None
         assert find_signer(session, "A81001", "else@nhs.net") is None

@@ -56,8 +56,9 @@ class DirectoryMachine(RuleBasedStateMachine):
         shutil.copyfile(self.template, path)
         self.db = Database(f"sqlite:///{path}")
         with self.db.transaction() as session:
-            session.add_all([Organisation(code=c, name=c, type=ORG_TYPES[c], icb_code="QHM")
-                             for c in ORGS])
+            session.add_all(
+                [Organisation(code=c, name=c, type=ORG_TYPES[c], icb_code="QHM") for c in ORGS]
+            )
         # The model: who holds what, and who is deactivated.
         self.held: set[tuple[str, str, str]] = set()
         self.inactive: set[str] = set()
@@ -88,8 +89,15 @@ class DirectoryMachine(RuleBasedStateMachine):
         expected = self._expected_grant_error(org, email, role)
         try:
             with self.db.transaction() as session:
-                grant_role(session, org_code=org, email=email, name=email, role=role,
-                           actor="prop", reason="random grant")
+                grant_role(
+                    session,
+                    org_code=org,
+                    email=email,
+                    name=email,
+                    role=role,
+                    actor="prop",
+                    reason="random grant",
+                )
         except RuleViolation as refused:
             assert refused.code == expected, str(refused)
             self.seen[refused.code] += 1
@@ -101,8 +109,9 @@ class DirectoryMachine(RuleBasedStateMachine):
     def add_another_gpp_admin(self) -> None:
         # Steer towards the fifth-admin edge: grant the role to someone who lacks it.
         role = admin_role(Service.GPP)
-        lacking = [e for e in PEOPLE if e not in self._holders(ORGS[0], role)
-                   and e not in self.inactive]
+        lacking = [
+            e for e in PEOPLE if e not in self._holders(ORGS[0], role) and e not in self.inactive
+        ]
         if lacking:
             self.grant(ORGS[0], lacking[0], role)
 
@@ -116,8 +125,14 @@ class DirectoryMachine(RuleBasedStateMachine):
         expected = None if (org, role, email) in self.held else "not_held"
         try:
             with self.db.transaction() as session:
-                change = revoke_role(session, org_code=org, email=email, role=role,
-                                     actor="prop", reason="random revoke")
+                change = revoke_role(
+                    session,
+                    org_code=org,
+                    email=email,
+                    role=role,
+                    actor="prop",
+                    reason="random revoke",
+                )
         except RuleViolation as refused:
             assert refused.code == expected, str(refused)
             self.seen[refused.code] += 1
@@ -138,8 +153,14 @@ class DirectoryMachine(RuleBasedStateMachine):
             expected = None
         try:
             with self.db.transaction() as session:
-                change = set_main_contact(session, org_code=org, email=email, name=email,
-                                          actor="prop", reason="random main contact")
+                change = set_main_contact(
+                    session,
+                    org_code=org,
+                    email=email,
+                    name=email,
+                    actor="prop",
+                    reason="random main contact",
+                )
                 replaced = change.replaced.email if change.replaced else None
         except RuleViolation as refused:
             assert refused.code == expected, str(refused)
@@ -154,8 +175,11 @@ class DirectoryMachine(RuleBasedStateMachine):
     def deactivate(self, email: str) -> None:
         with self.db.transaction() as session:
             known = session.scalar(select(Person).where(Person.email == email)) is not None
-        expected = None if known and email not in self.inactive else (
-            "inactive_person" if known else "unknown_person")
+        expected = (
+            None
+            if known and email not in self.inactive
+            else ("inactive_person" if known else "unknown_person")
+        )
         try:
             with self.db.transaction() as session:
                 deactivate_person(session, email=email, actor="prop", reason="random")
@@ -206,8 +230,12 @@ def test_rules_hold_under_random_operations(sqlite_template: Path) -> None:
 
     run_state_machine_as_test(
         Machine,
-        settings=settings(max_examples=30, stateful_step_count=40, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow]),
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
     )
     assert Machine.seen["admin_limit"] > 0
     assert Machine.seen["second_main_contact"] > 0

@@ -28,8 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def require_ok(report: faults.FaultReport) -> None:
-    assert (report.audit.lost, report.audit.duplicated_cases,
-            report.audit.duplicated_emails) == (0, 0, 0)
+    assert (report.audit.lost, report.audit.duplicated_cases, report.audit.duplicated_emails) == (
+        0,
+        0,
+        0,
+    )
     assert report.audit.ok, report.audit.details()
     assert report.restarts == 0, "the service should ride out the fault, not exit"
     assert report.leftovers == 0
@@ -52,8 +55,13 @@ WRITE_TOO_MUCH = textwrap.dedent("""
 
 
 def test_a_store_that_cannot_write_leaves_no_partial_files(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", WRITE_TOO_MUCH, str(tmp_path / "raw")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", WRITE_TOO_MUCH, str(tmp_path / "raw")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "cannot take new mail (File too large)" in done.stdout, done.stderr
     files = [p for p in (tmp_path / "raw").rglob("*") if p.is_file()]
     assert len(files) == 1 and not files[0].name.startswith(".")
@@ -90,8 +98,11 @@ def test_a_connection_lost_mid_message_parks_nothing(pg_url: str, tmp_path: Path
     empty_postgres(pg_url)
     db = Database(pg_url)
     box = MailboxConfig(name="enquiries", maildir=str(tmp_path / "inbox"))
-    config = Config(database=DatabaseConfig(pg_url), mailboxes=[box],
-                    storage=StorageConfig(raw_dir=str(tmp_path / "raw")))
+    config = Config(
+        database=DatabaseConfig(pg_url),
+        mailboxes=[box],
+        storage=StorageConfig(raw_dir=str(tmp_path / "raw")),
+    )
     inbox = mailbox.Maildir(box.maildir, create=True)
     for n in range(3):
         inbox.add(plain_request(n))
@@ -120,8 +131,12 @@ def cut_connections_when(sink, received: int, db_url: str) -> threading.Thread:
         sink.wait_for(received, timeout=60)
         engine = make_engine(db_url)
         with engine.begin() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
         engine.dispose()
 
     thread = threading.Thread(target=cut)
@@ -141,8 +156,9 @@ def test_a_connection_lost_mid_batch_holds_no_email_back(pg_url: str, smtp_sink)
     empty_postgres(pg_url)
     db = Database(pg_url)
     queue_replies(db, 150)
-    config = Config(smtp=SmtpConfig(host=smtp_sink.host, port=smtp_sink.port,
-                                    timeout_seconds=5, batch_size=50))
+    config = Config(
+        smtp=SmtpConfig(host=smtp_sink.host, port=smtp_sink.port, timeout_seconds=5, batch_size=50)
+    )
     cutter = cut_connections_when(smtp_sink, 5, pg_url)
     try:
         with pytest.raises(OperationalError):

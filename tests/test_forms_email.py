@@ -39,8 +39,14 @@ def _expected(path: Path) -> dict[str, Any]:
 def test_corpus_is_varied() -> None:
     assert len(SAMPLES) >= 30
     kinds = {_expected(p)["kind"] for p in SAMPLES}
-    assert {"pl_admin", "oph_admin", "main_contact", "performer_registration",
-            "market_entry", "other"} <= kinds
+    assert {
+        "pl_admin",
+        "oph_admin",
+        "main_contact",
+        "performer_registration",
+        "market_entry",
+        "other",
+    } <= kinds
     assert sum(read_eml(p)[3] for p in SAMPLES) >= 3  # HTML-only bodies
     replies = [p for p in SAMPLES if read_eml(p)[0].lower().startswith(("re:", "fwd:"))]
     assert len(replies) >= 4
@@ -94,13 +100,16 @@ def test_html_to_text_keeps_lines_cells_and_mailto_addresses() -> None:
     assert "p{}" not in text
 
 
-@pytest.mark.parametrize("quote", [
-    "On Tue, 24 Nov 2026 at 11:02, Sarah Quinn <sarah.quinn@nhs.net> wrote:\n> old",
-    "-----Original Message-----\nFrom: Sarah\nSent: today\nTo: me\nSubject: x\n\nold",
-    "________________________________\nFrom: Sarah <s@nhs.net>\nSent: 20 November 2026\n"
-    "To: me\nSubject: x\n\nold",
-    "From: Sarah <s@nhs.net>\nDate: 20 November 2026\nSubject: x\nTo: me\n\nold",
-])
+@pytest.mark.parametrize(
+    "quote",
+    [
+        "On Tue, 24 Nov 2026 at 11:02, Sarah Quinn <sarah.quinn@nhs.net> wrote:\n> old",
+        "-----Original Message-----\nFrom: Sarah\nSent: today\nTo: me\nSubject: x\n\nold",
+        "________________________________\nFrom: Sarah <s@nhs.net>\nSent: 20 November 2026\n"
+        "To: me\nSubject: x\n\nold",
+        "From: Sarah <s@nhs.net>\nDate: 20 November 2026\nSubject: x\nTo: me\n\nold",
+    ],
+)
 def test_quoted_mail_is_set_apart(quote: str) -> None:
     parts = split_message(f"New text here.\n\nThanks\nJo\n\n{quote}")
     assert parts.own == "New text here."
@@ -161,8 +170,7 @@ def test_invalid_address_is_a_finding() -> None:
         "Practice code: A81001\nName: Jane Smith\nEmail: jane.smith@nhs\n",
         "x@nhs.net",
     )
-    assert parsed.fields["nominees"] == [{"name": "Jane Smith", "email": None,
-                                          "services": ["pl"]}]
+    assert parsed.fields["nominees"] == [{"name": "Jane Smith", "email": None, "services": ["pl"]}]
     assert [(f.code, f.field) for f in parsed.findings] == [("invalid_email", "nominees.0.email")]
     assert "jane.smith@nhs" in parsed.findings[0].message
 
@@ -181,14 +189,18 @@ def test_any_html_converts_without_error(markup: str) -> None:
     assert isinstance(html_to_text(markup), str)
 
 
-@pytest.mark.parametrize("text", [
-    "A" * 50_000,
-    "Aa-" * 10_000,
-    "Aa " * 10_000,
-    "a@" * 10_000,
-    "On " + "x" * 20_000 + "\n\n",
-    "Dr Aaaa Bbbb Cccc Dddd " * 3_000,
-], ids=["capitals", "hyphens", "words", "ats", "on-wrote", "names"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A" * 50_000,
+        "Aa-" * 10_000,
+        "Aa " * 10_000,
+        "a@" * 10_000,
+        "On " + "x" * 20_000 + "\n\n",
+        "Dr Aaaa Bbbb Cccc Dddd " * 3_000,
+    ],
+    ids=["capitals", "hyphens", "words", "ats", "on-wrote", "names"],
+)
 def test_long_hostile_bodies_read_quickly(text: str) -> None:
     import time
 
@@ -197,32 +209,57 @@ def test_long_hostile_bodies_read_quickly(text: str) -> None:
     assert time.perf_counter() - started < 2.0
 
 
-@pytest.mark.parametrize(("subject", "text", "kind", "person"), [
-    ("Main contact change",
-     "Dear team,\n\nOur practice manager, Sarah Brown, is leaving. Going forward please could "
-     "our new main contact be Peter Lang. His nhs.net address is peter.lang@nhs.net.\n\n"
-     "Practice code A81055\n\nBest regards\nDr Ahmed\nGP Partner",
-     "main_contact", {"name": "Peter Lang", "email": "peter.lang@nhs.net"}),
-    ("PL admin",
-     "Hello,\nPlease can Jane Smith be given PL Organisation Administrator access for Oakwood "
-     "Surgery.\nHer email: jsmith22@nhs.net\nODS code: A81011\nThanks",
-     "pl_admin", {"name": "Jane Smith", "email": "jsmith22@nhs.net"}),
-    ("Request",
-     "Hi, we would like to nominate our receptionist, Joanne Baxter "
-     "(joanne.baxter1@nhs.net), for the Ophthalmic Payments user admin role. Contractor "
-     "number 40123.\nThanks",
-     "oph_admin", {"name": "Joanne Baxter", "email": "joanne.baxter1@nhs.net"}),
-    ("User management",
-     "Please give Tom O'Brien and Sarah McDonald user management (organisation). "
-     "tom.obrien@spec.co.uk / sarah.mcdonald@spec.co.uk. Contractor no. 12345. Ta",
-     "oph_admin", {"name": "Tom O'Brien", "email": "tom.obrien@spec.co.uk"}),
-])
-def test_people_in_their_own_words(subject: str, text: str, kind: str,
-                                   person: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("subject", "text", "kind", "person"),
+    [
+        (
+            "Main contact change",
+            "Dear team,\n\nOur practice manager, Sarah Brown, is leaving. "
+            "Going forward please could "
+            "our new main contact be Peter Lang. His nhs.net address is peter.lang@nhs.net.\n\n"
+            "Practice code A81055\n\nBest regards\nDr Ahmed\nGP Partner",
+            "main_contact",
+            {"name": "Peter Lang", "email": "peter.lang@nhs.net"},
+        ),
+        (
+            "PL admin",
+            "Hello,\nPlease can Jane Smith be given PL Organisation Administrator access "
+            "for Oakwood "
+            "Surgery.\nHer email: jsmith22@nhs.net\nODS code: A81011\nThanks",
+            "pl_admin",
+            {"name": "Jane Smith", "email": "jsmith22@nhs.net"},
+        ),
+        (
+            "Request",
+            "Hi, we would like to nominate our receptionist, Joanne Baxter "
+            "(joanne.baxter1@nhs.net), for the Ophthalmic Payments user admin role. Contractor "
+            "number 40123.\nThanks",
+            "oph_admin",
+            {"name": "Joanne Baxter", "email": "joanne.baxter1@nhs.net"},
+        ),
+        (
+            "User management",
+            "Please give Tom O'Brien and Sarah McDonald user management (organisation). "
+            "tom.obrien@spec.co.uk / sarah.mcdonald@spec.co.uk. Contractor no. 12345. Ta",
+            "oph_admin",
+            {"name": "Tom O'Brien", "email": "tom.obrien@spec.co.uk"},
+        ),
+    ],
+)
+def test_people_in_their_own_words(
+    subject: str, text: str, kind: str, person: dict[str, str]
+) -> None:
     parsed = read_email_request(subject, text, "Someone Else <someone.else@nhs.net>")
     assert parsed.kind == kind
-    found = parsed.fields["main_contact"] if kind == "main_contact" else (
-        {"name": parsed.fields["nominees"][0]["name"],
-         "email": parsed.fields["nominees"][0]["email"]})
+    found = (
+        parsed.fields["main_contact"]
+        if kind == "main_contact"
+        else (
+            {
+                "name": parsed.fields["nominees"][0]["name"],
+                "email": parsed.fields["nominees"][0]["email"],
+            }
+        )
+    )
     assert found == person
     assert not [f for f in parsed.findings if f.field != "organisation_code"]

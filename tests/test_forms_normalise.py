@@ -22,18 +22,21 @@ from forms.normalise import (
 )
 
 
-@pytest.mark.parametrize(("written", "expected"), [
-    ("20/11/2026", date(2026, 11, 20)),
-    ("20 Nov 2026", date(2026, 11, 20)),
-    ("2026-11-20", date(2026, 11, 20)),
-    ("20.11.26", date(2026, 11, 20)),
-    ("20-11-2026", date(2026, 11, 20)),
-    ("20th November 2026", date(2026, 11, 20)),
-    ("Friday 20 November 2026", date(2026, 11, 20)),
-    ("November 20, 2026", date(2026, 11, 20)),
-    ("1/2/26", date(2026, 2, 1)),  # day first, as written in England
-    (" 3 Dec 26 ", date(2026, 12, 3)),
-])
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("20/11/2026", date(2026, 11, 20)),
+        ("20 Nov 2026", date(2026, 11, 20)),
+        ("2026-11-20", date(2026, 11, 20)),
+        ("20.11.26", date(2026, 11, 20)),
+        ("20-11-2026", date(2026, 11, 20)),
+        ("20th November 2026", date(2026, 11, 20)),
+        ("Friday 20 November 2026", date(2026, 11, 20)),
+        ("November 20, 2026", date(2026, 11, 20)),
+        ("1/2/26", date(2026, 2, 1)),  # day first, as written in England
+        (" 3 Dec 26 ", date(2026, 12, 3)),
+    ],
+)
 def test_dates_in_the_forms_people_write(written: str, expected: date) -> None:
     assert parse_date(written) == expected
 
@@ -43,32 +46,38 @@ def test_not_dates(written: str | None) -> None:
     assert parse_date(written) is None
 
 
-@pytest.mark.parametrize(("written", "expected"), [
-    ("GP Partner", "gp_partner"),
-    ("gp partner", "gp_partner"),
-    ("Senior Partner", "gp_partner"),
-    ("Caldicott Guardian", "caldicott_guardian"),
-    ("caldicot guardian", "caldicott_guardian"),
-    ("Company Director", "company_director"),
-    ("ICB", "icb"),
-    ("NHS Integrated Care Board", "icb"),
-    ("Practice Manager", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("GP Partner", "gp_partner"),
+        ("gp partner", "gp_partner"),
+        ("Senior Partner", "gp_partner"),
+        ("Caldicott Guardian", "caldicott_guardian"),
+        ("caldicot guardian", "caldicott_guardian"),
+        ("Company Director", "company_director"),
+        ("ICB", "icb"),
+        ("NHS Integrated Care Board", "icb"),
+        ("Practice Manager", None),
+        ("", None),
+    ],
+)
 def test_signer_capacities(written: str, expected: str | None) -> None:
     assert normalise_capacity(written) == expected
     if expected and expected != "icb":
         assert expected in SIGNER_CAPACITIES
 
 
-@pytest.mark.parametrize(("written", "expected"), [
-    ("jane SMITH", "Jane Smith"),
-    ("JANE O'BRIEN", "Jane O'Brien"),
-    ("  Dr  A   Patel ", "Dr A Patel"),
-    ("angus MCDONALD", "Angus McDonald"),
-    ("Sarah de la Cruz", "Sarah de la Cruz"),
-    ("mary-jane smith-jones", "Mary-Jane Smith-Jones"),
-])
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("jane SMITH", "Jane Smith"),
+        ("JANE O'BRIEN", "Jane O'Brien"),
+        ("  Dr  A   Patel ", "Dr A Patel"),
+        ("angus MCDONALD", "Angus McDonald"),
+        ("Sarah de la Cruz", "Sarah de la Cruz"),
+        ("mary-jane smith-jones", "Mary-Jane Smith-Jones"),
+    ],
+)
 def test_names_tidied(written: str, expected: str) -> None:
     assert tidy_name(written) == expected
 
@@ -125,12 +134,15 @@ def test_a_new_version_is_data_only() -> None:
     assert definition.fields[0].part == "A" and definition.pages == 1
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (('type = "ods_code"', 'type = "colour"'), "unknown type"),
-    (('org_kinds = ["gp_practice"]', ""), "needs org_kinds"),
-    (('part = "A"', 'part = "Z"'), "unknown part"),
-    (('key = "organisation_code"', ""), "lacks 'key'"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('type = "ods_code"', 'type = "colour"'), "unknown type"),
+        (('org_kinds = ["gp_practice"]', ""), "needs org_kinds"),
+        (('part = "A"', 'part = "Z"'), "unknown part"),
+        (('key = "organisation_code"', ""), "lacks 'key'"),
+    ],
+)
 def test_broken_definitions_are_refused(change: tuple[str, str], message: str) -> None:
     with pytest.raises(DefinitionError, match=message):
         parse_definition(tomllib.loads(NEW_VERSION.replace(*change)), "v2")

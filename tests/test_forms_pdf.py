@@ -171,8 +171,7 @@ def test_threads_read_in_parallel_through_the_pool() -> None:
 
     names = ["gpp-acroform", "uar-flattened", "pcn-printed", "uar-acroform"] * 3
     with ThreadPoolExecutor(max_workers=3) as pool:
-        kinds = list(pool.map(lambda n: read_pdf((CORPUS / f"{n}.pdf").read_bytes()).kind,
-                              names))
+        kinds = list(pool.map(lambda n: read_pdf((CORPUS / f"{n}.pdf").read_bytes()).kind, names))
     assert kinds == [_expected(CORPUS / f"{n}.pdf")["kind"] for n in names]
 
 

@@ -26,8 +26,15 @@ from workflow.intake_link import WorkflowLink
 
 ROOT = Path(__file__).resolve().parents[1]
 # The hostile PDFs that end quickly (the others are in bench/hostile.py).
-QUICK_PDFS = ["empty", "not-a-pdf", "word-document", "truncated", "encrypted",
-              "garbage-after-header", "recursive"]
+QUICK_PDFS = [
+    "empty",
+    "not-a-pdf",
+    "word-document",
+    "truncated",
+    "encrypted",
+    "garbage-after-header",
+    "recursive",
+]
 
 
 def test_the_malformed_corpus_is_there() -> None:
@@ -71,13 +78,17 @@ PARSE_HUGE_HEADER = textwrap.dedent("""
 def test_a_megabyte_address_header_is_read_in_moments(header: str) -> None:
     # In a child process, so that a parser gone quadratic fails the test instead of
     # holding it for an hour.
-    done = subprocess.run([sys.executable, "-c", PARSE_HUGE_HEADER, header], cwd=ROOT,
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE_HUGE_HEADER, header],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.stdout.strip() == "who am I", done.stderr
 
 
-def test_the_configured_pdf_limits_are_the_ones_applied(sqlite_database, tmp_path: Path
-                                                       ) -> None:
+def test_the_configured_pdf_limits_are_the_ones_applied(sqlite_database, tmp_path: Path) -> None:
     """A five-page PDF is refused under `[limits] pdf_max_pages = 4` (the default is 20)."""
     from intake.pipeline import run_round
     from service.config import Config, DatabaseConfig, LimitsConfig, MailboxConfig, StorageConfig
@@ -87,13 +98,15 @@ def test_the_configured_pdf_limits_are_the_ones_applied(sqlite_database, tmp_pat
     from workflow.models import Case
 
     box = MailboxConfig(name="enquiries", maildir=str(tmp_path / "inbox"))
-    config = Config(database=DatabaseConfig(sqlite_database.url), mailboxes=[box],
-                    storage=StorageConfig(raw_dir=str(tmp_path / "raw")),
-                    limits=LimitsConfig(pdf_max_pages=4))
+    config = Config(
+        database=DatabaseConfig(sqlite_database.url),
+        mailboxes=[box],
+        storage=StorageConfig(raw_dir=str(tmp_path / "raw")),
+        limits=LimitsConfig(pdf_max_pages=4),
+    )
     fill_maildir(tmp_path / "inbox", [pdf_message("five pages", pages(5))])
 
-    run_round(sqlite_database, config, handle_message(workflow_env(config)),
-              cases=WorkflowLink())
+    run_round(sqlite_database, config, handle_message(workflow_env(config)), cases=WorkflowLink())
 
     with sqlite_database.transaction() as session:
         [case] = session.scalars(select(Case)).all()
@@ -102,10 +115,8 @@ def test_the_configured_pdf_limits_are_the_ones_applied(sqlite_database, tmp_pat
 
 
 @pytest.mark.slow
-def test_hostile_mail_at_volume_ends_with_an_outcome_for_every_message(
-        tmp_path: Path) -> None:
-    verdict, report = prove(200, 11, 1, None, tmp_path, pdf_names=QUICK_PDFS,
-                            say=lambda _: None)
+def test_hostile_mail_at_volume_ends_with_an_outcome_for_every_message(tmp_path: Path) -> None:
+    verdict, report = prove(200, 11, 1, None, tmp_path, pdf_names=QUICK_PDFS, say=lambda _: None)
 
     assert verdict.rows == verdict.messages
     assert not verdict.not_final

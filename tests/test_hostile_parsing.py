@@ -69,8 +69,13 @@ def test_each_hostile_message_is_read_in_linear_time(name: str) -> None:
 
 def _summary(raw: bytes) -> dict[str, Any]:
     mail = parse_mail(raw)
-    return {"unreadable": mail.unreadable, "subject": mail.subject, "text": mail.text,
-            "sender": mail.sender, "problems": mail.problems}
+    return {
+        "unreadable": mail.unreadable,
+        "subject": mail.subject,
+        "text": mail.text,
+        "sender": mail.sender,
+        "problems": mail.problems,
+    }
 
 
 @pytest.mark.parametrize("levels", [10, 100, 1000, 5000])
@@ -82,8 +87,10 @@ def test_deep_multiparts_never_raise_and_keep_their_headers(levels: int) -> None
     if levels <= MAX_MIME_NESTING:
         assert found["unreadable"] is None
     else:
-        assert found["unreadable"] == (f"its MIME structure is nested {levels} levels deep, "
-                                       f"more than the {MAX_MIME_NESTING} this service reads")
+        assert found["unreadable"] == (
+            f"its MIME structure is nested {levels} levels deep, "
+            f"more than the {MAX_MIME_NESTING} this service reads"
+        )
         assert found["text"] == ""
         assert any(p.startswith("only the headers were read") for p in found["problems"])
 
@@ -99,26 +106,32 @@ def test_nesting_is_measured_by_boundaries_not_by_mentions() -> None:
     siblings = b"".join(
         b'--top\r\nContent-Type: multipart/alternative; boundary="s%d"\r\n\r\n'
         b"--s%d\r\nContent-Type: text/plain\r\n\r\npart\r\n--s%d--\r\n" % (i, i, i)
-        for i in range(150))
-    raw = (b"From: a@example.org\r\nSubject: many\r\n"
-           b'Content-Type: multipart/mixed; boundary="top"\r\n\r\n' + siblings + b"--top--\r\n")
+        for i in range(150)
+    )
+    raw = (
+        b"From: a@example.org\r\nSubject: many\r\n"
+        b'Content-Type: multipart/mixed; boundary="top"\r\n\r\n' + siblings + b"--top--\r\n"
+    )
     assert mime_nesting(raw) == 2
     assert mime_nesting(nested(150)) == 150
     assert mime_nesting(nested(150, closed=False)) == 150
     assert parse_mail(raw).unreadable is None
 
 
-def test_a_deep_message_is_parked_with_the_reason(sqlite_database: Database,
-                                                  tmp_path: Path) -> None:
+def test_a_deep_message_is_parked_with_the_reason(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
     config = maildir_config(sqlite_database, tmp_path)
     deliver(config, nested(1000), plain_request(2))
     report = run_round(sqlite_database, config, opening_handler)
     assert (report.processing.failed, report.processing.processed) == (1, 1)
     with sqlite_database.transaction() as session:
-        failed = session.scalars(select(InboundMessage).where(
-            InboundMessage.status == "failed")).one()
-        assert failed.error.startswith("This message could not be read: its MIME structure is "
-                                       "nested 1000 levels deep")
+        failed = session.scalars(
+            select(InboundMessage).where(InboundMessage.status == "failed")
+        ).one()
+        assert failed.error.startswith(
+            "This message could not be read: its MIME structure is nested 1000 levels deep"
+        )
 
 
 # --------------------------------------------------------------------------- the budget
@@ -144,7 +157,8 @@ class Spinner:
 
 
 def test_a_message_over_its_budget_is_parked_and_the_next_is_processed(
-        database: Database, tmp_path: Path) -> None:
+    database: Database, tmp_path: Path
+) -> None:
     config = maildir_config(database, tmp_path)
     config.limits.message_seconds = 0.3
     deliver(config, plain_request(1, subject="SPIN for ever"), plain_request(2))
@@ -158,18 +172,21 @@ def test_a_message_over_its_budget_is_parked_and_the_next_is_processed(
         rows = {r.subject: r for r in session.scalars(select(InboundMessage))}
     slow = rows["SPIN for ever"]
     assert slow.status == "failed" and slow.case_id is None
-    assert slow.error.startswith("Processing this message took more than the 0.3 s allowed "
-                                 "([limits] message_seconds)")
+    assert slow.error.startswith(
+        "Processing this message took more than the 0.3 s allowed ([limits] message_seconds)"
+    )
     assert [r.status for s, r in rows.items() if s != "SPIN for ever"] == ["processed"]
 
 
-def test_the_budget_is_taken_from_the_configuration(sqlite_database: Database,
-                                                    tmp_path: Path) -> None:
+def test_the_budget_is_taken_from_the_configuration(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
     config = maildir_config(sqlite_database, tmp_path)
     assert process_settings(config).message_seconds == 30
     config.limits.message_seconds = 2.5
-    processor = Processor(sqlite_database, RawStore(tmp_path / "raw"), opening_handler,
-                          process_settings(config))
+    processor = Processor(
+        sqlite_database, RawStore(tmp_path / "raw"), opening_handler, process_settings(config)
+    )
     assert processor.settings.message_seconds == 2.5
 
 
@@ -190,8 +207,10 @@ def test_the_budget_stops_only_its_own_thread() -> None:
             time.sleep(0.5)  # waiting spends no CPU time: never stopped
         stopped.append("patient finished")
 
-    threads = [threading.Thread(target=spin, args=("spinner", 0.2)),
-               threading.Thread(target=patient)]
+    threads = [
+        threading.Thread(target=spin, args=("spinner", 0.2)),
+        threading.Thread(target=patient),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -206,13 +225,25 @@ def _store_deep(web: WebClient) -> tuple[int, str]:
     raw = nested(1000)
     digest = RawStore(web.settings.raw_dir).put(raw)
     with web.settings.database.transaction() as session:
-        row = InboundMessage(mailbox="enquiries", uidvalidity=1, uid=7, sha256=digest,
-                             size=len(raw), subject="hostile", status="failed",
-                             error="This message could not be read.")
+        row = InboundMessage(
+            mailbox="enquiries",
+            uidvalidity=1,
+            uid=7,
+            sha256=digest,
+            size=len(raw),
+            subject="hostile",
+            status="failed",
+            error="This message could not be read.",
+        )
         session.add(row)
         session.flush()
-        case = create_case(session, kind="other", requester="manager@example.nhs.uk",
-                           subject="hostile", source_message_id=row.id)
+        case = create_case(
+            session,
+            kind="other",
+            requester="manager@example.nhs.uk",
+            subject="hostile",
+            source_message_id=row.id,
+        )
         row.case_id = case.id
         return row.id, case.ref
 

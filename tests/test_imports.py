@@ -55,8 +55,7 @@ def loaded(database, tmp_path):
 
 def test_organisations_good_rows_load_bad_rows_reported(database, tmp_path) -> None:
     with database.transaction() as session:
-        report = import_organisations(session, write(tmp_path, "orgs.csv", ORGS),
-                                      actor="tester")
+        report = import_organisations(session, write(tmp_path, "orgs.csv", ORGS), actor="tester")
     assert (report.added, report.updated, report.unchanged) == (5, 0, 0)
     assert [str(e) for e in report.errors] == [
         "row 7: 'A8100' is not a valid GP practice code (a letter then five digits, like A81001)",
@@ -68,27 +67,40 @@ def test_organisations_good_rows_load_bad_rows_reported(database, tmp_path) -> N
     ]
     assert report.summary() == (
         f"Organisations from {tmp_path / 'orgs.csv'}: 10 rows, 5 added, 0 updated, "
-        "0 unchanged, 5 failed.")
+        "0 unchanged, 5 failed."
+    )
     with database.transaction() as session:
         org = get_org(session, "A81002")
         assert (org.name, org.type, org.icb_code, org.status) == (
-            "Queens Park Medical Centre", "gp_practice", "QHM", "active")
+            "Queens Park Medical Centre",
+            "gp_practice",
+            "QHM",
+            "active",
+        )
         assert get_org(session, "QHM").icb_code == "QHM"
         assert get_org(session, "FW844").icb_code is None
-        assert session.scalar(select(func.count()).select_from(DirectoryEvent).where(
-            DirectoryEvent.action == "organisation_added")) == 5
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(DirectoryEvent)
+                .where(DirectoryEvent.action == "organisation_added")
+            )
+            == 5
+        )
 
 
 def test_organisations_reimport_updates_what_changed(loaded, tmp_path) -> None:
     changed = ORGS.replace("Stockton PCN", "Stockton Central PCN")
     with loaded.transaction() as session:
-        report = import_organisations(session, write(tmp_path, "orgs2.csv", changed),
-                                      actor="tester")
+        report = import_organisations(
+            session, write(tmp_path, "orgs2.csv", changed), actor="tester"
+        )
     assert (report.added, report.updated, report.unchanged) == (0, 1, 4)
     with loaded.transaction() as session:
         assert get_org(session, "U12345").name == "Stockton Central PCN"
-        event = session.scalars(select(DirectoryEvent).where(
-            DirectoryEvent.action == "organisation_updated")).one()
+        event = session.scalars(
+            select(DirectoryEvent).where(DirectoryEvent.action == "organisation_updated")
+        ).one()
         assert event.detail == {"changed": {"name": ["Stockton PCN", "Stockton Central PCN"]}}
         assert event.reason == "Imported from orgs2.csv"
 
@@ -115,10 +127,16 @@ def test_users_load_under_the_rules(loaded, tmp_path) -> None:
         report = import_users(session, path, actor="tester")
     assert (report.added, report.unchanged) == (6, 0)
     assert [(e.row, e.message) for e in report.errors] == [
-        (6, "Practice A81001 already has 4 GPP Practice User Administrators, the most allowed; "
-            "end one of their roles first"),
-        (8, "Practice A81001 already has a Main Contact (mo@nhs.net); an organisation has only "
-            "one, so a new one must replace the old rather than be added"),
+        (
+            6,
+            "Practice A81001 already has 4 GPP Practice User Administrators, the most allowed; "
+            "end one of their roles first",
+        ),
+        (
+            8,
+            "Practice A81001 already has a Main Contact (mo@nhs.net); an organisation has only "
+            "one, so a new one must replace the old rather than be added",
+        ),
         (9, "'bad@' is not a valid email address"),
         (10, "There is no PCSE Online role called 'Super User'"),
         (11, "There is no organisation A89999 in the directory"),
@@ -129,8 +147,10 @@ def test_users_load_under_the_rules(loaded, tmp_path) -> None:
         assert main_contact(session, "A81001").email == "mo@nhs.net"
         assert [p.email for p in admins(session, "U12345", Service.PCN)] == ["pcn@nhs.net"]
         grant = session.scalars(select(RoleAssignment).order_by(RoleAssignment.id)).first()
-        assert (grant.granted_by, grant.grant_reason) == ("tester",
-                                                          "Imported from users.csv, row 2")
+        assert (grant.granted_by, grant.grant_reason) == (
+            "tester",
+            "Imported from users.csv, row 2",
+        )
     # Loading the same file again changes nothing and reports the same refusals.
     with loaded.transaction() as session:
         again = import_users(session, path, actor="tester")
@@ -172,13 +192,15 @@ def test_signers(loaded, tmp_path) -> None:
 
 
 def test_ael_hyphen_and_en_dash(database, tmp_path) -> None:
-    text = ("icb_code,name,email,ael_role\n"
-            "QHM,Claire Watson,claire.watson@nhs.net,GP Payments - General\n"
-            "qhm,David Brown,david.brown@nhs.net,GP Payments – General\n"
-            "QHM,Claire Watson,claire.watson@nhs.net,GP Payments – General\n"
-            "QHM,Fiona Grant,fiona.grant@nhs.net,retirements\n"
-            "QHM,Ann Other,ann@nhs.net,Dental Payments\n"
-            "A81001,Not An ICB,icb@nhs.net,GP Payments – General\n")
+    text = (
+        "icb_code,name,email,ael_role\n"
+        "QHM,Claire Watson,claire.watson@nhs.net,GP Payments - General\n"
+        "qhm,David Brown,david.brown@nhs.net,GP Payments – General\n"
+        "QHM,Claire Watson,claire.watson@nhs.net,GP Payments – General\n"
+        "QHM,Fiona Grant,fiona.grant@nhs.net,retirements\n"
+        "QHM,Ann Other,ann@nhs.net,Dental Payments\n"
+        "A81001,Not An ICB,icb@nhs.net,GP Payments – General\n"
+    )
     with database.transaction() as session:
         report = import_ael(session, write(tmp_path, "ael.csv", text), actor="tester")
     assert (report.added, report.unchanged) == (3, 1)
@@ -195,10 +217,12 @@ def test_ael_hyphen_and_en_dash(database, tmp_path) -> None:
         assert roles == {"GP Payments – General": 2, "Retirements": 1}
 
 
-AEL_FULL = ("icb_code,name,email,ael_role\n"
-            "QHM,Claire Watson,claire.watson@nhs.net,GP Payments – General\n"
-            "QHM,David Brown,david.brown@nhs.net,GP Payments – General\n"
-            "QXX,Olu Ade,olu.ade@nhs.net,GP Payments – General\n")
+AEL_FULL = (
+    "icb_code,name,email,ael_role\n"
+    "QHM,Claire Watson,claire.watson@nhs.net,GP Payments – General\n"
+    "QHM,David Brown,david.brown@nhs.net,GP Payments – General\n"
+    "QXX,Olu Ade,olu.ade@nhs.net,GP Payments – General\n"
+)
 
 
 def test_ael_replace_removes_only_the_named_icbs_missing_contacts(database, tmp_path) -> None:
@@ -209,34 +233,40 @@ def test_ael_replace_removes_only_the_named_icbs_missing_contacts(database, tmp_
         kept = import_ael(session, write(tmp_path, "add.csv", newer), actor="tester")
     assert kept.removed == 0  # without --replace the file only adds and updates
     with database.transaction() as session:
-        report = import_ael(session, write(tmp_path, "ael2.csv", newer), actor="tester",
-                            replace=True)
+        report = import_ael(
+            session, write(tmp_path, "ael2.csv", newer), actor="tester", replace=True
+        )
     assert (report.unchanged, report.removed) == (1, 1)
     assert "1 removed" in report.summary()
     with database.transaction() as session:
         assert find_ael_contact(session, "QHM", "david.brown@nhs.net") is None
         assert find_ael_contact(session, "QHM", "claire.watson@nhs.net") is not None
         assert find_ael_contact(session, "QXX", "olu.ade@nhs.net") is not None  # not named
-        event = session.scalars(select(DirectoryEvent).where(
-            DirectoryEvent.action == "ael_contact_removed")).one()
+        event = session.scalars(
+            select(DirectoryEvent).where(DirectoryEvent.action == "ael_contact_removed")
+        ).one()
         assert event.person_email == "david.brown@nhs.net" and "no longer lists" in event.reason
 
 
 def test_replace_removes_nothing_when_a_row_failed(loaded, tmp_path) -> None:
     with loaded.transaction() as session:
         import_signers(session, write(tmp_path, "s.csv", SIGNERS), actor="tester")
-    one_left = ("org_code,name,email,capacity\n"
-                "A81001,Dr Helen Morris,helen.morris@nhs.net,GP Partner\n"
-                "A81001,Typo,not-an-address,Caldicott Guardian\n")
+    one_left = (
+        "org_code,name,email,capacity\n"
+        "A81001,Dr Helen Morris,helen.morris@nhs.net,GP Partner\n"
+        "A81001,Typo,not-an-address,Caldicott Guardian\n"
+    )
     with loaded.transaction() as session:
-        report = import_signers(session, write(tmp_path, "s2.csv", one_left), actor="tester",
-                                replace=True)
+        report = import_signers(
+            session, write(tmp_path, "s2.csv", one_left), actor="tester", replace=True
+        )
     assert report.removed == 0 and report.failed == 1
     assert "Nothing was removed, because 1 row(s) failed" in report.summary()
     good = one_left.splitlines()[:2]
     with loaded.transaction() as session:
-        report = import_signers(session, write(tmp_path, "s3.csv", "\n".join(good) + "\n"),
-                                actor="tester", replace=True)
+        report = import_signers(
+            session, write(tmp_path, "s3.csv", "\n".join(good) + "\n"), actor="tester", replace=True
+        )
     assert report.removed == 2
     with loaded.transaction() as session:
         assert [s.email for s in signers_for(session, "A81001")] == ["helen.morris@nhs.net"]
@@ -245,8 +275,10 @@ def test_replace_removes_nothing_when_a_row_failed(loaded, tmp_path) -> None:
 def test_header_problems_refuse_the_file(database, tmp_path) -> None:
     cases = {
         "empty.csv": ("", "is empty; its first line must be code,name,type,icb_code"),
-        "wrong.csv": ("org_code,name,email,role\n",
-                      "has no column code, type, icb_code; its first line must be"),
+        "wrong.csv": (
+            "org_code,name,email,role\n",
+            "has no column code, type, icb_code; its first line must be",
+        ),
     }
     for name, (text, message) in cases.items():
         with database.transaction() as session, pytest.raises(ImportFileError) as refused:
@@ -257,10 +289,19 @@ def test_header_problems_refuse_the_file(database, tmp_path) -> None:
 
 
 def test_excel_files_bom_windows_1252_blank_lines(database, tmp_path) -> None:
-    bom = write(tmp_path, "bom.csv", "\ufeffCode, Name ,Type,ICB_Code\r\nA81001,Dr Ó Súilleabháin"
-                " Surgery,gp_practice,QHM\r\n,,,\r\n", encoding="utf-8")
-    cp = write(tmp_path, "cp.csv", "code,name,type,icb_code\nA81002,Café Surgery,gp_practice,"
-               "QHM\n", encoding="cp1252")
+    bom = write(
+        tmp_path,
+        "bom.csv",
+        "\ufeffCode, Name ,Type,ICB_Code\r\nA81001,Dr Ó Súilleabháin"
+        " Surgery,gp_practice,QHM\r\n,,,\r\n",
+        encoding="utf-8",
+    )
+    cp = write(
+        tmp_path,
+        "cp.csv",
+        "code,name,type,icb_code\nA81002,Café Surgery,gp_practice,QHM\n",
+        encoding="cp1252",
+    )
     with database.transaction() as session:
         assert import_organisations(session, bom, actor="t").added == 1
         assert import_organisations(session, cp, actor="t").added == 1
@@ -298,18 +339,25 @@ def test_ods_slice_loads_gp_practices_with_their_status(database) -> None:
     assert (report.added, report.skipped, report.failed) == (len(gp), len(rows) - len(gp), 0)
     with database.transaction() as session:
         statuses = Counter(session.scalars(select(Organisation.status)))
-        expected = Counter({"A": "active", "C": "closed", "D": "dormant", "P": "proposed"}[r[12]]
-                           for r in gp)
+        expected = Counter(
+            {"A": "active", "C": "closed", "D": "dormant", "P": "proposed"}[r[12]] for r in gp
+        )
         assert statuses == expected
         assert statuses["closed"] > 0 and statuses["dormant"] > 0
         org = get_org(session, "A81001")
         assert (org.name, org.type, org.icb_code, org.status, org.prescribing_setting) == (
-            "THE DENSHAM SURGERY", "gp_practice", "Q74", "active", 4)
+            "THE DENSHAM SURGERY",
+            "gp_practice",
+            "Q74",
+            "active",
+            4,
+        )
         assert get_org(session, "A81003").status == "closed"
         non_gp = next(r[0] for r in rows if r[25] != "4")
         assert get_org(session, non_gp) is None
-        summary = session.scalars(select(DirectoryEvent).where(
-            DirectoryEvent.action == "ods_import")).one()
+        summary = session.scalars(
+            select(DirectoryEvent).where(DirectoryEvent.action == "ods_import")
+        ).one()
         assert summary.detail["added"] == len(gp)
 
 
@@ -321,8 +369,9 @@ def test_ods_include_non_gp(database) -> None:
     with database.transaction() as session:
         org = get_org(session, "ALD200")
         assert org is not None and org.prescribing_setting == 0
-        assert {r[0] for r in rows if r[12] == "P"} <= set(session.scalars(
-            select(Organisation.code).where(Organisation.status == "proposed")))
+        assert {r[0] for r in rows if r[12] == "P"} <= set(
+            session.scalars(select(Organisation.code).where(Organisation.status == "proposed"))
+        )
 
 
 def test_ods_rerun_updates_what_changed_and_keeps_closed(database, tmp_path) -> None:
@@ -348,11 +397,16 @@ def test_ods_rerun_updates_what_changed_and_keeps_closed(database, tmp_path) -> 
         assert get_org(session, "A81003").status == "closed"
         # Absent from the newer file: kept as it was.
         assert get_org(session, "A81004").status == "active"
-        changes = {e.organisation_code: e.detail for e in session.scalars(
-            select(DirectoryEvent).where(DirectoryEvent.action == "organisation_updated"))}
+        changes = {
+            e.organisation_code: e.detail
+            for e in session.scalars(
+                select(DirectoryEvent).where(DirectoryEvent.action == "organisation_updated")
+            )
+        }
         assert changes == {
-            "A81001": {"changed": {"name": ["THE DENSHAM SURGERY",
-                                            "THE DENSHAM SURGERY AND ANNEXE"]}},
+            "A81001": {
+                "changed": {"name": ["THE DENSHAM SURGERY", "THE DENSHAM SURGERY AND ANNEXE"]}
+            },
             "A81002": {"changed": {"status": ["active", "closed"]}},
         }
     with database.transaction() as session:
@@ -374,8 +428,7 @@ def test_ods_bad_rows_reported_good_rows_load(database, tmp_path) -> None:
         report = import_ods(session, path, actor="tester")
     assert report.added == 3
     assert [str(e) for e in report.errors] == [
-        "row 4: 'A8100X' is not a valid GP practice code (a letter then five digits, like "
-        "A81001)",
+        "row 4: 'A8100X' is not a valid GP practice code (a letter then five digits, like A81001)",
         "row 5: unknown status code 'X' (expected A, C, D or P)",
         "row 6: it has 3 fields where epraccur.csv has 27",
     ]

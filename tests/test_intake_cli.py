@@ -25,29 +25,45 @@ pytestmark = pytest.mark.dovecot
 PCSE = str(Path(sys.executable).with_name("pcse"))
 
 
-def write_config(path: Path, db: Database, account: ImapAccount, *, poll_seconds: float = 300,
-                 idle: bool = True) -> Path:
+def write_config(
+    path: Path, db: Database, account: ImapAccount, *, poll_seconds: float = 300, idle: bool = True
+) -> Path:
     box = account.mailbox_config()
-    path.write_text(to_toml({
-        "database": {"url": db.url},
-        "mailboxes": [{
-            "name": "enquiries", "address": "pcse.portalenquiries@nhs.net",
-            "imap_host": "127.0.0.1", "imap_port": box.imap_port, "imap_ssl": False,
-            "username": box.username, "password_env": "TEST_IMAP_PASSWORD",
-        }],
-        "smtp": {"host": "127.0.0.1", "port": 9},
-        "schedule": {"poll_seconds": poll_seconds, "idle": idle, "outbox_seconds": 3600,
-                     "housekeeping_seconds": 3600},
-        "storage": {"raw_dir": path.parent / "raw"},
-    }))
+    path.write_text(
+        to_toml(
+            {
+                "database": {"url": db.url},
+                "mailboxes": [
+                    {
+                        "name": "enquiries",
+                        "address": "pcse.portalenquiries@nhs.net",
+                        "imap_host": "127.0.0.1",
+                        "imap_port": box.imap_port,
+                        "imap_ssl": False,
+                        "username": box.username,
+                        "password_env": "TEST_IMAP_PASSWORD",
+                    }
+                ],
+                "smtp": {"host": "127.0.0.1", "port": 9},
+                "schedule": {
+                    "poll_seconds": poll_seconds,
+                    "idle": idle,
+                    "outbox_seconds": 3600,
+                    "housekeeping_seconds": 3600,
+                },
+                "storage": {"raw_dir": path.parent / "raw"},
+            }
+        )
+    )
     return path
 
 
 def pcse(config: Path, account: ImapAccount, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PCSE_CONFIG"}
     env["TEST_IMAP_PASSWORD"] = account.password
-    return subprocess.run([PCSE, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=120, env=env)
+    return subprocess.run(
+        [PCSE, "--config", str(config), *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def inbound(db: Database) -> list[InboundMessage]:
@@ -55,21 +71,28 @@ def inbound(db: Database) -> list[InboundMessage]:
         return list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
 
 
-def test_poll_once_json_and_status(imap_account: ImapAccount, sqlite_database: Database,
-                                   tmp_path: Path) -> None:
+def test_poll_once_json_and_status(
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     config = write_config(tmp_path / "pcse.toml", sqlite_database, imap_account)
-    imap_account.append([plain_request(i) for i in range(5)] + [
-        plain_request(9, subject="Automatic reply: PL admin request",
-                      body="I am out of the office until Monday."),
-    ])
+    imap_account.append(
+        [plain_request(i) for i in range(5)]
+        + [
+            plain_request(
+                9,
+                subject="Automatic reply: PL admin request",
+                body="I am out of the office until Monday.",
+            ),
+        ]
+    )
 
     done = pcse(config, imap_account, "poll", "--once", "--json")
 
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
-    assert {k: document[k] for k in ("fetched", "processed", "duplicates", "ignored",
-                                     "failed")} == {
-        "fetched": 6, "processed": 5, "duplicates": 0, "ignored": 1, "failed": 0}
+    assert {
+        k: document[k] for k in ("fetched", "processed", "duplicates", "ignored", "failed")
+    } == {"fetched": 6, "processed": 5, "duplicates": 0, "ignored": 1, "failed": 0}
     assert imap_account.password not in done.stderr
     rows = inbound(sqlite_database)
     assert {r.status for r in rows} == {"processed", "ignored"}
@@ -87,9 +110,9 @@ def test_poll_once_json_and_status(imap_account: ImapAccount, sqlite_database: D
     assert "enquiries" in text.stdout and "0 waiting" in text.stdout
 
 
-def test_poll_once_reports_an_unreachable_mailbox(imap_account: ImapAccount,
-                                                  sqlite_database: Database,
-                                                  tmp_path: Path) -> None:
+def test_poll_once_reports_an_unreachable_mailbox(
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     config = write_config(tmp_path / "pcse.toml", sqlite_database, imap_account)
     imap_account.password = "not-the-password"
     done = pcse(config, imap_account, "poll", "--once", "--json")
@@ -101,8 +124,9 @@ def test_poll_once_reports_an_unreachable_mailbox(imap_account: ImapAccount,
     assert "refused the sign-in" in status["mailboxes"][0]["last_error"]
 
 
-def test_poll_without_once_says_what_to_use(imap_account: ImapAccount,
-                                            sqlite_database: Database, tmp_path: Path) -> None:
+def test_poll_without_once_says_what_to_use(
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     config = write_config(tmp_path / "pcse.toml", sqlite_database, imap_account)
     done = pcse(config, imap_account, "poll")
     assert done.returncode != 0
@@ -119,29 +143,32 @@ def wait_until(probe, timeout: float) -> float:
 
 
 def test_run_picks_up_new_mail_by_idle_and_stops_on_sigterm(
-        imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "pcse.toml", sqlite_database, imap_account,
-                          poll_seconds=600)
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "pcse.toml", sqlite_database, imap_account, poll_seconds=600)
     env = {k: v for k, v in os.environ.items() if k != "PCSE_CONFIG"}
     env["TEST_IMAP_PASSWORD"] = imap_account.password
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log:
-        service = subprocess.Popen([PCSE, "--config", str(config), "run"], stdout=log,
-                                   stderr=subprocess.STDOUT, env=env)
+        service = subprocess.Popen(
+            [PCSE, "--config", str(config), "run"], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         try:
             wait_until(lambda: "IDLE on 1" in log_path.read_text(), 20)
             time.sleep(0.5)  # the watcher is in IDLE
             imap_account.append([plain_request(1)])
             # Polling is every 10 minutes: only IDLE can explain a pick-up this quick.
-            took = wait_until(lambda: [r for r in inbound(sqlite_database)
-                                       if r.status != "pending"], 10)
+            took = wait_until(
+                lambda: [r for r in inbound(sqlite_database) if r.status != "pending"], 10
+            )
             assert took < 5
             # Mail arriving while a round runs is taken by that round's next turn, without
             # asking the scheduler for a second instance of the job.
             for n in range(2, 8):
                 imap_account.append([plain_request(n)])
-            wait_until(lambda: len([r for r in inbound(sqlite_database)
-                                    if r.status != "pending"]) == 7, 10)
+            wait_until(
+                lambda: len([r for r in inbound(sqlite_database) if r.status != "pending"]) == 7, 10
+            )
             service.send_signal(signal.SIGTERM)
             assert service.wait(20) == 0
         finally:
@@ -158,35 +185,42 @@ def test_run_picks_up_new_mail_by_idle_and_stops_on_sigterm(
     assert "maximum number of running instances" not in text
 
 
-def test_idle_is_renewed_and_still_sees_new_mail(imap_account: ImapAccount,
-                                                 sqlite_database: Database,
-                                                 tmp_path: Path) -> None:
+def test_idle_is_renewed_and_still_sees_new_mail(
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     box = imap_account.mailbox_config()
-    config = Config(database=DatabaseConfig(sqlite_database.url), mailboxes=[box],
-                    storage=StorageConfig(str(tmp_path / "raw")),
-                    schedule=ScheduleConfig(poll_seconds=600, idle=True))
-    service = Service(sqlite_database, config, opening_handler, jobs=[],
-                      idle_renew_seconds=1.0)
+    config = Config(
+        database=DatabaseConfig(sqlite_database.url),
+        mailboxes=[box],
+        storage=StorageConfig(str(tmp_path / "raw")),
+        schedule=ScheduleConfig(poll_seconds=600, idle=True),
+    )
+    service = Service(sqlite_database, config, opening_handler, jobs=[], idle_renew_seconds=1.0)
     service.start()
     try:
         watcher = service.watchers[0]
         wait_until(watcher.connected.is_set, 10)
         wait_until(lambda: watcher.renewals >= 2, 10)
         imap_account.append([plain_request(2)])
-        took = wait_until(lambda: [r for r in inbound(sqlite_database)
-                                   if r.status == "processed"], 10)
+        took = wait_until(
+            lambda: [r for r in inbound(sqlite_database) if r.status == "processed"], 10
+        )
         assert took < 5
     finally:
         service.shutdown()
     assert not watcher.is_alive()
 
 
-def test_stop_finishes_the_message_in_hand(imap_account: ImapAccount,
-                                           sqlite_database: Database, tmp_path: Path) -> None:
+def test_stop_finishes_the_message_in_hand(
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     box = imap_account.mailbox_config()
-    config = Config(database=DatabaseConfig(sqlite_database.url), mailboxes=[box],
-                    storage=StorageConfig(str(tmp_path / "raw")),
-                    schedule=ScheduleConfig(poll_seconds=600, idle=False))
+    config = Config(
+        database=DatabaseConfig(sqlite_database.url),
+        mailboxes=[box],
+        storage=StorageConfig(str(tmp_path / "raw")),
+        schedule=ScheduleConfig(poll_seconds=600, idle=False),
+    )
     imap_account.append([plain_request(i) for i in range(40)])
     in_hand = threading.Event()
     stop = threading.Event()
@@ -207,5 +241,6 @@ def test_stop_finishes_the_message_in_hand(imap_account: ImapAccount,
     assert len(rows) == 40
     processed = [r for r in rows if r.status == "processed"]
     assert len(processed) == 1  # the one in hand was finished and committed
-    assert all(r.status == "pending" and r.claimed_by is None
-               for r in rows if r.status != "processed")
+    assert all(
+        r.status == "pending" and r.claimed_by is None for r in rows if r.status != "processed"
+    )

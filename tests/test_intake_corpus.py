@@ -27,21 +27,45 @@ WHEN = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 
 def known_world(session) -> Case:
     """Case PCSE-2026-000001, an email we sent on it, its approval request, the opening email."""
-    opening = InboundMessage(mailbox="enquiries", uidvalidity=1, uid=1,
-                             message_id="<opening-request@a81001.nhs.uk>", sha256="0" * 64,
-                             size=100, status="processed")
+    opening = InboundMessage(
+        mailbox="enquiries",
+        uidvalidity=1,
+        uid=1,
+        message_id="<opening-request@a81001.nhs.uk>",
+        sha256="0" * 64,
+        size=100,
+        status="processed",
+    )
     session.add(opening)
     session.flush()
-    case = create_case(session, kind="pl_admin", requester="pm@a81001.nhs.uk", now=WHEN,
-                       source_message_id=opening.id)
+    case = create_case(
+        session,
+        kind="pl_admin",
+        requester="pm@a81001.nhs.uk",
+        now=WHEN,
+        source_message_id=opening.id,
+    )
     opening.case_id = case.id
-    session.add(OutboxMessage(case_id=case.id, purpose="acknowledgement",
-                              message_id="<out-1@pcse.example>", to_address="pm@a81001.nhs.uk",
-                              subject=f"[{case.ref}] We have received your request",
-                              body_text="We have received your request."))
-    session.add(ApprovalRequest(case_id=case.id, token=TOKEN, approver_email="alex.partner@nhs.net",
-                                approver_name="Dr Alex Partner", approver_source="signer",
-                                expires_at=WHEN + timedelta(days=10)))
+    session.add(
+        OutboxMessage(
+            case_id=case.id,
+            purpose="acknowledgement",
+            message_id="<out-1@pcse.example>",
+            to_address="pm@a81001.nhs.uk",
+            subject=f"[{case.ref}] We have received your request",
+            body_text="We have received your request.",
+        )
+    )
+    session.add(
+        ApprovalRequest(
+            case_id=case.id,
+            token=TOKEN,
+            approver_email="alex.partner@nhs.net",
+            approver_name="Dr Alex Partner",
+            approver_source="signer",
+            expires_at=WHEN + timedelta(days=10),
+        )
+    )
     session.flush()
     return case
 
@@ -49,8 +73,9 @@ def known_world(session) -> Case:
 def check(sample: Path, session, case: Case, uid: int) -> None:
     expected = json.loads(sample.with_suffix(".expected.json").read_text())
     raw = sample.read_bytes()
-    row = InboundMessage(mailbox="enquiries", uidvalidity=1, uid=uid, sha256=sha256_of(raw),
-                         size=len(raw))
+    row = InboundMessage(
+        mailbox="enquiries", uidvalidity=1, uid=uid, sha256=sha256_of(raw), size=len(raw)
+    )
     session.add(row)
     session.flush()
 
@@ -68,7 +93,8 @@ def check(sample: Path, session, case: Case, uid: int) -> None:
         assert mail.sender == expected["sender"]
     # Every sample says whether its From reads strictly as one clean mailbox.
     assert mail.sender_identity.parsed_cleanly == expected.get("sender_verified", True) or (
-        expected["kind"] == "unrelated" and not mail.from_addresses), sample.name
+        expected["kind"] == "unrelated" and not mail.from_addresses
+    ), sample.name
     if "sender_problem" in expected:
         assert expected["sender_problem"] in (mail.sender_identity.problem or "")
     if "display_name" in expected:
@@ -107,12 +133,14 @@ def test_whole_corpus_on_both_databases(database: Database) -> None:
         # Each sample again, now seen before: every one is a duplicate, by digest or Message-ID.
         for uid, sample in enumerate(SAMPLES, start=1000):
             raw = sample.read_bytes()
-            row = InboundMessage(mailbox="enquiries", uidvalidity=1, uid=uid,
-                                 sha256=sha256_of(raw), size=len(raw))
+            row = InboundMessage(
+                mailbox="enquiries", uidvalidity=1, uid=uid, sha256=sha256_of(raw), size=len(raw)
+            )
             session.add(row)
             session.flush()
-            found = classify(parse_mail(raw), Facts(row.id, row.sha256),
-                             DatabaseKnowledge(session), OURS)
+            found = classify(
+                parse_mail(raw), Facts(row.id, row.sha256), DatabaseKnowledge(session), OURS
+            )
             expected = json.loads(sample.with_suffix(".expected.json").read_text())["kind"]
             want = "unrelated" if expected == "unrelated" else "duplicate"
             assert found.kind == want, sample.name
@@ -120,6 +148,12 @@ def test_whole_corpus_on_both_databases(database: Database) -> None:
 
 def test_the_corpus_covers_every_kind_the_classifier_gives() -> None:
     kinds = {json.loads(p.with_suffix(".expected.json").read_text())["kind"] for p in SAMPLES}
-    assert kinds == {"new_request", "case_reply", "approval_answer", "automatic", "bounce",
-                     "unrelated"}
+    assert kinds == {
+        "new_request",
+        "case_reply",
+        "approval_answer",
+        "automatic",
+        "bounce",
+        "unrelated",
+    }
     assert len(SAMPLES) >= 25

@@ -23,14 +23,19 @@ def wait_until(probe, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def test_idle_reconnects_after_the_server_restarts(dovecot: DovecotServer,
-                                                   imap_account: ImapAccount) -> None:
+def test_idle_reconnects_after_the_server_restarts(
+    dovecot: DovecotServer, imap_account: ImapAccount
+) -> None:
     box = imap_account.mailbox_config()
     calls: list[float] = []
     stop = threading.Event()
-    watcher = IdleWatcher(box.name, lambda: ImapSource.from_config(box, credentials_for(box)),
-                          lambda: calls.append(time.monotonic()), stop,
-                          backoff=Backoff(base=0.2, cap=1.0))
+    watcher = IdleWatcher(
+        box.name,
+        lambda: ImapSource.from_config(box, credentials_for(box)),
+        lambda: calls.append(time.monotonic()),
+        stop,
+        backoff=Backoff(base=0.2, cap=1.0),
+    )
     watcher.start()
     try:
         wait_until(watcher.connected.is_set, 10)

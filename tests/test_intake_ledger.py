@@ -16,8 +16,14 @@ from intake.models import InboundMessage
 
 
 def new(uid: int, digest: str | None = None, error: str | None = None) -> NewMessage:
-    return NewMessage(uid, digest or f"{uid:064x}", 10, HeaderFacts(f"<{uid}@x>", "a@b.c", "s"),
-                      utcnow(), error=error)
+    return NewMessage(
+        uid,
+        digest or f"{uid:064x}",
+        10,
+        HeaderFacts(f"<{uid}@x>", "a@b.c", "s"),
+        utcnow(),
+        error=error,
+    )
 
 
 def all_rows(db: Database) -> list[InboundMessage]:
@@ -47,13 +53,13 @@ def test_unreadable_rows_are_failed_with_their_reason(database: Database) -> Non
 
 def test_mark_moved_and_rekey_after_uidvalidity_change(database: Database) -> None:
     with database.transaction() as session:
-        ledger.insert_new(session, "box", 1, [new(1, "a" * 64), new(2, "b" * 64),
-                                              new(3, "c" * 64)])
+        ledger.insert_new(session, "box", 1, [new(1, "a" * 64), new(2, "b" * 64), new(3, "c" * 64)])
         ledger.mark_moved(session, "box", 1, [3])
     with database.transaction() as session:
         assert ledger.has_unmoved_elsewhere(session, "box", 2)
-        taken = ledger.rekey_unmoved(session, "box", 2, {"a" * 64: [10], "c" * 64: [11],
-                                                         "d" * 64: [12]})
+        taken = ledger.rekey_unmoved(
+            session, "box", 2, {"a" * 64: [10], "c" * 64: [11], "d" * 64: [12]}
+        )
     assert taken == {10}  # c was moved out already: a new copy of it is a new delivery
     by_digest = {r.sha256[0]: r for r in all_rows(database)}
     assert (by_digest["a"].uidvalidity, by_digest["a"].uid) == (2, 10)
@@ -90,8 +96,7 @@ def test_claims_do_not_overlap_between_workers(database: Database) -> None:
     assert all(r.attempts == 1 for r in all_rows(database))
 
 
-def test_an_expired_claim_can_be_taken_and_the_old_holder_cannot_finish(
-        database: Database) -> None:
+def test_an_expired_claim_can_be_taken_and_the_old_holder_cannot_finish(database: Database) -> None:
     with database.transaction() as session:
         ledger.insert_new(session, "box", 1, [new(1)])
     with database.transaction() as session:
@@ -102,13 +107,24 @@ def test_an_expired_claim_can_be_taken_and_the_old_holder_cannot_finish(
     with database.transaction() as session:
         assert ledger.claim_pending(session, "second", 5) == [row_id]
     with database.transaction() as session:
-        assert not ledger.finish(session, row_id, "first", status="processed",
-                                 classification="new_request", outcome="x")
-        assert ledger.finish(session, row_id, "second", status="processed",
-                             classification="new_request", outcome="Opened a case.")
+        assert not ledger.finish(
+            session, row_id, "first", status="processed", classification="new_request", outcome="x"
+        )
+        assert ledger.finish(
+            session,
+            row_id,
+            "second",
+            status="processed",
+            classification="new_request",
+            outcome="Opened a case.",
+        )
     [row] = all_rows(database)
     assert (row.status, row.outcome, row.attempts, row.claimed_by) == (
-        "processed", "Opened a case.", 2, None)
+        "processed",
+        "Opened a case.",
+        2,
+        None,
+    )
 
 
 def test_release_gives_claims_back(database: Database) -> None:
@@ -123,8 +139,15 @@ def failed_row(database: Database) -> int:
     with database.transaction() as session:
         ledger.insert_new(session, "box", 1, [new(1)])
         [row_id] = ledger.claim_pending(session, "w", 1)
-        ledger.finish(session, row_id, "w", status="failed", classification="new_request",
-                      outcome=None, error="KeyError: 'x'")
+        ledger.finish(
+            session,
+            row_id,
+            "w",
+            status="failed",
+            classification="new_request",
+            outcome=None,
+            error="KeyError: 'x'",
+        )
     return row_id
 
 

@@ -19,18 +19,23 @@ from tests.fixtures.dovecot import opening_handler, plain_request
 def setup(db: Database, tmp_path: Path, folder: str = "INBOX") -> tuple[Config, Path]:
     root = tmp_path / "maildir"
     box = MailboxConfig(name="local", maildir=str(root), folder=folder)
-    config = Config(database=DatabaseConfig(db.url), mailboxes=[box],
-                    storage=StorageConfig(str(tmp_path / "raw")))
+    config = Config(
+        database=DatabaseConfig(db.url),
+        mailboxes=[box],
+        storage=StorageConfig(str(tmp_path / "raw")),
+    )
     return config, root
 
 
 def files(path: Path) -> list[Path]:
-    return sorted(p for sub in ("new", "cur") if (path / sub).exists()
-                  for p in (path / sub).iterdir())
+    return sorted(
+        p for sub in ("new", "cur") if (path / sub).exists() for p in (path / sub).iterdir()
+    )
 
 
-def test_messages_move_to_the_processed_sub_maildir(sqlite_database: Database,
-                                                    tmp_path: Path) -> None:
+def test_messages_move_to_the_processed_sub_maildir(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
     config, root = setup(sqlite_database, tmp_path)
     inbox = mailbox.Maildir(root, create=True)
     for i in range(4):
@@ -65,8 +70,9 @@ def test_an_unreadable_file_goes_to_failed(sqlite_database: Database, tmp_path: 
     assert report.as_json()["failed"] == 1
     assert [p.name.split(":")[0] for p in files(root / ".Failed")] == ["1700000000.broken.host"]
     with sqlite_database.transaction() as session:
-        failed = session.scalars(select(InboundMessage)
-                                 .where(InboundMessage.status == "failed")).one()
+        failed = session.scalars(
+            select(InboundMessage).where(InboundMessage.status == "failed")
+        ).one()
         assert failed.uid == uid_for("1700000000.broken.host")
         assert "could not be read" in failed.error and "Failed folder" in failed.error
 
@@ -108,8 +114,9 @@ def test_a_sub_folder_as_the_inbox(sqlite_database: Database, tmp_path: Path) ->
     assert len(files(root / ".Processed")) == 1
 
 
-def test_a_raw_store_that_cannot_be_written_moves_nothing(sqlite_database: Database,
-                                                           tmp_path: Path) -> None:
+def test_a_raw_store_that_cannot_be_written_moves_nothing(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
     config, root = setup(sqlite_database, tmp_path)
     mailbox.Maildir(root, create=True).add(mailbox.MaildirMessage(plain_request(1)))
     raw_dir = Path(config.storage.raw_dir)
@@ -129,12 +136,20 @@ def test_a_raw_store_that_cannot_be_written_moves_nothing(sqlite_database: Datab
 
 
 def test_a_mailbox_that_cannot_be_opened_does_not_stop_the_others(
-        sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PCSE_OAUTH2_TENANT", raising=False)
     config, root = setup(sqlite_database, tmp_path)
-    config.mailboxes.insert(0, MailboxConfig(
-        name="m365", imap_host="outlook.office365.com", username="pcse@nhs.net",
-        auth="oauth2", oauth2_provider="msal"))
+    config.mailboxes.insert(
+        0,
+        MailboxConfig(
+            name="m365",
+            imap_host="outlook.office365.com",
+            username="pcse@nhs.net",
+            auth="oauth2",
+            oauth2_provider="msal",
+        ),
+    )
     mailbox.Maildir(root, create=True).add(mailbox.MaildirMessage(plain_request(1)))
 
     report = run_round(sqlite_database, config, opening_handler)

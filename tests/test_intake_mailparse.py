@@ -31,8 +31,11 @@ def tnef(body: str, files: list[tuple[str, bytes]]) -> bytes:
     """A minimal winmail.dat as Outlook writes one: version, codepage, body, attachments."""
 
     def attribute(level: int, name: int, kind: int, data: bytes) -> bytes:
-        return (struct.pack("<BHHI", level, name, kind, len(data)) + data
-                + struct.pack("<H", sum(data) & 0xFFFF))
+        return (
+            struct.pack("<BHHI", level, name, kind, len(data))
+            + data
+            + struct.pack("<H", sum(data) & 0xFFFF)
+        )
 
     out = struct.pack("<IH", 0x223E9F78, 1)
     out += attribute(1, 0x9006, 0x0008, struct.pack("<I", 0x00010000))
@@ -47,8 +50,10 @@ def tnef(body: str, files: list[tuple[str, bytes]]) -> bytes:
 
 def test_a_25_mb_attachment_is_skipped_with_the_reason_and_the_rest_is_read() -> None:
     big = b"%PDF-1.4\n" + b"0" * (25 * 1024 * 1024)
-    raw = with_attachments(("huge scan.pdf", "application/pdf", big),
-                           ("form.pdf", "application/pdf", b"%PDF-1.4 small"))
+    raw = with_attachments(
+        ("huge scan.pdf", "application/pdf", big),
+        ("form.pdf", "application/pdf", b"%PDF-1.4 small"),
+    )
     assert len(raw) > 25 * 1024 * 1024
 
     mail = parse_mail(raw, attachment_max_bytes=20 * 1024 * 1024)
@@ -68,14 +73,18 @@ def test_the_attachment_limit_is_the_configured_one() -> None:
 
 
 def test_winmail_dat_is_unpacked() -> None:
-    dat = tnef("Please find the form attached.", [("Admin form.pdf", b"%PDF-1.4 form"),
-                                                   ("notes.txt", b"hello")])
+    dat = tnef(
+        "Please find the form attached.",
+        [("Admin form.pdf", b"%PDF-1.4 form"), ("notes.txt", b"hello")],
+    )
     raw = with_attachments(("winmail.dat", "application/ms-tnef", dat), body="")
 
     mail = parse_mail(raw)
 
     assert [(a.filename, a.data) for a in mail.attachments] == [
-        ("Admin form.pdf", b"%PDF-1.4 form"), ("notes.txt", b"hello")]
+        ("Admin form.pdf", b"%PDF-1.4 form"),
+        ("notes.txt", b"hello"),
+    ]
     assert mail.attachments[0].content_type == "application/pdf"
     assert "Please find the form attached." in mail.text
 
@@ -89,32 +98,38 @@ def test_a_damaged_winmail_dat_is_kept_as_it_is() -> None:
         unpack_tnef(b"\x78\x9f\x3e\x22\x01\x00\x01")
 
 
-@pytest.mark.parametrize(("given", "safe"), [
-    ("../../etc/passwd", "passwd"),
-    ("C:\\Users\\pm\\Desktop\\form.pdf", "form.pdf"),
-    ("  .hidden.pdf ", "hidden.pdf"),
-    ("con.pdf", "_con.pdf"),
-    ('bad<>:"|?*name.pdf', "bad_______name.pdf"),
-    ("tab\there\x00.pdf", "tab_here_.pdf"),
-    ("", "attachment-3.pdf"),
-    (None, "attachment-3.pdf"),
-    ("a" * 300 + ".pdf", "a" * 116 + ".pdf"),
-])
+@pytest.mark.parametrize(
+    ("given", "safe"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\pm\\Desktop\\form.pdf", "form.pdf"),
+        ("  .hidden.pdf ", "hidden.pdf"),
+        ("con.pdf", "_con.pdf"),
+        ('bad<>:"|?*name.pdf', "bad_______name.pdf"),
+        ("tab\there\x00.pdf", "tab_here_.pdf"),
+        ("", "attachment-3.pdf"),
+        (None, "attachment-3.pdf"),
+        ("a" * 300 + ".pdf", "a" * 116 + ".pdf"),
+    ],
+)
 def test_safe_filenames(given: str | None, safe: str) -> None:
     assert safe_filename(given, "application/pdf", 3) == safe
 
 
 def test_same_names_are_made_unique() -> None:
-    raw = with_attachments(("form.pdf", "application/pdf", b"1"),
-                           ("form.pdf", "application/pdf", b"2"))
+    raw = with_attachments(
+        ("form.pdf", "application/pdf", b"1"), ("form.pdf", "application/pdf", b"2")
+    )
     assert [a.filename for a in parse_mail(raw).attachments] == ["form.pdf", "form-2.pdf"]
 
 
 def test_html_only_mail_gives_plain_text() -> None:
-    text = html_to_text("<html><head><title>t</title><style>x{}</style></head><body>"
-                        "<p>Dear&nbsp;PCSE,</p><div>line one<br>line two</div>"
-                        "<table><tr><td>ODS</td><td>A81001</td></tr></table>"
-                        "<script>evil()</script></body></html>")
+    text = html_to_text(
+        "<html><head><title>t</title><style>x{}</style></head><body>"
+        "<p>Dear&nbsp;PCSE,</p><div>line one<br>line two</div>"
+        "<table><tr><td>ODS</td><td>A81001</td></tr></table>"
+        "<script>evil()</script></body></html>"
+    )
     assert text.splitlines() == ["Dear PCSE,", "", "line one", "line two", "", "ODS A81001"]
 
 
@@ -128,28 +143,36 @@ def test_charsets_fall_back_in_order() -> None:
 
 
 def test_garbage_never_raises() -> None:
-    for raw in (b"", b"\x00\xff\xfe", b"Subject: x\r\n", b"\r\n\r\n\r\n",
-                b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n--b--",
-                b"Content-Type: multipart/mixed\r\n\r\nno boundary at all",
-                b"From: =?utf-8?q?=FF=FE?= <a@b.c>\r\nSubject: =?bogus?x?y?=\r\n\r\nhi",
-                b"Content-Type: message/rfc822\r\n\r\nnot a message"):
+    for raw in (
+        b"",
+        b"\x00\xff\xfe",
+        b"Subject: x\r\n",
+        b"\r\n\r\n\r\n",
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n--b--',
+        b"Content-Type: multipart/mixed\r\n\r\nno boundary at all",
+        b"From: =?utf-8?q?=FF=FE?= <a@b.c>\r\nSubject: =?bogus?x?y?=\r\n\r\nhi",
+        b"Content-Type: message/rfc822\r\n\r\nnot a message",
+    ):
         mail = parse_mail(raw)
         assert isinstance(mail.text, str)
 
 
 def test_deep_nesting_is_bounded() -> None:
-    raw = b"Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n"
+    raw = b'Content-Type: multipart/mixed; boundary="b0"\r\n\r\n'
     for depth in range(1, 40):
-        raw += (f"--b{depth - 1}\r\n"
-                f"Content-Type: multipart/mixed; boundary=\"b{depth}\"\r\n\r\n").encode()
+        raw += (
+            f'--b{depth - 1}\r\nContent-Type: multipart/mixed; boundary="b{depth}"\r\n\r\n'
+        ).encode()
     raw += b"--b39\r\nContent-Type: text/plain\r\n\r\ndeep\r\n"
     mail = parse_mail(raw)
     assert "deep" not in mail.text
 
 
 def test_header_facts_for_the_ledger() -> None:
-    raw = (b"From: =?utf-8?q?Ren=C3=A9e?= <Renee@Example.NHS.uk>\r\n"
-           b"Subject: =?utf-8?q?Caf=C3=A9?=\r\nMessage-ID: <abc@x>\r\n\r\nbody")
+    raw = (
+        b"From: =?utf-8?q?Ren=C3=A9e?= <Renee@Example.NHS.uk>\r\n"
+        b"Subject: =?utf-8?q?Caf=C3=A9?=\r\nMessage-ID: <abc@x>\r\n\r\nbody"
+    )
     facts = header_facts(raw)
     assert facts.message_id == "<abc@x>"
     assert facts.from_address == "renee@example.nhs.uk"

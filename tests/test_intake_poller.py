@@ -35,8 +35,11 @@ class Crash(BaseException):
 
 
 def config_for(db: Database, tmp_path: Path, *boxes: MailboxConfig) -> Config:
-    return Config(database=DatabaseConfig(db.url), mailboxes=list(boxes),
-                  storage=StorageConfig(raw_dir=str(tmp_path / "raw")))
+    return Config(
+        database=DatabaseConfig(db.url),
+        mailboxes=list(boxes),
+        storage=StorageConfig(raw_dir=str(tmp_path / "raw")),
+    )
 
 
 def rows(db: Database) -> list[InboundMessage]:
@@ -55,16 +58,23 @@ def crash_at(step: str, times: int = 1):
     return hook
 
 
-def test_backlog_drains_once_and_only_once(imap_account: ImapAccount, sqlite_database: Database,
-                                           tmp_path: Path) -> None:
+def test_backlog_drains_once_and_only_once(
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     messages = [plain_request(i) for i in range(300)]
     imap_account.append(messages)
     config = config_for(sqlite_database, tmp_path, imap_account.mailbox_config(batch_size=64))
 
     report = run_round(sqlite_database, config, opening_handler)
 
-    assert report.as_json() == {"fetched": 300, "processed": 300, "duplicates": 0,
-                                "ignored": 0, "failed": 0, "errors": []}
+    assert report.as_json() == {
+        "fetched": 300,
+        "processed": 300,
+        "duplicates": 0,
+        "ignored": 0,
+        "failed": 0,
+        "errors": [],
+    }
     assert imap_account.count("INBOX") == 0
     assert imap_account.count("Processed") == 300
     found = rows(sqlite_database)
@@ -83,7 +93,8 @@ def test_backlog_drains_once_and_only_once(imap_account: ImapAccount, sqlite_dat
 
 @pytest.mark.parametrize("step", ["stored", "committed", "moved"])
 def test_a_crash_at_any_step_is_healed_by_the_next_poll(
-        step: str, imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path) -> None:
+    step: str, imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     messages = [plain_request(i) for i in range(120)]
     imap_account.append(messages)
     box = imap_account.mailbox_config(batch_size=50)
@@ -110,7 +121,8 @@ def test_a_crash_at_any_step_is_healed_by_the_next_poll(
 
 
 def test_killed_mid_poll_loses_nothing_and_stores_nothing_twice(
-        imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path) -> None:
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     messages = [plain_request(i) for i in range(400)]
     imap_account.append(messages)
     box = imap_account.mailbox_config(batch_size=10)
@@ -151,7 +163,8 @@ def test_killed_mid_poll_loses_nothing_and_stores_nothing_twice(
 
 
 def test_the_same_message_delivered_twice_is_processed_once(
-        imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path) -> None:
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     message = plain_request(7)
     imap_account.append([message, plain_request(8), message])
     config = config_for(sqlite_database, tmp_path, imap_account.mailbox_config())
@@ -172,7 +185,8 @@ def test_the_same_message_delivered_twice_is_processed_once(
 
 
 def test_uidvalidity_change_renumbers_without_double_recording(
-        imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path) -> None:
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     old = [plain_request(i) for i in range(30)]
     imap_account.append(old, folder="Intake")
     box = imap_account.mailbox_config(folder="Intake")
@@ -212,8 +226,9 @@ def test_uidvalidity_change_renumbers_without_double_recording(
     assert (again.processed, again.duplicates) == (0, 3)
 
 
-def test_server_restarted_mid_poll(dovecot, imap_account: ImapAccount,
-                                   sqlite_database: Database, tmp_path: Path) -> None:
+def test_server_restarted_mid_poll(
+    dovecot, imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     imap_account.append([plain_request(i) for i in range(150)])
     box = imap_account.mailbox_config(batch_size=40)
     config = config_for(sqlite_database, tmp_path, box)
@@ -237,14 +252,16 @@ def test_server_restarted_mid_poll(dovecot, imap_account: ImapAccount,
 
 
 def test_server_down_is_recorded_and_retried_next_time(
-        dovecot, imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path) -> None:
+    dovecot, imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     imap_account.append([plain_request(1)])
     box = imap_account.mailbox_config()
     config = config_for(sqlite_database, tmp_path, box)
     dovecot.stop()
     try:
-        report = make_poller(sqlite_database, config, box,
-                             backoff=Backoff(base=0.05, retries=2)).poll()
+        report = make_poller(
+            sqlite_database, config, box, backoff=Backoff(base=0.05, retries=2)
+        ).poll()
     finally:
         dovecot.start()
     assert report.error and "Could not reach" in report.error
@@ -260,7 +277,8 @@ def test_server_down_is_recorded_and_retried_next_time(
 
 
 def test_unreadable_message_goes_to_failed_folder_with_the_reason(
-        imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path) -> None:
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     big = plain_request(2, body="x" * 20_000)
     imap_account.append([plain_request(1), big, plain_request(3)])
     box = imap_account.mailbox_config()
@@ -290,7 +308,8 @@ def test_unreadable_message_goes_to_failed_folder_with_the_reason(
 
 
 def test_without_move_it_copies_flags_and_expunges_only_those_uids(
-        imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path) -> None:
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     imap_account.append([plain_request(i) for i in range(12)])
     box = imap_account.mailbox_config(batch_size=5)
     config = config_for(sqlite_database, tmp_path, box)
@@ -305,17 +324,22 @@ def test_without_move_it_copies_flags_and_expunges_only_those_uids(
             client.append("INBOX", plain_request(99), flags=[b"\\Deleted"])
             client.logout()
 
-    report = make_poller(sqlite_database, config, box, source_factory=copy_only,
-                         hook=bystander_arrives).poll()
+    report = make_poller(
+        sqlite_database, config, box, source_factory=copy_only, hook=bystander_arrives
+    ).poll()
 
     assert report.fetched == 12
     assert imap_account.count("Processed") == 12
     assert imap_account.count("INBOX") == 1  # only the bystander, still there
 
 
-def test_tls_with_a_trusted_certificate(dovecot, imap_account: ImapAccount,
-                                        sqlite_database: Database, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tls_with_a_trusted_certificate(
+    dovecot,
+    imap_account: ImapAccount,
+    sqlite_database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     imap_account.append([plain_request(1)])
     box = imap_account.mailbox_config(imap_ssl=True, imap_port=dovecot.ssl_port)
     config = config_for(sqlite_database, tmp_path, box)
@@ -329,9 +353,13 @@ def test_tls_with_a_trusted_certificate(dovecot, imap_account: ImapAccount,
     assert report.error is None and report.fetched == 1
 
 
-def test_starttls_on_the_plain_port(dovecot, imap_account: ImapAccount,
-                                    sqlite_database: Database, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_starttls_on_the_plain_port(
+    dovecot,
+    imap_account: ImapAccount,
+    sqlite_database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(dovecot.cert_path))
     imap_account.append([plain_request(1)])
     box = imap_account.mailbox_config(starttls=True)
@@ -341,8 +369,9 @@ def test_starttls_on_the_plain_port(dovecot, imap_account: ImapAccount,
 
 
 @pytest.mark.slow
-def test_a_25_mb_message_through_imap(imap_account: ImapAccount, sqlite_database: Database,
-                                      tmp_path: Path) -> None:
+def test_a_25_mb_message_through_imap(
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     from email.message import EmailMessage
 
     msg = EmailMessage()
@@ -351,15 +380,24 @@ def test_a_25_mb_message_through_imap(imap_account: ImapAccount, sqlite_database
     msg["Subject"] = "Scanned forms"
     msg["Message-ID"] = "<scans@a81001.nhs.uk>"
     msg.set_content("The scans are attached.")
-    msg.add_attachment(b"%PDF-1.4\n" + bytes(25 * 1024 * 1024), maintype="application",
-                       subtype="pdf", filename="scans.pdf")
+    msg.add_attachment(
+        b"%PDF-1.4\n" + bytes(25 * 1024 * 1024),
+        maintype="application",
+        subtype="pdf",
+        filename="scans.pdf",
+    )
     imap_account.append([msg.as_bytes(), plain_request(2)])
     config = config_for(sqlite_database, tmp_path, imap_account.mailbox_config())
     seen = []
 
     def handler(session, row, mail, classification) -> str:
-        seen.append((mail.subject, [a.filename for a in mail.attachments],
-                     [s.problem for s in mail.skipped_attachments]))
+        seen.append(
+            (
+                mail.subject,
+                [a.filename for a in mail.attachments],
+                [s.problem for s in mail.skipped_attachments],
+            )
+        )
         return opening_handler(session, row, mail, classification)
 
     report = run_round(sqlite_database, config, handler)
@@ -373,7 +411,8 @@ def test_a_25_mb_message_through_imap(imap_account: ImapAccount, sqlite_database
 
 
 def test_wrong_password_is_a_clear_error_and_not_retried(
-        imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path) -> None:
+    imap_account: ImapAccount, sqlite_database: Database, tmp_path: Path
+) -> None:
     box = imap_account.mailbox_config(password="wrong")
     config = config_for(sqlite_database, tmp_path, box)
     report = make_poller(sqlite_database, config, box).poll()
@@ -383,12 +422,15 @@ def test_wrong_password_is_a_clear_error_and_not_retried(
 
 
 def test_several_mailboxes_each_with_their_own_folders(
-        dovecot, sqlite_database: Database, tmp_path: Path) -> None:
+    dovecot, sqlite_database: Database, tmp_path: Path
+) -> None:
     first, second = dovecot.add_user(), dovecot.add_user()
     first.append([plain_request(i) for i in range(3)])
     second.append([plain_request(10 + i) for i in range(4)])
-    boxes = [first.mailbox_config(),
-             replace(second.mailbox_config(), processed_folder="Done", failed_folder="Broken")]
+    boxes = [
+        first.mailbox_config(),
+        replace(second.mailbox_config(), processed_folder="Done", failed_folder="Broken"),
+    ]
     config = config_for(sqlite_database, tmp_path, *boxes)
 
     report = run_round(sqlite_database, config, opening_handler)
@@ -402,7 +444,8 @@ def test_several_mailboxes_each_with_their_own_folders(
 
 
 def test_two_workers_polling_one_mailbox_record_each_message_once(
-        imap_account: ImapAccount, database: Database, tmp_path: Path) -> None:
+    imap_account: ImapAccount, database: Database, tmp_path: Path
+) -> None:
     import threading
 
     imap_account.append([plain_request(i) for i in range(200)])

@@ -34,8 +34,11 @@ CORPUS = Path(__file__).parent / "corpus" / "mail"
 
 def maildir_config(db: Database, tmp_path: Path) -> Config:
     box = MailboxConfig(name="enquiries", maildir=str(tmp_path / "inbox"))
-    return Config(database=DatabaseConfig(db.url), mailboxes=[box],
-                  storage=StorageConfig(raw_dir=str(tmp_path / "raw")))
+    return Config(
+        database=DatabaseConfig(db.url),
+        mailboxes=[box],
+        storage=StorageConfig(raw_dir=str(tmp_path / "raw")),
+    )
 
 
 def deliver(config: Config, *messages: bytes) -> None:
@@ -72,11 +75,9 @@ class Recorder:
         return outcome
 
 
-def test_handler_exception_rolls_back_that_message_only(database: Database,
-                                                        tmp_path: Path) -> None:
+def test_handler_exception_rolls_back_that_message_only(database: Database, tmp_path: Path) -> None:
     config = maildir_config(database, tmp_path)
-    deliver(config, plain_request(1), plain_request(2, subject="BREAK me please"),
-            plain_request(3))
+    deliver(config, plain_request(1), plain_request(2, subject="BREAK me please"), plain_request(3))
     handler = Recorder(fail_on="BREAK")
 
     report = run_round(database, config, handler)
@@ -104,9 +105,19 @@ def test_handler_exception_rolls_back_that_message_only(database: Database,
 
 def test_noise_is_recorded_and_never_answered(database: Database, tmp_path: Path) -> None:
     config = maildir_config(database, tmp_path)
-    noise = ["exchange-automatic-reply", "gmail-vacation-responder", "outlook-ndr", "gmail-dsn",
-             "postfix-dsn", "mailing-list", "read-receipt", "x-autoreply", "own-address-loop",
-             "no-sender", "null-return-path"]
+    noise = [
+        "exchange-automatic-reply",
+        "gmail-vacation-responder",
+        "outlook-ndr",
+        "gmail-dsn",
+        "postfix-dsn",
+        "mailing-list",
+        "read-receipt",
+        "x-autoreply",
+        "own-address-loop",
+        "no-sender",
+        "null-return-path",
+    ]
     deliver(config, *[(CORPUS / f"{name}.eml").read_bytes() for name in noise])
     handler = Recorder()
 
@@ -124,9 +135,16 @@ def test_a_bounce_is_shown_on_its_case(database: Database, tmp_path: Path) -> No
     config = maildir_config(database, tmp_path)
     with database.transaction() as session:
         case = create_case(session, kind="pl_admin", requester="pm@a81001.nhs.uk")
-        session.add(OutboxMessage(case_id=case.id, purpose="acknowledgement",
-                                  message_id="<out-1@pcse.example>", to_address="x@example.org",
-                                  subject="s", body_text="b"))
+        session.add(
+            OutboxMessage(
+                case_id=case.id,
+                purpose="acknowledgement",
+                message_id="<out-1@pcse.example>",
+                to_address="x@example.org",
+                subject="s",
+                body_text="b",
+            )
+        )
     deliver(config, (CORPUS / "gmail-dsn.eml").read_bytes())
 
     run_round(database, config, Recorder(), cases=WorkflowLink())
@@ -134,13 +152,13 @@ def test_a_bounce_is_shown_on_its_case(database: Database, tmp_path: Path) -> No
     [row] = rows(database)
     assert (row.classification, row.status, row.case_id) == ("bounce", "ignored", case.id)
     with database.transaction() as session:
-        notes = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id,
-                                                        CaseEvent.event == "message")).all()
+        notes = session.scalars(
+            select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.event == "message")
+        ).all()
         assert len(notes) == 1 and "delivery failure" in notes[0].detail
 
 
-def test_two_workers_process_each_message_exactly_once(database: Database,
-                                                       tmp_path: Path) -> None:
+def test_two_workers_process_each_message_exactly_once(database: Database, tmp_path: Path) -> None:
     config = maildir_config(database, tmp_path)
     deliver(config, *[plain_request(i) for i in range(60)])
     poll_all(database, config)
@@ -183,8 +201,9 @@ def test_a_lost_claim_rolls_back_the_slow_worker(database: Database, tmp_path: P
     assert row.status == "processed" and row.attempts == 2
 
 
-def test_a_claim_taken_while_handling_rolls_the_handler_back(database: Database,
-                                                              tmp_path: Path) -> None:
+def test_a_claim_taken_while_handling_rolls_the_handler_back(
+    database: Database, tmp_path: Path
+) -> None:
     if not database.url.startswith("postgresql"):
         pytest.skip("SQLite has one writer at a time: no other worker can write meanwhile")
     config = maildir_config(database, tmp_path)
@@ -234,14 +253,17 @@ def test_our_own_address_from_config_is_unrelated(database: Database, tmp_path: 
 
 
 @pytest.mark.parametrize("name", ["approval-answer-in-subject", "case-reply-by-ref"])
-def test_answers_reach_the_handler_with_their_classification(name: str, database: Database,
-                                                             tmp_path: Path) -> None:
+def test_answers_reach_the_handler_with_their_classification(
+    name: str, database: Database, tmp_path: Path
+) -> None:
     config = maildir_config(database, tmp_path)
     deliver(config, (CORPUS / f"{name}.eml").read_bytes())
     handler = Recorder()
     run_round(database, config, handler)
-    expected = {"approval-answer-in-subject": MessageKind.APPROVAL_ANSWER,
-                "case-reply-by-ref": MessageKind.NEW_REQUEST}[name]
+    expected = {
+        "approval-answer-in-subject": MessageKind.APPROVAL_ANSWER,
+        "case-reply-by-ref": MessageKind.NEW_REQUEST,
+    }[name]
     # With no case PCSE-2026-000001 in this database, a reply naming it is a new request.
     assert [kind for _, kind in handler.calls] == [expected]
 

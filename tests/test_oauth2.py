@@ -71,15 +71,18 @@ def test_command_output_forms() -> None:
     jwt = f"eyJhbGciOiJub25lIn0.{claims}.sig"
     assert parse_command_output(jwt, 100.0) == Token(jwt, 5000.0)
     assert parse_command_output('{"access_token": "a", "expires_in": 60}', 100.0) == Token(
-        "a", 160.0)
+        "a", 160.0
+    )
     with pytest.raises(OAuth2Error, match="access_token"):
         parse_command_output('{"token": "a"}', 100.0)
 
 
 def test_a_failing_command_says_why_without_its_output(tmp_path: Path) -> None:
     script = tmp_path / "fail.py"
-    script.write_text("import sys\nprint('secret-on-stdout')\n"
-                      "sys.stderr.write('tenant not found\\n')\nsys.exit(3)\n")
+    script.write_text(
+        "import sys\nprint('secret-on-stdout')\n"
+        "sys.stderr.write('tenant not found\\n')\nsys.exit(3)\n"
+    )
     fetch = command_fetcher(f"{sys.executable} {script}")
     with pytest.raises(OAuth2Error) as caught:
         fetch()
@@ -90,8 +93,13 @@ def test_a_failing_command_says_why_without_its_output(tmp_path: Path) -> None:
 
 
 def test_msal_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    box = MailboxConfig(name="nhsmail", imap_host="outlook.office365.com", username="x",
-                        auth="oauth2", oauth2_provider="msal")
+    box = MailboxConfig(
+        name="nhsmail",
+        imap_host="outlook.office365.com",
+        username="x",
+        auth="oauth2",
+        oauth2_provider="msal",
+    )
     for name in ("PCSE_OAUTH2_TENANT", "PCSE_OAUTH2_CLIENT_ID", "PCSE_OAUTH2_CLIENT_SECRET"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(OAuth2Error, match="PCSE_OAUTH2_TENANT"):
@@ -107,9 +115,17 @@ def test_msal_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
 
 def test_smtp_shares_the_first_oauth2_mailbox_provider(tmp_path: Path) -> None:
     command, _ = counting_command(tmp_path, "t")
-    boxes = [MailboxConfig(name="plain", maildir="x"),
-             MailboxConfig(name="m365", imap_host="h", username="u", auth="oauth2",
-                           oauth2_provider="command", oauth2_token_command=command)]
+    boxes = [
+        MailboxConfig(name="plain", maildir="x"),
+        MailboxConfig(
+            name="m365",
+            imap_host="h",
+            username="u",
+            auth="oauth2",
+            oauth2_provider="command",
+            oauth2_token_command=command,
+        ),
+    ]
     config = Config(mailboxes=boxes)
     assert smtp_token_provider(config) is token_provider(boxes[1])
     with pytest.raises(OAuth2Error, match="needs a"):
@@ -118,17 +134,25 @@ def test_smtp_shares_the_first_oauth2_mailbox_provider(tmp_path: Path) -> None:
 
 
 @pytest.mark.dovecot
-def test_xoauth2_sign_in_against_dovecot(dovecot: DovecotServer, sqlite_database: Database,
-                                         tmp_path: Path) -> None:
+def test_xoauth2_sign_in_against_dovecot(
+    dovecot: DovecotServer, sqlite_database: Database, tmp_path: Path
+) -> None:
     account = dovecot.add_user()
     account.append([plain_request(1)])
     token_file = tmp_path / "token"
     token_file.write_text(dovecot.introspection.issue(account.username))
-    box = account.mailbox_config(name=f"oauth-{account.username}", password=None,
-                                 auth="oauth2", oauth2_provider="command",
-                                 oauth2_token_command=f"cat {token_file}")
-    config = Config(database=DatabaseConfig(sqlite_database.url), mailboxes=[box],
-                    storage=StorageConfig(str(tmp_path / "raw")))
+    box = account.mailbox_config(
+        name=f"oauth-{account.username}",
+        password=None,
+        auth="oauth2",
+        oauth2_provider="command",
+        oauth2_token_command=f"cat {token_file}",
+    )
+    config = Config(
+        database=DatabaseConfig(sqlite_database.url),
+        mailboxes=[box],
+        storage=StorageConfig(str(tmp_path / "raw")),
+    )
 
     report = make_poller(sqlite_database, config, box).poll()
     assert report.error is None and report.fetched == 1

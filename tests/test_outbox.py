@@ -38,18 +38,42 @@ def env(clock: FixedClock) -> WorkflowEnv:
 
 def new_case(session: Session, code: str = "A81001") -> Case:
     if session.scalar(select(Organisation).where(Organisation.code == code)) is None:
-        session.add(Organisation(code=code, name="The Riverside Surgery", type="gp_practice",
-                                 icb_code="QHM"))
-    return create_case(session, kind="gpp_admin_form", requester=REQUESTER,
-                       requester_name="Pat Jones", organisation_code=code, now=START)
+        session.add(
+            Organisation(
+                code=code, name="The Riverside Surgery", type="gp_practice", icb_code="QHM"
+            )
+        )
+    return create_case(
+        session,
+        kind="gpp_admin_form",
+        requester=REQUESTER,
+        requester_name="Pat Jones",
+        organisation_code=code,
+        now=START,
+    )
 
 
-def inbound(session: Session, message_id: str | None, *, uid: int, case: Case | None = None,
-            at: datetime = START) -> InboundMessage:
-    row = InboundMessage(mailbox="enquiries", uidvalidity=1, uid=uid, message_id=message_id,
-                         sha256=f"{uid:064x}", size=100, received_at=at,
-                         from_address=REQUESTER, subject="Form", status="processed",
-                         case_id=case.id if case else None)
+def inbound(
+    session: Session,
+    message_id: str | None,
+    *,
+    uid: int,
+    case: Case | None = None,
+    at: datetime = START,
+) -> InboundMessage:
+    row = InboundMessage(
+        mailbox="enquiries",
+        uidvalidity=1,
+        uid=uid,
+        message_id=message_id,
+        sha256=f"{uid:064x}",
+        size=100,
+        received_at=at,
+        from_address=REQUESTER,
+        subject="Form",
+        status="processed",
+        case_id=case.id if case else None,
+    )
     session.add(row)
     session.flush()
     return row
@@ -58,8 +82,14 @@ def inbound(session: Session, message_id: str | None, *, uid: int, case: Case | 
 def ack(session: Session, env: WorkflowEnv, case: Case | None = None, **kwargs) -> OutboxMessage:
     kwargs.setdefault("to_address", REQUESTER)
     kwargs.setdefault("to_name", "Pat Jones")
-    return enqueue(session, env, purpose="acknowledgement", context=SAMPLE_CONTEXTS[
-        "acknowledgement"], case=case or new_case(session), **kwargs)
+    return enqueue(
+        session,
+        env,
+        purpose="acknowledgement",
+        context=SAMPLE_CONTEXTS["acknowledgement"],
+        case=case or new_case(session),
+        **kwargs,
+    )
 
 
 def count(database: Database) -> int:
@@ -104,14 +134,11 @@ def test_enqueued_row_carries_ref_message_id_and_both_parts(
 def test_each_row_gets_its_own_message_id(database: Database, env: WorkflowEnv) -> None:
     with database.transaction() as session:
         case = new_case(session)
-        ids = {ack(session, env, case, to_address=f"p{i}@example.org").message_id
-               for i in range(4)}
+        ids = {ack(session, env, case, to_address=f"p{i}@example.org").message_id for i in range(4)}
     assert len(ids) == 4
 
 
-def test_a_reply_threads_under_the_message_it_answers(
-    database: Database, env: WorkflowEnv
-) -> None:
+def test_a_reply_threads_under_the_message_it_answers(database: Database, env: WorkflowEnv) -> None:
     with database.transaction() as session:
         case = new_case(session)
         first = inbound(session, "<first@riverside.nhs.net>", uid=1, case=case)
@@ -119,12 +146,19 @@ def test_a_reply_threads_under_the_message_it_answers(
         earlier = ack(session, env, case, reply_to=first)
         assert earlier.in_reply_to == "<first@riverside.nhs.net>"
         assert earlier.references == "<first@riverside.nhs.net>"
-        second = inbound(session, "<second@riverside.nhs.net>", uid=2, case=case,
-                         at=START + timedelta(minutes=5))
-        reply = enqueue(session, env, purpose="outcome_completed",
-                        to_address=REQUESTER, to_name=None,
-                        context=SAMPLE_CONTEXTS["outcome_completed"], case=case,
-                        reply_to=second)
+        second = inbound(
+            session, "<second@riverside.nhs.net>", uid=2, case=case, at=START + timedelta(minutes=5)
+        )
+        reply = enqueue(
+            session,
+            env,
+            purpose="outcome_completed",
+            to_address=REQUESTER,
+            to_name=None,
+            context=SAMPLE_CONTEXTS["outcome_completed"],
+            case=case,
+            reply_to=second,
+        )
         assert reply.in_reply_to == "<second@riverside.nhs.net>"
         assert reply.references == (
             f"<first@riverside.nhs.net> {earlier.message_id} <second@riverside.nhs.net>"
@@ -142,9 +176,7 @@ def test_a_reply_uses_the_answered_messages_own_references_when_known(
         assert row.references == "<root@x.org> <mid@x.org> <child@x.org>"
 
 
-@pytest.mark.parametrize(
-    "message_id", [None, "", "no id here", "<a@b>\r\nBcc: victim@example.org"]
-)
+@pytest.mark.parametrize("message_id", [None, "", "no id here", "<a@b>\r\nBcc: victim@example.org"])
 def test_malformed_message_ids_never_reach_threading_headers(
     database: Database, env: WorkflowEnv, message_id: str | None
 ) -> None:
@@ -159,8 +191,11 @@ def test_malformed_message_ids_never_reach_threading_headers(
 
 @pytest.mark.parametrize(
     "address",
-    ["pcse.portalenquiries@nhs.net", "PCSE.PortalEnquiries@NHS.net",
-     "pcse.portalenquiries+apv-0123@nhs.net"],
+    [
+        "pcse.portalenquiries@nhs.net",
+        "PCSE.PortalEnquiries@NHS.net",
+        "pcse.portalenquiries+apv-0123@nhs.net",
+    ],
 )
 def test_never_to_our_own_address(database: Database, env: WorkflowEnv, address: str) -> None:
     with database.transaction() as session:
@@ -194,8 +229,7 @@ def test_the_cap_is_configurable(database: Database, clock: FixedClock) -> None:
     env = WorkflowEnv(clock=clock, max_replies_per_hour=2)
     with database.transaction() as session:
         case = new_case(session)
-        assert [ack(session, env, case).status for _ in range(3)] == [
-            "pending", "pending", "held"]
+        assert [ack(session, env, case).status for _ in range(3)] == ["pending", "pending", "held"]
 
 
 def test_header_values_from_senders_are_cleaned(database: Database, env: WorkflowEnv) -> None:
@@ -215,17 +249,45 @@ def test_context_mistakes_are_caught_before_anything_is_written(
     with database.transaction() as session:
         case = new_case(session)
         with pytest.raises(UnknownPurpose):
-            enqueue(session, env, purpose="no_such_purpose", to_address=REQUESTER,
-                    to_name=None, context={}, case=case)
+            enqueue(
+                session,
+                env,
+                purpose="no_such_purpose",
+                to_address=REQUESTER,
+                to_name=None,
+                context={},
+                case=case,
+            )
         with pytest.raises(MissingContext, match="reason"):
-            enqueue(session, env, purpose="outcome_rejected", to_address=REQUESTER,
-                    to_name=None, context={}, case=case)
+            enqueue(
+                session,
+                env,
+                purpose="outcome_rejected",
+                to_address=REQUESTER,
+                to_name=None,
+                context={},
+                case=case,
+            )
         with pytest.raises(MissingContext, match="case"):
-            enqueue(session, env, purpose="outcome_expired", to_address=REQUESTER,
-                    to_name=None, context={})
+            enqueue(
+                session,
+                env,
+                purpose="outcome_expired",
+                to_address=REQUESTER,
+                to_name=None,
+                context={},
+            )
         with pytest.raises(ValueError, match="blank form"):
-            enqueue(session, env, purpose="outcome_expired", to_address=REQUESTER,
-                    to_name=None, context={}, case=case, attachments=["../../etc/passwd"])
+            enqueue(
+                session,
+                env,
+                purpose="outcome_expired",
+                to_address=REQUESTER,
+                to_name=None,
+                context={},
+                case=case,
+                attachments=["../../etc/passwd"],
+            )
     assert count(database) == 0
 
 
@@ -236,18 +298,31 @@ def test_fifth_admin_reply_never_names_the_current_admins(
     with database.transaction() as session:
         case = new_case(session)
         org = session.scalar(select(Organisation).where(Organisation.code == "A81001"))
-        admins = [Person(email=f"admin{i}@riverside.nhs.net", name=f"Admin Person{i}")
-                  for i in range(4)]
+        admins = [
+            Person(email=f"admin{i}@riverside.nhs.net", name=f"Admin Person{i}") for i in range(4)
+        ]
         session.add_all(admins)
         session.flush()
         session.add_all(
-            RoleAssignment(person_id=p.id, organisation_id=org.id, service="gpp", role=role,
-                           granted_by="test", grant_reason="seed")
+            RoleAssignment(
+                person_id=p.id,
+                organisation_id=org.id,
+                service="gpp",
+                role=role,
+                granted_by="test",
+                grant_reason="seed",
+            )
             for p in admins
         )
-        row = enqueue(session, env, purpose="admin_limit_reached", to_address=REQUESTER,
-                      to_name="Pat Jones", context={"service_title": "GP Payments and Pensions",
-                                                    "limit": 4}, case=case)
+        row = enqueue(
+            session,
+            env,
+            purpose="admin_limit_reached",
+            to_address=REQUESTER,
+            to_name="Pat Jones",
+            context={"service_title": "GP Payments and Pensions", "limit": 4},
+            case=case,
+        )
     for person in admins:
         for part in (row.subject, row.body_text, row.body_html):
             assert person.name not in part and person.email not in part
@@ -266,8 +341,10 @@ def test_caseworker_can_send_a_held_email_and_it_is_recorded(
         notes = session.execute(
             select(CaseEvent.actor, CaseEvent.detail).where(CaseEvent.case_id == case.id)
         ).all()
-        assert ("caseworker@pcse.nhs.uk",
-                f"Email 'acknowledgement' to {REQUESTER} released for sending.") in notes
+        assert (
+            "caseworker@pcse.nhs.uk",
+            f"Email 'acknowledgement' to {REQUESTER} released for sending.",
+        ) in notes
     with database.transaction() as session, pytest.raises(OutboxActionRefused, match="pending"):
         retry(session, held.id, by="caseworker@pcse.nhs.uk")
 

@@ -36,8 +36,11 @@ def database(sqlite_database: Database) -> Database:
 
 @pytest.fixture
 def config(database: Database, tmp_path: Path, smtp_sink: SmtpSink) -> Path:
-    return write_config(tmp_path / "pcse.toml", database.url,
-                        f'host = "127.0.0.1"\nport = {smtp_sink.port}\ntimeout_seconds = 5')
+    return write_config(
+        tmp_path / "pcse.toml",
+        database.url,
+        f'host = "127.0.0.1"\nport = {smtp_sink.port}\ntimeout_seconds = 5',
+    )
 
 
 @dataclass
@@ -67,8 +70,14 @@ def pcse(capsys: pytest.CaptureFixture[str]) -> Callable[..., Done]:
 def queue(database: Database, to: str, n: int) -> list[int]:
     with database.transaction() as session:
         return [
-            enqueue(session, WorkflowEnv(), purpose="redirect_performer_registration",
-                    to_address=to, to_name=None, context={}).id
+            enqueue(
+                session,
+                WorkflowEnv(),
+                purpose="redirect_performer_registration",
+                to_address=to,
+                to_name=None,
+                context={},
+            ).id
             for _ in range(n)
         ]
 
@@ -99,16 +108,26 @@ def test_send_and_list(config: Path, database: Database, smtp_sink: SmtpSink, pc
 
 def test_dismiss_and_mistakes_are_one_sentence(config: Path, database: Database, pcse) -> None:
     [row_id] = queue(database, "gp@example.org", 1)
-    done = pcse(config, "outbox", "dismiss", str(row_id), "--by", "cw@pcse.nhs.uk",
-                "--reason", "Answered by phone.")
+    done = pcse(
+        config,
+        "outbox",
+        "dismiss",
+        str(row_id),
+        "--by",
+        "cw@pcse.nhs.uk",
+        "--reason",
+        "Answered by phone.",
+    )
     assert done.returncode == 0, done.stderr
     [row] = json.loads(pcse(config, "outbox", "list", "--json").stdout)
     assert row["status"] == "dismissed"
     assert row["last_error"] == "Dismissed by cw@pcse.nhs.uk: Answered by phone."
     for args, sentence in [
         (("retry", str(row_id), "--by", "cw@pcse.nhs.uk"), "only held, failed or unconfirmed"),
-        (("accept", str(row_id), "--by", "cw@pcse.nhs.uk", "--reason", "x"),
-         "only an email whose delivery is unconfirmed"),
+        (
+            ("accept", str(row_id), "--by", "cw@pcse.nhs.uk", "--reason", "x"),
+            "only an email whose delivery is unconfirmed",
+        ),
         (("retry", "424242", "--by", "cw@pcse.nhs.uk"), "There is no outgoing email"),
     ]:
         refused = pcse(config, "outbox", *args)
@@ -116,8 +135,7 @@ def test_dismiss_and_mistakes_are_one_sentence(config: Path, database: Database,
         assert sentence in refused.stderr and "Traceback" not in refused.stderr
 
 
-def test_an_unconfirmed_email_can_be_left_as_sent(config: Path, database: Database,
-                                                  pcse) -> None:
+def test_an_unconfirmed_email_can_be_left_as_sent(config: Path, database: Database, pcse) -> None:
     from sqlalchemy import update
 
     from notifications.claims import UNCONFIRMED
@@ -125,15 +143,27 @@ def test_an_unconfirmed_email_can_be_left_as_sent(config: Path, database: Databa
 
     [row_id] = queue(database, "gp@example.org", 1)
     with database.transaction() as session:
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id)
-                        .values(status="sent", last_error=UNCONFIRMED))
-    done = pcse(config, "outbox", "accept", str(row_id), "--by", "cw@pcse.nhs.uk",
-                "--reason", "The practice has it.")
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(status="sent", last_error=UNCONFIRMED)
+        )
+    done = pcse(
+        config,
+        "outbox",
+        "accept",
+        str(row_id),
+        "--by",
+        "cw@pcse.nhs.uk",
+        "--reason",
+        "The practice has it.",
+    )
     assert done.returncode == 0, done.stderr
     [row] = json.loads(pcse(config, "outbox", "list", "--json").stdout)
     assert row["status"] == "sent"
-    assert row["last_error"] == ("Delivery unconfirmed; left as sent by cw@pcse.nhs.uk: "
-                                 "The practice has it.")
+    assert row["last_error"] == (
+        "Delivery unconfirmed; left as sent by cw@pcse.nhs.uk: The practice has it."
+    )
 
 
 def test_send_with_the_server_down_reports_it_and_fails(
@@ -155,7 +185,8 @@ def test_installed_command_signs_in_with_the_intakes_oauth2_provider(
 ) -> None:
     with SmtpSink(tokens={"token-from-command"}, auth_require_tls=False) as sink:
         config = write_config(
-            tmp_path / "oauth.toml", database.url,
+            tmp_path / "oauth.toml",
+            database.url,
             f'host = "127.0.0.1"\nport = {sink.port}\nauth = "oauth2"\n'
             'username = "pcse.portalenquiries@nhs.net"\n\n'
             '[[mailboxes]]\nname = "enquiries"\nmaildir = "var/maildir"\nauth = "oauth2"\n'
@@ -164,7 +195,11 @@ def test_installed_command_signs_in_with_the_intakes_oauth2_provider(
         queue(database, "gp@example.org", 1)
         done = subprocess.run(
             [str(PCSE), "--config", str(config), "outbox", "send", "--json"],
-            capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["sent"] == 1
@@ -195,13 +230,20 @@ def test_list_marks_a_message_whose_acceptance_was_never_read(
 
     first, second, third = queue(database, "gp@example.org", 3)
     with database.transaction() as session:  # as a sender killed after the hand-over leaves it
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == first)
-                        .values(status="sent", claimed_by="host:1:dead"))
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == second)
-                        .values(status="sent"))
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == first)
+            .values(status="sent", claimed_by="host:1:dead")
+        )
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == second).values(status="sent")
+        )
         # and as it is once a later sender has taken the dead one's claims back
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == third)
-                        .values(status="sent", last_error=UNCONFIRMED))
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == third)
+            .values(status="sent", last_error=UNCONFIRMED)
+        )
     rows = {r["id"]: r for r in json.loads(pcse(config, "outbox", "list", "--json").stdout)}
     assert rows[first]["unconfirmed"] is True and rows[second]["unconfirmed"] is False
     assert rows[third]["unconfirmed"] is True

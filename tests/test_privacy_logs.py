@@ -25,16 +25,27 @@ from tests.fixtures.browser import CASEWORKER, PASSWORD, add_accounts, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-LOGGERS = ("intake", "forms", "workflow", "notifications", "service", "caseworker", "core",
-           "uvicorn", "uvicorn.error", "uvicorn.access")
+LOGGERS = (
+    "intake",
+    "forms",
+    "workflow",
+    "notifications",
+    "service",
+    "caseworker",
+    "core",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+)
 
 
 def sample_names() -> set[str]:
     names = {story.sender_name for story in stories()}
     for path in (ROOT / "demo" / "data").glob("*.csv"):
         with path.open(encoding="utf-8") as rows:
-            names.update(row["name"] for row in csv.DictReader(rows)
-                         if "email" in row and row.get("name"))
+            names.update(
+                row["name"] for row in csv.DictReader(rows) if "email" in row and row.get("name")
+            )
     names = {n.removeprefix("Dr ").strip() for n in names}
     return {n for n in names if " " in n}  # "Priya Shah": whole names, not single words
 
@@ -58,18 +69,31 @@ def visit_pages(url: str) -> list[int]:
     with httpx.Client(base_url=url, follow_redirects=False) as client:
         page = client.get("/sign-in?next=/directory/people/tom.baker%40nhs.net")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        client.post("/sign-in?next=/directory/people/tom.baker%40nhs.net",
-                    data={"email": CASEWORKER, "password": PASSWORD, "csrf_token": token,
-                          "next": "/directory/people/tom.baker@nhs.net"},
-                    headers={"Origin": url})
-        return [client.get(path).status_code for path in (
-            "/directory/people/tom.baker@nhs.net", "/directory?q=Tom+Baker",
-            "/?q=sarah.khan%40nhs.net", "/directory/people/nobody.here@nhs.net")]
+        client.post(
+            "/sign-in?next=/directory/people/tom.baker%40nhs.net",
+            data={
+                "email": CASEWORKER,
+                "password": PASSWORD,
+                "csrf_token": token,
+                "next": "/directory/people/tom.baker@nhs.net",
+            },
+            headers={"Origin": url},
+        )
+        return [
+            client.get(path).status_code
+            for path in (
+                "/directory/people/tom.baker@nhs.net",
+                "/directory?q=Tom+Baker",
+                "/?q=sarah.khan%40nhs.net",
+                "/directory/people/nobody.here@nhs.net",
+            )
+        ]
 
 
 @pytest.mark.slow
-def test_a_whole_story_logs_no_address_and_no_name(tmp_path: Path, monkeypatch,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_whole_story_logs_no_address_and_no_name(
+    tmp_path: Path, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from core.db import Database
     from demo.run import demo_config, run_demo
     from service.web import app_from_config
@@ -102,9 +126,13 @@ def test_a_whole_story_logs_no_address_and_no_name(tmp_path: Path, monkeypatch,
 
 
 def test_the_pdf_worker_sees_none_of_the_service_secrets(monkeypatch) -> None:
-    secrets = {"PCSE_IMAP_PASSWORD": "imap-secret", "PCSE_SMTP_PASSWORD": "smtp-secret",
-               "PCSE_OAUTH2_CLIENT_SECRET": "oauth-secret", "PCSE_WEB_SECRET": "w" * 40,
-               "PGPASSWORD": "pg-secret"}
+    secrets = {
+        "PCSE_IMAP_PASSWORD": "imap-secret",
+        "PCSE_SMTP_PASSWORD": "smtp-secret",
+        "PCSE_OAUTH2_CLIENT_SECRET": "oauth-secret",
+        "PCSE_WEB_SECRET": "w" * 40,
+        "PGPASSWORD": "pg-secret",
+    }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
     worker = Worker(256)

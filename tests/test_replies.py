@@ -59,8 +59,15 @@ STYLES = {
     "plain_quote": TOP_QUOTE_ONLY,
 }
 
-APPROVALS = ["APPROVE", "Approved", "approved.", "YES I approve", "Yes, I approve this request.",
-             "I approve", "Approved - thanks"]
+APPROVALS = [
+    "APPROVE",
+    "Approved",
+    "approved.",
+    "YES I approve",
+    "Yes, I approve this request.",
+    "I approve",
+    "Approved - thanks",
+]
 REJECTIONS = {
     "REJECT she left the practice in March": "she left the practice in March",
     "Rejected. The nominee is a locum.": "The nominee is a locum.",
@@ -71,8 +78,14 @@ REJECTIONS = {
     "Declined because the practice is merging": "the practice is merging",
 }
 # A bare "Yes" answers nothing that can be checked: it is read as unclear.
-UNCLEAR = ["Who is this person?", "Please call me on 0113 000 0000", "Approve? Reject? Not sure",
-           "I will approve once she has been vetted but for now reject", "Thanks", "Yes"]
+UNCLEAR = [
+    "Who is this person?",
+    "Please call me on 0113 000 0000",
+    "Approve? Reject? Not sure",
+    "I will approve once she has been vetted but for now reject",
+    "Thanks",
+    "Yes",
+]
 
 
 @pytest.mark.parametrize("style", sorted(STYLES))
@@ -99,8 +112,11 @@ def test_unclear_answers(style: str, answer: str) -> None:
 
 @pytest.mark.parametrize("style", sorted(STYLES))
 def test_the_approve_word_only_in_the_quote_approves_nothing(style: str) -> None:
-    body = STYLES[style].format(answer="").replace("Reply APPROVE to approve, or REJECT "
-                                                   "followed by your reason.", "APPROVE")
+    body = (
+        STYLES[style]
+        .format(answer="")
+        .replace("Reply APPROVE to approve, or REJECT followed by your reason.", "APPROVE")
+    )
     result = read_answer(body)
     assert result.verdict is Verdict.UNCLEAR
     assert "APPROVE" not in result.own_text.upper()
@@ -196,14 +212,17 @@ def test_any_body_gives_a_verdict(text: str, html: str | None) -> None:
 def test_text_made_from_the_html_is_not_read() -> None:
     # Intake flattened this HTML-only reply, quote and all: the flattening opens with the
     # quoted APPROVE, which only the HTML reading knows to be quoted.
-    html = ('<div dir="ltr"><br></div><div class="gmail_quote"><blockquote>APPROVE'
-            "</blockquote></div>")
+    html = (
+        '<div dir="ltr"><br></div><div class="gmail_quote"><blockquote>APPROVE</blockquote></div>'
+    )
     assert read_answer("APPROVE\n", html).verdict is Verdict.APPROVE
     result = read_answer("APPROVE\n", html, text_from_html=True)
     assert result.verdict is Verdict.UNCLEAR
     assert result.own_text == ""
-    assert read_answer("Approved\n", "<div>Approved</div>",
-                       text_from_html=True).verdict is Verdict.APPROVE
+    assert (
+        read_answer("Approved\n", "<div>Approved</div>", text_from_html=True).verdict
+        is Verdict.APPROVE
+    )
     assert read_answer("Approved\n", None, text_from_html=True).verdict is Verdict.UNCLEAR
 
 
@@ -216,8 +235,7 @@ def test_an_unreadable_plain_part_is_not_outvoted_by_the_html() -> None:
 def test_a_long_own_text_is_unclear_even_when_it_opens_with_approve() -> None:
     padding = "Approved" + " " * 10_000 + "but only once she has started"
     assert read_answer(padding).verdict is Verdict.UNCLEAR
-    assert read_answer("Approved\n" + "She is our new manager.\n" * 300).verdict \
-        is Verdict.UNCLEAR
+    assert read_answer("Approved\n" + "She is our new manager.\n" * 300).verdict is Verdict.UNCLEAR
 
 
 # --------------------------------------------------------------------------- one click
@@ -225,30 +243,36 @@ def test_a_long_own_text_is_unclear_even_when_it_opens_with_approve() -> None:
 TOKEN = "APV-0123456789abcdef0123"
 
 
-@pytest.mark.parametrize(("subject", "verdict"), [
-    (f"APPROVE [PCSE-2026-000123] {TOKEN}", Verdict.APPROVE),
-    (f"  reject [PCSE-2026-000123] {TOKEN}  ", Verdict.REJECT),
-    (f"Approve\t[PCSE-2026-000123]   {TOKEN.upper()}", Verdict.APPROVE),
-])
+@pytest.mark.parametrize(
+    ("subject", "verdict"),
+    [
+        (f"APPROVE [PCSE-2026-000123] {TOKEN}", Verdict.APPROVE),
+        (f"  reject [PCSE-2026-000123] {TOKEN}  ", Verdict.REJECT),
+        (f"Approve\t[PCSE-2026-000123]   {TOKEN.upper()}", Verdict.APPROVE),
+    ],
+)
 def test_one_click_subjects(subject: str, verdict: Verdict) -> None:
     assert subject_verdict(subject) is verdict
 
 
-@pytest.mark.parametrize("subject", [
-    f"RE: APPROVE [PCSE-2026-000123] {TOKEN}",
-    f"Re: REJECT [PCSE-2026-000123] {TOKEN}",
-    f"FW: APPROVE [PCSE-2026-000123] {TOKEN}",
-    f"APPROVE [PCSE-2026-000123] {TOKEN} once she starts",
-    f"APPROVE [PCSE-2026-000123] {TOKEN}" + " " * 300 + "not yet",
-    f"APPROVED [PCSE-2026-000123] {TOKEN}",
-    f"NOT APPROVE [PCSE-2026-000123] {TOKEN}",
-    f"APPROVE PCSE-2026-000123 {TOKEN}",
-    "APPROVE [PCSE-2026-000123]",
-    "APPROVE [PCSE-2026-000123] APV-0123",
-    f"[PCSE-2026-000123] Approval needed {TOKEN}",
-    f"APPROVE REJECT [PCSE-2026-000123] {TOKEN}",
-    "",
-])
+@pytest.mark.parametrize(
+    "subject",
+    [
+        f"RE: APPROVE [PCSE-2026-000123] {TOKEN}",
+        f"Re: REJECT [PCSE-2026-000123] {TOKEN}",
+        f"FW: APPROVE [PCSE-2026-000123] {TOKEN}",
+        f"APPROVE [PCSE-2026-000123] {TOKEN} once she starts",
+        f"APPROVE [PCSE-2026-000123] {TOKEN}" + " " * 300 + "not yet",
+        f"APPROVED [PCSE-2026-000123] {TOKEN}",
+        f"NOT APPROVE [PCSE-2026-000123] {TOKEN}",
+        f"APPROVE PCSE-2026-000123 {TOKEN}",
+        "APPROVE [PCSE-2026-000123]",
+        "APPROVE [PCSE-2026-000123] APV-0123",
+        f"[PCSE-2026-000123] Approval needed {TOKEN}",
+        f"APPROVE REJECT [PCSE-2026-000123] {TOKEN}",
+        "",
+    ],
+)
 def test_other_subjects_are_not_one_click_answers(subject: str) -> None:
     assert subject_verdict(subject) is None
     assert read_one_click(subject, "", None) is None
@@ -256,37 +280,53 @@ def test_other_subjects_are_not_one_click_answers(subject: str) -> None:
 
 APPROVE_SUBJECT = f"APPROVE [PCSE-2026-000123] {TOKEN}"
 REJECT_SUBJECT = f"REJECT [PCSE-2026-000123] {TOKEN}"
-SIGNATURE = ("Kind regards\n\nDr Sam Patel\nGP Partner\nTel: 0113 496 0000\n\n"
-             "This message may contain confidential information. If you are not the intended "
-             "recipient please inform the sender and do not disclose it.\n")
+SIGNATURE = (
+    "Kind regards\n\nDr Sam Patel\nGP Partner\nTel: 0113 496 0000\n\n"
+    "This message may contain confidential information. If you are not the intended "
+    "recipient please inform the sender and do not disclose it.\n"
+)
 
 
-@pytest.mark.parametrize("body", ["", "\n\n", SIGNATURE, "Sent from my iPhone",
-                                  "APPROVE\n\n" + SIGNATURE])
+@pytest.mark.parametrize(
+    "body", ["", "\n\n", SIGNATURE, "Sent from my iPhone", "APPROVE\n\n" + SIGNATURE]
+)
 def test_one_click_approval(body: str) -> None:
     answer = read_one_click(APPROVE_SUBJECT, body, None)
     assert answer is not None and answer.verdict is Verdict.APPROVE, answer
 
 
-@pytest.mark.parametrize("body", ["Only once she has done her IG training",
-                                  "Is this Jane from reception?",
-                                  "REJECT she has left", "Sorry, wrong button. Do not approve."])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Only once she has done her IG training",
+        "Is this Jane from reception?",
+        "REJECT she has left",
+        "Sorry, wrong button. Do not approve.",
+    ],
+)
 def test_one_click_approval_contradicted_by_its_body(body: str) -> None:
     answer = read_one_click(APPROVE_SUBJECT, body + "\n\n" + SIGNATURE, None)
     assert answer is not None and answer.verdict is Verdict.UNCLEAR, answer
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    ("", None),
-    ("Reason for rejecting (optional):\n\n", None),
-    ("Reason for rejecting: ", None),
-    ("Reason for rejecting (optional): she is a locum", "she is a locum"),
-    ("Reason for rejecting (optional):\n\nShe left in January.\n\n" + SIGNATURE,
-     "She left in January."),
-    ("REJECT - I can't approve her, she left in January", "I can't approve her, she left in "
-                                                           "January"),
-    (SIGNATURE, None),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("", None),
+        ("Reason for rejecting (optional):\n\n", None),
+        ("Reason for rejecting: ", None),
+        ("Reason for rejecting (optional): she is a locum", "she is a locum"),
+        (
+            "Reason for rejecting (optional):\n\nShe left in January.\n\n" + SIGNATURE,
+            "She left in January.",
+        ),
+        (
+            "REJECT - I can't approve her, she left in January",
+            "I can't approve her, she left in January",
+        ),
+        (SIGNATURE, None),
+    ],
+)
 def test_one_click_rejection_and_its_reason(body: str, reason: str | None) -> None:
     answer = read_one_click(REJECT_SUBJECT, body, None)
     assert answer is not None and answer.verdict is Verdict.REJECT, answer

@@ -17,8 +17,9 @@ from workflow.replies import Answer, Verdict, classify, read_answer, read_one_cl
 
 CORPUS = Path(__file__).parent / "corpus" / "answers" / "answers.toml"
 ENTRIES: list[dict[str, Any]] = tomllib.loads(CORPUS.read_text(encoding="utf-8"))["answer"]
-BY_VERDICT = {v: [e for e in ENTRIES if e["verdict"] == v]
-              for v in ("approve", "reject", "unclear")}
+BY_VERDICT = {
+    v: [e for e in ENTRIES if e["verdict"] == v] for v in ("approve", "reject", "unclear")
+}
 
 
 def read(entry: dict[str, Any]) -> Answer:
@@ -57,8 +58,11 @@ def test_corpus_answer(entry: dict[str, Any]) -> None:
         assert part not in (answer.reason or ""), answer.reason
 
 
-PLAIN_CLEAR = [e for e in BY_VERDICT["approve"] + BY_VERDICT["reject"]
-               if "subject" not in e and "html" not in e]
+PLAIN_CLEAR = [
+    e
+    for e in BY_VERDICT["approve"] + BY_VERDICT["reject"]
+    if "subject" not in e and "html" not in e
+]
 
 
 @pytest.mark.parametrize("entry", PLAIN_CLEAR, ids=[e["id"] for e in PLAIN_CLEAR])
@@ -72,25 +76,93 @@ def test_without_its_verdict_line_the_answer_is_unclear(entry: dict[str, Any]) -
 
 # --------------------------------------------------------------------------- properties
 
-APPROVAL_LINES = ["APPROVE", "Approved", "I approve", "Yes, I approve", "Approve.",
-                  "APPROVED - thanks", "approved many thanks", "Yes approved"]
-NEGATIONS = ["not", "n't", "don't", "wouldn't", "can't", "never", "unable", "cannot",
-             "hold off", "wait", "not yet", "don't set her up", "do not proceed", "rather not",
-             "but", "however", "unless", "until", "once", "if", "provided", "subject to", "?",
-             "no", "won't", "isn't", "reject", "declined"]
+APPROVAL_LINES = [
+    "APPROVE",
+    "Approved",
+    "I approve",
+    "Yes, I approve",
+    "Approve.",
+    "APPROVED - thanks",
+    "approved many thanks",
+    "Yes approved",
+]
+NEGATIONS = [
+    "not",
+    "n't",
+    "don't",
+    "wouldn't",
+    "can't",
+    "never",
+    "unable",
+    "cannot",
+    "hold off",
+    "wait",
+    "not yet",
+    "don't set her up",
+    "do not proceed",
+    "rather not",
+    "but",
+    "however",
+    "unless",
+    "until",
+    "once",
+    "if",
+    "provided",
+    "subject to",
+    "?",
+    "no",
+    "won't",
+    "isn't",
+    "reject",
+    "declined",
+]
 # Ordinary words (no negation among them) and punctuation to build texts from.
-FILLER = ["she", "is", "our", "new", "practice", "manager", "and", "needs", "access", "for",
-          "claims", "Dr", "Patel", "GP", "Partner", "Riverside", "Surgery", "thanks", "kind",
-          "regards", "started", "Monday", "Jane", "Smith", "0113", "496", "0000", ".", ",",
-          "\n", "\n\n", "-", "!", "approve", "approved", "yes", "I"]
+FILLER = [
+    "she",
+    "is",
+    "our",
+    "new",
+    "practice",
+    "manager",
+    "and",
+    "needs",
+    "access",
+    "for",
+    "claims",
+    "Dr",
+    "Patel",
+    "GP",
+    "Partner",
+    "Riverside",
+    "Surgery",
+    "thanks",
+    "kind",
+    "regards",
+    "started",
+    "Monday",
+    "Jane",
+    "Smith",
+    "0113",
+    "496",
+    "0000",
+    ".",
+    ",",
+    "\n",
+    "\n\n",
+    "-",
+    "!",
+    "approve",
+    "approved",
+    "yes",
+    "I",
+]
 filler = st.lists(st.sampled_from(FILLER), max_size=25).map(" ".join)
 
 
-@given(st.sampled_from(APPROVAL_LINES), filler, st.sampled_from(NEGATIONS), filler,
-       st.booleans())
-def test_a_negation_or_question_anywhere_never_approves(opening: str, before: str,
-                                                        negation: str, after: str,
-                                                        same_line: bool) -> None:
+@given(st.sampled_from(APPROVAL_LINES), filler, st.sampled_from(NEGATIONS), filler, st.booleans())
+def test_a_negation_or_question_anywhere_never_approves(
+    opening: str, before: str, negation: str, after: str, same_line: bool
+) -> None:
     joint = " " if same_line else "\n"
     own = f"{opening}{joint}{before} {negation} {after}"
     assert classify(own).verdict is not Verdict.APPROVE, own
@@ -107,17 +179,32 @@ def test_a_question_mark_anywhere_never_approves(opening: str, before: str, afte
 REFUSALS = [e for e in BY_VERDICT["reject"] if "subject" not in e and not e.get("html")]
 refusal_texts = st.one_of(
     st.sampled_from([e["text"] for e in REFUSALS]),
-    st.builds(lambda lead, rest: f"{lead} {rest}",
-              st.sampled_from(["REJECT", "Rejected", "No,", "No.", "Declined", "I reject",
-                               "I do not approve", "Do not approve", "Not approved"]),
-              filler),
+    st.builds(
+        lambda lead, rest: f"{lead} {rest}",
+        st.sampled_from(
+            [
+                "REJECT",
+                "Rejected",
+                "No,",
+                "No.",
+                "Declined",
+                "I reject",
+                "I do not approve",
+                "Do not approve",
+                "Not approved",
+            ]
+        ),
+        filler,
+    ),
 )
 
 
-@given(st.sampled_from(["Yes", "yes", "YES", "Yes,", "Yes.", "Yes I approve", "Approved"]),
-       st.sampled_from([" ", ", ", "\n", "\n\n", ". "]), refusal_texts)
-def test_a_refusal_prefixed_with_yes_never_approves(prefix: str, joint: str,
-                                                    refusal: str) -> None:
+@given(
+    st.sampled_from(["Yes", "yes", "YES", "Yes,", "Yes.", "Yes I approve", "Approved"]),
+    st.sampled_from([" ", ", ", "\n", "\n\n", ". "]),
+    refusal_texts,
+)
+def test_a_refusal_prefixed_with_yes_never_approves(prefix: str, joint: str, refusal: str) -> None:
     assert read_answer(prefix + joint + refusal).verdict is not Verdict.APPROVE
 
 
@@ -140,6 +227,12 @@ print(" ".join(sorted(set(verdicts))))
 
 
 def test_hostile_input_is_read_quickly_and_never_approves() -> None:
-    done = subprocess.run([sys.executable, "-c", HOSTILE], capture_output=True, text=True,
-                          timeout=60, cwd=Path(__file__).parent.parent, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", HOSTILE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+        check=True,
+    )
     assert done.stdout.split() == ["unclear"], done.stdout

@@ -53,9 +53,13 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     cert_file, key_file = folder / "cert.pem", folder / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_file, key_file
 
 
@@ -72,9 +76,14 @@ def server_tls(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def queued(sqlite_database: Database) -> Database:
     with sqlite_database.transaction() as session:
-        enqueue(session, WorkflowEnv(), purpose="redirect_market_entry",
-                to_address="pharmacy@example.org", to_name="A Pharmacist",
-                context=SAMPLE_CONTEXTS["redirect_market_entry"])
+        enqueue(
+            session,
+            WorkflowEnv(),
+            purpose="redirect_market_entry",
+            to_address="pharmacy@example.org",
+            to_name="A Pharmacist",
+            context=SAMPLE_CONTEXTS["redirect_market_entry"],
+        )
     return sqlite_database
 
 
@@ -95,8 +104,9 @@ def token_sink(server_tls: ssl.SSLContext) -> Iterator[SmtpSink]:
 
 
 def smtp(sink: SmtpSink, **settings: object) -> Config:
-    return Config(smtp=replace(SmtpConfig(), host="127.0.0.1", port=sink.port,
-                               timeout_seconds=5, **settings))
+    return Config(
+        smtp=replace(SmtpConfig(), host="127.0.0.1", port=sink.port, timeout_seconds=5, **settings)
+    )
 
 
 def statuses(database: Database) -> list[tuple[str, int, str | None]]:
@@ -106,8 +116,7 @@ def statuses(database: Database) -> list[tuple[str, int, str | None]]:
 
 
 def test_starttls_then_password(queued: Database, password_sink: SmtpSink) -> None:
-    config = smtp(password_sink, starttls=True, auth="password", username="pcse",
-                  password="s3cret")
+    config = smtp(password_sink, starttls=True, auth="password", username="pcse", password="s3cret")
     assert send_pending(queued, config).sent == 1
     received = password_sink.wait_for(1)[0]
     assert received.login == "pcse"
@@ -118,16 +127,20 @@ def test_password_from_the_environment(
     queued: Database, password_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PCSE_TEST_SMTP_PASSWORD", "s3cret")
-    config = smtp(password_sink, starttls=True, auth="password", username="pcse",
-                  password_env="PCSE_TEST_SMTP_PASSWORD")
+    config = smtp(
+        password_sink,
+        starttls=True,
+        auth="password",
+        username="pcse",
+        password_env="PCSE_TEST_SMTP_PASSWORD",
+    )
     assert send_pending(queued, config).sent == 1
 
 
 def test_a_wrong_password_sends_nothing_and_keeps_the_row(
     queued: Database, password_sink: SmtpSink
 ) -> None:
-    config = smtp(password_sink, starttls=True, auth="password", username="pcse",
-                  password="wrong")
+    config = smtp(password_sink, starttls=True, auth="password", username="pcse", password="wrong")
     report = send_pending(queued, config)
     assert report.sent == 0 and report.pending == 1
     assert "535" in report.error
@@ -137,8 +150,9 @@ def test_a_wrong_password_sends_nothing_and_keeps_the_row(
 
 
 def test_no_password_is_offered_without_tls(queued: Database, password_sink: SmtpSink) -> None:
-    config = smtp(password_sink, starttls=False, auth="password", username="pcse",
-                  password="s3cret")
+    config = smtp(
+        password_sink, starttls=False, auth="password", username="pcse", password="s3cret"
+    )
     report = send_pending(queued, config)
     assert report.sent == 0 and "AUTH" in report.error
     assert password_sink.messages == []
@@ -149,8 +163,7 @@ def test_starttls_refuses_a_certificate_it_does_not_trust(
 ) -> None:
     monkeypatch.delenv("SSL_CERT_FILE")
     monkeypatch.setenv("SSL_CERT_DIR", "/nonexistent")
-    config = smtp(password_sink, starttls=True, auth="password", username="pcse",
-                  password="s3cret")
+    config = smtp(password_sink, starttls=True, auth="password", username="pcse", password="s3cret")
     report = send_pending(queued, config)
     assert report.sent == 0 and "CERTIFICATE_VERIFY_FAILED" in report.error
 
@@ -162,8 +175,7 @@ def test_xoauth2_with_the_token_provider(queued: Database, token_sink: SmtpSink)
         calls.append(1)
         return "good-token"
 
-    config = smtp(token_sink, starttls=True, auth="oauth2",
-                  username="pcse.portalenquiries@nhs.net")
+    config = smtp(token_sink, starttls=True, auth="oauth2", username="pcse.portalenquiries@nhs.net")
     assert send_pending(queued, config, token_provider=provider).sent == 1
     assert calls == [1]
     assert token_sink.wait_for(1)[0].login == "pcse.portalenquiries@nhs.net"

@@ -42,10 +42,19 @@ def env(clock: FixedClock) -> WorkflowEnv:
 
 def new_case(session: Session) -> Case:
     if session.scalar(select(Organisation).where(Organisation.code == "A81001")) is None:
-        session.add(Organisation(code="A81001", name="The Riverside Surgery",
-                                 type="gp_practice", icb_code="QHM"))
-    return create_case(session, kind="gpp_admin_form", requester=REQUESTER,
-                       requester_name="Pat Jones", organisation_code="A81001", now=START)
+        session.add(
+            Organisation(
+                code="A81001", name="The Riverside Surgery", type="gp_practice", icb_code="QHM"
+            )
+        )
+    return create_case(
+        session,
+        kind="gpp_admin_form",
+        requester=REQUESTER,
+        requester_name="Pat Jones",
+        organisation_code="A81001",
+        now=START,
+    )
 
 
 def queue(database: Database, env: WorkflowEnv, n: int, **kwargs) -> list[int]:
@@ -53,10 +62,15 @@ def queue(database: Database, env: WorkflowEnv, n: int, **kwargs) -> list[int]:
     with database.transaction() as session:
         case = new_case(session)
         rows = [
-            enqueue(session, env, purpose="acknowledgement",
-                    to_address=kwargs.get("to_address", f"person{i}@example.org"),
-                    to_name=kwargs.get("to_name", f"Person {i}"),
-                    context=SAMPLE_CONTEXTS["acknowledgement"], case=case)
+            enqueue(
+                session,
+                env,
+                purpose="acknowledgement",
+                to_address=kwargs.get("to_address", f"person{i}@example.org"),
+                to_name=kwargs.get("to_name", f"Person {i}"),
+                context=SAMPLE_CONTEXTS["acknowledgement"],
+                case=case,
+            )
             for i in range(n)
         ]
         return [r.id for r in rows]
@@ -76,19 +90,31 @@ def parts(msg: EmailMessage) -> dict[str, str]:
 
 
 def test_every_template_is_delivered_with_its_headers(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     with database.transaction() as session:
         case = new_case(session)
         ref = case.ref
         queued = {
-            purpose: enqueue(session, env, purpose=purpose, to_address=REQUESTER,
-                             to_name="Pat Jones", context=SAMPLE_CONTEXTS[purpose], case=case)
+            purpose: enqueue(
+                session,
+                env,
+                purpose=purpose,
+                to_address=REQUESTER,
+                to_name="Pat Jones",
+                context=SAMPLE_CONTEXTS[purpose],
+                case=case,
+            )
             for purpose in PURPOSES
         }
-        expected = {purpose: (row.message_id, row.subject, row.body_text, row.body_html)
-                    for purpose, row in queued.items()}
+        expected = {
+            purpose: (row.message_id, row.subject, row.body_text, row.body_html)
+            for purpose, row in queued.items()
+        }
     report = send_pending(database, smtp_config, clock=clock)
     assert report == SendReport(sent=len(PURPOSES), failed=0, pending=0)
     received = {r.message()["Message-ID"]: r for r in smtp_sink.messages}
@@ -117,18 +143,36 @@ def test_every_template_is_delivered_with_its_headers(
 
 
 def test_a_reply_is_threaded_on_the_wire(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     with database.transaction() as session:
         case = new_case(session)
-        parent = InboundMessage(mailbox="enquiries", uidvalidity=1, uid=1,
-                                message_id="<form-123@riverside.nhs.net>", sha256="0" * 64,
-                                size=10, received_at=START, case_id=case.id)
+        parent = InboundMessage(
+            mailbox="enquiries",
+            uidvalidity=1,
+            uid=1,
+            message_id="<form-123@riverside.nhs.net>",
+            sha256="0" * 64,
+            size=10,
+            received_at=START,
+            case_id=case.id,
+        )
         session.add(parent)
         session.flush()
-        enqueue(session, env, purpose="acknowledgement", to_address=REQUESTER, to_name=None,
-                context=SAMPLE_CONTEXTS["acknowledgement"], case=case, reply_to=parent)
+        enqueue(
+            session,
+            env,
+            purpose="acknowledgement",
+            to_address=REQUESTER,
+            to_name=None,
+            context=SAMPLE_CONTEXTS["acknowledgement"],
+            case=case,
+            reply_to=parent,
+        )
     send_pending(database, smtp_config, clock=clock)
     msg = smtp_sink.wait_for(1)[0].message()
     assert msg["In-Reply-To"] == "<form-123@riverside.nhs.net>"
@@ -137,16 +181,26 @@ def test_a_reply_is_threaded_on_the_wire(
 
 
 def test_the_blank_form_a_reply_asks_for_is_attached(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     from notifications.blank_forms import blank_form_path
 
     name = "user-admin-request-form.pdf"
     with database.transaction() as session:
-        enqueue(session, env, purpose="needs_info", to_address=REQUESTER, to_name=None,
-                context=SAMPLE_CONTEXTS["needs_info"], case=new_case(session),
-                attachments=[name])
+        enqueue(
+            session,
+            env,
+            purpose="needs_info",
+            to_address=REQUESTER,
+            to_name=None,
+            context=SAMPLE_CONTEXTS["needs_info"],
+            case=new_case(session),
+            attachments=[name],
+        )
     assert send_pending(database, smtp_config, clock=clock).sent == 1
     msg = smtp_sink.wait_for(1)[0].message()
     assert msg.get_content_type() == "multipart/mixed"
@@ -158,13 +212,23 @@ def test_the_blank_form_a_reply_asks_for_is_attached(
 
 
 def test_a_missing_blank_form_fails_the_row_with_the_reason(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     with database.transaction() as session:
-        row = enqueue(session, env, purpose="needs_info", to_address=REQUESTER, to_name=None,
-                      context=SAMPLE_CONTEXTS["needs_info"], case=new_case(session),
-                      attachments=["no-such-form.pdf"])
+        row = enqueue(
+            session,
+            env,
+            purpose="needs_info",
+            to_address=REQUESTER,
+            to_name=None,
+            context=SAMPLE_CONTEXTS["needs_info"],
+            case=new_case(session),
+            attachments=["no-such-form.pdf"],
+        )
     report = send_pending(database, smtp_config, clock=clock)
     assert (report.sent, report.failed) == (0, 1)
     assert "no-such-form.pdf" in rows(database)[row.id].last_error
@@ -172,7 +236,10 @@ def test_a_missing_blank_form_fails_the_row_with_the_reason(
 
 
 def test_server_down_then_up_loses_nothing_and_doubles_nothing(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     ids = queue(database, env, 5)
@@ -198,8 +265,12 @@ def test_server_down_then_up_loses_nothing_and_doubles_nothing(
 
 @pytest.mark.parametrize("where", ["mail", "end of data"])
 def test_refused_mid_batch_retries_that_row_and_gives_back_the_rest(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
-    smtp_config: Config, where: str,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
+    smtp_config: Config,
+    where: str,
 ) -> None:
     queue(database, env, 4)
     if where == "mail":
@@ -220,8 +291,12 @@ def test_refused_mid_batch_retries_that_row_and_gives_back_the_rest(
 
 @pytest.mark.parametrize("stage", ["rcpt", "data"])
 def test_a_4xx_is_retried_with_backoff_and_a_5xx_fails_with_the_answer(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
-    smtp_config: Config, stage: str,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
+    smtp_config: Config,
+    stage: str,
 ) -> None:
     first, second, third = queue(database, env, 3)
     smtp_sink.fail_next(1, 451, "4.7.1 Greylisted, try again later", stage=stage)
@@ -249,14 +324,23 @@ def test_backoff_doubles_up_to_an_hour() -> None:
 
 
 def test_a_name_with_a_newline_and_html_cannot_inject_headers(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     evil = 'Pat\r\nBcc: victim@example.org\r\n\r\n<b onclick="x()">Jones</b>'
     with database.transaction() as session:
-        enqueue(session, env, purpose="approval_request", to_address="approver@riverside.nhs.net",
-                to_name=evil, case=new_case(session),
-                context=SAMPLE_CONTEXTS["approval_request"] | {"requested_by": evil})
+        enqueue(
+            session,
+            env,
+            purpose="approval_request",
+            to_address="approver@riverside.nhs.net",
+            to_name=evil,
+            case=new_case(session),
+            context=SAMPLE_CONTEXTS["approval_request"] | {"requested_by": evil},
+        )
     assert send_pending(database, smtp_config, clock=clock).sent == 1
     item = smtp_sink.wait_for(1)[0]
     assert item.rcpt_tos == ("approver@riverside.nhs.net",)
@@ -275,12 +359,22 @@ def test_a_name_with_a_newline_and_html_cannot_inject_headers(
 
 
 def test_a_non_ascii_name_is_encoded_not_mangled(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     with database.transaction() as session:
-        enqueue(session, env, purpose="outcome_expired", to_address=REQUESTER,
-                to_name="Zoë O’Brien, Practice Manager", context={}, case=new_case(session))
+        enqueue(
+            session,
+            env,
+            purpose="outcome_expired",
+            to_address=REQUESTER,
+            to_name="Zoë O’Brien, Practice Manager",
+            context={},
+            case=new_case(session),
+        )
     send_pending(database, smtp_config, clock=clock)
     item = smtp_sink.wait_for(1)[0]
     assert b"=?utf-8?" in item.data.split(b"\r\n\r\n", 1)[0]
@@ -290,7 +384,10 @@ def test_a_non_ascii_name_is_encoded_not_mangled(
 
 
 def test_the_hourly_cap_holds_the_sixth_reply_back_from_the_wire(
-    database: Database, clock: FixedClock, smtp_sink: SmtpSink, smtp_config: Config,
+    database: Database,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
+    smtp_config: Config,
 ) -> None:
     env = WorkflowEnv(clock=clock)  # the default cap of five
     queue(database, env, 6, to_address=REQUESTER, to_name="Pat Jones")
@@ -301,7 +398,10 @@ def test_the_hourly_cap_holds_the_sixth_reply_back_from_the_wire(
 
 
 def test_nothing_is_sent_to_our_own_address(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     queue(database, env, 2, to_address="pcse.portalenquiries@nhs.net")
@@ -311,7 +411,10 @@ def test_nothing_is_sent_to_our_own_address(
 
 
 def test_a_sender_that_died_mid_batch_is_taken_over_after_its_lease(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     from notifications import claims
@@ -329,7 +432,10 @@ def test_a_sender_that_died_mid_batch_is_taken_over_after_its_lease(
 
 
 def test_two_senders_racing_never_send_a_row_twice(
-    db_url: str, env: WorkflowEnv, smtp_sink: SmtpSink, smtp_config: Config,
+    db_url: str,
+    env: WorkflowEnv,
+    smtp_sink: SmtpSink,
+    smtp_config: Config,
 ) -> None:
     setup = Database(db_url)
     ids = queue(setup, env, 120)
@@ -366,15 +472,24 @@ def test_two_senders_racing_never_send_a_row_twice(
 
 
 def test_a_bad_address_released_by_a_caseworker_fails_again_without_stopping_the_rest(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     from workflow.mail import retry
 
     with database.transaction() as session:
-        bad = enqueue(session, env, purpose="outcome_expired", case=new_case(session),
-                      to_address="pat@riverside.nhs.net\r\nBcc: victim@example.org",
-                      to_name=None, context={})
+        bad = enqueue(
+            session,
+            env,
+            purpose="outcome_expired",
+            case=new_case(session),
+            to_address="pat@riverside.nhs.net\r\nBcc: victim@example.org",
+            to_name=None,
+            context={},
+        )
     assert bad.status == "failed"
     with database.transaction() as session:
         retry(session, bad.id, by="cw@pcse.nhs.uk")
@@ -386,13 +501,23 @@ def test_a_bad_address_released_by_a_caseworker_fails_again_without_stopping_the
 
 
 def test_lines_that_look_like_smtp_commands_stay_in_the_body(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     reason = "First line\n.\nRCPT TO:<victim@example.org>\n..two dots\n.one dot"
     with database.transaction() as session:
-        row = enqueue(session, env, purpose="outcome_rejected", to_address=REQUESTER,
-                      to_name=None, context={"reason": reason}, case=new_case(session))
+        row = enqueue(
+            session,
+            env,
+            purpose="outcome_rejected",
+            to_address=REQUESTER,
+            to_name=None,
+            context={"reason": reason},
+            case=new_case(session),
+        )
         text = row.body_text
     queue(database, env, 1)  # a second message on the same connection, after it
     assert send_pending(database, smtp_config, clock=clock).sent == 2
@@ -404,12 +529,22 @@ def test_lines_that_look_like_smtp_commands_stay_in_the_body(
 
 
 def test_an_address_beyond_ascii_is_failed_with_the_reason_not_sent(
-    database: Database, env: WorkflowEnv, clock: FixedClock, smtp_sink: SmtpSink,
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     with database.transaction() as session:
-        row = enqueue(session, env, purpose="outcome_expired", to_address="zoë@example.org",
-                      to_name="Zoë", context={}, case=new_case(session))
+        row = enqueue(
+            session,
+            env,
+            purpose="outcome_expired",
+            to_address="zoë@example.org",
+            to_name="Zoë",
+            context={},
+            case=new_case(session),
+        )
         assert row.status == "failed"
         assert "not a valid email address" in row.last_error
     assert send_pending(database, smtp_config, clock=clock) == SendReport(0, 0, 0)

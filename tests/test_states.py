@@ -25,11 +25,23 @@ FORBIDDEN = [(a, b) for a, b in ALL_PAIRS if b not in TRANSITIONS[a]]
 def test_table_matches_the_design() -> None:
     S = CaseState
     assert TRANSITIONS[S.RECEIVED] == {
-        S.NEEDS_INFO, S.AWAITING_APPROVAL, S.TRIAGE, S.APPROVED, S.REJECTED, S.ANSWERED}
+        S.NEEDS_INFO,
+        S.AWAITING_APPROVAL,
+        S.TRIAGE,
+        S.APPROVED,
+        S.REJECTED,
+        S.ANSWERED,
+    }
     assert TRANSITIONS[S.NEEDS_INFO] == {S.RECEIVED, S.TRIAGE, S.EXPIRED, S.WITHDRAWN}
     assert TRANSITIONS[S.AWAITING_APPROVAL] == {S.APPROVED, S.REJECTED, S.TRIAGE, S.EXPIRED}
     assert TRANSITIONS[S.TRIAGE] == {
-        S.NEEDS_INFO, S.AWAITING_APPROVAL, S.APPROVED, S.REJECTED, S.ANSWERED, S.WITHDRAWN}
+        S.NEEDS_INFO,
+        S.AWAITING_APPROVAL,
+        S.APPROVED,
+        S.REJECTED,
+        S.ANSWERED,
+        S.WITHDRAWN,
+    }
     assert TRANSITIONS[S.APPROVED] == {S.COMPLETED, S.TRIAGE}
     assert TRANSITIONS[S.EXPIRED] == {S.TRIAGE}
     assert {S.COMPLETED, S.ANSWERED, S.REJECTED, S.EXPIRED, S.WITHDRAWN} == FINAL_STATES
@@ -76,8 +88,7 @@ def test_forbidden_move_changes_nothing(sqlite_database, source, target) -> None
 
 def test_refs_are_sequential_per_year(database) -> None:
     with database.transaction() as session:
-        refs = [create_case(session, kind="other", requester="a@b.nhs.net").ref
-                for _ in range(3)]
+        refs = [create_case(session, kind="other", requester="a@b.nhs.net").ref for _ in range(3)]
     assert refs[0].startswith("PCSE-") and len(refs[0]) == len("PCSE-2026-000001")
     numbers = [int(r.rsplit("-", 1)[1]) for r in refs]
     assert numbers == [numbers[0], numbers[0] + 1, numbers[0] + 2]

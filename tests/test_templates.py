@@ -86,9 +86,7 @@ def test_shipped_templates_pass_the_check() -> None:
 def test_a_file_in_the_configured_folder_overrides_the_shipped_one(tmp_path: Path) -> None:
     (tmp_path / "acknowledgement.subject").write_text("Got it: {{ case.ref }}\n")
     (tmp_path / "base.txt").write_text("LOCAL LAYOUT\n{% block body %}{% endblock %}\n")
-    rendered = render(
-        "acknowledgement", sample_template_context("acknowledgement"), str(tmp_path)
-    )
+    rendered = render("acknowledgement", sample_template_context("acknowledgement"), str(tmp_path))
     assert rendered.subject == "Got it: PCSE-2026-000123"
     assert rendered.text.startswith("LOCAL LAYOUT\n")
     # The HTML part was not overridden: the shipped one is used.
@@ -97,8 +95,9 @@ def test_a_file_in_the_configured_folder_overrides_the_shipped_one(tmp_path: Pat
 
 def test_a_missing_override_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TemplatesFolderMissing, match="templates_dir"):
-        render("outcome_expired", sample_template_context("outcome_expired"),
-               str(tmp_path / "nowhere"))
+        render(
+            "outcome_expired", sample_template_context("outcome_expired"), str(tmp_path / "nowhere")
+        )
 
 
 def test_html_part_is_escaped_and_text_part_is_not() -> None:
@@ -159,17 +158,22 @@ def test_welcome_says_what_the_role_allows_how_to_sign_in_and_to_hand_it_on(
 
 
 def welcome_role(info) -> dict:
-    return {"role": info.admin_role, "service_title": info.title,
-            "assignable_roles": list(info.assignable_roles)}
+    return {
+        "role": info.admin_role,
+        "service_title": info.title,
+        "assignable_roles": list(info.assignable_roles),
+    }
 
 
 def test_one_welcome_names_every_admin_role_given_at_once() -> None:
     gpp, pl = CATALOGUE[Service.GPP], CATALOGUE[Service.PL]
     context = sample_template_context("welcome_admin") | {
-        "roles": [welcome_role(gpp), welcome_role(pl)]}
+        "roles": [welcome_role(gpp), welcome_role(pl)]
+    }
     rendered = render("welcome_admin", context)
-    assert rendered.subject == (f"You are now {gpp.admin_role} and {pl.admin_role} for The "
-                                "Riverside Surgery")
+    assert rendered.subject == (
+        f"You are now {gpp.admin_role} and {pl.admin_role} for The Riverside Surgery"
+    )
     assert "You have been given two roles for The Riverside Surgery" in rendered.text
     for info in (gpp, pl):
         assert f"- {info.admin_role}, for {info.title}\n" in rendered.text

@@ -40,19 +40,42 @@ def waiting_cases(db: Database, now) -> None:
     long_ago = now - timedelta(days=5)
     with db.transaction() as session:
         for n in range(CASES):
-            case = create_case(session, kind="other", requester=f"r{n}@example.org",
-                               requester_name=f"R {n}", now=long_ago)
+            case = create_case(
+                session,
+                kind="other",
+                requester=f"r{n}@example.org",
+                requester_name=f"R {n}",
+                now=long_ago,
+            )
             if n % 2:
-                move(session, case, CaseState.NEEDS_INFO, actor="test", reason="missing",
-                     now=long_ago)
+                move(
+                    session,
+                    case,
+                    CaseState.NEEDS_INFO,
+                    actor="test",
+                    reason="missing",
+                    now=long_ago,
+                )
                 continue
-            move(session, case, CaseState.AWAITING_APPROVAL, actor="test", reason="asked",
-                 now=long_ago)
-            session.add(ApprovalRequest(case_id=case.id, token=f"{n:020x}",
-                                        approver_email=f"a{n}@example.org",
-                                        approver_name=f"A {n}", approver_source="signer",
-                                        created_at=long_ago,
-                                        expires_at=long_ago + timedelta(days=10)))
+            move(
+                session,
+                case,
+                CaseState.AWAITING_APPROVAL,
+                actor="test",
+                reason="asked",
+                now=long_ago,
+            )
+            session.add(
+                ApprovalRequest(
+                    case_id=case.id,
+                    token=f"{n:020x}",
+                    approver_email=f"a{n}@example.org",
+                    approver_name=f"A {n}",
+                    approver_source="signer",
+                    created_at=long_ago,
+                    expires_at=long_ago + timedelta(days=10),
+                )
+            )
 
 
 def twice_at_once(db_url: str, env: WorkflowEnv) -> list[dict[str, int]]:
@@ -92,8 +115,9 @@ def test_two_schedulers_remind_once(pg_url: str) -> None:
 
     assert sum(r["reminders"] for r in results) == CASES
     with db.transaction() as session:
-        reminded = Counter(session.scalars(
-            select(CaseEvent.case_id).where(CaseEvent.event == "reminder")))
+        reminded = Counter(
+            session.scalars(select(CaseEvent.case_id).where(CaseEvent.event == "reminder"))
+        )
         purposes = Counter(session.scalars(select(OutboxMessage.purpose)))
     assert len(reminded) == CASES and set(reminded.values()) == {1}
     assert purposes == {"approval_reminder": CASES // 2, "requester_reminder": CASES // 2}
@@ -113,10 +137,12 @@ def test_two_schedulers_expire_once(pg_url: str) -> None:
 
     assert sum(r["expired"] for r in results) == CASES
     with db.transaction() as session:
-        expired = Counter(session.scalars(
-            select(CaseEvent.case_id).where(CaseEvent.to_state == "expired")))
-        told = session.scalars(select(OutboxMessage.purpose)
-                               .where(OutboxMessage.purpose == "outcome_expired")).all()
+        expired = Counter(
+            session.scalars(select(CaseEvent.case_id).where(CaseEvent.to_state == "expired"))
+        )
+        told = session.scalars(
+            select(OutboxMessage.purpose).where(OutboxMessage.purpose == "outcome_expired")
+        ).all()
     assert len(expired) == CASES and set(expired.values()) == {1}
     assert len(told) == CASES
     db.dispose()
@@ -130,8 +156,11 @@ def test_two_pcse_run_workers_share_one_mailbox(pg_url: str, tmp_path: Path) -> 
     with stack(tmp_path, pg_url, organisations_count=30, **FAST_CLOCK) as s:
         report = drain(s, 2, 120, seed=4, timeout=300, settle=12, kill_second_after=4)
 
-    assert (report.audit.lost, report.audit.duplicated_cases,
-            report.audit.duplicated_emails) == (0, 0, 0)
+    assert (report.audit.lost, report.audit.duplicated_cases, report.audit.duplicated_emails) == (
+        0,
+        0,
+        0,
+    )
     assert report.audit.ok, report.audit.details()
     assert report.handled_twice == 0
     assert all(n > 0 for n in report.share), f"both workers should take a share: {report.share}"
@@ -142,7 +171,8 @@ def test_two_pcse_run_workers_share_one_mailbox(pg_url: str, tmp_path: Path) -> 
 @pytest.mark.dovecot
 @pytest.mark.parametrize("step", ["stored", "committed"])
 def test_two_pollers_on_one_folder_record_and_move_each_message_once(
-        imap_account, database: Database, tmp_path: Path, step: str) -> None:
+    imap_account, database: Database, tmp_path: Path, step: str
+) -> None:
     """The second poller runs whole while the first is paused after `step`: the ledger's
     unique (mailbox, UIDVALIDITY, UID) and the moves make the double fetch harmless."""
     from intake.models import InboundMessage
@@ -151,8 +181,11 @@ def test_two_pollers_on_one_folder_record_and_move_each_message_once(
     from tests.fixtures.dovecot import plain_request
 
     box = imap_account.mailbox_config(batch_size=10)
-    config = Config(database=DatabaseConfig(database.url), mailboxes=[box],
-                    storage=StorageConfig(raw_dir=str(tmp_path / "raw")))
+    config = Config(
+        database=DatabaseConfig(database.url),
+        mailboxes=[box],
+        storage=StorageConfig(raw_dir=str(tmp_path / "raw")),
+    )
     imap_account.append([plain_request(n) for n in range(25)])
     second_ran: list[int] = []
 

@@ -14,9 +14,12 @@ from tests.fixtures.browser import SUPERVISOR, WebClient
 
 def test_supervisor_adds_an_account_that_can_sign_in(web: WebClient) -> None:
     web.sign_in(SUPERVISOR)
-    response = web.post_form("/accounts/add", {"email": "New.Person@NHS.net", "name": "new person",
-                                               "password": "another long password"},
-                             from_page="/accounts", follow=True)
+    response = web.post_form(
+        "/accounts/add",
+        {"email": "New.Person@NHS.net", "name": "new person", "password": "another long password"},
+        from_page="/accounts",
+        follow=True,
+    )
     assert "Added an account for new.person@nhs.net." in response.text
     with web.settings.database.transaction() as session:
         account = find_caseworker(session, "new.person@nhs.net")
@@ -27,19 +30,28 @@ def test_supervisor_adds_an_account_that_can_sign_in(web: WebClient) -> None:
 
 def test_add_account_problems_are_shown_by_field(web: WebClient) -> None:
     web.sign_in(SUPERVISOR)
-    response = web.post_form("/accounts/add", {"email": "", "name": "", "password": ""},
-                             from_page="/accounts")
+    response = web.post_form(
+        "/accounts/add", {"email": "", "name": "", "password": ""}, from_page="/accounts"
+    )
     assert response.status_code == 400
-    for message in ("Enter the caseworker's email address", "Enter the caseworker's name",
-                    "Enter a password for the account"):
+    for message in (
+        "Enter the caseworker's email address",
+        "Enter the caseworker's name",
+        "Enter a password for the account",
+    ):
         assert escape(message) in response.text
-    short = web.post_form("/accounts/add", {"email": "x@nhs.net", "name": "X Y",
-                                            "password": "short"}, from_page="/accounts")
+    short = web.post_form(
+        "/accounts/add",
+        {"email": "x@nhs.net", "name": "X Y", "password": "short"},
+        from_page="/accounts",
+    )
     assert short.status_code == 409
     assert "at least 12 characters" in short.text
-    taken = web.post_form("/accounts/add", {"email": SUPERVISOR, "name": "X Y",
-                                            "password": "long enough password"},
-                          from_page="/accounts")
+    taken = web.post_form(
+        "/accounts/add",
+        {"email": SUPERVISOR, "name": "X Y", "password": "long enough password"},
+        from_page="/accounts",
+    )
     assert "There is already an account for" in taken.text
 
 
@@ -63,13 +75,23 @@ def _pcse(args: list[str], db_url: str, tmp_path, stdin: str) -> subprocess.Comp
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "{db_url}"\n', encoding="utf-8")
     pcse = str(Path(sys.executable).parent / "pcse")
-    return subprocess.run([pcse, "--config", str(config), *args],
-                          input=stdin, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    return subprocess.run(
+        [pcse, "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
 
 
 def test_cli_adds_an_account_with_the_password_from_stdin(db_url, database, tmp_path) -> None:
-    done = _pcse(["caseworker", "add", "Pat@nhs.net", "--name", "Pat Jones", "--supervisor"],
-                 db_url, tmp_path, "a password from stdin\n")
+    done = _pcse(
+        ["caseworker", "add", "Pat@nhs.net", "--name", "Pat Jones", "--supervisor"],
+        db_url,
+        tmp_path,
+        "a password from stdin\n",
+    )
     assert done.returncode == 0, done.stderr
     assert "Added supervisor pat@nhs.net." in done.stdout
     assert authenticate(database, "pat@nhs.net", "a password from stdin").is_supervisor

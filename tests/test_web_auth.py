@@ -31,15 +31,14 @@ def test_sign_in_then_the_queue_then_sign_out(web: WebClient) -> None:
 
 def test_sign_in_returns_to_the_page_asked_for_but_never_elsewhere(web: WebClient) -> None:
     token = web.get("/sign-in").text.split('name="csrf_token" value="')[1].split('"')[0]
-    data = {"email": CASEWORKER, "password": "correct horse battery staple",
-            "csrf_token": token}
-    response = web.client.post("/sign-in?next=//evil.example/", data=data,
-                               follow_redirects=False)
+    data = {"email": CASEWORKER, "password": "correct horse battery staple", "csrf_token": token}
+    response = web.client.post("/sign-in?next=//evil.example/", data=data, follow_redirects=False)
     assert response.headers["location"] == "/"
     web.post_form("/sign-out", {})
     token = web.get("/sign-in").text.split('name="csrf_token" value="')[1].split('"')[0]
-    response = web.client.post("/sign-in?next=/directory", data={**data, "csrf_token": token},
-                               follow_redirects=False)
+    response = web.client.post(
+        "/sign-in?next=/directory", data={**data, "csrf_token": token}, follow_redirects=False
+    )
     assert response.headers["location"] == "/directory"
 
 
@@ -100,15 +99,19 @@ def test_post_without_csrf_token_is_refused(web: WebClient) -> None:
 def test_post_from_another_origin_is_refused(web: WebClient) -> None:
     web.sign_in()
     token = web.get("/").text.split('name="csrf_token" value="')[1].split('"')[0]
-    response = web.client.post("/sign-out", data={"csrf_token": token},
-                               headers={"Origin": "http://evil.example"},
-                               follow_redirects=False)
+    response = web.client.post(
+        "/sign-out",
+        data={"csrf_token": token},
+        headers={"Origin": "http://evil.example"},
+        follow_redirects=False,
+    )
     assert response.status_code == 403
 
 
 def test_every_post_route_checks_the_csrf_token(web: WebClient) -> None:
-    posts = [r for r in web.client.app.routes
-             if isinstance(r, Route) and "POST" in (r.methods or ())]
+    posts = [
+        r for r in web.client.app.routes if isinstance(r, Route) and "POST" in (r.methods or ())
+    ]
     assert posts
     for route in posts:
         assert getattr(route.endpoint, "csrf_protected", False), route.path
@@ -118,8 +121,10 @@ def test_caseworker_cannot_reach_supervisor_pages(web: WebClient) -> None:
     web.sign_in(CASEWORKER)
     assert web.get("/accounts").status_code == 403
     assert "Only a supervisor can do this." in web.get("/accounts").text
-    response = web.post_form("/accounts/add", {"email": "new@nhs.net", "name": "New Person",
-                                               "password": "a long enough password"})
+    response = web.post_form(
+        "/accounts/add",
+        {"email": "new@nhs.net", "name": "New Person", "password": "a long enough password"},
+    )
     assert response.status_code == 403
     web.post_form("/sign-out", {})
     web.sign_in(SUPERVISOR)
@@ -133,8 +138,7 @@ def test_a_deactivated_account_loses_its_session(web: WebClient) -> None:
     assert web.get("/", follow_redirects=False).status_code == 303
 
 
-def test_a_copied_session_cookie_stops_working_when_its_owner_signs_out(
-        web: WebClient) -> None:
+def test_a_copied_session_cookie_stops_working_when_its_owner_signs_out(web: WebClient) -> None:
     from starlette.testclient import TestClient
 
     web.sign_in(CASEWORKER)

@@ -41,12 +41,17 @@ def test_without_the_variable_a_local_key_is_made_once(monkeypatch, tmp_path: Pa
 def test_pcse_serve_serves_the_sign_in_page(tmp_path: Path) -> None:
     pcse = str(Path(sys.executable).parent / "pcse")
     env = {k: v for k, v in os.environ.items() if k not in ("PCSE_WEB_SECRET", "PCSE_CONFIG")}
-    subprocess.run([pcse, "db", "upgrade"], cwd=tmp_path, env=env, check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [pcse, "db", "upgrade"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60
+    )
     port = free_port()
-    server = subprocess.Popen([pcse, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [pcse, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         page = _get(f"http://127.0.0.1:{port}/sign-in", deadline=time.monotonic() + 20)
         assert "Sign in" in page

@@ -39,9 +39,15 @@ def test_organisation_page_shows_roles_signers_and_ael(web: WebClient) -> None:
 def test_end_a_role_records_it_and_warns_about_the_last_admin(web: WebClient) -> None:
     seed_directory(web.settings.database)
     web.sign_in()
-    done = web.post_form(f"{ORG_PAGE}/end-role",
-                         {"assignment": "gill.admin@nhs.net|GPP Practice User Administrator",
-                          "reason": "Left the practice"}, from_page=ORG_PAGE, follow=True)
+    done = web.post_form(
+        f"{ORG_PAGE}/end-role",
+        {
+            "assignment": "gill.admin@nhs.net|GPP Practice User Administrator",
+            "reason": "Left the practice",
+        },
+        from_page=ORG_PAGE,
+        follow=True,
+    )
     assert "Ended gill.admin@nhs.net" in done.text
     assert "Warning:" in done.text  # R7: the last GPP admin went
     assert "Left the practice" in done.text
@@ -52,14 +58,17 @@ def test_end_a_role_records_it_and_warns_about_the_last_admin(web: WebClient) ->
 def test_end_role_problems_and_refusals_are_shown_in_words(web: WebClient) -> None:
     seed_directory(web.settings.database)
     web.sign_in()
-    empty = web.post_form(f"{ORG_PAGE}/end-role", {"assignment": "", "reason": ""},
-                          from_page=ORG_PAGE)
+    empty = web.post_form(
+        f"{ORG_PAGE}/end-role", {"assignment": "", "reason": ""}, from_page=ORG_PAGE
+    )
     assert empty.status_code == 400
     assert "Choose the role to end" in empty.text
     assert "Enter why the role is ended" in empty.text
-    refused = web.post_form(f"{ORG_PAGE}/end-role",
-                            {"assignment": "nobody@nhs.net|GPP Practice User Administrator",
-                             "reason": "Tidy up"}, from_page=ORG_PAGE)
+    refused = web.post_form(
+        f"{ORG_PAGE}/end-role",
+        {"assignment": "nobody@nhs.net|GPP Practice User Administrator", "reason": "Tidy up"},
+        from_page=ORG_PAGE,
+    )
     assert refused.status_code == 409
     assert "There is a problem" in refused.text
     assert "nobody@nhs.net" in refused.text
@@ -69,8 +78,9 @@ def test_deactivate_a_person_ends_their_roles_and_keeps_history(web: WebClient) 
     seed_directory(web.settings.database)
     web.sign_in()
     person = "/directory/people/mo.contact@nhs.net"
-    done = web.post_form(f"{person}/deactivate", {"reason": "Retired"}, from_page=person,
-                         follow=True)
+    done = web.post_form(
+        f"{person}/deactivate", {"reason": "Retired"}, from_page=person, follow=True
+    )
     assert "Deactivated mo.contact@nhs.net; 1 role ended." in done.text
     assert "Deactivated" in done.text and "Retired" in done.text
     again = web.post_form(f"{person}/deactivate", {"reason": "Twice"}, from_page=person)

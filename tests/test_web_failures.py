@@ -12,47 +12,65 @@ from notifications.models import OutboxMessage
 from tests.fixtures.browser import WebClient, email_bytes, store_message
 
 HOSTILE_SUBJECT = "Hello <script>alert('subject')</script>"
-HOSTILE_HTML = ('<p>Hi</p><script>alert("body")</script>'
-                '<img src="x" onerror="alert(\'img\')">')
+HOSTILE_HTML = '<p>Hi</p><script>alert("body")</script><img src="x" onerror="alert(\'img\')">'
 
 
 def _failed_message(web: WebClient, **kwargs) -> int:
-    raw = email_bytes(subject=kwargs.pop("subject", "Form attached"),
-                      text=kwargs.pop("text", "Please see the form."), **kwargs)
-    return store_message(web.settings.database, web.settings.raw_dir, raw, status="failed",
-                         error="RuntimeError: the form reader stopped")
+    raw = email_bytes(
+        subject=kwargs.pop("subject", "Form attached"),
+        text=kwargs.pop("text", "Please see the form."),
+        **kwargs,
+    )
+    return store_message(
+        web.settings.database,
+        web.settings.raw_dir,
+        raw,
+        status="failed",
+        error="RuntimeError: the form reader stopped",
+    )
 
 
 def _outbox(web: WebClient, status: str, error: str | None = None) -> int:
     with web.settings.database.transaction() as session:
-        row = OutboxMessage(purpose="outcome_rejected",
-                            message_id=f"<{status}-{uuid.uuid4().hex}@pcse.test>",
-                            to_address="requester@nhs.net", subject="[PCSE-2026-000001] Result",
-                            body_text="Your request was rejected.", status=status,
-                            last_error=error)
+        row = OutboxMessage(
+            purpose="outcome_rejected",
+            message_id=f"<{status}-{uuid.uuid4().hex}@pcse.test>",
+            to_address="requester@nhs.net",
+            subject="[PCSE-2026-000001] Result",
+            body_text="Your request was rejected.",
+            status=status,
+            last_error=error,
+        )
         session.add(row)
         session.flush()
         return row.id
 
 
 def test_failed_message_shows_the_error_and_the_email_inert(web: WebClient) -> None:
-    message_id = _failed_message(web, subject=HOSTILE_SUBJECT, html=HOSTILE_HTML,
-                                 attachments=[("../../etc/form.pdf", "application/pdf",
-                                               b"%PDF-1.4 data")])
+    message_id = _failed_message(
+        web,
+        subject=HOSTILE_SUBJECT,
+        html=HOSTILE_HTML,
+        attachments=[("../../etc/form.pdf", "application/pdf", b"%PDF-1.4 data")],
+    )
     web.sign_in()
     page = web.get(f"/messages/{message_id}").text
     assert "RuntimeError: the form reader stopped" in page
     assert "<script>alert(" not in page
     assert str(escape(HOSTILE_SUBJECT)) in page
-    assert 'sandbox=""' in page and "srcdoc=\"&lt;p&gt;Hi&lt;/p&gt;&lt;script&gt;" in page
+    assert 'sandbox=""' in page and 'srcdoc="&lt;p&gt;Hi&lt;/p&gt;&lt;script&gt;' in page
     assert 'onerror="alert' not in page
     assert "form.pdf" in page and "../" not in page.split("Attachments")[-1]
 
 
 def test_attachments_download_with_safe_names(web: WebClient) -> None:
-    message_id = _failed_message(web, attachments=[
-        ('evil"name;.html', "text/html", b"<script>alert(1)</script>"),
-        ("form.pdf", "application/pdf", b"%PDF-1.4 data")])
+    message_id = _failed_message(
+        web,
+        attachments=[
+            ('evil"name;.html', "text/html", b"<script>alert(1)</script>"),
+            ("form.pdf", "application/pdf", b"%PDF-1.4 data"),
+        ],
+    )
     web.sign_in()
     first = web.get(f"/messages/{message_id}/attachments/1")
     assert first.status_code == 200
@@ -100,8 +118,13 @@ def test_dismiss_a_failed_message_with_a_reason(web: WebClient) -> None:
 
 def test_the_original_message_downloads_as_it_arrived(web: WebClient) -> None:
     raw = email_bytes(subject="Form attached", text="Please see the form.")
-    message_id = store_message(web.settings.database, web.settings.raw_dir, raw,
-                               status="failed", error="RuntimeError: stopped")
+    message_id = store_message(
+        web.settings.database,
+        web.settings.raw_dir,
+        raw,
+        status="failed",
+        error="RuntimeError: stopped",
+    )
     web.sign_in()
     assert f'href="/messages/{message_id}/original"' in web.get(f"/messages/{message_id}").text
     original = web.get(f"/messages/{message_id}/original")
@@ -120,11 +143,13 @@ def test_retry_a_held_email_and_dismiss_a_failed_one(web: WebClient) -> None:
     assert "550 mailbox unavailable" in page and "Your request was rejected." in page
     done = web.post_form(f"/outbox/{held}/retry", {}, from_page=f"/outbox/{held}", follow=True)
     assert f"Email {held} will be sent again." in done.text
-    empty = web.post_form(f"/outbox/{failed}/dismiss", {"reason": ""},
-                          from_page=f"/outbox/{failed}")
+    empty = web.post_form(
+        f"/outbox/{failed}/dismiss", {"reason": ""}, from_page=f"/outbox/{failed}"
+    )
     assert "Enter why the email will not be sent" in empty.text
-    web.post_form(f"/outbox/{failed}/dismiss", {"reason": "Address gone"},
-                  from_page=f"/outbox/{failed}")
+    web.post_form(
+        f"/outbox/{failed}/dismiss", {"reason": "Address gone"}, from_page=f"/outbox/{failed}"
+    )
     with web.settings.database.transaction() as session:
         assert session.get(OutboxMessage, held).status == "pending"
         dismissed = session.get(OutboxMessage, failed)
@@ -135,7 +160,8 @@ def test_retry_a_held_email_and_dismiss_a_failed_one(web: WebClient) -> None:
 
 
 def test_an_unconfirmed_email_is_queued_for_a_person_who_sends_it_again_or_leaves_it(
-        web: WebClient) -> None:
+    web: WebClient,
+) -> None:
     again = _outbox(web, "sent", UNCONFIRMED)
     left = _outbox(web, "sent", UNCONFIRMED)
     delivered = _outbox(web, "sent")
@@ -147,19 +173,25 @@ def test_an_unconfirmed_email_is_queued_for_a_person_who_sends_it_again_or_leave
     assert "Delivery unconfirmed" in page and "Leave as sent" in page
     assert "Leave as sent" not in web.get(f"/outbox/{delivered}").text
     web.post_form(f"/outbox/{again}/retry", {}, from_page=f"/outbox/{again}")
-    empty = web.post_form(f"/outbox/{left}/accept", {"accept_reason": ""},
-                          from_page=f"/outbox/{left}")
+    empty = web.post_form(
+        f"/outbox/{left}/accept", {"accept_reason": ""}, from_page=f"/outbox/{left}"
+    )
     assert empty.status_code == 400 and "Enter why the email can be left as sent" in empty.text
-    done = web.post_form(f"/outbox/{left}/accept", {"accept_reason": "She has it"},
-                         from_page=f"/outbox/{left}", follow=True)
+    done = web.post_form(
+        f"/outbox/{left}/accept",
+        {"accept_reason": "She has it"},
+        from_page=f"/outbox/{left}",
+        follow=True,
+    )
     assert f"Email {left} is left as sent." in done.text
     with web.settings.database.transaction() as session:
         assert session.get(OutboxMessage, again).status == "pending"
         kept = session.get(OutboxMessage, left)
         assert kept.status == "sent" and "She has it" in kept.last_error
     assert "Unconfirmed email" not in web.get("/").text
-    refused = web.post_form(f"/outbox/{delivered}/accept", {"accept_reason": "x"},
-                            from_page=f"/outbox/{delivered}")
+    refused = web.post_form(
+        f"/outbox/{delivered}/accept", {"accept_reason": "x"}, from_page=f"/outbox/{delivered}"
+    )
     assert refused.status_code == 409
 
 

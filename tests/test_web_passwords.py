@@ -48,8 +48,13 @@ def roomy(database: Database, tmp_path: Path) -> Iterator[WebClient]:
     """The app with the two accounts, limits raised and a long wait for a hash slot, so
     that only the lock-out decides what happens to parallel attempts."""
     add_accounts(database)
-    web = _web(database, tmp_path, password_checks_per_client=1000,
-               password_checks_overall=1000, hash_wait_seconds=120)
+    web = _web(
+        database,
+        tmp_path,
+        password_checks_per_client=1000,
+        password_checks_overall=1000,
+        hash_wait_seconds=120,
+    )
     with web.client:
         yield web
 
@@ -72,8 +77,7 @@ def _other_browser(web: WebClient, email: str = CASEWORKER) -> TestClient:
 # --------------------------------------------------------------------------- lock-out
 
 
-def test_parallel_wrong_passwords_are_each_counted_and_lock_the_account(
-        roomy: WebClient) -> None:
+def test_parallel_wrong_passwords_are_each_counted_and_lock_the_account(roomy: WebClient) -> None:
     token = csrf_from(roomy.get("/sign-in").text)
     form = {"email": CASEWORKER, "password": WRONG, "csrf_token": token}
 
@@ -98,8 +102,7 @@ def test_parallel_wrong_passwords_are_each_counted_and_lock_the_account(
     assert _account(roomy).failed_logins == 0
 
 
-def test_parallel_guesses_cannot_pass_the_limit_before_a_right_password(
-        roomy: WebClient) -> None:
+def test_parallel_guesses_cannot_pass_the_limit_before_a_right_password(roomy: WebClient) -> None:
     # Four wrong passwords, then eight parallel attempts, one of them right: the right one
     # is checked only if it is among the first allowed, never after the fifth failure.
     for _ in range(MAX_FAILED_SIGN_INS - 1):
@@ -108,9 +111,11 @@ def test_parallel_guesses_cannot_pass_the_limit_before_a_right_password(
     passwords = [WRONG] * 7 + [PASSWORD]
 
     def attempt(password: str):
-        return roomy.client.post("/sign-in", data={"email": CASEWORKER, "password": password,
-                                                   "csrf_token": token},
-                                 follow_redirects=False)
+        return roomy.client.post(
+            "/sign-in",
+            data={"email": CASEWORKER, "password": password, "csrf_token": token},
+            follow_redirects=False,
+        )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(attempt, passwords))
@@ -136,7 +141,8 @@ def test_authenticate_commits_each_failure_and_locks(database: Database) -> None
 
 
 def test_too_many_attempts_from_one_address_are_refused_until_the_window_passes(
-        database: Database, tmp_path: Path) -> None:
+    database: Database, tmp_path: Path
+) -> None:
     add_accounts(database)
     web = _web(database, tmp_path)
     per_client = web.settings.password_checks_per_client
@@ -175,7 +181,8 @@ def test_all_addresses_together_are_limited_too(database: Database, tmp_path: Pa
 
 
 def test_when_every_hash_slot_is_taken_the_answer_is_try_again(
-        database: Database, tmp_path: Path) -> None:
+    database: Database, tmp_path: Path
+) -> None:
     add_accounts(database)
     web = _web(database, tmp_path, concurrent_hashes=1, hash_wait_seconds=0.2)
     with web.client:
@@ -212,8 +219,9 @@ def test_a_session_ends_after_its_absolute_lifetime_however_active(web: WebClien
     assert web.get("/", follow_redirects=False).status_code == 200
 
 
-def test_the_absolute_lifetime_comes_from_the_web_section(monkeypatch, database: Database,
-                                                          tmp_path: Path) -> None:
+def test_the_absolute_lifetime_comes_from_the_web_section(
+    monkeypatch, database: Database, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PCSE_WEB_SECRET", TEST_SECRET)
     config = from_mapping({"web": {"session_absolute_hours": 1.5}})
     assert web_settings(config, database).session_absolute_hours == 1.5
@@ -226,13 +234,18 @@ def test_the_absolute_lifetime_comes_from_the_web_section(monkeypatch, database:
 
 
 def _change(web: WebClient, current: str, new: str, again: str | None = None):
-    return web.post_form("/account/password", {
-        "current_password": current, "new_password": new,
-        "confirm_password": new if again is None else again}, from_page="/account/password")
+    return web.post_form(
+        "/account/password",
+        {
+            "current_password": current,
+            "new_password": new,
+            "confirm_password": new if again is None else again,
+        },
+        from_page="/account/password",
+    )
 
 
-def test_changing_the_password_ends_the_other_sessions_but_not_this_one(
-        web: WebClient) -> None:
+def test_changing_the_password_ends_the_other_sessions_but_not_this_one(web: WebClient) -> None:
     web.sign_in()
     other = _other_browser(web)
     try:
@@ -274,11 +287,16 @@ def test_a_supervisor_reset_ends_sessions_and_forces_a_new_password(web: WebClie
         web.sign_in(SUPERVISOR)
         page = web.get(f"/accounts/{target}/password")
         assert "Reset the password for Casey Worker" in page.text
-        short = web.post_form(f"/accounts/{target}/password", {"password": "short"},
-                              from_page="/accounts")
+        short = web.post_form(
+            f"/accounts/{target}/password", {"password": "short"}, from_page="/accounts"
+        )
         assert short.status_code == 400 and "at least 12 characters" in short.text
-        done = web.post_form(f"/accounts/{target}/password", {"password": "temporary password 1"},
-                             from_page="/accounts", follow=True)
+        done = web.post_form(
+            f"/accounts/{target}/password",
+            {"password": "temporary password 1"},
+            from_page="/accounts",
+            follow=True,
+        )
         assert "Reset the password for casey.worker@nhs.net" in done.text
         assert "Must change password" in done.text
         assert victim.get("/", follow_redirects=False).status_code == 303
@@ -302,13 +320,13 @@ def test_only_a_supervisor_resets_and_not_their_own(web: WebClient) -> None:
     supervisor = _account(web, SUPERVISOR).id
     web.sign_in(CASEWORKER)
     assert web.get(f"/accounts/{supervisor}/password").status_code == 403
-    refused = web.post_form(f"/accounts/{supervisor}/password",
-                            {"password": "i want your account"})
+    refused = web.post_form(f"/accounts/{supervisor}/password", {"password": "i want your account"})
     assert refused.status_code == 403
     web.post_form("/sign-out", {})
     assert web.sign_in(SUPERVISOR).status_code == 303  # the password is unchanged
-    own = web.post_form(f"/accounts/{supervisor}/password", {"password": "a new one for me"},
-                        from_page="/accounts")
+    own = web.post_form(
+        f"/accounts/{supervisor}/password", {"password": "a new one for me"}, from_page="/accounts"
+    )
     assert own.status_code == 409
     assert "Change your own password" in own.text
     assert not _account(web, SUPERVISOR).must_change_password
@@ -329,7 +347,8 @@ def _pcse(db_url: str, tmp_path: Path, *args: str, stdin: str = "") -> tuple[int
 
 
 def test_cli_set_password_ends_sessions_and_clears_the_lock_out(
-        db_url: str, database: Database, tmp_path: Path) -> None:
+    db_url: str, database: Database, tmp_path: Path
+) -> None:
     add_accounts(database)
     for _ in range(MAX_FAILED_SIGN_INS):
         with pytest.raises(SignInRefused):
@@ -338,29 +357,53 @@ def test_cli_set_password_ends_sessions_and_clears_the_lock_out(
         before = find_caseworker(session, CASEWORKER)
         assert before.locked_until is not None
         epoch = before.session_epoch
-    code, out = _pcse(db_url, tmp_path, "caseworker", "set-password", "Casey.Worker@nhs.net",
-                      stdin="a password from stdin\n")
+    code, out = _pcse(
+        db_url,
+        tmp_path,
+        "caseworker",
+        "set-password",
+        "Casey.Worker@nhs.net",
+        stdin="a password from stdin\n",
+    )
     assert code == 0, out
     assert out.strip() == "Set the password for casey.worker@nhs.net; its sessions have ended."
     account = authenticate(database, CASEWORKER, "a password from stdin")
     assert account.session_epoch == epoch + 1
     assert account.locked_until is None and not account.must_change_password
-    code, _ = _pcse(db_url, tmp_path, "caseworker", "set-password", CASEWORKER, "--temporary",
-                    stdin="a temporary password\n")
+    code, _ = _pcse(
+        db_url,
+        tmp_path,
+        "caseworker",
+        "set-password",
+        CASEWORKER,
+        "--temporary",
+        stdin="a temporary password\n",
+    )
     assert code == 0
     with database.transaction() as session:
         assert find_caseworker(session, CASEWORKER).must_change_password
-    assert _pcse(db_url, tmp_path, "caseworker", "set-password", CASEWORKER,
-                 stdin="short\n") == (1, "The password must be at least 12 characters long.")
-    assert _pcse(db_url, tmp_path, "caseworker", "set-password", "nobody@nhs.net",
-                 stdin="long enough password\n") == (1, "There is no account for nobody@nhs.net.")
+    assert _pcse(db_url, tmp_path, "caseworker", "set-password", CASEWORKER, stdin="short\n") == (
+        1,
+        "The password must be at least 12 characters long.",
+    )
+    assert _pcse(
+        db_url,
+        tmp_path,
+        "caseworker",
+        "set-password",
+        "nobody@nhs.net",
+        stdin="long enough password\n",
+    ) == (1, "There is no account for nobody@nhs.net.")
 
 
 def test_cli_activate_brings_back_a_deactivated_account(
-        db_url: str, database: Database, tmp_path: Path) -> None:
+    db_url: str, database: Database, tmp_path: Path
+) -> None:
     add_accounts(database)
     assert _pcse(db_url, tmp_path, "caseworker", "activate", CASEWORKER) == (
-        1, "The account for casey.worker@nhs.net is already active.")
+        1,
+        "The account for casey.worker@nhs.net is already active.",
+    )
     with database.transaction() as session:
         find_caseworker(session, CASEWORKER).active = False
     code, out = _pcse(db_url, tmp_path, "caseworker", "activate", CASEWORKER)

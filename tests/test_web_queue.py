@@ -12,12 +12,24 @@ from tests.fixtures.browser import WebClient, email_bytes, store_message
 from workflow.cases import create_case, get_case, move
 
 
-def _case(web: WebClient, *, state: str | None = "triage", kind: str = "pl_admin",
-          org: str | None = "A81001", requester: str = "someone@nhs.net",
-          age_days: float = 0, reason: str = "Needs a look.") -> str:
+def _case(
+    web: WebClient,
+    *,
+    state: str | None = "triage",
+    kind: str = "pl_admin",
+    org: str | None = "A81001",
+    requester: str = "someone@nhs.net",
+    age_days: float = 0,
+    reason: str = "Needs a look.",
+) -> str:
     with web.settings.database.transaction() as session:
-        case = create_case(session, kind=kind, requester=requester, organisation_code=org,
-                           now=web.settings.env.clock.now() - timedelta(days=age_days))
+        case = create_case(
+            session,
+            kind=kind,
+            requester=requester,
+            organisation_code=org,
+            now=web.settings.env.clock.now() - timedelta(days=age_days),
+        )
         if state:
             move(session, case, state, actor="system", reason=reason)
         return case.ref
@@ -31,13 +43,24 @@ def test_counts_by_state_and_needs_a_person_first_oldest_first(web: WebClient) -
     newer = _case(web, age_days=1)
     older = _case(web, age_days=3, reason="Unclear <b>reply</b>")
     _case(web, state="needs_info", age_days=5)
-    failed = store_message(web.settings.database, web.settings.raw_dir,
-                           email_bytes(subject="Broken", text="x"), status="failed",
-                           error="ValueError: the handler failed")
+    failed = store_message(
+        web.settings.database,
+        web.settings.raw_dir,
+        email_bytes(subject="Broken", text="x"),
+        status="failed",
+        error="ValueError: the handler failed",
+    )
     with web.settings.database.transaction() as session:
-        session.add(OutboxMessage(purpose="outcome_rejected", message_id="<held@pcse>",
-                                  to_address="loop@nhs.net", subject="[PCSE] held",
-                                  body_text="x", status="held"))
+        session.add(
+            OutboxMessage(
+                purpose="outcome_rejected",
+                message_id="<held@pcse>",
+                to_address="loop@nhs.net",
+                subject="[PCSE] held",
+                body_text="x",
+                status="held",
+            )
+        )
     web.sign_in()
     page = web.get("/").text
     assert _refs(page) == [older, newer]  # needs_info is not listed
@@ -100,8 +123,9 @@ def test_take_a_case_then_filter_the_queue_by_who_has_it(web: WebClient) -> None
     web.sign_in()
     page = web.get(f"/cases/{mine}").text
     assert "Assign to me" in page and "Release" not in page
-    taken = web.post_form(f"/cases/{mine}/assign", {"to": "me"}, from_page=f"/cases/{mine}",
-                          follow=True)
+    taken = web.post_form(
+        f"/cases/{mine}/assign", {"to": "me"}, from_page=f"/cases/{mine}", follow=True
+    )
     assert "The case is now with you." in taken.text and "Release" in taken.text
     assert _refs(web.get("/?assigned=me").text) == [mine]
     assert _refs(web.get("/?assigned=nobody").text) == [nobodys]

@@ -68,7 +68,8 @@ def test_rejection_with_a_reason(db: Database, env: WorkflowEnv) -> None:
 
 
 def test_unclear_answer_goes_to_a_person_who_asks_again_and_the_new_answer_decides(
-    db: Database, env: WorkflowEnv,
+    db: Database,
+    env: WorkflowEnv,
 ) -> None:
     ref = open_request(db, env, gpp_form())
     first = token_for(db, ref, PARTNER[1])
@@ -79,8 +80,9 @@ def test_unclear_answer_goes_to_a_person_who_asks_again_and_the_new_answer_decid
     assert case_of(db, ref).state == "triage"
     # ... until the caseworker, having called, asks again with a fresh code.
     with db.transaction() as session:
-        actions.send_approval_request(session, env, ref, by="cw@pcse.test",
-                                      approver_email=PARTNER[1])
+        actions.send_approval_request(
+            session, env, ref, by="cw@pcse.test", approver_email=PARTNER[1]
+        )
     second = token_for(db, ref, PARTNER[1])
     assert second != first
     answer(db, env, ref, PARTNER, "Approved", token=second)
@@ -113,10 +115,17 @@ def test_main_contact_replaced_and_the_old_one_told(db: Database, env: WorkflowE
     with db.transaction() as session:
         from workflow import directory
 
-        directory.set_main_contact(session, org_code="A81001", email="old.contact@nhs.net",
-                                   name="Olive Old", actor="test", reason="setup")
-    request = email_request("main_contact", nominees=[],
-                            main_contact={"name": "Sam Lee", "email": "sam.lee@nhs.net"})
+        directory.set_main_contact(
+            session,
+            org_code="A81001",
+            email="old.contact@nhs.net",
+            name="Olive Old",
+            actor="test",
+            reason="setup",
+        )
+    request = email_request(
+        "main_contact", nominees=[], main_contact={"name": "Sam Lee", "email": "sam.lee@nhs.net"}
+    )
     ref = open_request(db, env, request)
     asked = sorted(m.to_address for m in outbox(db, "approval_request"))
     assert asked == sorted([PARTNER[1], GUARDIAN[1]])
@@ -133,10 +142,14 @@ def test_main_contact_replaced_and_the_old_one_told(db: Database, env: WorkflowE
 
 
 def test_pcn_form_sent_by_an_ael_contact_is_applied_at_once(
-    db: Database, env: WorkflowEnv,
+    db: Database,
+    env: WorkflowEnv,
 ) -> None:
-    request = gpp_form(organisation_code="U12345", signer=None,
-                       nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}])
+    request = gpp_form(
+        organisation_code="U12345",
+        signer=None,
+        nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
+    )
     request.kind = "pcn_admin_form"
     ref = open_request(db, env, request, sender=ICB_CONTACT)
     assert case_of(db, ref).state == "completed"
@@ -145,8 +158,11 @@ def test_pcn_form_sent_by_an_ael_contact_is_applied_at_once(
 
 
 def test_pcn_form_from_the_pcn_asks_every_ael_contact(db: Database, env: WorkflowEnv) -> None:
-    request = gpp_form(organisation_code="U12345", signer=None,
-                       nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}])
+    request = gpp_form(
+        organisation_code="U12345",
+        signer=None,
+        nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
+    )
     request.kind = "pcn_admin_form"
     ref = open_request(db, env, request)
     asked = sorted(m.to_address for m in outbox(db, "approval_request"))
@@ -172,8 +188,13 @@ def test_oph_request_with_no_signer_goes_to_triage(db: Database, env: WorkflowEn
 
 
 def test_unrecorded_signer_goes_to_triage_with_the_reason(db: Database, env: WorkflowEnv) -> None:
-    signer = {"name": "Eve Mallory", "email": "eve@nhs.net", "capacity": "gp_partner",
-              "date": None, "declaration": True}
+    signer = {
+        "name": "Eve Mallory",
+        "email": "eve@nhs.net",
+        "capacity": "gp_partner",
+        "date": None,
+        "declaration": True,
+    }
     ref = open_request(db, env, gpp_form(signer=signer))
     case = case_of(db, ref)
     assert case.state == "triage"
@@ -181,9 +202,13 @@ def test_unrecorded_signer_goes_to_triage_with_the_reason(db: Database, env: Wor
     assert outbox(db, "approval_request") == []
 
 
-@pytest.mark.parametrize("kind,purpose", [("performer_registration",
-                                           "redirect_performer_registration"),
-                                          ("market_entry", "redirect_market_entry")])
+@pytest.mark.parametrize(
+    "kind,purpose",
+    [
+        ("performer_registration", "redirect_performer_registration"),
+        ("market_entry", "redirect_market_entry"),
+    ],
+)
 def test_redirects(db: Database, env: WorkflowEnv, kind: str, purpose: str) -> None:
     ref = open_request(db, env, email_request(kind, organisation_code=None, nominees=[]))
     assert case_of(db, ref).state == "answered"

@@ -34,49 +34,82 @@ ICB = ("Gill Hart", "gill.hart@nhs.net")
 def db(database: Database) -> Database:
     """The organisations and approvers the corpus forms name."""
     with database.transaction() as session:
-        session.add_all([
-            Organisation(code="A81001", name="Riverside Surgery", type="gp_practice",
-                         icb_code="QHM"),
-            Organisation(code="B82005", name="Beacon Family Practice", type="gp_practice",
-                         icb_code="QHM"),
-            Organisation(code="U12345", name="Coastal Primary Care Network", type="pcn",
-                         icb_code="QHM"),
-        ])
+        session.add_all(
+            [
+                Organisation(
+                    code="A81001", name="Riverside Surgery", type="gp_practice", icb_code="QHM"
+                ),
+                Organisation(
+                    code="B82005", name="Beacon Family Practice", type="gp_practice", icb_code="QHM"
+                ),
+                Organisation(
+                    code="U12345", name="Coastal Primary Care Network", type="pcn", icb_code="QHM"
+                ),
+            ]
+        )
         session.flush()
         riverside = directory.get_org(session, "A81001")
         beacon = directory.get_org(session, "B82005")
-        session.add_all([
-            Signer(organisation_id=riverside.id, name=PARTNER[0], email=PARTNER[1],
-                   capacity="gp_partner"),
-            Signer(organisation_id=beacon.id, name=GUARDIAN[0], email=GUARDIAN[1],
-                   capacity="caldicott_guardian"),
-            AelContact(icb_code="QHM", name=ICB[0], email=ICB[1],
-                       ael_role="GP Payments – General"),
-        ])
-        directory.set_main_contact(session, org_code="B82005", email="old.contact@nhs.net",
-                                   name="Olive Old", actor="test", reason="setup")
+        session.add_all(
+            [
+                Signer(
+                    organisation_id=riverside.id,
+                    name=PARTNER[0],
+                    email=PARTNER[1],
+                    capacity="gp_partner",
+                ),
+                Signer(
+                    organisation_id=beacon.id,
+                    name=GUARDIAN[0],
+                    email=GUARDIAN[1],
+                    capacity="caldicott_guardian",
+                ),
+                AelContact(
+                    icb_code="QHM", name=ICB[0], email=ICB[1], ael_role="GP Payments – General"
+                ),
+            ]
+        )
+        directory.set_main_contact(
+            session,
+            org_code="B82005",
+            email="old.contact@nhs.net",
+            name="Olive Old",
+            actor="test",
+            reason="setup",
+        )
     return database
 
 
 @pytest.fixture
 def config(db: Database, tmp_path: Path) -> Config:
-    return from_mapping({
-        "database": {"url": db.url},
-        "mailboxes": [{"name": "enquiries", "address": OUR,
-                       "maildir": str(tmp_path / "maildir")}],
-        "storage": {"raw_dir": str(tmp_path / "raw")},
-        "security": {"sender_authentication": "authserv-id",
-                     "trusted_authserv_ids": [TRUSTED]},
-    })
+    return from_mapping(
+        {
+            "database": {"url": db.url},
+            "mailboxes": [
+                {"name": "enquiries", "address": OUR, "maildir": str(tmp_path / "maildir")}
+            ],
+            "storage": {"raw_dir": str(tmp_path / "raw")},
+            "security": {"sender_authentication": "authserv-id", "trusted_authserv_ids": [TRUSTED]},
+        }
+    )
 
 
-def email(sender: tuple[str, str], subject: str, text: str, *, pdf: str | None = None,
-          html: str | None = None, dmarc: str = "pass", extra_from: str | None = None,
-          in_reply_to: str | None = None) -> bytes:
+def email(
+    sender: tuple[str, str],
+    subject: str,
+    text: str,
+    *,
+    pdf: str | None = None,
+    html: str | None = None,
+    dmarc: str = "pass",
+    extra_from: str | None = None,
+    in_reply_to: str | None = None,
+) -> bytes:
     msg = EmailMessage()
     domain = sender[1].rsplit("@", 1)[1]
-    msg["Authentication-Results"] = (f"{TRUSTED}; spf=pass smtp.mailfrom={domain}; "
-                                     f"dmarc={dmarc} header.from={domain}")
+    msg["Authentication-Results"] = (
+        f"{TRUSTED}; spf=pass smtp.mailfrom={domain}; dmarc={dmarc} header.from={domain}"
+    )
     msg["From"] = f"{sender[0]} <{sender[1]}>" + (f", {extra_from}" if extra_from else "")
     msg["To"] = OUR
     msg["Subject"] = subject
@@ -89,8 +122,9 @@ def email(sender: tuple[str, str], subject: str, text: str, *, pdf: str | None =
     if html:
         msg.add_alternative(html, subtype="html")
     if pdf:
-        msg.add_attachment((CORPUS / pdf).read_bytes(), maintype="application",
-                           subtype="pdf", filename=pdf)
+        msg.add_attachment(
+            (CORPUS / pdf).read_bytes(), maintype="application", subtype="pdf", filename=pdf
+        )
     return bytes(msg)
 
 
@@ -107,14 +141,16 @@ def arrive(db: Database, config: Config, env: WorkflowEnv, *messages: bytes) -> 
 
 def failures(db: Database) -> list[str | None]:
     with db.transaction() as session:
-        return list(session.scalars(select(InboundMessage.error)
-                                    .where(InboundMessage.status == "failed")))
+        return list(
+            session.scalars(select(InboundMessage.error).where(InboundMessage.status == "failed"))
+        )
 
 
 def the_case(db: Database, requester: str) -> Case:
     with db.transaction() as session:
-        case = session.scalars(select(Case).where(Case.requester == requester)
-                               .order_by(Case.id.desc())).first()
+        case = session.scalars(
+            select(Case).where(Case.requester == requester).order_by(Case.id.desc())
+        ).first()
         assert case is not None
         _ = case.events
         return case
@@ -130,17 +166,23 @@ def sent(db: Database, purpose: str, to: str | None = None) -> list[OutboxMessag
 
 def reply_to(request: OutboxMessage, sender: tuple[str, str], answer: str, **kwargs) -> bytes:
     """The approver's reply, Outlook style, quoting the request below the answer."""
-    quoted = (f"\n\n________________________________\nFrom: PCSE <{OUR}>\n"
-              f"Sent: 02 March 2026 09:00\nTo: {sender[1]}\nSubject: {request.subject}\n\n"
-              + request.body_text)
-    return email(sender, f"RE: {request.subject}", answer + quoted,
-                 in_reply_to=request.message_id, **kwargs)
+    quoted = (
+        f"\n\n________________________________\nFrom: PCSE <{OUR}>\n"
+        f"Sent: 02 March 2026 09:00\nTo: {sender[1]}\nSubject: {request.subject}\n\n"
+        + request.body_text
+    )
+    return email(
+        sender, f"RE: {request.subject}", answer + quoted, in_reply_to=request.message_id, **kwargs
+    )
 
 
-def test_gpp_form_by_email_to_roles_applied(db: Database, config: Config,
-                                            env: WorkflowEnv) -> None:
-    arrive(db, config, env, email(MANAGER, "GPP user admin form", "Form attached.",
-                                  pdf="gpp-acroform.pdf"))
+def test_gpp_form_by_email_to_roles_applied(db: Database, config: Config, env: WorkflowEnv) -> None:
+    arrive(
+        db,
+        config,
+        env,
+        email(MANAGER, "GPP user admin form", "Form attached.", pdf="gpp-acroform.pdf"),
+    )
     case = the_case(db, MANAGER[1])
     assert (case.kind, case.state) == ("gpp_admin_form", "awaiting_approval")
     (request,) = sent(db, "approval_request")
@@ -152,19 +194,27 @@ def test_gpp_form_by_email_to_roles_applied(db: Database, config: Config,
     assert case.state == "completed", case.reason
     with db.transaction() as session:
         assert [p.email for p in directory.admins(session, "A81001", "gpp")] == [
-            "jane.smith@nhs.net"]
+            "jane.smith@nhs.net"
+        ]
     assert [m.to_address for m in sent(db, "welcome_admin")] == ["jane.smith@nhs.net"]
     assert [m.to_address for m in sent(db, "outcome_completed")] == [MANAGER[1]]
 
 
-def test_html_reply_with_the_word_only_in_the_quote(db: Database, config: Config,
-                                                    env: WorkflowEnv) -> None:
+def test_html_reply_with_the_word_only_in_the_quote(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
     arrive(db, config, env, email(MANAGER, "Form", "Attached", pdf="gpp-acroform.pdf"))
     (request,) = sent(db, "approval_request")
-    html = ('<div dir="ltr"><br></div><div class="gmail_quote"><blockquote>APPROVE'
-            "</blockquote></div>")
-    answer = email(PARTNER, f"RE: {request.subject}", "\n> APPROVE\n", html=html,
-                   in_reply_to=request.message_id)
+    html = (
+        '<div dir="ltr"><br></div><div class="gmail_quote"><blockquote>APPROVE</blockquote></div>'
+    )
+    answer = email(
+        PARTNER,
+        f"RE: {request.subject}",
+        "\n> APPROVE\n",
+        html=html,
+        in_reply_to=request.message_id,
+    )
     arrive(db, config, env, answer)
     case = the_case(db, MANAGER[1])
     assert case.state == "triage"
@@ -172,47 +222,67 @@ def test_html_reply_with_the_word_only_in_the_quote(db: Database, config: Config
         assert directory.admins(session, "A81001", "gpp") == []
 
 
-def test_two_from_addresses_in_real_headers(db: Database, config: Config,
-                                            env: WorkflowEnv) -> None:
+def test_two_from_addresses_in_real_headers(db: Database, config: Config, env: WorkflowEnv) -> None:
     arrive(db, config, env, email(MANAGER, "Form", "Attached", pdf="gpp-acroform.pdf"))
     (request,) = sent(db, "approval_request")
-    arrive(db, config, env, reply_to(request, PARTNER, "APPROVE",
-                                     extra_from="Mallory <mallory@evil.example>"))
+    arrive(
+        db,
+        config,
+        env,
+        reply_to(request, PARTNER, "APPROVE", extra_from="Mallory <mallory@evil.example>"),
+    )
     case = the_case(db, MANAGER[1])
     assert case.state != "completed"
-    failed = {e.data.get("check") for e in case.events
-              if e.event == "check" and not e.data.get("passed")}
+    failed = {
+        e.data.get("check") for e in case.events if e.event == "check" and not e.data.get("passed")
+    }
     assert "sender_parsed" in failed
 
 
 def test_user_admin_form_sets_admins_and_replaces_the_main_contact(
-    db: Database, config: Config, env: WorkflowEnv,
+    db: Database,
+    config: Config,
+    env: WorkflowEnv,
 ) -> None:
-    arrive(db, config, env, email(MANAGER, "User Administrator Request Form", "Please see.",
-                                  pdf="uar-acroform.pdf"))
+    arrive(
+        db,
+        config,
+        env,
+        email(MANAGER, "User Administrator Request Form", "Please see.", pdf="uar-acroform.pdf"),
+    )
     (request,) = sent(db, "approval_request")
     assert request.to_address == GUARDIAN[1]
     arrive(db, config, env, reply_to(request, GUARDIAN, "YES I approve"))
     assert the_case(db, MANAGER[1]).state == "completed"
     with db.transaction() as session:
         assert sorted(p.email for p in directory.admins(session, "B82005", "gpp")) == [
-            "aisha.rahman2@nhs.net", "chloe.evans@nhs.net"]
+            "aisha.rahman2@nhs.net",
+            "chloe.evans@nhs.net",
+        ]
         assert [p.email for p in directory.admins(session, "B82005", "pl")] == [
-            "chloe.evans@nhs.net"]
+            "chloe.evans@nhs.net"
+        ]
         assert directory.main_contact(session, "B82005").email == "mike.dunn@nhs.net"
     assert [m.to_address for m in sent(db, "main_contact_replaced")] == ["old.contact@nhs.net"]
     welcomes = {m.to_address: m for m in sent(db, "welcome_admin")}
     assert sorted(welcomes) == ["aisha.rahman2@nhs.net", "chloe.evans@nhs.net"]
     # One welcome for the nominee given two services, naming both roles.
     assert "GPP Practice User Administrator and PL Organisation Administrator" in (
-        welcomes["chloe.evans@nhs.net"].subject)
+        welcomes["chloe.evans@nhs.net"].subject
+    )
 
 
 def test_pcn_form_from_the_ael_contact_needs_no_further_approval(
-    db: Database, config: Config, env: WorkflowEnv,
+    db: Database,
+    config: Config,
+    env: WorkflowEnv,
 ) -> None:
-    arrive(db, config, env, email(ICB, "PCN user admin request", "Approved by the ICB.",
-                                  pdf="pcn-acroform.pdf"))
+    arrive(
+        db,
+        config,
+        env,
+        email(ICB, "PCN user admin request", "Approved by the ICB.", pdf="pcn-acroform.pdf"),
+    )
     case = the_case(db, ICB[1])
     assert case.state == "completed", case.reason
     assert sent(db, "approval_request") == []
@@ -221,10 +291,22 @@ def test_pcn_form_from_the_ael_contact_needs_no_further_approval(
 
 
 def test_pcn_form_from_the_ael_address_failing_dmarc_goes_to_a_person(
-    db: Database, config: Config, env: WorkflowEnv,
+    db: Database,
+    config: Config,
+    env: WorkflowEnv,
 ) -> None:
-    arrive(db, config, env, email(ICB, "PCN user admin request", "Approved by the ICB.",
-                                  pdf="pcn-acroform.pdf", dmarc="fail"))
+    arrive(
+        db,
+        config,
+        env,
+        email(
+            ICB,
+            "PCN user admin request",
+            "Approved by the ICB.",
+            pdf="pcn-acroform.pdf",
+            dmarc="fail",
+        ),
+    )
     case = the_case(db, ICB[1])
     assert case.state == "triage"
     assert "nobody vouched" in case.reason
@@ -233,30 +315,50 @@ def test_pcn_form_from_the_ael_address_failing_dmarc_goes_to_a_person(
         assert directory.admins(session, "U12345", "pcn") == []
 
 
-def test_scanned_form_then_a_readable_one_in_the_reply(db: Database, config: Config,
-                                                       env: WorkflowEnv) -> None:
+def test_scanned_form_then_a_readable_one_in_the_reply(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
     arrive(db, config, env, email(MANAGER, "GPP form", "Scan attached.", pdf="gpp-scan.pdf"))
     case = the_case(db, MANAGER[1])
     assert case.state == "needs_info"
     (notice,) = sent(db, "attachment_unreadable")
     assert notice.to_address == MANAGER[1] and "gpp-scan.pdf" in notice.body_text
-    arrive(db, config, env, email(MANAGER, f"RE: [{case.ref}] We could not read your form",
-                                  "Here is the filled form.", pdf="gpp-acroform.pdf",
-                                  in_reply_to=notice.message_id))
+    arrive(
+        db,
+        config,
+        env,
+        email(
+            MANAGER,
+            f"RE: [{case.ref}] We could not read your form",
+            "Here is the filled form.",
+            pdf="gpp-acroform.pdf",
+            in_reply_to=notice.message_id,
+        ),
+    )
     case = the_case(db, MANAGER[1])
     assert (case.kind, case.state) == ("gpp_admin_form", "awaiting_approval")
     assert [m.to_address for m in sent(db, "approval_request")] == [PARTNER[1]]
 
 
-def test_unsigned_form_asks_for_part_b_with_the_blank_form(db: Database, config: Config,
-                                                           env: WorkflowEnv) -> None:
+def test_unsigned_form_asks_for_part_b_with_the_blank_form(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
     arrive(db, config, env, email(MANAGER, "GPP form", "Attached", pdf="gpp-unsigned.pdf"))
     case = the_case(db, MANAGER[1])
     assert case.state == "needs_info"
     (asked,) = sent(db, "needs_info")
     assert "Part B is not signed" in asked.body_text
     assert asked.attachments == ["gpp-user-admin-certification.pdf"]
-    arrive(db, config, env, email(MANAGER, f"RE: [{case.ref}] More information",
-                                  "Now signed.", pdf="gpp-acroform.pdf",
-                                  in_reply_to=asked.message_id))
+    arrive(
+        db,
+        config,
+        env,
+        email(
+            MANAGER,
+            f"RE: [{case.ref}] More information",
+            "Now signed.",
+            pdf="gpp-acroform.pdf",
+            in_reply_to=asked.message_id,
+        ),
+    )
     assert the_case(db, MANAGER[1]).state == "awaiting_approval"

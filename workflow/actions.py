@@ -48,21 +48,36 @@ def _require(case: Case, action: str, *, by: str, why: str, what: str = "a reaso
         raise ActionRefused(f"Give {what} for the case history.")
     if CaseState(case.state) not in ALLOWED[action]:
         states = " or ".join(sorted(str(s) for s in ALLOWED[action]))
-        raise ActionRefused(f"Case {case.ref} is {case.state}; {action.replace('_', ' ')} is "
-                            f"allowed only when it is {states}.")
+        raise ActionRefused(
+            f"Case {case.ref} is {case.state}; {action.replace('_', ' ')} is "
+            f"allowed only when it is {states}."
+        )
 
 
-def _note(session: Session, env: WorkflowEnv, case: Case, action: str, by: str, why: str
-          ) -> None:
-    record(session, case, "caseworker_action", f"{by}: {action.replace('_', ' ')}: {why}",
-           actor=by, at=env.clock.now(), data={"action": action, "by": by, "reason": why})
+def _note(session: Session, env: WorkflowEnv, case: Case, action: str, by: str, why: str) -> None:
+    record(
+        session,
+        case,
+        "caseworker_action",
+        f"{by}: {action.replace('_', ' ')}: {why}",
+        actor=by,
+        at=env.clock.now(),
+        data={"action": action, "by": by, "reason": why},
+    )
 
 
 def _cancel_tokens(session: Session, env: WorkflowEnv, case: Case, by: str) -> None:
     closed = approvals.close_all_open(session, case, "cancelled", now=env.clock.now())
     if closed:
-        record(session, case, "approval", f"Open approval requests cancelled: "
-               f"{', '.join(closed)}.", actor=by, at=env.clock.now(), data={"cancelled": closed})
+        record(
+            session,
+            case,
+            "approval",
+            f"Open approval requests cancelled: {', '.join(closed)}.",
+            actor=by,
+            at=env.clock.now(),
+            data={"cancelled": closed},
+        )
 
 
 def approve(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
@@ -73,8 +88,14 @@ def approve(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: st
     if conflict:
         raise ActionRefused(f"Case {case.ref} cannot be approved: {conflict}")
     _note(session, env, case, "approve", by, reason)
-    return approve_and_apply(session, env, case, by=by, basis=f"Approved by caseworker {by}: "
-                             f"{reason}", data={"by": "caseworker", "reason": reason})
+    return approve_and_apply(
+        session,
+        env,
+        case,
+        by=by,
+        basis=f"Approved by caseworker {by}: {reason}",
+        data={"by": "caseworker", "reason": reason},
+    )
 
 
 def reject(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
@@ -83,31 +104,64 @@ def reject(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str
     _require(case, "reject", by=by, why=reason)
     _note(session, env, case, "reject", by, reason)
     _cancel_tokens(session, env, case, by)
-    move(session, case, S.REJECTED, actor=by, now=env.clock.now(),
-         reason=f"Rejected by caseworker {by}: {reason}")
-    notify(session, env, case, "outcome_rejected", to=case.requester, name=case.requester_name,
-           context={"reason": reason}, reply_to=source_message(session, case))
+    move(
+        session,
+        case,
+        S.REJECTED,
+        actor=by,
+        now=env.clock.now(),
+        reason=f"Rejected by caseworker {by}: {reason}",
+    )
+    notify(
+        session,
+        env,
+        case,
+        "outcome_rejected",
+        to=case.requester,
+        name=case.requester_name,
+        context={"reason": reason},
+        reply_to=source_message(session, case),
+    )
     return case
 
 
-def request_info(session: Session, env: WorkflowEnv, ref: str, *, by: str, message: str
-                 ) -> Case:
+def request_info(session: Session, env: WorkflowEnv, ref: str, *, by: str, message: str) -> Case:
     """Ask the requester for something; their reply comes back to a caseworker."""
     case = get_case(session, ref)
     _require(case, "request_info", by=by, why=message, what="the message to the requester")
     _note(session, env, case, "request_info", by, message)
     # What the requester sends back may change the request: no earlier approval stands.
-    void_open_requests(session, env, case, actor=by,
-                       reason="A caseworker asked the requester for more information.")
-    case.findings = [*(case.findings or []),
-                     {"code": CASEWORKER_REQUEST, "message": message, "field": None}]
-    move(session, case, S.NEEDS_INFO, actor=by, now=env.clock.now(),
-         reason=f"{by} asked the requester: {message}")
+    void_open_requests(
+        session,
+        env,
+        case,
+        actor=by,
+        reason="A caseworker asked the requester for more information.",
+    )
+    case.findings = [
+        *(case.findings or []),
+        {"code": CASEWORKER_REQUEST, "message": message, "field": None},
+    ]
+    move(
+        session,
+        case,
+        S.NEEDS_INFO,
+        actor=by,
+        now=env.clock.now(),
+        reason=f"{by} asked the requester: {message}",
+    )
     form = BLANK_FORMS.get(case.kind)
-    notify(session, env, case, "needs_info", to=case.requester, name=case.requester_name,
-           context={"findings": [message], "form_name": KIND_TITLES.get(case.kind) if form
-                    else None},
-           attachments=[form] if form else [], reply_to=source_message(session, case))
+    notify(
+        session,
+        env,
+        case,
+        "needs_info",
+        to=case.requester,
+        name=case.requester_name,
+        context={"findings": [message], "form_name": KIND_TITLES.get(case.kind) if form else None},
+        attachments=[form] if form else [],
+        reply_to=source_message(session, case),
+    )
     return case
 
 
@@ -116,8 +170,9 @@ def recorded_approver(session: Session, case: Case, email: str) -> Approver:
     code = case.organisation_code or ""
     org = directory.get_org(session, code) if code else None
     if org is None:
-        raise ActionRefused(f"Case {case.ref} has no organisation in the directory, so no "
-                            "approver can be asked.")
+        raise ActionRefused(
+            f"Case {case.ref} has no organisation in the directory, so no approver can be asked."
+        )
     signer = directory.find_signer(session, org.code, email)
     if signer is not None:
         return Approver(signer.name, signer.email.lower(), "signer", signer.capacity)
@@ -125,18 +180,22 @@ def recorded_approver(session: Session, case: Case, email: str) -> Approver:
     contact = directory.find_ael_contact(session, icb, email) if icb else None
     if contact is not None:
         return Approver(contact.name, contact.email.lower(), "ael", contact.ael_role)
-    raise ActionRefused(f"{email} is not a recorded signer of {org.code} nor an AEL contact of "
-                        f"ICB {icb or '(none)'}; approval requests go only to recorded "
-                        "approvers.")
+    raise ActionRefused(
+        f"{email} is not a recorded signer of {org.code} nor an AEL contact of "
+        f"ICB {icb or '(none)'}; approval requests go only to recorded "
+        "approvers."
+    )
 
 
-def send_approval_request(session: Session, env: WorkflowEnv, ref: str, *, by: str,
-                          approver_email: str) -> ApprovalRequest:
+def send_approval_request(
+    session: Session, env: WorkflowEnv, ref: str, *, by: str, approver_email: str
+) -> ApprovalRequest:
     """Ask a recorded signer or AEL contact to approve (a fresh token; any older open token
     of the same approver on this case is cancelled)."""
     case = get_case(session, ref)
-    _require(case, "send_approval_request", by=by, why=approver_email,
-             what="the approver's address")
+    _require(
+        case, "send_approval_request", by=by, why=approver_email, what="the approver's address"
+    )
     approver = recorded_approver(session, case, approver_email)
     conflict = approvals.independent(case, approver.email)
     if not conflict.passed:
@@ -147,8 +206,14 @@ def send_approval_request(session: Session, env: WorkflowEnv, ref: str, *, by: s
             approvals.close(session, old, "cancelled", now=now)
     _note(session, env, case, "send_approval_request", by, f"asked {approver.describe()}")
     if case.state != S.AWAITING_APPROVAL:
-        move(session, case, S.AWAITING_APPROVAL, actor=by, now=now,
-             reason=f"{by} asked {approver.name} <{approver.email}> to approve.")
+        move(
+            session,
+            case,
+            S.AWAITING_APPROVAL,
+            actor=by,
+            now=now,
+            reason=f"{by} asked {approver.name} <{approver.email}> to approve.",
+        )
     return ask_approver(session, env, case, approver, actor=by)
 
 
@@ -159,8 +224,9 @@ def reopen(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str
     if not env.is_supervisor(session, by):
         raise ActionRefused(f"Only a supervisor may reopen an expired case; {by} is not one.")
     _note(session, env, case, "reopen", by, reason)
-    move(session, case, S.TRIAGE, actor=by, now=env.clock.now(),
-         reason=f"Reopened by {by}: {reason}")
+    move(
+        session, case, S.TRIAGE, actor=by, now=env.clock.now(), reason=f"Reopened by {by}: {reason}"
+    )
     return case
 
 
@@ -170,8 +236,14 @@ def withdraw(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: s
     _require(case, "withdraw", by=by, why=reason)
     _note(session, env, case, "withdraw", by, reason)
     _cancel_tokens(session, env, case, by)
-    move(session, case, S.WITHDRAWN, actor=by, now=env.clock.now(),
-         reason=f"Withdrawn by {by}: {reason}")
+    move(
+        session,
+        case,
+        S.WITHDRAWN,
+        actor=by,
+        now=env.clock.now(),
+        reason=f"Withdrawn by {by}: {reason}",
+    )
     return case
 
 
@@ -191,6 +263,13 @@ def assign(session: Session, env: WorkflowEnv, ref: str, *, to: str | None, by: 
         detail = f"{by} assigned the case to {after}."
     else:
         detail = f"{by} assigned the case to {after} (it was with {before})."
-    record(session, case, "assigned", detail, actor=by, at=env.clock.now(),
-           data={"from": before, "to": after})
+    record(
+        session,
+        case,
+        "assigned",
+        detail,
+        actor=by,
+        at=env.clock.now(),
+        data={"from": before, "to": after},
+    )
     return case

@@ -31,20 +31,29 @@ def answered_case(session: Session, mail: IncomingMail) -> Case | None:
     about = approvals.referenced_case(session, mail.subject or "", None)
     if about is not None or not mail.in_reply_to:
         return about
-    case_id = session.scalar(select(OutboxMessage.case_id)
-                             .where(OutboxMessage.message_id == mail.in_reply_to.strip()))
+    case_id = session.scalar(
+        select(OutboxMessage.case_id).where(OutboxMessage.message_id == mail.in_reply_to.strip())
+    )
     return session.get(Case, case_id) if case_id else None
 
 
-def approval_answer(session: Session, env: WorkflowEnv, inbound: InboundMessage,
-                    mail: IncomingMail, classification: Classification) -> str:
-    token = classification.token or approvals.find_token(
-        f"{mail.subject}\n{' '.join(mail.to_addresses)}\n{mail.text}") or ""
+def approval_answer(
+    session: Session,
+    env: WorkflowEnv,
+    inbound: InboundMessage,
+    mail: IncomingMail,
+    classification: Classification,
+) -> str:
+    token = (
+        classification.token
+        or approvals.find_token(f"{mail.subject}\n{' '.join(mail.to_addresses)}\n{mail.text}")
+        or ""
+    )
     about = answered_case(session, mail)
     verification = verify_answer(session, env, mail, token, about=about)
-    answer = (read_one_click(mail.subject or "", mail.text or "", mail.html,
-                             text_from_html=mail.text_from_html)
-              or read_answer(mail.text or "", mail.html, text_from_html=mail.text_from_html))
+    answer = read_one_click(
+        mail.subject or "", mail.text or "", mail.html, text_from_html=mail.text_from_html
+    ) or read_answer(mail.text or "", mail.html, text_from_html=mail.text_from_html)
     cases = [c for c in (verification.case, about) if c is not None]
     cases = list({c.id: c for c in cases}.values())
     if not cases:
@@ -61,72 +70,156 @@ def approval_answer(session: Session, env: WorkflowEnv, inbound: InboundMessage,
     return decide_answer(session, env, case, approval, answer, inbound)
 
 
-def decide_answer(session: Session, env: WorkflowEnv, case: Case, approval: ApprovalRequest,
-                  answer: Answer, inbound: InboundMessage) -> str:
+def decide_answer(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    approval: ApprovalRequest,
+    answer: Answer,
+    inbound: InboundMessage,
+) -> str:
     """A verified, clear answer decides the case: the token is used once, then the one
     route to approved (or the rejection) follows."""
     now = env.clock.now()
     status = "approved" if answer.verdict is Verdict.APPROVE else "rejected"
     if not approvals.close(session, approval, status, now=now, answer_message_id=inbound.id):
-        record(session, case, "approval_refused", f"{approvals.masked(approval.token)} was "
-               "used by another answer at the same moment; this one is ignored.", at=now)
+        record(
+            session,
+            case,
+            "approval_refused",
+            f"{approvals.masked(approval.token)} was "
+            "used by another answer at the same moment; this one is ignored.",
+            at=now,
+        )
         return f"{case.ref}: code already used."
     who = f"{approval.approver_name} <{approval.approver_email}>"
-    data = {"token": approvals.masked(approval.token), "verdict": status,
-            "reason": answer.reason, "approver": approval.approver_email}
+    data = {
+        "token": approvals.masked(approval.token),
+        "verdict": status,
+        "reason": answer.reason,
+        "approver": approval.approver_email,
+    }
     if answer.verdict is Verdict.APPROVE:
-        approve_and_apply(session, env, case, by=approval.approver_email, data=data,
-                          basis=f"Approved by {who} ({approval.approver_source}, "
-                                f"{approvals.masked(approval.token)}).")
+        approve_and_apply(
+            session,
+            env,
+            case,
+            by=approval.approver_email,
+            data=data,
+            basis=f"Approved by {who} ({approval.approver_source}, "
+            f"{approvals.masked(approval.token)}).",
+        )
         return f"{case.ref}: approved by the approver asked; now {case.state}."
     cancelled = approvals.close_all_open(session, case, "cancelled", now=now)
     reason = answer.reason or "The approver declined the request without giving a reason."
-    record(session, case, "approval", f"{who} rejected the request "
-           f"({approvals.masked(approval.token)}).", actor=approval.approver_email, at=now,
-           data={**data, "cancelled": cancelled})
-    move(session, case, CaseState.REJECTED, actor=approval.approver_email, now=now,
-         reason=f"Rejected by {approval.approver_name}: {reason}")
-    notify(session, env, case, "outcome_rejected", to=case.requester, name=case.requester_name,
-           context={"reason": reason}, reply_to=source_message(session, case))
+    record(
+        session,
+        case,
+        "approval",
+        f"{who} rejected the request ({approvals.masked(approval.token)}).",
+        actor=approval.approver_email,
+        at=now,
+        data={**data, "cancelled": cancelled},
+    )
+    move(
+        session,
+        case,
+        CaseState.REJECTED,
+        actor=approval.approver_email,
+        now=now,
+        reason=f"Rejected by {approval.approver_name}: {reason}",
+    )
+    notify(
+        session,
+        env,
+        case,
+        "outcome_rejected",
+        to=case.requester,
+        name=case.requester_name,
+        context={"reason": reason},
+        reply_to=source_message(session, case),
+    )
     return f"{case.ref}: rejected by the approver asked."
 
 
-def _unclear(session: Session, env: WorkflowEnv, case: Case, approval: ApprovalRequest,
-             answer: Answer) -> str:
+def _unclear(
+    session: Session, env: WorkflowEnv, case: Case, approval: ApprovalRequest, answer: Answer
+) -> str:
     """A verified approver said something that is not plainly yes or no: a person reads it,
     and the approver is told so (their token stays open until a person decides)."""
     if case.state != CaseState.TRIAGE:
-        move(session, case, CaseState.TRIAGE, actor=approval.approver_email,
-             now=env.clock.now(), reason="The approver's answer could not be read as approve "
-             f"or reject: {answer.explanation} A caseworker must read it.")
-    notify(session, env, case, "answer_unclear", to=approval.approver_email,
-           name=approval.approver_name, context={"approver_name": approval.approver_name})
+        move(
+            session,
+            case,
+            CaseState.TRIAGE,
+            actor=approval.approver_email,
+            now=env.clock.now(),
+            reason="The approver's answer could not be read as approve "
+            f"or reject: {answer.explanation} A caseworker must read it.",
+        )
+    notify(
+        session,
+        env,
+        case,
+        "answer_unclear",
+        to=approval.approver_email,
+        name=approval.approver_name,
+        context={"approver_name": approval.approver_name},
+    )
     return f"{case.ref}: approver's answer unclear; sent to triage."
 
 
-def _record_answer(session: Session, env: WorkflowEnv, case: Case, inbound: InboundMessage,
-                   mail: IncomingMail, verification: Verification, answer: Answer) -> None:
+def _record_answer(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    inbound: InboundMessage,
+    mail: IncomingMail,
+    verification: Verification,
+    answer: Answer,
+) -> None:
     """Who answered, with which token, what every check found, and what the reply said."""
     now = env.clock.now()
     sender = check_sender(mail, env)
-    note_message(session, env, case, inbound, mail, "Approval answer received",
-                  sender=sender, said=answer.own_text)
+    note_message(
+        session,
+        env,
+        case,
+        inbound,
+        mail,
+        "Approval answer received",
+        sender=sender,
+        said=answer.own_text,
+    )
     approval = verification.approval
-    record_checks(session, case, verification.checks, actor=SYSTEM, now=now, data={
-        "token": approvals.masked(verification.token) if verification.token else None,
-        "asked": approval.approver_email if approval else None,
-        "sender_authentication": verification.authentication,
-    })
+    record_checks(
+        session,
+        case,
+        verification.checks,
+        actor=SYSTEM,
+        now=now,
+        data={
+            "token": approvals.masked(verification.token) if verification.token else None,
+            "asked": approval.approver_email if approval else None,
+            "sender_authentication": verification.authentication,
+        },
+    )
     record(session, case, "answer_read", answer.explanation, at=now, data=answer.as_dict())
 
 
 # Checks about the token itself: when any fails, the answer is simply stale or wrong.
-_TOKEN_CHECKS = frozenset({"token_known", "token_case", "token_open", "token_unexpired",
-                           "case_waiting"})
+_TOKEN_CHECKS = frozenset(
+    {"token_known", "token_case", "token_open", "token_unexpired", "case_waiting"}
+)
 
 
-def _refused(session: Session, env: WorkflowEnv, verification: Verification,
-             mail: IncomingMail, cases: list[Case]) -> str:
+def _refused(
+    session: Session,
+    env: WorkflowEnv,
+    verification: Verification,
+    mail: IncomingMail,
+    cases: list[Case],
+) -> str:
     """A refused answer approves nothing. When a live token came back but another check
     failed (the sender, the changes, the approver's standing), a person looks, and the
     reason names no approver whose identity was not vouched for."""
@@ -134,32 +227,61 @@ def _refused(session: Session, env: WorkflowEnv, verification: Verification,
     refusal = verification.refusal()
     failed = {c.name for c in verification.failures}
     for each in cases:
-        record(session, each, "approval_refused", f"The answer was refused: {refusal}",
-               at=now, data={"token": approvals.masked(verification.token)
-                             if verification.token else None, "failed": sorted(failed)})
+        record(
+            session,
+            each,
+            "approval_refused",
+            f"The answer was refused: {refusal}",
+            at=now,
+            data={
+                "token": approvals.masked(verification.token) if verification.token else None,
+                "failed": sorted(failed),
+            },
+        )
     approval, case = verification.approval, verification.case
-    if (case is None or approval is None or failed & _TOKEN_CHECKS
-            or case.state != CaseState.AWAITING_APPROVAL):
+    if (
+        case is None
+        or approval is None
+        or failed & _TOKEN_CHECKS
+        or case.state != CaseState.AWAITING_APPROVAL
+    ):
         return f"Approval answer refused: {refusal}"
     sender = mail.sender_identity
-    if ("sender_is_approver" in failed and sender.parsed_cleanly
-            and sender.address != approval.approver_email):
+    if (
+        "sender_is_approver" in failed
+        and sender.parsed_cleanly
+        and sender.address != approval.approver_email
+    ):
         # Someone else answered with the code (a forwarded email): the approver may still.
         return f"Approval answer refused: {refusal}"
-    move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=now, reason=_refusal_reason(
-        failed, approval))
+    move(
+        session,
+        case,
+        CaseState.TRIAGE,
+        actor=SYSTEM,
+        now=now,
+        reason=_refusal_reason(failed, approval),
+    )
     return f"Approval answer refused: {refusal}"
 
 
 def _refusal_reason(failed: set[str], approval: ApprovalRequest) -> str:
     if failed & {"sender_parsed", "sender_authenticated", "sender_is_approver"}:
-        return ("An answer carrying a live approval code came from a sender who could not be "
-                "verified as the approver asked; a caseworker must confirm it with them.")
+        return (
+            "An answer carrying a live approval code came from a sender who could not be "
+            "verified as the approver asked; a caseworker must confirm it with them."
+        )
     if "changes_unchanged" in failed:
-        return ("An approval answer came in for changes that are no longer those of the case; "
-                "a caseworker must ask again.")
+        return (
+            "An approval answer came in for changes that are no longer those of the case; "
+            "a caseworker must ask again."
+        )
     if "approver_independent" in failed:
-        return (f"{approval.approver_email} answered, but is the requester or a nominee, and "
-                "cannot approve their own request; a caseworker must find another approver.")
-    return (f"{approval.approver_email} answered, but has been removed from the recorded "
-            "approvers since being asked; a caseworker must find another approver.")
+        return (
+            f"{approval.approver_email} answered, but is the requester or a nominee, and "
+            "cannot approve their own request; a caseworker must find another approver."
+        )
+    return (
+        f"{approval.approver_email} answered, but has been removed from the recorded "
+        "approvers since being asked; a caseworker must find another approver."
+    )

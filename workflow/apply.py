@@ -38,17 +38,31 @@ class Applied:
     replaced: Person | None = None
 
 
-def approve_and_apply(session: Session, env: WorkflowEnv, case: Case, *, by: str,
-                      basis: str, data: dict[str, Any] | None = None) -> Case:
+def approve_and_apply(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    *,
+    by: str,
+    basis: str,
+    data: dict[str, Any] | None = None,
+) -> Case:
     """The one route to `approved`: an approver's answer, a caseworker's approval and an
     automatic approval all come here once their own checks have passed. Records who
     approved and on what basis, closes any other open approval request, moves the case to
     approved and applies it (the rules are checked again as the changes are written)."""
     now = env.clock.now()
     cancelled = approvals.close_all_open(session, case, "cancelled", now=now)
-    record(session, case, "approval", basis
-           + (f" Other approval requests cancelled: {', '.join(cancelled)}." if cancelled
-              else ""), actor=by, at=now, data={**(data or {}), "cancelled": cancelled})
+    record(
+        session,
+        case,
+        "approval",
+        basis
+        + (f" Other approval requests cancelled: {', '.join(cancelled)}." if cancelled else ""),
+        actor=by,
+        at=now,
+        data={**(data or {}), "cancelled": cancelled},
+    )
     move(session, case, CaseState.APPROVED, actor=by, now=now, reason=basis)
     return apply_case(session, env, case, actor=by)
 
@@ -70,16 +84,38 @@ def apply_case(session: Session, env: WorkflowEnv, case: Case, *, actor: str) ->
         with session.begin_nested():
             applied = _apply_all(session, env, case, changes, actor=actor)
     except RuleViolation as exc:
-        record(session, case, "check", f"Applying the changes was refused: {exc}",
-               actor=actor, at=now, data={"check": "rules_at_apply", "passed": False,
-                                          "rule": exc.code})
+        record(
+            session,
+            case,
+            "check",
+            f"Applying the changes was refused: {exc}",
+            actor=actor,
+            at=now,
+            data={"check": "rules_at_apply", "passed": False, "rule": exc.code},
+        )
         return _to_triage(session, env, case, str(exc), actor=actor)
     for done in applied:
-        record(session, case, "applied", _sentence(case, done.change), actor=actor, at=now,
-               data={**done.change.as_dict(), "warnings": done.warnings,
-                     "replaced": done.replaced.email if done.replaced else None})
-    move(session, case, CaseState.COMPLETED, actor=actor, now=now,
-         reason=f"{len(applied)} change(s) applied.")
+        record(
+            session,
+            case,
+            "applied",
+            _sentence(case, done.change),
+            actor=actor,
+            at=now,
+            data={
+                **done.change.as_dict(),
+                "warnings": done.warnings,
+                "replaced": done.replaced.email if done.replaced else None,
+            },
+        )
+    move(
+        session,
+        case,
+        CaseState.COMPLETED,
+        actor=actor,
+        now=now,
+        reason=f"{len(applied)} change(s) applied.",
+    )
     _tell_everyone(session, env, case, applied)
     return case
 
@@ -100,8 +136,9 @@ def rule_conflict(session: Session, env: WorkflowEnv, case: Case, *, actor: str)
     return None
 
 
-def _apply_all(session: Session, env: WorkflowEnv, case: Case, changes: list[PlannedChange],
-               *, actor: str) -> list[Applied]:
+def _apply_all(
+    session: Session, env: WorkflowEnv, case: Case, changes: list[PlannedChange], *, actor: str
+) -> list[Applied]:
     return [_apply_one(session, env, case, change, actor=actor) for change in changes]
 
 
@@ -112,45 +149,75 @@ def _apply_one(
     now = env.clock.now()
     org_code = case.organisation_code or ""
     if change.service is Service.MAIN_CONTACT:
-        result = directory.set_main_contact(session, org_code=org_code, email=change.email,
-                                            name=change.name, actor=actor, reason=case.ref,
-                                            now=now)
+        result = directory.set_main_contact(
+            session,
+            org_code=org_code,
+            email=change.email,
+            name=change.name,
+            actor=actor,
+            reason=case.ref,
+            now=now,
+        )
         return Applied(change, list(result.warnings), result.replaced)
-    result = directory.grant_role(session, org_code=org_code, email=change.email,
-                                  name=change.name, role=change.role, actor=actor,
-                                  reason=case.ref, now=now)
+    result = directory.grant_role(
+        session,
+        org_code=org_code,
+        email=change.email,
+        name=change.name,
+        role=change.role,
+        actor=actor,
+        reason=case.ref,
+        now=now,
+    )
     return Applied(change, list(result.warnings))
 
 
 def _recheck_approvers(session: Session, case: Case) -> list[Check]:
     """R6 again: whoever approved by email must still be recorded for this organisation."""
     approved = session.scalars(
-        select(ApprovalRequest).where(ApprovalRequest.case_id == case.id,
-                                      ApprovalRequest.status == "approved")
+        select(ApprovalRequest).where(
+            ApprovalRequest.case_id == case.id, ApprovalRequest.status == "approved"
+        )
     ).all()
     checks: list[Check] = []
     org = directory.get_org(session, case.organisation_code or "")
     for approval in approved:
         if approval.approver_source == "signer":
-            still = directory.find_signer(session, case.organisation_code or "",
-                                          approval.approver_email) is not None
+            still = (
+                directory.find_signer(
+                    session, case.organisation_code or "", approval.approver_email
+                )
+                is not None
+            )
             where = f"a signer of {case.organisation_code}"
         else:
             icb = (org.icb_code if org and org.type != "icb" else case.organisation_code) or ""
             still = directory.find_ael_contact(session, icb, approval.approver_email) is not None
             where = f"an AEL contact of ICB {icb or '(unknown)'}"
-        checks.append(Check("approver_still_recorded", still,
-                            f"{approval.approver_email} is {'still' if still else 'no longer'} "
-                            f"recorded as {where} (R6)."))
+        checks.append(
+            Check(
+                "approver_still_recorded",
+                still,
+                f"{approval.approver_email} is {'still' if still else 'no longer'} "
+                f"recorded as {where} (R6).",
+            )
+        )
     return checks
 
 
-def _to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, *,
-               actor: str) -> Case:
+def _to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, *, actor: str) -> Case:
     sentence = f"The approved changes could not be applied: {reason}"
     move(session, case, CaseState.TRIAGE, actor=actor, reason=sentence, now=env.clock.now())
-    notify(session, env, case, "outcome_triage", to=case.requester, name=case.requester_name,
-           context={"reason": reason}, reply_to=source_message(session, case))
+    notify(
+        session,
+        env,
+        case,
+        "outcome_triage",
+        to=case.requester,
+        name=case.requester_name,
+        context={"reason": reason},
+        reply_to=source_message(session, case),
+    )
     return case
 
 
@@ -163,28 +230,62 @@ def _tell_everyone(session: Session, env: WorkflowEnv, case: Case, applied: list
     """The requester, each nominee, and a replaced main contact."""
     org = directory.get_org(session, case.organisation_code or "")
     org_name = org.name if org else (case.organisation_code or "")
-    notify(session, env, case, "outcome_completed", to=case.requester, name=case.requester_name,
-           context={"changes": [_sentence(case, a.change) for a in applied]},
-           reply_to=source_message(session, case))
+    notify(
+        session,
+        env,
+        case,
+        "outcome_completed",
+        to=case.requester,
+        name=case.requester_name,
+        context={"changes": [_sentence(case, a.change) for a in applied]},
+        reply_to=source_message(session, case),
+    )
     # One welcome per new admin, naming every role given at once.
     welcomed: dict[str, tuple[str | None, list[dict[str, Any]]]] = {}
     for done in applied:
         info = CATALOGUE[done.change.service]
         if done.change.service is Service.MAIN_CONTACT:
-            notify(session, env, case, "welcome_main_contact", to=done.change.email,
-                   name=done.change.name, auto_submitted=GENERATED,
-                   context={"organisation_name": org_name,
-                            "assignable_roles": list(info.assignable_roles)})
+            notify(
+                session,
+                env,
+                case,
+                "welcome_main_contact",
+                to=done.change.email,
+                name=done.change.name,
+                auto_submitted=GENERATED,
+                context={
+                    "organisation_name": org_name,
+                    "assignable_roles": list(info.assignable_roles),
+                },
+            )
             if done.replaced is not None and done.replaced.email != done.change.email:
-                notify(session, env, case, "main_contact_replaced", to=done.replaced.email,
-                       name=done.replaced.name, auto_submitted=GENERATED,
-                       context={"organisation_name": org_name,
-                                "new_contact_name": done.change.name})
+                notify(
+                    session,
+                    env,
+                    case,
+                    "main_contact_replaced",
+                    to=done.replaced.email,
+                    name=done.replaced.name,
+                    auto_submitted=GENERATED,
+                    context={"organisation_name": org_name, "new_contact_name": done.change.name},
+                )
             continue
         _, roles = welcomed.setdefault(done.change.email, (done.change.name, []))
-        roles.append({"role": info.admin_role, "service_title": info.title,
-                      "assignable_roles": list(info.assignable_roles)})
+        roles.append(
+            {
+                "role": info.admin_role,
+                "service_title": info.title,
+                "assignable_roles": list(info.assignable_roles),
+            }
+        )
     for email, (name, roles) in welcomed.items():
-        notify(session, env, case, "welcome_admin", to=email, name=name,
-               auto_submitted=GENERATED,
-               context={"organisation_name": org_name, "roles": roles})
+        notify(
+            session,
+            env,
+            case,
+            "welcome_admin",
+            to=email,
+            name=name,
+            auto_submitted=GENERATED,
+            context={"organisation_name": org_name, "roles": roles},
+        )

@@ -93,15 +93,21 @@ def case_digest(case: Case) -> str:
 
 
 def open_requests(session: Session, case: Case) -> list[ApprovalRequest]:
-    return list(session.scalars(
-        select(ApprovalRequest)
-        .where(ApprovalRequest.case_id == case.id, ApprovalRequest.status == "open")
-        .order_by(ApprovalRequest.id)
-    ))
+    return list(
+        session.scalars(
+            select(ApprovalRequest)
+            .where(ApprovalRequest.case_id == case.id, ApprovalRequest.status == "open")
+            .order_by(ApprovalRequest.id)
+        )
+    )
 
 
 def close(
-    session: Session, approval: ApprovalRequest, status: str, *, now: datetime,
+    session: Session,
+    approval: ApprovalRequest,
+    status: str,
+    *,
+    now: datetime,
     answer_message_id: int | None = None,
 ) -> bool:
     """Close an open token; False when someone else closed it first (it is single-use)."""
@@ -151,8 +157,11 @@ class SenderCheck:
         vouched, it was addressed to us (not someone else's mail replayed into the inbox,
         which DKIM still passes) and, on Microsoft 365, it came from inside the tenant."""
         internal_required = policy.profile is Profile.MICROSOFT365
-        return (self.authenticated and self.addressed_to_us
-                and (self.verdict.internal or not internal_required))
+        return (
+            self.authenticated
+            and self.addressed_to_us
+            and (self.verdict.internal or not internal_required)
+        )
 
     @property
     def authentication(self) -> str:
@@ -165,12 +174,23 @@ def check_sender(mail: IncomingMail, env: WorkflowEnv) -> SenderCheck:
     """The strict From reading and the configured trust model's verdict, as checks."""
     identity = mail.sender_identity
     verdict = verdict_for(env.sender_policy, mail)
-    checks = [Check("sender_parsed", identity.parsed_cleanly,
-                    f"From is one clean mailbox, {identity.address}." if identity.parsed_cleanly
-                    else identity.problem or "From names no sender.")]
+    checks = [
+        Check(
+            "sender_parsed",
+            identity.parsed_cleanly,
+            f"From is one clean mailbox, {identity.address}."
+            if identity.parsed_cleanly
+            else identity.problem or "From names no sender.",
+        )
+    ]
     if identity.parsed_cleanly:
-        checks.append(Check("sender_authenticated", verdict.trusted,
-                            f"{env.sender_policy.profile}: {verdict.detail}"))
+        checks.append(
+            Check(
+                "sender_authenticated",
+                verdict.trusted,
+                f"{env.sender_policy.profile}: {verdict.detail}",
+            )
+        )
     ours = {a.lower() for a in env.our_addresses}
     addressed = any(a.lower() in ours for a in mail.to_addresses)
     return SenderCheck(identity.address, verdict, tuple(checks), addressed)
@@ -227,41 +247,88 @@ def verify_answer(
     """
     token = token.lower()
     now = env.clock.now()
-    approval = session.scalars(
-        select(ApprovalRequest).where(ApprovalRequest.token == token)
-    ).first() if token else None
+    approval = (
+        session.scalars(select(ApprovalRequest).where(ApprovalRequest.token == token)).first()
+        if token
+        else None
+    )
     if approval is None:
-        return Verification(token, None, about, [Check(
-            "token_known", False, "The message carries no approval code the system issued."
-            if not token else f"{masked(token)} is not a code the system issued.")])
+        return Verification(
+            token,
+            None,
+            about,
+            [
+                Check(
+                    "token_known",
+                    False,
+                    "The message carries no approval code the system issued."
+                    if not token
+                    else f"{masked(token)} is not a code the system issued.",
+                )
+            ],
+        )
     case = session.get_one(Case, approval.case_id)
     found = Verification(token, approval, case)
     checks = found.checks
-    checks.append(Check("token_known", True,
-                        f"{masked(token)} was issued on {case.ref} to {approval.approver_email}."))
+    checks.append(
+        Check(
+            "token_known",
+            True,
+            f"{masked(token)} was issued on {case.ref} to {approval.approver_email}.",
+        )
+    )
     if about is not None:
-        checks.append(Check("token_case", about.id == case.id,
-                            f"The message is about {about.ref}; the code belongs to {case.ref}."))
-    checks.append(Check("token_open", approval.status == "open",
-                        f"The code is {approval.status}."
-                        + (" It can be used once only." if approval.status != "open" else "")))
+        checks.append(
+            Check(
+                "token_case",
+                about.id == case.id,
+                f"The message is about {about.ref}; the code belongs to {case.ref}.",
+            )
+        )
+    checks.append(
+        Check(
+            "token_open",
+            approval.status == "open",
+            f"The code is {approval.status}."
+            + (" It can be used once only." if approval.status != "open" else ""),
+        )
+    )
     expires = as_utc(approval.expires_at)
-    checks.append(Check("token_unexpired", now < expires,
-                        f"The code expires at {expires.isoformat(timespec='minutes')}."))
-    checks.append(Check("case_waiting", CaseState(case.state) in ANSWERABLE_STATES,
-                        f"{case.ref} is {case.state}."))
-    checks.append(Check("changes_unchanged", approval.digest == case_digest(case),
-                        "The changes are still those the approver was asked about."
-                        if approval.digest == case_digest(case) else
-                        "The case has changed since the approver was asked; this answer is "
-                        "about something that will no longer be applied."))
+    checks.append(
+        Check(
+            "token_unexpired",
+            now < expires,
+            f"The code expires at {expires.isoformat(timespec='minutes')}.",
+        )
+    )
+    checks.append(
+        Check(
+            "case_waiting",
+            CaseState(case.state) in ANSWERABLE_STATES,
+            f"{case.ref} is {case.state}.",
+        )
+    )
+    checks.append(
+        Check(
+            "changes_unchanged",
+            approval.digest == case_digest(case),
+            "The changes are still those the approver was asked about."
+            if approval.digest == case_digest(case)
+            else "The case has changed since the approver was asked; this answer is "
+            "about something that will no longer be applied.",
+        )
+    )
     sender = check_sender(mail, env)
     found.authentication = sender.authentication
     checks.extend(sender.checks)
-    checks.append(Check(
-        "sender_is_approver", sender.address == approval.approver_email.lower(),
-        f"Sent from {sender.address or '(no single address)'}; the approver asked is "
-        f"{approval.approver_email}."))
+    checks.append(
+        Check(
+            "sender_is_approver",
+            sender.address == approval.approver_email.lower(),
+            f"Sent from {sender.address or '(no single address)'}; the approver asked is "
+            f"{approval.approver_email}.",
+        )
+    )
     checks.append(still_recorded(session, case, approval))
     checks.append(independent(case, approval.approver_email))
     return found
@@ -272,13 +339,16 @@ def independent(case: Case, approver_email: str) -> Check:
     email = approver_email.lower()
     nominees = {c.email for c in planned_changes(case.kind, case.fields or {})}
     if requester_conflicts(case.kind) and email == (case.requester or "").lower():
-        return Check("approver_independent", False,
-                     f"{email} made the request and cannot also approve it.")
+        return Check(
+            "approver_independent", False, f"{email} made the request and cannot also approve it."
+        )
     if email in nominees:
-        return Check("approver_independent", False,
-                     f"{email} is named for a role in the request and cannot approve it.")
-    return Check("approver_independent", True, f"{email} is neither the requester nor a "
-                 "nominee.")
+        return Check(
+            "approver_independent",
+            False,
+            f"{email} is named for a role in the request and cannot approve it.",
+        )
+    return Check("approver_independent", True, f"{email} is neither the requester nor a nominee.")
 
 
 def still_recorded(session: Session, case: Case, approval: ApprovalRequest) -> Check:
@@ -293,7 +363,9 @@ def still_recorded(session: Session, case: Case, approval: ApprovalRequest) -> C
         icb = (org.icb_code if org is not None else None) or "(unknown)"
         role = approval.capacity or AEL_GP_PAYMENTS_GENERAL
         where = f"on the Authorised Email List for ICB {icb} ({role})"
-        found = org is not None and directory.find_ael_contact(session, icb, email,
-                                                               role) is not None
-    return Check("approver_still_recorded", found,
-                 f"{email} is {'still' if found else 'no longer'} {where}.")
+        found = (
+            org is not None and directory.find_ael_contact(session, icb, email, role) is not None
+        )
+    return Check(
+        "approver_still_recorded", found, f"{email} is {'still' if found else 'no longer'} {where}."
+    )

@@ -25,49 +25,89 @@ from workflow.persist import (
 from workflow.replies import own_text
 
 
-def case_reply(session: Session, env: WorkflowEnv, inbound: InboundMessage,
-               mail: IncomingMail, classification: Classification) -> str:
+def case_reply(
+    session: Session,
+    env: WorkflowEnv,
+    inbound: InboundMessage,
+    mail: IncomingMail,
+    classification: Classification,
+) -> str:
     case = session.get(Case, classification.case_id) if classification.case_id else None
     if case is None:
         return "A reply on a case that does not exist; recorded on the ledger only."
     inbound.case_id = case.id
     said = own_text(mail.text or "")
     sender = check_sender(mail, env)
-    note_message(session, env, case, inbound, mail, "Reply received", sender=sender,
-                  said=said)
+    note_message(session, env, case, inbound, mail, "Reply received", sender=sender, said=said)
     address = sender.address
     state = CaseState(case.state)
     if state is CaseState.NEEDS_INFO:
         if not sender.passed:
-            return to_triage(session, env, case, "A reply from an unverified sender came in; "
-                              f"{sender.verdict.detail} A caseworker must check who wrote it "
-                              "before it changes the request.", "unverified reply")
+            return to_triage(
+                session,
+                env,
+                case,
+                "A reply from an unverified sender came in; "
+                f"{sender.verdict.detail} A caseworker must check who wrote it "
+                "before it changes the request.",
+                "unverified reply",
+            )
         if address != (case.requester or "").casefold():
             # Only the requester completes their request; anyone else's words are read
             # by a person before they change who is set up.
-            return to_triage(session, env, case, f"{address} answered the request for "
-                              f"information, but the request came from {case.requester}; a "
-                              "caseworker must check the reply.", "reply from someone else")
+            return to_triage(
+                session,
+                env,
+                case,
+                f"{address} answered the request for "
+                f"information, but the request came from {case.requester}; a "
+                "caseworker must check the reply.",
+                "reply from someone else",
+            )
         return _merge_reply(session, env, case, inbound, mail, said)
     asked = {a.approver_email for a in approvals.open_requests(session, case)}
-    if (state is CaseState.AWAITING_APPROVAL and sender.passed
-            and address == (case.requester or "").casefold()):
+    if (
+        state is CaseState.AWAITING_APPROVAL
+        and sender.passed
+        and address == (case.requester or "").casefold()
+    ):
         # "I did not send this", "please stop", a correction: approvers wait for a person.
-        return to_triage(session, env, case, "The requester wrote while the case awaits "
-                          "approval; a caseworker must read it before any answer counts.",
-                          "requester wrote during approval")
+        return to_triage(
+            session,
+            env,
+            case,
+            "The requester wrote while the case awaits "
+            "approval; a caseworker must read it before any answer counts.",
+            "requester wrote during approval",
+        )
     if state is CaseState.AWAITING_APPROVAL and address in asked:
         if not sender.passed:
             # Never name an approver on the strength of a From header nobody vouched for.
-            return to_triage(session, env, case, "A reply from an unverified sender came "
-                              "in while the case awaits approval; a caseworker must check who "
-                              "wrote it.", "unverified reply")
-        return to_triage(session, env, case, f"The approver {address} replied without the "
-                          "approval code; a caseworker must read the reply.",
-                          "approver replied without the code")
+            return to_triage(
+                session,
+                env,
+                case,
+                "A reply from an unverified sender came "
+                "in while the case awaits approval; a caseworker must check who "
+                "wrote it.",
+                "unverified reply",
+            )
+        return to_triage(
+            session,
+            env,
+            case,
+            f"The approver {address} replied without the "
+            "approval code; a caseworker must read the reply.",
+            "approver replied without the code",
+        )
     if state is CaseState.EXPIRED:
-        return to_triage(session, env, case, "A reply came in after the case expired; a "
-                          "caseworker must read it.", "reply after expiry")
+        return to_triage(
+            session,
+            env,
+            case,
+            "A reply came in after the case expired; a caseworker must read it.",
+            "reply after expiry",
+        )
     return f"{case.ref}: reply recorded on the case ({case.state})."
 
 
@@ -76,8 +116,14 @@ def to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, what:
     return f"{case.ref}: {what}; sent to triage."
 
 
-def _merge_reply(session: Session, env: WorkflowEnv, case: Case, inbound: InboundMessage,
-                 mail: IncomingMail, said: str) -> str:
+def _merge_reply(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    inbound: InboundMessage,
+    mail: IncomingMail,
+    said: str,
+) -> str:
     """Fold what the requester sent into the case, then read the case again."""
     now = env.clock.now()
     address, _ = sender_of(mail)
@@ -86,37 +132,77 @@ def _merge_reply(session: Session, env: WorkflowEnv, case: Case, inbound: Inboun
     if recognised:
         filename, request = recognised[0]
         if request.kind != case.kind:
-            record(session, case, "note", f"The reply carries a {request.kind} form; the case "
-                   f"was a {case.kind} and is now read as the new form.", at=now)
+            record(
+                session,
+                case,
+                "note",
+                f"The reply carries a {request.kind} form; the case "
+                f"was a {case.kind} and is now read as the new form.",
+                at=now,
+            )
             case.kind = str(request.kind)
         replace_read(case, request.fields, list(request.findings))
         what = f"a new form, {filename}"
     elif unreadable:
         for name, problem in unreadable:
-            notify(session, env, case, "attachment_unreadable", to=case.requester,
-                   name=case.requester_name, context={"filename": name, "problem": problem},
-                   reply_to=inbound)
+            notify(
+                session,
+                env,
+                case,
+                "attachment_unreadable",
+                to=case.requester,
+                name=case.requester_name,
+                context={"filename": name, "problem": problem},
+                reply_to=inbound,
+            )
         return f"{case.ref}: the attachment in the reply could not be read; requester told."
     elif asked_by_caseworker:
         request, what = None, "a message"
     else:
         request = forms.read_email_request(mail.subject or "", said, address)
-        fields, findings = merge_fields(case.kind, case.fields or {}, findings_of(case),
-                                        request, said, exclude={address, *env.our_addresses})
+        fields, findings = merge_fields(
+            case.kind,
+            case.fields or {},
+            findings_of(case),
+            request,
+            said,
+            exclude={address, *env.our_addresses},
+        )
         replace_read(case, fields, findings)
         what = "the reply's text"
-    void_open_requests(session, env, case, actor=address,
-                       reason="The requester sent more information, so the request is read "
-                              "again.")
+    void_open_requests(
+        session,
+        env,
+        case,
+        actor=address,
+        reason="The requester sent more information, so the request is read again.",
+    )
     if asked_by_caseworker:
         # A caseworker's question is answered in words only a person can judge.
         case.findings = [f for f in case.findings or [] if f.get("code") != CASEWORKER_REQUEST]
-        move(session, case, CaseState.TRIAGE, actor=address, now=now,
-             reason=f"The requester answered the caseworker's question with {what}.")
+        move(
+            session,
+            case,
+            CaseState.TRIAGE,
+            actor=address,
+            now=now,
+            reason=f"The requester answered the caseworker's question with {what}.",
+        )
         return f"{case.ref}: the requester answered; back to a caseworker."
-    move(session, case, CaseState.RECEIVED, actor=address, now=now,
-         reason=f"The requester replied with {what}; the case is read again.")
-    merged = ParsedRequest(kind=case.kind, fields=case.fields, findings=findings_of(case),
-                           source=request.source if request else "email_body")
-    return decide_and_persist(session, env, case, merged, check_sender(mail, env), inbound,
-                               acknowledge=False)
+    move(
+        session,
+        case,
+        CaseState.RECEIVED,
+        actor=address,
+        now=now,
+        reason=f"The requester replied with {what}; the case is read again.",
+    )
+    merged = ParsedRequest(
+        kind=case.kind,
+        fields=case.fields,
+        findings=findings_of(case),
+        source=request.source if request else "email_body",
+    )
+    return decide_and_persist(
+        session, env, case, merged, check_sender(mail, env), inbound, acknowledge=False
+    )

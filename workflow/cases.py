@@ -120,8 +120,15 @@ def create_case(
     )
     session.add(case)
     session.flush()
-    record(session, case, "created", f"Case opened as {case.kind}.", actor=actor,
-           to_state=case.state, at=now)
+    record(
+        session,
+        case,
+        "created",
+        f"Case opened as {case.kind}.",
+        actor=actor,
+        to_state=case.state,
+        at=now,
+    )
     return case
 
 
@@ -160,8 +167,17 @@ def move(
     for key, value in values.items():
         # Keep the in-memory object in step without issuing a second UPDATE.
         set_committed_value(case, key, value)
-    record(session, case, "transition", reason, actor=actor, data=data,
-           from_state=str(source), to_state=str(target), at=now)
+    record(
+        session,
+        case,
+        "transition",
+        reason,
+        actor=actor,
+        data=data,
+        from_state=str(source),
+        to_state=str(target),
+        at=now,
+    )
     return case
 
 

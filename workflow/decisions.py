@@ -78,8 +78,12 @@ class Approver:
         return f"{self.name} <{self.email}>, AEL contact ({self.capacity})"
 
     def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "email": self.email, "source": self.source,
-                "capacity": self.capacity}
+        return {
+            "name": self.name,
+            "email": self.email,
+            "source": self.source,
+            "capacity": self.capacity,
+        }
 
 
 @dataclass(frozen=True)
@@ -166,8 +170,12 @@ class PlannedChange:
         return f"{self.name} <{self.email}> to hold {self.role} at {org_code}"
 
     def as_dict(self) -> dict[str, str]:
-        return {"service": str(self.service), "email": self.email, "name": self.name,
-                "role": self.role}
+        return {
+            "service": str(self.service),
+            "email": self.email,
+            "name": self.name,
+            "role": self.role,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlannedChange:
@@ -226,10 +234,14 @@ def changes_digest(kind: str, organisation_code: str | None, fields: Mapping[str
     """A fingerprint of what applying the case would do: its kind, organisation, and each
     role with its nominee. An approval answers for this fingerprint only; any change to
     it (a correction, a new form, a change of kind) voids the answer."""
-    changes = sorted((str(c.service), c.role, c.email, c.name)
-                     for c in planned_changes(kind, fields))
-    canonical = json.dumps({"kind": kind, "organisation": organisation_code or "",
-                            "changes": changes}, sort_keys=True, separators=(",", ":"))
+    changes = sorted(
+        (str(c.service), c.role, c.email, c.name) for c in planned_changes(kind, fields)
+    )
+    canonical = json.dumps(
+        {"kind": kind, "organisation": organisation_code or "", "changes": changes},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -255,27 +267,39 @@ def structural_findings(kind: str, fields: Mapping[str, Any]) -> list[Finding]:
     """What any request of this kind must carry, whatever the reader noticed."""
     found: list[Finding] = []
     if not fields.get("organisation_code"):
-        found.append(Finding("missing_field", "The organisation code (ODS code) is missing.",
-                             "organisation_code"))
+        found.append(
+            Finding(
+                "missing_field", "The organisation code (ODS code) is missing.", "organisation_code"
+            )
+        )
     if kind == CaseKind.MAIN_CONTACT:
         contact = fields.get("main_contact") or _first(fields.get("nominees"))
         found += _person_findings(contact, "main_contact", "the new main contact")
         return found
     nominees = fields.get("nominees") or []
     if not nominees:
-        found.append(Finding("missing_field",
-                             "The name and email address of the person who should hold the "
-                             "role are missing.", "nominees"))
+        found.append(
+            Finding(
+                "missing_field",
+                "The name and email address of the person who should hold the role are missing.",
+                "nominees",
+            )
+        )
     for index, nominee in enumerate(nominees):
         found += _person_findings(nominee, f"nominees.{index}", "the nominee")
         if kind == CaseKind.USER_ADMIN_FORM and not _nominee_services(kind, nominee):
             who = tidy_name(nominee.get("name") or "") or "the nominee"
-            found.append(Finding("missing_field",
-                                 f"The form does not say which service {who} should administer.",
-                                 f"nominees.{index}.services"))
+            found.append(
+                Finding(
+                    "missing_field",
+                    f"The form does not say which service {who} should administer.",
+                    f"nominees.{index}.services",
+                )
+            )
     if kind in BLANK_FORMS and kind != CaseKind.PCN_ADMIN_FORM and not fields.get("signer"):
-        found.append(Finding("not_signed", "Part B, the authorisation, is not completed.",
-                             "signer"))
+        found.append(
+            Finding("not_signed", "Part B, the authorisation, is not completed.", "signer")
+        )
     if kind == CaseKind.USER_ADMIN_FORM and fields.get("main_contact"):
         found += _person_findings(fields["main_contact"], "main_contact", "the main contact")
     return found
@@ -289,12 +313,17 @@ def _person_findings(person: Any, key: str, who: str) -> list[Finding]:
         found.append(Finding("missing_field", f"The name of {who} is missing.", f"{key}.name"))
     email = person.get("email")
     if not (email or "").strip():
-        found.append(Finding("missing_field", f"The email address of {who} is missing.",
-                             f"{key}.email"))
+        found.append(
+            Finding("missing_field", f"The email address of {who} is missing.", f"{key}.email")
+        )
     elif normalise_email(email) is None:
-        found.append(Finding("invalid_email",
-                             f"The email address of {who}, {email!r}, is not a valid address.",
-                             f"{key}.email"))
+        found.append(
+            Finding(
+                "invalid_email",
+                f"The email address of {who}, {email!r}, is not a valid address.",
+                f"{key}.email",
+            )
+        )
     return found
 
 
@@ -320,10 +349,16 @@ def decide(request: ParsedRequest, facts: Facts) -> Decision:
 
 
 def _decide_other(request: ParsedRequest, facts: Facts) -> Decision:
-    what = ("The email could not be read as a user-management request"
-            if not request.kind else "The email is not a request the system handles by itself")
-    return Decision(Action.TRIAGE, f"{what}; a caseworker will read it.",
-                    (Check("kind", False, f"Request kind: {request.kind or 'unknown'}."),))
+    what = (
+        "The email could not be read as a user-management request"
+        if not request.kind
+        else "The email is not a request the system handles by itself"
+    )
+    return Decision(
+        Action.TRIAGE,
+        f"{what}; a caseworker will read it.",
+        (Check("kind", False, f"Request kind: {request.kind or 'unknown'}."),),
+    )
 
 
 def _decide_performer_registration(request: ParsedRequest, facts: Facts) -> Decision:
@@ -375,32 +410,53 @@ def _common(steps: _Steps, changes: list[PlannedChange]) -> Decision | None:
             "Information is missing or wrong; the requester was asked for it.",
             findings=tuple(findings),
             reply="needs_info",
-            reply_context={"findings": [f.message for f in findings],
-                           "form_name": BLANK_FORMS.get(kind)},
+            reply_context={
+                "findings": [f.message for f in findings],
+                "form_name": BLANK_FORMS.get(kind),
+            },
         )
     steps.check("complete", True, "Every field the request needs is present.")
     code = facts.organisation_code
-    if not steps.check("organisation_known", facts.org_exists,
-                       f"Organisation {code} is in the directory." if facts.org_exists
-                       else f"Organisation {code} is not in the directory."):
-        return steps.decision(Action.TRIAGE,
-                              f"Organisation {code} is not in the directory; a caseworker "
-                              "must confirm the code.")
-    if not steps.check("organisation_open", not facts.org_closed,
-                       f"{code} ({facts.org_name}) is open." if not facts.org_closed
-                       else f"{code} ({facts.org_name}) is closed."):
-        return steps.decision(Action.TRIAGE, f"Organisation {code} is closed; no role can be "
-                              "granted there without a caseworker's review.")
+    if not steps.check(
+        "organisation_known",
+        facts.org_exists,
+        f"Organisation {code} is in the directory."
+        if facts.org_exists
+        else f"Organisation {code} is not in the directory.",
+    ):
+        return steps.decision(
+            Action.TRIAGE,
+            f"Organisation {code} is not in the directory; a caseworker must confirm the code.",
+        )
+    if not steps.check(
+        "organisation_open",
+        not facts.org_closed,
+        f"{code} ({facts.org_name}) is open."
+        if not facts.org_closed
+        else f"{code} ({facts.org_name}) is closed.",
+    ):
+        return steps.decision(
+            Action.TRIAGE,
+            f"Organisation {code} is closed; no role can be "
+            "granted there without a caseworker's review.",
+        )
     if not changes:
         return steps.decision(Action.TRIAGE, "The request names no role change to make.")
     misfit = _misfit(changes, facts.org_type)
-    if not steps.check("service_fits_organisation", misfit is None,
-                       f"{code} is of type {facts.org_type}"
-                       + (f"; {misfit.title} is not used there." if misfit else ".")):
+    if not steps.check(
+        "service_fits_organisation",
+        misfit is None,
+        f"{code} is of type {facts.org_type}"
+        + (f"; {misfit.title} is not used there." if misfit else "."),
+    ):
         assert misfit is not None  # the check above failed because there is one
-        return steps.decision(Action.TRIAGE, f"{code} ({facts.org_name}) does not use "
-                              f"{misfit.title}; a caseworker must check the organisation "
-                              "code and the role asked for.", changes=tuple(changes))
+        return steps.decision(
+            Action.TRIAGE,
+            f"{code} ({facts.org_name}) does not use "
+            f"{misfit.title}; a caseworker must check the organisation "
+            "code and the role asked for.",
+            changes=tuple(changes),
+        )
     return _limits(steps, changes)
 
 
@@ -420,8 +476,10 @@ def _limits(steps: _Steps, changes: list[PlannedChange]) -> Decision | None:
     if not pending:
         held = "; ".join(c.sentence(facts.organisation_code) for c in changes)
         steps.check("already_held", False, f"Already in place: {held}.")
-        return steps.decision(Action.TRIAGE, "Every role asked for is already held; a "
-                              "caseworker will reply to the requester.")
+        return steps.decision(
+            Action.TRIAGE,
+            "Every role asked for is already held; a caseworker will reply to the requester.",
+        )
     for service in (Service.GPP, Service.PL, Service.OPH):
         limit = CATALOGUE[service].max_admins or 0
         adding = sum(1 for c in pending if c.service is service)
@@ -429,9 +487,12 @@ def _limits(steps: _Steps, changes: list[PlannedChange]) -> Decision | None:
             continue
         current = facts.admins(service)
         within = current + adding <= limit
-        steps.check("admin_limit", within,
-                    f"{facts.organisation_code} has {current} {admin_role(service)}(s); "
-                    f"the request adds {adding}; the most is {limit} (R1).")
+        steps.check(
+            "admin_limit",
+            within,
+            f"{facts.organisation_code} has {current} {admin_role(service)}(s); "
+            f"the request adds {adding}; the most is {limit} (R1).",
+        )
         if not within:
             return steps.decision(
                 Action.REFUSE,
@@ -464,45 +525,62 @@ def _decide_signed_form(request: ParsedRequest, facts: Facts) -> Decision:
     matched = match_signer(signer, facts)
     stated = _describe_stated_signer(signer)
     if not matched:
-        steps.check("signer_recorded", False,
-                    f"The signer {stated} is not a recorded signer of {facts.organisation_code} "
-                    f"nor a '{AEL_GP_PAYMENTS_GENERAL}' AEL contact of ICB "
-                    f"{facts.icb_code or '(unknown)'}.")
+        steps.check(
+            "signer_recorded",
+            False,
+            f"The signer {stated} is not a recorded signer of {facts.organisation_code} "
+            f"nor a '{AEL_GP_PAYMENTS_GENERAL}' AEL contact of ICB "
+            f"{facts.icb_code or '(unknown)'}.",
+        )
         return steps.decision(
             Action.TRIAGE,
             f"The signer {stated} is not recorded as an approver for "
             f"{facts.organisation_code} (R6); a caseworker must check the authorisation.",
-            changes=tuple(changes))
+            changes=tuple(changes),
+        )
     for approver in matched:
-        steps.check("signer_recorded", True,
-                    f"The signer {stated} matches {approver.describe()}.")
+        steps.check("signer_recorded", True, f"The signer {stated} matches {approver.describe()}.")
     stated_email = normalise_email(signer.get("email") or "")
     if stated_email and stated_email not in {a.email for a in matched}:
-        steps.check("signer_address", False,
-                    f"The form gives {stated_email}; the request goes to the recorded address "
-                    "instead.")
+        steps.check(
+            "signer_address",
+            False,
+            f"The form gives {stated_email}; the request goes to the recorded address instead.",
+        )
     independent = _independent(steps, matched, changes)
     if independent is None:
         # The signer is a nominee or the requester: another recorded approver is asked.
-        others = _independent(steps, [*facts.signers, *facts.ael_contacts], changes,
-                              quiet=True)
+        others = _independent(steps, [*facts.signers, *facts.ael_contacts], changes, quiet=True)
         if not others:
             return steps.decision(
-                Action.TRIAGE, "The form's signer would be approving their own nomination or "
+                Action.TRIAGE,
+                "The form's signer would be approving their own nomination or "
                 "request, and no other recorded approver can be asked; a caseworker must "
-                "decide.", changes=tuple(changes))
+                "decide.",
+                changes=tuple(changes),
+            )
         return steps.decision(
-            Action.ASK_APPROVERS, "The form's signer cannot approve their own nomination; "
+            Action.ASK_APPROVERS,
+            "The form's signer cannot approve their own nomination; "
             "approval was requested from " + _names(others) + " instead.",
-            approvers=tuple(others), changes=tuple(changes))
+            approvers=tuple(others),
+            changes=tuple(changes),
+        )
     return steps.decision(
         Action.ASK_APPROVERS,
         "Approval was requested from " + _names(independent) + ", at the recorded address.",
-        approvers=tuple(independent), changes=tuple(changes))
+        approvers=tuple(independent),
+        changes=tuple(changes),
+    )
 
 
-def _independent(steps: _Steps, approvers: list[Approver] | tuple[Approver, ...],
-                 changes: list[PlannedChange], *, quiet: bool = False) -> list[Approver] | None:
+def _independent(
+    steps: _Steps,
+    approvers: list[Approver] | tuple[Approver, ...],
+    changes: list[PlannedChange],
+    *,
+    quiet: bool = False,
+) -> list[Approver] | None:
     """The approvers who are neither the requester nor a nominee; None when there are none.
     Nobody approves their own request or their own role."""
     conflicted = {c.email for c in changes}
@@ -511,12 +589,16 @@ def _independent(steps: _Steps, approvers: list[Approver] | tuple[Approver, ...]
     kept = [a for a in approvers if a.email not in conflicted]
     for approver in approvers:
         if approver.email in conflicted:
-            steps.check("approver_independent", False,
-                        f"{approver.describe()} is the requester or a nominee and cannot "
-                        "approve this request.")
+            steps.check(
+                "approver_independent",
+                False,
+                f"{approver.describe()} is the requester or a nominee and cannot "
+                "approve this request.",
+            )
     if kept and not quiet:
-        steps.check("approver_independent", True,
-                    f"{_names(kept)}: neither the requester nor a nominee.")
+        steps.check(
+            "approver_independent", True, f"{_names(kept)}: neither the requester nor a nominee."
+        )
     return kept or None
 
 
@@ -527,54 +609,92 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
     early = _common(steps, changes)
     if early:
         return early
-    if not steps.check("organisation_type", facts.org_type == "pcn",
-                       f"{facts.organisation_code} is of type {facts.org_type}."):
-        return steps.decision(Action.TRIAGE, f"{facts.organisation_code} is not a PCN; a "
-                              "caseworker must check the form.", changes=tuple(changes))
+    if not steps.check(
+        "organisation_type",
+        facts.org_type == "pcn",
+        f"{facts.organisation_code} is of type {facts.org_type}.",
+    ):
+        return steps.decision(
+            Action.TRIAGE,
+            f"{facts.organisation_code} is not a PCN; a caseworker must check the form.",
+            changes=tuple(changes),
+        )
     if not facts.ael_contacts:
-        steps.check("ael_contacts", False,
-                    f"No '{AEL_GP_PAYMENTS_GENERAL}' AEL contact is recorded for ICB "
-                    f"{facts.icb_code or '(unknown)'}.")
-        return steps.decision(Action.TRIAGE, "No AEL contact of the PCN's ICB is recorded to "
-                              "approve the request (R9).", changes=tuple(changes))
-    steps.check("ael_contacts", True, f"{len(facts.ael_contacts)} AEL contact(s) of ICB "
-                f"{facts.icb_code}: {_names(facts.ael_contacts)}.")
+        steps.check(
+            "ael_contacts",
+            False,
+            f"No '{AEL_GP_PAYMENTS_GENERAL}' AEL contact is recorded for ICB "
+            f"{facts.icb_code or '(unknown)'}.",
+        )
+        return steps.decision(
+            Action.TRIAGE,
+            "No AEL contact of the PCN's ICB is recorded to approve the request (R9).",
+            changes=tuple(changes),
+        )
+    steps.check(
+        "ael_contacts",
+        True,
+        f"{len(facts.ael_contacts)} AEL contact(s) of ICB "
+        f"{facts.icb_code}: {_names(facts.ael_contacts)}.",
+    )
     nominees = {c.email for c in changes}
     sender = next((a for a in facts.ael_contacts if a.email == facts.sender), None)
     if sender and sender.email in nominees:
         others = _independent(steps, facts.ael_contacts, changes)
         if not others:
             return steps.decision(
-                Action.TRIAGE, f"{sender.name}, an AEL contact, asks for a PCN role for "
+                Action.TRIAGE,
+                f"{sender.name}, an AEL contact, asks for a PCN role for "
                 "themself, and no other AEL contact of the ICB can approve it; a caseworker "
-                "must decide.", changes=tuple(changes))
+                "must decide.",
+                changes=tuple(changes),
+            )
         return steps.decision(
-            Action.ASK_APPROVERS, f"{sender.name} cannot approve a role for themself; approval "
+            Action.ASK_APPROVERS,
+            f"{sender.name} cannot approve a role for themself; approval "
             f"was requested from the other AEL contacts of ICB {facts.icb_code}.",
-            approvers=tuple(others), changes=tuple(changes))
+            approvers=tuple(others),
+            changes=tuple(changes),
+        )
     if sender and facts.sender_verified:
-        steps.check("sent_by_ael_contact", True,
-                    f"The form was sent by {sender.describe()} and passed the sender checks; "
-                    "that is the approval.")
-        return steps.decision(Action.APPROVE,
-                              f"Submitted by {sender.name}, an AEL contact of ICB "
-                              f"{facts.icb_code}.", approvers=(sender,), changes=tuple(changes))
+        steps.check(
+            "sent_by_ael_contact",
+            True,
+            f"The form was sent by {sender.describe()} and passed the sender checks; "
+            "that is the approval.",
+        )
+        return steps.decision(
+            Action.APPROVE,
+            f"Submitted by {sender.name}, an AEL contact of ICB {facts.icb_code}.",
+            approvers=(sender,),
+            changes=tuple(changes),
+        )
     if sender:
-        steps.check("sent_by_ael_contact", False,
-                    f"The form came from {sender.email}, an AEL contact, but did not pass the "
-                    "sender checks; asking the AEL contacts instead.")
+        steps.check(
+            "sent_by_ael_contact",
+            False,
+            f"The form came from {sender.email}, an AEL contact, but did not pass the "
+            "sender checks; asking the AEL contacts instead.",
+        )
     else:
-        steps.check("sent_by_ael_contact", False,
-                    "The form was not sent by an AEL contact of the ICB.")
+        steps.check(
+            "sent_by_ael_contact", False, "The form was not sent by an AEL contact of the ICB."
+        )
     asked = _independent(steps, facts.ael_contacts, changes)
     if not asked:
-        return steps.decision(Action.TRIAGE, "Every AEL contact of the PCN's ICB is the "
-                              "requester or a nominee; a caseworker must decide.",
-                              changes=tuple(changes))
+        return steps.decision(
+            Action.TRIAGE,
+            "Every AEL contact of the PCN's ICB is the "
+            "requester or a nominee; a caseworker must decide.",
+            changes=tuple(changes),
+        )
     return steps.decision(
         Action.ASK_APPROVERS,
         f"Approval was requested from the AEL contacts of ICB {facts.icb_code}; the first "
-        "valid answer decides.", approvers=tuple(asked), changes=tuple(changes))
+        "valid answer decides.",
+        approvers=tuple(asked),
+        changes=tuple(changes),
+    )
 
 
 def _decide_by_email(request: ParsedRequest, facts: Facts) -> Decision:
@@ -590,31 +710,45 @@ def _decide_by_email(request: ParsedRequest, facts: Facts) -> Decision:
     # R3: a Main Contact cannot hand the role on, so that request always needs approval.
     if service is not None:
         existing = facts.admins(service)
-        if not steps.check("existing_admins", existing == 0,
-                           f"{facts.organisation_code} has {existing} "
-                           f"{admin_role(service)}(s)."):
+        if not steps.check(
+            "existing_admins",
+            existing == 0,
+            f"{facts.organisation_code} has {existing} {admin_role(service)}(s).",
+        ):
             return steps.decision(
                 Action.REDIRECT,
                 f"{facts.organisation_code} already has a {admin_role(service)}, who can add "
                 "the nominee in PCSE Online; the requester was told to ask them.",
                 reply="redirect_existing_admins",
                 reply_context={"service_title": CATALOGUE[service].title},
-                changes=tuple(changes))
+                changes=tuple(changes),
+            )
     if not facts.signers:
-        steps.check("signers", False,
-                    f"No practice signer is recorded for {facts.organisation_code}.")
-        return steps.decision(Action.TRIAGE, f"No approver is recorded for "
-                              f"{facts.organisation_code} (R9).", changes=tuple(changes))
+        steps.check(
+            "signers", False, f"No practice signer is recorded for {facts.organisation_code}."
+        )
+        return steps.decision(
+            Action.TRIAGE,
+            f"No approver is recorded for {facts.organisation_code} (R9).",
+            changes=tuple(changes),
+        )
     steps.check("signers", True, f"Recorded signers: {_names(facts.signers)}.")
     asked = _independent(steps, facts.signers, changes)
     if not asked:
-        return steps.decision(Action.TRIAGE, f"Every recorded signer of "
-                              f"{facts.organisation_code} is the requester or a nominee; a "
-                              "caseworker must decide (R9).", changes=tuple(changes))
+        return steps.decision(
+            Action.TRIAGE,
+            f"Every recorded signer of "
+            f"{facts.organisation_code} is the requester or a nominee; a "
+            "caseworker must decide (R9).",
+            changes=tuple(changes),
+        )
     return steps.decision(
         Action.ASK_APPROVERS,
         f"Approval was requested from the recorded signers of {facts.organisation_code}; the "
-        "first valid answer decides.", approvers=tuple(asked), changes=tuple(changes))
+        "first valid answer decides.",
+        approvers=tuple(asked),
+        changes=tuple(changes),
+    )
 
 
 RULES: dict[str, Callable[[ParsedRequest, Facts], Decision]] = {

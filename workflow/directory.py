@@ -336,7 +336,10 @@ def _check_grant(
         assigner = _require_person(session, assigner_email)
         require_active(assigner_email, assigner.active, assigning=True)
         check_assigner(
-            assigner=assigner_email, role=canonical, org_code=org.code, label=label,
+            assigner=assigner_email,
+            role=canonical,
+            org_code=org.code,
+            label=label,
             holdings=_holdings(session, assigner),
         )
     holders = [p.email for p in _holders(session, org, canonical)]
@@ -348,15 +351,19 @@ def check_grant(
     session: Session, *, org_code: str, email: str, role: str, by_admin: str | None = None
 ) -> None:
     """Raise RuleViolation if granting `role` would break a rule; writes nothing."""
-    _check_grant(session, org_code=org_code, email=email, role=role, by_admin=by_admin,
-                 lock=False)
+    _check_grant(session, org_code=org_code, email=email, role=role, by_admin=by_admin, lock=False)
 
 
 # --------------------------------------------------------------------------- changes
 
 
 def _person_for(
-    session: Session, person: Person | None, email: str, name: str, actor: str, reason: str,
+    session: Session,
+    person: Person | None,
+    email: str,
+    name: str,
+    actor: str,
+    reason: str,
     now: datetime,
 ) -> Person:
     """The existing person, or a new one recorded as added."""
@@ -366,37 +373,71 @@ def _person_for(
     person = Person(email=email, name=tidy, active=True, created_at=now)
     session.add(person)
     session.flush()
-    record_event(session, actor=actor, action="person_added", reason=reason,
-                 person_email=email, detail={"name": tidy}, now=now)
+    record_event(
+        session,
+        actor=actor,
+        action="person_added",
+        reason=reason,
+        person_email=email,
+        detail={"name": tidy},
+        now=now,
+    )
     return person
 
 
 def _assign(
-    session: Session, org: Organisation, person: Person, role: str, actor: str, reason: str,
+    session: Session,
+    org: Organisation,
+    person: Person,
+    role: str,
+    actor: str,
+    reason: str,
     now: datetime,
 ) -> RoleAssignment:
     assignment = RoleAssignment(
-        person=person, organisation=org, service=str(service_of(role)), role=role,
-        granted_by=actor, granted_at=now, grant_reason=reason,
+        person=person,
+        organisation=org,
+        service=str(service_of(role)),
+        role=role,
+        granted_by=actor,
+        granted_at=now,
+        grant_reason=reason,
     )
     session.add(assignment)
-    record_event(session, actor=actor, action="role_granted", reason=reason,
-                 organisation_code=org.code, person_email=person.email,
-                 detail={"role": role, "service": assignment.service}, now=now)
+    record_event(
+        session,
+        actor=actor,
+        action="role_granted",
+        reason=reason,
+        organisation_code=org.code,
+        person_email=person.email,
+        detail={"role": role, "service": assignment.service},
+        now=now,
+    )
     return assignment
 
 
 def _end(
-    session: Session, assignment: RoleAssignment, actor: str, reason: str, now: datetime,
+    session: Session,
+    assignment: RoleAssignment,
+    actor: str,
+    reason: str,
+    now: datetime,
     action: str = "role_ended",
 ) -> None:
     assignment.ended_at = now
     assignment.ended_by = actor
     assignment.end_reason = reason
-    record_event(session, actor=actor, action=action, reason=reason,
-                 organisation_code=assignment.organisation.code,
-                 person_email=assignment.person.email,
-                 detail={"role": assignment.role, "service": assignment.service}, now=now)
+    record_event(
+        session,
+        actor=actor,
+        action=action,
+        reason=reason,
+        organisation_code=assignment.organisation.code,
+        person_email=assignment.person.email,
+        detail={"role": assignment.role, "service": assignment.service},
+        now=now,
+    )
 
 
 def grant_role(
@@ -429,8 +470,9 @@ def grant_role(
 def _warn_if_last(session: Session, assignment: RoleAssignment) -> list[str]:
     org = assignment.organisation
     remaining = len(_open_assignments(session, org, assignment.role))
-    warning = last_admin_warning(role=assignment.role, label=org_label(org.type, org.code),
-                                 remaining=remaining)
+    warning = last_admin_warning(
+        role=assignment.role, label=org_label(org.type, org.code), remaining=remaining
+    )
     return [warning] if warning else []
 
 
@@ -509,17 +551,26 @@ def deactivate_person(
     open_roles = roles_of(session, address)
     # Lock the organisations concerned (in a fixed order) so R7's count is not raced.
     org_ids = sorted({a.organisation_id for a in open_roles})
-    session.scalars(select(Organisation).where(Organisation.id.in_(org_ids))
-                    .order_by(Organisation.id).with_for_update()).all()
+    session.scalars(
+        select(Organisation)
+        .where(Organisation.id.in_(org_ids))
+        .order_by(Organisation.id)
+        .with_for_update()
+    ).all()
     for assignment in open_roles:
         _end(session, assignment, actor, f"Account deactivated: {reason}", now)
         change.assignments.append(assignment)
     person.active = False
     person.deactivated_at = now
-    record_event(session, actor=actor, action="person_deactivated", reason=reason,
-                 person_email=address,
-                 detail={"roles_ended": [[a.organisation.code, a.role] for a in open_roles]},
-                 now=now)
+    record_event(
+        session,
+        actor=actor,
+        action="person_deactivated",
+        reason=reason,
+        person_email=address,
+        detail={"roles_ended": [[a.organisation.code, a.role] for a in open_roles]},
+        now=now,
+    )
     session.flush()
     for assignment in open_roles:
         change.warnings.extend(_warn_if_last(session, assignment))
@@ -537,8 +588,14 @@ def reactivate_person(
         raise RuleViolation("already_held", f"{address} is already active.")
     person.active = True
     person.deactivated_at = None
-    record_event(session, actor=actor, action="person_reactivated", reason=reason,
-                 person_email=address, now=now)
+    record_event(
+        session,
+        actor=actor,
+        action="person_reactivated",
+        reason=reason,
+        person_email=address,
+        now=now,
+    )
     session.flush()
     return person
 
@@ -569,8 +626,14 @@ def amend_person(
         person.name = " ".join(name.split())
     after = {"name": person.name, "email": person.email}
     if after != before:
-        record_event(session, actor=actor, action="person_amended", reason=reason,
-                     person_email=person.email, detail={"before": before, "after": after},
-                     now=now)
+        record_event(
+            session,
+            actor=actor,
+            action="person_amended",
+            reason=reason,
+            person_email=person.email,
+            detail={"before": before, "after": after},
+            now=now,
+        )
     session.flush()
     return person

@@ -34,12 +34,20 @@ def gather_facts(
     """
     code = clean_ods(fields.get("organisation_code") or "") or None
     if code is None:
-        return Facts(organisation_code=None, sender=sender, sender_verified=sender_verified,
-                     requester=requester)
+        return Facts(
+            organisation_code=None,
+            sender=sender,
+            sender_verified=sender_verified,
+            requester=requester,
+        )
     org = directory.get_org(session, code)
     if org is None:
-        return Facts(organisation_code=code, sender=sender, sender_verified=sender_verified,
-                     requester=requester)
+        return Facts(
+            organisation_code=code,
+            sender=sender,
+            sender_verified=sender_verified,
+            requester=requester,
+        )
     counts = {str(s): len(directory.admins(session, code, s)) for s in COUNTED_SERVICES}
     contact = directory.main_contact(session, code)
     icb = org.icb_code if org.type != "icb" else org.code

@@ -28,8 +28,12 @@ Handler = Callable[[Session, InboundMessage, IncomingMail, Classification], str]
 def handle_message(env: WorkflowEnv) -> Handler:
     """The handler intake calls for NEW_REQUEST, CASE_REPLY and APPROVAL_ANSWER messages."""
 
-    def handler(session: Session, inbound: InboundMessage, mail: IncomingMail,
-                classification: Classification) -> str:
+    def handler(
+        session: Session,
+        inbound: InboundMessage,
+        mail: IncomingMail,
+        classification: Classification,
+    ) -> str:
         if classification.kind is MessageKind.NEW_REQUEST:
             return new_request(session, env, inbound, mail, classification)
         if classification.kind is MessageKind.CASE_REPLY:

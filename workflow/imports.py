@@ -89,8 +89,9 @@ class ImportReport:
             parts.append(f"{self.removed} removed")
         parts.append(f"{self.failed} failed")
         what = self.what[:1].upper() + self.what[1:]
-        return " ".join([f"{what} from {self.source}: {self.rows} rows, {', '.join(parts)}.",
-                         *self.notes])
+        return " ".join(
+            [f"{what} from {self.source}: {self.rows} rows, {', '.join(parts)}.", *self.notes]
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -187,15 +188,13 @@ def _org_fields(row: dict[str, str]) -> dict[str, Any]:
     if org_type == "icb" and not icb:
         icb = code
     if not icb and org_type in NEEDS_ICB:
-        raise RowProblem(f"the ICB code is missing (every {NEEDS_ICB[org_type]} "
-                         "belongs to an ICB)")
+        raise RowProblem(f"the ICB code is missing (every {NEEDS_ICB[org_type]} belongs to an ICB)")
     if icb and not is_valid_ods(icb, "icb"):
         raise RowProblem(f"{icb!r} is not a valid {ORG_TYPE_WORDS['icb']}")
     return {"code": code, "name": _name(row), "type": org_type, "icb_code": icb or None}
 
 
-def _diff(org: Organisation | Signer | AelContact,
-          values: dict[str, Any]) -> dict[str, list[Any]]:
+def _diff(org: Organisation | Signer | AelContact, values: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [getattr(org, k), v] for k, v in values.items() if getattr(org, k) != v}
 
 
@@ -211,8 +210,9 @@ def import_organisations(
         try:
             values = _org_fields(row)
             if values["code"] in seen:
-                raise RowProblem(f"{values['code']} appears again (first on row "
-                                 f"{seen[values['code']]})")
+                raise RowProblem(
+                    f"{values['code']} appears again (first on row {seen[values['code']]})"
+                )
         except RowProblem as problem:
             report.errors.append(RowError(number, str(problem)))
             continue
@@ -220,8 +220,15 @@ def import_organisations(
         org = get_org(session, values["code"])
         if org is None:
             session.add(Organisation(**values, status="active", updated_at=now))
-            record_event(session, actor=actor, action="organisation_added", reason=reason,
-                         organisation_code=values["code"], detail=values, now=now)
+            record_event(
+                session,
+                actor=actor,
+                action="organisation_added",
+                reason=reason,
+                organisation_code=values["code"],
+                detail=values,
+                now=now,
+            )
             report.added += 1
             continue
         changed = _diff(org, values)
@@ -231,8 +238,15 @@ def import_organisations(
         for key, (_, new) in changed.items():
             setattr(org, key, new)
         org.updated_at = now
-        record_event(session, actor=actor, action="organisation_updated", reason=reason,
-                     organisation_code=org.code, detail={"changed": changed}, now=now)
+        record_event(
+            session,
+            actor=actor,
+            action="organisation_updated",
+            reason=reason,
+            organisation_code=org.code,
+            detail={"changed": changed},
+            now=now,
+        )
         report.updated += 1
     session.flush()
     return report
@@ -256,8 +270,16 @@ def import_users(
             name = _name(row)
             email = _email(row)
             role = _required(row, "role", "role")
-            grant_role(session, org_code=org_code, email=email, name=name, role=role,
-                       actor=actor, reason=f"{reason}, row {number}", now=now)
+            grant_role(
+                session,
+                org_code=org_code,
+                email=email,
+                name=name,
+                role=role,
+                actor=actor,
+                reason=f"{reason}, row {number}",
+                now=now,
+            )
         except RuleViolation as refused:
             if refused.code == "already_held":
                 report.unchanged += 1
@@ -279,8 +301,9 @@ def _capacity(row: dict[str, str]) -> str:
     capacity = catalogue_capacity(raw)
     if capacity is None:
         titles = list(SIGNER_CAPACITIES.values())
-        raise RowProblem(f"unknown capacity {raw!r} (expected {', '.join(titles[:-1])} "
-                         f"or {titles[-1]})")
+        raise RowProblem(
+            f"unknown capacity {raw!r} (expected {', '.join(titles[:-1])} or {titles[-1]})"
+        )
     return capacity
 
 
@@ -296,9 +319,16 @@ class _ApproverImport:
     now: datetime
     event: str  # the directory events' prefix: "signer" or "ael_contact"
 
-    def upsert(self, existing: Signer | AelContact | None,
-               make: Callable[[dict[str, Any]], Signer | AelContact], *, name: str, code: str,
-               email: str, detail: dict[str, Any]) -> None:
+    def upsert(
+        self,
+        existing: Signer | AelContact | None,
+        make: Callable[[dict[str, Any]], Signer | AelContact],
+        *,
+        name: str,
+        code: str,
+        email: str,
+        detail: dict[str, Any],
+    ) -> None:
         values = {"name": name, "active": True}
         if existing is None:
             self.session.add(make(values))
@@ -317,26 +347,45 @@ class _ApproverImport:
         """Removing is safe only when every row was read: a failed row may name someone
         who should stay."""
         if self.report.errors:
-            self.report.notes.append(f"Nothing was removed, because {self.report.failed} "
-                                     "row(s) failed; correct them and import again.")
+            self.report.notes.append(
+                f"Nothing was removed, because {self.report.failed} "
+                "row(s) failed; correct them and import again."
+            )
             return False
         return True
 
     def remove(self, entry: Signer | AelContact, code: str, detail: dict[str, Any]) -> None:
         entry.active = False
-        self._record("removed", code, entry.email, detail,
-                     reason=f"{self.reason}, which no longer lists them")
+        self._record(
+            "removed",
+            code,
+            entry.email,
+            detail,
+            reason=f"{self.reason}, which no longer lists them",
+        )
         self.report.removed += 1
 
-    def _record(self, what: str, code: str, email: str, detail: dict[str, Any], *,
-                reason: str | None = None) -> None:
-        record_event(self.session, actor=self.actor, action=f"{self.event}_{what}",
-                     reason=reason or self.reason, organisation_code=code, person_email=email,
-                     detail=detail, now=self.now)
+    def _record(
+        self, what: str, code: str, email: str, detail: dict[str, Any], *, reason: str | None = None
+    ) -> None:
+        record_event(
+            self.session,
+            actor=self.actor,
+            action=f"{self.event}_{what}",
+            reason=reason or self.reason,
+            organisation_code=code,
+            person_email=email,
+            detail=detail,
+            now=self.now,
+        )
 
 
 def import_signers(
-    session: Session, path: str | Path, *, actor: str, now: datetime | None = None,
+    session: Session,
+    path: str | Path,
+    *,
+    actor: str,
+    now: datetime | None = None,
     replace: bool = False,
 ) -> ImportReport:
     """Header org_code,name,email,capacity: the practice signers who may authorise (R6).
@@ -345,8 +394,9 @@ def import_signers(
     signers missing from it are made inactive, so they can no longer approve.
     """
     report = ImportReport("practice signers", str(path))
-    work = _ApproverImport(session, report, actor, f"Imported from {Path(path).name}",
-                           now or utcnow(), "signer")
+    work = _ApproverImport(
+        session, report, actor, f"Imported from {Path(path).name}", now or utcnow(), "signer"
+    )
     listed: dict[Organisation, set[tuple[str, str]]] = {}
     for number, row in read_rows(path, SIGNER_HEADER):
         try:
@@ -359,20 +409,32 @@ def import_signers(
             report.errors.append(RowError(number, str(problem)))
             continue
         listed.setdefault(org, set()).add((email, capacity))
-        signer = session.scalars(select(Signer).where(
-            Signer.organisation_id == org.id, Signer.email == email,
-            Signer.capacity == capacity)).first()
-        work.upsert(signer, lambda values, org=org, email=email, capacity=capacity: Signer(  # type: ignore[misc]
-                        organisation=org, email=email, capacity=capacity, **values),
-                    name=name, code=code, email=email,
-                    detail={"name": name, "email": email, "capacity": capacity})
+        signer = session.scalars(
+            select(Signer).where(
+                Signer.organisation_id == org.id, Signer.email == email, Signer.capacity == capacity
+            )
+        ).first()
+        work.upsert(
+            signer,
+            lambda values, org=org, email=email, capacity=capacity: Signer(  # type: ignore[misc]
+                organisation=org, email=email, capacity=capacity, **values
+            ),
+            name=name,
+            code=code,
+            email=email,
+            detail={"name": name, "email": email, "capacity": capacity},
+        )
     if replace and work.may_remove():
         for org, keys in listed.items():
-            for signer in session.scalars(select(Signer).where(
-                    Signer.organisation_id == org.id, Signer.active.is_(True))).all():
+            for signer in session.scalars(
+                select(Signer).where(Signer.organisation_id == org.id, Signer.active.is_(True))
+            ).all():
                 if (signer.email, signer.capacity) not in keys:
-                    work.remove(signer, org.code, {"name": signer.name, "email": signer.email,
-                                                   "capacity": signer.capacity})
+                    work.remove(
+                        signer,
+                        org.code,
+                        {"name": signer.name, "email": signer.email, "capacity": signer.capacity},
+                    )
     return report
 
 
@@ -380,13 +442,18 @@ def _ael_role(row: dict[str, str]) -> str:
     raw = _required(row, "ael_role", "AEL role")
     role = normalise_ael_role(raw)
     if role is None:
-        raise RowProblem(f"unknown AEL role {raw!r} (expected {', '.join(AEL_ROLES[:-1])} "
-                         f"or {AEL_ROLES[-1]})")
+        raise RowProblem(
+            f"unknown AEL role {raw!r} (expected {', '.join(AEL_ROLES[:-1])} or {AEL_ROLES[-1]})"
+        )
     return role
 
 
 def import_ael(
-    session: Session, path: str | Path, *, actor: str, now: datetime | None = None,
+    session: Session,
+    path: str | Path,
+    *,
+    actor: str,
+    now: datetime | None = None,
     replace: bool = False,
 ) -> ImportReport:
     """Header icb_code,name,email,ael_role: NHS England's Authorised Email List.
@@ -395,8 +462,9 @@ def import_ael(
     missing from it are made inactive, so they can no longer approve.
     """
     report = ImportReport("AEL contacts", str(path))
-    work = _ApproverImport(session, report, actor, f"Imported from {Path(path).name}",
-                           now or utcnow(), "ael_contact")
+    work = _ApproverImport(
+        session, report, actor, f"Imported from {Path(path).name}", now or utcnow(), "ael_contact"
+    )
     listed: dict[str, set[tuple[str, str]]] = {}
     for number, row in read_rows(path, AEL_HEADER):
         try:
@@ -408,21 +476,37 @@ def import_ael(
             report.errors.append(RowError(number, str(problem)))
             continue
         listed.setdefault(icb, set()).add((email, role))
-        contact = session.scalars(select(AelContact).where(
-            AelContact.icb_code == icb, AelContact.email == email,
-            AelContact.ael_role == role)).first()
-        work.upsert(contact, lambda values, icb=icb, email=email, role=role: AelContact(  # type: ignore[misc]
-                        icb_code=icb, email=email, ael_role=role, **values),
-                    name=name, code=icb, email=email,
-                    detail={"icb_code": icb, "name": name, "email": email, "ael_role": role})
+        contact = session.scalars(
+            select(AelContact).where(
+                AelContact.icb_code == icb, AelContact.email == email, AelContact.ael_role == role
+            )
+        ).first()
+        work.upsert(
+            contact,
+            lambda values, icb=icb, email=email, role=role: AelContact(  # type: ignore[misc]
+                icb_code=icb, email=email, ael_role=role, **values
+            ),
+            name=name,
+            code=icb,
+            email=email,
+            detail={"icb_code": icb, "name": name, "email": email, "ael_role": role},
+        )
     if replace and work.may_remove():
         for icb, keys in listed.items():
-            for contact in session.scalars(select(AelContact).where(
-                    AelContact.icb_code == icb, AelContact.active.is_(True))).all():
+            for contact in session.scalars(
+                select(AelContact).where(AelContact.icb_code == icb, AelContact.active.is_(True))
+            ).all():
                 if (contact.email, contact.ael_role) not in keys:
-                    work.remove(contact, icb, {"icb_code": icb, "name": contact.name,
-                                               "email": contact.email,
-                                               "ael_role": contact.ael_role})
+                    work.remove(
+                        contact,
+                        icb,
+                        {
+                            "icb_code": icb,
+                            "name": contact.name,
+                            "email": contact.email,
+                            "ael_role": contact.ael_role,
+                        },
+                    )
     return report
 
 
@@ -447,8 +531,11 @@ def _ods_fields(values: list[str]) -> dict[str, Any]:
         raise RowProblem(f"the prescribing setting {setting_raw!r} is not a number")
     setting = int(setting_raw)
     code = clean_ods(values[0])
-    pattern_ok = (is_valid_ods(code, "gp_practice") if setting == GP_SETTING
-                  else bool(ANY_ODS_CODE.match(code)))
+    pattern_ok = (
+        is_valid_ods(code, "gp_practice")
+        if setting == GP_SETTING
+        else bool(ANY_ODS_CODE.match(code))
+    )
     if not pattern_ok:
         raise RowProblem(f"{code!r} is not a valid {ORG_TYPE_WORDS['gp_practice']}")
     status = ODS_STATUS.get(values[12].strip().upper())
@@ -460,8 +547,14 @@ def _ods_fields(values: list[str]) -> dict[str, Any]:
     icb = clean_ods(values[3]) or None
     if setting == GP_SETTING and not (icb and is_valid_ods(icb, "icb")):
         raise RowProblem(f"{values[3]!r} is not a valid {ORG_TYPE_WORDS['icb']}")
-    return {"code": code, "name": name[:200], "type": "gp_practice", "icb_code": icb,
-            "status": status, "prescribing_setting": setting}
+    return {
+        "code": code,
+        "name": name[:200],
+        "type": "gp_practice",
+        "icb_code": icb,
+        "status": status,
+        "prescribing_setting": setting,
+    }
 
 
 def _read_ods(
@@ -474,15 +567,15 @@ def _read_ods(
     for number, values in enumerate(reader, start=1):
         if not any(v.strip() for v in values):
             continue
-        if (len(values) >= 26 and values[25].strip() != str(GP_SETTING)
-                and not include_non_gp):
+        if len(values) >= 26 and values[25].strip() != str(GP_SETTING) and not include_non_gp:
             report.skipped += 1
             continue
         try:
             fields = _ods_fields(values)
             if fields["code"] in first_seen:
-                raise RowProblem(f"{fields['code']} appears again (first on row "
-                                 f"{first_seen[fields['code']]})")
+                raise RowProblem(
+                    f"{fields['code']} appears again (first on row {first_seen[fields['code']]})"
+                )
         except RowProblem as problem:
             report.errors.append(RowError(number, str(problem)))
             continue
@@ -514,8 +607,9 @@ def import_ods(
     existing = {
         row.code: row
         for row in session.execute(
-            select(Organisation.id, Organisation.code, *(getattr(Organisation, c)
-                                                         for c in ODS_COLUMNS))
+            select(
+                Organisation.id, Organisation.code, *(getattr(Organisation, c) for c in ODS_COLUMNS)
+            )
         )
     }
     reason = f"NHS ODS import from {Path(path).name}"
@@ -528,20 +622,30 @@ def import_ods(
             inserts.append(fields | {"updated_at": now})
             events.append(_ods_event(actor, "organisation_added", code, fields, reason, now))
             continue
-        changed = {c: [getattr(current, c), fields[c]] for c in ODS_COLUMNS
-                   if getattr(current, c) != fields[c]}
+        changed = {
+            c: [getattr(current, c), fields[c]]
+            for c in ODS_COLUMNS
+            if getattr(current, c) != fields[c]
+        }
         if not changed:
             report.unchanged += 1
             continue
         updates.append({"id": current.id, **{c: fields[c] for c in changed}, "updated_at": now})
-        events.append(_ods_event(actor, "organisation_updated", code, {"changed": changed},
-                                 reason, now))
+        events.append(
+            _ods_event(actor, "organisation_updated", code, {"changed": changed}, reason, now)
+        )
     report.added, report.updated = len(inserts), len(updates)
     _bulk_insert(session, Organisation, inserts)
     _bulk_update(session, updates)
     _bulk_insert(session, DirectoryEvent, events)
-    record_event(session, actor=actor, action="ods_import", reason=reason,
-                 detail=report.as_dict() | {"failed": report.failed}, now=now)
+    record_event(
+        session,
+        actor=actor,
+        action="ods_import",
+        reason=reason,
+        detail=report.as_dict() | {"failed": report.failed},
+        now=now,
+    )
     session.flush()
     return report
 
@@ -562,14 +666,14 @@ def _copy_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> No
     columns = list(rows[0])
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
     statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
-        pgsql.Identifier(table.name), pgsql.SQL(", ").join(map(pgsql.Identifier, columns)))
+        pgsql.Identifier(table.name), pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
+    )
     session.flush()
     driver = session.connection().connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
-            copy.write_row([json.dumps(row[c]) if c in json_columns else row[c]
-                            for c in columns])
+            copy.write_row([json.dumps(row[c]) if c in json_columns else row[c] for c in columns])
 
 
 def _bulk_update(session: Session, updates: list[dict[str, Any]]) -> None:
@@ -584,5 +688,12 @@ def _bulk_update(session: Session, updates: list[dict[str, Any]]) -> None:
 def _ods_event(
     actor: str, action: str, code: str, detail: dict[str, Any], reason: str, now: datetime
 ) -> dict[str, Any]:
-    return {"at": now, "actor": actor, "action": action, "organisation_code": code,
-            "person_email": None, "detail": detail, "reason": reason}
+    return {
+        "at": now,
+        "actor": actor,
+        "action": action,
+        "organisation_code": code,
+        "person_email": None,
+        "detail": detail,
+        "reason": reason,
+    }

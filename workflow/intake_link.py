@@ -58,13 +58,22 @@ class WorkflowLink:
         if case is None:
             return
         row.case_id = case.id
-        what = ("A delivery failure report came back for an email sent on this case."
-                if found.kind == MessageKind.BOUNCE
-                else "An automatic reply (such as an out-of-office) came in on this case.")
-        record(session, case, "message", what, actor="intake",
-               data={"inbound_id": row.id, "classification": str(found.kind)})
+        what = (
+            "A delivery failure report came back for an email sent on this case."
+            if found.kind == MessageKind.BOUNCE
+            else "An automatic reply (such as an out-of-office) came in on this case."
+        )
+        record(
+            session,
+            case,
+            "message",
+            what,
+            actor="intake",
+            data={"inbound_id": row.id, "classification": str(found.kind)},
+        )
 
     def describe(self, session: Session, case_id: int) -> tuple[str, str] | None:
         found = session.execute(
-            select(Case.ref, Case.state).where(Case.id == case_id)).one_or_none()
+            select(Case.ref, Case.state).where(Case.id == case_id)
+        ).one_or_none()
         return (found[0], found[1]) if found is not None else None

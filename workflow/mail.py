@@ -91,13 +91,27 @@ def enqueue(
     `reply_to`; an email that will not be sent as it is goes into the case's history."""
     in_reply_to, references = thread_headers(session, reply_to, case)
     row = outbox.enqueue(
-        session, env, purpose=purpose, to_address=to_address, to_name=to_name,
-        context=context, case=case_mail(session, case) if case is not None else None,
-        in_reply_to=in_reply_to, references=references, attachments=attachments,
-        auto_submitted=auto_submitted)
+        session,
+        env,
+        purpose=purpose,
+        to_address=to_address,
+        to_name=to_name,
+        context=context,
+        case=case_mail(session, case) if case is not None else None,
+        in_reply_to=in_reply_to,
+        references=references,
+        attachments=attachments,
+        auto_submitted=auto_submitted,
+    )
     if row.status != "pending" and case is not None:
-        record(session, case, "message", f"Email '{purpose}' not sent: {row.last_error}",
-               data={"outbox_id": row.id, "status": row.status}, at=row.created_at)
+        record(
+            session,
+            case,
+            "message",
+            f"Email '{purpose}' not sent: {row.last_error}",
+            data={"outbox_id": row.id, "status": row.status},
+            at=row.created_at,
+        )
     return row
 
 
@@ -167,6 +181,12 @@ def _noted(session: Session, handled: outbox.Handled) -> OutboxMessage:
     if row.case_id is not None:
         case = session.get(Case, row.case_id)
         if case is not None:
-            record(session, case, "message", handled.note, actor=handled.by,
-                   data={"outbox_id": row.id, "status": row.status})
+            record(
+                session,
+                case,
+                "message",
+                handled.note,
+                actor=handled.by,
+                data={"outbox_id": row.id, "status": row.status},
+            )
     return row

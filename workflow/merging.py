@@ -12,16 +12,21 @@ from forms.model import Finding, ParsedRequest
 from forms.normalise import clean_ods, normalise_email
 from workflow.models import Case
 
-PDF_KINDS = frozenset({CaseKind.GPP_ADMIN_FORM, CaseKind.USER_ADMIN_FORM,
-                       CaseKind.PCN_ADMIN_FORM})
+PDF_KINDS = frozenset({CaseKind.GPP_ADMIN_FORM, CaseKind.USER_ADMIN_FORM, CaseKind.PCN_ADMIN_FORM})
 
 
 _EMAIL_IN_TEXT = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 
 
-def merge_fields(kind: str, old: Mapping[str, Any], old_findings: list[Finding],
-                 new: ParsedRequest, said: str, *, exclude: set[str] | frozenset[str] = frozenset()
-                 ) -> tuple[dict[str, Any], list[Finding]]:
+def merge_fields(
+    kind: str,
+    old: Mapping[str, Any],
+    old_findings: list[Finding],
+    new: ParsedRequest,
+    said: str,
+    *,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> tuple[dict[str, Any], list[Finding]]:
     """The case's fields with what a text reply supplied, and the findings still open.
 
     Values the reply gives replace missing ones; a nominee is matched by address or name.
@@ -44,17 +49,21 @@ def merge_fields(kind: str, old: Mapping[str, Any], old_findings: list[Finding],
                     match[key] = value
     fields["nominees"] = nominees
     if new.fields.get("main_contact"):
-        fields["main_contact"] = _merged_person(fields.get("main_contact"),
-                                                new.fields["main_contact"])
+        fields["main_contact"] = _merged_person(
+            fields.get("main_contact"), new.fields["main_contact"]
+        )
     _fill_bare_address(kind, fields, said, exclude)
-    still = [f for f in old_findings
-             if (f.field is None and kind in PDF_KINDS) or (f.field and not _filled(fields,
-                                                                                    f.field))]
+    still = [
+        f
+        for f in old_findings
+        if (f.field is None and kind in PDF_KINDS) or (f.field and not _filled(fields, f.field))
+    ]
     return fields, still
 
 
-def _match_person(people: list[dict[str, Any]], incoming: Mapping[str, Any]
-                  ) -> dict[str, Any] | None:
+def _match_person(
+    people: list[dict[str, Any]], incoming: Mapping[str, Any]
+) -> dict[str, Any] | None:
     email = normalise_email(incoming.get("email") or "")
     name = " ".join(str(incoming.get("name") or "").casefold().split())
     for person in people:
@@ -75,9 +84,10 @@ def _merged_person(old: Any, new: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _fill_bare_address(kind: str, fields: dict[str, Any], said: str,
-                       exclude: set[str] | frozenset[str]) -> None:
-    """"Her address is jane@nhs.net": one address in the reply fills the one that is missing."""
+def _fill_bare_address(
+    kind: str, fields: dict[str, Any], said: str, exclude: set[str] | frozenset[str]
+) -> None:
+    """ "Her address is jane@nhs.net": one address in the reply fills the one that is missing."""
     found = {a.lower().rstrip(".") for a in _EMAIL_IN_TEXT.findall(said or "")}
     found = {a for a in found if normalise_email(a) and a not in exclude}
     if len(found) != 1:
@@ -118,6 +128,7 @@ def replace_read(case: Case, fields: dict[str, Any], findings: list[Finding]) ->
 def findings_of(case: Case) -> list[Finding]:
     found = []
     for item in case.findings or []:
-        found.append(Finding(item.get("code", "unknown"), item.get("message", ""),
-                             item.get("field")))
+        found.append(
+            Finding(item.get("code", "unknown"), item.get("message", ""), item.get("field"))
+        )
     return found

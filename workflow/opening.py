@@ -37,17 +37,20 @@ QUOTE_LIMIT = 1000
 
 
 def is_pdf(attachment: Attachment) -> bool:
-    return (attachment.content_type.lower() == "application/pdf"
-            or attachment.filename.lower().endswith(".pdf")
-            or attachment.data[:5] == b"%PDF-")
+    return (
+        attachment.content_type.lower() == "application/pdf"
+        or attachment.filename.lower().endswith(".pdf")
+        or attachment.data[:5] == b"%PDF-"
+    )
 
 
 def first_problem(request: ParsedRequest) -> str:
     return request.findings[0].message if request.findings else "It is not a form we know."
 
 
-def read_forms(mail: IncomingMail, limits: forms.PdfLimits | None = None
-               ) -> tuple[list[tuple[str, ParsedRequest]], list[tuple[str, str]]]:
+def read_forms(
+    mail: IncomingMail, limits: forms.PdfLimits | None = None
+) -> tuple[list[tuple[str, ParsedRequest]], list[tuple[str, str]]]:
     """Each PDF attachment read: (filename, request) for recognised forms, and
     (filename, problem) for the rest."""
     recognised: list[tuple[str, ParsedRequest]] = []
@@ -75,25 +78,48 @@ def sender_of(mail: IncomingMail) -> tuple[str, str | None]:
     return identity.address, (identity.display_name or None)
 
 
-def note_message(session: Session, env: WorkflowEnv, case: Case, inbound: InboundMessage,
-                  mail: IncomingMail, what: str, *, sender: SenderCheck,
-                  said: str | None = None) -> None:
+def note_message(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    inbound: InboundMessage,
+    mail: IncomingMail,
+    what: str,
+    *,
+    sender: SenderCheck,
+    said: str | None = None,
+) -> None:
     """A history row for a message received on the case: who (and whether anyone vouched
     for them), what subject, what it said."""
     address, _ = sender_of(mail)
     subject = mask_tokens(mail.subject or "")
-    data: dict[str, Any] = {"inbound_id": inbound.id, "from": address,
-                            "subject": subject[:300],
-                            "sender_status": str(sender.verdict.status)}
+    data: dict[str, Any] = {
+        "inbound_id": inbound.id,
+        "from": address,
+        "subject": subject[:300],
+        "sender_status": str(sender.verdict.status),
+    }
     if said is not None:
         data["said"] = mask_tokens(said)[:QUOTE_LIMIT]
     who = address if sender.passed else f"{address} (sender not verified)"
-    record(session, case, "message", f"{what} from {who}: {subject[:120]}",
-           actor=address, data=data, at=env.clock.now())
+    record(
+        session,
+        case,
+        "message",
+        f"{what} from {who}: {subject[:120]}",
+        actor=address,
+        data=data,
+        at=env.clock.now(),
+    )
 
 
-def new_request(session: Session, env: WorkflowEnv, inbound: InboundMessage,
-                mail: IncomingMail, classification: Classification) -> str:
+def new_request(
+    session: Session,
+    env: WorkflowEnv,
+    inbound: InboundMessage,
+    mail: IncomingMail,
+    classification: Classification,
+) -> str:
     requester, _ = sender_of(mail)
     recognised, unreadable = read_forms(mail, env.pdf_limits)
     if recognised:
@@ -101,8 +127,11 @@ def new_request(session: Session, env: WorkflowEnv, inbound: InboundMessage,
     else:
         source_name = None
         request = forms.read_email_request(mail.subject or "", mail.text or "", requester)
-    notes = [f"Another form, {filename}, came in the same email and was not read; a "
-             "caseworker may look at it." for filename, _ in recognised[1:]]
+    notes = [
+        f"Another form, {filename}, came in the same email and was not read; a "
+        "caseworker may look at it."
+        for filename, _ in recognised[1:]
+    ]
     if request.kind in (None, CaseKind.OTHER) and unreadable:
         sender = check_sender(mail, env)
         case = open_case(session, env, request, inbound=inbound, mail=mail, sender=sender)
@@ -110,17 +139,26 @@ def new_request(session: Session, env: WorkflowEnv, inbound: InboundMessage,
             return _unverified_request(session, env, case, inbound, sender)
         return _unreadable(session, env, case, inbound, unreadable)
     notes += [f"Attachment {filename} was not read: {problem}" for filename, problem in unreadable]
-    return start_case(session, env, request, inbound=inbound, mail=mail,
-                      source_name=source_name, notes=notes)
+    return start_case(
+        session, env, request, inbound=inbound, mail=mail, source_name=source_name, notes=notes
+    )
 
 
-def start_case(session: Session, env: WorkflowEnv, request: ParsedRequest, *,
-               inbound: InboundMessage, mail: IncomingMail, source_name: str | None = None,
-               notes: list[str] | None = None) -> str:
+def start_case(
+    session: Session,
+    env: WorkflowEnv,
+    request: ParsedRequest,
+    *,
+    inbound: InboundMessage,
+    mail: IncomingMail,
+    source_name: str | None = None,
+    notes: list[str] | None = None,
+) -> str:
     """Open the case for a request that was read, acknowledge it, decide and persist."""
     sender = check_sender(mail, env)
-    case = open_case(session, env, request, inbound=inbound, mail=mail, source_name=source_name,
-                     sender=sender)
+    case = open_case(
+        session, env, request, inbound=inbound, mail=mail, source_name=source_name, sender=sender
+    )
     for note in notes or []:
         record(session, case, "note", note, at=env.clock.now())
     if sender.verdict.status is Status.UNVERIFIED:
@@ -128,79 +166,164 @@ def start_case(session: Session, env: WorkflowEnv, request: ParsedRequest, *,
     return decide_and_persist(session, env, case, request, sender, inbound, acknowledge=True)
 
 
-def _unverified_request(session: Session, env: WorkflowEnv, case: Case,
-                        inbound: InboundMessage, sender: SenderCheck) -> str:
+def _unverified_request(
+    session: Session, env: WorkflowEnv, case: Case, inbound: InboundMessage, sender: SenderCheck
+) -> str:
     """From did not read as one clean mailbox: nobody can say who asked, so a person
     decides. The acknowledgement goes only to the one address the strict reading found."""
     if sender.address is not None:
-        notify(session, env, case, "acknowledgement", to=sender.address,
-               name=case.requester_name, context={"summary": summary_lines(case)},
-               reply_to=inbound)
-    move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=env.clock.now(),
-         reason=f"Unverified sender: {sender.verdict.detail} A caseworker must check who "
-                "sent the request.")
+        notify(
+            session,
+            env,
+            case,
+            "acknowledgement",
+            to=sender.address,
+            name=case.requester_name,
+            context={"summary": summary_lines(case)},
+            reply_to=inbound,
+        )
+    move(
+        session,
+        case,
+        CaseState.TRIAGE,
+        actor=SYSTEM,
+        now=env.clock.now(),
+        reason=f"Unverified sender: {sender.verdict.detail} A caseworker must check who "
+        "sent the request.",
+    )
     return f"{case.ref}: unverified sender; sent to triage."
 
 
-def open_case(session: Session, env: WorkflowEnv, request: ParsedRequest, *,
-              inbound: InboundMessage, mail: IncomingMail, source_name: str | None = None,
-              sender: SenderCheck | None = None) -> Case:
+def open_case(
+    session: Session,
+    env: WorkflowEnv,
+    request: ParsedRequest,
+    *,
+    inbound: InboundMessage,
+    mail: IncomingMail,
+    source_name: str | None = None,
+    sender: SenderCheck | None = None,
+) -> Case:
     """A case for a request read from `mail`: the sender is the requester; what was read
     and the sender checks go to the history."""
     now = env.clock.now()
     requester, requester_name = sender_of(mail)
     kind = request.kind if request.kind in set(CaseKind) else CaseKind.OTHER
     case = create_case(
-        session, kind=kind, requester=requester, requester_name=requester_name,
+        session,
+        kind=kind,
+        requester=requester,
+        requester_name=requester_name,
         organisation_code=clean_ods(request.fields.get("organisation_code") or "") or None,
-        subject=(mail.subject or "")[:300], fields=request.fields,
-        findings=request.findings_as_dicts(), source_message_id=inbound.id, now=now,
+        subject=(mail.subject or "")[:300],
+        fields=request.fields,
+        findings=request.findings_as_dicts(),
+        source_message_id=inbound.id,
+        now=now,
     )
     inbound.case_id = case.id
     sender = sender or check_sender(mail, env)
     note_message(session, env, case, inbound, mail, "Request received", sender=sender)
-    record_checks(session, case, sender.checks, actor=SYSTEM, now=now,
-                  data={"sender_authentication": sender.authentication})
-    record(session, case, "read",
-           f"Read {source_name or 'the email body'} as {request.kind or 'nothing recognisable'}"
-           f" ({request.source}); {len(request.findings)} finding(s).",
-           at=now, data={"source": request.source, "form_version": request.form_version,
-                         "attachment": source_name, "findings": request.findings_as_dicts()})
+    record_checks(
+        session,
+        case,
+        sender.checks,
+        actor=SYSTEM,
+        now=now,
+        data={"sender_authentication": sender.authentication},
+    )
+    record(
+        session,
+        case,
+        "read",
+        f"Read {source_name or 'the email body'} as {request.kind or 'nothing recognisable'}"
+        f" ({request.source}); {len(request.findings)} finding(s).",
+        at=now,
+        data={
+            "source": request.source,
+            "form_version": request.form_version,
+            "attachment": source_name,
+            "findings": request.findings_as_dicts(),
+        },
+    )
     return case
 
 
-def _unreadable(session: Session, env: WorkflowEnv, case: Case, inbound: InboundMessage,
-                unreadable: list[tuple[str, str]]) -> str:
+def _unreadable(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    inbound: InboundMessage,
+    unreadable: list[tuple[str, str]],
+) -> str:
     """No form could be read: tell the requester what was wrong with each attachment."""
     for filename, problem in unreadable:
-        notify(session, env, case, "attachment_unreadable", to=case.requester,
-               name=case.requester_name, context={"filename": filename, "problem": problem},
-               reply_to=inbound)
+        notify(
+            session,
+            env,
+            case,
+            "attachment_unreadable",
+            to=case.requester,
+            name=case.requester_name,
+            context={"filename": filename, "problem": problem},
+            reply_to=inbound,
+        )
     reason = "; ".join(f"{name}: {problem}" for name, problem in unreadable)
-    case.findings = [Finding("pdf_unreadable", f"{name}: {problem}", None).as_dict()
-                     for name, problem in unreadable]
-    move(session, case, CaseState.NEEDS_INFO, actor=SYSTEM, now=env.clock.now(),
-         reason=f"The attached form could not be read ({reason}); the requester was asked "
-                "to send it again.")
+    case.findings = [
+        Finding("pdf_unreadable", f"{name}: {problem}", None).as_dict()
+        for name, problem in unreadable
+    ]
+    move(
+        session,
+        case,
+        CaseState.NEEDS_INFO,
+        actor=SYSTEM,
+        now=env.clock.now(),
+        reason=f"The attached form could not be read ({reason}); the requester was asked "
+        "to send it again.",
+    )
     return f"{case.ref}: attachment unreadable; requester told."
 
 
-def decide_and_persist(session: Session, env: WorkflowEnv, case: Case,
-                        request: ParsedRequest, sender: SenderCheck | None,
-                        inbound: InboundMessage, *, acknowledge: bool) -> str:
-    facts = gather_facts(session, case.kind, case.fields or {},
-                         sender=sender.address if sender else None,
-                         sender_verified=bool(
-                             sender and sender.vouches_for_submission(env.sender_policy)),
-                         requester=case.requester)
-    decision = decide(ParsedRequest(kind=case.kind, fields=case.fields or {},
-                                    findings=list(request.findings), source=request.source),
-                      facts)
+def decide_and_persist(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    request: ParsedRequest,
+    sender: SenderCheck | None,
+    inbound: InboundMessage,
+    *,
+    acknowledge: bool,
+) -> str:
+    facts = gather_facts(
+        session,
+        case.kind,
+        case.fields or {},
+        sender=sender.address if sender else None,
+        sender_verified=bool(sender and sender.vouches_for_submission(env.sender_policy)),
+        requester=case.requester,
+    )
+    decision = decide(
+        ParsedRequest(
+            kind=case.kind,
+            fields=case.fields or {},
+            findings=list(request.findings),
+            source=request.source,
+        ),
+        facts,
+    )
     decision = _unvouched(decision, sender)
     if acknowledge and decision.target_state not in FINAL_STATES:
-        notify(session, env, case, "acknowledgement", to=case.requester,
-               name=case.requester_name, context={"summary": summary_lines(case)},
-               reply_to=inbound)
+        notify(
+            session,
+            env,
+            case,
+            "acknowledgement",
+            to=case.requester,
+            name=case.requester_name,
+            context={"summary": summary_lines(case)},
+            reply_to=inbound,
+        )
     persist_decision(session, env, case, decision, reply_to=inbound)
     return f"{case.ref} ({case.kind}): {case.state}. {decision.reason}"
 
@@ -210,13 +333,23 @@ def _unvouched(decision: Decision, sender: SenderCheck | None) -> Decision:
     approver in that sender's name, nor granted: anyone can write any From, and the person
     named may be the very approver who would have said no. A person confirms it first.
     Directions and requests for information go ahead: they grant nothing."""
-    if (sender is None or sender.verdict.status is not Status.NOT_AUTHENTICATED
-            or decision.action not in (Action.ASK_APPROVERS, Action.APPROVE)):
+    if (
+        sender is None
+        or sender.verdict.status is not Status.NOT_AUTHENTICATED
+        or decision.action not in (Action.ASK_APPROVERS, Action.APPROVE)
+    ):
         return decision
-    check = Check("sender_vouched", False, f"The receiving mail server did not vouch for "
-                  f"{sender.address}: {sender.verdict.detail}")
-    return replace(decision, action=Action.TRIAGE, approvers=(),
-                   checks=(*decision.checks, check),
-                   reason=f"The request would go to approval, but nobody vouched that "
-                          f"{sender.address} sent it; a caseworker must confirm it with the "
-                          "organisation before an approver is asked.")
+    check = Check(
+        "sender_vouched",
+        False,
+        f"The receiving mail server did not vouch for {sender.address}: {sender.verdict.detail}",
+    )
+    return replace(
+        decision,
+        action=Action.TRIAGE,
+        approvers=(),
+        checks=(*decision.checks, check),
+        reason=f"The request would go to approval, but nobody vouched that "
+        f"{sender.address} sent it; a caseworker must confirm it with the "
+        "organisation before an approver is asked.",
+    )

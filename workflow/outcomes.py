@@ -31,32 +31,58 @@ def persist_decision(
     """Record the decision and its checks, move the case, queue its emails, open its tokens."""
     now = env.clock.now()
     record_checks(session, case, decision.checks, actor=actor, now=now)
-    record(session, case, "decision", decision.reason, actor=actor, at=now, data={
-        "action": str(decision.action),
-        "approvers": [a.as_dict() for a in decision.approvers],
-        "changes": [c.as_dict() for c in decision.changes],
-        "findings": decision.finding_messages,
-        "reply": decision.reply,
-    })
+    record(
+        session,
+        case,
+        "decision",
+        decision.reason,
+        actor=actor,
+        at=now,
+        data={
+            "action": str(decision.action),
+            "approvers": [a.as_dict() for a in decision.approvers],
+            "changes": [c.as_dict() for c in decision.changes],
+            "findings": decision.finding_messages,
+            "reply": decision.reply,
+        },
+    )
     if decision.action is Action.APPROVE:
-        return approve_and_apply(session, env, case, by=actor, basis=decision.reason,
-                                 data={"approvers": [a.as_dict() for a in decision.approvers],
-                                       "by": "sender"})
+        return approve_and_apply(
+            session,
+            env,
+            case,
+            by=actor,
+            basis=decision.reason,
+            data={"approvers": [a.as_dict() for a in decision.approvers], "by": "sender"},
+        )
     move(session, case, decision.target_state, actor=actor, reason=decision.reason, now=now)
-    requester: dict[str, Any] = {"to": case.requester, "name": case.requester_name,
-                                 "reply_to": reply_to}
+    requester: dict[str, Any] = {
+        "to": case.requester,
+        "name": case.requester_name,
+        "reply_to": reply_to,
+    }
     if decision.action is Action.NEEDS_INFO:
         form = BLANK_FORMS.get(case.kind)
         # The case keeps every finding (with its field), for merging the reply and reminding.
         case.findings = [f.as_dict() for f in decision.findings]
-        context = {"findings": decision.finding_messages,
-                   "form_name": KIND_TITLES.get(case.kind) if form else None}
-        notify(session, env, case, "needs_info", context=context,
-               attachments=[form] if form else [], **requester)
+        context = {
+            "findings": decision.finding_messages,
+            "form_name": KIND_TITLES.get(case.kind) if form else None,
+        }
+        notify(
+            session,
+            env,
+            case,
+            "needs_info",
+            context=context,
+            attachments=[form] if form else [],
+            **requester,
+        )
     elif decision.action is Action.ASK_APPROVERS:
         for approver in decision.approvers:
             ask_approver(session, env, case, approver, actor=actor)
     elif decision.reply is not None:
-        notify(session, env, case, decision.reply, context=dict(decision.reply_context),
-               **requester)
+        notify(
+            session, env, case, decision.reply, context=dict(decision.reply_context), **requester
+        )
     return case

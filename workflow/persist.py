@@ -47,14 +47,27 @@ def notify(
     auto_submitted: str = "auto-replied",
 ) -> OutboxMessage:
     """Queue one email, and note it in the case's history."""
-    message = enqueue(session, env, purpose=purpose, to_address=to, to_name=name,
-                      context=dict(context or {}), case=case, reply_to=reply_to,
-                      attachments=list(attachments), auto_submitted=auto_submitted)
+    message = enqueue(
+        session,
+        env,
+        purpose=purpose,
+        to_address=to,
+        to_name=name,
+        context=dict(context or {}),
+        case=case,
+        reply_to=reply_to,
+        attachments=list(attachments),
+        auto_submitted=auto_submitted,
+    )
     if case is not None:
-        record(session, case, "email_queued", f"{purpose} queued for {to}.",
-               data={"purpose": purpose, "to": to, "outbox_id": message.id,
-                     "status": message.status},
-               at=env.clock.now())
+        record(
+            session,
+            case,
+            "email_queued",
+            f"{purpose} queued for {to}.",
+            data={"purpose": purpose, "to": to, "outbox_id": message.id, "status": message.status},
+            at=env.clock.now(),
+        )
     return message
 
 
@@ -66,13 +79,25 @@ def source_message(session: Session, case: Case) -> InboundMessage | None:
 
 
 def record_checks(
-    session: Session, case: Case, checks: Iterable[Check], *, actor: str, now: datetime,
+    session: Session,
+    case: Case,
+    checks: Iterable[Check],
+    *,
+    actor: str,
+    now: datetime,
     data: dict[str, Any] | None = None,
 ) -> None:
     """One history row per check, with its outcome."""
     for check in checks:
-        record(session, case, "check", check.detail, actor=actor, at=now,
-               data={**check.as_dict(), **(data or {})})
+        record(
+            session,
+            case,
+            "check",
+            check.detail,
+            actor=actor,
+            at=now,
+            data={**check.as_dict(), **(data or {})},
+        )
 
 
 # --------------------------------------------------------------------------- contexts
@@ -90,8 +115,9 @@ def change_context(case: Case) -> tuple[list[dict[str, Any]], dict[str, str] | N
         if change.service is Service.MAIN_CONTACT:
             contact = {"name": change.name, "email": change.email}
             continue
-        entry = nominees.setdefault(change.email,
-                                    {"name": change.name, "email": change.email, "roles": []})
+        entry = nominees.setdefault(
+            change.email, {"name": change.name, "email": change.email, "roles": []}
+        )
         entry["roles"].append(change.role)
     return list(nominees.values()), contact
 
@@ -104,6 +130,7 @@ def answer_links(inbox: str, case: Case, token: str) -> dict[str, str]:
     """mailto: links that open an answer with its subject filled in (one click on a phone).
     The subject carries the verdict, the case reference and the token; the answer passes
     the same sender checks as a reply."""
+
     def link(verdict: str, body: str = "") -> str:
         query = f"subject={quote(f'{verdict} [{case.ref}] {token}')}"
         return f"mailto:{inbox}?{query}" + (f"&body={quote(body)}" if body else "")
@@ -130,8 +157,9 @@ def summary_lines(case: Case) -> list[str]:
     lines: list[str] = []
     if fields.get("organisation_code"):
         name = fields.get("organisation_name")
-        lines.append(f"Organisation: {fields['organisation_code']}"
-                     + (f" ({name})" if name else ""))
+        lines.append(
+            f"Organisation: {fields['organisation_code']}" + (f" ({name})" if name else "")
+        )
     nominees, contact = change_context(case)
     for nominee in nominees:
         lines.append(f"{', '.join(nominee['roles'])}: {nominee['name']} ({nominee['email']})")
@@ -148,41 +176,79 @@ def summary_lines(case: Case) -> list[str]:
 
 
 def ask_approver(
-    session: Session, env: WorkflowEnv, case: Case, approver: Approver, *, actor: str,
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    approver: Approver,
+    *,
+    actor: str,
 ) -> ApprovalRequest:
     """Open a token for this approver and queue the approval request to their recorded address."""
     now = env.clock.now()
     approval = approvals.open_request(session, env, case, approver, now=now)
-    record(session, case, "approval_requested",
-           f"Approval requested from {approver.describe()} with "
-           f"{approvals.masked(approval.token)}, open until "
-           f"{as_utc(approval.expires_at).isoformat(timespec='minutes')}.",
-           actor=actor, at=now,
-           data={"approver": approver.as_dict(), "token": approvals.masked(approval.token),
-                 "approval_id": approval.id})
-    notify(session, env, case, "approval_request", to=approver.email, name=approver.name,
-           context=approval_context(case, approval, env.from_address),
-           auto_submitted=GENERATED)
+    record(
+        session,
+        case,
+        "approval_requested",
+        f"Approval requested from {approver.describe()} with "
+        f"{approvals.masked(approval.token)}, open until "
+        f"{as_utc(approval.expires_at).isoformat(timespec='minutes')}.",
+        actor=actor,
+        at=now,
+        data={
+            "approver": approver.as_dict(),
+            "token": approvals.masked(approval.token),
+            "approval_id": approval.id,
+        },
+    )
+    notify(
+        session,
+        env,
+        case,
+        "approval_request",
+        to=approver.email,
+        name=approver.name,
+        context=approval_context(case, approval, env.from_address),
+        auto_submitted=GENERATED,
+    )
     return approval
 
 
-def void_open_requests(session: Session, env: WorkflowEnv, case: Case, *, reason: str,
-                       actor: str) -> list[str]:
+def void_open_requests(
+    session: Session, env: WorkflowEnv, case: Case, *, reason: str, actor: str
+) -> list[str]:
     """Close every open approval request of the case because what it asked about changed
     (or a caseworker took the request back), and tell each approver the email no longer
     counts. A fresh request, with a fresh code, follows when the case asks again."""
     now = env.clock.now()
-    voided = [a for a in approvals.open_requests(session, case)
-              if approvals.close(session, a, "void", now=now)]
+    voided = [
+        a
+        for a in approvals.open_requests(session, case)
+        if approvals.close(session, a, "void", now=now)
+    ]
     if not voided:
         return []
     tokens = [approvals.masked(a.token) for a in voided]
-    record(session, case, "approval", f"Open approval requests withdrawn ({', '.join(tokens)})"
-           f": {reason}", actor=actor, at=now, data={"void": tokens, "reason": reason})
+    record(
+        session,
+        case,
+        "approval",
+        f"Open approval requests withdrawn ({', '.join(tokens)}): {reason}",
+        actor=actor,
+        at=now,
+        data={"void": tokens, "reason": reason},
+    )
     for approval in voided:
-        notify(session, env, case, "approval_void", to=approval.approver_email,
-               name=approval.approver_name, auto_submitted=GENERATED,
-               context={"approver_name": approval.approver_name, "reason": reason})
+        notify(
+            session,
+            env,
+            case,
+            "approval_void",
+            to=approval.approver_email,
+            name=approval.approver_name,
+            auto_submitted=GENERATED,
+            context={"approver_name": approval.approver_name, "reason": reason},
+        )
     return tokens
 
 

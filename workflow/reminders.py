@@ -31,23 +31,36 @@ def run_due(db: Database, env: WorkflowEnv) -> dict[str, int]:
     expire_before = now - timedelta(days=env.expire_after_days)
     remind_before = now - timedelta(days=env.reminder_after_days)
     report = {"reminders": 0, "expired": 0}
-    for case_id in _ids(db, select(Case.id).where(
-            Case.state.in_([str(s) for s in WAITING_STATES]),
-            Case.waiting_since <= expire_before)):
+    for case_id in _ids(
+        db,
+        select(Case.id).where(
+            Case.state.in_([str(s) for s in WAITING_STATES]), Case.waiting_since <= expire_before
+        ),
+    ):
         report["expired"] += _expire(db, env, case_id)
-    for approval_id in _ids(db, select(ApprovalRequest.id).join(
-            Case, Case.id == ApprovalRequest.case_id).where(
-            ApprovalRequest.status == "open", ApprovalRequest.reminded_at.is_(None),
+    for approval_id in _ids(
+        db,
+        select(ApprovalRequest.id)
+        .join(Case, Case.id == ApprovalRequest.case_id)
+        .where(
+            ApprovalRequest.status == "open",
+            ApprovalRequest.reminded_at.is_(None),
             ApprovalRequest.created_at <= remind_before,
-            Case.state == str(CaseState.AWAITING_APPROVAL))):
+            Case.state == str(CaseState.AWAITING_APPROVAL),
+        ),
+    ):
         report["reminders"] += _remind_approver(db, env, approval_id)
-    for case_id in _ids(db, select(Case.id).where(
-            Case.state == str(CaseState.NEEDS_INFO), Case.reminded_at.is_(None),
-            Case.waiting_since <= remind_before)):
+    for case_id in _ids(
+        db,
+        select(Case.id).where(
+            Case.state == str(CaseState.NEEDS_INFO),
+            Case.reminded_at.is_(None),
+            Case.waiting_since <= remind_before,
+        ),
+    ):
         report["reminders"] += _remind_requester(db, env, case_id)
     if report["reminders"] or report["expired"]:
-        log.info("reminders sent: %d, cases expired: %d", report["reminders"],
-                 report["expired"])
+        log.info("reminders sent: %d, cases expired: %d", report["reminders"], report["expired"])
     return report
 
 
@@ -71,22 +84,48 @@ def _expire(db: Database, env: WorkflowEnv, case_id: int) -> int:
 
 def expire_case(session: Session, env: WorkflowEnv, case: Case) -> None:
     now = env.clock.now()
-    waited = "the approver's answer" if case.state == CaseState.AWAITING_APPROVAL \
+    waited = (
+        "the approver's answer"
+        if case.state == CaseState.AWAITING_APPROVAL
         else "the requester's reply"
-    move(session, case, CaseState.EXPIRED, actor=ACTOR, now=now,
-         reason=f"No answer in {env.expire_after_days:g} days: {waited} never came.")
+    )
+    move(
+        session,
+        case,
+        CaseState.EXPIRED,
+        actor=ACTOR,
+        now=now,
+        reason=f"No answer in {env.expire_after_days:g} days: {waited} never came.",
+    )
     closed = approvals.close_all_open(session, case, "expired", now=now)
     if closed:
-        record(session, case, "approval", f"Approval requests expired: {', '.join(closed)}.",
-               actor=ACTOR, at=now, data={"expired": closed})
-    notify(session, env, case, "outcome_expired", to=case.requester, name=case.requester_name,
-           context={}, reply_to=source_message(session, case))
+        record(
+            session,
+            case,
+            "approval",
+            f"Approval requests expired: {', '.join(closed)}.",
+            actor=ACTOR,
+            at=now,
+            data={"expired": closed},
+        )
+    notify(
+        session,
+        env,
+        case,
+        "outcome_expired",
+        to=case.requester,
+        name=case.requester_name,
+        context={},
+        reply_to=source_message(session, case),
+    )
 
 
 def _claim(session: Session, model, row_id: int, now: datetime, *conditions) -> bool:
     result = session.execute(
-        update(model).where(model.id == row_id, model.reminded_at.is_(None), *conditions)
-        .values(reminded_at=now).execution_options(synchronize_session=False)
+        update(model)
+        .where(model.id == row_id, model.reminded_at.is_(None), *conditions)
+        .values(reminded_at=now)
+        .execution_options(synchronize_session=False)
     )
     return rowcount(result) == 1
 
@@ -94,21 +133,31 @@ def _claim(session: Session, model, row_id: int, now: datetime, *conditions) -> 
 def _remind_approver(db: Database, env: WorkflowEnv, approval_id: int) -> int:
     with db.transaction() as session:
         now = env.clock.now()
-        if not _claim(session, ApprovalRequest, approval_id, now,
-                      ApprovalRequest.status == "open"):
+        if not _claim(session, ApprovalRequest, approval_id, now, ApprovalRequest.status == "open"):
             return 0
         approval = session.get_one(ApprovalRequest, approval_id)
         case = session.get_one(Case, approval.case_id)
         if case.state != CaseState.AWAITING_APPROVAL:
             return 0
-        record(session, case, "reminder",
-               f"Reminder sent to {approval.approver_email} "
-               f"({approvals.masked(approval.token)}).", actor=ACTOR, at=now,
-               data={"to": approval.approver_email, "token": approvals.masked(approval.token)})
-        notify(session, env, case, "approval_reminder", to=approval.approver_email,
-               name=approval.approver_name,
-               context=approval_context(case, approval, env.from_address),
-               auto_submitted=GENERATED)
+        record(
+            session,
+            case,
+            "reminder",
+            f"Reminder sent to {approval.approver_email} ({approvals.masked(approval.token)}).",
+            actor=ACTOR,
+            at=now,
+            data={"to": approval.approver_email, "token": approvals.masked(approval.token)},
+        )
+        notify(
+            session,
+            env,
+            case,
+            "approval_reminder",
+            to=approval.approver_email,
+            name=approval.approver_name,
+            context=approval_context(case, approval, env.from_address),
+            auto_submitted=GENERATED,
+        )
         return 1
 
 
@@ -121,9 +170,23 @@ def _remind_requester(db: Database, env: WorkflowEnv, case_id: int) -> int:
         findings = [f.get("message", "") for f in case.findings or [] if f.get("message")]
         if not findings and case.reason:
             findings = [case.reason]
-        record(session, case, "reminder", f"Reminder sent to the requester {case.requester}.",
-               actor=ACTOR, at=now, data={"to": case.requester})
-        notify(session, env, case, "requester_reminder", to=case.requester,
-               name=case.requester_name, context={"findings": findings},
-               reply_to=source_message(session, case))
+        record(
+            session,
+            case,
+            "reminder",
+            f"Reminder sent to the requester {case.requester}.",
+            actor=ACTOR,
+            at=now,
+            data={"to": case.requester},
+        )
+        notify(
+            session,
+            env,
+            case,
+            "requester_reminder",
+            to=case.requester,
+            name=case.requester_name,
+            context={"findings": findings},
+            reply_to=source_message(session, case),
+        )
         return 1

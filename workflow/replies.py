@@ -57,8 +57,12 @@ class Answer:
     explanation: str  # one sentence for the history: why this verdict
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"verdict": str(self.verdict), "reason": self.reason,
-                "own_text": self.own_text[:MAX_REASON], "explanation": self.explanation}
+        return {
+            "verdict": str(self.verdict),
+            "reason": self.reason,
+            "own_text": self.own_text[:MAX_REASON],
+            "explanation": self.explanation,
+        }
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -71,83 +75,316 @@ _CASED_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 _STANDALONE_LINE = re.compile(r"[\w\s.,!:;'\"()*\-–—]*")
 
 _APPROVE_VERBS = frozenset({"approve", "approved"})
-_OBJECTS = (("this", "request"), ("the", "request"), ("this", "application"),
-            ("this", "one"), ("this",), ("it",))
-_COURTESIES = (("thank", "you", "very", "much"), ("thanks", "very", "much"),
-               ("many", "thanks"), ("thank", "you"), ("kind", "regards"),
-               ("best", "wishes"), ("thanks",), ("thankyou",), ("thx",), ("cheers",),
-               ("ta",), ("regards",))
-_REJECT_OPENINGS = (("i", "do", "not", "approve"), ("i", "don't", "approve"),
-                    ("i", "dont", "approve"), ("i", "reject"), ("i", "decline"),
-                    ("rejected",), ("reject",), ("declined",), ("decline",), ("no",))
+_OBJECTS = (
+    ("this", "request"),
+    ("the", "request"),
+    ("this", "application"),
+    ("this", "one"),
+    ("this",),
+    ("it",),
+)
+_COURTESIES = (
+    ("thank", "you", "very", "much"),
+    ("thanks", "very", "much"),
+    ("many", "thanks"),
+    ("thank", "you"),
+    ("kind", "regards"),
+    ("best", "wishes"),
+    ("thanks",),
+    ("thankyou",),
+    ("thx",),
+    ("cheers",),
+    ("ta",),
+    ("regards",),
+)
+_REJECT_OPENINGS = (
+    ("i", "do", "not", "approve"),
+    ("i", "don't", "approve"),
+    ("i", "dont", "approve"),
+    ("i", "reject"),
+    ("i", "decline"),
+    ("rejected",),
+    ("reject",),
+    ("declined",),
+    ("decline",),
+    ("no",),
+)
 _TITLES = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof"})
 _NAME_WORDS = 4
 
 # Any of these in an approval's own text makes it unclear: a negation, a condition, a wait,
 # a refusal, a doubt, or the news that the nominee has gone.
-_NEGATIONS = frozenset({
-    "not", "no", "nope", "nah", "never", "nor", "neither", "none", "nothing", "cannot",
-    "unable", "dont", "cant", "wont", "wouldnt", "shouldnt", "couldnt", "didnt", "doesnt",
-    "isnt", "arent", "wasnt", "werent", "hasnt", "havent", "hadnt", "mustnt", "neednt",
-    "aint", "shant",
-})
-_CONDITIONS = frozenset({
-    "but", "however", "although", "though", "unless", "until", "till", "til", "once", "if",
-    "provided", "providing", "subject", "pending", "except", "excluding", "without",
-    "assuming", "conditional", "conditionally", "condition", "conditions", "provisional",
-    "provisionally", "temporary", "temporarily", "only", "after", "when", "whenever",
-    "before", "instead", "otherwise",
-})
-_WAITS = frozenset({
-    "wait", "waiting", "hold", "yet", "later", "postpone", "postponed", "defer", "deferred",
-    "delay", "pause", "paused", "stop", "cancel", "cancelled", "canceled", "withdraw",
-    "withdrawn", "ignore", "disregard", "rather", "actually", "kidding", "joking", "jk",
-    "mistake", "mistaken", "wrong", "error", "oops",
-})
-_REFUSALS = frozenset({
-    "reject", "rejected", "rejecting", "rejection", "decline", "declined", "declining",
-    "refuse", "refused", "deny", "denied", "object", "objection", "objections",
-})
-_DOUBTS = frozenset({
-    "unsure", "doubt", "doubts", "query", "queries", "concern", "concerns", "concerned",
-    "clarify", "clarification", "check", "checking", "who", "why", "whether", "maybe",
-    "perhaps", "possibly", "probably", "might", "hmm", "erm", "um", "unclear", "confused",
-})
-_GONE = frozenset({
-    "left", "leaving", "leaver", "resigned", "resigning", "retired", "retiring",
-    "suspended", "dismissed",
-})
+_NEGATIONS = frozenset(
+    {
+        "not",
+        "no",
+        "nope",
+        "nah",
+        "never",
+        "nor",
+        "neither",
+        "none",
+        "nothing",
+        "cannot",
+        "unable",
+        "dont",
+        "cant",
+        "wont",
+        "wouldnt",
+        "shouldnt",
+        "couldnt",
+        "didnt",
+        "doesnt",
+        "isnt",
+        "arent",
+        "wasnt",
+        "werent",
+        "hasnt",
+        "havent",
+        "hadnt",
+        "mustnt",
+        "neednt",
+        "aint",
+        "shant",
+    }
+)
+_CONDITIONS = frozenset(
+    {
+        "but",
+        "however",
+        "although",
+        "though",
+        "unless",
+        "until",
+        "till",
+        "til",
+        "once",
+        "if",
+        "provided",
+        "providing",
+        "subject",
+        "pending",
+        "except",
+        "excluding",
+        "without",
+        "assuming",
+        "conditional",
+        "conditionally",
+        "condition",
+        "conditions",
+        "provisional",
+        "provisionally",
+        "temporary",
+        "temporarily",
+        "only",
+        "after",
+        "when",
+        "whenever",
+        "before",
+        "instead",
+        "otherwise",
+    }
+)
+_WAITS = frozenset(
+    {
+        "wait",
+        "waiting",
+        "hold",
+        "yet",
+        "later",
+        "postpone",
+        "postponed",
+        "defer",
+        "deferred",
+        "delay",
+        "pause",
+        "paused",
+        "stop",
+        "cancel",
+        "cancelled",
+        "canceled",
+        "withdraw",
+        "withdrawn",
+        "ignore",
+        "disregard",
+        "rather",
+        "actually",
+        "kidding",
+        "joking",
+        "jk",
+        "mistake",
+        "mistaken",
+        "wrong",
+        "error",
+        "oops",
+    }
+)
+_REFUSALS = frozenset(
+    {
+        "reject",
+        "rejected",
+        "rejecting",
+        "rejection",
+        "decline",
+        "declined",
+        "declining",
+        "refuse",
+        "refused",
+        "deny",
+        "denied",
+        "object",
+        "objection",
+        "objections",
+    }
+)
+_DOUBTS = frozenset(
+    {
+        "unsure",
+        "doubt",
+        "doubts",
+        "query",
+        "queries",
+        "concern",
+        "concerns",
+        "concerned",
+        "clarify",
+        "clarification",
+        "check",
+        "checking",
+        "who",
+        "why",
+        "whether",
+        "maybe",
+        "perhaps",
+        "possibly",
+        "probably",
+        "might",
+        "hmm",
+        "erm",
+        "um",
+        "unclear",
+        "confused",
+    }
+)
+_GONE = frozenset(
+    {
+        "left",
+        "leaving",
+        "leaver",
+        "resigned",
+        "resigning",
+        "retired",
+        "retiring",
+        "suspended",
+        "dismissed",
+    }
+)
 _HESITATIONS = _NEGATIONS | _CONDITIONS | _WAITS | _REFUSALS | _DOUBTS | _GONE
 _HESITANT_PAIRS = frozenset({("as", "long"), ("so", "long"), ("in", "principle")})
 
 # Words of approval: after a refusal they make the answer unclear unless negated.
-_APPROVAL_WORDS = frozenset({
-    "approve", "approved", "approves", "approving", "approval", "yes", "yeah", "yep", "yup",
-    "ok", "okay", "fine", "happy", "agree", "agreed", "proceed", "authorise", "authorised",
-    "authorize", "authorized", "accept", "accepted", "grant", "granted", "support",
-    "supported",
-})
-_NO_IDIOMS = frozenset({
-    "objection", "objections", "problem", "problems", "probs", "issue", "issues", "worries",
-    "concern", "concerns",
-})
+_APPROVAL_WORDS = frozenset(
+    {
+        "approve",
+        "approved",
+        "approves",
+        "approving",
+        "approval",
+        "yes",
+        "yeah",
+        "yep",
+        "yup",
+        "ok",
+        "okay",
+        "fine",
+        "happy",
+        "agree",
+        "agreed",
+        "proceed",
+        "authorise",
+        "authorised",
+        "authorize",
+        "authorized",
+        "accept",
+        "accepted",
+        "grant",
+        "granted",
+        "support",
+        "supported",
+    }
+)
+_NO_IDIOMS = frozenset(
+    {
+        "objection",
+        "objections",
+        "problem",
+        "problems",
+        "probs",
+        "issue",
+        "issues",
+        "worries",
+        "concern",
+        "concerns",
+    }
+)
 _NEGATION_REACH = 3  # words before an approval word that can negate it
 
 # Disclaimers open with one of these and, on the same line, say what they are.
 _DISCLAIMER_OPENERS = (
-    "this message", "this e-mail", "this email", "this communication", "the information",
-    "the contents of this", "confidential", "disclaimer", "important notice", "privileged",
-    "nhsmail is", "caution: this", "warning: this", "please consider the environment",
+    "this message",
+    "this e-mail",
+    "this email",
+    "this communication",
+    "the information",
+    "the contents of this",
+    "confidential",
+    "disclaimer",
+    "important notice",
+    "privileged",
+    "nhsmail is",
+    "caution: this",
+    "warning: this",
+    "please consider the environment",
 )
 # Words an approver's own sentence can hold too ("confidential: do not set her up") are not
 # enough: a disclaimer must say one of these, which only boilerplate says.
-_DISCLAIMER_WORDS = ("intended recipient", "addressee", "virus", "nhsmail is",
-                     "received this in error", "received this email in error",
-                     "please consider the environment", "disclaimer")
-_DEVICE_LINES = ("sent from my", "sent from outlook", "sent from mail", "sent from yahoo",
-                 "sent from samsung", "sent via", "get outlook for")
-_CONTACT_OPENERS = ("tel", "t:", "t.", "m:", "m.", "mob", "phone", "direct", "fax", "email:",
-                    "e-mail", "e:", "web:", "www.", "http", "ext")
+_DISCLAIMER_WORDS = (
+    "intended recipient",
+    "addressee",
+    "virus",
+    "nhsmail is",
+    "received this in error",
+    "received this email in error",
+    "please consider the environment",
+    "disclaimer",
+)
+_DEVICE_LINES = (
+    "sent from my",
+    "sent from outlook",
+    "sent from mail",
+    "sent from yahoo",
+    "sent from samsung",
+    "sent via",
+    "get outlook for",
+)
+_CONTACT_OPENERS = (
+    "tel",
+    "t:",
+    "t.",
+    "m:",
+    "m.",
+    "mob",
+    "phone",
+    "direct",
+    "fax",
+    "email:",
+    "e-mail",
+    "e:",
+    "web:",
+    "www.",
+    "http",
+    "ext",
+)
 # A UK telephone number: 0 (or +44, perhaps with "(0)") and nine to eleven more digits,
 # a separator or two between them.
 _PHONE = re.compile(r"(?:\+44 ?(?:\(0\) ?)?|\(?0)\d(?:[ ().-]{0,2}\d){8,10}")
@@ -160,8 +397,13 @@ _LEAD_PUNCTUATION = " \t.,:;!-–—"
 _TRAIL_PUNCTUATION = " \t,:;-–—"
 # Words that only introduce the reason ("because she left"); "as" and "since" are not
 # among them ("as far as I know", "since March").
-_CONNECTIVES = (("the", "reason", "is"), ("reason", "being"), ("reason",), ("because",),
-                ("due", "to"))
+_CONNECTIVES = (
+    ("the", "reason", "is"),
+    ("reason", "being"),
+    ("reason",),
+    ("because",),
+    ("due", "to"),
+)
 
 # Lines our mailto links pre-fill in the body; they are not the approver's words.
 ONE_CLICK_PROMPTS = ("reason for rejecting",)
@@ -169,9 +411,22 @@ _ONE_CLICK_SUBJECT = re.compile(
     r"\s*(approve|reject)\s+\[PCSE-\d{4}-\d{6}\]\s+APV-[0-9a-f]{20}\s*", re.IGNORECASE
 )
 
-_TRANSLATE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00a0": " ",
-                            "\u200b": "", "\u200c": "", "\u200d": "", "\ufeff": "",
-                            "\uff1f": "?", "\u201c": '"', "\u201d": '"', "\t": " "})
+_TRANSLATE = str.maketrans(
+    {
+        "\u2019": "'",
+        "\u2018": "'",
+        "\u02bc": "'",
+        "\u00a0": " ",
+        "\u200b": "",
+        "\u200c": "",
+        "\u200d": "",
+        "\ufeff": "",
+        "\uff1f": "?",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\t": " ",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -187,8 +442,9 @@ def _normalise(text: str) -> str:
 
 
 def _tokens(text: str) -> list[_Token]:
-    return [_Token(m.group().lower(), m.group(), m.start(), m.end())
-            for m in _CASED_WORD.finditer(text)]
+    return [
+        _Token(m.group().lower(), m.group(), m.start(), m.end()) for m in _CASED_WORD.finditer(text)
+    ]
 
 
 def _words(text: str) -> list[str]:
@@ -196,7 +452,7 @@ def _words(text: str) -> list[str]:
 
 
 def _starts_with(words: list[str], phrase: tuple[str, ...], at: int = 0) -> bool:
-    return tuple(words[at:at + len(phrase)]) == phrase
+    return tuple(words[at : at + len(phrase)]) == phrase
 
 
 # --------------------------------------------------------------------------- own text
@@ -274,8 +530,12 @@ def read_answer(text: str, html: str | None = None, *, text_from_html: bool = Fa
     """
     if text_from_html:
         if not html:
-            return Answer(Verdict.UNCLEAR, None, "",
-                          "The reply's text was made from an HTML part that is missing.")
+            return Answer(
+                Verdict.UNCLEAR,
+                None,
+                "",
+                "The reply's text was made from an HTML part that is missing.",
+            )
         return _answer_from_text(html_to_text(html))
     from_text = _answer_from_text(text or "")
     if not html:
@@ -292,18 +552,27 @@ def _reconcile(from_text: Answer, from_html: Answer) -> Answer:
         return from_text
     if from_text.verdict is Verdict.UNCLEAR:
         return from_text
-    return Answer(Verdict.UNCLEAR, None, from_text.own_text,
-                  "The plain-text and HTML parts of the reply say different things.")
+    return Answer(
+        Verdict.UNCLEAR,
+        None,
+        from_text.own_text,
+        "The plain-text and HTML parts of the reply say different things.",
+    )
 
 
 def _answer_from_text(text: str) -> Answer:
     own = _above_quote(text)
     if own is None:
-        return Answer(Verdict.UNCLEAR, None, "",
-                      "The reply's own text is too long to be read as a one-word answer.")
+        return Answer(
+            Verdict.UNCLEAR,
+            None,
+            "",
+            "The reply's own text is too long to be read as a one-word answer.",
+        )
     if not own:
-        return Answer(Verdict.UNCLEAR, None, "",
-                      "The reply has no text of its own above the quoted message.")
+        return Answer(
+            Verdict.UNCLEAR, None, "", "The reply has no text of its own above the quoted message."
+        )
     return classify(own)
 
 
@@ -313,8 +582,12 @@ def classify(own: str) -> Answer:
     if not own:
         return Answer(Verdict.UNCLEAR, None, "", "The reply has no text of its own.")
     if len(own) > MAX_OWN_TEXT:
-        return Answer(Verdict.UNCLEAR, None, own[:MAX_OWN_TEXT],
-                      "The reply's own text is too long to be read as a one-word answer.")
+        return Answer(
+            Verdict.UNCLEAR,
+            None,
+            own[:MAX_OWN_TEXT],
+            "The reply's own text is too long to be read as a one-word answer.",
+        )
     lines = _without_disclaimer(own.split("\n"))
     first, later = lines[0].strip(), lines[1:]
     tokens = _tokens(first)
@@ -368,26 +641,34 @@ def _courtesy_only(tokens: list[_Token]) -> bool:
     words = [t.word for t in tokens]
     for phrase in _COURTESIES:
         if _starts_with(words, phrase):
-            return _is_name(tokens[len(phrase):])
+            return _is_name(tokens[len(phrase) :])
     return False
 
 
 def _is_name(tokens: list[_Token]) -> bool:
     return len(tokens) <= _NAME_WORDS and all(
-        t.word in _TITLES or t.cased[0].isupper() for t in tokens)
+        t.word in _TITLES or t.cased[0].isupper() for t in tokens
+    )
 
 
-def _read_approval(own: str, first: str, tokens: list[_Token], taken: int,
-                   readable: str) -> Answer:
+def _read_approval(own: str, first: str, tokens: list[_Token], taken: int, readable: str) -> Answer:
     if not _STANDALONE_LINE.fullmatch(first) or not _courtesy_only(tokens[taken:]):
-        return Answer(Verdict.UNCLEAR, None, own,
-                      "The first line says more than an approval, so it may be conditional, "
-                      "negated or a question.")
+        return Answer(
+            Verdict.UNCLEAR,
+            None,
+            own,
+            "The first line says more than an approval, so it may be conditional, "
+            "negated or a question.",
+        )
     doubt = hesitation(readable)
     if doubt is not None:
-        return Answer(Verdict.UNCLEAR, None, own,
-                      f'The reply approves but also says "{doubt}", so the approval may be '
-                      "negated, conditional or a question.")
+        return Answer(
+            Verdict.UNCLEAR,
+            None,
+            own,
+            f'The reply approves but also says "{doubt}", so the approval may be '
+            "negated, conditional or a question.",
+        )
     return Answer(Verdict.APPROVE, None, own, "The reply approves the request.")
 
 
@@ -418,10 +699,10 @@ def _rejection_opening(first: str, tokens: list[_Token]) -> int | None:
             continue
         taken = len(phrase)
         if phrase == ("no",):
-            after = first[tokens[0].end:].lstrip()
+            after = first[tokens[0].end :].lstrip()
             if after and after[0] not in ".,!:;-–—":
                 return None
-        elif taken < len(tokens) and not first[tokens[taken - 1].end:tokens[taken].start].strip():
+        elif taken < len(tokens) and not first[tokens[taken - 1].end : tokens[taken].start].strip():
             # "I reject this request - …", but not "I do not approve - this person is …"
             taken += next((len(p) for p in _OBJECTS if _starts_with(words, p, taken)), 0)
         return tokens[taken - 1].end
@@ -431,12 +712,21 @@ def _rejection_opening(first: str, tokens: list[_Token]) -> int | None:
 def _read_rejection(own: str, rest: str, later: list[str]) -> Answer:
     approval = _unnegated_approval(_words("\n".join([rest, *later])))
     if approval is not None:
-        return Answer(Verdict.UNCLEAR, None, own,
-                      f'The reply opens with a refusal but also says "{approval}".')
+        return Answer(
+            Verdict.UNCLEAR,
+            None,
+            own,
+            f'The reply opens with a refusal but also says "{approval}".',
+        )
     reason = _reason([rest, *later], keep_first=True)
-    return Answer(Verdict.REJECT, reason, own,
-                  "The reply rejects the request." if reason
-                  else "The reply rejects the request without a reason.")
+    return Answer(
+        Verdict.REJECT,
+        reason,
+        own,
+        "The reply rejects the request."
+        if reason
+        else "The reply rejects the request without a reason.",
+    )
 
 
 def _unnegated_approval(words: list[str]) -> str | None:
@@ -446,7 +736,7 @@ def _unnegated_approval(words: list[str]) -> str | None:
         if word == "no" and nxt in _NO_IDIOMS:
             return f"no {nxt}"
         if (word == "go" and nxt == "ahead") or word in _APPROVAL_WORDS:
-            before = words[max(0, index - _NEGATION_REACH):index]
+            before = words[max(0, index - _NEGATION_REACH) : index]
             if not any(w in _NEGATIONS or w.endswith("n't") for w in before):
                 return "go ahead" if word == "go" else word
     return None
@@ -455,11 +745,12 @@ def _unnegated_approval(words: list[str]) -> str | None:
 def _why_no_opening(tokens: list[_Token]) -> str:
     words = [t.word for t in tokens]
     if words and words[0] in ("yes", "yeah", "yep", "ok", "okay", "fine", "sure"):
-        return (f'"{tokens[0].cased}" is not read as an approval: '
-                "the answer must say APPROVE.")
+        return f'"{tokens[0].cased}" is not read as an approval: the answer must say APPROVE.'
     if any(w in _APPROVE_VERBS for w in words):
-        return ("The reply mentions approval but does not open with APPROVE standing alone, "
-                "so it may be negated, conditional or a question.")
+        return (
+            "The reply mentions approval but does not open with APPROVE standing alone, "
+            "so it may be negated, conditional or a question."
+        )
     return "The reply does not open with APPROVE or REJECT on its first line."
 
 
@@ -472,7 +763,7 @@ def _reason(lines: list[str], *, keep_first: bool) -> str | None:
     kept = _before_signature(lines, keep_first=keep_first)
     joined = " ".join(" ".join(kept).split())
     text = joined.lstrip(_LEAD_PUNCTUATION)
-    if not any(mark in joined[:len(joined) - len(text)] for mark in ".!"):
+    if not any(mark in joined[: len(joined) - len(text)] for mark in ".!"):
         text = _without_connective(text)
     text = " ".join(s for s in _SENTENCE_END.split(text) if not _PHONE.search(s))
     text = _without_trailing_courtesy(text).strip(_TRAIL_PUNCTUATION)
@@ -486,7 +777,7 @@ def _before_signature(lines: list[str], *, keep_first: bool) -> list[str]:
             kept.append(line)
             continue
         after_blank = index > 0 and not lines[index - 1].strip()
-        if _starts_signature(line, after_blank, lines[index + 1:]):
+        if _starts_signature(line, after_blank, lines[index + 1 :]):
             break
         kept.append(line)
     return kept
@@ -499,27 +790,37 @@ def _starts_signature(line: str, after_blank: bool, following: list[str]) -> boo
     if _is_sign_off(stripped) or _is_signature_line(stripped):
         return True
     return _looks_like_name(stripped) and (
-        after_blank or all(_is_signature_line(x.strip()) or _looks_like_name(x.strip())
-                           or not x.strip() for x in following))
+        after_blank
+        or all(
+            _is_signature_line(x.strip()) or _looks_like_name(x.strip()) or not x.strip()
+            for x in following
+        )
+    )
 
 
 def _is_sign_off(line: str) -> bool:
-    return (bool(_STANDALONE_LINE.fullmatch(line)) and bool(_tokens(line))
-            and _courtesy_only(_tokens(line)))
+    return (
+        bool(_STANDALONE_LINE.fullmatch(line))
+        and bool(_tokens(line))
+        and _courtesy_only(_tokens(line))
+    )
 
 
 def _is_signature_line(line: str) -> bool:
     """A device line, a rule, contact details, or a telephone number with a word or two
     ("Mobile 07700 900123"); a sentence with a number in it is not a signature."""
     low = line.lower()
-    return (low.startswith(_DEVICE_LINES) or low.startswith(_CONTACT_OPENERS)
-            or bool(_RULE.fullmatch(line)) or bool(_EMAIL_ONLY.fullmatch(line))
-            or _is_phone_line(line))
+    return (
+        low.startswith(_DEVICE_LINES)
+        or low.startswith(_CONTACT_OPENERS)
+        or bool(_RULE.fullmatch(line))
+        or bool(_EMAIL_ONLY.fullmatch(line))
+        or _is_phone_line(line)
+    )
 
 
 def _is_phone_line(line: str) -> bool:
-    return (_PHONE.search(line) is not None
-            and len(_words(_PHONE.sub(" ", line))) <= _CONTACT_WORDS)
+    return _PHONE.search(line) is not None and len(_words(_PHONE.sub(" ", line))) <= _CONTACT_WORDS
 
 
 def _looks_like_name(line: str) -> bool:
@@ -538,7 +839,7 @@ def _without_connective(text: str) -> str:
     words = [t.word for t in tokens]
     for phrase in _CONNECTIVES:
         if _starts_with(words, phrase) and len(tokens) > len(phrase):
-            return text[tokens[len(phrase) - 1].end:].lstrip(_LEAD_PUNCTUATION)
+            return text[tokens[len(phrase) - 1].end :].lstrip(_LEAD_PUNCTUATION)
     return text
 
 
@@ -549,9 +850,9 @@ def _without_trailing_courtesy(text: str) -> str:
     for start in range(max(1, len(tokens) - longest), len(tokens)):
         if not _courtesy_only(tokens[start:]):
             continue
-        gap = text[tokens[start - 1].end:tokens[start].start]
+        gap = text[tokens[start - 1].end : tokens[start].start]
         if any(mark in gap for mark in ".,;!-–—"):
-            return text[:tokens[start].start].rstrip(" ,;-–—")
+            return text[: tokens[start].start].rstrip(" ,;-–—")
     return text
 
 
@@ -568,8 +869,9 @@ def subject_verdict(subject: str) -> Verdict | None:
     return Verdict.APPROVE if match.group(1).lower() == "approve" else Verdict.REJECT
 
 
-def read_one_click(subject: str, text: str | None, html: str | None,
-                   text_from_html: bool = False) -> Answer | None:
+def read_one_click(
+    subject: str, text: str | None, html: str | None, text_from_html: bool = False
+) -> Answer | None:
     """A one-click answer: the subject's verdict, unless the body contradicts it. None when
     the subject is not a one-click verdict (then the caller reads the reply instead)."""
     verdict = subject_verdict(subject)
@@ -584,9 +886,14 @@ def read_one_click(subject: str, text: str | None, html: str | None,
     if verdict is Verdict.APPROVE:
         return Answer(Verdict.APPROVE, None, own, "The one-click answer approves the request.")
     reason = _one_click_reason(own)
-    return Answer(Verdict.REJECT, reason, own,
-                  "The one-click answer rejects the request." if reason
-                  else "The one-click answer rejects the request without a reason.")
+    return Answer(
+        Verdict.REJECT,
+        reason,
+        own,
+        "The one-click answer rejects the request."
+        if reason
+        else "The one-click answer rejects the request without a reason.",
+    )
 
 
 # Stands for a body too long to have been read whole.
@@ -620,8 +927,10 @@ def _one_click_contradiction(verdict: Verdict, body: str) -> str | None:
     if verdict is Verdict.APPROVE:
         doubt = hesitation(readable)
         if doubt is not None:
-            return (f'The subject approves but the text says "{doubt}", so the approval may '
-                    "be negated, conditional or a question.")
+            return (
+                f'The subject approves but the text says "{doubt}", so the approval may '
+                "be negated, conditional or a question."
+            )
         return None
     if classify(body).verdict is Verdict.APPROVE:
         return "The subject rejects but the text approves."
@@ -651,9 +960,24 @@ def _one_click_reason(own: str) -> str | None:
 
 # --------------------------------------------------------------------------- HTML to text
 
-_BLOCK_TAGS = frozenset({
-    "p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "pre",
-})
+_BLOCK_TAGS = frozenset(
+    {
+        "p",
+        "div",
+        "br",
+        "tr",
+        "li",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "hr",
+        "pre",
+    }
+)
 _VOID_TAGS = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr"})
 # Containers of the quoted original in the clients people use.
 _QUOTE_CLASSES = frozenset({"gmail_quote", "yahoo_quoted", "moz-cite-prefix", "gmail_attr"})
@@ -679,8 +1003,9 @@ class _TextExtractor(HTMLParser):
         if attributes.get("id", "").lower() in _QUOTE_START_IDS:
             self.stopped = True
             return
-        quoted = (tag in ("blockquote", "style", "script", "head", "title")
-                  or bool(classes & _QUOTE_CLASSES))
+        quoted = tag in ("blockquote", "style", "script", "head", "title") or bool(
+            classes & _QUOTE_CLASSES
+        )
         if tag in _BLOCK_TAGS:
             self.parts.append("\n")
         if tag in _VOID_TAGS:
@@ -711,7 +1036,7 @@ class _TextExtractor(HTMLParser):
 def html_to_text(html: str) -> str:
     """The visible text of an HTML body, without its quoted original."""
     parser = _TextExtractor()
-    parser.feed(html[:MAX_INPUT * 5])
+    parser.feed(html[: MAX_INPUT * 5])
     parser.close()
     text = "".join(parser.parts).replace("\xa0", " ")
     lines = [" ".join(line.split()) for line in text.splitlines()]

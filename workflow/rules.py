@@ -15,23 +15,25 @@ from core.errors import PcseError
 from forms.normalise import normalise_email
 
 # The codes a RuleViolation carries; callers may branch on them.
-CODES = frozenset({
-    "admin_limit",
-    "second_main_contact",
-    "main_contact_assigns_main_contact",
-    "wrong_service",
-    "wrong_organisation",
-    "wrong_organisation_type",
-    "unknown_role",
-    "unknown_organisation",
-    "closed_organisation",
-    "inactive_person",
-    "already_held",
-    "not_held",
-    "invalid_email",
-    "unknown_person",
-    "email_taken",
-})
+CODES = frozenset(
+    {
+        "admin_limit",
+        "second_main_contact",
+        "main_contact_assigns_main_contact",
+        "wrong_service",
+        "wrong_organisation",
+        "wrong_organisation_type",
+        "unknown_role",
+        "unknown_organisation",
+        "closed_organisation",
+        "inactive_person",
+        "already_held",
+        "not_held",
+        "invalid_email",
+        "unknown_person",
+        "email_taken",
+    }
+)
 
 ORG_TYPE_LABELS = {
     "gp_practice": "Practice",

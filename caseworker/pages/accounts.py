@@ -31,27 +31,42 @@ def _accounts(session: Session, now) -> list[dict]:
     rows = []
     for account in list_caseworkers(session):
         locked = as_utc(account.locked_until)
-        rows.append({
-            "id": account.id, "email": account.email, "name": account.name,
-            "supervisor": account.is_supervisor, "active": account.active,
-            "locked_until": when(locked) if locked and locked > now else None,
-            "must_change_password": account.must_change_password,
-        })
+        rows.append(
+            {
+                "id": account.id,
+                "email": account.email,
+                "name": account.name,
+                "supervisor": account.is_supervisor,
+                "active": account.active,
+                "locked_until": when(locked) if locked and locked > now else None,
+                "must_change_password": account.must_change_password,
+            }
+        )
     return rows
 
 
-async def _page(request: Request, *, problems: Problems | None = None,
-                values: dict | None = None, errors: list | None = None,
-                status_code: int = 200) -> Response:
+async def _page(
+    request: Request,
+    *,
+    problems: Problems | None = None,
+    values: dict | None = None,
+    errors: list | None = None,
+    status_code: int = 200,
+) -> Response:
     problems = problems or Problems()
     accounts = await in_transaction(request, _accounts, settings(request).env.clock.now())
-    return render(request, "accounts.html", {
-        "title": "Caseworker accounts",
-        "accounts": accounts,
-        "values": values or {},
-        "errors": errors or problems.summary(),
-        "field_errors": problems.fields,
-    }, status_code=status_code)
+    return render(
+        request,
+        "accounts.html",
+        {
+            "title": "Caseworker accounts",
+            "accounts": accounts,
+            "values": values or {},
+            "errors": errors or problems.summary(),
+            "field_errors": problems.fields,
+        },
+        status_code=status_code,
+    )
 
 
 @supervisor_only
@@ -60,15 +75,19 @@ async def accounts_page(request: Request) -> Response:
 
 
 def _add(session: Session, email: str, name: str, password: str, supervisor: bool) -> str:
-    return add_caseworker(session, email=email, name=name, password=password,
-                          supervisor=supervisor).email
+    return add_caseworker(
+        session, email=email, name=name, password=password, supervisor=supervisor
+    ).email
 
 
 @form_post
 @supervisor_only
 async def add_account(request: Request) -> Response:
-    values = {"email": text(request, "email", limit=254), "name": text(request, "name", limit=200),
-              "supervisor": request.state.form.get("supervisor") == "yes"}
+    values = {
+        "email": text(request, "email", limit=254),
+        "name": text(request, "name", limit=200),
+        "supervisor": request.state.form.get("supervisor") == "yes",
+    }
     password = request.state.form.get("password", "")
     password = password if isinstance(password, str) else ""
     problems = Problems()
@@ -81,8 +100,9 @@ async def add_account(request: Request) -> Response:
     if problems:
         return await _page(request, problems=problems, values=values, status_code=400)
     try:
-        email = await in_transaction(request, _add, values["email"], values["name"], password,
-                                     values["supervisor"])
+        email = await in_transaction(
+            request, _add, values["email"], values["name"], password, values["supervisor"]
+        )
     except AccountError as refused:
         field = "password" if "password" in str(refused) else "email"
         problems.add(field, str(refused))
@@ -103,8 +123,7 @@ async def deactivate_account(request: Request) -> Response:
     try:
         email = await in_transaction(request, _deactivate, account_id, current_user(request))
     except AccountError as refused:
-        return await _page(request, errors=refusal(str(refused), "accounts-table"),
-                           status_code=409)
+        return await _page(request, errors=refusal(str(refused), "accounts-table"), status_code=409)
     flash(request, f"Deactivated the account for {email}.")
     return RedirectResponse("/accounts", status_code=303)
 
@@ -114,18 +133,24 @@ def _account(session: Session, account_id: int) -> dict | None:
     return {"id": account.id, "name": account.name, "email": account.email} if account else None
 
 
-async def _reset_form(request: Request, *, problems: Problems | None = None,
-                      status_code: int = 200) -> Response:
+async def _reset_form(
+    request: Request, *, problems: Problems | None = None, status_code: int = 200
+) -> Response:
     account = await in_transaction(request, _account, request.path_params["account_id"])
     if account is None:
         raise HTTPException(status_code=404, detail="There is no such account.")
     problems = problems or Problems()
-    return render(request, "reset_password.html", {
-        "title": f"Reset the password for {account['name']}",
-        "account": account,
-        "errors": problems.summary(),
-        "field_errors": problems.fields,
-    }, status_code=status_code)
+    return render(
+        request,
+        "reset_password.html",
+        {
+            "title": f"Reset the password for {account['name']}",
+            "account": account,
+            "errors": problems.summary(),
+            "field_errors": problems.fields,
+        },
+        status_code=status_code,
+    )
 
 
 @supervisor_only
@@ -146,13 +171,21 @@ async def reset_account_password(request: Request) -> Response:
         return await _reset_form(request, problems=problems, status_code=400)
     new_hash = await new_password_hash(request, password)
     try:
-        email = await in_transaction(request, reset_password, request.path_params["account_id"],
-                                     new_hash, by=current_user(request).id)
+        email = await in_transaction(
+            request,
+            reset_password,
+            request.path_params["account_id"],
+            new_hash,
+            by=current_user(request).id,
+        )
     except AccountError as refused:
         problems.add("password", str(refused))
         return await _reset_form(request, problems=problems, status_code=409)
-    flash(request, f"Reset the password for {email}. They are signed out, and must choose a "
-                   "new password when they next sign in.")
+    flash(
+        request,
+        f"Reset the password for {email}. They are signed out, and must choose a "
+        "new password when they next sign in.",
+    )
     return RedirectResponse("/accounts", status_code=303)
 
 

@@ -44,13 +44,20 @@ def _field_id(action: str, form: ActionForm) -> str:
     return form.field if action == "send_approval_request" else f"{action}-{form.field}"
 
 
-async def _show(request: Request, ref: str, *, problems: Problems | None = None,
-                errors: list | None = None, values: dict[str, str] | None = None,
-                status_code: int = 200) -> Response:
+async def _show(
+    request: Request,
+    ref: str,
+    *,
+    problems: Problems | None = None,
+    errors: list | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
     user = current_user(request)
     try:
-        page = await in_transaction(request, case_page, ref, settings(request).raw_dir,
-                                    supervisor=user.is_supervisor)
+        page = await in_transaction(
+            request, case_page, ref, settings(request).raw_dir, supervisor=user.is_supervisor
+        )
     except CaseNotFound as missing:
         raise HTTPException(status_code=404, detail=str(missing)) from None
     problems = problems or Problems()
@@ -59,21 +66,27 @@ async def _show(request: Request, ref: str, *, problems: Problems | None = None,
         {**choice, "checked": choice["value"] == values.get("approver_email")}
         for choice in page["approvers"]
     ]
-    return render(request, "case.html", {
-        "title": f"Case {page['case']['ref']}",
-        **page,
-        "values": values,
-        "errors": errors or problems.summary(),
-        "field_errors": problems.fields,
-    }, status_code=status_code)
+    return render(
+        request,
+        "case.html",
+        {
+            "title": f"Case {page['case']['ref']}",
+            **page,
+            "values": values,
+            "errors": errors or problems.summary(),
+            "field_errors": problems.fields,
+        },
+        status_code=status_code,
+    )
 
 
 async def case_view(request: Request) -> Response:
     return await _show(request, request.path_params["ref"])
 
 
-def _act(session: Session, env: WorkflowEnv, name: str, ref: str, by: str,
-         value: str) -> dict[str, Any]:
+def _act(
+    session: Session, env: WorkflowEnv, name: str, ref: str, by: str, value: str
+) -> dict[str, Any]:
     if name == "send_approval_request":
         asked = actions.send_approval_request(session, env, ref, by=by, approver_email=value)
         return {"text": f"An approval request was sent to {asked.approver_email}."}
@@ -81,8 +94,9 @@ def _act(session: Session, env: WorkflowEnv, name: str, ref: str, by: str,
         case = actions.request_info(session, env, ref, by=by, message=value)
     else:
         case = getattr(actions, name)(session, env, ref, by=by, reason=value)
-    return {"text": f"{ACTION_LABELS[name]}: done. The case is now "
-                    f"{state_label(case.state).lower()}."}
+    return {
+        "text": f"{ACTION_LABELS[name]}: done. The case is now {state_label(case.state).lower()}."
+    }
 
 
 @form_post
@@ -103,14 +117,20 @@ async def case_action(request: Request) -> Response:
         problems.add(field_id, form.missing)
         return await _show(request, ref, problems=problems, values=values, status_code=400)
     try:
-        outcome = await in_transaction(request, _act, settings(request).env, name, ref,
-                                       user.email, value)
+        outcome = await in_transaction(
+            request, _act, settings(request).env, name, ref, user.email, value
+        )
     except CaseNotFound as missing:
         raise HTTPException(status_code=404, detail=str(missing)) from None
     except PcseError as refused:
         # The transaction rolled back: nothing changed. Say why, in the workflow's words.
-        return await _show(request, ref, errors=refusal(f"{ACTION_LABELS[name]}: {refused}"),
-                           values=values, status_code=409)
+        return await _show(
+            request,
+            ref,
+            errors=refusal(f"{ACTION_LABELS[name]}: {refused}"),
+            values=values,
+            status_code=409,
+        )
     flash(request, outcome["text"])
     return RedirectResponse(f"/cases/{ref}", status_code=303)
 
@@ -129,8 +149,10 @@ async def case_assign(request: Request) -> Response:
         await in_transaction(request, _assign, settings(request).env, ref, to, user.email)
     except CaseNotFound as missing:
         raise HTTPException(status_code=404, detail=str(missing)) from None
-    flash(request, "The case is now with you." if to else "The case is released: it is "
-                   "with nobody now.")
+    flash(
+        request,
+        "The case is now with you." if to else "The case is released: it is with nobody now.",
+    )
     return RedirectResponse(f"/cases/{ref}", status_code=303)
 
 

@@ -38,29 +38,50 @@ async def directory_search(request: Request) -> Response:
         if results["organisations"]:
             return RedirectResponse(org_href(results["organisations"][0]["code"]), 303)
         return RedirectResponse(person_href(results["people"][0]["email"]), 303)
-    return render(request, "directory.html", {"title": "Directory", "query": query,
-                                              "results": results})
+    return render(
+        request, "directory.html", {"title": "Directory", "query": query, "results": results}
+    )
 
 
-async def _show_org(request: Request, *, problems: Problems | None = None,
-                    errors: list | None = None, values: dict | None = None,
-                    status_code: int = 200) -> Response:
+async def _show_org(
+    request: Request,
+    *,
+    problems: Problems | None = None,
+    errors: list | None = None,
+    values: dict | None = None,
+    status_code: int = 200,
+) -> Response:
     code = request.path_params["code"]
     page = await in_transaction(request, organisation_page, code)
     if page is None:
-        raise HTTPException(status_code=404, detail=f"There is no organisation {code} in the "
-                                                    "directory.")
+        raise HTTPException(
+            status_code=404, detail=f"There is no organisation {code} in the directory."
+        )
     problems = problems or Problems()
     values = values or {}
     options: list[dict[str, Any]] = [{"value": "", "text": "Choose a role"}]
     for row in page["open_roles"]:
         key = f"{row['email']}|{row['role']}"
-        options.append({"value": key, "text": f"{row['name']} ({row['email']}) – {row['role']}",
-                        "selected": key == values.get("assignment")})
-    return render(request, "organisation.html", {
-        "title": f"{page['org']['code']} – {page['org']['name']}", **page,
-        "end_role_options": options, "values": values, "errors": errors or problems.summary(),
-        "field_errors": problems.fields}, status_code=status_code)
+        options.append(
+            {
+                "value": key,
+                "text": f"{row['name']} ({row['email']}) – {row['role']}",
+                "selected": key == values.get("assignment"),
+            }
+        )
+    return render(
+        request,
+        "organisation.html",
+        {
+            "title": f"{page['org']['code']} – {page['org']['name']}",
+            **page,
+            "end_role_options": options,
+            "values": values,
+            "errors": errors or problems.summary(),
+            "field_errors": problems.fields,
+        },
+        status_code=status_code,
+    )
 
 
 async def organisation(request: Request) -> Response:
@@ -73,10 +94,12 @@ def _outcome(done: str, warnings: list[str]) -> tuple[str, str]:
     return done, "success"
 
 
-def _end_role(session: Session, code: str, email: str, role: str, by: str,
-              reason: str) -> tuple[str, str]:
-    change = directory.revoke_role(session, org_code=code, email=email, role=role, actor=by,
-                                   reason=reason)
+def _end_role(
+    session: Session, code: str, email: str, role: str, by: str, reason: str
+) -> tuple[str, str]:
+    change = directory.revoke_role(
+        session, org_code=code, email=email, role=role, actor=by, reason=reason
+    )
     return _outcome(f"Ended {email}'s role {role} at {code}.", change.warnings)
 
 
@@ -95,28 +118,42 @@ async def end_role(request: Request) -> Response:
         return await _show_org(request, problems=problems, values=values, status_code=400)
     email, role = chosen.split("|", 1)
     try:
-        message, kind = await in_transaction(request, _end_role, code, email, role,
-                                             current_user(request).email, reason)
+        message, kind = await in_transaction(
+            request, _end_role, code, email, role, current_user(request).email, reason
+        )
     except PcseError as refused:
-        return await _show_org(request, errors=refusal(str(refused), "end-role"),
-                               values=values, status_code=409)
+        return await _show_org(
+            request, errors=refusal(str(refused), "end-role"), values=values, status_code=409
+        )
     flash(request, message, kind=kind)
     return RedirectResponse(org_href(code), status_code=303)
 
 
-async def _show_person(request: Request, *, problems: Problems | None = None,
-                       errors: list | None = None, values: dict | None = None,
-                       status_code: int = 200) -> Response:
+async def _show_person(
+    request: Request,
+    *,
+    problems: Problems | None = None,
+    errors: list | None = None,
+    values: dict | None = None,
+    status_code: int = 200,
+) -> Response:
     email = request.path_params["email"]
     page = await in_transaction(request, person_page, email)
     if page is None:
-        raise HTTPException(status_code=404, detail=f"There is no person {email} in the "
-                                                    "directory.")
+        raise HTTPException(status_code=404, detail=f"There is no person {email} in the directory.")
     problems = problems or Problems()
-    return render(request, "person.html", {
-        "title": page["person"]["name"], **page, "values": values or {},
-        "errors": errors or problems.summary(), "field_errors": problems.fields},
-        status_code=status_code)
+    return render(
+        request,
+        "person.html",
+        {
+            "title": page["person"]["name"],
+            **page,
+            "values": values or {},
+            "errors": errors or problems.summary(),
+            "field_errors": problems.fields,
+        },
+        status_code=status_code,
+    )
 
 
 async def person(request: Request) -> Response:
@@ -126,8 +163,9 @@ async def person(request: Request) -> Response:
 def _deactivate(session: Session, email: str, by: str, reason: str) -> tuple[str, str]:
     change = directory.deactivate_person(session, email=email, actor=by, reason=reason)
     ended = len(change.assignments)
-    return _outcome(f"Deactivated {email}; {ended} role{'' if ended == 1 else 's'} ended.",
-                    change.warnings)
+    return _outcome(
+        f"Deactivated {email}; {ended} role{'' if ended == 1 else 's'} ended.", change.warnings
+    )
 
 
 @form_post
@@ -139,11 +177,16 @@ async def deactivate(request: Request) -> Response:
         problems.add("deactivate-reason", "Enter why the person is deactivated")
         return await _show_person(request, problems=problems, status_code=400)
     try:
-        message, kind = await in_transaction(request, _deactivate, email,
-                                             current_user(request).email, reason)
+        message, kind = await in_transaction(
+            request, _deactivate, email, current_user(request).email, reason
+        )
     except PcseError as refused:
-        return await _show_person(request, errors=refusal(str(refused), "deactivate"),
-                                  values={"reason": reason}, status_code=409)
+        return await _show_person(
+            request,
+            errors=refusal(str(refused), "deactivate"),
+            values={"reason": reason},
+            status_code=409,
+        )
     flash(request, message, kind=kind)
     return RedirectResponse(person_href(email), status_code=303)
 

@@ -27,15 +27,21 @@ log = logging.getLogger(__name__)
 FIELDS = ("current_password", "new_password", "confirm_password")
 
 
-def _form(request: Request, *, problems: Problems | None = None,
-          status_code: int = 200) -> Response:
+def _form(
+    request: Request, *, problems: Problems | None = None, status_code: int = 200
+) -> Response:
     problems = problems or Problems()
-    return render(request, "change_password.html", {
-        "title": "Change your password",
-        "must_change": current_user(request).must_change_password,
-        "errors": problems.summary(),
-        "field_errors": problems.fields,
-    }, status_code=status_code)
+    return render(
+        request,
+        "change_password.html",
+        {
+            "title": "Change your password",
+            "must_change": current_user(request).must_change_password,
+            "errors": problems.summary(),
+            "field_errors": problems.fields,
+        },
+        status_code=status_code,
+    )
 
 
 async def change_password_page(request: Request) -> Response:
@@ -75,8 +81,7 @@ async def change_password(request: Request) -> Response:
     if problems:
         return _form(request, problems=problems, status_code=400)
     now = settings(request).env.clock.now()
-    attempt, ok = await check_password(request, values["current_password"], now,
-                                       account_id=user.id)
+    attempt, ok = await check_password(request, values["current_password"], now, account_id=user.id)
     if attempt.locked_until is not None:
         problems.add("current_password", str(locked_out(attempt.locked_until)))
         return _form(request, problems=problems, status_code=401)
@@ -85,8 +90,9 @@ async def change_password(request: Request) -> Response:
         problems.add("current_password", "Your current password is not right")
         return _form(request, problems=problems, status_code=401)
     new_hash = await new_password_hash(request, values["new_password"])
-    epoch = await in_transaction(request, set_password, user.id, new_hash,
-                                 expected_hash=attempt.password_hash)
+    epoch = await in_transaction(
+        request, set_password, user.id, new_hash, expected_hash=attempt.password_hash
+    )
     if epoch is None:  # changed elsewhere since it was checked
         problems.add("current_password", "Your current password is not right")
         return _form(request, problems=problems, status_code=409)

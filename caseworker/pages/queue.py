@@ -43,8 +43,9 @@ def pagination(filters: QueueFilters, page: int, pages: int) -> dict | None:
     for number in shown:
         if items and number - items[-1].get("number", number) > 1:
             items.append({"ellipsis": True})
-        items.append({"number": number, "href": _page_href(filters, number),
-                      "current": number == page})
+        items.append(
+            {"number": number, "href": _page_href(filters, number), "current": number == page}
+        )
     return {
         "items": items,
         "previous": {"href": _page_href(filters, page - 1)} if page > 1 else None,
@@ -57,31 +58,49 @@ async def queue(request: Request) -> Response:
     filters = QueueFilters.from_query(request.query_params, me=user.email)
     web = settings(request)
     result = await in_transaction(
-        request, queue_page, filters, page=_page_number(request.query_params.get("page")),
-        page_size=web.page_size, now=web.env.clock.now())
-    state_options: list[dict[str, Any]] = [{"value": "", "text": "Needs a person"},
-                     {"value": ALL_STATES, "text": "All states"}]
+        request,
+        queue_page,
+        filters,
+        page=_page_number(request.query_params.get("page")),
+        page_size=web.page_size,
+        now=web.env.clock.now(),
+    )
+    state_options: list[dict[str, Any]] = [
+        {"value": "", "text": "Needs a person"},
+        {"value": ALL_STATES, "text": "All states"},
+    ]
     state_options += [{"value": k, "text": v} for k, v in STATE_LABELS.items()]
     for option in state_options:
         option["selected"] = option["value"] == (
-            "" if filters.state == NEEDS_PERSON else filters.state)
+            "" if filters.state == NEEDS_PERSON else filters.state
+        )
     kind_options: list[dict[str, Any]] = [{"value": "", "text": "All kinds"}]
-    kind_options += [{"value": k, "text": v, "selected": k == filters.kind}
-                     for k, v in KIND_LABELS.items()]
-    assigned_options = [{"value": value, "text": label, "selected": value == filters.assigned}
-                        for value, label in (("", "Anyone or nobody"), (ASSIGNED_TO_ME, "Me"),
-                                             (ASSIGNED_TO_NOBODY, "Nobody"))]
-    return render(request, "queue.html", {
-        "title": "Queue",
-        "result": result,
-        "filters": filters,
-        "filtered": bool(filters.as_query()),
-        "needs_person": filters.state == NEEDS_PERSON,
-        "state_options": state_options,
-        "kind_options": kind_options,
-        "assigned_options": assigned_options,
-        "pagination": pagination(filters, result.page, result.pages),
-    })
+    kind_options += [
+        {"value": k, "text": v, "selected": k == filters.kind} for k, v in KIND_LABELS.items()
+    ]
+    assigned_options = [
+        {"value": value, "text": label, "selected": value == filters.assigned}
+        for value, label in (
+            ("", "Anyone or nobody"),
+            (ASSIGNED_TO_ME, "Me"),
+            (ASSIGNED_TO_NOBODY, "Nobody"),
+        )
+    ]
+    return render(
+        request,
+        "queue.html",
+        {
+            "title": "Queue",
+            "result": result,
+            "filters": filters,
+            "filtered": bool(filters.as_query()),
+            "needs_person": filters.state == NEEDS_PERSON,
+            "state_options": state_options,
+            "kind_options": kind_options,
+            "assigned_options": assigned_options,
+            "pagination": pagination(filters, result.page, result.pages),
+        },
+    )
 
 
 routes = [Route("/", queue, methods=["GET"])]

@@ -23,16 +23,22 @@ from caseworker.security import form_post
 from caseworker.webcontext import in_transaction, settings
 
 
-def _form(request: Request, *, email: str = "", problems: Problems | None = None,
-          status_code: int = 200) -> Response:
+def _form(
+    request: Request, *, email: str = "", problems: Problems | None = None, status_code: int = 200
+) -> Response:
     problems = problems or Problems()
-    return render(request, "sign_in.html", {
-        "title": "Sign in",
-        "email": email,
-        "next_path": safe_next(request.query_params.get("next")),
-        "errors": problems.summary(),
-        "field_errors": problems.fields,
-    }, status_code=status_code)
+    return render(
+        request,
+        "sign_in.html",
+        {
+            "title": "Sign in",
+            "email": email,
+            "next_path": safe_next(request.query_params.get("next")),
+            "errors": problems.summary(),
+            "field_errors": problems.fields,
+        },
+        status_code=status_code,
+    )
 
 
 async def sign_in_page(request: Request) -> Response:

@@ -31,11 +31,13 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 def axe_problems(page) -> list[str]:
     page.add_script_tag(path=str(AXE))
     result = page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS)
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
+    )
     return [
         f"{v['id']} ({v['impact']}): {v['help']} at "
         + ", ".join(str(node["target"]) for node in v["nodes"][:3])
-        for v in result["violations"] if v["impact"] in ("serious", "critical")
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
     ]
 
 
@@ -52,23 +54,47 @@ def axe_page(chromium):
 def _seed(server: LiveServer) -> dict[str, str]:
     database, raw_dir = server.settings.database, server.settings.raw_dir
     seed_directory(database)
-    ref = triage_case(database, raw_dir, html="<p>Please add <b>Nia</b>.</p>",
-                      attachments=[("form.pdf", "application/pdf", b"%PDF-1.4")])
-    message = store_message(database, raw_dir, email_bytes(subject="Form", text="Attached"),
-                            status="failed", error="The PDF reader timed out.")
+    ref = triage_case(
+        database,
+        raw_dir,
+        html="<p>Please add <b>Nia</b>.</p>",
+        attachments=[("form.pdf", "application/pdf", b"%PDF-1.4")],
+    )
+    message = store_message(
+        database,
+        raw_dir,
+        email_bytes(subject="Form", text="Attached"),
+        status="failed",
+        error="The PDF reader timed out.",
+    )
     with database.transaction() as session:
-        row = OutboxMessage(purpose="acknowledgement", message_id="<a11y@pcse.test>",
-                            to_address="someone@nhs.net", subject="[PCSE] Received",
-                            body_text="Thank you.", status="failed", last_error="550 no")
-        unconfirmed = OutboxMessage(purpose="acknowledgement", message_id="<a11y-2@pcse.test>",
-                                    to_address="someone@nhs.net", subject="[PCSE] Received",
-                                    body_text="Thank you.", status="sent",
-                                    last_error=UNCONFIRMED)
+        row = OutboxMessage(
+            purpose="acknowledgement",
+            message_id="<a11y@pcse.test>",
+            to_address="someone@nhs.net",
+            subject="[PCSE] Received",
+            body_text="Thank you.",
+            status="failed",
+            last_error="550 no",
+        )
+        unconfirmed = OutboxMessage(
+            purpose="acknowledgement",
+            message_id="<a11y-2@pcse.test>",
+            to_address="someone@nhs.net",
+            subject="[PCSE] Received",
+            body_text="Thank you.",
+            status="sent",
+            last_error=UNCONFIRMED,
+        )
         session.add_all([row, unconfirmed])
         session.flush()
         outbox_id, unconfirmed_id = row.id, unconfirmed.id
-    return {"ref": ref, "message": str(message), "outbox": str(outbox_id),
-            "unconfirmed": str(unconfirmed_id)}
+    return {
+        "ref": ref,
+        "message": str(message),
+        "outbox": str(outbox_id),
+        "unconfirmed": str(unconfirmed_id),
+    }
 
 
 def _sign_in(page, server: LiveServer, email: str) -> None:
@@ -79,8 +105,9 @@ def _sign_in(page, server: LiveServer, email: str) -> None:
     page.wait_for_url(server.url + "/")
 
 
-def test_the_main_pages_have_no_serious_accessibility_violations(live_server: LiveServer,
-                                                                 axe_page) -> None:
+def test_the_main_pages_have_no_serious_accessibility_violations(
+    live_server: LiveServer, axe_page
+) -> None:
     seeded = _seed(live_server)
     page = axe_page
     found: dict[str, list[str]] = {}
@@ -114,7 +141,8 @@ def test_the_main_pages_have_no_serious_accessibility_violations(live_server: Li
 
 
 def test_the_password_pages_have_no_serious_accessibility_violations(
-        live_server: LiveServer, axe_page) -> None:
+    live_server: LiveServer, axe_page
+) -> None:
     with live_server.settings.database.transaction() as session:
         caseworker = find_caseworker(session, CASEWORKER).id
     page = axe_page
@@ -130,8 +158,9 @@ def test_the_password_pages_have_no_serious_accessibility_violations(
     assert {name: problems for name, problems in found.items() if problems} == {}
 
 
-def test_the_error_summary_takes_focus_and_links_to_the_field(live_server: LiveServer,
-                                                               axe_page) -> None:
+def test_the_error_summary_takes_focus_and_links_to_the_field(
+    live_server: LiveServer, axe_page
+) -> None:
     seeded = _seed(live_server)
     page = axe_page
     _sign_in(page, live_server, SUPERVISOR)
@@ -143,8 +172,9 @@ def test_the_error_summary_takes_focus_and_links_to_the_field(live_server: LiveS
     assert page.evaluate("document.activeElement.id") == "reject-reason"
 
 
-def test_the_skip_link_is_the_first_thing_in_the_focus_order(live_server: LiveServer,
-                                                             axe_page) -> None:
+def test_the_skip_link_is_the_first_thing_in_the_focus_order(
+    live_server: LiveServer, axe_page
+) -> None:
     page = axe_page
     page.goto(live_server.url + "/sign-in")
     page.keyboard.press("Tab")
@@ -156,6 +186,8 @@ def test_the_skip_link_is_the_first_thing_in_the_focus_order(live_server: LiveSe
 
 def test_the_checker_reports_a_known_violation(axe_page) -> None:
     # Proves the check above can fail: an input with no label is a critical violation.
-    axe_page.set_content('<html lang="en"><head><title>t</title></head>'
-                         '<body><main><input type="text"></main></body></html>')
+    axe_page.set_content(
+        '<html lang="en"><head><title>t</title></head>'
+        '<body><main><input type="text"></main></body></html>'
+    )
     assert any(problem.startswith("label ") for problem in axe_problems(axe_page))

@@ -85,8 +85,9 @@ def test_reject_with_a_reason_and_see_the_email_in_the_outbox_and_the_sink(
 
 
 @pytest.mark.parametrize("csp", ["with CSP", "without CSP"])
-def test_an_email_carrying_scripts_renders_inert(live_server: LiveServer, chromium,
-                                                 csp: str) -> None:
+def test_an_email_carrying_scripts_renders_inert(
+    live_server: LiveServer, chromium, csp: str
+) -> None:
     # Without the Content-Security-Policy, escaping and the sandbox must hold on their own.
     context = chromium.new_context(bypass_csp=csp == "without CSP")
     page = context.new_page()
@@ -96,9 +97,9 @@ def test_an_email_carrying_scripts_renders_inert(live_server: LiveServer, chromi
         live_server,
         subject="Admin please <script>window.pwned='subject';alert('subject')</script>",
         text="Hello <script>window.pwned='text';alert('text')</script>"
-             '<img src=x onerror="window.pwned=\'text-img\';alert(\'text-img\')">',
+        "<img src=x onerror=\"window.pwned='text-img';alert('text-img')\">",
         html='<p>Hi</p><script>parent.pwned="html";alert("html")</script>'
-             '<img src="x" onerror="parent.pwned=\'img\';alert(\'img\')">',
+        "<img src=\"x\" onerror=\"parent.pwned='img';alert('img')\">",
     )
     try:
         browser_sign_in(page, live_server)
@@ -129,8 +130,7 @@ def test_a_post_without_the_csrf_token_is_refused(live_server: LiveServer, page)
     assert _state(live_server, ref) == "triage"
 
 
-def test_a_signed_out_request_is_sent_to_sign_in_and_back(live_server: LiveServer,
-                                                          page) -> None:
+def test_a_signed_out_request_is_sent_to_sign_in_and_back(live_server: LiveServer, page) -> None:
     ref = _triage(live_server)
     page.goto(f"{live_server.url}/cases/{ref}")
     assert page.url.startswith(f"{live_server.url}/sign-in?next=")
@@ -144,8 +144,7 @@ def test_a_signed_out_request_is_sent_to_sign_in_and_back(live_server: LiveServe
     assert page.url == f"{live_server.url}/sign-in"
 
 
-def test_a_caseworker_cannot_reach_the_supervisor_pages(live_server: LiveServer,
-                                                        page) -> None:
+def test_a_caseworker_cannot_reach_the_supervisor_pages(live_server: LiveServer, page) -> None:
     browser_sign_in(page, live_server, CASEWORKER)
     assert page.get_by_role("link", name="Accounts").count() == 0
     response = page.goto(f"{live_server.url}/accounts")
@@ -157,31 +156,58 @@ def test_a_caseworker_cannot_reach_the_supervisor_pages(live_server: LiveServer,
     assert page.locator("h1").inner_text() == "Caseworker accounts"
 
 
-def test_screenshots_of_the_queue_and_a_case(live_server: LiveServer, page,
-                                             tmp_path: Path) -> None:
+def test_screenshots_of_the_queue_and_a_case(live_server: LiveServer, page, tmp_path: Path) -> None:
     # PCSE_SCREENSHOTS=1 writes them into docs/ for the README; otherwise a temporary folder.
     folder = DOCS if os.environ.get("PCSE_SCREENSHOTS") else tmp_path
     database, raw_dir = live_server.settings.database, live_server.settings.raw_dir
     now = live_server.settings.env.clock.now()
-    ref = _triage(live_server, html="<p>Please add <b>Nia Patel</b> as a GPP admin.</p>",
-                  attachments=[("User Administrator Request Form.pdf", "application/pdf",
-                                b"%PDF-1.4 sample")], now=now - timedelta(days=3, hours=2))
-    taken = triage_case(database, raw_dir, subject="Main Contact change for A81001",
-                        kind="main_contact", requester="office@riverside.nhs.uk",
-                        reason="The named approver is not recorded for this practice.",
-                        now=now - timedelta(days=1, hours=4))
+    ref = _triage(
+        live_server,
+        html="<p>Please add <b>Nia Patel</b> as a GPP admin.</p>",
+        attachments=[
+            ("User Administrator Request Form.pdf", "application/pdf", b"%PDF-1.4 sample")
+        ],
+        now=now - timedelta(days=3, hours=2),
+    )
+    taken = triage_case(
+        database,
+        raw_dir,
+        subject="Main Contact change for A81001",
+        kind="main_contact",
+        requester="office@riverside.nhs.uk",
+        reason="The named approver is not recorded for this practice.",
+        now=now - timedelta(days=1, hours=4),
+    )
     with database.transaction() as session:
         get_case(session, taken).assigned_to = "sam.jones@pcse.nhs.uk"
-    triage_case(database, raw_dir, subject="PL admin request", kind="pl_admin",
-                organisation="B82002", requester="reception@hillview.nhs.uk",
-                reason="B82002 is not in the directory.", now=now - timedelta(hours=5))
-    store_message(database, raw_dir, email_bytes(subject="Form", text="See attached",
-                                                 sender="gp@valley.nhs.uk"),
-                  status="failed", error="The PDF reader timed out after 15 seconds.")
+    triage_case(
+        database,
+        raw_dir,
+        subject="PL admin request",
+        kind="pl_admin",
+        organisation="B82002",
+        requester="reception@hillview.nhs.uk",
+        reason="B82002 is not in the directory.",
+        now=now - timedelta(hours=5),
+    )
+    store_message(
+        database,
+        raw_dir,
+        email_bytes(subject="Form", text="See attached", sender="gp@valley.nhs.uk"),
+        status="failed",
+        error="The PDF reader timed out after 15 seconds.",
+    )
     with database.transaction() as session:
-        session.add(OutboxMessage(purpose="acknowledgement", message_id="<held@pcse.test>",
-                                  to_address="autoreply@example.org", subject="[PCSE] Received",
-                                  body_text="Thank you.", status="held"))
+        session.add(
+            OutboxMessage(
+                purpose="acknowledgement",
+                message_id="<held@pcse.test>",
+                to_address="autoreply@example.org",
+                subject="[PCSE] Received",
+                body_text="Thank you.",
+                status="held",
+            )
+        )
     browser_sign_in(page, live_server)
     page.screenshot(path=str(folder / "queue.png"), full_page=True)
     page.goto(f"{live_server.url}/cases/{ref}")
@@ -203,16 +229,24 @@ def test_each_inbound_message_shows_its_sender_verdict_beside_it(
     ref = _triage(live_server)
     with live_server.settings.database.transaction() as session:
         case_id = get_case(session, ref).id
-    forged = email_bytes(subject=f"RE: [{ref}] Approval needed", text="APPROVE",
-                         sender="mallory@nhs.net")
-    message_id = store_message(live_server.settings.database, live_server.settings.raw_dir,
-                               forged, case_id=case_id, sender_status="unverified",
-                               sender_detail="The From display name holds an email address.")
+    forged = email_bytes(
+        subject=f"RE: [{ref}] Approval needed", text="APPROVE", sender="mallory@nhs.net"
+    )
+    message_id = store_message(
+        live_server.settings.database,
+        live_server.settings.raw_dir,
+        forged,
+        case_id=case_id,
+        sender_status="unverified",
+        sender_detail="The From display name holds an email address.",
+    )
     browser_sign_in(page, live_server)
     page.goto(f"{live_server.url}/cases/{ref}")
     rows = page.locator("#emails ~ table tbody tr")
-    verdicts = [rows.nth(i).locator("[data-sender-status]").get_attribute("data-sender-status")
-                for i in range(rows.count())]
+    verdicts = [
+        rows.nth(i).locator("[data-sender-status]").get_attribute("data-sender-status")
+        for i in range(rows.count())
+    ]
     assert sorted(verdicts) == ["authenticated", "unverified"]
     table = page.locator("#emails ~ table").inner_text()
     assert "Sender verified" in table

@@ -31,27 +31,54 @@ INBOX_ADDRESS = "pcse.portalenquiries@nhs.net"
 # each delivered message with its verdict, as that server would.
 AUTHSERV_ID = "mx.e2e.nhs.test"
 
-def e2e_config(*, db_url: str, address: str, imap_port: int, username: str, smtp_port: int,
-               authserv_id: str, raw_dir: Path) -> str:
-    return to_toml({
-        "database": {"url": db_url},
-        "mailboxes": [{
-            "name": "enquiries", "address": address, "imap_host": "127.0.0.1",
-            "imap_port": imap_port, "imap_ssl": True, "username": username,
-            "auth": "password", "password_env": "PCSE_E2E_IMAP_PASSWORD", "folder": "INBOX",
-            "processed_folder": "Processed", "failed_folder": "Failed",
-        }],
-        "smtp": {
-            "host": "127.0.0.1", "port": smtp_port, "starttls": True, "auth": "password",
-            "username": "pcse-e2e", "password_env": "PCSE_E2E_SMTP_PASSWORD",
-            "from_address": address, "timeout_seconds": 10,
-        },
-        "security": {"sender_authentication": "authserv-id",
-                     "trusted_authserv_ids": [authserv_id]},
-        "schedule": {"poll_seconds": 2, "idle": True, "outbox_seconds": 0.5},
-        "storage": {"raw_dir": raw_dir},
-        "notifications": {"max_replies_per_hour": 20},
-    })
+
+def e2e_config(
+    *,
+    db_url: str,
+    address: str,
+    imap_port: int,
+    username: str,
+    smtp_port: int,
+    authserv_id: str,
+    raw_dir: Path,
+) -> str:
+    return to_toml(
+        {
+            "database": {"url": db_url},
+            "mailboxes": [
+                {
+                    "name": "enquiries",
+                    "address": address,
+                    "imap_host": "127.0.0.1",
+                    "imap_port": imap_port,
+                    "imap_ssl": True,
+                    "username": username,
+                    "auth": "password",
+                    "password_env": "PCSE_E2E_IMAP_PASSWORD",
+                    "folder": "INBOX",
+                    "processed_folder": "Processed",
+                    "failed_folder": "Failed",
+                }
+            ],
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "starttls": True,
+                "auth": "password",
+                "username": "pcse-e2e",
+                "password_env": "PCSE_E2E_SMTP_PASSWORD",
+                "from_address": address,
+                "timeout_seconds": 10,
+            },
+            "security": {
+                "sender_authentication": "authserv-id",
+                "trusted_authserv_ids": [authserv_id],
+            },
+            "schedule": {"poll_seconds": 2, "idle": True, "outbox_seconds": 0.5},
+            "storage": {"raw_dir": raw_dir},
+            "notifications": {"max_replies_per_hour": 20},
+        }
+    )
 
 
 @dataclass
@@ -84,8 +111,9 @@ def sink_tls(server: DovecotServer) -> ssl.SSLContext:
 
 
 @pytest.fixture(scope="module")
-def stack(dovecot_server: DovecotServer, pg_url: str,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    dovecot_server: DovecotServer, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     if dovecot_server.process is None:
         dovecot_server.start()
     empty_postgres(pg_url)
@@ -95,11 +123,17 @@ def stack(dovecot_server: DovecotServer, pg_url: str,
     sink = SmtpSink(users={"pcse-e2e": smtp_password}, tls_context=sink_tls(dovecot_server))
     sink.start()
     config = root / "config.toml"
-    config.write_text(e2e_config(
-        db_url=pg_url, address=INBOX_ADDRESS, imap_port=dovecot_server.ssl_port,
-        username=account.username, smtp_port=sink.port, authserv_id=AUTHSERV_ID,
-        raw_dir=root / "raw",
-    ))
+    config.write_text(
+        e2e_config(
+            db_url=pg_url,
+            address=INBOX_ADDRESS,
+            imap_port=dovecot_server.ssl_port,
+            username=account.username,
+            smtp_port=sink.port,
+            authserv_id=AUTHSERV_ID,
+            raw_dir=root / "raw",
+        )
+    )
     secrets_env = {
         "PCSE_E2E_IMAP_PASSWORD": account.password,
         "PCSE_E2E_SMTP_PASSWORD": smtp_password,
@@ -107,10 +141,12 @@ def stack(dovecot_server: DovecotServer, pg_url: str,
         "SSL_CERT_FILE": str(dovecot_server.cert_path),
     }
     pcse("db", "upgrade", config=config, cwd=root)
-    for command, name in (("directory import-orgs", "organisations.csv"),
-                          ("directory import-users", "users.csv"),
-                          ("approvers import", "signers.csv"),
-                          ("ael import", "ael.csv")):
+    for command, name in (
+        ("directory import-orgs", "organisations.csv"),
+        ("directory import-users", "users.csv"),
+        ("approvers import", "signers.csv"),
+        ("ael import", "ael.csv"),
+    ):
         pcse(*command.split(), str(DATA / name), config=config, cwd=root)
     service = Service(config, root, secrets_env)
     db = Database(pg_url)

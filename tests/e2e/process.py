@@ -16,16 +16,23 @@ T = TypeVar("T")
 PCSE = str(Path(sys.executable).with_name("pcse"))
 
 
-def pcse(*args: str, config: Path, cwd: Path, check: bool = True,
-         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def pcse(
+    *args: str, config: Path, cwd: Path, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run one `pcse` command to completion with the given configuration file."""
     result = subprocess.run(
-        [PCSE, "--config", str(config), *args], cwd=cwd, input=stdin, capture_output=True,
-        text=True, timeout=60, env=_env(),
+        [PCSE, "--config", str(config), *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"pcse {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"pcse {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -38,13 +45,21 @@ def _env() -> dict[str, str]:
 class Service:
     """`pcse run` as a child process; its log goes to a file the tests can read."""
 
-    def __init__(self, config: Path, cwd: Path, extra_env: dict[str, str] | None = None,
-                 name: str = "pcse-run") -> None:
+    def __init__(
+        self,
+        config: Path,
+        cwd: Path,
+        extra_env: dict[str, str] | None = None,
+        name: str = "pcse-run",
+    ) -> None:
         self.log_path = cwd / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [PCSE, "--config", str(config), "run"], cwd=cwd, stdout=self._log,
-            stderr=subprocess.STDOUT, env=_env() | (extra_env or {}),
+            [PCSE, "--config", str(config), "run"],
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=_env() | (extra_env or {}),
         )
 
     def log(self) -> str:
@@ -66,8 +81,14 @@ class Service:
         return self.process.returncode
 
 
-def wait_for(probe: Callable[[], T], *, timeout: float = 20, what: str = "a result",
-             service: Service | None = None, interval: float = 0.2) -> T:
+def wait_for(
+    probe: Callable[[], T],
+    *,
+    timeout: float = 20,
+    what: str = "a result",
+    service: Service | None = None,
+    interval: float = 0.2,
+) -> T:
     """Call `probe` until it returns something truthy; fail with the service's log if not."""
     deadline = time.monotonic() + timeout
     while True:

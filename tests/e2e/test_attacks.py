@@ -25,8 +25,12 @@ from tests.e2e.process import wait_for
 from workflow.directory import org_view
 from workflow.models import Case
 
-pytestmark = [pytest.mark.dovecot, pytest.mark.postgres, pytest.mark.slow,
-              pytest.mark.xdist_group("e2e-attacks")]
+pytestmark = [
+    pytest.mark.dovecot,
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("e2e-attacks"),
+]
 
 SETTLED = ("processed", "ignored", "duplicate", "failed")
 APPROVE_LINK = re.compile(r"Approve: (mailto:\S+)")
@@ -34,52 +38,79 @@ APPROVE_LINK = re.compile(r"Approve: (mailto:\S+)")
 
 def settled(stack: Stack, count: int) -> bool:
     with stack.db.transaction() as session:
-        done = session.scalar(sa.select(sa.func.count()).select_from(InboundMessage)
-                              .where(InboundMessage.status.in_(SETTLED)))
-        waiting = session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)
-                                 .where(OutboxMessage.status.in_(("pending", "sending"))))
+        done = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(InboundMessage)
+            .where(InboundMessage.status.in_(SETTLED))
+        )
+        waiting = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.status.in_(("pending", "sending")))
+        )
     return done >= count and waiting == 0
 
 
 def deliver_raw(stack: Stack, raw: bytes, dmarc_domain: str) -> None:
     """File a message as the receiving server would, with its verdict for `dmarc_domain`
     (the domain of the real sending mailbox, whatever the From header pretends)."""
-    header = (f"Authentication-Results: {AUTHSERV_ID}; spf=pass "
-              f"smtp.mailfrom={dmarc_domain}; dkim=pass header.d={dmarc_domain}; "
-              f"dmarc=pass header.from={dmarc_domain}\r\n").encode()
+    header = (
+        f"Authentication-Results: {AUTHSERV_ID}; spf=pass "
+        f"smtp.mailfrom={dmarc_domain}; dkim=pass header.d={dmarc_domain}; "
+        f"dmarc=pass header.from={dmarc_domain}\r\n"
+    ).encode()
     stack.account.append([header + raw])
 
 
 def answer_message(from_header: str, subject: str, text: str) -> bytes:
-    lines = [f"From: {from_header}", f"To: {INBOX_ADDRESS}", f"Subject: {subject}",
-             f"Date: {format_datetime(datetime.now(UTC))}",
-             f"Message-ID: {make_msgid(domain='nhs.net')}", "MIME-Version: 1.0",
-             'Content-Type: text/plain; charset="utf-8"']
+    lines = [
+        f"From: {from_header}",
+        f"To: {INBOX_ADDRESS}",
+        f"Subject: {subject}",
+        f"Date: {format_datetime(datetime.now(UTC))}",
+        f"Message-ID: {make_msgid(domain='nhs.net')}",
+        "MIME-Version: 1.0",
+        'Content-Type: text/plain; charset="utf-8"',
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n" + text + "\r\n").encode()
 
 
 def pl_admins(stack: Stack, org: str) -> list[str]:
     with stack.db.transaction() as session:
         view = org_view(session, org)
-    return sorted(u["email"] for u in view["users"] if u["active"]
-                  and "PL Organisation Administrator" in u["roles"])
+    return sorted(
+        u["email"]
+        for u in view["users"]
+        if u["active"] and "PL Organisation Administrator" in u["roles"]
+    )
 
 
 def test_a_forged_answer_grants_nothing_and_the_one_click_answer_does(stack: Stack) -> None:
     story = next(s for s in stories() if s.key == "pl_email")
     stack.deliver([story.build(story, INBOX_ADDRESS).as_bytes()])
-    wait_for(lambda: settled(stack, 1), timeout=60, service=stack.service,
-             what="the PL request to be handled")
+    wait_for(
+        lambda: settled(stack, 1),
+        timeout=60,
+        service=stack.service,
+        what="the PL request to be handled",
+    )
     with stack.db.transaction() as session:
         case = session.scalars(sa.select(Case).where(Case.requester == story.sender)).one()
         ref, org = case.ref, case.organisation_code
-        request = session.scalars(sa.select(OutboxMessage).where(
-            OutboxMessage.case_id == case.id,
-            OutboxMessage.purpose == "approval_request")).one()
+        request = session.scalars(
+            sa.select(OutboxMessage).where(
+                OutboxMessage.case_id == case.id, OutboxMessage.purpose == "approval_request"
+            )
+        ).one()
         approver = request.to_address
-    wait_for(lambda: any(request.message_id in str(r.message()["Message-ID"])
-                         for r in stack.sink.messages), timeout=30, service=stack.service,
-             what="the approval request to reach the SMTP server")
+    wait_for(
+        lambda: any(
+            request.message_id in str(r.message()["Message-ID"]) for r in stack.sink.messages
+        ),
+        timeout=30,
+        service=stack.service,
+        what="the approval request to reach the SMTP server",
+    )
     link = APPROVE_LINK.search(request.body_text).group(1)
     subject = unquote(link.split("subject=", 1)[1].split("&", 1)[0])
     token = re.search(r"APV-[0-9a-f]{20}", subject).group(0)
@@ -88,14 +119,20 @@ def test_a_forged_answer_grants_nothing_and_the_one_click_answer_does(stack: Sta
     # The approver's address in an encoded display name, over Mallory's own mailbox.
     local = approver.split("@")[0]
     forged = f"=?utf-8?q?{local}=40nhs.net=0A?= <mallory@nhs.net>"
-    deliver_raw(stack, answer_message(forged, f"RE: [{ref}] Approval needed {token}",
-                                      "APPROVE"), "nhs.net")
-    wait_for(lambda: settled(stack, 2), timeout=60, service=stack.service,
-             what="the forged answer to be handled")
+    deliver_raw(
+        stack, answer_message(forged, f"RE: [{ref}] Approval needed {token}", "APPROVE"), "nhs.net"
+    )
+    wait_for(
+        lambda: settled(stack, 2),
+        timeout=60,
+        service=stack.service,
+        what="the forged answer to be handled",
+    )
     with stack.db.transaction() as session:
         case = session.scalars(sa.select(Case).where(Case.ref == ref)).one()
-        forged_row = session.scalars(sa.select(InboundMessage)
-                                     .order_by(InboundMessage.id.desc())).first()
+        forged_row = session.scalars(
+            sa.select(InboundMessage).order_by(InboundMessage.id.desc())
+        ).first()
         assert case.state == "triage"
         assert approver not in (case.reason or "")
         assert forged_row.sender_status == "unverified"
@@ -106,9 +143,11 @@ def test_a_forged_answer_grants_nothing_and_the_one_click_answer_does(stack: Sta
     # A caseworker who has spoken to the approver asks again, with a fresh code.
     stack.pcse("case", "ask-approver", ref, "--by", "casey@pcse.test", "--approver", approver)
     with stack.db.transaction() as session:
-        again = session.scalars(sa.select(OutboxMessage).where(
-            OutboxMessage.case_id == case.id, OutboxMessage.purpose == "approval_request")
-            .order_by(OutboxMessage.id.desc())).first()
+        again = session.scalars(
+            sa.select(OutboxMessage)
+            .where(OutboxMessage.case_id == case.id, OutboxMessage.purpose == "approval_request")
+            .order_by(OutboxMessage.id.desc())
+        ).first()
     assert again.id != request.id
     stale = subject
     link = APPROVE_LINK.search(again.body_text).group(1)
@@ -117,13 +156,16 @@ def test_a_forged_answer_grants_nothing_and_the_one_click_answer_does(stack: Sta
 
     # The real approver taps Approve: a new email with the pre-filled subject, no body.
     deliver_raw(stack, answer_message(approver, subject, ""), approver.split("@")[1])
-    wait_for(lambda: settled(stack, 3), timeout=60, service=stack.service,
-             what="the one-click answer to be handled")
+    wait_for(
+        lambda: settled(stack, 3),
+        timeout=60,
+        service=stack.service,
+        what="the one-click answer to be handled",
+    )
     with stack.db.transaction() as session:
         case = session.scalars(sa.select(Case).where(Case.ref == ref)).one()
         assert case.state == "completed", case.reason
-        row = session.scalars(sa.select(InboundMessage)
-                              .order_by(InboundMessage.id.desc())).first()
+        row = session.scalars(sa.select(InboundMessage).order_by(InboundMessage.id.desc())).first()
         assert row.sender_status == "authenticated"
         assert AUTHSERV_ID in (row.sender_detail or "")
     assert len(pl_admins(stack, org)) == len(before) + 1

@@ -26,8 +26,12 @@ from tests.e2e.process import wait_for
 from workflow.directory import org_view
 from workflow.models import Case, CaseEvent
 
-pytestmark = [pytest.mark.dovecot, pytest.mark.postgres, pytest.mark.slow,
-              pytest.mark.xdist_group("e2e")]
+pytestmark = [
+    pytest.mark.dovecot,
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("e2e"),
+]
 
 STORIES = {story.key: story for story in stories()}
 TOKEN = re.compile(r"\bAPV-([0-9a-f]{20})\b")
@@ -50,9 +54,11 @@ class Outcome:
     def history(self, key: str) -> list[CaseEvent]:
         case = self.case(key)
         with self.stack.db.transaction() as session:
-            return list(session.scalars(
-                sa.select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id)
-            ))
+            return list(
+                session.scalars(
+                    sa.select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id)
+                )
+            )
 
     def emails(self, key: str) -> list[EmailMessage]:
         """What the SMTP server received about the story's case."""
@@ -65,7 +71,8 @@ class Outcome:
         with self.stack.db.transaction() as session:
             rows = session.execute(
                 sa.select(OutboxMessage.purpose, OutboxMessage.to_address, OutboxMessage.status)
-                .where(OutboxMessage.case_id == case.id).order_by(OutboxMessage.id)
+                .where(OutboxMessage.case_id == case.id)
+                .order_by(OutboxMessage.id)
             ).all()
         assert all(status == "sent" for _, _, status in rows), rows
         return sorted((purpose, to) for purpose, to, _ in rows)
@@ -74,8 +81,7 @@ class Outcome:
         """Active people of the organisation and their roles, from `org_view`."""
         with self.stack.db.transaction() as session:
             view = org_view(session, org)
-        return {u["email"]: sorted(u["roles"]) for u in view["users"] if u["active"]
-                and u["roles"]}
+        return {u["email"]: sorted(u["roles"]) for u in view["users"] if u["active"] and u["roles"]}
 
 
 def messages(stack: Stack) -> list[EmailMessage]:
@@ -85,27 +91,43 @@ def messages(stack: Stack) -> list[EmailMessage]:
 def settled(stack: Stack, count: int) -> bool:
     """`count` messages handled, the outbox empty, and everything sent received."""
     with stack.db.transaction() as session:
-        done = session.scalar(sa.select(sa.func.count()).select_from(InboundMessage)
-                              .where(InboundMessage.status.in_(SETTLED)))
-        waiting = session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)
-                                 .where(OutboxMessage.status.in_(("pending", "sending"))))
-        sent = session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)
-                              .where(OutboxMessage.status == "sent"))
+        done = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(InboundMessage)
+            .where(InboundMessage.status.in_(SETTLED))
+        )
+        waiting = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.status.in_(("pending", "sending")))
+        )
+        sent = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.status == "sent")
+        )
     return done >= count and waiting == 0 and len(stack.sink.messages) >= sent
 
 
 def approval_requests(stack: Stack) -> list[Received]:
-    return [r for r in stack.sink.messages
-            if TOKEN.search(str(r.message()["Subject"]))
-            and not str(r.message()["Subject"]).lower().startswith("re:")]
+    return [
+        r
+        for r in stack.sink.messages
+        if TOKEN.search(str(r.message()["Subject"]))
+        and not str(r.message()["Subject"]).lower().startswith("re:")
+    ]
 
 
 @pytest.fixture(scope="module")
 def outcome(stack: Stack) -> Outcome:
     requests = {s.key: s.build(s, INBOX_ADDRESS).as_bytes() for s in STORIES.values()}
     stack.deliver(list(requests.values()))
-    wait_for(lambda: settled(stack, len(requests)), timeout=60, service=stack.service,
-             what="the sample mail to be handled and answered")
+    wait_for(
+        lambda: settled(stack, len(requests)),
+        timeout=60,
+        service=stack.service,
+        what="the sample mail to be handled and answered",
+    )
     by_sender = {s.sender: s for s in STORIES.values()}
     replies: dict[str, bytes] = {}
     for received in approval_requests(stack):
@@ -116,8 +138,12 @@ def outcome(stack: Stack) -> Outcome:
         assert story.answer is not None, f"{story.key} was not expected to need an approver"
         replies[story.key] = approver_reply(received.data, story.answer)
     stack.deliver(list(replies.values()))
-    wait_for(lambda: settled(stack, len(requests) + len(replies)), timeout=60,
-             service=stack.service, what="the approvers' answers to be handled")
+    wait_for(
+        lambda: settled(stack, len(requests) + len(replies)),
+        timeout=60,
+        service=stack.service,
+        what="the approvers' answers to be handled",
+    )
     return Outcome(stack, requests, replies)
 
 
@@ -127,7 +153,10 @@ def outcome(stack: Stack) -> Outcome:
 def test_filled_gpp_form_is_approved_by_the_recorded_partner(outcome: Outcome) -> None:
     case = outcome.case("gpp_form")
     assert (case.kind, case.organisation_code, case.state) == (
-        "gpp_admin_form", "A81001", "completed")
+        "gpp_admin_form",
+        "A81001",
+        "completed",
+    )
     assert outcome.sent("gpp_form") == [
         ("acknowledgement", "sarah.khan@nhs.net"),
         ("approval_request", "priya.shah@nhs.net"),
@@ -140,7 +169,10 @@ def test_filled_gpp_form_is_approved_by_the_recorded_partner(outcome: Outcome) -
 def test_user_admin_form_sets_up_admins_and_main_contact(outcome: Outcome) -> None:
     case = outcome.case("user_admin_form")
     assert (case.kind, case.organisation_code, case.state) == (
-        "user_admin_form", "A81005", "completed")
+        "user_admin_form",
+        "A81005",
+        "completed",
+    )
     sent = outcome.sent("user_admin_form")
     assert ("approval_request", "fiona.walsh@nhs.net") in sent
     assert ("outcome_completed", "mike.dunn@nhs.net") in sent
@@ -148,8 +180,10 @@ def test_user_admin_form_sets_up_admins_and_main_contact(outcome: Outcome) -> No
     # One welcome naming both of Chloe's new roles.
     assert [to for purpose, to in sent if purpose == "welcome_admin"] == ["chloe.price@nhs.net"]
     roles = outcome.roles("A81005")
-    assert roles["chloe.price@nhs.net"] == ["GPP Practice User Administrator",
-                                            "PL Organisation Administrator"]
+    assert roles["chloe.price@nhs.net"] == [
+        "GPP Practice User Administrator",
+        "PL Organisation Administrator",
+    ]
     assert roles["aisha.malik@nhs.net"] == ["Main Contact"]
 
 
@@ -157,24 +191,33 @@ def test_outlook_style_approval_is_read_above_the_quoted_request(outcome: Outcom
     """The Outlook reply quotes the request (which explains APPROVE and REJECT) in full."""
     reply = outcome.replies["user_admin_form"].decode()
     assert "________________________________" in reply and "From: " in reply
-    answers = [e for e in outcome.history("user_admin_form") if e.actor == "fiona.walsh@nhs.net"
-               or "fiona.walsh@nhs.net" in (e.detail or "")]
+    answers = [
+        e
+        for e in outcome.history("user_admin_form")
+        if e.actor == "fiona.walsh@nhs.net" or "fiona.walsh@nhs.net" in (e.detail or "")
+    ]
     assert answers, "the approver's answer is in the case history"
 
 
 def test_flattened_form_rejected_with_the_approvers_reason(outcome: Outcome) -> None:
     case = outcome.case("flattened")
     assert (case.kind, case.organisation_code, case.state) == (
-        "gpp_admin_form", "A81003", "rejected")
+        "gpp_admin_form",
+        "A81003",
+        "rejected",
+    )
     assert "left the practice" in (case.reason or "")
     assert outcome.sent("flattened") == [
         ("acknowledgement", "paul.wright@nhs.net"),
         ("approval_request", "janet.okoro@nhs.net"),
         ("outcome_rejected", "paul.wright@nhs.net"),
     ]
-    rejection = next(m for m in outcome.emails("flattened")
-                     if m["To"].addresses[0].addr_spec == "paul.wright@nhs.net"
-                     and "left the practice" in m.get_body(("plain",)).get_content())
+    rejection = next(
+        m
+        for m in outcome.emails("flattened")
+        if m["To"].addresses[0].addr_spec == "paul.wright@nhs.net"
+        and "left the practice" in m.get_body(("plain",)).get_content()
+    )
     assert rejection is not None
     assert "david.lowe@nhs.net" not in outcome.roles("A81003")
 
@@ -182,7 +225,10 @@ def test_flattened_form_rejected_with_the_approvers_reason(outcome: Outcome) -> 
 def test_pcn_form_from_an_ael_contact_needs_no_further_approval(outcome: Outcome) -> None:
     case = outcome.case("pcn_form")
     assert (case.kind, case.organisation_code, case.state) == (
-        "pcn_admin_form", "U12345", "completed")
+        "pcn_admin_form",
+        "U12345",
+        "completed",
+    )
     sent = outcome.sent("pcn_form")
     assert not [p for p, _ in sent if p == "approval_request"]
     assert ("outcome_completed", "gill.hart@nhs.net") in sent
@@ -204,14 +250,18 @@ def test_oph_request_where_an_admin_exists_is_answered_with_directions(outcome: 
     case = outcome.case("oph_email")
     assert (case.kind, case.organisation_code, case.state) == ("oph_admin", "TP7011", "answered")
     assert outcome.sent("oph_email") == [
-        ("redirect_existing_admins", "daniel.brooks@clearview-opticians.co.uk")]
+        ("redirect_existing_admins", "daniel.brooks@clearview-opticians.co.uk")
+    ]
     assert "sophie.turner@clearview-opticians.co.uk" not in outcome.roles("TP7011")
 
 
 def test_main_contact_change_replaces_the_old_one_and_tells_him(outcome: Outcome) -> None:
     case = outcome.case("main_contact")
     assert (case.kind, case.organisation_code, case.state) == (
-        "main_contact", "A81002", "completed")
+        "main_contact",
+        "A81002",
+        "completed",
+    )
     sent = outcome.sent("main_contact")
     assert ("approval_request", "alan.reid@nhs.net") in sent
     assert ("main_contact_replaced", "tom.baker@nhs.net") in sent
@@ -224,7 +274,10 @@ def test_main_contact_change_replaces_the_old_one_and_tells_him(outcome: Outcome
 def test_fifth_gpp_admin_is_refused(outcome: Outcome) -> None:
     case = outcome.case("fifth_admin")
     assert (case.kind, case.organisation_code, case.state) == (
-        "gpp_admin_form", "A81004", "rejected")
+        "gpp_admin_form",
+        "A81004",
+        "rejected",
+    )
     sent = outcome.sent("fifth_admin")
     assert ("admin_limit_reached", "karen.hughes@nhs.net") in sent
     roles = outcome.roles("A81004")
@@ -237,18 +290,17 @@ def test_fifth_gpp_admin_is_refused(outcome: Outcome) -> None:
 
 def test_out_of_office_is_recorded_and_never_answered(outcome: Outcome) -> None:
     with outcome.stack.db.transaction() as session:
-        row = session.scalars(sa.select(InboundMessage)
-                              .where(InboundMessage.from_address == "peter.nolan@nhs.net")).one()
+        row = session.scalars(
+            sa.select(InboundMessage).where(InboundMessage.from_address == "peter.nolan@nhs.net")
+        ).one()
         assert (row.classification, row.status, row.case_id) == ("automatic", "ignored", None)
-    assert not [m for m in messages(outcome.stack)
-                if "peter.nolan@nhs.net" in str(m["To"])]
+    assert not [m for m in messages(outcome.stack) if "peter.nolan@nhs.net" in str(m["To"])]
 
 
 def test_performer_question_gets_directions(outcome: Outcome) -> None:
     case = outcome.case("performer")
     assert (case.kind, case.state) == ("performer_registration", "answered")
-    assert ("redirect_performer_registration", "kwame.mensah@nhs.net") in outcome.sent(
-        "performer")
+    assert ("redirect_performer_registration", "kwame.mensah@nhs.net") in outcome.sent("performer")
 
 
 def test_unreadable_pdf_asks_the_sender_again(outcome: Outcome) -> None:
@@ -285,8 +337,9 @@ def test_every_email_is_threaded_and_carries_its_reference(outcome: Outcome) -> 
             assert row.in_reply_to in str(email["References"])
     # Replies to the requester thread onto the request they sent.
     for key in ("gpp_form", "flattened", "performer"):
-        ack = next(m for m in outcome.emails(key)
-                   if m["To"].addresses[0].addr_spec == STORIES[key].sender)
+        ack = next(
+            m for m in outcome.emails(key) if m["To"].addresses[0].addr_spec == STORIES[key].sender
+        )
         assert str(ack["In-Reply-To"]).strip() == request_ids[key]
 
 
@@ -315,8 +368,9 @@ def test_log_has_a_line_per_message_and_no_bodies(outcome: Outcome) -> None:
 def test_sigterm_stops_the_service_cleanly(outcome: Outcome) -> None:
     assert outcome.stack.service.stop() == 0
     with outcome.stack.db.transaction() as session:
-        assert not session.scalars(sa.select(InboundMessage)
-                                   .where(InboundMessage.status == "pending")).all()
+        assert not session.scalars(
+            sa.select(InboundMessage).where(InboundMessage.status == "pending")
+        ).all()
 
 
 def _message_id(data: bytes) -> str:
