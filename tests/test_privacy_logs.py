@@ -33,6 +33,7 @@ LOGGERS = (
     "service",
     "caseworker",
     "core",
+    "demo",
     "uvicorn",
     "uvicorn.error",
     "uvicorn.access",
