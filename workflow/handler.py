@@ -9,7 +9,6 @@ step is a row in the case's history. The handler runs inside intake's transactio
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from copy import deepcopy
 from dataclasses import replace
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 import forms
 from core.patterns import mask_tokens
 from core.senderauth import Status
+from forms.email_people import EMAIL
 from forms.model import Finding, ParsedRequest
 from forms.normalise import clean_ods, normalise_email
 from workflow import approvals
@@ -50,7 +50,6 @@ SYSTEM = "system"
 QUOTE_LIMIT = 1000
 PDF_KINDS = frozenset({CaseKind.GPP_ADMIN_FORM, CaseKind.USER_ADMIN_FORM,
                        CaseKind.PCN_ADMIN_FORM})
-_EMAIL_IN_TEXT = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def handle_message(env: WorkflowEnv) -> Handler:
@@ -437,7 +436,7 @@ def _merged_person(old: Any, new: Mapping[str, Any]) -> dict[str, Any]:
 def _fill_bare_address(kind: str, fields: dict[str, Any], said: str,
                        exclude: set[str] | frozenset[str]) -> None:
     """"Her address is jane@nhs.net": one address in the reply fills the one that is missing."""
-    found = {a.lower().rstrip(".") for a in _EMAIL_IN_TEXT.findall(said or "")}
+    found = {a.lower().rstrip(".") for a in EMAIL.findall(said or "")}
     found = {a for a in found if normalise_email(a) and a not in exclude}
     if len(found) != 1:
         return
