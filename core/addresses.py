@@ -106,7 +106,13 @@ def parse_from(raw_values: Sequence[str]) -> SenderIdentity:
     if not raw_values:
         return unverified("The message has no From header.")
     if len(raw_values) > 1:
-        found = [m for raw in raw_values[:MAX_RECIPIENT_HEADERS] for m in _mailboxes(raw)[0]]
+        # Read for display only, and each under the same cap as a single From.
+        found = [
+            m
+            for raw in raw_values[:MAX_RECIPIENT_HEADERS]
+            if len(raw) <= MAX_FROM_CHARS
+            for m in _mailboxes(raw)[0]
+        ]
         return SenderIdentity(
             None, "", f"The message has {len(raw_values)} From headers.", tuple(found)
         )

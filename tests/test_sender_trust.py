@@ -116,6 +116,27 @@ def test_two_from_headers_leave_the_sender_unverified() -> None:
     assert "2 From headers" in (sender.problem or "")
 
 
+def test_several_huge_from_headers_are_not_parsed_either() -> None:
+    """Each From header is capped, however many there are (a child process: a regression
+    fails on its deadline rather than hanging the suite)."""
+    script = (
+        "from intake.mailparse import parse_mail\n"
+        "raw = b''.join(b'From: ' + c * 2_000_000 + b'\\r\\n' for c in (b'\"', b'(', b'a'))\n"
+        "mail = parse_mail(raw + b'Subject: x\\r\\n\\r\\nbody')\n"
+        "print(mail.sender_identity.problem)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 From headers" in done.stdout
+
+
 def test_an_overlong_from_header_is_not_parsed() -> None:
     sender = parse_from(["x" * (MAX_FROM_CHARS + 1) + " <a@nhs.net>"])
     assert sender.address is None and "characters long" in (sender.problem or "")

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from copy import deepcopy
 from typing import Any
 
 from core.states import CaseKind
+from forms.email_people import EMAIL
 from forms.model import Finding, ParsedRequest
 from forms.normalise import clean_ods, normalise_email
 from workflow.models import Case
 
 PDF_KINDS = frozenset({CaseKind.GPP_ADMIN_FORM, CaseKind.USER_ADMIN_FORM, CaseKind.PCN_ADMIN_FORM})
-
-
-_EMAIL_IN_TEXT = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def merge_fields(
@@ -88,7 +85,7 @@ def _fill_bare_address(
     kind: str, fields: dict[str, Any], said: str, exclude: set[str] | frozenset[str]
 ) -> None:
     """ "Her address is jane@nhs.net": one address in the reply fills the one that is missing."""
-    found = {a.lower().rstrip(".") for a in _EMAIL_IN_TEXT.findall(said or "")}
+    found = {a.lower().rstrip(".") for a in EMAIL.findall(said or "")}
     found = {a for a in found if normalise_email(a) and a not in exclude}
     if len(found) != 1:
         return

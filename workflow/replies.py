@@ -30,6 +30,8 @@ from html.parser import HTMLParser
 
 from mailparser_reply import EmailReplyParser
 
+from core.markup import tame_markup
+
 # Enough of a reason for a caseworker and the requester; the rest stays in the raw message.
 MAX_REASON = 1000
 # Only the opening of a reply carries the verdict; an own text longer than this is unclear.
@@ -1036,7 +1038,8 @@ class _TextExtractor(HTMLParser):
 def html_to_text(html: str) -> str:
     """The visible text of an HTML body, without its quoted original."""
     parser = _TextExtractor()
-    parser.feed(html[: MAX_INPUT * 5])
+    # html.parser rescans to the end for each construct it cannot close: tame it first.
+    parser.feed(tame_markup(html[: MAX_INPUT * 5]))
     parser.close()
     text = "".join(parser.parts).replace("\xa0", " ")
     lines = [" ".join(line.split()) for line in text.splitlines()]
