@@ -190,10 +190,11 @@ def smtp_refusing(
 ) -> FaultReport:
     """With `skip_backoff`, once the server is back the rows its 421s sent into backoff
     (a minute at least) are made due at once, as if that minute had passed."""
-    s.sink.refuse_for(outage)
-    refusing_until = time.monotonic() + outage
+    # The outage starts with the first email pcse tries to send, however slowly it starts.
+    s.sink.refuse_for(outage, from_first=True)
     run, started = start_draining(s, count, seed, at_least=1)
-    wait_until(lambda: s.sink.refused > 0, outage + 60, "the SMTP server to refuse")
+    wait_until(lambda: s.sink.refused > 0, 120, "the SMTP server to refuse")
+    refusing_until = time.monotonic() + outage
     wait_until(
         lambda: bool(status(s).get("outbox_last_error")),
         outage + 60,

@@ -55,6 +55,8 @@ class _State:
     accepted: int = 0
     faults: list[_Fault] = field(default_factory=list)
     refuse_until: float = 0.0
+    # An outage that starts at the next transaction (a test cannot know when that will be).
+    pending_outage: float = 0.0
     refused: int = 0
 
 
@@ -72,6 +74,9 @@ class SinkHandler:
 
     def _fault(self, stage: str) -> str | None:
         with self.lock:
+            if self.state.pending_outage:
+                self.state.refuse_until = time.monotonic() + self.state.pending_outage
+                self.state.pending_outage = 0.0
             if time.monotonic() < self.state.refuse_until:
                 self.state.refused += 1
                 return "421 4.3.2 Service not available, try again later"
@@ -280,15 +285,20 @@ class SmtpSink:
         with self.handler.lock:
             self.handler.state.faults.append(_Fault(code, text, count, stage))
 
-    def refuse_for(self, seconds: float) -> None:
-        """Answer every transaction with 421 for `seconds`."""
+    def refuse_for(self, seconds: float, *, from_first: bool = False) -> None:
+        """Answer every transaction with 421 for `seconds`: from now, or, `from_first`,
+        from the next transaction on (so a slow client still meets the outage)."""
         with self.handler.lock:
-            self.handler.state.refuse_until = time.monotonic() + seconds
+            if from_first:
+                self.handler.state.pending_outage = seconds
+            else:
+                self.handler.state.refuse_until = time.monotonic() + seconds
 
     def reset_faults(self) -> None:
         with self.handler.lock:
             self.handler.state.faults.clear()
             self.handler.state.refuse_until = 0.0
+            self.handler.state.pending_outage = 0.0
 
 
 def main(argv: list[str] | None = None) -> None:
