@@ -27,7 +27,7 @@ from tests.test_workflow_helpers import (
     case_of,
     deliver,
     email_request,
-    events,
+    failed_checks,
     gpp_form,
     holders,
     mail_from,
@@ -46,10 +46,6 @@ def ms365_env() -> WorkflowEnv:
     env = make_env()
     env.sender_policy = SenderPolicy(Profile.MICROSOFT365, internal_domains=("nhs.net",))
     return env
-
-
-def failed_checks(db: Database, ref: str) -> set[str]:
-    return {e["data"]["check"] for e in events(db, ref, "check") if not e["data"]["passed"]}
 
 
 def granted(db: Database, org: str, service: str) -> list[str]:

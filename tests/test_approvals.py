@@ -24,6 +24,7 @@ from tests.test_workflow_helpers import (
     deliver,
     email_request,
     events,
+    failed_checks,
     gpp_form,
     holders,
     mail_from,
@@ -39,10 +40,6 @@ from workflow.env import WorkflowEnv
 
 def refusals(db: Database, ref: str) -> list[str]:
     return [e["detail"] for e in events(db, ref, "approval_refused")]
-
-
-def failed_checks(db: Database, ref: str) -> set[str]:
-    return {e["data"]["check"] for e in events(db, ref, "check") if not e["data"]["passed"]}
 
 
 def assert_nothing_approved(db: Database, ref: str) -> None:

@@ -335,3 +335,8 @@ def events(db: Database, ref: str, event: str | None = None) -> list[dict[str, A
         for e in case.events
         if event is None or e.event == event
     ]
+
+
+def failed_checks(db: Database, ref: str) -> set[str]:
+    """The names of the checks recorded on the case that did not pass."""
+    return {e["data"]["check"] for e in events(db, ref, "check") if not e["data"]["passed"]}
