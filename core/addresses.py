@@ -165,40 +165,12 @@ def _plain_form_problem(value: str, address: str) -> str | None:
     """Why a header the policy parser read as one mailbox is not written plainly: RFC 5322
     allows comments inside an address, source routes and groups, which read the same to
     this parser but not necessarily to the mail server that checked the sender."""
-    tokens = _address_tokens(value)
+    tokens, bare_colon = _scan(value)
     if [clean_address(t) for t in tokens] != [address]:
         return "The From address is not written plainly (a comment, route or quoting in it)."
-    if _bare_colon(value):
+    if bare_colon:
         return "The From header is written as a group."
     return None
-
-
-def _bare_colon(value: str) -> bool:
-    """A ':' outside quoted strings, comments and <…>: group syntax or a source route."""
-    quoted = escaped = False
-    depth = angle = 0
-    for char in value:
-        if escaped:
-            escaped = False
-        elif char == "\\" and (quoted or depth):
-            escaped = True
-        elif quoted:
-            quoted = char != '"'
-        elif char == "(":
-            depth += 1
-        elif char == ")" and depth:
-            depth -= 1
-        elif depth:
-            continue
-        elif char == '"':
-            quoted = True
-        elif char == "<":
-            angle += 1
-        elif char == ">" and angle:
-            angle -= 1
-        elif char == ":" and not angle:
-            return True
-    return False
 
 
 def _fast_mailbox(match: re.Match[str]) -> tuple[list[Mailbox], str | None]:
@@ -266,7 +238,14 @@ def recipient_addresses(raw_values: Iterable[str]) -> tuple[list[str], list[str]
 
 def _address_tokens(raw: str) -> list[str]:
     """Candidate addr-specs: what stands in <…>, else bare words holding `@`, per element."""
+    return _scan(raw)[0]
+
+
+def _scan(raw: str) -> tuple[list[str], bool]:
+    """The candidate addr-specs of an address header, and whether a ':' stands outside
+    quoted strings, comments and <…> (group syntax or a source route)."""
     tokens: list[str] = []
+    bare_colon = False
     element: list[str] = []  # bare words of the current list element
     bracketed: list[str] = []
     word: list[str] = []
@@ -323,6 +302,7 @@ def _address_tokens(raw: str) -> list[str]:
         elif char.isspace():
             end_word()
         else:
+            bare_colon = bare_colon or char == ":"
             word.append(char)
     end_element()
-    return tokens
+    return tokens, bare_colon
