@@ -37,7 +37,7 @@ from tests.test_workflow_helpers import (
     token_for,
 )
 from workflow import actions
-from workflow.approvals import case_digest
+from workflow.approvals import case_digest, check_sender
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case, CaseEvent
 
@@ -319,7 +319,7 @@ def test_a_token_does_not_outlive_a_new_form(db: Database, env: WorkflowEnv) -> 
             **case.fields,
             "nominees": [{"name": other[0], "email": other[1], "services": ["gpp"]}],
         }
-        _merge_reply(session, env, case, row, reply, "New form attached")
+        _merge_reply(session, env, case, row, reply, "New form attached", check_sender(reply, env))
     assert case_of(db, ref).state == "triage"  # the answer to a caseworker goes back to one
     outcome = answer(db, env, ref, PARTNER, "APPROVE", token=old_token)
     assert "refused" in outcome.lower()

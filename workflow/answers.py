@@ -12,7 +12,7 @@ from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from workflow import approvals
 from workflow.apply import approve_and_apply
-from workflow.approvals import Verification, check_sender, verify_answer
+from workflow.approvals import Verification, verify_answer
 from workflow.cases import move, record
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case
@@ -180,7 +180,7 @@ def _record_answer(
 ) -> None:
     """Who answered, with which token, what every check found, and what the reply said."""
     now = env.clock.now()
-    sender = check_sender(mail, env)
+    sender = verification.sender
     note_message(
         session,
         env,

@@ -206,8 +206,12 @@ class Verification:
     token: str
     approval: ApprovalRequest | None
     case: Case | None
+    sender: SenderCheck
     checks: list[Check] = field(default_factory=list)
-    authentication: str = "not checked"
+
+    @property
+    def authentication(self) -> str:
+        return self.sender.authentication
 
     @property
     def accepted(self) -> bool:
@@ -247,6 +251,7 @@ def verify_answer(
     """
     token = token.lower()
     now = env.clock.now()
+    sender = check_sender(mail, env)
     approval = (
         session.scalars(select(ApprovalRequest).where(ApprovalRequest.token == token)).first()
         if token
@@ -257,6 +262,7 @@ def verify_answer(
             token,
             None,
             about,
+            sender,
             [
                 Check(
                     "token_known",
@@ -268,7 +274,7 @@ def verify_answer(
             ],
         )
     case = session.get_one(Case, approval.case_id)
-    found = Verification(token, approval, case)
+    found = Verification(token, approval, case, sender)
     checks = found.checks
     checks.append(
         Check(
@@ -308,18 +314,17 @@ def verify_answer(
             f"{case.ref} is {case.state}.",
         )
     )
+    unchanged = approval.digest == case_digest(case)
     checks.append(
         Check(
             "changes_unchanged",
-            approval.digest == case_digest(case),
+            unchanged,
             "The changes are still those the approver was asked about."
-            if approval.digest == case_digest(case)
+            if unchanged
             else "The case has changed since the approver was asked; this answer is "
             "about something that will no longer be applied.",
         )
     )
-    sender = check_sender(mail, env)
-    found.authentication = sender.authentication
     checks.extend(sender.checks)
     checks.append(
         Check(

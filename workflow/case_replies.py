@@ -11,7 +11,7 @@ from core.states import CaseState
 from forms.model import ParsedRequest
 from intake.models import InboundMessage
 from workflow import approvals
-from workflow.approvals import check_sender
+from workflow.approvals import SenderCheck, check_sender
 from workflow.cases import move, record
 from workflow.decisions import CASEWORKER_REQUEST
 from workflow.env import WorkflowEnv
@@ -64,7 +64,7 @@ def case_reply(
                 "caseworker must check the reply.",
                 "reply from someone else",
             )
-        return _merge_reply(session, env, case, inbound, mail, said)
+        return _merge_reply(session, env, case, inbound, mail, said, sender)
     asked = {a.approver_email for a in approvals.open_requests(session, case)}
     if (
         state is CaseState.AWAITING_APPROVAL
@@ -123,6 +123,7 @@ def _merge_reply(
     inbound: InboundMessage,
     mail: IncomingMail,
     said: str,
+    sender: SenderCheck,
 ) -> str:
     """Fold what the requester sent into the case, then read the case again."""
     now = env.clock.now()
@@ -203,6 +204,4 @@ def _merge_reply(
         findings=findings_of(case),
         source=request.source if request else "email_body",
     )
-    return decide_and_persist(
-        session, env, case, merged, check_sender(mail, env), inbound, acknowledge=False
-    )
+    return decide_and_persist(session, env, case, merged, sender, inbound, acknowledge=False)
