@@ -22,6 +22,7 @@ from forms.settings import LimitsConfig
 from intake.settings import MailboxConfig, StorageConfig
 from notifications.settings import NotificationsConfig, SmtpConfig
 from workflow.settings import WorkflowConfig
+from workflow.targets import TargetsConfig
 
 __all__ = [
     "Config",
@@ -34,6 +35,7 @@ __all__ = [
     "SecurityConfig",
     "SmtpConfig",
     "StorageConfig",
+    "TargetsConfig",
     "WebConfig",
     "WorkflowConfig",
     "from_mapping",
@@ -63,6 +65,7 @@ class Config:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
     source: str = "built-in local defaults"
 
     @property
@@ -152,6 +155,7 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
         "notifications": NotificationsConfig,
         "storage": StorageConfig,
         "web": WebConfig,
+        "targets": TargetsConfig,
     }
     unknown = set(data) - set(sections) - {"mailboxes"}
     if unknown:

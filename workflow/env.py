@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from core.clock import Clock, SystemClock
 from core.senderauth import SenderPolicy
 from forms.sandbox import PdfLimits
+from workflow.targets import TargetsConfig
 
 
 @dataclass
@@ -31,3 +32,5 @@ class WorkflowEnv:
     # expired cases. The accounts are the caseworker package's (caseworker.accounts
     # .is_supervisor, wired by service.context); with nothing wired, nobody is.
     is_supervisor: Callable[[Session, str], bool] = field(default=lambda _session, _by: False)
+    # Target times ([targets]): the queue's overdue markers and filter.
+    targets: TargetsConfig = field(default_factory=TargetsConfig)

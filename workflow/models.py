@@ -152,6 +152,11 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # The caseworker working on the case (an address), so that two do not work one case.
     assigned_to: Mapped[str | None] = mapped_column(String(254), index=True)
+    # A reply a person has not yet read (workflow.new_replies): set by the workflow when a
+    # message comes in on a closed case, or from the requester on an open one; cleared
+    # only by a caseworker, with a reason.
+    new_reply_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+    new_reply_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
 
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
