@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core.errors import PcseError
 from core.states import FINAL_STATES, CaseState
 from intake.models import InboundMessage
+from workflow import actions
 from workflow.cases import get_case, move, record
 from workflow.env import WorkflowEnv
 from workflow.models import Case
@@ -95,6 +96,15 @@ def reopen(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str
         reason=f"Reopened by {by} after a reply on the {state.value} case: {reason}",
     )
     return case
+
+
+def reopen_case(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
+    """`pcse case reopen`: a closed case with a new reply is reopened by any caseworker; any
+    other goes through the supervisor's reopen (workflow.actions)."""
+    case = get_case(session, ref)
+    if case.new_reply_at is not None and CaseState(case.state) in FINAL_STATES:
+        return reopen(session, env, ref, by=by, reason=reason)
+    return actions.reopen(session, env, ref, by=by, reason=reason)
 
 
 def reply_of(session: Session, case: Case) -> InboundMessage | None:
