@@ -15,8 +15,7 @@ from core.clock import FixedClock
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from service.config import to_toml
-from tests.fixtures.browser import WebClient, email_bytes, store_message
-from workflow import new_replies
+from tests.fixtures.browser import WebClient, email_bytes, mark_new_reply, store_message
 from workflow.cases import create_case, get_case, move, record
 from workflow.targets import CaseTimes, TargetsConfig, add_working_days, overdue
 
@@ -40,22 +39,8 @@ def _case(web: WebClient, state: str | None = "triage", *, days: float = 0, who:
         return case.ref
 
 
-def _mark(web: WebClient, ref: str, text: str = "Please reverse this.") -> None:
-    """A reply stored as intake stores it, then marked as the workflow marks it."""
-    raw = email_bytes(subject=f"Re: [{ref}] Outcome", text=text, sender="writer@nhs.net")
-    message_id = store_message(web.settings.database, web.settings.raw_dir, raw)
-    with web.settings.database.transaction() as session:
-        case = get_case(session, ref)
-        inbound = session.get(InboundMessage, message_id)
-        inbound.case_id = case.id
-        record(
-            session,
-            case,
-            "message",
-            "Reply received",
-            data={"inbound_id": message_id, "said": text},
-        )
-        new_replies.mark(session, web.settings.env, case, inbound, "a reply came in")
+def _mark(web: WebClient, ref: str) -> None:
+    mark_new_reply(web.settings.database, web.settings.raw_dir, web.settings.env, ref)
 
 
 def _held_email(web: WebClient, to: str = "loop@nhs.net") -> int:
@@ -233,6 +218,8 @@ def test_bulk_actions_on_a_selection(web: WebClient) -> None:
     held = _held_email(web)
     other_held = _held_email(web, "other@nhs.net")
     web.sign_in()
+    form = web.get("/").text.split('action="/queue/bulk"', 1)[1]
+    assert re.search(r'name="csrf_token" value="[^"]+"', form.split("</form>")[0])
     back = "/?assigned=nobody"
     done = web.post_form(
         "/queue/bulk",

@@ -126,7 +126,7 @@ def test_take_a_case_then_filter_the_queue_by_who_has_it(web: WebClient) -> None
     assert _refs(web.get("/?assigned=me").text) == [mine]
     assert _refs(web.get("/?assigned=nobody").text) == [nobodys]
     queue = web.get("/").text
-    assert "With sam.jones@pcse.nhs.uk" in queue and "With you" in queue
+    assert "With sam.jones<wbr>@pcse.nhs.uk" in queue and "With you" in queue
     assert "Take it over" in web.get(f"/cases/{theirs}").text
     web.post_form(f"/cases/{mine}/assign", {"to": ""}, from_page=f"/cases/{mine}")
     assert _refs(web.get("/?assigned=me").text) == []
