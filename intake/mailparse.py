@@ -30,9 +30,9 @@ from email.message import Message
 from email.policy import Compat32
 
 from core.addresses import SenderIdentity, parse_from, recipient_addresses, unverified
+from core.htmltext import html_to_text
 from core.senderauth import AUTH_AS
 from intake.charsets import decode_bytes, unsurrogate
-from intake.htmltext import html_to_text
 from intake.oversize import Elisions, Mark, Refuted, elide, encoded_size, verify
 from intake.tnef import is_tnef, unpack_tnef
 
