@@ -118,7 +118,7 @@ def labelled_corpus(
 def slowest_readings(
     messages: list[tuple[str, bytes]], top: int = 5, budget: float = 30.0
 ) -> tuple[list[tuple[float, str, int]], list[tuple[float, str, int]]]:
-    """The messages slowest to parse, and slowest to read: (seconds, name, size), slowest
+    """The messages slowest to parse, and slowest to read: (CPU seconds, name, size), slowest
     first. Timed here, one at a time, on the messages the worker drains, each under the
     service's default time budget (one that spends it is named so)."""
     from bench.hostile_messages import reading_seconds
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     parses, reads = slowest_readings(labelled)
     for title, found in (("parse", parses), ("read", reads)):
         print(
-            f"slowest to {title}: "
+            f"slowest to {title} (CPU seconds of the reading thread): "
             + "; ".join(
                 f"{seconds:.3f} s {name} ({size / 1048576:.1f} MB)" for seconds, name, size in found
             )
