@@ -148,14 +148,18 @@ def fill_maildir(path: Path, messages: list[bytes]) -> None:
 
 
 def write_config(folder: Path, db_url: str, maildir: Path, pdf_timeout: float = 5) -> Path:
+    from service.config import to_toml
+
     path = folder / "pcse.toml"
-    path.write_text(
-        f'[database]\nurl = "{db_url}"\n\n'
-        f'[[mailboxes]]\nname = "hostile"\naddress = "pcse.portalenquiries@nhs.net"\n'
-        f'maildir = "{maildir}"\n\n'
-        f'[storage]\nraw_dir = "{folder / "raw"}"\n\n'
-        f"[limits]\npdf_timeout_seconds = {pdf_timeout}\npdf_memory_mb = 384\n"
-    )
+    config = {
+        "database": {"url": db_url},
+        "mailboxes": [
+            {"name": "hostile", "address": "pcse.portalenquiries@nhs.net", "maildir": str(maildir)}
+        ],
+        "storage": {"raw_dir": str(folder / "raw")},
+        "limits": {"pdf_timeout_seconds": pdf_timeout, "pdf_memory_mb": 384},
+    }
+    path.write_text(to_toml(config), encoding="utf-8")
     return path
 
 
