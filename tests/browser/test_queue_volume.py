@@ -168,6 +168,12 @@ def test_the_queue_at_forty_cases_is_full_width_and_accessible(
     banner = page.locator(".nhsuk-notification-banner").inner_text()
     assert all(value.split(":", 1)[1] in banner for value in chosen if value)
     found["after a bulk action"] = axe_problems(page)
+    page.locator("#select-all").check()  # shown where scripts run: ticks every row
+    assert (
+        page.locator("input[name=item]:checked").count() == page.locator("input[name=item]").count()
+    )
+    page.locator("#select-all").uncheck()
+    assert page.locator("input[name=item]:checked").count() == 0
     page.get_by_role("button", name="Dismiss").click()  # nothing selected
     assert (
         "Select at least one item first." in page.locator(".nhsuk-notification-banner").inner_text()
