@@ -406,7 +406,7 @@ def needs_person_rows(session: Session, *, now: datetime, targets: TargetsConfig
     page, pages = 1, 1
     while page <= pages:
         found = queue_page(
-            session, QueueFilters(), page=page, page_size=500, now=now, targets=targets
+            session, QueueFilters(), page=page, page_size=5000, now=now, targets=targets
         )
         rows.extend(found.rows)
         page, pages = page + 1, found.pages
