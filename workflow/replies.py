@@ -395,6 +395,7 @@ _EMAIL_ONLY = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _RULE = re.compile(r"[-_=*~—–]{2,}")
 _OUTLOOK_RULE = re.compile(r"_{20,}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_CLAUSE_BREAK = re.compile(r"\s*[,;]\s*|\s+[-–—]\s+")
 _LEAD_PUNCTUATION = " \t.,:;!-–—"
 _TRAIL_PUNCTUATION = " \t,:;-–—"
 # Words that only introduce the reason ("because she left"); "as" and "since" are not
@@ -402,6 +403,8 @@ _TRAIL_PUNCTUATION = " \t,:;-–—"
 _CONNECTIVES = (
     ("the", "reason", "is"),
     ("reason", "being"),
+    ("reason", "for", "rejecting"),
+    ("reason", "for", "rejection"),
     ("reason",),
     ("because",),
     ("due", "to"),
@@ -767,9 +770,26 @@ def _reason(lines: list[str], *, keep_first: bool) -> str | None:
     text = joined.lstrip(_LEAD_PUNCTUATION)
     if not any(mark in joined[: len(joined) - len(text)] for mark in ".!"):
         text = _without_connective(text)
-    text = " ".join(s for s in _SENTENCE_END.split(text) if not _PHONE.search(s))
+    text = " ".join(filter(None, (_without_phone(s) for s in _SENTENCE_END.split(text))))
     text = _without_trailing_courtesy(text).strip(_TRAIL_PUNCTUATION)
     return text[:MAX_REASON] or None
+
+
+def _without_phone(sentence: str) -> str:
+    """A sentence without its clauses that give a telephone number ("she left in May,
+    ring 01632 960123 with questions" keeps "she left in May."); nothing when the number
+    stands in its first clause."""
+    if not _PHONE.search(sentence):
+        return sentence
+    clauses = _CLAUSE_BREAK.split(sentence)
+    kept: list[str] = []
+    for clause in clauses:
+        if _PHONE.search(clause):
+            break
+        kept.append(clause.strip())
+    if not kept:
+        return ""
+    return ", ".join(kept).rstrip(_TRAIL_PUNCTUATION + ".!?") + "."
 
 
 def _before_signature(lines: list[str], *, keep_first: bool) -> list[str]:
