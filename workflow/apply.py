@@ -99,7 +99,7 @@ def apply_case(session: Session, env: WorkflowEnv, case: Case, *, actor: str) ->
             session,
             case,
             "applied",
-            _sentence(case, done.change),
+            _sentence(case.organisation_code or "", done.change),
             actor=actor,
             at=now,
             data={
