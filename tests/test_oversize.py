@@ -162,3 +162,13 @@ def test_messages_under_the_limit_are_not_scanned() -> None:
     raw = mixed(TEXT, PDF + base64.encodebytes(b"%PDF small"))
     assert oversize.elide(raw, LIMIT) == (raw, None)
     assert email.message_from_bytes(raw).is_multipart()
+
+
+def test_an_html_only_body_is_read_from_its_first_half_megabyte() -> None:
+    paragraph = "<p>Please set up Jane Smith as an admin for A81001.</p>\n"
+    html = ("<html><body><p>Start of the request.</p>\n" + paragraph * 60_000).encode()
+    raw = HEAD + b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html
+    mail = parse_mail(raw)
+    assert mail.text_from_html and mail.text.startswith("Start of the request.")
+    assert len(mail.text) < len(html) // 2
+    assert any("its text was read from the first 500,000" in p for p in mail.problems)
