@@ -251,6 +251,23 @@ def test_the_expiry_email_says_whose_answer_did_not_come() -> None:
     assert "we did not receive an answer from Dr Sam Patel (the approver we asked) within" in text
 
 
+def test_an_expired_case_tells_the_requester_whose_answer_did_not_come(
+    db: Database, env: WorkflowEnv
+) -> None:
+    import sqlalchemy as sa
+
+    from workflow.reminders import expire_case
+
+    ref = open_request(db, env, gpp_form())
+    with db.transaction() as session:
+        expire_case(session, env, session.scalars(sa.select(Case).where(Case.ref == ref)).one())
+    [expired] = outbox(db, "outcome_expired")
+    assert f"we did not receive an answer from {PARTNER[0]} (the approver we asked)" in (
+        expired.body_text
+    )
+    assert wording_problems(expired.body_text, org_name="The Surgery", org_code="A81001") == []
+
+
 def test_the_reminder_lists_what_to_put_right_not_what_we_need() -> None:
     text = render("requester_reminder", sample_template_context("requester_reminder")).text
     assert "We still need" not in text
