@@ -34,6 +34,7 @@ _URL = re.compile(r"(?:https?://|mailto:)\S+")
 _DOUBLED = re.compile(r"(?<![.])[.,;:!?]\s*[.,;:!?](?![.])")
 _OPENS_WITH_PUNCTUATION = re.compile(r"(?:^|[.!?]\s+)[.,;:!?]", re.MULTILINE)
 _EMPTY_ITEM = re.compile(r"^\s*[-*]\s*$", re.MULTILINE)
+_SPACE_BEFORE = re.compile(r"\w\s+[,;:.!?](?!\.)")
 # Codes a reader should never see: capacities, services, case kinds, snake_case keys.
 RAW_CODES = {
     *SIGNER_CAPACITIES,
@@ -86,6 +87,7 @@ def wording_problems(text: str, *, org_name: str, org_code: str) -> list[str]:
         for m in _OPENS_WITH_PUNCTUATION.finditer(words)
     ]
     problems += ["empty list item" for _ in _EMPTY_ITEM.finditer(words)]
+    problems += [f"space before punctuation: {m.group()!r}" for m in _SPACE_BEFORE.finditer(words)]
     problems += [f"raw code {code!r}" for code in RAW_CODES if re.search(rf"\b{code}\b", words)]
     problems += ["raw code 'icb'" for _ in _LOWER_ICB.finditer(words)]
     # An organisation code stands only beside its name, once the name is known.
@@ -117,6 +119,7 @@ def test_every_template_reads_cleanly(purpose: str, part: str) -> None:
         ("We could not read it: : The PDF is damaged.", "doubled"),
         ("We could not read it.\n: The PDF is damaged.", "opens with"),
         ("We still need:\n-\n", "empty list item"),
+        ("it moves medical records ; nobody holds it", "space before"),
         ("Signed by: Gill Hart, icb", "raw code 'icb'"),
         ("Signed by Sam, gp_partner", "raw code 'gp_partner'"),
         ("Alex is now an admin for A81001.", "bare code"),
@@ -163,7 +166,7 @@ def test_a_main_contact_set_up_says_nobody_holds_the_role() -> None:
     context = sample_template_context("approval_request")
     context["main_contact"] = {**context["main_contact"], "replaces": None}
     text = render("approval_request", context).text
-    assert "nobody holds the role now" in first_screen(text)
+    assert "move medical records; nobody holds the role now" in first_screen(text)
     assert "if there is one" not in text
 
 
