@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -317,3 +318,46 @@ def test_a_rejection_reason_reaches_the_requester_without_signature_or_numbers(
     from workflow.replies import read_answer
 
     assert read_answer(reply).reason == reason
+
+
+# --------------------------------------------------------------------------- the demo's mail
+
+
+def test_every_email_the_demo_sends_reads_cleanly(tmp_path: Path) -> None:
+    """The whole demo story, with real contexts built by the workflow: every email sent,
+    text and HTML, passes the same reading, with each case's organisation known."""
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("pcse")), "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'var' / 'pcse.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT o.purpose, o.subject, o.body_text, o.body_html, "
+                    "c.organisation_code, g.name FROM outbox o "
+                    "LEFT JOIN cases c ON c.id = o.case_id "
+                    "LEFT JOIN organisations g ON g.code = c.organisation_code"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert len(rows) > 20
+    assert {"approval_request", "acknowledgement", "outcome_completed"} <= {r[0] for r in rows}
+    problems = []
+    for purpose, subject, text, html, code, name in rows:
+        for part, words in (("text", text), ("html", html_words(html or "")), ("subject", subject)):
+            found = wording_problems(words, org_name=name or "-", org_code=code or "\0")
+            problems += [f"{purpose} ({part}): {p}" for p in found]
+    assert problems == []
