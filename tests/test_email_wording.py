@@ -304,6 +304,11 @@ def test_welcomes_cover_a_first_sign_in_and_an_unexpected_role(purpose: str) -> 
             "Mob 07700 900 123",
             "wrong person, we wanted Jo.",
         ),
+        ("REJECT not known here. Contact me at sam.patel@nhs.net for details.", "not known here."),
+        (
+            "REJECT jo.brown@nhs.net left in May, email me on sam.patel@nhs.net if needed",
+            "jo.brown@nhs.net left in May.",
+        ),
         (
             "REJECT not known here.\n\nDr Sam Patel\nGP Partner | The Surgery\n"
             "Tel: 01632 960 123\n\nThis e-mail and any files transmitted with it are "
