@@ -34,6 +34,7 @@ from workflow.approvals import open_requests
 from workflow.cases import get_case
 from workflow.correct_values import CorrectionRefused
 from workflow.env import WorkflowEnv
+from workflow.models import Case
 from workflow.notes import HelpdeskRefused
 
 LISA = ("Lisa Moore", "lisa.moore@nhs.net")
@@ -343,3 +344,26 @@ def test_cli_correct_note_reply_and_merge(db: Database, env: WorkflowEnv, tmp_pa
     assert json.loads(out)["ref"] == original and json.loads(out)["merged_from"] == duplicate
     code, out, _ = pcse(config, "case", "show", duplicate, "--json")
     assert json.loads(out)["state"] == "withdrawn"
+
+
+# --------------------------------------------------------------------------- handovers, end to end
+
+
+def test_a_main_contact_handover_asks_the_approver_about_the_one_coming_in(
+    db: Database, env: WorkflowEnv
+) -> None:
+    text = (
+        "Hello,\n\nPlease change our main contact from Tom Baker (tom.baker@nhs.net) to "
+        "Lisa Moore (lisa.moore@nhs.net). Our practice code is A81001.\n\nThanks\nMo"
+    )
+    mail = mail_from(MANAGER, subject="Change of main contact", text=text)
+    deliver(db, env, mail, MessageKind.NEW_REQUEST)
+    with db.transaction() as session:
+        case_id = session.scalars(select(InboundMessage.case_id)).one()
+        ref = session.scalars(select(Case.ref).where(Case.id == case_id)).one()
+    case = case_of(db, ref)
+    assert case.state == "awaiting_approval"
+    assert case.fields["main_contact"] == {"name": LISA[0], "email": LISA[1]}
+    assert case.fields["outgoing"] == [{"name": "Tom Baker", "email": "tom.baker@nhs.net"}]
+    asked = outbox(db, "approval_request", PARTNER[1])
+    assert LISA[1] in asked[0].body_text and "tom.baker@nhs.net" not in asked[0].body_text
