@@ -31,7 +31,8 @@ _FILLER = (
 # Words just before a person that mark them as the one going.
 _GOING_BEFORE = re.compile(
     rf"(?:\bfrom|\breplac(?:e|es|ing)|\binstead\s+of|\bin\s+place\s+of|\bremov(?:e|ing)|"
-    rf"\btak(?:e|es|ing)\s+over\s+from|\bsucceed(?:s|ing)?|\bdelete|"
+    rf"\btak(?:e|es|ing)\s+over\s+from|\bsucceed(?:s|ing)?|\bdelete|\bswap|"
+    rf"\b(?:retirement|departure|resignation)\s+of|\b{_MAIN_CONTACT}\s+(?:was|used\s+to\s+be)|"
     rf"\b(?:old|current|previous|outgoing|existing|former|present)\s*(?:{_MAIN_CONTACT})?\s*(?:is|was|:|-|–)?)"
     rf"\s*[:\-–]?\s*{_FILLER}\s*$",
     re.I,
@@ -41,12 +42,14 @@ _GOING_AFTER = re.compile(
     r"^\s*[,\-–]?\s*(?:who\s+)?(?:is\s+leaving|has\s+left|left\b|is\s+retiring|has\s+retired|"
     r"retires|retired|will\s+be\s+leaving|leaves\b|is\s+moving\s+on|has\s+moved\s+on|"
     r"is\s+stepping\s+down|has\s+stepped\s+down|steps\s+down|no\s+longer|will\s+no\s+longer|"
-    r"is\s+no\s+longer|(?:is|will\s+be|to\s+be)\s+(?:removed|replaced)|->|→|=>)",
+    r"is\s+no\s+longer|(?:is|will\s+be|to\s+be|should\s+be|needs\s+to\s+be)\s+(?:removed|replaced)|"
+    r"->|→|=>)",
     re.I,
 )
 # Words just before a person that mark them as the one coming in.
 _COMING_BEFORE = re.compile(
-    r"(?:\bto|\bwith|\badd|\band\s+add|\bmake|\bappoint|\bset\s+up|->|→|=>|"
+    r"(?:\bto|\bwith|\badd|\band\s+add|\bmake|\bappoint|\bset\s+up|->|→|=>|\bis\s+now|"
+    r"\breplaced\s+(?:(?:him|her|them)\s+)?(?:by|with)|"
     rf"\bnew\s*{_MAIN_CONTACT}?\s*(?:is|will\s+be|should\s+be|:|-|–)?|"
     rf"\b{_MAIN_CONTACT}\s+(?:is\s+now|will\s+be|should\s+be|is\s+to\s+be))"
     r"\s*[:\-–]?\s*(?:(?:my|our)\s+(?:colleague|practice\s+manager|manager)\s*,?\s*)?$",

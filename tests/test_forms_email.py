@@ -268,6 +268,20 @@ HANDOVERS = [
     "Moore lisa.moore@nhs.net",
     "Main contact for A81002 is now Lisa Moore lisa.moore@nhs.net; the previous main contact, "
     "Tom Baker tom.baker@nhs.net, has moved on.",
+    "Please swap main contact Tom Baker (tom.baker@nhs.net) for Lisa Moore (lisa.moore@nhs.net). "
+    "A81002",
+    "Lisa Moore (lisa.moore@nhs.net) will be taking over from Tom Baker (tom.baker@nhs.net) as "
+    "main contact. A81002",
+    "Please update the main contact for A81002: Tom Baker (tom.baker@nhs.net) should be replaced "
+    "by Lisa Moore (lisa.moore@nhs.net).",
+    "Our main contact was Tom Baker (tom.baker@nhs.net) but it is now Lisa Moore "
+    "(lisa.moore@nhs.net). A81002",
+    "Following the retirement of Tom Baker (tom.baker@nhs.net), please set Lisa Moore "
+    "(lisa.moore@nhs.net) as our main contact. A81002",
+    "Please make Lisa Moore (lisa.moore@nhs.net) main contact in place of Tom Baker "
+    "(tom.baker@nhs.net). A81002",
+    "Hi, Tom Baker tom.baker@nhs.net leaves us on Friday. New main contact Lisa Moore "
+    "lisa.moore@nhs.net. A81002",
 ]
 
 
