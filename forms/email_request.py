@@ -194,7 +194,7 @@ def read_email_request(subject: str, text: str, sender: str) -> ParsedRequest:
     if handover.going:
         fields["outgoing"] = [{"name": p.name, "email": p.email} for p in handover.going]
     if CaseKind.MAIN_CONTACT in reading.requested and people and not unclear:
-        contact = _new_contact(handover, reading)
+        contact = _new_contact(handover)
         fields["main_contact"] = {"name": contact.name, "email": contact.email}
     if len(reading.requested) > 1:
         fields["also_requested"] = [str(k) for k in reading.requested[1:]]
@@ -220,7 +220,7 @@ def read_email_request(subject: str, text: str, sender: str) -> ParsedRequest:
     return ParsedRequest(kind=str(kind), fields=fields, findings=findings, source="email_body")
 
 
-def _new_contact(handover: Handover, reading: KindReading) -> Person:
+def _new_contact(handover: Handover) -> Person:
     """The person to make Main Contact: the one the text brings in, else the first read."""
     coming = [p for p, side in handover.sides if side is Side.COMING]
     return coming[0] if len(coming) == 1 else handover.staying[0]
@@ -233,6 +233,8 @@ def _unclear_people(handover: Handover, reading: KindReading) -> list[Person]:
     Contact when a request for that alone leaves more than one person not marked as leaving
     ("make Tom and Lisa the main contact": there is only one).
     """
+    if not reading.requested:  # no role asked for: nobody to choose
+        return []
     if handover.unclear:
         return [p for p, _ in handover.sides]
     if list(reading.requested) != [str(CaseKind.MAIN_CONTACT)] or len(handover.staying) < 2:
