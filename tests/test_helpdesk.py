@@ -32,7 +32,7 @@ from tests.test_workflow_helpers import (
 from workflow import corrections, merge_cases, notes
 from workflow.approvals import open_requests
 from workflow.cases import get_case
-from workflow.correct_values import CorrectionRefused
+from workflow.correct_values import CorrectionRefused, checked_value
 from workflow.env import WorkflowEnv
 from workflow.models import Case
 from workflow.notes import HelpdeskRefused
@@ -145,6 +145,31 @@ def test_a_correction_with_an_invalid_value_is_refused_and_changes_nothing(
     after = case_of(db, ref)
     assert after.fields == before.fields and after.state == "needs_info"
     assert not events(db, ref, "correction")
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value", "stored"),
+    [
+        ("main_contact", "main_contact.email", " <Lisa.Moore@NHS.net> ", "lisa.moore@nhs.net"),
+        ("main_contact", "main_contact.name", "lisa  o'brien", "Lisa O'Brien"),
+        ("pl_admin", "organisation_code", "a81-001", "A81001"),
+        ("oph_admin", "organisation_code", "oc 4567", "OC4567"),
+        ("pcn_admin_form", "icb_code", "qhm", "QHM"),
+        ("gpp_admin_form", "signer.capacity", "Caldicott guardian", "caldicott_guardian"),
+        ("gpp_admin_form", "signer.date", "1 March 2026", "2026-03-01"),
+        ("gpp_admin_form", "signer.declaration", "Yes", True),
+        (
+            "user_admin_form",
+            "nominees.0.services",
+            "PL and GP Payments and Pensions",
+            ["pl", "gpp"],
+        ),
+    ],
+)
+def test_a_corrected_value_is_normalised_as_a_read_one(
+    kind: str, field: str, value: str, stored: object
+) -> None:
+    assert checked_value(kind, field, value) == stored
 
 
 def test_a_closed_case_cannot_be_corrected(db: Database, env: WorkflowEnv) -> None:

@@ -24,24 +24,28 @@ from forms.normalise import (
 
 # The paths of the values a reading holds (the form definitions' dotted keys).
 PATHS = re.compile(
-    r"^(?:organisation_code|organisation_name|main_contact\.(?:name|email)|"
+    r"^(?:organisation_code|organisation_name|icb_code|main_contact\.(?:name|email)|"
     r"nominees\.(?P<index>\d{1,2})\.(?:name|email|services)|"
-    r"signer\.(?:name|email|capacity|date))$"
+    r"signer\.(?:name|email|capacity|date|declaration))$"
 )
 LABELS = {
     "organisation_code": "Organisation code",
     "organisation_name": "Organisation name",
+    "icb_code": "ICB code",
     "main_contact.name": "Main contact's name",
     "main_contact.email": "Main contact's email address",
     "signer.name": "Signer's name",
     "signer.email": "Signer's email address",
     "signer.capacity": "Signer's capacity",
     "signer.date": "Date signed",
+    "signer.declaration": "Declaration ticked",
 }
 CHOICES = (
-    "organisation_code, organisation_name, main_contact.name|email, "
-    "nominees.N.name|email|services, signer.name|email|capacity|date"
+    "organisation_code, organisation_name, icb_code, main_contact.name|email, "
+    "nominees.N.name|email|services, signer.name|email|capacity|date|declaration"
 )
+YES = frozenset({"yes", "y", "true", "ticked", "x", "signed"})
+NO = frozenset({"no", "n", "false", "not ticked", "unticked", "blank"})
 LEAF_LABELS = {"name": "name", "email": "email address", "services": "services"}
 # Organisation types whose codes a request of each kind may name.
 ORG_KINDS = ("gp_practice", "pcn", "pharmacy", "icb")
@@ -97,6 +101,16 @@ def checked_value(kind: str, path: str, raw: str) -> Any:
         raise CorrectionRefused(f"Give the corrected {label_for(path).lower()}.")
     if path == "organisation_code":
         return _ods(kind, text)
+    if path == "icb_code":
+        code = clean_ods(text)
+        if not ODS_PATTERNS["icb"].match(code):
+            raise CorrectionRefused(f"'{text}' is not a valid {ORG_TYPE_WORDS['icb']}.")
+        return code
+    if leaf == "declaration":
+        answer = text.casefold()
+        if answer not in YES | NO:
+            raise CorrectionRefused(f"Say yes or no for the declaration, not '{text}'.")
+        return answer in YES
     if leaf == "email":
         address = normalise_email(email_candidate(text))
         if address is None:
@@ -136,24 +150,24 @@ def _name(path: str, text: str) -> str:
 
 def _services(text: str) -> list[str]:
     """ "pl, gpp" or the services' titles ("Performers Lists") to the catalogue's codes."""
+    words = text.lower()
+    titles = [(t.lower(), s.value) for s in NOMINEE_SERVICES for t in _titles(s)]
+    for title, code in sorted(titles, key=lambda pair: -len(pair[0])):
+        words = words.replace(title, code)  # "GP Payments and Pensions" holds an "and"
+    codes = {s.value for s in NOMINEE_SERVICES}
     found: list[str] = []
-    for part in re.split(r"\s*(?:,|/|;|\band\b)\s*", text.lower()):
+    for part in re.split(r"\s*(?:,|/|;|&|\band\b)\s*", words):
         if not part:
             continue
-        service = next(
-            (
-                s
-                for s in NOMINEE_SERVICES
-                if part in (s.value, CATALOGUE[s].title.lower(), CATALOGUE[s].admin_role.lower())
-            ),
-            None,
-        )
-        if service is None:
-            codes = ", ".join(s.value for s in NOMINEE_SERVICES)
-            raise CorrectionRefused(f"'{part}' is not a service; use {codes}.")
-        if service.value not in found:
-            found.append(service.value)
+        if part not in codes:
+            raise CorrectionRefused(f"'{part}' is not a service; use {', '.join(sorted(codes))}.")
+        if part not in found:
+            found.append(part)
     return found
+
+
+def _titles(service: Service) -> tuple[str, str]:
+    return CATALOGUE[service].title, CATALOGUE[service].admin_role
 
 
 def current_value(fields: Mapping[str, Any], path: str) -> Any:
@@ -209,6 +223,9 @@ def correctable(kind: str, fields: Mapping[str, Any]) -> list[Correctable]:
         CaseKind.USER_ADMIN_FORM,
     ):
         paths += ["signer.name", "signer.email", "signer.capacity", "signer.date"]
+        paths.append("signer.declaration")
+    if kind == CaseKind.PCN_ADMIN_FORM or fields.get("icb_code"):
+        paths.append("icb_code")
     count = len(fields.get("nominees") or [])
     return [
         Correctable(

@@ -111,6 +111,9 @@ def _marked(fields: dict[str, Any], path: str, new: Any, by: str, at: str) -> di
     """The per-field readings with this one marked as a caseworker's (its place on the page,
     if a scan gave one, kept for the page image)."""
     readings = dict(fields.get("readings") or {})
+    for key in [k for k in readings if k.startswith(f"{path}.")]:
+        # The boxes of a list (nominees.0.services.gpp) are set by the caseworker too.
+        readings[key] = {**readings[key], "source": SOURCE, "corrected_by": by}
     before = dict(readings.get(path) or {})
     readings[path] = {
         **before,
