@@ -15,7 +15,16 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from caseworker.auth import RequireSignInMiddleware
-from caseworker.pages import accounts, cases, directory, failures, password, queue, signin
+from caseworker.pages import (
+    accounts,
+    cases,
+    directory,
+    failures,
+    helpdesk,
+    password,
+    queue,
+    signin,
+)
 from caseworker.rendering import make_templates, render
 from caseworker.security import SecurityHeadersMiddleware
 from caseworker.sessions import SignedSessionMiddleware
@@ -86,6 +95,7 @@ def create_app(web: WebSettings) -> Starlette:
         *queue.routes,
         *accounts.routes,
         *cases.routes,
+        *helpdesk.routes,
         *failures.routes,
         *directory.routes,
         Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),

@@ -53,6 +53,10 @@ PURPOSES: dict[str, tuple[str, ...]] = {
     "admin_limit_reached": ("service_title", "limit"),
     "attachment_unreadable": ("filename", "problem"),
     "answer_unclear": ("approver_name",),
+    # A caseworker's own words to the requester (escaped like any value), signed by them.
+    "caseworker_reply": ("message", "caseworker"),
+    # A duplicate was merged into this case: the one reference to keep.
+    "case_merged": ("duplicate_ref",),
 }
 
 # Messages that only make sense about a case: enqueue refuses them without one.
@@ -69,6 +73,8 @@ CASE_REQUIRED: frozenset[str] = frozenset(
         "outcome_expired",
         "outcome_triage",
         "answer_unclear",
+        "caseworker_reply",
+        "case_merged",
     }
 )
 

@@ -114,6 +114,12 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "Please send the form again without a password.",
     },
     "answer_unclear": {"approver_name": "Dr Sam Patel"},
+    "caseworker_reply": {
+        "message": "Thank you for your email.\n\nWe have checked with the practice and the "
+        "form is now complete.",
+        "caseworker": "Chris Ward",
+    },
+    "case_merged": {"duplicate_ref": "PCSE-2026-000124"},
 }
 
 

@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "ael": ("service.cmd_directory",),
     "approvers": ("service.cmd_directory",),
     "backup": ("service.cmd_backup",),
-    "case": ("service.cmd_cases", "service.cmd_actions"),
+    "case": ("service.cmd_cases", "service.cmd_actions", "service.cmd_helpdesk"),
     "caseworker": ("service.cmd_web",),
     "db": ("service.cmd_db",),
     "directory": ("service.cmd_directory",),
