@@ -157,6 +157,8 @@ class Case(Base):
     # only by a caseworker, with a reason.
     new_reply_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
     new_reply_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    # A duplicate merged into another case points at it; mail quoting its reference goes there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
