@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "case": ("service.cmd_cases", "service.cmd_actions"),
     "caseworker": ("service.cmd_web",),
     "db": ("service.cmd_db",),
-    "directory": ("service.cmd_directory",),
+    "directory": ("service.cmd_directory", "service.cmd_changes"),
     "outbox": ("service.cmd_outbox",),
     "poll": ("service.cmd_poll",),
     "queue": ("service.cmd_cases",),
