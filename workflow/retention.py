@@ -41,6 +41,7 @@ from workflow.models import Case, CaseEvent
 from workflow.settings import RetentionConfig
 
 REMOVED = "[removed]"
+REQUESTER_ACTOR = "[requester]"
 ACTOR = "retention"
 RETENTION_EVENT = "retention"
 # Outbox rows that are done with: their text can go.
@@ -173,7 +174,10 @@ def purge_case_raw(
 
 
 def purge_case_personal(session: Session, case: Case, *, now: datetime, period_days: float) -> None:
-    """The case's personal values, leaving its skeleton."""
+    """The case's personal values, leaving its skeleton. Who acted stays: caseworkers and
+    approvers by address (accountability for what was approved); the requester, whose
+    address goes, as "[requester]"."""
+    requester = case.requester
     case.requester = REMOVED
     case.requester_name = None
     case.subject = None
@@ -185,6 +189,8 @@ def purge_case_personal(session: Session, case: Case, *, now: datetime, period_d
             continue
         event.detail = ""
         event.data = {}
+        if requester and event.actor.lower() == requester.lower():
+            event.actor = REQUESTER_ACTOR
     for message in _case_messages(session, case):
         _clear_inbound_headers(message)
     for sent in session.scalars(select(OutboxMessage).where(OutboxMessage.case_id == case.id)):
