@@ -44,6 +44,7 @@ TIMESTAMP_HEADER = "X-PCSE-Timestamp"
 EVENT_HEADER = "X-PCSE-Event-Id"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_BACKOFF = timedelta(hours=1)
+UNSENT = ("pending", "sending", "failed")
 
 Post = Callable[[str, bytes, dict[str, str], float], int]
 
@@ -66,10 +67,18 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, sent, body), signature)
 
 
-def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST and return the status code (redirects are not followed: a receiver answers)."""
-    response = httpx.post(url, content=body, headers=headers, timeout=timeout)
-    return response.status_code
+class HttpPoster:
+    """POSTs over one client (its TLS context and connections reused across changes);
+    returns the status code. Redirects are not followed: a receiver answers itself."""
+
+    def __init__(self) -> None:
+        self.client = httpx.Client(follow_redirects=False)
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        return self.client.post(url, content=body, headers=headers, timeout=timeout).status_code
+
+    def close(self) -> None:
+        self.client.close()
 
 
 @dataclass
@@ -115,7 +124,7 @@ def _head(session, receiver: str) -> WebhookDelivery | None:
     """The receiver's oldest delivery not yet sent: the only one that may go next."""
     return session.scalars(
         select(WebhookDelivery)
-        .where(WebhookDelivery.receiver == receiver, WebhookDelivery.status != "sent")
+        .where(WebhookDelivery.receiver == receiver, WebhookDelivery.status.in_(UNSENT))
         .order_by(WebhookDelivery.seq)
         .limit(1)
     ).first()
@@ -217,12 +226,13 @@ def deliver_receiver(
     *,
     worker: str,
     clock: Clock,
-    post: Post = http_post,
+    post: Post | None,
     report: DeliveryReport | None = None,
     limit: int = 1000,
 ) -> DeliveryReport:
     """Send the receiver's due deliveries in order, stopping at the first that fails."""
     report = report or DeliveryReport()
+    post = post or HttpPoster()
     secret = config.secret_value()
     if not secret:
         report.errors.append(f"Webhook {config.name!r} has no secret; nothing was sent to it.")
@@ -255,13 +265,20 @@ def deliver_all(
     *,
     worker: str,
     clock: Clock | None = None,
-    post: Post = http_post,
+    post: Post | None = None,
 ) -> DeliveryReport:
     """Queue what is new, then deliver to each receiver."""
     clock = clock or SystemClock()
     report = DeliveryReport(queued=enqueue(db, [r.name for r in receivers], clock.now()))
-    for receiver in receivers:
-        deliver_receiver(db, receiver, worker=worker, clock=clock, post=post, report=report)
+    poster = HttpPoster() if post is None else None
+    try:
+        for receiver in receivers:
+            deliver_receiver(
+                db, receiver, worker=worker, clock=clock, post=poster or post, report=report
+            )
+    finally:
+        if poster is not None:
+            poster.close()
     return report
 
 
