@@ -7,8 +7,9 @@ import click
 
 import service.schema  # noqa: F401 (every table on the metadata: erasure scans them all)
 from core.timeutil import utcnow
-from service.clitools import emit_json, with_app
+from service.clitools import emit_json, fail, with_app
 from service.context import AppContext
+from service.webhooks import undelivered_naming
 from workflow.privacy import erase_person, export_person
 from workflow.retention import purge as run_purge
 
@@ -71,6 +72,13 @@ def person_erase(app: AppContext, email: str, by: str, reason: str, json_output:
     """Erase EMAIL and the name beside it everywhere, keeping the audit skeleton."""
     if not reason.strip():
         raise click.UsageError("--reason must say why.")
+    waiting = undelivered_naming(app.db(), app.config.webhooks, email)
+    if waiting:
+        fail(
+            f"{waiting} role change(s) naming this person have not yet reached every webhook "
+            "receiver (pcse directory webhooks status); erase once they have, so that "
+            "PCSE Online is told who they were about."
+        )
     with app.db().transaction() as session:
         report = erase_person(
             session, email, by=by, reason=reason, raw_dir=app.config.storage.raw_dir, now=utcnow()

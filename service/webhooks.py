@@ -32,6 +32,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from core.clock import Clock, SystemClock
 from core.db import Database, rowcount
+from core.timeutil import utcnow
 from service.models import WebhookDelivery
 from service.webhook_settings import WebhookConfig
 from workflow.changefeed import change_document, publish
@@ -326,3 +327,25 @@ def status(db: Database, receivers: list[WebhookConfig]) -> list[dict[str, Any]]
                 }
             )
     return documents
+
+
+def undelivered_naming(db: Database, receivers: list[WebhookConfig], email: str) -> int:
+    """Changes naming this address that some receiver has not yet taken: erasing the
+    address now would send them without it (pcse person erase waits for them)."""
+    if not receivers:
+        return 0
+    enqueue(db, [r.name for r in receivers], utcnow())
+    with db.transaction() as session:
+        seqs = select(RoleChange.seq).where(func.lower(RoleChange.person_email) == email.lower())
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(WebhookDelivery)
+                .where(
+                    WebhookDelivery.receiver.in_([r.name for r in receivers]),
+                    WebhookDelivery.status.in_(UNSENT),
+                    WebhookDelivery.seq.in_(seqs),
+                )
+            )
+            or 0
+        )

@@ -206,3 +206,44 @@ def test_a_stale_or_altered_request_does_not_verify() -> None:
     assert not verify_signature(SECRET, body, "1000000", signature, now=1_000_000 + 3600)
     assert not verify_signature(SECRET, body + b" ", "1000000", signature, now=1_000_010)
     assert not verify_signature(SECRET, body, "1000001", signature, now=1_000_010)
+
+
+def test_erasure_waits_until_every_receiver_has_the_persons_changes(
+    db: Database, db_url: str, receiver: tuple[Receiver, str], tmp_path
+) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    state, url = receiver
+    config = tmp_path / "pcse.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n\n[storage]\nraw_dir = "{tmp_path / "raw"}"\n\n'
+        f'[[webhooks]]\nname = "portal"\nurl = "{url}"\nsecret = "{SECRET}"\n',
+        encoding="utf-8",
+    )
+    grant(db, "leaver@nhs.net")
+    with db.transaction() as session:
+        directory.deactivate_person(session, email="leaver@nhs.net", actor="test", reason="left")
+
+    def pcse(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "pcse"), "--config", str(config), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    erase = ("person", "erase", "leaver@nhs.net", "--by", "dpo", "--reason", "request 7")
+    refused = pcse(*erase)
+    assert refused.returncode == 1 and "have not yet reached every webhook" in refused.stderr
+    sent = pcse("directory", "webhooks", "send", "--json")
+    assert json.loads(sent.stdout)["sent"] == 2, sent.stderr
+    assert [d["action"] for d in state.taken] == ["grant", "revoke"]
+    assert state.taken[1]["email"] == "leaver@nhs.net"
+    done = pcse(*erase, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["marker"].endswith("@erased.invalid")
+    shown = json.loads(pcse("directory", "webhooks", "status", "--json").stdout)
+    assert shown[0]["sent"] == 2 and shown[0]["failed"] == 0
