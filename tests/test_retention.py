@@ -412,3 +412,12 @@ def test_the_daily_job_purges_once_a_day_across_workers(web: WebClient, db_url: 
     workers[1]()
     with db.transaction() as session:
         assert get_case(session, second).raw_purged_at is not None
+
+
+def test_erasing_an_address_nothing_names_is_refused(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    with pytest.raises(ErasureRefused, match="Nothing names"), sqlite_database.transaction() as s:
+        erase_person(s, "nobody@nhs.net", by="dpo", reason="SAR-2", raw_dir=tmp_path, now=utcnow())
+    with sqlite_database.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(CaseEvent)) == 0

@@ -428,6 +428,8 @@ def erase_person(
         touched_cases.update(r["case_id"] for r in changed if r.get("case_id"))
     if names:
         _erase_names(session, names, marker, touched_cases)
+    if not report.rows and not report.raw_messages:
+        raise ErasureRefused(f"Nothing names {address}: there is nothing to erase.")
     _erase_directory_names(session, marker)
     session.flush()
     said = by_address.sub(marker, reason)
