@@ -59,7 +59,7 @@ def person() -> None:
 def person_export(app: AppContext, email: str) -> None:
     """Every case, message and role that names EMAIL, as one JSON document."""
     with app.db().transaction() as session:
-        document = export_person(session, email)
+        document = export_person(session, email, raw_dir=app.config.storage.raw_dir)
     emit_json(document)
 
 

@@ -304,8 +304,10 @@ def test_subject_access_export_names_the_person_and_nobody_else(web: WebClient) 
         assert someone_else not in text, someone_else
 
     with db.transaction() as session:
-        requester = export_person(session, REQUESTER)
+        requester = export_person(session, REQUESTER, raw_dir=raw_dir)
     assert [c["named_as"] for c in requester["cases"]] == [["requester"]]
+    (wrote,) = [m for m in requester["messages"] if m["direction"] == "in"]
+    assert wrote["text"].strip() == "Please make [another person] a GPP admin."
     assert "nia.patel" not in json.dumps(requester).lower()
     assert "Nia Patel" not in json.dumps(requester)  # the email sent to the manager, masked
 

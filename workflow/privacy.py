@@ -31,8 +31,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.db import Base
 from core.errors import PcseError
-from intake.models import InboundMessage
-from intake.rawstore import RawStore
+from intake.mailparse import parse_mail
+from intake.models import InboundMessage, RawBlob
+from intake.rawstore import RawMissing, RawStore
 from notifications.models import OutboxMessage
 from workflow import directory
 from workflow.cases import record
@@ -182,14 +183,35 @@ def _case_export(session: Session, case: Case, email: str, own: set[str]) -> dic
     }
 
 
-def export_person(session: Session, email: str) -> dict[str, Any]:
-    """The subject-access document for one address (`pcse person export`)."""
+def _their_text(
+    session: Session, store: RawStore | None, message: InboundMessage, mask: _Masker
+) -> dict[str, Any]:
+    """The text and attachment names of an email they sent, while its bytes are kept."""
+    if store is None or message.purged_at is not None:
+        return {"text": None, "attachments": []}
+    try:
+        raw = store.get(message.sha256)
+    except (RawMissing, ValueError):
+        blob = session.get(RawBlob, message.sha256)
+        if blob is None:
+            return {"text": None, "attachments": []}
+        raw = bytes(blob.data)
+    mail = parse_mail(raw)
+    return {"text": mask(mail.text), "attachments": [a.filename for a in mail.attachments]}
+
+
+def export_person(
+    session: Session, email: str, *, raw_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """The subject-access document for one address (`pcse person export`); with the raw
+    store, the text of the emails they sent is in it too."""
     address = require_email(email)
     person = directory.get_person(session, address)
     own = {person.name} if person else set()
     cases = [_case_export(session, c, address, own) for c in _cases_naming(session, address)]
     masks = {c["ref"]: c.pop("_mask") for c in cases}
     plain = _Masker(address, own, [])
+    store = RawStore(raw_dir) if raw_dir is not None else None
     refs = dict(session.execute(select(Case.id, Case.ref)).all()) if cases else {}
     received = session.scalars(
         select(InboundMessage)
@@ -262,6 +284,7 @@ def export_person(session: Session, email: str) -> dict[str, Any]:
                 "case": refs.get(m.case_id or -1),
                 "subject": mask_for(m.case_id)(m.subject),
                 "status": m.status,
+                **_their_text(session, store, m, mask_for(m.case_id)),
             }
             for m in received
         ]
