@@ -247,3 +247,22 @@ def test_erasure_waits_until_every_receiver_has_the_persons_changes(
     assert json.loads(done.stdout)["marker"].endswith("@erased.invalid")
     shown = json.loads(pcse("directory", "webhooks", "status", "--json").stdout)
     assert shown[0]["sent"] == 2 and shown[0]["failed"] == 0
+
+
+def test_the_service_runs_the_purge_daily_and_the_webhooks_when_configured(
+    sqlite_database: Database,
+) -> None:
+    from service.config import from_mapping
+    from service.jobs import periodic_jobs
+
+    plain = from_mapping({}, source="test")
+    assert [j.name for j in periodic_jobs(sqlite_database, plain)][-1] == "purge"
+    hooked = from_mapping(
+        {
+            "webhooks": [{"name": "p", "url": "https://x.example.nhs.uk/", "secret_env": "S"}],
+            "schedule": {"webhook_seconds": 3},
+        },
+        source="test",
+    )
+    jobs = {j.name: j.seconds for j in periodic_jobs(sqlite_database, hooked)}
+    assert jobs["webhooks"] == 3 and "purge" in jobs
