@@ -41,6 +41,8 @@ def changes(
     """The role changes applied after CURSOR, oldest first; resume from the last cursor."""
     if cursor < 0:
         fail("--since must be a cursor of 0 or more.", 2)
+    if limit is not None and limit < 1:
+        fail("--limit must be 1 or more.", 2)
     if json_output and csv_output:
         fail("Choose one of --json and --csv.", 2)
     db = app.db()
