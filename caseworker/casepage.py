@@ -21,6 +21,7 @@ from notifications.models import OutboxMessage
 from workflow import actions, directory
 from workflow.cases import get_case
 from workflow.models import ApprovalRequest, Case
+from workflow.retention import retention_summary
 
 FIELD_LABELS = {
     "organisation_code": "Organisation code",
@@ -218,6 +219,11 @@ def original_email(session: Session, raw_dir: Path, case: Case) -> tuple[int | N
     message = session.get(InboundMessage, case.source_message_id)
     if message is None:
         return None, MailView(missing="The message that opened this case is not in the ledger.")
+    if message.purged_at is not None:
+        removed = as_utc(message.purged_at).date().isoformat()
+        return message.id, MailView(
+            missing=f"The original email was removed on {removed} under the retention policy."
+        )
     return message.id, message_view(session, raw_dir, message)
 
 
@@ -265,6 +271,7 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
             "created_at": as_utc(case.created_at),
             "updated_at": as_utc(case.updated_at),
             "assigned_to": case.assigned_to,
+            "retention": retention_summary(case),
         },
         "read": fields_with_findings(case.fields or {}, case.findings or []),
         "source_id": source_id,
