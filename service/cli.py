@@ -18,10 +18,10 @@ from core.errors import PcseError
 COMMANDS: dict[str, tuple[str, ...]] = {
     "ael": ("service.cmd_directory",),
     "approvers": ("service.cmd_directory",),
-    "case": ("service.cmd_cases", "service.cmd_actions"),
+    "case": ("service.cmd_cases", "service.cmd_actions", "service.cmd_case_plan"),
     "caseworker": ("service.cmd_web",),
     "db": ("service.cmd_db",),
-    "directory": ("service.cmd_directory",),
+    "directory": ("service.cmd_directory", "service.cmd_directory_edits"),
     "outbox": ("service.cmd_outbox",),
     "poll": ("service.cmd_poll",),
     "queue": ("service.cmd_cases",),

@@ -1,0 +1,3 @@
+"""Directory edits (being written)."""
+
+routes: list = []

@@ -1,0 +1,7 @@
+"""x"""
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    pass
