@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 import forms
 from core.inbound import IncomingMail
+from core.kinds import kind_title
 from core.states import CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
 from forms.normalise import clean_ods
 from workflow.actions import ActionRefused
 from workflow.cases import get_case, move, record
-from workflow.decisions import KIND_TITLES
 from workflow.env import WorkflowEnv
 from workflow.models import Case
 from workflow.opening import read_forms
@@ -47,7 +47,7 @@ def can_change_kind(case: Case) -> bool:
 
 
 def title(kind: str) -> str:
-    return KIND_TITLES.get(kind) or kind.replace("_", " ")
+    return kind_title(kind)
 
 
 def reread(kind: str, mail: IncomingMail | None, env: WorkflowEnv) -> Rereading:
