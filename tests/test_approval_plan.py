@@ -12,8 +12,10 @@ from caseworker.models import Caseworker
 from core.db import Database
 from tests.test_actions import _config, pcse, triage_case
 from tests.test_workflow_helpers import (
+    GUARDIAN,
     MANAGER,
     NOMINEE,
+    PARTNER,
     case_of,
     email_request,
     events,
@@ -77,6 +79,8 @@ def test_the_plan_names_grants_and_the_main_contact_replaced_and_writes_nothing(
         {"role": "Main Contact", "email": OLD_CONTACT[1], "name": OLD_CONTACT[0]}
     ]
     assert plan.conflict is None and len(plan.digest) == 64
+    # The open approval requests end when it is applied.
+    assert sorted(plan.cancels) == sorted([PARTNER[1], GUARDIAN[1]])
     assert holders(db, "A81001", "main_contact") == [OLD_CONTACT[1]]  # the dry run left no trace
     with db.transaction() as session:
         done = actions.approve_plan(

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.catalogue import Service
+from workflow import approvals
 from workflow.apply import dry_run
 from workflow.decisions import planned_changes
 from workflow.env import WorkflowEnv
@@ -40,6 +41,7 @@ class Plan:
     warnings: list[str]
     conflict: str | None  # the rule applying would break now, if any
     findings: list[str]  # open findings: a second person must confirm
+    cancels: list[str] = field(default_factory=list)  # approvers whose open requests end
     digest: str = field(default="")
 
     def as_dict(self) -> dict[str, Any]:
@@ -54,6 +56,7 @@ class Plan:
             "conflict": self.conflict,
             "findings": self.findings,
             "needs_second_person": bool(self.findings),
+            "cancels": self.cancels,
             "plan": self.digest,
         }
 
@@ -62,6 +65,7 @@ class Plan:
         org = self.organisation_code or "(no organisation)"
         out = [f"Grant {g['role']} at {org} to {g['name']} <{g['email']}>." for g in self.grants]
         out += [f"End {r['role']} at {org} of {r['name']} <{r['email']}>." for r in self.removals]
+        out += [f"Cancel the open approval request to {a}." for a in self.cancels]
         out += [f"Warning: {w}" for w in self.warnings]
         if self.conflict:
             out.append(f"Refused: {self.conflict}")
@@ -103,6 +107,7 @@ def plan_for(session: Session, env: WorkflowEnv, case: Case, *, actor: str) -> P
         warnings=warnings,
         conflict=conflict,
         findings=open_findings(case),
+        cancels=[a.approver_email for a in approvals.open_requests(session, case)],
     )
     content = plan.as_dict()
     content.pop("plan")
