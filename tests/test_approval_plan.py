@@ -207,6 +207,11 @@ def test_cli_second_person_rule(db: Database, env: WorkflowEnv, tmp_path: Path) 
     assert code == 0 and "a second caseworker or a supervisor must confirm it" in out
     code, _, err = pcse(config, "case", "approve", ref, "--by", "casey@pcse", "--reason", "ok")
     assert code == 1 and "second caseworker" in err
+    # The same account by its name is the same person; a name with no account is nobody.
+    code, _, err = pcse(config, "case", "approve", ref, "--by", "Casey", "--reason", "ok")
+    assert code == 1 and "second caseworker" in err
+    code, _, err = pcse(config, "case", "approve", ref, "--by", "someone", "--reason", "ok")
+    assert code == 1 and "names no active account" in err
     code, out, _ = pcse(
         config, "case", "approve", ref, "--by", "sam@pcse", "--reason", "agreed", "--json"
     )

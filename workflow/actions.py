@@ -136,12 +136,20 @@ def approve_plan(
         basis = f"Approved by supervisor {by}, with open findings: {reason}"
         data["supervisor"] = by
     elif plan.findings:
+        account = env.account_of(session, by)
+        if account is None:
+            raise ActionRefused(
+                f"Case {case.ref} has open findings: its approval needs two caseworker "
+                f"accounts (or a supervisor), and {by} names no active account."
+            )
         proposal = open_proposal(case)
         if proposal is None or proposal.get("plan") != plan.digest:
-            _propose(session, env, case, plan, by=by, reason=reason, stale=proposal)
+            _propose(
+                session, env, case, plan, by=by, account=account, reason=reason, stale=proposal
+            )
             return Approval(case, plan, proposed=True)
         first = str(proposal.get("by") or "")
-        if same_person(first, by):
+        if same_person(str(proposal.get("account") or first), account):
             raise ActionRefused(
                 f"Case {case.ref} has open findings: a second caseworker (not {by}, who "
                 "proposed it) or a supervisor must confirm the approval."
@@ -163,6 +171,7 @@ def _propose(
     plan: Plan,
     *,
     by: str,
+    account: str,
     reason: str,
     stale: dict[str, Any] | None,
 ) -> None:
@@ -179,7 +188,7 @@ def _propose(
         f"second caseworker must confirm it before it is applied. Reason: {reason}.{earlier}",
         actor=by,
         at=env.clock.now(),
-        data={"by": by, "reason": reason, "plan": plan.digest},
+        data={"by": by, "account": account, "reason": reason, "plan": plan.digest},
     )
 
 
