@@ -23,7 +23,7 @@ from caseworker.labels import KIND_LABELS
 from caseworker.pages.forms import Problems, refusal, text
 from caseworker.rendering import flash, render
 from caseworker.security import form_post
-from caseworker.webcontext import in_transaction, settings
+from caseworker.webcontext import WebSettings, in_transaction, settings
 from core.errors import PcseError
 from workflow import actions
 from workflow.approval_plan import Plan, open_proposal, plan_for
@@ -179,7 +179,7 @@ async def confirm_approve(request: Request) -> Response:
 
 
 def _change_kind(
-    session: Session, request_settings: Any, ref: str, kind: str, by: str, reason: str
+    session: Session, request_settings: WebSettings, ref: str, kind: str, by: str, reason: str
 ) -> str:
     case = source_mail.change_kind(
         session,
