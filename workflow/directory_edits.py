@@ -69,7 +69,7 @@ def _signer_org(session: Session, code: str) -> Organisation:
     if org.type == "icb":
         raise RuleViolation(
             "no_signers_here",
-            f"{org_label(org.type, org.code)} is an ICB: its approvers are its contacts on "
+            f"{org.code} is an ICB: its approvers are its contacts on "
             "the Authorised Email List, not practice signers.",
         )
     return org
