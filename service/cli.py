@@ -18,6 +18,7 @@ from core.errors import PcseError
 COMMANDS: dict[str, tuple[str, ...]] = {
     "ael": ("service.cmd_directory",),
     "approvers": ("service.cmd_directory",),
+    "backup": ("service.cmd_backup",),
     "case": ("service.cmd_cases", "service.cmd_actions", "service.cmd_case_plan"),
     "caseworker": ("service.cmd_web",),
     "db": ("service.cmd_db",),
@@ -25,6 +26,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "outbox": ("service.cmd_outbox",),
     "poll": ("service.cmd_poll",),
     "queue": ("service.cmd_cases",),
+    "restore": ("service.cmd_backup",),
     "run": ("service.cmd_poll",),
     "security": ("service.cmd_security",),
     "serve": ("service.cmd_web",),
