@@ -11,14 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from caseworker.helpdesk_view import helpdesk_view
-from caseworker.labels import ACTION_LABELS
+from caseworker.labels import ACTION_LABELS, KIND_LABELS
 from caseworker.mailview import MailView, message_view
 from core.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
 from core.patterns import mask_tokens
 from core.timeutil import as_utc
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
-from workflow import actions, directory
+from workflow import actions, directory, rekind
+from workflow.approval_plan import open_proposal
 from workflow.cases import get_case
 from workflow.models import ApprovalRequest, Case
 from workflow.retention import retention_summary
@@ -254,6 +255,15 @@ def allowed_actions(case: Case, *, supervisor: bool) -> list[dict[str, str]]:
     return [{"name": n, "label": ACTION_LABELS.get(n, n)} for n in names]
 
 
+def plan_parts(case: Case) -> dict[str, Any]:
+    """An approval waiting for a second caseworker, and the kinds the case may change to."""
+    return {
+        "proposal": open_proposal(case) if "approve" in actions.allowed_actions(case) else None,
+        "kind_changeable": rekind.can_change_kind(case),
+        "kind_options": [{"value": k, "text": t} for k, t in KIND_LABELS.items()],
+    }
+
+
 def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) -> dict[str, Any]:
     case = get_case(session, ref)
     source_id, mail = original_email(session, raw_dir, case)
@@ -293,4 +303,5 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
         "approval_requests": approval_requests(session, case),
         "actions": allowed_actions(case, supervisor=supervisor),
         "helpdesk": helpdesk_view(session, case),
+        **plan_parts(case),
     }
