@@ -3,6 +3,8 @@ with a reason, clears it or reopens the case (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from core.db import Database
@@ -23,9 +25,11 @@ from tests.test_workflow_helpers import (
     open_request,
     outbox,
 )
-from workflow import new_replies
+from workflow import actions, new_replies
 from workflow.env import WorkflowEnv
 from workflow.new_replies import MarkerRefused
+from workflow.retention import preview
+from workflow.settings import RetentionConfig
 
 
 def _reply(db: Database, env: WorkflowEnv, ref: str, sender=MANAGER, text="One more thing.") -> str:
@@ -100,3 +104,17 @@ def test_only_a_person_with_a_reason_clears_or_reopens(db: Database, env: Workfl
     with db.transaction() as session:
         new_replies.clear(session, env, ref, by="casey", reason="A thank-you.")
     assert case_of(db, ref).new_reply_at is None and case_of(db, ref).state == "triage"
+
+
+def test_a_closed_case_with_an_unread_reply_is_not_purged(db: Database, env: WorkflowEnv) -> None:
+    marked = open_request(db, env, gpp_form())
+    answer(db, env, marked, PARTNER, "Approved")
+    quiet = open_request(db, env, email_request("oph_admin", organisation_code="OC4567"))
+    with db.transaction() as session:
+        actions.withdraw(session, env, quiet, by="casey", reason="Sent twice.")
+    _reply(db, env, marked, text="Please reverse this.")
+    later = env.clock.now() + timedelta(days=1000)
+    assert preview(db, RetentionConfig(), now=later).cases_personal == 1  # only the quiet one
+    with db.transaction() as session:
+        new_replies.clear(session, env, marked, by="casey", reason="Read; nothing to do.")
+    assert preview(db, RetentionConfig(), now=later).cases_personal == 2

@@ -34,3 +34,8 @@ class WorkflowEnv:
     is_supervisor: Callable[[Session, str], bool] = field(default=lambda _session, _by: False)
     # Target times ([targets]): the queue's overdue markers and filter.
     targets: TargetsConfig = field(default_factory=TargetsConfig)
+    # The caseworker account a name or address stands for (caseworker.accounts.account_of),
+    # or None: an approval with open findings needs two different accounts.
+    account_of: Callable[[Session, str], str | None] = field(
+        default=lambda _session, by: by.strip().casefold() or None
+    )
