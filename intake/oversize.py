@@ -80,11 +80,14 @@ class _Segment:
 
 def elide(raw: bytes, attachment_limit: int) -> tuple[bytes, Elisions | None]:
     """`raw` with oversized bodies taken out, and what was taken; (raw, None) when nothing
-    was or the message is beyond this scan (bare CR line ends, too many boundary lines)."""
+    was or the message is beyond this scan (bare CR line ends, too many boundary lines or
+    mentions of a multipart)."""
     if len(raw) <= _skip_threshold(attachment_limit) or raw.count(b"\r") != raw.count(b"\r\n"):
         return raw, None
     names = _boundary_names(raw)
-    segments = _segments(raw, names) if names is not None else None
+    if names is None:
+        return raw, None
+    segments = _segments(raw, names)
     if segments is None:
         return raw, None
     elisions = Elisions(secrets.token_hex(8), names, attachment_limit)
