@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "outbox": ("service.cmd_outbox",),
     "poll": ("service.cmd_poll",),
     "queue": ("service.cmd_cases",),
+    "report": ("service.cmd_report",),
     "run": ("service.cmd_poll",),
     "security": ("service.cmd_security",),
     "serve": ("service.cmd_web",),
