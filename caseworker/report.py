@@ -107,8 +107,11 @@ class Report:
 # --------------------------------------------------------------------------- reading
 
 
-def case_times(session: Session, since: datetime | None = None) -> list[CaseTimes]:
-    """Every case opened since `since` (all, for None) with its measured moments."""
+def case_times(
+    session: Session, since: datetime | None = None, *, people: bool = True
+) -> list[CaseTimes]:
+    """Every case opened since `since` (all, for None) with its measured moments, and
+    (unless `people` is False) whether and why it reached a person."""
     opened = [] if since is None else [Case.created_at >= since]
     rows = session.execute(
         select(Case.id, Case.kind, Case.state, Case.created_at, InboundMessage.received_at)
@@ -118,8 +121,8 @@ def case_times(session: Session, since: datetime | None = None) -> list[CaseTime
     ).all()
     acknowledged = _first_reply_sent(session, opened)
     approved, outcome = _moves(session, opened)
-    triaged = _first_triage(session, opened)
-    acted = _acted_on_by_people(session, opened)
+    triaged = _first_triage(session, opened) if people else {}
+    acted = _acted_on_by_people(session, opened) if people else set()
     found = []
     for case_id, kind, state, created_at, received_at in rows:
         created = as_utc(created_at)
@@ -151,7 +154,7 @@ def _first_reply_sent(session: Session, opened: list[Any]) -> dict[int, datetime
         )
         .group_by(OutboxMessage.case_id)
     )
-    return {case_id: as_utc(at) for case_id, at in rows}
+    return {case_id: as_utc(at) for case_id, at in rows if case_id is not None and at}
 
 
 def _moves(session: Session, opened: list[Any]) -> tuple[dict[int, datetime], dict[int, datetime]]:

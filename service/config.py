@@ -21,6 +21,7 @@ from core.settings import DatabaseConfig, SecurityConfig
 from forms.settings import LimitsConfig
 from intake.settings import MailboxConfig, StorageConfig
 from notifications.settings import NotificationsConfig, SmtpConfig
+from service.monitoring.settings import MetricsConfig
 from workflow.settings import WorkflowConfig
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "DatabaseConfig",
     "LimitsConfig",
     "MailboxConfig",
+    "MetricsConfig",
     "NotificationsConfig",
     "ScheduleConfig",
     "SecurityConfig",
@@ -63,6 +65,7 @@ class Config:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "built-in local defaults"
 
     @property
@@ -152,6 +155,7 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
         "notifications": NotificationsConfig,
         "storage": StorageConfig,
         "web": WebConfig,
+        "metrics": MetricsConfig,
     }
     unknown = set(data) - set(sections) - {"mailboxes"}
     if unknown:
