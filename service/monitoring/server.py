@@ -35,10 +35,9 @@ class MetricsServer:
         self.thread = threading.Thread(target=self._run, name="metrics", daemon=True)
 
     def _run(self) -> None:
-        try:
+        # uvicorn exits when it cannot bind the port; start() says so in a sentence.
+        with contextlib.suppress(SystemExit):
             self.server.run()
-        except SystemExit:  # uvicorn's answer to a port it could not bind; start() says so
-            pass
 
     def start(self) -> None:
         """Listen, or refuse in one sentence when the port cannot be had."""
