@@ -15,7 +15,16 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from caseworker.auth import RequireSignInMiddleware
-from caseworker.pages import accounts, cases, directory, failures, password, queue, signin
+from caseworker.pages import (
+    accounts,
+    cases,
+    directory,
+    failures,
+    password,
+    queue,
+    reports,
+    signin,
+)
 from caseworker.rendering import make_templates, render
 from caseworker.security import SecurityHeadersMiddleware
 from caseworker.sessions import SignedSessionMiddleware
@@ -88,6 +97,7 @@ def create_app(web: WebSettings) -> Starlette:
         *cases.routes,
         *failures.routes,
         *directory.routes,
+        *reports.routes,
         Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),
         Mount("/static", StaticFiles(directory=STATIC / "app"), name="static"),
     ]
