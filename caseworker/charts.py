@@ -79,11 +79,13 @@ def horizontal(chart_id: str, title: str, rows: Sequence[Row], summary: str = ""
     return Chart(chart_id, title, "horizontal", WIDTH, height, bars, summary)
 
 
-def vertical(chart_id: str, title: str, rows: Sequence[Row], summary: str = "") -> Chart:
+def vertical(
+    chart_id: str, title: str, rows: Sequence[Row], summary: str = "", width: int = WIDTH * 2
+) -> Chart:
     """One column per row (e.g. per week), tallest for the largest value."""
     per = _scale([r.value for r in rows], COLUMN_AREA_HEIGHT - 16)
-    slot = WIDTH / max(len(rows), 1)
-    width = max(slot * 0.7, 2.0)
+    slot = width / max(len(rows), 1)
+    column = max(slot * 0.6, 2.0)
     bars = []
     for n, row in enumerate(rows):
         height = row.value * per
@@ -92,13 +94,13 @@ def vertical(chart_id: str, title: str, rows: Sequence[Row], summary: str = "") 
                 label=row.label,
                 value=row.value,
                 text=row.text,
-                x=n * slot + (slot - width) / 2,
+                x=n * slot + (slot - column) / 2,
                 y=COLUMN_AREA_HEIGHT - height,
-                width=width,
+                width=column,
                 height=height,
                 tone=row.tone,
             )
         )
     return Chart(
-        chart_id, title, "vertical", WIDTH, COLUMN_AREA_HEIGHT + COLUMN_LABEL_ROOM, bars, summary
+        chart_id, title, "vertical", width, COLUMN_AREA_HEIGHT + COLUMN_LABEL_ROOM, bars, summary
     )

@@ -30,7 +30,7 @@ from caseworker.report import (
 from caseworker.webcontext import in_transaction, settings
 
 MEASURE_LABELS = {
-    "acknowledgement": "First email to the requester",
+    "acknowledgement": "First email",
     "approval": "Approval",
     "outcome": "Outcome",
 }
