@@ -106,7 +106,7 @@ def test_metrics_after_the_demo_story_match_the_database(scrape, demo_story) -> 
     assert total(found, "pcse_cases") == cases
     assert value(found, "pcse_outbox_emails", status="sent") == sent > 0
     assert value(found, "pcse_approval_requests_outstanding") == open_approvals
-    assert value(found, "pcse_case_time_to_acknowledgement_seconds_count") == acknowledged > 0
+    assert value(found, "pcse_case_time_to_acknowledgement_seconds_gcount") == acknowledged > 0
     assert value(found, "pcse_case_time_to_acknowledgement_seconds_bucket", le="+Inf") == (
         acknowledged
     )
@@ -323,3 +323,40 @@ def test_metrics_port_of_pcse_run(database: Database) -> None:
         probe.bind(("127.0.0.1", port))
     with serving(monitor, "127.0.0.1", 0) as nothing:
         assert nothing is None
+
+
+@pytest.mark.parametrize("measure", ["acknowledgement", "outcome"])
+def test_the_database_counts_the_waits_as_the_report_measures_them(
+    db: Database, smtp_config: Config, measure: str
+) -> None:
+    """The histogram summed by the database agrees, bucket by bucket, with the per-case
+    times of caseworker.report, on cases whose times are known (tests/test_report.py)."""
+    from caseworker.report import case_times
+    from service.monitoring.waits import WAIT_BUCKETS, wait_histogram
+    from tests.test_report import _story
+
+    _story(db, smtp_config)
+    with db.transaction() as session:
+        count, seconds, cumulative = wait_histogram(session, measure)
+        times = [t for c in case_times(session) if (t := c.seconds_to(measure)) is not None]
+    assert count == len(times) == 3
+    assert seconds == pytest.approx(sum(times), abs=0.01)
+    assert cumulative == [sum(1 for t in times if t <= b) for b in WAIT_BUCKETS]
+    assert cumulative[-1] == count  # every wait here is under a month
+
+
+def test_the_wait_histograms_cover_the_recent_window(db: Database, smtp_config: Config) -> None:
+    """Cases opened before the window leave the histograms; the metric says which days."""
+    from tests.test_report import _story
+
+    clock, _ = _story(db, smtp_config)  # cases from 2 to 10 March
+    config = _config(db.url)
+    client = _client(config, db, clock)
+    found = samples(client.get("/metrics").text)
+    assert value(found, "pcse_case_time_to_outcome_seconds_gcount") == 3
+    clock.advance(days=25)  # A and B (2 March) are now more than 30 days old
+    found = samples(client.get("/metrics").text)
+    assert value(found, "pcse_case_time_to_outcome_seconds_gcount") == 1  # C
+    assert value(found, "pcse_case_time_to_acknowledgement_seconds_bucket", le="900.0") == 1
+    text = client.get("/metrics").text
+    assert "opened in the last 30 days" in text

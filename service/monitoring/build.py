@@ -28,7 +28,10 @@ def database_registry(config: Config, database: Database, clock: Clock) -> Colle
             database,
             [box.name for box in config.mailboxes],
             clock,
-            Thresholds(approval_overdue_after=timedelta(days=config.workflow.reminder_after_days)),
+            Thresholds(
+                approval_overdue_after=timedelta(days=config.workflow.reminder_after_days),
+                wait_window=timedelta(days=config.metrics.wait_window_days),
+            ),
         )
     )
     return registry

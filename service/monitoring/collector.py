@@ -17,8 +17,8 @@ from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
+    GaugeHistogramMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
@@ -27,7 +27,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from caseworker.report import CaseTimes, case_times
 from core.clock import Clock
 from core.db import Database
 from core.inbound import MessageKind
@@ -37,6 +36,7 @@ from intake import ledger
 from intake.models import InboundMessage, MailboxState
 from notifications.claims import count_unconfirmed
 from notifications.models import OutboxMessage
+from service.monitoring.waits import WAIT_BUCKETS, wait_histogram
 from workflow.models import ApprovalRequest, Case
 
 log = logging.getLogger(__name__)
@@ -48,22 +48,6 @@ MESSAGE_STATUSES = ledger.STATUSES
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "held", "dismissed")
 STATES = tuple(str(s) for s in CaseState)
 KINDS = tuple(str(k) for k in CaseKind)
-# Seconds: a minute to a month, for the times a practice waits.
-WAIT_BUCKETS = (
-    60.0,
-    300.0,
-    900.0,
-    1800.0,
-    3600.0,
-    4 * 3600.0,
-    8 * 3600.0,
-    86400.0,
-    2 * 86400.0,
-    3 * 86400.0,
-    7 * 86400.0,
-    14 * 86400.0,
-    30 * 86400.0,
-)
 
 
 def label(value: str | None, allowed: Sequence[str], missing: str = NONE) -> str:
@@ -75,9 +59,11 @@ def label(value: str | None, allowed: Sequence[str], missing: str = NONE) -> str
 
 @dataclass(frozen=True)
 class Thresholds:
-    """What counts as overdue: an approval request open longer than the reminder period."""
+    """What counts as overdue (an approval request open longer than the reminder period),
+    and which cases the wait histograms cover (those opened in the last `wait_window`)."""
 
     approval_overdue_after: timedelta
+    wait_window: timedelta = timedelta(days=30)
 
 
 class DatabaseCollector(Collector):
@@ -123,7 +109,7 @@ class DatabaseCollector(Collector):
         yield from self._messages(session)
         yield from self._mailboxes(session)
         yield from self._cases(session)
-        yield from self._waits(case_times(session, people=False))
+        yield from self._waits(session, now)
         yield from self._outbox(session)
         yield from self._approvals(session, now)
 
@@ -230,7 +216,9 @@ class DatabaseCollector(Collector):
             now.add_metric([state], count)
         yield now
 
-    def _waits(self, times: list[CaseTimes]) -> Iterator[Metric]:
+    def _waits(self, session: Session, now: datetime) -> Iterator[Metric]:
+        since = now - self.thresholds.wait_window
+        days = f"{self.thresholds.wait_window.total_seconds() / 86400:g}"
         for measure, doc in (
             (
                 "acknowledgement",
@@ -238,11 +226,16 @@ class DatabaseCollector(Collector):
             ),
             ("outcome", "from a request's arrival to its case's final state"),
         ):
-            seconds = [s for t in times if (s := t.seconds_to(measure)) is not None]
-            family = HistogramMetricFamily(
-                f"pcse_case_time_to_{measure}_seconds", f"Seconds {doc}, over every case."
+            count, total, cumulative = wait_histogram(session, measure, since)
+            family = GaugeHistogramMetricFamily(
+                f"pcse_case_time_to_{measure}_seconds",
+                f"Seconds {doc}, for the cases opened in the last {days} days.",
             )
-            family.add_metric([], buckets=_buckets(seconds), sum_value=sum(seconds))
+            buckets = [
+                (floatToGoString(bound), float(n))
+                for bound, n in zip(WAIT_BUCKETS, cumulative, strict=True)
+            ]
+            family.add_metric([], [*buckets, ("+Inf", float(count))], total)
             yield family
 
     # ------------------------------------------------------------------ outbox, approvals
@@ -292,15 +285,3 @@ def _by_classification(family: Any, by_status: dict[tuple[str, str], int], statu
     for classification, count in counts.items():
         family.add_metric([classification], count)
     return family
-
-
-def _buckets(seconds: Sequence[float]) -> list[tuple[str, float]]:
-    """Cumulative counts at each bound, then +Inf, as the exposition format wants them."""
-    ordered = sorted(seconds)
-    found, index = [], 0
-    for bound in WAIT_BUCKETS:
-        while index < len(ordered) and ordered[index] <= bound:
-            index += 1
-        found.append((floatToGoString(bound), float(index)))
-    found.append(("+Inf", float(len(ordered))))
-    return found

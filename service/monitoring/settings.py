@@ -22,6 +22,8 @@ class MetricsConfig:
     token_env: str = "PCSE_METRICS_TOKEN"
     # /readyz fails once a mailbox's last good poll is older than this (0: not checked).
     ready_poll_max_age_seconds: float = 600
+    # The wait histograms cover the cases opened in the last this many days.
+    wait_window_days: float = 30
 
 
 class HasMetrics(Protocol):
