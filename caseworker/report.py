@@ -1,8 +1,8 @@
 """The supervisors' report, computed from the database: used by the reports page and by
 `pcse report`, and its per-case times by the service's metrics.
 
-Times are measured from a request's arrival (when its message reached the service; when the
-case was opened, for a case with no message) to:
+Times are measured from a request's arrival (when its message reached the service, or when
+the case was opened if that is earlier or there is no message) to:
 - acknowledgement: the first email about the case sent to the requester;
 - approval: the case's first move to `approved`;
 - outcome: its last move into a final state, for a case that is in one now.
