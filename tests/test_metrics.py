@@ -51,14 +51,14 @@ def demo_story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Confi
 
     where = tmp_path_factory.mktemp("demo")
     before = Path.cwd()
-    os.chdir(where)
+    os.chdir(where)  # the demo works under ./var
     try:
         run_demo(lambda _: None)
-        config = demo_config(0)
-        config.database.url = f"sqlite:///{where / 'var' / 'pcse.sqlite3'}"
-        yield config, config.database.url
     finally:
         os.chdir(before)
+    config = demo_config(0)
+    config.database.url = f"sqlite:///{where / 'var' / 'pcse.sqlite3'}"
+    yield config, config.database.url
 
 
 @pytest.fixture
