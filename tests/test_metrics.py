@@ -142,6 +142,11 @@ def test_pcse_serve_refuses_metrics_without_a_configured_token(demo_story, monke
         # The pages themselves still need a sign-in; health needs none.
         assert client.get("/", follow_redirects=False).status_code == 303
         assert client.get("/healthz").text == "ok\n"
+        ready = client.get("/readyz")  # the demo polled its mailbox moments ago
+        assert ready.json() == {
+            "ready": True,
+            "checks": {"database": "ok", "mailbox enquiries": "ok"},
+        }
     db.dispose()
 
 
