@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from caseworker.helpdesk_view import helpdesk_view
 from caseworker.labels import ACTION_LABELS
 from caseworker.mailview import MailView, message_view
 from core.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
@@ -28,6 +29,8 @@ FIELD_LABELS = {
     "main_contact": "Main contact",
     "signer": "Signed by",
 }
+# Kept with the reading but shown apart (per-field sources and confidences, scan details).
+NOT_SHOWN = frozenset({"readings", "scan"})
 SERVICE_NAMES = {
     "gpp": "GP Payments and Pensions",
     "pl": "Performers Lists",
@@ -79,7 +82,7 @@ def _field_of(finding: dict[str, Any], keys: list[str]) -> str | None:
 
 def fields_with_findings(fields: dict[str, Any], findings: list[dict[str, Any]]) -> dict:
     """Each field read, beside the findings about it; the rest of the findings apart."""
-    keys = list(FIELD_LABELS) + [k for k in fields if k not in FIELD_LABELS]
+    keys = list(FIELD_LABELS) + [k for k in fields if k not in FIELD_LABELS and k not in NOT_SHOWN]
     about: dict[str, list[str]] = {}
     general: list[str] = []
     for finding in findings:
@@ -282,4 +285,5 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
         "emails": emails(session, case),
         "approval_requests": approval_requests(session, case),
         "actions": allowed_actions(case, supervisor=supervisor),
+        "helpdesk": helpdesk_view(session, case),
     }

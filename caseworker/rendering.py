@@ -63,6 +63,11 @@ def _senders_unchecked(request: Request) -> bool:
     return web is not None and web.env.sender_policy.profile == Profile.NONE
 
 
+def _operator_warnings(request: Request) -> list[str]:
+    web = getattr(request.app.state, "web", None)
+    return web.operator_warnings() if web is not None else []
+
+
 def render(
     request: Request,
     template: str,
@@ -80,6 +85,7 @@ def render(
         "current_path": request.url.path,
         # Said on every page: with profile "none", anyone can write any From address.
         "senders_unchecked": _senders_unchecked(request),
+        "operator_warnings": _operator_warnings(request),
         **(context or {}),
     }
     return templates.TemplateResponse(request, template, page, status_code=status_code)

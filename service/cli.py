@@ -18,7 +18,8 @@ from core.errors import PcseError
 COMMANDS: dict[str, tuple[str, ...]] = {
     "ael": ("service.cmd_directory",),
     "approvers": ("service.cmd_directory",),
-    "case": ("service.cmd_cases", "service.cmd_actions"),
+    "backup": ("service.cmd_backup",),
+    "case": ("service.cmd_cases", "service.cmd_actions", "service.cmd_helpdesk"),
     "caseworker": ("service.cmd_web",),
     "db": ("service.cmd_db",),
     "directory": ("service.cmd_directory",),
@@ -26,6 +27,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "poll": ("service.cmd_poll",),
     "queue": ("service.cmd_cases",),
     "report": ("service.cmd_report",),
+    "restore": ("service.cmd_backup",),
     "run": ("service.cmd_poll",),
     "security": ("service.cmd_security",),
     "serve": ("service.cmd_web",),

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -78,7 +79,13 @@ class Config:
 
 def _kind(hint: Any) -> str:
     """A type as the sentence names it."""
-    names = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
+    names = {
+        str: "text",
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+        date: "a date written without quotes (2027-05-01)",
+    }
     if get_origin(hint) in (list, tuple):
         return "a list of " + {str: "texts"}.get(get_args(hint)[0], "values")
     return names.get(hint, getattr(hint, "__name__", str(hint)))

@@ -99,7 +99,7 @@ def apply_case(session: Session, env: WorkflowEnv, case: Case, *, actor: str) ->
             session,
             case,
             "applied",
-            _sentence(case, done.change),
+            _sentence(case.organisation_code or "", done.change),
             actor=actor,
             at=now,
             data={
@@ -221,15 +221,16 @@ def _to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, *, a
     return case
 
 
-def _sentence(case: Case, change: PlannedChange) -> str:
+def _sentence(where: str, change: PlannedChange) -> str:
     role = "the Main Contact" if change.service is Service.MAIN_CONTACT else change.role
-    return f"{change.name} ({change.email}) is now {role} for {case.organisation_code}."
+    return f"{change.name} ({change.email}) is now {role} for {where}."
 
 
 def _tell_everyone(session: Session, env: WorkflowEnv, case: Case, applied: list[Applied]) -> None:
     """The requester, each nominee, and a replaced main contact."""
     org = directory.get_org(session, case.organisation_code or "")
     org_name = org.name if org else (case.organisation_code or "")
+    where = f"{org.name} ({org.code})" if org else org_name
     notify(
         session,
         env,
@@ -237,7 +238,7 @@ def _tell_everyone(session: Session, env: WorkflowEnv, case: Case, applied: list
         "outcome_completed",
         to=case.requester,
         name=case.requester_name,
-        context={"changes": [_sentence(case, a.change) for a in applied]},
+        context={"changes": [_sentence(where, a.change) for a in applied]},
         reply_to=source_message(session, case),
     )
     # One welcome per new admin, naming every role given at once.

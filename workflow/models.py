@@ -154,6 +154,8 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # The caseworker working on the case (an address), so that two do not work one case.
     assigned_to: Mapped[str | None] = mapped_column(String(254), index=True)
+    # A duplicate merged into another case points at it; mail quoting its reference goes there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"

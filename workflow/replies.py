@@ -389,6 +389,10 @@ _EMAIL_ONLY = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _RULE = re.compile(r"[-_=*~—–]{2,}")
 _OUTLOOK_RULE = re.compile(r"_{20,}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_CLAUSE_BREAK = re.compile(r"\s*[,;]\s*|\s+[-–—]\s+")
+_CONTACT_VERB = re.compile(
+    r"\b(?:contact|e-?mail|call|ring|phone|reach|write to|get in touch|speak)\b", re.IGNORECASE
+)
 _LEAD_PUNCTUATION = " \t.,:;!-–—"
 _TRAIL_PUNCTUATION = " \t,:;-–—"
 # Words that only introduce the reason ("because she left"); "as" and "since" are not
@@ -396,6 +400,8 @@ _TRAIL_PUNCTUATION = " \t,:;-–—"
 _CONNECTIVES = (
     ("the", "reason", "is"),
     ("reason", "being"),
+    ("reason", "for", "rejecting"),
+    ("reason", "for", "rejection"),
     ("reason",),
     ("because",),
     ("due", "to"),
@@ -738,9 +744,32 @@ def _reason(lines: list[str], *, keep_first: bool) -> str | None:
     text = joined.lstrip(_LEAD_PUNCTUATION)
     if not any(mark in joined[: len(joined) - len(text)] for mark in ".!"):
         text = _without_connective(text)
-    text = " ".join(s for s in _SENTENCE_END.split(text) if not _PHONE.search(s))
+    text = " ".join(filter(None, (_without_contact(s) for s in _SENTENCE_END.split(text))))
     text = _without_trailing_courtesy(text).strip(_TRAIL_PUNCTUATION)
     return text[:MAX_REASON] or None
+
+
+def _without_contact(sentence: str) -> str:
+    """A sentence without its clauses that give the approver's contact details: a
+    telephone number, or an address to write to ("she left in May, ring 01632 960123
+    with questions" keeps "she left in May."); nothing when they stand in its first
+    clause. An address named as the subject ("jo@nhs.net left in May") stays."""
+    if not _gives_contact(sentence):
+        return sentence
+    kept: list[str] = []
+    for clause in _CLAUSE_BREAK.split(sentence):
+        if _gives_contact(clause):
+            break
+        kept.append(clause.strip())
+    if not kept:
+        return ""
+    return ", ".join(kept).rstrip(_TRAIL_PUNCTUATION + ".!?") + "."
+
+
+def _gives_contact(text: str) -> bool:
+    if _PHONE.search(text):
+        return True
+    return bool(_EMAIL_ONLY.search(text)) and bool(_CONTACT_VERB.search(text))
 
 
 def _before_signature(lines: list[str], *, keep_first: bool) -> list[str]:
