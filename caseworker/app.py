@@ -17,8 +17,10 @@ from starlette.staticfiles import StaticFiles
 from caseworker.auth import RequireSignInMiddleware
 from caseworker.pages import (
     accounts,
+    case_plan,
     cases,
     directory,
+    directory_edits,
     failures,
     helpdesk,
     password,
@@ -97,8 +99,10 @@ def create_app(web: WebSettings) -> Starlette:
         *accounts.routes,
         *cases.routes,
         *helpdesk.routes,
+        *case_plan.routes,
         *failures.routes,
         *directory.routes,
+        *directory_edits.routes,
         *reports.routes,
         Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),
         Mount("/static", StaticFiles(directory=STATIC / "app"), name="static"),

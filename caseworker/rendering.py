@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
+from caseworker.caselinks import case_links
+from caseworker.formitems import select_items
 from caseworker.labels import (
     ACTION_HINTS,
     ACTION_PROMPTS,
@@ -42,6 +44,8 @@ def make_environment() -> Environment:
     env.filters["when"] = when
     env.filters["state_label"] = state_label
     env.filters["kind_label"] = kind_label
+    env.filters["case_links"] = case_links
+    env.globals["select_items"] = select_items
     env.globals["STATE_COLOURS"] = STATE_COLOURS
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["ACTION_PROMPTS"] = ACTION_PROMPTS

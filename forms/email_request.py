@@ -15,7 +15,7 @@ from typing import Any
 from core.catalogue import Service, admin_role
 from core.states import CaseKind
 from forms.email_handover import Handover, Side, read_handover
-from forms.email_kinds import KindReading, classify
+from forms.email_kinds import KindReading, as_kind, classify
 from forms.email_orgs import CodeFound, find_code, find_name
 from forms.email_people import (
     Person,
@@ -150,13 +150,18 @@ def _is_empty_request(own: str) -> bool:
     return len(REQUEST_WORDS.findall(text)) < 3 or bool(TRIVIAL.match(text) and len(text) < 60)
 
 
-def read_email_request(subject: str, text: str, sender: str) -> ParsedRequest:
+def read_email_request(
+    subject: str, text: str, sender: str, kind: str | None = None
+) -> ParsedRequest:
     """The request an email body makes: its kind, organisation, nominees or main contact,
-    and a finding for everything a caseworker would have to ask for."""
+    and a finding for everything a caseworker would have to ask for. `kind`, when a person
+    has said what the request is, replaces the kind the words suggest."""
     subject = (subject or "")[:MAX_SUBJECT]
     forwarded = bool(FORWARDED_SUBJECT.match(subject))
     parts = split_message((text or "")[:MAX_TEXT], forwarded=forwarded)
     reading = classify(subject, parts.own, parts.quoted)
+    if kind is not None:
+        reading = as_kind(reading, kind)
     kind = reading.kind
     sender_name, sender_email = _sender(sender, parts)
     labels = label_lines(parts.own)

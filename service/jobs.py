@@ -156,4 +156,7 @@ def warnings_job(config: Config) -> Job:
 
 def periodic_jobs(db: Database, config: Config) -> list[Job]:
     """The jobs other than intake, each on its own interval."""
-    return [outbox_job(db, config), reminders_job(db, config), warnings_job(config)]
+    from service.jobs_data import data_jobs
+
+    data = [Job(*spec) for spec in data_jobs(db, config)]  # retention purge, webhooks
+    return [outbox_job(db, config), reminders_job(db, config), warnings_job(config), *data]

@@ -120,20 +120,46 @@ def apply_case(session: Session, env: WorkflowEnv, case: Case, *, actor: str) ->
     return case
 
 
-def rule_conflict(session: Session, env: WorkflowEnv, case: Case, *, actor: str) -> str | None:
-    """The rule that applying the case's changes now would break, or None. Writes nothing:
-    the changes are made inside a savepoint that is always rolled back."""
+@dataclass(frozen=True)
+class Effect:
+    """What applying one planned change did in a dry run: the Main Contact it would end
+    (email, name) and the warnings (R7)."""
+
+    change: PlannedChange
+    replaced: tuple[str, str] | None
+    warnings: tuple[str, ...]
+
+
+def dry_run(
+    session: Session, env: WorkflowEnv, case: Case, *, actor: str
+) -> tuple[list[Effect], str | None]:
+    """What applying the case's changes now would do, and the rule it would break (or
+    None), found by running the very code that applies them inside a savepoint that is
+    always rolled back: nothing is written."""
     changes = planned_changes(case.kind, case.fields or {})
     if not changes:
-        return "The case asks for no role change."
+        return [], "The case asks for no role change."
     nested = session.begin_nested()
     try:
-        _apply_all(session, env, case, changes, actor=actor)
+        applied = _apply_all(session, env, case, changes, actor=actor)
+        effects = [
+            Effect(
+                a.change,
+                (a.replaced.email, a.replaced.name) if a.replaced is not None else None,
+                tuple(a.warnings),
+            )
+            for a in applied
+        ]
     except RuleViolation as exc:
-        return str(exc)
+        return [], str(exc)
     finally:
         nested.rollback()
-    return None
+    return effects, None
+
+
+def rule_conflict(session: Session, env: WorkflowEnv, case: Case, *, actor: str) -> str | None:
+    """The rule that applying the case's changes now would break, or None. Writes nothing."""
+    return dry_run(session, env, case, actor=actor)[1]
 
 
 def _apply_all(
