@@ -26,6 +26,7 @@ from caseworker.pages import (
     new_replies,
     password,
     queue,
+    reports,
     signin,
 )
 from caseworker.rendering import make_templates, render
@@ -104,6 +105,7 @@ def create_app(web: WebSettings) -> Starlette:
         *directory.routes,
         *new_replies.routes,
         *directory_edits.routes,
+        *reports.routes,
         Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),
         Mount("/static", StaticFiles(directory=STATIC / "app"), name="static"),
     ]

@@ -22,6 +22,7 @@ from core.settings import DatabaseConfig, SecurityConfig
 from forms.settings import LimitsConfig
 from intake.settings import MailboxConfig, StorageConfig
 from notifications.settings import NotificationsConfig, SmtpConfig
+from service.monitoring.settings import MetricsConfig
 from service.webhook_settings import WebhookConfig
 from workflow.settings import RetentionConfig, WorkflowConfig
 from workflow.targets import TargetsConfig
@@ -32,6 +33,7 @@ __all__ = [
     "DatabaseConfig",
     "LimitsConfig",
     "MailboxConfig",
+    "MetricsConfig",
     "NotificationsConfig",
     "RetentionConfig",
     "ScheduleConfig",
@@ -73,6 +75,7 @@ class Config:
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "built-in local defaults"
 
     @property
@@ -170,6 +173,7 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
         "web": WebConfig,
         "targets": TargetsConfig,
         "retention": RetentionConfig,
+        "metrics": MetricsConfig,
     }
     unknown = set(data) - set(sections) - {"mailboxes", "webhooks"}
     if unknown:
