@@ -192,12 +192,11 @@ class Processor:
                 if not claimed:
                     break
                 held = list(claimed)
-                for inbound_id in claimed:
-                    if self.stop.is_set():
-                        return report
-                    status, kind = self.process_one(inbound_id)
+                for inbound_id, status, kind in self.process_batch(claimed):
                     held.remove(inbound_id)
                     report.count(status, kind)
+                if self.stop.is_set():
+                    return report
             return report
         except DatabaseUnavailable as exc:
             # Nothing is parked for a caseworker because of it; what is claimed stays
@@ -235,18 +234,44 @@ class Processor:
 
     def process_one(self, inbound_id: int) -> tuple[str, str | None]:
         """(status, classification) for one claimed row."""
+        [(_, status, kind)] = self.process_batch([inbound_id]) or [(inbound_id, "skipped", None)]
+        return status, kind
+
+    def process_batch(self, ids: list[int]) -> list[tuple[int, str, str | None]]:
+        """Process claimed rows in one transaction, each in a savepoint of its own.
+
+        A message whose work fails is rolled back to its savepoint alone and recorded as
+        failed in the same transaction; the others keep their work. Nothing is visible to
+        anyone (no case, no reply, no ledger result) until the batch commits, so a crash
+        or a lost database leaves the whole batch pending, to be done again from scratch.
+        A stop request ends the batch after the message in hand.
+        """
+        done: list[tuple[int, str, str | None, _Logged | None]] = []
+        with self.db.transaction() as session:
+            _begin_writing(session)
+            for inbound_id in ids:
+                if self.stop.is_set():
+                    break
+                done.append((inbound_id, *self._in_savepoint(session, inbound_id)))
+        # Logged once committed: a line says what the database now holds.
+        for _, _, _, logged in done:
+            if logged is not None:
+                logged.emit()
+        return [(inbound_id, status, kind) for inbound_id, status, kind, _ in done]
+
+    def _in_savepoint(
+        self, session: Session, inbound_id: int
+    ) -> tuple[str, str | None, _Logged | None]:
         seen: dict[str, Any] = {}
         try:
-            with self.db.transaction() as session:
-                row = session.get(InboundMessage, inbound_id)
+            with session.begin_nested():
+                row = session.get(InboundMessage, inbound_id, populate_existing=True)
                 if row is None or row.status != ledger.PENDING or row.claimed_by != self.worker:
-                    return "skipped", None
+                    return "skipped", None, None
                 seen["where"] = f"{row.mailbox} uid {row.uid}"
                 seen["attempts"] = row.attempts
                 with WATCHDOG.limit(self.settings.message_seconds):
                     result = self._handle(session, row, seen)
-                for key, value in seen["sender"].items():
-                    setattr(row, key, value)
                 if not ledger.finish(
                     session,
                     inbound_id,
@@ -254,14 +279,16 @@ class Processor:
                     status=result.status,
                     classification=str(result.classification.kind),
                     outcome=result.outcome[:4000],
+                    sender=seen["sender"],
                 ):
                     raise LostClaim(f"inbound message {inbound_id} was taken by another worker")
                 mailbox, uid = row.mailbox, row.uid
         except LostClaim as exc:
             log.warning("%s; left to that worker", exc)
-            return "skipped", None
+            return "skipped", None, None
         except MessageTooSlow:  # rolled back; the next message gets a budget of its own
             return self._fail(
+                session,
                 inbound_id,
                 TooSlow(
                     f"Processing this message took more than the {self.settings.message_seconds:g} "
@@ -273,19 +300,21 @@ class Processor:
         except Exception as exc:  # parked for a caseworker, never lost
             if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
                 raise DatabaseUnavailable(str(exc)) from exc
-            return self._fail(inbound_id, exc, seen)
+            return self._fail(session, inbound_id, exc, seen)
         # The outcome's words can name people; the log keeps to what an operator needs,
         # and the ledger row holds the rest.
-        log.info(
+        logged = _Logged(
             "inbound %d [%s uid %d] %s -> %s%s",
-            inbound_id,
-            mailbox,
-            uid,
-            result.classification.kind,
-            result.status,
-            f" {result.case_ref} ({result.case_state})" if result.case_ref else "",
+            (
+                inbound_id,
+                mailbox,
+                uid,
+                result.classification.kind,
+                result.status,
+                f" {result.case_ref} ({result.case_state})" if result.case_ref else "",
+            ),
         )
-        return result.status, str(result.classification.kind)
+        return result.status, str(result.classification.kind), logged
 
     def read(self, row: InboundMessage) -> ParsedMail:
         if row.sha256 == ledger.UNREAD_SHA256:
@@ -353,13 +382,13 @@ class Processor:
         self.cases.note(session, row, found)
 
     def _fail(
-        self, inbound_id: int, exc: BaseException, seen: dict[str, Any]
-    ) -> tuple[str, str | None]:
+        self, session: Session, inbound_id: int, exc: BaseException, seen: dict[str, Any]
+    ) -> tuple[str, str | None, _Logged | None]:
         error = str(exc) if isinstance(exc, PcseError) else f"{type(exc).__name__}: {exc}"
         found: Classification | None = seen.get("classification")
         kind = str(found.kind) if found else None
         try:
-            with self.db.transaction() as session:
+            with session.begin_nested():
                 ledger.finish(
                     session,
                     inbound_id,
@@ -369,7 +398,9 @@ class Processor:
                     outcome=None,
                     error=error[:4000],
                 )
-        except Exception:  # the claim runs out and the row is tried again
+        except Exception as second:  # the claim runs out and the row is tried again
+            if database_gone(second):
+                raise DatabaseUnavailable(str(second)) from second
             log.exception("inbound %d: could not record its failure", inbound_id)
         # The row keeps the whole error; the log's copy names no address.
         log.error(
@@ -380,4 +411,27 @@ class Processor:
             without_addresses(error[:300]),
             exc_info=not isinstance(exc, PcseError),
         )
-        return ledger.FAILED, kind
+        return ledger.FAILED, kind, None
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """A log line held back until the batch it describes has committed."""
+
+    message: str
+    args: tuple[Any, ...]
+
+    def emit(self) -> None:
+        log.info(self.message, *self.args)
+
+
+def _begin_writing(session: Session) -> None:
+    """Open the batch's transaction for writing now.
+
+    SQLite's driver begins a transaction only before its first INSERT, UPDATE or DELETE,
+    not before a SAVEPOINT, which would then stand alone and commit on its release.
+    BEGIN IMMEDIATE also takes the write lock up front, so that the batch never has to
+    upgrade a read to a write behind another writer's back.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
