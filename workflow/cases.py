@@ -14,6 +14,7 @@ from core.db import rowcount
 from core.errors import PcseError
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
 from core.timeutil import utcnow
+from workflow import history_lines
 from workflow.models import Case, CaseEvent, RefCounter
 
 
@@ -88,19 +89,21 @@ def record(
     to_state: str | None = None,
     at: datetime | None = None,
 ) -> CaseEvent:
-    """Append one line to the case's history."""
-    row = CaseEvent(
-        case_id=case.id,
-        at=at or utcnow(),
-        actor=actor,
-        event=event,
-        detail=detail,
-        data=data or {},
-        from_state=from_state,
-        to_state=to_state,
-    )
-    session.add(row)
-    return row
+    """Append one line to the case's history (written with the lines around it, before
+    the transaction's next statement: see workflow.history_lines). The line returned is not
+    in the session."""
+    line = {
+        "case_id": case.id,
+        "at": at or utcnow(),
+        "actor": actor,
+        "event": event,
+        "detail": detail,
+        "data": data or {},
+        "from_state": from_state,
+        "to_state": to_state,
+    }
+    history_lines.append(session, line)
+    return CaseEvent(**line)
 
 
 def create_case(
