@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -50,6 +51,12 @@ class TooSlow(PcseError):
 class DatabaseUnavailable(RuntimeError):
     """The database went away mid-message: the message stays pending, the round stops."""
 
+
+# A batch commits once it has worked this long (wall clock), and the rest of its claimed
+# messages go on in the next transaction: a crash loses at most this much work, and on
+# SQLite the write lock is never held longer than this, so the poller and the sender keep
+# their turns.
+BATCH_SECONDS = 1.0
 
 # After this many tries cut short by the database, a message is parked as failed after
 # all, in case the fault is in the message.
@@ -192,9 +199,10 @@ class Processor:
                 if not claimed:
                     break
                 held = list(claimed)
-                for inbound_id, status, kind in self.process_batch(claimed):
-                    held.remove(inbound_id)
-                    report.count(status, kind)
+                while held and not self.stop.is_set():
+                    for inbound_id, status, kind in self.process_batch(list(held)):
+                        held.remove(inbound_id)
+                        report.count(status, kind)
                 if self.stop.is_set():
                     return report
             return report
@@ -244,13 +252,15 @@ class Processor:
         failed in the same transaction; the others keep their work. Nothing is visible to
         anyone (no case, no reply, no ledger result) until the batch commits, so a crash
         or a lost database leaves the whole batch pending, to be done again from scratch.
-        A stop request ends the batch after the message in hand.
+        A stop request ends the batch after the message in hand, and so does BATCH_SECONDS
+        spent: the rows not reached stay claimed by this worker for its next transaction.
         """
         done: list[tuple[int, str, str | None, _Logged | None]] = []
+        began = time.monotonic()
         with self.db.transaction() as session:
             _begin_writing(session)
             for inbound_id in ids:
-                if self.stop.is_set():
+                if self.stop.is_set() or (done and time.monotonic() - began > BATCH_SECONDS):
                     break
                 done.append((inbound_id, *self._in_savepoint(session, inbound_id)))
         # Logged once committed: a line says what the database now holds.

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy.exc import OperationalError
 
 from core.db import Database
+from intake import process
 from intake.pipeline import poll_all, process_pending, process_settings
 from intake.process import Processor
 from intake.rawstore import RawStore
@@ -31,8 +33,9 @@ class DatabaseGoesAway(Recorder):
 
 
 def test_a_batch_cut_short_by_the_database_leaves_nothing_and_is_done_once(
-    database: Database, tmp_path: Path
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(process, "BATCH_SECONDS", 60.0)  # one batch, however busy the machine
     config = maildir_config(database, tmp_path)
     deliver(
         config,
@@ -77,3 +80,25 @@ def test_messages_of_one_batch_are_all_recorded_with_their_sender(
     assert {r.status for r in recorded} == {"processed"}
     assert all(r.sender_status and r.from_address for r in recorded)
     assert all(r.claimed_by is None and r.processed_at is not None for r in recorded)
+
+
+def test_a_batch_that_has_run_its_time_commits_and_the_rest_go_on(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no time allowed, each message commits on its own: the database lost on the
+    third loses only the third (and what was not reached), never the two before it."""
+    monkeypatch.setattr(process, "BATCH_SECONDS", 0.0)
+    config = maildir_config(database, tmp_path)
+    deliver(config, *(plain_request(n) for n in range(1, 5)))
+    poll_all(database, config)
+    store = RawStore(config.storage.raw_dir)
+
+    report = Processor(database, store, DatabaseGoesAway(), process_settings(config)).run()
+
+    assert report.processed == 2
+    assert count(database, Case) == 2
+    statuses = sorted(r.status for r in rows(database))
+    assert statuses == ["pending", "pending", "processed", "processed"]
+    again = process_pending(database, config, Recorder())
+    assert again.processed == 2
+    assert count(database, Case) == 4
