@@ -2,13 +2,11 @@
 
 read_pdf(data, limits=None) -> ParsedRequest        # in a sandboxed child process
 read_email_request(subject, text, sender) -> ParsedRequest
-html_to_text(html) -> str                           # for HTML-only bodies
 blank_form_path(name) -> Path                       # the shipped blank forms
 """
 
 from forms.blanks import blank_form_names, blank_form_path
 from forms.email_request import read_email_request
-from forms.mailtext import html_to_text
 from forms.model import Finding, ParsedRequest
 from forms.pdf_reader import read_pdf
 from forms.sandbox import PdfLimits, PdfReaderUnavailable
@@ -20,7 +18,6 @@ __all__ = [
     "PdfReaderUnavailable",
     "blank_form_names",
     "blank_form_path",
-    "html_to_text",
     "read_email_request",
     "read_pdf",
 ]
