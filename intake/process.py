@@ -64,10 +64,20 @@ DATABASE_TRIES = 5
 
 
 def database_gone(exc: BaseException) -> bool:
-    """Is this the database being unreachable (a restart, the network, a lock)?"""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    """Is this the database being unreachable (a restart, the network, a lock)?
+
+    The error that says so may be the cause or context of the one raised: a connection lost
+    inside a savepoint surfaces as the failure to roll back to it."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, OperationalError | InterfaceError):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class LostClaim(RuntimeError):

@@ -37,7 +37,10 @@ def write(conn: Connection) -> None:
 
 
 def _drop(conn: Connection, *_: object) -> None:
-    conn.info.pop(_PENDING, None)
+    # A connection that was lost has no info to read (reading it would try to reconnect);
+    # what was pending on it went with it.
+    if not conn.invalidated:
+        conn.info.pop(_PENDING, None)
 
 
 @event.listens_for(Engine, "before_execute")
@@ -76,7 +79,7 @@ def _after_rollback(session: Session) -> None:
 
 @event.listens_for(Engine, "commit")
 def _at_commit(conn: Connection) -> None:
-    if conn.info.pop(_PENDING, None):
+    if not conn.invalidated and conn.info.pop(_PENDING, None):
         # Unreachable through a Session (before_commit wrote them); a commit made some
         # other way must not lose history silently.
         raise RuntimeError("case history recorded but not written before the commit")
