@@ -25,6 +25,7 @@ from caseworker.pages import (
     helpdesk,
     password,
     queue,
+    reports,
     signin,
 )
 from caseworker.rendering import make_templates, render
@@ -102,6 +103,7 @@ def create_app(web: WebSettings) -> Starlette:
         *failures.routes,
         *directory.routes,
         *directory_edits.routes,
+        *reports.routes,
         Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),
         Mount("/static", StaticFiles(directory=STATIC / "app"), name="static"),
     ]

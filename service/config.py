@@ -22,6 +22,7 @@ from core.settings import DatabaseConfig, SecurityConfig
 from forms.settings import LimitsConfig
 from intake.settings import MailboxConfig, StorageConfig
 from notifications.settings import NotificationsConfig, SmtpConfig
+from service.monitoring.settings import MetricsConfig
 from service.webhook_settings import WebhookConfig
 from workflow.settings import RetentionConfig, WorkflowConfig
 
@@ -31,6 +32,7 @@ __all__ = [
     "DatabaseConfig",
     "LimitsConfig",
     "MailboxConfig",
+    "MetricsConfig",
     "NotificationsConfig",
     "RetentionConfig",
     "ScheduleConfig",
@@ -70,6 +72,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "built-in local defaults"
 
     @property
@@ -166,6 +169,7 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
         "storage": StorageConfig,
         "web": WebConfig,
         "retention": RetentionConfig,
+        "metrics": MetricsConfig,
     }
     unknown = set(data) - set(sections) - {"mailboxes", "webhooks"}
     if unknown:

@@ -39,6 +39,8 @@ class Organisation(Base):
     status: Mapped[str] = mapped_column(String(12), default="active")
     prescribing_setting: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    # When an NHS ODS import last listed the organisation (None: never, e.g. hand-loaded).
+    ods_refreshed_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class Person(Base):
