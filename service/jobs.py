@@ -30,6 +30,8 @@ class Job:
     name: str
     seconds: float
     run: Callable[[], object]
+    # Set to run the job at once, before its interval is up (see service.wakeable).
+    wake: threading.Event | None = None
 
 
 def build_handler(config: Config) -> Handler:
@@ -111,7 +113,10 @@ class IntakeJob:
 
 
 def outbox_job(db: Database, config: Config) -> Job:
+    """Send what is due: woken by every committed reply (notifications.wakeup), and every
+    `outbox_seconds` as the safety net (retries fall due, a wake-up was missed)."""
     from notifications.sender import send_pending
+    from notifications.wakeup import WAKE
 
     provider = None
     if config.smtp.auth == "oauth2":
@@ -128,7 +133,7 @@ def outbox_job(db: Database, config: Config) -> Job:
         if report.error:
             log.warning("outbox: %s", without_addresses(report.error))
 
-    return Job("outbox", config.schedule.outbox_seconds, run)
+    return Job("outbox", config.schedule.outbox_seconds, run, wake=WAKE)
 
 
 def reminders_job(db: Database, config: Config) -> Job:
