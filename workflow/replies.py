@@ -903,7 +903,12 @@ def _is_contact_line(line: str) -> bool:
 
 
 def _is_address_line(line: str) -> bool:
-    return bool(_POSTCODE.search(line)) and len(_tokens(line)) <= _SIGNATURE_WORDS + 2
+    tokens = _tokens(line)
+    return (
+        bool(_POSTCODE.search(line))
+        and len(tokens) <= _SIGNATURE_WORDS + 2
+        and not any(t.word in _SENTENCE_WORDS for t in tokens)
+    )
 
 
 def _is_signature_part(part: str) -> bool:
