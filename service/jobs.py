@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from intake.pipeline import run_round
 from intake.process import Handler
 from service.config import Config
 from service.context import workflow_env
+from service.monitoring.events import observe_round
 from service.notices import operator_warnings
 from workflow.intake_link import WorkflowLink
 
@@ -63,6 +65,7 @@ class IntakeJob:
         self._again = False
         self._running = False
         self.rounds = 0
+        self.mailbox_names = [box.name for box in config.mailboxes]
 
     def request(self) -> bool:
         """Ask for a round; True when one is running and will run once more for it."""
@@ -83,6 +86,7 @@ class IntakeJob:
         while not self.stop.is_set():
             with self._lock:
                 self._again = False
+            started = time.perf_counter()
             report = run_round(
                 self.db,
                 self.config,
@@ -92,6 +96,7 @@ class IntakeJob:
                 worker=self.worker,
             )
             self.rounds += 1
+            observe_round(report, time.perf_counter() - started, self.mailbox_names)
             counts = report.as_json()
             if report.fetched or report.processing.total:
                 log.info(
