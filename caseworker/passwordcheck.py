@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from caseworker.accounts import Attempt, begin_attempt, hash_password, verify_password
-from caseworker.throttle import HashBusy, client_address
+from caseworker.throttle import HashBusy, client_key
 from caseworker.webcontext import in_transaction, settings
 
 TOO_MANY = (
@@ -32,7 +32,7 @@ def limit_password_checks(endpoint: Endpoint) -> Endpoint:
     @wraps(endpoint)
     async def limited(request: Request) -> Response:
         now = settings(request).env.clock.now().timestamp()
-        refusal = request.app.state.password_checks.attempt(client_address(request.scope), now)
+        refusal = request.app.state.password_checks.attempt(client_key(request.scope), now)
         if refusal is not None:
             raise HTTPException(
                 status_code=429,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 
@@ -18,3 +19,21 @@ class WebConfig:
     # believed (e.g. ["127.0.0.1"] for nginx on the same machine). Empty: no forwarded
     # header is believed, from anyone.
     trusted_proxies: list[str] = field(default_factory=list)
+    # Serve on this Unix socket instead of host:port (nginx: proxy_pass http://unix:PATH:).
+    # Whoever can connect to it is the reverse proxy, and its forwarded headers are believed;
+    # the socket's folder decides who can.
+    unix_socket: str = ""
+
+
+def invalid_proxies(entries: object) -> list[str]:
+    """The entries of trusted_proxies that are not an IP address or network ("*", host
+    names and typing errors would otherwise be taken as literal names, or as everyone)."""
+    if not isinstance(entries, list):
+        return [repr(entries)]
+    bad: list[str] = []
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except (AttributeError, ValueError):
+            bad.append(repr(entry))
+    return bad

@@ -7,6 +7,7 @@ refused cheaply and never queues up in the thread pool the pages share.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -101,3 +102,23 @@ def client_address(scope: Scope) -> str:
     (FORWARDED_ALLOW_IPS, 127.0.0.1 by default); the app trusts no header itself."""
     client = scope.get("client")
     return client[0] if client else "unknown"
+
+
+# An IPv6 client is given a /64 (one network, from which it can pick any of 2^64 addresses),
+# so it is limited as one client, not one per address it rotates through.
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_key(scope: Scope) -> str:
+    """Who a per-client limit counts: the IPv4 address, or the /64 of an IPv6 one (an
+    IPv4-mapped IPv6 address is its IPv4 address); anything else as it is."""
+    address = client_address(scope)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
+    return str(ip)

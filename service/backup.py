@@ -13,6 +13,13 @@ its bytes in raw.tar; bytes of messages that arrived in between are harmless ext
 
 A restore goes into an empty database and an empty raw store only: it never merges into,
 or overwrites, a service that holds data.
+
+Both hold personal data, so everything they write is the owner's alone (umask 0o077, files
+0600, the folder 0700), a backup goes only into a new folder or an empty one the user owns
+that nobody else can write to, and each file is created new without following a symlink.
+A restore checks the manifest (exactly the files a backup of its database type holds) and
+every member of raw.tar (a plain file that stays inside the raw store) before it touches
+the database.
 """
 
 from __future__ import annotations
@@ -20,14 +27,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
+import stat
 import subprocess
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -62,7 +71,33 @@ class Summary:
         )
 
 
+# What a backup of each database type holds, besides the manifest.
+_DATABASE_FILES = {"postgresql": PG_DUMP, "sqlite": SQLITE_COPY}
+# Files are created new, never through a symlink planted where one is expected.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
 # --------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _private_umask() -> Iterator[None]:
+    """Whatever a backup or restore creates (pg_dump's file, SQLite's copy, folders) is
+    readable by its owner only."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _create(path: Path) -> IO[bytes]:
+    """A new file, mode 0600; refused if anything (a symlink included) is already there."""
+    try:
+        fd = os.open(path, _NEW_FILE, 0o600)
+    except OSError as exc:
+        raise BackupError(f"Cannot create {path}: {exc.strerror}.") from exc
+    return os.fdopen(fd, "wb")
 
 
 def _sha256(path: Path) -> str:
@@ -123,15 +158,23 @@ def _sqlite_path(url: str) -> Path:
     return Path(database)
 
 
+def _copy(source: IO[bytes], target: IO[bytes]) -> None:
+    for chunk in iter(lambda: source.read(1 << 20), b""):
+        target.write(chunk)
+
+
 # --------------------------------------------------------------------------- backup
 
 
 def backup(config: Config, folder: Path) -> Summary:
-    """Write a backup of the configured service into `folder` (new, or empty)."""
-    if folder.exists() and any(folder.iterdir()):
-        raise BackupError(f"The backup folder {folder} is not empty; choose a new one.")
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)  # it holds personal data and the web secret
+    """Write a backup of the configured service into `folder` (new, or an empty folder of
+    the user's that nobody else can write to)."""
+    with _private_umask():
+        return _backup(config, folder)
+
+
+def _backup(config: Config, folder: Path) -> Summary:
+    _backup_folder(folder)
     url = config.database.url
     revision, cases = _facts(url)
     if revision is None:
@@ -149,18 +192,44 @@ def backup(config: Config, folder: Path) -> Summary:
         "raw_files": raw_files,
         "files": {name: _sha256(folder / name) for name in files},
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    with _create(folder / MANIFEST) as handle:
+        handle.write((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     return Summary(folder, revision, cases, raw_files)
+
+
+def _backup_folder(folder: Path) -> None:
+    """Make `folder` (mode 0700), or accept an empty one that is the user's own and that
+    nobody else can write to: another user could otherwise plant files or symlinks in it
+    while the backup runs."""
+    try:
+        folder.mkdir(mode=0o700, parents=True)
+        return
+    except FileExistsError:
+        pass
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise BackupError(f"{folder} exists and is not a folder; choose a new one.")
+    if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise BackupError(
+            f"The backup folder {folder} belongs to another user or others can write to it; "
+            "choose a new one."
+        )
+    if any(folder.iterdir()):
+        raise BackupError(f"The backup folder {folder} is not empty; choose a new one.")
+    os.chmod(folder, 0o700)  # it holds personal data and the web secret
 
 
 def _dump_database(url: str, folder: Path) -> str:
     backend = make_url(url).get_backend_name()
     if backend == "postgresql":
         dsn, env = _libpq(url)
+        _create(folder / PG_DUMP).close()  # pg_dump writes into the file made here
         _run(["pg_dump", "--format=custom", f"--file={folder / PG_DUMP}", f"--dbname={dsn}"], env)
         return PG_DUMP
     if backend == "sqlite":
-        # SQLite's online backup: a consistent copy while the service writes.
+        # SQLite's online backup: a consistent copy while the service writes (into an empty
+        # file made here, which SQLite reads as an empty database).
+        _create(folder / SQLITE_COPY).close()
         source = sqlite3.connect(_sqlite_path(url))
         target = sqlite3.connect(folder / SQLITE_COPY)
         try:
@@ -174,7 +243,7 @@ def _dump_database(url: str, folder: Path) -> str:
 
 def _tar_raw_store(raw_dir: Path, target: Path) -> int:
     count = 0
-    with tarfile.open(target, "w") as tar:
+    with _create(target) as handle, tarfile.open(fileobj=handle, mode="w") as tar:
         if raw_dir.is_dir():
             for path in sorted(raw_dir.rglob("*")):
                 if path.is_file() and not path.name.startswith("."):
@@ -184,36 +253,67 @@ def _tar_raw_store(raw_dir: Path, target: Path) -> int:
 
 
 def _write_secret(value: str, target: Path) -> None:
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
+    with _create(target) as handle:
+        handle.write((value + "\n").encode("utf-8"))
 
 
 # --------------------------------------------------------------------------- restore
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest, once it is well formed, lists exactly the files a backup of its
+    database type holds, and each of them matches its sha256."""
     path = folder / MANIFEST
     if not path.is_file():
         raise BackupError(f"{folder} is not a pcse backup: it has no {MANIFEST}.")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BackupError(f"The {MANIFEST} in {folder} cannot be read: {exc}.") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError(f"{folder} was written in a backup format this release does not read.")
+    _check_manifest_fields(folder, manifest)
     for name, digest in manifest["files"].items():
         if not (folder / name).is_file() or _sha256(folder / name) != digest:
             raise BackupError(f"{name} in {folder} is missing or damaged (its sha256 differs).")
     return manifest
 
 
+def _check_manifest_fields(folder: Path, manifest: dict[str, Any]) -> None:
+    database, files = manifest.get("database"), manifest.get("files")
+    if database not in _DATABASE_FILES:
+        raise BackupError(f"The {MANIFEST} in {folder} names no database type this release reads.")
+    expected = {_DATABASE_FILES[database], RAW_TAR, SECRET}
+    if (
+        not isinstance(files, dict)
+        or set(files) != expected
+        or not all(isinstance(d, str) and len(d) == 64 for d in files.values())
+    ):
+        raise BackupError(
+            f"The {MANIFEST} in {folder} must list exactly {', '.join(sorted(expected))} "
+            "with their sha256; it does not."
+        )
+    for key in ("cases", "raw_files"):
+        value = manifest.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise BackupError(f"The {MANIFEST} in {folder} has no count of {key}.")
+
+
 def restore(config: Config, folder: Path) -> Summary:
     """Restore the backup in `folder` into the configured (empty) database and raw store
     (the web secret: secret_instruction)."""
+    with _private_umask():
+        return _restore(config, folder)
+
+
+def _restore(config: Config, folder: Path) -> Summary:
     manifest = read_manifest(folder)
     url = config.database.url
     raw_dir = Path(config.storage.raw_dir)
     _refuse_unless_empty(url, raw_dir)
+    members = _checked_members(folder / RAW_TAR, raw_dir, manifest["raw_files"])
     _restore_database(url, folder, manifest)
-    raw_files = _untar_raw_store(folder / RAW_TAR, raw_dir)
+    raw_files = _untar_raw_store(folder / RAW_TAR, raw_dir, members)
     revision, cases = _facts(url)
     if cases != manifest["cases"] or raw_files != manifest["raw_files"]:
         raise BackupError(
@@ -293,16 +393,45 @@ def _restore_database(url: str, folder: Path, manifest: dict[str, Any]) -> None:
     target = _sqlite_path(url)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)  # an empty file left by the emptiness check
-    shutil.copyfile(folder / SQLITE_COPY, target)
+    with (folder / SQLITE_COPY).open("rb") as source, _create(target) as handle:
+        _copy(source, handle)
 
 
-def _untar_raw_store(source: Path, raw_dir: Path) -> int:
+def _checked_members(source: Path, raw_dir: Path, expected: int) -> list[str]:
+    """The names in raw.tar, once every member is a plain file that passes tarfile's
+    "data" filter (nothing outside the raw store, no links, devices or odd modes) and
+    there are as many as the manifest says; before anything is restored."""
+    names: list[str] = []
+    try:
+        with tarfile.open(source) as tar:
+            for member in tar.getmembers():
+                if not member.isreg():
+                    raise BackupError(f"{RAW_TAR} holds {member.name!r}, which is not a file.")
+                # The filter refuses a path outside raw_dir; it would quietly make an
+                # absolute one relative, which is refused here instead.
+                if tarfile.data_filter(member, str(raw_dir)).name != member.name:
+                    raise BackupError(f"{RAW_TAR} holds {member.name!r}, an absolute path.")
+                names.append(member.name)
+    except (tarfile.TarError, OSError) as exc:
+        raise BackupError(f"{RAW_TAR} cannot be restored: {exc}") from exc
+    if len(names) != expected or len(set(names)) != len(names):
+        raise BackupError(f"{RAW_TAR} holds {len(names)} file(s); the manifest records {expected}.")
+    return names
+
+
+def _untar_raw_store(source: Path, raw_dir: Path, names: list[str]) -> int:
+    """Write each checked member as a new file of the owner's (mode 0600)."""
     raw_dir.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with tarfile.open(source) as tar:
-        for member in tar.getmembers():
-            if not member.isfile():
-                continue
-            tar.extract(member, raw_dir, filter="data")  # no paths outside raw_dir
-            count += 1
-    return count
+    try:
+        with tarfile.open(source) as tar:
+            for name in names:
+                extracted = tar.extractfile(name)
+                if extracted is None:
+                    raise BackupError(f"{RAW_TAR} holds {name!r}, which is not a file.")
+                target = raw_dir / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with extracted, _create(target) as handle:
+                    _copy(extracted, handle)
+    except (tarfile.TarError, OSError) as exc:
+        raise BackupError(f"{RAW_TAR} cannot be restored: {exc}") from exc
+    return len(names)

@@ -30,6 +30,11 @@ def register(cli: click.Group) -> None:
 @click.option("--host", help="Address to listen on (default: [web] host).")
 @click.option("--port", type=int, help="Port to listen on (default: [web] port).")
 @click.option(
+    "--uds",
+    type=click.Path(dir_okay=False),
+    help="Listen on this Unix socket instead of a port (default: [web] unix_socket).",
+)
+@click.option(
     "--certfile",
     type=click.Path(exists=True, dir_okay=False),
     help="TLS certificate (PEM); with --keyfile, serve HTTPS and mark cookies Secure.",
@@ -39,13 +44,24 @@ def register(cli: click.Group) -> None:
 )
 @with_app()
 def serve(
-    app: AppContext, host: str | None, port: int | None, certfile: str | None, keyfile: str | None
+    app: AppContext,
+    host: str | None,
+    port: int | None,
+    uds: str | None,
+    certfile: str | None,
+    keyfile: str | None,
 ) -> None:
     """Serve the caseworker web pages."""
     import uvicorn
 
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("Give both --certfile and --keyfile, or neither.")
+    unix_socket = uds or app.config.web.unix_socket or None
+    if unix_socket and (certfile or host or port):
+        raise click.UsageError(
+            "A Unix socket is served to the reverse proxy in plain HTTP: give --host, "
+            "--port and --certfile without it."
+        )
     from caseworker.serving import server_config
 
     web = app_from_config(app.config, app.db())
@@ -57,6 +73,7 @@ def serve(
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,
             trusted_proxies=app.config.web.trusted_proxies,
+            unix_socket=unix_socket,
         )
     ).run()
 

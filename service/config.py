@@ -15,7 +15,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from caseworker.settings import WebConfig
+from caseworker.settings import WebConfig, invalid_proxies
 from core.errors import ConfigError
 from core.senderauth import Profile
 from core.settings import DatabaseConfig, SecurityConfig
@@ -207,8 +207,18 @@ def _validate(config: Config) -> None:
     if not config.limits.message_seconds > 0:
         raise ConfigError("[limits] message_seconds must be a number of seconds above 0.")
     _validate_security(config.security)
+    _validate_web(config.web)
     _validate_retention(config.retention)
     _validate_webhooks(config.webhooks)
+
+
+def _validate_web(web: WebConfig) -> None:
+    bad = invalid_proxies(web.trusted_proxies)
+    if bad:
+        raise ConfigError(
+            f"[web] trusted_proxies must list IP addresses or networks (such as "
+            f'"127.0.0.1" or "10.0.0.0/24"); {", ".join(bad)} is not one.'
+        )
 
 
 def _validate_retention(retention: RetentionConfig) -> None:

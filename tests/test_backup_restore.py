@@ -3,8 +3,12 @@ database and raw store gives back the cases, the raw messages and the web secret
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import stat
+import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +18,11 @@ import sqlalchemy as sa
 from bench.pgcluster import scratch_database
 from core.db import Database, make_engine
 from intake.rawstore import RawStore
+from service import backup as backup_module
+from service.backup import BackupError, backup, read_manifest, restore
 from service.cli import main
+from service.config import Config
+from service.config import load as load_config
 from service.schema import upgrade
 from tests.fixtures.databases import PG_ADMIN_URL, _pg_available
 from tests.test_workflow_helpers import gpp_form, make_env, open_request, seed
@@ -154,3 +162,167 @@ def test_a_damaged_backup_is_refused_before_anything_is_restored(
     assert code == 1
     assert "raw.tar" in err and "damaged" in err
     assert not (tmp_path / "new.sqlite3").exists()
+
+
+# --------------------------------------------------------------------------- hostile folders
+
+
+def a_backup(tmp_path: Path) -> tuple[Config, Path]:
+    """A SQLite service with one raw message, backed up into tmp_path/saved."""
+    live = tmp_path / "live"
+    live_url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
+    a_live_service(live_url, live)
+    config = load_config(write_config(live, live_url))
+    backup(config, tmp_path / "saved")
+    return config, tmp_path / "saved"
+
+
+def fresh_config(tmp_path: Path) -> Config:
+    return load_config(write_config(tmp_path / "new", f"sqlite:///{tmp_path / 'new.sqlite3'}"))
+
+
+@pytest.fixture
+def shared_umask(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The usual umask 022, under which files are made readable by everyone."""
+    monkeypatch.setenv("PCSE_WEB_SECRET", "s" * 48)
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def modes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*")}
+
+
+def test_backup_and_restore_write_files_only_their_owner_can_read(
+    tmp_path: Path, shared_umask: None
+) -> None:
+    _, saved = a_backup(tmp_path)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o700
+    assert set(modes(saved).values()) == {0o600}, modes(saved)
+    config = fresh_config(tmp_path)
+    restore(config, saved)
+    assert stat.S_IMODE((tmp_path / "new.sqlite3").stat().st_mode) == 0o600
+    raw = modes(tmp_path / "new" / "raw")
+    assert raw and all(mode & 0o077 == 0 for mode in raw.values()), raw
+
+
+def test_a_folder_others_can_write_to_is_refused(tmp_path: Path, shared_umask: None) -> None:
+    live_url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
+    a_live_service(live_url, tmp_path / "live")
+    config = load_config(write_config(tmp_path / "live", live_url))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(BackupError, match="others can write to it"):
+        backup(config, shared)
+    assert list(shared.iterdir()) == []
+
+
+def test_a_symlink_planted_in_the_folder_is_not_written_through(
+    tmp_path: Path, shared_umask: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live_url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
+    a_live_service(live_url, tmp_path / "live")
+    config = load_config(write_config(tmp_path / "live", live_url))
+    victim = tmp_path / "victim"
+    victim.write_text("important\n")
+    real_dump = backup_module._dump_database
+
+    def dump_and_plant(url: str, folder: Path) -> str:
+        (folder / "manifest.json").symlink_to(victim)
+        return real_dump(url, folder)
+
+    monkeypatch.setattr(backup_module, "_dump_database", dump_and_plant)
+    with pytest.raises(BackupError, match=r"manifest\.json"):
+        backup(config, tmp_path / "saved")
+    assert victim.read_text() == "important\n"
+
+
+def rewrite_manifest(saved: Path, change: Callable[[dict], object]) -> None:
+    manifest = json.loads((saved / "manifest.json").read_text())
+    change(manifest)
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m.update(files={}),
+        lambda m: m["files"].pop("raw.tar"),
+        lambda m: m["files"].update({"extra.bin": "0" * 64}),
+        lambda m: m.update(database="postgresql"),
+        lambda m: m.update(files=[]),
+        lambda m: m.update(cases="1"),
+    ],
+    ids=["no-files", "raw-tar-unlisted", "extra-file", "wrong-database-type", "list", "count"],
+)
+def test_a_manifest_that_does_not_list_the_expected_files_is_refused(
+    tmp_path: Path, shared_umask: None, change: Callable[[dict], object]
+) -> None:
+    _, saved = a_backup(tmp_path)
+    rewrite_manifest(saved, change)
+    with pytest.raises(BackupError):
+        read_manifest(saved)
+    (saved / "manifest.json").write_text("{not json")
+    with pytest.raises(BackupError, match="cannot be read"):
+        read_manifest(saved)
+
+
+def hostile_tar(saved: Path, members: list[tarfile.TarInfo]) -> None:
+    """raw.tar replaced, and the manifest's sha256 and count updated to match (as anyone
+    who can write to the backup folder can)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for info in members:
+            tar.addfile(info, io.BytesIO(b"x" * info.size) if info.isreg() else None)
+    (saved / "raw.tar").write_bytes(buffer.getvalue())
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
+    rewrite_manifest(saved, lambda m: m.update(raw_files=len(members)))
+    rewrite_manifest(saved, lambda m: m["files"].update({"raw.tar": digest}))
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    info.size = 1 if kind == tarfile.REGTYPE else 0
+    return info
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [member("ok/file"), member("../escape")],
+        [member("ABSOLUTE/escape")],
+        [member("ok/link", tarfile.SYMTYPE, "/etc/passwd")],
+        [member("ok/hard", tarfile.LNKTYPE, "ok/file")],
+        [member("ok/dir", tarfile.DIRTYPE)],
+        [member("ok/fifo", tarfile.FIFOTYPE)],
+    ],
+    ids=["dotdot", "absolute", "symlink", "hardlink", "directory", "fifo"],
+)
+def test_a_hostile_raw_tar_is_refused_before_the_database_is_touched(
+    tmp_path: Path, shared_umask: None, members: list[tarfile.TarInfo]
+) -> None:
+    _, saved = a_backup(tmp_path)
+    for info in members:  # an absolute path, inside this test's own folder
+        info.name = info.name.replace("ABSOLUTE", str(tmp_path))
+    hostile_tar(saved, members)
+    config = fresh_config(tmp_path)
+    with pytest.raises(BackupError, match=r"raw\.tar"):
+        restore(config, saved)
+    assert not (tmp_path / "escape").exists()
+    engine = make_engine(config.database.url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+
+
+def test_a_raw_tar_that_is_not_a_tar_is_a_backup_error(tmp_path: Path, shared_umask: None) -> None:
+    _, saved = a_backup(tmp_path)
+    (saved / "raw.tar").write_bytes(b"not a tar at all" * 100)
+    digest = hashlib.sha256((saved / "raw.tar").read_bytes()).hexdigest()
+    rewrite_manifest(saved, lambda m: m["files"].update({"raw.tar": digest}))
+    with pytest.raises(BackupError, match=r"raw\.tar cannot be restored"):
+        restore(fresh_config(tmp_path), saved)

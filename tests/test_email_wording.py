@@ -297,17 +297,20 @@ def test_welcomes_cover_a_first_sign_in_and_an_unexpected_role(purpose: str) -> 
     [
         (
             "REJECT she retired in March, ring 01632 960123 with any questions.\nSam",
-            "she retired in March.",
+            "she retired in March, ring [number removed] with any questions.",
         ),
         (
             "REJECT\nReason for rejecting: wrong person, we wanted Jo.\n--\nSam Patel\n"
             "Mob 07700 900 123",
             "wrong person, we wanted Jo.",
         ),
-        ("REJECT not known here. Contact me at sam.patel@nhs.net for details.", "not known here."),
+        (
+            "REJECT not known here. Contact me at sam.patel@nhs.net for details.",
+            "not known here. Contact me at [email address removed] for details.",
+        ),
         (
             "REJECT jo.brown@nhs.net left in May, email me on sam.patel@nhs.net if needed",
-            "jo.brown@nhs.net left in May.",
+            "[email address removed] left in May, email me on [email address removed] if needed",
         ),
         (
             "REJECT not known here.\n\nDr Sam Patel\nGP Partner | The Surgery\n"

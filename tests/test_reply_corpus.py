@@ -215,7 +215,9 @@ size = 200_000
 shapes = ["no " * (size // 3), "?" * size, " " * size, "\n" * size,
           "APPROVE\n" + "no ?" * (size // 4), "On " + "ab " * (size // 3),
           "Approved" + " " * size + "but not yet", "REJECT " + "thanks, " * (size // 8),
-          "REJECT x\n" + "Dr A\n" * (size // 5), "No, " + "0 " * (size // 2)]
+          "REJECT x\n" + "Dr A\n" * (size // 5), "No, " + "0 " * (size // 2),
+          "REJECT " + "a dot " * (size // 6), "REJECT " + "a@" * (size // 2),
+          "REJECT " + "1, 9O-(" * (size // 7), "REJECT x\n" + "Jo | " * (size // 5)]
 verdicts = []
 for text in shapes:
     verdicts.append(read_answer(text, text).verdict.value)

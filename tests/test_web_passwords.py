@@ -409,3 +409,36 @@ def test_cli_activate_brings_back_a_deactivated_account(
     code, out = _pcse(db_url, tmp_path, "caseworker", "activate", CASEWORKER)
     assert (code, out.strip()) == (0, "Reactivated casey.worker@nhs.net.")
     assert authenticate(database, CASEWORKER, PASSWORD).active
+
+
+def test_an_ipv6_client_is_limited_by_its_slash_64_not_by_each_address(
+    database: Database, tmp_path: Path
+) -> None:
+    """An IPv6 client can pick any of 2^64 addresses in its network: rotating through them
+    does not buy more attempts; another /64 is another client."""
+    add_accounts(database)
+    web = _web(database, tmp_path, password_checks_per_client=3, password_checks_overall=100)
+    with web.client:
+        for number in range(3):
+            with TestClient(web.client.app, client=(f"2001:db8:1:2::{number:x}", 1)) as client:
+                assert WebClient(client, web.settings).sign_in(SUPERVISOR, "").status_code == 400
+        with TestClient(web.client.app, client=("2001:db8:1:2:ffff::9", 1)) as rotated:
+            assert WebClient(rotated, web.settings).sign_in(SUPERVISOR).status_code == 429
+        with TestClient(web.client.app, client=("2001:db8:1:3::1", 1)) as neighbour:
+            assert WebClient(neighbour, web.settings).sign_in(SUPERVISOR).status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("2001:db8:1:2::7", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("192.0.2.7", "192.0.2.7"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_the_per_client_key(address: str, key: str) -> None:
+    from caseworker.throttle import client_key
+
+    assert client_key({"type": "http", "client": (address, 1)}) == key

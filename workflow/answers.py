@@ -22,6 +22,7 @@ from workflow.persist import (
     record_checks,
     source_message,
 )
+from workflow.reason_redaction import Signer
 from workflow.replies import Answer, Verdict, read_answer, read_one_click
 
 
@@ -51,9 +52,15 @@ def approval_answer(
     )
     about = answered_case(session, mail)
     verification = verify_answer(session, env, mail, token, about=about)
+    asked = verification.approval
+    signer = Signer(asked.approver_name or "", asked.approver_email or "") if asked else None
     answer = read_one_click(
-        mail.subject or "", mail.text or "", mail.html, text_from_html=mail.text_from_html
-    ) or read_answer(mail.text or "", mail.html, text_from_html=mail.text_from_html)
+        mail.subject or "",
+        mail.text or "",
+        mail.html,
+        text_from_html=mail.text_from_html,
+        signer=signer,
+    ) or read_answer(mail.text or "", mail.html, text_from_html=mail.text_from_html, signer=signer)
     cases = [c for c in (verification.case, about) if c is not None]
     cases = list({c.id: c for c in cases}.values())
     if not cases:

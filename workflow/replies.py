@@ -11,7 +11,9 @@ approval standing alone ("APPROVE", "Approved - thanks", "Yes, I approve") and n
 its own text (a recognised disclaimer aside) negates, conditions or questions it. It
 rejects only when the first line opens with a refusal ("REJECT", "Rejected", "No,",
 "Declined", "I reject", "I do not approve") and no word of approval follows; the reason is
-what the approver wrote after the verdict, without sign-off, signature or disclaimer.
+what the approver wrote after the verdict, without sign-off, signature or disclaimer, the
+approver's recorded name and address, and with contact details replaced where they stand
+(workflow.reason_redaction): it is sent to the requester.
 Everything else is unclear, which sends the case to a person.
 
 One-click answers come from the mailto links of an approval request: their subject is
@@ -28,6 +30,7 @@ from enum import StrEnum
 
 from core.htmltext import DROP, html_to_text
 from forms.mailtext import quote_start, split_message
+from workflow.reason_redaction import Signer, has_contact, names_signer, only_placeholders, redact
 
 # Enough of a reason for a caseworker and the requester; the rest stays in the raw message.
 MAX_REASON = 1000
@@ -381,18 +384,67 @@ _CONTACT_OPENERS = (
     "http",
     "ext",
 )
-# A UK telephone number: 0 (or +44, perhaps with "(0)") and nine to eleven more digits,
-# a separator or two between them.
-_PHONE = re.compile(r"(?:\+44 ?(?:\(0\) ?)?|\(?0)\d(?:[ ().-]{0,2}\d){8,10}")
 _CONTACT_WORDS = 4  # words beside a telephone number on a line of contact details
+_SIGNATURE_WORDS = 6  # the most words of a name, job title or organisation line
+# Words a sentence has and a name, job title or organisation does not.
+_SENTENCE_WORDS = frozenset(
+    {
+        "not",
+        "no",
+        "never",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "has",
+        "have",
+        "had",
+        "do",
+        "does",
+        "did",
+        "will",
+        "would",
+        "should",
+        "must",
+        "can",
+        "could",
+        "may",
+        "i",
+        "me",
+        "my",
+        "we",
+        "us",
+        "our",
+        "you",
+        "your",
+        "she",
+        "he",
+        "her",
+        "him",
+        "his",
+        "they",
+        "them",
+        "their",
+        "it",
+        "this",
+        "that",
+        "here",
+        "there",
+        "left",
+        "please",
+        "if",
+        "but",
+        "because",
+        "to",
+    }
+)
+_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
 _EMAIL_ONLY = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _RULE = re.compile(r"[-_=*~—–]{2,}")
 _OUTLOOK_RULE = re.compile(r"_{20,}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_CLAUSE_BREAK = re.compile(r"\s*[,;]\s*|\s+[-–—]\s+")
-_CONTACT_VERB = re.compile(
-    r"\b(?:contact|e-?mail|call|ring|phone|reach|write to|get in touch|speak)\b", re.IGNORECASE
-)
 _LEAD_PUNCTUATION = " \t.,:;!-–—"
 _TRAIL_PUNCTUATION = " \t,:;-–—"
 # Words that only introduce the reason ("because she left"); "as" and "since" are not
@@ -498,14 +550,20 @@ def _above_quote(text: str) -> str | None:
 # --------------------------------------------------------------------------- reading
 
 
-def read_answer(text: str, html: str | None = None, *, text_from_html: bool = False) -> Answer:
+def read_answer(
+    text: str,
+    html: str | None = None,
+    *,
+    text_from_html: bool = False,
+    signer: Signer | None = None,
+) -> Answer:
     """The approver's verdict, read from the plain text and (when present) the HTML body.
 
     With `text_from_html` the plain text was made from the HTML body, quote and all, so only
     the HTML is read (its quoted parts are known by their markup). When a real plain-text
     part and an HTML part both hold text of their own, they must not disagree: two clear,
     different verdicts, or a plain text that cannot be read beside an HTML part that can,
-    are unclear.
+    are unclear. `signer`, the approver asked, is kept out of a rejection's reason.
     """
     if text_from_html:
         if not html:
@@ -515,11 +573,11 @@ def read_answer(text: str, html: str | None = None, *, text_from_html: bool = Fa
                 "",
                 "The reply's text was made from an HTML part that is missing.",
             )
-        return _answer_from_text(_html_text(html))
-    from_text = _answer_from_text(text or "")
+        return _answer_from_text(_html_text(html), signer)
+    from_text = _answer_from_text(text or "", signer)
     if not html:
         return from_text
-    return _reconcile(from_text, _answer_from_text(_html_text(html)))
+    return _reconcile(from_text, _answer_from_text(_html_text(html), signer))
 
 
 def _reconcile(from_text: Answer, from_html: Answer) -> Answer:
@@ -539,7 +597,7 @@ def _reconcile(from_text: Answer, from_html: Answer) -> Answer:
     )
 
 
-def _answer_from_text(text: str) -> Answer:
+def _answer_from_text(text: str, signer: Signer | None = None) -> Answer:
     own = _above_quote(text)
     if own is None:
         return Answer(
@@ -552,11 +610,12 @@ def _answer_from_text(text: str) -> Answer:
         return Answer(
             Verdict.UNCLEAR, None, "", "The reply has no text of its own above the quoted message."
         )
-    return classify(own)
+    return classify(own, signer)
 
 
-def classify(own: str) -> Answer:
-    """Read the verdict from the reply's own text (everything above the quote)."""
+def classify(own: str, signer: Signer | None = None) -> Answer:
+    """Read the verdict from the reply's own text (everything above the quote); `signer`,
+    the approver asked, is kept out of a rejection's reason."""
     own = _normalise(own).strip()
     if not own:
         return Answer(Verdict.UNCLEAR, None, "", "The reply has no text of its own.")
@@ -575,7 +634,7 @@ def classify(own: str) -> Answer:
         return _read_approval(own, first, tokens, approved, "\n".join(lines))
     lead = _rejection_opening(first, tokens)
     if lead is not None:
-        return _read_rejection(own, first[lead:], later)
+        return _read_rejection(own, first[lead:], later, signer)
     return Answer(Verdict.UNCLEAR, None, own, _why_no_opening(tokens))
 
 
@@ -688,7 +747,7 @@ def _rejection_opening(first: str, tokens: list[_Token]) -> int | None:
     return None
 
 
-def _read_rejection(own: str, rest: str, later: list[str]) -> Answer:
+def _read_rejection(own: str, rest: str, later: list[str], signer: Signer | None) -> Answer:
     approval = _unnegated_approval(_words("\n".join([rest, *later])))
     if approval is not None:
         return Answer(
@@ -697,7 +756,7 @@ def _read_rejection(own: str, rest: str, later: list[str]) -> Answer:
             own,
             f'The reply opens with a refusal but also says "{approval}".',
         )
-    reason = _reason([rest, *later], keep_first=True)
+    reason = _reason([rest, *later], keep_first=True, signer=signer)
     return Answer(
         Verdict.REJECT,
         reason,
@@ -736,40 +795,40 @@ def _why_no_opening(tokens: list[_Token]) -> str:
 # --------------------------------------------------------------------------- the reason
 
 
-def _reason(lines: list[str], *, keep_first: bool) -> str | None:
-    """The approver's own sentences: sign-off, name lines, contact details, telephone
-    numbers and courtesies left out, so that the reason can be sent to the requester."""
+def _reason(lines: list[str], *, keep_first: bool, signer: Signer | None = None) -> str | None:
+    """The approver's own sentences, to be sent to the requester: sign-off, signature,
+    name lines, the approver's recorded name and address, and courtesies left out, and
+    each email address, web address or long number replaced where it stands."""
+    lines = _without_signer(lines, signer)
+    if keep_first and lines and _is_name_block(lines[0].strip(_LEAD_PUNCTUATION)):
+        lines = ["", *lines[1:]]  # "Rejected - Jo Bloggs, Practice Manager, Riverside Surgery"
     kept = _before_signature(lines, keep_first=keep_first)
     joined = " ".join(" ".join(kept).split())
     text = joined.lstrip(_LEAD_PUNCTUATION)
     if not any(mark in joined[: len(joined) - len(text)] for mark in ".!"):
         text = _without_connective(text)
-    text = " ".join(filter(None, (_without_contact(s) for s in _SENTENCE_END.split(text))))
-    text = _without_trailing_courtesy(text).strip(_TRAIL_PUNCTUATION)
-    return text[:MAX_REASON] or None
+    text = _without_trailing_courtesy(redact(text)).strip(_TRAIL_PUNCTUATION)
+    if only_placeholders(text):
+        return None
+    return text[:MAX_REASON]
 
 
-def _without_contact(sentence: str) -> str:
-    """A sentence without its clauses that give the approver's contact details: a
-    telephone number, or an address to write to ("she left in May, ring 01632 960123
-    with questions" keeps "she left in May."); nothing when they stand in its first
-    clause. An address named as the subject ("jo@nhs.net left in May") stays."""
-    if not _gives_contact(sentence):
-        return sentence
+def _without_signer(lines: list[str], signer: Signer | None) -> list[str]:
+    """The lines without the approver's recorded name or address: a short line naming
+    them starts their signature (it and all after it go); in a longer line, or the
+    verdict's own line, only the sentences naming them go."""
+    if signer is None:
+        return lines
     kept: list[str] = []
-    for clause in _CLAUSE_BREAK.split(sentence):
-        if _gives_contact(clause):
+    for index, line in enumerate(lines):
+        if not names_signer(line, signer):
+            kept.append(line)
+            continue
+        if index and len(_tokens(line)) <= _SIGNATURE_WORDS:
             break
-        kept.append(clause.strip())
-    if not kept:
-        return ""
-    return ", ".join(kept).rstrip(_TRAIL_PUNCTUATION + ".!?") + "."
-
-
-def _gives_contact(text: str) -> bool:
-    if _PHONE.search(text):
-        return True
-    return bool(_EMAIL_ONLY.search(text)) and bool(_CONTACT_VERB.search(text))
+        sentences = _SENTENCE_END.split(line)
+        kept.append(" ".join(x for x in sentences if not names_signer(x, signer)))
+    return kept
 
 
 def _before_signature(lines: list[str], *, keep_first: bool) -> list[str]:
@@ -778,11 +837,22 @@ def _before_signature(lines: list[str], *, keep_first: bool) -> list[str]:
         if index == 0 and keep_first:
             kept.append(line)
             continue
+        stripped, following = line.strip(), lines[index + 1 :]
+        if _is_sign_off(stripped) and _sentence_follows(following):
+            continue  # "Thank you Dr Patel" before the reason, not a sign-off after it
         after_blank = index > 0 and not lines[index - 1].strip()
-        if _starts_signature(line, after_blank, lines[index + 1 :]):
+        if _starts_signature(line, after_blank, following):
             break
         kept.append(line)
     return kept
+
+
+def _sentence_follows(following: list[str]) -> bool:
+    """Whether the next non-empty line is a sentence, not a name or signature line."""
+    line = next((x.strip() for x in following if x.strip()), "")
+    return bool(line) and not (
+        _is_sign_off(line) or _is_signature_line(line) or _is_name_block(line)
+    )
 
 
 def _starts_signature(line: str, after_blank: bool, following: list[str]) -> bool:
@@ -791,10 +861,10 @@ def _starts_signature(line: str, after_blank: bool, following: list[str]) -> boo
         return False
     if _is_sign_off(stripped) or _is_signature_line(stripped):
         return True
-    return _looks_like_name(stripped) and (
+    return _is_name_block(stripped) and (
         after_blank
         or all(
-            _is_signature_line(x.strip()) or _looks_like_name(x.strip()) or not x.strip()
+            _is_signature_line(x.strip()) or _is_name_block(x.strip()) or not x.strip()
             for x in following
         )
     )
@@ -809,28 +879,62 @@ def _is_sign_off(line: str) -> bool:
 
 
 def _is_signature_line(line: str) -> bool:
-    """A device line, a rule, contact details, or a telephone number with a word or two
-    ("Mobile 07700 900123"); a sentence with a number in it is not a signature."""
+    """A device line, a rule, contact details, a line of a postal address, a line of
+    contact details with words but no sentence ("Switchboard 01632 960123"), or parts of
+    a signature set apart by "|"."""
     low = line.lower()
     return (
         low.startswith(_DEVICE_LINES)
         or low.startswith(_CONTACT_OPENERS)
         or bool(_RULE.fullmatch(line))
         or bool(_EMAIL_ONLY.fullmatch(line))
-        or _is_phone_line(line)
+        or _is_contact_line(line)
+        or _is_address_line(line)
+        or ("|" in line and all(_is_signature_part(p.strip()) for p in line.split("|")))
     )
 
 
-def _is_phone_line(line: str) -> bool:
-    return _PHONE.search(line) is not None and len(_words(_PHONE.sub(" ", line))) <= _CONTACT_WORDS
+def _is_contact_line(line: str) -> bool:
+    """Contact details and words around them, but nothing a sentence says."""
+    if not has_contact(line):
+        return False
+    words = _words(redact(line))
+    return len(words) <= _CONTACT_WORDS or not any(w in _SENTENCE_WORDS for w in words)
+
+
+def _is_address_line(line: str) -> bool:
+    tokens = _tokens(line)
+    return (
+        bool(_POSTCODE.search(line))
+        and len(tokens) <= _SIGNATURE_WORDS + 2
+        and not any(t.word in _SENTENCE_WORDS for t in tokens)
+    )
+
+
+def _is_signature_part(part: str) -> bool:
+    return not part or _looks_like_name(part) or has_contact(part) or _is_address_line(part)
+
+
+def _is_name_block(line: str) -> bool:
+    """A name, job title or organisation, or several set apart by commas ("Jo Bloggs,
+    Practice Manager, Riverside Surgery")."""
+    parts = [p.strip() for p in re.split(r"[,|]", line)]
+    return all(p and _looks_like_name(p) for p in parts)
 
 
 def _looks_like_name(line: str) -> bool:
-    """A name or job title line: a few capitalised words and nothing that ends a sentence."""
+    """A name or job title line: a few capitalised words, none that a sentence needs
+    ("Not A Partner Here", "Jo Has Left"), and nothing that ends a sentence. A line all in
+    capitals ("DO NOT ADD HER", "WRONG PRACTICE") is a name only after a title ("DR T
+    BAKER")."""
     tokens = _tokens(line)
-    if not tokens or len(tokens) > 6 or line.endswith(("!", ":", ";")):
+    if not tokens or len(tokens) > _SIGNATURE_WORDS or line.endswith(("!", ":", ";", "?")):
         return False
     if line.endswith(".") and len(tokens[-1].cased) > 1:
+        return False
+    if any(t.word in _SENTENCE_WORDS for t in tokens):
+        return False
+    if not any(c.islower() for c in line) and tokens[0].word not in _TITLES:
         return False
     return all(t.word in _TITLES or t.cased[0].isupper() for t in tokens)
 
@@ -872,7 +976,11 @@ def subject_verdict(subject: str) -> Verdict | None:
 
 
 def read_one_click(
-    subject: str, text: str | None, html: str | None, text_from_html: bool = False
+    subject: str,
+    text: str | None,
+    html: str | None,
+    text_from_html: bool = False,
+    signer: Signer | None = None,
 ) -> Answer | None:
     """A one-click answer: the subject's verdict, unless the body contradicts it. None when
     the subject is not a one-click verdict (then the caller reads the reply instead)."""
@@ -887,7 +995,7 @@ def read_one_click(
             return Answer(Verdict.UNCLEAR, None, own, contradiction)
     if verdict is Verdict.APPROVE:
         return Answer(Verdict.APPROVE, None, own, "The one-click answer approves the request.")
-    reason = _one_click_reason(own)
+    reason = _one_click_reason(own, signer)
     return Answer(
         Verdict.REJECT,
         reason,
@@ -949,15 +1057,15 @@ def _after_rejection_word(body: str) -> str:
     return body if lead is None else "\n".join([first[lead:], *lines[1:]])
 
 
-def _one_click_reason(own: str) -> str | None:
+def _one_click_reason(own: str, signer: Signer | None) -> str | None:
     lines = _without_disclaimer(own.split("\n")) if own else []
     if not lines:
         return None
     first = lines[0].strip()
     lead = _rejection_opening(first, _tokens(first))
     if lead is not None:
-        return _reason([first[lead:], *lines[1:]], keep_first=True)
-    return _reason(lines, keep_first=False)
+        return _reason([first[lead:], *lines[1:]], keep_first=True, signer=signer)
+    return _reason(lines, keep_first=False, signer=signer)
 
 
 # --------------------------------------------------------------------------- HTML
