@@ -1,6 +1,9 @@
 """Readers for PDF forms and email-body requests. Pure: bytes in, fields and findings out.
 
 read_pdf(data, limits=None) -> ParsedRequest        # in a sandboxed child process
+read_attachment(data, limits=None) -> ParsedRequest # a PDF, or a scan as JPEG/PNG/TIFF (OCR)
+is_form_file(content_type, filename, data) -> bool  # may this attachment hold a form?
+render_page(data, page, width, limits=None) -> PNG  # a page of an attached form, for people
 read_email_request(subject, text, sender) -> ParsedRequest
 html_to_text(html) -> str                           # for HTML-only bodies
 blank_form_path(name) -> Path                       # the shipped blank forms
@@ -10,7 +13,8 @@ from forms.blanks import blank_form_names, blank_form_path
 from forms.email_request import read_email_request
 from forms.mailtext import html_to_text
 from forms.model import Finding, ParsedRequest
-from forms.pdf_reader import read_pdf
+from forms.pdf_reader import is_form_file, read_attachment, read_pdf
+from forms.scan_render import render_page
 from forms.sandbox import PdfLimits, PdfReaderUnavailable
 
 __all__ = [
@@ -21,6 +25,9 @@ __all__ = [
     "blank_form_names",
     "blank_form_path",
     "html_to_text",
+    "is_form_file",
+    "read_attachment",
     "read_email_request",
     "read_pdf",
+    "render_page",
 ]

@@ -63,11 +63,27 @@ def receive(inp: IO[bytes]) -> tuple[dict[str, Any], bytes] | None:
     return request, data
 
 
+def _dispatch(request: dict[str, Any], data: bytes) -> dict[str, Any]:
+    """Extract a PDF's fields and text (the default), read a scan by OCR, or draw a page."""
+    op = request.get("op", "extract")
+    if op == "ocr":
+        from forms.scan_worker import ocr
+
+        return ocr(request, data)
+    if op == "render":
+        from forms.scan_worker import render
+
+        return render(request, data)
+    from forms.pdf_extract import extract
+
+    return {"ok": True, **extract(data, max_pages=request["max_pages"], marks=request["marks"])}
+
+
 def answer(request: dict[str, Any], data: bytes) -> dict[str, Any]:
-    from forms.pdf_extract import ExtractError, extract
+    from forms.pdf_extract import ExtractError
 
     try:
-        return {"ok": True, **extract(data, max_pages=request["max_pages"], marks=request["marks"])}
+        return _dispatch(request, data)
     except ExtractError as exc:
         return {"ok": False, "code": exc.code, "detail": exc.detail}
     except MemoryError:

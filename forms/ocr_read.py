@@ -1,0 +1,302 @@
+"""Zonal OCR of a scanned form: find the form by its title and headings, then read each field
+from the zone beside its label. Runs in the sandboxed worker (it needs the page images).
+
+Words are placed in PDF points of an A4 page after the page is turned upright, so the same
+geometry as forms/page_text.py applies: a section runs from its heading to the next one
+found, a value is what lies right of its label on the same row. Labels and headings are
+matched loosely (OCR may misread a letter of a label; it is the values that must be exact).
+A tick box is judged by the ink inside the box drawn right of its label, not by what
+Tesseract makes of a cross. Each value keeps the lowest confidence of its words.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from forms.definitions import FieldDef, FormDefinition, definitions
+from forms.ocr_engine import (
+    OcrWord,
+    level_point,
+    quarter_turn,
+    read_words,
+    skew_degrees,
+    straighten,
+    turn,
+)
+from forms.page_text import PageForm, Word, build_lines, normalise_token, tokens
+from forms.scan_pages import points_per_pixel
+
+LABEL_MATCH = 0.84  # similarity a line's first words need to count as the label
+# A page read upright has many confident words; fewer means it is on its side or upside down.
+UPRIGHT_MIN_WORDS = 12
+UPRIGHT_MIN_CONF = 70.0
+# Ink inside a tick box: below EMPTY the box is empty, above TICKED it holds a mark.
+EMPTY_INK = 0.04
+TICKED_INK = 0.10
+JUNK = frozenset("|[](){}_—–-=~.,:;'\"‘’“”")
+TICK_ZONE_PT = 260.0
+
+
+@dataclass
+class ScanPage:
+    """One page turned upright: the level image, its words in points, and how it was turned."""
+
+    image: Image.Image
+    words: list[Word]
+    conf: dict[Word, float]
+    turned: int
+    skew: float
+
+
+def _upright_enough(words: list[OcrWord]) -> bool:
+    sure = [w for w in words if w.conf >= UPRIGHT_MIN_CONF and len(w.text) > 2]
+    return len(sure) >= UPRIGHT_MIN_WORDS
+
+
+def _placed(
+    words: list[OcrWord], angle: float, image: Image.Image, number: int
+) -> tuple[list[Word], dict[Word, float]]:
+    scale = points_per_pixel(image)
+    placed: list[Word] = []
+    conf: dict[Word, float] = {}
+    for w in words:
+        cx, cy = level_point(*w.centre, angle, image.size)
+        word = Word(
+            w.text,
+            round((cx - w.width / 2) * scale, 1),
+            round((cx + w.width / 2) * scale, 1),
+            round((cy - w.height / 2) * scale, 1),
+            round((cy + w.height / 2) * scale, 1),
+            "ocr",
+            number,
+        )
+        placed.append(word)
+        conf[word] = min(conf.get(word, 100.0), w.conf)
+    return placed, conf
+
+
+def read_page(image: Image.Image, number: int, timeout: float) -> ScanPage:
+    """OCR one page; ask OSD for a quarter turn only when the page does not read upright."""
+    words = read_words(image, timeout)
+    turned = 0
+    if not _upright_enough(words):
+        turned = quarter_turn(image, timeout)
+        if turned:
+            image = turn(image, turned)
+            words = read_words(image, timeout)
+    angle = skew_degrees(words)
+    placed, conf = _placed(words, angle, image, number)
+    return ScanPage(straighten(image, angle), placed, conf, turned, round(angle, 2))
+
+
+# --------------------------------------------------------------------------- the form
+
+
+def _similar(line: list[Word], wanted: list[str]) -> list[Word] | None:
+    """The first words of `line` that read like `wanted`, allowing an OCR slip or a split
+    or joined word; None when none do."""
+    useful = [w for w in line if w.token]
+    target = " ".join(wanted)
+    best: tuple[float, list[Word]] | None = None
+    for count in range(max(1, len(wanted) - 1), min(len(useful), len(wanted) + 1) + 1):
+        seen = " ".join(w.token for w in useful[:count])
+        ratio = difflib.SequenceMatcher(None, seen, target).ratio()
+        if ratio >= LABEL_MATCH and (best is None or ratio > best[0]):
+            best = (ratio, useful[:count])
+    return best[1] if best else None
+
+
+def _find(lines: list[list[Word]], text: str, span: tuple[int, int] | None = None) -> int | None:
+    wanted = tokens(text)[:6]
+    start, end = span or (0, len(lines))
+    for number in range(start, end):
+        if wanted and _similar(lines[number], wanted):
+            return number
+    return None
+
+
+class ScanForm(PageForm):
+    """PageForm with headings and labels matched loosely, as OCR needs."""
+
+    def sections(self, definition: FormDefinition) -> dict[str, tuple[int, int]]:
+        found = []
+        for section in definition.sections:
+            line = _find(self.lines, section.heading)
+            if line is not None:
+                found.append((line, section.id))
+        found.sort()
+        return {
+            section_id: (start + 1, found[i + 1][0] if i + 1 < len(found) else len(self.lines))
+            for i, (start, section_id) in enumerate(found)
+        }
+
+    def _label(self, field: FieldDef, span: tuple[int, int]) -> list[Word] | None:
+        wanted = tokens(field.label)[:6]
+        for line in self.lines[span[0] : span[1]]:
+            matched = _similar(line, wanted)
+            if matched:
+                return matched
+        return None
+
+
+def identify(lines: list[list[Word]]) -> FormDefinition | None:
+    """The form whose version mark, title and headings read best on the pages."""
+    text = " ".join(w.token for line in lines for w in line)
+    best, best_score = None, 0.0
+    for definition in definitions():
+        headings = sum(_find(lines, s.heading) is not None for s in definition.sections)
+        score = headings / len(definition.sections)
+        if _find(lines, definition.title) is not None:
+            score += 0.5
+        if " ".join(tokens(definition.version)) in text:
+            score += 1.0
+        if score > best_score:
+            best, best_score = definition, score
+    return best if best_score >= 0.75 else None
+
+
+# --------------------------------------------------------------------------- the values
+
+
+@dataclass
+class Reading:
+    value: str | bool | None
+    confidence: float
+    page: int | None = None
+    box: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "confidence": round(self.confidence, 1),
+            "page": self.page,
+            "box": self.box,
+        }
+
+
+def _joined(words: list[Word], kind: str) -> str:
+    # An address or a code split by OCR ("jane.smith @nhs.net", "B82 005") is one token.
+    glue = "" if kind in ("email", "ods_code") else " "
+    return glue.join(w.text for w in words)
+
+
+def _text_reading(form: ScanForm, label: list[Word], f: FieldDef, conf: dict[Word, float]) -> Reading:
+    row = [w for w in form._row_words(label) if normalise_token(w.text) and w.text not in JUNK]
+    row = [w for w in row if w.text.strip("|[]") != ""]
+    if not row:
+        return Reading(None, 100.0, label[-1].page, _box(label))
+    words = [Word(w.text.strip("|[]"), w.x0, w.x1, w.top, w.bottom, w.font, w.page) for w in row]
+    confidence = min(conf.get(w, 0.0) for w in row)
+    return Reading(_joined(words, f.type), confidence, row[0].page, _box(row))
+
+
+def _box(words: list[Word]) -> list[float]:
+    return [
+        min(w.x0 for w in words),
+        min(w.top for w in words),
+        max(w.x1 for w in words),
+        max(w.bottom for w in words),
+    ]
+
+
+def _dark_profile(crop: Image.Image, vertical: bool) -> list[float]:
+    """Share of dark pixels in each column (or row) of a crop."""
+    dark = crop.point(lambda p: 255 if p < 140 else 0)
+    size = (dark.width, 1) if vertical else (1, dark.height)
+    squashed = dark.resize(size, Image.Resampling.BOX)
+    return [v / 255 for v in squashed.getdata()]
+
+
+def _edges(profile: list[float], least: int, most: int) -> tuple[int, int] | None:
+    """The first pair of dark bands `least`..`most` apart: a box's two sides."""
+    dense = [i for i, v in enumerate(profile) if v > 0.45]
+    for i, first in enumerate(dense):
+        for second in dense[i + 1 :]:
+            if second - first > most:
+                break
+            if second - first >= least:
+                return first, second
+    return None
+
+
+def _tick(page: ScanPage, label: list[Word]) -> Reading:
+    """Whether the box right of the label holds a mark, judged by the ink inside it."""
+    per_pt = page.image.width / 595.28
+    last = label[-1]
+    left = int((last.x1 + 3) * per_pt)
+    right = min(int((last.x1 + 3 + TICK_ZONE_PT) * per_pt), page.image.width - 1)
+    top = max(int((label[0].top - 6) * per_pt), 0)
+    bottom = min(int((last.bottom + 6) * per_pt), page.image.height - 1)
+    box = [round(left / per_pt, 1), round(top / per_pt, 1), round(right / per_pt, 1), round(bottom / per_pt, 1)]
+    if right - left < 10 or bottom - top < 5:
+        return Reading(None, 0.0, last.page, box)
+    zone = page.image.crop((left, top, right, bottom))
+    least, most = int(7 * per_pt), int(18 * per_pt)
+    sides = _edges(_dark_profile(zone, vertical=True), least, most)
+    if sides is None:
+        return Reading(None, 0.0, last.page, box)
+    inset = max(int(2 * per_pt), 2)
+    column = zone.crop((sides[0], 0, sides[1] + 1, zone.height))
+    rows = _edges(_dark_profile(column, vertical=False), least, most)
+    if rows is None:
+        return Reading(None, 0.0, last.page, box)
+    inside = column.crop((inset, rows[0] + inset, column.width - inset, rows[1] - inset + 1))
+    if inside.width < 2 or inside.height < 2:
+        return Reading(None, 0.0, last.page, box)
+    ink = sum(_dark_profile(inside, vertical=True)) / inside.width
+    box = [
+        round((left + sides[0]) / per_pt, 1),
+        round((top + rows[0]) / per_pt, 1),
+        round((left + sides[1]) / per_pt, 1),
+        round((top + rows[1]) / per_pt, 1),
+    ]
+    if ink <= EMPTY_INK:
+        return Reading(False, 95.0, last.page, box)
+    if ink >= TICKED_INK:
+        return Reading(True, 95.0, last.page, box)
+    return Reading(ink >= (EMPTY_INK + TICKED_INK) / 2, 40.0, last.page, box)
+
+
+def read_form(pages: list[ScanPage]) -> dict[str, Any]:
+    """The form on the pages and a reading of each field whose label was found."""
+    words = [w for page in pages for w in page.words]
+    conf: dict[Word, float] = {}
+    for page in pages:
+        conf.update(page.conf)
+    form = ScanForm(build_lines(words), words, [])
+    summary: dict[str, Any] = {
+        "pages": len(pages),
+        "page_words": [len(p.words) for p in pages],
+        "turned": [p.turned for p in pages],
+        "skew": [p.skew for p in pages],
+        "form_version": None,
+        "readings": {},
+        "parts": [],
+    }
+    definition = identify(form.lines)
+    if definition is None:
+        return summary
+    summary["form_version"] = definition.version
+    spans = form.sections(definition)
+    parts: set[str] = set()
+    readings: dict[str, Any] = {}
+    for section in definition.sections:
+        span = spans.get(section.id)
+        if span is None:
+            continue
+        parts.add(section.part)
+        for f in section.fields:
+            label = form._label(f, span)
+            if label is None:
+                readings[f.key] = Reading(None, 0.0).as_dict()
+            elif f.type == "checkbox":
+                readings[f.key] = _tick(pages[label[-1].page], label).as_dict()
+            else:
+                readings[f.key] = _text_reading(form, label, f, conf).as_dict()
+    summary["readings"] = readings
+    summary["parts"] = sorted(parts)
+    return summary

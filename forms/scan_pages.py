@@ -1,0 +1,132 @@
+"""Pages of a scanned form as greyscale images, ready for OCR; runs in the sandboxed worker.
+
+A PDF's pages are rendered with pypdfium2; an image attachment (JPEG, PNG, TIFF, a
+copier's multi-page TIFF) is opened with Pillow. Sizes are checked from the headers before
+any pixel is decoded, so a bomb (huge dimensions, or a small file that inflates to
+gigabytes) is refused with a reason rather than filling the worker's memory.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+from PIL import Image, ImageOps
+
+# Pillow refuses (DecompressionBombError) anything past this many pixels in one frame;
+# checked again below, before decoding, with a reason the practice can act on.
+MAX_IMAGE_PIXELS = 60_000_000  # about A4 at 600 dpi, twice over
+MAX_SIDE = 20_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+# OCR reads each page at this width: an A4 page at 150 dpi. Copier scans at 200 or 300 dpi
+# are scaled down (the text of a form is 9–15 pt, plenty at 150 dpi), which keeps the cost
+# per page low and the same for every scanner.
+OCR_WIDTH = 1240
+A4_WIDTH_PT = 595.28
+
+
+class PageError(Exception):
+    """An image or page that cannot be read; `code` is the finding code."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+IMAGE_SIGNATURES = {
+    b"\xff\xd8\xff": "jpeg",
+    b"\x89PNG\r\n\x1a\n": "png",
+    b"II*\x00": "tiff",
+    b"MM\x00*": "tiff",
+}
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+
+
+def image_kind(data: bytes) -> str | None:
+    """"jpeg", "png", "tiff", "heif" or None, from the file's first bytes (never its name)."""
+    for signature, kind in IMAGE_SIGNATURES.items():
+        if data.startswith(signature):
+            return kind
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "heif"
+    return None
+
+
+def _check_size(width: int, height: int, what: str) -> None:
+    if width <= 0 or height <= 0:
+        raise PageError("image_unreadable", f"{what} has no pixels")
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise PageError(
+            "image_too_large",
+            f"{what} is {width} x {height} pixels, more than a scanned page can be",
+        )
+
+
+def _for_ocr(image: Image.Image) -> Image.Image:
+    """Greyscale, upright as the file says (EXIF orientation), at the OCR width."""
+    image = ImageOps.exif_transpose(image) or image
+    grey = image.convert("L")
+    if grey.width > OCR_WIDTH * 1.1:
+        height = round(grey.height * OCR_WIDTH / grey.width)
+        grey = grey.resize((OCR_WIDTH, height), Image.Resampling.BOX)
+    return grey
+
+
+def image_pages(data: bytes, max_pages: int) -> list[Image.Image]:
+    """Every frame of an image file, checked before decoding."""
+    if image_kind(data) == "heif":
+        raise PageError(
+            "image_unsupported",
+            "HEIC/HEIF photos (the iPhone's format) cannot be read here",
+        )
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise PageError("image_too_large", str(exc)) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise PageError("image_unreadable", f"{type(exc).__name__}: {exc}"[:300]) from exc
+    frames = int(getattr(image, "n_frames", 1))
+    if frames > max_pages:
+        raise PageError("image_too_large", f"{frames} pages")
+    pages = []
+    for index in range(frames):
+        image.seek(index)
+        _check_size(image.width, image.height, f"page {index + 1}")
+        try:
+            image.load()
+            pages.append(_for_ocr(image))
+        except Image.DecompressionBombError as exc:
+            raise PageError("image_too_large", str(exc)) from exc
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise PageError("image_unreadable", f"{type(exc).__name__}: {exc}"[:300]) from exc
+    return pages
+
+
+def pdf_pages(data: bytes, max_pages: int, width: int = OCR_WIDTH) -> Iterator[Image.Image]:
+    """Each page of a PDF rendered to greyscale at `width` pixels (its height in proportion)."""
+    import pypdfium2
+
+    try:
+        document = pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError as exc:
+        raise PageError("pdf_unreadable", str(exc)[:300]) from exc
+    try:
+        if len(document) > max_pages:
+            raise PageError("pdf_too_large", f"{len(document)} pages")
+        for index in range(len(document)):
+            page = document[index]
+            page_width, page_height = page.get_size()
+            if page_width <= 0 or page_height <= 0:
+                raise PageError("pdf_unreadable", f"page {index + 1} has no size")
+            scale = width / page_width
+            _check_size(width, round(page_height * scale), f"page {index + 1}")
+            yield page.render(scale=scale, grayscale=True).to_pil().convert("L")
+    finally:
+        document.close()
+
+
+def points_per_pixel(image: Image.Image) -> float:
+    """Positions are compared in PDF points of an A4 page, whatever the scan's resolution."""
+    return A4_WIDTH_PT / image.width
