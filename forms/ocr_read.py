@@ -27,18 +27,21 @@ from forms.ocr_engine import (
     straighten,
     turn,
 )
-from forms.page_text import PageForm, Word, build_lines, normalise_token, tokens
+from forms.page_text import PageForm, Word, normalise_token, tokens
 from forms.scan_pages import points_per_pixel
 
 LABEL_MATCH = 0.84  # similarity a line's first words need to count as the label
 # A page read upright has many confident words; fewer means it is on its side or upside down.
 UPRIGHT_MIN_WORDS = 12
 UPRIGHT_MIN_CONF = 70.0
+UPRIGHT_SHARE = 0.4  # upside down, Tesseract still finds a few "words" it is sure of
 # Ink inside a tick box: below EMPTY the box is empty, above TICKED it holds a mark.
 EMPTY_INK = 0.04
 TICKED_INK = 0.10
 JUNK = frozenset("|[](){}_—–-=~.,:;'\"‘’“”")
 TICK_ZONE_PT = 260.0
+BOX_EDGES = "[]|{}‘“”" + "'"
+LINE_CENTRE_SLACK = 4.0  # points: words whose centres are this close share a line
 
 
 @dataclass
@@ -48,21 +51,23 @@ class ScanPage:
     image: Image.Image
     words: list[Word]
     conf: dict[Word, float]
+    segment: dict[Word, tuple[int, int, int]]  # Tesseract's line each word was read in
     turned: int
     skew: float
 
 
 def _upright_enough(words: list[OcrWord]) -> bool:
     sure = [w for w in words if w.conf >= UPRIGHT_MIN_CONF and len(w.text) > 2]
-    return len(sure) >= UPRIGHT_MIN_WORDS
+    return len(sure) >= UPRIGHT_MIN_WORDS and len(sure) >= UPRIGHT_SHARE * len(words)
 
 
 def _placed(
     words: list[OcrWord], angle: float, image: Image.Image, number: int
-) -> tuple[list[Word], dict[Word, float]]:
+) -> tuple[list[Word], dict[Word, float], dict[Word, tuple[int, int, int]]]:
     scale = points_per_pixel(image)
     placed: list[Word] = []
     conf: dict[Word, float] = {}
+    segment: dict[Word, tuple[int, int, int]] = {}
     for w in words:
         cx, cy = level_point(*w.centre, angle, image.size)
         word = Word(
@@ -76,7 +81,8 @@ def _placed(
         )
         placed.append(word)
         conf[word] = min(conf.get(word, 100.0), w.conf)
-    return placed, conf
+        segment[word] = w.line
+    return placed, conf, segment
 
 
 def read_page(image: Image.Image, number: int, timeout: float) -> ScanPage:
@@ -89,8 +95,8 @@ def read_page(image: Image.Image, number: int, timeout: float) -> ScanPage:
             image = turn(image, turned)
             words = read_words(image, timeout)
     angle = skew_degrees(words)
-    placed, conf = _placed(words, angle, image, number)
-    return ScanPage(straighten(image, angle), placed, conf, turned, round(angle, 2))
+    placed, conf, segment = _placed(words, angle, image, number)
+    return ScanPage(straighten(image, angle), placed, conf, segment, turned, round(angle, 2))
 
 
 # --------------------------------------------------------------------------- the form
@@ -100,6 +106,9 @@ def _similar(line: list[Word], wanted: list[str]) -> list[Word] | None:
     """The first words of `line` that read like `wanted`, allowing an OCR slip or a split
     or joined word; None when none do."""
     useful = [w for w in line if w.token]
+    numbers = [t for t in wanted if any(c.isdigit() for c in t)]
+    if numbers and not all(n in {w.token for w in useful} for n in numbers):
+        return None  # "User administrator 1" is never "User administrator 2"
     target = " ".join(wanted)
     best: tuple[float, list[Word]] | None = None
     for count in range(max(1, len(wanted) - 1), min(len(useful), len(wanted) + 1) + 1):
@@ -123,11 +132,14 @@ class ScanForm(PageForm):
     """PageForm with headings and labels matched loosely, as OCR needs."""
 
     def sections(self, definition: FormDefinition) -> dict[str, tuple[int, int]]:
+        """Headings are looked for in the form's order, each after the last one found."""
         found = []
+        start = 0
         for section in definition.sections:
-            line = _find(self.lines, section.heading)
+            line = _find(self.lines, section.heading, (start, len(self.lines)))
             if line is not None:
                 found.append((line, section.id))
+                start = line + 1
         found.sort()
         return {
             section_id: (start + 1, found[i + 1][0] if i + 1 < len(found) else len(self.lines))
@@ -141,6 +153,30 @@ class ScanForm(PageForm):
             if matched:
                 return matched
         return None
+
+
+def ocr_lines(words: list[Word], segment: dict[Word, tuple[int, int, int]]) -> list[list[Word]]:
+    """Words grouped into lines: Tesseract's own lines (which cope with ascenders and
+    descenders: OCR boxes hug the ink, so "name" starts lower than "Full"), joined with the
+    others on the same row (a label and its value often come back as separate blocks)."""
+    pieces: dict[tuple[int, tuple[int, int, int]], list[Word]] = {}
+    for word in words:
+        pieces.setdefault((word.page, segment.get(word, (0, 0, id(word)))), []).append(word)
+
+    def middle(piece: list[Word]) -> float:
+        return (min(w.top for w in piece) + max(w.bottom for w in piece)) / 2
+
+    lines: list[list[Word]] = []
+    centre = 0.0
+    for piece in sorted(pieces.values(), key=lambda p: (p[0].page, middle(p))):
+        if lines and lines[-1][0].page == piece[0].page and middle(piece) - centre < LINE_CENTRE_SLACK:
+            lines[-1].extend(piece)
+        else:
+            lines.append(list(piece))
+            centre = middle(piece)
+    for line in lines:
+        line.sort(key=lambda w: w.x0)
+    return lines
 
 
 def identify(lines: list[list[Word]]) -> FormDefinition | None:
@@ -189,9 +225,13 @@ def _text_reading(form: ScanForm, label: list[Word], f: FieldDef, conf: dict[Wor
     row = [w for w in row if w.text.strip("|[]") != ""]
     if not row:
         return Reading(None, 100.0, label[-1].page, _box(label))
-    words = [Word(w.text.strip("|[]"), w.x0, w.x1, w.top, w.bottom, w.font, w.page) for w in row]
+    words = [Word(w.text, w.x0, w.x1, w.top, w.bottom, w.font, w.page) for w in row]
     confidence = min(conf.get(w, 0.0) for w in row)
-    return Reading(_joined(words, f.type), confidence, row[0].page, _box(row))
+    # The box drawn round a value is often read as a bracket or bar at either end.
+    value = _joined(words, f.type).strip(BOX_EDGES).strip()
+    if len(value) < 2:  # a speck or a box's corner, not a value
+        return Reading(None, confidence, row[0].page, _box(row))
+    return Reading(value, confidence, row[0].page, _box(row))
 
 
 def _box(words: list[Word]) -> list[float]:
@@ -265,9 +305,11 @@ def read_form(pages: list[ScanPage]) -> dict[str, Any]:
     """The form on the pages and a reading of each field whose label was found."""
     words = [w for page in pages for w in page.words]
     conf: dict[Word, float] = {}
+    segment: dict[Word, tuple[int, int, int]] = {}
     for page in pages:
         conf.update(page.conf)
-    form = ScanForm(build_lines(words), words, [])
+        segment.update(page.segment)
+    form = ScanForm(ocr_lines(words, segment), words, [])
     summary: dict[str, Any] = {
         "pages": len(pages),
         "page_words": [len(p.words) for p in pages],
