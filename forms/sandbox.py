@@ -41,7 +41,7 @@ class PdfLimits:
     # and the confidence (0–100) under which a value read goes to a person.
     ocr_timeout_seconds: float = 60.0
     ocr_max_pages: int = 6
-    ocr_min_confidence: float = 70.0
+    ocr_min_confidence: float = 88.0
 
     @classmethod
     def from_config(cls, limits: Any) -> PdfLimits:

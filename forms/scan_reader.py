@@ -114,8 +114,10 @@ def interpret_scan(ocr: dict[str, Any], min_confidence: float) -> ParsedRequest:
     values = {key: reading.get("value") for key, reading in readings.items()}
     request = build_request(definition, values, set(ocr.get("parts") or []), SOURCE)
     request.findings.extend(_doubts(definition, readings, request, min_confidence))
+    labels = {f.key: f.label for f in definition.fields}
     request.fields["readings"] = {
-        key: {**reading, "source": SOURCE} for key, reading in readings.items()
+        key: {**reading, "source": SOURCE, "label": labels.get(key, key)}
+        for key, reading in readings.items()
     }
     request.fields["scan"] = {
         "pages": ocr.get("pages"),

@@ -15,6 +15,6 @@ class LimitsConfig:
     ocr_timeout_seconds: float = 60
     ocr_max_pages: int = 6
     # A value read with less confidence than this (0–100) is not guessed: a person checks it.
-    ocr_min_confidence: float = 70
+    ocr_min_confidence: float = 88
     # CPU seconds one message may take to read, classify and hand over before it is parked.
     message_seconds: float = 30

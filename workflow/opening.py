@@ -23,6 +23,7 @@ from workflow.env import WorkflowEnv
 from workflow.facts import gather_facts
 from workflow.models import Case
 from workflow.outcomes import persist_decision
+from workflow.scans import scan_values
 from workflow.persist import (
     notify,
     record_checks,
@@ -37,11 +38,8 @@ QUOTE_LIMIT = 1000
 
 
 def is_pdf(attachment: Attachment) -> bool:
-    return (
-        attachment.content_type.lower() == "application/pdf"
-        or attachment.filename.lower().endswith(".pdf")
-        or attachment.data[:5] == b"%PDF-"
-    )
+    """A PDF, or an image that may be a scanned or photographed form."""
+    return forms.is_form_file(attachment.content_type, attachment.filename, attachment.data)
 
 
 def first_problem(request: ParsedRequest) -> str:
@@ -58,7 +56,7 @@ def read_forms(
     for attachment in mail.attachments:
         if not is_pdf(attachment):
             continue
-        request = forms.read_pdf(attachment.data, limits)
+        request = forms.read_attachment(attachment.data, limits)
         if request.kind:
             recognised.append((attachment.filename, request))
         else:
@@ -321,7 +319,7 @@ def decide_and_persist(
             "acknowledgement",
             to=case.requester,
             name=case.requester_name,
-            context={"summary": summary_lines(case)},
+            context={"summary": summary_lines(case), "scan_values": scan_values(case)},
             reply_to=inbound,
         )
     persist_decision(session, env, case, decision, reply_to=inbound)

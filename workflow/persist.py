@@ -26,6 +26,7 @@ from workflow.decisions import (
 )
 from workflow.env import WorkflowEnv
 from workflow.mail import enqueue
+from workflow.scans import scan_values
 from workflow.models import ApprovalRequest, Case
 
 SYSTEM = "system"
@@ -148,6 +149,7 @@ def approval_context(case: Case, approval: ApprovalRequest, inbox: str) -> dict[
         "requested_by": requested_by(case),
         "token": approvals.shown(approval.token),
         "expires_on": as_utc(approval.expires_at).date().isoformat(),
+        "scan_values": scan_values(case),
     }
 
 
