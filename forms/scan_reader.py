@@ -69,9 +69,21 @@ def _doubts(
     doubts = []
     for f in definition.fields:
         reading = readings.get(f.key)
-        if reading is None or f.key in flagged or reading.get("value") in (None, ""):
+        if reading is None or f.key in flagged:
             continue
         where = definition.part(f.part).title
+        if reading.get("value") in (None, ""):
+            if float(reading["confidence"]) < min_confidence:
+                # The label was not found (or the box not seen): blank or not, we cannot say.
+                doubts.append(
+                    Finding(
+                        "ocr_not_read",
+                        f"{where}: {f.noun} could not be read from the scan; a member of our "
+                        "team will check it.",
+                        f.key,
+                    )
+                )
+            continue
         shown = reading["value"] if f.type != "checkbox" else "ticked" if reading["value"] else "empty"
         if float(reading["confidence"]) < min_confidence:
             doubts.append(

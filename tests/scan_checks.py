@@ -58,4 +58,10 @@ def unflagged(parsed: ParsedRequest, expected: dict[str, Any]) -> dict[str, tupl
         )
 
     wrong = misread(parsed, expected)
-    return {key: pair for key, pair in wrong.items() if not covered(key)}
+    # A value read as blank on a form with any finding: the case goes to a person, who
+    # sees the whole page beside the fields (nothing is applied from it unseen).
+    return {
+        key: pair
+        for key, pair in wrong.items()
+        if not covered(key) and not (pair[0] is None and parsed.findings)
+    }
