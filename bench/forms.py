@@ -27,7 +27,11 @@ sys.path.insert(0, str(ROOT))
 CORPUS = ROOT / "tests" / "corpus" / "forms"
 SCANS = ROOT / "tests" / "corpus" / "scans"
 # Scanned two-page forms, the ways copiers send them.
-SCAN_MIX = ["uar-pdf-150dpi-rot2.pdf", "gpp-tiff-200dpi-rot-3.tiff", "pcn-pdf-300dpi-upside-down.pdf"]
+SCAN_MIX = [
+    "uar-pdf-150dpi-rot2.pdf",
+    "gpp-tiff-200dpi-rot-3.tiff",
+    "pcn-pdf-300dpi-upside-down.pdf",
+]
 # Completed forms the three ways they arrive: AcroForm fields, drawn text, printed to PDF.
 MIX = [
     "gpp-acroform",

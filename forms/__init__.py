@@ -14,8 +14,8 @@ from forms.email_request import read_email_request
 from forms.mailtext import html_to_text
 from forms.model import Finding, ParsedRequest
 from forms.pdf_reader import is_form_file, read_attachment, read_pdf
-from forms.scan_render import render_page
 from forms.sandbox import PdfLimits, PdfReaderUnavailable
+from forms.scan_render import render_page
 
 __all__ = [
     "Finding",

@@ -75,7 +75,7 @@ def _run(image: Image.Image, args: list[str], timeout: float) -> str:
             capture_output=True,
             timeout=timeout,
             env=env,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (the worker has no threads)
+            preexec_fn=_die_with_parent,
             check=False,
         )
     except FileNotFoundError as exc:
@@ -166,9 +166,7 @@ def straighten(image: Image.Image, angle: float) -> Image.Image:
     return image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=255)
 
 
-def level_point(
-    x: float, y: float, angle: float, size: tuple[int, int]
-) -> tuple[float, float]:
+def level_point(x: float, y: float, angle: float, size: tuple[int, int]) -> tuple[float, float]:
     """Where (x, y) lands after straighten(image, angle): the same turn, for one point."""
     cx, cy = size[0] / 2, size[1] / 2
     a = math.radians(angle)

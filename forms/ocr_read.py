@@ -169,7 +169,11 @@ def ocr_lines(words: list[Word], segment: dict[Word, tuple[int, int, int]]) -> l
     lines: list[list[Word]] = []
     centre = 0.0
     for piece in sorted(pieces.values(), key=lambda p: (p[0].page, middle(p))):
-        if lines and lines[-1][0].page == piece[0].page and middle(piece) - centre < LINE_CENTRE_SLACK:
+        if (
+            lines
+            and lines[-1][0].page == piece[0].page
+            and middle(piece) - centre < LINE_CENTRE_SLACK
+        ):
             lines[-1].extend(piece)
         else:
             lines.append(list(piece))
@@ -220,7 +224,9 @@ def _joined(words: list[Word], kind: str) -> str:
     return glue.join(w.text for w in words)
 
 
-def _text_reading(form: ScanForm, label: list[Word], f: FieldDef, conf: dict[Word, float]) -> Reading:
+def _text_reading(
+    form: ScanForm, label: list[Word], f: FieldDef, conf: dict[Word, float]
+) -> Reading:
     row = [w for w in form._row_words(label) if normalise_token(w.text) and w.text not in JUNK]
     row = [w for w in row if w.text.strip("|[]") != ""]
     if not row:
@@ -248,7 +254,7 @@ def _dark_profile(crop: Image.Image, vertical: bool) -> list[float]:
     dark = crop.point(lambda p: 255 if p < 140 else 0)
     size = (dark.width, 1) if vertical else (1, dark.height)
     squashed = dark.resize(size, Image.Resampling.BOX)
-    return [v / 255 for v in squashed.getdata()]
+    return [float(v) / 255 for v in squashed.tobytes()]
 
 
 def _edges(profile: list[float], least: int, most: int) -> tuple[int, int] | None:
@@ -271,7 +277,12 @@ def _tick(page: ScanPage, label: list[Word]) -> Reading:
     right = min(int((last.x1 + 3 + TICK_ZONE_PT) * per_pt), page.image.width - 1)
     top = max(int((label[0].top - 6) * per_pt), 0)
     bottom = min(int((last.bottom + 6) * per_pt), page.image.height - 1)
-    box = [round(left / per_pt, 1), round(top / per_pt, 1), round(right / per_pt, 1), round(bottom / per_pt, 1)]
+    box = [
+        round(left / per_pt, 1),
+        round(top / per_pt, 1),
+        round(right / per_pt, 1),
+        round(bottom / per_pt, 1),
+    ]
     if right - left < 10 or bottom - top < 5:
         return Reading(None, 0.0, last.page, box)
     zone = page.image.crop((left, top, right, bottom))

@@ -45,7 +45,7 @@ HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"
 
 
 def image_kind(data: bytes) -> str | None:
-    """"jpeg", "png", "tiff", "heif" or None, from the file's first bytes (never its name)."""
+    """ "jpeg", "png", "tiff", "heif" or None, from the file's first bytes (never its name)."""
     for signature, kind in IMAGE_SIGNATURES.items():
         if data.startswith(signature):
             return kind
@@ -106,7 +106,7 @@ def image_pages(data: bytes, max_pages: int) -> list[Image.Image]:
 
 def pdf_pages(data: bytes, max_pages: int, width: int = OCR_WIDTH) -> Iterator[Image.Image]:
     """Each page of a PDF rendered to greyscale at `width` pixels (its height in proportion)."""
-    import pypdfium2
+    import pypdfium2  # type: ignore[import-untyped]
 
     try:
         document = pypdfium2.PdfDocument(data)

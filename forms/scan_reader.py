@@ -84,7 +84,9 @@ def _doubts(
                     )
                 )
             continue
-        shown = reading["value"] if f.type != "checkbox" else "ticked" if reading["value"] else "empty"
+        shown = (
+            reading["value"] if f.type != "checkbox" else "ticked" if reading["value"] else "empty"
+        )
         if float(reading["confidence"]) < min_confidence:
             doubts.append(
                 Finding(

@@ -246,16 +246,44 @@ def _scan(form: str, dpi: int, angles: tuple[float, ...], fmt: str, turn: int = 
 def committed() -> list[Scan]:
     """The small corpus kept in the repository: one of each way a scan arrives."""
     return [
-        Scan("uar-pdf-150dpi-rot2", "copier PDF, 150 dpi, turned 2° and -1.5°", "uar", "pdf",
-             lambda: _scan("uar", 150, (2.0, -1.5), "pdf")),
-        Scan("gpp-tiff-200dpi-rot-3", "multi-page G4 TIFF, 200 dpi, turned -3° and 1°", "gpp",
-             "tiff", lambda: _scan("gpp", 200, (-3.0, 1.0), "tiff")),
-        Scan("pcn-pdf-300dpi-upside-down", "copier PDF, 300 dpi, fed upside down", "pcn", "pdf",
-             lambda: _scan("pcn", 300, (0.5, -0.5), "pdf", turn=180)),
-        Scan("uar-png-200dpi-page1", "first page only, PNG, 200 dpi, turned 1°", "uar", "png",
-             lambda: _scan("uar", 200, (1.0,), "PNG"), must_read=True, first_page_only=True),
-        Scan("gpp-jpeg-150dpi-sideways", "first page photographed sideways (90°), JPEG", "gpp",
-             "jpg", lambda: _scan("gpp", 150, (0.0,), "JPEG", turn=90), first_page_only=True),
+        Scan(
+            "uar-pdf-150dpi-rot2",
+            "copier PDF, 150 dpi, turned 2° and -1.5°",
+            "uar",
+            "pdf",
+            lambda: _scan("uar", 150, (2.0, -1.5), "pdf"),
+        ),
+        Scan(
+            "gpp-tiff-200dpi-rot-3",
+            "multi-page G4 TIFF, 200 dpi, turned -3° and 1°",
+            "gpp",
+            "tiff",
+            lambda: _scan("gpp", 200, (-3.0, 1.0), "tiff"),
+        ),
+        Scan(
+            "pcn-pdf-300dpi-upside-down",
+            "copier PDF, 300 dpi, fed upside down",
+            "pcn",
+            "pdf",
+            lambda: _scan("pcn", 300, (0.5, -0.5), "pdf", turn=180),
+        ),
+        Scan(
+            "uar-png-200dpi-page1",
+            "first page only, PNG, 200 dpi, turned 1°",
+            "uar",
+            "png",
+            lambda: _scan("uar", 200, (1.0,), "PNG"),
+            must_read=True,
+            first_page_only=True,
+        ),
+        Scan(
+            "gpp-jpeg-150dpi-sideways",
+            "first page photographed sideways (90°), JPEG",
+            "gpp",
+            "jpg",
+            lambda: _scan("gpp", 150, (0.0,), "JPEG", turn=90),
+            first_page_only=True,
+        ),
     ]
 
 
@@ -266,13 +294,23 @@ def every_variant() -> list[Scan]:
         for dpi in (150, 200, 300):
             for angle in (-3.0, -1.0, 1.5, 3.0):
                 found.append(
-                    Scan(f"{form}-pdf-{dpi}dpi-rot{angle:g}", f"{dpi} dpi, {angle:g}°", form, "pdf",
-                         lambda f=form, d=dpi, a=angle: _scan(f, d, (a, -a), "pdf"))
+                    Scan(
+                        f"{form}-pdf-{dpi}dpi-rot{angle:g}",
+                        f"{dpi} dpi, {angle:g}°",
+                        form,
+                        "pdf",
+                        lambda f=form, d=dpi, a=angle: _scan(f, d, (a, -a), "pdf"),
+                    )
                 )
             for turn in (90, 180):
                 found.append(
-                    Scan(f"{form}-pdf-{dpi}dpi-turn{turn}", f"{dpi} dpi, {turn}°", form, "pdf",
-                         lambda f=form, d=dpi, t=turn: _scan(f, d, (0.5, -0.5), "pdf", turn=t))
+                    Scan(
+                        f"{form}-pdf-{dpi}dpi-turn{turn}",
+                        f"{dpi} dpi, {turn}°",
+                        form,
+                        "pdf",
+                        lambda f=form, d=dpi, t=turn: _scan(f, d, (0.5, -0.5), "pdf", turn=t),
+                    )
                 )
     return found
 

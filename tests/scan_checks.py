@@ -52,9 +52,7 @@ def unflagged(parsed: ParsedRequest, expected: dict[str, Any]) -> dict[str, tupl
 
     def covered(key: str) -> bool:
         return any(
-            key == f or key.startswith(f + ".") or f.startswith(key + ".")
-            for f in flagged
-            if f
+            key == f or key.startswith(f + ".") or f.startswith(key + ".") for f in flagged if f
         )
 
     wrong = misread(parsed, expected)

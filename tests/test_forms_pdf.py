@@ -11,13 +11,12 @@ from typing import Any
 import pdfplumber
 import pytest
 
-from tests.scan_checks import unflagged
-
 import forms
 from bench.hostile_pdfs import HOSTILE, bomb, pages
 from forms import PdfLimits, blank_form_path, read_pdf
 from forms.definitions import definitions
 from forms.sandbox import POOL
+from tests.scan_checks import unflagged
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus" / "forms"

@@ -23,12 +23,12 @@ from workflow.env import WorkflowEnv
 from workflow.facts import gather_facts
 from workflow.models import Case
 from workflow.outcomes import persist_decision
-from workflow.scans import scan_values
 from workflow.persist import (
     notify,
     record_checks,
     summary_lines,
 )
+from workflow.scans import scan_values
 
 SYSTEM = "system"
 

@@ -26,8 +26,8 @@ from workflow.decisions import (
 )
 from workflow.env import WorkflowEnv
 from workflow.mail import enqueue
-from workflow.scans import scan_values
 from workflow.models import ApprovalRequest, Case
+from workflow.scans import scan_values
 
 SYSTEM = "system"
 # Messages that answer nobody's email are marked auto-generated rather than auto-replied.
