@@ -38,6 +38,7 @@ from bench.dovecot import (  # noqa: E402
 )
 from core.db import Database  # noqa: E402
 from intake.models import InboundMessage  # noqa: E402
+from service.config import to_toml  # noqa: E402
 from service.schema import upgrade  # noqa: E402
 
 PCSE = str(Path(sys.executable).with_name("pcse"))
@@ -59,22 +60,21 @@ def raw_fetch_rate(account: ImapAccount) -> float:
 def write_config(work: Path, account: ImapAccount) -> Path:
     box = account.mailbox_config()
     config = work / "pcse.toml"
-    config.write_text(f"""
-[database]
-url = "sqlite:///{work / "pcse.sqlite3"}"
-
-[[mailboxes]]
-name = "enquiries"
-address = "pcse.portalenquiries@nhs.net"
-imap_host = "127.0.0.1"
-imap_port = {box.imap_port}
-imap_ssl = false
-username = "{box.username}"
-password_env = "BENCH_IMAP_PASSWORD"
-
-[storage]
-raw_dir = "{work / "raw"}"
-""")
+    mailbox = {
+        "name": "enquiries",
+        "address": "pcse.portalenquiries@nhs.net",
+        "imap_host": "127.0.0.1",
+        "imap_port": box.imap_port,
+        "imap_ssl": False,
+        "username": box.username,
+        "password_env": "BENCH_IMAP_PASSWORD",
+    }
+    data = {
+        "database": {"url": f"sqlite:///{work / 'pcse.sqlite3'}"},
+        "mailboxes": [mailbox],
+        "storage": {"raw_dir": str(work / "raw")},
+    }
+    config.write_text(to_toml(data), encoding="utf-8")
     return config
 
 

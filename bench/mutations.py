@@ -337,6 +337,20 @@ def big_attachment(megabytes: int = 30, *, as_pdf: bool = True) -> bytes:
     )
 
 
+def big_text(megabytes: int = 40) -> bytes:
+    """A message whose one text part runs to `megabytes` MB (far more than is read)."""
+    line = b"Please set up the new admin for our practice; details follow below.\r\n"
+    return (
+        b"From: Practice <manager@example.nhs.uk>\r\nTo: "
+        + INBOX.encode()
+        + b"\r\nSubject: Long letter\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=LONG\r\n\r\n--LONG\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        + line * (megabytes * MIB // len(line))
+        + b"--LONG--\r\n"
+    )
+
+
 def pdf_message(name: str, data: bytes) -> bytes:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = "Practice Manager <manager@example.nhs.uk>"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from core.states import CaseKind, CaseState
+from core.kinds import KIND_TITLES, kind_title
+from core.states import CaseState
 
 STATE_LABELS: dict[str, str] = {
     CaseState.RECEIVED: "Received",
@@ -31,17 +32,7 @@ STATE_COLOURS: dict[str, str] = {
     CaseState.WITHDRAWN: "grey",
 }
 
-KIND_LABELS: dict[str, str] = {
-    CaseKind.GPP_ADMIN_FORM: "GPP user admin certification form",
-    CaseKind.USER_ADMIN_FORM: "User Administrator Request Form",
-    CaseKind.PCN_ADMIN_FORM: "PCN user admin request",
-    CaseKind.PL_ADMIN: "PL Organisation Administrator request",
-    CaseKind.OPH_ADMIN: "Ophthalmic User Management request",
-    CaseKind.MAIN_CONTACT: "Main Contact set-up or change",
-    CaseKind.PERFORMER_REGISTRATION: "Performer registration",
-    CaseKind.MARKET_ENTRY: "Market entry",
-    CaseKind.OTHER: "Other enquiry",
-}
+KIND_LABELS = KIND_TITLES
 
 ACTION_LABELS: dict[str, str] = {
     "approve": "Approve",
@@ -58,7 +49,7 @@ def state_label(state: str | None) -> str:
 
 
 def kind_label(kind: str | None) -> str:
-    return KIND_LABELS.get(kind or "", kind or "")
+    return kind_title(kind)
 
 
 # What each action's text box asks for, and where its words go.

@@ -5,13 +5,11 @@ read_attachment(data, limits=None) -> ParsedRequest # a PDF, or a scan as JPEG/P
 is_form_file(content_type, filename, data) -> bool  # may this attachment hold a form?
 render_page(data, page, width, limits=None) -> PNG  # a page of an attached form, for people
 read_email_request(subject, text, sender) -> ParsedRequest
-html_to_text(html) -> str                           # for HTML-only bodies
 blank_form_path(name) -> Path                       # the shipped blank forms
 """
 
 from forms.blanks import blank_form_names, blank_form_path
 from forms.email_request import read_email_request
-from forms.mailtext import html_to_text
 from forms.model import Finding, ParsedRequest
 from forms.pdf_reader import is_form_file, read_attachment, read_pdf
 from forms.sandbox import PdfLimits, PdfReaderUnavailable
@@ -24,7 +22,6 @@ __all__ = [
     "PdfReaderUnavailable",
     "blank_form_names",
     "blank_form_path",
-    "html_to_text",
     "is_form_file",
     "read_attachment",
     "read_email_request",

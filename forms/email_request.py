@@ -3,7 +3,7 @@
     read_email_request(subject, text, sender) -> ParsedRequest
 
 `text` is the plain-text body (or text made from an HTML-only body with
-forms.mailtext.html_to_text); `sender` is the From address, with or without a display name.
+core.htmltext.html_to_text); `sender` is the From address, with or without a display name.
 """
 
 from __future__ import annotations

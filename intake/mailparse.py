@@ -10,7 +10,8 @@ The cost of reading grows with the size of the message and no faster: MIME struc
 nested deeper than MAX_MIME_NESTING is refused before the email package sees it (each open
 multipart costs it a check on every later line, and a level of recursion), the parameters
 of MIME headers are cut to MAX_MIME_HEADER_CHARS (the email package splits them in
-quadratic time), and encoded words are decoded a bounded piece at a time.
+quadratic time), encoded words are decoded a bounded piece at a time, and the bodies of
+parts too large to read are taken out before parsing (intake/oversize.py).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from email.message import Message
 from email.policy import Compat32
 
 from core.addresses import SenderIdentity, parse_from, recipient_addresses, unverified
+from core.htmltext import html_to_text
 from core.senderauth import AUTH_AS
 from intake.charsets import decode_bytes, unsurrogate
-from intake.htmltext import html_to_text
+from intake.oversize import Elisions, Mark, Refuted, elide, encoded_size, verify
 from intake.tnef import is_tnef, unpack_tnef
 
 DEFAULT_ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
@@ -347,9 +349,10 @@ def _leaves(part: Message, depth: int = 0):
 
 
 class _Reader:
-    def __init__(self, mail: ParsedMail, limit: int) -> None:
+    def __init__(self, mail: ParsedMail, limit: int, marks: dict[int, Mark]) -> None:
         self.mail = mail
         self.limit = limit
+        self.marks = marks  # parts whose bodies were taken out or cut before parsing
         self.texts: list[str] = []
         self.htmls: list[str] = []
         self.used_names: set[str] = set()
@@ -403,6 +406,11 @@ class _Reader:
                 return
             target = self.texts if ctype == "text/plain" else self.htmls
             target.append(_part_text(part, self.mail))
+            if id(part) in self.marks:
+                self.mail.problems.append(
+                    f"a {ctype} part of {self.marks[id(part)].encoded_bytes / 1048576:.0f} MB "
+                    "was too long to read whole; its beginning was read"
+                )
             return
         self.attachment(part, ctype, filename)
 
@@ -414,7 +422,8 @@ class _Reader:
     def attachment(self, part: Message, ctype: str, filename: str | None) -> None:
         index = len(self.mail.attachments) + len(self.mail.skipped_attachments) + 1
         name = safe_filename(filename, ctype, index)
-        estimate = _estimated_size(part)
+        mark = self.marks.get(id(part))
+        estimate = encoded_size(part, mark) if mark else _estimated_size(part)
         if estimate > self.limit * 1.01 + 4096:
             self.skip(name, ctype, estimate)
             return
@@ -486,7 +495,6 @@ class _BoundedCompat32(Compat32):
 _MIME_HEADERS = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
 _POLICY = _BoundedCompat32()
 
-_MULTIPART = re.compile(rb"multipart/", re.I)
 # A Content-Type header opening a multipart, or a line that may be a boundary delimiter.
 _MIME_MARK = re.compile(rb"^(?:(?P<open>content-type:[ \t]*multipart/)|--)", re.I | re.M)
 _HEADER_END = re.compile(rb"\n(?![ \t])")
@@ -499,7 +507,7 @@ def mime_nesting(raw: bytes) -> int:
     """How deep multiparts nest in `raw`, read without parsing it: the number of multiparts
     declared when that is within MAX_MIME_NESTING (it cannot be less), else the depth
     their boundaries open and close to."""
-    declared = len(_MULTIPART.findall(raw))
+    declared = raw.lower().count(b"multipart/")
     if declared <= MAX_MIME_NESTING:
         return declared
     return _boundary_depth(raw)
@@ -581,6 +589,12 @@ def parse_mail(
             f"than the {MAX_MIME_NESTING} this service reads",
         )
     try:
+        prepared, elisions = elide(raw, attachment_max_bytes)
+        if elisions is not None:
+            try:
+                return _parse(prepared, attachment_max_bytes, elisions)
+            except Refuted:
+                pass  # the quick reading did not hold: read every byte
         return _parse(raw, attachment_max_bytes)
     except RecursionError:
         return _headers_only(raw, "its MIME structure is nested too deep to read")
@@ -590,9 +604,10 @@ def parse_mail(
         return _headers_only(raw, f"the email package could not read it ({type(exc).__name__})")
 
 
-def _parse(raw: bytes, attachment_max_bytes: int) -> ParsedMail:
+def _parse(raw: bytes, attachment_max_bytes: int, elisions: Elisions | None = None) -> ParsedMail:
     mail = ParsedMail()
     msg = email.message_from_bytes(raw, policy=_POLICY)
+    marks = verify(msg, elisions) if elisions is not None else {}
     if msg.defects:
         mail.problems.extend(f"defect: {type(d).__name__}" for d in msg.defects[:5])
     try:
@@ -600,7 +615,7 @@ def _parse(raw: bytes, attachment_max_bytes: int) -> ParsedMail:
     except Exception as exc:
         mail.problems.append(f"headers could not be read fully ({type(exc).__name__})")
     _structure(mail, msg)
-    reader = _Reader(mail, attachment_max_bytes)
+    reader = _Reader(mail, attachment_max_bytes, marks)
     reader.read(msg)
     texts = [t for t in reader.texts if t.strip()]
     mail.html = "\n".join(reader.htmls) if reader.htmls else None

@@ -8,7 +8,6 @@ from email.message import EmailMessage
 import pytest
 
 from intake.charsets import decode_bytes
-from intake.htmltext import html_to_text
 from intake.ledger import header_facts
 from intake.mailparse import parse_mail, safe_filename
 from intake.tnef import unpack_tnef
@@ -121,16 +120,6 @@ def test_same_names_are_made_unique() -> None:
         ("form.pdf", "application/pdf", b"1"), ("form.pdf", "application/pdf", b"2")
     )
     assert [a.filename for a in parse_mail(raw).attachments] == ["form.pdf", "form-2.pdf"]
-
-
-def test_html_only_mail_gives_plain_text() -> None:
-    text = html_to_text(
-        "<html><head><title>t</title><style>x{}</style></head><body>"
-        "<p>Dear&nbsp;PCSE,</p><div>line one<br>line two</div>"
-        "<table><tr><td>ODS</td><td>A81001</td></tr></table>"
-        "<script>evil()</script></body></html>"
-    )
-    assert text.splitlines() == ["Dear PCSE,", "", "line one", "line two", "", "ODS A81001"]
 
 
 def test_charsets_fall_back_in_order() -> None:

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from workflow.replies import (
     Verdict,
-    html_to_text,
     own_text,
     read_answer,
     read_one_click,
@@ -175,17 +174,6 @@ def test_html_only_replies(template: str) -> None:
     assert reject.reason == "she has left the practice"
     nothing = read_answer("", template.format(answer=""))
     assert nothing.verdict is Verdict.UNCLEAR
-
-
-def test_html_to_text_drops_quotes_and_styles() -> None:
-    text = html_to_text(GMAIL_HTML.format(answer="Yes <b>approved</b>"))
-    assert text == "Yes approved"
-    assert "margin" not in html_to_text(OUTLOOK_HTML.format(answer="x"))
-
-
-def test_unclosed_tags_do_not_leak_quoted_text() -> None:
-    html = "<p>Approved<blockquote><p>REJECT quoted</blockquote><p>Dr Patel"
-    assert [line for line in html_to_text(html).split("\n") if line] == ["Approved", "Dr Patel"]
 
 
 def test_plain_and_html_parts_that_disagree_are_unclear() -> None:

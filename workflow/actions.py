@@ -10,11 +10,12 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from core.errors import PcseError
+from core.kinds import kind_title
 from core.states import CaseState
 from workflow import approvals, directory
 from workflow.apply import approve_and_apply, rule_conflict
 from workflow.cases import get_case, move, record
-from workflow.decisions import BLANK_FORMS, CASEWORKER_REQUEST, KIND_TITLES, Approver
+from workflow.decisions import BLANK_FORMS, CASEWORKER_REQUEST, Approver
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case
 from workflow.persist import ask_approver, notify, source_message, void_open_requests
@@ -158,7 +159,7 @@ def request_info(session: Session, env: WorkflowEnv, ref: str, *, by: str, messa
         "needs_info",
         to=case.requester,
         name=case.requester_name,
-        context={"findings": [message], "form_name": KIND_TITLES.get(case.kind) if form else None},
+        context={"findings": [message], "form_name": kind_title(case.kind) if form else None},
         attachments=[form] if form else [],
         reply_to=source_message(session, case),
     )

@@ -46,19 +46,6 @@ KIND_SERVICE: dict[str, Service] = {
     CaseKind.OPH_ADMIN: Service.OPH,
 }
 
-KIND_TITLES: dict[str, str] = {
-    CaseKind.GPP_ADMIN_FORM: "GPP Practice User Administrator Certification form",
-    CaseKind.USER_ADMIN_FORM: "User Administrator Request Form",
-    CaseKind.PCN_ADMIN_FORM: "PCN user admin request",
-    CaseKind.PL_ADMIN: "PL Organisation Administrator request",
-    CaseKind.OPH_ADMIN: "User Management (Organisation) request",
-    CaseKind.MAIN_CONTACT: "Main Contact set-up or change",
-    CaseKind.PERFORMER_REGISTRATION: "Performer registration",
-    CaseKind.MARKET_ENTRY: "Pharmacy market entry",
-    CaseKind.OTHER: "Other enquiry",
-}
-
-
 # --------------------------------------------------------------------------- the snapshot
 
 

@@ -14,8 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.catalogue import Service, admin_role
-from core.states import CaseKind
+from core.kinds import kind_title
 from core.timeutil import as_utc, utcnow
 from intake.models import InboundMessage
 from notifications import outbox
@@ -23,22 +22,6 @@ from notifications.headers import message_ids, references_chain
 from notifications.models import OutboxMessage
 from workflow.cases import record
 from workflow.models import Case, Organisation
-
-KIND_TITLES: dict[str, str] = {
-    CaseKind.GPP_ADMIN_FORM: f"{admin_role(Service.GPP)} Certification form",
-    CaseKind.USER_ADMIN_FORM: "User Administrator Request Form",
-    CaseKind.PCN_ADMIN_FORM: f"{admin_role(Service.PCN)} request form",
-    CaseKind.PL_ADMIN: f"{admin_role(Service.PL)} request",
-    CaseKind.OPH_ADMIN: f"{admin_role(Service.OPH)} request",
-    CaseKind.MAIN_CONTACT: f"{admin_role(Service.MAIN_CONTACT)} set-up or change",
-    CaseKind.PERFORMER_REGISTRATION: "Performer registration enquiry",
-    CaseKind.MARKET_ENTRY: "Pharmacy Market Administration enquiry",
-    CaseKind.OTHER: "Enquiry",
-}
-
-
-def kind_title(kind: str) -> str:
-    return KIND_TITLES.get(kind, "Enquiry")
 
 
 def organisation_name(session: Session, case: Case) -> str | None:

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.kinds import kind_title
 from intake.models import InboundMessage
 from workflow.apply import approve_and_apply
 from workflow.cases import move, record
-from workflow.decisions import BLANK_FORMS, KIND_TITLES, Action, Decision
+from workflow.decisions import BLANK_FORMS, Action, Decision
 from workflow.env import WorkflowEnv
 from workflow.models import Case
 from workflow.persist import SYSTEM, ask_approver, notify, record_checks
@@ -67,7 +68,7 @@ def persist_decision(
         case.findings = [f.as_dict() for f in decision.findings]
         context = {
             "findings": decision.finding_messages,
-            "form_name": KIND_TITLES.get(case.kind) if form else None,
+            "form_name": kind_title(case.kind) if form else None,
         }
         notify(
             session,

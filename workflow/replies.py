@@ -26,11 +26,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from html.parser import HTMLParser
 
 from mailparser_reply import EmailReplyParser
 
-from core.markup import tame_markup
+from core.htmltext import DROP, html_to_text
 
 # Enough of a reason for a caseworker and the requester; the rest stays in the raw message.
 MAX_REASON = 1000
@@ -538,11 +537,11 @@ def read_answer(text: str, html: str | None = None, *, text_from_html: bool = Fa
                 "",
                 "The reply's text was made from an HTML part that is missing.",
             )
-        return _answer_from_text(html_to_text(html))
+        return _answer_from_text(_html_text(html))
     from_text = _answer_from_text(text or "")
     if not html:
         return from_text
-    return _reconcile(from_text, _answer_from_text(html_to_text(html)))
+    return _reconcile(from_text, _answer_from_text(_html_text(html)))
 
 
 def _reconcile(from_text: Answer, from_html: Answer) -> Answer:
@@ -908,7 +907,7 @@ def _one_click_bodies(text: str | None, html: str | None, text_from_html: bool) 
     if text and not text_from_html:
         sources.append(text)
     if html:
-        sources.append(html_to_text(html))
+        sources.append(_html_text(html))
     bodies = [_above_quote(source) for source in sources]
     return [_TOO_LONG if body is None else _without_prompts(body) for body in bodies if body != ""]
 
@@ -960,91 +959,9 @@ def _one_click_reason(own: str) -> str | None:
     return _reason(lines, keep_first=False)
 
 
-# --------------------------------------------------------------------------- HTML to text
-
-_BLOCK_TAGS = frozenset(
-    {
-        "p",
-        "div",
-        "br",
-        "tr",
-        "li",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "table",
-        "hr",
-        "pre",
-    }
-)
-_VOID_TAGS = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr"})
-# Containers of the quoted original in the clients people use.
-_QUOTE_CLASSES = frozenset({"gmail_quote", "yahoo_quoted", "moz-cite-prefix", "gmail_attr"})
-# Outlook puts the original after one of these; everything from there on is quoted.
-_QUOTE_START_IDS = frozenset(
-    {"divrplyfwdmsg", "appendonsend", "mail-editor-reference-message-container"}
-)
+# --------------------------------------------------------------------------- HTML
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip_depth = 0  # >0 inside a quoted element, <style> or <script>
-        self._stack: list[tuple[str, bool]] = []  # open elements: (tag, starts a skip?)
-        self.stopped = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.stopped:
-            return
-        attributes = {k.lower(): (v or "") for k, v in attrs}
-        classes = set(attributes.get("class", "").lower().split())
-        if attributes.get("id", "").lower() in _QUOTE_START_IDS:
-            self.stopped = True
-            return
-        quoted = tag in ("blockquote", "style", "script", "head", "title") or bool(
-            classes & _QUOTE_CLASSES
-        )
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-        if tag in _VOID_TAGS:
-            return
-        self._stack.append((tag, quoted))
-        if quoted:
-            self._skip_depth += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.stopped or tag in _VOID_TAGS:
-            return
-        if any(open_tag == tag for open_tag, _ in self._stack):
-            # Close the element and any left unclosed inside it (HTML mail is rarely tidy).
-            while self._stack:
-                open_tag, quoted = self._stack.pop()
-                if quoted:
-                    self._skip_depth -= 1
-                if open_tag == tag:
-                    break
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.stopped and self._skip_depth == 0:
-            self.parts.append(data)
-
-
-def html_to_text(html: str) -> str:
-    """The visible text of an HTML body, without its quoted original."""
-    parser = _TextExtractor()
-    # html.parser rescans to the end for each construct it cannot close: tame it first.
-    parser.feed(tame_markup(html[: MAX_INPUT * 5]))
-    parser.close()
-    text = "".join(parser.parts).replace("\xa0", " ")
-    lines = [" ".join(line.split()) for line in text.splitlines()]
-    compact: list[str] = []
-    for line in lines:
-        if line or (compact and compact[-1]):
-            compact.append(line)
-    return "\n".join(compact).strip()
+def _html_text(html: str) -> str:
+    """The visible text of an HTML body, its quoted original left out by its markup."""
+    return html_to_text(html[: MAX_INPUT * 5], quotes=DROP)

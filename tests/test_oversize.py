@@ -1,0 +1,164 @@
+"""Oversized parts taken out before parsing: the quick reading gives what a whole parse
+gives, and a message built to mislead the scan is read whole instead.
+
+The attachment limit is set low (64 KB) so that each case is small; the rule is the same
+at 20 MB.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import email
+from typing import Any
+
+import pytest
+
+from intake import mailparse, oversize
+from intake.mailparse import parse_mail
+
+LIMIT = 64 * 1024
+BIG = base64.encodebytes(b"%PDF-1.4\n" + b"\x00\x01 scan " * 20_000).replace(b"\n", b"\r\n")
+HEAD = b"From: Practice <manager@example.nhs.uk>\r\nTo: pcse@example.nhs.uk\r\nSubject: Form\r\n"
+
+
+def whole(raw: bytes) -> mailparse.ParsedMail:
+    """The reading without the scan: every byte through the email package."""
+    return mailparse._parse(raw, LIMIT)
+
+
+def fields(mail: mailparse.ParsedMail) -> dict[str, Any]:
+    return dataclasses.asdict(mail)
+
+
+def mixed(*parts: bytes, boundary: bytes = b"B1", preamble: bytes = b"") -> bytes:
+    body = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+    return (
+        HEAD
+        + b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="
+        + boundary
+        + b"\r\n\r\n"
+        + preamble
+        + body
+        + b"--"
+        + boundary
+        + b"--\r\n"
+    )
+
+
+TEXT = b"Content-Type: text/plain\r\n\r\nPlease set up Jane Smith as an admin."
+PDF = b'Content-Type: application/pdf; name="scan.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+
+
+def test_an_attachment_over_the_limit_is_taken_out_and_reported_as_before() -> None:
+    raw = mixed(TEXT, PDF + BIG)
+    prepared, elisions = oversize.elide(raw, LIMIT)
+    assert elisions is not None and len(prepared) < len(raw) // 10
+    quick = parse_mail(raw, attachment_max_bytes=LIMIT)
+    assert fields(quick) == fields(whole(raw))
+    assert quick.skipped_attachments[0].filename == "scan.pdf"
+    assert "over the limit" in quick.skipped_attachments[0].problem
+    assert quick.text.strip() == "Please set up Jane Smith as an admin."
+
+
+def test_a_message_that_is_one_large_attachment() -> None:
+    raw = HEAD + b"MIME-Version: 1.0\r\n" + PDF + BIG
+    assert oversize.elide(raw, LIMIT)[1] is not None
+    quick = parse_mail(raw, attachment_max_bytes=LIMIT)
+    assert fields(quick) == fields(whole(raw))
+    assert quick.skipped_attachments and "x-pcse" not in str(quick.headers).lower()
+
+
+def test_a_marker_a_sender_writes_is_an_ordinary_header() -> None:
+    forged = b"X-Pcse-Elided-0000000000000000: 0000000000000000.0\r\n"
+    small = base64.encodebytes(b"%PDF-1.4 small form").replace(b"\n", b"\r\n")
+    raw = mixed(TEXT, forged + PDF + small, PDF + BIG)
+    quick = parse_mail(raw, attachment_max_bytes=LIMIT)
+    assert [a.filename for a in quick.attachments] == ["scan.pdf"]
+    assert quick.attachments[0].data == b"%PDF-1.4 small form"
+    assert fields(quick) == fields(whole(raw))
+
+
+def test_large_preambles_and_epilogues_are_dropped_unread() -> None:
+    raw = mixed(TEXT, preamble=b"padding line\r\n" * 10_000) + b"epilogue\r\n" * 10_000
+    prepared, elisions = oversize.elide(raw, 1024)
+    assert elisions is not None and len(prepared) < 2_000
+    quick = parse_mail(raw, attachment_max_bytes=1024)
+    assert quick.text.strip() == "Please set up Jane Smith as an admin."
+    assert quick.problems == whole(raw).problems
+
+
+def test_a_huge_text_part_is_cut_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oversize, "TEXT_KEEP_BYTES", 50_000)
+    lines = b"".join(b"line %06d of the letter\r\n" % n for n in range(20_000))
+    raw = mixed(b"Content-Type: text/plain\r\n\r\n" + lines)
+    mail = parse_mail(raw, attachment_max_bytes=LIMIT)
+    assert mail.text.startswith("line 000000 of the letter\nline 000001")
+    assert 40_000 < len(mail.text) <= 50_000
+    assert any("too long to read whole" in problem for problem in mail.problems)
+
+
+def test_a_text_attachment_cut_short_is_still_skipped_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(oversize, "TEXT_KEEP_BYTES", 50_000)
+    lines = b"".join(b"row %06d,value\r\n" % n for n in range(20_000))
+    attachment = (
+        b'Content-Type: text/csv; name="list.csv"\r\nContent-Disposition: attachment\r\n\r\n'
+    )
+    raw = mixed(TEXT, attachment + lines)
+    mail = parse_mail(raw, attachment_max_bytes=LIMIT)
+    assert not mail.attachments and mail.skipped_attachments[0].filename == "list.csv"
+    assert mail.skipped_attachments[0].size == whole(raw).skipped_attachments[0].size
+
+
+# Messages built so that a scan of the raw bytes would see parts the email package does
+# not: each must read exactly as a whole parse reads it.
+MISLEADING = {
+    # A boundary the scan cannot see (RFC 2231 form): no split, or a refuted one.
+    "rfc2231-boundary": HEAD
+    + b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary*=''B9\r\n\r\n--B9\r\n"
+    + TEXT
+    + b"\r\n--B9\r\n"
+    + PDF
+    + BIG
+    + b"--B9--\r\n",
+    # A folded Content-Type: the scan reads the part as text, the parser as a PDF.
+    "folded-type": mixed(TEXT, b"Content-Type:\r\n application/pdf\r\n\r\n" + BIG),
+    # Inside a text part, a line naming another multipart's boundary and a fake part.
+    "fake-part-in-text": mixed(
+        b"Content-Type: text/plain\r\n\r\nI approve\r\n--OTHER\r\n" + PDF + BIG + b"not really",
+        b"Content-Type: multipart/alternative; boundary=OTHER\r\n\r\n--OTHER\r\n"
+        + TEXT
+        + b"\r\n--OTHER--",
+    ),
+    # Line ends of a bare CR, which the email package splits on and the scan does not.
+    "bare-cr": mixed(TEXT, PDF + BIG).replace(b"\r\n--B1\r\n", b"\r--B1\r"),
+    # Two Content-Transfer-Encoding headers: sizes judged differently would be refuted.
+    "two-encodings": mixed(
+        TEXT, PDF.replace(b"base64", b"base64\r\nContent-Transfer-Encoding: 7bit") + BIG
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISLEADING))
+def test_a_message_built_to_mislead_the_scan_reads_as_a_whole_parse(name: str) -> None:
+    raw = MISLEADING[name]
+    assert fields(parse_mail(raw, attachment_max_bytes=LIMIT)) == fields(whole(raw))
+
+
+def test_the_fake_part_in_a_text_keeps_every_word_of_the_text() -> None:
+    mail = parse_mail(MISLEADING["fake-part-in-text"], attachment_max_bytes=LIMIT)
+    assert "not really" in mail.text and "I approve" in mail.text
+
+
+def test_a_refuted_scan_leaves_no_marker_anywhere() -> None:
+    for raw in MISLEADING.values():
+        mail = parse_mail(raw, attachment_max_bytes=LIMIT)
+        assert "x-pcse-elided" not in (mail.text + str(mail.headers)).lower()
+
+
+def test_messages_under_the_limit_are_not_scanned() -> None:
+    raw = mixed(TEXT, PDF + base64.encodebytes(b"%PDF small"))
+    assert oversize.elide(raw, LIMIT) == (raw, None)
+    assert email.message_from_bytes(raw).is_multipart()
