@@ -37,6 +37,12 @@ PROBLEMS = {
     "as a JPEG or PDF (on an iPhone: Settings, Camera, Formats, Most Compatible).",
     "ocr_unavailable": "We could not read the scanned form automatically; a member of our "
     "team will read it.",
+    "pdf_unreadable": "The scanned PDF is damaged, so we cannot read it. Please scan the "
+    "form again and send it as a new attachment.",
+    "pdf_too_large": "The scan has more pages than a form can have ({detail}). Please send "
+    "only the completed form.",
+    "pdf_timeout": "The scanned form took too long to read, so we stopped. Please scan it "
+    "again at an ordinary resolution (150 to 300 dpi) and send it again.",
 }
 
 
@@ -159,12 +165,6 @@ def read_scan(data: bytes, limits: PdfLimits | None = None) -> ParsedRequest:
 
 
 def _problem(code: str, detail: str) -> ParsedRequest:
-    from forms.pdf_reader import PROBLEMS as PDF_PROBLEMS
-
     if code in PROBLEMS:
         return _failed(code, PROBLEMS[code].format(detail=detail), detail)
-    if code == "pdf_too_large" and detail.endswith(" pages"):
-        return _failed(code, PDF_PROBLEMS["pdf_too_large"], detail)
-    if code in PDF_PROBLEMS:
-        return _failed(code, PDF_PROBLEMS[code], detail)
     return _failed("ocr_unavailable", PROBLEMS["ocr_unavailable"], detail)
