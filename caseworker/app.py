@@ -15,7 +15,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from caseworker.auth import RequireSignInMiddleware
-from caseworker.pages import accounts, cases, directory, failures, password, queue, signin
+from caseworker.pages import accounts, cases, directory, failures, password, queue, scans, signin
 from caseworker.rendering import make_templates, render
 from caseworker.security import SecurityHeadersMiddleware
 from caseworker.sessions import SignedSessionMiddleware
@@ -86,6 +86,7 @@ def create_app(web: WebSettings) -> Starlette:
         *queue.routes,
         *accounts.routes,
         *cases.routes,
+        *scans.routes,
         *failures.routes,
         *directory.routes,
         Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from caseworker.labels import ACTION_LABELS
 from caseworker.mailview import MailView, message_view
+from caseworker.scanview import scan_view
 from core.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
 from core.patterns import mask_tokens
 from core.timeutil import as_utc
@@ -79,7 +80,10 @@ def _field_of(finding: dict[str, Any], keys: list[str]) -> str | None:
 
 def fields_with_findings(fields: dict[str, Any], findings: list[dict[str, Any]]) -> dict:
     """Each field read, beside the findings about it; the rest of the findings apart."""
-    keys = list(FIELD_LABELS) + [k for k in fields if k not in FIELD_LABELS]
+    # What OCR read, value by value, is shown beside the page images (case_scan.html).
+    keys = list(FIELD_LABELS) + [
+        k for k in fields if k not in FIELD_LABELS and k not in ("readings", "scan")
+    ]
     about: dict[str, list[str]] = {}
     general: list[str] = []
     for finding in findings:
@@ -264,6 +268,7 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
             "assigned_to": case.assigned_to,
         },
         "read": fields_with_findings(case.fields or {}, case.findings or []),
+        "scan": scan_view(case),
         "source_id": source_id,
         "mail": asdict(mail),
         "org": org,
