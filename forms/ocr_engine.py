@@ -88,9 +88,11 @@ def _run(image: Image.Image, args: list[str], timeout: float) -> str:
     return done.stdout.decode("utf-8", "replace")
 
 
-def read_words(image: Image.Image, timeout: float) -> list[OcrWord]:
-    """Every word on the page, from Tesseract's TSV (automatic page layout)."""
-    tsv = _run(image, ["--psm", "3", "-l", "eng", "-c", "tessedit_do_invert=0", "tsv"], timeout)
+def read_words(image: Image.Image, timeout: float, psm: int = 3) -> list[OcrWord]:
+    """Every word on the image, from Tesseract's TSV: automatic page layout (psm 3) for a
+    page, one block of lines (psm 6) for a strip of value zones."""
+    args = ["--psm", str(psm), "-l", "eng", "-c", "tessedit_do_invert=0", "tsv"]
+    tsv = _run(image, args, timeout)
     words = []
     for row in tsv.splitlines()[1:]:
         cells = row.split("\t")

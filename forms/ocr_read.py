@@ -27,6 +27,7 @@ from forms.ocr_engine import (
     straighten,
     turn,
 )
+from forms.ocr_zones import Zone, ZoneText, read_zones, value_zone
 from forms.page_text import PageForm, Word, normalise_token, tokens
 from forms.scan_pages import points_per_pixel
 
@@ -40,7 +41,7 @@ EMPTY_INK = 0.04
 TICKED_INK = 0.10
 JUNK = frozenset("|[](){}_—–-=~.,:;'\"‘’“”")
 TICK_ZONE_PT = 260.0
-BOX_EDGES = "[]|{}‘“”" + "'"
+BOX_EDGES = "[]|{}‘“”'-–—_.,:;~=*"
 LINE_CENTRE_SLACK = 4.0  # points: words whose centres are this close share a line
 
 
@@ -312,7 +313,23 @@ def _tick(page: ScanPage, label: list[Word]) -> Reading:
     return Reading(ink >= (EMPTY_INK + TICKED_INK) / 2, 40.0, last.page, box)
 
 
-def read_form(pages: list[ScanPage]) -> dict[str, Any]:
+def _zone_reading(page_reading: Reading, zone: Zone, read: ZoneText, f: FieldDef, per_pt: float) -> Reading:
+    """The better of the page's reading and the zone's: the zone's when it read something at
+    least as surely; when the zone holds ink that nothing could read, no value at all."""
+    box = [round(v / per_pt, 1) for v in zone.box]
+    if read.text:
+        glue = "" if f.type in ("email", "ods_code") else " "
+        value = glue.join(read.text.split()).strip(BOX_EDGES).strip()
+        better = page_reading.value is None or read.confidence >= page_reading.confidence
+        if len(value) >= 2 and better:
+            return Reading(value, read.confidence, zone.page, box)
+        return page_reading
+    if page_reading.value is None:
+        return Reading(None, read.confidence, zone.page, box)
+    return page_reading
+
+
+def read_form(pages: list[ScanPage], timeout: float = 30.0) -> dict[str, Any]:
     """The form on the pages and a reading of each field whose label was found."""
     words = [w for page in pages for w in page.words]
     conf: dict[Word, float] = {}
@@ -337,6 +354,8 @@ def read_form(pages: list[ScanPage]) -> dict[str, Any]:
     spans = form.sections(definition)
     parts: set[str] = set()
     readings: dict[str, Any] = {}
+    first: dict[str, Reading] = {}
+    zones: list[tuple[Zone, FieldDef]] = []
     for section in definition.sections:
         span = spans.get(section.id)
         if span is None:
@@ -349,7 +368,15 @@ def read_form(pages: list[ScanPage]) -> dict[str, Any]:
             elif f.type == "checkbox":
                 readings[f.key] = _tick(pages[label[-1].page], label).as_dict()
             else:
-                readings[f.key] = _text_reading(form, label, f, conf).as_dict()
+                first[f.key] = _text_reading(form, label, f, conf)
+                zone = value_zone(pages[label[-1].page].image, label, f.key)
+                if zone is not None:
+                    zones.append((zone, f))
+                readings[f.key] = first[f.key].as_dict()
+    second = read_zones([p.image for p in pages], [z for z, _ in zones], timeout)
+    for zone, f in zones:
+        per_pt = pages[zone.page].image.width / 595.28
+        readings[f.key] = _zone_reading(first[f.key], zone, second[f.key], f, per_pt).as_dict()
     summary["readings"] = readings
     summary["parts"] = sorted(parts)
     return summary

@@ -28,9 +28,10 @@ def ocr(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     try:
         pages = _pages(data, int(request["max_pages"]))
         read = [read_page(image, number, timeout) for number, image in enumerate(pages)]
+        form = read_form(read, timeout)
     except (PageError, OcrError) as exc:
         return {"ok": False, "code": exc.code, "detail": exc.detail}
-    return {"ok": True, "ocr": read_form(read)}
+    return {"ok": True, "ocr": form}
 
 
 def render(request: dict[str, Any], data: bytes) -> dict[str, Any]:
