@@ -88,7 +88,7 @@ def _run(image: Image.Image, args: list[str], timeout: float) -> str:
     return done.stdout.decode("utf-8", "replace")
 
 
-def read_words(image: Image.Image, timeout: float, psm: int = 3) -> list[OcrWord]:
+def read_words(image: Image.Image, timeout: float, psm: int = 11) -> list[OcrWord]:
     """Every word on the image, from Tesseract's TSV: automatic page layout (psm 3) for a
     page, one block of lines (psm 6) for a strip of value zones."""
     args = ["--psm", str(psm), "-l", "eng", "-c", "tessedit_do_invert=0", "tsv"]

@@ -27,9 +27,9 @@ from forms.ocr_engine import (
     straighten,
     turn,
 )
-from forms.ocr_zones import Zone, ZoneText, read_zones, value_zone
+from forms.ocr_zones import INKED, Zone, ZoneText, read_zones, value_zone
 from forms.page_text import PageForm, Word, normalise_token, tokens
-from forms.scan_pages import points_per_pixel
+from forms.scan_pages import OCR_WIDTH, at_width, points_per_pixel
 
 LABEL_MATCH = 0.84  # similarity a line's first words need to count as the label
 # A page read upright has many confident words; fewer means it is on its side or upside down.
@@ -55,6 +55,7 @@ class ScanPage:
     segment: dict[Word, tuple[int, int, int]]  # Tesseract's line each word was read in
     turned: int
     skew: float
+    source: Image.Image  # the same page at the scan's own resolution (up to 300 dpi), level
 
 
 def _upright_enough(words: list[OcrWord]) -> bool:
@@ -86,18 +87,25 @@ def _placed(
     return placed, conf, segment
 
 
-def read_page(image: Image.Image, number: int, timeout: float) -> ScanPage:
-    """OCR one page; ask OSD for a quarter turn only when the page does not read upright."""
+def read_page(source: Image.Image, number: int, timeout: float, hint: int = 0) -> ScanPage:
+    """OCR one page; ask OSD for a quarter turn only when the page does not read upright.
+    `hint` is the turn the previous page needed: pages fed together are usually alike."""
+    turned = hint
+    image = turn(at_width(source, OCR_WIDTH), turned)
     words = read_words(image, timeout)
-    turned = 0
     if not _upright_enough(words):
-        turned = quarter_turn(image, timeout)
-        if turned:
-            image = turn(image, turned)
-            words = read_words(image, timeout)
+        image = turn(image, (360 - turned) % 360)
+        found = quarter_turn(image, timeout)
+        turned = found
+        image = turn(image, found)
+        words = read_words(image, timeout) if found or hint else words
+        if not found and not hint:
+            turned = 0
     angle = skew_degrees(words)
     placed, conf, segment = _placed(words, angle, image, number)
-    return ScanPage(straighten(image, angle), placed, conf, segment, turned, round(angle, 2))
+    level_source = straighten(turn(source, turned), angle) if source.width > image.width else None
+    level = straighten(image, angle)
+    return ScanPage(level, placed, conf, segment, turned, round(angle, 2), level_source or level)
 
 
 # --------------------------------------------------------------------------- the form
@@ -313,18 +321,25 @@ def _tick(page: ScanPage, label: list[Word]) -> Reading:
     return Reading(ink >= (EMPTY_INK + TICKED_INK) / 2, 40.0, last.page, box)
 
 
-def _zone_reading(page_reading: Reading, zone: Zone, read: ZoneText, f: FieldDef, per_pt: float) -> Reading:
-    """The better of the page's reading and the zone's: the zone's when it read something at
-    least as surely; when the zone holds ink that nothing could read, no value at all."""
+def _zone_reading(
+    page_reading: Reading, zone: Zone, read: ZoneText, f: FieldDef, per_pt: float
+) -> Reading:
+    """The zone's reading where the box's border was found (read inside it, the border cannot
+    spoil it), else the surer of the two; a clean box is empty whatever the page's reading
+    made of its border, and a box with ink that nothing could read has no value at all."""
     box = [round(v / per_pt, 1) for v in zone.box]
     if read.text:
         glue = "" if f.type in ("email", "ods_code") else " "
         value = glue.join(read.text.split()).strip(BOX_EDGES).strip()
-        better = page_reading.value is None or read.confidence >= page_reading.confidence
+        better = (
+            zone.bordered
+            or page_reading.value is None
+            or read.confidence >= page_reading.confidence
+        )
         if len(value) >= 2 and better:
             return Reading(value, read.confidence, zone.page, box)
         return page_reading
-    if page_reading.value is None:
+    if page_reading.value is None or (zone.bordered and zone.ink < INKED):
         return Reading(None, read.confidence, zone.page, box)
     return page_reading
 
@@ -373,7 +388,7 @@ def read_form(pages: list[ScanPage], timeout: float = 30.0) -> dict[str, Any]:
                 if zone is not None:
                     zones.append((zone, f))
                 readings[f.key] = first[f.key].as_dict()
-    second = read_zones([p.image for p in pages], [z for z, _ in zones], timeout)
+    second = read_zones(pages, [z for z, _ in zones], timeout)
     for zone, f in zones:
         per_pt = pages[zone.page].image.width / 595.28
         readings[f.key] = _zone_reading(first[f.key], zone, second[f.key], f, per_pt).as_dict()

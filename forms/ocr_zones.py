@@ -10,11 +10,15 @@ with ink in it where nothing was read is reported as such: blank or not, nobody 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from forms.ocr_engine import read_words
 from forms.page_text import Word
+
+if TYPE_CHECKING:
+    from forms.ocr_read import ScanPage
 
 ZOOM = 2  # Tesseract reads best with letters well over 20 pixels tall
 GAP = 30  # pixels of white between zones in the strip
@@ -23,7 +27,6 @@ INSET_PT = 2.2  # how far inside the drawn border the zone starts
 DENSE = 0.5  # share of dark pixels that makes a column or row part of a border
 INKED = 0.015  # share of dark pixels inside a box that means something is written there
 A4_WIDTH_PT = 595.28
-EDGE_JUNK = "[]|{}()‘’“”'\"-–—_.,:;~=*"
 
 
 @dataclass
@@ -82,14 +85,22 @@ def value_zone(image: Image.Image, label: list[Word], key: str) -> Zone | None:
     return Zone(key, label[-1].page, box, _ink(image.crop(box)), bordered)
 
 
-def read_zones(
-    images: list[Image.Image], zones: list[Zone], timeout: float
-) -> dict[str, ZoneText]:
+def _crop(page: ScanPage, zone: Zone) -> Image.Image:
+    """The zone cut from the page at the scan's own resolution, enlarged to ZOOM times the
+    OCR resolution where the scan has less detail than that."""
+    scale = page.source.width / page.image.width
+    box = tuple(round(v * scale) for v in zone.box)
+    crop = page.source.crop(box)
+    zoom = ZOOM / scale
+    if zoom > 1.05:
+        size = (round(crop.width * zoom), round(crop.height * zoom))
+        crop = crop.resize(size, Image.Resampling.BICUBIC)
+    return crop
+
+
+def read_zones(pages: list[ScanPage], zones: list[Zone], timeout: float) -> dict[str, ZoneText]:
     """Every zone read in one Tesseract run over a strip of the zones, one per line."""
-    crops = []
-    for zone in zones:
-        crop = images[zone.page].crop(zone.box)
-        crops.append(crop.resize((crop.width * ZOOM, crop.height * ZOOM), Image.Resampling.BICUBIC))
+    crops = [_crop(pages[zone.page], zone) for zone in zones]
     if not crops:
         return {}
     width = max(c.width for c in crops) + 2 * GAP
@@ -103,8 +114,8 @@ def read_zones(
         y += crop.height + GAP
     found: dict[str, list[tuple[float, str, float]]] = {}
     for word in read_words(strip, timeout, psm=6):
-        if not word.text.strip(EDGE_JUNK):
-            continue  # a border or a speck read as a bar or a dash
+        if not any(c.isalnum() or c == "@" for c in word.text):
+            continue  # a border or a speck read as a bar, a dash or a symbol
         middle = word.top + word.height / 2
         for key, y0, y1 in places:
             if y0 <= middle <= y1:

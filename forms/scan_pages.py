@@ -19,10 +19,12 @@ MAX_IMAGE_PIXELS = 60_000_000  # about A4 at 600 dpi, twice over
 MAX_SIDE = 20_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
-# OCR reads each page at this width: an A4 page at 150 dpi. Copier scans at 200 or 300 dpi
-# are scaled down (the text of a form is 9–15 pt, plenty at 150 dpi), which keeps the cost
-# per page low and the same for every scanner.
+# OCR reads each whole page at this width: an A4 page at 150 dpi. Copier scans at 200 or
+# 300 dpi are scaled down for it (the labels of a form are 9–15 pt, plenty at 150 dpi),
+# which keeps the cost per page low and the same for every scanner. The values are read
+# again from their boxes at up to SOURCE_WIDTH (300 dpi), where the scan has the detail.
 OCR_WIDTH = 1240
+SOURCE_WIDTH = 2480
 A4_WIDTH_PT = 595.28
 
 
@@ -64,14 +66,17 @@ def _check_size(width: int, height: int, what: str) -> None:
         )
 
 
-def _for_ocr(image: Image.Image) -> Image.Image:
-    """Greyscale, upright as the file says (EXIF orientation), at the OCR width."""
+def at_width(image: Image.Image, width: int) -> Image.Image:
+    """The image scaled down to `width` (never up)."""
+    if image.width <= width * 1.1:
+        return image
+    return image.resize((width, round(image.height * width / image.width)), Image.Resampling.BOX)
+
+
+def _for_reading(image: Image.Image) -> Image.Image:
+    """Greyscale, upright as the file says (EXIF orientation), at most SOURCE_WIDTH wide."""
     image = ImageOps.exif_transpose(image) or image
-    grey = image.convert("L")
-    if grey.width > OCR_WIDTH * 1.1:
-        height = round(grey.height * OCR_WIDTH / grey.width)
-        grey = grey.resize((OCR_WIDTH, height), Image.Resampling.BOX)
-    return grey
+    return at_width(image.convert("L"), SOURCE_WIDTH)
 
 
 def image_pages(data: bytes, max_pages: int) -> list[Image.Image]:
@@ -96,7 +101,7 @@ def image_pages(data: bytes, max_pages: int) -> list[Image.Image]:
         _check_size(image.width, image.height, f"page {index + 1}")
         try:
             image.load()
-            pages.append(_for_ocr(image))
+            pages.append(_for_reading(image))
         except Image.DecompressionBombError as exc:
             raise PageError("image_too_large", str(exc)) from exc
         except (OSError, ValueError, SyntaxError) as exc:
@@ -104,7 +109,7 @@ def image_pages(data: bytes, max_pages: int) -> list[Image.Image]:
     return pages
 
 
-def pdf_pages(data: bytes, max_pages: int, width: int = OCR_WIDTH) -> Iterator[Image.Image]:
+def pdf_pages(data: bytes, max_pages: int, width: int = SOURCE_WIDTH) -> Iterator[Image.Image]:
     """Each page of a PDF rendered to greyscale at `width` pixels (its height in proportion)."""
     import pypdfium2  # type: ignore[import-untyped]
 

@@ -10,16 +10,14 @@ from typing import Any
 from PIL import Image
 
 from forms.ocr_engine import OcrError
-from forms.ocr_read import read_form, read_page
+from forms.ocr_read import ScanPage, read_form, read_page
 from forms.scan_pages import PageError, image_kind, image_pages, pdf_pages
 
 
 def _pages(data: bytes, max_pages: int, width: int | None = None) -> list[Image.Image]:
     if image_kind(data):
         return image_pages(data, max_pages)
-    if width:
-        return list(pdf_pages(data, max_pages, width))
-    return list(pdf_pages(data, max_pages))
+    return list(pdf_pages(data, max_pages, width)) if width else list(pdf_pages(data, max_pages))
 
 
 def ocr(request: dict[str, Any], data: bytes) -> dict[str, Any]:
@@ -27,7 +25,9 @@ def ocr(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     timeout = float(request.get("timeout", 30))
     try:
         pages = _pages(data, int(request["max_pages"]))
-        read = [read_page(image, number, timeout) for number, image in enumerate(pages)]
+        read: list[ScanPage] = []
+        for number, image in enumerate(pages):
+            read.append(read_page(image, number, timeout, read[-1].turned if read else 0))
         form = read_form(read, timeout)
     except (PageError, OcrError) as exc:
         return {"ok": False, "code": exc.code, "detail": exc.detail}
