@@ -87,12 +87,19 @@ def _placed(
     return placed, conf, segment
 
 
-def read_page(source: Image.Image, number: int, timeout: float, hint: int = 0) -> ScanPage:
+def read_page(
+    source: Image.Image,
+    number: int,
+    timeout: float,
+    hint: int = 0,
+    words: list[OcrWord] | None = None,
+) -> ScanPage:
     """OCR one page; ask OSD for a quarter turn only when the page does not read upright.
-    `hint` is the turn the previous page needed: pages fed together are usually alike."""
-    turned = hint
+    `hint` is the turn the previous page needed: pages fed together are usually alike.
+    `words` are the page's words when they were read already (upright as given)."""
+    turned = hint if words is None else 0
     image = turn(at_width(source, OCR_WIDTH), turned)
-    words = read_words(image, timeout)
+    words = read_words(image, timeout) if words is None else words
     if not _upright_enough(words):
         image = turn(image, (360 - turned) % 360)
         found = quarter_turn(image, timeout)

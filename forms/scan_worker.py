@@ -9,9 +9,9 @@ from typing import Any
 
 from PIL import Image
 
-from forms.ocr_engine import OcrError
+from forms.ocr_engine import OcrError, read_stacked
 from forms.ocr_read import ScanPage, read_form, read_page
-from forms.scan_pages import PageError, image_kind, image_pages, pdf_pages
+from forms.scan_pages import OCR_WIDTH, PageError, at_width, image_kind, image_pages, pdf_pages
 
 
 def _pages(data: bytes, max_pages: int, width: int | None = None) -> list[Image.Image]:
@@ -25,9 +25,13 @@ def ocr(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     timeout = float(request.get("timeout", 30))
     try:
         pages = _pages(data, int(request["max_pages"]))
+        # One Tesseract run for every page as it comes; a page that does not read
+        # upright is turned and read again on its own.
+        first = read_stacked([at_width(page, OCR_WIDTH) for page in pages], timeout)
         read: list[ScanPage] = []
-        for number, image in enumerate(pages):
-            read.append(read_page(image, number, timeout, read[-1].turned if read else 0))
+        for number, (image, words) in enumerate(zip(pages, first, strict=True)):
+            hint = read[-1].turned if read else 0
+            read.append(read_page(image, number, timeout, hint, None if hint else words))
         form = read_form(read, timeout)
     except (PageError, OcrError) as exc:
         return {"ok": False, "code": exc.code, "detail": exc.detail}
