@@ -96,6 +96,18 @@ def scanned(definition: FormDefinition, values: Values) -> bytes:
     return out.getvalue()
 
 
+def copier_scan(definition: FormDefinition, values: Values, dpi: int = 200) -> bytes:
+    """The flattened form as a practice copier scans it: 200 dpi, turned 1°, noisy JPEGs."""
+    from make_scan_corpus import as_pdf, copier
+
+    document = pypdfium2.PdfDocument(flattened(definition, values))
+    pages = [
+        copier(document[i].render(scale=dpi / 72, grayscale=True).to_pil().convert("L"), 1.0, 1)
+        for i in range(len(document))
+    ]
+    return as_pdf(pages, dpi, quality=70)
+
+
 def letter() -> bytes:
     """A PDF that is not a form at all: a practice newsletter."""
     out = io.BytesIO()
@@ -454,6 +466,17 @@ def samples() -> list[Sample]:
             "gpp-scan",
             "printed, signed and scanned: images only",
             lambda: scanned(gpp, GPP_VALUES),
+            "gpp_admin_form",
+            "ocr",
+            GPP,
+            GPP_FIELDS,
+            [],
+            ocr=True,
+        ),
+        Sample(
+            "gpp-scan-200dpi",
+            "printed, signed and scanned on a copier at 200 dpi, turned 1°: read by OCR",
+            lambda: copier_scan(gpp, GPP_VALUES),
             "gpp_admin_form",
             "ocr",
             GPP,

@@ -315,6 +315,24 @@ def test_pcn_form_from_the_ael_address_failing_dmarc_goes_to_a_person(
         assert directory.admins(session, "U12345", "pcn") == []
 
 
+def test_copier_scan_is_read_and_the_approver_sees_the_values_read(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    arrive(db, config, env, email(MANAGER, "GPP form", "Scan.", pdf="gpp-scan-200dpi.pdf"))
+    case = the_case(db, MANAGER[1])
+    # A typed form, printed, signed and scanned: routed like a fillable one.
+    assert (case.kind, case.state) == ("gpp_admin_form", "awaiting_approval"), case.reason
+    assert case.fields["readings"]["nominees.0.email"]["source"] == "ocr"
+    (ack,) = sent(db, "acknowledgement")
+    assert "We read your scanned form by machine (OCR) as:" in ack.body_text
+    assert "jane.smith@nhs.net" in ack.body_text
+    (request,) = sent(db, "approval_request")
+    assert request.to_address == PARTNER[1]
+    assert "read by machine (OCR)" in request.body_text
+    assert "Nominee's email address: jane.smith@nhs.net" in request.body_text
+    assert "Practice code (ODS): A81001" in request.body_text
+
+
 def test_scanned_form_is_read_by_ocr_and_a_person_checks_what_was_unclear(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
