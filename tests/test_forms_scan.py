@@ -138,3 +138,12 @@ def test_page_is_drawn_for_the_case_page() -> None:
     assert Image.open(io.BytesIO(page.png)).width == 400
     with pytest.raises(PageUnavailable):
         render_page((SCANS / "gpp-tiff-200dpi-rot-3.tiff").read_bytes(), 5)
+
+
+def test_confidence_threshold_config_is_checked() -> None:
+    from service.config import ConfigError, from_mapping
+
+    config = from_mapping({"limits": {"ocr_min_confidence": 75}})
+    assert PdfLimits.from_config(config.limits).ocr_min_confidence == 75
+    with pytest.raises(ConfigError, match="ocr_min_confidence"):
+        from_mapping({"limits": {"ocr_min_confidence": 150}})
