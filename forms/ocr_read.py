@@ -12,6 +12,7 @@ Tesseract makes of a cross. Each value keeps the lowest confidence of its words.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +56,35 @@ class ScanPage:
     segment: dict[Word, tuple[int, int, int]]  # Tesseract's line each word was read in
     turned: int
     skew: float
-    source: Image.Image  # the same page at the scan's own resolution (up to 300 dpi), level
+    source: Image.Image  # the same page at the scan's own resolution (up to 300 dpi), upright
+    # but not levelled: turning a 300 dpi page costs more than reading it, so only the
+    # value boxes are cut from it and levelled (level_crop)
+
+    def level_crop(self, box: tuple[int, int, int, int]) -> Image.Image:
+        """The part of the level page image `box` covers, cut from the source and levelled
+        there: the box's centre is found in the source, a margin round it is cut, turned
+        by the skew and trimmed back to the box."""
+        scale = self.source.width / self.image.width
+        if scale <= 1.05 and abs(self.skew) < 0.05:
+            return self.image.crop(box)
+        left, top, right, bottom = (v * scale for v in box)
+        size = (self.source.width, self.source.height)
+        # Where the box's centre was before straighten(): the inverse turn.
+        cx, cy = level_point((left + right) / 2, (top + bottom) / 2, -self.skew, size)
+        half_w, half_h = (right - left) / 2, (bottom - top) / 2
+        margin = abs(math.sin(math.radians(self.skew))) * half_w + 4
+        wide = self.source.crop(
+            (
+                round(cx - half_w - margin),
+                round(cy - half_h - margin),
+                round(cx + half_w + margin),
+                round(cy + half_h + margin),
+            )
+        )
+        level = straighten(wide, self.skew)
+        return level.crop(
+            (round(margin), round(margin), round(margin + 2 * half_w), round(margin + 2 * half_h))
+        )
 
 
 def _upright_enough(words: list[OcrWord]) -> bool:
@@ -110,9 +139,8 @@ def read_page(
             turned = 0
     angle = skew_degrees(words)
     placed, conf, segment = _placed(words, angle, image, number)
-    level_source = straighten(turn(source, turned), angle) if source.width > image.width else None
     level = straighten(image, angle)
-    return ScanPage(level, placed, conf, segment, turned, round(angle, 2), level_source or level)
+    return ScanPage(level, placed, conf, segment, turned, angle, turn(source, turned))
 
 
 # --------------------------------------------------------------------------- the form
@@ -364,7 +392,7 @@ def read_form(pages: list[ScanPage], timeout: float = 30.0) -> dict[str, Any]:
         "pages": len(pages),
         "page_words": [len(p.words) for p in pages],
         "turned": [p.turned for p in pages],
-        "skew": [p.skew for p in pages],
+        "skew": [round(p.skew, 2) for p in pages],
         "form_version": None,
         "readings": {},
         "parts": [],

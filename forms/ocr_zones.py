@@ -89,8 +89,7 @@ def _crop(page: ScanPage, zone: Zone) -> Image.Image:
     """The zone cut from the page at the scan's own resolution, enlarged to ZOOM times the
     OCR resolution where the scan has less detail than that."""
     scale = page.source.width / page.image.width
-    left, top, right, bottom = (round(v * scale) for v in zone.box)
-    crop = page.source.crop((left, top, right, bottom))
+    crop = page.level_crop(zone.box)
     zoom = ZOOM / scale
     if zoom > 1.05:
         size = (round(crop.width * zoom), round(crop.height * zoom))
