@@ -314,22 +314,19 @@ def _edges(profile: list[float], least: int, most: int) -> tuple[int, int] | Non
 
 
 def _tick(page: ScanPage, label: list[Word]) -> Reading:
-    """Whether the box right of the label holds a mark, judged by the ink inside it."""
-    per_pt = page.image.width / 595.28
+    """Whether the box right of the label holds a mark, judged by the ink inside it, at the
+    scan's own resolution."""
+    ocr_per_pt = page.image.width / 595.28
     last = label[-1]
-    left = int((last.x1 + 3) * per_pt)
-    right = min(int((last.x1 + 3 + TICK_ZONE_PT) * per_pt), page.image.width - 1)
-    top = max(int((label[0].top - 6) * per_pt), 0)
-    bottom = min(int((last.bottom + 6) * per_pt), page.image.height - 1)
-    box = [
-        round(left / per_pt, 1),
-        round(top / per_pt, 1),
-        round(right / per_pt, 1),
-        round(bottom / per_pt, 1),
-    ]
+    left = int((last.x1 + 3) * ocr_per_pt)
+    right = min(int((last.x1 + 3 + TICK_ZONE_PT) * ocr_per_pt), page.image.width - 1)
+    top = max(int((label[0].top - 6) * ocr_per_pt), 0)
+    bottom = min(int((last.bottom + 6) * ocr_per_pt), page.image.height - 1)
+    box = [round(v / ocr_per_pt, 1) for v in (left, top, right, bottom)]
     if right - left < 10 or bottom - top < 5:
         return Reading(None, 0.0, last.page, box)
-    zone = page.image.crop((left, top, right, bottom))
+    zone = page.level_crop((left, top, right, bottom))
+    per_pt = ocr_per_pt * zone.width / (right - left)
     least, most = int(7 * per_pt), int(18 * per_pt)
     sides = _edges(_dark_profile(zone, vertical=True), least, most)
     if sides is None:
@@ -344,10 +341,10 @@ def _tick(page: ScanPage, label: list[Word]) -> Reading:
         return Reading(None, 0.0, last.page, box)
     ink = sum(_dark_profile(inside, vertical=True)) / inside.width
     box = [
-        round((left + sides[0]) / per_pt, 1),
-        round((top + rows[0]) / per_pt, 1),
-        round((left + sides[1]) / per_pt, 1),
-        round((top + rows[1]) / per_pt, 1),
+        round(box[0] + sides[0] / per_pt, 1),
+        round(box[1] + rows[0] / per_pt, 1),
+        round(box[0] + sides[1] / per_pt, 1),
+        round(box[1] + rows[1] / per_pt, 1),
     ]
     if ink <= EMPTY_INK:
         return Reading(False, 95.0, last.page, box)

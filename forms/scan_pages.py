@@ -23,7 +23,7 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 # 300 dpi are scaled down for it (the labels of a form are 9–15 pt, plenty at 150 dpi),
 # which keeps the cost per page low and the same for every scanner. The values are read
 # again from their boxes at up to SOURCE_WIDTH (300 dpi), where the scan has the detail.
-OCR_WIDTH = 1240
+OCR_WIDTH = 1000
 SOURCE_WIDTH = 2480
 A4_WIDTH_PT = 595.28
 
