@@ -19,8 +19,8 @@ MAX_IMAGE_PIXELS = 60_000_000  # about A4 at 600 dpi, twice over
 MAX_SIDE = 20_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
-# OCR reads each whole page at this width: an A4 page at 150 dpi. Copier scans at 200 or
-# 300 dpi are scaled down for it (the labels of a form are 9–15 pt, plenty at 150 dpi),
+# OCR reads each whole page at this width: an A4 page at about 120 dpi. Scans are scaled
+# down for it (the labels and headings of a form are 9–15 pt, plenty at 120 dpi),
 # which keeps the cost per page low and the same for every scanner. The values are read
 # again from their boxes at up to SOURCE_WIDTH (300 dpi), where the scan has the detail.
 OCR_WIDTH = 1000
