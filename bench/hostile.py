@@ -5,13 +5,13 @@
 Writes the malformed corpus (tests/corpus/malformed), `-n` messages mutated by Hypothesis,
 the messages built to make parsers slow (bench/hostile_messages.py, `--hostile-kb` of
 hostile content each, and MIME nested 10 to 5,000 deep), the forms tests' hostile PDFs and
-`--big` messages with 30 MB attachments (and one of 40 MB of text) into a Maildir, then
-drains it in a separate worker process, as `pcse poll --once` would. Checks that the
-worker exits normally, that every message has a ledger row with a final status and a
-reason, and that no row failed with an unexpected error (a crash in our code rather than a
-sentence about the message); prints the counts, the rate, the worker's peak RSS, and the
-slowest messages to parse (parse_mail) and to read (parse_mail, then the reader of
-requests written in emails).
+`--big` messages with 30 MB attachments (and one of 40 MB of text, one of 8 MB of HTML)
+into a Maildir, then drains it in a separate worker process, as `pcse poll --once` would.
+Checks that the worker exits normally, that every message has a ledger row with a final
+status and a reason, and that no row failed with an unexpected error (a crash in our code
+rather than a sentence about the message); prints the counts, the rate, the worker's peak
+RSS, and the slowest messages to parse (parse_mail) and to read (parse_mail, then the
+reader of requests written in emails).
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def labelled_corpus(
     from bench.mutations import (
         MALFORMED,
         big_attachment,
+        big_html,
         big_text,
         generate,
         hostile_pdf_messages,
@@ -111,6 +112,7 @@ def labelled_corpus(
     ]
     if big:
         found.append(("big-text", with_message_id(big_text(40), 700_100)))
+        found.append(("big-html", with_message_id(big_html(8), 700_101)))
     found.append(("empty", b""))  # a zero-byte message file
     return found
 

@@ -351,6 +351,19 @@ def big_text(megabytes: int = 40) -> bytes:
     )
 
 
+def big_html(megabytes: int = 8) -> bytes:
+    """An HTML-only message of `megabytes` MB (text is read from its first half megabyte)."""
+    row = b"<tr><td>Practice code</td><td>A81001</td></tr><tr><td><b>Name</b></td></tr>\r\n"
+    return (
+        b"From: Practice <manager@example.nhs.uk>\r\nTo: "
+        + INBOX.encode()
+        + b"\r\nSubject: Big table\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\n\r\n<html><body><table>"
+        + row * (megabytes * MIB // len(row))
+        + b"</table></body></html>\r\n"
+    )
+
+
 def pdf_message(name: str, data: bytes) -> bytes:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = "Practice Manager <manager@example.nhs.uk>"

@@ -299,6 +299,19 @@ def activate_caseworker(session: Session, email: str) -> Caseworker:
     return account
 
 
+def account_of(session: Session, by: str) -> str | None:
+    """The address of the one active account `by` (an address or a name) names, or None:
+    two names for one account are one person (the second-person rule on approvals)."""
+    key = by.strip().casefold()
+    found = session.scalars(
+        select(Caseworker).where(
+            (func.lower(Caseworker.email) == key) | (func.lower(Caseworker.name) == key),
+            Caseworker.active.is_(True),
+        )
+    ).all()
+    return found[0].email.lower() if len(found) == 1 else None
+
+
 def is_supervisor(session: Session, by: str) -> bool:
     """Is `by` (an address or a name) an active supervisor? With no caseworker accounts at
     all (local use of the command line), anyone is."""

@@ -15,7 +15,19 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from caseworker.auth import RequireSignInMiddleware
-from caseworker.pages import accounts, cases, directory, failures, password, queue, scans, signin
+from caseworker.pages import (
+    accounts,
+    case_plan,
+    cases,
+    directory,
+    directory_edits,
+    failures,
+    helpdesk,
+    password,
+    queue,
+    scans,
+    signin,
+)
 from caseworker.rendering import make_templates, render
 from caseworker.security import SecurityHeadersMiddleware
 from caseworker.sessions import SignedSessionMiddleware
@@ -87,8 +99,11 @@ def create_app(web: WebSettings) -> Starlette:
         *accounts.routes,
         *cases.routes,
         *scans.routes,
+        *helpdesk.routes,
+        *case_plan.routes,
         *failures.routes,
         *directory.routes,
+        *directory_edits.routes,
         Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),
         Mount("/static", StaticFiles(directory=STATIC / "app"), name="static"),
     ]

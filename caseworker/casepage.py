@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from caseworker.labels import ACTION_LABELS
+from caseworker.helpdesk_view import helpdesk_view
+from caseworker.labels import ACTION_LABELS, KIND_LABELS
 from caseworker.mailview import MailView, message_view
 from caseworker.scanview import scan_view
 from core.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
@@ -18,9 +19,11 @@ from core.patterns import mask_tokens
 from core.timeutil import as_utc
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
-from workflow import actions, directory
+from workflow import actions, directory, rekind
+from workflow.approval_plan import open_proposal
 from workflow.cases import get_case
 from workflow.models import ApprovalRequest, Case
+from workflow.retention import retention_summary
 
 FIELD_LABELS = {
     "organisation_code": "Organisation code",
@@ -29,6 +32,8 @@ FIELD_LABELS = {
     "main_contact": "Main contact",
     "signer": "Signed by",
 }
+# Kept with the reading but shown apart (per-field sources and confidences, scan details).
+NOT_SHOWN = frozenset({"readings", "scan"})
 SERVICE_NAMES = {
     "gpp": "GP Payments and Pensions",
     "pl": "Performers Lists",
@@ -80,10 +85,7 @@ def _field_of(finding: dict[str, Any], keys: list[str]) -> str | None:
 
 def fields_with_findings(fields: dict[str, Any], findings: list[dict[str, Any]]) -> dict:
     """Each field read, beside the findings about it; the rest of the findings apart."""
-    # What OCR read, value by value, is shown beside the page images (case_scan.html).
-    keys = list(FIELD_LABELS) + [
-        k for k in fields if k not in FIELD_LABELS and k not in ("readings", "scan")
-    ]
+    keys = list(FIELD_LABELS) + [k for k in fields if k not in FIELD_LABELS and k not in NOT_SHOWN]
     about: dict[str, list[str]] = {}
     general: list[str] = []
     for finding in findings:
@@ -219,6 +221,11 @@ def original_email(session: Session, raw_dir: Path, case: Case) -> tuple[int | N
     message = session.get(InboundMessage, case.source_message_id)
     if message is None:
         return None, MailView(missing="The message that opened this case is not in the ledger.")
+    if message.purged_at is not None:
+        removed = as_utc(message.purged_at).date().isoformat()
+        return message.id, MailView(
+            missing=f"The original email was removed on {removed} under the retention policy."
+        )
     return message.id, message_view(session, raw_dir, message)
 
 
@@ -249,6 +256,15 @@ def allowed_actions(case: Case, *, supervisor: bool) -> list[dict[str, str]]:
     return [{"name": n, "label": ACTION_LABELS.get(n, n)} for n in names]
 
 
+def plan_parts(case: Case) -> dict[str, Any]:
+    """An approval waiting for a second caseworker, and the kinds the case may change to."""
+    return {
+        "proposal": open_proposal(case) if "approve" in actions.allowed_actions(case) else None,
+        "kind_changeable": rekind.can_change_kind(case),
+        "kind_options": [{"value": k, "text": t} for k, t in KIND_LABELS.items()],
+    }
+
+
 def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) -> dict[str, Any]:
     case = get_case(session, ref)
     source_id, mail = original_email(session, raw_dir, case)
@@ -266,6 +282,7 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
             "created_at": as_utc(case.created_at),
             "updated_at": as_utc(case.updated_at),
             "assigned_to": case.assigned_to,
+            "retention": retention_summary(case),
         },
         "read": fields_with_findings(case.fields or {}, case.findings or []),
         "scan": scan_view(case),
@@ -287,4 +304,6 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
         "emails": emails(session, case),
         "approval_requests": approval_requests(session, case),
         "actions": allowed_actions(case, supervisor=supervisor),
+        "helpdesk": helpdesk_view(session, case),
+        **plan_parts(case),
     }

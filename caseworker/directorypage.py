@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from caseworker.casepage import directory_view
+from caseworker.directory_cases import org_edit_parts, person_cases
 from core.catalogue import CATALOGUE, Service, service_of
 from core.timeutil import as_utc
 from forms.normalise import clean_ods
@@ -120,6 +121,7 @@ def organisation_page(session: Session, code: str) -> dict[str, Any] | None:
         "services": services,
         "open_roles": open_roles,
         "events": _events(session, DirectoryEvent.organisation_code == org.code),
+        **org_edit_parts(session, org),
     }
 
 
@@ -144,4 +146,5 @@ def person_page(session: Session, email: str) -> dict[str, Any] | None:
         "roles": rows,
         "open_roles": [r for r in rows if r["ended_at"] is None],
         "events": _events(session, DirectoryEvent.person_email == person.email),
+        "cases": person_cases(session, person),
     }

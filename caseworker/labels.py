@@ -62,7 +62,7 @@ ACTION_PROMPTS: dict[str, str] = {
 }
 
 ACTION_HINTS: dict[str, str] = {
-    "approve": "Recorded in the case history. The role changes are then applied.",
+    "approve": "Recorded in the case history. You see the role changes before they are applied.",
     "reject": "Sent to the requester and recorded in the case history.",
     "request_info": "Say exactly what is missing. Sent to the requester, who can reply.",
     "reopen": "Recorded in the case history. The case goes back to triage.",

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
+from caseworker.caselinks import case_links
+from caseworker.formitems import select_items
 from caseworker.labels import (
     ACTION_HINTS,
     ACTION_PROMPTS,
@@ -42,6 +44,8 @@ def make_environment() -> Environment:
     env.filters["when"] = when
     env.filters["state_label"] = state_label
     env.filters["kind_label"] = kind_label
+    env.filters["case_links"] = case_links
+    env.globals["select_items"] = select_items
     env.globals["STATE_COLOURS"] = STATE_COLOURS
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["ACTION_PROMPTS"] = ACTION_PROMPTS
@@ -63,6 +67,11 @@ def _senders_unchecked(request: Request) -> bool:
     return web is not None and web.env.sender_policy.profile == Profile.NONE
 
 
+def _operator_warnings(request: Request) -> list[str]:
+    web = getattr(request.app.state, "web", None)
+    return web.operator_warnings() if web is not None else []
+
+
 def render(
     request: Request,
     template: str,
@@ -80,6 +89,7 @@ def render(
         "current_path": request.url.path,
         # Said on every page: with profile "none", anyone can write any From address.
         "senders_unchecked": _senders_unchecked(request),
+        "operator_warnings": _operator_warnings(request),
         **(context or {}),
     }
     return templates.TemplateResponse(request, template, page, status_code=status_code)

@@ -55,8 +55,12 @@ def server_config(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     log_level: str = "info",
+    trusted_proxies: list[str] | None = None,
 ) -> uvicorn.Config:
-    """uvicorn as `pcse serve` runs it: without its access log, behind AccessLog."""
+    """uvicorn as `pcse serve` runs it: without its access log, behind AccessLog, and
+    believing X-Forwarded-For/-Proto only from `trusted_proxies` (uvicorn on its own
+    believes them from 127.0.0.1, so any local process could claim another address)."""
+    trusted = [p.strip() for p in trusted_proxies or [] if p.strip()]
     config = uvicorn.Config(
         AccessLog(app),
         host=host,
@@ -66,6 +70,8 @@ def server_config(
         log_level=log_level,
         access_log=False,
         server_header=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
     # uvicorn still writes access lines when any handler listens on its access logger;
     # a disabled logger drops them whatever is attached.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -14,3 +14,7 @@ class WebConfig:
     secure_cookies: bool = False
     # However active, a caseworker signs in again after this long (idle sessions end sooner).
     session_absolute_hours: float = 12
+    # Addresses of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed (e.g. ["127.0.0.1"] for nginx on the same machine). Empty: no forwarded
+    # header is believed, from anyone.
+    trusted_proxies: list[str] = field(default_factory=list)

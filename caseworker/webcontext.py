@@ -33,6 +33,9 @@ class WebSettings:
     password_check_window_seconds: float = 60
     concurrent_hashes: int = 2
     hash_wait_seconds: float = 2.0
+    # What an operator must put right (an OAuth2 client secret about to expire), for the
+    # banner on every page; computed per page, so a date passing shows at once.
+    operator_warnings: Callable[[], list[str]] = list
 
 
 def settings(request: Request) -> WebSettings:

@@ -106,6 +106,21 @@ SIGNER_CAPACITIES: dict[str, str] = {
     "company_director": "Company Director",
 }
 
+# A form signed on the ICB's behalf (the PCN form, or "ICB" written in the capacity box).
+ICB_CAPACITY = "icb"
+ICB_CAPACITY_TITLE = "on behalf of the ICB"
+
+# What each role lets its holder do, in a line a busy approver can read at a glance.
+ROLE_DESCRIPTIONS: dict[Service, str] = {
+    Service.GPP: "decides who at the practice can use GP Payments and Pensions "
+    "(claims, statements, pension forms)",
+    Service.PL: "decides who at the organisation can use the Performers Lists service",
+    Service.OPH: "decides who at the organisation can make and view Ophthalmic Payments claims",
+    Service.MAIN_CONTACT: "decides who at the organisation can order supplies and, for "
+    "GP practices, move medical records",
+    Service.PCN: "decides who at the PCN can view its payments",
+}
+
 # The AEL role whose contacts approve user admin requests for their ICB (R6).
 AEL_GP_PAYMENTS_GENERAL = "GP Payments – General"
 AEL_ROLES = (AEL_GP_PAYMENTS_GENERAL, "Retirements", "General Pensions")
@@ -119,6 +134,24 @@ def admin_role(service: Service) -> str:
 
 def is_admin_role(role: str) -> bool:
     return any(info.admin_role == role for info in CATALOGUE.values())
+
+
+def role_description(role: str) -> str | None:
+    """A plain line saying what an admin role lets its holder do; None for other roles."""
+    for service, info in CATALOGUE.items():
+        if info.admin_role == role:
+            return ROLE_DESCRIPTIONS[service]
+    return None
+
+
+def capacity_title(code: str | None) -> str | None:
+    """A signer capacity as people write it ("GP Partner", "on behalf of the ICB"); an
+    unknown value is returned as it was written, None stays None."""
+    if not code:
+        return None
+    if code == ICB_CAPACITY:
+        return ICB_CAPACITY_TITLE
+    return SIGNER_CAPACITIES.get(code, code)
 
 
 def canonical_role(name: str) -> str | None:

@@ -86,3 +86,11 @@ def classify(subject: str, own: str, quoted: str) -> KindReading:
     if scores[best] == 0:
         return KindReading(CaseKind.OTHER, [], gpp)
     return KindReading(best, [str(k) for k in requested], gpp)
+
+
+def as_kind(reading: KindReading, kind: str) -> KindReading:
+    """The reading with its kind set by a person (a case re-routed by a caseworker): the
+    kind asked for first, any other admin requests found kept after it."""
+    others = [k for k in reading.requested if k != kind]
+    requested = [kind, *others] if kind in ADMIN_KINDS else others
+    return KindReading(kind, requested, reading.gpp)

@@ -173,8 +173,26 @@ def _name_near(text: str, match: re.Match[str], excluded_names: set[str]) -> str
     return earlier[-1] if earlier else None
 
 
+# "New main contact: Lisa Moore (replacing Tom Baker)": the aside names someone else.
+_ASIDE = re.compile(
+    r"[(\[,;–-]?\s*\b(?:replacing|instead\s+of|in\s+place\s+of|taking\s+over\s+from|"
+    r"who\s+replaces|replaces|was|previously|formerly)(?=\s)",
+    re.I,
+)
+
+
+def _without_aside(value: str) -> str:
+    head = _ASIDE.split(value, maxsplit=1)[0]
+    if EMAIL.search(head) or not _ASIDE.search(value):
+        return head
+    # "Lisa Moore (was Lisa Smith) lisa@…": the bracketed aside goes, the address stays.
+    return re.sub(r"\([^()]*\)", " ", value) if re.search(r"\([^()]*\)", value) else head
+
+
 def _split_value(value: str) -> tuple[str | None, str | None]:
-    """A labelled value may hold a name, an address, or both ("Lisa Moore (lisa@x)")."""
+    """A labelled value may hold a name, an address, or both ("Lisa Moore (lisa@x)"); an
+    aside about someone else ("(replacing Tom Baker)") is not part of it."""
+    value = _without_aside(value)
     found = EMAIL.search(value)
     address = found.group(0) if found else None
     rest = EMAIL.sub(" ", value) if found else value

@@ -14,7 +14,8 @@ from typing import Any
 
 from core.catalogue import Service, admin_role
 from core.states import CaseKind
-from forms.email_kinds import KindReading, classify
+from forms.email_handover import Handover, Side, read_handover
+from forms.email_kinds import KindReading, as_kind, classify
 from forms.email_orgs import CodeFound, find_code, find_name
 from forms.email_people import (
     Person,
@@ -149,20 +150,26 @@ def _is_empty_request(own: str) -> bool:
     return len(REQUEST_WORDS.findall(text)) < 3 or bool(TRIVIAL.match(text) and len(text) < 60)
 
 
-def read_email_request(subject: str, text: str, sender: str) -> ParsedRequest:
+def read_email_request(
+    subject: str, text: str, sender: str, kind: str | None = None
+) -> ParsedRequest:
     """The request an email body makes: its kind, organisation, nominees or main contact,
-    and a finding for everything a caseworker would have to ask for."""
+    and a finding for everything a caseworker would have to ask for. `kind`, when a person
+    has said what the request is, replaces the kind the words suggest."""
     subject = (subject or "")[:MAX_SUBJECT]
     forwarded = bool(FORWARDED_SUBJECT.match(subject))
     parts = split_message((text or "")[:MAX_TEXT], forwarded=forwarded)
     reading = classify(subject, parts.own, parts.quoted)
+    if kind is not None:
+        reading = as_kind(reading, kind)
     kind = reading.kind
     sender_name, sender_email = _sender(sender, parts)
     labels = label_lines(parts.own)
     allow_optical = kind == CaseKind.OPH_ADMIN
     code = find_code(labels, [parts.own, subject, parts.signature], allow_optical)
     org_name = find_name(labels, [parts.own, subject, parts.signature])
-    people = _nominees(parts, sender_name, sender_email)
+    handover = read_handover(parts.own, _nominees(parts, sender_name, sender_email))
+    people = handover.staying
 
     findings: list[Finding] = []
     fields: dict[str, Any] = {
@@ -184,16 +191,22 @@ def read_email_request(subject: str, text: str, sender: str) -> ParsedRequest:
                 "Form), not from an email; please complete and send the form.",
             )
         )
-    if services:
+    unclear = _unclear_people(handover, reading)
+    if services and not unclear:
         fields["nominees"] = [
             {"name": p.name, "email": p.email, "services": list(services)} for p in people
         ]
-    if CaseKind.MAIN_CONTACT in reading.requested and people:
-        fields["main_contact"] = {"name": people[0].name, "email": people[0].email}
+    if handover.going:
+        fields["outgoing"] = [{"name": p.name, "email": p.email} for p in handover.going]
+    if CaseKind.MAIN_CONTACT in reading.requested and people and not unclear:
+        contact = _new_contact(handover)
+        fields["main_contact"] = {"name": contact.name, "email": contact.email}
     if len(reading.requested) > 1:
         fields["also_requested"] = [str(k) for k in reading.requested[1:]]
 
-    if kind in (CaseKind.PL_ADMIN, CaseKind.OPH_ADMIN, CaseKind.MAIN_CONTACT):
+    if unclear:
+        findings.append(_unclear_finding(unclear, kind))
+    elif kind in (CaseKind.PL_ADMIN, CaseKind.OPH_ADMIN, CaseKind.MAIN_CONTACT):
         findings += _admin_findings(kind, reading, people, code)
     elif code:
         finding = _code_finding(code, kind)
@@ -210,6 +223,41 @@ def read_email_request(subject: str, text: str, sender: str) -> ParsedRequest:
         )
     fields["sender"] = {"name": sender_name, "email": sender_email}
     return ParsedRequest(kind=str(kind), fields=fields, findings=findings, source="email_body")
+
+
+def _new_contact(handover: Handover) -> Person:
+    """The person to make Main Contact: the one the text brings in, else the first read."""
+    coming = [p for p, side in handover.sides if side is Side.COMING]
+    return coming[0] if len(coming) == 1 else handover.staying[0]
+
+
+def _unclear_people(handover: Handover, reading: KindReading) -> list[Person]:
+    """The people a person must choose between, or none when the text is clear.
+
+    Someone marked both as leaving and as coming is never guessed at; nor is the new Main
+    Contact when a request for that alone leaves more than one person not marked as leaving
+    ("make Tom and Lisa the main contact": there is only one).
+    """
+    if not reading.requested:  # no role asked for: nobody to choose
+        return []
+    if handover.unclear:
+        return [p for p, _ in handover.sides]
+    if list(reading.requested) != [str(CaseKind.MAIN_CONTACT)] or len(handover.staying) < 2:
+        return []
+    return [p for p, _ in handover.sides]
+
+
+def _unclear_finding(people: list[Person], kind: str) -> Finding:
+    names = ", ".join(p.name or p.email or p.written_email or "someone" for p in people)
+    role = "the new main contact" if kind == CaseKind.MAIN_CONTACT else "given the role"
+    field = "main_contact" if kind == CaseKind.MAIN_CONTACT else "nominees"
+    return Finding(
+        "unclear_person",
+        f"Your email names {names}, and we could not be sure which of them should be {role} "
+        "and who is leaving. Please reply with the full name and email address of the person "
+        "to set up.",
+        field,
+    )
 
 
 def _admin_findings(

@@ -40,6 +40,9 @@ DEFAULT_ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
 MAX_DEPTH = 12
 MAX_PARTS = 300
 MAX_TEXT_CHARS = 2_000_000
+# An HTML-only body is turned into text up to this many characters: the readers read the
+# top of a message, and turning markup into text costs up to a second a megabyte.
+HTML_READ_CHARS = 500_000
 MAX_REFERENCES = 100
 # Real mail nests a few multiparts deep; a forwarded chain perhaps forty.
 MAX_MIME_NESTING = 100
@@ -622,8 +625,13 @@ def _parse(raw: bytes, attachment_max_bytes: int, elisions: Elisions | None = No
     if texts:
         mail.text = "\n\n".join(texts)
     elif mail.html:
-        mail.text = html_to_text(mail.html)
+        mail.text = html_to_text(mail.html[:HTML_READ_CHARS])
         mail.text_from_html = True
+        if len(mail.html) > HTML_READ_CHARS:
+            mail.problems.append(
+                f"the HTML body runs to {len(mail.html):,} characters; its text was read "
+                f"from the first {HTML_READ_CHARS:,}"
+            )
     mail.text = mail.text.replace("\x00", "")
     mail.html = mail.html.replace("\x00", "") if mail.html else mail.html
     if len(mail.text) > MAX_TEXT_CHARS:

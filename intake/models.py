@@ -59,6 +59,8 @@ class InboundMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When retention removed the raw bytes and the personal header values.
+    purged_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class RawBlob(Base):

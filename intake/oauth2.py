@@ -88,6 +88,7 @@ def msal_fetcher(
     client_secret: str,
     scope: str,
     clock: Callable[[], float] = time.time,
+    secret_env: str = "",
 ) -> Callable[[], Token]:
     """Microsoft 365 client-credentials flow (an app registration with IMAP/SMTP permission)."""
     import msal
@@ -99,14 +100,34 @@ def msal_fetcher(
     )
 
     def fetch() -> Token:
-        result: dict[str, Any] = app.acquire_token_for_client(scopes=[scope])
-        if "access_token" not in result:
-            problem = result.get("error_description") or result.get("error") or "no token"
-            raise OAuth2Error(f"Microsoft 365 refused the client credentials: {problem}")
-        lifetime = float(result.get("expires_in") or DEFAULT_LIFETIME_SECONDS)
-        return Token(result["access_token"], clock() + lifetime)
+        return token_from_result(app.acquire_token_for_client(scopes=[scope]), clock(), secret_env)
 
     return fetch
+
+
+# Entra ID's codes for a client secret that has lapsed, and for one that is wrong.
+SECRET_EXPIRED = "AADSTS7000222"
+SECRET_INVALID = "AADSTS7000215"
+
+
+def token_from_result(result: dict[str, Any], now: float, secret_env: str = "") -> Token:
+    """The token in msal's answer, or one clear sentence on why there is none."""
+    if "access_token" in result:
+        lifetime = float(result.get("expires_in") or DEFAULT_LIFETIME_SECONDS)
+        return Token(result["access_token"], now + lifetime)
+    problem = str(result.get("error_description") or result.get("error") or "no token")
+    where = f" in {secret_env}" if secret_env else ""
+    if SECRET_EXPIRED in problem:
+        raise OAuth2Error(
+            f"The app registration's client secret has expired ({SECRET_EXPIRED}): create a "
+            f"new one in Entra ID, put it{where} and update oauth2_client_secret_expires."
+        )
+    if SECRET_INVALID in problem:
+        raise OAuth2Error(
+            f"Microsoft 365 does not accept the client secret ({SECRET_INVALID}): check that "
+            f"the secret's value (not its id) is set{where}."
+        )
+    raise OAuth2Error(f"Microsoft 365 refused the client credentials: {problem.splitlines()[0]}")
 
 
 # --------------------------------------------------------------------------- command
@@ -202,6 +223,7 @@ def fetcher_for(box: MailboxConfig) -> Callable[[], Token]:
             client_id=_env(box.oauth2_client_id_env, "the client id", box.name),
             client_secret=_env(box.oauth2_client_secret_env, "the client secret", box.name),
             scope=box.oauth2_scope,
+            secret_env=box.oauth2_client_secret_env,
         )
     raise OAuth2Error(
         f'Mailbox {box.name!r}: oauth2_provider must be "msal" or "command", '

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from typing import Protocol
 
 from core.settings import SecurityConfig
@@ -33,6 +34,9 @@ class MailboxConfig:
     oauth2_tenant_env: str = "PCSE_OAUTH2_TENANT"
     oauth2_client_id_env: str = "PCSE_OAUTH2_CLIENT_ID"
     oauth2_client_secret_env: str = "PCSE_OAUTH2_CLIENT_SECRET"
+    # When the app registration's client secret expires (a TOML date): warnings from 30
+    # days before (intake.secret_expiry).
+    oauth2_client_secret_expires: date | None = None
     oauth2_scope: str = "https://outlook.office365.com/.default"
     oauth2_token_command: str | None = None
 

@@ -47,3 +47,5 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # When retention removed the body and the recipient's name.
+    purged_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -7,10 +7,13 @@ Besides these keys every template gets `case` (a dict, or None), `recipient_name
 from __future__ import annotations
 
 PURPOSES: dict[str, tuple[str, ...]] = {
-    "acknowledgement": ("summary",),
+    # approvers: who has been asked to approve, as the requester may know them; may be empty.
+    "acknowledgement": ("summary", "approvers"),
     "needs_info": ("findings", "form_name"),
     "approval_request": (
         "approver_name",
+        "asker",
+        "capacity",
         "nominees",
         "main_contact",
         "requested_by",
@@ -21,6 +24,8 @@ PURPOSES: dict[str, tuple[str, ...]] = {
     ),
     "approval_reminder": (
         "approver_name",
+        "asker",
+        "capacity",
         "nominees",
         "main_contact",
         "requested_by",
@@ -34,6 +39,8 @@ PURPOSES: dict[str, tuple[str, ...]] = {
     "requester_reminder": ("findings",),
     "outcome_completed": ("changes",),
     "outcome_rejected": ("reason",),
+    # The workflow also passes `waited_for` (whose answer did not come); the template words
+    # it generally without one.
     "outcome_expired": (),
     "outcome_triage": ("reason",),
     # roles: one {"role", "service_title", "assignable_roles"} per admin role given at once.
@@ -46,6 +53,10 @@ PURPOSES: dict[str, tuple[str, ...]] = {
     "admin_limit_reached": ("service_title", "limit"),
     "attachment_unreadable": ("filename", "problem"),
     "answer_unclear": ("approver_name",),
+    # A caseworker's own words to the requester (escaped like any value), signed by them.
+    "caseworker_reply": ("message", "caseworker"),
+    # A duplicate was merged into this case: the one reference to keep.
+    "case_merged": ("duplicate_ref",),
 }
 
 # Messages that only make sense about a case: enqueue refuses them without one.
@@ -62,6 +73,8 @@ CASE_REQUIRED: frozenset[str] = frozenset(
         "outcome_expired",
         "outcome_triage",
         "answer_unclear",
+        "caseworker_reply",
+        "case_merged",
     }
 )
 

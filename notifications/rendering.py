@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
-from core.catalogue import CATALOGUE, Service
+from core.catalogue import CATALOGUE, Service, role_description
 from core.errors import PcseError
 from notifications.headers import one_line
 from notifications.purposes import PURPOSES, TEMPLATE_SUFFIXES
@@ -137,6 +137,7 @@ def _globals() -> dict[str, Any]:
         "main_contact_role": CATALOGUE[Service.MAIN_CONTACT].admin_role,
         "admin_role_for": admin_role_for,
         "admin_limit_for": admin_limit_for,
+        "role_description": lambda role: role_description(role) or "",
     }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.catalogue import CATALOGUE, Service
+from core.catalogue import CATALOGUE, Service, ServiceInfo
 
 _GPP = CATALOGUE[Service.GPP]
 _MAIN = CATALOGUE[Service.MAIN_CONTACT]
@@ -22,17 +22,24 @@ SAMPLE_CASE: dict[str, Any] = {
     "requester_name": "Pat Jones",
 }
 
+
+def _nominee(name: str, email: str, *services: ServiceInfo) -> dict[str, Any]:
+    return {"name": name, "email": email, "roles": [info.admin_role for info in services]}
+
+
 _APPROVAL: dict[str, Any] = {
     "approver_name": "Dr Sam Patel",
+    "asker": "Pat Jones",
+    "capacity": "as a GP Partner recorded for The Riverside Surgery",
     "nominees": [
-        {"name": "Alex Smith", "email": "alex.smith@riverside.nhs.net", "roles": [_GPP.admin_role]},
-        {
-            "name": "Jo Brown",
-            "email": "jo.brown@riverside.nhs.net",
-            "roles": [_GPP.admin_role, CATALOGUE[Service.PL].admin_role],
-        },
+        _nominee("Alex Smith", "alex.smith@riverside.nhs.net", _GPP),
+        _nominee("Jo Brown", "jo.brown@riverside.nhs.net", _GPP, CATALOGUE[Service.PL]),
     ],
-    "main_contact": {"name": "Jo Brown", "email": "jo.brown@riverside.nhs.net"},
+    "main_contact": {
+        "name": "Jo Brown",
+        "email": "jo.brown@riverside.nhs.net",
+        "replaces": "Chris Green",
+    },
     "requested_by": "Pat Jones (practice.manager@riverside.nhs.net)",
     "token": "APV-0123456789abcdef0123",
     "expires_on": "6 March 2026",
@@ -46,9 +53,10 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "acknowledgement": {
         "summary": [
             "Organisation: The Riverside Surgery (A81001)",
-            f"Nominee: Alex Smith (alex.smith@riverside.nhs.net), {_GPP.admin_role}",
+            f"{_GPP.admin_role}: Alex Smith (alex.smith@riverside.nhs.net)",
             "Signed by Dr Sam Patel, GP Partner, on 2 March 2026",
         ],
+        "approvers": ["Dr Sam Patel (GP Partner)"],
     },
     "needs_info": {
         "findings": [
@@ -66,8 +74,10 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "requester_reminder": {"findings": ["Part B of the form is not signed."]},
     "outcome_completed": {
         "changes": [
-            f"Alex Smith (alex.smith@riverside.nhs.net) is now a {_GPP.admin_role}.",
-            f"Jo Brown (jo.brown@riverside.nhs.net) is now the {_MAIN.admin_role}.",
+            f"Alex Smith (alex.smith@riverside.nhs.net) is now {_GPP.admin_role} for "
+            "The Riverside Surgery (A81001).",
+            f"Jo Brown (jo.brown@riverside.nhs.net) is now the {_MAIN.admin_role} for "
+            "The Riverside Surgery (A81001).",
         ],
     },
     "outcome_rejected": {"reason": "The approver answered that the nominee has left the practice."},
@@ -99,9 +109,17 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "admin_limit_reached": {"service_title": _GPP.title, "limit": _GPP.max_admins},
     "attachment_unreadable": {
         "filename": "certification.pdf",
-        "problem": "the file is protected by a password.",
+        # As forms.pdf_reader words it.
+        "problem": "The PDF is protected by a password, so we cannot open it. "
+        "Please send the form again without a password.",
     },
     "answer_unclear": {"approver_name": "Dr Sam Patel"},
+    "caseworker_reply": {
+        "message": "Thank you for your email.\n\nWe have checked with the practice and the "
+        "form is now complete.",
+        "caseworker": "Chris Ward",
+    },
+    "case_merged": {"duplicate_ref": "PCSE-2026-000124"},
 }
 
 

@@ -1,4 +1,4 @@
-"""Caseworker actions on the command line: `pcse case approve|reject|request-info|reopen|
+"""Caseworker actions on the command line: `pcse case reject|request-info|reopen|
 withdraw|ask-approver REF --by NAME …`, the same operations the web pages call."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ REASON = click.option("--reason", required=True, help="Why, for the case history
 
 def register(cli: click.Group) -> None:
     """The commands join the `case` group, which service.cmd_cases registers."""
-    for command in (approve, reject, request_info, reopen, withdraw, ask_approver, assign):
+    # `approve`, with its preview, is service.cmd_case_plan's.
+    for command in (reject, request_info, reopen, withdraw, ask_approver, assign):
         case.add_command(command)
 
 
@@ -48,11 +49,6 @@ def _reason_command(name: str, operation: Callable[..., Case], help_text: str) -
     return command
 
 
-approve = _reason_command(
-    "approve",
-    actions.approve,
-    "Approve a case in triage or awaiting approval, and apply its changes.",
-)
 reject = _reason_command(
     "reject", actions.reject, "Reject a case; the requester is sent the reason."
 )

@@ -12,6 +12,7 @@ from service.clitools import emit_json, table, with_app
 from service.context import AppContext
 from workflow.cases import case_summary, get_case, history
 from workflow.models import Case
+from workflow.retention import retention_line, retention_summary
 
 
 def register(cli: click.Group) -> None:
@@ -102,6 +103,7 @@ def case_show(app: AppContext, ref: str, json_output: bool) -> None:
             "findings": row.findings,
             "history": history(row),
             "messages": case_messages(session, row),
+            "retention": retention_summary(row),
         }
     if json_output:
         emit_json(document)
@@ -112,6 +114,8 @@ def case_show(app: AppContext, ref: str, json_output: bool) -> None:
     )
     if document["reason"]:
         click.echo(f"reason: {document['reason']}")
+    if document["retention"]:
+        click.echo(retention_line(document["retention"]))
     if document["fields"]:
         click.echo("\nfields:")
         for key, value in document["fields"].items():

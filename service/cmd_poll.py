@@ -18,6 +18,7 @@ from service.clitools import emit_json, table, with_app
 from service.config import Config, require_sender_authentication
 from service.context import AppContext
 from service.jobs import build_handler
+from service.notices import operator_warnings
 from service.runner import Service, stop_on_signals
 from workflow.intake_link import WorkflowLink
 from workflow.models import Case
@@ -93,6 +94,7 @@ def status_document(session: Session, config: Config) -> dict[str, Any]:
         "cases": _counts(session, Case.state),
         "sender_authentication": config.security.sender_authentication,
         "senders_checked": not config.security.senders_unchecked,
+        "warnings": operator_warnings(config),
     }
 
 
@@ -124,6 +126,8 @@ def status(app: AppContext, json_output: bool) -> None:
         [m["name"], _when(m["last_poll_at"]), _when(m["last_ok_at"]), (m["last_error"] or "")[:70]]
         for m in document["mailboxes"]
     ]
+    for warning in document["warnings"]:
+        click.echo(f"WARNING: {warning}")
     if not document["senders_checked"]:
         click.echo(
             "WARNING: senders are NOT authenticated ([security] sender_authentication "

@@ -56,6 +56,7 @@ def serve(
             port=port or app.config.web.port,
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,
+            trusted_proxies=app.config.web.trusted_proxies,
         )
     ).run()
 

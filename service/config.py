@@ -10,6 +10,7 @@ import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -21,7 +22,8 @@ from core.settings import DatabaseConfig, SecurityConfig
 from forms.settings import LimitsConfig
 from intake.settings import MailboxConfig, StorageConfig
 from notifications.settings import NotificationsConfig, SmtpConfig
-from workflow.settings import WorkflowConfig
+from service.webhook_settings import WebhookConfig
+from workflow.settings import RetentionConfig, WorkflowConfig
 
 __all__ = [
     "Config",
@@ -30,11 +32,13 @@ __all__ = [
     "LimitsConfig",
     "MailboxConfig",
     "NotificationsConfig",
+    "RetentionConfig",
     "ScheduleConfig",
     "SecurityConfig",
     "SmtpConfig",
     "StorageConfig",
     "WebConfig",
+    "WebhookConfig",
     "WorkflowConfig",
     "from_mapping",
     "load",
@@ -49,6 +53,7 @@ class ScheduleConfig:
     idle: bool = True
     outbox_seconds: float = 10
     housekeeping_seconds: float = 300
+    webhook_seconds: float = 10
 
 
 @dataclass
@@ -63,6 +68,8 @@ class Config:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    webhooks: list[WebhookConfig] = field(default_factory=list)
     source: str = "built-in local defaults"
 
     @property
@@ -75,7 +82,13 @@ class Config:
 
 def _kind(hint: Any) -> str:
     """A type as the sentence names it."""
-    names = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
+    names = {
+        str: "text",
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+        date: "a date written without quotes (2027-05-01)",
+    }
     if get_origin(hint) in (list, tuple):
         return "a list of " + {str: "texts"}.get(get_args(hint)[0], "values")
     return names.get(hint, getattr(hint, "__name__", str(hint)))
@@ -152,8 +165,9 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
         "notifications": NotificationsConfig,
         "storage": StorageConfig,
         "web": WebConfig,
+        "retention": RetentionConfig,
     }
-    unknown = set(data) - set(sections) - {"mailboxes"}
+    unknown = set(data) - set(sections) - {"mailboxes", "webhooks"}
     if unknown:
         raise ConfigError(f"Unknown section(s): {', '.join(sorted(unknown))}.")
     built = {name: _build(cls, data.get(name, {}), name, source) for name, cls in sections.items()}
@@ -161,7 +175,11 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
     if not isinstance(boxes, list):
         raise ConfigError(f"mailboxes must be a list of [[mailboxes]] tables (in {source}).")
     mailboxes = [_build(MailboxConfig, m, f"mailboxes[{n}]", source) for n, m in enumerate(boxes)]
-    config = Config(**built, mailboxes=mailboxes, source=source)
+    hooks = data.get("webhooks", [])
+    if not isinstance(hooks, list):
+        raise ConfigError(f"webhooks must be a list of [[webhooks]] tables (in {source}).")
+    webhooks = [_build(WebhookConfig, w, f"webhooks[{n}]", source) for n, w in enumerate(hooks)]
+    config = Config(**built, mailboxes=mailboxes, webhooks=webhooks, source=source)
     _validate(config)
     return config
 
@@ -183,6 +201,47 @@ def _validate(config: Config) -> None:
     if not 0 <= config.limits.ocr_min_confidence <= 100:
         raise ConfigError("[limits] ocr_min_confidence must be a number from 0 to 100.")
     _validate_security(config.security)
+    _validate_retention(config.retention)
+    _validate_webhooks(config.webhooks)
+
+
+def _validate_retention(retention: RetentionConfig) -> None:
+    for name in retention.PERIODS:
+        if not getattr(retention, name) > 0:
+            raise ConfigError(f"[retention] {name} must be a number of days above 0.")
+    if retention.personal_after_days < retention.raw_after_days:
+        raise ConfigError(
+            "[retention] personal_after_days must not be shorter than raw_after_days: "
+            "the original emails hold the same personal data."
+        )
+    if retention.batch_size < 1:
+        raise ConfigError("[retention] batch_size must be a whole number of 1 or more.")
+
+
+def _validate_webhooks(webhooks: list[WebhookConfig]) -> None:
+    names = [w.name for w in webhooks]
+    if len(names) != len(set(names)) or not all(n.strip() for n in names):
+        raise ConfigError("Each [[webhooks]] entry needs a name of its own.")
+    for hook in webhooks:
+        scheme, _, rest = hook.url.partition("://")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0] if rest else ""
+        if scheme not in ("http", "https") or not host:
+            raise ConfigError(f"Webhook {hook.name!r}: url must be an http(s) address.")
+        if scheme == "http" and not is_loopback(host):
+            raise ConfigError(
+                f"Webhook {hook.name!r}: role changes name people, so they go over https "
+                "only (plain http is allowed to a loopback host)."
+            )
+        if not (hook.secret or hook.secret_env):
+            raise ConfigError(
+                f"Webhook {hook.name!r} needs secret_env: the variable holding the shared "
+                "secret its bodies are signed with."
+            )
+        if hook.max_attempts < 1 or not hook.timeout_seconds > 0:
+            raise ConfigError(
+                f"Webhook {hook.name!r}: max_attempts must be 1 or more and "
+                "timeout_seconds above 0."
+            )
 
 
 def is_loopback(host: str) -> bool:

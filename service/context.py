@@ -7,7 +7,7 @@ from functools import cached_property
 
 from sqlalchemy import inspect
 
-from caseworker.accounts import is_supervisor
+from caseworker.accounts import account_of, is_supervisor
 from core.db import Database
 from core.errors import PcseError
 from forms.sandbox import PdfLimits
@@ -53,4 +53,5 @@ def workflow_env(config: Config) -> WorkflowEnv:
         max_replies_per_hour=config.notifications.max_replies_per_hour,
         pdf_limits=PdfLimits.from_config(config.limits),
         is_supervisor=is_supervisor,
+        account_of=account_of,
     )

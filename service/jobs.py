@@ -17,6 +17,7 @@ from intake.pipeline import run_round
 from intake.process import Handler
 from service.config import Config
 from service.context import workflow_env
+from service.notices import operator_warnings
 from workflow.intake_link import WorkflowLink
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,19 @@ def reminders_job(db: Database, config: Config) -> Job:
     return Job("reminders", config.schedule.housekeeping_seconds, run)
 
 
+def warnings_job(config: Config) -> Job:
+    """At start and then daily: what an operator must put right, in the service's log."""
+
+    def run() -> None:
+        for warning in operator_warnings(config):
+            log.warning("%s", warning)
+
+    return Job("operator_warnings", 24 * 3600, run)
+
+
 def periodic_jobs(db: Database, config: Config) -> list[Job]:
     """The jobs other than intake, each on its own interval."""
-    return [outbox_job(db, config), reminders_job(db, config)]
+    from service.jobs_data import data_jobs
+
+    data = [Job(*spec) for spec in data_jobs(db, config)]  # retention purge, webhooks
+    return [outbox_job(db, config), reminders_job(db, config), warnings_job(config), *data]

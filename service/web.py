@@ -12,6 +12,7 @@ from caseworker.webcontext import WebSettings
 from core.db import Database
 from service.config import Config, ConfigError
 from service.context import workflow_env
+from service.notices import operator_warnings
 
 
 def web_settings(config: Config, database: Database) -> WebSettings:
@@ -22,6 +23,7 @@ def web_settings(config: Config, database: Database) -> WebSettings:
         secret_key=signing_key(config),
         secure_cookies=config.web.secure_cookies,
         session_absolute_hours=_absolute_hours(config),
+        operator_warnings=lambda: operator_warnings(config),
     )
 
 

@@ -245,3 +245,77 @@ def test_people_in_their_own_words(
     )
     assert found == person
     assert not [f for f in parsed.findings if f.field != "organisation_code"]
+
+
+# --------------------------------------------------------------------------- handovers
+
+HANDOVERS = [
+    "Please change our main contact from Tom Baker (tom.baker@nhs.net) to Lisa Moore "
+    "(lisa.moore@nhs.net). Practice code A81002.",
+    "Please replace Tom Baker (tom.baker@nhs.net) with Lisa Moore (lisa.moore@nhs.net) as main "
+    "contact for A81002.",
+    "Could you set Lisa Moore (lisa.moore@nhs.net) as main contact instead of Tom Baker "
+    "(tom.baker@nhs.net)? A81002",
+    "Tom Baker (tom.baker@nhs.net) is leaving, please make Lisa Moore (lisa.moore@nhs.net) the "
+    "main contact for A81002.",
+    "Main contact for A81002: please remove Tom Baker tom.baker@nhs.net and add Lisa Moore "
+    "lisa.moore@nhs.net.",
+    "Tom Baker (tom.baker@nhs.net) has retired. Our new main contact is Lisa Moore "
+    "(lisa.moore@nhs.net). A81002",
+    "Please update the main contact for A81002 to Lisa Moore (lisa.moore@nhs.net), taking over "
+    "from Tom Baker (tom.baker@nhs.net).",
+    "Please change the main contact for A81002. Current: Tom Baker tom.baker@nhs.net. New: Lisa "
+    "Moore lisa.moore@nhs.net",
+    "Main contact for A81002 is now Lisa Moore lisa.moore@nhs.net; the previous main contact, "
+    "Tom Baker tom.baker@nhs.net, has moved on.",
+    "Please swap main contact Tom Baker (tom.baker@nhs.net) for Lisa Moore (lisa.moore@nhs.net). "
+    "A81002",
+    "Lisa Moore (lisa.moore@nhs.net) will be taking over from Tom Baker (tom.baker@nhs.net) as "
+    "main contact. A81002",
+    "Please update the main contact for A81002: Tom Baker (tom.baker@nhs.net) should be replaced "
+    "by Lisa Moore (lisa.moore@nhs.net).",
+    "Our main contact was Tom Baker (tom.baker@nhs.net) but it is now Lisa Moore "
+    "(lisa.moore@nhs.net). A81002",
+    "Following the retirement of Tom Baker (tom.baker@nhs.net), please set Lisa Moore "
+    "(lisa.moore@nhs.net) as our main contact. A81002",
+    "Please make Lisa Moore (lisa.moore@nhs.net) main contact in place of Tom Baker "
+    "(tom.baker@nhs.net). A81002",
+    "Hi, Tom Baker tom.baker@nhs.net leaves us on Friday. New main contact Lisa Moore "
+    "lisa.moore@nhs.net. A81002",
+]
+
+
+@pytest.mark.parametrize("text", HANDOVERS)
+def test_a_handover_nominates_the_one_coming_in(text: str) -> None:
+    parsed = read_email_request("Change of main contact", text, "Jo Fraser <jo.fraser@nhs.net>")
+    assert parsed.kind == "main_contact"
+    assert parsed.fields["main_contact"] == {"name": "Lisa Moore", "email": "lisa.moore@nhs.net"}
+    assert parsed.fields["outgoing"] == [{"name": "Tom Baker", "email": "tom.baker@nhs.net"}]
+    assert not parsed.findings
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please make Tom Baker (tom.baker@nhs.net) and Lisa Moore (lisa.moore@nhs.net) the main "
+        "contact for A81002.",
+        "Main contact for A81002: Tom Baker tom.baker@nhs.net or Lisa Moore lisa.moore@nhs.net",
+        # Lisa is said to be both coming and going: nobody is guessed.
+        "Please replace Lisa Moore (lisa.moore@nhs.net) with Lisa Moore (lisa.moore@nhs.net) as "
+        "main contact for A81002.",
+    ],
+)
+def test_an_unclear_handover_is_left_to_a_person(text: str) -> None:
+    parsed = read_email_request("Main contact", text, "Jo Fraser <jo.fraser@nhs.net>")
+    assert parsed.fields["main_contact"] is None
+    assert [(f.code, f.field) for f in parsed.findings] == [("unclear_person", "main_contact")]
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_nobody_named_as_leaving_is_given_a_role(path: Path) -> None:
+    subject, text, sender, _ = read_eml(path)
+    parsed = read_email_request(subject, text, sender)
+    leaving = {p["email"] for p in parsed.fields.get("outgoing") or []}
+    given = {n["email"] for n in parsed.fields["nominees"]}
+    given |= {(parsed.fields["main_contact"] or {}).get("email")}
+    assert not leaving & given

@@ -13,6 +13,8 @@ import email
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from intake import mailparse, oversize
 from intake.mailparse import parse_mail
@@ -83,6 +85,8 @@ def test_large_preambles_and_epilogues_are_dropped_unread() -> None:
     raw = mixed(TEXT, preamble=b"padding line\r\n" * 10_000) + b"epilogue\r\n" * 10_000
     prepared, elisions = oversize.elide(raw, 1024)
     assert elisions is not None and len(prepared) < 2_000
+    # The quick reading holds: the markers are where they were put.
+    oversize.verify(email.message_from_bytes(prepared), elisions)
     quick = parse_mail(raw, attachment_max_bytes=1024)
     assert quick.text.strip() == "Please set up Jane Smith as an admin."
     assert quick.problems == whole(raw).problems
@@ -162,3 +166,59 @@ def test_messages_under_the_limit_are_not_scanned() -> None:
     raw = mixed(TEXT, PDF + base64.encodebytes(b"%PDF small"))
     assert oversize.elide(raw, LIMIT) == (raw, None)
     assert email.message_from_bytes(raw).is_multipart()
+
+
+def test_an_html_only_body_is_read_from_its_first_half_megabyte() -> None:
+    paragraph = "<p>Please set up Jane Smith as an admin for A81001.</p>\n"
+    html = ("<html><body><p>Start of the request.</p>\n" + paragraph * 60_000).encode()
+    raw = HEAD + b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html
+    mail = parse_mail(raw)
+    assert mail.text_from_html and mail.text.startswith("Start of the request.")
+    assert len(mail.text) < len(html) // 2
+    assert any("its text was read from the first 500,000" in p for p in mail.problems)
+
+
+# Parts a hostile sender might combine: each is (headers, body) with the body over or
+# under the limit, headers in the shapes that may mislead a scan of raw bytes.
+_TYPES = [
+    b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n",
+    b"Content-Type: text/plain\r\n",
+    b"Content-Type: text/html\r\nContent-Disposition: attachment\r\n",
+    b"Content-Type:\r\n application/octet-stream\r\n",
+    b"content-type: APPLICATION/PDF\r\ncontent-transfer-encoding: BASE64\r\n",
+    b"Content-Type: message/rfc822\r\n",
+    b"",
+    b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n",
+]
+_NOISE = [b"", b"--B1\r\n", b"--B2\r\n", b"--B1--\r\n", b"\r--B1\r", b"x\r\n\r\n", b"--B1 \r\n"]
+
+
+@st.composite
+def hostile_multipart(draw: st.DrawFn) -> bytes:
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        headers = draw(st.sampled_from(_TYPES))
+        size = draw(st.sampled_from([10, LIMIT // 2, LIMIT * 2]))
+        line = draw(st.sampled_from([b"QUJD" * 19 + b"\r\n", b"plain words here\r\n"]))
+        body = line * (size // len(line) + 1)
+        cut = draw(st.integers(0, len(body)))
+        body = body[:cut] + draw(st.sampled_from(_NOISE)) + body[cut:]
+        parts.append(headers + b"\r\n" + body)
+    inner = draw(st.booleans())
+    if inner:
+        nested = (
+            b"Content-Type: multipart/alternative; boundary=B2\r\n\r\n"
+            + b"".join(b"--B2\r\n" + p + b"\r\n" for p in parts[:2])
+            + b"--B2--\r\n"
+            + draw(st.sampled_from([b"", b"epilogue\r\n" * 9000]))
+        )
+        parts = [nested, *parts[2:]]
+    preamble = draw(st.sampled_from([b"", b"preamble\r\n" * 9000]))
+    return mixed(*parts, preamble=preamble)
+
+
+@settings(max_examples=60, deadline=None)
+@given(hostile_multipart())
+def test_any_combination_reads_as_a_whole_parse(raw: bytes) -> None:
+    assert fields(parse_mail(raw, attachment_max_bytes=LIMIT)) == fields(whole(raw))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from markupsafe import escape
 
 from core.catalogue import Service
@@ -15,6 +17,22 @@ from workflow.models import ApprovalRequest
 def _triage(web: WebClient, **kwargs) -> str:
     seed_directory(web.settings.database)
     return triage_case(web.settings.database, web.settings.raw_dir, **kwargs)
+
+
+def approve_via_preview(web: WebClient, ref: str, reason: str):
+    """Approve as the page asks: see the changes, then confirm that plan."""
+    preview = web.post_form(
+        f"/cases/{ref}/approve/preview", {"reason": reason}, from_page=f"/cases/{ref}"
+    )
+    assert preview.status_code == 200 and "Check the changes before approving" in preview.text
+    digest = re.search(r'name="plan" value="([0-9a-f]{64})"', preview.text)
+    assert digest, "the preview carries the plan's digest"
+    return web.post_form(
+        f"/cases/{ref}/actions/approve",
+        {"reason": reason, "plan": digest.group(1)},
+        from_page=f"/cases/{ref}",
+        follow=True,
+    )
 
 
 def _state(web: WebClient, ref: str) -> str:
@@ -51,7 +69,8 @@ def test_case_page_shows_what_a_caseworker_needs(web: WebClient) -> None:
         assert expected in page
     # History and the actions its state allows.
     assert "Case opened as user_admin_form." in page
-    for action in ("approve", "reject", "request_info", "send_approval_request", "withdraw"):
+    assert f"/cases/{ref}/approve/preview" in page  # Approve shows its changes first
+    for action in ("reject", "request_info", "send_approval_request", "withdraw"):
         assert f"/cases/{ref}/actions/{action}" in page
     assert f"/cases/{ref}/actions/reopen" not in page
     assert ">None</textarea>" not in page
@@ -60,12 +79,12 @@ def test_case_page_shows_what_a_caseworker_needs(web: WebClient) -> None:
 def test_approve_applies_the_changes_to_the_directory(web: WebClient) -> None:
     ref = _triage(web)
     web.sign_in()
-    done = web.post_form(
-        f"/cases/{ref}/actions/approve",
-        {"reason": "Checked by phone"},
-        from_page=f"/cases/{ref}",
-        follow=True,
-    )
+    # The case has open findings: the caseworker's approval waits for a supervisor's.
+    done = approve_via_preview(web, ref, "Checked by phone")
+    assert "a second caseworker or a supervisor must confirm" in done.text
+    assert _state(web, ref) == "triage"
+    web.sign_in(SUPERVISOR)
+    done = approve_via_preview(web, ref, "Agreed with Casey")
     assert "Approve: done. The case is now completed." in done.text
     assert "Checked by phone" in done.text
     assert _state(web, ref) == "completed"

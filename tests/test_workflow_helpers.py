@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from caseworker.accounts import is_supervisor
+from caseworker.accounts import account_of, is_supervisor
 from core.addresses import Mailbox, SenderIdentity
 from core.clock import FixedClock
 from core.db import Database
@@ -110,6 +110,7 @@ def make_env(
         from_address=OUR,
         our_addresses=frozenset({OUR}),
         is_supervisor=is_supervisor,
+        account_of=account_of,
     )
 
 

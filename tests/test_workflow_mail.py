@@ -346,7 +346,7 @@ def test_scanned_form_is_read_by_ocr_and_a_person_checks_what_was_unclear(
     assert {"value", "confidence", "page", "box"} <= set(readings["organisation_name"])
     (ack,) = sent(db, "acknowledgement")
     assert "We read your scanned form by machine (OCR) as:" in ack.body_text
-    assert "If anything is wrong, reply to this email." in ack.body_text
+    assert "If we have read anything wrong, please reply to this email" in ack.body_text
     assert sent(db, "approval_request") == []
 
 

@@ -7,13 +7,17 @@ when it is not allowed (nothing is changed then).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from core.errors import PcseError
 from core.kinds import kind_title
 from core.states import CaseState
 from workflow import approvals, directory
-from workflow.apply import approve_and_apply, rule_conflict
+from workflow.apply import approve_and_apply
+from workflow.approval_plan import PROPOSED, Plan, open_proposal, plan_for, same_person
 from workflow.cases import get_case, move, record
 from workflow.decisions import BLANK_FORMS, CASEWORKER_REQUEST, Approver
 from workflow.env import WorkflowEnv
@@ -47,6 +51,11 @@ def _require(case: Case, action: str, *, by: str, why: str, what: str = "a reaso
         raise ActionRefused("Say who is acting (--by).")
     if not why.strip():
         raise ActionRefused(f"Give {what} for the case history.")
+    require_allowed(case, action)
+
+
+def require_allowed(case: Case, action: str) -> None:
+    """Refuse, in words, an action the case's state does not allow."""
     if CaseState(case.state) not in ALLOWED[action]:
         states = " or ".join(sorted(str(s) for s in ALLOWED[action]))
         raise ActionRefused(
@@ -81,22 +90,119 @@ def _cancel_tokens(session: Session, env: WorkflowEnv, case: Case, by: str) -> N
         )
 
 
-def approve(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
-    """Approve on PCSE's authority and apply the changes (the rules still apply)."""
+class StalePlan(ActionRefused):
+    """What was confirmed is no longer what approving would apply; `plan` is the new one."""
+
+    def __init__(self, ref: str, plan: Plan) -> None:
+        super().__init__(
+            f"The changes for case {ref} are no longer the ones that were confirmed: the "
+            "case or the directory changed since. Nothing was applied; check the new plan "
+            "and confirm again."
+        )
+        self.plan = plan
+
+
+@dataclass(frozen=True)
+class Approval:
+    case: Case
+    plan: Plan
+    # True when the case had open findings and this was a first caseworker's approval:
+    # nothing is applied until a supervisor or a second caseworker confirms the same plan.
+    proposed: bool = False
+
+
+def approve_plan(
+    session: Session,
+    env: WorkflowEnv,
+    ref: str,
+    *,
+    by: str,
+    reason: str,
+    plan_digest: str | None = None,
+) -> Approval:
+    """Approve on PCSE's authority and apply the plan (the rules still apply). With
+    `plan_digest`, only if the plan is still the one confirmed. With open findings, a
+    supervisor applies at once; anyone else proposes, and a second caseworker confirms."""
     case = get_case(session, ref)
     _require(case, "approve", by=by, why=reason)
-    conflict = rule_conflict(session, env, case, actor=by)
-    if conflict:
-        raise ActionRefused(f"Case {case.ref} cannot be approved: {conflict}")
+    plan = plan_for(session, env, case, actor=by)
+    if plan_digest is not None and plan_digest.strip().lower() != plan.digest:
+        raise StalePlan(case.ref, plan)
+    if plan.conflict:
+        raise ActionRefused(f"Case {case.ref} cannot be approved: {plan.conflict}")
+    basis = f"Approved by caseworker {by}: {reason}"
+    data: dict[str, Any] = {"by": "caseworker", "reason": reason, "plan": plan.digest}
+    if plan.findings and env.is_supervisor(session, by):
+        basis = f"Approved by supervisor {by}, with open findings: {reason}"
+        data["supervisor"] = by
+    elif plan.findings:
+        account = env.account_of(session, by)
+        if account is None:
+            raise ActionRefused(
+                f"Case {case.ref} has open findings: its approval needs two caseworker "
+                f"accounts (or a supervisor), and {by} names no active account."
+            )
+        proposal = open_proposal(case)
+        if proposal is None or proposal.get("plan") != plan.digest:
+            _propose(
+                session, env, case, plan, by=by, account=account, reason=reason, stale=proposal
+            )
+            return Approval(case, plan, proposed=True)
+        first = str(proposal.get("by") or "")
+        if same_person(str(proposal.get("account") or first), account):
+            raise ActionRefused(
+                f"Case {case.ref} has open findings: a second caseworker (not {by}, who "
+                "proposed it) or a supervisor must confirm the approval."
+            )
+        basis = (
+            f"Approved by caseworker {first} ({proposal.get('reason')}) and confirmed by "
+            f"caseworker {by}: {reason}"
+        )
+        data |= {"proposed_by": first, "confirmed_by": by}
     _note(session, env, case, "approve", by, reason)
-    return approve_and_apply(
-        session,
-        env,
-        case,
-        by=by,
-        basis=f"Approved by caseworker {by}: {reason}",
-        data={"by": "caseworker", "reason": reason},
+    case = approve_and_apply(session, env, case, by=by, basis=basis, data=data)
+    return Approval(case, plan)
+
+
+def _propose(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    plan: Plan,
+    *,
+    by: str,
+    account: str,
+    reason: str,
+    stale: dict[str, Any] | None,
+) -> None:
+    earlier = (
+        f" The earlier proposal by {stale.get('by')} was for a plan that has since changed."
+        if stale
+        else ""
     )
+    record(
+        session,
+        case,
+        PROPOSED,
+        f"{by} approved the plan, but the case has open findings: a supervisor or a "
+        f"second caseworker must confirm it before it is applied. Reason: {reason}.{earlier}",
+        actor=by,
+        at=env.clock.now(),
+        data={"by": by, "account": account, "reason": reason, "plan": plan.digest},
+    )
+
+
+def approve(
+    session: Session,
+    env: WorkflowEnv,
+    ref: str,
+    *,
+    by: str,
+    reason: str,
+    plan_digest: str | None = None,
+) -> Case:
+    """approve_plan, returning the case (still in its state when only proposed)."""
+    return approve_plan(session, env, ref, by=by, reason=reason, plan_digest=plan_digest).case
 
 
 def reject(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:

@@ -99,7 +99,7 @@ def apply_case(session: Session, env: WorkflowEnv, case: Case, *, actor: str) ->
             session,
             case,
             "applied",
-            _sentence(case, done.change),
+            _sentence(case.organisation_code or "", done.change),
             actor=actor,
             at=now,
             data={
@@ -120,20 +120,46 @@ def apply_case(session: Session, env: WorkflowEnv, case: Case, *, actor: str) ->
     return case
 
 
-def rule_conflict(session: Session, env: WorkflowEnv, case: Case, *, actor: str) -> str | None:
-    """The rule that applying the case's changes now would break, or None. Writes nothing:
-    the changes are made inside a savepoint that is always rolled back."""
+@dataclass(frozen=True)
+class Effect:
+    """What applying one planned change did in a dry run: the Main Contact it would end
+    (email, name) and the warnings (R7)."""
+
+    change: PlannedChange
+    replaced: tuple[str, str] | None
+    warnings: tuple[str, ...]
+
+
+def dry_run(
+    session: Session, env: WorkflowEnv, case: Case, *, actor: str
+) -> tuple[list[Effect], str | None]:
+    """What applying the case's changes now would do, and the rule it would break (or
+    None), found by running the very code that applies them inside a savepoint that is
+    always rolled back: nothing is written."""
     changes = planned_changes(case.kind, case.fields or {})
     if not changes:
-        return "The case asks for no role change."
+        return [], "The case asks for no role change."
     nested = session.begin_nested()
     try:
-        _apply_all(session, env, case, changes, actor=actor)
+        applied = _apply_all(session, env, case, changes, actor=actor)
+        effects = [
+            Effect(
+                a.change,
+                (a.replaced.email, a.replaced.name) if a.replaced is not None else None,
+                tuple(a.warnings),
+            )
+            for a in applied
+        ]
     except RuleViolation as exc:
-        return str(exc)
+        return [], str(exc)
     finally:
         nested.rollback()
-    return None
+    return effects, None
+
+
+def rule_conflict(session: Session, env: WorkflowEnv, case: Case, *, actor: str) -> str | None:
+    """The rule that applying the case's changes now would break, or None. Writes nothing."""
+    return dry_run(session, env, case, actor=actor)[1]
 
 
 def _apply_all(
@@ -221,15 +247,16 @@ def _to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, *, a
     return case
 
 
-def _sentence(case: Case, change: PlannedChange) -> str:
+def _sentence(where: str, change: PlannedChange) -> str:
     role = "the Main Contact" if change.service is Service.MAIN_CONTACT else change.role
-    return f"{change.name} ({change.email}) is now {role} for {case.organisation_code}."
+    return f"{change.name} ({change.email}) is now {role} for {where}."
 
 
 def _tell_everyone(session: Session, env: WorkflowEnv, case: Case, applied: list[Applied]) -> None:
     """The requester, each nominee, and a replaced main contact."""
     org = directory.get_org(session, case.organisation_code or "")
     org_name = org.name if org else (case.organisation_code or "")
+    where = f"{org.name} ({org.code})" if org else org_name
     notify(
         session,
         env,
@@ -237,7 +264,7 @@ def _tell_everyone(session: Session, env: WorkflowEnv, case: Case, applied: list
         "outcome_completed",
         to=case.requester,
         name=case.requester_name,
-        context={"changes": [_sentence(case, a.change) for a in applied]},
+        context={"changes": [_sentence(where, a.change) for a in applied]},
         reply_to=source_message(session, case),
     )
     # One welcome per new admin, naming every role given at once.

@@ -25,6 +25,7 @@ from core.catalogue import (
 )
 from core.timeutil import utcnow
 from forms.normalise import clean_ods
+from workflow.changefeed import GRANT, MAIN_CONTACT_CHANGE, REVOKE, record_role_change
 from workflow.models import AelContact, DirectoryEvent, Organisation, Person, RoleAssignment, Signer
 from workflow.rules import (
     Holding,
@@ -393,6 +394,7 @@ def _assign(
     actor: str,
     reason: str,
     now: datetime,
+    feed_action: str = GRANT,
 ) -> RoleAssignment:
     assignment = RoleAssignment(
         person=person,
@@ -414,6 +416,8 @@ def _assign(
         detail={"role": role, "service": assignment.service},
         now=now,
     )
+    # Every role row granted here is handed on, in this transaction (the change feed).
+    record_role_change(session, assignment, action=feed_action, actor=actor, reason=reason, now=now)
     return assignment
 
 
@@ -438,6 +442,7 @@ def _end(
         detail={"role": assignment.role, "service": assignment.service},
         now=now,
     )
+    record_role_change(session, assignment, action=REVOKE, actor=actor, reason=reason, now=now)
 
 
 def grant_role(
@@ -534,7 +539,8 @@ def set_main_contact(
         change.replaced = old.person
     person = _person_for(session, person, address, name, actor, reason, now)
     session.flush()
-    change.assignments.insert(0, _assign(session, org, person, role, actor, reason, now))
+    new = _assign(session, org, person, role, actor, reason, now, MAIN_CONTACT_CHANGE)
+    change.assignments.insert(0, new)
     session.flush()
     return change
 

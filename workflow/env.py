@@ -31,3 +31,8 @@ class WorkflowEnv:
     # expired cases. The accounts are the caseworker package's (caseworker.accounts
     # .is_supervisor, wired by service.context); with nothing wired, nobody is.
     is_supervisor: Callable[[Session, str], bool] = field(default=lambda _session, _by: False)
+    # The caseworker account a name or address stands for (caseworker.accounts.account_of),
+    # or None: an approval with open findings needs two different accounts.
+    account_of: Callable[[Session, str], str | None] = field(
+        default=lambda _session, by: by.strip().casefold() or None
+    )

@@ -19,12 +19,25 @@ from notifications.models import OutboxMessage
 from workflow.cases import record
 from workflow.models import ApprovalRequest, Case
 
+# How many merges are followed from a reference to the case it now belongs to.
+MERGE_HOPS = 5
+
 
 class DatabaseKnowledge(LedgerKnowledge):
     """The ledger, the cases, the outbox and the approval tokens."""
 
     def case_by_ref(self, ref: str) -> int | None:
-        return self.session.scalar(select(Case.id).where(Case.ref == ref))
+        found = self.session.execute(
+            select(Case.id, Case.merged_into_id).where(Case.ref == ref)
+        ).first()
+        # A duplicate merged into another case: its mail belongs to the case it joined.
+        for _ in range(MERGE_HOPS):
+            if found is None or found.merged_into_id is None:
+                break
+            found = self.session.execute(
+                select(Case.id, Case.merged_into_id).where(Case.id == found.merged_into_id)
+            ).first()
+        return found.id if found else None
 
     def case_for_message_ids(self, message_ids: list[str]) -> int | None:
         variants = bracket_variants(message_ids)

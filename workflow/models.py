@@ -152,6 +152,12 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # The caseworker working on the case (an address), so that two do not work one case.
     assigned_to: Mapped[str | None] = mapped_column(String(254), index=True)
+    # A duplicate merged into another case points at it; mail quoting its reference goes there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # Retention (workflow.retention): when the original emails, then the personal
+    # values, were removed; the case's skeleton stays.
+    raw_purged_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    personal_purged_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
@@ -200,3 +206,34 @@ class ApprovalRequest(Base):
     # sha256 of the changes the request asked about (workflow.digest); an answer applies
     # only while the case's planned changes still have this digest.
     digest: Mapped[str | None] = mapped_column(String(64))
+
+
+class RoleChange(Base):
+    """The change feed (workflow.changefeed): one row per role granted or ended, written in
+    the transaction that changed the role. `seq`, the consumers' cursor, is given once the
+    row is committed, in order, so that a reader never skips a row committed late."""
+
+    __tablename__ = "role_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # grant, revoke, main_contact_change
+    action: Mapped[str] = mapped_column(String(30))
+    case_ref: Mapped[str | None] = mapped_column(String(20), index=True)
+    organisation_code: Mapped[str] = mapped_column(String(16))
+    person_email: Mapped[str] = mapped_column(String(254), index=True)
+    person_name: Mapped[str] = mapped_column(String(200))
+    service: Mapped[str] = mapped_column(String(20))
+    role: Mapped[str] = mapped_column(String(80))
+    actor: Mapped[str] = mapped_column(String(254))
+    assignment_id: Mapped[int] = mapped_column(Integer)
+
+
+class FeedCounter(Base):
+    """The last cursor given to the change feed; its row is the lock that orders them."""
+
+    __tablename__ = "role_change_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)

@@ -16,6 +16,7 @@ from core.states import FINAL_STATES, CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
 from forms.normalise import clean_ods
 from intake.models import InboundMessage
+from workflow.approval_mail import approvers_named
 from workflow.approvals import SenderCheck, check_sender
 from workflow.cases import create_case, move, record
 from workflow.decisions import Action, Check, Decision, decide
@@ -177,7 +178,7 @@ def _unverified_request(
             "acknowledgement",
             to=sender.address,
             name=case.requester_name,
-            context={"summary": summary_lines(case)},
+            context={"summary": summary_lines(case), "approvers": []},
             reply_to=inbound,
         )
     move(
@@ -319,7 +320,11 @@ def decide_and_persist(
             "acknowledgement",
             to=case.requester,
             name=case.requester_name,
-            context={"summary": summary_lines(case), "scan_values": scan_values(case)},
+            context={
+                "summary": summary_lines(case),
+                "approvers": approvers_named(decision),
+                "scan_values": scan_values(case),
+            },
             reply_to=inbound,
         )
     persist_decision(session, env, case, decision, reply_to=inbound)

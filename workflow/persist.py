@@ -9,25 +9,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
-from core.catalogue import SIGNER_CAPACITIES, Service
+from core.catalogue import capacity_title
 from core.timeutil import as_utc
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from workflow import approvals
+from workflow.approval_mail import approval_context, change_context
 from workflow.cases import record
 from workflow.decisions import (
     Approver,
     Check,
-    planned_changes,
 )
 from workflow.env import WorkflowEnv
 from workflow.mail import enqueue
 from workflow.models import ApprovalRequest, Case
-from workflow.scans import scan_values
 
 SYSTEM = "system"
 # Messages that answer nobody's email are marked auto-generated rather than auto-replied.
@@ -104,64 +102,13 @@ def record_checks(
 # --------------------------------------------------------------------------- contexts
 
 
-def requested_by(case: Case) -> str:
-    return f"{case.requester_name} <{case.requester}>" if case.requester_name else case.requester
-
-
-def change_context(case: Case) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
-    """The nominees (with their roles) and the main contact a case asks for."""
-    nominees: dict[str, dict[str, Any]] = {}
-    contact: dict[str, str] | None = None
-    for change in planned_changes(case.kind, case.fields or {}):
-        if change.service is Service.MAIN_CONTACT:
-            contact = {"name": change.name, "email": change.email}
-            continue
-        entry = nominees.setdefault(
-            change.email, {"name": change.name, "email": change.email, "roles": []}
-        )
-        entry["roles"].append(change.role)
-    return list(nominees.values()), contact
-
-
-# The body a Reject button opens with; workflow.replies strips this prompt from the reason.
-REJECT_PROMPT = "Reason for rejecting: "
-
-
-def answer_links(inbox: str, case: Case, token: str) -> dict[str, str]:
-    """mailto: links that open an answer with its subject filled in (one click on a phone).
-    The subject carries the verdict, the case reference and the token; the answer passes
-    the same sender checks as a reply."""
-
-    def link(verdict: str, body: str = "") -> str:
-        query = f"subject={quote(f'{verdict} [{case.ref}] {token}')}"
-        return f"mailto:{inbox}?{query}" + (f"&body={quote(body)}" if body else "")
-
-    return {"approve_link": link("APPROVE"), "reject_link": link("REJECT", REJECT_PROMPT)}
-
-
-def approval_context(case: Case, approval: ApprovalRequest, inbox: str) -> dict[str, Any]:
-    nominees, contact = change_context(case)
-    return {
-        **answer_links(inbox, case, approvals.shown(approval.token)),
-        "approver_name": approval.approver_name,
-        "nominees": nominees,
-        "main_contact": contact,
-        "requested_by": requested_by(case),
-        "token": approvals.shown(approval.token),
-        "expires_on": as_utc(approval.expires_at).date().isoformat(),
-        "scan_values": scan_values(case),
-    }
-
-
 def summary_lines(case: Case) -> list[str]:
     """What was read from the request, in a few lines for the acknowledgement."""
     fields = case.fields or {}
     lines: list[str] = []
     if fields.get("organisation_code"):
-        name = fields.get("organisation_name")
-        lines.append(
-            f"Organisation: {fields['organisation_code']}" + (f" ({name})" if name else "")
-        )
+        code, name = fields["organisation_code"], fields.get("organisation_name")
+        lines.append(f"Organisation: {name} ({code})" if name else f"Organisation: {code}")
     nominees, contact = change_context(case)
     for nominee in nominees:
         lines.append(f"{', '.join(nominee['roles'])}: {nominee['name']} ({nominee['email']})")
@@ -169,8 +116,8 @@ def summary_lines(case: Case) -> list[str]:
         lines.append(f"Main Contact: {contact['name']} ({contact['email']})")
     signer = fields.get("signer")
     if isinstance(signer, dict) and signer.get("name"):
-        capacity = SIGNER_CAPACITIES.get(signer.get("capacity") or "", signer.get("capacity"))
-        lines.append(f"Signed by: {signer['name']}" + (f", {capacity}" if capacity else ""))
+        capacity = capacity_title(signer.get("capacity"))
+        lines.append(f"Signed by {signer['name']}" + (f", {capacity}" if capacity else ""))
     return lines
 
 
@@ -210,7 +157,7 @@ def ask_approver(
         "approval_request",
         to=approver.email,
         name=approver.name,
-        context=approval_context(case, approval, env.from_address),
+        context=approval_context(session, case, approval, env.from_address),
         auto_submitted=GENERATED,
     )
     return approval

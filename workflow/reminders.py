@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 from core.db import Database, rowcount
 from core.states import WAITING_STATES, CaseState, IllegalTransition
 from workflow import approvals
+from workflow.approval_mail import approval_context
 from workflow.cases import StaleCase, move, record
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case
-from workflow.persist import GENERATED, approval_context, notify, source_message
+from workflow.persist import GENERATED, notify, source_message
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
@@ -84,11 +85,9 @@ def _expire(db: Database, env: WorkflowEnv, case_id: int) -> int:
 
 def expire_case(session: Session, env: WorkflowEnv, case: Case) -> None:
     now = env.clock.now()
-    waited = (
-        "the approver's answer"
-        if case.state == CaseState.AWAITING_APPROVAL
-        else "the requester's reply"
-    )
+    awaiting = case.state == CaseState.AWAITING_APPROVAL
+    waited = "the approver's answer" if awaiting else "the requester's reply"
+    approvers = [a.approver_name for a in approvals.open_requests(session, case)]
     move(
         session,
         case,
@@ -115,9 +114,18 @@ def expire_case(session: Session, env: WorkflowEnv, case: Case) -> None:
         "outcome_expired",
         to=case.requester,
         name=case.requester_name,
-        context={},
+        context={"waited_for": waited_for(awaiting, approvers)},
         reply_to=source_message(session, case),
     )
+
+
+def waited_for(awaiting_approval: bool, approvers: list[str]) -> str:
+    """Whose answer did not come, as the expiry email says it."""
+    if not awaiting_approval:
+        return "your reply to our email asking for what was missing"
+    if not approvers:
+        return "the approver's answer"
+    return f"an answer from {' or '.join(approvers)} (the approver we asked)"
 
 
 def _claim(session: Session, model, row_id: int, now: datetime, *conditions) -> bool:
@@ -155,7 +163,7 @@ def _remind_approver(db: Database, env: WorkflowEnv, approval_id: int) -> int:
             "approval_reminder",
             to=approval.approver_email,
             name=approval.approver_name,
-            context=approval_context(case, approval, env.from_address),
+            context=approval_context(session, case, approval, env.from_address),
             auto_submitted=GENERATED,
         )
         return 1

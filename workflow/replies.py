@@ -1,8 +1,9 @@
 """Read an approver's answer from the reply's own text, above the quoted original.
 
-The quoted original is cut off with mail-parser-reply (which knows the "On … wrote:",
-Outlook "From:/Sent:" and "-----Original Message-----" headers), then any line quoted with
-">" ends the own text. HTML bodies are converted to text with their quoted parts
+The quoted original is cut off where forms.mailtext.quote_start finds it, the one finder of
+quoted mail that the request readers use too (it knows the "On … wrote:", Outlook
+"From:/Sent:" and "-----Original Message-----" headers), then any line quoted with ">"
+ends the own text. HTML bodies are converted to text with their quoted parts
 (<blockquote>, Gmail's gmail_quote, Outlook's divRplyFwdMsg) left out.
 
 The grammar fails closed. A reply approves only when its first non-empty line is an
@@ -16,9 +17,7 @@ Everything else is unclear, which sends the case to a person.
 One-click answers come from the mailto links of an approval request: their subject is
 "APPROVE|REJECT [PCSE-…] APV-…" and nothing else, and their body must not contradict it.
 
-Every pattern here is linear on hostile input; the reply parser is not (long lines that
-open with "On ", long runs of spaces or blank lines), so its input is bounded and
-normalised first.
+Every pattern here, and in forms.mailtext, is linear on hostile input.
 """
 
 from __future__ import annotations
@@ -27,9 +26,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mailparser_reply import EmailReplyParser
-
 from core.htmltext import DROP, html_to_text
+from forms.mailtext import quote_start, split_message
 
 # Enough of a reason for a caseworker and the requester; the rest stays in the raw message.
 MAX_REASON = 1000
@@ -37,11 +35,8 @@ MAX_REASON = 1000
 MAX_OWN_TEXT = 4000
 # The most of a body read at all (the answer is at the top).
 MAX_INPUT = 200_000
-# The reply parser sees no more than this: the quote header, if any, comes within it.
+# Own text with no quote after it is read whole only up to this length.
 _PARSER_INPUT = 2 * MAX_OWN_TEXT
-# Lines longer than this are wrapped before the reply parser sees them (its "On … wrote:"
-# pattern is quadratic in the length of a line).
-_PARSER_LINE = 200
 
 
 class Verdict(StrEnum):
@@ -394,6 +389,10 @@ _EMAIL_ONLY = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _RULE = re.compile(r"[-_=*~—–]{2,}")
 _OUTLOOK_RULE = re.compile(r"_{20,}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_CLAUSE_BREAK = re.compile(r"\s*[,;]\s*|\s+[-–—]\s+")
+_CONTACT_VERB = re.compile(
+    r"\b(?:contact|e-?mail|call|ring|phone|reach|write to|get in touch|speak)\b", re.IGNORECASE
+)
 _LEAD_PUNCTUATION = " \t.,:;!-–—"
 _TRAIL_PUNCTUATION = " \t,:;-–—"
 # Words that only introduce the reason ("because she left"); "as" and "since" are not
@@ -401,6 +400,8 @@ _TRAIL_PUNCTUATION = " \t,:;-–—"
 _CONNECTIVES = (
     ("the", "reason", "is"),
     ("reason", "being"),
+    ("reason", "for", "rejecting"),
+    ("reason", "for", "rejection"),
     ("reason",),
     ("because",),
     ("due", "to"),
@@ -459,40 +460,17 @@ def _starts_with(words: list[str], phrase: tuple[str, ...], at: int = 0) -> bool
 # --------------------------------------------------------------------------- own text
 
 
-def _parser_input(text: str) -> str:
-    """The body as the reply parser may safely see it: bounded, each line stripped and its
-    spaces collapsed, at most one blank line in a row, long lines wrapped at a space."""
-    lines: list[str] = []
-    for raw in _normalise(text[:_PARSER_INPUT]).split("\n"):
-        line = " ".join(raw.split())
-        if not line and lines and not lines[-1]:
-            continue
-        lines.extend(_wrap(line))
-    return "\n".join(lines)
-
-
-def _wrap(line: str) -> list[str]:
-    pieces: list[str] = []
-    while len(line) > _PARSER_LINE:
-        cut = line.rfind(" ", 0, _PARSER_LINE)
-        cut = cut if cut > 0 else _PARSER_LINE
-        pieces.append(line[:cut])
-        line = line[cut:].lstrip()
-    pieces.append(line)
-    return pieces
-
-
 def _split_own(text: str, *, with_signature: bool) -> tuple[str, bool]:
-    """The sender's own text above the quoted original, and whether it was read whole (it
-    was not when it runs on past what the reply parser was shown)."""
-    bounded = text[:MAX_INPUT]
-    message = EmailReplyParser(languages=["en"]).read(_parser_input(bounded))
-    if not message.replies or message.replies[0].headers:
-        # Nothing, or the message opens with a quoted header: nothing of the sender's own.
-        return "", True
-    first = message.replies[0]
-    own, quote_found = _until_quote(first.full_body if with_signature else first.body)
-    return own, quote_found or len(message.replies) > 1 or len(bounded) <= _PARSER_INPUT
+    """The sender's own text above the quoted original (forms.mailtext finds where the quote
+    begins, as it does for a request), and whether it was read whole (it was not when no
+    quote was found and it runs on past what is read)."""
+    bounded = _normalise(text[:MAX_INPUT])
+    start = quote_start(bounded)
+    above = bounded if start is None else bounded[:start]
+    if not with_signature:
+        above = split_message(above).own
+    own, quote_found = _until_quote(above)
+    return own, start is not None or quote_found or len(bounded) <= _PARSER_INPUT
 
 
 def _until_quote(body: str) -> tuple[str, bool]:
@@ -766,9 +744,32 @@ def _reason(lines: list[str], *, keep_first: bool) -> str | None:
     text = joined.lstrip(_LEAD_PUNCTUATION)
     if not any(mark in joined[: len(joined) - len(text)] for mark in ".!"):
         text = _without_connective(text)
-    text = " ".join(s for s in _SENTENCE_END.split(text) if not _PHONE.search(s))
+    text = " ".join(filter(None, (_without_contact(s) for s in _SENTENCE_END.split(text))))
     text = _without_trailing_courtesy(text).strip(_TRAIL_PUNCTUATION)
     return text[:MAX_REASON] or None
+
+
+def _without_contact(sentence: str) -> str:
+    """A sentence without its clauses that give the approver's contact details: a
+    telephone number, or an address to write to ("she left in May, ring 01632 960123
+    with questions" keeps "she left in May."); nothing when they stand in its first
+    clause. An address named as the subject ("jo@nhs.net left in May") stays."""
+    if not _gives_contact(sentence):
+        return sentence
+    kept: list[str] = []
+    for clause in _CLAUSE_BREAK.split(sentence):
+        if _gives_contact(clause):
+            break
+        kept.append(clause.strip())
+    if not kept:
+        return ""
+    return ", ".join(kept).rstrip(_TRAIL_PUNCTUATION + ".!?") + "."
+
+
+def _gives_contact(text: str) -> bool:
+    if _PHONE.search(text):
+        return True
+    return bool(_EMAIL_ONLY.search(text)) and bool(_CONTACT_VERB.search(text))
 
 
 def _before_signature(lines: list[str], *, keep_first: bool) -> list[str]:

@@ -32,6 +32,15 @@ CODES = frozenset(
         "invalid_email",
         "unknown_person",
         "email_taken",
+        # Signers and AEL contacts (workflow.directory_edits, R6).
+        "unknown_capacity",
+        "unknown_ael_role",
+        "not_an_icb",
+        "no_signers_here",
+        "already_recorded",
+        "not_recorded",
+        "missing_name",
+        "not_an_ael_contact",
     }
 )
 

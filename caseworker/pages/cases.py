@@ -14,6 +14,7 @@ from starlette.routing import Route
 from caseworker.auth import SUPERVISORS_ONLY, current_user
 from caseworker.casepage import case_page
 from caseworker.labels import ACTION_LABELS, state_label
+from caseworker.pages import case_plan
 from caseworker.pages.forms import Problems, refusal, text
 from caseworker.rendering import flash, render
 from caseworker.security import form_post
@@ -109,6 +110,8 @@ async def case_action(request: Request) -> Response:
     user = current_user(request)
     if name == "reopen" and not user.is_supervisor:
         raise HTTPException(status_code=403, detail=SUPERVISORS_ONLY)
+    if name == "approve":  # confirmed from the preview of its changes
+        return await case_plan.confirm_approve(request)
     field_id = _field_id(name, form)
     value = text(request, form.field, limit=254 if name == "send_approval_request" else 5000)
     values = {field_id: value}

@@ -47,11 +47,14 @@ def test_sign_in_find_a_triage_case_approve_it_and_see_the_directory_change(
     live_server: LiveServer, page
 ) -> None:
     ref = _triage(live_server)
-    browser_sign_in(page, live_server)
+    browser_sign_in(page, live_server, SUPERVISOR)  # the case has open findings
     page.get_by_role("link", name=ref).click()
     _open_action(page, "approve")
     page.get_by_label("Why is it approved?").fill("Confirmed with the practice by phone")
-    page.get_by_role("button", name="Approve", exact=True).click()
+    page.get_by_role("button", name="Check the changes").click()
+    grants = page.locator("[data-grant]").all_inner_texts()
+    assert grants == ["GPP Practice User Administrator to Nia Patel (nia.patel@nhs.net)"]
+    page.get_by_role("button", name="Confirm and apply these changes").click()
     banner = page.locator(".nhsuk-notification-banner")
     assert "The case is now completed." in banner.inner_text()
     assert _state(live_server, ref) == "completed"
@@ -119,12 +122,13 @@ def test_a_post_without_the_csrf_token_is_refused(live_server: LiveServer, page)
     ref = _triage(live_server)
     browser_sign_in(page, live_server)
     page.goto(f"{live_server.url}/cases/{ref}")
-    form = page.locator(f'form[action="/cases/{ref}/actions/approve"]')
-    form.locator('input[name="csrf_token"]').evaluate("input => input.remove()")
     _open_action(page, "approve")
     page.get_by_label("Why is it approved?").fill("No token")
+    page.get_by_role("button", name="Check the changes").click()
+    form = page.locator(f'form[action="/cases/{ref}/actions/approve"]')
+    form.locator('input[name="csrf_token"]').evaluate("input => input.remove()")
     with page.expect_response(f"{live_server.url}/cases/{ref}/actions/approve") as answer:
-        page.get_by_role("button", name="Approve", exact=True).click()
+        form.get_by_role("button").click()
     assert answer.value.status == 403
     assert "not sent from a page of this site" in page.locator("main").inner_text()
     assert _state(live_server, ref) == "triage"

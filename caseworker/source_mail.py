@@ -1,0 +1,41 @@
+"""A case's original message, read again from the raw store, and re-routing a case with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from caseworker.mailview import raw_bytes
+from intake.mailparse import ParsedMail, parse_mail
+from intake.models import InboundMessage
+from workflow import rekind
+from workflow.cases import get_case
+from workflow.env import WorkflowEnv
+from workflow.models import Case
+
+
+def source_mail(session: Session, raw_dir: Path, case: Case) -> ParsedMail | None:
+    """The message that opened the case, parsed by intake's safe reader; None when the case
+    was not opened from an email or its bytes are gone."""
+    if case.source_message_id is None:
+        return None
+    message = session.get(InboundMessage, case.source_message_id)
+    raw = raw_bytes(session, raw_dir, message) if message is not None else None
+    return parse_mail(raw) if raw is not None else None
+
+
+def change_kind(
+    session: Session,
+    env: WorkflowEnv,
+    raw_dir: Path,
+    ref: str,
+    *,
+    kind: str,
+    by: str,
+    reason: str,
+) -> Case:
+    """workflow.rekind.change_kind with the case's original message read from the store."""
+    case = get_case(session, ref)
+    mail = source_mail(session, raw_dir, case)
+    return rekind.change_kind(session, env, ref, kind=kind, by=by, reason=reason, mail=mail)

@@ -1,0 +1,268 @@
+"""Signed webhook POSTs of the change feed to a real HTTP server in this process: each
+change reaches the receiver once, in order, through failures, retries and an answer lost."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from core.clock import FixedClock
+from core.db import Database
+from service.webhook_settings import WebhookConfig
+from service.webhooks import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    deliver_all,
+    retry_failed,
+    status,
+    verify_signature,
+)
+from workflow import directory
+
+SECRET = "s3cret-shared-with-the-portal"
+
+
+class Receiver:
+    """What a receiver does: check the signature and the timestamp, take each event id
+    once, and answer. `fail_next` makes the next answers 503; `lose_next` takes the
+    change and then answers 500, as if the answer were lost on the way back."""
+
+    def __init__(self) -> None:
+        self.taken: list[dict[str, Any]] = []
+        self.seen_ids: set[str] = set()
+        self.posts = 0
+        self.refused = 0
+        self.fail_next = 0
+        self.lose_next = 0
+        self.lock = threading.Lock()
+
+    def handle(self, body: bytes, headers: Any) -> int:
+        with self.lock:
+            self.posts += 1
+            if not verify_signature(
+                SECRET,
+                body,
+                headers.get(TIMESTAMP_HEADER, ""),
+                headers.get(SIGNATURE_HEADER, ""),
+                now=time.time(),
+            ):
+                self.refused += 1
+                return 401
+            if self.fail_next:
+                self.fail_next -= 1
+                return 503
+            key = headers[IDEMPOTENCY_HEADER]
+            if key not in self.seen_ids:
+                self.seen_ids.add(key)
+                self.taken.append(json.loads(body))
+            if self.lose_next:
+                self.lose_next -= 1
+                return 500
+            return 204
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(state.handle(body, self.headers))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}/pcse-changes"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def grant(db: Database, email: str, org: str = "B82002", role: str = "Claims Admin") -> None:
+    with db.transaction() as session:
+        directory.grant_role(
+            session,
+            org_code=org,
+            email=email,
+            name=email.split("@")[0],
+            role=role,
+            actor="test",
+            reason="setup",
+        )
+
+
+def test_each_change_is_delivered_once_in_order_through_failures(
+    db: Database, receiver: tuple[Receiver, str]
+) -> None:
+    state, url = receiver
+    hook = WebhookConfig(
+        name="portal",
+        url=url,
+        secret=SECRET,
+        max_attempts=3,
+        first_retry_seconds=60,
+        timeout_seconds=5,
+    )
+    clock = FixedClock(datetime.now(UTC))
+    for n in range(3):
+        grant(db, f"user{n}@nhs.net")
+    report = deliver_all(db, [hook], worker="w1", clock=clock)
+    assert (report.queued, report.sent) == (3, 3)
+    assert [d["event_id"] for d in state.taken] == [1, 2, 3]
+    assert state.taken[0]["email"] == "user0@nhs.net"
+    assert state.taken[0]["action"] == "grant" and state.taken[0]["organisation"] == "B82002"
+
+    # The receiver is down: the next change waits with backoff, and the one after it
+    # waits behind it (in order), without being sent.
+    grant(db, "user3@nhs.net")
+    grant(db, "user4@nhs.net")
+    state.fail_next = 2
+    report = deliver_all(db, [hook], worker="w1", clock=clock)
+    assert (report.sent, report.retrying) == (0, 1)
+    report = deliver_all(db, [hook], worker="w1", clock=clock)  # not due yet: no POST
+    assert state.posts == 4
+    clock.advance(seconds=61)
+    report = deliver_all(db, [hook], worker="w1", clock=clock)
+    assert report.retrying == 1 and state.posts == 5
+    (shown,) = status(db, [hook])
+    assert shown["next_cursor"] == 4 and shown["pending"] == 2
+    assert "503" in shown["last_error"]
+    # It recovers: both go, in order.
+    clock.advance(seconds=121)
+    report = deliver_all(db, [hook], worker="w1", clock=clock)
+    assert report.sent == 2
+    assert [d["event_id"] for d in state.taken] == [1, 2, 3, 4, 5]
+
+    # The receiver takes a change but its answer is lost: the change is sent again with
+    # the same idempotency key, and the receiver takes it once.
+    grant(db, "user5@nhs.net")
+    state.lose_next = 1
+    deliver_all(db, [hook], worker="w1", clock=clock)
+    clock.advance(seconds=61)
+    deliver_all(db, [hook], worker="w1", clock=clock)
+    assert [d["event_id"] for d in state.taken] == [1, 2, 3, 4, 5, 6]
+    assert state.refused == 0
+
+
+def test_after_max_attempts_it_is_failed_visible_and_blocks_until_retried(
+    db: Database, receiver: tuple[Receiver, str]
+) -> None:
+    state, url = receiver
+    hook = WebhookConfig(
+        name="portal", url=url, secret=SECRET, max_attempts=2, first_retry_seconds=1
+    )
+    clock = FixedClock(datetime.now(UTC))
+    grant(db, "first@nhs.net")
+    grant(db, "second@nhs.net")
+    state.fail_next = 10
+    deliver_all(db, [hook], worker="w1", clock=clock)
+    clock.advance(seconds=2)
+    report = deliver_all(db, [hook], worker="w1", clock=clock)
+    assert report.failed == 1
+    clock.advance(seconds=3600)
+    deliver_all(db, [hook], worker="w1", clock=clock)
+    assert state.posts == 2  # failed: nothing more is tried, the second waits
+    (shown,) = status(db, [hook])
+    assert (shown["failed"], shown["pending"], shown["next_cursor"]) == (1, 1, 1)
+    state.fail_next = 0
+    assert retry_failed(db, "portal", clock.now()) == 1
+    report = deliver_all(db, [hook], worker="w1", clock=clock)
+    assert report.sent == 2
+    assert [d["email"] for d in state.taken] == ["first@nhs.net", "second@nhs.net"]
+
+
+def test_a_wrong_secret_is_refused_by_the_receiver(
+    db: Database, receiver: tuple[Receiver, str]
+) -> None:
+    state, url = receiver
+    hook = WebhookConfig(name="portal", url=url, secret="not-the-secret", max_attempts=1)
+    grant(db, "someone@nhs.net")
+    report = deliver_all(db, [hook], worker="w1", clock=FixedClock(datetime.now(UTC)))
+    assert report.failed == 1 and state.refused == 1 and state.taken == []
+
+
+def test_a_stale_or_altered_request_does_not_verify() -> None:
+    from service.webhooks import sign
+
+    body = b'{"event_id":1}'
+    signature = sign(SECRET, 1_000_000, body)
+    assert verify_signature(SECRET, body, "1000000", signature, now=1_000_010)
+    assert not verify_signature(SECRET, body, "1000000", signature, now=1_000_000 + 3600)
+    assert not verify_signature(SECRET, body + b" ", "1000000", signature, now=1_000_010)
+    assert not verify_signature(SECRET, body, "1000001", signature, now=1_000_010)
+
+
+def test_erasure_waits_until_every_receiver_has_the_persons_changes(
+    db: Database, db_url: str, receiver: tuple[Receiver, str], tmp_path
+) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    state, url = receiver
+    config = tmp_path / "pcse.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n\n[storage]\nraw_dir = "{tmp_path / "raw"}"\n\n'
+        f'[[webhooks]]\nname = "portal"\nurl = "{url}"\nsecret = "{SECRET}"\n',
+        encoding="utf-8",
+    )
+    grant(db, "leaver@nhs.net")
+    with db.transaction() as session:
+        directory.deactivate_person(session, email="leaver@nhs.net", actor="test", reason="left")
+
+    def pcse(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "pcse"), "--config", str(config), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    erase = ("person", "erase", "leaver@nhs.net", "--by", "dpo", "--reason", "request 7")
+    refused = pcse(*erase)
+    assert refused.returncode == 1 and "have not yet reached every webhook" in refused.stderr
+    sent = pcse("directory", "webhooks", "send", "--json")
+    assert json.loads(sent.stdout)["sent"] == 2, sent.stderr
+    assert [d["action"] for d in state.taken] == ["grant", "revoke"]
+    assert state.taken[1]["email"] == "leaver@nhs.net"
+    done = pcse(*erase, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["marker"].endswith("@erased.invalid")
+    shown = json.loads(pcse("directory", "webhooks", "status", "--json").stdout)
+    assert shown[0]["sent"] == 2 and shown[0]["failed"] == 0
+
+
+def test_the_service_runs_the_purge_daily_and_the_webhooks_when_configured(
+    sqlite_database: Database,
+) -> None:
+    from service.config import from_mapping
+    from service.jobs import periodic_jobs
+
+    plain = from_mapping({}, source="test")
+    assert [j.name for j in periodic_jobs(sqlite_database, plain)][-1] == "purge"
+    hooked = from_mapping(
+        {
+            "webhooks": [{"name": "p", "url": "https://x.example.nhs.uk/", "secret_env": "S"}],
+            "schedule": {"webhook_seconds": 3},
+        },
+        source="test",
+    )
+    jobs = {j.name: j.seconds for j in periodic_jobs(sqlite_database, hooked)}
+    assert jobs["webhooks"] == 3 and "purge" in jobs

@@ -1,0 +1,439 @@
+"""A caseworker's edits to the directory beyond ending roles: restoring a role that was
+ended (through workflow.directory.grant_role, so R1 to R4 apply as to any grant), and
+adding, changing and removing the approvers PCSE records, practice signers and the
+contacts of the Authorised Email List (R6: an approver authorises only for the
+organisations it is recorded against).
+
+Every operation checks before it writes, so a refusal (RuleViolation, in words) changes
+nothing; every change writes one DirectoryEvent with who, when, what and why (R8), under
+the same action names the CSV imports use (`signer_added`, `ael_contact_removed`, …).
+A removed entry is made inactive, never deleted, so its history stays.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.catalogue import (
+    AEL_GP_PAYMENTS_GENERAL,
+    AEL_ROLES,
+    SIGNER_CAPACITIES,
+    normalise_ael_role,
+    normalise_capacity,
+)
+from core.timeutil import utcnow
+from workflow.directory import Change, find_ael_contact, get_org, grant_role, record_event
+from workflow.models import AelContact, Organisation, RoleAssignment, Signer
+from workflow.rules import RuleViolation, org_label, require_email, require_open
+
+
+def _name(raw: str | None) -> str:
+    tidy = " ".join((raw or "").split())
+    if not tidy:
+        raise RuleViolation("missing_name", "Give the person's full name.")
+    return tidy
+
+
+def _capacity(raw: str) -> str:
+    capacity = normalise_capacity(raw or "")
+    if capacity is None:
+        titles = list(SIGNER_CAPACITIES.values())
+        raise RuleViolation(
+            "unknown_capacity",
+            f"{raw!r} is not a signer's capacity; a signer is a {', '.join(titles[:-1])} "
+            f"or {titles[-1]}.",
+        )
+    return capacity
+
+
+def _ael_role(raw: str | None) -> str:
+    role = normalise_ael_role(raw or AEL_GP_PAYMENTS_GENERAL)
+    if role is None:
+        raise RuleViolation(
+            "unknown_ael_role",
+            f"{raw!r} is not an AEL role; the roles are {', '.join(AEL_ROLES)}.",
+        )
+    return role
+
+
+def _signer_org(session: Session, code: str) -> Organisation:
+    org = get_org(session, code)
+    if org is None:
+        raise RuleViolation(
+            "unknown_organisation", f"There is no organisation {code} in the directory."
+        )
+    if org.type == "icb":
+        raise RuleViolation(
+            "no_signers_here",
+            f"{org.code} is an ICB: its approvers are its contacts on "
+            "the Authorised Email List, not practice signers.",
+        )
+    return org
+
+
+def _icb(session: Session, code: str) -> Organisation:
+    org = get_org(session, code)
+    if org is None or org.type != "icb":
+        raise RuleViolation(
+            "not_an_icb",
+            f"There is no ICB {code} in the directory; AEL contacts are recorded against an ICB.",
+        )
+    return org
+
+
+def _active_signer(session: Session, org: Organisation, email: str) -> Signer | None:
+    return session.scalars(
+        select(Signer).where(
+            Signer.organisation_id == org.id, Signer.email == email, Signer.active.is_(True)
+        )
+    ).first()
+
+
+def _require_signer(session: Session, org: Organisation, email: str) -> Signer:
+    signer = _active_signer(session, org, email)
+    if signer is None:
+        raise RuleViolation(
+            "not_recorded",
+            f"{email} is not a recorded signer of {org_label(org.type, org.code)}.",
+        )
+    return signer
+
+
+def _event(
+    session: Session,
+    action: str,
+    *,
+    code: str,
+    email: str,
+    actor: str,
+    reason: str,
+    detail: dict[str, Any],
+    now: datetime,
+) -> None:
+    record_event(
+        session,
+        actor=actor,
+        action=action,
+        reason=reason,
+        organisation_code=code,
+        person_email=email,
+        detail=detail,
+        now=now,
+    )
+
+
+# --------------------------------------------------------------------------- roles
+
+
+def restore_role(
+    session: Session,
+    *,
+    assignment_id: int,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Change:
+    """Grant again a role that was ended (a wrong removal put right): a new assignment,
+    checked by every rule a grant must pass; the ended one stays in the history."""
+    old = session.get(RoleAssignment, assignment_id)
+    if old is None or old.ended_at is None:
+        raise RuleViolation("not_held", "There is no ended role with that number to restore.")
+    return grant_role(
+        session,
+        org_code=old.organisation.code,
+        email=old.person.email,
+        name=old.person.name,
+        role=old.role,
+        actor=actor,
+        reason=f"Restored (ended {old.ended_at:%Y-%m-%d} by {old.ended_by}): {reason}",
+        now=now,
+    )
+
+
+# --------------------------------------------------------------------------- signers
+
+
+def add_signer(
+    session: Session,
+    *,
+    org_code: str,
+    name: str,
+    email: str,
+    capacity: str,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Signer:
+    """Record a GP Partner, Caldicott Guardian or Company Director of the organisation."""
+    now = now or utcnow()
+    org = _signer_org(session, org_code)
+    require_open(org_label(org.type, org.code), org.status)
+    tidy, address, role = _name(name), require_email(email), _capacity(capacity)
+    if _active_signer(session, org, address) is not None:
+        raise RuleViolation(
+            "already_recorded",
+            f"{address} is already a recorded signer of {org_label(org.type, org.code)}; "
+            "change that entry instead.",
+        )
+    signer = Signer(organisation=org, name=tidy, email=address, capacity=role, active=True)
+    session.add(signer)
+    detail = {"name": tidy, "email": address, "capacity": role}
+    _event(
+        session,
+        "signer_added",
+        code=org.code,
+        email=address,
+        actor=actor,
+        reason=reason,
+        detail=detail,
+        now=now,
+    )
+    session.flush()
+    return signer
+
+
+def change_signer(
+    session: Session,
+    *,
+    org_code: str,
+    email: str,
+    actor: str,
+    reason: str,
+    name: str | None = None,
+    new_email: str | None = None,
+    capacity: str | None = None,
+    now: datetime | None = None,
+) -> Signer:
+    """Change a recorded signer's name, address or capacity, recording before and after."""
+    now = now or utcnow()
+    org = _signer_org(session, org_code)
+    signer = _require_signer(session, org, require_email(email))
+    before = {"name": signer.name, "email": signer.email, "capacity": signer.capacity}
+    after = dict(before)
+    if name is not None and name.strip():
+        after["name"] = _name(name)
+    if new_email is not None and new_email.strip():
+        after["email"] = require_email(new_email)
+        other = _active_signer(session, org, after["email"])
+        if other is not None and other.id != signer.id:
+            raise RuleViolation(
+                "already_recorded",
+                f"{after['email']} is already a recorded signer of "
+                f"{org_label(org.type, org.code)}.",
+            )
+    if capacity is not None and capacity.strip():
+        after["capacity"] = _capacity(capacity)
+    if after == before:
+        raise RuleViolation("already_recorded", "Nothing to change: the entry already says that.")
+    signer.name, signer.email, signer.capacity = after["name"], after["email"], after["capacity"]
+    changed = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+    _event(
+        session,
+        "signer_updated",
+        code=org.code,
+        email=after["email"],
+        actor=actor,
+        reason=reason,
+        detail={**after, "changed": changed},
+        now=now,
+    )
+    session.flush()
+    return signer
+
+
+def remove_signer(
+    session: Session,
+    *,
+    org_code: str,
+    email: str,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Signer:
+    """The signer can no longer approve for the organisation; the entry's history stays."""
+    now = now or utcnow()
+    org = _signer_org(session, org_code)
+    signer = _require_signer(session, org, require_email(email))
+    signer.active = False
+    detail = {"name": signer.name, "email": signer.email, "capacity": signer.capacity}
+    _event(
+        session,
+        "signer_removed",
+        code=org.code,
+        email=signer.email,
+        actor=actor,
+        reason=reason,
+        detail=detail,
+        now=now,
+    )
+    session.flush()
+    return signer
+
+
+# --------------------------------------------------------------------------- AEL
+
+
+def _require_requester(session: Session, icb: str, role: str, requested_by: str | None) -> None:
+    """Changes to the AEL come only from an existing contact for the same role: when the
+    change is made at someone's request, that someone must be one."""
+    if requested_by is None or not requested_by.strip():
+        return
+    address = require_email(requested_by)
+    if find_ael_contact(session, icb, address, role) is None:
+        raise RuleViolation(
+            "not_an_ael_contact",
+            f"{address} is not an AEL contact of ICB {icb} for {role}; changes to the "
+            "Authorised Email List come only from an existing contact for the same role.",
+        )
+
+
+def _require_contact(session: Session, icb: str, email: str, role: str) -> AelContact:
+    contact = find_ael_contact(session, icb, email, role)
+    if contact is None:
+        raise RuleViolation(
+            "not_recorded", f"{email} is not an AEL contact of ICB {icb} for {role}."
+        )
+    return contact
+
+
+def add_ael_contact(
+    session: Session,
+    *,
+    icb_code: str,
+    name: str,
+    email: str,
+    actor: str,
+    reason: str,
+    ael_role: str | None = None,
+    requested_by: str | None = None,
+    now: datetime | None = None,
+) -> AelContact:
+    """Record a contact of the ICB on the Authorised Email List, for one AEL role."""
+    now = now or utcnow()
+    icb = _icb(session, icb_code)
+    tidy, address, role = _name(name), require_email(email), _ael_role(ael_role)
+    _require_requester(session, icb.code, role, requested_by)
+    if find_ael_contact(session, icb.code, address, role) is not None:
+        raise RuleViolation(
+            "already_recorded", f"{address} is already an AEL contact of ICB {icb.code} for {role}."
+        )
+    contact = AelContact(icb_code=icb.code, name=tidy, email=address, ael_role=role, active=True)
+    session.add(contact)
+    detail = {
+        "icb_code": icb.code,
+        "name": tidy,
+        "email": address,
+        "ael_role": role,
+        "requested_by": requested_by or None,
+    }
+    _event(
+        session,
+        "ael_contact_added",
+        code=icb.code,
+        email=address,
+        actor=actor,
+        reason=reason,
+        detail=detail,
+        now=now,
+    )
+    session.flush()
+    return contact
+
+
+def change_ael_contact(
+    session: Session,
+    *,
+    icb_code: str,
+    email: str,
+    actor: str,
+    reason: str,
+    ael_role: str | None = None,
+    name: str | None = None,
+    new_email: str | None = None,
+    requested_by: str | None = None,
+    now: datetime | None = None,
+) -> AelContact:
+    """Change an AEL contact's name or address, recording before and after."""
+    now = now or utcnow()
+    icb = _icb(session, icb_code)
+    role = _ael_role(ael_role)
+    _require_requester(session, icb.code, role, requested_by)
+    contact = _require_contact(session, icb.code, require_email(email), role)
+    before = {"name": contact.name, "email": contact.email}
+    after = dict(before)
+    if name is not None and name.strip():
+        after["name"] = _name(name)
+    if new_email is not None and new_email.strip():
+        after["email"] = require_email(new_email)
+        other = find_ael_contact(session, icb.code, after["email"], role)
+        if other is not None and other.id != contact.id:
+            raise RuleViolation(
+                "already_recorded",
+                f"{after['email']} is already an AEL contact of ICB {icb.code} for {role}.",
+            )
+    if after == before:
+        raise RuleViolation("already_recorded", "Nothing to change: the entry already says that.")
+    contact.name, contact.email = after["name"], after["email"]
+    changed = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+    detail = {
+        "icb_code": icb.code,
+        "ael_role": role,
+        **after,
+        "changed": changed,
+        "requested_by": requested_by or None,
+    }
+    _event(
+        session,
+        "ael_contact_updated",
+        code=icb.code,
+        email=after["email"],
+        actor=actor,
+        reason=reason,
+        detail=detail,
+        now=now,
+    )
+    session.flush()
+    return contact
+
+
+def remove_ael_contact(
+    session: Session,
+    *,
+    icb_code: str,
+    email: str,
+    actor: str,
+    reason: str,
+    ael_role: str | None = None,
+    requested_by: str | None = None,
+    now: datetime | None = None,
+) -> AelContact:
+    """The contact can no longer approve for the ICB's organisations; the history stays."""
+    now = now or utcnow()
+    icb = _icb(session, icb_code)
+    role = _ael_role(ael_role)
+    _require_requester(session, icb.code, role, requested_by)
+    contact = _require_contact(session, icb.code, require_email(email), role)
+    contact.active = False
+    detail = {
+        "icb_code": icb.code,
+        "name": contact.name,
+        "email": contact.email,
+        "ael_role": role,
+        "requested_by": requested_by or None,
+    }
+    _event(
+        session,
+        "ael_contact_removed",
+        code=icb.code,
+        email=contact.email,
+        actor=actor,
+        reason=reason,
+        detail=detail,
+        now=now,
+    )
+    session.flush()
+    return contact
