@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import unicodedata
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -24,12 +26,34 @@ sys.path.insert(0, str(ROOT / "scripts"))
 THRESHOLDS = (60, 70, 80, 85, 88, 90, 92)
 
 
+def folded(value: Any) -> Any:
+    """Names compared without accents (a scan may lose one; the acknowledgement shows it)."""
+    if not isinstance(value, str):
+        return value
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def dotted(fields: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The fields as dotted keys ("nominees.0.email"), as the readings name them."""
+    flat: dict[str, Any] = {}
+    for key, value in fields.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(dotted(value, path + "."))
+        elif isinstance(value, list) and key == "nominees":
+            for index, entry in enumerate(value):
+                flat.update(dotted(entry, f"{path}.{index}."))
+        else:
+            flat[path] = value
+    return flat
+
+
 def main() -> None:
     import make_scan_corpus as corpus
 
     from forms import read_attachment
     from forms.scan_reader import SOURCE
-    from tests.scan_checks import dotted, folded
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--dpi", type=int, nargs="+", default=[150, 200, 300])

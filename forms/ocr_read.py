@@ -12,31 +12,17 @@ Tesseract makes of a cross. Each value keeps the lowest confidence of its words.
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
 from forms.definitions import FieldDef, FormDefinition, definitions
-from forms.ocr_engine import (
-    OcrWord,
-    level_point,
-    quarter_turn,
-    read_words,
-    skew_degrees,
-    straighten,
-    turn,
-)
 from forms.ocr_zones import INKED, Zone, ZoneText, read_zones, value_zone
 from forms.page_text import PageForm, Word, normalise_token, tokens
-from forms.scan_pages import OCR_WIDTH, at_width, points_per_pixel
+from forms.scan_page import ScanPage
 
 LABEL_MATCH = 0.84  # similarity a line's first words need to count as the label
-# A page read upright has many confident words; fewer means it is on its side or upside down.
-UPRIGHT_MIN_WORDS = 12
-UPRIGHT_MIN_CONF = 70.0
-UPRIGHT_SHARE = 0.4  # upside down, Tesseract still finds a few "words" it is sure of
 # Ink inside a tick box: below EMPTY the box is empty, above TICKED it holds a mark.
 EMPTY_INK = 0.04
 TICKED_INK = 0.10
@@ -44,103 +30,6 @@ JUNK = frozenset("|[](){}_—–-=~.,:;'\"‘’“”")
 TICK_ZONE_PT = 260.0
 BOX_EDGES = "[]|{}‘“”'-–—_.,:;~=*"
 LINE_CENTRE_SLACK = 4.0  # points: words whose centres are this close share a line
-
-
-@dataclass
-class ScanPage:
-    """One page turned upright: the level image, its words in points, and how it was turned."""
-
-    image: Image.Image
-    words: list[Word]
-    conf: dict[Word, float]
-    segment: dict[Word, tuple[int, int, int]]  # Tesseract's line each word was read in
-    turned: int
-    skew: float
-    source: Image.Image  # the same page at the scan's own resolution (up to 300 dpi), upright
-    # but not levelled: turning a 300 dpi page costs more than reading it, so only the
-    # value boxes are cut from it and levelled (level_crop)
-
-    def level_crop(self, box: tuple[int, int, int, int]) -> Image.Image:
-        """The part of the level page image `box` covers, cut from the source and levelled
-        there: the box's centre is found in the source, a margin round it is cut, turned
-        by the skew and trimmed back to the box."""
-        scale = self.source.width / self.image.width
-        if scale <= 1.05 and abs(self.skew) < 0.05:
-            return self.image.crop(box)
-        left, top, right, bottom = (v * scale for v in box)
-        size = (self.source.width, self.source.height)
-        # Where the box's centre was before straighten(): the inverse turn.
-        cx, cy = level_point((left + right) / 2, (top + bottom) / 2, -self.skew, size)
-        half_w, half_h = (right - left) / 2, (bottom - top) / 2
-        margin = abs(math.sin(math.radians(self.skew))) * half_w + 4
-        wide = self.source.crop(
-            (
-                round(cx - half_w - margin),
-                round(cy - half_h - margin),
-                round(cx + half_w + margin),
-                round(cy + half_h + margin),
-            )
-        )
-        level = straighten(wide, self.skew)
-        return level.crop(
-            (round(margin), round(margin), round(margin + 2 * half_w), round(margin + 2 * half_h))
-        )
-
-
-def _upright_enough(words: list[OcrWord]) -> bool:
-    sure = [w for w in words if w.conf >= UPRIGHT_MIN_CONF and len(w.text) > 2]
-    return len(sure) >= UPRIGHT_MIN_WORDS and len(sure) >= UPRIGHT_SHARE * len(words)
-
-
-def _placed(
-    words: list[OcrWord], angle: float, image: Image.Image, number: int
-) -> tuple[list[Word], dict[Word, float], dict[Word, tuple[int, int, int]]]:
-    scale = points_per_pixel(image)
-    placed: list[Word] = []
-    conf: dict[Word, float] = {}
-    segment: dict[Word, tuple[int, int, int]] = {}
-    for w in words:
-        cx, cy = level_point(*w.centre, angle, image.size)
-        word = Word(
-            w.text,
-            round((cx - w.width / 2) * scale, 1),
-            round((cx + w.width / 2) * scale, 1),
-            round((cy - w.height / 2) * scale, 1),
-            round((cy + w.height / 2) * scale, 1),
-            "ocr",
-            number,
-        )
-        placed.append(word)
-        conf[word] = min(conf.get(word, 100.0), w.conf)
-        segment[word] = w.line
-    return placed, conf, segment
-
-
-def read_page(
-    source: Image.Image,
-    number: int,
-    timeout: float,
-    hint: int = 0,
-    words: list[OcrWord] | None = None,
-) -> ScanPage:
-    """OCR one page; ask OSD for a quarter turn only when the page does not read upright.
-    `hint` is the turn the previous page needed: pages fed together are usually alike.
-    `words` are the page's words when they were read already (upright as given)."""
-    turned = hint if words is None else 0
-    image = turn(at_width(source, OCR_WIDTH), turned)
-    words = read_words(image, timeout) if words is None else words
-    if not _upright_enough(words):
-        image = turn(image, (360 - turned) % 360)
-        found = quarter_turn(image, timeout)
-        turned = found
-        image = turn(image, found)
-        words = read_words(image, timeout) if found or hint else words
-        if not found and not hint:
-            turned = 0
-    angle = skew_degrees(words)
-    placed, conf, segment = _placed(words, angle, image, number)
-    level = straighten(image, angle)
-    return ScanPage(level, placed, conf, segment, turned, angle, turn(source, turned))
 
 
 # --------------------------------------------------------------------------- the form

@@ -10,15 +10,12 @@ with ink in it where nothing was read is reported as such: blank or not, nobody 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from forms.ocr_engine import read_words
 from forms.page_text import Word
-
-if TYPE_CHECKING:
-    from forms.ocr_read import ScanPage
+from forms.scan_page import ScanPage
 
 ZOOM = 2  # Tesseract reads best with letters well over 20 pixels tall
 GAP = 30  # pixels of white between zones in the strip

@@ -10,7 +10,8 @@ from typing import Any
 from PIL import Image
 
 from forms.ocr_engine import OcrError, read_stacked
-from forms.ocr_read import ScanPage, read_form, read_page
+from forms.ocr_read import read_form
+from forms.scan_page import ScanPage, read_page
 from forms.scan_pages import OCR_WIDTH, PageError, at_width, image_kind, image_pages, pdf_pages
 
 
