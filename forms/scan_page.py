@@ -68,9 +68,13 @@ class ScanPage:
         )
 
 
+def _sure_words(words: list[OcrWord]) -> int:
+    return sum(1 for w in words if w.conf >= UPRIGHT_MIN_CONF and len(w.text) > 2)
+
+
 def _upright_enough(words: list[OcrWord]) -> bool:
-    sure = [w for w in words if w.conf >= UPRIGHT_MIN_CONF and len(w.text) > 2]
-    return len(sure) >= UPRIGHT_MIN_WORDS and len(sure) >= UPRIGHT_SHARE * len(words)
+    sure = _sure_words(words)
+    return sure >= UPRIGHT_MIN_WORDS and sure >= UPRIGHT_SHARE * len(words)
 
 
 def _placed(
@@ -107,17 +111,22 @@ def read_page(
     """OCR one page; ask OSD for a quarter turn only when the page does not read upright.
     `hint` is the turn the previous page needed: pages fed together are usually alike.
     `words` are the page's words when they were read already (upright as given)."""
+    base = at_width(source, OCR_WIDTH)
     turned = hint if words is None else 0
-    image = turn(at_width(source, OCR_WIDTH), turned)
-    words = read_words(image, timeout) if words is None else words
+    words = read_words(turn(base, turned), timeout) if words is None else words
     if not _upright_enough(words):
-        image = turn(image, (360 - turned) % 360)
-        found = quarter_turn(image, timeout)
-        turned = found
-        image = turn(image, found)
-        words = read_words(image, timeout) if found or hint else words
-        if not found and not hint:
-            turned = 0
+        # OSD's answer first, then its opposite (OSD sometimes mistakes 90° for 270°);
+        # the turn under which most words read surely wins.
+        tried = {turned: words}
+        found = quarter_turn(base, timeout)
+        for candidate in (found, (found + 180) % 360):
+            if candidate not in tried:
+                tried[candidate] = read_words(turn(base, candidate), timeout)
+                if _upright_enough(tried[candidate]):
+                    break
+        turned = max(tried, key=lambda t: _sure_words(tried[t]))
+        words = tried[turned]
+    image = turn(base, turned)
     angle = skew_degrees(words)
     placed, conf, segment = _placed(words, angle, image, number)
     level = straighten(image, angle)
