@@ -79,13 +79,21 @@ def _for_reading(image: Image.Image) -> Image.Image:
     return at_width(image.convert("L"), SOURCE_WIDTH)
 
 
+def _open_heif() -> None:
+    """Teach Pillow HEIC/HEIF (the iPhone's photos) with pillow-heif, where it is installed."""
+    try:
+        import pillow_heif  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise PageError(
+            "image_unsupported", "HEIC/HEIF photos (the iPhone's format) cannot be read here"
+        ) from exc
+    pillow_heif.register_heif_opener()
+
+
 def image_pages(data: bytes, max_pages: int) -> list[Image.Image]:
     """Every frame of an image file, checked before decoding."""
     if image_kind(data) == "heif":
-        raise PageError(
-            "image_unsupported",
-            "HEIC/HEIF photos (the iPhone's format) cannot be read here",
-        )
+        _open_heif()
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:

@@ -103,12 +103,24 @@ def test_tiff_with_too_many_pages_is_refused() -> None:
     assert parsed.findings[0].code == "image_too_large"
 
 
-def test_heic_photo_is_refused_with_how_to_send_it() -> None:
+def test_heic_photo_is_read() -> None:
+    """An iPhone photo of the first page (HEIC), read like a JPEG."""
+    photo = Image.open(SCANS / "gpp-jpeg-150dpi-sideways.jpg")
+    out = io.BytesIO()
+    import pillow_heif
+
+    pillow_heif.from_pillow(photo.convert("RGB")).save(out, quality=80)
+    assert image_kind(out.getvalue()) == "heif"
+    parsed = read_attachment(out.getvalue())
+    assert parsed.kind == "gpp_admin_form" and parsed.source == "ocr"
+    assert parsed.fields["organisation_name"] == "Oakwood Lane Surgery"
+
+
+def test_damaged_heic_is_a_finding() -> None:
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
     assert image_kind(heic) == "heif"
     parsed = read_attachment(heic)
-    assert parsed.findings[0].code == "image_unsupported"
-    assert "JPEG" in parsed.findings[0].message
+    assert parsed.kind is None and parsed.findings[0].code == "image_unreadable"
 
 
 def test_damaged_image_is_a_finding() -> None:
