@@ -71,12 +71,15 @@ def main() -> None:
         want = dotted(corpus.expected(scan)["fields"])
         got = dotted({k: parsed.fields.get(k) for k in corpus.expected(scan)["fields"]})
         readings = parsed.fields.get("readings") or {}
-        right = sum(folded(got.get(k)) == folded(v) for k, v in want.items())
-        print(f"{scan.name}: {right}/{len(want)} values right, {len(parsed.findings)} findings")
+        exact = sum(folded(got.get(k)) == folded(v) for k, v in want.items())
+        print(f"{scan.name}: {exact}/{len(want)} values right, {len(parsed.findings)} findings")
         for key, reading in readings.items():
             if reading.get("source") != SOURCE or key not in want or reading["value"] is None:
                 continue
-            results.append((folded(got.get(key)) == folded(want[key]), reading["confidence"]))
+            right = folded(got.get(key)) == folded(want[key])
+            results.append((right, reading["confidence"]))
+            if not right and reading["confidence"] >= min(THRESHOLDS):
+                print(f"  {key}: read {got.get(key)!r} ({reading['confidence']:.0f}% sure)")
     elapsed = time.perf_counter() - started
     total = len(results) or 1
     print(
