@@ -31,7 +31,24 @@ SCAN_MIX = [
     "uar-pdf-150dpi-rot2.pdf",
     "gpp-tiff-200dpi-rot-3.tiff",
     "pcn-pdf-300dpi-upside-down.pdf",
+    "../forms/gpp-scan-200dpi.pdf",
 ]
+
+
+def scan_costs() -> None:
+    """CPU per scanned form, one by one (worker and Tesseract together): an upright page is
+    read once; a page fed upside down or sideways is read again after OSD."""
+    from forms import read_attachment
+    from forms.sandbox import POOL
+
+    for name in SCAN_MIX:
+        data = (SCANS / name).read_bytes()
+        read_attachment(data)  # warm
+        before = POOL.worker_cpu_seconds
+        read_attachment(data)
+        print(f"  {Path(name).name}: {1000 * (POOL.worker_cpu_seconds - before):.0f} ms CPU")
+
+
 # Completed forms the three ways they arrive: AcroForm fields, drawn text, printed to PDF.
 MIX = [
     "gpp-acroform",
@@ -107,6 +124,8 @@ def main() -> None:
         else f"{len(MIX)} completed forms (AcroForm, flattened, printed to PDF)"
     )
     print(f"mix: {what}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if args.ocr:
+        scan_costs()
     _report("1 process", [run(args.seconds, args.ocr)])
     with ProcessPoolExecutor(max_workers=args.processes) as pool:
         runs = list(pool.map(run, [args.seconds] * args.processes, [args.ocr] * args.processes))
