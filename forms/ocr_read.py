@@ -202,6 +202,21 @@ def _edges(profile: list[float], least: int, most: int) -> tuple[int, int] | Non
     return None
 
 
+def _square(profile: list[float], side: int, centre: float) -> tuple[int, int] | None:
+    """The pair of dark rows `side` apart (within a third) nearest the label's middle."""
+    dense = [i for i, v in enumerate(profile) if v > 0.45]
+    pairs = [
+        (abs(b - a - side) + abs((a + b) / 2 - centre), a, b)
+        for i, a in enumerate(dense)
+        for b in dense[i + 1 :]
+        if abs(b - a - side) <= side / 3
+    ]
+    if not pairs:
+        return None
+    _, top, bottom = min(pairs)
+    return top, bottom
+
+
 def _tick(page: ScanPage, label: list[Word]) -> Reading:
     """Whether the box right of the label holds a mark, judged by the ink inside it, at the
     scan's own resolution."""
@@ -222,7 +237,10 @@ def _tick(page: ScanPage, label: list[Word]) -> Reading:
         return Reading(None, 0.0, last.page, box)
     inset = max(int(2 * per_pt), 2)
     column = zone.crop((sides[0], 0, sides[1] + 1, zone.height))
-    rows = _edges(_dark_profile(column, vertical=False), least, most)
+    # A tick box is square and level with its label: of the dark rows, the pair as far
+    # apart as its sides and beside the label (a rule drawn above is not its top).
+    middle = ((label[0].top + last.bottom) / 2 - box[1]) * per_pt
+    rows = _square(_dark_profile(column, vertical=False), sides[1] - sides[0], middle)
     if rows is None:
         return Reading(None, 0.0, last.page, box)
     inside = column.crop((inset, rows[0] + inset, column.width - inset, rows[1] - inset + 1))
