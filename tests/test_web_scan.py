@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from core.db import Database
 from forms import read_attachment
 from tests.fixtures.browser import WebClient, seed_directory, triage_case
 from workflow.cases import get_case
@@ -15,21 +16,26 @@ from workflow.cases import get_case
 SCAN = Path(__file__).resolve().parent / "corpus" / "scans" / "gpp-tiff-200dpi-rot-3.tiff"
 
 
-def _scanned_case(web: WebClient) -> str:
-    seed_directory(web.settings.database)
+def scanned_case(database: Database, raw_dir: Path) -> str:
+    """A case in triage opened from an email with a scanned form, its fields read by OCR."""
+    seed_directory(database)
     data = SCAN.read_bytes()
     ref = triage_case(
-        web.settings.database,
-        web.settings.raw_dir,
+        database,
+        raw_dir,
         kind="gpp_admin_form",
         attachments=[("scan.tiff", "image/tiff", data)],
     )
     parsed = read_attachment(data)
-    with web.settings.database.transaction() as session:
+    with database.transaction() as session:
         case = get_case(session, ref)
         case.fields = parsed.fields
         case.findings = parsed.findings_as_dicts()
     return ref
+
+
+def _scanned_case(web: WebClient) -> str:
+    return scanned_case(web.settings.database, web.settings.raw_dir)
 
 
 def test_case_page_shows_pages_beside_the_values_read(web: WebClient) -> None:
