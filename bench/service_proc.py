@@ -42,44 +42,37 @@ class Settings:
 
 
 def write_config(path: Path, s: Settings) -> Path:
-    path.write_text(f"""\
-[database]
-url = "{s.db_url}"
+    from service.config import to_toml
 
-[[mailboxes]]
-name = "enquiries"
-address = "pcse.portalenquiries@nhs.net"
-imap_host = "127.0.0.1"
-imap_port = {s.imap_port}
-imap_ssl = false
-username = "{s.imap_user}"
-password = "{s.imap_password}"
-batch_size = {s.batch_size}
-
-[smtp]
-host = "127.0.0.1"
-port = {s.smtp_port}
-timeout_seconds = {s.smtp_timeout}
-
-[schedule]
-poll_seconds = {s.poll_seconds}
-idle = {"true" if s.idle else "false"}
-outbox_seconds = {s.outbox_seconds}
-housekeeping_seconds = {s.housekeeping_seconds}
-
-[workflow]
-reminder_after_days = {s.reminder_after_days}
-expire_after_days = {s.expire_after_days}
-
-[notifications]
-max_replies_per_hour = {s.max_replies_per_hour}
-
-[limits]
-pdf_timeout_seconds = {s.pdf_timeout_seconds}
-
-[storage]
-raw_dir = "{s.raw_dir}"
-""")
+    mailbox = {
+        "name": "enquiries",
+        "address": "pcse.portalenquiries@nhs.net",
+        "imap_host": "127.0.0.1",
+        "imap_port": s.imap_port,
+        "imap_ssl": False,
+        "username": s.imap_user,
+        "password": s.imap_password,
+        "batch_size": s.batch_size,
+    }
+    config = {
+        "database": {"url": s.db_url},
+        "mailboxes": [mailbox],
+        "smtp": {"host": "127.0.0.1", "port": s.smtp_port, "timeout_seconds": s.smtp_timeout},
+        "schedule": {
+            "poll_seconds": s.poll_seconds,
+            "idle": s.idle,
+            "outbox_seconds": s.outbox_seconds,
+            "housekeeping_seconds": s.housekeeping_seconds,
+        },
+        "workflow": {
+            "reminder_after_days": s.reminder_after_days,
+            "expire_after_days": s.expire_after_days,
+        },
+        "notifications": {"max_replies_per_hour": s.max_replies_per_hour},
+        "limits": {"pdf_timeout_seconds": s.pdf_timeout_seconds},
+        "storage": {"raw_dir": str(s.raw_dir)},
+    }
+    path.write_text(to_toml(config), encoding="utf-8")
     return path
 
 

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 from bench.audit import Audit  # noqa: E402
+from bench.cpuload import CpuWindow, process_cpu_seconds  # noqa: E402
 from bench.crash import start_and_wait  # noqa: E402
 from bench.mailmix import build  # noqa: E402
 from bench.pgcluster import scratch_database  # noqa: E402
@@ -61,6 +62,8 @@ class WorkersReport:
     reminders: int = 0
     expiries: int = 0
     share: tuple[int, ...] = ()
+    machine_busy: float = 0.0  # share of both CPUs busy while draining (every process)
+    worker_cpu: tuple[float, ...] = ()  # CPU seconds of each worker while draining
 
     @property
     def rate(self) -> float:
@@ -128,6 +131,7 @@ def drain(
     """
     s.deliver(build(count, seed=seed))
     runs = [s.service(f"pcse-run-{n + 1}") for n in range(workers)]
+    window = CpuWindow().start()
     started = time.monotonic()
     for run in runs:
         run.start()
@@ -137,6 +141,8 @@ def drain(
         start_and_wait(runs[1])
     s.wait_done(timeout, run=runs[0])
     seconds = time.monotonic() - started
+    machine_busy = window.busy_share()
+    worker_cpu = tuple(process_cpu_seconds(run.pid) if run.pid else 0.0 for run in runs)
     if settle:  # let the schedulers remind and expire what is due
         time.sleep(settle)
         s.wait_done(timeout, run=runs[0])
@@ -157,6 +163,8 @@ def drain(
         expiries=expiries,
         expiries_twice=expiries_twice,
         share=tuple(sum(c.values()) for c in per_worker),
+        machine_busy=machine_busy,
+        worker_cpu=worker_cpu,
     )
 
 
@@ -189,6 +197,21 @@ def main(argv: list[str] | None = None) -> None:
         f"expiries_twice={two.expiries_twice}"
     )
     print(f"speed-up with two workers: {two.rate / one.rate:.2f}x" if one.rate else "")
+    for report in (one, two):
+        cpu = sum(report.worker_cpu)
+        print(
+            f"{report.workers} worker(s): both CPUs {report.machine_busy:.0%} busy while "
+            f"draining (Dovecot, PostgreSQL, the sink, the workers and anything else on the "
+            f"machine); the workers used {cpu:.0f} CPU-s of the {2 * report.seconds:.0f} the "
+            f"machine had, {cpu * 1000 / max(report.messages, 1):.1f} ms per message"
+        )
+    if two.machine_busy > 0.9:
+        print(
+            "the machine's two CPUs were all but saturated with two workers: a second worker "
+            "can only take CPU time from the first, from PostgreSQL and from Dovecot here; "
+            "on a machine with more cores (or PostgreSQL elsewhere) it adds capacity"
+        )
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end")
     if not (one.ok and two.ok):
         print(one.audit.details())
         print(two.audit.details())

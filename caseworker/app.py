@@ -23,8 +23,10 @@ from caseworker.pages import (
     directory_edits,
     failures,
     helpdesk,
+    new_replies,
     password,
     queue,
+    reports,
     scans,
     signin,
 )
@@ -103,7 +105,9 @@ def create_app(web: WebSettings) -> Starlette:
         *case_plan.routes,
         *failures.routes,
         *directory.routes,
+        *new_replies.routes,
         *directory_edits.routes,
+        *reports.routes,
         Mount("/assets", StaticFiles(directory=STATIC / "nhsuk"), name="assets"),
         Mount("/static", StaticFiles(directory=STATIC / "app"), name="static"),
     ]

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from caseworker.helpdesk_view import helpdesk_view
 from caseworker.labels import ACTION_LABELS, KIND_LABELS
 from caseworker.mailview import MailView, message_view
+from caseworker.newreply import history_steps, new_reply_view
 from caseworker.scanview import scan_view
 from core.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
 from core.patterns import mask_tokens
@@ -301,6 +302,8 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
             }
             for e in case.events
         ],
+        "history_steps": history_steps(case.events),
+        "new_reply": new_reply_view(session, case),
         "emails": emails(session, case),
         "approval_requests": approval_requests(session, case),
         "actions": allowed_actions(case, supervisor=supervisor),

@@ -44,12 +44,13 @@ TRANSITIONS: dict[CaseState, frozenset[CaseState]] = {
         {S.NEEDS_INFO, S.AWAITING_APPROVAL, S.APPROVED, S.REJECTED, S.ANSWERED, S.WITHDRAWN}
     ),
     S.APPROVED: frozenset({S.COMPLETED, S.TRIAGE}),
-    S.COMPLETED: frozenset(),
-    S.ANSWERED: frozenset(),
-    S.REJECTED: frozenset(),
-    # An expired case is final, but a supervisor may reopen it into triage.
+    # A final case is reopened into triage only by a person: a supervisor, or a caseworker
+    # reading a reply that came in after it closed (workflow.actions, workflow.new_replies).
+    S.COMPLETED: frozenset({S.TRIAGE}),
+    S.ANSWERED: frozenset({S.TRIAGE}),
+    S.REJECTED: frozenset({S.TRIAGE}),
     S.EXPIRED: frozenset({S.TRIAGE}),
-    S.WITHDRAWN: frozenset(),
+    S.WITHDRAWN: frozenset({S.TRIAGE}),
 }
 
 FINAL_STATES: frozenset[CaseState] = frozenset(
@@ -84,9 +85,9 @@ def _check_table() -> None:
     for source, targets in TRANSITIONS.items():
         if source in targets:
             raise RuntimeError(f"{source} may not move to itself")
-    for final in FINAL_STATES - {S.EXPIRED}:
-        if TRANSITIONS[final]:
-            raise RuntimeError(f"final state {final} has moves out")
+    for final in FINAL_STATES:
+        if TRANSITIONS[final] - {S.TRIAGE}:
+            raise RuntimeError(f"final state {final} moves elsewhere than back to triage")
 
 
 _check_table()

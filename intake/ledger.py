@@ -369,6 +369,9 @@ _FINISH = (
         claimed_until=None,
     )
 )
+# The sender's reading (intake.process) is written with the result, in the same UPDATE.
+SENDER_FACTS = ("from_address", "from_name", "sender_status", "sender_detail")
+_FINISH_WITH_SENDER = _FINISH.values({name: bindparam(f"b_{name}") for name in SENDER_FACTS})
 
 
 def finish(
@@ -381,12 +384,17 @@ def finish(
     outcome: str | None,
     error: str | None = None,
     now: datetime | None = None,
+    sender: dict[str, str | None] | None = None,
 ) -> bool:
-    """Record the result for a row this worker holds; False when the claim was lost."""
+    """Record the result for a row this worker holds; False when the claim was lost.
+
+    `sender` holds SENDER_FACTS, the strict reading of From and the trust verdict."""
     session.flush()
+    extra = {f"b_{name}": sender.get(name) for name in SENDER_FACTS} if sender else {}
     result = session.connection().execute(
-        _FINISH,
+        _FINISH_WITH_SENDER if sender else _FINISH,
         {
+            **extra,
             "b_id": inbound_id,
             "b_worker": worker,
             "b_status": status,

@@ -6,14 +6,16 @@ and is never read. So when a message is larger than the attachment limit, its ra
 are first split at the boundary lines its multiparts declare, and
 
 - the body of a part that would be skipped as too large is taken out (`ELIDED`),
-- the body of a text part far larger than any text this service reads is cut short (`CUT`),
+- the body of a text part over twice TEXT_KEEP_BYTES is cut to its first TEXT_KEEP_BYTES
+  (`CUT`): the one way the quick reading differs from a whole parse, noted as a problem,
 - a long preamble or epilogue of a multipart is taken out (`GAP`),
 
 each leaving a marker that carries a per-message nonce (so a sender cannot write one) and
 the body's encoded length. This reading is optimistic: `verify` checks the parsed tree
 against what was done, and any disagreement (a boundary this scan did not see, a marker
 that did not land where it was put, a body left behind it) sends the caller back to
-parsing the original bytes whole. Bytes are never dropped that a whole parse would read.
+parsing the original bytes whole. Apart from a cut text, bytes are never dropped that a
+whole parse would read.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ ELIDED = "elided"
 CUT = "cut"
 GAP = "gap"
 
-# A text part's body is cut to this many encoded bytes: enough for the MAX_TEXT_CHARS the
-# reader keeps, whatever its encoding, and only bodies more than twice as long are cut.
+# A text part's body over twice this many encoded bytes is cut to this many: in UTF-8 or
+# Latin-1, more than the MAX_TEXT_CHARS that the reader keeps of a message's text.
 TEXT_KEEP_BYTES = 12 * 1024 * 1024
 # Preambles and epilogues (text outside a multipart's parts, never read) over this go.
 GAP_BYTES = 64 * 1024
-# Beyond this many boundary lines the scan would cost more than it saves.
+# Beyond this many boundary lines, or mentions of a multipart, the scan would cost more
+# than it saves.
 MAX_DELIMITERS = 10_000
+MAX_MULTIPART_MENTIONS = 1_000
 # A part's headers are looked for in this many bytes from its start.
 MAX_HEADER_BYTES = 256 * 1024
 
@@ -45,6 +49,7 @@ _HEADER_VALUE = re.compile(rb"(?im)^(content-type|content-transfer-encoding):[ \
 class Mark:
     kind: str  # ELIDED, CUT or GAP
     encoded_bytes: int  # the body's length before it was taken out or cut
+    kept_bytes: int = 0  # of a CUT body, how much is left
 
 
 @dataclass
@@ -60,9 +65,9 @@ class Elisions:
     def header(self) -> str:
         return f"X-Pcse-Elided-{self.nonce}"
 
-    def add(self, kind: str, encoded_bytes: int) -> str:
+    def add(self, kind: str, encoded_bytes: int, kept_bytes: int = 0) -> str:
         ident = f"{self.nonce}.{len(self.marks)}"
-        self.marks[ident] = Mark(kind, encoded_bytes)
+        self.marks[ident] = Mark(kind, encoded_bytes, kept_bytes)
         return ident
 
 
@@ -75,10 +80,13 @@ class _Segment:
 
 def elide(raw: bytes, attachment_limit: int) -> tuple[bytes, Elisions | None]:
     """`raw` with oversized bodies taken out, and what was taken; (raw, None) when nothing
-    was or the message is beyond this scan (bare CR line ends, too many boundary lines)."""
+    was or the message is beyond this scan (bare CR line ends, too many boundary lines or
+    mentions of a multipart)."""
     if len(raw) <= _skip_threshold(attachment_limit) or raw.count(b"\r") != raw.count(b"\r\n"):
         return raw, None
     names = _boundary_names(raw)
+    if names is None:
+        return raw, None
     segments = _segments(raw, names)
     if segments is None:
         return raw, None
@@ -94,18 +102,20 @@ def _skip_threshold(attachment_limit: int) -> int:
     return int(attachment_limit * 1.01) + 4096
 
 
-def _boundary_names(raw: bytes) -> set[bytes]:
+def _boundary_names(raw: bytes) -> set[bytes] | None:
     """Every boundary a multipart in `raw` may declare (a superset: a mention in a body
-    counts too, which only splits the message finer)."""
+    counts too, which only splits the message finer); None when multiparts are mentioned
+    too often for the scan to be worth it."""
     low = raw.lower()
+    if low.count(b"multipart/") > MAX_MULTIPART_MENTIONS:
+        return None
     names: set[bytes] = set()
     at = low.find(b"multipart/")
     while at >= 0:
-        window = low[at : at + 1200]
-        found = _BOUNDARY_PARAM.search(window)
+        found = _BOUNDARY_PARAM.search(low, at, at + 1200)
         if found:
             start, end = found.span(1) if found.group(1) is not None else found.span(2)
-            names.add(raw[at + start : at + end])  # boundaries are case-sensitive
+            names.add(raw[start:end])  # boundaries are case-sensitive
         at = low.find(b"multipart/", at + 10)
     return names
 
@@ -150,7 +160,7 @@ def _rewrite(raw: bytes, segment: _Segment, elisions: Elisions) -> bytes:
     body_start = head_end + (2 if raw.startswith(b"\r\n", head_end) else 1)
     blank = raw[head_end:body_start]
     ctype, encoding = _type_and_encoding(headers)
-    body_len = _body_length(raw, body_start, segment.end)
+    body_len = _body_length(raw, body_start, segment.end, subpart=bool(lead))
     if ctype.startswith(b"multipart/"):
         return lead + headers + blank + _gap(raw, body_start, segment.end, elisions)
     decoded = body_len * 3 // 4 if encoding == b"base64" else body_len
@@ -158,18 +168,22 @@ def _rewrite(raw: bytes, segment: _Segment, elisions: Elisions) -> bytes:
         return lead + raw[start : segment.end]
     if not ctype.startswith(b"text/"):
         return lead + _marked(headers, elisions, ELIDED, body_len) + blank
-    if body_len > 2 * TEXT_KEEP_BYTES:
-        kept = raw.rfind(b"\n", body_start, body_start + TEXT_KEEP_BYTES) + 1 or body_start
+    kept = raw.rfind(b"\n", body_start, body_start + TEXT_KEEP_BYTES) + 1
+    if body_len > 2 * TEXT_KEEP_BYTES and kept > body_start:  # cut only at a line's end
         body = raw[body_start:kept]
-        return lead + _marked(headers, elisions, CUT, body_len) + blank + body
+        return lead + _marked(headers, elisions, CUT, body_len, len(body)) + blank + body
     return lead + raw[start : segment.end]
 
 
-def _body_length(raw: bytes, start: int, end: int) -> int:
+def _body_length(raw: bytes, start: int, end: int, *, subpart: bool) -> int:
     """A part's length as the email package holds it: the line end before a boundary line
-    belongs to the boundary."""
-    if end < len(raw):
-        end -= 2 if raw.startswith(b"\r\n", end - 2) else 1
+    belongs to the boundary, and a part of a multipart loses its last line end at the
+    message's end too."""
+    if end < len(raw) or subpart:
+        if raw.startswith(b"\r\n", end - 2):
+            end -= 2
+        elif raw.startswith(b"\n", end - 1):
+            end -= 1
     return max(end - start, 0)
 
 
@@ -195,8 +209,8 @@ def _type_and_encoding(headers: bytes) -> tuple[bytes, bytes]:
     return ctype or b"text/plain", encoding
 
 
-def _marked(headers: bytes, elisions: Elisions, kind: str, body_len: int) -> bytes:
-    ident = elisions.add(kind, body_len)
+def _marked(headers: bytes, elisions: Elisions, kind: str, body_len: int, kept: int = 0) -> bytes:
+    ident = elisions.add(kind, body_len, kept)
     return headers + f"{elisions.header}: {ident}\r\n".encode()
 
 
@@ -275,6 +289,9 @@ def _check_part(part: Message, mark: Mark, payload: object, limit: int) -> None:
             raise Refuted("an elided part is not a bare attachment")
     elif mark.kind == CUT and not ctype.startswith("text/"):
         raise Refuted("a cut part is not text")
+    elif mark.kind == CUT and len(payload) > mark.kept_bytes:
+        # The part ran on past the line the scan took for its end: the cut is not a prefix.
+        raise Refuted("a cut part holds more than was kept")
 
 
 def encoded_size(part: Message, mark: Mark) -> int:

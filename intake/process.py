@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -51,16 +52,32 @@ class DatabaseUnavailable(RuntimeError):
     """The database went away mid-message: the message stays pending, the round stops."""
 
 
+# A batch commits once it has worked this long (wall clock), and the rest of its claimed
+# messages go on in the next transaction: a crash loses at most this much work, and on
+# SQLite the write lock is never held longer than this, so the poller and the sender keep
+# their turns.
+BATCH_SECONDS = 1.0
+
 # After this many tries cut short by the database, a message is parked as failed after
 # all, in case the fault is in the message.
 DATABASE_TRIES = 5
 
 
 def database_gone(exc: BaseException) -> bool:
-    """Is this the database being unreachable (a restart, the network, a lock)?"""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    """Is this the database being unreachable (a restart, the network, a lock)?
+
+    The error that says so may be the cause or context of the one raised: a connection lost
+    inside a savepoint surfaces as the failure to roll back to it."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, OperationalError | InterfaceError):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class LostClaim(RuntimeError):
@@ -192,12 +209,12 @@ class Processor:
                 if not claimed:
                     break
                 held = list(claimed)
-                for inbound_id in claimed:
-                    if self.stop.is_set():
-                        return report
-                    status, kind = self.process_one(inbound_id)
-                    held.remove(inbound_id)
-                    report.count(status, kind)
+                while held and not self.stop.is_set():
+                    for inbound_id, status, kind in self.process_batch(list(held)):
+                        held.remove(inbound_id)
+                        report.count(status, kind)
+                if self.stop.is_set():
+                    return report
             return report
         except DatabaseUnavailable as exc:
             # Nothing is parked for a caseworker because of it; what is claimed stays
@@ -235,18 +252,46 @@ class Processor:
 
     def process_one(self, inbound_id: int) -> tuple[str, str | None]:
         """(status, classification) for one claimed row."""
+        [(_, status, kind)] = self.process_batch([inbound_id]) or [(inbound_id, "skipped", None)]
+        return status, kind
+
+    def process_batch(self, ids: list[int]) -> list[tuple[int, str, str | None]]:
+        """Process claimed rows in one transaction, each in a savepoint of its own.
+
+        A message whose work fails is rolled back to its savepoint alone and recorded as
+        failed in the same transaction; the others keep their work. Nothing is visible to
+        anyone (no case, no reply, no ledger result) until the batch commits, so a crash
+        or a lost database leaves the whole batch pending, to be done again from scratch.
+        A stop request ends the batch after the message in hand, and so does BATCH_SECONDS
+        spent: the rows not reached stay claimed by this worker for its next transaction.
+        """
+        done: list[tuple[int, str, str | None, _Logged | None]] = []
+        began = time.monotonic()
+        with self.db.transaction() as session:
+            _begin_writing(session)
+            for inbound_id in ids:
+                if self.stop.is_set() or (done and time.monotonic() - began > BATCH_SECONDS):
+                    break
+                done.append((inbound_id, *self._in_savepoint(session, inbound_id)))
+        # Logged once committed: a line says what the database now holds.
+        for _, _, _, logged in done:
+            if logged is not None:
+                logged.emit()
+        return [(inbound_id, status, kind) for inbound_id, status, kind, _ in done]
+
+    def _in_savepoint(
+        self, session: Session, inbound_id: int
+    ) -> tuple[str, str | None, _Logged | None]:
         seen: dict[str, Any] = {}
         try:
-            with self.db.transaction() as session:
-                row = session.get(InboundMessage, inbound_id)
+            with session.begin_nested():
+                row = session.get(InboundMessage, inbound_id, populate_existing=True)
                 if row is None or row.status != ledger.PENDING or row.claimed_by != self.worker:
-                    return "skipped", None
+                    return "skipped", None, None
                 seen["where"] = f"{row.mailbox} uid {row.uid}"
                 seen["attempts"] = row.attempts
                 with WATCHDOG.limit(self.settings.message_seconds):
                     result = self._handle(session, row, seen)
-                for key, value in seen["sender"].items():
-                    setattr(row, key, value)
                 if not ledger.finish(
                     session,
                     inbound_id,
@@ -254,14 +299,16 @@ class Processor:
                     status=result.status,
                     classification=str(result.classification.kind),
                     outcome=result.outcome[:4000],
+                    sender=seen["sender"],
                 ):
                     raise LostClaim(f"inbound message {inbound_id} was taken by another worker")
                 mailbox, uid = row.mailbox, row.uid
         except LostClaim as exc:
             log.warning("%s; left to that worker", exc)
-            return "skipped", None
+            return "skipped", None, None
         except MessageTooSlow:  # rolled back; the next message gets a budget of its own
             return self._fail(
+                session,
                 inbound_id,
                 TooSlow(
                     f"Processing this message took more than the {self.settings.message_seconds:g} "
@@ -273,19 +320,21 @@ class Processor:
         except Exception as exc:  # parked for a caseworker, never lost
             if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
                 raise DatabaseUnavailable(str(exc)) from exc
-            return self._fail(inbound_id, exc, seen)
+            return self._fail(session, inbound_id, exc, seen)
         # The outcome's words can name people; the log keeps to what an operator needs,
         # and the ledger row holds the rest.
-        log.info(
+        logged = _Logged(
             "inbound %d [%s uid %d] %s -> %s%s",
-            inbound_id,
-            mailbox,
-            uid,
-            result.classification.kind,
-            result.status,
-            f" {result.case_ref} ({result.case_state})" if result.case_ref else "",
+            (
+                inbound_id,
+                mailbox,
+                uid,
+                result.classification.kind,
+                result.status,
+                f" {result.case_ref} ({result.case_state})" if result.case_ref else "",
+            ),
         )
-        return result.status, str(result.classification.kind)
+        return result.status, str(result.classification.kind), logged
 
     def read(self, row: InboundMessage) -> ParsedMail:
         if row.sha256 == ledger.UNREAD_SHA256:
@@ -353,13 +402,13 @@ class Processor:
         self.cases.note(session, row, found)
 
     def _fail(
-        self, inbound_id: int, exc: BaseException, seen: dict[str, Any]
-    ) -> tuple[str, str | None]:
+        self, session: Session, inbound_id: int, exc: BaseException, seen: dict[str, Any]
+    ) -> tuple[str, str | None, _Logged | None]:
         error = str(exc) if isinstance(exc, PcseError) else f"{type(exc).__name__}: {exc}"
         found: Classification | None = seen.get("classification")
         kind = str(found.kind) if found else None
         try:
-            with self.db.transaction() as session:
+            with session.begin_nested():
                 ledger.finish(
                     session,
                     inbound_id,
@@ -369,7 +418,9 @@ class Processor:
                     outcome=None,
                     error=error[:4000],
                 )
-        except Exception:  # the claim runs out and the row is tried again
+        except Exception as second:  # the claim runs out and the row is tried again
+            if database_gone(second):
+                raise DatabaseUnavailable(str(second)) from second
             log.exception("inbound %d: could not record its failure", inbound_id)
         # The row keeps the whole error; the log's copy names no address.
         log.error(
@@ -380,4 +431,27 @@ class Processor:
             without_addresses(error[:300]),
             exc_info=not isinstance(exc, PcseError),
         )
-        return ledger.FAILED, kind
+        return ledger.FAILED, kind, None
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """A log line held back until the batch it describes has committed."""
+
+    message: str
+    args: tuple[Any, ...]
+
+    def emit(self) -> None:
+        log.info(self.message, *self.args)
+
+
+def _begin_writing(session: Session) -> None:
+    """Open the batch's transaction for writing now.
+
+    SQLite's driver begins a transaction only before its first INSERT, UPDATE or DELETE,
+    not before a SAVEPOINT, which would then stand alone and commit on its release.
+    BEGIN IMMEDIATE also takes the write lock up front, so that the batch never has to
+    upgrade a read to a write behind another writer's back.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")

@@ -26,6 +26,7 @@ from core.clock import Clock
 from core.db import is_postgres, rowcount
 from core.errors import PcseError
 from core.timeutil import as_utc
+from notifications import wakeup
 from notifications.claims import is_unconfirmed, unconfirmed_clause
 from notifications.headers import (
     clean_address,
@@ -163,7 +164,9 @@ def enqueue(
     row.status, row.last_error = _gate(session, env, address, to_address, auto_submitted, now)
     session.add(row)
     session.flush()
-    if row.status != "pending":
+    if row.status == "pending":
+        wakeup.queued(session)
+    else:
         # Not last_error: it names the address. The row id leads to it.
         log.warning(
             "outbox %s (%s) %s: %s",
@@ -253,6 +256,7 @@ def retry(session: Session, outbox_id: int, *, by: str) -> Handled:
         },
         refused="only held, failed or unconfirmed emails can be sent again.",
     )
+    wakeup.queued(session)
     log.info("outbox %s: %s by a caseworker", row.id, row.status)
     return Handled(
         row, f"Email '{row.purpose}' to {row.to_address} released for sending.", one_line(by, 254)

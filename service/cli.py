@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "poll": ("service.cmd_poll",),
     "purge": ("service.cmd_privacy",),
     "queue": ("service.cmd_cases",),
+    "report": ("service.cmd_report",),
     "restore": ("service.cmd_backup",),
     "run": ("service.cmd_poll",),
     "security": ("service.cmd_security",),

@@ -10,7 +10,7 @@ import click
 from service.clitools import emit_json, with_app
 from service.cmd_cases import case
 from service.context import AppContext, workflow_env
-from workflow import actions
+from workflow import actions, new_replies
 from workflow.cases import case_summary, get_case
 from workflow.models import Case
 
@@ -21,7 +21,7 @@ REASON = click.option("--reason", required=True, help="Why, for the case history
 def register(cli: click.Group) -> None:
     """The commands join the `case` group, which service.cmd_cases registers."""
     # `approve`, with its preview, is service.cmd_case_plan's.
-    for command in (reject, request_info, reopen, withdraw, ask_approver, assign):
+    for command in (reject, request_info, reopen, clear_reply, withdraw, ask_approver, assign):
         case.add_command(command)
 
 
@@ -53,7 +53,14 @@ reject = _reason_command(
     "reject", actions.reject, "Reject a case; the requester is sent the reason."
 )
 reopen = _reason_command(
-    "reopen", actions.reopen, "Reopen an expired case into triage (supervisors)."
+    "reopen",
+    new_replies.reopen_case,
+    "Reopen a closed case into triage: one with a new reply, or (supervisors) an expired one.",
+)
+clear_reply = _reason_command(
+    "clear-reply",
+    new_replies.clear,
+    "Clear a case's new reply marker once the reply is read; the case keeps its state.",
 )
 withdraw = _reason_command(
     "withdraw", actions.withdraw, "Close a duplicate, spam or withdrawn request without a reply."

@@ -9,7 +9,7 @@ from core.states import CaseState
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from service.clitools import emit_json, table, with_app
-from service.context import AppContext
+from service.context import AppContext, workflow_env
 from workflow.cases import case_summary, get_case, history
 from workflow.models import Case
 from workflow.retention import retention_line, retention_summary
@@ -22,33 +22,61 @@ def register(cli: click.Group) -> None:
 
 @click.command()
 @click.option("--state", type=click.Choice([s.value for s in CaseState]), help="Only this state.")
+@click.option(
+    "--needs-person",
+    is_flag=True,
+    help="Exactly what the web queue's default view lists, in its order: cases in triage or "
+    "with a new reply, then failed messages, then failed or held emails.",
+)
 @with_app(json_flag=True)
-def queue(app: AppContext, state: str | None, json_output: bool) -> None:
-    """Every case, newest first."""
+def queue(app: AppContext, state: str | None, needs_person: bool, json_output: bool) -> None:
+    """Every case, newest first (or, with --needs-person, what needs a person)."""
+    from caseworker.queue import case_row, needs_person_rows
+
+    if state and needs_person:
+        raise click.UsageError("Give either --state or --needs-person, not both.")
+    env = workflow_env(app.config)
+    now = env.clock.now()
     with app.db().transaction() as session:
-        query = select(Case).order_by(Case.created_at.desc(), Case.id.desc())
-        if state:
-            query = query.where(Case.state == state)
-        cases = [case_summary(c) for c in session.scalars(query)]
+        if needs_person:
+            rows = needs_person_rows(session, now=now, targets=env.targets)
+        else:
+            query = select(Case).order_by(Case.created_at.desc(), Case.id.desc())
+            if state:
+                query = query.where(Case.state == state)
+            rows = [case_row(c, now, env.targets) for c in session.scalars(query)]
+        cases = [row.as_json() for row in rows]
     if json_output:
         emit_json(cases)
         return
     if not cases:
-        click.echo("No cases.")
+        click.echo("Nothing needs a person." if needs_person else "No cases.")
         return
-    rows = [
+    table_rows = [
         [
             c["ref"],
             c["kind"],
-            c["state"],
+            c["state"] or "-",
             c["organisation"] or "-",
-            c["requester"],
-            c["updated_at"][:16].replace("T", " "),
+            c["requester"] or "-",
+            (c["updated_at"] or "")[:16].replace("T", " "),
+            _marks(c),
             (c["reason"] or "")[:60],
         ]
         for c in cases
     ]
-    click.echo(table(rows, ["ref", "kind", "state", "org", "requester", "updated", "reason"]))
+    click.echo(
+        table(
+            table_rows,
+            ["ref", "kind", "state", "org", "requester", "updated", "marks", "reason"],
+        )
+    )
+
+
+def _marks(row: dict) -> str:
+    marks = ["new reply"] if row["new_reply_at"] else []
+    marks += [f"overdue: {name}" for name in row["overdue"]]
+    return ", ".join(marks) or "-"
 
 
 @click.group()
@@ -99,6 +127,7 @@ def case_show(app: AppContext, ref: str, json_output: bool) -> None:
     with app.db().transaction() as session:
         row = get_case(session, ref)
         document = case_summary(row) | {
+            "new_reply_at": row.new_reply_at.isoformat() if row.new_reply_at else None,
             "fields": row.fields,
             "findings": row.findings,
             "history": history(row),
@@ -114,6 +143,11 @@ def case_show(app: AppContext, ref: str, json_output: bool) -> None:
     )
     if document["reason"]:
         click.echo(f"reason: {document['reason']}")
+    if document["new_reply_at"]:
+        click.echo(
+            f"new reply since {document['new_reply_at'][:16]}: read it, then "
+            f"`pcse case clear-reply` or `pcse case reopen`"
+        )
     if document["retention"]:
         click.echo(retention_line(document["retention"]))
     if document["fields"]:

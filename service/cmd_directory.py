@@ -138,6 +138,7 @@ def describe(session: Session, view: dict[str, Any]) -> str:
     lines = [
         f"{view['code']}  {view['name']}",
         f"type: {view['type']}   ICB: {view['icb_code'] or '-'}   status: {org.status}",
+        f"last NHS ODS refresh: {(view['ods_refreshed_at'] or 'never')[:10]}",
     ]
     contact = main_contact(session, view["code"])
     lines.append(f"Main Contact: {_who(contact.name, contact.email) if contact else 'none'}")

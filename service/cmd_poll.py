@@ -18,6 +18,7 @@ from service.clitools import emit_json, table, with_app
 from service.config import Config, require_sender_authentication
 from service.context import AppContext
 from service.jobs import build_handler
+from service.monitoring.run import serve_metrics
 from service.notices import operator_warnings
 from service.runner import Service, stop_on_signals
 from workflow.intake_link import WorkflowLink
@@ -163,5 +164,6 @@ def run(app: AppContext) -> None:
     # ends it cleanly too.
     with stop_on_signals(stop):
         service = Service(app.db(), app.config, build_handler(app.config), stop=stop)
-        status = service.run(signals=False)
+        with serve_metrics(app.config, app.db(), service):
+            status = service.run(signals=False)
     sys.exit(status)

@@ -22,8 +22,10 @@ from core.settings import DatabaseConfig, SecurityConfig
 from forms.settings import LimitsConfig
 from intake.settings import MailboxConfig, StorageConfig
 from notifications.settings import NotificationsConfig, SmtpConfig
+from service.monitoring.settings import MetricsConfig
 from service.webhook_settings import WebhookConfig
 from workflow.settings import RetentionConfig, WorkflowConfig
+from workflow.targets import TargetsConfig
 
 __all__ = [
     "Config",
@@ -31,12 +33,14 @@ __all__ = [
     "DatabaseConfig",
     "LimitsConfig",
     "MailboxConfig",
+    "MetricsConfig",
     "NotificationsConfig",
     "RetentionConfig",
     "ScheduleConfig",
     "SecurityConfig",
     "SmtpConfig",
     "StorageConfig",
+    "TargetsConfig",
     "WebConfig",
     "WebhookConfig",
     "WorkflowConfig",
@@ -68,8 +72,10 @@ class Config:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "built-in local defaults"
 
     @property
@@ -165,7 +171,9 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
         "notifications": NotificationsConfig,
         "storage": StorageConfig,
         "web": WebConfig,
+        "targets": TargetsConfig,
         "retention": RetentionConfig,
+        "metrics": MetricsConfig,
     }
     unknown = set(data) - set(sections) - {"mailboxes", "webhooks"}
     if unknown:

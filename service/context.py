@@ -53,5 +53,6 @@ def workflow_env(config: Config) -> WorkflowEnv:
         max_replies_per_hour=config.notifications.max_replies_per_hour,
         pdf_limits=PdfLimits.from_config(config.limits),
         is_supervisor=is_supervisor,
+        targets=config.targets,
         account_of=account_of,
     )

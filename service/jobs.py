@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from intake.pipeline import run_round
 from intake.process import Handler
 from service.config import Config
 from service.context import workflow_env
+from service.monitoring.events import observe_round
 from service.notices import operator_warnings
 from workflow.intake_link import WorkflowLink
 
@@ -28,6 +30,8 @@ class Job:
     name: str
     seconds: float
     run: Callable[[], object]
+    # Set to run the job at once, before its interval is up (see service.wakeable).
+    wake: threading.Event | None = None
 
 
 def build_handler(config: Config) -> Handler:
@@ -63,6 +67,7 @@ class IntakeJob:
         self._again = False
         self._running = False
         self.rounds = 0
+        self.mailbox_names = [box.name for box in config.mailboxes]
 
     def request(self) -> bool:
         """Ask for a round; True when one is running and will run once more for it."""
@@ -83,6 +88,7 @@ class IntakeJob:
         while not self.stop.is_set():
             with self._lock:
                 self._again = False
+            started = time.perf_counter()
             report = run_round(
                 self.db,
                 self.config,
@@ -92,6 +98,7 @@ class IntakeJob:
                 worker=self.worker,
             )
             self.rounds += 1
+            observe_round(report, time.perf_counter() - started, self.mailbox_names)
             counts = report.as_json()
             if report.fetched or report.processing.total:
                 log.info(
@@ -106,7 +113,10 @@ class IntakeJob:
 
 
 def outbox_job(db: Database, config: Config) -> Job:
+    """Send what is due: woken by every committed reply (notifications.wakeup), and every
+    `outbox_seconds` as the safety net (retries fall due, a wake-up was missed)."""
     from notifications.sender import send_pending
+    from notifications.wakeup import WAKE
 
     provider = None
     if config.smtp.auth == "oauth2":
@@ -123,7 +133,7 @@ def outbox_job(db: Database, config: Config) -> Job:
         if report.error:
             log.warning("outbox: %s", without_addresses(report.error))
 
-    return Job("outbox", config.schedule.outbox_seconds, run)
+    return Job("outbox", config.schedule.outbox_seconds, run, wake=WAKE)
 
 
 def reminders_job(db: Database, config: Config) -> Job:

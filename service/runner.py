@@ -25,6 +25,7 @@ from intake.imap import ImapSource, credentials_for
 from intake.process import Handler, worker_id
 from service.config import Config, MailboxConfig
 from service.jobs import IntakeJob, Job, periodic_jobs
+from service.wakeable import WakeableLoop
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class Service:
             },
         )
         self.watchers: list[IdleWatcher] = []
+        self.loops: list[WakeableLoop] = []
+        self.listener: threading.Thread | None = None
         self.started = threading.Event()
 
     def wake_intake(self) -> None:
@@ -79,6 +82,16 @@ class Service:
             self.scheduler.modify_job("intake", next_run_time=datetime.now(UTC))
         except Exception:  # the scheduler is shutting down
             log.debug("could not wake intake", exc_info=True)
+
+    def _outbox_listener(self) -> threading.Thread | None:
+        """On PostgreSQL, hear of replies committed by other processes (LISTEN/NOTIFY)."""
+        if not self.loops or self.db.engine.dialect.name != "postgresql":
+            return None
+        from notifications.wakeup import Listener
+
+        listener = Listener(self.db.url, self.stop)
+        listener.start()
+        return listener
 
     def _idle_watchers(self) -> list[IdleWatcher]:
         if not self.config.schedule.idle:
@@ -112,6 +125,9 @@ class Service:
             next_run_time=now,
         )
         for job in self.jobs:
+            if job.wake is not None:  # the outbox: woken by each committed reply
+                self.loops.append(WakeableLoop(job, self.stop))
+                continue
             self.scheduler.add_job(
                 _guarded(job.name, job.run),
                 "interval",
@@ -120,6 +136,9 @@ class Service:
                 next_run_time=now,
             )
         self.scheduler.start()
+        for loop in self.loops:
+            loop.start()
+        self.listener = self._outbox_listener()
         self.watchers = self._idle_watchers()
         for watcher in self.watchers:
             watcher.start()
@@ -136,6 +155,10 @@ class Service:
         self.stop.set()
         for watcher in self.watchers:
             watcher.join(10)
+        for loop in self.loops:
+            loop.shutdown()
+        if self.listener is not None:
+            self.listener.join(10)
         # Waits for running jobs; intake returns after the message in hand.
         self.scheduler.shutdown(wait=True)
         log.info("pcse run: stopped")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from starlette.applications import Starlette
-
 from caseworker.app import create_app
 from caseworker.secretkey import signing_key
 from caseworker.webcontext import WebSettings
 from core.db import Database
 from service.config import Config, ConfigError
 from service.context import workflow_env
+from service.monitoring.build import build_monitor
+from service.monitoring.endpoints import WithMonitoring
 from service.notices import operator_warnings
 
 
@@ -34,5 +34,8 @@ def _absolute_hours(config: Config) -> float:
     return float(hours)
 
 
-def app_from_config(config: Config, database: Database) -> Starlette:
-    return create_app(web_settings(config, database))
+def app_from_config(config: Config, database: Database) -> WithMonitoring:
+    """The pages, with /metrics (behind its bearer token), /healthz and /readyz in front."""
+    settings = web_settings(config, database)
+    monitor = build_monitor(config, database, clock=settings.env.clock, token_required=True)
+    return WithMonitoring(create_app(settings), monitor)

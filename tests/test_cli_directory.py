@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from core.db import Database
+from core.timeutil import as_utc
 from workflow.directory import get_org
 from workflow.imports import import_organisations, import_users
 from workflow.models import DirectoryEvent
@@ -58,6 +60,8 @@ def test_newcomer_walkthrough(config: Path) -> None:
         "name": "The Densham Surgery",
         "type": "gp_practice",
         "icb_code": "QHM",
+        "status": "active",
+        "ods_refreshed_at": None,
         "users": [
             {
                 "name": "Amina Okafor",
@@ -157,7 +161,20 @@ def test_import_ods(config: Path, db_url: str) -> None:
     with db.transaction() as session:
         closed = get_org(session, "A81003")
         assert (closed.name, closed.status) == ("VICTORIA MEDICAL PRACTICE", "closed")
+        refreshes = [
+            e.at for e in session.scalars(select(DirectoryEvent).order_by(DirectoryEvent.id))
+        ]
     db.dispose()
+    shown = pcse(config, "directory", "show", "A81003", "--json")
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert document["status"] == "closed"
+    # The second import listed the practice unchanged: the date is still that import's.
+    assert datetime.fromisoformat(document["ods_refreshed_at"]) == as_utc(refreshes[-1])
+    assert as_utc(refreshes[0]) < as_utc(refreshes[-1])
+    text = pcse(config, "directory", "show", "A81003")
+    assert "status: closed" in text.stdout
+    assert f"last NHS ODS refresh: {document['ods_refreshed_at'][:10]}" in text.stdout
 
 
 def _fails_with_one_sentence(done: subprocess.CompletedProcess[str], sentence: str) -> None:

@@ -563,6 +563,8 @@ def test_org_view_is_the_design_document(db) -> None:
             "name": "The Densham Surgery",
             "type": "gp_practice",
             "icb_code": "QHM",
+            "status": "active",
+            "ods_refreshed_at": None,
             "users": [
                 {"name": "A", "email": "a@nhs.net", "active": True, "roles": ["Main Contact"]},
                 {

@@ -222,3 +222,46 @@ def hostile_multipart(draw: st.DrawFn) -> bytes:
 @given(hostile_multipart())
 def test_any_combination_reads_as_a_whole_parse(raw: bytes) -> None:
     assert fields(parse_mail(raw, attachment_max_bytes=LIMIT)) == fields(whole(raw))
+
+
+def test_an_unclosed_multiparts_last_part_is_sized_as_the_parser_sizes_it() -> None:
+    # The email package drops a subpart's last line end at the message's end too: a body
+    # sized to sit on the limit must be read, not reported as over it.
+    threshold = oversize._skip_threshold(LIMIT)
+    n = next(n for n in range(threshold, 2 * threshold) if n * 3 // 4 == threshold)
+    pdf = base64.encodebytes(b"%PDF-1.4 signed form").replace(b"\n", b"\r\n")
+    raw = mixed(TEXT)[: -len(b"--B1--\r\n")] + b"--B1\r\n" + PDF + pdf + b" " * (n - len(pdf))
+    raw += b"\r\n"  # and no closing boundary
+    quick = parse_mail(raw, attachment_max_bytes=LIMIT)
+    assert fields(quick) == fields(whole(raw))
+    assert [a.filename for a in quick.attachments] == ["scan.pdf"]
+
+
+def test_a_text_with_no_line_end_to_cut_at_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oversize, "TEXT_KEEP_BYTES", 50_000)
+    plain = b"PLAIN: please remove Dr Evil. " + b"a" * 200_000
+    html = b"Content-Type: text/html\r\n\r\n<p>HTML: please add Dr Evil.</p>"
+    raw = mixed(b"Content-Type: text/plain\r\n\r\n" + plain, html)
+    raw = raw.replace(b"multipart/mixed", b"multipart/alternative")
+    mail = parse_mail(raw, attachment_max_bytes=LIMIT)
+    assert mail.text.startswith("PLAIN: please remove Dr Evil.") and not mail.text_from_html
+
+
+def test_a_cut_that_would_not_be_a_prefix_is_refuted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A line naming a boundary that only a mention elsewhere declares ends the scan's
+    # segment, not the part: the text after it is still the same part's.
+    monkeypatch.setattr(oversize, "TEXT_KEEP_BYTES", 50_000)
+    padding = b"\x00" * 60_000
+    text = (
+        b"Intro.\r\n" + padding + b"\r\nMIDDLE: do NOT add.\r\n" + padding + b"\r\n--OTHER\r\nTAIL"
+    )
+    note = b'Content-Type: text/plain\r\nContent-Disposition: attachment; filename="n.txt"\r\n\r\n'
+    raw = mixed(b"Content-Type: text/plain\r\n\r\n" + text, note + b"multipart/x; boundary=OTHER")
+    mail = parse_mail(raw, attachment_max_bytes=LIMIT)
+    assert "MIDDLE: do NOT add." in mail.text and "TAIL" in mail.text
+    assert fields(mail) == fields(whole(raw))
+
+
+def test_a_message_mentioning_multiparts_too_often_is_not_scanned() -> None:
+    raw = mixed(TEXT, PDF + BIG) + b"multipart/" * (oversize.MAX_MULTIPART_MENTIONS + 1)
+    assert oversize.elide(raw, LIMIT) == (raw, None)

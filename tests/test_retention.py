@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import JSON, LargeBinary, String, Text, cast, func, select
 
+from caseworker.models import Caseworker
 from core.clock import FixedClock
 from core.db import Base, Database
 from core.timeutil import utcnow
@@ -265,6 +266,16 @@ def story(db: Database, raw_dir: Path) -> tuple[str, str]:
             **case.fields,
             "nominees": [{"name": "Sam Cole", "email": "sam.cole@nhs.net", "services": ["gpp"]}],
         }
+    with db.transaction() as session:
+        # The triage case has open findings: a supervisor approves it alone.
+        session.add(
+            Caseworker(
+                email="caseworker@pcse.nhs.uk",
+                name="Case Worker",
+                password_hash="x",
+                is_supervisor=True,
+            )
+        )
     with db.transaction() as session:
         actions.approve(session, _env(), named, by="caseworker@pcse.nhs.uk", reason="Checked.")
     sent_on(db, named, FixedClock(utcnow()))

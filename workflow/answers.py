@@ -7,10 +7,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.inbound import Classification, IncomingMail
-from core.states import CaseState
+from core.states import FINAL_STATES, CaseState
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
-from workflow import approvals
+from workflow import approvals, new_replies
 from workflow.apply import approve_and_apply
 from workflow.approvals import Verification, verify_answer
 from workflow.cases import move, record
@@ -62,6 +62,10 @@ def approval_answer(
     for each in cases:
         _record_answer(session, env, each, inbound, mail, verification, answer)
     if not verification.accepted:
+        for each in cases:
+            if CaseState(each.state) in FINAL_STATES:
+                # "No, stop" from a second approver after the case closed: a person reads it.
+                new_replies.mark(session, env, each, inbound, "an approval answer came in late")
         return _refused(session, env, verification, mail, cases)
     case, approval = verification.case, verification.approval
     assert case is not None and approval is not None

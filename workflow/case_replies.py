@@ -1,5 +1,6 @@
-"""A reply on a known case: merged into a needs_info case and read again, or noted and sent to
-triage when a person must look."""
+"""A reply on a known case: merged into a needs_info case and read again; any other reply is
+noted and marked for a person (workflow.new_replies), and sent to triage while an approver
+is asked."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from sqlalchemy.orm import Session
 
 import forms
 from core.inbound import Classification, IncomingMail
-from core.states import CaseState
+from core.states import FINAL_STATES, CaseState
 from forms.model import ParsedRequest
 from intake.models import InboundMessage
-from workflow import approvals
+from workflow import approvals, new_replies
 from workflow.approvals import SenderCheck, check_sender
 from workflow.cases import move, record
 from workflow.decisions import CASEWORKER_REQUEST
@@ -65,12 +66,30 @@ def case_reply(
                 "reply from someone else",
             )
         return _merge_reply(session, env, case, inbound, mail, said, sender)
+    moved = _awaiting_approval(session, env, case, state, sender)
+    # Any other reply is not what the case waits for: a person reads it, whatever the
+    # state (workflow.new_replies); a closed case stays closed until a caseworker reopens it.
+    why = (
+        f"a reply came in on the {state.value} case"
+        if state in FINAL_STATES
+        else "the requester wrote again"
+        if sender.passed and address == (case.requester or "").casefold()
+        else "a message came in on the case"
+    )
+    marked = new_replies.mark(session, env, case, inbound, why)
+    return moved or marked
+
+
+def _awaiting_approval(
+    session: Session, env: WorkflowEnv, case: Case, state: CaseState, sender: SenderCheck
+) -> str | None:
+    """While an approver is asked, a reply from the requester or the approver stops the
+    wait: approvers' answers count only with the code, and a person reads the rest."""
+    if state is not CaseState.AWAITING_APPROVAL:
+        return None
+    address = sender.address
     asked = {a.approver_email for a in approvals.open_requests(session, case)}
-    if (
-        state is CaseState.AWAITING_APPROVAL
-        and sender.passed
-        and address == (case.requester or "").casefold()
-    ):
+    if sender.passed and address == (case.requester or "").casefold():
         # "I did not send this", "please stop", a correction: approvers wait for a person.
         return to_triage(
             session,
@@ -80,7 +99,7 @@ def case_reply(
             "approval; a caseworker must read it before any answer counts.",
             "requester wrote during approval",
         )
-    if state is CaseState.AWAITING_APPROVAL and address in asked:
+    if address in asked:
         if not sender.passed:
             # Never name an approver on the strength of a From header nobody vouched for.
             return to_triage(
@@ -100,15 +119,7 @@ def case_reply(
             "approval code; a caseworker must read the reply.",
             "approver replied without the code",
         )
-    if state is CaseState.EXPIRED:
-        return to_triage(
-            session,
-            env,
-            case,
-            "A reply came in after the case expired; a caseworker must read it.",
-            "reply after expiry",
-        )
-    return f"{case.ref}: reply recorded on the case ({case.state})."
+    return None
 
 
 def to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, what: str) -> str:

@@ -14,6 +14,7 @@ from core.db import rowcount
 from core.errors import PcseError
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
 from core.timeutil import utcnow
+from workflow import history_lines
 from workflow.models import Case, CaseEvent, RefCounter
 
 
@@ -41,18 +42,32 @@ def format_ref(year: int, number: int) -> str:
 
 
 def next_ref(session: Session, now: datetime | None = None) -> str:
-    """Allocate the next case reference atomically (safe with concurrent workers)."""
+    """Allocate the next case reference atomically (safe with concurrent workers).
+
+    On PostgreSQL the number is taken in a short transaction of its own, as a sequence
+    would give it: the year's counter row is locked for that moment only, never for the
+    length of the caller's transaction (a batch of messages), so workers do not queue
+    behind one another for it. A transaction that rolls back leaves a gap in the numbers.
+    SQLite has one writer at a time anyway, so there it is taken in the caller's
+    transaction.
+    """
     year = (now or utcnow()).year
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        with bind.engine.connect() as own, own.begin():
+            number = own.execute(_bump(postgresql.insert, year)).scalar_one()
+    else:
+        number = session.execute(_bump(sqlite.insert, year)).scalar_one()
+    return format_ref(year, number)
+
+
+def _bump(insert: Any, year: int) -> Any:
+    return (
         insert(RefCounter)
         .values(year=year, last=1)
         .on_conflict_do_update(index_elements=["year"], set_={"last": RefCounter.last + 1})
         .returning(RefCounter.last)
     )
-    number = session.execute(stmt).scalar_one()
-    return format_ref(year, number)
 
 
 def get_case(session: Session, ref: str) -> Case:
@@ -74,19 +89,21 @@ def record(
     to_state: str | None = None,
     at: datetime | None = None,
 ) -> CaseEvent:
-    """Append one line to the case's history."""
-    row = CaseEvent(
-        case_id=case.id,
-        at=at or utcnow(),
-        actor=actor,
-        event=event,
-        detail=detail,
-        data=data or {},
-        from_state=from_state,
-        to_state=to_state,
-    )
-    session.add(row)
-    return row
+    """Append one line to the case's history (written with the lines around it, before
+    the transaction's next statement: see workflow.history_lines). The line returned is not
+    in the session."""
+    line = {
+        "case_id": case.id,
+        "at": at or utcnow(),
+        "actor": actor,
+        "event": event,
+        "detail": detail,
+        "data": data or {},
+        "from_state": from_state,
+        "to_state": to_state,
+    }
+    history_lines.append(session, line)
+    return CaseEvent(**line)
 
 
 def create_case(

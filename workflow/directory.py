@@ -23,7 +23,7 @@ from core.catalogue import (
     admin_role,
     service_of,
 )
-from core.timeutil import utcnow
+from core.timeutil import as_utc, utcnow
 from forms.normalise import clean_ods
 from workflow.changefeed import GRANT, MAIN_CONTACT_CHANGE, REVOKE, record_role_change
 from workflow.models import AelContact, DirectoryEvent, Organisation, Person, RoleAssignment, Signer
@@ -232,6 +232,10 @@ def org_view(session: Session, code: str) -> dict[str, Any]:
         "name": org.name,
         "type": org.type,
         "icb_code": org.icb_code,
+        "status": org.status,
+        "ods_refreshed_at": as_utc(org.ods_refreshed_at).isoformat()
+        if org.ods_refreshed_at
+        else None,
         "users": users,
     }
 

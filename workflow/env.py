@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from core.clock import Clock, SystemClock
 from core.senderauth import SenderPolicy
 from forms.sandbox import PdfLimits
+from workflow.targets import TargetsConfig
 
 
 @dataclass
@@ -31,6 +32,8 @@ class WorkflowEnv:
     # expired cases. The accounts are the caseworker package's (caseworker.accounts
     # .is_supervisor, wired by service.context); with nothing wired, nobody is.
     is_supervisor: Callable[[Session, str], bool] = field(default=lambda _session, _by: False)
+    # Target times ([targets]): the queue's overdue markers and filter.
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
     # The caseworker account a name or address stands for (caseworker.accounts.account_of),
     # or None: an approval with open findings needs two different accounts.
     account_of: Callable[[Session, str], str | None] = field(

@@ -520,6 +520,8 @@ ANY_ODS_CODE = re.compile(r"^[A-Z0-9]{3,10}$")
 ODS_FIELDS = 27
 # The columns an import compares and stores.
 ODS_COLUMNS = ("name", "type", "icb_code", "status", "prescribing_setting")
+# Codes per UPDATE when marking organisations refreshed (well under SQLite's bound limit).
+REFRESH_BATCH = 5000
 
 
 def _ods_fields(values: list[str]) -> dict[str, Any]:
@@ -619,7 +621,7 @@ def import_ods(
     for code, fields in found.items():
         current = existing.get(code)
         if current is None:
-            inserts.append(fields | {"updated_at": now})
+            inserts.append(fields | {"updated_at": now, "ods_refreshed_at": now})
             events.append(_ods_event(actor, "organisation_added", code, fields, reason, now))
             continue
         changed = {
@@ -637,6 +639,7 @@ def import_ods(
     report.added, report.updated = len(inserts), len(updates)
     _bulk_insert(session, Organisation, inserts)
     _bulk_update(session, updates)
+    _mark_refreshed(session, [code for code in found if code in existing], now)
     _bulk_insert(session, DirectoryEvent, events)
     record_event(
         session,
@@ -683,6 +686,19 @@ def _bulk_update(session: Session, updates: list[dict[str, Any]]) -> None:
         groups.setdefault(tuple(sorted(row)), []).append(row)
     for rows in groups.values():
         session.execute(update(Organisation), rows)
+
+
+def _mark_refreshed(session: Session, codes: list[str], now: datetime) -> None:
+    """Note that this import listed these organisations, changed or not (the date
+    `pcse directory show` gives as the last ODS refresh)."""
+    for start in range(0, len(codes), REFRESH_BATCH):
+        batch = codes[start : start + REFRESH_BATCH]
+        session.execute(
+            update(Organisation)
+            .where(Organisation.code.in_(batch))
+            .values(ods_refreshed_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _ods_event(

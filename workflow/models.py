@@ -39,6 +39,8 @@ class Organisation(Base):
     status: Mapped[str] = mapped_column(String(12), default="active")
     prescribing_setting: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    # When an NHS ODS import last listed the organisation (None: never, e.g. hand-loaded).
+    ods_refreshed_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class Person(Base):
@@ -152,6 +154,11 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # The caseworker working on the case (an address), so that two do not work one case.
     assigned_to: Mapped[str | None] = mapped_column(String(254), index=True)
+    # A reply a person has not yet read (workflow.new_replies): set by the workflow when a
+    # message comes in on a closed case, or from the requester on an open one; cleared
+    # only by a caseworker, with a reason.
+    new_reply_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+    new_reply_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
     # A duplicate merged into another case points at it; mail quoting its reference goes there.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     # Retention (workflow.retention): when the original emails, then the personal

@@ -211,7 +211,8 @@ def purge_case_personal(session: Session, case: Case, *, now: datetime, period_d
 
 
 def _closed_before(cutoff: datetime) -> Any:
-    return and_(Case.state.in_(_FINAL), Case.updated_at <= cutoff)
+    # A closed case with a reply nobody has read waits for a person (workflow.new_replies).
+    return and_(Case.state.in_(_FINAL), Case.updated_at <= cutoff, Case.new_reply_at.is_(None))
 
 
 def _raw_due(config: RetentionConfig, now: datetime) -> Any:

@@ -1,16 +1,21 @@
-"""The queue page."""
+"""The queue page: named views, filters, overdue and new-reply markers, and bulk actions on
+a selection."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from caseworker.auth import current_user
+from caseworker.bulk import ACTIONS as BULK_ACTIONS
+from caseworker.bulk import BulkRefused, run_bulk
 from caseworker.labels import KIND_LABELS, STATE_LABELS
+from caseworker.pages.forms import text
 from caseworker.queue import (
     ALL_STATES,
     ASSIGNED_TO_ME,
@@ -19,8 +24,32 @@ from caseworker.queue import (
     QueueFilters,
     queue_page,
 )
-from caseworker.rendering import render
+from caseworker.rendering import flash, render
+from caseworker.security import form_post
 from caseworker.webcontext import in_transaction, settings
+
+# Saved views: links a caseworker can bookmark; any filter's address is one too.
+VIEWS = [
+    ("Needs a person", {}),
+    ("New replies", {"new_reply": "1"}),
+    ("Overdue", {"overdue": "1", "state": ALL_STATES}),
+    ("Assigned to me", {"assigned": ASSIGNED_TO_ME}),
+    ("Nobody has it", {"assigned": ASSIGNED_TO_NOBODY}),
+    ("Awaiting approval", {"state": "awaiting_approval"}),
+    ("All cases", {"state": ALL_STATES}),
+]
+
+
+def views(filters: QueueFilters) -> list[dict[str, Any]]:
+    current = filters.as_query()
+    return [
+        {
+            "text": label,
+            "href": "/?" + urlencode(query) if query else "/",
+            "current": query == current,
+        }
+        for label, query in VIEWS
+    ]
 
 
 def _page_number(raw: str | None) -> int:
@@ -64,6 +93,7 @@ async def queue(request: Request) -> Response:
         page=_page_number(request.query_params.get("page")),
         page_size=web.page_size,
         now=web.env.clock.now(),
+        targets=web.env.targets,
     )
     state_options: list[dict[str, Any]] = [
         {"value": "", "text": "Needs a person"},
@@ -99,8 +129,40 @@ async def queue(request: Request) -> Response:
             "kind_options": kind_options,
             "assigned_options": assigned_options,
             "pagination": pagination(filters, result.page, result.pages),
+            "views": views(filters),
+            "here": _page_href(filters, result.page),
+            "bulk_actions": BULK_ACTIONS,
+            "targets": web.env.targets,
         },
     )
 
 
-routes = [Route("/", queue, methods=["GET"])]
+def _back(value: str) -> str:
+    """Only back to a view of the queue, never elsewhere."""
+    return value if value == "/" or value.startswith("/?") else "/"
+
+
+@form_post
+async def bulk(request: Request) -> Response:
+    """Apply one action to the selected rows, then show the same view again."""
+    user = current_user(request)
+    web = settings(request)
+    items = [v for v in request.state.form.getlist("item") if isinstance(v, str)]
+    action = text(request, "action", limit=20)
+    reason = text(request, "reason", limit=1000)
+    back = _back(text(request, "back", limit=2000))
+    if not items:
+        flash(request, "Select at least one item first.", kind="important")
+        return RedirectResponse(back, status_code=303)
+    try:
+        result = await run_in_threadpool(
+            run_bulk, web.database, web.env, action, items, by=user.email, reason=reason
+        )
+    except BulkRefused as refused:
+        flash(request, str(refused), kind="important")
+        return RedirectResponse(back, status_code=303)
+    flash(request, result.summary(action), kind="important" if result.refused else "success")
+    return RedirectResponse(back, status_code=303)
+
+
+routes = [Route("/", queue, methods=["GET"]), Route("/queue/bulk", bulk, methods=["POST"])]

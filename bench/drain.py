@@ -1,0 +1,253 @@
+"""A backlog drained as an operator would drain it, timed from outside.
+
+    .venv/bin/python bench/drain.py [--n 2000] [--db sqlite|postgres] [--mix plain|mixed]
+
+Everything runs as its own process against real servers: Dovecot, an aiosmtpd sink (a
+child process), and a fresh SQLite file or PostgreSQL database loaded with a generated
+directory. N requests are appended to the inbox; a bare imapclient fetch of them
+(BODY.PEEK[] in batches of 100 over one connection, nothing stored) sets the yardstick;
+then `pcse poll --once --json` and `pcse outbox send --json` run one after the other,
+each timed from outside with its CPU time and peak RSS (wait4). The ledger's timestamps
+split the poll into fetching and recording, and processing (the two overlap).
+
+`--mix plain` is N plain email requests; `--mix mixed` is bench/mailmix.py's backlog:
+email requests, PDF forms, replies on earlier requests, out-of-office answers, bounces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from bench.dovecot import ImapAccount, discard_dovecot, plain_request, start_dovecot  # noqa: E402
+from bench.mailmix import build, load_directory, organisations  # noqa: E402
+from bench.pgcluster import scratch_database  # noqa: E402
+from bench.service_proc import PCSE, Settings, write_config  # noqa: E402
+from core.db import Database  # noqa: E402
+from intake.models import InboundMessage  # noqa: E402
+from notifications.models import OutboxMessage  # noqa: E402
+from notifications.sink import free_port  # noqa: E402
+from service.schema import upgrade  # noqa: E402
+
+PG_ADMIN = os.environ.get(
+    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    cpu: float
+    peak_rss_mb: float
+    output: dict
+
+
+def timed(name: str, config: Path, *args: str) -> Stage:
+    """Run one `pcse` command to completion; its wall time, CPU time and peak RSS."""
+    env = {k: v for k, v in os.environ.items() if k != "PCSE_CONFIG"}
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [PCSE, "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+    )
+    output = child.stdout.read() if child.stdout else b""
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise RuntimeError(f"pcse {' '.join(args)} failed")
+    return Stage(
+        name,
+        seconds,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        json.loads(output or b"{}"),
+    )
+
+
+def bare_fetch_rate(account: ImapAccount) -> float:
+    client = account.client()
+    try:
+        client.select_folder("INBOX", readonly=True)
+        uids = client.search(["ALL"])
+        start = time.perf_counter()
+        for offset in range(0, len(uids), 100):
+            client.fetch(uids[offset : offset + 100], ["BODY.PEEK[]"])
+        return len(uids) / (time.perf_counter() - start)
+    finally:
+        client.logout()
+
+
+def ledger_phases(db: Database) -> tuple[float, float]:
+    """Seconds from the first to the last message recorded, and processed."""
+    with db.transaction() as session:
+        first_in, last_in, first_done, last_done = session.execute(
+            select(
+                func.min(InboundMessage.received_at),
+                func.max(InboundMessage.received_at),
+                func.min(InboundMessage.processed_at),
+                func.max(InboundMessage.processed_at),
+            )
+        ).one()
+
+    def seconds(a: datetime | None, b: datetime | None) -> float:
+        return (b - a).total_seconds() if a and b else float("nan")
+
+    return seconds(first_in, last_in), seconds(first_done, last_done)
+
+
+def outbox_counts(db: Database) -> dict[str, int]:
+    with db.transaction() as session:
+        rows = session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        ).all()
+    return {status: count for status, count in rows}
+
+
+@contextmanager
+def database_url(kind: str, folder: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'pcse.sqlite3'}"
+        return
+    with scratch_database(PG_ADMIN, prefix="pcse_drain_") as url:
+        yield url
+
+
+@contextmanager
+def sink_process() -> Iterator[int]:
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "notifications.sink", "--port", str(port), "--discard"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # "listening on …"
+        yield port
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def backlog(mix: str, n: int) -> tuple[list[bytes], dict[str, int]]:
+    if mix == "plain":
+        return [plain_request(i) for i in range(n)], {"email_request": n}
+    made = build(n, seed=9, orgs=organisations(200))
+    return made.messages, dict(made.kinds)
+
+
+def drain(args: argparse.Namespace, folder: Path) -> None:
+    messages, kinds = backlog(args.mix, args.n)
+    dovecot = start_dovecot()
+    try:
+        with database_url(args.db, folder) as url, sink_process() as smtp_port:
+            db = Database(url)
+            upgrade(db.engine)
+            load_directory(db, organisations(200), folder / "directory")
+            account = dovecot.add_user()
+            for start in range(0, len(messages), 500):
+                account.append(messages[start : start + 500])
+            config = write_config(
+                folder / "pcse.toml",
+                Settings(
+                    db_url=url,
+                    imap_port=dovecot.port,
+                    imap_user=account.username,
+                    imap_password=account.password,
+                    smtp_port=smtp_port,
+                    raw_dir=folder / "raw",
+                    max_replies_per_hour=1_000_000,
+                ),
+            )
+            bare = bare_fetch_rate(account)
+            load_before = os.getloadavg()[0]
+            poll = timed("poll", config, "poll", "--once", "--json")
+            send = timed("send", config, "outbox", "send", "--json")
+            load_after = os.getloadavg()[0]
+            fetch_phase, process_phase = ledger_phases(db)
+            queued = outbox_counts(db)
+            left = account.count("INBOX")
+            db.dispose()
+    finally:
+        discard_dovecot(dovecot)
+    report(args, kinds, bare, poll, send, fetch_phase, process_phase, queued, left)
+    print(f"load average {load_before:.1f} before, {load_after:.1f} after, {os.cpu_count()} cores")
+
+
+def report(
+    args: argparse.Namespace,
+    kinds: dict[str, int],
+    bare: float,
+    poll: Stage,
+    send: Stage,
+    fetch_phase: float,
+    process_phase: float,
+    queued: dict[str, int],
+    left: int,
+) -> None:
+    n = args.n
+    total = poll.seconds + send.seconds
+    end_to_end = n / total
+    mix = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+    print(f"drain: {n} messages ({mix}) on {args.db}")
+    print(
+        f"  end to end: {total:.1f} s = {end_to_end:.0f} emails/s; CPU "
+        f"{(poll.cpu + send.cpu) * 1000 / n:.2f} ms per email; peak RSS "
+        f"{max(poll.peak_rss_mb, send.peak_rss_mb):.0f} MB"
+    )
+    print(
+        f"  pcse poll --once: {poll.seconds:.1f} s = {n / poll.seconds:.0f} emails/s, CPU "
+        f"{poll.cpu * 1000 / n:.2f} ms per email, peak RSS {poll.peak_rss_mb:.0f} MB; "
+        f"{poll.output}"
+    )
+    print(
+        f"    fetch and ledger {fetch_phase:.1f} s ({n / fetch_phase:.0f}/s), processing "
+        f"{process_phase:.1f} s ({n / process_phase:.0f}/s) (ledger timestamps; they overlap)"
+    )
+    sent = send.output.get("sent", 0)
+    print(
+        f"  pcse outbox send: {send.seconds:.1f} s = {sent / send.seconds:.0f} emails/s sent, "
+        f"CPU {send.cpu * 1000 / max(sent, 1):.2f} ms per email, peak RSS "
+        f"{send.peak_rss_mb:.0f} MB; {send.output}"
+    )
+    print(
+        f"  bare imapclient fetch: {bare:.0f} emails/s; end to end is "
+        f"{end_to_end / bare:.4f} of it (1 : {bare / end_to_end:.0f})"
+    )
+    print(f"  outbox rows by status: {queued}; left in INBOX: {left}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="messages in the backlog")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--mix", choices=("plain", "mixed"), default="plain")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="pcse-drain-") as tmp:
+        folder = Path(tmp)
+        folder.chmod(0o755)
+        drain(args, folder)
+
+
+if __name__ == "__main__":
+    main()

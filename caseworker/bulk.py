@@ -1,0 +1,113 @@
+"""Bulk actions on a selection of queue rows: take or release cases, retry or dismiss failed
+messages and failed or held emails. Each item is done in its own transaction through the
+same operations as its own page, so one refusal leaves the others done and is reported in
+words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from core.db import Database
+from core.errors import PcseError
+from intake import ledger
+from workflow import actions, mail
+from workflow.env import WorkflowEnv
+
+ASSIGN_ME, RELEASE, RETRY, DISMISS = "assign_me", "release", "retry", "dismiss"
+ACTIONS = {
+    ASSIGN_ME: "Assign to me",
+    RELEASE: "Release",
+    RETRY: "Retry",
+    DISMISS: "Dismiss",
+}
+# Which kinds of row each action applies to.
+APPLIES_TO = {
+    ASSIGN_ME: ("case",),
+    RELEASE: ("case",),
+    RETRY: ("message", "outbox"),
+    DISMISS: ("message", "outbox"),
+}
+NAMES = {"case": "Case {}", "message": "Message {}", "outbox": "Email {}"}
+MAX_ITEMS = 100
+
+
+class BulkRefused(PcseError):
+    """An item the chosen action does not apply to."""
+
+
+@dataclass
+class BulkResult:
+    done: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    def summary(self, action: str) -> str:
+        parts = []
+        if self.done:
+            parts.append(f"{ACTIONS[action]}: done for {', '.join(self.done)}.")
+        if self.refused:
+            parts.append("Not done: " + " ".join(self.refused))
+        return " ".join(parts) or "Nothing was selected."
+
+
+def parse_item(value: str) -> tuple[str, str] | None:
+    """'case:PCSE-2026-000001', 'message:12' or 'outbox:3'; anything else is ignored."""
+    source, _, key = value.partition(":")
+    if source not in NAMES or not key or len(key) > 20:
+        return None
+    if source != "case" and not key.isdigit():
+        return None
+    return source, key
+
+
+def _operation(
+    action: str, source: str, key: str, env: WorkflowEnv, by: str, reason: str
+) -> Callable[[Session], object]:
+    if source not in APPLIES_TO[action]:
+        kinds = " and ".join(f"{s}s" if s != "outbox" else "emails" for s in APPLIES_TO[action])
+        raise BulkRefused(f"{ACTIONS[action]} applies only to {kinds}.")
+    if action == ASSIGN_ME:
+        return lambda s: actions.assign(s, env, key, to=by, by=by)
+    if action == RELEASE:
+        return lambda s: actions.assign(s, env, key, to=None, by=by)
+    if source == "message":
+        if action == RETRY:
+            return lambda s: ledger.retry(s, int(key), by=by)
+        return lambda s: ledger.dismiss(s, int(key), by=by, reason=reason)
+    if action == RETRY:
+        return lambda s: mail.retry(s, int(key), by=by)
+    return lambda s: mail.dismiss(s, int(key), by=by, reason=reason)
+
+
+def run_bulk(
+    database: Database,
+    env: WorkflowEnv,
+    action: str,
+    items: list[str],
+    *,
+    by: str,
+    reason: str = "",
+) -> BulkResult:
+    """Apply `action` to each selected item; each refusal is kept with the item's name."""
+    if action not in ACTIONS:
+        raise BulkRefused("Choose what to do with the selected items.")
+    if action == DISMISS and not reason.strip():
+        raise BulkRefused("Enter why the selected items are dismissed.")
+    result = BulkResult()
+    for value in list(dict.fromkeys(items))[:MAX_ITEMS]:
+        parsed = parse_item(value)
+        if parsed is None:
+            continue
+        source, key = parsed
+        name = NAMES[source].format(key)
+        try:
+            operation = _operation(action, source, key, env, by, reason)
+            with database.transaction() as session:
+                operation(session)
+        except PcseError as refused:
+            result.refused.append(f"{name}: {refused}")
+            continue
+        result.done.append(name)
+    return result

@@ -1,0 +1,1 @@
+"""What operators and their tools read: Prometheus metrics, liveness and readiness."""

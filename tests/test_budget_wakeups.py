@@ -1,0 +1,57 @@
+"""The message watchdog is woken only when a new budget could run out before it looks
+again, and a short budget behind a long one is still enforced in time."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from intake.budget import WATCHDOG, MessageTooSlow
+
+
+def test_a_short_budget_after_a_long_one_is_enforced_in_time() -> None:
+    started, stopped_after = threading.Event(), []
+
+    def patient() -> None:
+        with WATCHDOG.limit(60):  # the watchdog now sleeps for up to a minute
+            started.set()
+            time.sleep(3)
+
+    def spinner() -> None:
+        began = time.monotonic()
+        try:
+            with WATCHDOG.limit(0.2):
+                while time.monotonic() - began < 30:
+                    sum(range(1000))
+        except MessageTooSlow:
+            stopped_after.append(time.monotonic() - began)
+
+    first = threading.Thread(target=patient)
+    first.start()
+    started.wait(5)
+    second = threading.Thread(target=spinner)
+    second.start()
+    second.join(40)
+    first.join(10)
+    assert stopped_after and stopped_after[0] < 10
+
+
+def test_back_to_back_budgets_leave_the_watchdog_asleep() -> None:
+    with WATCHDOG.limit(60):
+        pass
+    time.sleep(0.1)  # the watchdog has looked and set its next time
+    woken_for: list[float] = []
+    original = WATCHDOG._wake.notify
+
+    def counting(n: int = 1) -> None:
+        woken_for.append(time.monotonic())
+        original(n)
+
+    WATCHDOG._wake.notify = counting  # type: ignore[method-assign]
+    try:
+        for _ in range(50):
+            with WATCHDOG.limit(60):
+                pass
+    finally:
+        WATCHDOG._wake.notify = original  # type: ignore[method-assign]
+    assert len(woken_for) <= 1

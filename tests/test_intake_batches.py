@@ -1,0 +1,104 @@
+"""Claimed messages are processed in batches: one transaction, a savepoint per message.
+
+A failing message is rolled back alone (test_intake_process covers that); a batch cut
+short by the database leaves nothing of itself behind, and is done again once, whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from core.db import Database
+from intake import process
+from intake.pipeline import poll_all, process_pending, process_settings
+from intake.process import Processor
+from intake.rawstore import RawStore
+from notifications.models import OutboxMessage
+from tests.fixtures.dovecot import plain_request
+from tests.test_intake_process import Recorder, count, deliver, maildir_config, rows
+from workflow.models import Case
+
+
+class DatabaseGoesAway(Recorder):
+    """Opens its case, then the database is lost on the third message of the batch."""
+
+    def __call__(self, session, inbound, mail, classification) -> str:
+        outcome = super().__call__(session, inbound, mail, classification)
+        if len(self.calls) == 3:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return outcome
+
+
+def test_a_batch_cut_short_by_the_database_leaves_nothing_and_is_done_once(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "BATCH_SECONDS", 60.0)  # one batch, however busy the machine
+    config = maildir_config(database, tmp_path)
+    deliver(
+        config,
+        plain_request(1),
+        plain_request(2),
+        plain_request(3),
+        plain_request(4),
+    )
+    poll_all(database, config)
+    store = RawStore(config.storage.raw_dir)
+    handler = DatabaseGoesAway()
+    cut_short = Processor(database, store, handler, process_settings(config))
+
+    report = cut_short.run()
+
+    assert report.total == 0  # nothing of the batch was kept
+    assert len(handler.calls) == 3  # two handled, then rolled back with the batch
+    assert count(database, Case) == 0
+    assert count(database, OutboxMessage) == 0
+    assert all(r.status == "pending" and r.claimed_by is None for r in rows(database))
+
+    again = process_pending(database, config, Recorder())
+    assert again.processed == 4
+    assert count(database, Case) == 4
+    assert sorted(r.case_id for r in rows(database)) == sorted(
+        {r.case_id for r in rows(database) if r.case_id is not None}
+    )
+
+
+def test_messages_of_one_batch_are_all_recorded_with_their_sender(
+    database: Database, tmp_path: Path
+) -> None:
+    config = maildir_config(database, tmp_path)
+    deliver(config, *(plain_request(n) for n in range(1, 26)))  # more than one batch
+    poll_all(database, config)
+
+    report = process_pending(database, config, Recorder())
+
+    assert report.processed == 25
+    assert count(database, Case) == 25
+    recorded = rows(database)
+    assert {r.status for r in recorded} == {"processed"}
+    assert all(r.sender_status and r.from_address for r in recorded)
+    assert all(r.claimed_by is None and r.processed_at is not None for r in recorded)
+
+
+def test_a_batch_that_has_run_its_time_commits_and_the_rest_go_on(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no time allowed, each message commits on its own: the database lost on the
+    third loses only the third (and what was not reached), never the two before it."""
+    monkeypatch.setattr(process, "BATCH_SECONDS", 0.0)
+    config = maildir_config(database, tmp_path)
+    deliver(config, *(plain_request(n) for n in range(1, 5)))
+    poll_all(database, config)
+    store = RawStore(config.storage.raw_dir)
+
+    report = Processor(database, store, DatabaseGoesAway(), process_settings(config)).run()
+
+    assert report.processed == 2
+    assert count(database, Case) == 2
+    statuses = sorted(r.status for r in rows(database))
+    assert statuses == ["pending", "pending", "processed", "processed"]
+    again = process_pending(database, config, Recorder())
+    assert again.processed == 2
+    assert count(database, Case) == 4
