@@ -44,7 +44,9 @@ def scan_view(case: Case) -> dict[str, Any] | None:
             "value": "ticked" if value is True else "not ticked" if value is False else value,
             "confidence": round(confidence),
             "source": reading.get("source", "ocr"),
-            "doubtful": confidence < threshold or key in flagged,
+            # A caseworker's correction (source "caseworker") is no longer in doubt.
+            "doubtful": reading.get("source", "ocr") == "ocr"
+            and (confidence < threshold or key in flagged),
         }
         page = reading.get("page")
         if isinstance(page, int) and 0 <= page < len(pages):

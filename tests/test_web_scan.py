@@ -4,6 +4,7 @@ the page images are drawn in the sandbox and only for signed-in caseworkers."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from PIL import Image
@@ -66,3 +67,22 @@ def test_page_image_needs_a_signed_in_caseworker(web: WebClient) -> None:
     response = web.get(f"/cases/{ref}/form-pages/1.png", follow_redirects=False)
     assert response.status_code in (302, 303, 401, 403)
     assert not response.content.startswith(b"\x89PNG")
+
+
+def test_a_corrected_value_is_shown_as_corrected_not_in_doubt(web: WebClient) -> None:
+    ref = _scanned_case(web)
+    with web.settings.database.transaction() as session:
+        case = get_case(session, ref)
+        fields = dict(case.fields)
+        readings = {key: dict(value) for key, value in fields["readings"].items()}
+        readings["signer.email"].update(
+            value="peter.mcallister@nhs.net", source="caseworker", confidence=100.0
+        )
+        fields["readings"] = readings
+        case.fields = fields
+        case.findings = []
+    web.sign_in()
+    page = web.get(f"/cases/{ref}").text
+    rows = re.findall(r"<tr class=\"nhsuk-table__row[^\"]*\">.*?</tr>", page, re.S)
+    (row,) = [r for r in rows if "email address" in r and "Signer" in r]
+    assert "Corrected" in row and "Check" not in row and "app-scan-doubtful" not in row
