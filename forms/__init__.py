@@ -3,6 +3,7 @@
 read_pdf(data, limits=None) -> ParsedRequest        # in a sandboxed child process
 read_attachment(data, limits=None) -> ParsedRequest # a PDF, or a scan as JPEG/PNG/TIFF (OCR)
 is_form_file(content_type, filename, data) -> bool  # may this attachment hold a form?
+is_image(data) -> bool                              # JPEG, PNG, TIFF or HEIC, by its bytes
 render_page(data, page, width, limits=None) -> PNG  # a page of an attached form, for people
 read_email_request(subject, text, sender) -> ParsedRequest
 blank_form_path(name) -> Path                       # the shipped blank forms
@@ -13,6 +14,7 @@ from forms.email_request import read_email_request
 from forms.model import Finding, ParsedRequest
 from forms.pdf_reader import is_form_file, read_attachment, read_pdf
 from forms.sandbox import PdfLimits, PdfReaderUnavailable
+from forms.scan_pages import is_image
 from forms.scan_render import render_page
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "blank_form_names",
     "blank_form_path",
     "is_form_file",
+    "is_image",
     "read_attachment",
     "read_email_request",
     "read_pdf",

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 # checked again below, before decoding, with a reason the practice can act on.
 MAX_IMAGE_PIXELS = 60_000_000  # about A4 at 600 dpi, twice over
 MAX_SIDE = 20_000
+MIN_PAGE_SIDE = 600  # pixels: an A4 page scanned at even 75 dpi is larger
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 # OCR reads each whole page at this width: an A4 page at about 120 dpi. Scans are scaled
@@ -54,6 +55,11 @@ def image_kind(data: bytes) -> str | None:
     if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
         return "heif"
     return None
+
+
+def is_image(data: bytes) -> bool:
+    """An image a scanned or photographed form may come as."""
+    return image_kind(data) is not None
 
 
 def _check_size(width: int, height: int, what: str) -> None:
@@ -100,6 +106,9 @@ def image_pages(data: bytes, max_pages: int) -> list[Image.Image]:
         raise PageError("image_too_large", str(exc)) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise PageError("image_unreadable", f"{type(exc).__name__}: {exc}"[:300]) from exc
+    if max(image.width, image.height) < MIN_PAGE_SIDE:
+        # A logo or an icon from a signature: not worth reading, and never a form.
+        raise PageError("not_a_page", f"{image.width} x {image.height} pixels")
     frames = int(getattr(image, "n_frames", 1))
     if frames > max_pages:
         raise PageError("image_too_large", f"{frames} pages")

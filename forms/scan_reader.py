@@ -35,6 +35,7 @@ PROBLEMS = {
     "photograph the form again.",
     "image_unsupported": "The photo is in HEIC format, which we cannot read. Please send it "
     "as a JPEG or PDF (on an iPhone: Settings, Camera, Formats, Most Compatible).",
+    "not_a_page": "The image is too small to be a scanned form ({detail}).",
     "ocr_unavailable": "We could not read the scanned form automatically; a member of our "
     "team will read it.",
     "pdf_unreadable": "The scanned PDF is damaged, so we cannot read it. Please scan the "

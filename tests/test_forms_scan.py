@@ -96,7 +96,7 @@ def test_bomb_image_is_refused_with_a_reason(size: tuple[int, int]) -> None:
 
 
 def test_tiff_with_too_many_pages_is_refused() -> None:
-    pages = [Image.new("1", (40, 40), 1) for _ in range(9)]
+    pages = [Image.new("1", (700, 700), 1) for _ in range(9)]
     out = io.BytesIO()
     pages[0].save(out, "TIFF", save_all=True, append_images=pages[1:])
     parsed = read_attachment(out.getvalue(), PdfLimits(ocr_max_pages=6))
@@ -159,3 +159,28 @@ def test_confidence_threshold_config_is_checked() -> None:
     assert PdfLimits.from_config(config.limits).ocr_min_confidence == 75
     with pytest.raises(ConfigError, match="ocr_min_confidence"):
         from_mapping({"limits": {"ocr_min_confidence": 150}})
+
+
+def test_logo_in_a_signature_is_not_taken_for_a_form() -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from core.inbound import IncomingMail
+    from workflow.opening import read_forms
+
+    logo = io.BytesIO()
+    Image.new("RGB", (240, 80), (0, 94, 184)).save(logo, "PNG")
+    parsed = read_attachment(logo.getvalue())
+    assert parsed.kind is None and parsed.findings[0].code == "not_a_page"
+    page = (SCANS / "uar-png-200dpi-page1.png").read_bytes()
+    mail = SimpleNamespace(
+        attachments=[
+            SimpleNamespace(filename="logo.png", content_type="image/png", data=logo.getvalue()),
+            SimpleNamespace(filename="form.png", content_type="image/png", data=page),
+        ]
+    )
+    recognised, unreadable = read_forms(cast(IncomingMail, mail))
+    # The logo is left alone (the body is read instead when no form is found); the scanned
+    # page is read as a form.
+    assert unreadable == []
+    assert [(name, r.kind) for name, r in recognised] == [("form.png", "user_admin_form")]

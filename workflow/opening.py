@@ -50,8 +50,10 @@ def first_problem(request: ParsedRequest) -> str:
 def read_forms(
     mail: IncomingMail, limits: forms.PdfLimits | None = None
 ) -> tuple[list[tuple[str, ParsedRequest]], list[tuple[str, str]]]:
-    """Each PDF attachment read: (filename, request) for recognised forms, and
-    (filename, problem) for the rest."""
+    """Each PDF attachment (and image) read: (filename, request) for recognised forms, and
+    (filename, problem) for the rest. An image that holds no form we know (a logo in a
+    signature, a photo) is left alone, as before scans were read: the body is read instead,
+    and the image stays with the message for a caseworker."""
     recognised: list[tuple[str, ParsedRequest]] = []
     unreadable: list[tuple[str, str]] = []
     for attachment in mail.attachments:
@@ -60,7 +62,7 @@ def read_forms(
         request = forms.read_attachment(attachment.data, limits)
         if request.kind:
             recognised.append((attachment.filename, request))
-        else:
+        elif not forms.is_image(attachment.data):
             unreadable.append((attachment.filename, first_problem(request)))
     return recognised, unreadable
 
