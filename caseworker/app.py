@@ -27,6 +27,7 @@ from caseworker.pages import (
     password,
     queue,
     reports,
+    scans,
     signin,
 )
 from caseworker.rendering import make_templates, render
@@ -99,6 +100,7 @@ def create_app(web: WebSettings) -> Starlette:
         *queue.routes,
         *accounts.routes,
         *cases.routes,
+        *scans.routes,
         *helpdesk.routes,
         *case_plan.routes,
         *failures.routes,

@@ -14,6 +14,7 @@ from caseworker.helpdesk_view import helpdesk_view
 from caseworker.labels import ACTION_LABELS, KIND_LABELS
 from caseworker.mailview import MailView, message_view
 from caseworker.newreply import history_steps, new_reply_view
+from caseworker.scanview import scan_view
 from core.catalogue import CATALOGUE, SIGNER_CAPACITIES, Service
 from core.patterns import mask_tokens
 from core.timeutil import as_utc
@@ -285,6 +286,7 @@ def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) ->
             "retention": retention_summary(case),
         },
         "read": fields_with_findings(case.fields or {}, case.findings or []),
+        "scan": scan_view(case),
         "source_id": source_id,
         "mail": asdict(mail),
         "org": org,

@@ -1,6 +1,10 @@
 """Readers for PDF forms and email-body requests. Pure: bytes in, fields and findings out.
 
 read_pdf(data, limits=None) -> ParsedRequest        # in a sandboxed child process
+read_attachment(data, limits=None) -> ParsedRequest # a PDF, or a scan as JPEG/PNG/TIFF (OCR)
+is_form_file(content_type, filename, data) -> bool  # may this attachment hold a form?
+is_image(data) -> bool                              # JPEG, PNG, TIFF or HEIC, by its bytes
+render_page(data, page, width, limits=None) -> PNG  # a page of an attached form, for people
 read_email_request(subject, text, sender) -> ParsedRequest
 blank_form_path(name) -> Path                       # the shipped blank forms
 """
@@ -8,8 +12,10 @@ blank_form_path(name) -> Path                       # the shipped blank forms
 from forms.blanks import blank_form_names, blank_form_path
 from forms.email_request import read_email_request
 from forms.model import Finding, ParsedRequest
-from forms.pdf_reader import read_pdf
+from forms.pdf_reader import is_form_file, read_attachment, read_pdf
 from forms.sandbox import PdfLimits, PdfReaderUnavailable
+from forms.scan_pages import is_image
+from forms.scan_render import render_page
 
 __all__ = [
     "Finding",
@@ -18,6 +24,10 @@ __all__ = [
     "PdfReaderUnavailable",
     "blank_form_names",
     "blank_form_path",
+    "is_form_file",
+    "is_image",
+    "read_attachment",
     "read_email_request",
     "read_pdf",
+    "render_page",
 ]

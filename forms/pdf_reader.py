@@ -15,6 +15,8 @@ from forms.form_fields import build_request
 from forms.model import Finding, ParsedRequest
 from forms.page_text import full_text, page_form, read_fields
 from forms.sandbox import POOL, PdfLimits, WorkerFailure
+from forms.scan_pages import image_kind
+from forms.scan_reader import read_scan
 
 # Fewer words than this on image pages, with no form found, means a scan.
 SCAN_MAX_WORDS = 25
@@ -182,4 +184,25 @@ def read_pdf(data: bytes, limits: PdfLimits | None = None) -> ParsedRequest:
         return _worker_problem(result.code, result.detail, data, limits)
     if not result.get("ok"):
         return _worker_problem(str(result.get("code")), str(result.get("detail", "")), data, limits)
-    return interpret(result)
+    request = interpret(result)
+    if any(f.code == "scanned_form" for f in request.findings):
+        # Pages with no usable text: read them by OCR, in the same sandbox.
+        return read_scan(data, limits)
+    return request
+
+
+def is_form_file(content_type: str, filename: str, data: bytes) -> bool:
+    """A PDF, or an image a scanned or photographed form may come as."""
+    return (
+        content_type.lower() == "application/pdf"
+        or filename.lower().endswith(".pdf")
+        or data[:5] == b"%PDF-"
+        or image_kind(data) is not None
+    )
+
+
+def read_attachment(data: bytes, limits: PdfLimits | None = None) -> ParsedRequest:
+    """Read an attached form: a PDF, or a scan sent as an image (JPEG, PNG, TIFF)."""
+    if image_kind(data) is not None:
+        return read_scan(data, limits)
+    return read_pdf(data, limits)

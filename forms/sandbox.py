@@ -37,6 +37,11 @@ class PdfLimits:
     timeout_seconds: float = 15.0
     memory_mb: int = 512
     max_pages: int = 20
+    # Reading a scan by OCR: the wall time for the whole document, the pages it may have,
+    # and the confidence (0–100) under which a value read goes to a person.
+    ocr_timeout_seconds: float = 60.0
+    ocr_max_pages: int = 6
+    ocr_min_confidence: float = 88.0
 
     @classmethod
     def from_config(cls, limits: Any) -> PdfLimits:
@@ -45,6 +50,9 @@ class PdfLimits:
             timeout_seconds=float(limits.pdf_timeout_seconds),
             memory_mb=int(limits.pdf_memory_mb),
             max_pages=int(limits.pdf_max_pages),
+            ocr_timeout_seconds=float(limits.ocr_timeout_seconds),
+            ocr_max_pages=int(limits.ocr_max_pages),
+            ocr_min_confidence=float(limits.ocr_min_confidence),
         )
 
 
@@ -107,11 +115,15 @@ class Worker:
             self.kill()
             raise WorkerDied("the PDF worker did not start")
 
-    def run(self, data: bytes, limits: PdfLimits, marks: list[str]) -> dict[str, Any]:
-        """Send one PDF and wait for the answer; raises TimeoutError or WorkerDied."""
+    def run(
+        self, data: bytes, limits: PdfLimits, marks: list[str], job: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Send one document and wait for the answer; raises TimeoutError or WorkerDied.
+        `job` says what to do with it when that is not reading a PDF's fields and text
+        ({"op": "ocr"} or {"op": "render", "page": 0, "width": 800})."""
         self.jobs += 1
         header = json.dumps(
-            {"size": len(data), "max_pages": limits.max_pages, "marks": marks}
+            {"size": len(data), "max_pages": limits.max_pages, "marks": marks, **(job or {})}
         ).encode()
         assert self.process.stdin is not None
         try:
@@ -120,7 +132,8 @@ class Worker:
             self.process.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise WorkerDied("the PDF worker stopped") from exc
-        return self._receive(time.monotonic() + limits.timeout_seconds)
+        timeout = limits.ocr_timeout_seconds if job else limits.timeout_seconds
+        return self._receive(time.monotonic() + timeout)
 
     def _receive(self, deadline: float) -> dict[str, Any]:
         head = self._read(HEADER.size, deadline)
@@ -194,13 +207,13 @@ class WorkerPool:
             self._idle.append(worker)
 
     def run(
-        self, data: bytes, limits: PdfLimits, marks: list[str]
+        self, data: bytes, limits: PdfLimits, marks: list[str], job: dict[str, Any] | None = None
     ) -> dict[str, Any] | WorkerFailure:
         with self._slots:
-            return self._run(data, limits, marks)
+            return self._run(data, limits, marks, job)
 
     def _run(
-        self, data: bytes, limits: PdfLimits, marks: list[str]
+        self, data: bytes, limits: PdfLimits, marks: list[str], job: dict[str, Any] | None
     ) -> dict[str, Any] | WorkerFailure:
         try:
             worker = self._borrow(limits.memory_mb)
@@ -209,10 +222,11 @@ class WorkerPool:
                 "The PDF reader could not start; check the [limits] pdf_memory_mb setting."
             ) from exc
         try:
-            result = worker.run(data, limits, marks)
+            result = worker.run(data, limits, marks, job)
         except TimeoutError:
             worker.kill()
-            return WorkerFailure("pdf_timeout", f"no answer within {limits.timeout_seconds:g} s")
+            timeout = limits.ocr_timeout_seconds if job else limits.timeout_seconds
+            return WorkerFailure("pdf_timeout", f"no answer within {timeout:g} s")
         except WorkerDied as exc:
             worker.kill()
             return WorkerFailure("pdf_unreadable", str(exc))

@@ -11,5 +11,10 @@ class LimitsConfig:
     pdf_timeout_seconds: float = 15
     pdf_memory_mb: int = 512
     pdf_max_pages: int = 20
+    # Scanned forms and photographs, read by OCR (Tesseract) in the same sandbox.
+    ocr_timeout_seconds: float = 60
+    ocr_max_pages: int = 6
+    # A value read with less confidence than this (0–100) is not guessed: a person checks it.
+    ocr_min_confidence: float = 88
     # CPU seconds one message may take to read, classify and hand over before it is parked.
     message_seconds: float = 30

@@ -206,6 +206,8 @@ def _validate(config: Config) -> None:
     _validate_transport(config)
     if not config.limits.message_seconds > 0:
         raise ConfigError("[limits] message_seconds must be a number of seconds above 0.")
+    if not 0 <= config.limits.ocr_min_confidence <= 100:
+        raise ConfigError("[limits] ocr_min_confidence must be a number from 0 to 100.")
     _validate_security(config.security)
     _validate_web(config.web)
     _validate_retention(config.retention)

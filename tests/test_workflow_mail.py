@@ -315,29 +315,39 @@ def test_pcn_form_from_the_ael_address_failing_dmarc_goes_to_a_person(
         assert directory.admins(session, "U12345", "pcn") == []
 
 
-def test_scanned_form_then_a_readable_one_in_the_reply(
+def test_copier_scan_is_read_and_the_approver_sees_the_values_read(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    arrive(db, config, env, email(MANAGER, "GPP form", "Scan.", pdf="gpp-scan-200dpi.pdf"))
+    case = the_case(db, MANAGER[1])
+    # A typed form, printed, signed and scanned: routed like a fillable one.
+    assert (case.kind, case.state) == ("gpp_admin_form", "awaiting_approval"), case.reason
+    assert case.fields["readings"]["nominees.0.email"]["source"] == "ocr"
+    (ack,) = sent(db, "acknowledgement")
+    assert "We read your scanned form by machine (OCR) as:" in ack.body_text
+    assert "jane.smith@nhs.net" in ack.body_text
+    (request,) = sent(db, "approval_request")
+    assert request.to_address == PARTNER[1]
+    assert "read by machine (OCR)" in request.body_text
+    assert "Nominee's email address: jane.smith@nhs.net" in request.body_text
+    assert "Practice code (ODS): A81001" in request.body_text
+
+
+def test_scanned_form_is_read_by_ocr_and_a_person_checks_what_was_unclear(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
     arrive(db, config, env, email(MANAGER, "GPP form", "Scan attached.", pdf="gpp-scan.pdf"))
     case = the_case(db, MANAGER[1])
-    assert case.state == "needs_info"
-    (notice,) = sent(db, "attachment_unreadable")
-    assert notice.to_address == MANAGER[1] and "gpp-scan.pdf" in notice.body_text
-    arrive(
-        db,
-        config,
-        env,
-        email(
-            MANAGER,
-            f"RE: [{case.ref}] We could not read your form",
-            "Here is the filled form.",
-            pdf="gpp-acroform.pdf",
-            in_reply_to=notice.message_id,
-        ),
-    )
-    case = the_case(db, MANAGER[1])
-    assert (case.kind, case.state) == ("gpp_admin_form", "awaiting_approval")
-    assert [m.to_address for m in sent(db, "approval_request")] == [PARTNER[1]]
+    # A low-resolution scan: read, but not every value clearly, so a person checks it.
+    assert (case.kind, case.state) == ("gpp_admin_form", "triage")
+    assert "scan" in case.reason
+    readings = case.fields["readings"]
+    assert readings["organisation_name"]["source"] == "ocr"
+    assert {"value", "confidence", "page", "box"} <= set(readings["organisation_name"])
+    (ack,) = sent(db, "acknowledgement")
+    assert "We read your scanned form by machine (OCR) as:" in ack.body_text
+    assert "If we have read anything wrong, please reply to this email" in ack.body_text
+    assert sent(db, "approval_request") == []
 
 
 def test_unsigned_form_asks_for_part_b_with_the_blank_form(

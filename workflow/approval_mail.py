@@ -18,6 +18,7 @@ from core.timeutil import as_utc
 from workflow import approvals, directory
 from workflow.decisions import Action, Approver, Decision, planned_changes
 from workflow.models import ApprovalRequest, Case
+from workflow.scans import scan_values
 
 # The body a Reject button opens with; workflow.replies strips this prompt from the reason.
 REJECT_PROMPT = "Reason for rejecting: "
@@ -104,6 +105,7 @@ def approval_context(
         "requested_by": requested_by(case),
         "token": token,
         "expires_on": as_utc(approval.expires_at).date().isoformat(),
+        "scan_values": scan_values(case),
     }
 
 

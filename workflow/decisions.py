@@ -390,6 +390,17 @@ def _common(steps: _Steps, changes: list[PlannedChange]) -> Decision | None:
     request, facts = steps.request, steps.facts
     kind = request.kind or CaseKind.OTHER
     findings = all_findings(request)
+    if findings and request.source == "ocr":
+        # Read from a scan: a missing or wrong value may be the reading's fault, not the
+        # practice's. A person compares what was read with the page images.
+        steps.check("complete", False, f"{len(findings)} problem(s) with what was read.")
+        return steps.decision(
+            Action.TRIAGE,
+            "The form is a scan and some values were not read clearly or do not check out "
+            "(" + "; ".join(f.message for f in findings[:4]) + "); a caseworker must "
+            "compare what was read with the page images.",
+            findings=tuple(findings),
+        )
     if findings:
         steps.check("complete", False, f"{len(findings)} problem(s) with what was sent.")
         return steps.decision(

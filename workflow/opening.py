@@ -29,6 +29,7 @@ from workflow.persist import (
     record_checks,
     summary_lines,
 )
+from workflow.scans import scan_values
 
 SYSTEM = "system"
 
@@ -38,11 +39,8 @@ QUOTE_LIMIT = 1000
 
 
 def is_pdf(attachment: Attachment) -> bool:
-    return (
-        attachment.content_type.lower() == "application/pdf"
-        or attachment.filename.lower().endswith(".pdf")
-        or attachment.data[:5] == b"%PDF-"
-    )
+    """A PDF, or an image that may be a scanned or photographed form."""
+    return forms.is_form_file(attachment.content_type, attachment.filename, attachment.data)
 
 
 def first_problem(request: ParsedRequest) -> str:
@@ -52,17 +50,19 @@ def first_problem(request: ParsedRequest) -> str:
 def read_forms(
     mail: IncomingMail, limits: forms.PdfLimits | None = None
 ) -> tuple[list[tuple[str, ParsedRequest]], list[tuple[str, str]]]:
-    """Each PDF attachment read: (filename, request) for recognised forms, and
-    (filename, problem) for the rest."""
+    """Each PDF attachment (and image) read: (filename, request) for recognised forms, and
+    (filename, problem) for the rest. An image that holds no form we know (a logo in a
+    signature, a photo) is left alone, as before scans were read: the body is read instead,
+    and the image stays with the message for a caseworker."""
     recognised: list[tuple[str, ParsedRequest]] = []
     unreadable: list[tuple[str, str]] = []
     for attachment in mail.attachments:
         if not is_pdf(attachment):
             continue
-        request = forms.read_pdf(attachment.data, limits)
+        request = forms.read_attachment(attachment.data, limits)
         if request.kind:
             recognised.append((attachment.filename, request))
-        else:
+        elif not forms.is_image(attachment.data):
             unreadable.append((attachment.filename, first_problem(request)))
     return recognised, unreadable
 
@@ -322,7 +322,11 @@ def decide_and_persist(
             "acknowledgement",
             to=case.requester,
             name=case.requester_name,
-            context={"summary": summary_lines(case), "approvers": approvers_named(decision)},
+            context={
+                "summary": summary_lines(case),
+                "approvers": approvers_named(decision),
+                "scan_values": scan_values(case),
+            },
             reply_to=inbound,
         )
     persist_decision(session, env, case, decision, reply_to=inbound)
