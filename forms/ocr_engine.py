@@ -124,30 +124,6 @@ def read_words(image: Image.Image, timeout: float, psm: int = 11) -> list[OcrWor
     return words
 
 
-def read_stacked(images: list[Image.Image], timeout: float) -> list[list[OcrWord]]:
-    """Each image's words, all read in one Tesseract run over the images stacked top to
-    bottom (each run costs Tesseract's start-up, about as much as a fifth of a page)."""
-    gap = 40
-    width = max(i.width for i in images)
-    stack = Image.new("L", (width, sum(i.height + gap for i in images)), 255)
-    offsets = []
-    y = 0
-    for image in images:
-        stack.paste(image, (0, y))
-        offsets.append(y)
-        y += image.height + gap
-    found: list[list[OcrWord]] = [[] for _ in images]
-    for word in read_words(stack, timeout):
-        middle = word.top + word.height / 2
-        index = max(i for i, top in enumerate(offsets) if top <= middle)
-        top = word.top - offsets[index]
-        line = (index * 10_000 + word.line[0], word.line[1], word.line[2])
-        found[index].append(
-            OcrWord(word.text, word.left, top, word.width, word.height, word.conf, line)
-        )
-    return found
-
-
 _ROTATE = re.compile(r"^Rotate:\s*(\d+)", re.M)
 
 
