@@ -25,7 +25,7 @@ from statistics import median
 
 from PIL import Image
 
-from forms import ocr_library
+import forms.ocr_library as ocr_library
 
 TESSERACT = "tesseract"
 MAX_SKEW_DEGREES = 8.0
