@@ -21,15 +21,14 @@ from notifications import outbox
 from notifications.headers import message_ids, references_chain
 from notifications.models import OutboxMessage
 from workflow.cases import record
-from workflow.models import Case, Organisation
+from workflow.directory import organisation_name_in
+from workflow.models import Case
 
 
 def organisation_name(session: Session, case: Case) -> str | None:
     """The directory's name for the case's organisation, else the name read from the request."""
     if case.organisation_code:
-        name = session.scalar(
-            select(Organisation.name).where(Organisation.code == case.organisation_code)
-        )
+        name = organisation_name_in(session, case.organisation_code)
         if name:
             return name
     read = (case.fields or {}).get("organisation_name")
