@@ -25,6 +25,8 @@ from statistics import median
 
 from PIL import Image
 
+import forms.ocr_library as ocr_library
+
 TESSERACT = "tesseract"
 MAX_SKEW_DEGREES = 8.0
 
@@ -88,13 +90,23 @@ def _run(image: Image.Image, args: list[str], timeout: float) -> str:
     return done.stdout.decode("utf-8", "replace")
 
 
+def _tsv(image: Image.Image, timeout: float, psm: int) -> str:
+    """Tesseract's TSV: from the model kept loaded in this process, else from the program."""
+    try:
+        tsv = ocr_library.tsv(image, psm, timeout)
+    except ocr_library.Unavailable:
+        args = ["--psm", str(psm), "-l", "eng", "-c", "tessedit_do_invert=0", "tsv"]
+        return _run(image, args, timeout)
+    if tsv is None:
+        raise OcrError("pdf_timeout", f"OCR took more than {timeout:g} s")
+    return tsv
+
+
 def read_words(image: Image.Image, timeout: float, psm: int = 11) -> list[OcrWord]:
-    """Every word on the image, from Tesseract's TSV: automatic page layout (psm 3) for a
-    page, one block of lines (psm 6) for a strip of value zones."""
-    args = ["--psm", str(psm), "-l", "eng", "-c", "tessedit_do_invert=0", "tsv"]
-    tsv = _run(image, args, timeout)
+    """Every word on the image, from Tesseract's TSV: sparse text (psm 11) for a page, one
+    block of lines (psm 6) for a strip of value zones."""
     words = []
-    for row in tsv.splitlines()[1:]:
+    for row in _tsv(image, timeout, psm).splitlines():
         cells = row.split("\t")
         if len(cells) != 12 or cells[0] != "5" or not cells[11].strip():
             continue
@@ -112,36 +124,20 @@ def read_words(image: Image.Image, timeout: float, psm: int = 11) -> list[OcrWor
     return words
 
 
-def read_stacked(images: list[Image.Image], timeout: float) -> list[list[OcrWord]]:
-    """Each image's words, all read in one Tesseract run over the images stacked top to
-    bottom (each run costs Tesseract's start-up, about as much as a fifth of a page)."""
-    gap = 40
-    width = max(i.width for i in images)
-    stack = Image.new("L", (width, sum(i.height + gap for i in images)), 255)
-    offsets = []
-    y = 0
-    for image in images:
-        stack.paste(image, (0, y))
-        offsets.append(y)
-        y += image.height + gap
-    found: list[list[OcrWord]] = [[] for _ in images]
-    for word in read_words(stack, timeout):
-        middle = word.top + word.height / 2
-        index = max(i for i, top in enumerate(offsets) if top <= middle)
-        top = word.top - offsets[index]
-        line = (index * 10_000 + word.line[0], word.line[1], word.line[2])
-        found[index].append(
-            OcrWord(word.text, word.left, top, word.width, word.height, word.conf, line)
-        )
-    return found
-
-
 _ROTATE = re.compile(r"^Rotate:\s*(\d+)", re.M)
 
 
 def quarter_turn(image: Image.Image, timeout: float) -> int:
     """Degrees to turn the page clockwise to stand it upright (0, 90, 180 or 270), by OSD;
     0 when OSD cannot tell (too little text)."""
+    try:
+        found = ocr_library.rotation(image, 150)
+    except ocr_library.Unavailable:
+        return _quarter_turn_by_program(image, timeout)
+    return found or 0
+
+
+def _quarter_turn_by_program(image: Image.Image, timeout: float) -> int:
     try:
         answer = _run(image, ["--psm", "0", "-l", "osd", "--dpi", "150"], timeout)
     except OcrError as exc:

@@ -46,7 +46,11 @@ def _similar(line: list[Word], wanted: list[str]) -> list[Word] | None:
     best: tuple[float, list[Word]] | None = None
     for count in range(max(1, len(wanted) - 1), min(len(useful), len(wanted) + 1) + 1):
         seen = " ".join(w.token for w in useful[:count])
-        ratio = difflib.SequenceMatcher(None, seen, target).ratio()
+        matcher = difflib.SequenceMatcher(None, seen, target)
+        # The quick ratios are upper bounds of ratio(): most lines fail them, cheaply.
+        if matcher.real_quick_ratio() < LABEL_MATCH or matcher.quick_ratio() < LABEL_MATCH:
+            continue
+        ratio = matcher.ratio()
         if ratio >= LABEL_MATCH and (best is None or ratio > best[0]):
             best = (ratio, useful[:count])
     return best[1] if best else None

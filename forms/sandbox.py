@@ -82,6 +82,7 @@ PASSED_ENVIRONMENT = (
     "TZ",
     "PYTHONHOME",
     "VIRTUAL_ENV",
+    "TESSDATA_PREFIX",  # where Tesseract's models are, when not where Debian puts them
 )
 
 

@@ -106,14 +106,12 @@ def read_page(
     number: int,
     timeout: float,
     hint: int = 0,
-    words: list[OcrWord] | None = None,
 ) -> ScanPage:
     """OCR one page; ask OSD for a quarter turn only when the page does not read upright.
-    `hint` is the turn the previous page needed: pages fed together are usually alike.
-    `words` are the page's words when they were read already (upright as given)."""
+    `hint` is the turn the previous page needed: pages fed together are usually alike."""
     base = at_width(source, OCR_WIDTH)
-    turned = hint if words is None else 0
-    words = read_words(turn(base, turned), timeout) if words is None else words
+    turned = hint
+    words = read_words(turn(base, turned), timeout)
     if not _upright_enough(words):
         # OSD's answer first, then its opposite (OSD sometimes mistakes 90° for 270°);
         # the turn under which most words read surely wins.

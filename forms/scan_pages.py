@@ -9,6 +9,7 @@ gigabytes) is refused with a reason rather than filling the worker's memory.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator
 
 from PIL import Image, ImageOps
@@ -142,11 +143,29 @@ def pdf_pages(data: bytes, max_pages: int, width: int = SOURCE_WIDTH) -> Iterato
             page_width, page_height = page.get_size()
             if page_width <= 0 or page_height <= 0:
                 raise PageError("pdf_unreadable", f"page {index + 1} has no size")
-            scale = width / page_width
-            _check_size(width, round(page_height * scale), f"page {index + 1}")
+            scale = min(width, _scanned_width(page, page_width)) / page_width
+            _check_size(round(page_width * scale), round(page_height * scale), f"page {index + 1}")
             yield page.render(scale=scale, grayscale=True).to_pil().convert("L")
     finally:
         document.close()
+
+
+def _scanned_width(page: object, page_width: float) -> float:
+    """The page's width in pixels at the resolution of the scan drawn on it (the densest
+    picture on the page; never under OCR_WIDTH): rendering finer than the scan adds no
+    detail, only pixels to draw and read. Unbounded for a page with no picture."""
+    import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
+
+    density = 0.0
+    for picture in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=2):  # type: ignore[attr-defined]
+        left, bottom, right, top = picture.get_bounds()
+        pixels_wide, pixels_high = picture.get_px_size()
+        if right - left > 1 and top - bottom > 1:
+            # Pixels per point, whichever way round the picture is placed.
+            density = max(
+                density, math.sqrt(pixels_wide * pixels_high / ((right - left) * (top - bottom)))
+            )
+    return max(density * page_width, OCR_WIDTH) if density else math.inf
 
 
 def points_per_pixel(image: Image.Image) -> float:

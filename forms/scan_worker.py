@@ -9,10 +9,10 @@ from typing import Any
 
 from PIL import Image
 
-from forms.ocr_engine import OcrError, read_stacked
+from forms.ocr_engine import OcrError
 from forms.ocr_read import read_form
 from forms.scan_page import ScanPage, read_page
-from forms.scan_pages import OCR_WIDTH, PageError, at_width, image_kind, image_pages, pdf_pages
+from forms.scan_pages import PageError, image_kind, image_pages, pdf_pages
 
 
 def _pages(data: bytes, max_pages: int, width: int | None = None) -> list[Image.Image]:
@@ -26,13 +26,12 @@ def ocr(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     timeout = float(request.get("timeout", 30))
     try:
         pages = _pages(data, int(request["max_pages"]))
-        # One Tesseract run for every page as it comes; a page that does not read
-        # upright is turned and read again on its own.
-        first = read_stacked([at_width(page, OCR_WIDTH) for page in pages], timeout)
+        # Pages fed together are usually turned alike: each page is read first as the
+        # page before it had to be turned, and turned again only when it does not read.
         read: list[ScanPage] = []
-        for number, (image, words) in enumerate(zip(pages, first, strict=True)):
+        for number, image in enumerate(pages):
             hint = read[-1].turned if read else 0
-            read.append(read_page(image, number, timeout, hint, None if hint else words))
+            read.append(read_page(image, number, timeout, hint))
         form = read_form(read, timeout)
     except (PageError, OcrError) as exc:
         return {"ok": False, "code": exc.code, "detail": exc.detail}

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the service and tests use (Tesseract for scanned forms,
-# Dovecot, Chromium) and makes sure
-# PostgreSQL is running. Safe to run again; does nothing that is already done.
+# Installs the Debian packages the service and tests use (Tesseract's program and models for
+# scanned forms, the library itself coming with the tesserocr wheel; Dovecot, Chromium)
+# and makes sure PostgreSQL is running. Safe to run again; does nothing that is already done.
 set -euo pipefail
 need=()
 command -v dovecot >/dev/null 2>&1 || need+=(dovecot-imapd)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
 [ -f /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || need+=(tesseract-ocr-eng)
+# The orientation model, for pages fed sideways or upside down (tesserocr loads it from here).
+[ -f /usr/share/tesseract-ocr/5/tessdata/osd.traineddata ] || need+=(tesseract-ocr-osd)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
     $SUDO apt-get update -qq

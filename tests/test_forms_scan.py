@@ -184,3 +184,54 @@ def test_logo_in_a_signature_is_not_taken_for_a_form() -> None:
     # page is read as a form.
     assert unreadable == []
     assert [(name, r.kind) for name, r in recognised] == [("form.png", "user_admin_form")]
+
+
+def _read_here(path: Path) -> dict[str, Any]:
+    """A scan read by OCR in this process (as the worker reads it), without the sandbox."""
+    from forms.scan_worker import ocr
+
+    answer = ocr({"max_pages": 6}, path.read_bytes())
+    assert answer["ok"], answer
+    return dict(answer["ocr"])
+
+
+def test_model_is_loaded_once_and_kept() -> None:
+    from forms import ocr_library
+
+    _read_here(SCANS / "gpp-tiff-200dpi-rot-3.tiff")
+    api = ocr_library.ENGINES.apis["eng"]
+    _read_here(SCANS / "uar-png-200dpi-page1.png")
+    assert ocr_library.ENGINES.apis["eng"] is api  # the second scan used the same model
+
+
+def test_tesseract_program_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from forms import ocr_engine, ocr_library
+
+    monkeypatch.setattr(ocr_library, "ENGINES", ocr_library._Engines())
+    monkeypatch.setattr(ocr_library, "TESSDATA_DIRS", ())
+    monkeypatch.delenv("TESSDATA_PREFIX", raising=False)
+    runs: list[list[str]] = []
+    program = ocr_engine._run
+
+    def counted(image: Image.Image, args: list[str], timeout: float) -> str:
+        runs.append(args)
+        return program(image, args, timeout)
+
+    monkeypatch.setattr(ocr_engine, "_run", counted)
+    path = SCANS / "pcn-pdf-300dpi-upside-down.pdf"
+    form = _read_here(path)
+    assert ocr_library.ENGINES.broken and runs
+    assert any("osd" in args for args in runs)  # the orientation came from the program too
+    assert form["turned"] == [180, 180] and form["form_version"] == _expected(path)["form_version"]
+    values = {k: r["value"] for k, r in form["readings"].items()}
+    assert values["organisation_code"] == _expected(path)["fields"]["organisation_code"]
+
+
+def test_a_reading_past_its_time_is_stopped_in_the_worker() -> None:
+    from forms.ocr_engine import OcrError, read_words
+
+    image = Image.open(SCANS / "uar-png-200dpi-page1.png").convert("L")
+    with pytest.raises(OcrError) as stopped:
+        read_words(image, timeout=0.01)
+    assert stopped.value.code == "pdf_timeout"
+    assert len(read_words(image, timeout=30)) > 50  # the kept model still reads
