@@ -269,10 +269,12 @@ class Processor:
         began = time.monotonic()
         with self.db.transaction() as session:
             _begin_writing(session)
+            loaded = _load_rows(session, ids)  # held: the identity map keeps rows weakly
             for inbound_id in ids:
                 if self.stop.is_set() or (done and time.monotonic() - began > BATCH_SECONDS):
                     break
                 done.append((inbound_id, *self._in_savepoint(session, inbound_id)))
+            del loaded
         # Logged once committed: a line says what the database now holds.
         for _, _, _, logged in done:
             if logged is not None:
@@ -285,7 +287,9 @@ class Processor:
         seen: dict[str, Any] = {}
         try:
             with session.begin_nested():
-                row = session.get(InboundMessage, inbound_id, populate_existing=True)
+                # Loaded with the batch (read again after a savepoint rolled back); a
+                # claim taken over meanwhile is caught by ledger.finish.
+                row = session.get(InboundMessage, inbound_id)
                 if row is None or row.status != ledger.PENDING or row.claimed_by != self.worker:
                     return "skipped", None, None
                 seen["where"] = f"{row.mailbox} uid {row.uid}"
@@ -443,6 +447,11 @@ class _Logged:
 
     def emit(self) -> None:
         log.info(self.message, *self.args)
+
+
+def _load_rows(session: Session, ids: list[int]) -> list[InboundMessage]:
+    """Read the batch's ledger rows in one query, inside its transaction."""
+    return list(session.scalars(select(InboundMessage).where(InboundMessage.id.in_(ids))))
 
 
 def _begin_writing(session: Session) -> None:

@@ -106,6 +106,10 @@ def record(
     return CaseEvent(**line)
 
 
+# session.info key: the cases opened in this session.
+OPENED = "workflow.cases.opened"
+
+
 def create_case(
     session: Session,
     *,
@@ -137,6 +141,9 @@ def create_case(
     )
     session.add(case)
     session.flush()
+    # Held for the rest of the session, so that what intake logs about it is read from
+    # memory (the identity map holds objects weakly).
+    session.info.setdefault(OPENED, []).append(case)
     record(
         session,
         case,

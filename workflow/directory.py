@@ -81,8 +81,24 @@ class Change:
 # --------------------------------------------------------------------------- queries
 
 
+# session.info key: the organisations get_org found in this session, by ODS code.
+FOUND_ORGS = "workflow.directory.found_orgs"
+
+
 def get_org(session: Session, code: str) -> Organisation | None:
-    return session.scalars(select(Organisation).where(Organisation.code == clean_ods(code))).first()
+    org = session.scalars(select(Organisation).where(Organisation.code == clean_ods(code))).first()
+    if org is not None:
+        # Held for organisation_name_in (the session's identity map holds objects weakly).
+        session.info.setdefault(FOUND_ORGS, {})[org.code] = org
+    return org
+
+
+def organisation_name_in(session: Session, code: str) -> str | None:
+    """The name of an organisation this session has already read, else the database's."""
+    known: Organisation | None = session.info.get(FOUND_ORGS, {}).get(code)
+    if known is not None and known in session:
+        return known.name
+    return session.scalar(select(Organisation.name).where(Organisation.code == code))
 
 
 def get_person(session: Session, email: str) -> Person | None:

@@ -86,6 +86,11 @@ class WorkflowLink:
         )
 
     def describe(self, session: Session, case_id: int) -> tuple[str, str] | None:
+        # A case the handler has in the session is kept in step with every move
+        # (workflow.cases.move): read it there rather than ask the database again.
+        held = session.identity_map.get(session.identity_key(Case, case_id))
+        if isinstance(held, Case):
+            return held.ref, held.state
         found = session.execute(
             select(Case.ref, Case.state).where(Case.id == case_id)
         ).one_or_none()

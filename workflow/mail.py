@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
 from sqlalchemy.orm import Session
 
 from core.kinds import kind_title
@@ -21,15 +21,14 @@ from notifications import outbox
 from notifications.headers import message_ids, references_chain
 from notifications.models import OutboxMessage
 from workflow.cases import record
-from workflow.models import Case, Organisation
+from workflow.directory import organisation_name_in
+from workflow.models import Case
 
 
 def organisation_name(session: Session, case: Case) -> str | None:
     """The directory's name for the case's organisation, else the name read from the request."""
     if case.organisation_code:
-        name = session.scalar(
-            select(Organisation.name).where(Organisation.code == case.organisation_code)
-        )
+        name = organisation_name_in(session, case.organisation_code)
         if name:
             return name
     read = (case.fields or {}).get("organisation_name")
@@ -121,25 +120,27 @@ def thread_headers(
 def case_thread(session: Session, case: Case, *, before: InboundMessage) -> list[str]:
     """Message-IDs of the case's messages up to `before`, oldest first."""
     cutoff = before.received_at or utcnow()
-    received = session.execute(
-        select(InboundMessage.received_at, InboundMessage.id, InboundMessage.message_id).where(
-            (InboundMessage.case_id == case.id) | (InboundMessage.id == case.source_message_id),
-            InboundMessage.id != before.id,
-            InboundMessage.received_at <= cutoff,
-        )
-    ).all()
-    sent = session.execute(
-        select(OutboxMessage.created_at, OutboxMessage.id, OutboxMessage.message_id).where(
-            OutboxMessage.case_id == case.id,
-            OutboxMessage.created_at <= cutoff,
-            OutboxMessage.status.in_(("pending", "sending", "sent")),
-        )
-    ).all()
-    # At the same moment, what we received comes before what we wrote in answer.
-    ordered = sorted(
-        [(as_utc(at), 0, row_id, msgid) for at, row_id, msgid in received]
-        + [(as_utc(at), 1, row_id, msgid) for at, row_id, msgid in sent]
+    # One round trip for both sides; `side` orders what we received, at the same moment,
+    # before what we wrote in answer.
+    received = select(
+        InboundMessage.received_at.label("at"),
+        literal(0).label("side"),
+        InboundMessage.id,
+        InboundMessage.message_id,
+    ).where(
+        (InboundMessage.case_id == case.id) | (InboundMessage.id == case.source_message_id),
+        InboundMessage.id != before.id,
+        InboundMessage.received_at <= cutoff,
     )
+    sent = select(
+        OutboxMessage.created_at, literal(1), OutboxMessage.id, OutboxMessage.message_id
+    ).where(
+        OutboxMessage.case_id == case.id,
+        OutboxMessage.created_at <= cutoff,
+        OutboxMessage.status.in_(("pending", "sending", "sent")),
+    )
+    rows: list[Any] = list(session.execute(union_all(received, sent)))
+    ordered = sorted((as_utc(at), side, row_id, msgid) for at, side, row_id, msgid in rows)
     return [found for *_, msgid in ordered for found in message_ids(msgid)[:1]]
 
 
