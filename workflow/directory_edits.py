@@ -13,9 +13,7 @@ A removed entry is made inactive, never deleted, so its history stays.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.catalogue import (
@@ -26,7 +24,14 @@ from core.catalogue import (
     normalise_capacity,
 )
 from core.timeutil import utcnow
-from workflow.directory import Change, find_ael_contact, get_org, grant_role, record_event
+from workflow.directory import (
+    Change,
+    find_ael_contact,
+    find_signer,
+    get_org,
+    grant_role,
+    record_event,
+)
 from workflow.models import AelContact, Organisation, RoleAssignment, Signer
 from workflow.rules import RuleViolation, org_label, require_email, require_open
 
@@ -85,45 +90,14 @@ def _icb(session: Session, code: str) -> Organisation:
     return org
 
 
-def _active_signer(session: Session, org: Organisation, email: str) -> Signer | None:
-    return session.scalars(
-        select(Signer).where(
-            Signer.organisation_id == org.id, Signer.email == email, Signer.active.is_(True)
-        )
-    ).first()
-
-
 def _require_signer(session: Session, org: Organisation, email: str) -> Signer:
-    signer = _active_signer(session, org, email)
+    signer = find_signer(session, org.code, email)
     if signer is None:
         raise RuleViolation(
             "not_recorded",
             f"{email} is not a recorded signer of {org_label(org.type, org.code)}.",
         )
     return signer
-
-
-def _event(
-    session: Session,
-    action: str,
-    *,
-    code: str,
-    email: str,
-    actor: str,
-    reason: str,
-    detail: dict[str, Any],
-    now: datetime,
-) -> None:
-    record_event(
-        session,
-        actor=actor,
-        action=action,
-        reason=reason,
-        organisation_code=code,
-        person_email=email,
-        detail=detail,
-        now=now,
-    )
 
 
 # --------------------------------------------------------------------------- roles
@@ -173,7 +147,7 @@ def add_signer(
     org = _signer_org(session, org_code)
     require_open(org_label(org.type, org.code), org.status)
     tidy, address, role = _name(name), require_email(email), _capacity(capacity)
-    if _active_signer(session, org, address) is not None:
+    if find_signer(session, org.code, address) is not None:
         raise RuleViolation(
             "already_recorded",
             f"{address} is already a recorded signer of {org_label(org.type, org.code)}; "
@@ -182,11 +156,11 @@ def add_signer(
     signer = Signer(organisation=org, name=tidy, email=address, capacity=role, active=True)
     session.add(signer)
     detail = {"name": tidy, "email": address, "capacity": role}
-    _event(
+    record_event(
         session,
-        "signer_added",
-        code=org.code,
-        email=address,
+        action="signer_added",
+        organisation_code=org.code,
+        person_email=address,
         actor=actor,
         reason=reason,
         detail=detail,
@@ -218,7 +192,7 @@ def change_signer(
         after["name"] = _name(name)
     if new_email is not None and new_email.strip():
         after["email"] = require_email(new_email)
-        other = _active_signer(session, org, after["email"])
+        other = find_signer(session, org.code, after["email"])
         if other is not None and other.id != signer.id:
             raise RuleViolation(
                 "already_recorded",
@@ -231,11 +205,11 @@ def change_signer(
         raise RuleViolation("already_recorded", "Nothing to change: the entry already says that.")
     signer.name, signer.email, signer.capacity = after["name"], after["email"], after["capacity"]
     changed = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
-    _event(
+    record_event(
         session,
-        "signer_updated",
-        code=org.code,
-        email=after["email"],
+        action="signer_updated",
+        organisation_code=org.code,
+        person_email=after["email"],
         actor=actor,
         reason=reason,
         detail={**after, "changed": changed},
@@ -260,11 +234,11 @@ def remove_signer(
     signer = _require_signer(session, org, require_email(email))
     signer.active = False
     detail = {"name": signer.name, "email": signer.email, "capacity": signer.capacity}
-    _event(
+    record_event(
         session,
-        "signer_removed",
-        code=org.code,
-        email=signer.email,
+        action="signer_removed",
+        organisation_code=org.code,
+        person_email=signer.email,
         actor=actor,
         reason=reason,
         detail=detail,
@@ -330,11 +304,11 @@ def add_ael_contact(
         "ael_role": role,
         "requested_by": requested_by or None,
     }
-    _event(
+    record_event(
         session,
-        "ael_contact_added",
-        code=icb.code,
-        email=address,
+        action="ael_contact_added",
+        organisation_code=icb.code,
+        person_email=address,
         actor=actor,
         reason=reason,
         detail=detail,
@@ -386,11 +360,11 @@ def change_ael_contact(
         "changed": changed,
         "requested_by": requested_by or None,
     }
-    _event(
+    record_event(
         session,
-        "ael_contact_updated",
-        code=icb.code,
-        email=after["email"],
+        action="ael_contact_updated",
+        organisation_code=icb.code,
+        person_email=after["email"],
         actor=actor,
         reason=reason,
         detail=detail,
@@ -425,11 +399,11 @@ def remove_ael_contact(
         "ael_role": role,
         "requested_by": requested_by or None,
     }
-    _event(
+    record_event(
         session,
-        "ael_contact_removed",
-        code=icb.code,
-        email=contact.email,
+        action="ael_contact_removed",
+        organisation_code=icb.code,
+        person_email=contact.email,
         actor=actor,
         reason=reason,
         detail=detail,
