@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,12 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bench.dovecot import ImapAccount, discard_dovecot, plain_request, start_dovecot  # noqa: E402
+from bench.dovecot import discard_dovecot, plain_request, start_dovecot  # noqa: E402
+from bench.intake import phases, raw_fetch_rate  # noqa: E402
 from bench.mailmix import build, load_directory, organisations  # noqa: E402
 from bench.pgcluster import scratch_database  # noqa: E402
 from bench.service_proc import PCSE, Settings, write_config  # noqa: E402
 from core.db import Database  # noqa: E402
-from intake.models import InboundMessage  # noqa: E402
 from notifications.models import OutboxMessage  # noqa: E402
 from notifications.sink import free_port  # noqa: E402
 from service.schema import upgrade  # noqa: E402
@@ -81,37 +80,6 @@ def timed(name: str, config: Path, *args: str) -> Stage:
         usage.ru_maxrss / 1024,
         json.loads(output or b"{}"),
     )
-
-
-def bare_fetch_rate(account: ImapAccount) -> float:
-    client = account.client()
-    try:
-        client.select_folder("INBOX", readonly=True)
-        uids = client.search(["ALL"])
-        start = time.perf_counter()
-        for offset in range(0, len(uids), 100):
-            client.fetch(uids[offset : offset + 100], ["BODY.PEEK[]"])
-        return len(uids) / (time.perf_counter() - start)
-    finally:
-        client.logout()
-
-
-def ledger_phases(db: Database) -> tuple[float, float]:
-    """Seconds from the first to the last message recorded, and processed."""
-    with db.transaction() as session:
-        first_in, last_in, first_done, last_done = session.execute(
-            select(
-                func.min(InboundMessage.received_at),
-                func.max(InboundMessage.received_at),
-                func.min(InboundMessage.processed_at),
-                func.max(InboundMessage.processed_at),
-            )
-        ).one()
-
-    def seconds(a: datetime | None, b: datetime | None) -> float:
-        return (b - a).total_seconds() if a and b else float("nan")
-
-    return seconds(first_in, last_in), seconds(first_done, last_done)
 
 
 def outbox_counts(db: Database) -> dict[str, int]:
@@ -179,12 +147,12 @@ def drain(args: argparse.Namespace, folder: Path) -> None:
                     max_replies_per_hour=1_000_000,
                 ),
             )
-            bare = bare_fetch_rate(account)
+            bare = raw_fetch_rate(account)
             load_before = os.getloadavg()[0]
             poll = timed("poll", config, "poll", "--once", "--json")
             send = timed("send", config, "outbox", "send", "--json")
             load_after = os.getloadavg()[0]
-            fetch_phase, process_phase = ledger_phases(db)
+            fetch_phase, process_phase = phases(db)
             queued = outbox_counts(db)
             left = account.count("INBOX")
             db.dispose()
