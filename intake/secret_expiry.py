@@ -13,28 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from core.timeutil import day_in_words
 from intake.settings import MailboxConfig
 
 WARN_DAYS = 30
-
-
-def _long(day: date) -> str:
-    """ "1 May 2027" (not strftime's %B, which follows the process locale)."""
-    months = (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    )
-    return f"{day.day} {months[day.month - 1]} {day.year}"
 
 
 @dataclass(frozen=True)
@@ -56,13 +38,13 @@ class SecretExpiry:
         if self.expired:
             return (
                 f"The OAuth2 client secret of mailbox {self.mailbox!r} expired on "
-                f"{_long(self.expires)}: the service cannot sign in to read or send mail "
+                f"{day_in_words(self.expires)}: the service cannot sign in to read or send mail "
                 f"until you {renew}."
             )
         when = "today" if self.days_left == 0 else f"in {self.days_left} day(s)"
         return (
             f"The OAuth2 client secret of mailbox {self.mailbox!r} expires on "
-            f"{_long(self.expires)} ({when}): {renew}, then restart the service."
+            f"{day_in_words(self.expires)} ({when}): {renew}, then restart the service."
         )
 
 

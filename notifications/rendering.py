@@ -18,6 +18,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
 from core.catalogue import CATALOGUE, Service, role_description
 from core.errors import PcseError
+from core.timeutil import day_in_words
 from notifications.headers import one_line
 from notifications.purposes import PURPOSES, TEMPLATE_SUFFIXES
 
@@ -66,23 +67,6 @@ def words(number: int) -> str:
     return _WORDS[number] if 0 <= number < len(_WORDS) else str(number)
 
 
-# Not strftime("%B"): that follows the process locale.
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
 def long_date(value: object) -> str:
     """An ISO date (or date/datetime) as people write it: "6 March 2026"; else unchanged."""
     if isinstance(value, datetime | date):
@@ -92,7 +76,7 @@ def long_date(value: object) -> str:
             day = date.fromisoformat(str(value)[:10])
         except ValueError:
             return str(value)
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return day_in_words(day)
 
 
 def _days(value: float) -> int | float:
