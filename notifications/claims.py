@@ -179,51 +179,34 @@ _HAND_OVER = (
 
 def mark_failed(db: Database, row_id: int, *, worker: str, error: str) -> bool:
     """Record a permanent failure, with the server's answer, for a caseworker to see."""
-    with db.transaction() as session:
-        return (
-            rowcount(
-                session.execute(
-                    update(OutboxMessage)
-                    .where(_mine(row_id, worker))
-                    .values(
-                        status="failed",
-                        attempts=OutboxMessage.attempts + 1,
-                        last_error=error,
-                        sent_at=None,
-                        claimed_by=None,
-                        claimed_until=None,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            )
-            == 1
-        )
+    return _release(db, row_id, worker, status="failed", last_error=error)
 
 
 def mark_retry(
     db: Database, row_id: int, *, worker: str, error: str, next_attempt_at: datetime
 ) -> bool:
     """Record a temporary failure; the row is due again at `next_attempt_at`."""
+    return _release(
+        db, row_id, worker, status="pending", last_error=error, next_attempt_at=next_attempt_at
+    )
+
+
+def _release(db: Database, row_id: int, worker: str, **values: object) -> bool:
+    """Count an attempt that did not send and give up the claim, if the row is still ours."""
     with db.transaction() as session:
-        return (
-            rowcount(
-                session.execute(
-                    update(OutboxMessage)
-                    .where(_mine(row_id, worker))
-                    .values(
-                        status="pending",
-                        attempts=OutboxMessage.attempts + 1,
-                        last_error=error,
-                        next_attempt_at=next_attempt_at,
-                        sent_at=None,
-                        claimed_by=None,
-                        claimed_until=None,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
+        done = session.execute(
+            update(OutboxMessage)
+            .where(_mine(row_id, worker))
+            .values(
+                attempts=OutboxMessage.attempts + 1,
+                sent_at=None,
+                claimed_by=None,
+                claimed_until=None,
+                **values,
             )
-            == 1
+            .execution_options(synchronize_session=False)
         )
+        return rowcount(done) == 1
 
 
 def release(db: Database, row_ids: list[int], *, worker: str) -> None:
