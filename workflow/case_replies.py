@@ -18,9 +18,15 @@ from workflow.decisions import CASEWORKER_REQUEST
 from workflow.env import WorkflowEnv
 from workflow.merging import findings_of, merge_fields, replace_read
 from workflow.models import Case
-from workflow.opening import SYSTEM, decide_and_persist, note_message, read_forms, sender_of
+from workflow.opening import (
+    SYSTEM,
+    decide_and_persist,
+    note_message,
+    read_forms,
+    sender_of,
+    tell_unreadable,
+)
 from workflow.persist import (
-    notify,
     void_open_requests,
 )
 from workflow.replies import own_text
@@ -156,17 +162,7 @@ def _merge_reply(
         replace_read(case, request.fields, list(request.findings))
         what = f"a new form, {filename}"
     elif unreadable:
-        for name, problem in unreadable:
-            notify(
-                session,
-                env,
-                case,
-                "attachment_unreadable",
-                to=case.requester,
-                name=case.requester_name,
-                context={"filename": name, "problem": problem},
-                reply_to=inbound,
-            )
+        tell_unreadable(session, env, case, inbound, unreadable)
         return f"{case.ref}: the attachment in the reply could not be read; requester told."
     elif asked_by_caseworker:
         request, what = None, "a message"

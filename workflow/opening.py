@@ -250,14 +250,14 @@ def open_case(
     return case
 
 
-def _unreadable(
+def tell_unreadable(
     session: Session,
     env: WorkflowEnv,
     case: Case,
     inbound: InboundMessage,
     unreadable: list[tuple[str, str]],
-) -> str:
-    """No form could be read: tell the requester what was wrong with each attachment."""
+) -> None:
+    """One email to the requester for each attachment that could not be read, and why."""
     for filename, problem in unreadable:
         notify(
             session,
@@ -269,6 +269,17 @@ def _unreadable(
             context={"filename": filename, "problem": problem},
             reply_to=inbound,
         )
+
+
+def _unreadable(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    inbound: InboundMessage,
+    unreadable: list[tuple[str, str]],
+) -> str:
+    """No form could be read: tell the requester what was wrong with each attachment."""
+    tell_unreadable(session, env, case, inbound, unreadable)
     reason = "; ".join(f"{name}: {problem}" for name, problem in unreadable)
     case.findings = [
         Finding("pdf_unreadable", f"{name}: {problem}", None).as_dict()
