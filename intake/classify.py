@@ -14,6 +14,7 @@ from typing import Protocol
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.db import pending_may_wait
 from core.inbound import Classification, MessageKind
 from core.patterns import CASE_REF_RE, TOKEN_RE
 from intake.mailparse import ParsedMail
@@ -205,9 +206,11 @@ def bracket_variants(message_ids: list[str]) -> list[str]:
 
 _T = InboundMessage.__table__
 # Built once; these run for every message.
-_EARLIER = select(func.min(_T.c.id)).where(
-    _T.c.id < bindparam("before"),
-    or_(_T.c.sha256 == bindparam("sha"), _T.c.message_id == bindparam("mid")),
+_EARLIER = pending_may_wait(
+    select(func.min(_T.c.id)).where(
+        _T.c.id < bindparam("before"),
+        or_(_T.c.sha256 == bindparam("sha"), _T.c.message_id == bindparam("mid")),
+    )
 )
 
 

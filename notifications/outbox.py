@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.clock import Clock
-from core.db import is_postgres, rowcount
+from core.db import add_inserted, is_postgres, pending_may_wait, rowcount
 from core.errors import PcseError
 from core.timeutil import as_utc
 from notifications import wakeup
@@ -162,8 +162,7 @@ def enqueue(
         created_at=now,
     )
     row.status, row.last_error = _gate(session, env, address, to_address, auto_submitted, now)
-    session.add(row)
-    session.flush()
+    add_inserted(session, row)
     if row.status == "pending":
         wakeup.queued(session)
     else:
@@ -218,24 +217,31 @@ def _gate(
 
 def automatic_replies_last_hour(session: Session, address: str, now: datetime) -> int:
     """Automatic emails to `address` written in the hour before `now`, not held or dismissed."""
+    conn = session.connection()
     if is_postgres(session):
         # Serialise the count-then-insert per address across concurrent transactions.
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"outbox:{address}"}
-        )
+        conn.execute(_ADDRESS_LOCK, {"key": f"outbox:{address}"})
     return (
-        session.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(
-                OutboxMessage.to_address == address,
-                OutboxMessage.created_at > now - timedelta(hours=1),
-                OutboxMessage.auto_submitted != "no",
-                OutboxMessage.status.not_in(("held", "dismissed")),
-            )
-        )
+        conn.execute(
+            _AUTOMATIC_SINCE, {"address": address, "since": now - timedelta(hours=1)}
+        ).scalar()
         or 0
     )
+
+
+# Built once: these run for every automatic email queued.
+_ADDRESS_LOCK = pending_may_wait(text("SELECT pg_advisory_xact_lock(hashtext(:key))"))
+_T = OutboxMessage.__table__
+_AUTOMATIC_SINCE = pending_may_wait(
+    select(func.count())
+    .select_from(_T)
+    .where(
+        _T.c.to_address == bindparam("address"),
+        _T.c.created_at > bindparam("since"),
+        _T.c.auto_submitted != "no",
+        _T.c.status.not_in(("held", "dismissed")),
+    )
+)
 
 
 def retry(session: Session, outbox_id: int, *, by: str) -> Handled:

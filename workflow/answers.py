@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from core.inbound import Classification, IncomingMail
 from core.states import FINAL_STATES, CaseState
+from intake import ledger
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from workflow import approvals, new_replies
@@ -65,7 +66,7 @@ def approval_answer(
     cases = list({c.id: c for c in cases}.values())
     if not cases:
         return f"Approval answer refused: {verification.refusal()}"
-    inbound.case_id = cases[0].id
+    ledger.link_case(session, inbound, cases[0].id)
     for each in cases:
         _record_answer(session, env, each, inbound, mail, verification, answer)
     if not verification.accepted:

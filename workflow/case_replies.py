@@ -10,6 +10,7 @@ import forms
 from core.inbound import Classification, IncomingMail
 from core.states import FINAL_STATES, CaseState
 from forms.model import ParsedRequest
+from intake import ledger
 from intake.models import InboundMessage
 from workflow import approvals, new_replies
 from workflow.approvals import SenderCheck, check_sender
@@ -42,7 +43,7 @@ def case_reply(
     case = session.get(Case, classification.case_id) if classification.case_id else None
     if case is None:
         return "A reply on a case that does not exist; recorded on the ledger only."
-    inbound.case_id = case.id
+    ledger.link_case(session, inbound, case.id)
     said = own_text(mail.text or "")
     sender = check_sender(mail, env)
     note_message(session, env, case, inbound, mail, "Reply received", sender=sender, said=said)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core.db import rowcount
+from core.db import add_inserted, pending_may_wait
 from core.errors import PcseError
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
 from core.timeutil import utcnow
@@ -55,19 +55,24 @@ def next_ref(session: Session, now: datetime | None = None) -> str:
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         with bind.engine.connect() as own, own.begin():
-            number = own.execute(_bump(postgresql.insert, year)).scalar_one()
+            number = own.execute(_BUMP_POSTGRESQL, {"year": year}).scalar_one()
     else:
-        number = session.execute(_bump(sqlite.insert, year)).scalar_one()
+        number = session.connection().execute(_BUMP_SQLITE, {"year": year}).scalar_one()
     return format_ref(year, number)
 
 
-def _bump(insert: Any, year: int) -> Any:
+def _bump(insert: Any) -> Any:
     return (
         insert(RefCounter)
-        .values(year=year, last=1)
+        .values(year=bindparam("year"), last=1)
         .on_conflict_do_update(index_elements=["year"], set_={"last": RefCounter.last + 1})
         .returning(RefCounter.last)
     )
+
+
+# Built once: these run for every case opened.
+_BUMP_POSTGRESQL = _bump(postgresql.insert)
+_BUMP_SQLITE = pending_may_wait(_bump(sqlite.insert))
 
 
 def get_case(session: Session, ref: str) -> Case:
@@ -139,8 +144,7 @@ def create_case(
         created_at=now,
         updated_at=now,
     )
-    session.add(case)
-    session.flush()
+    add_inserted(session, case)
     # Held for the rest of the session, so that what intake logs about it is read from
     # memory (the identity map holds objects weakly).
     session.info.setdefault(OPENED, []).append(case)
@@ -179,13 +183,11 @@ def move(
     if target in WAITING_STATES:
         values["waiting_since"] = now
         values["reminded_at"] = None
-    result = session.execute(
-        update(Case)
-        .where(Case.id == case.id, Case.state == str(source))
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    statement = _MOVE_TO_WAITING if target in WAITING_STATES else _MOVE
+    result = session.connection().execute(
+        statement, {**values, "b_id": case.id, "b_source": str(source)}
     )
-    if rowcount(result) != 1:
+    if result.rowcount != 1:
         actual = session.scalar(select(Case.state).where(Case.id == case.id))
         raise StaleCase(case.ref, str(source), actual)
     for key, value in values.items():
@@ -203,6 +205,19 @@ def move(
         at=now,
     )
     return case
+
+
+_CASES = Case.__table__
+_MOVE = pending_may_wait(
+    update(_CASES)
+    .where(_CASES.c.id == bindparam("b_id"), _CASES.c.state == bindparam("b_source"))
+    .values(
+        state=bindparam("state"), reason=bindparam("reason"), updated_at=bindparam("updated_at")
+    )
+)
+_MOVE_TO_WAITING = _MOVE.values(
+    waiting_since=bindparam("waiting_since"), reminded_at=bindparam("reminded_at")
+)
 
 
 def case_summary(case: Case) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from core.catalogue import (
@@ -23,6 +23,7 @@ from core.catalogue import (
     admin_role,
     service_of,
 )
+from core.db import flush_pending, pending_may_wait
 from core.timeutil import as_utc, utcnow
 from forms.normalise import clean_ods
 from workflow.changefeed import GRANT, MAIN_CONTACT_CHANGE, REVOKE, record_role_change
@@ -86,7 +87,7 @@ FOUND_ORGS = "workflow.directory.found_orgs"
 
 
 def get_org(session: Session, code: str) -> Organisation | None:
-    org = session.scalars(select(Organisation).where(Organisation.code == clean_ods(code))).first()
+    org = session.scalars(_ORG_BY_CODE, {"code": clean_ods(code)}).first()
     if org is not None:
         # Held for organisation_name_in (the session's identity map holds objects weakly).
         session.info.setdefault(FOUND_ORGS, {})[org.code] = org
@@ -98,7 +99,15 @@ def organisation_name_in(session: Session, code: str) -> str | None:
     known: Organisation | None = session.info.get(FOUND_ORGS, {}).get(code)
     if known is not None and known in session:
         return known.name
-    return session.scalar(select(Organisation.name).where(Organisation.code == code))
+    flush_pending(session)
+    return session.connection().execute(_ORG_NAME, {"code": code}).scalar()
+
+
+# Built once: these run for every request that names an organisation.
+_ORG_BY_CODE = pending_may_wait(select(Organisation).where(Organisation.code == bindparam("code")))
+_ORG_NAME = pending_may_wait(
+    select(Organisation.__table__.c.name).where(Organisation.__table__.c.code == bindparam("code"))
+)
 
 
 def get_person(session: Session, email: str) -> Person | None:

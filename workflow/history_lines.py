@@ -5,7 +5,9 @@ its own ORM insert (on SQLite one statement each, as the ORM must read every new
 back). Lines are append-only and nothing holds on to their ids, so `record` keeps them on
 the transaction's connection instead, and they are written in one executemany just
 before whatever that connection does next: any other statement (so a query of the
-history sees them), a savepoint, its release, or the session's commit. A savepoint or a
+history sees them), a savepoint, its release, or the session's commit. The statements
+that run for every email and touch no history are built once and marked
+`core.db.pending_may_wait`; the lines wait past those. A savepoint or a
 transaction rolled back drops the lines recorded inside it, exactly as it drops rows.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event, insert
 from sqlalchemy.orm import Session
 
+from core.db import PENDING_MAY_WAIT
 from workflow.models import CaseEvent
 
 _PENDING = "pcse_history_lines"
@@ -44,8 +47,10 @@ def _drop(conn: Connection, *_: object) -> None:
 
 
 @event.listens_for(Engine, "before_execute")
-def _before_statement(conn: Connection, *_: object) -> None:
-    if _PENDING in conn.info:
+def _before_statement(
+    conn: Connection, _statement: object, _multi: object, _params: object, options: Any
+) -> None:
+    if _PENDING in conn.info and not options.get(PENDING_MAY_WAIT):
         write(conn)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.inbound import Classification, MessageKind
+from intake import ledger
 from intake.classify import LedgerKnowledge, bracket_variants
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
@@ -70,7 +71,7 @@ class WorkflowLink:
         case = session.get(Case, found.case_id) if found.case_id is not None else None
         if case is None:
             return
-        row.case_id = case.id
+        ledger.link_case(session, row, case.id)
         what = (
             "A delivery failure report came back for an email sent on this case."
             if found.kind == MessageKind.BOUNCE

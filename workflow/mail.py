@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
+from core.db import Timestamp, flush_pending, pending_may_wait
 from core.kinds import kind_title
 from core.timeutil import as_utc, utcnow
 from intake.models import InboundMessage
@@ -119,29 +120,42 @@ def thread_headers(
 
 def case_thread(session: Session, case: Case, *, before: InboundMessage) -> list[str]:
     """Message-IDs of the case's messages up to `before`, oldest first."""
-    cutoff = before.received_at or utcnow()
-    # One round trip for both sides; `side` orders what we received, at the same moment,
-    # before what we wrote in answer.
-    received = select(
-        InboundMessage.received_at.label("at"),
-        literal(0).label("side"),
-        InboundMessage.id,
-        InboundMessage.message_id,
-    ).where(
-        (InboundMessage.case_id == case.id) | (InboundMessage.id == case.source_message_id),
-        InboundMessage.id != before.id,
-        InboundMessage.received_at <= cutoff,
+    flush_pending(session)  # a ledger row just linked to the case belongs to its thread
+    rows = session.connection().execute(
+        _THREAD,
+        {
+            "case_id": case.id,
+            "source_id": case.source_message_id,
+            "before_id": before.id,
+            "cutoff": before.received_at or utcnow(),
+        },
     )
-    sent = select(
-        OutboxMessage.created_at, literal(1), OutboxMessage.id, OutboxMessage.message_id
-    ).where(
-        OutboxMessage.case_id == case.id,
-        OutboxMessage.created_at <= cutoff,
-        OutboxMessage.status.in_(("pending", "sending", "sent")),
-    )
-    rows: list[Any] = list(session.execute(union_all(received, sent)))
     ordered = sorted((as_utc(at), side, row_id, msgid) for at, side, row_id, msgid in rows)
     return [found for *_, msgid in ordered for found in message_ids(msgid)[:1]]
+
+
+def _thread_query() -> CompoundSelect:
+    """Both sides of a case's thread in one round trip; `side` orders what we received,
+    at the same moment, before what we wrote in answer. Built once: it runs for every
+    reply queued."""
+    inbound, sent = InboundMessage.__table__.c, OutboxMessage.__table__.c
+    cutoff = bindparam("cutoff", type_=Timestamp)
+    received = select(
+        inbound.received_at.label("at"), literal(0).label("side"), inbound.id, inbound.message_id
+    ).where(
+        (inbound.case_id == bindparam("case_id")) | (inbound.id == bindparam("source_id")),
+        inbound.id != bindparam("before_id"),
+        inbound.received_at <= cutoff,
+    )
+    written = select(sent.created_at, literal(1), sent.id, sent.message_id).where(
+        sent.case_id == bindparam("case_id"),
+        sent.created_at <= cutoff,
+        sent.status.in_(("pending", "sending", "sent")),
+    )
+    return pending_may_wait(union_all(received, written))
+
+
+_THREAD = _thread_query()
 
 
 def retry(session: Session, outbox_id: int, *, by: str) -> OutboxMessage:

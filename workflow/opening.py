@@ -15,6 +15,7 @@ from core.senderauth import Status
 from core.states import FINAL_STATES, CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
 from forms.normalise import clean_ods
+from intake import ledger
 from intake.models import InboundMessage
 from workflow.approval_mail import approvers_named
 from workflow.approvals import SenderCheck, check_sender
@@ -222,7 +223,7 @@ def open_case(
         source_message_id=inbound.id,
         now=now,
     )
-    inbound.case_id = case.id
+    ledger.link_case(session, inbound, case.id)
     sender = sender or check_sender(mail, env)
     note_message(session, env, case, inbound, mail, "Request received", sender=sender)
     record_checks(
