@@ -20,7 +20,7 @@ from sqlalchemy import (
     insert,
     inspect,
 )
-from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapper, Session, SessionTransaction, sessionmaker
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.session import make_transient_to_detached
 from sqlalchemy.sql import Executable
@@ -162,7 +162,7 @@ def _within(transaction: SessionTransaction | None, ended: SessionTransaction) -
 
 
 def _plan_insert(cls: type) -> _RowInsert:
-    mapper = inspect(cls)
+    mapper: Mapper[Any] = inspect(cls)
     table = cast(Table, mapper.local_table)
     [key] = table.primary_key.columns
     columns = tuple(

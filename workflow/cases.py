@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -207,7 +207,7 @@ def move(
     return case
 
 
-_CASES = Case.__table__
+_CASES = cast(Table, Case.__table__)
 _MOVE = pending_may_wait(
     update(_CASES)
     .where(_CASES.c.id == bindparam("b_id"), _CASES.c.state == bindparam("b_source"))
