@@ -145,6 +145,9 @@ def environments(templates_dir: str | None) -> tuple[Environment, Environment]:
         "trim_blocks": True,
         "lstrip_blocks": True,
         "keep_trailing_newline": True,
+        # Templates are read once per process: checking each file's time on every email
+        # cost more than rendering it. Edited templates take effect when the service restarts.
+        "auto_reload": False,
     }
     text = Environment(autoescape=False, **common)  # type: ignore[arg-type]
     html = Environment(autoescape=True, **common)  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ def add_note(session: Session, env: WorkflowEnv, ref: str, *, by: str, text: str
     """An internal note on the case, in any state; caseworkers see it, nobody is emailed."""
     text = _require(by, text, "note")
     case = get_case(session, ref)
-    return record(
+    line = record(
         session,
         case,
         NOTE_EVENT,
@@ -52,6 +52,7 @@ def add_note(session: Session, env: WorkflowEnv, ref: str, *, by: str, text: str
         at=env.clock.now(),
         data={"by": by, "internal": True},
     )
+    return CaseEvent(**line)  # not in the session: the line is written with the transaction
 
 
 def latest_from_requester(session: Session, case: Case) -> InboundMessage | None:
