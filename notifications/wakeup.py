@@ -3,9 +3,9 @@
 Where an outbox row becomes due (`enqueue`, a caseworker's retry) the writer calls
 `queued(session)`. When that session's transaction commits, `WAKE` is set in this process;
 a transaction rolled back wakes no one, so nothing is sent that was not committed. On
-PostgreSQL the same call issues `NOTIFY pcse_outbox` inside the transaction, which the
+PostgreSQL the transaction issues one `NOTIFY pcse_outbox` as it commits, which the
 database delivers to every listener (`Listener`, in other `pcse run` processes and in
-this one) only if and when it commits. The periodic sweep stays as the safety net: a
+this one) only if and when the commit succeeds. The periodic sweep stays as the safety net: a
 wake-up that is lost (a listener reconnecting, a savepoint rolled back) costs at most
 one sweep interval.
 """
@@ -20,7 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from core.db import is_postgres
+from core.db import is_postgres, pending_may_wait
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,27 @@ WAKE = threading.Event()
 
 def queued(session: Session) -> None:
     """An outbox row written in `session` is due: wake the senders once this commits."""
-    if is_postgres(session):
-        # Notifications of one transaction with the same payload are delivered once.
-        session.execute(text(f"NOTIFY {CHANNEL}"))
     session.info[_QUEUED] = True
+
+
+# One NOTIFY per transaction, however many emails it queued, sent as it commits. Built once.
+_NOTIFY = pending_may_wait(text(f"NOTIFY {CHANNEL}"))
+
+
+def _is_root(session: Session) -> bool:
+    # Session commit events are also called as a savepoint is released.
+    return session.get_nested_transaction() is None
+
+
+@event.listens_for(Session, "before_commit")
+def _committing(session: Session) -> None:
+    if session.info.get(_QUEUED) and _is_root(session) and is_postgres(session):
+        session.execute(_NOTIFY)
 
 
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
-    if session.info.pop(_QUEUED, False):
+    if _is_root(session) and session.info.pop(_QUEUED, False):
         WAKE.set()
 
 

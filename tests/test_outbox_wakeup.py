@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from core.db import Database
 from notifications import wakeup
@@ -118,6 +119,38 @@ def test_a_rolled_back_reply_wakes_no_one(database: Database) -> None:
         )
         assert not wakeup.WAKE.is_set(), "not before the commit"
     assert wakeup.WAKE.is_set()
+
+
+def test_a_released_savepoint_wakes_no_one_before_the_commit(database: Database) -> None:
+    """Intake works each message of a batch in a savepoint; the batch commits once."""
+    env = make_env()
+    wakeup.WAKE.clear()
+    notifies: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_: object) -> None:
+        if statement.startswith("NOTIFY"):
+            notifies.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", seen)
+    try:
+        with database.transaction() as session:
+            for number in range(2):
+                with session.begin_nested():
+                    enqueue(
+                        session,
+                        env,
+                        purpose=PURPOSE,
+                        to_address=f"someone{number}@example.org",
+                        to_name=None,
+                        context=CONTEXT,
+                    )
+                assert not wakeup.WAKE.is_set(), "not as the savepoint is released"
+            assert not notifies, "NOTIFY goes with the commit"
+    finally:
+        event.remove(database.engine, "before_cursor_execute", seen)
+    assert wakeup.WAKE.is_set()
+    # One notification for the transaction, however many emails it queued.
+    assert len(notifies) == (1 if database.engine.dialect.name == "postgresql" else 0)
 
 
 @pytest.mark.postgres
