@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from core.db import pending_may_wait
@@ -214,6 +214,47 @@ _EARLIER = pending_may_wait(
 )
 
 
+_FIRST_COPIES = pending_may_wait(
+    union_all(
+        select(literal("sha"), _T.c.sha256, func.min(_T.c.id))
+        .where(_T.c.sha256.in_(bindparam("shas", expanding=True)))
+        .group_by(_T.c.sha256),
+        select(literal("mid"), _T.c.message_id, func.min(_T.c.id))
+        .where(_T.c.message_id.in_(bindparam("mids", expanding=True)))
+        .group_by(_T.c.message_id),
+    )
+)
+# session.info: {(inbound id, sha256, Message-ID): the earlier copy's id or None}
+EARLIER_COPIES = "intake.classify.earlier_copies"
+
+
+def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
+    """Answer earlier_copy for a batch of ledger rows with one query, kept in the session.
+
+    The first copy of each content and of each Message-ID is the smallest id holding it;
+    an earlier copy of a row exists when one of those is below the row's own id (rows
+    stored later have larger ids, so what is found now stays true for the batch)."""
+    shas = sorted({row.sha256 for row in rows})
+    mids = sorted({row.message_id for row in rows if row.message_id})
+    first: dict[tuple[str, str], int] = {
+        (side, value): first_id
+        for side, value, first_id in session.connection().execute(
+            _FIRST_COPIES, {"shas": shas, "mids": mids or [""]}
+        )
+    }
+    found = session.info.setdefault(EARLIER_COPIES, {})
+    for row in rows:
+        below = [
+            first_id
+            for first_id in (
+                first.get(("sha", row.sha256)),
+                first.get(("mid", row.message_id)) if row.message_id else None,
+            )
+            if first_id is not None and first_id < row.id
+        ]
+        found[(row.id, row.sha256, row.message_id)] = min(below, default=None)
+
+
 class LedgerKnowledge:
     """What the ledger alone knows: earlier copies, and the cases of earlier inbound
     messages. The cases, the outbox and approval tokens are known above intake
@@ -223,6 +264,10 @@ class LedgerKnowledge:
         self.session = session
 
     def earlier_copy(self, message_id: str | None, sha256: str, before_id: int) -> int | None:
+        found = self.session.info.get(EARLIER_COPIES, {})
+        key = (before_id, sha256, message_id)
+        if key in found:  # the batch's rows were looked up together
+            return found[key]
         # One statement; SQLite and PostgreSQL both answer the OR from the two indexes.
         return (
             self.session.connection()

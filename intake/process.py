@@ -27,7 +27,7 @@ from core.senderauth import SenderPolicy, verdict_for
 from core.workers import worker_id
 from intake import ledger
 from intake.budget import WATCHDOG, MessageTooSlow
-from intake.classify import Facts, Knowledge, LedgerKnowledge, classify
+from intake.classify import Facts, Knowledge, LedgerKnowledge, classify, find_earlier_copies
 from intake.mailparse import DEFAULT_ATTACHMENT_MAX_BYTES, ParsedMail, parse_mail
 from intake.models import InboundMessage
 from intake.rawstore import RawStore
@@ -256,15 +256,37 @@ class Processor:
         return status, kind
 
     def process_batch(self, ids: list[int]) -> list[tuple[int, str, str | None]]:
-        """Process claimed rows in one transaction, each in a savepoint of its own.
+        """Process claimed rows in one transaction.
 
-        A message whose work fails is rolled back to its savepoint alone and recorded as
-        failed in the same transaction; the others keep their work. Nothing is visible to
-        anyone (no case, no reply, no ledger result) until the batch commits, so a crash
-        or a lost database leaves the whole batch pending, to be done again from scratch.
-        A stop request ends the batch after the message in hand, and so does BATCH_SECONDS
-        spent: the rows not reached stay claimed by this worker for its next transaction.
+        Nothing is visible to anyone (no case, no reply, no ledger result) until the batch
+        commits, so a crash or a lost database leaves the whole batch pending, to be done
+        again from scratch. A stop request ends the batch after the message in hand, and so
+        does BATCH_SECONDS spent: the rows not reached stay claimed by this worker for its
+        next transaction.
+
+        The batch is first worked straight through. Should a message fail, that transaction
+        is rolled back and the batch is worked again with a savepoint for each message: the
+        one that failed is recorded as failed (not run a second time) and the others keep
+        their work. Savepoints for every batch would cost two round trips per message, and
+        a failure is rare.
         """
+        if len(ids) > 1:
+            try:
+                return self._work(ids, careful=False)
+            except _Redo as redo:
+                known = {} if redo.again else {redo.inbound_id: (redo.error, redo.seen)}
+                return self._work(ids, careful=True, known=known)
+        return self._work(ids, careful=True)
+
+    def _work(
+        self,
+        ids: list[int],
+        *,
+        careful: bool,
+        known: dict[int, tuple[BaseException, dict[str, Any]]] | None = None,
+    ) -> list[tuple[int, str, str | None]]:
+        """One transaction over the batch; `careful` puts each message in a savepoint, and
+        `known` holds failures already met, recorded without running the message again."""
         done: list[tuple[int, str, str | None, _Logged | None]] = []
         began = time.monotonic()
         with self.db.transaction() as session:
@@ -273,7 +295,13 @@ class Processor:
             for inbound_id in ids:
                 if self.stop.is_set() or (done and time.monotonic() - began > BATCH_SECONDS):
                     break
-                done.append((inbound_id, *self._in_savepoint(session, inbound_id)))
+                if known and inbound_id in known:
+                    error, seen = known[inbound_id]
+                    done.append((inbound_id, *self._failed(session, inbound_id, error, seen)))
+                elif careful:
+                    done.append((inbound_id, *self._in_savepoint(session, inbound_id)))
+                else:
+                    done.append((inbound_id, *self._straight(session, inbound_id)))
             del loaded
         # Logged once committed: a line says what the database now holds.
         for _, _, _, logged in done:
@@ -281,36 +309,74 @@ class Processor:
                 logged.emit()
         return [(inbound_id, status, kind) for inbound_id, status, kind, _ in done]
 
+    def _straight(
+        self, session: Session, inbound_id: int
+    ) -> tuple[str, str | None, _Logged | None]:
+        """One message with no savepoint: any failure undoes the batch (see process_batch)."""
+        seen: dict[str, Any] = {}
+        try:
+            return self._one(session, inbound_id, seen)
+        except (Exception, MessageTooSlow) as exc:
+            if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
+                raise DatabaseUnavailable(str(exc)) from exc  # the batch stays pending
+            # A lost claim is met again, and judged, on the second pass.
+            raise _Redo(inbound_id, exc, seen, again=isinstance(exc, LostClaim)) from exc
+
     def _in_savepoint(
         self, session: Session, inbound_id: int
     ) -> tuple[str, str | None, _Logged | None]:
         seen: dict[str, Any] = {}
         try:
             with session.begin_nested():
-                # Loaded with the batch (read again after a savepoint rolled back); a
-                # claim taken over meanwhile is caught by ledger.finish.
-                row = session.get(InboundMessage, inbound_id)
-                if row is None or row.status != ledger.PENDING or row.claimed_by != self.worker:
-                    return "skipped", None, None
-                seen["where"] = f"{row.mailbox} uid {row.uid}"
-                seen["attempts"] = row.attempts
-                with WATCHDOG.limit(self.settings.message_seconds):
-                    result = self._handle(session, row, seen)
-                if not ledger.finish(
-                    session,
-                    inbound_id,
-                    self.worker,
-                    status=result.status,
-                    classification=str(result.classification.kind),
-                    outcome=result.outcome[:4000],
-                    sender=seen["sender"],
-                ):
-                    raise LostClaim(f"inbound message {inbound_id} was taken by another worker")
-                mailbox, uid = row.mailbox, row.uid
-        except LostClaim as exc:
+                return self._one(session, inbound_id, seen)
+        except (Exception, MessageTooSlow) as exc:
+            return self._failed(session, inbound_id, exc, seen)
+
+    def _one(
+        self, session: Session, inbound_id: int, seen: dict[str, Any]
+    ) -> tuple[str, str | None, _Logged | None]:
+        # Loaded with the batch (read again after a savepoint rolled back); a claim taken
+        # over meanwhile is caught by ledger.finish.
+        row = session.get(InboundMessage, inbound_id)
+        if row is None or row.status != ledger.PENDING or row.claimed_by != self.worker:
+            return "skipped", None, None
+        seen["where"] = f"{row.mailbox} uid {row.uid}"
+        seen["attempts"] = row.attempts
+        with WATCHDOG.limit(self.settings.message_seconds):
+            result = self._handle(session, row, seen)
+        if not ledger.finish(
+            session,
+            inbound_id,
+            self.worker,
+            status=result.status,
+            classification=str(result.classification.kind),
+            outcome=result.outcome[:4000],
+            sender=seen["sender"],
+        ):
+            raise LostClaim(f"inbound message {inbound_id} was taken by another worker")
+        # The outcome's words can name people; the log keeps to what an operator needs,
+        # and the ledger row holds the rest.
+        logged = _Logged(
+            "inbound %d [%s uid %d] %s -> %s%s",
+            (
+                inbound_id,
+                row.mailbox,
+                row.uid,
+                result.classification.kind,
+                result.status,
+                f" {result.case_ref} ({result.case_state})" if result.case_ref else "",
+            ),
+        )
+        return result.status, str(result.classification.kind), logged
+
+    def _failed(
+        self, session: Session, inbound_id: int, exc: BaseException, seen: dict[str, Any]
+    ) -> tuple[str, str | None, _Logged | None]:
+        """What a message's failure means, its work already rolled back."""
+        if isinstance(exc, LostClaim):
             log.warning("%s; left to that worker", exc)
             return "skipped", None, None
-        except MessageTooSlow:  # rolled back; the next message gets a budget of its own
+        if isinstance(exc, MessageTooSlow):  # the next message gets a budget of its own
             return self._fail(
                 session,
                 inbound_id,
@@ -321,24 +387,9 @@ class Processor:
                 ),
                 seen,
             )
-        except Exception as exc:  # parked for a caseworker, never lost
-            if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
-                raise DatabaseUnavailable(str(exc)) from exc
-            return self._fail(session, inbound_id, exc, seen)
-        # The outcome's words can name people; the log keeps to what an operator needs,
-        # and the ledger row holds the rest.
-        logged = _Logged(
-            "inbound %d [%s uid %d] %s -> %s%s",
-            (
-                inbound_id,
-                mailbox,
-                uid,
-                result.classification.kind,
-                result.status,
-                f" {result.case_ref} ({result.case_state})" if result.case_ref else "",
-            ),
-        )
-        return result.status, str(result.classification.kind), logged
+        if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
+            raise DatabaseUnavailable(str(exc)) from exc
+        return self._fail(session, inbound_id, exc, seen)  # parked for a caseworker, never lost
 
     def read(self, row: InboundMessage) -> ParsedMail:
         if row.sha256 == ledger.UNREAD_SHA256:
@@ -438,6 +489,19 @@ class Processor:
         return ledger.FAILED, kind, None
 
 
+class _Redo(Exception):
+    """A message failed in a batch worked without savepoints: work the batch again with them."""
+
+    def __init__(
+        self, inbound_id: int, error: BaseException, seen: dict[str, Any], *, again: bool
+    ) -> None:
+        super().__init__(f"inbound {inbound_id} failed; the batch is worked again")
+        self.inbound_id = inbound_id
+        self.error = error
+        self.seen = seen
+        self.again = again  # run the message again rather than record the failure
+
+
 @dataclass(frozen=True)
 class _Logged:
     """A log line held back until the batch it describes has committed."""
@@ -450,8 +514,11 @@ class _Logged:
 
 
 def _load_rows(session: Session, ids: list[int]) -> list[InboundMessage]:
-    """Read the batch's ledger rows in one query, inside its transaction."""
-    return list(session.scalars(select(InboundMessage).where(InboundMessage.id.in_(ids))))
+    """Read the batch's ledger rows in one query, inside its transaction, and look up
+    their earlier copies together."""
+    rows = list(session.scalars(select(InboundMessage).where(InboundMessage.id.in_(ids))))
+    find_earlier_copies(session, rows)
+    return rows
 
 
 def _begin_writing(session: Session) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from core.db import is_postgres, pending_may_wait
 
@@ -57,9 +57,12 @@ def _committed(session: Session) -> None:
         WAKE.set()
 
 
-@event.listens_for(Session, "after_rollback")
-def _rolled_back(session: Session) -> None:
-    session.info.pop(_QUEUED, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, ended: SessionTransaction) -> None:
+    # A savepoint rolled back leaves what the transaction queued before it; a spare
+    # wake-up for an email it took with it finds nothing and costs nothing.
+    if ended.parent is None:
+        session.info.pop(_QUEUED, None)
 
 
 def conninfo(url: str) -> str:

@@ -1,20 +1,20 @@
-"""Case references on PostgreSQL: taken like a sequence's numbers, never held by a batch.
+"""Case references: never given twice, never held by a batch.
 
-A worker's transaction (a batch of messages) that has opened a case does not make another
-worker wait for its own next reference; a transaction that rolls back leaves a gap, and
-no number is ever given twice.
+On PostgreSQL a worker takes numbers a block at a time, like a sequence's cache: a
+worker's transaction (a batch of messages) that has opened a case does not make another
+worker wait for its own next reference; a transaction that rolls back leaves a gap. On
+SQLite the counter is raised once per transaction and its last value written at commit.
 """
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from core.db import Database
 from tests.fixtures.databases import empty_postgres
-from workflow.cases import create_case
-
-pytestmark = pytest.mark.postgres
+from workflow.cases import REF_BLOCK, create_case
+from workflow.models import RefCounter
 
 
 def open_case(session, n: int) -> str:
@@ -22,6 +22,7 @@ def open_case(session, n: int) -> str:
     return case.ref
 
 
+@pytest.mark.postgres
 def test_a_transaction_holding_a_new_case_does_not_hold_up_the_next_reference(
     pg_url: str,
 ) -> None:
@@ -34,13 +35,14 @@ def test_a_transaction_holding_a_new_case_does_not_hold_up_the_next_reference(
                 # Waiting for the first transaction's row lock would fail at once.
                 other.execute(text("SET LOCAL lock_timeout = '1s'"))
                 meanwhile = open_case(other, 2)
-        assert held != meanwhile
-        assert {held[-6:], meanwhile[-6:]} == {"000001", "000002"}
+        # Each worker took a block of its own; neither waited for the other's.
+        assert (held[-6:], meanwhile[-6:]) == ("000001", f"{REF_BLOCK + 1:06d}")
     finally:
         first.dispose()
         second.dispose()
 
 
+@pytest.mark.postgres
 def test_a_rolled_back_case_leaves_a_gap_and_no_number_twice(pg_url: str) -> None:
     empty_postgres(pg_url)
     db = Database(pg_url)
@@ -53,3 +55,54 @@ def test_a_rolled_back_case_leaves_a_gap_and_no_number_twice(pg_url: str) -> Non
     finally:
         db.dispose()
     assert [ref[-6:] for ref in kept] == ["000002", "000003"]
+
+
+@pytest.mark.postgres
+def test_two_workers_taking_turns_never_share_a_number(pg_url: str) -> None:
+    empty_postgres(pg_url)
+    workers = [Database(pg_url), Database(pg_url)]
+    try:
+        refs = []
+        for n in range(3 * REF_BLOCK):
+            with workers[n % 2].transaction() as session:
+                refs.append(open_case(session, n))
+    finally:
+        for db in workers:
+            db.dispose()
+    assert len(set(refs)) == len(refs)
+    numbers = [int(ref[-6:]) for ref in refs]
+    # Each worker's own references rise; together they use no more than the blocks taken.
+    assert numbers[0::2] == sorted(numbers[0::2]) and numbers[1::2] == sorted(numbers[1::2])
+    assert max(numbers) <= 4 * REF_BLOCK
+
+
+def counter(db: Database) -> int | None:
+    with db.transaction() as session:
+        return session.scalar(select(RefCounter.last))
+
+
+def test_sqlite_counts_in_the_transaction_and_writes_the_last_number(
+    sqlite_database: Database,
+) -> None:
+    db = sqlite_database
+    with db.transaction() as session:
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")  # as intake's batches do
+        # The year's first case, in a savepoint that rolls back with the counter's row.
+        with pytest.raises(RuntimeError), session.begin_nested():
+            open_case(session, 1)
+            raise RuntimeError("this message failed")
+        kept = [open_case(session, n) for n in (2, 3, 4)]
+        assert counter_in(session) is None  # written only as the transaction commits
+    assert [ref[-6:] for ref in kept] == ["000002", "000003", "000004"]
+    assert counter(db) == 4
+    with pytest.raises(RuntimeError), db.transaction() as session:
+        open_case(session, 5)
+        raise RuntimeError("the whole batch failed")
+    assert counter(db) == 4
+    with db.transaction() as session:
+        assert open_case(session, 6)[-6:] == "000005"  # a rolled-back transaction's number
+    assert counter(db) == 5
+
+
+def counter_in(session) -> int | None:
+    return session.connection().exec_driver_sql("SELECT last FROM ref_counters").scalar()

@@ -165,6 +165,21 @@ def test_a_reply_threads_under_the_message_it_answers(database: Database, env: W
         )
 
 
+def test_a_second_email_on_a_new_case_threads_under_the_first(
+    database: Database, env: WorkflowEnv
+) -> None:
+    """The first email on a case opened in this transaction skips the thread look-up
+    (there is nothing before it); the next one must still find the first."""
+    with database.transaction() as session:
+        case = new_case(session)
+        first = inbound(session, "<opening@riverside.nhs.net>", uid=4, case=case)
+        case.source_message_id = first.id
+        acknowledgement = ack(session, env, case, reply_to=first)
+        assert acknowledgement.references == "<opening@riverside.nhs.net>"
+        second = ack(session, env, case, reply_to=first)
+        assert second.references == (f"{acknowledgement.message_id} <opening@riverside.nhs.net>")
+
+
 def test_a_reply_uses_the_answered_messages_own_references_when_known(
     database: Database, env: WorkflowEnv
 ) -> None:

@@ -145,6 +145,10 @@ def test_a_released_savepoint_wakes_no_one_before_the_commit(database: Database)
                         context=CONTEXT,
                     )
                 assert not wakeup.WAKE.is_set(), "not as the savepoint is released"
+            # A later message that fails takes only its own work back.
+            with pytest.raises(RuntimeError), session.begin_nested():
+                session.connection()
+                raise RuntimeError("this message failed")
             assert not notifies, "NOTIFY goes with the commit"
     finally:
         event.remove(database.engine, "before_cursor_execute", seen)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import add_inserted, pending_may_wait
@@ -42,30 +44,91 @@ def format_ref(year: int, number: int) -> str:
 
 
 def next_ref(session: Session, now: datetime | None = None) -> str:
-    """Allocate the next case reference atomically (safe with concurrent workers).
+    """Allocate the next case reference (safe with concurrent workers; never one twice).
 
-    On PostgreSQL the number is taken in a short transaction of its own, as a sequence
-    would give it: the year's counter row is locked for that moment only, never for the
-    length of the caller's transaction (a batch of messages), so workers do not queue
-    behind one another for it. A transaction that rolls back leaves a gap in the numbers.
-    SQLite has one writer at a time anyway, so there it is taken in the caller's
-    transaction.
+    On PostgreSQL numbers are taken REF_BLOCK at a time, in a short transaction of their
+    own, as a sequence's cache would take them: the year's counter row is locked for that
+    moment only, never for the length of the caller's transaction (a batch of messages),
+    and once per REF_BLOCK cases. A process hands out its block in order; numbers it has
+    not used when it stops, or used in a transaction that rolled back, are never given.
+    So references rise but may skip, and two workers' cases interleave their blocks.
+
+    SQLite has one writer at a time, holding its lock to the commit: the counter is read
+    and raised once in the caller's transaction, later numbers are counted in memory, and
+    the last one is written as the transaction commits (a number used in a savepoint that
+    rolled back is skipped, never given again).
     """
     year = (now or utcnow()).year
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        with bind.engine.connect() as own, own.begin():
-            number = own.execute(_BUMP_POSTGRESQL, {"year": year}).scalar_one()
+        return format_ref(year, _from_block(bind.engine, year))
+    return format_ref(year, _counted(session, year))
+
+
+REF_BLOCK = 10
+_BLOCKS: weakref.WeakKeyDictionary[Engine, dict[int, list[int]]] = weakref.WeakKeyDictionary()
+_BLOCKS_LOCK = threading.Lock()
+
+
+def _from_block(engine: Engine, year: int) -> int:
+    with _BLOCKS_LOCK:
+        block = _BLOCKS.setdefault(engine, {}).get(year)
+        if block is None or block[0] > block[1]:
+            with engine.connect() as own, own.begin():
+                last = own.execute(_BUMP_POSTGRESQL, {"year": year, "by": REF_BLOCK}).scalar_one()
+            block = _BLOCKS[engine][year] = [last - REF_BLOCK + 1, last]
+        number, block[0] = block[0], block[0] + 1
+        return number
+
+
+_COUNTED = "workflow.cases.counted"  # connection.info: {year: last number given}
+
+
+def _counted(session: Session, year: int) -> int:
+    conn = session.connection()
+    counted: dict[int, int] = conn.info.setdefault(_COUNTED, {})
+    if year in counted:
+        counted[year] += 1
     else:
-        number = session.connection().execute(_BUMP_SQLITE, {"year": year}).scalar_one()
-    return format_ref(year, number)
+        counted[year] = conn.execute(_BUMP_SQLITE, {"year": year, "by": 1}).scalar_one()
+    session.info.setdefault(_COUNTING, set()).add(conn)
+    return counted[year]
+
+
+_COUNTING = "workflow.cases.counting"  # session.info: connections with numbers counted
+
+
+@event.listens_for(Session, "before_commit")
+def _write_counted(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint released: the transaction goes on
+    for conn in session.info.pop(_COUNTING, ()):
+        counted = conn.info.pop(_COUNTED, None) if not conn.closed else None
+        for year, last in (counted or {}).items():
+            conn.execute(_KEEP_HIGHEST, {"year": year, "last": last})
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_counting(session: Session, ended: SessionTransaction) -> None:
+    if ended.parent is None:  # not a savepoint: what was counted is written or gone
+        session.info.pop(_COUNTING, None)
+
+
+@event.listens_for(Engine, "rollback")
+def _forget_counted(conn: Connection) -> None:
+    # The raise of the counter went with the transaction; the next one reads it afresh.
+    if not conn.invalidated:
+        conn.info.pop(_COUNTED, None)
 
 
 def _bump(insert: Any) -> Any:
+    """Raise the year's counter by `by`, returning the new last number."""
     return (
         insert(RefCounter)
-        .values(year=bindparam("year"), last=1)
-        .on_conflict_do_update(index_elements=["year"], set_={"last": RefCounter.last + 1})
+        .values(year=bindparam("year"), last=bindparam("by"))
+        .on_conflict_do_update(
+            index_elements=["year"], set_={"last": RefCounter.last + bindparam("by")}
+        )
         .returning(RefCounter.last)
     )
 
@@ -73,6 +136,16 @@ def _bump(insert: Any) -> Any:
 # Built once: these run for every case opened.
 _BUMP_POSTGRESQL = _bump(postgresql.insert)
 _BUMP_SQLITE = pending_may_wait(_bump(sqlite.insert))
+# The counter's last value written at commit, never lowered (the first raise may have
+# been in a savepoint that rolled back, taking the row with it).
+_KEEP_HIGHEST = pending_may_wait(
+    sqlite.insert(RefCounter)
+    .values(year=bindparam("year"), last=bindparam("last"))
+    .on_conflict_do_update(
+        index_elements=["year"],
+        set_={"last": func.max(RefCounter.last, sqlite.insert(RefCounter).excluded.last)},
+    )
+)
 
 
 def get_case(session: Session, ref: str) -> Case:

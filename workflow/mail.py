@@ -21,7 +21,7 @@ from intake.models import InboundMessage
 from notifications import outbox
 from notifications.headers import message_ids, references_chain
 from notifications.models import OutboxMessage
-from workflow.cases import record
+from workflow.cases import OPENED, record
 from workflow.directory import organisation_name_in
 from workflow.models import Case
 
@@ -86,6 +86,8 @@ def enqueue(
         attachments=attachments,
         auto_submitted=auto_submitted,
     )
+    if case is not None:
+        session.info.setdefault(MAILED, []).append(case)
     if row.status != "pending" and case is not None:
         record(
             session,
@@ -113,9 +115,23 @@ def thread_headers(
         return None, None
     parent = parent_ids[0]
     ancestors = message_ids(getattr(reply_to, "references", None))
-    if not ancestors and case is not None:
+    if not ancestors and case is not None and not _first_answer(session, case, reply_to):
         ancestors = case_thread(session, case, before=reply_to)
     return parent, references_chain(ancestors, parent)
+
+
+# session.info key: the cases this session has queued an email on.
+MAILED = "workflow.mail.mailed"
+
+
+def _first_answer(session: Session, case: Case, reply_to: InboundMessage) -> bool:
+    """Is this the first email on a case opened in this session by `reply_to`? Then the
+    thread before it is empty, and is not looked up (this is every acknowledgement)."""
+    return (
+        reply_to.id == case.source_message_id
+        and any(opened is case for opened in session.info.get(OPENED, ()))
+        and not any(mailed is case for mailed in session.info.get(MAILED, ()))
+    )
 
 
 def case_thread(session: Session, case: Case, *, before: InboundMessage) -> list[str]:
