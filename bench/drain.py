@@ -11,7 +11,11 @@ each timed from outside with its CPU time and peak RSS (wait4). The ledger's tim
 split the poll into fetching and recording, and processing (the two overlap).
 
 `--mix plain` is N plain email requests; `--mix mixed` is bench/mailmix.py's backlog:
-email requests, PDF forms, replies on earlier requests, out-of-office answers, bounces.
+email requests, PDF forms, replies on earlier requests, out-of-office answers, bounces,
+delivered with a passing Authentication-Results from a receiving server the service
+trusts, so that requests for organisations in the directory go to their approvers; the
+approvers' answers (APPROVE, quoting the request) then make a second backlog, drained and
+timed the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,10 +43,11 @@ from sqlalchemy import func, select  # noqa: E402
 
 from bench.dovecot import discard_dovecot, plain_request, start_dovecot  # noqa: E402
 from bench.intake import phases, raw_fetch_rate  # noqa: E402
-from bench.mailmix import build, load_directory, organisations  # noqa: E402
+from bench.mailmix import INBOX, build, load_directory, organisations  # noqa: E402
 from bench.pgcluster import scratch_database  # noqa: E402
 from bench.service_proc import PCSE, Settings, write_config  # noqa: E402
 from core.db import Database  # noqa: E402
+from demo.mail import stamp  # noqa: E402
 from notifications.models import OutboxMessage  # noqa: E402
 from notifications.sink import free_port  # noqa: E402
 from service.schema import upgrade  # noqa: E402
@@ -83,11 +92,12 @@ def timed(name: str, config: Path, *args: str) -> Stage:
 
 
 def outbox_counts(db: Database) -> dict[str, int]:
+    """Outbox rows by status, then by purpose."""
     with db.transaction() as session:
-        rows = session.execute(
-            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
-        ).all()
-    return {status: count for status, count in rows}
+        found: dict[str, int] = {}
+        for column in (OutboxMessage.status, OutboxMessage.purpose):
+            found.update(session.execute(select(column, func.count()).group_by(column)).all())
+    return found
 
 
 @contextmanager
@@ -117,11 +127,36 @@ def sink_process() -> Iterator[int]:
         child.wait(10)
 
 
+AUTHSERV_ID = "mx.bench.pcse.local"
+
+
 def backlog(mix: str, n: int) -> tuple[list[bytes], dict[str, int]]:
     if mix == "plain":
         return [plain_request(i) for i in range(n)], {"email_request": n}
     made = build(n, seed=9, orgs=organisations(200))
-    return made.messages, dict(made.kinds)
+    return [stamp(m, AUTHSERV_ID) for m in made.messages], dict(made.kinds)
+
+
+def approval_answers(db: Database) -> list[bytes]:
+    """Each approval request answered APPROVE by its approver, quoting it, as delivered."""
+    with db.transaction() as session:
+        asked = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.purpose == "approval_request")
+        ).all()
+    answers = []
+    for row in asked:
+        msg = EmailMessage(policy=SMTP)
+        msg["From"] = row.to_address
+        msg["To"] = INBOX
+        msg["Subject"] = f"RE: {row.subject}"
+        msg["Date"] = format_datetime(datetime.now(UTC))
+        msg["Message-ID"] = make_msgid(domain=row.to_address.rsplit("@", 1)[1])
+        msg["In-Reply-To"] = row.message_id
+        msg["References"] = row.message_id
+        quoted = "\n".join(f"> {line}" for line in row.body_text.splitlines())
+        msg.set_content(f"APPROVE\n\nThank you\n\n{quoted}\n")
+        answers.append(stamp(msg.as_bytes(), AUTHSERV_ID))
+    return answers
 
 
 def drain(args: argparse.Namespace, folder: Path) -> None:
@@ -145,6 +180,7 @@ def drain(args: argparse.Namespace, folder: Path) -> None:
                     smtp_port=smtp_port,
                     raw_dir=folder / "raw",
                     max_replies_per_hour=1_000_000,
+                    authserv_id=AUTHSERV_ID if args.mix == "mixed" else None,
                 ),
             )
             bare = raw_fetch_rate(account)
@@ -155,15 +191,31 @@ def drain(args: argparse.Namespace, folder: Path) -> None:
             fetch_phase, process_phase = phases(db)
             queued = outbox_counts(db)
             left = account.count("INBOX")
+            report(args.db, kinds, bare, poll, send, fetch_phase, process_phase, queued, left)
+            answers = approval_answers(db) if args.mix == "mixed" else []
+            if answers:
+                account.append(answers)
+                poll = timed("poll", config, "poll", "--once", "--json")
+                send = timed("send", config, "outbox", "send", "--json")
+                load_after = os.getloadavg()[0]
+                report(
+                    args.db,
+                    {"approval_answer": len(answers)},
+                    bare,
+                    poll,
+                    send,
+                    *phases(db, since_id=len(messages)),
+                    {k: v - queued.get(k, 0) for k, v in outbox_counts(db).items()},
+                    account.count("INBOX"),
+                )
             db.dispose()
     finally:
         discard_dovecot(dovecot)
-    report(args, kinds, bare, poll, send, fetch_phase, process_phase, queued, left)
     print(f"load average {load_before:.1f} before, {load_after:.1f} after, {os.cpu_count()} cores")
 
 
 def report(
-    args: argparse.Namespace,
+    database: str,
     kinds: dict[str, int],
     bare: float,
     poll: Stage,
@@ -173,11 +225,11 @@ def report(
     queued: dict[str, int],
     left: int,
 ) -> None:
-    n = args.n
+    n = sum(kinds.values())
     total = poll.seconds + send.seconds
     end_to_end = n / total
     mix = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
-    print(f"drain: {n} messages ({mix}) on {args.db}")
+    print(f"drain: {n} messages ({mix}) on {database}")
     print(
         f"  end to end: {total:.1f} s = {end_to_end:.0f} emails/s; CPU "
         f"{(poll.cpu + send.cpu) * 1000 / n:.2f} ms per email; peak RSS "
@@ -189,8 +241,9 @@ def report(
         f"{poll.output}"
     )
     print(
-        f"    fetch and ledger {fetch_phase:.1f} s ({n / fetch_phase:.0f}/s), processing "
-        f"{process_phase:.1f} s ({n / process_phase:.0f}/s) (ledger timestamps; they overlap)"
+        f"    fetch and ledger {fetch_phase:.1f} s ({n / max(fetch_phase, 0.001):.0f}/s), "
+        f"processing {process_phase:.1f} s ({n / max(process_phase, 0.001):.0f}/s) "
+        "(ledger timestamps; they overlap)"
     )
     sent = send.output.get("sent", 0)
     print(
@@ -202,7 +255,7 @@ def report(
         f"  bare imapclient fetch: {bare:.0f} emails/s; end to end is "
         f"{end_to_end / bare:.4f} of it (1 : {bare / end_to_end:.0f})"
     )
-    print(f"  outbox rows by status: {queued}; left in INBOX: {left}")
+    print(f"  outbox rows by status and purpose: {queued}; left in INBOX: {left}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -78,8 +78,9 @@ def write_config(work: Path, account: ImapAccount) -> Path:
     return config
 
 
-def phases(db: Database) -> tuple[float, float]:
-    """Seconds spent fetching and storing, and processing, from the ledger's timestamps."""
+def phases(db: Database, since_id: int = 0) -> tuple[float, float]:
+    """Seconds spent fetching and storing, and processing, from the ledger's timestamps
+    (of the rows after `since_id`)."""
     with db.transaction() as session:
         first_in, last_in, first_done, last_done = session.execute(
             select(
@@ -87,7 +88,7 @@ def phases(db: Database) -> tuple[float, float]:
                 func.max(InboundMessage.received_at),
                 func.min(InboundMessage.processed_at),
                 func.max(InboundMessage.processed_at),
-            )
+            ).where(InboundMessage.id > since_id)
         ).one()
 
     def seconds(a: datetime | None, b: datetime | None) -> float:

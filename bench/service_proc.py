@@ -39,6 +39,8 @@ class Settings:
     batch_size: int = 100  # messages fetched per IMAP round trip
     reminder_after_days: float = 3
     expire_after_days: float = 10
+    # Trust this receiving server's Authentication-Results (messages stamped with it).
+    authserv_id: str | None = None
 
 
 def write_config(path: Path, s: Settings) -> Path:
@@ -72,6 +74,11 @@ def write_config(path: Path, s: Settings) -> Path:
         "limits": {"pdf_timeout_seconds": s.pdf_timeout_seconds},
         "storage": {"raw_dir": str(s.raw_dir)},
     }
+    if s.authserv_id:
+        config["security"] = {
+            "sender_authentication": "authserv-id",
+            "trusted_authserv_ids": [s.authserv_id],
+        }
     path.write_text(to_toml(config), encoding="utf-8")
     return path
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
     inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session, SessionTransaction, sessionmaker
-from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.session import make_transient_to_detached
 from sqlalchemy.sql import Executable
 
@@ -124,33 +124,50 @@ def add_inserted(session: Session, row: Any) -> None:
     session.add(row)
     # The ORM forgets an object it inserted when the (sub)transaction that inserted it
     # rolls back; this one it sees as read, so the rollback is watched for here.
+    _note_written(session, row, None)
+
+
+def set_written(session: Session, row: Any, values: dict[str, Any]) -> None:
+    """Show on a loaded `row` the column values a Core UPDATE has just written, as if read
+    back, without the ORM writing them again; should the (sub)transaction that wrote them
+    roll back, they are expired (read afresh), as the ORM does for what it wrote itself."""
+    for key, value in values.items():
+        set_committed_value(row, key, value)
+    _note_written(session, row, tuple(values))
+
+
+# session.info: (transaction, row, attributes) written with Core in this session;
+# attributes None for a row inserted by add_inserted.
+_WRITTEN = "core.db.written"
+
+
+def _note_written(session: Session, row: Any, attributes: tuple[str, ...] | None) -> None:
     innermost = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_INSERTED, []).append((innermost, row))
-
-
-_INSERTED = "core.db.inserted"  # session.info: (transaction, row) for add_inserted's rows
+    session.info.setdefault(_WRITTEN, []).append((innermost, row, attributes))
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_rolled_back(session: Session, ended: SessionTransaction) -> None:
-    inserted = session.info.get(_INSERTED)
-    if not inserted:
+    written = session.info.get(_WRITTEN)
+    if not written:
         return
     kept = []
-    for transaction, row in inserted:
-        if _within(transaction, ended):
-            if row in session:
+    for transaction, row, attributes in written:
+        if not _within(transaction, ended):
+            kept.append((transaction, row, attributes))
+        elif row in session:
+            if attributes is None:
                 session.expunge(row)
-        else:
-            kept.append((transaction, row))
-    session.info[_INSERTED] = kept
+            else:
+                session.expire(row, list(attributes))
+    session.info[_WRITTEN] = kept
 
 
 @event.listens_for(Session, "after_commit")
-def _inserted_for_good(session: Session) -> None:
+def _written_for_good(session: Session) -> None:
     # Also called as a savepoint is released; its rows are kept only when all is committed.
     if session.get_nested_transaction() is None:
-        session.info.pop(_INSERTED, None)
+        session.info.pop(_WRITTEN, None)
 
 
 def _within(transaction: SessionTransaction | None, ended: SessionTransaction) -> bool:

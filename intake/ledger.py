@@ -19,11 +19,10 @@ from typing import cast
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from core import workers
 from core.addresses import parse_from
-from core.db import pending_may_wait, rowcount
+from core.db import pending_may_wait, rowcount, set_written
 from core.errors import PcseError
 from core.patterns import mask_tokens
 from core.timeutil import utcnow
@@ -412,7 +411,7 @@ def link_case(session: Session, row: InboundMessage, case_id: int) -> None:
     """Show the message on its case: written at once with a statement built once (the
     ORM's flush of the one changed column costs several times as much, for every email)."""
     session.connection().execute(_LINK_CASE, {"b_id": row.id, "b_case": case_id})
-    set_committed_value(row, "case_id", case_id)
+    set_written(session, row, {"case_id": case_id})
 
 
 _LINK_CASE = pending_may_wait(

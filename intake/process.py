@@ -276,6 +276,14 @@ class Processor:
             except _Redo as redo:
                 known = {} if redo.again else {redo.inbound_id: (redo.error, redo.seen)}
                 return self._work(ids, careful=True, known=known)
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:
+                if database_gone(exc):
+                    raise
+                # The batch's own writes failed as it committed (its history lines, say):
+                # with a savepoint each, what fails is blamed on its own message.
+                log.warning("a batch could not commit (%s); working it again", type(exc).__name__)
         return self._work(ids, careful=True)
 
     def _work(
@@ -292,13 +300,16 @@ class Processor:
         with self.db.transaction() as session:
             _begin_writing(session)
             loaded = _load_rows(session, ids)  # held: the identity map keeps rows weakly
+            # Failures already met are recorded first, whatever else stops the batch: a
+            # message is never run again for having failed in a batch that was redone.
+            for inbound_id, (error, seen) in (known or {}).items():
+                done.append((inbound_id, *self._failed(session, inbound_id, error, seen)))
             for inbound_id in ids:
+                if known and inbound_id in known:
+                    continue
                 if self.stop.is_set() or (done and time.monotonic() - began > BATCH_SECONDS):
                     break
-                if known and inbound_id in known:
-                    error, seen = known[inbound_id]
-                    done.append((inbound_id, *self._failed(session, inbound_id, error, seen)))
-                elif careful:
+                if careful:
                     done.append((inbound_id, *self._in_savepoint(session, inbound_id)))
                 else:
                     done.append((inbound_id, *self._straight(session, inbound_id)))

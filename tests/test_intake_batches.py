@@ -1,24 +1,28 @@
-"""Claimed messages are processed in batches: one transaction, a savepoint per message.
+"""Claimed messages are processed in batches: one transaction, worked straight through,
+and again with a savepoint per message when one of them fails.
 
-A failing message is rolled back alone (test_intake_process covers that); a batch cut
-short by the database leaves nothing of itself behind, and is done again once, whole.
+A failing message is rolled back alone (test_intake_process covers that) and never run a
+second time; a batch cut short by the database leaves nothing of itself behind, and is
+done again once, whole.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
 from core.db import Database
-from intake import process
+from intake import ledger, process
 from intake.pipeline import poll_all, process_pending, process_settings
 from intake.process import Processor
 from intake.rawstore import RawStore
 from notifications.models import OutboxMessage
-from tests.fixtures.dovecot import plain_request
+from tests.fixtures.dovecot import opening_handler, plain_request
 from tests.test_intake_process import Recorder, count, deliver, maildir_config, rows
+from workflow.cases import create_case, record
 from workflow.models import Case
 
 
@@ -102,3 +106,66 @@ def test_a_batch_that_has_run_its_time_commits_and_the_rest_go_on(
     again = process_pending(database, config, Recorder())
     assert again.processed == 2
     assert count(database, Case) == 4
+
+
+def deliver_in_order(database: Database, config, *messages: bytes) -> None:
+    for message in messages:  # one poll each: ledger ids in this order
+        deliver(config, message)
+        poll_all(database, config)
+
+
+def poisoned(session, inbound, mail, classification) -> str:
+    """Opens the case as the workflow does; for a POISON message also records a history
+    line the database refuses when it is written, as the batch commits (it names a case
+    that does not exist)."""
+    case = create_case(
+        session, kind="other", requester=mail.from_addresses[0][1], source_message_id=inbound.id
+    )
+    ledger.link_case(session, inbound, case.id)
+    if "POISON" in mail.subject:
+        record(session, Case(id=987654), "note", "refused by the foreign key")
+    return f"Opened {case.ref}."
+
+
+@pytest.mark.parametrize("where", ["middle", "last"])
+def test_a_write_refused_at_the_commit_is_blamed_on_its_own_message(
+    database: Database, tmp_path: Path, where: str
+) -> None:
+    config = maildir_config(database, tmp_path)
+    subjects = ["first", "POISON", "third"] if where == "middle" else ["first", "POISON"]
+    deliver_in_order(
+        database, config, *(plain_request(n, subject=s) for n, s in enumerate(subjects))
+    )
+
+    report = process_pending(database, config, poisoned)
+
+    assert {r.subject: r.status for r in rows(database)} == {
+        s: "failed" if s == "POISON" else "processed" for s in subjects
+    }
+    assert report.failed == 1
+    assert count(database, Case) == len(subjects) - 1
+
+
+def test_a_failure_met_as_the_worker_is_stopped_is_recorded_not_met_again(
+    database: Database, tmp_path: Path
+) -> None:
+    config = maildir_config(database, tmp_path)
+    deliver_in_order(
+        database, config, plain_request(1, subject="fine"), plain_request(2, subject="BREAK")
+    )
+    calls: list[str] = []
+    stop = threading.Event()
+
+    def handler(session, inbound, mail, classification) -> str:
+        calls.append(mail.subject)
+        outcome = opening_handler(session, inbound, mail, classification)
+        if mail.subject == "BREAK":
+            stop.set()  # the service is told to stop while this message is worked
+            raise RuntimeError("the workflow could not cope with this one")
+        return outcome
+
+    process_pending(database, config, handler, stop=stop)
+    process_pending(database, config, handler)
+
+    assert calls.count("BREAK") == 1
+    assert {r.subject: r.status for r in rows(database)} == {"fine": "processed", "BREAK": "failed"}

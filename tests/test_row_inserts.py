@@ -1,5 +1,5 @@
-"""Rows written by one prebuilt INSERT (core.db.add_inserted) behave as rows the ORM wrote,
-and history lines wait past the statements marked as not touching them."""
+"""Rows written by prebuilt Core statements (core.db.add_inserted, set_written) behave as
+rows the ORM wrote, and history lines wait past the statements marked as not touching them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from core.db import Database, add_inserted, pending_may_wait
-from workflow.cases import create_case, record
+from intake import ledger
+from intake.models import InboundMessage
+from workflow.cases import create_case, move, record
 from workflow.models import Case, CaseEvent
 
 
@@ -92,3 +94,21 @@ def test_history_waits_past_marked_statements_only(database: Database) -> None:
         assert written_early == 0
         assert {"one", "two"} <= details
         assert sum("INSERT INTO case_events" in s for s in seen) == 1
+
+
+def test_values_written_in_a_savepoint_rolled_back_are_read_afresh(database: Database) -> None:
+    with database.transaction() as session:
+        case = new_case("PCSE-2026-900006")
+        add_inserted(session, case)
+        row = InboundMessage(
+            mailbox="enquiries", uidvalidity=1, uid=1, size=1, sha256="a" * 64, status="pending"
+        )
+        session.add(row)
+        session.flush()
+        with pytest.raises(RuntimeError), session.begin_nested():
+            ledger.link_case(session, row, case.id)
+            move(session, case, "triage", actor="system", reason="a person decides")
+            assert (row.case_id, case.state) == (case.id, "triage")
+            raise RuntimeError("this message failed")
+        # What the database holds, not what the rolled-back statements wrote.
+        assert (row.case_id, case.state) == (None, "received")

@@ -10,9 +10,8 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, Table, bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
-from sqlalchemy.orm.attributes import set_committed_value
 
-from core.db import add_inserted, pending_may_wait
+from core.db import add_inserted, pending_may_wait, set_written
 from core.errors import PcseError
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
 from core.timeutil import utcnow
@@ -263,9 +262,8 @@ def move(
     if result.rowcount != 1:
         actual = session.scalar(select(Case.state).where(Case.id == case.id))
         raise StaleCase(case.ref, str(source), actual)
-    for key, value in values.items():
-        # Keep the in-memory object in step without issuing a second UPDATE.
-        set_committed_value(case, key, value)
+    # Keep the in-memory object in step without issuing a second UPDATE.
+    set_written(session, case, values)
     record(
         session,
         case,
