@@ -26,7 +26,7 @@ from core.timeutil import as_utc
 from core.workers import worker_id
 from notifications import claims
 from notifications import smtp as transport
-from notifications.mime import Outgoing, UnsendableMessage, as_wire, build_message
+from notifications.mime import Outgoing, UnsendableMessage, build_message
 from notifications.settings import SenderConfig as Config
 
 log = logging.getLogger(__name__)
@@ -239,10 +239,9 @@ class _Run:
         """The message as sent, or None when it cannot be built (the row is then failed)."""
         smtp = self.config.smtp
         try:
-            msg = build_message(
+            return build_message(
                 row, from_address=smtp.from_address, from_name=smtp.from_name, now=self.now()
             )
-            return as_wire(msg)
         except UnsendableMessage as exc:
             self.fail(row, str(exc))
         except Exception as exc:  # the same row would fail the same way every time

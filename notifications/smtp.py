@@ -100,7 +100,7 @@ def hand_over(
     """MAIL, RCPT and DATA, then the message itself; the server's verdict on the message is
     left unread for `verdict`, so the caller can do its own work while the server does its.
 
-    `data` is the whole message, 7-bit with CRLF line endings (see mime.as_wire); the
+    `data` is the whole message, 7-bit with CRLF line endings (see mime.build_message); the
     addresses are ASCII (headers.clean_address accepts no other).
     """
     code, answer = conn.mail(from_address)
