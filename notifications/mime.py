@@ -26,7 +26,13 @@ from email.utils import format_datetime
 from functools import lru_cache
 
 from notifications.blank_forms import blank_form_path
-from notifications.headers import mailbox, message_ids, one_line, plain_address_shape
+from notifications.headers import (
+    is_dot_atom_address,
+    mailbox,
+    message_ids,
+    one_line,
+    plain_address_shape,
+)
 
 # Fixed boundaries are safe here: "=_" can occur in neither quoted-printable nor base64
 # text, and every part is encoded with one of the two.
@@ -72,10 +78,6 @@ _MAX_LINE = POLICY.max_line_length or 78
 _WORDS = re.compile(r"[!-~]+(?: [!-~]+)*")
 # RFC 5322 atext words (no specials, no "=" or "?"): a display name that needs no quotes.
 _NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/^_`{|}~-]+)*")
-_DOT_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-# An address the email package reads back exactly as it is (no quoting, no comments).
-_DOT_ATOM_ADDRESS = re.compile(f"{_DOT_ATOM}@{_DOT_ATOM}")
-_MESSAGE_ID = re.compile(f"<{_DOT_ATOM}@{_DOT_ATOM}>")
 # The email package's generator writes each of these line breaks in a payload as CRLF.
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
@@ -136,7 +138,7 @@ def _recipient(name: str | None, address: str) -> Address:
 
 def _to_header(name: str | None, address: str) -> bytes:
     """The To line; a plain name and dot-atom address are written as they stand."""
-    if plain_address_shape(address) and _DOT_ATOM_ADDRESS.fullmatch(address):
+    if plain_address_shape(address) and is_dot_atom_address(address):
         display = one_line(name)
         if not display:
             value = address
@@ -150,7 +152,8 @@ def _to_header(name: str | None, address: str) -> bytes:
 
 
 def _message_id_header(name: str, value: str) -> bytes:
-    if len(name) + 2 + len(value) <= _MAX_LINE and _MESSAGE_ID.fullmatch(value):
+    fits = len(name) + 2 + len(value) <= _MAX_LINE
+    if fits and value[:1] == "<" and value[-1:] == ">" and is_dot_atom_address(value[1:-1]):
         return f"{name}: {value}\r\n".encode("ascii")
     return _folded(name, value)
 

@@ -231,6 +231,8 @@ def test_the_to_header_is_written_as_the_email_package_writes_it(
         {"subject": "x" * 77},
         {"subject": "x" * 78},
         {"message_id": "<a\n@b>"},
+        {"message_id": "<=?utf-8?q?x?=@nhs.net>"},
+        {"message_id": "<a..b@nhs.net>"},
         {"body_text": ".\r\nFrom here\r.\n..", "body_html": ""},
     ],
 )
