@@ -131,17 +131,18 @@ class _Run:
 
     def handing(self, row: Outgoing) -> None:
         """Record `row` as sent before its end-of-data line goes out; raises if not ours."""
-        ids, self.accepted = self.accepted, []
+        if len(self.accepted) > 1:  # deliver() leaves one at most; confirm any more apart
+            self.record_accepted()
+        confirm = self.accepted.pop() if self.accepted else None
         if self.marks is None:
-            self.marks = self.db.engine.connect()
+            self.marks = claims.keep_for_hand_overs(self.db)
         ours, confirmed = claims.mark_handed_over(
-            self.marks, row.id, worker=self.worker, now=self.now(), confirm=ids
+            self.marks, row.id, worker=self.worker, now=self.now(), confirm=confirm
         )
-        self.sent += confirmed
-        if confirmed != len(ids):
-            log.error(
-                "%s sent message(s) had lost their claim to another sender", len(ids) - confirmed
-            )
+        if confirmed:
+            self.sent += 1
+        elif confirm is not None:
+            log.error("1 sent message(s) had lost their claim to another sender")
         if not ours:
             raise LostClaim(f"outbox {row.id} was taken by another sender; not sent")
 
