@@ -50,7 +50,10 @@ def _due(now: datetime) -> ColumnElement[bool]:
 def claim_due(
     db: Database, *, worker: str, now: datetime, limit: int, lease: timedelta
 ) -> list[Outgoing]:
-    """Claim up to `limit` due rows for `worker`, oldest first, and return them."""
+    """Claim up to `limit` due rows for `worker`, oldest first, and return them.
+
+    Core statements on a connection, not a Session: the rows are read as plain tuples,
+    without the ORM's machinery for each."""
     candidates = (
         select(OutboxMessage.id)
         .where(_due(now))
@@ -61,20 +64,19 @@ def claim_due(
         update(OutboxMessage)
         .values(status="sending", claimed_by=worker, claimed_until=now + lease)
         .returning(*_COLUMNS)
-        .execution_options(synchronize_session=False)
     )
-    with db.transaction() as session:
+    with db.engine.begin() as conn:
         if db.engine.dialect.name == "postgresql":
             # Lock first, then update exactly those rows. (As a subquery of the UPDATE the
             # locking SELECT may be run again per row and pick up more than `limit`.)
-            ids = session.scalars(candidates.with_for_update(skip_locked=True)).all()
+            ids = conn.scalars(candidates.with_for_update(skip_locked=True)).all()
             if not ids:
                 return []
             claim = claim.where(OutboxMessage.id.in_(ids))
         else:
             # SQLite: one statement under the single writer lock; the guard repeats _due.
             claim = claim.where(OutboxMessage.id.in_(candidates.scalar_subquery()), _due(now))
-        rows = session.execute(claim).all()
+        rows = conn.execute(claim).all()
     claimed = [
         Outgoing(**{**row._asdict(), "attachments": tuple(row.attachments or ())}) for row in rows
     ]
