@@ -91,8 +91,9 @@ def _folded(name: str, value: str | Address) -> bytes:
 def _unstructured(name: str, value: str) -> bytes:
     """An unstructured header (Subject, In-Reply-To, References) as the email package writes
     it. Printable ASCII words one space apart are folded here as the package folds them:
-    onto one line if they fit; else onto a line of their own; else word by word, a word
-    that does not fit starting the next line with the space before it."""
+    after the name if they fit there; else all on the next line if they fit there; else
+    word by word, a word that does not fit starting the next line with the space before it.
+    """
     if not _WORDS.fullmatch(value) or "=?" in value:
         return _folded(name, value)
     label = f"{name}: "
@@ -152,6 +153,7 @@ def _to_header(name: str | None, address: str) -> bytes:
 
 
 def _message_id_header(name: str, value: str) -> bytes:
+    """The Message-ID line; <dot-atom@dot-atom> on one line is written as it stands."""
     fits = len(name) + 2 + len(value) <= _MAX_LINE
     if fits and value[:1] == "<" and value[-1:] == ">" and is_dot_atom_address(value[1:-1]):
         return f"{name}: {value}\r\n".encode("ascii")
@@ -161,12 +163,6 @@ def _message_id_header(name: str, value: str) -> bytes:
 @lru_cache(maxsize=8)
 def _from_header(name: str | None, address: str) -> bytes:
     return _folded("From", str(mailbox(name, address)))
-
-
-@lru_cache(maxsize=4)
-def _date_header(second: datetime) -> bytes:
-    """Within one second every message has the same Date: fold it once."""
-    return _folded("Date", format_datetime(second))
 
 
 def _crlf(data: bytes) -> bytes:
@@ -225,7 +221,8 @@ def build_message(
         _from_header(from_name, from_address),
         _to_header(row.to_name, row.to_address),
         _unstructured("Subject", one_line(row.subject, 300)),
-        _date_header(now.replace(microsecond=0)),
+        # Within one second every message has the same Date: folded once.
+        _fixed("Date", format_datetime(now.replace(microsecond=0))),
         _message_id_header("Message-ID", row.message_id),
     ]
     # Only well-formed Message-IDs: these were taken from mail we received.
