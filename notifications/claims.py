@@ -143,9 +143,10 @@ def mark_handed_over(
 
     This runs once per message, so it is one Core statement built once, run on the
     connection the sender keeps (keep_for_hand_overs: no pool checkout and ping each time,
-    no BEGIN and COMMIT): a single UPDATE is its own transaction, committed before its
-    RETURNING rows have all been read, as they are here. That commit waits for the disk
-    like any other: a record lost in a database crash would send the email again.
+    no BEGIN and COMMIT): a single UPDATE is its own transaction, committed once its
+    RETURNING rows have all been read, which is done here, before the call returns. That
+    commit waits for the disk like any other: a record lost in a database crash would send
+    the email again.
     """
     params = {"b_id": row_id, "b_confirm": confirm, "b_worker": worker, "b_now": now}
     changed = set(conn.execute(_HAND_OVER, params).scalars().all())
