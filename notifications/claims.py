@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, func, null, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from core import workers
@@ -50,7 +50,10 @@ def _due(now: datetime) -> ColumnElement[bool]:
 def claim_due(
     db: Database, *, worker: str, now: datetime, limit: int, lease: timedelta
 ) -> list[Outgoing]:
-    """Claim up to `limit` due rows for `worker`, oldest first, and return them."""
+    """Claim up to `limit` due rows for `worker`, oldest first, and return them.
+
+    Core statements on a connection, not a Session: the rows are read as plain tuples,
+    without the ORM's machinery for each."""
     candidates = (
         select(OutboxMessage.id)
         .where(_due(now))
@@ -61,20 +64,19 @@ def claim_due(
         update(OutboxMessage)
         .values(status="sending", claimed_by=worker, claimed_until=now + lease)
         .returning(*_COLUMNS)
-        .execution_options(synchronize_session=False)
     )
-    with db.transaction() as session:
+    with db.engine.begin() as conn:
         if db.engine.dialect.name == "postgresql":
             # Lock first, then update exactly those rows. (As a subquery of the UPDATE the
             # locking SELECT may be run again per row and pick up more than `limit`.)
-            ids = session.scalars(candidates.with_for_update(skip_locked=True)).all()
+            ids = conn.scalars(candidates.with_for_update(skip_locked=True)).all()
             if not ids:
                 return []
             claim = claim.where(OutboxMessage.id.in_(ids))
         else:
             # SQLite: one statement under the single writer lock; the guard repeats _due.
             claim = claim.where(OutboxMessage.id.in_(candidates.scalar_subquery()), _due(now))
-        rows = session.execute(claim).all()
+        rows = conn.execute(claim).all()
     claimed = [
         Outgoing(**{**row._asdict(), "attachments": tuple(row.attachments or ())}) for row in rows
     ]
@@ -122,58 +124,61 @@ def mark_sent(db: Database, row_ids: list[int], *, worker: str, now: datetime) -
         return rowcount(session.execute(_confirm(row_ids, worker, now)))
 
 
+def keep_for_hand_overs(db: Database) -> Connection:
+    """The connection a sender keeps for mark_handed_over, in autocommit: each hand-over is
+    one statement, which commits on its own (no BEGIN and COMMIT around it)."""
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
 def mark_handed_over(
-    conn: Connection, row_id: int, *, worker: str, now: datetime, confirm: list[int]
-) -> tuple[bool, int]:
+    conn: Connection, row_id: int, *, worker: str, now: datetime, confirm: int | None
+) -> tuple[bool, bool]:
     """Record, just before the server is given the end of the message, that it is sent.
 
     From this commit on no sender will send the row again, even if this process dies
     before reading the server's answer; a refusal read afterwards turns the row back
-    (mark_retry, mark_failed). The same transaction confirms `confirm`, rows whose
-    acceptance was read since. Returns (whether the row was still ours, rows confirmed).
+    (mark_retry, mark_failed). The same statement confirms `confirm`, the row handed over
+    before, whose acceptance was read since. Returns (whether the row was still ours,
+    whether `confirm` was).
 
-    This runs once per message, so it takes a connection the sender keeps (no pool
-    checkout and ping each time) and runs Core statements built once. Its commit waits for
-    the disk like any other: a record lost in a database crash would send the email again.
+    This runs once per message, so it is one Core statement built once, run on the
+    connection the sender keeps (keep_for_hand_overs: no pool checkout and ping each time,
+    no BEGIN and COMMIT): a single UPDATE is its own transaction, committed once its
+    RETURNING rows have all been read, which is done here, before the call returns. That
+    commit waits for the disk like any other: a record lost in a database crash would send
+    the email again.
     """
-    with conn.begin():
-        confirmed = (
-            conn.execute(_CONFIRM, {"b_ids": confirm, "b_worker": worker, "b_now": now}).rowcount
-            if confirm
-            else 0
-        )
-        ours = (
-            conn.execute(_HAND_OVER, {"b_id": row_id, "b_worker": worker, "b_now": now}).rowcount
-            == 1
-        )
-    return ours, confirmed
+    params = {"b_id": row_id, "b_confirm": confirm, "b_worker": worker, "b_now": now}
+    changed = set(conn.execute(_HAND_OVER, params).scalars().all())
+    return row_id in changed, confirm is not None and confirm in changed
 
 
 _T = cast(Table, OutboxMessage.__table__)
-_CONFIRM = (
-    update(_T)
-    .where(
-        _T.c.id.in_(bindparam("b_ids", expanding=True)),
-        _T.c.status.in_(_HELD),
-        _T.c.claimed_by == bindparam("b_worker"),
-    )
-    .values(
-        status="sent",
-        sent_at=func.coalesce(_T.c.sent_at, bindparam("b_now")),
-        attempts=_T.c.attempts + 1,
-        last_error=None,
-        claimed_by=None,
-        claimed_until=None,
-    )
-)
+# The row handed over now goes from `sending` to `sent`, its claim kept until the server's
+# answer is read; the row confirmed (see _confirm) has its claim cleared and its attempt
+# counted. One UPDATE does both: CASE tells the two rows apart.
+_THIS = _T.c.id == bindparam("b_id")
 _HAND_OVER = (
     update(_T)
     .where(
-        _T.c.id == bindparam("b_id"),
-        _T.c.status == "sending",
         _T.c.claimed_by == bindparam("b_worker"),
+        or_(
+            and_(_THIS, _T.c.status == "sending"),
+            # status IN _HELD, spelt out: an IN list is rendered anew at every execution
+            and_(_T.c.id == bindparam("b_confirm"), or_(*(_T.c.status == s for s in _HELD))),
+        ),
     )
-    .values(status="sent", sent_at=bindparam("b_now"))
+    .values(
+        status="sent",
+        sent_at=case(
+            (_THIS, bindparam("b_now")), else_=func.coalesce(_T.c.sent_at, bindparam("b_now"))
+        ),
+        attempts=case((_THIS, _T.c.attempts), else_=_T.c.attempts + 1),
+        last_error=case((_THIS, _T.c.last_error), else_=null()),
+        claimed_by=case((_THIS, _T.c.claimed_by), else_=null()),
+        claimed_until=case((_THIS, _T.c.claimed_until), else_=null()),
+    )
+    .returning(_T.c.id)
 )
 
 

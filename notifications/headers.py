@@ -17,6 +17,9 @@ from email.utils import make_msgid
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]")
 _MSGID = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
 _BARE_MSGID = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_DOT_ATOM_ADDRESS = re.compile(rf"{_DOT_ATOM}@{_DOT_ATOM}")
 # Most Message-IDs kept in References; RFC 5322 suggests trimming long chains.
 MAX_REFERENCES = 20
 
@@ -39,6 +42,12 @@ def plain_address_shape(value: str) -> bool:
         return False
     local, domain = value.split("@")
     return bool(local) and "." in domain.strip(".")
+
+
+def is_dot_atom_address(value: str) -> bool:
+    """local@domain, each dot-separated atext (RFC 5322): an address that needs no quotes
+    and that the email package and smtplib read back exactly as it is."""
+    return _DOT_ATOM_ADDRESS.fullmatch(value) is not None
 
 
 def clean_address(value: str | None) -> str | None:

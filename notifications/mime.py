@@ -1,27 +1,38 @@
-"""Build the MIME message for one outbox row: text and HTML alternatives, blank forms attached.
+"""Build the bytes of one outbox row's email: text and HTML alternatives, blank forms attached.
 
-The message is an email.message.EmailMessage. Headers that never change (ours) are
-parsed once and reused, and the two text parts are encoded directly (quoted-printable
-for the text, base64 for the HTML) by binascii, in C: building a message is most of
-the sender's work, and the generic path of the email package costs twice as much.
+The message is written out directly, as the bytes the email package's generator gives
+for the same message built as an EmailMessage (tests/test_mime.py keeps that builder and
+checks that the two agree byte for byte). Headers of our own and the MIME structure are
+written once and reused; the two text parts are encoded by binascii, in C (quoted-
+printable for the text, base64 for the HTML); and a header whose value is printable
+ASCII words that fit on one line is written as it stands, which is what the email
+package would write. Only the other headers (a name beyond plain words, a long subject)
+are parsed, encoded and folded by email.headerregistry. Building and generating an
+EmailMessage costs many times as much, and building messages is most of the sender's work.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import mimetypes
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.errors import MessageError
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP, Policy
+from email.policy import SMTP
 from email.utils import format_datetime
 from functools import lru_cache
 
 from notifications.blank_forms import blank_form_path
-from notifications.headers import mailbox, message_ids, one_line, plain_address_shape
+from notifications.headers import (
+    is_dot_atom_address,
+    mailbox,
+    message_ids,
+    one_line,
+    plain_address_shape,
+)
 
 # Fixed boundaries are safe here: "=_" can occur in neither quoted-printable nor base64
 # text, and every part is encoded with one of the two.
@@ -60,28 +71,56 @@ class _HeaderClasses(HeaderRegistry):
 
 
 POLICY = SMTP.clone(header_factory=_HeaderClasses())
+_MAX_LINE = POLICY.max_line_length or 78
+
+# Printable ASCII words one space apart: a header made of these, on one line, is written
+# unchanged by the email package, unless it holds "=?" (read as an encoded word).
+_WORDS = re.compile(r"[!-~]+(?: [!-~]+)*")
+# RFC 5322 atext words (no specials, no "=" or "?"): a display name that needs no quotes.
+_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/^_`{|}~-]+)*")
+# The email package's generator writes each of these line breaks in a payload as CRLF.
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
-class _FoldedOnce(BaseHeader):
-    """A header that keeps its folded form: reused headers are folded once, not per message."""
-
-    def fold(self, *, policy: Policy) -> str:
-        # The generator clones its policy for every part, so key on what folding depends on.
-        key = (policy.max_line_length, policy.linesep, getattr(policy, "utf8", False))
-        kept = self.__dict__.get("_folded")
-        if kept is None or kept[0] != key:
-            kept = (key, super().fold(policy=policy))
-            self.__dict__["_folded"] = kept
-        return kept[1]
+def _folded(name: str, value: str | Address) -> bytes:
+    """The header line as the email package writes it: parsed, encoded and folded."""
+    _, header = POLICY.header_store_parse(name, value)  # refuses CR and LF, as msg[name] does
+    return POLICY.fold_binary(name, header)
 
 
-_FIXED_HEADERS = _HeaderClasses(base_class=_FoldedOnce)
+def _unstructured(name: str, value: str) -> bytes:
+    """An unstructured header (Subject, In-Reply-To, References) as the email package writes
+    it. Printable ASCII words one space apart are folded here as the package folds them:
+    after the name if they fit there; else all on the next line if they fit there; else
+    word by word, a word that does not fit starting the next line with the space before it.
+    """
+    if not _WORDS.fullmatch(value) or "=?" in value:
+        return _folded(name, value)
+    label = f"{name}: "
+    if len(label) + len(value) <= _MAX_LINE:
+        return f"{label}{value}\r\n".encode("ascii")
+    if len(value) < _MAX_LINE:
+        return f"{name}:\r\n {value}\r\n".encode("ascii")
+    words = value.split(" ")
+    if max(map(len, words)) >= _MAX_LINE:  # the package would encode it to wrap it
+        return _folded(name, value)
+    lines = (
+        [label + words[0]]
+        if len(label) + len(words[0]) <= _MAX_LINE
+        else [name + ":", " " + words[0]]
+    )
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) <= _MAX_LINE:
+            lines[-1] += " " + word
+        else:
+            lines.append(" " + word)
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
 @lru_cache(maxsize=64)
-def _fixed(name: str, value: str) -> BaseHeader:
-    """A parsed header whose value is ours and never changes, made once and reused."""
-    return _FIXED_HEADERS(name, value)
+def _fixed(name: str, value: str) -> bytes:
+    """A header whose value is ours and never changes, folded once."""
+    return _folded(name, value)
 
 
 def _recipient(name: str | None, address: str) -> Address:
@@ -98,73 +137,115 @@ def _recipient(name: str | None, address: str) -> Address:
     return recipient
 
 
+def _to_header(name: str | None, address: str) -> bytes:
+    """The To line; a plain name and dot-atom address are written as they stand."""
+    if plain_address_shape(address) and is_dot_atom_address(address):
+        display = one_line(name)
+        if not display:
+            value = address
+        elif _NAME.fullmatch(display):
+            value = f"{display} <{address}>"
+        else:
+            value = ""
+        if value and len(value) + 4 <= _MAX_LINE:
+            return f"To: {value}\r\n".encode("ascii")
+    return _folded("To", _recipient(name, address))
+
+
+def _message_id_header(name: str, value: str) -> bytes:
+    """The Message-ID line; <dot-atom@dot-atom> on one line is written as it stands."""
+    fits = len(name) + 2 + len(value) <= _MAX_LINE
+    if fits and value[:1] == "<" and value[-1:] == ">" and is_dot_atom_address(value[1:-1]):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return _folded(name, value)
+
+
 @lru_cache(maxsize=8)
-def _from_header(name: str | None, address: str) -> BaseHeader:
-    return _fixed("From", str(mailbox(name, address)))
+def _from_header(name: str | None, address: str) -> bytes:
+    return _folded("From", str(mailbox(name, address)))
+
+
+def _crlf(data: bytes) -> bytes:
+    return _LINE_BREAK.sub(b"\r\n", data)
+
+
+def _base64_lines(data: bytes) -> bytes:
+    """base64.encodebytes (lines of 76 characters, each ended) with CRLF line ends."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"".join(encoded[i : i + 76] + b"\r\n" for i in range(0, len(encoded), 76))
+
+
+_TEXT_HEADERS = b"".join(
+    (
+        _fixed("Content-Type", 'text/plain; charset="utf-8"'),
+        _fixed("Content-Transfer-Encoding", "quoted-printable"),
+        b"\r\n",
+    )
+)
+# HTML lines are long: base64 keeps them intact.
+_HTML_HEADERS = b"".join(
+    (
+        _fixed("Content-Type", 'text/html; charset="utf-8"'),
+        _fixed("Content-Transfer-Encoding", "base64"),
+        b"\r\n",
+    )
+)
+
+
+def _multipart(subtype: str, boundary: str, parts: list[bytes]) -> bytes:
+    """A multipart entity, its Content-Type line first, as the generator lays it out."""
+    head = _fixed("Content-Type", f'{subtype}; boundary="{boundary}"') + b"\r\n"
+    delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
+    close = f"\r\n--{boundary}--\r\n".encode("ascii")
+    return head + delimiter[2:] + delimiter.join(parts) + close
+
+
+def _body(text: str, html: str | None) -> bytes:
+    """The text part alone, or multipart/alternative with the text first, then the HTML."""
+    text_part = _TEXT_HEADERS + _crlf(binascii.b2a_qp(text.encode("utf-8"), istext=True))
+    if html is None:
+        return text_part
+    html_part = _HTML_HEADERS + _base64_lines(html.encode("utf-8"))
+    return _multipart("multipart/alternative", ALTERNATIVE_BOUNDARY, [text_part, html_part])
 
 
 def build_message(
     row: Outgoing, *, from_address: str, from_name: str | None, now: datetime
-) -> EmailMessage:
-    msg = EmailMessage(policy=POLICY)
-    msg["MIME-Version"] = _fixed("MIME-Version", "1.0")
-    msg["From"] = _from_header(from_name, from_address)
-    msg["To"] = _recipient(row.to_name, row.to_address)
-    msg["Subject"] = one_line(row.subject, 300)
-    # Within one second every message has the same Date: parse that header once.
-    msg["Date"] = _fixed("Date", format_datetime(now.replace(microsecond=0)))
-    msg["Message-ID"] = row.message_id
+) -> bytes:
+    """The message as it goes over SMTP: CRLF line endings, 7-bit (every part is encoded).
+
+    Raises UnsendableMessage when the row can never become a valid message.
+    """
+    lines = [
+        _fixed("MIME-Version", "1.0"),
+        _from_header(from_name, from_address),
+        _to_header(row.to_name, row.to_address),
+        _unstructured("Subject", one_line(row.subject, 300)),
+        # Within one second every message has the same Date: folded once.
+        _fixed("Date", format_datetime(now.replace(microsecond=0))),
+        _message_id_header("Message-ID", row.message_id),
+    ]
     # Only well-formed Message-IDs: these were taken from mail we received.
     parent = message_ids(row.in_reply_to)
     if parent:
-        msg["In-Reply-To"] = parent[0]
-        msg["References"] = " ".join(message_ids(row.references) or parent)
-    msg["Auto-Submitted"] = _fixed("Auto-Submitted", row.auto_submitted)
+        lines.append(_unstructured("In-Reply-To", parent[0]))
+        lines.append(_unstructured("References", " ".join(message_ids(row.references) or parent)))
+    lines.append(_fixed("Auto-Submitted", row.auto_submitted))
     # Ask Exchange and Outlook not to answer us with out-of-office or read receipts.
-    msg["X-Auto-Response-Suppress"] = _fixed("X-Auto-Response-Suppress", "All")
+    lines.append(_fixed("X-Auto-Response-Suppress", "All"))
     body = _body(row.body_text, row.body_html)
-    if not row.attachments:
-        _adopt(msg, body)
-        return msg
-    msg["Content-Type"] = _fixed("Content-Type", f'multipart/mixed; boundary="{MIXED_BOUNDARY}"')
-    msg.set_payload([body, *(_attachment(name) for name in row.attachments)])
-    return msg
+    if row.attachments:
+        attached = [_attachment(name) for name in row.attachments]
+        body = _multipart("multipart/mixed", MIXED_BOUNDARY, [body, *attached])
+    lines.append(body)
+    return b"".join(lines)
 
 
-def _text_part(text: str, subtype: str) -> EmailMessage:
-    part = EmailMessage(policy=POLICY)
-    part["Content-Type"] = _fixed("Content-Type", f'text/{subtype}; charset="utf-8"')
-    data = text.encode("utf-8")
-    if subtype == "plain":
-        part["Content-Transfer-Encoding"] = _fixed("Content-Transfer-Encoding", "quoted-printable")
-        part.set_payload(binascii.b2a_qp(data, istext=True).decode("ascii"))
-    else:
-        # HTML lines are long: base64 keeps them intact.
-        part["Content-Transfer-Encoding"] = _fixed("Content-Transfer-Encoding", "base64")
-        part.set_payload(base64.encodebytes(data).decode("ascii"))
-    return part
+def _attachment(name: str) -> bytes:
+    return _attachment_part(name).as_bytes(policy=POLICY)
 
 
-def _body(text: str, html: str | None) -> EmailMessage:
-    """The text part alone, or multipart/alternative with the text first, then the HTML."""
-    if html is None:
-        return _text_part(text, "plain")
-    body = EmailMessage(policy=POLICY)
-    body["Content-Type"] = _fixed(
-        "Content-Type", f'multipart/alternative; boundary="{ALTERNATIVE_BOUNDARY}"'
-    )
-    body.set_payload([_text_part(text, "plain"), _text_part(html, "html")])
-    return body
-
-
-def _adopt(msg: EmailMessage, body: EmailMessage) -> None:
-    """Make `body` the whole content of `msg` (its content headers and payload)."""
-    for name, value in body.items():
-        msg[name] = value
-    msg.set_payload(body.get_payload())
-
-
-def _attachment(name: str) -> EmailMessage:
+def _attachment_part(name: str) -> EmailMessage:
     try:
         path = blank_form_path(name)
     except LookupError as exc:
@@ -181,8 +262,3 @@ def _attachment(name: str) -> EmailMessage:
     )
     del part["MIME-Version"]
     return part
-
-
-def as_wire(msg: EmailMessage) -> bytes:
-    """The message as it goes over SMTP: CRLF line endings, 7-bit (every part is encoded)."""
-    return msg.as_bytes(policy=POLICY)

@@ -26,7 +26,7 @@ from core.timeutil import as_utc
 from core.workers import worker_id
 from notifications import claims
 from notifications import smtp as transport
-from notifications.mime import Outgoing, UnsendableMessage, as_wire, build_message
+from notifications.mime import Outgoing, UnsendableMessage, build_message
 from notifications.settings import SenderConfig as Config
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,9 @@ class _Run:
         self.failed = 0
         self.error: str | None = None
         self.conn: smtplib.SMTP | None = None
-        # Handed over and accepted, their claims not yet cleared: that is done in the
-        # next hand-over's transaction, so each message costs one commit.
-        self.accepted: list[int] = []
+        # Handed over and accepted, its claim not yet cleared: that is done by the next
+        # hand-over's statement, so each message costs one commit.
+        self.accepted: int | None = None
         self.marks: Connection | None = None  # kept for the run: one commit per message
 
     def now(self) -> datetime:
@@ -127,34 +127,32 @@ class _Run:
 
     def accept(self, row: Outgoing) -> None:
         """The server took the message (already recorded as sent): confirm it soon."""
-        self.accepted.append(row.id)
+        self.record_accepted()  # none in deliver(): a hand-over since confirmed it
+        self.accepted = row.id
 
     def handing(self, row: Outgoing) -> None:
         """Record `row` as sent before its end-of-data line goes out; raises if not ours."""
-        ids, self.accepted = self.accepted, []
+        confirm, self.accepted = self.accepted, None
         if self.marks is None:
-            self.marks = self.db.engine.connect()
+            self.marks = claims.keep_for_hand_overs(self.db)
         ours, confirmed = claims.mark_handed_over(
-            self.marks, row.id, worker=self.worker, now=self.now(), confirm=ids
+            self.marks, row.id, worker=self.worker, now=self.now(), confirm=confirm
         )
-        self.sent += confirmed
-        if confirmed != len(ids):
-            log.error(
-                "%s sent message(s) had lost their claim to another sender", len(ids) - confirmed
-            )
+        if confirmed:
+            self.sent += 1
+        elif confirm is not None:
+            log.error("outbox %s was sent but had lost its claim to another sender", confirm)
         if not ours:
             raise LostClaim(f"outbox {row.id} was taken by another sender; not sent")
 
     def record_accepted(self) -> None:
-        if not self.accepted:
+        if self.accepted is None:
             return
-        ids, self.accepted = self.accepted, []
-        marked = claims.mark_sent(self.db, ids, worker=self.worker, now=self.now())
-        self.sent += marked
-        if marked != len(ids):
-            log.error(
-                "%s sent message(s) had lost their claim to another sender", len(ids) - marked
-            )
+        row_id, self.accepted = self.accepted, None
+        if claims.mark_sent(self.db, [row_id], worker=self.worker, now=self.now()):
+            self.sent += 1
+        else:
+            log.error("outbox %s was sent but had lost its claim to another sender", row_id)
 
     def fail(self, row: Outgoing, answer: str) -> None:
         if claims.mark_failed(self.db, row.id, worker=self.worker, error=answer):
@@ -239,10 +237,9 @@ class _Run:
         """The message as sent, or None when it cannot be built (the row is then failed)."""
         smtp = self.config.smtp
         try:
-            msg = build_message(
+            return build_message(
                 row, from_address=smtp.from_address, from_name=smtp.from_name, now=self.now()
             )
-            return as_wire(msg)
         except UnsendableMessage as exc:
             self.fail(row, str(exc))
         except Exception as exc:  # the same row would fail the same way every time

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import smtplib
 import socket
 import ssl
 from collections.abc import Callable
 
 from core.errors import PcseError
+from notifications.headers import is_dot_atom_address
 from notifications.settings import SmtpConfig
 
 TokenProvider = Callable[[], str]
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
 class SmtpSetupError(PcseError):
@@ -89,6 +88,23 @@ def _refused(conn: smtplib.SMTP, code: int) -> None:
         conn.rset()
 
 
+def path(address: str) -> str:
+    """The address as MAIL FROM and RCPT TO carry it. smtplib.quoteaddr parses it with the
+    email package first; a dot-atom address it would give back as it is, in brackets."""
+    return f"<{address}>" if is_dot_atom_address(address) else smtplib.quoteaddr(address)
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """Every line that starts with a dot given a second one (RFC 5321 4.5.2)."""
+    stuffed = data.replace(b"\n.", b"\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+def _command(conn: smtplib.SMTP, command: str, argument: str) -> tuple[int, bytes]:
+    conn.putcmd(command, argument)
+    return conn.getreply()
+
+
 def hand_over(
     conn: smtplib.SMTP,
     data: bytes,
@@ -100,14 +116,15 @@ def hand_over(
     """MAIL, RCPT and DATA, then the message itself; the server's verdict on the message is
     left unread for `verdict`, so the caller can do its own work while the server does its.
 
-    `data` is the whole message, 7-bit with CRLF line endings (see mime.as_wire); the
+    `data` is the whole message, 7-bit with CRLF line endings (see mime.build_message); the
     addresses are ASCII (headers.clean_address accepts no other).
     """
-    code, answer = conn.mail(from_address)
+    # smtplib's mail() and rcpt() send the same commands, after parsing each address.
+    code, answer = _command(conn, "mail", f"FROM:{path(from_address)}")
     if code != 250:
         _refused(conn, code)
         raise smtplib.SMTPSenderRefused(code, answer, from_address)
-    code, answer = conn.rcpt(to_address)
+    code, answer = _command(conn, "rcpt", f"TO:{path(to_address)}")
     if code not in (250, 251):
         _refused(conn, code)
         raise smtplib.SMTPRecipientsRefused({to_address: (code, answer)})
@@ -116,8 +133,8 @@ def hand_over(
     if code != 354:
         _refused(conn, code)
         raise smtplib.SMTPDataError(code, answer)
-    # Dot-stuffing (RFC 5321 4.5.2), then the end-of-data line.
-    stuffed = _LEADING_DOT.sub(b"..", data)
+    # Dot-stuffing, then the end-of-data line.
+    stuffed = dot_stuffed(data)
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
     if before_end is None:

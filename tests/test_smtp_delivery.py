@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import re
+import smtplib
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import FixedClock
 from core.db import Database
 from intake.models import InboundMessage
+from notifications import headers, smtp
 from notifications.models import OutboxMessage
 from notifications.purposes import PURPOSES
 from notifications.samples import SAMPLE_CONTEXTS
@@ -549,3 +554,24 @@ def test_an_address_beyond_ascii_is_failed_with_the_reason_not_sent(
         assert "not a valid email address" in row.last_error
     assert send_pending(database, smtp_config, clock=clock) == SendReport(0, 0, 0)
     assert smtp_sink.messages == []
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b".", b"..", b"\r\n", b"\n", b"\r", b"a", b" "])).map(b"".join))
+def test_dot_stuffing_doubles_the_dot_that_starts_each_line(data: bytes) -> None:
+    assert smtp.dot_stuffed(data) == re.sub(rb"^\.", b"..", data, flags=re.MULTILINE)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.from_regex(
+            r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9-]+)*@[a-z0-9-]+(\.[a-z0-9-]+)+",
+            fullmatch=True,
+        ),
+        st.text(max_size=40),
+    )
+)
+def test_addresses_go_into_mail_and_rcpt_as_smtplib_would_put_them(address: str) -> None:
+    if headers.is_dot_atom_address(address):
+        assert smtp.path(address) == smtplib.quoteaddr(address)
