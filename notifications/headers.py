@@ -46,8 +46,10 @@ def plain_address_shape(value: str) -> bool:
 
 def is_dot_atom_address(value: str) -> bool:
     """local@domain, each dot-separated atext (RFC 5322): an address that needs no quotes
-    and that the email package and smtplib read back exactly as it is."""
-    return _DOT_ATOM_ADDRESS.fullmatch(value) is not None
+    and that the email package and smtplib read back exactly as it is. Not one holding
+    "=?": atext allows it, but the email package decodes what follows as an encoded word
+    (`=?utf-8?q?ours=40nhs.net?=@evil.example` reads back as another address)."""
+    return "=?" not in value and _DOT_ATOM_ADDRESS.fullmatch(value) is not None
 
 
 def clean_address(value: str | None) -> str | None:
@@ -86,7 +88,8 @@ def message_ids(value: str | None) -> list[str]:
     found = [f"<{m}>" for m in _MSGID.findall(value)]
     if not found and _BARE_MSGID.match(value.strip()):
         found = [f"<{value.strip()}>"]
-    return found
+    # One holding "=?" would be decoded as an encoded word when written into our headers.
+    return [msgid for msgid in found if "=?" not in msgid]
 
 
 def references_chain(ancestors: list[str], parent: str) -> str:

@@ -83,9 +83,33 @@ _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
 def _folded(name: str, value: str | Address) -> bytes:
-    """The header line as the email package writes it: parsed, encoded and folded."""
+    """The header line as the email package writes it: parsed, encoded and folded.
+
+    The value may hold no CR or LF, but an encoded word in it is decoded on parsing and
+    may then hold line breaks that the folding writes out as they are, starting a header
+    of the sender's choosing (`=?utf-8?q?x=0D=0AReply-To:_attacker?=`; Python releases
+    before the fix for CVE-2024-6923 do this, and that fix's check lives in the Generator,
+    which is not used here). So every line break written must be folding: followed by
+    a space or a tab."""
     _, header = POLICY.header_store_parse(name, value)  # refuses CR and LF, as msg[name] does
-    return POLICY.fold_binary(name, header)
+    folded = POLICY.fold_binary(name, header)
+    if not _only_folding(folded[:-2] if folded.endswith(b"\r\n") else folded):
+        raise UnsendableMessage(
+            f"Not sent: the {name} header would hold a line break (an encoded word in it "
+            "decodes to one)."
+        )
+    return folded
+
+
+def _only_folding(line: bytes) -> bool:
+    """Is every line break in this header (its final CRLF taken off) a CRLF followed by a
+    space or a tab?"""
+    if b"\r" in line.replace(b"\r\n", b"") or b"\n" in line.replace(b"\r\n", b""):
+        return False  # a lone CR or LF
+    return _CRLF_NOT_FOLDING.search(line) is None
+
+
+_CRLF_NOT_FOLDING = re.compile(rb"\r\n(?![ \t])")
 
 
 def _unstructured(name: str, value: str) -> bytes:
