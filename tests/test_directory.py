@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from core.catalogue import Service
 from core.db import Database
@@ -24,6 +24,7 @@ from workflow.directory import (
     grant_role,
     main_contact,
     org_view,
+    organisation_name_in,
     reactivate_person,
     revoke_role,
     set_main_contact,
@@ -659,3 +660,21 @@ def test_concurrent_grants_never_exceed_the_limit(pg_url) -> None:
         assert len(admins(session, "A81001", Service.GPP)) == 4
     database.dispose()
     assert sorted(outcomes) == ["admin_limit"] * 5 + ["granted"]
+
+
+def test_an_organisation_found_missing_is_not_asked_for_again_until_it_is_added(
+    database: Database,
+) -> None:
+    with database.transaction() as session:
+        assert get_org(session, "B82005") is None
+        asked: list[str] = []
+        listener = lambda *args: asked.append(args[2])  # noqa: E731
+        event.listen(database.engine, "before_cursor_execute", listener)
+        try:
+            assert organisation_name_in(session, "B82005") is None
+            assert asked == []  # answered from what get_org found
+            session.add(Organisation(code="B82005", name="Bankside Surgery", type="gp_practice"))
+            session.flush()
+            assert organisation_name_in(session, "B82005") == "Bankside Surgery"
+        finally:
+            event.remove(database.engine, "before_cursor_execute", listener)

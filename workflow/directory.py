@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.orm import Session, object_session
 
 from core.catalogue import (
     AEL_GP_PAYMENTS_GENERAL,
@@ -86,19 +86,36 @@ class Change:
 FOUND_ORGS = "workflow.directory.found_orgs"
 
 
+# session.info key: ODS codes get_org found no organisation for in this session.
+MISSING_ORGS = "workflow.directory.missing_orgs"
+
+
 def get_org(session: Session, code: str) -> Organisation | None:
-    org = session.scalars(_ORG_BY_CODE, {"code": clean_ods(code)}).first()
+    cleaned = clean_ods(code)
+    org = session.scalars(_ORG_BY_CODE, {"code": cleaned}).first()
     if org is not None:
         # Held for organisation_name_in (the session's identity map holds objects weakly).
         session.info.setdefault(FOUND_ORGS, {})[org.code] = org
+    else:
+        session.info.setdefault(MISSING_ORGS, set()).add(cleaned)
     return org
 
 
+@event.listens_for(Organisation, "after_insert")
+def _no_longer_missing(_mapper: object, _conn: object, org: Organisation) -> None:
+    session = object_session(org)
+    if session is not None:
+        session.info.get(MISSING_ORGS, set()).discard(org.code)
+
+
 def organisation_name_in(session: Session, code: str) -> str | None:
-    """The name of an organisation this session has already read, else the database's."""
+    """The name of an organisation this session has already read, else the database's
+    (None, without asking again, for one this session found missing)."""
     known: Organisation | None = session.info.get(FOUND_ORGS, {}).get(code)
     if known is not None and known in session:
         return known.name
+    if code in session.info.get(MISSING_ORGS, ()):
+        return None
     flush_pending(session)
     return session.connection().execute(_ORG_NAME, {"code": code}).scalar()
 
