@@ -14,6 +14,7 @@ from tests.fixtures.databases import empty_postgres
 from workflow.directory import (
     RuleViolation,
     admins,
+    admins_by_service,
     amend_person,
     check_grant,
     deactivate_person,
@@ -678,3 +679,31 @@ def test_an_organisation_found_missing_is_not_asked_for_again_until_it_is_added(
             assert organisation_name_in(session, "B82005") == "Bankside Surgery"
         finally:
             event.remove(database.engine, "before_cursor_execute", listener)
+
+
+def test_admins_of_several_services_in_one_query_match_each_asked_alone(db) -> None:
+    services = (Service.GPP, Service.PL, Service.MAIN_CONTACT, Service.PCN)
+    with db.transaction() as session:
+        for email in ("a@nhs.net", "b@nhs.net", "c@nhs.net"):
+            grant(session, email, "GPP Practice User Administrator")
+        grant(session, "d@nhs.net", "PL Organisation Administrator")
+        grant(session, "e@nhs.net", "PL Organisation Administrator", org="A81002")
+        set_main_contact(
+            session, org_code="A81001", email="m@nhs.net", name="M", actor="pcse", reason="t"
+        )
+        revoke_role(
+            session,
+            org_code="A81001",
+            email="b@nhs.net",
+            role="GPP Practice User Administrator",
+            actor="pcse",
+            reason="left",
+        )
+        deactivate_person(session, email="c@nhs.net", actor="pcse", reason="left the NHS")
+    with db.transaction() as session:
+        together = admins_by_service(session, "A81001", services)
+        alone = {s: admins(session, "A81001", s) for s in services}
+        assert together == alone
+        assert [p.email for p in together[Service.GPP]] == ["a@nhs.net"]
+        assert [p.email for p in together[Service.MAIN_CONTACT]] == ["m@nhs.net"]
+        assert admins_by_service(session, "Z99999", services) == {s: [] for s in services}

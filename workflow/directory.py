@@ -160,6 +160,31 @@ def admins(session: Session, org_code: str, service: Service) -> list[Person]:
     return _holders(session, org, admin_role(Service(service)))
 
 
+def admins_by_service(
+    session: Session, org_code: str, services: tuple[Service, ...]
+) -> dict[Service, list[Person]]:
+    """`admins` for several services at once, in one query (a decision counts five)."""
+    found: dict[Service, list[Person]] = {Service(s): [] for s in services}
+    org = get_org(session, org_code)
+    if org is None:
+        return found
+    roles = {admin_role(service): service for service in found}
+    rows = session.execute(
+        select(RoleAssignment.role, Person)
+        .join(Person, RoleAssignment.person_id == Person.id)
+        .where(
+            RoleAssignment.organisation_id == org.id,
+            RoleAssignment.role.in_(list(roles)),
+            RoleAssignment.ended_at.is_(None),
+            Person.active.is_(True),
+        )
+        .order_by(RoleAssignment.granted_at, RoleAssignment.id)
+    )
+    for role, person in rows:
+        found[roles[role]].append(person)
+    return found
+
+
 def main_contact(session: Session, org_code: str) -> Person | None:
     found = admins(session, org_code, Service.MAIN_CONTACT)
     return found[0] if found else None

@@ -48,8 +48,9 @@ def gather_facts(
             sender_verified=sender_verified,
             requester=requester,
         )
-    counts = {str(s): len(directory.admins(session, code, s)) for s in COUNTED_SERVICES}
-    contact = directory.main_contact(session, code)
+    holders = directory.admins_by_service(session, code, COUNTED_SERVICES)
+    counts = {str(s): len(people) for s, people in holders.items()}
+    contact = next(iter(holders[Service.MAIN_CONTACT]), None)
     icb = org.icb_code if org.type != "icb" else org.code
     signers = tuple(
         Approver(s.name, s.email.lower(), "signer", s.capacity)
