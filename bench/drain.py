@@ -26,7 +26,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from sqlalchemy import func, select  # noqa: E402
 from bench.dovecot import discard_dovecot, plain_request, start_dovecot  # noqa: E402
 from bench.intake import phases, raw_fetch_rate  # noqa: E402
 from bench.mailmix import INBOX, build, load_directory, organisations  # noqa: E402
+from bench.measure import run_measured  # noqa: E402
 from bench.pgcluster import scratch_database  # noqa: E402
 from bench.service_proc import PCSE, Settings, write_config  # noqa: E402
 from core.db import Database  # noqa: E402
@@ -69,25 +69,11 @@ class Stage:
 def timed(name: str, config: Path, *args: str) -> Stage:
     """Run one `pcse` command to completion; its wall time, CPU time and peak RSS."""
     env = {k: v for k, v in os.environ.items() if k != "PCSE_CONFIG"}
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [PCSE, "--config", str(config), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-        env=env,
-    )
-    output = child.stdout.read() if child.stdout else b""
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
+    run = run_measured([PCSE, "--config", str(config), *args], env=env, cwd=ROOT)
+    if run.exit_code not in (0, 1):
         raise RuntimeError(f"pcse {' '.join(args)} failed")
     return Stage(
-        name,
-        seconds,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
-        json.loads(output or b"{}"),
+        name, run.seconds, run.cpu_seconds, run.peak_rss_mb, json.loads(run.output or b"{}")
     )
 
 

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from bench.dovecot import (  # noqa: E402
     TokenIntrospection,
     plain_request,
 )
+from bench.measure import run_measured  # noqa: E402
 from core.db import Database  # noqa: E402
 from intake.models import InboundMessage  # noqa: E402
 from service.config import to_toml  # noqa: E402
@@ -126,18 +126,14 @@ def drain(
     upgrade(db.engine)
     env = {k: v for k, v in os.environ.items() if k != "PCSE_CONFIG"}
     env["BENCH_IMAP_PASSWORD"] = account.password
-    started = time.perf_counter()
     command = (
         [sys.executable, __file__, "--drain-intake-only", str(config)]
         if intake_only
         else [PCSE, "--config", str(config), "poll", "--once", "--json"]
     )
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    output = child.stdout.read() if child.stdout else b""
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    elapsed = time.perf_counter() - started
-    result = json.loads(output)
+    run = run_measured(command, env=env)
+    elapsed = run.seconds
+    result = json.loads(run.output)
     left = account.count("INBOX")
     fetch_phase, process_phase = phases(db)
     db.dispose()
@@ -145,8 +141,8 @@ def drain(
         "messages": count,
         "seconds": elapsed,
         "emails_per_second": count / elapsed,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
-        "cpu_ms_per_email": (usage.ru_utime + usage.ru_stime) * 1000 / count,
+        "peak_rss_mb": run.peak_rss_mb,
+        "cpu_ms_per_email": run.cpu_seconds * 1000 / count,
         "raw_fetch_per_second": fetch_rate,
         "fetch_store_per_second": count / fetch_phase if fetch_phase else float("nan"),
         "process_per_second": count / process_phase if process_phase else float("nan"),

@@ -1,0 +1,71 @@
+"""One child process run to completion, measured from outside: wall time, CPU, peak memory.
+
+Peak memory is the child's own high-water mark (VmHWM in /proc/PID/status), read every
+20 ms while it runs. Not wait4's ru_maxrss: on Linux that keeps the size of the parent at
+the fork, so a bench holding a large backlog in memory would see its own size in every
+command it runs (and the same figure for each). A peak reached in the last 20 ms of the
+child's life can be missed; a command's working set is reached well before it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Measured:
+    exit_code: int
+    output: bytes
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+
+
+def run_measured(command: list[str], *, env: dict[str, str], cwd: Path | None = None) -> Measured:
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=cwd
+    )
+    peak = _Peak(child.pid)
+    peak.start()
+    output = child.stdout.read() if child.stdout else b""
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    peak.done.set()
+    peak.join()
+    return Measured(
+        os.waitstatus_to_exitcode(status),
+        output,
+        seconds,
+        usage.ru_utime + usage.ru_stime,
+        peak.kb / 1024,
+    )
+
+
+class _Peak(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.status = f"/proc/{pid}/status"
+        self.done = threading.Event()
+        self.kb = 0
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.kb = max(self.kb, _high_water_kb(self.status))
+            self.done.wait(0.02)
+
+
+def _high_water_kb(path: str) -> int:
+    try:
+        with open(path) as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:  # gone already
+        pass
+    return 0
