@@ -13,12 +13,11 @@ import pytest
 
 from core.clock import FixedClock
 from intake.mailparse import message_id_of
-from intake.models import InboundMessage
 from notifications import outbox
 from notifications.models import OutboxMessage
 from notifications.samples import SAMPLE_CONTEXTS
 from notifications.sender import send_pending
-from tests.test_smtp_delivery import new_case
+from tests.test_smtp_delivery import new_case, request_on
 from workflow.env import WorkflowEnv
 from workflow.mail import enqueue
 
@@ -108,18 +107,7 @@ def test_a_message_id_that_decodes_to_a_line_break_is_not_threaded_into_headers(
     raw = "<=?utf-8?q?x=0D=0AReply-To:_attacker=40evil.example=0D=0AX-Injected:_1?=@evil.example>"
     with sqlite_database.transaction() as session:
         case = new_case(session)
-        parent = InboundMessage(
-            mailbox="enquiries",
-            uidvalidity=1,
-            uid=1,
-            message_id=message_id_of(raw),
-            sha256="0" * 64,
-            size=10,
-            received_at=START,
-            case_id=case.id,
-        )
-        session.add(parent)
-        session.flush()
+        parent = request_on(session, case, message_id_of(raw))
         enqueue(
             session,
             env(),

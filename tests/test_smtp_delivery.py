@@ -147,6 +147,23 @@ def test_every_template_is_delivered_with_its_headers(
     assert all(r.sent_at is not None and r.attempts == 1 for r in states.values())
 
 
+def request_on(session, case, message_id: str | None) -> InboundMessage:
+    """The request a reply answers, in the ledger and on `case`."""
+    parent = InboundMessage(
+        mailbox="enquiries",
+        uidvalidity=1,
+        uid=1,
+        message_id=message_id,
+        sha256="0" * 64,
+        size=10,
+        received_at=START,
+        case_id=case.id,
+    )
+    session.add(parent)
+    session.flush()
+    return parent
+
+
 def test_a_reply_is_threaded_on_the_wire(
     database: Database,
     env: WorkflowEnv,
@@ -156,18 +173,7 @@ def test_a_reply_is_threaded_on_the_wire(
 ) -> None:
     with database.transaction() as session:
         case = new_case(session)
-        parent = InboundMessage(
-            mailbox="enquiries",
-            uidvalidity=1,
-            uid=1,
-            message_id="<form-123@riverside.nhs.net>",
-            sha256="0" * 64,
-            size=10,
-            received_at=START,
-            case_id=case.id,
-        )
-        session.add(parent)
-        session.flush()
+        parent = request_on(session, case, "<form-123@riverside.nhs.net>")
         enqueue(
             session,
             env,
