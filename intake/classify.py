@@ -14,9 +14,9 @@ from typing import Protocol
 from sqlalchemy import bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from core.db import pending_may_wait
 from core.inbound import Classification, MessageKind
 from core.patterns import CASE_REF_RE, TOKEN_RE
+from core.rowwrites import pending_may_wait
 from intake.mailparse import ParsedMail
 from intake.models import InboundMessage
 

@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from core import workers
 from core.addresses import parse_from
-from core.db import pending_may_wait, rowcount, set_written
+from core.db import rowcount
 from core.errors import PcseError
 from core.patterns import mask_tokens
+from core.rowwrites import pending_may_wait, set_written
 from core.timeutil import utcnow
 from intake.charsets import unsurrogate
 from intake.mailparse import decode_header_text, message_id_of

@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.clock import Clock
-from core.db import add_inserted, is_postgres, pending_may_wait, rowcount
+from core.db import is_postgres, rowcount
 from core.errors import PcseError
+from core.rowwrites import add_inserted, pending_may_wait
 from core.timeutil import as_utc
 from notifications import wakeup
 from notifications.claims import is_unconfirmed, unconfirmed_clause

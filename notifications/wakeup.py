@@ -20,7 +20,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction
 
-from core.db import is_postgres, pending_may_wait
+from core.db import is_postgres
+from core.rowwrites import pending_may_wait
 
 log = logging.getLogger(__name__)
 

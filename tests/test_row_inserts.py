@@ -1,4 +1,4 @@
-"""Rows written by prebuilt Core statements (core.db.add_inserted, set_written) behave as
+"""Rows written by prebuilt Core statements (core.rowwrites.add_inserted, set_written) behave as
 rows the ORM wrote, and history lines wait past the statements marked as not touching them."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, func, select, text
 
-from core.db import Database, add_inserted, pending_may_wait
+from core.db import Database
+from core.rowwrites import add_inserted, pending_may_wait
 from intake import ledger
 from intake.models import InboundMessage
 from workflow.cases import create_case, move, record

@@ -11,8 +11,8 @@ from sqlalchemy import Connection, Engine, Table, bindparam, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
-from core.db import add_inserted, pending_may_wait, set_written
 from core.errors import PcseError
+from core.rowwrites import add_inserted, pending_may_wait, set_written
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
 from core.timeutil import utcnow
 from workflow import history_lines

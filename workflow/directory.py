@@ -23,7 +23,7 @@ from core.catalogue import (
     admin_role,
     service_of,
 )
-from core.db import flush_pending, pending_may_wait
+from core.rowwrites import flush_pending, pending_may_wait
 from core.timeutil import as_utc, utcnow
 from forms.normalise import clean_ods
 from workflow.changefeed import GRANT, MAIN_CONTACT_CHANGE, REVOKE, record_role_change

@@ -7,7 +7,7 @@ the transaction's connection instead, and they are written in one executemany ju
 before whatever that connection does next: any other statement (so a query of the
 history sees them), a savepoint, its release, or the session's commit. The statements
 that run for every email and touch no history are built once and marked
-`core.db.pending_may_wait`; the lines wait past those. A savepoint or a
+`core.rowwrites.pending_may_wait`; the lines wait past those. A savepoint or a
 transaction rolled back drops the lines recorded inside it, exactly as it drops rows.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event, insert
 from sqlalchemy.orm import Session
 
-from core.db import PENDING_MAY_WAIT
+from core.rowwrites import PENDING_MAY_WAIT
 from workflow.models import CaseEvent
 
 _PENDING = "pcse_history_lines"

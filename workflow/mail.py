@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import CompoundSelect, bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from core.db import Timestamp, flush_pending, pending_may_wait
+from core.db import Timestamp
 from core.kinds import kind_title
+from core.rowwrites import flush_pending, pending_may_wait
 from core.timeutil import as_utc, utcnow
 from intake.models import InboundMessage
 from notifications import outbox
