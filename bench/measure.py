@@ -4,7 +4,8 @@ Peak memory is the child's own high-water mark (VmHWM in /proc/PID/status), read
 20 ms while it runs. Not wait4's ru_maxrss: on Linux that keeps the size of the parent at
 the fork, so a bench holding a large backlog in memory would see its own size in every
 command it runs (and the same figure for each). A peak reached in the last 20 ms of the
-child's life can be missed; a command's working set is reached well before it exits.
+child's life can be missed; a command's working set is reached well before it exits. It is
+the command's own process only: processes it starts (the PDF and OCR sandboxes) are not in it.
 """
 
 from __future__ import annotations

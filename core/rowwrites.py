@@ -70,7 +70,7 @@ def set_written(session: Session, row: Any, values: dict[str, Any]) -> None:
 
 # session.info: (transaction, row, attributes) written with Core in this session;
 # attributes None for a row inserted by add_inserted.
-_WRITTEN = "core.db.written"
+_WRITTEN = "core.rowwrites.written"
 
 
 def _note_written(session: Session, row: Any, attributes: tuple[str, ...] | None) -> None:
@@ -95,10 +95,16 @@ def _forget_rolled_back(session: Session, ended: SessionTransaction) -> None:
     session.info[_WRITTEN] = kept
 
 
+def outermost(session: Session) -> bool:
+    """Is the session's transaction event about the transaction itself? Session commit
+    events (before_commit, after_commit) are also called as a savepoint is released."""
+    return session.get_nested_transaction() is None
+
+
 @event.listens_for(Session, "after_commit")
 def _written_for_good(session: Session) -> None:
-    # Also called as a savepoint is released; its rows are kept only when all is committed.
-    if session.get_nested_transaction() is None:
+    # Rows written in a savepoint released are kept only when all is committed.
+    if outermost(session):
         session.info.pop(_WRITTEN, None)
 
 

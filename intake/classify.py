@@ -239,7 +239,9 @@ def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
     first: dict[tuple[str, str], int] = {
         (side, value): first_id
         for side, value, first_id in session.connection().execute(
-            _FIRST_COPIES, {"shas": shas, "mids": mids or [""]}
+            # No Message-ID in the batch: "" matches none (stored ones are None or <…>).
+            _FIRST_COPIES,
+            {"shas": shas, "mids": mids or [""]},
         )
     }
     found = session.info.setdefault(EARLIER_COPIES, {})

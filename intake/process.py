@@ -281,9 +281,13 @@ class Processor:
             except Exception as exc:
                 if database_gone(exc):
                     raise
-                # The batch's own writes failed as it committed (its history lines, say):
-                # with a savepoint each, what fails is blamed on its own message.
-                log.warning("a batch could not commit (%s); working it again", type(exc).__name__)
+                # The batch failed outside any one message: as it began, or as it committed
+                # (its history lines refused, say). With a savepoint each, what fails is
+                # blamed on its own message; what fails again at the start is raised.
+                log.warning(
+                    "a batch failed outside its messages (%s); working it again with savepoints",
+                    type(exc).__name__,
+                )
         return self._work(ids, careful=True)
 
     def _work(

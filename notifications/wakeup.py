@@ -6,8 +6,7 @@ a transaction rolled back wakes no one, so nothing is sent that was not committe
 PostgreSQL the transaction issues one `NOTIFY pcse_outbox` as it commits, which the
 database delivers to every listener (`Listener`, in other `pcse run` processes and in
 this one) only if and when the commit succeeds. The periodic sweep stays as the safety net: a
-wake-up that is lost (a listener reconnecting, a savepoint rolled back) costs at most
-one sweep interval.
+wake-up that is lost (a listener reconnecting) costs at most one sweep interval.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.db import is_postgres
-from core.rowwrites import pending_may_wait
+from core.rowwrites import outermost, pending_may_wait
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +40,15 @@ def queued(session: Session) -> None:
 _NOTIFY = pending_may_wait(text(f"NOTIFY {CHANNEL}"))
 
 
-def _is_root(session: Session) -> bool:
-    # Session commit events are also called as a savepoint is released.
-    return session.get_nested_transaction() is None
-
-
 @event.listens_for(Session, "before_commit")
 def _committing(session: Session) -> None:
-    if session.info.get(_QUEUED) and _is_root(session) and is_postgres(session):
+    if session.info.get(_QUEUED) and outermost(session) and is_postgres(session):
         session.execute(_NOTIFY)
 
 
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
-    if _is_root(session) and session.info.pop(_QUEUED, False):
+    if outermost(session) and session.info.pop(_QUEUED, False):
         WAKE.set()
 
 
@@ -62,7 +56,7 @@ def _committed(session: Session) -> None:
 def _rolled_back(session: Session, ended: SessionTransaction) -> None:
     # A savepoint rolled back leaves what the transaction queued before it; a spare
     # wake-up for an email it took with it finds nothing and costs nothing.
-    if ended.parent is None:
+    if ended.parent is None:  # the transaction itself, not a savepoint
         session.info.pop(_QUEUED, None)
 
 

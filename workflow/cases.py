@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.errors import PcseError
-from core.rowwrites import add_inserted, pending_may_wait, set_written
+from core.rowwrites import add_inserted, outermost, pending_may_wait, set_written
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
 from core.timeutil import utcnow
 from workflow import history_lines
@@ -99,7 +99,7 @@ _COUNTING = "workflow.cases.counting"  # session.info: connections with numbers 
 
 @event.listens_for(Session, "before_commit")
 def _write_counted(session: Session) -> None:
-    if session.get_nested_transaction() is not None:
+    if not outermost(session):
         return  # a savepoint released: the transaction goes on
     for conn in session.info.pop(_COUNTING, ()):
         counted = conn.info.pop(_COUNTED, None) if not conn.closed else None
@@ -256,6 +256,8 @@ def move(
         values["waiting_since"] = now
         values["reminded_at"] = None
     statement = _MOVE_TO_WAITING if target in WAITING_STATES else _MOVE
+    # No flush first: the UPDATE reads only the case's id and state, which the session
+    # never holds unwritten (moves are written here, at once).
     result = session.connection().execute(
         statement, {**values, "b_id": case.id, "b_source": str(source)}
     )

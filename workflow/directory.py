@@ -114,9 +114,9 @@ def organisation_name_in(session: Session, code: str) -> str | None:
     known: Organisation | None = session.info.get(FOUND_ORGS, {}).get(code)
     if known is not None and known in session:
         return known.name
-    if code in session.info.get(MISSING_ORGS, ()):
+    flush_pending(session)  # an organisation added and not yet written is found below
+    if clean_ods(code) in session.info.get(MISSING_ORGS, ()):
         return None
-    flush_pending(session)
     return session.connection().execute(_ORG_NAME, {"code": code}).scalar()
 
 

@@ -127,7 +127,10 @@ MAILED = "workflow.mail.mailed"
 
 def _first_answer(session: Session, case: Case, reply_to: InboundMessage) -> bool:
     """Is this the first email on a case opened in this session by `reply_to`? Then the
-    thread before it is empty, and is not looked up (this is every acknowledgement)."""
+    thread before it is empty, and is not looked up (this is every acknowledgement).
+    It relies on every email about a case being queued through this module's `enqueue`,
+    which notes the case in MAILED: an email queued with notifications.outbox.enqueue
+    directly would be left out of the next email's References."""
     return (
         reply_to.id == case.source_message_id
         and any(opened is case for opened in session.info.get(OPENED, ()))
@@ -137,7 +140,7 @@ def _first_answer(session: Session, case: Case, reply_to: InboundMessage) -> boo
 
 def case_thread(session: Session, case: Case, *, before: InboundMessage) -> list[str]:
     """Message-IDs of the case's messages up to `before`, oldest first."""
-    flush_pending(session)  # a ledger row just linked to the case belongs to its thread
+    flush_pending(session)  # as the ORM would before a query: rows added, not yet written
     rows = session.connection().execute(
         _THREAD,
         {
