@@ -251,7 +251,7 @@ def test_pcse_run_killed_at_random_loses_nothing_and_does_nothing_twice(
 
     empty_postgres(pg_url)
     with stack(tmp_path, pg_url, organisations_count=40) as s:
-        backlog = build(160, seed=3)
+        backlog = build(360, seed=3)  # batches of 20: enough for each kill to land in work
         s.deliver(backlog)
         kills = kill_repeatedly(s, 8, random.Random(3), 0.3, 30, say=lambda _: None, share=12)
         last = s.service("pcse-run-final")
@@ -263,5 +263,5 @@ def test_pcse_run_killed_at_random_loses_nothing_and_does_nothing_twice(
     assert kills >= 5, "most kills should land while there is work in hand"
     assert (result.lost, result.duplicated_cases, result.duplicated_emails) == (0, 0, 0)
     assert result.ok, result.details()
-    assert result.ledger_rows == 160
+    assert result.ledger_rows == 360
     assert result.cases > 0 and result.emails > 0
