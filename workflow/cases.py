@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from datetime import datetime
 from typing import Any, cast
 
@@ -45,12 +43,12 @@ def format_ref(year: int, number: int) -> str:
 def next_ref(session: Session, now: datetime | None = None) -> str:
     """Allocate the next case reference (safe with concurrent workers; never one twice).
 
-    On PostgreSQL numbers are taken REF_BLOCK at a time, in a short transaction of their
-    own, as a sequence's cache would take them: the year's counter row is locked for that
-    moment only, never for the length of the caller's transaction (a batch of messages),
-    and once per REF_BLOCK cases. A process hands out its block in order; numbers it has
-    not used when it stops, or used in a transaction that rolled back, are never given.
-    So references rise but may skip, and two workers' cases interleave their blocks.
+    On PostgreSQL the number is taken in a short transaction of its own, as a sequence
+    would give it: the year's counter row is locked for that moment only, never for the
+    length of the caller's transaction (a batch of messages), so workers do not queue
+    behind one another for it. A transaction that rolls back leaves a gap in the numbers.
+    No number is kept in memory between transactions: a process holding numbers ahead
+    would give them again after the counter was restored to an earlier state.
 
     SQLite has one writer at a time, holding its lock to the commit: the counter is read
     and raised once in the caller's transaction, later numbers are counted in memory, and
@@ -60,24 +58,10 @@ def next_ref(session: Session, now: datetime | None = None) -> str:
     year = (now or utcnow()).year
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        return format_ref(year, _from_block(bind.engine, year))
+        with bind.engine.connect() as own, own.begin():
+            number = own.execute(_BUMP_POSTGRESQL, {"year": year, "by": 1}).scalar_one()
+        return format_ref(year, number)
     return format_ref(year, _counted(session, year))
-
-
-REF_BLOCK = 10
-_BLOCKS: weakref.WeakKeyDictionary[Engine, dict[int, list[int]]] = weakref.WeakKeyDictionary()
-_BLOCKS_LOCK = threading.Lock()
-
-
-def _from_block(engine: Engine, year: int) -> int:
-    with _BLOCKS_LOCK:
-        block = _BLOCKS.setdefault(engine, {}).get(year)
-        if block is None or block[0] > block[1]:
-            with engine.connect() as own, own.begin():
-                last = own.execute(_BUMP_POSTGRESQL, {"year": year, "by": REF_BLOCK}).scalar_one()
-            block = _BLOCKS[engine][year] = [last - REF_BLOCK + 1, last]
-        number, block[0] = block[0], block[0] + 1
-        return number
 
 
 _COUNTED = "workflow.cases.counted"  # connection.info: {year: last number given}
