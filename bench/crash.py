@@ -16,7 +16,6 @@ throughput.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import tempfile
@@ -29,14 +28,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.audit import Audit  # noqa: E402
 from bench.mailmix import build  # noqa: E402
-from bench.pgcluster import scratch_database  # noqa: E402
+from bench.pgcluster import PG_ADMIN, scratch_database  # noqa: E402
 from bench.service_proc import PcseRun  # noqa: E402
 from bench.stack import Stack, stack  # noqa: E402
 
 STARTED = "INFO service.runner: pcse run: "
-PG_ADMIN = os.environ.get(
-    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @dataclass

@@ -45,7 +45,7 @@ from bench.dovecot import discard_dovecot, plain_request, start_dovecot  # noqa:
 from bench.intake import phases, raw_fetch_rate  # noqa: E402
 from bench.mailmix import INBOX, build, load_directory, organisations  # noqa: E402
 from bench.measure import run_measured  # noqa: E402
-from bench.pgcluster import scratch_database  # noqa: E402
+from bench.pgcluster import database_url  # noqa: E402
 from bench.service_proc import PCSE, Settings, write_config  # noqa: E402
 from core.db import Database  # noqa: E402
 from demo.mail import stamp  # noqa: E402
@@ -53,10 +53,6 @@ from intake.models import InboundMessage  # noqa: E402
 from notifications.models import OutboxMessage  # noqa: E402
 from notifications.sink import free_port  # noqa: E402
 from service.schema import upgrade  # noqa: E402
-
-PG_ADMIN = os.environ.get(
-    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @dataclass
@@ -91,15 +87,6 @@ def outbox_counts(db: Database) -> dict[str, int]:
         for column in (OutboxMessage.status, OutboxMessage.purpose):
             found.update(session.execute(select(column, func.count()).group_by(column)).all())
     return found
-
-
-@contextmanager
-def database_url(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'pcse.sqlite3'}"
-        return
-    with scratch_database(PG_ADMIN, prefix="pcse_drain_") as url:
-        yield url
 
 
 @contextmanager
@@ -156,7 +143,7 @@ def drain(args: argparse.Namespace, folder: Path) -> None:
     messages, kinds = backlog(args.mix, args.n)
     dovecot = start_dovecot()
     try:
-        with database_url(args.db, folder) as url, sink_process() as smtp_port:
+        with database_url(args.db, folder, "pcse_drain_") as url, sink_process() as smtp_port:
             db = Database(url)
             upgrade(db.engine)
             load_directory(db, organisations(200), folder / "directory")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -38,15 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.audit import Audit  # noqa: E402
 from bench.mailmix import Backlog, build  # noqa: E402
-from bench.pgcluster import PgCluster, running_cluster, scratch_database  # noqa: E402
+from bench.pgcluster import PG_ADMIN, PgCluster, running_cluster, scratch_database  # noqa: E402
 from bench.service_proc import PcseRun, pcse  # noqa: E402
 from bench.stack import Stack, stack  # noqa: E402
 from core.timeutil import utcnow  # noqa: E402
 from notifications.models import OutboxMessage  # noqa: E402
-
-PG_ADMIN = os.environ.get(
-    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 class FaultUnavailable(RuntimeError):

@@ -18,8 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,23 +25,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.crash import start_and_wait  # noqa: E402
 from bench.dovecot import plain_request  # noqa: E402
-from bench.pgcluster import scratch_database  # noqa: E402
+from bench.pgcluster import database_url  # noqa: E402
 from bench.stack import Stack, stack  # noqa: E402
 from service.config import ScheduleConfig  # noqa: E402
 
-PG_ADMIN = os.environ.get(
-    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 DEFAULTS = ScheduleConfig()
-
-
-@contextmanager
-def database_url(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'pcse.sqlite3'}"
-        return
-    with scratch_database(PG_ADMIN, prefix="pcse_latency_") as url:
-        yield url
 
 
 def reached(s: Stack, address: str) -> bool:
@@ -82,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     with (
         tempfile.TemporaryDirectory(prefix="pcse-latency-") as tmp,
-        database_url(args.db, Path(tmp)) as url,
+        database_url(args.db, Path(tmp), "pcse_latency_") as url,
         stack(Path(tmp), url, organisations_count=50, **schedule) as s,
     ):
         run = s.service()

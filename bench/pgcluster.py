@@ -159,6 +159,12 @@ def running_cluster() -> Iterator[PgCluster]:
         cluster.discard()
 
 
+# The machine's PostgreSQL server, on which the benches make their scratch databases.
+PG_ADMIN = os.environ.get(
+    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
 @contextlib.contextmanager
 def scratch_database(admin_url: str, prefix: str = "pcse_proof_") -> Iterator[str]:
     """A new database on an existing server (e.g. the machine's), dropped afterwards: the
@@ -173,3 +179,14 @@ def scratch_database(admin_url: str, prefix: str = "pcse_proof_") -> Iterator[st
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def database_url(kind: str, folder: Path, prefix: str) -> Iterator[str]:
+    """A fresh database for one bench run: a SQLite file in `folder`, or a scratch
+    PostgreSQL database on PG_ADMIN's server (named with `prefix`), dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'pcse.sqlite3'}"
+        return
+    with scratch_database(PG_ADMIN, prefix=prefix) as url:
+        yield url

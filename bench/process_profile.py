@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import mailbox
-import os
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from sqlalchemy import event  # noqa: E402
 
 from bench.dovecot import plain_request  # noqa: E402
 from bench.mailmix import load_directory, organisations  # noqa: E402
-from bench.pgcluster import scratch_database  # noqa: E402
+from bench.pgcluster import database_url  # noqa: E402
 from core.db import Database  # noqa: E402
 from intake.pipeline import poll_all, process_pending  # noqa: E402
 from intake.settings import MailboxConfig  # noqa: E402
@@ -39,19 +38,7 @@ from service.jobs import build_handler  # noqa: E402
 from service.schema import upgrade  # noqa: E402
 from workflow.intake_link import WorkflowLink  # noqa: E402
 
-PG_ADMIN = os.environ.get(
-    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 WARM_UP = 5
-
-
-@contextmanager
-def database_url(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'pcse.sqlite3'}"
-        return
-    with scratch_database(PG_ADMIN, prefix="pcse_profile_") as url:
-        yield url
 
 
 def profiler(path: str | None) -> AbstractContextManager[Any]:
@@ -120,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pcse-profile-") as tmp:
         folder = Path(tmp)
-        with database_url(args.db, folder) as url:
+        with database_url(args.db, folder, "pcse_profile_") as url:
             run(args, folder, url)
 
 

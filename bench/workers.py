@@ -31,15 +31,12 @@ from bench.audit import Audit  # noqa: E402
 from bench.cpuload import CpuWindow, process_cpu_seconds  # noqa: E402
 from bench.crash import start_and_wait  # noqa: E402
 from bench.mailmix import build  # noqa: E402
-from bench.pgcluster import scratch_database  # noqa: E402
+from bench.pgcluster import PG_ADMIN, scratch_database  # noqa: E402
 from bench.service_proc import PcseRun  # noqa: E402
 from bench.stack import Stack, stack  # noqa: E402
 from core.states import WAITING_STATES  # noqa: E402
 from workflow.models import CaseEvent  # noqa: E402
 
-PG_ADMIN = os.environ.get(
-    "PCSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 HANDLED = re.compile(r"intake\.process: inbound (\d+) \[")
 # Reminders after ~4 s, expiry after ~9 s: both happen while the workers run.
 WAITING = {str(state) for state in WAITING_STATES}
