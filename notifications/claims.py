@@ -14,9 +14,21 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, case, func, null, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from core import workers
@@ -83,6 +95,8 @@ def claim_due(
     return sorted(claimed, key=lambda r: r.id)
 
 
+_T = cast(Table, OutboxMessage.__table__)
+
 # A row this worker holds: claimed (`sending`), or handed over to the server with the
 # server's answer still to be read (`sent`, still carrying the claim).
 _HELD = ("sending", "sent")
@@ -96,23 +110,25 @@ def _mine(row_id: int, worker: str) -> ColumnElement[bool]:
     )
 
 
-def _confirm(row_ids: list[int], worker: str, now: datetime):
+def _as_confirmed(now: Any) -> dict[str, Any]:
+    """What a row becomes once the server's acceptance is read: sent (at the hand-over's
+    time, else now), its attempt counted, its claim given up. One definition for mark_sent
+    and for the confirmation that rides on the next hand-over (_HAND_OVER)."""
+    return {
+        "status": "sent",
+        "sent_at": func.coalesce(_T.c.sent_at, now),
+        "attempts": _T.c.attempts + 1,
+        "last_error": null(),
+        "claimed_by": null(),
+        "claimed_until": null(),
+    }
+
+
+def _confirm(row_ids: list[int], worker: str, now: datetime) -> Update:
     return (
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id.in_(row_ids),
-            OutboxMessage.status.in_(_HELD),
-            OutboxMessage.claimed_by == worker,
-        )
-        .values(
-            status="sent",
-            sent_at=func.coalesce(OutboxMessage.sent_at, now),
-            attempts=OutboxMessage.attempts + 1,
-            last_error=None,
-            claimed_by=None,
-            claimed_until=None,
-        )
-        .execution_options(synchronize_session=False)
+        update(_T)
+        .where(_T.c.id.in_(row_ids), _T.c.status.in_(_HELD), _T.c.claimed_by == worker)
+        .values(**_as_confirmed(now))
     )
 
 
@@ -153,11 +169,11 @@ def mark_handed_over(
     return row_id in changed, confirm is not None and confirm in changed
 
 
-_T = cast(Table, OutboxMessage.__table__)
 # The row handed over now goes from `sending` to `sent`, its claim kept until the server's
-# answer is read; the row confirmed (see _confirm) has its claim cleared and its attempt
-# counted. One UPDATE does both: CASE tells the two rows apart.
+# answer is read; the row confirmed becomes _as_confirmed. One UPDATE does both: CASE tells
+# the two rows apart.
 _THIS = _T.c.id == bindparam("b_id")
+_CONFIRMED = _as_confirmed(bindparam("b_now"))
 _HAND_OVER = (
     update(_T)
     .where(
@@ -170,13 +186,12 @@ _HAND_OVER = (
     )
     .values(
         status="sent",
-        sent_at=case(
-            (_THIS, bindparam("b_now")), else_=func.coalesce(_T.c.sent_at, bindparam("b_now"))
-        ),
-        attempts=case((_THIS, _T.c.attempts), else_=_T.c.attempts + 1),
-        last_error=case((_THIS, _T.c.last_error), else_=null()),
-        claimed_by=case((_THIS, _T.c.claimed_by), else_=null()),
-        claimed_until=case((_THIS, _T.c.claimed_until), else_=null()),
+        sent_at=case((_THIS, bindparam("b_now")), else_=_CONFIRMED["sent_at"]),
+        **{
+            column: case((_THIS, _T.c[column]), else_=value)
+            for column, value in _CONFIRMED.items()
+            if column not in ("status", "sent_at")
+        },
     )
     .returning(_T.c.id)
 )
