@@ -94,29 +94,20 @@ def test_acknowledgement_leaves_as_soon_as_the_request_is_handled(
     assert all(loop.runs < 10 for loop in service.loops), "woken, not spinning"
 
 
+def queue_reply(session, env, to_address: str) -> None:
+    """An email about no case, queued in `session`."""
+    enqueue(session, env, purpose=PURPOSE, to_address=to_address, to_name=None, context=CONTEXT)
+
+
 def test_a_rolled_back_reply_wakes_no_one(database: Database) -> None:
     env = make_env()
     wakeup.WAKE.clear()
     with pytest.raises(RuntimeError), database.transaction() as session:
-        enqueue(
-            session,
-            env,
-            purpose=PURPOSE,
-            to_address="someone@example.org",
-            to_name=None,
-            context=CONTEXT,
-        )
+        queue_reply(session, env, "someone@example.org")
         raise RuntimeError("the change that caused it failed")
     assert not wakeup.WAKE.is_set()
     with database.transaction() as session:
-        enqueue(
-            session,
-            env,
-            purpose=PURPOSE,
-            to_address="someone@example.org",
-            to_name=None,
-            context=CONTEXT,
-        )
+        queue_reply(session, env, "someone@example.org")
         assert not wakeup.WAKE.is_set(), "not before the commit"
     assert wakeup.WAKE.is_set()
 
@@ -136,14 +127,7 @@ def test_a_released_savepoint_wakes_no_one_before_the_commit(database: Database)
         with database.transaction() as session:
             for number in range(2):
                 with session.begin_nested():
-                    enqueue(
-                        session,
-                        env,
-                        purpose=PURPOSE,
-                        to_address=f"someone{number}@example.org",
-                        to_name=None,
-                        context=CONTEXT,
-                    )
+                    queue_reply(session, env, f"someone{number}@example.org")
                 assert not wakeup.WAKE.is_set(), "not as the savepoint is released"
             # A later message that fails takes only its own work back.
             with pytest.raises(RuntimeError), session.begin_nested():
