@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, event, select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session, contains_eager, object_session
 
 from core.catalogue import (
     AEL_GP_PAYMENTS_GENERAL,
@@ -132,14 +132,17 @@ def get_person(session: Session, email: str) -> Person | None:
     return session.scalars(select(Person).where(Person.email == cleaned)).first()
 
 
-def _open_assignments(session: Session, org: Organisation, role: str) -> list[RoleAssignment]:
+def _open_assignments(session: Session, org: Organisation, *roles: str) -> list[RoleAssignment]:
+    """The open assignments of these roles at `org` held by active people, longest-serving
+    first, each with its person loaded by the same query."""
     return list(
         session.scalars(
             select(RoleAssignment)
             .join(Person, RoleAssignment.person_id == Person.id)
+            .options(contains_eager(RoleAssignment.person))
             .where(
                 RoleAssignment.organisation_id == org.id,
-                RoleAssignment.role == role,
+                RoleAssignment.role.in_(roles),
                 RoleAssignment.ended_at.is_(None),
                 Person.active.is_(True),
             )
@@ -169,19 +172,8 @@ def admins_by_service(
     if org is None:
         return found
     roles = {admin_role(service): service for service in found}
-    rows = session.execute(
-        select(RoleAssignment.role, Person)
-        .join(Person, RoleAssignment.person_id == Person.id)
-        .where(
-            RoleAssignment.organisation_id == org.id,
-            RoleAssignment.role.in_(list(roles)),
-            RoleAssignment.ended_at.is_(None),
-            Person.active.is_(True),
-        )
-        .order_by(RoleAssignment.granted_at, RoleAssignment.id)
-    )
-    for role, person in rows:
-        found[roles[role]].append(person)
+    for assignment in _open_assignments(session, org, *roles):
+        found[roles[assignment.role]].append(assignment.person)
     return found
 
 
