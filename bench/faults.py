@@ -80,15 +80,42 @@ def status(s: Stack) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def wait_until(probe: Callable[[], bool], timeout: float, what: str, interval: float = 0.3) -> None:
+def wait_until(
+    probe: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.3,
+    detail: Callable[[], str] | None = None,
+) -> None:
+    """`detail` says, when time runs out, what the state was (so a failure can be read)."""
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(Exception):  # the database may be the thing that is down
             if probe():
                 return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
+            said = f" ({detail()})" if detail is not None else ""
+            raise TimeoutError(f"timed out waiting for {what}{said}")
         time.sleep(interval)
+
+
+def _safe_remaining(s: Stack) -> str:
+    try:
+        return str(s.remaining())
+    except Exception as exc:  # the database may be the thing that is down
+        return f"remaining unknown: {type(exc).__name__}"
+
+
+def _progress_beyond(s: Stack, before: int) -> tuple[Callable[[], bool], Callable[[], str]]:
+    """A probe for more done than `before`, and what to say if it never is."""
+    return (
+        lambda: progress(s) > before,
+        lambda: f"done before: {before}; now {_safe_remaining(s)}",
+    )
+
+
+def _part(backlog: Backlog, start: int, end: int) -> Backlog:
+    return Backlog(backlog.messages[start:end], message_ids=backlog.message_ids[start:end])
 
 
 def progress(s: Stack) -> int:
@@ -123,8 +150,8 @@ def finish(
     return FaultReport(fault, s.audit(), seconds, restarts, **extra)
 
 
-def start_draining(s: Stack, count: int, seed: int, at_least: int) -> tuple[PcseRun, float]:
-    s.deliver(build(count, seed=seed))
+def start_draining(s: Stack, backlog: Backlog, at_least: int) -> tuple[PcseRun, float]:
+    s.deliver(backlog)
     run = s.service()
     started = time.monotonic()
     run.start()
@@ -144,7 +171,7 @@ def dovecot_restart(
     backlog = build(count, seed=seed)
     half = count // 2
     s.write_config(batch_size=5)
-    s.deliver(Backlog(backlog.messages[:half], message_ids=backlog.message_ids[:half]))
+    s.deliver(_part(backlog, 0, half))
     run = s.service()
     started = time.monotonic()
     run.start()
@@ -163,7 +190,7 @@ def dovecot_restart(
             raise RuntimeError("pcse run died while the IMAP server was down")
     finally:
         s.dovecot.start()
-    s.deliver(Backlog(backlog.messages[half:], message_ids=backlog.message_ids[half:]))
+    s.deliver(_part(backlog, half, count))
     return finish(
         s,
         run,
@@ -187,7 +214,7 @@ def smtp_refusing(
     (a minute at least) are made due at once, as if that minute had passed."""
     # The outage starts with the first email pcse tries to send, however slowly it starts.
     s.sink.refuse_for(outage, from_first=True)
-    run, started = start_draining(s, count, seed, at_least=1)
+    run, started = start_draining(s, build(count, seed=seed), at_least=1)
     wait_until(lambda: s.sink.refused > 0, 120, "the SMTP server to refuse")
     refusing_until = time.monotonic() + outage
     wait_until(
@@ -220,17 +247,23 @@ def smtp_refusing(
 def postgres_restart(
     s: Stack, cluster: PgCluster, count: int, outage: float, seed: int = 7, timeout: float = 900
 ) -> FaultReport:
-    run, started = start_draining(s, count, seed, at_least=5)
-    for mode in ("fast", "immediate"):  # a clean restart, then one as after a crash
+    """A clean restart, then one as after a crash, each while messages are being worked.
+    The backlog arrives in three parts, the later two just after each restart, so that
+    there is work to go on with even when the earlier part was finished before the
+    restart (with batches of five, a restart usually lands mid-drain as well)."""
+    backlog = build(count, seed=seed)
+    third = count // 3
+    parts = [(0, third), (third, 2 * third), (2 * third, count)]
+    s.write_config(batch_size=5)
+    run, started = start_draining(s, _part(backlog, *parts[0]), at_least=5)
+    for mode, part in zip(("fast", "immediate"), parts[1:], strict=True):
         before = progress(s)
         cluster.restart(mode, pause=outage / 2)
+        s.deliver(_part(backlog, *part))
         if not run.alive:
             raise RuntimeError(f"pcse run died when PostgreSQL restarted ({mode})")
-        wait_until(
-            lambda before=before: progress(s) > before,
-            300,
-            f"work to go on after the {mode} restart",
-        )
+        went_on, detail = _progress_beyond(s, before)
+        wait_until(went_on, 300, f"work to go on after the {mode} restart", detail=detail)
     during = status(s)
     return finish(
         s,
@@ -268,7 +301,7 @@ def disk_full(
     s: Stack, count: int, outage: float, seed: int = 8, size_kb: int = 600, timeout: float = 900
 ) -> FaultReport:
     with small_tmpfs(Path(s.settings.raw_dir), size_kb) as raw:
-        run, started = start_draining(s, count, seed, at_least=0)
+        run, started = start_draining(s, build(count, seed=seed), at_least=0)
         wait_until(
             lambda: "space" in (status(s)["mailboxes"][0]["last_error"] or ""),
             120,
