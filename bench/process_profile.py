@@ -1,12 +1,15 @@
 """Processing alone, in one process: CPU and SQL statements per plain request.
 
     .venv/bin/python bench/process_profile.py [--n 200] [--db sqlite|postgres] [--profile FILE]
+        [--statements]
 
 N plain requests are delivered to a Maildir and recorded in the ledger of a fresh
 database loaded with bench/mailmix.py's directory; five are processed to warm up, then
 the rest are processed in this process (the workflow as `pcse poll` runs it), counting
 the statements sent to the database. `--profile FILE` also writes a pyinstrument
-profile of that processing (pyinstrument is not a dependency: pip install it first).
+profile of that processing (pyinstrument is not a dependency: pip install it first);
+`--statements` lists each statement sent (its first 100 characters) and how many times
+per request.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import mailbox
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
@@ -79,10 +83,12 @@ def run(args: argparse.Namespace, folder: Path, url: str) -> None:
     handler = build_handler(config)
     process_pending(db, config, handler, cases=WorkflowLink(), limit=WARM_UP)
     statements = 0
+    kinds: Counter[str] = Counter()
 
-    def counted(*_: object) -> None:
+    def counted(_conn: object, _cursor: object, sql: str, *_: object) -> None:
         nonlocal statements
         statements += 1
+        kinds[" ".join(sql.split())[:100]] += 1
 
     event.listen(db.engine, "before_cursor_execute", counted)
     cpu, wall = time.process_time(), time.perf_counter()
@@ -97,6 +103,9 @@ def run(args: argparse.Namespace, folder: Path, url: str) -> None:
         f"processed {report.processed}, failed {report.failed}"
         + (" (profiler running)" if args.profile else "")
     )
+    if args.statements:
+        for sql, count in kinds.most_common():
+            print(f"  {count / n:5.2f}  {sql}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=200, help="requests (5 of them warm up)")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--profile", help="write a pyinstrument text profile here")
+    parser.add_argument(
+        "--statements", action="store_true", help="list the statements sent, per request"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pcse-profile-") as tmp:
         folder = Path(tmp)

@@ -370,9 +370,11 @@ _FINISH = pending_may_wait(
         claimed_until=None,
     )
 )
-# The sender's reading (intake.process) is written with the result, in the same UPDATE.
+# The sender's reading (intake.process) is written with the result, in the same UPDATE,
+# and so is the case the message was linked to (see link_case).
 SENDER_FACTS = ("from_address", "from_name", "sender_status", "sender_detail")
 _FINISH_WITH_SENDER = _FINISH.values({name: bindparam(f"b_{name}") for name in SENDER_FACTS})
+_FINISH_LINKED = _FINISH_WITH_SENDER.values(case_id=bindparam("b_case"))
 
 
 def finish(
@@ -386,14 +388,21 @@ def finish(
     error: str | None = None,
     now: datetime | None = None,
     sender: dict[str, str | None] | None = None,
+    case_id: int | None = None,
 ) -> bool:
     """Record the result for a row this worker holds; False when the claim was lost.
 
-    `sender` holds SENDER_FACTS, the strict reading of From and the trust verdict."""
+    `sender` holds SENDER_FACTS, the strict reading of From and the trust verdict;
+    `case_id`, with `sender`, the case the message was linked to (None: leave it as it is).
+    """
     session.flush()
-    extra = {f"b_{name}": sender.get(name) for name in SENDER_FACTS} if sender else {}
+    extra: dict[str, object] = (
+        {f"b_{name}": sender.get(name) for name in SENDER_FACTS} if sender else {}
+    )
+    if sender and case_id is not None:
+        extra["b_case"] = case_id
     result = session.connection().execute(
-        _FINISH_WITH_SENDER if sender else _FINISH,
+        (_FINISH_LINKED if "b_case" in extra else _FINISH_WITH_SENDER) if sender else _FINISH,
         {
             **extra,
             "b_id": inbound_id,
@@ -408,10 +417,21 @@ def finish(
     return rowcount(result) == 1
 
 
+# session.info: set by a processor whose every message ends with `finish` or is rolled
+# back; a case link is then written by `finish`, in the UPDATE that records the result.
+RESULT_FOLLOWS = "intake.ledger.result_follows"
+
+
 def link_case(session: Session, row: InboundMessage, case_id: int) -> None:
-    """Show the message on its case: written at once with a statement built once (the
-    ORM's flush of the one changed column costs several times as much, for every email)."""
-    session.connection().execute(_LINK_CASE, {"b_id": row.id, "b_case": case_id})
+    """Show the message on its case.
+
+    While messages are processed, the link is written with the message's result (one
+    UPDATE for both, on every email's path); elsewhere it is written at once. Either way
+    the statement is built once (the ORM's flush of the one changed column costs several
+    times as much). Should the (sub)transaction roll back, the row reads its case afresh.
+    """
+    if not session.info.get(RESULT_FOLLOWS):
+        session.connection().execute(_LINK_CASE, {"b_id": row.id, "b_case": case_id})
     set_written(session, row, {"case_id": case_id})
 
 

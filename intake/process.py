@@ -160,7 +160,8 @@ class LedgerOnly:
         return LedgerKnowledge(session)
 
     def note(self, session: Session, row: InboundMessage, found: Classification) -> None:
-        row.case_id = found.case_id
+        if found.case_id is not None:
+            ledger.link_case(session, row, found.case_id)
 
     def describe(self, session: Session, case_id: int) -> tuple[str, str] | None:
         return None
@@ -303,6 +304,7 @@ class Processor:
         began = time.monotonic()
         with self.db.transaction() as session:
             _begin_writing(session)
+            session.info[ledger.RESULT_FOLLOWS] = True  # each message ends with ledger.finish
             loaded = _load_rows(session, ids)  # held: the identity map keeps rows weakly
             # Failures already met are recorded first, whatever else stops the batch: a
             # message is never run again for having failed in a batch that was redone.
@@ -367,6 +369,7 @@ class Processor:
             classification=str(result.classification.kind),
             outcome=result.outcome[:4000],
             sender=seen["sender"],
+            case_id=row.case_id,  # a link not yet written (ledger.link_case)
         ):
             raise LostClaim(f"inbound message {inbound_id} was taken by another worker")
         # The outcome's words can name people; the log keeps to what an operator needs,
@@ -462,10 +465,11 @@ class Processor:
         """Show a bounce or automatic reply on its case, and a duplicate beside its original."""
         if found.kind == MessageKind.DUPLICATE:
             original = found.details.get("original_inbound_id")
-            if original:
-                row.case_id = session.scalar(
-                    select(InboundMessage.case_id).where(InboundMessage.id == int(original))
-                )
+            case_id = original and session.scalar(
+                select(InboundMessage.case_id).where(InboundMessage.id == int(original))
+            )
+            if case_id:
+                ledger.link_case(session, row, case_id)
             return
         if found.kind not in NOTED_ON_CASE or found.case_id is None:
             return

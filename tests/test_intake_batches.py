@@ -12,10 +12,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 
 from core.db import Database
 from intake import ledger, process
+from intake.models import InboundMessage
 from intake.pipeline import poll_all, process_pending, process_settings
 from intake.process import Processor
 from intake.rawstore import RawStore
@@ -169,3 +171,84 @@ def test_a_failure_met_as_the_worker_is_stopped_is_recorded_not_met_again(
 
     assert calls.count("BREAK") == 1
     assert {r.subject: r.status for r in rows(database)} == {"fine": "processed", "BREAK": "failed"}
+
+
+def linking(session, inbound, mail, classification) -> str:
+    """Opens a case and links the message to it as the workflow does; a BREAK message
+    fails after its link."""
+    case = create_case(
+        session, kind="other", requester=mail.from_addresses[0][1], source_message_id=inbound.id
+    )
+    ledger.link_case(session, inbound, case.id)
+    if "BREAK" in mail.subject:
+        raise RuntimeError("the workflow could not cope with this one")
+    return f"Opened {case.ref}."
+
+
+def links(database: Database) -> dict[str, tuple[str, int | None]]:
+    """Each message's subject: its status, and the message its case was opened for."""
+    with database.transaction() as session:
+        opened_for = dict(session.execute(select(Case.id, Case.source_message_id)).all())
+    return {r.subject: (r.status, opened_for.get(r.case_id)) for r in rows(database)}
+
+
+def test_a_case_link_is_written_with_the_result_in_one_update(
+    database: Database, tmp_path: Path
+) -> None:
+    config = maildir_config(database, tmp_path)
+    deliver_in_order(database, config, *(plain_request(n, subject=f"s{n}") for n in range(3)))
+    sent: list[str] = []
+
+    def note(_conn, _cursor, statement: str, *_: object) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(database.engine, "before_cursor_execute", note)
+    try:
+        report = process_pending(database, config, linking)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", note)
+
+    assert report.processed == 3
+    ids = {r.subject: r.id for r in rows(database)}
+    assert links(database) == {s: ("processed", ids[s]) for s in ("s0", "s1", "s2")}
+    updates = [s for s in sent if s.startswith("UPDATE inbound_messages SET")]
+    assert not [s for s in updates if s.startswith("UPDATE inbound_messages SET case_id")]
+    assert len([s for s in updates if "case_id=" in s]) == 3  # one result each, with its link
+
+
+def test_a_message_that_fails_after_its_link_is_left_unlinked(
+    database: Database, tmp_path: Path
+) -> None:
+    """Worked straight through, then again with a savepoint each: the link of the one that
+    failed went with its case, and the others keep theirs."""
+    config = maildir_config(database, tmp_path)
+    subjects = ["first", "BREAK", "third"]
+    deliver_in_order(
+        database, config, *(plain_request(n, subject=s) for n, s in enumerate(subjects))
+    )
+
+    process_pending(database, config, linking)
+
+    ids = {r.subject: r.id for r in rows(database)}
+    assert links(database) == {
+        "first": ("processed", ids["first"]),
+        "BREAK": ("failed", None),
+        "third": ("processed", ids["third"]),
+    }
+    assert count(database, Case) == 2
+
+
+def test_a_link_made_outside_processing_is_written_at_once(
+    database: Database, tmp_path: Path
+) -> None:
+    config = maildir_config(database, tmp_path)
+    deliver_in_order(database, config, plain_request(1))
+    [row] = rows(database)
+    with database.transaction() as session:
+        inbound = session.get(InboundMessage, row.id)
+        case = create_case(session, kind="other", requester="someone@example.nhs.uk")
+        ledger.link_case(session, inbound, case.id)
+        written = session.connection().execute(
+            select(InboundMessage.case_id).where(InboundMessage.id == row.id)
+        )
+        assert written.scalar_one() == case.id
