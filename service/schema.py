@@ -12,7 +12,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func, select
 
 # Each import registers its package's tables on Base.metadata.
 import caseworker.models  # noqa: F401
@@ -21,6 +21,7 @@ import notifications.models  # noqa: F401
 import service.models  # noqa: F401
 import workflow.models  # noqa: F401
 from core.db import Base
+from core.timeutil import utcnow
 
 metadata = Base.metadata
 
@@ -50,11 +51,22 @@ def upgrade(engine: Engine) -> None:
                 command.upgrade(cfg, "head")
                 if sqlite:
                     _check_foreign_keys(connection)
+                else:
+                    _make_case_numbers(connection)
         finally:
             if sqlite:
                 connection.rollback()
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
+
+
+def _make_case_numbers(connection: Connection) -> None:
+    """On PostgreSQL, this year's and next year's case-number sequences (migration 0008):
+    what stops them being made (a schema, a privilege) shows here, not at a year's first
+    request, and a year's first case finds its sequence ready."""
+    this_year = utcnow().year
+    for year in (this_year, this_year + 1):
+        connection.execute(select(func.pcse_make_case_numbers(year)))
 
 
 def _check_foreign_keys(connection: Connection) -> None:

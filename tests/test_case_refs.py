@@ -1,20 +1,26 @@
 """Case references: never given twice, never held by a batch.
 
-On PostgreSQL each number is taken in a short transaction of its own, like a sequence's:
-a worker's transaction (a batch of messages) that has opened a case does not make another
-worker wait for its own next reference; a transaction that rolls back leaves a gap. On
-SQLite the counter is raised once per transaction and its last value written at commit.
+On PostgreSQL each number comes from the year's sequence (migration 0008): a worker's
+transaction (a batch of messages) that has opened a case does not make another worker
+wait for its own next reference; a transaction that rolls back leaves a gap. The year's
+sequence starts after the numbers the year already has. On SQLite the counter is raised
+once per transaction and its last value written at commit.
 """
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
+from alembic import command
 from sqlalchemy import select, text
 
-from core.db import Database
+from core.db import Database, make_engine
+from core.timeutil import utcnow
+from service.schema import MIGRATIONS, alembic_config, upgrade
 from tests.fixtures.databases import empty_postgres
-from workflow.cases import create_case
-from workflow.models import RefCounter
+from workflow.cases import CaseNumbersUnavailable, create_case
+from workflow.models import Case, RefCounter
 
 
 def open_case(session, n: int) -> str:
@@ -120,3 +126,158 @@ def test_a_counter_set_back_under_a_running_worker_never_gives_a_number_twice(
     finally:
         db.dispose()
     assert first[-6:] == "000001" and [ref[-6:] for ref in again] == ["000001", "000002"]
+
+
+def year_without_sequence(url: str) -> int:
+    """An empty database whose current year has no sequence yet, as before migration 0008
+    or on the year's first day."""
+    empty_postgres(url)
+    year = utcnow().year
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SEQUENCE IF EXISTS pcse_case_numbers_{year}"))
+    engine.dispose()
+    return year
+
+
+@pytest.mark.postgres
+def test_the_year_goes_on_from_the_numbers_it_already_has(pg_url: str) -> None:
+    """Counted in ref_counters before the upgrade, or held by a case's reference."""
+    year = year_without_sequence(pg_url)
+    db = Database(pg_url)
+    try:
+        with db.transaction() as session:
+            session.add(RefCounter(year=year, last=41))
+            for ref in (f"PCSE-{year}-000057", f"PCSE-{year}-IMPORTED"):
+                session.add(Case(ref=ref, kind="other", state="received", requester="a@x.org"))
+        with db.transaction() as session:
+            refs = [open_case(session, n) for n in (1, 2)]
+    finally:
+        db.dispose()
+    assert refs == [f"PCSE-{year}-000058", f"PCSE-{year}-000059"]
+
+
+@pytest.mark.postgres
+def test_workers_starting_the_year_together_never_share_a_number(pg_url: str) -> None:
+    """One worker's transaction looked for the year's sequence before another made it:
+    it still takes numbers after the other's, never one of them."""
+    year = year_without_sequence(pg_url)
+    first, second = Database(pg_url), Database(pg_url)
+    try:
+        with first.transaction() as early:
+            missing = early.execute(text(f"SELECT pcse_next_case_number({year})")).scalar()
+            with second.transaction() as other:
+                made = [open_case(other, n) for n in (1, 2)]
+            later = [open_case(early, n) for n in (3, 4)]
+        with first.transaction() as session:
+            after = open_case(session, 5)
+    finally:
+        first.dispose()
+        second.dispose()
+    assert missing is None
+    numbers = [int(ref[-6:]) for ref in (*made, *later, after)]
+    assert numbers == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.postgres
+def test_a_downgrade_hands_the_numbers_back_to_the_counter(pg_url: str) -> None:
+    """Migration 0008 undone: the year's last number is in ref_counters, where the code
+    before it counts, and the sequence is gone (made again, it would start too low)."""
+    year = year_without_sequence(pg_url)
+    db = Database(pg_url)
+    try:
+        with db.transaction() as session:
+            [open_case(session, n) for n in range(3)]
+        command.downgrade(alembic_config(pg_url), "0007")
+        try:
+            with db.engine.begin() as conn:
+                sequence = f"pcse_case_numbers_{year}"
+                assert conn.execute(text(f"SELECT to_regclass('{sequence}')")).scalar() is None
+            assert counter(db) == 3
+        finally:
+            command.upgrade(alembic_config(pg_url), "head")
+        with db.transaction() as session:  # upgraded again: on from the counter
+            assert open_case(session, 4)[-6:] == "000004"
+    finally:
+        db.dispose()
+
+
+def migration_0008():
+    path = MIGRATIONS / "versions" / "0008_case_numbers_from_a_sequence.py"
+    spec = importlib.util.spec_from_file_location("migration_0008", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def case_number_schemas(db: Database, year: int) -> list[str]:
+    with db.engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT schemaname FROM pg_sequences WHERE sequencename = :name"),
+            {"name": f"pcse_case_numbers_{year}"},
+        )
+        return list(found.scalars())
+
+
+@pytest.mark.postgres
+def test_a_year_is_started_beside_the_tables_whatever_the_search_path(pg_url: str) -> None:
+    """A schema named after the signed-in role comes first in the default search path;
+    the sequence still goes beside ref_counters, where it must be found."""
+    year = year_without_sequence(pg_url)
+    db = Database(pg_url)
+    with db.engine.begin() as conn:
+        role = conn.execute(text("SELECT current_user")).scalar_one()
+        conn.execute(text(f'CREATE SCHEMA "{role}"'))
+    try:
+        with db.transaction() as session:
+            refs = [open_case(session, n) for n in (1, 2)]
+        assert [ref[-6:] for ref in refs] == ["000001", "000002"]
+        assert case_number_schemas(db, year) == ["public"]
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{role}" CASCADE'))
+        db.dispose()
+
+
+@pytest.mark.postgres
+def test_the_upgrade_makes_this_year_and_the_next(pg_url: str) -> None:
+    year = year_without_sequence(pg_url)
+    engine = make_engine(pg_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    db = Database(pg_url)
+    try:
+        assert case_number_schemas(db, year) == ["public"]
+        assert case_number_schemas(db, year + 1) == ["public"]
+        with db.transaction() as session:
+            assert open_case(session, 1)[-6:] == "000001"
+    finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
+def test_a_year_the_database_will_not_start_is_a_clear_error(pg_url: str) -> None:
+    """Refused (here, a privilege): the message is told why, not taken for an outage."""
+    year_without_sequence(pg_url)
+    db = Database(pg_url)
+    refuse = """
+        CREATE OR REPLACE FUNCTION pcse_make_case_numbers(for_year integer) RETURNS text
+        LANGUAGE plpgsql AS $$ BEGIN
+            RAISE EXCEPTION 'permission denied for schema public' USING ERRCODE = '42501';
+        END $$
+    """
+    with db.engine.begin() as conn:
+        conn.execute(text(refuse))
+    try:
+        with (
+            pytest.raises(CaseNumbersUnavailable, match="permission denied"),
+            db.transaction() as session,
+        ):
+            open_case(session, 1)
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(text(migration_0008().MAKE_CASE_NUMBERS))
+        db.dispose()

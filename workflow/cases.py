@@ -5,8 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Table,
+    bindparam,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.errors import PcseError
@@ -43,12 +54,14 @@ def format_ref(year: int, number: int) -> str:
 def next_ref(session: Session, now: datetime | None = None) -> str:
     """Allocate the next case reference (safe with concurrent workers; never one twice).
 
-    On PostgreSQL the number is taken in a short transaction of its own, as a sequence
-    would give it: the year's counter row is locked for that moment only, never for the
-    length of the caller's transaction (a batch of messages), so workers do not queue
-    behind one another for it. A transaction that rolls back leaves a gap in the numbers.
-    No number is kept in memory between transactions: a process holding numbers ahead
-    would give them again after the counter was restored to an earlier state.
+    On PostgreSQL the number comes from the year's sequence (`pcse_next_case_number`,
+    migration 0008), in the caller's transaction: a sequence holds no lock to the end of
+    the transaction (a batch of messages), so workers never queue behind one another for
+    it, and a transaction that rolls back leaves a gap. The year's first case makes its
+    sequence in a short transaction of its own, committed at once for every worker (a
+    transaction that began before then goes on taking its numbers that way).
+    Nothing is kept in memory between transactions, so a database restored to an earlier
+    state goes on from its own numbers.
 
     SQLite has one writer at a time, holding its lock to the commit: the counter is read
     and raised once in the caller's transaction, later numbers are counted in memory, and
@@ -58,10 +71,39 @@ def next_ref(session: Session, now: datetime | None = None) -> str:
     year = (now or utcnow()).year
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        with bind.engine.connect() as own, own.begin():
-            number = own.execute(_BUMP_POSTGRESQL, {"year": year, "by": 1}).scalar_one()
+        conn = session.connection()
+        number = conn.execute(_NEXT_POSTGRESQL, {"year": year}).scalar_one()
+        if number is None:  # the year's first case: its sequence is made, and committed
+            number = _first_of_year(bind.engine, year)
         return format_ref(year, number)
     return format_ref(year, _counted(session, year))
+
+
+class CaseNumbersUnavailable(PcseError):
+    """The year's case numbers could not be started (the database refused to make them)."""
+
+
+def _first_of_year(engine: Engine, year: int) -> int:
+    """The year's sequence made if need be, and its first number for this transaction."""
+    try:
+        with engine.connect() as own, own.begin():
+            return int(own.execute(_FIRST_POSTGRESQL, {"year": year}).scalar_one())
+    except DBAPIError as exc:
+        if exc.connection_invalidated or _sqlstate(exc).startswith(_TRANSIENT):
+            raise  # the database restarting, or a lock not had in time: tried again later
+        raise CaseNumbersUnavailable(
+            f"The case numbers for {year} could not be started, so no case was opened: "
+            f"{str(exc.orig).splitlines()[0][:300]} Ask the database's owner to run "
+            "`pcse db upgrade`, which makes them, then retry this message."
+        ) from exc
+
+
+# Connection failures, the server shutting down, a lock not had in time.
+_TRANSIENT = ("08", "57", "55P03")
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", "") or "")
 
 
 _COUNTED = "workflow.cases.counted"  # connection.info: {year: last number given}
@@ -117,7 +159,12 @@ def _bump(insert: Any) -> Any:
 
 
 # Built once: these run for every case opened.
-_BUMP_POSTGRESQL = _bump(postgresql.insert)
+_NEXT_POSTGRESQL = pending_may_wait(
+    select(func.pcse_next_case_number(bindparam("year", type_=Integer), type_=Integer))
+)
+_FIRST_POSTGRESQL = select(
+    func.pcse_first_case_number(bindparam("year", type_=Integer), type_=Integer)
+)
 _BUMP_SQLITE = pending_may_wait(_bump(sqlite.insert))
 # The counter's last value written at commit, never lowered (the first raise may have
 # been in a savepoint that rolled back, taking the row with it).

@@ -122,7 +122,10 @@ class DirectoryEvent(Base):
 
 
 class RefCounter(Base):
-    """The last case number issued in a year; case refs are PCSE-YYYY-NNNNNN."""
+    """The last case number issued in a year on SQLite; case refs are PCSE-YYYY-NNNNNN.
+
+    On PostgreSQL each year's numbers come from a sequence (migration 0008), which starts
+    after the number kept here by earlier versions."""
 
     __tablename__ = "ref_counters"
 
