@@ -12,6 +12,7 @@ from core.db import Database
 from core.errors import PcseError
 from forms.sandbox import PdfLimits
 from service.config import Config
+from service.revisions import database_revision, head_revision, mismatch
 from workflow.env import WorkflowEnv
 
 
@@ -30,13 +31,18 @@ class AppContext:
         return Database(self.config.database.url)
 
     def db(self) -> Database:
-        """The database, after checking that `pcse db upgrade` has been run."""
+        """The database, after checking that `pcse db upgrade` has brought its schema to
+        the revision this release needs (code and schema of different releases would
+        fail message by message, or worse)."""
         database = self.database
         if not self._checked:
             if not inspect(database.engine).has_table("alembic_version"):
                 raise DatabaseNotReady(
                     "The database has no schema yet; run `pcse db upgrade` first."
                 )
+            problem = mismatch(database_revision(database.engine), head_revision())
+            if problem:
+                raise DatabaseNotReady(problem)
             self._checked = True
         return database
 

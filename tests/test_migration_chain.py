@@ -24,6 +24,7 @@ from alembic.script import ScriptDirectory
 from bench.pgcluster import scratch_database
 from caseworker.models import Caseworker
 from core.db import Database, make_engine
+from service.revisions import head_revision
 from service.schema import MIGRATIONS, alembic_config, upgrade
 from tests.fixtures.databases import PG_ADMIN_URL, _pg_available
 from workflow.models import ApprovalRequest, Case, CaseEvent, Organisation
@@ -63,6 +64,7 @@ def test_the_revisions_form_one_chain_numbered_in_order() -> None:
     assert numbers == list(range(1, len(chain) + 1))
     files = sorted(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))
     assert files == [r.revision for r in chain]
+    assert head_revision() == directory.get_current_head()  # what commands ask for
 
 
 ROWS: list[tuple[str, dict]] = [
