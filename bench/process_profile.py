@@ -8,8 +8,8 @@ database loaded with bench/mailmix.py's directory; five are processed to warm up
 the rest are processed in this process (the workflow as `pcse poll` runs it), counting
 the statements sent to the database. `--profile FILE` also writes a pyinstrument
 profile of that processing (pyinstrument is not a dependency: pip install it first);
-`--statements` lists each statement sent (its first 100 characters) and how many times
-per request.
+`--statements` lists each statement sent and how many times per request (a long one shown
+by its start and its end).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace, folder: Path, url: str) -> None:
     def counted(_conn: object, _cursor: object, sql: str, *_: object) -> None:
         nonlocal statements
         statements += 1
-        kinds[" ".join(sql.split())[:100]] += 1
+        kinds[" ".join(sql.split())] += 1
 
     event.listen(db.engine, "before_cursor_execute", counted)
     cpu, wall = time.process_time(), time.perf_counter()
@@ -104,8 +104,9 @@ def run(args: argparse.Namespace, folder: Path, url: str) -> None:
         + (" (profiler running)" if args.profile else "")
     )
     if args.statements:
-        for sql, count in kinds.most_common():
-            print(f"  {count / n:5.2f}  {sql}")
+        for sql, count in kinds.most_common():  # told apart whole, shown shortened
+            shown = sql if len(sql) <= 150 else f"{sql[:100]} … {sql[-45:]}"
+            print(f"  {count / n:5.2f}  {shown}")
 
 
 def main(argv: list[str] | None = None) -> None:

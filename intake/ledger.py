@@ -396,13 +396,18 @@ def finish(
     `case_id`, with `sender`, the case the message was linked to (None: leave it as it is).
     """
     session.flush()
-    extra: dict[str, object] = (
-        {f"b_{name}": sender.get(name) for name in SENDER_FACTS} if sender else {}
-    )
-    if sender and case_id is not None:
+    if case_id is not None and not sender:
+        raise ValueError("a case link is written with the sender's facts, in one UPDATE")
+    extra: dict[str, object] = {}
+    statement = _FINISH
+    if sender:
+        extra = {f"b_{name}": sender.get(name) for name in SENDER_FACTS}
+        statement = _FINISH_WITH_SENDER
+    if case_id is not None:
         extra["b_case"] = case_id
+        statement = _FINISH_LINKED
     result = session.connection().execute(
-        (_FINISH_LINKED if "b_case" in extra else _FINISH_WITH_SENDER) if sender else _FINISH,
+        statement,
         {
             **extra,
             "b_id": inbound_id,

@@ -369,7 +369,8 @@ class Processor:
             classification=str(result.classification.kind),
             outcome=result.outcome[:4000],
             sender=seen["sender"],
-            case_id=row.case_id,  # a link not yet written (ledger.link_case)
+            # While processing, link_case leaves writing the link to this UPDATE.
+            case_id=row.case_id,
         ):
             raise LostClaim(f"inbound message {inbound_id} was taken by another worker")
         # The outcome's words can name people; the log keeps to what an operator needs,

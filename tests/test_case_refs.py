@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 
 from core.db import Database, make_engine
 from core.timeutil import utcnow
+from intake.process import database_gone
 from service.schema import MIGRATIONS, alembic_config, upgrade
 from tests.fixtures.databases import empty_postgres
 from workflow.cases import CaseNumbersUnavailable, create_case
@@ -182,7 +183,8 @@ def test_workers_starting_the_year_together_never_share_a_number(pg_url: str) ->
 @pytest.mark.postgres
 def test_a_downgrade_hands_the_numbers_back_to_the_counter(pg_url: str) -> None:
     """Migration 0008 undone: the year's last number is in ref_counters, where the code
-    before it counts, and the sequence is gone (made again, it would start too low)."""
+    before it counts, and the sequence is gone (kept, an upgrade again would go on from its
+    old value, below the numbers counted meanwhile)."""
     year = year_without_sequence(pg_url)
     db = Database(pg_url)
     try:
@@ -260,23 +262,28 @@ def test_the_upgrade_makes_this_year_and_the_next(pg_url: str) -> None:
 
 @pytest.mark.postgres
 def test_a_year_the_database_will_not_start_is_a_clear_error(pg_url: str) -> None:
-    """Refused (here, a privilege): the message is told why, not taken for an outage."""
+    """Refused (here as for a sequence another schema would hold, SQLSTATE 55000, which the
+    driver raises as an OperationalError): the error says why, and processing does not
+    take it for the database being away (which would hold the batch back, again and again)."""
     year_without_sequence(pg_url)
     db = Database(pg_url)
     refuse = """
         CREATE OR REPLACE FUNCTION pcse_make_case_numbers(for_year integer) RETURNS text
         LANGUAGE plpgsql AS $$ BEGIN
-            RAISE EXCEPTION 'permission denied for schema public' USING ERRCODE = '42501';
+            RAISE EXCEPTION 'sequence must be in same schema as table it is linked to'
+                USING ERRCODE = '55000';
         END $$
     """
     with db.engine.begin() as conn:
         conn.execute(text(refuse))
+    said = "must be in same schema as table it is linked to\\. Run `pcse db upgrade`"
     try:
         with (
-            pytest.raises(CaseNumbersUnavailable, match="permission denied"),
+            pytest.raises(CaseNumbersUnavailable, match=said) as refused,
             db.transaction() as session,
         ):
             open_case(session, 1)
+        assert not database_gone(refused.value)
     finally:
         with db.engine.begin() as conn:
             conn.execute(text(migration_0008().MAKE_CASE_NUMBERS))

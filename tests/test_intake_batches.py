@@ -219,8 +219,8 @@ def test_a_case_link_is_written_with_the_result_in_one_update(
 def test_a_message_that_fails_after_its_link_is_left_unlinked(
     database: Database, tmp_path: Path
 ) -> None:
-    """Worked straight through, then again with a savepoint each: the link of the one that
-    failed went with its case, and the others keep theirs."""
+    """The link of the one that failed goes with its case (the batch is worked again with
+    a savepoint for each message), and the others keep theirs."""
     config = maildir_config(database, tmp_path)
     subjects = ["first", "BREAK", "third"]
     deliver_in_order(

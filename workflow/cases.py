@@ -73,7 +73,7 @@ def next_ref(session: Session, now: datetime | None = None) -> str:
     if bind.dialect.name == "postgresql":
         conn = session.connection()
         number = conn.execute(_NEXT_POSTGRESQL, {"year": year}).scalar_one()
-        if number is None:  # the year's first case: its sequence is made, and committed
+        if number is None:  # no sequence this transaction can see: the year's first case
             number = _first_of_year(bind.engine, year)
         return format_ref(year, number)
     return format_ref(year, _counted(session, year))
@@ -84,18 +84,24 @@ class CaseNumbersUnavailable(PcseError):
 
 
 def _first_of_year(engine: Engine, year: int) -> int:
-    """The year's sequence made if need be, and its first number for this transaction."""
+    """A number from the year's sequence, taken (and the sequence made, if need be) in a
+    short transaction of its own: for a transaction that does not see the sequence yet,
+    made by this call or by another worker since it began."""
     try:
         with engine.connect() as own, own.begin():
             return int(own.execute(_FIRST_POSTGRESQL, {"year": year}).scalar_one())
     except DBAPIError as exc:
+        # intake.process.database_gone takes any OperationalError for an outage (the batch
+        # waits and is tried again), following __cause__ and __context__: what is an outage
+        # is raised as it is, and a refusal below is raised outside this block, unchained.
         if exc.connection_invalidated or _sqlstate(exc).startswith(_TRANSIENT):
-            raise  # the database restarting, or a lock not had in time: tried again later
-        raise CaseNumbersUnavailable(
-            f"The case numbers for {year} could not be started, so no case was opened: "
-            f"{str(exc.orig).splitlines()[0][:300]} Ask the database's owner to run "
-            "`pcse db upgrade`, which makes them, then retry this message."
-        ) from exc
+            raise
+        refused = str(exc.orig).splitlines()[0][:300].rstrip(". ")
+    raise CaseNumbersUnavailable(
+        f"The case numbers for {year} could not be started, so no case was opened: "
+        f"{refused}. Run `pcse db upgrade` with the service's configuration (and so its "
+        "database role), which makes them, then retry this message."
+    )
 
 
 # Connection failures, the server shutting down, a lock not had in time.
@@ -146,26 +152,22 @@ def _forget_counted(conn: Connection) -> None:
         conn.info.pop(_COUNTED, None)
 
 
-def _bump(insert: Any) -> Any:
-    """Raise the year's counter by `by`, returning the new last number."""
-    return (
-        insert(RefCounter)
-        .values(year=bindparam("year"), last=bindparam("by"))
-        .on_conflict_do_update(
-            index_elements=["year"], set_={"last": RefCounter.last + bindparam("by")}
-        )
-        .returning(RefCounter.last)
-    )
-
-
-# Built once: these run for every case opened.
+# Built once: these run for every case opened (the first of a year's, once a year).
 _NEXT_POSTGRESQL = pending_may_wait(
     select(func.pcse_next_case_number(bindparam("year", type_=Integer), type_=Integer))
 )
 _FIRST_POSTGRESQL = select(
     func.pcse_first_case_number(bindparam("year", type_=Integer), type_=Integer)
 )
-_BUMP_SQLITE = pending_may_wait(_bump(sqlite.insert))
+# SQLite: raise the year's counter by `by`, returning the new last number.
+_BUMP_SQLITE = pending_may_wait(
+    sqlite.insert(RefCounter)
+    .values(year=bindparam("year"), last=bindparam("by"))
+    .on_conflict_do_update(
+        index_elements=["year"], set_={"last": RefCounter.last + bindparam("by")}
+    )
+    .returning(RefCounter.last)
+)
 # The counter's last value written at commit, never lowered (the first raise may have
 # been in a savepoint that rolled back, taking the row with it).
 _KEEP_HIGHEST = pending_may_wait(

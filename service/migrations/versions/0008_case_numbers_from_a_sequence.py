@@ -94,7 +94,8 @@ $$;
 """
 
 # Before 0007's code counts again in ref_counters, each year's last number goes back there,
-# and the sequences go (made again later, they would start below numbers given meanwhile).
+# and the sequences go (kept, an upgrade again would go on from their old values, below the
+# numbers counted meanwhile).
 BACK_TO_COUNTERS = r"""
 DO $$
 DECLARE
