@@ -1,6 +1,7 @@
 """A backlog drained as an operator would drain it, timed from outside.
 
     .venv/bin/python bench/drain.py [--n 2000] [--db sqlite|postgres] [--mix plain|mixed]
+        [--service]
 
 Everything runs as its own process against real servers: Dovecot, an aiosmtpd sink (a
 child process), and a fresh SQLite file or PostgreSQL database loaded with a generated
@@ -10,6 +11,11 @@ then `pcse poll --once --json` and `pcse outbox send --json` run one after the o
 each timed from outside with its CPU time (wait4) and peak memory (bench/measure.py).
 The ledger's timestamps
 split the poll into fetching and recording, and processing (the two overlap).
+
+`--service` runs `pcse run` instead, on the default schedule (IMAP IDLE, the outbox woken
+by each commit), from its start until every message is recorded and processed and every
+email it queued has left (SIGTERM then): the service as an operator leaves it running,
+with fetching, processing and sending overlapping in one process.
 
 `--mix plain` is N plain email requests; `--mix mixed` is bench/mailmix.py's backlog:
 email requests, PDF forms, replies on earlier requests, out-of-office answers, bounces,
@@ -29,12 +35,13 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,7 +51,7 @@ from sqlalchemy import func, select  # noqa: E402
 from bench.dovecot import discard_dovecot, plain_request, start_dovecot  # noqa: E402
 from bench.intake import phases, raw_fetch_rate  # noqa: E402
 from bench.mailmix import INBOX, build, load_directory, organisations  # noqa: E402
-from bench.measure import run_measured  # noqa: E402
+from bench.measure import run_measured, run_until  # noqa: E402
 from bench.pgcluster import database_url  # noqa: E402
 from bench.service_proc import PCSE, Settings, write_config  # noqa: E402
 from core.db import Database  # noqa: E402
@@ -73,6 +80,29 @@ def timed(name: str, config: Path, *args: str) -> Stage:
     return Stage(
         name, run.seconds, run.cpu_seconds, run.peak_rss_mb, json.loads(run.output or b"{}")
     )
+
+
+def served(config: Path, db: Database, expected: int) -> Stage:
+    """`pcse run` until `expected` ledger rows are processed and nothing is left to send."""
+    env = {k: v for k, v in os.environ.items() if k != "PCSE_CONFIG"}
+
+    def drained() -> bool:
+        with db.transaction() as session:
+            rows = session.execute(
+                select(InboundMessage.status, func.count()).group_by(InboundMessage.status)
+            ).all()
+            unsent = session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status.in_(("pending", "sending")))
+            )
+        counts = dict(rows)
+        return sum(counts.values()) >= expected and not counts.get("pending") and not unsent
+
+    run = run_until(
+        [PCSE, "--config", str(config), "run"], env=env, done=drained, timeout=3600, cwd=ROOT
+    )
+    return Stage("run", run.seconds, run.cpu_seconds, run.peak_rss_mb, {})
 
 
 def last_ledger_id(db: Database) -> int:
@@ -139,6 +169,26 @@ def approval_answers(db: Database) -> list[bytes]:
     return answers
 
 
+def settings_of(
+    url: str,
+    dovecot: Any,
+    account: Any,
+    smtp_port: int,
+    folder: Path,
+    args: argparse.Namespace,
+) -> Settings:
+    return Settings(
+        db_url=url,
+        imap_port=dovecot.port,
+        imap_user=account.username,
+        imap_password=account.password,
+        smtp_port=smtp_port,
+        raw_dir=folder / "raw",
+        max_replies_per_hour=1_000_000,
+        authserv_id=AUTHSERV_ID if args.mix == "mixed" else None,
+    )
+
+
 def drain(args: argparse.Namespace, folder: Path) -> None:
     messages, kinds = backlog(args.mix, args.n)
     dovecot = start_dovecot()
@@ -151,20 +201,29 @@ def drain(args: argparse.Namespace, folder: Path) -> None:
             for start in range(0, len(messages), 500):
                 account.append(messages[start : start + 500])
             config = write_config(
-                folder / "pcse.toml",
-                Settings(
-                    db_url=url,
-                    imap_port=dovecot.port,
-                    imap_user=account.username,
-                    imap_password=account.password,
-                    smtp_port=smtp_port,
-                    raw_dir=folder / "raw",
-                    max_replies_per_hour=1_000_000,
-                    authserv_id=AUTHSERV_ID if args.mix == "mixed" else None,
-                ),
+                folder / "pcse.toml", settings_of(url, dovecot, account, smtp_port, folder, args)
             )
             bare = raw_fetch_rate(account)
             load_before = os.getloadavg()[0]
+            if args.service:
+                write_config(
+                    config,
+                    replace(
+                        settings_of(url, dovecot, account, smtp_port, folder, args),
+                        poll_seconds=30,
+                        outbox_seconds=10,
+                    ),
+                )
+                service = served(config, db, len(messages))
+                report_service(args.db, kinds, bare, service, outbox_counts(db))
+                answers = approval_answers(db) if args.mix == "mixed" else []
+                if answers:
+                    account.append(answers)
+                    again = served(config, db, len(messages) + len(answers))
+                    report_service(args.db, {"approval_answer": len(answers)}, bare, again, {})
+                print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+                db.dispose()
+                return
             poll = timed("poll", config, "poll", "--once", "--json")
             send = timed("send", config, "outbox", "send", "--json")
             load_after = os.getloadavg()[0]
@@ -239,11 +298,33 @@ def report(
     print(f"  outbox rows by status and purpose: {queued}; left in INBOX: {left}")
 
 
+def report_service(
+    database: str, kinds: dict[str, int], bare: float, run: Stage, queued: dict[str, int]
+) -> None:
+    n = sum(kinds.values())
+    mix = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+    print(f"drain under pcse run: {n} messages ({mix}) on {database}")
+    print(
+        f"  from start-up to the last email sent: {run.seconds:.1f} s = "
+        f"{n / run.seconds:.0f} emails/s; CPU {run.cpu * 1000 / n:.2f} ms per email "
+        f"(with its stop); peak RSS {run.peak_rss_mb:.0f} MB"
+    )
+    print(
+        f"  bare imapclient fetch: {bare:.0f} emails/s; the service is "
+        f"{n / run.seconds / bare:.4f} of it (1 : {bare * run.seconds / n:.0f})"
+    )
+    if queued:
+        print(f"  outbox rows by status and purpose: {queued}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="messages in the backlog")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--mix", choices=("plain", "mixed"), default="plain")
+    parser.add_argument(
+        "--service", action="store_true", help="drain with `pcse run` on the default schedule"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pcse-drain-") as tmp:
         folder = Path(tmp)

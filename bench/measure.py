@@ -1,4 +1,6 @@
-"""One child process run to completion, measured from outside: wall time, CPU, peak memory.
+"""One child process measured from outside: wall time, CPU, peak memory. `run_measured`
+runs a command to completion; `run_until` runs a service until a condition holds, then
+stops it with SIGTERM (its time is to the condition; its CPU includes the stop).
 
 Peak memory is the child's own high-water mark (VmHWM in /proc/PID/status), read every
 20 ms while it runs. Not wait4's ru_maxrss: on Linux that keeps the size of the parent at
@@ -11,9 +13,11 @@ the command's own process only: processes it starts (the PDF and OCR sandboxes) 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +46,45 @@ def run_measured(command: list[str], *, env: dict[str, str], cwd: Path | None = 
     return Measured(
         os.waitstatus_to_exitcode(status),
         output,
+        seconds,
+        usage.ru_utime + usage.ru_stime,
+        peak.kb / 1024,
+    )
+
+
+def run_until(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    done: Callable[[], bool],
+    timeout: float,
+    cwd: Path | None = None,
+    interval: float = 0.1,
+) -> Measured:
+    """Start `command`, wait until `done()` (asked every `interval`), then SIGTERM it."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd
+    )
+    peak = _Peak(child.pid)
+    peak.start()
+    try:
+        while not done():
+            if child.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited ({child.returncode}) before it was done")
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError(f"not done after {timeout:.0f} s")
+            time.sleep(interval)
+        seconds = time.perf_counter() - started
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    _, status, usage = os.wait4(child.pid, 0)
+    peak.done.set()
+    peak.join()
+    return Measured(
+        os.waitstatus_to_exitcode(status),
+        b"",
         seconds,
         usage.ru_utime + usage.ru_stime,
         peak.kb / 1024,
