@@ -88,10 +88,69 @@ class LostClaim(Exception):
     """The row was taken over by another sender (this one outlived its lease)."""
 
 
+class KeptConnection:
+    """The SMTP connection a sender that runs again and again keeps between its runs.
+
+    `pcse run` sends each time a reply is committed; without this, every run would open a
+    connection, negotiate TLS and sign in again (with OAuth2, fetch or check a token) for
+    a message or two. A kept connection is used again only if it was idle for less than
+    `idle_seconds` and opened less than `max_age_seconds` ago, and only after a NOOP
+    answered 250; otherwise it is closed and a new one opened, before any message is
+    started on it. One sender loop holds one; it is not shared between threads.
+    """
+
+    def __init__(self, idle_seconds: float = 30.0, max_age_seconds: float = 600.0) -> None:
+        self.idle_seconds = idle_seconds
+        self.max_age_seconds = max_age_seconds
+        self.conn: smtplib.SMTP | None = None
+        self.kept_at = 0.0
+        self.opened_at = 0.0
+        self.reused = 0
+
+    def take(self) -> smtplib.SMTP | None:
+        """The kept connection if it is still fit to use, else None."""
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return None
+        now = time.monotonic()
+        if now - self.kept_at > self.idle_seconds or now - self.opened_at > self.max_age_seconds:
+            transport.close(conn)
+            return None
+        try:
+            code, _ = conn.noop()
+        except (OSError, smtplib.SMTPException):  # the server closed it meanwhile
+            conn.close()
+            return None
+        if code != 250:
+            transport.close(conn)
+            return None
+        self.reused += 1
+        return conn
+
+    def keep(self, conn: smtplib.SMTP, *, opened: bool) -> None:
+        """Keep `conn` for the next run; `opened`: this run opened it."""
+        now = time.monotonic()
+        if opened:
+            self.opened_at = now
+        self.conn, self.kept_at = conn, now
+
+    def close(self) -> None:
+        if self.conn is not None:
+            transport.close(self.conn)
+            self.conn = None
+
+
 class _Run:
     """One call of send_pending: its counters, its claims, its connection."""
 
-    def __init__(self, db: Database, config: Config, token_provider, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        token_provider,
+        clock: Clock,
+        kept: KeptConnection | None = None,
+    ) -> None:
         self.db = db
         self.config = config
         self.token_provider = token_provider
@@ -101,6 +160,8 @@ class _Run:
         self.failed = 0
         self.error: str | None = None
         self.conn: smtplib.SMTP | None = None
+        self.kept = kept
+        self.opened = False  # this run opened self.conn (rather than taking a kept one)
         # Handed over and accepted, its claim not yet cleared: that is done by the next
         # hand-over's statement, so each message costs one commit.
         self.accepted: int | None = None
@@ -162,8 +223,13 @@ class _Run:
     def ensure_connection(self, batch: list[Outgoing]) -> bool:
         if self.conn is not None:
             return True
+        if self.kept is not None:
+            self.conn = self.kept.take()
+            if self.conn is not None:
+                return True
         try:
             self.conn = transport.connect(self.config.smtp, self.token_provider)
+            self.opened = True
             return True
         except Exception as exc:  # refused, TLS, sign-in or token: all mean "not now"
             if isinstance(exc, smtplib.SMTPResponseException):
@@ -185,7 +251,13 @@ class _Run:
             transport.close(self.conn)
             self.conn = None
 
-    def close(self) -> None:
+    def close(self, *, ended_well: bool = False) -> None:
+        """The end of the run. A run that ended well leaves its connection between two
+        messages (one lost or closed on a fault is None by now), to be kept for the next
+        run if there is to be one; after an exception it may be mid-message: closed."""
+        if ended_well and self.kept is not None and self.conn is not None:
+            self.kept.keep(self.conn, opened=self.opened)
+            self.conn = None
         self.drop_connection()
         if self.marks is not None:
             self.marks.close()
@@ -307,10 +379,12 @@ def send_pending(
     *,
     clock: Clock | None = None,
     limit: int | None = None,
+    kept: KeptConnection | None = None,
 ) -> SendReport:
-    """Send every due row (at most `limit`), batch by batch over one connection."""
+    """Send every due row (at most `limit`), batch by batch over one connection; with
+    `kept`, the connection the last run left open, and left open for the next."""
     transport.check_settings(config.smtp, token_provider)
-    run = _Run(db, config, token_provider, clock or SystemClock())
+    run = _Run(db, config, token_provider, clock or SystemClock(), kept)
     try:
         return _send(run, db, config, limit)
     except BaseException:
@@ -346,6 +420,7 @@ def _send(run: _Run, db: Database, config: Config, limit: int | None) -> SendRep
     _take_back_abandoned(run, db)
     batch_size = max(1, config.smtp.batch_size)
     remaining = limit
+    ended_well = False
     try:
         while remaining is None or remaining > 0:
             size = batch_size if remaining is None else min(batch_size, remaining)
@@ -356,8 +431,9 @@ def _send(run: _Run, db: Database, config: Config, limit: int | None) -> SendRep
                 remaining -= len(batch)
             if not run.deliver(batch) or len(batch) < size:
                 break
+        ended_well = True
     finally:
-        run.close()
+        run.close(ended_well=ended_well)
     report = SendReport(
         sent=run.sent, failed=run.failed, pending=claims.count_waiting(db), error=run.error
     )

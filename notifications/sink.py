@@ -36,6 +36,8 @@ class Received:
     rcpt_tos: tuple[str, ...]
     data: bytes
     login: str | None = None
+    # The client's end of the connection it came over: one per SMTP session.
+    peer: tuple[str, int] | None = None
 
     def message(self) -> EmailMessage:
         return message_from_bytes(self.data, _class=EmailMessage, policy=default)
@@ -127,6 +129,7 @@ class SinkHandler:
             rcpt_tos=tuple(envelope.rcpt_tos),
             data=data,
             login=login.decode() if isinstance(login, bytes) else login,
+            peer=(str(session.peer[0]), int(session.peer[1])) if session.peer else None,
         )
         if self.maildir is not None:
             self.maildir.add(data)

@@ -32,6 +32,8 @@ class Job:
     run: Callable[[], object]
     # Set to run the job at once, before its interval is up (see service.wakeable).
     wake: threading.Event | None = None
+    # What the job holds between runs, let go when the service stops.
+    close: Callable[[], None] | None = None
 
 
 def build_handler(config: Config) -> Handler:
@@ -115,7 +117,7 @@ class IntakeJob:
 def outbox_job(db: Database, config: Config) -> Job:
     """Send what is due: woken by every committed reply (notifications.wakeup), and every
     `outbox_seconds` as the safety net (retries fall due, a wake-up was missed)."""
-    from notifications.sender import send_pending
+    from notifications.sender import KeptConnection, send_pending
     from notifications.wakeup import WAKE
 
     provider = None
@@ -124,8 +126,12 @@ def outbox_job(db: Database, config: Config) -> Job:
 
         provider = smtp_token_provider(config)
 
+    # Woken by every committed reply: each run uses the connection the last one left open
+    # (within half a minute), not a new connection, TLS and sign-in for a message or two.
+    kept = KeptConnection()
+
     def run() -> None:
-        report = send_pending(db, config, token_provider=provider)
+        report = send_pending(db, config, token_provider=provider, kept=kept)
         if report.sent or report.failed:
             log.info(
                 "outbox: sent %d, failed %d, pending %d", report.sent, report.failed, report.pending
@@ -133,7 +139,7 @@ def outbox_job(db: Database, config: Config) -> Job:
         if report.error:
             log.warning("outbox: %s", without_addresses(report.error))
 
-    return Job("outbox", config.schedule.outbox_seconds, run, wake=WAKE)
+    return Job("outbox", config.schedule.outbox_seconds, run, wake=WAKE, close=kept.close)
 
 
 def reminders_job(db: Database, config: Config) -> Job:

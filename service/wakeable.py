@@ -36,6 +36,12 @@ class WakeableLoop(threading.Thread):
             self.wake.wait(self.job.seconds)
 
     def shutdown(self, timeout: float = 60) -> None:
-        """Called after the stop event is set: end the wait, let the run in hand finish."""
+        """Called after the stop event is set: end the wait, let the run in hand finish,
+        and let go of what the job holds between runs (its SMTP connection)."""
         self.wake.set()
         self.join(timeout)
+        if self.job.close is not None and not self.is_alive():
+            try:
+                self.job.close()
+            except Exception:
+                log.warning("job %s could not let go of what it held", self.job.name, exc_info=True)
