@@ -9,6 +9,7 @@ failed with the server's answer for a caseworker to see.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 import threading
@@ -93,51 +94,74 @@ class KeptConnection:
 
     `pcse run` sends each time a reply is committed; without this, every run would open a
     connection, negotiate TLS and sign in again (with OAuth2, fetch or check a token) for
-    a message or two. A kept connection is used again only if it was idle for less than
-    `idle_seconds` and opened less than `max_age_seconds` ago, and only after a NOOP
-    answered 250; otherwise it is closed and a new one opened, before any message is
-    started on it. One sender loop holds one; it is not shared between threads.
+    a message or two. A connection is kept only from a run that ended with no fault and no
+    refusal from the server; it is used again only if it was idle for less than
+    `idle_seconds` and opened less than `max_age_seconds` ago (under the five minutes
+    before expiry at which OAuth2 tokens are renewed, so no connection outlives the token
+    it signed in with), and only after a NOOP answered 250 within `check_seconds`;
+    otherwise it is closed and a new one opened, before any message is started on it. One
+    sender loop holds one; it is not shared between threads.
     """
 
-    def __init__(self, idle_seconds: float = 30.0, max_age_seconds: float = 600.0) -> None:
+    def __init__(
+        self,
+        idle_seconds: float = 30.0,
+        max_age_seconds: float = 240.0,
+        check_seconds: float = 5.0,
+    ) -> None:
         self.idle_seconds = idle_seconds
         self.max_age_seconds = max_age_seconds
+        self.check_seconds = check_seconds
         self.conn: smtplib.SMTP | None = None
         self.kept_at = 0.0
         self.opened_at = 0.0
         self.reused = 0
 
-    def take(self) -> smtplib.SMTP | None:
-        """The kept connection if it is still fit to use, else None."""
+    def take(self) -> tuple[smtplib.SMTP, float] | None:
+        """The kept connection and when it was opened, if it is still fit to use."""
         conn, self.conn = self.conn, None
         if conn is None:
             return None
         now = time.monotonic()
         if now - self.kept_at > self.idle_seconds or now - self.opened_at > self.max_age_seconds:
-            transport.close(conn)
+            _close_quickly(conn)
             return None
-        try:
-            code, _ = conn.noop()
-        except (OSError, smtplib.SMTPException):  # the server closed it meanwhile
+        if not _answers_noop(conn, self.check_seconds):
             conn.close()
             return None
-        if code != 250:
-            transport.close(conn)
-            return None
         self.reused += 1
-        return conn
+        return conn, self.opened_at
 
-    def keep(self, conn: smtplib.SMTP, *, opened: bool) -> None:
-        """Keep `conn` for the next run; `opened`: this run opened it."""
-        now = time.monotonic()
-        if opened:
-            self.opened_at = now
-        self.conn, self.kept_at = conn, now
+    def keep(self, conn: smtplib.SMTP, opened_at: float) -> None:
+        self.conn, self.kept_at, self.opened_at = conn, time.monotonic(), opened_at
 
     def close(self) -> None:
         if self.conn is not None:
-            transport.close(self.conn)
+            _close_quickly(self.conn)
             self.conn = None
+
+
+def _answers_noop(conn: smtplib.SMTP, within: float) -> bool:
+    """Does the server still answer? A peer gone without a word would otherwise hold the
+    run for the whole SMTP timeout."""
+    sock = conn.sock
+    if sock is None:
+        return False
+    try:
+        sock.settimeout(within)
+        code, _ = conn.noop()
+        sock.settimeout(conn.timeout)
+    except (OSError, smtplib.SMTPException):  # closed or silent meanwhile
+        return False
+    return code == 250
+
+
+def _close_quickly(conn: smtplib.SMTP) -> None:
+    """QUIT, waiting two seconds at most for the answer (the service may be stopping)."""
+    if conn.sock is not None:
+        with contextlib.suppress(OSError):
+            conn.sock.settimeout(2.0)
+    transport.close(conn)
 
 
 class _Run:
@@ -161,7 +185,8 @@ class _Run:
         self.error: str | None = None
         self.conn: smtplib.SMTP | None = None
         self.kept = kept
-        self.opened = False  # this run opened self.conn (rather than taking a kept one)
+        self.opened_at = 0.0  # when self.conn was opened (monotonic)
+        self.refusals = 0  # answers other than acceptance: the connection is then not kept
         # Handed over and accepted, its claim not yet cleared: that is done by the next
         # hand-over's statement, so each message costs one commit.
         self.accepted: int | None = None
@@ -224,12 +249,13 @@ class _Run:
         if self.conn is not None:
             return True
         if self.kept is not None:
-            self.conn = self.kept.take()
-            if self.conn is not None:
+            taken = self.kept.take()
+            if taken is not None:
+                self.conn, self.opened_at = taken
                 return True
         try:
             self.conn = transport.connect(self.config.smtp, self.token_provider)
-            self.opened = True
+            self.opened_at = time.monotonic()
             return True
         except Exception as exc:  # refused, TLS, sign-in or token: all mean "not now"
             if isinstance(exc, smtplib.SMTPResponseException):
@@ -254,9 +280,11 @@ class _Run:
     def close(self, *, ended_well: bool = False) -> None:
         """The end of the run. A run that ended well leaves its connection between two
         messages (one lost or closed on a fault is None by now), to be kept for the next
-        run if there is to be one; after an exception it may be mid-message: closed."""
-        if ended_well and self.kept is not None and self.conn is not None:
-            self.kept.keep(self.conn, opened=self.opened)
+        run if there is to be one; after an exception it may be mid-message, and after a
+        refusal the server may be refusing this session (a limit of messages for one
+        connection, say): closed, and the next run opens a new one."""
+        if ended_well and not self.refusals and self.kept is not None and self.conn is not None:
+            self.kept.keep(self.conn, self.opened_at)
             self.conn = None
         self.drop_connection()
         if self.marks is not None:
@@ -360,6 +388,7 @@ class _Run:
         return True
 
     def refused(self, row: Outgoing, exc: Exception) -> bool:
+        self.refusals += 1
         verdict = judge(exc)
         if verdict.action == "failed":
             self.fail(row, verdict.answer)

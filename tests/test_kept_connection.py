@@ -125,3 +125,48 @@ def test_a_run_cut_short_by_the_server_keeps_nothing(
     clock.advance(minutes=2)
     assert send_pending(database, smtp_config, clock=clock, kept=kept).sent == 1
     kept.close()
+
+
+def test_a_connection_opened_too_long_ago_is_not_used_again(
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
+    smtp_config: Config,
+) -> None:
+    """Counted from when it was opened (an OAuth2 sign-in outlives its token otherwise)."""
+    kept = KeptConnection(max_age_seconds=0.3)
+    queue(database, env, 1)
+    send_pending(database, smtp_config, clock=clock, kept=kept)
+    time.sleep(0.2)
+    queue(database, env, 1)
+    send_pending(database, smtp_config, clock=clock, kept=kept)  # 0.2 s old: used again
+    time.sleep(0.2)
+    queue(database, env, 1)
+    send_pending(database, smtp_config, clock=clock, kept=kept)  # 0.4 s old: a new one
+    kept.close()
+    assert kept.reused == 1
+    peers = sessions(smtp_sink)
+    assert peers[0] == peers[1] != peers[2]
+
+
+def test_a_refusal_leaves_nothing_kept(
+    database: Database,
+    env: WorkflowEnv,
+    clock: FixedClock,
+    smtp_sink: SmtpSink,
+    smtp_config: Config,
+) -> None:
+    """The server may be refusing this session (too many messages on one connection, say):
+    the next run starts on a new one rather than meet the refusal again."""
+    kept = KeptConnection()
+    queue(database, env, 2)
+    smtp_sink.fail_next(1, 452, "4.5.3 Too many messages on this connection", stage="rcpt")
+    report = send_pending(database, smtp_config, clock=clock, kept=kept)
+    assert report.sent == 1 and report.pending == 1
+    assert kept.conn is None
+    clock.advance(minutes=2)
+    assert send_pending(database, smtp_config, clock=clock, kept=kept).sent == 1
+    kept.close()
+    assert kept.reused == 0
+    assert len(set(sessions(smtp_sink))) == 2
