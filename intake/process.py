@@ -80,6 +80,14 @@ def database_gone(exc: BaseException) -> bool:
     return False
 
 
+def _stop_if_database_gone(exc: BaseException, seen: dict[str, Any]) -> None:
+    """A message cut short by the database: the batch stays pending, to be done again,
+    unless this message has been cut short so DATABASE_TRIES times (the fault may be in it,
+    and it is then failed like any other)."""
+    if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
+        raise DatabaseUnavailable(str(exc)) from exc
+
+
 class LostClaim(RuntimeError):
     """Another worker took the message (our claim's lease ran out); ours is rolled back."""
 
@@ -334,8 +342,7 @@ class Processor:
         try:
             return self._one(session, inbound_id, seen)
         except (Exception, MessageTooSlow) as exc:
-            if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
-                raise DatabaseUnavailable(str(exc)) from exc  # the batch stays pending
+            _stop_if_database_gone(exc, seen)
             # A lost claim is met again, and judged, on the second pass.
             raise _Redo(inbound_id, exc, seen, again=isinstance(exc, LostClaim)) from exc
 
@@ -406,8 +413,7 @@ class Processor:
                 ),
                 seen,
             )
-        if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
-            raise DatabaseUnavailable(str(exc)) from exc
+        _stop_if_database_gone(exc, seen)
         return self._fail(session, inbound_id, exc, seen)  # parked for a caseworker, never lost
 
     def read(self, row: InboundMessage) -> ParsedMail:

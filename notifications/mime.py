@@ -104,7 +104,8 @@ def _folded(name: str, value: str | Address) -> bytes:
 def _only_folding(line: bytes) -> bool:
     """Is every line break in this header (its final CRLF taken off) a CRLF followed by a
     space or a tab?"""
-    if b"\r" in line.replace(b"\r\n", b"") or b"\n" in line.replace(b"\r\n", b""):
+    unbroken = line.replace(b"\r\n", b"")
+    if b"\r" in unbroken or b"\n" in unbroken:
         return False  # a lone CR or LF
     return _CRLF_NOT_FOLDING.search(line) is None
 
