@@ -9,25 +9,22 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from core.clock import FixedClock
 from core.db import Database
 from notifications.sender import KeptConnection, SendReport, send_pending
 from notifications.sink import SmtpSink
 from service.config import Config
-from tests.test_smtp_delivery import START, queue, rows
+from tests.test_smtp_delivery import queue, rows
 from workflow.env import WorkflowEnv
 
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(START)
+# `env` is the workflow tests' (tests/fixtures/workflow.py), on a fixed clock; these tests
+# send at most three emails to one address, under its hourly cap.
 
 
-@pytest.fixture
-def env(clock: FixedClock) -> WorkflowEnv:
-    return WorkflowEnv(clock=clock, max_replies_per_hour=10_000)
+def later(env: WorkflowEnv, *, minutes: int) -> None:
+    """Past the backoff of a row the server refused."""
+    assert isinstance(env.clock, FixedClock)
+    env.clock.advance(minutes=minutes)
 
 
 def sessions(sink: SmtpSink) -> list[tuple[str, int] | None]:
@@ -38,14 +35,13 @@ def sessions(sink: SmtpSink) -> list[tuple[str, int] | None]:
 def test_runs_in_a_row_share_one_connection(
     database: Database,
     env: WorkflowEnv,
-    clock: FixedClock,
     smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     kept = KeptConnection()
     for _ in range(3):  # three replies, each committed and sent on its own
         queue(database, env, 1)
-        assert send_pending(database, smtp_config, clock=clock, kept=kept).sent == 1
+        assert send_pending(database, smtp_config, clock=env.clock, kept=kept).sent == 1
     assert len(set(sessions(smtp_sink))) == 1
     assert kept.reused == 2
     kept.close()
@@ -55,30 +51,28 @@ def test_runs_in_a_row_share_one_connection(
 def test_without_one_each_run_opens_its_own(
     database: Database,
     env: WorkflowEnv,
-    clock: FixedClock,
     smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     """`pcse outbox send`, run once: its connection is closed as it ends."""
     for _ in range(2):
         queue(database, env, 1)
-        assert send_pending(database, smtp_config, clock=clock).sent == 1
+        assert send_pending(database, smtp_config, clock=env.clock).sent == 1
     assert len(set(sessions(smtp_sink))) == 2
 
 
 def test_a_connection_idle_too_long_is_not_used_again(
     database: Database,
     env: WorkflowEnv,
-    clock: FixedClock,
     smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     kept = KeptConnection(idle_seconds=0.2)
     queue(database, env, 1)
-    send_pending(database, smtp_config, clock=clock, kept=kept)
+    send_pending(database, smtp_config, clock=env.clock, kept=kept)
     time.sleep(0.3)
     queue(database, env, 1)
-    send_pending(database, smtp_config, clock=clock, kept=kept)
+    send_pending(database, smtp_config, clock=env.clock, kept=kept)
     kept.close()
     assert len(set(sessions(smtp_sink))) == 2
     assert kept.reused == 0
@@ -87,18 +81,17 @@ def test_a_connection_idle_too_long_is_not_used_again(
 def test_a_connection_the_server_dropped_costs_a_new_one_and_nothing_else(
     database: Database,
     env: WorkflowEnv,
-    clock: FixedClock,
     smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     kept = KeptConnection()
     queue(database, env, 1)
-    send_pending(database, smtp_config, clock=clock, kept=kept)
+    send_pending(database, smtp_config, clock=env.clock, kept=kept)
     smtp_sink.stop()  # every connection it held is closed
     smtp_sink.start()
     queue(database, env, 2)
 
-    report = send_pending(database, smtp_config, clock=clock, kept=kept)
+    report = send_pending(database, smtp_config, clock=env.clock, kept=kept)
 
     assert report == SendReport(2, 0, 0)
     # Sent on the new connection, with no failed try recorded (no retry, no backoff).
@@ -111,7 +104,6 @@ def test_a_connection_the_server_dropped_costs_a_new_one_and_nothing_else(
 def test_a_run_cut_short_by_the_server_keeps_nothing(
     database: Database,
     env: WorkflowEnv,
-    clock: FixedClock,
     smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
@@ -119,31 +111,30 @@ def test_a_run_cut_short_by_the_server_keeps_nothing(
     kept = KeptConnection()
     queue(database, env, 1)
     smtp_sink.fail_next(1, 421, "4.3.2 Shutting down", stage="data")
-    send_pending(database, smtp_config, clock=clock, kept=kept)
+    send_pending(database, smtp_config, clock=env.clock, kept=kept)
     assert kept.conn is None
     smtp_sink.reset_faults()
-    clock.advance(minutes=2)
-    assert send_pending(database, smtp_config, clock=clock, kept=kept).sent == 1
+    later(env, minutes=2)
+    assert send_pending(database, smtp_config, clock=env.clock, kept=kept).sent == 1
     kept.close()
 
 
 def test_a_connection_opened_too_long_ago_is_not_used_again(
     database: Database,
     env: WorkflowEnv,
-    clock: FixedClock,
     smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
     """Counted from when it was opened (an OAuth2 sign-in outlives its token otherwise)."""
     kept = KeptConnection(max_age_seconds=0.3)
     queue(database, env, 1)
-    send_pending(database, smtp_config, clock=clock, kept=kept)
+    send_pending(database, smtp_config, clock=env.clock, kept=kept)
     time.sleep(0.2)
     queue(database, env, 1)
-    send_pending(database, smtp_config, clock=clock, kept=kept)  # 0.2 s old: used again
+    send_pending(database, smtp_config, clock=env.clock, kept=kept)  # 0.2 s old: used again
     time.sleep(0.2)
     queue(database, env, 1)
-    send_pending(database, smtp_config, clock=clock, kept=kept)  # 0.4 s old: a new one
+    send_pending(database, smtp_config, clock=env.clock, kept=kept)  # 0.4 s old: a new one
     kept.close()
     assert kept.reused == 1
     peers = sessions(smtp_sink)
@@ -153,7 +144,6 @@ def test_a_connection_opened_too_long_ago_is_not_used_again(
 def test_a_refusal_leaves_nothing_kept(
     database: Database,
     env: WorkflowEnv,
-    clock: FixedClock,
     smtp_sink: SmtpSink,
     smtp_config: Config,
 ) -> None:
@@ -162,11 +152,11 @@ def test_a_refusal_leaves_nothing_kept(
     kept = KeptConnection()
     queue(database, env, 2)
     smtp_sink.fail_next(1, 452, "4.5.3 Too many messages on this connection", stage="rcpt")
-    report = send_pending(database, smtp_config, clock=clock, kept=kept)
+    report = send_pending(database, smtp_config, clock=env.clock, kept=kept)
     assert report.sent == 1 and report.pending == 1
     assert kept.conn is None
-    clock.advance(minutes=2)
-    assert send_pending(database, smtp_config, clock=clock, kept=kept).sent == 1
+    later(env, minutes=2)
+    assert send_pending(database, smtp_config, clock=env.clock, kept=kept).sent == 1
     kept.close()
     assert kept.reused == 0
     assert len(set(sessions(smtp_sink))) == 2
