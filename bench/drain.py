@@ -41,7 +41,6 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -169,26 +168,6 @@ def approval_answers(db: Database) -> list[bytes]:
     return answers
 
 
-def settings_of(
-    url: str,
-    dovecot: Any,
-    account: Any,
-    smtp_port: int,
-    folder: Path,
-    args: argparse.Namespace,
-) -> Settings:
-    return Settings(
-        db_url=url,
-        imap_port=dovecot.port,
-        imap_user=account.username,
-        imap_password=account.password,
-        smtp_port=smtp_port,
-        raw_dir=folder / "raw",
-        max_replies_per_hour=1_000_000,
-        authserv_id=AUTHSERV_ID if args.mix == "mixed" else None,
-    )
-
-
 def drain(args: argparse.Namespace, folder: Path) -> None:
     messages, kinds = backlog(args.mix, args.n)
     dovecot = start_dovecot()
@@ -200,20 +179,22 @@ def drain(args: argparse.Namespace, folder: Path) -> None:
             account = dovecot.add_user()
             for start in range(0, len(messages), 500):
                 account.append(messages[start : start + 500])
-            config = write_config(
-                folder / "pcse.toml", settings_of(url, dovecot, account, smtp_port, folder, args)
+            settings = Settings(
+                db_url=url,
+                imap_port=dovecot.port,
+                imap_user=account.username,
+                imap_password=account.password,
+                smtp_port=smtp_port,
+                raw_dir=folder / "raw",
+                max_replies_per_hour=1_000_000,
+                authserv_id=AUTHSERV_ID if args.mix == "mixed" else None,
             )
+            if args.service:  # the schedule an operator runs `pcse run` on
+                settings = replace(settings, poll_seconds=30, outbox_seconds=10)
+            config = write_config(folder / "pcse.toml", settings)
             bare = raw_fetch_rate(account)
             load_before = os.getloadavg()[0]
             if args.service:
-                write_config(
-                    config,
-                    replace(
-                        settings_of(url, dovecot, account, smtp_port, folder, args),
-                        poll_seconds=30,
-                        outbox_seconds=10,
-                    ),
-                )
                 service = served(config, db, len(messages))
                 report_service(args.db, kinds, bare, service, outbox_counts(db))
                 answers = approval_answers(db) if args.mix == "mixed" else []
