@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -39,17 +39,7 @@ def run_measured(command: list[str], *, env: dict[str, str], cwd: Path | None = 
     peak = _Peak(child.pid)
     peak.start()
     output = child.stdout.read() if child.stdout else b""
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    peak.done.set()
-    peak.join()
-    return Measured(
-        os.waitstatus_to_exitcode(status),
-        output,
-        seconds,
-        usage.ru_utime + usage.ru_stime,
-        peak.kb / 1024,
-    )
+    return _reaped(child, peak, output, started)
 
 
 def run_until(
@@ -77,17 +67,23 @@ def run_until(
             time.sleep(interval)
         seconds = time.perf_counter() - started
     finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        # Not Popen.send_signal: it polls first, which would reap the child and lose its
+        # CPU time to wait4 below should it have just exited.
+        if child.returncode is None:
+            os.kill(child.pid, signal.SIGTERM)
+    measured = _reaped(child, peak, b"", started)
+    return replace(measured, seconds=seconds)  # to `done`, not to the end of the stop
+
+
+def _reaped(child: subprocess.Popen[bytes], peak: _Peak, output: bytes, started: float) -> Measured:
+    """Wait for the child; its exit code, wall time since `started`, CPU and peak memory."""
     _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
     peak.done.set()
     peak.join()
     return Measured(
-        os.waitstatus_to_exitcode(status),
-        b"",
-        seconds,
-        usage.ru_utime + usage.ru_stime,
-        peak.kb / 1024,
+        child.returncode, output, seconds, usage.ru_utime + usage.ru_stime, peak.kb / 1024
     )
 
 
