@@ -66,9 +66,14 @@ class SinkHandler:
     """The aiosmtpd handler: runs in the server's thread; the lock guards shared state."""
 
     def __init__(
-        self, maildir: Path | None = None, tokens: set[str] | None = None, keep: bool = True
+        self,
+        maildir: Path | None = None,
+        tokens: set[str] | None = None,
+        keep: bool = True,
+        pipelining: bool = True,
     ) -> None:
         self.keep = keep
+        self.pipelining = pipelining
         self.state = _State()
         self.lock = threading.Condition()
         self.maildir = mailbox.Maildir(maildir, create=True) if maildir else None
@@ -88,6 +93,21 @@ class SinkHandler:
                     self.state.refused += 1
                     return f"{fault.code} {fault.text}"
         return None
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """aiosmtpd reads each command from its stream in turn, so it can take a pipelined
+        group; saying so lets clients send as they would to NHSmail (RFC 2920)."""
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(
         self,
@@ -171,7 +191,8 @@ class SmtpSink:
     `users` ({login: password}) or `tokens` (XOAUTH2 bearer tokens) make sign-in
     compulsory; `tls_context` offers STARTTLS, `ssl_context` makes the whole connection
     TLS (sign-in needs one or the other unless `auth_require_tls` is False). With
-    `keep=False` messages are only counted.
+    `keep=False` messages are only counted; with `pipelining=False` it does not offer
+    PIPELINING, and clients wait for each answer.
     """
 
     def __init__(
@@ -186,10 +207,11 @@ class SmtpSink:
         ssl_context: ssl.SSLContext | None = None,
         auth_require_tls: bool = True,
         keep: bool = True,
+        pipelining: bool = True,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
-        self.handler = SinkHandler(Path(maildir) if maildir else None, tokens, keep)
+        self.handler = SinkHandler(Path(maildir) if maildir else None, tokens, keep, pipelining)
         self.users = users or {}
         kwargs: dict[str, Any] = {
             "hostname": host,
