@@ -43,6 +43,8 @@ from service.schema import upgrade  # noqa: E402
 from workflow.intake_link import WorkflowLink  # noqa: E402
 
 WARM_UP = 5
+KNOWN = 200  # practices in the directory
+KNOWN_NOTE = " for known practices"
 
 
 def profiler(path: str | None) -> AbstractContextManager[Any]:
@@ -63,10 +65,24 @@ def profiler(path: str | None) -> AbstractContextManager[Any]:
     return profiled()
 
 
+def request(number: int, *, known: bool) -> bytes:
+    """A plain request; with `known`, for one of the directory's practices."""
+    if not known:
+        return plain_request(number)
+    return plain_request(
+        number,
+        body=(
+            f"Please set up Jane Doe {number} (jane.doe{number}@example.nhs.uk) as PL "
+            f"Organisation Administrator for practice B{82000 + number % KNOWN}.\n"
+            "Thank you,\nPractice Manager"
+        ),
+    )
+
+
 def run(args: argparse.Namespace, folder: Path, url: str) -> None:
     db = Database(url)
     upgrade(db.engine)
-    load_directory(db, organisations(200), folder / "directory")
+    load_directory(db, organisations(KNOWN), folder / "directory")
     config = Config(
         database=DatabaseConfig(url),
         mailboxes=[MailboxConfig(name="enquiries", maildir=str(folder / "inbox"))],
@@ -77,7 +93,7 @@ def run(args: argparse.Namespace, folder: Path, url: str) -> None:
     )
     box = mailbox.Maildir(str(folder / "inbox"), create=True)
     for number in range(args.n):
-        box.add(mailbox.MaildirMessage(plain_request(number)))
+        box.add(mailbox.MaildirMessage(request(number, known=args.known)))
     box.close()
     poll_all(db, config)
     handler = build_handler(config)
@@ -98,7 +114,8 @@ def run(args: argparse.Namespace, folder: Path, url: str) -> None:
     db.dispose()
     n = max(report.total, 1)
     print(
-        f"processing {report.total} plain requests on {args.db}: {cpu * 1000 / n:.2f} ms CPU "
+        f"processing {report.total} plain requests{KNOWN_NOTE if args.known else ''} on "
+        f"{args.db}: {cpu * 1000 / n:.2f} ms CPU "
         f"and {wall * 1000 / n:.2f} ms wall each, {statements / n:.1f} SQL statements each; "
         f"processed {report.processed}, failed {report.failed}"
         + (" (profiler running)" if args.profile else "")
@@ -114,6 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=200, help="requests (5 of them warm up)")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--profile", help="write a pyinstrument text profile here")
+    parser.add_argument(
+        "--known",
+        action="store_true",
+        help="requests name practices in the directory (most go to a person: the sender "
+        "is not vouched for)",
+    )
     parser.add_argument(
         "--statements", action="store_true", help="list the statements sent, per request"
     )

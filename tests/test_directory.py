@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -31,6 +32,7 @@ from workflow.directory import (
     set_main_contact,
     signers_for,
 )
+from workflow.facts import gather_facts
 from workflow.models import AelContact, DirectoryEvent, Organisation, RoleAssignment, Signer
 
 GPP_ADMIN = "GPP Practice User Administrator"
@@ -707,3 +709,55 @@ def test_admins_of_several_services_in_one_query_match_each_asked_alone(db) -> N
         assert [p.email for p in together[Service.GPP]] == ["a@nhs.net"]
         assert [p.email for p in together[Service.MAIN_CONTACT]] == ["m@nhs.net"]
         assert admins_by_service(session, "Z99999", services) == {s: [] for s in services}
+
+
+def statements_during(database: Database) -> tuple[list[str], Callable[[], None]]:
+    """The SQL sent to the database from now on, and how to stop listening."""
+    seen: list[str] = []
+
+    def note(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(database.engine, "before_cursor_execute", note)
+    return seen, lambda: event.remove(database.engine, "before_cursor_execute", note)
+
+
+def test_an_organisation_is_read_once_by_a_decision_and_afresh_after_a_commit(db) -> None:
+    with db.transaction() as session:
+        grant(session, "a@nhs.net", "GPP Practice User Administrator")
+    with db.transaction() as session:
+        seen, stop = statements_during(db)
+        try:
+            gather_facts(
+                session,
+                "gpp_admin_form",
+                {"organisation_code": "A81001", "new_admin_email": "n@nhs.net"},
+            )
+            org = get_org(session, "a81001")
+        finally:
+            stop()
+        assert org is not None and org.code == "A81001"
+        assert sum("FROM organisations" in sql for sql in seen) == 1
+    with db.transaction() as session:
+        seen, stop = statements_during(db)
+        try:
+            assert get_org(session, "A81001") is not None  # expired by the commit: read again
+        finally:
+            stop()
+        assert sum("FROM organisations" in sql for sql in seen) == 1
+
+
+def test_an_organisation_deleted_or_rolled_back_is_not_handed_out_again(db) -> None:
+    with db.transaction() as session:
+        org = get_org(session, "A81002")
+        assert org is not None
+        session.delete(org)
+        assert get_org(session, "A81002") is None  # the query flushes the deletion
+    with db.transaction() as session:
+        assert get_org(session, "A81002") is None
+        with session.begin_nested() as savepoint:
+            session.add(Organisation(code="B82005", name="Bankside Surgery", type="gp_practice"))
+            session.flush()
+            assert get_org(session, "B82005") is not None
+            savepoint.rollback()
+        assert get_org(session, "B82005") is None

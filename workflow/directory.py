@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import bindparam, event, inspect, select
 from sqlalchemy.orm import Session, contains_eager, object_session
 
 from core.catalogue import (
@@ -92,13 +92,38 @@ MISSING_ORGS = "workflow.directory.missing_orgs"
 
 def get_org(session: Session, code: str) -> Organisation | None:
     cleaned = clean_ods(code)
-    org = session.scalars(_ORG_BY_CODE, {"code": cleaned}).first()
+    org = _read_already(session, cleaned)
+    if org is None:
+        org = session.scalars(_ORG_BY_CODE, {"code": cleaned}).first()
     if org is not None:
         # Held for organisation_name_in (the session's identity map holds objects weakly).
         session.info.setdefault(FOUND_ORGS, {})[org.code] = org
     else:
         session.info.setdefault(MISSING_ORGS, set()).add(cleaned)
     return org
+
+
+def _read_already(session: Session, code: str) -> Organisation | None:
+    """The organisation this session has read already, while it holds it loaded and
+    undeleted. A decision asks for it once for each thing it reads (admins, signers,
+    approvers), and a batch once for each request naming it; a new query would only hand
+    back this same object from the identity map, without refreshing it. One expired by a
+    commit or a rollback, or waiting to be deleted, is read afresh."""
+    org: Organisation | None = session.info.get(FOUND_ORGS, {}).get(code)
+    if org is None or org not in session or org in session.deleted:
+        return None
+    state = inspect(org)
+    if not state.persistent or state.expired_attributes:
+        return None
+    return org if org.code == code else None
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_found(session: Session, _ended: object) -> None:
+    # An organisation read inside a savepoint that inserted it stays in the identity map,
+    # loaded and unexpired, after the savepoint rolls back (SQLAlchemy expires only what
+    # was changed): after any rollback, each is read afresh.
+    session.info.pop(FOUND_ORGS, None)
 
 
 @event.listens_for(Organisation, "after_insert")
@@ -125,6 +150,31 @@ _ORG_BY_CODE = pending_may_wait(select(Organisation).where(Organisation.code == 
 _ORG_NAME = pending_may_wait(
     select(Organisation.__table__.c.name).where(Organisation.__table__.c.code == bindparam("code"))
 )
+# A decision reads these for the organisation a request names (none reads the history).
+_OPEN_ASSIGNMENTS = pending_may_wait(
+    select(RoleAssignment)
+    .join(Person, RoleAssignment.person_id == Person.id)
+    .options(contains_eager(RoleAssignment.person))
+    .where(
+        RoleAssignment.organisation_id == bindparam("org"),
+        RoleAssignment.role.in_(bindparam("roles", expanding=True)),
+        RoleAssignment.ended_at.is_(None),
+        Person.active.is_(True),
+    )
+    .order_by(RoleAssignment.granted_at, RoleAssignment.id)
+)
+_ACTIVE_SIGNERS = pending_may_wait(
+    select(Signer).where(Signer.organisation_id == bindparam("org"), Signer.active.is_(True))
+)
+_ACTIVE_AEL = pending_may_wait(
+    select(AelContact)
+    .where(
+        AelContact.icb_code == bindparam("icb"),
+        AelContact.ael_role == bindparam("role"),
+        AelContact.active.is_(True),
+    )
+    .order_by(AelContact.name, AelContact.id)
+)
 
 
 def get_person(session: Session, email: str) -> Person | None:
@@ -135,20 +185,7 @@ def get_person(session: Session, email: str) -> Person | None:
 def _open_assignments(session: Session, org: Organisation, *roles: str) -> list[RoleAssignment]:
     """The open assignments of these roles at `org` held by active people, longest-serving
     first, each with its person loaded by the same query."""
-    return list(
-        session.scalars(
-            select(RoleAssignment)
-            .join(Person, RoleAssignment.person_id == Person.id)
-            .options(contains_eager(RoleAssignment.person))
-            .where(
-                RoleAssignment.organisation_id == org.id,
-                RoleAssignment.role.in_(roles),
-                RoleAssignment.ended_at.is_(None),
-                Person.active.is_(True),
-            )
-            .order_by(RoleAssignment.granted_at, RoleAssignment.id)
-        )
-    )
+    return list(session.scalars(_OPEN_ASSIGNMENTS, {"org": org.id, "roles": list(roles)}))
 
 
 def _holders(session: Session, org: Organisation, role: str) -> list[Person]:
@@ -202,9 +239,7 @@ def signers_for(session: Session, org_code: str) -> list[Signer]:
     org = get_org(session, org_code)
     if org is None:
         return []
-    rows = session.scalars(
-        select(Signer).where(Signer.organisation_id == org.id, Signer.active.is_(True))
-    ).all()
+    rows = session.scalars(_ACTIVE_SIGNERS, {"org": org.id}).all()
     preference = ["gp_partner", "caldicott_guardian", "company_director"]
     return sorted(rows, key=lambda s: (_rank(preference, s.capacity), s.name.casefold(), s.id))
 
@@ -216,17 +251,7 @@ def _rank(order: list[str], value: str) -> int:
 def ael_contacts_for(
     session: Session, icb_code: str, ael_role: str = AEL_GP_PAYMENTS_GENERAL
 ) -> list[AelContact]:
-    return list(
-        session.scalars(
-            select(AelContact)
-            .where(
-                AelContact.icb_code == clean_ods(icb_code),
-                AelContact.ael_role == ael_role,
-                AelContact.active.is_(True),
-            )
-            .order_by(AelContact.name, AelContact.id)
-        )
-    )
+    return list(session.scalars(_ACTIVE_AEL, {"icb": clean_ods(icb_code), "role": ael_role}))
 
 
 def find_signer(session: Session, org_code: str, email: str) -> Signer | None:

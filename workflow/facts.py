@@ -68,7 +68,7 @@ def gather_facts(
         org_closed=org.status == "closed",
         icb_code=icb,
         admin_counts=counts,
-        nominee_holdings=_nominee_holdings(session, org.code, kind, fields),
+        nominee_holdings=_nominee_holdings(session, org.code, kind, fields, holders),
         main_contact=Contact(contact.name, contact.email) if contact else None,
         signers=signers,
         ael_contacts=ael,
@@ -79,12 +79,19 @@ def gather_facts(
 
 
 def _nominee_holdings(
-    session: Session, code: str, kind: str | None, fields: Mapping[str, Any]
+    session: Session,
+    code: str,
+    kind: str | None,
+    fields: Mapping[str, Any],
+    read: Mapping[Service, list[Any]],
 ) -> frozenset[tuple[str, str]]:
-    """Which of the roles the request asks for its nominees already hold."""
+    """Which of the roles the request asks for its nominees already hold; `read` holds the
+    admins already read for the decision, by service (the others are read here)."""
     held: set[tuple[str, str]] = set()
     for change in planned_changes(kind or "", fields):
-        holders = directory.admins(session, code, change.service)
+        holders = read.get(change.service)
+        if holders is None:
+            holders = directory.admins(session, code, change.service)
         if any(p.email == change.email for p in holders):
             held.add((change.email, str(change.service)))
     return frozenset(held)
