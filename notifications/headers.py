@@ -59,6 +59,8 @@ def clean_address(value: str | None) -> str | None:
     candidate = value.strip().lower()
     if not plain_address_shape(candidate):
         return None
+    if is_dot_atom_address(candidate):
+        return candidate  # read back by the email package exactly as it is (see above)
     try:
         parsed = Address(addr_spec=candidate)
     except (HeaderParseError, ValueError, IndexError):

@@ -7,10 +7,12 @@ import smtplib
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -581,3 +583,34 @@ def test_dot_stuffing_doubles_the_dot_that_starts_each_line(data: bytes) -> None
 def test_addresses_go_into_mail_and_rcpt_as_smtplib_would_put_them(address: str) -> None:
     if headers.is_dot_atom_address(address):
         assert smtp.path(address) == smtplib.quoteaddr(address)
+
+
+def cleaned_by_the_email_package(value: str) -> str | None:
+    """clean_address without its shortcut for dot-atom addresses."""
+    if headers._CONTROLS.search(value):
+        return None
+    candidate = value.strip().lower()
+    if not headers.plain_address_shape(candidate):
+        return None
+    try:
+        parsed = Address(addr_spec=candidate)
+    except (HeaderParseError, ValueError, IndexError):
+        return None
+    return candidate if parsed.addr_spec == candidate else None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.one_of(
+        st.from_regex(
+            r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]{1,12}@[A-Za-z0-9=?.\-]{1,12}", fullmatch=True
+        ),
+        st.from_regex(r'[ "()<>\[\]\\,;:a-z.=?@-]{1,16}@[a-z.=?-]{1,10}', fullmatch=True),
+        st.text(max_size=40),
+    )
+)
+@example("=?utf-8?q?ours=40nhs.net?=@evil.example")  # an encoded word, in atext
+@example("=?utf-8?q?a?=@x.nhs.net")
+@example("a=?b@c.nhs.net")
+def test_a_dot_atom_address_is_cleaned_as_the_email_package_would_clean_it(value: str) -> None:
+    assert headers.clean_address(value) == (cleaned_by_the_email_package(value) if value else None)
