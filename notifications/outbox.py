@@ -219,9 +219,14 @@ def _gate(
 def automatic_replies_last_hour(session: Session, address: str, now: datetime) -> int:
     """Automatic emails to `address` written in the hour before `now`, not held or dismissed."""
     conn = session.connection()
+    # The count and the caller's INSERT that follows are taken in turns with the other
+    # transactions replying to this address (PostgreSQL), or to anyone (SQLite: the
+    # database's write lock, which the driver would take only at the INSERT, after a
+    # count made outside the transaction).
     if is_postgres(session):
-        # Serialise the count-then-insert per address across concurrent transactions.
         conn.execute(_ADDRESS_LOCK, {"key": f"outbox:{address}"})
+    else:
+        conn.execute(_WRITE_LOCK_SQLITE)
     return (
         conn.execute(
             _AUTOMATIC_SINCE, {"address": address, "since": now - timedelta(hours=1)}
@@ -232,6 +237,8 @@ def automatic_replies_last_hour(session: Session, address: str, now: datetime) -
 
 # Built once: these run for every automatic email queued.
 _ADDRESS_LOCK = pending_may_wait(text("SELECT pg_advisory_xact_lock(hashtext(:key))"))
+# A write that changes nothing still begins the transaction and takes the write lock.
+_WRITE_LOCK_SQLITE = pending_may_wait(text("UPDATE outbox SET id = id WHERE 0"))
 _T = OutboxMessage.__table__
 _AUTOMATIC_SINCE = pending_may_wait(
     select(func.count())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -238,6 +240,38 @@ def test_the_hourly_cap_holds_the_sixth_automatic_reply(
         assert ack(session, env, case).status == "held"
         clock.advance(minutes=61)
         assert ack(session, env, case).status == "pending"
+
+
+def test_workers_racing_to_reply_to_one_address_keep_to_the_cap(
+    database: Database, env: WorkflowEnv
+) -> None:
+    """Each transaction counts the hour's replies, then writes its own: two that counted at
+    once would both go under the cap. On PostgreSQL they take turns per address; on
+    SQLite one writer at a time does the same."""
+    with database.transaction() as session:
+        case_id = new_case(session).id
+    workers = 8
+    barrier = threading.Barrier(workers)
+    statuses: list[str] = []
+    failures: list[BaseException] = []
+
+    def reply() -> None:
+        try:
+            barrier.wait()
+            with database.transaction() as session:
+                row = ack(session, env, session.get(Case, case_id))
+                time.sleep(0.2)  # the others count meanwhile
+                statuses.append(row.status)
+        except BaseException as exc:  # raised again below, in the test
+            failures.append(exc)
+
+    threads = [threading.Thread(target=reply) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    assert sorted(statuses) == ["held"] * 3 + ["pending"] * 5
 
 
 def test_the_cap_is_configurable(database: Database, clock: FixedClock) -> None:
