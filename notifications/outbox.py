@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, or_, select, text, update
+from sqlalchemy import Integer, String, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.clock import Clock
-from core.db import is_postgres, rowcount
+from core.db import Timestamp, is_postgres, rowcount
 from core.errors import PcseError
 from core.rowwrites import add_inserted, pending_may_wait
 from core.timeutil import as_utc
@@ -217,26 +217,32 @@ def _gate(
 
 
 def automatic_replies_last_hour(session: Session, address: str, now: datetime) -> int:
-    """Automatic emails to `address` written in the hour before `now`, not held or dismissed."""
+    """Automatic emails to `address` written in the hour before `now`, not held or dismissed.
+
+    The count and the caller's INSERT that follows are taken in turns with the other
+    transactions replying to this address: on PostgreSQL under a lock per address, taken
+    by the same call (`pcse_automatic_replies_since`, migration 0009); on SQLite under the
+    database's write lock, which the driver would otherwise take only at the INSERT, after
+    a count made outside the transaction.
+    """
     conn = session.connection()
-    # The count and the caller's INSERT that follows are taken in turns with the other
-    # transactions replying to this address (PostgreSQL), or to anyone (SQLite: the
-    # database's write lock, which the driver would take only at the INSERT, after a
-    # count made outside the transaction).
+    since = now - timedelta(hours=1)
     if is_postgres(session):
-        conn.execute(_ADDRESS_LOCK, {"key": f"outbox:{address}"})
-    else:
-        conn.execute(_WRITE_LOCK_SQLITE)
-    return (
-        conn.execute(
-            _AUTOMATIC_SINCE, {"address": address, "since": now - timedelta(hours=1)}
-        ).scalar()
-        or 0
-    )
+        return conn.execute(
+            _AUTOMATIC_SINCE_POSTGRESQL, {"address": address, "since": since}
+        ).scalar_one()
+    conn.execute(_WRITE_LOCK_SQLITE)
+    return conn.execute(_AUTOMATIC_SINCE, {"address": address, "since": since}).scalar() or 0
 
 
 # Built once: these run for every automatic email queued.
-_ADDRESS_LOCK = pending_may_wait(text("SELECT pg_advisory_xact_lock(hashtext(:key))"))
+_AUTOMATIC_SINCE_POSTGRESQL = pending_may_wait(
+    select(
+        func.pcse_automatic_replies_since(
+            bindparam("address", type_=String), bindparam("since", type_=Timestamp), type_=Integer
+        )
+    )
+)
 # A write that changes nothing still begins the transaction and takes the write lock.
 _WRITE_LOCK_SQLITE = pending_may_wait(text("UPDATE outbox SET id = id WHERE 0"))
 _T = OutboxMessage.__table__

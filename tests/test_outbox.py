@@ -8,7 +8,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from alembic import command
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from core.catalogue import Service, admin_role
@@ -19,6 +20,8 @@ from notifications.models import OutboxMessage
 from notifications.outbox import OutboxActionRefused, OutboxNotFound
 from notifications.purposes import MissingContext, UnknownPurpose
 from notifications.samples import SAMPLE_CONTEXTS
+from service.schema import alembic_config
+from tests.fixtures.databases import empty_postgres
 from workflow.cases import create_case
 from workflow.env import WorkflowEnv
 from workflow.mail import dismiss, enqueue, retry
@@ -413,3 +416,29 @@ def test_caseworker_can_dismiss_with_a_reason(database: Database, env: WorkflowE
         retry(session, row.id, by="cw@pcse.nhs.uk")
     with database.transaction() as session, pytest.raises(OutboxNotFound):
         retry(session, 999_999, by="cw@pcse.nhs.uk")
+
+
+@pytest.mark.postgres
+def test_the_cap_counts_the_same_after_its_migration_is_undone_and_done_again(
+    pg_url: str, env: WorkflowEnv
+) -> None:
+    """Migration 0009's function goes with a downgrade and comes back with an upgrade."""
+    empty_postgres(pg_url)
+    db = Database(pg_url)
+    called = "SELECT to_regprocedure('pcse_automatic_replies_since(text, timestamptz)')"
+    try:
+        with db.transaction() as session:
+            case = new_case(session)
+            assert [ack(session, env, case).status for _ in range(5)] == ["pending"] * 5
+        command.downgrade(alembic_config(pg_url), "0008")
+        try:
+            with db.engine.begin() as conn:
+                assert conn.execute(text(called)).scalar() is None
+        finally:
+            command.upgrade(alembic_config(pg_url), "head")
+        with db.engine.begin() as conn:
+            assert conn.execute(text(called)).scalar() is not None
+        with db.transaction() as session:
+            assert ack(session, env, session.get(Case, case.id)).status == "held"
+    finally:
+        db.dispose()
