@@ -388,15 +388,22 @@ class _Run:
         return True
 
     def refused(self, row: Outgoing, exc: Exception) -> bool:
+        """Record the server's refusal of `row`; False when the connection is gone with it."""
         self.refusals += 1
         verdict = judge(exc)
         if verdict.action == "failed":
             self.fail(row, verdict.answer)
-            return True
-        self.retry_later(row, verdict.answer)
+        else:
+            self.retry_later(row, verdict.answer)
         if verdict.action == "disconnected":
             self.error = verdict.answer
             self.drop_connection()
+            return False
+        if self.conn is not None and self.conn.sock is None:
+            # Closed with the refusal (the server hung up, or took DATA after refusing the
+            # recipient): the next message is not charged for it, but waits for a new one.
+            self.error = f"The mail server closed the connection after answering {verdict.answer}"
+            self.conn = None
             return False
         return True
 

@@ -48,7 +48,7 @@ class _Fault:
     code: int
     text: str
     remaining: int
-    stage: str  # "rcpt" or "data"
+    stage: str  # "mail", "rcpt" or "data"
 
 
 @dataclass

@@ -119,13 +119,18 @@ def _after_refusal(conn: smtplib.SMTP, code: int, replies_left: int) -> None:
     """After a refusal: a pipelined group's later answers are read too (an RFC 2920 client
     checks every one), then the transaction is reset for the next message, or the
     connection closed after a 421. A DATA the server took all the same is cut off by
-    closing, not ended with a dot: no empty message leaves."""
+    closing, not ended with a dot: no empty message leaves. Whatever goes wrong while
+    reading the rest closes the connection too; the refusal is still what is reported."""
     if code != 421:
-        for _ in range(replies_left):
-            later, _answer = conn.getreply()
-            if later in (354, 421):
-                conn.close()
-                return
+        try:
+            for _ in range(replies_left):
+                later, _answer = conn.getreply()
+                if later in (354, 421):
+                    conn.close()
+                    return
+        except (OSError, smtplib.SMTPException):
+            conn.close()
+            return
     _refused(conn, code)
 
 

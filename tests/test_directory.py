@@ -761,3 +761,15 @@ def test_an_organisation_deleted_or_rolled_back_is_not_handed_out_again(db) -> N
             assert get_org(session, "B82005") is not None
             savepoint.rollback()
         assert get_org(session, "B82005") is None
+
+
+def test_a_session_kept_past_a_commit_reads_its_organisation_again(db) -> None:
+    # Sessions here do not expire what they hold at a commit: what was read before it is
+    # not handed out after it without asking the database.
+    with db.sessions() as session:
+        with session.begin():
+            assert get_org(session, "A81003") is not None
+        with db.engine.begin() as conn:
+            conn.execute(Organisation.__table__.delete().where(Organisation.code == "A81003"))
+        with session.begin():
+            assert get_org(session, "A81003") is None

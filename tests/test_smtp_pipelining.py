@@ -14,10 +14,18 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from sqlalchemy import select
 
+from core.clock import FixedClock
+from core.db import Database
 from notifications import smtp
+from notifications.models import OutboxMessage
+from notifications.sender import send_pending
 from notifications.settings import SmtpConfig
 from notifications.sink import SmtpSink
+from service.config import Config
+from tests.test_smtp_delivery import START, queue
+from workflow.env import WorkflowEnv
 
 FROM = "pcse.portalenquiries@nhs.net"
 TO = "pat.jones@riverside.nhs.net"
@@ -269,3 +277,74 @@ def test_messages_in_a_row_over_one_pipelined_connection_all_arrive(sink: SmtpSi
     smtp.close(conn)
     subjects = [m.message()["Subject"] for m in sink.messages]
     assert subjects == [f"hello {n}" for n in range(20)]
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one at a time"])
+def test_a_refusal_then_a_hang_up_is_reported_as_the_refusal(scripted, pipelining: bool) -> None:
+    # A 550 for the recipient fails the row for good; the hang-up after it must not turn
+    # it into a lost connection, retried for a day.
+    def script(wire: Wire) -> None:
+        wire.greet(pipelining=pipelining)
+        if pipelining:
+            for _ in range(3):
+                wire.line()
+            wire.say("250 sender ok", "550 5.1.1 no such user")
+        else:
+            wire.line()
+            wire.say("250 sender ok")
+            wire.line()
+            wire.say("550 5.1.1 no such user")
+
+    server = scripted(script)
+    conn = smtp.connect(server.config, None)
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        smtp.hand_over(conn, MESSAGE, FROM, TO)
+    server.finish()
+    assert refused.value.recipients == {TO: (550, b"5.1.1 no such user")}
+
+
+def sent_rows(database: Database) -> dict[int, tuple[str, int, str | None]]:
+    with database.transaction() as session:
+        rows = session.scalars(select(OutboxMessage))
+        return {r.id: (r.status, r.attempts, r.last_error) for r in rows}
+
+
+def test_a_connection_closed_with_a_refusal_does_not_charge_the_next_message(
+    scripted, sqlite_database: Database
+) -> None:
+    env = WorkflowEnv(clock=FixedClock(START), max_replies_per_hour=10_000)
+    first, second = queue(sqlite_database, env, 2)
+
+    def script(wire: Wire) -> None:
+        wire.greet(pipelining=True)
+        for _ in range(3):
+            wire.line()
+        wire.say("250 sender ok", "550 5.1.1 no such user", "354 go ahead")
+        wire.line(timeout=2)  # cut off: nothing more comes
+
+    server = scripted(script)
+    report = send_pending(sqlite_database, Config(smtp=server.config), clock=FixedClock(START))
+    server.finish()
+    rows = sent_rows(sqlite_database)
+    assert rows[first] == ("failed", 1, "550 5.1.1 no such user")
+    assert rows[second] == ("pending", 0, None)  # never offered to a server: no try counted
+    assert report.error and "closed the connection" in report.error
+
+
+def test_a_garbled_answer_after_a_temporary_refusal_keeps_it_temporary(
+    scripted, sqlite_database: Database
+) -> None:
+    env = WorkflowEnv(clock=FixedClock(START), max_replies_per_hour=10_000)
+    [only] = queue(sqlite_database, env, 1)
+
+    def script(wire: Wire) -> None:
+        wire.greet(pipelining=True)
+        for _ in range(3):
+            wire.line()
+        wire.say("250 sender ok", "451 4.3.0 try later", "503 " + "x" * 9000)
+        wire.line(timeout=1)
+
+    server = scripted(script)
+    send_pending(sqlite_database, Config(smtp=server.config), clock=FixedClock(START))
+    server.finish()
+    assert sent_rows(sqlite_database)[only] == ("pending", 1, "451 4.3.0 try later")
