@@ -80,12 +80,18 @@ def connect(config: SmtpConfig, token_provider: TokenProvider | None) -> smtplib
 
 
 def _refused(conn: smtplib.SMTP, code: int) -> None:
-    """After a refusal: a 421 means the server is closing; otherwise reset for the next one."""
+    """After a refusal: a 421 means the server is closing; otherwise reset for the next
+    one. A reset that is not answered 250 closes the connection: the next message's MAIL
+    would be refused for the transaction left open ("503 nested MAIL"), and failed for it."""
     if code == 421:
         conn.close()
         return
-    with contextlib.suppress(smtplib.SMTPServerDisconnected):
-        conn.rset()
+    try:
+        reset, _answer = conn.rset()
+    except (OSError, smtplib.SMTPException):
+        reset = 0
+    if reset != 250:
+        conn.close()
 
 
 def path(address: str) -> str:

@@ -348,3 +348,28 @@ def test_a_garbled_answer_after_a_temporary_refusal_keeps_it_temporary(
     send_pending(sqlite_database, Config(smtp=server.config), clock=FixedClock(START))
     server.finish()
     assert sent_rows(sqlite_database)[only] == ("pending", 1, "451 4.3.0 try later")
+
+
+def test_a_reset_refused_after_a_refusal_closes_the_connection(
+    scripted, sqlite_database: Database
+) -> None:
+    # Left open, the refused transaction would make the next message's MAIL a "503 nested
+    # MAIL", and that message would be failed for good through no fault of its own.
+    env = WorkflowEnv(clock=FixedClock(START), max_replies_per_hour=10_000)
+    first, second = queue(sqlite_database, env, 2)
+
+    def script(wire: Wire) -> None:
+        wire.greet(pipelining=True)
+        for _ in range(3):
+            wire.line()
+        wire.say("250 sender ok", "450 4.2.1 mailbox busy", "503 5.5.1 no recipients")
+        assert (wire.line() or b"").upper() == b"RSET"
+        wire.say("421 4.3.2 closing")
+        wire.line(timeout=2)
+
+    server = scripted(script)
+    send_pending(sqlite_database, Config(smtp=server.config), clock=FixedClock(START))
+    server.finish()
+    rows = sent_rows(sqlite_database)
+    assert rows[first] == ("pending", 1, "450 4.2.1 mailbox busy")
+    assert rows[second] == ("pending", 0, None)
