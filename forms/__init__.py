@@ -2,6 +2,9 @@
 
 read_pdf(data, limits=None) -> ParsedRequest        # in a sandboxed child process
 read_attachment(data, limits=None) -> ParsedRequest # a PDF, or a scan as JPEG/PNG/TIFF (OCR)
+read_ahead(documents, limits=None) -> ReadAhead     # a batch's forms read side by side;
+reading(ahead)                                      #   read_attachment takes them from there
+current_read_ahead() -> ReadAhead | None            # this thread's, in a `reading` block
 is_form_file(content_type, filename, data) -> bool  # may this attachment hold a form?
 is_image(data) -> bool                              # JPEG, PNG, TIFF or HEIC, by its bytes
 render_page(data, page, width, limits=None) -> PNG  # a page of an attached form, for people
@@ -12,7 +15,9 @@ blank_form_path(name) -> Path                       # the shipped blank forms
 from forms.blanks import blank_form_names, blank_form_path
 from forms.email_request import read_email_request
 from forms.model import Finding, ParsedRequest
-from forms.pdf_reader import is_form_file, read_attachment, read_pdf
+from forms.pdf_reader import is_form_file, read_ahead, read_attachment, read_pdf
+from forms.readahead import ReadAhead, reading
+from forms.readahead import current as current_read_ahead
 from forms.sandbox import PdfLimits, PdfReaderUnavailable
 from forms.scan_pages import is_image
 from forms.scan_render import render_page
@@ -22,12 +27,16 @@ __all__ = [
     "ParsedRequest",
     "PdfLimits",
     "PdfReaderUnavailable",
+    "ReadAhead",
     "blank_form_names",
     "blank_form_path",
+    "current_read_ahead",
     "is_form_file",
     "is_image",
+    "read_ahead",
     "read_attachment",
     "read_email_request",
     "read_pdf",
+    "reading",
     "render_page",
 ]

@@ -8,12 +8,14 @@ words on its pages located by their labels.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from forms.definitions import FormDefinition, definitions, version_marks
 from forms.form_fields import build_request
 from forms.model import Finding, ParsedRequest
 from forms.page_text import full_text, page_form, read_fields
+from forms.readahead import ReadAhead, current
 from forms.sandbox import POOL, PdfLimits, WorkerFailure
 from forms.scan_pages import image_kind
 from forms.scan_reader import read_scan
@@ -202,7 +204,24 @@ def is_form_file(content_type: str, filename: str, data: bytes) -> bool:
 
 
 def read_attachment(data: bytes, limits: PdfLimits | None = None) -> ParsedRequest:
-    """Read an attached form: a PDF, or a scan sent as an image (JPEG, PNG, TIFF)."""
+    """Read an attached form: a PDF, or a scan sent as an image (JPEG, PNG, TIFF). One the
+    batch being worked started reading ahead (`read_ahead`) is taken from there."""
+    limits = limits or PdfLimits()
+    ahead = current()
+    if ahead is not None:
+        found = ahead.take(data, limits)
+        if found is not None:
+            return found
+    return _read_attachment_now(data, limits)
+
+
+def _read_attachment_now(data: bytes, limits: PdfLimits) -> ParsedRequest:
     if image_kind(data) is not None:
         return read_scan(data, limits)
     return read_pdf(data, limits)
+
+
+def read_ahead(documents: Iterable[bytes], limits: PdfLimits | None = None) -> ReadAhead:
+    """Start reading these attached forms side by side, one per slot of the worker pool;
+    `forms.reading(ahead)` makes `read_attachment` take them from there."""
+    return ReadAhead(documents, limits or PdfLimits(), _read_attachment_now, POOL.size)

@@ -187,7 +187,8 @@ class WorkerPool:
     def __init__(self, size: int | None = None) -> None:
         self._idle: list[Worker] = []
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(size or max(2, os.cpu_count() or 2))
+        self.size = size or max(2, os.cpu_count() or 2)
+        self._slots = threading.BoundedSemaphore(self.size)
         self.peak_worker_rss_kb = 0
         self.worker_cpu_seconds = 0.0  # CPU the workers spent on documents, for benchmarks
 

@@ -301,6 +301,24 @@ def claimed_by(session: Session, worker: str) -> list[int]:
     )
 
 
+def upcoming(session: Session, after_id: int, limit: int) -> list[InboundMessage]:
+    """The pending messages no one has claimed that come after `after_id`: those the next
+    claim will take, unless another worker takes them first."""
+    return list(session.scalars(_UPCOMING, {"after": after_id, "limit": limit}))
+
+
+_UPCOMING = pending_may_wait(
+    select(InboundMessage)
+    .where(
+        InboundMessage.status == PENDING,
+        InboundMessage.claimed_by.is_(None),
+        InboundMessage.id > bindparam("after"),
+    )
+    .order_by(InboundMessage.id)
+    .limit(bindparam("limit"))
+)
+
+
 def release(session: Session, worker: str, ids: Sequence[int]) -> None:
     """Give back claims not worked (the service is stopping)."""
     for chunk in _chunks(list(ids)):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from core.redact import without_addresses
 from core.senderauth import SenderPolicy, verdict_for
 from core.workers import worker_id
 from intake import ledger
+from intake.batch_reading import BatchReading
 from intake.budget import WATCHDOG, MessageTooSlow
 from intake.classify import Facts, Knowledge, LedgerKnowledge, classify, find_earlier_copies
 from intake.mailparse import DEFAULT_ATTACHMENT_MAX_BYTES, ParsedMail, parse_mail
@@ -194,6 +196,7 @@ class Processor:
         self.settings = settings
         self.worker = worker or worker_id()
         self.stop = stop or threading.Event()
+        self._reading: BatchReading | None = None  # the batch being worked
 
     def run(self, limit: int | None = None, *, release: bool = True) -> ProcessReport:
         """Process pending messages until none are left (or `limit`, or a stop request).
@@ -209,22 +212,8 @@ class Processor:
         self._release_own()
         held: list[int] = []
         try:
-            while limit is None or report.total < limit:
-                want = self.settings.claim_batch
-                if limit is not None:
-                    want = min(want, limit - report.total)
-                with self.db.transaction() as session:
-                    claimed = ledger.claim_pending(session, self.worker, want)
-                if not claimed:
-                    break
-                held = list(claimed)
-                while held and not self.stop.is_set():
-                    for inbound_id, status, kind in self.process_batch(list(held)):
-                        held.remove(inbound_id)
-                        report.count(status, kind)
-                if self.stop.is_set():
-                    return report
-            return report
+            with self._reading_ahead():
+                return self._claim_and_work(limit, report, held)
         except DatabaseUnavailable as exc:
             # Nothing is parked for a caseworker because of it; what is claimed stays
             # pending, given back below or taken up again by the next run.
@@ -236,6 +225,28 @@ class Processor:
         finally:
             if held:
                 self._give_back(held)
+
+    def _claim_and_work(
+        self, limit: int | None, report: ProcessReport, held: list[int]
+    ) -> ProcessReport:
+        """Claim batches and work them until none is left; `held` holds what is claimed
+        and not worked yet (given back by the caller should this stop early)."""
+        while limit is None or report.total < limit:
+            want = self.settings.claim_batch
+            if limit is not None:
+                want = min(want, limit - report.total)
+            with self.db.transaction() as session:
+                claimed = ledger.claim_pending(session, self.worker, want)
+            if not claimed:
+                break
+            held[:] = claimed
+            while held and not self.stop.is_set():
+                for inbound_id, status, kind in self.process_batch(list(held)):
+                    held.remove(inbound_id)
+                    report.count(status, kind)
+            if self.stop.is_set():
+                return report
+        return report
 
     def _release_own(self) -> None:
         with self.db.transaction() as session:
@@ -279,6 +290,26 @@ class Processor:
         their work. Savepoints for every batch would cost two round trips per message, and
         a failure is rare.
         """
+        with self._reading_ahead():
+            return self._both_passes(ids)
+
+    @contextmanager
+    def _reading_ahead(self) -> Iterator[None]:
+        """One read-ahead (intake.batch_reading) for the run: across the batches claimed
+        one after another, and the transactions BATCH_SECONDS cuts each into."""
+        if self._reading is not None:
+            yield
+            return
+        self._reading = BatchReading(
+            self.handler, self._raw, self._parse, self.settings.message_seconds
+        )
+        try:
+            yield
+        finally:
+            self._reading.close()
+            self._reading = None
+
+    def _both_passes(self, ids: list[int]) -> list[tuple[int, str, str | None]]:
         if len(ids) > 1:
             try:
                 return self._work(ids, careful=False)
@@ -314,6 +345,9 @@ class Processor:
             _begin_writing(session)
             session.info[ledger.RESULT_FOLLOWS] = True  # each message ends with ledger.finish
             loaded = _load_rows(session, ids)  # held: the identity map keeps rows weakly
+            if self._reading is not None:
+                upcoming = ledger.upcoming(session, max(ids), self.settings.claim_batch)
+                self._reading.add([*loaded, *upcoming], _copy_in(session))
             # Failures already met are recorded first, whatever else stops the batch: a
             # message is never run again for having failed in a batch that was redone.
             for inbound_id, (error, seen) in (known or {}).items():
@@ -422,15 +456,20 @@ class Processor:
                 "This message could not be fetched from the mailbox, so there is nothing to "
                 "process; open it in the mailbox's failed folder."
             )
-        mail = parse_mail(
-            self.store.get(row.sha256), attachment_max_bytes=self.settings.attachment_max_bytes
-        )
+        ahead = self._reading.take(row.id) if self._reading is not None else None
+        mail = ahead if isinstance(ahead, ParsedMail) else self._parse(ahead or self._raw(row))
         if mail.unreadable:
             raise UnreadableMessage(
                 f"This message could not be read: {mail.unreadable}. Only its headers are "
                 "shown; open the original to see the rest."
             )
         return mail
+
+    def _raw(self, row: InboundMessage) -> bytes:
+        return self.store.get(row.sha256)
+
+    def _parse(self, data: bytes) -> ParsedMail:
+        return parse_mail(data, attachment_max_bytes=self.settings.attachment_max_bytes)
 
     def _handle(self, session: Session, row: InboundMessage, seen: dict[str, Any]) -> Outcome:
         mail = self.read(row)
@@ -537,6 +576,12 @@ class _Logged:
 
     def emit(self) -> None:
         log.info(self.message, *self.args)
+
+
+def _copy_in(session: Session) -> Callable[[InboundMessage], bool]:
+    """Is a loaded row a copy of an earlier message (answered by _load_rows's look-up)?"""
+    knowledge = LedgerKnowledge(session)
+    return lambda row: knowledge.earlier_copy(row.message_id, row.sha256, row.id) is not None
 
 
 def _load_rows(session: Session, ids: list[int]) -> list[InboundMessage]:

@@ -4,6 +4,7 @@ the workflow: PDF forms from the corpus, approvers' replies built from what the 
 from __future__ import annotations
 
 import mailbox
+import threading
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+import forms
 from core.db import Database
+from forms import pdf_reader
 from intake.models import InboundMessage
 from intake.pipeline import run_round
 from notifications.models import OutboxMessage
@@ -372,3 +375,37 @@ def test_unsigned_form_asks_for_part_b_with_the_blank_form(
         ),
     )
     assert the_case(db, MANAGER[1]).state == "awaiting_approval"
+
+
+def test_a_batch_of_forms_is_read_side_by_side_and_read_as_each_alone(
+    db: Database, config: Config, env: WorkflowEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forms of one batch are read in the read-ahead's threads while the messages
+    before them are worked (forms.readahead), each once, and what each case is opened
+    from is what reading that form alone gives."""
+    names = ["gpp-acroform.pdf", "gpp-scan.pdf", "pcn-scan.pdf", "gpp-flattened-odd-case.pdf"]
+    senders = [(f"Sender {n}", f"sender{n}@riverside.nhs.net") for n in range(len(names))]
+    read_by: list[str] = []
+    real = pdf_reader._read_attachment_now
+
+    def noted(data: bytes, limits: forms.PdfLimits) -> forms.ParsedRequest:
+        read_by.append(threading.current_thread().name)
+        return real(data, limits)
+
+    monkeypatch.setattr(pdf_reader, "_read_attachment_now", noted)
+    arrive(
+        db,
+        config,
+        env,
+        *(
+            email(s, "Our form", "Form attached.", pdf=n)
+            for s, n in zip(senders, names, strict=True)
+        ),
+    )
+    assert len(read_by) == len(names)  # each form read once
+    assert "forms-ahead" in read_by
+    for sender, name in zip(senders, names, strict=True):
+        alone = forms.read_attachment((CORPUS / name).read_bytes(), env.pdf_limits)
+        case = the_case(db, sender[1])
+        assert alone.kind is not None and case.kind == alone.kind
+        assert {k: case.fields.get(k) for k in alone.fields} == alone.fields

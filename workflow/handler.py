@@ -11,29 +11,37 @@ with workflow.merging) and workflow.answers (approval answers)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from sqlalchemy.orm import Session
 
+import forms
 from core.inbound import Classification, IncomingMail, MessageKind
 from intake.models import InboundMessage
 from workflow.answers import approval_answer
 from workflow.case_replies import case_reply
 from workflow.env import WorkflowEnv
-from workflow.opening import new_request
+from workflow.opening import is_pdf, new_request
 
 Handler = Callable[[Session, InboundMessage, IncomingMail, Classification], str]
 
 
-def handle_message(env: WorkflowEnv) -> Handler:
-    """The handler intake calls for NEW_REQUEST, CASE_REPLY and APPROVAL_ANSWER messages."""
+class WorkflowHandler:
+    """The handler intake calls for NEW_REQUEST, CASE_REPLY and APPROVAL_ANSWER messages
+    (a Handler), which also reads a batch's forms ahead (intake.batch_reading.ReadsAhead)."""
 
-    def handler(
+    def __init__(self, env: WorkflowEnv) -> None:
+        self.env = env
+
+    def __call__(
+        self,
         session: Session,
         inbound: InboundMessage,
         mail: IncomingMail,
         classification: Classification,
     ) -> str:
+        env = self.env
         if classification.kind is MessageKind.NEW_REQUEST:
             return new_request(session, env, inbound, mail, classification)
         if classification.kind is MessageKind.CASE_REPLY:
@@ -42,4 +50,20 @@ def handle_message(env: WorkflowEnv) -> Handler:
             return approval_answer(session, env, inbound, mail, classification)
         return f"Not for the workflow: {classification.kind}."
 
-    return handler
+    def read_ahead(self, mails: Sequence[IncomingMail]) -> AbstractContextManager[object]:
+        """The forms these messages carry, read side by side while the messages before
+        them are worked (workflow.opening.read_forms then takes each from there): added to
+        this thread's read-ahead, or a new one for the block."""
+        documents = [a.data for mail in mails for a in mail.attachments if is_pdf(a)]
+        ahead = forms.current_read_ahead()
+        if ahead is not None and ahead.limits == self.env.pdf_limits:
+            ahead.add(documents)
+            return nullcontext()
+        if not documents:
+            return nullcontext()
+        return forms.reading(forms.read_ahead(documents, self.env.pdf_limits))
+
+
+def handle_message(env: WorkflowEnv) -> Handler:
+    """The handler intake calls for NEW_REQUEST, CASE_REPLY and APPROVAL_ANSWER messages."""
+    return WorkflowHandler(env)
