@@ -346,8 +346,7 @@ class Processor:
             session.info[ledger.RESULT_FOLLOWS] = True  # each message ends with ledger.finish
             loaded = _load_rows(session, ids)  # held: the identity map keeps rows weakly
             if self._reading is not None:
-                upcoming = ledger.upcoming(session, max(ids), self.settings.claim_batch)
-                self._reading.add([*loaded, *upcoming], _copy_in(session))
+                self._read_ahead(session, loaded, max(ids))
             # Failures already met are recorded first, whatever else stops the batch: a
             # message is never run again for having failed in a batch that was redone.
             for inbound_id, (error, seen) in (known or {}).items():
@@ -465,6 +464,14 @@ class Processor:
             )
         return mail
 
+    def _read_ahead(self, session: Session, loaded: list[InboundMessage], last: int) -> None:
+        """Hand the batch, and the pending messages after it, to the run's read-ahead."""
+        assert self._reading is not None
+        upcoming = ledger.upcoming(session, last, self.settings.claim_batch)
+        if upcoming:
+            find_earlier_copies(session, upcoming)  # one query, as for the batch
+        self._reading.add([*loaded, *upcoming], _copy_in(session))
+
     def _raw(self, row: InboundMessage) -> bytes:
         return self.store.get(row.sha256)
 
@@ -579,7 +586,7 @@ class _Logged:
 
 
 def _copy_in(session: Session) -> Callable[[InboundMessage], bool]:
-    """Is a loaded row a copy of an earlier message (answered by _load_rows's look-up)?"""
+    """Is a row a copy of an earlier message (answered by find_earlier_copies's look-up)?"""
     knowledge = LedgerKnowledge(session)
     return lambda row: knowledge.earlier_copy(row.message_id, row.sha256, row.id) is not None
 

@@ -8,7 +8,9 @@ done again once, whole.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -252,3 +254,42 @@ def test_a_link_made_outside_processing_is_written_at_once(
             select(InboundMessage.case_id).where(InboundMessage.id == row.id)
         )
         assert written.scalar_one() == case.id
+
+
+class ReadingAhead(Recorder):
+    """A handler that reads ahead (intake.batch_reading.ReadsAhead), noting what it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ahead: list[int] = []
+
+    def read_ahead(self, mails) -> contextlib.AbstractContextManager[object]:
+        self.ahead.append(len(mails))
+        return contextlib.nullcontext()
+
+
+def test_messages_after_the_batch_are_read_ahead_with_one_look_up_of_copies_a_batch(
+    database: Database, tmp_path: Path
+) -> None:
+    config = maildir_config(database, tmp_path)
+    deliver(config, *(plain_request(n) for n in range(1, 8)))
+    poll_all(database, config)
+    sent: list[str] = []
+
+    def note(_conn, _cursor, statement: str, *_: object) -> None:
+        sent.append(" ".join(statement.split()))
+
+    handler = ReadingAhead()
+    settings = replace(process_settings(config), claim_batch=3)
+    processor = Processor(database, RawStore(config.storage.raw_dir), handler, settings)
+    event.listen(database.engine, "before_cursor_execute", note)
+    try:
+        report = processor.run()
+    finally:
+        event.remove(database.engine, "before_cursor_execute", note)
+
+    assert report.processed == 7 and len(handler.calls) == 7
+    # Each batch's messages and the pending ones after it: looked up for copies together,
+    # never one message at a time.
+    assert not [s for s in sent if s.startswith("SELECT min(inbound_messages.id)")]
+    assert count(database, Case) == 7
