@@ -8,10 +8,10 @@ by side while the processing thread works through the messages before them.
 
 Reading depends only on the document's bytes and the limits, so what was read ahead is what
 the workflow would have read itself. A form asked for before its reading started is read
-at once in the asking thread, as without a read-ahead; one being read is waited for; each
-result is handed out once (the workflow may change what it is given), and a second copy of
-the same document is read again. Documents waiting and readings never asked for (their
-messages went to another worker) are held within bounds, the oldest let go first.
+next, ahead of the others waiting; one being read is waited for; each result is handed out
+once (the workflow may change what it is given), and a second copy of the same document,
+or one never handed to the read-ahead, is read by the asking thread. Documents waiting and
+readings never asked for (their messages went to another worker) are held within bounds.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ MAX_READ_KEPT = 256
 @dataclass
 class _Job:
     data: bytes
-    # Then "reading" (a read-ahead thread has it), "taken" (the caller reads it) or "dropped".
-    state: str = "queued"
+    key: str
+    state: str = "queued"  # then "reading" (a read-ahead thread has it), or "dropped"
     result: ParsedRequest | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -65,7 +65,7 @@ class ReadAhead:
             for data in documents:
                 key = _key(data)
                 if key not in self._jobs:
-                    self._jobs[key] = job = _Job(data)
+                    self._jobs[key] = job = _Job(data, key)
                     self._queue.append(job)
             self._trim()
             starting = min(self._threads - self._running, len(self._queue))
@@ -75,50 +75,55 @@ class ReadAhead:
             threading.Thread(target=self._work, name="forms-ahead", daemon=True).start()
 
     def take(self, data: bytes, limits: PdfLimits) -> ParsedRequest | None:
-        """The reading of `data` done ahead (waited for if under way); None when it was not
-        started (the caller reads it now)."""
+        """The reading of `data` done ahead, waited for if under way, or read next if still
+        waiting its turn; None when it was never asked for (the caller reads it now)."""
         if limits != self.limits:
             return None
         with self._lock:
             job = self._jobs.pop(_key(data), None)
-            if job is None or job.state == "queued":
-                if job is not None:
-                    job.state = "taken"
+            if job is None:
                 return None
+            if job.state == "queued":
+                # Wanted now: ahead of every other waiting document.
+                self._queue.remove(job)
+                self._queue.appendleft(job)
         job.done.wait()
         if job.error is not None:
             raise job.error
-        return job.result
+        return job.result  # None when it was dropped: the caller reads it
 
     def close(self) -> None:
-        """Read nothing more: the batch is over. Readings under way finish unheeded."""
+        """Read nothing more: the run is over. Readings under way finish unheeded (a
+        process that ends kills its PDF workers, busy or not: forms.sandbox)."""
         with self._lock:
+            for job in self._queue:
+                job.state, job.data = "dropped", b""
+                job.done.set()
             self._queue.clear()
             self._jobs.clear()
 
     def _trim(self) -> None:
-        """Hold at most MAX_QUEUED_BYTES of documents waiting and MAX_READ_KEPT readings
-        nobody took (their messages went to another worker, say): the oldest go first."""
-        queued = sum(len(job.data) for job in self._queue if job.state == "queued")
-        kept = sum(1 for job in self._jobs.values() if job.done.is_set())
-        for key, job in list(self._jobs.items()):
-            if job.state == "queued" and queued > MAX_QUEUED_BYTES:
-                queued -= len(job.data)
-                job.state = "dropped"
-            elif job.done.is_set() and kept > MAX_READ_KEPT:
-                kept -= 1
-            else:
-                continue
+        """Hold at most MAX_QUEUED_BYTES of documents waiting, letting go of those furthest
+        ahead (asked for last), and MAX_READ_KEPT readings nobody took (their messages went
+        to another worker, say), the oldest first."""
+        queued = sum(len(job.data) for job in self._queue)
+        while self._queue and queued > MAX_QUEUED_BYTES:
+            job = self._queue.pop()
+            queued -= len(job.data)
+            job.state, job.data = "dropped", b""
+            job.done.set()  # anyone waiting for it reads it themselves
+            self._jobs.pop(job.key, None)
+        finished = [key for key, job in self._jobs.items() if job.done.is_set()]
+        for key in finished[: max(0, len(finished) - MAX_READ_KEPT)]:
             del self._jobs[key]
 
     def _next(self) -> _Job | None:
         """The next job to read, or None (and this thread ends) when the queue is empty."""
         with self._lock:
-            while self._queue:
+            if self._queue:
                 job = self._queue.popleft()
-                if job.state == "queued":
-                    job.state = "reading"
-                    return job
+                job.state = "reading"
+                return job
             self._running -= 1
         return None
 

@@ -186,6 +186,7 @@ class WorkerPool:
 
     def __init__(self, size: int | None = None) -> None:
         self._idle: list[Worker] = []
+        self._busy: set[Worker] = set()  # lent out: killed too when the process ends
         self._lock = threading.Lock()
         self.size = size or max(2, os.cpu_count() or 2)
         self._slots = threading.BoundedSemaphore(self.size)
@@ -197,16 +198,21 @@ class WorkerPool:
             while self._idle:
                 worker = self._idle.pop()
                 if worker.alive and worker.memory_mb == memory_mb:
+                    self._busy.add(worker)
                     return worker
                 worker.kill()
-        return Worker(memory_mb)
+        worker = Worker(memory_mb)
+        with self._lock:
+            self._busy.add(worker)
+        return worker
 
     def _give_back(self, worker: Worker) -> None:
-        if worker.jobs >= JOBS_PER_WORKER or not worker.alive:
-            worker.kill()
-            return
         with self._lock:
-            self._idle.append(worker)
+            self._busy.discard(worker)
+            if worker.jobs < JOBS_PER_WORKER and worker.alive:
+                self._idle.append(worker)
+                return
+        worker.kill()
 
     def run(
         self, data: bytes, limits: PdfLimits, marks: list[str], job: dict[str, Any] | None = None
@@ -226,14 +232,14 @@ class WorkerPool:
         try:
             result = worker.run(data, limits, marks, job)
         except TimeoutError:
-            worker.kill()
+            self._discard(worker)
             timeout = limits.ocr_timeout_seconds if job else limits.timeout_seconds
             return WorkerFailure("pdf_timeout", f"no answer within {timeout:g} s")
         except WorkerDied as exc:
-            worker.kill()
+            self._discard(worker)
             return WorkerFailure("pdf_unreadable", str(exc))
         except BaseException:
-            worker.kill()
+            self._discard(worker)
             raise
         self.peak_worker_rss_kb = max(self.peak_worker_rss_kb, int(result.get("maxrss_kb", 0)))
         self.worker_cpu_seconds += float(result.get("cpu_seconds", 0.0))
@@ -241,13 +247,21 @@ class WorkerPool:
             self._give_back(worker)
         else:
             # After a failure (memory exhausted, deep recursion) start afresh.
-            worker.kill()
+            self._discard(worker)
         return result
 
-    def close(self) -> None:
+    def _discard(self, worker: Worker) -> None:
         with self._lock:
-            idle, self._idle = self._idle, []
-        for worker in idle:
+            self._busy.discard(worker)
+        worker.kill()
+
+    def close(self) -> None:
+        """Kill every worker, idle or busy: called as the process ends, when a reading
+        still under way (forms.readahead) has no one left to wait for it."""
+        with self._lock:
+            workers, self._idle = [*self._idle, *self._busy], []
+            self._busy.clear()
+        for worker in workers:
             worker.kill()
 
 

@@ -1,17 +1,20 @@
 """Messages read ahead of their turn, so that the handler can start reading their forms
 side by side (forms.readahead) while the messages before them are worked.
 
-As each claimed batch begins, its messages, and as many of the pending messages after it,
-are read from the raw store; those that may carry a form are parsed, and handed to the
-handler's read-ahead. A backlog of scanned forms then keeps the PDF workers busy on the
-next forms while the processing thread waits for this one, instead of one form at a time.
+When a batch is claimed, and before its transaction begins (no write lock is held), its
+messages and as many of the pending messages after it are read from the raw store; those
+that may carry a form are parsed and classified, and handed to the handler's read-ahead,
+which reads the forms of those it will read. A backlog of scanned forms then keeps the PDF
+workers busy on the next forms while the processing thread waits for this one.
 
 Each message is still worked in turn, in its transaction or savepoint, exactly as without
 this: the parse made here (or, for the others, the raw bytes read here) is handed to it
-instead of reading the same message again. A parse that fails or runs over the message's
-CPU budget here is dropped, and the message meets the same trouble where it is worked, and
-is judged there. A message read ahead that another worker claims is forgotten once the
-claims here have passed it; at most MAX_BYTES of mail is held.
+instead of reading the same message again, and the CPU the parse took here counts against
+the message's own budget ([limits] message_seconds): a message whose parse ran over it here
+is failed as too slow when it is worked, as it would have been. A parse that fails is
+dropped, and the message meets the same trouble where it is worked. A message read ahead
+that another worker claims is forgotten once the claims here pass it; at most MAX_BYTES of
+mail, counted as parsed, is held.
 """
 
 from __future__ import annotations
@@ -19,31 +22,39 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
-from core.inbound import IncomingMail
+from core.inbound import Classification, IncomingMail
 from intake import ledger
-from intake.budget import WATCHDOG, MessageTooSlow
+from intake.budget import WATCHDOG, MessageTooSlow, thread_clock
 from intake.mailparse import ParsedMail
 from intake.models import InboundMessage
 
 log = logging.getLogger(__name__)
 
 # A raw message that names none of these holds no form: not worth parsing ahead.
-_MAY_CARRY_FORM = re.compile(rb"(?i)application/pdf|\.pdf\b|image/(?:jpeg|png|tiff)")
-# At most this much raw mail is held read ahead.
+_MAY_CARRY_FORM = re.compile(
+    rb"(?i)application/pdf|\.pdf\b|image/(?:jpeg|jpg|png|tiff|heic|heif)|\.(?:tiff?|heic)\b"
+)
+# At most this much mail is held read ahead (a parsed message counted by what it holds).
 MAX_BYTES = 64 * 1024 * 1024
+
+Classify = Callable[[InboundMessage, ParsedMail], Classification]
 
 
 @runtime_checkable
 class ReadsAhead(Protocol):
     """A handler that can start what it will need of messages before it is given them."""
 
-    def read_ahead(self, mails: Sequence[IncomingMail]) -> AbstractContextManager[object]:
-        """Begin the work the handler will want of these messages (until the block ends,
-        or, where one is under way already, until that one ends)."""
+    def read_ahead(
+        self, found: Sequence[tuple[IncomingMail, Classification]]
+    ) -> AbstractContextManager[object]:
+        """Begin the work the handler will want of these messages, as classified now (until
+        the block ends, or, where one is under way already, until that one ends)."""
         ...
 
 
@@ -57,14 +68,17 @@ class BatchReading:
         raw: Callable[[InboundMessage], bytes],
         parse: Callable[[bytes], ParsedMail],
         message_seconds: float | None,
+        stop: threading.Event,
     ) -> None:
         self.handler = handler if isinstance(handler, ReadsAhead) else None  # else nothing
         self._raw_of = raw
         self._parse = parse
         self.message_seconds = message_seconds
+        self.stop = stop
         self._parsed: dict[int, ParsedMail] = {}
         self._raw: dict[int, bytes] = {}
         self._sizes: dict[int, int] = {}
+        self._spent: dict[int, float] = {}  # CPU seconds each parse took here
         self._seen: set[int] = set()
         self._ahead = contextlib.ExitStack()
 
@@ -73,7 +87,10 @@ class BatchReading:
         return sum(self._sizes.values())
 
     def add(
-        self, rows: Sequence[InboundMessage], is_copy: Callable[[InboundMessage], bool]
+        self,
+        rows: Sequence[InboundMessage],
+        is_copy: Callable[[InboundMessage], bool],
+        classify: Classify,
     ) -> None:
         """Read ahead these rows (a claimed batch and the pending messages after it) that
         were not read already, skipping copies of earlier messages (they are not worked)."""
@@ -82,8 +99,10 @@ class BatchReading:
         fresh = sorted((r for r in rows if r.id not in self._seen), key=lambda r: r.id)
         if fresh:
             self._forget_below(min(r.id for r in rows))
-        mails: list[ParsedMail] = []
+        found: list[tuple[IncomingMail, Classification]] = []
         for row in fresh:
+            if self.stop.is_set():
+                break
             if row.sha256 == ledger.UNREAD_SHA256 or is_copy(row):
                 self._seen.add(row.id)
                 continue
@@ -92,47 +111,75 @@ class BatchReading:
             self._seen.add(row.id)
             mail = self._read(row)
             if mail is not None:
-                mails.append(mail)
-        if mails:
-            self._ahead.enter_context(self.handler.read_ahead(mails))
+                with contextlib.suppress(Exception):  # classified again, and judged, when worked
+                    found.append((mail, classify(row, mail)))
+        if found:
+            self._ahead.enter_context(self.handler.read_ahead(found))
 
     def _read(self, row: InboundMessage) -> ParsedMail | None:
         try:
             data = self._raw_of(row)
         except Exception:  # met again, and judged, when the message is worked
             return None
-        self._sizes[row.id] = len(data)
-        mail = self._parsed_ahead(row, data) if _MAY_CARRY_FORM.search(data) else None
-        if mail is None:
+        if not _MAY_CARRY_FORM.search(data):
             self._raw[row.id] = data
+            self._sizes[row.id] = len(data)
+            return None
+        mail = self._parsed_ahead(row, data)
+        if mail is None:
             return None
         self._parsed[row.id] = mail
+        self._sizes[row.id] = _held_by(mail)
         return mail
 
     def _parsed_ahead(self, row: InboundMessage, data: bytes) -> ParsedMail | None:
+        clock = thread_clock()
+        started = clock()
         try:
             with WATCHDOG.limit(self.message_seconds):
                 mail = self._parse(data)
-        except (Exception, MessageTooSlow) as exc:  # met again, and judged, when worked
+        except MessageTooSlow:
+            self._spent[row.id] = float("inf")  # failed as too slow when it is worked
+            return None
+        except Exception as exc:  # met again, and judged, when worked
             log.debug("inbound %d not parsed ahead: %s", row.id, type(exc).__name__)
             return None
+        self._spent[row.id] = clock() - started
         return None if mail.unreadable else mail
 
     def _forget_below(self, first: int) -> None:
         """Messages read ahead that another worker claimed: this one's claims have passed
         them (claims are taken in order of id)."""
-        for held in (self._parsed, self._raw, self._sizes):
+        for held in (self._parsed, self._raw, self._sizes, self._spent):
             for inbound_id in [i for i in held if i < first]:
                 del held[inbound_id]
+
+    def spent(self, inbound_id: int) -> float:
+        """CPU seconds the message's parse took here (infinite when it ran over its budget)."""
+        return self._spent.get(inbound_id, 0.0)
 
     def take(self, inbound_id: int) -> ParsedMail | bytes | None:
         """The message parsed ahead, else its raw bytes read ahead, once; None when
         neither was."""
         self._sizes.pop(inbound_id, None)
-        return self._parsed.pop(inbound_id, None) or self._raw.pop(inbound_id, None)
+        self._spent.pop(inbound_id, None)
+        parsed = self._parsed.pop(inbound_id, None)
+        raw = self._raw.pop(inbound_id, None)
+        return parsed if parsed is not None else raw
 
     def close(self) -> None:
         self._parsed.clear()
         self._raw.clear()
         self._sizes.clear()
+        self._spent.clear()
         self._ahead.close()
+
+
+def _held_by(mail: ParsedMail) -> int:
+    """What a parsed message holds in memory: its text (a str may take four bytes a
+    character) and its attachments."""
+    return (
+        sys.getsizeof(mail.text or "")
+        + sys.getsizeof(mail.html or "")
+        + sum(len(a.data) for a in mail.attachments)
+    )

@@ -196,7 +196,7 @@ class Processor:
         self.settings = settings
         self.worker = worker or worker_id()
         self.stop = stop or threading.Event()
-        self._reading: BatchReading | None = None  # the batch being worked
+        self._reading: BatchReading | None = None  # what this run has read ahead
 
     def run(self, limit: int | None = None, *, release: bool = True) -> ProcessReport:
         """Process pending messages until none are left (or `limit`, or a stop request).
@@ -240,6 +240,7 @@ class Processor:
             if not claimed:
                 break
             held[:] = claimed
+            self._read_ahead(held, upcoming=limit is None)
             while held and not self.stop.is_set():
                 for inbound_id, status, kind in self.process_batch(list(held)):
                     held.remove(inbound_id)
@@ -301,7 +302,7 @@ class Processor:
             yield
             return
         self._reading = BatchReading(
-            self.handler, self._raw, self._parse, self.settings.message_seconds
+            self.handler, self._raw, self._parse, self.settings.message_seconds, self.stop
         )
         try:
             yield
@@ -345,8 +346,6 @@ class Processor:
             _begin_writing(session)
             session.info[ledger.RESULT_FOLLOWS] = True  # each message ends with ledger.finish
             loaded = _load_rows(session, ids)  # held: the identity map keeps rows weakly
-            if self._reading is not None:
-                self._read_ahead(session, loaded, max(ids))
             # Failures already met are recorded first, whatever else stops the batch: a
             # message is never run again for having failed in a batch that was redone.
             for inbound_id, (error, seen) in (known or {}).items():
@@ -399,7 +398,7 @@ class Processor:
             return "skipped", None, None
         seen["where"] = f"{row.mailbox} uid {row.uid}"
         seen["attempts"] = row.attempts
-        with WATCHDOG.limit(self.settings.message_seconds):
+        with WATCHDOG.limit(self._budget(inbound_id)):
             result = self._handle(session, row, seen)
         if not ledger.finish(
             session,
@@ -456,7 +455,10 @@ class Processor:
                 "process; open it in the mailbox's failed folder."
             )
         ahead = self._reading.take(row.id) if self._reading is not None else None
-        mail = ahead if isinstance(ahead, ParsedMail) else self._parse(ahead or self._raw(row))
+        if isinstance(ahead, ParsedMail):
+            mail = ahead
+        else:
+            mail = self._parse(ahead if ahead is not None else self._raw(row))
         if mail.unreadable:
             raise UnreadableMessage(
                 f"This message could not be read: {mail.unreadable}. Only its headers are "
@@ -464,13 +466,38 @@ class Processor:
             )
         return mail
 
-    def _read_ahead(self, session: Session, loaded: list[InboundMessage], last: int) -> None:
-        """Hand the batch, and the pending messages after it, to the run's read-ahead."""
-        assert self._reading is not None
-        upcoming = ledger.upcoming(session, last, self.settings.claim_batch)
-        if upcoming:
-            find_earlier_copies(session, upcoming)  # one query, as for the batch
-        self._reading.add([*loaded, *upcoming], _copy_in(session))
+    def _read_ahead(self, ids: list[int], *, upcoming: bool) -> None:
+        """Hand a claimed batch, and with `upcoming` the pending messages after it, to the
+        run's read-ahead; in a transaction of its own that only reads, so that no write
+        lock is held while the messages are parsed."""
+        reading = self._reading
+        if reading is None or reading.handler is None:
+            return
+        with self.db.transaction() as session:
+            rows = _load_rows(session, ids)
+            if upcoming:
+                after = ledger.upcoming(session, max(ids), self.settings.claim_batch)
+                if after:
+                    find_earlier_copies(session, after)  # one query, as for the batch
+                rows += after
+            knowledge = self.cases.knowledge(session)
+            ours = self.settings.our_addresses
+
+            def classified(row: InboundMessage, mail: ParsedMail) -> Classification:
+                return classify(mail, Facts(row.id, row.sha256), knowledge, ours)
+
+            reading.add(rows, _copy_in(session), classified)
+
+    def _budget(self, inbound_id: int) -> float | None:
+        """The CPU seconds the message may still take: [limits] message_seconds, less what
+        parsing it ahead took (intake.batch_reading)."""
+        budget = self.settings.message_seconds
+        spent = self._reading.spent(inbound_id) if self._reading is not None else 0.0
+        if not budget or budget <= 0 or not spent:
+            return budget
+        if spent >= budget:
+            raise MessageTooSlow  # it ran over while being parsed ahead
+        return budget - spent
 
     def _raw(self, row: InboundMessage) -> bytes:
         return self.store.get(row.sha256)

@@ -8,14 +8,17 @@ subject); tests/test_workflow_mail.py reads real forms ahead through the whole i
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
 from forms import PdfLimits, PdfReaderUnavailable, ReadAhead, readahead, reading
 from forms.model import ParsedRequest
 from forms.readahead import current
+from forms.sandbox import WorkerFailure, WorkerPool
 
 LIMITS = PdfLimits()
+CORPUS = Path(__file__).parent / "corpus" / "forms"
 
 
 def named(data: bytes, limits: PdfLimits) -> ParsedRequest:
@@ -39,21 +42,32 @@ def test_forms_are_read_side_by_side_and_each_handed_out_once() -> None:
     assert ahead.take(b"one", LIMITS) is None  # handed out once: a second copy is read again
 
 
-def test_a_form_whose_reading_has_not_started_is_left_to_the_caller() -> None:
+def test_a_form_asked_for_before_its_turn_is_read_next() -> None:
     release = threading.Event()
     started = threading.Event()
+    order: list[str] = []
 
     def slow(data: bytes, limits: PdfLimits) -> ParsedRequest:
-        started.set()
-        release.wait(10)
+        order.append(data.decode())
+        if data == b"first":
+            started.set()
+            release.wait(10)
         return named(data, limits)
 
-    ahead = ReadAhead([b"first", b"second"], LIMITS, slow, threads=1)
+    ahead = ReadAhead([b"first", b"second", b"third"], LIMITS, slow, threads=1)
     assert started.wait(10)
-    assert ahead.take(b"second", LIMITS) is None  # queued behind "first": read it now
+    asking = threading.Thread(target=lambda: ahead.take(b"third", LIMITS))
+    asking.start()
+    for _ in range(500):  # until the asking thread waits for it
+        with ahead._lock:
+            if ahead._queue and ahead._queue[0].data == b"third":
+                break
+        threading.Event().wait(0.01)
     release.set()
-    taken = ahead.take(b"first", LIMITS)
-    assert taken is not None and taken.fields["read"] == "first"
+    asking.join(10)
+    taken = ahead.take(b"second", LIMITS)
+    assert taken is not None
+    assert order == ["first", "third", "second"]
 
 
 def test_a_reading_that_failed_fails_where_it_is_asked_for() -> None:
@@ -108,11 +122,14 @@ def test_documents_waiting_and_readings_never_asked_for_are_held_within_bounds(
         return named(data, limits)
 
     ahead = ReadAhead([b"busy"], LIMITS, held_up, threads=1)
-    ahead.add([b"aaaaaa", b"bbbbbb", b"cccccc"])  # 18 bytes waiting: the oldest goes
+    # 18 bytes waiting: the one furthest ahead goes, and its bytes with it.
+    ahead.add([b"aaaaaa", b"bbbbbb", b"cccccc"])
+    with ahead._lock:
+        assert [job.data for job in ahead._queue] == [b"aaaaaa", b"bbbbbb"]
     release.set()
     finished(ahead, 3)
-    assert ahead.take(b"aaaaaa", LIMITS) is None
-    for data in (b"bbbbbb", b"cccccc"):
+    assert ahead.take(b"cccccc", LIMITS) is None  # never read ahead: the caller reads it
+    for data in (b"aaaaaa", b"bbbbbb"):
         taken = ahead.take(data, LIMITS)
         assert taken is not None and taken.fields["read"] == data.decode()
 
@@ -122,3 +139,26 @@ def test_documents_waiting_and_readings_never_asked_for_are_held_within_bounds(
     assert quick.take(b"1", LIMITS) is None and quick.take(b"2", LIMITS) is None
     kept = quick.take(b"4", LIMITS)
     assert kept is not None and kept.fields["read"] == "4"
+
+
+def test_a_process_ending_kills_its_pdf_workers_busy_or_not() -> None:
+    """A reading still under way when the process ends has no one left to wait for it: the
+    pool's close (run at exit) kills the busy worker too, rather than leave it running."""
+    pool = WorkerPool(size=1)
+    scan = (CORPUS / "gpp-scan.pdf").read_bytes()
+    got: list[object] = []
+    reading_thread = threading.Thread(
+        target=lambda: got.append(pool.run(scan, LIMITS, [], {"op": "ocr", "max_pages": 6}))
+    )
+    reading_thread.start()
+    for _ in range(1000):
+        with pool._lock:
+            busy = list(pool._busy)
+        if busy:
+            break
+        threading.Event().wait(0.01)
+    assert busy, "the worker never started"
+    pool.close()
+    reading_thread.join(30)
+    assert busy[0].process.poll() is not None  # not left running
+    assert got and isinstance(got[0], WorkerFailure)

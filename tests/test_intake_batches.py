@@ -9,8 +9,13 @@ done again once, whole.
 from __future__ import annotations
 
 import contextlib
+import email.policy
+import sqlite3
 import threading
+import time
 from dataclasses import replace
+from email import message_from_bytes
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -257,15 +262,39 @@ def test_a_link_made_outside_processing_is_written_at_once(
 
 
 class ReadingAhead(Recorder):
-    """A handler that reads ahead (intake.batch_reading.ReadsAhead), noting what it is given."""
+    """A handler that reads ahead (intake.batch_reading.ReadsAhead), noting what it is
+    given; `while_reading` runs as it is handed messages, `work_seconds` of CPU each."""
 
-    def __init__(self) -> None:
+    def __init__(self, while_reading=None, work_seconds: float = 0.0) -> None:
         super().__init__()
         self.ahead: list[int] = []
+        self.while_reading = while_reading
+        self.work_seconds = work_seconds
 
-    def read_ahead(self, mails) -> contextlib.AbstractContextManager[object]:
-        self.ahead.append(len(mails))
+    def read_ahead(self, found) -> contextlib.AbstractContextManager[object]:
+        self.ahead.append(len(found))
+        if self.while_reading is not None:
+            self.while_reading()
         return contextlib.nullcontext()
+
+    def __call__(self, session, inbound, mail, classification) -> str:
+        burn(self.work_seconds)
+        return super().__call__(session, inbound, mail, classification)
+
+
+def burn(seconds: float) -> None:
+    """Spend `seconds` of this thread's CPU."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def with_form(number: int) -> bytes:
+    """A plain request that carries a PDF, so that it is parsed ahead."""
+    msg = message_from_bytes(plain_request(number), policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    msg.add_attachment(b"%PDF-1.4 " + bytes(500), maintype="application", subtype="pdf")
+    return bytes(msg)
 
 
 def test_messages_after_the_batch_are_read_ahead_with_one_look_up_of_copies_a_batch(
@@ -293,3 +322,48 @@ def test_messages_after_the_batch_are_read_ahead_with_one_look_up_of_copies_a_ba
     # never one message at a time.
     assert not [s for s in sent if s.startswith("SELECT min(inbound_messages.id)")]
     assert count(database, Case) == 7
+
+
+def test_messages_are_parsed_ahead_with_no_write_lock_held(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    """The poller and the sender write while a batch's messages are parsed ahead."""
+    config = maildir_config(sqlite_database, tmp_path)
+    deliver(config, *(with_form(n) for n in range(1, 4)))
+    poll_all(sqlite_database, config)
+    path = sqlite_database.url.split("///", 1)[1]
+
+    def another_writer() -> None:
+        conn = sqlite3.connect(path, timeout=0.2)
+        try:
+            conn.execute("UPDATE outbox SET id = id WHERE 0")
+            conn.commit()
+        finally:
+            conn.close()
+
+    handler = ReadingAhead(while_reading=another_writer)
+    report = process_pending(sqlite_database, config, handler)
+    assert report.processed == 3 and handler.ahead == [3]
+
+
+def test_the_cpu_a_message_took_to_parse_ahead_counts_against_its_budget(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = maildir_config(database, tmp_path)
+    deliver(config, with_form(1))
+    poll_all(database, config)
+    real = Processor._parse
+
+    def slow_parse(self: Processor, data: bytes):
+        burn(0.4)
+        return real(self, data)
+
+    monkeypatch.setattr(Processor, "_parse", slow_parse)
+    settings = replace(process_settings(config), message_seconds=0.6)
+    handler = ReadingAhead(work_seconds=0.4)  # 0.4 s parsing and 0.4 s working: too slow
+    processor = Processor(database, RawStore(config.storage.raw_dir), handler, settings)
+    report = processor.run()
+    assert handler.ahead == [1]  # parsed ahead, then worked
+    assert report.failed == 1
+    [row] = rows(database)
+    assert row.status == "failed" and "message_seconds" in (row.error or "")

@@ -14,7 +14,9 @@ from sqlalchemy import select
 
 import forms
 from core.db import Database
+from core.inbound import Classification, MessageKind
 from forms import pdf_reader
+from intake.mailparse import parse_mail
 from intake.models import InboundMessage
 from intake.pipeline import run_round
 from notifications.models import OutboxMessage
@@ -22,7 +24,7 @@ from service.config import Config, from_mapping
 from tests.test_workflow_helpers import NOW, OUR, TRUSTED
 from workflow import directory
 from workflow.env import WorkflowEnv
-from workflow.handler import handle_message
+from workflow.handler import WorkflowHandler, handle_message
 from workflow.intake_link import WorkflowLink
 from workflow.models import AelContact, Case, Organisation, Signer
 
@@ -409,3 +411,19 @@ def test_a_batch_of_forms_is_read_side_by_side_and_read_as_each_alone(
         case = the_case(db, sender[1])
         assert alone.kind is not None and case.kind == alone.kind
         assert {k: case.fields.get(k) for k in alone.fields} == alone.fields
+
+
+def test_only_the_forms_of_requests_and_replies_are_read_ahead(env: WorkflowEnv) -> None:
+    """An out-of-office or a bounce reads no form: its attachments never reach the PDF
+    workers ahead of the forms that will be read."""
+    mail = parse_mail(email(MANAGER, "Out of office", "Away.", pdf="gpp-acroform.pdf"))
+    handler = WorkflowHandler(env)
+    for kind in (MessageKind.AUTOMATIC, MessageKind.BOUNCE, MessageKind.APPROVAL_ANSWER):
+        with handler.read_ahead([(mail, Classification(kind, "not read"))]):
+            assert forms.current_read_ahead() is None
+    with handler.read_ahead([(mail, Classification(MessageKind.NEW_REQUEST, "a request"))]):
+        ahead = forms.current_read_ahead()
+        assert ahead is not None
+        taken = ahead.take(mail.attachments[0].data, env.pdf_limits or forms.PdfLimits())
+        assert taken is not None and taken.kind == "gpp_admin_form"
+    assert forms.current_read_ahead() is None

@@ -26,6 +26,9 @@ from workflow.opening import is_pdf, new_request
 
 Handler = Callable[[Session, InboundMessage, IncomingMail, Classification], str]
 
+# The messages whose forms the workflow reads (workflow.opening.read_forms).
+READS_FORMS = frozenset({MessageKind.NEW_REQUEST, MessageKind.CASE_REPLY})
+
 
 class WorkflowHandler:
     """The handler intake calls for NEW_REQUEST, CASE_REPLY and APPROVAL_ANSWER messages
@@ -50,18 +53,28 @@ class WorkflowHandler:
             return approval_answer(session, env, inbound, mail, classification)
         return f"Not for the workflow: {classification.kind}."
 
-    def read_ahead(self, mails: Sequence[IncomingMail]) -> AbstractContextManager[object]:
-        """The forms these messages carry, read side by side while the messages before
-        them are worked (workflow.opening.read_forms then takes each from there): added to
-        this thread's read-ahead, or a new one for the block."""
-        documents = [a.data for mail in mails for a in mail.attachments if is_pdf(a)]
+    def read_ahead(
+        self, found: Sequence[tuple[IncomingMail, Classification]]
+    ) -> AbstractContextManager[object]:
+        """The forms of the new requests and case replies among these messages (the others
+        read none), read side by side while the messages before them are worked
+        (workflow.opening.read_forms takes each from there): added to this thread's
+        read-ahead, or a new one for the block."""
+        documents = [
+            a.data
+            for mail, classification in found
+            if classification.kind in READS_FORMS
+            for a in mail.attachments
+            if is_pdf(a)
+        ]
+        limits = self.env.pdf_limits or forms.PdfLimits()
         ahead = forms.current_read_ahead()
-        if ahead is not None and ahead.limits == self.env.pdf_limits:
+        if ahead is not None and ahead.limits == limits:
             ahead.add(documents)
             return nullcontext()
         if not documents:
             return nullcontext()
-        return forms.reading(forms.read_ahead(documents, self.env.pdf_limits))
+        return forms.reading(forms.read_ahead(documents, limits))
 
 
 def handle_message(env: WorkflowEnv) -> Handler:
