@@ -20,7 +20,7 @@ from core.clock import FixedClock
 from core.db import Database
 from notifications import smtp
 from notifications.models import OutboxMessage
-from notifications.sender import send_pending
+from notifications.sender import SendReport, send_pending
 from notifications.settings import SmtpConfig
 from notifications.sink import SmtpSink
 from service.config import Config
@@ -309,22 +309,34 @@ def sent_rows(database: Database) -> dict[int, tuple[str, int, str | None]]:
         return {r.id: (r.status, r.attempts, r.last_error) for r in rows}
 
 
+def answered(wire: Wire, *answers: str) -> None:
+    """Greet offering PIPELINING, read the client's MAIL, RCPT and DATA, give `answers`."""
+    wire.greet(pipelining=True)
+    for _ in range(3):
+        wire.line()
+    wire.say(*answers)
+
+
+def send_through(
+    scripted, database: Database, count: int, script: Callable[[Wire], None]
+) -> tuple[list[int], SendReport]:
+    """Queue `count` replies and send them to a server running `script`."""
+    env = WorkflowEnv(clock=FixedClock(START), max_replies_per_hour=10_000)
+    ids = queue(database, env, count)
+    server = scripted(script)
+    report = send_pending(database, Config(smtp=server.config), clock=FixedClock(START))
+    server.finish()
+    return ids, report
+
+
 def test_a_connection_closed_with_a_refusal_does_not_charge_the_next_message(
     scripted, sqlite_database: Database
 ) -> None:
-    env = WorkflowEnv(clock=FixedClock(START), max_replies_per_hour=10_000)
-    first, second = queue(sqlite_database, env, 2)
-
     def script(wire: Wire) -> None:
-        wire.greet(pipelining=True)
-        for _ in range(3):
-            wire.line()
-        wire.say("250 sender ok", "550 5.1.1 no such user", "354 go ahead")
+        answered(wire, "250 sender ok", "550 5.1.1 no such user", "354 go ahead")
         wire.line(timeout=2)  # cut off: nothing more comes
 
-    server = scripted(script)
-    report = send_pending(sqlite_database, Config(smtp=server.config), clock=FixedClock(START))
-    server.finish()
+    (first, second), report = send_through(scripted, sqlite_database, 2, script)
     rows = sent_rows(sqlite_database)
     assert rows[first] == ("failed", 1, "550 5.1.1 no such user")
     assert rows[second] == ("pending", 0, None)  # never offered to a server: no try counted
@@ -334,19 +346,11 @@ def test_a_connection_closed_with_a_refusal_does_not_charge_the_next_message(
 def test_a_garbled_answer_after_a_temporary_refusal_keeps_it_temporary(
     scripted, sqlite_database: Database
 ) -> None:
-    env = WorkflowEnv(clock=FixedClock(START), max_replies_per_hour=10_000)
-    [only] = queue(sqlite_database, env, 1)
-
     def script(wire: Wire) -> None:
-        wire.greet(pipelining=True)
-        for _ in range(3):
-            wire.line()
-        wire.say("250 sender ok", "451 4.3.0 try later", "503 " + "x" * 9000)
+        answered(wire, "250 sender ok", "451 4.3.0 try later", "503 " + "x" * 9000)
         wire.line(timeout=1)
 
-    server = scripted(script)
-    send_pending(sqlite_database, Config(smtp=server.config), clock=FixedClock(START))
-    server.finish()
+    [only], _ = send_through(scripted, sqlite_database, 1, script)
     assert sent_rows(sqlite_database)[only] == ("pending", 1, "451 4.3.0 try later")
 
 
@@ -355,21 +359,13 @@ def test_a_reset_refused_after_a_refusal_closes_the_connection(
 ) -> None:
     # Left open, the refused transaction would make the next message's MAIL a "503 nested
     # MAIL", and that message would be failed for good through no fault of its own.
-    env = WorkflowEnv(clock=FixedClock(START), max_replies_per_hour=10_000)
-    first, second = queue(sqlite_database, env, 2)
-
     def script(wire: Wire) -> None:
-        wire.greet(pipelining=True)
-        for _ in range(3):
-            wire.line()
-        wire.say("250 sender ok", "450 4.2.1 mailbox busy", "503 5.5.1 no recipients")
+        answered(wire, "250 sender ok", "450 4.2.1 mailbox busy", "503 5.5.1 no recipients")
         assert (wire.line() or b"").upper() == b"RSET"
         wire.say("421 4.3.2 closing")
         wire.line(timeout=2)
 
-    server = scripted(script)
-    send_pending(sqlite_database, Config(smtp=server.config), clock=FixedClock(START))
-    server.finish()
+    (first, second), _ = send_through(scripted, sqlite_database, 2, script)
     rows = sent_rows(sqlite_database)
     assert rows[first] == ("pending", 1, "450 4.2.1 mailbox busy")
     assert rows[second] == ("pending", 0, None)
