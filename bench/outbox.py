@@ -1,6 +1,6 @@
 """Queue N replies in the outbox and send them to a local aiosmtpd sink; print the rates.
 
-    .venv/bin/python bench/outbox.py [-n 5000] [--db URL] [--sink-process]
+    .venv/bin/python bench/outbox.py [-n 5000] [--db URL] [--in-process-sink] [--no-pipelining]
 
 By default the database is a fresh SQLite file in a temporary folder and the sink runs in
 a child process (as a real mail server would be another process). Pass a PostgreSQL URL
@@ -56,15 +56,16 @@ def database(url: str | None) -> Iterator[Database]:
 
 
 @contextmanager
-def sink(in_process: bool) -> Iterator[int]:
+def sink(in_process: bool, pipelining: bool = True) -> Iterator[int]:
     """A sink on a free port, in this process or a child; yields the port."""
     if in_process:
-        with SmtpSink(keep=False) as running:
+        with SmtpSink(keep=False, pipelining=pipelining) as running:
             yield running.port
         return
     port = free_port()
     child = subprocess.Popen(
-        [sys.executable, "-m", "notifications.sink", "--port", str(port), "--discard"],
+        [sys.executable, "-m", "notifications.sink", "--port", str(port), "--discard"]
+        + ([] if pipelining else ["--no-pipelining"]),
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
@@ -112,6 +113,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=5000, help="messages to queue and send")
     parser.add_argument("--db", help="PostgreSQL admin URL (default: a temporary SQLite file)")
     parser.add_argument(
+        "--no-pipelining",
+        action="store_true",
+        help="the sink does not offer PIPELINING, so the sender waits for each answer",
+    )
+    parser.add_argument(
         "--in-process-sink",
         action="store_true",
         help="run the sink in this process instead of a child process",
@@ -119,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     env = WorkflowEnv()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with database(args.db) as db, sink(args.in_process_sink) as port:
+    with database(args.db) as db, sink(args.in_process_sink, not args.no_pipelining) as port:
         queued = queue(db, env, args.n)
         config = Config(smtp=replace(SmtpConfig(), host="127.0.0.1", port=port))
         started, cpu = time.perf_counter(), time.process_time()

@@ -8,7 +8,8 @@ words on its pages located by their labels.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from forms.definitions import FormDefinition, definitions, version_marks
@@ -221,7 +222,12 @@ def _read_attachment_now(data: bytes, limits: PdfLimits) -> ParsedRequest:
     return read_pdf(data, limits)
 
 
-def read_ahead(documents: Iterable[bytes], limits: PdfLimits | None = None) -> ReadAhead:
-    """Start reading these attached forms side by side, one per slot of the worker pool;
-    `forms.reading(ahead)` makes `read_attachment` take them from there."""
-    return ReadAhead(documents, limits or PdfLimits(), _read_attachment_now, POOL.size)
+def read_ahead(
+    documents: Iterable[bytes],
+    limits: PdfLimits | None = None,
+    guard: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> ReadAhead:
+    """Start reading these attached forms side by side, one per slot of the worker pool,
+    each reading inside `guard()`; `forms.reading(ahead)` makes `read_attachment` take them
+    from there."""
+    return ReadAhead(documents, limits or PdfLimits(), _read_attachment_now, POOL.size, guard)

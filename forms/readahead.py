@@ -20,7 +20,7 @@ import hashlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -45,13 +45,22 @@ class _Job:
 
 
 class ReadAhead:
-    """The forms of one batch, being read by up to `threads` threads with `read`."""
+    """Forms being read ahead for one run of the processor, by up to `threads` threads
+    with `read`."""
 
     def __init__(
-        self, documents: Iterable[bytes], limits: PdfLimits, read: Reader, threads: int
+        self,
+        documents: Iterable[bytes],
+        limits: PdfLimits,
+        read: Reader,
+        threads: int,
+        guard: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.limits = limits
         self._read = read
+        # Around each reading in a read-ahead thread: the CPU budget the reading would have
+        # had in the thread that asks for it (its Python half runs here now).
+        self._guard = guard
         self._threads = threads
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
@@ -130,7 +139,8 @@ class ReadAhead:
     def _work(self) -> None:
         while (job := self._next()) is not None:
             try:
-                job.result = self._read(job.data, self.limits)
+                with self._guard():
+                    job.result = self._read(job.data, self.limits)
             except BaseException as exc:  # raised again in the thread that asks for it
                 job.error = exc
             finally:

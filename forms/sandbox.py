@@ -131,7 +131,7 @@ class Worker:
             self.process.stdin.write(HEADER.pack(len(header)) + header)
             self.process.stdin.write(data)
             self.process.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: its pipe closed by the pool
             raise WorkerDied("the PDF worker stopped") from exc
         timeout = limits.ocr_timeout_seconds if job else limits.timeout_seconds
         return self._receive(time.monotonic() + timeout)
@@ -145,20 +145,24 @@ class Worker:
 
     def _read(self, size: int, deadline: float) -> bytes:
         assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
         chunks: list[bytes] = []
-        while size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            readable, _, _ = select.select([fd], [], [], remaining)
-            if not readable:
-                raise TimeoutError
-            chunk = os.read(fd, min(size, 1 << 20))
-            if not chunk:
-                raise WorkerDied(f"the PDF worker stopped ({self._exit_status()})")
-            chunks.append(chunk)
-            size -= len(chunk)
+        try:
+            fd = self.process.stdout.fileno()
+            while size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                readable, _, _ = select.select([fd], [], [], remaining)
+                if not readable:
+                    raise TimeoutError
+                chunk = os.read(fd, min(size, 1 << 20))
+                if not chunk:
+                    raise WorkerDied(f"the PDF worker stopped ({self._exit_status()})")
+                chunks.append(chunk)
+                size -= len(chunk)
+        except (ValueError, OSError) as exc:
+            # Its pipe closed under this thread: the pool killed it (the process is ending).
+            raise WorkerDied("the PDF worker was stopped") from exc
         return b"".join(chunks)
 
     def _exit_status(self) -> str:

@@ -36,9 +36,10 @@ from intake.models import InboundMessage
 
 log = logging.getLogger(__name__)
 
-# A raw message that names none of these holds no form: not worth parsing ahead.
+# A cheap filter for raw messages that may carry a form, parsed ahead; one it misses (a PDF
+# sent as octet-stream with no .pdf name, say) is read in its turn, as without read-ahead.
 _MAY_CARRY_FORM = re.compile(
-    rb"(?i)application/pdf|\.pdf\b|image/(?:jpeg|jpg|png|tiff|heic|heif)|\.(?:tiff?|heic)\b"
+    rb"(?i)application/pdf|image/(?:jpeg|jpg|png|tiff|heic|heif)|\.(?:pdf|jpe?g|png|tiff?|heic)\b"
 )
 # At most this much mail is held read ahead (a parsed message counted by what it holds).
 MAX_BYTES = 64 * 1024 * 1024
@@ -51,10 +52,11 @@ class ReadsAhead(Protocol):
     """A handler that can start what it will need of messages before it is given them."""
 
     def read_ahead(
-        self, found: Sequence[tuple[IncomingMail, Classification]]
+        self, found: Sequence[tuple[IncomingMail, Classification]], message_seconds: float | None
     ) -> AbstractContextManager[object]:
         """Begin the work the handler will want of these messages, as classified now (until
-        the block ends, or, where one is under way already, until that one ends)."""
+        the block ends, or, where one is under way already, until that one ends); what it
+        does ahead for a message may take `message_seconds` of CPU (intake.budget)."""
         ...
 
 
@@ -114,7 +116,7 @@ class BatchReading:
                 with contextlib.suppress(Exception):  # classified again, and judged, when worked
                     found.append((mail, classify(row, mail)))
         if found:
-            self._ahead.enter_context(self.handler.read_ahead(found))
+            self._ahead.enter_context(self.handler.read_ahead(found, self.message_seconds))
 
     def _read(self, row: InboundMessage) -> ParsedMail | None:
         try:

@@ -302,8 +302,9 @@ def claimed_by(session: Session, worker: str) -> list[int]:
 
 
 def upcoming(session: Session, after_id: int, limit: int) -> list[InboundMessage]:
-    """The pending messages no one has claimed that come after `after_id`: those the next
-    claim will take, unless another worker takes them first."""
+    """The pending messages no one has claimed that come after `after_id`: most often
+    those the next claim takes (it takes expired claims too, in order of id, and another
+    worker may take them first); for reading ahead, where a wrong guess costs only work."""
     return list(session.scalars(_UPCOMING, {"after": after_id, "limit": limit}))
 
 

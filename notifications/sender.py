@@ -401,7 +401,8 @@ class _Run:
             return False
         if self.conn is not None and self.conn.sock is None:
             # Closed with the refusal (the server hung up, or took DATA after refusing the
-            # recipient): the next message is not charged for it, but waits for a new one.
+            # recipient): this sender run ends, and the rest wait for the next run (`pcse
+            # outbox send` exits 1 with this reason), none charged a try for it.
             self.error = f"The mail server closed the connection after answering {verdict.answer}"
             self.conn = None
             return False

@@ -333,6 +333,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--maildir", default="var/sent", help="folder to file messages in")
     parser.add_argument(
+        "--no-pipelining",
+        action="store_true",
+        help="do not offer PIPELINING: clients wait for each answer (to compare)",
+    )
+    parser.add_argument(
         "--discard",
         action="store_true",
         help="only count messages (no Maildir, nothing kept): for benchmarks",
@@ -341,7 +346,9 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     maildir = None if args.discard else args.maildir
-    with SmtpSink(args.host, args.port, maildir=maildir, keep=False) as sink:
+    with SmtpSink(
+        args.host, args.port, maildir=maildir, keep=False, pipelining=not args.no_pipelining
+    ) as sink:
         where = f"filing into {maildir}" if maildir else "counting only"
         print(f"SMTP sink listening on {sink.host}:{sink.port}, {where}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

@@ -8,6 +8,7 @@ subject); tests/test_workflow_mail.py reads real forms ahead through the whole i
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from forms import PdfLimits, PdfReaderUnavailable, ReadAhead, readahead, reading
 from forms.model import ParsedRequest
 from forms.readahead import current
 from forms.sandbox import WorkerFailure, WorkerPool
+from intake.budget import WATCHDOG, MessageTooSlow
 
 LIMITS = PdfLimits()
 CORPUS = Path(__file__).parent / "corpus" / "forms"
@@ -162,3 +164,15 @@ def test_a_process_ending_kills_its_pdf_workers_busy_or_not() -> None:
     reading_thread.join(30)
     assert busy[0].process.poll() is not None  # not left running
     assert got and isinstance(got[0], WorkerFailure)
+
+
+def test_a_reading_ahead_keeps_the_cpu_budget_it_would_have_had_in_its_message() -> None:
+    def stuck(data: bytes, limits: PdfLimits) -> ParsedRequest:
+        end = time.thread_time() + 5
+        while time.thread_time() < end:  # the Python half of a reading gone wrong
+            pass
+        return named(data, limits)
+
+    ahead = ReadAhead([b"a"], LIMITS, stuck, threads=1, guard=lambda: WATCHDOG.limit(0.2))
+    with pytest.raises(MessageTooSlow):
+        ahead.take(b"a", LIMITS)

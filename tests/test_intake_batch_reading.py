@@ -41,7 +41,7 @@ class Handler:
         self.asked: list[list[str]] = []
 
     def read_ahead(
-        self, found: Sequence[tuple[IncomingMail, Classification]]
+        self, found: Sequence[tuple[IncomingMail, Classification]], message_seconds: float | None
     ) -> AbstractContextManager[object]:
         self.asked.append([m.subject or "" for m, _ in found])
         return nullcontext()

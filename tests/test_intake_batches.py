@@ -271,7 +271,7 @@ class ReadingAhead(Recorder):
         self.while_reading = while_reading
         self.work_seconds = work_seconds
 
-    def read_ahead(self, found) -> contextlib.AbstractContextManager[object]:
+    def read_ahead(self, found, message_seconds) -> contextlib.AbstractContextManager[object]:
         self.ahead.append(len(found))
         if self.while_reading is not None:
             self.while_reading()

@@ -419,9 +419,9 @@ def test_only_the_forms_of_requests_and_replies_are_read_ahead(env: WorkflowEnv)
     mail = parse_mail(email(MANAGER, "Out of office", "Away.", pdf="gpp-acroform.pdf"))
     handler = WorkflowHandler(env)
     for kind in (MessageKind.AUTOMATIC, MessageKind.BOUNCE, MessageKind.APPROVAL_ANSWER):
-        with handler.read_ahead([(mail, Classification(kind, "not read"))]):
+        with handler.read_ahead([(mail, Classification(kind, "not read"))], 30.0):
             assert forms.current_read_ahead() is None
-    with handler.read_ahead([(mail, Classification(MessageKind.NEW_REQUEST, "a request"))]):
+    with handler.read_ahead([(mail, Classification(MessageKind.NEW_REQUEST, "a request"))], 30.0):
         ahead = forms.current_read_ahead()
         assert ahead is not None
         taken = ahead.take(mail.attachments[0].data, env.pdf_limits or forms.PdfLimits())

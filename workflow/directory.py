@@ -108,8 +108,8 @@ def _read_already(session: Session, code: str) -> Organisation | None:
     undeleted, in this transaction. A decision asks for it once for each thing it reads
     (admins, signers, approvers), and a batch once for each request naming it; a new query
     would only hand back this same object from the identity map, without refreshing it.
-    After a commit or a rollback (_forget_found), or once expired or waiting to be deleted,
-    it is read afresh."""
+    After a commit, a savepoint's release or any rollback (_forget_found), or once expired
+    or waiting to be deleted, it is read afresh."""
     org: Organisation | None = session.info.get(FOUND_ORGS, {}).get(code)
     if org is None or org not in session or org in session.deleted:
         return None
@@ -122,10 +122,11 @@ def _read_already(session: Session, code: str) -> Organisation | None:
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_found(session: Session, *_: object) -> None:
-    # Kept for one transaction. Sessions here do not expire what they hold at a commit,
-    # and an organisation read inside a savepoint that inserted it stays in the identity
-    # map, loaded and unexpired, after the savepoint rolls back (SQLAlchemy expires only
-    # what was changed): after either, each is read afresh.
+    # Kept until the transaction, or a savepoint in it, ends (after_commit also fires as a
+    # savepoint is released). Sessions here do not expire what they hold at a commit, and
+    # an organisation read inside a savepoint that inserted it stays in the identity map,
+    # loaded and unexpired, after the savepoint rolls back (SQLAlchemy expires only what
+    # was changed): after either, each is read afresh.
     session.info.pop(FOUND_ORGS, None)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 import forms
 from core.inbound import Classification, IncomingMail, MessageKind
+from intake.budget import WATCHDOG
 from intake.models import InboundMessage
 from workflow.answers import approval_answer
 from workflow.case_replies import case_reply
@@ -54,7 +55,7 @@ class WorkflowHandler:
         return f"Not for the workflow: {classification.kind}."
 
     def read_ahead(
-        self, found: Sequence[tuple[IncomingMail, Classification]]
+        self, found: Sequence[tuple[IncomingMail, Classification]], message_seconds: float | None
     ) -> AbstractContextManager[object]:
         """The forms of the new requests and case replies among these messages (the others
         read none), read side by side while the messages before them are worked
@@ -74,7 +75,11 @@ class WorkflowHandler:
             return nullcontext()
         if not documents:
             return nullcontext()
-        return forms.reading(forms.read_ahead(documents, limits))
+        # The Python half of each reading (what the worker read, interpreted) runs in a
+        # read-ahead thread, under the budget it had in the processing thread.
+        return forms.reading(
+            forms.read_ahead(documents, limits, lambda: WATCHDOG.limit(message_seconds))
+        )
 
 
 def handle_message(env: WorkflowEnv) -> Handler:
