@@ -160,6 +160,8 @@ class Worker:
                     raise WorkerDied(f"the PDF worker stopped ({self._exit_status()})")
                 chunks.append(chunk)
                 size -= len(chunk)
+        except TimeoutError:  # an OSError too: the deadline, raised above
+            raise
         except (ValueError, OSError) as exc:
             # Its pipe closed under this thread: the pool killed it (the process is ending).
             raise WorkerDied("the PDF worker was stopped") from exc
