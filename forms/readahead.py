@@ -156,7 +156,7 @@ _CURRENT: ContextVar[ReadAhead | None] = ContextVar("forms_read_ahead", default=
 
 
 def current() -> ReadAhead | None:
-    """The read-ahead of the batch this thread is working, if any."""
+    """The read-ahead of the run this thread is working, if any."""
     return _CURRENT.get()
 
 

@@ -26,6 +26,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from core.inbound import Classification, IncomingMail
@@ -60,6 +61,16 @@ class ReadsAhead(Protocol):
         ...
 
 
+@dataclass
+class _Ahead:
+    """What was read ahead of one message."""
+
+    # Parsed, else its raw bytes; None where the parse ran over its budget or read nothing.
+    data: ParsedMail | bytes | None
+    size: int  # what it holds in memory
+    spent: float = 0.0  # CPU seconds its parse took here (infinite: over its budget)
+
+
 class BatchReading:
     """The messages read ahead for one run of the processor, and the handler's read-ahead
     of their forms."""
@@ -77,16 +88,13 @@ class BatchReading:
         self._parse = parse
         self.message_seconds = message_seconds
         self.stop = stop
-        self._parsed: dict[int, ParsedMail] = {}
-        self._raw: dict[int, bytes] = {}
-        self._sizes: dict[int, int] = {}
-        self._spent: dict[int, float] = {}  # CPU seconds each parse took here
+        self._held: dict[int, _Ahead] = {}
         self._seen: set[int] = set()
         self._ahead = contextlib.ExitStack()
 
     @property
     def held_bytes(self) -> int:
-        return sum(self._sizes.values())
+        return sum(ahead.size for ahead in self._held.values())
 
     def add(
         self,
@@ -124,56 +132,49 @@ class BatchReading:
         except Exception:  # met again, and judged, when the message is worked
             return None
         if not _MAY_CARRY_FORM.search(data):
-            self._raw[row.id] = data
-            self._sizes[row.id] = len(data)
+            self._held[row.id] = _Ahead(data, len(data))
             return None
-        mail = self._parsed_ahead(row, data)
-        if mail is None:
+        ahead = self._parsed_ahead(row, data)
+        if ahead is None:
             return None
-        self._parsed[row.id] = mail
-        self._sizes[row.id] = _held_by(mail)
-        return mail
+        self._held[row.id] = ahead
+        return ahead.data if isinstance(ahead.data, ParsedMail) else None
 
-    def _parsed_ahead(self, row: InboundMessage, data: bytes) -> ParsedMail | None:
+    def _parsed_ahead(self, row: InboundMessage, data: bytes) -> _Ahead | None:
         clock = thread_clock()
         started = clock()
         try:
             with WATCHDOG.limit(self.message_seconds):
                 mail = self._parse(data)
         except MessageTooSlow:
-            self._spent[row.id] = float("inf")  # failed as too slow when it is worked
-            return None
+            return _Ahead(None, 0, float("inf"))  # failed as too slow when it is worked
         except Exception as exc:  # met again, and judged, when worked
             log.debug("inbound %d not parsed ahead: %s", row.id, type(exc).__name__)
             return None
-        self._spent[row.id] = clock() - started
-        return None if mail.unreadable else mail
+        spent = clock() - started
+        if mail.unreadable:
+            return _Ahead(None, 0, spent)
+        return _Ahead(mail, _held_by(mail), spent)
 
     def _forget_below(self, first: int) -> None:
         """Messages read ahead that another worker claimed: this one's claims have passed
         them (claims are taken in order of id)."""
-        for held in (self._parsed, self._raw, self._sizes, self._spent):
-            for inbound_id in [i for i in held if i < first]:
-                del held[inbound_id]
+        for inbound_id in [i for i in self._held if i < first]:
+            del self._held[inbound_id]
 
     def spent(self, inbound_id: int) -> float:
         """CPU seconds the message's parse took here (infinite when it ran over its budget)."""
-        return self._spent.get(inbound_id, 0.0)
+        ahead = self._held.get(inbound_id)
+        return ahead.spent if ahead is not None else 0.0
 
     def take(self, inbound_id: int) -> ParsedMail | bytes | None:
         """The message parsed ahead, else its raw bytes read ahead, once; None when
         neither was."""
-        self._sizes.pop(inbound_id, None)
-        self._spent.pop(inbound_id, None)
-        parsed = self._parsed.pop(inbound_id, None)
-        raw = self._raw.pop(inbound_id, None)
-        return parsed if parsed is not None else raw
+        ahead = self._held.pop(inbound_id, None)
+        return ahead.data if ahead is not None else None
 
     def close(self) -> None:
-        self._parsed.clear()
-        self._raw.clear()
-        self._sizes.clear()
-        self._spent.clear()
+        self._held.clear()
         self._ahead.close()
 
 

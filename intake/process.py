@@ -474,12 +474,10 @@ class Processor:
         if reading is None or reading.handler is None:
             return
         with self.db.transaction() as session:
-            rows = _load_rows(session, ids)
-            if upcoming:
-                after = ledger.upcoming(session, max(ids), self.settings.claim_batch)
-                if after:
-                    find_earlier_copies(session, after)  # one query, as for the batch
-                rows += after
+            after = (
+                ledger.upcoming(session, max(ids), self.settings.claim_batch) if upcoming else []
+            )
+            rows = _load_rows(session, ids, also=after)
             knowledge = self.cases.knowledge(session)
             ours = self.settings.our_addresses
 
@@ -618,10 +616,13 @@ def _copy_in(session: Session) -> Callable[[InboundMessage], bool]:
     return lambda row: knowledge.earlier_copy(row.message_id, row.sha256, row.id) is not None
 
 
-def _load_rows(session: Session, ids: list[int]) -> list[InboundMessage]:
+def _load_rows(
+    session: Session, ids: list[int], also: list[InboundMessage] | None = None
+) -> list[InboundMessage]:
     """Read the batch's ledger rows in one query, inside its transaction, and look up
-    their earlier copies together."""
+    their earlier copies together (and those of rows `also` loaded, in the same query)."""
     rows = list(session.scalars(select(InboundMessage).where(InboundMessage.id.in_(ids))))
+    rows += also or []
     find_earlier_copies(session, rows)
     return rows
 
