@@ -115,6 +115,24 @@ def scripted() -> Iterator[Callable[[Callable[[Wire], None]], Scripted]]:
         server.listener.close()
 
 
+def answered(wire: Wire, *answers: str) -> None:
+    """Greet offering PIPELINING, read the client's MAIL, RCPT and DATA, give `answers`."""
+    wire.greet(pipelining=True)
+    for _ in range(3):
+        wire.line()
+    wire.say(*answers)
+
+
+def refused_recipient(server: Scripted) -> smtplib.SMTP:
+    """Hand a message to `server`, which refuses its recipient with a 550; the connection."""
+    conn = smtp.connect(server.config, None)
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        smtp.hand_over(conn, MESSAGE, FROM, TO)
+    server.finish()
+    assert refused.value.recipients == {TO: (550, b"5.1.1 no such user")}
+    return conn
+
+
 def test_with_pipelining_the_envelope_is_one_group_answered_together(scripted) -> None:
     # The server answers nothing until it holds all three commands: a client that waited
     # for the answer to MAIL would time out here.
@@ -168,18 +186,10 @@ def test_a_server_that_takes_data_after_refusing_the_recipient_gets_no_message(
     after: dict[str, object] = {}
 
     def script(wire: Wire) -> None:
-        wire.greet(pipelining=True)
-        for _ in range(3):
-            wire.line()
-        wire.say("250 sender ok", "550 5.1.1 no such user", "354 go ahead")
+        answered(wire, "250 sender ok", "550 5.1.1 no such user", "354 go ahead")
         after["next"] = wire.line(timeout=3)
 
-    server = scripted(script)
-    conn = smtp.connect(server.config, None)
-    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
-        smtp.hand_over(conn, MESSAGE, FROM, TO)
-    server.finish()
-    assert refused.value.recipients == {TO: (550, b"5.1.1 no such user")}
+    conn = refused_recipient(scripted(script))
     assert after["next"] is None  # the connection was closed: no dot, no message
     assert conn.sock is None
 
@@ -295,26 +305,13 @@ def test_a_refusal_then_a_hang_up_is_reported_as_the_refusal(scripted, pipelinin
             wire.line()
             wire.say("550 5.1.1 no such user")
 
-    server = scripted(script)
-    conn = smtp.connect(server.config, None)
-    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
-        smtp.hand_over(conn, MESSAGE, FROM, TO)
-    server.finish()
-    assert refused.value.recipients == {TO: (550, b"5.1.1 no such user")}
+    refused_recipient(scripted(script))
 
 
 def sent_rows(database: Database) -> dict[int, tuple[str, int, str | None]]:
     with database.transaction() as session:
         rows = session.scalars(select(OutboxMessage))
         return {r.id: (r.status, r.attempts, r.last_error) for r in rows}
-
-
-def answered(wire: Wire, *answers: str) -> None:
-    """Greet offering PIPELINING, read the client's MAIL, RCPT and DATA, give `answers`."""
-    wire.greet(pipelining=True)
-    for _ in range(3):
-        wire.line()
-    wire.say(*answers)
 
 
 def send_through(
