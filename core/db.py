@@ -39,6 +39,28 @@ def make_engine(url: str, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+# session.info: the transaction that began by taking SQLite's write lock (begin_writing).
+_WRITING = "core.db.writing"
+
+
+def begin_writing(session: Session) -> None:
+    """Open the session's transaction for writing now.
+
+    SQLite's driver begins a transaction only before its first INSERT, UPDATE or DELETE,
+    not before a SAVEPOINT, which would then stand alone and commit on its release.
+    BEGIN IMMEDIATE also takes the write lock up front, so that the transaction never has
+    to upgrade a read to a write behind another writer's back.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        session.info[_WRITING] = session.get_transaction()
+
+
+def holds_write_lock(session: Session) -> bool:
+    """Did the session's transaction begin by taking SQLite's write lock (begin_writing)?"""
+    return session.info.get(_WRITING) is session.get_transaction()
+
+
 def is_postgres(engine_or_session: Engine | Session) -> bool:
     if isinstance(engine_or_session, Session):
         return engine_or_session.get_bind().dialect.name == "postgresql"

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from core.db import Database
+from core.db import Database, begin_writing
 from core.errors import PcseError
 from core.inbound import Classification, IncomingMail, MessageKind
 from core.redact import without_addresses
@@ -343,7 +343,7 @@ class Processor:
         done: list[tuple[int, str, str | None, _Logged | None]] = []
         began = time.monotonic()
         with self.db.transaction() as session:
-            _begin_writing(session)
+            begin_writing(session)
             session.info[ledger.RESULT_FOLLOWS] = True  # each message ends with ledger.finish
             loaded = _load_rows(session, ids)  # held: the identity map keeps rows weakly
             # Failures already met are recorded first, whatever else stops the batch: a
@@ -625,15 +625,3 @@ def _load_rows(
     rows += also or []
     find_earlier_copies(session, rows)
     return rows
-
-
-def _begin_writing(session: Session) -> None:
-    """Open the batch's transaction for writing now.
-
-    SQLite's driver begins a transaction only before its first INSERT, UPDATE or DELETE,
-    not before a SAVEPOINT, which would then stand alone and commit on its release.
-    BEGIN IMMEDIATE also takes the write lock up front, so that the batch never has to
-    upgrade a read to a write behind another writer's back.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")

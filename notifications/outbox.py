@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.clock import Clock
-from core.db import Timestamp, is_postgres, rowcount
+from core.db import Timestamp, holds_write_lock, is_postgres, rowcount
 from core.errors import PcseError
 from core.rowwrites import add_inserted, pending_may_wait
 from core.timeutil import as_utc
@@ -231,7 +231,8 @@ def automatic_replies_last_hour(session: Session, address: str, now: datetime) -
         return conn.execute(
             _AUTOMATIC_SINCE_POSTGRESQL, {"address": address, "since": since}
         ).scalar_one()
-    conn.execute(_WRITE_LOCK_SQLITE)
+    if not holds_write_lock(session):  # intake's batches took it as they began
+        conn.execute(_WRITE_LOCK_SQLITE)
     return conn.execute(_AUTOMATIC_SINCE, {"address": address, "since": since}).scalar() or 0
 
 

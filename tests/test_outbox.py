@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
 from core.catalogue import Service, admin_role
 from core.clock import FixedClock
-from core.db import Database
+from core.db import Database, begin_writing
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from notifications.outbox import OutboxActionRefused, OutboxNotFound
@@ -442,3 +442,26 @@ def test_the_cap_counts_the_same_after_its_migration_is_undone_and_done_again(
             assert ack(session, env, session.get(Case, case.id)).status == "held"
     finally:
         db.dispose()
+
+
+def test_the_write_lock_is_taken_for_the_cap_unless_the_transaction_began_with_it(
+    sqlite_database: Database, env: WorkflowEnv
+) -> None:
+    sent: list[str] = []
+
+    def note(_conn, _cursor, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    locks = lambda: sent.count("UPDATE outbox SET id = id WHERE 0")  # noqa: E731
+    event.listen(sqlite_database.engine, "before_cursor_execute", note)
+    try:
+        with sqlite_database.sessions() as session:
+            with session.begin():
+                begin_writing(session)  # as intake's batches begin
+                ack(session, env)
+            assert locks() == 0
+            with session.begin():  # a later transaction of the same session did not
+                ack(session, env)
+            assert locks() == 1
+    finally:
+        event.remove(sqlite_database.engine, "before_cursor_execute", note)
