@@ -6,7 +6,7 @@ import re
 from datetime import date
 from functools import lru_cache
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 # NHS ODS code forms by organisation type. Optical contractor numbers
 # have no single public format, so any short run of letters and digits is accepted.
@@ -47,12 +47,44 @@ def guess_org_type(code: str) -> str | None:
     return None
 
 
+# An address of the plain shape nearly every address has: ASCII dot-atom words before the
+# @, letters, digits and inner hyphens in two or more labels after it, ending in a TLD of
+# letters. email_validator accepts each such address as it is (tests hold the two to the
+# same answer); reading the rest takes it about 70 µs, on every request.
+_PLAIN_LOCAL = r"[A-Za-z0-9_%+\-]+(?:\.[A-Za-z0-9_%+\-]+)*"
+_PLAIN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+PLAIN_ADDRESS = re.compile(rf"{_PLAIN_LOCAL}@((?:{_PLAIN_LABEL}\.)+([A-Za-z]{{2,63}}))")
+# A label with hyphens in its third and fourth places is Punycode or reserved (RFC 5891):
+# email_validator decides those.
+_RESERVED_LABEL = re.compile(r"(?:^|\.)..--")
+_SPECIAL_USE_TLDS = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _plain_address(candidate: str) -> str | None:
+    """`candidate` lower-cased when it has the plain shape email_validator accepts as it
+    is, else None (and email_validator reads it)."""
+    if len(candidate) > 254:
+        return None
+    shape = PLAIN_ADDRESS.fullmatch(candidate)
+    if shape is None:
+        return None
+    domain, tld = shape.groups()
+    if tld.lower() in _SPECIAL_USE_TLDS or _RESERVED_LABEL.search(domain):
+        return None
+    return candidate.lower()
+
+
 @lru_cache(maxsize=4096)  # one message checks the same few addresses several times
 def normalise_email(raw: str) -> str | None:
     """The address lower-cased, or None when it is not a valid address (no DNS look-up)."""
     candidate = (raw or "").strip().strip("<>").strip()
     if not candidate:
         return None
+    return _plain_address(candidate) or validated_email(candidate)
+
+
+def validated_email(candidate: str) -> str | None:
+    """What email_validator makes of `candidate`, lower-cased; None when it refuses it."""
     try:
         checked = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError:

@@ -6,6 +6,8 @@ import tomllib
 from datetime import date
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from core.catalogue import SIGNER_CAPACITIES
 from forms.definitions import DefinitionError, definitions, parse_definition
@@ -19,6 +21,7 @@ from forms.normalise import (
     normalise_email,
     parse_date,
     tidy_name,
+    validated_email,
 )
 
 
@@ -95,6 +98,40 @@ def test_email_addresses_with_stray_spaces_and_case() -> None:
     assert normalise_email(email_candidate("<mailto:jo@nhs.net>")) == "jo@nhs.net"
     assert normalise_email("jane.smith@nhs") is None
     assert normalise_email("not an address") is None
+
+
+_LABEL = st.from_regex(r"[A-Za-z0-9\-]{1,8}", fullmatch=True)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.one_of(
+        # Near the plain shape: hyphens and dots in odd places, Punycode and reserved
+        # labels, numeric and special-use TLDs, long parts.
+        st.builds(
+            lambda local, labels, tld: f"{local}@{'.'.join(labels)}.{tld}",
+            st.from_regex(r"[A-Za-z0-9_%+.\-!#=?]{1,70}", fullmatch=True),
+            st.lists(_LABEL | st.sampled_from(["xn--bcher-kva", "ab--cd", "-a", "a-"]), max_size=3),
+            st.sampled_from(["uk", "net", "COM", "test", "local", "onion", "123", "x", "ab1"])
+            | st.from_regex(r"[A-Za-z]{2,70}", fullmatch=True),
+        ),
+        st.from_regex(r"[A-Za-z0-9.@\-]{1,30}", fullmatch=True),
+        st.text(max_size=40),
+    )
+)
+@example("jane.doe@example.nhs.uk")
+@example("JANE.DOE@NHS.NET")
+@example("a@" + "b" * 63 + ".uk")
+@example("a@" + "b" * 64 + ".uk")
+@example("a" * 65 + "@nhs.net")
+@example("a@" + ".".join(["b" * 60] * 4) + ".uk")
+@example("a" * 20 + "@" + ".".join(["b" * 60] * 4) + ".uk")
+@example("jo@localhost.test")
+@example("jo@xn--bcher-kva.de")
+@example("jo@a--b.nhs.uk")
+def test_plain_addresses_are_normalised_as_email_validator_would(value: str) -> None:
+    candidate = value.strip().strip("<>").strip()
+    assert normalise_email(value) == (validated_email(candidate) if candidate else None)
 
 
 def test_checkbox_values() -> None:
