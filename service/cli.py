@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
-import importlib.metadata
 import logging
 import sys
 
@@ -40,9 +40,17 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "serve": ("service.cmd_web",),
     "status": ("service.cmd_poll",),
 }
-COMMANDS.update(
-    {entry.name: (entry.value,) for entry in importlib.metadata.entry_points(group="pcse.commands")}
-)
+
+
+@functools.cache
+def commands() -> dict[str, tuple[str, ...]]:
+    """Every command: COMMANDS and those other packages add. The entry points are read only
+    when a command is not one of COMMANDS, or all are listed: reading every installed
+    package's metadata takes longer than a command like `pcse status` itself."""
+    import importlib.metadata
+
+    added = importlib.metadata.entry_points(group="pcse.commands")
+    return {**COMMANDS, **{entry.name: (entry.value,) for entry in added}}
 
 
 QUIET_LIBRARIES = (
@@ -63,12 +71,13 @@ class LazyGroup(click.Group):
     """A group whose commands are loaded from their modules on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(commands())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMANDS:
+        modules = COMMANDS.get(cmd_name) or commands().get(cmd_name)
+        if cmd_name not in self.commands and modules:
             loaded = click.Group()
-            for module in COMMANDS[cmd_name]:
+            for module in modules:
                 importlib.import_module(module).register(loaded)
             self.add_command(loaded.commands[cmd_name])
         return self.commands.get(cmd_name)

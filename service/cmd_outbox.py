@@ -12,15 +12,11 @@ from core.errors import PcseError
 from notifications.claims import is_unconfirmed
 from notifications.models import OutboxMessage
 from notifications.outbox import STATUSES
-from notifications.purposes import PURPOSES
-from notifications.rendering import check_templates
-from notifications.samples import sample_template_context
 from notifications.sender import send_pending
 from notifications.smtp import TokenProvider
 from service.clitools import emit_json, table, with_app
 from service.config import Config
 from service.context import AppContext
-from workflow.mail import accept_as_sent, dismiss, retry
 from workflow.models import Case
 
 
@@ -39,6 +35,11 @@ def smtp_token_provider(config: Config) -> TokenProvider | None:
     from intake.oauth2 import smtp_token_provider as provider_for
 
     return provider_for(config)
+
+
+# The caseworker actions, the list's case references and the template check import what
+# they need when they run: `pcse outbox send`, run from cron every minute in some set-ups,
+# loads only the sender.
 
 
 @click.group()
@@ -130,6 +131,8 @@ def outbox_list(app: AppContext, status: str | None, limit: int, json_output: bo
 @with_app()
 def outbox_retry(app: AppContext, outbox_id: int, by: str) -> None:
     """Send a held, failed or unconfirmed email again."""
+    from workflow.mail import retry
+
     with app.db().transaction() as session:
         row = retry(session, outbox_id, by=by)
         click.echo(f"Email {row.id} to {row.to_address} will be sent with the next batch.")
@@ -142,6 +145,8 @@ def outbox_retry(app: AppContext, outbox_id: int, by: str) -> None:
 @with_app()
 def outbox_dismiss(app: AppContext, outbox_id: int, by: str, reason: str) -> None:
     """Decide not to send a pending, held or failed email."""
+    from workflow.mail import dismiss
+
     with app.db().transaction() as session:
         row = dismiss(session, outbox_id, by=by, reason=reason)
         click.echo(f"Email {row.id} to {row.to_address} will not be sent.")
@@ -154,6 +159,8 @@ def outbox_dismiss(app: AppContext, outbox_id: int, by: str, reason: str) -> Non
 @with_app()
 def outbox_accept(app: AppContext, outbox_id: int, by: str, reason: str) -> None:
     """Leave an email whose delivery is unconfirmed as sent."""
+    from workflow.mail import accept_as_sent
+
     with app.db().transaction() as session:
         row = accept_as_sent(session, outbox_id, by=by, reason=reason)
         click.echo(f"Email {row.id} to {row.to_address} is left as sent.")
@@ -169,6 +176,10 @@ def outbox_accept(app: AppContext, outbox_id: int, by: str, reason: str) -> None
 @with_app()
 def outbox_check_templates(app: AppContext, folder: str | None) -> None:
     """Render every template, with any overrides, from sample data; report what fails."""
+    from notifications.purposes import PURPOSES
+    from notifications.rendering import check_templates
+    from notifications.samples import sample_template_context
+
     chosen = folder or app.config.notifications.templates_dir
     samples = {purpose: sample_template_context(purpose) for purpose in PURPOSES}
     problems = check_templates(chosen, samples)
