@@ -60,7 +60,7 @@ _RESERVED_LABEL = re.compile(r"(?:^|\.)..--")
 _SPECIAL_USE_TLDS = frozenset(SPECIAL_USE_DOMAIN_NAMES)
 
 
-def _plain_address(candidate: str) -> str | None:
+def plain_address(candidate: str) -> str | None:
     """`candidate` lower-cased when it has the plain shape email_validator accepts as it
     is, else None (and email_validator reads it)."""
     if len(candidate) > 254:
@@ -80,7 +80,7 @@ def normalise_email(raw: str) -> str | None:
     candidate = (raw or "").strip().strip("<>").strip()
     if not candidate:
         return None
-    return _plain_address(candidate) or validated_email(candidate)
+    return plain_address(candidate) or validated_email(candidate)
 
 
 def validated_email(candidate: str) -> str | None:

@@ -50,7 +50,8 @@ def commands() -> dict[str, tuple[str, ...]]:
     import importlib.metadata
 
     added = importlib.metadata.entry_points(group="pcse.commands")
-    return {**COMMANDS, **{entry.name: (entry.value,) for entry in added}}
+    # A package's command never hides a built-in one, in the listing as when it runs.
+    return {**{entry.name: (entry.value,) for entry in added}, **COMMANDS}
 
 
 QUIET_LIBRARIES = (
