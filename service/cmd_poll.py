@@ -18,9 +18,7 @@ from service.clitools import emit_json, table, with_app
 from service.config import Config, require_sender_authentication
 from service.context import AppContext
 from service.jobs import build_handler
-from service.monitoring.run import serve_metrics
 from service.notices import operator_warnings
-from service.runner import Service, stop_on_signals
 from workflow.intake_link import WorkflowLink
 from workflow.models import Case
 
@@ -158,6 +156,11 @@ def status(app: AppContext, json_output: bool) -> None:
 @with_app()
 def run(app: AppContext) -> None:
     """The service: poll (or IMAP IDLE), process, send the outbox, remind and expire."""
+    # Imported here: `pcse poll --once` and `pcse status` need neither the scheduler nor the
+    # metrics server.
+    from service.monitoring.run import serve_metrics
+    from service.runner import Service, stop_on_signals
+
     require_sender_authentication(app.config)
     stop = threading.Event()
     # Catch SIGTERM from the start: a stop asked for while the service is still loading
