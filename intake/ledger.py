@@ -320,6 +320,33 @@ _UPCOMING = pending_may_wait(
 )
 
 
+def others_at_work(session: Session, worker: str, window: int, now: datetime | None = None) -> bool:
+    """Does another worker hold a live claim among the first `window` pending messages?
+    Workers claim from the front of the queue, so one at work holds claims there."""
+    found = session.execute(
+        _OTHERS_AT_WORK, {"worker": worker, "now": now or utcnow(), "window": window}
+    ).first()
+    return found is not None
+
+
+_FRONT = (
+    select(InboundMessage.claimed_by, InboundMessage.claimed_until)
+    .where(InboundMessage.status == PENDING)
+    .order_by(InboundMessage.id)
+    .limit(bindparam("window"))
+    .subquery()
+)
+_OTHERS_AT_WORK = pending_may_wait(
+    select(_FRONT.c.claimed_by)
+    .where(
+        _FRONT.c.claimed_by.is_not(None),
+        _FRONT.c.claimed_by != bindparam("worker"),
+        _FRONT.c.claimed_until > bindparam("now"),
+    )
+    .limit(1)
+)
+
+
 def release(session: Session, worker: str, ids: Sequence[int]) -> None:
     """Give back claims not worked (the service is stopping)."""
     for chunk in _chunks(list(ids)):

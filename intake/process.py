@@ -60,6 +60,10 @@ class DatabaseUnavailable(RuntimeError):
 # their turns.
 BATCH_SECONDS = 1.0
 
+# Another worker's claims are looked for among this many batches' worth of pending
+# messages at the front of the queue (intake.ledger.others_at_work).
+OTHERS_WINDOW = 10
+
 # After this many tries cut short by the database, a message is parked as failed after
 # all, in case the fault is in the message.
 DATABASE_TRIES = 5
@@ -469,14 +473,19 @@ class Processor:
     def _read_ahead(self, ids: list[int], *, upcoming: bool) -> None:
         """Hand a claimed batch, and with `upcoming` the pending messages after it, to the
         run's read-ahead; in a transaction of its own that only reads, so that no write
-        lock is held while the messages are parsed."""
+        lock is held while the messages are parsed.
+
+        While another worker is at work, the messages after the batch are left alone: the
+        next batch may well be the other worker's, which reads its forms itself, and a
+        scanned form read twice costs a second of CPU that both workers share."""
         reading = self._reading
         if reading is None or reading.handler is None:
             return
+        batch = self.settings.claim_batch
         with self.db.transaction() as session:
-            after = (
-                ledger.upcoming(session, max(ids), self.settings.claim_batch) if upcoming else []
-            )
+            if upcoming and ledger.others_at_work(session, self.worker, OTHERS_WINDOW * batch):
+                upcoming = False
+            after = ledger.upcoming(session, max(ids), batch) if upcoming else []
             rows = _load_rows(session, ids, also=after)
             knowledge = self.cases.knowledge(session)
             ours = self.settings.our_addresses

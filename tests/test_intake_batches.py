@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import replace
+from datetime import timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 
 from core.db import Database
+from core.timeutil import utcnow
 from intake import ledger, process
 from intake.models import InboundMessage
 from intake.pipeline import poll_all, process_pending, process_settings
@@ -344,6 +346,27 @@ def test_messages_are_parsed_ahead_with_no_write_lock_held(
     handler = ReadingAhead(while_reading=another_writer)
     report = process_pending(sqlite_database, config, handler)
     assert report.processed == 3 and handler.ahead == [3]
+
+
+@pytest.mark.parametrize(("lease_left", "first_read_ahead"), [(60, 3), (-60, 6)])
+def test_the_messages_after_a_batch_are_left_alone_while_another_worker_is_at_work(
+    database: Database, tmp_path: Path, lease_left: int, first_read_ahead: int
+) -> None:
+    """Its next batch may be the other worker's, which reads those forms itself; a claim
+    whose lease has run out is no worker at work."""
+    config = maildir_config(database, tmp_path)
+    deliver_in_order(database, config, *(with_form(n) for n in range(1, 8)))
+    with database.transaction() as session:
+        claimed_at = utcnow() - ledger.CLAIM_LEASE + timedelta(seconds=lease_left)
+        [theirs] = ledger.claim_pending(session, "elsewhere:1:0badc0de", 1, now=claimed_at)
+    handler = ReadingAhead()
+    settings = replace(process_settings(config), claim_batch=3)
+    Processor(database, RawStore(config.storage.raw_dir), handler, settings).run()
+
+    # Three claimed, and the three after them only when nobody else is at work.
+    assert handler.ahead[0] == first_read_ahead
+    handled = {row.id for row in rows(database) if row.status == "processed"}
+    assert (theirs in handled) is (lease_left < 0)
 
 
 def test_the_cpu_a_message_took_to_parse_ahead_counts_against_its_budget(
