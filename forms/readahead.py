@@ -38,7 +38,7 @@ MAX_READ_KEPT = 256
 class _Job:
     data: bytes
     key: str
-    state: str = "queued"  # then "reading" (a read-ahead thread has it), or "dropped"
+    queued: bool = True  # waiting its turn; False once a thread reads it, or it is dropped
     result: ParsedRequest | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -92,7 +92,7 @@ class ReadAhead:
             job = self._jobs.pop(_key(data), None)
             if job is None:
                 return None
-            if job.state == "queued":
+            if job.queued:
                 # Wanted now: ahead of every other waiting document.
                 self._queue.remove(job)
                 self._queue.appendleft(job)
@@ -106,7 +106,7 @@ class ReadAhead:
         process that ends kills its PDF workers, busy or not: forms.sandbox)."""
         with self._lock:
             for job in self._queue:
-                job.state, job.data = "dropped", b""
+                job.queued, job.data = False, b""
                 job.done.set()
             self._queue.clear()
             self._jobs.clear()
@@ -119,7 +119,7 @@ class ReadAhead:
         while self._queue and queued > MAX_QUEUED_BYTES:
             job = self._queue.pop()
             queued -= len(job.data)
-            job.state, job.data = "dropped", b""
+            job.queued, job.data = False, b""
             job.done.set()  # anyone waiting for it reads it themselves
             self._jobs.pop(job.key, None)
         finished = [key for key, job in self._jobs.items() if job.done.is_set()]
@@ -131,7 +131,7 @@ class ReadAhead:
         with self._lock:
             if self._queue:
                 job = self._queue.popleft()
-                job.state = "reading"
+                job.queued = False
                 return job
             self._running -= 1
         return None
