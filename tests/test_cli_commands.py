@@ -41,26 +41,32 @@ def test_case_group_carries_the_caseworker_actions() -> None:
     } <= set(case.commands)
 
 
-def test_a_quick_command_does_not_load_the_web_pages() -> None:
+def loaded_by(command: str, modules: tuple[str, ...]) -> dict[str, bool]:
+    """Which of `modules` a fresh interpreter has loaded once `pcse` has found `command`,
+    and (as "entry points") whether it read the installed packages' entry points."""
     probe = (
-        "import sys; from service.cli import cli; import click; "
-        "cli.get_command(click.Context(cli), 'status'); "
-        "print(*(m in sys.modules for m in ('caseworker.app', 'demo.cli', 'service.runner', "
-        "'apscheduler')))"
+        "import sys; from service.cli import cli, commands; import click; "
+        f"cli.get_command(click.Context(cli), {command!r}); "
+        f"print(*(m in sys.modules for m in {modules!r}), commands.cache_info().misses > 0)"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    said = [word == "True" for word in done.stdout.split()]
+    return dict(zip((*modules, "entry points"), said, strict=True))
+
+
+def test_a_quick_command_does_not_load_the_web_pages() -> None:
     # Nor the service's scheduler, which only `pcse run` needs.
-    assert done.stdout.split() == ["False", "False", "False", "False"]
+    loaded = loaded_by("status", ("caseworker.app", "demo.cli", "service.runner", "apscheduler"))
+    assert loaded == dict.fromkeys(loaded, False)
 
 
 def test_sending_the_outbox_loads_neither_the_workflow_nor_the_form_readers() -> None:
-    # `pcse outbox send` runs every minute from cron in some set-ups: it starts quickly.
-    probe = (
-        "import sys; from service.cli import cli, commands; import click; "
-        "cli.get_command(click.Context(cli), 'outbox'); "
-        "print(*(m in sys.modules for m in ('workflow.mail', 'forms.pdf_reader', "
-        "'forms.email_request')), commands.cache_info().misses)"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    # Nor does it read the installed packages' entry points.
-    assert done.stdout.split() == ["False", "False", "False", "0"]
+    # `pcse outbox send` runs every minute from cron in some set-ups: it starts quickly,
+    # and does not read the installed packages' entry points either.
+    loaded = loaded_by("outbox", ("workflow.mail", "forms.pdf_reader", "forms.email_request"))
+    assert loaded == dict.fromkeys(loaded, False)
+
+
+def test_a_command_from_another_package_is_found_through_its_entry_point() -> None:
+    loaded = loaded_by("demo", ("demo.cli",))
+    assert loaded == {"demo.cli": True, "entry points": True}
