@@ -133,6 +133,18 @@ def test_negated_approval_is_unclear() -> None:
     assert result.reason is None
 
 
+@pytest.mark.parametrize("apostrophe", ["'", "\u2019", "\u00b4", "`", "\u2032", "\uff07", "\u02bb"])
+def test_a_negation_written_with_any_apostrophe_is_unclear(apostrophe: str) -> None:
+    # Split at an apostrophe it did not know, "don´t" hid its negation: read as APPROVE.
+    assert read_answer(f"APPROVE\nSorry, I meant I don{apostrophe}t approve her\n").verdict is (
+        Verdict.UNCLEAR
+    )
+    one_click = read_one_click(
+        "APPROVE [PCSE-2026-000001] APV-" + "a" * 20, f"Sorry - I don{apostrophe}t know her", None
+    )
+    assert one_click.verdict is Verdict.UNCLEAR
+
+
 def test_rejection_without_a_reason() -> None:
     result = read_answer("REJECT\n\n" + quoted())
     assert result.verdict is Verdict.REJECT

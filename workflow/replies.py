@@ -465,11 +465,14 @@ _ONE_CLICK_SUBJECT = re.compile(
     r"\s*(approve|reject)\s+\[PCSE-\d{4}-\d{6}\]\s+APV-[0-9a-f]{20}\s*", re.IGNORECASE
 )
 
+# Everything people (and their keyboards' autocorrect) type for an apostrophe reads as one,
+# so that "don´t" stays one word: split, its "don" and "t" would hide a negation.
+_APOSTROPHES = (
+    "\u2019\u2018\u201b\u02bc\u02b9\u02bb\u02bd\u00b4\u0060\u2032\u2035\uff07\ua78c\u055a"
+)
 _TRANSLATE = str.maketrans(
     {
-        "\u2019": "'",
-        "\u2018": "'",
-        "\u02bc": "'",
+        **dict.fromkeys(_APOSTROPHES, "'"),
         "\u00a0": " ",
         "\u200b": "",
         "\u200c": "",
