@@ -175,6 +175,30 @@ def test_a_case_sent_to_a_person_is_not_decided_by_another_approver(
     assert granted(db, "A81001", "pl") == []
 
 
+def test_codes_sent_before_a_person_took_the_case_decide_nothing_once_it_is_asked_again(
+    db: Database, env: WorkflowEnv
+) -> None:
+    """The requester protests while the signers are asked; a caseworker asks one of them
+    again. The other signer's code, sent before the protest, must not decide the case."""
+    ref = open_request(db, env, email_request("pl_admin"))
+    partners_first_code = token_for(db, ref, PARTNER[1])
+    protest = mail_from(
+        MANAGER, subject=f"RE: [{ref}] Your request", text="I did NOT send this. Please stop."
+    )
+    deliver(db, env, protest, MessageKind.CASE_REPLY, case_ref=ref)
+    assert case_of(db, ref).state == "triage"
+    with db.transaction() as session:
+        actions.send_approval_request(session, env, ref, by="cw@pcse", approver_email=GUARDIAN[1])
+    assert case_of(db, ref).state == "awaiting_approval"
+
+    answer(db, env, ref, PARTNER, "APPROVE", token=partners_first_code)
+    assert granted(db, "A81001", "pl") == []
+    assert case_of(db, ref).state != "completed"
+    # The code sent now still decides it.
+    answer(db, env, ref, GUARDIAN, "APPROVE")
+    assert granted(db, "A81001", "pl") != []
+
+
 def test_an_answer_from_a_display_name_posing_as_the_approver_is_refused(
     db: Database, env: WorkflowEnv
 ) -> None:

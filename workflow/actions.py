@@ -298,7 +298,9 @@ def send_approval_request(
     session: Session, env: WorkflowEnv, ref: str, *, by: str, approver_email: str
 ) -> ApprovalRequest:
     """Ask a recorded signer or AEL contact to approve (a fresh token; any older open token
-    of the same approver on this case is cancelled)."""
+    of the same approver on this case is cancelled). A case a person has taken over (triage,
+    say) is asked afresh: every code sent before that is cancelled, so that only the code
+    sent now, and those of any approvers asked after it, decide the case."""
     case = get_case(session, ref)
     _require(
         case, "send_approval_request", by=by, why=approver_email, what="the approver's address"
@@ -308,8 +310,9 @@ def send_approval_request(
     if not conflict.passed:
         raise ActionRefused(f"{conflict.detail} Ask another recorded approver.")
     now = env.clock.now()
+    afresh = case.state != S.AWAITING_APPROVAL
     for old in approvals.open_requests(session, case):
-        if old.approver_email == approver.email:
+        if afresh or old.approver_email == approver.email:
             approvals.close(session, old, "cancelled", now=now)
     _note(session, env, case, "send_approval_request", by, f"asked {approver.describe()}")
     if case.state != S.AWAITING_APPROVAL:
