@@ -36,7 +36,7 @@ from tests.test_workflow_helpers import (
     outbox,
     token_for,
 )
-from workflow import actions
+from workflow import actions, directory
 from workflow.approvals import case_digest, check_sender
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case, CaseEvent
@@ -197,6 +197,63 @@ def test_codes_sent_before_a_person_took_the_case_decide_nothing_once_it_is_aske
     # The code sent now still decides it.
     answer(db, env, ref, GUARDIAN, "APPROVE")
     assert granted(db, "A81001", "pl") != []
+
+
+def test_an_approval_to_replace_one_main_contact_does_not_remove_another(
+    db: Database, env: WorkflowEnv
+) -> None:
+    """The approval request says who loses the Main Contact role; should someone else hold
+    it by the time the approver answers, the answer is about another change."""
+    with db.transaction() as session:
+        directory.set_main_contact(
+            session,
+            org_code="A81001",
+            email="tom.baker@nhs.net",
+            name="Tom Baker",
+            actor="setup",
+            reason="the practice's Main Contact",
+        )
+    new_contact = {"name": "Lisa Moore", "email": "lisa.moore@nhs.net"}
+    ref = open_request(
+        db, env, email_request("main_contact", nominees=[], main_contact=new_contact)
+    )
+    asked = [m for m in outbox(db, "approval_request") if m.to_address == PARTNER[1]]
+    assert asked and "Tom Baker" in asked[0].body_text
+    with db.transaction() as session:
+        directory.set_main_contact(
+            session,
+            org_code="A81001",
+            email="uma.new@nhs.net",
+            name="Uma New",
+            actor="cw@pcse",
+            reason="another case",
+        )
+
+    answer(db, env, ref, PARTNER, "APPROVE")
+    assert granted(db, "A81001", "main_contact") == ["uma.new@nhs.net"]
+    assert outbox(db, "main_contact_replaced") == []
+    assert "changes_unchanged" in failed_checks(db, ref)
+
+
+def test_an_approval_to_replace_the_main_contact_applies_while_the_holder_is_the_same(
+    db: Database, env: WorkflowEnv
+) -> None:
+    with db.transaction() as session:
+        directory.set_main_contact(
+            session,
+            org_code="A81001",
+            email="tom.baker@nhs.net",
+            name="Tom Baker",
+            actor="setup",
+            reason="the practice's Main Contact",
+        )
+    new_contact = {"name": "Lisa Moore", "email": "lisa.moore@nhs.net"}
+    ref = open_request(
+        db, env, email_request("main_contact", nominees=[], main_contact=new_contact)
+    )
+    answer(db, env, ref, PARTNER, "APPROVE")
+    assert granted(db, "A81001", "main_contact") == ["lisa.moore@nhs.net"]
+    assert [m.to_address for m in outbox(db, "main_contact_replaced")] == ["tom.baker@nhs.net"]
 
 
 def test_an_answer_from_a_display_name_posing_as_the_approver_is_refused(

@@ -13,6 +13,7 @@ In the history and on pages a token is shown masked: a token is a key, not a lab
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core.catalogue import AEL_GP_PAYMENTS_GENERAL
+from core.catalogue import AEL_GP_PAYMENTS_GENERAL, Service
 from core.db import rowcount
 from core.inbound import IncomingMail
 from core.patterns import CASE_REF_RE, TOKEN_RE, mask_tokens
@@ -80,7 +81,7 @@ def open_request(
         created_at=now,
         expires_at=now + timedelta(days=env.expire_after_days),
         status="open",
-        digest=case_digest(case),
+        digest=approval_digest(session, case),
     )
     session.add(row)
     session.flush()
@@ -90,6 +91,23 @@ def open_request(
 def case_digest(case: Case) -> str:
     """The digest of what applying the case would do now (decisions.changes_digest)."""
     return changes_digest(case.kind, case.organisation_code, case.fields or {})
+
+
+def approval_digest(session: Session, case: Case) -> str:
+    """What an approver answers for: the case's changes (case_digest) and, where they give
+    the Main Contact role, who holds it now. The approval request names that person as the
+    one replaced; should another hold the role by the time the answer comes, the answer is
+    about someone else and does not count."""
+    digest = case_digest(case)
+    gives_main_contact = any(
+        change.service == Service.MAIN_CONTACT
+        for change in planned_changes(case.kind, case.fields or {})
+    )
+    if not gives_main_contact or not case.organisation_code:
+        return digest
+    holder = directory.main_contact(session, case.organisation_code)
+    replaced = holder.email.lower() if holder is not None else ""
+    return hashlib.sha256(f"{digest}|main-contact:{replaced}".encode()).hexdigest()
 
 
 def open_requests(session: Session, case: Case) -> list[ApprovalRequest]:
@@ -314,15 +332,16 @@ def verify_answer(
             f"{case.ref} is {case.state}.",
         )
     )
-    unchanged = approval.digest == case_digest(case)
+    unchanged = approval.digest == approval_digest(session, case)
     checks.append(
         Check(
             "changes_unchanged",
             unchanged,
             "The changes are still those the approver was asked about."
             if unchanged
-            else "The case has changed since the approver was asked; this answer is "
-            "about something that will no longer be applied.",
+            else "The case, or the Main Contact its approval request said would be "
+            "replaced, has changed since the approver was asked; this answer is about "
+            "something that will no longer be applied.",
         )
     )
     checks.extend(sender.checks)
