@@ -113,6 +113,58 @@ def test_a_pcn_form_from_an_authenticated_ael_contact_completes(db: Database) ->
     assert granted(db, "U12345", "pcn") == [NOMINEE[1]]
 
 
+@pytest.mark.parametrize(
+    ("subject", "text"),
+    [
+        (
+            "FW: PCN form",
+            "Hello PCSE,\n\nI do NOT approve this - I have never heard of Jane Smith. Is this "
+            "form genuine? Please do not set her up.\n\nChris\n\n-----Original Message-----\n"
+            "From: tariq@pcn.example\nSent: Monday\nTo: Chris Green\nSubject: PCN form\n\n"
+            "Please forward to PCSE for us.\n",
+        ),
+        ("PCN form", "Only once her contract is signed, please.\n"),
+        ("PCN form", "Can you check this one with me first?\n"),
+    ],
+)
+def test_a_pcn_form_from_an_ael_contact_whose_words_doubt_it_goes_to_a_person(
+    db: Database, subject: str, text: str
+) -> None:
+    """Sending the form is the AEL contact's approval only when what they wrote with it
+    raises no doubt: a forward that says "do not set her up" is no approval."""
+    env = ms365_env()
+    ref = open_request(
+        db,
+        env,
+        pcn_form(),
+        sender=ICB_CONTACT,
+        subject=subject,
+        text=text,
+        authentication_results=[],
+        auth_as=["Internal"],
+    )
+    assert case_of(db, ref).state == "triage"
+    assert granted(db, "U12345", "pcn") == []
+    assert "sender_raises_no_doubt" in failed_checks(db, ref)
+
+
+def test_a_pcn_form_from_an_ael_contact_with_a_plain_covering_note_completes(db: Database) -> None:
+    env = ms365_env()
+    note = "Hello,\n\nPlease find attached the PCN form for Jane Smith.\n\nThanks,\nChris\n"
+    ref = open_request(
+        db,
+        env,
+        pcn_form(),
+        sender=ICB_CONTACT,
+        subject="PCN form",
+        text=note,
+        authentication_results=[],
+        auth_as=["Internal"],
+    )
+    assert case_of(db, ref).state == "completed"
+    assert granted(db, "U12345", "pcn") == [NOMINEE[1]]
+
+
 def test_an_ael_contacts_mail_to_someone_else_replayed_into_the_inbox_grants_nothing(
     db: Database,
 ) -> None:

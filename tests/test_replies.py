@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from workflow.replies import (
     Verdict,
+    doubt_in_own_words,
     own_text,
     read_answer,
     read_one_click,
@@ -345,3 +346,31 @@ def test_one_click_reads_the_html_when_the_text_was_made_from_it() -> None:
     assert answer is not None and answer.reason == "she left"
     approve = read_one_click(APPROVE_SUBJECT, "", "<div>but not yet</div>")
     assert approve is not None and approve.verdict is Verdict.UNCLEAR
+
+
+@pytest.mark.parametrize(
+    ("note", "doubt"),
+    [
+        ("Hello,\n\nPlease find attached the PCN form for Jane Smith.\n\nThanks,\nChris\n", None),
+        (
+            "Hi,\n\nI approve the attached request from Coastal PCN, which has no PCN user admin "
+            "at present, and submit it on the ICB's behalf.\n",
+            None,
+        ),
+        ("I do NOT approve this. Please do not set her up.\n", "not … approve"),
+        ("Please don\u2019t set her up yet.\n", "don't … set"),
+        ("Only once her contract is signed, please.\n", "once"),
+        ("Can you check this one with me first?\n", "?"),
+        ("Please hold this one.\n", "hold"),
+        ("I have concerns about this form.\n", "concerns"),
+        (
+            "Forwarding as asked.\n\n-----Original Message-----\n"
+            "Is this genuine? Do not approve.\n",
+            None,
+        ),
+    ],
+)
+def test_a_covering_note_is_read_for_doubt_in_its_own_words_only(
+    note: str, doubt: str | None
+) -> None:
+    assert doubt_in_own_words(note) == doubt

@@ -212,4 +212,6 @@ def _merge_reply(
         findings=findings_of(case),
         source=request.source if request else "email_body",
     )
-    return decide_and_persist(session, env, case, merged, sender, inbound, acknowledge=False)
+    return decide_and_persist(
+        session, env, case, merged, sender, inbound, acknowledge=False, sender_words=mail.text
+    )

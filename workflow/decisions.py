@@ -100,6 +100,9 @@ class Facts:
     sender: str | None = None
     # True when the receiving mail server vouched for the sender (core.senderauth).
     sender_verified: bool = False
+    # The first word of doubt in what the sender wrote with the request (None: none), for
+    # a sender whose sending would be the approval (workflow.replies.doubt_in_own_words).
+    sender_doubt: str | None = None
     # Who asked (the case's requester): never asked to approve their own request.
     requester: str | None = None
 
@@ -652,6 +655,20 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
             f"{sender.name} cannot approve a role for themself; approval "
             f"was requested from the other AEL contacts of ICB {facts.icb_code}.",
             approvers=tuple(others),
+            changes=tuple(changes),
+        )
+    if sender and facts.sender_verified and facts.sender_doubt is not None:
+        steps.check(
+            "sender_raises_no_doubt",
+            False,
+            f"The form was sent by {sender.describe()}, but their email says "
+            f'"{facts.sender_doubt}": it may not be their approval.',
+        )
+        return steps.decision(
+            Action.TRIAGE,
+            f"{sender.name}, an AEL contact, sent the form with words that may negate, "
+            "condition or question it; a caseworker must read their email before it counts "
+            "as their approval.",
             changes=tuple(changes),
         )
     if sender and facts.sender_verified:

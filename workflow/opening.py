@@ -30,6 +30,7 @@ from workflow.persist import (
     record_checks,
     summary_lines,
 )
+from workflow.replies import doubt_in_own_words
 from workflow.scans import scan_values
 
 SYSTEM = "system"
@@ -165,7 +166,9 @@ def start_case(
         record(session, case, "note", note, at=env.clock.now())
     if sender.verdict.status is Status.UNVERIFIED:
         return _unverified_request(session, env, case, inbound, sender)
-    return decide_and_persist(session, env, case, request, sender, inbound, acknowledge=True)
+    return decide_and_persist(
+        session, env, case, request, sender, inbound, acknowledge=True, sender_words=mail.text
+    )
 
 
 def _unverified_request(
@@ -307,13 +310,18 @@ def decide_and_persist(
     inbound: InboundMessage,
     *,
     acknowledge: bool,
+    sender_words: str = "",
 ) -> str:
+    """Decide the case and carry the decision out; `sender_words` is the text of the
+    message that brought the request (its sender's doubts keep it from being their
+    approval)."""
     facts = gather_facts(
         session,
         case.kind,
         case.fields or {},
         sender=sender.address if sender else None,
         sender_verified=bool(sender and sender.vouches_for_submission(env.sender_policy)),
+        sender_doubt=doubt_in_own_words(sender_words),
         requester=case.requester,
     )
     decision = decide(

@@ -713,6 +713,42 @@ def _read_approval(own: str, first: str, tokens: list[_Token], taken: int, reada
     return Answer(Verdict.APPROVE, None, own, "The reply approves the request.")
 
 
+# What, in a covering note, questions the form it comes with. A covering note says more
+# than an answer does ("…which has no PCN admin at present"), so only words of refusal,
+# delay or doubt, conditions, and a negation just before a word of approving or acting
+# count, not every word that would make an answer unclear.
+_NOTE_DOUBTS = (
+    _REFUSALS
+    | (_WAITS - {"actually", "later", "rather", "yet", "error", "jk", "joking", "kidding"})
+    | (_DOUBTS - {"erm", "hmm", "um", "who", "why", "whether", "might", "probably"})
+    | {"suspicious", "genuine", "fraud", "fraudulent", "unknown", "unverified"}
+    | {"unless", "until", "till", "til", "once", "provided", "providing", "pending"}
+    | {"provisional", "provisionally", "conditional", "conditionally", "assuming", "except"}
+)
+_NOTE_ACTS = _APPROVAL_WORDS | {"set", "setup", "add", "process", "action", "submit", "create"}
+
+
+def doubt_in_own_words(text: str) -> str | None:
+    """The first word (or "?") in what the sender wrote above any quoted or forwarded
+    original that questions what they send (_NOTE_DOUBTS, or a negation up to three words
+    before approving or acting); None for a plain covering note. A form whose sending is
+    its approval counts only when the words sent with it raise no doubt ("I do not approve
+    this: is it genuine?")."""
+    own = own_text(_normalise((text or "")[:MAX_INPUT]))
+    if "?" in own:
+        return "?"
+    words = _words(own)
+    for index, word in enumerate(words):
+        if word in _NOTE_DOUBTS:
+            return word
+        if word in _NOTE_ACTS:
+            before = words[max(0, index - _NEGATION_REACH) : index]
+            negation = next((w for w in before if w in _NEGATIONS or w.endswith("n't")), None)
+            if negation is not None:
+                return f"{negation} … {word}"
+    return None
+
+
 def hesitation(text: str) -> str | None:
     """The first word (or "?") in `text` that negates, conditions or questions an approval."""
     if "?" in text:
