@@ -251,35 +251,31 @@ def test_codes_sent_before_a_person_took_the_case_decide_nothing_once_it_is_aske
     assert granted(db, "A81001", "pl") != []
 
 
+def make_main_contact(db: Database, email: str, name: str, why: str) -> None:
+    with db.transaction() as session:
+        directory.set_main_contact(
+            session, org_code="A81001", email=email, name=name, actor="cw@pcse", reason=why
+        )
+
+
+def ask_to_replace_tom_baker(db: Database, env: WorkflowEnv) -> str:
+    """A81001's Main Contact is Tom Baker; a request asks for Lisa Moore instead."""
+    make_main_contact(db, "tom.baker@nhs.net", "Tom Baker", "the practice's Main Contact")
+    new_contact = {"name": "Lisa Moore", "email": "lisa.moore@nhs.net"}
+    return open_request(
+        db, env, email_request("main_contact", nominees=[], main_contact=new_contact)
+    )
+
+
 def test_an_approval_to_replace_one_main_contact_does_not_remove_another(
     db: Database, env: WorkflowEnv
 ) -> None:
     """The approval request says who loses the Main Contact role; should someone else hold
     it by the time the approver answers, the answer is about another change."""
-    with db.transaction() as session:
-        directory.set_main_contact(
-            session,
-            org_code="A81001",
-            email="tom.baker@nhs.net",
-            name="Tom Baker",
-            actor="setup",
-            reason="the practice's Main Contact",
-        )
-    new_contact = {"name": "Lisa Moore", "email": "lisa.moore@nhs.net"}
-    ref = open_request(
-        db, env, email_request("main_contact", nominees=[], main_contact=new_contact)
-    )
+    ref = ask_to_replace_tom_baker(db, env)
     asked = [m for m in outbox(db, "approval_request") if m.to_address == PARTNER[1]]
     assert asked and "Tom Baker" in asked[0].body_text
-    with db.transaction() as session:
-        directory.set_main_contact(
-            session,
-            org_code="A81001",
-            email="uma.new@nhs.net",
-            name="Uma New",
-            actor="cw@pcse",
-            reason="another case",
-        )
+    make_main_contact(db, "uma.new@nhs.net", "Uma New", "another case")
 
     answer(db, env, ref, PARTNER, "APPROVE")
     assert granted(db, "A81001", "main_contact") == ["uma.new@nhs.net"]
@@ -290,19 +286,7 @@ def test_an_approval_to_replace_one_main_contact_does_not_remove_another(
 def test_an_approval_to_replace_the_main_contact_applies_while_the_holder_is_the_same(
     db: Database, env: WorkflowEnv
 ) -> None:
-    with db.transaction() as session:
-        directory.set_main_contact(
-            session,
-            org_code="A81001",
-            email="tom.baker@nhs.net",
-            name="Tom Baker",
-            actor="setup",
-            reason="the practice's Main Contact",
-        )
-    new_contact = {"name": "Lisa Moore", "email": "lisa.moore@nhs.net"}
-    ref = open_request(
-        db, env, email_request("main_contact", nominees=[], main_contact=new_contact)
-    )
+    ref = ask_to_replace_tom_baker(db, env)
     answer(db, env, ref, PARTNER, "APPROVE")
     assert granted(db, "A81001", "main_contact") == ["lisa.moore@nhs.net"]
     assert [m.to_address for m in outbox(db, "main_contact_replaced")] == ["tom.baker@nhs.net"]
