@@ -25,6 +25,7 @@ from core.catalogue import (
 from core.states import CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
 from forms.normalise import normalise_email, tidy_name
+from workflow.replies import doubt_in_own_words
 
 MARKET_ENTRY_ADDRESS = "pcse.marketentry@nhs.net"
 
@@ -100,9 +101,9 @@ class Facts:
     sender: str | None = None
     # True when the receiving mail server vouched for the sender (core.senderauth).
     sender_verified: bool = False
-    # The first word of doubt in what the sender wrote with the request (None: none), for
-    # a sender whose sending would be the approval (workflow.replies.doubt_in_own_words).
-    sender_doubt: str | None = None
+    # The text of the message that brought the request: read for doubt only where its
+    # sending would be the approval (workflow.replies.doubt_in_own_words).
+    sender_words: str = ""
     # Who asked (the case's requester): never asked to approve their own request.
     requester: str | None = None
 
@@ -657,12 +658,13 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
             approvers=tuple(others),
             changes=tuple(changes),
         )
-    if sender and facts.sender_verified and facts.sender_doubt is not None:
+    doubt = doubt_in_own_words(facts.sender_words) if sender and facts.sender_verified else None
+    if sender and doubt is not None:
         steps.check(
             "sender_raises_no_doubt",
             False,
             f"The form was sent by {sender.describe()}, but their email says "
-            f'"{facts.sender_doubt}": it may not be their approval.',
+            f'"{doubt}": it may not be their approval.',
         )
         return steps.decision(
             Action.TRIAGE,

@@ -23,16 +23,16 @@ def gather_facts(
     *,
     sender: str | None = None,
     sender_verified: bool = False,
-    sender_doubt: str | None = None,
+    sender_words: str = "",
     requester: str | None = None,
 ) -> Facts:
     """A plain snapshot of the organisation the request names, its ICB and approvers.
 
     `sender` is the one From address of the message that brought the request (None when
     the From header did not hold exactly one), `sender_verified` whether it passed the
-    sender checks (workflow.approvals.check_sender), `sender_doubt` the first word of doubt
-    in what they wrote with it (workflow.replies.doubt_in_own_words), `requester` who asked
-    (never their own approver).
+    sender checks (workflow.approvals.check_sender), `sender_words` the text they wrote with it
+    (read for doubt where their sending is the approval), `requester` who asked (never
+    their own approver).
     """
     code = clean_ods(fields.get("organisation_code") or "") or None
     if code is None:
@@ -40,7 +40,7 @@ def gather_facts(
             organisation_code=None,
             sender=sender,
             sender_verified=sender_verified,
-            sender_doubt=sender_doubt,
+            sender_words=sender_words,
             requester=requester,
         )
     org = directory.get_org(session, code)
@@ -49,7 +49,7 @@ def gather_facts(
             organisation_code=code,
             sender=sender,
             sender_verified=sender_verified,
-            sender_doubt=sender_doubt,
+            sender_words=sender_words,
             requester=requester,
         )
     holders = directory.admins_by_service(session, code, COUNTED_SERVICES)
@@ -78,7 +78,7 @@ def gather_facts(
         ael_contacts=ael,
         sender=sender,
         sender_verified=sender_verified,
-        sender_doubt=sender_doubt,
+        sender_words=sender_words,
         requester=requester,
     )
 

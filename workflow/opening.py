@@ -30,7 +30,6 @@ from workflow.persist import (
     record_checks,
     summary_lines,
 )
-from workflow.replies import doubt_in_own_words
 from workflow.scans import scan_values
 
 SYSTEM = "system"
@@ -321,7 +320,7 @@ def decide_and_persist(
         case.fields or {},
         sender=sender.address if sender else None,
         sender_verified=bool(sender and sender.vouches_for_submission(env.sender_policy)),
-        sender_doubt=doubt_in_own_words(sender_words),
+        sender_words=sender_words,
         requester=case.requester,
     )
     decision = decide(
