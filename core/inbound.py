@@ -14,6 +14,11 @@ from typing import Protocol
 
 from core.addresses import SenderIdentity
 
+# session.info key: the From addresses of the messages an intake batch works in this
+# transaction, as intake recorded them; a hint for those who will answer them
+# (notifications.hourly_cap counts them all at once).
+BATCH_SENDERS = "core.inbound.batch_senders"
+
 
 class MessageKind(StrEnum):
     NEW_REQUEST = "new_request"

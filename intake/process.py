@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.db import Database, begin_writing
 from core.errors import PcseError
-from core.inbound import Classification, IncomingMail, MessageKind
+from core.inbound import BATCH_SENDERS, Classification, IncomingMail, MessageKind
 from core.redact import without_addresses
 from core.senderauth import SenderPolicy, verdict_for
 from core.workers import worker_id
@@ -350,6 +350,7 @@ class Processor:
             begin_writing(session)
             session.info[ledger.RESULT_FOLLOWS] = True  # each message ends with ledger.finish
             loaded = _load_rows(session, ids)  # held: the identity map keeps rows weakly
+            session.info[BATCH_SENDERS] = _senders(loaded)
             # Failures already met are recorded first, whatever else stops the batch: a
             # message is never run again for having failed in a batch that was redone.
             for inbound_id, (error, seen) in (known or {}).items():
@@ -623,6 +624,11 @@ def _copy_in(session: Session) -> Callable[[InboundMessage], bool]:
     """Is a row a copy of an earlier message (answered by find_earlier_copies's look-up)?"""
     knowledge = LedgerKnowledge(session)
     return lambda row: knowledge.earlier_copy(row.message_id, row.sha256, row.id) is not None
+
+
+def _senders(rows: list[InboundMessage]) -> frozenset[str]:
+    """The batch's From addresses, for those who will answer them (core.inbound)."""
+    return frozenset(row.from_address for row in rows if row.from_address)
 
 
 def _load_rows(

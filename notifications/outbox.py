@@ -15,19 +15,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Integer, String, bindparam, func, or_, select, text, update
+from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.clock import Clock
-from core.db import Timestamp, holds_write_lock, is_postgres, rowcount
+from core.db import rowcount
 from core.errors import PcseError
-from core.rowwrites import add_inserted, pending_may_wait
+from core.rowwrites import add_inserted
 from core.timeutil import as_utc
-from notifications import wakeup
+from notifications import hourly_cap, wakeup
 from notifications.claims import is_unconfirmed, unconfirmed_clause
 from notifications.headers import (
     clean_address,
@@ -165,6 +165,8 @@ def enqueue(
     row.status, row.last_error = _gate(session, env, address, to_address, auto_submitted, now)
     add_inserted(session, row)
     if row.status == "pending":
+        if auto_submitted != "no":
+            hourly_cap.counted(session, row.to_address)
         wakeup.queued(session)
     else:
         # Not last_error: it names the address. The row id leads to it.
@@ -207,56 +209,13 @@ def _gate(
     if is_own_address(address, env.our_addresses):
         return "dismissed", (f"Not sent: {address} is one of our own addresses (loop protection).")
     if auto_submitted != "no":
-        already = automatic_replies_last_hour(session, address, now)
+        already = hourly_cap.replies_last_hour(session, address, now)
         if already >= env.max_replies_per_hour:
             return "held", (
                 f"Held: {already} automatic emails went to {address} in the last hour "
                 f"(limit {env.max_replies_per_hour}); a caseworker may send or dismiss it."
             )
     return "pending", None
-
-
-def automatic_replies_last_hour(session: Session, address: str, now: datetime) -> int:
-    """Automatic emails to `address` written in the hour before `now`, not held or dismissed.
-
-    The count and the caller's INSERT that follows are taken in turns with the other
-    transactions replying to this address: on PostgreSQL under a lock per address, taken
-    by the same call (`pcse_automatic_replies_since`, migration 0009); on SQLite under the
-    database's write lock, which the driver would otherwise take only at the INSERT, after
-    a count made outside the transaction.
-    """
-    conn = session.connection()
-    since = now - timedelta(hours=1)
-    if is_postgres(session):
-        return conn.execute(
-            _AUTOMATIC_SINCE_POSTGRESQL, {"address": address, "since": since}
-        ).scalar_one()
-    if not holds_write_lock(session):  # intake's batches took it as they began
-        conn.execute(_WRITE_LOCK_SQLITE)
-    return conn.execute(_AUTOMATIC_SINCE, {"address": address, "since": since}).scalar() or 0
-
-
-# Built once: these run for every automatic email queued.
-_AUTOMATIC_SINCE_POSTGRESQL = pending_may_wait(
-    select(
-        func.pcse_automatic_replies_since(
-            bindparam("address", type_=String), bindparam("since", type_=Timestamp), type_=Integer
-        )
-    )
-)
-# A write that changes nothing still begins the transaction and takes the write lock.
-_WRITE_LOCK_SQLITE = pending_may_wait(text("UPDATE outbox SET id = id WHERE 0"))
-_T = OutboxMessage.__table__
-_AUTOMATIC_SINCE = pending_may_wait(
-    select(func.count())
-    .select_from(_T)
-    .where(
-        _T.c.to_address == bindparam("address"),
-        _T.c.created_at > bindparam("since"),
-        _T.c.auto_submitted != "no",
-        _T.c.status.not_in(("held", "dismissed")),
-    )
-)
 
 
 def retry(session: Session, outbox_id: int, *, by: str) -> Handled:
