@@ -166,8 +166,7 @@ def test_batches_racing_to_reply_to_their_senders_keep_to_the_cap(pg_url: str) -
                 failures.append(exc)
 
         threads = [
-            threading.Thread(target=reply, args=(A, B) if n % 2 else (B, A))
-            for n in range(workers)
+            threading.Thread(target=reply, args=(A, B) if n % 2 else (B, A)) for n in range(workers)
         ]
         for thread in threads:
             thread.start()
