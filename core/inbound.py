@@ -54,6 +54,8 @@ class IncomingMail(Protocol):
     authentication_results: list[str]
     auth_as: list[str]
     on_behalf: list[str]  # addresses of any Sender or Resent-From header
+    # The core.senderauth.SINGLE_HEADERS the message holds more than once, by name.
+    repeated_headers: list[str]
     text: str  # the plain-text body, or text derived from the HTML body
     text_from_html: bool  # True when `text` was made from the HTML body
     html: str | None

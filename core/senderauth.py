@@ -32,6 +32,26 @@ from core.authresults import AuthResults, AuthResultsError, parse
 AUTH_AS = "X-MS-Exchange-Organization-AuthAs"
 
 
+# Headers a message holds at most once (RFC 5322 section 3.6, RFC 2045): what the service
+# reads of them, and what a signature covers, must be the same copy.
+SINGLE_HEADERS = (
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+)
+
+
 class Profile(StrEnum):
     AUTHSERV_ID = "authserv-id"
     MICROSOFT365 = "microsoft365"
@@ -87,16 +107,24 @@ def authenticate(
     authentication_results: Sequence[str],
     auth_as: Sequence[str],
     on_behalf: Sequence[str] = (),
+    repeated: Sequence[str] = (),
 ) -> SenderVerdict:
     """The verdict on a message's sender; header values are raw, topmost first.
 
     `on_behalf` holds the addresses of any Sender or Resent-From header: a message sent by
     one mailbox on behalf of another (a delegate answering from a partner's mailbox) is
-    not the From address's own word.
+    not the From address's own word. `repeated` names the SINGLE_HEADERS the message
+    holds more than once.
     """
     if not sender.parsed_cleanly or sender.address is None:
         return SenderVerdict(
             Status.UNVERIFIED, None, sender.problem or "The From header names no sender."
+        )
+    if repeated:
+        return _failed(
+            f"The message has more than one {', '.join(repeated)} header. A DKIM signature "
+            "vouches for the lowest copy and the service reads the highest, so a copy added "
+            "above the signed one passes; which one the sender wrote cannot be told."
         )
     others = sorted({a for a in on_behalf if a != sender.address})
     if others:
@@ -122,12 +150,18 @@ class ReceivedMail(Protocol):
     authentication_results: list[str]
     auth_as: list[str]
     on_behalf: list[str]
+    repeated_headers: list[str]
 
 
 def verdict_for(policy: SenderPolicy, mail: ReceivedMail) -> SenderVerdict:
     """The verdict on a received message's sender under `policy`."""
     return authenticate(
-        policy, mail.sender_identity, mail.authentication_results, mail.auth_as, mail.on_behalf
+        policy,
+        mail.sender_identity,
+        mail.authentication_results,
+        mail.auth_as,
+        mail.on_behalf,
+        mail.repeated_headers,
     )
 
 

@@ -137,8 +137,10 @@ def _case_hint(mail: ParsedMail, known: Knowledge) -> int | None:
 
 
 def find_token(mail: ParsedMail) -> str | None:
-    """The approval token, from the subject, a plus-address in To, or the text."""
-    places = [mail.subject, *(a.split("@")[0] for a in mail.to_addresses), mail.text]
+    """The approval token, from the subject or the text: never from To or Cc, which a
+    signature need not cover (anyone may add a Cc of ours carrying a code to a signed
+    email that says "Approved" about something else)."""
+    places = [mail.subject, mail.text]
     for place in places:
         match = TOKEN.search(place or "")
         if match:

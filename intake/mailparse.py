@@ -31,7 +31,7 @@ from email.policy import Compat32
 
 from core.addresses import SenderIdentity, parse_from, recipient_addresses, unverified
 from core.htmltext import html_to_text
-from core.senderauth import AUTH_AS
+from core.senderauth import AUTH_AS, SINGLE_HEADERS
 from intake.charsets import decode_bytes, unsurrogate
 from intake.oversize import Elisions, Mark, Refuted, elide, encoded_size, verify
 from intake.tnef import is_tnef, unpack_tnef
@@ -86,6 +86,7 @@ class ParsedMail:
     authentication_results: list[str] = field(default_factory=list)
     auth_as: list[str] = field(default_factory=list)  # X-MS-Exchange-Organization-AuthAs
     on_behalf: list[str] = field(default_factory=list)  # Sender and Resent-From addresses
+    repeated_headers: list[str] = field(default_factory=list)  # SINGLE_HEADERS seen twice
     sender_identity: SenderIdentity = field(
         default_factory=lambda: unverified("The message has no From header.")
     )
@@ -231,6 +232,7 @@ def _read_headers(mail: ParsedMail, msg: Message) -> None:
     # The receiving server's verdicts, raw and topmost first (core.senderauth reads them).
     mail.authentication_results = [_unfold(v) for v in raw.get("authentication-results", [])]
     mail.auth_as = [_unfold(v) for v in raw.get(AUTH_AS.lower(), [])]
+    mail.repeated_headers = [name for name in SINGLE_HEADERS if len(raw.get(name, ())) > 1]
 
 
 def _unfold(raw: str) -> str:

@@ -15,7 +15,6 @@ from sqlalchemy import select, update
 
 from core.db import Database
 from core.inbound import MessageKind
-from core.senderauth import Profile, SenderPolicy
 from tests.test_workflow_helpers import (
     GUARDIAN,
     ICB_CONTACT,
@@ -31,7 +30,7 @@ from tests.test_workflow_helpers import (
     gpp_form,
     holders,
     mail_from,
-    make_env,
+    ms365_env,
     open_request,
     outbox,
     token_for,
@@ -40,12 +39,6 @@ from workflow import actions, directory
 from workflow.approvals import case_digest, check_sender
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case, CaseEvent
-
-
-def ms365_env() -> WorkflowEnv:
-    env = make_env()
-    env.sender_policy = SenderPolicy(Profile.MICROSOFT365, internal_domains=("nhs.net",))
-    return env
 
 
 def granted(db: Database, org: str, service: str) -> list[str]:

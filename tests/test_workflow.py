@@ -19,6 +19,7 @@ from tests.test_workflow_helpers import (
     gpp_form,
     grant_admins,
     holders,
+    ms365_env,
     open_request,
     outbox,
     token_for,
@@ -141,9 +142,8 @@ def test_main_contact_replaced_and_the_old_one_told(db: Database, env: WorkflowE
     assert "refused" in refused.lower()
 
 
-def test_pcn_form_sent_by_an_ael_contact_is_applied_at_once(
+def test_pcn_form_sent_by_an_ael_contact_from_inside_the_tenant_is_applied_at_once(
     db: Database,
-    env: WorkflowEnv,
 ) -> None:
     request = gpp_form(
         organisation_code="U12345",
@@ -151,10 +151,32 @@ def test_pcn_form_sent_by_an_ael_contact_is_applied_at_once(
         nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
     )
     request.kind = "pcn_admin_form"
-    ref = open_request(db, env, request, sender=ICB_CONTACT)
+    inside = {"authentication_results": [], "auth_as": ["Internal"]}
+    ref = open_request(db, ms365_env(), request, sender=ICB_CONTACT, **inside)
     assert case_of(db, ref).state == "completed"
     assert holders(db, "U12345", "pcn") == [NOMINEE[1]]
     assert outbox(db, "approval_request") == []
+
+
+def test_pcn_form_sent_by_an_ael_contact_vouched_for_by_dmarc_asks_the_ael_contacts(
+    db: Database,
+    env: WorkflowEnv,
+) -> None:
+    """Under `authserv-id` DMARC vouches for her From, not for whom she sent it to: she and
+    the other AEL contact are asked with codes, and her own answer decides."""
+    request = gpp_form(
+        organisation_code="U12345",
+        signer=None,
+        nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
+    )
+    request.kind = "pcn_admin_form"
+    ref = open_request(db, env, request, sender=ICB_CONTACT)
+    assert case_of(db, ref).state == "awaiting_approval"
+    asked = sorted(m.to_address for m in outbox(db, "approval_request"))
+    assert asked == sorted([ICB_CONTACT[1], ICB_CONTACT_2[1]])
+    assert holders(db, "U12345", "pcn") == []
+    answer(db, env, ref, ICB_CONTACT, "Approved")
+    assert holders(db, "U12345", "pcn") == [NOMINEE[1]]
 
 
 def test_pcn_form_from_the_pcn_asks_every_ael_contact(db: Database, env: WorkflowEnv) -> None:

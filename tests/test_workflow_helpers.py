@@ -63,6 +63,7 @@ class Mail:
     attachments: list[Any] = field(default_factory=list)
     auth_as: list[str] = field(default_factory=list)
     on_behalf: list[str] = field(default_factory=list)
+    repeated_headers: list[str] = field(default_factory=list)
     text_from_html: bool = False
     # Set by a test that forges a From header intake's strict parser would refuse.
     sender_problem: str | None = None
@@ -112,6 +113,13 @@ def make_env(
         is_supervisor=is_supervisor,
         account_of=account_of,
     )
+
+
+def ms365_env() -> WorkflowEnv:
+    """NHSmail's profile: Exchange Online's AuthAs and Authentication-Results vouch."""
+    env = make_env()
+    env.sender_policy = SenderPolicy(Profile.MICROSOFT365, internal_domains=("nhs.net",))
+    return env
 
 
 def seed(session: Session) -> None:

@@ -37,6 +37,10 @@ ICB = ("Gill Hart", "gill.hart@nhs.net")
 
 @pytest.fixture
 def db(database: Database) -> Database:
+    return mail_world(database)
+
+
+def mail_world(database: Database) -> Database:
     """The organisations and approvers the corpus forms name."""
     with database.transaction() as session:
         session.add_all(
@@ -87,6 +91,11 @@ def db(database: Database) -> Database:
 
 @pytest.fixture
 def config(db: Database, tmp_path: Path) -> Config:
+    return mail_config(db, tmp_path)
+
+
+def mail_config(db: Database, tmp_path: Path) -> Config:
+    """A Maildir inbox, and the test receiving server trusted for its verdicts."""
     return from_mapping(
         {
             "database": {"url": db.url},
@@ -277,11 +286,14 @@ def test_user_admin_form_sets_admins_and_replaces_the_main_contact(
     )
 
 
-def test_pcn_form_from_the_ael_contact_needs_no_further_approval(
+def test_pcn_form_from_the_ael_contact_is_her_approval_once_she_answers_its_code(
     db: Database,
     config: Config,
     env: WorkflowEnv,
 ) -> None:
+    """Under `authserv-id` the receiving server vouches for her From, never for whom she
+    sent it to (her mail to the PCN, replayed into the inbox, passes DMARC too): she is
+    asked with a code like any approver, and her answer grants the roles."""
     arrive(
         db,
         config,
@@ -289,8 +301,13 @@ def test_pcn_form_from_the_ael_contact_needs_no_further_approval(
         email(ICB, "PCN user admin request", "Approved by the ICB.", pdf="pcn-acroform.pdf"),
     )
     case = the_case(db, ICB[1])
-    assert case.state == "completed", case.reason
-    assert sent(db, "approval_request") == []
+    assert case.state == "awaiting_approval", case.reason
+    (request,) = sent(db, "approval_request", to=ICB[1])
+    with db.transaction() as session:
+        assert directory.admins(session, "U12345", "pcn") == []
+
+    arrive(db, config, env, reply_to(request, ICB, "Approved"))
+    assert the_case(db, ICB[1]).state == "completed"
     with db.transaction() as session:
         assert len(directory.admins(session, "U12345", "pcn")) == 2
 

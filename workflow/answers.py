@@ -48,7 +48,8 @@ def approval_answer(
 ) -> str:
     token = (
         classification.token
-        or approvals.find_token(f"{mail.subject}\n{' '.join(mail.to_addresses)}\n{mail.text}")
+        # Never from To or Cc (intake.classify.find_token says why).
+        or approvals.find_token(f"{mail.subject}\n{mail.text}")
         or ""
     )
     about = answered_case(session, mail)

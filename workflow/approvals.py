@@ -171,14 +171,17 @@ class SenderCheck:
         return self.verdict.authenticated
 
     def vouches_for_submission(self, policy: SenderPolicy) -> bool:
-        """Is this message, on its own, a recorded approver's submission to us? The server
-        vouched, it was addressed to us (not someone else's mail replayed into the inbox,
-        which DKIM still passes) and, on Microsoft 365, it came from inside the tenant."""
-        internal_required = policy.profile is Profile.MICROSOFT365
+        """Is this message, on its own, a recorded approver's submission to us? Only one
+        sent from a mailbox inside the tenant (Microsoft 365's `AuthAs: Internal`) and
+        addressed to us. DKIM and DMARC vouch for From, the signed headers and the body,
+        never for whom the message was sent to: the approver's mail to someone else,
+        replayed into the inbox with our address added in a To or Cc the signature does not
+        cover, still passes them, so under `authserv-id` the approvers are asked with codes."""
         return (
-            self.authenticated
+            policy.profile is Profile.MICROSOFT365
+            and self.authenticated
+            and self.verdict.internal
             and self.addressed_to_us
-            and (self.verdict.internal or not internal_required)
         )
 
     @property
