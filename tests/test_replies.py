@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from workflow.reason_redaction import Signer
 from workflow.replies import (
     Verdict,
     doubt_in_own_words,
+    note_says_more,
     own_text,
     read_answer,
     read_one_click,
@@ -374,3 +376,97 @@ def test_a_covering_note_is_read_for_doubt_in_its_own_words_only(
     note: str, doubt: str | None
 ) -> None:
     assert doubt_in_own_words(note) == doubt
+
+
+# Said after an approval in words no list of doubts holds: each leaves it to a person.
+SAID_AFTER_APPROVING = [
+    "Please correct her email to jane.smith2@nhs.net",
+    "Please change the role to PL.",
+    "Just Jane please.",
+    "Bob has gone to another practice",
+    "Looks suspicious to me",
+    "Could be fraud",
+    "I think",
+    "I guess so",
+    "Please leave it for now, speaking to her Monday",
+    "Hang fire on this one",
+    "From 1 December please",
+    "Is this the right practice",
+    "She is on maternity leave",
+    "TBC",
+    "Partners still to agree",
+    "Scratch that",
+    "Revoke",
+    "Nein",
+    "\U0001f44e",
+    "See my comments below",
+    "Meant to click the other button",
+]
+
+
+@pytest.mark.parametrize("said", SAID_AFTER_APPROVING)
+def test_an_approval_followed_by_anything_but_a_sign_off_is_unclear(said: str) -> None:
+    answer = read_answer(f"Approved\n{said}\n\nThanks\nAnil\n\n{quoted()}")
+    assert answer.verdict is Verdict.UNCLEAR, answer
+    assert "says" in answer.explanation, answer
+
+
+@pytest.mark.parametrize("said", [*SAID_AFTER_APPROVING, "Reason for rejecting: she has gone"])
+def test_a_one_click_approval_with_anything_but_a_sign_off_is_unclear(said: str) -> None:
+    answer = read_one_click(APPROVE_SUBJECT, f"{said}\n\nKind regards\nAnil Patel", None)
+    assert answer is not None and answer.verdict is Verdict.UNCLEAR, answer
+
+
+@pytest.mark.parametrize(
+    "signed",
+    [
+        "Thanks\nAnil",
+        "Many thanks,\n\nDr Anil Patel\nGP Partner | The Surgery\nT: 01632 960 123",
+        "AP",
+        "Anil",
+        "\nDr Sam Okafor\nGP Partner\nWorking days: Monday to Thursday",
+        "Kind regards\nAnil\nSent from my iPhone",
+    ],
+)
+def test_an_approval_with_a_sign_off_and_a_signature_is_read(signed: str) -> None:
+    signer = Signer("Dr Anil Patel", "a.patel@nhs.net")
+    answer = read_answer(f"Approved\n{signed}\n\n{quoted()}", signer=signer)
+    assert answer.verdict is Verdict.APPROVE, answer
+
+
+@pytest.mark.parametrize("mark", ["\u00ad", "\u2060", "\u200e", "\u200f", "\u202e", "\u2066"])
+def test_format_characters_inside_a_word_do_not_split_it(mark: str) -> None:
+    answer = read_answer(f"Approved\nI don{mark}t know her\n\n{quoted()}")
+    assert answer.verdict is Verdict.UNCLEAR, answer
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        "",
+        "Hi,\n\nPlease find attached the PCN form.\n\nKind regards\nGill Hart\n"
+        "Primary Care Commissioning Manager\nNHS Humber and North Yorkshire ICB",
+        "Please see attached.\n\nThanks\nGill",
+        "Dear PCSE team,\n\nAttached.\n\nGill",
+    ],
+)
+def test_a_plain_covering_note_says_nothing_more(note: str) -> None:
+    assert note_says_more(note, Signer("Gill Hart", "gill.hart@nhs.net")) is None
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        "Sent in error",
+        "Forwarding as requested. I don't know these people.",
+        "Please set up Jane only after she starts on 1 May",
+        "I haven't checked it",
+        "Sending on behalf of the PCN for PCSE to verify",
+        "Please only add Tariq; Emma is not ready",
+        "Please find attached, but only for Tariq.",
+        "Hi,\n\nPlease find attached the form.\nJust Tariq for now please.\n\nGill",
+        "I approve the attached request from Coastal PCN, which has no PCN user admin.",
+    ],
+)
+def test_a_covering_note_that_says_more_is_caught(note: str) -> None:
+    assert note_says_more(note, Signer("Gill Hart", "gill.hart@nhs.net")) is not None

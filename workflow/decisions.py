@@ -25,7 +25,7 @@ from core.catalogue import (
 from core.states import CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
 from forms.normalise import normalise_email, tidy_name
-from workflow.replies import doubt_in_own_words
+from workflow.replies import doubt_in_own_words, note_says_more
 
 MARKET_ENTRY_ADDRESS = "pcse.marketentry@nhs.net"
 
@@ -673,7 +673,8 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
             "as their approval.",
             changes=tuple(changes),
         )
-    if sender and facts.sender_verified:
+    said = note_says_more(facts.sender_words) if sender and facts.sender_verified else None
+    if sender and facts.sender_verified and said is None:
         steps.check(
             "sent_by_ael_contact",
             True,
@@ -686,7 +687,15 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
             approvers=(sender,),
             changes=tuple(changes),
         )
-    if sender:
+    if sender and said is not None:
+        steps.check(
+            "sender_note_is_plain",
+            False,
+            f"The form was sent by {sender.describe()}, whose email also says "
+            f'"{said[:80]}": asking the AEL contacts, the sender among them, to confirm '
+            "what was read.",
+        )
+    elif sender:
         steps.check(
             "sent_by_ael_contact",
             False,

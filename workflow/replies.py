@@ -474,10 +474,22 @@ _TRANSLATE = str.maketrans(
     {
         **dict.fromkeys(_APOSTROPHES, "'"),
         "\u00a0": " ",
-        "\u200b": "",
-        "\u200c": "",
-        "\u200d": "",
-        "\ufeff": "",
+        # Format characters draw nothing, and inside a word would split it ("don\u00adt"):
+        # soft hyphen, zero-width and joining marks, direction marks and embeddings.
+        **dict.fromkeys(
+            [
+                "\u00ad",
+                "\u061c",
+                "\u180e",
+                *map(chr, range(0x200B, 0x2010)),
+                *map(chr, range(0x202A, 0x202F)),
+                *map(chr, range(0x2060, 0x2065)),
+                *map(chr, range(0x2066, 0x2070)),
+                "\ufeff",
+                *map(chr, range(0xFFF9, 0xFFFC)),
+            ],
+            "",
+        ),
         "\uff1f": "?",
         "\u201c": '"',
         "\u201d": '"',
@@ -634,7 +646,7 @@ def classify(own: str, signer: Signer | None = None) -> Answer:
     tokens = _tokens(first)
     approved = _approval_opening([t.word for t in tokens])
     if approved is not None:
-        return _read_approval(own, first, tokens, approved, "\n".join(lines))
+        return _read_approval(own, first, tokens, approved, later, signer)
     lead = _rejection_opening(first, tokens)
     if lead is not None:
         return _read_rejection(own, first[lead:], later, signer)
@@ -692,7 +704,14 @@ def _is_name(tokens: list[_Token]) -> bool:
     )
 
 
-def _read_approval(own: str, first: str, tokens: list[_Token], taken: int, readable: str) -> Answer:
+def _read_approval(
+    own: str,
+    first: str,
+    tokens: list[_Token],
+    taken: int,
+    later: list[str],
+    signer: Signer | None,
+) -> Answer:
     if not _STANDALONE_LINE.fullmatch(first) or not _courtesy_only(tokens[taken:]):
         return Answer(
             Verdict.UNCLEAR,
@@ -701,7 +720,7 @@ def _read_approval(own: str, first: str, tokens: list[_Token], taken: int, reada
             "The first line says more than an approval, so it may be conditional, "
             "negated or a question.",
         )
-    doubt = hesitation(readable)
+    doubt = hesitation("\n".join([first, *later]))
     if doubt is not None:
         return Answer(
             Verdict.UNCLEAR,
@@ -710,7 +729,68 @@ def _read_approval(own: str, first: str, tokens: list[_Token], taken: int, reada
             f'The reply approves but also says "{doubt}", so the approval may be '
             "negated, conditional or a question.",
         )
+    more = more_than_a_sign_off(later, signer)
+    if more is not None:
+        return Answer(Verdict.UNCLEAR, None, own, _SAYS_MORE.format(more=_shown(more)))
     return Answer(Verdict.APPROVE, None, own, "The reply approves the request.")
+
+
+_SAYS_MORE = (
+    'The reply approves, then says "{more}": a correction, a condition or a comment '
+    "may change what was approved, so a person reads it."
+)
+
+
+def _shown(line: str, most: int = 80) -> str:
+    return line if len(line) <= most else line[: most - 1] + "\u2026"
+
+
+def more_than_a_sign_off(lines: list[str], signer: Signer | None) -> str | None:
+    """The first line that is not blank, a courtesy or sign-off, a name, job title or
+    organisation, or a line of a signature (contact details, an address, "Sent from my
+    iPhone"); None when there is none. An approval is read only when nothing else was
+    said: a correction or a comment in words no list foresees ("Just Jane please", "Hang
+    fire on this one", "See my comments below") leaves it to a person. A one-word name
+    line counts only set apart by a blank line or a sign-off, or as the approver's own
+    name or initials ("Approved, revoke" is not signed by Revoke). Once a signature has
+    begun, a line of it may say more ("Working days: Monday to Thursday"), but not in a
+    sentence's words."""
+    signed = False
+    after_blank = False
+    for line in lines:
+        stripped = line.strip()
+        after_blank, was_blank = not stripped, after_blank
+        if not stripped:
+            continue
+        if _is_sign_off(stripped):
+            signed = True
+            continue
+        if _is_signature_line(stripped) or (signed and _is_signature_detail(stripped)):
+            continue
+        if _own_name_or_initials(stripped, signer) or (
+            _is_name_block(stripped) and (len(_tokens(stripped)) > 1 or signed or was_blank)
+        ):
+            signed = True
+            continue
+        return stripped
+    return None
+
+
+def _is_signature_detail(line: str) -> bool:
+    """A line of a signature that is no sentence: none of a sentence's words ("to" aside,
+    as in "Monday to Thursday") and no end of one."""
+    return not line.endswith((".", "!", "?")) and not any(
+        w in _SENTENCE_WORDS - {"to"} for w in _words(line)
+    )
+
+
+def _own_name_or_initials(word: str, signer: Signer | None) -> bool:
+    """The approver's first or last name, or their initials ("AP"; "TBC" is not)."""
+    if signer is None:
+        return False
+    bare = word.strip(" .,").lower()
+    names = signer.name_words()
+    return bare in names or bare == "".join(w[0] for w in names)
 
 
 # What, in a covering note, questions the form it comes with. A covering note says more
@@ -747,6 +827,53 @@ def doubt_in_own_words(text: str) -> str | None:
             if negation is not None:
                 return f"{negation} … {word}"
     return None
+
+
+# A covering note's greeting ("Hi", "Dear PCSE team,") and its one plain line about what is
+# attached ("Please find attached the PCN form."); anything else it says is read by a
+# person, or answered with a code (workflow.decisions).
+_GREETING = re.compile(
+    r"(?i)(?:hi|hello|dear|good (?:morning|afternoon|evening))\b[\w\s.'-]{0,40}[,!.:]?"
+)
+_COVERING = re.compile(
+    r"(?i)(?:please (?:find|see)|(?:i )?(?:have )?attached|i attach|see attached|here is)"
+    r"\b[\w\s,'()&/-]{0,80}[.!:]?"
+)
+_COVERING_WORDS = 12
+# Words that, on a covering line, make it more than one ("…attached, but only for Jo").
+_QUALIFIERS = frozenset(
+    {"but", "only", "after", "before", "except", "when", "if", "once", "unless", "until"}
+    | {"not", "no", "instead", "rather", "apart", "however", "also", "and"}
+)
+
+
+def note_says_more(text: str, signer: Signer | None = None) -> str | None:
+    """The first thing the sender wrote with a form, above any forwarded original, that is
+    not a greeting, one plain line about what is attached, a courtesy, a sign-off or a
+    signature; None for a plain covering note. A form whose sending is its approval is
+    applied at once only with a plain note: nobody else reads the case, so a note saying
+    more ("Sent in error", "Please set up Jane only after she starts") may change what
+    was meant."""
+    own = own_text(_normalise((text or "")[:MAX_INPUT]))
+    lines = _without_disclaimer(own.split("\n"))
+    rest: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if not rest and _GREETING.fullmatch(stripped):
+            continue
+        if _is_covering_line(stripped):
+            continue
+        rest.append(line)
+    return more_than_a_sign_off(rest, signer)
+
+
+def _is_covering_line(line: str) -> bool:
+    words = _words(line)
+    return (
+        bool(_COVERING.fullmatch(line))
+        and len(words) <= _COVERING_WORDS
+        and not any(w in _QUALIFIERS for w in words)
+    )
 
 
 def hesitation(text: str) -> str | None:
@@ -1029,7 +1156,7 @@ def read_one_click(
     bodies = _one_click_bodies(text, html, text_from_html)
     own = bodies[0] if bodies and bodies[0] is not _TOO_LONG else ""
     for body in bodies:
-        contradiction = _one_click_contradiction(verdict, body)
+        contradiction = _one_click_contradiction(verdict, body, signer)
         if contradiction is not None:
             return Answer(Verdict.UNCLEAR, None, own, contradiction)
     if verdict is Verdict.APPROVE:
@@ -1069,7 +1196,7 @@ def _without_prompts(own: str) -> str:
     return "\n".join(lines).strip()
 
 
-def _one_click_contradiction(verdict: Verdict, body: str) -> str | None:
+def _one_click_contradiction(verdict: Verdict, body: str, signer: Signer | None) -> str | None:
     if body is _TOO_LONG or len(body) > MAX_OWN_TEXT:
         return "The one-click answer's text is too long to check."
     readable = "\n".join(_without_disclaimer(body.split("\n")))
@@ -1080,6 +1207,12 @@ def _one_click_contradiction(verdict: Verdict, body: str) -> str | None:
                 f'The subject approves but the text says "{doubt}", so the approval may '
                 "be negated, conditional or a question."
             )
+        more = more_than_a_sign_off(_after_approval_line(readable), signer)
+        if more is not None:
+            return (
+                f'The subject approves, but the text says "{_shown(more)}": a correction, '
+                "a condition or a comment may change what was approved, so a person reads it."
+            )
         return None
     if classify(body).verdict is Verdict.APPROVE:
         return "The subject rejects but the text approves."
@@ -1087,6 +1220,23 @@ def _one_click_contradiction(verdict: Verdict, body: str) -> str | None:
     if approval is not None:
         return f'The subject rejects but the text says "{approval}".'
     return None
+
+
+def _after_approval_line(body: str) -> list[str]:
+    """The body's lines after its first, when that only approves ("APPROVE", "Approved,
+    thanks"), else all of them."""
+    lines = _without_disclaimer(body.split("\n"))
+    if not lines:
+        return []
+    first = lines[0].strip()
+    tokens = _tokens(first)
+    taken = _approval_opening([t.word for t in tokens])
+    plain = (
+        taken is not None
+        and bool(_STANDALONE_LINE.fullmatch(first))
+        and _courtesy_only(tokens[taken:])
+    )
+    return lines[1:] if plain else lines
 
 
 def _after_rejection_word(body: str) -> str:
