@@ -291,6 +291,8 @@ def deactivate_caseworker(session: Session, account_id: int, *, by: Caseworker) 
     if not account.active:
         raise AccountError(f"The account for {account.email} is already deactivated.")
     account.active = False
+    # Signed out everywhere, so that reactivating the account later brings no cookie back.
+    account.session_epoch += 1
     return account
 
 

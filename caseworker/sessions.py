@@ -16,6 +16,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from caseworker.secretkey import MIN_KEY_LENGTH
+
 COOKIE_NAME = "pcse_session"
 # A working day; a caseworker signs in again the next morning.
 MAX_AGE_SECONDS = 10 * 3600
@@ -31,6 +33,8 @@ class SignedSessionMiddleware:
         cookie_name: str = COOKIE_NAME,
         max_age: int = MAX_AGE_SECONDS,
     ) -> None:
+        if len(secret_key) < MIN_KEY_LENGTH:  # a short key lets anyone sign a session
+            raise ValueError(f"the session signing key must be {MIN_KEY_LENGTH}+ characters")
         self.app = app
         self.signer = itsdangerous.TimestampSigner(secret_key, salt="pcse-caseworker-session")
         self.force_secure = force_secure

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
+from caseworker.accounts import add_caseworker
 from core.db import Database
 from core.inbound import MessageKind
 from tests.test_workflow_helpers import (
@@ -27,6 +29,7 @@ from tests.test_workflow_helpers import (
 )
 from workflow import actions, new_replies
 from workflow.env import WorkflowEnv
+from workflow.models import Case
 from workflow.new_replies import MarkerRefused
 from workflow.retention import preview
 from workflow.settings import RetentionConfig
@@ -104,6 +107,27 @@ def test_only_a_person_with_a_reason_clears_or_reopens(db: Database, env: Workfl
     with db.transaction() as session:
         new_replies.clear(session, env, ref, by="casey", reason="A thank-you.")
     assert case_of(db, ref).new_reply_at is None and case_of(db, ref).state == "triage"
+
+
+def test_an_expired_case_is_reopened_after_a_reply_by_a_supervisor_only(
+    db: Database, env: WorkflowEnv
+) -> None:
+    """Anyone can write in with a case's reference; that does not let any caseworker bring
+    back an expired case, which only a supervisor may (workflow.actions.reopen)."""
+    ref = open_request(db, env, gpp_form())
+    with db.transaction() as session:
+        session.execute(update(Case).where(Case.ref == ref).values(state="expired"))
+        add_caseworker(session, email="casey@pcse.nhs.uk", name="Casey", password="x" * 20)
+        add_caseworker(
+            session, email="sam@pcse.nhs.uk", name="Sam", password="x" * 20, supervisor=True
+        )
+    _reply(db, env, ref, sender=("Anyone", "anyone@gmail.com"), text="Please look again.")
+    with db.transaction() as session, pytest.raises(MarkerRefused, match="supervisor"):
+        new_replies.reopen(session, env, ref, by="casey@pcse.nhs.uk", reason="Asked to.")
+    assert case_of(db, ref).state == "expired"
+    with db.transaction() as session:
+        new_replies.reopen(session, env, ref, by="sam@pcse.nhs.uk", reason="Asked to.")
+    assert case_of(db, ref).state == "triage"
 
 
 def test_a_closed_case_with_an_unread_reply_is_not_purged(db: Database, env: WorkflowEnv) -> None:

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from markupsafe import escape
 
-from caseworker.accounts import authenticate, find_caseworker
+from caseworker.accounts import (
+    activate_caseworker,
+    authenticate,
+    deactivate_caseworker,
+    find_caseworker,
+)
 from tests.fixtures.browser import SUPERVISOR, WebClient
 
 
@@ -69,6 +74,20 @@ def test_supervisor_deactivates_an_account_but_not_their_own(web: WebClient) -> 
         assert not find_caseworker(session, "casey.worker@nhs.net").active
     web.post_form("/sign-out", {})
     assert web.sign_in("casey.worker@nhs.net").status_code == 401
+
+
+def test_a_session_of_a_deactivated_account_does_not_come_back_with_it(web: WebClient) -> None:
+    """Deactivated, perhaps because its cookie was stolen, then activated again: the cookie
+    from before stays dead."""
+    web.sign_in("casey.worker@nhs.net")
+    assert web.client.get("/", follow_redirects=False).status_code == 200
+    with web.settings.database.transaction() as session:
+        casey = find_caseworker(session, "casey.worker@nhs.net")
+        supervisor = find_caseworker(session, SUPERVISOR)
+        deactivate_caseworker(session, casey.id, by=supervisor)
+    with web.settings.database.transaction() as session:
+        activate_caseworker(session, "casey.worker@nhs.net")
+    assert web.client.get("/", follow_redirects=False).status_code == 303
 
 
 def _pcse(args: list[str], db_url: str, tmp_path, stdin: str) -> subprocess.CompletedProcess:

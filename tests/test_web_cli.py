@@ -38,6 +38,24 @@ def test_without_the_variable_a_local_key_is_made_once(monkeypatch, tmp_path: Pa
     assert signing_key(config, path) == first
 
 
+@pytest.mark.parametrize("kept", ["", "\n", "short-key\n"])
+def test_a_local_key_file_too_short_is_refused(monkeypatch, tmp_path: Path, kept: str) -> None:
+    """An empty or short key would let anyone sign a session cookie."""
+    config = Config(web=WebConfig(secret_key_env="PCSE_TEST_WEB_KEY"))
+    monkeypatch.delenv("PCSE_TEST_WEB_KEY", raising=False)
+    path = tmp_path / "web-secret.key"
+    path.write_text(kept, encoding="utf-8")
+    with pytest.raises(ConfigError, match="under 32"):
+        signing_key(config, path)
+
+
+def test_the_session_middleware_refuses_a_short_key() -> None:
+    from caseworker.sessions import SignedSessionMiddleware
+
+    with pytest.raises(ValueError, match="32"):
+        SignedSessionMiddleware(lambda *_: None, secret_key="")  # type: ignore[arg-type]
+
+
 def test_pcse_serve_serves_the_sign_in_page(tmp_path: Path) -> None:
     pcse = str(Path(sys.executable).parent / "pcse")
     env = {k: v for k, v in os.environ.items() if k not in ("PCSE_WEB_SECRET", "PCSE_CONFIG")}
