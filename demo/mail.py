@@ -413,7 +413,7 @@ def pcn_form(story: Story, to: str) -> EmailMessage:
 APPROVE_PLAIN = Answer("approve", "APPROVE\n\nHappy to confirm this.", "gmail")
 APPROVE_OUTLOOK = Answer(
     "approve",
-    "APPROVE\n\nChloe and Aisha both work here and need this access. Thanks.",
+    "APPROVE\n\nHappy to confirm this. Thanks.\n\nFiona",
     "outlook",
 )
 REJECT_LEFT = Answer(

@@ -20,6 +20,8 @@ from pdfminer.psparser import PSLiteral
 from pdfminer.utils import decode_text
 from pdfplumber.utils.exceptions import PdfminerException
 
+from forms.pdf_appearance import drawn, shows
+
 MAX_FIELDS = 2000
 MAX_DEPTH = 12
 MAX_WORDS_PER_PAGE = 5000
@@ -58,9 +60,18 @@ def _text(value: Any) -> str | bool | None:
     return None
 
 
-def _walk_fields(
-    refs: Any, prefix: str, depth: int, seen: set[int], out: dict[str, str | bool | None]
-) -> None:
+@dataclass
+class _Fields:
+    """What the walk of the field tree finds."""
+
+    values: dict[str, str | bool | None] = field(default_factory=dict)
+    # Fields whose widgets draw something other than the value (forms.pdf_appearance).
+    unshown: set[str] = field(default_factory=set)
+    redrawn: bool = False  # /NeedAppearances: the viewer draws each value afresh
+
+
+def _walk_fields(refs: Any, prefix: str, depth: int, seen: set[int], found: _Fields) -> None:
+    out = found.values
     for ref in resolve1(refs) or []:
         if len(out) >= MAX_FIELDS or depth > MAX_DEPTH:
             return
@@ -77,7 +88,7 @@ def _walk_fields(
             name = f"{prefix}.{partial}" if prefix else partial
         kids = resolve1(field.get("Kids"))
         if kids and any(isinstance(resolve1(k), dict) and "T" in resolve1(k) for k in kids):
-            _walk_fields(kids, name, depth + 1, seen, out)
+            _walk_fields(kids, name, depth + 1, seen, found)
             continue
         value = field.get("V")
         if value is None and field.get("AS") is not None:
@@ -86,17 +97,39 @@ def _walk_fields(
             states = [resolve1(k).get("AS") for k in kids if isinstance(resolve1(k), dict)]
             value = next((s for s in states if s is not None and _text(s)), None)
         if name:
-            out[name] = _text(value) if value is not None else None
+            out[name] = _as_drawn(name, _text(value) if value is not None else None, field, found)
 
 
-def acroform_values(pdf: pdfplumber.PDF) -> dict[str, str | bool | None]:
+def _widgets_of(field: dict[str, Any]) -> list[dict[str, Any]]:
+    """A terminal field's widgets: the field itself, or its kids."""
+    if "Rect" in field or "AP" in field:
+        return [field]
+    kids = resolve1(field.get("Kids")) or []
+    return [k for k in (resolve1(kid) for kid in kids[:MAX_FIELDS]) if isinstance(k, dict)]
+
+
+def _as_drawn(
+    name: str, value: str | bool | None, field: dict[str, Any], found: _Fields
+) -> str | bool | None:
+    """The value as the page shows it: none where no widget is drawn, and the field noted
+    in `found.unshown` where a drawn widget shows something else."""
+    widgets = _widgets_of(field)
+    if widgets and not any(drawn(w) for w in widgets):
+        return None
+    checked = isinstance(value, str) and value.strip() and not found.redrawn
+    if checked and not all(shows(w, str(value)) for w in widgets if drawn(w)):
+        found.unshown.add(name)
+    return value
+
+
+def acroform_values(pdf: pdfplumber.PDF) -> _Fields:
     """Every terminal field of the document's AcroForm, by fully qualified name."""
     acroform = resolve1(pdf.doc.catalog.get("AcroForm"))
     if not isinstance(acroform, dict):
-        return {}
-    out: dict[str, str | bool | None] = {}
-    _walk_fields(acroform.get("Fields"), "", 0, set(), out)
-    return out
+        return _Fields()
+    found = _Fields(redrawn=resolve1(acroform.get("NeedAppearances")) is True)
+    _walk_fields(acroform.get("Fields"), "", 0, set(), found)
+    return found
 
 
 def page_widgets(page: pdfplumber.page.Page) -> list[dict[str, Any]]:
@@ -108,7 +141,7 @@ def page_widgets(page: pdfplumber.page.Page) -> list[dict[str, Any]]:
         if not isinstance(annot, dict):
             continue
         subtype = resolve1(annot.get("Subtype"))
-        if not isinstance(subtype, PSLiteral) or subtype.name != "Widget":
+        if not isinstance(subtype, PSLiteral) or subtype.name != "Widget" or not drawn(annot):
             continue
         name = _text(annot.get("T"))
         value = annot.get("V")
@@ -310,7 +343,8 @@ def extract(data: bytes, *, max_pages: int, marks: list[str]) -> dict[str, Any]:
         if declared > max_pages:
             raise ExtractError("pdf_too_large", f"{declared} pages")
         info = _info(pdf)
-        values = acroform_values(pdf)
+        fields = acroform_values(pdf)
+        values = fields.values
         pages = pdf.pages
         if len(pages) > max_pages:
             raise ExtractError("pdf_too_large", f"{len(pages)} pages")
@@ -324,6 +358,7 @@ def extract(data: bytes, *, max_pages: int, marks: list[str]) -> dict[str, Any]:
             "pages": len(pages),
             "info": info,
             "acroform": values,
+            "unshown": sorted(fields.unshown),
             "widgets": widgets,
             "words": None,
             "marks": None,

@@ -148,6 +148,26 @@ def _acroform_reading(
     return values, parts
 
 
+def _not_as_shown(
+    definition: FormDefinition, extracted: dict[str, Any], values: dict[str, Any]
+) -> list[Finding]:
+    """A finding for each value read whose box on the page shows something else
+    (forms.pdf_appearance): the approver would see one thing and the service read another."""
+    unshown = set(extracted.get("unshown") or [])
+    return [
+        Finding(
+            "not_as_shown",
+            f"The form's {f.label} box shows something other than the value saved in it, as "
+            "happens when a filled-in PDF is changed afterwards: please fill the form in "
+            "again, save it in a PDF viewer, and send it.",
+            f.key,
+        )
+        for f in definition.fields
+        if values.get(f.key) not in (None, "", False)
+        and (f.name in unshown or any(n.rsplit(".", 1)[-1] == f.name for n in unshown))
+    ]
+
+
 def interpret(extracted: dict[str, Any]) -> ParsedRequest:
     """The request a successfully extracted PDF holds."""
     definition = identify(extracted)
@@ -162,7 +182,9 @@ def interpret(extracted: dict[str, Any]) -> ParsedRequest:
     acro = _acroform_reading(definition, extracted)
     if acro is not None:
         values, parts = acro
-        return build_request(definition, values, parts, "acroform")
+        request = build_request(definition, values, parts, "acroform")
+        request.findings.extend(_not_as_shown(definition, extracted, values))
+        return request
     form = page_form(extracted)
     if not form.words:
         # Known by its stored mark or field names, yet nothing to read on the pages.

@@ -426,6 +426,7 @@ def test_a_one_click_approval_with_anything_but_a_sign_off_is_unclear(said: str)
         "Anil",
         "\nDr Sam Okafor\nGP Partner\nWorking days: Monday to Thursday",
         "Kind regards\nAnil\nSent from my iPhone",
+        "\nHappy to confirm this. Thanks.\n\nAnil",
     ],
 )
 def test_an_approval_with_a_sign_off_and_a_signature_is_read(signed: str) -> None:

@@ -765,6 +765,8 @@ def more_than_a_sign_off(lines: list[str], signer: Signer | None) -> str | None:
         if _is_sign_off(stripped):
             signed = True
             continue
+        if _is_affirmation(stripped):
+            continue
         if _is_signature_line(stripped) or (signed and _is_signature_detail(stripped)):
             continue
         if _own_name_or_initials(stripped, signer) or (
@@ -774,6 +776,31 @@ def more_than_a_sign_off(lines: list[str], signer: Signer | None) -> str | None:
             continue
         return stripped
     return None
+
+
+# Lines that only say the approval again ("Happy to confirm this."), each sentence of them
+# one of these or a courtesy.
+_AFFIRMATIONS = frozenset(
+    {
+        ("happy", "to", "confirm"),
+        ("happy", "to", "confirm", "this"),
+        ("happy", "to", "approve"),
+        ("happy", "to", "approve", "this"),
+        ("happy", "with", "this"),
+        ("i", "confirm"),
+        ("i", "confirm", "this"),
+        ("confirmed",),
+        ("all", "fine"),
+        ("fine", "by", "me"),
+    }
+)
+
+
+def _is_affirmation(line: str) -> bool:
+    sentences = [s for s in re.split(r"[.!;]+", line) if s.strip()]
+    return bool(sentences) and all(
+        tuple(_words(s)) in _AFFIRMATIONS or _is_sign_off(s.strip()) for s in sentences
+    )
 
 
 def _is_signature_detail(line: str) -> bool:

@@ -1,0 +1,90 @@
+"""Whether a form field's widget shows its value, as a PDF viewer draws it.
+
+A field's value (/V) and what its widget draws (its normal appearance stream, /AP /N) are
+kept apart in a PDF, and a viewer draws the appearance unless the form asks it to draw
+the values afresh (/NeedAppearances). Someone who edits a filled-in form can change one
+and not the other, or hide a widget: the approver who opens the PDF then sees one email
+address and the service would read another. So a widget that draws nothing (hidden, or
+no size) gives no value, and a value its appearance does not show is reported, for the
+sender to be asked to fill the form in again.
+
+This runs in the sandboxed PDF worker, with forms.pdf_extract.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pdfminer.pdftypes import PDFStream, resolve1
+from pdfminer.utils import decode_text
+
+# Annotation flags (PDF 32000-1, 12.5.3): Hidden and NoView draw nothing on the page.
+_NOT_DRAWN = 2 | 32
+# A widget narrower or lower than this (in points) cannot show a value.
+_MIN_SIZE = 1.0
+# The most of an appearance stream read: a text field's is a few hundred bytes.
+MAX_APPEARANCE = 64 * 1024
+# A string operand in a content stream: a literal string, or a hexadecimal one.
+_STRING = re.compile(rb"\((?:\\.|[^\\()]|\((?:\\.|[^\\()])*\))*\)|<[0-9A-Fa-f\s]*>", re.DOTALL)
+_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
+_ESCAPE = re.compile(rb"\\([0-7]{1,3}|\r\n|.)", re.DOTALL)
+
+
+def drawn(widget: dict[str, Any]) -> bool:
+    """Does the viewer draw this widget at all?"""
+    flags = resolve1(widget.get("F"))
+    if isinstance(flags, int) and flags & _NOT_DRAWN:
+        return False
+    rect = resolve1(widget.get("Rect"))
+    if not isinstance(rect, list) or len(rect) != 4:
+        return True  # no rectangle to judge by: the page decides
+    try:
+        x0, y0, x1, y1 = (float(resolve1(v)) for v in rect)
+    except (TypeError, ValueError):
+        return False
+    return abs(x1 - x0) >= _MIN_SIZE and abs(y1 - y0) >= _MIN_SIZE
+
+
+def shows(widget: dict[str, Any], value: str) -> bool:
+    """Does the widget's appearance show `value` (whitespace aside)? True when it has no
+    appearance of its own (the viewer then draws the value)."""
+    drawn_text = appearance_text(widget)
+    return drawn_text is None or _squashed(drawn_text) == _squashed(value)
+
+
+def appearance_text(widget: dict[str, Any]) -> str | None:
+    """The text the widget's normal appearance draws; None when it has none."""
+    appearances = resolve1(widget.get("AP"))
+    if not isinstance(appearances, dict):
+        return None
+    normal = resolve1(appearances.get("N"))
+    if not isinstance(normal, PDFStream):
+        return None  # a checkbox's states, by name
+    try:
+        data = normal.get_data()[:MAX_APPEARANCE]
+    except Exception:  # an appearance that cannot be read shows nothing known
+        return ""
+    return "".join(_decoded(m.group()) for m in _STRING.finditer(data))
+
+
+def _decoded(operand: bytes) -> str:
+    if operand.startswith(b"<"):
+        digits = re.sub(rb"\s", b"", operand[1:-1])
+        raw = bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode("ascii"))
+    else:
+        raw = _ESCAPE.sub(_unescape, operand[1:-1])
+    return decode_text(raw)
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    code = match.group(1)
+    if code[:1].isdigit():
+        return bytes([int(code, 8) & 0xFF])
+    if code in (b"\r\n", b"\n", b"\r"):
+        return b""  # a line continuation
+    return _ESCAPES.get(code, code)
+
+
+def _squashed(text: str) -> str:
+    return "".join(text.split()).casefold()

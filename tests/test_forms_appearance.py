@@ -1,0 +1,66 @@
+"""What the form shows is what is read: a value its box does not show, or a box the viewer
+does not draw, never reaches a decision as if the approver had seen it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pypdf
+import pytest
+from pypdf.generic import BooleanObject, NameObject, NumberObject, TextStringObject
+
+import forms
+
+PCN = Path(__file__).parent / "corpus" / "forms" / "pcn-acroform.pdf"
+
+
+def changed(
+    *, values: dict[str, str] | None = None, flags: dict[str, int] | None = None, redraw=False
+) -> bytes:
+    """The corpus PCN form with field values set without redrawing their boxes (as an
+    edit after filling in does), or widget flags set."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(PCN))
+    writer._root_object["/AcroForm"][NameObject("/NeedAppearances")] = BooleanObject(redraw)
+    for page in writer.pages:
+        for annot in page.get("/Annots", []):
+            widget = annot.get_object()
+            name = widget.get("/T")
+            if name in (values or {}):
+                widget[NameObject("/V")] = TextStringObject(values[name])
+            if name in (flags or {}):
+                widget[NameObject("/F")] = NumberObject(flags[name])
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def emails(request: forms.ParsedRequest) -> list[str]:
+    return [n["email"] for n in request.fields.get("nominees") or []]
+
+
+def test_the_filled_in_form_reads_as_it_shows() -> None:
+    request = forms.read_pdf(changed())
+    assert not request.findings
+    assert emails(request) == ["tariq.mahmood@nhs.net", "emma.clarke4@nhs.net"]
+
+
+def test_a_value_its_box_does_not_show_is_a_finding() -> None:
+    request = forms.read_pdf(changed(values={"nominee2_email": "emma.clarke4@nhs-net.co.uk"}))
+    assert [(f.code, f.field) for f in request.findings] == [("not_as_shown", "nominees.1.email")]
+    assert "box shows something other" in request.findings[0].message
+
+
+def test_a_viewer_asked_to_draw_the_values_afresh_shows_them() -> None:
+    request = forms.read_pdf(
+        changed(values={"nominee2_email": "emma.clarke5@nhs.net"}, redraw=True)
+    )
+    assert not request.findings
+    assert emails(request)[1] == "emma.clarke5@nhs.net"
+
+
+@pytest.mark.parametrize("flag", [2, 32])  # Hidden, NoView
+def test_a_box_the_viewer_does_not_draw_gives_no_value(flag: int) -> None:
+    hidden = {"nominee2_name": flag, "nominee2_email": flag}
+    request = forms.read_pdf(changed(flags=hidden))
+    assert emails(request) == ["tariq.mahmood@nhs.net"]
