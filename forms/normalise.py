@@ -76,11 +76,15 @@ def plain_address(candidate: str) -> str | None:
 
 @lru_cache(maxsize=4096)  # one message checks the same few addresses several times
 def normalise_email(raw: str) -> str | None:
-    """The address lower-cased, or None when it is not a valid address (no DNS look-up)."""
+    """The address lower-cased, or None when it is not a valid address (no DNS look-up).
+
+    Only ASCII addresses: an internationalised one ("jane.smith@nhѕ.net", with a Cyrillic
+    "ѕ") looks like another to an approver, and the outbox sends to ASCII addresses only."""
     candidate = (raw or "").strip().strip("<>").strip()
     if not candidate:
         return None
-    return plain_address(candidate) or validated_email(candidate)
+    found = plain_address(candidate) or validated_email(candidate)
+    return found if found is not None and found.isascii() else None
 
 
 def validated_email(candidate: str) -> str | None:

@@ -29,7 +29,7 @@ def _nominee(name: str, email: str, *services: ServiceInfo) -> dict[str, Any]:
 
 _APPROVAL: dict[str, Any] = {
     "approver_name": "Dr Sam Patel",
-    "asker": "Pat Jones",
+    "asker": "Pat Jones (practice.manager@riverside.nhs.net)",
     "capacity": "as a GP Partner recorded for The Riverside Surgery",
     "nominees": [
         _nominee("Alex Smith", "alex.smith@riverside.nhs.net", _GPP),

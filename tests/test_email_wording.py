@@ -149,12 +149,15 @@ def test_approval_request_puts_the_whole_decision_above_the_details() -> None:
     rendered = render("approval_request", context)
     for words in (rendered.text, html_words(rendered.html)):
         top = first_screen(words)
-        assert "Pat Jones asks you to approve" in top
+        assert "Pat Jones (practice.manager@riverside.nhs.net) asks you to approve" in top
         assert "The Riverside Surgery (A81001)" in top
         assert "You are asked as a GP Partner recorded for The Riverside Surgery." in top
         gpp = CATALOGUE[Service.GPP]
-        assert f"Alex Smith: {gpp.admin_role}, who decides who at the practice" in top
-        assert "Jo Brown: Main Contact, who decides" in top
+        assert (
+            f"Alex Smith (alex.smith@riverside.nhs.net): {gpp.admin_role}, who decides who at "
+            "the practice"
+        ) in top
+        assert "Jo Brown (jo.brown@riverside.nhs.net): Main Contact, who decides" in top
         assert "replacing Chris Green" in top
         assert "Answer by 6 March 2026" in top
         assert len(top.split()) < 170, len(top.split())
@@ -190,7 +193,7 @@ def test_a_main_contact_change_names_who_it_replaces_from_the_directory(
     open_request(db, env, form)
     [request, *_] = outbox(db, "approval_request", to=PARTNER[1])
     top = first_screen(request.body_text)
-    assert "Nia New: Main Contact" in top
+    assert "Nia New (nia.new@nhs.net): Main Contact" in top
     assert "replacing Olive Old" in top
     assert "You are asked as a GP Partner recorded for The Surgery." in top
     problems = wording_problems(request.body_text, org_name="The Surgery", org_code="A81001")

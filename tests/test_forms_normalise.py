@@ -182,7 +182,23 @@ _NEAR_PLAIN = _address(
 @example("jo@\ufb01le.net")  # the fi ligature, remapped by UTS-46
 def testplain_addresses_are_normalised_as_email_validator_would(value: str) -> None:
     candidate = value.strip().strip("<>").strip()
-    assert normalise_email(value) == (validated_email(candidate) if candidate else None)
+    validated = validated_email(candidate) if candidate else None
+    # Only ASCII addresses are kept (an internationalised one is refused, below).
+    assert normalise_email(value) == (validated if validated and validated.isascii() else None)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "jane.smith@nh\u0455.net",
+        "\uff4aane.smith@nhs.net",
+        "jo@xn--bcher-kva.de",
+        "jo@b\u00fccher.de",
+    ],
+)
+def test_an_address_that_is_not_ascii_is_refused(address: str) -> None:
+    """A look-alike ("nhѕ.net", with a Cyrillic "ѕ") would be approved as the real one."""
+    assert normalise_email(address) is None
 
 
 def test_the_plain_examples_do_take_the_plain_shape() -> None:

@@ -56,8 +56,11 @@ def answer_links(inbox: str, case: Case, token: str) -> dict[str, str]:
 
 
 def asker(case: Case) -> str:
-    """Who asked, as the first line names them: their name, else their address."""
-    return (case.requester_name or "").strip() or case.requester
+    """Who asked, as the first line names them: their name and address, or the address.
+    A display name is whatever the sender typed ("Dr Anil Patel, Senior Partner" from a
+    Gmail address), so the address stands beside it."""
+    name = (case.requester_name or "").strip()
+    return f"{name} ({case.requester})" if name else case.requester
 
 
 def approver_capacity(session: Session, case: Case, approval: ApprovalRequest) -> str:

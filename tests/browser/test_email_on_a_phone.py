@@ -37,7 +37,7 @@ def test_the_approval_request_fits_its_decision_on_a_phones_first_screen(
     html = render("approval_request", sample_template_context("approval_request")).html
     phone.set_content(html)
     for text in (
-        "Pat Jones asks you to approve access",
+        "Pat Jones (practice.manager@riverside.nhs.net) asks you to approve access",
         "You are asked as a GP Partner",
         "replacing Chris Green",
         "Answer by",
