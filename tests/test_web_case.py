@@ -221,3 +221,41 @@ def test_hostile_email_renders_inert(web: WebClient) -> None:
     assert "<script>alert" not in page
     assert 'onerror="alert' not in page
     assert escape("Help <script>alert('s')</script>") in page
+
+
+def test_an_action_on_a_case_changed_since_its_page_was_shown_is_refused(web: WebClient) -> None:
+    """Casey opens a case in triage; meanwhile a colleague sends it to an approver. Her
+    Reject, from the page she still has, would undo an approval request the approver is
+    reading: it is refused, and she sees the case as it is now."""
+    ref = _triage(web)
+    web.sign_in()
+    page = web.client.get(f"/cases/{ref}").text
+    shown = re.search(r'name="shown_state" value="([a-z_]+)"', page)
+    assert shown and shown.group(1) == "triage"
+    with web.settings.database.transaction() as session:
+        move(session, get_case(session, ref), "awaiting_approval", actor="sam", reason="asked")
+    refused = web.post_form(
+        f"/cases/{ref}/actions/reject",
+        {"reason": "Four admins already.", "shown_state": shown.group(1)},
+        from_page=f"/cases/{ref}",
+    )
+    assert refused.status_code == 409
+    assert "changed since you opened it" in refused.text
+    with web.settings.database.transaction() as session:
+        assert get_case(session, ref).state == "awaiting_approval"
+
+
+def test_taking_a_case_over_from_a_stale_page_is_refused(web: WebClient) -> None:
+    ref = _triage(web)
+    web.sign_in()
+    page = web.client.get(f"/cases/{ref}").text
+    assert 'name="shown_assignee" value=""' in page
+    with web.settings.database.transaction() as session:
+        get_case(session, ref).assigned_to = "sam@pcse.nhs.uk"
+    refused = web.post_form(
+        f"/cases/{ref}/assign", {"to": "me", "shown_assignee": ""}, from_page=f"/cases/{ref}"
+    )
+    assert refused.status_code == 409
+    assert "now with sam@pcse.nhs.uk" in refused.text
+    with web.settings.database.transaction() as session:
+        assert get_case(session, ref).assigned_to == "sam@pcse.nhs.uk"

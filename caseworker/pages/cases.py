@@ -21,7 +21,7 @@ from caseworker.security import form_post
 from caseworker.webcontext import in_transaction, settings
 from core.errors import PcseError
 from workflow import actions
-from workflow.cases import CaseNotFound
+from workflow.cases import CaseNotFound, get_case
 from workflow.env import WorkflowEnv
 
 
@@ -85,9 +85,37 @@ async def case_view(request: Request) -> Response:
     return await _show(request, request.path_params["ref"])
 
 
+class ChangedSinceShown(PcseError):
+    """The case is not as the page that posted the action showed it."""
+
+
+def _as_shown(session: Session, ref: str, shown: dict[str, str | None]) -> None:
+    """Refuse to act on a case that changed since its page was shown (another caseworker
+    sent it to an approver, say): the caseworker looks again. A form without the field
+    (not posted from the page) is not checked."""
+    case = get_case(session, ref)
+    if shown.get("state") and shown["state"] != case.state:
+        raise ChangedSinceShown(
+            f"the case changed since you opened it: it is now {state_label(case.state).lower()}. "
+            "Look at it again before acting."
+        )
+    if "assignee" in shown and (shown["assignee"] or None) != case.assigned_to:
+        raise ChangedSinceShown(
+            f"the case is now with {case.assigned_to or 'nobody'}, not as the page showed. "
+            "Look at it again before taking it."
+        )
+
+
 def _act(
-    session: Session, env: WorkflowEnv, name: str, ref: str, by: str, value: str
+    session: Session,
+    env: WorkflowEnv,
+    name: str,
+    ref: str,
+    by: str,
+    value: str,
+    shown: dict[str, str | None],
 ) -> dict[str, Any]:
+    _as_shown(session, ref, shown)
     if name == "send_approval_request":
         asked = actions.send_approval_request(session, env, ref, by=by, approver_email=value)
         return {"text": f"An approval request was sent to {asked.approver_email}."}
@@ -120,8 +148,9 @@ async def case_action(request: Request) -> Response:
         problems.add(field_id, form.missing)
         return await _show(request, ref, problems=problems, values=values, status_code=400)
     try:
+        shown = {"state": text(request, "shown_state", limit=40) or None}
         outcome = await in_transaction(
-            request, _act, settings(request).env, name, ref, user.email, value
+            request, _act, settings(request).env, name, ref, user.email, value, shown
         )
     except CaseNotFound as missing:
         raise HTTPException(status_code=404, detail=str(missing)) from None
@@ -138,7 +167,15 @@ async def case_action(request: Request) -> Response:
     return RedirectResponse(f"/cases/{ref}", status_code=303)
 
 
-def _assign(session: Session, env: WorkflowEnv, ref: str, to: str | None, by: str) -> None:
+def _assign(
+    session: Session,
+    env: WorkflowEnv,
+    ref: str,
+    to: str | None,
+    by: str,
+    shown: dict[str, str | None],
+) -> None:
+    _as_shown(session, ref, shown)
     actions.assign(session, env, ref, to=to, by=by)
 
 
@@ -148,10 +185,15 @@ async def case_assign(request: Request) -> Response:
     ref = request.path_params["ref"]
     user = current_user(request)
     to = user.email if text(request, "to", limit=10) == "me" else None
+    shown: dict[str, str | None] = {}
+    if "shown_assignee" in request.state.form:  # posted from the page, as it showed the case
+        shown["assignee"] = text(request, "shown_assignee", limit=254)
     try:
-        await in_transaction(request, _assign, settings(request).env, ref, to, user.email)
+        await in_transaction(request, _assign, settings(request).env, ref, to, user.email, shown)
     except CaseNotFound as missing:
         raise HTTPException(status_code=404, detail=str(missing)) from None
+    except ChangedSinceShown as changed:
+        return await _show(request, ref, errors=refusal(f"Not done: {changed}"), status_code=409)
     flash(
         request,
         "The case is now with you." if to else "The case is released: it is with nobody now.",
