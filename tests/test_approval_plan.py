@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from caseworker.models import Caseworker
 from core.db import Database
@@ -173,6 +174,25 @@ def test_a_proposal_for_a_plan_that_changed_does_not_count(db: Database, env: Wo
     # Sam's approval is of a different plan from Casey's: it is a new proposal, not applied.
     assert again.proposed and case_of(db, ref).state == "triage"
     assert "has since changed" in events(db, ref, "approval_proposed")[-1]["detail"]
+    assert holders(db, "A81001", "gpp") == []
+
+
+def test_a_proposal_by_an_account_deactivated_since_does_not_count(
+    db: Database, env: WorkflowEnv
+) -> None:
+    _staff(db)
+    ref = _with_findings(db, env)
+    with db.transaction() as session:
+        first = actions.approve_plan(session, env, ref, by="casey@pcse", reason="Phoned them")
+    with db.transaction() as session:
+        casey = update(Caseworker).where(Caseworker.email == "casey@pcse")
+        session.execute(casey.values(active=False))
+    with db.transaction() as session:
+        again = actions.approve_plan(
+            session, env, ref, by="sam@pcse", reason="Agreed", plan_digest=first.plan.digest
+        )
+    assert again.proposed and case_of(db, ref).state == "triage"
+    assert "no longer active" in events(db, ref, "approval_proposed")[-1]["detail"]
     assert holders(db, "A81001", "gpp") == []
 
 

@@ -143,10 +143,9 @@ def approve_plan(
                 f"accounts (or a supervisor), and {by} names no active account."
             )
         proposal = open_proposal(case)
-        if proposal is None or proposal.get("plan") != plan.digest:
-            _propose(
-                session, env, case, plan, by=by, account=account, reason=reason, stale=proposal
-            )
+        stale = _why_not_confirmable(session, env, proposal, plan)
+        if proposal is None or stale:
+            _propose(session, env, case, plan, by=by, account=account, reason=reason, stale=stale)
             return Approval(case, plan, proposed=True)
         first = str(proposal.get("by") or "")
         if same_person(str(proposal.get("account") or first), account):
@@ -164,6 +163,22 @@ def approve_plan(
     return Approval(case, plan)
 
 
+def _why_not_confirmable(
+    session: Session, env: WorkflowEnv, proposal: dict[str, Any] | None, plan: Plan
+) -> str:
+    """Why an open proposal cannot be the first of the two people an approval needs; ""
+    when it can. A proposal counts only for the plan it saw, and only while its proposer
+    still has an active account (one deactivated since is no second pair of eyes)."""
+    if proposal is None:
+        return ""
+    who = proposal.get("by")
+    if proposal.get("plan") != plan.digest:
+        return f" The earlier proposal by {who} was for a plan that has since changed."
+    if env.account_of(session, str(proposal.get("account") or who or "")) is None:
+        return f" The earlier proposal by {who} was made by an account no longer active."
+    return ""
+
+
 def _propose(
     session: Session,
     env: WorkflowEnv,
@@ -173,13 +188,9 @@ def _propose(
     by: str,
     account: str,
     reason: str,
-    stale: dict[str, Any] | None,
+    stale: str,
 ) -> None:
-    earlier = (
-        f" The earlier proposal by {stale.get('by')} was for a plan that has since changed."
-        if stale
-        else ""
-    )
+    earlier = stale
     record(
         session,
         case,
