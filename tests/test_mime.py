@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import re
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -17,7 +18,7 @@ from email.policy import default as default_policy
 from email.utils import format_datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from notifications import mime
@@ -133,7 +134,20 @@ def built(r: Outgoing) -> bytes:
 
 
 def assert_same(r: Outgoing) -> None:
-    assert outcome(built, r) == outcome(reference, r)
+    ours, theirs = outcome(built, r), outcome(reference, r)
+    if isinstance(theirs, bytes) and _stray_line_break(theirs):
+        # The email package before the fix for CVE-2024-6923 writes a lone CR or LF in a
+        # header (a Message-ID of "\r", say); the writer refuses such a row instead.
+        assert isinstance(ours, tuple) and ours[0] == "UnsendableMessage", ours
+        assert "would hold a line break" in ours[1]
+        return
+    assert ours == theirs
+
+
+def _stray_line_break(message: bytes) -> bool:
+    """A CR or LF in the header block that is not part of a CRLF ending a line."""
+    headers = message.split(b"\r\n\r\n", 1)[0]
+    return bool(re.search(rb"\r(?!\n)|(?<!\r)\n", headers))
 
 
 # Strategies: plain values (the fast paths) mixed with everything else (the package's).
@@ -192,6 +206,7 @@ rows = st.builds(
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows)
+@example(row(message_id="\r"))
 def test_every_row_is_built_as_the_email_package_builds_it(r: Outgoing) -> None:
     assert_same(r)
 
