@@ -143,7 +143,7 @@ def test_a_pcn_form_from_an_ael_contact_whose_words_doubt_it_goes_to_a_person(
 
 def test_a_pcn_form_from_an_ael_contact_with_a_plain_covering_note_completes(db: Database) -> None:
     env = ms365_env()
-    note = "Hello,\n\nPlease find attached the PCN form for Jane Smith.\n\nThanks,\nChris\n"
+    note = "Hello,\n\nPlease find attached the PCN form.\n\nThanks,\nChris\n"
     ref = open_request(
         db,
         env,
@@ -156,6 +156,28 @@ def test_a_pcn_form_from_an_ael_contact_with_a_plain_covering_note_completes(db:
     )
     assert case_of(db, ref).state == "completed"
     assert granted(db, "U12345", "pcn") == [NOMINEE[1]]
+
+
+def test_a_pcn_form_from_an_ael_contact_whose_note_says_more_asks_the_ael_contacts(
+    db: Database,
+) -> None:
+    """A note naming someone, or saying anything beyond a plain covering line, may not be
+    what the form says: the AEL contacts, the sender among them, confirm with a code."""
+    note = "Hello,\n\nPlease find attached the PCN form for Jane Smith only.\n\nThanks,\nChris\n"
+    ref = open_request(
+        db,
+        ms365_env(),
+        pcn_form(),
+        sender=ICB_CONTACT,
+        subject="PCN form",
+        text=note,
+        authentication_results=[],
+        auth_as=["Internal"],
+    )
+    assert case_of(db, ref).state == "awaiting_approval"
+    assert "sender_note_is_plain" in failed_checks(db, ref)
+    assert ICB_CONTACT[1] in [m.to_address for m in outbox(db, "approval_request")]
+    assert granted(db, "U12345", "pcn") == []
 
 
 def test_an_ael_contacts_mail_to_someone_else_replayed_into_the_inbox_grants_nothing(

@@ -24,6 +24,10 @@ REQUEST = (
 )
 
 
+# The approver asked, as the approval request names them: their name may sign a closing.
+APPROVER = Signer("Dr Anil Patel", "a.patel@nhs.net")
+
+
 def quoted(prefix: str = "> ") -> str:
     return "\n".join(prefix + line for line in REQUEST.splitlines())
 
@@ -93,7 +97,7 @@ UNCLEAR = [
 @pytest.mark.parametrize("style", sorted(STYLES))
 @pytest.mark.parametrize("answer", APPROVALS)
 def test_approvals_in_every_client_style(style: str, answer: str) -> None:
-    result = read_answer(STYLES[style].format(answer=answer))
+    result = read_answer(STYLES[style].format(answer=answer), signer=APPROVER)
     assert result.verdict is Verdict.APPROVE, (style, answer, result)
     assert "REJECT" not in result.own_text
 
@@ -182,7 +186,7 @@ OUTLOOK_WEB_HTML = (
 
 @pytest.mark.parametrize("template", [GMAIL_HTML, OUTLOOK_HTML, APPLE_HTML, OUTLOOK_WEB_HTML])
 def test_html_only_replies(template: str) -> None:
-    approve = read_answer("", template.format(answer="Approved"))
+    approve = read_answer("", template.format(answer="Approved"), signer=APPROVER)
     assert approve.verdict is Verdict.APPROVE
     reject = read_answer("", template.format(answer="REJECT &mdash; she has left<p>the practice"))
     assert reject.verdict is Verdict.REJECT
@@ -284,7 +288,7 @@ def test_other_subjects_are_not_one_click_answers(subject: str) -> None:
 APPROVE_SUBJECT = f"APPROVE [PCSE-2026-000123] {TOKEN}"
 REJECT_SUBJECT = f"REJECT [PCSE-2026-000123] {TOKEN}"
 SIGNATURE = (
-    "Kind regards\n\nDr Sam Patel\nGP Partner\nTel: 0113 496 0000\n\n"
+    "Kind regards\n\nDr Anil Patel\nGP Partner\nTel: 0113 496 0000\n\n"
     "This message may contain confidential information. If you are not the intended "
     "recipient please inform the sender and do not disclose it.\n"
 )
@@ -294,7 +298,7 @@ SIGNATURE = (
     "body", ["", "\n\n", SIGNATURE, "Sent from my iPhone", "APPROVE\n\n" + SIGNATURE]
 )
 def test_one_click_approval(body: str) -> None:
-    answer = read_one_click(APPROVE_SUBJECT, body, None)
+    answer = read_one_click(APPROVE_SUBJECT, body, None, signer=APPROVER)
     assert answer is not None and answer.verdict is Verdict.APPROVE, answer
 
 
@@ -424,7 +428,7 @@ def test_a_one_click_approval_with_anything_but_a_sign_off_is_unclear(said: str)
         "Many thanks,\n\nDr Anil Patel\nGP Partner | The Surgery\nT: 01632 960 123",
         "AP",
         "Anil",
-        "\nDr Sam Okafor\nGP Partner\nWorking days: Monday to Thursday",
+        "\nDr Anil Patel\nGP Partner\nWorking days: Monday to Thursday",
         "Kind regards\nAnil\nSent from my iPhone",
         "\nHappy to confirm this. Thanks.\n\nAnil",
     ],
@@ -432,6 +436,72 @@ def test_a_one_click_approval_with_anything_but_a_sign_off_is_unclear(said: str)
 def test_an_approval_with_a_sign_off_and_a_signature_is_read(signed: str) -> None:
     signer = Signer("Dr Anil Patel", "a.patel@nhs.net")
     answer = read_answer(f"Approved\n{signed}\n\n{quoted()}", signer=signer)
+    assert answer.verdict is Verdict.APPROVE, answer
+
+
+# Said after an approval and its closing, or passed off as one: each leaves it to a person.
+PASSED_OFF_AS_A_CLOSING = [
+    "Regards\nAnil\nPS remove Bob",
+    "Regards\nAnil\nPS: swap Jane for Bob Jones",
+    "Regards\nAnil\nRemove Bob Smith from the list too",
+    "Regards\nAnil\nAdd Bob as well",
+    "Regards\nAnil\nJane to start Monday, Bob removed",
+    "Regards\nAnil\nDelete Bob Smith",
+    "Regards\nAnil\nRevoke Bob",
+    "Regards\nAnil\nFraud",
+    "Regards\nAnil\nFake Request",
+    "Regards\nAnil\nOn Leave Until March",
+    "Regards\nAnil\nBob Smith also",
+    "Remove Bob Smith",
+    "Just Jane",
+    "Hang Fire",
+    "Confirmed. Remove Bob",
+    "Bob Jones - Gone",
+    "Bob Jones: Moved Practice",
+    "\nJane Smith \u2713\nBob Jones \u2717",
+    "- Jane Smith\n- Bob Jones (Remove)",
+    "Anil\nJane = Admin, Bob = Removed",
+    "Thanks Remove Bob",
+    "Happy to confirm this. Thanks Remove Bob Smith",
+    "Sent from my iPhone. Remove Bob from the list",
+    "Direct Jane to reapply next month",
+    "Phone me first",
+    "Email: remove bob@example.org first",
+    "Ring 07700 900123 first",
+    "Anil\nRemove Bob from LS1 4AB",
+    "Anil\nRemove Bob | Add Jane",
+    "Thanks\nJo",  # not the approver's name
+]
+
+
+@pytest.mark.parametrize("closing", PASSED_OFF_AS_A_CLOSING)
+def test_what_is_passed_off_as_a_closing_is_unclear(closing: str) -> None:
+    answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER)
+    assert answer.verdict is Verdict.UNCLEAR, answer
+    one_click = read_one_click(APPROVE_SUBJECT, closing, None, signer=APPROVER)
+    assert one_click is not None and one_click.verdict is Verdict.UNCLEAR, one_click
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        "Best regards,\nAnil",
+        "Warm regards,\nAnil",
+        "Yours sincerely,\nDr Anil Patel",
+        "Thanks again,\nAnil",
+        "KR\nAP",
+        "Thanks, Anil",
+        "Dr Anil Patel (he/him)\nGP Partner\nPronouns: he/him",
+        "Anil\nWorking pattern: Mon\u2013Wed",
+        "Kind regards\n\nAnil Patel\nGP Partner | The Surgery\n"
+        "Tel: 0113 496 0000 | Mob: 07700 900123\n1 High Street, Leeds LS1 4AB",
+        "PATEL, Anil (THE SURGERY)",
+        "--\nDr A Patel\nGP Partner",
+        "Get Outlook for iOS<https://aka.ms/o0ukef>",
+    ],
+)
+def test_a_plain_closing_is_read(closing: str) -> None:
+    answer = read_answer(f"Approved\n\n{closing}\n\n{quoted()}", signer=APPROVER)
     assert answer.verdict is Verdict.APPROVE, answer
 
 
@@ -467,7 +537,21 @@ def test_a_plain_covering_note_says_nothing_more(note: str) -> None:
         "Please find attached, but only for Tariq.",
         "Hi,\n\nPlease find attached the form.\nJust Tariq for now please.\n\nGill",
         "I approve the attached request from Coastal PCN, which has no PCN user admin.",
+        "Hi,\nPlease find attached.\nThanks\nGill\nPS please do not process until Monday",
+        "Please find attached.\n\nKind regards\nGill\n\nP.S. Bob Smith has left the PCN.",
+        "Hello PCSE please remove Bob Smith too",
+        "Hi team please only set up Jane Smith",
+        "Dear PCSE - Jane Smith replaces Bob Jones.",
+        "Please find attached the form, sent in error.",
+        "Please find attached the draft PCN form for comment.",
+        "Here is the form for your records.",
+        "Please find attached the form.\nRemove Bob Smith\nThanks",
     ],
 )
 def test_a_covering_note_that_says_more_is_caught(note: str) -> None:
     assert note_says_more(note, Signer("Gill Hart", "gill.hart@nhs.net")) is not None
+
+
+@pytest.mark.parametrize("subject", ["PCN form - DRAFT", "PCN form, do not action yet"])
+def test_a_subject_that_doubts_the_form_is_caught(subject: str) -> None:
+    assert doubt_in_own_words(subject) is not None

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from workflow.reason_redaction import Signer
 from workflow.replies import Answer, Verdict, classify, read_answer, read_one_click
 
 CORPUS = Path(__file__).parent / "corpus" / "answers" / "answers.toml"
@@ -24,11 +25,15 @@ BY_VERDICT = {
 
 def read(entry: dict[str, Any]) -> Answer:
     from_html = entry.get("text_from_html", False)
+    # The approver asked, as the approval request names them (their name signs a closing).
+    signer = Signer(entry["signer"], "") if "signer" in entry else None
     if "subject" in entry:
-        answer = read_one_click(entry["subject"], entry["text"], entry.get("html"), from_html)
+        answer = read_one_click(
+            entry["subject"], entry["text"], entry.get("html"), from_html, signer=signer
+        )
         assert answer is not None, "a one-click subject must be read as one"
         return answer
-    return read_answer(entry["text"], entry.get("html"), text_from_html=from_html)
+    return read_answer(entry["text"], entry.get("html"), text_from_html=from_html, signer=signer)
 
 
 def test_the_corpus_is_large_and_mostly_not_approvals() -> None:

@@ -213,5 +213,13 @@ def _merge_reply(
         source=request.source if request else "email_body",
     )
     return decide_and_persist(
-        session, env, case, merged, sender, inbound, acknowledge=False, sender_words=mail.text
+        session,
+        env,
+        case,
+        merged,
+        sender,
+        inbound,
+        acknowledge=False,
+        sender_words=mail.text,
+        sender_subject=mail.subject,
     )

@@ -25,6 +25,7 @@ from core.catalogue import (
 from core.states import CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
 from forms.normalise import normalise_email, tidy_name
+from workflow.reason_redaction import Signer
 from workflow.replies import doubt_in_own_words, note_says_more
 
 MARKET_ENTRY_ADDRESS = "pcse.marketentry@nhs.net"
@@ -104,6 +105,7 @@ class Facts:
     # The text of the message that brought the request: read for doubt only where its
     # sending would be the approval (workflow.replies.doubt_in_own_words).
     sender_words: str = ""
+    sender_subject: str = ""  # that message's subject, read for doubt with its text
     # Who asked (the case's requester): never asked to approve their own request.
     requester: str | None = None
 
@@ -658,7 +660,11 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
             approvers=tuple(others),
             changes=tuple(changes),
         )
-    doubt = doubt_in_own_words(facts.sender_words) if sender and facts.sender_verified else None
+    doubt = (
+        doubt_in_own_words(facts.sender_words) or doubt_in_own_words(facts.sender_subject)
+        if sender and facts.sender_verified
+        else None
+    )
     if sender and doubt is not None:
         steps.check(
             "sender_raises_no_doubt",
@@ -673,7 +679,11 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
             "as their approval.",
             changes=tuple(changes),
         )
-    said = note_says_more(facts.sender_words) if sender and facts.sender_verified else None
+    said = (
+        note_says_more(facts.sender_words, Signer(sender.name, sender.email))
+        if sender and facts.sender_verified
+        else None
+    )
     if sender and facts.sender_verified and said is None:
         steps.check(
             "sent_by_ael_contact",

@@ -24,6 +24,7 @@ def gather_facts(
     sender: str | None = None,
     sender_verified: bool = False,
     sender_words: str = "",
+    sender_subject: str = "",
     requester: str | None = None,
 ) -> Facts:
     """A plain snapshot of the organisation the request names, its ICB and approvers.
@@ -41,6 +42,7 @@ def gather_facts(
             sender=sender,
             sender_verified=sender_verified,
             sender_words=sender_words,
+            sender_subject=sender_subject,
             requester=requester,
         )
     org = directory.get_org(session, code)
@@ -50,6 +52,7 @@ def gather_facts(
             sender=sender,
             sender_verified=sender_verified,
             sender_words=sender_words,
+            sender_subject=sender_subject,
             requester=requester,
         )
     holders = directory.admins_by_service(session, code, COUNTED_SERVICES)
@@ -79,6 +82,7 @@ def gather_facts(
         sender=sender,
         sender_verified=sender_verified,
         sender_words=sender_words,
+        sender_subject=sender_subject,
         requester=requester,
     )
 

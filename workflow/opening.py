@@ -166,7 +166,15 @@ def start_case(
     if sender.verdict.status is Status.UNVERIFIED:
         return _unverified_request(session, env, case, inbound, sender)
     return decide_and_persist(
-        session, env, case, request, sender, inbound, acknowledge=True, sender_words=mail.text
+        session,
+        env,
+        case,
+        request,
+        sender,
+        inbound,
+        acknowledge=True,
+        sender_words=mail.text,
+        sender_subject=mail.subject,
     )
 
 
@@ -310,10 +318,11 @@ def decide_and_persist(
     *,
     acknowledge: bool,
     sender_words: str = "",
+    sender_subject: str = "",
 ) -> str:
-    """Decide the case and carry the decision out; `sender_words` is the text of the
-    message that brought the request (its sender's doubts keep it from being their
-    approval)."""
+    """Decide the case and carry the decision out; `sender_words` and `sender_subject` are
+    the text and subject of the message that brought the request (its sender's doubts keep
+    it from being their approval)."""
     facts = gather_facts(
         session,
         case.kind,
@@ -321,6 +330,7 @@ def decide_and_persist(
         sender=sender.address if sender else None,
         sender_verified=bool(sender and sender.vouches_for_submission(env.sender_policy)),
         sender_words=sender_words,
+        sender_subject=sender_subject,
         requester=case.requester,
     )
     decision = decide(

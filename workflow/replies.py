@@ -30,6 +30,7 @@ from enum import StrEnum
 
 from core.htmltext import DROP, html_to_text
 from forms.mailtext import quote_start, split_message
+from workflow.answer_closing import more_than_a_sign_off
 from workflow.reason_redaction import Signer, has_contact, names_signer, only_placeholders, redact
 
 # Enough of a reason for a caseworker and the requester; the rest stays in the raw message.
@@ -745,81 +746,6 @@ def _shown(line: str, most: int = 80) -> str:
     return line if len(line) <= most else line[: most - 1] + "\u2026"
 
 
-def more_than_a_sign_off(lines: list[str], signer: Signer | None) -> str | None:
-    """The first line that is not blank, a courtesy or sign-off, a name, job title or
-    organisation, or a line of a signature (contact details, an address, "Sent from my
-    iPhone"); None when there is none. An approval is read only when nothing else was
-    said: a correction or a comment in words no list foresees ("Just Jane please", "Hang
-    fire on this one", "See my comments below") leaves it to a person. A one-word name
-    line counts only set apart by a blank line or a sign-off, or as the approver's own
-    name or initials ("Approved, revoke" is not signed by Revoke). Once a signature has
-    begun, a line of it may say more ("Working days: Monday to Thursday"), but not in a
-    sentence's words."""
-    signed = False
-    after_blank = False
-    for line in lines:
-        stripped = line.strip()
-        after_blank, was_blank = not stripped, after_blank
-        if not stripped:
-            continue
-        if _is_sign_off(stripped):
-            signed = True
-            continue
-        if _is_affirmation(stripped):
-            continue
-        if _is_signature_line(stripped) or (signed and _is_signature_detail(stripped)):
-            continue
-        if _own_name_or_initials(stripped, signer) or (
-            _is_name_block(stripped) and (len(_tokens(stripped)) > 1 or signed or was_blank)
-        ):
-            signed = True
-            continue
-        return stripped
-    return None
-
-
-# Lines that only say the approval again ("Happy to confirm this."), each sentence of them
-# one of these or a courtesy.
-_AFFIRMATIONS = frozenset(
-    {
-        ("happy", "to", "confirm"),
-        ("happy", "to", "confirm", "this"),
-        ("happy", "to", "approve"),
-        ("happy", "to", "approve", "this"),
-        ("happy", "with", "this"),
-        ("i", "confirm"),
-        ("i", "confirm", "this"),
-        ("confirmed",),
-        ("all", "fine"),
-        ("fine", "by", "me"),
-    }
-)
-
-
-def _is_affirmation(line: str) -> bool:
-    sentences = [s for s in re.split(r"[.!;]+", line) if s.strip()]
-    return bool(sentences) and all(
-        tuple(_words(s)) in _AFFIRMATIONS or _is_sign_off(s.strip()) for s in sentences
-    )
-
-
-def _is_signature_detail(line: str) -> bool:
-    """A line of a signature that is no sentence: none of a sentence's words ("to" aside,
-    as in "Monday to Thursday") and no end of one."""
-    return not line.endswith((".", "!", "?")) and not any(
-        w in _SENTENCE_WORDS - {"to"} for w in _words(line)
-    )
-
-
-def _own_name_or_initials(word: str, signer: Signer | None) -> bool:
-    """The approver's first or last name, or their initials ("AP"; "TBC" is not)."""
-    if signer is None:
-        return False
-    bare = word.strip(" .,").lower()
-    names = signer.name_words()
-    return bare in names or bare == "".join(w[0] for w in names)
-
-
 # What, in a covering note, questions the form it comes with. A covering note says more
 # than an answer does ("…which has no PCN admin at present"), so only words of refusal,
 # delay or doubt, conditions, and a negation just before a word of approving or acting
@@ -831,6 +757,7 @@ _NOTE_DOUBTS = (
     | {"suspicious", "genuine", "fraud", "fraudulent", "unknown", "unverified"}
     | {"unless", "until", "till", "til", "once", "provided", "providing", "pending"}
     | {"provisional", "provisionally", "conditional", "conditionally", "assuming", "except"}
+    | {"draft", "error", "mistake", "ignore", "disregard"}
 )
 _NOTE_ACTS = _APPROVAL_WORDS | {"set", "setup", "add", "process", "action", "submit", "create"}
 
@@ -857,50 +784,40 @@ def doubt_in_own_words(text: str) -> str | None:
 
 
 # A covering note's greeting ("Hi", "Dear PCSE team,") and its one plain line about what is
-# attached ("Please find attached the PCN form."); anything else it says is read by a
-# person, or answered with a code (workflow.decisions).
+# attached ("Please find attached the PCN form."), each from a fixed shape: anything else it
+# says is read by a person, or answered with a code (workflow.decisions).
 _GREETING = re.compile(
-    r"(?i)(?:hi|hello|dear|good (?:morning|afternoon|evening))\b[\w\s.'-]{0,40}[,!.:]?"
+    r"(?i)(?:hi|hello|dear|good (?:morning|afternoon))"
+    r"(?: (?:all|team|there|colleagues|pcse|pcse team|sir/madam|sir or madam))?[,!.]?"
 )
 _COVERING = re.compile(
-    r"(?i)(?:please (?:find|see)|(?:i )?(?:have )?attached|i attach|see attached|here is)"
-    r"\b[\w\s,'()&/-]{0,80}[.!:]?"
-)
-_COVERING_WORDS = 12
-# Words that, on a covering line, make it more than one ("…attached, but only for Jo").
-_QUALIFIERS = frozenset(
-    {"but", "only", "after", "before", "except", "when", "if", "once", "unless", "until"}
-    | {"not", "no", "instead", "rather", "apart", "however", "also", "and"}
+    r"(?i)(?:please (?:find|see) (?:the )?attached|attached (?:is|please find)|i (?:have )?attached"
+    r"|i attach|see attached|attached)"
+    r"(?: (?:the|our|a|my))?(?: (?:completed|signed|approved))?(?: (?:pcn|icb))?"
+    r"(?: (?:user (?:admin(?:istrator)?|management)))?(?: (?:request|application))?"
+    r"(?: (?:form|pdf))?(?: for (?:processing|your action))?[.!]?"
 )
 
 
 def note_says_more(text: str, signer: Signer | None = None) -> str | None:
     """The first thing the sender wrote with a form, above any forwarded original, that is
-    not a greeting, one plain line about what is attached, a courtesy, a sign-off or a
-    signature; None for a plain covering note. A form whose sending is its approval is
-    applied at once only with a plain note: nobody else reads the case, so a note saying
-    more ("Sent in error", "Please set up Jane only after she starts") may change what
-    was meant."""
-    own = own_text(_normalise((text or "")[:MAX_INPUT]))
-    lines = _without_disclaimer(own.split("\n"))
+    not a greeting, one plain line about what is attached, a courtesy, a sign-off, or their
+    name and signature (workflow.answer_closing); None for a plain covering note. A form
+    whose sending is its approval is applied at once only with a plain note: nobody else
+    reads the case, so a note saying more ("Sent in error", "Please set up Jane only after
+    she starts", a PS below the signature) may change what was meant."""
+    own, whole = _split_own(_normalise((text or "")[:MAX_INPUT]), with_signature=True)
+    if not whole:
+        return "(a note too long to read)"
     rest: list[str] = []
-    for line in lines:
-        stripped = line.strip()
+    for line in _without_disclaimer(own[:MAX_OWN_TEXT].split("\n")):
+        stripped = " ".join(line.split())
         if not rest and _GREETING.fullmatch(stripped):
             continue
-        if _is_covering_line(stripped):
+        if _COVERING.fullmatch(stripped):
             continue
         rest.append(line)
     return more_than_a_sign_off(rest, signer)
-
-
-def _is_covering_line(line: str) -> bool:
-    words = _words(line)
-    return (
-        bool(_COVERING.fullmatch(line))
-        and len(words) <= _COVERING_WORDS
-        and not any(w in _QUALIFIERS for w in words)
-    )
 
 
 def hesitation(text: str) -> str | None:

@@ -1,0 +1,330 @@
+"""What may follow an approval: thanks, a sign-off, the approver's name and their signature.
+
+An approval is read only when nothing else was said. A correction or a comment in words
+no list foresees ("Just Jane please", "Hang fire on this one", "PS remove Bob") leaves it
+to a person, so what follows is read against what a closing holds, not against a list of
+doubting words:
+
+- blank lines, and lines that only say the approval again ("Happy to confirm this.");
+- a sign-off ("Thanks", "Kind regards"), alone or with the approver's own name;
+- the approver's own name (any of its words, with a title, or their initials), which, like
+  a sign-off, begins the signature;
+- once the signature has begun: a job title or organisation (capitalised words, none of an
+  instruction), contact details (a label and a number, address or link), a postal address,
+  a labelled line of working days or pronouns, and a device line ("Sent from my iPhone").
+
+Anything else is returned, for the answer to be left to a person. A nickname the approval
+request does not know ("Jo" for Joanne) is not their name here: the cost is a person
+reading a plain approval, never an approval read from words that were not one.
+"""
+
+from __future__ import annotations
+
+import re
+
+from workflow.reason_redaction import Signer, redact
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+_CASED_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
+
+_SIGN_OFFS = (
+    ("thank", "you", "very", "much"),
+    ("thanks", "very", "much"),
+    ("many", "thanks", "again"),
+    ("many", "thanks"),
+    ("thanks", "again"),
+    ("thank", "you"),
+    ("with", "best", "wishes"),
+    ("with", "many", "thanks"),
+    ("with", "thanks"),
+    ("all", "the", "best"),
+    ("kind", "regards"),
+    ("kindest", "regards"),
+    ("best", "regards"),
+    ("warm", "regards"),
+    ("warmest", "regards"),
+    ("best", "wishes"),
+    ("yours", "sincerely"),
+    ("yours", "faithfully"),
+    ("thanks",),
+    ("thankyou",),
+    ("thx",),
+    ("cheers",),
+    ("ta",),
+    ("regards",),
+    ("best",),
+    ("kr",),
+)
+# Lines that only say the approval again, each sentence of them one of these or a sign-off.
+_AFFIRMATIONS = frozenset(
+    {
+        ("happy", "to", "confirm"),
+        ("happy", "to", "confirm", "this"),
+        ("happy", "to", "approve"),
+        ("happy", "to", "approve", "this"),
+        ("happy", "to", "support", "this"),
+        ("happy", "with", "this"),
+        ("i", "confirm"),
+        ("i", "confirm", "this"),
+        ("confirmed",),
+        ("all", "fine"),
+        ("fine", "by", "me"),
+        ("this", "is", "fine"),
+    }
+)
+_TITLES = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "sir"})
+_DEVICES = (
+    "sent from my iphone",
+    "sent from my ipad",
+    "sent from my android",
+    "sent from my samsung galaxy smartphone",
+    "sent from my galaxy",
+    "sent from outlook for ios",
+    "sent from outlook for android",
+    "sent from outlook",
+    "get outlook for ios",
+    "get outlook for android",
+    "sent from mail for windows",
+    "sent from nhsmail",
+)
+# Words beside contact details on a line of them ("Tel: 0113 …", "Mobile 07700 …").
+_CONTACT_LABELS = frozenset(
+    [
+        "t",
+        "tel",
+        "telephone",
+        "phone",
+        "ph",
+        "m",
+        "mob",
+        "mobile",
+        "e",
+        "email",
+        "mail",
+        "w",
+        "web",
+        "website",
+        "www",
+        "direct",
+        "line",
+        "dial",
+        "dd",
+        "ext",
+        "extension",
+        "bleep",
+        "fax",
+        "f",
+        "switchboard",
+        "sb",
+        "office",
+        "main",
+        "work",
+        "secure",
+        "nhsmail",
+    ]
+)
+# Labelled lines a signature holds ("Working days: Monday to Thursday").
+_LABELS = (
+    "working days",
+    "my working days",
+    "working pattern",
+    "working hours",
+    "days of work",
+    "non-working days",
+    "hours",
+    "pronouns",
+)
+_PRONOUNS = re.compile(
+    r"\(?\s*(?:she|he|they|ze|xe)\s*/\s*(?:her|him|them|hers|his|theirs|zir|xem)"
+    r"(?:\s*/\s*\w+)?\s*\)?",
+    re.IGNORECASE,
+)
+# Words of an instruction or a doubt: a capitalised line holding one is no job title.
+_INSTRUCTIONS = frozenset(
+    [
+        "remove",
+        "delete",
+        "revoke",
+        "add",
+        "swap",
+        "replace",
+        "cancel",
+        "stop",
+        "hold",
+        "wait",
+        "ignore",
+        "change",
+        "correct",
+        "amend",
+        "update",
+        "exclude",
+        "drop",
+        "reject",
+        "decline",
+        "refuse",
+        "only",
+        "except",
+        "also",
+        "instead",
+        "not",
+        "no",
+        "none",
+        "fraud",
+        "scam",
+        "fake",
+        "wrong",
+        "error",
+        "mistake",
+        "draft",
+        "test",
+        "ps",
+        "pps",
+        "nb",
+        "but",
+        "gone",
+        "left",
+        "leave",
+        "moved",
+        "please",
+        "pls",
+        "plz",
+        "tbc",
+        "tba",
+        "urgent",
+    ]
+)
+# What a name, title or organisation line holds: letters, digits, spaces and these.
+_NAME_CHARACTERS = re.compile(r"[\w .,'&()/-]+")
+_TRAILING_BRACKETS = re.compile(r"\(([^()]*)\)$")
+_RULE = re.compile(r"[-_=*~—–]{2,}")
+_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
+_PLACEHOLDER_WORDS = frozenset({"number", "email", "web", "address", "removed"})
+_NAME_WORDS = 6  # the most words of a name, job title or organisation line
+
+
+def more_than_a_sign_off(lines: list[str], signer: Signer | None) -> str | None:
+    """The first line that is not part of a closing (see the module's docstring); None when
+    every line is."""
+    signing = False
+    for line in lines:
+        stripped = line.strip()
+        if not stripped or is_affirmation(stripped) or _is_device_line(stripped):
+            continue
+        if _RULE.fullmatch(stripped):  # a line drawn under the message or the signature
+            continue
+        if stripped in ("--", "-- ") or _is_sign_off(stripped, signer):
+            signing = True
+            continue
+        if _is_own_name(stripped, signer):
+            signing = True
+            continue
+        if signing and _is_signature_line(stripped):
+            continue
+        return stripped
+    return None
+
+
+def is_affirmation(line: str) -> bool:
+    sentences = [s for s in re.split(r"[.!;,]+", line) if s.strip()]
+    return bool(sentences) and all(
+        tuple(_words(s)) in _AFFIRMATIONS or _is_sign_off(s.strip(), None) for s in sentences
+    )
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _is_sign_off(line: str, signer: Signer | None) -> bool:
+    """A sign-off, alone or followed by the approver's own name ("Thanks, Anil")."""
+    words = _words(line)
+    if not _NAME_CHARACTERS.fullmatch(line.rstrip("!")):
+        return False
+    for phrase in _SIGN_OFFS:
+        if tuple(words[: len(phrase)]) == phrase:
+            rest = line.split(None, len(phrase))[len(phrase) :]
+            return not rest or _is_own_name(rest[0], signer)
+    return False
+
+
+def _is_own_name(line: str, signer: Signer | None) -> bool:
+    """The approver's own name: words of it, with a title or initials ("Dr A Patel",
+    "Anil", "AP", "PATEL, Anil"), perhaps with pronouns or their organisation after it in
+    brackets ("PATEL, Anil (THE SURGERY)")."""
+    if signer is None:
+        return False
+    bare = _PRONOUNS.sub(" ", line).strip(" .,")
+    after = _TRAILING_BRACKETS.search(bare)
+    if after and _is_title_line(after.group(1)):
+        bare = bare[: after.start()].strip(" .,")
+    if not bare or not _NAME_CHARACTERS.fullmatch(bare):
+        return False
+    names = signer.name_words()
+    if not names:
+        return False
+    initials = "".join(w[0] for w in names)
+    words = _words(bare)
+    return bool(words) and all(
+        w in names or w in _TITLES or w == initials or (len(w) == 1 and w in initials)
+        for w in words
+    )
+
+
+def _is_device_line(line: str) -> bool:
+    """ "Sent from my iPhone", "Get Outlook for iOS<https://aka.ms/…>"."""
+    return _LINK.sub("", line).lower().strip(" .") in _DEVICES
+
+
+_LINK = re.compile(r"<[^<>\s]*>|https?://\S+")
+
+
+def _is_signature_line(line: str) -> bool:
+    """A line of a signature, once it has begun."""
+    if "|" in line:
+        return all(not part.strip() or _is_signature_line(part.strip()) for part in line.split("|"))
+    low = line.lower().strip(" .")
+    return (
+        _is_device_line(line)
+        or _is_contact_line(line)
+        or _is_labelled_line(low)
+        or bool(_PRONOUNS.fullmatch(line.strip()))
+        or _is_address_line(line)
+        or _is_title_line(line)
+    )
+
+
+def _is_contact_line(line: str) -> bool:
+    """Contact details and their labels, nothing else ("Tel: 0113 496 0000 ext 123")."""
+    redacted = redact(line)
+    if redacted == line:
+        return False
+    return all(w in _CONTACT_LABELS or w in _PLACEHOLDER_WORDS for w in _words(redacted))
+
+
+def _is_labelled_line(low: str) -> bool:
+    label, colon, value = low.partition(":")
+    return bool(colon) and label.strip() in _LABELS and not _instructs(value)
+
+
+def _is_address_line(line: str) -> bool:
+    """A line of a postal address with its postcode: capitalised words and numbers."""
+    if not _POSTCODE.search(line) or not _NAME_CHARACTERS.fullmatch(line):
+        return False
+    tokens = _CASED_WORD.findall(_POSTCODE.sub(" ", line))
+    return not _instructs(line) and all(t[0].isupper() or t[0].isdigit() for t in tokens)
+
+
+def _is_title_line(line: str) -> bool:
+    """A job title or an organisation ("GP Partner", "The Riverside Surgery, Leeds"): a
+    few capitalised words, no instruction among them, nothing a sentence ends with."""
+    if not _NAME_CHARACTERS.fullmatch(line) or line.endswith((".", ",")) or line.startswith("-"):
+        return False
+    tokens = _CASED_WORD.findall(line)
+    if not tokens or len(tokens) > _NAME_WORDS or _instructs(line):
+        return False
+    small = {"and", "of", "the", "for", "in", "at", "&"}
+    return all(t[0].isupper() or t[0].isdigit() or t.lower() in small for t in tokens)
+
+
+def _instructs(text: str) -> bool:
+    return any(w in _INSTRUCTIONS for w in _words(text))
