@@ -2,11 +2,12 @@
 
 A field's value (/V) and what its widget draws (its normal appearance stream, /AP /N) are
 kept apart in a PDF, and a viewer draws the appearance unless the form asks it to draw
-the values afresh (/NeedAppearances). Someone who edits a filled-in form can change one
-and not the other, or hide a widget: the approver who opens the PDF then sees one email
-address and the service would read another. So a widget that draws nothing (hidden, or
-no size) gives no value, and a value its appearance does not show is reported, for the
-sender to be asked to fill the form in again.
+the values afresh (/NeedAppearances, which some viewers ignore). Someone who edits a
+filled-in form can change one and not the other, or hide a widget: the approver who opens
+the PDF then sees one email address and the service would read another. So a widget that
+draws nothing (hidden, or no size) gives no value, and a value its appearance does not
+show, or may not show (text drawn invisibly, or through a nested XObject), is reported,
+for the sender to be asked to fill the form in again.
 
 This runs in the sandboxed PDF worker, with forms.pdf_extract.
 """
@@ -64,8 +65,17 @@ def appearance_text(widget: dict[str, Any]) -> str | None:
     try:
         data = normal.get_data()[:MAX_APPEARANCE]
     except Exception:  # an appearance that cannot be read shows nothing known
-        return ""
+        return _UNKNOWN
+    if _HIDES_OR_NESTS.search(data):
+        # Text drawn invisibly (render mode 3), or drawing handed to another form XObject:
+        # what shows cannot be told from the strings here.
+        return _UNKNOWN
     return "".join(_decoded(m.group()) for m in _STRING.finditer(data))
+
+
+# Stands for an appearance whose text cannot be told: it matches no value.
+_UNKNOWN = "\x00"
+_HIDES_OR_NESTS = re.compile(rb"(?<![\w/])(?:Do|3\s+Tr)(?!\w)")
 
 
 def _decoded(operand: bytes) -> str:

@@ -66,8 +66,9 @@ class _Fields:
 
     values: dict[str, str | bool | None] = field(default_factory=dict)
     # Fields whose widgets draw something other than the value (forms.pdf_appearance).
+    # Checked whatever /NeedAppearances says: viewers that do not draw values afresh (iOS
+    # Quick Look among them) show the stale appearance.
     unshown: set[str] = field(default_factory=set)
-    redrawn: bool = False  # /NeedAppearances: the viewer draws each value afresh
 
 
 def _walk_fields(refs: Any, prefix: str, depth: int, seen: set[int], found: _Fields) -> None:
@@ -116,7 +117,7 @@ def _as_drawn(
     widgets = _widgets_of(field)
     if widgets and not any(drawn(w) for w in widgets):
         return None
-    checked = isinstance(value, str) and value.strip() and not found.redrawn
+    checked = isinstance(value, str) and value.strip()
     if checked and not all(shows(w, str(value)) for w in widgets if drawn(w)):
         found.unshown.add(name)
     return value
@@ -127,7 +128,7 @@ def acroform_values(pdf: pdfplumber.PDF) -> _Fields:
     acroform = resolve1(pdf.doc.catalog.get("AcroForm"))
     if not isinstance(acroform, dict):
         return _Fields()
-    found = _Fields(redrawn=resolve1(acroform.get("NeedAppearances")) is True)
+    found = _Fields()
     _walk_fields(acroform.get("Fields"), "", 0, set(), found)
     return found
 
@@ -152,7 +153,10 @@ def page_widgets(page: pdfplumber.page.Page) -> list[dict[str, Any]]:
         if value is None:
             value = annot.get("AS")
         if isinstance(name, str) and name:
-            found.append({"name": name, "value": _text(value) if value is not None else None})
+            text = _text(value) if value is not None else None
+            # A value read from the page's widget is held to what the widget shows too.
+            shown = not isinstance(text, str) or not text.strip() or shows(annot, text)
+            found.append({"name": name, "value": text, "shown": shown})
     return found
 
 

@@ -154,6 +154,12 @@ def _not_as_shown(
     """A finding for each value read whose box on the page shows something else
     (forms.pdf_appearance): the approver would see one thing and the service read another."""
     unshown = set(extracted.get("unshown") or [])
+    for page in extracted.get("widgets") or []:
+        unshown.update(w["name"] for w in page if w.get("shown") is False)
+    # Two fields with one name (a decoy off the page beside the box that shows): which of
+    # them was read cannot be told.
+    last = [name.rsplit(".", 1)[-1] for name in extracted.get("acroform") or {}]
+    unshown.update(name for name in last if last.count(name) > 1)
     return [
         Finding(
             "not_as_shown",

@@ -51,12 +51,51 @@ def test_a_value_its_box_does_not_show_is_a_finding() -> None:
     assert "box shows something other" in request.findings[0].message
 
 
-def test_a_viewer_asked_to_draw_the_values_afresh_shows_them() -> None:
+def test_a_stale_box_is_reported_even_where_viewers_are_asked_to_redraw() -> None:
+    """/NeedAppearances asks viewers to draw each value afresh; some (iOS Quick Look)
+    draw the stale appearance all the same."""
     request = forms.read_pdf(
         changed(values={"nominee2_email": "emma.clarke5@nhs.net"}, redraw=True)
     )
-    assert not request.findings
-    assert emails(request)[1] == "emma.clarke5@nhs.net"
+    assert [f.code for f in request.findings] == ["not_as_shown"]
+
+
+def test_a_value_read_from_the_page_widget_is_held_to_its_box() -> None:
+    """With the form's field list gone, values are read from the widgets on the page."""
+    writer = pypdf.PdfReader(io.BytesIO(changed(values={"nominee2_email": "bob@evil.example"})))
+    out = pypdf.PdfWriter(clone_from=writer)
+    del out._root_object["/AcroForm"]
+    data = io.BytesIO()
+    out.write(data)
+    request = forms.read_pdf(data.getvalue())
+    assert "not_as_shown" in [f.code for f in request.findings]
+
+
+def test_text_drawn_invisibly_in_the_box_is_not_taken_as_shown() -> None:
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(PCN))
+    for page in writer.pages:
+        for annot in page.get("/Annots", []):
+            widget = annot.get_object()
+            if widget.get("/T") == "nominee2_email":
+                widget[NameObject("/V")] = TextStringObject("bob@evil.example")
+                stream = widget["/AP"]["/N"].get_object()
+                stream.set_data(b"/Tx BMC BT 3 Tr (bob@evil.example) Tj ET EMC")
+    data = io.BytesIO()
+    writer.write(data)
+    request = forms.read_pdf(data.getvalue())
+    assert [(f.code, f.field) for f in request.findings] == [("not_as_shown", "nominees.1.email")]
+
+
+def test_two_fields_of_one_name_are_not_read_as_either() -> None:
+    from forms.pdf_extract import extract
+    from forms.pdf_reader import _not_as_shown, identify
+
+    found = extract(PCN.read_bytes(), max_pages=20, marks=[])
+    found["acroform"]["decoy.nominee2_email"] = "bob@evil.example"
+    definition = identify(found)
+    assert definition is not None
+    values = {"nominees.1.email": "emma.clarke4@nhs.net"}
+    assert [f.field for f in _not_as_shown(definition, found, values)] == ["nominees.1.email"]
 
 
 @pytest.mark.parametrize("flag", [2, 32])  # Hidden, NoView
