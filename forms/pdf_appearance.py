@@ -50,12 +50,15 @@ def drawn(widget: dict[str, Any]) -> bool:
 def shows(widget: dict[str, Any], value: str) -> bool:
     """Does the widget's appearance show `value` (whitespace aside)? True when it has no
     appearance of its own (the viewer then draws the value)."""
-    drawn_text = appearance_text(widget)
-    return drawn_text is None or _squashed(drawn_text) == _squashed(value)
+    drawn_texts = appearance_texts(widget)
+    wanted = _squashed(value)
+    return drawn_texts is None or any(_squashed(t) == wanted for t in drawn_texts)
 
 
-def appearance_text(widget: dict[str, Any]) -> str | None:
-    """The text the widget's normal appearance draws; None when it has none."""
+def appearance_texts(widget: dict[str, Any]) -> tuple[str, ...] | None:
+    """The text the widget's normal appearance draws, read as PDFDocEncoding and as
+    WinAnsi (the encoding of most forms' fonts: "’" and "–" differ between the two); None
+    when it has none."""
     appearances = resolve1(widget.get("AP"))
     if not isinstance(appearances, dict):
         return None
@@ -65,12 +68,16 @@ def appearance_text(widget: dict[str, Any]) -> str | None:
     try:
         data = normal.get_data()[:MAX_APPEARANCE]
     except Exception:  # an appearance that cannot be read shows nothing known
-        return _UNKNOWN
+        return (_UNKNOWN,)
     if _HIDES_OR_NESTS.search(data):
         # Text drawn invisibly (render mode 3), or drawing handed to another form XObject:
         # what shows cannot be told from the strings here.
-        return _UNKNOWN
-    return "".join(_decoded(m.group()) for m in _STRING.finditer(data))
+        return (_UNKNOWN,)
+    strings = [_raw(m.group()) for m in _STRING.finditer(data)]
+    return (
+        "".join(decode_text(s) for s in strings),
+        "".join(s.decode("cp1252", errors="replace") for s in strings),
+    )
 
 
 # Stands for an appearance whose text cannot be told: it matches no value.
@@ -78,13 +85,12 @@ _UNKNOWN = "\x00"
 _HIDES_OR_NESTS = re.compile(rb"(?<![\w/])(?:Do|3\s+Tr)(?!\w)")
 
 
-def _decoded(operand: bytes) -> str:
+def _raw(operand: bytes) -> bytes:
+    """A string operand's bytes."""
     if operand.startswith(b"<"):
         digits = re.sub(rb"\s", b"", operand[1:-1])
-        raw = bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode("ascii"))
-    else:
-        raw = _ESCAPE.sub(_unescape, operand[1:-1])
-    return decode_text(raw)
+        return bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode("ascii"))
+    return _ESCAPE.sub(_unescape, operand[1:-1])
 
 
 def _unescape(match: re.Match[bytes]) -> bytes:

@@ -103,3 +103,22 @@ def test_a_box_the_viewer_does_not_draw_gives_no_value(flag: int) -> None:
     hidden = {"nominee2_name": flag, "nominee2_email": flag}
     request = forms.read_pdf(changed(flags=hidden))
     assert emails(request) == ["tariq.mahmood@nhs.net"]
+
+
+def test_a_box_drawn_in_winansi_shows_its_typographic_apostrophe() -> None:
+    """Most forms' fonts draw in WinAnsi, where "’" is byte 0x92 (PDFDocEncoding reads
+    another character there): "O’Brien" in the box is the value "O’Brien"."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(PCN))
+    for page in writer.pages:
+        for annot in page.get("/Annots", []):
+            widget = annot.get_object()
+            if widget.get("/T") == "nominee2_name":
+                widget[NameObject("/V")] = TextStringObject("Emma O\u2019Brien")
+                widget["/AP"]["/N"].get_object().set_data(
+                    b"/Tx BMC BT /Helv 10 Tf 2 2 Td (Emma O\x92Brien) Tj ET EMC"
+                )
+    data = io.BytesIO()
+    writer.write(data)
+    request = forms.read_pdf(data.getvalue())
+    assert not [f for f in request.findings if f.code == "not_as_shown"]
+    assert request.fields["nominees"][1]["name"] == "Emma O\u2019Brien"
