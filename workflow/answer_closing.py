@@ -24,8 +24,8 @@ import re
 
 from workflow.reason_redaction import Signer, redact
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
-_CASED_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
+WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+CASED_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 
 _SIGN_OFFS = (
     ("thank", "you", "very", "much"),
@@ -196,8 +196,8 @@ _INSTRUCTIONS = frozenset(
 # What a name, title or organisation line holds: letters, digits, spaces and these.
 _NAME_CHARACTERS = re.compile(r"[\w .,'&()/-]+")
 _TRAILING_BRACKETS = re.compile(r"\(([^()]*)\)$")
-_RULE = re.compile(r"[-_=*~—–]{2,}")
-_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
+RULE = re.compile(r"[-_=*~—–]{2,}")
+POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
 _PLACEHOLDER_WORDS = frozenset({"number", "email", "web", "address", "removed"})
 _NAME_WORDS = 6  # the most words of a name, job title or organisation line
 
@@ -210,7 +210,7 @@ def more_than_a_sign_off(lines: list[str], signer: Signer | None) -> str | None:
         stripped = line.strip()
         if not stripped or is_affirmation(stripped) or _is_device_line(stripped):
             continue
-        if _RULE.fullmatch(stripped):  # a line drawn under the message or the signature
+        if RULE.fullmatch(stripped):  # a line drawn under the message or the signature
             continue
         if stripped in ("--", "-- ") or _is_sign_off(stripped, signer):
             signing = True
@@ -232,7 +232,7 @@ def is_affirmation(line: str) -> bool:
 
 
 def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    return WORD.findall(text.lower())
 
 
 def _is_sign_off(line: str, signer: Signer | None) -> bool:
@@ -308,9 +308,9 @@ def _is_labelled_line(low: str) -> bool:
 
 def _is_address_line(line: str) -> bool:
     """A line of a postal address with its postcode: capitalised words and numbers."""
-    if not _POSTCODE.search(line) or not _NAME_CHARACTERS.fullmatch(line):
+    if not POSTCODE.search(line) or not _NAME_CHARACTERS.fullmatch(line):
         return False
-    tokens = _CASED_WORD.findall(_POSTCODE.sub(" ", line))
+    tokens = CASED_WORD.findall(POSTCODE.sub(" ", line))
     return not _instructs(line) and all(t[0].isupper() or t[0].isdigit() for t in tokens)
 
 
@@ -319,7 +319,7 @@ def _is_title_line(line: str) -> bool:
     few capitalised words, no instruction among them, nothing a sentence ends with."""
     if not _NAME_CHARACTERS.fullmatch(line) or line.endswith((".", ",")) or line.startswith("-"):
         return False
-    tokens = _CASED_WORD.findall(line)
+    tokens = CASED_WORD.findall(line)
     if not tokens or len(tokens) > _NAME_WORDS or _instructs(line):
         return False
     small = {"and", "of", "the", "for", "in", "at", "&"}

@@ -30,6 +30,10 @@ from enum import StrEnum
 
 from core.htmltext import DROP, html_to_text
 from forms.mailtext import quote_start, split_message
+from workflow.answer_closing import CASED_WORD as _CASED_WORD
+from workflow.answer_closing import POSTCODE as _POSTCODE
+from workflow.answer_closing import RULE as _RULE
+from workflow.answer_closing import WORD as _WORD
 from workflow.answer_closing import more_than_a_sign_off
 from workflow.reason_redaction import Signer, has_contact, names_signer, only_placeholders, redact
 
@@ -68,9 +72,7 @@ class Answer:
 # --------------------------------------------------------------------------- vocabulary
 
 # Words, lower-cased; an apostrophe joins "don't" into one word.
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 # The same, keeping case (names in a sign-off are capitalised).
-_CASED_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 # What a verdict line may hold besides words: punctuation, never a "?" or a symbol.
 _STANDALONE_LINE = re.compile(r"[\w\s.,!:;'\"()*\-–—]*")
 
@@ -441,9 +443,7 @@ _SENTENCE_WORDS = frozenset(
         "to",
     }
 )
-_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
 _EMAIL_ONLY = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
-_RULE = re.compile(r"[-_=*~—–]{2,}")
 _OUTLOOK_RULE = re.compile(r"_{20,}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _LEAD_PUNCTUATION = " \t.,:;!-–—"
