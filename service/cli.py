@@ -104,8 +104,10 @@ def cli(config_path: str | None, verbose: bool) -> None:
     # which names people: -v is for this project's detail only.
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.INFO)
-    # SQLAlchemy logs every statement at INFO: warnings only, -v or not.
-    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    # SQLAlchemy logs every statement at INFO, and aiosmtpd (the demo's and the tests' SMTP
+    # sink) every envelope with its recipients: warnings only, -v or not.
+    for name in ("sqlalchemy", "mail.log", "aiosmtpd"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> None:
