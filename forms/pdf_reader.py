@@ -8,6 +8,7 @@ words on its pages located by their labels.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -158,8 +159,8 @@ def _not_as_shown(
         unshown.update(w["name"] for w in page if w.get("shown") is False)
     # Two fields with one name (a decoy off the page beside the box that shows): which of
     # them was read cannot be told.
-    last = [name.rsplit(".", 1)[-1] for name in extracted.get("acroform") or {}]
-    unshown.update(name for name in last if last.count(name) > 1)
+    last = Counter(name.rsplit(".", 1)[-1] for name in extracted.get("acroform") or {})
+    unshown.update(name for name, times in last.items() if times > 1)
     return [
         Finding(
             "not_as_shown",

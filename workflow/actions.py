@@ -190,13 +190,12 @@ def _propose(
     reason: str,
     stale: str,
 ) -> None:
-    earlier = stale
     record(
         session,
         case,
         PROPOSED,
         f"{by} approved the plan, but the case has open findings: a supervisor or a "
-        f"second caseworker must confirm it before it is applied. Reason: {reason}.{earlier}",
+        f"second caseworker must confirm it before it is applied. Reason: {reason}.{stale}",
         actor=by,
         at=env.clock.now(),
         data={"by": by, "account": account, "reason": reason, "plan": plan.digest},

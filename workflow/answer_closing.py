@@ -24,36 +24,50 @@ import re
 
 from workflow.reason_redaction import Signer, redact
 
+# Words, lower-cased; an apostrophe joins "don't" into one word (workflow.replies too).
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+# The same, keeping case (names in a sign-off are capitalised).
 CASED_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 
-_SIGN_OFFS = (
+# Courtesies a rejection's reason is cut before (workflow.replies), longest first where one
+# begins another.
+COURTESIES = (
     ("thank", "you", "very", "much"),
     ("thanks", "very", "much"),
-    ("many", "thanks", "again"),
     ("many", "thanks"),
-    ("thanks", "again"),
     ("thank", "you"),
-    ("with", "best", "wishes"),
-    ("with", "many", "thanks"),
-    ("with", "thanks"),
-    ("all", "the", "best"),
     ("kind", "regards"),
-    ("kindest", "regards"),
-    ("best", "regards"),
-    ("warm", "regards"),
-    ("warmest", "regards"),
     ("best", "wishes"),
-    ("yours", "sincerely"),
-    ("yours", "faithfully"),
     ("thanks",),
     ("thankyou",),
     ("thx",),
     ("cheers",),
     ("ta",),
     ("regards",),
-    ("best",),
-    ("kr",),
+)
+# The sign-offs an approval may end with: those and more, the longest first, so that the
+# longest one that opens a line is the one matched ("many thanks again", not "many thanks").
+_SIGN_OFFS = tuple(
+    sorted(
+        {
+            *COURTESIES,
+            ("many", "thanks", "again"),
+            ("thanks", "again"),
+            ("with", "best", "wishes"),
+            ("with", "many", "thanks"),
+            ("with", "thanks"),
+            ("all", "the", "best"),
+            ("kindest", "regards"),
+            ("best", "regards"),
+            ("warm", "regards"),
+            ("warmest", "regards"),
+            ("yours", "sincerely"),
+            ("yours", "faithfully"),
+            ("best",),
+            ("kr",),
+        },
+        key=lambda phrase: (-len(phrase), phrase),
+    )
 )
 # Lines that only say the approval again, each sentence of them one of these or a sign-off.
 _AFFIRMATIONS = frozenset(
@@ -208,14 +222,11 @@ def more_than_a_sign_off(lines: list[str], signer: Signer | None) -> str | None:
     signing = False
     for line in lines:
         stripped = line.strip()
-        if not stripped or is_affirmation(stripped) or _is_device_line(stripped):
+        if not stripped or _is_affirmation(stripped) or _is_device_line(stripped):
             continue
-        if RULE.fullmatch(stripped):  # a line drawn under the message or the signature
+        if RULE.fullmatch(stripped):  # a line drawn under the message or the signature ("--")
             continue
-        if stripped in ("--", "-- ") or _is_sign_off(stripped, signer):
-            signing = True
-            continue
-        if _is_own_name(stripped, signer):
+        if _is_sign_off(stripped, signer) or _is_own_name(stripped, signer):
             signing = True
             continue
         if signing and _is_signature_line(stripped):
@@ -224,7 +235,7 @@ def more_than_a_sign_off(lines: list[str], signer: Signer | None) -> str | None:
     return None
 
 
-def is_affirmation(line: str) -> bool:
+def _is_affirmation(line: str) -> bool:
     sentences = [s for s in re.split(r"[.!;,]+", line) if s.strip()]
     return bool(sentences) and all(
         tuple(_words(s)) in _AFFIRMATIONS or _is_sign_off(s.strip(), None) for s in sentences

@@ -660,43 +660,37 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
             approvers=tuple(others),
             changes=tuple(changes),
         )
-    doubt = (
-        doubt_in_own_words(facts.sender_words) or doubt_in_own_words(facts.sender_subject)
-        if sender and facts.sender_verified
-        else None
-    )
-    if sender and doubt is not None:
-        steps.check(
-            "sender_raises_no_doubt",
-            False,
-            f"The form was sent by {sender.describe()}, but their email says "
-            f'"{doubt}": it may not be their approval.',
-        )
-        return steps.decision(
-            Action.TRIAGE,
-            f"{sender.name}, an AEL contact, sent the form with words that may negate, "
-            "condition or question it; a caseworker must read their email before it counts "
-            "as their approval.",
-            changes=tuple(changes),
-        )
-    said = (
-        note_says_more(facts.sender_words, Signer(sender.name, sender.email))
-        if sender and facts.sender_verified
-        else None
-    )
-    if sender and facts.sender_verified and said is None:
-        steps.check(
-            "sent_by_ael_contact",
-            True,
-            f"The form was sent by {sender.describe()} and passed the sender checks; "
-            "that is the approval.",
-        )
-        return steps.decision(
-            Action.APPROVE,
-            f"Submitted by {sender.name}, an AEL contact of ICB {facts.icb_code}.",
-            approvers=(sender,),
-            changes=tuple(changes),
-        )
+    said: str | None = None  # what a vouched sender's note says beyond a covering line
+    if sender and facts.sender_verified:
+        doubt = doubt_in_own_words(facts.sender_words) or doubt_in_own_words(facts.sender_subject)
+        if doubt is not None:
+            steps.check(
+                "sender_raises_no_doubt",
+                False,
+                f"The form was sent by {sender.describe()}, but their email says "
+                f'"{doubt}": it may not be their approval.',
+            )
+            return steps.decision(
+                Action.TRIAGE,
+                f"{sender.name}, an AEL contact, sent the form with words that may negate, "
+                "condition or question it; a caseworker must read their email before it "
+                "counts as their approval.",
+                changes=tuple(changes),
+            )
+        said = note_says_more(facts.sender_words, Signer(sender.name, sender.email))
+        if said is None:
+            steps.check(
+                "sent_by_ael_contact",
+                True,
+                f"The form was sent by {sender.describe()} and passed the sender checks; "
+                "that is the approval.",
+            )
+            return steps.decision(
+                Action.APPROVE,
+                f"Submitted by {sender.name}, an AEL contact of ICB {facts.icb_code}.",
+                approvers=(sender,),
+                changes=tuple(changes),
+            )
     if sender and said is not None:
         steps.check(
             "sender_note_is_plain",

@@ -31,6 +31,7 @@ from enum import StrEnum
 from core.htmltext import DROP, html_to_text
 from forms.mailtext import quote_start, split_message
 from workflow.answer_closing import CASED_WORD as _CASED_WORD
+from workflow.answer_closing import COURTESIES as _COURTESIES
 from workflow.answer_closing import POSTCODE as _POSTCODE
 from workflow.answer_closing import RULE as _RULE
 from workflow.answer_closing import WORD as _WORD
@@ -71,8 +72,6 @@ class Answer:
 
 # --------------------------------------------------------------------------- vocabulary
 
-# Words, lower-cased; an apostrophe joins "don't" into one word.
-# The same, keeping case (names in a sign-off are capitalised).
 # What a verdict line may hold besides words: punctuation, never a "?" or a symbol.
 _STANDALONE_LINE = re.compile(r"[\w\s.,!:;'\"()*\-–—]*")
 
@@ -84,20 +83,6 @@ _OBJECTS = (
     ("this", "one"),
     ("this",),
     ("it",),
-)
-_COURTESIES = (
-    ("thank", "you", "very", "much"),
-    ("thanks", "very", "much"),
-    ("many", "thanks"),
-    ("thank", "you"),
-    ("kind", "regards"),
-    ("best", "wishes"),
-    ("thanks",),
-    ("thankyou",),
-    ("thx",),
-    ("cheers",),
-    ("ta",),
-    ("regards",),
 )
 _REJECT_OPENINGS = (
     ("i", "do", "not", "approve"),
@@ -713,7 +698,7 @@ def _read_approval(
     later: list[str],
     signer: Signer | None,
 ) -> Answer:
-    if not _STANDALONE_LINE.fullmatch(first) or not _courtesy_only(tokens[taken:]):
+    if not _only_approves(first, tokens, taken):
         return Answer(
             Verdict.UNCLEAR,
             None,
@@ -734,6 +719,12 @@ def _read_approval(
     if more is not None:
         return Answer(Verdict.UNCLEAR, None, own, _SAYS_MORE.format(more=_shown(more)))
     return Answer(Verdict.APPROVE, None, own, "The reply approves the request.")
+
+
+def _only_approves(first: str, tokens: list[_Token], taken: int) -> bool:
+    """Whether a line whose approval phrase takes `taken` words says nothing else but a
+    courtesy ("Approved, thanks"): no question, no symbol, nothing after."""
+    return bool(_STANDALONE_LINE.fullmatch(first)) and _courtesy_only(tokens[taken:])
 
 
 _SAYS_MORE = (
@@ -1175,12 +1166,7 @@ def _after_approval_line(body: str) -> list[str]:
     first = lines[0].strip()
     tokens = _tokens(first)
     taken = _approval_opening([t.word for t in tokens])
-    plain = (
-        taken is not None
-        and bool(_STANDALONE_LINE.fullmatch(first))
-        and _courtesy_only(tokens[taken:])
-    )
-    return lines[1:] if plain else lines
+    return lines[1:] if taken is not None and _only_approves(first, tokens, taken) else lines
 
 
 def _after_rejection_word(body: str) -> str:
