@@ -59,6 +59,20 @@ def pcn_form(**fields: Any):
     return ParsedRequest(kind="pcn_admin_form", fields=values, source="acroform")
 
 
+def from_inside_the_tenant(db: Database, subject: str = "PCN form", text: str = "") -> str:
+    """The AEL contact sends the PCN form from their NHSmail mailbox (AuthAs: Internal)."""
+    return open_request(
+        db,
+        ms365_env(),
+        pcn_form(),
+        sender=ICB_CONTACT,
+        subject=subject,
+        text=text,
+        authentication_results=[],
+        auth_as=["Internal"],
+    )
+
+
 # --------------------------------------------------------------------------- who sent it
 
 
@@ -98,10 +112,7 @@ def test_a_forged_requester_is_not_put_to_an_approver_in_their_name(db: Database
 
 
 def test_a_pcn_form_from_an_authenticated_ael_contact_completes(db: Database) -> None:
-    env = ms365_env()
-    ref = open_request(
-        db, env, pcn_form(), sender=ICB_CONTACT, authentication_results=[], auth_as=["Internal"]
-    )
+    ref = from_inside_the_tenant(db)
     assert case_of(db, ref).state == "completed"
     assert granted(db, "U12345", "pcn") == [NOMINEE[1]]
 
@@ -125,35 +136,15 @@ def test_a_pcn_form_from_an_ael_contact_whose_words_doubt_it_goes_to_a_person(
 ) -> None:
     """Sending the form is the AEL contact's approval only when what they wrote with it
     raises no doubt: a forward that says "do not set her up" is no approval."""
-    env = ms365_env()
-    ref = open_request(
-        db,
-        env,
-        pcn_form(),
-        sender=ICB_CONTACT,
-        subject=subject,
-        text=text,
-        authentication_results=[],
-        auth_as=["Internal"],
-    )
+    ref = from_inside_the_tenant(db, subject, text)
     assert case_of(db, ref).state == "triage"
     assert granted(db, "U12345", "pcn") == []
     assert "sender_raises_no_doubt" in failed_checks(db, ref)
 
 
 def test_a_pcn_form_from_an_ael_contact_with_a_plain_covering_note_completes(db: Database) -> None:
-    env = ms365_env()
     note = "Hello,\n\nPlease find attached the PCN form.\n\nThanks,\nChris\n"
-    ref = open_request(
-        db,
-        env,
-        pcn_form(),
-        sender=ICB_CONTACT,
-        subject="PCN form",
-        text=note,
-        authentication_results=[],
-        auth_as=["Internal"],
-    )
+    ref = from_inside_the_tenant(db, text=note)
     assert case_of(db, ref).state == "completed"
     assert granted(db, "U12345", "pcn") == [NOMINEE[1]]
 
@@ -164,16 +155,7 @@ def test_a_pcn_form_from_an_ael_contact_whose_note_says_more_asks_the_ael_contac
     """A note naming someone, or saying anything beyond a plain covering line, may not be
     what the form says: the AEL contacts, the sender among them, confirm with a code."""
     note = "Hello,\n\nPlease find attached the PCN form for Jane Smith only.\n\nThanks,\nChris\n"
-    ref = open_request(
-        db,
-        ms365_env(),
-        pcn_form(),
-        sender=ICB_CONTACT,
-        subject="PCN form",
-        text=note,
-        authentication_results=[],
-        auth_as=["Internal"],
-    )
+    ref = from_inside_the_tenant(db, text=note)
     assert case_of(db, ref).state == "awaiting_approval"
     assert "sender_note_is_plain" in failed_checks(db, ref)
     assert ICB_CONTACT[1] in [m.to_address for m in outbox(db, "approval_request")]
