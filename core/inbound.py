@@ -56,6 +56,8 @@ class IncomingMail(Protocol):
     on_behalf: list[str]  # addresses of any Sender or Resent-From header
     # The core.senderauth.SINGLE_HEADERS the message holds more than once, by name.
     repeated_headers: list[str]
+    # Why the header section is not all headers (intake.mailparse.header_break), or None.
+    header_break: str | None
     text: str  # the plain-text body, or text derived from the HTML body
     text_from_html: bool  # True when `text` was made from the HTML body
     html: str | None

@@ -108,13 +108,14 @@ def authenticate(
     auth_as: Sequence[str],
     on_behalf: Sequence[str] = (),
     repeated: Sequence[str] = (),
+    header_break: str | None = None,
 ) -> SenderVerdict:
     """The verdict on a message's sender; header values are raw, topmost first.
 
     `on_behalf` holds the addresses of any Sender or Resent-From header: a message sent by
     one mailbox on behalf of another (a delegate answering from a partner's mailbox) is
     not the From address's own word. `repeated` names the SINGLE_HEADERS the message
-    holds more than once.
+    holds more than once; `header_break` says why its header section is not all headers.
     """
     if not sender.parsed_cleanly or sender.address is None:
         return SenderVerdict(
@@ -125,6 +126,12 @@ def authenticate(
             f"The message has more than one {', '.join(repeated)} header. A DKIM signature "
             "vouches for the lowest copy and the service reads the highest, so a copy added "
             "above the signed one passes; which one the sender wrote cannot be told."
+        )
+    if header_break:
+        return _failed(
+            f"The message's header section is malformed: {header_break}. The service reads "
+            "no headers past that line and a verifier may read on, so the two may not have "
+            "checked the same message."
         )
     others = sorted({a for a in on_behalf if a != sender.address})
     if others:
@@ -151,6 +158,7 @@ class ReceivedMail(Protocol):
     auth_as: list[str]
     on_behalf: list[str]
     repeated_headers: list[str]
+    header_break: str | None
 
 
 def verdict_for(policy: SenderPolicy, mail: ReceivedMail) -> SenderVerdict:
@@ -162,6 +170,7 @@ def verdict_for(policy: SenderPolicy, mail: ReceivedMail) -> SenderVerdict:
         mail.auth_as,
         mail.on_behalf,
         mail.repeated_headers,
+        mail.header_break,
     )
 
 

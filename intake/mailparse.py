@@ -17,6 +17,7 @@ parts too large to read are taken out before parsing (intake/oversize.py).
 from __future__ import annotations
 
 import email
+import email.errors
 import email.header
 import email.parser
 import email.utils
@@ -87,6 +88,7 @@ class ParsedMail:
     auth_as: list[str] = field(default_factory=list)  # X-MS-Exchange-Organization-AuthAs
     on_behalf: list[str] = field(default_factory=list)  # Sender and Resent-From addresses
     repeated_headers: list[str] = field(default_factory=list)  # SINGLE_HEADERS seen twice
+    header_break: str | None = None  # where the header section stops being headers, if it does
     sender_identity: SenderIdentity = field(
         default_factory=lambda: unverified("The message has no From header.")
     )
@@ -233,6 +235,26 @@ def _read_headers(mail: ParsedMail, msg: Message) -> None:
     mail.authentication_results = [_unfold(v) for v in raw.get("authentication-results", [])]
     mail.auth_as = [_unfold(v) for v in raw.get(AUTH_AS.lower(), [])]
     mail.repeated_headers = [name for name in SINGLE_HEADERS if len(raw.get(name, ())) > 1]
+    mail.header_break = header_break(msg)
+
+
+# The email package ends the headers at the first line that is not a header and reads the
+# rest as the body; "Subject : x" (a space before the colon, obsolete syntax) is such a
+# line to it, while a verifier may read on and take what follows as headers.
+_BREAKS = (
+    email.errors.MissingHeaderBodySeparatorDefect,
+    email.errors.MisplacedEnvelopeHeaderDefect,
+)
+
+
+def header_break(msg: Message) -> str | None:
+    """Why the message's header section is not all headers, as the email package read it;
+    None when it is. The service and a verifier may then read different headers."""
+    if msg.get_unixfrom() is not None:
+        return "its first line is a mailbox file's 'From ' line, not a header"
+    if any(isinstance(defect, _BREAKS) for defect in msg.defects):
+        return "a line in its header section is not a header"
+    return None
 
 
 def _unfold(raw: str) -> str:

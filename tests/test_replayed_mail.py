@@ -8,6 +8,7 @@ verdict a receiving server writes from that, and then read by intake and the wor
 
 from __future__ import annotations
 
+import mailbox
 import re
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -267,3 +268,72 @@ def test_each_header_a_message_holds_once_is_refused_when_repeated() -> None:
             mail.repeated_headers,
         )
         assert not verdict.trusted, line
+
+
+# --------------------------------------------------------------------------- header breaks
+
+
+def with_line_before_the_body(raw: bytes, line: str) -> bytes:
+    """`raw` with `line` put last in its header section, where a relay may add headers."""
+    head, blank, body = raw.partition(b"\r\n\r\n")
+    return head + b"\r\n" + line.encode() + blank + body
+
+
+def stamped_as_passing(raw: bytes) -> bytes:
+    """The verdict of a receiving server that reads obsolete header syntax and passes the
+    signature (dkimpy refuses such a header, so its verdict is not asked)."""
+    return dkim.added(
+        raw,
+        f"Authentication-Results: {TRUSTED}; spf=softfail smtp.mailfrom=nhs.net; "
+        "dkim=pass header.d=nhs.net header.s=selector1; dmarc=pass header.from=nhs.net",
+    )
+
+
+def test_a_line_that_is_not_a_header_in_an_approvers_forward_approves_nothing(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    """Anil forwards the request with no note. "Approved :" (obsolete syntax: a space before
+    the colon) added below his headers is a header to a lenient verifier, and to the email
+    package the end of the headers and the first line of his text."""
+    request = approval_request(db, config, env)
+    forward = with_line_before_the_body(forwarded_by_the_signer(request, ""), "Approved :")
+    assert parse_mail(forward).text.startswith("Approved :")  # the premise
+    # Added as bytes: a MaildirMessage would write the headers out again, mended.
+    box = mailbox.Maildir(config.mailboxes[0].maildir, create=True)
+    box.add(stamped_as_passing(forward))
+    box.close()
+    arrive(db, config, env)
+    assert the_case(db, MANAGER[1]).state != "completed"
+    assert gpp_admins(db) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "line"),
+    [
+        ("last", "Approved :"),
+        ("last", "X-Note : hello"),
+        ("top", "From attacker@evil.example Mon Mar  2 09:00:00 2026"),
+    ],
+)
+def test_a_header_section_that_stops_being_headers_authenticates_nobody(
+    where: str, line: str
+) -> None:
+    base = signed(PARTNER, OUR, "Hello", "Hi.")
+    policy = SenderPolicy(Profile.AUTHSERV_ID, trusted_authserv_ids=(TRUSTED,))
+    control = parse_mail(stamped_as_passing(base))
+    assert control.header_break is None
+    assert authenticate(policy, control.sender_identity, control.authentication_results, []).trusted
+    changed = with_line_before_the_body(base, line) if where == "last" else dkim.added(base, line)
+    # The receiving server writes its verdict above everything, so the From is still read.
+    mail = parse_mail(stamped_as_passing(changed))
+    assert mail.sender_identity.address == PARTNER[1]
+    assert mail.header_break is not None
+    verdict = authenticate(
+        policy,
+        mail.sender_identity,
+        mail.authentication_results,
+        mail.auth_as,
+        header_break=mail.header_break,
+    )
+    assert not verdict.trusted
+    assert "malformed" in verdict.detail

@@ -64,6 +64,7 @@ class Mail:
     auth_as: list[str] = field(default_factory=list)
     on_behalf: list[str] = field(default_factory=list)
     repeated_headers: list[str] = field(default_factory=list)
+    header_break: str | None = None
     text_from_html: bool = False
     # Set by a test that forges a From header intake's strict parser would refuse.
     sender_problem: str | None = None
