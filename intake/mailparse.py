@@ -257,6 +257,24 @@ def header_break(msg: Message) -> str | None:
     return None
 
 
+def line_ending_break(raw: bytes) -> str | None:
+    """Why the header section's lines do not all end alike, or None.
+
+    The email package ends a line at CR, LF or CRLF; a verifier of mail as it travels
+    (CRLF) ends one only at CRLF. A bare CR or LF among the headers splits them differently:
+    "X-Note: a<CR><CR>Approved" is one header to a verifier, and to the email package the
+    end of the headers and a first line of text. Mail kept with LF endings (a Maildir file)
+    reads alike either way, so long as no CR is among its headers."""
+    first = raw.find(b"\n")
+    crlf = first > 0 and raw[first - 1 : first] == b"\r"
+    end = raw.find(b"\r\n\r\n" if crlf else b"\n\n")
+    head = raw if end < 0 else raw[:end]
+    pairs = head.count(b"\r\n")
+    if head.count(b"\r") > pairs or (crlf and head.count(b"\n") > pairs):
+        return "a line in its header section ends in a bare CR or LF"
+    return None
+
+
 def _unfold(raw: str) -> str:
     return " ".join(unsurrogate(raw).split())
 
@@ -608,6 +626,12 @@ def parse_mail(
     memory exhausted, or a failure of its own) comes back with its headers only and
     `unreadable` saying why.
     """
+    mail = _read(raw, attachment_max_bytes)
+    mail.header_break = mail.header_break or line_ending_break(raw)
+    return mail
+
+
+def _read(raw: bytes, attachment_max_bytes: int) -> ParsedMail:
     depth = mime_nesting(raw)
     if depth > MAX_MIME_NESTING:
         return _headers_only(

@@ -26,7 +26,9 @@ HEAD = b"From: Practice <manager@example.nhs.uk>\r\nTo: pcse@example.nhs.uk\r\nS
 
 def whole(raw: bytes) -> mailparse.ParsedMail:
     """The reading without the scan: every byte through the email package."""
-    return mailparse._parse(raw, LIMIT)
+    mail = mailparse._parse(raw, LIMIT)
+    mail.header_break = mail.header_break or mailparse.line_ending_break(raw)
+    return mail
 
 
 def fields(mail: mailparse.ParsedMail) -> dict[str, Any]:

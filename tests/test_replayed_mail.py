@@ -307,12 +307,35 @@ def test_a_line_that_is_not_a_header_in_an_approvers_forward_approves_nothing(
     assert gpp_admins(db) == []
 
 
+def test_a_bare_cr_in_an_added_header_of_an_approvers_forward_approves_nothing(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    """The same forward with "X-Note: a<CR><CR>Approved" added below Anil's headers: one
+    header to dkimpy, which passes the signature, and to the email package the end of the
+    headers and a first line of his text."""
+    request = approval_request(db, config, env)
+    forward = with_line_before_the_body(
+        forwarded_by_the_signer(request, ""), "X-Note: see below\r\rApproved"
+    )
+    assert dkim.verifies(forward)
+    assert parse_mail(forward).text.startswith("Approved")  # the premise
+    box = mailbox.Maildir(config.mailboxes[0].maildir, create=True)
+    box.add(dkim.received(forward, TRUSTED, "nhs.net"))
+    box.close()
+    arrive(db, config, env)
+    assert the_case(db, MANAGER[1]).state != "completed"
+    assert gpp_admins(db) == []
+
+
 @pytest.mark.parametrize(
     ("where", "line"),
     [
         ("last", "Approved :"),
         ("last", "X-Note : hello"),
         ("top", "From attacker@evil.example Mon Mar  2 09:00:00 2026"),
+        ("last", "X-Note: a\rApproved"),
+        ("last", "X-Note: a\nApproved"),
+        ("last", "X-Note: a\r\rApproved"),
     ],
 )
 def test_a_header_section_that_stops_being_headers_authenticates_nobody(
@@ -337,3 +360,15 @@ def test_a_header_section_that_stops_being_headers_authenticates_nobody(
     )
     assert not verdict.trusted
     assert "malformed" in verdict.detail
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From: a@nhs.net\r\nSubject: x\r\n\r\nline one\rline two\nthree\r\n",
+        b"From: a@nhs.net\nSubject: x\n\nkept as a Maildir file keeps it\n",
+        b"From: a@nhs.net\r\nSubject: no body at all",
+    ],
+)
+def test_line_endings_that_agree_in_the_header_section_are_no_break(raw: bytes) -> None:
+    assert parse_mail(raw).header_break is None
