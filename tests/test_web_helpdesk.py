@@ -53,6 +53,44 @@ def test_a_correction_on_the_page_is_recorded_and_the_case_read_again(web: WebCl
     assert case.fields["readings"]["signer.date"]["source"] == "caseworker"
 
 
+DOUBTED = "nia.patel@evil.example"
+
+
+def test_correcting_one_value_leaves_the_doubts_about_another(web: WebClient) -> None:
+    """A doubtful reading of a scanned nominee's address calls for a second person; a
+    correction of the organisation's name settles nothing about that address."""
+    db = web.settings.database
+    seed_directory(db)
+    ref = _triage(web)
+    doubts = [
+        {
+            "code": "ocr_low_confidence",
+            "field": "nominees.0.email",
+            "message": f"Part A: email was read from the scan as '{DOUBTED}', but not clearly",
+        },
+        {
+            "code": "invalid_ods_code",
+            "field": "organisation_code",
+            "message": "The organisation code was read as 'A8I001', which is not one.",
+        },
+    ]
+    with db.transaction() as session:
+        case = get_case(session, ref)
+        nominee = {"name": "Nia Patel", "email": DOUBTED, "services": ["gpp"]}
+        case.fields = {**case.fields, "nominees": [nominee]}
+        case.findings = doubts
+    web.sign_in()
+    web.post_form(
+        f"/cases/{ref}/helpdesk/correct",
+        {"field": "organisation_name", "value": "Riverside Surgery Ltd", "reason": "typo"},
+        from_page=f"/cases/{ref}",
+    )
+    case = _case(web, ref)
+    assert case.fields["organisation_name"] == "Riverside Surgery Ltd"  # the premise
+    assert [f["code"] for f in case.findings] == ["ocr_low_confidence", "invalid_ods_code"]
+    assert case.state != "awaiting_approval"
+
+
 def test_an_invalid_correction_is_refused_beside_the_field(web: WebClient) -> None:
     seed_directory(web.settings.database)
     ref = _triage(web)

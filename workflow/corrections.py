@@ -41,6 +41,7 @@ S = CaseState
 # The states in which a case's reading can still change what happens to it.
 ALLOWED = frozenset({S.NEEDS_INFO, S.TRIAGE, S.AWAITING_APPROVAL})
 SOURCE = "caseworker"
+MISSING = "missing_field"  # the finding that a value was not given
 # Sender verdicts under which a request never reaches an approver without a person.
 UNVOUCHED = frozenset({str(Status.NOT_AUTHENTICATED), str(Status.UNVERIFIED)})
 
@@ -144,15 +145,20 @@ def _filled(fields: dict[str, Any], path: str) -> bool:
 
 def _still_open(case: Case, path: str) -> list[dict[str, Any]]:
     """The findings the correction does not settle. A caseworker's own question is answered
-    by their correction; a finding about a whole PDF form stays (only a new form settles
-    it); a finding about a value stays while that value is still missing."""
+    by their correction, and so is every finding about the value corrected; a finding about
+    a whole PDF form stays (only a new form settles it); a finding that another value is
+    missing stays while it is, and any other finding about another value (a doubtful
+    reading of a scan, say, which calls for a second person) stays."""
     fields = case.fields or {}
     kept = []
     for finding in case.findings or []:
         if finding.get("code") == CASEWORKER_REQUEST or _about(finding, path):
             continue
         about = finding.get("field")
-        if (about is None and case.kind in PDF_KINDS) or (about and not _filled(fields, about)):
+        if about is None:
+            if case.kind in PDF_KINDS:
+                kept.append(finding)
+        elif finding.get("code") != MISSING or not _filled(fields, about):
             kept.append(finding)
     return kept
 
