@@ -20,6 +20,7 @@ from forms.normalise import (
     email_candidate,
     is_ticked,
     is_valid_ods,
+    name_problem,
     normalise_capacity,
     normalise_email,
     parse_date,
@@ -57,7 +58,13 @@ def _check_value(f: FieldDef, part: PartDef, raw: Any, out: Checked) -> None:
     if f.type == "checkbox":
         out.values[f.key] = is_ticked(raw)
     elif f.type == "name":
-        out.values[f.key] = tidy_name(text)
+        name = tidy_name(text)
+        out.values[f.key] = name
+        why = name_problem(name)
+        if why:
+            out.findings.append(
+                Finding("invalid_name", f"{where}: {f.noun} is not a name ({why}).", f.key)
+            )
     elif f.type == "email":
         email = normalise_email(email_candidate(text))
         out.values[f.key] = email

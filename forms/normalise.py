@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from functools import lru_cache
 
@@ -98,7 +99,7 @@ def validated_email(candidate: str) -> str | None:
 
 def tidy_name(raw: str) -> str:
     """Collapse spaces; title-case names typed all in upper or lower case."""
-    name = " ".join((raw or "").split()).strip(" ,;")
+    name = " ".join(visible(raw or "").split()).strip(" ,;")
     if name and (name.isupper() or name.islower()):
         return " ".join(_title_word(w) for w in name.split(" "))
     # A name typed partly in capitals ("jane SMITH"): fix the words typed all one case,
@@ -109,6 +110,39 @@ def tidy_name(raw: str) -> str:
         else w
         for w in name.split(" ")
     )
+
+
+# How long, and how many words, a person's name read from a form or an email may be: it is
+# shown to an approver beside the person's address, and must read as nothing but a name.
+PERSON_NAME_LIMIT = 100
+PERSON_NAME_WORDS = 8
+# Besides letters and the marks on them: what names are written with (O'Brien, Smith-Jones,
+# Dr. A. Patel, Jane Smith (Locum)), and the joiners some scripts spell names with.
+_NAME_PUNCTUATION = frozenset(" .'’‐-(),\u200c\u200d")
+
+
+def name_problem(name: str) -> str | None:
+    """Why a tidied `name` is not a person's name, in words for the sender; None when it is.
+
+    What a form or an email calls a name reaches the approver's screen: a name holding an
+    address ("Jane Smith (jane.smith@nhs.net)" beside the address the role goes to), a
+    sentence of instructions, or a link must not read there as one."""
+    if "@" in name:
+        return "it holds an email address"
+    if not re.search(r"[^\W\d_]", name):
+        return "it holds no letters"
+    if len(name) > PERSON_NAME_LIMIT:
+        return f"it is longer than {PERSON_NAME_LIMIT} characters"
+    if len(name.split()) > PERSON_NAME_WORDS:
+        return f"it runs to more than {PERSON_NAME_WORDS} words"
+    odd = next((c for c in name if not _in_a_name(c)), None)
+    if odd is not None:
+        return f"it holds '{odd}', which a name does not"
+    return None
+
+
+def _in_a_name(char: str) -> bool:
+    return char.isalpha() or char in _NAME_PUNCTUATION or unicodedata.category(char) in ("Mn", "Mc")
 
 
 # Lower-case words that belong inside surnames (de la Cruz, van der Berg).
@@ -149,7 +183,22 @@ def _title_word(word: str) -> str:
 
 def tidy_text(raw: str | None) -> str:
     """Collapse runs of spaces and line breaks; strip stray punctuation at the ends."""
-    return " ".join((raw or "").split()).strip(" ,;")
+    return " ".join(visible(raw or "").split()).strip(" ,;")
+
+
+# Format characters kept: the joiners some scripts spell words with.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def visible(text: str) -> str:
+    """`text` without Unicode format characters (category Cf) other than the joiners.
+
+    They draw nothing, and some move what follows them: a right-to-left override at the end
+    of a name shows the address printed after it backwards ("ten.shn@gmail.com" as
+    "moc.liamg@nhs.net"); soft hyphens and zero-width spaces split words unseen."""
+    if text.isascii():
+        return text
+    return "".join(c for c in text if c in _JOINERS or unicodedata.category(c) != "Cf")
 
 
 def email_candidate(raw: str | None) -> str:

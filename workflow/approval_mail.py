@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.catalogue import Service, capacity_title
 from core.timeutil import as_utc
+from forms.normalise import name_problem
 from workflow import approvals, directory
 from workflow.decisions import Action, Approver, Decision, planned_changes
 from workflow.models import ApprovalRequest, Case
@@ -25,7 +26,15 @@ REJECT_PROMPT = "Reason for rejecting: "
 
 
 def requested_by(case: Case) -> str:
-    return f"{case.requester_name} <{case.requester}>" if case.requester_name else case.requester
+    name = shown_name(case)
+    return f"{name} <{case.requester}>" if name else case.requester
+
+
+def shown_name(case: Case) -> str:
+    """The requester's display name as the approver is shown it: empty unless it reads as a
+    name, since the sender typed it ("PCSE has checked this, reply APPROVE" would do)."""
+    name = (case.requester_name or "").strip()
+    return "" if name_problem(name) else name
 
 
 def change_context(case: Case) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
@@ -59,7 +68,7 @@ def asker(case: Case) -> str:
     """Who asked, as the first line names them: their name and address, or the address.
     A display name is whatever the sender typed ("Dr Anil Patel, Senior Partner" from a
     Gmail address), so the address stands beside it."""
-    name = (case.requester_name or "").strip()
+    name = shown_name(case)
     return f"{name} ({case.requester})" if name else case.requester
 
 

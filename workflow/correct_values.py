@@ -16,6 +16,7 @@ from forms.normalise import (
     ORG_TYPE_WORDS,
     clean_ods,
     email_candidate,
+    name_problem,
     normalise_capacity,
     normalise_email,
     parse_date,
@@ -49,7 +50,7 @@ NO = frozenset({"no", "n", "false", "not ticked", "unticked", "blank"})
 LEAF_LABELS = {"name": "name", "email": "email address", "services": "services"}
 # Organisation types whose codes a request of each kind may name.
 ORG_KINDS = ("gp_practice", "pcn", "pharmacy", "icb")
-NAME_LIMIT = 200
+NAME_LIMIT = 200  # an organisation's name
 # Services a nominee can be put forward for (the Main Contact is not an admin role).
 NOMINEE_SERVICES = tuple(s for s in Service if s is not Service.MAIN_CONTACT)
 
@@ -129,6 +130,8 @@ def checked_value(kind: str, path: str, raw: str) -> Any:
         return when.isoformat()
     if leaf == "services":
         return _services(text)
+    if path == "organisation_name":
+        return _organisation_name(text)
     return _name(path, text)
 
 
@@ -143,8 +146,16 @@ def _ods(kind: str, text: str) -> str:
 
 def _name(path: str, text: str) -> str:
     name = tidy_name(text)
+    why = name_problem(name)
+    if why:
+        raise CorrectionRefused(f"'{text}' is not a {label_for(path).lower()} ({why}).")
+    return name
+
+
+def _organisation_name(text: str) -> str:
+    name = tidy_name(text)
     if len(name) > NAME_LIMIT or "@" in name or not re.search(r"[^\W\d_]", name):
-        raise CorrectionRefused(f"'{text}' is not a {label_for(path).lower()}.")
+        raise CorrectionRefused(f"'{text}' is not an organisation name.")
     return name
 
 

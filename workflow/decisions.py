@@ -24,7 +24,7 @@ from core.catalogue import (
 )
 from core.states import CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
-from forms.normalise import normalise_email, tidy_name
+from forms.normalise import name_problem, normalise_email, tidy_name
 from workflow.reason_redaction import Signer
 from workflow.replies import doubt_in_own_words, note_says_more
 
@@ -302,8 +302,17 @@ def _person_findings(person: Any, key: str, who: str) -> list[Finding]:
     if not person:
         return [Finding("missing_field", f"The name and email address of {who} are missing.", key)]
     found: list[Finding] = []
-    if not (person.get("name") or "").strip():
+    name = (person.get("name") or "").strip()
+    if not name:
         found.append(Finding("missing_field", f"The name of {who} is missing.", f"{key}.name"))
+    elif why := name_problem(name):
+        found.append(
+            Finding(
+                "invalid_name",
+                f"The name of {who}, '{name}', is not a name ({why}).",
+                f"{key}.name",
+            )
+        )
     email = person.get("email")
     if not (email or "").strip():
         found.append(

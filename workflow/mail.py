@@ -18,6 +18,7 @@ from core.db import Timestamp
 from core.kinds import kind_title
 from core.rowwrites import flush_pending, pending_may_wait
 from core.timeutil import as_utc, utcnow
+from forms.normalise import name_problem
 from intake.models import InboundMessage
 from notifications import outbox
 from notifications.headers import message_ids, references_chain
@@ -79,7 +80,9 @@ def enqueue(
         env,
         purpose=purpose,
         to_address=to_address,
-        to_name=to_name,
+        # A display name the sender typed is written back only when it reads as a name: it
+        # heads the email ("Dear Colleague. Action needed,") and names them in its To.
+        to_name=to_name if to_name and not name_problem(to_name) else None,
         context=context,
         case=case_mail(session, case) if case is not None else None,
         in_reply_to=in_reply_to,
