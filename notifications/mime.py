@@ -18,6 +18,7 @@ import mimetypes
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email import message_from_bytes
 from email.errors import MessageError
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -174,7 +175,22 @@ def _to_header(name: str | None, address: str) -> bytes:
             value = ""
         if value and len(value) + 4 <= _MAX_LINE:
             return f"To: {value}\r\n".encode("ascii")
-    return _folded("To", _recipient(name, address))
+    folded = _folded("To", _recipient(name, address))
+    if name and _mailboxes(folded) != [address]:
+        # Folding a long quoted display name can drop its quotes (CPython gh-80222):
+        # "a@evil.example Practice Manager, on behalf of …" then names a second mailbox,
+        # which a reply-all would reach. The address is written alone.
+        return _folded("To", _recipient(None, address))
+    return folded
+
+
+def _mailboxes(folded: bytes) -> list[str]:
+    """The addresses a folded address header names, as a recipient's mail program reads it."""
+    try:
+        parsed = message_from_bytes(folded + b"\r\n", policy=POLICY)
+        return [mailbox.addr_spec for mailbox in parsed["To"].addresses]
+    except (ValueError, IndexError, MessageError):
+        return []
 
 
 def _message_id_header(name: str, value: str) -> bytes:

@@ -11,7 +11,9 @@ import base64
 import binascii
 import email
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
+from email import message_from_bytes
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -141,7 +143,21 @@ def assert_same(r: Outgoing) -> None:
         assert isinstance(ours, tuple) and ours[0] == "UnsendableMessage", ours
         assert "would hold a line break" in ours[1]
         return
+    if isinstance(theirs, bytes) and r.to_name and _to_of(theirs) != [r.to_address]:
+        # The email package can fold a long quoted display name into one no longer quoted,
+        # which then names another mailbox (CPython gh-80222); the writer writes the address
+        # alone instead.
+        assert ours == outcome(built, replace(r, to_name=None))
+        assert isinstance(ours, bytes) and _to_of(ours) == [r.to_address]
+        return
     assert ours == theirs
+
+
+def _to_of(message: bytes) -> list[str]:
+    try:
+        return [a.addr_spec for a in message_from_bytes(message, policy=POLICY)["To"].addresses]
+    except Exception:
+        return []
 
 
 def _stray_line_break(message: bytes) -> bool:
@@ -209,6 +225,21 @@ rows = st.builds(
 @example(row(message_id="\r"))
 def test_every_row_is_built_as_the_email_package_builds_it(r: Outgoing) -> None:
     assert_same(r)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "copy.to.me@evil.example Riverside Surgery Practice Manager, on behalf of the partners",
+        "Dr Anil Patel, Senior Partner at Riverside Surgery Health Centre, Riverside Road",
+    ],
+)
+def test_a_long_display_name_folded_names_no_other_mailbox(name: str) -> None:
+    r = row(to_name=name, to_address="victim@nhs.net")
+    assert _to_of(reference(r)) != ["victim@nhs.net"]  # the premise: the package's own
+    written = built(r)
+    assert _to_of(written) == ["victim@nhs.net"]
+    assert b"evil.example" not in written
 
 
 @settings(max_examples=1500, deadline=None)

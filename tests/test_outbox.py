@@ -16,6 +16,7 @@ from core.catalogue import Service, admin_role
 from core.clock import FixedClock
 from core.db import Database, begin_writing
 from intake.models import InboundMessage
+from notifications import outbox
 from notifications.models import OutboxMessage
 from notifications.outbox import OutboxActionRefused, OutboxNotFound
 from notifications.purposes import MissingContext, UnknownPurpose
@@ -24,7 +25,7 @@ from service.schema import alembic_config
 from tests.fixtures.databases import empty_postgres
 from workflow.cases import create_case
 from workflow.env import WorkflowEnv
-from workflow.mail import dismiss, enqueue, retry
+from workflow.mail import case_mail, dismiss, enqueue, retry
 from workflow.models import Case, CaseEvent, Organisation, Person, RoleAssignment
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -285,8 +286,20 @@ def test_the_cap_is_configurable(database: Database, clock: FixedClock) -> None:
 
 
 def test_header_values_from_senders_are_cleaned(database: Database, env: WorkflowEnv) -> None:
+    evil = "Pat\r\nBcc: victim@example.org\x00 <b>Jones</b>"
     with database.transaction() as session:
-        row = ack(session, env, to_name="Pat\r\nBcc: victim@example.org\x00 <b>Jones</b>")
+        # The workflow writes back no display name that is not a name (forms.normalise) ...
+        assert ack(session, env, to_name=evil).to_name is None
+        # ... and the outbox, whoever calls it, keeps a name to one line.
+        row = outbox.enqueue(
+            session,
+            env,
+            purpose="acknowledgement",
+            to_address=REQUESTER,
+            to_name=evil,
+            context=SAMPLE_CONTEXTS["acknowledgement"],
+            case=case_mail(session, new_case(session)),
+        )
         assert row.to_name == "Pat Bcc: victim@example.org <b>Jones</b>"
         assert "\n" not in row.subject and "\r" not in row.subject
         bad = ack(session, env, to_address="pat@riverside.nhs.net\r\nBcc: victim@example.org")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from core.clock import FixedClock
 from core.db import Database
 from intake.models import InboundMessage
-from notifications import headers, smtp
+from notifications import headers, outbox, smtp
 from notifications.models import OutboxMessage
 from notifications.purposes import PURPOSES
 from notifications.samples import SAMPLE_CONTEXTS
@@ -29,7 +29,7 @@ from notifications.sink import SmtpSink
 from service.config import Config
 from workflow.cases import create_case
 from workflow.env import WorkflowEnv
-from workflow.mail import enqueue
+from workflow.mail import case_mail, enqueue
 from workflow.models import Case, Organisation
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -345,13 +345,14 @@ def test_a_name_with_a_newline_and_html_cannot_inject_headers(
 ) -> None:
     evil = 'Pat\r\nBcc: victim@example.org\r\n\r\n<b onclick="x()">Jones</b>'
     with database.transaction() as session:
-        enqueue(
+        # Below the workflow, which writes back no display name that is not a name.
+        outbox.enqueue(
             session,
             env,
             purpose="approval_request",
             to_address="approver@riverside.nhs.net",
             to_name=evil,
-            case=new_case(session),
+            case=case_mail(session, new_case(session)),
             context=SAMPLE_CONTEXTS["approval_request"] | {"requested_by": evil},
         )
     assert send_pending(database, smtp_config, clock=clock).sent == 1
