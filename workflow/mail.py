@@ -28,18 +28,22 @@ from workflow.directory import organisation_name_in
 from workflow.models import Case
 
 
-def organisation_name(session: Session, case: Case) -> str | None:
-    """The directory's name for the case's organisation, else the name read from the request."""
+def organisation_name(session: Session, case: Case, *, echo: bool = True) -> str | None:
+    """The directory's name for the case's organisation, else (with `echo`) the name read
+    from the request."""
     if case.organisation_code:
         name = organisation_name_in(session, case.organisation_code)
         if name:
             return name
-    read = (case.fields or {}).get("organisation_name")
+    read = (case.fields or {}).get("organisation_name") if echo else None
     return read if isinstance(read, str) and read.strip() else None
 
 
-def case_context(session: Session, case: Case | None) -> dict[str, Any] | None:
-    """The `case` variable every template receives."""
+def case_context(
+    session: Session, case: Case | None, *, echo: bool = True
+) -> dict[str, Any] | None:
+    """The `case` variable every template receives; without `echo`, nothing the sender wrote
+    (their name, the organisation name they gave)."""
     if case is None:
         return None
     return {
@@ -47,14 +51,14 @@ def case_context(session: Session, case: Case | None) -> dict[str, Any] | None:
         "kind": case.kind,
         "kind_title": kind_title(case.kind),
         "organisation_code": case.organisation_code,
-        "organisation_name": organisation_name(session, case),
+        "organisation_name": organisation_name(session, case, echo=echo),
         "requester": case.requester,
-        "requester_name": case.requester_name,
+        "requester_name": case.requester_name if echo else None,
     }
 
 
-def case_mail(session: Session, case: Case) -> outbox.CaseMail:
-    context = case_context(session, case)
+def case_mail(session: Session, case: Case, *, echo: bool = True) -> outbox.CaseMail:
+    context = case_context(session, case, echo=echo)
     assert context is not None
     return outbox.CaseMail(case.id, case.ref, case.source_message_id, context)
 
@@ -71,9 +75,12 @@ def enqueue(
     reply_to: InboundMessage | None = None,
     attachments: Sequence[str] = (),
     auto_submitted: str = "auto-replied",
+    echo: bool = True,
 ) -> OutboxMessage:
     """Queue one email (notifications.outbox.enqueue) in `session`, threaded under
-    `reply_to`; an email that will not be sent as it is goes into the case's history."""
+    `reply_to`; an email that will not be sent as it is goes into the case's history.
+    Without `echo` the email repeats nothing the sender wrote: not their name, nor the
+    organisation name they gave (the caller leaves the rest out of `context`)."""
     in_reply_to, references = thread_headers(session, reply_to, case)
     row = outbox.enqueue(
         session,
@@ -82,9 +89,9 @@ def enqueue(
         to_address=to_address,
         # A display name the sender typed is written back only when it reads as a name: it
         # heads the email ("Dear Colleague. Action needed,") and names them in its To.
-        to_name=to_name if to_name and not name_problem(to_name) else None,
+        to_name=to_name if echo and to_name and not name_problem(to_name) else None,
         context=context,
-        case=case_mail(session, case) if case is not None else None,
+        case=case_mail(session, case, echo=echo) if case is not None else None,
         in_reply_to=in_reply_to,
         references=references,
         attachments=attachments,

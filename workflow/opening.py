@@ -184,16 +184,7 @@ def _unverified_request(
     """From did not read as one clean mailbox: nobody can say who asked, so a person
     decides. The acknowledgement goes only to the one address the strict reading found."""
     if sender.address is not None:
-        notify(
-            session,
-            env,
-            case,
-            "acknowledgement",
-            to=sender.address,
-            name=case.requester_name,
-            context={"summary": summary_lines(case), "approvers": []},
-            reply_to=inbound,
-        )
+        _acknowledge_unvouched(session, env, case, sender.address, inbound)
     move(
         session,
         case,
@@ -343,7 +334,9 @@ def decide_and_persist(
         facts,
     )
     decision = _unvouched(decision, sender)
-    if acknowledge and decision.target_state not in FINAL_STATES:
+    if acknowledge and decision.target_state not in FINAL_STATES and not _vouched(sender):
+        _acknowledge_unvouched(session, env, case, case.requester, inbound)
+    elif acknowledge and decision.target_state not in FINAL_STATES:
         notify(
             session,
             env,
@@ -360,6 +353,35 @@ def decide_and_persist(
         )
     persist_decision(session, env, case, decision, reply_to=inbound)
     return f"{case.ref} ({case.kind}): {case.state}. {decision.reason}"
+
+
+def _vouched(sender: SenderCheck | None) -> bool:
+    """Did the receiving server vouch for the sender, or was it not asked to (the check is
+    off, or the case was not opened from an email)?"""
+    return sender is None or sender.verdict.status not in _UNVOUCHED
+
+
+_UNVOUCHED = (Status.NOT_AUTHENTICATED, Status.UNVERIFIED)
+
+
+def _acknowledge_unvouched(
+    session: Session, env: WorkflowEnv, case: Case, to: str, inbound: InboundMessage
+) -> None:
+    """The acknowledgement to a sender nobody vouched for repeats nothing of what they sent:
+    anyone can write any From, and a reply from our address quoting their words ("Your
+    password expires today: sign in at …" as the organisation's name) would carry them to
+    whomever they named."""
+    notify(
+        session,
+        env,
+        case,
+        "acknowledgement",
+        to=to,
+        name=None,
+        context={"summary": [], "approvers": []},
+        reply_to=inbound,
+        echo=False,
+    )
 
 
 def _unvouched(decision: Decision, sender: SenderCheck | None) -> Decision:

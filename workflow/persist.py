@@ -44,8 +44,9 @@ def notify(
     reply_to: InboundMessage | None = None,
     attachments: Sequence[str] = (),
     auto_submitted: str = "auto-replied",
+    echo: bool = True,
 ) -> OutboxMessage:
-    """Queue one email, and note it in the case's history."""
+    """Queue one email, and note it in the case's history (`echo`: workflow.mail.enqueue)."""
     message = enqueue(
         session,
         env,
@@ -57,6 +58,7 @@ def notify(
         reply_to=reply_to,
         attachments=list(attachments),
         auto_submitted=auto_submitted,
+        echo=echo,
     )
     if case is not None:
         record(

@@ -1,0 +1,73 @@
+"""A reply to a sender nobody vouched for repeats nothing they wrote.
+
+Anyone can write any From. An acknowledgement from the inbox's own address that quoted the
+sender's words (an organisation "named" with a phishing line, a display name of their
+choosing) would carry those words, from NHS mail, to whomever they named.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from pathlib import Path
+
+import pytest
+
+from core.db import Database
+from service.config import Config
+from tests.test_names_shown import gpp_form
+from tests.test_workflow_helpers import NOW, OUR, TRUSTED
+from tests.test_workflow_mail import arrive, mail_config, mail_world, sent, the_case
+from workflow.env import WorkflowEnv
+
+LURE = "Your NHSmail password expires today. Keep access at nhsmail-reset.example"
+VICTIM = ("Colleague. Action needed", "victim@example.org")
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    return mail_world(database)
+
+
+@pytest.fixture
+def config(db: Database, tmp_path: Path) -> Config:
+    return mail_config(db, tmp_path)
+
+
+def form_mail(sender: tuple[str, str], dmarc: str, pdf: bytes) -> bytes:
+    domain = sender[1].rsplit("@", 1)[1]
+    msg = EmailMessage()
+    msg["Authentication-Results"] = f"{TRUSTED}; dmarc={dmarc} header.from={domain}"
+    msg["From"] = formataddr(sender)
+    msg["To"] = OUR
+    msg["Subject"] = "GPP user admin form"
+    msg["Message-ID"] = make_msgid(domain=domain)
+    msg["Date"] = NOW.strftime("%a, %d %b %Y %H:%M:%S +0000")
+    msg.set_content("Form attached.")
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename="form.pdf")
+    return bytes(msg)
+
+
+def test_the_acknowledgement_to_an_unvouched_sender_repeats_none_of_their_words(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    pdf = gpp_form(organisation_name=LURE, organisation_code="Z99999")
+    arrive(db, config, env, form_mail(VICTIM, "fail", pdf))
+    assert the_case(db, VICTIM[1]).fields["organisation_name"] == LURE  # the premise
+    (ack,) = sent(db, "acknowledgement", VICTIM[1])
+    assert ack.to_name is None
+    for body in (ack.body_text, ack.body_html):
+        assert "password" not in body and "Colleague" not in body
+        assert "Z99999" in body and the_case(db, VICTIM[1]).ref in body
+
+
+def test_a_vouched_sender_still_sees_what_was_read(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    sender = ("Mo Manager", "manager@riverside.nhs.net")
+    pdf = gpp_form(organisation_name="Riverside Surgery Annexe", organisation_code="Z99999")
+    arrive(db, config, env, form_mail(sender, "pass", pdf))
+    (ack,) = sent(db, "acknowledgement", sender[1])
+    assert ack.to_name == "Mo Manager"
+    assert "Riverside Surgery Annexe" in ack.body_text
+    assert "What we read from it" in ack.body_text
