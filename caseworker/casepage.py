@@ -191,7 +191,7 @@ def emails(session: Session, case: Case) -> list[EmailRow]:
             "in",
             as_utc(m.received_at),
             m.from_address or "(no single address)",
-            m.subject or "(no subject)",
+            mask_tokens(m.subject or "(no subject)"),
             m.status,
             f"/messages/{m.id}",
             "Received",

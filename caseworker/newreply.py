@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.patterns import mask_tokens
 from core.states import FINAL_STATES, CaseState
 from core.timeutil import as_utc
 from workflow.models import Case, CaseEvent
@@ -34,7 +35,7 @@ def new_reply_view(session: Session, case: Case) -> dict[str, Any] | None:
         "from_name": reply.from_name if reply else None,
         "sender_status": reply.sender_status if reply else None,
         "sender_detail": reply.sender_detail if reply else None,
-        "subject": reply.subject if reply else None,
+        "subject": mask_tokens(reply.subject) if reply and reply.subject else None,
         "received_at": as_utc(reply.received_at) if reply else None,
         "said": said,
         "closed": CaseState(case.state) in FINAL_STATES,

@@ -21,6 +21,7 @@ from caseworker.labels import (
 )
 from caseworker.security import CSRF_FIELD, csrf_token
 from caseworker.timeutil import when
+from core.patterns import mask_tokens
 from core.senderauth import Profile
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -45,6 +46,7 @@ def make_environment() -> Environment:
     env.filters["state_label"] = state_label
     env.filters["kind_label"] = kind_label
     env.filters["case_links"] = case_links
+    env.filters["masked"] = mask_tokens  # approval codes shown as labels, never whole
     env.globals["select_items"] = select_items
     env.globals["STATE_COLOURS"] = STATE_COLOURS
     env.globals["CSRF_FIELD"] = CSRF_FIELD

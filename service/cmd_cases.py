@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
+from core.patterns import mask_tokens
 from core.states import CaseState
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
@@ -98,7 +99,7 @@ def case_messages(session, case_row: Case) -> list[dict]:
             "from_name": m.from_name,
             "sender_status": m.sender_status,
             "sender_detail": m.sender_detail,
-            "subject": m.subject,
+            "subject": mask_tokens(m.subject) if m.subject else m.subject,
             "message_id": m.message_id,
             "classification": m.classification,
             "status": m.status,
@@ -109,7 +110,7 @@ def case_messages(session, case_row: Case) -> list[dict]:
             "direction": "out",
             "at": m.created_at.isoformat(),
             "to": m.to_address,
-            "subject": m.subject,
+            "subject": mask_tokens(m.subject),
             "message_id": m.message_id,
             "purpose": m.purpose,
             "status": m.status,

@@ -9,6 +9,7 @@ import click
 from sqlalchemy import select
 
 from core.errors import PcseError
+from core.patterns import mask_tokens
 from notifications.claims import is_unconfirmed
 from notifications.models import OutboxMessage
 from notifications.outbox import STATUSES
@@ -67,7 +68,7 @@ def _row(message: OutboxMessage, ref: str | None) -> dict:
         "case": ref,
         "purpose": message.purpose,
         "to": message.to_address,
-        "subject": message.subject,
+        "subject": mask_tokens(message.subject),
         "status": message.status,
         "attempts": message.attempts,
         "next_attempt_at": message.next_attempt_at,
