@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from caseworker.settings import WebConfig, invalid_proxies
 from core.errors import ConfigError
@@ -236,15 +237,29 @@ def _validate_retention(retention: RetentionConfig) -> None:
         raise ConfigError("[retention] batch_size must be a whole number of 1 or more.")
 
 
+def _scheme_and_host(url: str) -> tuple[str, str]:
+    """The URL's scheme and host as an HTTP client reads them, or empty strings."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme, parts.hostname or ""
+    except ValueError:
+        return "", ""
+
+
 def _validate_webhooks(webhooks: list[WebhookConfig]) -> None:
     names = [w.name for w in webhooks]
     if len(names) != len(set(names)) or not all(n.strip() for n in names):
         raise ConfigError("Each [[webhooks]] entry needs a name of its own.")
     for hook in webhooks:
-        scheme, _, rest = hook.url.partition("://")
-        host = rest.split("/", 1)[0].rsplit(":", 1)[0] if rest else ""
+        scheme, host = _scheme_and_host(hook.url)
         if scheme not in ("http", "https") or not host:
             raise ConfigError(f"Webhook {hook.name!r}: url must be an http(s) address.")
+        if "@" in hook.url.partition("://")[2].split("/", 1)[0]:
+            # "http://localhost:x@evil.example/" names evil.example, signed in as "localhost".
+            raise ConfigError(
+                f"Webhook {hook.name!r}: url must not hold a user name or password (the part "
+                "before an @); the receiver is told who is calling by the signature."
+            )
         if scheme == "http" and not is_loopback(host):
             raise ConfigError(
                 f"Webhook {hook.name!r}: role changes name people, so they go over https "

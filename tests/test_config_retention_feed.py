@@ -29,6 +29,15 @@ HOOK = {"name": "portal", "url": "https://sync.example.nhs.uk/changes", "secret_
             {"webhooks": [{**HOOK, "url": "http://sync.example.nhs.uk/changes"}]},
             "https only",
         ),
+        (
+            # Plain http to evil.example, which reads as a loopback host to a careless eye.
+            {"webhooks": [{**HOOK, "url": "http://localhost:x@evil.example/hook"}]},
+            "must not hold a user name or password",
+        ),
+        (
+            {"webhooks": [{**HOOK, "url": "https://user:pass@sync.example.nhs.uk/changes"}]},
+            "must not hold a user name or password",
+        ),
         ({"webhooks": [{"name": "portal", "url": HOOK["url"]}]}, "needs secret_env"),
         ({"webhooks": [{**HOOK, "max_attempts": 0}]}, "max_attempts must be 1 or more"),
     ],
@@ -38,10 +47,11 @@ def test_mistakes_are_refused_in_one_sentence(data: dict, said: str) -> None:
         from_mapping(data, source="pcse.toml")
 
 
-def test_defaults_and_a_loopback_receiver() -> None:
-    config = from_mapping(
-        {"webhooks": [{**HOOK, "url": "http://127.0.0.1:9000/changes"}]}, source="pcse.toml"
-    )
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9000/changes", "http://[::1]:9000/changes", "http://localhost/x"]
+)
+def test_defaults_and_a_loopback_receiver(url: str) -> None:
+    config = from_mapping({"webhooks": [{**HOOK, "url": url}]}, source="pcse.toml")
     assert config.retention.raw_after_days == 90
     assert config.retention.personal_after_days == 730
     assert config.webhooks[0].max_attempts == 8
