@@ -14,6 +14,7 @@ from core.db import Database
 from core.errors import PcseError
 from intake import ledger
 from workflow import actions, mail
+from workflow.cases import get_case
 from workflow.env import WorkflowEnv
 
 ASSIGN_ME, RELEASE, RETRY, DISMISS = "assign_me", "release", "retry", "dismiss"
@@ -68,10 +69,9 @@ def _operation(
     if source not in APPLIES_TO[action]:
         kinds = " and ".join(f"{s}s" if s != "outbox" else "emails" for s in APPLIES_TO[action])
         raise BulkRefused(f"{ACTIONS[action]} applies only to {kinds}.")
-    if action == ASSIGN_ME:
-        return lambda s: actions.assign(s, env, key, to=by, by=by)
-    if action == RELEASE:
-        return lambda s: actions.assign(s, env, key, to=None, by=by)
+    if action in (ASSIGN_ME, RELEASE):
+        to = by if action == ASSIGN_ME else None
+        return lambda s: _assign_unless_anothers(s, env, key, to, by)
     if source == "message":
         if action == RETRY:
             return lambda s: ledger.retry(s, int(key), by=by)
@@ -79,6 +79,18 @@ def _operation(
     if action == RETRY:
         return lambda s: mail.retry(s, int(key), by=by)
     return lambda s: mail.dismiss(s, int(key), by=by, reason=reason)
+
+
+def _assign_unless_anothers(
+    session: Session, env: WorkflowEnv, ref: str, to: str | None, by: str
+) -> None:
+    """Take or release a case that is with nobody or with `by`. A case with someone else is
+    taken over, or released, from its own page, which shows whose it is: a queue page may
+    be older than their taking it."""
+    holder = get_case(session, ref).assigned_to
+    if holder not in (None, by):
+        raise BulkRefused(f"it is with {holder}; take it over or release it from its page.")
+    actions.assign(session, env, ref, to=to, by=by)
 
 
 def run_bulk(

@@ -15,7 +15,14 @@ from core.clock import FixedClock
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from service.config import to_toml
-from tests.fixtures.browser import WebClient, email_bytes, mark_new_reply, store_message
+from tests.fixtures.browser import (
+    SUPERVISOR,
+    WebClient,
+    email_bytes,
+    mark_new_reply,
+    store_message,
+)
+from workflow import actions
 from workflow.cases import create_case, get_case, move, record
 from workflow.targets import CaseTimes, TargetsConfig, add_working_days, overdue
 
@@ -263,6 +270,27 @@ def test_bulk_actions_on_a_selection(web: WebClient) -> None:
         {"action": "release", "item": [f"case:{first}"], "back": "https://elsewhere.example/"},
     )
     assert away.headers["location"] == "/"
+
+
+def test_a_bulk_action_leaves_a_case_someone_else_has_taken(web: WebClient) -> None:
+    """The queue showed the case with nobody; a colleague took it since. Taking it over, or
+    releasing it, is done from its page, which shows whose it is."""
+    mine, theirs = _case(web, days=2), _case(web, days=1)
+    web.sign_in()
+    with web.settings.database.transaction() as session:
+        actions.assign(session, web.settings.env, theirs, to=SUPERVISOR, by=SUPERVISOR)
+    for action in ("assign_me", "release"):
+        done = web.post_form(
+            "/queue/bulk",
+            {"action": action, "item": [f"case:{mine}", f"case:{theirs}"], "back": "/"},
+            follow=True,
+        )
+        assert f"Case {theirs}: it is with {SUPERVISOR}; take it over" in done.text
+        with web.settings.database.transaction() as session:
+            assert get_case(session, theirs).assigned_to == SUPERVISOR
+            assert get_case(session, mine).assigned_to == (
+                "casey.worker@nhs.net" if action == "assign_me" else None
+            )
 
 
 def test_history_folds_automatic_checks_under_their_step(web: WebClient) -> None:
