@@ -30,7 +30,7 @@ _hasher = PasswordHasher()
 
 
 @cache
-def _dummy_hash() -> str:
+def dummy_hash() -> str:
     """Verified against when the address is unknown, so both answers take the same time.
     Made on first use: hashing costs a tenth of a second, which every command paid at start."""
     return _hasher.hash("not a password anyone has")
@@ -49,6 +49,12 @@ class SignInRefused(PcseError):
 
 
 WRONG_DETAILS = "The email address or password is not right."
+# The sign-in page's one answer to every refusal: telling a locked account from a wrong
+# password would tell anyone which addresses have accounts.
+SIGN_IN_REFUSED = (
+    f"{WRONG_DETAILS} After {MAX_FAILED_SIGN_INS} failed sign-ins an account is locked for "
+    f"{LOCK_OUT_FOR.seconds // 60} minutes."
+)
 
 
 def hash_password(password: str) -> str:
@@ -130,7 +136,7 @@ def begin_attempt(
     ).first()
     if row is None:
         # Checked against anyway, so an unknown address costs what a known one does.
-        return Attempt(None, _dummy_hash(), 0, None)
+        return Attempt(None, dummy_hash(), 0, None)
     locked_until = as_utc(row.locked_until)
     if locked_until is None and row.failed_logins > MAX_FAILED_SIGN_INS:
         locked_until = _lock(session, row.id, now)

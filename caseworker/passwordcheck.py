@@ -12,7 +12,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from caseworker.accounts import Attempt, begin_attempt, hash_password, verify_password
+from caseworker.accounts import (
+    Attempt,
+    begin_attempt,
+    dummy_hash,
+    hash_password,
+    verify_password,
+)
 from caseworker.throttle import HashBusy, client_key
 from caseworker.webcontext import in_transaction, settings
 
@@ -59,6 +65,9 @@ async def check_password(
                 request, begin_attempt, now, email=email, account_id=account_id
             )
             if attempt.locked_until is not None:
+                # Checked against the stand-in all the same, so that a locked account takes
+                # as long to refuse as any other: the time would tell it apart.
+                await run_in_threadpool(verify_password, dummy_hash(), password)
                 return attempt, False
             return attempt, await run_in_threadpool(
                 verify_password, attempt.password_hash, password

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from starlette.routing import Route
 
 from caseworker.accounts import MAX_FAILED_SIGN_INS, find_caseworker
@@ -58,6 +60,27 @@ def test_empty_fields_are_named(web: WebClient) -> None:
     assert response.status_code == 400
     assert "Enter your email address" in response.text
     assert "Enter your password" in response.text
+
+
+def _refusal(response) -> str:
+    return response.text.split("nhsuk-error-summary__list", 1)[1].split("</ul>", 1)[0]
+
+
+def test_a_locked_account_is_refused_as_an_unknown_address_is(web: WebClient) -> None:
+    """Six tries each: the page answers the caseworker's locked account and an address with
+    no account alike, so it tells no one which addresses have accounts."""
+    answers = {}
+    window = timedelta(seconds=web.settings.password_check_window_seconds + 1)
+    for email in (CASEWORKER, "nobody.here@nhs.net"):
+        for _ in range(MAX_FAILED_SIGN_INS + 1):
+            refused = web.sign_in(email=email, password="wrong password!")
+            assert refused.status_code == 401
+        answers[email] = _refusal(refused)
+        web.settings.env.clock.advance(seconds=window.total_seconds())  # past the rate limit
+    assert answers[CASEWORKER] == answers["nobody.here@nhs.net"]
+    assert "locked for 15 minutes" in answers[CASEWORKER]
+    right = web.sign_in()  # the right password, while locked
+    assert right.status_code == 401 and _refusal(right) == answers[CASEWORKER]
 
 
 def test_lock_out_after_five_failures_for_fifteen_minutes(web: WebClient) -> None:

@@ -8,10 +8,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from caseworker.accounts import (
-    WRONG_DETAILS,
+    SIGN_IN_REFUSED,
     end_sessions,
     finish_attempt,
-    locked_out,
     needs_rehash,
     store_rehash,
 )
@@ -62,12 +61,11 @@ async def sign_in(request: Request) -> Response:
         return _form(request, email=email, problems=problems, status_code=400)
     now = settings(request).env.clock.now()
     attempt, ok = await check_password(request, password, now, email=email)
-    if attempt.locked_until is not None:
-        problems.add("email", str(locked_out(attempt.locked_until)))
-        return _form(request, email=email, problems=problems, status_code=401)
-    signed_in = await in_transaction(request, finish_attempt, attempt, ok, now)
+    signed_in = None
+    if attempt.locked_until is None:
+        signed_in = await in_transaction(request, finish_attempt, attempt, ok, now)
     if signed_in is None:
-        problems.add("email", WRONG_DETAILS)
+        problems.add("email", SIGN_IN_REFUSED)
         return _form(request, email=email, problems=problems, status_code=401)
     assert attempt.account_id is not None
     epoch, must_change = signed_in
