@@ -237,6 +237,12 @@ def reset_password(session: Session, account_id: int, password_hash: str, *, by:
         raise AccountError("Change your own password on the Change your password page.")
     if not account.active:
         raise AccountError(f"The account for {account.email} is deactivated.")
+    if account.is_supervisor:
+        # The one who resets chooses the password, and could sign in with it first.
+        raise AccountError(
+            f"{account.email} is a supervisor: a supervisor's password is reset on the server "
+            "with `pcse caseworker set-password`, so that no supervisor can sign in as another."
+        )
     set_password(session, account_id, password_hash, must_change=True)
     log.info("caseworker account %d: password reset by account %d", account_id, by)
     return account.email
