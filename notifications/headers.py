@@ -22,6 +22,10 @@ _DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
 _DOT_ATOM_ADDRESS = re.compile(rf"{_DOT_ATOM}@{_DOT_ATOM}")
 # Most Message-IDs kept in References; RFC 5322 suggests trimming long chains.
 MAX_REFERENCES = 20
+# A msg-id is written whole, never folded or encoded: one longer than this would not fit
+# on a header line of 998 characters.
+MAX_MSGID = 900
+_PRINTABLE = re.compile(r"[!-~]+")
 
 
 def one_line(value: str | None, max_length: int = 200) -> str:
@@ -90,8 +94,13 @@ def message_ids(value: str | None) -> list[str]:
     found = [f"<{m}>" for m in _MSGID.findall(value)]
     if not found and _BARE_MSGID.match(value.strip()):
         found = [f"<{value.strip()}>"]
-    # One holding "=?" would be decoded as an encoded word when written into our headers.
-    return [msgid for msgid in found if "=?" not in msgid]
+    # One holding "=?" would be decoded as an encoded word when written into our headers;
+    # one not of printable ASCII, or too long for a line, cannot be written as a msg-id.
+    return [
+        msgid
+        for msgid in found
+        if "=?" not in msgid and len(msgid) <= MAX_MSGID and _PRINTABLE.fullmatch(msgid)
+    ]
 
 
 def references_chain(ancestors: list[str], parent: str) -> str:

@@ -143,6 +143,25 @@ def _unstructured(name: str, value: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
+def _msgid_list(name: str, msgids: list[str]) -> bytes:
+    """In-Reply-To or References, each msg-id (printable ASCII: headers.message_ids) whole.
+
+    A mail program matches a msg-id as it stands, and RFC 5322 (3.6.4) allows no encoded
+    word in one; the email package encodes any word that cannot fit on a line of 78, as
+    most Exchange Online Message-IDs cannot after "In-Reply-To: ". Such a msg-id is written
+    unbroken on a line of its own (a line may hold 998 characters); otherwise the header
+    is folded as the package folds it."""
+    if all(len(msgid) < _MAX_LINE for msgid in msgids):
+        return _unstructured(name, " ".join(msgids))
+    lines = [f"{name}:"]
+    for msgid in msgids:
+        if len(lines[-1]) + 1 + len(msgid) <= _MAX_LINE:
+            lines[-1] += " " + msgid
+        else:
+            lines.append(" " + msgid)
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
 @lru_cache(maxsize=64)
 def _fixed(name: str, value: str) -> bytes:
     """A header whose value is ours and never changes, folded once."""
@@ -189,7 +208,8 @@ def _mailboxes(folded: bytes) -> list[str]:
     try:
         parsed = message_from_bytes(folded + b"\r\n", policy=POLICY)
         return [mailbox.addr_spec for mailbox in parsed["To"].addresses]
-    except (ValueError, IndexError, MessageError):
+    except Exception:  # its reader fails in assorted ways on what its folding made of a
+        # name (a group, say, where the quotes went): that is not one mailbox.
         return []
 
 
@@ -269,8 +289,8 @@ def build_message(
     # Only well-formed Message-IDs: these were taken from mail we received.
     parent = message_ids(row.in_reply_to)
     if parent:
-        lines.append(_unstructured("In-Reply-To", parent[0]))
-        lines.append(_unstructured("References", " ".join(message_ids(row.references) or parent)))
+        lines.append(_msgid_list("In-Reply-To", parent[:1]))
+        lines.append(_msgid_list("References", message_ids(row.references) or parent))
     lines.append(_fixed("Auto-Submitted", row.auto_submitted))
     # Ask Exchange and Outlook not to answer us with out-of-office or read receipts.
     lines.append(_fixed("X-Auto-Response-Suppress", "All"))

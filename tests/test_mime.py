@@ -143,14 +143,41 @@ def assert_same(r: Outgoing) -> None:
         assert isinstance(ours, tuple) and ours[0] == "UnsendableMessage", ours
         assert "would hold a line break" in ours[1]
         return
+    if isinstance(theirs, bytes) and isinstance(ours, bytes):
+        theirs, ours = _same_msgid_lists(theirs, ours)
     if isinstance(theirs, bytes) and r.to_name and _to_of(theirs) != [r.to_address]:
         # The email package can fold a long quoted display name into one no longer quoted,
         # which then names another mailbox (CPython gh-80222); the writer writes the address
         # alone instead.
-        assert ours == outcome(built, replace(r, to_name=None))
+        alone = outcome(built, replace(r, to_name=None))
+        assert isinstance(alone, bytes) and ours == _MSGID_LIST.sub(b"", alone)
         assert isinstance(ours, bytes) and _to_of(ours) == [r.to_address]
         return
     assert ours == theirs
+
+
+_MSGID_LIST = re.compile(rb"^(In-Reply-To|References):.*\r\n(?:[ \t].*\r\n)*", re.M)
+
+
+def _same_msgid_lists(theirs: bytes, ours: bytes) -> tuple[bytes, bytes]:
+    """Both messages without In-Reply-To and References, once ours are seen to hold the same
+    msg-ids as the package's, each whole: as the package writes them where it writes them
+    plainly, on a line of their own where it would encode one (a msg-id may not be an
+    encoded word)."""
+    head = ours.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    for found, written in zip(
+        _MSGID_LIST.finditer(theirs.split(b"\r\n\r\n", 1)[0] + b"\r\n"),
+        _MSGID_LIST.finditer(head),
+        strict=True,
+    ):
+        assert found.group(1) == written.group(1)
+        if b"=?" not in found.group(0):
+            assert written.group(0) == found.group(0)
+        unfolded = message_from_bytes(found.group(0), policy=POLICY)[found.group(1).decode()]
+        assert written.group(0).split(b":", 1)[1].split() == str(unfolded).encode().split()
+        assert b"=?" not in written.group(0)
+        assert all(len(line) <= 998 for line in written.group(0).split(b"\r\n"))
+    return _MSGID_LIST.sub(b"", theirs), _MSGID_LIST.sub(b"", ours)
 
 
 def _to_of(message: bytes) -> list[str]:
@@ -240,6 +267,21 @@ def test_a_long_display_name_folded_names_no_other_mailbox(name: str) -> None:
     written = built(r)
     assert _to_of(written) == ["victim@nhs.net"]
     assert b"evil.example" not in written
+
+
+def test_a_msg_id_too_long_for_a_line_is_written_whole_not_encoded() -> None:
+    """As most Exchange Online Message-IDs are, after "In-Reply-To: "."""
+    exchange = (
+        "<AM0PR01MB1234ABCDEF0123456789ABCDEF0123456789@AM0PR01MB1234.eurprd01.prod"
+        ".exchangelabs.com>"
+    )
+    written = built(row(in_reply_to=exchange, references=f"<root@nhs.net> {exchange}"))
+    head = written.split(b"\r\n\r\n", 1)[0].decode()
+    assert f"In-Reply-To:\r\n {exchange}\r\n" in head
+    assert f"References: <root@nhs.net>\r\n {exchange}\r\n" in head
+    assert "=?" not in head
+    parsed = message_from_bytes(written, policy=default_policy)
+    assert str(parsed["In-Reply-To"]).strip() == exchange
 
 
 @settings(max_examples=1500, deadline=None)
