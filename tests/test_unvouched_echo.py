@@ -71,3 +71,43 @@ def test_a_vouched_sender_still_sees_what_was_read(
     assert ack.to_name == "Mo Manager"
     assert "Riverside Surgery Annexe" in ack.body_text
     assert "What we read from it" in ack.body_text
+
+
+def test_a_request_for_information_to_an_unvouched_sender_quotes_nothing(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    pdf = gpp_form(nominee_email="Password expires today - nhsmail-reset.example")
+    arrive(db, config, env, form_mail(VICTIM, "fail", pdf))
+    assert the_case(db, VICTIM[1]).state == "needs_info"  # the premise
+    (asked,) = sent(db, "needs_info", VICTIM[1])
+    assert "Password expires" not in asked.body_text + asked.body_html
+    assert "Nominee 1's email address: not valid, or not clear." in asked.body_text
+
+
+def test_a_vouched_sender_is_told_what_was_read_wrong(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    sender = ("Mo Manager", "manager@riverside.nhs.net")
+    arrive(db, config, env, form_mail(sender, "pass", gpp_form(nominee_email="jane at nhs")))
+    (asked,) = sent(db, "needs_info", sender[1])
+    assert "'janeatnhs'" in asked.body_text or "jane at nhs" in asked.body_text
+
+
+def test_an_unreadable_attachment_from_an_unvouched_sender_is_not_named(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    domain = VICTIM[1].rsplit("@", 1)[1]
+    msg = EmailMessage()
+    msg["Authentication-Results"] = f"{TRUSTED}; dmarc=fail header.from={domain}"
+    msg["From"] = formataddr(VICTIM)
+    msg["To"] = OUR
+    msg["Subject"] = "Form"
+    msg["Message-ID"] = make_msgid(domain=domain)
+    msg["Date"] = NOW.strftime("%a, %d %b %Y %H:%M:%S +0000")
+    msg.set_content("Form attached.")
+    lure = "Password expires today - nhsmail-reset.example.pdf"
+    msg.add_attachment(b"not a pdf", maintype="application", subtype="pdf", filename=lure)
+    arrive(db, config, env, bytes(msg))
+    (told,) = sent(db, "attachment_unreadable", VICTIM[1])
+    assert "Password expires" not in told.body_text + told.body_html + told.subject
+    assert "could not read the attachment you sent" in told.body_text

@@ -192,7 +192,15 @@ def _go_on(session: Session, env: WorkflowEnv, case: Case, by: str) -> None:
         record(session, case, "decision", decision.reason, actor=by, at=now)
         case.reason = decision.reason
         return
-    persist_decision(session, env, case, decision, actor=by, reply_to=source_message(session, case))
+    persist_decision(
+        session,
+        env,
+        case,
+        decision,
+        actor=by,
+        reply_to=source_message(session, case),
+        echo=sender_vouched(session, case),
+    )
 
 
 def _sender_status(case: Case, inbound_id: int | None) -> str | None:
@@ -202,6 +210,15 @@ def _sender_status(case: Case, inbound_id: int | None) -> str | None:
         if event.event == "message" and inbound_id and data.get("inbound_id") == inbound_id:
             return data.get("sender_status")
     return None
+
+
+def sender_vouched(session: Session, case: Case) -> bool:
+    """Did the receiving server vouch for the sender of the message that opened the case?"""
+    source = source_message(session, case)
+    status = _sender_status(case, source.id if source else None) or (
+        source.sender_status if source else None
+    )
+    return bool(status) and status not in UNVOUCHED
 
 
 def redecide(session: Session, case: Case) -> Decision:
@@ -219,12 +236,8 @@ def redecide(session: Session, case: Case) -> Decision:
     decision = decide(
         ParsedRequest(kind=case.kind, fields=case.fields or {}, findings=findings_of(case)), facts
     )
-    status = _sender_status(case, source.id if source else None) or (
-        source.sender_status if source else None
-    )
-    vouched = bool(status) and status not in UNVOUCHED
     if decision.action is Action.APPROVE or (
-        decision.action is Action.ASK_APPROVERS and not vouched
+        decision.action is Action.ASK_APPROVERS and not sender_vouched(session, case)
     ):
         why = (
             "the corrected request would be granted on the sender's own authority, but the "

@@ -139,7 +139,7 @@ def new_request(
         case = open_case(session, env, request, inbound=inbound, mail=mail, sender=sender)
         if sender.verdict.status is Status.UNVERIFIED:
             return _unverified_request(session, env, case, inbound, sender)
-        return _unreadable(session, env, case, inbound, unreadable)
+        return _unreadable(session, env, case, inbound, unreadable, echo=_vouched(sender))
     notes += [f"Attachment {filename} was not read: {problem}" for filename, problem in unreadable]
     return start_case(
         session, env, request, inbound=inbound, mail=mail, source_name=source_name, notes=notes
@@ -258,8 +258,11 @@ def tell_unreadable(
     case: Case,
     inbound: InboundMessage,
     unreadable: list[tuple[str, str]],
+    *,
+    echo: bool = True,
 ) -> None:
-    """One email to the requester for each attachment that could not be read, and why."""
+    """One email to the requester for each attachment that could not be read, and why;
+    without `echo`, the file not named (its name is the sender's words)."""
     for filename, problem in unreadable:
         notify(
             session,
@@ -268,8 +271,9 @@ def tell_unreadable(
             "attachment_unreadable",
             to=case.requester,
             name=case.requester_name,
-            context={"filename": filename, "problem": problem},
+            context={"filename": filename if echo else "you sent", "problem": problem},
             reply_to=inbound,
+            echo=echo,
         )
 
 
@@ -279,9 +283,11 @@ def _unreadable(
     case: Case,
     inbound: InboundMessage,
     unreadable: list[tuple[str, str]],
+    *,
+    echo: bool,
 ) -> str:
     """No form could be read: tell the requester what was wrong with each attachment."""
-    tell_unreadable(session, env, case, inbound, unreadable)
+    tell_unreadable(session, env, case, inbound, unreadable, echo=echo)
     reason = "; ".join(f"{name}: {problem}" for name, problem in unreadable)
     case.findings = [
         Finding("pdf_unreadable", f"{name}: {problem}", None).as_dict()
@@ -351,7 +357,7 @@ def decide_and_persist(
             },
             reply_to=inbound,
         )
-    persist_decision(session, env, case, decision, reply_to=inbound)
+    persist_decision(session, env, case, decision, reply_to=inbound, echo=_vouched(sender))
     return f"{case.ref} ({case.kind}): {case.state}. {decision.reason}"
 
 

@@ -11,9 +11,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.kinds import kind_title
+from forms.model import Finding
 from intake.models import InboundMessage
 from workflow.apply import approve_and_apply
 from workflow.cases import move, record
+from workflow.correct_values import PATHS, label_for
 from workflow.decisions import BLANK_FORMS, Action, Decision
 from workflow.env import WorkflowEnv
 from workflow.models import Case
@@ -28,8 +30,11 @@ def persist_decision(
     *,
     actor: str = SYSTEM,
     reply_to: InboundMessage | None = None,
+    echo: bool = True,
 ) -> Case:
-    """Record the decision and its checks, move the case, queue its emails, open its tokens."""
+    """Record the decision and its checks, move the case, queue its emails, open its tokens.
+    Without `echo` (nobody vouched for the sender) the emails to the requester repeat
+    nothing the sender wrote (workflow.mail.enqueue)."""
     now = env.clock.now()
     record_checks(session, case, decision.checks, actor=actor, now=now)
     record(
@@ -61,13 +66,16 @@ def persist_decision(
         "to": case.requester,
         "name": case.requester_name,
         "reply_to": reply_to,
+        "echo": echo,
     }
     if decision.action is Action.NEEDS_INFO:
         form = BLANK_FORMS.get(case.kind)
         # The case keeps every finding (with its field), for merging the reply and reminding.
         case.findings = [f.as_dict() for f in decision.findings]
         context = {
-            "findings": decision.finding_messages,
+            "findings": (
+                decision.finding_messages if echo else [in_our_words(f) for f in decision.findings]
+            ),
             "form_name": kind_title(case.kind) if form else None,
         }
         notify(
@@ -87,3 +95,18 @@ def persist_decision(
             session, env, case, decision.reply, context=dict(decision.reply_context), **requester
         )
     return case
+
+
+# Findings that a value, or the form's signature or declaration, is not there.
+_ABSENT = frozenset({"missing_field", "not_signed", "declaration_unticked"})
+
+
+def in_our_words(finding: Finding) -> str:
+    """What a finding asks for, naming the value but repeating none of the sender's words:
+    most findings quote what was read ("'…' is not a valid address"), and from our address
+    to a From nobody vouched for a quote would carry whatever the sender put there."""
+    field = finding.field or ""
+    if not PATHS.match(field):
+        return "The request as sent could not be read in full: please send it again."
+    what = "missing" if finding.code in _ABSENT else "not valid, or not clear"
+    return f"{label_for(field)}: {what}."
