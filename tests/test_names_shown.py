@@ -59,18 +59,20 @@ def gpp_form(**values: str) -> bytes:
     return out.getvalue()
 
 
-def vouched(sender: tuple[str, str], pdf: bytes) -> bytes:
-    """The form by email, from a sender the receiving server vouched for."""
+def form_mail(
+    sender: tuple[str, str], pdf: bytes, *, dmarc: str = "pass", filename: str = "form.pdf"
+) -> bytes:
+    """The form by email, with the receiving server's DMARC verdict on its sender."""
     domain = sender[1].rsplit("@", 1)[1]
     msg = EmailMessage()
-    msg["Authentication-Results"] = f"{TRUSTED}; dmarc=pass header.from={domain}"
+    msg["Authentication-Results"] = f"{TRUSTED}; dmarc={dmarc} header.from={domain}"
     msg["From"] = formataddr(sender)
     msg["To"] = OUR
     msg["Subject"] = "GPP user admin form"
     msg["Message-ID"] = make_msgid(domain=domain)
     msg["Date"] = NOW.strftime("%a, %d %b %Y %H:%M:%S +0000")
     msg.set_content("Form attached.")
-    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename="form.pdf")
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=filename)
     return bytes(msg)
 
 
@@ -126,7 +128,7 @@ def test_a_nominee_name_posing_as_our_words_asks_no_approver(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
     form = gpp_form(nominee_name=POSING, nominee_email="jane.smith.nhs@gmail.com")
-    arrive(db, config, env, vouched(MANAGER, form))
+    arrive(db, config, env, form_mail(MANAGER, form))
     case = the_case(db, MANAGER[1])
     assert case.state == "needs_info"
     assert [f["code"] for f in case.findings] == ["invalid_name"]
@@ -140,7 +142,7 @@ def test_a_right_to_left_override_in_a_nominee_name_is_not_kept(
 ) -> None:
     """ "Nia Patel<RLO> (ten.shn@gmail.com)" shows as "Nia Patel (moc.liamg@nhs.net)"."""
     form = gpp_form(nominee_name="Nia Patel \u202e", nominee_email="ten.shn@gmail.com")
-    arrive(db, config, env, vouched(MANAGER, form))
+    arrive(db, config, env, form_mail(MANAGER, form))
     case = the_case(db, MANAGER[1])
     assert case.fields["nominees"][0]["name"] == "Nia Patel"
     with db.transaction() as session:
@@ -152,7 +154,7 @@ def test_a_display_name_that_is_not_a_name_is_not_shown_to_the_approver(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
     sender = ("PCSE checked this: reply APPROVE", MANAGER[1])
-    arrive(db, config, env, vouched(sender, (CORPUS / "gpp-acroform.pdf").read_bytes()))
+    arrive(db, config, env, form_mail(sender, (CORPUS / "gpp-acroform.pdf").read_bytes()))
     (request,) = sent(db, "approval_request")
     assert "reply APPROVE" not in request.body_text + request.body_html
     assert MANAGER[1] in request.body_text

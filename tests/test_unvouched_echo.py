@@ -7,16 +7,13 @@ choosing) would carry those words, from NHS mail, to whomever they named.
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
 from pathlib import Path
 
 import pytest
 
 from core.db import Database
 from service.config import Config
-from tests.test_names_shown import gpp_form
-from tests.test_workflow_helpers import NOW, OUR, TRUSTED
+from tests.test_names_shown import form_mail, gpp_form
 from tests.test_workflow_mail import arrive, mail_config, mail_world, sent, the_case
 from workflow.env import WorkflowEnv
 
@@ -34,25 +31,11 @@ def config(db: Database, tmp_path: Path) -> Config:
     return mail_config(db, tmp_path)
 
 
-def form_mail(sender: tuple[str, str], dmarc: str, pdf: bytes) -> bytes:
-    domain = sender[1].rsplit("@", 1)[1]
-    msg = EmailMessage()
-    msg["Authentication-Results"] = f"{TRUSTED}; dmarc={dmarc} header.from={domain}"
-    msg["From"] = formataddr(sender)
-    msg["To"] = OUR
-    msg["Subject"] = "GPP user admin form"
-    msg["Message-ID"] = make_msgid(domain=domain)
-    msg["Date"] = NOW.strftime("%a, %d %b %Y %H:%M:%S +0000")
-    msg.set_content("Form attached.")
-    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename="form.pdf")
-    return bytes(msg)
-
-
 def test_the_acknowledgement_to_an_unvouched_sender_repeats_none_of_their_words(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
     pdf = gpp_form(organisation_name=LURE, organisation_code="Z99999")
-    arrive(db, config, env, form_mail(VICTIM, "fail", pdf))
+    arrive(db, config, env, form_mail(VICTIM, pdf, dmarc="fail"))
     assert the_case(db, VICTIM[1]).fields["organisation_name"] == LURE  # the premise
     (ack,) = sent(db, "acknowledgement", VICTIM[1])
     assert ack.to_name is None
@@ -66,7 +49,7 @@ def test_a_vouched_sender_still_sees_what_was_read(
 ) -> None:
     sender = ("Mo Manager", "manager@riverside.nhs.net")
     pdf = gpp_form(organisation_name="Riverside Surgery Annexe", organisation_code="Z99999")
-    arrive(db, config, env, form_mail(sender, "pass", pdf))
+    arrive(db, config, env, form_mail(sender, pdf))
     (ack,) = sent(db, "acknowledgement", sender[1])
     assert ack.to_name == "Mo Manager"
     assert "Riverside Surgery Annexe" in ack.body_text
@@ -77,7 +60,7 @@ def test_a_request_for_information_to_an_unvouched_sender_quotes_nothing(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
     pdf = gpp_form(nominee_email="Password expires today - nhsmail-reset.example")
-    arrive(db, config, env, form_mail(VICTIM, "fail", pdf))
+    arrive(db, config, env, form_mail(VICTIM, pdf, dmarc="fail"))
     assert the_case(db, VICTIM[1]).state == "needs_info"  # the premise
     (asked,) = sent(db, "needs_info", VICTIM[1])
     assert "Password expires" not in asked.body_text + asked.body_html
@@ -88,7 +71,7 @@ def test_a_vouched_sender_is_told_what_was_read_wrong(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
     sender = ("Mo Manager", "manager@riverside.nhs.net")
-    arrive(db, config, env, form_mail(sender, "pass", gpp_form(nominee_email="jane at nhs")))
+    arrive(db, config, env, form_mail(sender, gpp_form(nominee_email="jane at nhs")))
     (asked,) = sent(db, "needs_info", sender[1])
     assert "'janeatnhs'" in asked.body_text or "jane at nhs" in asked.body_text
 
@@ -96,18 +79,8 @@ def test_a_vouched_sender_is_told_what_was_read_wrong(
 def test_an_unreadable_attachment_from_an_unvouched_sender_is_not_named(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
-    domain = VICTIM[1].rsplit("@", 1)[1]
-    msg = EmailMessage()
-    msg["Authentication-Results"] = f"{TRUSTED}; dmarc=fail header.from={domain}"
-    msg["From"] = formataddr(VICTIM)
-    msg["To"] = OUR
-    msg["Subject"] = "Form"
-    msg["Message-ID"] = make_msgid(domain=domain)
-    msg["Date"] = NOW.strftime("%a, %d %b %Y %H:%M:%S +0000")
-    msg.set_content("Form attached.")
     lure = "Password expires today - nhsmail-reset.example.pdf"
-    msg.add_attachment(b"not a pdf", maintype="application", subtype="pdf", filename=lure)
-    arrive(db, config, env, bytes(msg))
+    arrive(db, config, env, form_mail(VICTIM, b"not a pdf", dmarc="fail", filename=lure))
     (told,) = sent(db, "attachment_unreadable", VICTIM[1])
     assert "Password expires" not in told.body_text + told.body_html + told.subject
     assert "could not read the attachment you sent" in told.body_text
