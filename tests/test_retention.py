@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import JSON, LargeBinary, String, Text, cast, func, select
+from sqlalchemy import JSON, LargeBinary, String, Text, cast, func, select, update
 
 from caseworker.models import Caseworker
 from core.clock import FixedClock
@@ -30,7 +30,7 @@ from tests.fixtures.browser import (
 )
 from workflow import actions, directory
 from workflow.cases import get_case, move
-from workflow.models import CaseEvent, RoleChange
+from workflow.models import Case, CaseEvent, Person, RoleChange
 from workflow.privacy import ErasureRefused, erase_person, export_person
 from workflow.retention import REMOVED, purge
 from workflow.settings import RetentionConfig
@@ -393,6 +393,67 @@ def test_erasure_leaves_no_trace_of_the_address_and_keeps_the_skeleton(
         ]
         assert erased and report.marker in erased[0].detail
         assert get_case(session, other).fields["nominees"][0]["email"] == "sam.cole@nhs.net"
+
+
+def test_erasure_finds_a_name_beyond_ascii_and_one_in_the_reason(web: WebClient) -> None:
+    """JSON is stored with characters beyond ASCII escaped ("Siobh\\u00e1n"), where a search
+    for the name as written does not find it; the operator's reason may name her too."""
+    db, raw_dir = web.settings.database, Path(web.settings.raw_dir)
+    story(db, raw_dir)
+    irish = "Siobhán O’Neill"
+    with db.transaction() as session:
+        for case in session.scalars(select(Case)):
+            case.fields = json.loads(json.dumps(case.fields).replace("Nia Patel", irish))
+        session.execute(update(Person).where(Person.email == NOMINEE).values(name=irish))
+        directory.deactivate_person(
+            session, email=NOMINEE, actor="dpo@pcse.nhs.uk", reason="Asked to be erased"
+        )
+    stored = [v for _, _, v in every_text_value(db) if "siobh" in v.lower()]
+    assert any("\\u00e1" in v for v in stored)  # the premise: escaped where it is JSON
+    with db.transaction() as session:
+        erase_person(
+            session,
+            NOMINEE,
+            by="dpo@pcse.nhs.uk",
+            reason=f"Erasure asked for by {irish}",
+            raw_dir=raw_dir,
+            now=utcnow(),
+        )
+    left = [(t, c) for t, c, v in every_text_value(db) if "siobh" in v.lower()]
+    assert left == []
+
+
+def test_an_email_still_held_on_a_closed_case_is_not_kept_whole(web: WebClient) -> None:
+    """Held by the hourly cap when the case closed, and never released: the purge dismisses
+    it, so that it is cleared with the rest and can no longer be sent."""
+    db, raw_dir = web.settings.database, Path(web.settings.raw_dir)
+    seed_directory(db)
+    ref = triage_case(db, raw_dir)
+    clock = FixedClock(utcnow())
+    with db.transaction() as session:
+        session.add(
+            OutboxMessage(
+                case_id=get_case(session, ref).id,
+                purpose="outcome_withdrawn",
+                message_id=f"<{ref}-held@pcse.test>",
+                to_address=REQUESTER,
+                to_name="Pat Manager",
+                subject=f"[{ref}] Your request",
+                body_text="Dear Pat Manager, Nia Patel was not added.",
+                status="held",
+                created_at=clock.now(),
+            )
+        )
+    close_case(db, ref, clock)
+    later = clock.now() + timedelta(days=PERIODS.personal_after_days + 5)
+    assert purge(db, PERIODS, raw_dir=raw_dir, now=later).cases_personal == 1
+    with db.transaction() as session:
+        held = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.message_id == f"<{ref}-held@pcse.test>")
+        ).one()
+        assert held.status == "dismissed"
+        assert REQUESTER not in (held.to_address or "")
+        assert "Nia Patel" not in (held.body_text or "") + (held.to_name or "")
 
 
 def test_the_daily_job_purges_once_a_day_across_workers(web: WebClient, db_url: str) -> None:

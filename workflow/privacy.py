@@ -349,6 +349,10 @@ def _scan(
     keys = list(table.primary_key.columns)
     for column in _text_columns(table):
         holds = func.lower(cast(column, Text)).contains(needle.lower(), autoescape=True)
+        if isinstance(column.type, JSON) and not needle.isascii():
+            # JSON is stored with every character beyond ASCII escaped ("Siobh\u00e1n").
+            escaped = json.dumps(needle)[1:-1].lower()
+            holds = or_(holds, func.lower(cast(column, Text)).contains(escaped, autoescape=True))
         extra = [table.c.case_id] if "case_id" in table.c and table.c.case_id not in keys else []
         query = select(*keys, *extra, column).where(holds)
         if only is not None:
@@ -456,6 +460,8 @@ def erase_person(
     _erase_directory_names(session, marker)
     session.flush()
     said = by_address.sub(marker, reason)
+    if names:  # the operator's reason may name them too ("asked by David Lowe")
+        said = _names_pattern(names).sub(ERASED_NAME, said)
     for case in session.scalars(select(Case).where(Case.id.in_(touched_cases or {-1}))):
         report.cases.append(case.ref)
         record(
@@ -480,12 +486,18 @@ def erase_person(
     return report
 
 
+def _names_pattern(names: set[str]) -> re.Pattern[str]:
+    """Any of the names, the longest first (so that "Anil Patel" goes before "Anil")."""
+    ordered = sorted(names, key=len, reverse=True)
+    return re.compile("|".join(re.escape(n) for n in ordered), re.IGNORECASE)
+
+
 def _erase_names(session: Session, names: set[str], marker: str, cases: set[int]) -> None:
     """The person's names, in the rows of the cases that named them and in the other rows
     where their address stood (now the marker), and nowhere else: another person may
     share the name."""
     ordered = sorted(names, key=len, reverse=True)
-    by_name = re.compile("|".join(re.escape(n) for n in ordered), re.IGNORECASE)
+    by_name = _names_pattern(names)
     for table in Base.metadata.sorted_tables:
         if not _text_columns(table):
             continue

@@ -36,6 +36,7 @@ from core.states import FINAL_STATES
 from intake.models import InboundMessage, RawBlob
 from intake.rawstore import RawStore
 from notifications.models import OutboxMessage
+from workflow import mail
 from workflow.cases import record
 from workflow.models import Case, CaseEvent
 from workflow.settings import RetentionConfig
@@ -158,6 +159,7 @@ def purge_case_raw(
     messages = _case_messages(session, case)
     raw = remove_raw(session, store, messages)
     _mark_raw_gone(messages, now)
+    _dismiss_unsent(session, case, period_days)
     bodies = sum(_clear_outbox_body(row, now) for row in _case_outbox(session, case))
     case.raw_purged_at = now
     record(
@@ -171,6 +173,26 @@ def purge_case_raw(
         at=now,
     )
     return raw, bodies
+
+
+# Outbox rows still waiting to be sent (held by the hourly cap, or pending a retry).
+UNSENT_OUTBOX = ("pending", "held")
+
+
+def _dismiss_unsent(session: Session, case: Case, period_days: float) -> None:
+    """An email still waiting on a case closed this long is not sent: released later, it
+    would go out with what the retention has removed from everything else."""
+    for row in session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.case_id == case.id, OutboxMessage.status.in_(UNSENT_OUTBOX)
+        )
+    ):
+        mail.dismiss(
+            session,
+            row.id,
+            by=ACTOR,
+            reason=f"not sent {period_days:g} days after the case closed; its text is removed.",
+        )
 
 
 def purge_case_personal(session: Session, case: Case, *, now: datetime, period_days: float) -> None:
