@@ -11,6 +11,7 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from caseworker.models import Caseworker
@@ -92,7 +93,10 @@ def add_caseworker(
         failed_logins=0,
     )
     session.add(account)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # another supervisor added the same address a moment ago
+        raise AccountError(f"There is already an account for {address}.") from None
     return account
 
 

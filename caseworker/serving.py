@@ -37,14 +37,22 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = [500]  # unless a response starts: the app failed before answering
+        answered = [False]
 
         async def sending(message: dict) -> None:
             if message.get("type") == "http.response.start":
                 status[0] = int(message.get("status", 0))
+                answered[0] = True
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
+        except Exception:
+            if status[0] != 500 or not answered[0]:
+                raise
+            # The page failed and its 500 page has gone out: the app's error handler logged
+            # the route and the error's type. Raised on, uvicorn would log the whole
+            # traceback, whose text can quote a person ("Key (email)=(…) already exists").
         finally:
             log.info(
                 "%s %d %.1f ms",

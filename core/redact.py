@@ -7,7 +7,9 @@ caseworkers; what goes to the log has each address replaced.
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import Any
 
 # Starts only where a run of address characters does, with bounded parts: linear.
 _ADDRESS = re.compile(r"(?<![\w.+'’-])[\w.+'’-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}")
@@ -15,3 +17,20 @@ _ADDRESS = re.compile(r"(?<![\w.+'’-])[\w.+'’-]{1,64}@[\w-]{1,63}(?:\.[\w-]{
 
 def without_addresses(text: object) -> str:
     return _ADDRESS.sub("[address]", str(text))
+
+
+# A database server's detail on a failed statement quotes the values: "DETAIL:  Key
+# (email)=(jo.bloggs@nhs.net) already exists.", "Failing row contains (…)", the whole row.
+_SERVER_DETAIL = re.compile(r"^\s*(?:DETAIL|HINT|CONTEXT):.*$", re.MULTILINE)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Log lines whose tracebacks name nobody: the exception's text keeps its type and its
+    place but loses addresses and the database server's quoted values. What is logged is
+    composed by this project's code without them; an exception's text is not."""
+
+    def formatException(self, ei: Any) -> str:
+        text = _SERVER_DETAIL.sub(
+            "  (the database server's detail is not logged)", super().formatException(ei)
+        )
+        return without_addresses(text)

@@ -103,9 +103,11 @@ class RawStore:
             final = self.path_for(digest)
             if final.exists():
                 continue
-            final.parent.mkdir(parents=True, exist_ok=True)
+            # The original emails are for the service's own user only (pcse serve runs as
+            # it too): not the group, which the reverse proxy joins to reach the socket.
+            final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             temp = final.with_name(f".{digest}.{uuid.uuid4().hex[:8]}.tmp")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             pending.append((temp, final, len(data)))
             try:
                 view = memoryview(data)

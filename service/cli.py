@@ -10,6 +10,7 @@ import sys
 import click
 
 from core.errors import PcseError
+from core.redact import RedactingFormatter
 
 # Each top-level command and the modules that build it. A module is imported only when one
 # of its commands runs, so `pcse status` does not pay for the web pages or the demo.
@@ -60,8 +61,6 @@ QUIET_LIBRARIES = (
     "aiosmtpd",
     "msal",
     "urllib3",
-    "httpx",
-    "httpcore",
     "asyncio",
     "apscheduler",
     "pdfminer",
@@ -100,13 +99,16 @@ def cli(config_path: str | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # tracebacks without people's details
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # Their debugging lines carry what was exchanged (mail, SQL values, SMTP envelopes),
     # which names people: -v is for this project's detail only.
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.INFO)
-    # SQLAlchemy logs every statement at INFO, and aiosmtpd (the demo's and the tests' SMTP
-    # sink) every envelope with its recipients: warnings only, -v or not.
-    for name in ("sqlalchemy", "mail.log", "aiosmtpd"):
+    # SQLAlchemy logs every statement at INFO, aiosmtpd (the demo's and the tests' SMTP
+    # sink) every envelope with its recipients, and httpx every request's URL, whose query
+    # may hold a webhook receiver's key: warnings only, -v or not.
+    for name in ("sqlalchemy", "mail.log", "aiosmtpd", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -147,3 +147,100 @@ def test_the_pdf_worker_sees_none_of_the_service_secrets(monkeypatch) -> None:
     assert not set(secrets) & set(seen)
     assert not any(value in raw.decode() for value in secrets.values())
     assert str(ROOT) in seen["PYTHONPATH"].split(":")
+
+
+# --------------------------------------------------------------------------- tracebacks
+
+
+def test_a_traceback_logged_quotes_no_address_and_no_database_detail() -> None:
+    """A unique-key failure as psycopg words it, logged with its traceback by intake or a job."""
+    from core.redact import RedactingFormatter
+
+    formatter = RedactingFormatter("%(levelname)s %(name)s: %(message)s")
+    try:
+        raise RuntimeError(
+            'duplicate key value violates unique constraint "people_email_key"\n'
+            "DETAIL:  Key (email)=(nia.patel@nhs.net) already exists.\n"
+            "[SQL: INSERT INTO people (email, name) VALUES (%(email)s, %(name)s)]"
+        )
+    except RuntimeError:
+        record = logging.LogRecord("intake", logging.ERROR, __file__, 1, "failed", (), None)
+        record.exc_info = __import__("sys").exc_info()
+        written = formatter.format(record)
+    assert "Traceback" in written and "people_email_key" in written  # still useful
+    assert "nia.patel" not in written and "DETAIL:  Key" not in written
+
+
+def test_a_failing_page_leaves_its_traceback_to_the_apps_own_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """uvicorn logs whatever escapes the app, traceback and all: once the 500 page has gone
+    out, the failure stops at the access log, with the app's one line (route and type)."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from caseworker.app import server_error
+    from caseworker.serving import AccessLog
+
+    async def failing(_request):
+        raise RuntimeError("DETAIL:  Key (email)=(nia.patel@nhs.net) already exists.")
+
+    app = AccessLog(
+        Starlette(routes=[Route("/fail", failing)], exception_handlers={500: server_error})
+    )
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/fail",
+        "raw_path": b"/fail",
+        "query_string": b"",
+        "headers": [],
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 5000),
+        "root_path": "",
+        "http_version": "1.1",
+    }
+    caplog.set_level(logging.INFO)
+    asyncio.run(app(scope, receive, send))  # raises nothing on to the server
+    assert sent[0]["status"] == 500
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("page failing (GET) failed: RuntimeError" in line for line in lines)
+    assert not any("nia.patel" in line for line in lines)
+
+
+def test_the_command_line_logs_no_webhook_url() -> None:
+    """httpx logs each request's URL at INFO, and a receiver's key may be in its query."""
+    from service.cli import cli
+
+    cli.callback(None, False)  # type: ignore[misc]  # the logging set-up every command runs
+    for name in ("httpx", "httpcore"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+
+
+def test_the_original_emails_are_the_service_users_alone(tmp_path: Path) -> None:
+    """The reverse proxy joins the service's group to reach its socket: the raw store's
+    files are neither the group's nor anyone else's to read, whatever the umask."""
+    import os
+    import stat
+
+    from intake.rawstore import RawStore
+
+    before = os.umask(0o022)
+    try:
+        (digest,) = RawStore(tmp_path / "raw").put_many([b"From: a@b.example\r\n\r\nHello"])
+    finally:
+        os.umask(before)
+    path = RawStore(tmp_path / "raw").path_for(digest)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700

@@ -6,15 +6,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from markupsafe import escape
+from sqlalchemy import event
 
 from caseworker.accounts import (
+    AccountError,
     activate_caseworker,
+    add_caseworker,
     authenticate,
     deactivate_caseworker,
     find_caseworker,
 )
 from tests.fixtures.browser import SUPERVISOR, WebClient
+
+LONG = "another long password"
+NEW = "new.starter@nhs.net"
 
 
 def test_supervisor_adds_an_account_that_can_sign_in(web: WebClient) -> None:
@@ -31,6 +38,23 @@ def test_supervisor_adds_an_account_that_can_sign_in(web: WebClient) -> None:
         assert account.name == "New Person" and not account.is_supervisor
         assert account.password_hash.startswith("$argon2id$")
     assert authenticate(web.settings.database, "new.person@nhs.net", "another long password").id
+
+
+def test_an_address_added_by_another_supervisor_meanwhile_is_a_refusal(web: WebClient) -> None:
+    """Two supervisors add one address at once: the other's account is written between this
+    one's check and its own write, and this one is told so (the page's 409), not a 500."""
+    db = web.settings.database
+    refused = pytest.raises(AccountError, match=r"already an account for new\.starter@nhs\.net")
+    with refused, db.transaction() as session:
+
+        @event.listens_for(session, "before_flush", once=True)
+        def meanwhile(*_: object) -> None:
+            with db.transaction() as other:
+                add_caseworker(other, email=NEW, name="New Starter", password=LONG)
+
+        add_caseworker(session, email=NEW, name="New Starter", password=LONG)
+    with db.transaction() as session:
+        assert find_caseworker(session, NEW) is not None
 
 
 def test_add_account_problems_are_shown_by_field(web: WebClient) -> None:

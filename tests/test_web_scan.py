@@ -57,6 +57,7 @@ def test_page_image_is_a_png_and_full_size_is_wider(web: WebClient) -> None:
     web.sign_in()
     small = web.get(f"/cases/{ref}/form-pages/1.png")
     assert small.status_code == 200 and small.headers["content-type"] == "image/png"
+    assert small.headers["cache-control"] == "no-store"  # a signed form, on a shared desk
     full = web.get(f"/cases/{ref}/form-pages/1.png?size=full")
     assert Image.open(io.BytesIO(full.content)).width > Image.open(io.BytesIO(small.content)).width
     assert web.get(f"/cases/{ref}/form-pages/9.png").status_code == 404

@@ -33,7 +33,8 @@ async def form_page_image(request: Request) -> Response:
     return Response(
         page.png,
         media_type="image/png",
-        headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+        # Images of signed forms: kept out of the browser's cache, as the pages are.
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
 
 
