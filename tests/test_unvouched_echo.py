@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from core.clock import FixedClock
 from core.db import Database
 from service.config import Config
 from tests.test_names_shown import form_mail, gpp_form
+from tests.test_workflow_helpers import NOW, make_env
 from tests.test_workflow_mail import arrive, mail_config, mail_world, sent, the_case
+from workflow import actions
 from workflow.env import WorkflowEnv
+from workflow.reminders import run_due
 
 LURE = "Your NHSmail password expires today. Keep access at nhsmail-reset.example"
 VICTIM = ("Colleague. Action needed", "victim@example.org")
@@ -84,3 +88,37 @@ def test_an_unreadable_attachment_from_an_unvouched_sender_is_not_named(
     (told,) = sent(db, "attachment_unreadable", VICTIM[1])
     assert "Password expires" not in told.body_text + told.body_html + told.subject
     assert "could not read the attachment you sent" in told.body_text
+
+
+def test_the_later_emails_to_an_unvouched_sender_repeat_none_of_their_words(
+    db: Database, config: Config
+) -> None:
+    """The reminder, the expiry and a caseworker's answer, as much as the first emails."""
+    clock = FixedClock(NOW)
+    env = make_env(clock)
+    lured = gpp_form(
+        organisation_name=LURE,
+        organisation_code="Z99999",
+        nominee_email="Password expires today - nhsmail-reset.example",
+    )
+    arrive(db, config, env, form_mail(VICTIM, lured, dmarc="fail"))
+    clock.advance(days=env.reminder_after_days + 1)
+    run_due(db, env)
+    clock.advance(days=env.expire_after_days + 1)
+    run_due(db, env)
+    arrive(db, config, env, form_mail(VICTIM, gpp_form(organisation_name=LURE), dmarc="fail"))
+    triage = the_case(db, VICTIM[1])
+    with db.transaction() as session:
+        actions.reject(session, env, triage.ref, by="casey@pcse.nhs.uk", reason="Not confirmed.")
+    later = [
+        *sent(db, "requester_reminder", VICTIM[1]),
+        *sent(db, "outcome_expired", VICTIM[1]),
+        *sent(db, "outcome_rejected", VICTIM[1]),
+    ]
+    assert len(later) == 3  # the premise: each was sent
+    for email in later:
+        assert email.to_name is None, email.purpose
+        words = (email.body_text + email.body_html).lower()
+        assert "password" not in words and "colleague" not in words, email.purpose
+    (reminder,) = sent(db, "requester_reminder", VICTIM[1])
+    assert "Nominee 1's email address: not valid, or not clear." in reminder.body_text

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.senderauth import Status
 from core.states import CaseState
 from forms.model import ParsedRequest
 from forms.normalise import normalise_email
@@ -32,6 +31,7 @@ from workflow.correct_values import (
 from workflow.decisions import CASEWORKER_REQUEST, Action, Check, Decision, decide
 from workflow.env import WorkflowEnv
 from workflow.facts import gather_facts
+from workflow.mail import UNVOUCHED
 from workflow.merging import PDF_KINDS, findings_of
 from workflow.models import Case
 from workflow.outcomes import persist_decision
@@ -43,7 +43,6 @@ ALLOWED = frozenset({S.NEEDS_INFO, S.TRIAGE, S.AWAITING_APPROVAL})
 SOURCE = "caseworker"
 MISSING = "missing_field"  # the finding that a value was not given
 # Sender verdicts under which a request never reaches an approver without a person.
-UNVOUCHED = frozenset({str(Status.NOT_AUTHENTICATED), str(Status.UNVERIFIED)})
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from core.db import Timestamp
 from core.kinds import kind_title
 from core.rowwrites import flush_pending, pending_may_wait
+from core.senderauth import Status
 from core.timeutil import as_utc, utcnow
 from forms.normalise import name_problem
 from intake.models import InboundMessage
@@ -82,6 +83,8 @@ def enqueue(
     Without `echo` the email repeats nothing the sender wrote: not their name, nor the
     organisation name they gave (the caller leaves the rest out of `context`)."""
     in_reply_to, references = thread_headers(session, reply_to, case)
+    if echo and case is not None and requester_unvouched(session, case, to_address):
+        echo = False
     row = outbox.enqueue(
         session,
         env,
@@ -109,6 +112,21 @@ def enqueue(
             at=row.created_at,
         )
     return row
+
+
+# The ledger's verdicts (core.senderauth.Status) on a sender nobody vouched for.
+UNVOUCHED = frozenset({str(Status.NOT_AUTHENTICATED), str(Status.UNVERIFIED)})
+
+
+def requester_unvouched(session: Session, case: Case, to_address: str) -> bool:
+    """Is this email to the requester of a case whose opening message the receiving server
+    did not vouch for? Then nothing the sender wrote is repeated to them, in this email or
+    any later one (a reminder, an expiry, a caseworker's answer): anyone can write any From.
+    The opening message is in the session already wherever it has just been read."""
+    if case.source_message_id is None or to_address.strip().lower() != case.requester.lower():
+        return False
+    source = session.get(InboundMessage, case.source_message_id)
+    return source is not None and source.sender_status in UNVOUCHED
 
 
 def thread_headers(

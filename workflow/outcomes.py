@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.kinds import kind_title
-from forms.model import Finding
 from intake.models import InboundMessage
 from workflow.apply import approve_and_apply
 from workflow.cases import move, record
@@ -74,7 +73,9 @@ def persist_decision(
         case.findings = [f.as_dict() for f in decision.findings]
         context = {
             "findings": (
-                decision.finding_messages if echo else [in_our_words(f) for f in decision.findings]
+                decision.finding_messages
+                if echo
+                else [in_our_words(f.code, f.field) for f in decision.findings]
             ),
             "form_name": kind_title(case.kind) if form else None,
         }
@@ -101,12 +102,12 @@ def persist_decision(
 _ABSENT = frozenset({"missing_field", "not_signed", "declaration_unticked"})
 
 
-def in_our_words(finding: Finding) -> str:
-    """What a finding asks for, naming the value but repeating none of the sender's words:
-    most findings quote what was read ("'…' is not a valid address"), and from our address
-    to a From nobody vouched for a quote would carry whatever the sender put there."""
-    field = finding.field or ""
-    if not PATHS.match(field):
+def in_our_words(code: str, field: str | None) -> str:
+    """What a finding (its code, and the value's path) asks for, naming the value but
+    repeating none of the sender's words: most findings quote what was read ("'…' is not a
+    valid address"), and from our address to a From nobody vouched for a quote would carry
+    whatever the sender put there."""
+    if not PATHS.match(field or ""):
         return "The request as sent could not be read in full: please send it again."
-    what = "missing" if finding.code in _ABSENT else "not valid, or not clear"
-    return f"{label_for(field)}: {what}."
+    what = "missing" if code in _ABSENT else "not valid, or not clear"
+    return f"{label_for(field or '')}: {what}."
