@@ -116,9 +116,36 @@ def tidy_name(raw: str) -> str:
 # shown to an approver beside the person's address, and must read as nothing but a name.
 PERSON_NAME_LIMIT = 100
 PERSON_NAME_WORDS = 8
-# Besides letters and the marks on them: what names are written with (O'Brien, Smith-Jones,
-# Dr. A. Patel, Jane Smith (Locum)), and the joiners some scripts spell names with.
-_NAME_PUNCTUATION = frozenset(" .'’‐-(),\u200c\u200d")
+# Besides letters and the marks on them: what names are written with (O'Brien, O’Neill,
+# Smith-Jones, Smith – Jones, Dr. A. Patel, Jane Smith (Locum), Robert "Bob" Smith,
+# Gal·la), and the joiners some scripts spell names with.
+_NAME_PUNCTUATION = frozenset(" .'’‘`‐-–(),\"“”·\u200c\u200d")
+# Words an instruction or a link is made of, which no one's name is: "PCSE has verified
+# this, reply APPROVE" passes every other test of a name.
+_NOT_IN_A_NAME = frozenset(
+    {
+        "approve",
+        "approved",
+        "approval",
+        "reject",
+        "rejected",
+        "verified",
+        "verify",
+        "confirm",
+        "confirmed",
+        "pcse",
+        "reply",
+        "click",
+        "password",
+        "login",
+        "www",
+        "http",
+        "https",
+    }
+)
+# A word holding a dot between two letters, other than initials (J.R.R.): a web address or
+# the local part of an email address ("jane.smith at nhs.net", "www.reset.example").
+_DOTTED = re.compile(r"[^\W\d_]{2,}\.[^\W\d_]|[^\W\d_]\.[^\W\d_]{2,}")
 
 
 def name_problem(name: str) -> str | None:
@@ -138,6 +165,15 @@ def name_problem(name: str) -> str | None:
     odd = next((c for c in name if not _in_a_name(c)), None)
     if odd is not None:
         return f"it holds '{odd}', which a name does not"
+    if name.count(",") > 1:
+        return "it holds more than one comma"
+    if _DOTTED.search(name):
+        return "it holds what reads as a web or email address"
+    instruction = next(
+        (w for w in re.findall(r"[^\W\d_]+", name) if w.lower() in _NOT_IN_A_NAME), None
+    )
+    if instruction is not None:
+        return f"it holds '{instruction}', which reads as an instruction, not a name"
     return None
 
 
