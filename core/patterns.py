@@ -10,7 +10,12 @@ CASE_REF_RE = re.compile(r"\[[ \t]*+(PCSE-\d{4}-\d{6})[ \t]*+\]", re.IGNORECASE)
 TOKEN_RE = re.compile(r"\bAPV-([0-9a-f]{20})\b", re.IGNORECASE)
 
 
+# A token wherever it stands when masking, inside a link too ("…%20APV-…": after "%20" a
+# word boundary does not fall before the A).
+_ANY_TOKEN = re.compile(r"(?<![A-Za-z])APV-([0-9a-f]{20})(?![0-9a-f])", re.IGNORECASE)
+
+
 def mask_tokens(text: str) -> str:
     """Text with every approval token cut to its first characters: a token is a key, and
     the history and pages show it only as a label."""
-    return TOKEN_RE.sub(lambda m: f"APV-{m.group(1)[:6].lower()}…", text)
+    return _ANY_TOKEN.sub(lambda m: f"APV-{m.group(1)[:6].lower()}…", text)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from caseworker.casepage import emails
 from caseworker.newreply import new_reply_view
 from core.db import Database
+from core.patterns import mask_tokens
 from notifications.models import OutboxMessage
 from service.cmd_cases import case_messages
 from service.cmd_outbox import _row
@@ -37,3 +38,12 @@ def test_an_open_code_is_shown_cut_wherever_its_emails_are_listed(
     cut = f"APV-{token[:6]}…"
     assert sum(cut in line for line in listed) >= 4  # in and out, on the page and the command
     assert not any(token in line for line in listed)
+
+
+def test_a_code_inside_a_link_is_cut_too() -> None:
+    """The approval request's buttons are mailto links: the code follows "%20" there."""
+    code = "APV-c8af7e5b7a0fb2cf855e"
+    link = f"mailto:pcse.portalenquiries@nhs.net?subject=APPROVE%20%5BPCSE-2026-000001%5D%20{code}"
+    masked = mask_tokens(f'<a href="{link}">Approve</a> or reply with {code}.')
+    assert code not in masked
+    assert masked.count("APV-c8af7e…") == 2

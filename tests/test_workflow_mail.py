@@ -353,6 +353,9 @@ def test_copier_scan_is_read_and_the_approver_sees_the_values_read(
     assert "read by machine (OCR)" in request.body_text
     assert "Nominee's email address: jane.smith@nhs.net" in request.body_text
     assert "Practice code (ODS): A81001" in request.body_text
+    # The name the form gives the practice is free text checked against nothing: not shown.
+    assert case.fields["readings"]["organisation_name"]["source"] == "ocr"
+    assert "Practice name:" not in request.body_text + ack.body_text
 
 
 def test_scanned_form_is_read_by_ocr_and_a_person_checks_what_was_unclear(

@@ -8,6 +8,11 @@ from typing import Any
 
 from workflow.models import Case
 
+# Read by OCR but not shown: the organisation's name is free text, checked against nothing
+# (the organisation is known by its code, and the emails give the directory's name), and
+# a line of instructions written there would read as ours.
+NOT_SHOWN = frozenset({"organisation_name"})
+
 
 def scan_values(case: Case) -> list[dict[str, Any]]:
     """Each value read by OCR, in form order: its label, the value, and whether it was
@@ -16,8 +21,8 @@ def scan_values(case: Case) -> list[dict[str, Any]]:
     readings = fields.get("readings") or {}
     threshold = float((fields.get("scan") or {}).get("min_confidence", 0))
     shown = []
-    for reading in readings.values():
-        if not isinstance(reading, dict) or reading.get("source") != "ocr":
+    for path, reading in readings.items():
+        if not isinstance(reading, dict) or reading.get("source") != "ocr" or path in NOT_SHOWN:
             continue
         value = reading.get("value")
         if value in (None, "", False):
