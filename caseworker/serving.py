@@ -125,6 +125,7 @@ def server_config(
     if unix_socket:
         config = uvicorn.Config(
             AccessLog(SocketProxyHeaders(app)),
+            log_config=None,  # its lines go to the service's handler, which redacts them
             uds=unix_socket,
             log_level=log_level,
             access_log=False,
@@ -135,6 +136,7 @@ def server_config(
         trusted = trusted_hosts(trusted_proxies)
         config = uvicorn.Config(
             AccessLog(app),
+            log_config=None,  # its lines go to the service's handler, which redacts them
             host=host,
             port=port,
             ssl_certfile=ssl_certfile,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
 # Starts only where a run of address characters does, with bounded parts: linear.
 _ADDRESS = re.compile(r"(?<![\w.+'’-])[\w.+'’-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}")
@@ -25,12 +24,12 @@ _SERVER_DETAIL = re.compile(r"^\s*(?:DETAIL|HINT|CONTEXT):.*$", re.MULTILINE)
 
 
 class RedactingFormatter(logging.Formatter):
-    """Log lines whose tracebacks name nobody: the exception's text keeps its type and its
-    place but loses addresses and the database server's quoted values. What is logged is
-    composed by this project's code without them; an exception's text is not."""
+    """Log lines, tracebacks included, that name nobody: addresses and the database server's
+    quoted values go, the error's type and place stay. What is logged is composed by this
+    project's code without them; an exception's text, quoted in a line or below it, is not."""
 
-    def formatException(self, ei: Any) -> str:
+    def format(self, record: logging.LogRecord) -> str:
         text = _SERVER_DETAIL.sub(
-            "  (the database server's detail is not logged)", super().formatException(ei)
+            "  (the database server's detail is not logged)", super().format(record)
         )
         return without_addresses(text)

@@ -133,7 +133,6 @@ _NOT_IN_A_NAME = frozenset(
         "verify",
         "confirm",
         "confirmed",
-        "pcse",
         "reply",
         "click",
         "password",
@@ -143,9 +142,16 @@ _NOT_IN_A_NAME = frozenset(
         "https",
     }
 )
-# A word holding a dot between two letters, other than initials (J.R.R.): a web address or
-# the local part of an email address ("jane.smith at nhs.net", "www.reset.example").
+# A word holding a dot between two letters, other than initials (J.R.R.) and the titles and
+# prefixes written with one (Dr.Patel, St.Clair, Mc.Gregor): a web address or the local
+# part of an email address ("jane.smith at nhs.net", "www.reset.example").
 _DOTTED = re.compile(r"[^\W\d_]{2,}\.[^\W\d_]|[^\W\d_]\.[^\W\d_]{2,}")
+_DOTTED_PREFIX = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|Mc|Mac)\.(?=[^\W\d_])")
+# Commas: "Smith, Jane", "Dr Jane Smith, MBBS, MRCGP"; more is a sentence.
+PERSON_NAME_COMMAS = 3
+# Alphabets whose letters look alike: a word of one mixed with another is a disguise
+# ("АPPROVE" with a Cyrillic А), never a name.
+_LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
 
 
 def name_problem(name: str) -> str | None:
@@ -165,9 +171,13 @@ def name_problem(name: str) -> str | None:
     odd = next((c for c in name if not _in_a_name(c)), None)
     if odd is not None:
         return f"it holds '{odd}', which a name does not"
-    if name.count(",") > 1:
-        return "it holds more than one comma"
-    if _DOTTED.search(name):
+    if unicodedata.normalize("NFKC", name) != unicodedata.normalize("NFC", name):
+        return "it holds letters written in another form (fullwidth, say)"
+    if any(len(_scripts(word)) > 1 for word in name.split()):
+        return "it mixes the letters of different alphabets in one word"
+    if name.count(",") > PERSON_NAME_COMMAS:
+        return f"it holds more than {PERSON_NAME_COMMAS} commas"
+    if _DOTTED.search(_DOTTED_PREFIX.sub("", name)):
         return "it holds what reads as a web or email address"
     instruction = next(
         (w for w in re.findall(r"[^\W\d_]+", name) if w.lower() in _NOT_IN_A_NAME), None
@@ -175,6 +185,17 @@ def name_problem(name: str) -> str | None:
     if instruction is not None:
         return f"it holds '{instruction}', which reads as an instruction, not a name"
     return None
+
+
+def _scripts(word: str) -> set[str]:
+    """The look-alike alphabets a word's letters come from."""
+    found = set()
+    for char in word:
+        if char.isalpha():
+            script = unicodedata.name(char, "").split(" ", 1)[0]
+            if script in _LOOKALIKE_SCRIPTS:
+                found.add(script)
+    return found
 
 
 def _in_a_name(char: str) -> bool:

@@ -219,6 +219,28 @@ def test_a_failing_page_leaves_its_traceback_to_the_apps_own_log(
     assert not any("nia.patel" in line for line in lines)
 
 
+def test_uvicorn_writes_through_the_services_handler() -> None:
+    """Left to its own logging set-up, uvicorn writes with a handler of its own, which
+    would print a traceback as it is."""
+    from caseworker.serving import server_config
+
+    config = server_config(object(), host="127.0.0.1", port=0)
+    assert config.log_config is None
+    config.configure_logging()
+    assert logging.getLogger("uvicorn.error").propagate
+    assert not logging.getLogger("uvicorn.error").handlers
+
+
+def test_a_line_quoting_an_error_is_redacted_too() -> None:
+    from core.redact import RedactingFormatter
+
+    answer = ("550 <a@b.nhs.uk>: no such user",)
+    record = logging.LogRecord(
+        "notifications", logging.WARNING, __file__, 1, "send failed: %s", answer, None
+    )
+    assert "a@b.nhs.uk" not in RedactingFormatter("%(message)s").format(record)
+
+
 def test_the_command_line_logs_no_webhook_url() -> None:
     """httpx logs each request's URL at INFO, and a receiver's key may be in its query."""
     from service.cli import cli

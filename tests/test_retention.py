@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import unicodedata
 from datetime import timedelta
 from pathlib import Path
 
@@ -404,11 +405,16 @@ def test_erasure_finds_a_name_beyond_ascii_and_one_in_the_reason(web: WebClient)
     with db.transaction() as session:
         for case in session.scalars(select(Case)):
             case.fields = json.loads(json.dumps(case.fields).replace("Nia Patel", irish))
+            if NOMINEE in json.dumps(case.fields):  # also in capitals, and decomposed
+                decomposed = unicodedata.normalize("NFD", irish)
+                said = f"Signed by {irish.upper()}; nominee {decomposed}"
+                case.findings = [*case.findings, {"code": "note", "message": said}]
         session.execute(update(Person).where(Person.email == NOMINEE).values(name=irish))
         directory.deactivate_person(
             session, email=NOMINEE, actor="dpo@pcse.nhs.uk", reason="Asked to be erased"
         )
     stored = [v for _, _, v in every_text_value(db) if "siobh" in v.lower()]
+    assert any("SIOBH" in v for v in stored) and any("a\\u0301n" in v for v in stored)
     assert any("\\u00e1" in v for v in stored)  # the premise: escaped where it is JSON
     with db.transaction() as session:
         erase_person(

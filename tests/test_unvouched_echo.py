@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from core.clock import FixedClock
 from core.db import Database
@@ -19,6 +20,8 @@ from tests.test_workflow_helpers import NOW, make_env
 from tests.test_workflow_mail import arrive, mail_config, mail_world, sent, the_case
 from workflow import actions
 from workflow.env import WorkflowEnv
+from workflow.merge_cases import merge
+from workflow.models import Case
 from workflow.reminders import run_due
 
 LURE = "Your NHSmail password expires today. Keep access at nhsmail-reset.example"
@@ -122,3 +125,26 @@ def test_the_later_emails_to_an_unvouched_sender_repeat_none_of_their_words(
         assert "password" not in words and "colleague" not in words, email.purpose
     (reminder,) = sent(db, "requester_reminder", VICTIM[1])
     assert "Nominee 1's email address: not valid, or not clear." in reminder.body_text
+
+
+@pytest.mark.parametrize("forged", ["duplicate", "original"])
+def test_a_merge_repeats_none_of_an_unvouched_senders_words(
+    forged: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    """A forged case merged into a real one, or a real one into a forged one: the email
+    about the merge carries neither the forged display name nor the forged practice name."""
+    real = ("Mo Manager", "manager@riverside.nhs.net")
+    lure = ("Colleague. Action needed", real[1])
+    forged_form = gpp_form(organisation_name=LURE, organisation_code="Z99998")
+    first, second = (real, lure) if forged == "duplicate" else (lure, real)
+    for sender in (first, second):
+        forged_one = sender is lure
+        form = forged_form if forged_one else gpp_form()
+        arrive(db, config, env, form_mail(sender, form, dmarc="fail" if forged_one else "pass"))
+    with db.transaction() as session:
+        refs = [c.ref for c in session.scalars(select(Case).order_by(Case.id))]
+    with db.transaction() as session:
+        merge(session, env, refs[1], into=refs[0], by="casey@pcse.nhs.uk", reason="Same request.")
+    (merged,) = sent(db, "case_merged")
+    words = merged.body_text + merged.body_html + (merged.to_name or "")
+    assert "Colleague" not in words and "password" not in words.lower()

@@ -83,7 +83,7 @@ def enqueue(
     Without `echo` the email repeats nothing the sender wrote: not their name, nor the
     organisation name they gave (the caller leaves the rest out of `context`)."""
     in_reply_to, references = thread_headers(session, reply_to, case)
-    if echo and case is not None and requester_unvouched(session, case, to_address):
+    if echo and case is not None and opened_unvouched(session, case):
         echo = False
     row = outbox.enqueue(
         session,
@@ -118,12 +118,12 @@ def enqueue(
 UNVOUCHED = frozenset({str(Status.NOT_AUTHENTICATED), str(Status.UNVERIFIED)})
 
 
-def requester_unvouched(session: Session, case: Case, to_address: str) -> bool:
-    """Is this email to the requester of a case whose opening message the receiving server
-    did not vouch for? Then nothing the sender wrote is repeated to them, in this email or
-    any later one (a reminder, an expiry, a caseworker's answer): anyone can write any From.
-    The opening message is in the session already wherever it has just been read."""
-    if case.source_message_id is None or to_address.strip().lower() != case.requester.lower():
+def opened_unvouched(session: Session, case: Case) -> bool:
+    """Was the case opened by a message the receiving server did not vouch for? Then no
+    email on it repeats anything its sender wrote, to them or to anyone, then or later (a
+    reminder, an expiry, a caseworker's answer, a merge): anyone can write any From. The
+    opening message is in the session already wherever it has just been read."""
+    if case.source_message_id is None:
         return False
     source = session.get(InboundMessage, case.source_message_id)
     return source is not None and source.sender_status in UNVOUCHED

@@ -19,6 +19,7 @@ from intake.models import InboundMessage
 from notifications.models import OutboxMessage
 from workflow.cases import get_case, move, record
 from workflow.env import WorkflowEnv
+from workflow.mail import opened_unvouched
 from workflow.models import Case
 from workflow.notes import HelpdeskRefused
 from workflow.persist import notify, source_message, void_open_requests
@@ -111,6 +112,8 @@ def merge(session: Session, env: WorkflowEnv, ref: str, *, into: str, by: str, r
         context={"duplicate_ref": duplicate.ref},
         reply_to=source_message(session, duplicate),
         auto_submitted="no",
+        # The duplicate's words, as much as the original's (workflow.mail.opened_unvouched).
+        echo=not opened_unvouched(session, duplicate),
     )
     return original
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -327,12 +328,16 @@ def _text_columns(table: Table) -> list[Any]:
 
 
 def _replace(value: Any, pattern: re.Pattern[str], replacement: str) -> Any:
+    """The value with the pattern replaced, matched in NFC: a name may be stored composed
+    ("á") or decomposed ("a" and a combining accent), as PDFs and some mail programs write it."""
     if value is None:
         return None
-    if isinstance(value, str):
-        return pattern.sub(replacement, value)
-    text = json.dumps(value, ensure_ascii=False)
-    return json.loads(pattern.sub(replacement, text))
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    composed = unicodedata.normalize("NFC", text)
+    if not pattern.search(composed):
+        return value
+    changed = pattern.sub(replacement, composed)
+    return changed if isinstance(value, str) else json.loads(changed)
 
 
 def _scan(
@@ -348,13 +353,15 @@ def _scan(
     changed: list[dict[str, Any]] = []
     keys = list(table.primary_key.columns)
     for column in _text_columns(table):
-        holds = func.lower(cast(column, Text)).contains(needle.lower(), autoescape=True)
-        if isinstance(column.type, JSON) and not needle.isascii():
-            # JSON is stored with every character beyond ASCII escaped ("Siobh\u00e1n").
-            escaped = json.dumps(needle)[1:-1].lower()
-            holds = or_(holds, func.lower(cast(column, Text)).contains(escaped, autoescape=True))
         extra = [table.c.case_id] if "case_id" in table.c and table.c.case_id not in keys else []
-        query = select(*keys, *extra, column).where(holds)
+        query = select(*keys, *extra, column)
+        if needle.isascii():
+            query = query.where(
+                func.lower(cast(column, Text)).contains(needle.lower(), autoescape=True)
+            )
+        # Else every row in `only` is read: a name beyond ASCII may be stored escaped in JSON
+        # ("SIOBH\u00c1N"), in capitals the database's lower() leaves, or decomposed, where
+        # no search in SQL finds it; the pattern finds it in Python.
         if only is not None:
             query = query.where(only)
         for row in session.execute(query).all():
@@ -461,7 +468,7 @@ def erase_person(
     session.flush()
     said = by_address.sub(marker, reason)
     if names:  # the operator's reason may name them too ("asked by David Lowe")
-        said = _names_pattern(names).sub(ERASED_NAME, said)
+        said = _names_pattern(names).sub(ERASED_NAME, unicodedata.normalize("NFC", said))
     for case in session.scalars(select(Case).where(Case.id.in_(touched_cases or {-1}))):
         report.cases.append(case.ref)
         record(
@@ -487,8 +494,10 @@ def erase_person(
 
 
 def _names_pattern(names: set[str]) -> re.Pattern[str]:
-    """Any of the names, the longest first (so that "Anil Patel" goes before "Anil")."""
-    ordered = sorted(names, key=len, reverse=True)
+    """Any of the names in NFC, the longest first (so that "Anil Patel" goes before "Anil"),
+    in any case."""
+    composed = {unicodedata.normalize("NFC", n) for n in names}
+    ordered = sorted(composed, key=len, reverse=True)
     return re.compile("|".join(re.escape(n) for n in ordered), re.IGNORECASE)
 
 

@@ -19,7 +19,7 @@ from workflow import approvals
 from workflow.approval_mail import approval_context
 from workflow.cases import StaleCase, move, record
 from workflow.env import WorkflowEnv
-from workflow.mail import requester_unvouched
+from workflow.mail import opened_unvouched
 from workflow.models import ApprovalRequest, Case
 from workflow.outcomes import in_our_words
 from workflow.persist import GENERATED, notify, source_message
@@ -178,7 +178,7 @@ def _remind_requester(db: Database, env: WorkflowEnv, case_id: int) -> int:
             return 0
         case = session.get_one(Case, case_id)
         findings = [f.get("message", "") for f in case.findings or [] if f.get("message")]
-        if requester_unvouched(session, case, case.requester):
+        if opened_unvouched(session, case):
             findings = [in_our_words(f.get("code", ""), f.get("field")) for f in case.findings]
         if not findings and case.reason:
             findings = [case.reason]

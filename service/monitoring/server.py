@@ -30,6 +30,7 @@ class MetricsServer:
                 access_log=False,
                 lifespan="off",
                 server_header=False,
+                log_config=None,  # the service's handler, which redacts, writes its lines
             )
         )
         self.thread = threading.Thread(target=self._run, name="metrics", daemon=True)
