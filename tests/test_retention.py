@@ -62,8 +62,8 @@ def close_case(db: Database, ref: str, clock: FixedClock, state: str = "withdraw
         )
 
 
-def sent_on(db: Database, ref: str, clock: FixedClock) -> int:
-    """An email sent on the case (its text names the nominee)."""
+def sent_on(db: Database, ref: str, clock: FixedClock, status: str = "sent") -> int:
+    """An email sent on the case, or one still waiting (its text names the nominee)."""
     with db.transaction() as session:
         row = OutboxMessage(
             case_id=get_case(session, ref).id,
@@ -73,9 +73,9 @@ def sent_on(db: Database, ref: str, clock: FixedClock) -> int:
             to_name="Practice Manager",
             subject=f"[{ref}] Your request",
             body_text="Nia Patel was not added.",
-            status="sent",
+            status=status,
             created_at=clock.now(),
-            sent_at=clock.now(),
+            sent_at=clock.now() if status == "sent" else None,
         )
         session.add(row)
         session.flush()
@@ -436,27 +436,12 @@ def test_an_email_still_held_on_a_closed_case_is_not_kept_whole(web: WebClient) 
     seed_directory(db)
     ref = triage_case(db, raw_dir)
     clock = FixedClock(utcnow())
-    with db.transaction() as session:
-        session.add(
-            OutboxMessage(
-                case_id=get_case(session, ref).id,
-                purpose="outcome_withdrawn",
-                message_id=f"<{ref}-held@pcse.test>",
-                to_address=REQUESTER,
-                to_name="Pat Manager",
-                subject=f"[{ref}] Your request",
-                body_text="Dear Pat Manager, Nia Patel was not added.",
-                status="held",
-                created_at=clock.now(),
-            )
-        )
+    held_id = sent_on(db, ref, clock, status="held")
     close_case(db, ref, clock)
     later = clock.now() + timedelta(days=PERIODS.personal_after_days + 5)
     assert purge(db, PERIODS, raw_dir=raw_dir, now=later).cases_personal == 1
     with db.transaction() as session:
-        held = session.scalars(
-            select(OutboxMessage).where(OutboxMessage.message_id == f"<{ref}-held@pcse.test>")
-        ).one()
+        held = session.get_one(OutboxMessage, held_id)
         assert held.status == "dismissed"
         assert REQUESTER not in (held.to_address or "")
         assert "Nia Patel" not in (held.body_text or "") + (held.to_name or "")
