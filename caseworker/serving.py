@@ -36,19 +36,17 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = [500]  # unless a response starts: the app failed before answering
-        answered = [False]
+        status: list[int | None] = [None]  # until a response starts
 
         async def sending(message: dict) -> None:
             if message.get("type") == "http.response.start":
                 status[0] = int(message.get("status", 0))
-                answered[0] = True
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         except Exception:
-            if status[0] != 500 or not answered[0]:
+            if status[0] != 500:
                 raise
             # The page failed and its 500 page has gone out: the app's error handler logged
             # the route and the error's type. Raised on, uvicorn would log the whole
@@ -57,7 +55,7 @@ class AccessLog:
             log.info(
                 "%s %d %.1f ms",
                 scope.get("method", "?"),
-                status[0],
+                status[0] or 500,  # none sent: the app failed before answering
                 (time.perf_counter() - started) * 1000,
             )
 

@@ -130,12 +130,15 @@ def _unstructured(name: str, value: str) -> bytes:
     words = value.split(" ")
     if max(map(len, words)) >= _MAX_LINE:  # the package would encode it to wrap it
         return _folded(name, value)
-    lines = (
-        [label + words[0]]
-        if len(label) + len(words[0]) <= _MAX_LINE
-        else [name + ":", " " + words[0]]
-    )
-    for word in words[1:]:
+    return _word_by_word(name, words)
+
+
+def _word_by_word(name: str, words: list[str]) -> bytes:
+    """The header folded word by word: each word on the line so far if it fits there, else
+    starting the next line with the space before it (the first word after the name, or on
+    the next line if it does not fit after it)."""
+    lines = [f"{name}:"]
+    for word in words:
         if len(lines[-1]) + 1 + len(word) <= _MAX_LINE:
             lines[-1] += " " + word
         else:
@@ -153,13 +156,7 @@ def _msgid_list(name: str, msgids: list[str]) -> bytes:
     is folded as the package folds it."""
     if all(len(msgid) < _MAX_LINE for msgid in msgids):
         return _unstructured(name, " ".join(msgids))
-    lines = [f"{name}:"]
-    for msgid in msgids:
-        if len(lines[-1]) + 1 + len(msgid) <= _MAX_LINE:
-            lines[-1] += " " + msgid
-        else:
-            lines.append(" " + msgid)
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+    return _word_by_word(name, msgids)
 
 
 @lru_cache(maxsize=64)

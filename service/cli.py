@@ -55,6 +55,8 @@ def commands() -> dict[str, tuple[str, ...]]:
     return {**{entry.name: (entry.value,) for entry in added}, **COMMANDS}
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 QUIET_LIBRARIES = (
     "imapclient",
     "mail.log",
@@ -95,12 +97,10 @@ class LazyGroup(click.Group):
 def cli(config_path: str | None, verbose: bool) -> None:
     """PCSE Online user management: read the enquiries inbox, route, approve, apply, reply."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr
     )
     for handler in logging.getLogger().handlers:  # tracebacks without people's details
-        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter(LOG_FORMAT))
     # Their debugging lines carry what was exchanged (mail, SQL values, SMTP envelopes),
     # which names people: -v is for this project's detail only.
     for name in QUIET_LIBRARIES:

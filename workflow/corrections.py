@@ -42,7 +42,6 @@ S = CaseState
 ALLOWED = frozenset({S.NEEDS_INFO, S.TRIAGE, S.AWAITING_APPROVAL})
 SOURCE = "caseworker"
 MISSING = "missing_field"  # the finding that a value was not given
-# Sender verdicts under which a request never reaches an approver without a person.
 
 
 @dataclass(frozen=True)

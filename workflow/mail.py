@@ -114,7 +114,9 @@ def enqueue(
     return row
 
 
-# The ledger's verdicts (core.senderauth.Status) on a sender nobody vouched for.
+# The verdicts (core.senderauth.Status, as the ledger keeps them) on a sender nobody vouched
+# for: their words are repeated to no one, and their request never reaches an approver
+# without a person.
 UNVOUCHED = frozenset({str(Status.NOT_AUTHENTICATED), str(Status.UNVERIFIED)})
 
 

@@ -23,6 +23,7 @@ from workflow.cases import create_case, move, record
 from workflow.decisions import Action, Check, Decision, decide
 from workflow.env import WorkflowEnv
 from workflow.facts import gather_facts
+from workflow.mail import UNVOUCHED
 from workflow.models import Case
 from workflow.outcomes import persist_decision
 from workflow.persist import (
@@ -340,7 +341,8 @@ def decide_and_persist(
         facts,
     )
     decision = _unvouched(decision, sender)
-    if acknowledge and decision.target_state not in FINAL_STATES and not _vouched(sender):
+    vouched = _vouched(sender)
+    if acknowledge and decision.target_state not in FINAL_STATES and not vouched:
         _acknowledge_unvouched(session, env, case, case.requester, inbound)
     elif acknowledge and decision.target_state not in FINAL_STATES:
         notify(
@@ -357,17 +359,14 @@ def decide_and_persist(
             },
             reply_to=inbound,
         )
-    persist_decision(session, env, case, decision, reply_to=inbound, echo=_vouched(sender))
+    persist_decision(session, env, case, decision, reply_to=inbound, echo=vouched)
     return f"{case.ref} ({case.kind}): {case.state}. {decision.reason}"
 
 
 def _vouched(sender: SenderCheck | None) -> bool:
     """Did the receiving server vouch for the sender, or was it not asked to (the check is
     off, or the case was not opened from an email)?"""
-    return sender is None or sender.verdict.status not in _UNVOUCHED
-
-
-_UNVOUCHED = (Status.NOT_AUTHENTICATED, Status.UNVERIFIED)
+    return sender is None or str(sender.verdict.status) not in UNVOUCHED
 
 
 def _acknowledge_unvouched(

@@ -177,9 +177,11 @@ def _remind_requester(db: Database, env: WorkflowEnv, case_id: int) -> int:
         if not _claim(session, Case, case_id, now, Case.state == str(CaseState.NEEDS_INFO)):
             return 0
         case = session.get_one(Case, case_id)
-        findings = [f.get("message", "") for f in case.findings or [] if f.get("message")]
+        recorded = case.findings or []
         if opened_unvouched(session, case):
-            findings = [in_our_words(f.get("code", ""), f.get("field")) for f in case.findings]
+            findings = [in_our_words(f.get("code", ""), f.get("field")) for f in recorded]
+        else:
+            findings = [f.get("message", "") for f in recorded if f.get("message")]
         if not findings and case.reason:
             findings = [case.reason]
         record(
