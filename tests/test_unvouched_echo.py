@@ -17,8 +17,18 @@ from core.db import Database
 from service.config import Config
 from tests.test_names_shown import form_mail, gpp_form
 from tests.test_workflow_helpers import NOW, make_env
-from tests.test_workflow_mail import arrive, mail_config, mail_world, sent, the_case
-from workflow import actions
+from tests.test_workflow_mail import (
+    MANAGER,
+    PARTNER,
+    arrive,
+    mail_config,
+    mail_world,
+    reply_to,
+    sent,
+    the_case,
+)
+from workflow import actions, directory
+from workflow.apply import REFUSED_PLAINLY
 from workflow.env import WorkflowEnv
 from workflow.merge_cases import merge
 from workflow.models import Case
@@ -148,3 +158,40 @@ def test_a_merge_repeats_none_of_an_unvouched_senders_words(
     (merged,) = sent(db, "case_merged")
     words = merged.body_text + merged.body_html + (merged.to_name or "")
     assert "Colleague" not in words and "password" not in words.lower()
+
+
+@pytest.mark.parametrize("vouched", [False, True])
+def test_a_refusal_as_the_changes_are_applied_quotes_nothing_to_an_unvouched_sender(
+    vouched: bool, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    """A caseworker asks the signer, who approves; by then the nominee already holds the
+    role, so the rules refuse it. The rule's reason names the nominee's address as the
+    sender typed it: the requester is told it only when their request was vouched for."""
+    sender = MANAGER if vouched else VICTIM
+    arrive(db, config, env, form_mail(sender, gpp_form(), dmarc="pass" if vouched else "fail"))
+    case = the_case(db, sender[1])
+    nominee = case.fields["nominees"][0]["email"]
+    if not vouched:
+        assert case.state == "triage"  # the premise: nobody is asked without a person
+        with db.transaction() as session:
+            actions.send_approval_request(
+                session, env, case.ref, by="casey@pcse.nhs.uk", approver_email=PARTNER[1]
+            )
+    with db.transaction() as session:
+        directory.grant_role(
+            session,
+            org_code=case.organisation_code,
+            email=nominee,
+            name="Jane Smith",
+            role="GPP Practice User Administrator",
+            actor="test",
+            reason="set up",
+        )
+    (request,) = sent(db, "approval_request")
+    arrive(db, config, env, reply_to(request, PARTNER, "APPROVE"))
+    case = the_case(db, sender[1])
+    assert case.state == "triage" and nominee in (case.reason or "")
+    (told,) = sent(db, "outcome_triage", sender[1])
+    words = told.body_text + told.body_html
+    assert (nominee in words) is vouched
+    assert (REFUSED_PLAINLY in told.body_text) is not vouched

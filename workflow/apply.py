@@ -21,6 +21,7 @@ from workflow import approvals, directory
 from workflow.cases import move, record
 from workflow.decisions import Check, PlannedChange, planned_changes
 from workflow.env import WorkflowEnv
+from workflow.mail import opened_unvouched
 from workflow.models import ApprovalRequest, Case, Person
 from workflow.persist import GENERATED, notify, record_checks, source_message
 from workflow.rules import RuleViolation
@@ -231,6 +232,14 @@ def _recheck_approvers(session: Session, case: Case) -> list[Check]:
     return checks
 
 
+# What the requester is told when the case opened unvouched. A rule's reason names the
+# values it weighed (a nominee's address as the sender typed it, the approver's address),
+# and from our address to a From nobody vouched for it would carry them to whomever it names.
+REFUSED_PLAINLY = (
+    "PCSE's rules on who may hold which role did not allow the change as it was asked for."
+)
+
+
 def _to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, *, actor: str) -> Case:
     sentence = f"The approved changes could not be applied: {reason}"
     move(session, case, CaseState.TRIAGE, actor=actor, reason=sentence, now=env.clock.now())
@@ -241,7 +250,7 @@ def _to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, *, a
         "outcome_triage",
         to=case.requester,
         name=case.requester_name,
-        context={"reason": reason},
+        context={"reason": REFUSED_PLAINLY if opened_unvouched(session, case) else reason},
         reply_to=source_message(session, case),
     )
     return case
