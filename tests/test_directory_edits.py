@@ -114,6 +114,20 @@ def test_signer_edits_and_their_refusals(db: Database) -> None:
 
 
 def test_ael_edits_come_only_from_a_contact_for_the_same_role(db: Database) -> None:
+    # A new address needs a requester, or else one caseworker could make anyone an approver.
+    with db.transaction() as session, pytest.raises(RuleViolation, match="Say which AEL contact"):
+        directory_edits.add_ael_contact(
+            session, icb_code="QHM", name="Mallory Mate", email="m@nhs.net", actor="c", reason="r"
+        )
+    with db.transaction() as session, pytest.raises(RuleViolation, match="Say which AEL contact"):
+        directory_edits.change_ael_contact(
+            session,
+            icb_code="QHM",
+            email=ICB_CONTACT[1],
+            new_email="m@nhs.net",
+            actor="c",
+            reason="r",
+        )
     with db.transaction() as session, pytest.raises(RuleViolation, match="existing contact"):
         directory_edits.add_ael_contact(
             session,
@@ -154,6 +168,7 @@ def test_ael_edits_come_only_from_a_contact_for_the_same_role(db: Database) -> N
             icb_code="QHM",
             email="robin.ray@nhs.net",
             new_email="robin.ray2@nhs.net",
+            requested_by="robin.ray@nhs.net",
             actor="casey",
             reason="New address",
         )
@@ -224,3 +239,33 @@ def test_cli_directory_edits(db: Database, tmp_path: Path) -> None:
         "--requested-by", "stranger@nhs.net", "--by", "c", "--reason", "x",
     )  # fmt: skip
     assert code == 1 and "existing contact for the same role" in err
+
+
+def test_the_first_contact_for_a_role_and_corrections_need_no_requester(db: Database) -> None:
+    """Nobody could ask for the first contact of a role; a corrected name or a removal
+    lets no new address approve."""
+    with db.transaction() as session:
+        directory_edits.add_ael_contact(
+            session,
+            icb_code="QHM",
+            name="Rita Retire",
+            email="rita@nhs.net",
+            ael_role="Retirements",
+            actor="casey",
+            reason="NHS England's list",
+        )
+        directory_edits.change_ael_contact(
+            session,
+            icb_code="QHM",
+            email=ICB_CONTACT[1],
+            name="Alex Morgan-Lee",
+            new_email=ICB_CONTACT[1].upper(),
+            actor="casey",
+            reason="Name spelt wrong",
+        )
+        directory_edits.remove_ael_contact(
+            session, icb_code="QHM", email="rita@nhs.net", ael_role="Retirements",
+            actor="casey", reason="Mail to her bounces",
+        )  # fmt: skip
+        assert directory.find_ael_contact(session, "QHM", ICB_CONTACT[1]).name == "Alex Morgan-Lee"
+        assert directory.find_ael_contact(session, "QHM", "rita@nhs.net", "Retirements") is None

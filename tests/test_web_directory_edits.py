@@ -183,6 +183,20 @@ def test_ael_contacts_added_changed_removed_and_refused(web: WebClient) -> None:
     )
     assert stranger.status_code == 409
     assert "come only from an existing contact for the same role" in stranger.text
+    unasked = _post(
+        web,
+        ICB_PAGE,
+        "ael/add",
+        {
+            "name": "Robin Ray",
+            "email": "robin.ray@nhs.net",
+            "ael_role": "GP Payments – General",
+            "requested_by": "",
+            "reason": "Asked by email",
+        },
+        follow=False,
+    )
+    assert unasked.status_code == 409 and "Say which AEL contact of ICB" in unasked.text
     added = _post(
         web,
         ICB_PAGE,

@@ -26,6 +26,7 @@ from core.catalogue import (
 from core.timeutil import utcnow
 from workflow.directory import (
     Change,
+    ael_contacts_for,
     find_ael_contact,
     find_signer,
     get_org,
@@ -251,10 +252,22 @@ def remove_signer(
 # --------------------------------------------------------------------------- AEL
 
 
-def _require_requester(session: Session, icb: str, role: str, requested_by: str | None) -> None:
-    """Changes to the AEL come only from an existing contact for the same role: when the
-    change is made at someone's request, that someone must be one."""
+def _require_requester(
+    session: Session, icb: str, role: str, requested_by: str | None, *, new_address: bool
+) -> None:
+    """Changes to the AEL come only from an existing contact for the same role: whoever
+    asked (`requested_by`) must be one. A change that lets a new address approve (an
+    addition, a changed address) must say who asked, unless the ICB has no contact for the
+    role yet, when nobody could have; else one caseworker could make anyone an approver. A
+    corrected name, or a removal, may be PCSE's own doing, its reason recorded."""
     if requested_by is None or not requested_by.strip():
+        if new_address and ael_contacts_for(session, icb, role):
+            raise RuleViolation(
+                "not_an_ael_contact",
+                f"Say which AEL contact of ICB {icb} for {role} asked for this: a new "
+                "address on the Authorised Email List comes only from an existing contact "
+                "for the same role.",
+            )
         return
     address = require_email(requested_by)
     if find_ael_contact(session, icb, address, role) is None:
@@ -290,7 +303,7 @@ def add_ael_contact(
     now = now or utcnow()
     icb = _icb(session, icb_code)
     tidy, address, role = _name(name), require_email(email), _ael_role(ael_role)
-    _require_requester(session, icb.code, role, requested_by)
+    _require_requester(session, icb.code, role, requested_by, new_address=True)
     if find_ael_contact(session, icb.code, address, role) is not None:
         raise RuleViolation(
             "already_recorded", f"{address} is already an AEL contact of ICB {icb.code} for {role}."
@@ -335,8 +348,9 @@ def change_ael_contact(
     now = now or utcnow()
     icb = _icb(session, icb_code)
     role = _ael_role(ael_role)
-    _require_requester(session, icb.code, role, requested_by)
     contact = _require_contact(session, icb.code, require_email(email), role)
+    moved = bool(new_email and new_email.strip()) and require_email(new_email) != contact.email
+    _require_requester(session, icb.code, role, requested_by, new_address=moved)
     before = {"name": contact.name, "email": contact.email}
     after = dict(before)
     if name is not None and name.strip():
@@ -389,7 +403,7 @@ def remove_ael_contact(
     now = now or utcnow()
     icb = _icb(session, icb_code)
     role = _ael_role(ael_role)
-    _require_requester(session, icb.code, role, requested_by)
+    _require_requester(session, icb.code, role, requested_by, new_address=False)
     contact = _require_contact(session, icb.code, require_email(email), role)
     contact.active = False
     detail = {
