@@ -46,10 +46,12 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
         problem = f"unknown charset {charset[:40]!r}"
     if codec:
         try:
-            return data.decode(codec), None
+            return storable(data.decode(codec)), None
         except UnicodeDecodeError:
             if codec not in ("ascii", "utf-8"):
                 problem = f"text not valid in its declared charset {(charset or '')[:40]!r}"
+        except LookupError:  # a codec of bytes to bytes ("rot13", "hex"), not a charset
+            problem = f"unknown charset {(charset or '')[:40]!r}"
     try:
         return data.decode("utf-8"), problem
     except UnicodeDecodeError:
@@ -58,6 +60,14 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
 
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_ANY_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` with any lone surrogate replaced by U+FFFD. UTF-7 ("+2D0-") and
+    unicode-escape decode to them, and neither database driver will store one: a subject
+    holding one stopped every poll at the ledger, for that message and all after it."""
+    return _ANY_SURROGATE.sub("\ufffd", text) if _ANY_SURROGATE.search(text) else text
 
 
 def unsurrogate(text: str) -> str:

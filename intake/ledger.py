@@ -27,7 +27,7 @@ from core.errors import PcseError
 from core.patterns import mask_tokens
 from core.rowwrites import pending_may_wait, set_written
 from core.timeutil import utcnow
-from intake.charsets import unsurrogate
+from intake.charsets import storable, unsurrogate
 from intake.mailparse import decode_header_text, message_id_of
 from intake.models import InboundMessage
 
@@ -98,11 +98,13 @@ def header_facts(raw: bytes) -> HeaderFacts:
         subject = mask_tokens(decode_header_text(str(msg.get("Subject", ""))))
     except Exception:  # facts are a convenience; processing reads properly
         return HeaderFacts(None, None, None)
+    # Every value as the database can store it, whatever the header held: one that could
+    # not be stored would stop the poll for every message after it.
     return HeaderFacts(
-        message_id[:998] if message_id else None,
-        sender.address,
-        subject[:300] if subject else None,
-        sender.display_name or None,
+        storable(message_id[:998]) if message_id else None,
+        storable(sender.address) if sender.address else None,
+        storable(subject[:300]) if subject else None,
+        storable(sender.display_name) if sender.display_name else None,
         None if sender.parsed_cleanly else "unverified",
     )
 

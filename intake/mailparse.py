@@ -33,7 +33,7 @@ from email.policy import Compat32
 from core.addresses import SenderIdentity, parse_from, recipient_addresses, unverified
 from core.htmltext import html_to_text
 from core.senderauth import AUTH_AS, SINGLE_HEADERS
-from intake.charsets import decode_bytes, unsurrogate
+from intake.charsets import decode_bytes, storable, unsurrogate
 from intake.oversize import Elisions, Mark, Refuted, elide, encoded_size, verify
 from intake.tnef import is_tnef, unpack_tnef
 
@@ -140,7 +140,8 @@ def decode_header_text(raw: str) -> str:
     value = _CONTROL.sub(" ", _FOLD.sub(" ", unsurrogate(raw)))
     if "=?" in value:
         value = "".join(_decode_words(piece) for piece in _pieces(value, DECODE_PIECE_CHARS))
-    return _CONTROL.sub(" ", value).strip()
+    # A filename's RFC 2231 charset is decoded by the email package itself, UTF-7 too.
+    return storable(_CONTROL.sub(" ", value)).strip()
 
 
 def _pieces(value: str, size: int) -> list[str]:
