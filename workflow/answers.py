@@ -17,7 +17,7 @@ from workflow.approvals import Verification, verify_answer
 from workflow.cases import move, record
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case
-from workflow.opening import SYSTEM, note_message
+from workflow.opening import SYSTEM, new_request, note_message
 from workflow.persist import (
     notify,
     record_checks,
@@ -66,7 +66,10 @@ def approval_answer(
     cases = [c for c in (verification.case, about) if c is not None]
     cases = list({c.id: c for c in cases}.values())
     if not cases:
-        return f"Approval answer refused: {verification.refusal()}"
+        # A code that names no case (mistyped, made up, or quoted in a new request) decides
+        # nothing, and hides nothing: the message is read as any new mail is.
+        opened = new_request(session, env, inbound, mail, classification)
+        return f"Approval answer refused: {verification.refusal()} Read as new mail: {opened}"
     ledger.link_case(session, inbound, cases[0].id)
     for each in cases:
         _record_answer(session, env, each, inbound, mail, verification, answer)
@@ -75,7 +78,7 @@ def approval_answer(
             if CaseState(each.state) in FINAL_STATES:
                 # "No, stop" from a second approver after the case closed: a person reads it.
                 new_replies.mark(session, env, each, inbound, "an approval answer came in late")
-        return _refused(session, env, verification, mail, cases)
+        return _refused(session, env, verification, mail, cases, answer, inbound)
     case, approval = verification.case, verification.approval
     assert case is not None and approval is not None
     if answer.verdict is Verdict.UNCLEAR:
@@ -232,10 +235,14 @@ def _refused(
     verification: Verification,
     mail: IncomingMail,
     cases: list[Case],
+    answer: Answer,
+    inbound: InboundMessage,
 ) -> str:
     """A refused answer approves nothing. When a live token came back but another check
     failed (the sender, the changes, the approver's standing), a person looks, and the
-    reason names no approver whose identity was not vouched for."""
+    reason names no approver whose identity was not vouched for. So does one that did not
+    approve, with a code no longer live: "REJECT, this looks like fraud" to an earlier
+    request must stop the case before another approver's code completes it."""
     now = env.clock.now()
     refusal = verification.refusal()
     failed = {c.name for c in verification.failures}
@@ -258,6 +265,8 @@ def _refused(
         or failed & _TOKEN_CHECKS
         or case.state != CaseState.AWAITING_APPROVAL
     ):
+        if case is not None and approval is not None and answer.verdict is not Verdict.APPROVE:
+            _not_approved_with_an_old_code(session, env, case, approval, inbound)
         return f"Approval answer refused: {refusal}"
     sender = mail.sender_identity
     if (
@@ -276,6 +285,35 @@ def _refused(
         reason=_refusal_reason(failed, approval),
     )
     return f"Approval answer refused: {refusal}"
+
+
+def _not_approved_with_an_old_code(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    approval: ApprovalRequest,
+    inbound: InboundMessage,
+) -> None:
+    """An answer that does not approve, carrying a code of this case no longer live: a
+    case still waiting on other codes goes to a person, who reads it before any of them
+    decides; one a person has already is marked with the reply (a closed one is, above)."""
+    if CaseState(case.state) in FINAL_STATES:
+        return
+    if case.state != CaseState.AWAITING_APPROVAL:
+        new_replies.mark(session, env, case, inbound, "an answer came with an old code")
+        return
+    move(
+        session,
+        case,
+        CaseState.TRIAGE,
+        actor=SYSTEM,
+        now=env.clock.now(),
+        reason=(
+            "An answer that did not approve came with a code no longer valid (the one sent "
+            f"to {approval.approver_email}); a caseworker must read it before any "
+            "approver's code decides the case."
+        ),
+    )
 
 
 def _refusal_reason(failed: set[str], approval: ApprovalRequest) -> str:
