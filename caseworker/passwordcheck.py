@@ -33,7 +33,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def limit_password_checks(endpoint: Endpoint) -> Endpoint:
     """Refuse with 429 and Retry-After when the client, or everyone together, has made too
-    many attempts; before the form is read or any hash is computed."""
+    many attempts; before any hash is computed. It goes inside `form_post`: posts without
+    the session's form token, which anyone can send by the hundred, would otherwise use up
+    the limit that everyone shares and lock every caseworker out."""
 
     @wraps(endpoint)
     async def limited(request: Request) -> Response:

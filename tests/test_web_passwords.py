@@ -195,6 +195,21 @@ def test_all_addresses_together_are_limited_too(database: Database, tmp_path: Pa
             assert WebClient(newcomer, web.settings).sign_in(SUPERVISOR).status_code == 303
 
 
+def test_posts_without_the_form_token_use_up_no_limit(database: Database, tmp_path: Path) -> None:
+    """Anyone can post to the sign-in page without a token, from many addresses: refused
+    as forged before being counted, they cannot lock everyone else out."""
+    add_accounts(database)
+    web = _web(database, tmp_path, password_checks_per_client=5, password_checks_overall=8)
+    with web.client:
+        for number in range(8):
+            with TestClient(web.client.app, client=(f"192.0.2.{number}", 40000)) as client:
+                for _ in range(5):
+                    forged = client.post("/sign-in", data={"email": SUPERVISOR, "password": "x"})
+                    assert forged.status_code == 403
+        with TestClient(web.client.app, client=("198.51.100.1", 40000)) as newcomer:
+            assert WebClient(newcomer, web.settings).sign_in(SUPERVISOR).status_code == 303
+
+
 def test_when_every_hash_slot_is_taken_the_answer_is_try_again(
     database: Database, tmp_path: Path
 ) -> None:

@@ -72,8 +72,8 @@ def _problems(values: dict[str, str]) -> Problems:
     return problems
 
 
+@form_post  # a post without the form's token is refused before it is counted
 @limit_password_checks
-@form_post
 async def change_password(request: Request) -> Response:
     user = current_user(request)
     values = _posted(request)

@@ -46,8 +46,8 @@ async def sign_in_page(request: Request) -> Response:
     return _form(request)
 
 
+@form_post  # a post without the form's token is refused before it is counted
 @limit_password_checks
-@form_post
 async def sign_in(request: Request) -> Response:
     email = text(request, "email", limit=254)
     password = request.state.form.get("password", "")
