@@ -382,9 +382,15 @@ def _part_text(part: Message, mail: ParsedMail) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+# Stands for the parts nested deeper than MAX_DEPTH, which are not read.
+_TOO_DEEP = Message()
+
+
 def _leaves(part: Message, depth: int = 0):
-    """Every non-multipart part, depth first; messages inside messages are leaves."""
+    """Every non-multipart part, depth first; messages inside messages are leaves. Where
+    parts lie deeper than MAX_DEPTH, _TOO_DEEP instead."""
     if depth > MAX_DEPTH:
+        yield _TOO_DEEP
         return
     if _content_type(part).startswith("multipart/") and isinstance(part.get_payload(), list):
         for sub in part.get_payload():
@@ -409,6 +415,9 @@ class _Reader:
         if depth == 0:
             self.root = msg
         for part in _leaves(msg, depth):
+            if part is _TOO_DEEP:
+                self._too_deep()
+                continue
             self.parts += 1
             if self.parts > MAX_PARTS:
                 self.mail.problems.append(f"more than {MAX_PARTS} parts; the rest were not read")
@@ -437,6 +446,8 @@ class _Reader:
                 # A forwarded message's own files (a form forwarded as an attachment) count.
                 if depth < MAX_DEPTH:
                     self.read(forwarded, depth + 1, enclosed=True)
+                else:
+                    self._too_deep()
             return
         filename = _filename(part)
         disposition = _disposition(part)
@@ -459,6 +470,13 @@ class _Reader:
                 )
             return
         self.attachment(part, ctype, filename)
+
+    def _too_deep(self) -> None:
+        """Parts nested deeper than anyone writes are not read, and a person is told so: a
+        form among them would otherwise vanish without a word."""
+        problem = f"parts nested more than {MAX_DEPTH} levels deep were not read"
+        if problem not in self.mail.problems:
+            self.mail.problems.append(problem)
 
     def _enclosed_id(self, raw: object) -> None:
         found = message_id_of(str(raw)) if raw else None

@@ -35,15 +35,18 @@ def unpack_tnef(data: bytes) -> TnefContent:
     """Raises ValueError when `data` is not TNEF or is damaged."""
     from tnefparse import TNEF
 
+    # tnefparse reads damaged files into whatever exception its code meets first
+    # (struct.error, UnboundLocalError, LookupError among them): each means "damaged", and
+    # the file is then kept as it came.
     try:
         parsed = TNEF(data, do_checksum=False)
-    except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, AssertionError) as exc:
+    except Exception as exc:
         raise ValueError(f"not a readable winmail.dat ({type(exc).__name__})") from exc
     content = TnefContent()
     for attachment in parsed.attachments:
         try:
             name = _as_text(attachment.long_filename()) or _as_text(attachment.name)
-        except (UnicodeDecodeError, AttributeError, TypeError):
+        except Exception:
             name = ""
         if attachment.data:
             content.files.append((name, bytes(attachment.data)))

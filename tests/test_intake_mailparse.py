@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 from email.message import EmailMessage
 
@@ -95,6 +96,53 @@ def test_a_damaged_winmail_dat_is_kept_as_it_is() -> None:
     assert any("winmail.dat" in p for p in mail.problems)
     with pytest.raises(ValueError):
         unpack_tnef(b"\x78\x9f\x3e\x22\x01\x00\x01")
+
+
+def test_a_winmail_dat_damaged_anywhere_is_unpacked_or_kept() -> None:
+    """tnefparse meets damage with whatever exception its code hits first; each is read as
+    damage, never as a part that could not be read (which dropped the file)."""
+    dat = tnef("Form attached.", [("Admin form.pdf", b"%PDF-1.4 form")])
+    generator = random.Random(1)
+    for _ in range(400):
+        damaged = bytearray(dat)
+        for _ in range(generator.randint(1, 8)):
+            damaged[generator.randrange(len(damaged))] = generator.randrange(256)
+        if generator.random() < 0.3:
+            damaged = damaged[: generator.randrange(len(damaged))]
+        try:
+            unpack_tnef(bytes(damaged))
+        except ValueError:
+            mail = parse_mail(with_attachments(("winmail.dat", "application/ms-tnef", damaged)))
+            assert [a.filename for a in mail.attachments] == ["winmail.dat"]
+
+
+def nested(levels: int, *, forwarded: bool = False) -> bytes:
+    """A form `levels` multiparts deep, or forwarded as an attachment `levels` times."""
+    inner = (
+        b'Content-Type: application/pdf; name="form.pdf"\r\n'
+        b'Content-Disposition: attachment; filename="form.pdf"\r\n\r\n%PDF-1.4 form\r\n'
+    )
+    for level in range(levels):
+        boundary = b"b%d" % level
+        wrapper = b"From: pm@a81001.nhs.uk\r\nSubject: Fw\r\n" if forwarded else b""
+        enclosed = b"Content-Type: message/rfc822\r\n\r\n" if forwarded and level else b""
+        inner = (
+            wrapper + b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n'
+            b"--" + boundary + b"\r\nContent-Type: text/plain\r\n\r\nSee attached\r\n"
+            b"--" + boundary + b"\r\n" + enclosed + inner + b"\r\n--" + boundary + b"--\r\n"
+        )
+    return b"From: pm@a81001.nhs.uk\r\nSubject: Form\r\nMIME-Version: 1.0\r\n" + inner
+
+
+@pytest.mark.parametrize("forwarded", [False, True])
+def test_a_form_nested_too_deep_is_not_read_and_a_person_is_told(forwarded: bool) -> None:
+    shallow, deep = (
+        parse_mail(nested(6, forwarded=forwarded)),
+        parse_mail(nested(16, forwarded=forwarded)),
+    )
+    assert [a.filename for a in shallow.attachments] == ["form.pdf"] and not shallow.problems
+    assert deep.attachments == []
+    assert "parts nested more than 12 levels deep were not read" in deep.problems
 
 
 @pytest.mark.parametrize(
