@@ -23,7 +23,7 @@ from intake.models import InboundMessage
 from workflow.answers import approval_answer
 from workflow.case_replies import case_reply
 from workflow.env import WorkflowEnv
-from workflow.opening import is_pdf, new_request
+from workflow.opening import form_files, new_request
 
 Handler = Callable[[Session, InboundMessage, IncomingMail, Classification], str]
 
@@ -65,8 +65,7 @@ class WorkflowHandler:
             a.data
             for mail, classification in found
             if classification.kind in READS_FORMS
-            for a in mail.attachments
-            if is_pdf(a)
+            for a in form_files(mail)[0]
         ]
         limits = self.env.pdf_limits or forms.PdfLimits()
         ahead = forms.current_read_ahead()

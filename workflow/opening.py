@@ -49,23 +49,43 @@ def first_problem(request: ParsedRequest) -> str:
     return request.findings[0].message if request.findings else "It is not a form we know."
 
 
+# At most this many files of one email are read as forms, PDFs before images. Each may
+# take up to the PDF time limit, inside its batch's transaction (on SQLite, holding the
+# database's write lock): a dozen hostile PDFs of a few hundred bytes held it for minutes.
+# A request carries one form, now and then two or three.
+MAX_FORM_FILES = 5
+TOO_MANY_FORMS = (
+    f"not read: the email holds more than {MAX_FORM_FILES} PDFs and images; only the first "
+    f"{MAX_FORM_FILES} were read"
+)
+
+
+def form_files(mail: IncomingMail) -> tuple[list[Attachment], list[Attachment]]:
+    """The attachments read as forms, and the PDFs and images left unread past the cap."""
+    candidates = sorted(
+        (a for a in mail.attachments if is_pdf(a)), key=lambda a: forms.is_image(a.data)
+    )
+    return candidates[:MAX_FORM_FILES], candidates[MAX_FORM_FILES:]
+
+
 def read_forms(
     mail: IncomingMail, limits: forms.PdfLimits | None = None
 ) -> tuple[list[tuple[str, ParsedRequest]], list[tuple[str, str]]]:
     """Each PDF attachment (and image) read: (filename, request) for recognised forms, and
     (filename, problem) for the rest. An image that holds no form we know (a logo in a
     signature, a photo) is left alone, as before scans were read: the body is read instead,
-    and the image stays with the message for a caseworker."""
+    and the image stays with the message for a caseworker. So is an image past the cap; a
+    PDF past it is named as not read."""
     recognised: list[tuple[str, ParsedRequest]] = []
     unreadable: list[tuple[str, str]] = []
-    for attachment in mail.attachments:
-        if not is_pdf(attachment):
-            continue
+    read, left = form_files(mail)
+    for attachment in read:
         request = forms.read_attachment(attachment.data, limits)
         if request.kind:
             recognised.append((attachment.filename, request))
         elif not forms.is_image(attachment.data):
             unreadable.append((attachment.filename, first_problem(request)))
+    unreadable += [(a.filename, TOO_MANY_FORMS) for a in left if not forms.is_image(a.data)]
     return recognised, unreadable
 
 
