@@ -9,7 +9,8 @@ left out. What happens to the quoted earlier mail depends on who reads the text:
   words; a rule (`<hr>`) stays a line of underscores, as Outlook writes it above a reply.
 - `DROP` (an approver's answer): quoted mail is left out by its markup (blockquote, the
   quote containers of Gmail, Yahoo and Thunderbird), and everything after Outlook's marker
-  of the original message, so that no quoted word can be read as the approver's.
+  of the original message, so that no quoted word can be read as the approver's; so is
+  text a style hides (`display: none`), and struck-through text is said to be so.
 
 The markup is tamed first (core.markup), so reading is linear in its length whatever it is.
 """
@@ -64,6 +65,14 @@ _QUOTE_START_IDS = frozenset(
     {"divrplyfwdmsg", "appendonsend", "mail-editor-reference-message-container"}
 )
 _RULE = "________________________________"
+# Text struck through, and text a style keeps off the screen: an approver's answer is read
+# as its reader sees it.
+_STRUCK_TAGS = frozenset({"del", "s", "strike"})
+_NOT_SHOWN = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+
+def _not_shown(attributes: dict[str, str]) -> bool:
+    return "hidden" in attributes or bool(_NOT_SHOWN.search(attributes.get("style", "")))
 
 
 class _TextMaker(HTMLParser):
@@ -104,8 +113,12 @@ class _TextMaker(HTMLParser):
             return
         classes = set(attributes.get("class", "").lower().split())
         hides = tag in _HIDDEN_TAGS or (
-            self.drop_quotes and (tag == "blockquote" or bool(classes & _QUOTE_CLASSES))
+            self.drop_quotes
+            and (tag == "blockquote" or bool(classes & _QUOTE_CLASSES) or _not_shown(attributes))
         )
+        if self.drop_quotes and tag in _STRUCK_TAGS and not self.hidden:
+            # "~~APPROVE~~" is no approval: the words stay, said to be struck through.
+            self.parts.append(" (struck through: ")
         quotes = tag == "blockquote" and not self.drop_quotes
         self.stack.append((tag, hides, quotes))
         self.hidden += hides
@@ -121,6 +134,8 @@ class _TextMaker(HTMLParser):
                 self.hidden -= hides
                 self.quote_depth -= quotes
                 self.pre -= open_tag == "pre"
+                if self.drop_quotes and open_tag in _STRUCK_TAGS and not self.hidden:
+                    self.parts.append(") ")
                 if open_tag == tag:
                     break
         if tag in _BLOCK_TAGS:

@@ -69,3 +69,22 @@ def test_preformatted_text_keeps_its_lines() -> None:
 @pytest.mark.parametrize("quotes", [MARK, DROP])
 def test_any_html_converts_without_error(quotes: str, markup: str) -> None:
     assert isinstance(html_to_text(markup, quotes=quotes), str)
+
+
+@pytest.mark.parametrize(
+    ("markup", "read"),
+    [
+        ('<div style="display:none">APPROVE</div><div>Thanks</div>', "Thanks"),
+        ('<div style="visibility: hidden">APPROVE</div><p>Thanks</p>', "Thanks"),
+        ("<div hidden>APPROVE</div><p>Thanks</p>", "Thanks"),
+        ("<div><del>APPROVE</del></div>", "(struck through: APPROVE)"),
+        ("<p><s>not</s> APPROVE</p>", "(struck through: not) APPROVE"),
+    ],
+)
+def test_an_answer_is_read_as_its_reader_sees_it(markup: str, read: str) -> None:
+    assert html_to_text(markup, quotes=DROP) == read
+
+
+def test_a_request_keeps_its_struck_and_styled_text() -> None:
+    markup = '<p><del>old</del> new</p><p style="display:none">kept</p>'
+    assert html_to_text(markup, quotes=MARK) == "old new\n\nkept"

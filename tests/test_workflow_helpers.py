@@ -295,6 +295,15 @@ def token_for(db: Database, ref: str, approver: str) -> str:
         return match.group(1)
 
 
+def asked_with(db: Database, token: str) -> str:
+    """The text of the approval request that carried `token` (what a reply quotes)."""
+    with db.transaction() as session:
+        body = session.scalar(
+            select(OutboxMessage.body_text).where(OutboxMessage.subject.contains(f"APV-{token}"))
+        )
+    return body or ""
+
+
 def answer(
     db: Database,
     env: WorkflowEnv,
@@ -309,7 +318,7 @@ def answer(
     token = token or token_for(db, ref, person[1])
     quoted = (
         "\n\nOn Mon, 2 Mar 2026 at 09:00, PCSE <pcse.portalenquiries@nhs.net> wrote:\n"
-        "> Reply APPROVE to approve, or REJECT followed by your reason.\n"
+        + "".join(f"> {line}\n" for line in asked_with(db, token).splitlines())
     )
     mail = mail_from(
         person,

@@ -11,7 +11,7 @@ from core.states import FINAL_STATES, CaseState
 from intake import ledger
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
-from workflow import approvals, new_replies
+from workflow import approvals, new_replies, quoted_words
 from workflow.apply import approve_and_apply
 from workflow.approvals import Verification, verify_answer
 from workflow.cases import move, record
@@ -81,9 +81,49 @@ def approval_answer(
         return _refused(session, env, verification, mail, cases, answer, inbound)
     case, approval = verification.case, verification.approval
     assert case is not None and approval is not None
+    if answer.verdict is Verdict.APPROVE:
+        answer = _nothing_written_in_the_quote(session, env, case, approval, mail, answer)
     if answer.verdict is Verdict.UNCLEAR:
         return _unclear(session, env, case, approval, answer)
     return decide_answer(session, env, case, approval, answer, inbound)
+
+
+def _nothing_written_in_the_quote(
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    approval: ApprovalRequest,
+    mail: IncomingMail,
+    answer: Answer,
+) -> Answer:
+    """The approval, unless the reply's quote of our email holds lines we did not write
+    ("NO - not Jane" beside her name): then unclear, for a person (workflow.quoted_words)."""
+    sent = session.execute(
+        select(OutboxMessage.subject, OutboxMessage.body_text, OutboxMessage.body_html).where(
+            OutboxMessage.case_id == case.id,
+            OutboxMessage.to_address == approval.approver_email,
+        )
+    ).all()
+    added = quoted_words.lines_not_ours(
+        quoted_words.reply_lines(mail.text, mail.html, text_from_html=mail.text_from_html),
+        [text for row in sent for text in quoted_words.as_text(*row)],
+        own=answer.own_text,
+        names=[
+            approval.approver_name or "",
+            approval.approver_email,
+            env.from_address,
+            env.from_name or "",
+        ],
+    )
+    if not added:
+        return answer
+    return Answer(
+        Verdict.UNCLEAR,
+        None,
+        answer.own_text,
+        f'The reply approves, but also writes inside the quoted request ("{added[0][:80]}"), '
+        "which may change what it means.",
+    )
 
 
 def decide_answer(

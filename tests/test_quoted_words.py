@@ -1,0 +1,178 @@
+"""An approval with words written inside the quoted request goes to a person.
+
+"APPROVE" at the top, and "NO - not Jane, she left the practice last month" beside Jane's
+line in the quote, is not an approval anyone would act on. The quote's lines must each be
+a run of the words of an email we sent; its header (From, Sent, To, Subject, "On … wrote:")
+is passed over.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+
+from core.db import Database
+from notifications.models import OutboxMessage
+from service.config import Config
+from tests.test_workflow_helpers import OUR, TRUSTED
+from tests.test_workflow_mail import (
+    MANAGER,
+    PARTNER,
+    arrive,
+    email,
+    mail_config,
+    mail_world,
+    sent,
+    the_case,
+)
+from workflow import directory
+from workflow.env import WorkflowEnv
+from workflow.quoted_words import as_text, lines_not_ours, reply_lines
+
+OBJECTION = "NO - not Jane, she left the practice last month. Do not set her up."
+GMAIL_HEADER = f"On Mon, 2 Mar 2026 at 09:00, PCSE Online user management <{OUR}> wrote:"
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    return mail_world(database)
+
+
+@pytest.fixture
+def config(db: Database, tmp_path: Path) -> Config:
+    return mail_config(db, tmp_path)
+
+
+def asked(db: Database, config: Config, env: WorkflowEnv) -> OutboxMessage:
+    arrive(db, config, env, email(MANAGER, "GPP form", "Form attached.", pdf="gpp-acroform.pdf"))
+    (request,) = sent(db, "approval_request")
+    return request
+
+
+def gmail_plain(request: OutboxMessage, *, objection: bool, width: int = 70) -> str:
+    """Gmail's plain text: the quote rewrapped and marked "> "."""
+    lines = [
+        wrapped
+        for line in request.body_text.splitlines()
+        for wrapped in (textwrap.wrap(line, width) or [""])
+    ]
+    at = next(i for i, line in enumerate(lines) if "jane.smith@nhs.net" in line.lower())
+    quoted = [f"> {line}" for line in lines]
+    if objection:
+        quoted.insert(at + 1, OBJECTION)
+    return "APPROVE\n\nAnil\n\n" + GMAIL_HEADER + "\n" + "\n".join(quoted)
+
+
+def outlook_plain(request: OutboxMessage, *, objection: bool) -> str:
+    """Outlook's plain text: a rule, the original's header, the original unmarked."""
+    lines = request.body_text.splitlines()
+    if objection:
+        at = next(i for i, line in enumerate(lines) if "jane.smith@nhs.net" in line.lower())
+        lines[at] += "   <<< " + OBJECTION
+    return (
+        "Approved\n\nDr Anil Patel\nGP Partner\n\n________________________________\n"
+        f"From: PCSE Online user management <{OUR}>\nSent: Monday, March 2, 2026 9:00 AM\n"
+        f"To: {PARTNER[0]} <{PARTNER[1]}>\nSubject: {request.subject}\n\n" + "\n".join(lines)
+    )
+
+
+def outlook_html(request: OutboxMessage, *, objection: bool) -> bytes:
+    """Outlook's HTML reply: the original's HTML below its marker, a comment in red."""
+    body = request.body_html or ""
+    if objection:
+        body = body.replace(
+            "jane.smith@nhs.net", f'jane.smith@nhs.net <span style="color:red">{OBJECTION}</span>'
+        )
+    html = (
+        '<html><body><div>APPROVE</div><div id="appendonsend"></div><hr>'
+        f'<div id="divRplyFwdMsg"><b>From:</b> PCSE &lt;{OUR}&gt;<br><b>Sent:</b> '
+        f"Monday, March 2, 2026 9:00 AM<br><b>Subject:</b> {request.subject}</div>"
+        f"{body}</body></html>"
+    )
+    msg = EmailMessage()
+    msg["Authentication-Results"] = f"{TRUSTED}; dmarc=pass header.from=nhs.net"
+    msg["From"] = f"{PARTNER[0]} <{PARTNER[1]}>"
+    msg["To"] = OUR
+    msg["Subject"] = f"RE: {request.subject}"
+    msg["Message-ID"] = make_msgid(domain="nhs.net")
+    msg["In-Reply-To"] = request.message_id
+    msg.set_content(html, subtype="html")
+    return bytes(msg)
+
+
+def admins(db: Database) -> list[str]:
+    with db.transaction() as session:
+        return [p.email for p in directory.admins(session, "A81001", "gpp")]
+
+
+@pytest.mark.parametrize("style", ["gmail", "outlook", "outlook_html"])
+@pytest.mark.parametrize("objection", [False, True])
+def test_an_approval_is_read_by_a_person_when_the_quote_holds_words_of_theirs(
+    style: str, objection: bool, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    subject = f"RE: {request.subject}"
+    if style == "outlook_html":
+        reply = outlook_html(request, objection=objection)
+    else:
+        text = (gmail_plain if style == "gmail" else outlook_plain)(request, objection=objection)
+        reply = email(PARTNER, subject, text, in_reply_to=request.message_id)
+    arrive(db, config, env, reply)
+    case = the_case(db, MANAGER[1])
+    if objection:
+        assert case.state == "triage"
+        assert "writes inside the quoted request" in (case.reason or "")
+        assert admins(db) == []
+    else:
+        assert case.state == "completed", case.reason
+        assert admins(db) == ["jane.smith@nhs.net"]
+
+
+def test_a_word_added_to_a_quoted_line_is_found(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    ours = as_text(request.subject, request.body_text, request.body_html)
+    names = [PARTNER[0], PARTNER[1], OUR, "PCSE Online user management"]
+    clean = gmail_plain(request, objection=False, width=50)
+    assert (
+        lines_not_ours(
+            reply_lines(clean, None, text_from_html=False), ours, own="APPROVE\n\nAnil", names=names
+        )
+        == []
+    )
+    line = next(line for line in request.body_text.splitlines() if "jane.smith@nhs.net" in line)
+    edited = clean.replace(f"> {line}", f"> {line} NOT HER")
+    if edited == clean:  # rewrapped: add the words to the line's first piece instead
+        edited = clean.replace("jane.smith@nhs.net", "jane.smith@nhs.net NOT HER", 1)
+    found = lines_not_ours(
+        reply_lines(edited, None, text_from_html=False), ours, own="APPROVE\n\nAnil", names=names
+    )
+    assert len(found) == 1 and "NOT HER" in found[0]
+
+
+def test_an_html_part_that_says_more_than_the_plain_text_goes_to_a_person(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    """Mail clients show the HTML: "APPROVE" in the plain text beside "APPROVE, but not
+    Jane" in the HTML is not an approval."""
+    request = asked(db, config, env)
+    text = (
+        "APPROVE\n\n"
+        + GMAIL_HEADER
+        + "\n"
+        + "".join(f"> {line}\n" for line in request.body_text.splitlines())
+    )
+    html = "<div>APPROVE</div><div>but not Jane, she has left</div>"
+    arrive(
+        db,
+        config,
+        env,
+        email(PARTNER, f"RE: {request.subject}", text, html=html, in_reply_to=request.message_id),
+    )
+    assert the_case(db, MANAGER[1]).state == "triage"
+    assert admins(db) == []
