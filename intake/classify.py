@@ -230,6 +230,16 @@ _FIRST_COPIES = pending_may_wait(
 EARLIER_COPIES = "intake.classify.earlier_copies"
 
 
+def telling_id(message_id: str | None) -> str | None:
+    """The Message-ID when it can tell a message apart, else None. "<>", "<scan>" and the
+    like, which broken mailers and copiers write on every message they send, would make
+    every message after the first a copy of it, linked to another's case unread."""
+    if not message_id or "@" not in message_id[1:-1]:
+        return None
+    local, _, domain = message_id[1:-1].rpartition("@")
+    return message_id if local and domain else None
+
+
 def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
     """Answer earlier_copy for a batch of ledger rows with one query, kept in the session.
 
@@ -237,7 +247,7 @@ def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
     an earlier copy of a row exists when one of those is below the row's own id (rows
     stored later have larger ids, so what is found now stays true for the batch)."""
     shas = sorted({row.sha256 for row in rows})
-    mids = sorted({row.message_id for row in rows if row.message_id})
+    mids = sorted({mid for row in rows if (mid := telling_id(row.message_id))})
     first: dict[tuple[str, str], int] = {
         (side, value): first_id
         for side, value, first_id in session.connection().execute(
@@ -248,11 +258,12 @@ def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
     }
     found = session.info.setdefault(EARLIER_COPIES, {})
     for row in rows:
+        mid = telling_id(row.message_id)
         below = [
             first_id
             for first_id in (
                 first.get(("sha", row.sha256)),
-                first.get(("mid", row.message_id)) if row.message_id else None,
+                first.get(("mid", mid)) if mid else None,
             )
             if first_id is not None and first_id < row.id
         ]
@@ -275,7 +286,7 @@ class LedgerKnowledge:
         # One statement; SQLite and PostgreSQL both answer the OR from the two indexes.
         return (
             self.session.connection()
-            .execute(_EARLIER, {"before": before_id, "sha": sha256, "mid": message_id})
+            .execute(_EARLIER, {"before": before_id, "sha": sha256, "mid": telling_id(message_id)})
             .scalar()
         )
 

@@ -1,0 +1,77 @@
+"""A Message-ID makes two messages copies of one only when it can tell messages apart.
+
+Broken mailers and copiers write "<>" or one fixed id on every message; taken at its word,
+every message after the first was a "duplicate", linked to another's case and never read.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.db import Database
+from intake.classify import telling_id
+from intake.models import InboundMessage
+from intake.pipeline import run_round
+from service.config import Config
+from tests.test_workflow_helpers import OUR, TRUSTED
+from tests.test_workflow_mail import mail_config, mail_world
+from workflow.env import WorkflowEnv
+from workflow.handler import handle_message
+from workflow.intake_link import WorkflowLink
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    return mail_world(database)
+
+
+@pytest.fixture
+def config(db: Database, tmp_path: Path) -> Config:
+    return mail_config(db, tmp_path)
+
+
+def message(message_id: str, nominee: str, *, received: str = "mx1") -> bytes:
+    return (
+        f"Received: from {received}.example by mx.nhs.net\r\n"
+        f"Authentication-Results: {TRUSTED}; dmarc=pass header.from=riverside.nhs.net\r\n"
+        f"From: Mo Manager <manager@riverside.nhs.net>\r\nTo: {OUR}\r\n"
+        f"Subject: New admin\r\nMessage-ID: {message_id}\r\n"
+        "Date: Mon, 02 Mar 2026 09:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+        f"Please set up {nominee} as GPP admin for A81001.\r\n"
+    ).encode()
+
+
+def statuses(db: Database, config: Config, env: WorkflowEnv, *messages: bytes) -> list[str]:
+    box = mailbox.Maildir(config.mailboxes[0].maildir, create=True)
+    for data in messages:
+        box.add(mailbox.MaildirMessage(data))
+    box.close()
+    run_round(db, config, handle_message(env), cases=WorkflowLink())
+    with db.transaction() as session:
+        return list(session.scalars(select(InboundMessage.status).order_by(InboundMessage.id)))
+
+
+@pytest.mark.parametrize("message_id", ["<>", "<scan>", "<@copier>", "< >"])
+def test_messages_sharing_an_id_that_tells_nothing_are_each_read(
+    message_id: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    first = message(message_id, "Jane Smith jane.smith@nhs.net")
+    second = message(message_id, "Raj Patel raj.patel@nhs.net")
+    assert statuses(db, config, env, first, second) == ["processed", "processed"]
+
+
+def test_the_same_message_delivered_twice_is_still_a_copy(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    first = message("<abc@riverside.nhs.net>", "Jane Smith jane.smith@nhs.net")
+    again = message("<abc@riverside.nhs.net>", "Jane Smith jane.smith@nhs.net", received="mx2")
+    assert statuses(db, config, env, first, again) == ["processed", "duplicate"]
+
+
+def test_telling_id() -> None:
+    assert telling_id("<abc@riverside.nhs.net>") == "<abc@riverside.nhs.net>"
+    assert [telling_id(v) for v in (None, "<>", "<abc>", "<@x>", "<x@>")] == [None] * 5
