@@ -39,7 +39,9 @@ ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*+@[A-Za-z0-9-]++(?:\.[A-Za-z0-9-]++
 _FAST_FROM = re.compile(
     r"[ \t]*+(?:"
     r"(?P<plain>[A-Za-z0-9 \t.'_-]*+)<(?P<a1>[^<>\s@\"(),;:\\\[\]]++@[^<>\s@\"(),;:\\\[\]]++)>"
-    r"|\"(?P<quoted>[^\"\\@=\r\n]*+)\"[ \t]*+"
+    # Printable ASCII only: control characters, lookalike at signs and direction marks
+    # are each a reason to leave the sender unverified, which the full reading gives.
+    r"|\"(?P<quoted>[ !#-<>?A-\[\]-~]*+)\"[ \t]*+"
     r"<(?P<a2>[^<>\s@\"(),;:\\\[\]]++@[^<>\s@\"(),;:\\\[\]]++)>"
     r"|(?P<a3>[^<>\s@\"(),;:\\\[\]]++@[^<>\s@\"(),;:\\\[\]]++)"
     r")[ \t]*+"
@@ -188,7 +190,8 @@ _LOOKALIKES = frozenset("\uff20\ufe6b\uff1c\uff1e\ufe64\ufe65")
 
 def _display_name(decoded: str) -> tuple[str, str | None]:
     """The display name as shown to people, and why it makes the sender unverified."""
-    name = " ".join(decoded.split())[:MAX_DISPLAY_NAME]
+    # Shown without its control characters: NUL, which PostgreSQL will not store, above all.
+    name = " ".join(_CONTROL.sub(" ", decoded).split())[:MAX_DISPLAY_NAME]
     if "@" in decoded:
         return name, "The From display name holds an email address; only the address counts."
     if _CONTROL.search(decoded) or "\r" in decoded or "\n" in decoded:

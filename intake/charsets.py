@@ -64,10 +64,13 @@ _ANY_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def storable(text: str) -> str:
-    """`text` with any lone surrogate replaced by U+FFFD. UTF-7 ("+2D0-") and
-    unicode-escape decode to them, and neither database driver will store one: a subject
-    holding one stopped every poll at the ledger, for that message and all after it."""
-    return _ANY_SURROGATE.sub("\ufffd", text) if _ANY_SURROGATE.search(text) else text
+    """`text` as both databases store it: any lone surrogate replaced by U+FFFD, and NUL
+    left out. UTF-7 ("+2D0-") and unicode-escape decode to surrogates, which neither
+    driver will write, and PostgreSQL refuses NUL: either in a header stopped every poll at
+    the ledger, for that message and all after it."""
+    if _ANY_SURROGATE.search(text):
+        text = _ANY_SURROGATE.sub("\ufffd", text)
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def unsurrogate(text: str) -> str:

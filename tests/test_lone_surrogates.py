@@ -101,12 +101,15 @@ def test_a_lone_surrogate_in_a_header_or_body_stops_nothing(
         message(3, b"Third request", sender=b"=?utf-7?Q?Mo_+2D0-?="),
         message(4, b"Fourth request", body=b"Please add Jane +2D0-", charset=b"utf-7"),
         message(5, b"Fifth request", body=b"Please add Jane \\ud83d", charset=b"unicode-escape"),
+        message(6, b"Sixth request", sender=b"=?utf-8?Q?Mo=00Manager?="),
+        message(7, b"Seventh request", sender=b'"Mo\x00Manager"'),
     )
     report = run_round(db, config, handle_message(env), cases=WorkflowLink())
-    assert report.polls[0].error is None and report.polls[0].fetched == 5
+    assert report.polls[0].error is None and report.polls[0].fetched == 7
     assert report.processing.failed == 0
     rows = ledger(db)
-    assert [status for status, _, _ in rows] == ["processed"] * 5
+    assert [status for status, _, _ in rows] == ["processed"] * 7
+    assert all("\x00" not in (name or "") for _, _, name in rows)
     assert rows[1][1] == "Request \ufffd"
     assert "\ufffd" in (rows[2][2] or "\ufffd")  # the display name, if kept, as text
     again = run_round(db, config, handle_message(env), cases=WorkflowLink())

@@ -64,6 +64,7 @@ def message(from_header: str, *headers: str) -> bytes:
         ("a.patel@nhs.net", "a.patel@nhs.net", ""),
         ("=?utf-8?b?w4lsw7Zpc2U=?= <e@nhs.net>", "e@nhs.net", "Éløise".replace("ø", "ö")),
         ("Jane\r\n Smith <j@nhs.net>", "j@nhs.net", "Jane Smith"),
+        ('"Se\u00e1n O\u2019Brien" <s@nhs.net>', "s@nhs.net", "Se\u00e1n O\u2019Brien"),
     ],
 )
 def test_ordinary_from_headers_name_one_verified_mailbox(
@@ -98,6 +99,12 @@ def test_ordinary_from_headers_name_one_verified_mailbox(
         # Lookalike brackets and at signs, and a right-to-left override, in the display name.
         ("Anil Patel \uff1ca.patel\uff20nhs.net\uff1e <m@nhs.net>", "m@nhs.net"),
         ("Anil \u202ePatel <m@nhs.net>", "m@nhs.net"),
+        # The same inside quotes, and control characters there (NUL stopped PostgreSQL's
+        # polls): the quoted form's quick reading had taken them as they came.
+        ('"a.patel\uff20nhs.net" <m@nhs.net>', "m@nhs.net"),
+        ('"Anil \u202ePatel" <m@nhs.net>', "m@nhs.net"),
+        ('"Anil\x00Patel" <m@nhs.net>', "m@nhs.net"),
+        ('"Anil\x1bPatel" <m@nhs.net>', "m@nhs.net"),
     ],
 )
 def test_from_headers_that_do_not_read_cleanly_leave_the_sender_unverified(
@@ -108,6 +115,7 @@ def test_from_headers_that_do_not_read_cleanly_leave_the_sender_unverified(
     assert sender.problem
     assert sender.address == address
     assert sender.address != "approver@nhs.net"
+    assert "\x00" not in sender.display_name and "\x1b" not in sender.display_name
 
 
 def test_two_from_headers_leave_the_sender_unverified() -> None:
