@@ -15,9 +15,10 @@ import random
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from sqlalchemy import exc as sql_errors
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -32,6 +33,10 @@ from intake.rawstore import RawStore
 from intake.source import MailboxSource, SourceError, SourceUnavailable
 
 log = logging.getLogger(__name__)
+
+# What a driver raises for a value it will not store (a lone surrogate, NUL, an overlong
+# string on PostgreSQL), as against a database that cannot be reached.
+_REFUSED_VALUES = (sql_errors.DataError, UnicodeError, ValueError)
 
 Hook = Callable[[str], None]
 
@@ -224,12 +229,7 @@ class Poller:
                 for row in rows:
                     by_sha[row.sha256].append(row.uid)
                 taken = ledger.rekey_unmoved(session, self.name, uidvalidity, by_sha)
-            ledger.insert_new(
-                session,
-                self.name,
-                uidvalidity,
-                [r for r in rows if r.uid not in taken] + unreadable,
-            )
+            self._record(session, uidvalidity, [r for r in rows if r.uid not in taken] + unreadable)
         report.fetched += len(rows) - len(taken)
         report.rekeyed += len(taken)
         report.unreadable += len(unreadable)
@@ -245,6 +245,31 @@ class Poller:
                 self.failed_folder,
                 row.error,
             )
+
+    def _record(self, session: Session, uidvalidity: int, rows: list[NewMessage]) -> None:
+        """The batch's ledger rows. A row the database refuses is recorded without the facts
+        read from its headers (processing reads the message properly): one header no
+        database would store must not stop every poll of the mailbox at its message."""
+        try:
+            with session.begin_nested():
+                ledger.insert_new(session, self.name, uidvalidity, rows)
+            return
+        except _REFUSED_VALUES:
+            log.warning("mailbox %s: header facts refused; recording each message", self.name)
+        for row in rows:
+            try:
+                with session.begin_nested():
+                    ledger.insert_new(session, self.name, uidvalidity, [row])
+            except _REFUSED_VALUES as exc:
+                log.warning(
+                    "mailbox %s uid %d: header facts refused (%s); recorded without them",
+                    self.name,
+                    row.uid,
+                    type(exc).__name__,
+                )
+                bare = replace(row, facts=HeaderFacts(None, None, None))
+                with session.begin_nested():
+                    ledger.insert_new(session, self.name, uidvalidity, [bare])
 
     def _too_big(self, uid: int, sizes: dict[int, int]) -> str:
         return (

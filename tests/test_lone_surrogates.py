@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import base64
 import mailbox
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from core.db import Database
+from intake import poller
 from intake.charsets import decode_bytes, storable
+from intake.ledger import HeaderFacts
 from intake.models import InboundMessage
 from intake.pipeline import run_round
 from service.config import Config
@@ -149,3 +152,24 @@ def test_a_codec_of_bytes_to_bytes_is_no_charset() -> None:
 def test_storable_leaves_ordinary_text_alone() -> None:
     assert storable("Seán O’Brien 😀") == "Seán O’Brien 😀"
     assert storable("a\ud83db\udfffc") == "a\ufffdb\ufffdc"
+
+
+def test_a_header_the_database_refuses_is_recorded_without_its_facts(
+    db: Database, config: Config, env: WorkflowEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever else a header may hold that no database stores: the message is recorded
+    without the facts read from its headers, and the rest of the batch with theirs."""
+    real = poller.header_facts
+
+    def unstorable(raw: bytes) -> HeaderFacts:
+        facts = real(raw)
+        if b"Second" in raw:  # as a lone surrogate would have been, before storable()
+            return replace(facts, subject="Second \ud83d")
+        return facts
+
+    monkeypatch.setattr(poller, "header_facts", unstorable)
+    deliver(config, message(1, b"First request"), message(2, b"Second request"))
+    report = run_round(db, config, handle_message(env), cases=WorkflowLink())
+    assert report.polls[0].error is None and report.polls[0].fetched == 2
+    assert report.processing.failed == 0
+    assert sorted((subject or "") for _, subject, _ in ledger(db)) == ["", "First request"]
