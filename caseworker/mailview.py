@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
-from core.patterns import mask_tokens
+from core.patterns import mask_tokens, mask_tokens_in_markup
 from intake.mailparse import ParsedMail, parse_mail
 from intake.models import InboundMessage, RawBlob
 from intake.rawstore import RawMissing, RawStore
@@ -89,7 +89,7 @@ def view_of(mail: ParsedMail) -> MailView:
     if cut:
         view.problems.append(f"Only the first {MAX_SHOWN_CHARS:,} characters are shown.")
     if mail.html is not None:
-        view.html, _ = _cut(mask_tokens(mail.html))
+        view.html, _ = _cut(mask_tokens_in_markup(mail.html))
     view.attachments = [
         AttachmentView(number, a.filename, a.content_type, _size(len(a.data)))
         for number, a in enumerate(mail.attachments, start=1)

@@ -6,12 +6,16 @@ case (in and out), the new reply, `pcse case show` and `pcse outbox list` show i
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 from sqlalchemy import select
 
 from caseworker.casepage import emails
+from caseworker.mailview import view_of
 from caseworker.newreply import new_reply_view
 from core.db import Database
-from core.patterns import mask_tokens
+from core.patterns import mask_tokens, mask_tokens_in_markup
+from intake.mailparse import parse_mail
 from notifications.models import OutboxMessage
 from service.cmd_cases import case_messages
 from service.cmd_outbox import _row
@@ -48,3 +52,27 @@ def test_a_code_inside_a_link_is_cut_too() -> None:
     masked = mask_tokens(f'<a href="{link}">Approve</a> or reply with {code}. %0A{code} {quoted}')
     assert code not in masked
     assert masked.count("APV-c8af7e…") == 4
+
+
+def test_a_code_spelt_with_character_references_is_cut_as_it_shows() -> None:
+    code = "APV-c8af7e5b7a0fb2cf855e"
+    spelt = [
+        "&#65;" + code[1:],
+        "&#x41;" + code[1:],
+        "APV&#45;" + code[4:],
+        "APV-&#99;" + code[5:],
+    ]
+    masked = mask_tokens_in_markup("<p>" + " ".join(spelt) + " &#60;b&#62; &amp;</p>")
+    assert masked.count("APV-c8af7e…") == 4 and "c8af7e5b7a0f" not in masked
+    assert "&#60;b&#62; &amp;" in masked  # references to markup characters stay as they are
+
+
+def test_the_message_page_cuts_a_code_spelt_in_its_html() -> None:
+    msg = EmailMessage()
+    msg["From"] = "Anil Patel <anil.patel@nhs.net>"
+    msg["Subject"] = "RE: approval"
+    msg.set_content("See below.")
+    msg.add_alternative("<p>&#65;PV-c8af7e5b7a0fb2cf855e</p>", subtype="html")
+    view = view_of(parse_mail(bytes(msg)))
+    assert view.html is not None and "c8af7e5b7a0f" not in view.html
+    assert "APV-c8af7e…" in view.html

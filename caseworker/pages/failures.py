@@ -20,7 +20,7 @@ from caseworker.rendering import flash, render
 from caseworker.security import form_post
 from caseworker.webcontext import in_transaction, settings
 from core.errors import PcseError
-from core.patterns import mask_tokens
+from core.patterns import mask_tokens, mask_tokens_in_markup
 from core.timeutil import as_utc
 from intake import ledger
 from intake.models import InboundMessage
@@ -256,7 +256,7 @@ def _outbox_page(session: Session, outbox_id: int) -> dict[str, Any] | None:
             "message_id": row.message_id,
             # An approval code is the approver's key: shown here only by its first characters.
             "body_text": mask_tokens(row.body_text),
-            "body_html": mask_tokens(row.body_html) if row.body_html else None,
+            "body_html": mask_tokens_in_markup(row.body_html) if row.body_html else None,
             "attachments": list(row.attachments or []),
             "case_ref": _case_ref(session, row.case_id),
         },
