@@ -349,7 +349,7 @@ def change_ael_contact(
     icb = _icb(session, icb_code)
     role = _ael_role(ael_role)
     contact = _require_contact(session, icb.code, require_email(email), role)
-    moved = bool(new_email and new_email.strip()) and require_email(new_email) != contact.email
+    moved = bool(new_email and new_email.strip() and require_email(new_email) != contact.email)
     _require_requester(session, icb.code, role, requested_by, new_address=moved)
     before = {"name": contact.name, "email": contact.email}
     after = dict(before)
