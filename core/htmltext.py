@@ -76,9 +76,10 @@ def _not_shown(attributes: dict[str, str]) -> bool:
 
 
 class _TextMaker(HTMLParser):
-    def __init__(self, quotes: str) -> None:
+    def __init__(self, quotes: str, struck: bool) -> None:
         super().__init__(convert_charrefs=True)
         self.drop_quotes = quotes == DROP
+        self.mark_struck = struck or self.drop_quotes
         self.parts: list[str] = []
         # Open elements: (tag, hides its content?, quotes its content?). HTML mail is
         # rarely tidy, so an end tag closes any element left open inside it.
@@ -116,7 +117,7 @@ class _TextMaker(HTMLParser):
             self.drop_quotes
             and (tag == "blockquote" or bool(classes & _QUOTE_CLASSES) or _not_shown(attributes))
         )
-        if self.drop_quotes and tag in _STRUCK_TAGS and not self.hidden:
+        if self.mark_struck and tag in _STRUCK_TAGS and not self.hidden:
             # "~~APPROVE~~" is no approval: the words stay, said to be struck through.
             self.parts.append(" (struck through: ")
         quotes = tag == "blockquote" and not self.drop_quotes
@@ -134,7 +135,7 @@ class _TextMaker(HTMLParser):
                 self.hidden -= hides
                 self.quote_depth -= quotes
                 self.pre -= open_tag == "pre"
-                if self.drop_quotes and open_tag in _STRUCK_TAGS and not self.hidden:
+                if self.mark_struck and open_tag in _STRUCK_TAGS and not self.hidden:
                     self.parts.append(") ")
                 if open_tag == tag:
                     break
@@ -159,9 +160,10 @@ class _TextMaker(HTMLParser):
         self.parts.append(text)
 
 
-def html_to_text(markup: str, *, quotes: str = MARK) -> str:
-    """The text of an HTML body; `quotes` says what becomes of quoted mail (MARK or DROP)."""
-    maker = _TextMaker(quotes)
+def html_to_text(markup: str, *, quotes: str = MARK, struck: bool = False) -> str:
+    """The text of an HTML body; `quotes` says what becomes of quoted mail (MARK or DROP).
+    Struck-through text is said to be so with DROP, or with `struck`."""
+    maker = _TextMaker(quotes, struck)
     try:
         maker.feed(tame_markup(markup or ""))  # linear time, whatever the markup
         maker.close()

@@ -31,7 +31,7 @@ from tests.test_workflow_mail import (
 )
 from workflow import directory
 from workflow.env import WorkflowEnv
-from workflow.quoted_words import as_text, lines_not_ours, reply_lines
+from workflow.quoted_words import as_text, reply_lines, words_not_ours
 
 OBJECTION = "NO - not Jane, she left the practice last month. Do not set her up."
 GMAIL_HEADER = f"On Mon, 2 Mar 2026 at 09:00, PCSE Online user management <{OUR}> wrote:"
@@ -58,7 +58,7 @@ def gmail_plain(request: OutboxMessage, *, objection: bool, width: int = 70) -> 
     lines = [
         wrapped
         for line in request.body_text.splitlines()
-        for wrapped in (textwrap.wrap(line, width) or [""])
+        for wrapped in (textwrap.wrap(line, width, break_long_words=False) or [""])
     ]
     at = next(i for i, line in enumerate(lines) if "jane.smith@nhs.net" in line.lower())
     quoted = [f"> {line}" for line in lines]
@@ -136,22 +136,13 @@ def test_a_word_added_to_a_quoted_line_is_found(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
     request = asked(db, config, env)
-    ours = as_text(request.subject, request.body_text, request.body_html)
-    names = [PARTNER[0], PARTNER[1], OUR, "PCSE Online user management"]
+    ours = as_text(request.body_text, request.body_html)
     clean = gmail_plain(request, objection=False, width=50)
-    assert (
-        lines_not_ours(
-            reply_lines(clean, None, text_from_html=False), ours, own="APPROVE\n\nAnil", names=names
-        )
-        == []
-    )
-    line = next(line for line in request.body_text.splitlines() if "jane.smith@nhs.net" in line)
-    edited = clean.replace(f"> {line}", f"> {line} NOT HER")
-    if edited == clean:  # rewrapped: add the words to the line's first piece instead
-        edited = clean.replace("jane.smith@nhs.net", "jane.smith@nhs.net NOT HER", 1)
-    found = lines_not_ours(
-        reply_lines(edited, None, text_from_html=False), ours, own="APPROVE\n\nAnil", names=names
-    )
+    (lines,) = reply_lines(clean, None, text_from_html=False)
+    assert words_not_ours(lines, ours, own="APPROVE\n\nAnil") == []
+    edited = clean.replace("jane.smith@nhs.net", "jane.smith@nhs.net NOT HER", 1)
+    (lines,) = reply_lines(edited, None, text_from_html=False)
+    found = words_not_ours(lines, ours, own="APPROVE\n\nAnil")
     assert len(found) == 1 and "NOT HER" in found[0]
 
 
@@ -176,3 +167,119 @@ def test_an_html_part_that_says_more_than_the_plain_text_goes_to_a_person(
     )
     assert the_case(db, MANAGER[1]).state == "triage"
     assert admins(db) == []
+
+
+def gmail_with(request: OutboxMessage, line: str, *, below: str = "jane.smith@nhs.net") -> str:
+    lines = request.body_text.splitlines()
+    at = next(i for i, text in enumerate(lines) if below in text.lower())
+    quoted = [f"> {text}" for text in lines]
+    quoted.insert(at + 1, f"> {line}")
+    return "APPROVE\n\nAnil\n\n" + GMAIL_HEADER + "\n" + "\n".join(quoted)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "REJECT",
+        "NOT",
+        "Do not",
+        "REJECT she left the practice",  # words our own instructions spell, elsewhere
+        "She left the practice in May",
+        "Really?",
+        "Jane Smith???",
+        "N/A - left",
+    ],
+)
+def test_words_of_ours_written_where_we_did_not_write_them_are_the_approvers(
+    line: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    text = gmail_with(request, line)
+    arrive(
+        db,
+        config,
+        env,
+        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
+    )
+    assert the_case(db, MANAGER[1]).state == "triage"
+    assert admins(db) == []
+
+
+def test_an_objection_below_the_whole_quote_is_the_approvers(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    text = gmail_plain(request, objection=False) + "\n\nActually no, not Jane.\n"
+    arrive(
+        db,
+        config,
+        env,
+        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
+    )
+    assert the_case(db, MANAGER[1]).state == "triage"
+
+
+def test_a_nominee_struck_through_in_an_html_quote_is_the_approvers(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    body = request.body_html or ""
+    assert "jane.smith@nhs.net" in body  # the premise
+    struck = body.replace("jane.smith@nhs.net", "<s>jane.smith@nhs.net</s>")
+    arrive(db, config, env, outlook_html_with(request, struck))
+    assert the_case(db, MANAGER[1]).state == "triage"
+
+
+def outlook_html_with(request: OutboxMessage, body: str, *, before: str = "") -> bytes:
+    html = (
+        '<html><body><div>APPROVE</div><div id="appendonsend"></div><hr>'
+        f'<div id="divRplyFwdMsg"><b>From:</b> PCSE Online user management &lt;{OUR}&gt;<br>'
+        f"<b>Sent:</b> Monday, March 2, 2026 9:00 AM<br><b>To:</b> PATEL, Anil (RIVERSIDE "
+        f"SURGERY - A81001) &lt;{PARTNER[1]}&gt;<br><b>Subject:</b> [EXTERNAL] "
+        f"{request.subject}</div>{before}{body}</body></html>"
+    )
+    msg = EmailMessage()
+    msg["Authentication-Results"] = f"{TRUSTED}; dmarc=pass header.from=nhs.net"
+    msg["From"] = f"{PARTNER[0]} <{PARTNER[1]}>"
+    msg["To"] = OUR
+    msg["Subject"] = f"RE: {request.subject}"
+    msg["Message-ID"] = make_msgid(domain="nhs.net")
+    msg["In-Reply-To"] = request.message_id
+    msg.set_content(html, subtype="html")
+    return bytes(msg)
+
+
+FIRST_CONTACT = (
+    "<table><tr><td><div>You don't often get email from pcse.portalenquiries@nhs.net. "
+    '<a href="https://aka.ms/LearnAboutSenderIdentification">Learn why this is important</a>'
+    "</div></td></tr></table>"
+)
+CAUTION = "<p>CAUTION: This email originated from outside of the organisation.</p>"
+DISCLAIMER = (
+    "This email and any files transmitted with it are confidential and intended solely for "
+    "the addressee."
+)
+
+
+@pytest.mark.parametrize("before", ["", FIRST_CONTACT, CAUTION])
+def test_what_mail_systems_add_to_a_quote_is_passed_over(
+    before: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    """Directory names and [EXTERNAL] in the quote's header, banners on what was delivered."""
+    request = asked(db, config, env)
+    arrive(db, config, env, outlook_html_with(request, request.body_html or "", before=before))
+    assert the_case(db, MANAGER[1]).state == "completed", the_case(db, MANAGER[1]).reason
+
+
+def test_a_disclaimer_the_approvers_server_adds_is_passed_over(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    text = gmail_plain(request, objection=False) + "\n\n" + DISCLAIMER + "\n"
+    arrive(
+        db,
+        config,
+        env,
+        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
+    )
+    assert the_case(db, MANAGER[1]).state == "completed", the_case(db, MANAGER[1]).reason

@@ -82,7 +82,7 @@ def approval_answer(
     case, approval = verification.case, verification.approval
     assert case is not None and approval is not None
     if answer.verdict is Verdict.APPROVE:
-        answer = _nothing_written_in_the_quote(session, env, case, approval, mail, answer)
+        answer = _nothing_written_in_the_quote(session, case, approval, mail, answer)
     if answer.verdict is Verdict.UNCLEAR:
         return _unclear(session, env, case, approval, answer)
     return decide_answer(session, env, case, approval, answer, inbound)
@@ -90,40 +90,34 @@ def approval_answer(
 
 def _nothing_written_in_the_quote(
     session: Session,
-    env: WorkflowEnv,
     case: Case,
     approval: ApprovalRequest,
     mail: IncomingMail,
     answer: Answer,
 ) -> Answer:
-    """The approval, unless the reply's quote of our email holds lines we did not write
+    """The approval, unless the reply's quote of our email holds words we did not write
     ("NO - not Jane" beside her name): then unclear, for a person (workflow.quoted_words)."""
     sent = session.execute(
-        select(OutboxMessage.subject, OutboxMessage.body_text, OutboxMessage.body_html).where(
+        select(OutboxMessage.body_text, OutboxMessage.body_html).where(
             OutboxMessage.case_id == case.id,
             OutboxMessage.to_address == approval.approver_email,
         )
     ).all()
-    added = quoted_words.lines_not_ours(
-        quoted_words.reply_lines(mail.text, mail.html, text_from_html=mail.text_from_html),
-        [text for row in sent for text in quoted_words.as_text(*row)],
-        own=answer.own_text,
-        names=[
-            approval.approver_name or "",
-            approval.approver_email,
-            env.from_address,
-            env.from_name or "",
-        ],
-    )
-    if not added:
-        return answer
-    return Answer(
-        Verdict.UNCLEAR,
-        None,
-        answer.own_text,
-        f'The reply approves, but also writes inside the quoted request ("{added[0][:80]}"), '
-        "which may change what it means.",
-    )
+    ours = [
+        text for body_text, body_html in sent for text in quoted_words.as_text(body_text, body_html)
+    ]
+    versions = quoted_words.reply_lines(mail.text, mail.html, text_from_html=mail.text_from_html)
+    for lines in versions:
+        added = quoted_words.words_not_ours(lines, ours, own=answer.own_text)
+        if added:
+            return Answer(
+                Verdict.UNCLEAR,
+                None,
+                answer.own_text,
+                "The reply approves, but also writes inside the quoted request "
+                f'("{added[0][:80]}"), which may change what it means.',
+            )
+    return answer
 
 
 def decide_answer(

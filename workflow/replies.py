@@ -646,12 +646,12 @@ def _without_disclaimer(lines: list[str]) -> list[str]:
         lines = lines[1:]
     for index, line in enumerate(lines[1:], start=1):
         # Mail systems append a disclaimer as a paragraph of its own.
-        if not lines[index - 1].strip() and _is_disclaimer_opening(line):
+        if not lines[index - 1].strip() and is_disclaimer_opening(line):
             return lines[:index]
     return lines
 
 
-def _is_disclaimer_opening(line: str) -> bool:
+def is_disclaimer_opening(line: str) -> bool:
     low = line.strip(" *").lower()
     return low.startswith(_DISCLAIMER_OPENERS) and any(w in low for w in _DISCLAIMER_WORDS)
 
