@@ -325,7 +325,7 @@ AEL_ROLE = click.option("--ael-role", help="The AEL role (default: GP Payments â
 REQUESTED_BY = click.option(
     "--requested-by",
     help="The AEL contact who asked for the change; must be one for the same role and ICB. "
-    "Needed for a new address, unless the ICB has no contact for the role yet.",
+    "Needed for a new address, unless the ICB has never had a contact for the role.",
 )
 
 

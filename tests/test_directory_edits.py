@@ -269,3 +269,18 @@ def test_the_first_contact_for_a_role_and_corrections_need_no_requester(db: Data
         )  # fmt: skip
         assert directory.find_ael_contact(session, "QHM", ICB_CONTACT[1]).name == "Alex Morgan-Lee"
         assert directory.find_ael_contact(session, "QHM", "rita@nhs.net", "Retirements") is None
+
+
+def test_removing_every_contact_does_not_open_the_way_to_an_unasked_addition(
+    db: Database,
+) -> None:
+    with db.transaction() as session:
+        for contact in directory.ael_contacts_for(session, "QHM"):
+            directory_edits.remove_ael_contact(
+                session, icb_code="QHM", email=contact.email, actor="casey", reason="Left"
+            )
+        assert directory.ael_contacts_for(session, "QHM") == []  # the premise
+    with db.transaction() as session, pytest.raises(RuleViolation, match="Say which AEL contact"):
+        directory_edits.add_ael_contact(
+            session, icb_code="QHM", name="Mallory Mate", email="m@nhs.net", actor="c", reason="r"
+        )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.catalogue import (
@@ -26,7 +27,6 @@ from core.catalogue import (
 from core.timeutil import utcnow
 from workflow.directory import (
     Change,
-    ael_contacts_for,
     find_ael_contact,
     find_signer,
     get_org,
@@ -257,11 +257,12 @@ def _require_requester(
 ) -> None:
     """Changes to the AEL come only from an existing contact for the same role: whoever
     asked (`requested_by`) must be one. A change that lets a new address approve (an
-    addition, a changed address) must say who asked, unless the ICB has no contact for the
-    role yet, when nobody could have; else one caseworker could make anyone an approver. A
-    corrected name, or a removal, may be PCSE's own doing, its reason recorded."""
+    addition, a changed address) must say who asked, unless the ICB has never had a contact
+    for the role, when nobody could have (one removed since still counts: removing them all
+    must not open the way); else one caseworker could make anyone an approver. A corrected
+    name, or a removal, may be PCSE's own doing, its reason recorded."""
     if requested_by is None or not requested_by.strip():
-        if new_address and ael_contacts_for(session, icb, role):
+        if new_address and _ever_had_contacts(session, icb, role):
             raise RuleViolation(
                 "not_an_ael_contact",
                 f"Say which AEL contact of ICB {icb} for {role} asked for this: a new "
@@ -276,6 +277,18 @@ def _require_requester(
             f"{address} is not an AEL contact of ICB {icb} for {role}; changes to the "
             "Authorised Email List come only from an existing contact for the same role.",
         )
+
+
+def _ever_had_contacts(session: Session, icb: str, role: str) -> bool:
+    """Has the ICB had a contact for this role, now or before?"""
+    return (
+        session.scalar(
+            select(AelContact.id)
+            .where(AelContact.icb_code == icb, AelContact.ael_role == role)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _require_contact(session: Session, icb: str, email: str, role: str) -> AelContact:
