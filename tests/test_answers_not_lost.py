@@ -112,3 +112,21 @@ def test_a_new_request_quoting_a_code_of_no_case_is_read_as_one(
     with db.transaction() as session:
         (row,) = session.scalars(select(InboundMessage)).all()
         assert row.case_id == case.id
+
+
+@pytest.mark.parametrize("who", ["stranger", "forged"])
+def test_an_old_code_from_anyone_but_its_approver_only_marks_the_case(
+    who: str, db: Database, env: WorkflowEnv
+) -> None:
+    """Whoever holds an old code, or writes the approver's From without the receiving
+    server vouching, cannot stop the case: a person is shown the reply, and the live code
+    still decides."""
+    ref, partners_code = asked_again(db, env)
+    if who == "stranger":
+        answer(db, env, ref, ("Eve Other", "eve.other@nhs.net"), FRAUD, token=partners_code)
+    else:
+        answer(db, env, ref, PARTNER, FRAUD, token=partners_code, dmarc=False)
+    case = case_of(db, ref)
+    assert case.state == "awaiting_approval" and case.new_reply_at is not None
+    answer(db, env, ref, GUARDIAN, "APPROVE")
+    assert case_of(db, ref).state == "completed"

@@ -300,7 +300,7 @@ def _refused(
         or case.state != CaseState.AWAITING_APPROVAL
     ):
         if case is not None and approval is not None and answer.verdict is not Verdict.APPROVE:
-            _not_approved_with_an_old_code(session, env, case, approval, inbound)
+            _not_approved_with_an_old_code(session, env, case, approval, inbound, verification)
         return f"Approval answer refused: {refusal}"
     sender = mail.sender_identity
     if (
@@ -327,13 +327,19 @@ def _not_approved_with_an_old_code(
     case: Case,
     approval: ApprovalRequest,
     inbound: InboundMessage,
+    verification: Verification,
 ) -> None:
-    """An answer that does not approve, carrying a code of this case no longer live: a
-    case still waiting on other codes goes to a person, who reads it before any of them
-    decides; one a person has already is marked with the reply (a closed one is, above)."""
+    """An answer that does not approve, carrying a code of this case no longer live. From
+    the approver it was sent to, vouched for, a case still waiting on other codes goes to a
+    person, who reads it before any of them decides. Otherwise (anyone may write any From,
+    and whoever holds an old code could stop the case again after each new request) the
+    case is marked with the reply for a person to read, and goes on (a closed one is
+    marked above)."""
     if CaseState(case.state) in FINAL_STATES:
         return
-    if case.state != CaseState.AWAITING_APPROVAL:
+    sender = verification.sender
+    from_the_approver = sender.authenticated and sender.address == approval.approver_email
+    if case.state != CaseState.AWAITING_APPROVAL or not from_the_approver:
         new_replies.mark(session, env, case, inbound, "an answer came with an old code")
         return
     move(
