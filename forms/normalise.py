@@ -247,12 +247,20 @@ def tidy_text(raw: str | None) -> str:
 _JOINERS = frozenset("\u200c\u200d")
 
 
+# Control characters other than tab and line breaks: NUL above all, which PostgreSQL will
+# not store (a form's name field holding one failed its message).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def visible(text: str) -> str:
-    """`text` without Unicode format characters (category Cf) other than the joiners.
+    """`text` without Unicode format characters (category Cf) other than the joiners, and
+    without control characters but tab and line breaks.
 
     They draw nothing, and some move what follows them: a right-to-left override at the end
     of a name shows the address printed after it backwards ("ten.shn@gmail.com" as
     "moc.liamg@nhs.net"); soft hyphens and zero-width spaces split words unseen."""
+    if _CONTROLS.search(text):
+        text = _CONTROLS.sub(" ", text)
     if text.isascii():
         return text
     return "".join(c for c in text if c in _JOINERS or unicodedata.category(c) != "Cf")

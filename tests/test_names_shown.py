@@ -168,6 +168,18 @@ def test_a_right_to_left_override_in_a_nominee_name_is_not_kept(
     assert bodies and not any("\u202e" in body for body in bodies)
 
 
+def test_control_characters_in_a_forms_fields_are_not_kept(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    """NUL in a field failed the message on PostgreSQL, which will not store it."""
+    form = gpp_form(nominee_name="Nia\x00Patel", organisation_name="Riverside\x00\x1bSurgery")
+    arrive(db, config, env, form_mail(MANAGER, form))
+    case = the_case(db, MANAGER[1])
+    assert case.fields["nominees"][0]["name"] == "Nia Patel"
+    assert case.fields["organisation_name"] == "Riverside Surgery"
+    assert sent(db, "acknowledgement", MANAGER[1])
+
+
 def test_a_display_name_that_is_not_a_name_is_not_shown_to_the_approver(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
