@@ -14,15 +14,21 @@ from PIL import Image
 
 from intake.mailparse import parse_mail
 from tests.test_workflow_mail import CORPUS
-from workflow.opening import MAX_FORM_FILES, TOO_MANY_FORMS, form_files, read_forms
+from workflow.opening import (
+    MAX_FORM_FILES,
+    TOO_MANY_FORMS,
+    form_files,
+    read_forms,
+    unread_images,
+)
 
 FORM = (CORPUS / "gpp-acroform.pdf").read_bytes()
 JUNK = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
 
-def png() -> bytes:
+def png(width: int = 40, height: int = 20) -> bytes:
     out = io.BytesIO()
-    Image.new("RGB", (40, 20), "white").save(out, format="PNG")
+    Image.new("RGB", (width, height), "white").save(out, format="PNG")
     return out.getvalue()
 
 
@@ -59,3 +65,22 @@ def test_pdfs_are_read_before_images_and_images_past_the_cap_are_left_alone() ->
     recognised, unreadable = read_forms(mail)
     assert [name for name, _ in recognised] == ["form.pdf"]
     assert unreadable == []
+
+
+def test_the_largest_images_are_read_first_and_the_rest_are_noted() -> None:
+    """Outlook puts a signature's logos and icons before the photograph of a form."""
+    icons = [(f"image00{n}.png", png()) for n in range(MAX_FORM_FILES)]
+    photo = ("IMG_2041.png", png(1200, 1600))
+    mail = parse_mail(mail_with(*icons, photo))
+    read, left = form_files(mail)
+    assert read[0].filename == "IMG_2041.png"
+    assert [a.filename for a in left] == [f"image00{MAX_FORM_FILES - 1}.png"]
+    assert unread_images(mail) == [
+        f"Attachment image00{MAX_FORM_FILES - 1}.png was not read as a form: {TOO_MANY_FORMS}."
+    ]
+
+
+def test_pdfs_keep_their_order() -> None:
+    small, large = ("a.pdf", JUNK), ("b.pdf", JUNK + b"%" * 5000)
+    read, _ = form_files(parse_mail(mail_with(small, large)))
+    assert [a.filename for a in read] == ["a.pdf", "b.pdf"]

@@ -61,11 +61,25 @@ TOO_MANY_FORMS = (
 
 
 def form_files(mail: IncomingMail) -> tuple[list[Attachment], list[Attachment]]:
-    """The attachments read as forms, and the PDFs and images left unread past the cap."""
-    candidates = sorted(
-        (a for a in mail.attachments if is_pdf(a)), key=lambda a: forms.is_image(a.data)
-    )
+    """The attachments read as forms, and the PDFs and images left unread past the cap.
+    PDFs come first, in their order, then images, the largest first: a photograph of a
+    form outweighs the logos and icons of an email signature, which come before it."""
+    candidates = sorted((a for a in mail.attachments if is_pdf(a)), key=_reading_order)
     return candidates[:MAX_FORM_FILES], candidates[MAX_FORM_FILES:]
+
+
+def _reading_order(attachment: Attachment) -> tuple[bool, int]:
+    image = forms.is_image(attachment.data)
+    return image, -len(attachment.data) if image else 0
+
+
+def unread_images(mail: IncomingMail) -> list[str]:
+    """Notes for the case on the images past the cap, which were not read as forms."""
+    return [
+        f"Attachment {a.filename} was not read as a form: {TOO_MANY_FORMS}."
+        for a in form_files(mail)[1]
+        if forms.is_image(a.data)
+    ]
 
 
 def read_forms(
@@ -162,6 +176,7 @@ def new_request(
             return _unverified_request(session, env, case, inbound, sender)
         return _unreadable(session, env, case, inbound, unreadable, echo=_vouched(sender))
     notes += [f"Attachment {filename} was not read: {problem}" for filename, problem in unreadable]
+    notes += unread_images(mail)
     return start_case(
         session, env, request, inbound=inbound, mail=mail, source_name=source_name, notes=notes
     )
