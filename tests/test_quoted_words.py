@@ -87,21 +87,7 @@ def outlook_html(request: OutboxMessage, *, objection: bool) -> bytes:
         body = body.replace(
             "jane.smith@nhs.net", f'jane.smith@nhs.net <span style="color:red">{OBJECTION}</span>'
         )
-    html = (
-        '<html><body><div>APPROVE</div><div id="appendonsend"></div><hr>'
-        f'<div id="divRplyFwdMsg"><b>From:</b> PCSE &lt;{OUR}&gt;<br><b>Sent:</b> '
-        f"Monday, March 2, 2026 9:00 AM<br><b>Subject:</b> {request.subject}</div>"
-        f"{body}</body></html>"
-    )
-    msg = EmailMessage()
-    msg["Authentication-Results"] = f"{TRUSTED}; dmarc=pass header.from=nhs.net"
-    msg["From"] = f"{PARTNER[0]} <{PARTNER[1]}>"
-    msg["To"] = OUR
-    msg["Subject"] = f"RE: {request.subject}"
-    msg["Message-ID"] = make_msgid(domain="nhs.net")
-    msg["In-Reply-To"] = request.message_id
-    msg.set_content(html, subtype="html")
-    return bytes(msg)
+    return outlook_html_with(request, body)
 
 
 def admins(db: Database) -> list[str]:
