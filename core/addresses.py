@@ -47,7 +47,7 @@ _FAST_FROM = re.compile(
     r")[ \t]*+"
 )
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 # Defects the policy parser reports for syntax that is old but unambiguous ("Dr. A. Patel").
 _HARMLESS_DEFECTS = (email_errors.ObsoleteHeaderDefect,)
 

@@ -71,6 +71,13 @@ _STRUCK_TAGS = frozenset({"del", "s", "strike"})
 _NOT_SHOWN = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
+_LINE_THROUGH = re.compile(r"text-decoration[a-z-]*\s*:[^;]*line-through", re.IGNORECASE)
+
+
+def _struck(tag: str, attributes: dict[str, str]) -> bool:
+    return tag in _STRUCK_TAGS or bool(_LINE_THROUGH.search(attributes.get("style", "")))
+
+
 def _not_shown(attributes: dict[str, str]) -> bool:
     return "hidden" in attributes or bool(_NOT_SHOWN.search(attributes.get("style", "")))
 
@@ -81,9 +88,9 @@ class _TextMaker(HTMLParser):
         self.drop_quotes = quotes == DROP
         self.mark_struck = struck or self.drop_quotes
         self.parts: list[str] = []
-        # Open elements: (tag, hides its content?, quotes its content?). HTML mail is
+        # Open elements: (tag, hides its content?, quotes it?, strikes it through?). HTML mail is
         # rarely tidy, so an end tag closes any element left open inside it.
-        self.stack: list[tuple[str, bool, bool]] = []
+        self.stack: list[tuple[str, bool, bool, bool]] = []
         self.hidden = 0
         self.quote_depth = 0
         self.pre = 0
@@ -117,11 +124,12 @@ class _TextMaker(HTMLParser):
             self.drop_quotes
             and (tag == "blockquote" or bool(classes & _QUOTE_CLASSES) or _not_shown(attributes))
         )
-        if self.mark_struck and tag in _STRUCK_TAGS and not self.hidden:
+        strikes = self.mark_struck and not self.hidden and _struck(tag, attributes)
+        if strikes:
             # "~~APPROVE~~" is no approval: the words stay, said to be struck through.
             self.parts.append(" (struck through: ")
         quotes = tag == "blockquote" and not self.drop_quotes
-        self.stack.append((tag, hides, quotes))
+        self.stack.append((tag, hides, quotes, strikes))
         self.hidden += hides
         self.quote_depth += quotes
         self.pre += tag == "pre"
@@ -129,13 +137,13 @@ class _TextMaker(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if self.stopped or tag in _VOID_TAGS:
             return
-        if any(open_tag == tag for open_tag, _, _ in self.stack):
+        if any(entry[0] == tag for entry in self.stack):
             while self.stack:
-                open_tag, hides, quotes = self.stack.pop()
+                open_tag, hides, quotes, strikes = self.stack.pop()
                 self.hidden -= hides
                 self.quote_depth -= quotes
                 self.pre -= open_tag == "pre"
-                if self.mark_struck and open_tag in _STRUCK_TAGS and not self.hidden:
+                if strikes:
                     self.parts.append(") ")
                 if open_tag == tag:
                     break

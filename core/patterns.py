@@ -23,7 +23,7 @@ def mask_tokens(text: str) -> str:
 
 # A character reference to a letter, digit or hyphen ("&#65;", "&#x2d;"): what a browser
 # shows as a code, though the markup does not spell one.
-_PLAIN_REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,6})|([0-9]{1,7}));?")
+_PLAIN_REFERENCE = re.compile(r"&#(?:[xX]0*([0-9a-fA-F]{1,6})|0*([0-9]{1,7}));?")
 
 
 def _spelt(match: re.Match[str]) -> str:

@@ -130,3 +130,12 @@ def test_an_old_code_from_anyone_but_its_approver_only_marks_the_case(
     assert case.state == "awaiting_approval" and case.new_reply_at is not None
     answer(db, env, ref, GUARDIAN, "APPROVE")
     assert case_of(db, ref).state == "completed"
+
+
+def test_a_rejection_with_a_mistyped_code_on_its_case_is_shown_to_a_person(
+    db: Database, env: WorkflowEnv
+) -> None:
+    ref = open_request(db, env, email_request("pl_admin"))
+    answer(db, env, ref, PARTNER, FRAUD, token="0123456789abcdef0123")
+    case = case_of(db, ref)
+    assert case.state == "awaiting_approval" and case.new_reply_at is not None

@@ -79,6 +79,10 @@ def test_any_html_converts_without_error(quotes: str, markup: str) -> None:
         ("<div hidden>APPROVE</div><p>Thanks</p>", "Thanks"),
         ("<div><del>APPROVE</del></div>", "(struck through: APPROVE)"),
         ("<p><s>not</s> APPROVE</p>", "(struck through: not) APPROVE"),
+        (
+            '<p><span style="text-decoration: line-through">APPROVE</span></p>',
+            "(struck through: APPROVE)",
+        ),
     ],
 )
 def test_an_answer_is_read_as_its_reader_sees_it(markup: str, read: str) -> None:

@@ -58,7 +58,9 @@ def gmail_plain(request: OutboxMessage, *, objection: bool, width: int = 70) -> 
     lines = [
         wrapped
         for line in request.body_text.splitlines()
-        for wrapped in (textwrap.wrap(line, width, break_long_words=False) or [""])
+        for wrapped in (
+            textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
+        )
     ]
     at = next(i for i, line in enumerate(lines) if "jane.smith@nhs.net" in line.lower())
     quoted = [f"> {line}" for line in lines]
@@ -122,7 +124,7 @@ def test_a_word_added_to_a_quoted_line_is_found(
     db: Database, config: Config, env: WorkflowEnv
 ) -> None:
     request = asked(db, config, env)
-    ours = as_text(request.body_text, request.body_html)
+    ours = as_text(request.subject, request.body_text, request.body_html)
     clean = gmail_plain(request, objection=False, width=50)
     (lines,) = reply_lines(clean, None, text_from_html=False)
     assert words_not_ours(lines, ours, own="APPROVE\n\nAnil") == []
@@ -262,6 +264,114 @@ def test_a_disclaimer_the_approvers_server_adds_is_passed_over(
 ) -> None:
     request = asked(db, config, env)
     text = gmail_plain(request, objection=False) + "\n\n" + DISCLAIMER + "\n"
+    arrive(
+        db,
+        config,
+        env,
+        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
+    )
+    assert the_case(db, MANAGER[1]).state == "completed", the_case(db, MANAGER[1]).reason
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "To: be clear, NOT Jane - she left the practice last month",
+        "Date: Jane left on 1 May, do not set her up",
+        "WARNING: this is outside our policy - do not set Jane up, she has left",
+        "Caution - Jane is an external locum now, NOT one of ours",
+        "On reflection do not set up Jane, she has left - see what Mo wrote:",
+        "\u274c",
+    ],
+)
+def test_an_objection_shaped_like_a_header_or_a_banner_is_the_approvers(
+    line: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    """Headers and banners are passed over only between the approver's words and ours."""
+    request = asked(db, config, env)
+    text = gmail_with(request, line)
+    arrive(
+        db,
+        config,
+        env,
+        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
+    )
+    assert the_case(db, MANAGER[1]).state == "triage"
+
+
+@pytest.mark.parametrize("edit", ["address", "deleted", "css"])
+def test_a_nominee_changed_or_taken_out_of_the_quote_is_the_approvers(
+    edit: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    body = request.body_html or ""
+    if edit == "address":
+        text = gmail_plain(request, objection=False).replace(
+            "jane.smith@nhs.net", "jane.smith7@nhs.net"
+        )
+        reply = email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id)
+    elif edit == "deleted":
+        kept = [line for line in gmail_plain(request, objection=False).splitlines()]
+        text = "\n".join(line for line in kept if "jane.smith@nhs.net" not in line.lower())
+        reply = email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id)
+    else:
+        struck = body.replace(
+            "jane.smith@nhs.net",
+            '<span style="text-decoration:line-through">jane.smith@nhs.net</span>',
+        )
+        reply = outlook_html_with(request, struck)
+    arrive(db, config, env, reply)
+    assert the_case(db, MANAGER[1]).state == "triage"
+
+
+def test_an_objection_in_the_subject_is_the_approvers(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    text = gmail_plain(request, objection=False)
+    subject = f"RE: {request.subject} - NOT Jane, she has left"
+    arrive(db, config, env, email(PARTNER, subject, text, in_reply_to=request.message_id))
+    assert the_case(db, MANAGER[1]).state == "triage"
+
+
+def test_a_short_closing_that_opens_like_a_disclaimer_is_the_approvers(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    text = gmail_plain(request, objection=False) + (
+        "\n\nThis message is for the intended recipient: not Jane, she left.\n"
+    )
+    arrive(
+        db,
+        config,
+        env,
+        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
+    )
+    assert the_case(db, MANAGER[1]).state == "triage"
+
+
+WRAPPED_ATTRIBUTION = "On Mon, 2 Mar 2026 at 09:00, PCSE Online user management\n<{our}> wrote:"
+
+
+@pytest.mark.parametrize(
+    "banner",
+    [
+        "[External Email]",
+        "CAUTION: This email originated from outside of the organisation.\n"
+        "Do not click links or open attachments unless you recognise the sender.",
+        "This email originated from outside your organisation.",
+        "[You don\u2019t often get email from pcse.portalenquiries@nhs.net. Learn why this is "
+        "important at\nhttps://aka.ms/LearnAboutSenderIdentification ]",
+    ],
+)
+def test_plain_text_banners_and_a_wrapped_attribution_are_passed_over(
+    banner: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    quoted = "".join(
+        f"> {line}\n" for line in [*banner.splitlines(), "", *request.body_text.splitlines()]
+    )
+    text = "APPROVE\n\nAnil\n\n" + WRAPPED_ATTRIBUTION.format(our=OUR) + "\n" + quoted
     arrive(
         db,
         config,

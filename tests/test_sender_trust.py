@@ -105,6 +105,7 @@ def test_ordinary_from_headers_name_one_verified_mailbox(
         ('"Anil \u202ePatel" <m@nhs.net>', "m@nhs.net"),
         ('"Anil\x00Patel" <m@nhs.net>', "m@nhs.net"),
         ('"Anil\x1bPatel" <m@nhs.net>', "m@nhs.net"),
+        ("Anil\x9b31mPatel <m@nhs.net>", "m@nhs.net"),
     ],
 )
 def test_from_headers_that_do_not_read_cleanly_leave_the_sender_unverified(

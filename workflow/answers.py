@@ -24,7 +24,7 @@ from workflow.persist import (
     source_message,
 )
 from workflow.reason_redaction import Signer
-from workflow.replies import Answer, Verdict, read_answer, read_one_click
+from workflow.replies import Answer, Verdict, read_answer, read_one_click, subject_verdict
 
 
 def answered_case(session: Session, mail: IncomingMail) -> Case | None:
@@ -98,15 +98,23 @@ def _nothing_written_in_the_quote(
     """The approval, unless the reply's quote of our email holds words we did not write
     ("NO - not Jane" beside her name): then unclear, for a person (workflow.quoted_words)."""
     sent = session.execute(
-        select(OutboxMessage.body_text, OutboxMessage.body_html).where(
+        select(OutboxMessage.subject, OutboxMessage.body_text, OutboxMessage.body_html).where(
             OutboxMessage.case_id == case.id,
             OutboxMessage.to_address == approval.approver_email,
         )
     ).all()
-    ours = [
-        text for body_text, body_html in sent for text in quoted_words.as_text(body_text, body_html)
-    ]
+    ours = [text for row in sent for text in quoted_words.as_text(*row)]
     versions = quoted_words.reply_lines(mail.text, mail.html, text_from_html=mail.text_from_html)
+    if subject_verdict(mail.subject or "") is None:  # a one-click subject is its verdict
+        said = quoted_words.subject_not_ours(mail.subject or "", [row[0] for row in sent])
+        if said is not None:
+            return Answer(
+                Verdict.UNCLEAR,
+                None,
+                answer.own_text,
+                f'The reply approves, but its subject says more ("{said[:80]}"), which may '
+                "change what it means.",
+            )
     for lines in versions:
         added = quoted_words.words_not_ours(lines, ours, own=answer.own_text)
         if added:
@@ -299,8 +307,15 @@ def _refused(
         or failed & _TOKEN_CHECKS
         or case.state != CaseState.AWAITING_APPROVAL
     ):
-        if case is not None and approval is not None and answer.verdict is not Verdict.APPROVE:
-            _not_approved_with_an_old_code(session, env, case, approval, inbound, verification)
+        if answer.verdict is not Verdict.APPROVE:
+            if case is not None and approval is not None:
+                _not_approved_with_an_old_code(session, env, case, approval, inbound, verification)
+            elif approval is None:  # a mistyped code, on a case the reply names
+                for each in cases:
+                    if CaseState(each.state) not in FINAL_STATES:
+                        new_replies.mark(
+                            session, env, each, inbound, "an answer came with a code not issued"
+                        )
         return f"Approval answer refused: {refusal}"
     sender = mail.sender_identity
     if (
