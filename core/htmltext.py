@@ -83,10 +83,11 @@ def _not_shown(attributes: dict[str, str]) -> bool:
 
 
 class _TextMaker(HTMLParser):
-    def __init__(self, quotes: str, struck: bool) -> None:
+    def __init__(self, quotes: str, struck: bool, addresses: bool) -> None:
         super().__init__(convert_charrefs=True)
         self.drop_quotes = quotes == DROP
         self.mark_struck = struck or self.drop_quotes
+        self.link_addresses = addresses and not self.drop_quotes
         self.parts: list[str] = []
         # Open elements: (tag, hides its content?, quotes it?, strikes it through?). HTML mail is
         # rarely tidy, so an end tag closes any element left open inside it.
@@ -151,7 +152,7 @@ class _TextMaker(HTMLParser):
             self.parts.append("\n")
         if tag == "a" and self.link:
             address = self.link.split("?")[0]
-            if address and address not in "".join(self.link_text) and not self.drop_quotes:
+            if address and address not in "".join(self.link_text) and self.link_addresses:
                 self.parts.append(f" <{address}>")
             self.link = None
 
@@ -168,10 +169,13 @@ class _TextMaker(HTMLParser):
         self.parts.append(text)
 
 
-def html_to_text(markup: str, *, quotes: str = MARK, struck: bool = False) -> str:
+def html_to_text(
+    markup: str, *, quotes: str = MARK, struck: bool = False, addresses: bool = True
+) -> str:
     """The text of an HTML body; `quotes` says what becomes of quoted mail (MARK or DROP).
-    Struck-through text is said to be so with DROP, or with `struck`."""
-    maker = _TextMaker(quotes, struck)
+    Struck-through text is said to be so with DROP, or with `struck`; a `mailto:` link's
+    address follows its words with MARK, unless not `addresses`."""
+    maker = _TextMaker(quotes, struck, addresses)
     try:
         maker.feed(tame_markup(markup or ""))  # linear time, whatever the markup
         maker.close()

@@ -127,10 +127,10 @@ def test_a_word_added_to_a_quoted_line_is_found(
     ours = as_text(request.subject, request.body_text, request.body_html)
     clean = gmail_plain(request, objection=False, width=50)
     (lines,) = reply_lines(clean, None, text_from_html=False)
-    assert words_not_ours(lines, ours, own="APPROVE\n\nAnil") == []
+    assert words_not_ours(lines, ours, own="APPROVE\n\nAnil", subjects=[request.subject]) == []
     edited = clean.replace("jane.smith@nhs.net", "jane.smith@nhs.net NOT HER", 1)
     (lines,) = reply_lines(edited, None, text_from_html=False)
-    found = words_not_ours(lines, ours, own="APPROVE\n\nAnil")
+    found = words_not_ours(lines, ours, own="APPROVE\n\nAnil", subjects=[request.subject])
     assert len(found) == 1 and "NOT HER" in found[0]
 
 
@@ -379,3 +379,91 @@ def test_plain_text_banners_and_a_wrapped_attribution_are_passed_over(
         email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
     )
     assert the_case(db, MANAGER[1]).state == "completed", the_case(db, MANAGER[1]).reason
+
+
+NHSMAIL_FOOTER = (
+    "*" * 68 + "\n\nThis message may contain confidential information. If you are not the "
+    "intended recipient please inform the\nsender that you have received the message in error "
+    "before deleting it.\nPlease do not disclose, copy or distribute information in this "
+    "e-mail or take any action in relation to its contents.\n\nNHSmail is the secure email "
+    "and directory service available for all NHS staff in England.\n\nFor more information "
+    "and to find out how you can switch, https://portal.nhs.net/help/joiningnhsmail\n\n" + "*" * 68
+)
+
+
+@pytest.mark.parametrize(
+    "shape", ["footers", "cut", "forwarded", "bold_header", "tagged_subject", "signature"]
+)
+def test_ordinary_replies_still_approve(
+    shape: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    subject = f"RE: {request.subject}"
+    text = gmail_plain(request, objection=False)
+    if shape == "footers":
+        text = outlook_plain(request, objection=False) + "\n\n" + NHSMAIL_FOOTER * 2
+    elif shape == "cut":
+        text = "\n".join(text.splitlines()[:20]) + "\n> [Message clipped]  View entire message"
+    elif shape == "forwarded":
+        text = outlook_plain(request, objection=False).replace(
+            "________________________________\n",
+            "________________________________\nFrom: Practice Manager <pm@riverside.nhs.net>\n"
+            "Sent: 03 March 2026 10:00\nTo: Anil Patel <anil.patel@nhs.net>\n"
+            f"Subject: FW: {request.subject}\n\n",
+        )
+    elif shape == "bold_header":
+        text = text.replace(
+            GMAIL_HEADER,
+            f"{GMAIL_HEADER}\n>\n> *From:* PCSE Online user management <{OUR}>\n"
+            f"> *Sent:* 02 March 2026 09:00\n> *Subject:* {request.subject}\n>",
+        )
+    elif shape == "tagged_subject":
+        subject = f"[EXT] RE: {request.subject} [EXTERNAL]"
+    else:
+        text = text.replace(
+            "APPROVE\n\nAnil\n\n",
+            "APPROVE\n\nAnil Patel\nGP Partner\n[cid:image001.png@01D9A1B2.C3D4E5F0]\n\n",
+        )
+    arrive(db, config, env, email(PARTNER, subject, text, in_reply_to=request.message_id))
+    assert the_case(db, MANAGER[1]).state == "completed", the_case(db, MANAGER[1]).reason
+
+
+@pytest.mark.parametrize("where", ["cc", "to"])
+def test_an_objection_written_as_a_header_value_is_the_approvers(
+    where: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    objection = "NOT Jane Smith - she left the practice last month, do not set her up"
+    text = outlook_plain(request, objection=False).replace(
+        f"To: {PARTNER[0]} <{PARTNER[1]}>\n",
+        f"To: {PARTNER[0]} <{PARTNER[1]}>\nCc: {objection}\n"
+        if where == "cc"
+        else f"To: {objection}\n",
+    )
+    arrive(
+        db,
+        config,
+        env,
+        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
+    )
+    assert the_case(db, MANAGER[1]).state == "triage"
+
+
+def test_an_approval_with_a_document_attached_goes_to_a_person(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    reply = EmailMessage()
+    reply["Authentication-Results"] = f"{TRUSTED}; dmarc=pass header.from=nhs.net"
+    reply["From"] = f"{PARTNER[0]} <{PARTNER[1]}>"
+    reply["To"] = OUR
+    reply["Subject"] = f"RE: {request.subject}"
+    reply["Message-ID"] = make_msgid(domain="nhs.net")
+    reply["In-Reply-To"] = request.message_id
+    reply.set_content(gmail_plain(request, objection=False))
+    reply.add_attachment(
+        b"Not Jane: she left.", maintype="text", subtype="plain", filename="note.txt"
+    )
+    arrive(db, config, env, bytes(reply))
+    case = the_case(db, MANAGER[1])
+    assert case.state == "triage" and "note.txt" in (case.reason or "")

@@ -82,21 +82,23 @@ def approval_answer(
     case, approval = verification.case, verification.approval
     assert case is not None and approval is not None
     if answer.verdict is Verdict.APPROVE:
-        answer = _nothing_written_in_the_quote(session, case, approval, mail, answer)
+        answer = _approval_says_no_more(session, case, approval, mail, answer)
     if answer.verdict is Verdict.UNCLEAR:
         return _unclear(session, env, case, approval, answer)
     return decide_answer(session, env, case, approval, answer, inbound)
 
 
-def _nothing_written_in_the_quote(
+def _approval_says_no_more(
     session: Session,
     case: Case,
     approval: ApprovalRequest,
     mail: IncomingMail,
     answer: Answer,
 ) -> Answer:
-    """The approval, unless the reply's quote of our email holds words we did not write
-    ("NO - not Jane" beside her name): then unclear, for a person (workflow.quoted_words)."""
+    """The approval, unless the reply says more than APPROVE somewhere else: a document
+    attached, a subject longer than ours, or words in its quote of our email that we did
+    not write ("NO - not Jane" beside her name). Then unclear, for a person
+    (workflow.quoted_words)."""
     sent = session.execute(
         select(OutboxMessage.subject, OutboxMessage.body_text, OutboxMessage.body_html).where(
             OutboxMessage.case_id == case.id,
@@ -105,6 +107,15 @@ def _nothing_written_in_the_quote(
     ).all()
     ours = [text for row in sent for text in quoted_words.as_text(*row)]
     versions = quoted_words.reply_lines(mail.text, mail.html, text_from_html=mail.text_from_html)
+    # A picture is most likely a signature's; a document may hold conditions of its own.
+    papers = [a.filename for a in mail.attachments if not a.content_type.startswith("image/")]
+    if papers:
+        return Answer(
+            Verdict.UNCLEAR,
+            None,
+            answer.own_text,
+            f"The reply approves, but comes with {papers[0]}, which a person must read.",
+        )
     if subject_verdict(mail.subject or "") is None:  # a one-click subject is its verdict
         said = quoted_words.subject_not_ours(mail.subject or "", [row[0] for row in sent])
         if said is not None:
@@ -116,7 +127,9 @@ def _nothing_written_in_the_quote(
                 "change what it means.",
             )
     for lines in versions:
-        added = quoted_words.words_not_ours(lines, ours, own=answer.own_text)
+        added = quoted_words.words_not_ours(
+            lines, ours, own=answer.own_text, subjects=[row[0] for row in sent]
+        )
         if added:
             return Answer(
                 Verdict.UNCLEAR,

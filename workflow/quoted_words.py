@@ -6,60 +6,77 @@ APPROVE at the top. Nobody reading that reply would set Jane up, so an approval 
 holds words that are not ours, where they stand, goes to a person.
 
 The reply is read as its own text followed by one of our emails to the approver on the
-case (its text, or its HTML read as text), word by word: words the reply has that the
-email does not have at that place are the approver's, however the client rewrapped the
-lines, and even when the same words stand elsewhere in the email ("REJECT", say, which its
-instructions spell). An address is one word, so a digit added to one counts; so does a
-symbol ("❌"). Passed over, only where each belongs: between the approver's own text and
-the start of our email, the quote's header (From, Sent, To, Subject, "On … wrote:") and the
-banners mail systems put on what they deliver ("You don't often get email from …"); after
-the end of our email, a disclaimer the approver's server adds. Links are left out, as each
-client writes them its own way, and so is whatever the client cut from the end of the
-quote; an address cut from inside it is not passed over.
+case (its subject and text, or its subject and HTML), word by word: words the reply has
+that the email does not have at that place are the approver's, however the client rewrapped
+the lines, and even when the same words stand elsewhere in the email ("REJECT", say, which
+its instructions spell). A word is any run of letters or digits, in any script, after
+Unicode's compatibility folding (fullwidth and mathematical letters read as plain ones);
+an address is one word, so a digit added to one counts; a question or exclamation mark and
+a symbol ("❌", "×") count too. Passed over, only where each belongs: where the quote begins,
+its header (From, Sent, To, Cc, Subject, each once, the Subject ours; "On … wrote:") and
+the banners mail systems put on what they deliver ("You don't often get email from …"), in
+at most _MOST_HEADER_WORDS words; after the end of our email, a disclaimer the approver's
+server adds, every paragraph of it one. Links are left out, as each client writes them its
+own way, and so is whatever the client cut from the end of the quote; an address cut from
+inside it is not passed over.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from core.htmltext import MARK, html_to_text
+from core.htmltext import DROP, MARK, html_to_text
+from forms.mailtext import quote_start
 from workflow.replies import is_disclaimer_opening
 
 # A link, or a piece of one where a client broke it across lines ("ct=APPROVE%20%5B…").
 _LINK = re.compile(
-    r"<?(?:mailto:|https?://|www\.|cid:)[^\s>\]]*[>\]]?|\S*(?:%[0-9a-f]{2}|=)\S*",
-    re.IGNORECASE,
+    r"<?(?:mailto:|https?://|www\.|cid:)[^\s>\]]*[>\]]?|\S*%[0-9a-f]{2}\S*", re.IGNORECASE
 )
-# An address (one word), a word of letters and digits, or a symbol people answer with.
+# An address (one word), a word of letters and digits, or a mark people answer with.
 _TOKEN = re.compile(
-    r"[a-z0-9._%+'-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+"
-    r"|[a-z0-9]+(?:'[a-z]+)*"
-    r"|[\u2190-\u2bff\U0001f000-\U0001faff]"
+    r"[\w.%+'-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|[^\W_]+(?:'[^\W_]+)*"
+    r"|[?!\u00d7\u2190-\u2bff\U0001f000-\U0001faff]"
 )
 _APOSTROPHES = str.maketrans(dict.fromkeys("\u2019\u2018\u02bc\u00b4`", "'"))
-# The header a mail client writes above what it quotes, line by line.
+# The header a mail client writes above what it quotes, line by line ("*From:*" in bold).
 _HEADER_LINE = re.compile(
-    r"\s*(?:from|sent|to|cc|bcc|subject|date|reply-to|importance)\s*:"
+    r"\s*\*?(from|sent|to|cc|subject|date)\*?\s*:\*?\s*(.*)"
     r"|\s*-+\s*(?:original message|forwarded message)\s*-+\s*$",
     re.IGNORECASE,
 )
-# "On Mon, 2 Mar 2026 at 09:00, PCSE <…> wrote:", which Gmail breaks over lines.
+# "On Mon, 2 Mar 2026 at 09:00, PCSE <…> wrote:", which Gmail breaks over lines; Apple's
+# "On 2 Mar 2026, at 09:00, …".
 _ATTRIBUTION_START = re.compile(r"\s*on\s", re.IGNORECASE)
 _ATTRIBUTION_END = re.compile(r".*\bwrote\s*:\s*$", re.IGNORECASE)
 _ATTRIBUTION_LINES = 3
-# The notices mail systems put on what they deliver, which a reply's quote keeps.
+# The opening of each notice mail systems put on what they deliver, which a reply's quote
+# keeps; the notice runs to the next empty line.
 _BANNER = re.compile(
     r"\s*\[?\s*(?:external(?: email| sender)?\s*\]?\s*$"
-    r"|(?:caution|warning|external)\b.{0,60}\b(?:outside|external)\b"
+    r"|(?:caution|warning)\s*:?\s*(?:this (?:e-?mail|message) (?:originated|came) from outside\b"
+    r"|external (?:e-?mail|sender)\b)"
     r"|this (?:e-?mail|message) (?:originated|came) from outside\b"
-    r"|do not click links or open attachments\b"
-    r"|you don'?t often get email from\b"
-    r"|learn why this is important\b)",
+    r"|you don'?t often get email from\b)",
     re.IGNORECASE,
 )
+# The paragraphs of NHSmail's footer after its disclaimer, which say no "intended recipient".
+_FOOTER_PART = re.compile(
+    r"\s*(?:nhsmail is the secure email and directory service"
+    r"|for more information and to find out how you can switch)\b",
+    re.IGNORECASE,
+)
+_DIGIT = re.compile(r"[0-9]")
+_DATE_WORDS = 10
+_NAME_WORDS = 8
+_MAILBOX_SEPARATOR = re.compile(r"[;,]")
+# Where a client says it cut what it quoted.
+_CUT_NOTE = re.compile(r"\s*\[?message clipped\]?|\s*view entire message\s*$", re.IGNORECASE)
 # The most words a quote's header and banners take.
 _MOST_HEADER_WORDS = 150
 # The fewest words a server's disclaimer says.
@@ -71,7 +88,8 @@ CUT_ADDRESS = "(the quote leaves out an address our email gave)"
 
 
 def _words(text: str) -> list[str]:
-    return _TOKEN.findall(_LINK.sub(" ", text.translate(_APOSTROPHES).lower()))
+    folded = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).lower()
+    return _TOKEN.findall(_LINK.sub(" ", folded))
 
 
 def reply_lines(text: str | None, html: str | None, *, text_from_html: bool) -> list[list[str]]:
@@ -79,29 +97,33 @@ def reply_lines(text: str | None, html: str | None, *, text_from_html: bool) -> 
     made from the HTML) and its HTML read with the quotes kept and struck text marked."""
     versions = [] if text_from_html else [(text or "").splitlines()]
     if html:
-        versions.append(html_to_text(html, quotes=MARK, struck=True).splitlines())
+        # As shown: a link's address is not on the screen, and not in our own email's text.
+        versions.append(html_to_text(html, quotes=MARK, struck=True, addresses=False).splitlines())
     return [lines for lines in versions if lines]
 
 
 def as_text(subject: str, body_text: str, body_html: str | None) -> list[str]:
-    """One email of ours as the texts a reply may quote it from."""
-    texts = [body_text, html_to_text(body_html, quotes=MARK) if body_html else ""]
+    """One email of ours as the texts a reply may quote it from. The HTML is read as shown:
+    a client quoting a link writes it its own way, or leaves it out."""
+    texts = [body_text, html_to_text(body_html, quotes=DROP) if body_html else ""]
     return [f"{subject}\n{text}" for text in texts if text]
 
 
-# What mail clients and servers put before a reply's subject: "RE:", "FW:", "[EXTERNAL]".
-_SUBJECT_PREFIX = frozenset({"re", "fw", "fwd", "aw", "sv", "wg", "tr", "external", "email"})
+# What mail clients and servers put before or after a reply's subject.
+_SUBJECT_PREFIX = frozenset(
+    {"re", "fw", "fwd", "aw", "sv", "wg", "tr", "external", "email", "ext", "caution", "sender"}
+)
+_SUBJECT_TAG = re.compile(r"\[(?![^\]]*pcse-)[^\]]{0,40}\]|\b(?:re|fwd?)\[\d+\]:", re.IGNORECASE)
 
 
 def subject_not_ours(subject: str, ours: Iterable[str]) -> str | None:
-    """The reply's subject when it says more than one of ours, after the prefixes clients
-    and servers add ("RE: … - NOT Jane, she has left"); None when it says no more."""
-    words = _words(subject)
+    """The reply's subject when it says more than one of ours, after the prefixes and tags
+    clients and servers add ("RE: … - NOT Jane, she has left"); None when it says no more."""
+    words = _words(_SUBJECT_TAG.sub(" ", subject))
     while words and words[0] in _SUBJECT_PREFIX:
         words = words[1:]
     for our in ours:
-        expected = _words(our)
-        matcher = SequenceMatcher(None, expected, words, autojunk=False)
+        matcher = SequenceMatcher(None, _words(our), words, autojunk=False)
         if not any(op[0] in ("insert", "replace") for op in matcher.get_opcodes()):
             return None
     return subject
@@ -120,39 +142,103 @@ def _read(lines: Sequence[str], skip: Container[int] = ()) -> _Reply:
     for number, line in enumerate(lines):
         if number in skip:
             continue
-        found = _words(line.lstrip("> \t"))
+        found = _words(_shown(line))
         words += found
         line_of += [number] * len(found)
     return _Reply(lines, words, line_of)
 
 
-def _quote_header(lines: Sequence[str], head: list[str]) -> set[int]:
-    """The lines of the quote's header and the banners under it: the run of such lines (and
-    empty ones) right after the approver's own text, and nowhere else."""
-    reply = _read(lines)
-    matcher = SequenceMatcher(None, head, reply.words, autojunk=False)
-    ends = [block.b + block.size for block in matcher.get_matching_blocks() if block.size]
-    first = reply.line_of[max(ends) - 1] + 1 if ends else 0
-    found: set[int] = set()
-    for number in range(first, len(lines)):
-        if _words(lines[number].lstrip("> \t")) and not _is_header(lines, number):
-            break
-        found.add(number)
-    return found
+def _shown(line: str) -> str:
+    return line.lstrip("> \t")
 
 
-def words_not_ours(lines: Sequence[str], ours: Iterable[str], *, own: str) -> list[str]:
+def words_not_ours(
+    lines: Sequence[str], ours: Iterable[str], *, own: str, subjects: Iterable[str] = ()
+) -> list[str]:
     """The lines of the reply (one version, `lines`) holding words that neither its own text
     (`own`, above the quote) nor the best matching of `ours` has at their place; each line
-    once, in order. Everything, when the reply is too long to compare."""
+    once, in order. `subjects` are ours, which a quote's Subject line must repeat.
+    Everything, when the reply is too long to compare."""
     if sum(len(line) for line in lines) > MAX_WORDS * 20:
         return [TOO_LONG]
     head = _words(own)
-    reply = _read(lines, _quote_header(lines, head))
+    skip = _quote_header(lines, head, list(subjects)) | _appended(lines)
+    reply = _read(lines, skip)
     if len(reply.words) > MAX_WORDS:
         return [TOO_LONG]
     bodies = [body for text in ours if len(head) + len(body := _words(text)) <= MAX_WORDS]
     return min((_not_ours(reply, head, body) for body in bodies or [[]]), key=len)
+
+
+def _quote_header(lines: Sequence[str], head: list[str], subjects: list[str]) -> set[int]:
+    """The lines of the quote's header and the banners under it, where the quote begins;
+    none when they say more than a header and banners do."""
+    first = _quote_begins(lines, head)
+    found: set[int] = set()
+    names: set[str] = set()
+    words = 0
+    banner = False
+    for number in range(first, len(lines)):
+        line = _shown(lines[number]).translate(_APOSTROPHES)
+        said = _words(line)
+        if not said:
+            banner = False
+        elif banner or _BANNER.match(line):
+            banner = True
+        elif not _is_header(lines, number, names, subjects):
+            break
+        words += len(said)
+        found.add(number)
+    return found if words <= _MOST_HEADER_WORDS else set()
+
+
+def _quote_begins(lines: Sequence[str], head: list[str]) -> int:
+    """The line the quote begins on: where a quote header stands, else after the last word
+    of the approver's own text."""
+    start = quote_start("\n".join(_shown(line) for line in lines))
+    if start is not None:
+        return "\n".join(_shown(line) for line in lines)[:start].count("\n")
+    reply = _read(lines)
+    matcher = SequenceMatcher(None, head, reply.words, autojunk=False)
+    ends = [block.b + block.size for block in matcher.get_matching_blocks() if block.size]
+    return reply.line_of[max(ends) - 1] + 1 if ends else 0
+
+
+def _is_header(lines: Sequence[str], number: int, names: set[str], subjects: list[str]) -> bool:
+    """Is this line one of the quote header's: each name once, the Subject one of ours?"""
+    line = _shown(lines[number])
+    header = _HEADER_LINE.match(line)
+    if header:
+        name = (header.group(1) or "rule").lower()
+        if name in ("from", "rule"):  # a header of its own (a reply to a forward has two)
+            names.clear()
+        if name in names:
+            return False
+        names.add(name)
+        return _header_value_fits(name, header.group(2) or "", subjects)
+    # A line of an attribution: from a line opening "On " to the one ending "wrote:".
+    for first in range(max(0, number - _ATTRIBUTION_LINES + 1), number + 1):
+        if not _ATTRIBUTION_START.match(_shown(lines[first])):
+            continue
+        for last in range(number, min(len(lines), first + _ATTRIBUTION_LINES)):
+            if _ATTRIBUTION_END.match(_shown(lines[last])):
+                return True
+    return False
+
+
+def _header_value_fits(name: str, value: str, subjects: list[str]) -> bool:
+    """Does the value read as that header's does? Our subject; a date; mailboxes, each an
+    address or a name of a few words ("PATEL, Anil (RIVERSIDE SURGERY - A81001)")."""
+    if name == "subject":
+        return subject_not_ours(value, subjects) is None
+    if name in ("sent", "date"):
+        return bool(_DIGIT.search(value)) and len(_words(value)) <= _DATE_WORDS
+    if name == "rule":
+        return True
+    return all(
+        len([w for w in _words(entry) if "@" not in w]) <= _NAME_WORDS
+        for entry in _MAILBOX_SEPARATOR.split(value)
+    )
 
 
 def _not_ours(reply: _Reply, head: list[str], body: list[str]) -> list[str]:
@@ -174,34 +260,37 @@ def _not_ours(reply: _Reply, head: list[str], body: list[str]) -> list[str]:
     # The approver's own text is read from HTML as it is shown; read with its links kept,
     # it may also give a link's address.
     extra = [i for i in extra if i >= own_end or "@" not in reply.words[i]]
-    extra = _without_disclaimer(extra, reply, body_end)
     numbers = sorted({reply.line_of[index] for index in extra})
-    shown = [reply.lines[number].lstrip("> \t").strip() for number in numbers]
+    shown = [_shown(reply.lines[number]).strip() for number in numbers]
     return shown + ([CUT_ADDRESS] if cut_address else [])
 
 
-def _is_header(lines: Sequence[str], number: int) -> bool:
-    line = lines[number].lstrip("> \t").translate(_APOSTROPHES)
-    if _HEADER_LINE.match(line) or _BANNER.match(line):
-        return True
-    # A line of an attribution: from a line opening "On " to the one ending "wrote:".
-    for first in range(max(0, number - _ATTRIBUTION_LINES + 1), number + 1):
-        if not _ATTRIBUTION_START.match(lines[first].lstrip("> \t")):
-            continue
-        for last in range(number, min(len(lines), first + _ATTRIBUTION_LINES)):
-            if _ATTRIBUTION_END.match(lines[last].lstrip("> \t")):
-                return True
-    return False
-
-
-def _without_disclaimer(extra: list[int], reply: _Reply, body_end: int) -> list[int]:
-    """`extra` without a disclaimer the approver's server put after our email: the run of
-    extra words that ends the reply, when it opens as one and is as long as one."""
-    tail = [index for index in extra if index >= body_end]
-    if (
-        len(tail) < _FEWEST_DISCLAIMER_WORDS
-        or tail != list(range(body_end, len(reply.words)))
-        or not is_disclaimer_opening(reply.lines[reply.line_of[tail[0]]].lstrip("> \t"))
+def _appended(lines: Sequence[str]) -> set[int]:
+    """The lines at the end of the reply that mail systems appended, from the last: a
+    client's note that it cut the quote, and disclaimers, each a paragraph of
+    _FEWEST_DISCLAIMER_WORDS words or more opening as one (or as a known part of one)."""
+    found: set[int] = set()
+    end = len(lines)
+    while end > 0 and (
+        not _words(_shown(lines[end - 1])) or _CUT_NOTE.match(_shown(lines[end - 1]))
     ):
-        return extra
-    return [index for index in extra if index < body_end]
+        end -= 1
+        found.add(end)
+    while True:
+        while end > 0 and not _words(_shown(lines[end - 1])):
+            end -= 1
+        start = end
+        while start > 0 and _words(_shown(lines[start - 1])):
+            start -= 1
+        if start == end or not _is_disclaimer(lines, range(start, end)):
+            return found
+        found.update(range(start, end))
+        end = start
+
+
+def _is_disclaimer(lines: Sequence[str], paragraph: range) -> bool:
+    opening = _shown(lines[paragraph[0]])
+    if _FOOTER_PART.match(opening):
+        return True
+    said = sum(len(_words(_shown(lines[number]))) for number in paragraph)
+    return said >= _FEWEST_DISCLAIMER_WORDS and is_disclaimer_opening(opening)

@@ -639,9 +639,19 @@ def classify(own: str, signer: Signer | None = None) -> Answer:
     return Answer(Verdict.UNCLEAR, None, own, _why_no_opening(tokens))
 
 
+# Where a signature's picture stood, in the plain text Outlook writes beside the HTML:
+# "[cid:image001.png@01D9…]", or the picture's description, "[Riverside Surgery logo]".
+_PICTURE = re.compile(
+    r"\[(?:cid:[^\]]*|[^\[\]]{0,80}\b(?:logo|image|icon|banner|picture|photo)\b[^\[\]]{0,40}"
+    r"|[^\[\]]{1,80}\.(?:png|jpe?g|gif|bmp))\]",
+    re.IGNORECASE,
+)
+
+
 def _without_disclaimer(lines: list[str]) -> list[str]:
     """The own text from its first non-empty line, up to a disclaimer (which runs to the
-    end: mail systems append them)."""
+    end: mail systems append them), without the places of a signature's pictures."""
+    lines = [line for line in lines if not _PICTURE.fullmatch(line.strip())]
     while lines and not lines[0].strip():
         lines = lines[1:]
     for index, line in enumerate(lines[1:], start=1):
