@@ -53,6 +53,25 @@ def asked(db: Database, config: Config, env: WorkflowEnv) -> OutboxMessage:
     return request
 
 
+def reply_to(
+    request: OutboxMessage, text: str, *, subject: str | None = None, html: str | None = None
+) -> bytes:
+    """The approver's reply to `request`."""
+    return email(
+        PARTNER,
+        subject or f"RE: {request.subject}",
+        text,
+        html=html,
+        in_reply_to=request.message_id,
+    )
+
+
+def state_after(db: Database, config: Config, env: WorkflowEnv, message: bytes) -> str:
+    """The case's state once `message` has arrived."""
+    arrive(db, config, env, message)
+    return the_case(db, MANAGER[1]).state
+
+
 def gmail_plain(request: OutboxMessage, *, objection: bool, width: int = 70) -> str:
     """Gmail's plain text: the quote rewrapped and marked "> "."""
     lines = [
@@ -108,7 +127,7 @@ def test_an_approval_is_read_by_a_person_when_the_quote_holds_words_of_theirs(
         reply = outlook_html(request, objection=objection)
     else:
         text = (gmail_plain if style == "gmail" else outlook_plain)(request, objection=objection)
-        reply = email(PARTNER, subject, text, in_reply_to=request.message_id)
+        reply = reply_to(request, text, subject=subject)
     arrive(db, config, env, reply)
     case = the_case(db, MANAGER[1])
     if objection:
@@ -147,13 +166,7 @@ def test_an_html_part_that_says_more_than_the_plain_text_goes_to_a_person(
         + "".join(f"> {line}\n" for line in request.body_text.splitlines())
     )
     html = "<div>APPROVE</div><div>but not Jane, she has left</div>"
-    arrive(
-        db,
-        config,
-        env,
-        email(PARTNER, f"RE: {request.subject}", text, html=html, in_reply_to=request.message_id),
-    )
-    assert the_case(db, MANAGER[1]).state == "triage"
+    assert state_after(db, config, env, reply_to(request, text, html=html)) == "triage"
     assert admins(db) == []
 
 
@@ -183,13 +196,7 @@ def test_words_of_ours_written_where_we_did_not_write_them_are_the_approvers(
 ) -> None:
     request = asked(db, config, env)
     text = gmail_with(request, line)
-    arrive(
-        db,
-        config,
-        env,
-        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
-    )
-    assert the_case(db, MANAGER[1]).state == "triage"
+    assert state_after(db, config, env, reply_to(request, text)) == "triage"
     assert admins(db) == []
 
 
@@ -198,13 +205,7 @@ def test_an_objection_below_the_whole_quote_is_the_approvers(
 ) -> None:
     request = asked(db, config, env)
     text = gmail_plain(request, objection=False) + "\n\nActually no, not Jane.\n"
-    arrive(
-        db,
-        config,
-        env,
-        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
-    )
-    assert the_case(db, MANAGER[1]).state == "triage"
+    assert state_after(db, config, env, reply_to(request, text)) == "triage"
 
 
 def test_a_nominee_struck_through_in_an_html_quote_is_the_approvers(
@@ -264,13 +265,8 @@ def test_a_disclaimer_the_approvers_server_adds_is_passed_over(
 ) -> None:
     request = asked(db, config, env)
     text = gmail_plain(request, objection=False) + "\n\n" + DISCLAIMER + "\n"
-    arrive(
-        db,
-        config,
-        env,
-        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
-    )
-    assert the_case(db, MANAGER[1]).state == "completed", the_case(db, MANAGER[1]).reason
+    state = state_after(db, config, env, reply_to(request, text))
+    assert state == "completed", the_case(db, MANAGER[1]).reason
 
 
 @pytest.mark.parametrize(
@@ -290,13 +286,7 @@ def test_an_objection_shaped_like_a_header_or_a_banner_is_the_approvers(
     """Headers and banners are passed over only between the approver's words and ours."""
     request = asked(db, config, env)
     text = gmail_with(request, line)
-    arrive(
-        db,
-        config,
-        env,
-        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
-    )
-    assert the_case(db, MANAGER[1]).state == "triage"
+    assert state_after(db, config, env, reply_to(request, text)) == "triage"
 
 
 @pytest.mark.parametrize("edit", ["address", "deleted", "css"])
@@ -309,11 +299,11 @@ def test_a_nominee_changed_or_taken_out_of_the_quote_is_the_approvers(
         text = gmail_plain(request, objection=False).replace(
             "jane.smith@nhs.net", "jane.smith7@nhs.net"
         )
-        reply = email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id)
+        reply = reply_to(request, text)
     elif edit == "deleted":
         kept = [line for line in gmail_plain(request, objection=False).splitlines()]
         text = "\n".join(line for line in kept if "jane.smith@nhs.net" not in line.lower())
-        reply = email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id)
+        reply = reply_to(request, text)
     else:
         struck = body.replace(
             "jane.smith@nhs.net",
@@ -330,8 +320,7 @@ def test_an_objection_in_the_subject_is_the_approvers(
     request = asked(db, config, env)
     text = gmail_plain(request, objection=False)
     subject = f"RE: {request.subject} - NOT Jane, she has left"
-    arrive(db, config, env, email(PARTNER, subject, text, in_reply_to=request.message_id))
-    assert the_case(db, MANAGER[1]).state == "triage"
+    assert state_after(db, config, env, reply_to(request, text, subject=subject)) == "triage"
 
 
 def test_a_short_closing_that_opens_like_a_disclaimer_is_the_approvers(
@@ -341,13 +330,7 @@ def test_a_short_closing_that_opens_like_a_disclaimer_is_the_approvers(
     text = gmail_plain(request, objection=False) + (
         "\n\nThis message is for the intended recipient: not Jane, she left.\n"
     )
-    arrive(
-        db,
-        config,
-        env,
-        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
-    )
-    assert the_case(db, MANAGER[1]).state == "triage"
+    assert state_after(db, config, env, reply_to(request, text)) == "triage"
 
 
 WRAPPED_ATTRIBUTION = "On Mon, 2 Mar 2026 at 09:00, PCSE Online user management\n<{our}> wrote:"
@@ -372,13 +355,8 @@ def test_plain_text_banners_and_a_wrapped_attribution_are_passed_over(
         f"> {line}\n" for line in [*banner.splitlines(), "", *request.body_text.splitlines()]
     )
     text = "APPROVE\n\nAnil\n\n" + WRAPPED_ATTRIBUTION.format(our=OUR) + "\n" + quoted
-    arrive(
-        db,
-        config,
-        env,
-        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
-    )
-    assert the_case(db, MANAGER[1]).state == "completed", the_case(db, MANAGER[1]).reason
+    state = state_after(db, config, env, reply_to(request, text))
+    assert state == "completed", the_case(db, MANAGER[1]).reason
 
 
 NHSMAIL_FOOTER = (
@@ -424,8 +402,8 @@ def test_ordinary_replies_still_approve(
             "APPROVE\n\nAnil\n\n",
             "APPROVE\n\nAnil Patel\nGP Partner\n[cid:image001.png@01D9A1B2.C3D4E5F0]\n\n",
         )
-    arrive(db, config, env, email(PARTNER, subject, text, in_reply_to=request.message_id))
-    assert the_case(db, MANAGER[1]).state == "completed", the_case(db, MANAGER[1]).reason
+    state = state_after(db, config, env, reply_to(request, text, subject=subject))
+    assert state == "completed", the_case(db, MANAGER[1]).reason
 
 
 @pytest.mark.parametrize("where", ["cc", "to"])
@@ -440,13 +418,7 @@ def test_an_objection_written_as_a_header_value_is_the_approvers(
         if where == "cc"
         else f"To: {objection}\n",
     )
-    arrive(
-        db,
-        config,
-        env,
-        email(PARTNER, f"RE: {request.subject}", text, in_reply_to=request.message_id),
-    )
-    assert the_case(db, MANAGER[1]).state == "triage"
+    assert state_after(db, config, env, reply_to(request, text)) == "triage"
 
 
 def test_an_approval_with_a_document_attached_goes_to_a_person(
