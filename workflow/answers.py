@@ -95,50 +95,44 @@ def _approval_says_no_more(
     mail: IncomingMail,
     answer: Answer,
 ) -> Answer:
-    """The approval, unless the reply says more than APPROVE somewhere else: a document
-    attached, a subject longer than ours, or words in its quote of our email that we did
-    not write ("NO - not Jane" beside her name). Then unclear, for a person
-    (workflow.quoted_words)."""
+    """The approval, unless the reply says more somewhere else; then unclear, for a person."""
+    more = _what_else_it_says(session, case, approval, mail, answer.own_text)
+    if more is None:
+        return answer
+    return Answer(
+        Verdict.UNCLEAR,
+        None,
+        answer.own_text,
+        f"The reply approves, but {more}, which may change what it means.",
+    )
+
+
+def _what_else_it_says(
+    session: Session, case: Case, approval: ApprovalRequest, mail: IncomingMail, own: str
+) -> str | None:
+    """What the reply says besides its own text: a document attached (a picture is most
+    likely a signature's), a subject longer than ours, or words in its quote of our email
+    that we did not write ("NO - not Jane" beside her name; workflow.quoted_words)."""
+    papers = [a.filename for a in mail.attachments if not a.content_type.startswith("image/")]
+    if papers:
+        return f"comes with {papers[0][:80]}"
     sent = session.execute(
         select(OutboxMessage.subject, OutboxMessage.body_text, OutboxMessage.body_html).where(
             OutboxMessage.case_id == case.id,
             OutboxMessage.to_address == approval.approver_email,
         )
     ).all()
-    ours = [text for row in sent for text in quoted_words.as_text(*row)]
-    versions = quoted_words.reply_lines(mail.text, mail.html, text_from_html=mail.text_from_html)
-    # A picture is most likely a signature's; a document may hold conditions of its own.
-    papers = [a.filename for a in mail.attachments if not a.content_type.startswith("image/")]
-    if papers:
-        return Answer(
-            Verdict.UNCLEAR,
-            None,
-            answer.own_text,
-            f"The reply approves, but comes with {papers[0]}, which a person must read.",
-        )
+    subjects = [row[0] for row in sent]
     if subject_verdict(mail.subject or "") is None:  # a one-click subject is its verdict
-        said = quoted_words.subject_not_ours(mail.subject or "", [row[0] for row in sent])
+        said = quoted_words.subject_not_ours(mail.subject or "", subjects)
         if said is not None:
-            return Answer(
-                Verdict.UNCLEAR,
-                None,
-                answer.own_text,
-                f'The reply approves, but its subject says more ("{said[:80]}"), which may '
-                "change what it means.",
-            )
-    for lines in versions:
-        added = quoted_words.words_not_ours(
-            lines, ours, own=answer.own_text, subjects=[row[0] for row in sent]
-        )
+            return f'its subject says more ("{said[:80]}")'
+    ours = [text for row in sent for text in quoted_words.as_text(*row)]
+    for lines in quoted_words.reply_lines(mail.text, mail.html, text_from_html=mail.text_from_html):
+        added = quoted_words.words_not_ours(lines, ours, own=own, subjects=subjects)
         if added:
-            return Answer(
-                Verdict.UNCLEAR,
-                None,
-                answer.own_text,
-                "The reply approves, but also writes inside the quoted request "
-                f'("{added[0][:80]}"), which may change what it means.',
-            )
-    return answer
+            return f'also writes inside the quoted request ("{added[0][:80]}")'
+    return None
 
 
 def decide_answer(
