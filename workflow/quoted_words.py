@@ -195,9 +195,10 @@ def _quote_header(lines: Sequence[str], head: list[str], subjects: list[str]) ->
 def _quote_begins(lines: Sequence[str], head: list[str]) -> int:
     """The line the quote begins on: where a quote header stands, else after the last word
     of the approver's own text."""
-    start = quote_start("\n".join(_shown(line) for line in lines))
+    text = "\n".join(_shown(line) for line in lines)
+    start = quote_start(text)
     if start is not None:
-        return "\n".join(_shown(line) for line in lines)[:start].count("\n")
+        return text[:start].count("\n")
     reply = _read(lines)
     matcher = SequenceMatcher(None, head, reply.words, autojunk=False)
     ends = [block.b + block.size for block in matcher.get_matching_blocks() if block.size]
