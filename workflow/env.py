@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from core.clock import Clock, SystemClock
 from core.senderauth import SenderPolicy
 from forms.sandbox import PdfLimits
-from notifications.settings import SmtpConfig
 from workflow.targets import TargetsConfig
 
 
@@ -23,9 +22,6 @@ class WorkflowEnv:
     # at its word: the service refuses to run with it unless the config allows it.
     sender_policy: SenderPolicy = field(default_factory=SenderPolicy)
     from_address: str = "pcse.portalenquiries@nhs.net"
-    # The display name our emails go out under ([smtp] from_name): a reply quoting one
-    # writes it into the quote's header.
-    from_name: str | None = SmtpConfig.from_name
     # Addresses that are ours: never answered automatically (loop protection).
     our_addresses: frozenset[str] = frozenset({"pcse.portalenquiries@nhs.net"})
     templates_dir: str | None = None
