@@ -251,15 +251,13 @@ class Poller:
         read from its headers (processing reads the message properly): one header no
         database would store must not stop every poll of the mailbox at its message."""
         try:
-            with session.begin_nested():
-                ledger.insert_new(session, self.name, uidvalidity, rows)
+            self._insert(session, uidvalidity, rows)
             return
         except _REFUSED_VALUES:
             log.warning("mailbox %s: header facts refused; recording each message", self.name)
         for row in rows:
             try:
-                with session.begin_nested():
-                    ledger.insert_new(session, self.name, uidvalidity, [row])
+                self._insert(session, uidvalidity, [row])
             except _REFUSED_VALUES as exc:
                 log.warning(
                     "mailbox %s uid %d: header facts refused (%s); recorded without them",
@@ -267,9 +265,14 @@ class Poller:
                     row.uid,
                     type(exc).__name__,
                 )
-                bare = replace(row, facts=HeaderFacts(None, None, None))
-                with session.begin_nested():
-                    ledger.insert_new(session, self.name, uidvalidity, [bare])
+                self._insert(
+                    session, uidvalidity, [replace(row, facts=HeaderFacts(None, None, None))]
+                )
+
+    def _insert(self, session: Session, uidvalidity: int, rows: list[NewMessage]) -> None:
+        """Ledger rows in a savepoint of their own, which a refused value rolls back alone."""
+        with session.begin_nested():
+            ledger.insert_new(session, self.name, uidvalidity, rows)
 
     def _too_big(self, uid: int, sizes: dict[int, int]) -> str:
         return (
