@@ -69,8 +69,6 @@ _RULE = "________________________________"
 # as its reader sees it.
 _STRUCK_TAGS = frozenset({"del", "s", "strike"})
 _NOT_SHOWN = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-
-
 _LINE_THROUGH = re.compile(r"text-decoration[a-z-]*\s*:[^;]*line-through", re.IGNORECASE)
 
 

@@ -234,10 +234,8 @@ def telling_id(message_id: str | None) -> str | None:
     """The Message-ID when it can tell a message apart, else None. "<>", "<scan>" and the
     like, which broken mailers and copiers write on every message they send, would make
     every message after the first a copy of it, linked to another's case unread."""
-    if not message_id or "@" not in message_id[1:-1]:
-        return None
-    local, _, domain = message_id[1:-1].rpartition("@")
-    return message_id if local and domain else None
+    local, at, domain = (message_id or "")[1:-1].rpartition("@")
+    return message_id if at and local and domain else None
 
 
 def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
