@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint migration bench clean
+.PHONY: demo test setup bytecode lint migration bench clean
+
+# The project's own packages (as pyproject.toml lists them).
+PACKAGES := core intake forms workflow notifications caseworker service demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,14 +15,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) bytecode
+
+# Every `pcse` command imports the project afresh. An editable install writes no bytecode,
+# and where PYTHONDONTWRITEBYTECODE is set nothing ever does, so each command would compile
+# every module again (about 0.15 s of CPU). Compiling here keeps it cached; a module edited
+# since is compiled in memory, as before, until the next run of this.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q -j 0 $(PACKAGES) >/dev/null
 
 ## Run the whole pipeline on the local defaults (SQLite, Maildir, an SMTP sink under ./var).
-demo: $(STAMP)
+demo: $(STAMP) bytecode
 	$(BIN)/pcse demo
 
 ## Run the test suite against real Dovecot, PostgreSQL, SMTP and Chromium.
-test: $(STAMP)
+test: $(STAMP) bytecode
 	./scripts/system-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
