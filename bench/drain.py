@@ -50,7 +50,7 @@ from sqlalchemy import func, select  # noqa: E402
 from bench.dovecot import discard_dovecot, plain_request, start_dovecot  # noqa: E402
 from bench.intake import phases, raw_fetch_rate  # noqa: E402
 from bench.mailmix import INBOX, build, load_directory, organisations  # noqa: E402
-from bench.measure import run_measured, run_until  # noqa: E402
+from bench.measure import machine_cpu_seconds, run_measured, run_until  # noqa: E402
 from bench.pgcluster import database_url  # noqa: E402
 from bench.service_proc import PCSE, Settings, write_config  # noqa: E402
 from core.db import Database  # noqa: E402
@@ -194,9 +194,12 @@ def drain(args: argparse.Namespace, folder: Path) -> None:
             config = write_config(folder / "pcse.toml", settings)
             bare = raw_fetch_rate(account)
             load_before = os.getloadavg()[0]
+            machine_before = machine_cpu_seconds()
             if args.service:
                 service = served(config, db, len(messages))
                 report_service(args.db, kinds, bare, service, outbox_counts(db))
+                machine = machine_cpu_seconds() - machine_before
+                report_machine(len(messages), service.seconds, machine)
                 answers = approval_answers(db) if args.mix == "mixed" else []
                 if answers:
                     account.append(answers)
@@ -207,11 +210,13 @@ def drain(args: argparse.Namespace, folder: Path) -> None:
                 return
             poll = timed("poll", config, "poll", "--once", "--json")
             send = timed("send", config, "outbox", "send", "--json")
+            machine = machine_cpu_seconds() - machine_before
             load_after = os.getloadavg()[0]
             fetch_phase, process_phase = phases(db)
             queued = outbox_counts(db)
             left = account.count("INBOX")
             report(args.db, kinds, bare, poll, send, fetch_phase, process_phase, queued, left)
+            report_machine(len(messages), poll.seconds + send.seconds, machine)
             answers = approval_answers(db) if args.mix == "mixed" else []
             if answers:
                 first_backlog_ends = last_ledger_id(db)
@@ -277,6 +282,19 @@ def report(
         f"{end_to_end / bare:.4f} of it (1 : {bare / end_to_end:.0f})"
     )
     print(f"  outbox rows by status and purpose: {queued}; left in INBOX: {left}")
+
+
+def report_machine(n: int, seconds: float, machine_cpu: float) -> None:
+    """What the drain cost the whole machine, and the rate its cores would allow at that
+    cost were every one of them kept busy."""
+    cores = os.cpu_count() or 1
+    per_email = machine_cpu / n
+    print(
+        f"  the whole machine (pcse, Dovecot, the sink, the database): "
+        f"{per_email * 1000:.2f} ms CPU per email, {machine_cpu / seconds / cores:.0%} of "
+        f"{cores} cores busy; at that cost {cores} cores kept full would drain "
+        f"{cores / per_email:.0f} emails/s"
+    )
 
 
 def report_service(

@@ -8,6 +8,9 @@ the fork, so a bench holding a large backlog in memory would see its own size in
 command it runs (and the same figure for each). A peak reached in the last 20 ms of the
 child's life can be missed; a command's working set is reached well before it exits. It is
 the command's own process only: processes it starts (the PDF and OCR sandboxes) are not in it.
+
+`machine_cpu_seconds` reads the CPU the whole machine has used, so that a run can say what
+all its processes together cost and how far the machine's cores are from full.
 """
 
 from __future__ import annotations
@@ -98,6 +101,17 @@ class _Peak(threading.Thread):
         while not self.done.is_set():
             self.kb = max(self.kb, _high_water_kb(self.status))
             self.done.wait(0.02)
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every process on the machine has used since boot, from /proc/stat: user,
+    nice, system, irq and softirq on every core; not idle, I/O wait, nor steal (time the
+    host gave to other virtual machines). The difference over a run is what all of it cost
+    (the service, Dovecot, the SMTP sink, the database), whichever process spent it."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _high_water_kb(path: str) -> int:
