@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from core.db import Database
 from core.states import TRANSITIONS, CaseState
 from intake.models import InboundMessage
-from notifications.claims import UNCONFIRMED
+from notifications.claims import UNCONFIRMED_REASONS
 from notifications.models import OutboxMessage
 from workflow.models import Case, CaseEvent
 
@@ -121,8 +121,10 @@ def audit(db: Database, sent_to_inbox: list[str], received: list[bytes]) -> Audi
     result.duplicated_emails = sum(n - 1 for n in on_server.values())
     missing = [last_error for message_id, last_error in sent if message_id not in on_server]
     result.sent_not_received = len(missing)
-    result.unconfirmed = sum(1 for _, last_error in sent if last_error == UNCONFIRMED)
-    result.silently_lost_emails = sum(1 for last_error in missing if last_error != UNCONFIRMED)
+    result.unconfirmed = sum(1 for _, last_error in sent if last_error in UNCONFIRMED_REASONS)
+    result.silently_lost_emails = sum(
+        1 for last_error in missing if last_error not in UNCONFIRMED_REASONS
+    )
     return result
 
 

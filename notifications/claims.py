@@ -252,6 +252,15 @@ UNCONFIRMED = (
     "answer was read: most likely delivered, and not sent again so that nobody "
     "gets it twice. If the recipient says it never came, send it again."
 )
+# Left on a row whose end of message went to the server, which then gave no answer the
+# sender could read: the connection dropped or timed out, or the answer was garbled. The
+# server may have taken it (RFC 1047), so it is not sent again unasked.
+UNANSWERED = (
+    "Handed to the mail server, but no answer came back (the connection was lost or "
+    "timed out, or the answer could not be read): most likely delivered, and not sent "
+    "again so that nobody gets it twice. If the recipient says it never came, send it again."
+)
+UNCONFIRMED_REASONS = (UNCONFIRMED, UNANSWERED)
 
 
 @dataclass(frozen=True)
@@ -270,7 +279,8 @@ def release_abandoned(
     Without this they wait out the lease. Rows still `sending` were never handed to the
     SMTP server (mark_handed_over), so they are due again at once. Rows handed over whose
     answer was never read stay `sent`, with UNCONFIRMED as their last error so that a
-    person can see them. Returns what was done per sender.
+    person can see them; so do such rows of any sender, on any host, whose claim has run
+    out (_unconfirm_expired). Returns what was done per sender.
     """
     found: dict[str, Abandoned] = {}
     with db.transaction() as session:
@@ -299,18 +309,59 @@ def release_abandoned(
                 )
             )
             found[holder] = Abandoned(released, unconfirmed)
+        for holder, count in _unconfirm_expired(session, now).items():
+            earlier = found.get(holder, Abandoned(0, 0))
+            found[holder] = Abandoned(earlier.released, earlier.unconfirmed + count)
     return found
 
 
+def _unconfirm_expired(session, now: datetime) -> dict[str, int]:
+    """Flag rows handed over under a claim that ran out, whoever held it. A live sender
+    reads each answer well inside its lease (it starts no message near the end of it), so
+    such a row's sender is gone, though not known here as gone: it ran on another host,
+    or in a container since given a new name. `sending` rows under a lapsed claim are due
+    again by claim_due; these would otherwise keep the claim for good, unseen."""
+    lapsed = and_(
+        OutboxMessage.status == "sent",
+        OutboxMessage.claimed_by.is_not(None),
+        OutboxMessage.claimed_until < now,
+    )
+    counts: dict[str, int] = {}
+    holders = session.scalars(select(OutboxMessage.claimed_by).distinct().where(lapsed)).all()
+    for holder in filter(None, holders):  # the query asks for claimed rows only
+        counts[holder] = rowcount(
+            session.execute(
+                update(OutboxMessage)
+                .where(lapsed, OutboxMessage.claimed_by == holder)
+                .values(claimed_by=None, claimed_until=None, last_error=UNCONFIRMED)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return counts
+
+
 def is_unconfirmed(status: str, last_error: str | None) -> bool:
-    """Handed to the mail server by a sender that died before reading the answer (and
-    flagged so by release_abandoned)."""
-    return status == "sent" and last_error == UNCONFIRMED
+    """Handed to the mail server, whose answer was never heard: the sender died first
+    (flagged so by release_abandoned) or the server did not answer (mark_unanswered)."""
+    return status == "sent" and last_error in UNCONFIRMED_REASONS
 
 
 def unconfirmed_clause() -> ColumnElement[bool]:
     """is_unconfirmed as a WHERE clause."""
-    return and_(OutboxMessage.status == "sent", OutboxMessage.last_error == UNCONFIRMED)
+    return and_(OutboxMessage.status == "sent", OutboxMessage.last_error.in_(UNCONFIRMED_REASONS))
+
+
+def mark_unanswered(db: Database, row_id: int, *, worker: str) -> bool:
+    """The row was handed over (recorded `sent`) and the server's answer never came: it
+    stays sent, its claim cleared, flagged UNANSWERED for a person to see."""
+    with db.transaction() as session:
+        done = session.execute(
+            update(OutboxMessage)
+            .where(_mine(row_id, worker), OutboxMessage.status == "sent")
+            .values(claimed_by=None, claimed_until=None, last_error=UNANSWERED)
+            .execution_options(synchronize_session=False)
+        )
+        return rowcount(done) == 1
 
 
 def count_unconfirmed(session) -> int:

@@ -2,9 +2,11 @@
 
 A row is recorded as sent in the moment before the server is given the end of the
 message, so a sender killed at any point never sends it again; should the server then
-refuse it, the row is turned back. Temporary failures (4xx answers, refused or lost
-connections) are retried with exponential backoff; permanent ones (5xx) are marked
-failed with the server's answer for a caseworker to see.
+refuse it, the row is turned back, and should no answer come at all (the connection lost
+or timed out), it stays sent, flagged unconfirmed for a person. Temporary failures (4xx
+answers, refused or lost connections, our sender address refused) are retried with
+exponential backoff; permanent ones (5xx) are marked failed with the server's answer for
+a caseworker to see.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class SendReport:
 
 @dataclass(frozen=True)
 class _Verdict:
-    action: str  # "retry", "failed" or "disconnected" (retry, and stop using the connection)
+    action: str  # "retry", "failed" or "stop" (retry, and stop using the connection)
     answer: str
 
 
@@ -76,13 +78,33 @@ def judge(exc: Exception) -> _Verdict:
     elif isinstance(exc, smtplib.SMTPNotSupportedError):
         return _Verdict("failed", f"The server cannot take this message: {exc}")
     else:  # SMTPServerDisconnected, timeouts, refused connections, TLS errors
-        return _Verdict("disconnected", f"Connection to the mail server failed: {exc}")
+        return _Verdict("stop", f"Connection to the mail server failed: {exc}")
     text = f"{code} {_text(answer)}".strip()
     if code == 421:
-        return _Verdict("disconnected", text)
+        return _Verdict("stop", text)
+    if isinstance(exc, smtplib.SMTPSenderRefused) and 500 <= code < 600:
+        # Refused at MAIL FROM: about our own account (Exchange Online's SendAsDenied, a
+        # submission quota, a sender it will not relay for), not this message. Failing
+        # each row would fail the whole queue for good in one run; the run stops instead,
+        # with the reason for the operator, and the rows back off as while the server is
+        # down (failed after MAX_ATTEMPTS, about a day).
+        return _Verdict("stop", f"The mail server refused our sender address: {text}")
     if 500 <= code < 600:
         return _Verdict("failed", text)
     return _Verdict("retry", text)
+
+
+def answered(exc: Exception, conn: smtplib.SMTP) -> bool:
+    """Did the server give a readable answer, the one `exc` carries? smtplib closes the
+    connection and raises when no answer comes (a timeout, a dropped connection) and when a
+    line is too long to be one (its own "500 Line too long."); a reply with no number it
+    reads as code -1. After the end of a message none of these says the server did not
+    take it."""
+    if not isinstance(exc, smtplib.SMTPResponseException):
+        return False
+    if exc.smtp_code == 421:  # the server said so, and then closed (verdict closes too)
+        return True
+    return conn.sock is not None and 400 <= exc.smtp_code < 600
 
 
 class LostClaim(Exception):
@@ -298,6 +320,9 @@ class _Run:
         answer is read only then: the two sides work at the same time, one step apart.
         """
         deadline = self.deadline()
+        if time.monotonic() > deadline:  # settings validation keeps the margin inside the lease
+            self.error = "The SMTP timeout leaves no time to send within a claim's lease."
+            return self.stop(None, batch, keep_going=False)
         if not self.ensure_connection(batch):
             return False
         waiting: Outgoing | None = None  # handed over; the server's answer not read yet
@@ -383,9 +408,27 @@ class _Run:
         try:
             transport.verdict(self.conn)
         except Exception as exc:
-            return self.refused(row, exc)
+            if answered(exc, self.conn):
+                return self.refused(row, exc)
+            return self.unanswered(row, exc)
         self.accept(row)
         return True
+
+    def unanswered(self, row: Outgoing, exc: Exception) -> bool:
+        """The whole message went to the server and no answer came back that can be read.
+        The server may well have taken it: sent again, it could arrive twice. It stays
+        sent, flagged for a person (claims.UNANSWERED), and the run stops, as for any
+        connection lost."""
+        self.refusals += 1
+        claims.mark_unanswered(self.db, row.id, worker=self.worker)
+        detail = without_addresses(f"{type(exc).__name__}: {exc}")
+        self.error = (
+            f"The mail server gave no answer after taking outbox {row.id} ({detail}); it is "
+            "left as sent and marked unconfirmed, for a person to send again if it never came"
+        )
+        log.warning("%s", self.error)
+        self.drop_connection()
+        return False
 
     def refused(self, row: Outgoing, exc: Exception) -> bool:
         """Record the server's refusal of `row`; False when the connection is gone with it."""
@@ -395,7 +438,7 @@ class _Run:
             self.fail(row, verdict.answer)
         else:
             self.retry_later(row, verdict.answer)
-        if verdict.action == "disconnected":
+        if verdict.action == "stop":
             self.error = verdict.answer
             self.drop_connection()
             return False

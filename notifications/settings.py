@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
+# The longest [smtp] timeout_seconds allowed. The sender starts no message within 4 timeouts
+# and 30 s of the end of its claim's lease (notifications.sender.LEASE, 10 minutes), so a
+# longer one would leave it no time to send: 4 × 120 + 30 leaves 90 s.
+MAX_SMTP_TIMEOUT = 120
+
 
 @dataclass
 class SmtpConfig:
@@ -19,7 +24,7 @@ class SmtpConfig:
     auth: str = "none"  # "none", "password" or "oauth2" (shares the first mailbox's provider)
     password: str | None = None
     password_env: str | None = None
-    timeout_seconds: float = 30.0
+    timeout_seconds: float = 30.0  # at most MAX_SMTP_TIMEOUT
     batch_size: int = 200
 
     def secret(self) -> str | None:

@@ -22,7 +22,7 @@ from core.senderauth import Profile
 from core.settings import DatabaseConfig, SecurityConfig
 from forms.settings import LimitsConfig
 from intake.settings import MailboxConfig, StorageConfig
-from notifications.settings import NotificationsConfig, SmtpConfig
+from notifications.settings import MAX_SMTP_TIMEOUT, NotificationsConfig, SmtpConfig
 from service.monitoring.settings import MetricsConfig
 from service.webhook_settings import WebhookConfig
 from workflow.settings import RetentionConfig, WorkflowConfig
@@ -204,6 +204,13 @@ def _validate(config: Config) -> None:
             raise ConfigError(f'Mailbox {box.name!r}: auth must be "password" or "oauth2".')
     if config.smtp.auth not in ("none", "password", "oauth2"):
         raise ConfigError('[smtp] auth must be "none", "password" or "oauth2".')
+    if not 0 < config.smtp.timeout_seconds <= MAX_SMTP_TIMEOUT:
+        # The sender starts no message later than 4 timeouts and 30 s before its claim's
+        # lease (10 minutes) ends; a longer timeout would leave it no time at all.
+        raise ConfigError(
+            f"[smtp] timeout_seconds must be a number of seconds above 0 and at most "
+            f"{MAX_SMTP_TIMEOUT}."
+        )
     _validate_transport(config)
     if not config.limits.message_seconds > 0:
         raise ConfigError("[limits] message_seconds must be a number of seconds above 0.")
