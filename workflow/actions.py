@@ -18,7 +18,7 @@ from core.states import CaseState
 from workflow import approvals, directory
 from workflow.apply import approve_and_apply
 from workflow.approval_plan import PROPOSED, Plan, open_proposal, plan_for, same_person
-from workflow.cases import get_case, move, record
+from workflow.cases import hold_case, move, record
 from workflow.decisions import BLANK_FORMS, CASEWORKER_REQUEST, Approver
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case
@@ -123,7 +123,7 @@ def approve_plan(
     """Approve on PCSE's authority and apply the plan (the rules still apply). With
     `plan_digest`, only if the plan is still the one confirmed. With open findings, a
     supervisor applies at once; anyone else proposes, and a second caseworker confirms."""
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     _require(case, "approve", by=by, why=reason)
     plan = plan_for(session, env, case, actor=by)
     if plan_digest is not None and plan_digest.strip().lower() != plan.digest:
@@ -217,7 +217,7 @@ def approve(
 
 def reject(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
     """Refuse the request; the requester is told the reason."""
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     _require(case, "reject", by=by, why=reason)
     _note(session, env, case, "reject", by, reason)
     _cancel_tokens(session, env, case, by)
@@ -244,7 +244,7 @@ def reject(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str
 
 def request_info(session: Session, env: WorkflowEnv, ref: str, *, by: str, message: str) -> Case:
     """Ask the requester for something; their reply comes back to a caseworker."""
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     _require(case, "request_info", by=by, why=message, what="the message to the requester")
     _note(session, env, case, "request_info", by, message)
     # What the requester sends back may change the request: no earlier approval stands.
@@ -311,7 +311,7 @@ def send_approval_request(
     of the same approver on this case is cancelled). A case a person has taken over (triage,
     say) is asked afresh: every code sent before that is cancelled, so that only the code
     sent now, and those of any approvers asked after it, decide the case."""
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     _require(
         case, "send_approval_request", by=by, why=approver_email, what="the approver's address"
     )
@@ -339,7 +339,7 @@ def send_approval_request(
 
 def reopen(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
     """Bring an expired case back to triage (supervisors only)."""
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     _require(case, "reopen", by=by, why=reason)
     if not env.is_supervisor(session, by):
         raise ActionRefused(f"Only a supervisor may reopen an expired case; {by} is not one.")
@@ -352,7 +352,7 @@ def reopen(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str
 
 def withdraw(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
     """Close a duplicate, spam or withdrawn request without a reply."""
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     _require(case, "withdraw", by=by, why=reason)
     _note(session, env, case, "withdraw", by, reason)
     _cancel_tokens(session, env, case, by)
@@ -372,7 +372,7 @@ def assign(session: Session, env: WorkflowEnv, ref: str, *, to: str | None, by: 
     is working on what. Allowed in any state; recorded in the history."""
     if not by.strip():
         raise ActionRefused("Say who is acting (--by).")
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     before, after = case.assigned_to, (to or "").strip().lower() or None
     if after == before:
         return case

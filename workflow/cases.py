@@ -25,7 +25,7 @@ from core.rowwrites import add_inserted, outermost, pending_may_wait, set_writte
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
 from core.timeutil import utcnow
 from workflow import history_lines
-from workflow.models import Case, RefCounter
+from workflow.models import Case, Organisation, RefCounter
 
 
 class CaseNotFound(PcseError, LookupError):
@@ -184,6 +184,44 @@ def get_case(session: Session, ref: str) -> Case:
     case = session.scalars(select(Case).where(Case.ref == ref.strip().upper())).first()
     if case is None:
         raise CaseNotFound(ref)
+    return case
+
+
+def hold_case(session: Session, ref: str) -> Case:
+    """The case, read afresh and held to the end of the transaction, and the organisation
+    it names held after it.
+
+    Work that reads a case, checks it and then writes (a caseworker's action, an
+    approver's answer, a correction) takes this first. On PostgreSQL (FOR UPDATE) another
+    worker's or caseworker's change to the same case, or to the roles at its organisation,
+    then either waits for this work or is seen by it, never lost between its check and its
+    write; the guarded move alone (`move`) sees only a change of state. The case always
+    comes before its organisation, so two holders never wait on each other. SQLite's
+    single writer serialises such work already."""
+    case = _held(session, Case.ref == ref.strip().upper())
+    if case is None:
+        raise CaseNotFound(ref)
+    return case
+
+
+def hold_case_by_id(session: Session, case_id: int) -> Case:
+    """hold_case for a case known by its id."""
+    case = _held(session, Case.id == case_id)
+    if case is None:
+        raise CaseNotFound(str(case_id))
+    return case
+
+
+def _held(session: Session, which: Any) -> Case | None:
+    case = session.scalars(
+        select(Case).where(which).with_for_update().execution_options(populate_existing=True)
+    ).first()
+    if case is not None and case.organisation_code:
+        session.execute(
+            select(Organisation.id)
+            .where(Organisation.code == case.organisation_code)
+            .with_for_update()
+        )
     return case
 
 

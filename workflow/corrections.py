@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.states import CaseState
 from forms.model import ParsedRequest
 from forms.normalise import normalise_email
-from workflow.cases import get_case, move, record
+from workflow.cases import hold_case, move, record
 from workflow.correct_values import (
     CorrectionRefused,
     check_path,
@@ -61,7 +61,7 @@ def correct(
         raise CorrectionRefused("Say who is acting (--by).")
     if not reason.strip():
         raise CorrectionRefused("Give a reason for the case history.")
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     if CaseState(case.state) not in ALLOWED:
         raise CorrectionRefused(
             f"Case {case.ref} is {case.state}; a value can be corrected only while the case "

@@ -372,6 +372,19 @@ def _require_org(session: Session, code: str, *, lock: bool = False) -> Organisa
     return org
 
 
+def _hold_person(session: Session, email: str, *, exclusive: bool) -> Person | None:
+    """The person, read afresh and held to the end of the transaction: shared by a grant
+    (after its organisation), exclusive by a deactivation. On PostgreSQL a grant racing a
+    deactivation then either sees the person inactive and is refused, or is seen, and
+    ended, by it; never an inactive person left holding an open role."""
+    return session.scalars(
+        select(Person)
+        .where(Person.email == email)
+        .with_for_update(read=not exclusive)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
 def _require_person(session: Session, email: str) -> Person:
     person = get_person(session, email)
     if person is None:
@@ -419,7 +432,9 @@ def _check_grant(
     require_open(label, org.status)
     require_service_fits(canonical, org.type, label)
     address = require_email(email)
-    person = get_person(session, address)
+    person = (
+        _hold_person(session, address, exclusive=False) if lock else get_person(session, address)
+    )
     if person is not None:
         require_active(address, person.active)
         held = _open_assignment(session, org, person, canonical) is not None
@@ -618,7 +633,7 @@ def set_main_contact(
     require_open(label, org.status)
     require_service_fits(role, org.type, label)
     address = require_email(email)
-    person = get_person(session, address)
+    person = _hold_person(session, address, exclusive=False)
     if person is not None:
         require_active(address, person.active)
     current = _open_assignments(session, org, role)
@@ -637,6 +652,17 @@ def set_main_contact(
     return change
 
 
+def _lock_orgs(session: Session, org_ids: list[int]) -> None:
+    if not org_ids:
+        return
+    session.scalars(
+        select(Organisation)
+        .where(Organisation.id.in_(org_ids))
+        .order_by(Organisation.id)
+        .with_for_update()
+    ).all()
+
+
 def deactivate_person(
     session: Session, *, email: str, actor: str, reason: str, now: datetime | None = None
 ) -> Change:
@@ -646,15 +672,22 @@ def deactivate_person(
     person = _require_person(session, address)
     require_active(address, person.active)
     change = Change()
+    # Lock the organisations concerned (in a fixed order) so R7's count is not raced, then
+    # the person, as a grant does (organisation, then person). A grant that held the person
+    # first has committed by now: its role is read here and ended with the rest, its
+    # organisation locked too.
     open_roles = roles_of(session, address)
-    # Lock the organisations concerned (in a fixed order) so R7's count is not raced.
-    org_ids = sorted({a.organisation_id for a in open_roles})
-    session.scalars(
-        select(Organisation)
-        .where(Organisation.id.in_(org_ids))
-        .order_by(Organisation.id)
-        .with_for_update()
-    ).all()
+    locked: set[int] = set()
+    while True:
+        wanted = {a.organisation_id for a in open_roles} - locked
+        _lock_orgs(session, sorted(wanted))
+        locked |= wanted
+        person = _hold_person(session, address, exclusive=True) or person
+        require_active(address, person.active)
+        # Held now, the person can gain no role; one granted just before is read here.
+        open_roles = roles_of(session, address)
+        if {a.organisation_id for a in open_roles} <= locked:
+            break
     for assignment in open_roles:
         _end(session, assignment, actor, f"Account deactivated: {reason}", now)
         change.assignments.append(assignment)

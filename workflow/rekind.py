@@ -20,7 +20,7 @@ from core.states import CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
 from forms.normalise import clean_ods
 from workflow.actions import ActionRefused
-from workflow.cases import get_case, move, record
+from workflow.cases import hold_case, move, record
 from workflow.env import WorkflowEnv
 from workflow.models import Case
 from workflow.opening import read_forms
@@ -89,7 +89,7 @@ def change_kind(
     if kind not in set(CaseKind):
         known = ", ".join(str(k) for k in CaseKind)
         raise ActionRefused(f"There is no case kind {kind!r}; the kinds are {known}.")
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     if not can_change_kind(case):
         raise ActionRefused(
             f"Case {case.ref} is {case.state}; its kind can be changed only before it is decided."

@@ -21,7 +21,7 @@ from caseworker.security import form_post
 from caseworker.webcontext import in_transaction, settings
 from core.errors import PcseError
 from workflow import actions
-from workflow.cases import CaseNotFound, get_case
+from workflow.cases import CaseNotFound, hold_case
 from workflow.env import WorkflowEnv
 
 
@@ -92,8 +92,9 @@ class ChangedSinceShown(PcseError):
 def _as_shown(session: Session, ref: str, shown: dict[str, str | None]) -> None:
     """Refuse to act on a case that changed since its page was shown (another caseworker
     sent it to an approver, say): the caseworker looks again. A form without the field
-    (not posted from the page) is not checked."""
-    case = get_case(session, ref)
+    (not posted from the page) is not checked. The case is held from here to the end of
+    the action (workflow.cases.hold_case), so that the check still holds when it acts."""
+    case = hold_case(session, ref)
     if shown.get("state") and shown["state"] != case.state:
         raise ChangedSinceShown(
             f"the case changed since you opened it: it is now {state_label(case.state).lower()}. "
