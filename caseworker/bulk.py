@@ -14,7 +14,7 @@ from core.db import Database
 from core.errors import PcseError
 from intake import ledger
 from workflow import actions, mail
-from workflow.cases import get_case
+from workflow.cases import hold_case
 from workflow.env import WorkflowEnv
 
 ASSIGN_ME, RELEASE, RETRY, DISMISS = "assign_me", "release", "retry", "dismiss"
@@ -86,8 +86,9 @@ def _assign_unless_anothers(
 ) -> None:
     """Take or release a case that is with nobody or with `by`. A case with someone else is
     taken over, or released, from its own page, which shows whose it is: a queue page may
-    be older than their taking it."""
-    holder = get_case(session, ref).assigned_to
+    be older than their taking it. The case is held while this is checked and done
+    (workflow.cases.hold_case)."""
+    holder = hold_case(session, ref).assigned_to
     if holder not in (None, by):
         raise BulkRefused(f"it is with {holder}; take it over or release it from its page.")
     actions.assign(session, env, ref, to=to, by=by)

@@ -56,6 +56,34 @@ def begin_writing(session: Session) -> None:
         session.info[_WRITING] = session.get_transaction()
 
 
+def write_now(session: Session) -> None:
+    """On SQLite, take the write lock now, unless the transaction has it already; before
+    reading what a write will depend on (workflow.cases.hold_case). SQLite's driver reads
+    outside any transaction until the first write, so another writer could commit between
+    the read and the write. A transaction that has written holds the lock already."""
+    if session.get_bind().dialect.name != "sqlite" or holds_write_lock(session):
+        return
+    raw = session.connection().connection.driver_connection
+    if not getattr(raw, "in_transaction", True):
+        begin_writing(session)
+
+
+# session.info: the transaction holds a row lock taken to order work on a case, an
+# organisation or a person (note_holding).
+_HOLDING = "core.db.holding"
+
+
+def note_holding(session: Session) -> None:
+    """Record that the transaction now holds such a lock. Intake ends its batch's
+    transaction before the next message then, so that no transaction takes a second
+    case's or organisation's lock after a first (two such could wait on each other)."""
+    session.info[_HOLDING] = session.get_transaction()
+
+
+def is_holding(session: Session) -> bool:
+    return session.info.get(_HOLDING) is session.get_transaction()
+
+
 def holds_write_lock(session: Session) -> bool:
     """Did the session's transaction begin by taking SQLite's write lock (begin_writing)?"""
     return session.info.get(_WRITING) is session.get_transaction()

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from core.db import Database, begin_writing
+from core.db import Database, begin_writing, is_holding
 from core.errors import PcseError
 from core.inbound import BATCH_SENDERS, Classification, IncomingMail, MessageKind
 from core.redact import without_addresses
@@ -359,6 +359,11 @@ class Processor:
                 if known and inbound_id in known:
                     continue
                 if self.stop.is_set() or (done and time.monotonic() - began > BATCH_SECONDS):
+                    break
+                if done and is_holding(session):
+                    # A message held a case, an organisation or a person (an answer, a grant):
+                    # the next goes in a transaction of its own, so that no transaction holds
+                    # two cases' locks, taken in an order another holder could reverse.
                     break
                 if careful:
                     done.append((inbound_id, *self._in_savepoint(session, inbound_id)))

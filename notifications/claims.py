@@ -315,16 +315,22 @@ def release_abandoned(
     return found
 
 
+# How long past its end a handed-over row's claim must be before the row is flagged: as
+# long again as a lease, for a live sender held up by a server slow to answer, or by a
+# clock a little behind this host's.
+LAPSED_FOR = timedelta(minutes=10)
+
+
 def _unconfirm_expired(session, now: datetime) -> dict[str, int]:
-    """Flag rows handed over under a claim that ran out, whoever held it. A live sender
-    reads each answer well inside its lease (it starts no message near the end of it), so
-    such a row's sender is gone, though not known here as gone: it ran on another host,
-    or in a container since given a new name. `sending` rows under a lapsed claim are due
-    again by claim_due; these would otherwise keep the claim for good, unseen."""
+    """Flag rows handed over under a claim that ran out long ago (LAPSED_FOR), whoever held
+    it. A live sender reads each answer inside its lease (it starts no message near the end
+    of it), so such a row's sender is gone, though not known here as gone: it ran on
+    another host, or in a container since given a new name. `sending` rows under a lapsed
+    claim are due again by claim_due; these would otherwise keep the claim for good, unseen."""
     lapsed = and_(
         OutboxMessage.status == "sent",
         OutboxMessage.claimed_by.is_not(None),
-        OutboxMessage.claimed_until < now,
+        OutboxMessage.claimed_until < now - LAPSED_FOR,
     )
     counts: dict[str, int] = {}
     holders = session.scalars(select(OutboxMessage.claimed_by).distinct().where(lapsed)).all()

@@ -30,6 +30,7 @@ from core.workers import worker_id
 from notifications import claims
 from notifications import smtp as transport
 from notifications.mime import Outgoing, UnsendableMessage, build_message
+from notifications.settings import SMTP_STEPS_PER_MESSAGE
 from notifications.settings import SenderConfig as Config
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,9 @@ class _Run:
 
     def deadline(self) -> float:
         """Monotonic time after which no new message of this claim may be started."""
-        margin = 4 * self.config.smtp.timeout_seconds + 30
+        # Up to a timeout each for the last answer, the envelope's answers and the next
+        # message's end, and some over (notifications.settings.MAX_SMTP_TIMEOUT).
+        margin = SMTP_STEPS_PER_MESSAGE * self.config.smtp.timeout_seconds + 30
         return time.monotonic() + LEASE.total_seconds() - margin
 
     def retry_later(self, row: Outgoing, answer: str) -> None:

@@ -6,10 +6,11 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
-# The longest [smtp] timeout_seconds allowed. The sender starts no message within 4 timeouts
-# and 30 s of the end of its claim's lease (notifications.sender.LEASE, 10 minutes), so a
-# longer one would leave it no time to send: 4 × 120 + 30 leaves 90 s.
-MAX_SMTP_TIMEOUT = 120
+# The sender starts no message within this many timeouts and 30 s of the end of its claim's
+# lease (notifications.sender.LEASE, 10 minutes): each step of a message may take one.
+SMTP_STEPS_PER_MESSAGE = 6
+# The longest [smtp] timeout_seconds allowed: 6 × 90 + 30 leaves 30 s of the lease to send in.
+MAX_SMTP_TIMEOUT = 90
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from caseworker import bulk
 from caseworker.pages.cases import ChangedSinceShown, _assign
 from core.db import Database
 from tests.fixtures.databases import empty_postgres
@@ -38,7 +39,7 @@ from tests.test_workflow_helpers import (
     seed,
     token_for,
 )
-from workflow import actions, approvals, corrections, directory
+from workflow import actions, approvals, cases, corrections, directory, merge_cases
 from workflow.actions import ActionRefused, StalePlan
 from workflow.approval_plan import plan_for
 from workflow.cases import get_case
@@ -404,3 +405,138 @@ def test_a_grant_waits_for_a_deactivation_and_is_refused(
     refused = outcome.results["second"]
     assert isinstance(refused, directory.RuleViolation) and "deactivated" in str(refused)
     assert open_roles_of_pat(pgdb) == (False, [])
+
+
+def test_a_merge_holds_both_cases_before_any_organisation(
+    pgdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge holds both cases before their organisation, as every other holder holds a
+    case before its organisation. Holding one case and its organisation before the other,
+    it deadlocked with a caseworker who held the other and waited for the organisation."""
+    env = make_env()
+    original = open_request(pgdb, env, gpp_form(signer=UNRECORDED_SIGNER))
+    duplicate = open_request(pgdb, env, gpp_form(signer=UNRECORDED_SIGNER))
+
+    def merge() -> object:
+        with pgdb.transaction() as session:
+            return merge_cases.merge(
+                session, env, duplicate, into=original, by="casey", reason="the same request"
+            )
+
+    def take_original() -> object:
+        with pgdb.transaction() as session:
+            return actions.assign(session, env, original, to="bob@nhs.net", by="bob@nhs.net")
+
+    # Paused just before the merge takes its first organisation: both cases held by then.
+    outcome = second_waits_for_first(
+        monkeypatch, merge, take_original, paused_at=(cases, "_hold_organisations")
+    )
+    assert outcome.second_waited
+    for result in outcome.results.values():
+        assert not isinstance(result, BaseException), result
+    assert case_of(pgdb, duplicate).merged_into_id == case_of(pgdb, original).id
+    assert case_of(pgdb, original).assigned_to == "bob@nhs.net"
+
+
+def test_a_bulk_take_waits_for_a_take_from_the_case_page_and_refuses(
+    pgdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env()
+    ref = open_request(pgdb, env, gpp_form(signer=UNRECORDED_SIGNER))
+
+    def from_the_page() -> None:
+        with pgdb.transaction() as session:
+            _assign(session, env, ref, "alice@nhs.net", "alice@nhs.net", {"assignee": ""})
+
+    def from_the_queue() -> bulk.BulkResult:
+        return bulk.run_bulk(pgdb, env, bulk.ASSIGN_ME, [f"case:{ref}"], by="bob@nhs.net")
+
+    outcome = second_waits_for_first(
+        monkeypatch, from_the_page, from_the_queue, paused_at=(actions, "record")
+    )
+    assert outcome.second_waited
+    result = outcome.results["second"]
+    assert result.done == [] and len(result.refused) == 1 and "alice" in result.refused[0]
+    assert case_of(pgdb, ref).assigned_to == "alice@nhs.net"
+
+
+@pytest.fixture
+def sqlite_db(sqlite_database: Database) -> Database:
+    with sqlite_database.transaction() as session:
+        seed(session)
+    return sqlite_database
+
+
+def test_on_sqlite_the_second_caseworker_waits_for_the_write_lock_and_is_told(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's driver reads outside any transaction until the first write: a hold takes
+    the write lock first (BEGIN IMMEDIATE), so the second read waits for the first write."""
+    env = make_env()
+    ref = open_request(sqlite_db, env, gpp_form(signer=UNRECORDED_SIGNER))
+
+    def take(who: str) -> Callable[[], None]:
+        def taking() -> None:
+            with sqlite_db.transaction() as session:
+                _assign(session, env, ref, who, who, {"assignee": ""})
+
+        return taking
+
+    outcome = second_waits_for_first(
+        monkeypatch, take("alice@nhs.net"), take("bob@nhs.net"), paused_at=(actions, "record")
+    )
+    assert outcome.second_waited
+    assert isinstance(outcome.results["second"], ChangedSinceShown)
+    case = case_of(sqlite_db, ref)
+    assert case.assigned_to == "alice@nhs.net"
+    assert [e.event for e in case.events].count("assigned") == 1
+
+
+def test_a_deactivation_never_waits_for_an_organisation_while_holding_the_person(
+    pgdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grant at A81001 holds it and Pat; the deactivation locks B82002 and waits for Pat;
+    a second grant at A81001 waits for the organisation. Once the first grant commits, the
+    deactivation finds the new role at A81001: it gives Pat back before it waits for
+    A81001, so the second grant can go on (and is then refused), and nothing deadlocks."""
+    pat_with_one_role(pgdb)
+
+    def second_grant() -> object:
+        with pgdb.transaction() as session:
+            return directory.grant_role(
+                session,
+                org_code="A81001",
+                email=PAT,
+                name="Pat Person",
+                role="PL Organisation Administrator",
+                actor="another worker",
+                reason="another case",
+            )
+
+    late: dict[str, Any] = {}
+
+    def deactivate_then_another_grant() -> object:
+        later = threading.Thread(target=lambda: late.update(result=_caught(second_grant)))
+        later.start()
+        try:
+            return deactivate_pat(pgdb)()
+        finally:
+            later.join(30)
+
+    outcome = second_waits_for_first(
+        monkeypatch,
+        grant_pat(pgdb),
+        deactivate_then_another_grant,
+        paused_at=(directory, "_assign"),
+    )
+    assert outcome.second_waited
+    for result in (*outcome.results.values(), late["result"]):
+        assert "deadlock" not in str(result).lower(), result
+    assert open_roles_of_pat(pgdb) == (False, [])
+
+
+def _caught(work: Callable[[], object]) -> object:
+    try:
+        return work()
+    except Exception as exc:  # the test asserts on it
+        return exc

@@ -33,7 +33,7 @@ from intake.rawstore import RawStore
 from notifications.models import OutboxMessage
 from tests.fixtures.dovecot import opening_handler, plain_request
 from tests.test_intake_process import Recorder, count, deliver, maildir_config, rows
-from workflow.cases import create_case, record
+from workflow.cases import create_case, hold_case_by_id, record
 from workflow.models import Case
 
 
@@ -390,3 +390,42 @@ def test_the_cpu_a_message_took_to_parse_ahead_counts_against_its_budget(
     assert report.failed == 1
     [row] = rows(database)
     assert row.status == "failed" and "message_seconds" in (row.error or "")
+
+
+class Holding:
+    """Opens a case for each message and, for one whose subject says HOLD, holds it as an
+    approver's answer does (workflow.cases.hold_case_by_id); notes each message's
+    transaction."""
+
+    def __init__(self) -> None:
+        self.transactions: dict[str, object] = {}
+
+    def __call__(self, session, inbound, mail, classification) -> str:
+        case = create_case(
+            session, kind="other", requester=mail.from_addresses[0][1], source_message_id=inbound.id
+        )
+        ledger.link_case(session, inbound, case.id)
+        if "HOLD" in mail.subject:
+            hold_case_by_id(session, case.id)
+        self.transactions[mail.subject] = session.get_transaction()
+        return f"Opened {case.ref}."
+
+
+def test_a_message_that_holds_a_case_ends_its_batch_transaction(
+    database: Database, tmp_path: Path
+) -> None:
+    """After a message that held a case (its row, then its organisation's), the next
+    message goes in a transaction of its own: a transaction holding two cases, in an order
+    another holder may reverse, could deadlock with it on PostgreSQL."""
+    config = maildir_config(database, tmp_path)
+    subjects = ["first", "second HOLD", "third", "fourth"]
+    deliver_in_order(
+        database, config, *(plain_request(n, subject=s) for n, s in enumerate(subjects, 1))
+    )
+    handler = Holding()
+    report = process_pending(database, config, handler)
+    assert report.processed == 4
+    seen = handler.transactions
+    assert seen["first"] is seen["second HOLD"]  # the batch went on up to the hold
+    assert seen["third"] is not seen["second HOLD"]
+    assert seen["third"] is seen["fourth"]  # and on again, in the next transaction

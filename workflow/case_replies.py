@@ -14,7 +14,7 @@ from intake import ledger
 from intake.models import InboundMessage
 from workflow import approvals, new_replies
 from workflow.approvals import SenderCheck, check_sender
-from workflow.cases import move, record
+from workflow.cases import hold_case_by_id, move, record
 from workflow.decisions import CASEWORKER_REQUEST
 from workflow.env import WorkflowEnv
 from workflow.merging import findings_of, merge_fields, replace_read
@@ -43,6 +43,7 @@ def case_reply(
     case = session.get(Case, classification.case_id) if classification.case_id else None
     if case is None:
         return "A reply on a case that does not exist; recorded on the ledger only."
+    case = hold_case_by_id(session, case.id)  # a caseworker's correction waits, or is seen
     ledger.link_case(session, inbound, case.id)
     said = own_text(mail.text or "")
     sender = check_sender(mail, env)

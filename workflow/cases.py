@@ -20,6 +20,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
 
+from core.db import note_holding, write_now
 from core.errors import PcseError
 from core.rowwrites import add_inserted, outermost, pending_may_wait, set_written
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
@@ -212,17 +213,51 @@ def hold_case_by_id(session: Session, case_id: int) -> Case:
     return case
 
 
+def hold_cases(session: Session, refs: list[str]) -> dict[str, Case]:
+    """hold_case for several cases at once (a merge): every case first, in the order of
+    their ids, then their organisations, in the order of their ids, so that no other
+    holder finds an organisation held before a case. Keyed by reference as given."""
+    wanted = {ref: ref.strip().upper() for ref in refs}
+    write_now(session)
+    found = {
+        case.ref: case
+        for case in session.scalars(
+            select(Case)
+            .where(Case.ref.in_(set(wanted.values())))
+            .order_by(Case.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    missing = [ref for ref, cleaned in wanted.items() if cleaned not in found]
+    if missing:
+        raise CaseNotFound(missing[0])
+    _hold_organisations(session, [c.organisation_code for c in found.values()])
+    note_holding(session)
+    return {ref: found[cleaned] for ref, cleaned in wanted.items()}
+
+
 def _held(session: Session, which: Any) -> Case | None:
+    write_now(session)
     case = session.scalars(
         select(Case).where(which).with_for_update().execution_options(populate_existing=True)
     ).first()
-    if case is not None and case.organisation_code:
+    if case is not None:
+        _hold_organisations(session, [case.organisation_code])
+        note_holding(session)
+    return case
+
+
+def _hold_organisations(session: Session, codes: list[str | None]) -> None:
+    # In the order of their ids, as the directory locks several (workflow.directory).
+    named = sorted({code for code in codes if code})
+    if named:
         session.execute(
             select(Organisation.id)
-            .where(Organisation.code == case.organisation_code)
+            .where(Organisation.code.in_(named))
+            .order_by(Organisation.id)
             .with_for_update()
         )
-    return case
 
 
 def record(

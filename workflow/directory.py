@@ -23,6 +23,7 @@ from core.catalogue import (
     admin_role,
     service_of,
 )
+from core.db import note_holding, write_now
 from core.rowwrites import flush_pending, pending_may_wait
 from core.timeutil import as_utc, utcnow
 from forms.normalise import clean_ods
@@ -362,8 +363,11 @@ def record_event(
 def _require_org(session: Session, code: str, *, lock: bool = False) -> Organisation:
     query = select(Organisation).where(Organisation.code == clean_ods(code))
     if lock:
+        write_now(session)
         query = query.with_for_update()
     org = session.scalars(query).first()
+    if lock:
+        note_holding(session)
     if org is None:
         shown = clean_ods(code) or repr(code)
         raise RuleViolation(
@@ -377,6 +381,8 @@ def _hold_person(session: Session, email: str, *, exclusive: bool) -> Person | N
     (after its organisation), exclusive by a deactivation. On PostgreSQL a grant racing a
     deactivation then either sees the person inactive and is refused, or is seen, and
     ended, by it; never an inactive person left holding an open role."""
+    write_now(session)
+    note_holding(session)
     return session.scalars(
         select(Person)
         .where(Person.email == email)
@@ -655,6 +661,8 @@ def set_main_contact(
 def _lock_orgs(session: Session, org_ids: list[int]) -> None:
     if not org_ids:
         return
+    write_now(session)
+    note_holding(session)
     session.scalars(
         select(Organisation)
         .where(Organisation.id.in_(org_ids))
@@ -674,20 +682,25 @@ def deactivate_person(
     change = Change()
     # Lock the organisations concerned (in a fixed order) so R7's count is not raced, then
     # the person, as a grant does (organisation, then person). A grant that held the person
-    # first has committed by now: its role is read here and ended with the rest, its
-    # organisation locked too.
+    # first has committed once the person is held here: its role is read then. The person is
+    # held in a savepoint, so that if such a role is at an organisation not locked yet, the
+    # savepoint's rollback gives the person back (PostgreSQL frees a savepoint's locks) and
+    # that organisation is locked first, never while the person is held.
+    write_now(session)
     open_roles = roles_of(session, address)
     locked: set[int] = set()
     while True:
         wanted = {a.organisation_id for a in open_roles} - locked
         _lock_orgs(session, sorted(wanted))
         locked |= wanted
+        saved = session.begin_nested()
         person = _hold_person(session, address, exclusive=True) or person
-        require_active(address, person.active)
-        # Held now, the person can gain no role; one granted just before is read here.
         open_roles = roles_of(session, address)
         if {a.organisation_id for a in open_roles} <= locked:
+            saved.commit()
             break
+        saved.rollback()
+    require_active(address, person.active)
     for assignment in open_roles:
         _end(session, assignment, actor, f"Account deactivated: {reason}", now)
         change.assignments.append(assignment)

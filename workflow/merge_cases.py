@@ -17,7 +17,7 @@ from core.db import rowcount
 from core.states import FINAL_STATES, CaseState
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
-from workflow.cases import hold_case, move, record
+from workflow.cases import hold_cases, move, record
 from workflow.env import WorkflowEnv
 from workflow.mail import opened_unvouched
 from workflow.models import Case
@@ -52,9 +52,8 @@ def merge(session: Session, env: WorkflowEnv, ref: str, *, into: str, by: str, r
         raise HelpdeskRefused("Say who is acting (--by).")
     if not reason.strip():
         raise HelpdeskRefused("Give a reason for the case history.")
-    # Held in the order of their references, as any other holder of two cases would.
-    held = {r: hold_case(session, r) for r in sorted({ref.strip().upper(), into.strip().upper()})}
-    duplicate, original = held[ref.strip().upper()], held[into.strip().upper()]
+    held = hold_cases(session, [ref, into])
+    duplicate, original = held[ref], held[into]
     _check(duplicate, original)
     now = env.clock.now()
     void_open_requests(

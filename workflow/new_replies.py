@@ -17,7 +17,7 @@ from core.errors import PcseError
 from core.states import FINAL_STATES, CaseState
 from intake.models import InboundMessage
 from workflow import actions
-from workflow.cases import get_case, move, record
+from workflow.cases import get_case, hold_case, move, record
 from workflow.env import WorkflowEnv
 from workflow.models import Case
 
@@ -70,7 +70,7 @@ def _unmark(session: Session, case: Case, *, by: str, reason: str, now: datetime
 
 def clear(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
     """A caseworker read the reply and nothing more is needed; the case keeps its state."""
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     _require(case, by, reason)
     _unmark(session, case, by=by, reason=reason, now=env.clock.now())
     return case
@@ -78,7 +78,7 @@ def clear(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str)
 
 def reopen(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str) -> Case:
     """Bring a closed case with a new reply back to triage, so that it can be acted on."""
-    case = get_case(session, ref)
+    case = hold_case(session, ref)
     _require(case, by, reason)
     state = CaseState(case.state)
     if state not in FINAL_STATES:
