@@ -426,7 +426,7 @@ class _Run:
         claims.mark_unanswered(self.db, row.id, worker=self.worker)
         detail = without_addresses(f"{type(exc).__name__}: {exc}")
         self.error = (
-            f"The mail server gave no answer after taking outbox {row.id} ({detail}); it is "
+            f"The mail server gave no clear answer after taking outbox {row.id} ({detail}); it is "
             "left as sent and marked unconfirmed, for a person to send again if it never came"
         )
         log.warning("%s", self.error)

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 # The sender starts no message within this many timeouts and 30 s of the end of its claim's
-# lease (notifications.sender.LEASE, 10 minutes): each step of a message may take one.
-SMTP_STEPS_PER_MESSAGE = 6
-# The longest [smtp] timeout_seconds allowed: 6 × 90 + 30 leaves 30 s of the lease to send in.
-MAX_SMTP_TIMEOUT = 90
+# lease (notifications.sender.LEASE, 10 minutes): each step of a message may take one (the
+# last message's answer, the three envelope answers, the data, its end, its answer).
+SMTP_STEPS_PER_MESSAGE = 7
+# The longest [smtp] timeout_seconds allowed: 7 × 80 + 30 leaves 10 s of the lease.
+MAX_SMTP_TIMEOUT = 80
 
 
 @dataclass

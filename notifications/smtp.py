@@ -199,9 +199,9 @@ def hand_over(
 
 def verdict(conn: smtplib.SMTP) -> None:
     """Read the server's answer to the message handed over; raises unless it was accepted
-    (any 2xx: RFC 5321 gives 250, and a success is a success)."""
+    (250: RFC 5321's only acceptance; a 221 "closing", say, is not one)."""
     code, answer = conn.getreply()
-    if not 200 <= code < 300:
+    if code != 250:
         if code == 421:
             conn.close()
         raise smtplib.SMTPDataError(code, answer)

@@ -205,7 +205,7 @@ def _validate(config: Config) -> None:
     if config.smtp.auth not in ("none", "password", "oauth2"):
         raise ConfigError('[smtp] auth must be "none", "password" or "oauth2".')
     if not 0 < config.smtp.timeout_seconds <= MAX_SMTP_TIMEOUT:
-        # The sender starts no message later than 6 timeouts and 30 s before its claim's
+        # The sender starts no message later than 7 timeouts and 30 s before its claim's
         # lease (10 minutes) ends; a longer timeout would leave it no time at all.
         raise ConfigError(
             f"[smtp] timeout_seconds must be a number of seconds above 0 and at most "

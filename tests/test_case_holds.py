@@ -20,8 +20,10 @@ import pytest
 from sqlalchemy import select
 
 from caseworker import bulk
+from caseworker.pages.case_plan import _preview
 from caseworker.pages.cases import ChangedSinceShown, _assign
-from core.db import Database
+from core.db import Database, is_holding
+from core.inbound import Classification, MessageKind
 from tests.fixtures.databases import empty_postgres
 from tests.test_workflow_helpers import (
     GUARDIAN,
@@ -33,6 +35,8 @@ from tests.test_workflow_helpers import (
     failed_checks,
     gpp_form,
     holders,
+    inbound_row,
+    mail_from,
     make_env,
     open_request,
     outbox,
@@ -44,6 +48,7 @@ from workflow.actions import ActionRefused, StalePlan
 from workflow.approval_plan import plan_for
 from workflow.cases import get_case
 from workflow.env import WorkflowEnv
+from workflow.intake_link import WorkflowLink
 from workflow.models import ApprovalRequest, Case, Person, RoleAssignment
 
 SAM = {"name": "Sam Lee", "email": "sam.lee@nhs.net"}
@@ -299,17 +304,20 @@ def test_two_answers_on_one_case_at_once_decide_it_once_without_a_deadlock(
     assert "refused" in str(outcome.results["second"]).lower()
 
 
+@pytest.mark.parametrize("which", ["pgdb", "sqlite_db"])
 def test_two_caseworkers_taking_one_case_one_is_told_it_moved(
-    pgdb: Database, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, which: str
 ) -> None:
+    """On SQLite, whose driver reads outside any transaction until the first write, the
+    hold takes the write lock first (BEGIN IMMEDIATE): the second read waits there."""
+    db: Database = request.getfixturevalue(which)
     env = make_env()
-    ref = open_request(pgdb, env, gpp_form(signer=UNRECORDED_SIGNER))
-    shown = {"assignee": ""}  # both pages showed the case with nobody
+    ref = open_request(db, env, gpp_form(signer=UNRECORDED_SIGNER))
 
     def take(who: str) -> Callable[[], None]:
         def taking() -> None:
-            with pgdb.transaction() as session:
-                _assign(session, env, ref, who, who, dict(shown))
+            with db.transaction() as session:
+                _assign(session, env, ref, who, who, {"assignee": ""})  # as both pages showed
 
         return taking
 
@@ -318,7 +326,7 @@ def test_two_caseworkers_taking_one_case_one_is_told_it_moved(
     )
     assert outcome.second_waited
     assert isinstance(outcome.results["second"], ChangedSinceShown)
-    case = case_of(pgdb, ref)
+    case = case_of(db, ref)
     assert case.assigned_to == "alice@nhs.net"
     assert [e.event for e in case.events].count("assigned") == 1
 
@@ -467,31 +475,6 @@ def sqlite_db(sqlite_database: Database) -> Database:
     return sqlite_database
 
 
-def test_on_sqlite_the_second_caseworker_waits_for_the_write_lock_and_is_told(
-    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SQLite's driver reads outside any transaction until the first write: a hold takes
-    the write lock first (BEGIN IMMEDIATE), so the second read waits for the first write."""
-    env = make_env()
-    ref = open_request(sqlite_db, env, gpp_form(signer=UNRECORDED_SIGNER))
-
-    def take(who: str) -> Callable[[], None]:
-        def taking() -> None:
-            with sqlite_db.transaction() as session:
-                _assign(session, env, ref, who, who, {"assignee": ""})
-
-        return taking
-
-    outcome = second_waits_for_first(
-        monkeypatch, take("alice@nhs.net"), take("bob@nhs.net"), paused_at=(actions, "record")
-    )
-    assert outcome.second_waited
-    assert isinstance(outcome.results["second"], ChangedSinceShown)
-    case = case_of(sqlite_db, ref)
-    assert case.assigned_to == "alice@nhs.net"
-    assert [e.event for e in case.events].count("assigned") == 1
-
-
 def test_a_deactivation_never_waits_for_an_organisation_while_holding_the_person(
     pgdb: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -540,3 +523,45 @@ def _caught(work: Callable[[], object]) -> object:
         return work()
     except Exception as exc:  # the test asserts on it
         return exc
+
+
+def test_on_sqlite_the_approve_preview_takes_the_write_lock_before_its_savepoint(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preview runs the approval in a savepoint it rolls back. SQLite opens a deferred
+    transaction at a savepoint, so the write lock is taken before it: intake committing
+    meanwhile waits, instead of failing the preview with "database is locked"."""
+    env = make_env()
+    ref = open_request(sqlite_db, env, gpp_form(signer=UNRECORDED_SIGNER))
+
+    def preview() -> object:
+        with sqlite_db.transaction() as session:
+            return _preview(session, env, ref, "casey@nhs.net")
+
+    outcome = second_waits_for_first(
+        monkeypatch,
+        preview,
+        lambda: open_request(sqlite_db, env, gpp_form(signer=UNRECORDED_SIGNER)),
+        paused_at=(directory, "_person_for"),
+    )
+    assert outcome.second_waited
+    for result in outcome.results.values():
+        assert not isinstance(result, BaseException), result
+
+
+@pytest.mark.parametrize("which", ["pgdb", "sqlite_db"])
+def test_a_bounce_noted_on_a_case_holds_it(request: pytest.FixtureRequest, which: str) -> None:
+    """Noting a bounce writes a history line whose reference to the case locks its row
+    (PostgreSQL's KEY SHARE); held as any other work on a case, so that intake ends the
+    batch's transaction after it (tests/test_intake_batches.py)."""
+    db: Database = request.getfixturevalue(which)
+    env = make_env()
+    ref = open_request(db, env, gpp_form(signer=UNRECORDED_SIGNER))
+    with db.transaction() as session:
+        case = get_case(session, ref)
+        row = inbound_row(session, mail_from(GUARDIAN, subject="Out of office"))
+        automatic = Classification(MessageKind.AUTOMATIC, "out of office", case_id=case.id)
+        assert not is_holding(session)
+        WorkflowLink().note(session, row, automatic)
+        assert is_holding(session)
+    assert "automatic reply" in " ".join(e.detail for e in case_of(db, ref).events)

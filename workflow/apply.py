@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.catalogue import CATALOGUE, Service
+from core.db import write_now
 from core.errors import PcseError
 from core.states import CaseState
 from workflow import approvals, directory
@@ -140,6 +141,7 @@ def dry_run(
     changes = planned_changes(case.kind, case.fields or {})
     if not changes:
         return [], "The case asks for no role change."
+    write_now(session)  # SQLite: the write lock before the savepoint (core.db.write_now)
     nested = session.begin_nested()
     try:
         applied = _apply_all(session, env, case, changes, actor=actor)

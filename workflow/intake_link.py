@@ -17,7 +17,7 @@ from intake import ledger
 from intake.classify import LedgerKnowledge, bracket_variants
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
-from workflow.cases import record
+from workflow.cases import hold_case_by_id, record
 from workflow.models import ApprovalRequest, Case
 
 # How many merges are followed from a reference to the case it now belongs to.
@@ -71,6 +71,9 @@ class WorkflowLink:
         case = session.get(Case, found.case_id) if found.case_id is not None else None
         if case is None:
             return
+        # Held, as any work on a case is: the history line's reference to the case's row
+        # locks it (KEY SHARE), and the batch must end here as after any other hold.
+        case = hold_case_by_id(session, case.id)
         ledger.link_case(session, row, case.id)
         what = (
             "A delivery failure report came back for an email sent on this case."
