@@ -43,7 +43,16 @@ from tests.test_workflow_helpers import (
     seed,
     token_for,
 )
-from workflow import actions, approvals, cases, corrections, directory, merge_cases
+from workflow import (
+    actions,
+    answers,
+    approvals,
+    cases,
+    corrections,
+    directory,
+    merge_cases,
+    reminders,
+)
 from workflow.actions import ActionRefused, StalePlan
 from workflow.approval_plan import plan_for
 from workflow.cases import get_case
@@ -565,3 +574,57 @@ def test_a_bounce_noted_on_a_case_holds_it(request: pytest.FixtureRequest, which
         WorkflowLink().note(session, row, automatic)
         assert is_holding(session)
     assert "automatic reply" in " ".join(e.detail for e in case_of(db, ref).events)
+
+
+def test_an_answer_naming_a_second_case_holds_both_before_any_organisation(
+    pgdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer with Ruth's code in a reply on Sam's case is written on both (the refusal
+    or the answer is recorded on the case the subject names too). Holding Ruth's case and
+    the organisation before Sam's, it deadlocked with a caseworker holding Sam's and
+    waiting for the organisation."""
+    env = make_env()
+    sam, ruth = main_contact_cases(pgdb, env)
+    code = token_for(pgdb, ruth, GUARDIAN[1])
+
+    def crossed_answer() -> object:
+        subject = f"RE: [{sam}] Approval needed APV-{code}"
+        return answer(pgdb, env, ruth, GUARDIAN, "Approved", token=code, subject=subject)
+
+    def reject_sam() -> object:
+        with pgdb.transaction() as session:
+            return actions.reject(session, env, sam, by="casey", reason="phoned, not wanted")
+
+    outcome = second_waits_for_first(
+        monkeypatch, crossed_answer, reject_sam, paused_at=(answers, "note_message")
+    )
+    assert outcome.second_waited
+    for result in outcome.results.values():
+        assert not isinstance(result, BaseException), result
+    assert case_of(pgdb, sam).state == "rejected"
+
+
+def test_a_reminder_to_an_approver_holds_the_case_before_the_code(
+    pgdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer holds the case, then closes its code; the reminder claimed the code first
+    and then wrote on the case, and the two deadlocked. It now holds the case first: it
+    waits, then finds the case decided and sends nothing."""
+    env = make_env()
+    sam, _ = main_contact_cases(pgdb, env)
+    code = token_for(pgdb, sam, GUARDIAN[1])
+    with pgdb.transaction() as session:
+        asked = session.scalar(select(ApprovalRequest.id).where(ApprovalRequest.token == code))
+    assert asked is not None
+
+    outcome = second_waits_for_first(
+        monkeypatch,
+        lambda: answer(pgdb, env, sam, GUARDIAN, "Approved"),
+        lambda: reminders._remind_approver(pgdb, env, asked),
+        paused_at=(approvals, "close"),
+    )
+    assert outcome.second_waited
+    assert outcome.results["second"] == 0  # nothing to remind of
+    assert not isinstance(outcome.results["first"], BaseException), outcome.results["first"]
+    assert case_of(pgdb, sam).state == "completed"
+    assert outbox(pgdb, "approval_reminder") == []

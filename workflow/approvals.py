@@ -29,7 +29,7 @@ from core.senderauth import Profile, SenderPolicy, SenderVerdict, verdict_for
 from core.states import CaseState
 from core.timeutil import as_utc
 from workflow import directory
-from workflow.cases import hold_case_by_id
+from workflow.cases import hold_cases_by_id
 from workflow.decisions import (
     Approver,
     Check,
@@ -298,7 +298,9 @@ def verify_answer(
     # The case and its organisation held before anything is checked: another answer, a
     # caseworker, or another case's changes at the organisation (the Main Contact this
     # request was to replace, say) wait or are seen, not changed between check and apply.
-    case = hold_case_by_id(session, approval.case_id)
+    # The case the message otherwise names is held with it (in order), as it is written on.
+    held = hold_cases_by_id(session, {approval.case_id} | ({about.id} if about else set()))
+    case = held[approval.case_id]
     session.refresh(approval)  # as it is now that its case is held
     found = Verification(token, approval, case, sender)
     checks = found.checks

@@ -218,23 +218,33 @@ def hold_cases(session: Session, refs: list[str]) -> dict[str, Case]:
     their ids, then their organisations, in the order of their ids, so that no other
     holder finds an organisation held before a case. Keyed by reference as given."""
     wanted = {ref: ref.strip().upper() for ref in refs}
+    found = {case.ref: case for case in _held_all(session, Case.ref.in_(set(wanted.values())))}
+    missing = [ref for ref, cleaned in wanted.items() if cleaned not in found]
+    if missing:
+        raise CaseNotFound(missing[0])
+    return {ref: found[cleaned] for ref, cleaned in wanted.items()}
+
+
+def hold_cases_by_id(session: Session, case_ids: set[int]) -> dict[int, Case]:
+    """hold_cases for cases known by their ids (an answer whose code and subject name two
+    cases); those that do not exist are left out."""
+    return {case.id: case for case in _held_all(session, Case.id.in_(case_ids))}
+
+
+def _held_all(session: Session, which: Any) -> list[Case]:
     write_now(session)
-    found = {
-        case.ref: case
-        for case in session.scalars(
+    held = list(
+        session.scalars(
             select(Case)
-            .where(Case.ref.in_(set(wanted.values())))
+            .where(which)
             .order_by(Case.id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-    }
-    missing = [ref for ref, cleaned in wanted.items() if cleaned not in found]
-    if missing:
-        raise CaseNotFound(missing[0])
-    _hold_organisations(session, [c.organisation_code for c in found.values()])
+    )
+    _hold_organisations(session, [c.organisation_code for c in held])
     note_holding(session)
-    return {ref: found[cleaned] for ref, cleaned in wanted.items()}
+    return held
 
 
 def _held(session: Session, which: Any) -> Case | None:

@@ -17,7 +17,7 @@ from core.db import Database, rowcount
 from core.states import WAITING_STATES, CaseState, IllegalTransition
 from workflow import approvals
 from workflow.approval_mail import approval_context
-from workflow.cases import StaleCase, move, record
+from workflow.cases import StaleCase, hold_case_by_id, move, record
 from workflow.env import WorkflowEnv
 from workflow.mail import opened_unvouched
 from workflow.models import ApprovalRequest, Case
@@ -143,10 +143,16 @@ def _claim(session: Session, model, row_id: int, now: datetime, *conditions) -> 
 def _remind_approver(db: Database, env: WorkflowEnv, approval_id: int) -> int:
     with db.transaction() as session:
         now = env.clock.now()
+        case_id = session.scalar(
+            select(ApprovalRequest.case_id).where(ApprovalRequest.id == approval_id)
+        )
+        if case_id is None:
+            return 0
+        # The case before its code, as an answer takes them (workflow.cases.hold_case).
+        case = hold_case_by_id(session, case_id)
         if not _claim(session, ApprovalRequest, approval_id, now, ApprovalRequest.status == "open"):
             return 0
         approval = session.get_one(ApprovalRequest, approval_id)
-        case = session.get_one(Case, approval.case_id)
         if case.state != CaseState.AWAITING_APPROVAL:
             return 0
         record(
