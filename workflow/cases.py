@@ -197,8 +197,9 @@ def hold_case(session: Session, ref: str) -> Case:
     worker's or caseworker's change to the same case, or to the roles at its organisation,
     then either waits for this work or is seen by it, never lost between its check and its
     write; the guarded move alone (`move`) sees only a change of state. The case always
-    comes before its organisation, so two holders never wait on each other. SQLite's
-    single writer serialises such work already."""
+    comes before its organisation, so two holders never wait on each other. On SQLite the
+    write lock is taken first (core.db.write_now), and the second party waits for it.
+    The transaction is marked as holding (core.db.note_holding)."""
     case = _held(session, Case.ref == ref.strip().upper())
     if case is None:
         raise CaseNotFound(ref)
@@ -248,14 +249,7 @@ def _held_all(session: Session, which: Any) -> list[Case]:
 
 
 def _held(session: Session, which: Any) -> Case | None:
-    write_now(session)
-    case = session.scalars(
-        select(Case).where(which).with_for_update().execution_options(populate_existing=True)
-    ).first()
-    if case is not None:
-        _hold_organisations(session, [case.organisation_code])
-        note_holding(session)
-    return case
+    return next(iter(_held_all(session, which)), None)
 
 
 def _hold_organisations(session: Session, codes: list[str | None]) -> None:
