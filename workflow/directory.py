@@ -382,13 +382,14 @@ def _hold_person(session: Session, email: str, *, exclusive: bool) -> Person | N
     deactivation then either sees the person inactive and is refused, or is seen, and
     ended, by it; never an inactive person left holding an open role."""
     write_now(session)
-    note_holding(session)
-    return session.scalars(
+    person = session.scalars(
         select(Person)
         .where(Person.email == email)
         .with_for_update(read=not exclusive)
         .execution_options(populate_existing=True)
     ).first()
+    note_holding(session)  # once the transaction has begun, with the query
+    return person
 
 
 def _require_person(session: Session, email: str) -> Person:
@@ -662,13 +663,13 @@ def _lock_orgs(session: Session, org_ids: list[int]) -> None:
     if not org_ids:
         return
     write_now(session)
-    note_holding(session)
     session.scalars(
         select(Organisation)
         .where(Organisation.id.in_(org_ids))
         .order_by(Organisation.id)
         .with_for_update()
     ).all()
+    note_holding(session)
 
 
 def deactivate_person(
