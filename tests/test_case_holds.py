@@ -79,6 +79,11 @@ class Outcome:
     second_waited: bool
     results: dict[str, Any] = field(default_factory=dict)  # "first"/"second": value or error
 
+    def assert_waited_and_both_ended_well(self) -> None:
+        assert self.second_waited
+        for result in self.results.values():
+            assert not isinstance(result, BaseException), result
+
 
 def second_waits_for_first(
     monkeypatch: pytest.MonkeyPatch,
@@ -448,9 +453,7 @@ def test_a_merge_holds_both_cases_before_any_organisation(
     outcome = second_waits_for_first(
         monkeypatch, merge, take_original, paused_at=(cases, "_hold_organisations")
     )
-    assert outcome.second_waited
-    for result in outcome.results.values():
-        assert not isinstance(result, BaseException), result
+    outcome.assert_waited_and_both_ended_well()
     assert case_of(pgdb, duplicate).merged_into_id == case_of(pgdb, original).id
     assert case_of(pgdb, original).assigned_to == "bob@nhs.net"
 
@@ -553,9 +556,7 @@ def test_on_sqlite_the_approve_preview_takes_the_write_lock_before_its_savepoint
         lambda: open_request(sqlite_db, env, gpp_form(signer=UNRECORDED_SIGNER)),
         paused_at=(directory, "_person_for"),
     )
-    assert outcome.second_waited
-    for result in outcome.results.values():
-        assert not isinstance(result, BaseException), result
+    outcome.assert_waited_and_both_ended_well()
 
 
 @pytest.mark.parametrize("which", ["pgdb", "sqlite_db"])
@@ -598,9 +599,7 @@ def test_an_answer_naming_a_second_case_holds_both_before_any_organisation(
     outcome = second_waits_for_first(
         monkeypatch, crossed_answer, reject_sam, paused_at=(answers, "note_message")
     )
-    assert outcome.second_waited
-    for result in outcome.results.values():
-        assert not isinstance(result, BaseException), result
+    outcome.assert_waited_and_both_ended_well()
     assert case_of(pgdb, sam).state == "rejected"
 
 
