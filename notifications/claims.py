@@ -300,14 +300,7 @@ def release_abandoned(
                     .execution_options(synchronize_session=False)
                 )
             )
-            unconfirmed = rowcount(
-                session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.status == "sent", OutboxMessage.claimed_by == holder)
-                    .values(claimed_by=None, claimed_until=None, last_error=UNCONFIRMED)
-                    .execution_options(synchronize_session=False)
-                )
-            )
+            unconfirmed = _leave_sent(session, UNCONFIRMED, OutboxMessage.claimed_by == holder)
             found[holder] = Abandoned(released, unconfirmed)
         for holder, count in _unconfirm_expired(session, now).items():
             earlier = found.get(holder, Abandoned(0, 0))
@@ -332,18 +325,24 @@ def _unconfirm_expired(session, now: datetime) -> dict[str, int]:
         OutboxMessage.claimed_by.is_not(None),
         OutboxMessage.claimed_until < now - LAPSED_FOR,
     )
-    counts: dict[str, int] = {}
     holders = session.scalars(select(OutboxMessage.claimed_by).distinct().where(lapsed)).all()
-    for holder in filter(None, holders):  # the query asks for claimed rows only
-        counts[holder] = rowcount(
-            session.execute(
-                update(OutboxMessage)
-                .where(lapsed, OutboxMessage.claimed_by == holder)
-                .values(claimed_by=None, claimed_until=None, last_error=UNCONFIRMED)
-                .execution_options(synchronize_session=False)
-            )
+    return {
+        holder: _leave_sent(session, UNCONFIRMED, lapsed, OutboxMessage.claimed_by == holder)
+        for holder in filter(None, holders)  # the query asks for claimed rows only
+    }
+
+
+def _leave_sent(session, reason: str, *where: ColumnElement[bool]) -> int:
+    """Leave these handed-over rows sent, their claims cleared, flagged with `reason` (one
+    of UNCONFIRMED_REASONS) for a person to see; how many there were."""
+    return rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "sent", *where)
+            .values(claimed_by=None, claimed_until=None, last_error=reason)
+            .execution_options(synchronize_session=False)
         )
-    return counts
+    )
 
 
 def is_unconfirmed(status: str, last_error: str | None) -> bool:
@@ -361,13 +360,7 @@ def mark_unanswered(db: Database, row_id: int, *, worker: str) -> bool:
     """The row was handed over (recorded `sent`) and the server's answer never came: it
     stays sent, its claim cleared, flagged UNANSWERED for a person to see."""
     with db.transaction() as session:
-        done = session.execute(
-            update(OutboxMessage)
-            .where(_mine(row_id, worker), OutboxMessage.status == "sent")
-            .values(claimed_by=None, claimed_until=None, last_error=UNANSWERED)
-            .execution_options(synchronize_session=False)
-        )
-        return rowcount(done) == 1
+        return _leave_sent(session, UNANSWERED, _mine(row_id, worker)) == 1
 
 
 def count_unconfirmed(session) -> int:

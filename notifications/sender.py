@@ -220,8 +220,7 @@ class _Run:
 
     def deadline(self) -> float:
         """Monotonic time after which no new message of this claim may be started."""
-        # Up to a timeout each for the last answer, the envelope's answers and the next
-        # message's end, and some over (notifications.settings.MAX_SMTP_TIMEOUT).
+        # A timeout for each step of the last message it may start (notifications.settings).
         margin = SMTP_STEPS_PER_MESSAGE * self.config.smtp.timeout_seconds + 30
         return time.monotonic() + LEASE.total_seconds() - margin
 
