@@ -245,7 +245,8 @@ def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
     an earlier copy of a row exists when one of those is below the row's own id (rows
     stored later have larger ids, so what is found now stays true for the batch)."""
     shas = sorted({row.sha256 for row in rows})
-    mids = sorted({mid for row in rows if (mid := telling_id(row.message_id))})
+    telling = {row.id: telling_id(row.message_id) for row in rows}
+    mids = sorted({mid for mid in telling.values() if mid})
     first: dict[tuple[str, str], int] = {
         (side, value): first_id
         for side, value, first_id in session.connection().execute(
@@ -256,7 +257,7 @@ def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
     }
     found = session.info.setdefault(EARLIER_COPIES, {})
     for row in rows:
-        mid = telling_id(row.message_id)
+        mid = telling[row.id]
         below = [
             first_id
             for first_id in (
