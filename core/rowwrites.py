@@ -44,6 +44,33 @@ def add_inserted(session: Session, row: Any) -> None:
     session are flushed first, as the ORM would before its own INSERT.
     """
     flush_pending(session)
+    plan, values = _values_of(row)
+    key = session.connection().execute(plan.statement, values).scalar_one()
+    _adopt(session, row, {plan.primary_key: key})
+
+
+def add_inserted_by(session: Session, row: Any, statement: Insert, **params: Any) -> bool:
+    """add_inserted with the caller's own INSERT, built once: it takes the row's columns
+    as named parameters (`insert_columns`), and `params` besides, and returns the primary
+    key and then the attributes it set in the database, by name (`.returning()`). False,
+    with nothing inserted or added, when the statement inserted no row."""
+    flush_pending(session)
+    _, values = _values_of(row)
+    found = session.connection().execute(statement, {**values, **params}).mappings().first()
+    if found is None:
+        return False
+    _adopt(session, row, dict(found))
+    return True
+
+
+def insert_columns(cls: type) -> list[str]:
+    """The columns add_inserted_by's statement takes as parameters: all but the primary key."""
+    plan = _ROW_INSERTS.get(cls) or _plan_insert(cls)
+    return [column for _, column, _ in plan.columns]
+
+
+def _values_of(row: Any) -> tuple[_RowInsert, dict[str, Any]]:
+    """The row's plan and its column values, defaults filled in on the object."""
     plan = _ROW_INSERTS.get(type(row)) or _plan_insert(type(row))
     held = instance_state(row).dict  # a new object's attributes, read and set directly
     values: dict[str, Any] = {}
@@ -51,7 +78,12 @@ def add_inserted(session: Session, row: Any) -> None:
         if attribute not in held:
             held[attribute] = default() if callable(default) else default
         values[column] = held[attribute]
-    held[plan.primary_key] = session.connection().execute(plan.statement, values).scalar_one()
+    return plan, values
+
+
+def _adopt(session: Session, row: Any, written: dict[str, Any]) -> None:
+    """Put the inserted `row` in the session as loaded, with the values the database set."""
+    instance_state(row).dict.update(written)
     make_transient_to_detached(row)  # every attribute now reads as loaded, none pending
     session.add(row)
     # The ORM forgets an object it inserted when the (sub)transaction that inserted it

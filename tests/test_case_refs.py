@@ -13,14 +13,14 @@ import importlib.util
 
 import pytest
 from alembic import command
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from core.db import Database, make_engine
 from core.timeutil import utcnow
 from intake.process import database_gone
 from service.schema import MIGRATIONS, alembic_config, upgrade
 from tests.fixtures.databases import empty_postgres
-from workflow.cases import CaseNumbersUnavailable, create_case
+from workflow.cases import CaseNumbersUnavailable, create_case, format_ref
 from workflow.models import Case, RefCounter
 
 
@@ -77,6 +77,49 @@ def test_two_workers_taking_turns_never_share_a_number(pg_url: str) -> None:
             db.dispose()
     assert len(set(refs)) == len(refs)
     assert [int(ref[-6:]) for ref in refs] == list(range(1, 31))
+
+
+@pytest.mark.postgres
+def test_the_case_takes_its_number_in_its_own_insert(pg_url: str) -> None:
+    """One round trip opens a case: the INSERT takes the sequence's next number itself."""
+    empty_postgres(pg_url)
+    db = Database(pg_url)
+    sent: list[str] = []
+
+    def seen(_conn, _cursor, statement: str, *_args) -> None:
+        sent.append(statement)
+
+    try:
+        with db.transaction() as session:
+            open_case(session, 1)  # the pool's first connection, its checks, out of the way
+            event.listen(db.engine, "before_cursor_execute", seen)
+            ref = open_case(session, 2)
+            event.remove(db.engine, "before_cursor_execute", seen)
+            # What intake then reads is what was written.
+            stored = session.execute(select(Case.ref).where(Case.ref == ref)).scalar_one()
+    finally:
+        db.dispose()
+    assert len(sent) == 1 and sent[0].lstrip().startswith("WITH case_number")
+    assert stored == ref and ref.endswith("-000002")
+
+
+@pytest.mark.postgres
+def test_a_reference_past_six_digits_reads_as_the_counter_would_write_it(pg_url: str) -> None:
+    """The reference made in the database is format_ref's, past 999999 too."""
+    empty_postgres(pg_url)
+    year = utcnow().year
+    db = Database(pg_url)
+    try:
+        with db.transaction() as session:
+            open_case(session, 0)  # the year's first case makes its sequence
+        with db.engine.begin() as conn:
+            conn.execute(text(f"SELECT setval('pcse_case_numbers_{year}', 999998)"))
+        with db.transaction() as session:
+            refs = [open_case(session, n) for n in (1, 2)]
+    finally:
+        db.dispose()
+    assert refs == [format_ref(year, 999999), format_ref(year, 1_000_000)]
+    assert refs[1] == f"PCSE-{year}-1000000"
 
 
 def counter(db: Database) -> int | None:

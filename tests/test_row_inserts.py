@@ -64,6 +64,20 @@ def test_a_savepoint_rolled_back_forgets_the_row(database: Database) -> None:
         assert list(session.scalars(select(Case.ref))) == ["PCSE-2026-900003"]
 
 
+def test_a_case_numbered_in_a_savepoint_rolled_back_is_forgotten(database: Database) -> None:
+    """create_case's own INSERT (on PostgreSQL it numbers the case too) is forgotten as
+    add_inserted's is."""
+    with database.transaction() as session:
+        with pytest.raises(RuntimeError), session.begin_nested():
+            gone = create_case(session, kind="other", requester="r@example.org")
+            raise RuntimeError("this message failed")
+        kept = create_case(session, kind="other", requester="s@example.org")
+        assert gone not in session and kept in session
+        assert [c.requester for c in session.scalars(select(Case))] == ["s@example.org"]
+    with database.transaction() as session:
+        assert list(session.scalars(select(Case.ref))) == [kept.ref]
+
+
 def test_a_released_savepoint_still_rolls_back_with_its_transaction(database: Database) -> None:
     session = database.sessions()
     with session.begin():

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Insert,
     Integer,
     Table,
+    Text,
     bindparam,
     event,
     func,
+    insert,
+    literal,
     select,
     update,
 )
+from sqlalchemy import case as sql_case
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.db import note_holding, write_now
 from core.errors import PcseError
-from core.rowwrites import add_inserted, outermost, pending_may_wait, set_written
+from core.rowwrites import (
+    add_inserted,
+    add_inserted_by,
+    insert_columns,
+    outermost,
+    pending_may_wait,
+    set_written,
+)
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
 from core.timeutil import utcnow
 from workflow import history_lines
@@ -52,32 +66,34 @@ def format_ref(year: int, number: int) -> str:
     return f"PCSE-{year}-{number:06d}"
 
 
-def next_ref(session: Session, now: datetime | None = None) -> str:
-    """Allocate the next case reference (safe with concurrent workers; never one twice).
+def insert_numbered(session: Session, case: Case, now: datetime) -> None:
+    """Insert the new `case` with the next reference of its year (never one twice, safe
+    with concurrent workers), as add_inserted would.
 
     On PostgreSQL the number comes from the year's sequence (`pcse_next_case_number`,
-    migration 0008), in the caller's transaction: a sequence holds no lock to the end of
-    the transaction (a batch of messages), so workers never queue behind one another for
-    it, and a transaction that rolls back leaves a gap. The year's first case makes its
-    sequence in a short transaction of its own, committed at once for every worker (a
-    transaction that began before then goes on taking its numbers that way).
-    Nothing is kept in memory between transactions, so a database restored to an earlier
-    state goes on from its own numbers.
+    migration 0008), taken by the INSERT itself (one round trip for both), in the caller's
+    transaction: a sequence holds no lock to the end of the transaction (a batch of
+    messages), so workers never queue behind one another for it, and a transaction that
+    rolls back leaves a gap. The year's first case makes its sequence in a short
+    transaction of its own, committed at once for every worker (a transaction that began
+    before then goes on taking its numbers that way). Nothing is kept in memory between
+    transactions, so a database restored to an earlier state goes on from its own numbers.
 
     SQLite has one writer at a time, holding its lock to the commit: the counter is read
     and raised once in the caller's transaction, later numbers are counted in memory, and
     the last one is written as the transaction commits (a number used in a savepoint that
     rolled back is skipped, never given again).
     """
-    year = (now or utcnow()).year
+    year = now.year
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        conn = session.connection()
-        number = conn.execute(_NEXT_POSTGRESQL, {"year": year}).scalar_one()
-        if number is None:  # no sequence this transaction can see: the year's first case
-            number = _first_of_year(bind.engine, year)
-        return format_ref(year, number)
-    return format_ref(year, _counted(session, year))
+        # Nothing inserted: no sequence this transaction can see, the year's first case.
+        if add_inserted_by(session, case, _numbered_insert(), year=year):
+            return
+        case.ref = format_ref(year, _first_of_year(bind.engine, year))
+    else:
+        case.ref = format_ref(year, _counted(session, year))
+    add_inserted(session, case)
 
 
 class CaseNumbersUnavailable(PcseError):
@@ -153,10 +169,31 @@ def _forget_counted(conn: Connection) -> None:
         conn.info.pop(_COUNTED, None)
 
 
-# Built once: these run for every case opened (the first of a year's, once a year).
-_NEXT_POSTGRESQL = pending_may_wait(
-    select(func.pcse_next_case_number(bindparam("year", type_=Integer), type_=Integer))
-)
+@functools.cache
+def _numbered_insert() -> Insert:
+    """PostgreSQL: the case's INSERT, its reference made of the year's next number (as
+    format_ref makes it), or no row when the year has no sequence the transaction sees.
+    Built once: it runs for every case opened."""
+    table = cast(Table, Case.__table__)
+    found = select(
+        func.pcse_next_case_number(bindparam("year", type_=Integer), type_=Integer).label("n")
+    ).cte("case_number")
+    digits = sql_cast(found.c.n, Text)
+    ref = (
+        literal("PCSE-")
+        + sql_cast(bindparam("year", type_=Integer), Text)
+        + literal("-")
+        + sql_case((found.c.n < 1_000_000, func.lpad(digits, 6, "0")), else_=digits)
+    )
+    columns = [column for column in insert_columns(Case) if column != "ref"]
+    numbered = select(*(bindparam(c, type_=table.c[c].type) for c in columns), ref).where(
+        found.c.n.is_not(None)
+    )
+    statement = insert(table).from_select([*columns, "ref"], numbered)
+    return pending_may_wait(statement.returning(table.c.id, table.c.ref))
+
+
+# Built once: the first of a year's cases, once a year.
 _FIRST_POSTGRESQL = select(
     func.pcse_first_case_number(bindparam("year", type_=Integer), type_=Integer)
 )
@@ -313,7 +350,6 @@ def create_case(
 ) -> Case:
     now = now or utcnow()
     case = Case(
-        ref=next_ref(session, now),
         kind=str(CaseKind(kind)),
         state=str(CaseState.RECEIVED),
         organisation_code=organisation_code,
@@ -326,7 +362,7 @@ def create_case(
         created_at=now,
         updated_at=now,
     )
-    add_inserted(session, case)
+    insert_numbered(session, case, now)
     # Held for the rest of the session, so that what intake logs about it is read from
     # memory (the identity map holds objects weakly).
     session.info.setdefault(OPENED, []).append(case)

@@ -1,7 +1,7 @@
 """Case numbers on PostgreSQL from a sequence per year, taken in the case's transaction.
 
 `pcse_next_case_number(year)` returns the year's next number, or NULL where the year has
-no sequence yet (or the transaction asking has not seen it made). workflow.cases.next_ref
+no sequence yet (or the transaction asking has not seen it made). workflow.cases.insert_numbered
 then calls `pcse_first_case_number(year)` in a short transaction of its own, which makes
 the sequence if need be (`pcse_make_case_numbers`) and returns its next number: no batch
 holds a new sequence uncommitted while other workers wait for it. A sequence gives each
