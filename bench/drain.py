@@ -15,7 +15,9 @@ split the poll into fetching and recording, and processing (the two overlap).
 `--service` runs `pcse run` instead, on the default schedule (IMAP IDLE, the outbox woken
 by each commit), from its start until every message is recorded and processed and every
 email it queued has left (SIGTERM then): the service as an operator leaves it running,
-with fetching, processing and sending overlapping in one process.
+with fetching, processing and sending overlapping in one process. It also prints how many
+of the emails left while intake was still working the backlog (before its last message was
+processed): how much sending overlapped processing.
 
 `--mix plain` is N plain email requests; `--mix mixed` is bench/mailmix.py's backlog:
 email requests, PDF forms, replies on earlier requests, out-of-office answers, bounces,
@@ -198,6 +200,7 @@ def drain(args: argparse.Namespace, folder: Path) -> None:
             if args.service:
                 service = served(config, db, len(messages))
                 report_service(args.db, kinds, bare, service, outbox_counts(db))
+                report_overlap(db)
                 machine = machine_cpu_seconds() - machine_before
                 report_machine(len(messages), service.seconds, machine)
                 answers = approval_answers(db) if args.mix == "mixed" else []
@@ -314,6 +317,19 @@ def report_service(
     )
     if queued:
         print(f"  outbox rows by status and purpose: {queued}")
+
+
+def report_overlap(db: Database) -> None:
+    """How many emails left before intake processed its last message."""
+    with db.transaction() as session:
+        last = session.scalar(select(func.max(InboundMessage.processed_at)))
+        sent = session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_not(None)))
+        early = session.scalar(select(func.count()).where(OutboxMessage.sent_at <= last))
+    if sent:
+        print(
+            f"  sent while intake was still working the backlog: {early} of {sent} emails "
+            f"({100 * early / sent:.0f} %)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
