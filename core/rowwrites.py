@@ -52,14 +52,20 @@ def add_inserted(session: Session, row: Any) -> None:
 def add_inserted_by(session: Session, row: Any, statement: Insert, **params: Any) -> bool:
     """add_inserted with the caller's own INSERT, built once: it takes the row's columns
     as named parameters (`insert_columns`), and `params` besides, and returns the primary
-    key and then the attributes it set in the database, by name (`.returning()`). False,
-    with nothing inserted or added, when the statement inserted no row."""
+    key and then the columns it set in the database (`.returning()`). False when the
+    statement inserted no row: the row is then not added, though the session was flushed
+    and the row's unset attributes hold their defaults, as add_inserted would leave them."""
     flush_pending(session)
     _, values = _values_of(row)
+    if clash := set(params) & set(values):
+        raise ValueError(f"parameters named as the row's columns: {sorted(clash)}")
     found = session.connection().execute(statement, {**values, **params}).mappings().first()
     if found is None:
         return False
-    _adopt(session, row, dict(found))
+    mapper: Mapper[Any] = inspect(type(row))
+    table = cast(Table, mapper.local_table)
+    written = {mapper.get_property_by_column(table.c[k]).key: v for k, v in found.items()}
+    _adopt(session, row, written)
     return True
 
 

@@ -10,6 +10,9 @@ once per transaction and its last value written at commit.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -22,6 +25,8 @@ from service.schema import MIGRATIONS, alembic_config, upgrade
 from tests.fixtures.databases import empty_postgres
 from workflow.cases import CaseNumbersUnavailable, create_case, format_ref
 from workflow.models import Case, RefCounter
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def open_case(session, n: int) -> str:
@@ -93,14 +98,31 @@ def test_the_case_takes_its_number_in_its_own_insert(pg_url: str) -> None:
         with db.transaction() as session:
             open_case(session, 1)  # the pool's first connection, its checks, out of the way
             event.listen(db.engine, "before_cursor_execute", seen)
-            ref = open_case(session, 2)
-            event.remove(db.engine, "before_cursor_execute", seen)
+            try:
+                ref = open_case(session, 2)
+            finally:
+                event.remove(db.engine, "before_cursor_execute", seen)
             # What intake then reads is what was written.
             stored = session.execute(select(Case.ref).where(Case.ref == ref)).scalar_one()
     finally:
         db.dispose()
     assert len(sent) == 1 and sent[0].lstrip().startswith("WITH case_number")
     assert stored == ref and ref.endswith("-000002")
+
+
+def test_the_numbered_insert_binds_every_column_typed_whatever_was_imported_first() -> None:
+    """Built once, from the cases table as it stands then: a foreign key's type comes from
+    the table it points to, which must be loaded with the cases' own models."""
+    check = (
+        "from sqlalchemy.sql.sqltypes import NullType\n"
+        "from workflow.cases import _numbered_insert\n"
+        "binds = _numbered_insert().compile().binds.values()\n"
+        "print(sorted(b.key for b in binds if isinstance(b.type, NullType)))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert found.stdout.strip() == "[]"
 
 
 @pytest.mark.postgres

@@ -23,6 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+# The cases' foreign keys to inbound_messages take their column type from it: without it
+# loaded, statements built from the cases table would bind those columns untyped.
+import intake.models  # noqa: F401
 from core.db import Base, Timestamp
 from core.timeutil import utcnow
 
