@@ -486,3 +486,80 @@ def test_erasing_an_address_nothing_names_is_refused(
         erase_person(s, "nobody@nhs.net", by="dpo", reason="SAR-2", raw_dir=tmp_path, now=utcnow())
     with sqlite_database.transaction() as session:
         assert session.scalar(select(func.count()).select_from(CaseEvent)) == 0
+
+
+VICTIM = "jane_doe@nhs.net"
+
+
+def sha_of(db: Database, inbound_id: int) -> str:
+    with db.transaction() as session:
+        return session.get_one(InboundMessage, inbound_id).sha256
+
+
+def erase(db: Database, raw_dir: Path, address: str = VICTIM):
+    with db.transaction() as session:
+        return erase_person(
+            session, address, by="dpo@pcse.nhs.uk", reason="SAR-9", raw_dir=raw_dir, now=utcnow()
+        )
+
+
+def test_erasure_removes_an_email_on_no_case_that_names_the_person(web: WebClient) -> None:
+    """Someone else wrote about her; the email was ignored and is on no case: what the
+    ledger keeps of it (its subject) is rewritten, and its original goes too."""
+    db, raw_dir = web.settings.database, Path(web.settings.raw_dir)
+    about_her = store_message(
+        db,
+        raw_dir,
+        email_bytes(subject=f"Please remove {VICTIM}", text="She left.", sender=REQUESTER),
+        status="ignored",
+    )
+    unrelated = store_message(
+        db, raw_dir, email_bytes(subject="Opening hours", text="-", sender=REQUESTER), uid=2
+    )
+    named_sha, other_sha = sha_of(db, about_her), sha_of(db, unrelated)
+    report = erase(db, raw_dir)
+    assert report.raw_messages == 1
+    assert not RawStore(raw_dir).exists(named_sha) and RawStore(raw_dir).exists(other_sha)
+    with db.transaction() as session:
+        row = session.get_one(InboundMessage, about_her)
+        assert VICTIM not in (row.subject or "") and row.purged_at is not None
+
+
+def test_erasure_removes_the_emails_of_a_case_that_names_the_person_only_in_its_text(
+    web: WebClient,
+) -> None:
+    db, raw_dir = web.settings.database, Path(web.settings.raw_dir)
+    seed_directory(db)
+    ref = triage_case(
+        db, raw_dir, subject=f"Question about {VICTIM}", text=f"Is {VICTIM} still here?"
+    )
+    with db.transaction() as session:
+        source = get_case(session, ref).source_message_id
+    assert source is not None
+    sha = sha_of(db, source)
+    report = erase(db, raw_dir)
+    assert report.cases == [ref] and report.raw_messages == 1
+    assert not RawStore(raw_dir).exists(sha)
+
+
+def test_erasing_an_address_with_an_underscore_leaves_a_look_alike_alone(
+    web: WebClient,
+) -> None:
+    """LIKE reads _ as any character: jane_doe must not find janexdoe's case."""
+    db, raw_dir = web.settings.database, Path(web.settings.raw_dir)
+    seed_directory(db)
+    hers = triage_case(db, raw_dir, subject="Request one", text="Add her.")
+    theirs = triage_case(db, raw_dir, subject="Request two", text="Add them.")
+    with db.transaction() as session:
+        for ref, address in ((hers, VICTIM), (theirs, "janexdoe@nhs.net")):
+            case = get_case(session, ref)
+            case.fields = {
+                **case.fields,
+                "nominees": [{"name": "Someone", "email": address, "services": ["gpp"]}],
+            }
+        their_sha = sha_of(db, get_case(session, theirs).source_message_id or -1)
+    with db.transaction() as session:
+        exported = [c["ref"] for c in export_person(session, VICTIM)["cases"]]
+    report = erase(db, raw_dir)
+    assert exported == [hers] and report.cases == [hers]
+    assert RawStore(raw_dir).exists(their_sha)

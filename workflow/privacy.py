@@ -5,8 +5,9 @@ is theirs: other people's addresses and names in the same text are masked.
 
 `erase_person` replaces the address, in every text column of every table, with a marker
 of its own (`erased-…@erased.invalid`), and the person's name with `[erased]` in the rows
-that named them; it removes the original emails of every case that named them (raw bytes
-cannot be edited without breaking them). What stays is the audit skeleton with the marker
+that named them; it removes the original emails of every case that named them, of every
+message from them and of every message whose ledger row named them (raw bytes cannot be
+edited without breaking them). What stays is the audit skeleton with the marker
 in place of the person: that a person was granted or ended a role, asked for or approved
 a change, by whom and when (R8; the NHS Records Management Code asks for the audit trail
 of who had access to a system to be kept). Staff accounts are not erased here, and a
@@ -110,8 +111,10 @@ class _Masker:
 
 
 def _cases_naming(session: Session, email: str) -> list[Case]:
-    pattern = f"%{email}%"
-    by_fields = select(Case.id).where(func.lower(cast(Case.fields, Text)).like(pattern))
+    # Escaped: an address may hold _ or %, which LIKE would read as wildcards.
+    by_fields = select(Case.id).where(
+        func.lower(cast(Case.fields, Text)).contains(email, autoescape=True)
+    )
     by_approval = select(ApprovalRequest.case_id).where(ApprovalRequest.approver_email == email)
     by_event = select(CaseEvent.case_id).where(CaseEvent.actor == email)
     by_mail = select(InboundMessage.case_id).where(InboundMessage.from_address == email)
@@ -432,36 +435,28 @@ def erase_person(
     report = ErasureReport(marker)
     names = _names_of(session, address)
     by_address = re.compile(re.escape(address), re.IGNORECASE)
-    touched_cases: set[int] = set()
-    # The original emails: from them, and of every case that names them.
-    for row_case in _cases_naming(session, address):
-        touched_cases.add(row_case.id)
-    messages = list(
+    touched_cases = {row_case.id for row_case in _cases_naming(session, address)}
+    # Read before the scan below writes the marker in their place.
+    from_them = set(
         session.scalars(
-            select(InboundMessage).where(
-                or_(
-                    func.lower(InboundMessage.from_address) == address,
-                    InboundMessage.case_id.in_(touched_cases or {-1}),
-                    InboundMessage.id.in_(
-                        select(Case.source_message_id).where(Case.id.in_(touched_cases or {-1}))
-                    ),
-                )
-            )
+            select(InboundMessage.id).where(func.lower(InboundMessage.from_address) == address)
         )
     )
-    report.raw_messages = remove_raw(session, RawStore(raw_dir), messages)
-    for message in messages:
-        message.purged_at = message.purged_at or now
-    session.flush()
+    named_messages: set[int] = set()
     for table in Base.metadata.sorted_tables:
         changed = _scan(session, table, address, by_address, marker)
         if changed:
             report.rows[table.name] = len(changed)
         if table.name == "cases":
             touched_cases.update(r["id"] for r in changed)
+        if table.name == InboundMessage.__tablename__:
+            named_messages.update(r["id"] for r in changed)
         touched_cases.update(r["case_id"] for r in changed if r.get("case_id"))
     if names:
         _erase_names(session, names, marker, touched_cases)
+    report.raw_messages = _remove_originals(
+        session, RawStore(raw_dir), from_them | named_messages, touched_cases, now
+    )
     if not report.rows and not report.raw_messages:
         raise ErasureRefused(f"Nothing names {address}: there is nothing to erase.")
     _erase_directory_names(session, marker)
@@ -491,6 +486,33 @@ def erase_person(
     )
     session.flush()
     return report
+
+
+def _remove_originals(
+    session: Session, store: RawStore, messages: set[int], cases: set[int], now: datetime
+) -> int:
+    """Remove the original emails that named the person: these ledger rows (from them, or
+    naming them in a column the scan rewrote) and every email of the cases that named them
+    (raw bytes cannot be edited without breaking them). An email that names them only in
+    its body, on no case, is not found here; the retention purge removes it with the rest."""
+    originals = list(
+        session.scalars(
+            select(InboundMessage).where(
+                or_(
+                    InboundMessage.id.in_(messages or {-1}),
+                    InboundMessage.case_id.in_(cases or {-1}),
+                    InboundMessage.id.in_(
+                        select(Case.source_message_id).where(Case.id.in_(cases or {-1}))
+                    ),
+                )
+            )
+        )
+    )
+    removed = remove_raw(session, store, originals)
+    for message in originals:
+        message.purged_at = message.purged_at or now
+    session.flush()
+    return removed
 
 
 def _names_pattern(names: set[str]) -> re.Pattern[str]:
