@@ -563,3 +563,27 @@ def test_erasing_an_address_with_an_underscore_leaves_a_look_alike_alone(
     report = erase(db, raw_dir)
     assert exported == [hers] and report.cases == [hers]
     assert RawStore(raw_dir).exists(their_sha)
+
+
+def test_the_purge_keeps_only_the_codes_of_the_mail_servers_answer(web: WebClient) -> None:
+    """A refusal's words name the recipient; the service's own reasons name nobody."""
+    from notifications.claims import UNANSWERED
+
+    db, raw_dir = web.settings.database, Path(web.settings.raw_dir)
+    seed_directory(db)
+    clock = FixedClock(utcnow())
+    ref = triage_case(db, raw_dir, now=clock.now())
+    refused = sent_on(db, ref, clock, status="failed")
+    with db.transaction() as session:  # sent_on gives every email of a case one Message-ID
+        session.get_one(OutboxMessage, refused).message_id = f"<refused-{ref}@pcse.test>"
+    unanswered = sent_on(db, ref, clock)
+    answer = f"550 5.1.1 <{REQUESTER}>: Recipient address rejected (Practice Manager)"
+    with db.transaction() as session:
+        session.get_one(OutboxMessage, refused).last_error = answer
+        session.get_one(OutboxMessage, unanswered).last_error = UNANSWERED
+    close_case(db, ref, clock)
+    later = clock.now() + timedelta(days=PERIODS.personal_after_days + 5)
+    assert purge(db, PERIODS, raw_dir=raw_dir, now=later).cases_personal == 1
+    with db.transaction() as session:
+        assert session.get_one(OutboxMessage, refused).last_error == f"550 5.1.1 {REMOVED}"
+        assert session.get_one(OutboxMessage, unanswered).last_error == UNANSWERED

@@ -22,6 +22,7 @@ Each case's history records what was removed, how much and under which period.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -35,6 +36,7 @@ from core.db import Database
 from core.states import FINAL_STATES
 from intake.models import InboundMessage, RawBlob
 from intake.rawstore import RawStore
+from notifications.claims import UNCONFIRMED_REASONS
 from notifications.models import OutboxMessage
 from workflow import mail
 from workflow.cases import record
@@ -130,6 +132,22 @@ def _clear_outbox_recipient(row: OutboxMessage, ref: str | None) -> None:
     row.to_address = REMOVED
     row.to_name = None
     row.subject = f"[{ref}] {REMOVED}" if ref else REMOVED
+    row.last_error = _answer_without_words(row.last_error)
+
+
+# The mail server's reply code and enhanced status code ("550 5.1.1"), which name nobody.
+_REPLY_CODES = re.compile(r"\d{3}(?:[ -]\d\.\d{1,3}\.\d{1,3})?")
+
+
+def _answer_without_words(answer: str | None) -> str | None:
+    """What a failed email's recorded answer may keep: the mail server's words often name
+    the recipient ("550 <jane.doe@…> unknown (Jane Doe)"), so only its codes stay; the
+    service's own fixed reasons (claims.UNCONFIRMED_REASONS) name nobody and say what the
+    row is, so they stay whole."""
+    if answer is None or answer in UNCONFIRMED_REASONS:
+        return answer
+    codes = _REPLY_CODES.match(answer.strip())
+    return f"{codes.group(0)} {REMOVED}" if codes else REMOVED
 
 
 # --------------------------------------------------------------------------- cases
