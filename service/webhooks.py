@@ -65,21 +65,33 @@ def verify_signature(
         return False
     if abs(now - sent) > tolerance:
         return False
-    return hmac.compare_digest(sign(secret, sent, body), signature)
+    # compare_digest takes str of ASCII only: a header beyond it is simply wrong.
+    return hmac.compare_digest(sign(secret, sent, body).encode(), signature.encode())
 
 
 class HttpPoster:
     """POSTs over one client (its TLS context and connections reused across changes);
-    returns the status code. Redirects are not followed: a receiver answers itself."""
+    returns the status code. Redirects are not followed: a receiver answers itself.
+
+    Only the status line and headers are read: the body of the answer (however large, or
+    compressed, or sent a byte at a time) is never read or inflated. A plain-http receiver
+    (allowed on loopback only) is reached directly, never through the environment's
+    HTTP_PROXY, which would carry the signed body off the machine in clear; an https
+    receiver goes through the environment's proxy settings, if any, inside TLS."""
 
     def __init__(self) -> None:
         self.client = httpx.Client(follow_redirects=False)
+        self.direct = httpx.Client(follow_redirects=False, trust_env=False)
 
     def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-        return self.client.post(url, content=body, headers=headers, timeout=timeout).status_code
+        client = self.client if url.lower().startswith("https:") else self.direct
+        sent = {**headers, "Accept-Encoding": "identity"}
+        with client.stream("POST", url, content=body, headers=sent, timeout=timeout) as answer:
+            return answer.status_code
 
     def close(self) -> None:
         self.client.close()
+        self.direct.close()
 
 
 @dataclass

@@ -3,7 +3,9 @@ change reaches the receiver once, in order, through failures, retries and an ans
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -266,3 +268,107 @@ def test_the_service_runs_the_purge_daily_and_the_webhooks_when_configured(
     )
     jobs = {j.name: j.seconds for j in periodic_jobs(sqlite_database, hooked)}
     assert jobs["webhooks"] == 3 and "purge" in jobs
+
+
+class RawServer:
+    """A TCP server in this process that answers each POST with `answer(socket)`."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.requests: list[bytes] = []
+        self.sent = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/pcse-changes"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                self.requests.append(_read_request(conn))
+                with contextlib.suppress(OSError):
+                    self.answer(self, conn)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept() under way
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_the_answers_body_is_never_read(db: Database) -> None:
+    """A receiver answering with an endless body (or a compressed one that would inflate
+    without end) holds neither memory nor the job: the status line is all that counts."""
+    size = 300 * 1024 * 1024
+
+    def endless(server: RawServer, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        block = b"x" * (1 << 20)
+        for _ in range(size >> 20):
+            conn.sendall(block)
+            server.sent += len(block)
+
+    server = RawServer(endless)
+    try:
+        grant(db, "jane@nhs.net")
+        hook = WebhookConfig(name="portal", url=server.url, secret=SECRET, timeout_seconds=5)
+        report = deliver_all(db, [hook], worker="w1", clock=FixedClock(datetime.now(UTC)))
+    finally:
+        server.close()
+    assert report.sent == 1
+    assert server.sent < 64 * 1024 * 1024  # the connection was closed after the headers
+    assert b"accept-encoding: identity" in server.requests[0].lower()
+
+
+def test_a_plain_http_receiver_is_reached_directly_never_through_a_proxy(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain http is allowed to loopback only; the environment's proxy, wherever it is,
+    would carry the signed body in clear."""
+
+    def taken(_server: RawServer, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+
+    proxy, receiving = RawServer(taken), RawServer(taken)
+    proxy_url = proxy.url.rsplit("/", 1)[0]
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, proxy_url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        grant(db, "jane@nhs.net")
+        hook = WebhookConfig(name="portal", url=receiving.url, secret=SECRET, timeout_seconds=5)
+        report = deliver_all(db, [hook], worker="w1", clock=FixedClock(datetime.now(UTC)))
+    finally:
+        proxy.close()
+        receiving.close()
+    assert report.sent == 1
+    assert proxy.requests == [] and len(receiving.requests) == 1
+
+
+def test_a_signature_beyond_ascii_does_not_verify() -> None:
+    now = time.time()
+    assert not verify_signature(SECRET, b"{}", str(int(now)), "sha256=\u00e9", now=now)
