@@ -29,9 +29,12 @@ from typing import Any
 
 import httpx
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from core.clock import Clock, SystemClock
-from core.db import Database, rowcount
+from core.db import Database, is_postgres, rowcount
 from core.timeutil import utcnow
 from service.models import WebhookDelivery
 from service.webhook_settings import WebhookConfig
@@ -124,13 +127,31 @@ def enqueue(db: Database, receivers: Collection[str], now: datetime) -> int:
             seqs = session.scalars(
                 select(RoleChange.seq).where(RoleChange.seq > (last or 0)).order_by(RoleChange.seq)
             ).all()
-            session.add_all(
-                WebhookDelivery(receiver=name, seq=s, created_at=now, next_attempt_at=now)
-                for s in seqs
-                if s is not None
-            )
-            queued += len(seqs)
+            queued += _queue(session, name, [s for s in seqs if s is not None], now)
     return queued
+
+
+def _queue(session: Session, receiver: str, seqs: list[int], now: datetime) -> int:
+    """Write the receiver's deliveries of these changes; one another worker has written
+    meanwhile (its job ran at the same moment) is left as it is. Returns those written."""
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    written = 0
+    for start in range(0, len(seqs), _QUEUE_CHUNK):
+        rows = [
+            {"receiver": receiver, "seq": seq, "created_at": now, "next_attempt_at": now}
+            for seq in seqs[start : start + _QUEUE_CHUNK]
+        ]
+        statement = (
+            insert(WebhookDelivery)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["receiver", "seq"])
+            .returning(WebhookDelivery.id)
+        )
+        written += len(session.execute(statement).all())
+    return written
+
+
+_QUEUE_CHUNK = 500
 
 
 def _head(session, receiver: str) -> WebhookDelivery | None:

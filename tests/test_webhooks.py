@@ -14,20 +14,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from core.clock import FixedClock
 from core.db import Database
+from service.models import WebhookDelivery
 from service.webhook_settings import WebhookConfig
 from service.webhooks import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     deliver_all,
+    enqueue,
     retry_failed,
     status,
     verify_signature,
 )
 from workflow import directory
+from workflow.models import RoleChange
 
 SECRET = "s3cret-shared-with-the-portal"
 
@@ -372,3 +376,30 @@ def test_a_plain_http_receiver_is_reached_directly_never_through_a_proxy(
 def test_a_signature_beyond_ascii_does_not_verify() -> None:
     now = time.time()
     assert not verify_signature(SECRET, b"{}", str(int(now)), "sha256=\u00e9", now=now)
+
+
+def test_two_workers_queueing_at_once_queue_each_change_once(db: Database) -> None:
+    """Both workers' webhook jobs run at the same moment: neither fails, and each change is
+    queued once for the receiver."""
+    failures: list[str] = []
+    for n in range(15):
+        grant(db, f"user{n}@nhs.net")
+        both = threading.Barrier(2)
+
+        def queue(both: threading.Barrier = both) -> None:
+            both.wait()
+            try:
+                enqueue(db, ["portal"], datetime.now(UTC))
+            except Exception as exc:
+                failures.append(type(exc).__name__)
+
+        workers = [threading.Thread(target=queue) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=30)
+    assert failures == []
+    with db.transaction() as session:
+        queued = session.scalars(select(WebhookDelivery.seq).order_by(WebhookDelivery.seq)).all()
+        changes = session.scalars(select(RoleChange.seq).order_by(RoleChange.seq)).all()
+    assert list(queued) == list(changes) and len(changes) == 15
