@@ -432,3 +432,74 @@ def test_ods_bad_rows_reported_good_rows_load(database, tmp_path) -> None:
         "row 5: unknown status code 'X' (expected A, C, D or P)",
         "row 6: it has 3 fields where epraccur.csv has 27",
     ]
+
+
+def ods_row(code: str, name: str, icb: str, setting: int, status: str = "A") -> list[str]:
+    values = [""] * 27
+    values[0], values[1], values[3], values[12], values[25] = code, name, icb, status, str(setting)
+    return values
+
+
+def write_ods(tmp_path: Path, rows: list[list[str]]) -> Path:
+    path = tmp_path / "epraccur.csv"
+    with path.open("w", newline="", encoding="utf-8") as out:
+        csv.writer(out, quoting=csv.QUOTE_ALL).writerows(rows)
+    return path
+
+
+def test_ods_never_turns_a_pcn_or_an_icb_into_a_practice(loaded, tmp_path) -> None:
+    """U12345 fits a practice code's pattern; the directory holds it as a PCN, with a PCN
+    role. A cost centre row naming an ICB's code is refused the same way."""
+    path = write_ods(
+        tmp_path,
+        [
+            ods_row("U12345", "SOME PRACTICE", "QHM", 4),
+            ods_row("QHM", "COST CENTRE", "", 1, status="C"),
+            ods_row("A81001", "THE DENSHAM SURGERY", "QHM", 4),
+        ],
+    )
+    with loaded.transaction() as session:
+        report = import_ods(session, path, actor="tester", include_non_gp=True)
+    assert [str(e) for e in report.errors] == [
+        "row 1: U12345 is in the directory as a PCN, not a GP practice; an NHS ODS file does "
+        "not change that (edit it with `pcse directory import-orgs`)",
+        "row 2: QHM is in the directory as an ICB, not a GP practice; an NHS ODS file does "
+        "not change that (edit it with `pcse directory import-orgs`)",
+    ]
+    assert report.updated == 1
+    with loaded.transaction() as session:
+        rows = session.execute(select(Organisation.code, Organisation.type))
+        kinds = {code: kind for code, kind in rows}
+        assert (kinds["U12345"], kinds["QHM"]) == ("pcn", "icb")
+        pcn = session.scalars(select(Organisation).where(Organisation.code == "U12345")).one()
+        assert pcn.name == "Stockton PCN" and pcn.ods_refreshed_at is None
+
+
+def test_ods_rows_that_cannot_be_stored_are_row_errors_and_the_rest_load(
+    database, tmp_path
+) -> None:
+    """A commissioner code longer than the directory holds (PostgreSQL would refuse the
+    whole bulk load) is the row's error."""
+    path = write_ods(
+        tmp_path,
+        [
+            ods_row("A81001", "GOOD SURGERY", "QHM", 4),
+            ods_row("Y00001", "WALK IN", "ABCDEFGHIJ", 1),
+        ],
+    )
+    with database.transaction() as session:
+        report = import_ods(session, path, actor="tester", include_non_gp=True)
+    assert [str(e) for e in report.errors] == [
+        "row 2: 'ABCDEFGHIJ' is not an ICB or commissioner code"
+    ]
+    assert report.added == 1
+
+
+def test_an_unreadable_csv_cell_stops_the_import_with_its_line(database, tmp_path) -> None:
+    huge = ods_row("A81001", "X" * (csv.field_size_limit() + 10), "QHM", 4)
+    path = write_ods(tmp_path, [ods_row("A81002", "FINE", "QHM", 4), huge])
+    refused = r"cannot be read past line 2: .*Nothing"
+    with pytest.raises(ImportFileError, match=refused), database.transaction() as session:
+        import_ods(session, path, actor="tester")
+    with database.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Organisation)) == 0

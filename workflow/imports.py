@@ -30,7 +30,7 @@ from core.timeutil import utcnow
 from forms.normalise import ORG_TYPE_WORDS, clean_ods, is_valid_ods, normalise_email
 from workflow.directory import get_org, grant_role, record_event
 from workflow.models import AelContact, DirectoryEvent, Organisation, Signer
-from workflow.rules import RuleViolation
+from workflow.rules import ORG_TYPE_LABELS, RuleViolation
 
 ORG_HEADER = ("code", "name", "type", "icb_code")
 USER_HEADER = ("org_code", "name", "email", "role")
@@ -126,9 +126,27 @@ def read_text(path: str | Path) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+def csv_rows(path: str | Path) -> Iterator[list[str]]:
+    """The file's rows as the csv module reads them; one it cannot read (a cell past its
+    field size limit, say) stops the import with the row's number, before anything is
+    written."""
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportFileError(
+                f"The file {path} cannot be read past line {reader.line_num}: {exc}. "
+                "Nothing was imported."
+            ) from exc
+        yield values
+
+
 def read_rows(path: str | Path, header: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     """(row number, {column: stripped value}) for each non-blank row; checks the header."""
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    reader = csv_rows(path)
     first = next(reader, None)
     expected = ",".join(header)
     if first is None:
@@ -517,6 +535,7 @@ ODS_STATUS = {"A": "active", "C": "closed", "D": "dormant", "P": "proposed"}
 GP_SETTING = 4
 # Prescribing cost centres that are not GP practices carry other ODS codes (e.g. ALD200).
 ANY_ODS_CODE = re.compile(r"^[A-Z0-9]{3,10}$")
+MAX_ICB_CODE = 8  # organisations.icb_code
 ODS_FIELDS = 27
 # The columns an import compares and stores.
 ODS_COLUMNS = ("name", "type", "icb_code", "status", "prescribing_setting")
@@ -549,6 +568,8 @@ def _ods_fields(values: list[str]) -> dict[str, Any]:
     icb = clean_ods(values[3]) or None
     if setting == GP_SETTING and not (icb and is_valid_ods(icb, "icb")):
         raise RowProblem(f"{values[3]!r} is not a valid {ORG_TYPE_WORDS['icb']}")
+    if icb and (len(icb) > MAX_ICB_CODE or not ANY_ODS_CODE.match(icb)):
+        raise RowProblem(f"{values[3]!r} is not an ICB or commissioner code")
     return {
         "code": code,
         "name": name[:200],
@@ -559,14 +580,25 @@ def _ods_fields(values: list[str]) -> dict[str, Any]:
     }
 
 
+def _a(label: str) -> str:
+    return f"an {label}" if label[:1] in "AEIOU" else f"a {label}"
+
+
+def _not_a_practice(code: str, kind: str) -> str:
+    return (
+        f"{code} is in the directory as {_a(ORG_TYPE_LABELS.get(kind, kind))}, not a GP practice; "
+        "an NHS ODS file does not change that (edit it with `pcse directory import-orgs`)"
+    )
+
+
 def _read_ods(
     path: str | Path, include_non_gp: bool, report: ImportReport
-) -> dict[str, dict[str, Any]]:
-    """The file's practices by code; bad rows go to the report, skipped ones are counted."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """The file's practices by code, and the row each was on; bad rows go to the report,
+    skipped ones are counted."""
     found: dict[str, dict[str, Any]] = {}
     first_seen: dict[str, int] = {}
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
-    for number, values in enumerate(reader, start=1):
+    for number, values in enumerate(csv_rows(path), start=1):
         if not any(v.strip() for v in values):
             continue
         if len(values) >= 26 and values[25].strip() != str(GP_SETTING) and not include_non_gp:
@@ -585,7 +617,7 @@ def _read_ods(
         found[fields["code"]] = fields
     if not found and not report.failed and not report.skipped:
         raise ImportFileError(f"The file {path} is empty; it should be NHS ODS's epraccur.csv.")
-    return found
+    return found, first_seen
 
 
 def import_ods(
@@ -605,7 +637,7 @@ def import_ods(
     """
     now = now or utcnow()
     report = ImportReport("NHS ODS practices", str(path))
-    found = _read_ods(path, include_non_gp, report)
+    found, row_of = _read_ods(path, include_non_gp, report)
     existing = {
         row.code: row
         for row in session.execute(
@@ -624,6 +656,11 @@ def import_ods(
             inserts.append(fields | {"updated_at": now, "ods_refreshed_at": now})
             events.append(_ods_event(actor, "organisation_added", code, fields, reason, now))
             continue
+        if current.type != "gp_practice":
+            # The file lists practices and cost centres: it never turns a PCN or an ICB
+            # the directory holds (with that type's roles) into one.
+            report.errors.append(RowError(row_of[code], _not_a_practice(code, current.type)))
+            continue
         changed = {
             c: [getattr(current, c), fields[c]]
             for c in ODS_COLUMNS
@@ -639,7 +676,8 @@ def import_ods(
     report.added, report.updated = len(inserts), len(updates)
     _bulk_insert(session, Organisation, inserts)
     _bulk_update(session, updates)
-    _mark_refreshed(session, [code for code in found if code in existing], now)
+    practices = [c for c in found if c in existing and existing[c].type == "gp_practice"]
+    _mark_refreshed(session, practices, now)
     _bulk_insert(session, DirectoryEvent, events)
     record_event(
         session,
