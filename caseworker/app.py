@@ -15,6 +15,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from caseworker.auth import RequireSignInMiddleware
+from caseworker.bodylimit import BodyLimitMiddleware
 from caseworker.pages import (
     accounts,
     case_plan,
@@ -113,6 +114,7 @@ def create_app(web: WebSettings) -> Starlette:
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware),
+        Middleware(BodyLimitMiddleware),
         Middleware(
             SignedSessionMiddleware, secret_key=web.secret_key, force_secure=web.secure_cookies
         ),
