@@ -19,6 +19,7 @@ from caseworker.accounts import (
     hash_password,
     verify_password,
 )
+from caseworker.known_browsers import is_known
 from caseworker.throttle import HashBusy, client_key
 from caseworker.webcontext import in_transaction, settings
 
@@ -35,12 +36,17 @@ def limit_password_checks(endpoint: Endpoint) -> Endpoint:
     """Refuse with 429 and Retry-After when the client, or everyone together, has made too
     many attempts; before any hash is computed. It goes inside `form_post`: posts without
     the session's form token, which anyone can send by the hundred, would otherwise use up
-    the limit that everyone shares and lock every caseworker out."""
+    the limit that everyone shares and lock every caseworker out. A caseworker signed in
+    (changing a password) or in a browser that has signed in before (known_browsers) is
+    held to the limit for their address only: anyone can use up the shared one."""
 
     @wraps(endpoint)
     async def limited(request: Request) -> Response:
         now = settings(request).env.clock.now().timestamp()
-        refusal = request.app.state.password_checks.attempt(client_key(request.scope), now)
+        shared = request.state.user is None and not is_known(request)
+        refusal = request.app.state.password_checks.attempt(
+            client_key(request.scope), now, shared=shared
+        )
         if refusal is not None:
             raise HTTPException(
                 status_code=429,

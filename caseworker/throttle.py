@@ -43,13 +43,15 @@ class SlidingWindowLimiter:
         self._all: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def attempt(self, client: str, now: float) -> Refusal | None:
-        """Record an attempt, or say how long to wait when it is over a limit.
+    def attempt(self, client: str, now: float, *, shared: bool = True) -> Refusal | None:
+        """Record an attempt, or say how long to wait when it is over a limit; without
+        `shared`, the overall limit is not applied to this attempt (it is still counted).
         A refused attempt is not recorded, so a flood does not extend its own wait."""
         with self._lock:
             self._forget_before(now - self.window)
             mine = self._clients.get(client, deque())
-            for times, limit in ((mine, self.per_client), (self._all, self.overall)):
+            limits = [(mine, self.per_client)] + ([(self._all, self.overall)] if shared else [])
+            for times, limit in limits:
                 if len(times) >= limit:
                     return Refusal(max(1, math.ceil(times[0] + self.window - now)))
             mine.append(now)

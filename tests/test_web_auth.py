@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from caseworker.accounts import MAX_FAILED_SIGN_INS, find_caseworker
 from caseworker.bodylimit import MAX_BODY_BYTES
-from tests.fixtures.browser import CASEWORKER, SUPERVISOR, WebClient
+from caseworker.known_browsers import COOKIE_NAME
+from tests.fixtures.browser import CASEWORKER, PASSWORD, SUPERVISOR, WebClient, csrf_from
 
 
 def test_signed_out_requests_go_to_sign_in(web: WebClient) -> None:
@@ -217,3 +220,46 @@ def test_an_oversized_post_is_refused_unread(web: WebClient) -> None:
     # A form of ordinary size still reaches the sign-in page's checks.
     web.sign_in()
     assert web.get("/").status_code == 200
+
+
+def test_sign_in_spray_from_many_addresses_keeps_out_only_unknown_browsers(
+    web: WebClient,
+) -> None:
+    """One token from one fetch of the sign-in page, posted from ten addresses, uses up the
+    shared limit; a browser that has signed in before still signs in, a new one waits."""
+    app = web.client.app
+    known = TestClient(app, base_url="http://testserver", client=("203.0.113.7", 1))
+    assert sign_in_status(known, CASEWORKER, PASSWORD) == 303
+    assert known.cookies.get(COOKIE_NAME)
+    known.post("/sign-out", data={"csrf_token": csrf_from(known.get("/").text)})
+    # Signed in, in a browser that has since lost its cookie: changes a password later.
+    desk = TestClient(app, base_url="http://testserver", client=("203.0.113.8", 1))
+    assert sign_in_status(desk, SUPERVISOR, PASSWORD) == 303
+    desk.cookies.delete(COOKIE_NAME)
+    first = TestClient(app, base_url="http://testserver", client=("198.51.100.1", 1))
+    token = csrf_from(first.get("/sign-in").text)
+    session = first.cookies.get("pcse_session")
+    answers = Counter()
+    for n in range(10):
+        sprayer = TestClient(app, base_url="http://testserver", client=(f"198.51.100.{n + 1}", 1))
+        sprayer.cookies.set("pcse_session", session)
+        for _ in range(10):
+            form = {"email": f"x{n}@example.com", "password": "guess", "csrf_token": token}
+            answers[sprayer.post("/sign-in", data=form).status_code] += 1
+    # The two sign-ins counted too: the last two guesses find the limit used up.
+    assert answers == {401: 98, 429: 2}
+    stranger = TestClient(app, base_url="http://testserver", client=("192.0.2.9", 1))
+    assert sign_in_status(stranger, CASEWORKER, PASSWORD) == 429
+    assert sign_in_status(known, CASEWORKER, PASSWORD) == 303
+    forged = TestClient(app, base_url="http://testserver", client=("192.0.2.10", 1))
+    forged.cookies.set(COOKIE_NAME, known.cookies.get(COOKIE_NAME)[:-2] + "xx")
+    assert sign_in_status(forged, CASEWORKER, PASSWORD) == 429
+    change = {f: "wrong" for f in ("current_password", "new_password", "confirm_password")}
+    change["csrf_token"] = csrf_from(desk.get("/account/password").text)
+    assert desk.post("/account/password", data=change).status_code not in (429, 303)
+
+
+def sign_in_status(client: TestClient, email: str, password: str) -> int:
+    token = csrf_from(client.get("/sign-in").text)
+    form = {"email": email, "password": password, "csrf_token": token}
+    return client.post("/sign-in", data=form, follow_redirects=False).status_code

@@ -15,6 +15,7 @@ from caseworker.accounts import (
     store_rehash,
 )
 from caseworker.auth import CHANGE_PASSWORD, safe_next, start_session
+from caseworker.known_browsers import mark_known
 from caseworker.pages.forms import Problems, text
 from caseworker.passwordcheck import check_password, limit_password_checks, new_password_hash
 from caseworker.rendering import flash, render
@@ -71,9 +72,10 @@ async def sign_in(request: Request) -> Response:
     epoch, must_change = signed_in
     await _upgrade_hash(request, attempt.account_id, attempt.password_hash, password)
     start_session(request, attempt.account_id, epoch)
-    if must_change:
-        return RedirectResponse(CHANGE_PASSWORD, status_code=303)
-    return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    target = CHANGE_PASSWORD if must_change else safe_next(request.query_params.get("next"))
+    response = RedirectResponse(target, status_code=303)
+    mark_known(request, response, attempt.account_id)
+    return response
 
 
 async def _upgrade_hash(request: Request, account_id: int, old_hash: str, password: str) -> None:
