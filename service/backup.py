@@ -27,10 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -312,8 +314,15 @@ def _restore(config: Config, folder: Path) -> Summary:
     raw_dir = Path(config.storage.raw_dir)
     _refuse_unless_empty(url, raw_dir)
     members = _checked_members(folder / RAW_TAR, raw_dir, manifest["raw_files"])
-    _restore_database(url, folder, manifest)
-    raw_files = _untar_raw_store(folder / RAW_TAR, raw_dir, members)
+    # The raw store is unpacked beside its place first, and moved there only once the
+    # database is restored: whatever fails leaves both as they were, to be tried again.
+    staging = _staging_folder(raw_dir)
+    try:
+        raw_files = _untar_raw_store(folder / RAW_TAR, staging, members)
+        _restore_database(url, folder, manifest)
+        _move_into_place(staging, raw_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     revision, cases = _facts(url)
     if cases != manifest["cases"] or raw_files != manifest["raw_files"]:
         raise BackupError(
@@ -362,6 +371,8 @@ def _refuse_unless_empty(url: str, raw_dir: Path) -> None:
         raise BackupError(
             "The configured database already has tables; restore into a new, empty database."
         )
+    if raw_dir.exists() and not raw_dir.is_dir():
+        raise BackupError(f"The raw store {raw_dir} is not a folder; name a new, empty folder.")
     if raw_dir.is_dir() and any(raw_dir.iterdir()):
         raise BackupError(
             f"The raw store {raw_dir} is not empty; restore into a new, empty folder."
@@ -393,8 +404,12 @@ def _restore_database(url: str, folder: Path, manifest: dict[str, Any]) -> None:
     target = _sqlite_path(url)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)  # an empty file left by the emptiness check
-    with (folder / SQLITE_COPY).open("rb") as source, _create(target) as handle:
-        _copy(source, handle)
+    try:
+        with (folder / SQLITE_COPY).open("rb") as source, _create(target) as handle:
+            _copy(source, handle)
+    except BaseException:
+        target.unlink(missing_ok=True)  # half a database would refuse the restore again
+        raise
 
 
 def _checked_members(source: Path, raw_dir: Path, expected: int) -> list[str]:
@@ -414,15 +429,41 @@ def _checked_members(source: Path, raw_dir: Path, expected: int) -> list[str]:
                 names.append(member.name)
     except (tarfile.TarError, OSError) as exc:
         raise BackupError(f"{RAW_TAR} cannot be restored: {exc}") from exc
-    if len(names) != expected or len(set(names)) != len(names):
+    # Two names for one file ("ab/file", "ab//file") would meet as it is written.
+    if len(names) != expected or len({os.path.normpath(n) for n in names}) != len(names):
         raise BackupError(f"{RAW_TAR} holds {len(names)} file(s); the manifest records {expected}.")
     return names
 
 
+def _staging_folder(raw_dir: Path) -> Path:
+    """A new, private folder beside the raw store's place (so that moving it there is a
+    rename), where the raw store is unpacked first."""
+    try:
+        raw_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{raw_dir.name}.restoring-", dir=raw_dir.parent))
+    except OSError as exc:
+        raise BackupError(
+            f"The raw store cannot be restored beside {raw_dir}: {exc}. Nothing was restored."
+        ) from exc
+
+
+def _move_into_place(staging: Path, raw_dir: Path) -> None:
+    """Rename the unpacked raw store to its place (an empty folder there is replaced)."""
+    try:
+        if raw_dir.is_dir():
+            raw_dir.rmdir()  # checked empty before anything was restored
+        staging.rename(raw_dir)
+    except OSError as exc:
+        raise BackupError(
+            f"The database was restored, but the raw store could not be put at {raw_dir}: "
+            f"{exc}. Empty the database and that folder, then restore again."
+        ) from exc
+
+
 def _untar_raw_store(source: Path, raw_dir: Path, names: list[str]) -> int:
     """Write each checked member as a new file of the owner's (mode 0600)."""
-    raw_dir.mkdir(parents=True, exist_ok=True)
     try:
+        raw_dir.mkdir(parents=True, exist_ok=True)
         with tarfile.open(source) as tar:
             for name in names:
                 extracted = tar.extractfile(name)

@@ -326,3 +326,66 @@ def test_a_raw_tar_that_is_not_a_tar_is_a_backup_error(tmp_path: Path, shared_um
     rewrite_manifest(saved, lambda m: m["files"].update({"raw.tar": digest}))
     with pytest.raises(BackupError, match=r"raw\.tar cannot be restored"):
         restore(fresh_config(tmp_path), saved)
+
+
+def table_names(url: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        return sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_two_names_for_one_raw_file_are_refused_before_anything_is_restored(
+    tmp_path: Path, shared_umask: None
+) -> None:
+    _, saved = a_backup(tmp_path)
+    hostile_tar(saved, [member("ab/file"), member("ab//file")])
+    config = fresh_config(tmp_path)
+    with pytest.raises(BackupError, match=r"raw\.tar holds 2 file"):
+        restore(config, saved)
+    assert table_names(config.database.url) == []
+
+
+def test_a_raw_store_that_cannot_be_written_leaves_nothing_restored(
+    tmp_path: Path, shared_umask: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raw store's place names a file, then a folder that cannot be written to: a clear
+    error each time, nothing restored, and once put right the same restore goes through."""
+    _, saved = a_backup(tmp_path)
+    config = fresh_config(tmp_path)
+    raw_dir = Path(config.storage.raw_dir)
+    raw_dir.parent.mkdir(parents=True, exist_ok=True)
+    raw_dir.write_text("")
+    with pytest.raises(BackupError, match="is not a folder"):
+        restore(config, saved)
+    raw_dir.unlink()
+
+    def read_only(**_kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(raw_dir.parent))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(backup_module.tempfile, "mkdtemp", read_only)
+        with pytest.raises(BackupError, match=r"cannot be restored beside .*Nothing was restored"):
+            restore(config, saved)
+    assert table_names(config.database.url) == []
+    summary = restore(config, saved)
+    assert summary.raw_files == 1 and len([p for p in raw_dir.rglob("*") if p.is_file()]) == 1
+    assert [p.name for p in raw_dir.parent.iterdir() if "restoring" in p.name] == []
+
+
+def test_a_database_restore_that_fails_leaves_no_raw_store_behind(
+    tmp_path: Path, shared_umask: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, saved = a_backup(tmp_path)
+    config = fresh_config(tmp_path)
+
+    def refused(*_args: object) -> None:
+        raise BackupError("pg_restore said no")
+
+    monkeypatch.setattr(backup_module, "_restore_database", refused)
+    with pytest.raises(BackupError, match="said no"):
+        restore(config, saved)
+    raw_dir = Path(config.storage.raw_dir)
+    assert not raw_dir.exists() or not any(raw_dir.iterdir())
+    assert [p.name for p in raw_dir.parent.iterdir() if "restoring" in p.name] == []
