@@ -24,6 +24,7 @@ from service.webhooks import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    DeliveryReport,
     deliver_all,
     enqueue,
     retry_failed,
@@ -323,6 +324,13 @@ def _read_request(conn: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
+def grant_and_deliver(db: Database, url: str) -> DeliveryReport:
+    """One change, delivered to the receiver at `url`."""
+    grant(db, "jane@nhs.net")
+    hook = WebhookConfig(name="portal", url=url, secret=SECRET, timeout_seconds=5)
+    return deliver_all(db, [hook], worker="w1", clock=FixedClock(datetime.now(UTC)))
+
+
 def test_the_answers_body_is_never_read(db: Database) -> None:
     """A receiver answering with an endless body (or a compressed one that would inflate
     without end) holds neither memory nor the job: the status line is all that counts."""
@@ -337,9 +345,7 @@ def test_the_answers_body_is_never_read(db: Database) -> None:
 
     server = RawServer(endless)
     try:
-        grant(db, "jane@nhs.net")
-        hook = WebhookConfig(name="portal", url=server.url, secret=SECRET, timeout_seconds=5)
-        report = deliver_all(db, [hook], worker="w1", clock=FixedClock(datetime.now(UTC)))
+        report = grant_and_deliver(db, server.url)
     finally:
         server.close()
     assert report.sent == 1
@@ -363,9 +369,7 @@ def test_a_plain_http_receiver_is_reached_directly_never_through_a_proxy(
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     try:
-        grant(db, "jane@nhs.net")
-        hook = WebhookConfig(name="portal", url=receiving.url, secret=SECRET, timeout_seconds=5)
-        report = deliver_all(db, [hook], worker="w1", clock=FixedClock(datetime.now(UTC)))
+        report = grant_and_deliver(db, receiving.url)
     finally:
         proxy.close()
         receiving.close()
