@@ -86,6 +86,27 @@ def database_gone(exc: BaseException) -> bool:
     return False
 
 
+# PostgreSQL's SQLSTATEs for a transaction it ended so that another could go on. Nothing is
+# wrong with the database or with the message.
+_CONFLICTS = {"40P01": "a deadlock", "40001": "a serialization failure"}
+
+# A batch ended so is worked again at once, this many times, before the round stops.
+CONFLICT_RETRIES = 3
+
+
+def lost_to_another(exc: BaseException) -> str | None:
+    """Did the database end this transaction to let another go on? In words (_CONFLICTS)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        state = getattr(getattr(seen, "orig", None), "sqlstate", None)
+        if state in _CONFLICTS:
+            return _CONFLICTS[state]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _stop_if_database_gone(exc: BaseException, seen: dict[str, Any]) -> None:
     """A message cut short by the database: the batch stays pending, to be done again,
     unless this message has been cut short so DATABASE_TRIES times (the fault may be in it,
@@ -221,10 +242,20 @@ class Processor:
         except DatabaseUnavailable as exc:
             # Nothing is parked for a caseworker because of it; what is claimed stays
             # pending, given back below or taken up again by the next run.
-            log.error(
-                "intake: the database is unavailable, so processing stops until the next round: %s",
-                without_addresses(str(exc).splitlines()[0][:300]),
-            )
+            said = without_addresses(str(exc).splitlines()[0][:300])
+            if lost_to_another(exc):
+                log.warning(
+                    "intake: a batch was ended by the database in favour of other transactions "
+                    "%d times; it waits for the next round: %s",
+                    CONFLICT_RETRIES + 1,
+                    said,
+                )
+            else:
+                log.error(
+                    "intake: the database is unavailable, so processing stops until the next "
+                    "round: %s",
+                    said,
+                )
             return report
         finally:
             if held:
@@ -245,8 +276,24 @@ class Processor:
                 break
             held[:] = claimed
             self._read_ahead(held, upcoming=limit is None)
+            conflicts = 0
             while held and not self.stop.is_set():
-                for inbound_id, status, kind in self.process_batch(list(held)):
+                try:
+                    worked = self.process_batch(list(held))
+                except Exception as exc:
+                    conflict = lost_to_another(exc)
+                    if conflict is None or conflicts >= CONFLICT_RETRIES:
+                        raise
+                    conflicts += 1
+                    # Rolled back whole; the messages are still claimed by this worker.
+                    log.warning(
+                        "intake: a batch of %d message(s) was ended by the database in favour "
+                        "of another transaction (%s); working it again",
+                        len(held),
+                        conflict,
+                    )
+                    continue
+                for inbound_id, status, kind in worked:
                     held.remove(inbound_id)
                     report.count(status, kind)
             if self.stop.is_set():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import email.policy
+import logging
 import sqlite3
 import threading
 import time
@@ -33,8 +34,9 @@ from intake.rawstore import RawStore
 from notifications.models import OutboxMessage
 from tests.fixtures.dovecot import opening_handler, plain_request
 from tests.test_intake_process import Recorder, count, deliver, maildir_config, rows
+from tests.test_workflow_helpers import seed
 from workflow.cases import create_case, hold_case_by_id, record
-from workflow.models import Case
+from workflow.models import Case, Organisation
 
 
 class DatabaseGoesAway(Recorder):
@@ -429,3 +431,66 @@ def test_a_message_that_holds_a_case_ends_its_batch_transaction(
     assert seen["first"] is seen["second HOLD"]  # the batch went on up to the hold
     assert seen["third"] is not seen["second HOLD"]
     assert seen["third"] is seen["fourth"]  # and on again, in the next transaction
+
+
+class Deadlocking(Recorder):
+    """On its first message, locks one organisation, lets another transaction lock a
+    second, then asks for that one, while the other asks for the first: PostgreSQL ends one
+    of the two. The other transaction asks a moment later, so it is intake's wait that
+    runs out first (deadlock_timeout) and intake that is ended."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__()
+        self.database = database
+        self.other_holds = threading.Event()
+        self.other: threading.Thread | None = None
+        self.other_error: list[BaseException] = []
+
+    def __call__(self, session, inbound, mail, classification) -> str:
+        if self.other is None:
+            lock(session, "A81001")
+            self.other = threading.Thread(target=self._other, daemon=True)
+            self.other.start()
+            assert self.other_holds.wait(10)
+            lock(session, "B82002")  # ended by PostgreSQL: a deadlock
+        return super().__call__(session, inbound, mail, classification)
+
+    def _other(self) -> None:
+        try:
+            with self.database.transaction() as session:
+                lock(session, "B82002")
+                self.other_holds.set()
+                time.sleep(0.3)
+                lock(session, "A81001")
+        except BaseException as exc:
+            self.other_error.append(exc)
+
+
+def lock(session, code: str) -> None:
+    session.execute(select(Organisation.id).where(Organisation.code == code).with_for_update())
+
+
+def test_a_batch_ended_by_a_deadlock_is_worked_again_at_once(
+    database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no deadlock between two")
+    with database.transaction() as session:
+        seed(session)
+    config = maildir_config(database, tmp_path)
+    deliver(config, plain_request(1), plain_request(2), plain_request(3))
+    poll_all(database, config)
+    handler = Deadlocking(database)
+    processor = Processor(
+        database, RawStore(config.storage.raw_dir), handler, process_settings(config)
+    )
+    with caplog.at_level(logging.WARNING, logger="intake.process"):
+        report = processor.run()
+    assert handler.other is not None
+    handler.other.join(10)
+    assert handler.other_error == []  # the other transaction went on
+    assert report.processed == 3  # in the same round, not the next
+    assert len(handler.calls) == 3 and count(database, Case) == 3
+    said = [r.getMessage() for r in caplog.records]
+    assert any("in favour of another transaction (a deadlock)" in s for s in said)
+    assert not any("unavailable" in s for s in said)
