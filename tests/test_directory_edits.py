@@ -80,6 +80,7 @@ def test_signer_edits_and_their_refusals(db: Database) -> None:
         (dict(org_code="B82002", email="ann.lee@nhs.net", capacity="gp_partner"), "already"),
         (dict(org_code="B82002", email="new@nhs.net", capacity="nurse"), "not a signer's capacity"),
         (dict(org_code="QHM", email="new@nhs.net", capacity="gp_partner"), "is an ICB"),
+        (dict(org_code="U12345", email="new@nhs.net", capacity="gp_partner"), "is a PCN: its"),
         (dict(org_code="Z99999", email="new@nhs.net", capacity="gp_partner"), "no organisation"),
         (dict(org_code="B82002", email="not-an-address", capacity="gp_partner"), "valid email"),
     ]

@@ -10,7 +10,14 @@ import pytest
 from sqlalchemy import func, select
 
 from core.catalogue import Service
-from workflow.directory import admins, find_ael_contact, get_org, main_contact, signers_for
+from workflow.directory import (
+    admins,
+    find_ael_contact,
+    get_org,
+    grant_role,
+    main_contact,
+    signers_for,
+)
 from workflow.imports import (
     ImportFileError,
     import_ael,
@@ -503,3 +510,32 @@ def test_an_unreadable_csv_cell_stops_the_import_with_its_line(database, tmp_pat
         import_ods(session, path, actor="tester")
     with database.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Organisation)) == 0
+
+
+def test_an_organisation_holding_roles_keeps_its_kind(loaded, tmp_path) -> None:
+    """Its roles belong to its kind's services. Without roles, a kind loaded wrongly can
+    still be put right."""
+    as_practice = "code,name,type,icb_code\nU12345,Stockton PCN,gp_practice,QHM\n"
+    as_pcn = "code,name,type,icb_code\nU12345,Stockton PCN,pcn,QHM\n"
+
+    def kind_after(text: str) -> tuple[list[str], str]:
+        with loaded.transaction() as session:
+            report = import_organisations(session, write(tmp_path, "o.csv", text), actor="t")
+            org = get_org(session, "U12345")
+            assert org is not None
+            return [str(e) for e in report.errors], org.type
+
+    assert kind_after(as_practice) == ([], "gp_practice")  # no roles: put right freely
+    assert kind_after(as_pcn) == ([], "pcn")
+    with loaded.transaction() as session:
+        grant_role(
+            session,
+            org_code="U12345",
+            email="lead@nhs.net",
+            name="Pat Lead",
+            role="PCN User Admin",
+            actor="tester",
+            reason="setup",
+        )
+    refused = "row 2: U12345 holds open roles as a PCN; end them before making it a Practice"
+    assert kind_after(as_practice) == ([refused], "pcn")

@@ -24,8 +24,9 @@ from tests.test_workflow_helpers import (
     outbox,
     token_for,
 )
-from workflow import actions
+from workflow import actions, directory
 from workflow.env import WorkflowEnv
+from workflow.models import Signer
 
 
 def test_gpp_form_happy_path(db: Database, env: WorkflowEnv) -> None:
@@ -191,6 +192,36 @@ def test_pcn_form_from_the_pcn_asks_every_ael_contact(db: Database, env: Workflo
     assert asked == sorted([ICB_CONTACT[1], ICB_CONTACT_2[1]])
     answer(db, env, ref, ICB_CONTACT_2, "approved")
     assert holders(db, "U12345", "pcn") == [NOMINEE[1]]
+
+
+def test_a_signer_recorded_at_a_pcn_is_never_asked_and_never_counts(
+    db: Database, env: WorkflowEnv
+) -> None:
+    """R6: a PCN's approvers are its ICB's AEL contacts. A signer recorded at the PCN before
+    that was refused (written here straight into the table) is not asked, cannot be asked
+    by a caseworker, and is not among the PCN's signers."""
+    with db.transaction() as session:
+        pcn = directory.get_org(session, "U12345")
+        assert pcn is not None
+        session.add(
+            Signer(organisation=pcn, name="Pat Pcn", email="pat.pcn@nhs.net", capacity="gp_partner")
+        )
+    request = gpp_form(
+        organisation_code="U12345",
+        signer=None,
+        nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
+    )
+    request.kind = "pcn_admin_form"
+    ref = open_request(db, env, request)
+    asked = sorted(m.to_address for m in outbox(db, "approval_request"))
+    assert asked == sorted([ICB_CONTACT[1], ICB_CONTACT_2[1]])
+    with db.transaction() as session:
+        assert directory.signers_for(session, "U12345") == []
+        with pytest.raises(actions.ActionRefused):
+            actions.send_approval_request(
+                session, env, ref, by="cw@pcse.test", approver_email="pat.pcn@nhs.net"
+            )
+    assert holders(db, "U12345", "pcn") == []
 
 
 def test_pl_request_with_an_existing_admin_is_answered(db: Database, env: WorkflowEnv) -> None:

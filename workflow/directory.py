@@ -238,11 +238,27 @@ def roles_of(session: Session, email: str) -> list[RoleAssignment]:
     )
 
 
+# R6: a signer authorises for its own practice (or contractor); a PCN's and an ICB's
+# approvers are the ICB's contacts on the Authorised Email List. A signer somehow recorded
+# at one of these (before this rule, say) is never asked and never counts.
+TAKES_NO_SIGNERS = frozenset({"pcn", "icb"})
+
+
+def no_signers_at(org: Organisation) -> str:
+    """Why a signer cannot be recorded at this organisation, in words."""
+    kind = "a PCN" if org.type == "pcn" else "an ICB"
+    icb = "its ICB's" if org.type == "pcn" else "its"
+    return (
+        f"{org.code} is {kind}: its approvers are {icb} contacts on the Authorised Email "
+        "List, not practice signers."
+    )
+
+
 def signers_for(session: Session, org_code: str) -> list[Signer]:
     """The organisation's active practice signers, in order of preference
-    (core.catalogue.SIGNER_CAPACITIES)."""
+    (core.catalogue.SIGNER_CAPACITIES); none at a PCN or an ICB (TAKES_NO_SIGNERS)."""
     org = get_org(session, org_code)
-    if org is None:
+    if org is None or org.type in TAKES_NO_SIGNERS:
         return []
     rows = session.scalars(_ACTIVE_SIGNERS, {"org": org.id}).all()
     preference = ["gp_partner", "caldicott_guardian", "company_director"]

@@ -26,11 +26,13 @@ from core.catalogue import (
 )
 from core.timeutil import utcnow
 from workflow.directory import (
+    TAKES_NO_SIGNERS,
     Change,
     find_ael_contact,
     find_signer,
     get_org,
     grant_role,
+    no_signers_at,
     record_event,
 )
 from workflow.models import AelContact, Organisation, RoleAssignment, Signer
@@ -72,12 +74,8 @@ def _signer_org(session: Session, code: str) -> Organisation:
         raise RuleViolation(
             "unknown_organisation", f"There is no organisation {code} in the directory."
         )
-    if org.type == "icb":
-        raise RuleViolation(
-            "no_signers_here",
-            f"{org.code} is an ICB: its approvers are its contacts on "
-            "the Authorised Email List, not practice signers.",
-        )
+    if org.type in TAKES_NO_SIGNERS:
+        raise RuleViolation("no_signers_here", no_signers_at(org))
     return org
 
 

@@ -28,8 +28,8 @@ from core.db import is_postgres
 from core.errors import PcseError
 from core.timeutil import utcnow
 from forms.normalise import ORG_TYPE_WORDS, clean_ods, is_valid_ods, normalise_email
-from workflow.directory import get_org, grant_role, record_event
-from workflow.models import AelContact, DirectoryEvent, Organisation, Signer
+from workflow.directory import TAKES_NO_SIGNERS, get_org, grant_role, no_signers_at, record_event
+from workflow.models import AelContact, DirectoryEvent, Organisation, RoleAssignment, Signer
 from workflow.rules import ORG_TYPE_LABELS, RuleViolation
 
 ORG_HEADER = ("code", "name", "type", "icb_code")
@@ -253,6 +253,11 @@ def import_organisations(
         if not changed:
             report.unchanged += 1
             continue
+        if "type" in changed and _holds_open_roles(session, org):
+            # Its roles belong to its kind's services: a PCN turned practice would keep
+            # its PCN User Admin and take GPP admins besides.
+            report.errors.append(RowError(number, _kind_held(org, values["type"])))
+            continue
         for key, (_, new) in changed.items():
             setattr(org, key, new)
         org.updated_at = now
@@ -268,6 +273,20 @@ def import_organisations(
         report.updated += 1
     session.flush()
     return report
+
+
+def _holds_open_roles(session: Session, org: Organisation) -> bool:
+    found = select(RoleAssignment.id).where(
+        RoleAssignment.organisation_id == org.id, RoleAssignment.ended_at.is_(None)
+    )
+    return session.scalar(found.limit(1)) is not None
+
+
+def _kind_held(org: Organisation, new_type: str) -> str:
+    return (
+        f"{org.code} holds open roles as {_a(ORG_TYPE_LABELS.get(org.type, org.type))}; end "
+        f"them before making it {_a(ORG_TYPE_LABELS.get(new_type, new_type))}"
+    )
 
 
 # --------------------------------------------------------------------------- role holders
@@ -423,6 +442,8 @@ def import_signers(
             org = get_org(session, code)
             if org is None:
                 raise RowProblem(f"there is no organisation {code} in the directory")
+            if org.type in TAKES_NO_SIGNERS:
+                raise RowProblem(no_signers_at(org))
         except RowProblem as problem:
             report.errors.append(RowError(number, str(problem)))
             continue
