@@ -432,7 +432,8 @@ class _Reader:
     def read_part(self, part: Message, depth: int, enclosed: bool) -> None:
         ctype = _content_type(part)
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
-            self.mail.delivery_status = True
+            # A report inside a forwarded message is what was forwarded, not this one.
+            self.mail.delivery_status = self.mail.delivery_status or not enclosed
             return
         if ctype in ("text/rfc822-headers", "message/rfc822-headers"):
             inner = email.message_from_bytes(_payload_bytes(part), policy=_POLICY)
@@ -559,8 +560,11 @@ class _BoundedCompat32(Compat32):
 _MIME_HEADERS = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
 _POLICY = _BoundedCompat32()
 
-# A Content-Type header opening a multipart, or a line that may be a boundary delimiter.
-_MIME_MARK = re.compile(rb"^(?:(?P<open>content-type:[ \t]*multipart/)|--)", re.I | re.M)
+# A Content-Type header opening a multipart (its value may be folded onto the next line),
+# or a line that may be a boundary delimiter.
+_MIME_MARK = re.compile(
+    rb"^(?:(?P<open>content-type:[ \t]*(?:\r?\n[ \t]+)*multipart/)|--)", re.I | re.M
+)
 _HEADER_END = re.compile(rb"\n(?![ \t])")
 _BOUNDARY_PARAM = re.compile(
     rb'boundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I
@@ -589,11 +593,12 @@ def _boundary_depth(raw: bytes) -> int:
             end = _HEADER_END.search(raw, start, start + MAX_MIME_HEADER_CHARS)
             header = raw[start : end.start() if end else start + MAX_MIME_HEADER_CHARS]
             found = _BOUNDARY_PARAM.search(header)
-            if found:
-                name = found.group(1) or found.group(2)
-                stack.append(name)
-                counts[name] = counts.get(name, 0) + 1
-                deepest = max(deepest, len(stack))
+            # A boundary not read here (RFC 2231 `boundary*0=`, say) is one the email
+            # package may still read: its multipart counts as open, never closed.
+            name = (found.group(1) or found.group(2)) if found else b"\0unread %d" % start
+            stack.append(name)
+            counts[name] = counts.get(name, 0) + 1
+            deepest = max(deepest, len(stack))
             continue
         line_end = raw.find(b"\n", start, start + 210)
         line = raw[start : line_end if line_end >= 0 else start + 210].rstrip()

@@ -567,6 +567,14 @@ class Processor:
 
     def _handle(self, session: Session, row: InboundMessage, seen: dict[str, Any]) -> Outcome:
         mail = self.read(row)
+        if not mail.headers.get("from") and mail.header_break:
+            # The email package ended the headers early: the From may stand below the break,
+            # so this is not mail with nobody to answer, and a person must read it.
+            raise UnreadableMessage(
+                f"Its header section is malformed ({mail.header_break}), and no From header "
+                "was read before the break, so who sent it is not known. Open the original "
+                "to read it."
+            )
         seen["sender"] = self._sender_facts(mail)
         found = classify(
             mail,

@@ -260,3 +260,26 @@ def test_pages_show_a_message_nested_too_deep_to_read(web: WebClient) -> None:
         assert "only the headers were read: its MIME structure is nested 1000 levels" in page
     assert original.status_code == 200 and original.content == nested(1000)
     assert attachment.status_code == 404
+
+
+def nested_written(levels: int, style: str) -> bytes:
+    """`levels` multiparts, each opened with its Content-Type folded onto a second line,
+    or with an RFC 2231 boundary the guard does not read."""
+    body = b"Content-Type: text/plain\r\n\r\nPlease set up an admin.\r\n"
+    for i in range(levels):
+        opening = {
+            "folded": b"Content-Type:\r\n multipart/mixed; boundary=b%d\r\n" % i,
+            "rfc2231": b"Content-Type: multipart/mixed; boundary*0=b%d\r\n" % i,
+        }[style]
+        body = opening + b"\r\n--b%d\r\n" % i + body + b"\r\n--b%d--\r\n" % i
+    return b"From: a@example.org\r\nSubject: hostile\r\nMIME-Version: 1.0\r\n" + body
+
+
+@pytest.mark.parametrize("style", ["folded", "rfc2231"])
+def test_nesting_is_seen_however_the_multipart_is_written(style: str) -> None:
+    """The email package reads both forms; each level of either costs it a check of every
+    later line, so 900 levels in a third of a megabyte took 7.6 s of CPU unseen."""
+    raw = nested_written(900, style)
+    assert mime_nesting(raw) == 900
+    found = in_child(_summary, raw + b"x\r\n" * 100_000)
+    assert found["unreadable"] is not None and "900 levels deep" in found["unreadable"]

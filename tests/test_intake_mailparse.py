@@ -9,6 +9,7 @@ from email.message import EmailMessage
 import pytest
 
 from intake.charsets import decode_bytes
+from intake.classify import bounce_reason
 from intake.ledger import header_facts
 from intake.mailparse import parse_mail, safe_filename
 from intake.tnef import unpack_tnef
@@ -215,3 +216,33 @@ def test_header_facts_for_the_ledger() -> None:
     assert facts.from_address == "renee@example.nhs.uk"
     assert facts.subject == "Café"
     assert header_facts(b"\xff\xfe garbage").message_id is None
+
+
+def delivery_report(recipient: str) -> bytes:
+    return (
+        b"From: MAILER-DAEMON@example.org\r\nSubject: Undeliverable\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="r"\r\n\r\n'
+        b"--r\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n"
+        b"--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+        b"Reporting-MTA: dns; mx.example.org\r\n\r\nFinal-Recipient: rfc822; "
+        + recipient.encode()
+        + b"\r\nAction: failed\r\nStatus: 5.1.1\r\n--r--\r\n"
+    )
+
+
+def test_a_bounce_forwarded_inside_a_request_does_not_make_it_a_bounce() -> None:
+    """What was forwarded is the other message's report; this one asks for something."""
+    raw = (
+        b"From: Practice Manager <pm@nhs.net>\r\nSubject: Please set up Jane\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        b"--m\r\nContent-Type: text/plain\r\n\r\nPlease make Jane Doe a GPP admin; our "
+        b"earlier email bounced (attached).\r\n"
+        b"--m\r\nContent-Type: message/rfc822\r\n\r\n"
+        + delivery_report("old@nhs.net")
+        + b"\r\n--m--\r\n"
+    )
+    mail = parse_mail(raw)
+    assert not mail.delivery_status and bounce_reason(mail) is None
+    assert "GPP admin" in mail.text
+    report = parse_mail(delivery_report("pm@nhs.net"))  # the report itself still is one
+    assert report.delivery_status and bounce_reason(report) is not None

@@ -286,3 +286,25 @@ def test_nul_characters_never_reach_the_database(database: Database, tmp_path: P
     [row] = rows(database)
     assert "\x00" not in (row.subject or "") + (row.message_id or "") + row.outcome
     assert row.subject == "Request  with a NUL"
+
+
+def test_a_from_below_a_malformed_header_line_goes_to_a_person(
+    database: Database, tmp_path: Path
+) -> None:
+    """ "Organisation : X" (a space before the colon) ends the headers for the email package,
+    so the From below it is not read: the message is failed with the reason, for a person,
+    never filed away as mail with no sender."""
+    config = maildir_config(database, tmp_path)
+    deliver(config)  # the Maildir, empty: its own writer would rewrite the headers
+    inbox = Path(config.mailboxes[0].maildir)
+    (inbox / "new" / "1.odd.host").write_bytes(
+        b"Subject: New admin\r\nOrganisation : The Surgery\r\n"
+        b"From: Practice Manager <pm@nhs.net>\r\nMessage-ID: <odd1@nhs.net>\r\n\r\n"
+        b"Please make Jane Doe a GPP admin.\r\n"
+    )
+    poll_all(database, config)
+    handler = Recorder()
+    report = process_pending(database, config, handler)
+    [row] = rows(database)
+    assert (report.failed, row.status, handler.calls) == (1, "failed", [])
+    assert "malformed" in (row.error or "") and "no From header" in (row.error or "")
