@@ -330,7 +330,16 @@ def _refused(
         and sender.parsed_cleanly
         and sender.address != approval.approver_email
     ):
-        # Someone else answered with the code (a forwarded email): the approver may still.
+        # Someone else answered with the code (a forwarded email): the approver may still,
+        # so the case waits on; but a person reads what they wrote (a colleague's request
+        # sent on the approval email, say), or it would be filed away unseen.
+        new_replies.mark(
+            session,
+            env,
+            case,
+            inbound,
+            "an email carrying the approval code came from someone other than the approver asked",
+        )
         return f"Approval answer refused: {refusal}"
     move(
         session,
