@@ -26,6 +26,7 @@ from tests.test_workflow_helpers import (
     mail_from,
     open_request,
     outbox,
+    pcn_form,
 )
 from workflow import actions, new_replies
 from workflow.env import WorkflowEnv
@@ -41,12 +42,7 @@ def _reply(db: Database, env: WorkflowEnv, ref: str, sender=MANAGER, text="One m
 
 
 def test_a_late_no_from_a_second_approver_reaches_a_person(db: Database, env: WorkflowEnv) -> None:
-    request = gpp_form(
-        organisation_code="U12345",
-        signer=None,
-        nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
-    )
-    request.kind = "pcn_admin_form"
+    request = pcn_form()
     ref = open_request(db, env, request)
     answer(db, env, ref, ICB_CONTACT_2, "approved")
     assert case_of(db, ref).state == "completed" and case_of(db, ref).new_reply_at is None

@@ -22,6 +22,7 @@ from tests.test_workflow_helpers import (
     ms365_env,
     open_request,
     outbox,
+    pcn_form,
     token_for,
 )
 from workflow import actions, directory
@@ -146,12 +147,7 @@ def test_main_contact_replaced_and_the_old_one_told(db: Database, env: WorkflowE
 def test_pcn_form_sent_by_an_ael_contact_from_inside_the_tenant_is_applied_at_once(
     db: Database,
 ) -> None:
-    request = gpp_form(
-        organisation_code="U12345",
-        signer=None,
-        nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
-    )
-    request.kind = "pcn_admin_form"
+    request = pcn_form()
     inside = {"authentication_results": [], "auth_as": ["Internal"]}
     ref = open_request(db, ms365_env(), request, sender=ICB_CONTACT, **inside)
     assert case_of(db, ref).state == "completed"
@@ -165,12 +161,7 @@ def test_pcn_form_sent_by_an_ael_contact_vouched_for_by_dmarc_asks_the_ael_conta
 ) -> None:
     """Under `authserv-id` DMARC vouches for her From, not for whom she sent it to: she and
     the other AEL contact are asked with codes, and her own answer decides."""
-    request = gpp_form(
-        organisation_code="U12345",
-        signer=None,
-        nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
-    )
-    request.kind = "pcn_admin_form"
+    request = pcn_form()
     ref = open_request(db, env, request, sender=ICB_CONTACT)
     assert case_of(db, ref).state == "awaiting_approval"
     asked = sorted(m.to_address for m in outbox(db, "approval_request"))
@@ -181,12 +172,7 @@ def test_pcn_form_sent_by_an_ael_contact_vouched_for_by_dmarc_asks_the_ael_conta
 
 
 def test_pcn_form_from_the_pcn_asks_every_ael_contact(db: Database, env: WorkflowEnv) -> None:
-    request = gpp_form(
-        organisation_code="U12345",
-        signer=None,
-        nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
-    )
-    request.kind = "pcn_admin_form"
+    request = pcn_form()
     ref = open_request(db, env, request)
     asked = sorted(m.to_address for m in outbox(db, "approval_request"))
     assert asked == sorted([ICB_CONTACT[1], ICB_CONTACT_2[1]])
@@ -206,12 +192,7 @@ def test_a_signer_recorded_at_a_pcn_is_never_asked_and_never_counts(
         session.add(
             Signer(organisation=pcn, name="Pat Pcn", email="pat.pcn@nhs.net", capacity="gp_partner")
         )
-    request = gpp_form(
-        organisation_code="U12345",
-        signer=None,
-        nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
-    )
-    request.kind = "pcn_admin_form"
+    request = pcn_form()
     ref = open_request(db, env, request)
     asked = sorted(m.to_address for m in outbox(db, "approval_request"))
     assert asked == sorted([ICB_CONTACT[1], ICB_CONTACT_2[1]])

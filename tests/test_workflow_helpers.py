@@ -200,6 +200,17 @@ def gpp_form(**fields: Any) -> ParsedRequest:
     )
 
 
+def pcn_form() -> ParsedRequest:
+    """A PCN user admin request for U12345, naming NOMINEE, with no signer."""
+    request = gpp_form(
+        organisation_code="U12345",
+        signer=None,
+        nominees=[{"name": NOMINEE[0], "email": NOMINEE[1], "services": ["pcn"]}],
+    )
+    request.kind = "pcn_admin_form"
+    return request
+
+
 def email_request(kind: str, **fields: Any) -> ParsedRequest:
     values: dict[str, Any] = {
         "organisation_code": "A81001",
