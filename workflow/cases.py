@@ -39,7 +39,7 @@ from core.rowwrites import (
 )
 from core.states import WAITING_STATES, CaseKind, CaseState, check_move
 from core.timeutil import utcnow
-from workflow import history_lines
+from workflow import directory, history_lines
 from workflow.models import Case, Organisation, RefCounter
 
 
@@ -290,15 +290,9 @@ def _held(session: Session, which: Any) -> Case | None:
 
 
 def _hold_organisations(session: Session, codes: list[str | None]) -> None:
-    # In the order of their ids, as the directory locks several (workflow.directory).
-    named = sorted({code for code in codes if code})
+    named = {code for code in codes if code}
     if named:
-        session.execute(
-            select(Organisation.id)
-            .where(Organisation.code.in_(named))
-            .order_by(Organisation.id)
-            .with_for_update()
-        )
+        directory.lock_organisations(session, Organisation.code.in_(named))
 
 
 def record(

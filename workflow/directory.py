@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, event, inspect, select
 from sqlalchemy.orm import Session, contains_eager, object_session
+from sqlalchemy.sql.elements import ColumnElement
 
 from core.catalogue import (
     AEL_GP_PAYMENTS_GENERAL,
@@ -675,16 +676,14 @@ def set_main_contact(
     return change
 
 
-def _lock_orgs(session: Session, org_ids: list[int]) -> None:
-    if not org_ids:
-        return
+def lock_organisations(session: Session, which: ColumnElement[bool]) -> None:
+    """Hold these organisations to the end of the transaction, in the order of their ids:
+    every holder of several takes them so, and after any case it holds
+    (workflow.cases.hold_case), so that no two wait on each other."""
     write_now(session)
-    session.scalars(
-        select(Organisation)
-        .where(Organisation.id.in_(org_ids))
-        .order_by(Organisation.id)
-        .with_for_update()
-    ).all()
+    session.execute(
+        select(Organisation.id).where(which).order_by(Organisation.id).with_for_update()
+    )
     note_holding(session)
 
 
@@ -708,7 +707,8 @@ def deactivate_person(
     locked: set[int] = set()
     while True:
         wanted = {a.organisation_id for a in open_roles} - locked
-        _lock_orgs(session, sorted(wanted))
+        if wanted:
+            lock_organisations(session, Organisation.id.in_(wanted))
         locked |= wanted
         saved = session.begin_nested()
         person = _hold_person(session, address, exclusive=True) or person
