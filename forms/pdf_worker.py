@@ -1,66 +1,20 @@
 """The sandboxed PDF worker: `python -m forms.pdf_worker MEMORY_MB`.
 
 It caps its own address space (RLIMIT_AS), file writes and core dumps before it touches
-any PDF, then answers requests on stdin/stdout until stdin closes. Each request is a
-length-prefixed JSON header followed by the PDF bytes; each answer is length-prefixed JSON
-(never pickle: the answer comes from code that has read hostile input).
+any PDF, then answers requests on stdin/stdout until stdin closes, in the frames of
+core.child_process: a JSON header and the PDF's bytes in, JSON out (never pickle: the
+answer comes from code that has read hostile input).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import resource
-import struct
 import sys
 import time
-from typing import IO, Any
+from typing import Any
 
-HEADER = struct.Struct(">I")
-MAX_HEADER = 1 << 20
-
-
-def limit_resources(memory_mb: int) -> None:
-    memory = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    # The worker never writes files.
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-
-
-def send(out: IO[bytes], message: dict[str, Any]) -> None:
-    body = json.dumps(message, separators=(",", ":")).encode()
-    out.write(HEADER.pack(len(body)) + body)
-    out.flush()
-
-
-def _read_exactly(inp: IO[bytes], size: int) -> bytes | None:
-    chunks = []
-    while size:
-        chunk = inp.read(size)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def receive(inp: IO[bytes]) -> tuple[dict[str, Any], bytes] | None:
-    head = _read_exactly(inp, HEADER.size)
-    if head is None:
-        return None
-    (length,) = HEADER.unpack(head)
-    if length > MAX_HEADER:
-        return None
-    raw = _read_exactly(inp, length)
-    if raw is None:
-        return None
-    request = json.loads(raw)
-    data = _read_exactly(inp, int(request["size"]))
-    if data is None:
-        return None
-    return request, data
+from core.child_process import limit_resources, protocol_streams, receive, send
 
 
 def _dispatch(request: dict[str, Any], data: bytes) -> dict[str, Any]:
@@ -123,10 +77,7 @@ def _children_cpu() -> float:
 
 def main() -> None:
     memory_mb = int(sys.argv[1])
-    # Keep the protocol on a private copy of stdout; stray prints go to stderr.
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    inp = sys.stdin.buffer
+    inp, out = protocol_streams()
     limit_resources(memory_mb)
     logging.getLogger("pdfminer").setLevel(logging.ERROR)
     import forms.pdf_extract  # noqa: F401  (loaded once, before the first request)

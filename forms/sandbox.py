@@ -1,6 +1,7 @@
 """Run the PDF extractor in a child process with time, memory and page limits.
 
-A few pre-started workers (forms/pdf_worker.py) are kept and reused, so a form costs one
+A few pre-started workers (forms/pdf_worker.py, children as core.child_process runs
+them) are kept and reused, so a form costs one
 round trip rather than a new interpreter. A worker that runs out of time is killed; one
 that fails in any way is replaced, so a hostile file can cost at most one worker and the
 time limit, never the caller.
@@ -9,23 +10,14 @@ time limit, never the caller.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import json
 import os
-import select
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from core.child_process import Child, ChildDied
 from core.errors import PcseError
-from forms.pdf_worker import HEADER, MAX_HEADER
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-START_TIMEOUT_SECONDS = 60.0
 # A worker is replaced after this many documents, to bound slow leaks in the parser.
 JOBS_PER_WORKER = 500
 
@@ -62,59 +54,19 @@ class WorkerFailure:
     detail: str
 
 
-class WorkerDied(Exception):
-    pass
+WorkerDied = ChildDied
 
 
 class PdfReaderUnavailable(PcseError, RuntimeError):
     """The sandboxed reader itself cannot run (not a property of any file)."""
 
 
-# What the worker may see of the service's environment: what Python and the C library need
-# to run and find their files. Never the IMAP, SMTP, OAuth2, database or web secrets.
-PASSED_ENVIRONMENT = (
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "HOME",
-    "TMPDIR",
-    "TZ",
-    "PYTHONHOME",
-    "VIRTUAL_ENV",
-    "TESSDATA_PREFIX",  # where Tesseract's models are, when not where Debian puts them
-)
-
-
-def worker_environment() -> dict[str, str]:
-    """The environment a PDF worker starts with."""
-    env = {name: os.environ[name] for name in PASSED_ENVIRONMENT if name in os.environ}
-    # The project first, so that `python -m forms.pdf_worker` imports this checkout.
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
-    )
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # the worker may write no files
-    return env
-
-
-class Worker:
+class Worker(Child):
     """One child process reading PDFs one at a time."""
 
     def __init__(self, memory_mb: int) -> None:
         self.memory_mb = memory_mb
-        self.jobs = 0
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "forms.pdf_worker", str(memory_mb)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=worker_environment(),
-            cwd=str(PROJECT_ROOT),
-        )
-        ready = self._receive(time.monotonic() + START_TIMEOUT_SECONDS)
-        if not ready.get("ready"):
-            self.kill()
-            raise WorkerDied("the PDF worker did not start")
+        super().__init__("forms.pdf_worker", str(memory_mb))
 
     def run(
         self, data: bytes, limits: PdfLimits, marks: list[str], job: dict[str, Any] | None = None
@@ -122,68 +74,11 @@ class Worker:
         """Send one document and wait for the answer; raises TimeoutError or WorkerDied.
         `job` says what to do with it when that is not reading a PDF's fields and text
         ({"op": "ocr"} or {"op": "render", "page": 0, "width": 800})."""
-        self.jobs += 1
-        header = json.dumps(
-            {"size": len(data), "max_pages": limits.max_pages, "marks": marks, **(job or {})}
-        ).encode()
-        assert self.process.stdin is not None
-        try:
-            self.process.stdin.write(HEADER.pack(len(header)) + header)
-            self.process.stdin.write(data)
-            self.process.stdin.flush()
-        except (OSError, ValueError) as exc:  # ValueError: its pipe closed by the pool
-            raise WorkerDied("the PDF worker stopped") from exc
         timeout = limits.ocr_timeout_seconds if job else limits.timeout_seconds
-        return self._receive(time.monotonic() + timeout)
-
-    def _receive(self, deadline: float) -> dict[str, Any]:
-        head = self._read(HEADER.size, deadline)
-        (length,) = HEADER.unpack(head)
-        if length > MAX_HEADER * 64:
-            raise WorkerDied("the PDF worker answered nonsense")
-        return json.loads(self._read(length, deadline))
-
-    def _read(self, size: int, deadline: float) -> bytes:
-        assert self.process.stdout is not None
-        chunks: list[bytes] = []
-        try:
-            fd = self.process.stdout.fileno()
-            while size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                readable, _, _ = select.select([fd], [], [], remaining)
-                if not readable:
-                    raise TimeoutError
-                chunk = os.read(fd, min(size, 1 << 20))
-                if not chunk:
-                    raise WorkerDied(f"the PDF worker stopped ({self._exit_status()})")
-                chunks.append(chunk)
-                size -= len(chunk)
-        except TimeoutError:  # an OSError too: the deadline, raised above
-            raise
-        except (ValueError, OSError) as exc:
-            # Its pipe closed under this thread: the pool killed it (the process is ending).
-            raise WorkerDied("the PDF worker was stopped") from exc
-        return b"".join(chunks)
-
-    def _exit_status(self) -> str:
-        code = self.process.wait(timeout=5)
-        return f"signal {-code}" if code < 0 else f"exit status {code}"
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        answer, _ = self.request(
+            {"max_pages": limits.max_pages, "marks": marks, **(job or {})}, data, timeout
+        )
+        return answer
 
 
 class WorkerPool:

@@ -19,8 +19,9 @@ import pytest
 import uvicorn
 
 from caseworker.serving import server_config
+from core.child_process import PASSED_ENVIRONMENT
 from demo.mail import stories
-from forms.sandbox import PASSED_ENVIRONMENT, Worker
+from forms.sandbox import Worker
 from tests.fixtures.browser import CASEWORKER, PASSWORD, add_accounts, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
