@@ -11,6 +11,7 @@ with a self-signed certificate.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
 import secrets
@@ -25,6 +26,8 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -419,3 +422,95 @@ def plain_request(
     ]
     # IMAP servers store CRLF line ends; so does this, so that bytes compare equal.
     return ("\r\n".join(lines) + "\r\n").replace("\r\n", "\n").replace("\n", "\r\n").encode()
+
+
+def outlook_request(number: int, *, sender: str | None = None, logo: bool = False) -> bytes:
+    """The same request as Outlook on NHSmail sends one: a header section of relays and
+    Exchange's stamps (about 7 KB) and a plain and a Word-made HTML body (about 13 KB);
+    with `logo`, a logo in the signature (which is read as a possible form)."""
+    sender = sender or f"practice{number}@example.nhs.uk"
+    msg = EmailMessage(policy=SMTP)
+    for hop in range(8):
+        msg["Received"] = (
+            f"from AM{hop}PR02MB{number % 9000 + 1000}.eurprd02.prod.outlook.com "
+            f"(2603:10a6:20b:{hop}a::{number % 97}) by "
+            f"AM{hop + 1}PR02CA00{hop}.outlook.office365.com "
+            f"(2603:10a6:208:{hop}::{hop}) with Microsoft SMTP Server (version=TLS1_2, "
+            "cipher=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384) id 15.20.7452.28; "
+            "Mon, 2 Feb 2026 09:30:0{0} +0000".format(hop)
+        )
+    msg["ARC-Seal"] = "i=1; a=rsa-sha256; s=arcselector9901; d=microsoft.com; cv=none; b=" + (
+        "Qm9ndXMgc2lnbmF0dXJlIGJ5dGVzIGZvciBhIGJlbmNobWFyaw" * 6
+    )
+    msg["ARC-Message-Signature"] = (
+        "i=1; a=rsa-sha256; c=relaxed/relaxed; d=microsoft.com; s=arcselector9901; "
+        "h=From:Date:Subject:Message-ID:Content-Type:MIME-Version; bh="
+        + "c2lnbmVkIGJvZHkgaGFzaA" * 3
+        + "; b="
+        + "QVJDIG1lc3NhZ2Ugc2lnbmF0dXJl" * 8
+    )
+    msg["DKIM-Signature"] = (
+        "v=1; a=rsa-sha256; c=relaxed/relaxed; d=nhs.net; s=selector1; "
+        "h=From:Date:Subject:Message-ID:Content-Type:MIME-Version; bh="
+        + "Ym9keSBoYXNo" * 4
+        + "; b="
+        + "REtJTSBzaWduYXR1cmUgYnl0ZXM" * 8
+    )
+    for name in (
+        "X-MS-Exchange-Organization-Network-Message-Id",
+        "X-MS-Exchange-CrossTenant-OriginalArrivalTime",
+        "X-MS-Exchange-CrossTenant-FromEntityHeader",
+        "X-MS-Exchange-CrossTenant-Id",
+        "X-MS-Exchange-Transport-CrossTenantHeadersStamped",
+        "X-MS-PublicTrafficType",
+        "X-MS-TrafficTypeDiagnostic",
+        "X-MS-Office365-Filtering-Correlation-Id",
+        "X-Microsoft-Antispam",
+        "X-Forefront-Antispam-Report",
+    ):
+        msg[name] = f"{uuid.uuid4()}; CIP:255.255.255.255;CTRY:GB;LANG:en;SCL:1;SRV:;IPV:NLI"
+    msg["From"] = f"Practice Manager {number} <{sender}>"
+    msg["To"] = "PCSE Enquiries <pcse.portalenquiries@nhs.net>"
+    msg["Subject"] = f"PL Organisation Administrator request {number}"
+    msg["Message-ID"] = (
+        f"<AM0PR02MB{number}{uuid.uuid4().hex[:12]}@AM0PR02MB.eurprd02.prod.outlook.com>"
+    )
+    msg["Date"] = "Mon, 02 Feb 2026 09:30:00 +0000"
+    text = (
+        f"Hello,\n\nPlease set up Jane Doe {number} (jane.doe{number}@example.nhs.uk) as PL "
+        f"Organisation Administrator for practice A8{number % 10000:04d}.\n\n"
+        "Kind regards\n\nPractice Manager\nThe Surgery, High Street\nTel: 01632 960000\n\n"
+        "********************************************************************\n"
+        "This message may contain confidential information. If you are not the intended "
+        "recipient please inform the sender that you have received the message in error "
+        "before deleting it.\n"
+    )
+    msg.set_content(text)
+    paragraphs = "".join(
+        f'<p class=MsoNormal><span style=\'font-size:11.0pt;font-family:"Calibri",sans-serif;'
+        f"color:#1F497D'>{html.escape(line) or '&nbsp;'}<o:p></o:p></span></p>\n"
+        for line in text.splitlines()
+    )
+    styles = "".join(
+        f"p.MsoStyle{i}, li.MsoStyle{i}, div.MsoStyle{i} {{margin:0cm; font-size:11.0pt; "
+        f'font-family:"Calibri",sans-serif; mso-style-priority:{i};}}\n'
+        for i in range(60)
+    )
+    msg.add_alternative(
+        '<html xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:'
+        'office:office"><head><meta http-equiv=Content-Type content="text/html; '
+        f'charset=utf-8"><style><!--\n{styles}--></style></head>'
+        f'<body lang=EN-GB link="#0563C1" vlink="#954F72"><div class=WordSection1>\n'
+        f'{paragraphs}<p><img width=120 height=40 src="cid:image001.png@01DA0000"></p>'
+        "</div></body></html>",
+        subtype="html",
+    )
+    if logo:
+        msg.get_payload()[1].add_related(
+            bytes(range(256)) * 12,
+            "image",
+            "png",
+            cid="<image001.png@01DA0000>",
+            filename="image001.png",
+        )
+    return msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

@@ -1,7 +1,7 @@
 """Processing alone, in one process: CPU and SQL statements per plain request.
 
     .venv/bin/python bench/process_profile.py [--n 200] [--db sqlite|postgres] [--profile FILE]
-        [--statements]
+        [--statements] [--known] [--outlook]
 
 N plain requests are delivered to a Maildir and recorded in the ledger of a fresh
 database loaded with bench/mailmix.py's directory; five are processed to warm up, then
@@ -9,7 +9,9 @@ the rest are processed in this process (the workflow as `pcse poll` runs it), co
 the statements sent to the database. `--profile FILE` also writes a pyinstrument
 profile of that processing (pyinstrument is not a dependency: pip install it first);
 `--statements` lists each statement sent and how many times per request (a long one shown
-by its start and its end).
+by its start and its end). `--outlook` sends each request as Outlook on NHSmail would
+(bench/dovecot.py's outlook_request: relays' headers, an HTML body), where parsing costs
+several times what it costs for a small plain email.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import event  # noqa: E402
 
-from bench.dovecot import plain_request  # noqa: E402
+from bench.dovecot import outlook_request, plain_request  # noqa: E402
 from bench.mailmix import load_directory, organisations  # noqa: E402
 from bench.pgcluster import database_url  # noqa: E402
 from core.db import Database  # noqa: E402
@@ -65,8 +67,11 @@ def profiler(path: str | None) -> AbstractContextManager[Any]:
     return profiled()
 
 
-def request(number: int, *, known: bool) -> bytes:
-    """A plain request; with `known`, for one of the directory's practices."""
+def request(number: int, *, known: bool, outlook: bool = False) -> bytes:
+    """A plain request; with `known`, for one of the directory's practices; with
+    `outlook`, as Outlook on NHSmail sends one (headers, HTML, a logo)."""
+    if outlook:
+        return outlook_request(number)
     if not known:
         return plain_request(number)
     return plain_request(
@@ -89,11 +94,12 @@ def run(args: argparse.Namespace, folder: Path, url: str) -> None:
         storage=StorageConfig(raw_dir=str(folder / "raw")),
     )
     config = replace(
-        config, notifications=replace(config.notifications, max_replies_per_hour=10**6)
+        config,
+        notifications=replace(config.notifications, max_replies_per_hour=10**6),
     )
     box = mailbox.Maildir(str(folder / "inbox"), create=True)
     for number in range(args.n):
-        box.add(mailbox.MaildirMessage(request(number, known=args.known)))
+        box.add(mailbox.MaildirMessage(request(number, known=args.known, outlook=args.outlook)))
     box.close()
     poll_all(db, config)
     handler = build_handler(config)
@@ -114,7 +120,8 @@ def run(args: argparse.Namespace, folder: Path, url: str) -> None:
     db.dispose()
     n = max(report.total, 1)
     print(
-        f"processing {report.total} plain requests{KNOWN_NOTE if args.known else ''} on "
+        f"processing {report.total} {'Outlook' if args.outlook else 'plain'} requests"
+        f"{KNOWN_NOTE if args.known else ''} on "
         f"{args.db}: {cpu * 1000 / n:.2f} ms CPU "
         f"and {wall * 1000 / n:.2f} ms wall each, {statements / n:.1f} SQL statements each; "
         f"processed {report.processed}, failed {report.failed}"
@@ -131,6 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=200, help="requests (5 of them warm up)")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--profile", help="write a pyinstrument text profile here")
+    parser.add_argument(
+        "--outlook", action="store_true", help="requests as Outlook sends them (21 KB each)"
+    )
     parser.add_argument(
         "--known",
         action="store_true",
