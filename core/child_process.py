@@ -6,8 +6,8 @@ none of the service's secrets, and a child that fails in any way is killed and r
 so a hostile file costs at most one child and a deadline, never the service.
 
 Each request is a length-prefixed JSON header (with the size of the bytes that follow)
-and those bytes. Each answer is a length-prefixed JSON header, followed by the blobs its
-`blob_sizes` lists. Never pickle: the answer comes from code that has read hostile input.
+and those bytes; each answer is length-prefixed JSON. Never pickle: the answer comes from
+code that has read hostile input.
 """
 
 from __future__ import annotations
@@ -21,14 +21,11 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 HEADER = struct.Struct(">I")
 MAX_HEADER = 1 << 20
-# An answer's blobs (a parsed email's attachments) may hold at most this much.
-MAX_BLOBS_BYTES = 1 << 30
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_SECONDS = 60.0
@@ -83,13 +80,9 @@ def protocol_streams() -> tuple[IO[bytes], IO[bytes]]:
     return sys.stdin.buffer, out
 
 
-def send(out: IO[bytes], message: dict[str, Any], blobs: Sequence[bytes] = ()) -> None:
-    if blobs:
-        message = {**message, "blob_sizes": [len(blob) for blob in blobs]}
+def send(out: IO[bytes], message: dict[str, Any]) -> None:
     body = json.dumps(message, separators=(",", ":")).encode()
     out.write(HEADER.pack(len(body)) + body)
-    for blob in blobs:
-        out.write(blob)
     out.flush()
 
 
@@ -139,7 +132,7 @@ class Child:
             cwd=str(PROJECT_ROOT),
         )
         try:
-            ready, _ = self.receive(time.monotonic() + START_TIMEOUT_SECONDS)
+            ready = self.receive(time.monotonic() + START_TIMEOUT_SECONDS)
         except (TimeoutError, ChildDied):
             self.kill()
             raise
@@ -147,9 +140,7 @@ class Child:
             self.kill()
             raise ChildDied(f"{module} did not start")
 
-    def request(
-        self, header: dict[str, Any], data: bytes, timeout: float
-    ) -> tuple[dict[str, Any], list[bytes]]:
+    def request(self, header: dict[str, Any], data: bytes, timeout: float) -> dict[str, Any]:
         """Send one request and wait for the answer; raises TimeoutError or ChildDied."""
         self.jobs += 1
         body = json.dumps({"size": len(data), **header}).encode()
@@ -162,21 +153,15 @@ class Child:
             raise ChildDied("the child stopped") from exc
         return self.receive(time.monotonic() + timeout)
 
-    def receive(self, deadline: float) -> tuple[dict[str, Any], list[bytes]]:
+    def receive(self, deadline: float) -> dict[str, Any]:
         head = self._read(HEADER.size, deadline)
         (length,) = HEADER.unpack(head)
         if length > MAX_HEADER * 64:
             raise ChildDied("the child answered nonsense")
         answer = json.loads(self._read(length, deadline))
-        sizes = answer.pop("blob_sizes", []) if isinstance(answer, dict) else None
-        if (
-            not isinstance(answer, dict)
-            or not isinstance(sizes, list)
-            or not all(type(size) is int and size >= 0 for size in sizes)
-            or sum(sizes) > MAX_BLOBS_BYTES
-        ):
+        if not isinstance(answer, dict):
             raise ChildDied("the child answered nonsense")
-        return answer, [self._read(size, deadline) if size else b"" for size in sizes]
+        return answer
 
     def _read(self, size: int, deadline: float) -> bytes:
         assert self.process.stdout is not None

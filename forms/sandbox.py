@@ -1,10 +1,9 @@
 """Run the PDF extractor in a child process with time, memory and page limits.
 
-A few pre-started workers (forms/pdf_worker.py, children as core.child_process runs
-them) are kept and reused, so a form costs one
-round trip rather than a new interpreter. A worker that runs out of time is killed; one
-that fails in any way is replaced, so a hostile file can cost at most one worker and the
-time limit, never the caller.
+A few pre-started workers (forms/pdf_worker.py, run as core.child_process runs a child)
+are kept and reused, so a form costs one round trip rather than a new interpreter. A
+worker that runs out of time is killed; one that fails in any way is replaced, so a
+hostile file can cost at most one worker and the time limit, never the caller.
 """
 
 from __future__ import annotations
@@ -75,10 +74,9 @@ class Worker(Child):
         `job` says what to do with it when that is not reading a PDF's fields and text
         ({"op": "ocr"} or {"op": "render", "page": 0, "width": 800})."""
         timeout = limits.ocr_timeout_seconds if job else limits.timeout_seconds
-        answer, _ = self.request(
+        return self.request(
             {"max_pages": limits.max_pages, "marks": marks, **(job or {})}, data, timeout
         )
-        return answer
 
 
 class WorkerPool:
