@@ -1,7 +1,7 @@
 """A backlog drained as an operator would drain it, timed from outside.
 
-    .venv/bin/python bench/drain.py [--n 2000] [--db sqlite|postgres] [--mix plain|mixed]
-        [--service]
+    .venv/bin/python bench/drain.py [--n 2000] [--db sqlite|postgres]
+        [--mix plain|outlook|mixed] [--service]
 
 Everything runs as its own process against real servers: Dovecot, an aiosmtpd sink (a
 child process), and a fresh SQLite file or PostgreSQL database loaded with a generated
@@ -19,12 +19,14 @@ with fetching, processing and sending overlapping in one process. It also prints
 of the emails left while intake was still working the backlog (before its last message was
 processed): how much sending overlapped processing.
 
-`--mix plain` is N plain email requests; `--mix mixed` is bench/mailmix.py's backlog:
-email requests, PDF forms, replies on earlier requests, out-of-office answers, bounces,
-delivered with a passing Authentication-Results from a receiving server the service
-trusts, so that requests for organisations in the directory go to their approvers; the
-approvers' answers (APPROVE, quoting the request) then make a second backlog, drained and
-timed the same way.
+`--mix plain` is N plain email requests; `--mix outlook` is the same requests as Outlook on
+NHSmail sends them (bench/dovecot.py's outlook_request: relays' and Exchange's headers, a
+plain and an HTML body, a logo in the signature; 22 KB each); `--mix mixed` is
+bench/mailmix.py's backlog: email requests, PDF forms, replies on earlier requests,
+out-of-office answers, bounces, delivered with a passing Authentication-Results from a
+receiving server the service trusts, so that requests for organisations in the directory
+go to their approvers; the approvers' answers (APPROVE, quoting the request) then make a
+second backlog, drained and timed the same way.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bench.dovecot import discard_dovecot, plain_request, start_dovecot  # noqa: E402
+from bench.dovecot import discard_dovecot, outlook_request, plain_request, start_dovecot  # noqa: E402
 from bench.intake import phases, raw_fetch_rate  # noqa: E402
 from bench.mailmix import INBOX, build, load_directory, organisations  # noqa: E402
 from bench.measure import machine_cpu_seconds, run_measured, run_until  # noqa: E402
@@ -144,6 +146,8 @@ AUTHSERV_ID = "mx.bench.pcse.local"
 def backlog(mix: str, n: int) -> tuple[list[bytes], dict[str, int]]:
     if mix == "plain":
         return [plain_request(i) for i in range(n)], {"email_request": n}
+    if mix == "outlook":
+        return [outlook_request(i, logo=True) for i in range(n)], {"outlook_request": n}
     made = build(n, seed=9, orgs=organisations(200))
     return [stamp(m, AUTHSERV_ID) for m in made.messages], dict(made.kinds)
 
@@ -336,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="messages in the backlog")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--mix", choices=("plain", "mixed"), default="plain")
+    parser.add_argument("--mix", choices=("plain", "outlook", "mixed"), default="plain")
     parser.add_argument(
         "--service", action="store_true", help="drain with `pcse run` on the default schedule"
     )
