@@ -216,7 +216,9 @@ def emails(session: Session, case: Case) -> list[EmailRow]:
     return sorted(rows, key=lambda r: r.at)
 
 
-def original_email(session: Session, raw_dir: Path, case: Case) -> tuple[int | None, MailView]:
+def original_email(
+    session: Session, raw_dir: Path, case: Case, seconds: float
+) -> tuple[int | None, MailView]:
     if case.source_message_id is None:
         return None, MailView(missing="This case was not opened from an email.")
     message = session.get(InboundMessage, case.source_message_id)
@@ -227,7 +229,7 @@ def original_email(session: Session, raw_dir: Path, case: Case) -> tuple[int | N
         return message.id, MailView(
             missing=f"The original email was removed on {removed} under the retention policy."
         )
-    return message.id, message_view(session, raw_dir, message)
+    return message.id, message_view(session, raw_dir, message, seconds)
 
 
 def approval_requests(session: Session, case: Case) -> list[dict[str, Any]]:
@@ -266,9 +268,12 @@ def plan_parts(case: Case) -> dict[str, Any]:
     }
 
 
-def case_page(session: Session, ref: str, raw_dir: Path, *, supervisor: bool) -> dict[str, Any]:
+def case_page(
+    session: Session, ref: str, raw_dir: Path, *, supervisor: bool, seconds: float
+) -> dict[str, Any]:
+    """Everything the case page shows; `seconds` of CPU may go on reading its email."""
     case = get_case(session, ref)
-    source_id, mail = original_email(session, raw_dir, case)
+    source_id, mail = original_email(session, raw_dir, case, seconds)
     org = directory_view(session, case.organisation_code)
     return {
         "case": {

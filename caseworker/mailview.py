@@ -1,7 +1,10 @@
 """An email as a caseworker sees it: headers and text, the HTML kept inert, attachments listed.
 
 Messages are read from the raw store with intake's own safe parser, so the page shows what
-intake read. Nothing here produces markup: the templates escape every value, and the HTML
+intake read, and within the CPU budget intake has for a message ([limits] message_seconds):
+a message that takes longer is not shown, and its original can be downloaded instead, so
+a hostile message cannot hold a page's thread and its transaction. Nothing here produces
+markup: the templates escape every value, and the HTML
 version is only ever shown as escaped source or inside a sandboxed iframe (no scripts).
 """
 
@@ -14,6 +17,7 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from core.patterns import mask_tokens, mask_tokens_in_markup
+from intake.budget import WATCHDOG, MessageTooSlow
 from intake.mailparse import ParsedMail, parse_mail
 from intake.models import InboundMessage, RawBlob
 from intake.rawstore import RawMissing, RawStore
@@ -61,6 +65,26 @@ def raw_bytes(session: Session, raw_dir: Path, message: InboundMessage) -> bytes
         return bytes(blob.data) if blob is not None else None
 
 
+class TooSlowToRead(Exception):
+    """Reading the message took more than its budget of CPU."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"Reading this message took more than the {seconds:g} s of CPU allowed ([limits] "
+            "message_seconds), so it is not shown here. Download the original to open it in "
+            "a mail program."
+        )
+
+
+def read_mail(raw: bytes, seconds: float) -> ParsedMail:
+    """The message as intake reads it, stopped after `seconds` of this thread's CPU."""
+    try:
+        with WATCHDOG.limit(seconds):
+            return parse_mail(raw)
+    except MessageTooSlow:
+        raise TooSlowToRead(seconds) from None
+
+
 def _size(count: int) -> str:
     if count >= 1024 * 1024:
         return f"{count / (1024 * 1024):.1f} MB"
@@ -97,13 +121,18 @@ def view_of(mail: ParsedMail) -> MailView:
     return view
 
 
-def message_view(session: Session, raw_dir: Path, message: InboundMessage) -> MailView:
+def message_view(
+    session: Session, raw_dir: Path, message: InboundMessage, seconds: float
+) -> MailView:
     raw = raw_bytes(session, raw_dir, message)
     if raw is None:
         return MailView(
             missing="The original message is not in the raw store, so it cannot be shown."
         )
-    return view_of(parse_mail(raw))
+    try:
+        return view_of(read_mail(raw, seconds))
+    except TooSlowToRead as exc:
+        return MailView(missing=str(exc))
 
 
 @dataclass(frozen=True)
@@ -113,13 +142,17 @@ class Download:
 
 
 def attachment(
-    session: Session, raw_dir: Path, message: InboundMessage, number: int
+    session: Session, raw_dir: Path, message: InboundMessage, number: int, seconds: float
 ) -> Download | None:
-    """Attachment `number` (from 1, as listed by view_of), or None."""
+    """Attachment `number` (from 1, as listed by view_of), or None (also when reading the
+    message takes more than `seconds` of CPU)."""
     raw = raw_bytes(session, raw_dir, message)
     if raw is None:
         return None
-    found = parse_mail(raw).attachments
+    try:
+        found = read_mail(raw, seconds).attachments
+    except TooSlowToRead:
+        return None
     if not 1 <= number <= len(found):
         return None
     return Download(found[number - 1].filename, found[number - 1].data)

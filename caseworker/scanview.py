@@ -10,8 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import forms
-from caseworker.mailview import raw_bytes
-from intake.mailparse import parse_mail
+from caseworker.mailview import TooSlowToRead, raw_bytes, read_mail
 from intake.models import InboundMessage
 from workflow.cases import get_case
 from workflow.models import Case, CaseEvent
@@ -74,8 +73,9 @@ def _attachment_name(session: Session, case: Case) -> str | None:
     return None
 
 
-def form_file(session: Session, raw_dir: Path, ref: str) -> bytes | None:
-    """The bytes of the attached form a case was read from (or its first form attachment)."""
+def form_file(session: Session, raw_dir: Path, ref: str, seconds: float) -> bytes | None:
+    """The bytes of the attached form a case was read from (or its first form attachment);
+    None also when reading its email takes more than `seconds` of CPU."""
     case = get_case(session, ref)
     if case.source_message_id is None:
         return None
@@ -83,11 +83,11 @@ def form_file(session: Session, raw_dir: Path, ref: str) -> bytes | None:
     raw = raw_bytes(session, raw_dir, message) if message is not None else None
     if raw is None:
         return None
-    candidates = [
-        a
-        for a in parse_mail(raw).attachments
-        if forms.is_form_file(a.content_type, a.filename, a.data)
-    ]
+    try:
+        attachments = read_mail(raw, seconds).attachments
+    except TooSlowToRead:
+        return None
+    candidates = [a for a in attachments if forms.is_form_file(a.content_type, a.filename, a.data)]
     wanted = _attachment_name(session, case)
     chosen = next((a for a in candidates if a.filename == wanted), None)
     chosen = chosen or (candidates[0] if candidates else None)

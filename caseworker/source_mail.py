@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from caseworker.mailview import raw_bytes
-from intake.mailparse import ParsedMail, parse_mail
+from caseworker.mailview import TooSlowToRead, raw_bytes, read_mail
+from intake.mailparse import ParsedMail
 from intake.models import InboundMessage
 from workflow import rekind
 from workflow.cases import get_case
@@ -15,14 +15,20 @@ from workflow.env import WorkflowEnv
 from workflow.models import Case
 
 
-def source_mail(session: Session, raw_dir: Path, case: Case) -> ParsedMail | None:
+def source_mail(session: Session, raw_dir: Path, case: Case, seconds: float) -> ParsedMail | None:
     """The message that opened the case, parsed by intake's safe reader; None when the case
-    was not opened from an email or its bytes are gone."""
+    was not opened from an email, its bytes are gone, or reading it takes more than
+    `seconds` of CPU."""
     if case.source_message_id is None:
         return None
     message = session.get(InboundMessage, case.source_message_id)
     raw = raw_bytes(session, raw_dir, message) if message is not None else None
-    return parse_mail(raw) if raw is not None else None
+    if raw is None:
+        return None
+    try:
+        return read_mail(raw, seconds)
+    except TooSlowToRead:
+        return None
 
 
 def change_kind(
@@ -34,8 +40,10 @@ def change_kind(
     kind: str,
     by: str,
     reason: str,
+    seconds: float,
 ) -> Case:
-    """workflow.rekind.change_kind with the case's original message read from the store."""
+    """workflow.rekind.change_kind with the case's original message read from the store
+    (within `seconds` of CPU)."""
     case = get_case(session, ref)
-    mail = source_mail(session, raw_dir, case)
+    mail = source_mail(session, raw_dir, case, seconds)
     return rekind.change_kind(session, env, ref, kind=kind, by=by, reason=reason, mail=mail)

@@ -36,6 +36,8 @@ class WebSettings:
     # What an operator must put right (an OAuth2 client secret about to expire), for the
     # banner on every page; computed per page, so a date passing shows at once.
     operator_warnings: Callable[[], list[str]] = list
+    # CPU seconds a page may spend reading one email ([limits] message_seconds, as intake).
+    message_seconds: float = 30
 
 
 def settings(request: Request) -> WebSettings:

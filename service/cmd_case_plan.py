@@ -105,6 +105,7 @@ def change_kind(
             kind=kind,
             by=by,
             reason=reason,
+            seconds=float(app.config.limits.message_seconds),
         )
         summary = case_summary(row) | {"allowed_actions": actions.allowed_actions(row)}
     if json_output:

@@ -24,6 +24,7 @@ def web_settings(config: Config, database: Database) -> WebSettings:
         secure_cookies=config.web.secure_cookies,
         session_absolute_hours=_absolute_hours(config),
         operator_warnings=lambda: operator_warnings(config),
+        message_seconds=float(config.limits.message_seconds),
     )
 
 

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from bench.hostile_messages import BUILDERS, nested, nested_rfc822, reading_seconds
+from caseworker.mailview import TooSlowToRead, read_mail
 from core.db import Database
 from intake.budget import WATCHDOG, MessageTooSlow
 from intake.mailparse import MAX_DEPTH, MAX_MIME_NESTING, mime_nesting, parse_mail
@@ -26,7 +27,8 @@ from intake.models import InboundMessage
 from intake.pipeline import process_settings, run_round
 from intake.process import Processor
 from intake.rawstore import RawStore
-from tests.fixtures.browser import WebClient
+from service.web import web_settings
+from tests.fixtures.browser import WebClient, email_bytes
 from tests.fixtures.dovecot import opening_handler, plain_request
 from tests.test_intake_process import maildir_config
 from workflow.cases import create_case
@@ -260,6 +262,82 @@ def test_pages_show_a_message_nested_too_deep_to_read(web: WebClient) -> None:
         assert "only the headers were read: its MIME structure is nested 1000 levels" in page
     assert original.status_code == 200 and original.content == nested(1000)
     assert attachment.status_code == 404
+
+
+def heavy_mail() -> bytes:
+    """A real message that takes about a tenth of a second of CPU to read: 2 MB of text,
+    an HTML version and 280 attachments."""
+    return email_bytes(
+        subject="Heavy",
+        text="Please set up the admin for our practice today.\n" * 40_000,
+        html="<p>Please set up the admin.</p>\n" * 15_000,
+        attachments=[(f"note{i}.txt", "text/plain", b"Line of a note\n" * 400) for i in range(280)],
+    )
+
+
+def _store_heavy(web: WebClient, raw: bytes) -> tuple[int, str]:
+    digest = RawStore(web.settings.raw_dir).put(raw)
+    with web.settings.database.transaction() as session:
+        row = InboundMessage(
+            mailbox="enquiries",
+            uidvalidity=1,
+            uid=8,
+            sha256=digest,
+            size=len(raw),
+            subject="Heavy",
+            status="failed",
+            error="Processing this message took more than the 30 s allowed.",
+        )
+        session.add(row)
+        session.flush()
+        case = create_case(
+            session,
+            kind="other",
+            requester="manager@example.nhs.uk",
+            subject="Heavy",
+            source_message_id=row.id,
+        )
+        row.case_id = case.id
+        return row.id, case.ref
+
+
+def test_pages_read_a_message_within_the_budget_and_offer_the_original_past_it(
+    web: WebClient,
+) -> None:
+    raw = heavy_mail()
+    message_id, ref = _store_heavy(web, raw)
+    web.sign_in()
+    shown = web.get(f"/messages/{message_id}").text
+    assert "Please set up the admin for our practice today." in shown and "note279.txt" in shown
+    # The page's budget is [limits] message_seconds; this message needs about 0.1 s.
+    web.settings.message_seconds = 0.01
+    too_slow = "Reading this message took more than the 0.01 s of CPU allowed"
+    for url in (f"/messages/{message_id}", f"/cases/{ref}"):
+        page = web.get(url)
+        assert page.status_code == 200, url
+        assert too_slow in page.text and "note279.txt" not in page.text, url
+    assert web.get(f"/messages/{message_id}/attachments/1").status_code == 404
+    original = web.get(f"/messages/{message_id}/original")
+    assert original.status_code == 200 and original.content == raw
+
+
+def test_reading_for_a_page_stops_at_its_budget() -> None:
+    raw = heavy_mail()
+    started = time.thread_time()
+    with pytest.raises(TooSlowToRead, match=r"more than the 0\.01 s of CPU allowed"):
+        read_mail(raw, 0.01)
+    assert time.thread_time() - started < 0.08  # stopped, not read to its end
+    assert len(read_mail(raw, 30).attachments) == 280
+
+
+def test_the_pages_budget_is_intakes_from_the_configuration(
+    sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = maildir_config(sqlite_database, tmp_path)
+    monkeypatch.setenv(config.web.secret_key_env, "k" * 64)
+    assert web_settings(config, sqlite_database).message_seconds == 30
+    config.limits.message_seconds = 2.5
+    assert web_settings(config, sqlite_database).message_seconds == 2.5
 
 
 def nested_written(levels: int, style: str) -> bytes:

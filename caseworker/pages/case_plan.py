@@ -44,7 +44,12 @@ async def _case_page(
     user = current_user(request)
     try:
         page = await in_transaction(
-            request, case_page, ref, settings(request).raw_dir, supervisor=user.is_supervisor
+            request,
+            case_page,
+            ref,
+            settings(request).raw_dir,
+            supervisor=user.is_supervisor,
+            seconds=settings(request).message_seconds,
         )
     except CaseNotFound as missing:
         raise HTTPException(status_code=404, detail=str(missing)) from None
@@ -189,6 +194,7 @@ def _change_kind(
         kind=kind,
         by=by,
         reason=reason,
+        seconds=request_settings.message_seconds,
     )
     return case.kind
 

@@ -57,7 +57,12 @@ async def _show(
     user = current_user(request)
     try:
         page = await in_transaction(
-            request, case_page, ref, settings(request).raw_dir, supervisor=user.is_supervisor
+            request,
+            case_page,
+            ref,
+            settings(request).raw_dir,
+            supervisor=user.is_supervisor,
+            seconds=settings(request).message_seconds,
         )
     except CaseNotFound as missing:
         raise HTTPException(status_code=404, detail=str(missing)) from None

@@ -36,7 +36,9 @@ def _case_ref(session: Session, case_id: int | None) -> str | None:
     return case.ref if case else None
 
 
-def _message_page(session: Session, message_id: int, raw_dir) -> dict[str, Any] | None:
+def _message_page(
+    session: Session, message_id: int, raw_dir, seconds: float
+) -> dict[str, Any] | None:
     row = session.get(InboundMessage, message_id)
     if row is None:
         return None
@@ -57,7 +59,7 @@ def _message_page(session: Session, message_id: int, raw_dir) -> dict[str, Any] 
             "attempts": row.attempts,
             "case_ref": _case_ref(session, row.case_id),
         },
-        "mail": asdict(message_view(session, raw_dir, row)),
+        "mail": asdict(message_view(session, raw_dir, row, seconds)),
         "can_retry": row.status in ledger.RETRYABLE,
         "can_dismiss": row.status in ledger.DISMISSABLE,
     }
@@ -72,7 +74,10 @@ async def _show_message(
     status_code: int = 200,
 ) -> Response:
     message_id = request.path_params["message_id"]
-    page = await in_transaction(request, _message_page, message_id, settings(request).raw_dir)
+    web = settings(request)
+    page = await in_transaction(
+        request, _message_page, message_id, web.raw_dir, web.message_seconds
+    )
     if page is None:
         raise HTTPException(status_code=404, detail=f"There is no inbound message {message_id}.")
     problems = problems or Problems()
@@ -94,9 +99,9 @@ async def message_page(request: Request) -> Response:
     return await _show_message(request)
 
 
-def _attachment(session: Session, message_id: int, number: int, raw_dir):
+def _attachment(session: Session, message_id: int, number: int, raw_dir, seconds: float):
     row = session.get(InboundMessage, message_id)
-    return attachment(session, raw_dir, row, number) if row is not None else None
+    return attachment(session, raw_dir, row, number, seconds) if row is not None else None
 
 
 async def message_attachment(request: Request) -> Response:
@@ -106,6 +111,7 @@ async def message_attachment(request: Request) -> Response:
         request.path_params["message_id"],
         request.path_params["number"],
         settings(request).raw_dir,
+        settings(request).message_seconds,
     )
     if found is None:
         raise HTTPException(status_code=404, detail="There is no such attachment.")

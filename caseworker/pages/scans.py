@@ -21,7 +21,9 @@ async def form_page_image(request: Request) -> Response:
     number = int(request.path_params["page"])
     width = FULL_WIDTH if request.query_params.get("size") == "full" else THUMBNAIL_WIDTH
     try:
-        data = await in_transaction(request, form_file, settings(request).raw_dir, ref)
+        data = await in_transaction(
+            request, form_file, settings(request).raw_dir, ref, settings(request).message_seconds
+        )
     except CaseNotFound as missing:
         raise HTTPException(status_code=404, detail=str(missing)) from None
     if data is None or number < 1:
