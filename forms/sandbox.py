@@ -142,7 +142,7 @@ class WorkerPool:
             raise
         self.peak_worker_rss_kb = max(self.peak_worker_rss_kb, int(result.get("maxrss_kb", 0)))
         self.worker_cpu_seconds += float(result.get("cpu_seconds", 0.0))
-        if result.get("ok"):
+        if result.get("ok") or result.get("clean") is True:
             self._give_back(worker)
         else:
             # After a failure (memory exhausted, deep recursion) start afresh.

@@ -11,6 +11,7 @@ from PIL import Image
 
 from forms.ocr_engine import OcrError
 from forms.ocr_read import read_form
+from forms.pdf_worker import refusal
 from forms.scan_page import ScanPage, read_page
 from forms.scan_pages import PageError, image_kind, image_pages, pdf_pages
 
@@ -33,7 +34,9 @@ def ocr(request: dict[str, Any], data: bytes) -> dict[str, Any]:
             hint = read[-1].turned if read else 0
             read.append(read_page(image, number, timeout, hint))
         form = read_form(read, timeout)
-    except (PageError, OcrError) as exc:
+    except PageError as exc:
+        return refusal(exc.code, exc.detail, exc)
+    except OcrError as exc:  # Tesseract failed or ran out of time: the worker starts afresh
         return {"ok": False, "code": exc.code, "detail": exc.detail}
     return {"ok": True, "ocr": form}
 
@@ -44,10 +47,10 @@ def render(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     try:
         pages = _pages(data, int(request["max_pages"]), width)
     except PageError as exc:
-        return {"ok": False, "code": exc.code, "detail": exc.detail}
+        return refusal(exc.code, exc.detail, exc)
     number = int(request.get("page", 0))
     if not 0 <= number < len(pages):
-        return {"ok": False, "code": "no_such_page", "detail": f"{len(pages)} pages"}
+        return refusal("no_such_page", f"{len(pages)} pages")
     image = pages[number]
     if image.width != width:
         image = image.resize((width, round(image.height * width / image.width)))

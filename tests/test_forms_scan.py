@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from forms import PdfLimits, read_attachment
+from forms.sandbox import WorkerFailure, WorkerPool
 from forms.scan_pages import image_kind
 from forms.scan_render import PageUnavailable, render_page
 from tests.scan_checks import dotted, misread, unflagged
@@ -184,6 +185,56 @@ def test_logo_in_a_signature_is_not_taken_for_a_form() -> None:
     # page is read as a form.
     assert unreadable == []
     assert [(name, r.kind) for name, r in recognised] == [("form.png", "user_admin_form")]
+
+
+def _logo() -> bytes:
+    logo = io.BytesIO()
+    Image.new("RGB", (240, 80), (0, 94, 184)).save(logo, "PNG")
+    return logo.getvalue()
+
+
+OCR = {"op": "ocr", "max_pages": 6, "timeout": 30}
+
+
+def _worker_after(pool: WorkerPool, data: bytes) -> tuple[str, int | None]:
+    """The code the worker answered `data` with, and the process id of the worker the pool
+    kept afterwards (None: it was let go)."""
+    result = pool.run(data, PdfLimits(), [], OCR)
+    assert not isinstance(result, WorkerFailure)
+    kept = [worker.process.pid for worker in pool._idle]
+    return str(result.get("code")), kept[0] if kept else None
+
+
+def test_a_worker_that_refused_a_logo_is_kept_for_the_next_document() -> None:
+    # Most emails carry a logo in their signature; starting a worker for each cost a
+    # quarter of a second an email.
+    pool = WorkerPool(size=1)
+    try:
+        code, first = _worker_after(pool, _logo())
+        assert code == "not_a_page" and first is not None
+        assert _worker_after(pool, _logo()) == ("not_a_page", first)
+        too_many = (SCANS / "gpp-tiff-200dpi-rot-3.tiff").read_bytes()
+        limits = PdfLimits(ocr_max_pages=1)
+        result = pool.run(too_many, limits, [], {**OCR, "max_pages": limits.ocr_max_pages})
+        assert not isinstance(result, WorkerFailure) and result["code"] == "image_too_large"
+        assert [w.process.pid for w in pool._idle] == [first]
+    finally:
+        pool.close()
+
+
+def test_a_worker_whose_parser_failed_is_replaced() -> None:
+    pool = WorkerPool(size=1)
+    try:
+        _, first = _worker_after(pool, _logo())
+        # PIL's own error, wrapped: the worker may not be as it was, and starts afresh.
+        assert _worker_after(pool, b"\xff\xd8\xff\xe0" + b"\x00" * 200) == (
+            "image_unreadable",
+            None,
+        )
+        _, second = _worker_after(pool, _logo())
+        assert second is not None and second != first
+    finally:
+        pool.close()
 
 
 def _read_here(path: Path) -> dict[str, Any]:
