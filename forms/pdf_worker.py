@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from core.child_process import limit_resources, protocol_streams, receive, send
+from core.child_process import limit_resources, protocol_streams, receive, refusal, send
 
 
 def _dispatch(request: dict[str, Any], data: bytes) -> dict[str, Any]:
@@ -31,15 +31,6 @@ def _dispatch(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     from forms.pdf_extract import extract
 
     return {"ok": True, **extract(data, max_pages=request["max_pages"], marks=request["marks"])}
-
-
-def refusal(code: str, detail: str, exc: BaseException | None = None) -> dict[str, Any]:
-    """A document refused. `clean` when the refusal is the reader's own check (an image too
-    small to be a page, too many pages), raised with no failure of a parser behind it: the
-    worker is then as it was, and is kept for the next document (a new one costs a tenth
-    of a second or more to start, and most emails carry a logo in their signature)."""
-    clean = exc is None or (exc.__cause__ is None and exc.__context__ is None)
-    return {"ok": False, "code": code, "detail": detail, "clean": clean}
 
 
 def answer(request: dict[str, Any], data: bytes) -> dict[str, Any]:

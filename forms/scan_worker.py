@@ -9,9 +9,9 @@ from typing import Any
 
 from PIL import Image
 
+from core.child_process import refusal
 from forms.ocr_engine import OcrError
 from forms.ocr_read import read_form
-from forms.pdf_worker import refusal
 from forms.scan_page import ScanPage, read_page
 from forms.scan_pages import PageError, image_kind, image_pages, pdf_pages
 
