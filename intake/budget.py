@@ -60,7 +60,13 @@ class Watchdog:
     """One daemon thread that watches every budget of the process."""
 
     def __init__(self) -> None:
-        self._wake = threading.Condition()
+        # Taken by the watched threads with `with self._lock`, never through the Condition:
+        # a plain lock's __enter__ is one call into C, so MessageTooSlow, which may land in
+        # a watched thread at any bytecode, cannot land after the lock is taken and before
+        # the block that releases it (as it can inside Condition.__enter__, leaving the
+        # lock held, the watchdog stuck and every budget in the process with it).
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
         self._entries: dict[int, _Entry] = {}
         self._serial = 0
         self._thread: threading.Thread | None = None
@@ -76,7 +82,7 @@ class Watchdog:
             return
         clock = thread_clock()
         entry = _Entry(threading.get_ident(), clock, clock() + seconds)
-        with self._wake:
+        with self._lock:
             self._serial += 1
             serial = self._serial
             self._entries[serial] = entry
@@ -89,7 +95,7 @@ class Watchdog:
         try:
             yield
         finally:
-            with self._wake:
+            with self._lock:
                 self._entries.pop(serial, None)
             if entry.fired:
                 # Raised already (and on its way out now), or about to be: withdraw it, so

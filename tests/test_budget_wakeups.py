@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from intake.budget import WATCHDOG, MessageTooSlow
+from intake.budget import WATCHDOG, MessageTooSlow, thread_clock
 
 
 def test_a_short_budget_after_a_long_one_is_enforced_in_time() -> None:
@@ -57,3 +57,53 @@ def test_back_to_back_budgets_leave_the_watchdog_asleep() -> None:
         finally:
             WATCHDOG._wake.notify = original  # type: ignore[method-assign]
     assert len(woken_for) <= 1
+
+
+def _watchdog_free() -> bool:
+    """Whether another thread can take the watchdog's lock within a second."""
+    took: list[bool] = []
+
+    def take() -> None:
+        took.append(WATCHDOG._wake.acquire(timeout=1))
+        if took[-1]:
+            WATCHDOG._wake.release()
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join()
+    return took == [True]
+
+
+def test_a_budget_running_out_as_its_block_ends_never_leaves_the_watchdog_held() -> None:
+    # The block ends as its budget runs out, again and again, while another thread (another
+    # page, or intake) uses the watchdog: the stop may land in limit()'s own clean-up. Left
+    # holding the watchdog's lock, it would hang the watchdog and every budget after it.
+    stop = threading.Event()
+
+    def other_thread() -> None:
+        while not stop.is_set():
+            with WATCHDOG.limit(30):
+                sum(range(2000))
+
+    threading.Thread(target=other_thread, daemon=True).start()
+    clock = thread_clock()
+    try:
+        for attempt in range(400):
+            end = clock() + 0.01 + (attempt % 5 - 2) / 1000  # ending around its budget
+            try:
+                with WATCHDOG.limit(0.01):
+                    while clock() < end:
+                        pass
+            except MessageTooSlow:
+                pass
+            assert _watchdog_free(), f"the watchdog was left held after {attempt + 1} blocks"
+    finally:
+        stop.set()
+    began = time.monotonic()
+    try:
+        with WATCHDOG.limit(0.2):  # and a budget is still enforced
+            while time.monotonic() - began < 30:
+                sum(range(1000))
+    except MessageTooSlow:
+        pass
+    assert time.monotonic() - began < 5
