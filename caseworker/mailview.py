@@ -35,6 +35,11 @@ SHOWN_HEADERS = (
     "Authentication-Results",
 )
 MAX_SHOWN_CHARS = 200_000
+# What is masked before the cut: enough that the masking (which shortens codes, and writes
+# out references such as "&#65;" in HTML) still leaves MAX_SHOWN_CHARS to show, and no
+# more, so that a page's work does not grow with the size of the message.
+_MASKED_TEXT_CHARS = 2 * MAX_SHOWN_CHARS
+_MASKED_HTML_CHARS = 12 * MAX_SHOWN_CHARS
 
 
 @dataclass(frozen=True)
@@ -109,11 +114,11 @@ def view_of(mail: ParsedMail) -> MailView:
         for value in mail.headers.get(name.lower(), []):
             view.headers.append((name, mask_tokens(value)))
     # An approval code is a key: a page shows only its first characters.
-    view.text, cut = _cut(mask_tokens(mail.text))
-    if cut:
+    view.text, cut = _cut(mask_tokens(mail.text[:_MASKED_TEXT_CHARS]))
+    if cut or len(mail.text) > _MASKED_TEXT_CHARS:
         view.problems.append(f"Only the first {MAX_SHOWN_CHARS:,} characters are shown.")
     if mail.html is not None:
-        view.html, _ = _cut(mask_tokens_in_markup(mail.html))
+        view.html, _ = _cut(mask_tokens_in_markup(mail.html[:_MASKED_HTML_CHARS]))
     view.attachments = [
         AttachmentView(number, a.filename, a.content_type, _size(len(a.data)))
         for number, a in enumerate(mail.attachments, start=1)
@@ -130,9 +135,10 @@ def message_view(
             missing="The original message is not in the raw store, so it cannot be shown."
         )
     try:
-        return view_of(read_mail(raw, seconds))
-    except TooSlowToRead as exc:
-        return MailView(missing=str(exc))
+        with WATCHDOG.limit(seconds):  # the reading and what is made of it to show
+            return view_of(parse_mail(raw))
+    except MessageTooSlow:
+        return MailView(missing=str(TooSlowToRead(seconds)))
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import select
 
 from bench.hostile_messages import BUILDERS, nested, nested_rfc822, reading_seconds
-from caseworker.mailview import TooSlowToRead, read_mail
+from caseworker.mailview import MAX_SHOWN_CHARS, TooSlowToRead, read_mail, view_of
 from core.db import Database
 from intake.budget import WATCHDOG, MessageTooSlow
-from intake.mailparse import MAX_DEPTH, MAX_MIME_NESTING, mime_nesting, parse_mail
+from intake.mailparse import MAX_DEPTH, MAX_MIME_NESTING, ParsedMail, mime_nesting, parse_mail
 from intake.models import InboundMessage
 from intake.pipeline import process_settings, run_round
 from intake.process import Processor
@@ -361,3 +361,14 @@ def test_nesting_is_seen_however_the_multipart_is_written(style: str) -> None:
     assert mime_nesting(raw) == 900
     found = in_child(_summary, raw + b"x\r\n" * 100_000)
     assert found["unreadable"] is not None and "900 levels deep" in found["unreadable"]
+
+
+def test_what_a_page_shows_costs_no_more_for_a_larger_message() -> None:
+    # Masking codes in the whole of a 20 MB HTML body of "&#65;" took seconds past the
+    # reading's budget; only what can be shown is masked now.
+    mail = ParsedMail(text="Please set up Jane.\n" * 1_000_000, html="&#65;" * 4_000_000)
+    started = time.thread_time()
+    view = view_of(mail)
+    assert time.thread_time() - started < 1.0
+    assert view.html == "A" * MAX_SHOWN_CHARS
+    assert len(view.text) == MAX_SHOWN_CHARS and view.problems[-1].startswith("Only the first")
