@@ -10,6 +10,7 @@ from caseworker.mailview import TooSlowToRead, raw_bytes, read_mail
 from intake.mailparse import ParsedMail
 from intake.models import InboundMessage
 from workflow import rekind
+from workflow.actions import ActionRefused
 from workflow.cases import get_case
 from workflow.env import WorkflowEnv
 from workflow.models import Case
@@ -17,8 +18,9 @@ from workflow.models import Case
 
 def source_mail(session: Session, raw_dir: Path, case: Case, seconds: float) -> ParsedMail | None:
     """The message that opened the case, parsed by intake's safe reader; None when the case
-    was not opened from an email, its bytes are gone, or reading it takes more than
-    `seconds` of CPU."""
+    was not opened from an email or its bytes are gone. Reading it may take `seconds` of
+    CPU: past that, the change is refused (ActionRefused), since the case would otherwise
+    be re-routed without being read again."""
     if case.source_message_id is None:
         return None
     message = session.get(InboundMessage, case.source_message_id)
@@ -28,7 +30,11 @@ def source_mail(session: Session, raw_dir: Path, case: Case, seconds: float) -> 
     try:
         return read_mail(raw, seconds)
     except TooSlowToRead:
-        return None
+        raise ActionRefused(
+            f"Reading the case's original email took more than the {seconds:g} s of CPU "
+            "allowed ([limits] message_seconds), so it cannot be read again as another "
+            "kind; nothing was changed."
+        ) from None
 
 
 def change_kind(

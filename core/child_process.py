@@ -118,8 +118,8 @@ def receive(inp: IO[bytes]) -> tuple[dict[str, Any], bytes] | None:
 def refusal(code: str, detail: str, exc: BaseException | None = None) -> dict[str, Any]:
     """An answer refusing a document. `clean` when the refusal is the child's own check (an
     image too small to be a page, too many pages), raised with no failure of a parser behind
-    it: the child is then as it was, and may be kept for the next document (a new one costs
-    a tenth of a second or more to start, and most emails carry a logo in their
+    it: the child may be kept for the next document, as after a reading (a new one costs a
+    tenth of a second or more to start, and most emails carry a logo in their
     signature)."""
     clean = exc is None or (exc.__cause__ is None and exc.__context__ is None)
     return {"ok": False, "code": code, "detail": detail, "clean": clean}

@@ -31,7 +31,7 @@ from service.web import web_settings
 from tests.fixtures.browser import WebClient, email_bytes
 from tests.fixtures.dovecot import opening_handler, plain_request
 from tests.test_intake_process import maildir_config
-from workflow.cases import create_case
+from workflow.cases import create_case, get_case
 
 # Each message is read well within a second; a quadratic reader takes minutes.
 CHILD_TIMEOUT = 60
@@ -319,6 +319,14 @@ def test_pages_read_a_message_within_the_budget_and_offer_the_original_past_it(
     assert web.get(f"/messages/{message_id}/attachments/1").status_code == 404
     original = web.get(f"/messages/{message_id}/original")
     assert original.status_code == 200 and original.content == raw
+    # Nor is the case re-routed without its email being read again.
+    rerouted = web.post_form(
+        f"/cases/{ref}/kind", {"kind": "pl_admin", "reason": "PL"}, from_page=f"/cases/{ref}"
+    )
+    assert rerouted.status_code == 409
+    assert "it cannot be read again as another kind; nothing was changed" in rerouted.text
+    with web.settings.database.transaction() as session:
+        assert get_case(session, ref).kind == "other"
 
 
 def test_reading_for_a_page_stops_at_its_budget() -> None:
