@@ -2,8 +2,11 @@
 
 A few pre-started workers (forms/pdf_worker.py, run as core.child_process runs a child)
 are kept and reused, so a form costs one round trip rather than a new interpreter. A
-worker that runs out of time is killed; one that fails in any way is replaced, so a
-hostile file can cost at most one worker and the time limit, never the caller.
+worker that runs out of time is killed; one whose reading failed is replaced, so a hostile
+file can cost at most one worker and the time limit, never the caller. A worker is kept
+after a reading, and after a refusal by its own checks (core.child_process.refusal); a
+document that runs short of memory in a worker that has read others is read again in a
+new one, as what the others left may be the cause.
 """
 
 from __future__ import annotations
