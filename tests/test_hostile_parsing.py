@@ -223,19 +223,21 @@ def test_the_budget_stops_only_its_own_thread() -> None:
 # --------------------------------------------------------------------------- the pages
 
 
-def _store_deep(web: WebClient) -> tuple[int, str]:
-    raw = nested(1000)
+def _store_case_message(
+    web: WebClient, raw: bytes, *, uid: int, subject: str, error: str
+) -> tuple[int, str]:
+    """A failed message in the ledger and raw store, and a case opened from it."""
     digest = RawStore(web.settings.raw_dir).put(raw)
     with web.settings.database.transaction() as session:
         row = InboundMessage(
             mailbox="enquiries",
             uidvalidity=1,
-            uid=7,
+            uid=uid,
             sha256=digest,
             size=len(raw),
-            subject="hostile",
+            subject=subject,
             status="failed",
-            error="This message could not be read.",
+            error=error,
         )
         session.add(row)
         session.flush()
@@ -243,11 +245,17 @@ def _store_deep(web: WebClient) -> tuple[int, str]:
             session,
             kind="other",
             requester="manager@example.nhs.uk",
-            subject="hostile",
+            subject=subject,
             source_message_id=row.id,
         )
         row.case_id = case.id
         return row.id, case.ref
+
+
+def _store_deep(web: WebClient) -> tuple[int, str]:
+    return _store_case_message(
+        web, nested(1000), uid=7, subject="hostile", error="This message could not be read."
+    )
 
 
 def test_pages_show_a_message_nested_too_deep_to_read(web: WebClient) -> None:
@@ -276,29 +284,13 @@ def heavy_mail() -> bytes:
 
 
 def _store_heavy(web: WebClient, raw: bytes) -> tuple[int, str]:
-    digest = RawStore(web.settings.raw_dir).put(raw)
-    with web.settings.database.transaction() as session:
-        row = InboundMessage(
-            mailbox="enquiries",
-            uidvalidity=1,
-            uid=8,
-            sha256=digest,
-            size=len(raw),
-            subject="Heavy",
-            status="failed",
-            error="Processing this message took more than the 30 s allowed.",
-        )
-        session.add(row)
-        session.flush()
-        case = create_case(
-            session,
-            kind="other",
-            requester="manager@example.nhs.uk",
-            subject="Heavy",
-            source_message_id=row.id,
-        )
-        row.case_id = case.id
-        return row.id, case.ref
+    return _store_case_message(
+        web,
+        raw,
+        uid=8,
+        subject="Heavy",
+        error="Processing this message took more than the 30 s allowed.",
+    )
 
 
 def test_pages_read_a_message_within_the_budget_and_offer_the_original_past_it(

@@ -31,6 +31,22 @@ from workflow.cases import CaseNotFound, get_case
 from workflow.env import WorkflowEnv
 
 
+async def load_case_page(request: Request, ref: str) -> dict[str, Any]:
+    """What the case page shows, for the signed-in caseworker (404 for no such case)."""
+    web = settings(request)
+    try:
+        return await in_transaction(
+            request,
+            case_page,
+            ref,
+            web.raw_dir,
+            supervisor=current_user(request).is_supervisor,
+            seconds=web.message_seconds,
+        )
+    except CaseNotFound as missing:
+        raise HTTPException(status_code=404, detail=str(missing)) from None
+
+
 async def _case_page(
     request: Request,
     ref: str,
@@ -41,18 +57,7 @@ async def _case_page(
     status_code: int,
 ) -> Response:
     """The case page again, with what was wrong in a form posted from it."""
-    user = current_user(request)
-    try:
-        page = await in_transaction(
-            request,
-            case_page,
-            ref,
-            settings(request).raw_dir,
-            supervisor=user.is_supervisor,
-            seconds=settings(request).message_seconds,
-        )
-    except CaseNotFound as missing:
-        raise HTTPException(status_code=404, detail=str(missing)) from None
+    page = await load_case_page(request, ref)
     problems = problems or Problems()
     page["approver_items"] = [{**choice, "checked": False} for choice in page["approvers"]]
     return render(

@@ -12,7 +12,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from caseworker.auth import SUPERVISORS_ONLY, current_user
-from caseworker.casepage import case_page
 from caseworker.labels import ACTION_LABELS, state_label
 from caseworker.pages import case_plan
 from caseworker.pages.forms import Problems, refusal, text
@@ -54,18 +53,7 @@ async def _show(
     values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    user = current_user(request)
-    try:
-        page = await in_transaction(
-            request,
-            case_page,
-            ref,
-            settings(request).raw_dir,
-            supervisor=user.is_supervisor,
-            seconds=settings(request).message_seconds,
-        )
-    except CaseNotFound as missing:
-        raise HTTPException(status_code=404, detail=str(missing)) from None
+    page = await case_plan.load_case_page(request, ref)
     problems = problems or Problems()
     values = values or {}
     page["approver_items"] = [
