@@ -39,28 +39,20 @@ def answer(request: dict[str, Any], data: bytes) -> dict[str, Any]:
     try:
         return _dispatch(request, data)
     except ExtractError as exc:
-        if _out_of_memory(exc):  # pdfminer's own error, wrapping the exhaustion
-            return _out_of_memory_answer(exc.detail)
         return refusal(exc.code, exc.detail, exc)
     except MemoryError:
-        return _out_of_memory_answer()
+        return {"ok": False, "code": "pdf_too_large", "detail": "memory limit reached"}
     except RecursionError:
         return {"ok": False, "code": "pdf_unreadable", "detail": "objects nested too deeply"}
     except Exception as exc:  # any failure inside pdfminer is a property of the file
         detail = f"{type(exc).__name__}: {exc}"[:300]
         if _out_of_memory(exc):
-            return _out_of_memory_answer(detail)
+            return {
+                "ok": False,
+                "code": "pdf_too_large",
+                "detail": f"memory limit reached ({detail})",
+            }
         return {"ok": False, "code": "pdf_unreadable", "detail": detail}
-
-
-def _out_of_memory_answer(detail: str = "") -> dict[str, Any]:
-    said = f" ({detail})" if detail else ""
-    return {
-        "ok": False,
-        "code": "pdf_too_large",
-        "detail": f"memory limit reached{said}",
-        "out_of_memory": True,
-    }
 
 
 def _out_of_memory(exc: BaseException) -> bool:

@@ -95,9 +95,9 @@ class WorkerPool:
         self.peak_worker_rss_kb = 0
         self.worker_cpu_seconds = 0.0  # CPU the workers spent on documents, for benchmarks
 
-    def _borrow(self, memory_mb: int, *, fresh: bool = False) -> Worker:
+    def _borrow(self, memory_mb: int) -> Worker:
         with self._lock:
-            while self._idle and not fresh:
+            while self._idle:
                 worker = self._idle.pop()
                 if worker.alive and worker.memory_mb == memory_mb:
                     self._busy.add(worker)
@@ -120,39 +120,26 @@ class WorkerPool:
         self, data: bytes, limits: PdfLimits, marks: list[str], job: dict[str, Any] | None = None
     ) -> dict[str, Any] | WorkerFailure:
         with self._slots:
-            result, used = self._run(data, limits, marks, job)
-            if used and _short_of_memory(result):
-                # What the worker's earlier documents left in its memory (pdfminer keeps
-                # every name it has read, for one) may be why: read it again in a new one.
-                result, _ = self._run(data, limits, marks, job, fresh=True)
-            return result
+            return self._run(data, limits, marks, job)
 
     def _run(
-        self,
-        data: bytes,
-        limits: PdfLimits,
-        marks: list[str],
-        job: dict[str, Any] | None,
-        *,
-        fresh: bool = False,
-    ) -> tuple[dict[str, Any] | WorkerFailure, bool]:
-        """The answer, and whether the worker had read documents before this one."""
+        self, data: bytes, limits: PdfLimits, marks: list[str], job: dict[str, Any] | None
+    ) -> dict[str, Any] | WorkerFailure:
         try:
-            worker = self._borrow(limits.memory_mb, fresh=fresh)
+            worker = self._borrow(limits.memory_mb)
         except (TimeoutError, WorkerDied) as exc:
             raise PdfReaderUnavailable(
                 "The PDF reader could not start; check the [limits] pdf_memory_mb setting."
             ) from exc
-        used = worker.jobs > 0
         try:
             result = worker.run(data, limits, marks, job)
         except TimeoutError:
             self._discard(worker)
             timeout = limits.ocr_timeout_seconds if job else limits.timeout_seconds
-            return WorkerFailure("pdf_timeout", f"no answer within {timeout:g} s"), used
+            return WorkerFailure("pdf_timeout", f"no answer within {timeout:g} s")
         except WorkerDied as exc:
             self._discard(worker)
-            return WorkerFailure("pdf_unreadable", str(exc)), used
+            return WorkerFailure("pdf_unreadable", str(exc))
         except BaseException:
             self._discard(worker)
             raise
@@ -163,7 +150,7 @@ class WorkerPool:
         else:
             # After a failure (memory exhausted, deep recursion) start afresh.
             self._discard(worker)
-        return result, used
+        return result
 
     def _discard(self, worker: Worker) -> None:
         with self._lock:
@@ -178,13 +165,6 @@ class WorkerPool:
             self._busy.clear()
         for worker in workers:
             worker.kill()
-
-
-def _short_of_memory(result: dict[str, Any] | WorkerFailure) -> bool:
-    """The worker ran out of memory, or died (as one may, short of memory, in C code)."""
-    if isinstance(result, WorkerFailure):
-        return result.code == "pdf_unreadable"
-    return result.get("out_of_memory") is True
 
 
 POOL = WorkerPool()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from forms import PdfLimits, read_attachment, sandbox
+from forms import PdfLimits, read_attachment
 from forms.sandbox import WorkerFailure, WorkerPool
 from forms.scan_pages import image_kind
 from forms.scan_render import PageUnavailable, render_page
@@ -233,56 +233,6 @@ def test_a_worker_whose_parser_failed_is_replaced() -> None:
         )
         _, second = _worker_after(pool, _logo())
         assert second is not None and second != first
-    finally:
-        pool.close()
-
-
-def _names_pdf(names: int) -> bytes:
-    """A PDF of no pages whose catalog holds `names` distinct names: pdfminer keeps every
-    name it reads for the life of its process."""
-    body = b" ".join(b"/N%07d 0" % i for i in range(names))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R /X << " + body + b" >> >>",
-        b"<< /Type /Pages /Kids [] /Count 0 >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, obj in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 3\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size 3 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
-
-
-def test_a_document_short_of_memory_in_a_used_worker_is_read_again_in_a_new_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # What earlier documents left in a worker (pdfminer's names, say) may be why a document
-    # ran out of memory: it is read again in a fresh worker, so a hostile PDF cannot make a
-    # later form fail; a fresh worker short of memory is not tried twice.
-    started: list[int] = []
-
-    class Counted(sandbox.Worker):
-        def __init__(self, memory_mb: int) -> None:
-            super().__init__(memory_mb)
-            started.append(self.process.pid)
-
-    monkeypatch.setattr(sandbox, "Worker", Counted)
-    limits = PdfLimits(memory_mb=128)
-    hog = _names_pdf(200_000)
-    pool = WorkerPool(size=1)
-    try:
-        form = (ROOT / "tests/corpus/forms/gpp-acroform.pdf").read_bytes()
-        assert pool.run(form, limits, [], None)["ok"] is True  # type: ignore[index]
-        assert len(started) == 1
-        result = pool.run(hog, limits, [], None)
-        assert not isinstance(result, WorkerFailure)
-        assert (result["code"], result["out_of_memory"]) == ("pdf_too_large", True)
-        assert len(started) == 2  # read again, in a new worker
-        pool.run(hog, limits, [], None)  # a new worker again, short of memory at once
-        assert len(started) == 3
     finally:
         pool.close()
 
