@@ -9,6 +9,7 @@ answer comes from code that has read hostile input).
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import sys
 import time
@@ -70,6 +71,17 @@ def _out_of_memory(exc: BaseException) -> bool:
     return False
 
 
+def _resident_kb() -> int:
+    """The worker's resident memory now (ru_maxrss cannot tell: Linux carries it over from
+    the process that started the worker)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return pages * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -94,6 +106,7 @@ def main() -> None:
         # Tesseract runs as a child of the worker: its CPU counts too.
         result["cpu_seconds"] = round(time.process_time() + _children_cpu() - started, 6)
         result["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result["rss_kb"] = _resident_kb()
         send(out, result)
 
 

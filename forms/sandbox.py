@@ -4,9 +4,8 @@ A few pre-started workers (forms/pdf_worker.py, run as core.child_process runs a
 are kept and reused, so a form costs one round trip rather than a new interpreter. A
 worker that runs out of time is killed; one whose reading failed is replaced, so a hostile
 file can cost at most one worker and the time limit, never the caller. A worker is kept
-after a reading, and after a refusal by its own checks (core.child_process.refusal); a
-document that runs short of memory in a worker that has read others is read again in a
-new one, as what the others left may be the cause.
+after a reading, and after a refusal by its own checks (core.child_process.refusal),
+unless its memory has grown past half its limit.
 """
 
 from __future__ import annotations
@@ -22,6 +21,10 @@ from core.errors import PcseError
 
 # A worker is replaced after this many documents, to bound slow leaks in the parser.
 JOBS_PER_WORKER = 500
+# A worker whose memory has grown past this share of its limit is replaced: what its
+# documents left there (pdfminer keeps every name it has read, for the life of the
+# process) must not leave the next form too little room to be read.
+KEEP_BELOW_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ class WorkerPool:
             raise
         self.peak_worker_rss_kb = max(self.peak_worker_rss_kb, int(result.get("maxrss_kb", 0)))
         self.worker_cpu_seconds += float(result.get("cpu_seconds", 0.0))
-        if result.get("ok") or result.get("clean") is True:
+        if (result.get("ok") or result.get("clean") is True) and not _grown(result, limits):
             self._give_back(worker)
         else:
             # After a failure (memory exhausted, deep recursion) start afresh.
@@ -165,6 +168,11 @@ class WorkerPool:
             self._busy.clear()
         for worker in workers:
             worker.kill()
+
+
+def _grown(result: dict[str, Any], limits: PdfLimits) -> bool:
+    """Whether the worker's resident memory has passed KEEP_BELOW_SHARE of its limit."""
+    return int(result.get("rss_kb", 0)) > limits.memory_mb * 1024 * KEEP_BELOW_SHARE
 
 
 POOL = WorkerPool()

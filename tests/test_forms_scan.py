@@ -237,6 +237,45 @@ def test_a_worker_whose_parser_failed_is_replaced() -> None:
         pool.close()
 
 
+def _names_pdf(names: int) -> bytes:
+    """A PDF of no pages whose catalog holds `names` distinct names: pdfminer keeps every
+    name it reads for the life of its process."""
+    body = b" ".join(b"/N%07d 0" % i for i in range(names))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R /X << " + body + b" >> >>",
+        b"<< /Type /Pages /Kids [] /Count 0 >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, obj in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 3\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size 3 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+def test_a_worker_grown_past_half_its_memory_is_replaced() -> None:
+    # What a document leaves in a worker (pdfminer's names) must not leave the next form
+    # too little room: a worker past half its limit is not kept, whatever it answered.
+    limits = PdfLimits(memory_mb=160)
+    form = (ROOT / "tests/corpus/forms/gpp-acroform.pdf").read_bytes()
+    pool = WorkerPool(size=1)
+    try:
+        assert pool.run(form, limits, [], None)["ok"] is True  # type: ignore[index]
+        kept = [w.process.pid for w in pool._idle]
+        assert pool.run(form, limits, [], None)["ok"] is True  # type: ignore[index]
+        assert [w.process.pid for w in pool._idle] == kept  # a small worker is kept
+        grown = pool.run(_names_pdf(150_000), limits, [], None)
+        assert not isinstance(grown, WorkerFailure) and grown["ok"] is True
+        assert grown["rss_kb"] > 80 * 1024 and pool._idle == []  # not kept
+        assert pool.run(form, limits, [], None)["ok"] is True  # type: ignore[index]
+        assert [w.process.pid for w in pool._idle] != kept  # read in a new one
+    finally:
+        pool.close()
+
+
 def _read_here(path: Path) -> dict[str, Any]:
     """A scan read by OCR in this process (as the worker reads it), without the sandbox."""
     from forms.scan_worker import ocr
