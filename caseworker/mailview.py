@@ -10,6 +10,8 @@ version is only ever shown as escaped source or inside a sandboxed iframe (no sc
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -40,6 +42,10 @@ MAX_SHOWN_CHARS = 200_000
 # more, so that a page's work does not grow with the size of the message.
 _MASKED_TEXT_CHARS = 2 * MAX_SHOWN_CHARS
 _MASKED_HTML_CHARS = 12 * MAX_SHOWN_CHARS
+# What a cut may leave at its end of a code, or of a reference spelling one, cut in two:
+# taken off, as the masking cannot know it for a code.
+_CUT_REFERENCE = re.compile(r"&#[0-9a-fA-FxX]*\Z")
+_CUT_CODE = re.compile(r"(?i)A(?:P(?:V(?:-[0-9a-f]{0,19})?)?)?\Z")
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,14 @@ def _cut(value: str) -> tuple[str, bool]:
     return (value[:MAX_SHOWN_CHARS], True) if len(value) > MAX_SHOWN_CHARS else (value, False)
 
 
+def _masked(value: str, most: int, mask: Callable[[str], str]) -> str:
+    """`value` masked, at most its first `most` characters, with no code or reference left
+    cut in two at the end."""
+    if len(value) <= most:
+        return mask(value)
+    return _CUT_CODE.sub("", _CUT_REFERENCE.sub("", mask(value[:most])))
+
+
 def view_of(mail: ParsedMail) -> MailView:
     view = MailView(problems=list(mail.problems))
     sender = mail.sender_identity
@@ -114,11 +128,11 @@ def view_of(mail: ParsedMail) -> MailView:
         for value in mail.headers.get(name.lower(), []):
             view.headers.append((name, mask_tokens(value)))
     # An approval code is a key: a page shows only its first characters.
-    view.text, cut = _cut(mask_tokens(mail.text[:_MASKED_TEXT_CHARS]))
+    view.text, cut = _cut(_masked(mail.text, _MASKED_TEXT_CHARS, mask_tokens))
     if cut or len(mail.text) > _MASKED_TEXT_CHARS:
         view.problems.append(f"Only the first {MAX_SHOWN_CHARS:,} characters are shown.")
     if mail.html is not None:
-        view.html, _ = _cut(mask_tokens_in_markup(mail.html[:_MASKED_HTML_CHARS]))
+        view.html, _ = _cut(_masked(mail.html, _MASKED_HTML_CHARS, mask_tokens_in_markup))
     view.attachments = [
         AttachmentView(number, a.filename, a.content_type, _size(len(a.data)))
         for number, a in enumerate(mail.attachments, start=1)

@@ -11,11 +11,11 @@ from email.message import EmailMessage
 from sqlalchemy import select
 
 from caseworker.casepage import emails
-from caseworker.mailview import view_of
+from caseworker.mailview import _MASKED_HTML_CHARS, _MASKED_TEXT_CHARS, view_of
 from caseworker.newreply import new_reply_view
 from core.db import Database
 from core.patterns import mask_tokens, mask_tokens_in_markup
-from intake.mailparse import parse_mail
+from intake.mailparse import ParsedMail, parse_mail
 from notifications.models import OutboxMessage
 from service.cmd_cases import case_messages
 from service.cmd_outbox import _row
@@ -77,3 +77,20 @@ def test_the_message_page_cuts_a_code_spelt_in_its_html() -> None:
     view = view_of(parse_mail(bytes(msg)))
     assert view.html is not None and "c8af7e5b7a0f" not in view.html
     assert "APV-c8af7e…" in view.html
+
+
+def test_a_code_cut_in_two_where_a_page_stops_masking_is_not_shown() -> None:
+    # Masking shortens what it masks, so the part of a long email that is masked can end
+    # short of what the page shows, with a code cut in two at its end: that part is taken
+    # off, not shown unmasked.
+    secret = "APV-0123456789abcdef4242"
+    fake = "APV-ffffffffffffffffffff\n"  # masked to twelve characters
+    pad = fake * ((_MASKED_TEXT_CHARS - 23) // len(fake))
+    text = pad + "x" * (_MASKED_TEXT_CHARS - 23 - len(pad)) + secret + "\nthanks\n"
+    # One reference, written with enough leading zeros, is a single character once shown.
+    reference = "&#" + "0" * (_MASKED_HTML_CHARS - 40) + "65;"
+    html = reference + "x" * (_MASKED_HTML_CHARS - 23 - len(reference)) + secret
+    view = view_of(ParsedMail(text=text, html=html))
+    for shown in (view.text, view.html or ""):
+        assert "0123456789" not in shown
+        assert shown.endswith(("x", "…\n"))
