@@ -76,7 +76,8 @@ class Watchdog:
     @contextmanager
     def limit(self, seconds: float | None) -> Iterator[None]:
         """Raise MessageTooSlow in this thread if the block spends more than `seconds` of
-        its CPU time; None or 0 sets no limit."""
+        its CPU time; None or 0 sets no limit. One budget per thread at a time: an outer
+        budget's stop could land in an inner one's bookkeeping, so budgets do not nest."""
         if not seconds or seconds <= 0:
             yield
             return
@@ -120,7 +121,11 @@ class Watchdog:
         """Fire what is due; how long until the next budget could be spent."""
         wait: float | None = None
         for serial, entry in list(self._entries.items()):
-            left = entry.deadline - entry.clock()
+            try:
+                left = entry.deadline - entry.clock()
+            except OSError:  # its thread has ended: a budget left behind, with no one to stop
+                del self._entries[serial]
+                continue
             if left <= 0:
                 entry.fired = True
                 del self._entries[serial]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
-from intake.budget import WATCHDOG, MessageTooSlow, thread_clock
+from intake.budget import WATCHDOG, MessageTooSlow, _Entry, thread_clock
 
 
 def test_a_short_budget_after_a_long_one_is_enforced_in_time() -> None:
@@ -102,6 +103,27 @@ def test_a_budget_running_out_as_its_block_ends_never_leaves_the_watchdog_held()
     began = time.monotonic()
     try:
         with WATCHDOG.limit(0.2):  # and a budget is still enforced
+            while time.monotonic() - began < 30:
+                sum(range(1000))
+    except MessageTooSlow:
+        pass
+    assert time.monotonic() - began < 5
+
+
+def test_a_budget_left_behind_by_a_thread_that_ended_does_not_stop_the_watchdog() -> None:
+    clocks: list[Callable[[], float]] = []
+    ended = threading.Thread(target=lambda: clocks.append(thread_clock()))
+    ended.start()
+    ended.join()
+    assert ended.ident is not None
+    with WATCHDOG._lock:  # as a budget whose clean-up never ran would be left
+        WATCHDOG._serial += 1
+        WATCHDOG._entries[WATCHDOG._serial] = _Entry(ended.ident, clocks[0], 0.0)
+        WATCHDOG._start()
+        WATCHDOG._wake.notify()
+    began = time.monotonic()
+    try:
+        with WATCHDOG.limit(0.2):
             while time.monotonic() - began < 30:
                 sum(range(1000))
     except MessageTooSlow:
