@@ -10,6 +10,19 @@ from collections.abc import Callable
 from intake.budget import WATCHDOG, MessageTooSlow, _Entry, thread_clock
 
 
+def _spun_until_stopped(seconds: float) -> float:
+    """Seconds on the wall a loop ran under a budget of `seconds` before it was stopped
+    (30 when it never was)."""
+    began = time.monotonic()
+    try:
+        with WATCHDOG.limit(seconds):
+            while time.monotonic() - began < 30:
+                sum(range(1000))
+    except MessageTooSlow:
+        pass
+    return time.monotonic() - began
+
+
 def test_a_short_budget_after_a_long_one_is_enforced_in_time() -> None:
     started, stopped_after = threading.Event(), []
 
@@ -19,13 +32,7 @@ def test_a_short_budget_after_a_long_one_is_enforced_in_time() -> None:
             time.sleep(3)
 
     def spinner() -> None:
-        began = time.monotonic()
-        try:
-            with WATCHDOG.limit(0.2):
-                while time.monotonic() - began < 30:
-                    sum(range(1000))
-        except MessageTooSlow:
-            stopped_after.append(time.monotonic() - began)
+        stopped_after.append(_spun_until_stopped(0.2))
 
     first = threading.Thread(target=patient)
     first.start()
@@ -100,14 +107,7 @@ def test_a_budget_running_out_as_its_block_ends_never_leaves_the_watchdog_held()
             assert _watchdog_free(), f"the watchdog was left held after {attempt + 1} blocks"
     finally:
         stop.set()
-    began = time.monotonic()
-    try:
-        with WATCHDOG.limit(0.2):  # and a budget is still enforced
-            while time.monotonic() - began < 30:
-                sum(range(1000))
-    except MessageTooSlow:
-        pass
-    assert time.monotonic() - began < 5
+    assert _spun_until_stopped(0.2) < 5  # and a budget is still enforced
 
 
 def test_a_budget_left_behind_by_a_thread_that_ended_does_not_stop_the_watchdog() -> None:
@@ -121,11 +121,4 @@ def test_a_budget_left_behind_by_a_thread_that_ended_does_not_stop_the_watchdog(
         WATCHDOG._entries[WATCHDOG._serial] = _Entry(ended.ident, clocks[0], 0.0)
         WATCHDOG._start()
         WATCHDOG._wake.notify()
-    began = time.monotonic()
-    try:
-        with WATCHDOG.limit(0.2):
-            while time.monotonic() - began < 30:
-                sum(range(1000))
-    except MessageTooSlow:
-        pass
-    assert time.monotonic() - began < 5
+    assert _spun_until_stopped(0.2) < 5
