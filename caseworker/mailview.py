@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from intake.budget import WATCHDOG, MessageTooSlow
 from intake.mailparse import ParsedMail, parse_mail
 from intake.models import InboundMessage, RawBlob
 from intake.rawstore import RawMissing, RawStore
+from workflow.models import Case
 
 # From is shown as read strictly (address and display name apart), never as decoded text,
 # where a display name could pass for an address.
@@ -36,6 +38,8 @@ SHOWN_HEADERS = (
     "In-Reply-To",
     "Authentication-Results",
 )
+T = TypeVar("T")
+
 MAX_SHOWN_CHARS = 200_000
 # What is masked before the cut: enough that the masking (which shortens codes, and writes
 # out references such as "&#65;" in HTML) still leaves MAX_SHOWN_CHARS to show, and no
@@ -87,13 +91,27 @@ class TooSlowToRead(Exception):
         )
 
 
-def read_mail(raw: bytes, seconds: float) -> ParsedMail:
-    """The message as intake reads it, stopped after `seconds` of this thread's CPU."""
+def within(seconds: float, work: Callable[[], T]) -> T:
+    """`work()`, stopped after `seconds` of this thread's CPU (TooSlowToRead)."""
     try:
         with WATCHDOG.limit(seconds):
-            return parse_mail(raw)
+            return work()
     except MessageTooSlow:
         raise TooSlowToRead(seconds) from None
+
+
+def read_mail(raw: bytes, seconds: float) -> ParsedMail:
+    """The message as intake reads it, stopped after `seconds` of this thread's CPU."""
+    return within(seconds, lambda: parse_mail(raw))
+
+
+def opening_bytes(session: Session, raw_dir: Path, case: Case) -> bytes | None:
+    """The raw bytes of the email that opened the case; None when it was not opened from
+    one, or the bytes are gone."""
+    if case.source_message_id is None:
+        return None
+    message = session.get(InboundMessage, case.source_message_id)
+    return raw_bytes(session, raw_dir, message) if message is not None else None
 
 
 def _size(count: int) -> str:
@@ -148,11 +166,10 @@ def message_view(
         return MailView(
             missing="The original message is not in the raw store, so it cannot be shown."
         )
-    try:
-        with WATCHDOG.limit(seconds):  # the reading and what is made of it to show
-            return view_of(parse_mail(raw))
-    except MessageTooSlow:
-        return MailView(missing=str(TooSlowToRead(seconds)))
+    try:  # the reading and what is made of it to show, in one budget
+        return within(seconds, lambda: view_of(parse_mail(raw)))
+    except TooSlowToRead as exc:
+        return MailView(missing=str(exc))
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import forms
-from caseworker.mailview import TooSlowToRead, raw_bytes, read_mail
-from intake.models import InboundMessage
+from caseworker.mailview import TooSlowToRead, opening_bytes, read_mail
 from workflow.cases import get_case
 from workflow.models import Case, CaseEvent
 
@@ -77,10 +76,7 @@ def form_file(session: Session, raw_dir: Path, ref: str, seconds: float) -> byte
     """The bytes of the attached form a case was read from (or its first form attachment);
     None also when reading its email takes more than `seconds` of CPU."""
     case = get_case(session, ref)
-    if case.source_message_id is None:
-        return None
-    message = session.get(InboundMessage, case.source_message_id)
-    raw = raw_bytes(session, raw_dir, message) if message is not None else None
+    raw = opening_bytes(session, raw_dir, case)
     if raw is None:
         return None
     try:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from caseworker.mailview import TooSlowToRead, raw_bytes, read_mail
+from caseworker.mailview import TooSlowToRead, opening_bytes, read_mail
 from intake.mailparse import ParsedMail
-from intake.models import InboundMessage
 from workflow import rekind
 from workflow.actions import ActionRefused
 from workflow.cases import get_case
@@ -21,10 +20,7 @@ def source_mail(session: Session, raw_dir: Path, case: Case, seconds: float) -> 
     was not opened from an email or its bytes are gone. Reading it may take `seconds` of
     CPU: past that, the change is refused (ActionRefused), since the case would otherwise
     be re-routed without being read again."""
-    if case.source_message_id is None:
-        return None
-    message = session.get(InboundMessage, case.source_message_id)
-    raw = raw_bytes(session, raw_dir, message) if message is not None else None
+    raw = opening_bytes(session, raw_dir, case)
     if raw is None:
         return None
     try:
