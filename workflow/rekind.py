@@ -20,7 +20,7 @@ from core.states import CaseKind, CaseState
 from forms.model import Finding, ParsedRequest
 from forms.normalise import clean_ods
 from workflow.actions import ActionRefused
-from workflow.cases import hold_case, move, record
+from workflow.cases import get_case, hold_case, move, record
 from workflow.env import WorkflowEnv
 from workflow.models import Case
 from workflow.opening import read_forms
@@ -71,6 +71,15 @@ def reread(kind: str, mail: IncomingMail | None, env: WorkflowEnv) -> Rereading:
     return Rereading(request, f"The email was read again as {title(kind)}.")
 
 
+def _check_change(case: Case, kind: str) -> None:
+    if not can_change_kind(case):
+        raise ActionRefused(
+            f"Case {case.ref} is {case.state}; its kind can be changed only before it is decided."
+        )
+    if case.kind == kind:
+        raise ActionRefused(f"Case {case.ref} is already of the kind {title(kind)}.")
+
+
 def change_kind(
     session: Session,
     env: WorkflowEnv,
@@ -89,20 +98,21 @@ def change_kind(
     if kind not in set(CaseKind):
         known = ", ".join(str(k) for k in CaseKind)
         raise ActionRefused(f"There is no case kind {kind!r}; the kinds are {known}.")
+    # The message is read again before the case is held: reading a scanned form may take
+    # the PDF and OCR timeouts, and holding the case holds its organisation too (and on
+    # SQLite the one write lock), so intake and every other writer would wait behind it.
+    # What is read depends only on the kind and the message, never on the case, so the
+    # checks are made again once the case is held, on the case as it then is.
+    _check_change(get_case(session, ref), kind)
+    again = reread(kind, mail, env)
     case = hold_case(session, ref)
-    if not can_change_kind(case):
-        raise ActionRefused(
-            f"Case {case.ref} is {case.state}; its kind can be changed only before it is decided."
-        )
-    if case.kind == kind:
-        raise ActionRefused(f"Case {case.ref} is already of the kind {title(kind)}.")
+    _check_change(case, kind)
     old = case.kind
     before = {
         "fields": case.fields,
         "findings": case.findings,
         "organisation": case.organisation_code,
     }
-    again = reread(kind, mail, env)
     void_open_requests(
         session, env, case, actor=by, reason=f"The request was re-routed to the kind {title(kind)}."
     )
