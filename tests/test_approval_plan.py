@@ -26,7 +26,7 @@ from tests.test_workflow_helpers import (
     open_request,
     outbox,
 )
-from workflow import actions, directory, rekind
+from workflow import actions, corrections, directory, rekind
 from workflow.approval_plan import plan_for
 from workflow.cases import get_case
 from workflow.env import WorkflowEnv
@@ -147,6 +147,84 @@ def test_open_findings_need_a_second_caseworker(db: Database, env: WorkflowEnv) 
     assert approval["data"]["confirmed_by"] == "sam@pcse"
     assert "confirmed by caseworker sam@pcse" in approval["detail"]
     assert holders(db, "A81001", "gpp") == [NOMINEE[1]]
+
+
+def test_a_doubt_settled_by_a_caseworker_s_own_correction_still_needs_a_second_person(
+    db: Database, env: WorkflowEnv
+) -> None:
+    """A doubtful reading of the nominee's address calls for a second person; the one
+    caseworker correcting it must not be able to settle the doubt and approve alone."""
+    _staff(db)
+    ref = triage_case(db, env)
+    with db.transaction() as session:
+        get_case(session, ref).findings = [
+            {"code": "ocr_low_confidence", "field": "nominees.0.email", "message": "Unclear"}
+        ]
+    with db.transaction() as session:
+        corrections.correct(
+            session,
+            env,
+            ref,
+            field="nominees.0.email",
+            value="mallory@nhs.net",
+            by="casey@pcse",
+            reason="typo",
+        )
+    with db.transaction() as session:
+        case = get_case(session, ref)
+        assert case.findings == []  # the doubt itself is settled by the correction
+        first = actions.approve_plan(session, env, ref, by="casey@pcse", reason="Looks fine")
+    assert first.proposed and case_of(db, ref).state != "completed"
+    assert first.plan.as_dict()["needs_second_person"]
+    assert first.plan.findings == [
+        "Nominee 1's email address is a caseworker's correction (by casey@pcse), not what the "
+        "request said: a second person checks it."
+    ]
+    assert holders(db, "A81001", "gpp") == []
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="second"):
+        actions.approve_plan(
+            session, env, ref, by="casey@pcse", reason="again", plan_digest=first.plan.digest
+        )
+    with db.transaction() as session:
+        second = actions.approve_plan(
+            session, env, ref, by="sam@pcse", reason="Checked", plan_digest=first.plan.digest
+        )
+    assert not second.proposed and case_of(db, ref).state == "completed"
+    assert holders(db, "A81001", "gpp") == ["mallory@nhs.net"]
+
+
+def test_a_value_a_caseworker_filled_in_is_checked_by_another_or_a_supervisor(
+    db: Database, env: WorkflowEnv
+) -> None:
+    _staff(db)
+    ref = triage_case(db, env)
+    with db.transaction() as session:
+        corrections.correct(
+            session, env, ref, field="nominees.0.name", value="Nia Patel", by="sam@pcse", reason="x"
+        )
+    with db.transaction() as session:
+        first = actions.approve_plan(session, env, ref, by="casey@pcse", reason="Phoned them")
+    assert first.proposed, "Sam's word on the nominee is not enough on Casey's approval alone"
+    with db.transaction() as session:  # Sam, who corrected it, is the second pair of eyes
+        second = actions.approve_plan(
+            session, env, ref, by="sam@pcse", reason="Agreed", plan_digest=first.plan.digest
+        )
+    assert not second.proposed and case_of(db, ref).state == "completed"
+
+    other = triage_case(db, env)
+    with db.transaction() as session:
+        corrections.correct(
+            session,
+            env,
+            other,
+            field="nominees.0.email",
+            value="nia.p@nhs.net",
+            by="sue@pcse",
+            reason="x",
+        )
+    with db.transaction() as session:
+        done = actions.approve_plan(session, env, other, by="sue@pcse", reason="Seen the form")
+    assert not done.proposed and case_of(db, other).state == "completed"
 
 
 def test_a_supervisor_approves_open_findings_alone(db: Database, env: WorkflowEnv) -> None:

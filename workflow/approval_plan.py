@@ -6,8 +6,9 @@ digest covers the case (state, kind, organisation, findings) and each effect on 
 directory; a confirmation carries the digest it was shown, and if anything in it changed
 in between, the confirmation is refused and the new plan is shown.
 
-A case that still has open findings needs a supervisor, or a second caseworker (a
-different account) confirming the same plan that the first one proposed.
+A case that still has open findings, or values a caseworker corrected, needs a supervisor,
+or a second caseworker (a different account) confirming the same plan that the first one
+proposed.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from sqlalchemy.orm import Session
 from core.catalogue import Service
 from workflow import approvals
 from workflow.apply import dry_run
+from workflow.correct_values import label_for
 from workflow.decisions import planned_changes
 from workflow.env import WorkflowEnv
 from workflow.models import Case
+
+# readings[path]["source"] of a value a caseworker set (workflow.corrections.SOURCE).
+CASEWORKER_SOURCE = "caseworker"
 
 # The history event a first caseworker's approval of a case with open findings writes.
 PROPOSED = "approval_proposed"
@@ -79,7 +84,24 @@ def _digest(content: dict[str, Any]) -> str:
 
 
 def open_findings(case: Case) -> list[str]:
-    return [str(f.get("message") or f.get("code") or f) for f in case.findings or []]
+    """What a second person must look at before the case is approved: its open findings,
+    and every value of its reading that a caseworker set (workflow.corrections). A value
+    a caseworker wrote is one person's word on what the request says; settled by their own
+    correction, a doubt about it would otherwise need nobody else."""
+    found = [str(f.get("message") or f.get("code") or f) for f in case.findings or []]
+    return found + _corrected_values(case)
+
+
+def _corrected_values(case: Case) -> list[str]:
+    readings = (case.fields or {}).get("readings") or {}
+    return [
+        f"{label_for(path)} is a caseworker's correction (by {reading.get('corrected_by')}), "
+        "not what the request said: a second person checks it."
+        for path, reading in readings.items()
+        if isinstance(reading, dict)
+        and reading.get("source") == CASEWORKER_SOURCE
+        and reading.get("corrected_at")  # the value corrected, not the boxes of its list
+    ]
 
 
 def plan_for(session: Session, env: WorkflowEnv, case: Case, *, actor: str) -> Plan:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from core.states import CaseState
 from forms.model import ParsedRequest
 from forms.normalise import normalise_email
+from workflow.approval_plan import CASEWORKER_SOURCE
 from workflow.cases import hold_case, move, record
 from workflow.correct_values import (
     CorrectionRefused,
@@ -40,7 +41,7 @@ from workflow.persist import record_checks, source_message, void_open_requests
 S = CaseState
 # The states in which a case's reading can still change what happens to it.
 ALLOWED = frozenset({S.NEEDS_INFO, S.TRIAGE, S.AWAITING_APPROVAL})
-SOURCE = "caseworker"
+SOURCE = CASEWORKER_SOURCE  # a corrected value waits for a second person (approval_plan)
 MISSING = "missing_field"  # the finding that a value was not given
 
 
