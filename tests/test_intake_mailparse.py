@@ -246,3 +246,38 @@ def test_a_bounce_forwarded_inside_a_request_does_not_make_it_a_bounce() -> None
     assert "GPP admin" in mail.text
     report = parse_mail(delivery_report("pm@nhs.net"))  # the report itself still is one
     assert report.delivery_status and bounce_reason(report) is not None
+
+
+HEADERS = (
+    b"From: =?utf-8?q?Zo=C3=AB_Practice?= <zoe@a81001.nhs.uk>\r\n"
+    b"To: pcse.portalenquiries@nhs.net\r\n"
+    b"Subject: =?utf-8?b?UEwgYWRtaW4gZm9yIFpvw6s=?=\r\n"
+    b"Received: from relay1.example (relay1.example [192.0.2.1])\r\n"
+    b"\tby mx.nhs.net; Mon, 2 Feb 2026 09:30:00 +0000\r\n"
+    b"Received: from relay2.example\r\n by relay1.example\r\n"
+    b"X-Note: =?iso-8859-1?q?caf=E9?= and\x00 a NUL\r\n"
+    b"X-Note: second\r\n"
+    b"Message-ID: <headers@a81001.nhs.uk>\r\n"
+    b"\r\n"
+    b"Please set up Zoe.\r\n"
+)
+
+
+def test_header_values_read_as_decoded_text_whenever_asked_for() -> None:
+    mail = parse_mail(HEADERS)
+    assert mail.header("Subject") == mail.subject == "PL admin for Zoë"
+    assert mail.headers["x-note"] == ["café and  a NUL", "second"]  # NUL: a space
+    assert mail.headers["received"][0] == (
+        "from relay1.example (relay1.example [192.0.2.1]) by mx.nhs.net; "
+        "Mon, 2 Feb 2026 09:30:00 +0000"
+    )
+    assert mail.headers.get("from") == ["Zoë Practice <zoe@a81001.nhs.uk>"]
+    assert "received" in mail.headers and "x-absent" not in mail.headers
+    assert mail.headers.get("x-absent") is None and mail.header("x-absent") is None
+    with pytest.raises(KeyError):
+        mail.headers["x-absent"]
+    assert list(mail.headers) == ["from", "to", "subject", "received", "x-note", "message-id"]
+    assert len(mail.headers) == 6
+    # Asked for again, or all at once, the same values.
+    assert dict(mail.headers) == {name: mail.headers[name] for name in mail.headers}
+    assert "caf\\xe9" not in repr(mail.headers) and "café" in repr(mail.headers)
