@@ -103,6 +103,18 @@ def clean_address(value: str) -> str | None:
     return value.lower()
 
 
+def mailbox_key(address: str) -> str:
+    """The mailbox an address reaches, for telling whether two addresses are one person's:
+    lower-cased, with any "+tag" of the local part left out. Exchange Online, like most mail
+    systems, delivers jane.smith+pcn@nhs.net to jane.smith@nhs.net, so a nominee written
+    that way is the approver themself. Other aliases of one mailbox cannot be told from the
+    address alone."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    if not at:
+        return address.strip().lower()
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
 def parse_from(raw_values: Sequence[str]) -> SenderIdentity:
     """The sender named by the raw From header(s), strictly."""
     if not raw_values:

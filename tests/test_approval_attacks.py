@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from core.addresses import mailbox_key
 from core.db import Database
 from core.inbound import MessageKind
 from tests.test_workflow_helpers import (
@@ -36,7 +37,8 @@ from tests.test_workflow_helpers import (
     token_for,
 )
 from workflow import actions, directory
-from workflow.approvals import case_digest, check_sender
+from workflow.approvals import case_digest, check_sender, independent
+from workflow.cases import get_case
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case, CaseEvent
 
@@ -585,3 +587,43 @@ def test_a_caseworker_cannot_ask_the_nominee_to_approve(db: Database, env: Workf
         actions.send_approval_request(
             session, env, ref, by="cw@pcse.test", approver_email=PARTNER[1]
         )
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("A.Patel+GPP@nhs.net", "a.patel@nhs.net"),
+        ("a.patel+gpp+more@nhs.net", "a.patel@nhs.net"),
+        (" a.patel@NHS.net ", "a.patel@nhs.net"),
+        ("+only@nhs.net", "@nhs.net"),
+        ("no-at-sign", "no-at-sign"),
+    ],
+)
+def test_the_mailbox_an_address_reaches(address: str, key: str) -> None:
+    assert mailbox_key(address) == key
+
+
+def test_a_signer_is_not_asked_about_their_own_nomination_under_a_plus_tag(
+    db: Database, env: WorkflowEnv
+) -> None:
+    """Exchange delivers a.patel+gpp@ to a.patel@: the nominee is the partner themself."""
+    alias = "a.patel+gpp@nhs.net"
+    assert mailbox_key(alias) == PARTNER[1]
+    form = gpp_form(nominees=[{"name": PARTNER[0], "email": alias, "services": ["gpp"]}])
+    ref = open_request(db, env, form)
+    asked = {m.to_address for m in outbox(db, "approval_request")}
+    assert PARTNER[1] not in asked and GUARDIAN[1] in asked
+    with db.transaction() as session:
+        check = independent(get_case(session, ref), PARTNER[1])
+    assert not check.passed and "named for a role" in check.detail
+    assert holders(db, "A81001", "gpp") == []
+
+
+def test_an_ael_contact_cannot_grant_themself_a_pcn_role_under_a_plus_tag(db: Database) -> None:
+    env = ms365_env()
+    alias = "chris.green+pcn@nhs.net"  # the AEL contact's own mailbox
+    assert mailbox_key(alias) == ICB_CONTACT[1]
+    form = pcn_form(nominees=[{"name": ICB_CONTACT[0], "email": alias, "services": ["pcn"]}])
+    open_request(db, env, form, sender=ICB_CONTACT, auth_as=["Internal"])
+    assert holders(db, "U12345", "pcn") == [], "the AEL contact granted themself the PCN role"
+    assert {m.to_address for m in outbox(db, "approval_request")} == {ICB_CONTACT_2[1]}

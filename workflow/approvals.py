@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.addresses import mailbox_key
 from core.catalogue import AEL_GP_PAYMENTS_GENERAL, Service
 from core.db import rowcount
 from core.inbound import IncomingMail
@@ -371,12 +372,14 @@ def verify_answer(
 def independent(case: Case, approver_email: str) -> Check:
     """Separation of duties: nobody approves a request they made or a role they would get."""
     email = approver_email.lower()
-    nominees = {c.email for c in planned_changes(case.kind, case.fields or {})}
-    if requester_conflicts(case.kind) and email == (case.requester or "").lower():
+    # Compared by mailbox: jane+pcn@ and jane@ reach one person (core.addresses.mailbox_key).
+    key = mailbox_key(email)
+    nominees = {mailbox_key(c.email) for c in planned_changes(case.kind, case.fields or {})}
+    if requester_conflicts(case.kind) and key == mailbox_key(case.requester or ""):
         return Check(
             "approver_independent", False, f"{email} made the request and cannot also approve it."
         )
-    if email in nominees:
+    if key in nominees:
         return Check(
             "approver_independent",
             False,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from core.addresses import mailbox_key
 from core.catalogue import (
     AEL_GP_PAYMENTS_GENERAL,
     CATALOGUE,
@@ -596,12 +597,13 @@ def _independent(
 ) -> list[Approver] | None:
     """The approvers who are neither the requester nor a nominee; None when there are none.
     Nobody approves their own request or their own role."""
-    conflicted = {c.email for c in changes}
+    # Compared by mailbox: jane+pcn@ and jane@ reach one person (core.addresses.mailbox_key).
+    conflicted = {mailbox_key(c.email) for c in changes}
     if requester_conflicts(steps.request.kind or ""):
-        conflicted.add((steps.facts.requester or "").lower())
-    kept = [a for a in approvers if a.email not in conflicted]
+        conflicted.add(mailbox_key(steps.facts.requester or ""))
+    kept = [a for a in approvers if mailbox_key(a.email) not in conflicted]
     for approver in approvers:
-        if approver.email in conflicted:
+        if mailbox_key(approver.email) in conflicted:
             steps.check(
                 "approver_independent",
                 False,
@@ -650,9 +652,9 @@ def _decide_pcn(request: ParsedRequest, facts: Facts) -> Decision:
         f"{len(facts.ael_contacts)} AEL contact(s) of ICB "
         f"{facts.icb_code}: {_names(facts.ael_contacts)}.",
     )
-    nominees = {c.email for c in changes}
+    nominees = {mailbox_key(c.email) for c in changes}
     sender = next((a for a in facts.ael_contacts if a.email == facts.sender), None)
-    if sender and sender.email in nominees:
+    if sender and mailbox_key(sender.email) in nominees:
         others = _independent(steps, facts.ael_contacts, changes)
         if not others:
             return steps.decision(
