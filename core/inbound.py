@@ -67,6 +67,11 @@ class IncomingMail(Protocol):
     @property
     def attachments(self) -> Sequence[Attachment]: ...
 
+    # What the message holds that was not read, a sentence each: an attachment over the
+    # size limit, an attached email's text, parts nested too deep or too many, text cut.
+    @property
+    def unread_parts(self) -> Sequence[str]: ...
+
 
 @dataclass(frozen=True)
 class Classification:

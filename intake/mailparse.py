@@ -139,6 +139,10 @@ class ParsedMail:
     enclosed_message_ids: list[str] = field(default_factory=list)
     skipped_attachments: list[SkippedAttachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # What the message holds that was not read, one sentence each (an attachment over the
+    # limit, an attached email's text, parts too deep or too many, text cut): an approver's
+    # answer is then not taken as clear (workflow.answers).
+    unread_parts: list[str] = field(default_factory=list)
     # Set when only the headers could be read (the structure is too deep or too large to
     # hold): why, in words for a caseworker.
     unreadable: str | None = None
@@ -452,14 +456,21 @@ class _Reader:
                 continue
             self.parts += 1
             if self.parts > MAX_PARTS:
-                self.mail.problems.append(f"more than {MAX_PARTS} parts; the rest were not read")
+                self.unread(f"more than {MAX_PARTS} parts; the rest were not read")
                 return
             try:
                 self.read_part(part, depth, enclosed)
             except Exception as exc:  # one bad part never loses the message
-                self.mail.problems.append(
+                self.unread(
                     f"a {_content_type(part)} part could not be read ({type(exc).__name__})"
                 )
+
+    def unread(self, problem: str) -> None:
+        """Something the message holds was not read: a problem for a caseworker to see, and
+        a part of the message nobody read."""
+        if problem not in self.mail.problems:
+            self.mail.problems.append(problem)
+        self.mail.unread_parts.append(problem)
 
     def read_part(self, part: Message, depth: int, enclosed: bool) -> None:
         ctype = _content_type(part)
@@ -476,6 +487,9 @@ class _Reader:
             forwarded = payload[0] if isinstance(payload, list) and payload else None
             if isinstance(forwarded, Message):
                 self._enclosed_id(forwarded.get("Message-ID"))
+                # Its files are read below, its text never is: the message does not say
+                # all of what it carries in its own words.
+                self.mail.unread_parts.append("an attached email, whose text was not read")
                 # A forwarded message's own files (a form forwarded as an attachment) count.
                 if depth < MAX_DEPTH:
                     self.read(forwarded, depth + 1, enclosed=True)
@@ -497,7 +511,7 @@ class _Reader:
             target = self.texts if ctype == "text/plain" else self.htmls
             target.append(_part_text(part, self.mail))
             if id(part) in self.marks:
-                self.mail.problems.append(
+                self.unread(
                     f"a {ctype} part of {self.marks[id(part)].encoded_bytes / 1048576:.0f} MB "
                     "was too long to read whole; its beginning was read"
                 )
@@ -509,7 +523,7 @@ class _Reader:
         form among them would otherwise vanish without a word."""
         problem = f"parts nested more than {MAX_DEPTH} levels deep were not read"
         if problem not in self.mail.problems:
-            self.mail.problems.append(problem)
+            self.unread(problem)
 
     def _enclosed_id(self, raw: object) -> None:
         found = message_id_of(str(raw)) if raw else None
@@ -542,7 +556,7 @@ class _Reader:
             f"{self.limit / 1048576:.0f} MB, and was not read"
         )
         self.mail.skipped_attachments.append(SkippedAttachment(name, ctype, size, problem))
-        self.mail.problems.append(problem)
+        self.unread(problem)
 
     def tnef(self, name: str, ctype: str, data: bytes) -> None:
         try:
@@ -664,6 +678,7 @@ def _headers_only(raw: bytes, why: str) -> ParsedMail:
     """What can be read of a message whose body cannot be: its headers, and why."""
     mail = ParsedMail(unreadable=why)
     mail.problems.append(f"only the headers were read: {why}")
+    mail.unread_parts.append(f"only the headers were read: {why}")
     try:
         msg = email.parser.BytesHeaderParser(policy=_POLICY).parsebytes(_header_block(raw))
         _read_headers(mail, msg)
@@ -732,13 +747,16 @@ def _parse(raw: bytes, attachment_max_bytes: int, elisions: Elisions | None = No
         mail.text = html_to_text(mail.html[:HTML_READ_CHARS])
         mail.text_from_html = True
         if len(mail.html) > HTML_READ_CHARS:
-            mail.problems.append(
+            cut = (
                 f"the HTML body runs to {len(mail.html):,} characters; its text was read "
                 f"from the first {HTML_READ_CHARS:,}"
             )
+            mail.problems.append(cut)
+            mail.unread_parts.append(cut)
     mail.text = mail.text.replace("\x00", "")
     mail.html = mail.html.replace("\x00", "") if mail.html else mail.html
     if len(mail.text) > MAX_TEXT_CHARS:
         mail.problems.append(f"the text was cut at {MAX_TEXT_CHARS} characters")
+        mail.unread_parts.append(f"the text was cut at {MAX_TEXT_CHARS} characters")
         mail.text = mail.text[:MAX_TEXT_CHARS]
     return mail

@@ -66,6 +66,7 @@ class Mail:
     repeated_headers: list[str] = field(default_factory=list)
     header_break: str | None = None
     text_from_html: bool = False
+    unread_parts: list[str] = field(default_factory=list)
     # Set by a test that forges a From header intake's strict parser would refuse.
     sender_problem: str | None = None
 

@@ -111,11 +111,14 @@ def _what_else_it_says(
     session: Session, case: Case, approval: ApprovalRequest, mail: IncomingMail, own: str
 ) -> str | None:
     """What the reply says besides its own text: a document attached (a picture is most
-    likely a signature's), a subject longer than ours, or words in its quote of our email
+    likely a signature's), a part of it not read (an attachment over the limit, an attached
+    email), a subject longer than ours, or words in its quote of our email
     that we did not write ("NO - not Jane" beside her name; workflow.quoted_words)."""
     papers = [a.filename for a in mail.attachments if not a.content_type.startswith("image/")]
     if papers:
         return f"comes with {papers[0][:80]}"
+    if mail.unread_parts:  # what was not read may say anything
+        return f"part of it was not read ({mail.unread_parts[0][:120]})"
     sent = session.execute(
         select(OutboxMessage.subject, OutboxMessage.body_text, OutboxMessage.body_html).where(
             OutboxMessage.case_id == case.id,
