@@ -113,13 +113,48 @@ def as_text(subject: str, body_text: str, body_html: str | None) -> list[str]:
 _SUBJECT_PREFIX = frozenset(
     {"re", "fw", "fwd", "aw", "sv", "wg", "tr", "external", "email", "ext", "caution", "sender"}
 )
-_SUBJECT_TAG = re.compile(r"\[(?![^\]]*pcse-)[^\]]{0,40}\]|\b(?:re|fwd?)\[\d+\]:", re.IGNORECASE)
+# A bracketed tag in a subject, and a numbered prefix ("RE[2]:").
+_SUBJECT_TAG = re.compile(r"\[([^\]]{0,40})\]|\b(?:re|fwd?)\[\d+\]:", re.IGNORECASE)
+# The words of the tags mail gateways put in a subject ("[EXTERNAL]", "[SECURE]",
+# "[Suspected spam]"); a bracket holding any other word is the writer's own ("[NOT until
+# 1 April]") and is read with the rest.
+_GATEWAY_TAG_WORDS = frozenset(
+    {
+        *_SUBJECT_PREFIX,
+        "external",
+        "ext",
+        "secure",
+        "encrypt",
+        "encrypted",
+        "official",
+        "sensitive",
+        "spam",
+        "suspected",
+        "possible",
+        "phishing",
+        "suspicious",
+        "warning",
+        "bulk",
+        "unverified",
+        "mail",
+    }
+)
+
+
+def _without_tags(subject: str) -> str:
+    def drop(tag: re.Match[str]) -> str:
+        inside = tag.group(1)
+        if inside is None or set(_words(inside)) <= _GATEWAY_TAG_WORDS:
+            return " "
+        return tag.group(0)
+
+    return _SUBJECT_TAG.sub(drop, subject)
 
 
 def subject_not_ours(subject: str, ours: Iterable[str]) -> str | None:
     """The reply's subject when it says more than one of ours, after the prefixes and tags
     clients and servers add ("RE: … - NOT Jane, she has left"); None when it says no more."""
-    words = _words(_SUBJECT_TAG.sub(" ", subject))
+    words = _words(_without_tags(subject))
     while words and words[0] in _SUBJECT_PREFIX:
         words = words[1:]
     for our in ours:
