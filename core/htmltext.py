@@ -55,7 +55,8 @@ _BLOCK_TAGS = frozenset(
         "ul",
     }
 )
-_HIDDEN_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript"})
+# <noscript> is not among them: mail clients run no scripts, so they show what it holds.
+_HIDDEN_TAGS = frozenset({"script", "style", "head", "title", "template"})
 _CELL_TAGS = frozenset({"td", "th"})
 _VOID_TAGS = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr"})
 # Containers of the quoted original in the clients people use.

@@ -627,3 +627,13 @@ def test_an_ael_contact_cannot_grant_themself_a_pcn_role_under_a_plus_tag(db: Da
     open_request(db, env, form, sender=ICB_CONTACT, auth_as=["Internal"])
     assert holders(db, "U12345", "pcn") == [], "the AEL contact granted themself the PCN role"
     assert {m.to_address for m in outbox(db, "approval_request")} == {ICB_CONTACT_2[1]}
+
+
+def test_an_approval_with_an_objection_in_noscript_goes_to_a_person(
+    db: Database, env: WorkflowEnv
+) -> None:
+    ref = open_request(db, env, gpp_form())
+    html = "<div>APPROVE</div><noscript>Do not add Jane, she has left</noscript>"
+    answer(db, env, ref, PARTNER, "APPROVE", html=html)
+    assert holders(db, "A81001", "gpp") == []
+    assert case_of(db, ref).state == "triage"

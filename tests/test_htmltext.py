@@ -92,3 +92,9 @@ def test_an_answer_is_read_as_its_reader_sees_it(markup: str, read: str) -> None
 def test_a_request_keeps_its_struck_and_styled_text() -> None:
     markup = '<p><del>old</del> new</p><p style="display:none">kept</p>'
     assert html_to_text(markup, quotes=MARK) == "old new\n\nkept"
+
+
+def test_what_noscript_holds_is_read_as_mail_clients_show_it() -> None:
+    html = "<div>APPROVE</div><noscript>Do not add Jane, she has left</noscript>"
+    for quotes in (MARK, DROP):
+        assert "Do not add Jane" in html_to_text(html, quotes=quotes)
