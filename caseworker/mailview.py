@@ -20,6 +20,7 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from core.patterns import mask_tokens, mask_tokens_in_markup
+from core.visible import visible
 from intake.budget import WATCHDOG, MessageTooSlow
 from intake.mailparse import ParsedMail, parse_mail
 from intake.models import InboundMessage, RawBlob
@@ -139,12 +140,12 @@ def view_of(mail: ParsedMail) -> MailView:
     sender = mail.sender_identity
     view.headers.append(("From address", sender.address or "(no single address)"))
     if sender.display_name:
-        view.headers.append(("From display name", sender.display_name))
+        view.headers.append(("From display name", visible(sender.display_name)))
     if sender.problem:
         view.headers.append(("From problem", sender.problem))
     for name in SHOWN_HEADERS:
         for value in mail.headers.get(name.lower(), []):
-            view.headers.append((name, mask_tokens(value)))
+            view.headers.append((name, visible(mask_tokens(value))))
     # An approval code is a key: a page shows only its first characters.
     view.text, cut = _cut(_masked(mail.text, _MASKED_TEXT_CHARS, mask_tokens))
     if cut or len(mail.text) > _MASKED_TEXT_CHARS:
@@ -197,6 +198,7 @@ def attachment(
 
 def content_disposition(filename: str) -> str:
     """Always a download, never shown in the browser; an ASCII name plus the UTF-8 one."""
+    filename = visible(filename)  # a name read before format characters were left out
     fallback = (
         "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename)
         or "attachment"

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import ChainableUndefined, ChoiceLoader, Environment, FileSystemLoader, PackageLoader
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
@@ -23,8 +24,20 @@ from caseworker.security import CSRF_FIELD, csrf_token
 from caseworker.timeutil import when
 from core.patterns import mask_tokens
 from core.senderauth import Profile
+from core.visible import visible
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+def _as_drawn(value: Any) -> Any:
+    """Every value a page prints, without the characters that draw nothing or move what
+    follows (core.visible): a sender's right-to-left override would show "\u202efdp.exe"
+    as "exe.pdf", in a file's name, a subject or a case's fields alike."""
+    if isinstance(value, Markup):
+        return Markup(visible(str(value)))
+    if isinstance(value, str):
+        return visible(value)
+    return value
 
 
 def make_environment() -> Environment:
@@ -41,6 +54,7 @@ def make_environment() -> Environment:
         undefined=ChainableUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_as_drawn,
     )
     env.filters["when"] = when
     env.filters["state_label"] = state_label

@@ -9,6 +9,8 @@ from functools import lru_cache
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from core.visible import visible
+
 # NHS ODS code forms by organisation type. Optical contractor numbers
 # have no single public format, so any short run of letters and digits is accepted.
 ODS_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -241,29 +243,6 @@ def _title_word(word: str) -> str:
 def tidy_text(raw: str | None) -> str:
     """Collapse runs of spaces and line breaks; strip stray punctuation at the ends."""
     return " ".join(visible(raw or "").split()).strip(" ,;")
-
-
-# Format characters kept: the joiners some scripts spell words with.
-_JOINERS = frozenset("\u200c\u200d")
-
-
-# Control characters other than tab and line breaks: NUL above all, which PostgreSQL will
-# not store (a form's name field holding one failed its message).
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def visible(text: str) -> str:
-    """`text` without Unicode format characters (category Cf) other than the joiners, and
-    without control characters but tab and line breaks.
-
-    They draw nothing, and some move what follows them: a right-to-left override at the end
-    of a name shows the address printed after it backwards ("ten.shn@gmail.com" as
-    "moc.liamg@nhs.net"); soft hyphens and zero-width spaces split words unseen."""
-    if _CONTROLS.search(text):
-        text = _CONTROLS.sub(" ", text)
-    if text.isascii():
-        return text
-    return "".join(c for c in text if c in _JOINERS or unicodedata.category(c) != "Cf")
 
 
 def email_candidate(raw: str | None) -> str:

@@ -34,6 +34,7 @@ from email.policy import Compat32
 from core.addresses import SenderIdentity, parse_from, recipient_addresses, unverified
 from core.htmltext import html_to_text
 from core.senderauth import AUTH_AS, SINGLE_HEADERS
+from core.visible import without_format
 from intake.charsets import decode_bytes, storable, unsurrogate
 from intake.oversize import Elisions, Mark, Refuted, elide, encoded_size, verify
 from intake.tnef import is_tnef, unpack_tnef
@@ -319,7 +320,7 @@ def _unfold(raw: str) -> str:
 # --------------------------------------------------------------------------- names
 
 
-_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*]')
 _WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL"}
     | {f"COM{i}" for i in range(1, 10)}
@@ -329,7 +330,8 @@ _WINDOWS_RESERVED = frozenset(
 
 def safe_filename(name: str | None, content_type: str, index: int) -> str:
     """A name safe to show and to save: no path, no control characters, at most 120 chars."""
-    value = unicodedata.normalize("NFC", name or "")
+    # No format characters: a right-to-left override shows "x\u202efdp.exe" as "xexe.pdf".
+    value = without_format(unicodedata.normalize("NFC", name or ""))
     value = value.replace("\\", "/").rsplit("/", 1)[-1]
     value = _UNSAFE_NAME.sub("_", value).strip(" .")
     if value and value.split(".")[0].upper() in _WINDOWS_RESERVED:

@@ -158,6 +158,11 @@ def test_a_form_nested_too_deep_is_not_read_and_a_person_is_told(forwarded: bool
         ("", "attachment-3.pdf"),
         (None, "attachment-3.pdf"),
         ("a" * 300 + ".pdf", "a" * 116 + ".pdf"),
+        # A right-to-left override shows "Invoice-\u202efdp.exe" as "Invoice-exe.pdf".
+        ("Invoice-\u202efdp.exe", "Invoice-fdp.exe"),
+        ("a\u2066b\u200bc\u00adpdf.pdf", "abcpdf.pdf"),
+        ("c1\x85control\x9b.pdf", "c1_control_.pdf"),
+        ("\u0645\u0644\u0641\u200c.pdf", "\u0645\u0644\u0641\u200c.pdf"),  # a joiner stays
     ],
 )
 def test_safe_filenames(given: str | None, safe: str) -> None:
