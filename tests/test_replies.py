@@ -431,11 +431,34 @@ def test_a_one_click_approval_with_anything_but_a_sign_off_is_unclear(said: str)
         "\nDr Anil Patel\nGP Partner\nWorking days: Monday to Thursday",
         "Kind regards\nAnil\nSent from my iPhone",
         "\nHappy to confirm this. Thanks.\n\nAnil",
+        "Anil\nSenior Partner\nThe Riverside Surgery, Leeds",
+        "Dr Anil Patel\nClinical Director, Aire Valley PCN",
+        "Anil Patel\nPractice Manager\nNHS West Yorkshire ICB",
     ],
 )
 def test_an_approval_with_a_sign_off_and_a_signature_is_read(signed: str) -> None:
     signer = Signer("Dr Anil Patel", "a.patel@nhs.net")
     answer = read_answer(f"Approved\n{signed}\n\n{quoted()}", signer=signer)
+    assert answer.verdict is Verdict.APPROVE, answer
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "APPROVE \uff2e\uff2f\uff34 \uff2a\uff21\uff2e\uff25",  # fullwidth "NOT JANE"
+        "Approved \u2013 \u043d\u0435\u043d\u0430\u0434\u043e",  # "don't" in Russian
+        "Approved\nThanks\nAnil\n\uff2e\uff2f\uff34 Jane",
+        "Approved\n\u0644\u0627\n\nThanks\nAnil",  # "no" in Arabic
+    ],
+)
+def test_an_approval_with_words_in_letters_not_read_is_unclear(said: str) -> None:
+    answer = read_answer(f"{said}\n\n{quoted()}", signer=APPROVER)
+    assert answer.verdict is Verdict.UNCLEAR, answer
+
+
+def test_accented_latin_letters_are_read_as_their_letters() -> None:
+    signer = Signer("Dr Zo\u00eb Fran\u00e7ois", "z.francois@nhs.net")
+    answer = read_answer(f"Approved\nThanks\nZo\u00eb\n\n{quoted()}", signer=signer)
     assert answer.verdict is Verdict.APPROVE, answer
 
 
@@ -471,6 +494,13 @@ PASSED_OFF_AS_A_CLOSING = [
     "Anil\nRemove Bob from LS1 4AB",
     "Anil\nRemove Bob | Add Jane",
     "Thanks\nJo",  # not the approver's name
+    # Capitalised, but no job title or organisation: what the approver adds.
+    "Anil\nFrom 1 April",
+    "Anil\nFor Three Months",
+    "Anil\nBob Too",
+    "Anil\nJane Retires Friday",
+    "Anil\nEffective From 1 April",
+    "Dr Anil Patel\nGP Partner\nFrom 1 April",
 ]
 
 

@@ -25,6 +25,7 @@ Every pattern here, and in forms.mailtext, is linear on hostile input.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -493,7 +494,28 @@ class _Token:
 
 
 def _normalise(text: str) -> str:
+    # Compatibility folding first: "ＮＯＴ" (fullwidth) is "NOT" to whoever reads it.
+    text = unicodedata.normalize("NFKC", text)
     return text.replace("\r\n", "\n").replace("\r", "\n").translate(_TRANSLATE)
+
+
+# A run of letters, in any script.
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _letters_not_read(text: str) -> str | None:
+    """The first word in letters this reading does not read, or None. Words are read in
+    ASCII letters, a Latin letter with an accent as its letter ("Zoë" as "Zoe"); a word in
+    another script ("ненадо", don't) would pass unread beside an APPROVE."""
+    for word in _LETTERS.findall(text):
+        if word.isascii():
+            continue
+        plain = "".join(
+            c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)
+        )
+        if not plain.isascii():
+            return word
+    return None
 
 
 def _tokens(text: str) -> list[_Token]:
@@ -728,6 +750,15 @@ def _read_approval(
     more = more_than_a_sign_off(later, signer)
     if more is not None:
         return Answer(Verdict.UNCLEAR, None, own, _SAYS_MORE.format(more=_shown(more)))
+    unread = _letters_not_read(own)
+    if unread is not None:
+        return Answer(
+            Verdict.UNCLEAR,
+            None,
+            own,
+            f'The reply approves, but also writes "{_shown(unread, 40)}" in letters not read '
+            "here, which may change what was approved, so a person reads it.",
+        )
     return Answer(Verdict.APPROVE, None, own, "The reply approves the request.")
 
 
