@@ -433,6 +433,8 @@ def test_a_one_click_approval_with_anything_but_a_sign_off_is_unclear(said: str)
         "\nHappy to confirm this. Thanks.\n\nAnil",
         "Anil\nSenior Partner\nThe Riverside Surgery, Leeds",
         "Dr Anil Patel\nClinical Director, Aire Valley PCN",
+        "Dr Anil Patel MBBS MRCGP\nGP Partner",
+        "A Patel MB ChB DRCOG",
         "Anil Patel\nPractice Manager\nNHS West Yorkshire ICB",
     ],
 )
@@ -501,6 +503,7 @@ PASSED_OFF_AS_A_CLOSING = [
     "Anil\nJane Retires Friday",
     "Anil\nEffective From 1 April",
     "Dr Anil Patel\nGP Partner\nFrom 1 April",
+    "Dr Anil Patel MBBS Not Jane",
 ]
 
 

@@ -276,9 +276,24 @@ def _is_own_name(line: str, signer: Signer | None) -> bool:
     initials = "".join(w[0] for w in names)
     words = _words(bare)
     return bool(words) and all(
-        w in names or w in _TITLES or w == initials or (len(w) == 1 and w in initials)
+        w in names
+        or w in _TITLES
+        or w in _QUALIFICATIONS
+        or w == initials
+        or (len(w) == 1 and w in initials)
         for w in words
     )
+
+
+# Letters after a name ("Dr Anil Patel MBBS MRCGP"): they say nothing of the request.
+_QUALIFICATIONS = frozenset(
+    WORD.findall(
+        """
+        mbbs mbchb mb chb bm bch bmbs md mrcgp frcgp drcog dfsrh dch mrcp frcp frcs mrcs
+        bsc msc ma ba phd rgn rn mpharm bds pgcert pgdip dip
+        """
+    )
+)
 
 
 def _is_device_line(line: str) -> bool:
@@ -336,7 +351,7 @@ def _is_title_line(line: str) -> bool:
     if not tokens or len(tokens) > _NAME_WORDS or _instructs(line):
         return False
     words = {t.lower() for t in tokens}
-    if not words & _TITLE_WORDS or words & _TIME_WORDS:
+    if not words & (_TITLE_WORDS | _QUALIFICATIONS) or words & _TIME_WORDS:
         return False
     small = {"and", "of", "the", "for", "in", "at", "&"}
     return all(t[0].isupper() or t[0].isdigit() or t.lower() in small for t in tokens)
@@ -360,9 +375,8 @@ _TITLE_WORDS = frozenset(
         digital information technology it quality safety estates performance programme
         project projects support specialist analyst adviser advisor consultant chair
         chairman chairperson vice president member committee council university england
-        scotland wales uk limited ltd llp plc inc cic mbbs mbchb mrcgp frcgp drcog dfsrh
-        mrcp frcp bsc msc ma ba phd rgn rn mpharm bds partnership ccg foundation institute
-        college royal
+        scotland wales uk limited ltd llp plc inc cic
+        partnership ccg foundation institute college royal
         """
     )
 )
