@@ -17,6 +17,7 @@ from tests.test_workflow_helpers import (
     MANAGER,
     NOMINEE,
     PARTNER,
+    Mail,
     case_of,
     email_request,
     events,
@@ -125,6 +126,19 @@ def test_a_stale_plan_is_refused_and_nothing_is_applied(db: Database, env: Workf
     assert NOMINEE[1] not in holders(db, "A81001", "gpp")
 
 
+def _refused_then_confirmed(
+    db: Database, env: WorkflowEnv, ref: str, digest: str, *, same: str, other: str
+) -> None:
+    """The proposer confirming their own proposal is refused; another caseworker applies it."""
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="second"):
+        actions.approve_plan(session, env, ref, by=same, reason="again", plan_digest=digest)
+    with db.transaction() as session:
+        second = actions.approve_plan(
+            session, env, ref, by=other, reason="Agreed", plan_digest=digest
+        )
+    assert not second.proposed and case_of(db, ref).state == "completed"
+
+
 def test_open_findings_need_a_second_caseworker(db: Database, env: WorkflowEnv) -> None:
     _staff(db)
     ref = _with_findings(db, env)
@@ -133,15 +147,7 @@ def test_open_findings_need_a_second_caseworker(db: Database, env: WorkflowEnv) 
     assert first.proposed and case_of(db, ref).state == "triage"
     assert first.plan.findings == [FINDING["message"]]
     assert events(db, ref, "approval_proposed")[0]["actor"] == "casey@pcse"
-    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="second"):
-        actions.approve_plan(
-            session, env, ref, by="CASEY@pcse", reason="again", plan_digest=first.plan.digest
-        )
-    with db.transaction() as session:
-        second = actions.approve_plan(
-            session, env, ref, by="sam@pcse", reason="Agreed", plan_digest=first.plan.digest
-        )
-    assert not second.proposed and case_of(db, ref).state == "completed"
+    _refused_then_confirmed(db, env, ref, first.plan.digest, same="CASEY@pcse", other="sam@pcse")
     approval = events(db, ref, "approval")[-1]
     assert approval["data"]["proposed_by"] == "casey@pcse"
     assert approval["data"]["confirmed_by"] == "sam@pcse"
@@ -181,15 +187,7 @@ def test_a_doubt_settled_by_a_caseworker_s_own_correction_still_needs_a_second_p
         "request said: a second person checks it."
     ]
     assert holders(db, "A81001", "gpp") == []
-    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="second"):
-        actions.approve_plan(
-            session, env, ref, by="casey@pcse", reason="again", plan_digest=first.plan.digest
-        )
-    with db.transaction() as session:
-        second = actions.approve_plan(
-            session, env, ref, by="sam@pcse", reason="Checked", plan_digest=first.plan.digest
-        )
-    assert not second.proposed and case_of(db, ref).state == "completed"
+    _refused_then_confirmed(db, env, ref, first.plan.digest, same="casey@pcse", other="sam@pcse")
     assert holders(db, "A81001", "gpp") == ["mallory@nhs.net"]
 
 
@@ -326,9 +324,8 @@ PL_BODY = (
 )
 
 
-def test_change_kind_rereads_voids_the_approval_request_and_goes_to_triage(
-    db: Database, env: WorkflowEnv
-) -> None:
+def misread_as_main_contact(db: Database, env: WorkflowEnv) -> tuple[str, Mail]:
+    """A password problem read as a change of Main Contact, awaiting approval."""
     mail = mail_from(MANAGER, subject="Locked out of PCSE Online", text=LOCKED_OUT)
     ref = open_request(
         db,
@@ -338,6 +335,13 @@ def test_change_kind_rereads_voids_the_approval_request_and_goes_to_triage(
         text=mail.text,
     )
     assert case_of(db, ref).state == "awaiting_approval"
+    return ref, mail
+
+
+def test_change_kind_rereads_voids_the_approval_request_and_goes_to_triage(
+    db: Database, env: WorkflowEnv
+) -> None:
+    ref, mail = misread_as_main_contact(db, env)
     with db.transaction() as session:
         case = rekind.change_kind(
             session,

@@ -14,14 +14,10 @@ from sqlalchemy.exc import OperationalError
 from core.db import Database, is_postgres
 from core.inbound import IncomingMail
 from tests.test_actions import triage_case
-from tests.test_approval_plan import LOCKED_OUT, NEW_CONTACT
+from tests.test_approval_plan import misread_as_main_contact
 from tests.test_workflow_helpers import (
-    MANAGER,
     case_of,
-    email_request,
     events,
-    mail_from,
-    open_request,
 )
 from workflow import actions, rekind
 from workflow.env import WorkflowEnv
@@ -61,23 +57,10 @@ def _reread_then(
     return reads
 
 
-def _main_contact_case(db: Database, env: WorkflowEnv) -> tuple[str, IncomingMail]:
-    mail = mail_from(MANAGER, subject="Locked out of PCSE Online", text=LOCKED_OUT)
-    ref = open_request(
-        db,
-        env,
-        email_request("main_contact", main_contact=NEW_CONTACT),
-        subject=mail.subject,
-        text=mail.text,
-    )
-    assert case_of(db, ref).state == "awaiting_approval"
-    return ref, mail
-
-
 def test_the_case_is_not_held_while_its_message_is_read_again(
     db: Database, env: WorkflowEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ref, mail = _main_contact_case(db, env)
+    ref, mail = misread_as_main_contact(db, env)
     reads = _reread_then(monkeypatch, lambda: _lock_from_elsewhere(db, ref))
     with db.transaction() as session:
         case = rekind.change_kind(
@@ -115,7 +98,7 @@ def test_a_case_decided_while_its_message_was_read_again_is_not_re_routed(
 def test_a_case_re_routed_by_someone_else_meanwhile_is_not_changed_twice(
     db: Database, env: WorkflowEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ref, mail = _main_contact_case(db, env)
+    ref, mail = misread_as_main_contact(db, env)
     colleagues: list[str] = []
 
     def colleague_first() -> None:
