@@ -578,6 +578,8 @@ class _Reader:
             self.texts.append(content.text)
         if content.html:
             self.htmls.append(content.html)
+        if content.rtf_unread:
+            self.unread(f"{name}: its rich-text (RTF) body was not read")
 
 
 def _structure(mail: ParsedMail, msg: Message) -> None:

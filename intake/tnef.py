@@ -15,6 +15,8 @@ class TnefContent:
     files: list[tuple[str, bytes]] = field(default_factory=list)  # (name as sent, data)
     text: str = ""
     html: str | None = None
+    # Its body was only in rich text (RTF), which is not read.
+    rtf_unread: bool = False
 
 
 def is_tnef(content_type: str, filename: str | None) -> bool:
@@ -53,6 +55,15 @@ def unpack_tnef(data: bytes) -> TnefContent:
     content.text = _as_text(parsed.body).replace("\r\n", "\n")
     html = _as_text(parsed.htmlbody)
     content.html = html or None
+    content.rtf_unread = bool(_rtf_of(parsed)) and not (content.text.strip() or content.html)
     if not (content.files or content.text.strip() or content.html):
         raise ValueError("a winmail.dat with no files or text in it")
     return content
+
+
+def _rtf_of(parsed: object) -> bytes:
+    """The compressed RTF body tnefparse found, if any (decompressing it may fail)."""
+    try:
+        return bytes(getattr(parsed, "rtfbody", None) or b"")
+    except Exception:
+        return b"?"  # there is one, unreadable

@@ -139,3 +139,27 @@ def test_what_a_message_holds_unread_is_listed() -> None:
     assert any(p.startswith("big.pdf is 0.0 MB, over the limit") for p in mail.unread_parts)
     assert f"parts nested more than {MAX_DEPTH} levels deep were not read" in mail.unread_parts
     assert len(mail.unread_parts) == 3
+
+
+def test_an_approval_with_a_document_sent_as_a_picture_goes_to_a_person(
+    db: Database, tmp_path: Path, env: WorkflowEnv
+) -> None:
+    """A picture is taken for a signature's; a file sent as one under a document's name is
+    a document."""
+    config = _config(db, tmp_path)
+    reply = _approval(db, config, env)
+    reply.add_attachment(b"PK\x03\x04", maintype="image", subtype="png", filename="terms.docx")
+    arrive(db, config, env, bytes(reply))
+    case = case_of_requester(db, MANAGER[1])
+    assert _granted(db) == [] and case.state == "triage"
+    assert "comes with terms.docx" in (case.reason or "")
+
+
+def test_an_approval_with_a_signature_s_picture_is_applied(
+    db: Database, tmp_path: Path, env: WorkflowEnv
+) -> None:
+    config = _config(db, tmp_path)
+    reply = _approval(db, config, env)
+    reply.add_attachment(b"\x89PNG\r\n", maintype="image", subtype="png", filename="image001.png")
+    arrive(db, config, env, bytes(reply))
+    assert _granted(db) != []

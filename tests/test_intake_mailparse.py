@@ -286,3 +286,22 @@ def test_header_values_read_as_decoded_text_whenever_asked_for() -> None:
     # Asked for again, or all at once, the same values.
     assert dict(mail.headers) == {name: mail.headers[name] for name in mail.headers}
     assert "caf\\xe9" not in repr(mail.headers) and "café" in repr(mail.headers)
+
+
+def _with_rtf_body(data: bytes, rtf: bytes) -> bytes:
+    """A winmail.dat with a rich-text body (PR_RTF_COMPRESSED, stored uncompressed)."""
+    body = struct.pack("<IIII", len(rtf) + 12, len(rtf), 0x414C454D, 0) + rtf
+    mapi = struct.pack("<I", 1) + struct.pack("<HHII", 0x0102, 0x1009, 1, len(body))
+    mapi += body + b"\0" * (-len(body) % 4)
+    return data + struct.pack("<BHHI", 1, 0x9003, 0x0006, len(mapi)) + mapi + b"\0\0"
+
+
+def test_a_winmail_dat_whose_body_is_only_rich_text_says_so() -> None:
+    dat = _with_rtf_body(tnef("", [("form.pdf", b"%PDF-1.4 x")]), b"{\\rtf1 NOT Jane}")
+    mail = parse_mail(with_attachments(("winmail.dat", "application/ms-tnef", dat), body=""))
+    assert [a.filename for a in mail.attachments] == ["form.pdf"]
+    assert mail.unread_parts == ["winmail.dat: its rich-text (RTF) body was not read"]
+    # Beside a text body, the rich text is the same body again.
+    both = _with_rtf_body(tnef("Approved", [("form.pdf", b"%PDF-1.4 x")]), b"{\\rtf1 x}")
+    read = parse_mail(with_attachments(("winmail.dat", "application/ms-tnef", both)))
+    assert read.unread_parts == [] and "Approved" in read.text

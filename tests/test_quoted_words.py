@@ -331,7 +331,10 @@ def test_an_objection_in_the_subject_is_the_approvers(
         ("RE: {subject} [no]", "triage"),
         # Only a mail gateway's own tags are set aside.
         ("[SECURE] RE: {subject}", "completed"),
-        ("RE: {subject} [Suspected SPAM]", "completed"),
+        ("[External Sender - Proceed with Caution] RE: {subject}", "completed"),
+        ("RE: {subject} [OFFICIAL-SENSITIVE: PERSONAL]", "completed"),
+        # A gateway's doubt about the reply is a person's to weigh.
+        ("RE: {subject} [Suspected SPAM]", "triage"),
         ("RE[2]: {subject}", "completed"),
     ],
 )

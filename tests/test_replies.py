@@ -434,6 +434,13 @@ def test_a_one_click_approval_with_anything_but_a_sign_off_is_unclear(said: str)
         "Anil\nSenior Partner\nThe Riverside Surgery, Leeds",
         "Dr Anil Patel\nClinical Director, Aire Valley PCN",
         "Dr Anil Patel MBBS MRCGP\nGP Partner",
+        # A practice's signature as it is written: its address over several lines.
+        "Anil\nPractice Manager\n12 High Street\nLeeds\nLS1 4AB",
+        "Anil\nDay Lewis Pharmacy",
+        "Anil\nSame Day Access Lead",
+        "Anil\nSocial Prescribing Link Worker",
+        "Anil\nHead of IT",
+        "Anil\nRheolwr Practis | Practice Manager",
         "A Patel MB ChB DRCOG",
         "Anil Patel\nPractice Manager\nNHS West Yorkshire ICB",
     ],
@@ -458,10 +465,28 @@ def test_an_approval_with_words_in_letters_not_read_is_unclear(said: str) -> Non
     assert answer.verdict is Verdict.UNCLEAR, answer
 
 
-def test_accented_latin_letters_are_read_as_their_letters() -> None:
-    signer = Signer("Dr Zo\u00eb Fran\u00e7ois", "z.francois@nhs.net")
-    answer = read_answer(f"Approved\nThanks\nZo\u00eb\n\n{quoted()}", signer=signer)
-    assert answer.verdict is Verdict.APPROVE, answer
+def test_the_letters_of_the_approver_s_own_name_are_theirs() -> None:
+    for name, signed in (
+        ("Dr Zo\u00eb Fran\u00e7ois", "Zo\u00eb"),
+        ("Pawe\u0142 Nowak", "Pawe\u0142 Nowak"),
+        ("Dr Anja Wei\u00df", "Dr Wei\u00df"),
+    ):
+        signer = Signer(name, "approver@nhs.net")
+        answer = read_answer(f"Approved\nThanks\n{signed}\n\n{quoted()}", signer=signer)
+        assert answer.verdict is Verdict.APPROVE, answer
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Kind regards\nAnil \u043d\u0435 \u0414\u0436\u0435\u0439\u043d",
+        "Kind regards\nAnil\nGP Partner \u0644\u0627",
+        "Thanks\nAnil\nN\u00d3T JANE",
+    ],
+)
+def test_a_one_click_approval_with_words_in_letters_not_read_is_unclear(body: str) -> None:
+    answer = read_one_click(APPROVE_SUBJECT, body, None, signer=APPROVER)
+    assert answer is not None and answer.verdict is Verdict.UNCLEAR, answer
 
 
 # Said after an approval and its closing, or passed off as one: each leaves it to a person.
@@ -504,6 +529,16 @@ PASSED_OFF_AS_A_CLOSING = [
     "Anil\nEffective From 1 April",
     "Dr Anil Patel\nGP Partner\nFrom 1 April",
     "Dr Anil Patel MBBS Not Jane",
+    "Anil\nJane Is A Locum",
+    "Anil\nUse Bob As Practice Manager",
+    "Anil\nBob Is The Practice Manager Now",
+    "Anil\nNominee Unknown To Practice",
+    "Anil\nFormer Practice Manager",
+    "Anil\nGP Partner Wef 01/04/2027",
+    "Anil\nPartner As Of 01/04/27",
+    # Accented, the words of a comment are still not the approver's.
+    "Anil\nGP Partner - N\u00d3T JANE",
+    "Anil\nJANE L\u00c9FT PRACTICE",
 ]
 
 

@@ -341,57 +341,40 @@ def _is_address_line(line: str) -> bool:
 
 
 def _is_title_line(line: str) -> bool:
-    """A job title or an organisation ("GP Partner", "The Riverside Surgery, Leeds"): a
-    few capitalised words, one of them a word of job titles or organisations, no
-    instruction or time among them, nothing a sentence ends with. Capitalised words alone
-    are not enough: "From 1 April" or "Jane Retires Friday" would pass for a title."""
+    """A job title, an organisation or a line of its address ("GP Partner", "The Riverside
+    Surgery, Leeds", "12 High Street"): a few capitalised words, nothing a sentence ends
+    with, and none of an instruction, of time or of a statement. Capitalised words alone
+    are not enough: "From 1 April", "Jane Retires Friday" or "Jane Is A Locum" would pass."""
     if not _NAME_CHARACTERS.fullmatch(line) or line.endswith((".", ",")) or line.startswith("-"):
         return False
     tokens = CASED_WORD.findall(line)
     if not tokens or len(tokens) > _NAME_WORDS or _instructs(line):
         return False
-    words = {t.lower() for t in tokens}
-    if not words & (_TITLE_WORDS | _QUALIFICATIONS) or words & _TIME_WORDS:
+    if {t.lower() for t in tokens} & _NOT_OF_A_TITLE or _DATE.search(line):
         return False
     small = {"and", "of", "the", "for", "in", "at", "&"}
     return all(t[0].isupper() or t[0].isdigit() or t.lower() in small for t in tokens)
 
 
-# Words of job titles and of the organisations approvers sign for; a title or organisation
-# line holds one of them.
-_TITLE_WORDS = frozenset(
+# Words of time and of statements: a line holding one says when or what, not who signs
+# ("From 1 April", "Jane Retires Friday", "Use Bob As Practice Manager"). Words that are
+# also names of places and firms ("Day Lewis", "March") are left out.
+_NOT_OF_A_TITLE = frozenset(
     WORD.findall(
         """
-        gp gps partner partners senior salaried principal locum doctor doctors dr physician
-        clinician clinical medical medicine nurse nursing practitioner pharmacist pharmacy
-        optometrist optometry optician opticians ophthalmic dentist dental paramedic
-        practice practices surgery surgeries centre center clinic health healthcare care
-        hospital trust nhs icb icbs board integrated commissioning network pcn pcns primary
-        community group federation alliance services service team unit department office
-        manager managers management director directors lead head chief executive officer
-        deputy assistant associate administrator administration admin coordinator ordinator
-        supervisor secretary receptionist registrar guardian caldicott governance finance
-        business operations operational contracts contracting contract payments workforce
-        digital information technology it quality safety estates performance programme
-        project projects support specialist analyst adviser advisor consultant chair
-        chairman chairperson vice president member committee council university england
-        scotland wales uk limited ltd llp plc inc cic
-        partnership ccg foundation institute college royal
+        january february april june july august september october november december
+        jan feb apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday
+        friday saturday sunday today tomorrow tonight yesterday week weeks month months
+        year years days from until till til starting starts effective wef after before
+        when since retire retires retiring retired resigned resigning leaving
+        is are was were be been being am as use now too to this that these those he
+        she they him her his hers them their we you me my our your just still already
+        soon former formerly previous previously ex unknown nominee nominees
         """
     )
 )
-# Words of time: a line holding one speaks of when, not of who signs.
-_TIME_WORDS = frozenset(
-    WORD.findall(
-        """
-        january february march april may june july august september october november
-        december jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday
-        thursday friday saturday sunday today tomorrow tonight yesterday week weeks month
-        months year years day days from until till til starting start starts effective
-        after before when since retire retires retiring retired
-        """
-    )
-)
+# A date written in figures ("01/04/27", "1.4.2027").
+_DATE = re.compile(r"\b\d{1,2}[/.-]\d{1,2}(?:[/.-]\d{2,4})?\b")
 
 
 def _instructs(text: str) -> bool:

@@ -3,10 +3,12 @@ the case, and anything unclear goes to triage."""
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.inbound import Classification, IncomingMail
+from core.inbound import Attachment, Classification, IncomingMail
 from core.states import FINAL_STATES, CaseState
 from intake import ledger
 from intake.models import InboundMessage
@@ -107,6 +109,17 @@ def _approval_says_no_more(
     )
 
 
+# A picture's file name: a file sent as an image under another name ("conditions.docx" as
+# image/png) is a document.
+_PICTURE_NAME = re.compile(r"\.(?:png|jpe?g|gif|bmp|tiff?|heic|heif|webp)$", re.IGNORECASE)
+
+
+def _a_picture(attachment: Attachment) -> bool:
+    return attachment.content_type.startswith("image/") and bool(
+        _PICTURE_NAME.search(attachment.filename)
+    )
+
+
 def _what_else_it_says(
     session: Session, case: Case, approval: ApprovalRequest, mail: IncomingMail, own: str
 ) -> str | None:
@@ -114,7 +127,7 @@ def _what_else_it_says(
     likely a signature's), a part of it not read (an attachment over the limit, an attached
     email), a subject longer than ours, or words in its quote of our email
     that we did not write ("NO - not Jane" beside her name; workflow.quoted_words)."""
-    papers = [a.filename for a in mail.attachments if not a.content_type.startswith("image/")]
+    papers = [a.filename for a in mail.attachments if not _a_picture(a)]
     if papers:
         return f"comes with {papers[0][:80]}"
     if mail.unread_parts:  # what was not read may say anything

@@ -115,9 +115,11 @@ _SUBJECT_PREFIX = frozenset(
 )
 # A bracketed tag in a subject, and a numbered prefix ("RE[2]:").
 _SUBJECT_TAG = re.compile(r"\[([^\]]{0,40})\]|\b(?:re|fwd?)\[\d+\]:", re.IGNORECASE)
-# The words of the tags mail gateways put in a subject ("[EXTERNAL]", "[SECURE]",
-# "[Suspected spam]"); a bracket holding any other word is the writer's own ("[NOT until
-# 1 April]") and is read with the rest.
+# The words of the tags mail gateways put in a subject to say where it came from
+# ("[EXTERNAL]", "[External Sender - Proceed with Caution]", "[SECURE]",
+# "[OFFICIAL-SENSITIVE]"); a bracket holding any other word is the writer's own ("[NOT
+# until 1 April]") and is read with the rest. A gateway's doubt about the message ("[SPAM]",
+# "[Suspected phishing]") is not set aside either: the answer then goes to a person.
 _GATEWAY_TAG_WORDS = frozenset(
     {
         *_SUBJECT_PREFIX,
@@ -128,15 +130,16 @@ _GATEWAY_TAG_WORDS = frozenset(
         "encrypted",
         "official",
         "sensitive",
-        "spam",
-        "suspected",
-        "possible",
-        "phishing",
-        "suspicious",
-        "warning",
-        "bulk",
-        "unverified",
+        "personal",
         "mail",
+        "message",
+        "from",
+        "use",
+        "proceed",
+        "with",
+        "outside",
+        "organisation",
+        "organization",
     }
 )
 

@@ -503,17 +503,14 @@ def _normalise(text: str) -> str:
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
-def _letters_not_read(text: str) -> str | None:
+def _letters_not_read(text: str, signer: Signer | None) -> str | None:
     """The first word in letters this reading does not read, or None. Words are read in
-    ASCII letters, a Latin letter with an accent as its letter ("Zoë" as "Zoe"); a word in
-    another script ("ненадо", don't) would pass unread beside an APPROVE."""
+    ASCII letters: "ненадо" (don't) or "NÓT" would pass unread beside an APPROVE. A word of
+    the approver's own name, as the approval request knows it ("Zoë", "Paweł"), is theirs."""
+    name = unicodedata.normalize("NFKC", signer.name).casefold() if signer is not None else ""
+    own = set(_LETTERS.findall(name))
     for word in _LETTERS.findall(text):
-        if word.isascii():
-            continue
-        plain = "".join(
-            c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)
-        )
-        if not plain.isascii():
+        if not word.isascii() and word.casefold() not in own:
             return word
     return None
 
@@ -750,7 +747,7 @@ def _read_approval(
     more = more_than_a_sign_off(later, signer)
     if more is not None:
         return Answer(Verdict.UNCLEAR, None, own, _SAYS_MORE.format(more=_shown(more)))
-    unread = _letters_not_read(own)
+    unread = _letters_not_read(own, signer)
     if unread is not None:
         return Answer(
             Verdict.UNCLEAR,
@@ -1188,6 +1185,13 @@ def _one_click_contradiction(verdict: Verdict, body: str, signer: Signer | None)
             return (
                 f'The subject approves, but the text says "{_shown(more)}": a correction, '
                 "a condition or a comment may change what was approved, so a person reads it."
+            )
+        unread = _letters_not_read(readable, signer)
+        if unread is not None:
+            return (
+                f'The subject approves, but the text also writes "{_shown(unread, 40)}" in '
+                "letters not read here, which may change what was approved, so a person "
+                "reads it."
             )
         return None
     if classify(body).verdict is Verdict.APPROVE:
