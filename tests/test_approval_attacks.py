@@ -637,3 +637,14 @@ def test_an_approval_with_an_objection_in_noscript_goes_to_a_person(
     answer(db, env, ref, PARTNER, "APPROVE", html=html)
     assert holders(db, "A81001", "gpp") == []
     assert case_of(db, ref).state == "triage"
+
+
+def test_an_approval_that_says_something_of_the_nominee_under_the_signature_goes_to_a_person(
+    db: Database, env: WorkflowEnv
+) -> None:
+    """Capitalised, "Jane Quit" reads like a line of a signature; it names the nominee."""
+    ref = open_request(db, env, gpp_form())
+    answer(db, env, ref, PARTNER, "APPROVE\n\nAnil\nJane Quit")
+    assert holders(db, "A81001", "gpp") == []
+    case = case_of(db, ref)
+    assert case.state == "triage" and '"jane"' in (case.reason or "").lower()

@@ -623,3 +623,29 @@ def test_a_covering_note_that_says_more_is_caught(note: str) -> None:
 @pytest.mark.parametrize("subject", ["PCN form - DRAFT", "PCN form, do not action yet"])
 def test_a_subject_that_doubts_the_form_is_caught(subject: str) -> None:
     assert doubt_in_own_words(subject) is not None
+
+
+NAMING = Signer("Dr Anil Patel", "a.patel@nhs.net", others=frozenset({"jane", "smith"}))
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        "Thanks\nAnil\nJane Quit",
+        "Thanks\nAnil\nGP Partner\nSmith Quit",
+        "Thanks\nAnil\nJane Smith Locum",
+    ],
+)
+def test_an_approval_that_names_a_nominee_besides_is_unclear(closing: str) -> None:
+    answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=NAMING)
+    assert answer.verdict is Verdict.UNCLEAR and "names" in answer.explanation, answer
+    one_click = read_one_click(APPROVE_SUBJECT, f"{closing}", None, signer=NAMING)
+    assert one_click is not None and one_click.verdict is Verdict.UNCLEAR, one_click
+
+
+def test_a_word_of_the_approver_s_own_name_is_theirs_though_a_nominee_shares_it() -> None:
+    signer = Signer("Jane Patel", "j.patel@nhs.net", others=frozenset({"jane", "smith"}))
+    answer = read_answer(f"Approved\nThanks\nJane\n\n{quoted()}", signer=signer)
+    assert answer.verdict is Verdict.APPROVE, answer
+    answer = read_answer(f"Approved\nThanks\nAnil\n\n{quoted()}", signer=NAMING)
+    assert answer.verdict is Verdict.APPROVE, answer

@@ -17,6 +17,7 @@ from workflow import approvals, new_replies, quoted_words
 from workflow.apply import approve_and_apply
 from workflow.approvals import Verification, verify_answer
 from workflow.cases import move, record
+from workflow.decisions import planned_changes
 from workflow.env import WorkflowEnv
 from workflow.models import ApprovalRequest, Case
 from workflow.opening import SYSTEM, new_request, note_message
@@ -41,6 +42,14 @@ def answered_case(session: Session, mail: IncomingMail) -> Case | None:
     return session.get(Case, case_id) if case_id else None
 
 
+def _names_in(case: Case | None) -> frozenset[str]:
+    """The words of the names of the people the case asks roles for."""
+    if case is None:
+        return frozenset()
+    changes = planned_changes(case.kind, case.fields or {})
+    return frozenset(w for c in changes for w in Signer(c.name, c.email).name_words())
+
+
 def approval_answer(
     session: Session,
     env: WorkflowEnv,
@@ -57,7 +66,15 @@ def approval_answer(
     about = answered_case(session, mail)
     verification = verify_answer(session, env, mail, token, about=about)
     asked = verification.approval
-    signer = Signer(asked.approver_name or "", asked.approver_email or "") if asked else None
+    signer = (
+        Signer(
+            asked.approver_name or "",
+            asked.approver_email or "",
+            others=_names_in(verification.case),
+        )
+        if asked
+        else None
+    )
     answer = read_one_click(
         mail.subject or "",
         mail.text or "",

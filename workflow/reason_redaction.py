@@ -46,10 +46,13 @@ _NAME_WORD = re.compile(r"[a-z][a-z'-]+")
 
 @dataclass(frozen=True)
 class Signer:
-    """The approver as recorded (the approval request's name and address)."""
+    """The approver as recorded (the approval request's name and address), and the words of
+    the names of the people the request names (its nominees): an answer that names one of
+    them besides approving ("Jane Is A Locum" under the signature) says more."""
 
     name: str
     email: str
+    others: frozenset[str] = frozenset()
 
     def name_words(self) -> list[str]:
         """The recorded name's words, lower-cased, without titles or initials."""

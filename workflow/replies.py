@@ -503,6 +503,19 @@ def _normalise(text: str) -> str:
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
+def _names_another(text: str, signer: Signer | None) -> str | None:
+    """A word of a nominee's name in the approver's own text, unless it is a word of the
+    approver's name too; None when there is none. Capitalised, a comment about a nominee
+    ("Jane Quit", "Jane Is A Locum") reads like a line of a signature."""
+    if signer is None or not signer.others:
+        return None
+    own = set(signer.name_words())
+    for word in _words(text):
+        if word in signer.others and word not in own:
+            return word
+    return None
+
+
 def _letters_not_read(text: str, signer: Signer | None) -> str | None:
     """The first word in letters this reading does not read, or None. Words are read in
     ASCII letters: "ненадо" (don't) or "NÓT" would pass unread beside an APPROVE. A word of
@@ -747,6 +760,15 @@ def _read_approval(
     more = more_than_a_sign_off(later, signer)
     if more is not None:
         return Answer(Verdict.UNCLEAR, None, own, _SAYS_MORE.format(more=_shown(more)))
+    named = _names_another(own, signer)
+    if named is not None:
+        return Answer(
+            Verdict.UNCLEAR,
+            None,
+            own,
+            f'The reply approves, but also names "{named}", whom the request names: what it '
+            "says of them may change what was approved, so a person reads it.",
+        )
     unread = _letters_not_read(own, signer)
     if unread is not None:
         return Answer(
@@ -1185,6 +1207,12 @@ def _one_click_contradiction(verdict: Verdict, body: str, signer: Signer | None)
             return (
                 f'The subject approves, but the text says "{_shown(more)}": a correction, '
                 "a condition or a comment may change what was approved, so a person reads it."
+            )
+        named = _names_another(readable, signer)
+        if named is not None:
+            return (
+                f'The subject approves, but the text names "{named}", whom the request names: '
+                "what it says of them may change what was approved, so a person reads it."
             )
         unread = _letters_not_read(readable, signer)
         if unread is not None:
