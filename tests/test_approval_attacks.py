@@ -647,4 +647,4 @@ def test_an_approval_that_says_something_of_the_nominee_under_the_signature_goes
     answer(db, env, ref, PARTNER, "APPROVE\n\nAnil\nJane Quit")
     assert holders(db, "A81001", "gpp") == []
     case = case_of(db, ref)
-    assert case.state == "triage" and '"jane"' in (case.reason or "").lower()
+    assert case.state == "triage" and '"jane quit"' in (case.reason or "").lower()

@@ -333,6 +333,8 @@ def test_an_objection_in_the_subject_is_the_approvers(
         ("[SECURE] RE: {subject}", "completed"),
         ("[External Sender - Proceed with Caution] RE: {subject}", "completed"),
         ("RE: {subject} [OFFICIAL-SENSITIVE: PERSONAL]", "completed"),
+        ("RE: [WARNING: External email] {subject}", "completed"),
+        ("RE: {subject} [Use Personal Email]", "triage"),
         # A gateway's doubt about the reply is a person's to weigh.
         ("RE: {subject} [Suspected SPAM]", "triage"),
         ("RE[2]: {subject}", "completed"),

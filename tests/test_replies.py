@@ -441,6 +441,8 @@ def test_a_one_click_approval_with_anything_but_a_sign_off_is_unclear(said: str)
         "Anil\nSocial Prescribing Link Worker",
         "Anil\nHead of IT",
         "Anil\nRheolwr Practis | Practice Manager",
+        "Anil\nCanolfan Iechyd T\u0177 Newydd | T\u0177 Newydd Health Centre",
+        "Anil\nCaf\u00e9 Royal Medical Centre",
         "A Patel MB ChB DRCOG",
         "Anil Patel\nPractice Manager\nNHS West Yorkshire ICB",
     ],
@@ -467,6 +469,9 @@ def test_an_approval_with_words_in_letters_not_read_is_unclear(said: str) -> Non
 
 def test_the_letters_of_the_approver_s_own_name_are_theirs() -> None:
     for name, signed in (
+        ("Si\u00e2n Jones", "Si\u00e2n"),
+        ("No\u00e9mie Martin", "No\u00e9mie Martin"),
+        ("Anna Smith-Jones", "Anna Smith-Jones"),
         ("Dr Zo\u00eb Fran\u00e7ois", "Zo\u00eb"),
         ("Pawe\u0142 Nowak", "Pawe\u0142 Nowak"),
         ("Dr Anja Wei\u00df", "Dr Wei\u00df"),
@@ -637,10 +642,45 @@ NAMING = Signer("Dr Anil Patel", "a.patel@nhs.net", others=frozenset({"jane", "s
     ],
 )
 def test_an_approval_that_names_a_nominee_besides_is_unclear(closing: str) -> None:
+    """Read as a title without the nominees' names; with them, a comment about one."""
+    assert read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER).verdict is (
+        Verdict.APPROVE
+    )
     answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=NAMING)
-    assert answer.verdict is Verdict.UNCLEAR and "names" in answer.explanation, answer
+    assert answer.verdict is Verdict.UNCLEAR, answer
     one_click = read_one_click(APPROVE_SUBJECT, f"{closing}", None, signer=NAMING)
     assert one_click is not None and one_click.verdict is Verdict.UNCLEAR, one_click
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        "Best wishes\nAnil",
+        "Thanks\nAnil\nThe Smith Surgery\nSmith Road, Leeds LS6 2AB",
+        "Thanks\nAnil\nClinical Director, Jane Street PCN",
+        "Thanks\nAnil\nGP Partner\nMonday, Tuesday & Thursday",
+        "Thanks\nAnil\nGP Partner (Monday - Wednesday)",
+        "Thanks\nAnil\nWorking days: Mon-Thu 8am - 2pm",
+    ],
+)
+def test_a_signature_naming_places_and_days_is_read(closing: str) -> None:
+    signer = Signer("Dr Anil Patel", "a.patel@nhs.net", others=frozenset({"best", "smith", "jane"}))
+    answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=signer)
+    assert answer.verdict is Verdict.APPROVE, answer
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        "Regards\nAnil\nHours: she is a locum for three months",
+        "Regards\nAnil\nPronouns: he/him. gpp role for the new starter as well",
+        "Thanks\nAnil\nSuspicious Request",
+        "Thanks\nAnil\nLocum Contract Ends 31 March",
+    ],
+)
+def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None:
+    answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER)
+    assert answer.verdict is Verdict.UNCLEAR, answer
 
 
 def test_a_word_of_the_approver_s_own_name_is_theirs_though_a_nominee_shares_it() -> None:

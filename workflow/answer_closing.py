@@ -229,7 +229,7 @@ def more_than_a_sign_off(lines: list[str], signer: Signer | None) -> str | None:
         if _is_sign_off(stripped, signer) or _is_own_name(stripped, signer):
             signing = True
             continue
-        if signing and _is_signature_line(stripped):
+        if signing and _is_signature_line(stripped, signer):
             continue
         return stripped
     return None
@@ -266,7 +266,11 @@ def _is_own_name(line: str, signer: Signer | None) -> bool:
         return False
     bare = _PRONOUNS.sub(" ", line).strip(" .,")
     after = _TRAILING_BRACKETS.search(bare)
-    if after and _is_title_line(after.group(1)):
+    if (
+        after
+        and _is_title_line(after.group(1))
+        and not _speaks_of_a_nominee(after.group(1), signer)
+    ):
         bare = bare[: after.start()].strip(" .,")
     if not bare or not _NAME_CHARACTERS.fullmatch(bare):
         return False
@@ -304,10 +308,12 @@ def _is_device_line(line: str) -> bool:
 _LINK = re.compile(r"<[^<>\s]*>|https?://\S+")
 
 
-def _is_signature_line(line: str) -> bool:
+def _is_signature_line(line: str, signer: Signer | None = None) -> bool:
     """A line of a signature, once it has begun."""
     if "|" in line:
-        return all(not part.strip() or _is_signature_line(part.strip()) for part in line.split("|"))
+        return all(
+            not part.strip() or _is_signature_line(part.strip(), signer) for part in line.split("|")
+        )
     low = line.lower().strip(" .")
     return (
         _is_device_line(line)
@@ -315,8 +321,17 @@ def _is_signature_line(line: str) -> bool:
         or _is_labelled_line(low)
         or bool(_PRONOUNS.fullmatch(line.strip()))
         or _is_address_line(line)
-        or _is_title_line(line)
+        or _is_days_line(line)
+        or (_is_title_line(_without_days(line)) and not _speaks_of_a_nominee(line, signer))
     )
+
+
+def _without_days(line: str) -> str:
+    """The line without a last bracket of working days ("GP Partner (Monday - Wednesday)")."""
+    after = _TRAILING_BRACKETS.search(line)
+    if after and _is_days_line(after.group(1)):
+        return line[: after.start()].strip()
+    return line
 
 
 def _is_contact_line(line: str) -> bool:
@@ -328,8 +343,32 @@ def _is_contact_line(line: str) -> bool:
 
 
 def _is_labelled_line(low: str) -> bool:
+    """Working days or hours, or pronouns, under their label, and nothing else ("Hours:
+    she is a locum for three months" is no signature)."""
     label, colon, value = low.partition(":")
-    return bool(colon) and label.strip() in _LABELS and not _instructs(value)
+    if not colon or label.strip() not in _LABELS:
+        return False
+    if label.strip() == "pronouns":
+        return bool(_PRONOUNS.fullmatch(value.strip(" .")))
+    return _is_days_line(value)
+
+
+def _is_days_line(text: str) -> bool:
+    """Days and times of work only ("Monday, Tuesday & Thursday", "Mon-Thu 8am - 2pm")."""
+    words = _words(text)
+    return bool(words) and all(w in _DAYS or _TIME_OF_DAY.fullmatch(w) for w in words)
+
+
+_DAYS = frozenset(
+    WORD.findall(
+        """
+        monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur
+        thurs fri sat sun mondays tuesdays wednesdays thursdays fridays weekdays am pm to
+        and only except alternate morning mornings afternoon afternoons all day days week
+        """
+    )
+)
+_TIME_OF_DAY = re.compile(r"\d{1,2}(?:[.:]?\d{2})?(?:am|pm)?|am|pm")
 
 
 def _is_address_line(line: str) -> bool:
@@ -367,14 +406,53 @@ _NOT_OF_A_TITLE = frozenset(
         friday saturday sunday today tomorrow tonight yesterday week weeks month months
         year years days from until till til starting starts effective wef after before
         when since retire retires retiring retired resigned resigning leaving
-        is are was were be been being am as use now too to this that these those he
-        she they him her his hers them their we you me my our your just still already
-        soon former formerly previous previously ex unknown nominee nominees
+        is are was were be been being am as use now too this that these those he
+        she they him her his hers them their we you me my just still already
+        soon former formerly previous previously ex unknown nominee nominees suspicious
+        suspect unverified duplicate fraudulent genuine identity ends ended ending expires
+        expired married maiden name code request requests requested
         """
     )
 )
 # A date written in figures ("01/04/27", "1.4.2027").
 _DATE = re.compile(r"\b\d{1,2}[/.-]\d{1,2}(?:[/.-]\d{2,4})?\b")
+
+
+def _speaks_of_a_nominee(line: str, signer: Signer | None) -> bool:
+    """Does a line that reads as a title or an organisation speak of someone the request
+    names ("Jane Quit", "Jane Smith Locum")? Their full name, or a word of it with no word
+    of a title, an organisation or an address beside it ("Victoria Medical Centre" and
+    "12 Park Road" are places, whoever is named Victoria or Park)."""
+    if signer is None or not signer.others:
+        return False
+    words = _words(line)
+    own = set(signer.name_words())
+    named = [w for w in words if w in signer.others and w not in own]
+    return len(named) >= 2 or (bool(named) and not set(words) & _PLACE_WORDS)
+
+
+# Words of job titles, organisations and addresses: beside one, a word of a nominee's name
+# is a place's ("Victoria Medical Centre", "12 Park Road").
+_PLACE_WORDS = frozenset(
+    WORD.findall(
+        """
+        gp gps partner partners senior salaried principal locum doctor doctors physician
+        clinician clinical medical medicine nurse nursing practitioner pharmacist pharmacy
+        optometrist optometry optician opticians ophthalmic dentist dental paramedic
+        practice practices surgery surgeries centre center clinic health healthcare care
+        hospital trust nhs icb icbs board integrated commissioning network pcn pcns primary
+        community group federation alliance services service team unit department office
+        manager managers management director directors lead head chief executive officer
+        deputy assistant associate administrator administration admin coordinator
+        supervisor secretary receptionist registrar guardian governance finance business
+        operations contracts contracting payments workforce digital quality safety estates
+        programme project support specialist consultant chair university partnership ccg
+        foundation institute college royal street road lane avenue drive close way place
+        square court house park gardens crescent terrace hill grove walk row green mews
+        parade building floor suite estate north south east west upper lower
+        """
+    )
+)
 
 
 def _instructs(text: str) -> bool:

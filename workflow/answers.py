@@ -8,12 +8,13 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.catalogue import Service
 from core.inbound import Attachment, Classification, IncomingMail
 from core.states import FINAL_STATES, CaseState
 from intake import ledger
 from intake.models import InboundMessage
 from notifications.models import OutboxMessage
-from workflow import approvals, new_replies, quoted_words
+from workflow import approvals, directory, new_replies, quoted_words
 from workflow.apply import approve_and_apply
 from workflow.approvals import Verification, verify_answer
 from workflow.cases import move, record
@@ -42,12 +43,18 @@ def answered_case(session: Session, mail: IncomingMail) -> Case | None:
     return session.get(Case, case_id) if case_id else None
 
 
-def _names_in(case: Case | None) -> frozenset[str]:
-    """The words of the names of the people the case asks roles for."""
+def _names_in(session: Session, case: Case | None) -> frozenset[str]:
+    """The words of the names of the people the case asks roles for, and of the Main
+    Contact it would replace."""
     if case is None:
         return frozenset()
     changes = planned_changes(case.kind, case.fields or {})
-    return frozenset(w for c in changes for w in Signer(c.name, c.email).name_words())
+    people = [(c.name, c.email) for c in changes]
+    if any(c.service is Service.MAIN_CONTACT for c in changes) and case.organisation_code:
+        current = directory.main_contact(session, case.organisation_code)
+        if current is not None:
+            people.append((current.name or "", current.email))
+    return frozenset(w for name, email in people for w in Signer(name, email).name_words())
 
 
 def approval_answer(
@@ -70,7 +77,7 @@ def approval_answer(
         Signer(
             asked.approver_name or "",
             asked.approver_email or "",
-            others=_names_in(verification.case),
+            others=_names_in(session, verification.case),
         )
         if asked
         else None

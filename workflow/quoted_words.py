@@ -115,39 +115,39 @@ _SUBJECT_PREFIX = frozenset(
 )
 # A bracketed tag in a subject, and a numbered prefix ("RE[2]:").
 _SUBJECT_TAG = re.compile(r"\[([^\]]{0,40})\]|\b(?:re|fwd?)\[\d+\]:", re.IGNORECASE)
-# The words of the tags mail gateways put in a subject to say where it came from
-# ("[EXTERNAL]", "[External Sender - Proceed with Caution]", "[SECURE]",
-# "[OFFICIAL-SENSITIVE]"); a bracket holding any other word is the writer's own ("[NOT
-# until 1 April]") and is read with the rest. A gateway's doubt about the message ("[SPAM]",
-# "[Suspected phishing]") is not set aside either: the answer then goes to a person.
-_GATEWAY_TAG_WORDS = frozenset(
-    {
+# The tags mail gateways put in a subject to say where it came from or how it travelled,
+# as words; a bracket holding anything else is the writer's own ("[NOT until 1 April]",
+# "[Use Personal Email]") and is read with the rest, and so is a gateway's doubt about the
+# message ("[SPAM]", "[Suspected phishing]"): the answer then goes to a person.
+_GATEWAY_TAGS = frozenset(
+    tuple(tag.split())
+    for tag in (
         *_SUBJECT_PREFIX,
-        "external",
-        "ext",
+        "external email",
+        "external sender",
+        "external message",
+        "external mail",
+        "caution external email",
+        "warning external email",
+        "external email use caution",
+        "external sender proceed with caution",
+        "message from external sender",
         "secure",
+        "secure email",
         "encrypt",
         "encrypted",
         "official",
-        "sensitive",
-        "personal",
-        "mail",
-        "message",
-        "from",
-        "use",
-        "proceed",
-        "with",
-        "outside",
-        "organisation",
-        "organization",
-    }
+        "official sensitive",
+        "official sensitive personal",
+        "official sensitive commercial",
+    )
 )
 
 
 def _without_tags(subject: str) -> str:
     def drop(tag: re.Match[str]) -> str:
         inside = tag.group(1)
-        if inside is None or set(_words(inside)) <= _GATEWAY_TAG_WORDS:
+        if inside is None or tuple(_words(inside)) in _GATEWAY_TAGS or not _words(inside):
             return " "
         return tag.group(0)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from core.latin import latin_folded
+
 NUMBER_REMOVED = "[number removed]"
 EMAIL_REMOVED = "[email address removed]"
 WEB_REMOVED = "[web address removed]"
@@ -55,8 +57,10 @@ class Signer:
     others: frozenset[str] = frozenset()
 
     def name_words(self) -> list[str]:
-        """The recorded name's words, lower-cased, without titles or initials."""
-        words = _NAME_WORD.findall(self.name.lower())
+        """The recorded name's words, lower-cased and with Latin letters' accents taken off
+        (core.latin: "Siân" is "sian"), without titles or initials; a double-barrelled name
+        as its parts, as a reply's words are read ("Smith-Jones" is "smith" and "jones")."""
+        words = _NAME_WORD.findall(latin_folded(self.name).lower().replace("-", " "))
         return [w for w in words if w not in _TITLES]
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.htmltext import DROP, html_to_text
+from core.latin import latin_folded
 from forms.mailtext import quote_start, split_message
 from workflow.answer_closing import CASED_WORD as _CASED_WORD
 from workflow.answer_closing import COURTESIES as _COURTESIES
@@ -503,24 +504,12 @@ def _normalise(text: str) -> str:
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
-def _names_another(text: str, signer: Signer | None) -> str | None:
-    """A word of a nominee's name in the approver's own text, unless it is a word of the
-    approver's name too; None when there is none. Capitalised, a comment about a nominee
-    ("Jane Quit", "Jane Is A Locum") reads like a line of a signature."""
-    if signer is None or not signer.others:
-        return None
-    own = set(signer.name_words())
-    for word in _words(text):
-        if word in signer.others and word not in own:
-            return word
-    return None
-
-
 def _letters_not_read(text: str, signer: Signer | None) -> str | None:
-    """The first word in letters this reading does not read, or None. Words are read in
-    ASCII letters: "ненадо" (don't) or "NÓT" would pass unread beside an APPROVE. A word of
-    the approver's own name, as the approval request knows it ("Zoë", "Paweł"), is theirs."""
-    name = unicodedata.normalize("NFKC", signer.name).casefold() if signer is not None else ""
+    """The first word of `text` (its Latin letters folded, core.latin) in letters this
+    reading does not read, or None: "ненадо" (don't) would pass unread beside an APPROVE.
+    A word of the approver's own name, as the approval request knows it, is theirs."""
+    name = signer.name if signer is not None else ""
+    name = latin_folded(unicodedata.normalize("NFKC", name)).casefold()
     own = set(_LETTERS.findall(name))
     for word in _LETTERS.findall(text):
         if not word.isascii() and word.casefold() not in own:
@@ -740,6 +729,11 @@ def _read_approval(
     later: list[str],
     signer: Signer | None,
 ) -> Answer:
+    # Read with Latin letters' accents taken off ("NÓT" is "NOT"; core.latin); `own` is
+    # kept as written, for the answer shown and for the quoted words' check.
+    first = latin_folded(first)
+    later = [latin_folded(line) for line in later]
+    tokens = _tokens(first)
     if not _only_approves(first, tokens, taken):
         return Answer(
             Verdict.UNCLEAR,
@@ -760,16 +754,7 @@ def _read_approval(
     more = more_than_a_sign_off(later, signer)
     if more is not None:
         return Answer(Verdict.UNCLEAR, None, own, _SAYS_MORE.format(more=_shown(more)))
-    named = _names_another(own, signer)
-    if named is not None:
-        return Answer(
-            Verdict.UNCLEAR,
-            None,
-            own,
-            f'The reply approves, but also names "{named}", whom the request names: what it '
-            "says of them may change what was approved, so a person reads it.",
-        )
-    unread = _letters_not_read(own, signer)
+    unread = _letters_not_read("\n".join([first, *later]), signer)
     if unread is not None:
         return Answer(
             Verdict.UNCLEAR,
@@ -1196,6 +1181,7 @@ def _one_click_contradiction(verdict: Verdict, body: str, signer: Signer | None)
         return "The one-click answer's text is too long to check."
     readable = "\n".join(_without_disclaimer(body.split("\n")))
     if verdict is Verdict.APPROVE:
+        readable = latin_folded(readable)
         doubt = hesitation(readable)
         if doubt is not None:
             return (
@@ -1207,12 +1193,6 @@ def _one_click_contradiction(verdict: Verdict, body: str, signer: Signer | None)
             return (
                 f'The subject approves, but the text says "{_shown(more)}": a correction, '
                 "a condition or a comment may change what was approved, so a person reads it."
-            )
-        named = _names_another(readable, signer)
-        if named is not None:
-            return (
-                f'The subject approves, but the text names "{named}", whom the request names: '
-                "what it says of them may change what was approved, so a person reads it."
             )
         unread = _letters_not_read(readable, signer)
         if unread is not None:
