@@ -544,6 +544,9 @@ PASSED_OFF_AS_A_CLOSING = [
     # Accented, the words of a comment are still not the approver's.
     "Anil\nGP Partner - N\u00d3T JANE",
     "Anil\nJANE L\u00c9FT PRACTICE",
+    # Dotted, a postscript is still one.
+    "Thanks\nAnil\nP.S. Keep Bob Hart",
+    "Thanks\nAnil\nN.B. Trial Period",
 ]
 
 

@@ -504,6 +504,16 @@ def _normalise(text: str) -> str:
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
+# Letters with full stops between them, read as one word: "P.S." is "PS", "N.B." is "NB".
+_DOTTED = re.compile(r"\b(?:[A-Za-z]\.){1,3}[A-Za-z]\b\.?")
+
+
+def _as_read(text: str) -> str:
+    """`text` as an approval is read: Latin letters without their accents (core.latin),
+    and dotted abbreviations as one word (a "P.S." is a postscript, "ps")."""
+    return _DOTTED.sub(lambda m: m.group().replace(".", ""), latin_folded(text))
+
+
 def _letters_not_read(text: str, signer: Signer | None) -> str | None:
     """The first word of `text` (its Latin letters folded, core.latin) in letters this
     reading does not read, or None: "ненадо" (don't) would pass unread beside an APPROVE.
@@ -731,8 +741,8 @@ def _read_approval(
 ) -> Answer:
     # Read with Latin letters' accents taken off ("NÓT" is "NOT"; core.latin); `own` is
     # kept as written, for the answer shown and for the quoted words' check.
-    first = latin_folded(first)
-    later = [latin_folded(line) for line in later]
+    first = _as_read(first)
+    later = [_as_read(line) for line in later]
     tokens = _tokens(first)
     if not _only_approves(first, tokens, taken):
         return Answer(
@@ -1181,7 +1191,7 @@ def _one_click_contradiction(verdict: Verdict, body: str, signer: Signer | None)
         return "The one-click answer's text is too long to check."
     readable = "\n".join(_without_disclaimer(body.split("\n")))
     if verdict is Verdict.APPROVE:
-        readable = latin_folded(readable)
+        readable = _as_read(readable)
         doubt = hesitation(readable)
         if doubt is not None:
             return (
