@@ -679,6 +679,7 @@ def test_a_signature_naming_places_and_days_is_read(closing: str) -> None:
         "Regards\nAnil\nPronouns: he/him. gpp role for the new starter as well",
         "Thanks\nAnil\nSuspicious Request",
         "Thanks\nAnil\nLocum Contract Ends 31 March",
+        "Regards\nAnil\nWorking days: all week",  # no day or time: not a rota
     ],
 )
 def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None:

@@ -354,21 +354,26 @@ def _is_labelled_line(low: str) -> bool:
 
 
 def _is_days_line(text: str) -> bool:
-    """Days and times of work only ("Monday, Tuesday & Thursday", "Mon-Thu 8am - 2pm")."""
+    """Days and times of work only ("Monday, Tuesday & Thursday", "Mon-Thu 8am - 2pm"),
+    with at least one day or time in them."""
     words = _words(text)
-    return bool(words) and all(w in _DAYS or _TIME_OF_DAY.fullmatch(w) for w in words)
+    days_or_times = [w for w in words if w in _WEEKDAYS or _CLOCK.fullmatch(w)]
+    return bool(days_or_times) and all(
+        w in _WEEKDAYS or w in _BETWEEN_DAYS or _CLOCK.fullmatch(w) or w in ("am", "pm")
+        for w in words
+    )
 
 
-_DAYS = frozenset(
+_WEEKDAYS = frozenset(
     WORD.findall(
         """
         monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur
-        thurs fri sat sun mondays tuesdays wednesdays thursdays fridays weekdays am pm to
-        and only except alternate morning mornings afternoon afternoons all day days week
+        thurs fri sat sun mondays tuesdays wednesdays thursdays fridays weekdays
         """
     )
 )
-_TIME_OF_DAY = re.compile(r"\d{1,2}(?:[.:]?\d{2})?(?:am|pm)?|am|pm")
+_BETWEEN_DAYS = frozenset({"to", "and", "alternate", "mornings", "afternoons", "morning"})
+_CLOCK = re.compile(r"\d{1,2}(?:[.:]?\d{2})?(?:am|pm)?")
 
 
 def _is_address_line(line: str) -> bool:
