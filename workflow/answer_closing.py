@@ -65,6 +65,12 @@ _SIGN_OFFS = tuple(
             ("yours", "faithfully"),
             ("best",),
             ("kr",),
+            # Welsh: thanks, thank you very much, regards, warm regards.
+            ("diolch",),
+            ("diolch", "yn", "fawr"),
+            ("cofion",),
+            ("cofion", "cynnes"),
+            ("cofion", "gorau"),
         },
         key=lambda phrase: (-len(phrase), phrase),
     )
@@ -208,7 +214,7 @@ _INSTRUCTIONS = frozenset(
     ]
 )
 # What a name, title or organisation line holds: letters, digits, spaces and these.
-_NAME_CHARACTERS = re.compile(r"[\w .,'&()/-]+")
+_NAME_CHARACTERS = re.compile(r"[\w .,'&()/\u2013\u2014-]+")  # en and em dashes too
 _TRAILING_BRACKETS = re.compile(r"\(([^()]*)\)$")
 RULE = re.compile(r"[-_=*~—–]{2,}")
 POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
@@ -294,7 +300,8 @@ _QUALIFICATIONS = frozenset(
     WORD.findall(
         """
         mbbs mbchb mb chb bm bch bmbs md mrcgp frcgp drcog dfsrh dch mrcp frcp frcs mrcs
-        bsc msc ma ba phd rgn rn mpharm bds pgcert pgdip dip
+        bsc msc ma ba phd rgn rn mpharm bds pgcert pgdip dip hons nmp fcmi mba mrcpch
+        dffp mrcog frcog mph dpm
         """
     )
 )
