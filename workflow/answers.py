@@ -27,7 +27,7 @@ from workflow.persist import (
     record_checks,
     source_message,
 )
-from workflow.reason_redaction import Signer
+from workflow.reason_redaction import Signer, name_words
 from workflow.replies import Answer, Verdict, read_answer, read_one_click, subject_verdict
 
 
@@ -49,12 +49,12 @@ def _names_in(session: Session, case: Case | None) -> frozenset[str]:
     if case is None:
         return frozenset()
     changes = planned_changes(case.kind, case.fields or {})
-    people = [(c.name, c.email) for c in changes]
+    names = [c.name for c in changes]
     if any(c.service is Service.MAIN_CONTACT for c in changes) and case.organisation_code:
         current = directory.main_contact(session, case.organisation_code)
         if current is not None:
-            people.append((current.name or "", current.email))
-    return frozenset(w for name, email in people for w in Signer(name, email).name_words())
+            names.append(current.name or "")
+    return frozenset(w for name in names for w in name_words(name))
 
 
 def approval_answer(

@@ -57,11 +57,16 @@ class Signer:
     others: frozenset[str] = frozenset()
 
     def name_words(self) -> list[str]:
-        """The recorded name's words, lower-cased and with Latin letters' accents taken off
-        (core.latin: "Siân" is "sian"), without titles or initials; a double-barrelled name
-        as its parts, as a reply's words are read ("Smith-Jones" is "smith" and "jones")."""
-        words = _NAME_WORD.findall(latin_folded(self.name).lower().replace("-", " "))
-        return [w for w in words if w not in _TITLES]
+        """The recorded name's words (name_words)."""
+        return name_words(self.name)
+
+
+def name_words(name: str) -> list[str]:
+    """A name's words, lower-cased and with Latin letters' accents taken off (core.latin:
+    "Siân" is "sian"), without titles or initials; a double-barrelled name as its parts, as
+    a reply's words are read ("Smith-Jones" is "smith" and "jones")."""
+    words = _NAME_WORD.findall(latin_folded(name).lower().replace("-", " "))
+    return [w for w in words if w not in _TITLES]
 
 
 def redact(text: str) -> str:

@@ -752,27 +752,9 @@ def _read_approval(
             "The first line says more than an approval, so it may be conditional, "
             "negated or a question.",
         )
-    doubt = hesitation("\n".join([first, *later]))
-    if doubt is not None:
-        return Answer(
-            Verdict.UNCLEAR,
-            None,
-            own,
-            f'The reply approves but also says "{doubt}", so the approval may be '
-            "negated, conditional or a question.",
-        )
-    more = more_than_a_sign_off(later, signer)
-    if more is not None:
-        return Answer(Verdict.UNCLEAR, None, own, _SAYS_MORE.format(more=_shown(more)))
-    unread = _letters_not_read("\n".join([first, *later]), signer)
-    if unread is not None:
-        return Answer(
-            Verdict.UNCLEAR,
-            None,
-            own,
-            f'The reply approves, but also writes "{_shown(unread, 40)}" in letters not read '
-            "here, which may change what was approved, so a person reads it.",
-        )
+    found = _besides_approving("\n".join([first, *later]), later, signer)
+    if found is not None:
+        return Answer(Verdict.UNCLEAR, None, own, _said_besides(_REPLY_SAYS, *found))
     return Answer(Verdict.APPROVE, None, own, "The reply approves the request.")
 
 
@@ -782,10 +764,46 @@ def _only_approves(first: str, tokens: list[_Token], taken: int) -> bool:
     return bool(_STANDALONE_LINE.fullmatch(first)) and _courtesy_only(tokens[taken:])
 
 
-_SAYS_MORE = (
-    'The reply approves, then says "{more}": a correction, a condition or a comment '
-    "may change what was approved, so a person reads it."
-)
+def _besides_approving(
+    text: str, closing: list[str], signer: Signer | None
+) -> tuple[str, str] | None:
+    """What an approver's text (read as `_as_read` makes it) says besides approving, the
+    same for a reply and a one-click answer's body: a word of doubt ("doubt"), a line of
+    `closing` that is no closing ("more", answer_closing), or a word in letters not read
+    ("letters"); None when it says nothing more."""
+    doubt = hesitation(text)
+    if doubt is not None:
+        return "doubt", doubt
+    more = more_than_a_sign_off(closing, signer)
+    if more is not None:
+        return "more", _shown(more)
+    unread = _letters_not_read(text, signer)
+    if unread is not None:
+        return "letters", _shown(unread, 40)
+    return None
+
+
+def _said_besides(sentences: dict[str, str], kind: str, said: str) -> str:
+    return sentences[kind].format(said=said)
+
+
+# What a reply, and a one-click answer, says besides approving (_besides_approving).
+_REPLY_SAYS = {
+    "doubt": 'The reply approves but also says "{said}", so the approval may be negated, '
+    "conditional or a question.",
+    "more": 'The reply approves, then says "{said}": a correction, a condition or a comment '
+    "may change what was approved, so a person reads it.",
+    "letters": 'The reply approves, but also writes "{said}" in letters not read here, which '
+    "may change what was approved, so a person reads it.",
+}
+_ONE_CLICK_SAYS = {
+    "doubt": 'The subject approves but the text says "{said}", so the approval may be '
+    "negated, conditional or a question.",
+    "more": 'The subject approves, but the text says "{said}": a correction, a condition or '
+    "a comment may change what was approved, so a person reads it.",
+    "letters": 'The subject approves, but the text also writes "{said}" in letters not read '
+    "here, which may change what was approved, so a person reads it.",
+}
 
 
 def _shown(line: str, most: int = 80) -> str:
@@ -1192,26 +1210,8 @@ def _one_click_contradiction(verdict: Verdict, body: str, signer: Signer | None)
     readable = "\n".join(_without_disclaimer(body.split("\n")))
     if verdict is Verdict.APPROVE:
         readable = _as_read(readable)
-        doubt = hesitation(readable)
-        if doubt is not None:
-            return (
-                f'The subject approves but the text says "{doubt}", so the approval may '
-                "be negated, conditional or a question."
-            )
-        more = more_than_a_sign_off(_after_approval_line(readable), signer)
-        if more is not None:
-            return (
-                f'The subject approves, but the text says "{_shown(more)}": a correction, '
-                "a condition or a comment may change what was approved, so a person reads it."
-            )
-        unread = _letters_not_read(readable, signer)
-        if unread is not None:
-            return (
-                f'The subject approves, but the text also writes "{_shown(unread, 40)}" in '
-                "letters not read here, which may change what was approved, so a person "
-                "reads it."
-            )
-        return None
+        found = _besides_approving(readable, _after_approval_line(readable), signer)
+        return _said_besides(_ONE_CLICK_SAYS, *found) if found is not None else None
     if classify(body).verdict is Verdict.APPROVE:
         return "The subject rejects but the text approves."
     approval = _unnegated_approval(_words(_after_rejection_word(readable)))
