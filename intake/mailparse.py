@@ -468,11 +468,7 @@ class _Reader:
                 )
 
     def unread(self, problem: str) -> None:
-        """Something the message holds was not read: a problem for a caseworker to see, and
-        a part of the message nobody read."""
-        if problem not in self.mail.problems:
-            self.mail.problems.append(problem)
-        self.mail.unread_parts.append(problem)
+        _unread(self.mail, problem)
 
     def read_part(self, part: Message, depth: int, enclosed: bool) -> None:
         ctype = _content_type(part)
@@ -582,6 +578,14 @@ class _Reader:
             self.unread(f"{name}: its rich-text (RTF) body was not read")
 
 
+def _unread(mail: ParsedMail, problem: str) -> None:
+    """Something the message holds was not read: a problem for a caseworker to see, and a
+    part of the message nobody read."""
+    if problem not in mail.problems:
+        mail.problems.append(problem)
+    mail.unread_parts.append(problem)
+
+
 def _structure(mail: ParsedMail, msg: Message) -> None:
     mail.content_type = _content_type(msg)
     if mail.content_type == "multipart/report":
@@ -681,8 +685,7 @@ def _header_block(raw: bytes) -> bytes:
 def _headers_only(raw: bytes, why: str) -> ParsedMail:
     """What can be read of a message whose body cannot be: its headers, and why."""
     mail = ParsedMail(unreadable=why)
-    mail.problems.append(f"only the headers were read: {why}")
-    mail.unread_parts.append(f"only the headers were read: {why}")
+    _unread(mail, f"only the headers were read: {why}")
     try:
         msg = email.parser.BytesHeaderParser(policy=_POLICY).parsebytes(_header_block(raw))
         _read_headers(mail, msg)
@@ -751,16 +754,14 @@ def _parse(raw: bytes, attachment_max_bytes: int, elisions: Elisions | None = No
         mail.text = html_to_text(mail.html[:HTML_READ_CHARS])
         mail.text_from_html = True
         if len(mail.html) > HTML_READ_CHARS:
-            cut = (
+            _unread(
+                mail,
                 f"the HTML body runs to {len(mail.html):,} characters; its text was read "
-                f"from the first {HTML_READ_CHARS:,}"
+                f"from the first {HTML_READ_CHARS:,}",
             )
-            mail.problems.append(cut)
-            mail.unread_parts.append(cut)
     mail.text = mail.text.replace("\x00", "")
     mail.html = mail.html.replace("\x00", "") if mail.html else mail.html
     if len(mail.text) > MAX_TEXT_CHARS:
-        mail.problems.append(f"the text was cut at {MAX_TEXT_CHARS} characters")
-        mail.unread_parts.append(f"the text was cut at {MAX_TEXT_CHARS} characters")
+        _unread(mail, f"the text was cut at {MAX_TEXT_CHARS} characters")
         mail.text = mail.text[:MAX_TEXT_CHARS]
     return mail

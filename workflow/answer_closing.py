@@ -366,8 +366,7 @@ def _is_days_line(text: str) -> bool:
     words = _words(text)
     days_or_times = [w for w in words if w in _WEEKDAYS or _CLOCK.fullmatch(w)]
     return bool(days_or_times) and all(
-        w in _WEEKDAYS or w in _BETWEEN_DAYS or _CLOCK.fullmatch(w) or w in ("am", "pm")
-        for w in words
+        w in _WEEKDAYS or w in _BETWEEN_DAYS or _CLOCK.fullmatch(w) for w in words
     )
 
 
@@ -379,7 +378,9 @@ _WEEKDAYS = frozenset(
         """
     )
 )
-_BETWEEN_DAYS = frozenset({"to", "and", "alternate", "mornings", "afternoons", "morning"})
+_BETWEEN_DAYS = frozenset(
+    {"to", "and", "alternate", "mornings", "afternoons", "morning", "am", "pm"}
+)
 _CLOCK = re.compile(r"\d{1,2}(?:[.:]?\d{2})?(?:am|pm)?")
 
 

@@ -146,10 +146,8 @@ _GATEWAY_TAGS = frozenset(
 
 def _without_tags(subject: str) -> str:
     def drop(tag: re.Match[str]) -> str:
-        inside = tag.group(1)
-        if inside is None or tuple(_words(inside)) in _GATEWAY_TAGS or not _words(inside):
-            return " "
-        return tag.group(0)
+        words = tuple(_words(tag.group(1) or ""))  # "RE[2]:" holds none
+        return " " if not words or words in _GATEWAY_TAGS else tag.group(0)
 
     return _SUBJECT_TAG.sub(drop, subject)
 
