@@ -4,6 +4,7 @@ what was not read may say "but not Jane", so a person reads it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.mime.application import MIMEApplication
@@ -81,40 +82,46 @@ def _went_to_a_person(db: Database, because: str) -> None:
     assert "part of it was not read" in (case.reason or "") and because in (case.reason or "")
 
 
-def test_an_approval_with_an_attached_email_goes_to_a_person(
-    db: Database, tmp_path: Path, env: WorkflowEnv
-) -> None:
-    config = _config(db, tmp_path)
-    reply = _approval(db, config, env)
+def _attach_an_email(reply: EmailMessage) -> None:
     reply.add_attachment(_attached_email())  # an Outlook item: message/rfc822
-    arrive(db, config, env, bytes(reply))
-    _went_to_a_person(db, "an attached email")
 
 
-def test_an_approval_with_an_attachment_too_large_to_read_goes_to_a_person(
-    db: Database, tmp_path: Path, env: WorkflowEnv
-) -> None:
-    config = _config(db, tmp_path, limit=1024 * 1024)
-    reply = _approval(db, config, env)
+def _attach_a_large_pdf(reply: EmailMessage) -> None:
     reply.add_attachment(
         b"%PDF-1.4\n" + b"0" * (2 * 1024 * 1024),
         maintype="application",
         subtype="pdf",
         filename="conditions-of-approval.pdf",
     )
-    arrive(db, config, env, bytes(reply))
-    _went_to_a_person(db, "conditions-of-approval.pdf")
 
 
-def test_an_approval_with_a_document_nested_too_deep_goes_to_a_person(
-    db: Database, tmp_path: Path, env: WorkflowEnv
-) -> None:
-    config = _config(db, tmp_path)
-    reply = _approval(db, config, env)
+def _attach_a_document_too_deep(reply: EmailMessage) -> None:
     reply.make_mixed()
     reply.attach(_nested_document())
+
+
+@pytest.mark.parametrize(
+    ("added", "limit", "because"),
+    [
+        (_attach_an_email, None, "an attached email"),
+        (_attach_a_large_pdf, 1024 * 1024, "conditions-of-approval.pdf"),
+        (_attach_a_document_too_deep, None, "nested more than"),
+    ],
+    ids=["attached email", "attachment over the limit", "nested too deep"],
+)
+def test_an_approval_with_a_part_not_read_goes_to_a_person(
+    added: Callable[[EmailMessage], None],
+    limit: int | None,
+    because: str,
+    db: Database,
+    tmp_path: Path,
+    env: WorkflowEnv,
+) -> None:
+    config = _config(db, tmp_path, limit=limit)
+    reply = _approval(db, config, env)
+    added(reply)
     arrive(db, config, env, bytes(reply))
-    _went_to_a_person(db, "nested more than")
+    _went_to_a_person(db, because)
 
 
 def test_a_clear_approval_read_whole_is_still_applied(
