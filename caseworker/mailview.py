@@ -140,12 +140,12 @@ def view_of(mail: ParsedMail) -> MailView:
     sender = mail.sender_identity
     view.headers.append(("From address", sender.address or "(no single address)"))
     if sender.display_name:
-        view.headers.append(("From display name", visible(sender.display_name)))
+        view.headers.append(("From display name", sender.display_name))
     if sender.problem:
         view.headers.append(("From problem", sender.problem))
     for name in SHOWN_HEADERS:
         for value in mail.headers.get(name.lower(), []):
-            view.headers.append((name, visible(mask_tokens(value))))
+            view.headers.append((name, mask_tokens(value)))
     # An approval code is a key: a page shows only its first characters.
     view.text, cut = _cut(_masked(mail.text, _MASKED_TEXT_CHARS, mask_tokens))
     if cut or len(mail.text) > _MASKED_TEXT_CHARS:
