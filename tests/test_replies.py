@@ -668,6 +668,14 @@ def test_an_approval_that_names_a_nominee_besides_is_unclear(closing: str) -> No
         "Thanks\nAnil\nGP Partner\nMonday, Tuesday & Thursday",
         "Thanks\nAnil\nGP Partner (Monday - Wednesday)",
         "Thanks\nAnil\nWorking days: Mon-Thu 8am - 2pm",
+        "Thanks\nAnil\nGP Partner\nThe Surgery, Stoke-on-Trent",
+        "Thanks\nAnil\nWeston-super-Mare PCN\n1 High Street, Weston-super-Mare BS23 1AA",
+        "Thanks\nAnil\nNewcastle upon Tyne",
+        "Thanks\nAnil\nLong Term Conditions Lead",
+        "Thanks\nAnil\nLong-Term Conditions",
+        "Thanks\nAnil\nTel: 0113 496 0000 (Mon-Thu)",
+        "Diolch / Thanks\nAnil",
+        "Thanks / Anil",
     ],
 )
 def test_a_signature_naming_places_and_days_is_read(closing: str) -> None:
@@ -684,6 +692,16 @@ def test_a_signature_naming_places_and_days_is_read(closing: str) -> None:
         "Thanks\nAnil\nSuspicious Request",
         "Thanks\nAnil\nLocum Contract Ends 31 March",
         "Regards\nAnil\nWorking days: all week",  # no day or time: not a rota
+        "Thanks\nAnil\nStoke-on-Trent Only",
+        "Thanks\nAnil\nDependent upon References",
+        "Thanks\nAnil\nLong Term Conditions Apply",
+        "Thanks\nAnil\nLong term conditions",
+        "Long Term Conditions Lead\nThanks\nAnil",  # before the signature: said, not signed
+        "Thanks\nAnil\nTel: 0113 496 0000 (Mon-Thu only)",
+        "Thanks\nAnil\nTel: 0113 496 0000 (from Monday)",
+        "Diolch / Not Jane\nAnil",
+        "Thanks / Hold\nAnil",
+        "Thanks / Anil / Wait",
     ],
 )
 def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None:

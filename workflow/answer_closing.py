@@ -6,7 +6,8 @@ to a person, so what follows is read against what a closing holds, not against a
 doubting words:
 
 - blank lines, and lines that only say the approval again ("Happy to confirm this.");
-- a sign-off ("Thanks", "Kind regards"), alone or with the approver's own name;
+- a sign-off ("Thanks", "Kind regards"), alone or with the approver's own name, or one in
+  each of two languages ("Diolch / Thanks");
 - the approver's own name (any of its words, with a title, or their initials), which, like
   a sign-off, begins the signature;
 - once the signature has begun: a job title or organisation (capitalised words, none of an
@@ -253,7 +254,13 @@ def _words(text: str) -> list[str]:
 
 
 def _is_sign_off(line: str, signer: Signer | None) -> bool:
-    """A sign-off, alone or followed by the approver's own name ("Thanks, Anil")."""
+    """A sign-off, alone or followed by the approver's own name ("Thanks, Anil"), or one in
+    each of two languages ("Diolch / Thanks")."""
+    if "/" in line:
+        first, *rest = (part.strip() for part in line.split("/"))
+        return _is_sign_off(first, None) and all(
+            _is_sign_off(part, signer) or _is_own_name(part, signer) for part in rest
+        )
     words = _words(line)
     if not _NAME_CHARACTERS.fullmatch(line.rstrip("!")):
         return False
@@ -324,7 +331,7 @@ def _is_signature_line(line: str, signer: Signer | None = None) -> bool:
     low = line.lower().strip(" .")
     return (
         _is_device_line(line)
-        or _is_contact_line(line)
+        or _is_contact_line(_without_days(line))
         or _is_labelled_line(low)
         or bool(_PRONOUNS.fullmatch(line.strip()))
         or _is_address_line(line)
@@ -388,7 +395,7 @@ def _is_address_line(line: str) -> bool:
     """A line of a postal address with its postcode: capitalised words and numbers."""
     if not POSTCODE.search(line) or not _NAME_CHARACTERS.fullmatch(line):
         return False
-    tokens = CASED_WORD.findall(POSTCODE.sub(" ", line))
+    tokens = _cased_tokens(POSTCODE.sub(" ", line))
     return not _instructs(line) and all(t[0].isupper() or t[0].isdigit() for t in tokens)
 
 
@@ -399,13 +406,29 @@ def _is_title_line(line: str) -> bool:
     are not enough: "From 1 April", "Jane Retires Friday" or "Jane Is A Locum" would pass."""
     if not _NAME_CHARACTERS.fullmatch(line) or line.endswith((".", ",")) or line.startswith("-"):
         return False
-    tokens = CASED_WORD.findall(line)
+    tokens = _cased_tokens(line)
     if not tokens or len(tokens) > _NAME_WORDS or _instructs(line):
         return False
     if {t.lower() for t in tokens} & _NOT_OF_A_TITLE or _DATE.search(line):
         return False
     small = {"and", "of", "the", "for", "in", "at", "&"}
     return all(t[0].isupper() or t[0].isdigit() or t.lower() in small for t in tokens)
+
+
+def _cased_tokens(line: str) -> list[str]:
+    """The line's words, keeping case, a place's name joined by hyphens as one word
+    ("Stoke-on-Trent", "Weston-super-Mare") and "upon" between two capitalised words
+    ("Kingston upon Thames") left out: the small words of places' names are not capitalised."""
+    line = _PLACE_COMPOUND.sub(lambda m: m.group(0).replace("-", ""), line)
+    return CASED_WORD.findall(_UPON.sub(" ", line))
+
+
+# Capitalised words joined by hyphens through the small words of English places' names.
+_PLACE_COMPOUND = re.compile(
+    r"\b[A-Z][A-Za-z']*(?:-(?:on|upon|under|in|by|le|la|de|en|super|the|cum|next|sea))+"
+    r"-[A-Z][A-Za-z']*\b"
+)
+_UPON = re.compile(r"(?<=[a-z]) upon (?=[A-Z])")
 
 
 # Words of time and of statements: a line holding one says when or what, not who signs
@@ -423,7 +446,8 @@ _NOT_OF_A_TITLE = frozenset(
         she they him her his hers them their we you me my just still already
         soon former formerly previous previously ex unknown nominee nominees suspicious
         suspect unverified duplicate fraudulent genuine identity ends ended ending expires
-        expired married maiden name code request requests requested
+        expired married maiden name code request requests requested dependent depending
+        depends contingent awaiting following
         """
     )
 )
