@@ -672,7 +672,8 @@ def test_an_approval_that_names_a_nominee_besides_is_unclear(closing: str) -> No
         "Thanks\nAnil\nWeston-super-Mare PCN\n1 High Street, Weston-super-Mare BS23 1AA",
         "Thanks\nAnil\nNewcastle upon Tyne",
         "Thanks\nAnil\nLong Term Conditions Lead",
-        "Thanks\nAnil\nLong-Term Conditions",
+        "Thanks\nAnil\nClinical Lead for Long-Term Conditions",
+        "Thanks\nAnil\nKingston upon Hull\nStratford-upon-Avon",
         "Thanks\nAnil\nTel: 0113 496 0000 (Mon-Thu)",
         "Diolch / Thanks\nAnil",
         "Thanks / Anil",
@@ -702,6 +703,18 @@ def test_a_signature_naming_places_and_days_is_read(closing: str) -> None:
         "Diolch / Not Jane\nAnil",
         "Thanks / Hold\nAnil",
         "Thanks / Anil / Wait",
+        # Hyphens and "upon" hide nothing: only listed places' names are joined.
+        "Thanks\nAnil\nDependent-on-References",
+        "Thanks\nAnil\nStarts-on-Monday",
+        "Thanks\nAnil\nLocum-on-Probation",
+        "Thanks\nAnil\nAwaiting-the-DBS",
+        "Thanks\nAnil (Starts-on-Monday)",
+        "Thanks\nAnil\nAccess upon Completion of Training",
+        "Thanks\nAnil\nShe Starts upon Her Return LS1 1AA",
+        # The team's name is read as one only as a whole line.
+        "Thanks\nAnil\nGP Partner\nAccess Limited To Long Term Conditions",
+        "Thanks\nAnil\nLong Term Conditions Lead To Approve",
+        "Thanks\nAnil\nLong Term Conditions\nApply",
     ],
 )
 def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None:

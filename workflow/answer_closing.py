@@ -409,26 +409,75 @@ def _is_title_line(line: str) -> bool:
     tokens = _cased_tokens(line)
     if not tokens or len(tokens) > _NAME_WORDS or _instructs(line):
         return False
-    if {t.lower() for t in tokens} & _NOT_OF_A_TITLE or _DATE.search(line):
+    if set(_words(line)) & _NOT_OF_A_TITLE or _DATE.search(line):
         return False
     small = {"and", "of", "the", "for", "in", "at", "&"}
     return all(t[0].isupper() or t[0].isdigit() or t.lower() in small for t in tokens)
 
 
 def _cased_tokens(line: str) -> list[str]:
-    """The line's words, keeping case, a place's name joined by hyphens as one word
-    ("Stoke-on-Trent", "Weston-super-Mare") and "upon" between two capitalised words
-    ("Kingston upon Thames") left out: the small words of places' names are not capitalised."""
-    line = _PLACE_COMPOUND.sub(lambda m: m.group(0).replace("-", ""), line)
-    return CASED_WORD.findall(_UPON.sub(" ", line))
+    """The line's words, keeping case, a place whose name holds small words ("Stoke-on-Trent",
+    "Newcastle upon Tyne") taken as one capitalised word. Only the places listed: "X-on-Y"
+    in general may be a comment ("Starts-on-Monday")."""
+    return CASED_WORD.findall(_SMALL_WORDED_PLACES.sub("Place", line))
 
 
-# Capitalised words joined by hyphens through the small words of English places' names.
-_PLACE_COMPOUND = re.compile(
-    r"\b[A-Z][A-Za-z']*(?:-(?:on|upon|under|in|by|le|la|de|en|super|the|cum|next|sea))+"
-    r"-[A-Z][A-Za-z']*\b"
+# English places whose names hold words in lower case, hyphenated or not. One missing costs
+# a person reading a plain approval.
+_SMALL_WORDED_PLACES = re.compile(
+    r"(?i)\b(?:"
+    + "|".join(
+        name.replace("-", "[- ]")
+        for name in [
+            "Stoke-on-Trent",
+            "Weston-super-Mare",
+            "Newcastle-upon-Tyne",
+            "Newcastle-under-Lyme",
+            "Kingston-upon-Hull",
+            "Kingston-upon-Thames",
+            "Burton-upon-Trent",
+            "Burton-on-Trent",
+            "Stratford-upon-Avon",
+            "Berwick-upon-Tweed",
+            "Southend-on-Sea",
+            "Leigh-on-Sea",
+            "Clacton-on-Sea",
+            "Westcliff-on-Sea",
+            "Ashby-de-la-Zouch",
+            "Barrow-in-Furness",
+            "Henley-on-Thames",
+            "Walton-on-Thames",
+            "Sunbury-on-Thames",
+            "Staines-upon-Thames",
+            "Bradford-on-Avon",
+            "Chapel-en-le-Frith",
+            "Lee-on-the-Solent",
+            "Ross-on-Wye",
+            "Bourton-on-the-Water",
+            "Moreton-in-Marsh",
+            "Stockton-on-Tees",
+            "Sutton-in-Ashfield",
+            "Kirkby-in-Ashfield",
+            "Chester-le-Street",
+            "Wotton-under-Edge",
+            "Shipston-on-Stour",
+            "Sutton-on-Sea",
+            "Frinton-on-Sea",
+            "Walton-on-the-Naze",
+            "Bexhill-on-Sea",
+            "Thornton-le-Dale",
+            "Poulton-le-Fylde",
+            "Lytham-St-Annes",
+            "Hetton-le-Hole",
+            "Houghton-le-Spring",
+            "Stow-on-the-Wold",
+            "Bishop's-Stortford",
+            "Market-Harborough",
+            "Sutton-in-Craven",
+        ]
+    )
+    + r")\b"
 )
-_UPON = re.compile(r"(?<=[a-z]) upon (?=[A-Z])")
 
 
 # Words of time and of statements: a line holding one says when or what, not who signs

@@ -884,12 +884,14 @@ def note_says_more(text: str, signer: Signer | None = None) -> str | None:
     return more_than_a_sign_off(rest, signer)
 
 
-# A team's name with a word of doubt in it, as a signature writes it: capitalised, at the
-# end of its line or before a post ("Long Term Conditions Lead"). Whether the line is a
-# signature's is for answer_closing to say.
+# A team's name with a word of doubt in it, as a signature writes it: the whole line, the
+# team and a post ("Long Term Conditions Lead", "Clinical Lead for Long Term Conditions").
+# Whether the line is a signature's is for answer_closing to say.
 _TEAM_NAMES = re.compile(
-    r"(?m)\bLong[- ]Term Conditions(?=[ \t]*$|[ \t]+(?:Lead|Nurse|Nurses|Team|Service|Clinic"
-    r"|Specialist|Practitioner|Pharmacist|Manager|Coordinator|Clinician|Hub|Matron)\b)"
+    r"(?m)^[ \t]*(?:Long[- ]Term Conditions (?:Lead|Nurse|Nurses|Team|Service|Clinic"
+    r"|Specialist|Practitioner|Pharmacist|Manager|Coordinator|Clinician|Hub|Matron)"
+    r"(?: (?:Nurse|Specialist|Practitioner|Lead|Manager))?"
+    r"|(?:Clinical )?Lead (?:Nurse )?for Long[- ]Term Conditions)[ \t]*$"
 )
 
 
@@ -897,7 +899,7 @@ def hesitation(text: str) -> str | None:
     """The first word (or "?") in `text` that negates, conditions or questions an approval."""
     if "?" in text:
         return "?"
-    words = _words(_TEAM_NAMES.sub("Long Term Care", text))
+    words = _words(_TEAM_NAMES.sub("Team", text))
     for index, word in enumerate(words):
         if word in _HESITATIONS or word.endswith("n't"):
             return word
