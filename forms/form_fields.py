@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.visible import visible
 from forms.definitions import FieldDef, FormDefinition, PartDef, SectionDef
 from forms.model import Finding, ParsedRequest
 from forms.normalise import (
@@ -66,7 +67,8 @@ def _check_value(f: FieldDef, part: PartDef, raw: Any, out: Checked) -> None:
                 Finding("invalid_name", f"{where}: {f.noun} is not a name ({why}).", f.key)
             )
     elif f.type == "email":
-        email = normalise_email(email_candidate(text))
+        # Read before tidy_text closes up runs of spaces: one may hide the rest of the box.
+        email = normalise_email(email_candidate(visible(raw) if isinstance(raw, str) else ""))
         out.values[f.key] = email
         if email is None:
             out.findings.append(

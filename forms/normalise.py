@@ -246,9 +246,16 @@ def tidy_text(raw: str | None) -> str:
 
 
 def email_candidate(raw: str | None) -> str:
-    """What someone typed as an address, with the spaces PDFs and people put inside removed."""
-    text = "".join((raw or "").split())
+    """What someone typed as an address, with the spaces PDFs and people put beside its "@"
+    and dots removed ("Chloe.Evans @NHS.net"). Any other space is kept, so that the address
+    is refused: a run of spaces may push the rest of a form's box out of sight
+    ("jane@nhs.net" shown, "jane@nhs.net      .evil.example" saved)."""
+    text = _LOOSE_SPACE.sub("", (raw or "").strip())
     return text.strip("<>()[]'\",;:.").replace("mailto:", "")
+
+
+# One space beside an "@" or a dot, as PDFs' text and people's typing leave them.
+_LOOSE_SPACE = re.compile(r"(?<=[@.])[^\S\n](?=\S)|(?<=\S)[^\S\n](?=[@.])")
 
 
 # --------------------------------------------------------------------------- dates

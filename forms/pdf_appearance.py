@@ -44,7 +44,24 @@ def drawn(widget: dict[str, Any]) -> bool:
         x0, y0, x1, y1 = (float(resolve1(v)) for v in rect)
     except (TypeError, ValueError):
         return False
-    return abs(x1 - x0) >= _MIN_SIZE and abs(y1 - y0) >= _MIN_SIZE
+    if abs(x1 - x0) < _MIN_SIZE or abs(y1 - y0) < _MIN_SIZE:
+        return False
+    return _on_its_page((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), widget)
+
+
+def _on_its_page(rect: tuple[float, float, float, float], widget: dict[str, Any]) -> bool:
+    """Does the widget lie at least partly on the visible part of the page it names (/P)?
+    One placed beyond the page's edge is never seen."""
+    page = resolve1(widget.get("P"))
+    if not isinstance(page, dict):
+        return True  # no page named: the page that lists it decides
+    box = resolve1(page.get("CropBox")) or resolve1(page.get("MediaBox"))
+    try:
+        px0, py0, px1, py1 = (float(resolve1(v)) for v in box)
+    except (TypeError, ValueError):
+        return True
+    left, low, right, high = min(px0, px1), min(py0, py1), max(px0, px1), max(py0, py1)
+    return rect[0] < right and rect[2] > left and rect[1] < high and rect[3] > low
 
 
 def shows(widget: dict[str, Any], value: str) -> bool:
@@ -69,9 +86,9 @@ def appearance_texts(widget: dict[str, Any]) -> tuple[str, ...] | None:
         data = normal.get_data()[:MAX_APPEARANCE]
     except Exception:  # an appearance that cannot be read shows nothing known
         return (_UNKNOWN,)
-    if _HIDES_OR_NESTS.search(data):
-        # Text drawn invisibly (render mode 3), or drawing handed to another form XObject:
-        # what shows cannot be told from the strings here.
+    if _HIDES_OR_NESTS.search(data) or _out_of_sight(data, resolve1(normal.attrs.get("BBox"))):
+        # Text drawn invisibly (render modes 3 and 7), out of sight, or drawing handed to
+        # another form XObject: what shows cannot be told from the strings here.
         return (_UNKNOWN,)
     strings = [_raw(m.group()) for m in _STRING.finditer(data)]
     return (
@@ -82,7 +99,42 @@ def appearance_texts(widget: dict[str, Any]) -> tuple[str, ...] | None:
 
 # Stands for an appearance whose text cannot be told: it matches no value.
 _UNKNOWN = "\x00"
-_HIDES_OR_NESTS = re.compile(rb"(?<![\w/])(?:Do|3\s+Tr)(?!\w)")
+_HIDES_OR_NESTS = re.compile(rb"(?<![\w/])(?:Do|[37]\s+Tr)(?!\w)")
+_NUMBER = rb"([-+]?(?:\d+\.?\d*|\.\d+))"
+_FONT_SIZE = re.compile(rb"/\S+\s+" + _NUMBER + rb"\s+Tf(?!\w)")
+_MOVE = re.compile(_NUMBER + rb"\s+" + _NUMBER + rb"\s+T[dD](?!\w)")
+_MATRIX = re.compile(
+    rb"(?:[-+]?(?:\d+\.?\d*|\.\d+)\s+){4}" + _NUMBER + rb"\s+" + _NUMBER + rb"\s+Tm(?!\w)"
+)
+_SPACING = re.compile(_NUMBER + rb"\s+(Tc|Tw|Tz)(?!\w)")
+# A text field's drawing uses a readable size, no stretching, and stays in its box.
+_SMALLEST_FONT = 2.0
+_MOST_SPACING = 2.0
+_LEAST_SCALING = 50.0
+
+
+def _out_of_sight(data: bytes, bbox: Any) -> bool:
+    """Might the appearance draw text where it cannot be seen: minutely, squeezed, spaced
+    or moved out of its box ("…@nhs.net" shown, ".evil.example" drawn past the edge)?"""
+    if any(abs(float(m.group(1))) < _SMALLEST_FONT for m in _FONT_SIZE.finditer(data)):
+        return True
+    for m in _SPACING.finditer(data):
+        value, operator = float(m.group(1)), m.group(2)
+        if (operator == b"Tz" and value < _LEAST_SCALING) or (
+            operator != b"Tz" and abs(value) > _MOST_SPACING
+        ):
+            return True
+    try:
+        x0, y0, x1, y1 = (float(resolve1(v)) for v in bbox)
+    except (TypeError, ValueError):
+        return False  # no box to judge by
+    width, height = abs(x1 - x0), abs(y1 - y0)
+    moves = [(float(m.group(1)), float(m.group(2))) for m in _MOVE.finditer(data)]
+    if any(abs(dx) > width or abs(dy) > height for dx, dy in moves):
+        return True
+    places = [(float(m.group(1)), float(m.group(2))) for m in _MATRIX.finditer(data)]
+    left, right, low, high = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+    return any(not (left <= x <= right and low <= y <= high) for x, y in places)
 
 
 def _raw(operand: bytes) -> bytes:

@@ -21,6 +21,14 @@ from pdfminer.utils import decode_text
 from pdfplumber.utils.exceptions import PdfminerException
 
 from forms.pdf_appearance import drawn, shows
+from forms.pdf_shown import (
+    hidden_groups,
+    is_backing,
+    is_white,
+    seen_chars,
+    shown_layout,
+    visible_area,
+)
 
 MAX_FIELDS = 2000
 MAX_DEPTH = 12
@@ -99,6 +107,8 @@ def _walk_fields(refs: Any, prefix: str, depth: int, seen: set[int], found: _Fie
             value = next((s for s in states if s is not None and _text(s)), None)
         if name:
             out[name] = _as_drawn(name, _text(value) if value is not None else None, field, found)
+            if not _state_shown(field, value):
+                found.unshown.add(name)
 
 
 def _widgets_of(field: dict[str, Any]) -> list[dict[str, Any]]:
@@ -121,6 +131,20 @@ def _as_drawn(
     if checked and not all(shows(w, str(value)) for w in widgets if drawn(w)):
         found.unshown.add(name)
     return value
+
+
+def _state_shown(field: dict[str, Any], value: Any) -> bool:
+    """Does a ticked box (or a chosen radio button) draw itself ticked? Its saved state
+    (/V) and the state it draws (/AS) are kept apart: a box saved ticked may draw empty."""
+    state = resolve1(value)
+    if not isinstance(state, PSLiteral) or _text(state) is False:
+        return True
+    drawn_states = [
+        resolve1(w.get("AS")) for w in _widgets_of(field) if drawn(w) and w.get("AS") is not None
+    ]
+    return not drawn_states or any(
+        isinstance(s, PSLiteral) and s.name == state.name for s in drawn_states
+    )
 
 
 def acroform_values(pdf: pdfplumber.PDF) -> _Fields:
@@ -156,6 +180,7 @@ def page_widgets(page: pdfplumber.page.Page) -> list[dict[str, Any]]:
             text = _text(value) if value is not None else None
             # A value read from the page's widget is held to what the widget shows too.
             shown = not isinstance(text, str) or not text.strip() or shows(annot, text)
+            shown = shown and _state_shown(annot, value)
             found.append({"name": name, "value": text, "shown": shown})
     return found
 
@@ -176,14 +201,6 @@ class PageContent:
     images: int = 0
 
 
-def _is_white(color: Any) -> bool:
-    values = color if isinstance(color, list | tuple) else [color]
-    numbers = [v for v in values if isinstance(v, int | float)]
-    if len(numbers) == 4:  # CMYK
-        return not any(numbers)
-    return bool(numbers) and all(v >= 0.95 for v in numbers)
-
-
 def _is_mark(shape: LTCurve) -> bool:
     """A small drawn shape that may be the tick in a checkbox: a filled curve or a diagonal
     line (flattened forms often draw their ticks as paths rather than text)."""
@@ -192,18 +209,27 @@ def _is_mark(shape: LTCurve) -> bool:
         return False
     if isinstance(shape, LTLine):
         return width > 2 and height > 2
-    return bool(shape.fill) and not _is_white(shape.non_stroking_color)
+    return bool(shape.fill) and not is_white(shape.non_stroking_color)
 
 
 def _walk(
-    objects: Any, height: float, content: PageContent, chars: list[LTChar], depth: int = 0
+    objects: Any,
+    height: float,
+    content: PageContent,
+    chars: list[LTChar],
+    depth: int = 0,
+    *,
+    backings: list[tuple[float, float, float, float]],
 ) -> None:
     for obj in objects:
         if isinstance(obj, LTChar):
             chars.append(obj)
         elif isinstance(obj, LTImage):
             content.images += 1
+            backings.append(obj.bbox)
         elif isinstance(obj, LTCurve):
+            if is_backing(obj):
+                backings.append(obj.bbox)
             if _is_mark(obj) and len(content.marks) < MAX_WORDS_PER_PAGE:
                 content.marks.append(
                     [
@@ -214,7 +240,7 @@ def _walk(
                     ]
                 )
         elif isinstance(obj, LTContainer) and depth < MAX_DEPTH:
-            _walk(obj, height, content, chars, depth + 1)
+            _walk(obj, height, content, chars, depth + 1, backings=backings)
 
 
 def _lines(chars: list[LTChar]) -> list[list[LTChar]]:
@@ -307,16 +333,20 @@ def check_inflation(page: pdfplumber.page.Page) -> None:
             )
 
 
-def page_content(page: pdfplumber.page.Page) -> PageContent:
-    """The page's words with their positions, from pdfplumber's layout of the page.
+def page_content(page: pdfplumber.page.Page, hidden_groups: frozenset[int]) -> PageContent:
+    """The page's words with their positions, from pdfminer's layout of the page, leaving
+    out characters no viewer shows (forms.pdf_shown): a second row under a label, drawn off
+    the page, invisibly, in white, minutely or in a layer switched off, is not read.
 
-    Walking page.layout directly, rather than calling page.extract_words(), skips building
+    Walking the layout directly, rather than calling page.extract_words(), skips building
     a dictionary of every attribute of every character, which is most of the cost.
     """
     content = PageContent()
     chars: list[LTChar] = []
     height = float(page.mediabox[3])
-    _walk(page.layout, height, content, chars)
+    backings: list[tuple[float, float, float, float]] = []
+    _walk(shown_layout(page, hidden_groups), height, content, chars, backings=backings)
+    chars = seen_chars(chars, visible_area(page.page_obj), backings)
     content.chars = len(chars)
     content.words = _words(chars[: MAX_WORDS_PER_PAGE * 8], height)
     return content
@@ -372,7 +402,8 @@ def extract(data: bytes, *, max_pages: int, marks: list[str]) -> dict[str, Any]:
         if not (has_values and marked):
             for page in pages:
                 check_inflation(page)
-            contents = [page_content(page) for page in pages]
+            hidden = hidden_groups(pdf.doc.catalog)
+            contents = [page_content(page, hidden) for page in pages]
             result["words"] = [c.words for c in contents]
             result["marks"] = [c.marks for c in contents]
             result["chars"] = sum(c.chars for c in contents)

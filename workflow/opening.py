@@ -177,9 +177,55 @@ def new_request(
         return _unreadable(session, env, case, inbound, unreadable, echo=_vouched(sender))
     notes += [f"Attachment {filename} was not read: {problem}" for filename, problem in unreadable]
     notes += unread_images(mail)
+    if _forms_differ(recognised):
+        return _forms_to_choose(session, env, request, inbound, mail, recognised, notes)
     return start_case(
         session, env, request, inbound=inbound, mail=mail, source_name=source_name, notes=notes
     )
+
+
+def _forms_differ(recognised: list[tuple[str, ParsedRequest]]) -> bool:
+    """Do the forms of one email ask for different things ("form.pdf" and
+    "form-corrected.pdf")? Copies of one form do not."""
+    first = recognised[0][1] if recognised else None
+    return first is not None and any(
+        other.kind != first.kind or other.fields != first.fields for _, other in recognised[1:]
+    )
+
+
+def _forms_to_choose(
+    session: Session,
+    env: WorkflowEnv,
+    request: ParsedRequest,
+    inbound: InboundMessage,
+    mail: IncomingMail,
+    recognised: list[tuple[str, ParsedRequest]],
+    notes: list[str],
+) -> str:
+    """An email with forms that ask for different things: which one stands cannot be told
+    from the email, so a caseworker decides before anyone is asked to approve."""
+    sender = check_sender(mail, env)
+    source_name = recognised[0][0]
+    case = open_case(
+        session, env, request, inbound=inbound, mail=mail, source_name=source_name, sender=sender
+    )
+    for note in notes:
+        record(session, case, "note", note, at=env.clock.now())
+    if sender.verdict.status is Status.UNVERIFIED:
+        return _unverified_request(session, env, case, inbound, sender)
+    if sender.address is not None:
+        _acknowledge_unvouched(session, env, case, sender.address, inbound)
+    names = ", ".join(filename for filename, _ in recognised)
+    move(
+        session,
+        case,
+        CaseState.TRIAGE,
+        actor=SYSTEM,
+        now=env.clock.now(),
+        reason=f"The email holds {len(recognised)} forms that ask for different things "
+        f"({names}); a caseworker must find out which one stands.",
+    )
+    return f"{case.ref}: forms that differ; sent to triage."
 
 
 def start_case(

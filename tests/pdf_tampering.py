@@ -1,0 +1,231 @@
+"""The corpus forms with what an attacker adds: page content a viewer does not show, and
+form boxes whose drawing hides part of their value."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pypdf
+from pypdf.generic import (
+    ArrayObject,
+    DecodedStreamObject,
+    DictionaryObject,
+    FloatObject,
+    NameObject,
+    NumberObject,
+    TextStringObject,
+)
+
+CORPUS = Path(__file__).parent / "corpus" / "forms"
+A4_H = 841.89
+
+
+def _stream(writer, data: bytes, extra: dict | None = None):
+    s = DecodedStreamObject()
+    s.set_data(data)
+    for k, v in (extra or {}).items():
+        s[NameObject(k)] = v
+    return writer._add_object(s)
+
+
+def _helv(writer):
+    font = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+            NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
+        }
+    )
+    return writer._add_object(font)
+
+
+def add_page_content(
+    data: bytes,
+    page_no: int,
+    content: bytes,
+    *,
+    ocg_off: bool = False,
+    cropbox: tuple | None = None,
+) -> bytes:
+    """Append a content stream to a page; font /Fx is Helvetica. With `ocg_off`, the
+    resource /Properties /oc1 is an optional content group switched off in the catalog."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    page = writer.pages[page_no]
+    res = page["/Resources"].get_object() if "/Resources" in page else DictionaryObject()
+    fonts = res.get("/Font")
+    fonts = fonts.get_object() if fonts is not None else DictionaryObject()
+    fonts[NameObject("/Fx")] = _helv(writer)
+    res[NameObject("/Font")] = fonts
+    if ocg_off:
+        ocg = writer._add_object(
+            DictionaryObject(
+                {
+                    NameObject("/Type"): NameObject("/OCG"),
+                    NameObject("/Name"): TextStringObject("Layer"),
+                }
+            )
+        )
+        props = DictionaryObject({NameObject("/oc1"): ocg})
+        res[NameObject("/Properties")] = props
+        writer._root_object[NameObject("/OCProperties")] = DictionaryObject(
+            {
+                NameObject("/OCGs"): ArrayObject([ocg]),
+                NameObject("/D"): DictionaryObject(
+                    {
+                        NameObject("/ON"): ArrayObject([]),
+                        NameObject("/OFF"): ArrayObject([ocg]),
+                    }
+                ),
+            }
+        )
+    page[NameObject("/Resources")] = res
+    ref = _stream(writer, content)
+    contents = page.get("/Contents")
+    if contents is None:
+        page[NameObject("/Contents")] = ArrayObject([ref])
+    else:
+        c = contents.get_object()
+        if isinstance(c, ArrayObject):
+            arr = ArrayObject([*list(c), ref])
+        else:
+            arr = ArrayObject(
+                [
+                    contents.indirect_reference
+                    if hasattr(contents, "indirect_reference") and contents.indirect_reference
+                    else contents,
+                    ref,
+                ]
+            )
+        page[NameObject("/Contents")] = arr
+    if cropbox:
+        page[NameObject("/CropBox")] = ArrayObject([FloatObject(v) for v in cropbox])
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def text_op(x: float, top: float, text: str, size: float = 10, pre: str = "") -> bytes:
+    """Draw `text` with its top (from the page top) at `top`, in Helvetica."""
+    y = A4_H - top - size * 0.8
+    return (
+        f"q {pre} BT /Fx {size} Tf {x} {y} Td ("
+        + text.replace("(", "\\(").replace(")", "\\)")
+        + ") Tj ET Q\n"
+    ).encode("latin-1")
+
+
+PCN = CORPUS / "pcn-acroform.pdf"
+BOX = (
+    b"q\n0 0 310.2756 18.0 re\n1 1 1 rg\nf\n"
+    b"0.8 0.8 308.6756 16.4 re\n0.8 w\n0.35 0.35 0.35 RG\ns\nQ\n"
+)
+
+
+def tampered_widget(
+    name: str,
+    value: str,
+    appearance: bytes | None = None,
+    *,
+    widget_keys: dict | None = None,
+    page_content: bytes | None = None,
+    overlay: bytes | None = None,
+    ocg_off: bool = False,
+    source: Path = PCN,
+) -> bytes:
+    """The corpus form with field `name` set to `value`, its normal appearance replaced by
+    `appearance` (content of the box), extra keys set on the widget, optional extra page
+    content (font /Fx Helvetica) and an annotation on top of the widget drawing `overlay`."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(source))
+    af = writer._root_object["/AcroForm"]
+    af[NameObject("/NeedAppearances")] = pypdf.generic.BooleanObject(False)
+    for _page_no, page in enumerate(writer.pages):
+        for annot in list(page.get("/Annots", [])):
+            widget = annot.get_object()
+            if widget.get("/T") != name:
+                continue
+            widget[NameObject("/V")] = TextStringObject(value)
+            stream = widget["/AP"]["/N"].get_object()
+            if appearance is not None:
+                stream.set_data(appearance)
+            for k, v in (widget_keys or {}).items():
+                if v == "OCG":
+                    ocg = writer._add_object(
+                        DictionaryObject(
+                            {
+                                NameObject("/Type"): NameObject("/OCG"),
+                                NameObject("/Name"): TextStringObject("Layer"),
+                            }
+                        )
+                    )
+                    writer._root_object[NameObject("/OCProperties")] = DictionaryObject(
+                        {
+                            NameObject("/OCGs"): ArrayObject([ocg]),
+                            NameObject("/D"): DictionaryObject(
+                                {
+                                    NameObject("/ON"): ArrayObject([]),
+                                    NameObject("/OFF"): ArrayObject([ocg]),
+                                }
+                            ),
+                        }
+                    )
+                    v = ocg
+                widget[NameObject(k)] = v
+            rect = [float(x) for x in widget["/Rect"]]
+            if overlay is not None:
+                font = _helv(writer)
+                ap = _stream(
+                    writer,
+                    overlay,
+                    {
+                        "/Type": NameObject("/XObject"),
+                        "/Subtype": NameObject("/Form"),
+                        "/BBox": ArrayObject(
+                            [
+                                FloatObject(0),
+                                FloatObject(0),
+                                FloatObject(rect[2] - rect[0]),
+                                FloatObject(rect[3] - rect[1]),
+                            ]
+                        ),
+                        "/Resources": DictionaryObject(
+                            {NameObject("/Font"): DictionaryObject({NameObject("/Fx"): font})}
+                        ),
+                    },
+                )
+                square = writer._add_object(
+                    DictionaryObject(
+                        {
+                            NameObject("/Type"): NameObject("/Annot"),
+                            NameObject("/Subtype"): NameObject("/Square"),
+                            NameObject("/Rect"): ArrayObject([FloatObject(v) for v in rect]),
+                            NameObject("/F"): NumberObject(4),
+                            NameObject("/AP"): DictionaryObject({NameObject("/N"): ap}),
+                        }
+                    )
+                )
+                annots = page["/Annots"]
+                annots.append(square)
+            if page_content is not None:
+                pass
+    out = io.BytesIO()
+    writer.write(out)
+    data = out.getvalue()
+    if page_content is not None:
+        data = add_page_content(data, 0, page_content)
+    return data
+
+
+def box_text(
+    *parts: bytes, pre: bytes = b"/Helv 10.0 Tf 0 0 0 rg", background: bool = True
+) -> bytes:
+    body = b" ".join(parts)
+    return (
+        (BOX if background else b"")
+        + b"q\n/Tx BMC \nq\n2 0.8 304.276 15.6 re\nW n\nBT\n"
+        + pre
+        + b"\n2 5.41 Td\n"
+        + body
+        + b"\nET\nQ\nEMC\nQ\n"
+    )

@@ -1,0 +1,170 @@
+"""What a form's reader takes must be what a person opening the PDF sees.
+
+Each test builds a form from the project's own corpus, adds something a PDF viewer does
+not show (or shows differently), and asserts the SAFE behaviour: either the value read is
+the one a person sees, or there is a finding so that a person looks.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pypdf.generic import ArrayObject, FloatObject
+
+import forms
+from core.db import Database
+from core.inbound import MessageKind
+from intake.mailparse import MailAttachment
+from tests.pdf_tampering import (
+    A4_H,
+    CORPUS,
+    add_page_content,
+    box_text,
+    tampered_widget,
+    text_op,
+)
+from tests.test_workflow_helpers import (
+    ICB_CONTACT,
+    case_of,
+    deliver,
+    holders,
+    mail_from,
+    ms365_env,
+)
+
+EVIL = "bob@evil.example"
+SEEN = "emma.clarke4@nhs.net"  # what the PCN corpus form shows for nominee 2
+
+
+def emails(request: forms.ParsedRequest) -> list[str]:
+    return [n["email"] for n in request.fields.get("nominees") or []]
+
+
+def safe(request: forms.ParsedRequest, seen: str) -> bool:
+    return (
+        seen in emails(request) and not any(EVIL.split("@")[0] in e for e in emails(request))
+    ) or bool(request.findings)
+
+
+# ---------------------------------------------------------------- flattened / printed forms
+# GPP flattened corpus form: the visible row reads "Nominee's email address jane.smith@nhs.net"
+# (top 265.7). A second row with the same label, drawn so that no viewer shows it, is put
+# just above it; the reader takes the first row under the heading that starts with the label.
+
+GPP_FLAT = (CORPUS / "gpp-flattened.pdf").read_bytes()
+ROW = "Nominee's email address"
+
+
+def hidden_row(pre: str = "", size: float = 10, x1: float = 340, x2: float = 480) -> bytes:
+    return text_op(x1, 256, ROW, size=size, pre=pre) + text_op(
+        x2, 256, "evil@nhs.net", size=size, pre=pre
+    )
+
+
+PAGE_TEXT_VARIANTS = {
+    "outside the media box (x=700 on an A4 page)": lambda: add_page_content(
+        GPP_FLAT, 0, hidden_row(x1=700, x2=900)
+    ),
+    "invisible text, render mode 3": lambda: add_page_content(GPP_FLAT, 0, hidden_row(pre="3 Tr")),
+    "white text on the white page": lambda: add_page_content(
+        GPP_FLAT,
+        0,
+        text_op(340, 253, ROW, pre="1 1 1 rg") + text_op(480, 253, "evil@nhs.net", pre="1 1 1 rg"),
+    ),
+    "half-point font": lambda: add_page_content(GPP_FLAT, 0, hidden_row(size=0.5, x2=350)),
+    "optional content group switched off": lambda: add_page_content(
+        GPP_FLAT, 0, b"/OC /oc1 BDC\n" + hidden_row() + b"EMC\n", ocg_off=True
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(PAGE_TEXT_VARIANTS))
+def test_flattened_form_text_no_viewer_shows_is_not_read_as_the_value(how: str) -> None:
+    request = forms.read_pdf(PAGE_TEXT_VARIANTS[how]())
+    assert request.kind == "gpp_admin_form"
+    # Safe: the address the page shows, or a finding for a person. Today: evil@nhs.net, no finding.
+    assert emails(request) == ["jane.smith@nhs.net"] or request.findings, (
+        emails(request),
+        request.findings,
+    )
+
+
+# ---------------------------------------------------------------- filled AcroForm forms
+# forms/pdf_appearance.shows() only compares the strings in the widget's appearance stream
+# with /V: text the appearance draws but nobody can see passes.
+
+NO_BG = dict(background=False)
+DECOY = text_op(
+    237, A4_H - 497.49 + 4, SEEN
+)  # the visible address, drawn on the page under the box
+
+ACRO_VARIANTS = {
+    # The value's tail is drawn past the box's clip: the box shows emma.clarke4@nhs.net.
+    "tail drawn outside the clipped box": dict(
+        value=SEEN + ".evil.example",
+        appearance=box_text(b"(emma.clarke4@nhs.net) Tj 400 0 Td (.evil.example) Tj"),
+    ),
+    "value drawn with render mode 7 (clip only)": dict(
+        value=EVIL,
+        appearance=box_text(b"(bob@evil.example) Tj", pre=b"/Helv 10.0 Tf 7 Tr", **NO_BG),
+        page_content=DECOY,
+    ),
+    "value drawn at 0.05 pt": dict(
+        value=EVIL,
+        appearance=box_text(b"(bob@evil.example) Tj", pre=b"/Helv 0.05 Tf", **NO_BG),
+        page_content=DECOY,
+    ),
+    "widget rectangle off the page": dict(
+        value=EVIL,
+        appearance=box_text(b"(bob@evil.example) Tj"),
+        widget_keys={
+            "/Rect": ArrayObject([FloatObject(v) for v in (2000, 479.49, 2310.28, 497.49)])
+        },
+        page_content=DECOY,
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(ACRO_VARIANTS))
+def test_acroform_value_no_viewer_shows_is_a_finding(how: str) -> None:
+    request = forms.read_pdf(tampered_widget("nominee2_email", **ACRO_VARIANTS[how]))
+    assert request.kind == "pcn_admin_form" and request.source == "acroform"
+    # What the page shows, or a finding on the box (not_as_shown; missing_field where the
+    # box is off the page).
+    findings = {f.field for f in request.findings}
+    assert emails(request)[1] == SEEN or findings == {"nominees.1.email"}, (
+        emails(request),
+        request.findings,
+    )
+
+
+# ---------------------------------------------------------------- end to end
+# An ICB's AEL contact forwards a PCN form she was given (and read) from inside NHSmail:
+# it is applied at once, with no approver asked and nobody shown the address.
+
+PCN_FLAT = (CORPUS / "pcn-flattened.pdf").read_bytes()
+
+
+def pcn_with_hidden_address() -> bytes:
+    # Nominee 2's visible row "Email address emma.clarke4@nhs.net" is at top 349.5; the
+    # hidden row sits off the page's right edge just above it.
+    return add_page_content(
+        PCN_FLAT, 0, text_op(700, 339, "Email address") + text_op(800, 339, EVIL)
+    )
+
+
+def test_pcn_form_with_hidden_address_from_an_ael_contact_grants_nobody_unseen(
+    db: Database,
+) -> None:
+    data = pcn_with_hidden_address()
+    mail = mail_from(
+        ICB_CONTACT,
+        subject="PCN user admin request",
+        text="Hello,\n\nPlease find attached the PCN form.\n\nKind regards\nChris",
+        authentication_results=[],
+        auth_as=["Internal"],
+        attachments=[MailAttachment("PCN form.pdf", "application/pdf", data)],
+    )
+    outcome = deliver(db, ms365_env(), mail, MessageKind.NEW_REQUEST)
+    ref = outcome.split(" ")[0].rstrip(":")
+    # Safe: nobody gets a role at an address no one who opened the PDF could see.
+    assert EVIL not in holders(db, "U12345", "pcn"), (outcome, case_of(db, ref).state)
