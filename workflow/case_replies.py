@@ -20,12 +20,12 @@ from workflow.env import WorkflowEnv
 from workflow.merging import findings_of, merge_fields, replace_read
 from workflow.models import Case
 from workflow.opening import (
-    SYSTEM,
     decide_and_persist,
     note_message,
     read_forms,
     sender_of,
     tell_unreadable,
+    to_triage,
 )
 from workflow.persist import (
     void_open_requests,
@@ -128,11 +128,6 @@ def _awaiting_approval(
             "approver replied without the code",
         )
     return None
-
-
-def to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, what: str) -> str:
-    move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=env.clock.now(), reason=reason)
-    return f"{case.ref}: {what}; sent to triage."
 
 
 def _merge_reply(

@@ -204,28 +204,22 @@ def _forms_to_choose(
 ) -> str:
     """An email with forms that ask for different things: which one stands cannot be told
     from the email, so a caseworker decides before anyone is asked to approve."""
-    sender = check_sender(mail, env)
-    source_name = recognised[0][0]
-    case = open_case(
-        session, env, request, inbound=inbound, mail=mail, source_name=source_name, sender=sender
+    case, sender = _opened(
+        session, env, request, inbound=inbound, mail=mail, source_name=recognised[0][0], notes=notes
     )
-    for note in notes:
-        record(session, case, "note", note, at=env.clock.now())
     if sender.verdict.status is Status.UNVERIFIED:
         return _unverified_request(session, env, case, inbound, sender)
     if sender.address is not None:
         _acknowledge_unvouched(session, env, case, sender.address, inbound)
     names = ", ".join(filename for filename, _ in recognised)
-    move(
+    return to_triage(
         session,
+        env,
         case,
-        CaseState.TRIAGE,
-        actor=SYSTEM,
-        now=env.clock.now(),
-        reason=f"The email holds {len(recognised)} forms that ask for different things "
+        f"The email holds {len(recognised)} forms that ask for different things "
         f"({names}); a caseworker must find out which one stands.",
+        "forms that differ",
     )
-    return f"{case.ref}: forms that differ; sent to triage."
 
 
 def start_case(
@@ -239,12 +233,9 @@ def start_case(
     notes: list[str] | None = None,
 ) -> str:
     """Open the case for a request that was read, acknowledge it, decide and persist."""
-    sender = check_sender(mail, env)
-    case = open_case(
-        session, env, request, inbound=inbound, mail=mail, source_name=source_name, sender=sender
+    case, sender = _opened(
+        session, env, request, inbound=inbound, mail=mail, source_name=source_name, notes=notes
     )
-    for note in notes or []:
-        record(session, case, "note", note, at=env.clock.now())
     if sender.verdict.status is Status.UNVERIFIED:
         return _unverified_request(session, env, case, inbound, sender)
     return decide_and_persist(
@@ -260,6 +251,32 @@ def start_case(
     )
 
 
+def _opened(
+    session: Session,
+    env: WorkflowEnv,
+    request: ParsedRequest,
+    *,
+    inbound: InboundMessage,
+    mail: IncomingMail,
+    source_name: str | None,
+    notes: list[str] | None,
+) -> tuple[Case, SenderCheck]:
+    """The case for a request that was read, with the sender checked and `notes` recorded."""
+    sender = check_sender(mail, env)
+    case = open_case(
+        session, env, request, inbound=inbound, mail=mail, source_name=source_name, sender=sender
+    )
+    for note in notes or []:
+        record(session, case, "note", note, at=env.clock.now())
+    return case, sender
+
+
+def to_triage(session: Session, env: WorkflowEnv, case: Case, reason: str, what: str) -> str:
+    """Send the case to a caseworker for `reason`; the outcome says `what` happened."""
+    move(session, case, CaseState.TRIAGE, actor=SYSTEM, now=env.clock.now(), reason=reason)
+    return f"{case.ref}: {what}; sent to triage."
+
+
 def _unverified_request(
     session: Session, env: WorkflowEnv, case: Case, inbound: InboundMessage, sender: SenderCheck
 ) -> str:
@@ -267,16 +284,13 @@ def _unverified_request(
     decides. The acknowledgement goes only to the one address the strict reading found."""
     if sender.address is not None:
         _acknowledge_unvouched(session, env, case, sender.address, inbound)
-    move(
+    return to_triage(
         session,
+        env,
         case,
-        CaseState.TRIAGE,
-        actor=SYSTEM,
-        now=env.clock.now(),
-        reason=f"Unverified sender: {sender.verdict.detail} A caseworker must check who "
-        "sent the request.",
+        f"Unverified sender: {sender.verdict.detail} A caseworker must check who sent the request.",
+        "unverified sender",
     )
-    return f"{case.ref}: unverified sender; sent to triage."
 
 
 def open_case(
