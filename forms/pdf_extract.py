@@ -24,7 +24,6 @@ from forms.pdf_appearance import drawn, shows
 from forms.pdf_shown import (
     hidden_groups,
     is_backing,
-    is_white,
     seen_chars,
     shown_layout,
     visible_area,
@@ -106,9 +105,7 @@ def _walk_fields(refs: Any, prefix: str, depth: int, seen: set[int], found: _Fie
             states = [resolve1(k).get("AS") for k in kids if isinstance(resolve1(k), dict)]
             value = next((s for s in states if s is not None and _text(s)), None)
         if name:
-            out[name] = _as_drawn(name, _text(value) if value is not None else None, field, found)
-            if not _state_shown(field, value):
-                found.unshown.add(name)
+            out[name] = _as_drawn(name, value, field, found)
 
 
 def _widgets_of(field: dict[str, Any]) -> list[dict[str, Any]]:
@@ -119,29 +116,29 @@ def _widgets_of(field: dict[str, Any]) -> list[dict[str, Any]]:
     return [k for k in (resolve1(kid) for kid in kids[:MAX_FIELDS]) if isinstance(k, dict)]
 
 
-def _as_drawn(
-    name: str, value: str | bool | None, field: dict[str, Any], found: _Fields
-) -> str | bool | None:
-    """The value as the page shows it: none where no widget is drawn, and the field noted
-    in `found.unshown` where a drawn widget shows something else."""
+def _as_drawn(name: str, saved: Any, field: dict[str, Any], found: _Fields) -> str | bool | None:
+    """The value (`saved`, as the PDF holds it) as the page shows it: none where no widget
+    is drawn, and the field noted in `found.unshown` where a drawn widget shows something
+    else."""
+    value = _text(saved) if saved is not None else None
     widgets = _widgets_of(field)
-    if widgets and not any(drawn(w) for w in widgets):
+    shown = [w for w in widgets if drawn(w)]
+    if widgets and not shown:
         return None
     checked = isinstance(value, str) and value.strip()
-    if checked and not all(shows(w, str(value)) for w in widgets if drawn(w)):
+    if (checked and not all(shows(w, str(value)) for w in shown)) or not _state_shown(shown, saved):
         found.unshown.add(name)
     return value
 
 
-def _state_shown(field: dict[str, Any], value: Any) -> bool:
+def _state_shown(widgets: list[dict[str, Any]], saved: Any) -> bool:
     """Does a ticked box (or a chosen radio button) draw itself ticked? Its saved state
-    (/V) and the state it draws (/AS) are kept apart: a box saved ticked may draw empty."""
-    state = resolve1(value)
+    (/V) and the state its drawn `widgets` show (/AS) are kept apart: a box saved ticked
+    may draw empty."""
+    state = resolve1(saved)
     if not isinstance(state, PSLiteral) or _text(state) is False:
         return True
-    drawn_states = [
-        resolve1(w.get("AS")) for w in _widgets_of(field) if drawn(w) and w.get("AS") is not None
-    ]
+    drawn_states = [resolve1(w.get("AS")) for w in widgets if w.get("AS") is not None]
     return not drawn_states or any(
         isinstance(s, PSLiteral) and s.name == state.name for s in drawn_states
     )
@@ -180,7 +177,7 @@ def page_widgets(page: pdfplumber.page.Page) -> list[dict[str, Any]]:
             text = _text(value) if value is not None else None
             # A value read from the page's widget is held to what the widget shows too.
             shown = not isinstance(text, str) or not text.strip() or shows(annot, text)
-            shown = shown and _state_shown(annot, value)
+            shown = shown and _state_shown([annot], value)
             found.append({"name": name, "value": text, "shown": shown})
     return found
 
@@ -209,7 +206,7 @@ def _is_mark(shape: LTCurve) -> bool:
         return False
     if isinstance(shape, LTLine):
         return width > 2 and height > 2
-    return bool(shape.fill) and not is_white(shape.non_stroking_color)
+    return is_backing(shape)
 
 
 def _walk(

@@ -135,7 +135,7 @@ def visible_area(page: PDFPage) -> Box:
     return box
 
 
-def is_white(color: Any) -> bool:
+def _is_white(color: Any) -> bool:
     values = color if isinstance(color, list | tuple) else [color]
     numbers = [v for v in values if isinstance(v, int | float)]
     if len(numbers) == 4:  # CMYK
@@ -145,7 +145,7 @@ def is_white(color: Any) -> bool:
 
 def is_backing(shape: LTCurve) -> bool:
     """A filled shape in a colour other than white, on which white text shows."""
-    return bool(shape.fill) and not is_white(shape.non_stroking_color)
+    return bool(shape.fill) and not _is_white(shape.non_stroking_color)
 
 
 def seen_chars(chars: list[LTChar], area: Box, backings: list[Box]) -> list[LTChar]:
@@ -164,7 +164,7 @@ def _seen(char: LTChar, area: Box, backings: list[Box]) -> bool:
     middle = ((char.x0 + char.x1) / 2, (char.y0 + char.y1) / 2)
     if not _inside(middle, area, _MARGIN):
         return False
-    return not is_white(char.graphicstate.ncolor) or any(
+    return not _is_white(char.graphicstate.ncolor) or any(
         _inside(middle, box, 0) for box in backings
     )
 
