@@ -17,6 +17,11 @@ from pypdf.generic import (
     TextStringObject,
 )
 
+from core.db import Database
+from core.inbound import MessageKind
+from intake.mailparse import MailAttachment
+from tests.test_workflow_helpers import ICB_CONTACT, deliver, mail_from, ms365_env
+
 CORPUS = Path(__file__).parent / "corpus" / "forms"
 A4_H = 841.89
 
@@ -229,3 +234,17 @@ def box_text(
         + body
         + b"\nET\nQ\nEMC\nQ\n"
     )
+
+
+def from_an_ael_contact(db: Database, pdf: bytes) -> str:
+    """The PCN form `pdf`, sent by an ICB's AEL contact from inside NHSmail with a plain
+    covering note: applied at once, nobody else asked. The outcome of delivering it."""
+    mail = mail_from(
+        ICB_CONTACT,
+        subject="PCN user admin request",
+        text="Hello,\n\nPlease find attached the PCN form.\n\nKind regards\nChris",
+        authentication_results=[],
+        auth_as=["Internal"],
+        attachments=[MailAttachment("PCN form.pdf", "application/pdf", pdf)],
+    )
+    return deliver(db, ms365_env(), mail, MessageKind.NEW_REQUEST)

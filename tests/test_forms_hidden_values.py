@@ -12,23 +12,18 @@ from pypdf.generic import ArrayObject, FloatObject
 
 import forms
 from core.db import Database
-from core.inbound import MessageKind
-from intake.mailparse import MailAttachment
 from tests.pdf_tampering import (
     A4_H,
     CORPUS,
     add_page_content,
     box_text,
+    from_an_ael_contact,
     tampered_widget,
     text_op,
 )
 from tests.test_workflow_helpers import (
-    ICB_CONTACT,
     case_of,
-    deliver,
     holders,
-    mail_from,
-    ms365_env,
 )
 
 EVIL = "bob@evil.example"
@@ -155,16 +150,7 @@ def pcn_with_hidden_address() -> bytes:
 def test_pcn_form_with_hidden_address_from_an_ael_contact_grants_nobody_unseen(
     db: Database,
 ) -> None:
-    data = pcn_with_hidden_address()
-    mail = mail_from(
-        ICB_CONTACT,
-        subject="PCN user admin request",
-        text="Hello,\n\nPlease find attached the PCN form.\n\nKind regards\nChris",
-        authentication_results=[],
-        auth_as=["Internal"],
-        attachments=[MailAttachment("PCN form.pdf", "application/pdf", data)],
-    )
-    outcome = deliver(db, ms365_env(), mail, MessageKind.NEW_REQUEST)
+    outcome = from_an_ael_contact(db, pcn_with_hidden_address())
     ref = outcome.split(" ")[0].rstrip(":")
     # Safe: nobody gets a role at an address no one who opened the PDF could see.
     assert EVIL not in holders(db, "U12345", "pcn"), (outcome, case_of(db, ref).state)

@@ -19,15 +19,14 @@ from core.db import Database
 from core.inbound import MessageKind
 from forms.definitions import by_version
 from intake.mailparse import MailAttachment
+from tests.pdf_tampering import from_an_ael_contact
 from tests.test_workflow_helpers import (
-    ICB_CONTACT,
     MANAGER,
     case_of,
     deliver,
     events,
     holders,
     mail_from,
-    ms365_env,
     outbox,
 )
 from workflow.env import WorkflowEnv
@@ -62,15 +61,7 @@ def test_an_address_whose_tail_is_pushed_out_of_its_box_by_spaces_is_not_read_wh
 
 
 def test_pcn_form_with_padded_address_from_an_ael_contact_is_not_applied(db: Database) -> None:
-    mail = mail_from(
-        ICB_CONTACT,
-        subject="PCN user admin request",
-        text="Hello,\n\nPlease find attached the PCN form.\n\nKind regards\nChris",
-        authentication_results=[],
-        auth_as=["Internal"],
-        attachments=[MailAttachment("PCN form.pdf", "application/pdf", pcn_typed(PADDED))],
-    )
-    outcome = deliver(db, ms365_env(), mail, MessageKind.NEW_REQUEST)
+    outcome = from_an_ael_contact(db, pcn_typed(PADDED))
     assert SEEN + ".evil.example" not in holders(db, "U12345", "pcn"), outcome
 
 
