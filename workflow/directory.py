@@ -393,7 +393,7 @@ def _require_org(session: Session, code: str, *, lock: bool = False) -> Organisa
     return org
 
 
-def _hold_person(session: Session, email: str, *, exclusive: bool) -> Person | None:
+def hold_person(session: Session, email: str, *, exclusive: bool) -> Person | None:
     """The person, read afresh and held to the end of the transaction: shared by a grant
     (after its organisation), exclusive by a deactivation. On PostgreSQL a grant racing a
     deactivation then either sees the person inactive and is refused, or is seen, and
@@ -457,7 +457,7 @@ def _check_grant(
     require_service_fits(canonical, org.type, label)
     address = require_email(email)
     person = (
-        _hold_person(session, address, exclusive=False) if lock else get_person(session, address)
+        hold_person(session, address, exclusive=False) if lock else get_person(session, address)
     )
     if person is not None:
         require_active(address, person.active)
@@ -657,7 +657,7 @@ def set_main_contact(
     require_open(label, org.status)
     require_service_fits(role, org.type, label)
     address = require_email(email)
-    person = _hold_person(session, address, exclusive=False)
+    person = hold_person(session, address, exclusive=False)
     if person is not None:
         require_active(address, person.active)
     current = _open_assignments(session, org, role)
@@ -711,7 +711,7 @@ def deactivate_person(
             lock_organisations(session, Organisation.id.in_(wanted))
         locked |= wanted
         saved = session.begin_nested()
-        person = _hold_person(session, address, exclusive=True) or person
+        person = hold_person(session, address, exclusive=True) or person
         open_roles = roles_of(session, address)
         if {a.organisation_id for a in open_roles} <= locked:
             saved.commit()

@@ -38,7 +38,7 @@ from intake.models import InboundMessage, RawBlob
 from intake.rawstore import RawMissing, RawStore
 from notifications.models import OutboxMessage
 from workflow import directory
-from workflow.cases import record
+from workflow.cases import hold_cases_by_id, record
 from workflow.models import (
     AelContact,
     ApprovalRequest,
@@ -419,6 +419,15 @@ def _refuse_if_not_erasable(session: Session, address: str) -> None:
         )
 
 
+def _hold_what_names(session: Session, address: str) -> None:
+    """Hold the cases naming the address (with their organisations), then the person, as
+    a deactivation holds them, before checking that they hold no roles. An approval for
+    them landing meanwhile would otherwise leave an erased, inactive person holding a role
+    no count sees; it waits instead, then finds its case rewritten and goes to a person."""
+    hold_cases_by_id(session, {case.id for case in _cases_naming(session, address)})
+    directory.hold_person(session, address, exclusive=True)
+
+
 def erase_person(
     session: Session,
     email: str,
@@ -430,6 +439,7 @@ def erase_person(
 ) -> ErasureReport:
     """Erase one address and the name beside it, keeping the skeleton (see the module)."""
     address = require_email(email)
+    _hold_what_names(session, address)
     _refuse_if_not_erasable(session, address)
     marker = f"erased-{uuid.uuid4().hex[:12]}@erased.invalid"
     report = ErasureReport(marker)
