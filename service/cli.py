@@ -112,6 +112,17 @@ def cli(config_path: str | None, verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _database_unusable(exc: Exception) -> str | None:
+    """Why the database refused the command (down, unreachable, no such database), in the
+    driver's own first line (host and port, never the password); None for anything else.
+    Read from sqlalchemy only if a command loaded it, so that start-up does not."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.OperationalError):
+        return None
+    lines = str(exc.orig or exc).strip().splitlines()
+    return lines[0] if lines else type(exc.orig or exc).__name__
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user mistakes become one sentence on stderr and a non-zero status."""
     try:
@@ -124,6 +135,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except PcseError as exc:
         click.echo(str(exc), err=True)
+        sys.exit(1)
+    except Exception as exc:
+        why = _database_unusable(exc)
+        if why is None:
+            raise
+        click.echo(f"The database cannot be used: {why}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -1,14 +1,18 @@
-"""The `pcse` command loads each command's module on first use, and every command is there."""
+"""The `pcse` command loads each command's module on first use, every command is there, and
+a database it cannot use is told in a sentence."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
-from service.cli import cli, commands
+from service.cli import cli, commands, main
+from tests.fixtures.browser import free_port
 
 
 def test_every_listed_command_loads_under_its_own_name() -> None:
@@ -70,3 +74,22 @@ def test_sending_the_outbox_loads_neither_the_workflow_nor_the_form_readers() ->
 def test_a_command_from_another_package_is_found_through_its_entry_point() -> None:
     loaded = loaded_by("demo", ("demo.cli",))
     assert loaded == {"demo.cli": True, "entry points": True}
+
+
+@pytest.mark.parametrize("command", [["status"], ["queue"]])
+def test_a_database_that_cannot_be_reached_is_one_sentence(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a traceback: the operator reads why, with the host and port and no password."""
+    port = free_port()  # nothing listens there
+    config = tmp_path / "pcse.toml"
+    config.write_text(
+        f'[database]\nurl = "postgresql+psycopg://pcse:s3cret@127.0.0.1:{port}/pcse"\n'
+    )
+    with pytest.raises(SystemExit) as stopped:
+        main(["--config", str(config), *command])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1
+    assert err.startswith("The database cannot be used: ") and f"port {port}" in err, err
+    assert "s3cret" not in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
