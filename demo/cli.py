@@ -73,6 +73,7 @@ def summary(report: DemoReport) -> str:
             [
                 (f"ls {report.sent_dir}/new/", "every email sent, as the SMTP server received it"),
                 ("pcse queue", "every case, newest first"),
+                ("pcse queue --needs-person", "what a caseworker takes first"),
                 (f"pcse case show {shown}", "what was read, decided and sent, and why"),
                 ("pcse directory show A81005", "the roles the demo set up"),
                 ("pcse caseworker add EMAIL --name NAME", "an account for the caseworker pages,"),
