@@ -248,3 +248,40 @@ def from_an_ael_contact(db: Database, pdf: bytes) -> str:
         attachments=[MailAttachment("PCN form.pdf", "application/pdf", pdf)],
     )
     return deliver(db, ms365_env(), mail, MessageKind.NEW_REQUEST)
+
+
+def with_appearance_font(
+    data: bytes, name: str, font: str, *, differences: list[tuple[int, str]]
+) -> bytes:
+    """Field `name`'s box drawn with a Helvetica named `font` in its appearance's resources,
+    WinAnsi but for `differences` (code, glyph name)."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    for annot in writer.pages[0]["/Annots"]:
+        widget = annot.get_object()
+        if widget.get("/T") != name:
+            continue
+        appearance = widget["/AP"]["/N"].get_object()
+        fonts = DictionaryObject(appearance["/Resources"].get_object()["/Font"])
+        diffs = ArrayObject()
+        for code, glyph in differences:
+            diffs += [NumberObject(code), NameObject(glyph)]
+        encoding = DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Encoding"),
+                NameObject("/BaseEncoding"): NameObject("/WinAnsiEncoding"),
+                NameObject("/Differences"): diffs,
+            }
+        )
+        helvetica = DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Font"),
+                NameObject("/Subtype"): NameObject("/Type1"),
+                NameObject("/BaseFont"): NameObject("/Helvetica"),
+                NameObject("/Encoding"): encoding,
+            }
+        )
+        fonts[NameObject(font)] = writer._add_object(helvetica)
+        appearance[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): fonts})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pypdf
 import pytest
-from pypdf.generic import BooleanObject, NameObject, NumberObject, TextStringObject
+from pypdf.generic import (
+    BooleanObject,
+    DictionaryObject,
+    NameObject,
+    NumberObject,
+    TextStringObject,
+)
 
 import forms
 
@@ -105,20 +111,54 @@ def test_a_box_the_viewer_does_not_draw_gives_no_value(flag: int) -> None:
     assert emails(request) == ["tariq.mahmood@nhs.net"]
 
 
-def test_a_box_drawn_in_winansi_shows_its_typographic_apostrophe() -> None:
-    """Most forms' fonts draw in WinAnsi, where "’" is byte 0x92 (PDFDocEncoding reads
-    another character there): "O’Brien" in the box is the value "O’Brien"."""
+def _name_drawn_as(drawing: bytes, encoding: str | None) -> forms.ParsedRequest:
+    """The PCN form with nominee 2's name saved as "Emma O’Brien" and its box drawn by
+    `drawing`, in Helvetica with the `encoding` named (None: the form's own, which is
+    Acrobat's PDFDocEncoding by /Differences)."""
     writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(PCN))
     for page in writer.pages:
         for annot in page.get("/Annots", []):
             widget = annot.get_object()
             if widget.get("/T") == "nominee2_name":
                 widget[NameObject("/V")] = TextStringObject("Emma O\u2019Brien")
-                widget["/AP"]["/N"].get_object().set_data(
-                    b"/Tx BMC BT /Helv 10 Tf 2 2 Td (Emma O\x92Brien) Tj ET EMC"
-                )
+                appearance = widget["/AP"]["/N"].get_object()
+                appearance.set_data(drawing)
+                if encoding is not None:
+                    font = DictionaryObject(
+                        {
+                            NameObject("/Type"): NameObject("/Font"),
+                            NameObject("/Subtype"): NameObject("/Type1"),
+                            NameObject("/BaseFont"): NameObject("/Helvetica"),
+                            NameObject("/Encoding"): NameObject(encoding),
+                        }
+                    )
+                    appearance[NameObject("/Resources")] = DictionaryObject(
+                        {NameObject("/Font"): DictionaryObject({NameObject("/Helv"): font})}
+                    )
     data = io.BytesIO()
     writer.write(data)
-    request = forms.read_pdf(data.getvalue())
+    return forms.read_pdf(data.getvalue())
+
+
+def test_a_box_drawn_in_winansi_shows_its_typographic_apostrophe() -> None:
+    """In WinAnsi, "’" is byte 0x92 (PDFDocEncoding reads another character there): "O’Brien"
+    drawn so is the value "O’Brien"."""
+    request = _name_drawn_as(
+        b"/Tx BMC BT /Helv 10 Tf 2 2 Td (Emma O\x92Brien) Tj ET EMC", "/WinAnsiEncoding"
+    )
     assert not [f for f in request.findings if f.code == "not_as_shown"]
     assert request.fields["nominees"][1]["name"] == "Emma O\u2019Brien"
+
+
+def test_a_box_is_read_in_its_own_font_s_encoding() -> None:
+    """The form's own Helvetica encodes as PDFDocEncoding, where byte 0x92 is "™": a viewer
+    draws "Emma O™Brien", so the saved "Emma O’Brien" is not what the box shows; in that
+    encoding "’" is byte 0x90."""
+    drawn_as_trademark = _name_drawn_as(
+        b"/Tx BMC BT /Helv 10 Tf 2 2 Td (Emma O\x92Brien) Tj ET EMC", None
+    )
+    assert [f.code for f in drawn_as_trademark.findings] == ["not_as_shown"]
+    drawn_as_apostrophe = _name_drawn_as(
+        b"/Tx BMC BT /Helv 10 Tf 2 2 Td (Emma O\x90Brien) Tj ET EMC", None
+    )
+    assert drawn_as_apostrophe.findings == []

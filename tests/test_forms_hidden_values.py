@@ -20,6 +20,7 @@ from tests.pdf_tampering import (
     from_an_ael_contact,
     tampered_widget,
     text_op,
+    with_appearance_font,
 )
 from tests.test_workflow_helpers import (
     case_of,
@@ -84,10 +85,13 @@ def test_flattened_form_text_no_viewer_shows_is_not_read_as_the_value(how: str) 
 
 
 # ---------------------------------------------------------------- filled AcroForm forms
-# forms/pdf_appearance.shows() only compares the strings in the widget's appearance stream
-# with /V: text the appearance draws but nobody can see passes.
+# The box's appearance stream draws part of the value where nobody sees it: each glyph is
+# placed as a viewer places it (forms.appearance_text), and any operator a form filler does
+# not write makes the box's text unknown.
 
 NO_BG = dict(background=False)
+TAILED = SEEN + ".evil.example"
+SHOWN = b"(emma.clarke4@nhs.net) Tj "
 DECOY = text_op(
     237, A4_H - 497.49 + 4, SEEN
 )  # the visible address, drawn on the page under the box
@@ -108,6 +112,27 @@ ACRO_VARIANTS = {
         appearance=box_text(b"(bob@evil.example) Tj", pre=b"/Helv 0.05 Tf", **NO_BG),
         page_content=DECOY,
     ),
+    **{
+        how: dict(value=TAILED, appearance=box_text(drawing))
+        for how, drawing in {
+            "a kerning number in TJ": b"[(emma.clarke4@nhs.net) -60000 (.evil.example)] TJ",
+            "two moves, each within the box": SHOWN + b"300 0 Td 300 0 Td (.evil.example) Tj",
+            "a text rise (Ts)": SHOWN + b"100 Ts (.evil.example) Tj",
+            "a new line (TL, T*)": SHOWN + b"100 TL T* (.evil.example) Tj",
+            "a new line (TL, ')": SHOWN + b"100 TL (.evil.example) '",
+            'character spacing by "': SHOWN + b'0 500 (.evil.example) "',
+            "scaled by cm": SHOWN + b"ET q 0.01 0 0 0.01 0 0 cm BT (.evil.example) Tj ET Q BT",
+            "scaled by Tm, its origin in the box": SHOWN
+            + b"0.01 0 0 0.01 100 5 Tm (.evil.example) Tj",
+            "white on the white box": SHOWN + b"1 1 1 rg (.evil.example) Tj",
+            "outlined in white (1 Tr)": SHOWN + b"1 Tr 1 1 1 RG (.evil.example) Tj",
+            "a white rectangle painted over the tail": SHOWN
+            + b"(.evil.example) Tj ET 1 1 1 rg 108.74 1.6 180 14.8 re f BT",
+            "a clip narrowed to the part shown": b"ET Q q 2 0.8 105.74 15.6 re W n BT /Helv 10 Tf"
+            b" 0 g 2 5.41 Td " + SHOWN + b"(.evil.example) Tj",
+            "an ExtGState (transparency)": SHOWN + b"/GSa gs (.evil.example) Tj",
+        }.items()
+    },
     "widget rectangle off the page": dict(
         value=EVIL,
         appearance=box_text(b"(bob@evil.example) Tj"),
@@ -130,6 +155,22 @@ def test_acroform_value_no_viewer_shows_is_a_finding(how: str) -> None:
         emails(request),
         request.findings,
     )
+
+
+def test_a_font_whose_encoding_draws_another_glyph_is_read_as_drawn() -> None:
+    """/Differences [53 /four]: the box's bytes say "clarke5", a viewer draws "clarke4"."""
+    drawn_four = with_appearance_font(
+        tampered_widget(
+            "nominee2_email",
+            "emma.clarke5@nhs.net",
+            box_text(b"(emma.clarke5@nhs.net) Tj", pre=b"/Hx 10.0 Tf 0 0 0 rg"),
+        ),
+        "nominee2_email",
+        "/Hx",
+        differences=[(53, "/four")],
+    )
+    request = forms.read_pdf(drawn_four)
+    assert [(f.code, f.field) for f in request.findings] == [("not_as_shown", "nominees.1.email")]
 
 
 # ---------------------------------------------------------------- end to end

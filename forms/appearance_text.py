@@ -1,0 +1,315 @@
+"""The text a form field's appearance stream draws where it can be seen, or None if unsure.
+
+A filled-in field's box is drawn from its appearance stream, not from its saved value, and
+a stream can draw part of the value where nobody sees it: past the box's edge (a kerning
+number, a run of moves, a rise, a new line), outside a clip, minutely, in white, or under
+something painted after it. Lists of such tricks are never complete, so the stream is read
+the other way round: only the few operators a form filler writes are understood (a clip
+rectangle, a background, colours, one font, moves and strings), each glyph is placed with
+its font's widths as a viewer places it, and any other operator, or any glyph that would
+not be seen, makes the answer None ("cannot tell").
+
+The characters are those the font's encoding names (its /Differences included), not what
+a /ToUnicode map claims: a viewer draws the named glyph. A font embedded in the file may
+still draw another shape under a glyph's name; that is not checked.
+
+This runs in the sandboxed PDF worker (forms.pdf_appearance).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pdfminer.pdffont import PDFFont, PDFSimpleFont, PDFType3Font, PDFUnicodeNotDefined
+from pdfminer.pdfinterp import PDFContentParser, PDFResourceManager
+from pdfminer.pdftypes import PDFObjRef, PDFStream, resolve1
+from pdfminer.psparser import PSEOF, PSKeyword, PSLiteral, keyword_name
+
+Matrix = tuple[float, float, float, float, float, float]
+Box = tuple[float, float, float, float]
+_IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+
+# The smallest text a person reads (points), and how far outside its clip a glyph's box
+# may reach (rounding; a descender on the clip's edge).
+SMALLEST = 2.0
+_TOLERANCE = 1.0
+# A fill this close to white draws nothing on the white of a form.
+_NEAR_WHITE = 0.9
+_MAX_OPERATIONS = 5000
+
+# Operators that change nothing a person sees of the text: stroking colour and line style
+# (text is drawn filled, render mode 0, or not at all), marked content, rendering intent.
+_IGNORED = frozenset(
+    "G RG K w J j M d i ri BMC BDC EMC MP DP ET".split()  # noqa: SIM905 (a set of words)
+)
+_PAINTS = frozenset("f F f* s S b b* B B*".split())  # noqa: SIM905
+_PATH = frozenset("m l c v y h".split())  # noqa: SIM905
+
+
+class _Unsure(Exception):
+    """The stream does something this reading does not follow."""
+
+
+@dataclass
+class _State:
+    fill: tuple[str, tuple[float, ...]] = ("g", (0.0,))
+    clip: Box = (0.0, 0.0, 0.0, 0.0)
+    font: PDFFont | None = None
+    size: float = 0.0
+    char_spacing: float = 0.0
+    word_spacing: float = 0.0
+    scaling: float = 1.0
+    leading: float = 0.0
+    render: int = 0
+
+
+@dataclass
+class _Reading:
+    resources: dict[str, Any]
+    fonts: PDFResourceManager
+    state: _State
+    stack: list[_State] = field(default_factory=list)
+    matrix: Matrix = _IDENTITY  # the text matrix
+    line: Matrix = _IDENTITY  # the text line matrix
+    rects: list[Box] = field(default_factory=list)  # the path being built
+    curved: bool = False
+    clipping: bool = False
+    shown: list[str] = field(default_factory=list)
+
+
+def drawn_text(stream: PDFStream, max_bytes: int) -> str | None:
+    """What the appearance `stream` draws where it is seen; None when that cannot be told."""
+    try:
+        if len(stream.get_data()) > max_bytes:
+            return None
+        box = _box(resolve1(stream.attrs.get("BBox")))
+        resources = resolve1(stream.attrs.get("Resources"))
+        reading = _Reading(
+            resources if isinstance(resources, dict) else {},
+            PDFResourceManager(caching=False),
+            _State(clip=box),
+        )
+        _run(reading, stream)
+    except _Unsure:
+        return None
+    except Exception:  # a stream or font that cannot be read shows nothing known
+        return None
+    return "".join(reading.shown)
+
+
+def _run(reading: _Reading, stream: PDFStream) -> None:
+    parser = PDFContentParser([stream])
+    operands: list[Any] = []
+    for _ in range(_MAX_OPERATIONS):
+        try:
+            _, token = parser.nextobject()
+        except PSEOF:
+            return
+        if isinstance(token, PSKeyword):
+            _operate(reading, str(keyword_name(token)), operands)
+            operands = []
+        elif isinstance(token, PDFStream):  # an inline image
+            raise _Unsure
+        else:
+            operands.append(token)
+    raise _Unsure  # longer than any field's drawing
+
+
+def _operate(reading: _Reading, op: str, args: list[Any]) -> None:
+    state = reading.state
+    if op in _IGNORED:
+        return
+    if op == "q":
+        reading.stack.append(replace(state))
+    elif op == "Q":
+        reading.state = reading.stack.pop() if reading.stack else state
+    elif op == "re":
+        x, y, w, h = _numbers(args, 4)
+        reading.rects.append((min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)))
+    elif op in _PATH:
+        reading.curved = True
+    elif op in ("W", "W*"):
+        reading.clipping = True
+    elif op == "n" or op in _PAINTS:
+        _end_path(reading, painted=op != "n")
+    elif op in ("g", "rg", "k"):
+        state.fill = (op, tuple(_numbers(args, {"g": 1, "rg": 3, "k": 4}[op])))
+    elif op == "BT":
+        reading.matrix = reading.line = _IDENTITY
+    elif op == "Tf":
+        state.font = _font(reading, args)
+        state.size = _numbers(args[1:], 1)[0]
+    elif op in ("Tc", "Tw", "Tz", "TL", "Tr"):
+        _text_state(state, op, _numbers(args, 1)[0])
+    elif op in ("Td", "TD", "Tm", "T*"):
+        _move(reading, op, args)
+    elif op in ("Tj", "TJ", "'", '"'):
+        _show_operator(reading, op, args)
+    else:  # cm, gs, Do, sh, Ts, cs/sc/scn and anything else: not followed
+        raise _Unsure
+
+
+def _end_path(reading: _Reading, *, painted: bool) -> None:
+    if painted and reading.shown:
+        raise _Unsure  # painted over text already drawn
+    if reading.clipping:
+        if reading.curved or len(reading.rects) != 1:
+            raise _Unsure  # a clip other than one rectangle
+        reading.state.clip = _intersection(reading.state.clip, reading.rects[0])
+    reading.rects, reading.curved, reading.clipping = [], False, False
+
+
+def _text_state(state: _State, op: str, value: float) -> None:
+    if op == "Tc":
+        state.char_spacing = value
+    elif op == "Tw":
+        state.word_spacing = value
+    elif op == "Tz":
+        state.scaling = value / 100
+    elif op == "TL":
+        state.leading = value
+    else:
+        state.render = int(value)
+
+
+def _move(reading: _Reading, op: str, args: list[Any]) -> None:
+    if op == "Tm":
+        a, b, c, d, e, f = _numbers(args, 6)
+        reading.matrix = reading.line = (a, b, c, d, e, f)
+        return
+    if op == "T*":
+        tx, ty = 0.0, -reading.state.leading
+    else:
+        tx, ty = _numbers(args, 2)
+        if op == "TD":
+            reading.state.leading = -ty
+    reading.matrix = reading.line = _translated(reading.line, tx, ty)
+
+
+def _show_operator(reading: _Reading, op: str, args: list[Any]) -> None:
+    if op == '"':
+        reading.state.word_spacing, reading.state.char_spacing = _numbers(args[:2], 2)
+        args = args[2:]
+    if op in ("'", '"'):
+        _move(reading, "T*", [])
+    if op == "TJ":
+        items = resolve1(args[0]) if args else None
+        if not isinstance(items, list):
+            raise _Unsure
+        for item in items:
+            if isinstance(item, bytes):
+                _show(reading, item)
+            else:
+                shift = -_numbers([item], 1)[0] / 1000 * reading.state.size
+                reading.matrix = _translated(reading.matrix, shift * reading.state.scaling, 0)
+        return
+    if not args or not isinstance(args[-1], bytes):
+        raise _Unsure
+    _show(reading, args[-1])
+
+
+def _show(reading: _Reading, text: bytes) -> None:
+    """Place each glyph of `text` as a viewer would, and keep it if it is seen."""
+    state = reading.state
+    font = state.font
+    if font is None or state.render != 0 or _near_white(state.fill) or state.scaling <= 0:
+        raise _Unsure
+    a, b, c, d, _, _ = reading.matrix
+    if state.size * math.sqrt(abs(a * d - b * c)) < SMALLEST:
+        raise _Unsure
+    low = font.get_descent() * state.size
+    high = max(font.get_ascent(), 0.6) * state.size
+    for cid in font.decode(text):
+        letter = _glyph(font, cid)
+        width = font.char_width(cid) * state.size * state.scaling
+        if not letter.isspace():
+            corners = [_apply(reading.matrix, x, y) for x in (0, width) for y in (low, high)]
+            if not all(_inside(point, state.clip) for point in corners):
+                raise _Unsure  # drawn where the clip hides it
+        reading.shown.append(letter)
+        spacing = state.char_spacing + (state.word_spacing if cid == 32 else 0)
+        advance = width + spacing * state.scaling
+        reading.matrix = _translated(reading.matrix, advance, 0)
+
+
+def _glyph(font: PDFFont, cid: int) -> str:
+    """The character of the glyph the font's encoding names; a /ToUnicode map that says
+    otherwise is a lie about what is drawn."""
+    if not isinstance(font, PDFSimpleFont) or isinstance(font, PDFType3Font):
+        raise _Unsure  # composite and Type 3 fonts: their glyphs are not named
+    letter = font.cid2unicode.get(cid)
+    if not letter:
+        raise _Unsure
+    if font.unicode_map is not None:
+        try:
+            if font.unicode_map.get_unichr(cid) != letter:
+                raise _Unsure
+        except KeyError:
+            pass
+    return letter
+
+
+def _font(reading: _Reading, args: list[Any]) -> PDFFont:
+    fonts = resolve1(reading.resources.get("Font"))
+    name = args[0] if args else None
+    if not isinstance(fonts, dict) or not isinstance(name, PSLiteral):
+        raise _Unsure
+    ref = fonts.get(name.name)
+    spec = resolve1(ref)
+    if not isinstance(spec, dict):
+        raise _Unsure
+    objid = ref.objid if isinstance(ref, PDFObjRef) else None
+    try:
+        return reading.fonts.get_font(objid, spec)
+    except PDFUnicodeNotDefined as exc:
+        raise _Unsure from exc
+
+
+def _near_white(fill: tuple[str, tuple[float, ...]]) -> bool:
+    space, values = fill
+    if space == "k":
+        return all(v <= 1 - _NEAR_WHITE for v in values)
+    return all(v >= _NEAR_WHITE for v in values)
+
+
+def _numbers(args: list[Any], count: int) -> list[float]:
+    values = [resolve1(a) for a in args[-count:]] if count else []
+    if len(values) != count or not all(isinstance(v, int | float) for v in values):
+        raise _Unsure
+    return [float(v) for v in values]
+
+
+def _box(value: Any) -> Box:
+    if not isinstance(value, list) or len(value) != 4:
+        raise _Unsure
+    x0, y0, x1, y1 = _numbers(value, 4)
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def _intersection(one: Box, other: Box) -> Box:
+    return (
+        max(one[0], other[0]),
+        max(one[1], other[1]),
+        min(one[2], other[2]),
+        min(one[3], other[3]),
+    )
+
+
+def _translated(m: Matrix, tx: float, ty: float) -> Matrix:
+    a, b, c, d, e, f = m
+    return (a, b, c, d, tx * a + ty * c + e, tx * b + ty * d + f)
+
+
+def _apply(m: Matrix, x: float, y: float) -> tuple[float, float]:
+    a, b, c, d, e, f = m
+    return (a * x + c * y + e, b * x + d * y + f)
+
+
+def _inside(point: tuple[float, float], box: Box) -> bool:
+    x, y = point
+    return (
+        box[0] - _TOLERANCE <= x <= box[2] + _TOLERANCE
+        and box[1] - _TOLERANCE <= y <= box[3] + _TOLERANCE
+    )
