@@ -19,13 +19,14 @@ This runs in the sandboxed PDF worker (forms.pdf_appearance).
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pdfminer.pdffont import PDFFont, PDFSimpleFont, PDFType3Font, PDFUnicodeNotDefined
-from pdfminer.pdfinterp import PDFContentParser, PDFResourceManager
+from pdfminer.pdfinterp import PDFResourceManager
 from pdfminer.pdftypes import PDFObjRef, PDFStream, resolve1
-from pdfminer.psparser import PSEOF, PSKeyword, PSLiteral, keyword_name
 
 Matrix = tuple[float, float, float, float, float, float]
 Box = tuple[float, float, float, float]
@@ -37,7 +38,7 @@ SMALLEST = 2.0
 _TOLERANCE = 1.0
 # A fill this close to white draws nothing on the white of a form.
 _NEAR_WHITE = 0.9
-_MAX_OPERATIONS = 5000
+_MAX_TOKENS = 20000
 
 # Operators that change nothing a person sees of the text: stroking colour and line style
 # (text is drawn filled, render mode 0, or not at all), marked content, rendering intent.
@@ -79,17 +80,35 @@ class _Reading:
     shown: list[str] = field(default_factory=list)
 
 
-def drawn_text(stream: PDFStream, max_bytes: int) -> str | None:
-    """What the appearance `stream` draws where it is seen; None when that cannot be told."""
+class AppearanceReader:
+    """Reads one document's appearance streams: each font made once (`fonts` caches them by
+    object number), each stream read once, however many widgets and readings ask."""
+
+    def __init__(self, fonts: PDFResourceManager, max_bytes: int) -> None:
+        self._fonts = fonts
+        self._max_bytes = max_bytes
+        self._read: dict[int, str | None] = {}
+
+    def drawn_text(self, stream: PDFStream) -> str | None:
+        """What the appearance `stream` draws where it is seen; None when that cannot be
+        told."""
+        key = stream.objid
+        if key is not None and key in self._read:
+            return self._read[key]
+        text = _drawn_text(stream, self._fonts, self._max_bytes)
+        if key is not None:
+            self._read[key] = text
+        return text
+
+
+def _drawn_text(stream: PDFStream, fonts: PDFResourceManager, max_bytes: int) -> str | None:
     try:
         if len(stream.get_data()) > max_bytes:
             return None
         box = _box(resolve1(stream.attrs.get("BBox")))
         resources = resolve1(stream.attrs.get("Resources"))
         reading = _Reading(
-            resources if isinstance(resources, dict) else {},
-            PDFResourceManager(caching=False),
-            _State(clip=box),
+            resources if isinstance(resources, dict) else {}, fonts, _State(clip=box)
         )
         _run(reading, stream)
     except _Unsure:
@@ -100,21 +119,83 @@ def drawn_text(stream: PDFStream, max_bytes: int) -> str | None:
 
 
 def _run(reading: _Reading, stream: PDFStream) -> None:
-    parser = PDFContentParser([stream])
     operands: list[Any] = []
-    for _ in range(_MAX_OPERATIONS):
-        try:
-            _, token = parser.nextobject()
-        except PSEOF:
-            return
-        if isinstance(token, PSKeyword):
-            _operate(reading, str(keyword_name(token)), operands)
+    arrays: list[list[Any]] = []
+    for count, (kind, token) in enumerate(_tokens(stream.get_data())):
+        if count > _MAX_TOKENS:
+            raise _Unsure  # longer than any field's drawing
+        if kind == "open":
+            arrays.append([])
+        elif kind == "close":
+            if not arrays:
+                raise _Unsure
+            done = arrays.pop()
+            (arrays[-1] if arrays else operands).append(done)
+        elif kind == "keyword":
+            if arrays:
+                raise _Unsure
+            _operate(reading, token, operands)
             operands = []
-        elif isinstance(token, PDFStream):  # an inline image
-            raise _Unsure
         else:
-            operands.append(token)
-    raise _Unsure  # longer than any field's drawing
+            (arrays[-1] if arrays else operands).append(token)
+
+
+class _Name(str):
+    """A name operand ("/Helv" as "Helv")."""
+
+
+# The tokens of a content stream: space and comments, strings (literal, nesting one level
+# deep, or hexadecimal), a dictionary's brackets, an array's, names, numbers, operators.
+_TOKEN = re.compile(
+    rb"""(?:\s+|%[^\r\n]*)
+    |(?P<string>\((?:\\.|[^\\()]|\((?:\\.|[^\\()])*\))*\))
+    |(?P<hex><[0-9A-Fa-f\s]*>)
+    |(?P<dict><<|>>)
+    |(?P<open>\[)|(?P<close>\])
+    |(?P<name>/[^\s/\[\]()<>{}%]*)
+    |(?P<number>[-+]?(?:\d+\.?\d*|\.\d+))
+    |(?P<keyword>[A-Za-z'"][A-Za-z0-9*'"]*)""",
+    re.VERBOSE | re.DOTALL,
+)
+_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
+_ESCAPE = re.compile(rb"\\([0-7]{1,3}|\r\n|.)", re.DOTALL)
+
+
+def _tokens(data: bytes) -> Iterator[tuple[str, Any]]:
+    """(kind, value) for each token; anything else in the stream (an inline dictionary,
+    a stray byte) is not followed."""
+    position = 0
+    while position < len(data):
+        found = _TOKEN.match(data, position)
+        if found is None or found.lastgroup == "dict":
+            raise _Unsure
+        position = found.end()
+        kind = found.lastgroup
+        text = found.group()
+        if kind is None:
+            continue
+        if kind == "string":
+            yield kind, _ESCAPE.sub(_unescape, text[1:-1])
+        elif kind == "hex":
+            digits = re.sub(rb"\s", b"", text[1:-1])
+            yield "string", bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode("ascii"))
+        elif kind == "name":
+            yield kind, _Name(text[1:].decode("latin-1"))
+        elif kind == "number":
+            yield kind, float(text)
+        elif kind == "keyword":
+            yield kind, text.decode("ascii")
+        else:
+            yield kind, None
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    code = match.group(1)
+    if code[:1].isdigit():
+        return bytes([int(code, 8) & 0xFF])
+    if code in (b"\r\n", b"\n", b"\r"):
+        return b""  # a line continuation
+    return _ESCAPES.get(code, code)
 
 
 def _operate(reading: _Reading, op: str, args: list[Any]) -> None:
@@ -195,7 +276,7 @@ def _show_operator(reading: _Reading, op: str, args: list[Any]) -> None:
     if op in ("'", '"'):
         _move(reading, "T*", [])
     if op == "TJ":
-        items = resolve1(args[0]) if args else None
+        items = args[0] if args else None
         if not isinstance(items, list):
             raise _Unsure
         for item in items:
@@ -254,9 +335,9 @@ def _glyph(font: PDFFont, cid: int) -> str:
 def _font(reading: _Reading, args: list[Any]) -> PDFFont:
     fonts = resolve1(reading.resources.get("Font"))
     name = args[0] if args else None
-    if not isinstance(fonts, dict) or not isinstance(name, PSLiteral):
+    if not isinstance(fonts, dict) or not isinstance(name, _Name):
         raise _Unsure
-    ref = fonts.get(name.name)
+    ref = fonts.get(name)
     spec = resolve1(ref)
     if not isinstance(spec, dict):
         raise _Unsure
@@ -276,7 +357,9 @@ def _near_white(fill: tuple[str, tuple[float, ...]]) -> bool:
 
 def _numbers(args: list[Any], count: int) -> list[float]:
     values = [resolve1(a) for a in args[-count:]] if count else []
-    if len(values) != count or not all(isinstance(v, int | float) for v in values):
+    if len(values) != count or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in values
+    ):
         raise _Unsure
     return [float(v) for v in values]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pdfminer.pdftypes import PDFStream, resolve1
 
-from forms.appearance_text import drawn_text
+from forms.appearance_text import AppearanceReader
 
 # Annotation flags (PDF 32000-1, 12.5.3): Hidden and NoView draw nothing on the page.
 _NOT_DRAWN = 2 | 32
@@ -61,15 +61,14 @@ def _on_its_page(rect: tuple[float, float, float, float], widget: dict[str, Any]
     return rect[0] < right and rect[2] > left and rect[1] < high and rect[3] > low
 
 
-def shows(widget: dict[str, Any], value: str) -> bool:
+def shows(widget: dict[str, Any], value: str, reader: AppearanceReader) -> bool:
     """Does the widget's appearance show `value` (whitespace aside)? True when it has no
     appearance of its own (the viewer then draws the value)."""
-    drawn_texts = appearance_texts(widget)
-    wanted = _squashed(value)
-    return drawn_texts is None or any(_squashed(t) == wanted for t in drawn_texts)
+    drawn_text = appearance_text(widget, reader)
+    return drawn_text is None or _squashed(drawn_text) == _squashed(value)
 
 
-def appearance_texts(widget: dict[str, Any]) -> tuple[str, ...] | None:
+def appearance_text(widget: dict[str, Any], reader: AppearanceReader) -> str | None:
     """The text the widget's normal appearance draws where it is seen
     (forms.appearance_text); None when it has none."""
     appearances = resolve1(widget.get("AP"))
@@ -78,8 +77,8 @@ def appearance_texts(widget: dict[str, Any]) -> tuple[str, ...] | None:
     normal = resolve1(appearances.get("N"))
     if not isinstance(normal, PDFStream):
         return None  # a checkbox's states, by name
-    text = drawn_text(normal, MAX_APPEARANCE)
-    return (_UNKNOWN,) if text is None else (text,)
+    text = reader.drawn_text(normal)
+    return _UNKNOWN if text is None else text
 
 
 # Stands for an appearance whose text cannot be told: it matches no value.

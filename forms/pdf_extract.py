@@ -20,7 +20,8 @@ from pdfminer.psparser import PSLiteral
 from pdfminer.utils import decode_text
 from pdfplumber.utils.exceptions import PdfminerException
 
-from forms.pdf_appearance import drawn, shows
+from forms.appearance_text import AppearanceReader
+from forms.pdf_appearance import MAX_APPEARANCE, drawn, shows
 from forms.pdf_shown import (
     hidden_groups,
     is_backing,
@@ -78,7 +79,9 @@ class _Fields:
     unshown: set[str] = field(default_factory=set)
 
 
-def _walk_fields(refs: Any, prefix: str, depth: int, seen: set[int], found: _Fields) -> None:
+def _walk_fields(
+    refs: Any, prefix: str, depth: int, seen: set[int], found: _Fields, reader: AppearanceReader
+) -> None:
     out = found.values
     for ref in resolve1(refs) or []:
         if len(out) >= MAX_FIELDS or depth > MAX_DEPTH:
@@ -96,7 +99,7 @@ def _walk_fields(refs: Any, prefix: str, depth: int, seen: set[int], found: _Fie
             name = f"{prefix}.{partial}" if prefix else partial
         kids = resolve1(field.get("Kids"))
         if kids and any(isinstance(resolve1(k), dict) and "T" in resolve1(k) for k in kids):
-            _walk_fields(kids, name, depth + 1, seen, found)
+            _walk_fields(kids, name, depth + 1, seen, found, reader)
             continue
         value = field.get("V")
         if value is None and field.get("AS") is not None:
@@ -105,7 +108,7 @@ def _walk_fields(refs: Any, prefix: str, depth: int, seen: set[int], found: _Fie
             states = [resolve1(k).get("AS") for k in kids if isinstance(resolve1(k), dict)]
             value = next((s for s in states if s is not None and _text(s)), None)
         if name:
-            out[name] = _as_drawn(name, value, field, found)
+            out[name] = _as_drawn(name, value, field, found, reader)
 
 
 def _widgets_of(field: dict[str, Any]) -> list[dict[str, Any]]:
@@ -116,7 +119,9 @@ def _widgets_of(field: dict[str, Any]) -> list[dict[str, Any]]:
     return [k for k in (resolve1(kid) for kid in kids[:MAX_FIELDS]) if isinstance(k, dict)]
 
 
-def _as_drawn(name: str, saved: Any, field: dict[str, Any], found: _Fields) -> str | bool | None:
+def _as_drawn(
+    name: str, saved: Any, field: dict[str, Any], found: _Fields, reader: AppearanceReader
+) -> str | bool | None:
     """The value (`saved`, as the PDF holds it) as the page shows it: none where no widget
     is drawn, and the field noted in `found.unshown` where a drawn widget shows something
     else."""
@@ -126,7 +131,9 @@ def _as_drawn(name: str, saved: Any, field: dict[str, Any], found: _Fields) -> s
     if widgets and not shown:
         return None
     checked = isinstance(value, str) and value.strip()
-    if (checked and not all(shows(w, str(value)) for w in shown)) or not _state_shown(shown, saved):
+    if (checked and not all(shows(w, str(value), reader) for w in shown)) or not _state_shown(
+        shown, saved
+    ):
         found.unshown.add(name)
     return value
 
@@ -144,17 +151,17 @@ def _state_shown(widgets: list[dict[str, Any]], saved: Any) -> bool:
     )
 
 
-def acroform_values(pdf: pdfplumber.PDF) -> _Fields:
+def acroform_values(pdf: pdfplumber.PDF, reader: AppearanceReader) -> _Fields:
     """Every terminal field of the document's AcroForm, by fully qualified name."""
     acroform = resolve1(pdf.doc.catalog.get("AcroForm"))
     if not isinstance(acroform, dict):
         return _Fields()
     found = _Fields()
-    _walk_fields(acroform.get("Fields"), "", 0, set(), found)
+    _walk_fields(acroform.get("Fields"), "", 0, set(), found, reader)
     return found
 
 
-def page_widgets(page: pdfplumber.page.Page) -> list[dict[str, Any]]:
+def page_widgets(page: pdfplumber.page.Page, reader: AppearanceReader) -> list[dict[str, Any]]:
     """The form widgets on one page with their names and values: what pdfplumber's
     page.annots lists, read without resolving every object each annotation points to."""
     found = []
@@ -176,7 +183,7 @@ def page_widgets(page: pdfplumber.page.Page) -> list[dict[str, Any]]:
         if isinstance(name, str) and name:
             text = _text(value) if value is not None else None
             # A value read from the page's widget is held to what the widget shows too.
-            shown = not isinstance(text, str) or not text.strip() or shows(annot, text)
+            shown = not isinstance(text, str) or not text.strip() or shows(annot, text, reader)
             shown = shown and _state_shown([annot], value)
             found.append({"name": name, "value": text, "shown": shown})
     return found
@@ -374,12 +381,13 @@ def extract(data: bytes, *, max_pages: int, marks: list[str]) -> dict[str, Any]:
         if declared > max_pages:
             raise ExtractError("pdf_too_large", f"{declared} pages")
         info = _info(pdf)
-        fields = acroform_values(pdf)
+        reader = AppearanceReader(pdf.rsrcmgr, MAX_APPEARANCE)
+        fields = acroform_values(pdf, reader)
         values = fields.values
         pages = pdf.pages
         if len(pages) > max_pages:
             raise ExtractError("pdf_too_large", f"{len(pages)} pages")
-        widgets = [page_widgets(page) for page in pages]
+        widgets = [page_widgets(page, reader) for page in pages]
         has_values = any(v not in (None, "", False) for v in values.values()) or any(
             w["value"] not in (None, "", False) for ws in widgets for w in ws
         )
