@@ -47,7 +47,12 @@ PASSED_ENVIRONMENT = (
 
 
 class ChildDied(Exception):
-    pass
+    """The child stopped without answering; `signal` is the signal that ended it, if one
+    did."""
+
+    def __init__(self, message: str, signal: int | None = None) -> None:
+        super().__init__(message)
+        self.signal = signal
 
 
 def child_environment() -> dict[str, str]:
@@ -187,7 +192,11 @@ class Child:
                     raise TimeoutError
                 chunk = os.read(fd, min(size, 1 << 20))
                 if not chunk:
-                    raise ChildDied(f"the child stopped ({self._exit_status()})")
+                    code = self.process.wait(timeout=5)
+                    raise ChildDied(
+                        f"the child stopped ({_exit_status(code)})",
+                        signal=-code if code < 0 else None,
+                    )
                 chunks.append(chunk)
                 size -= len(chunk)
         except TimeoutError:  # an OSError too: the deadline, raised above
@@ -196,10 +205,6 @@ class Child:
             # Its pipe closed under this thread: the pool killed it (the process is ending).
             raise ChildDied("the child was stopped") from exc
         return b"".join(chunks)
-
-    def _exit_status(self) -> str:
-        code = self.process.wait(timeout=5)
-        return f"signal {-code}" if code < 0 else f"exit status {code}"
 
     @property
     def alive(self) -> bool:
@@ -214,3 +219,7 @@ class Child:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+def _exit_status(code: int) -> str:
+    return f"signal {-code}" if code < 0 else f"exit status {code}"

@@ -22,6 +22,7 @@ from pdfplumber.utils.exceptions import PdfminerException
 
 from forms.appearance_text import AppearanceReader
 from forms.pdf_appearance import MAX_APPEARANCE, drawn, shows
+from forms.pdf_ink import inked_chars
 from forms.pdf_shown import (
     hidden_groups,
     is_backing,
@@ -337,10 +338,14 @@ def check_inflation(page: pdfplumber.page.Page) -> None:
             )
 
 
-def page_content(page: pdfplumber.page.Page, hidden_groups: frozenset[int]) -> PageContent:
+def page_content(
+    page: pdfplumber.page.Page, hidden_groups: frozenset[int], drawn: Any
+) -> PageContent:
     """The page's words with their positions, from pdfminer's layout of the page, leaving
-    out characters no viewer shows (forms.pdf_shown): a second row under a label, drawn off
-    the page, invisibly, in white, minutely or in a layer switched off, is not read.
+    out characters no viewer shows: a second row under a label, drawn off the page,
+    invisibly, in white, minutely or in a layer switched off (forms.pdf_shown), or painted
+    over, clipped, transparent or in glyphs that draw nothing (forms.pdf_ink, by pdfium's
+    drawing of the page, `drawn`), is not read.
 
     Walking the layout directly, rather than calling page.extract_words(), skips building
     a dictionary of every attribute of every character, which is most of the cost.
@@ -350,10 +355,31 @@ def page_content(page: pdfplumber.page.Page, hidden_groups: frozenset[int]) -> P
     height = float(page.mediabox[3])
     backings: list[tuple[float, float, float, float]] = []
     _walk(shown_layout(page, hidden_groups), height, content, chars, backings=backings)
-    chars = seen_chars(chars, visible_area(page.page_obj), backings)
+    area = visible_area(page.page_obj)
+    chars = inked_chars(drawn, seen_chars(chars, area, backings), area)
     content.chars = len(chars)
     content.words = _words(chars[: MAX_WORDS_PER_PAGE * 8], height)
     return content
+
+
+def _pages_content(
+    data: bytes, pages: list[pdfplumber.page.Page], hidden: frozenset[int]
+) -> list[PageContent]:
+    """Each page's content, checked against pdfium's drawing of the same document."""
+    if not pages:
+        return []
+    import pypdfium2  # type: ignore[import-untyped]
+
+    try:
+        document = pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError as exc:
+        raise ExtractError("pdf_unreadable", f"pdfium: {exc}"[:300]) from exc
+    try:
+        if len(document) != len(pages):
+            raise ExtractError("pdf_unreadable", "the readers do not agree on the pages")
+        return [page_content(page, hidden, document[i]) for i, page in enumerate(pages)]
+    finally:
+        document.close()
 
 
 def _info(pdf: pdfplumber.PDF) -> dict[str, str]:
@@ -408,7 +434,7 @@ def extract(data: bytes, *, max_pages: int, marks: list[str]) -> dict[str, Any]:
             for page in pages:
                 check_inflation(page)
             hidden = hidden_groups(pdf.doc.catalog)
-            contents = [page_content(page, hidden) for page in pages]
+            contents = _pages_content(data, pages, hidden)
             result["words"] = [c.words for c in contents]
             result["marks"] = [c.marks for c in contents]
             result["chars"] = sum(c.chars for c in contents)

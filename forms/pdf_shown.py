@@ -124,14 +124,19 @@ def shown_layout(page: pdfplumber.page.Page, hidden: frozenset[int]) -> LTPage:
     return device.get_result()
 
 
-def visible_area(page: PDFPage) -> Box:
+def visible_area(page: PDFPage) -> Box | None:
     """The part of the page a viewer shows (the crop box within the media box), in the
-    layout's coordinates (the media box's lower left corner at 0, 0)."""
+    layout's coordinates (the media box's lower left corner at 0, 0); None for a turned
+    page cropped (where the crop lies in the turned layout is not worked out here)."""
     mx0, my0, mx1, my1 = page.mediabox
     cx0, cy0, cx1, cy1 = page.cropbox or page.mediabox
     box = (max(cx0, mx0) - mx0, max(cy0, my0) - my0, min(cx1, mx1) - mx0, min(cy1, my1) - my0)
-    if page.rotate in (90, 270):  # the layout is drawn turned: its width is the page's height
-        return (box[1], box[0], box[3], box[2])
+    if page.rotate % 360 == 0:
+        return box
+    if box != (0, 0, mx1 - mx0, my1 - my0):
+        return None
+    if page.rotate % 180 == 90:  # the layout is drawn turned: its width is the page's height
+        return (0, 0, box[3], box[2])
     return box
 
 
@@ -148,9 +153,12 @@ def is_backing(shape: LTCurve) -> bool:
     return bool(shape.fill) and not _is_white(shape.non_stroking_color)
 
 
-def seen_chars(chars: list[LTChar], area: Box, backings: list[Box]) -> list[LTChar]:
+def seen_chars(chars: list[LTChar], area: Box | None, backings: list[Box]) -> list[LTChar]:
     """The characters a viewer shows: drawn visibly, on the visible page, large enough,
-    and not white unless on a coloured shape or a picture."""
+    and not white unless on a coloured shape or a picture (none when the visible page
+    cannot be told)."""
+    if area is None:
+        return []
     return [c for c in chars if _seen(c, area, backings)]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +143,10 @@ class WorkerPool:
             return WorkerFailure("pdf_timeout", f"no answer within {timeout:g} s")
         except WorkerDied as exc:
             self._discard(worker)
+            if exc.signal == signal.SIGABRT:
+                # pdfium (C++) aborts when an allocation fails, where Python would raise
+                # MemoryError: under the worker's memory limit, that is what ended it.
+                return WorkerFailure("pdf_too_large", f"memory limit reached ({exc})")
             return WorkerFailure("pdf_unreadable", str(exc))
         except BaseException:
             self._discard(worker)
