@@ -164,14 +164,15 @@ def acroform_values(pdf: pdfplumber.PDF, reader: AppearanceReader) -> _Fields:
 
 def page_widgets(page: pdfplumber.page.Page, reader: AppearanceReader) -> list[dict[str, Any]]:
     """The form widgets on one page with their names and values: what pdfplumber's
-    page.annots lists, read without resolving every object each annotation points to."""
+    page.annots lists, read without resolving every object each annotation points to. A
+    widget under another annotation drawn on the page (a stamp, a box of its own text) is
+    not shown: which of the two a viewer draws on top differs from viewer to viewer."""
     found = []
-    for annot in (resolve1(page.page_obj.annots) or [])[:MAX_FIELDS]:
-        annot = resolve1(annot)
-        if not isinstance(annot, dict):
-            continue
-        subtype = resolve1(annot.get("Subtype"))
-        if not isinstance(subtype, PSLiteral) or subtype.name != "Widget" or not drawn(annot):
+    annots = [a for a in (resolve1(a) for a in (resolve1(page.page_obj.annots) or [])) if a]
+    annots = [a for a in annots[:MAX_FIELDS] if isinstance(a, dict)]
+    covers = [_rect(a) for a in annots if _subtype(a) not in _UNDRAWN_KINDS and drawn(a)]
+    for annot in annots:
+        if _subtype(annot) != "Widget" or not drawn(annot):
             continue
         name = _text(annot.get("T"))
         value = annot.get("V")
@@ -186,8 +187,35 @@ def page_widgets(page: pdfplumber.page.Page, reader: AppearanceReader) -> list[d
             # A value read from the page's widget is held to what the widget shows too.
             shown = not isinstance(text, str) or not text.strip() or shows(annot, text, reader)
             shown = shown and _state_shown([annot], value)
+            shown = shown and not any(_overlap(_rect(annot), cover) for cover in covers)
             found.append({"name": name, "value": text, "shown": shown})
     return found
+
+
+# Annotations that draw nothing over a page's content (a link's area, a note's pop-up), and
+# widgets themselves.
+_UNDRAWN_KINDS = frozenset({"Widget", "Link", "Popup"})
+
+
+def _subtype(annot: dict[str, Any]) -> str | None:
+    subtype = resolve1(annot.get("Subtype"))
+    return str(subtype.name) if isinstance(subtype, PSLiteral) else None
+
+
+def _rect(annot: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    rect = resolve1(annot.get("Rect"))
+    try:
+        x0, y0, x1, y1 = (float(resolve1(v)) for v in rect)
+    except (TypeError, ValueError):
+        return None
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def _overlap(one: tuple[float, ...] | None, other: tuple[float, ...] | None) -> bool:
+    """Do two rectangles share any area? (One that cannot be read: assumed to.)"""
+    if one is None or other is None:
+        return True
+    return one[0] < other[2] and other[0] < one[2] and one[1] < other[3] and other[1] < one[3]
 
 
 def _page_count(pdf: pdfplumber.PDF) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pypdf
 from pypdf.generic import (
@@ -285,3 +286,141 @@ def with_appearance_font(
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def with_page_resource(data: bytes, kind: str, name: str, value: Any) -> bytes:
+    """Page 1 with `value` in its resources' `kind` dictionary (/ExtGState, /ColorSpace)
+    under `name`."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    resources = writer.pages[0]["/Resources"].get_object()
+    held = resources.get(kind)
+    entries = DictionaryObject(held.get_object()) if held is not None else DictionaryObject()
+    entries[NameObject(name)] = (
+        value if isinstance(value, ArrayObject) else writer._add_object(value)
+    )
+    resources[NameObject(kind)] = entries
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def drawn_in_form_xobject(
+    data: bytes, content: bytes, bbox: tuple[float, ...], *, layer_off: bool = False
+) -> bytes:
+    """Page 1 drawing `content` (font /Fx, Helvetica) through a form XObject with `bbox`,
+    itself in a layer switched off when `layer_off`."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    resources = writer.pages[0]["/Resources"].get_object()
+    extra: dict[str, Any] = {
+        "/Type": NameObject("/XObject"),
+        "/Subtype": NameObject("/Form"),
+        "/BBox": ArrayObject([FloatObject(v) for v in bbox]),
+        "/Resources": DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/Fx"): _helv(writer)})}
+        ),
+    }
+    if layer_off:
+        layer = writer._add_object(
+            DictionaryObject(
+                {
+                    NameObject("/Type"): NameObject("/OCG"),
+                    NameObject("/Name"): TextStringObject("L"),
+                }
+            )
+        )
+        extra["/OC"] = layer
+        writer._root_object[NameObject("/OCProperties")] = DictionaryObject(
+            {
+                NameObject("/OCGs"): ArrayObject([layer]),
+                NameObject("/D"): DictionaryObject({NameObject("/OFF"): ArrayObject([layer])}),
+            }
+        )
+    held = resources.get("/XObject")
+    xobjects = DictionaryObject(held.get_object()) if held is not None else DictionaryObject()
+    xobjects[NameObject("/Xh")] = _stream(writer, content, extra)
+    resources[NameObject("/XObject")] = xobjects
+    out = io.BytesIO()
+    writer.write(out)
+    return add_page_content(out.getvalue(), 0, b"/Xh Do\n")
+
+
+def covered_by_annotation(data: bytes, rect: tuple[float, float, float, float]) -> bytes:
+    """Page 1 with a Square annotation painting `rect` white over whatever is there."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    page = writer.pages[0]
+    width, height = rect[2] - rect[0], rect[3] - rect[1]
+    appearance = _stream(
+        writer,
+        b"1 1 1 rg 0 0 %.2f %.2f re f" % (width, height),
+        {
+            "/Type": NameObject("/XObject"),
+            "/Subtype": NameObject("/Form"),
+            "/BBox": ArrayObject([FloatObject(v) for v in (0, 0, width, height)]),
+        },
+    )
+    square = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Annot"),
+                NameObject("/Subtype"): NameObject("/Square"),
+                NameObject("/Rect"): ArrayObject([FloatObject(v) for v in rect]),
+                NameObject("/F"): NumberObject(4 | 128),
+                NameObject("/AP"): DictionaryObject({NameObject("/N"): appearance}),
+            }
+        )
+    )
+    annots = page.get("/Annots")
+    if annots is None:
+        page[NameObject("/Annots")] = ArrayObject([square])
+    else:
+        annots.get_object().append(square)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def in_blank_glyphs(data: bytes, drawing: list[tuple[float, float, str]]) -> bytes:
+    """Page 1 with each (x, y, text) drawn in a Helvetica whose every code used draws the
+    glyph "space" while its /ToUnicode says the letters: a reader of ToUnicode sees text
+    where a viewer draws nothing."""
+    letters = sorted({ch for _, _, text in drawing for ch in text} - {" "})
+    code = {ch: i + 1 for i, ch in enumerate(letters)}
+    differences = ArrayObject()
+    for ch in letters:
+        differences += [NumberObject(code[ch]), NameObject("/space")]
+    cmap = (
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /L def "
+        f"1 begincodespacerange <00> <FF> endcodespacerange {len(letters)} beginbfchar "
+        + " ".join(f"<{code[ch]:02X}> <{ord(ch):04X}>" for ch in letters)
+        + " endbfchar endcmap CMapName currentdict /CMap defineresource pop end end"
+    ).encode()
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    lying = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Font"),
+                NameObject("/Subtype"): NameObject("/Type1"),
+                NameObject("/BaseFont"): NameObject("/Helvetica"),
+                NameObject("/Encoding"): DictionaryObject(
+                    {
+                        NameObject("/Type"): NameObject("/Encoding"),
+                        NameObject("/BaseEncoding"): NameObject("/WinAnsiEncoding"),
+                        NameObject("/Differences"): differences,
+                    }
+                ),
+                NameObject("/ToUnicode"): _stream(writer, cmap),
+            }
+        )
+    )
+    resources = writer.pages[0]["/Resources"].get_object()
+    fonts = DictionaryObject(resources["/Font"].get_object())
+    fonts[NameObject("/Fy")] = lying
+    resources[NameObject("/Font")] = fonts
+    out = io.BytesIO()
+    writer.write(out)
+    shown = b"".join(
+        b"BT /Fy 10 Tf %.2f %.2f Td <%s> Tj ET\n"
+        % (x, y, "".join("20" if ch == " " else f"{code[ch]:02X}" for ch in text).encode())
+        for x, y, text in drawing
+    )
+    return add_page_content(out.getvalue(), 0, shown)

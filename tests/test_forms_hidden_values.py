@@ -8,7 +8,14 @@ the one a person sees, or there is a finding so that a person looks.
 from __future__ import annotations
 
 import pytest
-from pypdf.generic import ArrayObject, FloatObject
+from pypdf.generic import (
+    ArrayObject,
+    ByteStringObject,
+    DictionaryObject,
+    FloatObject,
+    NameObject,
+    NumberObject,
+)
 
 import forms
 from core.db import Database
@@ -17,10 +24,14 @@ from tests.pdf_tampering import (
     CORPUS,
     add_page_content,
     box_text,
+    covered_by_annotation,
+    drawn_in_form_xobject,
     from_an_ael_contact,
+    in_blank_glyphs,
     tampered_widget,
     text_op,
     with_appearance_font,
+    with_page_resource,
 )
 from tests.test_workflow_helpers import (
     case_of,
@@ -50,10 +61,17 @@ GPP_FLAT = (CORPUS / "gpp-flattened.pdf").read_bytes()
 ROW = "Nominee's email address"
 
 
-def hidden_row(pre: str = "", size: float = 10, x1: float = 340, x2: float = 480) -> bytes:
-    return text_op(x1, 256, ROW, size=size, pre=pre) + text_op(
-        x2, 256, "evil@nhs.net", size=size, pre=pre
+def hidden_row(
+    pre: str = "", size: float = 10, x1: float = 340, x2: float = 480, top: float = 256
+) -> bytes:
+    return text_op(x1, top, ROW, size=size, pre=pre) + text_op(
+        x2, top, "evil@nhs.net", size=size, pre=pre
     )
+
+
+def small_row(pre: str = "") -> bytes:
+    """The hidden row in 6 points, between the name's row and the address's."""
+    return hidden_row(pre=pre, size=6, x1=340, x2=430, top=254.3)
 
 
 PAGE_TEXT_VARIANTS = {
@@ -69,6 +87,48 @@ PAGE_TEXT_VARIANTS = {
     "half-point font": lambda: add_page_content(GPP_FLAT, 0, hidden_row(size=0.5, x2=350)),
     "optional content group switched off": lambda: add_page_content(
         GPP_FLAT, 0, b"/OC /oc1 BDC\n" + hidden_row() + b"EMC\n", ocg_off=True
+    ),
+    # Drawn, and then hidden: found by drawing the page with and without its text.
+    "painted over in white afterwards": lambda: add_page_content(
+        GPP_FLAT, 0, small_row() + b"q 1 1 1 rg 336 %.2f 205 5.4 re f Q\n" % (A4_H - 259.8)
+    ),
+    "fully transparent (ExtGState /ca 0)": lambda: with_page_resource(
+        add_page_content(GPP_FLAT, 0, small_row(pre="/GSa gs")),
+        "/ExtGState",
+        "/GSa",
+        DictionaryObject(
+            {NameObject("/Type"): NameObject("/ExtGState"), NameObject("/ca"): FloatObject(0)}
+        ),
+    ),
+    "outlined in white (1 Tr)": lambda: add_page_content(
+        GPP_FLAT, 0, small_row(pre="1 Tr 1 1 1 RG")
+    ),
+    "CMYK a hair from white": lambda: add_page_content(GPP_FLAT, 0, small_row(pre="0 0 0 0.005 k")),
+    "clipped to a point": lambda: add_page_content(GPP_FLAT, 0, small_row(pre="0 0 1 1 re W n")),
+    "an Indexed colour that is white": lambda: with_page_resource(
+        add_page_content(GPP_FLAT, 0, small_row(pre="/CSi cs 0 sc")),
+        "/ColorSpace",
+        "/CSi",
+        ArrayObject(
+            [
+                NameObject("/Indexed"),
+                NameObject("/DeviceRGB"),
+                NumberObject(0),
+                ByteStringObject(b"\xff\xff\xff"),
+            ]
+        ),
+    ),
+    "a form XObject in a layer switched off": lambda: drawn_in_form_xobject(
+        GPP_FLAT, small_row(), (0, 0, 595, 842), layer_off=True
+    ),
+    "a form XObject whose box clips it all": lambda: drawn_in_form_xobject(
+        GPP_FLAT, small_row(), (0, 0, 1, 1)
+    ),
+    "under a white Square annotation": lambda: covered_by_annotation(
+        add_page_content(GPP_FLAT, 0, small_row()), (336, A4_H - 259.8, 541, A4_H - 254.4)
+    ),
+    "glyphs that draw blanks, a ToUnicode that says letters": lambda: in_blank_glyphs(
+        GPP_FLAT, [(340, A4_H - 264, ROW), (480, A4_H - 264, "evil@nhs.net")]
     ),
 }
 
@@ -133,6 +193,13 @@ ACRO_VARIANTS = {
             "an ExtGState (transparency)": SHOWN + b"/GSa gs (.evil.example) Tj",
         }.items()
     },
+    "a Square annotation drawn over the box": dict(
+        value=EVIL,
+        appearance=box_text(b"(bob@evil.example) Tj"),
+        overlay=b"1 1 1 rg 0 0 310 18 re f BT /Fx 10 Tf 0 g 4 5.41 Td ("
+        + SEEN.encode()
+        + b") Tj ET",
+    ),
     "widget rectangle off the page": dict(
         value=EVIL,
         appearance=box_text(b"(bob@evil.example) Tj"),
@@ -195,3 +262,11 @@ def test_pcn_form_with_hidden_address_from_an_ael_contact_grants_nobody_unseen(
     ref = outcome.split(" ")[0].rstrip(":")
     # Safe: nobody gets a role at an address no one who opened the PDF could see.
     assert EVIL not in holders(db, "U12345", "pcn"), (outcome, case_of(db, ref).state)
+
+
+def test_a_pcn_form_whose_box_hides_its_tail_grants_nobody_unseen(db: Database) -> None:
+    """The box shows emma.clarke4@nhs.net; a kerning number pushes ".evil.example" out of
+    it. Sent by an AEL contact, the form would be applied with nobody else asked."""
+    kerned = box_text(b"[(emma.clarke4@nhs.net) -60000 (.evil.example)] TJ")
+    outcome = from_an_ael_contact(db, tampered_widget("nominee2_email", TAILED, kerned))
+    assert TAILED not in holders(db, "U12345", "pcn"), outcome
