@@ -23,7 +23,7 @@ Box = tuple[float, float, float, float]
 
 # Pixels per point, and the most pixels a page's longer side is drawn at (a page many
 # times A4 is drawn coarser; its smallest glyphs then show nothing and are not read).
-_SCALE = 2.0
+_SCALE = 1.0
 _MOST_PIXELS = 2400
 # How much darker or lighter (of 255) a glyph must make a pixel to be seen.
 _INK = 40
@@ -48,18 +48,20 @@ def inked_chars(page: Any, chars: list[LTChar], area: Box | None) -> list[LTChar
         lambda v: 255 if v >= _INK else 0
     )
 
+    pixels, across, down = ink.tobytes(), ink.width, ink.height
+
     def seen(char: LTChar) -> bool:
         if char.get_text().isspace():
             return True
-        left, right = (char.x0 - x0) * scale, (char.x1 - x0) * scale
-        top, bottom = (y1 - char.y1) * scale, (y1 - char.y0) * scale
-        box = (
-            int(left),
-            int(top),
-            max(int(left) + 1, round(right)),
-            max(int(top) + 1, round(bottom)),
+        left = max(0, int((char.x0 - x0) * scale))
+        right = min(across, max(left + 1, round((char.x1 - x0) * scale)))
+        top = max(0, int((y1 - char.y1) * scale))
+        bottom = min(down, max(top + 1, round((y1 - char.y0) * scale)))
+        # Any pixel of the glyph's box that the text changed (each row a slice of bytes).
+        return any(
+            pixels[row * across + left : row * across + right].strip(b"\x00")
+            for row in range(top, bottom)
         )
-        return ink.crop(box).getbbox() is not None
 
     return [c for c in chars if seen(c)]
 
