@@ -164,9 +164,10 @@ def _not_as_shown(
     return [
         Finding(
             "not_as_shown",
-            f"The form's {f.label} box shows something other than the value saved in it, as "
-            "happens when a filled-in PDF is changed afterwards: please fill the form in "
-            "again, save it in a PDF viewer, and send it.",
+            f"The form's {f.label} box shows something other than the value saved in it "
+            "(the value may be too long to show in the box, or the PDF was changed after it "
+            "was filled in): please fill the form in again, keeping each value within its "
+            "box, save it in a PDF viewer, and send it.",
             f.key,
         )
         for f in definition.fields

@@ -49,8 +49,9 @@ def config(db: Database, tmp_path: Path) -> Config:
     return mail_config(db, tmp_path)
 
 
-def gpp_form(**values: str) -> bytes:
-    """The corpus GPP form with these values filled in (and drawn in their boxes)."""
+def gpp_form(**values: str | tuple[str, str, float]) -> bytes:
+    """The corpus GPP form with these values filled in (and drawn in their boxes; a value
+    given as (value, font, size) drawn in that size of the box's font)."""
     writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(CORPUS / "gpp-acroform.pdf"))
     for page in writer.pages:
         writer.update_page_form_field_values(page, values, auto_regenerate=False)
@@ -149,7 +150,11 @@ def test_a_nominee_name_posing_as_our_words_asks_no_approver(
     arrive(db, config, env, form_mail(MANAGER, form))
     case = the_case(db, MANAGER[1])
     assert case.state == "needs_info"
-    assert [f["code"] for f in case.findings] == ["invalid_name"]
+    # Not a name, and too long for its box: a viewer shows only its beginning.
+    assert sorted((f["code"], f["field"]) for f in case.findings) == [
+        ("invalid_name", "nominees.0.name"),
+        ("not_as_shown", "nominees.0.name"),
+    ]
     assert sent(db, "approval_request") == []
     (asked,) = sent(db, "needs_info", MANAGER[1])
     assert "is not a name (it holds an email address)" in asked.body_text

@@ -35,6 +35,8 @@ from workflow.models import Case
 from workflow.reminders import run_due
 
 LURE = "Your NHSmail password expires today. Keep access at nhsmail-reset.example"
+# The lure drawn small enough to show whole in the practice name's box, so that it is read.
+SHOWN_WHOLE = (LURE, "", 7.0)
 VICTIM = ("Colleague. Action needed", "victim@example.org")
 
 
@@ -110,7 +112,7 @@ def test_the_later_emails_to_an_unvouched_sender_repeat_none_of_their_words(
     clock = FixedClock(NOW)
     env = make_env(clock)
     lured = gpp_form(
-        organisation_name=LURE,
+        organisation_name=SHOWN_WHOLE,
         organisation_code="Z99999",
         nominee_email="Password expires today - nhsmail-reset.example",
     )
@@ -119,7 +121,9 @@ def test_the_later_emails_to_an_unvouched_sender_repeat_none_of_their_words(
     run_due(db, env)
     clock.advance(days=env.expire_after_days + 1)
     run_due(db, env)
-    arrive(db, config, env, form_mail(VICTIM, gpp_form(organisation_name=LURE), dmarc="fail"))
+    arrive(
+        db, config, env, form_mail(VICTIM, gpp_form(organisation_name=SHOWN_WHOLE), dmarc="fail")
+    )
     triage = the_case(db, VICTIM[1])
     with db.transaction() as session:
         actions.reject(session, env, triage.ref, by="casey@pcse.nhs.uk", reason="Not confirmed.")
