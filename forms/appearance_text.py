@@ -36,8 +36,10 @@ _IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 # may reach (rounding; a descender on the clip's edge).
 SMALLEST = 2.0
 _TOLERANCE = 1.0
-# A fill this close to white draws nothing on the white of a form.
-_NEAR_WHITE = 0.9
+# How far apart (0 black, 1 white) a letter's colour and what lies under it must be for
+# the letter to be read, and how much of a letter's width may lie over one drawn before.
+_CONTRAST = 0.35
+_MOST_OVERLAP = 0.3
 _MAX_TOKENS = 20000
 
 # Operators that change nothing a person sees of the text: stroking colour and line style
@@ -78,6 +80,10 @@ class _Reading:
     curved: bool = False
     clipping: bool = False
     shown: list[str] = field(default_factory=list)
+    # What is painted under the text: (area, lightness), the box's white first.
+    painted: list[tuple[Box, float]] = field(default_factory=list)
+    glyphs: list[Box] = field(default_factory=list)  # where each letter drawn lies
+    page_scale: float = 1.0  # the form's points to the page's (the box fitted to its Rect)
 
 
 class AppearanceReader:
@@ -87,28 +93,33 @@ class AppearanceReader:
     def __init__(self, fonts: PDFResourceManager, max_bytes: int) -> None:
         self._fonts = fonts
         self._max_bytes = max_bytes
-        self._read: dict[int, str | None] = {}
+        self._read: dict[tuple[int, Box], str | None] = {}
 
-    def drawn_text(self, stream: PDFStream) -> str | None:
-        """What the appearance `stream` draws where it is seen; None when that cannot be
-        told."""
-        key = stream.objid
-        if key is not None and key in self._read:
-            return self._read[key]
-        text = _drawn_text(stream, self._fonts, self._max_bytes)
-        if key is not None:
-            self._read[key] = text
-        return text
+    def drawn_text(self, stream: PDFStream, rect: Box) -> str | None:
+        """What the appearance `stream`, drawn in the widget's `rect` on the page, draws
+        where it is seen; None when that cannot be told."""
+        if stream.objid is None:
+            return _drawn_text(stream, rect, self._fonts, self._max_bytes)
+        key = (stream.objid, rect)
+        if key not in self._read:
+            self._read[key] = _drawn_text(stream, rect, self._fonts, self._max_bytes)
+        return self._read[key]
 
 
-def _drawn_text(stream: PDFStream, fonts: PDFResourceManager, max_bytes: int) -> str | None:
+def _drawn_text(
+    stream: PDFStream, rect: Box, fonts: PDFResourceManager, max_bytes: int
+) -> str | None:
     try:
         if len(stream.get_data()) > max_bytes:
             return None
         box = _box(resolve1(stream.attrs.get("BBox")))
         resources = resolve1(stream.attrs.get("Resources"))
         reading = _Reading(
-            resources if isinstance(resources, dict) else {}, fonts, _State(clip=box)
+            resources if isinstance(resources, dict) else {},
+            fonts,
+            _State(clip=box),
+            painted=[(box, 1.0)],
+            page_scale=_page_scale(stream, box, rect),
         )
         _run(reading, stream)
     except _Unsure:
@@ -214,7 +225,7 @@ def _operate(reading: _Reading, op: str, args: list[Any]) -> None:
     elif op in ("W", "W*"):
         reading.clipping = True
     elif op == "n" or op in _PAINTS:
-        _end_path(reading, painted=op != "n")
+        _end_path(reading, painted=op != "n", op=op)
     elif op in ("g", "rg", "k"):
         state.fill = (op, tuple(_numbers(args, {"g": 1, "rg": 3, "k": 4}[op])))
     elif op == "BT":
@@ -232,9 +243,32 @@ def _operate(reading: _Reading, op: str, args: list[Any]) -> None:
         raise _Unsure
 
 
-def _end_path(reading: _Reading, *, painted: bool) -> None:
+def _page_scale(stream: PDFStream, box: Box, rect: Box) -> float:
+    """How much the viewer shrinks or grows the form to fit its box into the widget's
+    Rect (PDF 32000-1, 12.5.5): the smaller of the two ways, so that text drawn at 10 points
+    in a box a hundred times the Rect's size counts as the tenth of a point it is."""
+    matrix = resolve1(stream.attrs.get("Matrix"))
+    a, b, c, d, e, f = _numbers(matrix, 6) if isinstance(matrix, list) else _IDENTITY
+    corners = [_apply((a, b, c, d, e, f), x, y) for x in (box[0], box[2]) for y in (box[1], box[3])]
+    wide = max(x for x, _ in corners) - min(x for x, _ in corners)
+    high = max(y for _, y in corners) - min(y for _, y in corners)
+    if wide <= 0 or high <= 0:
+        raise _Unsure
+    form_scale = math.sqrt(abs(a * d - b * c))
+    return form_scale * min((rect[2] - rect[0]) / wide, (rect[3] - rect[1]) / high)
+
+
+_FILLS = frozenset("f F f* b b* B B*".split())  # noqa: SIM905 (a set of words)
+
+
+def _end_path(reading: _Reading, *, painted: bool, op: str = "n") -> None:
     if painted and reading.shown:
         raise _Unsure  # painted over text already drawn
+    if op in _FILLS:
+        if reading.curved:
+            raise _Unsure  # a filled shape other than rectangles under the text
+        shade = _lightness(reading.state.fill)
+        reading.painted += [(rect, shade) for rect in reading.rects]
     if reading.clipping:
         if reading.curved or len(reading.rects) != 1:
             raise _Unsure  # a clip other than one rectangle
@@ -295,11 +329,12 @@ def _show(reading: _Reading, text: bytes) -> None:
     """Place each glyph of `text` as a viewer would, and keep it if it is seen."""
     state = reading.state
     font = state.font
-    if font is None or state.render != 0 or _near_white(state.fill) or state.scaling <= 0:
+    if font is None or state.render != 0 or state.scaling <= 0:
         raise _Unsure
     a, b, c, d, _, _ = reading.matrix
-    if state.size * math.sqrt(abs(a * d - b * c)) < SMALLEST:
-        raise _Unsure
+    if state.size * math.sqrt(abs(a * d - b * c)) * reading.page_scale < SMALLEST:
+        raise _Unsure  # too small to read where the viewer draws it
+    ink = _lightness(state.fill)
     low = font.get_descent() * state.size
     high = max(font.get_ascent(), 0.6) * state.size
     for cid in font.decode(text):
@@ -309,6 +344,7 @@ def _show(reading: _Reading, text: bytes) -> None:
             corners = [_apply(reading.matrix, x, y) for x in (0, width) for y in (low, high)]
             if not all(_inside(point, state.clip) for point in corners):
                 raise _Unsure  # drawn where the clip hides it
+            _check_seen(reading, _bounds(corners), ink)
         reading.shown.append(letter)
         spacing = state.char_spacing + (state.word_spacing if cid == 32 else 0)
         advance = width + spacing * state.scaling
@@ -348,11 +384,40 @@ def _font(reading: _Reading, args: list[Any]) -> PDFFont:
         raise _Unsure from exc
 
 
-def _near_white(fill: tuple[str, tuple[float, ...]]) -> bool:
+def _check_seen(reading: _Reading, glyph: Box, ink: float) -> None:
+    """A letter is seen if it stands out from what is painted under it and lies over no
+    letter drawn before it (a "4" drawn on a "4" reads as "44" and shows as "4")."""
+    middle = ((glyph[0] + glyph[2]) / 2, (glyph[1] + glyph[3]) / 2)
+    under = next((shade for area, shade in reversed(reading.painted) if _inside(middle, area)), 1.0)
+    if abs(ink - under) < _CONTRAST:
+        raise _Unsure  # the colour of what lies under it
+    width = glyph[2] - glyph[0]
+    for earlier in reading.glyphs:
+        shared = min(glyph[2], earlier[2]) - max(glyph[0], earlier[0])
+        if shared > width * _MOST_OVERLAP and _overlap_high(glyph, earlier):
+            raise _Unsure  # drawn over another letter
+    reading.glyphs.append(glyph)
+
+
+def _overlap_high(one: Box, other: Box) -> bool:
+    return min(one[3], other[3]) > max(one[1], other[1])
+
+
+def _lightness(fill: tuple[str, tuple[float, ...]]) -> float:
+    """0 for black, 1 for white."""
     space, values = fill
     if space == "k":
-        return all(v <= 1 - _NEAR_WHITE for v in values)
-    return all(v >= _NEAR_WHITE for v in values)
+        c, m, y, k = values
+        return max(0.0, 1 - min(1.0, 0.3 * c + 0.59 * m + 0.11 * y + k))
+    if space == "rg":
+        r, g, b = values
+        return 0.299 * r + 0.587 * g + 0.114 * b
+    return values[0]
+
+
+def _bounds(points: list[tuple[float, float]]) -> Box:
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    return (min(xs), min(ys), max(xs), max(ys))
 
 
 def _numbers(args: list[Any], count: int) -> list[float]:

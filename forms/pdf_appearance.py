@@ -77,8 +77,18 @@ def appearance_text(widget: dict[str, Any], reader: AppearanceReader) -> str | N
     normal = resolve1(appearances.get("N"))
     if not isinstance(normal, PDFStream):
         return None  # a checkbox's states, by name
-    text = reader.drawn_text(normal)
+    rect = _rect(widget)
+    text = reader.drawn_text(normal, rect) if rect is not None else None
     return _UNKNOWN if text is None else text
+
+
+def _rect(widget: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    rect = resolve1(widget.get("Rect"))
+    try:
+        x0, y0, x1, y1 = (float(resolve1(v)) for v in rect)
+    except (TypeError, ValueError):
+        return None
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
 # Stands for an appearance whose text cannot be told: it matches no value.

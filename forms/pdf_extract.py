@@ -166,12 +166,17 @@ def page_widgets(page: pdfplumber.page.Page, reader: AppearanceReader) -> list[d
     """The form widgets on one page with their names and values: what pdfplumber's
     page.annots lists, read without resolving every object each annotation points to. A
     widget under another annotation drawn on the page (a stamp, a box of its own text) is
-    not shown: which of the two a viewer draws on top differs from viewer to viewer."""
+    not shown: which of the two a viewer draws on top differs from viewer to viewer. So is
+    one under another widget (a button drawing another address over the box)."""
     found = []
     annots = [a for a in (resolve1(a) for a in (resolve1(page.page_obj.annots) or [])) if a]
     annots = [a for a in annots[:MAX_FIELDS] if isinstance(a, dict)]
-    covers = [_rect(a) for a in annots if _subtype(a) not in _UNDRAWN_KINDS and drawn(a)]
-    for annot in annots:
+    covers = [
+        (index, _rect(a))
+        for index, a in enumerate(annots)
+        if _subtype(a) not in _UNDRAWN_KINDS and drawn(a)
+    ]
+    for index, annot in enumerate(annots):
         if _subtype(annot) != "Widget" or not drawn(annot):
             continue
         name = _text(annot.get("T"))
@@ -187,14 +192,18 @@ def page_widgets(page: pdfplumber.page.Page, reader: AppearanceReader) -> list[d
             # A value read from the page's widget is held to what the widget shows too.
             shown = not isinstance(text, str) or not text.strip() or shows(annot, text, reader)
             shown = shown and _state_shown([annot], value)
-            shown = shown and not any(_overlap(_rect(annot), cover) for cover in covers)
+            shown = shown and not any(
+                _covered(_rect(annot), cover) for other, cover in covers if other != index
+            )
             found.append({"name": name, "value": text, "shown": shown})
     return found
 
 
-# Annotations that draw nothing over a page's content (a link's area, a note's pop-up), and
-# widgets themselves.
-_UNDRAWN_KINDS = frozenset({"Widget", "Link", "Popup"})
+# Annotations that draw nothing over a page's content: a link's area, a note's pop-up.
+_UNDRAWN_KINDS = frozenset({"Link", "Popup"})
+# How much of a widget another annotation may lie over (borders that touch) and still not
+# hide it.
+_MOST_COVERED = 0.2
 
 
 def _subtype(annot: dict[str, Any]) -> str | None:
@@ -211,11 +220,15 @@ def _rect(annot: dict[str, Any]) -> tuple[float, float, float, float] | None:
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
-def _overlap(one: tuple[float, ...] | None, other: tuple[float, ...] | None) -> bool:
-    """Do two rectangles share any area? (One that cannot be read: assumed to.)"""
-    if one is None or other is None:
+def _covered(box: tuple[float, ...] | None, cover: tuple[float, ...] | None) -> bool:
+    """Does `cover` lie over more than a border's worth of `box`? (A rectangle that cannot
+    be read: assumed to.)"""
+    if box is None or cover is None:
         return True
-    return one[0] < other[2] and other[0] < one[2] and one[1] < other[3] and other[1] < one[3]
+    wide = min(box[2], cover[2]) - max(box[0], cover[0])
+    high = min(box[3], cover[3]) - max(box[1], cover[1])
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return wide > 0 and high > 0 and wide * high > _MOST_COVERED * max(area, 1e-9)
 
 
 def _page_count(pdf: pdfplumber.PDF) -> int:
@@ -403,6 +416,7 @@ def _pages_content(
     except pypdfium2.PdfiumError as exc:
         raise ExtractError("pdf_unreadable", f"pdfium: {exc}"[:300]) from exc
     try:
+        document.init_forms()  # widgets drawn as a viewer draws them, over the page
         if len(document) != len(pages):
             raise ExtractError("pdf_unreadable", "the readers do not agree on the pages")
         return [page_content(page, hidden, document[i]) for i, page in enumerate(pages)]

@@ -67,7 +67,7 @@ def inked_chars(page: Any, chars: list[LTChar], area: Box | None) -> list[LTChar
 
 
 def _drawn(page: Any, scale: float) -> Image.Image:
-    bitmap = page.render(scale=scale, grayscale=True, draw_annots=True, may_draw_forms=False)
+    bitmap = page.render(scale=scale, grayscale=True, draw_annots=True, may_draw_forms=True)
     return bitmap.to_pil().convert("L")
 
 

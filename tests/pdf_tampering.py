@@ -424,3 +424,56 @@ def in_blank_glyphs(data: bytes, drawing: list[tuple[float, float, str]]) -> byt
         for x, y, text in drawing
     )
     return add_page_content(out.getvalue(), 0, shown)
+
+
+def with_appearance_box(data: bytes, name: str, bbox: tuple[float, ...]) -> bytes:
+    """Field `name`'s appearance given `bbox`: a viewer fits the box into the widget's Rect,
+    so a box many times the Rect draws its text that many times smaller."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    for annot in writer.pages[0]["/Annots"]:
+        widget = annot.get_object()
+        if widget.get("/T") == name:
+            appearance = widget["/AP"]["/N"].get_object()
+            appearance[NameObject("/BBox")] = ArrayObject([FloatObject(v) for v in bbox])
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def covered_by_widget(data: bytes, name: str, shown: str) -> bytes:
+    """A push button, a widget of its own field, painted over field `name`'s box and drawing
+    `shown` there."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    page = writer.pages[0]
+    target = next(a.get_object() for a in page["/Annots"] if a.get_object().get("/T") == name)
+    rect = [float(v) for v in target["/Rect"]]
+    appearance = _stream(
+        writer,
+        BOX + b"BT /Helv 10 Tf 0 g 2 5.41 Td (" + shown.encode() + b") Tj ET",
+        {
+            "/Type": NameObject("/XObject"),
+            "/Subtype": NameObject("/Form"),
+            "/BBox": ArrayObject([FloatObject(v) for v in (0, 0, rect[2] - rect[0], 18)]),
+            "/Resources": target["/AP"]["/N"].get_object()["/Resources"],
+        },
+    )
+    button = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Annot"),
+                NameObject("/Subtype"): NameObject("/Widget"),
+                NameObject("/FT"): NameObject("/Btn"),
+                NameObject("/Ff"): NumberObject(65536),
+                NameObject("/T"): TextStringObject("stamp"),
+                NameObject("/Rect"): ArrayObject([FloatObject(v) for v in rect]),
+                NameObject("/F"): NumberObject(4),
+                NameObject("/P"): page.indirect_reference,
+                NameObject("/AP"): DictionaryObject({NameObject("/N"): appearance}),
+            }
+        )
+    )
+    page["/Annots"].append(button)
+    writer._root_object["/AcroForm"]["/Fields"].append(button)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -25,11 +25,13 @@ from tests.pdf_tampering import (
     add_page_content,
     box_text,
     covered_by_annotation,
+    covered_by_widget,
     drawn_in_form_xobject,
     from_an_ael_contact,
     in_blank_glyphs,
     tampered_widget,
     text_op,
+    with_appearance_box,
     with_appearance_font,
     with_page_resource,
 )
@@ -193,6 +195,15 @@ ACRO_VARIANTS = {
             "an ExtGState (transparency)": SHOWN + b"/GSa gs (.evil.example) Tj",
         }.items()
     },
+    "the tail in the colour of the box's shading": dict(
+        value=TAILED,
+        appearance=b"q 0.8 g 0 0 310.2756 18 re f Q q 2 0.8 304.276 15.6 re W n BT /Helv 10 Tf"
+        b" 2 5.41 Td 0 g (emma.clarke4@nhs.net) Tj 0.8 g (.evil.example) Tj ET Q",
+    ),
+    "a letter drawn over the one before it": dict(
+        value="emma.clarke44@nhs.net",
+        appearance=box_text(b"[(emma.clarke4) 556 (4@nhs.net)] TJ"),
+    ),
     "a Square annotation drawn over the box": dict(
         value=EVIL,
         appearance=box_text(b"(bob@evil.example) Tj"),
@@ -222,6 +233,36 @@ def test_acroform_value_no_viewer_shows_is_a_finding(how: str) -> None:
         emails(request),
         request.findings,
     )
+
+
+def test_a_box_drawn_many_times_smaller_than_its_text_says_is_not_shown() -> None:
+    """A BBox a hundred times the widget's Rect: a viewer fits it into the Rect, and the
+    10 points of the box's text are drawn at a tenth of a point."""
+    request = forms.read_pdf(
+        with_appearance_box(
+            tampered_widget(
+                "nominee2_email",
+                EVIL,
+                b"BT /Helv 10 Tf 0 g 2 5.41 Td (bob@evil.example) Tj ET",
+                page_content=DECOY,
+            ),
+            "nominee2_email",
+            (0, 0, 31027.56, 1800),
+        )
+    )
+    assert [(f.code, f.field) for f in request.findings] == [("not_as_shown", "nominees.1.email")]
+
+
+def test_a_box_under_another_widget_is_not_shown() -> None:
+    """A push button over the box draws the address the approver expects."""
+    request = forms.read_pdf(
+        covered_by_widget(
+            tampered_widget("nominee2_email", EVIL, box_text(b"(bob@evil.example) Tj")),
+            "nominee2_email",
+            SEEN,
+        )
+    )
+    assert ("not_as_shown", "nominees.1.email") in [(f.code, f.field) for f in request.findings]
 
 
 def test_a_font_whose_encoding_draws_another_glyph_is_read_as_drawn() -> None:
