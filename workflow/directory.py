@@ -380,8 +380,9 @@ def record_event(
 def _require_org(session: Session, code: str, *, lock: bool = False) -> Organisation:
     query = select(Organisation).where(Organisation.code == clean_ods(code))
     if lock:
+        # Read afresh: an earlier read in this transaction may predate another's commit.
         write_now(session)
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     org = session.scalars(query).first()
     if lock:
         note_holding(session)

@@ -25,6 +25,7 @@ from core.catalogue import (
     normalise_capacity,
 )
 from core.timeutil import utcnow
+from forms.normalise import clean_ods
 from workflow.directory import (
     TAKES_NO_SIGNERS,
     Change,
@@ -32,6 +33,7 @@ from workflow.directory import (
     find_signer,
     get_org,
     grant_role,
+    lock_organisations,
     no_signers_at,
     record_event,
 )
@@ -80,6 +82,10 @@ def _signer_org(session: Session, code: str) -> Organisation:
 
 
 def _icb(session: Session, code: str) -> Organisation:
+    """The ICB, held to the end of the transaction: its AEL edits take turns, so two
+    contacts each removing the other at once cannot both succeed (each would have checked
+    the other still listed)."""
+    lock_organisations(session, Organisation.code == clean_ods(code))
     org = get_org(session, code)
     if org is None or org.type != "icb":
         raise RuleViolation(

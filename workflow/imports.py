@@ -28,7 +28,14 @@ from core.db import is_postgres
 from core.errors import PcseError
 from core.timeutil import utcnow
 from forms.normalise import ORG_TYPE_WORDS, clean_ods, is_valid_ods, normalise_email
-from workflow.directory import TAKES_NO_SIGNERS, get_org, grant_role, no_signers_at, record_event
+from workflow.directory import (
+    TAKES_NO_SIGNERS,
+    get_org,
+    grant_role,
+    lock_organisations,
+    no_signers_at,
+    record_event,
+)
 from workflow.models import AelContact, DirectoryEvent, Organisation, RoleAssignment, Signer
 from workflow.rules import ORG_TYPE_LABELS, RuleViolation
 
@@ -224,7 +231,9 @@ def import_organisations(
     report = ImportReport("organisations", str(path))
     reason = f"Imported from {Path(path).name}"
     seen: dict[str, int] = {}
-    for number, row in read_rows(path, ORG_HEADER):
+    rows = list(read_rows(path, ORG_HEADER))
+    _hold_named(session, rows)
+    for number, row in rows:
         try:
             values = _org_fields(row)
             if values["code"] in seen:
@@ -273,6 +282,15 @@ def import_organisations(
         report.updated += 1
     session.flush()
     return report
+
+
+def _hold_named(session: Session, rows: list[tuple[int, dict[str, str]]]) -> None:
+    """Hold the organisations the file names before reading them: a grant racing the
+    import then waits, and sees the kind the import gives, or is seen by its check for open
+    roles; never a PCN's role left on an organisation that became a practice."""
+    codes = {clean_ods(row.get("code", "")) for _, row in rows} - {""}
+    if codes:
+        lock_organisations(session, Organisation.code.in_(codes))
 
 
 def _holds_open_roles(session: Session, org: Organisation) -> bool:
