@@ -361,13 +361,7 @@ def secret_instruction(config: Config, folder: Path, local_key_file: Path = LOCA
 
 
 def _refuse_unless_empty(url: str, raw_dir: Path) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            tables = sa.inspect(conn).get_table_names()
-    finally:
-        engine.dispose()
-    if tables:
+    if _tables(url):
         raise BackupError(
             "The configured database already has tables; restore into a new, empty database."
         )
@@ -377,6 +371,19 @@ def _refuse_unless_empty(url: str, raw_dir: Path) -> None:
         raise BackupError(
             f"The raw store {raw_dir} is not empty; restore into a new, empty folder."
         )
+
+
+def _tables(url: str) -> list[str]:
+    """The database's tables. A SQLite file not made yet has none, and is not made here:
+    connecting would create it, and fail where its folder does not exist yet."""
+    if make_url(url).get_backend_name() == "sqlite" and not _sqlite_path(url).exists():
+        return []
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sa.inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
 
 
 def _restore_database(url: str, folder: Path, manifest: dict[str, Any]) -> None:
@@ -403,7 +410,7 @@ def _restore_database(url: str, folder: Path, manifest: dict[str, Any]) -> None:
         return
     target = _sqlite_path(url)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.unlink(missing_ok=True)  # an empty file left by the emptiness check
+    target.unlink(missing_ok=True)  # an empty file, made by connecting to it before
     try:
         with (folder / SQLITE_COPY).open("rb") as source, _create(target) as handle:
             _copy(source, handle)

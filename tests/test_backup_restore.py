@@ -145,6 +145,31 @@ def test_backup_then_restore_into_a_fresh_database_reads_the_case_back(
     assert "already has tables" in err
 
 
+def test_restore_on_the_local_defaults_into_a_new_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runbook's restore on a new machine, with no configuration: the local defaults'
+    ./var does not exist yet, and the restore makes it."""
+    run = pcse(capsys)
+    monkeypatch.delenv("PCSE_WEB_SECRET", raising=False)
+    monkeypatch.delenv("PCSE_CONFIG", raising=False)
+    live, saved = tmp_path / "live", tmp_path / "backup"
+    live_url = f"sqlite:///{live / 'live.sqlite3'}"
+    ref, sha, _ = a_live_service(live_url, live)
+    monkeypatch.chdir(live)
+    assert run("--config", str(write_config(live, live_url)), "backup", str(saved))[0] == 0
+
+    fresh = tmp_path / "new-machine"
+    fresh.mkdir()
+    monkeypatch.chdir(fresh)
+    code, out, err = run("restore", str(saved))
+    assert code == 0, err
+    assert "Restored 1 case(s) and 1 raw message(s)" in out
+    code, out, _ = run("queue", "--json")
+    assert code == 0 and [row["ref"] for row in json.loads(out)] == [ref]
+    assert RawStore(fresh / "var" / "raw").get(sha) == RAW
+
+
 def test_a_damaged_backup_is_refused_before_anything_is_restored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
