@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from core.db import Database
 from core.errors import PcseError
+from demo.accounts import put_back, saved_accounts
 from demo.mail import INBOX, Story, approver_reply, stamp, stories
 from intake.models import InboundMessage
 from intake.pipeline import run_round
@@ -354,6 +355,7 @@ def _sent_purposes(db: Database, before: set[int]) -> Counter[str]:
 def run_demo(say: Say) -> DemoReport:
     """Run the whole pipeline on sample mail; `say` prints each step of progress."""
     started = time.monotonic()
+    accounts = saved_accounts(VAR / "pcse.sqlite3") if MARK.exists() else []
     clear_var(say)
     mark_var()
     sent_dir = VAR / "sent"
@@ -364,6 +366,9 @@ def run_demo(say: Say) -> DemoReport:
         db = prepare_database(config)
         try:
             say(f"Database: {config.database.url} (created)")
+            kept = put_back(db, accounts)
+            if kept:
+                say(f"Caseworker accounts kept from the last run: {', '.join(kept)}")
             load_directory(db, say)
             say(f"SMTP sink: 127.0.0.1:{sink.port}, filing into {sent_dir}/")
             play_rounds(config, db, inbox, sent_dir, say)

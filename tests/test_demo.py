@@ -151,3 +151,39 @@ def test_clear_var_refuses_a_link_out_of_var(
     with pytest.raises(DemoError, match="outside"):
         clear_var(lambda _: None)
     assert (outside / "new").exists()
+
+
+def test_a_second_run_keeps_the_caseworker_accounts_added_since(tmp_path: Path) -> None:
+    """The demo's closing lines suggest adding an account to sign in to the pages: running
+    the demo again starts its data afresh but keeps that account and its password."""
+    from caseworker.accounts import authenticate
+    from core.db import Database
+    from demo.accounts import saved_accounts
+
+    def pcse(*args: str, stdin: str = "") -> str:
+        result = subprocess.run(
+            [PCSE, *args], cwd=tmp_path, input=stdin, capture_output=True, text=True,
+            timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    first = pcse("demo")
+    password = "correct horse battery staple"
+    pcse("caseworker", "add", "Casey@PCSE.nhs.uk", "--name", "Casey Worker", "--supervisor",
+         stdin=f"{password}\n{password}\n")  # fmt: skip
+    again = pcse("demo")
+    assert "Caseworker accounts kept from the last run: casey@pcse.nhs.uk" in again
+
+    def outcomes(output: str) -> dict[str, tuple[str, str, int, str]]:
+        return {title: row[1:] for title, row in table_rows(output).items()}  # refs vary
+
+    assert outcomes(again) == outcomes(first)  # the demo's own data started afresh
+    db = Database(f"sqlite:///{tmp_path / 'var' / 'pcse.sqlite3'}")
+    try:
+        signed_in = authenticate(db, "casey@pcse.nhs.uk", password)
+    finally:
+        db.dispose()
+    assert (signed_in.name, signed_in.is_supervisor) == ("Casey Worker", True)
+    (tmp_path / "broken.sqlite3").write_bytes(b"not a database")
+    assert saved_accounts(tmp_path / "broken.sqlite3") == []
