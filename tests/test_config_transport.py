@@ -3,11 +3,21 @@ the configuration is loaded, except to a server on this machine."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, from_mapping, is_loopback, load
+from service.config import (
+    ConfigError,
+    MailboxConfig,
+    WebhookConfig,
+    from_mapping,
+    is_loopback,
+    load,
+    local_defaults,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,3 +139,37 @@ def test_message_seconds_must_be_positive() -> None:
     assert from_mapping({"limits": {"message_seconds": 5}}).limits.message_seconds == 5
     with pytest.raises(ConfigError, match=r"\[limits\] message_seconds"):
         from_mapping({"limits": {"message_seconds": 0}})
+
+
+# Keys the example leaves out on purpose: a secret belongs in the environment (the *_env
+# keys), never in the file.
+SECRETS_IN_THE_FILE = {
+    ("mailboxes", "password"),
+    ("smtp", "password"),
+    ("metrics", "token"),
+    ("webhooks", "secret"),
+}
+
+
+def test_the_example_names_every_key_a_configuration_may_hold() -> None:
+    """An operator copies config.example.toml: each key the loader takes is in its section
+    there, set or commented out, so none is found only by reading the code."""
+    named: dict[str, set[str]] = {}
+    section = ""
+    for line in (ROOT / "config.example.toml").read_text(encoding="utf-8").splitlines():
+        if header := re.match(r"^#?\s*\[\[?(\w+)\]\]?", line):
+            section = header.group(1)
+        elif key := re.match(r"^#?\s*([a-z_0-9]+)\s*=", line):
+            named.setdefault(section, set()).add(key.group(1))
+    defaults = local_defaults()
+    kinds = {"mailboxes": MailboxConfig, "webhooks": WebhookConfig}
+    missing = []
+    for field in dataclasses.fields(defaults):
+        kind = kinds.get(field.name, type(getattr(defaults, field.name)))
+        if not dataclasses.is_dataclass(kind):
+            continue  # where the configuration came from, not a section
+        for key in dataclasses.fields(kind):
+            listed = key.name in named.get(field.name, set())
+            if not listed and (field.name, key.name) not in SECRETS_IN_THE_FILE:
+                missing.append(f"[{field.name}] {key.name}")
+    assert missing == []
