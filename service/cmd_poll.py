@@ -93,8 +93,22 @@ def status_document(session: Session, config: Config) -> dict[str, Any]:
         "cases": _counts(session, Case.state),
         "sender_authentication": config.security.sender_authentication,
         "senders_checked": not config.security.senders_unchecked,
-        "warnings": operator_warnings(config),
+        "warnings": _warnings(config),
     }
+
+
+UNCHECKED_SENDERS = (
+    'senders are NOT authenticated ([security] sender_authentication = "none"): anyone can '
+    "write any From address."
+)
+
+
+def _warnings(config: Config) -> list[str]:
+    """What an operator must act on, in words; `--json` carries the same list."""
+    warnings = list(operator_warnings(config))
+    if config.security.senders_unchecked:
+        warnings.append(UNCHECKED_SENDERS)
+    return warnings
 
 
 def _outbox_waiting_because(session: Session) -> str | None:
@@ -127,11 +141,6 @@ def status(app: AppContext, json_output: bool) -> None:
     ]
     for warning in document["warnings"]:
         click.echo(f"WARNING: {warning}")
-    if not document["senders_checked"]:
-        click.echo(
-            "WARNING: senders are NOT authenticated ([security] sender_authentication "
-            '= "none"): anyone can write any From address.'
-        )
     click.echo(table(rows, ["mailbox", "last poll", "last good poll", "last error"]))
     click.echo(
         f"\nmessages: {document['messages_pending']} waiting, "

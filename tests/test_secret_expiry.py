@@ -115,6 +115,22 @@ def test_pcse_status_says_nothing_of_a_distant_expiry(
     assert code == 0 and json.loads(out)["warnings"] == []
 
 
+def test_pcse_status_json_carries_the_unchecked_senders_warning(
+    sqlite_database: Database, tmp_path: Path, pcse: Callable[..., tuple[int, str]]
+) -> None:
+    """A monitoring script reading `warnings` learns what the operator reading the text
+    does: with sender_authentication = "none", anyone can write any From address."""
+    config = write_config(tmp_path, sqlite_database.url, "2999-01-01")
+    with config.open("a", encoding="utf-8") as more:
+        more.write('\n[security]\nsender_authentication = "none"\n')
+    code, out = pcse("--config", str(config), "status", "--json")
+    assert code == 0
+    [warning] = json.loads(out)["warnings"]
+    assert warning.startswith("senders are NOT authenticated")
+    code, out = pcse("--config", str(config), "status")
+    assert out.count("NOT authenticated") == 1 and f"WARNING: {warning}" in out
+
+
 def test_the_service_logs_the_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = load(write_config(tmp_path, "sqlite:///x.sqlite3", "2020-01-31"))
     job = warnings_job(config)
