@@ -336,6 +336,14 @@ def account_of(session: Session, by: str) -> str | None:
     return found[0].email.lower() if len(found) == 1 else None
 
 
+def name_of(session: Session, by: str) -> str | None:
+    """The name of the one active account `by` (an address or a name) names, or None: what
+    a reply from the command line is signed with, never the free text of `--by`."""
+    address = account_of(session, by)
+    found = find_caseworker(session, address) if address else None
+    return found.name if found else None
+
+
 def is_supervisor(session: Session, by: str) -> bool:
     """Is `by` (an address or a name) an active supervisor? With no caseworker accounts at
     all (local use of the command line), anyone is."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from caseworker.accounts import name_of
 from service.clitools import emit_json, with_app
 from service.cmd_cases import case
 from service.context import AppContext, workflow_env
@@ -76,6 +77,9 @@ def note(app: AppContext, ref: str, by: str, text: str, json_output: bool) -> No
     click.echo(f"{document['ref']}: note added.")
 
 
+NO_ACCOUNT = "--by names no caseworker account (pcse caseworker list)"
+
+
 @click.command("reply")
 @click.argument("ref")
 @BY
@@ -84,13 +88,22 @@ def note(app: AppContext, ref: str, by: str, text: str, json_output: bool) -> No
 def reply(app: AppContext, ref: str, by: str, message: str, json_output: bool) -> None:
     """Reply to the requester in your own words, threaded with the case."""
     with app.db().transaction() as session:
-        row = notes.reply(session, workflow_env(app.config), ref, by=by, message=message)
-        sent = {"outbox_id": row.id, "to": row.to_address, "status": row.status}
+        signature = name_of(session, by)
+        row = notes.reply(
+            session, workflow_env(app.config), ref, by=by, message=message, signature=signature
+        )
+        sent = {
+            "outbox_id": row.id,
+            "to": row.to_address,
+            "status": row.status,
+            "signed_by": signature,
+        }
         document = _summary(get_case(session, ref), reply=sent)
     if json_output:
         emit_json(document)
         return
-    click.echo(f"{document['ref']}: reply to {sent['to']} queued ({sent['status']}).")
+    signed = f"signed by {signature}" if signature else f"signed by the team: {NO_ACCOUNT}"
+    click.echo(f"{document['ref']}: reply to {sent['to']} queued ({sent['status']}), {signed}.")
 
 
 @click.command("merge")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from caseworker.accounts import add_caseworker
 from core.db import Database
 from core.inbound import MessageKind
 from intake.models import InboundMessage
@@ -201,7 +202,9 @@ def test_notes_stay_in_the_history_and_are_never_emailed(db: Database, env: Work
     secret = "Spoke to the ICB: do not trust this practice manager"
     with db.transaction() as session:
         notes.add_note(session, env, ref, by="casey", text=secret)
-        notes.reply(session, env, ref, by="casey", message="We are looking into it.")
+        notes.reply(
+            session, env, ref, by="casey", message="We are looking into it.", signature=None
+        )
     correct(db, env, ref, "main_contact.email", LISA[1])
     history = events(db, ref, "internal_note")
     assert [(h["detail"], h["actor"]) for h in history] == [(secret, "casey")]
@@ -251,7 +254,7 @@ def test_empty_notes_and_replies_are_refused(db: Database, env: WorkflowEnv) -> 
         with pytest.raises(HelpdeskRefused, match="Write the note"):
             notes.add_note(session, env, ref, by="casey", text="  ")
         with pytest.raises(HelpdeskRefused, match="Say who"):
-            notes.reply(session, env, ref, by="", message="Hello")
+            notes.reply(session, env, ref, by="", message="Hello", signature=None)
 
 
 # --------------------------------------------------------------------------- merging
@@ -357,6 +360,7 @@ def test_cli_correct_note_reply_and_merge(db: Database, env: WorkflowEnv, tmp_pa
         config, "case", "reply", original, "--by", "casey", "--message", "On it", "--json"
     )
     assert code == 0 and json.loads(out)["reply"]["to"] == MANAGER[1]
+    assert json.loads(out)["reply"]["signed_by"] is None
     code, _, err = pcse(
         config, "case", "merge", original, "--into", original, "--by", "casey", "--reason", "x"
     )
@@ -369,6 +373,35 @@ def test_cli_correct_note_reply_and_merge(db: Database, env: WorkflowEnv, tmp_pa
     assert json.loads(out)["ref"] == original and json.loads(out)["merged_from"] == duplicate
     code, out, _ = pcse(config, "case", "show", duplicate, "--json")
     assert json.loads(out)["state"] == "withdrawn"
+
+
+def test_a_reply_from_the_command_line_is_signed_by_an_account_never_by_free_text(
+    db: Database, env: WorkflowEnv, tmp_path: Path
+) -> None:
+    """`--by` is free text: a reply is signed with the name of the caseworker account it
+    names (by address or name), and with the team's name alone where it names none."""
+    config = _config(tmp_path, db)
+    ref = main_contact_with_bad_address(db, env)
+    with db.transaction() as session:
+        add_caseworker(
+            session, email="casey.ward@pcse.nhs.uk", name="Casey Ward",
+            password="correct horse battery staple",
+        )  # fmt: skip
+    signed = {}
+    for by in ("Casey.Ward@PCSE.nhs.uk", "The Chief Executive of NHS England"):
+        code, out, err = pcse(config, "case", "reply", ref, "--by", by, "--message", "On it")
+        assert code == 0, err
+        signed[by] = out
+    assert "signed by Casey Ward." in signed["Casey.Ward@PCSE.nhs.uk"]
+    assert (
+        "signed by the team: --by names no caseworker account"
+        in signed["The Chief Executive of NHS England"]
+    )
+    bodies = [m.body_text for m in outbox(db, "caseworker_reply")]
+    assert len(bodies) == 2
+    assert "Casey Ward, PCSE Online user management" in bodies[0]
+    assert "Chief Executive" not in bodies[1]
+    assert "\nPCSE Online user management" in bodies[1]
 
 
 # --------------------------------------------------------------------------- handovers, end to end

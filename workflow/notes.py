@@ -76,10 +76,11 @@ def reply(
     *,
     by: str,
     message: str,
-    signature: str | None = None,
+    signature: str | None,
 ) -> OutboxMessage:
-    """Send the requester the caseworker's own words, threaded under their latest message.
-    The case does not move; the words are escaped in the email like any other value."""
+    """Send the requester the caseworker's own words, threaded under their latest message,
+    signed with `signature` (the caseworker's account name) or, with none, by the team
+    alone. The case does not move; the words are escaped in the email like any other value."""
     message = _require(by, message, "reply")
     case = get_case(session, ref)
     if normalise_email(case.requester or "") is None or case.requester.endswith(".invalid"):
@@ -103,7 +104,7 @@ def reply(
         "caseworker_reply",
         to=case.requester,
         name=case.requester_name,
-        context={"message": message, "caseworker": (signature or by).strip()},
+        context={"message": message, "caseworker": (signature or "").strip()},
         reply_to=latest_from_requester(session, case),
         auto_submitted="no",
     )
