@@ -649,10 +649,10 @@ NAMING = Signer("Dr Anil Patel", "a.patel@nhs.net", others=frozenset({"jane", "s
     ],
 )
 def test_an_approval_that_names_a_nominee_besides_is_unclear(closing: str) -> None:
-    """Read as a title without the nominees' names; with them, a comment about one."""
-    assert read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER).verdict is (
-        Verdict.APPROVE
-    )
+    """With the nominees' names, a comment about one. (Without them, "Jane Smith Locum"
+    reads as a title: "Locum" is a post; "Jane Quit" names none, and is unclear anyway.)"""
+    premise = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER).verdict
+    assert premise is (Verdict.APPROVE if "Locum" in closing else Verdict.UNCLEAR)
     answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=NAMING)
     assert answer.verdict is Verdict.UNCLEAR, answer
     one_click = read_one_click(APPROVE_SUBJECT, f"{closing}", None, signer=NAMING)
@@ -720,6 +720,55 @@ def test_a_signature_naming_places_and_days_is_read(closing: str) -> None:
 def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None:
     answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER)
     assert answer.verdict is Verdict.UNCLEAR, answer
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        # Capitalised words that name no post, organisation or address are a statement.
+        "Thanks\nAnil\nGP Partner\nJane Smith Excluded",
+        "Thanks\nAnil\nGP Partner\nStruck Off",
+        "Thanks\nAnil\nGP Partner\nNull And Void",
+        "Thanks\nAnil\nGP Partner\nOn Behalf Of Dr Smith",
+        "Thanks\nAnil\nGP Partner\nTyped By Reception",
+        # A word of an instruction in any of its forms.
+        "Thanks\nAnil\nGP Partner\nBob Removed",
+        "Thanks\nAnil\nThe Surgery Practice Manager Cancelled",
+        "Thanks\nAnil\nGP Partner Excluding Jane",
+        "Thanks\nAnil\nGP Partner\nRequest Stopped",
+        # Words that void or recall the message, or say someone else wrote it.
+        "Thanks\nAnil\nGP Partner\nRescinded",
+        "Thanks\nAnil\nGP Partner\nVoid",
+        "Thanks\nAnil\nGP Partner\nHacked",
+        "Thanks\nAnil\nGP Partner\nRecalled",
+        "Thanks\nAnil\nGP Partner\nPending DBS Check",
+        "Thanks\nAnil\nSecretary To Dr Patel",
+        "Thanks\nAnil\nPP Practice Manager",
+    ],
+)
+def test_a_signature_line_that_names_no_post_or_voids_the_answer_is_unclear(
+    closing: str,
+) -> None:
+    answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER)
+    assert answer.verdict is Verdict.UNCLEAR, answer
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        "Thanks\nAnil\nGP Partner\nThe Riverside Surgery\n12 High Street\nLeeds\nLS1 4AB",
+        "Thanks\nAnil\nOptometrist\nSpecsavers",
+        "Thanks\nAnil\nCompany Director\nClearview Opticians Ltd",
+        "Thanks\nAnil\nKirklees Council",
+        "Thanks\nAnil\nSocial Prescribing Link Worker",
+        "Thanks\nAnil\nRheolwr Practis | Practice Manager",
+        "Regards\nAnil\nDr Anil Patel | GP Partner | Moorside Practice",
+        "Thanks\nAnil\nInterim Practice Manager",
+    ],
+)
+def test_a_signature_of_posts_places_and_firms_is_read(closing: str) -> None:
+    answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER)
+    assert answer.verdict is Verdict.APPROVE, answer
 
 
 def test_a_word_of_the_approver_s_own_name_is_theirs_though_a_nominee_shares_it() -> None:

@@ -22,6 +22,8 @@ reading a plain approval, never an approval read from words that were not one.
 from __future__ import annotations
 
 import re
+from functools import cache
+from importlib.resources import files
 
 from workflow.reason_redaction import Signer, redact
 
@@ -336,6 +338,7 @@ def _is_signature_line(line: str, signer: Signer | None = None) -> bool:
         or bool(_PRONOUNS.fullmatch(line.strip()))
         or _is_address_line(line)
         or _is_days_line(line)
+        or _is_own_name(line, signer)  # "Dr Fiona Walsh | GP Partner | Moorside Practice"
         or (_is_title_line(_without_days(line)) and not _speaks_of_a_nominee(line, signer))
     )
 
@@ -411,8 +414,32 @@ def _is_title_line(line: str) -> bool:
         return False
     if set(_words(line)) & _NOT_OF_A_TITLE or _DATE.search(line):
         return False
-    small = {"and", "of", "the", "for", "in", "at", "&"}
-    return all(t[0].isupper() or t[0].isdigit() or t.lower() in small for t in tokens)
+    if not all(t[0].isupper() or t[0].isdigit() or t.lower() in _SMALL for t in tokens):
+        return False
+    return all(_names_a_post_or_place(part) for part in line.split(",") if part.strip())
+
+
+_SMALL = frozenset({"and", "of", "the", "for", "in", "at", "&"})
+
+
+def _names_a_post_or_place(part: str) -> bool:
+    """One word ("Leeds", "Specsavers") may be a town or a firm; more say what they are
+    with a word of a job title, an organisation or an address ("GP Partner", "Elm Tree
+    Medical Centre", "12 High Street"), or are a place's name ("Milton Keynes"). Capitalised
+    words that name none ("Jane Smith Excluded", "Struck Off") are a statement, for a
+    person to read."""
+    words = _words(part)
+    if " ".join(words) in _gb_places() or any(w.isdigit() for w in words):
+        return True
+    named = {w for w in words if w not in _SMALL}
+    return len(named) <= 1 or bool(named & (_PLACE_WORDS | _POSTS))
+
+
+@cache
+def _gb_places() -> frozenset[str]:
+    """Places in Great Britain whose names are more than one word (scripts/gb_places.py)."""
+    text = files("workflow").joinpath("gb_places.txt").read_text(encoding="utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
 def _cased_tokens(line: str) -> list[str]:
@@ -541,5 +568,64 @@ _PLACE_WORDS = frozenset(
 )
 
 
+def _inflected(words: frozenset[str]) -> frozenset[str]:
+    """The words with the endings English verbs take ("exclude": "excluded", "excludes",
+    "excluding"; "stop": "stopped"; "cancel": "cancelled"): a blocklist of bare forms
+    would let "Jane Smith Excluded" through."""
+    forms = set(words)
+    for word in words:
+        if len(word) < 3:
+            continue
+        stem = word[:-1] if word.endswith("e") else word
+        doubled = word + word[-1] if word[-1] in "bdglmnprt" and word[-2] in "aeiou" else word
+        forms |= {word + "s", word + "d", stem + "ed", stem + "ing", doubled + "ed"}
+        forms |= {doubled + "ing", stem + "ion", stem + "ions"}
+    return frozenset(forms)
+
+
+# Words that void, recall or question a message, or say someone else wrote it: after an
+# approval, a line holding one is no part of a signature ("Rescinded", "Null And Void",
+# "Typed By Reception", "On Behalf Of Dr Smith", "Account Hacked").
+_VOIDING = frozenset(
+    WORD.findall(
+        """
+        rescind rescinded void voided null nil hacked hacker hacking phishing phish spam
+        spoof spoofed recall recalled revoke revoked deceased dead suspended struck behalf
+        pp typed typing typist dictated unsigned withdraw withdrawn withdrew retract
+        retracted invalid invalidated unauthorised unauthorized compromised disregard
+        disregarded pending provisional provisionally conditional conditionally subject
+        superseded overruled overridden vetoed objection objected objects concern concerns
+        concerned query queried to
+        """
+    )
+)
+_NOT_AN_ANSWERS_CLOSING = _inflected(_INSTRUCTIONS) | _VOIDING
+
+
+# Further words of posts and organisations, beyond _PLACE_WORDS (which also marks a word of
+# a nominee's name as a place's): with one, a line of capitalised words is a title.
+_POSTS = frozenset(
+    WORD.findall(
+        """
+        council borough county city district region regional national uk ltd limited plc
+        llp llc company co inc cic charity society association partnership practice
+        caldicott therapist physiotherapist physio midwife midwifery dietitian podiatrist
+        counsellor matron sister technician apprentice trainee clerk accountant controller
+        engineer adviser advisor analyst navigator champion representative liaison officer
+        general commissioner commissioning medicines optical optometrists opticians
+        pharmacies pharmacists chemist chemists dispensary dispensing laboratory lab
+        pathology radiology mental wellbeing wellness rehabilitation therapy therapies
+        surgeon surgeons paediatric paediatrics geriatric gp's ward wards division
+        directorate hub hubs system systems information informatics it ict data records
+        reception administrator administrative coordinator patient patients services
+        professional professionals allied personal private independent contractor
+        contractors mbbs mrcgp frcgp worker workers social prescribing link wellbeing
+        rheolwr practis meddyg meddygfa canolfan iechyd ysbyty bwrdd nyrs fferyllfa
+        fferyllydd gweinyddwr cyfarwyddwr swyddog partneriaeth gofal sylfaenol clwstwr
+        """
+    )
+)
+
+
 def _instructs(text: str) -> bool:
-    return any(w in _INSTRUCTIONS for w in _words(text))
+    return any(w in _NOT_AN_ANSWERS_CLOSING for w in _words(text))
