@@ -410,7 +410,14 @@ def _restore_database(url: str, folder: Path, manifest: dict[str, Any]) -> None:
         return
     target = _sqlite_path(url)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.unlink(missing_ok=True)  # an empty file, made by connecting to it before
+    if target.exists():
+        # Made since the first check (the service started meanwhile, say): an empty file is
+        # replaced, one with tables refused; `_create` below makes the file only if absent.
+        if _tables(url):
+            raise BackupError(
+                "The configured database has tables now; restore into a new, empty database."
+            )
+        target.unlink()
     try:
         with (folder / SQLITE_COPY).open("rb") as source, _create(target) as handle:
             _copy(source, handle)

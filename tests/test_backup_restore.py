@@ -11,6 +11,7 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -414,3 +415,31 @@ def test_a_database_restore_that_fails_leaves_no_raw_store_behind(
     raw_dir = Path(config.storage.raw_dir)
     assert not raw_dir.exists() or not any(raw_dir.iterdir())
     assert [p.name for p in raw_dir.parent.iterdir() if "restoring" in p.name] == []
+
+
+def test_a_database_made_while_the_restore_runs_is_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SQLite file was absent when the restore checked it was empty; the service
+    started meanwhile and made it, with tables and a row. The restore refuses rather than
+    replacing it."""
+    import sqlite3
+
+    _, saved = a_backup(tmp_path)
+    config = fresh_config(tmp_path / "new")
+    target = Path(config.database.url.removeprefix("sqlite:///"))
+    real = backup_module._untar_raw_store
+
+    def service_started_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        unpacked = real(*args, **kwargs)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(target) as live:
+            live.execute("CREATE TABLE work (what TEXT)")
+            live.execute("INSERT INTO work VALUES ('mail taken in')")
+        return unpacked
+
+    monkeypatch.setattr(backup_module, "_untar_raw_store", service_started_meanwhile)
+    with pytest.raises(BackupError, match="has tables now"):
+        restore(config, saved)
+    with sqlite3.connect(target) as live:
+        assert live.execute("SELECT what FROM work").fetchall() == [("mail taken in",)]

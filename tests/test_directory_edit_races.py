@@ -141,3 +141,58 @@ def test_a_grant_racing_an_import_that_changes_the_kind_leaves_no_role_of_the_ol
             .where(Organisation.code == "U12345", RoleAssignment.ended_at.is_(None))
         ).all()
     assert (kind, roles) == ("gp_practice", [])
+
+
+def test_a_replacing_ael_import_racing_an_addition_leaves_what_one_after_the_other_would(
+    db: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """NHS England's new list drops Chris Green while Chris asks for a newcomer: either the
+    import removes the newcomer (the addition first) or the addition is refused (the
+    import first); never a contact added on the word of one the list removed."""
+    whole = tmp_path / "ael.csv"
+    whole.write_text(
+        f"icb_code,name,email,ael_role\nQHM,{ICB_CONTACT_2[0]},{ICB_CONTACT_2[1]},{AEL}\n"
+    )
+    checked, go = _paused_after(monkeypatch, directory_edits, "_require_requester")
+
+    def addition(session: Any) -> object:
+        return directory_edits.add_ael_contact(
+            session, icb_code="QHM", name="New Person", email="new.person@nhs.net",
+            requested_by=ICB_CONTACT[1], actor="casey", reason="Asked by Chris",
+        )  # fmt: skip
+
+    def replacing_import(session: Any) -> object:
+        return imports.import_ael(session, whole, actor="ops", replace=True)
+
+    outcome = _race(db, checked, go, addition, replacing_import)
+    assert outcome == {"first": "done", "second": "done"}, outcome
+    with db.transaction() as session:
+        left = {c.email for c in directory.ael_contacts_for(session, "QHM", AEL)}
+    assert left == {ICB_CONTACT_2[1]}
+
+
+def test_an_organisation_import_and_a_user_import_at_once_both_finish(
+    db: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each import holds the organisations its file names in one go, in the order of their
+    ids, before anything else: they take turns, where holding them in file order could
+    deadlock on PostgreSQL (one import aborted)."""
+    orgs = tmp_path / "orgs.csv"  # the directory as it is: nothing changes
+    orgs.write_text(
+        "code,name,type,icb_code\nA81001,The Surgery,gp_practice,QHM\nU12345,North PCN,pcn,QHM\n"
+    )
+    users = tmp_path / "users.csv"  # the PCN (the higher id) first, then the practice
+    users.write_text(
+        "org_code,name,email,role\n"
+        f"U12345,Pat New,pat.new@nhs.net,{PCN_ADMIN}\n"
+        "A81001,Pat New,pat.new@nhs.net,Claims Admin\n"
+    )
+    checked, go = _paused_after(monkeypatch, imports, "grant_role")
+    outcome = _race(
+        db,
+        checked,
+        go,
+        lambda session: imports.import_users(session, users, actor="ops"),
+        lambda session: imports.import_organisations(session, orgs, actor="ops"),
+    )
+    assert outcome == {"first": "done", "second": "done"}, outcome

@@ -232,7 +232,7 @@ def import_organisations(
     reason = f"Imported from {Path(path).name}"
     seen: dict[str, int] = {}
     rows = list(read_rows(path, ORG_HEADER))
-    _hold_named(session, rows)
+    _hold_named(session, rows, "code")
     for number, row in rows:
         try:
             values = _org_fields(row)
@@ -284,11 +284,13 @@ def import_organisations(
     return report
 
 
-def _hold_named(session: Session, rows: list[tuple[int, dict[str, str]]]) -> None:
-    """Hold the organisations the file names before reading them: a grant racing the
-    import then waits, and sees the kind the import gives, or is seen by its check for open
-    roles; never a PCN's role left on an organisation that became a practice."""
-    codes = {clean_ods(row.get("code", "")) for _, row in rows} - {""}
+def _hold_named(session: Session, rows: list[tuple[int, dict[str, str]]], column: str) -> None:
+    """Hold the organisations the file names (in `column`) before reading anything, all at
+    once and in the order every holder of several takes them: an edit or a grant racing
+    the import then waits and sees what it did, or is seen by it. Never a PCN's role left on
+    an organisation that became a practice, nor an AEL contact added on the word of one
+    the import removed."""
+    codes = {clean_ods(row.get(column, "")) for _, row in rows} - {""}
     if codes:
         lock_organisations(session, Organisation.code.in_(codes))
 
@@ -319,7 +321,9 @@ def import_users(
     """
     report = ImportReport("users", str(path))
     reason = f"Imported from {Path(path).name}"
-    for number, row in read_rows(path, USER_HEADER):
+    rows = list(read_rows(path, USER_HEADER))
+    _hold_named(session, rows, "org_code")
+    for number, row in rows:
         try:
             org_code = _required(row, "org_code", "organisation code")
             name = _name(row)
@@ -453,7 +457,9 @@ def import_signers(
         session, report, actor, f"Imported from {Path(path).name}", now or utcnow(), "signer"
     )
     listed: dict[Organisation, set[tuple[str, str]]] = {}
-    for number, row in read_rows(path, SIGNER_HEADER):
+    rows = list(read_rows(path, SIGNER_HEADER))
+    _hold_named(session, rows, "org_code")
+    for number, row in rows:
         try:
             code = clean_ods(_required(row, "org_code", "organisation code"))
             name, email, capacity = _name(row), _email(row), _capacity(row)
@@ -523,7 +529,9 @@ def import_ael(
         session, report, actor, f"Imported from {Path(path).name}", now or utcnow(), "ael_contact"
     )
     listed: dict[str, set[tuple[str, str]]] = {}
-    for number, row in read_rows(path, AEL_HEADER):
+    rows = list(read_rows(path, AEL_HEADER))
+    _hold_named(session, rows, "icb_code")
+    for number, row in rows:
         try:
             icb = clean_ods(_required(row, "icb_code", "ICB code"))
             if not is_valid_ods(icb, "icb"):
