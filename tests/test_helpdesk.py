@@ -267,6 +267,30 @@ def two_requests(db: Database, env: WorkflowEnv) -> tuple[str, str]:
     return original, duplicate
 
 
+def test_cases_that_are_not_one_request_are_not_merged(db: Database, env: WorkflowEnv) -> None:
+    """A mistyped reference: another organisation, or another requester with no
+    organisation in common. Nothing moves and nobody is told."""
+    original = main_contact_with_bad_address(db, env)  # A81001, from the practice manager
+    elsewhere = open_request(db, env, gpp_form(organisation_code="B82002"), subject="Hill")
+    stranger = open_request(
+        db, env, gpp_form(organisation_code=None), sender=("Rae Ndom", "rae.ndom@nhs.net")
+    )
+    same_practice = open_request(db, env, gpp_form(), sender=GUARDIAN, subject="GPP again")
+    before = len(outbox(db))
+    for duplicate, refusal in (
+        (elsewhere, "about B82002 and case .* about A81001"),
+        (stranger, "share neither the requester nor the organisation"),
+    ):
+        with db.transaction() as session, pytest.raises(HelpdeskRefused, match=refusal):
+            merge_cases.merge(session, env, duplicate, into=original, by="casey", reason="Dup")
+        assert case_of(db, duplicate).merged_into_id is None
+    assert len(outbox(db)) == before
+    # Sent again by a colleague at the same practice: one request.
+    with db.transaction() as session:
+        merge_cases.merge(session, env, same_practice, into=original, by="casey", reason="Dup")
+    assert case_of(db, same_practice).state == "withdrawn"
+
+
 def test_merging_moves_messages_and_history_and_tells_the_requester(
     db: Database, env: WorkflowEnv
 ) -> None:

@@ -44,6 +44,25 @@ def _check(duplicate: Case, original: Case) -> None:
             f"Case {original.ref} is {original.state} (closed); merge into an open case, or "
             "reply on the duplicate instead."
         )
+    _require_one_request(duplicate, original)
+
+
+def _require_one_request(duplicate: Case, original: Case) -> None:
+    """A duplicate is the same request sent again: about the same organisation, or from
+    the same requester where one of them names none. A mistyped reference would otherwise
+    bury one person's request in a stranger's case, and tell them to use its reference."""
+    ours, theirs = duplicate.organisation_code, original.organisation_code
+    if ours and theirs and ours != theirs:
+        raise HelpdeskRefused(
+            f"Case {duplicate.ref} is about {ours} and case {original.ref} about {theirs}: "
+            "they are not one request. Check the references."
+        )
+    same_requester = (duplicate.requester or "").lower() == (original.requester or "").lower()
+    if not (ours and ours == theirs) and not same_requester:
+        raise HelpdeskRefused(
+            f"Case {duplicate.ref} and case {original.ref} share neither the requester nor "
+            "the organisation: they are not one request. Check the references."
+        )
 
 
 def merge(session: Session, env: WorkflowEnv, ref: str, *, into: str, by: str, reason: str) -> Case:
