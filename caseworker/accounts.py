@@ -346,9 +346,8 @@ def name_of(session: Session, by: str) -> str | None:
 
 def is_supervisor(session: Session, by: str) -> bool:
     """Is `by` (an address or a name) an active supervisor? With no caseworker accounts at
-    all (local use of the command line), anyone is."""
-    if not session.scalar(select(func.count()).select_from(Caseworker)):
-        return True
+    all, nobody is: what needs a supervisor or a second caseworker waits for accounts
+    (`pcse caseworker add`), where `--by` would otherwise let anyone be one."""
     key = by.strip().casefold()
     found = session.scalars(
         select(Caseworker).where(

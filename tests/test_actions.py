@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import func, select
 
 from caseworker.models import Caseworker
 from core.clock import FixedClock
@@ -156,6 +157,21 @@ def test_reopen_needs_a_supervisor(db: Database) -> None:
     with db.transaction() as session:
         actions.reopen(session, env, ref, by="Sue Super", reason="The partner answered late.")
     assert case_of(db, ref).state == "triage"
+
+
+def test_with_no_caseworker_accounts_nobody_is_a_supervisor(db: Database) -> None:
+    """Before the first account is added, `--by` names nobody: what needs a supervisor
+    waits for accounts, and the refusal says how to add them."""
+    clock = FixedClock(NOW)
+    env = make_env(clock)
+    ref = open_request(db, env, email_request("pl_admin"))
+    clock.advance(days=11)
+    run_due(db, env)
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Caseworker)) == 0  # premise
+        with pytest.raises(actions.ActionRefused, match="pcse caseworker add"):
+            actions.reopen(session, env, ref, by="The Supervisor", reason="late answer")
+    assert case_of(db, ref).state == "expired"
 
 
 def test_withdraw_and_actions_not_allowed(db: Database, env: WorkflowEnv) -> None:

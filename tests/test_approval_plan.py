@@ -314,6 +314,19 @@ def test_cli_second_person_rule(db: Database, env: WorkflowEnv, tmp_path: Path) 
     assert code == 0 and json.loads(out)["state"] == "completed"
 
 
+def test_cli_with_no_accounts_a_case_with_findings_waits_for_them(
+    db: Database, env: WorkflowEnv, tmp_path: Path
+) -> None:
+    """Before any caseworker account exists, `--by` names nobody: the second-person rule
+    cannot be met by typing a name, and the refusal says how to add accounts."""
+    config = _config(tmp_path, db)
+    ref = _with_findings(db, env)
+    code, _, err = pcse(config, "case", "approve", ref, "--by", "casey", "--reason", "ok")
+    assert code == 1 and "names no active account" in err and "pcse caseworker add" in err
+    assert case_of(db, ref).state == "triage"
+    assert holders(db, "A81001", "gpp") == []
+
+
 LOCKED_OUT = (
     "Hello,\n\nI am locked out of PCSE Online and cannot reset my password. My practice "
     "is A81001 and our main contact changed last year.\n\nThanks\nMo Manager\n"

@@ -41,6 +41,13 @@ class ActionRefused(PcseError):
     """A caseworker action the case's state, the rules or the directory do not allow."""
 
 
+# Where to look when `--by` names no account, or none that may do this.
+ADD_ACCOUNTS = (
+    "`pcse caseworker list` shows the accounts; `pcse caseworker add EMAIL --name NAME "
+    "[--supervisor]` adds one"
+)
+
+
 def allowed_actions(case: Case) -> list[str]:
     state = CaseState(case.state)
     return [name for name, states in ALLOWED.items() if state in states]
@@ -140,7 +147,8 @@ def approve_plan(
         if account is None:
             raise ActionRefused(
                 f"Case {case.ref} has open findings: its approval needs two caseworker "
-                f"accounts (or a supervisor), and {by} names no active account."
+                f"accounts (or a supervisor), and {by} names no active account "
+                f"({ADD_ACCOUNTS})."
             )
         proposal = open_proposal(case)
         stale = _why_not_confirmable(session, env, proposal, plan)
@@ -342,7 +350,9 @@ def reopen(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str
     case = hold_case(session, ref)
     _require(case, "reopen", by=by, why=reason)
     if not env.is_supervisor(session, by):
-        raise ActionRefused(f"Only a supervisor may reopen an expired case; {by} is not one.")
+        raise ActionRefused(
+            f"Only a supervisor may reopen an expired case; {by} is not one ({ADD_ACCOUNTS})."
+        )
     _note(session, env, case, "reopen", by, reason)
     move(
         session, case, S.TRIAGE, actor=by, now=env.clock.now(), reason=f"Reopened by {by}: {reason}"
