@@ -194,6 +194,8 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
 
 
 def _validate(config: Config) -> None:
+    _validate_database(config.database.url)
+    _validate_schedule(config.schedule)
     names = [m.name for m in config.mailboxes]
     if len(names) != len(set(names)):
         raise ConfigError("Each [[mailboxes]] entry needs a different name.")
@@ -220,6 +222,51 @@ def _validate(config: Config) -> None:
     _validate_web(config.web)
     _validate_retention(config.retention)
     _validate_webhooks(config.webhooks)
+
+
+DATABASE_URL_FORMS = (
+    '"sqlite:///var/pcse.sqlite3" (a file) or "postgresql+psycopg://user@host/database"'
+)
+
+
+def _validate_database(url: str) -> None:
+    """The two databases the service runs on, in the URL forms SQLAlchemy reads; the forms
+    people write first ("postgres://", a bare file name) named with what to write."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg"):
+        # Imported only now: loading the configuration stays light.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(url)
+        except (ValueError, ArgumentError):
+            # Not the error's own words: they may repeat the URL, password and all.
+            raise ConfigError(
+                "[database] url cannot be read as a URL: check its port (a number) and its "
+                f"punctuation; for example {DATABASE_URL_FORMS}."
+            ) from None
+        return
+    if scheme in ("postgres", "postgres+psycopg", "postgresql+psycopg2"):
+        why = "write the scheme as postgresql+psycopg://"
+    elif not scheme:
+        why = "it names no database kind"
+    else:
+        why = f"{scheme.split('+')[0]} is not a database the service runs on (SQLite, PostgreSQL)"
+    raise ConfigError(f"[database] url: {why}; for example {DATABASE_URL_FORMS}.")
+
+
+def _validate_schedule(schedule: ScheduleConfig) -> None:
+    """Every interval at least a tenth of a second: 0 or less would have `pcse run` spin."""
+    for name in ("poll_seconds", "outbox_seconds", "housekeeping_seconds", "webhook_seconds"):
+        value = getattr(schedule, name)
+        if not value >= MIN_INTERVAL:
+            raise ConfigError(
+                f"[schedule] {name} must be a number of seconds of at least {MIN_INTERVAL:g}."
+            )
+
+
+MIN_INTERVAL = 0.1
 
 
 def _validate_web(web: WebConfig) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, make_url
 
 from caseworker.accounts import account_of, is_supervisor
 from core.db import Database
@@ -34,17 +35,39 @@ class AppContext:
         """The database, after checking that `pcse db upgrade` has brought its schema to
         the revision this release needs (code and schema of different releases would
         fail message by message, or worse)."""
+        if not self._checked:
+            self._require_sqlite_file()
         database = self.database
         if not self._checked:
             if not inspect(database.engine).has_table("alembic_version"):
                 raise DatabaseNotReady(
-                    "The database has no schema yet; run `pcse db upgrade` first."
+                    f"The database {self._shown_url()} has no schema yet; run `pcse db "
+                    f"upgrade` first (configuration: {self.config.source})."
                 )
             problem = mismatch(database_revision(database.engine), head_revision())
             if problem:
                 raise DatabaseNotReady(problem)
             self._checked = True
         return database
+
+
+    def _require_sqlite_file(self) -> None:
+        """A SQLite file that is not there is named, not made: a command run from the
+        wrong folder, or without the service's configuration, would otherwise create an
+        empty database beside it."""
+        url = make_url(self.config.database.url)
+        path = url.database or ""
+        if url.get_backend_name() == "sqlite" and path and path != ":memory:":
+            if not Path(path).exists():
+                raise DatabaseNotReady(
+                    f"There is no database at {path} (configuration: {self.config.source}); "
+                    "run the command where the service's data is, give its configuration "
+                    "with --config or $PCSE_CONFIG, or make a new database with `pcse db "
+                    "upgrade`."
+                )
+
+    def _shown_url(self) -> str:
+        return make_url(self.config.database.url).render_as_string(hide_password=True)
 
 
 def workflow_env(config: Config) -> WorkflowEnv:

@@ -93,3 +93,18 @@ def test_a_database_that_cannot_be_reached_is_one_sentence(
     assert err.startswith("The database cannot be used: ") and f"port {port}" in err, err
     assert "s3cret" not in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_command_run_where_there_is_no_database_says_so_and_makes_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from the wrong folder, with no configuration: the missing database is named, with
+    where the configuration came from, and no empty one is made in its place."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PCSE_CONFIG", raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        main(["status"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1
+    assert err.startswith("There is no database at var/pcse.sqlite3 (configuration: built-in")
+    assert not (tmp_path / "var").exists()

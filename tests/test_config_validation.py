@@ -82,3 +82,29 @@ def test_to_toml_writes_what_load_reads() -> None:
     }
     assert tomllib.loads(to_toml(data)) == data
     assert from_mapping(tomllib.loads(to_toml(data))).mailboxes[0].batch_size == 5
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgres://pcse:s3cret@db/pcse", r"write the scheme as postgresql\+psycopg://"),
+        ("var/pcse.sqlite3", "it names no database kind"),
+        ("mysql://pcse:s3cret@db/pcse", "mysql is not a database the service runs on"),
+        ("postgresql+psycopg://pcse:s3cret@db:five/pcse", "cannot be read as a URL"),
+    ],
+)
+def test_a_database_url_the_service_cannot_use_is_one_sentence(url: str, said: str) -> None:
+    """The forms people write first, refused when the configuration loads, with what to
+    write instead, and never the password."""
+    with pytest.raises(ConfigError, match=said) as refused:
+        from_mapping({"database": {"url": url}})
+    assert "postgresql+psycopg://user@host/database" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("key", ["poll_seconds", "outbox_seconds", "housekeeping_seconds"])
+@pytest.mark.parametrize("value", [0, -1, 0.01])
+def test_a_schedule_that_would_spin_is_refused(key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=rf"\[schedule\] {key} must be .* at least 0.1"):
+        from_mapping({"schedule": {key: value}})
+    assert from_mapping({"schedule": {key: 0.5}}).schedule.__dict__[key] == 0.5
