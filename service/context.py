@@ -50,21 +50,20 @@ class AppContext:
             self._checked = True
         return database
 
-
     def _require_sqlite_file(self) -> None:
         """A SQLite file that is not there is named, not made: a command run from the
         wrong folder, or without the service's configuration, would otherwise create an
         empty database beside it."""
         url = make_url(self.config.database.url)
         path = url.database or ""
-        if url.get_backend_name() == "sqlite" and path and path != ":memory:":
-            if not Path(path).exists():
-                raise DatabaseNotReady(
-                    f"There is no database at {path} (configuration: {self.config.source}); "
-                    "run the command where the service's data is, give its configuration "
-                    "with --config or $PCSE_CONFIG, or make a new database with `pcse db "
-                    "upgrade`."
-                )
+        on_disk = url.get_backend_name() == "sqlite" and path not in ("", ":memory:")
+        if on_disk and not Path(path).exists():
+            raise DatabaseNotReady(
+                f"There is no database at {path} (configuration: {self.config.source}); "
+                "run the command where the service's data is, give its configuration "
+                "with --config or $PCSE_CONFIG, or make a new database with `pcse db "
+                "upgrade`."
+            )
 
     def _shown_url(self) -> str:
         return make_url(self.config.database.url).render_as_string(hide_password=True)
