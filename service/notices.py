@@ -12,4 +12,10 @@ from service.config import Config
 def operator_warnings(config: Config, today: datetime | None = None) -> list[str]:
     """One sentence per problem, today (UTC) unless told otherwise."""
     day = (today or datetime.now(UTC)).date()
-    return [expiry.sentence() for expiry in secret_expiries(config.mailboxes, day)]
+    warnings = [expiry.sentence() for expiry in secret_expiries(config.mailboxes, day)]
+    if not config.mailboxes:
+        warnings.append(
+            f"No [[mailboxes]] are configured ({config.source}): no mail is read. "
+            "config.example.toml shows one."
+        )
+    return warnings

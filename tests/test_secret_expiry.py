@@ -131,6 +131,17 @@ def test_pcse_status_json_carries_the_unchecked_senders_warning(
     assert out.count("NOT authenticated") == 1 and f"WARNING: {warning}" in out
 
 
+def test_pcse_status_warns_when_no_mailbox_is_configured(
+    sqlite_database: Database, tmp_path: Path, pcse: Callable[..., tuple[int, str]]
+) -> None:
+    config = tmp_path / "pcse.toml"
+    config.write_text(f'[database]\nurl = "{sqlite_database.url}"\n', encoding="utf-8")
+    code, out = pcse("--config", str(config), "status", "--json")
+    assert code == 0
+    [warning] = json.loads(out)["warnings"]
+    assert warning.startswith(f"No [[mailboxes]] are configured ({config}): no mail is read.")
+
+
 def test_the_service_logs_the_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = load(write_config(tmp_path, "sqlite:///x.sqlite3", "2020-01-31"))
     job = warnings_job(config)
