@@ -62,6 +62,15 @@ class _State:
     refused: int = 0
 
 
+def open_maildir(folder: Path) -> mailbox.Maildir:
+    """A Maildir at `folder`, its new, cur and tmp made where missing: mailbox.Maildir
+    makes them only when the folder itself is new, so an existing empty folder (made by
+    hand, or by an earlier run) would refuse every message."""
+    for part in ("tmp", "new", "cur"):
+        (folder / part).mkdir(parents=True, exist_ok=True)
+    return mailbox.Maildir(folder, create=False)
+
+
 class SinkHandler:
     """The aiosmtpd handler: runs in the server's thread; the lock guards shared state."""
 
@@ -76,7 +85,7 @@ class SinkHandler:
         self.pipelining = pipelining
         self.state = _State()
         self.lock = threading.Condition()
-        self.maildir = mailbox.Maildir(maildir, create=True) if maildir else None
+        self.maildir = open_maildir(maildir) if maildir else None
         self.tokens = tokens or set()
 
     def _fault(self, stage: str) -> str | None:
