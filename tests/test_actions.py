@@ -187,8 +187,16 @@ def test_withdraw_and_actions_not_allowed(db: Database, env: WorkflowEnv) -> Non
         assert actions.allowed_actions(get_case(session, ref)) == []
 
 
+def _accounts(db: Database, *emails: str) -> None:
+    with db.transaction() as session:
+        for email in emails:
+            name = email.split("@")[0].title()
+            session.add(Caseworker(email=email, name=name, password_hash="x"))
+
+
 def test_assign_take_over_and_release_are_recorded(db: Database, env: WorkflowEnv) -> None:
     ref = triage_case(db, env)
+    _accounts(db, "casey@pcse.nhs.uk", "sam@pcse.nhs.uk")
     with db.transaction() as session:
         actions.assign(session, env, ref, to="Casey@PCSE.nhs.uk", by="casey@pcse.nhs.uk")
         actions.assign(session, env, ref, to="casey@pcse.nhs.uk", by="casey@pcse.nhs.uk")
@@ -204,6 +212,14 @@ def test_assign_take_over_and_release_are_recorded(db: Database, env: WorkflowEn
     ]
     with db.transaction() as session, pytest.raises(actions.ActionRefused, match="who"):
         actions.assign(session, env, ref, to="x@nhs.net", by=" ")
+    # By the account's name too; a name of no account is refused, the case left as it was.
+    with db.transaction() as session:
+        assert actions.assign(session, env, ref, to="Sam", by="sam").assigned_to == (
+            "sam@pcse.nhs.uk"
+        )
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="no active"):
+        actions.assign(session, env, ref, to="nobody@nhs.net", by="sam")
+    assert case_of(db, ref).assigned_to == "sam@pcse.nhs.uk"
 
 
 # --------------------------------------------------------------------------- the command line
@@ -255,6 +271,9 @@ def test_cli_actions_and_case_show_history(db: Database, env: WorkflowEnv, tmp_p
 def test_cli_assign_and_release(db: Database, env: WorkflowEnv, tmp_path: Path) -> None:
     config = _config(tmp_path, db)
     ref = triage_case(db, env)
+    code, _, err = pcse(config, "case", "assign", ref, "--by", "casey", "--to", "sam@nhs.net")
+    assert code == 1 and "sam@nhs.net names no active caseworker account" in err
+    _accounts(db, "sam@nhs.net")
     code, out, _ = pcse(config, "case", "assign", ref, "--by", "casey", "--to", "sam@nhs.net")
     assert code == 0 and out.strip() == f"{ref} is now with sam@nhs.net."
     code, out, _ = pcse(config, "case", "assign", ref, "--by", "casey", "--release")

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from caseworker import bulk
+from caseworker.models import Caseworker
 from caseworker.pages.case_plan import _preview
 from caseworker.pages.cases import ChangedSinceShown, _assign
 from core.db import Database, is_holding
@@ -72,6 +73,13 @@ def pgdb(pg_url: str) -> Iterator[Database]:
         seed(session)
     yield db
     db.dispose()
+
+
+def caseworkers(db: Database, *emails: str) -> None:
+    """Accounts for the caseworkers a test gives cases to."""
+    with db.transaction() as session:
+        for email in emails:
+            session.add(Caseworker(email=email, name=email.split("@")[0], password_hash="x"))
 
 
 @dataclass
@@ -327,6 +335,7 @@ def test_two_caseworkers_taking_one_case_one_is_told_it_moved(
     db: Database = request.getfixturevalue(which)
     env = make_env()
     ref = open_request(db, env, gpp_form(signer=UNRECORDED_SIGNER))
+    caseworkers(db, "alice@nhs.net", "bob@nhs.net")
 
     def take(who: str) -> Callable[[], None]:
         def taking() -> None:
@@ -438,6 +447,7 @@ def test_a_merge_holds_both_cases_before_any_organisation(
     env = make_env()
     original = open_request(pgdb, env, gpp_form(signer=UNRECORDED_SIGNER))
     duplicate = open_request(pgdb, env, gpp_form(signer=UNRECORDED_SIGNER))
+    caseworkers(pgdb, "bob@nhs.net")
 
     def merge() -> object:
         with pgdb.transaction() as session:
@@ -463,6 +473,7 @@ def test_a_bulk_take_waits_for_a_take_from_the_case_page_and_refuses(
 ) -> None:
     env = make_env()
     ref = open_request(pgdb, env, gpp_form(signer=UNRECORDED_SIGNER))
+    caseworkers(pgdb, "alice@nhs.net", "bob@nhs.net")
 
     def from_the_page() -> None:
         with pgdb.transaction() as session:

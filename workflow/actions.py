@@ -377,13 +377,25 @@ def withdraw(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: s
     return case
 
 
+def _assignee(session: Session, env: WorkflowEnv, to: str | None) -> str | None:
+    """The address of the active caseworker account `to` names (by address or name), or
+    None to release. A name of no account is refused: a case given to a typing mistake
+    would be with nobody, yet gone from the queue's "Nobody has it"."""
+    if to is None or not to.strip():
+        return None
+    account = env.account_of(session, to)
+    if account is None:
+        raise ActionRefused(f"{to.strip()} names no active caseworker account ({ADD_ACCOUNTS}).")
+    return account
+
+
 def assign(session: Session, env: WorkflowEnv, ref: str, *, to: str | None, by: str) -> Case:
     """Take a case, hand it to a colleague, or release it (`to` None): the queue shows who
     is working on what. Allowed in any state; recorded in the history."""
     if not by.strip():
         raise ActionRefused("Say who is acting (--by).")
     case = hold_case(session, ref)
-    before, after = case.assigned_to, (to or "").strip().lower() or None
+    before, after = case.assigned_to, _assignee(session, env, to)
     if after == before:
         return case
     case.assigned_to = after
