@@ -28,7 +28,9 @@ def register(cli: click.Group) -> None:
 
 @click.command()
 @click.option("--host", help="Address to listen on (default: [web] host).")
-@click.option("--port", type=int, help="Port to listen on (default: [web] port).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port to listen on (default: [web] port)."
+)
 @click.option(
     "--uds",
     type=click.Path(dir_okay=False),

@@ -196,6 +196,7 @@ def from_mapping(data: dict[str, Any], source: str = "mapping") -> Config:
 def _validate(config: Config) -> None:
     _validate_database(config.database.url)
     _validate_schedule(config.schedule)
+    _validate_ports(config)
     names = [m.name for m in config.mailboxes]
     if len(names) != len(set(names)):
         raise ConfigError("Each [[mailboxes]] entry needs a different name.")
@@ -267,6 +268,16 @@ def _validate_schedule(schedule: ScheduleConfig) -> None:
 
 
 MIN_INTERVAL = 0.1
+
+
+def _validate_ports(config: Config) -> None:
+    """Ports a server or a client can use; [metrics] port 0 turns the endpoint off."""
+    ports = [("[web] port", config.web.port, 1), ("[smtp] port", config.smtp.port, 1)]
+    ports.append(("[metrics] port", config.metrics.port, 0))
+    ports += [(f"mailbox {b.name!r}: imap_port", b.imap_port, 1) for b in config.mailboxes]
+    for where, port, lowest in ports:
+        if not lowest <= port <= 65535:
+            raise ConfigError(f"{where} must be a whole number from {lowest} to 65535.")
 
 
 def _validate_web(web: WebConfig) -> None:

@@ -108,3 +108,21 @@ def test_a_schedule_that_would_spin_is_refused(key: str, value: float) -> None:
     with pytest.raises(ConfigError, match=rf"\[schedule\] {key} must be .* at least 0.1"):
         from_mapping({"schedule": {key: value}})
     assert from_mapping({"schedule": {key: 0.5}}).schedule.__dict__[key] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        ({"web": {"port": 99999}}, r"\[web\] port must be a whole number from 1 to 65535"),
+        ({"smtp": {"port": 0}}, r"\[smtp\] port must be"),
+        ({"metrics": {"port": -1}}, r"\[metrics\] port must be a whole number from 0"),
+        (
+            {"mailboxes": [{"name": "e", "imap_host": "127.0.0.1", "imap_port": 70000}]},
+            "mailbox 'e': imap_port must be",
+        ),
+    ],
+)
+def test_a_port_out_of_range_is_refused(data: dict, said: str) -> None:
+    with pytest.raises(ConfigError, match=said):
+        from_mapping(data)
+    assert from_mapping({"metrics": {"port": 0}}).metrics.port == 0  # off
