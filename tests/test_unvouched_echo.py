@@ -149,7 +149,8 @@ def test_a_merge_repeats_none_of_an_unvouched_senders_words(
     about the merge carries neither the forged display name nor the forged practice name."""
     real = ("Mo Manager", "manager@riverside.nhs.net")
     lure = ("Colleague. Action needed", real[1])
-    forged_form = gpp_form(organisation_name=LURE, organisation_code="Z99998")
+    # The same practice (cases about two are not one request), under a forged name.
+    forged_form = gpp_form(organisation_name=LURE, organisation_code="A81001")
     first, second = (real, lure) if forged == "duplicate" else (lure, real)
     for sender in (first, second):
         forged_one = sender is lure
