@@ -137,12 +137,18 @@ def test_ask_approver_only_a_recorded_one(db: Database, env: WorkflowEnv) -> Non
     assert case_of(db, ref).state == "completed"
 
 
-def test_reopen_needs_a_supervisor(db: Database) -> None:
+def expired_case(db: Database) -> tuple[WorkflowEnv, str]:
+    """A request nobody answered, expired after ten days."""
     clock = FixedClock(NOW)
     env = make_env(clock)
     ref = open_request(db, env, email_request("pl_admin"))
     clock.advance(days=11)
     run_due(db, env)
+    return env, ref
+
+
+def test_reopen_needs_a_supervisor(db: Database) -> None:
+    env, ref = expired_case(db)
     with db.transaction() as session:
         session.add_all(
             [
@@ -162,11 +168,7 @@ def test_reopen_needs_a_supervisor(db: Database) -> None:
 def test_with_no_caseworker_accounts_nobody_is_a_supervisor(db: Database) -> None:
     """Before the first account is added, `--by` names nobody: what needs a supervisor
     waits for accounts, and the refusal says how to add them."""
-    clock = FixedClock(NOW)
-    env = make_env(clock)
-    ref = open_request(db, env, email_request("pl_admin"))
-    clock.advance(days=11)
-    run_due(db, env)
+    env, ref = expired_case(db)
     with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Caseworker)) == 0  # premise
         with pytest.raises(actions.ActionRefused, match="pcse caseworker add"):
