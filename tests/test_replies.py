@@ -641,18 +641,22 @@ NAMING = Signer("Dr Anil Patel", "a.patel@nhs.net", others=frozenset({"jane", "s
 
 
 @pytest.mark.parametrize(
-    "closing",
+    ("closing", "without_the_names"),
     [
-        "Thanks\nAnil\nJane Quit",
-        "Thanks\nAnil\nGP Partner\nSmith Quit",
-        "Thanks\nAnil\nJane Smith Locum",
+        ("Thanks\nAnil\nJane Quit", Verdict.UNCLEAR),  # names no post: unclear anyway
+        ("Thanks\nAnil\nGP Partner\nSmith Quit", Verdict.UNCLEAR),
+        ("Thanks\nAnil\nJane Smith Locum", Verdict.APPROVE),  # reads as a title
+        ("Thanks\nAnil\nJane Locum", Verdict.APPROVE),
+        ("Thanks\nAnil\nJane's Line Manager", Verdict.APPROVE),
     ],
 )
-def test_an_approval_that_names_a_nominee_besides_is_unclear(closing: str) -> None:
-    """With the nominees' names, a comment about one. (Without them, "Jane Smith Locum"
-    reads as a title: "Locum" is a post; "Jane Quit" names none, and is unclear anyway.)"""
+def test_an_approval_that_names_a_nominee_besides_is_unclear(
+    closing: str, without_the_names: Verdict
+) -> None:
+    """With the nominees' names, a comment about one: a word of a nominee's name is a
+    place's only beside a word of an organisation or an address, never a post's."""
     premise = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER).verdict
-    assert premise is (Verdict.APPROVE if "Locum" in closing else Verdict.UNCLEAR)
+    assert premise is without_the_names
     answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=NAMING)
     assert answer.verdict is Verdict.UNCLEAR, answer
     one_click = read_one_click(APPROVE_SUBJECT, f"{closing}", None, signer=NAMING)
@@ -744,6 +748,27 @@ def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None
         "Thanks\nAnil\nGP Partner\nPending DBS Check",
         "Thanks\nAnil\nSecretary To Dr Patel",
         "Thanks\nAnil\nPP Practice Manager",
+        # A word of a post earlier in the line does not make a statement a title: the line
+        # ends in what it names.
+        "Thanks\nAnil\nGP Partner\nPartner Dislikes Jane",
+        "Thanks\nAnil\nGP Partner\nPartner, Dislikes, Jane",
+        "Thanks\nAnil\nGP Partner\nSecond Partner Approval Required",
+        "Thanks\nAnil\nGP Partner\nPractice Role For A Trial Period",
+        "Thanks\nAnil\nGP Partner\nLocum Cover Through March",
+        "Thanks\nAnil\nGP Partner\nPartner Support Withheld",
+        "Thanks\nAnil\nGP Partner\nJane Under Practice Investigation",
+        "Thanks\nAnil\nGP Partner\nSuspend Bob Practice Access",
+        "Thanks\nAnil\nGP Partner\nInclude Bob Jones Practice Nurse",
+        "Thanks\nAnil\nGP Partner\nPractice Manager For Dr Patel",
+        "Thanks\nAnil\nGP Partner\nWritten By Practice Manager",
+        "Thanks\nAnil\nGP Partner\nRheolwr Practis Ar Ran Dr Patel",
+        "Thanks\nAnil\nGP Partner\nValid 3 Mths",
+        "Thanks\nAnil\nGP Partner\nWithdrawing",
+        "Thanks\nAnil\nGP Partner\nReluctantly",
+        "Thanks\nAnil (Reluctantly)",
+        # A postcode carries no statement.
+        "Thanks\nAnil\nGP Partner\nJane Smith Is A Locum LS1 4AP",
+        "Thanks\nAnil\nGP Partner\nPartner Distrusts Jane LS1 4AP",
     ],
 )
 def test_a_signature_line_that_names_no_post_or_voids_the_answer_is_unclear(
@@ -764,6 +789,15 @@ def test_a_signature_line_that_names_no_post_or_voids_the_answer_is_unclear(
         "Thanks\nAnil\nRheolwr Practis | Practice Manager",
         "Regards\nAnil\nDr Anil Patel | GP Partner | Moorside Practice",
         "Thanks\nAnil\nInterim Practice Manager",
+        "Thanks\nAnil\nMedical Typist",
+        "Thanks\nAnil\nRecall Coordinator",
+        "Thanks\nAnil\nNotes Summariser",
+        "Thanks\nAnil\nDrs Patel & Shah",
+        "Thanks\nAnil\nGP Partner\nHebden Bridge",
+        "Thanks\nAnil\nUwch Bartner\nMeddygfa'r Stryd Fawr",
+        "Thanks\nAnil\nLlywodraeth Cymru / Welsh Government",
+        "Thanks\nAnil\nNHS England \u2013 North East and Yorkshire",
+        "Thanks\nAnil\nPractice Manager\nRiverside Road, Milton Keynes MK9 3AB",
     ],
 )
 def test_a_signature_of_posts_places_and_firms_is_read(closing: str) -> None:

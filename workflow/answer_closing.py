@@ -214,6 +214,9 @@ _INSTRUCTIONS = frozenset(
         "tbc",
         "tba",
         "urgent",
+        "include",
+        "plus",
+        "grant",
     ]
 )
 # What a name, title or organisation line holds: letters, digits, spaces and these.
@@ -395,14 +398,18 @@ _CLOCK = re.compile(r"\d{1,2}(?:[.:]?\d{2})?(?:am|pm)?")
 
 
 def _is_address_line(line: str) -> bool:
-    """A line of a postal address with its postcode: capitalised words and numbers."""
+    """A line of a postal address with its postcode ("12 High Street, Leeds LS1 4AB"): each
+    part before the postcode is read as a title line is, so that a postcode does not carry
+    a statement ("Jane Smith Is A Locum LS1 4AP")."""
     if not POSTCODE.search(line) or not _NAME_CHARACTERS.fullmatch(line):
         return False
-    tokens = _cased_tokens(POSTCODE.sub(" ", line))
-    return not _instructs(line) and all(t[0].isupper() or t[0].isdigit() for t in tokens)
+    parts = [part.strip() for part in POSTCODE.sub(" ", line).split(",")]
+    # Localities name no kind ("Cowgate, Great Horton, Bradford BD7 4DR"): the rest of a
+    # title line's checks, without its last word's.
+    return all(_is_title_line(part, named=False) for part in parts if part)
 
 
-def _is_title_line(line: str) -> bool:
+def _is_title_line(line: str, *, named: bool = True) -> bool:
     """A job title, an organisation or a line of its address ("GP Partner", "The Riverside
     Surgery, Leeds", "12 High Street"): a few capitalised words, nothing a sentence ends
     with, and none of an instruction, of time or of a statement. Capitalised words alone
@@ -416,6 +423,8 @@ def _is_title_line(line: str) -> bool:
         return False
     if not all(t[0].isupper() or t[0].isdigit() or t.lower() in _SMALL for t in tokens):
         return False
+    if not named:
+        return True
     return all(_names_a_post_or_place(part) for part in line.split(",") if part.strip())
 
 
@@ -423,16 +432,19 @@ _SMALL = frozenset({"and", "of", "the", "for", "in", "at", "&"})
 
 
 def _names_a_post_or_place(part: str) -> bool:
-    """One word ("Leeds", "Specsavers") may be a town or a firm; more say what they are
-    with a word of a job title, an organisation or an address ("GP Partner", "Elm Tree
-    Medical Centre", "12 High Street"), or are a place's name ("Milton Keynes"). Capitalised
-    words that name none ("Jane Smith Excluded", "Struck Off") are a statement, for a
-    person to read."""
+    """One word ("Leeds", "Specsavers", "Suite 4") may be a town, a firm or a unit; more
+    end in the word that says what they name, a post, an organisation, an address or an
+    area ("GP Partner", "Elm Tree Medical Centre", "12 High Street", "NHS Cheshire and
+    Merseyside"), or are a place's name ("Milton Keynes"). A word of a post earlier in the
+    line is not enough: "Partner Dislikes Jane", "Second Partner Approval Required" and
+    "Valid 3 Mths" are statements, for a person to read."""
     words = _words(part)
-    if " ".join(words) in _gb_places() or any(w.isdigit() for w in words):
+    if " ".join(words) in _gb_places():
         return True
-    named = {w for w in words if w not in _SMALL}
-    return len(named) <= 1 or bool(named & (_PLACE_WORDS | _POSTS))
+    named = [w for w in words if w not in _SMALL and not w.isdigit()]
+    # "Drs Patel & Shah": a practice named for its partners. Welsh names their kind first
+    # ("Canolfan Iechyd Tŷ Newydd", "Meddygfa'r Stryd Fawr").
+    return len(named) <= 1 or named[-1] in _HEADS or named[0] in _FIRST_HEADS
 
 
 @cache
@@ -538,10 +550,10 @@ def _speaks_of_a_nominee(line: str, signer: Signer | None) -> bool:
     "12 Park Road" are places, whoever is named Victoria or Park)."""
     if signer is None or not signer.others:
         return False
-    words = _words(line)
+    words = [w.removesuffix("'s") for w in _words(line)]
     own = set(signer.name_words())
     named = [w for w in words if w in signer.others and w not in own]
-    return len(named) >= 2 or (bool(named) and not set(words) & _PLACE_WORDS)
+    return len(named) >= 2 or (bool(named) and not set(words) & _ORGANISATION_OR_ADDRESS)
 
 
 # Words of job titles, organisations and addresses: beside one, a word of a nominee's name
@@ -589,17 +601,18 @@ def _inflected(words: frozenset[str]) -> frozenset[str]:
 _VOIDING = frozenset(
     WORD.findall(
         """
-        rescind rescinded void voided null nil hacked hacker hacking phishing phish spam
-        spoof spoofed recall recalled revoke revoked deceased dead suspended struck behalf
-        pp typed typing typist dictated unsigned withdraw withdrawn withdrew retract
-        retracted invalid invalidated unauthorised unauthorized compromised disregard
-        disregarded pending provisional provisionally conditional conditionally subject
-        superseded overruled overridden vetoed objection objected objects concern concerns
-        concerned query queried to
+        rescind void null nil hack hacked hacker phishing phish spam spoof recalled revoke
+        deceased dead suspend struck behalf pp typed dictate unsigned withdraw withdrawn
+        withdrew retract invalid invalidate unauthorised unauthorized compromise disregard
+        pending provisional provisionally conditional conditionally subject supersede
+        overrule overridden veto object objection concern query to by per via reluctantly
+        reluctant grudgingly hesitantly unwillingly duress coerce pressure pressured abstain
+        disagree disagrees dislike dislikes distrust distrusts oppose opposes ran
         """
     )
 )
-_NOT_AN_ANSWERS_CLOSING = _inflected(_INSTRUCTIONS) | _VOIDING
+# "Recall Coordinator" and "Medical Typist" are posts: those words stay off the list.
+_NOT_AN_ANSWERS_CLOSING = _inflected(_INSTRUCTIONS) | _inflected(_VOIDING)
 
 
 # Further words of posts and organisations, beyond _PLACE_WORDS (which also marks a word of
@@ -620,8 +633,55 @@ _POSTS = frozenset(
         reception administrator administrative coordinator patient patients services
         professional professionals allied personal private independent contractor
         contractors mbbs mrcgp frcgp worker workers social prescribing link wellbeing
+        drs medics suite box summariser typist recall government dispenser dispensers
+        market optometrydd
         rheolwr practis meddyg meddygfa canolfan iechyd ysbyty bwrdd nyrs fferyllfa
         fferyllydd gweinyddwr cyfarwyddwr swyddog partneriaeth gofal sylfaenol clwstwr
+        """
+    )
+)
+
+
+# Counties, regions and nations that end an organisation's name ("NHS England – North East
+# and Yorkshire", "NHS Cheshire and Merseyside").
+_AREAS = frozenset(
+    WORD.findall(
+        """
+        england wales scotland cymru britain yorkshire lancashire merseyside cumbria
+        cheshire humber lincolnshire derbyshire nottinghamshire leicestershire rutland
+        staffordshire shropshire warwickshire worcestershire herefordshire gloucestershire
+        oxfordshire buckinghamshire berkshire hampshire wiltshire somerset dorset devon
+        cornwall kent surrey sussex essex suffolk norfolk cambridgeshire hertfordshire
+        bedfordshire northamptonshire northumberland durham cleveland teesside tyneside
+        midlands london manchester birmingham bristol wight
+        """
+    )
+)
+# "Lead for Long Term Conditions": the team's name, which replies.hesitation reads whole.
+_HEADS = _PLACE_WORDS | _POSTS | _AREAS | {"conditions"}
+_FIRST_HEADS = frozenset(
+    WORD.findall(
+        """
+        drs canolfan meddygfa meddygfa'r ysbyty bwrdd fferyllfa practis partneriaeth
+        clwstwr llywodraeth uwch rheolwr swyddog cyfarwyddwr meddyg stryd heol ffordd
+        """
+    )
+)
+
+
+# Words of organisations and addresses: beside one, a word of a nominee's name is a
+# place's ("Victoria Medical Centre", "12 Park Road"); beside a post's it is the nominee
+# ("Jane Locum").
+_ORGANISATION_OR_ADDRESS = frozenset(
+    WORD.findall(
+        """
+        practice practices surgery surgeries centre center clinic health healthcare care
+        hospital trust nhs icb icbs board integrated commissioning network pcn pcns
+        primary community group federation alliance services service unit department
+        office pharmacy opticians optical university partnership ccg foundation institute
+        college royal street road lane avenue drive close way place square court house
+        park gardens crescent terrace hill grove walk row green mews parade building floor
+        suite estate ltd limited plc llp council
         """
     )
 )
