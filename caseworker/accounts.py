@@ -325,15 +325,23 @@ def activate_caseworker(session: Session, email: str) -> Caseworker:
 
 def account_of(session: Session, by: str) -> str | None:
     """The address of the one active account `by` (an address or a name) names, or None:
-    two names for one account are one person (the second-person rule on approvals)."""
+    two names for one account are one person (the second-person rule on approvals). An
+    address is the account's own, whatever another account is called; a name that two
+    accounts share names neither (accounts_named tells the two cases apart)."""
+    found = accounts_named(session, by)
+    return found[0] if len(found) == 1 else None
+
+
+def accounts_named(session: Session, by: str) -> list[str]:
+    """The addresses of the active accounts `by` names: the one with that address, else
+    every one with that name."""
     key = by.strip().casefold()
-    found = session.scalars(
-        select(Caseworker).where(
-            (func.lower(Caseworker.email) == key) | (func.lower(Caseworker.name) == key),
-            Caseworker.active.is_(True),
-        )
-    ).all()
-    return found[0].email.lower() if len(found) == 1 else None
+    active = select(Caseworker.email).where(Caseworker.active.is_(True))
+    by_address = session.scalars(active.where(func.lower(Caseworker.email) == key)).all()
+    if by_address:
+        return [email.lower() for email in by_address]
+    by_name = session.scalars(active.where(func.lower(Caseworker.name) == key)).all()
+    return sorted(email.lower() for email in by_name)
 
 
 def name_of(session: Session, by: str) -> str | None:
@@ -347,11 +355,8 @@ def name_of(session: Session, by: str) -> str | None:
 def is_supervisor(session: Session, by: str) -> bool:
     """Is `by` (an address or a name) an active supervisor? With no caseworker accounts at
     all, nobody is: what needs a supervisor or a second caseworker waits for accounts
-    (`pcse caseworker add`), where `--by` would otherwise let anyone be one."""
-    key = by.strip().casefold()
-    found = session.scalars(
-        select(Caseworker).where(
-            (func.lower(Caseworker.email) == key) | (func.lower(Caseworker.name) == key)
-        )
-    ).all()
-    return any(c.active and c.is_supervisor for c in found)
+    (`pcse caseworker add`), where `--by` would otherwise let anyone be one. A name two
+    accounts share names neither, as for account_of."""
+    address = account_of(session, by)
+    found = find_caseworker(session, address) if address else None
+    return bool(found and found.active and found.is_supervisor)

@@ -66,8 +66,9 @@ def open_maildir(folder: Path) -> mailbox.Maildir:
     """A Maildir at `folder`, its new, cur and tmp made where missing: mailbox.Maildir
     makes them only when the folder itself is new, so an existing empty folder (made by
     hand, or by an earlier run) would refuse every message."""
-    for part in ("tmp", "new", "cur"):
-        (folder / part).mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for part in ("tmp", "new", "cur"):  # private, as mailbox.Maildir makes them
+        (folder / part).mkdir(mode=0o700, exist_ok=True)
     return mailbox.Maildir(folder, create=False)
 
 

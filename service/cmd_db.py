@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from service.clitools import with_app
-from service.context import AppContext
+from service.context import AppContext, shown_url
 from service.schema import upgrade
 
 
@@ -23,4 +23,4 @@ def db() -> None:
 def db_upgrade(app: AppContext) -> None:
     """Create the schema, or migrate it to the newest version."""
     upgrade(app.database.engine)
-    click.echo(f"The database is up to date ({app.database.engine.url.render_as_string()}).")
+    click.echo(f"The database is up to date ({shown_url(app.config.database.url)}).")

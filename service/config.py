@@ -233,8 +233,14 @@ DATABASE_URL_FORMS = (
 def _validate_database(url: str) -> None:
     """The two databases the service runs on, in the URL forms SQLAlchemy reads; the forms
     people write first ("postgres://", a bare file name) named with what to write."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme in ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg"):
+        if url.split("://", 1)[1].split("/", 1)[0].count("@") > 1:
+            # SQLAlchemy would take the password's tail for the host, and say it.
+            raise ConfigError(
+                "[database] url has more than one @ before the host: write an @ in the "
+                "password as %40."
+            )
         # Imported only now: loading the configuration stays light.
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -248,12 +254,15 @@ def _validate_database(url: str) -> None:
                 f"punctuation; for example {DATABASE_URL_FORMS}."
             ) from None
         return
-    if scheme in ("postgres", "postgres+psycopg", "postgresql+psycopg2"):
-        why = "write the scheme as postgresql+psycopg://"
+    kind = scheme.lower().split("+")[0]
+    if kind in ("postgres", "postgresql"):
+        why = "write the scheme as postgresql+psycopg:// (in lower case, with that driver)"
+    elif kind == "sqlite":
+        why = "write the scheme as sqlite:// (in lower case, with no other driver)"
     elif not scheme:
         why = "it names no database kind"
     else:
-        why = f"{scheme.split('+')[0]} is not a database the service runs on (SQLite, PostgreSQL)"
+        why = f"{kind} is not a database the service runs on (SQLite, PostgreSQL)"
     raise ConfigError(f"[database] url: {why}; for example {DATABASE_URL_FORMS}.")
 
 

@@ -66,7 +66,13 @@ class AppContext:
             )
 
     def _shown_url(self) -> str:
-        return make_url(self.config.database.url).render_as_string(hide_password=True)
+        return shown_url(self.config.database.url)
+
+
+def shown_url(url: str) -> str:
+    """The database's URL for a message: no password, and no query, which may hold one
+    (`?password=`)."""
+    return make_url(url).set(query={}).render_as_string(hide_password=True)
 
 
 def workflow_env(config: Config) -> WorkflowEnv:

@@ -15,7 +15,7 @@ def operator_warnings(config: Config, today: datetime | None = None) -> list[str
     warnings = [expiry.sentence() for expiry in secret_expiries(config.mailboxes, day)]
     if not config.mailboxes:
         warnings.append(
-            f"No [[mailboxes]] are configured ({config.source}): no mail is read. "
-            "config.example.toml shows one."
+            f"No [[mailboxes]] are configured ({config.source}): no mail is read. The "
+            "README's Configuration section shows one."
         )
     return warnings

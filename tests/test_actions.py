@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from caseworker.accounts import account_of, is_supervisor
 from caseworker.models import Caseworker
 from core.clock import FixedClock
 from core.db import Database
@@ -221,6 +222,34 @@ def test_assign_take_over_and_release_are_recorded(db: Database, env: WorkflowEn
         )
     with db.transaction() as session, pytest.raises(actions.ActionRefused, match="no active"):
         actions.assign(session, env, ref, to="nobody@nhs.net", by="sam")
+    assert case_of(db, ref).assigned_to == "sam@pcse.nhs.uk"
+
+
+def test_an_address_names_its_own_account_and_a_shared_name_names_none(
+    db: Database, env: WorkflowEnv
+) -> None:
+    """An account called by another's address does not hide that account; two accounts
+    with one name are named by neither, for assigning and for a supervisor's say alike."""
+    ref = triage_case(db, env)
+    with db.transaction() as session:
+        session.add_all(
+            [
+                Caseworker(email="sam@pcse.nhs.uk", name="Sam Jones", password_hash="x"),
+                Caseworker(
+                    email="sam.j@pcse.nhs.uk", name="Sam Jones", password_hash="x",
+                    is_supervisor=True,
+                ),
+                Caseworker(email="casey@pcse.nhs.uk", name="sam@pcse.nhs.uk", password_hash="x"),
+            ]
+        )  # fmt: skip
+    with db.transaction() as session:
+        assert account_of(session, "SAM@pcse.nhs.uk") == "sam@pcse.nhs.uk"
+        assert account_of(session, "Sam Jones") is None
+        assert not is_supervisor(session, "Sam Jones")
+        assert is_supervisor(session, "sam.j@pcse.nhs.uk")
+        actions.assign(session, env, ref, to="sam@pcse.nhs.uk", by="casey")
+    with db.transaction() as session, pytest.raises(actions.ActionRefused, match="more than one"):
+        actions.assign(session, env, ref, to="Sam Jones", by="casey")
     assert case_of(db, ref).assigned_to == "sam@pcse.nhs.uk"
 
 

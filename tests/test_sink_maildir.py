@@ -24,3 +24,5 @@ def test_the_sink_files_into_an_existing_empty_folder(tmp_path: Path) -> None:
             assert refused == {}
     subjects = sorted(message["subject"] for message in mailbox.Maildir(folder, create=False))
     assert subjects == ["test 1", "test 2"]
+    # Private, as mailbox.Maildir makes a new one: the emails hold personal data.
+    assert {(folder / part).stat().st_mode & 0o777 for part in ("new", "cur", "tmp")} == {0o700}

@@ -385,7 +385,10 @@ def _assignee(session: Session, env: WorkflowEnv, to: str | None) -> str | None:
         return None
     account = env.account_of(session, to)
     if account is None:
-        raise ActionRefused(f"{to.strip()} names no active caseworker account ({ADD_ACCOUNTS}).")
+        raise ActionRefused(
+            f"{to.strip()} names no active caseworker account, or more than one: give the "
+            f"account's address ({ADD_ACCOUNTS})."
+        )
     return account
 
 

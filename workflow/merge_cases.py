@@ -61,7 +61,9 @@ def _require_one_request(duplicate: Case, original: Case) -> None:
     if not (ours and ours == theirs) and not same_requester:
         raise HelpdeskRefused(
             f"Case {duplicate.ref} and case {original.ref} share neither the requester nor "
-            "the organisation: they are not one request. Check the references."
+            "the organisation: they are not one request. Check the references; if they are "
+            f"one, correct the organisation first (pcse case correct {duplicate.ref} "
+            "organisation_code CODE), or withdraw the duplicate."
         )
 
 

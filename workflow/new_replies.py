@@ -88,7 +88,10 @@ def reopen(session: Session, env: WorkflowEnv, ref: str, *, by: str, reason: str
     # Anyone may write in with the case's reference: a reply does not lift the rule that
     # only a supervisor brings an expired case back (workflow.actions.reopen).
     if state is CaseState.EXPIRED and not env.is_supervisor(session, by):
-        raise MarkerRefused(f"Only a supervisor may reopen an expired case; {by} is not one.")
+        raise MarkerRefused(
+            f"Only a supervisor may reopen an expired case; {by} is not one "
+            f"({actions.ADD_ACCOUNTS})."
+        )
     now = env.clock.now()
     _unmark(session, case, by=by, reason=reason, now=now)
     move(

@@ -188,6 +188,8 @@ async def case_assign(request: Request) -> Response:
         raise HTTPException(status_code=404, detail=str(missing)) from None
     except ChangedSinceShown as changed:
         return await _show(request, ref, errors=refusal(f"Not done: {changed}"), status_code=409)
+    except PcseError as refused:  # the account gone or not found meanwhile, say
+        return await _show(request, ref, errors=refusal(f"Not done: {refused}"), status_code=409)
     flash(
         request,
         "The case is now with you." if to else "The case is released: it is with nobody now.",
