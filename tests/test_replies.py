@@ -769,6 +769,20 @@ def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None
         # A postcode carries no statement.
         "Thanks\nAnil\nGP Partner\nJane Smith Is A Locum LS1 4AP",
         "Thanks\nAnil\nGP Partner\nPartner Distrusts Jane LS1 4AP",
+        "Thanks\nAnil\nGP Partner\nRevert Jane Smith LS1 4AP",
+        "Thanks\nAnil\nGP Partner\nMake Bob Jones Admin LS1 4AP",
+        # Words of undoing and doubt, as nouns and adjectives too, and in Welsh.
+        "Thanks\nAnil\nGP Partner\nDisapproved",
+        "Thanks\nAnil\nGP Partner\nRevocation",
+        "Thanks\nAnil\nGP Partner, Unconvinced",
+        "Thanks\nAnil (Misclicked)",
+        "Thanks\nAnil\nSceptical GP Partner",
+        "Thanks\nAnil\nNeeds Second Partner",
+        "Thanks\nAnil\nMeddyg Teulu Ddim Yn Cytuno",
+        "Thanks\nAnil\nRheolwr Practis Yn Gwrthod",
+        # "Drs" names a practice only before its partners' names.
+        "Thanks\nAnil\nDrs Disapprove",
+        "Thanks\nAnil\nDrs Prefer Bob Jones",
     ],
 )
 def test_a_signature_line_that_names_no_post_or_voids_the_answer_is_unclear(
@@ -798,6 +812,11 @@ def test_a_signature_line_that_names_no_post_or_voids_the_answer_is_unclear(
         "Thanks\nAnil\nLlywodraeth Cymru / Welsh Government",
         "Thanks\nAnil\nNHS England \u2013 North East and Yorkshire",
         "Thanks\nAnil\nPractice Manager\nRiverside Road, Milton Keynes MK9 3AB",
+        "Thanks\nAnil\nPractice Manager\nCowgate, Great Horton, Bradford BD7 4DR",
+        "Thanks\nAnil\nPatient Services Team Leader",
+        "Thanks\nAnil\nCaldicott Guardian & SIRO",
+        "Thanks\nAnil\nLocal Medical Committee",
+        "Thanks\nAnil\nDrs Patel, Shah and Jones",
     ],
 )
 def test_a_signature_of_posts_places_and_firms_is_read(closing: str) -> None:

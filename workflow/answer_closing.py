@@ -339,7 +339,7 @@ def _is_signature_line(line: str, signer: Signer | None = None) -> bool:
         or _is_contact_line(_without_days(line))
         or _is_labelled_line(low)
         or bool(_PRONOUNS.fullmatch(line.strip()))
-        or _is_address_line(line)
+        or (_is_address_line(line) and not _speaks_of_a_nominee(line, signer))
         or _is_days_line(line)
         or _is_own_name(line, signer)  # "Dr Fiona Walsh | GP Partner | Moorside Practice"
         or (_is_title_line(_without_days(line)) and not _speaks_of_a_nominee(line, signer))
@@ -404,9 +404,15 @@ def _is_address_line(line: str) -> bool:
     if not POSTCODE.search(line) or not _NAME_CHARACTERS.fullmatch(line):
         return False
     parts = [part.strip() for part in POSTCODE.sub(" ", line).split(",")]
-    # Localities name no kind ("Cowgate, Great Horton, Bradford BD7 4DR"): the rest of a
-    # title line's checks, without its last word's.
-    return all(_is_title_line(part, named=False) for part in parts if part)
+    return all(_is_address_part(part) for part in parts if part)
+
+
+def _is_address_part(part: str) -> bool:
+    """A part of an address line: read as a title line is, except that a locality of two
+    words may name no kind ("Cowgate, Great Horton, Bradford BD7 4DR")."""
+    if _is_title_line(part):
+        return True
+    return len(_words(part)) <= 2 and _is_title_line(part, named=False)
 
 
 def _is_title_line(line: str, *, named: bool = True) -> bool:
@@ -423,7 +429,7 @@ def _is_title_line(line: str, *, named: bool = True) -> bool:
         return False
     if not all(t[0].isupper() or t[0].isdigit() or t.lower() in _SMALL for t in tokens):
         return False
-    if not named:
+    if not named or _PARTNERS_PRACTICE.fullmatch(line.strip()):
         return True
     return all(_names_a_post_or_place(part) for part in line.split(",") if part.strip())
 
@@ -442,9 +448,14 @@ def _names_a_post_or_place(part: str) -> bool:
     if " ".join(words) in _gb_places():
         return True
     named = [w for w in words if w not in _SMALL and not w.isdigit()]
-    # "Drs Patel & Shah": a practice named for its partners. Welsh names their kind first
-    # ("Canolfan Iechyd Tŷ Newydd", "Meddygfa'r Stryd Fawr").
+    # Welsh names its kind first ("Canolfan Iechyd Tŷ Newydd", "Meddygfa'r Stryd Fawr").
     return len(named) <= 1 or named[-1] in _HEADS or named[0] in _FIRST_HEADS
+
+
+# A practice named for its partners: "Drs Patel & Shah", "Drs Patel, Shah and Jones".
+_PARTNERS_PRACTICE = re.compile(
+    r"Drs\.? [A-Z][A-Za-z'-]+(?:(?:,| &| and) [A-Z][A-Za-z'-]+)+(?: (?:&|and) Partners)?"
+)
 
 
 @cache
@@ -608,6 +619,13 @@ _VOIDING = frozenset(
         overrule overridden veto object objection concern query to by per via reluctantly
         reluctant grudgingly hesitantly unwillingly duress coerce pressure pressured abstain
         disagree disagrees dislike dislikes distrust distrusts oppose opposes ran
+        disapprove disapproving unapproved misclick nullify nullified annul annulled
+        reverse undo revert unconvinced undecided unsure sceptical skeptical forge forged
+        impersonate impersonated overturn incorrect demote revocation removal withdrawal
+        cancellation exclusion suspension addition replacement amendment refusal held
+        unsuitable unregistered banned sack sacked disciplinary prefer better instead
+        require requires required need needs needed confirm discuss proceed zero make
+        ddim dim na nac peidiwch gwrthod aros canslo heb anghytuno tynnu
         """
     )
 )
@@ -634,7 +652,8 @@ _POSTS = frozenset(
         professional professionals allied personal private independent contractor
         contractors mbbs mrcgp frcgp worker workers social prescribing link wellbeing
         drs medics suite box summariser typist recall government dispenser dispensers
-        market optometrydd
+        market optometrydd leader leaders trainer coach facilitator committee owner
+        examiner prescriber visitor riding siro
         rheolwr practis meddyg meddygfa canolfan iechyd ysbyty bwrdd nyrs fferyllfa
         fferyllydd gweinyddwr cyfarwyddwr swyddog partneriaeth gofal sylfaenol clwstwr
         """
@@ -662,7 +681,7 @@ _HEADS = _PLACE_WORDS | _POSTS | _AREAS | {"conditions"}
 _FIRST_HEADS = frozenset(
     WORD.findall(
         """
-        drs canolfan meddygfa meddygfa'r ysbyty bwrdd fferyllfa practis partneriaeth
+        canolfan meddygfa meddygfa'r ysbyty bwrdd fferyllfa practis partneriaeth
         clwstwr llywodraeth uwch rheolwr swyddog cyfarwyddwr meddyg stryd heol ffordd
         """
     )
