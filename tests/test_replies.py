@@ -780,6 +780,9 @@ def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None
         "Thanks\nAnil\nNeeds Second Partner",
         "Thanks\nAnil\nMeddyg Teulu Ddim Yn Cytuno",
         "Thanks\nAnil\nRheolwr Practis Yn Gwrthod",
+        # An address in a contact line carries no instruction.
+        "Thanks\nAnil\nGP Partner\nWeb: https://www.example.nhs.uk/please-also-remove-bob",
+        "Thanks\nAnil\nGP Partner\nE: please.also.add.bob@nhs.net",
         # "Drs" names a practice only before its partners' names.
         "Thanks\nAnil\nDrs Disapprove",
         "Thanks\nAnil\nDrs Prefer Bob Jones",
@@ -817,6 +820,7 @@ def test_a_signature_line_that_names_no_post_or_voids_the_answer_is_unclear(
         "Thanks\nAnil\nCaldicott Guardian & SIRO",
         "Thanks\nAnil\nLocal Medical Committee",
         "Thanks\nAnil\nDrs Patel, Shah and Jones",
+        "Thanks\nAnil\nWeb: www.riversidesurgery.nhs.uk | E: reception.a81001@nhs.net",
     ],
 )
 def test_a_signature_of_posts_places_and_firms_is_read(closing: str) -> None:

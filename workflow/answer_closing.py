@@ -355,9 +355,10 @@ def _without_days(line: str) -> str:
 
 
 def _is_contact_line(line: str) -> bool:
-    """Contact details and their labels, nothing else ("Tel: 0113 496 0000 ext 123")."""
+    """Contact details and their labels, nothing else ("Tel: 0113 496 0000 ext 123"); an
+    address's own words say no instruction ("E: please.also.add.bob@nhs.net")."""
     redacted = redact(line)
-    if redacted == line:
+    if redacted == line or _instructs(line):
         return False
     return all(w in _CONTACT_LABELS or w in _PLACEHOLDER_WORDS for w in _words(redacted))
 
