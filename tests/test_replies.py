@@ -780,6 +780,12 @@ def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None
         "Thanks\nAnil\nNeeds Second Partner",
         "Thanks\nAnil\nMeddyg Teulu Ddim Yn Cytuno",
         "Thanks\nAnil\nRheolwr Practis Yn Gwrthod",
+        # A word standing alone must be one a list knows: a post, a place, a chain's name.
+        "Thanks\nAnil\nGP Partner\nRegretfully",
+        "Thanks\nAnil\nGP Partner\nTypo",
+        "Thanks\nAnil\nGP Partner\nBogus",
+        "Thanks\nAnil\nGP Partner\nPrematurely",
+        "Thanks\nAnil (Tentatively)",
         # An address in a contact line carries no instruction.
         "Thanks\nAnil\nGP Partner\nWeb: https://www.example.nhs.uk/please-also-remove-bob",
         "Thanks\nAnil\nGP Partner\nE: please.also.add.bob@nhs.net",
@@ -821,6 +827,11 @@ def test_a_signature_line_that_names_no_post_or_voids_the_answer_is_unclear(
         "Thanks\nAnil\nLocal Medical Committee",
         "Thanks\nAnil\nDrs Patel, Shah and Jones",
         "Thanks\nAnil\nWeb: www.riversidesurgery.nhs.uk | E: reception.a81001@nhs.net",
+        "Thanks\nAnil\nPharmacist\nBoots",
+        "Thanks\nAnil\nOptometrist\nBoots Opticians, Briggate",
+        "Thanks\nAnil\nPractice Manager\nParkside Surgery, Nottingham",
+        "Thanks\nAnil\nSIRO",
+        "Thanks\nAnil\nGP Partner\nLeeds",
     ],
 )
 def test_a_signature_of_posts_places_and_firms_is_read(closing: str) -> None:

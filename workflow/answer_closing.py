@@ -432,25 +432,61 @@ def _is_title_line(line: str, *, named: bool = True) -> bool:
         return False
     if not named or _PARTNERS_PRACTICE.fullmatch(line.strip()):
         return True
-    return all(_names_a_post_or_place(part) for part in line.split(",") if part.strip())
+    parts = [part.strip() for part in line.split(",") if part.strip()]
+    return all(
+        _names_a_post_or_place(part) or (n > 0 and _a_locality_of(part, parts[n - 1]))
+        for n, part in enumerate(parts)
+    )
+
+
+def _a_locality_of(part: str, before: str) -> bool:
+    """One word after an organisation's or an address's name, where it is ("Boots
+    Opticians, Briggate", "Well Pharmacy, Armley"); after a post it would be a comment
+    ("GP Partner, Unconvinced")."""
+    words = _words(before)
+    return len(_words(part)) == 1 and bool(words) and words[-1] in _ORGANISATION_OR_ADDRESS
 
 
 _SMALL = frozenset({"and", "of", "the", "for", "in", "at", "&"})
 
 
 def _names_a_post_or_place(part: str) -> bool:
-    """One word ("Leeds", "Specsavers", "Suite 4") may be a town, a firm or a unit; more
-    end in the word that says what they name, a post, an organisation, an address or an
-    area ("GP Partner", "Elm Tree Medical Centre", "12 High Street", "NHS Cheshire and
-    Merseyside"), or are a place's name ("Milton Keynes"). A word of a post earlier in the
-    line is not enough: "Partner Dislikes Jane", "Second Partner Approval Required" and
-    "Valid 3 Mths" are statements, for a person to read."""
+    """A part of a signature line names what it is: it ends in the word for a post, an
+    organisation, an address or an area ("GP Partner", "Elm Tree Medical Centre", "12 High
+    Street", "NHS Cheshire and Merseyside"), or is a place's name ("Leeds", "Milton
+    Keynes"); one word may also be a qualification, an acronym ("SIRO") or a chain's name
+    ("Specsavers"). A word of a post earlier in the line is not enough, and a word no list
+    knows is not a name for want of others: "Partner Dislikes Jane", "Valid 3 Mths" and
+    "Regretfully" are statements, for a person to read."""
     words = _words(part)
     if " ".join(words) in _gb_places():
         return True
     named = [w for w in words if w not in _SMALL and not w.isdigit()]
+    if not named:
+        return True  # a number ("Suite 4" is read with its word)
+    if len(named) == 1:
+        return _a_known_word(named[0], part)
     # Welsh names its kind first ("Canolfan Iechyd Tŷ Newydd", "Meddygfa'r Stryd Fawr").
-    return len(named) <= 1 or named[-1] in _HEADS or named[0] in _FIRST_HEADS
+    return named[-1] in _HEADS or named[0] in _FIRST_HEADS
+
+
+def _a_known_word(word: str, part: str) -> bool:
+    """A word standing alone in a signature: a post, an organisation's or an address's
+    word, a qualification, a chain's name, or an acronym written in capitals."""
+    if word in _HEADS or word in _FIRST_HEADS or word in _QUALIFICATIONS or word in _CHAINS:
+        return True
+    return any(token.isupper() and 2 <= len(token) <= 6 for token in CASED_WORD.findall(part))
+
+
+# Chains whose name stands alone under a pharmacist's or an optometrist's title.
+_CHAINS = frozenset(
+    WORD.findall(
+        """
+        specsavers boots lloydspharmacy superdrug asda tesco sainsbury's morrisons rowlands
+        jhoots scrivens leightons optom vision express
+        """
+    )
+)
 
 
 # A practice named for its partners: "Drs Patel & Shah", "Drs Patel, Shah and Jones".
@@ -654,7 +690,8 @@ _POSTS = frozenset(
         contractors mbbs mrcgp frcgp worker workers social prescribing link wellbeing
         drs medics suite box summariser typist recall government dispenser dispensers
         market optometrydd leader leaders trainer coach facilitator committee owner
-        examiner prescriber visitor riding siro
+        examiner prescriber visitor riding siro phlebotomist coder student volunteer
+        hygienist treasurer secretariat clerical
         rheolwr practis meddyg meddygfa canolfan iechyd ysbyty bwrdd nyrs fferyllfa
         fferyllydd gweinyddwr cyfarwyddwr swyddog partneriaeth gofal sylfaenol clwstwr
         """
