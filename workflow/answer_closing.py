@@ -497,7 +497,7 @@ _PARTNERS_PRACTICE = re.compile(
 
 @cache
 def _gb_places() -> frozenset[str]:
-    """Places in Great Britain whose names are more than one word (scripts/gb_places.py)."""
+    """Places in Great Britain of 500 people or more, by name (scripts/gb_places.py)."""
     text = files("workflow").joinpath("gb_places.txt").read_text(encoding="utf-8")
     return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
