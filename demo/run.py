@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from core.db import Database
 from core.errors import PcseError
-from demo.accounts import put_back, saved_accounts
+from demo.accounts import forget_pending, hold_accounts, put_back
 from demo.mail import INBOX, Story, approver_reply, stamp, stories
 from intake.models import InboundMessage
 from intake.pipeline import run_round
@@ -355,7 +355,7 @@ def _sent_purposes(db: Database, before: set[int]) -> Counter[str]:
 def run_demo(say: Say) -> DemoReport:
     """Run the whole pipeline on sample mail; `say` prints each step of progress."""
     started = time.monotonic()
-    accounts = saved_accounts(VAR / "pcse.sqlite3") if MARK.exists() else []
+    accounts = hold_accounts(VAR / "pcse.sqlite3") if MARK.exists() else []
     clear_var(say)
     mark_var()
     sent_dir = VAR / "sent"
@@ -367,6 +367,7 @@ def run_demo(say: Say) -> DemoReport:
         try:
             say(f"Database: {config.database.url} (created)")
             kept = put_back(db, accounts)
+            forget_pending(VAR / "pcse.sqlite3")
             if kept:
                 say(f"Caseworker accounts kept from the last run: {', '.join(kept)}")
             load_directory(db, say)

@@ -187,3 +187,35 @@ def test_a_second_run_keeps_the_caseworker_accounts_added_since(tmp_path: Path) 
     assert (signed_in.name, signed_in.is_supervisor) == ("Casey Worker", True)
     (tmp_path / "broken.sqlite3").write_bytes(b"not a database")
     assert saved_accounts(tmp_path / "broken.sqlite3") == []
+
+
+def test_accounts_wait_in_their_own_file_until_they_are_back(tmp_path: Path) -> None:
+    """A run that fails after clearing the old database loses no account: they wait in a
+    file only their owner can read, and the next run puts them back."""
+    from caseworker.accounts import add_caseworker, authenticate
+    from core.db import Database
+    from demo.accounts import PENDING, forget_pending, hold_accounts, put_back
+    from service.schema import upgrade
+
+    database = tmp_path / "pcse.sqlite3"
+    old = Database(f"sqlite:///{database}")
+    upgrade(old.engine)
+    with old.transaction() as session:
+        add_caseworker(
+            session, email="casey@pcse.nhs.uk", name="Casey", password="correct horse battery"
+        )
+    old.dispose()
+    assert [a["email"] for a in hold_accounts(database)] == ["casey@pcse.nhs.uk"]
+    assert (tmp_path / PENDING).stat().st_mode & 0o777 == 0o600
+    database.unlink()  # cleared; the run then failed before the new database was made
+    held = hold_accounts(database)  # the next run
+    assert [a["email"] for a in held] == ["casey@pcse.nhs.uk"]
+    new = Database(f"sqlite:///{database}")
+    try:
+        upgrade(new.engine)
+        assert put_back(new, held) == ["casey@pcse.nhs.uk"]
+        forget_pending(database)
+        assert authenticate(new, "casey@pcse.nhs.uk", "correct horse battery").name == "Casey"
+    finally:
+        new.dispose()
+    assert not (tmp_path / PENDING).exists()
