@@ -77,12 +77,13 @@ def appearance_text(widget: dict[str, Any], reader: AppearanceReader) -> str | N
     normal = resolve1(appearances.get("N"))
     if not isinstance(normal, PDFStream):
         return None  # a checkbox's states, by name
-    rect = _rect(widget)
+    rect = annotation_rect(widget)
     text = reader.drawn_text(normal, rect) if rect is not None else None
     return _UNKNOWN if text is None else text
 
 
-def _rect(widget: dict[str, Any]) -> tuple[float, float, float, float] | None:
+def annotation_rect(widget: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """An annotation's /Rect, corners in order (x0 <= x1, y0 <= y1); None if unreadable."""
     rect = resolve1(widget.get("Rect"))
     try:
         x0, y0, x1, y1 = (float(resolve1(v)) for v in rect)

@@ -21,7 +21,7 @@ from pdfminer.utils import decode_text
 from pdfplumber.utils.exceptions import PdfminerException
 
 from forms.appearance_text import AppearanceReader
-from forms.pdf_appearance import MAX_APPEARANCE, drawn, shows
+from forms.pdf_appearance import MAX_APPEARANCE, annotation_rect, drawn, shows
 from forms.pdf_ink import inked_chars
 from forms.pdf_shown import (
     hidden_groups,
@@ -172,7 +172,7 @@ def page_widgets(page: pdfplumber.page.Page, reader: AppearanceReader) -> list[d
     annots = [a for a in (resolve1(a) for a in (resolve1(page.page_obj.annots) or [])) if a]
     annots = [a for a in annots[:MAX_FIELDS] if isinstance(a, dict)]
     covers = [
-        (index, _rect(a))
+        (index, annotation_rect(a))
         for index, a in enumerate(annots)
         if _subtype(a) not in _UNDRAWN_KINDS and drawn(a)
     ]
@@ -193,7 +193,7 @@ def page_widgets(page: pdfplumber.page.Page, reader: AppearanceReader) -> list[d
             shown = not isinstance(text, str) or not text.strip() or shows(annot, text, reader)
             shown = shown and _state_shown([annot], value)
             shown = shown and not any(
-                _covered(_rect(annot), cover) for other, cover in covers if other != index
+                _covered(annotation_rect(annot), cover) for other, cover in covers if other != index
             )
             found.append({"name": name, "value": text, "shown": shown})
     return found
@@ -209,15 +209,6 @@ _MOST_COVERED = 0.2
 def _subtype(annot: dict[str, Any]) -> str | None:
     subtype = resolve1(annot.get("Subtype"))
     return str(subtype.name) if isinstance(subtype, PSLiteral) else None
-
-
-def _rect(annot: dict[str, Any]) -> tuple[float, float, float, float] | None:
-    rect = resolve1(annot.get("Rect"))
-    try:
-        x0, y0, x1, y1 = (float(resolve1(v)) for v in rect)
-    except (TypeError, ValueError):
-        return None
-    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
 def _covered(box: tuple[float, ...] | None, cover: tuple[float, ...] | None) -> bool:
