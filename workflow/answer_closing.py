@@ -411,16 +411,21 @@ def _is_address_line(line: str) -> bool:
 def _is_address_part(part: str) -> bool:
     """A part of an address line: read as a title line is, except that a locality of two
     words may name no kind ("Cowgate, Great Horton, Bradford BD7 4DR")."""
-    if _is_title_line(part):
-        return True
-    return len(_words(part)) <= 2 and _is_title_line(part, named=False)
+    return _reads_as_a_title(part) and (len(_words(part)) <= 2 or _names_what_it_is(part))
 
 
-def _is_title_line(line: str, *, named: bool = True) -> bool:
+def _is_title_line(line: str) -> bool:
     """A job title, an organisation or a line of its address ("GP Partner", "The Riverside
     Surgery, Leeds", "12 High Street"): a few capitalised words, nothing a sentence ends
-    with, and none of an instruction, of time or of a statement. Capitalised words alone
-    are not enough: "From 1 April", "Jane Retires Friday" or "Jane Is A Locum" would pass."""
+    with, none of an instruction, of time or of a statement, and naming what it is.
+    Capitalised words alone are not enough: "From 1 April", "Jane Retires Friday" or "Jane
+    Is A Locum" would pass."""
+    return _reads_as_a_title(line) and _names_what_it_is(line)
+
+
+def _reads_as_a_title(line: str) -> bool:
+    """A few capitalised words, nothing a sentence ends with, and no word of an
+    instruction, of time or of a statement."""
     if not _NAME_CHARACTERS.fullmatch(line) or line.endswith((".", ",")) or line.startswith("-"):
         return False
     tokens = _cased_tokens(line)
@@ -428,9 +433,14 @@ def _is_title_line(line: str, *, named: bool = True) -> bool:
         return False
     if set(_words(line)) & _NOT_OF_A_TITLE or _DATE.search(line):
         return False
-    if not all(t[0].isupper() or t[0].isdigit() or t.lower() in _SMALL for t in tokens):
-        return False
-    if not named or _PARTNERS_PRACTICE.fullmatch(line.strip()):
+    return all(t[0].isupper() or t[0].isdigit() or t.lower() in _SMALL for t in tokens)
+
+
+def _names_what_it_is(line: str) -> bool:
+    """Each comma part of the line names a post, an organisation, an address or a place,
+    or is where the organisation before it is; or the line is a practice named for its
+    partners."""
+    if _PARTNERS_PRACTICE.fullmatch(line.strip()):
         return True
     parts = [part.strip() for part in line.split(",") if part.strip()]
     return all(
@@ -667,11 +677,11 @@ _VOIDING = frozenset(
     )
 )
 # "Recall Coordinator" and "Medical Typist" are posts: those words stay off the list.
-_NOT_AN_ANSWERS_CLOSING = _inflected(_INSTRUCTIONS) | _inflected(_VOIDING)
+_NOT_AN_ANSWERS_CLOSING = _inflected(_INSTRUCTIONS | _VOIDING)
 
 
-# Further words of posts and organisations, beyond _PLACE_WORDS (which also marks a word of
-# a nominee's name as a place's): with one, a line of capitalised words is a title.
+# Further words of posts and organisations, beyond _PLACE_WORDS: a line of capitalised words
+# that ends in one of them (_HEADS) is a title.
 _POSTS = frozenset(
     WORD.findall(
         """
