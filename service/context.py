@@ -40,9 +40,10 @@ class AppContext:
         database = self.database
         if not self._checked:
             if not inspect(database.engine).has_table("alembic_version"):
+                shown = shown_url(self.config.database.url)
                 raise DatabaseNotReady(
-                    f"The database {self._shown_url()} has no schema yet; run `pcse db "
-                    f"upgrade` first (configuration: {self.config.source})."
+                    f"The database {shown} has no schema yet; run `pcse db upgrade` first "
+                    f"(configuration: {self.config.source})."
                 )
             problem = mismatch(database_revision(database.engine), head_revision())
             if problem:
@@ -64,9 +65,6 @@ class AppContext:
                 "with --config or $PCSE_CONFIG, or make a new database with `pcse db "
                 "upgrade`."
             )
-
-    def _shown_url(self) -> str:
-        return shown_url(self.config.database.url)
 
 
 def shown_url(url: str) -> str:
