@@ -344,11 +344,16 @@ def accounts_named(session: Session, by: str) -> list[str]:
     return sorted(email.lower() for email in by_name)
 
 
+def _account(session: Session, by: str) -> Caseworker | None:
+    """The one active account `by` (an address or a name) names (account_of), or None."""
+    address = account_of(session, by)
+    return find_caseworker(session, address) if address else None
+
+
 def name_of(session: Session, by: str) -> str | None:
     """The name of the one active account `by` (an address or a name) names, or None: what
     a reply from the command line is signed with, never the free text of `--by`."""
-    address = account_of(session, by)
-    found = find_caseworker(session, address) if address else None
+    found = _account(session, by)
     return found.name if found else None
 
 
@@ -357,6 +362,5 @@ def is_supervisor(session: Session, by: str) -> bool:
     all, nobody is: what needs a supervisor or a second caseworker waits for accounts
     (`pcse caseworker add`), where `--by` would otherwise let anyone be one. A name two
     accounts share names neither, as for account_of."""
-    address = account_of(session, by)
-    found = find_caseworker(session, address) if address else None
+    found = _account(session, by)
     return bool(found and found.active and found.is_supervisor)
