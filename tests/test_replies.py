@@ -792,6 +792,14 @@ def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None
         # "Drs" names a practice only before its partners' names.
         "Thanks\nAnil\nDrs Disapprove",
         "Thanks\nAnil\nDrs Prefer Bob Jones",
+        # A line joined to what came before adds to the answer.
+        "Thanks\nAnil\nGP Partner\nAnd Bob Practice Manager",
+        "Thanks\nAnil\nGP Partner\n& Bob Practice Manager",
+        "Thanks\nAnil\nGP Partner\nPlus Bob Jones Receptionist",
+        "Thanks\nAnil\nGP Partner\nAlso Bob Jones, Practice Manager",
+        "Thanks\nAnil\nGP Partner\nOr Bob Jones Practice Manager",
+        "Thanks\nAnil\nGP Partner\nBut Bob Jones Practice Manager",
+        "Thanks\nAnil\nGP Partner\nAnd Bob, 1 High Street, Leeds LS1 4AB",
     ],
 )
 def test_a_signature_line_that_names_no_post_or_voids_the_answer_is_unclear(

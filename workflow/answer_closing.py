@@ -433,6 +433,8 @@ def _reads_as_a_title(line: str) -> bool:
         return False
     if set(_words(line)) & _NOT_OF_A_TITLE or _DATE.search(line):
         return False
+    if tokens[0].lower() in _JOINING or line.lstrip().startswith("&"):
+        return False  # joined to what came before: "And Bob Practice Manager"
     return all(t[0].isupper() or t[0].isdigit() or t.lower() in _SMALL for t in tokens)
 
 
@@ -597,6 +599,9 @@ _NOT_OF_A_TITLE = frozenset(
         """
     )
 )
+# Words that join a line to what came before it, so that it adds to the answer ("And Bob
+# Practice Manager", "Plus Jane Smith Receptionist"): no title or organisation begins so.
+_JOINING = frozenset({"and", "or", "but", "nor", "plus", "also", "then", "so", "yet"})
 # A date written in figures ("01/04/27", "1.4.2027").
 _DATE = re.compile(r"\b\d{1,2}[/.-]\d{1,2}(?:[/.-]\d{2,4})?\b")
 
