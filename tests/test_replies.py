@@ -792,6 +792,8 @@ def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None
         # "Drs" names a practice only before its partners' names.
         "Thanks\nAnil\nDrs Disapprove",
         "Thanks\nAnil\nDrs Prefer Bob Jones",
+        "Thanks\nAnil\nGP Partner\nBob Jones Drs",
+        "Thanks\nAnil\nGP Partner\nDrs",
         # A line joined to what came before adds to the answer.
         "Thanks\nAnil\nGP Partner\nAnd Bob Practice Manager",
         "Thanks\nAnil\nGP Partner\n& Bob Practice Manager",

@@ -703,7 +703,7 @@ _POSTS = frozenset(
         reception administrator administrative coordinator patient patients services
         professional professionals allied personal private independent contractor
         contractors mbbs mrcgp frcgp worker workers social prescribing link wellbeing
-        drs medics suite box summariser typist recall government dispenser dispensers
+        medics suite box summariser typist recall government dispenser dispensers
         market optometrydd leader leaders trainer coach facilitator committee owner
         examiner prescriber visitor riding siro phlebotomist coder student volunteer
         hygienist treasurer secretariat clerical
