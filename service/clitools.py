@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from core.timeutil import as_utc
 from service.config import load
 from service.context import AppContext
 
@@ -56,7 +57,9 @@ def with_app(json_flag: bool = False) -> Callable:
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()  # naive from SQLite, which keeps no zone
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, set | frozenset | tuple):
         return list(value)

@@ -10,6 +10,7 @@ import click
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.timeutil import as_utc
 from intake.models import InboundMessage, MailboxState
 from intake.pipeline import run_round
 from notifications.claims import count_unconfirmed
@@ -123,7 +124,7 @@ def _outbox_waiting_because(session: Session) -> str | None:
 
 
 def _when(value: Any) -> str:
-    return value.isoformat(sep=" ", timespec="seconds") if value else "never"
+    return as_utc(value).isoformat(sep=" ", timespec="seconds") if value else "never"
 
 
 @click.command()

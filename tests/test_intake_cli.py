@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -103,11 +104,15 @@ def test_poll_once_json_and_status(
     status = json.loads(shown.stdout)
     assert status["mailboxes"][0]["name"] == "enquiries"
     assert status["mailboxes"][0]["last_poll_at"] and not status["mailboxes"][0]["last_error"]
+    # UTC, and saying so, whichever database kept it (SQLite keeps no zone).
+    polled = datetime.fromisoformat(status["mailboxes"][0]["last_poll_at"])
+    assert polled.utcoffset() == timedelta(0)
     assert status["mailboxes"][0]["last_fetched"] == 6
     assert status["messages_pending"] == 0 and status["messages_failed"] == 0
     assert sum(status["cases"].values()) == 5
     text = pcse(config, imap_account, "status")
     assert "enquiries" in text.stdout and "0 waiting" in text.stdout
+    assert "+00:00" in text.stdout.splitlines()[2], text.stdout  # the mailbox's row
 
 
 def test_poll_once_reports_an_unreachable_mailbox(
