@@ -13,12 +13,18 @@ from dataclasses import dataclass
 
 # --------------------------------------------------------------------------- quoted mail
 
+# An attribution ("On Mon, 2 Mar 2026 at 09:00, PCSE <…> wrote:"), wrapped over up to three
+# lines: found by its last line, then the nearest line above opening "On", with no blank
+# line between and a figure of a date or time, or an address, in it. Not the earliest "On":
+# a line the writer began so ("On hold until her DBS clears") above it is theirs.
+_WROTE = re.compile(r"\bwrote:[ \t]*$", re.I)
+_ON = re.compile(r"^[ \t]*On\b", re.I)
+_ATTRIBUTION_LINES = 3
+_DATED_OR_ADDRESSED = re.compile(r"\d|@")
+
 # Searched through whole bodies line by line (re.M): each starts with [ \t]* rather than
 # \s*, which would run on over the following lines from every line start (quadratic in a
 # run of blank lines).
-_REPLY_HEADER = re.compile(
-    r"^[ \t]*On\b[^\n]{0,300}?(?:\n[^\n]{0,200}?){0,2}\bwrote:[ \t]*$", re.M | re.I
-)
 _ORIGINAL = re.compile(
     r"^[ \t]*-{2,}[ \t]*(?:Original|Forwarded)[ \t]+Message[ \t]*-{2,}[ \t]*$", re.M | re.I
 )
@@ -31,24 +37,45 @@ _OUTLOOK_RULE = re.compile(r"^\s*_{10,}\s*$")
 
 
 def _outlook_header_at(lines: list[str], index: int) -> bool:
-    """A "From: … Sent: … To: … Subject:" block of a reply or forward starts at `index`."""
-    if not re.match(r"^\s*\*?From\*?\s*:", lines[index], re.I):
+    """A "From: … Sent: … To: … Subject:" block of a reply or forward starts at `index`: its
+    lines follow one another, with no blank line, rule or second From among them, so that a
+    line the writer began "From:" ("From: 1 April") above a real block is not taken for it."""
+    if not _FROM_LINE.match(lines[index]):
         return False
-    seen = {
-        m.group(1).lower() for line in lines[index : index + 7] if (m := _HEADER_LINE.match(line))
-    }
+    seen: set[str] = set()
+    for line in lines[index + 1 : index + 7]:
+        if not line.strip() or _OUTLOOK_RULE.match(line) or _FROM_LINE.match(line):
+            break
+        if m := _HEADER_LINE.match(line):
+            seen.add(m.group(1).lower())
     return bool(seen & {"sent", "date"}) and bool(seen & {"to", "subject"})
+
+
+_FROM_LINE = re.compile(r"^\s*\*?From\*?\s*:", re.I)
+
+
+def _attribution_start(lines: list[str]) -> int | None:
+    """The line an attribution of a reply begins on (see _WROTE), or None."""
+    for last, line in enumerate(lines):
+        if not _WROTE.search(line):
+            continue
+        for first in range(last, max(-1, last - _ATTRIBUTION_LINES), -1):
+            if not lines[first].strip():
+                break
+            if _ON.match(lines[first]):
+                if _DATED_OR_ADDRESSED.search(" ".join(lines[first : last + 1])):
+                    return first
+                break
+    return None
 
 
 def quote_start(text: str) -> int | None:
     """Where the quoted earlier mail begins in `text`, or None when nothing is quoted."""
-    starts = [
-        m.start()
-        for m in (_REPLY_HEADER.search(text), _ORIGINAL.search(text), _FORWARD.search(text))
-        if m
-    ]
-    offset = 0
+    starts = [m.start() for m in (_ORIGINAL.search(text), _FORWARD.search(text)) if m]
     lines = text.split("\n")
+    if (first := _attribution_start(lines)) is not None:
+        starts.append(sum(len(line) + 1 for line in lines[:first]))
+    offset = 0
     for index, line in enumerate(lines):
         if _OUTLOOK_RULE.match(line) and any(
             _outlook_header_at(lines, j) for j in range(index + 1, min(index + 3, len(lines)))

@@ -15,7 +15,7 @@ from core.htmltext import html_to_text
 from core.states import CaseKind
 from forms.email_request import read_email_request
 from forms.label_lines import label_lines
-from forms.mailtext import split_message
+from forms.mailtext import quote_start, split_message
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "requests"
 SAMPLES = sorted(CORPUS.glob("*.eml"))
@@ -103,6 +103,44 @@ def test_quoted_mail_is_set_apart(quote: str) -> None:
     assert parts.own == "New text here."
     assert "old" in parts.quoted and "old" not in parts.own
     assert parts.signature.startswith("Thanks")
+
+
+@pytest.mark.parametrize(
+    ("own", "quote"),
+    [
+        # A line the writer began "On" just above an attribution is theirs.
+        (
+            "APPROVE\nOn hold until her DBS check clears please",
+            "\nOn Mon, 2 Mar 2026 at 09:00, PCSE <pcse@nhs.net> wrote:\n> old",
+        ),
+        (
+            "APPROVE\nOn reflection - REJECT",
+            "On 2 Mar 2026, at 09:00, PCSE <\npcse@nhs.net> wrote:\n> old",
+        ),
+        # And one begun "From:" above a header block; the block runs line after line.
+        (
+            "APPROVE\nFrom: 1 April, when her contract starts",
+            "\n________________________________\nFrom: PCSE <pcse@nhs.net>\n"
+            "Sent: 02 March 2026 09:00\nTo: a@nhs.net\nSubject: x\n\nold",
+        ),
+        (
+            "APPROVE\nFrom: 1 April",
+            "From: PCSE <pcse@nhs.net>\nSent: 02 March 2026 09:00\nTo: a@nhs.net\n\nold",
+        ),
+        # "On" and "wrote:" with neither date nor address is no attribution.
+        ("APPROVE\nOn hold, as Mo wrote:\nyes", None),
+    ],
+)
+def test_the_quote_begins_at_the_attribution_not_at_a_line_of_the_writer_s(
+    own: str, quote: str | None
+) -> None:
+    text = own if quote is None else f"{own}\n{quote}"
+    start = quote_start(text)
+    if quote is None:
+        assert start is None
+    else:
+        blank = len(quote) - len(quote.lstrip("\n"))
+        assert start == len(own) + 1 + blank, text[start or 0 :]
 
 
 def test_disclaimer_and_signature_are_not_own_text() -> None:

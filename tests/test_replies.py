@@ -111,6 +111,26 @@ def test_rejections_carry_their_reason(style: str, answer: str) -> None:
 
 
 @pytest.mark.parametrize("style", sorted(STYLES))
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "APPROVE\nOn second thoughts, no - REJECT, Jane has left the practice",
+        "APPROVE\nOn hold until her DBS check clears please",
+        "APPROVE\nOn condition that Bob Jones is removed as admin.",
+        "APPROVE\nFrom: 1 April, when her contract starts",
+    ],
+)
+@pytest.mark.parametrize("gap", ["\n", ""])
+def test_a_line_begun_like_a_quote_s_header_above_the_quote_is_read(
+    style: str, answer: str, gap: str
+) -> None:
+    """Whether or not a blank line parts it from the quote, the line is the approver's."""
+    reply = STYLES[style].format(answer=answer).replace(answer + "\n\n", answer + "\n" + gap, 1)
+    result = read_answer(reply, signer=APPROVER)
+    assert result.verdict is not Verdict.APPROVE, (style, reply, result)
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
 @pytest.mark.parametrize("answer", UNCLEAR)
 def test_unclear_answers(style: str, answer: str) -> None:
     assert read_answer(STYLES[style].format(answer=answer)).verdict is Verdict.UNCLEAR
@@ -626,6 +646,8 @@ def test_a_plain_covering_note_says_nothing_more(note: str) -> None:
         "Please find attached the draft PCN form for comment.",
         "Here is the form for your records.",
         "Please find attached the form.\nRemove Bob Smith\nThanks",
+        "On hold until Jane's DBS clears - please do not set her up yet.\n"
+        "On Mon, 2 Mar 2026 at 09:00, Tariq Khan <t.khan@nhs.net> wrote:\n> PCN form attached",
     ],
 )
 def test_a_covering_note_that_says_more_is_caught(note: str) -> None:
