@@ -260,17 +260,27 @@ def claim_pending(
     """Claim up to `limit` pending rows for `worker`, oldest first; safe with other workers.
 
     PostgreSQL skips rows another transaction holds (FOR UPDATE SKIP LOCKED); on SQLite the
-    guarded UPDATE only takes rows still unclaimed when it runs.
+    guarded UPDATE only takes rows still unclaimed when it runs. When the oldest was
+    claimed before and not finished, it is claimed alone.
     """
     now = now or utcnow()
     query = (
-        select(InboundMessage.id).where(_claimable(now)).order_by(InboundMessage.id).limit(limit)
+        select(InboundMessage.id, InboundMessage.attempts)
+        .where(_claimable(now))
+        .order_by(InboundMessage.id)
+        .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    candidates = list(session.scalars(query))
-    if not candidates:
+    found = list(session.execute(query))
+    if not found:
         return []
+    if found[0].attempts > 0:
+        # A claim of it did not finish: the process may have died working this very
+        # message, so it is worked alone, and a message that keeps killing its worker
+        # takes none of the others with it.
+        found = found[:1]
+    candidates = [row.id for row in found]
     session.execute(
         update(InboundMessage)
         .where(InboundMessage.id.in_(candidates), _claimable(now))
@@ -522,6 +532,7 @@ def retry(session: Session, inbound_id: int, *, by: str) -> InboundMessage:
             claimed_by=None,
             claimed_until=None,
             processed_at=None,
+            attempts=0,  # a fresh start: the tries before it are what was retried
         )
         .execution_options(synchronize_session=False)
     )

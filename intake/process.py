@@ -67,6 +67,10 @@ OTHERS_WINDOW = 10
 # After this many tries cut short by the database, a message is parked as failed after
 # all, in case the fault is in the message.
 DATABASE_TRIES = 5
+# A message claimed more often than this without finishing is failed unread: its worker
+# died each time (killed for its memory, say). More than DATABASE_TRIES, which fails a
+# message the database kept cutting short.
+MOST_CLAIMS = DATABASE_TRIES + 1
 
 
 def database_gone(exc: BaseException) -> bool:
@@ -113,6 +117,18 @@ def _stop_if_database_gone(exc: BaseException, seen: dict[str, Any]) -> None:
     and it is then failed like any other)."""
     if database_gone(exc) and seen.get("attempts", 0) < DATABASE_TRIES:
         raise DatabaseUnavailable(str(exc)) from exc
+
+
+class StoppedItsWorker(PcseError):
+    """Every earlier try at the message ended with the process working it gone."""
+
+    def __init__(self, tries: int) -> None:
+        super().__init__(
+            f"Processing this message began {tries} times and never finished: the process "
+            "working it stopped each time (it may have run out of memory). It was not read "
+            "again; open the original to see what it holds, and retry it once the cause is "
+            "known."
+        )
 
 
 class LostClaim(RuntimeError):
@@ -455,6 +471,8 @@ class Processor:
             return "skipped", None, None
         seen["where"] = f"{row.mailbox} uid {row.uid}"
         seen["attempts"] = row.attempts
+        if row.attempts > MOST_CLAIMS:
+            raise StoppedItsWorker(row.attempts - 1)
         with WATCHDOG.limit(self._budget(inbound_id)):
             result = self._handle(session, row, seen)
         if not ledger.finish(

@@ -1,13 +1,15 @@
-"""Outlook's winmail.dat (TNEF): the files and the body it wraps, read with tnefparse."""
+"""Outlook's winmail.dat (TNEF): the files and the body it wraps, read with tnefparse in a
+sandboxed child (intake.tnef_worker)."""
 
 from __future__ import annotations
 
-import logging
+import atexit
+import base64
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
-from intake.charsets import decode_bytes
-
-log = logging.getLogger(__name__)
+from core.child_process import Child, ChildDied
 
 
 @dataclass
@@ -25,45 +27,62 @@ def is_tnef(content_type: str, filename: str | None) -> bool:
     )
 
 
-def _as_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return decode_bytes(value.rstrip(b"\x00"), None)[0]
-    return str(value).rstrip("\x00")
+# A winmail.dat is read in a child of its own (intake.tnef_worker): these bound what one
+# may cost. A real one, its files no larger than the message that brought them, is read in
+# well under a second; a hostile one claiming billions of values is stopped at either.
+TNEF_MEMORY_MB = 256
+TNEF_SECONDS = 5.0
+
+
+class _Reader:
+    """One child kept for the process, started on the first winmail.dat and replaced after
+    any failure; one file at a time."""
+
+    def __init__(self) -> None:
+        self._child: Child | None = None
+        self._lock = threading.Lock()
+
+    def unpack(self, data: bytes) -> dict[str, Any]:
+        with self._lock:
+            try:
+                if self._child is None or not self._child.alive:
+                    self._child = Child("intake.tnef_worker", str(TNEF_MEMORY_MB))
+                answer = self._child.request({}, data, TNEF_SECONDS)
+            except TimeoutError:
+                self._drop()
+                return {"ok": False, "detail": f"no answer within {TNEF_SECONDS:g} s"}
+            except ChildDied as exc:
+                self._drop()
+                return {"ok": False, "detail": f"its reader stopped ({exc})"}
+            if not answer.get("ok"):
+                self._drop()  # whatever the file did to it, the next starts afresh
+            return answer
+
+    def _drop(self) -> None:
+        if self._child is not None:
+            self._child.kill()
+            self._child = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+_READER = _Reader()
+atexit.register(_READER.close)
 
 
 def unpack_tnef(data: bytes) -> TnefContent:
-    """Raises ValueError when `data` is not TNEF or is damaged."""
-    from tnefparse import TNEF
-
-    # tnefparse reads damaged files into whatever exception its code meets first
-    # (struct.error, UnboundLocalError, LookupError among them): each means "damaged", and
-    # the file is then kept as it came.
-    try:
-        parsed = TNEF(data, do_checksum=False)
-    except Exception as exc:
-        raise ValueError(f"not a readable winmail.dat ({type(exc).__name__})") from exc
-    content = TnefContent()
-    for attachment in parsed.attachments:
-        try:
-            name = _as_text(attachment.long_filename()) or _as_text(attachment.name)
-        except Exception:
-            name = ""
-        if attachment.data:
-            content.files.append((name, bytes(attachment.data)))
-    content.text = _as_text(parsed.body).replace("\r\n", "\n")
-    html = _as_text(parsed.htmlbody)
-    content.html = html or None
-    content.rtf_unread = bool(_rtf_of(parsed)) and not (content.text.strip() or content.html)
+    """Raises ValueError when `data` is not TNEF, is damaged, or asks more than its limits."""
+    answer = _READER.unpack(data)
+    if not answer.get("ok"):
+        raise ValueError(str(answer.get("detail") or "not a readable winmail.dat")[:300])
+    content = TnefContent(
+        files=[(str(name), base64.b64decode(data)) for name, data in answer.get("files", [])],
+        text=str(answer.get("text") or ""),
+        html=str(answer.get("html") or "") or None,
+    )
+    content.rtf_unread = bool(answer.get("rtf")) and not (content.text.strip() or content.html)
     if not (content.files or content.text.strip() or content.html):
         raise ValueError("a winmail.dat with no files or text in it")
     return content
-
-
-def _rtf_of(parsed: object) -> bytes:
-    """The compressed RTF body tnefparse found, if any (decompressing it may fail)."""
-    try:
-        return bytes(getattr(parsed, "rtfbody", None) or b"")
-    except Exception:
-        return b"?"  # there is one, unreadable

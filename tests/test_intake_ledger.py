@@ -132,7 +132,9 @@ def test_release_gives_claims_back(database: Database) -> None:
         ledger.insert_new(session, "box", 1, [new(1), new(2)])
         ids = ledger.claim_pending(session, "w", 5)
         ledger.release(session, "w", ids)
-        assert ledger.claim_pending(session, "v", 5) == ids
+        # Claimed before and not finished, the first is claimed alone, then the other.
+        assert ledger.claim_pending(session, "v", 5) == ids[:1]
+        assert ledger.claim_pending(session, "v", 5) == ids[1:]
 
 
 def failed_row(database: Database) -> int:

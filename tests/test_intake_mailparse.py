@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import resource
 import struct
 from email.message import EmailMessage
 
@@ -88,6 +89,34 @@ def test_winmail_dat_is_unpacked() -> None:
     ]
     assert mail.attachments[0].content_type == "application/pdf"
     assert "Please find the form attached." in mail.text
+
+
+def _claiming(mapi: bytes) -> bytes:
+    """A winmail.dat whose one MAPI attribute holds `mapi`, as a hostile sender writes it."""
+    attribute = struct.pack("<BHHI", 1, 0x9003, 0x0006, len(mapi)) + mapi
+    return struct.pack("<IH", 0x223E9F78, 1) + attribute + struct.pack("<H", sum(mapi) & 0xFFFF)
+
+
+@pytest.mark.parametrize(
+    "mapi",
+    [
+        struct.pack("<IHHI", 1, 0x1002, 0x0001, 0xFFFFFFFF),  # four billion short values
+        struct.pack("<I", 0xFFFFFFFF),  # four billion properties
+    ],
+    ids=["values", "properties"],
+)
+def test_a_winmail_dat_claiming_billions_costs_its_reader_not_the_service(mapi: bytes) -> None:
+    """tnefparse believes the counts: read in the service, the first of these took 3.5 GB."""
+    raw = with_attachments(("winmail.dat", "application/ms-tnef", _claiming(mapi)))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    mail = parse_mail(raw)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100, grown_mb
+    assert [a.filename for a in mail.attachments] == ["winmail.dat"]  # kept as it came
+    assert any(p.startswith("winmail.dat:") and "kept as it is" in p for p in mail.problems)
+    # The reader is replaced after such a file: the next winmail.dat is read.
+    good = tnef("Form attached.", [("form.pdf", b"%PDF-1.4 form")])
+    assert unpack_tnef(good).files == [("form.pdf", b"%PDF-1.4 form")]
 
 
 def test_a_damaged_winmail_dat_is_kept_as_it_is() -> None:

@@ -7,6 +7,8 @@ test_intake_poller.py.
 from __future__ import annotations
 
 import mailbox
+import multiprocessing
+import os
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +22,7 @@ from core.timeutil import utcnow
 from intake import ledger
 from intake.models import InboundMessage
 from intake.pipeline import poll_all, process_pending, process_settings, run_round
-from intake.process import Processor
+from intake.process import MOST_CLAIMS, Processor
 from intake.rawstore import RawStore
 from notifications.models import OutboxMessage
 from service.config import Config, DatabaseConfig, MailboxConfig, StorageConfig
@@ -226,6 +228,59 @@ def test_a_claim_taken_while_handling_rolls_the_handler_back(
     assert count(database, Case) == 0
     [row] = rows(database)
     assert (row.status, row.claimed_by) == ("pending", "other")
+
+
+def _killed_by_poison(url: str, inbox: str, raw: str) -> None:
+    """A worker process whose handler dies, as a process killed for its memory dies, on
+    the message whose subject says POISON."""
+    db = Database(url)
+    box = MailboxConfig(name="enquiries", maildir=inbox)
+    config = Config(
+        database=DatabaseConfig(url), mailboxes=[box], storage=StorageConfig(raw_dir=raw)
+    )
+
+    def dies(session, inbound, mail, classification) -> str:
+        if "POISON" in (mail.subject or ""):
+            os._exit(137)
+        return opening_handler(session, inbound, mail, classification)
+
+    process_pending(db, config, dies)
+
+
+def test_a_message_that_kills_its_worker_is_failed_and_takes_no_other(
+    database: Database, tmp_path: Path
+) -> None:
+    config = maildir_config(database, tmp_path)
+    deliver(config, plain_request(0, subject="POISON"), *[plain_request(i) for i in (1, 2, 3)])
+    poll_all(database, config)
+    spawn = multiprocessing.get_context("spawn")
+    codes = []
+    for _ in range(MOST_CLAIMS + 1):
+        worker = spawn.Process(
+            target=_killed_by_poison,
+            args=(database.url, config.mailboxes[0].maildir, config.storage.raw_dir),
+        )
+        worker.start()
+        worker.join(120)
+        codes.append(worker.exitcode)
+        if worker.exitcode == 0:
+            break
+
+    # Killed in the first batch, then each time it was claimed again, alone; the others
+    # were worked one by one, and it was failed unread at last.
+    assert codes == [137] * MOST_CLAIMS + [0]
+    [poison] = [r for r in rows(database) if r.subject == "POISON"]
+    others = [r for r in rows(database) if r.id != poison.id]
+    assert poison.status == "failed" and poison.case_id is None
+    assert f"began {MOST_CLAIMS} times and never finished" in (poison.error or "")
+    assert [r.status for r in others] == ["processed"] * 3
+    # Those claimed with it in the first batch were claimed once more, alone.
+    assert all(r.attempts in (1, 2) for r in others)
+    assert count(database, Case) == 3
+
+    # Retried by a caseworker, it is claimed afresh.
+    with database.transaction() as session:
+        assert ledger.retry(session, poison.id, by="caseworker@nhs.net").attempts == 0
 
 
 def test_stopping_gives_back_the_claims_not_worked(database: Database, tmp_path: Path) -> None:
