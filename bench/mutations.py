@@ -117,6 +117,7 @@ CHARSETS = [
     b"",
     b"utf-8\x00",
     b"gb18030",
+    b"punycode",
     b"cp1252",
     b"latin-1'--",
     b"\xff\xfe",
