@@ -45,7 +45,8 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # Indexed for the hourly cap, which keys only the last hour's rows.
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # When retention removed the body and the recipient's name.
     purged_at: Mapped[datetime | None] = mapped_column(Timestamp)

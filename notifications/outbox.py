@@ -184,7 +184,7 @@ def enqueue(
 NOT_SENT_BECAUSE = {
     "failed": "the address is not one valid address",
     "dismissed": "the address is one of ours (loop protection)",
-    "held": "the hourly cap on automatic emails to the address was reached",
+    "held": "the hourly cap on automatic emails to the mailbox was reached",
 }
 
 
@@ -212,7 +212,8 @@ def _gate(
         already = hourly_cap.replies_last_hour(session, address, now)
         if already >= env.max_replies_per_hour:
             return "held", (
-                f"Held: {already} automatic emails went to {address} in the last hour "
+                f"Held: {already} automatic emails went to {address} or another address of "
+                f"its mailbox in the last hour "
                 f"(limit {env.max_replies_per_hour}); a caseworker may send or dismiss it."
             )
     return "pending", None
