@@ -115,6 +115,11 @@ def mailbox_key(address: str) -> str:
     return f"{local.split('+', 1)[0]}@{domain}"
 
 
+def is_own_address(address: str, ours: frozenset[str] | set[str]) -> bool:
+    """True for our addresses, plus-tagged variants included (pcse.x+apv-…@nhs.net)."""
+    return address.lower() in ours or mailbox_key(address) in ours
+
+
 def parse_from(raw_values: Sequence[str]) -> SenderIdentity:
     """The sender named by the raw From header(s), strictly."""
     if not raw_values:

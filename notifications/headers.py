@@ -129,12 +129,3 @@ def with_case_ref(subject: str, ref: str | None) -> str:
     if tag in subject:
         return subject
     return one_line(f"{tag} {subject}", 300)
-
-
-def is_own_address(address: str, ours: frozenset[str] | set[str]) -> bool:
-    """True for our addresses, plus-tagged variants included (pcse.x+apv-…@nhs.net)."""
-    address = address.lower()
-    if address in ours:
-        return True
-    local, _, domain = address.partition("@")
-    return f"{local.split('+', 1)[0]}@{domain}" in ours

@@ -22,6 +22,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.addresses import is_own_address
 from core.clock import Clock
 from core.db import rowcount
 from core.errors import PcseError
@@ -31,7 +32,6 @@ from notifications import hourly_cap, wakeup
 from notifications.claims import is_unconfirmed, unconfirmed_clause
 from notifications.headers import (
     clean_address,
-    is_own_address,
     new_message_id,
     one_line,
     with_case_ref,
