@@ -7,9 +7,17 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from core.catalogue import Service
-from tests.fixtures.browser import CASEWORKER, ICB, PRACTICE, WebClient, seed_directory, triage_case
+from tests.fixtures.browser import (
+    CASEWORKER,
+    ICB,
+    PRACTICE,
+    SUPERVISOR,
+    WebClient,
+    seed_directory,
+    triage_case,
+)
 from workflow import directory
-from workflow.models import DirectoryEvent, RoleAssignment
+from workflow.models import ApprovalRequest, DirectoryEvent, RoleAssignment
 
 ORG_PAGE = f"/directory/organisations/{PRACTICE}"
 ICB_PAGE = f"/directory/organisations/{ICB}"
@@ -28,7 +36,7 @@ def _post(web: WebClient, page: str, path: str, data: dict[str, str], follow: bo
 
 def test_grant_a_role_then_a_fifth_admin_is_refused(web: WebClient) -> None:
     seed_directory(web.settings.database)
-    web.sign_in()
+    web.sign_in(SUPERVISOR)
     done = _post(
         web,
         ORG_PAGE,
@@ -40,7 +48,7 @@ def test_grant_a_role_then_a_fifth_admin_is_refused(web: WebClient) -> None:
         emails = [p.email for p in directory.admins(session, PRACTICE, Service.GPP)]
     assert "nia.patel@nhs.net" in emails
     granted = _events(web, "role_granted")[-1]
-    assert granted.actor == CASEWORKER
+    assert granted.actor == SUPERVISOR
     assert granted.reason == "Phoned"
     for n in (3, 4):
         _post(
@@ -70,7 +78,7 @@ def test_grant_a_role_then_a_fifth_admin_is_refused(web: WebClient) -> None:
 
 def test_missing_fields_are_named(web: WebClient) -> None:
     seed_directory(web.settings.database)
-    web.sign_in()
+    web.sign_in(SUPERVISOR)
     empty = _post(web, ORG_PAGE, "grant", {"role": "", "email": "", "reason": ""}, follow=False)
     assert empty.status_code == 400
     for message in ("Choose the role to grant", "Enter the email address of the person"):
@@ -80,7 +88,7 @@ def test_missing_fields_are_named(web: WebClient) -> None:
 
 def test_restore_an_ended_role(web: WebClient) -> None:
     seed_directory(web.settings.database)
-    web.sign_in()
+    web.sign_in(SUPERVISOR)
     with web.settings.database.transaction() as session:
         directory.revoke_role(
             session,
@@ -110,7 +118,7 @@ def test_restore_an_ended_role(web: WebClient) -> None:
 
 def test_signers_added_changed_removed_and_refused(web: WebClient) -> None:
     seed_directory(web.settings.database)
-    web.sign_in()
+    web.sign_in(SUPERVISOR)
     added = _post(
         web,
         ORG_PAGE,
@@ -165,7 +173,7 @@ def test_signers_added_changed_removed_and_refused(web: WebClient) -> None:
 
 def test_ael_contacts_added_changed_removed_and_refused(web: WebClient) -> None:
     seed_directory(web.settings.database)
-    web.sign_in()
+    web.sign_in(SUPERVISOR)
     page = web.get(ICB_PAGE).text
     assert "Authorised Email List contacts" in page and "Add a signer" not in page
     stranger = _post(
@@ -267,3 +275,102 @@ def test_reactivate_a_person(web: WebClient) -> None:
     assert escape("Reactivated gill.admin@nhs.net") in done.text
     again = web.post_form(f"{page}/reactivate", {"reason": "again"}, from_page=page)
     assert again.status_code == 409 and "already active" in again.text
+
+
+APPROVER_EDITS = [
+    (
+        ORG_PAGE,
+        "grant",
+        {"role": GPP_ADMIN, "name": "Casey", "email": CASEWORKER, "reason": "Myself"},
+    ),
+    (
+        ORG_PAGE,
+        "signers/add",
+        {"name": "Casey", "email": CASEWORKER, "capacity": "gp_partner", "reason": "Myself"},
+    ),
+    (
+        ORG_PAGE,
+        "signers/change",
+        {"signer": "priya.shah@nhs.net", "new_email": CASEWORKER, "reason": "Myself"},
+    ),
+    (
+        ICB_PAGE,
+        "ael/add",
+        {
+            "name": "Casey",
+            "email": CASEWORKER,
+            "ael_role": "GP Payments – General",
+            "requested_by": "alex.morgan@nhs.net",
+            "reason": "Myself",
+        },
+    ),
+    (
+        ICB_PAGE,
+        "ael/change",
+        {
+            "contact": "alex.morgan@nhs.net|GP Payments – General",
+            "new_email": CASEWORKER,
+            "requested_by": "alex.morgan@nhs.net",
+            "reason": "Myself",
+        },
+    ),
+]
+
+
+def test_only_a_supervisor_makes_approvers_or_grants_roles(web: WebClient) -> None:
+    """Else one caseworker could make their own mailbox an approver, ask it, and approve."""
+    seed_directory(web.settings.database)
+    with web.settings.database.transaction() as session:
+        directory.revoke_role(
+            session,
+            org_code=PRACTICE,
+            email="gill.admin@nhs.net",
+            role=GPP_ADMIN,
+            actor="seed",
+            reason="Left",
+        )
+        ended = session.scalars(
+            select(RoleAssignment.id).where(RoleAssignment.ended_at.is_not(None))
+        ).one()
+    web.sign_in()
+    before = len(_events(web, "role_granted"))
+    edits = [*APPROVER_EDITS, (ORG_PAGE, "restore", {"assignment": str(ended), "reason": "x"})]
+    for page, path, data in edits:
+        refused = _post(web, page, path, data, follow=False)
+        assert refused.status_code == 403, path
+        assert "Only a supervisor can grant or restore a role" in refused.text, path
+        assert "ask a supervisor to make this change" in refused.text, path
+    assert len(_events(web, "role_granted")) == before
+    for action in ("signer_added", "signer_updated", "ael_contact_added", "ael_contact_updated"):
+        assert _events(web, action) == [], action
+    renamed = _post(
+        web,
+        ORG_PAGE,
+        "signers/change",
+        {"signer": "priya.shah@nhs.net", "name": "Dr Priya Shah-Lee", "reason": "Married"},
+    )
+    assert "Changed the signer Dr Priya Shah-Lee (priya.shah@nhs.net)" in renamed.text
+
+
+def test_an_approver_is_not_asked_by_the_caseworker_who_recorded_them(web: WebClient) -> None:
+    seed_directory(web.settings.database)
+    ref = triage_case(web.settings.database, web.settings.raw_dir)
+    web.sign_in(SUPERVISOR)
+    _post(
+        web,
+        ORG_PAGE,
+        "signers/add",
+        {"name": "Sam", "email": SUPERVISOR, "capacity": "gp_partner", "reason": "Phoned"},
+    )
+    case_page = f"/cases/{ref}"
+    ask = {"approver_email": SUPERVISOR}
+    own = web.post_form(f"{case_page}/actions/send_approval_request", ask, from_page=case_page)
+    assert own.status_code == 409
+    assert escape("another caseworker must send this approval request") in own.text
+    with web.settings.database.transaction() as session:
+        assert session.scalars(select(ApprovalRequest)).all() == []
+    web.sign_in(CASEWORKER)
+    done = web.post_form(
+        f"{case_page}/actions/send_approval_request", ask, from_page=case_page, follow=True
+    )
+    assert f"An approval request was sent to {SUPERVISOR}." in done.text

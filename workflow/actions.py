@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from core.errors import PcseError
 from core.kinds import kind_title
 from core.states import CaseState
-from workflow import approvals, directory
+from workflow import approvals, directory, directory_edits
 from workflow.apply import approve_and_apply
 from workflow.approval_plan import PROPOSED, Plan, open_proposal, plan_for, same_person
 from workflow.cases import hold_case, move, record
@@ -312,6 +312,26 @@ def recorded_approver(session: Session, case: Case, email: str) -> Approver:
     )
 
 
+def _require_not_added_by(
+    session: Session, env: WorkflowEnv, case: Case, approver: Approver, by: str
+) -> None:
+    """Refuse to ask an approver whom `by` put on the directory: one caseworker would
+    otherwise choose both who approves and whom to ask, with no second pair of eyes."""
+    org = directory.get_org(session, case.organisation_code or "")
+    if org is None:
+        return
+    code = org.code if approver.source == "signer" or org.type == "icb" else org.icb_code
+    added_by = directory_edits.approver_added_by(
+        session, code or "", approver.email, approver.source
+    )
+    me = env.account_of(session, by) or by
+    if any(same_person(env.account_of(session, who) or who, me) for who in added_by):
+        raise ActionRefused(
+            f"{by} recorded {approver.email} as an approver, so cannot also ask them to "
+            "approve: another caseworker must send this approval request."
+        )
+
+
 def send_approval_request(
     session: Session, env: WorkflowEnv, ref: str, *, by: str, approver_email: str
 ) -> ApprovalRequest:
@@ -324,6 +344,7 @@ def send_approval_request(
         case, "send_approval_request", by=by, why=approver_email, what="the approver's address"
     )
     approver = recorded_approver(session, case, approver_email)
+    _require_not_added_by(session, env, case, approver, by)
     conflict = approvals.independent(case, approver.email)
     if not conflict.passed:
         raise ActionRefused(f"{conflict.detail} Ask another recorded approver.")

@@ -37,7 +37,7 @@ from workflow.directory import (
     no_signers_at,
     record_event,
 )
-from workflow.models import AelContact, Organisation, RoleAssignment, Signer
+from workflow.models import AelContact, DirectoryEvent, Organisation, RoleAssignment, Signer
 from workflow.rules import RuleViolation, org_label, require_email, require_open
 
 
@@ -103,6 +103,34 @@ def _require_signer(session: Session, org: Organisation, email: str) -> Signer:
             f"{email} is not a recorded signer of {org_label(org.type, org.code)}.",
         )
     return signer
+
+
+# --------------------------------------------------------------------------- who added whom
+
+# The events that put an address on as an approver: its addition, or an entry changed to it.
+_PUT_ON = {
+    "signer": ("signer_added", "signer_updated"),
+    "ael": ("ael_contact_added", "ael_contact_updated"),
+}
+
+
+def approver_added_by(session: Session, code: str, email: str, source: str) -> set[str]:
+    """Who ever put `email` on as an approver ("signer" or "ael") at `code` (the
+    organisation, or the ICB of an AEL contact): the actors of its additions, and of changes
+    that gave an entry this address. A change of name or capacity puts nobody on."""
+    address = email.strip().lower()
+    events = session.scalars(
+        select(DirectoryEvent).where(
+            DirectoryEvent.organisation_code == code,
+            DirectoryEvent.person_email == address,
+            DirectoryEvent.action.in_(_PUT_ON[source]),
+        )
+    )
+    return {e.actor for e in events if e.action.endswith("_added") or _moved_here(e)}
+
+
+def _moved_here(event: DirectoryEvent) -> bool:
+    return "email" in ((event.detail or {}).get("changed") or {})
 
 
 # --------------------------------------------------------------------------- roles

@@ -1,7 +1,11 @@
 """Editing the directory from its pages: grant or restore a role at an organisation; add,
 change or remove a signer or (at an ICB) an AEL contact; reactivate a person. Each goes
 through workflow.directory or workflow.directory_edits, which check PCSE's rules and record
-who and why; a refusal is shown in the rules' own words and changes nothing."""
+who and why; a refusal is shown in the rules' own words and changes nothing.
+
+Whatever makes someone an approver or a role holder (a grant, a restored role, a new signer
+or AEL contact, a changed address of one) needs a supervisor: else one caseworker could
+make their own mailbox an approver and get round the two-person rule on approvals."""
 
 from __future__ import annotations
 
@@ -25,6 +29,24 @@ from workflow.rules import RuleViolation
 
 Outcome = tuple[str, str]  # the message shown, and its kind ("success" or "warning")
 
+SUPERVISOR_EDIT = (
+    "Only a supervisor can grant or restore a role, add a signer or AEL contact, or change "
+    "the address of one: ask a supervisor to make this change."
+)
+
+
+def _always(_posted: dict[str, str]) -> bool:
+    return True
+
+
+def _never(_posted: dict[str, str]) -> bool:
+    return False
+
+
+def _new_address(posted: dict[str, str]) -> bool:
+    """A change of address makes a new address an approver; a name or capacity does not."""
+    return bool(posted.get("new_email"))
+
 
 @dataclass(frozen=True)
 class Edit:
@@ -37,6 +59,8 @@ class Edit:
     opens: tuple[str, str] | None = None  # the values key that reopens its <details>
     anchor: str = ""
     limits: dict[str, int] = field(default_factory=dict)
+    # Given the posted values: does this edit need a supervisor?
+    supervisor: Callable[[dict[str, str]], bool] = _never
 
 
 def _outcome(done: str, warnings: list[str]) -> Outcome:
@@ -169,6 +193,7 @@ EDITS: dict[str, Edit] = {
         },
         _grant,
         anchor="grant",
+        supervisor=_always,
     ),
     "restore": Edit(
         "restore",
@@ -178,6 +203,7 @@ EDITS: dict[str, Edit] = {
         },
         _restore,
         anchor="restore",
+        supervisor=_always,
     ),
     "signers/add": Edit(
         "signer-add",
@@ -190,6 +216,7 @@ EDITS: dict[str, Edit] = {
         _add_signer,
         opens=("signer-form", "add"),
         anchor="signers",
+        supervisor=_always,
     ),
     "signers/change": Edit(
         "signer-change",
@@ -203,6 +230,7 @@ EDITS: dict[str, Edit] = {
         _change_signer,
         opens=("signer-form", "change"),
         anchor="signers",
+        supervisor=_new_address,
     ),
     "signers/remove": Edit(
         "signer-remove",
@@ -226,6 +254,7 @@ EDITS: dict[str, Edit] = {
         _add_ael,
         opens=("ael-form", "add"),
         anchor="ael",
+        supervisor=_always,
     ),
     "ael/change": Edit(
         "ael-change",
@@ -239,6 +268,7 @@ EDITS: dict[str, Edit] = {
         _change_ael,
         opens=("ael-form", "change"),
         anchor="ael",
+        supervisor=_new_address,
     ),
     "ael/remove": Edit(
         "ael-remove",
@@ -262,15 +292,18 @@ def _handler(edit: Edit) -> Callable:
         values = {f"{edit.prefix}-{i}": posted[name] for name, (i, _) in edit.fields.items()}
         if edit.opens:
             values[edit.opens[0]] = edit.opens[1]
+        user = current_user(request)
+        if edit.supervisor(posted) and not user.is_supervisor:
+            errors = refusal(SUPERVISOR_EDIT, edit.anchor)
+            return await _show_org(request, errors=errors, values=values, status_code=403)
         problems = Problems()
         for name, (i, missing) in edit.fields.items():
             if missing and not posted[name]:
                 problems.add(f"{edit.prefix}-{i}", missing)
         if problems:
             return await _show_org(request, problems=problems, values=values, status_code=400)
-        by = current_user(request).email
         try:
-            message, kind = await in_transaction(request, edit.run, code, posted, by)
+            message, kind = await in_transaction(request, edit.run, code, posted, user.email)
         except PcseError as refused:
             return await _show_org(
                 request, errors=refusal(str(refused), edit.anchor), values=values, status_code=409

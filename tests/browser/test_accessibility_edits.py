@@ -67,7 +67,7 @@ def test_directory_edit_states(live_server: LiveServer, axe_page) -> None:
         )
     page = axe_page
     found: dict[str, list[str]] = {}
-    _sign_in(page, live_server, CASEWORKER)
+    _sign_in(page, live_server, SUPERVISOR)  # edits that grant roles need a supervisor
     page.goto(f"{live_server.url}/directory/organisations/{PRACTICE}")
     found["organisation with edit forms"] = _checked(page)
     page.get_by_role("button", name="Grant role").click()
