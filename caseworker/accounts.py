@@ -100,6 +100,18 @@ def add_caseworker(
     return account
 
 
+def is_active_account(session: Session, account_id: int, email: str) -> bool:
+    """Is `email` the address of the active account `account_id`?"""
+    found = session.scalar(
+        select(Caseworker.id).where(
+            Caseworker.id == account_id,
+            Caseworker.email == (email or "").strip().lower(),
+            Caseworker.active.is_(True),
+        )
+    )
+    return found is not None
+
+
 @dataclass(frozen=True)
 class Attempt:
     """A password check, counted as a failure before the password is looked at."""

@@ -6,7 +6,10 @@ sign-in page once and posting its token from a handful of addresses, and then ev
 caseworker is refused. A browser that has signed in successfully carries this cookie
 (OWASP's "device cookie"), and is held only to the limit for its own address and the
 account's lock-out, not to the shared one. The cookie names the account it signed in to,
-outlives signing out, and is worth nothing without the service's secret key.
+outlives signing out, and is worth nothing without the service's secret key. It counts only
+for sign-ins to the account it names, and only while that account is active: a browser that
+once signed in to one account must not lift the shared limit for guesses at every other,
+nor for an account since deactivated.
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ def mark_known(request: Request, response: Response, account_id: int) -> None:
     )
 
 
-def is_known(request: Request) -> bool:
-    """Has this browser signed in here within MAX_AGE_SECONDS (a cookie signed by us)?"""
+def known_account(request: Request) -> int | None:
+    """The account this browser signed in to within MAX_AGE_SECONDS (a cookie signed by
+    us), or None."""
     cookie = request.cookies.get(COOKIE_NAME)
     if not cookie:
-        return False
+        return None
     try:
-        _signer(request).unsign(cookie.encode(), max_age=MAX_AGE_SECONDS)
+        value = _signer(request).unsign(cookie.encode(), max_age=MAX_AGE_SECONDS)
     except BadSignature:
-        return False
-    return True
+        return None
+    return int(value) if value.isdigit() else None

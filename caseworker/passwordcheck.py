@@ -17,9 +17,10 @@ from caseworker.accounts import (
     begin_attempt,
     dummy_hash,
     hash_password,
+    is_active_account,
     verify_password,
 )
-from caseworker.known_browsers import is_known
+from caseworker.known_browsers import known_account
 from caseworker.throttle import HashBusy, client_key
 from caseworker.webcontext import in_transaction, settings
 
@@ -37,13 +38,16 @@ def limit_password_checks(endpoint: Endpoint) -> Endpoint:
     many attempts; before any hash is computed. It goes inside `form_post`: posts without
     the session's form token, which anyone can send by the hundred, would otherwise use up
     the limit that everyone shares and lock every caseworker out. A caseworker signed in
-    (changing a password) or in a browser that has signed in before (known_browsers) is
-    held to the limit for their address only: anyone can use up the shared one."""
+    (changing a password) or signing in to the account their browser signed in to before
+    (known_browsers) is held to the limit for their address only: anyone can use up the
+    shared one. That account is left in `request.state.known_account` (None: not one)."""
 
     @wraps(endpoint)
     async def limited(request: Request) -> Response:
         now = settings(request).env.clock.now().timestamp()
-        shared = request.state.user is None and not is_known(request)
+        known = await _known_for_sign_in(request) if request.state.user is None else None
+        request.state.known_account = known
+        shared = request.state.user is None and known is None
         refusal = request.app.state.password_checks.attempt(
             client_key(request.scope), now, shared=shared
         )
@@ -56,6 +60,18 @@ def limit_password_checks(endpoint: Endpoint) -> Endpoint:
         return await endpoint(request)
 
     return limited
+
+
+async def _known_for_sign_in(request: Request) -> int | None:
+    """The account this sign-in is to, when this browser signed in to it before and it is
+    still active; else None. A forged or stale cookie costs no database query."""
+    account_id = known_account(request)
+    if account_id is None:
+        return None
+    email = request.state.form.get("email", "")
+    email = email if isinstance(email, str) else ""
+    same = await in_transaction(request, is_active_account, account_id, email)
+    return account_id if same else None
 
 
 async def check_password(

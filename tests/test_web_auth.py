@@ -236,16 +236,7 @@ def test_sign_in_spray_from_many_addresses_keeps_out_only_unknown_browsers(
     desk = TestClient(app, base_url="http://testserver", client=("203.0.113.8", 1))
     assert sign_in_status(desk, SUPERVISOR, PASSWORD) == 303
     desk.cookies.delete(COOKIE_NAME)
-    first = TestClient(app, base_url="http://testserver", client=("198.51.100.1", 1))
-    token = csrf_from(first.get("/sign-in").text)
-    session = first.cookies.get("pcse_session")
-    answers = Counter()
-    for n in range(10):
-        sprayer = TestClient(app, base_url="http://testserver", client=(f"198.51.100.{n + 1}", 1))
-        sprayer.cookies.set("pcse_session", session)
-        for _ in range(10):
-            form = {"email": f"x{n}@example.com", "password": "guess", "csrf_token": token}
-            answers[sprayer.post("/sign-in", data=form).status_code] += 1
+    answers = spray(app)
     # The two sign-ins counted too: the last two guesses find the limit used up.
     assert answers == {401: 98, 429: 2}
     stranger = TestClient(app, base_url="http://testserver", client=("192.0.2.9", 1))
@@ -257,6 +248,38 @@ def test_sign_in_spray_from_many_addresses_keeps_out_only_unknown_browsers(
     change = {f: "wrong" for f in ("current_password", "new_password", "confirm_password")}
     change["csrf_token"] = csrf_from(desk.get("/account/password").text)
     assert desk.post("/account/password", data=change).status_code not in (429, 303)
+
+
+def spray(app) -> Counter:
+    """One token from one fetch of the sign-in page, ten guesses from each of ten addresses:
+    the shared limit (100 in the tests) used up. The answers, counted by status."""
+    first = TestClient(app, base_url="http://testserver", client=("198.51.100.1", 1))
+    token = csrf_from(first.get("/sign-in").text)
+    session = first.cookies.get("pcse_session")
+    answers: Counter = Counter()
+    for n in range(10):
+        sprayer = TestClient(app, base_url="http://testserver", client=(f"198.51.100.{n + 1}", 1))
+        sprayer.cookies.set("pcse_session", session)
+        for _ in range(10):
+            form = {"email": f"x{n}@example.com", "password": "guess", "csrf_token": token}
+            answers[sprayer.post("/sign-in", data=form).status_code] += 1
+    return answers
+
+
+def test_a_known_browser_is_known_only_for_its_own_active_account(web: WebClient) -> None:
+    """The cookie lifts the shared limit for sign-ins to the account it names, while that
+    account is active: not for guesses at any other account, nor after deactivation."""
+    app = web.client.app
+    known = TestClient(app, base_url="http://testserver", client=("203.0.113.7", 1))
+    assert sign_in_status(known, CASEWORKER, PASSWORD) == 303
+    known.post("/sign-out", data={"csrf_token": csrf_from(known.get("/").text)})
+    spray(app)
+    assert sign_in_status(known, SUPERVISOR, PASSWORD) == 429
+    assert sign_in_status(known, CASEWORKER, PASSWORD) == 303
+    known.post("/sign-out", data={"csrf_token": csrf_from(known.get("/").text)})
+    with web.settings.database.transaction() as session:
+        find_caseworker(session, CASEWORKER).active = False
+    assert sign_in_status(known, CASEWORKER, PASSWORD) == 429
 
 
 def sign_in_status(client: TestClient, email: str, password: str) -> int:
