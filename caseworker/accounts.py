@@ -123,12 +123,19 @@ class Attempt:
 
 
 def begin_attempt(
-    session: Session, now: datetime, *, email: str | None = None, account_id: int | None = None
+    session: Session,
+    now: datetime,
+    *,
+    email: str | None = None,
+    account_id: int | None = None,
+    spared: int | None = None,
 ) -> Attempt:
     """Count the attempt before the password is checked, in one UPDATE … RETURNING, so that
     however many run in parallel, each gets its own count and no more than
     MAX_FAILED_SIGN_INS passwords are checked before the account locks. Commit it before
-    hashing: the hash then holds no lock on the row or the database."""
+    hashing: the hash then holds no lock on the row or the database. The account `spared`
+    (a known browser's own, within its own allowance) is counted but not refused by a
+    lock-out: anyone could lock it with a few anonymous guesses."""
     if email is not None:
         target = Caseworker.email == (email or "").strip().lower()
     else:
@@ -156,6 +163,8 @@ def begin_attempt(
     locked_until = as_utc(row.locked_until)
     if locked_until is None and row.failed_logins > MAX_FAILED_SIGN_INS:
         locked_until = _lock(session, row.id, now)
+    if row.id == spared:
+        locked_until = None
     return Attempt(row.id, row.password_hash, row.failed_logins, locked_until)
 
 

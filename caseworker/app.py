@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from caseworker.accounts import LOCK_OUT_FOR, MAX_FAILED_SIGN_INS
 from caseworker.auth import RequireSignInMiddleware
 from caseworker.bodylimit import BodyLimitMiddleware
 from caseworker.pages import (
@@ -34,7 +35,7 @@ from caseworker.pages import (
 from caseworker.rendering import make_templates, render
 from caseworker.security import SecurityHeadersMiddleware
 from caseworker.sessions import SignedSessionMiddleware
-from caseworker.throttle import HashGate, SlidingWindowLimiter
+from caseworker.throttle import FailureWindow, HashGate, SlidingWindowLimiter
 from caseworker.webcontext import WebSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -133,4 +134,8 @@ def create_app(web: WebSettings) -> Starlette:
         window=web.password_check_window_seconds,
     )
     app.state.hash_gate = HashGate(web.concurrent_hashes, web.hash_wait_seconds)
+    # A known browser's own wrong passwords: past these, the account's lock-out holds it too.
+    app.state.known_browser_failures = FailureWindow(
+        limit=MAX_FAILED_SIGN_INS, window=LOCK_OUT_FOR.total_seconds()
+    )
     return app

@@ -81,12 +81,14 @@ async def check_password(
     *,
     email: str | None = None,
     account_id: int | None = None,
+    spared: int | None = None,
 ) -> tuple[Attempt, bool]:
-    """Count the attempt, then check the password unless the account is locked."""
+    """Count the attempt, then check the password unless the account is locked (and not
+    `spared`: see begin_attempt)."""
     try:
         async with request.app.state.hash_gate.slot():
             attempt = await in_transaction(
-                request, begin_attempt, now, email=email, account_id=account_id
+                request, begin_attempt, now, email=email, account_id=account_id, spared=spared
             )
             if attempt.locked_until is not None:
                 # Checked against the stand-in all the same, so that a locked account takes

@@ -74,6 +74,31 @@ def _drop_older(times: deque[float], cutoff: float) -> None:
         times.popleft()
 
 
+class FailureWindow:
+    """Failures counted per key (an account) within a sliding `window` of seconds: a known
+    browser's own allowance of wrong passwords, kept apart from the account's lock-out."""
+
+    def __init__(self, *, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[int, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def exhausted(self, key: int, now: float) -> bool:
+        with self._lock:
+            times = self._failures.get(key)
+            if times is None:
+                return False
+            _drop_older(times, now - self.window)
+            if not times:
+                del self._failures[key]
+            return len(times) >= self.limit
+
+    def add(self, key: int, now: float) -> None:
+        with self._lock:
+            self._failures.setdefault(key, deque()).append(now)
+
+
 class HashGate:
     """At most `limit` password hashes at once. A request waits up to `wait` seconds for a
     slot in the event loop (holding no thread), then gives up with HashBusy."""

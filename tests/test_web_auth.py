@@ -286,3 +286,27 @@ def sign_in_status(client: TestClient, email: str, password: str) -> int:
     token = csrf_from(client.get("/sign-in").text)
     form = {"email": email, "password": password, "csrf_token": token}
     return client.post("/sign-in", data=form, follow_redirects=False).status_code
+
+
+def test_an_anonymous_lock_out_does_not_keep_out_the_owners_browser(web: WebClient) -> None:
+    """Six anonymous guesses lock the account for everyone else; the browser that signed in
+    to it before still gets in, with five wrong passwords of its own to spare."""
+    app = web.client.app
+    clock = web.settings.env.clock
+    known = TestClient(app, base_url="http://testserver", client=("203.0.113.7", 1))
+    assert sign_in_status(known, CASEWORKER, PASSWORD) == 303
+    known.post("/sign-out", data={"csrf_token": csrf_from(known.get("/").text)})
+    attacker = TestClient(app, base_url="http://testserver", client=("198.51.100.1", 1))
+    for _ in range(MAX_FAILED_SIGN_INS + 1):
+        assert sign_in_status(attacker, CASEWORKER, "wrong password!") == 401
+    assert sign_in_status(attacker, CASEWORKER, PASSWORD) == 401  # locked for everyone else
+    assert sign_in_status(known, CASEWORKER, PASSWORD) == 303
+    known.post("/sign-out", data={"csrf_token": csrf_from(known.get("/").text)})
+    clock.advance(minutes=1)  # past the per-address rate limit
+    for _ in range(MAX_FAILED_SIGN_INS + 1):
+        sign_in_status(attacker, CASEWORKER, "wrong password!")
+    for _ in range(MAX_FAILED_SIGN_INS):
+        assert sign_in_status(known, CASEWORKER, "wrong password!") == 401
+    assert sign_in_status(known, CASEWORKER, PASSWORD) == 401  # its own failures count
+    clock.advance(minutes=16)
+    assert sign_in_status(known, CASEWORKER, PASSWORD) == 303

@@ -61,7 +61,11 @@ async def sign_in(request: Request) -> Response:
     if problems:
         return _form(request, email=email, problems=problems, status_code=400)
     now = settings(request).env.clock.now()
-    attempt, ok = await check_password(request, password, now, email=email)
+    spared = _spared(request, now.timestamp())
+    attempt, ok = await check_password(request, password, now, email=email, spared=spared)
+    known = request.state.known_account
+    if not ok and known is not None and attempt.account_id == known:
+        request.app.state.known_browser_failures.add(known, now.timestamp())
     signed_in = None
     if attempt.locked_until is None:
         signed_in = await in_transaction(request, finish_attempt, attempt, ok, now)
@@ -76,6 +80,16 @@ async def sign_in(request: Request) -> Response:
     response = RedirectResponse(target, status_code=303)
     mark_known(request, response, attempt.account_id)
     return response
+
+
+def _spared(request: Request, now: float) -> int | None:
+    """The account whose lock-out this sign-in passes: the one this browser signed in to
+    before (set by limit_password_checks), while the browser has wrong passwords to spare.
+    Anyone can lock an account; its owner's browser should still get in."""
+    known: int | None = request.state.known_account
+    if known is None or request.app.state.known_browser_failures.exhausted(known, now):
+        return None
+    return known
 
 
 async def _upgrade_hash(request: Request, account_id: int, old_hash: str, password: str) -> None:
