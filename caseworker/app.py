@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import traceback
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from caseworker.pages import (
     signin,
 )
 from caseworker.rendering import make_templates, render
-from caseworker.security import SecurityHeadersMiddleware
+from caseworker.security import SecurityHeadersMiddleware, security_headers
 from caseworker.sessions import SignedSessionMiddleware
 from caseworker.throttle import FailureWindow, HashGate, SlidingWindowLimiter
 from caseworker.webcontext import WebSettings
@@ -92,7 +93,9 @@ async def server_error(request: Request, exc: Exception) -> Response:
         type(exc).__name__,
         f"{where.filename}:{where.lineno}" if where else "?",
     )
-    return HTMLResponse(SERVER_ERROR_PAGE, status_code=500)
+    # Starlette answers a 500 outside every middleware: the headers are set here.
+    headers = security_headers(secrets.token_urlsafe(16))
+    return HTMLResponse(SERVER_ERROR_PAGE, status_code=500, headers=headers)
 
 
 def create_app(web: WebSettings) -> Starlette:

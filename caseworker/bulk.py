@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from caseworker.ids import is_row_id
 from core.db import Database
 from core.errors import PcseError
 from intake import ledger
@@ -58,7 +59,7 @@ def parse_item(value: str) -> tuple[str, str] | None:
     source, _, key = value.partition(":")
     if source not in NAMES or not key or len(key) > 20:
         return None
-    if source != "case" and not key.isdigit():
+    if source != "case" and not is_row_id(key):
         return None
     return source, key
 

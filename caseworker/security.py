@@ -41,6 +41,20 @@ def content_security_policy(nonce: str) -> str:
     )
 
 
+def security_headers(nonce: str, *, cached: bool = False) -> dict[str, str]:
+    """The headers every response carries; `cached` for the static files alone."""
+    headers = {
+        "Content-Security-Policy": content_security_policy(nonce),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+    if not cached:
+        headers["Cache-Control"] = "no-store"
+    return headers
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -55,13 +69,9 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", content_security_policy(nonce))
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "same-origin")
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                if not scope["path"].startswith(("/assets/", "/static/")):
-                    headers.setdefault("Cache-Control", "no-store")
+                cached = scope["path"].startswith(("/assets/", "/static/"))
+                for name, value in security_headers(nonce, cached=cached).items():
+                    headers.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -189,6 +189,25 @@ def test_security_headers_on_pages(web: WebClient) -> None:
     assert response.headers["cache-control"] == "no-store"
 
 
+def test_security_headers_on_the_server_error_page(web: WebClient) -> None:
+    """Starlette answers an unexpected error outside every middleware."""
+
+    async def broken(request):
+        raise RuntimeError("a fault in a page")
+
+    app = web.client.app
+    app.router.routes.append(Route("/broken", broken))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert sign_in_status(client, CASEWORKER, PASSWORD) == 303
+        response = client.get("/broken")
+    assert response.status_code == 500
+    assert "Sorry, there is a problem with the service" in response.text
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+
+
 def test_cookie_is_secure_over_tls(web: WebClient) -> None:
     from starlette.testclient import TestClient
 

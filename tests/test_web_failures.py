@@ -9,7 +9,14 @@ from markupsafe import escape
 from intake.models import InboundMessage
 from notifications.claims import UNCONFIRMED
 from notifications.models import OutboxMessage
-from tests.fixtures.browser import WebClient, email_bytes, store_message
+from tests.fixtures.browser import (
+    PRACTICE,
+    SUPERVISOR,
+    WebClient,
+    email_bytes,
+    seed_directory,
+    store_message,
+)
 
 HOSTILE_SUBJECT = "Hello <script>alert('subject')</script>"
 HOSTILE_HTML = '<p>Hi</p><script>alert("body")</script><img src="x" onerror="alert(\'img\')">'
@@ -199,3 +206,24 @@ def test_missing_rows_are_404(web: WebClient) -> None:
     web.sign_in()
     assert web.get("/messages/999").status_code == 404
     assert web.get("/outbox/999").status_code == 404
+
+
+# Past PostgreSQL's INTEGER, and past 64 bits: no row's id.
+PAST_THE_RANGE = [str(2**31), "9" * 20]
+
+
+def test_ids_past_the_database_range_are_answered_as_missing(web: WebClient) -> None:
+    seed_directory(web.settings.database)
+    web.sign_in(SUPERVISOR)
+    org = f"/directory/organisations/{PRACTICE}"
+    for big in PAST_THE_RANGE:
+        for page in (f"/messages/{big}", f"/outbox/{big}", f"/accounts/{big}/password"):
+            assert web.get(page).status_code == 404, page
+        bulk = web.post_form(
+            "/queue/bulk", {"item": f"message:{big}", "action": "retry", "back": "/"}, follow=True
+        )
+        assert bulk.status_code == 200 and "Nothing was selected." in bulk.text
+        restore = web.post_form(f"{org}/restore", {"assignment": big, "reason": "x"}, from_page=org)
+        assert restore.status_code == 409
+        assert "There is no ended role with that number to restore." in restore.text
+    assert web.get("/messages/2147483647").status_code == 404  # the largest: looked for

@@ -17,6 +17,7 @@ from caseworker.accounts import (
     reset_password,
 )
 from caseworker.auth import SignedIn, current_user, supervisor_only
+from caseworker.ids import ROW_ID
 from caseworker.models import Caseworker
 from caseworker.pages.forms import Problems, refusal, text
 from caseworker.passwordcheck import new_password_hash
@@ -191,8 +192,8 @@ async def reset_account_password(request: Request) -> Response:
 
 routes = [
     Route("/accounts", accounts_page, methods=["GET"]),
-    Route("/accounts/{account_id:int}/password", reset_password_page, methods=["GET"]),
-    Route("/accounts/{account_id:int}/password", reset_account_password, methods=["POST"]),
+    Route(f"/accounts/{{account_id:{ROW_ID}}}/password", reset_password_page, methods=["GET"]),
+    Route(f"/accounts/{{account_id:{ROW_ID}}}/password", reset_account_password, methods=["POST"]),
     Route("/accounts/add", add_account, methods=["POST"]),
-    Route("/accounts/{account_id:int}/deactivate", deactivate_account, methods=["POST"]),
+    Route(f"/accounts/{{account_id:{ROW_ID}}}/deactivate", deactivate_account, methods=["POST"]),
 ]

@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from caseworker.auth import current_user
+from caseworker.ids import is_row_id
 from caseworker.pages.directory import _show_org, _show_person, org_href, person_href
 from caseworker.pages.forms import Problems, refusal, text
 from caseworker.rendering import flash
@@ -84,8 +85,8 @@ def _grant(session: Session, code: str, v: dict[str, str], by: str) -> Outcome:
 
 
 def _restore(session: Session, code: str, v: dict[str, str], by: str) -> Outcome:
-    if not v["assignment"].isdigit():
-        raise RuleViolation("not_held", "Choose the role to restore.")
+    if not is_row_id(v["assignment"]):
+        raise RuleViolation("not_held", "There is no ended role with that number to restore.")
     change = directory_edits.restore_role(
         session, assignment_id=int(v["assignment"]), actor=by, reason=v["reason"]
     )

@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from caseworker.auth import current_user
+from caseworker.ids import ROW_ID
 from caseworker.mailview import attachment, content_disposition, message_view, raw_bytes
 from caseworker.pages.forms import Problems, refusal, text
 from caseworker.rendering import flash, render
@@ -365,15 +366,17 @@ async def outbox_accept(request: Request) -> Response:
 
 
 routes = [
-    Route("/messages/{message_id:int}", message_page, methods=["GET"]),
+    Route(f"/messages/{{message_id:{ROW_ID}}}", message_page, methods=["GET"]),
     Route(
-        "/messages/{message_id:int}/attachments/{number:int}", message_attachment, methods=["GET"]
+        f"/messages/{{message_id:{ROW_ID}}}/attachments/{{number:int}}",
+        message_attachment,
+        methods=["GET"],
     ),
-    Route("/messages/{message_id:int}/original", message_original, methods=["GET"]),
-    Route("/messages/{message_id:int}/retry", message_retry, methods=["POST"]),
-    Route("/messages/{message_id:int}/dismiss", message_dismiss, methods=["POST"]),
-    Route("/outbox/{outbox_id:int}", outbox_page, methods=["GET"]),
-    Route("/outbox/{outbox_id:int}/retry", outbox_retry, methods=["POST"]),
-    Route("/outbox/{outbox_id:int}/dismiss", outbox_dismiss, methods=["POST"]),
-    Route("/outbox/{outbox_id:int}/accept", outbox_accept, methods=["POST"]),
+    Route(f"/messages/{{message_id:{ROW_ID}}}/original", message_original, methods=["GET"]),
+    Route(f"/messages/{{message_id:{ROW_ID}}}/retry", message_retry, methods=["POST"]),
+    Route(f"/messages/{{message_id:{ROW_ID}}}/dismiss", message_dismiss, methods=["POST"]),
+    Route(f"/outbox/{{outbox_id:{ROW_ID}}}", outbox_page, methods=["GET"]),
+    Route(f"/outbox/{{outbox_id:{ROW_ID}}}/retry", outbox_retry, methods=["POST"]),
+    Route(f"/outbox/{{outbox_id:{ROW_ID}}}/dismiss", outbox_dismiss, methods=["POST"]),
+    Route(f"/outbox/{{outbox_id:{ROW_ID}}}/accept", outbox_accept, methods=["POST"]),
 ]
