@@ -130,6 +130,39 @@ def test_a_line_begun_like_a_quote_s_header_above_the_quote_is_read(
     assert result.verdict is not Verdict.APPROVE, (style, reply, result)
 
 
+@pytest.mark.parametrize(
+    "first",
+    [
+        "Approved, thanks Jane Smith Excluded",
+        "Approved, thanks Remove Bob",
+        "Approved, many thanks Jane Retires Friday",
+        "Approved, thanks Jane Quit",
+        "Approved, thanks Dr Reid Disagrees",
+        "APPROVE - Thanks Partners Oppose",
+    ],
+)
+def test_words_after_thanks_on_the_approving_line_are_the_approver_s_name_or_unclear(
+    first: str,
+) -> None:
+    result = read_answer(GMAIL.format(answer=first), signer=NAMING)
+    assert result.verdict is Verdict.UNCLEAR, result
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "Approved, thanks Anil",
+        "Approved, thanks Dr Patel",
+        "Approved - many thanks, Anil",
+        "Approved, thanks all",
+        "APPROVE - thank you PCSE team",
+    ],
+)
+def test_thanks_and_the_approver_s_own_name_on_the_approving_line_approve(first: str) -> None:
+    result = read_answer(GMAIL.format(answer=first), signer=NAMING)
+    assert result.verdict is Verdict.APPROVE, result
+
+
 @pytest.mark.parametrize("style", sorted(STYLES))
 @pytest.mark.parametrize("answer", UNCLEAR)
 def test_unclear_answers(style: str, answer: str) -> None:

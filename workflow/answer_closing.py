@@ -238,7 +238,7 @@ def more_than_a_sign_off(lines: list[str], signer: Signer | None) -> str | None:
             continue
         if RULE.fullmatch(stripped):  # a line drawn under the message or the signature ("--")
             continue
-        if _is_sign_off(stripped, signer) or _is_own_name(stripped, signer):
+        if _is_sign_off(stripped, signer) or is_own_name(stripped, signer):
             signing = True
             continue
         if signing and _is_signature_line(stripped, signer):
@@ -264,7 +264,7 @@ def _is_sign_off(line: str, signer: Signer | None) -> bool:
     if "/" in line:
         first, *rest = (part.strip() for part in line.split("/"))
         return _is_sign_off(first, None) and all(
-            _is_sign_off(part, signer) or _is_own_name(part, signer) for part in rest
+            _is_sign_off(part, signer) or is_own_name(part, signer) for part in rest
         )
     words = _words(line)
     if not _NAME_CHARACTERS.fullmatch(line.rstrip("!")):
@@ -272,11 +272,11 @@ def _is_sign_off(line: str, signer: Signer | None) -> bool:
     for phrase in _SIGN_OFFS:
         if tuple(words[: len(phrase)]) == phrase:
             rest = line.split(None, len(phrase))[len(phrase) :]
-            return not rest or _is_own_name(rest[0], signer)
+            return not rest or is_own_name(rest[0], signer)
     return False
 
 
-def _is_own_name(line: str, signer: Signer | None) -> bool:
+def is_own_name(line: str, signer: Signer | None) -> bool:
     """The approver's own name: words of it, with a title or initials ("Dr A Patel",
     "Anil", "AP", "PATEL, Anil"), perhaps with pronouns or their organisation after it in
     brackets ("PATEL, Anil (THE SURGERY)")."""
@@ -341,7 +341,7 @@ def _is_signature_line(line: str, signer: Signer | None = None) -> bool:
         or bool(_PRONOUNS.fullmatch(line.strip()))
         or (_is_address_line(line) and not _speaks_of_a_nominee(line, signer))
         or _is_days_line(line)
-        or _is_own_name(line, signer)  # "Dr Fiona Walsh | GP Partner | Moorside Practice"
+        or is_own_name(line, signer)  # "Dr Fiona Walsh | GP Partner | Moorside Practice"
         or (_is_title_line(_without_days(line)) and not _speaks_of_a_nominee(line, signer))
     )
 

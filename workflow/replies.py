@@ -37,7 +37,7 @@ from workflow.answer_closing import COURTESIES as _COURTESIES
 from workflow.answer_closing import POSTCODE as _POSTCODE
 from workflow.answer_closing import RULE as _RULE
 from workflow.answer_closing import WORD as _WORD
-from workflow.answer_closing import more_than_a_sign_off
+from workflow.answer_closing import is_own_name, more_than_a_sign_off
 from workflow.reason_redaction import Signer, has_contact, names_signer, only_placeholders, redact
 
 # Enough of a reason for a caseworker and the requester; the rest stays in the raw message.
@@ -725,6 +725,25 @@ def _courtesy_only(tokens: list[_Token]) -> bool:
     return False
 
 
+def _courtesy_and_own_name(tokens: list[_Token], signer: Signer | None) -> bool:
+    """Nothing, or a courtesy and perhaps the approver's own name or those thanked after it
+    ("Approved, thanks Anil", "Approved, thanks all"). Any other words after a courtesy
+    would be read by nobody: "Approved, thanks Jane Smith Excluded"."""
+    if not tokens:
+        return True
+    words = [t.word for t in tokens]
+    for phrase in _COURTESIES:
+        if _starts_with(words, phrase):
+            rest = tokens[len(phrase) :]
+            named = " ".join(t.cased for t in rest)
+            return not rest or tuple(words[len(phrase) :]) in _THANKED or is_own_name(named, signer)
+    return False
+
+
+# Those an approver thanks on the line that approves, besides themselves by name.
+_THANKED = frozenset({("all",), ("everyone",), ("team",), ("pcse",), ("pcse", "team")})
+
+
 def _is_name(tokens: list[_Token]) -> bool:
     return len(tokens) <= _NAME_WORDS and all(
         t.word in _TITLES or t.cased[0].isupper() for t in tokens
@@ -744,7 +763,7 @@ def _read_approval(
     first = _as_read(first)
     later = [_as_read(line) for line in later]
     tokens = _tokens(first)
-    if not _only_approves(first, tokens, taken):
+    if not _only_approves(first, tokens, taken, signer):
         return Answer(
             Verdict.UNCLEAR,
             None,
@@ -758,10 +777,13 @@ def _read_approval(
     return Answer(Verdict.APPROVE, None, own, "The reply approves the request.")
 
 
-def _only_approves(first: str, tokens: list[_Token], taken: int) -> bool:
+def _only_approves(first: str, tokens: list[_Token], taken: int, signer: Signer | None) -> bool:
     """Whether a line whose approval phrase takes `taken` words says nothing else but a
-    courtesy ("Approved, thanks"): no question, no symbol, nothing after."""
-    return bool(_STANDALONE_LINE.fullmatch(first)) and _courtesy_only(tokens[taken:])
+    courtesy ("Approved, thanks", "Approved, thanks Anil"): no question, no symbol,
+    nothing after."""
+    return bool(_STANDALONE_LINE.fullmatch(first)) and _courtesy_and_own_name(
+        tokens[taken:], signer
+    )
 
 
 def _besides_approving(
@@ -1221,7 +1243,7 @@ def _one_click_contradiction(verdict: Verdict, body: str, signer: Signer | None)
     readable = "\n".join(_without_disclaimer(body.split("\n")))
     if verdict is Verdict.APPROVE:
         readable = _as_read(readable)
-        found = _besides_approving(readable, _after_approval_line(readable), signer)
+        found = _besides_approving(readable, _after_approval_line(readable, signer), signer)
         return _said_besides(_ONE_CLICK_SAYS, *found) if found is not None else None
     if classify(body).verdict is Verdict.APPROVE:
         return "The subject rejects but the text approves."
@@ -1231,7 +1253,7 @@ def _one_click_contradiction(verdict: Verdict, body: str, signer: Signer | None)
     return None
 
 
-def _after_approval_line(body: str) -> list[str]:
+def _after_approval_line(body: str, signer: Signer | None) -> list[str]:
     """The body's lines after its first, when that only approves ("APPROVE", "Approved,
     thanks"), else all of them."""
     lines = _without_disclaimer(body.split("\n"))
@@ -1240,7 +1262,8 @@ def _after_approval_line(body: str) -> list[str]:
     first = lines[0].strip()
     tokens = _tokens(first)
     taken = _approval_opening([t.word for t in tokens])
-    return lines[1:] if taken is not None and _only_approves(first, tokens, taken) else lines
+    only = taken is not None and _only_approves(first, tokens, taken, signer)
+    return lines[1:] if only else lines
 
 
 def _after_rejection_word(body: str) -> str:
