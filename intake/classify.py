@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import bindparam, func, literal, or_, select, union_all
+from sqlalchemy import and_, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from core.addresses import is_own_address
@@ -49,7 +49,7 @@ MS_AUTO_HEADERS = ("x-ms-exchange-inbox-rules-loop", "x-ms-exchange-generated-me
 class Knowledge(Protocol):
     """What the database knows that classification needs; DatabaseKnowledge reads it."""
 
-    def earlier_copy(self, message_id: str | None, sha256: str, before_id: int) -> int | None: ...
+    def earlier_copy(self, message_id: str | None, facts: Facts) -> int | None: ...
 
     def case_by_ref(self, ref: str) -> int | None: ...
 
@@ -60,10 +60,21 @@ class Knowledge(Protocol):
 
 @dataclass(frozen=True)
 class Facts:
-    """The ledger row's own facts: its id (what "earlier" means) and its bytes' digest."""
+    """The ledger row's own facts: its id (what "earlier" means), its bytes' digest, and the
+    From address and Subject its headers gave (a copy by Message-ID must share them)."""
 
     inbound_id: int
     sha256: str
+    from_address: str | None = None
+    subject: str | None = None
+
+    @classmethod
+    def of(cls, row: InboundMessage) -> Facts:
+        return cls(row.id, row.sha256, row.from_address, row.subject)
+
+    @property
+    def sender_key(self) -> str:
+        return (self.from_address or "").lower()
 
 
 def classify(
@@ -75,7 +86,7 @@ def classify(
         return Classification(MessageKind.UNRELATED, "The message has no From header.")
     if any(is_own_address(address, our_addresses) for _, address in mail.from_addresses):
         return Classification(MessageKind.UNRELATED, "The message is from our own address.")
-    earlier = known.earlier_copy(mail.message_id, facts.sha256, facts.inbound_id)
+    earlier = known.earlier_copy(mail.message_id, facts)
     if earlier is not None:
         return Classification(
             MessageKind.DUPLICATE,
@@ -229,25 +240,38 @@ def bracket_variants(message_ids: list[str]) -> list[str]:
 
 _T = InboundMessage.__table__
 # Built once; these run for every message.
+# A copy is the same bytes, or the same Message-ID from the same sender with the same
+# Subject (a copy that came by another route, its trace headers its own). A Message-ID alone
+# is not enough: whoever learns or guesses one (a copier's counter, "<0000123@scanner>")
+# could send it first, in anything, and a later message carrying it would be dropped unread.
+_SENDER = func.lower(func.coalesce(_T.c.from_address, ""))
+_SUBJECT = func.coalesce(_T.c.subject, "")
 _EARLIER = pending_may_wait(
     select(func.min(_T.c.id)).where(
         _T.c.id < bindparam("before"),
-        or_(_T.c.sha256 == bindparam("sha"), _T.c.message_id == bindparam("mid")),
+        or_(
+            _T.c.sha256 == bindparam("sha"),
+            and_(
+                _T.c.message_id == bindparam("mid"),
+                _SENDER == bindparam("sender"),  # noqa: SIM300 (columns, not constants)
+                _SUBJECT == bindparam("subject"),  # noqa: SIM300
+            ),
+        ),
     )
 )
 
 
 _FIRST_COPIES = pending_may_wait(
     union_all(
-        select(literal("sha"), _T.c.sha256, func.min(_T.c.id))
+        select(literal("sha"), _T.c.sha256, literal(""), literal(""), func.min(_T.c.id))
         .where(_T.c.sha256.in_(bindparam("shas", expanding=True)))
         .group_by(_T.c.sha256),
-        select(literal("mid"), _T.c.message_id, func.min(_T.c.id))
+        select(literal("mid"), _T.c.message_id, _SENDER, _SUBJECT, func.min(_T.c.id))
         .where(_T.c.message_id.in_(bindparam("mids", expanding=True)))
-        .group_by(_T.c.message_id),
+        .group_by(_T.c.message_id, _SENDER, _SUBJECT),
     )
 )
-# session.info: {(inbound id, sha256, Message-ID): the earlier copy's id or None}
+# session.info: {(Message-ID, the row's Facts): the earlier copy's id or None}
 EARLIER_COPIES = "intake.classify.earlier_copies"
 
 
@@ -268,9 +292,9 @@ def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
     shas = sorted({row.sha256 for row in rows})
     telling = {row.id: telling_id(row.message_id) for row in rows}
     mids = sorted({mid for mid in telling.values() if mid})
-    first: dict[tuple[str, str], int] = {
-        (side, value): first_id
-        for side, value, first_id in session.connection().execute(
+    first: dict[tuple[str, str, str, str], int] = {
+        (side, value, sender, subject): first_id
+        for side, value, sender, subject, first_id in session.connection().execute(
             # No Message-ID in the batch: "" matches none (stored ones are None or <…>).
             _FIRST_COPIES,
             {"shas": shas, "mids": mids or [""]},
@@ -279,15 +303,16 @@ def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
     found = session.info.setdefault(EARLIER_COPIES, {})
     for row in rows:
         mid = telling[row.id]
+        facts = Facts.of(row)
         below = [
             first_id
             for first_id in (
-                first.get(("sha", row.sha256)),
-                first.get(("mid", mid)) if mid else None,
+                first.get(("sha", row.sha256, "", "")),
+                first.get(("mid", mid, facts.sender_key, row.subject or "")) if mid else None,
             )
             if first_id is not None and first_id < row.id
         ]
-        found[(row.id, row.sha256, row.message_id)] = min(below, default=None)
+        found[(row.message_id, facts)] = min(below, default=None)
 
 
 class LedgerKnowledge:
@@ -298,15 +323,24 @@ class LedgerKnowledge:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def earlier_copy(self, message_id: str | None, sha256: str, before_id: int) -> int | None:
+    def earlier_copy(self, message_id: str | None, facts: Facts) -> int | None:
         found = self.session.info.get(EARLIER_COPIES, {})
-        key = (before_id, sha256, message_id)
+        key = (message_id, facts)
         if key in found:  # the batch's rows were looked up together
             return found[key]
         # One statement; SQLite and PostgreSQL both answer the OR from the two indexes.
         return (
             self.session.connection()
-            .execute(_EARLIER, {"before": before_id, "sha": sha256, "mid": telling_id(message_id)})
+            .execute(
+                _EARLIER,
+                {
+                    "before": facts.inbound_id,
+                    "sha": facts.sha256,
+                    "mid": telling_id(message_id),
+                    "sender": facts.sender_key,
+                    "subject": facts.subject or "",
+                },
+            )
             .scalar()
         )
 

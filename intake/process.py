@@ -562,7 +562,7 @@ class Processor:
             ours = self.settings.our_addresses
 
             def classified(row: InboundMessage, mail: ParsedMail) -> Classification:
-                return classify(mail, Facts(row.id, row.sha256), knowledge, ours)
+                return classify(mail, Facts.of(row), knowledge, ours)
 
             reading.add(rows, _copy_in(session), classified)
 
@@ -596,7 +596,7 @@ class Processor:
         seen["sender"] = self._sender_facts(mail)
         found = classify(
             mail,
-            Facts(row.id, row.sha256),
+            Facts.of(row),
             self.cases.knowledge(session),
             self.settings.our_addresses,
         )
@@ -701,7 +701,7 @@ class _Logged:
 def _copy_in(session: Session) -> Callable[[InboundMessage], bool]:
     """Is a row a copy of an earlier message (answered by find_earlier_copies's look-up)?"""
     knowledge = LedgerKnowledge(session)
-    return lambda row: knowledge.earlier_copy(row.message_id, row.sha256, row.id) is not None
+    return lambda row: knowledge.earlier_copy(row.message_id, Facts.of(row)) is not None
 
 
 def _senders(rows: list[InboundMessage]) -> frozenset[str]:

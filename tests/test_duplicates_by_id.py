@@ -34,12 +34,20 @@ def config(db: Database, tmp_path: Path) -> Config:
     return mail_config(db, tmp_path)
 
 
-def message(message_id: str, nominee: str, *, received: str = "mx1") -> bytes:
+def message(
+    message_id: str,
+    nominee: str,
+    *,
+    received: str = "mx1",
+    sender: str = "Mo Manager <manager@riverside.nhs.net>",
+    subject: str = "New admin",
+    extra: str = "",
+) -> bytes:
     return (
         f"Received: from {received}.example by mx.nhs.net\r\n"
         f"Authentication-Results: {TRUSTED}; dmarc=pass header.from=riverside.nhs.net\r\n"
-        f"From: Mo Manager <manager@riverside.nhs.net>\r\nTo: {OUR}\r\n"
-        f"Subject: New admin\r\nMessage-ID: {message_id}\r\n"
+        f"From: {sender}\r\nTo: {OUR}\r\n{extra}"
+        f"Subject: {subject}\r\nMessage-ID: {message_id}\r\n"
         "Date: Mon, 02 Mar 2026 09:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
         f"Please set up {nominee} as GPP admin for A81001.\r\n"
     ).encode()
@@ -70,6 +78,40 @@ def test_the_same_message_delivered_twice_is_still_a_copy(
     first = message("<abc@riverside.nhs.net>", "Jane Smith jane.smith@nhs.net")
     again = message("<abc@riverside.nhs.net>", "Jane Smith jane.smith@nhs.net", received="mx2")
     assert statuses(db, config, env, first, again) == ["processed", "duplicate"]
+
+
+def test_the_same_message_in_another_case_of_its_sender_s_address_is_a_copy(
+    db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    first = message("<abc@riverside.nhs.net>", "Jane Smith jane.smith@nhs.net")
+    again = message(
+        "<abc@riverside.nhs.net>",
+        "Jane Smith jane.smith@nhs.net",
+        received="mx2",
+        sender="Mo Manager <Manager@Riverside.nhs.net>",
+    )
+    assert statuses(db, config, env, first) == ["processed"]
+    assert statuses(db, config, env, again) == ["processed", "duplicate"]
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        # Sent first by someone who learnt or guessed the id, as an automatic reply
+        # (recorded, never answered, no case), from another sender.
+        {"sender": "Eve <eve@example.com>", "extra": "Auto-Submitted: auto-replied\r\n"},
+        # From the same address, forged, with another subject.
+        {"subject": "Out of office", "extra": "Auto-Submitted: auto-replied\r\n"},
+    ],
+    ids=["another sender", "another subject"],
+)
+def test_a_message_id_sent_first_by_another_does_not_swallow_the_real_message(
+    forged: dict[str, str], db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    first = message("<0000123@scanner.riverside.nhs.net>", "nobody", **forged)
+    real = message("<0000123@scanner.riverside.nhs.net>", "Jane Smith jane.smith@nhs.net")
+    assert statuses(db, config, env, first) == ["ignored"]
+    assert statuses(db, config, env, real) == ["ignored", "processed"]
 
 
 def test_telling_id() -> None:

@@ -80,7 +80,7 @@ def check(sample: Path, session, case: Case, uid: int) -> None:
     session.flush()
 
     mail = parse_mail(raw)
-    found = classify(mail, Facts(row.id, row.sha256), DatabaseKnowledge(session), OURS)
+    found = classify(mail, Facts.of(row), DatabaseKnowledge(session), OURS)
 
     assert found.kind == expected["kind"], found.reason
     assert found.reason
@@ -138,9 +138,7 @@ def test_whole_corpus_on_both_databases(database: Database) -> None:
             )
             session.add(row)
             session.flush()
-            found = classify(
-                parse_mail(raw), Facts(row.id, row.sha256), DatabaseKnowledge(session), OURS
-            )
+            found = classify(parse_mail(raw), Facts.of(row), DatabaseKnowledge(session), OURS)
             expected = json.loads(sample.with_suffix(".expected.json").read_text())["kind"]
             want = "unrelated" if expected == "unrelated" else "duplicate"
             assert found.kind == want, sample.name
