@@ -219,8 +219,12 @@ def _dmarc_agrees(headers: list[AuthResults], domain: str, who: str) -> SenderVe
                 f"{who}: dmarc={result.result} header.from={header_from or '?'}; "
                 f"the From domain is {domain}."
             )
-    if len(headers) > 1 and len(dmarcs) < len(headers):
-        return _failed(f"The trusted headers from {who} disagree: not all report DMARC.")
+    # Header by header, not by count: two results in one header must not stand in for
+    # another header that reports none.
+    if any(len(h.of("dmarc")) != 1 for h in headers):
+        return _failed(
+            f"The trusted headers from {who} disagree: each must report one DMARC result."
+        )
     return SenderVerdict(
         Status.AUTHENTICATED,
         f"Authentication-Results: {who}",

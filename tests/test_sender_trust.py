@@ -269,6 +269,23 @@ def test_authserv_id_trusts_the_receiving_servers_pass() -> None:
         ([ar("mx.attacker.test")], "No Authentication-Results header from a trusted"),
         ([f"Authentication-Results: {MX}; dmarc=pass (unclosed"], "could not be read"),
         ([], "No Authentication-Results header from a trusted"),
+        # The top header reports no DMARC; two passes written below it, under the trusted
+        # id, do not make up for it, nor do two in one header.
+        (
+            [
+                f"Authentication-Results: {MX}; spf=pass smtp.mailfrom=nhs.net; dkim=none",
+                f"Authentication-Results: {MX}; dmarc=pass header.from=nhs.net; "
+                "dmarc=pass header.from=nhs.net",
+            ],
+            "each must report one DMARC result",
+        ),
+        (
+            [
+                f"Authentication-Results: {MX}; dmarc=pass header.from=nhs.net; "
+                "dmarc=pass header.from=nhs.net"
+            ],
+            "each must report one DMARC result",
+        ),
     ],
 )
 def test_authserv_id_refuses_forged_or_disagreeing_headers(headers: list[str], said: str) -> None:
