@@ -253,6 +253,15 @@ def test_plain_and_html_parts_that_disagree_are_unclear() -> None:
     assert result.verdict is Verdict.UNCLEAR
 
 
+def test_an_html_part_that_says_more_than_the_approving_plain_text_is_unclear() -> None:
+    """What the approver's reader showed them is what they sent: the plain text beside it
+    approving does not outvote it."""
+    html = "<div>APPROVE</div><div>On hold until her DBS check clears please</div>"
+    result = read_answer("APPROVE\n", html, signer=APPROVER)
+    assert result.verdict is Verdict.UNCLEAR, result
+    assert "says" in result.explanation or "more" in result.explanation, result
+
+
 def test_html_used_when_the_plain_part_is_empty() -> None:
     assert read_answer("", "<div>APPROVE</div>").verdict is Verdict.APPROVE
 

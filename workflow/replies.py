@@ -593,9 +593,9 @@ def read_answer(
 
     With `text_from_html` the plain text was made from the HTML body, quote and all, so only
     the HTML is read (its quoted parts are known by their markup). When a real plain-text
-    part and an HTML part both hold text of their own, they must not disagree: two clear,
-    different verdicts, or a plain text that cannot be read beside an HTML part that can,
-    are unclear. `signer`, the approver asked, is kept out of a rejection's reason.
+    part and an HTML part both hold text of their own, they must agree: two different
+    verdicts, one of them unclear included, are unclear. `signer`, the approver asked, is
+    kept out of a rejection's reason.
     """
     if text_from_html:
         if not html:
@@ -615,12 +615,14 @@ def read_answer(
 def _reconcile(from_text: Answer, from_html: Answer) -> Answer:
     if not from_text.own_text:
         return from_html
-    if not from_html.own_text or from_html.verdict in (from_text.verdict, Verdict.UNCLEAR):
-        # HTML conversion loses structure; an HTML part that cannot be read does not
-        # outvote a plain-text part that can.
+    if not from_html.own_text or from_html.verdict is from_text.verdict:
         return from_text
     if from_text.verdict is Verdict.UNCLEAR:
         return from_text
+    if from_html.verdict is Verdict.UNCLEAR:
+        # What the approver's reader showed them says more, or other, than the plain text
+        # beside it: a person reads both.
+        return Answer(Verdict.UNCLEAR, None, from_text.own_text, from_html.explanation)
     return Answer(
         Verdict.UNCLEAR,
         None,
