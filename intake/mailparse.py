@@ -24,6 +24,7 @@ import email.utils
 import mimetypes
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from core.senderauth import AUTH_AS, SINGLE_HEADERS
 from core.visible import without_format
 from intake.charsets import decode_bytes, storable, unsurrogate
 from intake.oversize import Elisions, Mark, Refuted, elide, encoded_size, verify
-from intake.tnef import is_tnef, unpack_tnef
+from intake.tnef import TNEF_SECONDS, is_tnef, unpack_tnef
 
 DEFAULT_ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
 MAX_DEPTH = 12
@@ -448,6 +449,9 @@ class _Reader:
         self.used_names: set[str] = set()
         self.parts = 0
         self.root: Message | None = None
+        # What winmail.dat files may still cost this message (intake.tnef): waiting for its
+        # child is no CPU of this process, which the message's own budget counts.
+        self.tnef_seconds = TNEF_SECONDS
 
     def read(self, msg: Message, depth: int = 0, enclosed: bool = False) -> None:
         if depth == 0:
@@ -557,12 +561,22 @@ class _Reader:
         self.unread(problem)
 
     def tnef(self, name: str, ctype: str, data: bytes) -> None:
+        if self.tnef_seconds <= 0:
+            self.mail.problems.append(
+                f"{name}: not unpacked, the message's winmail.dat files having taken the "
+                f"{TNEF_SECONDS:g} s they may; kept as it is"
+            )
+            self.keep(name, ctype, data)
+            return
+        began = time.monotonic()
         try:
-            content = unpack_tnef(data)
+            content = unpack_tnef(data, self.tnef_seconds)
         except ValueError as exc:
             self.mail.problems.append(f"{name}: {exc}; kept as it is")
             self.keep(name, ctype, data)
             return
+        finally:
+            self.tnef_seconds -= time.monotonic() - began
         for inner_name, inner_data in content.files:
             inner_type = mimetypes.guess_type(inner_name)[0] or "application/octet-stream"
             safe = safe_filename(inner_name, inner_type, len(self.mail.attachments) + 1)

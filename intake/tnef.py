@@ -28,8 +28,10 @@ def is_tnef(content_type: str, filename: str | None) -> bool:
 
 
 # A winmail.dat is read in a child of its own (intake.tnef_worker): these bound what one
-# may cost. A real one, its files no larger than the message that brought them, is read in
-# well under a second; a hostile one claiming billions of values is stopped at either.
+# may cost, and TNEF_SECONDS is also what all of one message's winmail.dat files may take
+# together (intake.mailparse). A real one, its files no larger than the message that
+# brought them, is read in well under a second; a hostile one claiming billions of values
+# is stopped at either limit.
 TNEF_MEMORY_MB = 256
 TNEF_SECONDS = 5.0
 
@@ -42,15 +44,15 @@ class _Reader:
         self._child: Child | None = None
         self._lock = threading.Lock()
 
-    def unpack(self, data: bytes) -> dict[str, Any]:
+    def unpack(self, data: bytes, seconds: float) -> dict[str, Any]:
         with self._lock:
             try:
                 if self._child is None or not self._child.alive:
                     self._child = Child("intake.tnef_worker", str(TNEF_MEMORY_MB))
-                answer = self._child.request({}, data, TNEF_SECONDS)
+                answer = self._child.request({}, data, seconds)
             except TimeoutError:
                 self._drop()
-                return {"ok": False, "detail": f"no answer within {TNEF_SECONDS:g} s"}
+                return {"ok": False, "detail": f"no answer within {seconds:.3g} s"}
             except ChildDied as exc:
                 self._drop()
                 return {"ok": False, "detail": f"its reader stopped ({exc})"}
@@ -72,9 +74,10 @@ _READER = _Reader()
 atexit.register(_READER.close)
 
 
-def unpack_tnef(data: bytes) -> TnefContent:
-    """Raises ValueError when `data` is not TNEF, is damaged, or asks more than its limits."""
-    answer = _READER.unpack(data)
+def unpack_tnef(data: bytes, seconds: float = TNEF_SECONDS) -> TnefContent:
+    """Raises ValueError when `data` is not TNEF, is damaged, or asks more than its limits
+    (`seconds` of waiting for its reader, at most)."""
+    answer = _READER.unpack(data, seconds)
     if not answer.get("ok"):
         raise ValueError(str(answer.get("detail") or "not a readable winmail.dat")[:300])
     content = TnefContent(

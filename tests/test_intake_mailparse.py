@@ -119,6 +119,16 @@ def test_a_winmail_dat_claiming_billions_costs_its_reader_not_the_service(mapi: 
     assert unpack_tnef(good).files == [("form.pdf", b"%PDF-1.4 form")]
 
 
+def test_the_winmail_dat_files_of_one_message_share_one_time_limit() -> None:
+    """Waiting for the reader is no CPU of the service's, which a message's budget counts:
+    a message of many slow winmail.dat files would otherwise hold a worker for minutes."""
+    slow = _claiming(struct.pack("<I", 0xFFFFFFFF))  # four billion properties, no memory
+    parts = [(f"winmail{n}.dat", "application/ms-tnef", slow) for n in range(4)]
+    mail = parse_mail(with_attachments(*parts))
+    assert len(mail.attachments) == 4  # each kept as it came
+    assert sum("not unpacked" in p for p in mail.problems) == 3, mail.problems
+
+
 def test_a_damaged_winmail_dat_is_kept_as_it_is() -> None:
     raw = with_attachments(("winmail.dat", "application/ms-tnef", b"not tnef at all"))
     mail = parse_mail(raw)
