@@ -546,6 +546,10 @@ class Processor:
         run's read-ahead; in a transaction of its own that only reads, so that no write
         lock is held while the messages are parsed.
 
+        A batch with a message claimed before (intake.ledger.claim_pending) is not read
+        ahead, nor is a message after it that was claimed before: the worker may have died
+        reading it, and reading ahead is charged to no claim.
+
         While another worker is at work, the messages after the batch are left alone: the
         next batch may well be the other worker's, which reads its forms itself, and a
         scanned form read twice costs a second of CPU that both workers share."""
@@ -558,6 +562,11 @@ class Processor:
                 upcoming = False
             after = ledger.upcoming(session, max(ids), batch) if upcoming else []
             rows = _load_rows(session, ids, also=after)
+            if any(row.attempts > 1 for row in rows if row.id in ids):
+                # Claimed before and not finished: the worker may have died reading it.
+                # Read in its turn, after its claims are counted (MOST_CLAIMS), and alone.
+                return
+            rows = [row for row in rows if row.id in ids or not row.attempts]
             knowledge = self.cases.knowledge(session)
             ours = self.settings.our_addresses
 

@@ -6,6 +6,7 @@ test_intake_poller.py.
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
 import multiprocessing
 import os
@@ -247,17 +248,44 @@ def _killed_by_poison(url: str, inbox: str, raw: str) -> None:
     process_pending(db, config, dies)
 
 
-def test_a_message_that_kills_its_worker_is_failed_and_takes_no_other(
-    database: Database, tmp_path: Path
-) -> None:
-    config = maildir_config(database, tmp_path)
-    deliver(config, plain_request(0, subject="POISON"), *[plain_request(i) for i in (1, 2, 3)])
-    poll_all(database, config)
+class _ReadsAhead:
+    """The workflow's handler reads forms ahead (workflow.handler); this one only opens
+    cases, but asks for the read-ahead all the same."""
+
+    def __call__(self, session, inbound, mail, classification) -> str:
+        return opening_handler(session, inbound, mail, classification)
+
+    def read_ahead(self, found, message_seconds):
+        return contextlib.nullcontext()
+
+
+def _killed_reading_ahead(url: str, inbox: str, raw: str) -> None:
+    """A worker that dies parsing the POISON message, which may be read ahead of its turn."""
+    import intake.process
+
+    real = intake.process.parse_mail
+
+    def parse(data: bytes, **limits):
+        if b"POISON" in data:
+            os._exit(137)
+        return real(data, **limits)
+
+    intake.process.parse_mail = parse
+    box = MailboxConfig(name="enquiries", maildir=inbox)
+    config = Config(
+        database=DatabaseConfig(url), mailboxes=[box], storage=StorageConfig(raw_dir=raw)
+    )
+    process_pending(Database(url), config, _ReadsAhead())
+
+
+def _until_a_worker_lives(database: Database, config: Config, target) -> list[int | None]:
+    """Worker processes started one after another, as systemd restarts a service that
+    died, until one ends of itself; their exit codes."""
     spawn = multiprocessing.get_context("spawn")
     codes = []
-    for _ in range(MOST_CLAIMS + 1):
+    for _ in range(MOST_CLAIMS + 3):
         worker = spawn.Process(
-            target=_killed_by_poison,
+            target=target,
             args=(database.url, config.mailboxes[0].maildir, config.storage.raw_dir),
         )
         worker.start()
@@ -265,6 +293,17 @@ def test_a_message_that_kills_its_worker_is_failed_and_takes_no_other(
         codes.append(worker.exitcode)
         if worker.exitcode == 0:
             break
+    return codes
+
+
+def test_a_message_that_kills_its_worker_is_failed_and_takes_no_other(
+    database: Database, tmp_path: Path
+) -> None:
+    config = maildir_config(database, tmp_path)
+    deliver(config, plain_request(0, subject="POISON"), *[plain_request(i) for i in (1, 2, 3)])
+    poll_all(database, config)
+
+    codes = _until_a_worker_lives(database, config, _killed_by_poison)
 
     # Killed in the first batch, then each time it was claimed again, alone; the others
     # were worked one by one, and it was failed unread at last.
@@ -281,6 +320,29 @@ def test_a_message_that_kills_its_worker_is_failed_and_takes_no_other(
     # Retried by a caseworker, it is claimed afresh.
     with database.transaction() as session:
         assert ledger.retry(session, poison.id, by="caseworker@nhs.net").attempts == 0
+
+
+def test_a_message_that_kills_its_worker_as_it_is_read_ahead_is_failed_too(
+    database: Database, tmp_path: Path
+) -> None:
+    """Read ahead, a message is parsed before its claim is checked, and a message after
+    the batch before anyone claims it: neither may kill the worker for good."""
+    config = maildir_config(database, tmp_path)
+    deliver(
+        config,
+        *[plain_request(i) for i in (1, 2, 3)],
+        plain_request(0, subject="POISON", body="Form attached: form.pdf\n"),
+    )
+    poll_all(database, config)
+
+    codes = _until_a_worker_lives(database, config, _killed_reading_ahead)
+
+    assert codes[-1] == 0 and len(codes) <= MOST_CLAIMS + 2, codes
+    [poison] = [r for r in rows(database) if r.subject == "POISON"]
+    assert poison.status == "failed"
+    assert f"began {MOST_CLAIMS} times and never finished" in (poison.error or "")
+    others = [r for r in rows(database) if r.id != poison.id]
+    assert [r.status for r in others] == ["processed"] * 3
 
 
 def test_stopping_gives_back_the_claims_not_worked(database: Database, tmp_path: Path) -> None:
