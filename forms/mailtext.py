@@ -13,14 +13,17 @@ from dataclasses import dataclass
 
 # --------------------------------------------------------------------------- quoted mail
 
-# An attribution ("On Mon, 2 Mar 2026 at 09:00, PCSE <…> wrote:"), wrapped over up to three
-# lines: found by its last line, then the nearest line above opening "On", with no blank
-# line between and a figure of a date or time, or an address, in it. Not the earliest "On":
-# a line the writer began so ("On hold until her DBS clears") above it is theirs.
+# An attribution ("On Mon, 2 Mar 2026 at 09:00, PCSE <…> wrote:"; "PCSE Enquiries wrote:").
+# Found by its line ending "wrote:": one opening "On" is whole if it holds a figure of a
+# date or an address; Gmail wraps a long one, so the nearest "On" line up to two lines
+# above, with no blank line between, begins it when it holds a time and the lines an
+# address. Not the earliest "On": a line the writer began so ("On hold until her DBS
+# clears", "On 1 April she leaves") above an attribution is theirs.
 _WROTE = re.compile(r"\bwrote:[ \t]*$", re.I)
 _ON = re.compile(r"^[ \t]*On\b", re.I)
 _ATTRIBUTION_LINES = 3
 _DATED_OR_ADDRESSED = re.compile(r"\d|@")
+_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
 
 # Searched through whole bodies line by line (re.M): each starts with [ \t]* rather than
 # \s*, which would run on over the following lines from every line start (quadratic in a
@@ -55,18 +58,37 @@ _FROM_LINE = re.compile(r"^\s*\*?From\*?\s*:", re.I)
 
 
 def _attribution_start(lines: list[str]) -> int | None:
-    """The line an attribution of a reply begins on (see _WROTE), or None."""
+    """The line the quote's attribution begins on (see _WROTE), or None. Of several, the
+    first that quoted lines follow: the writer may quote someone in their own words ("On
+    3 March the practice manager wrote: …") above the attribution of our email."""
+    found: list[tuple[int, bool]] = []
     for last, line in enumerate(lines):
         if not _WROTE.search(line):
             continue
-        for first in range(last, max(-1, last - _ATTRIBUTION_LINES), -1):
-            if not lines[first].strip():
-                break
-            if _ON.match(lines[first]):
-                if _DATED_OR_ADDRESSED.search(" ".join(lines[first : last + 1])):
-                    return first
-                break
+        first = _attribution_from(lines, last)
+        quoted = _quoted_after(lines, last)
+        if first is None and not quoted:
+            continue  # "… as Jane wrote:" in a sentence, no quote under it
+        found.append((last if first is None else first, quoted))
+    return next((first for first, quoted in found if quoted), found[0][0] if found else None)
+
+
+def _attribution_from(lines: list[str], last: int) -> int | None:
+    """Where an attribution ending on line `last` begins, when it opens with "On"."""
+    if _ON.match(lines[last]):
+        return last if _DATED_OR_ADDRESSED.search(lines[last]) else None
+    for first in range(last - 1, max(-1, last - _ATTRIBUTION_LINES), -1):
+        if not lines[first].strip():
+            return None
+        if _ON.match(lines[first]):
+            wrapped = " ".join(lines[first : last + 1])
+            return first if _TIME.search(lines[first]) and "@" in wrapped else None
     return None
+
+
+def _quoted_after(lines: list[str], last: int) -> bool:
+    """Is the first line with words after `last` quoted ("> …"), or is there none?"""
+    return next((line.lstrip().startswith(">") for line in lines[last + 1 :] if line.strip()), True)
 
 
 def quote_start(text: str) -> int | None:

@@ -129,6 +129,23 @@ def test_quoted_mail_is_set_apart(quote: str) -> None:
         ),
         # "On" and "wrote:" with neither date nor address is no attribution.
         ("APPROVE\nOn hold, as Mo wrote:\nyes", None),
+        # An attribution of the author alone ("PCSE Enquiries wrote:") takes in no line of
+        # the writer's above it: only a wrapped Gmail one, with a time and an address.
+        ("APPROVE\nOn 1 April she leaves - do not approve", "PCSE Enquiries wrote:\n> old"),
+        (
+            "APPROVE\nOn 1 April she leaves,\nso please do not set her up",
+            "PCSE Enquiries wrote:\n> old",
+        ),
+        (
+            "APPROVE",
+            "\nOn Tue, 3 Mar 2026 at 10:00, PCSE Online user management <\n"
+            "pcse@nhs.net> wrote:\n\n> old",
+        ),
+        # The writer quoting someone in their own words, above the quote of our email.
+        (
+            "APPROVE\nOn 3 March the practice manager wrote:\nJane has left, REJECT instead",
+            "\nOn Tue, 3 Mar 2026 at 10:00, PCSE <pcse@nhs.net> wrote:\n\n> old",
+        ),
     ],
 )
 def test_the_quote_begins_at_the_attribution_not_at_a_line_of_the_writer_s(

@@ -131,6 +131,18 @@ def test_a_line_begun_like_a_quote_s_header_above_the_quote_is_read(
 
 
 @pytest.mark.parametrize(
+    "reply",
+    [
+        "APPROVE\nOn 1 April she leaves - do not approve\nPCSE Enquiries wrote:\n" + quoted(),
+        "APPROVE\nOn 3 March the practice manager wrote:\nJane has left, REJECT instead\n\n"
+        "On Tue, 3 Mar 2026 at 10:00, PCSE <pcse@nhs.net> wrote:\n\n" + quoted(),
+    ],
+)
+def test_the_approver_s_own_lines_above_an_attribution_are_read(reply: str) -> None:
+    assert read_answer(reply, signer=APPROVER).verdict is Verdict.UNCLEAR
+
+
+@pytest.mark.parametrize(
     "first",
     [
         "Approved, thanks Jane Smith Excluded",
