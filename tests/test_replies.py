@@ -730,7 +730,8 @@ def test_an_approval_that_names_a_nominee_besides_is_unclear(
     closing: str, without_the_names: Verdict
 ) -> None:
     """With the nominees' names, a comment about one: a word of a nominee's name is a
-    place's only beside a word of an organisation or an address, never a post's."""
+    place's only in a part that ends in a word of an organisation or an address, never a
+    post's."""
     premise = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER).verdict
     assert premise is without_the_names
     answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=NAMING)
@@ -800,6 +801,44 @@ def test_a_signature_naming_places_and_days_is_read(closing: str) -> None:
 def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None:
     answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER)
     assert answer.verdict is Verdict.UNCLEAR, answer
+
+
+# The request names Bob Jones.
+NAMING_BOB = Signer("Dr Anil Patel", "a.patel@nhs.net", others=frozenset({"bob", "jones"}))
+# A word of a nominee's name beside a post speaks of them, whatever words join it
+# ("Practice" is a post's word in "Practice Manager"): read with NAMING_BOB.
+SPEAKING_OF_BOB = (
+    *(
+        f"Thanks\nAnil\nGP Partner\n{joined} Bob Practice Manager"
+        for joined in (
+            "With",
+            "Along With",
+            "Together With",
+            "Besides",
+            "Alongside",
+            "Minus",
+            "Bar",
+            "Less",
+            "Other Than",
+            "Save",
+            "Barring",
+            "Keep",
+            "Retain",
+            "Outgoing",
+            "Remains",
+            "Stays",
+            "Vice",
+            "For",
+            "Covering For",
+            "Cc",
+            "Attn",
+        )
+    ),
+    "Thanks\nAnil\nGP Partner\nBob Stays Practice Manager",
+    "Thanks\nAnil\nGP Partner\nBob Practice Manager",
+    "Thanks\nAnil\nGP Partner\nBob Practice Manager, Leeds LS1 4AB",
+    "Thanks\nAnil\nGP Partner\nThe Surgery, Bob Practice Manager",
+)
 
 
 @pytest.mark.parametrize(
@@ -878,13 +917,34 @@ def test_a_comment_under_a_label_or_in_capitals_is_unclear(closing: str) -> None
         "Thanks\nAnil\nGP Partner\nOr Bob Jones Practice Manager",
         "Thanks\nAnil\nGP Partner\nBut Bob Jones Practice Manager",
         "Thanks\nAnil\nGP Partner\nAnd Bob, 1 High Street, Leeds LS1 4AB",
+        *SPEAKING_OF_BOB,
     ],
 )
 def test_a_signature_line_that_names_no_post_or_voids_the_answer_is_unclear(
     closing: str,
 ) -> None:
-    answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=APPROVER)
+    signer = NAMING_BOB if closing in SPEAKING_OF_BOB else APPROVER
+    answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=signer)
     assert answer.verdict is Verdict.UNCLEAR, answer
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        "Thanks\nAnil\nGP Partner\nBob Lane Surgery",
+        "Thanks\nAnil\nPractice Manager, Bob Lane Surgery",
+        "Thanks\nAnil\nGP Partner\nBob Lane Surgery, Leeds LS1 4AB",
+        "Thanks\nAnil\nGP Partner\n12 Bob Road, Leeds LS1 4AB",
+        "Thanks\nAnil\nGP Partner\n12 Bob Road LS1 4AB",
+        "Thanks\nAnil\nGP Partner\nBob Road Surgery (Monday - Wednesday)",
+        "Thanks\nAnil\nClinical Director, Jones Street PCN",
+        "Thanks\nAnil\nGP Partner\nThe Jones Practice",
+    ],
+)
+def test_a_place_that_holds_a_word_of_a_nominee_s_name_is_a_place(closing: str) -> None:
+    """A nominee's word in a part that ends in an organisation's or an address's word."""
+    answer = read_answer(f"Approved\n{closing}\n\n{quoted()}", signer=NAMING_BOB)
+    assert answer.verdict is Verdict.APPROVE, answer
 
 
 @pytest.mark.parametrize(

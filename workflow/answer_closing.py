@@ -608,15 +608,28 @@ _DATE = re.compile(r"\b\d{1,2}[/.-]\d{1,2}(?:[/.-]\d{2,4})?\b")
 
 def _speaks_of_a_nominee(line: str, signer: Signer | None) -> bool:
     """Does a line that reads as a title or an organisation speak of someone the request
-    names ("Jane Quit", "Jane Smith Locum")? Their full name, or a word of it with no word
-    of a title, an organisation or an address beside it ("Victoria Medical Centre" and
-    "12 Park Road" are places, whoever is named Victoria or Park)."""
+    names ("Jane Quit", "Jane Smith Locum")? Their full name, or a word of it in a comma
+    part that does not end in an organisation's or an address's word: "Victoria Medical
+    Centre" and "12 Park Road" are places, whoever is named Victoria or Park, but in "With
+    Bob Practice Manager" the organisation's word is a post's, and the line speaks of Bob."""
     if signer is None or not signer.others:
         return False
-    words = [w.removesuffix("'s") for w in _words(line)]
-    own = set(signer.name_words())
-    named = [w for w in words if w in signer.others and w not in own]
-    return len(named) >= 2 or (bool(named) and not set(words) & _ORGANISATION_OR_ADDRESS)
+    nominees = signer.others - set(signer.name_words())
+    if len(_named(line, nominees)) >= 2:
+        return True
+    parts = POSTCODE.sub(" ", _without_days(line)).split(",")
+    return any(_named(part, nominees) and not _names_a_place(part) for part in parts)
+
+
+def _named(text: str, nominees: frozenset[str]) -> list[str]:
+    """The words of the text that are words of a nominee's name ("Jane's" is "jane")."""
+    return [w for w in (w.removesuffix("'s") for w in _words(text)) if w in nominees]
+
+
+def _names_a_place(part: str) -> bool:
+    """The part ends in an organisation's or an address's word ("Bob Lane Surgery")."""
+    words = _words(part)
+    return bool(words) and words[-1] in _ORGANISATION_OR_ADDRESS
 
 
 # Words of job titles, organisations and addresses: beside one, a word of a nominee's name
@@ -741,9 +754,9 @@ _FIRST_HEADS = frozenset(
 )
 
 
-# Words of organisations and addresses: beside one, a word of a nominee's name is a
-# place's ("Victoria Medical Centre", "12 Park Road"); beside a post's it is the nominee
-# ("Jane Locum").
+# Words of organisations and addresses: in a comma part that ends in one, a word of a
+# nominee's name is a place's ("Victoria Medical Centre", "12 Park Road"); in one that ends
+# in a post's it is the nominee ("Jane Locum", "With Bob Practice Manager").
 _ORGANISATION_OR_ADDRESS = frozenset(
     WORD.findall(
         """
