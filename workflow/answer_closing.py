@@ -442,7 +442,7 @@ def _names_what_it_is(line: str) -> bool:
     """Each comma part of the line names a post, an organisation, an address or a place,
     or is where the organisation before it is; or the line is a practice named for its
     partners."""
-    if _PARTNERS_PRACTICE.fullmatch(line.strip()):
+    if _is_partners_practice(line.strip()):
         return True
     parts = [part.strip() for part in line.split(",") if part.strip()]
     return all(
@@ -501,9 +501,65 @@ _CHAINS = frozenset(
 )
 
 
+def _is_partners_practice(line: str) -> bool:
+    """A practice named for its partners ("Drs Patel & Shah", "Drs Patel, Shah and Jones",
+    "Drs Patel & Partners"), whose names read as surnames: "Drs Against, Unanimously" and
+    "Drs Patel and Unhappy" are a vote and a mood, not a practice."""
+    if not _PARTNERS_PRACTICE.fullmatch(line):
+        return False
+    names = _PARTNERS_NAME.findall(line)[1:]  # after "Drs"
+    return all(_reads_as_a_surname(name) for name in names if name != "Partners")
+
+
 # A practice named for its partners: "Drs Patel & Shah", "Drs Patel, Shah and Jones".
 _PARTNERS_PRACTICE = re.compile(
     r"Drs\.? [A-Z][A-Za-z'-]+(?:(?:,| &| and) [A-Z][A-Za-z'-]+)+(?: (?:&|and) Partners)?"
+)
+_PARTNERS_NAME = re.compile(r"[A-Z][A-Za-z'-]+")
+
+
+def _reads_as_a_surname(name: str) -> bool:
+    """A partner's name after "Drs": no word of a statement, a doubt, an instruction,
+    voiding or time, no word of an opinion or of how many agree ("Against", "Unanimous",
+    "Majority"), and no adverb ("Unanimously"; "Kelly" and "Daly" stay names)."""
+    words = _words(name.replace("-", " "))
+    return bool(words) and not any(
+        w in _NOT_AN_ANSWERS_CLOSING
+        or w in _NOT_OF_A_TITLE
+        or w in _JOINING
+        or w in _SMALL
+        or w in _OPINIONS
+        or w in _AFFIRMING
+        or w.endswith(_ADVERB_ENDINGS)
+        for w in words
+    )
+
+
+# Words of an opinion, or of how many hold it: after "Drs" they are a vote, not a name.
+_OPINIONS = frozenset(
+    WORD.findall(
+        """
+        against for pro contra unanimous unanimously happy unhappy glad sad content
+        discontent satisfied dissatisfied unsatisfied agreed agree agrees agreeing
+        disagreed supportive unsupportive support supported supporting opposed favour
+        favor favourable favorable unfavourable willing unwilling sure certain uncertain
+        doubtful doubt doubts worried concerned divided split mixed all both none
+        neither either majority minority most some many few several every each any
+        everyone nobody somebody yes ok okay fine approve approved approving consensus
+        """
+    )
+)
+# Words of an answer's own affirmations ("Happy To Confirm"), word by word.
+_AFFIRMING = frozenset(w for phrase in _AFFIRMATIONS for w in phrase)
+# Endings of English adverbs ("Unanimously", "Reluctantly", "Regretfully"), long enough
+# that surnames ending in "-ly" ("Kelly", "Daly", "McNally", "Connolly") are not taken.
+_ADVERB_ENDINGS = tuple(
+    WORD.findall(
+        """
+        ously fully ively ably ibly edly ingly ntly lessly ially ically tally ually tely rely
+        ngly rmly stly ctly ghly rtly mally ply wly dly
+        """
+    )
 )
 
 
