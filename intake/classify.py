@@ -180,8 +180,9 @@ def bounce_reason(mail: ParsedMail) -> str | None:
 
 def automatic_reason(mail: ParsedMail) -> str | None:
     auto_submitted = mail.header("auto-submitted")
-    # RFC 3834: any value but "no" ("auto-replied", "notification", "no-thanks") is automatic.
-    if auto_submitted is not None and _first_token(auto_submitted) != "no":
+    # RFC 3834: any value but "no" ("auto-replied", "notification", "no-thanks") is automatic;
+    # an empty one (nothing, or only a comment) says nothing and is read as no header.
+    if auto_submitted is not None and _first_token(auto_submitted) not in ("no", ""):
         return f"Auto-Submitted: {_shown(auto_submitted)} (RFC 3834)."
     if mail.report_type:
         return f"An automatic report ({mail.report_type})."

@@ -79,6 +79,10 @@ def test_automatic_mail_opens_no_case_and_gets_no_answer(
         b"X-Auto-Response-Suppress: All\r\n",  # Outlook, on mail a person wrote
         b"Auto-Submitted: no (typed by a person)\r\n",
         b"Auto-Submitted: NO\r\n",
+        # An empty value says nothing: read as no header.
+        b"Auto-Submitted:\r\n",
+        b"Auto-Submitted:   \r\n",
+        b"Auto-Submitted: (typed by a person)\r\n",
         b"Precedence: normal\r\n",
     ],
 )
