@@ -5,8 +5,9 @@ mailbox in the last hour, not held or dismissed. A mailbox is what `cap_key` mak
 address: jane+1@example.org and jane+2@example.org reach one mailbox, and so do
 j.ane@gmail.com and jane@googlemail.com, so writing from each by turns would otherwise get
 a reply from each. The row keeps the exact address; only the count goes by the key, which
-the statements compute from `to_address` over the hour's rows (`pcse_cap_key`, migration
-0011, on PostgreSQL; `_key_sqlite` here). The count and the INSERT that follows are taken
+each row keeps beside it (`outbox.cap_key`, written by notifications.outbox.enqueue, read
+with created_at from one index: migration 0012), so a count costs the same whatever the
+hour's mail. The count and the INSERT that follows are taken
 in turns with the other transactions replying to that mailbox: on PostgreSQL under a
 transaction-level lock per key (`pcse_automatic_replies_since`, migrations 0009 and 0011);
 on SQLite under the database's write lock.
@@ -31,10 +32,9 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, String, bindparam, case, event, func, literal, select, text
+from sqlalchemy import Integer, String, bindparam, event, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from core.addresses import mailbox_key
 from core.db import Timestamp, holds_write_lock, is_postgres
@@ -150,30 +150,16 @@ _WRITE_LOCK_SQLITE = pending_may_wait(text("UPDATE outbox SET id = id WHERE 0"))
 _T = OutboxMessage.__table__
 
 
-def _key_sqlite() -> ColumnElement[str]:
-    """cap_key(to_address) in SQLite's SQL; pcse_cap_key (migration 0011) on PostgreSQL."""
-    address = func.lower(_T.c.to_address, type_=String)
-    at = func.instr(address, "@")
-    whole_local = func.substr(address, 1, at - 1, type_=String)
-    plus = func.instr(whole_local, "+")
-    local = case((plus > 0, func.substr(whole_local, 1, plus - 1, type_=String)), else_=whole_local)
-    domain = func.substr(address, at + 1, type_=String)
-    gmail = func.replace(local, ".", "", type_=String) + literal("@gmail.com")
-    return case((domain.in_(GMAIL_DOMAINS), gmail), else_=local + literal("@") + domain)
-
-
-_KEY_SQLITE = _key_sqlite()
 _COUNTS = (
-    # The index on created_at leaves only the hour's rows to compute keys of.
     _T.c.created_at > bindparam("since"),
     _T.c.auto_submitted != "no",
     _T.c.status.not_in(("held", "dismissed")),
 )
 _SINCE = pending_may_wait(
-    select(func.count()).select_from(_T).where(*_COUNTS, bindparam("key") == _KEY_SQLITE)
+    select(func.count()).select_from(_T).where(*_COUNTS, _T.c.cap_key == bindparam("key"))
 )
 _EACH_SINCE = pending_may_wait(
-    select(_KEY_SQLITE, func.count())
-    .where(*_COUNTS, _KEY_SQLITE.in_(bindparam("keys", expanding=True)))
-    .group_by(_KEY_SQLITE)
+    select(_T.c.cap_key, func.count())
+    .where(*_COUNTS, _T.c.cap_key.in_(bindparam("keys", expanding=True)))
+    .group_by(_T.c.cap_key)
 )

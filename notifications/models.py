@@ -22,7 +22,10 @@ class OutboxMessage(Base):
     """An email to send, written in the same transaction as the change that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_cap_key_created", "cap_key", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -32,6 +35,8 @@ class OutboxMessage(Base):
     references: Mapped[str | None] = mapped_column(Text)
     to_address: Mapped[str] = mapped_column(String(254), index=True)
     to_name: Mapped[str | None] = mapped_column(String(200))
+    # The mailbox the hourly cap counts to_address as (notifications.hourly_cap.cap_key).
+    cap_key: Mapped[str | None] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
@@ -45,7 +50,6 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
     last_error: Mapped[str | None] = mapped_column(Text)
-    # Indexed for the hourly cap, which keys only the last hour's rows.
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # When retention removed the body and the recipient's name.

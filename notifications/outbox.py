@@ -152,6 +152,7 @@ def enqueue(
         references=references,
         to_address=address or one_line(to_address, 254),
         to_name=name,
+        cap_key=hourly_cap.cap_key(address or one_line(to_address, 254)),
         subject=with_case_ref(rendered.subject, case.ref if case is not None else None),
         body_text=rendered.text,
         body_html=rendered.html,
