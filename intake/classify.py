@@ -60,21 +60,16 @@ class Knowledge(Protocol):
 
 @dataclass(frozen=True)
 class Facts:
-    """The ledger row's own facts: its id (what "earlier" means), its bytes' digest, and the
-    From address and Subject its headers gave (a copy by Message-ID must share them)."""
+    """The ledger row's own facts: its id (what "earlier" means), its bytes' digest, and
+    its body's (a copy by Message-ID must have the same body)."""
 
     inbound_id: int
     sha256: str
-    from_address: str | None = None
-    subject: str | None = None
+    body_sha256: str | None = None
 
     @classmethod
     def of(cls, row: InboundMessage) -> Facts:
-        return cls(row.id, row.sha256, row.from_address, row.subject)
-
-    @property
-    def sender_key(self) -> str:
-        return (self.from_address or "").lower()
+        return cls(row.id, row.sha256, row.body_sha256)
 
 
 def classify(
@@ -241,22 +236,17 @@ def bracket_variants(message_ids: list[str]) -> list[str]:
 
 _T = InboundMessage.__table__
 # Built once; these run for every message.
-# A copy is the same bytes, or the same Message-ID from the same sender with the same
-# Subject (a copy that came by another route, its trace headers its own). A Message-ID alone
-# is not enough: whoever learns or guesses one (a copier's counter, "<0000123@scanner>")
-# could send it first, in anything, and a later message carrying it would be dropped unread.
-_SENDER = func.lower(func.coalesce(_T.c.from_address, ""))
-_SUBJECT = func.coalesce(_T.c.subject, "")
+# A copy is the same bytes, or the same Message-ID with the same body: one that came by
+# another route, its trace headers its own. A Message-ID alone is not enough, nor with the
+# From and Subject a copier writes on everything it sends: whoever learns or guesses one
+# ("<0000123@scanner>") could send it first, and a later message carrying it would be
+# dropped unread. The body of a message not yet written cannot be guessed.
 _EARLIER = pending_may_wait(
     select(func.min(_T.c.id)).where(
         _T.c.id < bindparam("before"),
         or_(
             _T.c.sha256 == bindparam("sha"),
-            and_(
-                _T.c.message_id == bindparam("mid"),
-                _SENDER == bindparam("sender"),  # noqa: SIM300 (columns, not constants)
-                _SUBJECT == bindparam("subject"),  # noqa: SIM300
-            ),
+            and_(_T.c.message_id == bindparam("mid"), _T.c.body_sha256 == bindparam("body")),
         ),
     )
 )
@@ -264,12 +254,15 @@ _EARLIER = pending_may_wait(
 
 _FIRST_COPIES = pending_may_wait(
     union_all(
-        select(literal("sha"), _T.c.sha256, literal(""), literal(""), func.min(_T.c.id))
+        select(literal("sha"), _T.c.sha256, literal(""), func.min(_T.c.id))
         .where(_T.c.sha256.in_(bindparam("shas", expanding=True)))
         .group_by(_T.c.sha256),
-        select(literal("mid"), _T.c.message_id, _SENDER, _SUBJECT, func.min(_T.c.id))
-        .where(_T.c.message_id.in_(bindparam("mids", expanding=True)))
-        .group_by(_T.c.message_id, _SENDER, _SUBJECT),
+        select(literal("mid"), _T.c.message_id, _T.c.body_sha256, func.min(_T.c.id))
+        .where(
+            _T.c.message_id.in_(bindparam("mids", expanding=True)),
+            _T.c.body_sha256.is_not(None),
+        )
+        .group_by(_T.c.message_id, _T.c.body_sha256),
     )
 )
 # session.info: {(Message-ID, the row's Facts): the earlier copy's id or None}
@@ -293,9 +286,9 @@ def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
     shas = sorted({row.sha256 for row in rows})
     telling = {row.id: telling_id(row.message_id) for row in rows}
     mids = sorted({mid for mid in telling.values() if mid})
-    first: dict[tuple[str, str, str, str], int] = {
-        (side, value, sender, subject): first_id
-        for side, value, sender, subject, first_id in session.connection().execute(
+    first: dict[tuple[str, str, str], int] = {
+        (side, value, body): first_id
+        for side, value, body, first_id in session.connection().execute(
             # No Message-ID in the batch: "" matches none (stored ones are None or <…>).
             _FIRST_COPIES,
             {"shas": shas, "mids": mids or [""]},
@@ -308,8 +301,8 @@ def find_earlier_copies(session: Session, rows: list[InboundMessage]) -> None:
         below = [
             first_id
             for first_id in (
-                first.get(("sha", row.sha256, "", "")),
-                first.get(("mid", mid, facts.sender_key, row.subject or "")) if mid else None,
+                first.get(("sha", row.sha256, "")),
+                first.get(("mid", mid, row.body_sha256)) if mid and row.body_sha256 else None,
             )
             if first_id is not None and first_id < row.id
         ]
@@ -338,8 +331,7 @@ class LedgerKnowledge:
                     "before": facts.inbound_id,
                     "sha": facts.sha256,
                     "mid": telling_id(message_id),
-                    "sender": facts.sender_key,
-                    "subject": facts.subject or "",
+                    "body": facts.body_sha256,
                 },
             )
             .scalar()

@@ -60,6 +60,7 @@ class HeaderFacts:
     subject: str | None
     from_name: str | None = None
     sender_status: str | None = None  # "unverified" when From is not one clean mailbox
+    body_sha256: str | None = None  # of the bytes after the header block
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,14 @@ def header_facts(raw: bytes) -> HeaderFacts:
     if end < 0:
         end = raw.find(b"\n\n")
     head = raw if end < 0 else raw[: end + 2]
+    body = hashlib.sha256(raw[len(head) :].lstrip(b"\r\n")).hexdigest()
     try:
         msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
         message_id = message_id_of(msg.get("Message-ID"))
         sender = parse_from([unsurrogate(str(v)) for v in msg.get_all("From", [])])
         subject = mask_tokens(decode_header_text(str(msg.get("Subject", ""))))
     except Exception:  # facts are a convenience; processing reads properly
-        return HeaderFacts(None, None, None)
+        return HeaderFacts(None, None, None, body_sha256=body)
     # Every value as the database can store it, whatever the header held: one that could
     # not be stored would stop the poll for every message after it.
     return HeaderFacts(
@@ -106,6 +108,7 @@ def header_facts(raw: bytes) -> HeaderFacts:
         storable(subject[:300]) if subject else None,
         storable(sender.display_name) if sender.display_name else None,
         None if sender.parsed_cleanly else "unverified",
+        body,
     )
 
 
@@ -131,6 +134,7 @@ def insert_new(
             "uid": m.uid,
             "message_id": m.facts.message_id,
             "sha256": m.sha256,
+            "body_sha256": m.facts.body_sha256,
             "size": m.size,
             "received_at": m.received_at,
             "from_address": m.facts.from_address,

@@ -35,6 +35,9 @@ class InboundMessage(Base):
     uid: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # The digest of the bytes after the header block: a copy that came by another route,
+    # with trace headers of its own, has the same Message-ID and the same body.
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # Short header facts for the queue; never the body.

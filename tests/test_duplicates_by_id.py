@@ -102,8 +102,10 @@ def test_the_same_message_in_another_case_of_its_sender_s_address_is_a_copy(
         {"sender": "Eve <eve@example.com>", "extra": "Auto-Submitted: auto-replied\r\n"},
         # From the same address, forged, with another subject.
         {"subject": "Out of office", "extra": "Auto-Submitted: auto-replied\r\n"},
+        # A copier's id, From and Subject, all of them what it writes on everything.
+        {"extra": "Auto-Submitted: auto-replied\r\n"},
     ],
-    ids=["another sender", "another subject"],
+    ids=["another sender", "another subject", "the same sender and subject"],
 )
 def test_a_message_id_sent_first_by_another_does_not_swallow_the_real_message(
     forged: dict[str, str], db: Database, config: Config, env: WorkflowEnv
