@@ -84,19 +84,23 @@ class FailureWindow:
         self._failures: dict[int, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def exhausted(self, key: int, now: float) -> bool:
+    def reserve(self, key: int, now: float) -> bool:
+        """Count a try as failed before it is made, if the allowance has room: parallel
+        tries cannot all pass the check before any is counted. release() takes back the
+        reservation of a try that did not fail."""
+        with self._lock:
+            times = self._failures.setdefault(key, deque())
+            _drop_older(times, now - self.window)
+            if len(times) >= self.limit:
+                return False
+            times.append(now)
+            return True
+
+    def release(self, key: int, now: float) -> None:
         with self._lock:
             times = self._failures.get(key)
-            if times is None:
-                return False
-            _drop_older(times, now - self.window)
-            if not times:
-                del self._failures[key]
-            return len(times) >= self.limit
-
-    def add(self, key: int, now: float) -> None:
-        with self._lock:
-            self._failures.setdefault(key, deque()).append(now)
+            if times and now in times:
+                times.remove(now)
 
 
 class HashGate:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from starlette.routing import Route
@@ -11,6 +12,7 @@ from starlette.testclient import TestClient
 from caseworker.accounts import MAX_FAILED_SIGN_INS, find_caseworker
 from caseworker.bodylimit import MAX_BODY_BYTES
 from caseworker.known_browsers import COOKIE_NAME
+from caseworker.throttle import FailureWindow
 from tests.fixtures.browser import CASEWORKER, PASSWORD, SUPERVISOR, WebClient, csrf_from
 
 
@@ -329,3 +331,15 @@ def test_an_anonymous_lock_out_does_not_keep_out_the_owners_browser(web: WebClie
     assert sign_in_status(known, CASEWORKER, PASSWORD) == 401  # its own failures count
     clock.advance(minutes=16)
     assert sign_in_status(known, CASEWORKER, PASSWORD) == 303
+
+
+def test_a_known_browser_s_allowance_is_taken_before_the_password_is_checked() -> None:
+    """Tries posted at once all pass a check made before any is counted; a reservation
+    taken under one lock lets through no more than the allowance."""
+    allowance = FailureWindow(limit=MAX_FAILED_SIGN_INS, window=900)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        taken = list(pool.map(lambda _: allowance.reserve(7, 1000.0), range(64)))
+    assert taken.count(True) == MAX_FAILED_SIGN_INS
+    allowance.release(7, 1000.0)  # a try that did not fail gives its place back
+    assert allowance.reserve(7, 1000.0) and not allowance.reserve(7, 1000.0)
+    assert allowance.reserve(7, 1000.0 + 901)  # the window has passed

@@ -63,9 +63,9 @@ async def sign_in(request: Request) -> Response:
     now = settings(request).env.clock.now()
     spared = _spared(request, now.timestamp())
     attempt, ok = await check_password(request, password, now, email=email, spared=spared)
-    known = request.state.known_account
-    if not ok and known is not None and attempt.account_id == known:
-        request.app.state.known_browser_failures.add(known, now.timestamp())
+    if spared is not None and (ok or attempt.account_id != spared):
+        # Reserved as a failure of this browser's own; it was none.
+        request.app.state.known_browser_failures.release(spared, now.timestamp())
     signed_in = None
     if attempt.locked_until is None:
         signed_in = await in_transaction(request, finish_attempt, attempt, ok, now)
@@ -84,10 +84,11 @@ async def sign_in(request: Request) -> Response:
 
 def _spared(request: Request, now: float) -> int | None:
     """The account whose lock-out this sign-in passes: the one this browser signed in to
-    before (set by limit_password_checks), while the browser has wrong passwords to spare.
-    Anyone can lock an account; its owner's browser should still get in."""
+    before (set by limit_password_checks), while the browser has wrong passwords to spare,
+    one of which this try reserves. Anyone can lock an account; its owner's browser should
+    still get in."""
     known: int | None = request.state.known_account
-    if known is None or request.app.state.known_browser_failures.exhausted(known, now):
+    if known is None or not request.app.state.known_browser_failures.reserve(known, now):
         return None
     return known
 
