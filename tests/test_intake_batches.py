@@ -350,7 +350,7 @@ def test_messages_are_parsed_ahead_with_no_write_lock_held(
     assert report.processed == 3 and handler.ahead == [3]
 
 
-@pytest.mark.parametrize(("lease_left", "first_read_ahead"), [(60, 3), (-60, 4)])
+@pytest.mark.parametrize(("lease_left", "first_read_ahead"), [(60, 3), (-60, 6)])
 def test_the_messages_after_a_batch_are_left_alone_while_another_worker_is_at_work(
     database: Database, tmp_path: Path, lease_left: int, first_read_ahead: int
 ) -> None:
@@ -366,7 +366,8 @@ def test_the_messages_after_a_batch_are_left_alone_while_another_worker_is_at_wo
     Processor(database, RawStore(config.storage.raw_dir), handler, settings).run()
 
     # Three claimed, and the three after them only when nobody else is at work. A claim
-    # whose lease ran out may have died on its message: that one is claimed alone.
+    # whose lease ran out may have died on its message: that one is claimed alone and not
+    # read ahead, and the batch after it is read ahead with the three after that.
     assert handler.ahead[0] == first_read_ahead
     handled = {row.id for row in rows(database) if row.status == "processed"}
     assert (theirs in handled) is (lease_left < 0)
