@@ -14,16 +14,38 @@ from dataclasses import dataclass
 # --------------------------------------------------------------------------- quoted mail
 
 # An attribution ("On Mon, 2 Mar 2026 at 09:00, PCSE <…> wrote:"; "PCSE Enquiries wrote:").
-# Found by its line ending "wrote:": one opening "On" is whole if it holds a figure of a
-# date or an address; Gmail wraps a long one, so the nearest "On" line up to two lines
-# above, with no blank line between, begins it when it holds a time and the lines an
-# address. Not the earliest "On": a line the writer began so ("On hold until her DBS
-# clears", "On 1 April she leaves") above an attribution is theirs.
+# Found by its line ending "wrote:": one opening "On" must read as one (reads_as_attribution);
+# Gmail wraps a long one over up to three lines, with no blank line between. A line the
+# writer began "On" ("On hold until her DBS clears", "On Friday at 10:30 tell Bob …") above
+# an attribution is theirs.
 _WROTE = re.compile(r"\bwrote:[ \t]*$", re.I)
 _ON = re.compile(r"^[ \t]*On\b", re.I)
 _ATTRIBUTION_LINES = 3
-_DATED_OR_ADDRESSED = re.compile(r"\d|@")
-_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
+_ATTRIBUTION_SHAPE = re.compile(r"on\s+(.+?)\s*wrote\s*:", re.I | re.S)
+_ADDRESS = re.compile(r"<?[^\s<>@,]+@[^\s<>@,]+>?")
+_ATTRIBUTION_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_DATE_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        """
+        monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur
+        thurs fri sat sun january february march april may june july august september
+        october november december jan feb mar apr jun jul aug sep sept oct nov dec at am pm
+        utc gmt bst cet cest est edt pst pdt
+        """,
+    )
+)
+# Words of a statement, never of who wrote ("On Friday, at 10:30, tell Bob she must not").
+_NOT_OF_A_WRITER = frozenset(
+    re.findall(
+        r"\S+",
+        """
+        not no don't dont never do please reject rejected approve approved tell until unless
+        only except must should hold wait leave leaves left remove add instead if but when
+        """,
+    )
+)
+_WRITER_WORDS = 8
 
 # Searched through whole bodies line by line (re.M): each starts with [ \t]* rather than
 # \s*, which would run on over the following lines from every line start (quadratic in a
@@ -75,15 +97,42 @@ def _attribution_start(lines: list[str]) -> int | None:
 
 def _attribution_from(lines: list[str], last: int) -> int | None:
     """Where an attribution ending on line `last` begins, when it opens with "On"."""
-    if _ON.match(lines[last]):
-        return last if _DATED_OR_ADDRESSED.search(lines[last]) else None
-    for first in range(last - 1, max(-1, last - _ATTRIBUTION_LINES), -1):
+    for first in range(last, max(-1, last - _ATTRIBUTION_LINES), -1):
         if not lines[first].strip():
             return None
         if _ON.match(lines[first]):
-            wrapped = " ".join(lines[first : last + 1])
-            return first if _TIME.search(lines[first]) and "@" in wrapped else None
+            return first if reads_as_attribution(" ".join(lines[first : last + 1])) else None
     return None
+
+
+def reads_as_attribution(text: str) -> bool:
+    """Does "On … wrote:" read as a mail client writes it: after "On", a date and time in
+    comma parts of their own ("Mon, 2 Mar 2026 at 09:00"), then who wrote, in a few words
+    and perhaps an address ("PATEL, Anil (THE SURGERY) <a.patel@nhs.net>")? "On Friday at
+    10:30 tell Bob …" and "On 1 April she leaves, …" do not."""
+    shape = _ATTRIBUTION_SHAPE.fullmatch(" ".join(text.split()))
+    if shape is None:
+        return False
+    parts = shape.group(1).split(",")
+    dated = 0
+    while dated < len(parts) and _is_a_date_part(parts[dated]):
+        dated += 1
+    who = ",".join(parts[dated:])
+    writer = [w.lower() for w in _ATTRIBUTION_WORD.findall(_ADDRESS.sub(" ", who))]
+    return (
+        dated > 0
+        and any(ch.isdigit() for ch in ",".join(parts[:dated]))
+        and (bool(writer) or bool(_ADDRESS.search(who)))
+        and len(writer) <= _WRITER_WORDS
+        and not set(writer) & _NOT_OF_A_WRITER
+    )
+
+
+def _is_a_date_part(part: str) -> bool:
+    words = part.split()
+    return bool(words) and all(
+        any(ch.isdigit() for ch in word) or word.lower().strip(".") in _DATE_WORDS for word in words
+    )
 
 
 def _quoted_after(lines: list[str], last: int) -> bool:

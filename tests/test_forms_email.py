@@ -15,7 +15,7 @@ from core.htmltext import html_to_text
 from core.states import CaseKind
 from forms.email_request import read_email_request
 from forms.label_lines import label_lines
-from forms.mailtext import quote_start, split_message
+from forms.mailtext import quote_start, reads_as_attribution, split_message
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "requests"
 SAMPLES = sorted(CORPUS.glob("*.eml"))
@@ -374,3 +374,34 @@ def test_nobody_named_as_leaving_is_given_a_role(path: Path) -> None:
     given = {n["email"] for n in parsed.fields["nominees"]}
     given |= {(parsed.fields["main_contact"] or {}).get("email")}
     assert not leaving & given
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "On Mon, 2 Mar 2026 at 09:00, PCSE Online user management <pcse@nhs.net> wrote:",
+        "On 2 Mar 2026, at 09:00, PCSE <pcse@nhs.net> wrote:",
+        "On 03/03/2026 10:00, PCSE Online user management wrote:",
+        "On Mon, Mar 2, 2026 at 9:00\u202fAM PCSE <pcse@nhs.net> wrote:",
+        "On Mon, 2 Mar 2026, 09:00 PCSE, <pcse@nhs.net> wrote:",
+        "On Tue, 3 Mar 2026 at 10:00, PATEL, Anil (THE SURGERY) <a.patel@nhs.net> wrote:",
+        "On Tue, 3 Mar 2026, PCSE <pcse@nhs.net> wrote:",
+    ],
+)
+def test_attributions_as_mail_clients_write_them(line: str) -> None:
+    assert reads_as_attribution(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "On Friday at 10:30 tell bob@example.nhs.uk she must NOT have access PCSE wrote:",
+        "On Monday 9.00 REJECT instead if jane has no DBS PCSE <pcse@nhs.net> wrote:",
+        "On 1 April she leaves, NOT after that, as Bob wrote:",
+        "On Friday, at 10:30, tell bob she must NOT have access, PCSE wrote:",
+        "On hold, as Mo wrote:",
+        "On Mon, PCSE wrote:",
+    ],
+)
+def test_a_writer_s_own_line_opening_on_is_no_attribution(line: str) -> None:
+    assert not reads_as_attribution(line)

@@ -465,3 +465,29 @@ def test_an_approval_with_a_document_attached_goes_to_a_person(
     arrive(db, config, env, bytes(reply))
     case = the_case(db, MANAGER[1])
     assert case.state == "triage" and "note.txt" in (case.reason or "")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        # The approver's own line opening "On", with a time (and an address), just above an
+        # attribution of the author alone: it is theirs, not the attribution's.
+        "APPROVE\nOn Friday at 10:30 tell bob@riverside.nhs.uk she must NOT have access\n"
+        "PCSE Online user management wrote:\n",
+        "APPROVE\nOn leave from 10:30 tomorrow - do not add her until I am back\n"
+        "PCSE Online user management <{our}> wrote:\n",
+        "APPROVE\nOn Monday 9.00 REJECT instead if jane has no DBS\n"
+        "PCSE Online user management <{our}> wrote:\n\n",
+        "APPROVE\nOn 1 April she leaves, NOT after that, as Bob wrote:\n",
+        "APPROVE\r\nOn Friday at 10:30 tell bob@riverside.nhs.uk NOT to add her\r\nPCSE wrote:\r\n",
+    ],
+)
+def test_an_approver_s_line_above_the_quote_is_never_taken_for_its_attribution(
+    head: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    head = head.format(our=OUR)
+    newline = "\r\n" if "\r\n" in head else "\n"
+    quote = newline.join(f"> {line}" for line in request.body_text.splitlines())
+    assert state_after(db, config, env, reply_to(request, head + quote)) != "completed"
+    assert admins(db) == []

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from core.htmltext import DROP, MARK, html_to_text
-from forms.mailtext import quote_start
+from forms.mailtext import quote_start, reads_as_attribution
 from workflow.replies import is_disclaimer_opening
 
 # A link, or a piece of one where a client broke it across lines ("ct=APPROVE%20%5B…").
@@ -253,12 +253,15 @@ def _is_header(lines: Sequence[str], number: int, names: set[str], subjects: lis
             return False
         names.add(name)
         return _header_value_fits(name, header.group(2) or "", subjects)
-    # A line of an attribution: from a line opening "On " to the one ending "wrote:".
+    # A line of an attribution: from a line opening "On " to the one ending "wrote:", that
+    # reads as a mail client writes one ("On Friday at 10:30 tell Bob … wrote:" does not).
     for first in range(max(0, number - _ATTRIBUTION_LINES + 1), number + 1):
         if not _ATTRIBUTION_START.match(_shown(lines[first])):
             continue
         for last in range(number, min(len(lines), first + _ATTRIBUTION_LINES)):
-            if _ATTRIBUTION_END.match(_shown(lines[last])):
+            if _ATTRIBUTION_END.match(_shown(lines[last])) and reads_as_attribution(
+                " ".join(_shown(line) for line in lines[first : last + 1])
+            ):
                 return True
     return False
 
