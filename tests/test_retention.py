@@ -20,6 +20,7 @@ from core.db import Base, Database
 from core.timeutil import utcnow
 from intake.models import InboundMessage, RawBlob
 from intake.rawstore import RawStore
+from notifications.hourly_cap import cap_key
 from notifications.models import OutboxMessage
 from service.models import JobRun
 from tests.fixtures.browser import (
@@ -70,6 +71,7 @@ def sent_on(db: Database, ref: str, clock: FixedClock, status: str = "sent") -> 
             purpose="outcome_withdrawn",
             message_id=f"<{ref}@pcse.test>",
             to_address=REQUESTER,
+            cap_key=REQUESTER,  # as notifications.outbox.enqueue writes it
             to_name="Practice Manager",
             subject=f"[{ref}] Your request",
             body_text="Nia Patel was not added.",
@@ -396,6 +398,36 @@ def test_erasure_leaves_no_trace_of_the_address_and_keeps_the_skeleton(
         assert get_case(session, other).fields["nominees"][0]["email"] == "sam.cole@nhs.net"
 
 
+def test_erasure_takes_the_hourly_cap_s_key_of_a_tagged_address(web: WebClient) -> None:
+    """ "nia.patel+pcse@nhs.net" is counted as the mailbox "nia.patel@nhs.net": that key
+    names her too, though a search for the address erased does not find it."""
+    db, raw_dir = web.settings.database, Path(web.settings.raw_dir)
+    seed_directory(db)
+    ref = triage_case(db, raw_dir)
+    tagged = "Nia.Patel+pcse@nhs.net"
+    with db.transaction() as session:
+        row = OutboxMessage(
+            case_id=get_case(session, ref).id,
+            purpose="outcome_withdrawn",
+            message_id=f"<{ref}-tagged@pcse.test>",
+            to_address=tagged,
+            cap_key=cap_key(tagged),
+            subject=f"[{ref}] Your request",
+            body_text="Your request was withdrawn.",
+            status="sent",
+        )
+        session.add(row)
+        session.flush()
+        row_id = row.id
+    with db.transaction() as session:
+        erase_person(
+            session, tagged, by="dpo@pcse.nhs.uk", reason="SAR-2", raw_dir=raw_dir, now=utcnow()
+        )
+    with db.transaction() as session:
+        erased = session.get_one(OutboxMessage, row_id)
+        assert "nia" not in erased.to_address.lower() and erased.cap_key is None
+
+
 def test_erasure_finds_a_name_beyond_ascii_and_one_in_the_reason(web: WebClient) -> None:
     """JSON is stored with characters beyond ASCII escaped ("Siobh\\u00e1n"), where a search
     for the name as written does not find it; the operator's reason may name her too."""
@@ -443,7 +475,7 @@ def test_an_email_still_held_on_a_closed_case_is_not_kept_whole(web: WebClient) 
     with db.transaction() as session:
         held = session.get_one(OutboxMessage, held_id)
         assert held.status == "dismissed"
-        assert REQUESTER not in (held.to_address or "")
+        assert REQUESTER not in (held.to_address or "") + (held.cap_key or "")
         assert "Nia Patel" not in (held.body_text or "") + (held.to_name or "")
 
 

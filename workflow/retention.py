@@ -130,6 +130,7 @@ def _clear_outbox_body(row: OutboxMessage, now: datetime) -> bool:
 
 def _clear_outbox_recipient(row: OutboxMessage, ref: str | None) -> None:
     row.to_address = REMOVED
+    row.cap_key = None  # the address too, lower-cased (notifications.hourly_cap)
     row.to_name = None
     row.subject = f"[{ref}] {REMOVED}" if ref else REMOVED
     row.last_error = _answer_without_words(row.last_error)
