@@ -86,13 +86,26 @@ class KnownUid:
     moved: bool
 
 
+def _body_of(raw: bytes) -> bytes:
+    """The bytes after the header block: after the first empty line, whichever line ending
+    it has, as the email package reads it (a CRLF pair in the body of a message with LF
+    headers is no end of its headers)."""
+    ends = [
+        (at, len(sep)) for sep in (b"\r\n\r\n", b"\n\n", b"\n\r\n") if (at := raw.find(sep)) >= 0
+    ]
+    if not ends:
+        return b""
+    at, size = min(ends)
+    return raw[at + size :]
+
+
 def header_facts(raw: bytes) -> HeaderFacts:
     """Message-ID, first From address and Subject, read from the header block only."""
     end = raw.find(b"\r\n\r\n")
     if end < 0:
         end = raw.find(b"\n\n")
     head = raw if end < 0 else raw[: end + 2]
-    body = hashlib.sha256(raw[len(head) :].lstrip(b"\r\n")).hexdigest()
+    body = hashlib.sha256(_body_of(raw).replace(b"\r\n", b"\n")).hexdigest()
     try:
         msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
         message_id = message_id_of(msg.get("Message-ID"))

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from core.db import Database
 from core.timeutil import utcnow
 from intake import ledger
-from intake.ledger import HeaderFacts, LedgerError, NewMessage
+from intake.ledger import HeaderFacts, LedgerError, NewMessage, header_facts
 from intake.models import InboundMessage
 
 
@@ -185,3 +185,15 @@ def test_counts_by_status(database: Database) -> None:
     with database.transaction() as session:
         ledger.insert_new(session, "box", 1, [new(5), new(6)])
         assert ledger.counts_by_status(session) == {"failed": 1, "pending": 2}
+
+
+def test_the_body_digest_is_of_what_follows_the_first_empty_line_whatever_its_line_ending() -> None:
+    """A copy that came by a route writing CRLF is the same body; a CRLF pair inside the
+    body of a message with LF headers is no end of its headers."""
+    lf = b"From: a@b.c\nMessage-ID: <1@b.c>\n\nPlease set up Jane.\nThanks\n"
+    crlf = lf.replace(b"\n", b"\r\n")
+    assert header_facts(lf).body_sha256 == header_facts(crlf).body_sha256
+    tail = b"\r\n\r\nKind regards\nPat\n"
+    mallory = b"From: a@b.c\nMessage-ID: <1@b.c>\n\nPlease set up Mallory." + tail
+    jane = b"From: a@b.c\nMessage-ID: <1@b.c>\n\nPlease set up Jane." + tail
+    assert header_facts(mallory).body_sha256 != header_facts(jane).body_sha256
