@@ -277,8 +277,8 @@ def claim_pending(
     """Claim up to `limit` pending rows for `worker`, oldest first; safe with other workers.
 
     PostgreSQL skips rows another transaction holds (FOR UPDATE SKIP LOCKED); on SQLite the
-    guarded UPDATE only takes rows still unclaimed when it runs. When the oldest was
-    claimed before and not finished, it is claimed alone.
+    guarded UPDATE only takes rows still unclaimed when it runs. A row claimed before and
+    not finished is claimed alone, and a batch ends before it.
     """
     now = now or utcnow()
     query = (
@@ -292,11 +292,12 @@ def claim_pending(
     found = list(session.execute(query))
     if not found:
         return []
-    if found[0].attempts > 0:
+    before = next((n for n, row in enumerate(found) if row.attempts > 0), None)
+    if before is not None:
         # A claim of it did not finish: the process may have died working this very
         # message, so it is worked alone, and a message that keeps killing its worker
-        # takes none of the others with it.
-        found = found[:1]
+        # takes none of the others with it; the rows before it make a batch of their own.
+        found = found[: max(before, 1)]
     candidates = [row.id for row in found]
     session.execute(
         update(InboundMessage)

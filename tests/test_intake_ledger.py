@@ -137,6 +137,19 @@ def test_release_gives_claims_back(database: Database) -> None:
         assert ledger.claim_pending(session, "v", 5) == ids[1:]
 
 
+def test_a_batch_ends_before_a_row_claimed_before(database: Database) -> None:
+    with database.transaction() as session:
+        ledger.insert_new(session, "box", 1, [new(n) for n in (1, 2, 3, 4)])
+        ids = ledger.claim_pending(session, "w", 5)
+        ledger.release(session, "w", ids[2:3])  # the third: claimed, not finished
+        ledger.release(session, "w", ids[:2])
+        session.execute(
+            update(InboundMessage).where(InboundMessage.id.in_(ids[:2])).values(attempts=0)
+        )  # the first two: retried by a caseworker, say
+        assert ledger.claim_pending(session, "v", 5) == ids[:2]
+        assert ledger.claim_pending(session, "v", 5) == ids[2:3]
+
+
 def failed_row(database: Database) -> int:
     with database.transaction() as session:
         ledger.insert_new(session, "box", 1, [new(1)])
