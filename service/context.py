@@ -80,6 +80,7 @@ def workflow_env(config: Config) -> WorkflowEnv:
         expire_after_days=config.workflow.expire_after_days,
         sender_policy=config.security.policy(),
         from_address=config.smtp.from_address.lower(),
+        from_name=config.smtp.from_name,
         our_addresses=frozenset(config.our_addresses),
         templates_dir=config.notifications.templates_dir,
         max_replies_per_hour=config.notifications.max_replies_per_hour,

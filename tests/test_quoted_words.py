@@ -491,3 +491,17 @@ def test_an_approver_s_line_above_the_quote_is_never_taken_for_its_attribution(
     quote = newline.join(f"> {line}" for line in request.body_text.splitlines())
     assert state_after(db, config, env, reply_to(request, head + quote)) != "completed"
     assert admins(db) == []
+
+
+@pytest.mark.parametrize(
+    "attribution",
+    ["PCSE Online user management wrote:", "PCSE Online user management <{our}> wrote:"],
+)
+def test_an_attribution_naming_us_alone_is_the_quote_s_header(
+    attribution: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    """Thunderbird can be set to write who wrote, and no "On …": its reply approves."""
+    request = asked(db, config, env)
+    quote = "\n".join(f"> {line}" for line in request.body_text.splitlines())
+    text = f"APPROVE\n\n{attribution.format(our=OUR)}\n{quote}"
+    assert state_after(db, config, env, reply_to(request, text)) == "completed"

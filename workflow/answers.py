@@ -108,7 +108,7 @@ def approval_answer(
     case, approval = verification.case, verification.approval
     assert case is not None and approval is not None
     if answer.verdict is Verdict.APPROVE:
-        answer = _approval_says_no_more(session, case, approval, mail, answer)
+        answer = _approval_says_no_more(session, env, case, approval, mail, answer)
     if answer.verdict is Verdict.UNCLEAR:
         return _unclear(session, env, case, approval, answer)
     return decide_answer(session, env, case, approval, answer, inbound)
@@ -116,13 +116,14 @@ def approval_answer(
 
 def _approval_says_no_more(
     session: Session,
+    env: WorkflowEnv,
     case: Case,
     approval: ApprovalRequest,
     mail: IncomingMail,
     answer: Answer,
 ) -> Answer:
     """The approval, unless the reply says more somewhere else; then unclear, for a person."""
-    more = _what_else_it_says(session, case, approval, mail, answer.own_text)
+    more = _what_else_it_says(session, env, case, approval, mail, answer.own_text)
     if more is None:
         return answer
     return Answer(
@@ -145,7 +146,12 @@ def _a_picture(attachment: Attachment) -> bool:
 
 
 def _what_else_it_says(
-    session: Session, case: Case, approval: ApprovalRequest, mail: IncomingMail, own: str
+    session: Session,
+    env: WorkflowEnv,
+    case: Case,
+    approval: ApprovalRequest,
+    mail: IncomingMail,
+    own: str,
 ) -> str | None:
     """What the reply says besides its own text: a document attached (a picture is most
     likely a signature's), a part of it not read (an attachment over the limit, an attached
@@ -169,7 +175,9 @@ def _what_else_it_says(
             return f'its subject says more ("{said[:80]}")'
     ours = [text for row in sent for text in quoted_words.as_text(*row)]
     for lines in quoted_words.reply_lines(mail.text, mail.html, text_from_html=mail.text_from_html):
-        added = quoted_words.words_not_ours(lines, ours, own=own, subjects=subjects)
+        added = quoted_words.words_not_ours(
+            lines, ours, own=own, subjects=subjects, us=(env.from_name, *env.our_addresses)
+        )
         if added:
             return f'also writes inside the quoted request ("{added[0][:80]}")'
     return None

@@ -22,6 +22,9 @@ class WorkflowEnv:
     # at its word: the service refuses to run with it unless the config allows it.
     sender_policy: SenderPolicy = field(default_factory=SenderPolicy)
     from_address: str = "pcse.portalenquiries@nhs.net"
+    # The display name our emails carry ([smtp] from_name): an attribution may name us by it
+    # alone ("PCSE Online user management wrote:").
+    from_name: str = "PCSE Online user management"
     # Addresses that are ours: never answered automatically (loop protection).
     our_addresses: frozenset[str] = frozenset({"pcse.portalenquiries@nhs.net"})
     templates_dir: str | None = None

@@ -189,16 +189,23 @@ def _shown(line: str) -> str:
 
 
 def words_not_ours(
-    lines: Sequence[str], ours: Iterable[str], *, own: str, subjects: Iterable[str] = ()
+    lines: Sequence[str],
+    ours: Iterable[str],
+    *,
+    own: str,
+    subjects: Iterable[str] = (),
+    us: Iterable[str] = (),
 ) -> list[str]:
     """The lines of the reply (one version, `lines`) holding words that neither its own text
     (`own`, above the quote) nor the best matching of `ours` has at their place; each line
-    once, in order. `subjects` are ours, which a quote's Subject line must repeat.
-    Everything, when the reply is too long to compare."""
+    once, in order. `subjects` are ours, which a quote's Subject line must repeat; `us` our
+    display name and addresses, by which alone an attribution may name us ("PCSE Online
+    user management wrote:"). Everything, when the reply is too long to compare."""
     if sum(len(line) for line in lines) > MAX_WORDS * 20:
         return [TOO_LONG]
     head = _words(own)
-    skip = _quote_header(lines, head, list(subjects)) | _appended(lines)
+    header = _Header(list(subjects), frozenset(_words(" ".join(us))))
+    skip = _quote_header(lines, head, header) | _appended(lines)
     reply = _read(lines, skip)
     if len(reply.words) > MAX_WORDS:
         return [TOO_LONG]
@@ -206,7 +213,15 @@ def words_not_ours(
     return min((_not_ours(reply, head, body) for body in bodies or [[]]), key=len)
 
 
-def _quote_header(lines: Sequence[str], head: list[str], subjects: list[str]) -> set[int]:
+@dataclass(frozen=True)
+class _Header:
+    """What a quote's header of our email may say: one of our subjects, and who we are."""
+
+    subjects: list[str]
+    us: frozenset[str]  # the words of our display name and addresses
+
+
+def _quote_header(lines: Sequence[str], head: list[str], header: _Header) -> set[int]:
     """The lines of the quote's header and the banners under it, where the quote begins;
     none when they say more than a header and banners do."""
     first = _quote_begins(lines, head)
@@ -221,7 +236,7 @@ def _quote_header(lines: Sequence[str], head: list[str], subjects: list[str]) ->
             banner = False
         elif banner or _BANNER.match(line):
             banner = True
-        elif not _is_header(lines, number, names, subjects):
+        elif not _is_header(lines, number, names, header):
             break
         words += len(said)
         found.add(number)
@@ -241,18 +256,19 @@ def _quote_begins(lines: Sequence[str], head: list[str]) -> int:
     return reply.line_of[max(ends) - 1] + 1 if ends else 0
 
 
-def _is_header(lines: Sequence[str], number: int, names: set[str], subjects: list[str]) -> bool:
-    """Is this line one of the quote header's: each name once, the Subject one of ours?"""
+def _is_header(lines: Sequence[str], number: int, names: set[str], header: _Header) -> bool:
+    """Is this line one of the quote header's: each name once, the Subject one of ours, an
+    attribution as a mail client writes one, or one naming us alone?"""
     line = _shown(lines[number])
-    header = _HEADER_LINE.match(line)
-    if header:
-        name = (header.group(1) or "rule").lower()
+    field = _HEADER_LINE.match(line)
+    if field:
+        name = (field.group(1) or "rule").lower()
         if name in ("from", "rule"):  # a header of its own (a reply to a forward has two)
             names.clear()
         if name in names:
             return False
         names.add(name)
-        return _header_value_fits(name, header.group(2) or "", subjects)
+        return _header_value_fits(name, field.group(2) or "", header.subjects)
     # A line of an attribution: from a line opening "On " to the one ending "wrote:", that
     # reads as a mail client writes one ("On Friday at 10:30 tell Bob … wrote:" does not).
     for first in range(max(0, number - _ATTRIBUTION_LINES + 1), number + 1):
@@ -263,7 +279,16 @@ def _is_header(lines: Sequence[str], number: int, names: set[str], subjects: lis
                 " ".join(_shown(line) for line in lines[first : last + 1])
             ):
                 return True
-    return False
+    return _names_only_us(line, header.us)
+
+
+def _names_only_us(line: str, us: frozenset[str]) -> bool:
+    """An attribution naming us alone: "PCSE Online user management wrote:", "PCSE
+    <pcse.portalenquiries@nhs.net> wrote:"; every word of who wrote is one of ours."""
+    if not _ATTRIBUTION_END.match(line):
+        return False
+    said = _words(re.sub(r"\bwrote\s*:\s*$", "", line, flags=re.IGNORECASE))
+    return bool(said) and set(said) <= us
 
 
 def _header_value_fits(name: str, value: str, subjects: list[str]) -> bool:
