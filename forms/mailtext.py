@@ -21,6 +21,8 @@ from dataclasses import dataclass
 _WROTE = re.compile(r"\bwrote:[ \t]*$", re.I)
 _ON = re.compile(r"^[ \t]*On\b", re.I)
 _ATTRIBUTION_LINES = 3
+_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
+_BRACKETS = re.compile(r"\([^()]*\)")
 _ATTRIBUTION_SHAPE = re.compile(r"on\s+(.+?)\s*wrote\s*:", re.I | re.S)
 _ADDRESS = re.compile(r"<?[^\s<>@,]+@[^\s<>@,]+>?")
 _ATTRIBUTION_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -31,7 +33,8 @@ _DATE_WORDS = frozenset(
         monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur
         thurs fri sat sun january february march april may june july august september
         october november december jan feb mar apr jun jul aug sep sept oct nov dec at am pm
-        utc gmt bst cet cest est edt pst pdt
+        utc gmt bst cet cest eet eest est edt cst cdt mst mdt pst pdt akst ist aest aedt
+        acst awst nzst nzdt jst hkt sgt
         """,
     )
 )
@@ -101,38 +104,45 @@ def _attribution_from(lines: list[str], last: int) -> int | None:
         if not lines[first].strip():
             return None
         if _ON.match(lines[first]):
-            return first if reads_as_attribution(" ".join(lines[first : last + 1])) else None
+            joined = " ".join(lines[first : last + 1])
+            # Wrapped, an attribution keeps its time on the first line and its address
+            # after: "On 1 April, Jane retires" above "PCSE wrote:" is the writer's.
+            wrapped = first == last or (bool(_TIME.search(lines[first])) and "@" in joined)
+            return first if wrapped and reads_as_attribution(joined) else None
     return None
 
 
-def reads_as_attribution(text: str) -> bool:
-    """Does "On … wrote:" read as a mail client writes it: after "On", a date and time in
-    comma parts of their own ("Mon, 2 Mar 2026 at 09:00"), then who wrote, in a few words
-    and perhaps an address ("PATEL, Anil (THE SURGERY) <a.patel@nhs.net>")? "On Friday at
-    10:30 tell Bob …" and "On 1 April she leaves, …" do not."""
+def reads_as_attribution(text: str, writers: frozenset[str] | None = None) -> bool:
+    """Does "On … wrote:" read as a mail client writes it: after "On", a date and time
+    ("Mon, 2 Mar 2026 at 09:00", "Mon, Mar 2, 2026 at 9:00 AM", "02/03/2026 10:00 +0000"),
+    then who wrote, and perhaps an address? With `writers` (the words of the sender of the
+    quoted email, and their addresses, in lower case) every word of who wrote must be one
+    of them; without, who wrote is a few words, none of a statement, so "On Friday at 10:30
+    tell Bob …" and "On 1 April she leaves, NOT after that, as Bob wrote:" do not read so."""
     shape = _ATTRIBUTION_SHAPE.fullmatch(" ".join(text.split()))
     if shape is None:
         return False
-    parts = shape.group(1).split(",")
+    addresses = {a.strip("<>").lower() for a in _ADDRESS.findall(shape.group(1))}
+    rest = _ADDRESS.sub(" ", shape.group(1))
+    tokens = list(_ATTRIBUTION_WORD.finditer(rest))
     dated = 0
-    while dated < len(parts) and _is_a_date_part(parts[dated]):
+    while dated < len(tokens) and _is_a_date_word(tokens[dated].group()):
         dated += 1
-    who = ",".join(parts[dated:])
-    writer = [w.lower() for w in _ATTRIBUTION_WORD.findall(_ADDRESS.sub(" ", who))]
-    return (
-        dated > 0
-        and any(ch.isdigit() for ch in ",".join(parts[:dated]))
-        and (bool(writer) or bool(_ADDRESS.search(who)))
-        and len(writer) <= _WRITER_WORDS
-        and not set(writer) & _NOT_OF_A_WRITER
-    )
+    if not any(ch.isdigit() for token in tokens[:dated] for ch in token.group()):
+        return False
+    who = rest[tokens[dated - 1].end() :]
+    writer = [w.lower() for w in _ATTRIBUTION_WORD.findall(who)]
+    if not writer and not addresses:
+        return False
+    if writers is None:
+        return len(writer) <= _WRITER_WORDS and not set(writer) & _NOT_OF_A_WRITER
+    # A directory may add where the sender works: "PCSE … (NHS ENGLAND - X26)".
+    named = {w.lower() for w in _ATTRIBUTION_WORD.findall(_BRACKETS.sub(" ", who))}
+    return named <= writers and addresses <= writers and bool((named | addresses) & writers)
 
 
-def _is_a_date_part(part: str) -> bool:
-    words = part.split()
-    return bool(words) and all(
-        any(ch.isdigit() for ch in word) or word.lower().strip(".") in _DATE_WORDS for word in words
-    )
+def _is_a_date_word(word: str) -> bool:
+    return any(ch.isdigit() for ch in word) or word.lower() in _DATE_WORDS
 
 
 def _quoted_after(lines: list[str], last: int) -> bool:

@@ -480,6 +480,13 @@ def test_an_approval_with_a_document_attached_goes_to_a_person(
         "PCSE Online user management <{our}> wrote:\n\n",
         "APPROVE\nOn 1 April she leaves, NOT after that, as Bob wrote:\n",
         "APPROVE\r\nOn Friday at 10:30 tell bob@riverside.nhs.uk NOT to add her\r\nPCSE wrote:\r\n",
+        # A date and a few words of theirs, above an attribution naming us alone.
+        "APPROVE\nOn 1 April, Jane retires\nPCSE Online user management wrote:\n",
+        "APPROVE\nOn 1 April, Jane can't start\nPCSE Online user management <{our}> wrote:\n",
+        "APPROVE\nOn 31 March, her contract ends\nPCSE Online user management wrote:\n",
+        "APPROVE\nOn 2 March, decline Jane\nPCSE Online user management wrote:\n",
+        "APPROVE\nOn 1 April,\nJane goes elsewhere\nPCSE Online user management wrote:\n",
+        "APPROVE\nOn 1 April, cancel this, she moves to Leeds surgery\nPCSE wrote:\n",
     ],
 )
 def test_an_approver_s_line_above_the_quote_is_never_taken_for_its_attribution(
@@ -504,4 +511,30 @@ def test_an_attribution_naming_us_alone_is_the_quote_s_header(
     request = asked(db, config, env)
     quote = "\n".join(f"> {line}" for line in request.body_text.splitlines())
     text = f"APPROVE\n\n{attribution.format(our=OUR)}\n{quote}"
+    assert state_after(db, config, env, reply_to(request, text)) == "completed"
+
+
+US_NAME = "PCSE Online user management"
+
+
+@pytest.mark.parametrize(
+    "attribution",
+    [
+        f"On Mon, Mar 2, 2026 at 9:00\u202fAM {US_NAME} <{{our}}> wrote:",  # Gmail, US
+        f"On Mon, Mar 2, 2026 at 9:00\u202fAM {US_NAME} <\n{{our}}> wrote:",  # wrapped
+        f"On Mon, 02 Mar 2026 09:00:00 +0000\n{US_NAME} <{{our}}> wrote:",  # Claws Mail
+        f"On 2 Mar 2026 at 14:30 IST, {US_NAME} <{{our}}> wrote:",
+        f"On Monday, 2 March 2026 09:00:00 GMT {US_NAME} wrote:",  # KMail
+        f"On Mar 2, 2026, at 9:00\u202fAM, {US_NAME} <{{our}}> wrote:",  # Apple, US
+        f"On Monday, 2 March 2026, 09:00:00 GMT, {US_NAME} <{{our}}> wrote:",  # Yahoo
+        f"On 2026-03-02 09:00, {US_NAME} wrote:",
+        f"On Mon, 2 Mar 2026 at 09:00, {US_NAME} (NHS\nENGLAND - X26) <{{our}}>\nwrote:",
+    ],
+)
+def test_attributions_as_mail_clients_write_them_let_an_approval_through(
+    attribution: str, db: Database, config: Config, env: WorkflowEnv
+) -> None:
+    request = asked(db, config, env)
+    quote = "\n".join(f"> {line}" for line in request.body_text.splitlines())
+    text = f"APPROVE\n\n{attribution.format(our=OUR)}\n\n{quote}"
     assert state_after(db, config, env, reply_to(request, text)) == "completed"

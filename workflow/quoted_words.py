@@ -270,13 +270,14 @@ def _is_header(lines: Sequence[str], number: int, names: set[str], header: _Head
         names.add(name)
         return _header_value_fits(name, field.group(2) or "", header.subjects)
     # A line of an attribution: from a line opening "On " to the one ending "wrote:", that
-    # reads as a mail client writes one ("On Friday at 10:30 tell Bob … wrote:" does not).
+    # reads as a mail client writes one, naming us when we are known: "On 1 April, Jane
+    # retires / PCSE wrote:" names someone else.
     for first in range(max(0, number - _ATTRIBUTION_LINES + 1), number + 1):
         if not _ATTRIBUTION_START.match(_shown(lines[first])):
             continue
         for last in range(number, min(len(lines), first + _ATTRIBUTION_LINES)):
             if _ATTRIBUTION_END.match(_shown(lines[last])) and reads_as_attribution(
-                " ".join(_shown(line) for line in lines[first : last + 1])
+                " ".join(_shown(line) for line in lines[first : last + 1]), header.us or None
             ):
                 return True
     return _names_only_us(line, header.us)
