@@ -14,9 +14,9 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -377,8 +377,15 @@ _OTHERS_AT_WORK = pending_may_wait(
 )
 
 
-def release(session: Session, worker: str, ids: Sequence[int]) -> None:
-    """Give back claims not worked (the service is stopping)."""
+def release(session: Session, worker: str, ids: Sequence[int], *, unbegun: bool = False) -> None:
+    """Give back claims not worked (the service is stopping). `unbegun`: no work on these
+    rows was begun under this claim, so it does not count as a try (claim_pending works a
+    row claimed before alone, and MOST_CLAIMS fails it at last)."""
+    values: dict[str, Any] = {"claimed_by": None, "claimed_until": None}
+    if unbegun:
+        values["attempts"] = case(
+            (InboundMessage.attempts > 0, InboundMessage.attempts - 1), else_=0
+        )
     for chunk in _chunks(list(ids)):
         session.execute(
             update(InboundMessage)
@@ -387,7 +394,7 @@ def release(session: Session, worker: str, ids: Sequence[int]) -> None:
                 InboundMessage.claimed_by == worker,
                 InboundMessage.status == PENDING,
             )
-            .values(claimed_by=None, claimed_until=None)
+            .values(values)
             .execution_options(synchronize_session=False)
         )
 

@@ -275,7 +275,9 @@ class Processor:
             return report
         finally:
             if held:
-                self._give_back(held)
+                # Stopped between messages, what is held was never begun; after a failure
+                # it may have been, and counts.
+                self._give_back(held, unbegun=self.stop.is_set())
 
     def _claim_and_work(
         self, limit: int | None, report: ProcessReport, held: list[int]
@@ -320,10 +322,10 @@ class Processor:
         with self.db.transaction() as session:
             ledger.release(session, self.worker, ledger.claimed_by(session, self.worker))
 
-    def _give_back(self, ids: list[int]) -> None:
+    def _give_back(self, ids: list[int], *, unbegun: bool = False) -> None:
         try:
             with self.db.transaction() as session:
-                ledger.release(session, self.worker, ids)
+                ledger.release(session, self.worker, ids, unbegun=unbegun)
         except Exception:  # the next run of this worker takes them up again
             log.warning("could not give back %d claimed message(s) now", len(ids), exc_info=True)
 
