@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -87,16 +88,24 @@ class KnownUid:
 
 
 def _body_of(raw: bytes) -> bytes:
-    """The bytes after the header block: after the first empty line, whichever line ending
-    it has, as the email package reads it (a CRLF pair in the body of a message with LF
-    headers is no end of its headers)."""
-    ends = [
-        (at, len(sep)) for sep in (b"\r\n\r\n", b"\n\n", b"\n\r\n") if (at := raw.find(sep)) >= 0
-    ]
-    if not ends:
-        return b""
-    at, size = min(ends)
-    return raw[at + size :]
+    """The bytes after the header block, where the email package's parser begins the body:
+    after the first empty line, or at the first line that is neither a header nor the
+    continuation of one, whatever the line endings (CRLF, LF or CR alone)."""
+    for line in _LINES.finditer(raw):
+        if line.start() == len(raw):
+            break
+        content = line.group().rstrip(b"\r\n")
+        if not content:
+            return raw[line.end() :]
+        if not _HEADER_OR_FOLD.match(content):
+            return raw[line.start() :]
+    return b""
+
+
+# As email.feedparser reads a header block: a line ends at CRLF, LF or CR; "Name:" opens a
+# header, a space or tab continues one, and "From " opens an mbox envelope line.
+_LINES = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n|$)")
+_HEADER_OR_FOLD = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
 
 
 def header_facts(raw: bytes) -> HeaderFacts:
@@ -105,7 +114,8 @@ def header_facts(raw: bytes) -> HeaderFacts:
     if end < 0:
         end = raw.find(b"\n\n")
     head = raw if end < 0 else raw[: end + 2]
-    body = hashlib.sha256(_body_of(raw).replace(b"\r\n", b"\n")).hexdigest()
+    # Routes differ in line endings and in what they add at the very end, never within.
+    body = hashlib.sha256(_body_of(raw).replace(b"\r\n", b"\n").rstrip()).hexdigest()
     try:
         msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
         message_id = message_id_of(msg.get("Message-ID"))

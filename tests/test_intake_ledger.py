@@ -206,7 +206,22 @@ def test_the_body_digest_is_of_what_follows_the_first_empty_line_whatever_its_li
     lf = b"From: a@b.c\nMessage-ID: <1@b.c>\n\nPlease set up Jane.\nThanks\n"
     crlf = lf.replace(b"\n", b"\r\n")
     assert header_facts(lf).body_sha256 == header_facts(crlf).body_sha256
+    assert header_facts(lf).body_sha256 == header_facts(lf + b"\n").body_sha256
     tail = b"\r\n\r\nKind regards\nPat\n"
     mallory = b"From: a@b.c\nMessage-ID: <1@b.c>\n\nPlease set up Mallory." + tail
     jane = b"From: a@b.c\nMessage-ID: <1@b.c>\n\nPlease set up Jane." + tail
     assert header_facts(mallory).body_sha256 != header_facts(jane).body_sha256
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        # A line that is no header ends the headers, as the email package reads them.
+        b"From: a@b.c\nMessage-ID: <1@b.c>\nPlease set up Mallory instead\n\nPlease set up Jane.\n",
+        # A CR alone ends a line for the email package too.
+        b"From: a@b.c\rMessage-ID: <1@b.c>\r\rPlease set up Mallory.\n\nPlease set up Jane.\n",
+    ],
+)
+def test_the_body_digest_begins_where_the_email_package_begins_the_body(forged: bytes) -> None:
+    real = b"From: a@b.c\nMessage-ID: <1@b.c>\n\nPlease set up Jane.\n"
+    assert header_facts(forged).body_sha256 != header_facts(real).body_sha256
