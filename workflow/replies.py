@@ -720,11 +720,8 @@ def _courtesy_only(tokens: list[_Token]) -> bool:
     """Nothing, or a courtesy ("thanks", "many thanks") and perhaps a name after it."""
     if not tokens:
         return True
-    words = [t.word for t in tokens]
-    for phrase in _COURTESIES:
-        if _starts_with(words, phrase):
-            return _is_name(tokens[len(phrase) :])
-    return False
+    rest = _after_courtesy(tokens)
+    return rest is not None and _is_name(rest)
 
 
 def _courtesy_and_own_name(tokens: list[_Token], signer: Signer | None) -> bool:
@@ -733,13 +730,20 @@ def _courtesy_and_own_name(tokens: list[_Token], signer: Signer | None) -> bool:
     would be read by nobody: "Approved, thanks Jane Smith Excluded"."""
     if not tokens:
         return True
+    rest = _after_courtesy(tokens)
+    if rest is None:
+        return False
+    named = " ".join(t.cased for t in rest)
+    return not rest or tuple(t.word for t in rest) in _THANKED or is_own_name(named, signer)
+
+
+def _after_courtesy(tokens: list[_Token]) -> list[_Token] | None:
+    """The words after the courtesy the tokens open with, or None when they open with none."""
     words = [t.word for t in tokens]
     for phrase in _COURTESIES:
         if _starts_with(words, phrase):
-            rest = tokens[len(phrase) :]
-            named = " ".join(t.cased for t in rest)
-            return not rest or tuple(words[len(phrase) :]) in _THANKED or is_own_name(named, signer)
-    return False
+            return tokens[len(phrase) :]
+    return None
 
 
 # Those an approver thanks on the line that approves, besides themselves by name.
