@@ -87,19 +87,19 @@ class KnownUid:
     moved: bool
 
 
-def _body_of(raw: bytes) -> bytes:
-    """The bytes after the header block, where the email package's parser begins the body:
-    after the first empty line, or at the first line that is neither a header nor the
-    continuation of one, whatever the line endings (CRLF, LF or CR alone)."""
+def _body_start(raw: bytes) -> int:
+    """Where the body begins, as the email package's parser begins it: after the first
+    empty line, or at the first line that is neither a header nor the continuation of one,
+    whatever the line endings (CRLF, LF or CR alone); the end when there is none."""
     for line in _LINES.finditer(raw):
         if line.start() == len(raw):
             break
         content = line.group().rstrip(b"\r\n")
         if not content:
-            return raw[line.end() :]
+            return line.end()
         if not _HEADER_OR_FOLD.match(content):
-            return raw[line.start() :]
-    return b""
+            return line.start()
+    return len(raw)
 
 
 # As email.feedparser reads a header block: a line ends at CRLF, LF or CR; "Name:" opens a
@@ -108,21 +108,23 @@ _LINES = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n|$)")
 _HEADER_OR_FOLD = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
 
 
-def header_facts(raw: bytes) -> HeaderFacts:
-    """Message-ID, first From address and Subject, read from the header block only."""
-    end = raw.find(b"\r\n\r\n")
-    if end < 0:
-        end = raw.find(b"\n\n")
-    head = raw if end < 0 else raw[: end + 2]
+def _body_digest(body: bytes) -> str:
     # Routes differ in line endings and in what they add at the very end, never within.
-    body = hashlib.sha256(_body_of(raw).replace(b"\r\n", b"\n").rstrip()).hexdigest()
+    return hashlib.sha256(body.replace(b"\r\n", b"\n").rstrip()).hexdigest()
+
+
+def header_facts(raw: bytes) -> HeaderFacts:
+    """Message-ID, first From address and Subject, read from the header block only, and
+    with a Message-ID the digest of the body (a copy by Message-ID has the same body)."""
+    start = _body_start(raw)
     try:
-        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw[:start])
         message_id = message_id_of(msg.get("Message-ID"))
         sender = parse_from([unsurrogate(str(v)) for v in msg.get_all("From", [])])
         subject = mask_tokens(decode_header_text(str(msg.get("Subject", ""))))
     except Exception:  # facts are a convenience; processing reads properly
-        return HeaderFacts(None, None, None, body_sha256=body)
+        return HeaderFacts(None, None, None)
+    body = _body_digest(raw[start:]) if message_id else None
     # Every value as the database can store it, whatever the header held: one that could
     # not be stored would stop the poll for every message after it.
     return HeaderFacts(
