@@ -31,6 +31,7 @@ from __future__ import annotations
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import Integer, String, bindparam, event, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -56,10 +57,10 @@ class _Counted:
     counts: dict[str, int] = field(default_factory=dict)  # every batch sender's key, 0 too
 
 
+@lru_cache(maxsize=4096)  # asked for each batch sender with every reply the batch queues
 def cap_key(address: str) -> str:
     """The mailbox `address` reaches, as the cap counts it: lower case, no "+tag", the
-    domain in IDNA form, and for Gmail no dots and gmail.com. Outbox addresses are plain
-    ASCII already (clean_address), so the key the statements compute matches this one."""
+    domain in IDNA form, and for Gmail no dots and gmail.com."""
     local, _, domain = mailbox_key(address).rpartition("@")
     if not domain.isascii():
         with suppress(UnicodeError):  # no such domain: the key is still this mailbox's alone
