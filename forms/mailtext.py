@@ -62,6 +62,7 @@ _FORWARD = re.compile(
 )
 _HEADER_LINE = re.compile(r"^\s*\*?(From|Sent|Date|To|Cc|Subject)\*?\s*:", re.I)
 _OUTLOOK_RULE = re.compile(r"^\s*_{10,}\s*$")
+_FROM_LINE = re.compile(r"^\s*\*?From\*?\s*:", re.I)
 
 
 def _outlook_header_at(lines: list[str], index: int) -> bool:
@@ -77,9 +78,6 @@ def _outlook_header_at(lines: list[str], index: int) -> bool:
         if m := _HEADER_LINE.match(line):
             seen.add(m.group(1).lower())
     return bool(seen & {"sent", "date"}) and bool(seen & {"to", "subject"})
-
-
-_FROM_LINE = re.compile(r"^\s*\*?From\*?\s*:", re.I)
 
 
 def _attribution_start(lines: list[str]) -> int | None:

@@ -55,6 +55,7 @@ _HEADER_LINE = re.compile(
 _ATTRIBUTION_START = re.compile(r"\s*on\s", re.IGNORECASE)
 _ATTRIBUTION_END = re.compile(r".*\bwrote\s*:\s*$", re.IGNORECASE)
 _ATTRIBUTION_LINES = 3
+_WROTE = re.compile(r"\bwrote\s*:\s*$", re.IGNORECASE)
 # The opening of each notice mail systems put on what they deliver, which a reply's quote
 # keeps; the notice runs to the next empty line.
 _BANNER = re.compile(
@@ -288,7 +289,7 @@ def _names_only_us(line: str, us: frozenset[str]) -> bool:
     <pcse.portalenquiries@nhs.net> wrote:"; every word of who wrote is one of ours."""
     if not _ATTRIBUTION_END.match(line):
         return False
-    said = _words(re.sub(r"\bwrote\s*:\s*$", "", line, flags=re.IGNORECASE))
+    said = _words(_WROTE.sub("", line))
     return bool(said) and set(said) <= us
 
 
